@@ -1,0 +1,15 @@
+"""Pydantic models of the kubecast resources: the single source of the CRD schemas."""
+
+from .channel import Channel, ChannelSpec, Encoding, EncodingPreset, H264Profile, Ingest, IngestProtocol, Preview, RedundancyMode, Rendition
+from .common import API_VERSION, GROUP, VERSION, ObjectMeta, SecretKeyRef
+from .endpoint import StreamingEndpoint, StreamingEndpointSpec
+from .loader import ManifestError, Manifests, load_paths, load_text
+from .presets import PRESETS
+from .program import Program, ProgramSpec, ProgramState, parse_iso_duration
+
+__all__ = [
+    "API_VERSION", "GROUP", "VERSION", "Channel", "ChannelSpec", "Encoding", "EncodingPreset", "H264Profile",
+    "Ingest", "IngestProtocol", "ManifestError", "Manifests", "ObjectMeta", "PRESETS", "Preview", "Program",
+    "ProgramSpec", "ProgramState", "RedundancyMode", "Rendition", "SecretKeyRef", "StreamingEndpoint",
+    "StreamingEndpointSpec", "load_paths", "load_text", "parse_iso_duration",
+]

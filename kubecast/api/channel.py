@@ -1,0 +1,151 @@
+"""The Channel resource: one live contribution in, one ABR set out."""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .common import API_VERSION, Cidr, ObjectMeta, SecretKeyRef, WireModel
+
+
+class IngestProtocol(str, enum.Enum):
+    RTMP = "RTMP"
+
+
+class RedundancyMode(str, enum.Enum):
+    DUAL_PUSH = "DualPush"
+    RELAY = "Relay"
+
+
+class ServiceType(str, enum.Enum):
+    LOAD_BALANCER = "LoadBalancer"
+    NODE_PORT = "NodePort"
+    CLUSTER_IP = "ClusterIP"
+
+
+class EncodingPreset(str, enum.Enum):
+    NONE = "None"  # pass-through: the contribution is published unchanged
+    DEFAULT_720P = "Default720p"
+    DEFAULT_1080P = "Default1080p"
+    CUSTOM = "Custom"  # the ladder is spec.encoding.renditions
+
+
+class H264Profile(str, enum.Enum):
+    BASELINE = "Baseline"
+    MAIN = "Main"
+    HIGH = "High"
+
+
+class Rendition(WireModel):
+    """One rung of the ladder."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$", description="Rendition id, used in URLs and storage keys.")
+    width: int = Field(ge=16, le=7680, multiple_of=2, description="Output width in pixels (even).")
+    height: int = Field(ge=16, le=4320, multiple_of=2, description="Output height in pixels (even).")
+    bitrate: int = Field(ge=50_000, le=50_000_000, description="Target video bitrate in bit/s.")
+    profile: H264Profile = Field(default=H264Profile.HIGH, description="H.264 profile.")
+
+
+class Encoding(WireModel):
+    preset: EncodingPreset = Field(
+        default=EncodingPreset.DEFAULT_720P,
+        description="`None` passes the contribution through unchanged; `Default720p` / `Default1080p` are the "
+        "Azure Media Services ladders; `Custom` encodes `renditions`.",
+    )
+    renditions: list[Rendition] = Field(
+        default_factory=list,
+        max_length=12,
+        description="The ladder for preset `Custom`, in descending bitrate.",
+    )
+    x264_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] | None = Field(
+        default=None,
+        description="libx264 speed preset; unset picks the fastest that keeps the ladder in real time on 2 cores.",
+    )
+    audio_bitrate: int = Field(default=128_000, ge=32_000, le=512_000, description="AAC-LC bitrate in bit/s.")
+
+    @model_validator(mode="after")
+    def _ladder_matches_preset(self) -> "Encoding":
+        if self.preset is EncodingPreset.CUSTOM and not self.renditions:
+            raise ValueError("preset Custom needs at least one entry in renditions")
+        if self.preset is not EncodingPreset.CUSTOM and self.renditions:
+            raise ValueError(f"renditions are only read with preset Custom, not {self.preset.value}")
+        names = [r.name for r in self.renditions]
+        if len(set(names)) != len(names):
+            raise ValueError("rendition names must be unique")
+        bitrates = [r.bitrate for r in self.renditions]
+        if any(later >= earlier for earlier, later in zip(bitrates, bitrates[1:])):
+            raise ValueError("renditions must be listed in strictly descending bitrate")
+        return self
+
+    def ladder(self) -> list[Rendition]:
+        """The renditions to encode; empty for pass-through."""
+        from .presets import PRESETS
+
+        if self.preset is EncodingPreset.NONE:
+            return []
+        if self.preset is EncodingPreset.CUSTOM:
+            return list(self.renditions)
+        return list(PRESETS[self.preset.value])
+
+    @property
+    def passthrough(self) -> bool:
+        return self.preset is EncodingPreset.NONE
+
+
+class Ingest(WireModel):
+    protocol: IngestProtocol = Field(default=IngestProtocol.RTMP, description="Contribution protocol.")
+    stream_key_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the stream key a publisher must present. Unset: any key is accepted "
+        "(only sensible on a trusted network).",
+    )
+    allowed_ips: list[Cidr] = Field(default_factory=list, description="Source ranges allowed to publish; empty allows all.")
+    redundancy: RedundancyMode = Field(default=RedundancyMode.DUAL_PUSH, description="How the contribution reaches both encoders.")
+    service_type: ServiceType = Field(default=ServiceType.LOAD_BALANCER, description="Service type of the ingest Services.")
+
+
+class Preview(WireModel):
+    allowed_ips: list[Cidr] = Field(default_factory=list, description="Source ranges allowed to open the preview; empty allows all.")
+
+
+class ChannelSpec(WireModel):
+    ingest: Ingest = Field(default_factory=Ingest)
+    encoding: Encoding = Field(default_factory=Encoding)
+    segment_duration: float = Field(
+        default=2.0,
+        ge=1.0,
+        le=10.0,
+        description="Segment (and key frame) interval in seconds; segment n covers media time [n*D, (n+1)*D).",
+    )
+    live_window: float = Field(default=60.0, ge=6.0, le=3600.0, description="Seconds of the live playlist when no program is running.")
+    preview: Preview = Field(default_factory=Preview)
+
+    @field_validator("segment_duration")
+    @classmethod
+    def _whole_milliseconds(cls, value: float) -> float:
+        if abs(value * 1000 - round(value * 1000)) > 1e-6:
+            raise ValueError("segmentDuration must be a whole number of milliseconds")
+        return value
+
+    @property
+    def segment_duration_ms(self) -> int:
+        return int(round(self.segment_duration * 1000))
+
+    @model_validator(mode="after")
+    def _window_holds_segments(self) -> "ChannelSpec":
+        if self.live_window < 3 * self.segment_duration:
+            raise ValueError("liveWindow must hold at least three segments")
+        return self
+
+
+class Channel(WireModel):
+    api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
+    kind: Literal["Channel"] = "Channel"
+    metadata: ObjectMeta
+    spec: ChannelSpec = Field(default_factory=ChannelSpec)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name

@@ -1,0 +1,111 @@
+"""Read Channel / Program / StreamingEndpoint (and Secret) documents from YAML.
+
+Errors name the document and the field, e.g. ``channel.yaml, document 1 (Channel demo):
+spec.segmentDuration: Input should be less than or equal to 10``.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .channel import Channel
+from .common import API_VERSION
+from .endpoint import StreamingEndpoint
+from .program import Program
+
+KINDS = {"Channel": Channel, "Program": Program, "StreamingEndpoint": StreamingEndpoint}
+
+
+class ManifestError(ValueError):
+    """A document that is not a valid kubecast resource; the message names where and what."""
+
+
+@dataclass
+class Manifests:
+    channels: dict[str, Channel] = field(default_factory=dict)
+    programs: dict[str, Program] = field(default_factory=dict)
+    endpoints: dict[str, StreamingEndpoint] = field(default_factory=dict)
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def secret_value(self, name: str, key: str) -> str:
+        try:
+            return self.secrets[name][key]
+        except KeyError:
+            raise ManifestError(f"Secret {name!r} with key {key!r} is not among the documents") from None
+
+
+def _location(error: dict[str, Any]) -> str:
+    return ".".join(str(part) for part in error["loc"]) or "(document)"
+
+
+def parse_document(doc: Any, where: str) -> Channel | Program | StreamingEndpoint:
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{where}: expected a mapping, got {type(doc).__name__}")
+    kind = doc.get("kind")
+    if kind not in KINDS:
+        raise ManifestError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if doc.get("apiVersion") != API_VERSION:
+        raise ManifestError(f"{where}: apiVersion must be {API_VERSION}, got {doc.get('apiVersion')!r}")
+    name = (doc.get("metadata") or {}).get("name", "?")
+    try:
+        return KINDS[kind].model_validate(doc)
+    except ValidationError as error:
+        problems = "; ".join(f"{_location(e)}: {e['msg']}" for e in error.errors(include_url=False))
+        raise ManifestError(f"{where} ({kind} {name}): {problems}") from None
+
+
+def _secret_data(doc: dict[str, Any], where: str) -> dict[str, str]:
+    values = {str(k): str(v) for k, v in (doc.get("stringData") or {}).items()}
+    for key, encoded in (doc.get("data") or {}).items():
+        try:
+            values[str(key)] = base64.b64decode(encoded, validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise ManifestError(f"{where}: Secret data.{key} is not valid base64 text") from None
+    return values
+
+
+def load_text(text: str, source: str = "<manifests>") -> Manifests:
+    manifests = Manifests()
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as error:
+        raise ManifestError(f"{source}: not valid YAML: {error}") from None
+    for index, doc in enumerate(docs, start=1):
+        if doc is None:
+            continue
+        where = f"{source}, document {index}"
+        if isinstance(doc, dict) and doc.get("kind") == "Secret" and doc.get("apiVersion") == "v1":
+            name = (doc.get("metadata") or {}).get("name")
+            if not name:
+                raise ManifestError(f"{where}: Secret without metadata.name")
+            manifests.secrets[name] = _secret_data(doc, where)
+            continue
+        resource = parse_document(doc, where)
+        target = {Channel: manifests.channels, Program: manifests.programs, StreamingEndpoint: manifests.endpoints}[type(resource)]
+        if resource.name in target:
+            raise ManifestError(f"{where}: a {resource.kind} named {resource.name!r} is defined twice")
+        target[resource.name] = resource
+    for program in manifests.programs.values():
+        if program.spec.channel_name not in manifests.channels:
+            raise ManifestError(f"Program {program.name}: spec.channelName {program.spec.channel_name!r} names no Channel")
+    return manifests
+
+
+def load_paths(paths: list[str | Path]) -> Manifests:
+    merged = Manifests()
+    for path in paths:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise ManifestError(f"{path}: {error.strerror}") from None
+        part = load_text(text, str(path))
+        for attr in ("channels", "programs", "endpoints", "secrets"):
+            getattr(merged, attr).update(getattr(part, attr))
+    return merged

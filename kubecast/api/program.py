@@ -1,0 +1,63 @@
+"""The Program resource: a recorded window of a channel's timeline (DVR while live, VOD after)."""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from .common import API_VERSION, Name, ObjectMeta, WireModel
+
+_ISO_DURATION = re.compile(
+    r"^P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def parse_iso_duration(text: str) -> timedelta:
+    """``PT1H30M`` -> timedelta; days, hours, minutes, seconds only (months and years have no fixed length)."""
+    match = _ISO_DURATION.match(text)
+    if not match or text in ("P", "PT") or text.endswith("T"):
+        raise ValueError(f"not an ISO-8601 duration such as PT1H or PT30M: {text!r}")
+    parts = {key: float(value) for key, value in match.groupdict().items() if value}
+    return timedelta(**parts)
+
+
+class ProgramState(str, enum.Enum):
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+
+
+class ProgramSpec(WireModel):
+    channel_name: Name = Field(description="The Channel (same namespace) this program records.")
+    archive_window: str = Field(default="PT1H", description="ISO-8601 duration kept behind the live edge (DVR depth).")
+    manifest_name: str = Field(default="index", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="Manifest file name without extension.")
+    locator: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="URL path prefix; defaults to the program name.")
+    state: ProgramState = Field(default=ProgramState.RUNNING, description="Running records; Stopped keeps the recording as on-demand content.")
+
+    @field_validator("archive_window")
+    @classmethod
+    def _parse_window(cls, value: str) -> str:
+        window = parse_iso_duration(value)
+        if window < timedelta(seconds=2):
+            raise ValueError("archiveWindow must be at least two seconds")
+        if window > timedelta(days=30):
+            raise ValueError("archiveWindow must be at most 30 days")
+        return value
+
+    @property
+    def archive_window_seconds(self) -> float:
+        return parse_iso_duration(self.archive_window).total_seconds()
+
+
+class Program(WireModel):
+    api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
+    kind: Literal["Program"] = "Program"
+    metadata: ObjectMeta
+    spec: ProgramSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name

@@ -1,0 +1,54 @@
+"""``kubecast <command>``: one entry point for every component and for local mode.
+
+Each component's own argument parser lives beside it (``kubecast/<component>/main.py``,
+function ``main(argv) -> int``); the container images and the local supervisor run the same
+commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "demo": ("kubecast.local.main", "main_demo", "Run a built-in test channel end to end and print the player URL."),
+    "up": ("kubecast.local.main", "main_up", "Run the pipeline for Channel/Program/StreamingEndpoint YAML on this machine."),
+    "status": ("kubecast.local.main", "main_status", "Show the state of the channels in a store."),
+    "ingest": ("kubecast.ingest.main", "main", "RTMP ingest server (forwards contributions to encoders)."),
+    "encoder": ("kubecast.encoder.main", "main", "Live encoder of one channel instance (A or B)."),
+    "packager": ("kubecast.packager.main", "main", "Packager of one channel: merges encoders into the timeline."),
+    "endpoint": ("kubecast.endpoint.main", "main", "Streaming endpoint: HLS/DASH origin and preview pages."),
+    "operator": ("kubecast.operator.main", "main", "The Kubernetes operator (kopf)."),
+    "crds": ("kubecast.operator.crds", "main", "Print the CustomResourceDefinitions generated from the models."),
+    "test-pattern": ("kubecast.local.testpattern", "main", "Publish a test pattern (picture, clock, tone) over RTMP."),
+}
+
+
+def usage() -> str:
+    lines = ["usage: kubecast <command> [options]", "", "commands:"]
+    lines += [f"  {name:<13} {help_text}" for name, (_, _, help_text) in COMMANDS.items()]
+    lines += ["", "Run 'kubecast <command> --help' for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if argv[0] == "--version":
+        from kubecast import __version__
+
+        print(__version__)
+        return 0
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        print(f"kubecast: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module_name, function_name, _ = command
+    function = getattr(importlib.import_module(module_name), function_name)
+    return int(function(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""FLV tags: the unit RTMP carries, and the framing between ingest and encoder.
+
+The ingest forwards a contribution to its encoder as an FLV byte stream (the 9-byte FLV
+header, then tags), preceded by one hello line (see ``kubecast.media.contribution``).  RTMP audio
+and video message bodies *are* FLV tag bodies, so the ingest adds only the 11-byte tag
+header.  ``FlvReader`` is incremental: feed it bytes as they arrive, take complete tags.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+
+FLV_HEADER = b"FLV\x01\x05\x00\x00\x00\x09" + b"\x00\x00\x00\x00"  # audio+video flags, PreviousTagSize0
+MAX_TAG_SIZE = 16 * 1024 * 1024  # larger than any sane frame; a bigger size means a corrupt stream
+
+
+class TagType(enum.IntEnum):
+    AUDIO = 8
+    VIDEO = 9
+    SCRIPT = 18
+
+
+class FlvError(ValueError):
+    """A byte stream that is not well-formed FLV."""
+
+
+@dataclass(frozen=True)
+class FlvTag:
+    type: TagType
+    timestamp: int  # milliseconds, 32-bit (RTMP extended timestamps included)
+    data: bytes
+
+    def encode(self) -> bytes:
+        size = len(self.data)
+        header = bytes([self.type]) + size.to_bytes(3, "big")
+        ts = self.timestamp & 0xFFFFFFFF
+        header += (ts & 0xFFFFFF).to_bytes(3, "big") + bytes([ts >> 24]) + b"\x00\x00\x00"
+        return header + self.data + struct.pack(">I", 11 + size)
+
+
+class FlvReader:
+    """Incremental parser: ``feed(bytes)`` then iterate ``tags()``."""
+
+    def __init__(self, expect_header: bool = True):
+        self._buffer = bytearray()
+        self._need_header = expect_header
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def tags(self):
+        buf = self._buffer
+        if self._need_header:
+            if len(buf) < len(FLV_HEADER):
+                return
+            if buf[:3] != b"FLV":
+                raise FlvError("stream does not start with an FLV header")
+            header_size = struct.unpack(">I", buf[5:9])[0]
+            if header_size < 9 or header_size > 1024:
+                raise FlvError(f"implausible FLV header size {header_size}")
+            if len(buf) < header_size + 4:
+                return
+            del buf[: header_size + 4]
+            self._need_header = False
+        while len(buf) >= 11:
+            tag_type = buf[0] & 0x1F
+            size = int.from_bytes(buf[1:4], "big")
+            if tag_type not in (8, 9, 18):
+                raise FlvError(f"unknown FLV tag type {tag_type}")
+            if size > MAX_TAG_SIZE:
+                raise FlvError(f"FLV tag of {size} bytes exceeds the limit")
+            if len(buf) < 11 + size + 4:
+                return
+            timestamp = int.from_bytes(buf[4:7], "big") | (buf[7] << 24)
+            data = bytes(buf[11 : 11 + size])
+            del buf[: 11 + size + 4]
+            yield FlvTag(TagType(tag_type), timestamp, data)
+
+
+# -- tag bodies ------------------------------------------------------------------------------
+
+VIDEO_CODEC_AVC = 7
+AUDIO_FORMAT_AAC = 10
+
+
+@dataclass(frozen=True)
+class VideoPacket:
+    codec_id: int
+    keyframe: bool
+    is_sequence_header: bool  # AVCDecoderConfigurationRecord rather than NAL units
+    composition_offset: int  # ms, pts - dts
+    payload: bytes  # AVCC config record, or length-prefixed NAL units
+
+
+@dataclass(frozen=True)
+class AudioPacket:
+    sound_format: int
+    is_sequence_header: bool  # AudioSpecificConfig rather than a raw AAC frame
+    payload: bytes
+
+
+def parse_video(data: bytes) -> VideoPacket:
+    if len(data) < 1:
+        raise FlvError("empty video tag")
+    frame_type, codec_id = data[0] >> 4, data[0] & 0x0F
+    if codec_id != VIDEO_CODEC_AVC:
+        return VideoPacket(codec_id, frame_type == 1, False, 0, data[1:])
+    if len(data) < 5:
+        raise FlvError("truncated AVC video tag")
+    packet_type = data[1]
+    cts = int.from_bytes(data[2:5], "big", signed=True)
+    if packet_type == 2:  # end of sequence
+        return VideoPacket(codec_id, False, False, 0, b"")
+    return VideoPacket(codec_id, frame_type == 1, packet_type == 0, cts, data[5:])
+
+
+def parse_audio(data: bytes) -> AudioPacket:
+    if len(data) < 1:
+        raise FlvError("empty audio tag")
+    sound_format = data[0] >> 4
+    if sound_format != AUDIO_FORMAT_AAC:
+        return AudioPacket(sound_format, False, data[1:])
+    if len(data) < 2:
+        raise FlvError("truncated AAC audio tag")
+    return AudioPacket(sound_format, data[1] == 0, data[2:])
+
+
+def video_tag_body(*, keyframe: bool, sequence_header: bool, composition_offset: int, payload: bytes) -> bytes:
+    first = ((1 if keyframe else 2) << 4) | VIDEO_CODEC_AVC
+    return bytes([first, 0 if sequence_header else 1]) + composition_offset.to_bytes(3, "big", signed=True) + payload
+
+
+def audio_tag_body(*, sequence_header: bool, payload: bytes) -> bytes:
+    # AAC, 44 kHz flag, 16-bit, stereo: the flags are fixed for AAC; the real format is in the ASC
+    return bytes([0xAF, 0 if sequence_header else 1]) + payload

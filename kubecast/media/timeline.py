@@ -1,0 +1,97 @@
+"""The channel timeline: the one index the packager writes and every endpoint reads.
+
+Time model.  Every channel has a fixed segment duration D (milliseconds).  Segment number n
+covers media time [n*D, (n+1)*D) of the channel timeline, whatever encoder produced it, so
+two encoders fed the same contribution cut the same frames into the same numbers.  Media
+time 0 is the wall-clock instant ``availabilityStartTime``; encoders keep media time close
+to wall-clock time (a reconnecting contribution resumes at the next boundary at or after
+"now"), which is what DASH's live-edge arithmetic and HLS's PROGRAM-DATE-TIME assume.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from .tracks import TrackInfo
+
+
+def boundary_time(number: int, segment_duration_ms: int, timescale: int) -> int:
+    """Start of segment ``number`` in a track's timescale."""
+    return number * segment_duration_ms * timescale // 1000
+
+
+def segment_number(time: int, segment_duration_ms: int, timescale: int) -> int:
+    """The segment whose window [n*D, (n+1)*D) holds ``time`` (in a track's timescale)."""
+    return (time * 1000) // (segment_duration_ms * timescale)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class TimelineSegment(BaseModel):
+    """[number, start, duration, size, source instance, discontinuity] on the wire."""
+
+    model_config = ConfigDict(frozen=True)
+    number: int
+    start: int
+    duration: int
+    size: int
+    source: str
+    discontinuity: bool = False
+
+    def to_wire(self) -> list:
+        return [self.number, self.start, self.duration, self.size, self.source, self.discontinuity]
+
+
+class TimelineTrack(_Model):
+    info: TrackInfo
+    init_source: str  # instance whose init segment players get
+    average_bandwidth: int | None = None  # measured over the listed segments, bit/s
+    peak_bandwidth: int | None = None
+    segments: list[list] = Field(default_factory=list)  # TimelineSegment.to_wire() rows, oldest first
+
+    def typed_segments(self) -> list[TimelineSegment]:
+        return [TimelineSegment(number=r[0], start=r[1], duration=r[2], size=r[3], source=r[4], discontinuity=bool(r[5])) for r in self.segments]
+
+
+class EncoderHealth(_Model):
+    state: Literal["waiting", "live", "error", "absent"]
+    updated: datetime | None = None
+    last_segment: int | None = None
+    segments_taken: int = 0  # how many published segments came from this encoder
+    ingest_connected: bool = False
+    ingest_bitrate: float = 0.0
+    speed: float = 0.0
+    message: str = ""
+
+
+class Timeline(_Model):
+    version: Literal[1] = 1
+    channel: str
+    generation: int = 0  # incremented on every write; lets readers cache rendered manifests
+    state: Literal["waiting", "live", "stopped"]
+    updated: datetime
+    availability_start_time: datetime | None = None
+    segment_duration_ms: int
+    window_ms: int  # live window kept in this index
+    tracks: list[TimelineTrack] = Field(default_factory=list)
+    encoders: dict[str, EncoderHealth] = Field(default_factory=dict)
+    thumbnail_source: str | None = None  # instance whose thumbnail.jpg is current
+    conditions: list[dict] = Field(default_factory=list)  # metav1.Condition-shaped, for status
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "Timeline":
+        return cls.model_validate_json(data)
+
+    def wall_clock(self, start: int, timescale: int) -> datetime | None:
+        if self.availability_start_time is None:
+            return None
+        return self.availability_start_time + timedelta(seconds=start / timescale)

@@ -1,0 +1,54 @@
+"""Where everything lives in the store.  Every key kubecast reads or writes is built here.
+
+::
+
+    channels/<channel>/timeline.json                         index; the packager replaces it whole
+    channels/<channel>/encoders/<instance>/progress.json     encoder heartbeat + recent segments; its encoder replaces it
+    channels/<channel>/encoders/<instance>/thumbnail.jpg     latest preview picture; its encoder replaces it
+    channels/<channel>/encoders/<instance>/<rendition>/init-<sha256[:16]>.mp4   CMAF header, immutable
+    channels/<channel>/encoders/<instance>/<rendition>/<n>.m4s                  CMAF segment n, immutable
+
+``<instance>`` is ``A`` or ``B`` (the redundant pair).  A segment is listed in its encoder's
+``progress.json`` only after the segment itself is stored, and in ``timeline.json`` only
+after that: a manifest never names an object that is not complete.  Names are DNS-1123
+labels (channels) or ``[A-Za-z0-9_-]`` ids (renditions, instances), so no key built here
+contains ``..`` or a separator of its own; ``Store`` checks every key again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def channel_prefix(channel: str) -> str:
+    return f"channels/{channel}"
+
+
+def timeline_key(channel: str) -> str:
+    return f"{channel_prefix(channel)}/timeline.json"
+
+
+def encoder_prefix(channel: str, instance: str) -> str:
+    return f"{channel_prefix(channel)}/encoders/{instance}"
+
+
+def progress_key(channel: str, instance: str) -> str:
+    return f"{encoder_prefix(channel, instance)}/progress.json"
+
+
+def thumbnail_key(channel: str, instance: str) -> str:
+    return f"{encoder_prefix(channel, instance)}/thumbnail.jpg"
+
+
+def init_name(init_segment: bytes) -> str:
+    """Content-addressed, so that a changed codec configuration can never overwrite a header in use
+    and two encoders with identical headers are seen to be interchangeable."""
+    return f"init-{hashlib.sha256(init_segment).hexdigest()[:16]}.mp4"
+
+
+def init_key(channel: str, instance: str, rendition: str, name: str) -> str:
+    return f"{encoder_prefix(channel, instance)}/{rendition}/{name}"
+
+
+def segment_key(channel: str, instance: str, rendition: str, number: int) -> str:
+    return f"{encoder_prefix(channel, instance)}/{rendition}/{number}.m4s"

@@ -1,0 +1,137 @@
+"""One object-storage API for every component: a local folder, S3, GCS or Azure Blob.
+
+Object storage is the only state the components share.  Media objects are written once;
+index objects (the timeline, an encoder's progress) are replaced whole by their single
+writer, which obstore makes atomic on every backend (a local put writes a temporary file
+and renames it).  Every key is checked before it reaches a backend, so that no URL or
+resource name can address anything outside the store's root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import obstore
+from obstore.exceptions import NotFoundError
+from obstore.store import LocalStore, MemoryStore, from_url
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._=-]*$")
+
+
+class InvalidKey(ValueError):
+    """A key that could escape the store or is not one kubecast writes."""
+
+
+def check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or any(part in ("", ".", "..") or not _SEGMENT.match(part) for part in parts):
+        raise InvalidKey(f"invalid storage key: {key!r}")
+    return key
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str | None
+    last_modified: datetime | None
+
+
+def _info(meta: dict) -> ObjectInfo:
+    return ObjectInfo(key=meta["path"], size=meta["size"], etag=meta.get("e_tag"), last_modified=meta.get("last_modified"))
+
+
+def open_backend(url: str):
+    """``/path`` or ``file:///path`` -> local folder; ``memory://``; ``s3://``, ``gs://``, ``az://`` with
+    credentials and endpoint from the environment (``AWS_*``, ``GOOGLE_*``, ``AZURE_*``)."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        root = Path(parsed.path if parsed.scheme else url).expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        return LocalStore(root)
+    if parsed.scheme == "memory":
+        return MemoryStore()
+    if parsed.scheme == "s3":
+        config = {}
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT")
+        if endpoint:
+            config["endpoint"] = endpoint
+            if endpoint.startswith("http://"):
+                config["allow_http"] = True
+        return from_url(url, config=config or None)
+    return from_url(url)
+
+
+class Store:
+    """Async and sync access to one store; keys are relative to the store's root."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._backend = open_backend(url)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    # -- async (event-loop components: packager, endpoint) --
+    async def get(self, key: str) -> bytes | None:
+        try:
+            result = await obstore.get_async(self._backend, check_key(key))
+        except (NotFoundError, FileNotFoundError):
+            return None
+        return bytes(await result.bytes_async())
+
+    async def get_range(self, key: str, start: int, end: int) -> bytes | None:
+        """Bytes [start, end) of an object."""
+        try:
+            return bytes(await obstore.get_range_async(self._backend, check_key(key), start=start, end=end))
+        except (NotFoundError, FileNotFoundError):
+            return None
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        try:
+            return _info(await obstore.head_async(self._backend, check_key(key)))
+        except (NotFoundError, FileNotFoundError):
+            return None
+
+    async def put(self, key: str, data: bytes) -> None:
+        await obstore.put_async(self._backend, check_key(key), data)
+
+    async def list(self, prefix: str) -> list[ObjectInfo]:
+        infos: list[ObjectInfo] = []
+        stream = obstore.list(self._backend, check_key(prefix.rstrip("/")) + "/")
+        async for batch in stream:
+            infos.extend(_info(meta) for meta in batch)
+        return infos
+
+    async def delete(self, key: str) -> None:
+        try:
+            await obstore.delete_async(self._backend, check_key(key))
+        except (NotFoundError, FileNotFoundError):
+            pass
+
+    # -- sync (encoder threads) --
+    def get_sync(self, key: str) -> bytes | None:
+        try:
+            return bytes(obstore.get(self._backend, check_key(key)).bytes())
+        except (NotFoundError, FileNotFoundError):
+            return None
+
+    def put_sync(self, key: str, data: bytes) -> None:
+        obstore.put(self._backend, check_key(key), data)
+
+    def list_sync(self, prefix: str) -> list[ObjectInfo]:
+        infos: list[ObjectInfo] = []
+        for batch in obstore.list(self._backend, check_key(prefix.rstrip("/")) + "/"):
+            infos.extend(_info(meta) for meta in batch)
+        return infos
+
+    def delete_sync(self, key: str) -> None:
+        try:
+            obstore.delete(self._backend, check_key(key))
+        except (NotFoundError, FileNotFoundError):
+            pass
