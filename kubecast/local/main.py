@@ -1,0 +1,195 @@
+"""``kubecast up``, ``kubecast demo`` and ``kubecast status``: the pipeline on one machine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from kubecast.api import ManifestError, Manifests, load_paths, load_text
+from kubecast.storage import Store
+
+from .plan import Ports, ProcessSpec, build_plan, instances_for, kubecast_command, metrics_names, write_run_files
+from .status import read_timeline, summarize
+from .supervisor import Supervisor
+
+log = logging.getLogger("kubecast.local")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_or_free(host: str, wanted: int) -> int:
+    """The wanted port if it can be bound, else a free one (the demo must start on a busy laptop)."""
+    if wanted == 0:
+        return free_port(host)
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, wanted))
+            return wanted
+        except OSError:
+            port = free_port(host)
+            print(f"port {wanted} is busy; using {port}", file=sys.stderr)
+            return port
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=None, help="storage URL or folder (default: a folder under .kubecast/)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve RTMP and HTTP on")
+    parser.add_argument("--rtmp-port", type=int, default=1935)
+    parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument("--quiet", action="store_true", help="do not echo the components' logs")
+    parser.add_argument("--status-interval", type=float, default=5.0, help="seconds between status lines")
+
+
+async def _status_loop(store: Store, channels: list[str], interval: float) -> None:
+    last: dict[str, str] = {}
+    while True:
+        for channel in channels:
+            line = summarize(channel, await read_timeline(store, channel))
+            # Print on change, and at least every interval, so a live channel shows progress.
+            print(line, flush=True)
+            last[channel] = line
+        await asyncio.sleep(interval)
+
+
+def print_urls(manifests: Manifests, *, host: str, rtmp_port: int, http_port: int, store_url: str, demo: bool) -> None:
+    base = f"http://{host}:{http_port}"
+    print(f"\nkubecast is running (store: {store_url})", flush=True)
+    for name, channel in manifests.channels.items():
+        ref = channel.spec.ingest.stream_key_secret_ref
+        key_hint = "<generated>" if demo else (f"<stream key from Secret {ref.name}>" if ref else "<any key>")
+        print(f"\n  Channel {name}")
+        print(f"    Player (preview): {base}/preview/{name}/")
+        print(f"    HLS:              {base}/live/{name}/index.m3u8")
+        print(f"    DASH:             {base}/live/{name}/manifest.mpd")
+        print(f"    Ingest (RTMP):    rtmp://{host}:{rtmp_port}/live/{name}/{key_hint}")
+    print(f"\n  Status page:        {base}/", flush=True)
+    print("  Press Ctrl-C to stop.\n", flush=True)
+
+
+async def run_pipeline(
+    *, manifests: Manifests, manifest_paths: list[str], store_url: str, run_dir: Path, args: argparse.Namespace,
+    extra: list[ProcessSpec] = (), demo: bool = False,
+) -> int:
+    host = args.host
+    ports = Ports(
+        rtmp=port_or_free(host, args.rtmp_port),
+        http=port_or_free(host, args.http_port),
+        contribution={(name, inst): free_port() for name in manifests.channels for inst in instances_for(name)},
+        metrics={name: free_port() for name in metrics_names(manifests)},
+    )
+    plan = build_plan(manifests=manifests, manifest_paths=manifest_paths, store_url=store_url, run_dir=run_dir, host=host, ports=ports)
+    write_run_files(plan, run_dir)
+    specs = list(plan.processes)
+    for spec in extra:
+        specs.append(ProcessSpec(name=spec.name, argv=spec.argv, ready_marker=spec.ready_marker, env={**spec.env, "KUBECAST_PUBLISH_URL": spec.env["KUBECAST_PUBLISH_URL"].replace("{rtmp_port}", str(ports.rtmp))}, restart=spec.restart))
+    supervisor = Supervisor(specs, echo=not args.quiet)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    store = Store(store_url)
+    status_task = None
+    try:
+        await supervisor.start()
+        print_urls(manifests, host=host, rtmp_port=ports.rtmp, http_port=ports.http, store_url=store_url, demo=demo)
+        status_task = asyncio.create_task(_status_loop(store, list(manifests.channels), args.status_interval))
+        await stop.wait()
+        print("stopping...", file=sys.stderr, flush=True)
+        return 0
+    except RuntimeError as error:
+        print(f"kubecast: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if status_task:
+            status_task.cancel()
+        await supervisor.stop()
+
+
+def main_up(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="kubecast up", description="Run Channel/Program/StreamingEndpoint YAML on this machine.")
+    parser.add_argument("-f", "--file", action="append", required=True, help="manifest file (repeatable)")
+    _common_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        manifests = load_paths(args.file)
+    except ManifestError as error:
+        print(f"kubecast: {error}", file=sys.stderr)
+        return 2
+    if not manifests.channels:
+        print("kubecast: the manifests define no Channel", file=sys.stderr)
+        return 2
+    workdir = Path(".kubecast")
+    store_url = args.store or str((workdir / "store").resolve())
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=_ensure(workdir)))
+    try:
+        return asyncio.run(run_pipeline(manifests=manifests, manifest_paths=[str(Path(f).resolve()) for f in args.file], store_url=store_url, run_dir=run_dir, args=args))
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def main_demo(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="kubecast demo", description="A test-pattern channel end to end: RTMP in, ABR out, a player URL.")
+    _common_arguments(parser)
+    parser.add_argument("--size", default="1280x720", help="test pattern size")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    workdir = _ensure(Path(".kubecast"))
+    run_dir = Path(tempfile.mkdtemp(prefix="demo-", dir=workdir))
+    store_url = args.store or str(run_dir / "store")
+    key = secrets.token_urlsafe(16)
+    manifest_path = run_dir / "demo.yaml"
+    text = resources.files("kubecast.local").joinpath("demo.yaml").read_text()
+    secret = f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: demo-stream-key}}\nstringData: {{streamKey: {key}}}\n"
+    manifest_path.write_text(text + secret)
+    manifest_path.chmod(0o600)
+    manifests = load_text(manifest_path.read_text(), str(manifest_path))
+    publisher = ProcessSpec(
+        name="test-pattern",
+        argv=kubecast_command("test-pattern", "--size", args.size),
+        ready_marker=None,
+        env={"KUBECAST_PUBLISH_URL": f"rtmp://127.0.0.1:{{rtmp_port}}/live/demo/{key}"},
+    )
+    try:
+        return asyncio.run(run_pipeline(manifests=manifests, manifest_paths=[str(manifest_path)], store_url=store_url, run_dir=run_dir, args=args, extra=[publisher], demo=True))
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def main_status(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="kubecast status", description="Show the channels of a store.")
+    parser.add_argument("--store", default=str(Path(".kubecast/store").resolve()))
+    args = parser.parse_args(argv)
+
+    async def show() -> int:
+        store = Store(args.store)
+        keys = await store.list("channels")
+        channels = sorted({info.key.split("/")[1] for info in keys if info.key.endswith("/timeline.json")})
+        if not channels:
+            print(f"no channels in {args.store}")
+        for channel in channels:
+            print(summarize(channel, await read_timeline(store, channel)))
+        return 0
+
+    return asyncio.run(show())

@@ -1,0 +1,146 @@
+"""Runs the planned processes: start in order, wait for readiness, restart what crashes,
+stop everything cleanly.
+
+Children run in their own sessions so that a Ctrl-C in the terminal reaches only the
+supervisor, which then stops them in reverse start order (publisher and ingest first, so
+encoders flush their last segments).  On Linux each child also asks the kernel to kill it
+if the supervisor dies, so no process outlives a killed supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+
+from .plan import ProcessSpec
+
+log = logging.getLogger("kubecast.local")
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class ManagedProcess:
+    def __init__(self, spec: ProcessSpec, *, echo: bool):
+        self.spec = spec
+        self.echo = echo
+        self.process: asyncio.subprocess.Process | None = None
+        self.ready = asyncio.Event()
+        self.restarts = 0
+        self.stopping = False
+        self._pumps: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.spec.env}
+        self.process = await asyncio.create_subprocess_exec(
+            *self.spec.argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        if self.spec.ready_marker is None:
+            self.ready.set()
+        self._pumps = [
+            asyncio.create_task(self._pump(self.process.stdout, watch=True)),
+            asyncio.create_task(self._pump(self.process.stderr, watch=False)),
+        ]
+
+    async def _pump(self, stream: asyncio.StreamReader, *, watch: bool) -> None:
+        while line := await stream.readline():
+            text = line.decode(errors="replace").rstrip()
+            if watch and self.spec.ready_marker and self.spec.ready_marker in text:
+                self.ready.set()
+            if self.echo:
+                print(f"[{self.spec.name}] {text}", file=sys.stderr, flush=True)
+
+    async def wait_ready(self, timeout: float) -> None:
+        waiter = asyncio.create_task(self.ready.wait())
+        exited = asyncio.create_task(self.process.wait())
+        done, _ = await asyncio.wait({waiter, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        exited.cancel()
+        if not self.ready.is_set():
+            if self.process.returncode is not None:
+                raise RuntimeError(f"{self.spec.name} exited with code {self.process.returncode} before it was ready")
+            raise RuntimeError(f"{self.spec.name} was not ready within {timeout:.0f}s")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        self.stopping = True
+        if self.process is None or self.process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), timeout)
+        except asyncio.TimeoutError:
+            log.warning("%s did not stop within %.0fs; killing it", self.spec.name, timeout)
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+        for pump in self._pumps:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(pump, 2)
+
+
+class Supervisor:
+    def __init__(self, specs: list[ProcessSpec], *, echo: bool = True, ready_timeout: float = 60.0):
+        self.processes = [ManagedProcess(spec, echo=echo) for spec in specs]
+        self.ready_timeout = ready_timeout
+        self._watchers: list[asyncio.Task] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        for managed in self.processes:
+            await managed.start()
+            await managed.wait_ready(self.ready_timeout)
+            self._watchers.append(asyncio.create_task(self._watch(managed)))
+
+    async def _watch(self, managed: ManagedProcess) -> None:
+        backoff = 1.0
+        while not self._stopping:
+            started = time.monotonic()
+            code = await managed.process.wait()
+            if self._stopping or managed.stopping:
+                return
+            if not managed.spec.restart:
+                log.info("%s finished with code %s", managed.spec.name, code)
+                return
+            if time.monotonic() - started > 30:
+                backoff = 1.0
+            log.warning("%s exited with code %s; restarting in %.0fs", managed.spec.name, code, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+            if self._stopping:
+                return
+            managed.restarts += 1
+            managed.ready.clear()
+            await managed.start()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for watcher in self._watchers:
+            watcher.cancel()
+        for managed in reversed(self.processes):
+            await managed.stop()
+
+    def add(self, spec: ProcessSpec, *, echo: bool = True) -> ManagedProcess:
+        managed = ManagedProcess(spec, echo=echo)
+        self.processes.append(managed)
+        return managed
+
+    async def start_one(self, managed: ManagedProcess) -> None:
+        await managed.start()
+        await managed.wait_ready(self.ready_timeout)
+        self._watchers.append(asyncio.create_task(self._watch(managed)))
