@@ -1,0 +1,112 @@
+import base64
+
+import pytest
+
+from kubecast.api import PRESETS, EncodingPreset, ManifestError, load_text, parse_iso_duration
+
+CHANNEL = """
+apiVersion: kubecast.io/v1alpha1
+kind: Channel
+metadata: {name: news}
+spec:
+  ingest:
+    streamKeySecretRef: {name: news-key, key: streamKey}
+    allowedIps: [10.0.0.0/8, "2001:db8::/32"]
+  encoding: {preset: Default1080p}
+  segmentDuration: 2
+"""
+
+
+def test_channel_defaults_and_ladder():
+    channel = load_text(CHANNEL).channels["news"]
+    assert channel.spec.segment_duration_ms == 2000
+    ladder = channel.spec.encoding.ladder()
+    assert [r.bitrate for r in ladder] == [r.bitrate for r in PRESETS["Default1080p"]]
+    assert (ladder[0].width, ladder[0].height) == (1920, 1080)
+    assert not channel.spec.encoding.passthrough
+
+
+def test_default720p_is_the_ams_table():
+    rows = [(r.bitrate // 1000, r.width, r.height) for r in PRESETS["Default720p"]]
+    assert rows == [(3500, 1280, 720), (2200, 960, 540), (1350, 704, 396), (850, 512, 288), (550, 384, 216), (200, 340, 192)]
+
+
+def test_passthrough_has_no_ladder():
+    channel = load_text(CHANNEL.replace("Default1080p", "None")).channels["news"]
+    assert channel.spec.encoding.preset is EncodingPreset.NONE
+    assert channel.spec.encoding.passthrough and channel.spec.encoding.ladder() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("segmentDuration: 2", "segmentDuration: 12"), "spec.segmentDuration: Input should be less than or equal to 10"),
+        (("segmentDuration: 2", "segmentDuration: 2.0005"), "whole number of milliseconds"),
+        (("10.0.0.0/8", "10.0.0.0/99"), "spec.ingest.allowedIps.0"),
+        (("preset: Default1080p", "preset: Default4k"), "spec.encoding.preset"),
+        (("kind: Channel", "kind: Chanel"), "kind must be one of"),
+        (("name: news}", "name: News_1}"), "metadata.name"),
+        (("segmentDuration: 2", "segmentDuration: 2\n  bogus: 1"), "spec.bogus: Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_channel_names_the_field(change, message):
+    with pytest.raises(ManifestError) as raised:
+        load_text(CHANNEL.replace(*change), "channel.yaml")
+    assert message in str(raised.value)
+    assert str(raised.value).startswith("channel.yaml, document 1")
+
+
+def test_custom_ladder_must_descend():
+    text = CHANNEL.replace(
+        "encoding: {preset: Default1080p}",
+        "encoding:\n    preset: Custom\n    renditions:\n"
+        "      - {name: low, width: 640, height: 360, bitrate: 800000}\n"
+        "      - {name: high, width: 1280, height: 720, bitrate: 3000000}",
+    )
+    with pytest.raises(ManifestError, match="strictly descending bitrate"):
+        load_text(text)
+
+
+def test_custom_ladder_needs_renditions_and_only_custom_has_them():
+    with pytest.raises(ManifestError, match="preset Custom needs"):
+        load_text(CHANNEL.replace("preset: Default1080p", "preset: Custom"))
+    text = CHANNEL.replace("encoding: {preset: Default1080p}", "encoding:\n    preset: Default720p\n    renditions: [{name: a, width: 640, height: 360, bitrate: 800000}]")
+    with pytest.raises(ManifestError, match="only read with preset Custom"):
+        load_text(text)
+
+
+def test_secret_documents_give_stream_keys():
+    encoded = base64.b64encode(b"s3cret").decode()
+    manifests = load_text(CHANNEL + f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: news-key}}\ndata: {{streamKey: {encoded}}}\n")
+    ref = manifests.channels["news"].spec.ingest.stream_key_secret_ref
+    assert manifests.secret_value(ref.name, ref.key) == "s3cret"
+    with pytest.raises(ManifestError, match="Secret 'other'"):
+        manifests.secret_value("other", "streamKey")
+
+
+def test_program_window_and_channel_reference():
+    program = "---\napiVersion: kubecast.io/v1alpha1\nkind: Program\nmetadata: {name: match}\nspec: {channelName: news, archiveWindow: PT1H30M}\n"
+    manifests = load_text(CHANNEL + program)
+    assert manifests.programs["match"].spec.archive_window_seconds == 5400
+    with pytest.raises(ManifestError, match="names no Channel"):
+        load_text(CHANNEL + program.replace("channelName: news", "channelName: other"))
+    with pytest.raises(ManifestError, match="ISO-8601"):
+        load_text(CHANNEL + program.replace("PT1H30M", "1 hour"))
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("PT2S", 2), ("PT1H", 3600), ("P1DT30M", 88200), ("PT0.5S", 0.5)])
+def test_iso_durations(text, seconds):
+    assert parse_iso_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["P", "PT", "1H", "P1M", "PT1H2"])
+def test_bad_iso_durations(text):
+    with pytest.raises(ValueError):
+        parse_iso_duration(text)
+
+
+def test_not_yaml_and_duplicates():
+    with pytest.raises(ManifestError, match="not valid YAML"):
+        load_text("kind: [", "x.yaml")
+    with pytest.raises(ManifestError, match="defined twice"):
+        load_text(CHANNEL + "---\n" + CHANNEL)

@@ -1,0 +1,111 @@
+"""Process and waiting helpers shared by the tests that run real programs.
+
+Every wait is bounded; every process started is stopped (SIGTERM, then SIGKILL) even when
+the test fails, and its output is kept so a failure shows what the program said.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], T], *, timeout: float, interval: float = 0.1, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except Exception as error:  # noqa: BLE001 - report the last one if we time out
+            last_error = error
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached within {timeout:.0f}s" + (f" (last error: {last_error!r})" if last_error else ""))
+
+
+class Proc:
+    """A child process whose output lines are collected in the background."""
+
+    def __init__(self, argv: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None, name: str | None = None):
+        self.name = name or os.path.basename(argv[0])
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self.popen = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=cwd, start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for raw in self.popen.stdout:
+            with self._cond:
+                self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for_line(self, pattern: str, *, timeout: float) -> re.Match:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                for line in self.lines[seen:]:
+                    if match := regex.search(line):
+                        return match
+                seen = len(self.lines)
+                if self.popen.poll() is not None and not self._reader.is_alive():
+                    raise RuntimeError(f"{self.name} exited ({self.popen.returncode}) before printing {pattern!r}:\n{self.output()}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{self.name} did not print {pattern!r} within {timeout:.0f}s:\n{self.output()}")
+                self._cond.wait(min(remaining, 0.5))
+
+    def output(self, last: int = 80) -> str:
+        with self._cond:
+            return "\n".join(self.lines[-last:])
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        self._reader.join(5)
+        return self.popen.returncode
+
+    def __enter__(self) -> "Proc":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def kubecast(*args: str, **kwargs) -> Proc:
+    return Proc([sys.executable, "-m", "kubecast.cli", *args], name=f"kubecast {args[0]}", **kwargs)
