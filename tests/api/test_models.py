@@ -110,3 +110,13 @@ def test_not_yaml_and_duplicates():
         load_text("kind: [", "x.yaml")
     with pytest.raises(ManifestError, match="defined twice"):
         load_text(CHANNEL + "---\n" + CHANNEL)
+
+
+def test_the_shipped_examples_are_valid():
+    from pathlib import Path
+
+    from kubecast.api import load_paths
+
+    root = Path(__file__).parents[2]
+    manifests = load_paths([root / "examples" / "channel.yaml", root / "kubecast" / "local" / "demo.yaml"])
+    assert set(manifests.channels) == {"my-channel", "demo"}

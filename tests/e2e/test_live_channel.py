@@ -1,0 +1,225 @@
+"""One live channel end to end on one machine, with real peers on every side.
+
+Debian's ffmpeg publishes testsrc2 + sine over RTMP into ``kubecast up``; PyAV and ffprobe read
+the HLS and DASH it serves; headless Chromium plays the preview page with hls.js and dash.js.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from urllib.parse import urljoin
+
+import pytest
+
+from helpers import Proc, free_port, kubecast, wait_until
+from media_checks import MPD_NS, download, expand_timeline, fetch, media_playlist, mpd, multivariant
+
+pytestmark = pytest.mark.e2e
+
+HERE = Path(__file__).parent
+SEGMENT = 2.0
+LADDER = {"v360": (640, 360), "v270": (480, 270), "v180": (320, 180)}
+
+
+def ffmpeg_publish(url: str, *, seconds: float, size: str = "640x360", extra: list[str] | None = None) -> Proc:
+    return Proc(
+        [
+            "ffmpeg", "-hide_banner", "-loglevel", "warning", "-re",
+            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+            "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "96k", *(extra or []), "-f", "flv", url,
+        ],
+        name="ffmpeg publisher",
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    work = tmp_path_factory.mktemp("pipeline")
+    rtmp, http = free_port(), free_port()
+    up = kubecast(
+        "up", "-f", str(HERE / "channels.yaml"), "--store", str(work / "store"),
+        "--rtmp-port", str(rtmp), "--http-port", str(http), "--status-interval", "2", cwd=str(work),
+    )
+    publisher = None
+    try:
+        up.wait_for_line(r"Status page:", timeout=90)
+        publisher = ffmpeg_publish(f"rtmp://127.0.0.1:{rtmp}/live/cam1/key-for-cam1", seconds=75)
+        base = f"http://127.0.0.1:{http}"
+        wait_until(lambda: len(media_playlist(f"{base}/live/cam1/v180/index.m3u8").segments) >= 5, timeout=90, interval=0.5, what="five published segments")
+        yield {"base": base, "rtmp": rtmp, "up": up, "publisher": publisher, "store": work / "store"}
+    finally:
+        if publisher:
+            publisher.stop()
+        up.stop(timeout=30)
+
+
+def test_multivariant_playlist_lists_the_ladder(pipeline):
+    variants, media = multivariant(f"{pipeline['base']}/live/cam1/index.m3u8")
+    resolutions = {v.attributes["RESOLUTION"] for v in variants}
+    assert resolutions == {f"{w}x{h}" for w, h in LADDER.values()}
+    bandwidths = [int(v.attributes["BANDWIDTH"]) for v in variants]
+    assert bandwidths == sorted(bandwidths, reverse=True)
+    for variant in variants:
+        assert variant.attributes["CODECS"].startswith("avc1.") and "mp4a.40.2" in variant.attributes["CODECS"]
+        assert abs(float(variant.attributes["FRAME-RATE"]) - 30) < 0.01
+        assert int(variant.attributes["AVERAGE-BANDWIDTH"]) <= int(variant.attributes["BANDWIDTH"])
+    assert [m["TYPE"] for m in media] == ["AUDIO"]
+
+
+def test_hls_renditions_are_aligned_and_continuous(pipeline):
+    base = pipeline["base"]
+    playlists = {name: media_playlist(f"{base}/live/cam1/{name}/index.m3u8") for name in LADDER}
+    # Compare the same segment numbers in every rendition (a playlist may be one segment ahead).
+    first = max(p.media_sequence for p in playlists.values())
+    last = min(p.media_sequence + len(p.segments) - 1 for p in playlists.values())
+    assert last - first >= 3
+    keyframe_times = {}
+    for name, playlist in playlists.items():
+        assert playlist.discontinuities == 0 and not playlist.ended
+        assert playlist.target_duration == 2
+        for _, duration in playlist.segments:
+            assert duration == pytest.approx(SEGMENT, abs=0.05)
+        offset = first - playlist.media_sequence
+        playlist.segments = playlist.segments[offset : offset + last - first + 1]
+        track = download(playlist)
+        times = track.decode_times()
+        for number, (tfdt, duration) in enumerate(times, start=first):
+            assert tfdt == number * 2 * 90000, f"{name} segment {number} does not start at n*D"
+            assert duration == 2 * 90000
+        for (tfdt, duration), (next_tfdt, _) in zip(times, times[1:]):
+            assert next_tfdt == tfdt + duration
+        frames = track.frames()
+        assert len(frames) == pytest.approx(30 * SEGMENT * len(times), abs=2)
+        keyframe_times[name] = [pts for pts, key in frames if key]
+        assert keyframe_times[name] == [n * 2 * 90000 for n in range(first, last + 1)], "a key frame at every boundary, none between"
+    assert len({tuple(times) for times in keyframe_times.values()}) == 1, "key frames aligned across renditions"
+
+
+def test_hls_audio_is_continuous(pipeline):
+    _, media = multivariant(f"{pipeline['base']}/live/cam1/index.m3u8")
+    track = download(media_playlist(media[0]["URI"]))
+    times = track.decode_times()
+    assert len(times) >= 3
+    for (tfdt, duration), (next_tfdt, _) in zip(times, times[1:]):
+        assert next_tfdt == tfdt + duration
+
+
+def test_ffprobe_reads_hls_and_dash(pipeline):
+    for url, kind in ((f"{pipeline['base']}/live/cam1/index.m3u8", "hls"), (f"{pipeline['base']}/live/cam1/manifest.mpd", "dash")):
+        result = subprocess.run(
+            ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", url],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        streams = json.loads(result.stdout)["streams"]
+        video = {(s["width"], s["height"]) for s in streams if s["codec_type"] == "video"}
+        assert video == set(LADDER.values()), kind
+        assert any(s["codec_type"] == "audio" and s["codec_name"] == "aac" for s in streams), kind
+
+
+def test_dash_manifest_matches_storage(pipeline):
+    base = pipeline["base"]
+    url = f"{base}/live/cam1/manifest.mpd"
+    root = mpd(url)
+    assert root.get("type") == "dynamic" and root.get("availabilityStartTime")
+    assert root.find("mpd:UTCTiming", MPD_NS).get("value").endswith("/time")
+    representations = root.findall(".//mpd:Representation", MPD_NS)
+    video = {r.get("id"): (int(r.get("width")), int(r.get("height"))) for r in representations if r.get("width")}
+    assert video == LADDER
+    for adaptation in root.findall(".//mpd:AdaptationSet", MPD_NS):
+        template = adaptation.find("mpd:SegmentTemplate", MPD_NS)
+        entries = expand_timeline(template)
+        assert len(entries) >= 3
+        for (t, d), (next_t, _) in zip(entries, entries[1:]):
+            assert next_t == t + d
+        for representation in adaptation.findall("mpd:Representation", MPD_NS):
+            rid = representation.get("id")
+            t, _ = entries[-1]
+            media_url = urljoin(url, template.get("media").replace("$RepresentationID$", rid).replace("$Time$", str(t)))
+            init_url = urljoin(url, template.get("initialization").replace("$RepresentationID$", rid))
+            assert fetch(init_url)[4:8] == b"ftyp"
+            segment = fetch(media_url)
+            assert b"moof" in segment[:64] and b"mdat" in segment
+
+
+def _chromium():
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    return playwright_sync, executable
+
+
+@pytest.mark.parametrize("engine", ["hls", "dash"])
+def test_preview_page_plays_in_chromium(pipeline, engine):
+    playwright_sync, executable = _chromium()
+    url = f"{pipeline['base']}/preview/cam1/" + ("?format=dash" if engine == "dash" else "")
+    with playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(url, timeout=30_000)
+            page.wait_for_function("() => window.kubecastPlayer && window.kubecastPlayer.video", timeout=30_000)
+            assert page.evaluate("() => window.kubecastPlayer.engine").lower().startswith(engine)
+            page.wait_for_function("() => window.kubecastPlayer.video.currentTime > 0.5", timeout=45_000)
+            start = page.evaluate("() => window.kubecastPlayer.video.currentTime")
+            page.wait_for_function(f"() => window.kubecastPlayer.video.currentTime > {start + 5}", timeout=30_000)
+            assert page.evaluate("() => window.kubecastPlayer.errors") == []
+            assert page.evaluate("() => window.kubecastPlayer.video.videoWidth") > 0
+        finally:
+            browser.close()
+
+
+def test_wrong_key_is_refused_while_the_live_channel_carries_on(pipeline):
+    base, rtmp = pipeline["base"], pipeline["rtmp"]
+    before = media_playlist(f"{base}/live/cam1/v180/index.m3u8")
+    intruder = ffmpeg_publish(f"rtmp://127.0.0.1:{rtmp}/live/cam1/not-the-key", seconds=5)
+    try:
+        assert intruder.popen.wait(30) != 0
+    finally:
+        intruder.stop()
+    last_before = before.media_sequence + len(before.segments)
+    wait_until(lambda: (p := media_playlist(f"{base}/live/cam1/v180/index.m3u8")).media_sequence + len(p.segments) > last_before + 1, timeout=20, what="cam1 still publishing")
+    assert pipeline["publisher"].alive()
+    assert "not-the-key" not in pipeline["up"].output(last=100000), "a stream key reached the logs"
+
+
+def test_garbage_client_does_not_disturb_the_channel(pipeline):
+    base, rtmp = pipeline["base"], pipeline["rtmp"]
+    with socket.create_connection(("127.0.0.1", rtmp), timeout=5) as sock:
+        sock.sendall(b"\x03" + bytes(range(256)) * 8 + b"GET / HTTP/1.1\r\n\r\n" * 10)
+        sock.settimeout(15)
+        try:
+            while sock.recv(65536):
+                pass  # the server answers the handshake, then closes on the garbage
+        except (ConnectionResetError, TimeoutError):
+            pass
+    before = media_playlist(f"{base}/live/cam1/v180/index.m3u8")
+    last_before = before.media_sequence + len(before.segments)
+    wait_until(lambda: (p := media_playlist(f"{base}/live/cam1/v180/index.m3u8")).media_sequence + len(p.segments) > last_before, timeout=15, what="cam1 still publishing")
+
+
+def test_passthrough_channel_publishes_the_contribution_unchanged(pipeline):
+    base, rtmp = pipeline["base"], pipeline["rtmp"]
+    publisher = ffmpeg_publish(f"rtmp://127.0.0.1:{rtmp}/live/cam2/key-for-cam2", seconds=12, size="320x240")
+    try:
+        wait_until(lambda: len(media_playlist(f"{base}/live/cam2/{multivariant(f'{base}/live/cam2/index.m3u8')[0][0].uri.split('/')[-2]}/index.m3u8").segments) >= 3, timeout=40, interval=0.5, what="pass-through segments")
+        variants, media = multivariant(f"{base}/live/cam2/index.m3u8")
+        assert [v.attributes["RESOLUTION"] for v in variants] == ["320x240"]
+        track = download(media_playlist(variants[0].uri))
+        frames = track.frames()
+        assert frames and frames[0][1], "segments start with a key frame"
+    finally:
+        publisher.stop()
+
+
+def test_metrics_are_served(pipeline):
+    text = fetch(f"{pipeline['base']}/metrics").decode()
+    assert "kubecast_endpoint_requests_total" in text
