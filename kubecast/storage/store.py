@@ -9,7 +9,6 @@ resource name can address anything outside the store's root.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,7 +47,8 @@ def _info(meta: dict) -> ObjectInfo:
 
 def open_backend(url: str):
     """``/path`` or ``file:///path`` -> local folder; ``memory://``; ``s3://``, ``gs://``, ``az://`` with
-    credentials and endpoint from the environment (``AWS_*``, ``GOOGLE_*``, ``AZURE_*``)."""
+    credentials and endpoint from the environment, as obstore reads them (``AWS_ENDPOINT_URL``,
+    ``AWS_ALLOW_HTTP``, ``AWS_ACCESS_KEY_ID`` …, ``GOOGLE_*``, ``AZURE_*``)."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         root = Path(parsed.path if parsed.scheme else url).expanduser().resolve()
@@ -56,14 +56,6 @@ def open_backend(url: str):
         return LocalStore(root)
     if parsed.scheme == "memory":
         return MemoryStore()
-    if parsed.scheme == "s3":
-        config = {}
-        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT")
-        if endpoint:
-            config["endpoint"] = endpoint
-            if endpoint.startswith("http://"):
-                config["allow_http"] = True
-        return from_url(url, config=config or None)
     return from_url(url)
 
 
