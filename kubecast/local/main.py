@@ -57,13 +57,9 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _status_loop(store: Store, channels: list[str], interval: float) -> None:
-    last: dict[str, str] = {}
     while True:
         for channel in channels:
-            line = summarize(channel, await read_timeline(store, channel))
-            # Print on change, and at least every interval, so a live channel shows progress.
-            print(line, flush=True)
-            last[channel] = line
+            print(summarize(channel, await read_timeline(store, channel)), flush=True)
         await asyncio.sleep(interval)
 
 

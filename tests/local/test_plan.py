@@ -1,0 +1,62 @@
+import json
+import stat
+from pathlib import Path
+
+from kubecast.api import load_text
+from kubecast.local.plan import Ports, build_plan, metrics_names, write_run_files
+
+MANIFESTS = """
+apiVersion: kubecast.io/v1alpha1
+kind: Channel
+metadata: {name: news}
+spec:
+  ingest: {streamKeySecretRef: {name: news-key, key: k}, allowedIps: [192.0.2.0/24]}
+---
+apiVersion: kubecast.io/v1alpha1
+kind: Channel
+metadata: {name: open}
+spec: {encoding: {preset: None}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: news-key}
+stringData: {k: the-key}
+"""
+
+
+def make_plan(tmp_path: Path):
+    manifests = load_text(MANIFESTS)
+    ports = Ports(
+        rtmp=1935, http=8080,
+        contribution={("news", "A"): 7001, ("open", "A"): 7002},
+        metrics={name: 9000 + index for index, name in enumerate(metrics_names(manifests))},
+    )
+    return build_plan(manifests=manifests, manifest_paths=["/m.yaml"], store_url="/store", run_dir=tmp_path, host="127.0.0.1", ports=ports)
+
+
+def test_one_endpoint_and_ingest_and_per_channel_encoder_and_packager(tmp_path):
+    plan = make_plan(tmp_path)
+    names = [p.name for p in plan.processes]
+    assert names == ["endpoint", "encoder news/A", "packager news", "encoder open/A", "packager open", "ingest"]
+    encoder = next(p for p in plan.processes if p.name == "encoder news/A")
+    assert encoder.argv[encoder.argv.index("--contribution") + 1] == "127.0.0.1:7001"
+    assert encoder.argv[encoder.argv.index("--store") + 1] == "/store"
+
+
+def test_ingest_routes_channels_to_their_encoders(tmp_path):
+    plan = make_plan(tmp_path)
+    channels = plan.ingest_config["channels"]
+    assert channels["news"]["encoders"] == ["127.0.0.1:7001"]
+    assert channels["news"]["allowedIps"] == ["192.0.2.0/24"]
+    assert channels["open"]["streamKeyFile"] is None
+
+
+def test_stream_keys_go_to_private_files_never_argv(tmp_path):
+    plan = make_plan(tmp_path)
+    assert all("the-key" not in " ".join(p.argv) for p in plan.processes)
+    assert "the-key" not in json.dumps(plan.ingest_config)
+    write_run_files(plan, tmp_path)
+    key_file = Path(plan.ingest_config["channels"]["news"]["streamKeyFile"])
+    assert key_file.read_text() == "the-key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert json.loads((tmp_path / "ingest.json").read_text()) == plan.ingest_config
