@@ -92,6 +92,7 @@ class VideoPacket:
     is_sequence_header: bool  # AVCDecoderConfigurationRecord rather than NAL units
     composition_offset: int  # ms, pts - dts
     payload: bytes  # AVCC config record, or length-prefixed NAL units
+    end_of_sequence: bool = False  # AVC end-of-sequence marker: carries no picture
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,8 @@ def parse_video(data: bytes) -> VideoPacket:
         raise FlvError("truncated AVC video tag")
     packet_type = data[1]
     cts = int.from_bytes(data[2:5], "big", signed=True)
-    if packet_type == 2:  # end of sequence
-        return VideoPacket(codec_id, False, False, 0, b"")
+    if packet_type == 2:
+        return VideoPacket(codec_id, False, False, 0, b"", end_of_sequence=True)
     return VideoPacket(codec_id, frame_type == 1, packet_type == 0, cts, data[5:])
 
 
