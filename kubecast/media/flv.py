@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 
 FLV_HEADER = b"FLV\x01\x05\x00\x00\x00\x09" + b"\x00\x00\x00\x00"  # audio+video flags, PreviousTagSize0
-MAX_TAG_SIZE = 16 * 1024 * 1024  # larger than any sane frame; a bigger size means a corrupt stream
+MAX_TAG_SIZE = 8 * 1024 * 1024  # above any sane frame (a 4K intra picture is a few MB): bigger means corrupt
 
 
 class TagType(enum.IntEnum):
@@ -53,7 +53,7 @@ class FlvReader:
     def tags(self):
         buf = self._buffer
         if self._need_header:
-            if len(buf) < len(FLV_HEADER):
+            if len(buf) < 9:
                 return
             if buf[:3] != b"FLV":
                 raise FlvError("stream does not start with an FLV header")
