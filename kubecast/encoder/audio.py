@@ -1,0 +1,150 @@
+"""Audio: decoded once, resampled to 48 kHz stereo and encoded once to AAC-LC for every
+rendition; or passed through unchanged.  Timestamps are running sample counts anchored at the
+first frame, so audio segments are continuous to the sample whatever jitter the contribution's
+millisecond timestamps carry."""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+
+import av
+
+from kubecast.media.mp4 import aac_codec_string, init_segment_audio
+from kubecast.media.tracks import TrackInfo
+from kubecast.storage import layout
+
+from . import metrics
+from .segmenter import TimedSample, TrackSegmenter
+from .timing import ConnectionClock
+
+log = logging.getLogger("kubecast.encoder")
+
+SAMPLE_RATE = 48_000
+AAC_FRAME = 1024
+AAC_SAMPLE_RATES = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350]
+# A contribution whose timestamps drift further than this from the sample count is re-anchored.
+RESYNC_SAMPLES = 4 * AAC_FRAME
+
+
+def asc_sample_rate_and_channels(asc: bytes) -> tuple[int, int]:
+    if len(asc) < 2:
+        raise ValueError("AudioSpecificConfig too short")
+    index = ((asc[0] & 0x07) << 1) | (asc[1] >> 7)
+    channels = (asc[1] >> 3) & 0x0F
+    if index >= len(AAC_SAMPLE_RATES):
+        raise ValueError(f"unsupported AAC sampling frequency index {index}")
+    return AAC_SAMPLE_RATES[index], channels or 2
+
+
+class _AudioTrack:
+    def __init__(self, *, segment_duration_ms: int, timescale: int, publish_track, publish_segment, discontinuity: bool):
+        self.timescale = timescale
+        self.segmenter = TrackSegmenter(timescale, segment_duration_ms, video=False, default_duration=AAC_FRAME)
+        if discontinuity:
+            self.segmenter.mark_discontinuity()
+        self.publish_track = publish_track
+        self.publish_segment = publish_segment
+        self._track: tuple[TrackInfo, bytes] | None = None
+        self._published = False
+
+    def set_track(self, info: TrackInfo, init: bytes) -> None:
+        self._track = (info, init)
+
+    def emit(self, segments) -> None:
+        for segment in segments:
+            if not self._published and self._track is not None:
+                self.publish_track(*self._track)
+                self._published = True
+            self.publish_segment("audio", segment)
+
+    def close(self) -> None:
+        self.emit(self.segmenter.flush())
+
+
+class AudioTranscoder(_AudioTrack):
+    def __init__(self, *, bitrate: int, clock: ConnectionClock, **kwargs):
+        super().__init__(timescale=SAMPLE_RATE, **kwargs)
+        self.bitrate = bitrate
+        self.clock = clock
+        self.decoder: av.AudioCodecContext | None = None
+        self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=SAMPLE_RATE)
+        self.encoder = av.CodecContext.create("aac", "w")
+        self.encoder.sample_rate, self.encoder.layout, self.encoder.format = SAMPLE_RATE, "stereo", "fltp"
+        self.encoder.bit_rate = bitrate
+        self.encoder.time_base = Fraction(1, SAMPLE_RATE)
+        self.encoder.flags |= av.codec.context.Flags.global_header
+        self.encoder.open()
+        self.next_pts: int | None = None
+
+    def configure(self, asc: bytes) -> None:
+        self.decoder = av.CodecContext.create("aac", "r")
+        self.decoder.extradata = asc
+
+    def push(self, timestamp_ms: int, payload: bytes) -> None:
+        if self.decoder is None:
+            return  # no AudioSpecificConfig yet: nothing can be decoded
+        try:
+            frames = self.decoder.decode(av.Packet(payload))
+        except av.error.FFmpegError as error:
+            metrics.DECODE_ERRORS.inc()
+            log.warning("dropping an undecodable audio frame: %s", error)
+            return
+        expected = self.clock.media_time(timestamp_ms, SAMPLE_RATE)
+        if self.next_pts is None or abs(expected - self.next_pts) > RESYNC_SAMPLES:
+            self.next_pts = expected
+        for frame in frames:
+            for resampled in self.resampler.resample(frame):
+                resampled.pts = self.next_pts
+                resampled.time_base = Fraction(1, SAMPLE_RATE)
+                self.next_pts += resampled.samples
+                for packet in self.encoder.encode(resampled):
+                    self._handle(packet)
+
+    def _handle(self, packet: av.Packet) -> None:
+        if self._track is None:
+            asc = bytes(self.encoder.extradata)
+            init = init_segment_audio(sample_rate=SAMPLE_RATE, channels=2, timescale=SAMPLE_RATE, asc=asc, bitrate=self.bitrate)
+            self.set_track(
+                TrackInfo(id="audio", kind="audio", codecs=aac_codec_string(asc), bandwidth=self.bitrate, timescale=SAMPLE_RATE,
+                          init=layout.init_name(init), sample_rate=SAMPLE_RATE, channels=2),
+                init,
+            )
+        self.emit(self.segmenter.push(TimedSample(packet.pts, 0, True, bytes(packet))))
+
+    def close(self) -> None:
+        for packet in self.encoder.encode(None):
+            self._handle(packet)
+        super().close()
+
+
+class AudioPassthrough(_AudioTrack):
+    def __init__(self, *, clock: ConnectionClock, segment_duration_ms: int, **kwargs):
+        self.clock = clock
+        self.kwargs = dict(segment_duration_ms=segment_duration_ms, **kwargs)
+        self.next_pts: int | None = None
+        self.configured = False
+
+    def configure(self, asc: bytes) -> None:
+        sample_rate, channels = asc_sample_rate_and_channels(asc)
+        super().__init__(timescale=sample_rate, **self.kwargs)
+        init = init_segment_audio(sample_rate=sample_rate, channels=channels, timescale=sample_rate, asc=asc)
+        self.set_track(
+            TrackInfo(id="audio", kind="audio", codecs=aac_codec_string(asc), bandwidth=128_000, timescale=sample_rate,
+                      init=layout.init_name(init), sample_rate=sample_rate, channels=channels),
+            init,
+        )
+        self.configured = True
+
+    def push(self, timestamp_ms: int, payload: bytes) -> None:
+        if not self.configured:
+            return
+        expected = self.clock.media_time(timestamp_ms, self.timescale)
+        if self.next_pts is None or abs(expected - self.next_pts) > RESYNC_SAMPLES:
+            self.next_pts = expected
+        self.emit(self.segmenter.push(TimedSample(self.next_pts, 0, True, payload)))
+        self.next_pts += AAC_FRAME
+
+    def close(self) -> None:
+        if self.configured:
+            super().close()

@@ -1,0 +1,67 @@
+"""``kubecast encoder``: the live encoder of one channel instance (A or B)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from prometheus_client import start_http_server
+
+from kubecast.api import ManifestError, load_paths
+from kubecast.storage import Store
+
+from .publisher import Publisher
+from .server import ContributionServer
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubecast encoder", description=__doc__)
+    parser.add_argument("--manifests", action="append", required=True, help="YAML with the Channel (repeatable)")
+    parser.add_argument("--channel", required=True)
+    parser.add_argument("--instance", default="A", choices=["A", "B"])
+    parser.add_argument("--contribution", type=parse_address, default=("127.0.0.1", 0), help="HOST:PORT the ingest connects to")
+    parser.add_argument("--store", required=True, help="storage URL or folder")
+    parser.add_argument("--metrics-port", type=int, default=None)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format=f"%(asctime)s encoder {args.channel}/{args.instance} %(levelname)s %(message)s")
+    try:
+        channel = load_paths(args.manifests).channels[args.channel]
+    except ManifestError as error:
+        print(f"kubecast encoder: {error}", file=sys.stderr)
+        return 2
+    except KeyError:
+        print(f"kubecast encoder: no Channel named {args.channel!r} in the manifests", file=sys.stderr)
+        return 2
+    if args.metrics_port is not None:
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+    publisher = Publisher(store=Store(args.store), channel=channel.name, instance=args.instance, segment_duration_ms=channel.spec.segment_duration_ms)
+    publisher.start()
+    host, port = args.contribution
+    server = ContributionServer(channel=channel, publisher=publisher, host=host, port=port)
+    stopped = threading.Event()
+
+    def stop(signum, frame):  # noqa: ARG001
+        stopped.set()
+        server.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"kubecast encoder {channel.name}/{args.instance} listening on {server.address[0]}:{server.address[1]}", flush=True)
+    try:
+        server.serve()
+    finally:
+        server.stop()
+        publisher.status(state="waiting")
+        publisher.stop()
+    return 0

@@ -1,0 +1,11 @@
+"""Prometheus metrics of the encoder."""
+
+from prometheus_client import Counter, Gauge
+
+SPEED = Gauge("kubecast_encoder_speed_ratio", "Media seconds encoded per wall-clock second over the last segment")
+FRAMES = Counter("kubecast_encoder_frames_total", "Frames encoded", ["rendition"])
+SEGMENTS = Counter("kubecast_encoder_segments_total", "Segments stored", ["rendition"])
+DECODE_ERRORS = Counter("kubecast_encoder_decode_errors_total", "Contribution packets the decoder refused")
+INGEST_BITRATE = Gauge("kubecast_encoder_ingest_bitrate_bits_per_second", "Contribution bitrate over the last seconds")
+CONTRIBUTIONS = Counter("kubecast_encoder_contributions_total", "Contribution connections", ["outcome"])
+STORE_ERRORS = Counter("kubecast_encoder_store_errors_total", "Writes to object storage that failed (and were retried)")

@@ -1,0 +1,100 @@
+"""Cutting a track's samples into numbered CMAF segments (pure: samples in, segments out).
+
+A video segment starts at a key frame; segment n begins with the first key frame whose
+presentation time is at or after n*D.  The live encoder forces exactly those key frames, so
+its segments are exactly D long and numbered without gaps; a pass-through contribution cuts
+where its own key frames fall.  An audio segment starts with the first frame at or after the
+boundary.  A segment is only complete when the first sample of the next one arrives (that is
+when the last sample's duration is known), or when the track is flushed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kubecast.media.mp4 import Sample, media_segment
+from kubecast.media.timeline import boundary_time, segment_number
+
+
+@dataclass(frozen=True)
+class TimedSample:
+    decode_time: int  # in the track's timescale, already shifted so that key frames have dts == pts
+    composition_offset: int
+    keyframe: bool
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Segment:
+    number: int
+    start: int  # tfdt
+    duration: int
+    data: bytes  # styp + moof + mdat
+    discontinuity: bool
+
+
+@dataclass
+class TrackSegmenter:
+    timescale: int
+    segment_duration_ms: int
+    video: bool
+    default_duration: int  # used for the last sample when a track is flushed
+    _pending: list[TimedSample] = field(default_factory=list)
+    _number: int | None = None
+    _discontinuity: bool = False
+    _last_emitted: int | None = None
+
+    def mark_discontinuity(self) -> None:
+        """The next segment follows a gap in the contribution (a reconnect)."""
+        self._discontinuity = True
+
+    def _starts_new_segment(self, sample: TimedSample) -> bool:
+        if self.video and not sample.keyframe:
+            return False
+        presentation = sample.decode_time + sample.composition_offset
+        number = segment_number(presentation, self.segment_duration_ms, self.timescale)
+        return self._number is None or number > self._number
+
+    def push(self, sample: TimedSample) -> list[Segment]:
+        out: list[Segment] = []
+        if self._number is None and self.video and not sample.keyframe:
+            return out  # a segment cannot start without a key frame
+        if self._starts_new_segment(sample):
+            if self._pending:
+                out.append(self._emit(next_decode_time=sample.decode_time))
+            presentation = sample.decode_time + sample.composition_offset
+            number = segment_number(presentation, self.segment_duration_ms, self.timescale)
+            if self._last_emitted is not None and number <= self._last_emitted:
+                number = self._last_emitted + 1  # never reuse a number, even if timestamps stall
+            self._number = number
+        self._pending.append(sample)
+        return out
+
+    def flush(self) -> list[Segment]:
+        if not self._pending:
+            return []
+        segment = self._emit(next_decode_time=self._pending[-1].decode_time + self.default_duration)
+        self._number = None
+        return [segment]
+
+    def _emit(self, *, next_decode_time: int) -> Segment:
+        samples, pending = [], self._pending
+        for index, sample in enumerate(pending):
+            following = pending[index + 1].decode_time if index + 1 < len(pending) else next_decode_time
+            samples.append(Sample(max(1, following - sample.decode_time), len(sample.data), sample.composition_offset, sample.keyframe or not self.video))
+        data = media_segment(
+            sequence_number=self._number + 1, base_decode_time=pending[0].decode_time,
+            samples=samples, data=b"".join(s.data for s in pending),
+        )
+        segment = Segment(
+            number=self._number, start=pending[0].decode_time, duration=next_decode_time - pending[0].decode_time,
+            data=data, discontinuity=self._discontinuity,
+        )
+        self._discontinuity = False
+        self._last_emitted = self._number
+        self._pending = []
+        return segment
+
+    @staticmethod
+    def boundary(number: int, segment_duration_ms: int, timescale: int) -> int:
+        return boundary_time(number, segment_duration_ms, timescale)

@@ -1,0 +1,185 @@
+"""One contribution, from its hello line to its last segment.
+
+Runs in its own thread with a blocking socket: the work is CPU-bound (decoding, fanning out
+to encoder threads), and the back-pressure of a blocking read is exactly what a live encoder
+wants — if it cannot keep up, TCP tells the ingest to slow down rather than memory growing.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+
+import av
+
+from kubecast.api import Channel
+from kubecast.media.contribution import MAX_HELLO, HelloError, parse_hello
+from kubecast.media.flv import AUDIO_FORMAT_AAC, VIDEO_CODEC_AVC, FlvError, FlvReader, TagType, parse_audio, parse_video
+from kubecast.storage import IngestInfo
+
+from . import metrics
+from .audio import AudioPassthrough, AudioTranscoder
+from .ladder import LadderVideo
+from .passthrough import VideoPassthrough
+from .publisher import Publisher, now_utc
+from .thumbnail import jpeg_thumbnail
+from .timing import ConnectionClock, first_segment_of_connection
+
+log = logging.getLogger("kubecast.encoder")
+
+DEFAULT_X264_PRESET = "veryfast"
+STATS_SECONDS = 2.0
+THUMBNAIL_SECONDS = 4.0
+HELLO_TIMEOUT = 10.0
+IDLE_TIMEOUT = 30.0
+
+
+class ContributionRefused(Exception):
+    """The contribution cannot be encoded (codec, protocol); the message is for the operator."""
+
+
+def read_line(sock: socket.socket) -> tuple[bytes, bytes]:
+    buffer = b""
+    while b"\n" not in buffer:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise HelloError("connection closed before the hello line")
+        buffer += chunk
+        if len(buffer) > MAX_HELLO and b"\n" not in buffer[:MAX_HELLO]:
+            raise HelloError("hello line too long")
+    line, rest = buffer.split(b"\n", 1)
+    return line + b"\n", rest
+
+
+class ContributionSession:
+    def __init__(self, *, channel: Channel, publisher: Publisher, sock: socket.socket, peer: str):
+        self.channel = channel
+        self.publisher = publisher
+        self.sock = sock
+        self.peer = peer
+        self.bytes = 0
+        self.frames = 0
+        self._stats_at = time.monotonic()
+        self._stats_bytes = 0
+        self._speed_marks = (0.0, 0.0)
+        self._thumbnail_at = 0.0
+
+    def run(self) -> None:
+        name = self.channel.name
+        try:
+            self.sock.settimeout(HELLO_TIMEOUT)
+            line, rest = read_line(self.sock)
+            hello = parse_hello(line)
+            if hello.channel != name:
+                raise ContributionRefused(f"contribution for channel {hello.channel!r} reached the encoder of {name!r}")
+            log.info("contribution %s for %s started (%s%s)", hello.session, name, hello.protocol, ", relayed" if hello.relayed else "")
+            self.sock.settimeout(IDLE_TIMEOUT)
+            self._encode(rest, hello.protocol)
+            metrics.CONTRIBUTIONS.labels("ended").inc()
+            log.info("contribution %s for %s ended after %d frames", hello.session, name, self.frames)
+            self.publisher.status(state="waiting", message="", ingest=IngestInfo(connected=False))
+        except (HelloError, FlvError, ContributionRefused) as error:
+            metrics.CONTRIBUTIONS.labels("refused").inc()
+            log.warning("contribution from %s for %s refused: %s", self.peer, name, error)
+            self.publisher.status(state="error", message=str(error), ingest=IngestInfo(connected=False))
+        except (OSError, TimeoutError) as error:
+            metrics.CONTRIBUTIONS.labels("broken").inc()
+            log.warning("contribution for %s broke off: %s", name, error)
+            self.publisher.status(state="waiting", ingest=IngestInfo(connected=False))
+        finally:
+            self.sock.close()
+
+    def _encode(self, first_bytes: bytes, protocol: str) -> None:
+        spec = self.channel.spec
+        segment_ms = spec.segment_duration_ms
+        clock = ConnectionClock(
+            first_segment=first_segment_of_connection(
+                availability_start=self.publisher.availability_start(), now=now_utc(),
+                segment_duration_ms=segment_ms, last_written=self.publisher.last_written,
+            ),
+            segment_duration_ms=segment_ms,
+        )
+        common = dict(segment_duration_ms=segment_ms, publish_track=self.publisher.track, publish_segment=self.publisher.segment, discontinuity=self.publisher.last_written is not None)
+        if spec.encoding.passthrough:
+            video = VideoPassthrough(clock=clock, bandwidth_hint=0, **common)
+            audio = AudioPassthrough(clock=clock, **common)
+        else:
+            video = LadderVideo(renditions=spec.encoding.ladder(), x264_preset=spec.encoding.x264_preset or DEFAULT_X264_PRESET, clock=clock, **common)
+            audio = AudioTranscoder(bitrate=spec.encoding.audio_bitrate, clock=clock, **common)
+        self.publisher.status(state="live", message="", ingest=IngestInfo(connected=True, protocol=protocol))
+        reader = FlvReader()
+        try:
+            data = first_bytes
+            while True:
+                if data:
+                    self.bytes += len(data)
+                    reader.feed(data)
+                    for tag in reader.tags():
+                        self._tag(tag, video, audio)
+                    self._stats(protocol, video)
+                data = self.sock.recv(256 * 1024)
+                if not data:
+                    return
+        finally:
+            video.close()
+            audio.close()
+
+    def _tag(self, tag, video, audio) -> None:
+        if tag.type == TagType.VIDEO:
+            packet = parse_video(tag.data)
+            if packet.codec_id != VIDEO_CODEC_AVC:
+                raise ContributionRefused(f"video codec id {packet.codec_id} is not H.264; send H.264 (AVC)")
+            if packet.is_sequence_header:
+                video.configure(packet.payload)
+            elif not packet.end_of_sequence:
+                self.frames += 1
+                video.push(tag.timestamp, packet)
+                if isinstance(video, LadderVideo) and (error := video.failed()):
+                    raise ContributionRefused(f"encoding failed: {error}")
+                self._maybe_thumbnail(video, packet)
+        elif tag.type == TagType.AUDIO:
+            packet = parse_audio(tag.data)
+            if packet.sound_format != AUDIO_FORMAT_AAC:
+                raise ContributionRefused(f"audio format {packet.sound_format} is not AAC; send AAC")
+            if packet.is_sequence_header:
+                audio.configure(packet.payload)
+            else:
+                audio.push(tag.timestamp, packet.payload)
+
+    def _maybe_thumbnail(self, video, packet) -> None:
+        now = time.monotonic()
+        if now - self._thumbnail_at < THUMBNAIL_SECONDS:
+            return
+        frame = None
+        if isinstance(video, LadderVideo):
+            frame = video.latest_frame
+        elif packet.keyframe and video.avcc is not None:
+            decoder = av.CodecContext.create("h264", "r")
+            decoder.extradata = video.avcc
+            try:
+                frames = decoder.decode(av.Packet(packet.payload)) + decoder.decode(None)
+                frame = frames[0] if frames else None
+            except av.error.FFmpegError:
+                frame = None
+        if frame is not None:
+            self._thumbnail_at = now
+            self.publisher.thumbnail(jpeg_thumbnail(frame))
+
+    def _stats(self, protocol: str, video) -> None:
+        now = time.monotonic()
+        if now - self._stats_at < STATS_SECONDS:
+            return
+        bitrate = (self.bytes - self._stats_bytes) * 8 / (now - self._stats_at)
+        speed = None
+        if isinstance(video, LadderVideo) and video.current_segment is not None:
+            media = (video.latest_frame.pts or 0) / 90000 if video.latest_frame is not None else 0.0
+            busy = video.busy_seconds()
+            last_media, last_busy = self._speed_marks
+            if busy > last_busy and media > last_media:
+                speed = (media - last_media) / (busy - last_busy)
+                metrics.SPEED.set(speed)
+            self._speed_marks = (media, busy)
+        self._stats_at, self._stats_bytes = now, self.bytes
+        metrics.INGEST_BITRATE.set(bitrate)
+        self.publisher.status(ingest=IngestInfo(connected=True, protocol=protocol, bitrate=bitrate, frames=self.frames), speed=speed)

@@ -1,0 +1,50 @@
+"""H.264 bitstream forms: Annex B (start codes, what libx264 emits) and the length-prefixed
+NAL units with an avcC record that MP4 and FLV carry."""
+
+from __future__ import annotations
+
+import re
+import struct
+
+_START_CODE = re.compile(b"\x00\x00\x01")
+NAL_SPS, NAL_PPS, NAL_AUD = 7, 8, 9
+
+
+def split_annexb(data: bytes) -> list[bytes]:
+    """NAL units of an Annex B stream, without their start codes."""
+    starts = [m.end() for m in _START_CODE.finditer(data)]
+    units = []
+    for index, start in enumerate(starts):
+        end = starts[index + 1] - 3 if index + 1 < len(starts) else len(data)
+        unit = data[start:end]
+        if index + 1 < len(starts):
+            unit = unit.rstrip(b"\x00") if unit.endswith(b"\x00") else unit  # the 4-byte start code's leading zero
+        if unit:
+            units.append(unit)
+    return units
+
+
+def is_annexb(data: bytes) -> bool:
+    return data.startswith(b"\x00\x00\x01") or data.startswith(b"\x00\x00\x00\x01")
+
+
+def to_length_prefixed(data: bytes) -> bytes:
+    """An access unit for MP4: 4-byte lengths, access-unit delimiters dropped (CMAF has no use for them)."""
+    if not is_annexb(data):
+        return data
+    return b"".join(struct.pack(">I", len(unit)) + unit for unit in split_annexb(data) if unit[0] & 0x1F != NAL_AUD)
+
+
+def avcc_from_annexb(extradata: bytes) -> bytes:
+    """An AVCDecoderConfigurationRecord from Annex B SPS/PPS (libx264's global header)."""
+    if not is_annexb(extradata):
+        return extradata  # already avcC
+    units = split_annexb(extradata)
+    sps = [u for u in units if u[0] & 0x1F == NAL_SPS]
+    pps = [u for u in units if u[0] & 0x1F == NAL_PPS]
+    if not sps or not pps:
+        raise ValueError("H.264 header without SPS or PPS")
+    record = bytes([1, sps[0][1], sps[0][2], sps[0][3], 0xFF, 0xE0 | len(sps)])
+    record += b"".join(struct.pack(">H", len(s)) + s for s in sps)
+    record += bytes([len(pps)]) + b"".join(struct.pack(">H", len(p)) + p for p in pps)
+    return record
