@@ -1,0 +1,160 @@
+"""Merging encoder progress into the channel timeline (pure: no I/O, no clock of its own).
+
+For every track and segment number the timeline takes the first complete copy it sees from
+any encoder instance and remembers which instance it came from; later copies of a number
+already published are ignored, so the timeline only ever grows at its live edge and a
+published segment never changes.  When both encoders offer the same new number in one poll,
+the copy from the instance that supplied the previous segment wins, so the source flips only
+when it has to (a failover), not on every tie.  Copies are only mixed when their init
+segments are identical (same name = same content hash); otherwise the track stays with its
+first source and the InitSegmentsConsistent condition says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from kubecast.media.timeline import EncoderHealth, Timeline, TimelineSegment, TimelineTrack
+from kubecast.storage import EncoderProgress
+
+from .conditions import set_condition
+
+
+@dataclass
+class MergeResult:
+    timeline: Timeline
+    published: list[tuple[str, TimelineSegment]] = field(default_factory=list)  # (track id, segment)
+    failovers: list[tuple[str, str, str]] = field(default_factory=list)  # (track id, from, to)
+    duplicates: int = 0
+    late: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.published)
+
+
+def _live(progress: EncoderProgress, now: datetime, segment_duration_ms: int) -> bool:
+    fresh = now - progress.updated < timedelta(milliseconds=max(3 * segment_duration_ms, 6000))
+    return progress.state == "live" and fresh
+
+
+def _bandwidths(track: TimelineTrack) -> tuple[int | None, int | None]:
+    rows = [r for r in track.segments if r[2] > 0]
+    if not rows:
+        return None, None
+    timescale = track.info.timescale
+    total_seconds = sum(r[2] for r in rows) / timescale
+    average = int(sum(r[3] for r in rows) * 8 / total_seconds)
+    peak = int(max(r[3] * 8 * timescale / r[2] for r in rows))
+    return average, peak
+
+
+def _trim(track: TimelineTrack, window_ms: int) -> None:
+    if not track.segments:
+        return
+    timescale = track.info.timescale
+    newest_end = track.segments[-1][1] + track.segments[-1][2]
+    horizon = newest_end - window_ms * timescale // 1000
+    track.segments = [r for r in track.segments if r[1] + r[2] > horizon]
+
+
+def merge(
+    timeline: Timeline | None, progress: dict[str, EncoderProgress | None], *, now: datetime,
+    channel: str, segment_duration_ms: int, window_ms: int,
+) -> MergeResult:
+    if timeline is None:
+        timeline = Timeline(channel=channel, state="waiting", updated=now, segment_duration_ms=segment_duration_ms, window_ms=window_ms)
+    else:
+        timeline = timeline.model_copy(deep=True)
+        timeline.window_ms = window_ms
+    result = MergeResult(timeline)
+    instances = sorted(i for i, p in progress.items() if p is not None)
+    if timeline.availability_start_time is None:
+        timeline.availability_start_time = next((progress[i].availability_start_time for i in instances if progress[i].availability_start_time), None)
+
+    tracks = {track.info.id: track for track in timeline.tracks}
+    mismatches = []
+    for instance in instances:
+        for info in progress[instance].tracks:
+            track = tracks.get(info.id)
+            if track is None:
+                track = tracks[info.id] = TimelineTrack(info=info, init_source=instance)
+                timeline.tracks.append(track)
+            elif track.init_source == instance and track.info != info:
+                track.info = info  # the source's own description moved on (bitrate, frame rate, new header)
+            elif track.info.init != info.init and track.init_source != instance:
+                mismatches.append(f"{info.id}: {instance} has {info.init}, published {track.info.init} from {track.init_source}")
+
+    taken = {instance: 0 for instance in instances}
+    for track_id, track in tracks.items():
+        last = track.segments[-1] if track.segments else None
+        offers: dict[int, dict[str, tuple]] = {}
+        for instance in instances:
+            info = next((t for t in progress[instance].tracks if t.id == track_id), None)
+            if info is None or info.init != track.info.init:
+                continue  # never mix segments that need another init segment
+            for record in progress[instance].segments.get(track_id, []):
+                if last is not None and record[0] <= last[0]:
+                    if record[0] == last[0] and instance != last[4]:
+                        result.duplicates += 1
+                    continue
+                offers.setdefault(record[0], {})[instance] = record
+        for number in sorted(offers):
+            copies = offers[number]
+            previous_source = last[4] if last else None
+            source = previous_source if previous_source in copies else sorted(copies)[0]
+            record = copies[source]
+            result.duplicates += len(copies) - 1
+            start, duration, size = record[1], record[2], record[3]
+            discontinuity = bool(record[4])
+            if last is not None:
+                # Trust the media, not the flag: a gap is a discontinuity, contiguous media is not.
+                discontinuity = start != last[1] + last[2]
+            segment = TimelineSegment(number=number, start=start, duration=duration, size=size, source=source, discontinuity=discontinuity)
+            track.segments.append(segment.to_wire())
+            result.published.append((track_id, segment))
+            if previous_source is not None and previous_source != source:
+                result.failovers.append((track_id, previous_source, source))
+            last = track.segments[-1]
+        _trim(track, window_ms)
+        track.average_bandwidth, track.peak_bandwidth = _bandwidths(track)
+        for row in track.segments:
+            if row[4] in taken:
+                taken[row[4]] += 1
+
+    any_live = False
+    for instance in instances:
+        p = progress[instance]
+        live = _live(p, now, segment_duration_ms)
+        any_live |= live
+        last_numbers = [records[-1][0] for records in p.segments.values() if records]
+        timeline.encoders[instance] = EncoderHealth(
+            state=("live" if live else "waiting") if p.state != "error" else "error",
+            updated=p.updated, last_segment=max(last_numbers, default=None), segments_taken=taken.get(instance, 0),
+            ingest_connected=p.ingest.connected and live, ingest_bitrate=p.ingest.bitrate if live else 0.0,
+            speed=p.speed, message=p.message,
+        )
+    for instance, p in progress.items():
+        if p is None and instance in timeline.encoders:
+            timeline.encoders[instance].state = "absent"
+    timeline.state = "live" if any_live else "waiting"
+    thumbnails = [(progress[i].thumbnail_updated, i) for i in instances if progress[i].thumbnail_updated]
+    timeline.thumbnail_source = max(thumbnails)[1] if thumbnails else timeline.thumbnail_source
+
+    newest = max((r[1] + r[2]) / t.info.timescale for t in timeline.tracks for r in t.segments[-1:]) if any(t.segments for t in timeline.tracks) else None
+    flowing = False
+    if newest is not None and timeline.availability_start_time is not None:
+        age = now - (timeline.availability_start_time + timedelta(seconds=newest))
+        flowing = age < timedelta(milliseconds=3 * segment_duration_ms + 5000)
+    ingest = any(h.ingest_connected for h in timeline.encoders.values())
+    set_condition(timeline.conditions, "IngestConnected", ingest, "ContributionReceived" if ingest else "NoContribution",
+                  "an encoder receives the contribution" if ingest else "no encoder receives a contribution", now)
+    set_condition(timeline.conditions, "InitSegmentsConsistent", not mismatches, "InitSegmentsMatch" if not mismatches else "InitSegmentMismatch",
+                  "; ".join(mismatches) or "all encoders produce identical init segments", now)
+    ready = any_live and flowing
+    set_condition(timeline.conditions, "Ready", ready, "Live" if ready else ("WaitingForSegments" if any_live else "WaitingForContribution"),
+                  "segments are being published" if ready else "no segments are being published", now)
+    if result.changed or timeline.updated < now:
+        timeline.updated = now
+    return result

@@ -1,0 +1,83 @@
+from datetime import datetime, timedelta, timezone
+
+from kubecast.media.tracks import SegmentRecord, TrackInfo
+from kubecast.packager.merge import merge
+from kubecast.storage import EncoderProgress, IngestInfo
+
+AST = datetime(2026, 1, 1, tzinfo=timezone.utc)
+D = 180000  # 2 s at 90 kHz
+
+
+def video(init="init-a.mp4"):
+    return TrackInfo(id="v", kind="video", codecs="avc1.64001f", bandwidth=1_000_000, timescale=90000, init=init, width=1280, height=720, frame_rate="30")
+
+
+def progress(instance, numbers, *, init="init-a.mp4", state="live", now=None, sizes=None, discontinuity=()):
+    return EncoderProgress(
+        channel="c", instance=instance, session="s", state=state, updated=now or AST + timedelta(seconds=30),
+        availability_start_time=AST, segment_duration_ms=2000, tracks=[video(init)],
+        segments={"v": [SegmentRecord(n, n * D, D, (sizes or {}).get(n, 250_000), n in discontinuity) for n in numbers]},
+        ingest=IngestInfo(connected=state == "live", bitrate=4e6),
+    )
+
+
+def run(timeline, now=None, **progresses):
+    return merge(timeline, progresses, now=now or AST + timedelta(seconds=30), channel="c", segment_duration_ms=2000, window_ms=60_000)
+
+
+def numbers(timeline):
+    return [(row[0], row[4]) for row in timeline.tracks[0].segments]
+
+
+def test_first_copy_wins_and_the_source_only_flips_on_failover():
+    result = run(None, A=progress("A", [10, 11, 12]), B=progress("B", [11, 12]))
+    assert numbers(result.timeline) == [(10, "A"), (11, "A"), (12, "A")]
+    assert result.duplicates == 2
+    # A stops at 12; B goes on: the timeline continues from B with no gap
+    result = run(result.timeline, A=progress("A", [10, 11, 12], state="waiting"), B=progress("B", [11, 12, 13, 14]))
+    assert numbers(result.timeline)[-2:] == [(13, "B"), (14, "B")]
+    assert result.failovers == [("v", "A", "B")]
+    assert not any(row[5] for row in result.timeline.tracks[0].segments), "no discontinuity across a failover"
+
+
+def test_nothing_is_published_twice_or_renumbered_after_a_restart():
+    first = run(None, A=progress("A", [1, 2, 3])).timeline
+    again = run(first, A=progress("A", [1, 2, 3, 4]))
+    assert numbers(again.timeline) == [(1, "A"), (2, "A"), (3, "A"), (4, "A")]
+    assert [s.number for _, s in again.published] == [4]
+
+
+def test_different_init_segments_are_never_mixed():
+    result = run(None, A=progress("A", [1, 2]), B=progress("B", [1, 2, 3], init="init-b.mp4"))
+    assert numbers(result.timeline) == [(1, "A"), (2, "A")]
+    condition = next(c for c in result.timeline.conditions if c["type"] == "InitSegmentsConsistent")
+    assert condition["status"] == "False" and condition["reason"] == "InitSegmentMismatch"
+
+
+def test_a_gap_in_the_media_is_a_discontinuity_and_contiguous_media_is_not():
+    result = run(None, A=progress("A", [1, 2, 5, 6], discontinuity={2}))
+    flags = {row[0]: row[5] for row in result.timeline.tracks[0].segments}
+    assert flags == {1: False, 2: False, 5: True, 6: False}
+
+
+def test_window_and_bandwidth():
+    result = run(None, A=progress("A", list(range(0, 50)), sizes={49: 500_000}))
+    rows = result.timeline.tracks[0].segments
+    assert len(rows) == 30 and rows[0][0] == 20  # 60 s of 2 s segments
+    track = result.timeline.tracks[0]
+    assert track.peak_bandwidth == 2_000_000  # 500 kB in 2 s
+    assert 1_000_000 < track.average_bandwidth < 1_100_000
+
+
+def test_state_health_and_ready_condition():
+    now = AST + timedelta(seconds=30)
+    live = run(None, now=now, A=progress("A", [13, 14], now=now)).timeline
+    assert live.state == "live" and live.encoders["A"].state == "live" and live.encoders["A"].segments_taken == 2
+    ready = next(c for c in live.conditions if c["type"] == "Ready")
+    assert ready["status"] == "True" and ready["reason"] == "Live"
+    later = now + timedelta(seconds=20)
+    stale = run(live, now=later, A=progress("A", [13, 14], now=now)).timeline
+    assert stale.state == "waiting"
+    ready = next(c for c in stale.conditions if c["type"] == "Ready")
+    assert ready["status"] == "False" and ready["lastTransitionTime"].startswith(later.isoformat()[:19])
+    assert run(None, A=None).timeline.state == "waiting"
