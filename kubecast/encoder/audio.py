@@ -76,6 +76,7 @@ class AudioTranscoder(_AudioTrack):
         self.encoder.flags |= av.codec.context.Flags.global_header
         self.encoder.open()
         self.next_pts: int | None = None
+        self.out_pts: int | None = None
 
     def configure(self, asc: bytes) -> None:
         self.decoder = av.CodecContext.create("aac", "r")
@@ -95,6 +96,8 @@ class AudioTranscoder(_AudioTrack):
             self.next_pts = expected
         for frame in frames:
             for resampled in self.resampler.resample(frame):
+                if self.out_pts is None:
+                    self.out_pts = self.next_pts
                 resampled.pts = self.next_pts
                 resampled.time_base = Fraction(1, SAMPLE_RATE)
                 self.next_pts += resampled.samples
@@ -110,7 +113,10 @@ class AudioTranscoder(_AudioTrack):
                           init=layout.init_name(init), sample_rate=SAMPLE_RATE, channels=2),
                 init,
             )
-        self.emit(self.segmenter.push(TimedSample(packet.pts, 0, True, bytes(packet))))
+        # Output frames are counted from the first input sample rather than taken from the
+        # encoder, whose first packets carry the AAC priming delay as negative times.
+        self.emit(self.segmenter.push(TimedSample(self.out_pts, 0, True, bytes(packet))))
+        self.out_pts += AAC_FRAME
 
     def close(self) -> None:
         for packet in self.encoder.encode(None):

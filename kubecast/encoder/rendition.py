@@ -49,9 +49,10 @@ def estimate_frame_rate(presentation_times: list[int]) -> Fraction | None:
     if span <= 0:
         return None
     measured = (len(ordered) - 1) * VIDEO_TIMESCALE / span
-    for common in (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(50), Fraction(60000, 1001), Fraction(60)):
-        if abs(measured - float(common)) < 0.02 * float(common):
-            return common
+    commons = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(50), Fraction(60000, 1001), Fraction(60))
+    nearest = min(commons, key=lambda rate: abs(measured - float(rate)))
+    if abs(measured - float(nearest)) < 0.02 * float(nearest):
+        return nearest
     return Fraction(round(measured * 1000), 1000)
 
 

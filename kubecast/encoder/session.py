@@ -87,6 +87,10 @@ class ContributionSession:
             metrics.CONTRIBUTIONS.labels("broken").inc()
             log.warning("contribution for %s broke off: %s", name, error)
             self.publisher.status(state="waiting", ingest=IngestInfo(connected=False))
+        except Exception as error:  # noqa: BLE001 - one contribution must not end the encoder
+            metrics.CONTRIBUTIONS.labels("failed").inc()
+            log.exception("contribution for %s failed", name)
+            self.publisher.status(state="error", message=f"encoding failed: {error}", ingest=IngestInfo(connected=False))
         finally:
             self.sock.close()
 

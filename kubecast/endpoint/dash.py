@@ -1,0 +1,117 @@
+"""MPEG-DASH manifests rendered from the timeline (pure).
+
+Segments are addressed by time (``$Time$``): a SegmentTimeline with time addressing
+tolerates gaps in numbering (a pass-through contribution's irregular key frames) and is
+what Azure Media Services served.  The video AdaptationSet shares one SegmentTimeline, made
+of the segments every video rendition has already published, because the ladder is aligned
+by construction and players switch renditions at those boundaries.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from xml.sax.saxutils import quoteattr
+
+from kubecast.media.timeline import Timeline, TimelineTrack
+
+from .hls import audio_track, video_tracks
+
+PROFILES = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
+
+
+def iso_duration(seconds: float) -> str:
+    return f"PT{seconds:.3f}".rstrip("0").rstrip(".") + "S"
+
+
+def iso_time(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def segment_timeline(rows: list[tuple[int, int]]) -> str:
+    """<S> elements for (start, duration) rows, run-length compressed with @r."""
+    elements, index = [], 0
+    while index < len(rows):
+        start, duration = rows[index]
+        repeat = 0
+        while index + repeat + 1 < len(rows) and rows[index + repeat + 1] == (start + (repeat + 1) * duration, duration):
+            repeat += 1
+        gap = index > 0 and rows[index - 1][0] + rows[index - 1][1] != start
+        t = f' t="{start}"' if index == 0 or gap else ""
+        r = f' r="{repeat}"' if repeat else ""
+        elements.append(f'<S{t} d="{duration}"{r}/>')
+        index += repeat + 1
+    return "".join(elements)
+
+
+def _common_rows(tracks: list[TimelineTrack]) -> list[tuple[int, int]]:
+    """(start, duration) of the segment numbers that every one of the tracks has."""
+    common = set.intersection(*({r[0] for r in t.segments} for t in tracks)) if tracks else set()
+    return [(r[1], r[2]) for r in tracks[0].segments if r[0] in common] if tracks else []
+
+
+def _template(timescale: int, rows: list[tuple[int, int]]) -> str:
+    return (
+        f'<SegmentTemplate timescale="{timescale}" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/t$Time$.m4s">'
+        f"<SegmentTimeline>{segment_timeline(rows)}</SegmentTimeline></SegmentTemplate>"
+    )
+
+
+_NTSC = {"23.976": "24000/1001", "29.970": "30000/1001", "59.940": "60000/1001"}
+
+
+def frame_rate_attribute(text: str | None) -> str | None:
+    """DASH wants an integer or a fraction (30000/1001), never a decimal."""
+    if not text:
+        return None
+    if "." not in text:
+        return text
+    return _NTSC.get(text) or f"{round(float(text) * 1000)}/1000"
+
+
+def _bandwidth(track: TimelineTrack) -> int:
+    return track.peak_bandwidth or track.info.bandwidth
+
+
+def mpd(timeline: Timeline, *, time_url: str, now: datetime) -> str:
+    video, audio = video_tracks(timeline), audio_track(timeline)
+    segment_seconds = timeline.segment_duration_ms / 1000
+    static = timeline.state == "stopped"
+    attributes = [f'profiles="{PROFILES}"', f'minBufferTime="{iso_duration(2 * segment_seconds)}"', f'maxSegmentDuration="{iso_duration(segment_seconds)}"']
+    rows_video = _common_rows(video)
+    if static:
+        rows = rows_video or (audio and [(r[1], r[2]) for r in audio.segments]) or []
+        timescale = video[0].info.timescale if rows_video else (audio.info.timescale if audio else 1)
+        length = (rows[-1][0] + rows[-1][1] - rows[0][0]) / timescale if rows else 0
+        attributes = ['type="static"', f'mediaPresentationDuration="{iso_duration(length)}"', *attributes]
+    else:
+        attributes = [
+            'type="dynamic"', f'availabilityStartTime="{iso_time(timeline.availability_start_time or now)}"',
+            f'publishTime="{iso_time(timeline.updated)}"', f'minimumUpdatePeriod="{iso_duration(segment_seconds)}"',
+            f'timeShiftBufferDepth="{iso_duration(timeline.window_ms / 1000)}"',
+            f'suggestedPresentationDelay="{iso_duration(3 * segment_seconds)}"', *attributes,
+        ]
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>', f'<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" {" ".join(attributes)}>', '<Period id="0" start="PT0S">']
+    if video:
+        max_width = max(t.info.width or 0 for t in video)
+        max_height = max(t.info.height or 0 for t in video)
+        parts.append(f'<AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1" maxWidth="{max_width}" maxHeight="{max_height}">')
+        parts.append(_template(video[0].info.timescale, rows_video))
+        for track in video:
+            rate = f' frameRate="{value}"' if (value := frame_rate_attribute(track.info.frame_rate)) else ""
+            parts.append(
+                f'<Representation id={quoteattr(track.info.id)} bandwidth="{_bandwidth(track)}" codecs="{track.info.codecs}" '
+                f'width="{track.info.width}" height="{track.info.height}" sar="1:1"{rate}/>'
+            )
+        parts.append("</AdaptationSet>")
+    if audio is not None:
+        language = audio.info.language or "und"
+        parts.append(f'<AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" lang="{language}" segmentAlignment="true" startWithSAP="1">')
+        parts.append(f'<AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="{audio.info.channels or 2}"/>')
+        parts.append(_template(audio.info.timescale, [(r[1], r[2]) for r in audio.segments]))
+        parts.append(f'<Representation id={quoteattr(audio.info.id)} bandwidth="{_bandwidth(audio)}" codecs="{audio.info.codecs}" audioSamplingRate="{audio.info.sample_rate}"/>')
+        parts.append("</AdaptationSet>")
+    parts.append("</Period>")
+    if not static:
+        parts.append(f'<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value={quoteattr(time_url)}/>')
+    parts.append("</MPD>")
+    return "\n".join(parts) + "\n"

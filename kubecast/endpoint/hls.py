@@ -1,0 +1,93 @@
+"""HLS playlists rendered from the timeline (pure).
+
+fMP4/CMAF segments need ``EXT-X-MAP`` and therefore version 6; version 7 is declared because
+the multivariant playlist may carry attributes defined there.  ``BANDWIDTH`` is the peak
+measured over the segments in the window (video plus audio), ``AVERAGE-BANDWIDTH`` the mean,
+falling back to the encoder's targets before any segment exists; players pick renditions by
+them, so they must be honest.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from kubecast.media.timeline import Timeline, TimelineTrack
+
+VERSION = 7
+
+
+def _bandwidths(track: TimelineTrack) -> tuple[int, int]:
+    peak = track.peak_bandwidth or track.info.bandwidth
+    average = track.average_bandwidth or track.info.bandwidth
+    return peak, min(average, peak)
+
+
+def _frame_rate(text: str | None) -> str | None:
+    if not text:
+        return None
+    if "/" in text:
+        numerator, denominator = text.split("/")
+        return f"{int(numerator) / int(denominator):.3f}"
+    return f"{float(text):.3f}"
+
+
+def video_tracks(timeline: Timeline) -> list[TimelineTrack]:
+    tracks = [t for t in timeline.tracks if t.info.kind == "video"]
+    return sorted(tracks, key=lambda t: _bandwidths(t)[0], reverse=True)
+
+
+def audio_track(timeline: Timeline) -> TimelineTrack | None:
+    return next((t for t in timeline.tracks if t.info.kind == "audio"), None)
+
+
+def multivariant_playlist(timeline: Timeline) -> str:
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    audio = audio_track(timeline)
+    audio_peak, audio_average = _bandwidths(audio) if audio else (0, 0)
+    if audio is not None:
+        channels = f',CHANNELS="{audio.info.channels}"' if audio.info.channels else ""
+        language = audio.info.language or "und"
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="{language}",LANGUAGE="{language}",DEFAULT=YES,AUTOSELECT=YES'
+            f'{channels},URI="{audio.info.id}/index.m3u8"'
+        )
+    for track in video_tracks(timeline):
+        peak, average = _bandwidths(track)
+        codecs = track.info.codecs + (f",{audio.info.codecs}" if audio else "")
+        attributes = [f"BANDWIDTH={peak + audio_peak}", f"AVERAGE-BANDWIDTH={average + audio_average}", f'CODECS="{codecs}"']
+        if track.info.width and track.info.height:
+            attributes.append(f"RESOLUTION={track.info.width}x{track.info.height}")
+        if rate := _frame_rate(track.info.frame_rate):
+            attributes.append(f"FRAME-RATE={rate}")
+        if audio is not None:
+            attributes.append('AUDIO="audio"')
+        lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), f"{track.info.id}/index.m3u8"]
+    return "\n".join(lines) + "\n"
+
+
+def _program_date_time(timeline: Timeline, start: int, timescale: int) -> str | None:
+    moment = timeline.wall_clock(start, timescale)
+    if moment is None:
+        return None
+    moment = moment - timedelta(microseconds=moment.microsecond % 1000)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def media_playlist(timeline: Timeline, track: TimelineTrack) -> str:
+    timescale = track.info.timescale
+    rows = track.segments
+    target = max((max(1, round(r[2] / timescale)) for r in rows), default=max(1, round(timeline.segment_duration_ms / 1000)))
+    lines = [
+        "#EXTM3U", f"#EXT-X-VERSION:{VERSION}", f"#EXT-X-TARGETDURATION:{target}",
+        f"#EXT-X-MEDIA-SEQUENCE:{rows[0][0] if rows else 0}", "#EXT-X-INDEPENDENT-SEGMENTS", '#EXT-X-MAP:URI="init.mp4"',
+    ]
+    for index, (number, start, duration, _size, _source, discontinuity) in enumerate(rows):
+        if discontinuity and index > 0:
+            lines.append("#EXT-X-DISCONTINUITY")
+        if index == 0 or discontinuity:
+            if stamp := _program_date_time(timeline, start, timescale):
+                lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{stamp}")
+        lines += [f"#EXTINF:{duration / timescale:.3f},", f"{number}.m4s"]
+    if timeline.state == "stopped":
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,41 @@
+"""``kubecast endpoint``: the streaming endpoint (HLS/DASH origin, preview and status pages)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from kubecast.storage import Store
+
+from .app import make_app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubecast endpoint", description=__doc__)
+    parser.add_argument("--store", required=True, help="storage URL or folder")
+    parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (port 0 picks a free port)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s endpoint %(levelname)s %(message)s")
+    host, _, port = args.listen.rpartition(":")
+
+    async def run() -> None:
+        runner = web.AppRunner(make_app(Store(args.store)), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, int(port))
+        await site.start()
+        bound = site._server.sockets[0].getsockname()  # the real port when 0 was asked for
+        print(f"kubecast endpoint listening on http://{bound[0]}:{bound[1]}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(run())
+    return 0

@@ -1,0 +1,106 @@
+"""The ingest's configuration and its publish decision (pure).
+
+The stream key is the last element of the publish path (``rtmp://host/live/<key>``,
+``rtmp://host/live/<channel>/<key>`` or ``rtmp://host/<channel>/<key>``).  When the path
+names a channel, that channel's key is checked; otherwise the key is compared with every
+channel's key — each in constant time and all of them every time, so that neither which
+channel matched nor how much of a key was right shows in the answer's timing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ChannelRoute:
+    name: str
+    key: str | None  # None: no key required (the channel must then be named in the path)
+    encoders: tuple[tuple[str, int], ...]
+    allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    def admits(self, peer: str) -> bool:
+        if not self.allowed:
+            return True
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self.allowed)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    channels: dict[str, ChannelRoute] = field(default_factory=dict)
+    handshake_timeout: float = 10.0
+    idle_timeout: float = 15.0
+    max_connections: int = 256
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"encoder address must be HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def load_config(path: str | Path) -> IngestConfig:
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{path}: {error}") from None
+    channels = {}
+    for name, entry in (raw.get("channels") or {}).items():
+        key = None
+        if entry.get("streamKeyFile"):
+            try:
+                key = Path(entry["streamKeyFile"]).read_text().strip()
+            except OSError as error:
+                raise ConfigError(f"channel {name}: stream key file: {error.strerror}") from None
+            if not key:
+                raise ConfigError(f"channel {name}: the stream key file is empty")
+        try:
+            allowed = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in entry.get("allowedIps") or ())
+        except ValueError as error:
+            raise ConfigError(f"channel {name}: {error}") from None
+        channels[name] = ChannelRoute(name, key, tuple(_address(a) for a in entry.get("encoders") or ()), allowed)
+    return IngestConfig(
+        channels=channels,
+        handshake_timeout=float(raw.get("handshakeTimeout", 10)),
+        idle_timeout=float(raw.get("idleTimeout", 15)),
+        max_connections=int(raw.get("maxConnections", 256)),
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    route: ChannelRoute | None
+    reason: str  # for the log and the publisher; never contains the key
+    label: str  # metric label
+
+
+def decide(config: IngestConfig, *, app: str, name: str, peer: str) -> Decision:
+    path = [part for part in (app.split("/") + name.split("/")) if part]
+    if not path:
+        return Decision(None, "empty publish name", "bad_name")
+    key, named = path[-1], [part for part in path[:-1] if part in config.channels]
+    if named:
+        route = config.channels[named[-1]]
+        if route.key is not None and not hmac.compare_digest(route.key.encode(), key.encode()):
+            return Decision(None, f"wrong stream key for channel {route.name}", "bad_key")
+    else:
+        matches = [route for route in config.channels.values() if route.key is not None and hmac.compare_digest(route.key.encode(), key.encode())]
+        if not matches:
+            return Decision(None, "unknown stream key", "bad_key")
+        route = matches[0]
+    if not route.admits(peer):
+        return Decision(None, f"{peer} may not publish to channel {route.name}", "not_allowed")
+    return Decision(route, "accepted", "accepted")

@@ -1,0 +1,11 @@
+"""Prometheus metrics of the ingest."""
+
+from prometheus_client import Counter, Gauge
+
+BYTES = Counter("kubecast_ingest_bytes_total", "Contribution bytes received", ["channel"])
+FRAMES = Counter("kubecast_ingest_frames_total", "Audio and video frames received", ["channel", "kind"])
+BITRATE = Gauge("kubecast_ingest_bitrate_bits_per_second", "Contribution bitrate over the last seconds", ["channel"])
+PUBLISHERS = Gauge("kubecast_ingest_publishers", "Live publishers", ["channel"])
+REJECTED = Counter("kubecast_ingest_rejected_total", "Publishes refused", ["reason"])
+PROTOCOL_ERRORS = Counter("kubecast_ingest_protocol_errors_total", "Connections closed for a protocol error", ["reason"])
+LINK_FAILURES = Counter("kubecast_ingest_encoder_link_failures_total", "Connections to encoders that failed or were dropped", ["channel"])

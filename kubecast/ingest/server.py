@@ -1,0 +1,184 @@
+"""The RTMP ingest server: asyncio glue around ``RtmpSession`` and ``EncoderLink``.
+
+Each connection is a task; everything that can go wrong with one peer (a malformed chunk,
+a wrong key, a timeout) ends that task with a logged reason and leaves every other
+publisher alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+
+from kubecast.media.contribution import Hello
+from kubecast.media.flv import FlvTag, TagType, parse_audio, parse_video
+
+from . import chunks, metrics
+from .config import IngestConfig, decide
+from .links import EncoderLink
+from .session import Media, ProtocolError, PublishRequest, RtmpSession, Unpublished
+
+log = logging.getLogger("kubecast.ingest")
+
+SUPPORTED_VIDEO, SUPPORTED_AUDIO = 7, 10  # H.264, AAC
+
+
+class Publication:
+    """A live publish on a channel: the links to its encoders and its statistics."""
+
+    def __init__(self, *, channel: str, session_id: str, encoders):
+        self.channel = channel
+        self.headers: dict[str, FlvTag] = {}
+        hello = Hello(channel=channel, protocol="RTMP", session=session_id)
+        self.links = [EncoderLink(address=address, hello=hello, headers=self.headers) for address in encoders]
+        self.window_bytes = 0
+        self.window_started = time.monotonic()
+
+    def forward(self, media: Media) -> None:
+        tag_type = {chunks.AUDIO: TagType.AUDIO, chunks.VIDEO: TagType.VIDEO}.get(media.type, TagType.SCRIPT)
+        tag = FlvTag(tag_type, media.timestamp, media.body)
+        if tag_type == TagType.SCRIPT:
+            self.headers["metadata"] = tag
+        elif tag_type == TagType.VIDEO and parse_video(media.body).is_sequence_header:
+            self.headers["video"] = tag
+        elif tag_type == TagType.AUDIO and parse_audio(media.body).is_sequence_header:
+            self.headers["audio"] = tag
+        for link in self.links:
+            link.send(tag)
+        metrics.BYTES.labels(self.channel).inc(len(media.body))
+        if tag_type != TagType.SCRIPT:
+            metrics.FRAMES.labels(self.channel, tag_type.name.lower()).inc()
+        self.window_bytes += len(media.body)
+        now = time.monotonic()
+        if now - self.window_started >= 2:
+            metrics.BITRATE.labels(self.channel).set(self.window_bytes * 8 / (now - self.window_started))
+            self.window_bytes, self.window_started = 0, now
+
+    async def close(self) -> None:
+        await asyncio.gather(*(link.close() for link in self.links))
+        metrics.BITRATE.labels(self.channel).set(0)
+
+
+def check_codec(media: Media) -> str | None:
+    """Why a contribution's codec cannot be taken, or None."""
+    if media.type == chunks.VIDEO and media.body:
+        codec = media.body[0] & 0x0F
+        if media.body[0] & 0x80 or codec != SUPPORTED_VIDEO:  # bit 7: enhanced RTMP (HEVC, AV1 ...)
+            return "video must be H.264 (AVC); this codec is not supported"
+    if media.type == chunks.AUDIO and media.body and media.body[0] >> 4 != SUPPORTED_AUDIO:
+        return "audio must be AAC; this codec is not supported"
+    return None
+
+
+class IngestServer:
+    def __init__(self, config: IngestConfig):
+        self.config = config
+        self.live: dict[str, str] = {}  # channel -> session id of its publisher
+        self.connections = 0
+        self.server: asyncio.AbstractServer | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        self.server = await asyncio.start_server(self._serve, host, port)
+        return self.server.sockets[0].getsockname()[:2]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        peer = (writer.get_extra_info("peername") or ("?", 0))[0]
+        session_id = uuid.uuid4().hex[:8]
+        self.connections += 1
+        try:
+            if self.connections > self.config.max_connections:
+                metrics.REJECTED.labels("too_many_connections").inc()
+                log.warning("refusing %s: %d connections already", peer, self.config.max_connections)
+                return
+            await self._run(reader, writer, peer, session_id)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.connections -= 1
+            self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _run(self, reader, writer, peer: str, session_id: str) -> None:
+        session = RtmpSession()
+        publication: Publication | None = None
+        channel: str | None = None
+        started = time.monotonic()
+        try:
+            while True:
+                timeout = self.config.idle_timeout
+                if session.phase.name in ("C0C1", "C2"):
+                    timeout = max(0.1, self.config.handshake_timeout - (time.monotonic() - started))
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), timeout)
+                except asyncio.TimeoutError:
+                    reason = "handshake timeout" if session.phase.name in ("C0C1", "C2") else "idle timeout"
+                    metrics.PROTOCOL_ERRORS.labels(reason.replace(" ", "_")).inc()
+                    log.warning("closing %s (%s): %s", peer, channel or "no channel", reason)
+                    return
+                if not data:
+                    return
+                try:
+                    events = session.feed(data)
+                except ProtocolError as error:
+                    metrics.PROTOCOL_ERRORS.labels("protocol").inc()
+                    log.warning("closing %s (%s): %s", peer, channel or "no channel", error)
+                    return
+                for event in events:
+                    if isinstance(event, PublishRequest):
+                        decision = decide(self.config, app=event.app, name=event.name, peer=peer)
+                        if decision.route is not None and decision.route.name in self.live:
+                            decision = type(decision)(None, f"channel {decision.route.name} already has a publisher", "busy")
+                        if decision.route is None:
+                            metrics.REJECTED.labels(decision.label).inc()
+                            log.warning("refused a publish from %s: %s", peer, decision.reason)
+                            session.reject(decision.reason)
+                            writer.write(session.take_outgoing())
+                            await writer.drain()
+                            return
+                        channel = decision.route.name
+                        self.live[channel] = session_id
+                        metrics.PUBLISHERS.labels(channel).set(1)
+                        publication = Publication(channel=channel, session_id=session_id, encoders=decision.route.encoders)
+                        session.accept()
+                        log.info("%s publishes channel %s (session %s)", peer, channel, session_id)
+                    elif isinstance(event, Media) and publication is not None:
+                        if reason := check_codec(event):
+                            metrics.REJECTED.labels("codec").inc()
+                            log.warning("refused the contribution of %s on %s: %s", peer, channel, reason)
+                            session.reject(reason)
+                            writer.write(session.take_outgoing())
+                            await writer.drain()
+                            return
+                        publication.forward(event)
+                    elif isinstance(event, Unpublished) and publication is not None:
+                        log.info("channel %s unpublished by %s", channel, peer)
+                        await self._end(channel, session_id, publication)
+                        publication = None
+                if session.outgoing:
+                    writer.write(session.take_outgoing())
+                    await writer.drain()
+        finally:
+            if publication is not None:
+                log.info("publisher of %s (%s) disconnected", channel, peer)
+                await self._end(channel, session_id, publication)
+
+    async def _end(self, channel: str, session_id: str, publication: Publication) -> None:
+        if self.live.get(channel) == session_id:
+            del self.live[channel]
+            metrics.PUBLISHERS.labels(channel).set(0)
+        await publication.close()
