@@ -87,7 +87,7 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
                     "packager", *manifest_args, "--channel", name, "--store", store_url,
                     "--instances", ",".join(instances), "--metrics-port", str(ports.metrics[label]),
                 ),
-                ready_marker=None,
+                ready_marker="running",  # the channel's first timeline is written: its URLs answer
             )
         )
         key_file = None
