@@ -18,6 +18,19 @@ from .timing import VIDEO_TIMESCALE, ConnectionClock
 log = logging.getLogger("kubecast.encoder")
 
 
+# Measured with bench/transcode.py on 2 cores (1080p30 source, 20 s; ratio = ours / ffmpeg CLI):
+#   Default720p  (2.0 Mpx per frame): veryfast 1.05x real time, superfast 1.39x (ratio 1.12), ultrafast 1.71x
+#   Default1080p (3.9 Mpx per frame): superfast 1.02x, ultrafast 1.07x (ratio 1.30)
+# A live encoder that falls behind real time is useless, so an unset x264Preset takes the
+# slowest (best) preset that keeps the ladder above real time with headroom on 2 cores.
+PRESET_BY_PIXELS = ((1_200_000, "veryfast"), (2_200_000, "superfast"))
+
+
+def default_x264_preset(ladder: list[Rendition]) -> str:
+    pixels = sum(r.width * r.height for r in ladder)
+    return next((preset for limit, preset in PRESET_BY_PIXELS if pixels <= limit), "ultrafast")
+
+
 class LadderVideo:
     def __init__(self, *, renditions: list[Rendition], x264_preset: str, clock: ConnectionClock, segment_duration_ms: int, publish_track, publish_segment, discontinuity: bool):
         self.clock = clock

@@ -20,7 +20,7 @@ from kubecast.storage import IngestInfo
 
 from . import metrics
 from .audio import AudioPassthrough, AudioTranscoder
-from .ladder import LadderVideo
+from .ladder import LadderVideo, default_x264_preset
 from .passthrough import VideoPassthrough
 from .publisher import Publisher, now_utc
 from .thumbnail import jpeg_thumbnail
@@ -28,7 +28,6 @@ from .timing import ConnectionClock, first_segment_of_connection
 
 log = logging.getLogger("kubecast.encoder")
 
-DEFAULT_X264_PRESET = "veryfast"
 STATS_SECONDS = 2.0
 THUMBNAIL_SECONDS = 4.0
 HELLO_TIMEOUT = 10.0
@@ -109,7 +108,7 @@ class ContributionSession:
             video = VideoPassthrough(clock=clock, bandwidth_hint=0, **common)
             audio = AudioPassthrough(clock=clock, **common)
         else:
-            video = LadderVideo(renditions=spec.encoding.ladder(), x264_preset=spec.encoding.x264_preset or DEFAULT_X264_PRESET, clock=clock, **common)
+            video = LadderVideo(renditions=spec.encoding.ladder(), x264_preset=spec.encoding.x264_preset or default_x264_preset(spec.encoding.ladder()), clock=clock, **common)
             audio = AudioTranscoder(bitrate=spec.encoding.audio_bitrate, clock=clock, **common)
         self.publisher.status(state="live", message="", ingest=IngestInfo(connected=True, protocol=protocol))
         reader = FlvReader()

@@ -55,3 +55,12 @@ def test_audio_segments_start_at_the_first_frame_past_the_boundary():
         out += segmenter.push(TimedSample(frame * 1024, 0, True, b"a"))
     assert [(s.number, s.start) for s in out] == [(0, 0), (1, 96256)]
     assert out[0].start + out[0].duration == out[1].start
+
+
+def test_default_presets_follow_the_measured_budget():
+    from kubecast.api import PRESETS
+    from kubecast.encoder.ladder import default_x264_preset
+
+    assert default_x264_preset(PRESETS["Default720p"]) == "superfast"
+    assert default_x264_preset(PRESETS["Default1080p"]) == "ultrafast"
+    assert default_x264_preset(PRESETS["Default720p"][2:]) == "veryfast"
