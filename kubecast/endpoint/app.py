@@ -50,9 +50,11 @@ def not_found(text: str = "not found") -> web.Response:
 async def observe(request: web.Request, handler):
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
     try:
-        response = await handler(request)
+        # CORS preflight is answered for every path here, so that no catch-all route turns
+        # unknown GETs into 405s.
+        response = await (preflight(request) if request.method == "OPTIONS" else handler(request))
     except web.HTTPException as error:
-        response = error
+        response = web.Response(status=error.status, text=error.text, headers={k: v for k, v in error.headers.items() if k.lower() not in ("content-type", "content-length")})
     except InvalidKey:
         response = not_found()
     except Exception:  # noqa: BLE001 - a viewer's request must never take the process down
@@ -296,5 +298,4 @@ def make_app(store: Store) -> web.Application:
     app.router.add_get("/metrics", prometheus)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", status_page)
-    app.router.add_route("OPTIONS", "/{tail:.*}", preflight)
     return app

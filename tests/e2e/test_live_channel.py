@@ -223,3 +223,16 @@ def test_passthrough_channel_publishes_the_contribution_unchanged(pipeline):
 def test_metrics_are_served(pipeline):
     text = fetch(f"{pipeline['base']}/metrics").decode()
     assert "kubecast_endpoint_requests_total" in text
+
+
+def test_second_publisher_on_a_live_channel_is_refused(pipeline):
+    base, rtmp = pipeline["base"], pipeline["rtmp"]
+    second = ffmpeg_publish(f"rtmp://127.0.0.1:{rtmp}/live/cam1/key-for-cam1", seconds=5)
+    try:
+        assert second.popen.wait(30) != 0, "a second publisher with the right key is still refused while one is live"
+    finally:
+        second.stop()
+    before = media_playlist(f"{base}/live/cam1/v180/index.m3u8")
+    last_before = before.media_sequence + len(before.segments)
+    wait_until(lambda: (p := media_playlist(f"{base}/live/cam1/v180/index.m3u8")).media_sequence + len(p.segments) > last_before, timeout=15, what="cam1 still publishing")
+    assert pipeline["publisher"].alive()

@@ -1,0 +1,95 @@
+import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import make_timeline
+from kubecast.endpoint import dash, hls
+from kubecast.endpoint.ranges import UnsatisfiableRange, parse_range
+
+NS = {"m": "urn:mpeg:dash:schema:mpd:2011"}
+
+
+def test_multivariant_playlist(timeline):
+    text = hls.multivariant_playlist(timeline)
+    lines = text.splitlines()
+    assert lines[:3] == ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    assert lines[3].startswith('#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio"') and 'URI="audio/index.m3u8"' in lines[3]
+    # highest bandwidth first; BANDWIDTH = measured video peak + audio peak (audio falls back to its target)
+    assert lines[4] == '#EXT-X-STREAM-INF:BANDWIDTH=1628000,AVERAGE-BANDWIDTH=1628000,CODECS="avc1.640048,mp4a.40.2",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO="audio"'
+    assert lines[5] == "v720/index.m3u8" and lines[7] == "v360/index.m3u8"
+
+
+def test_media_playlist(timeline):
+    text = hls.media_playlist(timeline, timeline.tracks[2])
+    assert "#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:10\n" in text
+    assert '#EXT-X-MAP:URI="init.mp4"' in text
+    assert "#EXT-X-PROGRAM-DATE-TIME:2026-01-01T12:00:20.000Z\n#EXTINF:2.000,\n10.m4s" in text
+    assert text.count("#EXTINF:2.000,") == 6 and "#EXT-X-ENDLIST" not in text and "#EXT-X-DISCONTINUITY" not in text
+
+
+def test_discontinuity_and_end_of_a_stopped_channel():
+    timeline = make_timeline(state="stopped", discontinuity_at=13)
+    text = hls.media_playlist(timeline, timeline.tracks[0])
+    assert "#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T12:00:26.000Z\n#EXTINF:2.000,\n13.m4s" in text
+    assert text.endswith("#EXT-X-ENDLIST\n")
+
+
+def expand(template):
+    rows, time = [], 0
+    for s in template.find("m:SegmentTimeline", NS):
+        time = int(s.get("t", time))
+        for _ in range(int(s.get("r", 0)) + 1):
+            rows.append((time, int(s.get("d"))))
+            time += int(s.get("d"))
+    return rows
+
+
+def test_dynamic_mpd(timeline):
+    root = ET.fromstring(dash.mpd(timeline, time_url="http://h/time", now=datetime.now(timezone.utc)))
+    assert root.get("type") == "dynamic" and root.get("availabilityStartTime") == "2026-01-01T12:00:00.000Z"
+    assert root.get("timeShiftBufferDepth") == "PT60S" and root.get("minimumUpdatePeriod") == "PT2S"
+    video, audio = root.findall(".//m:AdaptationSet", NS)
+    assert [r.get("id") for r in video.findall("m:Representation", NS)] == ["v720", "v360"]
+    assert video.find("m:Representation", NS).get("frameRate") == "30"
+    assert expand(video.find("m:SegmentTemplate", NS)) == [(n * 180000, 180000) for n in range(10, 16)]
+    assert expand(audio.find("m:SegmentTemplate", NS)) == [(n * 96000, 96000) for n in range(10, 16)]
+    assert video.find("m:SegmentTemplate", NS).get("media") == "$RepresentationID$/t$Time$.m4s"
+    assert root.find("m:UTCTiming", NS).get("value") == "http://h/time"
+
+
+def test_static_mpd_after_stop():
+    root = ET.fromstring(dash.mpd(make_timeline(state="stopped"), time_url="http://h/time", now=datetime.now(timezone.utc)))
+    assert root.get("type") == "static" and root.get("mediaPresentationDuration") == "PT12S"
+    assert root.find("m:UTCTiming", NS) is None
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([(0, 10), (10, 10), (20, 10)], '<S t="0" d="10" r="2"/>'),
+        ([(0, 10), (10, 9), (19, 10)], '<S t="0" d="10"/><S d="9"/><S d="10"/>'),
+        ([(0, 10), (50, 10), (60, 10)], '<S t="0" d="10"/><S t="50" d="10" r="1"/>'),  # a gap restates t
+        ([], ""),
+    ],
+)
+def test_segment_timeline_run_lengths(rows, expected):
+    assert dash.segment_timeline(rows) == expected
+
+
+def test_ntsc_frame_rates():
+    assert dash.frame_rate_attribute("29.970") == "30000/1001" and dash.frame_rate_attribute("25") == "25"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [(None, None), ("bytes=0-9", (0, 10)), ("bytes=5-", (5, 100)), ("bytes=-10", (90, 100)), ("bytes=90-200", (90, 100)), ("items=0-1", None), ("bytes=0-1,5-6", None)],
+)
+def test_ranges(header, expected):
+    assert parse_range(header, 100) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=-0", "bytes=50-40"])
+def test_unsatisfiable_ranges(header):
+    with pytest.raises(UnsatisfiableRange):
+        parse_range(header, 100)

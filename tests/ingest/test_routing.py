@@ -1,0 +1,62 @@
+import json
+
+import pytest
+
+from kubecast.ingest.config import ChannelRoute, ConfigError, IngestConfig, decide, load_config
+from kubecast.ingest.server import check_codec
+from kubecast.ingest import chunks
+from kubecast.ingest.session import Media
+
+import ipaddress
+
+CONFIG = IngestConfig(channels={
+    "news": ChannelRoute("news", "k-news", (("127.0.0.1", 1),)),
+    "sport": ChannelRoute("sport", "k-sport", (("127.0.0.1", 2),), (ipaddress.ip_network("10.0.0.0/8"),)),
+    "open": ChannelRoute("open", None, (("127.0.0.1", 3),)),
+})
+
+
+@pytest.mark.parametrize(
+    ("app", "name", "peer", "channel", "label"),
+    [
+        ("live", "k-news", "127.0.0.1", "news", "accepted"),  # found by key
+        ("live", "news/k-news", "127.0.0.1", "news", "accepted"),
+        ("news", "k-news", "127.0.0.1", "news", "accepted"),  # app names the channel
+        ("live", "news/k-sport", "127.0.0.1", None, "bad_key"),  # another channel's key
+        ("live", "wrong", "127.0.0.1", None, "bad_key"),
+        ("live", "sport/k-sport", "192.0.2.1", None, "not_allowed"),
+        ("live", "sport/k-sport", "10.1.2.3", "sport", "accepted"),
+        ("live", "open/anything", "127.0.0.1", "open", "accepted"),
+        ("live", "anything", "127.0.0.1", None, "bad_key"),  # a keyless channel must be named
+        ("", "", "127.0.0.1", None, "bad_name"),
+    ],
+)
+def test_publish_decisions(app, name, peer, channel, label):
+    decision = decide(CONFIG, app=app, name=name, peer=peer)
+    assert (decision.route.name if decision.route else None, decision.label) == (channel, label)
+    assert "k-news" not in decision.reason and "k-sport" not in decision.reason, "a key never reaches a log line"
+
+
+def test_config_file(tmp_path):
+    (tmp_path / "key").write_text("secret\n")
+    (tmp_path / "ingest.json").write_text(json.dumps({"channels": {"news": {"streamKeyFile": str(tmp_path / "key"), "encoders": ["127.0.0.1:7000"], "allowedIps": ["10.0.0.0/8"]}}, "idleTimeout": 5}))
+    config = load_config(tmp_path / "ingest.json")
+    assert config.channels["news"].key == "secret" and config.channels["news"].encoders == (("127.0.0.1", 7000),)
+    assert config.idle_timeout == 5
+    (tmp_path / "bad.json").write_text(json.dumps({"channels": {"news": {"encoders": ["nohost"]}}}))
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        load_config(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize(
+    ("media", "refused"),
+    [
+        (Media(chunks.VIDEO, 0, b"\x17\x01"), False),
+        (Media(chunks.VIDEO, 0, b"\x1c\x01"), True),  # HEVC (codec id 12)
+        (Media(chunks.VIDEO, 0, b"\x90hvc1"), True),  # enhanced RTMP
+        (Media(chunks.AUDIO, 0, b"\xaf\x01"), False),
+        (Media(chunks.AUDIO, 0, b"\x2f\x01"), True),  # MP3
+    ],
+)
+def test_codecs(media, refused):
+    assert (check_codec(media) is not None) == refused
