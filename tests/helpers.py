@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -109,3 +110,13 @@ class Proc:
 
 def kubecast(*args: str, **kwargs) -> Proc:
     return Proc([sys.executable, "-m", "kubecast.cli", *args], name=f"kubecast {args[0]}", **kwargs)
+
+
+def make_contribution_flv(path, *, seconds: int, size: str = "320x240") -> bytes:
+    """What an encoder sends: H.264 (with B-frames, a key frame every second) + AAC in FLV, by Debian's ffmpeg."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30", "-f", "lavfi", "-i",
+         "sine=frequency=1000:sample_rate=48000", "-t", str(seconds), "-c:v", "libx264", "-g", "30", "-bf", "2", "-c:a", "aac", "-f", "flv", str(path)],
+        check=True, timeout=60,
+    )
+    return Path(path).read_bytes()

@@ -3,7 +3,7 @@
 from .channel import Channel, ChannelSpec, Encoding, EncodingPreset, H264Profile, Ingest, IngestProtocol, Preview, RedundancyMode, Rendition
 from .common import API_VERSION, GROUP, VERSION, ObjectMeta, SecretKeyRef
 from .endpoint import StreamingEndpoint, StreamingEndpointSpec
-from .loader import ManifestError, Manifests, load_paths, load_text
+from .loader import ManifestError, Manifests, load_channel, load_paths, load_text
 from .presets import PRESETS
 from .program import Program, ProgramSpec, ProgramState, parse_iso_duration
 
@@ -11,5 +11,5 @@ __all__ = [
     "API_VERSION", "GROUP", "VERSION", "Channel", "ChannelSpec", "Encoding", "EncodingPreset", "H264Profile",
     "Ingest", "IngestProtocol", "ManifestError", "Manifests", "ObjectMeta", "PRESETS", "Preview", "Program",
     "ProgramSpec", "ProgramState", "RedundancyMode", "Rendition", "SecretKeyRef", "StreamingEndpoint",
-    "StreamingEndpointSpec", "load_paths", "load_text", "parse_iso_duration",
+    "StreamingEndpointSpec", "load_channel", "load_paths", "load_text", "parse_iso_duration",
 ]

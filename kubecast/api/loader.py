@@ -109,3 +109,11 @@ def load_paths(paths: list[str | Path]) -> Manifests:
         for attr in ("channels", "programs", "endpoints", "secrets"):
             getattr(merged, attr).update(getattr(part, attr))
     return merged
+
+
+def load_channel(paths: list[str | Path], name: str):
+    """The named Channel from manifest files; ManifestError (naming the files) when absent."""
+    channels = load_paths(paths).channels
+    if name not in channels:
+        raise ManifestError(f"no Channel named {name!r} in {', '.join(str(p) for p in paths)}")
+    return channels[name]

@@ -10,7 +10,7 @@ import threading
 
 from prometheus_client import start_http_server
 
-from kubecast.api import ManifestError, load_paths
+from kubecast.api import ManifestError, load_channel
 from kubecast.storage import Store
 
 from .publisher import Publisher
@@ -36,12 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format=f"%(asctime)s encoder {args.channel}/{args.instance} %(levelname)s %(message)s")
     try:
-        channel = load_paths(args.manifests).channels[args.channel]
+        channel = load_channel(args.manifests, args.channel)
     except ManifestError as error:
         print(f"kubecast encoder: {error}", file=sys.stderr)
-        return 2
-    except KeyError:
-        print(f"kubecast encoder: no Channel named {args.channel!r} in the manifests", file=sys.stderr)
         return 2
     if args.metrics_port is not None:
         start_http_server(args.metrics_port, addr="127.0.0.1")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 import json
 import socket
-import subprocess
 
 import av
 import pytest
 
-from helpers import kubecast, wait_until
+from helpers import kubecast, make_contribution_flv, wait_until
 from kubecast.media.contribution import Hello
 from kubecast.media.mp4 import parse_media_segment
 
@@ -29,13 +28,7 @@ LADDER = "[{name: v240, width: 320, height: 240, bitrate: 500000}, {name: v120, 
 
 @pytest.fixture(scope="module")
 def source_flv(tmp_path_factory):
-    path = tmp_path_factory.mktemp("src") / "in.flv"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i",
-         "sine=frequency=1000:sample_rate=48000", "-t", "7", "-c:v", "libx264", "-g", "30", "-bf", "2", "-c:a", "aac", "-f", "flv", str(path)],
-        check=True, timeout=60,
-    )
-    return path.read_bytes()
+    return make_contribution_flv(tmp_path_factory.mktemp("src") / "in.flv", seconds=7)
 
 
 def run_encoder(tmp_path, manifest: str):

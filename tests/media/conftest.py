@@ -1,6 +1,6 @@
-import subprocess
-
 import pytest
+
+from helpers import make_contribution_flv
 
 from kubecast.media.flv import FlvReader, TagType, parse_audio, parse_video
 
@@ -8,13 +8,7 @@ from kubecast.media.flv import FlvReader, TagType, parse_audio, parse_video
 @pytest.fixture(scope="session")
 def contribution_flv(tmp_path_factory) -> bytes:
     """Six seconds of H.264 (with B-frames, a key frame every second) + AAC, as an encoder sends it."""
-    path = tmp_path_factory.mktemp("flv") / "source.flv"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i",
-         "sine=frequency=1000:sample_rate=48000", "-t", "6", "-c:v", "libx264", "-g", "30", "-bf", "2", "-c:a", "aac", "-f", "flv", str(path)],
-        check=True, timeout=60,
-    )
-    return path.read_bytes()
+    return make_contribution_flv(tmp_path_factory.mktemp("flv") / "source.flv", seconds=6)
 
 
 @pytest.fixture(scope="session")
