@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .common import API_VERSION, Cidr, ObjectMeta, SecretKeyRef, WireModel
 
@@ -49,6 +49,19 @@ class Rendition(WireModel):
 
 
 class Encoding(WireModel):
+    # The same rules as the validators below, for the API server (CEL), so kubectl refuses
+    # what `kubecast up` refuses.
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "self.preset != 'Custom' || (has(self.renditions) && size(self.renditions) > 0)",
+         "message": "preset Custom needs at least one entry in renditions"},
+        {"rule": "self.preset == 'Custom' || !has(self.renditions) || size(self.renditions) == 0",
+         "message": "renditions are only read with preset Custom"},
+        {"rule": "!has(self.renditions) || self.renditions.map(r, -r.bitrate).isSorted()",
+         "message": "renditions must be listed in descending bitrate"},
+        {"rule": "!has(self.renditions) || self.renditions.all(a, self.renditions.exists_one(b, b.bitrate == a.bitrate) && self.renditions.exists_one(b, b.name == a.name))",
+         "message": "rendition names and bitrates must be unique"},
+    ]})
+
     preset: EncodingPreset = Field(
         default=EncodingPreset.DEFAULT_720P,
         description="`None` passes the contribution through unchanged; `Default720p` / `Default1080p` are the "
@@ -111,6 +124,10 @@ class Preview(WireModel):
 
 
 class ChannelSpec(WireModel):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "self.liveWindow >= 3.0 * self.segmentDuration", "message": "liveWindow must hold at least three segments"},
+    ]})
+
     ingest: Ingest = Field(default_factory=Ingest)
     encoding: Encoding = Field(default_factory=Encoding)
     segment_duration: float = Field(
@@ -141,6 +158,8 @@ class ChannelSpec(WireModel):
 
 
 class Channel(WireModel):
+    """A live channel: contribution in (RTMP), an ABR ladder or pass-through out."""
+
     api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
     kind: Literal["Channel"] = "Channel"
     metadata: ObjectMeta

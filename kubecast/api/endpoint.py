@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from .common import API_VERSION, Cidr, ObjectMeta, SecretKeyRef, WireModel
 
 
 class Scaling(WireModel):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "self.maxReplicas >= self.minReplicas", "message": "maxReplicas must be at least minReplicas"},
+    ]})
+
     min_replicas: int = Field(default=2, ge=1, le=100)
     max_replicas: int = Field(default=10, ge=1, le=1000)
     target_cpu_utilization: int = Field(default=70, ge=10, le=100, description="Average CPU utilisation (%) the autoscaler aims for.")
@@ -41,6 +45,8 @@ class StreamingEndpointSpec(WireModel):
 
 
 class StreamingEndpoint(WireModel):
+    """A horizontally scaled origin serving HLS and DASH from the store."""
+
     api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
     kind: Literal["StreamingEndpoint"] = "StreamingEndpoint"
     metadata: ObjectMeta

@@ -53,6 +53,8 @@ class ProgramSpec(WireModel):
 
 
 class Program(WireModel):
+    """A recorded window of a channel: a DVR window while live, on-demand content after it stops."""
+
     api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
     kind: Literal["Program"] = "Program"
     metadata: ObjectMeta

@@ -1,0 +1,69 @@
+"""Status of the resources, in the shape the Kubernetes API conventions ask for.
+
+``observedGeneration`` and ``conditions`` (metav1.Condition: type, status, reason, message,
+lastTransitionTime) with ``Ready`` as the summary and ``Reconciling`` / ``Stalled`` for kstatus
+(so Flux, Argo CD and ``kubectl wait`` understand them without custom code); everything else
+is a plain fact (URLs, counts).  Never a secret.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .common import WireModel
+
+
+class Condition(WireModel):
+    type: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$", description="PascalCase condition type, e.g. Ready.")
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", description="CamelCase reason.")
+    message: str = Field(default="", max_length=32768)
+    last_transition_time: str = Field(description="RFC 3339 time of the last status change.")
+    observed_generation: int | None = None
+
+
+CONDITIONS = Field(
+    default_factory=list,
+    description="Ready is the summary; Reconciling and Stalled follow kstatus.",
+    json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+)
+
+
+class IngestEndpoints(WireModel):
+    primary: str | None = Field(default=None, description="Ingest URL of encoder A (the stream key is not part of it).")
+    secondary: str | None = Field(default=None, description="Ingest URL of encoder B.")
+
+
+class EncoderStatus(WireModel):
+    ready: bool = False
+    replicas: int = 0
+
+
+class ChannelStatus(WireModel):
+    observed_generation: int | None = None
+    conditions: list[Condition] = CONDITIONS
+    ingest: IngestEndpoints = Field(default_factory=IngestEndpoints)
+    preview_url: str | None = None
+    encoders: dict[str, EncoderStatus] = Field(default_factory=dict, description="Readiness of encoders A and B.")
+
+
+class PlaybackUrl(WireModel):
+    endpoint: str
+    format: str
+    url: str
+
+
+class ProgramStatus(WireModel):
+    observed_generation: int | None = None
+    conditions: list[Condition] = CONDITIONS
+    playback_urls: list[PlaybackUrl] = Field(default_factory=list)
+
+
+class StreamingEndpointStatus(WireModel):
+    observed_generation: int | None = None
+    conditions: list[Condition] = CONDITIONS
+    host_name: str | None = None
+    replicas: int | None = None
+    ready_replicas: int = 0
