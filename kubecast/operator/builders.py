@@ -1,0 +1,232 @@
+"""Pure builders: a typed resource in, the list of child manifests out.
+
+No kopf, no kubernetes client (an import contract test keeps it so): the handlers apply what
+these functions return, and the tests call them directly and validate every manifest
+against the official Kubernetes schemas.
+
+Per Channel: encoder pods A and B (one Deployment each, required anti-affinity on hostname so
+one node failure takes only one, a PodDisruptionBudget so a drain takes only one), an ingest
+Service each (primary and secondary URLs), and one packager (Recreate strategy: the
+timeline has exactly one writer).  Each encoder pod runs the ingest and the encoder as two
+containers, the same commands local mode runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import yaml
+
+from kubecast.api import API_VERSION, Channel, StreamingEndpoint
+
+from .settings import OperatorSettings
+
+INSTANCES = ("A", "B")
+RTMP_PORT = 1935
+CONTRIBUTION_PORT = 7000
+INGEST_METRICS, ENCODER_METRICS, PACKAGER_METRICS = 9101, 9102, 9103
+HTTP_PORT = 8080
+CONFIG_DIR = "/etc/kubecast"
+KEY_DIR = "/var/run/secrets/kubecast"
+
+
+def labels(*, instance: str, component: str, extra: dict[str, str]) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "kubecast", "app.kubernetes.io/instance": instance,
+        "app.kubernetes.io/component": component, "app.kubernetes.io/part-of": "kubecast",
+        "app.kubernetes.io/managed-by": "kubecast-operator", **extra,
+    }
+
+
+def owner_reference(resource: Channel | StreamingEndpoint, uid: str) -> dict:
+    return {"apiVersion": API_VERSION, "kind": resource.kind, "name": resource.name, "uid": uid, "controller": True, "blockOwnerDeletion": True}
+
+
+def _meta(name: str, namespace: str, owner: dict, object_labels: dict, annotations: dict | None = None) -> dict:
+    meta = {"name": name, "namespace": namespace, "labels": object_labels, "ownerReferences": [owner]}
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def channel_document(channel: Channel) -> str:
+    """The Channel as the encoder and packager read it (spec only: no status, no secret)."""
+    return yaml.safe_dump({"apiVersion": API_VERSION, "kind": "Channel", "metadata": {"name": channel.name},
+                           "spec": channel.spec.model_dump(mode="json", by_alias=True)}, sort_keys=False)
+
+
+def encoder_resources(channel: Channel) -> dict:
+    """CPU sized from the ladder's pixel rate (bench/transcode.py: ~2 cores run Default720p at 1.4x real time)."""
+    pixels = sum(r.width * r.height for r in channel.spec.encoding.ladder())
+    millicores = 500 if pixels == 0 else max(500, min(8000, int(pixels / 2_000_000 * 1500)))
+    memory = 512 if pixels == 0 else max(768, min(8192, int(pixels / 1_000_000 * 512) + 512))
+    return {"requests": {"cpu": f"{millicores}m", "memory": f"{memory}Mi"}, "limits": {"memory": f"{memory * 2}Mi"}}
+
+
+def _store_env(settings: OperatorSettings) -> tuple[list, list]:
+    env = [{"name": "KUBECAST_STORE_URL", "value": settings.store_url}]
+    env_from = [{"secretRef": {"name": settings.store_credentials_secret}}] if settings.store_credentials_secret else []
+    return env, env_from
+
+
+def build_channel_children(channel: Channel, *, uid: str, namespace: str, settings: OperatorSettings) -> list[dict]:
+    name = channel.name
+    owner = owner_reference(channel, uid)
+    document = channel_document(channel)
+    spec_hash = hashlib.sha256(document.encode()).hexdigest()[:16]
+    env, env_from = _store_env(settings)
+    key_ref = channel.spec.ingest.stream_key_secret_ref
+    children: list[dict] = []
+    for instance in INSTANCES:
+        suffix = instance.lower()
+        component_labels = labels(instance=name, component="encoder", extra={"kubecast.io/channel": name, "kubecast.io/encoder": instance})
+        selector = {"kubecast.io/channel": name, "kubecast.io/encoder": instance, "app.kubernetes.io/component": "encoder"}
+        config_name = f"{name}-encoder-{suffix}"
+        ingest_config = {
+            "channels": {name: {"streamKeyFile": f"{KEY_DIR}/stream-key" if key_ref else None,
+                                "encoders": [f"127.0.0.1:{CONTRIBUTION_PORT}"], "allowedIps": list(channel.spec.ingest.allowed_ips)}},
+            "handshakeTimeout": 10, "idleTimeout": 15,
+        }
+        children.append({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(config_name, namespace, owner, component_labels),
+            "data": {"channel.yaml": document, "ingest.json": json.dumps(ingest_config, indent=2)},
+        })
+        volumes = [{"name": "config", "configMap": {"name": config_name}}]
+        mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
+        if key_ref:
+            volumes.append({"name": "stream-key", "secret": {"secretName": key_ref.name, "items": [{"key": key_ref.key, "path": "stream-key"}]}})
+            mounts.append({"name": "stream-key", "mountPath": KEY_DIR, "readOnly": True})
+        security = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+        containers = [
+            {
+                "name": "ingest", "image": settings.encoder_image,
+                "args": ["ingest", "--listen", f"0.0.0.0:{RTMP_PORT}", "--config", f"{CONFIG_DIR}/ingest.json", "--metrics-port", str(INGEST_METRICS)],
+                "ports": [{"name": "rtmp", "containerPort": RTMP_PORT}, {"name": "ingest-metrics", "containerPort": INGEST_METRICS}],
+                "readinessProbe": {"tcpSocket": {"port": RTMP_PORT}, "periodSeconds": 5},
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+                "volumeMounts": mounts, "securityContext": security,
+            },
+            {
+                "name": "encoder", "image": settings.encoder_image,
+                "args": ["encoder", "--manifests", f"{CONFIG_DIR}/channel.yaml", "--channel", name, "--instance", instance,
+                         "--contribution", f"127.0.0.1:{CONTRIBUTION_PORT}", "--store", "$(KUBECAST_STORE_URL)", "--metrics-port", str(ENCODER_METRICS)],
+                "env": env, "envFrom": env_from,
+                "ports": [{"name": "encoder-metrics", "containerPort": ENCODER_METRICS}],
+                "resources": encoder_resources(channel),
+                "volumeMounts": [m for m in mounts if m["name"] == "config"], "securityContext": security,
+            },
+        ]
+        children.append({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": _meta(f"{name}-encoder-{suffix}", namespace, owner, component_labels),
+            "spec": {
+                "replicas": 1, "selector": {"matchLabels": selector},
+                # One pod per encoder: replace, never run two of the same instance at once.
+                "strategy": {"type": "Recreate"},
+                "template": {
+                    "metadata": {"labels": component_labels, "annotations": {"kubecast.io/spec-hash": spec_hash}},
+                    "spec": {
+                        "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                            "labelSelector": {"matchLabels": {"kubecast.io/channel": name, "app.kubernetes.io/component": "encoder"}},
+                            "topologyKey": "kubernetes.io/hostname",
+                        }]}},
+                        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
+                        "terminationGracePeriodSeconds": 30,
+                        "containers": containers, "volumes": volumes,
+                    },
+                },
+            },
+        })
+        children.append({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": _meta(f"{name}-ingest-{suffix}", namespace, owner, labels(instance=name, component="ingest", extra={"kubecast.io/channel": name, "kubecast.io/encoder": instance})),
+            "spec": {"type": channel.spec.ingest.service_type.value, "selector": selector,
+                     "ports": [{"name": "rtmp", "port": RTMP_PORT, "targetPort": "rtmp", "protocol": "TCP"}]},
+        })
+    children.append({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": _meta(f"{name}-encoders", namespace, owner, labels(instance=name, component="encoder", extra={"kubecast.io/channel": name})),
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"kubecast.io/channel": name, "app.kubernetes.io/component": "encoder"}}},
+    })
+    packager_labels = labels(instance=name, component="packager", extra={"kubecast.io/channel": name})
+    children.append({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": _meta(f"{name}-packager", namespace, owner, packager_labels),
+        "spec": {
+            "replicas": 1, "strategy": {"type": "Recreate"},  # the timeline has exactly one writer
+            "selector": {"matchLabels": {"kubecast.io/channel": name, "app.kubernetes.io/component": "packager"}},
+            "template": {
+                "metadata": {"labels": packager_labels, "annotations": {"kubecast.io/spec-hash": spec_hash}},
+                "spec": {
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "containers": [{
+                        "name": "packager", "image": settings.packager_image,
+                        "args": ["packager", "--manifests", f"{CONFIG_DIR}/channel.yaml", "--channel", name, "--store", "$(KUBECAST_STORE_URL)",
+                                 "--instances", ",".join(INSTANCES), "--metrics-port", str(PACKAGER_METRICS)],
+                        "env": env, "envFrom": env_from,
+                        "ports": [{"name": "metrics", "containerPort": PACKAGER_METRICS}],
+                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+                        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+                        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+                    }],
+                    "volumes": [{"name": "config", "configMap": {"name": f"{name}-encoder-a"}}],
+                },
+            },
+        },
+    })
+    return children
+
+
+def build_endpoint_children(endpoint: StreamingEndpoint, *, uid: str, namespace: str, settings: OperatorSettings) -> list[dict]:
+    name = endpoint.name
+    owner = owner_reference(endpoint, uid)
+    spec = endpoint.spec
+    endpoint_labels = labels(instance=name, component="endpoint", extra={"kubecast.io/endpoint": name})
+    selector = {"kubecast.io/endpoint": name, "app.kubernetes.io/component": "endpoint"}
+    env, env_from = _store_env(settings)
+    deployment_spec = {
+        "selector": {"matchLabels": selector},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "template": {
+            "metadata": {"labels": endpoint_labels},
+            "spec": {
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                "containers": [{
+                    "name": "endpoint", "image": settings.packager_image,
+                    "args": ["endpoint", "--store", "$(KUBECAST_STORE_URL)", "--listen", f"0.0.0.0:{HTTP_PORT}"],
+                    "env": env, "envFrom": env_from,
+                    "ports": [{"name": "http", "containerPort": HTTP_PORT}],
+                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5},
+                    "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+                    "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+                }],
+            },
+        },
+    }
+    if spec.scaling is None:
+        # With an autoscaler the operator never writes replicas: that field is the HPA's.
+        deployment_spec["replicas"] = spec.replicas if spec.replicas is not None else 2
+    children = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(f"{name}-endpoint", namespace, owner, endpoint_labels), "spec": deployment_spec},
+        {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, owner, endpoint_labels),
+         "spec": {"type": "ClusterIP", "selector": selector, "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _meta(f"{name}-endpoint", namespace, owner, endpoint_labels),
+         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}}},
+    ]
+    if spec.scaling is not None:
+        children.append({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": _meta(f"{name}-endpoint", namespace, owner, endpoint_labels),
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{name}-endpoint"},
+                "minReplicas": spec.scaling.min_replicas, "maxReplicas": spec.scaling.max_replicas,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": spec.scaling.target_cpu_utilization}}}],
+            },
+        })
+    if spec.host_names:
+        children.append({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": _meta(name, namespace, owner, endpoint_labels),
+            "spec": {"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": name, "port": {"name": "http"}}}}]}} for host in spec.host_names]},
+        })
+    return children

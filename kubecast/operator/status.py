@@ -1,0 +1,127 @@
+"""Pure aggregators: what the children report -> the resource's status and conditions.
+
+Conditions follow kstatus: ``Reconciling`` while the children have not caught up with the
+spec, ``Stalled`` when they cannot without a change by the user (a missing Secret), and
+``Ready`` as the summary.  ``lastTransitionTime`` only moves when a status changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from kubecast.api import Channel, Program, StreamingEndpoint
+
+from .builders import INSTANCES, RTMP_PORT
+
+
+def _time(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def conditions(previous: list[dict] | None, generation: int | None, now: datetime, *entries: tuple[str, bool | None, str, str]) -> list[dict]:
+    old = {c["type"]: c for c in previous or []}
+    out = []
+    for type_, status, reason, message in entries:
+        value = "Unknown" if status is None else ("True" if status else "False")
+        before = old.get(type_)
+        moved = before is None or before.get("status") != value
+        out.append({
+            "type": type_, "status": value, "reason": reason, "message": message,
+            "lastTransitionTime": _time(now) if moved else before["lastTransitionTime"], "observedGeneration": generation,
+        })
+    return out
+
+
+def initial_conditions(generation: int | None, now: datetime) -> list[dict]:
+    """Written on first sight, before anything is known."""
+    return conditions(None, generation, now, ("Ready", None, "Pending", "reconciliation has not run yet"),
+                      ("Reconciling", True, "Pending", "reconciliation has not run yet"), ("Stalled", False, "Pending", ""))
+
+
+def _deployment_ready(status: dict | None, generation_hint: str | None = None) -> bool:
+    if not status:
+        return False
+    return (status.get("readyReplicas") or 0) >= 1 and (status.get("updatedReplicas") or 0) >= 1
+
+
+def ingest_url(service: dict | None, channel: str, fallback_host: str | None) -> str | None:
+    host = None
+    ingress = ((service or {}).get("status") or {}).get("loadBalancer", {}).get("ingress") or []
+    if ingress:
+        host = ingress[0].get("hostname") or ingress[0].get("ip")
+    port = RTMP_PORT
+    spec = (service or {}).get("spec") or {}
+    if host is None and spec.get("type") == "NodePort":
+        node_port = next((p.get("nodePort") for p in spec.get("ports", []) if p.get("nodePort")), None)
+        if node_port and fallback_host:
+            host, port = fallback_host, node_port
+    if host is None and service:
+        host = f"{service['metadata']['name']}.{service['metadata'].get('namespace', 'default')}.svc"
+    return f"rtmp://{host}:{port}/live/{channel}" if host else None
+
+
+def aggregate_channel(channel: Channel, *, generation: int | None, deployments: dict[str, dict | None], services: dict[str, dict | None],
+                      secret_error: str | None, previous: dict | None, now: datetime, ingest_domain: str | None = None) -> dict:
+    name = channel.name
+    encoders = {i: _deployment_ready(deployments.get(f"{name}-encoder-{i.lower()}")) for i in INSTANCES}
+    packager = _deployment_ready(deployments.get(f"{name}-packager"))
+    live_encoders = sum(encoders.values())
+    previous_conditions = (previous or {}).get("conditions")
+    if secret_error:
+        entries = [("Ready", False, "SecretMissing", secret_error), ("Reconciling", False, "SecretMissing", ""), ("Stalled", True, "SecretMissing", secret_error)]
+    elif live_encoders and packager:
+        redundant = live_encoders == len(INSTANCES)
+        entries = [
+            ("Ready", True, "Redundant" if redundant else "Degraded",
+             "both encoders and the packager are ready" if redundant else f"only {live_encoders} of {len(INSTANCES)} encoders is ready"),
+            ("Reconciling", not redundant, "EncoderStarting" if not redundant else "Reconciled", ""),
+            ("Stalled", False, "Reconciled", ""),
+        ]
+    else:
+        waiting = [f"encoder {i}" for i, ok in encoders.items() if not ok] + ([] if packager else ["packager"])
+        entries = [("Ready", False, "Starting", "waiting for " + ", ".join(waiting)), ("Reconciling", True, "Starting", ""), ("Stalled", False, "Starting", "")]
+    return {
+        "observedGeneration": generation,
+        "conditions": conditions(previous_conditions, generation, now, *entries),
+        "ingest": {
+            "primary": ingest_url(services.get(f"{name}-ingest-a"), name, ingest_domain),
+            "secondary": ingest_url(services.get(f"{name}-ingest-b"), name, ingest_domain),
+        },
+        "encoders": {i: {"ready": ok, "replicas": ((deployments.get(f"{name}-encoder-{i.lower()}") or {}).get("readyReplicas") or 0)} for i, ok in encoders.items()},
+    }
+
+
+def aggregate_endpoint(endpoint: StreamingEndpoint, *, generation: int | None, deployment: dict | None, namespace: str, previous: dict | None, now: datetime) -> dict:
+    ready_replicas = (deployment or {}).get("readyReplicas") or 0
+    replicas = (deployment or {}).get("replicas")
+    ready = ready_replicas >= 1
+    entries = [
+        ("Ready", ready, "ReplicasReady" if ready else "NoReadyReplica", f"{ready_replicas} replica(s) ready"),
+        ("Reconciling", not ready, "Reconciled" if ready else "Starting", ""),
+        ("Stalled", False, "Reconciled" if ready else "Starting", ""),
+    ]
+    host = endpoint.spec.host_names[0] if endpoint.spec.host_names else f"{endpoint.name}.{namespace}.svc"
+    return {
+        "observedGeneration": generation, "conditions": conditions((previous or {}).get("conditions"), generation, now, *entries),
+        "hostName": host, "replicas": replicas, "readyReplicas": ready_replicas,
+    }
+
+
+def aggregate_program(program: Program, *, generation: int | None, channel: Channel | None, endpoints: list[StreamingEndpoint], namespace: str, previous: dict | None, now: datetime) -> dict:
+    problem = None
+    if channel is None:
+        problem = ("ChannelNotFound", f"Channel {program.spec.channel_name!r} does not exist in this namespace")
+    elif program.spec.archive_window_seconds < 2 * channel.spec.segment_duration:
+        problem = ("WindowTooShort", f"archiveWindow holds fewer than two {channel.spec.segment_duration:g}-second segments")
+    urls = []
+    if problem is None:
+        for endpoint in endpoints:
+            host = endpoint.spec.host_names[0] if endpoint.spec.host_names else f"{endpoint.name}.{namespace}.svc"
+            base = f"http://{host}/live/{program.spec.channel_name}"
+            urls += [{"endpoint": endpoint.name, "format": "hls", "url": f"{base}/index.m3u8"}, {"endpoint": endpoint.name, "format": "dash", "url": f"{base}/manifest.mpd"}]
+    if problem:
+        entries = [("Ready", False, problem[0], problem[1]), ("Reconciling", False, problem[0], ""), ("Stalled", True, problem[0], problem[1])]
+    else:
+        entries = [("Ready", bool(urls), "Published" if urls else "NoStreamingEndpoint", "" if urls else "no StreamingEndpoint serves it yet"),
+                   ("Reconciling", False, "Reconciled", ""), ("Stalled", False, "Reconciled", "")]
+    return {"observedGeneration": generation, "conditions": conditions((previous or {}).get("conditions"), generation, now, *entries), "playbackUrls": urls}

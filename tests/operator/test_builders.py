@@ -1,0 +1,155 @@
+"""Pure builders and aggregators, called directly; every manifest checked against Kubernetes' own schemas."""
+
+from __future__ import annotations
+
+import ast
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from kubecast.api import load_text
+from kubecast.operator.builders import build_channel_children, build_endpoint_children
+from kubecast.operator.settings import OperatorSettings
+from kubecast.operator.status import aggregate_channel, aggregate_endpoint, aggregate_program
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+SETTINGS = OperatorSettings(store_url="s3://media/live", store_credentials_secret="store-credentials")
+DOCS = load_text("""
+apiVersion: kubecast.io/v1alpha1
+kind: Channel
+metadata: {name: news}
+spec:
+  ingest: {streamKeySecretRef: {name: news-key, key: streamKey}, serviceType: NodePort}
+  encoding: {preset: Default720p}
+---
+apiVersion: kubecast.io/v1alpha1
+kind: StreamingEndpoint
+metadata: {name: origin}
+spec: {scaling: {minReplicas: 2, maxReplicas: 8}, hostNames: [live.example.com]}
+---
+apiVersion: kubecast.io/v1alpha1
+kind: StreamingEndpoint
+metadata: {name: fixed}
+spec: {replicas: 3}
+---
+apiVersion: kubecast.io/v1alpha1
+kind: Program
+metadata: {name: match}
+spec: {channelName: news, archiveWindow: PT1H}
+""")
+
+
+def channel_children():
+    return build_channel_children(DOCS.channels["news"], uid="uid-1", namespace="media", settings=SETTINGS)
+
+
+def test_channel_children_are_valid_kubernetes_objects():
+    children = channel_children()
+    assert sorted((c["kind"], c["metadata"]["name"]) for c in children) == [
+        ("ConfigMap", "news-encoder-a"), ("ConfigMap", "news-encoder-b"), ("Deployment", "news-encoder-a"), ("Deployment", "news-encoder-b"),
+        ("Deployment", "news-packager"), ("PodDisruptionBudget", "news-encoders"), ("Service", "news-ingest-a"), ("Service", "news-ingest-b"),
+    ]
+    for child in children:
+        kubernetes_validate.validate(child, "1.30", strict=True)
+        assert child["metadata"]["ownerReferences"] == [{"apiVersion": "kubecast.io/v1alpha1", "kind": "Channel", "name": "news", "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}]
+        assert child["metadata"]["labels"]["kubecast.io/channel"] == "news"
+        assert child["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubecast-operator"
+
+
+def test_encoder_pair_is_spread_and_protected():
+    children = {(c["kind"], c["metadata"]["name"]): c for c in channel_children()}
+    pod = children[("Deployment", "news-encoder-a")]["spec"]["template"]["spec"]
+    term = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == {"kubecast.io/channel": "news", "app.kubernetes.io/component": "encoder"}
+    assert children[("PodDisruptionBudget", "news-encoders")]["spec"]["minAvailable"] == 1
+    assert children[("Service", "news-ingest-b")]["spec"]["type"] == "NodePort"
+    encoder = next(c for c in pod["containers"] if c["name"] == "encoder")
+    assert encoder["args"][:2] == ["encoder", "--manifests"] and "B" not in encoder["args"]
+    assert encoder["envFrom"] == [{"secretRef": {"name": "store-credentials"}}]
+    assert encoder["resources"]["requests"]["cpu"] == "1510m"  # Default720p: 2.0 Mpx per frame
+    assert children[("Deployment", "news-packager")]["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_stream_key_travels_only_as_a_secret_reference():
+    children = channel_children()
+    text = repr(children)
+    assert "news-key" in text  # the Secret's name, mounted as a file
+    volume = next(v for v in children[1]["spec"]["template"]["spec"]["volumes"] if v["name"] == "stream-key")
+    assert volume["secret"] == {"secretName": "news-key", "items": [{"key": "streamKey", "path": "stream-key"}]}
+
+
+def test_autoscaled_endpoint_never_gets_replicas():
+    children = build_endpoint_children(DOCS.endpoints["origin"], uid="u", namespace="media", settings=SETTINGS)
+    kinds = {c["kind"]: c for c in children}
+    assert set(kinds) == {"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Ingress"}
+    assert "replicas" not in kinds["Deployment"]["spec"]
+    assert kinds["HorizontalPodAutoscaler"]["spec"]["minReplicas"] == 2
+    for child in children:
+        kubernetes_validate.validate(child, "1.30", strict=True)
+    fixed = {c["kind"]: c for c in build_endpoint_children(DOCS.endpoints["fixed"], uid="u", namespace="media", settings=SETTINGS)}
+    assert fixed["Deployment"]["spec"]["replicas"] == 3 and "HorizontalPodAutoscaler" not in fixed
+
+
+def ready(n=1):
+    return {"replicas": 1, "readyReplicas": n, "updatedReplicas": n}
+
+
+def test_channel_status_moves_from_starting_to_ready():
+    channel = DOCS.channels["news"]
+    starting = aggregate_channel(channel, generation=2, deployments={}, services={}, secret_error=None, previous=None, now=NOW)
+    assert {c["type"]: c["status"] for c in starting["conditions"]} == {"Ready": "False", "Reconciling": "True", "Stalled": "False"}
+    services = {"news-ingest-a": {"metadata": {"name": "news-ingest-a", "namespace": "media"}, "spec": {"type": "LoadBalancer"},
+                                  "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}}}
+    deployments = {"news-encoder-a": ready(), "news-encoder-b": ready(), "news-packager": ready()}
+    later = NOW + timedelta(minutes=1)
+    status = aggregate_channel(channel, generation=2, deployments=deployments, services=services, secret_error=None, previous=starting, now=later)
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "True" and conditions["Ready"]["reason"] == "Redundant"
+    assert conditions["Ready"]["lastTransitionTime"] == "2026-01-01T00:01:00Z"
+    assert conditions["Stalled"]["lastTransitionTime"] == "2026-01-01T00:00:00Z", "unchanged status keeps its time"
+    assert status["observedGeneration"] == 2 and status["ingest"]["primary"] == "rtmp://203.0.113.7:1935/live/news"
+    degraded = aggregate_channel(channel, generation=2, deployments={**deployments, "news-encoder-b": None}, services={}, secret_error=None, previous=status, now=later)
+    assert {c["type"]: c["reason"] for c in degraded["conditions"]}["Ready"] == "Degraded"
+
+
+def test_missing_secret_stalls_without_leaking():
+    status = aggregate_channel(DOCS.channels["news"], generation=1, deployments={}, services={}, secret_error="Secret news-key has no key streamKey", previous=None, now=NOW)
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "False" and conditions["Stalled"]["status"] == "True" and conditions["Ready"]["reason"] == "SecretMissing"
+
+
+def test_endpoint_and_program_status():
+    status = aggregate_endpoint(DOCS.endpoints["origin"], generation=1, deployment={"replicas": 2, "readyReplicas": 2}, namespace="media", previous=None, now=NOW)
+    assert status["hostName"] == "live.example.com" and status["readyReplicas"] == 2
+    program = aggregate_program(DOCS.programs["match"], generation=1, channel=DOCS.channels["news"], endpoints=[DOCS.endpoints["origin"]], namespace="media", previous=None, now=NOW)
+    assert {u["format"] for u in program["playbackUrls"]} == {"hls", "dash"}
+    missing = aggregate_program(DOCS.programs["match"], generation=1, channel=None, endpoints=[], namespace="media", previous=None, now=NOW)
+    assert {c["type"]: c["reason"] for c in missing["conditions"]}["Stalled"] == "ChannelNotFound"
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0] if not node.module.startswith("kubecast.") else ".".join(node.module.split(".")[:2]))
+    return names
+
+
+PACKAGE = Path(__file__).parents[2] / "kubecast"
+
+
+@pytest.mark.parametrize("module", ["builders.py", "status.py", "crds.py", "settings.py"])
+def test_pure_operator_modules_import_neither_kopf_nor_kubernetes(module):
+    assert not imports_of(PACKAGE / "operator" / module) & {"kopf", "kubernetes"}
+
+
+@pytest.mark.parametrize("folder", ["ingest", "encoder", "storage", "packager", "endpoint", "media", "local", "api"])
+def test_data_plane_does_not_depend_on_the_operator(folder):
+    for path in (PACKAGE / folder).glob("*.py"):
+        assert not imports_of(path) & {"kopf", "kubernetes", "kubecast.operator"}, path
