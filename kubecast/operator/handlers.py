@@ -1,0 +1,189 @@
+"""kopf handlers: thin.  They parse the resource, call the pure builders and aggregators, apply
+the children and patch the status; all decisions live in builders.py and status.py."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import kopf
+from pydantic import ValidationError
+
+from kubecast.api import Channel, Program, StreamingEndpoint
+from kubecast.api.loader import ManifestError, parse_document
+
+from .api import KubeApi
+from .builders import INSTANCES, build_channel_children, build_endpoint_children
+from .settings import OperatorSettings
+from .status import aggregate_channel, aggregate_endpoint, aggregate_program, conditions, initial_conditions
+
+GROUP_VERSION = ("kubecast.io", "v1alpha1")
+CLIENT: dict[str, KubeApi] = {}
+
+
+def api() -> KubeApi:
+    return CLIENT["api"]
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_) -> None:
+    # kopf's own bookkeeping goes into annotations under our prefix, never into status.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubecast.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubecast.io", key="last-handled-configuration")
+    settings.posting.level = logging.WARNING
+
+
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **_):
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
+    if info is not None:
+        CLIENT["api"] = KubeApi.from_connection_info(info)
+    return info
+
+
+@kopf.on.cleanup()
+async def close_client(**_) -> None:
+    if "api" in CLIENT:
+        await CLIENT["api"].close()
+
+
+def parse(body) -> Channel | Program | StreamingEndpoint:
+    document = {key: body.get(key) for key in ("apiVersion", "kind", "spec") if body.get(key) is not None}
+    document["metadata"] = {"name": body["metadata"]["name"], "namespace": body["metadata"].get("namespace", "default")}
+    return parse_document(document, f"{body['kind']} {body['metadata']['name']}")
+
+
+def _invalid(patch: kopf.Patch, status, generation, error: Exception) -> None:
+    message = str(error).split(": ", 1)[-1]
+    patch.status["observedGeneration"] = generation
+    patch.status["conditions"] = conditions((status or {}).get("conditions"), generation, now(),
+                                            ("Ready", False, "InvalidSpec", message), ("Reconciling", False, "InvalidSpec", ""), ("Stalled", True, "InvalidSpec", message))
+
+
+@kopf.on.create(*GROUP_VERSION, "channels", id="observe")
+@kopf.on.create(*GROUP_VERSION, "streamingendpoints", id="observe")
+@kopf.on.create(*GROUP_VERSION, "programs", id="observe")
+def observe(meta: kopf.Meta, patch: kopf.Patch, **_) -> None:
+    patch.status["conditions"] = initial_conditions(meta.get("generation"), now())
+
+
+async def _secret_error(namespace: str, channel: Channel) -> str | None:
+    ref = channel.spec.ingest.stream_key_secret_ref
+    if ref is None:
+        return None
+    secret = await api().get("v1", "Secret", namespace, ref.name)
+    if secret is None:
+        return f"Secret {ref.name} does not exist"
+    if ref.key not in (secret.get("data") or {}) and ref.key not in (secret.get("stringData") or {}):
+        return f"Secret {ref.name} has no key {ref.key}"
+    return None
+
+
+@kopf.on.resume(*GROUP_VERSION, "channels", id="reconcile")
+@kopf.on.create(*GROUP_VERSION, "channels", id="reconcile")
+@kopf.on.update(*GROUP_VERSION, "channels", id="reconcile", field="spec")
+@kopf.timer(*GROUP_VERSION, "channels", id="refresh", interval=10, initial_delay=5)
+async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
+    generation = meta.get("generation")
+    try:
+        channel = parse(body)
+    except (ManifestError, ValidationError) as error:
+        _invalid(patch, status, generation, error)
+        return
+    secret_error = await _secret_error(namespace, channel)
+    deployments: dict[str, dict | None] = {}
+    services: dict[str, dict | None] = {}
+    if secret_error is None:
+        children = build_channel_children(channel, uid=uid, namespace=namespace, settings=OperatorSettings.from_environment())
+        encoders = {c["metadata"]["name"]: c for c in children if c["kind"] == "Deployment" and c["metadata"]["name"].startswith(f"{channel.name}-encoder-")}
+        first, second = (f"{channel.name}-encoder-{i.lower()}" for i in INSTANCES)
+        for child in children:
+            if child["metadata"]["name"] == second and child["kind"] == "Deployment" and not await _may_roll_second(namespace, encoders[first], second):
+                logger.info("encoder B waits until encoder A runs the new spec")
+                continue
+            applied = await api().apply(child)
+            if child["kind"] == "Deployment":
+                deployments[child["metadata"]["name"]] = applied.get("status")
+            elif child["kind"] == "Service":
+                services[child["metadata"]["name"]] = applied
+    new_status = aggregate_channel(channel, generation=generation, deployments=deployments, services=services,
+                                   secret_error=secret_error, previous=dict(status or {}), now=now(),
+                                   ingest_domain=OperatorSettings.from_environment().ingest_domain)
+    _announce_transition(body, status, new_status, logger)
+    patch.status.update(new_status)
+
+
+async def _may_roll_second(namespace: str, first_manifest: dict, second_name: str) -> bool:
+    """Roll encoder B only once A runs the new spec, so one of the pair is always live."""
+    second = await api().get("apps/v1", "Deployment", namespace, second_name)
+    wanted = first_manifest["spec"]["template"]["metadata"]["annotations"]["kubecast.io/spec-hash"]
+    if second is None or second["spec"]["template"].get("metadata", {}).get("annotations", {}).get("kubecast.io/spec-hash") == wanted:
+        return True
+    first = await api().get("apps/v1", "Deployment", namespace, first_manifest["metadata"]["name"])
+    first = first or {}
+    first_hash = first.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {}).get("kubecast.io/spec-hash")
+    state = first.get("status") or {}
+    caught_up = state.get("observedGeneration", 0) >= first.get("metadata", {}).get("generation", 0)
+    return first_hash == wanted and caught_up and state.get("updatedReplicas", 0) >= 1 and state.get("readyReplicas", 0) >= 1
+
+
+def _announce_transition(body, old_status, new_status, logger) -> None:
+    before = {c["type"]: c["status"] for c in (old_status or {}).get("conditions", [])}.get("Ready")
+    ready = next(c for c in new_status["conditions"] if c["type"] == "Ready")
+    if before != ready["status"]:
+        kopf.event(body, type="Normal" if ready["status"] == "True" else "Warning", reason=ready["reason"], message=ready["message"] or ready["reason"])
+        logger.info("Ready is now %s (%s)", ready["status"], ready["reason"])
+
+
+@kopf.on.resume(*GROUP_VERSION, "streamingendpoints", id="reconcile")
+@kopf.on.create(*GROUP_VERSION, "streamingendpoints", id="reconcile")
+@kopf.on.update(*GROUP_VERSION, "streamingendpoints", id="reconcile", field="spec")
+@kopf.timer(*GROUP_VERSION, "streamingendpoints", id="refresh", interval=10, initial_delay=5)
+async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
+    generation = meta.get("generation")
+    try:
+        endpoint = parse(body)
+    except (ManifestError, ValidationError) as error:
+        _invalid(patch, status, generation, error)
+        return
+    deployment = None
+    for child in build_endpoint_children(endpoint, uid=uid, namespace=namespace, settings=OperatorSettings.from_environment()):
+        applied = await api().apply(child)
+        if child["kind"] == "Deployment":
+            deployment = applied.get("status")
+    new_status = aggregate_endpoint(endpoint, generation=generation, deployment=deployment, namespace=namespace, previous=dict(status or {}), now=now())
+    _announce_transition(body, status, new_status, logger)
+    patch.status.update(new_status)
+
+
+@kopf.on.resume(*GROUP_VERSION, "programs", id="reconcile")
+@kopf.on.create(*GROUP_VERSION, "programs", id="reconcile")
+@kopf.on.update(*GROUP_VERSION, "programs", id="reconcile", field="spec")
+@kopf.timer(*GROUP_VERSION, "programs", id="refresh", interval=30, initial_delay=5)
+async def reconcile_program(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
+    generation = meta.get("generation")
+    try:
+        program = parse(body)
+    except (ManifestError, ValidationError) as error:
+        _invalid(patch, status, generation, error)
+        return
+    channel_body = await api().get("kubecast.io/v1alpha1", "Channel", namespace, program.spec.channel_name)
+    channel = None
+    if channel_body is not None:
+        try:
+            channel = parse(channel_body)
+        except (ManifestError, ValidationError):
+            channel = None
+    endpoints = []
+    for item in await api().list("kubecast.io/v1alpha1", "StreamingEndpoint", namespace):
+        try:
+            endpoints.append(parse({**item, "kind": "StreamingEndpoint", "apiVersion": "kubecast.io/v1alpha1"}))
+        except (ManifestError, ValidationError):
+            continue
+    new_status = aggregate_program(program, generation=generation, channel=channel, endpoints=endpoints, namespace=namespace, previous=dict(status or {}), now=now())
+    _announce_transition(body, status, new_status, logger)
+    patch.status.update(new_status)

@@ -1,0 +1,33 @@
+"""``kubecast operator``: the kopf operator for Channel, Program and StreamingEndpoint.
+
+Peering is on by default (``--peering kubecast``), so a second replica waits as a standby;
+``--standalone`` turns it off (one replica, or tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import kopf
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubecast operator", description=__doc__.split("\n\n")[0])
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", action="append", help="watch these namespaces (repeatable)")
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch the whole cluster (the default)")
+    parser.add_argument("--standalone", action="store_true", help="no peering: no standby replica")
+    parser.add_argument("--peering", default="kubecast", help="peering name shared by the replicas")
+    parser.add_argument("--liveness", default="http://0.0.0.0:8081/healthz", help="liveness endpoint URL")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s operator %(levelname)s %(message)s")
+    from . import handlers  # noqa: F401 - registers the handlers
+
+    asyncio.run(kopf.operator(
+        clusterwide=not args.namespace, namespaces=args.namespace or [], standalone=args.standalone,
+        peering_name=args.peering, liveness_endpoint=args.liveness,
+    ))
+    return 0

@@ -1,0 +1,172 @@
+"""The operator running under kopf against the kmock Kubernetes emulator.
+
+Asserts on what the operator sent (the children's bodies) and on the status it wrote.  The
+emulator has no controllers and no garbage collector: Deployment readiness is simulated by
+writing their status, and deletion is covered by checking owner references.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import kmock
+import kopf
+import pytest
+
+import kubecast.operator.handlers  # noqa: F401 - registers the handlers in kopf's default registry
+
+pytestmark = pytest.mark.timeout(120)
+
+CHANNELS = "kubecast.io/v1alpha1/channels"
+ENDPOINTS = "kubecast.io/v1alpha1/streamingendpoints"
+DEPLOYMENTS = "apps/v1/deployments"
+
+
+def channel_body(ladder_top: int = 3_000_000, key_secret: str = "news-key") -> dict:
+    return {
+        "apiVersion": "kubecast.io/v1alpha1", "kind": "Channel",
+        "metadata": {"name": "news", "namespace": "media", "uid": "uid-news", "generation": 1, "resourceVersion": "1"},
+        "spec": {"ingest": {"streamKeySecretRef": {"name": key_secret, "key": "streamKey"}},
+                 "encoding": {"preset": "Custom", "renditions": [{"name": "hi", "width": 1280, "height": 720, "bitrate": ladder_top}]}},
+    }
+
+
+# The emulator's discovery lists only what it is told: the core kinds kopf looks for, the
+# kinds the operator creates, and our CRDs.
+CORE = {
+    "v1/namespaces": ("Namespace", False), "v1/events": ("Event", True), "v1/secrets": ("Secret", True),
+    "v1/configmaps": ("ConfigMap", True), "v1/services": ("Service", True), "apps/v1/deployments": ("Deployment", True),
+    "policy/v1/poddisruptionbudgets": ("PodDisruptionBudget", True), "autoscaling/v2/horizontalpodautoscalers": ("HorizontalPodAutoscaler", True),
+    "networking.k8s.io/v1/ingresses": ("Ingress", True), "apiextensions.k8s.io/v1/customresourcedefinitions": ("CustomResourceDefinition", False),
+}
+VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+
+
+@pytest.fixture
+def cluster(kmock, tmp_path, monkeypatch):
+    for resource, (kind, namespaced) in CORE.items():
+        kmock.resources[resource] = {"kind": kind, "namespaced": namespaced, "verbs": VERBS}
+    for plural, kind in (("channels", "Channel"), ("programs", "Program"), ("streamingendpoints", "StreamingEndpoint")):
+        kmock.resources[f"kubecast.io/v1alpha1/{plural}"] = {"kind": kind, "namespaced": True, "subresources": ["status"],
+                                                           "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}
+    kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "kmock",
+                  "clusters": [{"name": "kmock", "cluster": {"server": str(kmock.url).rstrip("/")}}],
+                  "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "tester"}}],
+                  "users": [{"name": "tester", "user": {"token": "test-token"}}]}
+    (tmp_path / "kubeconfig").write_text(json.dumps(kubeconfig))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECAST_STORE_URL", "s3://media/live")
+    return kmock
+
+
+@contextlib.asynccontextmanager
+async def operator():
+    """The operator as a background task (kopf.operator with stop and ready flags), always stopped."""
+    settings = kopf.OperatorSettings()
+    settings.scanning.disabled = True
+    settings.watching.server_timeout = 10
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(kopf.operator(namespaces=["media"], standalone=True, settings=settings, stop_flag=stop, ready_flag=ready))
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def eventually(predicate, *, timeout: float = 30, what: str = "condition"):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            result = predicate()
+        except KeyError:
+            result = None
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+def obj(cluster, resource, name):
+    return cluster.objects[resource, "media", name]
+
+
+def conditions(cluster, name, resource=CHANNELS):
+    return {c["type"]: c for c in (obj(cluster, resource, name).get("status") or {}).get("conditions", [])}
+
+
+async def test_channel_gets_its_children_and_becomes_ready(cluster):
+    cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"}, "data": {"streamKey": "c2VjcmV0"}}
+    cluster.objects[CHANNELS, "media", "news"] = channel_body()
+    async with operator():
+        await eventually(lambda: obj(cluster, DEPLOYMENTS, "news-packager"), what="the packager Deployment")
+        for name in ("news-encoder-a", "news-encoder-b", "news-packager"):
+            deployment = obj(cluster, DEPLOYMENTS, name)
+            assert deployment["metadata"]["ownerReferences"][0]["uid"] == "uid-news"
+            assert deployment["metadata"]["labels"]["kubecast.io/channel"] == "news"
+        for resource, name in (("v1/services", "news-ingest-a"), ("v1/services", "news-ingest-b"), ("v1/configmaps", "news-encoder-a"), ("policy/v1/poddisruptionbudgets", "news-encoders")):
+            assert obj(cluster, resource, name)["metadata"]["ownerReferences"][0]["kind"] == "Channel"
+        assert conditions(cluster, "news")["Ready"]["status"] in ("Unknown", "False")
+        # the emulator runs no controllers: the Deployments report ready because the test says so
+        for name in ("news-encoder-a", "news-encoder-b", "news-packager"):
+            obj(cluster, DEPLOYMENTS, name).patch({"status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1}})
+        ready = await eventually(lambda: conditions(cluster, "news")["Ready"]["status"] == "True" and conditions(cluster, "news"), timeout=40, what="Ready=True")
+        assert ready["Ready"]["reason"] == "Redundant" and ready["Stalled"]["status"] == "False"
+        status = obj(cluster, CHANNELS, "news").raw["status"]
+        assert status["observedGeneration"] == 1 and status["ingest"]["primary"].startswith("rtmp://news-ingest-a.media.svc:1935/live/news")
+        text = json.dumps(obj(cluster, CHANNELS, "news").raw)
+        assert "c2VjcmV0" not in text and "secret" not in json.dumps(status).lower(), "no secret in status"
+        assert "kubecast.io/last-handled-configuration" in text, "kopf keeps its state in our annotations"
+
+
+async def test_missing_secret_is_reported_not_crash_looped(cluster):
+    cluster.objects[CHANNELS, "media", "news"] = channel_body(key_secret="absent")
+    async with operator():
+        stalled = await eventually(lambda: conditions(cluster, "news").get("Stalled", {}).get("status") == "True" and conditions(cluster, "news"), what="Stalled")
+        assert stalled["Ready"]["status"] == "False" and stalled["Ready"]["reason"] == "SecretMissing"
+        assert (DEPLOYMENTS, "media", "news-encoder-a") not in cluster.objects
+
+
+async def test_autoscaled_endpoint_never_gets_replicas(cluster):
+    cluster.objects[ENDPOINTS, "media", "origin"] = {
+        "apiVersion": "kubecast.io/v1alpha1", "kind": "StreamingEndpoint", "metadata": {"name": "origin", "namespace": "media", "uid": "uid-origin", "generation": 1, "resourceVersion": "1"},
+        "spec": {"scaling": {"minReplicas": 2, "maxReplicas": 6}},
+    }
+    async with operator():
+        await eventually(lambda: obj(cluster, "autoscaling/v2/horizontalpodautoscalers", "origin-endpoint"), what="the HPA")
+        deployment = obj(cluster, DEPLOYMENTS, "origin-endpoint")
+        assert "replicas" not in deployment["spec"]
+        # a few reconciliations later, no version the operator ever wrote has replicas
+        await eventually(lambda: len(deployment.history) >= 2, timeout=20, what="a second reconciliation")
+        assert all("replicas" not in (version.raw if version else {}).get("spec", {}) for version in deployment.history)
+
+
+def spec_hash(cluster, name):
+    return obj(cluster, DEPLOYMENTS, name).raw["spec"]["template"]["metadata"]["annotations"]["kubecast.io/spec-hash"]
+
+
+async def test_a_new_ladder_rolls_encoder_a_then_b(cluster):
+    import aiohttp
+
+    cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"}, "data": {"streamKey": "c2VjcmV0"}}
+    cluster.objects[CHANNELS, "media", "news"] = channel_body()
+    async with operator():
+        await eventually(lambda: obj(cluster, DEPLOYMENTS, "news-encoder-b"), what="encoder B")
+        old = spec_hash(cluster, "news-encoder-b")
+        obj(cluster, DEPLOYMENTS, "news-encoder-a").patch({"status": {"readyReplicas": 0, "updatedReplicas": 0}})  # A restarts
+        url = f"{str(cluster.url).rstrip('/')}/apis/kubecast.io/v1alpha1/namespaces/media/channels/news"
+        change = {"metadata": {"generation": 2}, "spec": channel_body(ladder_top=2_000_000)["spec"]}
+        async with aiohttp.ClientSession() as session:
+            async with session.patch(url, json=change, headers={"Content-Type": "application/merge-patch+json"}) as response:
+                assert response.status == 200
+        await eventually(lambda: spec_hash(cluster, "news-encoder-a") != old, what="encoder A on the new ladder")
+        await eventually(lambda: obj(cluster, CHANNELS, "news").raw.get("status", {}).get("observedGeneration") == 2, what="generation 2 observed")
+        assert spec_hash(cluster, "news-encoder-b") == old, "B keeps the old ladder while A is not ready"
+        assert "2000000" in obj(cluster, "v1/configmaps", "news-encoder-a").raw["data"]["channel.yaml"]
+        obj(cluster, DEPLOYMENTS, "news-encoder-a").patch({"status": {"readyReplicas": 1, "updatedReplicas": 1}})
+        await eventually(lambda: spec_hash(cluster, "news-encoder-b") == spec_hash(cluster, "news-encoder-a"), timeout=30, what="encoder B follows")
