@@ -1,0 +1,104 @@
+"""The Helm chart through the real Helm engine (helm-python-sdk), the plain manifests rendered
+from it, and the Argo CD health check executed in Lua."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import helm_python as helm
+import kubernetes_validate
+import lupa
+import pytest
+import yaml
+
+ROOT = Path(__file__).parents[2]
+CHART = ROOT / "helm" / "kubecast"
+NOT_IN_KUBERNETES = {"ClusterKopfPeering", "PodMonitor"}  # CRD kinds the official schemas do not know
+
+
+def render(values=None) -> list[dict]:
+    rendered = helm.Chart.load(str(CHART)).render(values, name="kubecast", namespace="kubecast-system", is_install=True)
+    return [doc for text in rendered.values() for doc in yaml.safe_load_all(text) if doc]
+
+
+def test_chart_lints_clean():
+    report = helm.lint(str(CHART), strict=True)
+    assert report["errors"] == [] and not [m for m in report["messages"] if m["severity"] >= 2], report
+
+
+@pytest.mark.parametrize("values", [None, {
+    "replicaCount": 1, "watchNamespaces": ["media", "events"], "store": {"url": "gs://bucket/live", "credentialsSecret": "gcs"},
+    "serviceMonitor": {"enabled": True}, "grafanaDashboard": {"enabled": True}, "argocd": {"healthChecks": True},
+}], ids=["defaults", "everything-on"])
+def test_rendered_manifests_are_valid(values):
+    documents = render(values)
+    kinds = {d["kind"] for d in documents}
+    assert {"Deployment", "ClusterRole", "ClusterRoleBinding", "ServiceAccount"} <= kinds
+    for document in documents:
+        if document["kind"] not in NOT_IN_KUBERNETES:
+            kubernetes_validate.validate(document, "1.30", strict=True)
+    operator = next(d for d in documents if d["kind"] == "Deployment")
+    args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[0] == "operator"
+    if values:
+        assert "--namespace=media" in args and "--standalone" in args
+        assert {"PodMonitor", "ConfigMap"} <= kinds and "ClusterKopfPeering" not in kinds
+    else:
+        assert "--standalone" not in args and "ClusterKopfPeering" in kinds
+
+
+def test_rbac_is_least_privilege():
+    role = next(d for d in render() if d["kind"] == "ClusterRole")
+    secrets = [r for r in role["rules"] if "secrets" in r["resources"]]
+    assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    assert not any("*" in r["verbs"] or "*" in r["resources"] or "delete" in r["verbs"] for r in role["rules"])
+
+
+@pytest.mark.parametrize(("values", "key"), [({"replicaCount": "two"}, "replicaCount"), ({"store": {"url": "bucket"}}, "url"), ({"bogus": 1}, "bogus")])
+def test_values_schema_refuses_wrong_values(values, key):
+    with pytest.raises(helm.HelmError) as raised:
+        helm.Chart.load(str(CHART)).validate_schema(values)
+    assert key in str(raised.value)
+
+
+def test_chart_crds_are_the_generated_ones():
+    assert (CHART / "crds" / "kubecast.io.yaml").read_text() == (ROOT / "crds" / "kubecast.io.yaml").read_text()
+
+
+def test_plain_manifests_are_rendered_from_the_chart():
+    spec = importlib.util.spec_from_file_location("render_manifests", ROOT / "scripts" / "render_manifests.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (ROOT / "deploy" / "kubecast.yaml").read_text() == module.render(), "run: python scripts/render_manifests.py > deploy/kubecast.yaml"
+
+
+def health(obj: dict) -> dict:
+    runtime = lupa.LuaRuntime(unpack_returned_tuples=True)
+    runtime.globals().obj = runtime.table_from(obj, recursive=True)
+    result = runtime.execute((CHART / "files" / "health.lua").read_text())
+    return {"status": result["status"], "message": result["message"]}
+
+
+def condition(type_, status, reason, message=""):
+    return {"type": type_, "status": status, "reason": reason, "message": message}
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (None, "Progressing"),
+        ({"observedGeneration": 2, "conditions": [condition("Ready", "True", "Redundant", "both encoders")]}, "Healthy"),
+        ({"observedGeneration": 2, "conditions": [condition("Ready", "False", "Starting", "waiting for encoder B"), condition("Stalled", "False", "Starting")]}, "Progressing"),
+        ({"observedGeneration": 2, "conditions": [condition("Ready", "False", "SecretMissing", "Secret news-key does not exist"), condition("Stalled", "True", "SecretMissing", "Secret news-key does not exist")]}, "Degraded"),
+        ({"observedGeneration": 1, "conditions": [condition("Ready", "True", "Redundant")]}, "Progressing"),  # an old generation's Ready
+    ],
+)
+def test_argocd_health_check(status, expected):
+    obj = {"metadata": {"name": "news", "generation": 2}}
+    if status is not None:
+        obj["status"] = status
+    result = health(obj)
+    assert result["status"] == expected
+    if expected == "Degraded":
+        assert "news-key" in result["message"]
