@@ -1,4 +1,4 @@
-"""A small async Kubernetes API client: apply, get, list — all the operator needs.
+"""A small async Kubernetes API client: apply, get, list, patch status — all the operator needs.
 
 kopf owns the watching; creating and patching children needs a client of our own.  This one
 reuses the very connection info kopf logged in with (service account in a pod, kubeconfig
@@ -81,6 +81,10 @@ class KubeApi:
     async def list(self, api_version: str, kind: str, namespace: str) -> list[dict]:
         result = await self._request("GET", collection_path(api_version, kind, namespace))
         return (result or {}).get("items", [])
+
+    async def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict) -> dict | None:
+        return await self._request("PATCH", f"{collection_path(api_version, kind, namespace)}/{name}/status",
+                                   data=json.dumps({"status": status}), headers={"Content-Type": "application/merge-patch+json"})
 
     async def apply(self, manifest: dict) -> dict:
         meta = manifest["metadata"]

@@ -3,6 +3,7 @@ the children and patch the status; all decisions live in builders.py and status.
 
 from __future__ import annotations
 
+import copy
 import logging
 from datetime import datetime, timezone
 
@@ -18,6 +19,10 @@ from .settings import OperatorSettings
 from .status import aggregate_channel, aggregate_endpoint, aggregate_program, conditions, initial_conditions
 
 GROUP_VERSION = ("kubecast.io", "v1alpha1")
+CHANNEL_LABEL = "kubecast.io/channel"
+# A full re-apply of every child is a safety net for drift, not the way readiness travels:
+# that goes through the Deployment events below, so the resync can be slow and cheap.
+RESYNC_SECONDS = 120
 CLIENT: dict[str, KubeApi] = {}
 
 
@@ -86,7 +91,7 @@ async def _secret_error(namespace: str, channel: Channel) -> str | None:
 @kopf.on.resume(*GROUP_VERSION, "channels", id="reconcile")
 @kopf.on.create(*GROUP_VERSION, "channels", id="reconcile")
 @kopf.on.update(*GROUP_VERSION, "channels", id="reconcile", field="spec")
-@kopf.timer(*GROUP_VERSION, "channels", id="refresh", interval=10, initial_delay=5)
+@kopf.timer(*GROUP_VERSION, "channels", id="refresh", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
     generation = meta.get("generation")
     try:
@@ -117,6 +122,49 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
     patch.status.update(new_status)
 
 
+@kopf.index(*GROUP_VERSION, "channels")
+def channel_bodies(body: kopf.Body, name: str, namespace: str, **_) -> dict:
+    return {(namespace, name): {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": {"name": name, "namespace": namespace, "uid": body.get("metadata", {}).get("uid"), "generation": body.get("metadata", {}).get("generation")},
+                                "spec": copy.deepcopy(dict(body.get("spec") or {})), "status": copy.deepcopy(dict(body.get("status") or {}))}}
+
+
+@kopf.index("apps", "v1", "deployments", labels={CHANNEL_LABEL: kopf.PRESENT})
+def channel_deployments(name: str, namespace: str, labels: kopf.Labels, status: kopf.Status, **_) -> dict:
+    return {(namespace, labels[CHANNEL_LABEL]): (name, copy.deepcopy(dict(status or {})))}
+
+
+@kopf.index("v1", "services", labels={CHANNEL_LABEL: kopf.PRESENT})
+def channel_services(name: str, namespace: str, labels: kopf.Labels, body: kopf.Body, **_) -> dict:
+    return {(namespace, labels[CHANNEL_LABEL]): (name, {"metadata": {"name": name, "namespace": namespace},
+                                                         "spec": copy.deepcopy(dict(body.get("spec") or {})), "status": copy.deepcopy(dict(body.get("status") or {}))})}
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={CHANNEL_LABEL: kopf.PRESENT})
+async def channel_child_changed(labels: kopf.Labels, namespace: str, channel_bodies: kopf.Index, channel_deployments: kopf.Index,
+                                channel_services: kopf.Index, logger: kopf.Logger, **_) -> None:
+    """Readiness travels up as it happens: an encoder or packager that becomes ready (or goes
+    away) updates its Channel's status from the operator's in-memory indexes, without a request
+    other than the status patch itself — which is what keeps 1000 channels cheap."""
+    key = (namespace, labels[CHANNEL_LABEL])
+    body = next(iter(channel_bodies.get(key, [])), None)
+    if body is None:
+        return
+    previous = body.get("status") or {}
+    if any(c.get("reason") in ("SecretMissing", "InvalidSpec") for c in previous.get("conditions", [])):
+        return  # only a reconcile, which re-reads the Secret and spec, may clear those
+    try:
+        channel = parse(body)
+    except (ManifestError, ValidationError):
+        return
+    new_status = aggregate_channel(channel, generation=body["metadata"]["generation"], deployments=dict(channel_deployments.get(key, [])),
+                                   services=dict(channel_services.get(key, [])), secret_error=None, previous=previous, now=now(),
+                                   ingest_domain=OperatorSettings.from_environment().ingest_domain)
+    if all(previous.get(field) == value for field, value in new_status.items()):
+        return
+    _announce_transition(body, previous, new_status, logger)
+    await api().patch_status("kubecast.io/v1alpha1", "Channel", namespace, channel.name, new_status)
+
+
 async def _may_roll_second(namespace: str, first_manifest: dict, second_name: str) -> bool:
     """Roll encoder B only once A runs the new spec, so one of the pair is always live."""
     second = await api().get("apps/v1", "Deployment", namespace, second_name)
@@ -142,7 +190,7 @@ def _announce_transition(body, old_status, new_status, logger) -> None:
 @kopf.on.resume(*GROUP_VERSION, "streamingendpoints", id="reconcile")
 @kopf.on.create(*GROUP_VERSION, "streamingendpoints", id="reconcile")
 @kopf.on.update(*GROUP_VERSION, "streamingendpoints", id="reconcile", field="spec")
-@kopf.timer(*GROUP_VERSION, "streamingendpoints", id="refresh", interval=10, initial_delay=5)
+@kopf.timer(*GROUP_VERSION, "streamingendpoints", id="refresh", interval=30, initial_delay=10)
 async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
     generation = meta.get("generation")
     try:
