@@ -8,10 +8,11 @@ import signal
 import sys
 import threading
 
-from prometheus_client import start_http_server
 
 from kubecast.api import ManifestError, load_channel
 from kubecast.storage import Store
+
+from kubecast.runtime import add_runtime_arguments, start_runtime
 
 from .publisher import Publisher
 from .server import ContributionServer
@@ -31,17 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instance", default="A", choices=["A", "B"])
     parser.add_argument("--contribution", type=parse_address, default=("127.0.0.1", 0), help="HOST:PORT the ingest connects to")
     parser.add_argument("--store", required=True, help="storage URL or folder")
-    parser.add_argument("--metrics-port", type=int, default=None)
-    parser.add_argument("--log-level", default="INFO")
+    add_runtime_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format=f"%(asctime)s encoder {args.channel}/{args.instance} %(levelname)s %(message)s")
+    start_runtime(args, f"encoder {args.channel}/{args.instance}")
     try:
         channel = load_channel(args.manifests, args.channel)
     except ManifestError as error:
         print(f"kubecast encoder: {error}", file=sys.stderr)
         return 2
-    if args.metrics_port is not None:
-        start_http_server(args.metrics_port, addr="127.0.0.1")
     publisher = Publisher(store=Store(args.store), channel=channel.name, instance=args.instance, segment_duration_ms=channel.spec.segment_duration_ms)
     publisher.start()
     host, port = args.contribution

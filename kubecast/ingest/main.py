@@ -7,8 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
-
-from prometheus_client import start_http_server
+from kubecast.runtime import add_runtime_arguments, start_runtime
 
 from .config import ConfigError, load_config
 from .server import IngestServer
@@ -18,17 +17,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubecast ingest", description=__doc__)
     parser.add_argument("--listen", default="0.0.0.0:1935", help="HOST:PORT for RTMP (port 0 picks a free port)")
     parser.add_argument("--config", required=True, help="ingest.json: channels, key files, encoder addresses")
-    parser.add_argument("--metrics-port", type=int, default=None)
-    parser.add_argument("--log-level", default="INFO")
+    add_runtime_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s ingest %(levelname)s %(message)s")
+    start_runtime(args, "ingest")
     try:
         config = load_config(args.config)
     except ConfigError as error:
         print(f"kubecast ingest: {error}", file=sys.stderr)
         return 2
-    if args.metrics_port is not None:
-        start_http_server(args.metrics_port, addr="127.0.0.1")
     host, _, port = args.listen.rpartition(":")
 
     async def run() -> None:

@@ -101,7 +101,7 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
         containers = [
             {
                 "name": "ingest", "image": settings.encoder_image,
-                "args": ["ingest", "--listen", f"0.0.0.0:{RTMP_PORT}", "--config", f"{CONFIG_DIR}/ingest.json", "--metrics-port", str(INGEST_METRICS)],
+                "args": ["ingest", "--listen", f"0.0.0.0:{RTMP_PORT}", "--config", f"{CONFIG_DIR}/ingest.json", "--metrics-port", str(INGEST_METRICS), "--metrics-address", "0.0.0.0"],
                 "ports": [{"name": "rtmp", "containerPort": RTMP_PORT}, {"name": "ingest-metrics", "containerPort": INGEST_METRICS}],
                 "readinessProbe": {"tcpSocket": {"port": RTMP_PORT}, "periodSeconds": 5},
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
@@ -110,7 +110,7 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
             {
                 "name": "encoder", "image": settings.encoder_image,
                 "args": ["encoder", "--manifests", f"{CONFIG_DIR}/channel.yaml", "--channel", name, "--instance", instance,
-                         "--contribution", f"127.0.0.1:{CONTRIBUTION_PORT}", "--store", "$(KUBECAST_STORE_URL)", "--metrics-port", str(ENCODER_METRICS)],
+                         "--contribution", f"127.0.0.1:{CONTRIBUTION_PORT}", "--store", "$(KUBECAST_STORE_URL)", "--metrics-port", str(ENCODER_METRICS), "--metrics-address", "0.0.0.0"],
                 "env": env, "envFrom": env_from,
                 "ports": [{"name": "encoder-metrics", "containerPort": ENCODER_METRICS}],
                 "resources": encoder_resources(channel),
@@ -163,7 +163,7 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
                     "containers": [{
                         "name": "packager", "image": settings.packager_image,
                         "args": ["packager", "--manifests", f"{CONFIG_DIR}/channel.yaml", "--channel", name, "--store", "$(KUBECAST_STORE_URL)",
-                                 "--instances", ",".join(INSTANCES), "--metrics-port", str(PACKAGER_METRICS)],
+                                 "--instances", ",".join(INSTANCES), "--metrics-port", str(PACKAGER_METRICS), "--metrics-address", "0.0.0.0"],
                         "env": env, "envFrom": env_from,
                         "ports": [{"name": "metrics", "containerPort": PACKAGER_METRICS}],
                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},

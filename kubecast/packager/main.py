@@ -8,10 +8,11 @@ import logging
 import signal
 import sys
 
-from prometheus_client import start_http_server
 
 from kubecast.api import ManifestError, load_channel
 from kubecast.storage import Store
+
+from kubecast.runtime import add_runtime_arguments, start_runtime
 
 from .service import Packager
 
@@ -23,17 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", required=True)
     parser.add_argument("--instances", default="A,B", help="encoder instances to merge, comma-separated")
     parser.add_argument("--poll-interval", type=float, default=0.1)
-    parser.add_argument("--metrics-port", type=int, default=None)
-    parser.add_argument("--log-level", default="INFO")
+    add_runtime_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format=f"%(asctime)s packager {args.channel} %(levelname)s %(message)s")
+    start_runtime(args, f"packager {args.channel}")
     try:
         channel = load_channel(args.manifests, args.channel)
     except ManifestError as error:
         print(f"kubecast packager: {error}", file=sys.stderr)
         return 2
-    if args.metrics_port is not None:
-        start_http_server(args.metrics_port, addr="127.0.0.1")
     packager = Packager(
         store=Store(args.store), channel=channel.name, instances=[i for i in args.instances.split(",") if i],
         segment_duration_ms=channel.spec.segment_duration_ms, window_ms=int(channel.spec.live_window * 1000), poll_interval=args.poll_interval,

@@ -153,3 +153,14 @@ def test_pure_operator_modules_import_neither_kopf_nor_kubernetes(module):
 def test_data_plane_does_not_depend_on_the_operator(folder):
     for path in (PACKAGE / folder).glob("*.py"):
         assert not imports_of(path) & {"kopf", "kubernetes", "kubecast.operator"}, path
+
+
+def test_every_metrics_port_listens_where_prometheus_can_reach_it():
+    """A component's metrics default to loopback (right locally, unreachable in a pod)."""
+    containers = [c for child in channel_children() if child["kind"] == "Deployment" for c in child["spec"]["template"]["spec"]["containers"]]
+    with_metrics = [c for c in containers if "--metrics-port" in c["args"]]
+    assert len(with_metrics) == 5  # ingest + encoder in A and B, and the packager
+    for container in with_metrics:
+        assert container["args"][container["args"].index("--metrics-address") + 1] == "0.0.0.0", container["name"]
+        port = int(container["args"][container["args"].index("--metrics-port") + 1])
+        assert port in [p["containerPort"] for p in container["ports"]], container["name"]
