@@ -43,7 +43,7 @@ def make_source(path: Path, seconds: int) -> None:
 def ours(source: Path, ladder, preset: str) -> float:
     workers = [
         RenditionEncoder(rendition=r, x264_preset=preset, segment_duration_ms=SEGMENT_MS,
-                         publish_track=lambda *a: None, publish_segment=lambda *a: None, discontinuity=False)
+                         publish_track=lambda *a: None, publish_segment=lambda *a: None)
         for r in ladder
     ]
     for worker in workers:

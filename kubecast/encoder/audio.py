@@ -37,12 +37,18 @@ def asc_sample_rate_and_channels(asc: bytes) -> tuple[int, int]:
     return AAC_SAMPLE_RATES[index], channels or 2
 
 
+def on_frame_grid(time: int) -> int:
+    """Audio frames sit on one grid of the channel timeline (multiples of 1024 samples), so the
+    two encoders' frames have the same times even though each started its own AAC stream at a
+    different moment: their segments then follow each other without a gap or an overlap."""
+    return (time + AAC_FRAME // 2) // AAC_FRAME * AAC_FRAME
+
+
 class _AudioTrack:
-    def __init__(self, *, segment_duration_ms: int, timescale: int, publish_track, publish_segment, discontinuity: bool):
+    def __init__(self, *, segment_duration_ms: int, timescale: int, publish_track, publish_segment):
         self.timescale = timescale
         self.segmenter = TrackSegmenter(timescale, segment_duration_ms, video=False, default_duration=AAC_FRAME)
-        if discontinuity:
-            self.segmenter.mark_discontinuity()
+        self.prepared = False
         self.publish_track = publish_track
         self.publish_segment = publish_segment
         self._track: tuple[TrackInfo, bytes] | None = None
@@ -92,8 +98,11 @@ class AudioTranscoder(_AudioTrack):
             log.warning("dropping an undecodable audio frame: %s", error)
             return
         expected = self.clock.media_time(timestamp_ms, SAMPLE_RATE)
+        if not self.prepared:
+            self.clock.prepare(self.segmenter)
+            self.prepared = True
         if self.next_pts is None or abs(expected - self.next_pts) > RESYNC_SAMPLES:
-            self.next_pts = expected
+            self.next_pts = on_frame_grid(expected)
         for frame in frames:
             for resampled in self.resampler.resample(frame):
                 if self.out_pts is None:
@@ -146,8 +155,11 @@ class AudioPassthrough(_AudioTrack):
         if not self.configured:
             return
         expected = self.clock.media_time(timestamp_ms, self.timescale)
+        if not self.prepared:
+            self.clock.prepare(self.segmenter)
+            self.prepared = True
         if self.next_pts is None or abs(expected - self.next_pts) > RESYNC_SAMPLES:
-            self.next_pts = expected
+            self.next_pts = on_frame_grid(expected)
         self.emit(self.segmenter.push(TimedSample(self.next_pts, 0, True, payload)))
         self.next_pts += AAC_FRAME
 

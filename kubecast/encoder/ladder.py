@@ -13,7 +13,7 @@ from kubecast.media.timeline import boundary_time, segment_number
 
 from . import metrics
 from .rendition import RenditionEncoder
-from .timing import VIDEO_TIMESCALE, ConnectionClock
+from .timing import VIDEO_TIMESCALE, ConnectionClock, first_complete_segment
 
 log = logging.getLogger("kubecast.encoder")
 
@@ -32,16 +32,17 @@ def default_x264_preset(ladder: list[Rendition]) -> str:
 
 
 class LadderVideo:
-    def __init__(self, *, renditions: list[Rendition], x264_preset: str, clock: ConnectionClock, segment_duration_ms: int, publish_track, publish_segment, discontinuity: bool):
+    def __init__(self, *, renditions: list[Rendition], x264_preset: str, clock: ConnectionClock, segment_duration_ms: int, publish_track, publish_segment):
         self.clock = clock
         self.segment_duration_ms = segment_duration_ms
         self.decoder: av.VideoCodecContext | None = None
         self.current_segment: int | None = None
         self.latest_frame: av.VideoFrame | None = None
         self.media_seconds = 0.0
+        self._gate: int | None = None  # first segment number this connection encodes
         self.workers = [
             RenditionEncoder(rendition=r, x264_preset=x264_preset, segment_duration_ms=segment_duration_ms,
-                             publish_track=publish_track, publish_segment=publish_segment, discontinuity=discontinuity)
+                             publish_track=publish_track, publish_segment=publish_segment)
             for r in renditions
         ]
         for worker in self.workers:
@@ -71,6 +72,15 @@ class LadderVideo:
         if frame.pts is None:
             return
         number = segment_number(frame.pts, self.segment_duration_ms, VIDEO_TIMESCALE)
+        if self._gate is None:
+            # A connection that joined a running epoch starts at the first boundary it holds
+            # whole (judged before the key-frame snap below, which would hide a partial one).
+            self._gate = first_complete_segment(frame.pts, self.segment_duration_ms, VIDEO_TIMESCALE) if self.clock.joined else number
+            if self.clock.discontinuity:
+                for worker in self.workers:
+                    worker.segmenter.mark_discontinuity()
+        if number < self._gate:
+            return
         force_key = self.current_segment is None or number > self.current_segment
         if force_key:
             self.current_segment = number

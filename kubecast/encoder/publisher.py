@@ -19,6 +19,7 @@ from kubecast.media.tracks import SegmentRecord, TrackInfo
 from kubecast.storage import EncoderProgress, IngestInfo, Store, layout
 
 from . import metrics
+from .clock import ChannelClock
 from .segmenter import Segment
 
 log = logging.getLogger("kubecast.encoder")
@@ -43,6 +44,7 @@ class Publisher:
             segment_duration_ms=segment_duration_ms,
             segments={track: records[-RECENT_SEGMENTS:] for track, records in (previous.segments if previous else {}).items()},
         )
+        self.clock = ChannelClock(store=store, channel=channel, instance=instance, segment_duration_ms=segment_duration_ms)
         self.last_written = max((r[-1].number for r in self.progress.segments.values() if r), default=None)
         self._queue: queue.Queue = queue.Queue()
         self._stored_inits: set[str] = set()
@@ -62,8 +64,8 @@ class Publisher:
 
     # -- called from any thread --
     def availability_start(self) -> datetime:
-        if self.progress.availability_start_time is None:
-            self.progress.availability_start_time = now_utc()
+        # The channel's, shared with the other encoder; an older record of ours seeds it.
+        self.progress.availability_start_time = self.clock.availability_start(now_utc(), fallback=self.progress.availability_start_time)
         return self.progress.availability_start_time
 
     def start(self) -> None:

@@ -57,7 +57,7 @@ def estimate_frame_rate(presentation_times: list[int]) -> Fraction | None:
 
 
 class RenditionEncoder(threading.Thread):
-    def __init__(self, *, rendition: Rendition, x264_preset: str, segment_duration_ms: int, publish_track, publish_segment, discontinuity: bool):
+    def __init__(self, *, rendition: Rendition, x264_preset: str, segment_duration_ms: int, publish_track, publish_segment):
         super().__init__(name=f"rendition-{rendition.name}", daemon=True)
         self.rendition = rendition
         self.x264_preset = x264_preset
@@ -66,8 +66,6 @@ class RenditionEncoder(threading.Thread):
         self.publish_segment = publish_segment
         self.frames: queue.Queue = queue.Queue(QUEUE_FRAMES)
         self.segmenter = TrackSegmenter(VIDEO_TIMESCALE, segment_duration_ms, video=True, default_duration=3000)
-        if discontinuity:
-            self.segmenter.mark_discontinuity()
         self.busy_seconds = 0.0
         self.error: Exception | None = None
         self._encoder: av.VideoCodecContext | None = None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from kubecast.media.mp4 import Sample, media_segment
 from kubecast.media.timeline import boundary_time, segment_number
+from .timing import first_complete_segment
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class TrackSegmenter:
     _number: int | None = None
     _discontinuity: bool = False
     _last_emitted: int | None = None
+    _joined: bool = False
+    _gate: int | None = None  # with a joined connection: the first number it holds whole
+
+    def mark_joined(self) -> None:
+        """This connection joined a running epoch: drop the segment it caught only part of."""
+        self._joined = True
 
     def mark_discontinuity(self) -> None:
         """The next segment follows a gap in the contribution (a reconnect)."""
@@ -57,6 +64,12 @@ class TrackSegmenter:
 
     def push(self, sample: TimedSample) -> list[Segment]:
         out: list[Segment] = []
+        if self._joined:
+            presentation = sample.decode_time + sample.composition_offset
+            if self._gate is None:
+                self._gate = first_complete_segment(presentation, self.segment_duration_ms, self.timescale)
+            if segment_number(presentation, self.segment_duration_ms, self.timescale) < self._gate:
+                return out
         if self._number is None and self.video and not sample.keyframe:
             return out  # a segment cannot start without a key frame
         if self._starts_new_segment(sample):

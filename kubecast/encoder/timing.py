@@ -1,44 +1,93 @@
 """Mapping a contribution's timestamps onto the channel timeline (pure).
 
-RTMP restarts timestamps at 0 on every connection, so each connection is anchored: its first
-timestamp lands on a segment boundary, the latest one at or before "now" (media time tracks
-wall-clock time from availabilityStartTime, never ahead of it, so no segment is announced
-before its time) unless that would reuse a number: then the segment after the last one this
-encoder wrote (numbering only ever increases).  Everything after the first timestamp keeps its
-distance from it, so the contribution's own timing is preserved exactly.
+RTMP restarts timestamps at 0 on every connection, and the two encoders of a channel must
+agree, frame for frame, on where each contribution lands.  The mapping is an *epoch* (see
+``kubecast.storage.Epoch``): media ms = timestamp ms + offset.  When a connection starts, its
+first timestamp is tried against the channel's latest epoch:
+
+- it fits (mapped, it lands within ``TOLERANCE`` of "now"): the connection continues that
+  epoch.  This is the other path of a dual push, a relay, or a reconnect of one path while the
+  publisher kept running: same timestamps, same mapping, same segment numbers.  Such a
+  connection *joins* mid-stream, so its first segment may be partial and is not published
+  (the other encoder has it).
+- it does not: a new epoch starts, its first timestamp on a segment boundary, the latest one
+  at or before "now" (media time never runs ahead of wall-clock time, so no segment is
+  announced before its time), or the one after the newest number already used, whichever is
+  later: numbering only ever increases, and the packager marks the gap as a discontinuity.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
 
 VIDEO_TIMESCALE = 90_000
+TOLERANCE_MS = 8_000  # network and buffering delay between two paths; far below any restart gap
 
 
-def first_segment_of_connection(*, availability_start: datetime, now: datetime, segment_duration_ms: int, last_written: int | None) -> int:
-    elapsed_ms = (now - availability_start).total_seconds() * 1000
-    by_clock = max(0, math.floor(elapsed_ms / segment_duration_ms))
-    return by_clock if last_written is None else max(by_clock, last_written + 1)
-
-
-@dataclass
-class ConnectionClock:
-    """Contribution milliseconds -> channel media time in any timescale."""
-
+@dataclass(frozen=True)
+class Placement:
+    epoch: int
+    offset_ms: int
     first_segment: int
-    segment_duration_ms: int
-    first_timestamp_ms: int | None = None
+    joined: bool  # continues an epoch that another connection started
+    discontinuity: bool = False  # a new epoch after earlier media: there is a gap before it
+
+
+def place_connection(*, latest: tuple[int, int, int] | None, first_timestamp_ms: int, now_media_ms: int,
+                     segment_duration_ms: int, last_number: int | None, own_last: int | None = None) -> Placement:
+    """``latest`` is the channel's newest epoch as (epoch, offset_ms, first_segment);
+    ``last_number`` the newest segment number in use on the channel, ``own_last`` this
+    encoder's.  A connection whose timestamps would land before a segment this encoder already
+    wrote is a new contribution, however close to "now" it lands (a publisher restarted at
+    once, or a file sent faster than real time)."""
+    if latest is not None:
+        epoch, offset_ms, first_segment = latest
+        mapped = first_timestamp_ms + offset_ms
+        fits = abs(mapped - now_media_ms) <= TOLERANCE_MS and mapped >= first_segment * segment_duration_ms
+        if fits and (own_last is None or mapped >= own_last * segment_duration_ms):
+            return Placement(epoch, offset_ms, first_segment, joined=True)
+    by_clock = max(0, math.floor(now_media_ms / segment_duration_ms))
+    first_segment = by_clock if last_number is None else max(by_clock, last_number + 1)
+    return Placement(0 if latest is None else latest[0] + 1, first_segment * segment_duration_ms - first_timestamp_ms, first_segment,
+                     joined=False, discontinuity=last_number is not None)
+
+
+def first_complete_segment(first_time: int, segment_duration_ms: int, timescale: int) -> int:
+    """The first segment a connection that joined at ``first_time`` holds from its boundary on."""
+    return -(-first_time * 1000 // (segment_duration_ms * timescale))
+
+
+class ConnectionClock:
+    """Contribution milliseconds -> channel media time, placed on the first timestamp.
+
+    ``place`` is called once, with the connection's first timestamp, and returns the
+    Placement (it reads and writes the channel's epochs in storage).
+    """
+
+    def __init__(self, place):
+        self._place = place
+        self.placement: Placement | None = None
 
     @property
-    def offset_ms(self) -> int:
-        return self.first_segment * self.segment_duration_ms
+    def joined(self) -> bool:
+        return self.placement is not None and self.placement.joined
 
-    def anchor(self, timestamp_ms: int) -> None:
-        if self.first_timestamp_ms is None:
-            self.first_timestamp_ms = timestamp_ms
+    @property
+    def discontinuity(self) -> bool:
+        return self.placement is not None and self.placement.discontinuity
+
+    def anchor(self, timestamp_ms: int) -> Placement:
+        if self.placement is None:
+            self.placement = self._place(timestamp_ms)
+        return self.placement
+
+    def prepare(self, segmenter) -> None:
+        """Called by each track on its first sample, once the placement is known."""
+        if self.joined:
+            segmenter.mark_joined()
+        if self.discontinuity:
+            segmenter.mark_discontinuity()
 
     def media_time(self, timestamp_ms: int, timescale: int = VIDEO_TIMESCALE) -> int:
-        self.anchor(timestamp_ms)
-        return (self.offset_ms + timestamp_ms - self.first_timestamp_ms) * timescale // 1000
+        return (timestamp_ms + self.anchor(timestamp_ms).offset_ms) * timescale // 1000

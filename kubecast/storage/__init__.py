@@ -1,7 +1,7 @@
 """Object storage: the only state the components share."""
 
 from . import layout
-from .records import EncoderProgress, IngestInfo, SegmentRecord, TrackInfo
+from .records import ClockStart, EncoderProgress, Epoch, IngestInfo, SegmentRecord, TrackInfo
 from .store import InvalidKey, ObjectInfo, Store, check_key
 
-__all__ = ["EncoderProgress", "IngestInfo", "InvalidKey", "ObjectInfo", "SegmentRecord", "Store", "TrackInfo", "check_key", "layout"]
+__all__ = ["ClockStart", "EncoderProgress", "Epoch", "IngestInfo", "InvalidKey", "ObjectInfo", "SegmentRecord", "Store", "TrackInfo", "check_key", "layout"]

@@ -52,3 +52,17 @@ def init_key(channel: str, instance: str, rendition: str, name: str) -> str:
 
 def segment_key(channel: str, instance: str, rendition: str, number: int) -> str:
     return f"{encoder_prefix(channel, instance)}/{rendition}/{number}.m4s"
+
+
+def clock_key(channel: str) -> str:
+    """The channel's availabilityStartTime, written once by whichever encoder starts first."""
+    return f"{channel_prefix(channel)}/clock/start.json"
+
+
+def epoch_key(channel: str, epoch: int) -> str:
+    """Epoch k maps the timestamps of one contribution onto the channel timeline (immutable)."""
+    return f"{channel_prefix(channel)}/clock/epoch-{epoch:08d}.json"
+
+
+def epoch_prefix(channel: str) -> str:
+    return f"{channel_prefix(channel)}/clock"

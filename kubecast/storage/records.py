@@ -44,3 +44,25 @@ class EncoderProgress(_Record):
     @classmethod
     def from_json(cls, data: bytes) -> "EncoderProgress":
         return cls.model_validate_json(data)
+
+
+class ClockStart(_Record):
+    """Media time 0 of a channel: one value for both encoders, or their numbers would differ."""
+
+    availability_start_time: datetime
+
+
+class Epoch(_Record):
+    """How one contribution's timestamps land on the channel timeline: media ms = timestamp ms + offsetMs.
+
+    A contribution that reaches both encoders (dual push, relay) carries the same timestamps
+    on both paths, so the encoder that sees it first writes the epoch and the other one reads
+    it: both then cut the same frames into the same numbers.  A new epoch starts when a
+    contribution's timestamps do not fit the current one (the publisher restarted).
+    """
+
+    epoch: int
+    offset_ms: int
+    first_segment: int
+    created: datetime
+    instance: str

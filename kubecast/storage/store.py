@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import obstore
-from obstore.exceptions import NotFoundError
+from obstore.exceptions import AlreadyExistsError, NotFoundError
 from obstore.store import LocalStore, MemoryStore, from_url
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._=-]*$")
@@ -115,6 +115,17 @@ class Store:
 
     def put_sync(self, key: str, data: bytes) -> None:
         obstore.put(self._backend, check_key(key), data)
+
+    def put_new_sync(self, key: str, data: bytes) -> bool:
+        """Create ``key`` unless it exists (conditional put on every backend); False when it did.
+
+        The one primitive two writers need to agree on a value without a lock server: both
+        try, one wins, the other reads the winner's value."""
+        try:
+            obstore.put(self._backend, check_key(key), data, mode="create")
+        except AlreadyExistsError:
+            return False
+        return True
 
     def list_sync(self, prefix: str) -> list[ObjectInfo]:
         infos: list[ObjectInfo] = []

@@ -1,29 +1,62 @@
 from datetime import datetime, timedelta, timezone
 
 from kubecast.encoder.segmenter import TimedSample, TrackSegmenter
-from kubecast.encoder.timing import ConnectionClock, first_segment_of_connection
+from kubecast.encoder.timing import ConnectionClock, Placement, first_complete_segment, place_connection
 from kubecast.media.mp4 import parse_media_segment
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-def test_first_connection_starts_at_the_boundary_at_or_before_now():
-    assert first_segment_of_connection(availability_start=START, now=START + timedelta(milliseconds=10), segment_duration_ms=2000, last_written=None) == 0
-    assert first_segment_of_connection(availability_start=START, now=START + timedelta(seconds=5), segment_duration_ms=2000, last_written=None) == 2
+def place(latest=None, *, first=0, now_ms, last=None):
+    return place_connection(latest=latest, first_timestamp_ms=first, now_media_ms=now_ms, segment_duration_ms=2000, last_number=last)
 
 
-def test_reconnect_never_reuses_a_number():
-    # media time ran ahead of the clock (a fast publisher): numbering still only increases
-    assert first_segment_of_connection(availability_start=START, now=START + timedelta(seconds=5), segment_duration_ms=2000, last_written=7) == 8
-    # a long gap: media time catches up with the clock
-    assert first_segment_of_connection(availability_start=START, now=START + timedelta(seconds=61), segment_duration_ms=2000, last_written=7) == 30
+def test_first_connection_starts_an_epoch_at_the_boundary_at_or_before_now():
+    assert place(now_ms=10) == Placement(0, 0, 0, joined=False)
+    placement = place(first=300, now_ms=5000)
+    assert placement == Placement(0, 4000 - 300, 2, joined=False) and not placement.discontinuity
 
 
-def test_clock_keeps_the_contribution_timing():
-    clock = ConnectionClock(first_segment=5, segment_duration_ms=2000)
-    assert clock.media_time(1000) == 10 * 90000  # first timestamp -> the boundary, whatever its value
-    assert clock.media_time(1033) == 10 * 90000 + 33 * 90
-    assert clock.media_time(1500, 48000) == 10 * 48000 + 24000
+def test_the_other_path_of_the_same_contribution_joins_the_epoch():
+    creator = place(first=300, now_ms=5000)
+    # Encoder B sees the same first timestamp 150 ms later: same offset, same numbers.
+    other = place((creator.epoch, creator.offset_ms, creator.first_segment), first=300, now_ms=5150)
+    assert other.joined and other.offset_ms == creator.offset_ms
+    # An encoder restarted 40 s into the stream receives timestamps from there on.
+    late = place((creator.epoch, creator.offset_ms, creator.first_segment), first=40_300, now_ms=45_100)
+    assert late.joined and late.offset_ms == creator.offset_ms
+
+
+def test_a_restarted_publisher_starts_a_new_epoch_after_the_last_number():
+    latest = (0, 3700, 2)
+    # Timestamps restart at 0 sixty seconds later: they do not fit epoch 0.
+    placement = place(latest, first=0, now_ms=65_000, last=31)
+    assert placement == Placement(1, 32 * 2000, 32, joined=False, discontinuity=True)
+    # A publisher restarted at once (or a file sent faster than real time) lands near "now"
+    # but before what this encoder already wrote: a new epoch too.
+    started = (0, 4000, 2)
+    assert place(started, first=0, now_ms=5_000, last=3).joined is True  # as far as the clock can tell
+    assert place_connection(latest=started, first_timestamp_ms=0, now_media_ms=5_000, segment_duration_ms=2000, last_number=3, own_last=3).epoch == 1
+    # Media time ran ahead of the clock: numbering still only increases.
+    assert place(latest, first=0, now_ms=20_000, last=31).first_segment == 32
+
+
+def test_a_joining_connection_keeps_only_segments_it_holds_whole():
+    assert first_complete_segment(2 * 180000, 2000, 90000) == 2
+    assert first_complete_segment(2 * 180000 + 1, 2000, 90000) == 3
+    segmenter = TrackSegmenter(90000, 2000, video=True, default_duration=3000)
+    segmenter.mark_joined()
+    out = []
+    for frame in range(70, 190):  # joins at 2.33 s, a key frame every second
+        out += segmenter.push(TimedSample(frame * 3000, 0, frame % 30 == 0, b"x"))
+    out += segmenter.flush()
+    assert [s.number for s in out] == [2, 3] and out[0].start == 360000
+
+
+def test_audio_frames_sit_on_one_grid_whatever_the_first_timestamp():
+    from kubecast.encoder.audio import on_frame_grid
+
+    assert on_frame_grid(96000) == 96256 and on_frame_grid(96000 + 40) == 96256 and on_frame_grid(95700) == 95232
 
 
 def test_video_segments_cut_at_key_frames_on_boundaries():

@@ -51,3 +51,12 @@ async def test_store_refuses_bad_keys_before_the_backend(tmp_path):
 def test_init_names_are_content_addressed():
     assert layout.init_name(b"a") == layout.init_name(b"a") != layout.init_name(b"b")
     assert layout.init_name(b"a").startswith("init-") and layout.init_name(b"a").endswith(".mp4")
+
+
+def test_conditional_create_has_one_winner_on_every_backend(store):
+    """Both encoders write the channel's epochs this way; a backend that overwrote would let
+    them disagree on segment numbers."""
+    key = layout.epoch_key("news", 0)
+    assert store.put_new_sync(key, b"A") is True
+    assert store.put_new_sync(key, b"B") is False
+    assert store.get_sync(key) == b"A"

@@ -1,0 +1,78 @@
+"""The channel's clock in storage: media time 0 and the epochs both encoders map onto.
+
+Both values are written with a conditional create (first writer wins on every backend), so
+encoders A and B agree without talking to each other; the loser of a race reads the winner's
+value.  See ``timing.py`` for the placement rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from kubecast.media.timeline import Timeline
+from kubecast.storage import ClockStart, Epoch, Store, layout
+
+from .timing import Placement, place_connection
+
+log = logging.getLogger("kubecast.encoder")
+
+
+class ChannelClock:
+    def __init__(self, *, store: Store, channel: str, instance: str, segment_duration_ms: int):
+        self.store = store
+        self.channel = channel
+        self.instance = instance
+        self.segment_duration_ms = segment_duration_ms
+        self._start: datetime | None = None
+
+    def availability_start(self, now: datetime, fallback: datetime | None = None) -> datetime:
+        """Media time 0; the first encoder ever to ask sets it (to ``fallback``, an older
+        record of this encoder's, or now)."""
+        if self._start is None:
+            key = layout.clock_key(self.channel)
+            data = self.store.get_sync(key)
+            if data is None:
+                self.store.put_new_sync(key, ClockStart(availability_start_time=fallback or now).to_json())
+                data = self.store.get_sync(key)
+            self._start = ClockStart.model_validate_json(data).availability_start_time
+        return self._start
+
+    def latest_epoch(self) -> Epoch | None:
+        keys = sorted(info.key for info in self.store.list_sync(layout.epoch_prefix(self.channel)) if "/epoch-" in info.key)
+        for key in reversed(keys):
+            data = self.store.get_sync(key)
+            if data is not None:
+                return Epoch.model_validate_json(data)
+        return None
+
+    def newest_published(self) -> int | None:
+        data = self.store.get_sync(layout.timeline_key(self.channel))
+        if data is None:
+            return None
+        try:
+            timeline = Timeline.from_json(data)
+        except ValueError:
+            return None
+        return max((track.segments[-1][0] for track in timeline.tracks if track.segments), default=None)
+
+    def place(self, *, first_timestamp_ms: int, now: datetime, last_written: int | None) -> Placement:
+        now_media_ms = int((now - self.availability_start(now)).total_seconds() * 1000)
+        numbers = [n for n in (last_written, self.newest_published()) if n is not None]
+        last_number = max(numbers) if numbers else None
+        for _ in range(5):
+            latest = self.latest_epoch()
+            placement = place_connection(
+                latest=(latest.epoch, latest.offset_ms, latest.first_segment) if latest else None,
+                first_timestamp_ms=first_timestamp_ms, now_media_ms=now_media_ms,
+                segment_duration_ms=self.segment_duration_ms, last_number=last_number, own_last=last_written,
+            )
+            if placement.joined:
+                log.info("%s/%s joins epoch %d at segment %d", self.channel, self.instance, placement.epoch, (first_timestamp_ms + placement.offset_ms) // self.segment_duration_ms)
+                return placement
+            epoch = Epoch(epoch=placement.epoch, offset_ms=placement.offset_ms, first_segment=placement.first_segment, created=now, instance=self.instance)
+            if self.store.put_new_sync(layout.epoch_key(self.channel, placement.epoch), epoch.to_json()):
+                log.info("%s/%s starts epoch %d at segment %d", self.channel, self.instance, placement.epoch, placement.first_segment)
+                return placement
+            # The other encoder created this epoch a moment ago: read it and join it.
+        raise RuntimeError(f"could not agree on an epoch for {self.channel}")
