@@ -22,6 +22,8 @@ class ChannelRoute:
     key: str | None  # None: no key required (the channel must then be named in the path)
     encoders: tuple[tuple[str, int], ...]
     allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Relay mode: the other encoder(s) of the channel, fed what this ingest receives.
+    relays: tuple[tuple[str, int], ...] = ()
 
     def admits(self, peer: str) -> bool:
         if not self.allowed:
@@ -71,7 +73,8 @@ def load_config(path: str | Path) -> IngestConfig:
             allowed = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in entry.get("allowedIps") or ())
         except ValueError as error:
             raise ConfigError(f"channel {name}: {error}") from None
-        channels[name] = ChannelRoute(name, key, tuple(_address(a) for a in entry.get("encoders") or ()), allowed)
+        channels[name] = ChannelRoute(name, key, tuple(_address(a) for a in entry.get("encoders") or ()), allowed,
+                                      tuple(_address(a) for a in entry.get("relays") or ()))
     return IngestConfig(
         channels=channels,
         handshake_timeout=float(raw.get("handshakeTimeout", 10)),

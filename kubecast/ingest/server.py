@@ -29,11 +29,13 @@ SUPPORTED_VIDEO, SUPPORTED_AUDIO = 7, 10  # H.264, AAC
 class Publication:
     """A live publish on a channel: the links to its encoders and its statistics."""
 
-    def __init__(self, *, channel: str, session_id: str, encoders):
+    def __init__(self, *, channel: str, session_id: str, encoders, relays=()):
         self.channel = channel
         self.headers: dict[str, FlvTag] = {}
         hello = Hello(channel=channel, protocol="RTMP", session=session_id)
+        relayed = Hello(channel=channel, protocol="RTMP", session=session_id, relayed=True)
         self.links = [EncoderLink(address=address, hello=hello, headers=self.headers) for address in encoders]
+        self.links += [EncoderLink(address=address, hello=relayed, headers=self.headers) for address in relays]
         self.window_bytes = 0
         self.window_started = time.monotonic()
 
@@ -153,7 +155,7 @@ class IngestServer:
                         channel = decision.route.name
                         self.live[channel] = session_id
                         metrics.PUBLISHERS.labels(channel).set(1)
-                        publication = Publication(channel=channel, session_id=session_id, encoders=decision.route.encoders)
+                        publication = Publication(channel=channel, session_id=session_id, encoders=decision.route.encoders, relays=decision.route.relays)
                         session.accept()
                         log.info("%s publishes channel %s (session %s)", peer, channel, session_id)
                     elif isinstance(event, Media) and publication is not None:

@@ -50,7 +50,9 @@ def port_or_free(host: str, wanted: int) -> int:
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None, help="storage URL or folder (default: a folder under .kubecast/)")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve RTMP and HTTP on")
-    parser.add_argument("--rtmp-port", type=int, default=1935)
+    parser.add_argument("--rtmp-port", type=int, default=1935, help="primary ingest (encoders A)")
+    parser.add_argument("--rtmp-secondary-port", type=int, default=1936, help="secondary ingest (encoders B)")
+    parser.add_argument("--single-encoder", action="store_true", help="run encoder A only (half the CPU, no redundancy)")
     parser.add_argument("--http-port", type=int, default=8080)
     parser.add_argument("--quiet", action="store_true", help="do not echo the components' logs")
     parser.add_argument("--status-interval", type=float, default=5.0, help="seconds between status lines")
@@ -63,7 +65,7 @@ async def _status_loop(store: Store, channels: list[str], interval: float) -> No
         await asyncio.sleep(interval)
 
 
-def print_urls(manifests: Manifests, *, host: str, rtmp_port: int, http_port: int, store_url: str, demo: bool) -> None:
+def print_urls(manifests: Manifests, *, host: str, rtmp_port: int, rtmp_secondary: int | None, http_port: int, store_url: str, demo: bool) -> None:
     base = f"http://{host}:{http_port}"
     print(f"\nkubecast is running (store: {store_url})", flush=True)
     for name, channel in manifests.channels.items():
@@ -74,6 +76,8 @@ def print_urls(manifests: Manifests, *, host: str, rtmp_port: int, http_port: in
         print(f"    HLS:              {base}/live/{name}/index.m3u8")
         print(f"    DASH:             {base}/live/{name}/manifest.mpd")
         print(f"    Ingest (RTMP):    rtmp://{host}:{rtmp_port}/live/{name}/{key_hint}")
+        if rtmp_secondary is not None:
+            print(f"    Secondary ingest: rtmp://{host}:{rtmp_secondary}/live/{name}/{key_hint}  ({channel.spec.ingest.redundancy.value})")
     print(f"\n  Status page:        {base}/", flush=True)
     print("  Press Ctrl-C to stop.\n", flush=True)
 
@@ -83,11 +87,13 @@ async def run_pipeline(
     extra: list[ProcessSpec] = (), demo: bool = False,
 ) -> int:
     host = args.host
+    redundant = not args.single_encoder
     ports = Ports(
         rtmp=port_or_free(host, args.rtmp_port),
         http=port_or_free(host, args.http_port),
-        contribution={(name, inst): free_port() for name in manifests.channels for inst in instances_for(name)},
-        metrics={name: free_port() for name in metrics_names(manifests)},
+        contribution={(name, inst): free_port() for name in manifests.channels for inst in instances_for(name, redundant)},
+        metrics={name: free_port() for name in metrics_names(manifests, redundant)},
+        rtmp_secondary=port_or_free(host, args.rtmp_secondary_port) if redundant else None,
     )
     plan = build_plan(manifests=manifests, manifest_paths=manifest_paths, store_url=store_url, run_dir=run_dir, host=host, ports=ports)
     write_run_files(plan, run_dir)
@@ -103,7 +109,7 @@ async def run_pipeline(
     status_task = None
     try:
         await supervisor.start()
-        print_urls(manifests, host=host, rtmp_port=ports.rtmp, http_port=ports.http, store_url=store_url, demo=demo)
+        print_urls(manifests, host=host, rtmp_port=ports.rtmp, rtmp_secondary=ports.rtmp_secondary, http_port=ports.http, store_url=store_url, demo=demo)
         status_task = asyncio.create_task(_status_loop(store, list(manifests.channels), args.status_interval))
         await stop.wait()
         print("stopping...", file=sys.stderr, flush=True)

@@ -1,11 +1,13 @@
 """What ``kubecast up`` runs: a pure function from manifests to processes.
 
 Local mode runs the same commands the container images run; only the supervisor differs
-from a cluster.  One ingest server takes every channel (as one RTMP server with several
-applications would), each channel gets its encoder instance(s) and its packager, and one
-streaming endpoint serves everything from the store.  Ports for the internal hops
-(ingest -> encoder) are chosen by the caller so that a restarted process comes back on the
-same address.
+from a cluster.  As on a cluster, every channel has encoders A and B, and each has its own
+ingest: the primary ingest feeds the A encoders, the secondary the B encoders (two RTMP
+ports, each taking every channel as one RTMP server with several applications would); in
+relay mode each ingest also forwards what it receives to the other encoder.  Each channel
+gets its packager, and one streaming endpoint serves everything from the store.  Ports for
+the internal hops (ingest -> encoder) are chosen by the caller so that a restarted process
+comes back on the same address.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubecast.api import Manifests
+from kubecast.api import Manifests, RedundancyMode
 
 
 @dataclass(frozen=True)
@@ -33,17 +35,22 @@ class Ports:
     http: int
     contribution: dict[tuple[str, str], int]  # (channel, instance) -> encoder contribution port
     metrics: dict[str, int]  # process name -> metrics port
+    rtmp_secondary: int | None = None  # the secondary ingest (encoder B's); None runs encoder A only
 
 
 @dataclass(frozen=True)
 class Plan:
     processes: list[ProcessSpec]
-    ingest_config: dict
+    ingest_config: dict[str, dict]  # instance -> that ingest's ingest.json
     key_files: dict[str, str]  # path -> stream key (written 0600 by the runner)
 
 
-def instances_for(channel_name: str) -> list[str]:
-    return ["A"]
+INGESTS = {"A": "ingest", "B": "ingest secondary"}  # process names: primary and secondary ingest
+
+
+def instances_for(channel_name: str, redundant: bool = True) -> list[str]:
+    """Encoders A and B, as on a cluster; each has its own ingest (primary, secondary)."""
+    return ["A", "B"] if redundant else ["A"]
 
 
 def kubecast_command(*args: str) -> list[str]:
@@ -59,14 +66,14 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
             ready_marker="listening on",
         )
     ]
-    ingest_channels: dict[str, dict] = {}
+    instances = instances_for("", redundant=ports.rtmp_secondary is not None)
+    ingest_channels: dict[str, dict[str, dict]] = {instance: {} for instance in instances}
     key_files: dict[str, str] = {}
     for name, channel in manifests.channels.items():
-        instances = instances_for(name)
-        encoders = []
+        addresses = {}
         for instance in instances:
             port = ports.contribution[(name, instance)]
-            encoders.append(f"127.0.0.1:{port}")
+            addresses[instance] = f"127.0.0.1:{port}"
             label = f"encoder {name}/{instance}"
             processes.append(
                 ProcessSpec(
@@ -95,25 +102,33 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
         if ref is not None:
             key_file = str(run_dir / f"{name}.streamkey")
             key_files[key_file] = manifests.secret_value(ref.name, ref.key)
-        ingest_channels[name] = {"streamKeyFile": key_file, "encoders": encoders, "allowedIps": list(channel.spec.ingest.allowed_ips)}
-    ingest_config = {"channels": ingest_channels, "handshakeTimeout": 10, "idleTimeout": 15}
-    processes.append(
-        ProcessSpec(
-            name="ingest",
-            argv=kubecast_command(
-                "ingest", "--listen", f"{host}:{ports.rtmp}", "--config", str(run_dir / "ingest.json"),
-                "--metrics-port", str(ports.metrics["ingest"]),
-            ),
-            ready_marker="listening on",
+        relay = channel.spec.ingest.redundancy == RedundancyMode.RELAY
+        for instance in instances:
+            others = [addresses[other] for other in instances if other != instance]
+            ingest_channels[instance][name] = {"streamKeyFile": key_file, "encoders": [addresses[instance]],
+                                               "relays": others if relay else [], "allowedIps": list(channel.spec.ingest.allowed_ips)}
+    ingest_config = {instance: {"channels": routes, "handshakeTimeout": 10, "idleTimeout": 15} for instance, routes in ingest_channels.items()}
+    for instance in instances:
+        name = INGESTS[instance]
+        port = ports.rtmp if instance == "A" else ports.rtmp_secondary
+        processes.append(
+            ProcessSpec(
+                name=name,
+                argv=kubecast_command(
+                    "ingest", "--listen", f"{host}:{port}", "--config", str(run_dir / f"ingest-{instance.lower()}.json"),
+                    "--metrics-port", str(ports.metrics[name]),
+                ),
+                ready_marker="listening on",
+            )
         )
-    )
     return Plan(processes=processes, ingest_config=ingest_config, key_files=key_files)
 
 
-def metrics_names(manifests: Manifests) -> list[str]:
-    names = ["ingest"]
+def metrics_names(manifests: Manifests, redundant: bool = True) -> list[str]:
+    instances = instances_for("", redundant)
+    names = [INGESTS[instance] for instance in instances]
     for name in manifests.channels:
-        names += [f"encoder {name}/{instance}" for instance in instances_for(name)]
+        names += [f"encoder {name}/{instance}" for instance in instances]
         names.append(f"packager {name}")
     return names
 
@@ -125,4 +140,5 @@ def write_run_files(plan: Plan, run_dir: Path) -> None:
         file.touch(mode=0o600, exist_ok=True)
         file.chmod(0o600)
         file.write_text(key)
-    (run_dir / "ingest.json").write_text(json.dumps(plan.ingest_config, indent=2))
+    for instance, config in plan.ingest_config.items():
+        (run_dir / f"ingest-{instance.lower()}.json").write_text(json.dumps(config, indent=2))

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 def test_demo_goes_live_within_a_minute(tmp_path):
     started = time.monotonic()
-    demo = kubecast("demo", "--rtmp-port", "0", "--http-port", "0", "--size", "640x360", "--status-interval", "1", cwd=str(tmp_path))
+    demo = kubecast("demo", "--rtmp-port", "0", "--rtmp-secondary-port", "0", "--http-port", "0", "--size", "640x360", "--status-interval", "1", cwd=str(tmp_path))
     try:
         player = demo.wait_for_line(r"Player \(preview\): (http://\S+)", timeout=60).group(1)
         base = player.split("/preview/")[0]

@@ -43,7 +43,7 @@ def pipeline(tmp_path_factory):
     rtmp, http = free_port(), free_port()
     up = kubecast(
         "up", "-f", str(HERE / "channels.yaml"), "--store", str(work / "store"),
-        "--rtmp-port", str(rtmp), "--http-port", str(http), "--status-interval", "2", cwd=str(work),
+        "--rtmp-port", str(rtmp), "--rtmp-secondary-port", str(free_port()), "--http-port", str(http), "--status-interval", "2", cwd=str(work),
     )
     publisher = None
     try:

@@ -15,7 +15,7 @@ spec:
 apiVersion: kubecast.io/v1alpha1
 kind: Channel
 metadata: {name: open}
-spec: {encoding: {preset: None}}
+spec: {encoding: {preset: None}, ingest: {redundancy: Relay}}
 ---
 apiVersion: v1
 kind: Secret
@@ -27,8 +27,8 @@ stringData: {k: the-key}
 def make_plan(tmp_path: Path):
     manifests = load_text(MANIFESTS)
     ports = Ports(
-        rtmp=1935, http=8080,
-        contribution={("news", "A"): 7001, ("open", "A"): 7002},
+        rtmp=1935, http=8080, rtmp_secondary=1936,
+        contribution={("news", "A"): 7001, ("open", "A"): 7002, ("news", "B"): 7003, ("open", "B"): 7004},
         metrics={name: 9000 + index for index, name in enumerate(metrics_names(manifests))},
     )
     return build_plan(manifests=manifests, manifest_paths=["/m.yaml"], store_url="/store", run_dir=tmp_path, host="127.0.0.1", ports=ports)
@@ -37,7 +37,10 @@ def make_plan(tmp_path: Path):
 def test_one_endpoint_and_ingest_and_per_channel_encoder_and_packager(tmp_path):
     plan = make_plan(tmp_path)
     names = [p.name for p in plan.processes]
-    assert names == ["endpoint", "encoder news/A", "packager news", "encoder open/A", "packager open", "ingest"]
+    assert names == ["endpoint", "encoder news/A", "encoder news/B", "packager news", "encoder open/A", "encoder open/B", "packager open",
+                     "ingest", "ingest secondary"]
+    ingests = {p.name: p.argv[p.argv.index("--listen") + 1] for p in plan.processes if p.name.startswith("ingest")}
+    assert ingests == {"ingest": "127.0.0.1:1935", "ingest secondary": "127.0.0.1:1936"}
     encoder = next(p for p in plan.processes if p.name == "encoder news/A")
     assert encoder.argv[encoder.argv.index("--contribution") + 1] == "127.0.0.1:7001"
     assert encoder.argv[encoder.argv.index("--store") + 1] == "/store"
@@ -45,10 +48,12 @@ def test_one_endpoint_and_ingest_and_per_channel_encoder_and_packager(tmp_path):
 
 def test_ingest_routes_channels_to_their_encoders(tmp_path):
     plan = make_plan(tmp_path)
-    channels = plan.ingest_config["channels"]
-    assert channels["news"]["encoders"] == ["127.0.0.1:7001"]
-    assert channels["news"]["allowedIps"] == ["192.0.2.0/24"]
-    assert channels["open"]["streamKeyFile"] is None
+    primary, secondary = plan.ingest_config["A"]["channels"], plan.ingest_config["B"]["channels"]
+    assert primary["news"]["encoders"] == ["127.0.0.1:7001"] and secondary["news"]["encoders"] == ["127.0.0.1:7003"]
+    assert primary["news"]["relays"] == [] and secondary["news"]["relays"] == []  # dual push: each path feeds its own encoder
+    assert primary["open"]["relays"] == ["127.0.0.1:7004"] and secondary["open"]["relays"] == ["127.0.0.1:7002"]  # relay
+    assert primary["news"]["allowedIps"] == ["192.0.2.0/24"]
+    assert primary["open"]["streamKeyFile"] is None
 
 
 def test_stream_keys_go_to_private_files_never_argv(tmp_path):
@@ -56,7 +61,8 @@ def test_stream_keys_go_to_private_files_never_argv(tmp_path):
     assert all("the-key" not in " ".join(p.argv) for p in plan.processes)
     assert "the-key" not in json.dumps(plan.ingest_config)
     write_run_files(plan, tmp_path)
-    key_file = Path(plan.ingest_config["channels"]["news"]["streamKeyFile"])
+    key_file = Path(plan.ingest_config["A"]["channels"]["news"]["streamKeyFile"])
     assert key_file.read_text() == "the-key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert json.loads((tmp_path / "ingest.json").read_text()) == plan.ingest_config
+    assert json.loads((tmp_path / "ingest-a.json").read_text()) == plan.ingest_config["A"]
+    assert json.loads((tmp_path / "ingest-b.json").read_text()) == plan.ingest_config["B"]
