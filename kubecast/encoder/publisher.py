@@ -138,7 +138,7 @@ class Publisher:
             _, track_id, segment = item
             self._put(layout.segment_key(self.channel, self.instance, track_id, segment.number), segment.data)
             records = progress.segments.setdefault(track_id, [])
-            records.append(SegmentRecord(segment.number, segment.start, segment.duration, len(segment.data), segment.discontinuity))
+            records.append(SegmentRecord(segment.number, segment.start, segment.duration, len(segment.data), segment.discontinuity, segment.final))
             del records[:-RECENT_SEGMENTS]
             self.last_written = max(self.last_written or 0, segment.number)
             metrics.SEGMENTS.labels(track_id).inc()

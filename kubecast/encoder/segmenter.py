@@ -10,6 +10,7 @@ when the last sample's duration is known), or when the track is flushed.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from kubecast.media.mp4 import Sample, media_segment
@@ -32,6 +33,7 @@ class Segment:
     duration: int
     data: bytes  # styp + moof + mdat
     discontinuity: bool
+    final: bool = False  # flushed at the end of a contribution: may end before the boundary
 
 
 @dataclass
@@ -86,7 +88,7 @@ class TrackSegmenter:
     def flush(self) -> list[Segment]:
         if not self._pending:
             return []
-        segment = self._emit(next_decode_time=self._pending[-1].decode_time + self.default_duration)
+        segment = dataclasses.replace(self._emit(next_decode_time=self._pending[-1].decode_time + self.default_duration), final=True)
         self._number = None
         return [segment]
 

@@ -40,3 +40,4 @@ class SegmentRecord(NamedTuple):
     duration: int  # in the track's timescale
     size: int  # bytes
     discontinuity: bool = False  # media before this segment is missing on this encoder's input
+    final: bool = False  # flushed when this encoder's contribution ended: it may stop short

@@ -39,6 +39,19 @@ def _live(progress: EncoderProgress, now: datetime, segment_duration_ms: int) ->
     return progress.state == "live" and fresh
 
 
+def _final(record) -> bool:
+    return len(record) > 5 and bool(record[5])
+
+
+def _may_still_offer(progress: EncoderProgress, track_id: str, number: int, now: datetime, segment_duration_ms: int) -> bool:
+    """A live encoder that has not yet gone past ``number`` on this track may still bring a
+    complete copy of it."""
+    if not _live(progress, now, segment_duration_ms) or not progress.ingest.connected:
+        return False
+    records = progress.segments.get(track_id) or []
+    return not records or records[-1][0] < number
+
+
 def _bandwidths(track: TimelineTrack) -> tuple[int | None, int | None]:
     rows = [r for r in track.segments if r[2] > 0]
     if not rows:
@@ -103,8 +116,12 @@ def merge(
         for number in sorted(offers):
             copies = offers[number]
             previous_source = last[4] if last else None
-            source = previous_source if previous_source in copies else sorted(copies)[0]
-            record = copies[source]
+            complete = {i: r for i, r in copies.items() if not _final(r)}
+            if not complete and any(_may_still_offer(progress[i], track_id, number, now, segment_duration_ms) for i in instances if i not in copies):
+                break  # only a copy cut short by a dropped path so far: wait for the other encoder's
+            candidates = complete or copies
+            source = previous_source if previous_source in candidates else sorted(candidates)[0]
+            record = candidates[source]
             result.duplicates += len(copies) - 1
             start, duration, size = record[1], record[2], record[3]
             discontinuity = bool(record[4])

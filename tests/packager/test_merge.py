@@ -81,3 +81,18 @@ def test_state_health_and_ready_condition():
     ready = next(c for c in stale.conditions if c["type"] == "Ready")
     assert ready["status"] == "False" and ready["lastTransitionTime"].startswith(later.isoformat()[:19])
     assert run(None, A=None).timeline.state == "waiting"
+
+
+def test_a_copy_cut_short_by_a_dropped_path_waits_for_the_other_encoders():
+    a = progress("A", [10])
+    a.segments["v"].append(SegmentRecord(11, 11 * D, D // 3, 80_000, False, True))  # flushed when A's path dropped
+    a.ingest.connected = False
+    result = run(None, A=a, B=progress("B", [10]))
+    assert numbers(result.timeline) == [(10, "A")], "11 waits: B is live and may still bring a whole copy"
+    result = run(result.timeline, A=a, B=progress("B", [10, 11, 12]))
+    assert numbers(result.timeline) == [(10, "A"), (11, "B"), (12, "B")]
+    rows = result.timeline.tracks[0].segments
+    assert rows[1][2] == D and not any(row[5] for row in rows)
+    # With no other live encoder the short copy is the best there is (the end of a stream).
+    alone = run(None, A=a, B=progress("B", [10], state="waiting"))
+    assert numbers(alone.timeline) == [(10, "A"), (11, "A")]
