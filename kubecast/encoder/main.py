@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
 
-
 from kubecast.api import ManifestError, load_channel
-from kubecast.storage import Store
-
 from kubecast.runtime import add_runtime_arguments, start_runtime
+from kubecast.storage import Store
 
 from .publisher import Publisher
 from .server import ContributionServer

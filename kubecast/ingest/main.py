@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
+
 from kubecast.runtime import add_runtime_arguments, start_runtime
 
 from .config import ConfigError, load_config

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 
-
 from kubecast.api import ManifestError, load_channel
-from kubecast.storage import Store
-
 from kubecast.runtime import add_runtime_arguments, start_runtime
+from kubecast.storage import Store
 
 from .service import Packager
 
