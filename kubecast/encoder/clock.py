@@ -39,7 +39,7 @@ class ChannelClock:
         return self._start
 
     def latest_epoch(self) -> Epoch | None:
-        keys = sorted(info.key for info in self.store.list_sync(layout.epoch_prefix(self.channel)) if "/epoch-" in info.key)
+        keys = sorted(info.key for info in self.store.list_sync(layout.clock_prefix(self.channel)) if "/epoch-" in info.key)
         for key in reversed(keys):
             data = self.store.get_sync(key)
             if data is not None:

@@ -24,7 +24,7 @@ from .ladder import LadderVideo, default_x264_preset
 from .passthrough import VideoPassthrough
 from .publisher import Publisher, now_utc
 from .thumbnail import jpeg_thumbnail
-from .timing import ConnectionClock, Placement
+from .timing import ConnectionClock
 
 log = logging.getLogger("kubecast.encoder")
 
@@ -63,7 +63,6 @@ class ContributionSession:
         self._stats_bytes = 0
         self._speed_marks = (0.0, 0.0)
         self._thumbnail_at = 0.0
-        self.placement: Placement | None = None
 
     def run(self) -> None:
         name = self.channel.name
@@ -98,7 +97,8 @@ class ContributionSession:
         spec = self.channel.spec
         segment_ms = spec.segment_duration_ms
         self.publisher.availability_start()
-        clock = ConnectionClock(self._place)
+        clock = ConnectionClock(lambda first_timestamp_ms: self.publisher.clock.place(
+            first_timestamp_ms=first_timestamp_ms, now=now_utc(), last_written=self.publisher.last_written))
         common = dict(segment_duration_ms=segment_ms, publish_track=self.publisher.track, publish_segment=self.publisher.segment)
         if spec.encoding.passthrough:
             video = VideoPassthrough(clock=clock, bandwidth_hint=0, **common)
@@ -123,11 +123,6 @@ class ContributionSession:
         finally:
             video.close()
             audio.close()
-
-    def _place(self, first_timestamp_ms: int) -> Placement:
-        placement = self.publisher.clock.place(first_timestamp_ms=first_timestamp_ms, now=now_utc(), last_written=self.publisher.last_written)
-        self.placement = placement
-        return placement
 
     def _tag(self, tag, video, audio) -> None:
         if tag.type == TagType.VIDEO:

@@ -91,7 +91,7 @@ async def run_pipeline(
     ports = Ports(
         rtmp=port_or_free(host, args.rtmp_port),
         http=port_or_free(host, args.http_port),
-        contribution={(name, inst): free_port() for name in manifests.channels for inst in instances_for(name, redundant)},
+        contribution={(name, inst): free_port() for name in manifests.channels for inst in instances_for(redundant)},
         metrics={name: free_port() for name in metrics_names(manifests, redundant)},
         rtmp_secondary=port_or_free(host, args.rtmp_secondary_port) if redundant else None,
     )

@@ -48,9 +48,13 @@ class Plan:
 INGESTS = {"A": "ingest", "B": "ingest secondary"}  # process names: primary and secondary ingest
 
 
-def instances_for(channel_name: str, redundant: bool = True) -> list[str]:
+def instances_for(redundant: bool = True) -> list[str]:
     """Encoders A and B, as on a cluster; each has its own ingest (primary, secondary)."""
     return ["A", "B"] if redundant else ["A"]
+
+
+def ingest_config_path(run_dir: Path, instance: str) -> Path:
+    return run_dir / f"ingest-{instance.lower()}.json"
 
 
 def kubecast_command(*args: str) -> list[str]:
@@ -66,7 +70,7 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
             ready_marker="listening on",
         )
     ]
-    instances = instances_for("", redundant=ports.rtmp_secondary is not None)
+    instances = instances_for(redundant=ports.rtmp_secondary is not None)
     ingest_channels: dict[str, dict[str, dict]] = {instance: {} for instance in instances}
     key_files: dict[str, str] = {}
     for name, channel in manifests.channels.items():
@@ -115,7 +119,7 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
             ProcessSpec(
                 name=name,
                 argv=kubecast_command(
-                    "ingest", "--listen", f"{host}:{port}", "--config", str(run_dir / f"ingest-{instance.lower()}.json"),
+                    "ingest", "--listen", f"{host}:{port}", "--config", str(ingest_config_path(run_dir, instance)),
                     "--metrics-port", str(ports.metrics[name]),
                 ),
                 ready_marker="listening on",
@@ -125,7 +129,7 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
 
 
 def metrics_names(manifests: Manifests, redundant: bool = True) -> list[str]:
-    instances = instances_for("", redundant)
+    instances = instances_for(redundant)
     names = [INGESTS[instance] for instance in instances]
     for name in manifests.channels:
         names += [f"encoder {name}/{instance}" for instance in instances]
@@ -141,4 +145,4 @@ def write_run_files(plan: Plan, run_dir: Path) -> None:
         file.chmod(0o600)
         file.write_text(key)
     for instance, config in plan.ingest_config.items():
-        (run_dir / f"ingest-{instance.lower()}.json").write_text(json.dumps(config, indent=2))
+        ingest_config_path(run_dir, instance).write_text(json.dumps(config, indent=2))

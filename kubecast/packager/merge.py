@@ -39,10 +39,6 @@ def _live(progress: EncoderProgress, now: datetime, segment_duration_ms: int) ->
     return progress.state == "live" and fresh
 
 
-def _final(record) -> bool:
-    return len(record) > 5 and bool(record[5])
-
-
 def _may_still_offer(progress: EncoderProgress, track_id: str, number: int, now: datetime, segment_duration_ms: int) -> bool:
     """A live encoder that has not yet gone past ``number`` on this track may still bring a
     complete copy of it."""
@@ -116,7 +112,7 @@ def merge(
         for number in sorted(offers):
             copies = offers[number]
             previous_source = last[4] if last else None
-            complete = {i: r for i, r in copies.items() if not _final(r)}
+            complete = {i: r for i, r in copies.items() if not r.final}
             if not complete and any(_may_still_offer(progress[i], track_id, number, now, segment_duration_ms) for i in instances if i not in copies):
                 break  # only a copy cut short by a dropped path so far: wait for the other encoder's
             candidates = complete or copies

@@ -54,15 +54,15 @@ def segment_key(channel: str, instance: str, rendition: str, number: int) -> str
     return f"{encoder_prefix(channel, instance)}/{rendition}/{number}.m4s"
 
 
+def clock_prefix(channel: str) -> str:
+    return f"{channel_prefix(channel)}/clock"
+
+
 def clock_key(channel: str) -> str:
     """The channel's availabilityStartTime, written once by whichever encoder starts first."""
-    return f"{channel_prefix(channel)}/clock/start.json"
+    return f"{clock_prefix(channel)}/start.json"
 
 
 def epoch_key(channel: str, epoch: int) -> str:
     """Epoch k maps the timestamps of one contribution onto the channel timeline (immutable)."""
-    return f"{channel_prefix(channel)}/clock/epoch-{epoch:08d}.json"
-
-
-def epoch_prefix(channel: str) -> str:
-    return f"{channel_prefix(channel)}/clock"
+    return f"{clock_prefix(channel)}/epoch-{epoch:08d}.json"
