@@ -48,7 +48,6 @@ class _AudioTrack:
     def __init__(self, *, segment_duration_ms: int, timescale: int, publish_track, publish_segment):
         self.timescale = timescale
         self.segmenter = TrackSegmenter(timescale, segment_duration_ms, video=False, default_duration=AAC_FRAME)
-        self.prepared = False
         self.publish_track = publish_track
         self.publish_segment = publish_segment
         self._track: tuple[TrackInfo, bytes] | None = None
@@ -71,6 +70,7 @@ class _AudioTrack:
 class AudioTranscoder(_AudioTrack):
     def __init__(self, *, bitrate: int, clock: ConnectionClock, **kwargs):
         super().__init__(timescale=SAMPLE_RATE, **kwargs)
+        clock.follow(self.segmenter)
         self.bitrate = bitrate
         self.clock = clock
         self.decoder: av.AudioCodecContext | None = None
@@ -98,9 +98,6 @@ class AudioTranscoder(_AudioTrack):
             log.warning("dropping an undecodable audio frame: %s", error)
             return
         expected = self.clock.media_time(timestamp_ms, SAMPLE_RATE)
-        if not self.prepared:
-            self.clock.prepare(self.segmenter)
-            self.prepared = True
         if self.next_pts is None or abs(expected - self.next_pts) > RESYNC_SAMPLES:
             self.next_pts = on_frame_grid(expected)
         for frame in frames:
@@ -143,6 +140,7 @@ class AudioPassthrough(_AudioTrack):
     def configure(self, asc: bytes) -> None:
         sample_rate, channels = asc_sample_rate_and_channels(asc)
         super().__init__(timescale=sample_rate, **self.kwargs)
+        self.clock.follow(self.segmenter)
         init = init_segment_audio(sample_rate=sample_rate, channels=channels, timescale=sample_rate, asc=asc)
         self.set_track(
             TrackInfo(id="audio", kind="audio", codecs=aac_codec_string(asc), bandwidth=128_000, timescale=sample_rate,
@@ -155,9 +153,6 @@ class AudioPassthrough(_AudioTrack):
         if not self.configured:
             return
         expected = self.clock.media_time(timestamp_ms, self.timescale)
-        if not self.prepared:
-            self.clock.prepare(self.segmenter)
-            self.prepared = True
         if self.next_pts is None or abs(expected - self.next_pts) > RESYNC_SAMPLES:
             self.next_pts = on_frame_grid(expected)
         self.emit(self.segmenter.push(TimedSample(self.next_pts, 0, True, payload)))

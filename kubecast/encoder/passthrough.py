@@ -24,6 +24,7 @@ class VideoPassthrough:
     def __init__(self, *, clock: ConnectionClock, segment_duration_ms: int, bandwidth_hint: int, publish_track, publish_segment):
         self.clock = clock
         self.segmenter = TrackSegmenter(VIDEO_TIMESCALE, segment_duration_ms, video=True, default_duration=3000)
+        clock.follow(self.segmenter)
         self.publish_track = publish_track
         self.publish_segment = publish_segment
         self.bandwidth_hint = bandwidth_hint
@@ -32,7 +33,6 @@ class VideoPassthrough:
         self.shift: int | None = None
         self.times: list[int] = []
         self.track_published = False
-        self.prepared = False
 
     def configure(self, avcc: bytes) -> None:
         self.avcc = avcc
@@ -55,9 +55,6 @@ class VideoPassthrough:
             if self.size is None:
                 return
         decode_time = self.clock.media_time(timestamp_ms)
-        if not self.prepared:
-            self.clock.prepare(self.segmenter)
-            self.prepared = True
         offset = packet.composition_offset * VIDEO_TIMESCALE // 1000
         if packet.keyframe or self.shift is None:
             self.shift = offset  # each segment's IDR then has decode time == presentation time

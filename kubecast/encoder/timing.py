@@ -68,6 +68,7 @@ class ConnectionClock:
     def __init__(self, place):
         self._place = place
         self.placement: Placement | None = None
+        self._followers: list = []
 
     @property
     def joined(self) -> bool:
@@ -80,10 +81,20 @@ class ConnectionClock:
     def anchor(self, timestamp_ms: int) -> Placement:
         if self.placement is None:
             self.placement = self._place(timestamp_ms)
+            for segmenter in self._followers:
+                self._apply(segmenter)
+            self._followers.clear()
         return self.placement
 
-    def prepare(self, segmenter) -> None:
-        """Called by each track on its first sample, once the placement is known."""
+    def follow(self, segmenter) -> None:
+        """A track's segmenter learns how this connection was placed (joined, after a gap)
+        before its first sample: at placement, or now if that has happened."""
+        if self.placement is None:
+            self._followers.append(segmenter)
+        else:
+            self._apply(segmenter)
+
+    def _apply(self, segmenter) -> None:
         if self.joined:
             segmenter.mark_joined()
         if self.discontinuity:

@@ -97,3 +97,13 @@ def test_default_presets_follow_the_measured_budget():
     assert default_x264_preset(PRESETS["Default720p"]) == "superfast"
     assert default_x264_preset(PRESETS["Default1080p"]) == "ultrafast"
     assert default_x264_preset(PRESETS["Default720p"][2:]) == "veryfast"
+
+
+def test_segmenters_followed_before_or_after_placement_both_learn_it():
+    clock = ConnectionClock(lambda first: Placement(1, 64_000, 32, joined=False, discontinuity=True))
+    early, late = (TrackSegmenter(48000, 2000, video=False, default_duration=1024) for _ in range(2))
+    clock.follow(early)
+    assert not early._discontinuity, "nothing is known before the first timestamp"
+    clock.media_time(0, 48000)
+    clock.follow(late)  # e.g. an audio track configured after the first video tag
+    assert early._discontinuity and late._discontinuity
