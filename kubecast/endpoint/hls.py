@@ -79,8 +79,11 @@ def media_playlist(timeline: Timeline, track: TimelineTrack) -> str:
     target = max((max(1, round(r[2] / timescale)) for r in rows), default=max(1, round(timeline.segment_duration_ms / 1000)))
     lines = [
         "#EXTM3U", f"#EXT-X-VERSION:{VERSION}", f"#EXT-X-TARGETDURATION:{target}",
-        f"#EXT-X-MEDIA-SEQUENCE:{rows[0][0] if rows else 0}", "#EXT-X-INDEPENDENT-SEGMENTS", '#EXT-X-MAP:URI="init.mp4"',
+        f"#EXT-X-MEDIA-SEQUENCE:{track.media_sequence()}",
     ]
+    if discontinuity_sequence := track.discontinuity_sequence():
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
+    lines += ["#EXT-X-INDEPENDENT-SEGMENTS", '#EXT-X-MAP:URI="init.mp4"']
     for index, (number, start, duration, _size, _source, discontinuity) in enumerate(rows):
         if discontinuity and index > 0:
             lines.append("#EXT-X-DISCONTINUITY")

@@ -54,6 +54,20 @@ class TimelineTrack(_Model):
     average_bandwidth: int | None = None  # measured over the listed segments, bit/s
     peak_bandwidth: int | None = None
     segments: list[list] = Field(default_factory=list)  # TimelineSegment.to_wire() rows, oldest first
+    # What the live window has dropped, kept so HLS sequence numbers stay stable as it
+    # slides: numbers never published before the first row (a contribution gap skips the
+    # numbers of the time it was missing), and discontinuities trimmed off the front.
+    numbers_skipped: int = 0
+    discontinuities_trimmed: int = 0
+
+    def media_sequence(self) -> int:
+        """HLS media sequence number of the first row: segments published before it, gaps
+        not counted (HLS numbers consecutive segments; ours skip over missing media)."""
+        return self.segments[0][0] - self.numbers_skipped if self.segments else 0
+
+    def discontinuity_sequence(self) -> int:
+        """Discontinuity tags no longer in the playlist (a first row's tag is not rendered)."""
+        return self.discontinuities_trimmed + (1 if self.segments and self.segments[0][5] else 0)
 
     def typed_segments(self) -> list[TimelineSegment]:
         return [TimelineSegment(number=r[0], start=r[1], duration=r[2], size=r[3], source=r[4], discontinuity=bool(r[5])) for r in self.segments]

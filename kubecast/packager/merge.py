@@ -65,7 +65,12 @@ def _trim(track: TimelineTrack, window_ms: int) -> None:
     timescale = track.info.timescale
     newest_end = track.segments[-1][1] + track.segments[-1][2]
     horizon = newest_end - window_ms * timescale // 1000
-    track.segments = [r for r in track.segments if r[1] + r[2] > horizon]
+    kept = [r for r in track.segments if r[1] + r[2] > horizon]
+    dropped = track.segments[: len(track.segments) - len(kept)]
+    if dropped:
+        track.numbers_skipped += kept[0][0] - track.segments[0][0] - len(dropped)
+        track.discontinuities_trimmed += sum(1 for r in dropped if r[5])
+    track.segments = kept
 
 
 def merge(

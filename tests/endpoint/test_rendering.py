@@ -93,3 +93,11 @@ def test_ranges(header, expected):
 def test_unsatisfiable_ranges(header):
     with pytest.raises(UnsatisfiableRange):
         parse_range(header, 100)
+
+
+def test_a_discontinuity_that_reached_the_top_of_the_window_is_counted_not_lost():
+    timeline = make_timeline(discontinuity_at=10)
+    timeline.tracks[0].numbers_skipped = 4
+    text = hls.media_playlist(timeline, timeline.tracks[0])
+    assert "#EXT-X-MEDIA-SEQUENCE:6\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n" in text
+    assert "#EXT-X-DISCONTINUITY\n" not in text

@@ -96,3 +96,23 @@ def test_a_copy_cut_short_by_a_dropped_path_waits_for_the_other_encoders():
     # With no other live encoder the short copy is the best there is (the end of a stream).
     alone = run(None, A=a, B=progress("B", [10], state="waiting"))
     assert numbers(alone.timeline) == [(10, "A"), (11, "A")]
+
+
+def _sequence_of_each_segment(timeline):
+    """{segment number: HLS media sequence} as a player computes it from one playlist."""
+    track = timeline.tracks[0]
+    return {row[0]: track.media_sequence() + index for index, row in enumerate(track.segments)}
+
+
+def test_hls_sequence_numbers_stay_consecutive_and_stable_across_a_gap_as_the_window_slides():
+    # 0..19, then the contribution was missing for numbers 20..24, then 25.. (a marked gap)
+    before = list(range(0, 20))
+    timeline, seen = None, {}
+    for newest in range(25, 70):
+        timeline = run(timeline, now=AST + timedelta(seconds=2 * newest + 2), A=progress("A", before + list(range(25, newest + 1)), now=AST + timedelta(seconds=2 * newest + 2))).timeline
+        for number, sequence in _sequence_of_each_segment(timeline).items():
+            assert seen.setdefault(number, sequence) == sequence, f"segment {number} changed its sequence number"
+    assert seen[25] == 20 and seen[69] == 64  # consecutive over the gap
+    track = timeline.tracks[0]
+    assert track.segments[0][0] > 25, "the window has slid past the gap"
+    assert track.numbers_skipped == 5 and track.discontinuity_sequence() == 1
