@@ -37,8 +37,21 @@ class IngestEndpoints(WireModel):
 
 
 class EncoderStatus(WireModel):
-    ready: bool = False
+    ready: bool = Field(default=False, description="Its pod is ready (from the Deployment).")
     replicas: int = 0
+    # From the channel's timeline in storage (the packager's view of the media).
+    live: bool | None = Field(default=None, description="It receives a contribution and writes segments.")
+    ingest_connected: bool | None = Field(default=None, description="Its ingest path (primary for A, secondary for B) carries the contribution.")
+    last_segment: int | None = Field(default=None, description="Number of the newest segment it wrote.")
+    segments_taken: int | None = Field(default=None, description="Segments of the first rendition the packager published from it.")
+
+
+class StreamStatus(WireModel):
+    state: Literal["waiting", "live", "stopped"] | None = None
+    active_encoder: str | None = Field(default=None, description="The encoder the newest segments come from.")
+    failovers: int = Field(default=0, description="Times the newest segments started coming from the other encoder.")
+    last_failover_time: str | None = None
+    updated: str | None = Field(default=None, description="When the timeline this was read from was written.")
 
 
 class ChannelStatus(WireModel):
@@ -46,7 +59,8 @@ class ChannelStatus(WireModel):
     conditions: list[Condition] = CONDITIONS
     ingest: IngestEndpoints = Field(default_factory=IngestEndpoints)
     preview_url: str | None = None
-    encoders: dict[str, EncoderStatus] = Field(default_factory=dict, description="Readiness of encoders A and B.")
+    encoders: dict[str, EncoderStatus] = Field(default_factory=dict, description="Encoders A and B: pod readiness and media progress.")
+    stream: StreamStatus | None = Field(default=None, description="The live stream as the packager publishes it.")
 
 
 class PlaybackUrl(WireModel):

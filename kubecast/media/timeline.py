@@ -77,7 +77,7 @@ class EncoderHealth(_Model):
     state: Literal["waiting", "live", "error", "absent"]
     updated: datetime | None = None
     last_segment: int | None = None
-    segments_taken: int = 0  # how many published segments came from this encoder
+    segments_taken: int = 0  # segments of the first rendition published from this encoder, since the channel began
     ingest_connected: bool = False
     ingest_bitrate: float = 0.0
     speed: float = 0.0
@@ -96,6 +96,9 @@ class Timeline(_Model):
     tracks: list[TimelineTrack] = Field(default_factory=list)
     encoders: dict[str, EncoderHealth] = Field(default_factory=dict)
     thumbnail_source: str | None = None  # instance whose thumbnail.jpg is current
+    active_source: str | None = None  # the encoder the newest segment of the first rendition came from
+    failovers: int = 0  # times the active source changed: an encoder or its path failed, or came back alone
+    last_failover: datetime | None = None
     conditions: list[dict] = Field(default_factory=list)  # metav1.Condition-shaped, for status
 
     def to_json(self) -> bytes:

@@ -17,7 +17,7 @@ import aiohttp
 PLURALS = {
     "ConfigMap": "configmaps", "Secret": "secrets", "Service": "services", "Deployment": "deployments",
     "PodDisruptionBudget": "poddisruptionbudgets", "HorizontalPodAutoscaler": "horizontalpodautoscalers",
-    "Ingress": "ingresses", "Channel": "channels", "Program": "programs", "StreamingEndpoint": "streamingendpoints",
+    "Ingress": "ingresses", "NetworkPolicy": "networkpolicies", "Channel": "channels", "Program": "programs", "StreamingEndpoint": "streamingendpoints",
 }
 
 

@@ -6,7 +6,8 @@ against the official Kubernetes schemas.
 
 Per Channel: encoder pods A and B (one Deployment each, required anti-affinity on hostname so
 one node failure takes only one, a PodDisruptionBudget so a drain takes only one), an ingest
-Service each (primary and secondary URLs), and one packager (Recreate strategy: the
+Service each (primary and secondary URLs), in relay mode a ClusterIP contribution Service
+each (the other ingest forwards to it) behind a NetworkPolicy, and one packager (Recreate strategy: the
 timeline has exactly one writer).  Each encoder pod runs the ingest and the encoder as two
 containers, the same commands local mode runs.
 """
@@ -18,7 +19,7 @@ import json
 
 import yaml
 
-from kubecast.api import API_VERSION, Channel, StreamingEndpoint
+from kubecast.api import API_VERSION, Channel, RedundancyMode, StreamingEndpoint
 
 from .settings import OperatorSettings
 
@@ -64,8 +65,14 @@ def encoder_resources(channel: Channel) -> dict:
     return {"requests": {"cpu": f"{millicores}m", "memory": f"{memory}Mi"}, "limits": {"memory": f"{memory * 2}Mi"}}
 
 
-def _store_env(settings: OperatorSettings) -> tuple[list, list]:
-    env = [{"name": "KUBECAST_STORE_URL", "value": settings.store_url}]
+def namespace_store_url(settings: OperatorSettings, namespace: str) -> str:
+    """Each namespace gets its own folder of the store: Channels of the same name in two
+    namespaces must not write over each other, and an endpoint serves only its namespace."""
+    return f"{settings.store_url.rstrip('/')}/{namespace}"
+
+
+def _store_env(settings: OperatorSettings, namespace: str) -> tuple[list, list]:
+    env = [{"name": "KUBECAST_STORE_URL", "value": namespace_store_url(settings, namespace)}]
     env_from = [{"secretRef": {"name": settings.store_credentials_secret}}] if settings.store_credentials_secret else []
     return env, env_from
 
@@ -75,17 +82,24 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
     owner = owner_reference(channel, uid)
     document = channel_document(channel)
     spec_hash = hashlib.sha256(document.encode()).hexdigest()[:16]
-    env, env_from = _store_env(settings)
+    env, env_from = _store_env(settings, namespace)
     key_ref = channel.spec.ingest.stream_key_secret_ref
+    encoder_pair = {"kubecast.io/channel": name, "app.kubernetes.io/component": "encoder"}
     children: list[dict] = []
+    # Relay: each ingest also forwards to the other encoder, through that encoder's ClusterIP
+    # contribution Service; only the channel's own encoder pods may reach that port.
+    relay = channel.spec.ingest.redundancy == RedundancyMode.RELAY
+    contribution_listen = f"{'0.0.0.0' if relay else '127.0.0.1'}:{CONTRIBUTION_PORT}"
     for instance in INSTANCES:
         suffix = instance.lower()
         component_labels = labels(instance=name, component="encoder", extra={"kubecast.io/channel": name, "kubecast.io/encoder": instance})
         selector = {"kubecast.io/channel": name, "kubecast.io/encoder": instance, "app.kubernetes.io/component": "encoder"}
         config_name = f"{name}-encoder-{suffix}"
+        others = [f"{name}-contribution-{other.lower()}.{namespace}.svc:{CONTRIBUTION_PORT}" for other in INSTANCES if other != instance]
         ingest_config = {
             "channels": {name: {"streamKeyFile": f"{KEY_DIR}/stream-key" if key_ref else None,
-                                "encoders": [f"127.0.0.1:{CONTRIBUTION_PORT}"], "allowedIps": list(channel.spec.ingest.allowed_ips)}},
+                                "encoders": [f"127.0.0.1:{CONTRIBUTION_PORT}"], "relays": others if relay else [],
+                                "allowedIps": list(channel.spec.ingest.allowed_ips)}},
             "handshakeTimeout": 10, "idleTimeout": 15,
         }
         children.append({
@@ -110,9 +124,10 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
             {
                 "name": "encoder", "image": settings.encoder_image,
                 "args": ["encoder", "--manifests", f"{CONFIG_DIR}/channel.yaml", "--channel", name, "--instance", instance,
-                         "--contribution", f"127.0.0.1:{CONTRIBUTION_PORT}", "--store", "$(KUBECAST_STORE_URL)", "--metrics-port", str(ENCODER_METRICS), "--metrics-address", "0.0.0.0"],
+                         "--contribution", contribution_listen, "--store", "$(KUBECAST_STORE_URL)", "--metrics-port", str(ENCODER_METRICS), "--metrics-address", "0.0.0.0"],
                 "env": env, "envFrom": env_from,
-                "ports": [{"name": "encoder-metrics", "containerPort": ENCODER_METRICS}],
+                "ports": [{"name": "encoder-metrics", "containerPort": ENCODER_METRICS}]
+                + ([{"name": "contribution", "containerPort": CONTRIBUTION_PORT}] if relay else []),
                 "resources": encoder_resources(channel),
                 "volumeMounts": [m for m in mounts if m["name"] == "config"], "securityContext": security,
             },
@@ -127,10 +142,12 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
                 "template": {
                     "metadata": {"labels": component_labels, "annotations": {"kubecast.io/spec-hash": spec_hash}},
                     "spec": {
-                        "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
-                            "labelSelector": {"matchLabels": {"kubecast.io/channel": name, "app.kubernetes.io/component": "encoder"}},
-                            "topologyKey": "kubernetes.io/hostname",
-                        }]}},
+                        # Never both encoders on one node; in different zones where the cluster has them.
+                        "affinity": {"podAntiAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": encoder_pair}, "topologyKey": "kubernetes.io/hostname"}],
+                            "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {
+                                "labelSelector": {"matchLabels": encoder_pair}, "topologyKey": "topology.kubernetes.io/zone"}}],
+                        }},
                         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
                         "terminationGracePeriodSeconds": 30,
                         "containers": containers, "volumes": volumes,
@@ -138,17 +155,35 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
                 },
             },
         })
+        if relay:
+            children.append({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": _meta(f"{name}-contribution-{suffix}", namespace, owner, component_labels),
+                "spec": {"type": "ClusterIP", "selector": selector,
+                         "ports": [{"name": "contribution", "port": CONTRIBUTION_PORT, "targetPort": "contribution", "protocol": "TCP"}]},
+            })
         children.append({
             "apiVersion": "v1", "kind": "Service",
             "metadata": _meta(f"{name}-ingest-{suffix}", namespace, owner, labels(instance=name, component="ingest", extra={"kubecast.io/channel": name, "kubecast.io/encoder": instance})),
             "spec": {"type": channel.spec.ingest.service_type.value, "selector": selector,
                      "ports": [{"name": "rtmp", "port": RTMP_PORT, "targetPort": "rtmp", "protocol": "TCP"}]},
         })
+    pair_labels = labels(instance=name, component="encoder", extra={"kubecast.io/channel": name})
     children.append({
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-        "metadata": _meta(f"{name}-encoders", namespace, owner, labels(instance=name, component="encoder", extra={"kubecast.io/channel": name})),
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"kubecast.io/channel": name, "app.kubernetes.io/component": "encoder"}}},
+        "metadata": _meta(f"{name}-encoders", namespace, owner, pair_labels),
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": encoder_pair}},
     })
+    if relay:
+        open_ports = [{"port": port, "protocol": "TCP"} for port in (RTMP_PORT, INGEST_METRICS, ENCODER_METRICS)]
+        children.append({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": _meta(f"{name}-encoders", namespace, owner, pair_labels),
+            "spec": {"podSelector": {"matchLabels": encoder_pair}, "policyTypes": ["Ingress"], "ingress": [
+                {"ports": open_ports},
+                {"from": [{"podSelector": {"matchLabels": encoder_pair}}], "ports": [{"port": CONTRIBUTION_PORT, "protocol": "TCP"}]},
+            ]},
+        })
     packager_labels = labels(instance=name, component="packager", extra={"kubecast.io/channel": name})
     children.append({
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -184,7 +219,7 @@ def build_endpoint_children(endpoint: StreamingEndpoint, *, uid: str, namespace:
     spec = endpoint.spec
     endpoint_labels = labels(instance=name, component="endpoint", extra={"kubecast.io/endpoint": name})
     selector = {"kubecast.io/endpoint": name, "app.kubernetes.io/component": "endpoint"}
-    env, env_from = _store_env(settings)
+    env, env_from = _store_env(settings, namespace)
     deployment_spec = {
         "selector": {"matchLabels": selector},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},

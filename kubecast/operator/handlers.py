@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from datetime import datetime, timezone
 
 import kopf
@@ -12,11 +13,13 @@ from pydantic import ValidationError
 
 from kubecast.api import Channel, Program, StreamingEndpoint
 from kubecast.api.loader import ManifestError, parse_document
+from kubecast.media.timeline import Timeline
+from kubecast.storage import Store, layout
 
 from .api import KubeApi
-from .builders import INSTANCES, build_channel_children, build_endpoint_children
+from .builders import INSTANCES, build_channel_children, build_endpoint_children, namespace_store_url
 from .settings import OperatorSettings
-from .status import aggregate_channel, aggregate_endpoint, aggregate_program, conditions, initial_conditions
+from .status import aggregate_channel, aggregate_endpoint, aggregate_program, aggregate_stream, conditions, contained, failover_message, initial_conditions
 
 GROUP_VERSION = ("kubecast.io", "v1alpha1")
 CHANNEL_LABEL = "kubecast.io/channel"
@@ -122,6 +125,37 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
     patch.status.update(new_status)
 
 
+STORES: dict[str, Store] = {}
+
+
+def store_for(namespace: str) -> Store:
+    url = namespace_store_url(OperatorSettings.from_environment(), namespace)
+    if url not in STORES:
+        STORES[url] = Store(url)
+    return STORES[url]
+
+
+@kopf.timer(*GROUP_VERSION, "channels", id="stream", interval=float(os.environ.get("KUBECAST_STREAM_STATUS_INTERVAL", "30")))
+async def report_stream(body: kopf.Body, name: str, namespace: str, status: kopf.Status, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
+    """The media side of the status (live encoders, failovers) comes from the timeline the
+    packager writes; a failover since the last report becomes a Warning event."""
+    try:
+        data = await store_for(namespace).get(layout.timeline_key(name))
+        timeline = Timeline.from_json(data) if data is not None else None
+    except Exception as error:  # noqa: BLE001 - storage trouble must not stop the other channels' reports
+        logger.warning("cannot read the timeline of %s/%s: %s", namespace, name, error)
+        return
+    if timeline is None:
+        return  # no contribution yet
+    media = aggregate_stream(timeline)
+    if contained(media, dict(status or {})):
+        return
+    if message := failover_message(dict(status or {}), media):
+        kopf.event(body, type="Warning", reason="Failover", message=message)
+        logger.warning("%s", message)
+    patch.status.update(media)
+
+
 @kopf.index(*GROUP_VERSION, "channels")
 def channel_bodies(body: kopf.Body, name: str, namespace: str, **_) -> dict:
     return {(namespace, name): {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": {"name": name, "namespace": namespace, "uid": body.get("metadata", {}).get("uid"), "generation": body.get("metadata", {}).get("generation")},
@@ -159,7 +193,7 @@ async def channel_child_changed(labels: kopf.Labels, namespace: str, channel_bod
     new_status = aggregate_channel(channel, generation=body["metadata"]["generation"], deployments=dict(channel_deployments.get(key, [])),
                                    services=dict(channel_services.get(key, [])), secret_error=None, previous=previous, now=now(),
                                    ingest_domain=OperatorSettings.from_environment().ingest_domain)
-    if all(previous.get(field) == value for field, value in new_status.items()):
+    if contained(new_status, previous):
         return
     _announce_transition(body, previous, new_status, logger)
     await api().patch_status("kubecast.io/v1alpha1", "Channel", namespace, channel.name, new_status)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from kubecast.api import Channel, Program, StreamingEndpoint
+from kubecast.media.timeline import Timeline
 
 from .builders import INSTANCES, RTMP_PORT
 
@@ -125,3 +126,40 @@ def aggregate_program(program: Program, *, generation: int | None, channel: Chan
         entries = [("Ready", bool(urls), "Published" if urls else "NoStreamingEndpoint", "" if urls else "no StreamingEndpoint serves it yet"),
                    ("Reconciling", False, "Reconciled", ""), ("Stalled", False, "Reconciled", "")]
     return {"observedGeneration": generation, "conditions": conditions((previous or {}).get("conditions"), generation, now, *entries), "playbackUrls": urls}
+
+
+def aggregate_stream(timeline: Timeline) -> dict:
+    """The media half of a Channel's status, from its timeline: ``stream`` and, per encoder,
+    whether it is live, its ingest path carries the contribution, its newest segment and how
+    many segments the packager took from it.  Merged next to what aggregate_channel writes."""
+    encoders = {
+        instance: {"live": health.state == "live", "ingestConnected": health.ingest_connected,
+                   "lastSegment": health.last_segment, "segmentsTaken": health.segments_taken}
+        for instance, health in sorted(timeline.encoders.items())
+    }
+    stream = {"state": timeline.state, "activeEncoder": timeline.active_source, "failovers": timeline.failovers,
+              "lastFailoverTime": _time(timeline.last_failover) if timeline.last_failover else None, "updated": _time(timeline.updated)}
+    return {"stream": stream, "encoders": encoders}
+
+
+def failover_message(previous: dict | None, current: dict) -> str | None:
+    """The event text when the stream failed over since the last report (none on the first one:
+    an operator restart must not repeat old failovers)."""
+    before = ((previous or {}).get("stream") or {}).get("failovers")
+    stream = current["stream"]
+    if before is None or stream["failovers"] <= before:
+        return None
+    count = stream["failovers"] - before
+    return (f"segments now come from encoder {stream['activeEncoder']}"
+            f" ({count} failover{'s' if count > 1 else ''} since the last report, {stream['failovers']} in all)")
+
+
+def contained(new: dict, previous: dict) -> bool:
+    """Whether ``previous`` already holds everything in ``new`` (a merge patch would change nothing)."""
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(previous.get(key), dict):
+            if not contained(value, previous[key]):
+                return False
+        elif previous.get(key) != value:
+            return False
+    return True

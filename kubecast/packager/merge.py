@@ -73,6 +73,17 @@ def _trim(track: TimelineTrack, window_ms: int) -> None:
     track.segments = kept
 
 
+def _follow_active_source(timeline: Timeline, now: datetime) -> None:
+    """Count a failover when the newest segment of the first rendition comes from another encoder."""
+    if not timeline.tracks or not timeline.tracks[0].segments:
+        return
+    source = timeline.tracks[0].segments[-1][4]
+    if timeline.active_source is not None and source != timeline.active_source:
+        timeline.failovers += 1
+        timeline.last_failover = now
+    timeline.active_source = source
+
+
 def merge(
     timeline: Timeline | None, progress: dict[str, EncoderProgress | None], *, now: datetime,
     channel: str, segment_duration_ms: int, window_ms: int,
@@ -100,7 +111,8 @@ def merge(
             elif track.info.init != info.init and track.init_source != instance:
                 mismatches.append(f"{info.id}: {instance} has {info.init}, published {track.info.init} from {track.init_source}")
 
-    taken = {instance: 0 for instance in instances}
+    reference = timeline.tracks[0].info.id if timeline.tracks else None  # the rendition whose segments are counted
+    taken = {instance: health.segments_taken for instance, health in timeline.encoders.items()}
     for track_id, track in tracks.items():
         last = track.segments[-1] if track.segments else None
         offers: dict[int, dict[str, tuple]] = {}
@@ -132,14 +144,14 @@ def merge(
             segment = TimelineSegment(number=number, start=start, duration=duration, size=size, source=source, discontinuity=discontinuity)
             track.segments.append(segment.to_wire())
             result.published.append((track_id, segment))
+            if track_id == reference:
+                taken[source] = taken.get(source, 0) + 1
             if previous_source is not None and previous_source != source:
                 result.failovers.append((track_id, previous_source, source))
             last = track.segments[-1]
         _trim(track, window_ms)
         track.average_bandwidth, track.peak_bandwidth = _bandwidths(track)
-        for row in track.segments:
-            if row[4] in taken:
-                taken[row[4]] += 1
+    _follow_active_source(timeline, now)
 
     any_live = False
     for instance in instances:

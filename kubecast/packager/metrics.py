@@ -8,6 +8,6 @@ PUBLISH_LATENCY = Histogram(
 )
 PUBLISHED = Counter("kubecast_packager_segments_published_total", "Segments listed in the timeline", ["track", "source"])
 DUPLICATES = Counter("kubecast_packager_duplicate_copies_total", "Copies of an already published segment from another encoder")
-FAILOVERS = Counter("kubecast_packager_failovers_total", "A track's consecutive segments came from different encoders", ["track"])
+FAILOVERS = Counter("kubecast_packager_failovers_total", "The channel's newest segments started coming from the other encoder")
 WRITES = Counter("kubecast_packager_timeline_writes_total", "Timeline index writes")
 READ_ERRORS = Counter("kubecast_packager_read_errors_total", "Progress records that could not be read or parsed", ["instance"])

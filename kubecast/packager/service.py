@@ -81,6 +81,7 @@ class Packager:
         now = now or datetime.now(timezone.utc)
         progress = {instance: await self._read_progress(instance) for instance in self.instances}
         before = _signature(self.timeline) if self.timeline else None
+        previous_failovers = self.timeline.failovers if self.timeline else None
         result = merge(self.timeline, progress, now=now, channel=self.channel, segment_duration_ms=self.segment_duration_ms, window_ms=self.window_ms)
         timeline = result.timeline
         due = self._written_at is None or now - self._written_at >= HEARTBEAT
@@ -100,8 +101,9 @@ class Packager:
             if end is not None:
                 metrics.PUBLISH_LATENCY.observe(max(0.0, (listed - end).total_seconds()))
         for track_id, old, new in result.failovers:
-            metrics.FAILOVERS.labels(track_id).inc()
             log.warning("failover on %s/%s: segments now from encoder %s (was %s)", self.channel, track_id, new, old)
+        if previous_failovers is not None and timeline.failovers > previous_failovers:
+            metrics.FAILOVERS.inc(timeline.failovers - previous_failovers)
         return True
 
     async def run(self, stop: asyncio.Event, on_first_write=None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -164,3 +165,58 @@ def test_every_metrics_port_listens_where_prometheus_can_reach_it():
         assert container["args"][container["args"].index("--metrics-address") + 1] == "0.0.0.0", container["name"]
         port = int(container["args"][container["args"].index("--metrics-port") + 1])
         assert port in [p["containerPort"] for p in container["ports"]], container["name"]
+
+
+def test_relay_mode_forwards_each_ingest_to_the_other_encoder_and_fences_the_port():
+    relay = load_text(DOCS_TEXT_RELAY).channels["news"]
+    children = {(c["kind"], c["metadata"]["name"]): c for c in build_channel_children(relay, uid="uid-1", namespace="media", settings=SETTINGS)}
+    for child in children.values():
+        kubernetes_validate.validate(child, "1.30", strict=True)
+    config_a = json.loads(children[("ConfigMap", "news-encoder-a")]["data"]["ingest.json"])["channels"]["news"]
+    assert config_a["encoders"] == ["127.0.0.1:7000"] and config_a["relays"] == ["news-contribution-b.media.svc:7000"]
+    service = children[("Service", "news-contribution-b")]["spec"]
+    assert service["type"] == "ClusterIP" and service["selector"]["kubecast.io/encoder"] == "B"
+    encoder = next(c for c in children[("Deployment", "news-encoder-b")]["spec"]["template"]["spec"]["containers"] if c["name"] == "encoder")
+    assert "0.0.0.0:7000" in encoder["args"], "the contribution port must be reachable through the Service"
+    policy = children[("NetworkPolicy", "news-encoders")]["spec"]
+    fenced = next(rule for rule in policy["ingress"] if "from" in rule)
+    assert fenced["ports"] == [{"port": 7000, "protocol": "TCP"}] and fenced["from"][0]["podSelector"]["matchLabels"]["kubecast.io/channel"] == "news"
+    assert all(p["port"] != 7000 for p in next(rule for rule in policy["ingress"] if "from" not in rule)["ports"])
+    # dual push (the default) keeps the port on the pod's loopback: no Service, no policy
+    dual = {(c["kind"], c["metadata"]["name"]) for c in channel_children()}
+    assert ("Service", "news-contribution-b") not in dual and ("NetworkPolicy", "news-encoders") not in dual
+
+
+def test_every_namespace_gets_its_own_store_folder_and_encoders_prefer_other_zones():
+    pod = next(c for c in channel_children() if c["metadata"]["name"] == "news-encoder-a" and c["kind"] == "Deployment")["spec"]["template"]["spec"]
+    encoder = next(c for c in pod["containers"] if c["name"] == "encoder")
+    assert {"name": "KUBECAST_STORE_URL", "value": "s3://media/live/media"} in encoder["env"]
+    preferred = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert preferred["topologyKey"] == "topology.kubernetes.io/zone"
+
+
+DOCS_TEXT_RELAY = """
+apiVersion: kubecast.io/v1alpha1
+kind: Channel
+metadata: {name: news}
+spec:
+  ingest: {redundancy: Relay, streamKeySecretRef: {name: news-key, key: streamKey}}
+  encoding: {preset: Default720p}
+"""
+
+
+def test_stream_status_comes_from_the_timeline_and_only_a_new_failover_is_an_event():
+    from kubecast.media.timeline import EncoderHealth, Timeline
+    from kubecast.operator.status import aggregate_stream, contained, failover_message
+
+    timeline = Timeline(channel="news", state="live", updated=NOW, segment_duration_ms=2000, window_ms=60000, active_source="B", failovers=2,
+                        last_failover=NOW, encoders={"A": EncoderHealth(state="absent", last_segment=9, segments_taken=10),
+                                                     "B": EncoderHealth(state="live", ingest_connected=True, last_segment=30, segments_taken=21)})
+    media = aggregate_stream(timeline)
+    assert media["stream"] == {"state": "live", "activeEncoder": "B", "failovers": 2, "lastFailoverTime": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z"}
+    assert media["encoders"]["A"] == {"live": False, "ingestConnected": False, "lastSegment": 9, "segmentsTaken": 10}
+    assert failover_message(None, media) is None, "the first report repeats no old failover"
+    assert failover_message({"stream": {"failovers": 2}}, media) is None
+    assert failover_message({"stream": {"failovers": 1}}, media) == "segments now come from encoder B (1 failover since the last report, 2 in all)"
+    status = {"stream": dict(media["stream"]), "encoders": {"A": {"ready": True, **media["encoders"]["A"]}, "B": {"ready": True, **media["encoders"]["B"]}}}
+    assert contained(media, status) and not contained({"encoders": {"B": {"lastSegment": 31}}}, status)

@@ -170,3 +170,42 @@ async def test_a_new_ladder_rolls_encoder_a_then_b(cluster):
         assert "2000000" in obj(cluster, "v1/configmaps", "news-encoder-a").raw["data"]["channel.yaml"]
         obj(cluster, DEPLOYMENTS, "news-encoder-a").patch({"status": {"readyReplicas": 1, "updatedReplicas": 1}})
         await eventually(lambda: spec_hash(cluster, "news-encoder-b") == spec_hash(cluster, "news-encoder-a"), timeout=30, what="encoder B follows")
+
+
+def write_timeline(store, *, failovers: int, active: str) -> None:
+    """What the packager writes into storage (namespace folder, as the operator configures it)."""
+    from datetime import datetime, timezone
+
+    from kubecast.media.timeline import EncoderHealth, Timeline
+
+    now = datetime.now(timezone.utc)
+    timeline = Timeline(channel="news", state="live", updated=now, segment_duration_ms=2000, window_ms=60000,
+                        active_source=active, failovers=failovers, last_failover=now if failovers else None,
+                        encoders={"A": EncoderHealth(state="waiting" if active == "B" else "live", last_segment=40, segments_taken=41),
+                                  "B": EncoderHealth(state="live", ingest_connected=True, last_segment=44 + failovers, segments_taken=3)})
+    path = store / "media" / "channels" / "news" / "timeline.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(timeline.to_json())
+
+
+async def test_stream_status_and_failover_events_come_from_the_timeline(cluster, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
+    cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"}, "data": {"streamKey": "c2VjcmV0"}}
+    cluster.objects[CHANNELS, "media", "news"] = channel_body()
+    write_timeline(store, failovers=0, active="A")
+    async with operator():
+        stream = lambda: obj(cluster, CHANNELS, "news").raw.get("status", {}).get("stream")  # noqa: E731
+        await eventually(lambda: (stream() or {}).get("state") == "live", what="status.stream")
+        encoders = obj(cluster, CHANNELS, "news").raw["status"]["encoders"]
+        assert encoders["B"]["ingestConnected"] is True and encoders["A"]["segmentsTaken"] == 41 and encoders["B"]["lastSegment"] == 44
+        # the Deployment side of the status lands next to the media side, not over it
+        await eventually(lambda: "ready" in obj(cluster, CHANNELS, "news").raw["status"]["encoders"]["A"], what="encoder readiness")
+        assert "lastSegment" in obj(cluster, CHANNELS, "news").raw["status"]["encoders"]["A"]
+        assert not [r for r in cluster if r.resource and r.resource.plural == "events" and "Failover" in r.text], "no event for old failovers"
+
+        write_timeline(store, failovers=1, active="B")
+        await eventually(lambda: (stream() or {}).get("failovers") == 1, what="the failover in status")
+        assert stream()["activeEncoder"] == "B" and stream()["lastFailoverTime"]
+        event = await eventually(lambda: [r for r in cluster if r.resource and r.resource.plural == "events" and "Failover" in r.text], what="a Failover event")
+        assert "encoder B" in event[0].data["message"] and event[0].data["type"] == "Warning"

@@ -116,3 +116,15 @@ def test_hls_sequence_numbers_stay_consecutive_and_stable_across_a_gap_as_the_wi
     track = timeline.tracks[0]
     assert track.segments[0][0] > 25, "the window has slid past the gap"
     assert track.numbers_skipped == 5 and track.discontinuity_sequence() == 1
+
+
+def test_failovers_and_segments_taken_are_counted_for_the_life_of_the_channel():
+    timeline = run(None, A=progress("A", [10, 11, 12]), B=progress("B", [11, 12])).timeline
+    assert (timeline.active_source, timeline.failovers) == ("A", 0)
+    later = AST + timedelta(seconds=40)
+    timeline = run(timeline, now=later, A=progress("A", [10, 11, 12], state="waiting"), B=progress("B", [11, 12, 13, 14], now=later)).timeline
+    assert (timeline.active_source, timeline.failovers, timeline.last_failover) == ("B", 1, later)
+    # A comes back: B stays the source (no flip back on a tie), so no second failover
+    timeline = run(timeline, now=later, A=progress("A", [15, 16], now=later), B=progress("B", [13, 14, 15, 16], now=later)).timeline
+    assert (timeline.active_source, timeline.failovers) == ("B", 1)
+    assert timeline.encoders["A"].segments_taken == 3 and timeline.encoders["B"].segments_taken == 4

@@ -26,7 +26,15 @@
   } else if (window.Hls && Hls.isSupported()) {
     const hls = new Hls({ liveSyncDurationCount: 3 });
     hls.on(Hls.Events.ERROR, function (_event, data) {
-      if (data.fatal) fail("hls.js: " + data.type + " " + data.details);
+      if (!data.fatal) return;
+      fail("hls.js: " + data.type + " " + data.details);
+      // A preview opened before the first segment finds no rendition yet: try again, as a
+      // viewer waiting for a show to start would.
+      if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+        setTimeout(function () { hls.loadSource(hlsUrl); }, 2000);
+      } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+        hls.recoverMediaError();
+      }
     });
     hls.on(Hls.Events.LEVEL_SWITCHED, function (_event, data) {
       state.levels.push(data.level);

@@ -1,0 +1,207 @@
+"""A local pipeline that kill tests (and ``bench/failover.py``) take apart piece by piece.
+
+``kubecast up`` restarts whatever dies, which is right for users and wrong for a test that
+must leave encoder A dead.  ``Pipeline`` runs the very processes ``build_plan`` plans, one
+``Proc`` each, and lets the caller kill (SIGKILL, the whole process group) and start any of
+them by name.  ``Link`` is a TCP relay between a publisher and an ingest that can be cut, so
+"the primary contribution connection dropped" is a real dropped connection and not a killed
+process.  A player page monitor measures stalls in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import signal
+import socket
+import shutil
+import threading
+from pathlib import Path
+
+from helpers import Proc, free_port
+from kubecast.api import load_paths
+from kubecast.local.plan import INGESTS, Ports, build_plan, instances_for, metrics_names, write_run_files
+
+
+class Pipeline:
+    def __init__(self, manifest: Path, workdir: Path):
+        self.store = workdir / "store"
+        run_dir = workdir / "run"
+        manifests = load_paths([str(manifest)])
+        self.channels = list(manifests.channels)
+        self.ports = Ports(
+            rtmp=free_port(), http=free_port(), rtmp_secondary=free_port(),
+            contribution={(name, instance): free_port() for name in manifests.channels for instance in instances_for()},
+            metrics={name: free_port() for name in metrics_names(manifests)},
+        )
+        plan = build_plan(manifests=manifests, manifest_paths=[str(manifest)], store_url=str(self.store), run_dir=run_dir,
+                          host="127.0.0.1", ports=self.ports)
+        write_run_files(plan, run_dir)
+        self.specs = {spec.name: spec for spec in plan.processes}
+        self.procs: dict[str, Proc] = {}
+        self.base = f"http://127.0.0.1:{self.ports.http}"
+
+    def start(self, *names: str, timeout: float = 90) -> None:
+        """Start the named processes (all, in plan order, if none are named) and wait until each serves."""
+        for name in names or list(self.specs):
+            spec = self.specs[name]
+            proc = self.procs[name] = Proc(spec.argv, env=spec.env, name=name)
+            if spec.ready_marker:
+                proc.wait_for_line(re.escape(spec.ready_marker), timeout=timeout)
+
+    def kill(self, name: str) -> None:
+        proc = self.procs[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.popen.pid, signal.SIGKILL)
+        proc.popen.wait(10)
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].popen.pid
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.procs[name].stop(timeout=30)
+
+    def ingest_url(self, instance: str, channel: str, key: str) -> str:
+        port = self.ports.rtmp if instance == "A" else self.ports.rtmp_secondary
+        return f"rtmp://127.0.0.1:{port}/live/{channel}/{key}"
+
+    def timeline(self, channel: str) -> dict:
+        return json.loads((self.store / "channels" / channel / "timeline.json").read_text())
+
+    def encoder(self, channel: str, instance: str) -> str:
+        return f"encoder {channel}/{instance}"
+
+    @staticmethod
+    def ingest(instance: str) -> str:
+        return INGESTS[instance]
+
+    def packager(self, channel: str) -> str:
+        return f"packager {channel}"
+
+
+class Link:
+    """A TCP relay from a free local port to ``target`` whose connections can be cut at once."""
+
+    def __init__(self, target_port: int):
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.cut_off = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # the listener was closed: cut
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                if self.cut_off:
+                    client.close()
+                    server.close()
+                    return
+                self.sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            source.settimeout(None)
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def cut(self) -> None:
+        """Reset every connection and refuse new ones, as a failed network path does."""
+        with self.lock:
+            self.cut_off = True
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST, not FIN
+                    sock.close()
+            self.sockets.clear()
+        with contextlib.suppress(OSError):
+            self.listener.close()
+
+    close = cut
+
+
+def seeded(name: str) -> tuple[int, random.Random]:
+    seed = int(os.environ.get("KUBECAST_KILL_SEED", random.randrange(1 << 30)))
+    print(f"{name}: kill seed {seed} (KUBECAST_KILL_SEED={seed} repeats this run)", flush=True)
+    return seed, random.Random(seed)
+
+
+# Installed in the player page: the longest time the video's currentTime did not advance
+# once playback had started, sampled every 50 ms; plus every hls.js ERROR event, fatal or not.
+STALL_MONITOR = """() => {
+  const state = window.kubecastPlayer;
+  const monitor = { longestStallMs: 0, since: null, lastTime: -1, lastProgress: null, events: [] };
+  window.kubecastMonitor = monitor;
+  if (state.player && window.Hls && state.player.on) {
+    state.player.on(Hls.Events.ERROR, (_e, data) => monitor.events.push(data.type + " " + data.details + (data.fatal ? " fatal" : "")));
+  }
+  setInterval(() => {
+    const now = performance.now(), t = state.video.currentTime;
+    if (t > monitor.lastTime) {
+      if (monitor.lastProgress !== null) monitor.longestStallMs = Math.max(monitor.longestStallMs, now - monitor.lastProgress);
+      if (monitor.since === null && t > 0) monitor.since = now;
+      monitor.lastProgress = now; monitor.lastTime = t;
+    }
+  }, 50);
+}"""
+
+CURRENT_STALL = "() => { const m = window.kubecastMonitor; return Math.max(m.longestStallMs, m.lastProgress === null ? 0 : performance.now() - m.lastProgress); }"
+
+
+class Player:
+    """The preview page's hls.js in headless Chromium, with the stall monitor installed."""
+
+    def __init__(self, url: str):
+        from playwright.sync_api import sync_playwright  # only the tests that play need it
+
+        self._playwright = sync_playwright().start()
+        try:
+            self.browser = self._playwright.chromium.launch(
+                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
+            )
+            self.page = self.browser.new_page()
+            self.page.goto(url, timeout=30_000)
+            self.page.wait_for_function("() => window.kubecastPlayer && window.kubecastPlayer.player", timeout=30_000)
+            self.page.evaluate(STALL_MONITOR)
+        except BaseException:
+            self.close()
+            raise
+
+    def wait_playing(self, timeout: float = 60) -> None:
+        self.page.wait_for_function("() => window.kubecastMonitor.since !== null && window.kubecastPlayer.video.currentTime > 1",
+                                    timeout=timeout * 1000)
+
+    def longest_stall(self) -> float:
+        return self.page.evaluate(CURRENT_STALL) / 1000
+
+    def errors(self) -> list[str]:
+        return self.page.evaluate("() => window.kubecastPlayer.errors.concat(window.kubecastMonitor.events)")
+
+    def position(self) -> float:
+        return self.page.evaluate("() => window.kubecastPlayer.video.currentTime")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.browser.close()
+        self._playwright.stop()
