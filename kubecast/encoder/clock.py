@@ -8,6 +8,7 @@ value.  See ``timing.py`` for the placement rules.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 from kubecast.media.timeline import Timeline
@@ -35,24 +36,49 @@ class ChannelClock:
             if data is None:
                 self.store.put_new_sync(key, ClockStart(availability_start_time=fallback or now).to_json())
                 data = self.store.get_sync(key)
-            self._start = ClockStart.model_validate_json(data).availability_start_time
+            try:
+                self._start = ClockStart.model_validate_json(data).availability_start_time
+            except ValueError as error:
+                self._start = self._repair_start(key, error, fallback or now)
         return self._start
 
-    def latest_epoch(self) -> Epoch | None:
-        keys = sorted(info.key for info in self.store.list_sync(layout.clock_prefix(self.channel)) if "/epoch-" in info.key)
-        for key in reversed(keys):
-            data = self.store.get_sync(key)
-            if data is not None:
-                return Epoch.model_validate_json(data)
-        return None
+    def _repair_start(self, key: str, error: ValueError, fallback: datetime) -> datetime:
+        """A damaged clock must not end the channel: the timeline holds the same instant (both
+        encoders restore the same value from it); a channel that never published may start anew."""
+        published = self._timeline()
+        start = published.availability_start_time if published and published.availability_start_time else fallback
+        log.error("the clock of %s (%s) is unreadable (%s); rewriting it with %s from %s", self.channel, key,
+                  str(error).splitlines()[0], start.isoformat(), "the timeline" if published else "this encoder")
+        self.store.put_sync(key, ClockStart(availability_start_time=start).to_json())
+        return start
 
-    def newest_published(self) -> int | None:
+    def _timeline(self) -> Timeline | None:
         data = self.store.get_sync(layout.timeline_key(self.channel))
         if data is None:
             return None
         try:
-            timeline = Timeline.from_json(data)
+            return Timeline.from_json(data)
         except ValueError:
+            return None
+
+    def latest_epoch(self) -> tuple[Epoch | None, int]:
+        """The newest readable epoch, and the highest epoch number in use (a damaged epoch
+        object is skipped with an error, never reused: a new epoch takes the next number)."""
+        keys = sorted(info.key for info in self.store.list_sync(layout.clock_prefix(self.channel)) if "/epoch-" in info.key)
+        highest = int(keys[-1].rsplit("epoch-", 1)[1].split(".")[0]) if keys else -1
+        for key in reversed(keys):
+            data = self.store.get_sync(key)
+            if data is None:
+                continue
+            try:
+                return Epoch.model_validate_json(data), highest
+            except ValueError as error:
+                log.error("epoch %s of %s is unreadable (%s); ignoring it", key, self.channel, str(error).splitlines()[0])
+        return None, highest
+
+    def newest_published(self) -> int | None:
+        timeline = self._timeline()
+        if timeline is None:
             return None
         return max((track.segments[-1][0] for track in timeline.tracks if track.segments), default=None)
 
@@ -61,7 +87,7 @@ class ChannelClock:
         numbers = [n for n in (last_written, self.newest_published()) if n is not None]
         last_number = max(numbers) if numbers else None
         for _ in range(5):
-            latest = self.latest_epoch()
+            latest, highest = self.latest_epoch()
             placement = place_connection(
                 latest=(latest.epoch, latest.offset_ms, latest.first_segment) if latest else None,
                 first_timestamp_ms=first_timestamp_ms, now_media_ms=now_media_ms,
@@ -70,6 +96,7 @@ class ChannelClock:
             if placement.joined:
                 log.info("%s/%s joins epoch %d at segment %d", self.channel, self.instance, placement.epoch, (first_timestamp_ms + placement.offset_ms) // self.segment_duration_ms)
                 return placement
+            placement = replace(placement, epoch=max(placement.epoch, highest + 1))
             epoch = Epoch(epoch=placement.epoch, offset_ms=placement.offset_ms, first_segment=placement.first_segment, created=now, instance=self.instance)
             if self.store.put_new_sync(layout.epoch_key(self.channel, placement.epoch), epoch.to_json()):
                 log.info("%s/%s starts epoch %d at segment %d", self.channel, self.instance, placement.epoch, placement.first_segment)

@@ -43,3 +43,31 @@ def test_a_restarted_publisher_opens_the_next_epoch(tmp_path):
     restarted = a.place(first_timestamp_ms=0, now=NOW + timedelta(seconds=61), last_written=29)
     assert (restarted.epoch, restarted.first_segment, restarted.joined, restarted.discontinuity) == (1, 30, False, True)
     assert b.place(first_timestamp_ms=0, now=NOW + timedelta(seconds=61.2), last_written=14).offset_ms == restarted.offset_ms
+
+
+def test_a_damaged_clock_is_restored_from_the_timeline_and_the_channel_goes_on(tmp_path, caplog):
+    from kubecast.media.timeline import Timeline
+    from kubecast.storage import layout
+
+    a, b = clocks(tmp_path)
+    store = a.store
+    store.put_sync(layout.clock_key("news"), b"{not json")
+    start = NOW - timedelta(minutes=10)
+    store.put_sync(layout.timeline_key("news"), Timeline(channel="news", state="waiting", updated=NOW, availability_start_time=start,
+                                                          segment_duration_ms=2000, window_ms=60000).to_json())
+    assert a.availability_start(NOW) == start and b.availability_start(NOW + timedelta(seconds=3)) == start
+    assert "unreadable" in caplog.text and "news" in caplog.text
+
+
+def test_a_damaged_epoch_is_skipped_and_its_number_never_reused(tmp_path, caplog):
+    from kubecast.storage import layout
+
+    a, b = clocks(tmp_path)
+    a.availability_start(NOW)
+    first = a.place(first_timestamp_ms=0, now=NOW + timedelta(seconds=1), last_written=None)
+    a.store.put_sync(layout.epoch_key("news", 1), b"\x00garbage")  # a torn write of the next epoch
+    # The publisher restarts: a new epoch, numbered after the damaged one, and B agrees with it.
+    restarted = a.place(first_timestamp_ms=0, now=NOW + timedelta(seconds=61), last_written=29)
+    assert (restarted.epoch, restarted.first_segment, restarted.discontinuity) == (2, 30, True)
+    assert b.place(first_timestamp_ms=500, now=NOW + timedelta(seconds=61.5), last_written=None).offset_ms == restarted.offset_ms
+    assert first.epoch == 0 and "epoch" in caplog.text and "unreadable" in caplog.text
