@@ -152,7 +152,8 @@ STALL_MONITOR = """() => {
   const monitor = { longestStallMs: 0, since: null, lastTime: -1, lastProgress: null, events: [] };
   window.kubecastMonitor = monitor;
   if (state.player && window.Hls && state.player.on) {
-    state.player.on(Hls.Events.ERROR, (_e, data) => monitor.events.push(data.type + " " + data.details + (data.fatal ? " fatal" : "")));
+    state.player.on(Hls.Events.ERROR, (_e, data) => monitor.events.push(
+      data.type + " " + data.details + (data.fatal ? " fatal" : "") + " at " + state.video.currentTime.toFixed(1) + " s"));
   }
   setInterval(() => {
     const now = performance.now(), t = state.video.currentTime;
