@@ -1,0 +1,89 @@
+"""An MPEG-TS contribution (UDP, RTP, SRT) -> the FLV tags every ingest forwards to the encoders.
+
+Every protocol ends in the same internal contribution (``kubecast.media.contribution``: a
+hello line, then FLV), so the encoders, the clock and the packager never learn how the media
+arrived.  Timestamps become milliseconds from the contribution's first frame, as an RTMP
+publisher's start at 0; a jump backwards or by more than ``MAX_JUMP_MS`` ends the contribution
+(``TimestampJump``): the next one is placed on the channel timeline afresh, with a marked
+discontinuity, instead of misplacing media by hours.
+"""
+
+from __future__ import annotations
+
+from kubecast.media.adts import SAMPLES_PER_FRAME, split_adts
+from kubecast.media.flv import FlvTag, TagType, audio_tag_body, video_tag_body
+from kubecast.media.h264 import NAL_PPS, NAL_SPS, avcc_from_annexb, split_annexb, to_length_prefixed
+from kubecast.media.mpegts import PesFrame, TsDemuxer
+
+NAL_IDR = 5
+MAX_JUMP_MS = 10_000
+MAX_BACKWARDS_MS = 1_000  # B-frame reordering is in PTS; DTS only goes back on a new timeline
+
+
+class TimestampJump(ValueError):
+    pass
+
+
+class TsContribution:
+    def __init__(self):
+        self.demuxer = TsDemuxer()
+        self.avcc: bytes | None = None
+        self.audio_config: bytes | None = None
+        self.origin: int | None = None  # 90 kHz ticks of time 0
+        self.last_ms: dict[str, int] = {}
+        self.waiting_for_parameters = 0  # video frames before the first SPS/PPS (skipped)
+        self.audio_damage = 0  # bytes of PES audio that were not ADTS frames
+
+    @property
+    def stats(self):
+        return self.demuxer.stats
+
+    def feed(self, data: bytes) -> list[FlvTag]:
+        return self._convert(self.demuxer.feed(data))
+
+    def flush(self) -> list[FlvTag]:
+        return self._convert(self.demuxer.flush())
+
+    def _convert(self, frames: list[PesFrame]) -> list[FlvTag]:
+        tags: list[FlvTag] = []
+        for frame in frames:
+            if self.origin is None:
+                self.origin = frame.dts
+            (self._video if frame.kind == "video" else self._audio)(frame, tags)
+        return tags
+
+    def _ms(self, kind: str, ticks: int) -> int:
+        ms = (ticks - self.origin) // 90
+        last = self.last_ms.get(kind)
+        if ms < -MAX_BACKWARDS_MS or (last is not None and (ms < last - MAX_BACKWARDS_MS or ms > last + MAX_JUMP_MS)):
+            raise TimestampJump(f"{kind} timestamp jumped from {last} ms to {ms} ms")
+        self.last_ms[kind] = ms
+        return max(0, ms)
+
+    def _video(self, frame: PesFrame, tags: list[FlvTag]) -> None:
+        units = split_annexb(frame.data)
+        parameters = [u for u in units if u[0] & 0x1F in (NAL_SPS, NAL_PPS)]
+        if any(u[0] & 0x1F == NAL_SPS for u in parameters) and any(u[0] & 0x1F == NAL_PPS for u in parameters):
+            avcc = avcc_from_annexb(b"".join(b"\x00\x00\x00\x01" + u for u in parameters))
+            if avcc != self.avcc:
+                self.avcc = avcc
+                tags.append(FlvTag(TagType.VIDEO, self._ms("video", frame.dts), video_tag_body(keyframe=True, sequence_header=True, composition_offset=0, payload=avcc)))
+        if self.avcc is None:
+            self.waiting_for_parameters += 1
+            return
+        dts = self._ms("video", frame.dts)
+        keyframe = any(u[0] & 0x1F == NAL_IDR for u in units)
+        payload = to_length_prefixed(frame.data)
+        tags.append(FlvTag(TagType.VIDEO, dts, video_tag_body(keyframe=keyframe, sequence_header=False,
+                                                              composition_offset=(frame.pts - frame.dts) // 90, payload=payload)))
+
+    def _audio(self, frame: PesFrame, tags: list[FlvTag]) -> None:
+        adts, damaged = split_adts(frame.data)
+        self.audio_damage += damaged
+        for index, aac in enumerate(adts):
+            ticks = frame.pts + index * SAMPLES_PER_FRAME * 90_000 // aac.sample_rate
+            ms = self._ms("audio", ticks)
+            if aac.config != self.audio_config:
+                self.audio_config = aac.config
+                tags.append(FlvTag(TagType.AUDIO, ms, audio_tag_body(sequence_header=True, payload=aac.config)))
+            tags.append(FlvTag(TagType.AUDIO, ms, audio_tag_body(sequence_header=False, payload=aac.payload)))

@@ -1,0 +1,235 @@
+"""MPEG-TS (ISO/IEC 13818-1) demuxing for contribution: H.264 and AAC of the first program.
+
+Incremental and pure: ``TsDemuxer.feed`` takes bytes in whatever pieces the network delivers
+(UDP datagrams of 7 packets, an SRT stream, RTP payloads) and returns the complete PES
+frames.  Damage is counted, never raised: a lost sync byte resynchronises on the next two
+packets that start with 0x47, and a continuity-counter gap drops the PES frame in progress on
+that PID (a frame with a hole would decode as garbage) — the contribution goes on with the
+next one.  Timestamps stay in 90 kHz ticks, with the 33-bit wrap unfolded so they only grow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PACKET_SIZE = 188
+SYNC_BYTE = 0x47
+STREAM_TYPE_H264 = 0x1B
+STREAM_TYPE_AAC_ADTS = 0x0F
+WRAP = 1 << 33
+MAX_PES = 8 << 20  # a video frame larger than this is damage, not media
+
+
+@dataclass
+class PesFrame:
+    kind: str  # "video" or "audio"
+    pid: int
+    pts: int  # 90 kHz, unwrapped
+    dts: int
+    data: bytes  # Annex B access unit, or one or more ADTS frames
+    random_access: bool = False  # the adaptation field's random_access_indicator
+
+
+@dataclass
+class TsStats:
+    packets: int = 0
+    sync_losses: int = 0
+    continuity_errors: int = 0
+    dropped_frames: int = 0  # PES frames lost to damage
+    malformed_pes: int = 0
+
+
+@dataclass
+class _Pes:
+    buffer: bytearray = field(default_factory=bytearray)
+    random_access: bool = False
+    damaged: bool = False
+
+
+def _timestamp(data: bytes, offset: int) -> int:
+    b = data[offset:offset + 5]
+    return ((b[0] >> 1) & 0x07) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
+
+
+class _Unwrap:
+    """33-bit timestamps -> a monotonic count, assuming steps of less than half the range."""
+
+    def __init__(self):
+        self.base = 0
+        self.last: int | None = None
+
+    def __call__(self, value: int) -> int:
+        if self.last is not None:
+            if value < self.last - WRAP // 2:
+                self.base += WRAP
+            elif value > self.last + WRAP // 2 and self.base >= WRAP:
+                self.base -= WRAP  # a frame from just before the wrap, arriving late
+        self.last = value
+        return value + self.base
+
+
+class TsDemuxer:
+    def __init__(self):
+        self.stats = TsStats()
+        self._pending = bytearray()
+        self._pmt_pid: int | None = None
+        self.streams: dict[int, str] = {}  # PID -> "video" | "audio"
+        self._continuity: dict[int, int] = {}
+        self._pes: dict[int, _Pes] = {}
+        self._unwrap = _Unwrap()
+
+    def feed(self, data: bytes) -> list[PesFrame]:
+        self._pending += data
+        frames: list[PesFrame] = []
+        position = 0
+        pending = self._pending
+        while len(pending) - position >= PACKET_SIZE:
+            if pending[position] != SYNC_BYTE or (len(pending) - position >= 2 * PACKET_SIZE and pending[position + PACKET_SIZE] != SYNC_BYTE):
+                self.stats.sync_losses += 1
+                position = self._resync(pending, position + 1)
+                continue
+            self._packet(bytes(pending[position:position + PACKET_SIZE]), frames)
+            position += PACKET_SIZE
+        del pending[:position]
+        return frames
+
+    def flush(self) -> list[PesFrame]:
+        """The frames still being assembled (at the end of a contribution)."""
+        frames: list[PesFrame] = []
+        for pid in list(self._pes):
+            self._finish(pid, frames)
+        return frames
+
+    @staticmethod
+    def _resync(data: bytearray, start: int) -> int:
+        """The next offset holding a sync byte that the packet after it confirms (or the tail)."""
+        position = data.find(SYNC_BYTE, start)
+        while position != -1 and position + PACKET_SIZE < len(data) and data[position + PACKET_SIZE] != SYNC_BYTE:
+            position = data.find(SYNC_BYTE, position + 1)
+        return len(data) if position == -1 else position
+
+    def _packet(self, packet: bytes, frames: list[PesFrame]) -> None:
+        self.stats.packets += 1
+        if packet[1] & 0x80:  # transport_error_indicator: the modem said so
+            self.stats.continuity_errors += 1
+            return
+        start = bool(packet[1] & 0x40)
+        pid = (packet[1] & 0x1F) << 8 | packet[2]
+        control = (packet[3] >> 4) & 0x03
+        counter = packet[3] & 0x0F
+        offset, random_access = 4, False
+        if control & 0x02:  # adaptation field
+            length = packet[4]
+            if length > 183:
+                self.stats.continuity_errors += 1
+                return
+            if length and packet[5] & 0x40:
+                random_access = True
+            if length and packet[5] & 0x80:  # discontinuity_indicator: counters restart legitimately
+                self._continuity.pop(pid, None)
+            offset = 5 + length
+        if not control & 0x01:
+            return  # no payload: the counter does not advance
+        if pid != 0x1FFF:
+            self._check_continuity(pid, counter)
+        payload = packet[offset:]
+        if pid == 0:
+            if start:
+                self._pat(payload)
+        elif pid == self._pmt_pid:
+            if start:
+                self._pmt(payload)
+        elif pid in self.streams:
+            self._pes_payload(pid, start, random_access, payload, frames)
+
+    def _check_continuity(self, pid: int, counter: int) -> None:
+        last = self._continuity.get(pid)
+        self._continuity[pid] = counter
+        if last is None or counter == (last + 1) & 0x0F or counter == last:  # a duplicate packet is allowed once
+            return
+        self.stats.continuity_errors += 1
+        if pid in self._pes:
+            self._pes[pid].damaged = True
+
+    @staticmethod
+    def _section(payload: bytes) -> bytes | None:
+        pointer = payload[0] if payload else 0
+        section = payload[1 + pointer:]
+        if len(section) < 3:
+            return None
+        length = (section[1] & 0x0F) << 8 | section[2]
+        if len(section) < 3 + length or length < 9:
+            return None
+        return section[:3 + length - 4]  # without the CRC
+
+    def _pat(self, payload: bytes) -> None:
+        section = self._section(payload)
+        if section is None or section[0] != 0x00:
+            return
+        for index in range(8, len(section) - 3, 4):
+            program = section[index] << 8 | section[index + 1]
+            if program != 0:  # 0 is the network PID
+                self._pmt_pid = (section[index + 2] & 0x1F) << 8 | section[index + 3]
+                return
+
+    def _pmt(self, payload: bytes) -> None:
+        section = self._section(payload)
+        if section is None or section[0] != 0x02:
+            return
+        info_length = (section[10] & 0x0F) << 8 | section[11]
+        index = 12 + info_length
+        streams: dict[int, str] = {}
+        while index + 5 <= len(section):
+            stream_type = section[index]
+            pid = (section[index + 1] & 0x1F) << 8 | section[index + 2]
+            es_length = (section[index + 3] & 0x0F) << 8 | section[index + 4]
+            kind = {STREAM_TYPE_H264: "video", STREAM_TYPE_AAC_ADTS: "audio"}.get(stream_type)
+            if kind and kind not in streams.values():
+                streams[pid] = kind
+            index += 5 + es_length
+        self.streams = streams
+
+    def _pes_payload(self, pid: int, start: bool, random_access: bool, payload: bytes, frames: list[PesFrame]) -> None:
+        if start:
+            self._finish(pid, frames)
+            self._pes[pid] = _Pes(bytearray(payload), random_access)
+            return
+        pes = self._pes.get(pid)
+        if pes is None:
+            return  # joined mid-frame: wait for the next start
+        pes.buffer += payload
+        if len(pes.buffer) > MAX_PES:
+            pes.damaged = True
+            pes.buffer.clear()
+
+    def _finish(self, pid: int, frames: list[PesFrame]) -> None:
+        pes = self._pes.pop(pid, None)
+        if pes is None:
+            return
+        if pes.damaged:
+            self.stats.dropped_frames += 1
+            return
+        frame = self._parse_pes(pid, bytes(pes.buffer), pes.random_access)
+        if frame is None:
+            self.stats.malformed_pes += 1
+            self.stats.dropped_frames += 1
+        else:
+            frames.append(frame)
+
+    def _parse_pes(self, pid: int, data: bytes, random_access: bool) -> PesFrame | None:
+        if len(data) < 9 or data[:3] != b"\x00\x00\x01":
+            return None
+        flags = data[7] >> 6
+        header_length = data[8]
+        body = 9 + header_length
+        if flags & 0x02 == 0 or len(data) < body or header_length < 5:
+            return None  # no PTS: nothing to place the frame with
+        declared = data[4] << 8 | data[5]
+        if declared and 6 + declared < len(data):
+            data = data[:6 + declared]  # stuffing after the declared length
+        pts = _timestamp(data, 9)
+        dts = _timestamp(data, 14) if flags == 0x03 and header_length >= 10 else pts
+        pts, dts = self._unwrap(pts), self._unwrap(dts)
+        if pts < dts:
+            pts = dts  # a damaged header; never a negative composition offset
+        return PesFrame(self.streams[pid], pid, pts, dts, data[body:], random_access)

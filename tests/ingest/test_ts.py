@@ -1,0 +1,109 @@
+"""MPEG-TS contribution -> FLV, fed with what Debian's ffmpeg muxes, whole and damaged."""
+
+from __future__ import annotations
+
+import io
+import random
+import subprocess
+
+import av
+import pytest
+
+from kubecast.ingest.ts import TimestampJump, TsContribution
+from kubecast.media.flv import FLV_HEADER, TagType, parse_audio, parse_video
+from kubecast.media.mpegts import PACKET_SIZE
+
+SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def transport_stream(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("ts") / "contribution.ts"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+         "-t", str(SECONDS), "-c:v", "libx264", "-g", "30", "-bf", "2", "-c:a", "aac", "-f", "mpegts", str(path)],
+        check=True, timeout=60,
+    )
+    return path.read_bytes()
+
+
+def convert(data: bytes, *, chunk_sizes=(1316,), seed=0) -> tuple[TsContribution, list]:
+    contribution, tags, position, rng = TsContribution(), [], 0, random.Random(seed)
+    while position < len(data):
+        size = rng.choice(chunk_sizes)
+        tags += contribution.feed(data[position:position + size])
+        position += size
+    return contribution, tags + contribution.flush()
+
+
+def decode_flv(tags) -> tuple[int, int]:
+    stream = FLV_HEADER + b"".join(tag.encode() for tag in tags)
+    container = av.open(io.BytesIO(stream), format="flv")
+    video = sum(1 for packet in container.demux(video=0) for _ in packet.decode())
+    container.close()
+    container = av.open(io.BytesIO(stream), format="flv")
+    samples = sum(frame.samples for packet in container.demux(audio=0) for frame in packet.decode())
+    container.close()
+    return video, samples
+
+
+def test_a_transport_stream_becomes_the_flv_an_rtmp_publisher_sends(transport_stream):
+    contribution, tags = convert(transport_stream, chunk_sizes=(1, 7, 188, 1316, 4000))
+    assert contribution.stats.sync_losses == contribution.stats.continuity_errors == contribution.stats.dropped_frames == 0
+    video = [(tag.timestamp, parse_video(tag.data)) for tag in tags if tag.type == TagType.VIDEO]
+    audio = [(tag.timestamp, parse_audio(tag.data)) for tag in tags if tag.type == TagType.AUDIO]
+    assert video[0][1].is_sequence_header and audio[0][1].is_sequence_header, "decoder configuration comes first"
+    frames = [(ts, packet) for ts, packet in video if not packet.is_sequence_header]
+    assert len(frames) == 30 * SECONDS and frames[0][1].keyframe and frames[0][0] == 0
+    assert sum(packet.keyframe for _, packet in frames) == SECONDS
+    assert [ts for ts, _ in frames] == sorted(ts for ts, _ in frames), "decode order, non-decreasing"
+    assert any(packet.composition_offset > 0 for _, packet in frames), "B-frames keep their composition offsets"
+    assert abs(len(audio) - 1 - SECONDS * 48000 / 1024) <= 2
+    assert decode_flv(tags)[0] == 30 * SECONDS
+
+
+def test_lost_sync_and_garbage_are_skipped_and_counted(transport_stream):
+    damaged = bytearray(transport_stream)
+    middle = len(transport_stream) // PACKET_SIZE * 2 // 3 * PACKET_SIZE  # past the first key frame, which carries SPS/PPS
+    damaged[middle:middle] = b"\x47garbage" * 5  # bytes between packets, one with a fake sync byte
+    contribution, tags = convert(bytes(damaged))
+    assert contribution.stats.sync_losses >= 1
+    video, samples = decode_flv(tags)
+    assert video >= 30 * SECONDS - 2 and samples > 0
+
+
+def test_a_lost_packet_drops_only_the_frame_it_belonged_to(transport_stream):
+    packets = [transport_stream[i:i + PACKET_SIZE] for i in range(0, len(transport_stream), PACKET_SIZE)]
+    video_pid = TsContribution()
+    video_pid.feed(transport_stream[:20 * PACKET_SIZE])
+    pid = next(p for p, kind in video_pid.demuxer.streams.items() if kind == "video")
+    victims = [i for i, p in enumerate(packets) if ((p[1] & 0x1F) << 8 | p[2]) == pid and not p[1] & 0x40]
+    victims = victims[len(victims) * 2 // 3:][:1]  # past the first key frame, which carries SPS/PPS
+    contribution, tags = convert(b"".join(p for i, p in enumerate(packets) if i not in victims))
+    assert contribution.stats.continuity_errors == 1 and contribution.stats.dropped_frames == 1
+    frames = [tag for tag in tags if tag.type == TagType.VIDEO and not parse_video(tag.data).is_sequence_header]
+    assert len(frames) == 30 * SECONDS - 1
+
+
+def test_truncated_input_loses_only_the_tail(transport_stream):
+    cut = len(transport_stream) // 2 + 77  # mid-packet
+    contribution, tags = convert(transport_stream[:cut])
+    frames = [tag for tag in tags if tag.type == TagType.VIDEO and not parse_video(tag.data).is_sequence_header]
+    assert 0 < len(frames) < 30 * SECONDS
+    assert decode_flv(tags)[0] >= len(frames) - 1
+
+
+def test_timestamps_that_jump_back_end_the_contribution(transport_stream):
+    contribution = TsContribution()
+    contribution.feed(transport_stream)
+    with pytest.raises(TimestampJump, match="jumped"):
+        contribution.feed(transport_stream)  # the same stream again: time goes back two seconds
+        contribution.flush()
+
+
+def test_random_bytes_never_raise_and_produce_nothing():
+    rng = random.Random(7)
+    contribution = TsContribution()
+    for _ in range(200):
+        assert contribution.feed(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 1500)))) == []
+    assert contribution.flush() == []
