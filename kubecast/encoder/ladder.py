@@ -75,7 +75,8 @@ class LadderVideo:
         if self._gate is None:
             # A connection that joined a running epoch starts at the first boundary it holds
             # whole (judged before the key-frame snap below, which would hide a partial one).
-            self._gate = first_complete_segment(frame.pts, self.segment_duration_ms, VIDEO_TIMESCALE) if self.clock.joined else number
+            self._gate = (first_complete_segment(frame.pts, self.segment_duration_ms, VIDEO_TIMESCALE) if self.clock.joined
+                          else max(number, self.clock.placement.first_segment))
             if self.clock.discontinuity:
                 for worker in self.workers:
                     worker.segmenter.mark_discontinuity()

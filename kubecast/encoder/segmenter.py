@@ -48,10 +48,17 @@ class TrackSegmenter:
     _last_emitted: int | None = None
     _joined: bool = False
     _gate: int | None = None  # with a joined connection: the first number it holds whole
+    _floor: int | None = None  # with a connection that opened an epoch: its first number
 
     def mark_joined(self) -> None:
         """This connection joined a running epoch: drop the segment it caught only part of."""
         self._joined = True
+
+    def start_at(self, number: int) -> None:
+        """This connection opened an epoch at segment ``number``: samples that map before it
+        (audio a few ms ahead of the video frame that placed the connection) are dropped, so
+        they cannot make a sliver of a segment before the epoch."""
+        self._floor = number
 
     def mark_discontinuity(self) -> None:
         """The next segment follows a gap in the contribution (a reconnect)."""
@@ -72,6 +79,8 @@ class TrackSegmenter:
                 self._gate = first_complete_segment(presentation, self.segment_duration_ms, self.timescale)
             if segment_number(presentation, self.segment_duration_ms, self.timescale) < self._gate:
                 return out
+        if self._floor is not None and segment_number(sample.decode_time + sample.composition_offset, self.segment_duration_ms, self.timescale) < self._floor:
+            return out
         if self._number is None and self.video and not sample.keyframe:
             return out  # a segment cannot start without a key frame
         if self._starts_new_segment(sample):

@@ -97,6 +97,8 @@ class ConnectionClock:
     def _apply(self, segmenter) -> None:
         if self.joined:
             segmenter.mark_joined()
+        else:
+            segmenter.start_at(self.placement.first_segment)
         if self.discontinuity:
             segmenter.mark_discontinuity()
 

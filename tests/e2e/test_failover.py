@@ -196,6 +196,9 @@ def test_kill(case, tmp_path):
         check_timeline(drill.pipeline.timeline("cam1"), expected_discontinuities)
         check_hls(drill.pipeline.base, expected_discontinuities)
         check_dash(drill.pipeline.base)
+        if expected_discontinuities:
+            # Media was really missing: hls.js may report the stall at the gap; it must play on.
+            errors = [e for e in errors if "fatal" in e or "bufferStalledError" not in e]
         assert errors == [], f"the player reported errors: {errors}"
         assert position > PUBLISH_SECONDS - 30, f"the player got stuck at {position:.1f} s"
         if expected_discontinuities == 0:
@@ -226,7 +229,7 @@ def check_timeline(index: dict, expected_discontinuities: int) -> None:
         # Whole segments, except where the contribution really ended: before a gap and at the end.
         ended = {previous[0] for previous, row in zip(rows, rows[1:]) if row[5]} | {rows[-1][0]}
         short = [row[0] for row in rows if row[0] not in ended and abs(row[2] / track["info"]["timescale"] - SEGMENT_SECONDS) >= 0.05]
-        assert not short, f"{track_id}: short segments {short}"
+        assert not short, f"{track_id}: short segments {short} in {rows}"
     # The renditions agree on every number; the contribution's end may leave one of them a
     # last short segment more than the others.
     first = max(numbers[0] for numbers in numbers_by_track.values())
@@ -242,14 +245,15 @@ def check_hls(base: str, expected_discontinuities: int) -> None:
         playlist = media_playlist(f"{base}/live/cam1/{rendition}/index.m3u8")
         assert playlist.discontinuities == expected_discontinuities, playlist.text
         track = download(playlist)
+        listed = sum(duration for _, duration in playlist.segments)  # seconds the playlist promises
         if rendition == "audio":
             container = av.open(io.BytesIO(track.init + b"".join(track.segments)), format="mp4")
             samples = sum(frame.samples for frame in container.decode(audio=0))
             container.close()
-            assert samples >= 48000 * SEGMENT_SECONDS * (len(playlist.segments) - 1)
+            assert samples >= 48000 * (listed - 0.1), f"{rendition}: {samples} samples for {listed:.2f} s"
         else:
             frames = track.frames()
-            assert len(frames) >= 30 * SEGMENT_SECONDS * (len(playlist.segments) - 1)
+            assert len(frames) >= 30 * (listed - 0.1), f"{rendition}: {len(frames)} frames for {listed:.2f} s"
 
 
 def check_dash(base: str) -> None:

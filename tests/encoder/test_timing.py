@@ -107,3 +107,17 @@ def test_segmenters_followed_before_or_after_placement_both_learn_it():
     clock.media_time(0, 48000)
     clock.follow(late)  # e.g. an audio track configured after the first video tag
     assert early._discontinuity and late._discontinuity
+
+
+def test_audio_ahead_of_the_frame_that_opened_an_epoch_makes_no_sliver_segment():
+    # Video at 21 ms placed the connection: epoch starts at segment 11 (22 s) with offset 21979 ms,
+    # so audio from 0 ms maps to 21.979 s, just before the epoch's first boundary.
+    clock = ConnectionClock(lambda first: Placement(1, 22_000 - 21, 11, joined=False, discontinuity=True))
+    segmenter = TrackSegmenter(48000, 2000, video=False, default_duration=1024)
+    clock.media_time(21, 48000)
+    clock.follow(segmenter)
+    out = []
+    for frame in range(200):
+        out += segmenter.push(TimedSample(clock.media_time(frame * 1024 * 1000 // 48000, 48000), 0, True, b"a"))
+    assert [s.number for s in out] == [11, 12] and out[0].discontinuity
+    assert out[0].start >= 22 * 48000
