@@ -196,8 +196,10 @@ def test_kill(case, tmp_path):
         check_timeline(drill.pipeline.timeline("cam1"), expected_discontinuities)
         check_hls(drill.pipeline.base, expected_discontinuities)
         check_dash(drill.pipeline.base)
-        if expected_discontinuities:
-            # Media was really missing: hls.js may report the stall at the gap; it must play on.
+        if expected_discontinuities or action is packager_restarted:
+            # Media was really missing, or nothing new was listed while the packager was down
+            # (up to 8 s, longer than the player's buffer ahead): hls.js may report the stall as
+            # a non-fatal event; the stall limit below still holds for the packager.
             errors = [e for e in errors if "fatal" in e or "bufferStalledError" not in e]
         assert errors == [], f"the player reported errors: {errors}"
         assert position > PUBLISH_SECONDS - 30, f"the player got stuck at {position:.1f} s"
