@@ -11,8 +11,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime
 
-from kubecast.media.timeline import Timeline
-from kubecast.storage import ClockStart, Epoch, Store, layout
+from kubecast.storage import ClockStart, Epoch, Store, layout, read_timeline_sync
 
 from .timing import Placement, place_connection
 
@@ -45,21 +44,12 @@ class ChannelClock:
     def _repair_start(self, key: str, error: ValueError, fallback: datetime) -> datetime:
         """A damaged clock must not end the channel: the timeline holds the same instant (both
         encoders restore the same value from it); a channel that never published may start anew."""
-        published = self._timeline()
+        published = read_timeline_sync(self.store, self.channel)
         start = published.availability_start_time if published and published.availability_start_time else fallback
         log.error("the clock of %s (%s) is unreadable (%s); rewriting it with %s from %s", self.channel, key,
                   str(error).splitlines()[0], start.isoformat(), "the timeline" if published else "this encoder")
         self.store.put_sync(key, ClockStart(availability_start_time=start).to_json())
         return start
-
-    def _timeline(self) -> Timeline | None:
-        data = self.store.get_sync(layout.timeline_key(self.channel))
-        if data is None:
-            return None
-        try:
-            return Timeline.from_json(data)
-        except ValueError:
-            return None
 
     def latest_epoch(self) -> tuple[Epoch | None, int]:
         """The newest readable epoch, and the highest epoch number in use (a damaged epoch
@@ -77,7 +67,7 @@ class ChannelClock:
         return None, highest
 
     def newest_published(self) -> int | None:
-        timeline = self._timeline()
+        timeline = read_timeline_sync(self.store, self.channel)
         if timeline is None:
             return None
         return max((track.segments[-1][0] for track in timeline.tracks if track.segments), default=None)

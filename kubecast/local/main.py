@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import os
 import secrets
 import shutil
 import signal
@@ -17,10 +15,10 @@ from importlib import resources
 from pathlib import Path
 
 from kubecast.api import ManifestError, Manifests, load_paths, load_text
-from kubecast.storage import Store
+from kubecast.storage import Store, read_timeline
 
 from .plan import Ports, ProcessSpec, build_plan, instances_for, kubecast_command, metrics_names, write_run_files
-from .status import read_timeline, summarize
+from .status import summarize
 from .supervisor import Supervisor
 
 log = logging.getLogger("kubecast.local")

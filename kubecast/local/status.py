@@ -1,22 +1,10 @@
-"""One-line summaries of channel state, read from the store (the supervisor's progress line
-and ``kubecast status``)."""
+"""One-line summaries of channel state (the supervisor's progress line and ``kubecast status``)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 from kubecast.media.timeline import Timeline
-from kubecast.storage import Store, layout
-
-
-async def read_timeline(store: Store, channel: str) -> Timeline | None:
-    data = await store.get(layout.timeline_key(channel))
-    if data is None:
-        return None
-    try:
-        return Timeline.from_json(data)
-    except ValueError:
-        return None
 
 
 def summarize(channel: str, timeline: Timeline | None, *, now: datetime | None = None) -> str:

@@ -3,5 +3,6 @@
 from . import layout
 from .records import ClockStart, EncoderProgress, Epoch, IngestInfo, SegmentRecord, TrackInfo
 from .store import InvalidKey, ObjectInfo, Store, check_key
+from .timelines import read_timeline, read_timeline_sync
 
-__all__ = ["ClockStart", "EncoderProgress", "Epoch", "IngestInfo", "InvalidKey", "ObjectInfo", "SegmentRecord", "Store", "TrackInfo", "check_key", "layout"]
+__all__ = ["ClockStart", "EncoderProgress", "Epoch", "IngestInfo", "InvalidKey", "ObjectInfo", "SegmentRecord", "Store", "TrackInfo", "check_key", "layout", "read_timeline", "read_timeline_sync"]

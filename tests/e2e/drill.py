@@ -23,7 +23,7 @@ from pathlib import Path
 
 from helpers import Proc, free_port
 from kubecast.api import load_paths
-from kubecast.local.plan import INGESTS, Ports, build_plan, instances_for, metrics_names, write_run_files
+from kubecast.local.plan import Ports, build_plan, instances_for, metrics_names, write_run_files
 
 
 class Pipeline:
@@ -58,26 +58,15 @@ class Pipeline:
             os.killpg(proc.popen.pid, signal.SIGKILL)
         proc.popen.wait(10)
 
-    def pid(self, name: str) -> int:
-        return self.procs[name].popen.pid
-
     def stop(self) -> None:
         for name in reversed(list(self.procs)):
             self.procs[name].stop(timeout=30)
-
-    def ingest_url(self, instance: str, channel: str, key: str) -> str:
-        port = self.ports.rtmp if instance == "A" else self.ports.rtmp_secondary
-        return f"rtmp://127.0.0.1:{port}/live/{channel}/{key}"
 
     def timeline(self, channel: str) -> dict:
         return json.loads((self.store / "channels" / channel / "timeline.json").read_text())
 
     def encoder(self, channel: str, instance: str) -> str:
         return f"encoder {channel}/{instance}"
-
-    @staticmethod
-    def ingest(instance: str) -> str:
-        return INGESTS[instance]
 
     def packager(self, channel: str) -> str:
         return f"packager {channel}"
@@ -135,8 +124,6 @@ class Link:
             self.sockets.clear()
         with contextlib.suppress(OSError):
             self.listener.close()
-
-    close = cut
 
 
 def seeded(name: str) -> tuple[int, random.Random]:

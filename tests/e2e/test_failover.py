@@ -111,7 +111,7 @@ class Drill:
         for publisher in self.publishers:
             publisher.stop()
         for link in self.links.values():
-            link.close()
+            link.cut()
         self.pipeline.stop()
 
 
