@@ -120,3 +120,36 @@ def make_contribution_flv(path, *, seconds: int, size: str = "320x240") -> bytes
         check=True, timeout=60,
     )
     return Path(path).read_bytes()
+
+
+LADDER_SIZES = ("640x360", "480x270", "320x180")
+
+
+def make_multibitrate_flvs(folder, *, seconds: int, gops=(30, 30, 30)) -> list[bytes]:
+    """A multi-bitrate contribution as an encoder makes it: one ffmpeg run, one FLV per rendition
+    (H.264 at three sizes, the same AAC); key frames aligned when the GOPs are equal."""
+    folder = Path(folder)
+    argv = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-t", str(seconds), "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi",
+            "-t", str(seconds), "-i", "sine=frequency=1000:sample_rate=48000"]
+    for index, (size, gop) in enumerate(zip(LADDER_SIZES, gops)):
+        argv += ["-map", "0:v", "-map", "1:a", "-s", size, "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop),
+                 "-keyint_min", str(gop), "-sc_threshold", "0", "-c:a", "aac", "-f", "flv", str(folder / f"r{index}.flv")]
+    subprocess.run(argv, check=True, timeout=120)
+    return [(folder / f"r{index}.flv").read_bytes() for index in range(len(gops))]
+
+
+def flv_tags(data: bytes) -> list:
+    from kubecast.media.flv import FlvReader
+
+    reader = FlvReader()
+    reader.feed(data)
+    return list(reader.tags())
+
+
+def interleave_renditions(flvs: list[bytes]) -> bytes:
+    """The renditions as one internal contribution: each rendition's tags on its own track."""
+    from kubecast.media.flv import FLV_HEADER, FlvTag
+
+    tags = [FlvTag(tag.type, tag.timestamp, tag.data, index) for index, flv in enumerate(flvs) for tag in flv_tags(flv)]
+    tags.sort(key=lambda tag: tag.timestamp)  # stable: each track keeps its own order
+    return FLV_HEADER + b"".join(tag.encode() for tag in tags)

@@ -11,6 +11,7 @@ from kubecast.media.mp4 import avc_codec_string, init_segment_video
 from kubecast.media.tracks import TrackInfo
 from kubecast.storage import layout
 
+from .alignment import AlignmentGate
 from .rendition import estimate_frame_rate, frame_rate_text
 from .segmenter import TimedSample, TrackSegmenter
 from .timing import VIDEO_TIMESCALE, ConnectionClock
@@ -20,8 +21,14 @@ log = logging.getLogger("kubecast.encoder")
 TRACK_ID = "video"
 
 
+def track_id(index: int) -> str:
+    """Rendition ids of a pass-through contribution: ``video``, then ``video1``, ``video2`` ..."""
+    return TRACK_ID if index == 0 else f"{TRACK_ID}{index}"
+
+
 class VideoPassthrough:
-    def __init__(self, *, clock: ConnectionClock, segment_duration_ms: int, bandwidth_hint: int, publish_track, publish_segment):
+    def __init__(self, *, clock: ConnectionClock, segment_duration_ms: int, bandwidth_hint: int, publish_track, publish_segment, index: int = 0):
+        self.track_id = track_id(index)
         self.clock = clock
         self.segmenter = TrackSegmenter(VIDEO_TIMESCALE, segment_duration_ms, video=True, default_duration=3000)
         clock.follow(self.segmenter)
@@ -69,13 +76,49 @@ class VideoPassthrough:
                 width, height = self.size
                 init = init_segment_video(width=width, height=height, timescale=VIDEO_TIMESCALE, avcc=self.avcc)
                 self.publish_track(
-                    TrackInfo(id=TRACK_ID, kind="video", codecs=avc_codec_string(self.avcc), bandwidth=self.bandwidth_hint,
+                    TrackInfo(id=self.track_id, kind="video", codecs=avc_codec_string(self.avcc), bandwidth=self.bandwidth_hint,
                               timescale=VIDEO_TIMESCALE, init=layout.init_name(init), width=width, height=height,
                               frame_rate=frame_rate_text(estimate_frame_rate(self.times))),
                     init,
                 )
                 self.track_published = True
-            self.publish_segment(TRACK_ID, segment)
+            self.publish_segment(self.track_id, segment)
 
     def close(self) -> None:
         self._emit(self.segmenter.flush())
+
+
+class PassthroughVideos:
+    """Every video rendition of a pass-through contribution (tag track 0, 1, ...), published as
+    one ABR set while their key frames stay aligned (``AlignmentGate``)."""
+
+    def __init__(self, *, publish_segment, **kwargs):
+        self.kwargs = kwargs
+        self.publish_segment = publish_segment
+        self.gate = AlignmentGate(primary=track_id(0))
+        self.renditions: dict[int, VideoPassthrough] = {}
+
+    def rendition(self, index: int) -> VideoPassthrough:
+        if index not in self.renditions:
+            self.renditions[index] = VideoPassthrough(index=index, publish_segment=self._offer, **self.kwargs)
+        return self.renditions[index]
+
+    @property
+    def primary(self) -> VideoPassthrough:
+        return self.rendition(0)
+
+    def _offer(self, track: str, segment) -> None:
+        for ready_track, ready in self.gate.offer(track, segment):
+            self.publish_segment(ready_track, ready)
+
+    def configure(self, index: int, avcc: bytes) -> None:
+        self.rendition(index).configure(avcc)
+
+    def push(self, index: int, timestamp_ms: int, packet: VideoPacket) -> None:
+        self.rendition(index).push(timestamp_ms, packet)
+
+    def close(self) -> None:
+        for index in sorted(self.renditions):
+            self.renditions[index].close()
+        for ready_track, ready in self.gate.finish():
+            self.publish_segment(ready_track, ready)

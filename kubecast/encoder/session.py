@@ -21,7 +21,7 @@ from kubecast.storage import IngestInfo
 from . import metrics
 from .audio import AudioPassthrough, AudioTranscoder
 from .ladder import LadderVideo, default_x264_preset
-from .passthrough import VideoPassthrough
+from .passthrough import PassthroughVideos
 from .publisher import Publisher, now_utc
 from .thumbnail import jpeg_thumbnail
 from .timing import ConnectionClock
@@ -63,6 +63,8 @@ class ContributionSession:
         self._stats_bytes = 0
         self._speed_marks = (0.0, 0.0)
         self._thumbnail_at = 0.0
+        self._ignored_renditions: set[int] = set()
+        self.ended_info = IngestInfo(connected=False)
 
     def run(self) -> None:
         name = self.channel.name
@@ -77,7 +79,7 @@ class ContributionSession:
             self._encode(rest, hello.protocol)
             metrics.CONTRIBUTIONS.labels("ended").inc()
             log.info("contribution %s for %s ended after %d frames", hello.session, name, self.frames)
-            self.publisher.status(state="waiting", message="", ingest=IngestInfo(connected=False))
+            self.publisher.status(state="waiting", message="", ingest=self.ended_info)
         except (HelloError, FlvError, ContributionRefused) as error:
             metrics.CONTRIBUTIONS.labels("refused").inc()
             log.warning("contribution from %s for %s refused: %s", self.peer, name, error)
@@ -101,7 +103,7 @@ class ContributionSession:
             first_timestamp_ms=first_timestamp_ms, now=now_utc(), last_written=self.publisher.last_written))
         common = dict(segment_duration_ms=segment_ms, publish_track=self.publisher.track, publish_segment=self.publisher.segment)
         if spec.encoding.passthrough:
-            video = VideoPassthrough(clock=clock, bandwidth_hint=0, **common)
+            video = PassthroughVideos(clock=clock, bandwidth_hint=0, **common)
             audio = AudioPassthrough(clock=clock, **common)
         else:
             video = LadderVideo(renditions=spec.encoding.ladder(), x264_preset=spec.encoding.x264_preset or default_x264_preset(spec.encoding.ladder()), clock=clock, **common)
@@ -123,13 +125,26 @@ class ContributionSession:
         finally:
             video.close()
             audio.close()
+            # What the contribution was stays readable after it ended (renditions, alignment).
+            self.ended_info = self._ingest_info(protocol, video).model_copy(update={"connected": False})
 
     def _tag(self, tag, video, audio) -> None:
         if tag.type == TagType.VIDEO:
             packet = parse_video(tag.data)
             if packet.codec_id != VIDEO_CODEC_AVC:
                 raise ContributionRefused(f"video codec id {packet.codec_id} is not H.264; send H.264 (AVC)")
-            if packet.is_sequence_header:
+            if isinstance(video, PassthroughVideos):
+                if packet.is_sequence_header:
+                    video.configure(tag.track, packet.payload)
+                elif not packet.end_of_sequence:
+                    self.frames += 1
+                    video.push(tag.track, tag.timestamp, packet)
+                    if tag.track == 0:
+                        self._maybe_thumbnail(video, packet)
+                return
+            if tag.track != 0:
+                self._ignored_renditions.add(tag.track)  # the ladder is encoded from the first rendition
+            elif packet.is_sequence_header:
                 video.configure(packet.payload)
             elif not packet.end_of_sequence:
                 self.frames += 1
@@ -137,7 +152,7 @@ class ContributionSession:
                 if isinstance(video, LadderVideo) and (error := video.failed()):
                     raise ContributionRefused(f"encoding failed: {error}")
                 self._maybe_thumbnail(video, packet)
-        elif tag.type == TagType.AUDIO:
+        elif tag.type == TagType.AUDIO and tag.track == 0:  # one audio track: the first rendition's
             packet = parse_audio(tag.data)
             if packet.sound_format != AUDIO_FORMAT_AAC:
                 raise ContributionRefused(f"audio format {packet.sound_format} is not AAC; send AAC")
@@ -153,9 +168,9 @@ class ContributionSession:
         frame = None
         if isinstance(video, LadderVideo):
             frame = video.latest_frame
-        elif packet.keyframe and video.avcc is not None:
+        elif packet.keyframe and video.primary.avcc is not None:
             decoder = av.CodecContext.create("h264", "r")
-            decoder.extradata = video.avcc
+            decoder.extradata = video.primary.avcc
             try:
                 frames = decoder.decode(av.Packet(packet.payload)) + decoder.decode(None)
                 frame = frames[0] if frames else None
@@ -181,4 +196,15 @@ class ContributionSession:
             self._speed_marks = (media, busy)
         self._stats_at, self._stats_bytes = now, self.bytes
         metrics.INGEST_BITRATE.set(bitrate)
-        self.publisher.status(ingest=IngestInfo(connected=True, protocol=protocol, bitrate=bitrate, frames=self.frames), speed=speed)
+        self.publisher.status(ingest=self._ingest_info(protocol, video, bitrate), speed=speed)
+
+    def _ingest_info(self, protocol: str, video, bitrate: float = 0.0) -> IngestInfo:
+        info = IngestInfo(connected=True, protocol=protocol, bitrate=bitrate, frames=self.frames)
+        if isinstance(video, PassthroughVideos):
+            info.renditions = len(video.renditions)
+            if len(video.renditions) > 1:
+                info.keyframes_aligned = video.gate.aligned
+                info.alignment_message = "; ".join(video.gate.misaligned.values())
+        else:
+            info.renditions = 1 + len(self._ignored_renditions)
+        return info

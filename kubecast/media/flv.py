@@ -31,12 +31,15 @@ class FlvTag:
     type: TagType
     timestamp: int  # milliseconds, 32-bit (RTMP extended timestamps included)
     data: bytes
+    # Which rendition of a multi-bitrate contribution: carried in the tag's StreamID field,
+    # which FLV files leave 0, so a single-bitrate contribution stays a plain FLV stream.
+    track: int = 0
 
     def encode(self) -> bytes:
         size = len(self.data)
         header = bytes([self.type]) + size.to_bytes(3, "big")
         ts = self.timestamp & 0xFFFFFFFF
-        header += (ts & 0xFFFFFF).to_bytes(3, "big") + bytes([ts >> 24]) + b"\x00\x00\x00"
+        header += (ts & 0xFFFFFF).to_bytes(3, "big") + bytes([ts >> 24]) + self.track.to_bytes(3, "big")
         return header + self.data + struct.pack(">I", 11 + size)
 
 
@@ -74,9 +77,10 @@ class FlvReader:
             if len(buf) < 11 + size + 4:
                 return
             timestamp = int.from_bytes(buf[4:7], "big") | (buf[7] << 24)
+            track = int.from_bytes(buf[8:11], "big")
             data = bytes(buf[11 : 11 + size])
             del buf[: 11 + size + 4]
-            yield FlvTag(TagType(tag_type), timestamp, data)
+            yield FlvTag(TagType(tag_type), timestamp, data, track)
 
 
 # -- tag bodies ------------------------------------------------------------------------------

@@ -182,6 +182,12 @@ def merge(
                   "an encoder receives the contribution" if ingest else "no encoder receives a contribution", now)
     set_condition(timeline.conditions, "InitSegmentsConsistent", not mismatches, "InitSegmentsMatch" if not mismatches else "InitSegmentMismatch",
                   "; ".join(mismatches) or "all encoders produce identical init segments", now)
+    reports = [p.ingest for i in instances if (p := progress[i]) is not None and p.ingest.connected and p.ingest.keyframes_aligned is not None]
+    if reports:
+        aligned = all(r.keyframes_aligned for r in reports)
+        set_condition(timeline.conditions, "KeyframesAligned", aligned, "RenditionsAligned" if aligned else "RenditionsMisaligned",
+                      "the contribution's renditions have key frames at the same times" if aligned
+                      else "; ".join(sorted({r.alignment_message for r in reports if r.alignment_message})), now)
     ready = any_live and flowing
     set_condition(timeline.conditions, "Ready", ready, "Live" if ready else ("WaitingForSegments" if any_live else "WaitingForContribution"),
                   "segments are being published" if ready else "no segments are being published", now)

@@ -23,6 +23,9 @@ class IngestInfo(_Record):
     protocol: str | None = None
     bitrate: float = 0.0  # bit/s over the last seconds
     frames: int = 0
+    renditions: int = 1  # video renditions in the contribution (multi-bitrate pass-through: several)
+    keyframes_aligned: bool | None = None  # only known with several renditions
+    alignment_message: str = ""
 
 
 class EncoderProgress(_Record):

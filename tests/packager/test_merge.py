@@ -128,3 +128,12 @@ def test_failovers_and_segments_taken_are_counted_for_the_life_of_the_channel():
     timeline = run(timeline, now=later, A=progress("A", [15, 16], now=later), B=progress("B", [13, 14, 15, 16], now=later)).timeline
     assert (timeline.active_source, timeline.failovers) == ("B", 1)
     assert timeline.encoders["A"].segments_taken == 3 and timeline.encoders["B"].segments_taken == 4
+
+
+def test_keyframe_alignment_of_a_multibitrate_contribution_becomes_a_condition():
+    single = run(None, A=progress("A", [13, 14])).timeline
+    assert not any(c["type"] == "KeyframesAligned" for c in single.conditions), "only reported for several renditions"
+    misaligned = progress("A", [13, 14])
+    misaligned.ingest = IngestInfo(connected=True, renditions=3, keyframes_aligned=False, alignment_message="rendition video2 is not key-frame aligned")
+    condition = next(c for c in run(single, A=misaligned).timeline.conditions if c["type"] == "KeyframesAligned")
+    assert (condition["status"], condition["reason"]) == ("False", "RenditionsMisaligned") and "video2" in condition["message"]
