@@ -1,7 +1,8 @@
 """The ingest's configuration and its publish decision (pure).
 
 The stream key is the last element of the publish path (``rtmp://host/live/<key>``,
-``rtmp://host/live/<channel>/<key>`` or ``rtmp://host/<channel>/<key>``).  When the path
+``rtmp://host/live/<channel>/<key>`` or ``rtmp://host/<channel>/<key>``), or the one before
+it when the last names a rendition of a multi-bitrate contribution.  When the path
 names a channel, that channel's key is checked; otherwise the key is compared with every
 channel's key — each in constant time and all of them every time, so that neither which
 channel matched nor how much of a key was right shows in the answer's timing.
@@ -88,22 +89,41 @@ class Decision:
     route: ChannelRoute | None
     reason: str  # for the log and the publisher; never contains the key
     label: str  # metric label
+    rendition: str = ""  # multi-bitrate: the rendition this publish carries ("" for single-bitrate)
+
+
+def _key_matches(route: ChannelRoute, key: str) -> bool:
+    return route.key is None or hmac.compare_digest(route.key.encode(), key.encode())
 
 
 def decide(config: IngestConfig, *, app: str, name: str, peer: str) -> Decision:
+    """Which channel (and rendition) a publish path names, if its key is right.
+
+    ``…/<channel>/<key>[/<rendition>]`` names the channel; ``…/<key>[/<rendition>]`` finds it
+    by its key.  A rendition name makes the publish one rendition of a multi-bitrate
+    contribution: several publishes with the same key and different rendition names are one
+    channel's renditions.
+    """
     path = [part for part in (app.split("/") + name.split("/")) if part]
     if not path:
         return Decision(None, "empty publish name", "bad_name")
-    key, named = path[-1], [part for part in path[:-1] if part in config.channels]
+    named = [index for index, part in enumerate(path[:-1]) if part in config.channels]
     if named:
-        route = config.channels[named[-1]]
-        if route.key is not None and not hmac.compare_digest(route.key.encode(), key.encode()):
+        route = config.channels[path[named[-1]]]
+        rest = path[named[-1] + 1 :]
+        if len(rest) > 2:
+            return Decision(None, f"publish path has {len(rest)} elements after channel {route.name}; expected KEY or KEY/RENDITION", "bad_name")
+        key, rendition = rest[0], (rest[1] if len(rest) > 1 else "")
+        if not _key_matches(route, key):
             return Decision(None, f"wrong stream key for channel {route.name}", "bad_key")
     else:
-        matches = [route for route in config.channels.values() if route.key is not None and hmac.compare_digest(route.key.encode(), key.encode())]
+        keyed = [route for route in config.channels.values() if route.key is not None]
+        candidates = [(path[-1], "")] + ([(path[-2], path[-1])] if len(path) > 1 else [])
+        # Every key is compared every time, so the timing shows neither which matched nor how much.
+        matches = [(route, rendition) for key, rendition in candidates for route in keyed if hmac.compare_digest(route.key.encode(), key.encode())]
         if not matches:
             return Decision(None, "unknown stream key", "bad_key")
-        route = matches[0]
+        route, rendition = matches[0]
     if not route.admits(peer):
         return Decision(None, f"{peer} may not publish to channel {route.name}", "not_allowed")
-    return Decision(route, "accepted", "accepted")
+    return Decision(route, "accepted", "accepted", rendition)

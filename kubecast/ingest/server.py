@@ -13,55 +13,16 @@ import logging
 import time
 import uuid
 
-from kubecast.media.contribution import Hello
-from kubecast.media.flv import FlvTag, TagType, parse_audio, parse_video
+from kubecast.media.flv import FlvTag, TagType
 
 from . import chunks, metrics
 from .config import IngestConfig, decide
-from .links import EncoderLink
+from .publication import Busy, Publications, Source
 from .session import Media, ProtocolError, PublishRequest, RtmpSession, Unpublished
 
 log = logging.getLogger("kubecast.ingest")
 
 SUPPORTED_VIDEO, SUPPORTED_AUDIO = 7, 10  # H.264, AAC
-
-
-class Publication:
-    """A live publish on a channel: the links to its encoders and its statistics."""
-
-    def __init__(self, *, channel: str, session_id: str, encoders, relays=()):
-        self.channel = channel
-        self.headers: dict[str, FlvTag] = {}
-        hello = Hello(channel=channel, protocol="RTMP", session=session_id)
-        relayed = Hello(channel=channel, protocol="RTMP", session=session_id, relayed=True)
-        self.links = [EncoderLink(address=address, hello=hello, headers=self.headers) for address in encoders]
-        self.links += [EncoderLink(address=address, hello=relayed, headers=self.headers) for address in relays]
-        self.window_bytes = 0
-        self.window_started = time.monotonic()
-
-    def forward(self, media: Media) -> None:
-        tag_type = {chunks.AUDIO: TagType.AUDIO, chunks.VIDEO: TagType.VIDEO}.get(media.type, TagType.SCRIPT)
-        tag = FlvTag(tag_type, media.timestamp, media.body)
-        if tag_type == TagType.SCRIPT:
-            self.headers["metadata"] = tag
-        elif tag_type == TagType.VIDEO and parse_video(media.body).is_sequence_header:
-            self.headers["video"] = tag
-        elif tag_type == TagType.AUDIO and parse_audio(media.body).is_sequence_header:
-            self.headers["audio"] = tag
-        for link in self.links:
-            link.send(tag)
-        metrics.BYTES.labels(self.channel).inc(len(media.body))
-        if tag_type != TagType.SCRIPT:
-            metrics.FRAMES.labels(self.channel, tag_type.name.lower()).inc()
-        self.window_bytes += len(media.body)
-        now = time.monotonic()
-        if now - self.window_started >= 2:
-            metrics.BITRATE.labels(self.channel).set(self.window_bytes * 8 / (now - self.window_started))
-            self.window_bytes, self.window_started = 0, now
-
-    async def close(self) -> None:
-        await asyncio.gather(*(link.close() for link in self.links))
-        metrics.BITRATE.labels(self.channel).set(0)
 
 
 def check_codec(media: Media) -> str | None:
@@ -75,10 +36,15 @@ def check_codec(media: Media) -> str | None:
     return None
 
 
+def media_tag(media: Media) -> FlvTag:
+    tag_type = {chunks.AUDIO: TagType.AUDIO, chunks.VIDEO: TagType.VIDEO}.get(media.type, TagType.SCRIPT)
+    return FlvTag(tag_type, media.timestamp, media.body)
+
+
 class IngestServer:
-    def __init__(self, config: IngestConfig):
+    def __init__(self, config: IngestConfig, publications: Publications | None = None):
         self.config = config
-        self.live: dict[str, str] = {}  # channel -> session id of its publisher
+        self.publications = publications or Publications()
         self.connections = 0
         self.server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -117,9 +83,15 @@ class IngestServer:
 
     async def _run(self, reader, writer, peer: str, session_id: str) -> None:
         session = RtmpSession()
-        publication: Publication | None = None
+        source: Source | None = None
         channel: str | None = None
         started = time.monotonic()
+
+        async def refuse(reason: str) -> None:
+            session.reject(reason)
+            writer.write(session.take_outgoing())
+            await writer.drain()
+
         try:
             while True:
                 timeout = self.config.idle_timeout
@@ -143,44 +115,34 @@ class IngestServer:
                 for event in events:
                     if isinstance(event, PublishRequest):
                         decision = decide(self.config, app=event.app, name=event.name, peer=peer)
-                        if decision.route is not None and decision.route.name in self.live:
-                            decision = type(decision)(None, f"channel {decision.route.name} already has a publisher", "busy")
                         if decision.route is None:
                             metrics.REJECTED.labels(decision.label).inc()
                             log.warning("refused a publish from %s: %s", peer, decision.reason)
-                            session.reject(decision.reason)
-                            writer.write(session.take_outgoing())
-                            await writer.drain()
-                            return
+                            return await refuse(decision.reason)
+                        try:
+                            source = self.publications.join(decision.route, name=decision.rendition, session_id=session_id, protocol="RTMP")
+                        except Busy as busy:
+                            metrics.REJECTED.labels("busy").inc()
+                            log.warning("refused a publish from %s: %s", peer, busy)
+                            return await refuse(str(busy))
                         channel = decision.route.name
-                        self.live[channel] = session_id
-                        metrics.PUBLISHERS.labels(channel).set(1)
-                        publication = Publication(channel=channel, session_id=session_id, encoders=decision.route.encoders, relays=decision.route.relays)
                         session.accept()
-                        log.info("%s publishes channel %s (session %s)", peer, channel, session_id)
-                    elif isinstance(event, Media) and publication is not None:
+                        log.info("%s publishes channel %s%s (session %s)", peer, channel,
+                                 f" rendition {decision.rendition} (track {source.track})" if decision.rendition else "", session_id)
+                    elif isinstance(event, Media) and source is not None:
                         if reason := check_codec(event):
                             metrics.REJECTED.labels("codec").inc()
                             log.warning("refused the contribution of %s on %s: %s", peer, channel, reason)
-                            session.reject(reason)
-                            writer.write(session.take_outgoing())
-                            await writer.drain()
-                            return
-                        publication.forward(event)
-                    elif isinstance(event, Unpublished) and publication is not None:
+                            return await refuse(reason)
+                        source.forward(media_tag(event))
+                    elif isinstance(event, Unpublished) and source is not None:
                         log.info("channel %s unpublished by %s", channel, peer)
-                        await self._end(channel, session_id, publication)
-                        publication = None
+                        await self.publications.leave(source)
+                        source = None
                 if session.outgoing:
                     writer.write(session.take_outgoing())
                     await writer.drain()
         finally:
-            if publication is not None:
+            if source is not None:
                 log.info("publisher of %s (%s) disconnected", channel, peer)
-                await self._end(channel, session_id, publication)
-
-    async def _end(self, channel: str, session_id: str, publication: Publication) -> None:
-        if self.live.get(channel) == session_id:
-            del self.live[channel]
-            metrics.PUBLISHERS.labels(channel).set(0)
-        await publication.close()
+                await self.publications.leave(source)

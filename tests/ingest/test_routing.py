@@ -29,12 +29,42 @@ CONFIG = IngestConfig(channels={
         ("live", "open/anything", "127.0.0.1", "open", "accepted"),
         ("live", "anything", "127.0.0.1", None, "bad_key"),  # a keyless channel must be named
         ("", "", "127.0.0.1", None, "bad_name"),
+        ("live", "news/k-news/a/b", "127.0.0.1", None, "bad_name"),
     ],
 )
 def test_publish_decisions(app, name, peer, channel, label):
     decision = decide(CONFIG, app=app, name=name, peer=peer)
     assert (decision.route.name if decision.route else None, decision.label) == (channel, label)
     assert "k-news" not in decision.reason and "k-sport" not in decision.reason, "a key never reaches a log line"
+
+
+@pytest.mark.parametrize(
+    ("name", "channel", "rendition"),
+    [("k-news/720p", "news", "720p"), ("news/k-news/360p", "news", "360p"), ("open/x/hd", "open", "hd"), ("k-news", "news", "")],
+)
+def test_a_rendition_name_after_the_key_makes_one_rendition_of_a_multibitrate_contribution(name, channel, rendition):
+    decision = decide(CONFIG, app="live", name=name, peer="127.0.0.1")
+    assert (decision.route.name, decision.rendition) == (channel, rendition)
+
+
+async def test_renditions_share_one_publication_and_a_second_publisher_is_refused():
+    from kubecast.ingest.publication import Busy, Publications
+
+    route = ChannelRoute("news", "k-news", ())
+    publications = Publications()
+    first = publications.join(route, name="720p", session_id="s1", protocol="RTMP")
+    second = publications.join(route, name="360p", session_id="s2", protocol="RTMP")
+    assert (first.track, second.track) == (0, 1) and first.publication is second.publication
+    for name in ("720p", ""):
+        with pytest.raises(Busy):
+            publications.join(route, name=name, session_id="s3", protocol="RTMP")
+    await publications.leave(first)
+    assert publications.live("news"), "the contribution goes on while a rendition is published"
+    third = publications.join(route, name="180p", session_id="s4", protocol="RTMP")
+    assert third.track == 0, "the lowest free rendition index"
+    await publications.leave(second)
+    await publications.leave(third)
+    assert not publications.live("news")
 
 
 def test_config_file(tmp_path):

@@ -1,0 +1,128 @@
+"""A channel's live contribution inside the ingest, whatever protocol brings it.
+
+Every protocol front end (RTMP, Smooth / CMAF HTTP push, MPEG-TS over UDP, RTP or SRT) turns
+what it receives into FLV tags and hands them to the channel's ``Publication``, which forwards
+them to the channel's encoders.  A multi-bitrate contribution arrives as several *sources* of
+one channel (several RTMP streams under the channel's key, or several tracks of one HTTP
+push); each source is one rendition, numbered in the order they arrive, and the publication
+ends when its last source leaves.  ``Publications`` is the registry shared by all front ends of
+one ingest process, so a second publisher on a live source is refused whatever its protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from kubecast.media.contribution import Hello
+from kubecast.media.flv import FlvTag, TagType, parse_audio, parse_video
+
+from . import metrics
+from .config import ChannelRoute
+from .links import EncoderLink
+
+log = logging.getLogger("kubecast.ingest")
+
+MAX_RENDITIONS = 8
+
+
+class Publication:
+    """The links to a channel's encoders, the headers a reconnecting link replays, statistics."""
+
+    def __init__(self, *, channel: str, session_id: str, protocol: str, encoders, relays=()):
+        self.channel = channel
+        self.protocol = protocol
+        self.headers: dict[tuple[TagType, int], FlvTag] = {}
+        hello = Hello(channel=channel, protocol=protocol, session=session_id)
+        relayed = Hello(channel=channel, protocol=protocol, session=session_id, relayed=True)
+        self.links = [EncoderLink(address=address, hello=hello, headers=self.headers) for address in encoders]
+        self.links += [EncoderLink(address=address, hello=relayed, headers=self.headers) for address in relays]
+        self.window_bytes = 0
+        self.window_started = time.monotonic()
+
+    def forward(self, tag: FlvTag) -> None:
+        if tag.type == TagType.SCRIPT:
+            if tag.track != 0:
+                return
+            self.headers[(TagType.SCRIPT, 0)] = tag
+        elif tag.type == TagType.AUDIO:
+            if tag.track != 0:
+                return  # one audio track, the first rendition's: the others repeat it
+            if parse_audio(tag.data).is_sequence_header:
+                self.headers[(TagType.AUDIO, 0)] = tag
+        elif parse_video(tag.data).is_sequence_header:
+            self.headers[(TagType.VIDEO, tag.track)] = tag
+        for link in self.links:
+            link.send(tag)
+        metrics.BYTES.labels(self.channel).inc(len(tag.data))
+        if tag.type != TagType.SCRIPT:
+            metrics.FRAMES.labels(self.channel, tag.type.name.lower()).inc()
+        self.window_bytes += len(tag.data)
+        now = time.monotonic()
+        if now - self.window_started >= 2:
+            metrics.BITRATE.labels(self.channel).set(self.window_bytes * 8 / (now - self.window_started))
+            self.window_bytes, self.window_started = 0, now
+
+    async def close(self) -> None:
+        await asyncio.gather(*(link.close() for link in self.links))
+        metrics.BITRATE.labels(self.channel).set(0)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One publisher's share of a publication: its rendition index and who it is."""
+
+    channel: str
+    name: str  # the rendition's name in the contribution ("" for a single-bitrate one)
+    session_id: str
+    track: int
+    publication: Publication
+
+    def forward(self, tag: FlvTag) -> None:
+        self.publication.forward(FlvTag(tag.type, tag.timestamp, tag.data, self.track))
+
+
+class Busy(Exception):
+    """The source is already being published; the message says which."""
+
+
+class Publications:
+    def __init__(self):
+        self._live: dict[str, tuple[Publication, dict[str, Source]]] = {}
+
+    def live(self, channel: str) -> bool:
+        return channel in self._live
+
+    def join(self, route: ChannelRoute, *, name: str, session_id: str, protocol: str) -> Source:
+        """A publisher starts sending rendition ``name`` of ``route``'s channel."""
+        if route.name in self._live:
+            publication, sources = self._live[route.name]
+            if name in sources:
+                raise Busy(f"channel {route.name} already has a publisher" + (f" for rendition {name}" if name else ""))
+            if "" in sources or not name:
+                raise Busy(f"channel {route.name} already has a single-bitrate publisher")
+            if len(sources) >= MAX_RENDITIONS:
+                raise Busy(f"channel {route.name} already has {MAX_RENDITIONS} renditions")
+            track = min(set(range(MAX_RENDITIONS)) - {s.track for s in sources.values()})
+        else:
+            publication = Publication(channel=route.name, session_id=session_id, protocol=protocol, encoders=route.encoders, relays=route.relays)
+            sources, track = {}, 0
+            self._live[route.name] = (publication, sources)
+            metrics.PUBLISHERS.labels(route.name).set(1)
+        source = Source(route.name, name, session_id, track, publication)
+        sources[name] = source
+        return source
+
+    async def leave(self, source: Source) -> None:
+        """The source's publisher stopped; the last one to stop ends the contribution."""
+        entry = self._live.get(source.channel)
+        if entry is None or entry[1].get(source.name) is not source:
+            return
+        publication, sources = entry
+        del sources[source.name]
+        if not sources:
+            del self._live[source.channel]
+            metrics.PUBLISHERS.labels(source.channel).set(0)
+            await publication.close()
