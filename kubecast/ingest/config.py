@@ -25,6 +25,15 @@ class ChannelRoute:
     allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # Relay mode: the other encoder(s) of the channel, fed what this ingest receives.
     relays: tuple[tuple[str, int], ...] = ()
+    protocols: frozenset[str] = frozenset({"RTMP"})  # the api's IngestProtocol values
+    udp_listen: tuple[str, int] | None = None  # MPEG-TS over UDP / RTP: this channel's own port
+    udp_group: str | None = None  # ... joined as a multicast group
+    srt_listen: tuple[str, int] | None = None
+    srt_passphrase: str | None = None
+    srt_latency_ms: int = 120
+
+    def accepts(self, protocol: str) -> bool:
+        return protocol in self.protocols
 
     def admits(self, peer: str) -> bool:
         if not self.allowed:
@@ -74,8 +83,24 @@ def load_config(path: str | Path) -> IngestConfig:
             allowed = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in entry.get("allowedIps") or ())
         except ValueError as error:
             raise ConfigError(f"channel {name}: {error}") from None
-        channels[name] = ChannelRoute(name, key, tuple(_address(a) for a in entry.get("encoders") or ()), allowed,
-                                      tuple(_address(a) for a in entry.get("relays") or ()))
+        passphrase = None
+        if entry.get("srtPassphraseFile"):
+            try:
+                passphrase = Path(entry["srtPassphraseFile"]).read_text().strip()
+            except OSError as error:
+                raise ConfigError(f"channel {name}: SRT passphrase file: {error.strerror}") from None
+            if not 10 <= len(passphrase) <= 79:
+                raise ConfigError(f"channel {name}: an SRT passphrase has 10 to 79 characters")
+        channels[name] = ChannelRoute(
+            name, key, tuple(_address(a) for a in entry.get("encoders") or ()), allowed,
+            tuple(_address(a) for a in entry.get("relays") or ()),
+            protocols=frozenset(entry.get("protocols") or ["RTMP"]),
+            udp_listen=_address(entry["udpListen"]) if entry.get("udpListen") else None,
+            udp_group=entry.get("udpGroup") or None,
+            srt_listen=_address(entry["srtListen"]) if entry.get("srtListen") else None,
+            srt_passphrase=passphrase,
+            srt_latency_ms=int(entry.get("srtLatencyMs", 120)),
+        )
     return IngestConfig(
         channels=channels,
         handshake_timeout=float(raw.get("handshakeTimeout", 10)),
@@ -96,7 +121,7 @@ def _key_matches(route: ChannelRoute, key: str) -> bool:
     return route.key is None or hmac.compare_digest(route.key.encode(), key.encode())
 
 
-def decide(config: IngestConfig, *, app: str, name: str, peer: str) -> Decision:
+def decide(config: IngestConfig, *, app: str, name: str, peer: str, protocol: str = "RTMP") -> Decision:
     """Which channel (and rendition) a publish path names, if its key is right.
 
     ``…/<channel>/<key>[/<rendition>]`` names the channel; ``…/<key>[/<rendition>]`` finds it
@@ -124,6 +149,8 @@ def decide(config: IngestConfig, *, app: str, name: str, peer: str) -> Decision:
         if not matches:
             return Decision(None, "unknown stream key", "bad_key")
         route, rendition = matches[0]
+    if not route.accepts(protocol):
+        return Decision(None, f"channel {route.name} does not accept {protocol}", "protocol")
     if not route.admits(peer):
         return Decision(None, f"{peer} may not publish to channel {route.name}", "not_allowed")
     return Decision(route, "accepted", "accepted", rendition)

@@ -45,9 +45,14 @@ class EncoderLink:
             self.queue.get_nowait()
 
     async def close(self) -> None:
-        """End the contribution on the encoder's side (EOF makes it flush its last segments)."""
-        self._drain()
-        self.queue.put_nowait(None)
+        """End the contribution on the encoder's side (EOF makes it flush its last segments).
+
+        What is still queued goes first: the last frames complete the last segment."""
+        try:
+            self.queue.put_nowait(None)
+        except asyncio.QueueFull:
+            self._drain()
+            self.queue.put_nowait(None)
         try:
             await asyncio.wait_for(asyncio.shield(self.task), 3)
         except (asyncio.TimeoutError, asyncio.CancelledError):

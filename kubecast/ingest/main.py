@@ -1,4 +1,9 @@
-"""``kubecast ingest``: the RTMP ingest server; forwards each contribution to its encoder(s)."""
+"""``kubecast ingest``: every contribution protocol of a set of channels, forwarded to their encoders.
+
+RTMP on ``--listen``; Smooth Streaming / CMAF HTTP push on ``--http-listen``; SRT on
+``--srt-listen`` (one port, routed by stream id); MPEG-TS over UDP or RTP on each channel's
+own port (``udpListen`` in ingest.json).  All of them share one registry of live publications.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,21 @@ import sys
 from kubecast.runtime import add_runtime_arguments, start_runtime
 
 from .config import ConfigError, load_config
+from .datagram import DatagramServer
+from .publication import Publications
 from .server import IngestServer
+
+
+def split_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubecast ingest", description=__doc__)
     parser.add_argument("--listen", default="0.0.0.0:1935", help="HOST:PORT for RTMP (port 0 picks a free port)")
+    parser.add_argument("--http-listen", help="HOST:PORT for Smooth Streaming and CMAF HTTP push ingest")
+    parser.add_argument("--srt-listen", help="HOST:PORT (UDP) for SRT callers")
     parser.add_argument("--config", required=True, help="ingest.json: channels, key files, encoder addresses")
     add_runtime_arguments(parser)
     args = parser.parse_args(argv)
@@ -25,18 +39,42 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"kubecast ingest: {error}", file=sys.stderr)
         return 2
-    host, _, port = args.listen.rpartition(":")
 
     async def run() -> None:
-        server = IngestServer(config)
-        bound = await server.start(host, int(port))
+        publications = Publications()
+        stoppers = []
+        rtmp = IngestServer(config, publications)
+        bound = await rtmp.start(*split_address(args.listen))
+        stoppers.append(rtmp.stop)
+        print(f"kubecast ingest: RTMP on {bound[0]}:{bound[1]}", flush=True)
+        if args.http_listen:
+            from .http import HttpIngest
+
+            http = HttpIngest(config, publications)
+            port = await http.start(*split_address(args.http_listen))
+            stoppers.append(http.stop)
+            print(f"kubecast ingest: HTTP push on port {port}", flush=True)
+        datagrams = DatagramServer(publications, idle_timeout=config.idle_timeout)
+        stoppers.append(datagrams.stop)
+        for route in config.channels.values():
+            if route.udp_listen is not None and (route.accepts("UDP") or route.accepts("RTP")):
+                port = await datagrams.add(route, *route.udp_listen, group=route.udp_group)
+                print(f"kubecast ingest: MPEG-TS over UDP/RTP for {route.name} on port {port}", flush=True)
+        if args.srt_listen and any(route.accepts("SRT") for route in config.channels.values()):
+            from .srt import SrtServer
+
+            srt = SrtServer(config.channels, publications, idle_timeout=config.idle_timeout)
+            port = srt.start(*split_address(args.srt_listen))
+            stoppers.append(srt.stop)
+            print(f"kubecast ingest: SRT on port {port}", flush=True)
         print(f"kubecast ingest listening on {bound[0]}:{bound[1]}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
-        await server.stop()
+        for stopper in reversed(stoppers):
+            await stopper()
 
     asyncio.run(run())
     return 0

@@ -70,6 +70,9 @@ class Publication:
         metrics.BITRATE.labels(self.channel).set(0)
 
 
+AUDIO_ONLY = -1  # the track of a source that carries only the contribution's audio (Smooth, CMAF)
+
+
 @dataclass(frozen=True)
 class Source:
     """One publisher's share of a publication: its rendition index and who it is."""
@@ -81,6 +84,10 @@ class Source:
     publication: Publication
 
     def forward(self, tag: FlvTag) -> None:
+        if self.track == AUDIO_ONLY:
+            if tag.type == TagType.AUDIO:
+                self.publication.forward(FlvTag(tag.type, tag.timestamp, tag.data, 0))
+            return
         self.publication.forward(FlvTag(tag.type, tag.timestamp, tag.data, self.track))
 
 
@@ -95,8 +102,9 @@ class Publications:
     def live(self, channel: str) -> bool:
         return channel in self._live
 
-    def join(self, route: ChannelRoute, *, name: str, session_id: str, protocol: str) -> Source:
-        """A publisher starts sending rendition ``name`` of ``route``'s channel."""
+    def join(self, route: ChannelRoute, *, name: str, session_id: str, protocol: str, audio_only: bool = False) -> Source:
+        """A publisher starts sending rendition ``name`` of ``route``'s channel (or, with
+        ``audio_only``, the contribution's audio track, which takes no rendition index)."""
         if route.name in self._live:
             publication, sources = self._live[route.name]
             if name in sources:
@@ -111,18 +119,28 @@ class Publications:
             sources, track = {}, 0
             self._live[route.name] = (publication, sources)
             metrics.PUBLISHERS.labels(route.name).set(1)
+        if audio_only:
+            track = AUDIO_ONLY
         source = Source(route.name, name, session_id, track, publication)
         sources[name] = source
         return source
 
-    async def leave(self, source: Source) -> None:
-        """The source's publisher stopped; the last one to stop ends the contribution."""
+    def release(self, source: Source) -> Publication | None:
+        """The source's publisher stopped; returns the publication to close when it was the last.
+
+        Synchronous, so that a new publisher arriving right after is not refused as busy."""
         entry = self._live.get(source.channel)
         if entry is None or entry[1].get(source.name) is not source:
-            return
+            return None
         publication, sources = entry
         del sources[source.name]
-        if not sources:
-            del self._live[source.channel]
-            metrics.PUBLISHERS.labels(source.channel).set(0)
+        if sources:
+            return None
+        del self._live[source.channel]
+        metrics.PUBLISHERS.labels(source.channel).set(0)
+        return publication
+
+    async def leave(self, source: Source) -> None:
+        """The source's publisher stopped; the last one to stop ends the contribution."""
+        if (publication := self.release(source)) is not None:
             await publication.close()

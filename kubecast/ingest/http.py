@@ -1,0 +1,293 @@
+"""HTTP push ingest: Smooth Streaming fragmented MP4 and DASH-IF CMAF ingest (interface 1).
+
+URLs (the key element is left out for a channel without a stream key):
+
+* Smooth: ``POST http://host:port/<key>/ingest/<channel>.isml/Streams(<name>)``, one
+  long-running (chunked) POST per stream, as the Azure Media Services fragmented MP4 live
+  ingest specification defines it: ``ftyp``, the live server manifest box, ``moov``, then
+  ``moof``/``mdat`` fragments timed by ``tfxd``, ended by an ``mfra``.  A stream may hold one
+  track (AMS encoders) or several (ffmpeg ``-f ismv``).  An empty POST is a probe.
+* CMAF: ``PUT`` or ``POST http://host:port/<key>/ingest/<channel>.cmaf/<path>``: one request per
+  init or media segment, as ``ffmpeg -f dash`` or ``-f hls -hls_segment_type fmp4`` send them
+  over HTTP.  Segments of one track are recognised by their folder and ``stream<N>`` or
+  ``Streams(<name>)`` in their name (ffmpeg's ``init-stream0.m4s`` / ``chunk-stream0-00001.m4s``);
+  manifests (``.mpd``, ``.m3u8``) and ``DELETE``s are acknowledged and ignored.
+
+Every video track is one rendition of the channel's contribution and the first audio track is
+its audio.  Timestamps are absolute in both protocols, so fragments resent after a reconnect
+are recognised by time and dropped, and a reconnecting stream continues the same timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import time
+import uuid
+from fractions import Fraction
+
+from aiohttp import web
+
+from kubecast.media.flv import FlvTag, TagType, audio_tag_body, video_tag_body
+from kubecast.media.fmp4 import BoxStream, FragmentSample, TrackConfig, parse_fragment, parse_init
+from kubecast.media.mp4 import Mp4Error
+
+from . import metrics
+from .config import ChannelRoute, IngestConfig
+from .publication import Busy, Publications, Source
+
+log = logging.getLogger("kubecast.ingest")
+
+ORIGIN_MARGIN_MS = 10_000  # tracks may start a little before the first fragment seen
+_TRACK_TOKEN = re.compile(r"Streams\(([^)]*)\)|stream(\d+)", re.IGNORECASE)
+
+
+class PathError(ValueError):
+    def __init__(self, status: int, message: str, label: str):
+        super().__init__(message)
+        self.status, self.label = status, label
+
+
+def parse_path(config: IngestConfig, path: str) -> tuple[ChannelRoute, str, str]:
+    """(route, "FragmentedMP4" | "CMAF", the rest of the path) of an ingest URL; checks the key."""
+    parts = [part for part in path.split("/") if part]
+    for index, part in enumerate(parts):
+        stem, dot, extension = part.rpartition(".")
+        if dot and extension in ("isml", "cmaf") and index >= 1 and parts[index - 1] == "ingest":
+            route = config.channels.get(stem)
+            if route is None:
+                raise PathError(404, f"no channel {stem!r}", "bad_name")
+            key = parts[index - 2] if index >= 2 else ""
+            if index > 2 or (route.key is not None and not hmac.compare_digest(route.key.encode(), key.encode())):
+                raise PathError(403, f"wrong stream key for channel {route.name}", "bad_key")
+            return route, ("FragmentedMP4" if extension == "isml" else "CMAF"), "/".join(parts[index + 1 :])
+    raise PathError(404, "not an ingest URL: expected …/ingest/<channel>.isml/Streams(<name>) or …/ingest/<channel>.cmaf/<segment>", "bad_name")
+
+
+def track_key(rest: str) -> str:
+    """Which track a CMAF segment belongs to: its folder plus its stream token."""
+    folder, _, name = rest.rpartition("/")
+    match = _TRACK_TOKEN.search(name)
+    return f"{folder}/{(match.group(1) or match.group(2)) if match else ''}"
+
+
+class PushStream:
+    """One pushed stream of a channel (a Smooth POST, or a CMAF track key): its tracks as sources."""
+
+    def __init__(self, ingest: "HttpIngest", route: ChannelRoute, name: str, protocol: str, peer: str):
+        self.ingest, self.route, self.name, self.protocol, self.peer = ingest, route, name, protocol, peer
+        self.session_id = uuid.uuid4().hex[:8]
+        self.tracks: dict[int, TrackConfig] = {}
+        self.sources: dict[int, Source] = {}
+        self.unannounced: set[int] = set()  # tracks whose codec configuration is not forwarded yet
+        self.boxes = BoxStream()
+        self.moof: bytes | None = None
+        self.last_activity = time.monotonic()
+        self.ended = False
+
+    def feed(self, data: bytes) -> bool:
+        """Forward what ``data`` completes; True once the stream says it ended (``mfra``)."""
+        self.last_activity = time.monotonic()
+        for kind, box in self.boxes.feed(data):
+            if kind == b"moov":
+                self._configure(parse_init(box))
+            elif kind == b"moof":
+                self.moof = box
+            elif kind == b"mdat":
+                if self.moof is None:
+                    raise Mp4Error("mdat without a moof before it")
+                self._fragment(parse_fragment(self.moof, box, self.tracks))
+                self.moof = None
+            elif kind == b"mfra":
+                return True
+        return False
+
+    def _configure(self, tracks: list[TrackConfig]) -> None:
+        audio = [t for t in tracks if t.kind == "audio"][:1]
+        for track in [t for t in tracks if t.kind == "video"] + audio:
+            if track.track_id in self.sources and self.tracks.get(track.track_id) == track:
+                continue
+            self.tracks[track.track_id] = track
+            if track.track_id not in self.sources:
+                name = f"{self.name}#{track.track_id}"
+                self.sources[track.track_id] = self.ingest.publications.join(
+                    self.route, name=name, session_id=self.session_id, protocol=self.protocol, audio_only=track.kind == "audio")
+            self.unannounced.add(track.track_id)  # its header goes out with its first sample's time
+        if not self.sources:
+            raise Mp4Error("the stream has neither an H.264 nor an AAC track")
+
+    def _fragment(self, samples_by_track: dict[int, list[FragmentSample]]) -> None:
+        for track_id, samples in samples_by_track.items():
+            track, source = self.tracks.get(track_id), self.sources.get(track_id)
+            if track is None or source is None:
+                continue  # a track we do not take (neither H.264 nor the first AAC)
+            key = (self.route.name, self.name, track_id)
+            last = self.ingest.last_time.get(key)
+            for sample in samples:
+                if last is not None and sample.decode_time <= last:
+                    metrics.REJECTED.labels("duplicate_fragment").inc()
+                    continue  # resent after a reconnect: already forwarded
+                tag = self._tag(track, sample)
+                if track_id in self.unannounced:
+                    self.unannounced.discard(track_id)
+                    body = (video_tag_body(keyframe=True, sequence_header=True, composition_offset=0, payload=track.codec_config)
+                            if track.kind == "video" else audio_tag_body(sequence_header=True, payload=track.codec_config))
+                    source.forward(FlvTag(tag.type, tag.timestamp, body))
+                source.forward(tag)
+                last = sample.decode_time
+            if last is not None:
+                self.ingest.last_time[key] = last
+
+    def _tag(self, track: TrackConfig, sample: FragmentSample) -> FlvTag:
+        seconds = Fraction(sample.decode_time, track.timescale)
+        origin = self.ingest.origin.setdefault(self.route.name, seconds * 1000 - ORIGIN_MARGIN_MS)
+        ms = int(seconds * 1000 - origin)
+        if ms < 0 or ms >= 1 << 31:
+            raise Mp4Error(f"fragment time {float(seconds):.3f} s is too far from the stream's start")
+        if track.kind == "audio":
+            return FlvTag(TagType.AUDIO, ms, audio_tag_body(sequence_header=False, payload=sample.data))
+        offset = sample.composition_offset * 1000 // track.timescale
+        return FlvTag(TagType.VIDEO, ms, video_tag_body(keyframe=sample.keyframe, sequence_header=False, composition_offset=offset, payload=sample.data))
+
+    async def end(self, reason: str) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        log.info("%s stream %s of %s from %s ended: %s", self.protocol, self.name, self.route.name, self.peer, reason)
+        for source in self.sources.values():
+            await self.ingest.publications.leave(source)
+
+
+class HttpIngest:
+    def __init__(self, config: IngestConfig, publications: Publications):
+        self.config = config
+        self.publications = publications
+        self.streams: dict[tuple[str, str], PushStream] = {}  # (channel, stream name) -> live stream
+        self.origin: dict[str, Fraction] = {}  # channel -> ms subtracted from absolute times
+        self.last_time: dict[tuple[str, str, int], int] = {}  # (channel, stream, track) -> last decode time
+        self.runner: web.AppRunner | None = None
+        self._idle_task = None
+
+    async def start(self, host: str, port: int) -> int:
+        app = web.Application(client_max_size=64 << 20)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port)
+        await site.start()
+        self._idle_task = asyncio.get_running_loop().create_task(self._end_idle())
+        return site._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+        for stream in list(self.streams.values()):
+            await stream.end("the ingest stops")
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def _end_idle(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            now = time.monotonic()
+            for key, stream in list(self.streams.items()):
+                if now - stream.last_activity > self.config.idle_timeout:
+                    self.streams.pop(key, None)
+                    await stream.end(f"nothing received for {self.config.idle_timeout:g} s")
+            for channel in list(self.origin):
+                if not self.publications.live(channel) and not any(k[0] == channel for k in self.streams):
+                    # The contribution is over: the next one starts its own timeline.
+                    self.origin.pop(channel)
+                    for key in [k for k in self.last_time if k[0] == channel]:
+                        del self.last_time[key]
+
+    def _refuse(self, request: web.Request, status: int, label: str, message: str) -> web.Response:
+        metrics.REJECTED.labels(label).inc()
+        log.warning("refused %s %s from %s: %s", request.method, request.path, request.remote, message)
+        return web.Response(status=status, text=message + "\n")
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            route, protocol, rest = parse_path(self.config, request.path)
+        except PathError as error:
+            return self._refuse(request, error.status, error.label, str(error))
+        if not route.accepts(protocol):
+            return self._refuse(request, 403, "protocol", f"channel {route.name} does not accept {protocol}")
+        if not route.admits(request.remote or ""):
+            return self._refuse(request, 403, "not_allowed", f"{request.remote} may not publish to channel {route.name}")
+        if request.method not in ("POST", "PUT", "DELETE"):
+            return self._refuse(request, 405, "method", f"{request.method} is not an ingest method")
+        if request.method == "DELETE" or rest.endswith((".mpd", ".m3u8")):
+            await request.read()
+            return web.Response(status=200 if request.method != "DELETE" else 204)
+        if protocol == "FragmentedMP4":
+            return await self._smooth(request, route, rest)
+        return await self._cmaf(request, route, rest)
+
+    def _stream(self, request: web.Request, route: ChannelRoute, name: str, protocol: str) -> PushStream:
+        key = (route.name, name)
+        current = self.streams.get(key)
+        if current is not None and not current.ended:
+            if current.peer != request.remote:
+                raise Busy(f"stream {name or '(default)'} of channel {route.name} is already being pushed from elsewhere")
+            return current
+        stream = PushStream(self, route, name, protocol, request.remote or "?")
+        self.streams[key] = stream
+        return stream
+
+    async def _smooth(self, request: web.Request, route: ChannelRoute, rest: str) -> web.StreamResponse:
+        match = re.fullmatch(r"Streams\(([^)/]*)\)", rest)
+        if match is None:
+            return self._refuse(request, 404, "bad_name", "a Smooth ingest URL ends in /Streams(<name>)")
+        if request.content_length == 0:
+            return web.Response(status=200)  # the encoder's probe before it starts
+        try:
+            stream = self._stream(request, route, match.group(1), "FragmentedMP4")
+        except Busy as busy:
+            return self._refuse(request, 409, "busy", str(busy))
+        # A reconnecting encoder starts over with ftyp and moov: the stream's box state restarts.
+        stream.boxes, stream.moof = BoxStream(), None
+        try:
+            async for chunk in request.content.iter_any():
+                if stream.feed(chunk):
+                    await self._finish(stream, "the encoder ended the stream (mfra)")
+                    break
+        except Busy as busy:
+            await self._finish(stream, str(busy))
+            return self._refuse(request, 409, "busy", str(busy))
+        except Mp4Error as error:
+            metrics.PROTOCOL_ERRORS.labels("fragment").inc()
+            await self._finish(stream, f"bad input: {error}")
+            return self._refuse(request, 400, "bad_fragment", f"stream {stream.name} of {route.name}: {error}")
+        except (ConnectionError, OSError):
+            pass
+        # Without an mfra the POST broke off: the stream stays live for the idle timeout, so the
+        # encoder's reconnect (same address) continues it and its resent fragments are dropped.
+        return web.Response(status=200)
+
+    async def _finish(self, stream: PushStream, reason: str) -> None:
+        if self.streams.get((stream.route.name, stream.name)) is stream:
+            del self.streams[(stream.route.name, stream.name)]
+        await stream.end(reason)
+
+    async def _cmaf(self, request: web.Request, route: ChannelRoute, rest: str) -> web.StreamResponse:
+        try:
+            stream = self._stream(request, route, track_key(rest), "CMAF")
+        except Busy as busy:
+            return self._refuse(request, 409, "busy", str(busy))
+        stream.boxes, stream.moof = BoxStream(), None  # each request is a whole segment
+        try:
+            async for chunk in request.content.iter_any():
+                stream.feed(chunk)
+            if stream.boxes.pending:
+                raise Mp4Error(f"segment {rest} ends inside a box")
+        except Busy as busy:
+            await self._finish(stream, str(busy))
+            return self._refuse(request, 409, "busy", str(busy))
+        except Mp4Error as error:
+            metrics.PROTOCOL_ERRORS.labels("fragment").inc()
+            await self._finish(stream, f"bad input: {error}")
+            return self._refuse(request, 400, "bad_fragment", f"{rest} of {route.name}: {error}")
+        return web.Response(status=201 if request.method == "PUT" else 200)

@@ -1,0 +1,104 @@
+"""Smooth Streaming and CMAF HTTP push ingest, with Debian's ffmpeg as the encoder."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import aiohttp
+import pytest
+
+from kubecast.ingest import metrics
+from kubecast.ingest.config import ChannelRoute, IngestConfig
+from kubecast.ingest.http import HttpIngest
+from kubecast.ingest.publication import Publications
+from kubecast.media.flv import TagType, parse_video
+
+from fake_encoder import FakeEncoder
+
+SOURCE = ["-f", "lavfi", "-t", "4", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-t", "4", "-i", "sine=sample_rate=48000"]
+H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0"]
+
+
+async def ffmpeg(*args: str) -> None:
+    process = await asyncio.create_subprocess_exec("ffmpeg", "-v", "error", *SOURCE, *args, stderr=subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+
+
+@pytest.fixture
+async def ingest():
+    fake = FakeEncoder()
+    address = await fake.start()
+    routes = {
+        "cam": ChannelRoute("cam", None, (address,), protocols=frozenset({"FragmentedMP4", "CMAF"})),
+        "keyed": ChannelRoute("keyed", "s3cret", (address,), protocols=frozenset({"FragmentedMP4"})),
+    }
+    server = HttpIngest(IngestConfig(channels=routes, idle_timeout=1.5), Publications())
+    port = await server.start("127.0.0.1", 0)
+    yield fake, server, f"http://127.0.0.1:{port}"
+    await server.stop()
+    await fake.stop()
+
+
+def video_tracks(tags) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for tag in tags:
+        if tag.type == TagType.VIDEO and not parse_video(tag.data).is_sequence_header:
+            counts[tag.track] = counts.get(tag.track, 0) + 1
+    return counts
+
+
+async def test_smooth_single_bitrate_push_with_ffmpeg_ismv(ingest):
+    fake, _, base = ingest
+    await ffmpeg(*H264, "-c:a", "aac", "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{base}/ingest/cam.isml/Streams(encoder1)")
+    await fake.wait(lambda: fake.ended == 1)
+    assert fake.hello().protocol == "FragmentedMP4"
+    tags = fake.tags()
+    assert video_tracks(tags) == {0: 120}
+    assert sum(t.type == TagType.AUDIO for t in tags) >= 180
+    times = [t.timestamp for t in tags if t.type == TagType.VIDEO]
+    assert times == sorted(times) and 3900 <= times[-1] - times[0] <= 4000
+
+
+async def test_smooth_multibitrate_push_keeps_every_rendition(ingest):
+    fake, _, base = ingest
+    ladder = ["-map", "0:v", "-map", "0:v", "-map", "0:v", "-map", "1:a", *H264, "-s:v:1", "256x144", "-s:v:2", "160x90", "-c:a", "aac"]
+    await ffmpeg(*ladder, "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{base}/ingest/cam.isml/Streams(ladder)")
+    await fake.wait(lambda: fake.ended == 1)
+    assert video_tracks(fake.tags()) == {0: 120, 1: 120, 2: 120}
+
+
+async def test_cmaf_push_with_ffmpeg_dash(ingest):
+    fake, _, base = ingest
+    await ffmpeg(*H264, "-c:a", "aac", "-seg_duration", "1", "-f", "dash", f"{base}/ingest/cam.cmaf/manifest.mpd")
+    await fake.wait(lambda: fake.ended == 1, timeout=15)  # the idle timeout ends a CMAF push
+    assert fake.hello().protocol == "CMAF"
+    tags = fake.tags()
+    assert video_tracks(tags) == {0: 120} and sum(t.type == TagType.AUDIO for t in tags) >= 180
+
+
+async def test_a_resent_fragment_is_dropped_and_bad_requests_get_clear_errors(ingest, tmp_path):
+    fake, _, base = ingest
+    path = tmp_path / "push.ismv"
+    await ffmpeg(*H264, "-c:a", "aac", "-movflags", "isml+frag_keyframe", "-f", "ismv", str(path))
+    data = path.read_bytes()
+    duplicates = metrics.REJECTED.labels("duplicate_fragment")._value.get()
+    async with aiohttp.ClientSession() as client:
+        url = f"{base}/s3cret/ingest/keyed.isml/Streams(v)"
+        assert (await client.post(url, data=b"")).status == 200, "the probe"
+        # The first POST breaks off after 60% of the stream; the encoder reconnects and sends it all.
+        await client.post(url, data=data[: len(data) * 6 // 10])
+        await client.post(url, data=data)
+        await fake.wait(lambda: fake.ended == 1)
+        assert video_tracks(fake.tags()) == {0: 120}, "each frame once, across the reconnect"
+        assert metrics.REJECTED.labels("duplicate_fragment")._value.get() > duplicates
+        answers = {
+            "wrong key": (await client.post(f"{base}/wrong/ingest/keyed.isml/Streams(v)", data=data[:100])).status,
+            "no key": (await client.post(f"{base}/ingest/keyed.isml/Streams(v)", data=data[:100])).status,
+            "unknown channel": (await client.post(f"{base}/ingest/nope.isml/Streams(v)", data=data[:100])).status,
+            "traversal": (await client.post(f"{base}/ingest/../../etc/passwd", data=b"x")).status,
+            "not fmp4": (await client.post(f"{base}/ingest/cam.isml/Streams(v)", data=b"\x00\x00\x00\x04junk" * 10)).status,
+            "GET": (await client.get(f"{base}/ingest/cam.isml/Streams(v)")).status,
+        }
+    assert answers == {"wrong key": 403, "no key": 403, "unknown channel": 404, "traversal": 404, "not fmp4": 400, "GET": 405}
