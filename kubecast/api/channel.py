@@ -12,6 +12,11 @@ from .common import API_VERSION, Cidr, ObjectMeta, SecretKeyRef, WireModel
 
 class IngestProtocol(str, enum.Enum):
     RTMP = "RTMP"
+    FRAGMENTED_MP4 = "FragmentedMP4"  # Smooth Streaming ingest (HTTP POST), as Azure Media Services named it
+    CMAF = "CMAF"  # DASH-IF live media ingest, interface 1 (HTTP POST/PUT of CMAF segments)
+    RTP = "RTP"  # MPEG-TS in RTP (payload type 33) over UDP
+    UDP = "UDP"  # plain MPEG-TS over UDP
+    SRT = "SRT"  # MPEG-TS over SRT, caller -> our listener
 
 
 class RedundancyMode(str, enum.Enum):
@@ -107,14 +112,42 @@ class Encoding(WireModel):
         return self.preset is EncodingPreset.NONE
 
 
+class SrtIngest(WireModel):
+    passphrase_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the SRT passphrase (10 to 79 characters); unset: unencrypted, any caller with the stream id.",
+    )
+    latency_ms: int = Field(default=120, ge=20, le=8000, description="SRT receive latency in milliseconds.")
+
+
+class UdpIngest(WireModel):
+    multicast_group: str | None = Field(
+        default=None, pattern=r"^(2(2[4-9]|3[0-9])\.[0-9.]+|[fF][fF][0-9a-fA-F:]+)$",
+        description="Receive MPEG-TS / RTP from this multicast group instead of unicast.",
+    )
+
+
 class Ingest(WireModel):
-    protocol: IngestProtocol = Field(default=IngestProtocol.RTMP, description="Contribution protocol.")
+    protocols: list[IngestProtocol] = Field(
+        default_factory=lambda: [IngestProtocol.RTMP], min_length=1, max_length=6, json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Contribution protocols the channel accepts (any of them may carry the contribution at a time). "
+        "RTP and UDP share the channel's datagram port.",
+    )
     stream_key_secret_ref: SecretKeyRef | None = Field(
         default=None,
-        description="Secret key holding the stream key a publisher must present. Unset: any key is accepted "
-        "(only sensible on a trusted network).",
+        description="Secret key holding the stream key an RTMP, Smooth or CMAF publisher must present in its URL. "
+        "Unset: any key is accepted (only sensible on a trusted network).",
     )
-    allowed_ips: list[Cidr] = Field(default_factory=list, description="Source ranges allowed to publish; empty allows all.")
+    srt: SrtIngest = Field(default_factory=SrtIngest, description="SRT settings (with protocol SRT).")
+
+    @field_validator("protocols")
+    @classmethod
+    def _each_protocol_once(cls, value: list[IngestProtocol]) -> list[IngestProtocol]:
+        if len(set(value)) != len(value):
+            raise ValueError("each protocol may be listed once")
+        return value
+    udp: UdpIngest = Field(default_factory=UdpIngest, description="MPEG-TS over UDP / RTP settings (with protocol UDP or RTP).")
+    allowed_ips: list[Cidr] = Field(default_factory=list, description="Source ranges allowed to publish, over any protocol; empty allows all.")
     redundancy: RedundancyMode = Field(default=RedundancyMode.DUAL_PUSH, description="How the contribution reaches both encoders.")
     service_type: ServiceType = Field(default=ServiceType.LOAD_BALANCER, description="Service type of the ingest Services.")
 
@@ -158,7 +191,7 @@ class ChannelSpec(WireModel):
 
 
 class Channel(WireModel):
-    """A live channel: contribution in (RTMP), an ABR ladder or pass-through out."""
+    """A live channel: a contribution in (RTMP, Smooth / CMAF push, RTP / UDP / SRT MPEG-TS), an ABR ladder or pass-through out."""
 
     api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
     kind: Literal["Channel"] = "Channel"

@@ -34,6 +34,8 @@ CONDITIONS = Field(
 class IngestEndpoints(WireModel):
     primary: str | None = Field(default=None, description="Ingest URL of encoder A (the stream key is not part of it).")
     secondary: str | None = Field(default=None, description="Ingest URL of encoder B.")
+    primary_urls: dict[str, str] = Field(default_factory=dict, description="Encoder A's ingest URL per accepted protocol (keys and passphrases as placeholders).")
+    secondary_urls: dict[str, str] = Field(default_factory=dict, description="Encoder B's ingest URL per accepted protocol.")
 
 
 class EncoderStatus(WireModel):

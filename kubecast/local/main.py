@@ -17,7 +17,10 @@ from pathlib import Path
 from kubecast.api import ManifestError, Manifests, load_paths, load_text
 from kubecast.storage import Store, read_timeline
 
-from .plan import Ports, ProcessSpec, build_plan, instances_for, kubecast_command, metrics_names, write_run_files
+from kubecast.api.urls import ingest_urls
+
+from .plan import (HTTP_PUSH, Ports, ProcessSpec, build_plan, datagram_channels, instances_for, kubecast_command, metrics_names,
+                   protocols_in_use, write_run_files)
 from .status import summarize
 from .supervisor import Supervisor
 
@@ -52,6 +55,8 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rtmp-secondary-port", type=int, default=1936, help="secondary ingest (encoders B)")
     parser.add_argument("--single-encoder", action="store_true", help="run encoder A only (half the CPU, no redundancy)")
     parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument("--ingest-http-port", type=int, default=8081, help="Smooth / CMAF push ingest (encoders A; B: the next port)")
+    parser.add_argument("--srt-port", type=int, default=9000, help="SRT ingest (encoders A; B: the next port)")
     parser.add_argument("--quiet", action="store_true", help="do not echo the components' logs")
     parser.add_argument("--status-interval", type=float, default=5.0, help="seconds between status lines")
 
@@ -63,8 +68,8 @@ async def _status_loop(store: Store, channels: list[str], interval: float) -> No
         await asyncio.sleep(interval)
 
 
-def print_urls(manifests: Manifests, *, host: str, rtmp_port: int, rtmp_secondary: int | None, http_port: int, store_url: str, demo: bool) -> None:
-    base = f"http://{host}:{http_port}"
+def print_urls(manifests: Manifests, *, host: str, ports: Ports, store_url: str, demo: bool) -> None:
+    base = f"http://{host}:{ports.http}"
     print(f"\nkubecast is running (store: {store_url})", flush=True)
     for name, channel in manifests.channels.items():
         ref = channel.spec.ingest.stream_key_secret_ref
@@ -73,11 +78,41 @@ def print_urls(manifests: Manifests, *, host: str, rtmp_port: int, rtmp_secondar
         print(f"    Player (preview): {base}/preview/{name}/")
         print(f"    HLS:              {base}/live/{name}/index.m3u8")
         print(f"    DASH:             {base}/live/{name}/manifest.mpd")
-        print(f"    Ingest (RTMP):    rtmp://{host}:{rtmp_port}/live/{name}/{key_hint}")
-        if rtmp_secondary is not None:
-            print(f"    Secondary ingest: rtmp://{host}:{rtmp_secondary}/live/{name}/{key_hint}  ({channel.spec.ingest.redundancy.value})")
+        for instance, label in (("A", "Ingest"), ("B", "Secondary ingest")):
+            rtmp = ports.rtmp if instance == "A" else ports.rtmp_secondary
+            if rtmp is None:
+                continue
+            urls = ingest_urls(channel, host=host, rtmp=rtmp, http=ports.ingest_http.get(instance), srt=ports.srt.get(instance),
+                               udp=ports.udp.get((name, instance)), key=key_hint)
+            suffix = f"  ({channel.spec.ingest.redundancy.value})" if instance == "B" else ""
+            for protocol, url in urls.items():
+                print(f"    {f'{label} ({protocol}):':<18}{url}{suffix}")
     print(f"\n  Status page:        {base}/", flush=True)
     print("  Press Ctrl-C to stop.\n", flush=True)
+
+
+def free_udp_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def plan_ports(manifests: Manifests, args: argparse.Namespace) -> Ports:
+    host, redundant = args.host, not args.single_encoder
+    instances = instances_for(redundant)
+    used = protocols_in_use(manifests)
+    http = {"A": args.ingest_http_port, "B": args.ingest_http_port + 1} if used & HTTP_PUSH else {}
+    srt = {"A": args.srt_port, "B": args.srt_port + 1} if "SRT" in used else {}
+    return Ports(
+        rtmp=port_or_free(host, args.rtmp_port),
+        http=port_or_free(host, args.http_port),
+        contribution={(name, inst): free_port() for name in manifests.channels for inst in instances},
+        metrics={name: free_port() for name in metrics_names(manifests, redundant)},
+        rtmp_secondary=port_or_free(host, args.rtmp_secondary_port) if redundant else None,
+        ingest_http={inst: port_or_free(host, port) for inst, port in http.items() if inst in instances},
+        srt={inst: port for inst, port in srt.items() if inst in instances},  # UDP: libsrt reports a busy one clearly
+        udp={(name, inst): free_udp_port(host) for name in datagram_channels(manifests) for inst in instances},
+    )
 
 
 async def run_pipeline(
@@ -85,14 +120,7 @@ async def run_pipeline(
     extra: list[ProcessSpec] = (), demo: bool = False,
 ) -> int:
     host = args.host
-    redundant = not args.single_encoder
-    ports = Ports(
-        rtmp=port_or_free(host, args.rtmp_port),
-        http=port_or_free(host, args.http_port),
-        contribution={(name, inst): free_port() for name in manifests.channels for inst in instances_for(redundant)},
-        metrics={name: free_port() for name in metrics_names(manifests, redundant)},
-        rtmp_secondary=port_or_free(host, args.rtmp_secondary_port) if redundant else None,
-    )
+    ports = plan_ports(manifests, args)
     plan = build_plan(manifests=manifests, manifest_paths=manifest_paths, store_url=store_url, run_dir=run_dir, host=host, ports=ports)
     write_run_files(plan, run_dir)
     specs = list(plan.processes)
@@ -107,7 +135,7 @@ async def run_pipeline(
     status_task = None
     try:
         await supervisor.start()
-        print_urls(manifests, host=host, rtmp_port=ports.rtmp, rtmp_secondary=ports.rtmp_secondary, http_port=ports.http, store_url=store_url, demo=demo)
+        print_urls(manifests, host=host, ports=ports, store_url=store_url, demo=demo)
         status_task = asyncio.create_task(_status_loop(store, list(manifests.channels), args.status_interval))
         await stop.wait()
         print("stopping...", file=sys.stderr, flush=True)

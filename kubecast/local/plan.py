@@ -36,6 +36,10 @@ class Ports:
     contribution: dict[tuple[str, str], int]  # (channel, instance) -> encoder contribution port
     metrics: dict[str, int]  # process name -> metrics port
     rtmp_secondary: int | None = None  # the secondary ingest (encoder B's); None runs encoder A only
+    # The other protocols, per ingest instance ("A", "B"); absent: not served.
+    ingest_http: dict[str, int] = field(default_factory=dict)  # Smooth / CMAF push
+    srt: dict[str, int] = field(default_factory=dict)  # one SRT port per ingest, routed by stream id
+    udp: dict[tuple[str, str], int] = field(default_factory=dict)  # (channel, instance) -> MPEG-TS over UDP / RTP
 
 
 @dataclass(frozen=True)
@@ -101,16 +105,24 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
                 ready_marker="running",  # the channel's first timeline is written: its URLs answer
             )
         )
-        key_file = None
-        ref = channel.spec.ingest.stream_key_secret_ref
-        if ref is not None:
+        ingest = channel.spec.ingest
+        key_file = passphrase_file = None
+        if (ref := ingest.stream_key_secret_ref) is not None:
             key_file = str(run_dir / f"{name}.streamkey")
             key_files[key_file] = manifests.secret_value(ref.name, ref.key)
-        relay = channel.spec.ingest.redundancy == RedundancyMode.RELAY
+        if (ref := ingest.srt.passphrase_secret_ref) is not None:
+            passphrase_file = str(run_dir / f"{name}.srtpassphrase")
+            key_files[passphrase_file] = manifests.secret_value(ref.name, ref.key)
+        relay = ingest.redundancy == RedundancyMode.RELAY
         for instance in instances:
             others = [addresses[other] for other in instances if other != instance]
-            ingest_channels[instance][name] = {"streamKeyFile": key_file, "encoders": [addresses[instance]],
-                                               "relays": others if relay else [], "allowedIps": list(channel.spec.ingest.allowed_ips)}
+            udp_port = ports.udp.get((name, instance))
+            ingest_channels[instance][name] = {
+                "streamKeyFile": key_file, "encoders": [addresses[instance]], "relays": others if relay else [],
+                "allowedIps": list(ingest.allowed_ips), "protocols": [protocol.value for protocol in ingest.protocols],
+                "udpListen": f"{host}:{udp_port}" if udp_port else None, "udpGroup": ingest.udp.multicast_group,
+                "srtPassphraseFile": passphrase_file, "srtLatencyMs": ingest.srt.latency_ms,
+            }
     ingest_config = {instance: {"channels": routes, "handshakeTimeout": 10, "idleTimeout": 15} for instance, routes in ingest_channels.items()}
     for instance in instances:
         name = INGESTS[instance]
@@ -121,6 +133,8 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
                 argv=kubecast_command(
                     "ingest", "--listen", f"{host}:{port}", "--config", str(ingest_config_path(run_dir, instance)),
                     "--metrics-port", str(ports.metrics[name]),
+                    *(["--http-listen", f"{host}:{ports.ingest_http[instance]}"] if instance in ports.ingest_http else []),
+                    *(["--srt-listen", f"{host}:{ports.srt[instance]}"] if instance in ports.srt else []),
                 ),
                 ready_marker="listening on",
             )
@@ -146,3 +160,15 @@ def write_run_files(plan: Plan, run_dir: Path) -> None:
         file.write_text(key)
     for instance, config in plan.ingest_config.items():
         ingest_config_path(run_dir, instance).write_text(json.dumps(config, indent=2))
+
+
+HTTP_PUSH = {"FragmentedMP4", "CMAF"}
+DATAGRAM = {"UDP", "RTP"}
+
+
+def protocols_in_use(manifests: Manifests) -> set[str]:
+    return {protocol.value for channel in manifests.channels.values() for protocol in channel.spec.ingest.protocols}
+
+
+def datagram_channels(manifests: Manifests) -> list[str]:
+    return [name for name, channel in manifests.channels.items() if DATAGRAM & {p.value for p in channel.spec.ingest.protocols}]

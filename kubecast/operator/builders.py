@@ -25,6 +25,20 @@ from .settings import OperatorSettings
 
 INSTANCES = ("A", "B")
 RTMP_PORT = 1935
+HTTP_INGEST_PORT, SRT_PORT, MPEGTS_PORT = 8081, 9000, 5000
+
+
+def ingest_ports(channel: Channel) -> list[tuple[str, int, str]]:
+    """(port name, number, TCP|UDP) of every protocol the channel accepts; RTMP always (readiness)."""
+    protocols = {protocol.value for protocol in channel.spec.ingest.protocols}
+    ports = [("rtmp", RTMP_PORT, "TCP")]
+    if protocols & {"FragmentedMP4", "CMAF"}:
+        ports.append(("http-ingest", HTTP_INGEST_PORT, "TCP"))
+    if "SRT" in protocols:
+        ports.append(("srt", SRT_PORT, "UDP"))
+    if protocols & {"UDP", "RTP"}:
+        ports.append(("mpegts", MPEGTS_PORT, "UDP"))
+    return ports
 CONTRIBUTION_PORT = 7000
 INGEST_METRICS, ENCODER_METRICS, PACKAGER_METRICS = 9101, 9102, 9103
 HTTP_PORT = 8080
@@ -96,10 +110,16 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
         selector = {"kubecast.io/channel": name, "kubecast.io/encoder": instance, "app.kubernetes.io/component": "encoder"}
         config_name = f"{name}-encoder-{suffix}"
         others = [f"{name}-contribution-{other.lower()}.{namespace}.svc:{CONTRIBUTION_PORT}" for other in INSTANCES if other != instance]
+        ingest = channel.spec.ingest
+        ports = ingest_ports(channel)
         ingest_config = {
             "channels": {name: {"streamKeyFile": f"{KEY_DIR}/stream-key" if key_ref else None,
                                 "encoders": [f"127.0.0.1:{CONTRIBUTION_PORT}"], "relays": others if relay else [],
-                                "allowedIps": list(channel.spec.ingest.allowed_ips)}},
+                                "allowedIps": list(ingest.allowed_ips), "protocols": [p.value for p in ingest.protocols],
+                                "udpListen": f"0.0.0.0:{MPEGTS_PORT}" if any(p[0] == "mpegts" for p in ports) else None,
+                                "udpGroup": ingest.udp.multicast_group,
+                                "srtPassphraseFile": f"{KEY_DIR}/srt-passphrase" if ingest.srt.passphrase_secret_ref else None,
+                                "srtLatencyMs": ingest.srt.latency_ms}},
             "handshakeTimeout": 10, "idleTimeout": 15,
         }
         children.append({
@@ -108,15 +128,21 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
         })
         volumes = [{"name": "config", "configMap": {"name": config_name}}]
         mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
-        if key_ref:
-            volumes.append({"name": "stream-key", "secret": {"secretName": key_ref.name, "items": [{"key": key_ref.key, "path": "stream-key"}]}})
-            mounts.append({"name": "stream-key", "mountPath": KEY_DIR, "readOnly": True})
+        secrets = [(ref, path) for ref, path in ((key_ref, "stream-key"), (ingest.srt.passphrase_secret_ref, "srt-passphrase")) if ref]
+        if secrets:
+            # One projected volume: the stream key and the SRT passphrase may live in different Secrets.
+            volumes.append({"name": "ingest-secrets", "projected": {"sources": [
+                {"secret": {"name": ref.name, "items": [{"key": ref.key, "path": path}]}} for ref, path in secrets]}})
+            mounts.append({"name": "ingest-secrets", "mountPath": KEY_DIR, "readOnly": True})
         security = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
         containers = [
             {
                 "name": "ingest", "image": settings.encoder_image,
-                "args": ["ingest", "--listen", f"0.0.0.0:{RTMP_PORT}", "--config", f"{CONFIG_DIR}/ingest.json", "--metrics-port", str(INGEST_METRICS), "--metrics-address", "0.0.0.0"],
-                "ports": [{"name": "rtmp", "containerPort": RTMP_PORT}, {"name": "ingest-metrics", "containerPort": INGEST_METRICS}],
+                "args": ["ingest", "--listen", f"0.0.0.0:{RTMP_PORT}", "--config", f"{CONFIG_DIR}/ingest.json", "--metrics-port", str(INGEST_METRICS), "--metrics-address", "0.0.0.0"]
+                + (["--http-listen", f"0.0.0.0:{HTTP_INGEST_PORT}"] if any(p[0] == "http-ingest" for p in ports) else [])
+                + (["--srt-listen", f"0.0.0.0:{SRT_PORT}"] if any(p[0] == "srt" for p in ports) else []),
+                "ports": [{"name": port_name, "containerPort": number, "protocol": protocol} for port_name, number, protocol in ports]
+                + [{"name": "ingest-metrics", "containerPort": INGEST_METRICS}],
                 "readinessProbe": {"tcpSocket": {"port": RTMP_PORT}, "periodSeconds": 5},
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
                 "volumeMounts": mounts, "securityContext": security,
@@ -166,7 +192,8 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
             "apiVersion": "v1", "kind": "Service",
             "metadata": _meta(f"{name}-ingest-{suffix}", namespace, owner, labels(instance=name, component="ingest", extra={"kubecast.io/channel": name, "kubecast.io/encoder": instance})),
             "spec": {"type": channel.spec.ingest.service_type.value, "selector": selector,
-                     "ports": [{"name": "rtmp", "port": RTMP_PORT, "targetPort": "rtmp", "protocol": "TCP"}]},
+                     # TCP and UDP in one LoadBalancer Service: Kubernetes >= 1.26 (MixedProtocolLBService).
+                     "ports": [{"name": port_name, "port": number, "targetPort": port_name, "protocol": protocol} for port_name, number, protocol in ports]},
         })
     pair_labels = labels(instance=name, component="encoder", extra={"kubecast.io/channel": name})
     children.append({
@@ -175,7 +202,8 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
         "spec": {"minAvailable": 1, "selector": {"matchLabels": encoder_pair}},
     })
     if relay:
-        open_ports = [{"port": port, "protocol": "TCP"} for port in (RTMP_PORT, INGEST_METRICS, ENCODER_METRICS)]
+        open_ports = [{"port": number, "protocol": protocol} for _, number, protocol in ingest_ports(channel)]
+        open_ports += [{"port": port, "protocol": "TCP"} for port in (INGEST_METRICS, ENCODER_METRICS)]
         children.append({
             "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": _meta(f"{name}-encoders", namespace, owner, pair_labels),

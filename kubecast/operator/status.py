@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from kubecast.api import Channel, Program, StreamingEndpoint
+from kubecast.api.urls import ingest_urls
 from kubecast.media.timeline import Timeline
 
 from .builders import INSTANCES, RTMP_PORT
@@ -45,20 +46,33 @@ def _deployment_ready(status: dict | None, generation_hint: str | None = None) -
     return (status.get("readyReplicas") or 0) >= 1 and (status.get("updatedReplicas") or 0) >= 1
 
 
-def ingest_url(service: dict | None, channel: str, fallback_host: str | None) -> str | None:
+def service_address(service: dict | None, fallback_host: str | None) -> tuple[str | None, dict[str, int]]:
+    """Where publishers reach an ingest Service: (host, port name -> port)."""
     host = None
     ingress = ((service or {}).get("status") or {}).get("loadBalancer", {}).get("ingress") or []
     if ingress:
         host = ingress[0].get("hostname") or ingress[0].get("ip")
-    port = RTMP_PORT
     spec = (service or {}).get("spec") or {}
-    if host is None and spec.get("type") == "NodePort":
-        node_port = next((p.get("nodePort") for p in spec.get("ports", []) if p.get("nodePort")), None)
-        if node_port and fallback_host:
-            host, port = fallback_host, node_port
+    ports = {p.get("name"): p.get("port") for p in spec.get("ports", [])}
+    if host is None and spec.get("type") == "NodePort" and fallback_host:
+        node_ports = {p.get("name"): p.get("nodePort") for p in spec.get("ports", []) if p.get("nodePort")}
+        if node_ports:
+            host, ports = fallback_host, node_ports
     if host is None and service:
         host = f"{service['metadata']['name']}.{service['metadata'].get('namespace', 'default')}.svc"
-    return f"rtmp://{host}:{port}/live/{channel}" if host else None
+    return host, ports
+
+
+def ingest_url(service: dict | None, channel: str, fallback_host: str | None) -> str | None:
+    host, ports = service_address(service, fallback_host)
+    return f"rtmp://{host}:{ports.get('rtmp', RTMP_PORT)}/live/{channel}" if host else None
+
+
+def protocol_urls(channel: Channel, service: dict | None, fallback_host: str | None) -> dict[str, str]:
+    host, ports = service_address(service, fallback_host)
+    if host is None:
+        return {}
+    return ingest_urls(channel, host=host, rtmp=ports.get("rtmp"), http=ports.get("http-ingest"), srt=ports.get("srt"), udp=ports.get("mpegts"))
 
 
 def aggregate_channel(channel: Channel, *, generation: int | None, deployments: dict[str, dict | None], services: dict[str, dict | None],
@@ -87,6 +101,8 @@ def aggregate_channel(channel: Channel, *, generation: int | None, deployments: 
         "ingest": {
             "primary": ingest_url(services.get(f"{name}-ingest-a"), name, ingest_domain),
             "secondary": ingest_url(services.get(f"{name}-ingest-b"), name, ingest_domain),
+            "primaryUrls": protocol_urls(channel, services.get(f"{name}-ingest-a"), ingest_domain),
+            "secondaryUrls": protocol_urls(channel, services.get(f"{name}-ingest-b"), ingest_domain),
         },
         "encoders": {i: {"ready": ok, "replicas": ((deployments.get(f"{name}-encoder-{i.lower()}") or {}).get("readyReplicas") or 0)} for i, ok in encoders.items()},
     }

@@ -78,8 +78,27 @@ def test_stream_key_travels_only_as_a_secret_reference():
     children = channel_children()
     text = repr(children)
     assert "news-key" in text  # the Secret's name, mounted as a file
-    volume = next(v for v in children[1]["spec"]["template"]["spec"]["volumes"] if v["name"] == "stream-key")
-    assert volume["secret"] == {"secretName": "news-key", "items": [{"key": "streamKey", "path": "stream-key"}]}
+    volume = next(v for v in children[1]["spec"]["template"]["spec"]["volumes"] if v["name"] == "ingest-secrets")
+    assert volume["projected"]["sources"] == [{"secret": {"name": "news-key", "items": [{"key": "streamKey", "path": "stream-key"}]}}]
+
+
+def test_every_accepted_protocol_gets_its_port_service_and_config():
+    from kubecast.api import Channel
+
+    channel = Channel.model_validate({"metadata": {"name": "multi"}, "spec": {"ingest": {
+        "protocols": ["RTMP", "FragmentedMP4", "SRT", "UDP"], "srt": {"passphraseSecretRef": {"name": "srt", "key": "passphrase"}}}}})
+    children = {(c["kind"], c["metadata"]["name"]): c for c in build_channel_children(channel, uid="u", namespace="media", settings=SETTINGS)}
+    service = children[("Service", "multi-ingest-a")]
+    assert [(p["name"], p["port"], p["protocol"]) for p in service["spec"]["ports"]] == [
+        ("rtmp", 1935, "TCP"), ("http-ingest", 8081, "TCP"), ("srt", 9000, "UDP"), ("mpegts", 5000, "UDP")]
+    pod = children[("Deployment", "multi-encoder-a")]["spec"]["template"]["spec"]
+    ingest = next(c for c in pod["containers"] if c["name"] == "ingest")
+    assert "--http-listen" in ingest["args"] and "--srt-listen" in ingest["args"]
+    config = json.loads(children[("ConfigMap", "multi-encoder-a")]["data"]["ingest.json"])["channels"]["multi"]
+    assert config["udpListen"] == "0.0.0.0:5000" and config["srtPassphraseFile"].endswith("/srt-passphrase")
+    assert config["protocols"] == ["RTMP", "FragmentedMP4", "SRT", "UDP"]
+    for child in children.values():
+        kubernetes_validate.validate(child, "1.30", strict=True)
 
 
 def test_autoscaled_endpoint_never_gets_replicas():

@@ -1,0 +1,30 @@
+"""Where a publisher sends a channel's contribution, per protocol (pure; local mode prints
+these, the operator writes them into the Channel's status)."""
+
+from __future__ import annotations
+
+from .channel import Channel, IngestProtocol
+
+
+def ingest_urls(channel: Channel, *, host: str, rtmp: int | None, http: int | None, srt: int | None, udp: int | None,
+                key: str = "<stream key>") -> dict[str, str]:
+    """Protocol -> URL for one ingest of ``channel``.  ``key`` stands in for the stream key
+    (never the key itself: these URLs are shown in logs and in the resource's status)."""
+    name = channel.name
+    ingest = channel.spec.ingest
+    keyed = f"{key}/" if ingest.stream_key_secret_ref is not None else ""
+    urls: dict[str, str] = {}
+    for protocol in ingest.protocols:
+        if protocol is IngestProtocol.RTMP and rtmp:
+            urls["RTMP"] = f"rtmp://{host}:{rtmp}/live/{name}/{key if ingest.stream_key_secret_ref is not None else 'any'}"
+        elif protocol is IngestProtocol.FRAGMENTED_MP4 and http:
+            urls["FragmentedMP4"] = f"http://{host}:{http}/{keyed}ingest/{name}.isml/Streams(<stream>)"
+        elif protocol is IngestProtocol.CMAF and http:
+            urls["CMAF"] = f"http://{host}:{http}/{keyed}ingest/{name}.cmaf/manifest.mpd"
+        elif protocol is IngestProtocol.SRT and srt:
+            secret = "&passphrase=<passphrase>" if ingest.srt.passphrase_secret_ref is not None else ""
+            urls["SRT"] = f"srt://{host}:{srt}?streamid={name}{secret}"
+        elif protocol in (IngestProtocol.UDP, IngestProtocol.RTP) and udp:
+            target = ingest.udp.multicast_group or host
+            urls[protocol.value] = f"{'rtp' if protocol is IngestProtocol.RTP else 'udp'}://{target}:{udp}"
+    return urls
