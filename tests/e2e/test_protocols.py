@@ -1,0 +1,190 @@
+"""Every contribution protocol end to end: Debian's ffmpeg publishes over UDP, RTP, SRT,
+Smooth Streaming and CMAF push into ``kubecast up``; the output is checked as the skeleton's
+(renditions, continuous timestamps, decodable, playing in Chromium with hls.js); a
+3-rendition contribution over RTMP and over Smooth passes through bit for bit."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers import Proc, flv_tags, free_port, kubecast, make_multibitrate_flvs, wait_until
+from kubecast.media.flv import parse_video
+from kubecast.media.mp4 import find_box, parse_media_segment
+from media_checks import download, fetch, media_playlist, multivariant
+from test_live_channel import _chromium
+
+pytestmark = pytest.mark.e2e
+
+HERE = Path(__file__).parent
+KEY, PASSPHRASE = "push-key-1", "e2e-srt-passphrase"
+SECONDS = 40
+SOURCE = ["-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000", "-t", str(SECONDS)]
+CODECS = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k"]
+
+
+def publisher(name: str, *output: str) -> Proc:
+    return Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", *SOURCE, *CODECS, *output], name=f"ffmpeg {name}")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    work = tmp_path_factory.mktemp("protocols")
+    http, ingest_http, srt = free_port(), free_port(), free_port()
+    up = kubecast("up", "-f", str(HERE / "protocols.yaml"), "--store", str(work / "store"), "--single-encoder",
+                  "--rtmp-port", str(free_port()), "--http-port", str(http), "--ingest-http-port", str(ingest_http),
+                  "--srt-port", str(srt), "--status-interval", "5", cwd=str(work))
+    publishers = []
+    try:
+        up.wait_for_line(r"Status page:", timeout=120)
+        printed = up.output(last=100000)
+        udp = {name: int(re.search(rf"udp://127\.0\.0\.1:(\d+)", section(printed, name)).group(1)) for name in ("udp",)}
+        rtp = int(re.search(r"rtp://127\.0\.0\.1:(\d+)", section(printed, "rtp")).group(1))
+        push = f"http://127.0.0.1:{ingest_http}/{KEY}/ingest"
+        publishers = [
+            publisher("udp", "-f", "mpegts", f"udp://127.0.0.1:{udp['udp']}?pkt_size=1316"),
+            publisher("rtp", "-f", "rtp_mpegts", f"rtp://127.0.0.1:{rtp}"),
+            publisher("srt", "-f", "mpegts", f"srt://127.0.0.1:{srt}?streamid=srt&passphrase={PASSPHRASE}&pkt_size=1316"),
+            publisher("smooth", "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{push}/smooth.isml/Streams(encoder1)"),
+            publisher("cmaf", "-seg_duration", "2", "-f", "dash", f"{push}/cmaf.cmaf/manifest.mpd"),
+        ]
+        base = f"http://127.0.0.1:{http}"
+        yield {"base": base, "up": up, "work": work, "rtmp": int(re.search(r"rtmp://127\.0\.0\.1:(\d+)", printed).group(1)), "push": push}
+    finally:
+        for process in publishers:
+            process.stop()
+        up.stop(timeout=30)
+
+
+def section(printed: str, channel: str) -> str:
+    """The lines ``kubecast up`` printed for one channel."""
+    return printed.split(f"Channel {channel}\n", 1)[1].split("\n\n", 1)[0]
+
+
+def segments_of(base: str, channel: str, at_least: int):
+    def ready():
+        variants, _ = multivariant(f"{base}/live/{channel}/index.m3u8")
+        playlist = media_playlist(variants[0].uri)
+        return (variants, playlist) if len(playlist.segments) >= at_least else None
+    return wait_until(ready, timeout=90, interval=1, what=f"{at_least} segments of {channel}")
+
+
+@pytest.mark.parametrize("channel", ["udp", "rtp", "srt", "smooth", "cmaf"])
+def test_each_protocol_publishes_a_continuous_decodable_rendition(pipeline, channel):
+    variants, playlist = segments_of(pipeline["base"], channel, 6)
+    assert [v.attributes["RESOLUTION"] for v in variants] == ["320x240"]
+    assert playlist.discontinuities == 0
+    track = download(playlist)
+    times = track.decode_times()
+    assert all(later[0] == earlier[0] + earlier[1] for earlier, later in zip(times, times[1:])), f"{channel}: tfdt continuous {times}"
+    assert all(abs(duration - 180_000) <= 3000 for _, duration in times[:-1]), f"{channel}: 2 s segments {times}"
+    frames = track.frames()
+    assert len(frames) >= 30 * 2 * (len(times) - 1) and frames[0][1]
+
+
+def test_each_protocol_plays_in_chromium_with_hlsjs(pipeline):
+    playwright_sync, executable = _chromium()
+    with playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"])
+        try:
+            for channel in ("udp", "rtp", "srt", "smooth", "cmaf"):
+                page = browser.new_page()
+                page.goto(f"{pipeline['base']}/preview/{channel}/", timeout=30_000)
+                page.wait_for_function("() => window.kubecastPlayer && window.kubecastPlayer.video && window.kubecastPlayer.video.currentTime > 0.5", timeout=45_000)
+                start = page.evaluate("() => window.kubecastPlayer.video.currentTime")
+                page.wait_for_function(f"() => window.kubecastPlayer.video.currentTime > {start + 3}", timeout=30_000)
+                assert page.evaluate("() => window.kubecastPlayer.errors") == [], channel
+                page.close()
+        finally:
+            browser.close()
+
+
+def source_payloads(flv: bytes) -> list[bytes]:
+    packets = [parse_video(tag.data) for tag in flv_tags(flv) if tag.type == 9]
+    return [p.payload for p in packets if not p.is_sequence_header and not p.end_of_sequence]
+
+
+def stored_payloads(segments: list[bytes]) -> list[bytes]:
+    payloads = []
+    for segment in segments:
+        _, samples = parse_media_segment(segment)
+        cursor, _ = find_box(segment, [b"mdat"])
+        for sample in samples:
+            payloads.append(segment[cursor : cursor + sample.size])
+            cursor += sample.size
+    return payloads
+
+
+def assert_passed_through(base: str, sources: list[bytes]) -> None:
+    def three():
+        found = multivariant(f"{base}/live/mbr/index.m3u8")
+        return found if len(found[0]) == 3 else None
+    variants, _ = wait_until(three, timeout=60, interval=1, what="three renditions")
+    by_size = {v.attributes["RESOLUTION"]: v for v in variants}
+    assert set(by_size) == {"640x360", "480x270", "320x180"}
+    for flv, size in zip(sources, ("640x360", "480x270", "320x180")):
+        stored = stored_payloads(download(media_playlist(by_size[size].uri)).segments)
+        source = source_payloads(flv)
+        digest = lambda payloads: hashlib.sha256(b"".join(payloads)).hexdigest()  # noqa: E731
+        start = source.index(stored[0])
+        assert len(stored) >= 90 and digest(stored) == digest(source[start : start + len(stored)]), f"{size} is the contribution, unchanged"
+
+
+def test_three_rtmp_renditions_under_one_key_pass_through_unchanged(pipeline, tmp_path):
+    sources = make_multibitrate_flvs(tmp_path, seconds=16)
+    senders = [Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i", str(tmp_path / f"r{i}.flv"), "-c", "copy", "-f", "flv",
+                     f"rtmp://127.0.0.1:{pipeline['rtmp']}/live/mbr/{KEY}/r{i}"], name=f"rendition {i}") for i in range(3)]
+    try:
+        wait_until(lambda: len(media_playlist(f"{pipeline['base']}/live/mbr/video/index.m3u8").segments) >= 5, timeout=60, interval=1, what="mbr segments")
+        assert_passed_through(pipeline["base"], sources)
+    finally:
+        for sender in senders:
+            sender.stop()
+
+
+def test_three_smooth_renditions_in_one_push_pass_through(pipeline, tmp_path):
+    """ffmpeg -f ismv with three video tracks in one POST: three renditions, bit for bit.  The
+    ladder is encoded to a file first and pushed with -c copy, so the file is the reference."""
+    archive = tmp_path / "ladder.ismv"
+    ladder = ["-map", "0:v", "-map", "0:v", "-map", "0:v", "-map", "1:a", "-s:v:0", "640x360", "-s:v:1", "480x270", "-s:v:2", "320x180"]
+    Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi",
+          "-i", "sine=sample_rate=48000", "-t", "16", *ladder, *CODECS, "-movflags", "isml+frag_keyframe", "-f", "ismv", str(archive)],
+         name="smooth ladder").popen.wait(60)
+    push = Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i", str(archive), "-map", "0", "-c", "copy",
+                 "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{pipeline['push']}/mbr.isml/Streams(ladder)"], name="smooth push")
+    try:
+        wait_until(lambda: not push.alive(), timeout=60, interval=1, what="the push to end")
+        assert push.popen.returncode == 0, push.output()
+        assert_passed_through_fmp4(pipeline["base"], archive.read_bytes())
+    finally:
+        push.stop()
+
+
+def assert_passed_through_fmp4(base: str, archive: bytes) -> None:
+    from kubecast.media.fmp4 import BoxStream, parse_fragment, parse_init
+
+    boxes = BoxStream().feed(archive)
+    tracks = {t.track_id: t for t in parse_init(next(box for kind, box in boxes if kind == b"moov"))}
+    samples: dict[int, list[bytes]] = {track_id: [] for track_id, t in tracks.items() if t.kind == "video"}
+    for (kind, moof), (_, mdat) in zip(boxes, boxes[1:]):
+        if kind == b"moof":
+            for track_id, found in parse_fragment(moof, mdat, tracks).items():
+                samples.get(track_id, []).extend(sample.data for sample in found)
+    sources = [samples[track_id] for track_id in sorted(samples, key=lambda i: -tracks[i].width)]
+
+    def three():
+        found = multivariant(f"{base}/live/mbr/index.m3u8")
+        return found if len(found[0]) == 3 else None
+    variants, _ = wait_until(three, timeout=60, interval=1, what="three renditions")
+    by_size = {v.attributes["RESOLUTION"]: v for v in variants}
+    for source, size in zip(sources, ("640x360", "480x270", "320x180")):
+        playlist = media_playlist(by_size[size].uri)
+        # The window still holds the RTMP test's segments: this push starts after the last discontinuity.
+        newest = [line for line in playlist.text.rsplit("#EXT-X-DISCONTINUITY\n", 1)[-1].splitlines() if line and not line.startswith("#")]
+        segments = [fetch(url) for url, _ in playlist.segments[-len(newest):]]
+        stored = stored_payloads(segments)
+        start = source.index(stored[0])
+        assert len(stored) >= 90 and stored == source[start : start + len(stored)], f"{size} is the contribution, unchanged"
