@@ -102,3 +102,12 @@ async def test_a_resent_fragment_is_dropped_and_bad_requests_get_clear_errors(in
             "GET": (await client.get(f"{base}/ingest/cam.isml/Streams(v)")).status,
         }
     assert answers == {"wrong key": 403, "no key": 403, "unknown channel": 404, "traversal": 404, "not fmp4": 400, "GET": 405}
+
+
+async def test_cmaf_push_with_ffmpeg_hls_fmp4(ingest):
+    fake, _, base = ingest
+    await ffmpeg(*H264, "-c:a", "aac", "-hls_time", "1", "-hls_segment_type", "fmp4", "-method", "PUT", "-f", "hls", f"{base}/ingest/cam.cmaf/index.m3u8")
+    await fake.wait(lambda: fake.ended == 1, timeout=15)
+    assert fake.hello().protocol == "CMAF"
+    tags = fake.tags()
+    assert video_tracks(tags) == {0: 120} and sum(t.type == TagType.AUDIO for t in tags) >= 180
