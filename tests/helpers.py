@@ -153,3 +153,25 @@ def interleave_renditions(flvs: list[bytes]) -> bytes:
     tags = [FlvTag(tag.type, tag.timestamp, tag.data, index) for index, flv in enumerate(flvs) for tag in flv_tags(flv)]
     tags.sort(key=lambda tag: tag.timestamp)  # stable: each track keeps its own order
     return FLV_HEADER + b"".join(tag.encode() for tag in tags)
+
+
+def flv_video_payloads(flv: bytes) -> list[bytes]:
+    """The H.264 access units of an FLV stream, in order (sequence headers left out)."""
+    from kubecast.media.flv import parse_video
+
+    packets = [parse_video(tag.data) for tag in flv_tags(flv) if tag.type == 9]
+    return [p.payload for p in packets if not p.is_sequence_header and not p.end_of_sequence]
+
+
+def segment_payloads(segments: list[bytes]) -> list[bytes]:
+    """Each sample's bytes of CMAF media segments, cut from the mdat by the sizes the trun lists."""
+    from kubecast.media.mp4 import find_box, parse_media_segment
+
+    payloads = []
+    for segment in segments:
+        _, samples = parse_media_segment(segment)
+        cursor, _ = find_box(segment, [b"mdat"])
+        for sample in samples:
+            payloads.append(segment[cursor : cursor + sample.size])
+            cursor += sample.size
+    return payloads

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Proc, flv_tags, free_port, kubecast, make_multibitrate_flvs, wait_until
-from kubecast.media.flv import parse_video
-from kubecast.media.mp4 import find_box, parse_media_segment
+from helpers import Proc, flv_video_payloads, free_port, kubecast, make_multibitrate_flvs, segment_payloads, wait_until
 from media_checks import download, fetch, media_playlist, multivariant
 from test_live_channel import _chromium
 
@@ -102,20 +100,8 @@ def test_each_protocol_plays_in_chromium_with_hlsjs(pipeline):
             browser.close()
 
 
-def source_payloads(flv: bytes) -> list[bytes]:
-    packets = [parse_video(tag.data) for tag in flv_tags(flv) if tag.type == 9]
-    return [p.payload for p in packets if not p.is_sequence_header and not p.end_of_sequence]
 
 
-def stored_payloads(segments: list[bytes]) -> list[bytes]:
-    payloads = []
-    for segment in segments:
-        _, samples = parse_media_segment(segment)
-        cursor, _ = find_box(segment, [b"mdat"])
-        for sample in samples:
-            payloads.append(segment[cursor : cursor + sample.size])
-            cursor += sample.size
-    return payloads
 
 
 def assert_passed_through(base: str, sources: list[bytes]) -> None:
@@ -126,8 +112,8 @@ def assert_passed_through(base: str, sources: list[bytes]) -> None:
     by_size = {v.attributes["RESOLUTION"]: v for v in variants}
     assert set(by_size) == {"640x360", "480x270", "320x180"}
     for flv, size in zip(sources, ("640x360", "480x270", "320x180")):
-        stored = stored_payloads(download(media_playlist(by_size[size].uri)).segments)
-        source = source_payloads(flv)
+        stored = segment_payloads(download(media_playlist(by_size[size].uri)).segments)
+        source = flv_video_payloads(flv)
         digest = lambda payloads: hashlib.sha256(b"".join(payloads)).hexdigest()  # noqa: E731
         start = source.index(stored[0])
         assert len(stored) >= 90 and digest(stored) == digest(source[start : start + len(stored)]), f"{size} is the contribution, unchanged"
@@ -185,6 +171,6 @@ def assert_passed_through_fmp4(base: str, archive: bytes) -> None:
         # The window still holds the RTMP test's segments: this push starts after the last discontinuity.
         newest = [line for line in playlist.text.rsplit("#EXT-X-DISCONTINUITY\n", 1)[-1].splitlines() if line and not line.startswith("#")]
         segments = [fetch(url) for url, _ in playlist.segments[-len(newest):]]
-        stored = stored_payloads(segments)
+        stored = segment_payloads(segments)
         start = source.index(stored[0])
         assert len(stored) >= 90 and stored == source[start : start + len(stored)], f"{size} is the contribution, unchanged"

@@ -9,30 +9,15 @@ import io
 import av
 import pytest
 
-from helpers import flv_tags, interleave_renditions, make_multibitrate_flvs, wait_until
-from kubecast.media.flv import parse_video
-from kubecast.media.mp4 import find_box, parse_media_segment
+from helpers import flv_video_payloads, interleave_renditions, make_multibitrate_flvs, segment_payloads, wait_until
 
 from test_encoder_process import CHANNEL, progress_when, run_encoder, send, track_bytes
 
 SECONDS = 8
 
 
-def source_video_payloads(flv: bytes) -> list[bytes]:
-    packets = [parse_video(tag.data) for tag in flv_tags(flv) if tag.type == 9]
-    return [p.payload for p in packets if not p.is_sequence_header and not p.end_of_sequence]
 
 
-def stored_payloads(segments: list[bytes]) -> list[bytes]:
-    """Each sample's bytes, cut from the mdat by the sizes the trun lists."""
-    payloads = []
-    for segment in segments:
-        _, samples = parse_media_segment(segment)
-        cursor, _ = find_box(segment, [b"mdat"])
-        for sample in samples:
-            payloads.append(segment[cursor : cursor + sample.size])
-            cursor += sample.size
-    return payloads
 
 
 def digest(payloads: list[bytes]) -> str:
@@ -57,8 +42,8 @@ def test_three_renditions_pass_through_unchanged(tmp_path, aligned):
     assert starts[0] == starts[1] == starts[2], "segment n starts at the same time in every rendition"
     for index, track in enumerate(("video", "video1", "video2")):
         init, segments = track_bytes(tmp_path, record, tracks[track])
-        stored = stored_payloads(segments)
-        source = source_video_payloads(aligned[index])
+        stored = segment_payloads(segments)
+        source = flv_video_payloads(aligned[index])
         assert len(stored) >= len(source) - 30, f"{track}: at most the last second is cut off"
         assert digest(stored) == digest(source[: len(stored)]), f"{track} is the contribution's bitstream, unchanged"
         frames = list(av.open(io.BytesIO(init + b"".join(segments)), format="mp4").decode(video=0))
