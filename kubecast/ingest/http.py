@@ -41,6 +41,12 @@ from .publication import Busy, Publications, Source
 log = logging.getLogger("kubecast.ingest")
 
 ORIGIN_MARGIN_MS = 10_000  # tracks may start a little before the first fragment seen
+RESEND_WINDOW_SECONDS = 30  # an encoder resends at most this far back after a reconnect
+MAX_GAP_SECONDS = 60  # a longer jump ahead is a new clock, not a gap (encoders pause less)
+
+
+class TimestampJump(Mp4Error):
+    pass
 _TRACK_TOKEN = re.compile(r"Streams\(([^)]*)\)|stream(\d+)", re.IGNORECASE)
 
 
@@ -126,6 +132,14 @@ class PushStream:
             key = (self.route.name, self.name, track_id)
             last = self.ingest.last_time.get(key)
             for sample in samples:
+                if last is not None and sample.decode_time < last - RESEND_WINDOW_SECONDS * track.timescale:
+                    # Not a resend: the encoder restarted its clock.  The stream ends; the next
+                    # push starts a timeline of its own (a marked discontinuity downstream).
+                    self.ingest.forget(self.route.name)
+                    raise TimestampJump(f"track {track_id} went back {(last - sample.decode_time) / track.timescale:.1f} s")
+                if last is not None and sample.decode_time > last + MAX_GAP_SECONDS * track.timescale:
+                    self.ingest.forget(self.route.name)
+                    raise TimestampJump(f"track {track_id} jumped ahead {(sample.decode_time - last) / track.timescale:.1f} s")
                 if last is not None and sample.decode_time <= last:
                     metrics.REJECTED.labels("duplicate_fragment").inc()
                     continue  # resent after a reconnect: already forwarded
@@ -198,10 +212,13 @@ class HttpIngest:
                     await stream.end(f"nothing received for {self.config.idle_timeout:g} s")
             for channel in list(self.origin):
                 if not self.publications.live(channel) and not any(k[0] == channel for k in self.streams):
-                    # The contribution is over: the next one starts its own timeline.
-                    self.origin.pop(channel)
-                    for key in [k for k in self.last_time if k[0] == channel]:
-                        del self.last_time[key]
+                    self.forget(channel)  # the contribution is over
+
+    def forget(self, channel: str) -> None:
+        """The channel's next contribution starts a timeline of its own."""
+        self.origin.pop(channel, None)
+        for key in [k for k in self.last_time if k[0] == channel]:
+            del self.last_time[key]
 
     def _refuse(self, request: web.Request, status: int, label: str, message: str) -> web.Response:
         metrics.REJECTED.labels(label).inc()

@@ -36,6 +36,7 @@ SRT_EASYNCRCV = 6002  # a receive timed out
 REJECT_BAD_REQUEST, REJECT_UNAUTHORIZED, REJECT_FORBIDDEN, REJECT_NOT_FOUND, REJECT_CONFLICT = 1400, 1401, 1403, 1404, 1409
 LIBRARIES = ("libsrt-gnutls.so.1.5", "libsrt-openssl.so.1.5", "libsrt.so.1.5")
 MESSAGE = 1500  # one SRT live-mode payload (7 TS packets, 1316 bytes, by default)
+HANDOVER_SECONDS, HANDOVER_BYTES = 0.02, 64 << 10
 
 LISTEN_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p)
 
@@ -204,26 +205,49 @@ class SrtServer:
         started = asyncio.run_coroutine_threadsafe(self._start(session), self.loop)
         buffer = ctypes.create_string_buffer(MESSAGE)
         reason = "the caller closed the connection"
+        # Messages are handed to the event loop in batches (one every HANDOVER_SECONDS or
+        # HANDOVER_BYTES), with at most one batch in flight: a hop per 1316-byte message would
+        # cost more than the demuxing, and waiting for the previous batch is the back-pressure.
+        pending = bytearray()
+        in_flight = None
+        handed_over = time.monotonic()
+
+        def hand_over() -> bool:
+            nonlocal pending, in_flight, handed_over
+            if in_flight is not None and not in_flight.result(10):
+                return False
+            in_flight = asyncio.run_coroutine_threadsafe(self._feed(session, bytes(pending)), self.loop) if pending else None
+            pending, handed_over = bytearray(), time.monotonic()
+            return True
+
         try:
             if not started.result(10):
                 return
             last = time.monotonic()
             while not self.stopping.is_set():
                 received = lib.srt_recvmsg(sock, buffer, MESSAGE)
+                now = time.monotonic()
                 if received < 0:
                     if lib.srt_getlasterror(None) == SRT_EASYNCRCV:
-                        if time.monotonic() - last > self.idle_timeout:
+                        if now - last > self.idle_timeout:
                             reason = f"no data for {self.idle_timeout:g} s"
+                            break
+                        if pending and not hand_over():
+                            reason = "its timestamps jumped"
                             break
                         continue
                     reason = f"the connection broke ({lib.srt_getlasterror_str().decode(errors='replace')})"
                     break
-                last = time.monotonic()
-                if not asyncio.run_coroutine_threadsafe(self._feed(session, buffer.raw[:received]), self.loop).result(10):
+                last = now
+                pending += ctypes.string_at(buffer, received)
+                if (len(pending) >= HANDOVER_BYTES or now - handed_over >= HANDOVER_SECONDS) and not hand_over():
                     reason = "its timestamps jumped"
                     break
             else:
                 reason = "the ingest stops"
+            if reason != "its timestamps jumped":
+                hand_over()  # what arrived last, then wait for it
+                hand_over()
         except Exception:  # noqa: BLE001 - one caller's failure must not end the listener
             log.exception("SRT contribution of %s failed", route.name)
             reason = "it failed"

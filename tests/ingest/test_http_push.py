@@ -111,3 +111,37 @@ async def test_cmaf_push_with_ffmpeg_hls_fmp4(ingest):
     assert fake.hello().protocol == "CMAF"
     tags = fake.tags()
     assert video_tracks(tags) == {0: 120} and sum(t.type == TagType.AUDIO for t in tags) >= 180
+
+
+def retimed_ismv(data: bytes, shift_seconds: int) -> bytes:
+    """The same push with every tfxd time moved (as an encoder whose clock restarted or jumped)."""
+    from kubecast.media.fmp4 import TFXD
+
+    out = bytearray(data)
+    at = out.find(TFXD)
+    while at >= 0:
+        version = out[at + 16]
+        field = at + 20
+        size = 8 if version == 1 else 4
+        value = int.from_bytes(out[field : field + size], "big", signed=version == 1) + shift_seconds * 10_000_000
+        out[field : field + size] = value.to_bytes(size, "big", signed=version == 1)
+        at = out.find(TFXD, at + 16)
+    return bytes(out)
+
+
+async def test_a_clock_that_jumps_ends_the_stream_and_the_next_push_starts_afresh(ingest, tmp_path):
+    fake, _, base = ingest
+    path = tmp_path / "push.ismv"
+    await ffmpeg(*H264, "-c:a", "aac", "-movflags", "isml+frag_keyframe", "-f", "ismv", str(path))
+    data = path.read_bytes()
+    moof = data.find(b"moof") - 4
+    async with aiohttp.ClientSession() as client:
+        url = f"{base}/ingest/cam.isml/Streams(v)"
+        half = data[: len(data) // 2]
+        await client.post(url, data=half)  # broken off; the stream waits for the reconnect
+        jumped = (await client.post(url, data=data[:moof] + retimed_ismv(data[moof:], 3 * 3600)[: len(data) // 2 - moof]))
+        assert jumped.status == 400 and "jumped ahead" in await jumped.text()
+        await fake.wait(lambda: fake.ended == 1)
+        assert (await client.post(url, data=retimed_ismv(data, 3 * 3600))).status == 200, "a new timeline, accepted"
+        await fake.wait(lambda: fake.ended == 2)
+    assert video_tracks(fake.tags(1)) == {0: 120}
