@@ -104,7 +104,7 @@ class PushStream:
             elif kind == b"mdat":
                 if self.moof is None:
                     raise Mp4Error("mdat without a moof before it")
-                self._fragment(parse_fragment(self.moof, box, self.tracks))
+                self._fragment(parse_fragment(self.moof, box))
                 self.moof = None
             elif kind == b"mfra":
                 return True

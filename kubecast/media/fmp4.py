@@ -151,7 +151,7 @@ def parse_init(data: bytes) -> list[TrackConfig]:
     return tracks
 
 
-def parse_fragment(moof: bytes, mdat: bytes, tracks: dict[int, TrackConfig]) -> dict[int, list[FragmentSample]]:
+def parse_fragment(moof: bytes, mdat: bytes) -> dict[int, list[FragmentSample]]:
     """Samples per track id of one ``moof`` box and the ``mdat`` box that follows it."""
     if moof[4:8] != b"moof" or mdat[4:8] != b"mdat":
         raise Mp4Error("a fragment is a moof box followed by an mdat box")

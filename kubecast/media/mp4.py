@@ -197,70 +197,22 @@ def find_box(data: bytes, path: list[bytes], start: int = 0, end: int | None = N
 
 
 def parse_media_segment(data: bytes) -> tuple[int, list[Sample]]:
-    """(baseMediaDecodeTime, samples) of a one-track media segment written as above."""
-    tfdt_start, tfdt_end = find_box(data, [b"moof", b"traf", b"tfdt"])
-    version = data[tfdt_start]
-    if version == 1:
-        if tfdt_end - tfdt_start < 12:
-            raise Mp4Error("truncated tfdt")
-        base = struct.unpack_from(">Q", data, tfdt_start + 4)[0]
-    else:
-        base = struct.unpack_from(">I", data, tfdt_start + 4)[0]
-    tfhd_start, tfhd_end = find_box(data, [b"moof", b"traf", b"tfhd"])
-    tfhd_flags = struct.unpack_from(">I", data, tfhd_start)[0] & 0xFFFFFF
-    cursor = tfhd_start + 8
-    if tfhd_flags & 0x01:
-        cursor += 8
-    if tfhd_flags & 0x02:
-        cursor += 4
-    default_duration = default_size = default_flags = None
-    if tfhd_flags & 0x08:
-        default_duration = struct.unpack_from(">I", data, cursor)[0]
-        cursor += 4
-    if tfhd_flags & 0x10:
-        default_size = struct.unpack_from(">I", data, cursor)[0]
-        cursor += 4
-    if tfhd_flags & 0x20:
-        default_flags = struct.unpack_from(">I", data, cursor)[0]
-    trun_start, trun_end = find_box(data, [b"moof", b"traf", b"trun"])
-    header = struct.unpack_from(">I", data, trun_start)[0]
-    trun_version, flags = header >> 24, header & 0xFFFFFF
-    count = struct.unpack_from(">I", data, trun_start + 4)[0]
-    cursor = trun_start + 8
-    if flags & 0x01:
-        cursor += 4
-    first_flags = None
-    if flags & 0x04:
-        first_flags = struct.unpack_from(">I", data, cursor)[0]
-        cursor += 4
-    per_sample = 4 * sum(bool(flags & bit) for bit in (0x100, 0x200, 0x400, 0x800))
-    if cursor + count * per_sample > trun_end:
-        raise Mp4Error(f"trun lists {count} samples but holds fewer")
-    samples = []
-    for index in range(count):
-        duration, size, sample_flags, offset = default_duration, default_size, default_flags, 0
-        if flags & 0x100:
-            duration = struct.unpack_from(">I", data, cursor)[0]
-            cursor += 4
-        if flags & 0x200:
-            size = struct.unpack_from(">I", data, cursor)[0]
-            cursor += 4
-        if flags & 0x400:
-            sample_flags = struct.unpack_from(">I", data, cursor)[0]
-            cursor += 4
-        elif index == 0 and first_flags is not None:
-            sample_flags = first_flags
-        if flags & 0x800:
-            offset = struct.unpack_from(">i" if trun_version else ">I", data, cursor)[0]
-            cursor += 4
-        if duration is None or size is None:
-            raise Mp4Error("sample without duration or size")
-        keyframe = sample_flags is None or not (sample_flags & 0x00010000)
-        samples.append(Sample(duration, size, offset, keyframe))
-    mdat_start, mdat_end = find_box(data, [b"mdat"])
-    if sum(s.size for s in samples) > mdat_end - mdat_start:
-        raise Mp4Error("mdat is shorter than the samples the trun lists")
-    return base, samples
+    """(baseMediaDecodeTime, samples) of a one-track media segment (``styp`` + ``moof`` + ``mdat``)."""
+    from .fmp4 import BoxStream, parse_fragment
+
+    stream = BoxStream()
+    boxes = dict(stream.feed(data))
+    if stream.pending:
+        raise Mp4Error(f"truncated segment: its last box claims more than the {stream.pending} bytes left")
+    if b"moof" not in boxes or b"mdat" not in boxes:
+        raise Mp4Error("a media segment needs a moof and an mdat box")
+    tracks = parse_fragment(boxes[b"moof"], boxes[b"mdat"])
+    if len(tracks) != 1:
+        raise Mp4Error(f"a media segment of one track was expected, found {len(tracks)}")
+    samples = next(iter(tracks.values()))
+    if not samples:
+        raise Mp4Error("a media segment without samples")
+    return samples[0].decode_time, [Sample(s.duration, len(s.data), s.composition_offset, s.keyframe) for s in samples]
 
 
 # -- codec strings (RFC 6381) ----------------------------------------------------------------

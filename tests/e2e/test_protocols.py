@@ -157,7 +157,7 @@ def assert_passed_through_fmp4(base: str, archive: bytes) -> None:
     samples: dict[int, list[bytes]] = {track_id: [] for track_id, t in tracks.items() if t.kind == "video"}
     for (kind, moof), (_, mdat) in zip(boxes, boxes[1:]):
         if kind == b"moof":
-            for track_id, found in parse_fragment(moof, mdat, tracks).items():
+            for track_id, found in parse_fragment(moof, mdat).items():
                 samples.get(track_id, []).extend(sample.data for sample in found)
     sources = [samples[track_id] for track_id in sorted(samples, key=lambda i: -tracks[i].width)]
 
