@@ -284,6 +284,9 @@ def make_app(store: Store) -> web.Application:
     app[STORE_KEY] = store
     app[TIMELINES] = TimelineCache(store)
     live = f"/live/{{channel:{CHANNEL}}}"
+    from .transport import add_routes as add_transport_stream_routes  # it builds on this module's handlers
+
+    add_transport_stream_routes(app, live, TRACK)  # before /<rendition>/…: "ts" is not a rendition there
     app.router.add_get(f"{live}/index.m3u8", multivariant)
     app.router.add_get(f"{live}/manifest.mpd", dash_manifest)
     app.router.add_get(f"{live}/{{track:{TRACK}}}/index.m3u8", media_playlist)

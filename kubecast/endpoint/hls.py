@@ -14,6 +14,7 @@ from datetime import timedelta
 from kubecast.media.timeline import Timeline, TimelineTrack
 
 VERSION = 7
+TS_VERSION = 3  # MPEG-TS segments: no EXT-X-MAP, what the oldest HLS devices read
 
 
 def _bandwidths(track: TimelineTrack) -> tuple[int, int]:
@@ -40,11 +41,13 @@ def audio_track(timeline: Timeline) -> TimelineTrack | None:
     return next((t for t in timeline.tracks if t.info.kind == "audio"), None)
 
 
-def multivariant_playlist(timeline: Timeline) -> str:
-    lines = ["#EXTM3U", f"#EXT-X-VERSION:{VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
+def multivariant_playlist(timeline: Timeline, *, ts: bool = False) -> str:
+    """The ABR set; with ``ts``, for HLS with MPEG-TS segments (version 3, audio muxed into
+    every video segment, so no audio group)."""
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     audio = audio_track(timeline)
     audio_peak, audio_average = _bandwidths(audio) if audio else (0, 0)
-    if audio is not None:
+    if audio is not None and not ts:
         channels = f',CHANNELS="{audio.info.channels}"' if audio.info.channels else ""
         language = audio.info.language or "und"
         lines.append(
@@ -59,7 +62,7 @@ def multivariant_playlist(timeline: Timeline) -> str:
             attributes.append(f"RESOLUTION={track.info.width}x{track.info.height}")
         if rate := _frame_rate(track.info.frame_rate):
             attributes.append(f"FRAME-RATE={rate}")
-        if audio is not None:
+        if audio is not None and not ts:
             attributes.append('AUDIO="audio"')
         lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), f"{track.info.id}/index.m3u8"]
     return "\n".join(lines) + "\n"
@@ -73,24 +76,24 @@ def _program_date_time(timeline: Timeline, start: int, timescale: int) -> str | 
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def media_playlist(timeline: Timeline, track: TimelineTrack) -> str:
+def media_playlist(timeline: Timeline, track: TimelineTrack, *, ts: bool = False) -> str:
     timescale = track.info.timescale
     rows = track.segments
     target = max((max(1, round(r[2] / timescale)) for r in rows), default=max(1, round(timeline.segment_duration_ms / 1000)))
     lines = [
-        "#EXTM3U", f"#EXT-X-VERSION:{VERSION}", f"#EXT-X-TARGETDURATION:{target}",
+        "#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}", f"#EXT-X-TARGETDURATION:{target}",
         f"#EXT-X-MEDIA-SEQUENCE:{track.media_sequence()}",
     ]
     if discontinuity_sequence := track.discontinuity_sequence():
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
-    lines += ["#EXT-X-INDEPENDENT-SEGMENTS", '#EXT-X-MAP:URI="init.mp4"']
+    lines += ["#EXT-X-INDEPENDENT-SEGMENTS"] + ([] if ts else ['#EXT-X-MAP:URI="init.mp4"'])
     for index, (number, start, duration, _size, _source, discontinuity) in enumerate(rows):
         if discontinuity and index > 0:
             lines.append("#EXT-X-DISCONTINUITY")
         if index == 0 or discontinuity:
             if stamp := _program_date_time(timeline, start, timescale):
                 lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{stamp}")
-        lines += [f"#EXTINF:{duration / timescale:.3f},", f"{number}.m4s"]
+        lines += [f"#EXTINF:{duration / timescale:.3f},", f"{number}.{'ts' if ts else 'm4s'}"]
     if timeline.state == "stopped":
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"

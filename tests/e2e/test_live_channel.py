@@ -153,10 +153,10 @@ def _chromium():
     return playwright_sync, executable
 
 
-@pytest.mark.parametrize("engine", ["hls", "dash"])
+@pytest.mark.parametrize("engine", ["hls", "dash", "hls-ts"])
 def test_preview_page_plays_in_chromium(pipeline, engine):
     playwright_sync, executable = _chromium()
-    url = f"{pipeline['base']}/preview/cam1/" + ("?format=dash" if engine == "dash" else "")
+    url = f"{pipeline['base']}/preview/cam1/" + (f"?format={engine}" if engine != "hls" else "")
     with playwright_sync.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable,
@@ -167,7 +167,7 @@ def test_preview_page_plays_in_chromium(pipeline, engine):
             page = browser.new_page()
             page.goto(url, timeout=30_000)
             page.wait_for_function("() => window.kubecastPlayer && window.kubecastPlayer.video", timeout=30_000)
-            assert page.evaluate("() => window.kubecastPlayer.engine").lower().startswith(engine)
+            assert page.evaluate("() => window.kubecastPlayer.engine").lower() == engine.split("-")[0]
             page.wait_for_function("() => window.kubecastPlayer.video.currentTime > 0.5", timeout=45_000)
             start = page.evaluate("() => window.kubecastPlayer.video.currentTime")
             page.wait_for_function(f"() => window.kubecastPlayer.video.currentTime > {start + 5}", timeout=30_000)
@@ -236,3 +236,37 @@ def test_second_publisher_on_a_live_channel_is_refused(pipeline):
     last_before = before.media_sequence + len(before.segments)
     wait_until(lambda: (p := media_playlist(f"{base}/live/cam1/v180/index.m3u8")).media_sequence + len(p.segments) > last_before, timeout=15, what="cam1 still publishing")
     assert pipeline["publisher"].alive()
+
+
+def test_hls_with_ts_segments_is_remuxed_from_the_cmaf_copy(pipeline):
+    base = pipeline["base"]
+    text = fetch(f"{base}/live/cam1/ts/index.m3u8").decode()
+    assert "#EXT-X-VERSION:3" in text and "EXT-X-MEDIA" not in text and text.count("#EXT-X-STREAM-INF") == len(LADDER)
+    playlist = fetch(f"{base}/live/cam1/ts/v180/index.m3u8").decode()
+    assert "#EXT-X-MAP" not in playlist and ".ts" in playlist
+    cmaf = media_playlist(f"{base}/live/cam1/v180/index.m3u8")
+    number = cmaf.segments[-2][0].rsplit("/", 1)[1].split(".")[0]
+    segment = fetch(f"{base}/live/cam1/ts/v180/{number}.ts")
+    import av
+    import io
+    with av.open(io.BytesIO(segment), format="mpegts") as container:
+        assert (container.streams.video[0].width, container.streams.video[0].height) == LADDER["v180"]
+        assert sum(1 for _ in container.decode(video=0)) == 60, "a 2 s segment at 30 fps, every frame"
+    # ffmpeg reads the TS playlist end to end: video and audio decode without error.
+    # Timestamps passed through: the channel's frame times carry the contribution's millisecond
+    # jitter, which ffmpeg's constant-frame-rate output would report (for fMP4 HLS just the same).
+    result = subprocess.run(["ffmpeg", "-v", "error", "-i", f"{base}/live/cam1/ts/v180/index.m3u8", "-t", "6", "-fps_mode", "passthrough",
+                             "-enc_time_base", "1/90000", "-f", "null", "-"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    assert fetch_status(f"{base}/live/cam1/ts/v180/999999.ts") == 404 and fetch_status(f"{base}/live/cam1/ts/v180/x.ts") == 404
+
+
+def fetch_status(url: str) -> int:
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code

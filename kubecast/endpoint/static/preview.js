@@ -3,12 +3,15 @@
 (function () {
   const video = document.getElementById("video");
   const params = new URLSearchParams(location.search);
-  const engine = params.get("format") === "dash" ? "dash" : "hls";
-  const hlsUrl = document.getElementById("hls-url").getAttribute("href");
+  const format = params.get("format");
+  const engine = format === "dash" ? "dash" : "hls";
+  const fmp4Url = document.getElementById("hls-url").getAttribute("href");
+  // hls-ts: the same channel as HLS with MPEG-TS segments, remuxed by the endpoint.
+  const hlsUrl = format === "hls-ts" ? fmp4Url.replace(/\/index\.m3u8$/, "/ts/index.m3u8") : fmp4Url;
   const dashUrl = document.getElementById("dash-url").getAttribute("href");
   const state = { video: video, engine: engine, errors: [], levels: [] };
   window.kubecastPlayer = state;
-  document.getElementById("engine-" + engine).classList.add("active");
+  document.getElementById("engine-" + (format === "hls-ts" ? "hls-ts" : engine)).classList.add("active");
 
   function fail(message) {
     state.errors.push(String(message));

@@ -1,0 +1,95 @@
+"""HLS with MPEG-TS segments, remuxed on request from the one stored CMAF copy.
+
+``/live/<channel>/ts/index.m3u8`` lists the video renditions (HLS version 3, audio muxed into
+each video segment); ``…/ts/<rendition>/<n>.ts`` is CMAF segment n of the rendition and of
+the audio track, remuxed by ``kubecast.media.tsmux``.  Segments are immutable, so the last
+few remuxed ones are kept in memory: every player of a live edge asks for the same ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+
+from aiohttp import web
+
+from kubecast.media.fmp4 import BoxStream, parse_fragment, parse_init
+from kubecast.media.mp4 import Mp4Error
+from kubecast.media.timeline import Timeline, TimelineTrack
+from kubecast.media.tsmux import TsSample, mux_segment
+from kubecast.storage import layout
+
+from . import hls
+from .app import IMMUTABLE, STORE_KEY, _manifest, _timeline, _track
+
+TS_FILE = re.compile(r"^(\d{1,12})\.ts$")
+CACHED_SEGMENTS = 64
+REMUXED = web.AppKey("remuxed", OrderedDict)
+
+
+async def ts_multivariant(request: web.Request) -> web.Response:
+    timeline = await _timeline(request)
+    return _manifest(request, timeline, "m3u8-ts", "application/vnd.apple.mpegurl", lambda: hls.multivariant_playlist(timeline, ts=True))
+
+
+async def ts_media_playlist(request: web.Request) -> web.Response:
+    timeline = await _timeline(request)
+    track = _track(timeline, request.match_info["track"])
+    if track.info.kind != "video":
+        raise web.HTTPNotFound(text="TS segments carry a video rendition (with the audio muxed in)\n")
+    return _manifest(request, timeline, f"m3u8-ts:{track.info.id}", "application/vnd.apple.mpegurl", lambda: hls.media_playlist(timeline, track, ts=True))
+
+
+async def _samples(request: web.Request, timeline: Timeline, track: TimelineTrack, number: int):
+    """(codec configuration, timescale, samples) of segment ``number`` of a track, or None."""
+    row = next((r for r in track.segments if r[0] == number), None)
+    if row is None:
+        return None
+    store = request.app[STORE_KEY]
+    init = await store.get(layout.init_key(timeline.channel, track.init_source, track.info.id, track.info.init))
+    segment = await store.get(layout.segment_key(timeline.channel, row[4], track.info.id, number))
+    if init is None or segment is None:
+        return None
+    config = next(t for t in parse_init(init) if t.kind == track.info.kind)
+    boxes = dict(BoxStream().feed(segment))
+    samples = [TsSample(s.decode_time, s.composition_offset, s.keyframe, s.data)
+               for found in parse_fragment(boxes[b"moof"], boxes[b"mdat"]).values() for s in found]
+    return config.codec_config, config.timescale, samples
+
+
+async def ts_segment(request: web.Request) -> web.Response:
+    match = TS_FILE.match(request.match_info["file"])
+    if match is None:
+        raise web.HTTPNotFound(text="not a TS segment name\n")
+    timeline = await _timeline(request)
+    video = _track(timeline, request.match_info["track"])
+    if video.info.kind != "video":
+        raise web.HTTPNotFound(text="TS segments carry a video rendition\n")
+    number = int(match.group(1))
+    audio = hls.audio_track(timeline)
+    cache = request.app[REMUXED]
+    key = (timeline.channel, video.info.id, number, next((r[4] for r in video.segments if r[0] == number), None))
+    body = cache.get(key)
+    if body is None:
+        try:
+            video_part = await _samples(request, timeline, video, number)
+            if video_part is None:
+                raise web.HTTPNotFound(text="segment not in the timeline\n")
+            audio_part = await _samples(request, timeline, audio, number) if audio is not None else None
+        except (Mp4Error, KeyError, StopIteration) as error:
+            raise web.HTTPBadGateway(text=f"stored segment {number} of {video.info.id} is unreadable: {error}\n") from None
+        avcc, video_timescale, video_samples = video_part
+        asc, audio_timescale, audio_samples = audio_part if audio_part else (None, 48_000, [])
+        body = mux_segment(avcc=avcc, video_timescale=video_timescale, video=video_samples,
+                           asc=asc, audio_timescale=audio_timescale, audio=audio_samples)
+        cache[key] = body
+        while len(cache) > CACHED_SEGMENTS:
+            cache.popitem(last=False)
+    return web.Response(body=body, content_type="video/mp2t", headers={"Cache-Control": IMMUTABLE})
+
+
+def add_routes(app: web.Application, live: str, track: str) -> None:
+    app[REMUXED] = OrderedDict()
+    app.router.add_get(f"{live}/ts/index.m3u8", ts_multivariant)
+    app.router.add_get(f"{live}/ts/{{track:{track}}}/index.m3u8", ts_media_playlist)
+    app.router.add_get(f"{live}/ts/{{track:{track}}}/{{file:[^/]+}}", ts_segment)
