@@ -14,6 +14,7 @@ COMMANDS = {
     "demo": ("kubecast.local.main", "main_demo", "Run a built-in test channel end to end and print the player URL."),
     "up": ("kubecast.local.main", "main_up", "Run the pipeline for Channel/Program/StreamingEndpoint YAML on this machine."),
     "status": ("kubecast.local.main", "main_status", "Show the state of the channels in a store."),
+    "program": ("kubecast.local.programs", "main_program", "Start or stop a Program of a running `kubecast up`."),
     "ingest": ("kubecast.ingest.main", "main", "RTMP ingest server (forwards contributions to encoders)."),
     "encoder": ("kubecast.encoder.main", "main", "Live encoder of one channel instance (A or B)."),
     "packager": ("kubecast.packager.main", "main", "Packager of one channel: merges encoders into the timeline."),

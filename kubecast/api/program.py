@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .common import API_VERSION, Name, ObjectMeta, WireModel
 
@@ -23,6 +23,10 @@ def parse_iso_duration(text: str) -> timedelta:
         raise ValueError(f"not an ISO-8601 duration such as PT1H or PT30M: {text!r}")
     parts = {key: float(value) for key, value in match.groupdict().items() if value}
     return timedelta(**parts)
+
+
+# First path elements the streaming endpoint serves itself; a program's locator is any other.
+RESERVED_LOCATORS = {"live", "preview", "status", "static", "time", "metrics", "healthz"}
 
 
 class ProgramState(str, enum.Enum):
@@ -47,6 +51,13 @@ class ProgramSpec(WireModel):
             raise ValueError("archiveWindow must be at most 30 days")
         return value
 
+    @field_validator("locator")
+    @classmethod
+    def _not_reserved(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() in RESERVED_LOCATORS:
+            raise ValueError(f"locator {value!r} is a path of the streaming endpoint itself; choose another")
+        return value
+
     @property
     def archive_window_seconds(self) -> float:
         return parse_iso_duration(self.archive_window).total_seconds()
@@ -63,3 +74,9 @@ class Program(WireModel):
     @property
     def name(self) -> str:
         return self.metadata.name
+
+    @model_validator(mode="after")
+    def _default_locator_not_reserved(self) -> "Program":
+        if self.spec.locator is None and self.metadata.name in RESERVED_LOCATORS:
+            raise ValueError(f"a program named {self.metadata.name!r} needs spec.locator: its name is a path of the streaming endpoint")
+        return self

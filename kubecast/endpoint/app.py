@@ -78,6 +78,12 @@ async def preflight(request: web.Request) -> web.Response:
 
 
 async def _timeline(request: web.Request) -> Timeline:
+    """The channel's live timeline, or for program URLs the program's recorded one."""
+    if "locator" in request.match_info:
+        timeline = await request.app[TIMELINES].get_program(request.match_info["locator"])
+        if timeline is None:
+            raise web.HTTPNotFound(text="no such program (or it has not recorded anything yet)\n")
+        return timeline
     timeline = await request.app[TIMELINES].get(request.match_info["channel"])
     if timeline is None:
         raise web.HTTPNotFound(text="no such channel\n")
@@ -99,7 +105,8 @@ def _manifest_cache_control(timeline: Timeline) -> str:
 
 def _manifest(request: web.Request, timeline: Timeline, kind: str, content_type: str, render) -> web.Response:
     started = time.perf_counter()
-    key = (timeline.channel, kind, request.host)
+    locator = request.match_info.get("locator")
+    key = (f"locator:{locator}" if locator else timeline.channel, kind, request.host)
     text, hit = request.app[TIMELINES].rendered(key, timeline.generation, render)
     metrics.CACHE.labels("hit" if hit else "miss").inc()
     if not hit:
@@ -301,4 +308,7 @@ def make_app(store: Store) -> web.Application:
     app.router.add_get("/metrics", prometheus)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", status_page)
+    from .programs import add_routes as add_program_routes
+
+    add_program_routes(app)  # last: a locator is any other first path element
     return app

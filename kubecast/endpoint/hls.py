@@ -41,7 +41,7 @@ def audio_track(timeline: Timeline) -> TimelineTrack | None:
     return next((t for t in timeline.tracks if t.info.kind == "audio"), None)
 
 
-def multivariant_playlist(timeline: Timeline, *, ts: bool = False) -> str:
+def multivariant_playlist(timeline: Timeline, *, ts: bool = False, prefix: str = "") -> str:
     """The ABR set; with ``ts``, for HLS with MPEG-TS segments (version 3, audio muxed into
     every video segment, so no audio group)."""
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
@@ -64,7 +64,7 @@ def multivariant_playlist(timeline: Timeline, *, ts: bool = False) -> str:
             attributes.append(f"FRAME-RATE={rate}")
         if audio is not None and not ts:
             attributes.append('AUDIO="audio"')
-        lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), f"{track.info.id}/index.m3u8"]
+        lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), f"{prefix}{track.info.id}/index.m3u8"]
     return "\n".join(lines) + "\n"
 
 

@@ -12,18 +12,32 @@ import time
 from collections.abc import Callable
 
 from kubecast.media.timeline import Timeline
-from kubecast.storage import Store, layout
+from kubecast.storage import ProgramRecord, Store, layout
 
 
 class TimelineCache:
     def __init__(self, store: Store, *, ttl: float = 0.25):
         self.store = store
         self.ttl = ttl
-        self._entries: dict[str, tuple[float, Timeline | None]] = {}
+        self._entries: dict[str, tuple[float, object]] = {}  # name -> (read at, parsed object or None)
         self._locks: dict[str, asyncio.Lock] = {}
         self._rendered: dict[tuple, tuple[int, str]] = {}
 
+    async def program(self, locator: str) -> ProgramRecord | None:
+        return await self._read(f"locator:{locator}", layout.locator_key(locator), ProgramRecord.from_json)
+
+    async def get_program(self, locator: str) -> Timeline | None:
+        """The recorded timeline of the program a locator names (None: no such program)."""
+        record = await self.program(locator)
+        if record is None:
+            return None
+        return await self._read(f"program:{locator}", layout.program_timeline_key(record.channel, record.name), Timeline.from_json)
+
     async def get(self, channel: str) -> Timeline | None:
+        return await self._read(channel, layout.timeline_key(channel), Timeline.from_json)
+
+    async def _read(self, name: str, key: str, parse):
+        channel = name
         entry = self._entries.get(channel)
         if entry and time.monotonic() - entry[0] < self.ttl:
             return entry[1]
@@ -32,11 +46,11 @@ class TimelineCache:
             entry = self._entries.get(channel)
             if entry and time.monotonic() - entry[0] < self.ttl:
                 return entry[1]
-            data = await self.store.get(layout.timeline_key(channel))
+            data = await self.store.get(key)
             timeline = None
             if data is not None:
                 try:
-                    timeline = Timeline.from_json(data)
+                    timeline = parse(data)
                 except ValueError:
                     timeline = entry[1] if entry else None  # a torn read never replaces a good copy
             self._entries[channel] = (time.monotonic(), timeline)

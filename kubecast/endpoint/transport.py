@@ -29,7 +29,10 @@ REMUXED = web.AppKey("remuxed", OrderedDict)
 
 async def ts_multivariant(request: web.Request) -> web.Response:
     timeline = await _timeline(request)
-    return _manifest(request, timeline, "m3u8-ts", "application/vnd.apple.mpegurl", lambda: hls.multivariant_playlist(timeline, ts=True))
+    # Under /live/<channel>/ts/ the renditions are next to it; a program's AMS manifest
+    # (…/<name>.ism/manifest(format=m3u8-aapl)) has them under ts/.
+    prefix = "ts/" if "locator" in request.match_info else ""
+    return _manifest(request, timeline, "m3u8-ts", "application/vnd.apple.mpegurl", lambda: hls.multivariant_playlist(timeline, ts=True, prefix=prefix))
 
 
 async def ts_media_playlist(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ from kubecast.api.urls import ingest_urls
 
 from .plan import (HTTP_PUSH, Ports, ProcessSpec, build_plan, datagram_channels, instances_for, kubecast_command, metrics_names,
                    protocols_in_use, write_run_files)
+from .programs import publish_programs
 from .status import summarize
 from .supervisor import Supervisor
 
@@ -134,6 +135,7 @@ async def run_pipeline(
     store = Store(store_url)
     status_task = None
     try:
+        await publish_programs(store, manifests)
         await supervisor.start()
         print_urls(manifests, host=host, ports=ports, store_url=store_url, demo=demo)
         status_task = asyncio.create_task(_status_loop(store, list(manifests.channels), args.status_interval))

@@ -4,8 +4,9 @@ It assumes it is the timeline's only writer: the operator runs one packager repl
 channel and local mode one process.  It keeps nothing that is not in storage: on start it
 reads the timeline back and continues from it, and because encoders keep their last ~30
 segments in progress.json, a packager restarted within about a minute catches up without
-losing a segment.  Storage is not cleaned here: segments outside every window are deleted by
-the retention that programs define (a later stage), never by the live loop.
+losing a segment.  It also records the channel's programs (``programs.py``).  Storage is not
+cleaned here: segments outside every window are deleted by the retention that programs
+define (a later stage), never by the live loop.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from kubecast.storage import EncoderProgress, Store, layout
 
 from . import metrics
 from .merge import merge
+from .programs import ProgramRecorder
 
 log = logging.getLogger("kubecast.packager")
 
 HEARTBEAT = timedelta(seconds=2)
+PROGRAM_INTERVAL = timedelta(seconds=1)  # programs are listed and recorded at most this often
 
 
 def _signature(timeline: Timeline) -> tuple:
@@ -46,6 +49,8 @@ class Packager:
         self.timeline: Timeline | None = None
         self._written_at: datetime | None = None
         self._cache: dict[str, tuple[str | None, EncoderProgress | None]] = {}
+        self.programs = ProgramRecorder(store, channel)
+        self._programs_at: datetime | None = None
 
     async def load(self) -> None:
         data = await self.store.get(layout.timeline_key(self.channel))
@@ -106,6 +111,12 @@ class Packager:
             metrics.FAILOVERS.inc(timeline.failovers - previous_failovers)
         return True
 
+    async def record_programs(self, now: datetime | None = None) -> None:
+        now = now or datetime.now(timezone.utc)
+        if self._programs_at is None or now - self._programs_at >= PROGRAM_INTERVAL:
+            self._programs_at = now
+            await self.programs.step(self.timeline, now)
+
     async def run(self, stop: asyncio.Event, on_first_write=None) -> None:
         await self.load()
         while not stop.is_set():
@@ -115,6 +126,10 @@ class Packager:
                     on_first_write = None
             except Exception:  # noqa: BLE001 - a storage hiccup must not end the channel's packager
                 log.exception("packager step failed for %s", self.channel)
+            try:
+                await self.record_programs()
+            except Exception:  # noqa: BLE001 - a broken program must not stop the live channel
+                log.exception("recording the programs of %s failed", self.channel)
             try:
                 await asyncio.wait_for(stop.wait(), self.poll_interval)
             except asyncio.TimeoutError:

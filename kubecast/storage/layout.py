@@ -7,6 +7,9 @@
     channels/<channel>/encoders/<instance>/thumbnail.jpg     latest preview picture; its encoder replaces it
     channels/<channel>/encoders/<instance>/<rendition>/init-<sha256[:16]>.mp4   CMAF header, immutable
     channels/<channel>/encoders/<instance>/<rendition>/<n>.m4s                  CMAF segment n, immutable
+    channels/<channel>/programs/<program>/program.json      a Program's spec; the control plane replaces it
+    channels/<channel>/programs/<program>/timeline.json     the program's recorded window; the packager replaces it
+    locators/<locator>.json                                  the program a locator (URL path) names; the control plane writes it
 
 ``<instance>`` is ``A`` or ``B`` (the redundant pair).  A segment is listed in its encoder's
 ``progress.json`` only after the segment itself is stored, and in ``timeline.json`` only
@@ -66,3 +69,19 @@ def clock_key(channel: str) -> str:
 def epoch_key(channel: str, epoch: int) -> str:
     """Epoch k maps the timestamps of one contribution onto the channel timeline (immutable)."""
     return f"{clock_prefix(channel)}/epoch-{epoch:08d}.json"
+
+
+def programs_prefix(channel: str) -> str:
+    return f"{channel_prefix(channel)}/programs"
+
+
+def program_key(channel: str, program: str) -> str:
+    return f"{programs_prefix(channel)}/{program}/program.json"
+
+
+def program_timeline_key(channel: str, program: str) -> str:
+    return f"{programs_prefix(channel)}/{program}/timeline.json"
+
+
+def locator_key(locator: str) -> str:
+    return f"locators/{locator}.json"

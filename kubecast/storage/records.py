@@ -69,3 +69,20 @@ class Epoch(_Record):
     first_segment: int
     created: datetime
     instance: str
+
+
+class ProgramRecord(_Record):
+    """A Program as the data plane sees it: written by the control plane (the operator, or
+    ``kubecast up``), read by the channel's packager (which records it) and by streaming
+    endpoints (which find it by its locator)."""
+
+    name: str
+    channel: str
+    locator: str
+    manifest_name: str = "index"
+    archive_window_seconds: float
+    state: Literal["Running", "Stopped"] = "Running"
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "ProgramRecord":
+        return cls.model_validate_json(data)

@@ -1,0 +1,129 @@
+"""Programs: recording windows of a channel's timeline (pure ``record``, and the packager's loop part).
+
+A program's timeline is a Timeline of its own that lists the channel's stored segments (no
+copy is made): it begins with the segment being published when the program first runs, gains
+every segment the channel publishes while it runs, and keeps the last ``archiveWindow`` of them
+(a DVR window; HLS renders it as a sliding playlist, DASH as ``timeShiftBufferDepth``).  Once
+the program stops it is frozen as state ``stopped``: the same URLs then serve it on demand
+(HLS ``EXT-X-ENDLIST``, a static MPD).  A stopped program never records again, as in Azure
+Media Services: start a new program instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from kubecast.media.timeline import Timeline, TimelineTrack
+from kubecast.storage import ProgramRecord, Store, layout
+
+from .merge import _trim
+
+log = logging.getLogger("kubecast.packager")
+
+
+def _start(channel: Timeline, program: ProgramRecord, now: datetime) -> Timeline | None:
+    if not channel.tracks or not any(t.segments for t in channel.tracks):
+        return None
+    first = max(t.segments[-1][0] for t in channel.tracks if t.segments)  # the live edge when it starts
+    tracks = []
+    for track in channel.tracks:
+        rows = [list(r) for r in track.segments if r[0] >= first]
+        if rows:
+            rows[0][5] = False  # nothing before it in this timeline to be discontinuous with
+        tracks.append(TimelineTrack(info=track.info, init_source=track.init_source, average_bandwidth=track.average_bandwidth,
+                                    peak_bandwidth=track.peak_bandwidth, segments=rows, numbers_skipped=first))
+    return Timeline(channel=channel.channel, state="live", updated=now, availability_start_time=channel.availability_start_time,
+                    segment_duration_ms=channel.segment_duration_ms, window_ms=int(program.archive_window_seconds * 1000), tracks=tracks)
+
+
+def record(recorded: Timeline | None, program: ProgramRecord, channel: Timeline | None, now: datetime) -> tuple[Timeline | None, bool]:
+    """(the program's timeline, whether it changed) after the channel's latest timeline."""
+    if recorded is not None and recorded.state == "stopped":
+        return recorded, False
+    if program.state == "Stopped":
+        if recorded is None:
+            return None, False  # stopped before it ever ran: nothing to keep
+        recorded.state, recorded.updated = "stopped", now
+        return recorded, True
+    if channel is None:
+        return recorded, False
+    if recorded is None:
+        started = _start(channel, program, now)
+        return started, started is not None
+    changed = False
+    window_ms = int(program.archive_window_seconds * 1000)
+    if recorded.window_ms != window_ms:
+        recorded.window_ms, changed = window_ms, True
+    for source in channel.tracks:
+        track = next((t for t in recorded.tracks if t.info.id == source.info.id), None)
+        if track is None:
+            first = source.segments[-1][0] if source.segments else 0
+            track = TimelineTrack(info=source.info, init_source=source.init_source, numbers_skipped=first)
+            recorded.tracks.append(track)
+            changed = True
+        elif track.info != source.info or track.init_source != source.init_source:
+            track.info, track.init_source, changed = source.info, source.init_source, True
+        last = track.segments[-1] if track.segments else None
+        appended = False
+        for row in source.segments:
+            if last is not None and row[0] <= last[0]:
+                continue
+            row = list(row)
+            if last is not None and row[1] != last[1] + last[2]:
+                row[5] = True  # the channel lost media (or this recorder missed rows) in between
+            track.segments.append(row)
+            last, appended = row, True
+        if appended or changed:
+            _trim(track, window_ms)
+            track.average_bandwidth, track.peak_bandwidth = source.average_bandwidth, source.peak_bandwidth
+        changed |= appended
+    if changed:
+        recorded.updated = now
+    return recorded, changed
+
+
+class ProgramRecorder:
+    """The packager's part: list the channel's programs, record each, write what changed."""
+
+    def __init__(self, store: Store, channel: str):
+        self.store = store
+        self.channel = channel
+        self.timelines: dict[str, Timeline | None] = {}
+        self._records: dict[str, tuple[str | None, ProgramRecord]] = {}
+
+    async def _programs(self) -> list[ProgramRecord]:
+        programs = []
+        prefix = layout.programs_prefix(self.channel) + "/"
+        for info in await self.store.list(prefix):
+            if not info.key.endswith("/program.json"):
+                continue
+            name = info.key[len(prefix):].split("/")[0]
+            cached = self._records.get(name)
+            if cached and cached[0] == info.etag and info.etag is not None:
+                programs.append(cached[1])
+                continue
+            data = await self.store.get(info.key)
+            try:
+                program_record = ProgramRecord.from_json(data) if data else None
+            except ValueError as error:
+                log.warning("program %s of %s is unreadable: %s", name, self.channel, error)
+                program_record = cached[1] if cached else None
+            if program_record is not None:
+                self._records[name] = (info.etag, program_record)
+                programs.append(program_record)
+        return programs
+
+    async def step(self, channel: Timeline | None, now: datetime) -> None:
+        for program in await self._programs():
+            key = layout.program_timeline_key(self.channel, program.name)
+            if program.name not in self.timelines:
+                data = await self.store.get(key)
+                self.timelines[program.name] = Timeline.from_json(data) if data else None
+            recorded, changed = record(self.timelines[program.name], program, channel, now)
+            if changed and recorded is not None:
+                recorded.generation += 1
+                await self.store.put(key, recorded.to_json())
+                if recorded.state == "stopped":
+                    log.info("program %s of %s stopped: %d segments kept on demand", program.name, self.channel, len(recorded.tracks[0].segments))
+            self.timelines[program.name] = recorded

@@ -1,0 +1,69 @@
+"""Program URLs: the plain and Azure Media Services forms over a recorded timeline."""
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from conftest import make_timeline
+from kubecast.endpoint.app import make_app
+from kubecast.endpoint.programs import FormatError, ams_format
+from kubecast.media.mp4 import Sample, media_segment
+from kubecast.storage import ProgramRecord, Store, layout
+
+
+@pytest.mark.parametrize(("resource", "wanted"), [
+    ("manifest", "smooth"), ("manifest(format=m3u8-cmaf)", "hls"), ("Manifest(format=M3U8-AAPL)", "hls-ts"),
+    ("manifest(format=mpd-time-cmaf)", "dash"), ("manifest(format=mpd-time-csf)", "dash"), ("manifest(audio-only=false,format=m3u8-cmaf)", "hls"),
+])
+def test_ams_formats(resource, wanted):
+    assert ams_format(resource) == wanted
+
+
+@pytest.mark.parametrize("resource", ["manifest(format=f4m-f4f)", "manifest(format=", "manifest(junk)", "manifests", "manifest(format=m3u8-cmaf"])
+def test_unknown_or_malformed_ams_formats_are_refused(resource):
+    with pytest.raises(FormatError):
+        ams_format(resource)
+
+
+@pytest.fixture
+async def client(tmp_path):
+    store = Store(str(tmp_path / "store"))
+    record = ProgramRecord(name="evening", channel="news", locator="evening-news", manifest_name="show", archive_window_seconds=3600, state="Stopped")
+    await store.put(layout.locator_key("evening-news"), record.to_json())
+    await store.put(layout.program_timeline_key("news", "evening"), make_timeline(state="stopped").to_json())
+    await store.put(layout.timeline_key("news"), make_timeline(numbers=range(40, 46)).to_json())
+    segment = media_segment(sequence_number=12, base_decode_time=12 * 180000, samples=[Sample(180000, 100)], data=b"s" * 100)
+    await store.put(layout.segment_key("news", "A", "v720", 12), segment)
+    async with TestClient(TestServer(make_app(store))) as client:
+        client.segment = segment
+        yield client
+
+
+async def test_every_program_url_form_returns_its_format(client):
+    expectations = {
+        "/evening-news/show.m3u8": ("#EXT-X-VERSION:7", "application/vnd.apple.mpegurl"),
+        "/evening-news/show.mpd": ('type="static"', "application/dash+xml"),
+        "/evening-news/show.ism/manifest(format=m3u8-cmaf)": ("#EXT-X-MEDIA:TYPE=AUDIO", "application/vnd.apple.mpegurl"),
+        "/evening-news/show.ism/manifest(format=m3u8-aapl)": ("ts/v720/index.m3u8", "application/vnd.apple.mpegurl"),
+        "/evening-news/show.ism/manifest(format=mpd-time-cmaf)": ('type="static"', "application/dash+xml"),
+        "/evening-news/show.ism/manifest(format=mpd-time-csf)": ("SegmentTimeline", "application/dash+xml"),
+    }
+    for path, (marker, content_type) in expectations.items():
+        response = await client.get(path)
+        assert response.status == 200 and response.content_type == content_type, path
+        assert marker in await response.text(), path
+    playlist = await (await client.get("/evening-news/v720/index.m3u8")).text()
+    assert playlist.rstrip().endswith("#EXT-X-ENDLIST") and "12.m4s" in playlist, "the recording, not the live window (40-45)"
+    for path in ("/evening-news/v720/12.m4s", "/evening-news/show.ism/v720/12.m4s"):
+        assert await (await client.get(path)).read() == client.segment
+
+
+async def test_bad_program_requests_are_clear_4xx(client):
+    statuses = {path: (await client.get(path)).status for path in (
+        "/evening-news/other.m3u8", "/no-such-locator/show.m3u8", "/evening-news/show.ism/manifest(format=hds)",
+        "/evening-news/show.ism/manifest", "/evening-news/v720/99.m4s", "/evening-news/..%2F..%2Fsecret.txt", "/evening-news/show.ism/x/y/z",
+    )}
+    assert statuses == {
+        "/evening-news/other.m3u8": 404, "/no-such-locator/show.m3u8": 404, "/evening-news/show.ism/manifest(format=hds)": 400,
+        "/evening-news/show.ism/manifest": 406, "/evening-news/v720/99.m4s": 404, "/evening-news/..%2F..%2Fsecret.txt": 404,
+        "/evening-news/show.ism/x/y/z": 404,
+    }

@@ -1,0 +1,49 @@
+"""Recording programs from the channel's timeline (pure)."""
+
+from datetime import timedelta
+
+from kubecast.packager.programs import record
+from kubecast.storage import ProgramRecord
+
+from test_merge import AST, progress, run
+
+
+def program(state="Running", window=10.0):
+    return ProgramRecord(name="p1", channel="c", locator="loc", archive_window_seconds=window, state=state)
+
+
+def numbers(timeline):
+    return [row[0] for row in timeline.tracks[0].segments]
+
+
+def test_a_program_starts_at_the_live_edge_grows_slides_and_freezes_when_stopped():
+    channel = run(None, A=progress("A", [10, 11, 12])).timeline
+    recorded, changed = record(None, program(), channel, AST)
+    assert changed and numbers(recorded) == [12] and recorded.tracks[0].media_sequence() == 0 and recorded.state == "live"
+    channel = run(channel, A=progress("A", [10, 11, 12, 13, 14, 15, 16, 17, 18])).timeline
+    recorded, changed = record(recorded, program(window=10.0), channel, AST)
+    assert changed and numbers(recorded) == [14, 15, 16, 17, 18], "the archive window (10 s) slides"
+    assert recorded.tracks[0].media_sequence() == 2, "HLS sequence numbers stay consecutive as it slides"
+    assert record(recorded, program(), channel, AST)[1] is False, "nothing new, nothing written"
+    stopped, changed = record(recorded, program("Stopped"), channel, AST + timedelta(seconds=5))
+    assert changed and stopped.state == "stopped" and numbers(stopped) == [14, 15, 16, 17, 18]
+    later = run(channel, A=progress("A", list(range(10, 25)))).timeline
+    assert record(stopped, program("Running"), later, AST)[1] is False and numbers(stopped)[-1] == 18, "a stopped program never records again"
+
+
+def test_a_program_keeps_what_the_live_window_drops_and_marks_a_gap():
+    channel = run(None, A=progress("A", [10])).timeline
+    recorded, _ = record(None, program(window=3600), channel, AST)
+    for last in range(11, 60):
+        channel = run(channel, A=progress("A", list(range(max(10, last - 5), last + 1)))).timeline
+        recorded, _ = record(recorded, program(window=3600), channel, AST)
+    assert numbers(recorded) == list(range(10, 60)), "50 segments, far more than the channel's window lists"
+    channel = run(channel, A=progress("A", [70, 71])).timeline
+    recorded, _ = record(recorded, program(window=3600), channel, AST)
+    assert numbers(recorded)[-2:] == [70, 71] and recorded.tracks[0].segments[-2][5] is True, "a gap is a discontinuity"
+
+
+def test_a_program_stopped_before_it_ran_keeps_nothing():
+    channel = run(None, A=progress("A", [10, 11])).timeline
+    assert record(None, program("Stopped"), channel, AST) == (None, False)
+    assert record(None, program(), None, AST) == (None, False), "no channel timeline yet"
