@@ -115,7 +115,14 @@ class ProgramRecorder:
         return programs
 
     async def step(self, channel: Timeline | None, now: datetime) -> None:
-        for program in await self._programs():
+        programs = await self._programs()
+        for name in set(self.timelines) - {p.name for p in programs}:
+            # The Program was deleted: its recording goes (retention then frees its segments).
+            await self.store.delete(layout.program_timeline_key(self.channel, name))
+            del self.timelines[name]
+            self._records.pop(name, None)
+            log.info("program %s of %s deleted: its recording is released", name, self.channel)
+        for program in programs:
             key = layout.program_timeline_key(self.channel, program.name)
             if program.name not in self.timelines:
                 data = await self.store.get(key)

@@ -4,9 +4,8 @@ It assumes it is the timeline's only writer: the operator runs one packager repl
 channel and local mode one process.  It keeps nothing that is not in storage: on start it
 reads the timeline back and continues from it, and because encoders keep their last ~30
 segments in progress.json, a packager restarted within about a minute catches up without
-losing a segment.  It also records the channel's programs (``programs.py``).  Storage is not
-cleaned here: segments outside every window are deleted by the retention that programs
-define (a later stage), never by the live loop.
+losing a segment.  It also records the channel's programs (``programs.py``) and, every
+``RETENTION_INTERVAL``, deletes the segments no window needs any more (``retention.py``).
 """
 
 from __future__ import annotations
@@ -21,11 +20,13 @@ from kubecast.storage import EncoderProgress, Store, layout
 from . import metrics
 from .merge import merge
 from .programs import ProgramRecorder
+from .retention import clean
 
 log = logging.getLogger("kubecast.packager")
 
 HEARTBEAT = timedelta(seconds=2)
 PROGRAM_INTERVAL = timedelta(seconds=1)  # programs are listed and recorded at most this often
+RETENTION_INTERVAL = timedelta(seconds=30)
 
 
 def _signature(timeline: Timeline) -> tuple:
@@ -51,6 +52,7 @@ class Packager:
         self._cache: dict[str, tuple[str | None, EncoderProgress | None]] = {}
         self.programs = ProgramRecorder(store, channel)
         self._programs_at: datetime | None = None
+        self._cleaned_at: datetime | None = None
 
     async def load(self) -> None:
         data = await self.store.get(layout.timeline_key(self.channel))
@@ -116,6 +118,9 @@ class Packager:
         if self._programs_at is None or now - self._programs_at >= PROGRAM_INTERVAL:
             self._programs_at = now
             await self.programs.step(self.timeline, now)
+        if self._cleaned_at is None or now - self._cleaned_at >= RETENTION_INTERVAL:
+            self._cleaned_at = now
+            await clean(self.store, self.timeline, [t for t in self.programs.timelines.values() if t is not None])
 
     async def run(self, stop: asyncio.Event, on_first_write=None) -> None:
         await self.load()

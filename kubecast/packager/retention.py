@@ -1,0 +1,72 @@
+"""Storage retention: delete the segments that neither the live window nor any program needs.
+
+A segment object is kept when
+- the channel's live timeline could still list it: its number is at or after the window's
+  first row minus the grace (everything newer, including what the encoders are
+  writing right now and the other encoder's copies, is untouched);
+- a program's timeline lists it (exactly that copy), or a program dropped it from the front of
+  its window within the grace.
+The grace is what RFC 8216 (6.2.2) asks of an HLS server: a segment removed from a playlist
+stays available for its duration plus that of the playlist that listed it, so a player can
+still fetch what a manifest it read just before the window slid lists.  Everything else — the other encoder's copy of a recorded segment, what has slid out of
+every window — is deleted.  ``collectable`` is pure; the channel's packager runs ``clean``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from kubecast.media.timeline import Timeline
+from kubecast.storage import Store, layout
+
+log = logging.getLogger("kubecast.packager")
+
+
+
+def grace_segments(timeline: Timeline) -> int:
+    """The playlist's length plus one segment, in segments (RFC 8216 6.2.2)."""
+    return -(-timeline.window_ms // timeline.segment_duration_ms) + 1
+_SEGMENT = re.compile(r"^channels/(?P<channel>[^/]+)/encoders/(?P<instance>[^/]+)/(?P<track>[^/]+)/(?P<number>\d+)\.m4s$")
+
+
+def collectable(keys: list[str], channel: Timeline | None, programs: list[Timeline]) -> list[str]:
+    """The segment keys in ``keys`` that may be deleted now."""
+    if channel is None:
+        return []  # without the live window's position nothing is provably unneeded
+    live_from = {t.info.id: t.segments[0][0] - grace_segments(channel) for t in channel.tracks if t.segments}
+    referenced: set[tuple[str, str, int]] = set()
+    recently_dropped: dict[str, list[tuple[int, int]]] = {}
+    for program in programs:
+        for track in program.tracks:
+            referenced.update((row[4], track.info.id, row[0]) for row in track.segments)
+            if track.segments:
+                first = track.segments[0][0]
+                recently_dropped.setdefault(track.info.id, []).append((first - grace_segments(program), first))
+    doomed = []
+    for key in keys:
+        match = _SEGMENT.match(key)
+        if match is None or match["channel"] != channel.channel:
+            continue
+        track, number, instance = match["track"], int(match["number"]), match["instance"]
+        if track not in live_from or number >= live_from[track]:
+            continue  # a rendition the live timeline no longer (or not yet) lists is left alone
+        if (instance, track, number) in referenced:
+            continue
+        if any(low <= number < high for low, high in recently_dropped.get(track, ())):
+            continue
+        doomed.append(key)
+    return doomed
+
+
+async def clean(store: Store, channel: Timeline | None, programs: list[Timeline]) -> int:
+    """Delete what ``collectable`` allows; returns how many objects went."""
+    if channel is None:
+        return 0
+    keys = [info.key for info in await store.list(f"{layout.channel_prefix(channel.channel)}/encoders")]
+    doomed = collectable(keys, channel, programs)
+    for key in doomed:
+        await store.delete(key)
+    if doomed:
+        log.info("retention: deleted %d segments of %s that no window needs", len(doomed), channel.channel)
+    return len(doomed)
