@@ -28,3 +28,18 @@ def ingest_urls(channel: Channel, *, host: str, rtmp: int | None, http: int | No
             target = ingest.udp.multicast_group or host
             urls[protocol.value] = f"{'rtp' if protocol is IngestProtocol.RTP else 'udp'}://{target}:{udp}"
     return urls
+
+
+PROGRAM_FORMATS = (
+    ("hls", "{manifest}.m3u8"),
+    ("dash", "{manifest}.mpd"),
+    ("hls-cmaf", "{manifest}.ism/manifest(format=m3u8-cmaf)"),
+    ("hls-ts", "{manifest}.ism/manifest(format=m3u8-aapl)"),
+    ("dash-cmaf", "{manifest}.ism/manifest(format=mpd-time-cmaf)"),
+    ("dash-csf", "{manifest}.ism/manifest(format=mpd-time-csf)"),
+)
+
+
+def program_urls(base: str, *, locator: str, manifest: str) -> dict[str, str]:
+    """Format -> URL of a program on a streaming endpoint at ``base`` (pure)."""
+    return {name: f"{base}/{locator}/{pattern.format(manifest=manifest)}" for name, pattern in PROGRAM_FORMATS}

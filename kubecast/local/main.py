@@ -17,7 +17,7 @@ from pathlib import Path
 from kubecast.api import ManifestError, Manifests, load_paths, load_text
 from kubecast.storage import Store, read_timeline
 
-from kubecast.api.urls import ingest_urls
+from kubecast.api.urls import ingest_urls, program_urls
 
 from .plan import (HTTP_PUSH, Ports, ProcessSpec, build_plan, datagram_channels, instances_for, kubecast_command, metrics_names,
                    protocols_in_use, write_run_files)
@@ -88,6 +88,11 @@ def print_urls(manifests: Manifests, *, host: str, ports: Ports, store_url: str,
             suffix = f"  ({channel.spec.ingest.redundancy.value})" if instance == "B" else ""
             for protocol, url in urls.items():
                 print(f"    {f'{label} ({protocol}):':<18}{url}{suffix}")
+    for name, program in manifests.programs.items():
+        print(f"\n  Program {name} (channel {program.spec.channel_name}, window {program.spec.archive_window}; "
+              f"`kubecast program stop {name}` turns it into on-demand content)")
+        for form, url in program_urls(base, locator=program.spec.locator or name, manifest=program.spec.manifest_name).items():
+            print(f"    {form + ':':<18}{url}")
     print(f"\n  Status page:        {base}/", flush=True)
     print("  Press Ctrl-C to stop.\n", flush=True)
 

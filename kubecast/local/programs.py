@@ -8,14 +8,8 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from kubecast.api import Manifests, Program
+from kubecast.api import Manifests
 from kubecast.storage import ProgramRecord, Store, layout
-
-
-def program_record(program: Program) -> ProgramRecord:
-    spec = program.spec
-    return ProgramRecord(name=program.name, channel=spec.channel_name, locator=spec.locator or program.name,
-                         manifest_name=spec.manifest_name, archive_window_seconds=spec.archive_window_seconds, state=spec.state.value)
 
 
 async def publish_record(store: Store, record: ProgramRecord) -> None:
@@ -26,7 +20,7 @@ async def publish_record(store: Store, record: ProgramRecord) -> None:
 
 async def publish_programs(store: Store, manifests: Manifests) -> None:
     for program in manifests.programs.values():
-        await publish_record(store, program_record(program))
+        await publish_record(store, ProgramRecord.of(program))
 
 
 async def find_record(store: Store, name: str) -> ProgramRecord | None:

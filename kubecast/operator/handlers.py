@@ -3,6 +3,7 @@ the children and patch the status; all decisions live in builders.py and status.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import os
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from kubecast.api import Channel, Program, StreamingEndpoint
 from kubecast.api.loader import ManifestError, parse_document
 from kubecast.media.timeline import Timeline
-from kubecast.storage import Store, layout
+from kubecast.storage import ProgramRecord, Store, layout
 
 from .api import KubeApi
 from .builders import INSTANCES, build_channel_children, build_endpoint_children, namespace_store_url
@@ -253,6 +254,7 @@ async def reconcile_program(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
     except (ManifestError, ValidationError) as error:
         _invalid(patch, status, generation, error)
         return
+    await publish_program(program, namespace, logger)
     channel_body = await api().get("kubecast.io/v1alpha1", "Channel", namespace, program.spec.channel_name)
     channel = None
     if channel_body is not None:
@@ -269,3 +271,34 @@ async def reconcile_program(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
     new_status = aggregate_program(program, generation=generation, channel=channel, endpoints=endpoints, namespace=namespace, previous=dict(status or {}), now=now())
     _announce_transition(body, status, new_status, logger)
     patch.status.update(new_status)
+
+
+async def publish_program(program: Program, namespace: str, logger: kopf.Logger) -> None:
+    """The Program for its channel's packager (which records it) and its locator for the
+    streaming endpoints, in the namespace's store.  Best effort: the refresh timer repeats it."""
+    record = ProgramRecord.of(program)
+    store = store_for(namespace)
+    try:
+        if await asyncio.wait_for(store.get(layout.program_key(record.channel, record.name)), 10) != record.to_json():
+            await asyncio.wait_for(store.put(layout.program_key(record.channel, record.name), record.to_json()), 10)
+            await asyncio.wait_for(store.put(layout.locator_key(record.locator), record.to_json()), 10)
+    except Exception as error:  # noqa: BLE001 - storage trouble must not stop the status from being reported
+        logger.warning("cannot write program %s to the store (%s); retrying with the next refresh", program.name, error)
+
+
+@kopf.on.delete(*GROUP_VERSION, "programs", id="release", retries=10)  # then the deletion proceeds regardless
+async def release_program(body: kopf.Body, namespace: str, logger: kopf.Logger, **_) -> None:
+    """A deleted Program leaves the store: its packager then releases the recording."""
+    try:
+        program = parse(body)
+    except (ManifestError, ValidationError):
+        return  # it was never valid, so it was never published
+    record = ProgramRecord.of(program)
+    store = store_for(namespace)
+    try:
+        await asyncio.wait_for(store.delete(layout.program_key(record.channel, record.name)), 10)
+        locator = await asyncio.wait_for(store.get(layout.locator_key(record.locator)), 10)
+        if locator is not None and ProgramRecord.from_json(locator).name == record.name:
+            await asyncio.wait_for(store.delete(layout.locator_key(record.locator)), 10)
+    except Exception as error:  # noqa: BLE001
+        raise kopf.TemporaryError(f"cannot remove program {program.name} from the store: {error}", delay=30) from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from kubecast.api import Channel, Program, StreamingEndpoint
-from kubecast.api.urls import ingest_urls
+from kubecast.api.urls import ingest_urls, program_urls
 from kubecast.media.timeline import Timeline
 
 from .builders import INSTANCES, RTMP_PORT
@@ -134,8 +134,8 @@ def aggregate_program(program: Program, *, generation: int | None, channel: Chan
     if problem is None:
         for endpoint in endpoints:
             host = endpoint.spec.host_names[0] if endpoint.spec.host_names else f"{endpoint.name}.{namespace}.svc"
-            base = f"http://{host}/live/{program.spec.channel_name}"
-            urls += [{"endpoint": endpoint.name, "format": "hls", "url": f"{base}/index.m3u8"}, {"endpoint": endpoint.name, "format": "dash", "url": f"{base}/manifest.mpd"}]
+            forms = program_urls(f"http://{host}", locator=program.spec.locator or program.name, manifest=program.spec.manifest_name)
+            urls += [{"endpoint": endpoint.name, "format": name, "url": url} for name, url in forms.items()]
     if problem:
         entries = [("Ready", False, problem[0], problem[1]), ("Reconciling", False, problem[0], ""), ("Stalled", True, problem[0], problem[1])]
     else:

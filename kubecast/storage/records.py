@@ -86,3 +86,10 @@ class ProgramRecord(_Record):
     @classmethod
     def from_json(cls, data: bytes) -> "ProgramRecord":
         return cls.model_validate_json(data)
+
+    @classmethod
+    def of(cls, program) -> "ProgramRecord":
+        """From a ``kubecast.api.Program`` (the control plane's view of the same thing)."""
+        spec = program.spec
+        return cls(name=program.name, channel=spec.channel_name, locator=spec.locator or program.name,
+                   manifest_name=spec.manifest_name, archive_window_seconds=spec.archive_window_seconds, state=spec.state.value)

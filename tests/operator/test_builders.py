@@ -145,7 +145,10 @@ def test_endpoint_and_program_status():
     status = aggregate_endpoint(DOCS.endpoints["origin"], generation=1, deployment={"replicas": 2, "readyReplicas": 2}, namespace="media", previous=None, now=NOW)
     assert status["hostName"] == "live.example.com" and status["readyReplicas"] == 2
     program = aggregate_program(DOCS.programs["match"], generation=1, channel=DOCS.channels["news"], endpoints=[DOCS.endpoints["origin"]], namespace="media", previous=None, now=NOW)
-    assert {u["format"] for u in program["playbackUrls"]} == {"hls", "dash"}
+    urls = {u["format"]: u["url"] for u in program["playbackUrls"]}
+    assert set(urls) == {"hls", "dash", "hls-cmaf", "hls-ts", "dash-cmaf", "dash-csf"}
+    locator = DOCS.programs["match"].spec.locator or "match"
+    assert urls["hls-ts"] == f"http://live.example.com/{locator}/{DOCS.programs['match'].spec.manifest_name}.ism/manifest(format=m3u8-aapl)"
     missing = aggregate_program(DOCS.programs["match"], generation=1, channel=None, endpoints=[], namespace="media", previous=None, now=NOW)
     assert {c["type"]: c["reason"] for c in missing["conditions"]}["Stalled"] == "ChannelNotFound"
 

@@ -209,3 +209,21 @@ async def test_stream_status_and_failover_events_come_from_the_timeline(cluster,
         assert stream()["activeEncoder"] == "B" and stream()["lastFailoverTime"]
         event = await eventually(lambda: [r for r in cluster if r.resource and r.resource.plural == "events" and "Failover" in r.text], what="a Failover event")
         assert "encoder B" in event[0].data["message"] and event[0].data["type"] == "Warning"
+
+
+async def test_a_program_is_published_to_the_store_for_its_packager_and_the_endpoints(cluster, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
+    cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"}, "data": {"streamKey": "c2VjcmV0"}}
+    cluster.objects[CHANNELS, "media", "news"] = channel_body()
+    cluster.objects["kubecast.io/v1alpha1/programs", "media", "evening"] = {
+        "apiVersion": "kubecast.io/v1alpha1", "kind": "Program",
+        "metadata": {"name": "evening", "namespace": "media", "uid": "uid-evening", "generation": 1, "resourceVersion": "1"},
+        "spec": {"channelName": "news", "archiveWindow": "PT2H", "manifestName": "show", "locator": "evening-news", "state": "Running"},
+    }
+    async with operator():
+        program_file = store / "media" / "channels" / "news" / "programs" / "evening" / "program.json"
+        await eventually(lambda: program_file.exists(), what="the program record")
+        record = json.loads(program_file.read_text())
+        assert record["locator"] == "evening-news" and record["archiveWindowSeconds"] == 7200 and record["state"] == "Running"
+        assert json.loads((store / "media" / "locators" / "evening-news.json").read_text())["name"] == "evening"
