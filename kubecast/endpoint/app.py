@@ -31,7 +31,7 @@ TRACK = r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}"
 SEGMENT_FILE = re.compile(r"^(?:(\d{1,12})|t(\d{1,18}))\.m4s$")
 STATIC_FILES = {
     "kubecast.css": "text/css", "preview.js": "text/javascript",
-    "vendor/hls.min.js": "text/javascript", "vendor/dash.all.min.js": "text/javascript",
+    "vendor/hls.min.js": "text/javascript", "vendor/dash.all.min.js": "text/javascript", "vendor/dash.mss.min.js": "text/javascript",
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
 STORE_KEY = web.AppKey("store", Store)

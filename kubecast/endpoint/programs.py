@@ -3,7 +3,8 @@
 ``/<locator>/<manifest>.m3u8`` and ``.mpd``, and the AMS forms under
 ``/<locator>/<manifest>.ism/``: ``manifest(format=m3u8-cmaf)`` (HLS, CMAF segments),
 ``manifest(format=m3u8-aapl)`` (HLS with TS segments), ``manifest(format=mpd-time-cmaf)`` and
-``manifest(format=mpd-time-csf)`` (DASH).  Manifests name their renditions relatively, so the
+``manifest(format=mpd-time-csf)`` (DASH), and ``manifest`` itself is the Smooth Streaming client
+manifest with its ``QualityLevels(…)/Fragments(…)`` (``smooth.py``).  Manifests name their renditions relatively, so the
 renditions' playlists and segments are served under both ``/<locator>/`` and
 ``/<locator>/<manifest>.ism/``.  Anything else is a 4xx that says what is accepted.
 """
@@ -14,12 +15,18 @@ import re
 
 from aiohttp import web
 
-from . import transport
-from .app import TRACK, _timeline, dash_manifest, init_segment, media_playlist, media_segment, multivariant, not_found
+from kubecast.media.fmp4 import parse_init
+from kubecast.media.tsmux import parameter_sets
+from kubecast.storage import layout
+
+from . import smooth, transport
+from .app import (IMMUTABLE, STORE_KEY, TRACK, _manifest, _object, _timeline, dash_manifest, init_segment, media_playlist, media_segment,
+                  multivariant, not_found)
 
 LOCATOR = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 MANIFEST = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 FORMATS = {"m3u8-cmaf": "hls", "m3u8-aapl": "hls-ts", "mpd-time-cmaf": "dash", "mpd-time-csf": "dash"}
+CODEC_PRIVATE = web.AppKey("codec_private", dict)
 _AMS = re.compile(r"^manifest(?:\((?P<options>[^()/]*)\))?$", re.IGNORECASE)
 
 
@@ -69,12 +76,42 @@ async def ams_manifest(request: web.Request) -> web.Response:
     except FormatError as error:
         return web.Response(status=400, text=f"{error}\n")
     if wanted == "smooth":
-        return web.Response(status=406, text="Smooth Streaming manifests are not served yet; use format=m3u8-cmaf, m3u8-aapl or mpd-time-cmaf\n")
+        timeline = await _timeline(request)
+        privates = await _codec_private(request, timeline)
+        return _manifest(request, timeline, "smooth", "application/vnd.ms-sstr+xml", lambda: smooth.client_manifest(timeline, privates))
     if wanted == "hls":
         return await multivariant(request)
     if wanted == "hls-ts":
         return await transport.ts_multivariant(request)
     return await dash_manifest(request)
+
+
+async def _codec_private(request: web.Request, timeline) -> dict[str, str]:
+    """Track id -> Smooth CodecPrivateData (SPS/PPS in Annex B, or the AudioSpecificConfig), read
+    once per init segment."""
+    cache = request.app[CODEC_PRIVATE]
+    result = {}
+    for track in timeline.tracks:
+        key = layout.init_key(timeline.channel, track.init_source, track.info.id, track.info.init)
+        if key not in cache:
+            data = await request.app[STORE_KEY].get(key)
+            config = next((t for t in parse_init(data) if t.kind == track.info.kind), None) if data else None
+            if config is None:
+                continue
+            cache[key] = (parameter_sets(config.codec_config) if config.kind == "video" else config.codec_config).hex().upper()
+        result[track.info.id] = cache[key]
+    return result
+
+
+async def smooth_fragment(request: web.Request) -> web.StreamResponse:
+    await _program_manifest(request)
+    timeline = await _timeline(request)
+    found = smooth.find_fragment(timeline, request.match_info["fragment"])
+    if found is None:
+        raise web.HTTPNotFound(text="no such fragment\n")
+    track, row = found
+    key = layout.segment_key(timeline.channel, row[4], track.info.id, row[0])
+    return await _object(request, key, "video/mp4" if track.info.kind == "video" else "audio/mp4", IMMUTABLE)
 
 
 async def not_a_program_url(request: web.Request) -> web.Response:
@@ -83,7 +120,9 @@ async def not_a_program_url(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    app[CODEC_PRIVATE] = {}
     program = f"/{{locator:{LOCATOR}}}"
+    app.router.add_get(f"{program}/{{manifest:{MANIFEST}}}.ism/{{fragment:QualityLevels\\(\\d+\\)/Fragments\\([a-z]+=\\d+\\)}}", smooth_fragment)
     app.router.add_get(f"{program}/{{manifest:{MANIFEST}}}.m3u8", plain_hls)
     app.router.add_get(f"{program}/{{manifest:{MANIFEST}}}.mpd", plain_dash)
     for base in (program, f"{program}/{{manifest:{MANIFEST}}}.ism"):

@@ -1,6 +1,7 @@
 """A program with a one-minute window over a live stream, played by hls.js and dash.js in
 Chromium: seek back 45 s while live, a seek before the window is clamped, and after the
-program stops both play the recording from its start to its end."""
+program stops hls.js, dash.js and dash.js's Smooth Streaming support play the recording from
+its start to its end."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ HERE = Path(__file__).parent
 PLAYERS = {
     "hls": "const p = new Hls({liveSyncDurationCount: 3}); p.loadSource(url); p.attachMedia(v); window.player = p;",
     "dash": "const p = dashjs.MediaPlayer().create(); p.initialize(v, url, true); window.player = p;",
+    "smooth": "const p = dashjs.MediaPlayer().create(); p.initialize(v, url, true); window.player = p;",
 }
-SCRIPTS = {"hls": "hls.min.js", "dash": "dash.all.min.js"}
+SCRIPTS = {"hls": ["hls.min.js"], "dash": ["dash.all.min.js"], "smooth": ["dash.all.min.js", "dash.mss.min.js"]}  # dash.js plays Smooth with its MSS part
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,8 @@ def _browser():
 
 def _open(page, base: str, engine: str, url: str) -> None:
     page.goto(f"{base}/healthz")
-    page.add_script_tag(url=f"{base}/static/vendor/{SCRIPTS[engine]}")
+    for script in SCRIPTS[engine]:
+        page.add_script_tag(url=f"{base}/static/vendor/{script}")
     page.evaluate("([url, code]) => { const v = document.createElement('video'); v.muted = true; v.autoplay = true; document.body.appendChild(v);"
                   " window.v = v; window.errors = []; v.addEventListener('error', () => window.errors.push('video error'));"
                   " window.ended = false; v.addEventListener('ended', () => { window.ended = true; });"
@@ -117,7 +120,7 @@ def test_after_stop_both_players_play_the_recording_to_its_end(pipeline):
     with playwright_sync.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"])
         try:
-            for engine, url in (("hls", f"{base}/show-loc/show.m3u8"), ("dash", f"{base}/show-loc/show.mpd")):
+            for engine, url in (("hls", f"{base}/show-loc/show.m3u8"), ("dash", f"{base}/show-loc/show.mpd"), ("smooth", f"{base}/show-loc/show.ism/manifest")):
                 page = browser.new_page()
                 _open(page, base, engine, url)
                 page.wait_for_function("() => window.v.readyState >= 2", timeout=30_000)

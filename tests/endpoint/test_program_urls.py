@@ -6,7 +6,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from conftest import make_timeline
 from kubecast.endpoint.app import make_app
 from kubecast.endpoint.programs import FormatError, ams_format
-from kubecast.media.mp4 import Sample, media_segment
+from kubecast.media.mp4 import Sample, init_segment_video, media_segment
 from kubecast.storage import ProgramRecord, Store, layout
 
 
@@ -33,6 +33,8 @@ async def client(tmp_path):
     await store.put(layout.timeline_key("news"), make_timeline(numbers=range(40, 46)).to_json())
     segment = media_segment(sequence_number=12, base_decode_time=12 * 180000, samples=[Sample(180000, 100)], data=b"s" * 100)
     await store.put(layout.segment_key("news", "A", "v720", 12), segment)
+    avcc = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 0x68, 0xEE])
+    await store.put(layout.init_key("news", "A", "v720", "init-aa.mp4"), init_segment_video(width=1280, height=720, timescale=90000, avcc=avcc))
     async with TestClient(TestServer(make_app(store))) as client:
         client.segment = segment
         yield client
@@ -60,10 +62,26 @@ async def test_every_program_url_form_returns_its_format(client):
 async def test_bad_program_requests_are_clear_4xx(client):
     statuses = {path: (await client.get(path)).status for path in (
         "/evening-news/other.m3u8", "/no-such-locator/show.m3u8", "/evening-news/show.ism/manifest(format=hds)",
-        "/evening-news/show.ism/manifest", "/evening-news/v720/99.m4s", "/evening-news/..%2F..%2Fsecret.txt", "/evening-news/show.ism/x/y/z",
+        "/evening-news/show.ism/QualityLevels(1)/Fragments(video=0)", "/evening-news/v720/99.m4s", "/evening-news/..%2F..%2Fsecret.txt", "/evening-news/show.ism/x/y/z",
     )}
     assert statuses == {
         "/evening-news/other.m3u8": 404, "/no-such-locator/show.m3u8": 404, "/evening-news/show.ism/manifest(format=hds)": 400,
-        "/evening-news/show.ism/manifest": 406, "/evening-news/v720/99.m4s": 404, "/evening-news/..%2F..%2Fsecret.txt": 404,
+        "/evening-news/show.ism/QualityLevels(1)/Fragments(video=0)": 404, "/evening-news/v720/99.m4s": 404, "/evening-news/..%2F..%2Fsecret.txt": 404,
         "/evening-news/show.ism/x/y/z": 404,
     }
+
+
+async def test_smooth_client_manifest_and_fragments(client):
+    import xml.etree.ElementTree as ET
+
+    response = await client.get("/evening-news/show.ism/manifest")
+    assert response.status == 200 and response.content_type == "application/vnd.ms-sstr+xml"
+    root = ET.fromstring(await response.text())
+    assert root.tag == "SmoothStreamingMedia" and root.get("IsLive") is None and int(root.get("Duration")) == 6 * 2 * 10_000_000
+    video = next(s for s in root.iter("StreamIndex") if s.get("Type") == "video")
+    levels = {q.get("MaxHeight"): q for q in video.iter("QualityLevel")}
+    assert set(levels) == {"720", "360"} and levels["720"].get("CodecPrivateData") == "000000016764001F0000000168EE"
+    assert [c.get("t") for c in video.iter("c")][:2] == ["0", "180000"], "on demand: every stream starts at 0"
+    bitrate = levels["720"].get("Bitrate")
+    fragment = await client.get(f"/evening-news/show.ism/QualityLevels({bitrate})/Fragments(video={2 * 180000})")
+    assert fragment.status == 200 and await fragment.read() == client.segment

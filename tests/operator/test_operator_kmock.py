@@ -223,7 +223,8 @@ async def test_a_program_is_published_to_the_store_for_its_packager_and_the_endp
     }
     async with operator():
         program_file = store / "media" / "channels" / "news" / "programs" / "evening" / "program.json"
-        await eventually(lambda: program_file.exists(), what="the program record")
+        locator_file = store / "media" / "locators" / "evening-news.json"
+        await eventually(lambda: program_file.exists() and locator_file.exists(), what="the program record and its locator")
         record = json.loads(program_file.read_text())
         assert record["locator"] == "evening-news" and record["archiveWindowSeconds"] == 7200 and record["state"] == "Running"
-        assert json.loads((store / "media" / "locators" / "evening-news.json").read_text())["name"] == "evening"
+        assert json.loads(locator_file.read_text())["name"] == "evening"
