@@ -83,6 +83,7 @@ def main() -> None:
             sys.exit(f"bench/origin.py needs {tool}: apt-get install wrk nginx-light")
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
+        os.chmod(work, 0o755)  # nginx's worker runs as an unprivileged user and must read the files
         asyncio.run(fill(work / "store", args.segment_kb * 1024))
         port, nginx_port = free_port(), free_port()
         endpoint = subprocess.Popen([sys.executable, "-m", "kubecast.cli", "endpoint", "--store", str(work / "store"), "--listen", f"127.0.0.1:{port}"],
@@ -110,7 +111,9 @@ def main() -> None:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{nginx_port}{paths['segment']}").read()
+                    served = urllib.request.urlopen(f"http://127.0.0.1:{nginx_port}{paths['segment']}").read()
+                    if served != (static / paths["segment"].lstrip("/")).read_bytes():
+                        sys.exit("nginx does not serve the segment it was given")
                     break
                 except OSError:
                     time.sleep(0.1)
