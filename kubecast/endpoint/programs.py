@@ -16,11 +16,12 @@ import re
 from aiohttp import web
 
 from kubecast.media.fmp4 import parse_init
+from kubecast.media.mp4 import Mp4Error
 from kubecast.media.tsmux import parameter_sets
 from kubecast.storage import layout
 
 from . import smooth, transport
-from .app import (IMMUTABLE, STORE_KEY, TRACK, _manifest, _object, _timeline, dash_manifest, init_segment, media_playlist, media_segment,
+from .app import (IMMUTABLE, STORE_KEY, TRACK, _manifest, _timeline, dash_manifest, init_segment, media_playlist, media_segment,
                   multivariant, not_found)
 
 LOCATOR = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
@@ -110,8 +111,14 @@ async def smooth_fragment(request: web.Request) -> web.StreamResponse:
     if found is None:
         raise web.HTTPNotFound(text="no such fragment\n")
     track, row = found
-    key = layout.segment_key(timeline.channel, row[4], track.info.id, row[0])
-    return await _object(request, key, "video/mp4" if track.info.kind == "video" else "audio/mp4", IMMUTABLE)
+    data = await request.app[STORE_KEY].get(layout.segment_key(timeline.channel, row[4], track.info.id, row[0]))
+    if data is None:
+        raise web.HTTPNotFound(text="not stored\n")
+    try:
+        body = smooth.retimed(data, smooth.origins(timeline)[track.info.id])
+    except Mp4Error as error:
+        raise web.HTTPBadGateway(text=f"stored fragment unreadable: {error}\n") from None
+    return web.Response(body=body, content_type="video/mp4" if track.info.kind == "video" else "audio/mp4", headers={"Cache-Control": IMMUTABLE})
 
 
 async def not_a_program_url(request: web.Request) -> web.Response:

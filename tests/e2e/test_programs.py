@@ -122,8 +122,13 @@ def test_after_stop_both_players_play_the_recording_to_its_end(pipeline):
         try:
             for engine, url in (("hls", f"{base}/show-loc/show.m3u8"), ("dash", f"{base}/show-loc/show.mpd"), ("smooth", f"{base}/show-loc/show.ism/manifest")):
                 page = browser.new_page()
+                logged = []
+                page.on("console", lambda message, logged=logged: logged.append(message.text))
                 _open(page, base, engine, url)
-                page.wait_for_function("() => window.v.readyState >= 2", timeout=30_000)
+                try:
+                    page.wait_for_function("() => window.v.readyState >= 2", timeout=30_000)
+                except Exception as error:
+                    raise AssertionError(f"{engine} never got a frame: {page.evaluate('() => [window.v.readyState, window.v.currentTime, window.errors]')} {logged[-10:]}") from error
                 assert abs(page.evaluate("() => window.v.duration") - length) < 2.5, f"{engine}: the whole recording"
                 page.evaluate("() => { window.v.currentTime = 0; window.v.playbackRate = 8; window.v.play(); }")
                 page.wait_for_function("() => window.ended", timeout=60_000)
