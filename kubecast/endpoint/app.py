@@ -21,6 +21,7 @@ from kubecast.media.timeline import Timeline, TimelineTrack
 from kubecast.storage import InvalidKey, Store, layout
 
 from . import dash, hls, metrics
+from .objects import CachedObject, ObjectCache, etag_of
 from .ranges import UnsatisfiableRange, parse_range
 from .timelines import TimelineCache
 
@@ -36,6 +37,8 @@ STATIC_FILES = {
 IMMUTABLE = "public, max-age=31536000, immutable"
 STORE_KEY = web.AppKey("store", Store)
 TIMELINES = web.AppKey("timelines", TimelineCache)
+OBJECTS = web.AppKey("objects", ObjectCache)
+CACHE_BYTES = 256 << 20
 
 
 def _static(name: str) -> bytes:
@@ -132,32 +135,38 @@ async def dash_manifest(request: web.Request) -> web.Response:
 
 
 async def _object(request: web.Request, key: str, content_type: str, cache_control: str) -> web.StreamResponse:
-    store = request.app[STORE_KEY]
-    info = await store.head(key)
-    if info is None:
+    """A stored object with conditional and range requests; immutable ones come from the
+    in-memory cache (``kubecast.endpoint.objects``), anything else is read each time."""
+    if cache_control == IMMUTABLE:
+        found = await cached(request, key)
+    else:
+        data = await request.app[STORE_KEY].get(key)
+        found = CachedObject(data, etag_of(data)) if data is not None else None
+    if found is None:
         raise web.HTTPNotFound(text="not stored\n")
-    etag = f'"{info.etag.strip(chr(34))}"' if info.etag else None
-    headers = {"Cache-Control": cache_control, "Accept-Ranges": "bytes"}
-    if etag:
-        headers["ETag"] = etag
-        if request.headers.get("If-None-Match") == etag:
-            return web.Response(status=304, headers=headers)
+    return serve_bytes(request, found, content_type, cache_control)
+
+
+async def cached(request: web.Request, key: str) -> CachedObject | None:
+    """An immutable stored object, through the object cache."""
+    return await request.app[OBJECTS].get(("stored", key), lambda: request.app[STORE_KEY].get(key))
+
+
+def serve_bytes(request: web.Request, found: CachedObject, content_type: str, cache_control: str) -> web.Response:
+    """``found`` as a 200, 206, 304 or 416, as the request's validators and range ask."""
+    headers = {"Cache-Control": cache_control, "Accept-Ranges": "bytes", "ETag": found.etag}
+    if request.headers.get("If-None-Match") == found.etag:
+        return web.Response(status=304, headers=headers)
+    size = len(found.data)
     try:
-        span = parse_range(request.headers.get("Range"), info.size)
+        span = parse_range(request.headers.get("Range"), size)
     except UnsatisfiableRange:
-        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{info.size}"})
-    if request.method == "HEAD":
-        return web.Response(headers={**headers, "Content-Length": str(info.size)}, content_type=content_type)
+        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
     if span is None:
-        body = await store.get(key)
-        if body is None:
-            raise web.HTTPNotFound(text="not stored\n")
-        return web.Response(body=body, content_type=content_type, headers=headers)
+        return web.Response(body=found.data, content_type=content_type, headers=headers)
     start, end = span
-    body = await store.get_range(key, start, end)
-    if body is None:
-        raise web.HTTPNotFound(text="not stored\n")
-    return web.Response(status=206, body=body, content_type=content_type, headers={**headers, "Content-Range": f"bytes {start}-{end - 1}/{info.size}"})
+    return web.Response(status=206, body=found.data[start:end], content_type=content_type,
+                        headers={**headers, "Content-Range": f"bytes {start}-{end - 1}/{size}"})
 
 
 def _media_type(track: TimelineTrack) -> str:
@@ -286,10 +295,11 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-def make_app(store: Store) -> web.Application:
+def make_app(store: Store, *, cache_bytes: int = CACHE_BYTES) -> web.Application:
     app = web.Application(middlewares=[observe])
     app[STORE_KEY] = store
     app[TIMELINES] = TimelineCache(store)
+    app[OBJECTS] = ObjectCache(max_bytes=cache_bytes)
     live = f"/live/{{channel:{CHANNEL}}}"
     from .transport import add_routes as add_transport_stream_routes  # it builds on this module's handlers
 

@@ -21,8 +21,8 @@ from kubecast.media.tsmux import parameter_sets
 from kubecast.storage import layout
 
 from . import smooth, transport
-from .app import (IMMUTABLE, STORE_KEY, TRACK, _manifest, _timeline, dash_manifest, init_segment, media_playlist, media_segment,
-                  multivariant, not_found)
+from .app import (IMMUTABLE, OBJECTS, TRACK, _manifest, _timeline, cached, dash_manifest, init_segment, media_playlist, media_segment, multivariant,
+                  not_found, serve_bytes)
 
 LOCATOR = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 MANIFEST = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
@@ -95,8 +95,8 @@ async def _codec_private(request: web.Request, timeline) -> dict[str, str]:
     for track in timeline.tracks:
         key = layout.init_key(timeline.channel, track.init_source, track.info.id, track.info.init)
         if key not in cache:
-            data = await request.app[STORE_KEY].get(key)
-            config = next((t for t in parse_init(data) if t.kind == track.info.kind), None) if data else None
+            found = await cached(request, key)
+            config = next((t for t in parse_init(found.data) if t.kind == track.info.kind), None) if found else None
             if config is None:
                 continue
             cache[key] = (parameter_sets(config.codec_config) if config.kind == "video" else config.codec_config).hex().upper()
@@ -111,14 +111,22 @@ async def smooth_fragment(request: web.Request) -> web.StreamResponse:
     if found is None:
         raise web.HTTPNotFound(text="no such fragment\n")
     track, row = found
-    data = await request.app[STORE_KEY].get(layout.segment_key(timeline.channel, row[4], track.info.id, row[0]))
-    if data is None:
+    key = layout.segment_key(timeline.channel, row[4], track.info.id, row[0])
+    shift = smooth.origins(timeline)[track.info.id]
+
+    async def retime() -> bytes | None:
+        found = await cached(request, key)
+        if found is None:
+            return None
+        try:
+            return smooth.retimed(found.data, shift)
+        except Mp4Error as error:
+            raise web.HTTPBadGateway(text=f"stored fragment unreadable: {error}\n") from None
+
+    fragment = await request.app[OBJECTS].get(("smooth", key, shift), retime)
+    if fragment is None:
         raise web.HTTPNotFound(text="not stored\n")
-    try:
-        body = smooth.retimed(data, smooth.origins(timeline)[track.info.id])
-    except Mp4Error as error:
-        raise web.HTTPBadGateway(text=f"stored fragment unreadable: {error}\n") from None
-    return web.Response(body=body, content_type="video/mp4" if track.info.kind == "video" else "audio/mp4", headers={"Cache-Control": IMMUTABLE})
+    return serve_bytes(request, fragment, "video/mp4" if track.info.kind == "video" else "audio/mp4", IMMUTABLE)
 
 
 async def not_a_program_url(request: web.Request) -> web.Response:

@@ -2,14 +2,14 @@
 
 ``/live/<channel>/ts/index.m3u8`` lists the video renditions (HLS version 3, audio muxed into
 each video segment); ``…/ts/<rendition>/<n>.ts`` is CMAF segment n of the rendition and of
-the audio track, remuxed by ``kubecast.media.tsmux``.  Segments are immutable, so the last
-few remuxed ones are kept in memory: every player of a live edge asks for the same ones.
+the audio track, remuxed by ``kubecast.media.tsmux``.  A remuxed segment is as immutable as
+its sources, so it is kept in the endpoint's object cache beside them: every player of a live
+edge asks for the same ones.
 """
 
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 
 from aiohttp import web
 
@@ -20,11 +20,9 @@ from kubecast.media.tsmux import TsSample, mux_segment
 from kubecast.storage import layout
 
 from . import hls
-from .app import IMMUTABLE, STORE_KEY, _manifest, _timeline, _track
+from .app import IMMUTABLE, OBJECTS, _manifest, _timeline, _track, cached, serve_bytes
 
 TS_FILE = re.compile(r"^(\d{1,12})\.ts$")
-CACHED_SEGMENTS = 64
-REMUXED = web.AppKey("remuxed", OrderedDict)
 
 
 async def ts_multivariant(request: web.Request) -> web.Response:
@@ -48,13 +46,12 @@ async def _samples(request: web.Request, timeline: Timeline, track: TimelineTrac
     row = next((r for r in track.segments if r[0] == number), None)
     if row is None:
         return None
-    store = request.app[STORE_KEY]
-    init = await store.get(layout.init_key(timeline.channel, track.init_source, track.info.id, track.info.init))
-    segment = await store.get(layout.segment_key(timeline.channel, row[4], track.info.id, number))
+    init = await cached(request, layout.init_key(timeline.channel, track.init_source, track.info.id, track.info.init))
+    segment = await cached(request, layout.segment_key(timeline.channel, row[4], track.info.id, number))
     if init is None or segment is None:
         return None
-    config = next(t for t in parse_init(init) if t.kind == track.info.kind)
-    boxes = dict(BoxStream().feed(segment))
+    config = next(t for t in parse_init(init.data) if t.kind == track.info.kind)
+    boxes = dict(BoxStream().feed(segment.data))
     samples = [TsSample(s.decode_time, s.composition_offset, s.keyframe, s.data)
                for found in parse_fragment(boxes[b"moof"], boxes[b"mdat"]).values() for s in found]
     return config.codec_config, config.timescale, samples
@@ -70,10 +67,9 @@ async def ts_segment(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="TS segments carry a video rendition\n")
     number = int(match.group(1))
     audio = hls.audio_track(timeline)
-    cache = request.app[REMUXED]
-    key = (timeline.channel, video.info.id, number, next((r[4] for r in video.segments if r[0] == number), None))
-    body = cache.get(key)
-    if body is None:
+    key = ("ts", timeline.channel, video.info.id, number, next((r[4] for r in video.segments if r[0] == number), None))
+
+    async def remux() -> bytes:
         try:
             video_part = await _samples(request, timeline, video, number)
             if video_part is None:
@@ -83,16 +79,13 @@ async def ts_segment(request: web.Request) -> web.Response:
             raise web.HTTPBadGateway(text=f"stored segment {number} of {video.info.id} is unreadable: {error}\n") from None
         avcc, video_timescale, video_samples = video_part
         asc, audio_timescale, audio_samples = audio_part if audio_part else (None, 48_000, [])
-        body = mux_segment(avcc=avcc, video_timescale=video_timescale, video=video_samples,
+        return mux_segment(avcc=avcc, video_timescale=video_timescale, video=video_samples,
                            asc=asc, audio_timescale=audio_timescale, audio=audio_samples)
-        cache[key] = body
-        while len(cache) > CACHED_SEGMENTS:
-            cache.popitem(last=False)
-    return web.Response(body=body, content_type="video/mp2t", headers={"Cache-Control": IMMUTABLE})
+
+    return serve_bytes(request, await request.app[OBJECTS].get(key, remux), "video/mp2t", IMMUTABLE)
 
 
 def add_routes(app: web.Application, live: str, track: str) -> None:
-    app[REMUXED] = OrderedDict()
     app.router.add_get(f"{live}/ts/index.m3u8", ts_multivariant)
     app.router.add_get(f"{live}/ts/{{track:{track}}}/index.m3u8", ts_media_playlist)
     app.router.add_get(f"{live}/ts/{{track:{track}}}/{{file:[^/]+}}", ts_segment)
