@@ -7,24 +7,27 @@ import asyncio
 import logging
 import signal
 
+import uvloop
 from aiohttp import web
 
 from kubecast.storage import Store
 
-from .app import make_app
+from .app import CACHE_BYTES, make_app
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubecast endpoint", description=__doc__)
     parser.add_argument("--store", required=True, help="storage URL or folder")
     parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (port 0 picks a free port)")
+    parser.add_argument("--cache-mb", type=int, default=CACHE_BYTES >> 20,
+                        help="memory for hot segments (the pod's memory limit must leave room for it)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s endpoint %(levelname)s %(message)s")
     host, _, port = args.listen.rpartition(":")
 
     async def run() -> None:
-        runner = web.AppRunner(make_app(Store(args.store)), access_log=None)
+        runner = web.AppRunner(make_app(Store(args.store), cache_bytes=args.cache_mb << 20), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, int(port))
         await site.start()
@@ -37,5 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         await stop.wait()
         await runner.cleanup()
 
-    asyncio.run(run())
+    # uvloop: the endpoint is the one component whose event loop is the hot path (bench/origin.py:
+    # manifests ~0.30 -> ~0.37 of nginx's requests/s, segments ~0.87 -> ~0.95 of its bytes/s).
+    uvloop.run(run())
     return 0
