@@ -79,6 +79,15 @@ def track_key(rest: str) -> str:
     return f"{folder}/{(match.group(1) or match.group(2)) if match else ''}"
 
 
+class RequestBody:
+    """The box state of one request body: a reconnecting Smooth encoder starts over with ftyp
+    and moov, and each CMAF request is a whole segment."""
+
+    def __init__(self):
+        self.boxes = BoxStream()
+        self.moof: bytes | None = None
+
+
 class PushStream:
     """One pushed stream of a channel (a Smooth POST, or a CMAF track key): its tracks as sources."""
 
@@ -88,24 +97,26 @@ class PushStream:
         self.tracks: dict[int, TrackConfig] = {}
         self.sources: dict[int, Source] = {}
         self.unannounced: set[int] = set()  # tracks whose codec configuration is not forwarded yet
-        self.boxes = BoxStream()
-        self.moof: bytes | None = None
+        # One request body at a time feeds a stream: an encoder opens segment n+1 while the
+        # ingest may still be reading n, and n's samples must go out first and whole.
+        self.lock = asyncio.Lock()
         self.last_activity = time.monotonic()
         self.ended = False
 
-    def feed(self, data: bytes) -> bool:
-        """Forward what ``data`` completes; True once the stream says it ended (``mfra``)."""
+    def feed(self, body: "RequestBody", data: bytes) -> bool:
+        """Forward what ``data`` completes of one request's body; True once the stream says it
+        ended (``mfra``)."""
         self.last_activity = time.monotonic()
-        for kind, box in self.boxes.feed(data):
+        for kind, box in body.boxes.feed(data):
             if kind == b"moov":
                 self._configure(parse_init(box))
             elif kind == b"moof":
-                self.moof = box
+                body.moof = box
             elif kind == b"mdat":
-                if self.moof is None:
+                if body.moof is None:
                     raise Mp4Error("mdat without a moof before it")
-                self._fragment(parse_fragment(self.moof, box))
-                self.moof = None
+                self._fragment(parse_fragment(body.moof, box))
+                body.moof = None
             elif kind == b"mfra":
                 return True
         return False
@@ -264,11 +275,10 @@ class HttpIngest:
             stream = self._stream(request, route, match.group(1), "FragmentedMP4")
         except Busy as busy:
             return self._refuse(request, 409, "busy", str(busy))
-        # A reconnecting encoder starts over with ftyp and moov: the stream's box state restarts.
-        stream.boxes, stream.moof = BoxStream(), None
+        body = RequestBody()
         try:
             async for chunk in request.content.iter_any():
-                if stream.feed(chunk):
+                if stream.feed(body, chunk):
                     await self._finish(stream, "the encoder ended the stream (mfra)")
                     break
         except Busy as busy:
@@ -294,11 +304,19 @@ class HttpIngest:
             stream = self._stream(request, route, track_key(rest), "CMAF")
         except Busy as busy:
             return self._refuse(request, 409, "busy", str(busy))
-        stream.boxes, stream.moof = BoxStream(), None  # each request is a whole segment
+        body = RequestBody()
         try:
-            async for chunk in request.content.iter_any():
-                stream.feed(chunk)
-            if stream.boxes.pending:
+            async with asyncio.timeout(self.config.idle_timeout):
+                await stream.lock.acquire()  # the track's previous segment goes first
+        except TimeoutError:
+            return self._refuse(request, 503, "busy", f"{rest} of {route.name}: the previous segment of the track is still arriving")
+        try:
+            try:
+                async for chunk in request.content.iter_any():
+                    stream.feed(body, chunk)
+            finally:
+                stream.lock.release()
+            if body.boxes.pending:
                 raise Mp4Error(f"segment {rest} ends inside a box")
         except Busy as busy:
             await self._finish(stream, str(busy))

@@ -145,3 +145,33 @@ async def test_a_clock_that_jumps_ends_the_stream_and_the_next_push_starts_afres
         assert (await client.post(url, data=retimed_ismv(data, 3 * 3600))).status == 200, "a new timeline, accepted"
         await fake.wait(lambda: fake.ended == 2)
     assert video_tracks(fake.tags(1)) == {0: 120}
+
+
+async def test_a_cmaf_segment_that_starts_before_the_previous_one_is_read_waits_for_it(ingest, tmp_path):
+    """An encoder opens segment n+1 while the ingest is still reading n (a large segment, a
+    slow forward): n must be read whole and go out first, not be cut by n+1's start."""
+    fake, _, base = ingest
+    await ffmpeg(*H264, "-an", "-seg_duration", "1", "-f", "dash", str(tmp_path / "out.mpd"))
+    init, first, second = ((tmp_path / name).read_bytes() for name in ("init-stream0.m4s", "chunk-stream0-00001.m4s", "chunk-stream0-00002.m4s"))
+    halfway, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_body():
+        yield first[: len(first) // 2]
+        halfway.set()  # asked for more: the first half is on its way
+        await release.wait()
+        yield first[len(first) // 2 :]
+
+    async with aiohttp.ClientSession() as client:
+        url = f"{base}/ingest/cam.cmaf/chunk-stream0-"
+        assert (await client.put(f"{base}/ingest/cam.cmaf/init-stream0.m4s", data=init)).status == 201
+        pending_first = asyncio.ensure_future(client.put(f"{url}00001.m4s", data=slow_body()))
+        await asyncio.wait_for(halfway.wait(), 10)
+        pending_second = asyncio.ensure_future(client.put(f"{url}00002.m4s", data=second))
+        await asyncio.sleep(0.3)  # time for the second request to arrive: it must wait behind the first
+        assert not pending_second.done()
+        release.set()
+        statuses = [(await pending).status for pending in (pending_first, pending_second)]
+    assert statuses == [201, 201]
+    await fake.wait(lambda: video_tracks(fake.tags()).get(0) == 60, timeout=10)
+    times = [t.timestamp for t in fake.tags() if t.type == TagType.VIDEO and not parse_video(t.data).is_sequence_header]
+    assert times == sorted(times) and len(set(times)) == 60
