@@ -8,7 +8,8 @@ with ``-c copy`` (at ``--readrate`` times real time, so UDP is not flooded) into
 process whose encoder address is a sink in this process; the ingest's CPU time (from /proc)
 divided by the media seconds is its cost.  The peer is ``ffmpeg -c copy`` of the same source
 into the protocol's container, written to /dev/null: the work of demuxing and remuxing.
-It prints both and the ratio (ours / ffmpeg; lower is better).
+It prints both, the ratio (ours / ffmpeg; lower is better), and the contribution bitrate one
+core of ingest would sustain at that cost.
 """
 
 from __future__ import annotations
@@ -90,12 +91,13 @@ def main() -> None:
         outputs = {
             "RTMP": (["-f", "flv"], f"rtmp://127.0.0.1:{ports['rtmp']}/live/bench/any"),
             "Smooth": (["-movflags", "isml+frag_keyframe", "-f", "ismv"], f"http://127.0.0.1:{ports['http']}/ingest/bench.isml/Streams(v)"),
+            "CMAF": (["-seg_duration", "2", "-f", "dash"], f"http://127.0.0.1:{ports['http']}/ingest/bench.cmaf/manifest.mpd"),
             "SRT": (["-f", "mpegts"], f"srt://127.0.0.1:{ports['srt']}?streamid=bench&pkt_size=1316&linger=2"),
             "RTP": (["-f", "rtp_mpegts"], f"rtp://127.0.0.1:{ports['udp']}?pkt_size=1316"),
             "UDP": (["-f", "mpegts"], f"udp://127.0.0.1:{ports['udp']}?pkt_size=1316"),
         }
         print(f"{args.seconds} s of 1080p30 H.264 at {args.bitrate}bit/s + AAC, sent at {args.readrate:g}x real time")
-        print(f"{'protocol':<8} {'ingest CPU s/media s':>21} {'ffmpeg -c copy':>15} {'ratio':>7}")
+        print(f"{'protocol':<8} {'ingest CPU s/media s':>21} {'ffmpeg -c copy':>15} {'ratio':>7} {'one core sustains':>18}")
         for protocol, (muxer, url) in outputs.items():
             sink = Sink()
             ingest = run_ingest(work, sink, ports)
@@ -112,7 +114,12 @@ def main() -> None:
                 ingest.terminate()
                 ingest.wait(30)
             theirs = ffmpeg_cpu(source, muxer) / args.seconds
-            print(f"{protocol:<8} {ours:>21.4f} {theirs:>15.4f} {ours / theirs:>7.2f}   ({sink.received / 1e6:.1f} MB forwarded)", flush=True)
+            sustained = bitrate_of(args.bitrate) / ours / 1e6 if ours else float("inf")
+            print(f"{protocol:<8} {ours:>21.4f} {theirs:>15.4f} {ours / theirs:>7.2f} {sustained:>11.0f} Mbit/s   ({sink.received / 1e6:.1f} MB forwarded)", flush=True)
+
+
+def bitrate_of(text: str) -> float:
+    return float(text.rstrip("kKmM")) * {"k": 1e3, "m": 1e6}.get(text[-1].lower(), 1)
 
 
 def ffmpeg_cpu(source: Path, muxer: list[str]) -> float:
@@ -120,6 +127,8 @@ def ffmpeg_cpu(source: Path, muxer: list[str]) -> float:
     best = None
     fmt = muxer[-1]
     extra = muxer[:-2]
+    if fmt == "dash":  # the same CMAF fragments, into one stream rather than a folder of files
+        fmt, extra = "mp4", ["-movflags", "cmaf+frag_keyframe+empty_moov+default_base_moof"]
     for _ in range(3):
         before = os.times()
         subprocess.run(["ffmpeg", "-v", "error", "-i", str(source), "-c", "copy", *extra, "-f", "mpegts" if fmt == "rtp_mpegts" else fmt, "-y", "/dev/null"],
