@@ -5,7 +5,8 @@ hello line, then FLV), so the encoders, the clock and the packager never learn h
 arrived.  Timestamps become milliseconds from the contribution's first frame, as an RTMP
 publisher's start at 0; a jump backwards or by more than ``MAX_JUMP_MS`` ends the contribution
 (``TimestampJump``): the next one is placed on the channel timeline afresh, with a marked
-discontinuity, instead of misplacing media by hours.
+discontinuity, instead of misplacing media by hours.  A time base change the encoder signals
+(a PCR discontinuity, ``kubecast.media.mpegts``) is no jump: the media carries on seamlessly.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class TsContribution:
         self.last_ms: dict[str, int] = {}
         self.waiting_for_parameters = 0  # video frames before the first SPS/PPS (skipped)
         self.audio_damage = 0  # bytes of PES audio that were not ADTS frames
+        self._shifts: dict[int, int] = {}  # time base (PesFrame.timebase) -> ticks added to its frames
+        self._next: dict[str, int] = {}  # kind -> ticks where its next frame is due
+        self._last_video_dts: int | None = None
+        self._video_step = 0  # ticks between the last two video frames
 
     @property
     def stats(self):
@@ -47,10 +52,28 @@ class TsContribution:
     def _convert(self, frames: list[PesFrame]) -> list[FlvTag]:
         tags: list[FlvTag] = []
         for frame in frames:
+            self._place(frame)
             if self.origin is None:
                 self.origin = frame.dts
             (self._video if frame.kind == "video" else self._audio)(frame, tags)
         return tags
+
+    def _place(self, frame: PesFrame) -> None:
+        """Moves a frame onto the contribution's one time base.  After a time base change the
+        encoder signalled, the first frame on the new base continues its kind where the last one
+        ended, and every kind moves by the same amount, keeping the encoder's lip sync: what a
+        receiver locked to the PCR presents (an unsignalled jump still ends the contribution)."""
+        kind = frame.kind
+        if frame.timebase not in self._shifts:
+            self._shifts[frame.timebase] = self._next[kind] - frame.dts if kind in self._next else 0
+        shift = self._shifts[frame.timebase]
+        frame.pts, frame.dts = frame.pts + shift, frame.dts + shift
+        if kind == "video":  # audio knows its end once its ADTS frames are counted (_audio)
+            last = self._last_video_dts
+            if last is not None and frame.dts > last:
+                self._video_step = frame.dts - last
+            self._last_video_dts = frame.dts
+            self._next[kind] = frame.dts + self._video_step
 
     def _ms(self, kind: str, ticks: int) -> int:
         ms = (ticks - self.origin) // 90
@@ -87,3 +110,4 @@ class TsContribution:
                 self.audio_config = aac.config
                 tags.append(FlvTag(TagType.AUDIO, ms, audio_tag_body(sequence_header=True, payload=aac.config)))
             tags.append(FlvTag(TagType.AUDIO, ms, audio_tag_body(sequence_header=False, payload=aac.payload)))
+            self._next["audio"] = ticks + SAMPLES_PER_FRAME * 90_000 // aac.sample_rate

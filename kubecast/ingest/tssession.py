@@ -28,6 +28,7 @@ class TsSession:
         self.contribution = TsContribution()
         self.source: Source | None = None
         self._counted = {"sync_losses": 0, "continuity_errors": 0, "dropped_frames": 0, "malformed_pes": 0}
+        self._timebases = 0
 
     def start(self) -> None:
         """Join the channel's publication (raises ``publication.Busy``)."""
@@ -49,6 +50,10 @@ class TsSession:
 
     def _count(self) -> None:
         stats = self.contribution.stats
+        if stats.timebase_changes > self._timebases:
+            self._timebases = stats.timebase_changes
+            log.info("%s contribution of %s from %s: the encoder signalled a new time base (PCR discontinuity); the timeline carries on",
+                     self.protocol, self.route.name, self.peer)
         for kind, counted in self._counted.items():
             now = getattr(stats, kind)
             if now > counted:

@@ -6,6 +6,13 @@ frames.  Damage is counted, never raised: a lost sync byte resynchronises on the
 packets that start with 0x47, and a continuity-counter gap drops the PES frame in progress on
 that PID (a frame with a hole would decode as garbage) — the contribution goes on with the
 next one.  Timestamps stay in 90 kHz ticks, with the 33-bit wrap unfolded so they only grow.
+
+The program clock reference is what a TS receiver keeps time by, and PTS/DTS are read on its
+time base.  An encoder that changes that time base (a splice, a restarted clock) says so with
+the ``discontinuity_indicator`` on the PCR PID; every frame says which time base it started on
+(``timebase``, the count of such changes before it) and is unwrapped on that base, so the
+contribution can be rebased to carry on where it was instead of jumping by whatever the new
+clock reads.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ class PesFrame:
     dts: int
     data: bytes  # Annex B access unit, or one or more ADTS frames
     random_access: bool = False  # the adaptation field's random_access_indicator
+    timebase: int = 0  # signalled PCR discontinuities before the frame started
 
 
 @dataclass
@@ -37,6 +45,7 @@ class TsStats:
     continuity_errors: int = 0
     dropped_frames: int = 0  # PES frames lost to damage
     malformed_pes: int = 0
+    timebase_changes: int = 0  # discontinuity_indicator on the PCR PID
 
 
 @dataclass
@@ -44,6 +53,8 @@ class _Pes:
     buffer: bytearray = field(default_factory=bytearray)
     random_access: bool = False
     damaged: bool = False
+    unwrap: "_Unwrap | None" = None  # that of the time base it started on
+    timebase: int = 0
 
 
 def _timestamp(data: bytes, offset: int) -> int:
@@ -73,6 +84,7 @@ class TsDemuxer:
         self.stats = TsStats()
         self._pending = bytearray()
         self._pmt_pid: int | None = None
+        self._pcr_pid: int | None = None
         self.streams: dict[int, str] = {}  # PID -> "video" | "audio"
         self._continuity: dict[int, int] = {}
         self._pes: dict[int, _Pes] = {}
@@ -127,6 +139,9 @@ class TsDemuxer:
                 random_access = True
             if length and packet[5] & 0x80:  # discontinuity_indicator: counters restart legitimately
                 self._continuity.pop(pid, None)
+                if pid == self._pcr_pid and packet[5] & 0x10:  # ... and with a PCR, the time base too
+                    self.stats.timebase_changes += 1
+                    self._unwrap = _Unwrap()
             offset = 5 + length
         if not control & 0x01:
             return  # no payload: the counter does not advance
@@ -176,6 +191,7 @@ class TsDemuxer:
         section = self._section(payload)
         if section is None or section[0] != 0x02:
             return
+        self._pcr_pid = (section[8] & 0x1F) << 8 | section[9]
         info_length = (section[10] & 0x0F) << 8 | section[11]
         index = 12 + info_length
         streams: dict[int, str] = {}
@@ -192,7 +208,7 @@ class TsDemuxer:
     def _pes_payload(self, pid: int, start: bool, random_access: bool, payload: bytes, frames: list[PesFrame]) -> None:
         if start:
             self._finish(pid, frames)
-            self._pes[pid] = _Pes(bytearray(payload), random_access)
+            self._pes[pid] = _Pes(bytearray(payload), random_access, unwrap=self._unwrap, timebase=self.stats.timebase_changes)
             return
         pes = self._pes.get(pid)
         if pes is None:
@@ -206,17 +222,15 @@ class TsDemuxer:
         pes = self._pes.pop(pid, None)
         if pes is None:
             return
-        if pes.damaged:
+        frame = None if pes.damaged else self._parse_pes(pid, bytes(pes.buffer), pes.random_access, pes.unwrap or self._unwrap)
+        if frame is None:
+            self.stats.malformed_pes += not pes.damaged
             self.stats.dropped_frames += 1
             return
-        frame = self._parse_pes(pid, bytes(pes.buffer), pes.random_access)
-        if frame is None:
-            self.stats.malformed_pes += 1
-            self.stats.dropped_frames += 1
-        else:
-            frames.append(frame)
+        frame.timebase = pes.timebase
+        frames.append(frame)
 
-    def _parse_pes(self, pid: int, data: bytes, random_access: bool) -> PesFrame | None:
+    def _parse_pes(self, pid: int, data: bytes, random_access: bool, unwrap: _Unwrap) -> PesFrame | None:
         if len(data) < 9 or data[:3] != b"\x00\x00\x01":
             return None
         flags = data[7] >> 6
@@ -229,7 +243,7 @@ class TsDemuxer:
             data = data[:6 + declared]  # stuffing after the declared length
         pts = _timestamp(data, 9)
         dts = _timestamp(data, 14) if flags == 0x03 and header_length >= 10 else pts
-        pts, dts = self._unwrap(pts), self._unwrap(dts)
+        pts, dts = unwrap(pts), unwrap(dts)
         if pts < dts:
             pts = dts  # a damaged header; never a negative composition offset
         return PesFrame(self.streams[pid], pid, pts, dts, data[body:], random_access)

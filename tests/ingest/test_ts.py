@@ -107,3 +107,57 @@ def test_random_bytes_never_raise_and_produce_nothing():
     for _ in range(200):
         assert contribution.feed(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 1500)))) == []
     assert contribution.flush() == []
+
+
+def spliced(first: bytes, second: bytes, *, signalled: bool) -> bytes:
+    """``second`` after ``first`` as one stream: continuity counters carry on across the join,
+    and (``signalled``) the first PCR of ``second`` carries the discontinuity_indicator, as a
+    splicer or an encoder whose clock restarted sends it."""
+    counters, out, marked = {}, bytearray(first), not signalled
+    for offset in range(0, len(first), PACKET_SIZE):
+        packet = first[offset:offset + PACKET_SIZE]
+        if packet[3] & 0x10:
+            counters[(packet[1] & 0x1F) << 8 | packet[2]] = packet[3] & 0x0F
+    for offset in range(0, len(second), PACKET_SIZE):
+        packet = bytearray(second[offset:offset + PACKET_SIZE])
+        pid = (packet[1] & 0x1F) << 8 | packet[2]
+        if packet[3] & 0x10 and pid in counters:
+            counters[pid] = (counters[pid] + 1) & 0x0F
+            packet[3] = (packet[3] & 0xF0) | counters[pid]
+        if not marked and packet[3] & 0x20 and packet[4] and packet[5] & 0x10:  # the first PCR
+            packet[5] |= 0x80
+            marked = True
+        out += packet
+    return bytes(out)
+
+
+@pytest.fixture(scope="module")
+def an_hour_later(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("ts") / "later.ts"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+         "-t", str(SECONDS), "-c:v", "libx264", "-g", "30", "-bf", "2", "-c:a", "aac", "-output_ts_offset", "3600", "-f", "mpegts", str(path)],
+        check=True, timeout=60,
+    )
+    return path.read_bytes()
+
+
+def test_a_signalled_time_base_change_carries_on_seamlessly(transport_stream, an_hour_later):
+    contribution, tags = convert(spliced(transport_stream, an_hour_later, signalled=True), chunk_sizes=(188, 1316))
+    assert contribution.stats.timebase_changes == 1
+    assert contribution.stats.continuity_errors == contribution.stats.dropped_frames == 0
+    frames = [tag.timestamp for tag in tags if tag.type == TagType.VIDEO and not parse_video(tag.data).is_sequence_header]
+    assert len(frames) == 2 * 30 * SECONDS
+    steps = {b - a for a, b in zip(frames, frames[1:])}
+    assert steps <= {33, 34}, f"one frame apart throughout, across the join too: {sorted(steps)}"
+    audio = [tag.timestamp for tag in tags if tag.type == TagType.AUDIO and not parse_audio(tag.data).is_sequence_header]
+    assert max(b - a for a, b in zip(audio, audio[1:])) <= 22 + 40, "audio carries on too"
+    _, alone = convert(transport_stream)
+    lip_sync = max(t.timestamp for t in alone if t.type == TagType.AUDIO) - max(t.timestamp for t in alone if t.type == TagType.VIDEO)
+    assert abs((audio[-1] - frames[-1]) - lip_sync) <= 2, "audio moved with video: the encoder's lip sync is kept"
+    assert decode_flv(tags)[0] == 2 * 30 * SECONDS
+
+
+def test_the_same_jump_unsignalled_ends_the_contribution(transport_stream, an_hour_later):
+    with pytest.raises(TimestampJump):
+        convert(spliced(transport_stream, an_hour_later, signalled=False))
