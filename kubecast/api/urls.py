@@ -32,7 +32,9 @@ def ingest_urls(channel: Channel, *, host: str, rtmp: int | None, http: int | No
 
 PROGRAM_FORMATS = (
     ("hls", "{manifest}.m3u8"),
+    ("hls-startover", "{manifest}.m3u8?startover"),
     ("dash", "{manifest}.mpd"),
+    ("smooth", "{manifest}.ism/manifest"),
     ("hls-cmaf", "{manifest}.ism/manifest(format=m3u8-cmaf)"),
     ("hls-ts", "{manifest}.ism/manifest(format=m3u8-aapl)"),
     ("dash-cmaf", "{manifest}.ism/manifest(format=mpd-time-cmaf)"),

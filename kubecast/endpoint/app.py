@@ -117,15 +117,22 @@ def _manifest(request: web.Request, timeline: Timeline, kind: str, content_type:
     return web.Response(text=text, content_type=content_type, headers={"Cache-Control": _manifest_cache_control(timeline)})
 
 
+def start_over(request: web.Request) -> bool:
+    """``?startover`` on an HLS playlist: start at the window's start, not the live edge."""
+    return "startover" in request.query
+
+
 async def multivariant(request: web.Request) -> web.Response:
     timeline = await _timeline(request)
-    return _manifest(request, timeline, "m3u8", "application/vnd.apple.mpegurl", lambda: hls.multivariant_playlist(timeline))
+    over = start_over(request)
+    return _manifest(request, timeline, f"m3u8:{over}", "application/vnd.apple.mpegurl", lambda: hls.multivariant_playlist(timeline, start_over=over))
 
 
 async def media_playlist(request: web.Request) -> web.Response:
     timeline = await _timeline(request)
     track = _track(timeline, request.match_info["track"])
-    return _manifest(request, timeline, f"m3u8:{track.info.id}", "application/vnd.apple.mpegurl", lambda: hls.media_playlist(timeline, track))
+    over = start_over(request)
+    return _manifest(request, timeline, f"m3u8:{track.info.id}:{over}", "application/vnd.apple.mpegurl", lambda: hls.media_playlist(timeline, track, start_over=over))
 
 
 async def dash_manifest(request: web.Request) -> web.Response:

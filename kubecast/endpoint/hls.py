@@ -41,10 +41,17 @@ def audio_track(timeline: Timeline) -> TimelineTrack | None:
     return next((t for t in timeline.tracks if t.info.kind == "audio"), None)
 
 
-def multivariant_playlist(timeline: Timeline, *, ts: bool = False, prefix: str = "") -> str:
+START_OVER = "#EXT-X-START:TIME-OFFSET=0,PRECISE=YES"  # play from the window's first segment, not the live edge
+START_OVER_QUERY = "?startover"
+
+
+def multivariant_playlist(timeline: Timeline, *, ts: bool = False, prefix: str = "", start_over: bool = False) -> str:
     """The ABR set; with ``ts``, for HLS with MPEG-TS segments (version 3, audio muxed into
-    every video segment, so no audio group)."""
-    lines = ["#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    every video segment, so no audio group).  ``start_over``: players start at the start of
+    the window (start-over) instead of the live edge; the media playlists are asked for the
+    same way, since players differ in which playlist's ``EXT-X-START`` they honour."""
+    query = START_OVER_QUERY if start_over else ""
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"] + ([START_OVER] if start_over else [])
     audio = audio_track(timeline)
     audio_peak, audio_average = _bandwidths(audio) if audio else (0, 0)
     if audio is not None and not ts:
@@ -52,7 +59,7 @@ def multivariant_playlist(timeline: Timeline, *, ts: bool = False, prefix: str =
         language = audio.info.language or "und"
         lines.append(
             f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="{language}",LANGUAGE="{language}",DEFAULT=YES,AUTOSELECT=YES'
-            f'{channels},URI="{audio.info.id}/index.m3u8"'
+            f'{channels},URI="{audio.info.id}/index.m3u8{query}"'
         )
     for track in video_tracks(timeline):
         peak, average = _bandwidths(track)
@@ -64,7 +71,7 @@ def multivariant_playlist(timeline: Timeline, *, ts: bool = False, prefix: str =
             attributes.append(f"FRAME-RATE={rate}")
         if audio is not None and not ts:
             attributes.append('AUDIO="audio"')
-        lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), f"{prefix}{track.info.id}/index.m3u8"]
+        lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), f"{prefix}{track.info.id}/index.m3u8{query}"]
     return "\n".join(lines) + "\n"
 
 
@@ -76,7 +83,7 @@ def _program_date_time(timeline: Timeline, start: int, timescale: int) -> str | 
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def media_playlist(timeline: Timeline, track: TimelineTrack, *, ts: bool = False) -> str:
+def media_playlist(timeline: Timeline, track: TimelineTrack, *, ts: bool = False, start_over: bool = False) -> str:
     timescale = track.info.timescale
     rows = track.segments
     target = max((max(1, round(r[2] / timescale)) for r in rows), default=max(1, round(timeline.segment_duration_ms / 1000)))
@@ -86,7 +93,7 @@ def media_playlist(timeline: Timeline, track: TimelineTrack, *, ts: bool = False
     ]
     if discontinuity_sequence := track.discontinuity_sequence():
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
-    lines += ["#EXT-X-INDEPENDENT-SEGMENTS"] + ([] if ts else ['#EXT-X-MAP:URI="init.mp4"'])
+    lines += ["#EXT-X-INDEPENDENT-SEGMENTS"] + ([START_OVER] if start_over else []) + ([] if ts else ['#EXT-X-MAP:URI="init.mp4"'])
     for index, (number, start, duration, _size, _source, discontinuity) in enumerate(rows):
         if discontinuity and index > 0:
             lines.append("#EXT-X-DISCONTINUITY")

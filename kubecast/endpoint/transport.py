@@ -20,7 +20,7 @@ from kubecast.media.tsmux import TsSample, mux_segment
 from kubecast.storage import layout
 
 from . import hls
-from .app import IMMUTABLE, OBJECTS, _manifest, _timeline, _track, cached, serve_bytes
+from .app import IMMUTABLE, OBJECTS, _manifest, _timeline, _track, cached, serve_bytes, start_over
 
 TS_FILE = re.compile(r"^(\d{1,12})\.ts$")
 
@@ -30,7 +30,9 @@ async def ts_multivariant(request: web.Request) -> web.Response:
     # Under /live/<channel>/ts/ the renditions are next to it; a program's AMS manifest
     # (…/<name>.ism/manifest(format=m3u8-aapl)) has them under ts/.
     prefix = "ts/" if "locator" in request.match_info else ""
-    return _manifest(request, timeline, "m3u8-ts", "application/vnd.apple.mpegurl", lambda: hls.multivariant_playlist(timeline, ts=True, prefix=prefix))
+    over = start_over(request)
+    return _manifest(request, timeline, f"m3u8-ts:{over}", "application/vnd.apple.mpegurl",
+                     lambda: hls.multivariant_playlist(timeline, ts=True, prefix=prefix, start_over=over))
 
 
 async def ts_media_playlist(request: web.Request) -> web.Response:
@@ -38,7 +40,9 @@ async def ts_media_playlist(request: web.Request) -> web.Response:
     track = _track(timeline, request.match_info["track"])
     if track.info.kind != "video":
         raise web.HTTPNotFound(text="TS segments carry a video rendition (with the audio muxed in)\n")
-    return _manifest(request, timeline, f"m3u8-ts:{track.info.id}", "application/vnd.apple.mpegurl", lambda: hls.media_playlist(timeline, track, ts=True))
+    over = start_over(request)
+    return _manifest(request, timeline, f"m3u8-ts:{track.info.id}:{over}", "application/vnd.apple.mpegurl",
+                     lambda: hls.media_playlist(timeline, track, ts=True, start_over=over))
 
 
 async def _samples(request: web.Request, timeline: Timeline, track: TimelineTrack, number: int):

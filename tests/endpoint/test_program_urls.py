@@ -96,3 +96,15 @@ def test_smooth_lists_only_the_segments_every_stream_has():
     audio.segments = audio.segments[1:]  # the window, trimmed by time, dropped one more audio segment
     assert all(rows[0][0] == 11 for rows in listed_rows(timeline).values())
     assert '<c t="0" d="180000"/>' in client_manifest(timeline, {}) and '<c t="0" d="96000"/>' in client_manifest(timeline, {})
+
+
+async def test_start_over_asks_players_to_begin_at_the_window_start(client):
+    for multivariant in ("/evening-news/show.m3u8?startover", "/evening-news/show.ism/manifest(format=m3u8-aapl)?startover", "/live/news/index.m3u8?startover"):
+        text = await (await client.get(multivariant)).text()
+        assert "#EXT-X-START:TIME-OFFSET=0,PRECISE=YES" in text, multivariant
+        variants = [line for line in text.splitlines() if line.endswith("index.m3u8?startover") or 'index.m3u8?startover"' in line]
+        assert len(variants) == len([line for line in text.splitlines() if "index.m3u8" in line]), "every playlist it names is asked for the same way"
+    for media in ("/evening-news/v720/index.m3u8?startover", "/live/news/v720/index.m3u8?startover", "/live/news/ts/v720/index.m3u8?startover"):
+        assert "#EXT-X-START:TIME-OFFSET=0,PRECISE=YES" in await (await client.get(media)).text(), media
+    for plain in ("/evening-news/show.m3u8", "/live/news/v720/index.m3u8"):
+        assert "EXT-X-START" not in await (await client.get(plain)).text(), "the live edge, unless asked (and not served from the other's cache)"

@@ -146,7 +146,7 @@ def test_endpoint_and_program_status():
     assert status["hostName"] == "live.example.com" and status["readyReplicas"] == 2
     program = aggregate_program(DOCS.programs["match"], generation=1, channel=DOCS.channels["news"], endpoints=[DOCS.endpoints["origin"]], namespace="media", previous=None, now=NOW)
     urls = {u["format"]: u["url"] for u in program["playbackUrls"]}
-    assert set(urls) == {"hls", "dash", "hls-cmaf", "hls-ts", "dash-cmaf", "dash-csf"}
+    assert set(urls) == {"hls", "hls-startover", "dash", "smooth", "hls-cmaf", "hls-ts", "dash-cmaf", "dash-csf"}
     locator = DOCS.programs["match"].spec.locator or "match"
     assert urls["hls-ts"] == f"http://live.example.com/{locator}/{DOCS.programs['match'].spec.manifest_name}.ism/manifest(format=m3u8-aapl)"
     missing = aggregate_program(DOCS.programs["match"], generation=1, channel=None, endpoints=[], namespace="media", previous=None, now=NOW)
