@@ -114,6 +114,26 @@ class ProgramRecorder:
                 programs.append(program_record)
         return programs
 
+    async def kept(self) -> list[Timeline] | None:
+        """Every recording stored for the channel, read from storage rather than from the
+        programs this recorder could parse: retention must keep a recording's segments even
+        when its program.json is damaged.  None when any recording is unreadable, so that
+        nothing is collected until it is (losing a recording is worse than a late delete)."""
+        recordings = []
+        prefix = layout.programs_prefix(self.channel) + "/"
+        for info in await self.store.list(prefix):
+            if not info.key.endswith("/timeline.json"):
+                continue
+            data = await self.store.get(info.key)
+            if data is None:
+                continue  # deleted meanwhile
+            try:
+                recordings.append(Timeline.from_json(data))
+            except ValueError as error:
+                log.warning("recording %s is unreadable (%s): retention waits until it is readable", info.key, error)
+                return None
+        return recordings
+
     async def step(self, channel: Timeline | None, now: datetime) -> None:
         programs = await self._programs()
         for name in set(self.timelines) - {p.name for p in programs}:
@@ -126,7 +146,11 @@ class ProgramRecorder:
             key = layout.program_timeline_key(self.channel, program.name)
             if program.name not in self.timelines:
                 data = await self.store.get(key)
-                self.timelines[program.name] = Timeline.from_json(data) if data else None
+                try:
+                    self.timelines[program.name] = Timeline.from_json(data) if data else None
+                except ValueError as error:
+                    log.warning("recording of program %s of %s is unreadable (%s): left alone", program.name, self.channel, error)
+                    continue  # neither recorded over nor released; retention keeps its segments (kept())
             recorded, changed = record(self.timelines[program.name], program, channel, now)
             if changed and recorded is not None:
                 recorded.generation += 1

@@ -120,7 +120,9 @@ class Packager:
             await self.programs.step(self.timeline, now)
         if self._cleaned_at is None or now - self._cleaned_at >= RETENTION_INTERVAL:
             self._cleaned_at = now
-            await clean(self.store, self.timeline, [t for t in self.programs.timelines.values() if t is not None])
+            recordings = await self.programs.kept()
+            if recordings is not None:
+                await clean(self.store, self.timeline, recordings)
 
     async def run(self, stop: asyncio.Event, on_first_write=None) -> None:
         await self.load()

@@ -39,3 +39,22 @@ def test_nothing_is_collected_without_a_live_timeline_or_for_other_channels():
     channel = run(None, A=progress("A", [500, 501])).timeline
     assert collectable(["channels/other/encoders/A/v/1.m4s", "channels/c/encoders/A/v/init-x.mp4", "channels/c/encoders/A/unknown/1.m4s"], channel, []) == []
     assert collectable(["channels/c/encoders/A/v/1.m4s"], channel, []) == ["channels/c/encoders/A/v/1.m4s"]
+
+
+async def test_a_recording_whose_program_record_is_damaged_keeps_its_segments(tmp_path):
+    """After a packager restart a damaged program.json must not make its recording look
+    unowned: retention goes by the recordings stored, and waits while one is unreadable."""
+    from kubecast.packager.programs import ProgramRecorder
+
+    store = Store(str(tmp_path / "store"))
+    recording = program_timeline(range(100, 130), window_ms=120_000)
+    await store.put(layout.program_key("c", "show"), b"{damaged")
+    await store.put(layout.program_timeline_key("c", "show"), recording.to_json())
+    recorder = ProgramRecorder(store, "c")
+    channel = run(None, A=progress("A", list(range(180, 200)))).timeline
+    await recorder.step(channel, channel.updated)
+    kept = await recorder.kept()
+    assert [t.tracks[0].segments[0][0] for t in kept] == [100], "the recording is still owned"
+    assert (await store.get(layout.program_timeline_key("c", "show"))) is not None, "and not released"
+    await store.put(layout.program_timeline_key("c", "other"), b"not json")
+    assert await recorder.kept() is None, "an unreadable recording: nothing is collected this round"
