@@ -110,7 +110,7 @@ def _manifest(request: web.Request, timeline: Timeline, kind: str, content_type:
     started = time.perf_counter()
     locator = request.match_info.get("locator")
     key = (f"locator:{locator}" if locator else timeline.channel, kind, request.host)
-    text, hit = request.app[TIMELINES].rendered(key, timeline.generation, render)
+    text, hit = request.app[TIMELINES].rendered(key, timeline, render)
     metrics.CACHE.labels("hit" if hit else "miss").inc()
     if not hit:
         metrics.RENDER_SECONDS.labels(kind).observe(time.perf_counter() - started)

@@ -21,7 +21,7 @@ class TimelineCache:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, object]] = {}  # name -> (read at, parsed object or None)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._rendered: dict[tuple, tuple[int, str]] = {}
+        self._rendered: dict[tuple, tuple[tuple, str]] = {}
 
     async def program(self, locator: str) -> ProgramRecord | None:
         return await self._read(f"locator:{locator}", layout.locator_key(locator), ProgramRecord.from_json)
@@ -56,11 +56,14 @@ class TimelineCache:
             self._entries[channel] = (time.monotonic(), timeline)
             return timeline
 
-    def rendered(self, key: tuple, generation: int, render: Callable[[], str]) -> tuple[str, bool]:
-        """(text, cache hit) for a manifest of a timeline generation."""
+    def rendered(self, key: tuple, timeline: Timeline, render: Callable[[], str]) -> tuple[str, bool]:
+        """(text, cache hit) for a manifest of a timeline version.  The version is the
+        generation and the time of the write: a program deleted and made again under the same
+        locator starts counting generations from 1 again."""
+        version = (timeline.generation, timeline.updated)
         cached = self._rendered.get(key)
-        if cached and cached[0] == generation:
+        if cached and cached[0] == version:
             return cached[1], True
         text = render()
-        self._rendered[key] = (generation, text)
+        self._rendered[key] = (version, text)
         return text, False

@@ -4,7 +4,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from conftest import make_timeline
-from kubecast.endpoint.app import make_app
+from kubecast.endpoint.app import TIMELINES, make_app
 from kubecast.endpoint.programs import FormatError, ams_format
 from kubecast.endpoint.smooth import client_manifest, listed_rows
 from kubecast.media.mp4 import Sample, init_segment_video, media_segment, parse_media_segment
@@ -108,3 +108,34 @@ async def test_start_over_asks_players_to_begin_at_the_window_start(client):
         assert "#EXT-X-START:TIME-OFFSET=0,PRECISE=YES" in await (await client.get(media)).text(), media
     for plain in ("/evening-news/show.m3u8", "/live/news/v720/index.m3u8"):
         assert "EXT-X-START" not in await (await client.get(plain)).text(), "the live edge, unless asked (and not served from the other's cache)"
+
+
+async def test_manifests_follow_the_timeline_version_and_a_deleted_program_is_gone(tmp_path):
+    from datetime import timedelta
+
+    store = Store(str(tmp_path / "store"))
+    record = ProgramRecord(name="evening", channel="news", locator="evening-news", manifest_name="show", archive_window_seconds=3600, state="Stopped")
+    await store.put(layout.locator_key("evening-news"), record.to_json())
+    first = make_timeline(state="stopped", numbers=range(10, 13))
+    first.generation = 1
+    await store.put(layout.program_timeline_key("news", "evening"), first.to_json())
+    async with TestClient(TestServer(make_app(store))) as client:
+        client.app[TIMELINES].ttl = 0  # read storage on every request
+
+        async def playlist():
+            return await (await client.get("/evening-news/v720/index.m3u8")).text()
+
+        assert "12.m4s" in await playlist() and "50.m4s" not in await playlist()
+        # Deleted and made again under the same locator: its generations count from 1 again.
+        remade = make_timeline(state="stopped", numbers=range(50, 52))
+        remade.generation, remade.updated = 1, first.updated + timedelta(hours=1)
+        await store.put(layout.program_timeline_key("news", "evening"), remade.to_json())
+        assert "50.m4s" in await playlist() and "12.m4s" not in await playlist(), "not the old program's playlist"
+        grown = make_timeline(state="stopped", numbers=range(50, 53))
+        grown.generation, grown.updated = 2, remade.updated
+        await store.put(layout.program_timeline_key("news", "evening"), grown.to_json())
+        assert "52.m4s" in await playlist(), "a new generation is rendered anew"
+        await store.delete(layout.locator_key("evening-news"))
+        await store.delete(layout.program_timeline_key("news", "evening"))
+        assert (await client.get("/evening-news/show.m3u8")).status == 404, "a deleted program is a 404"
+        assert (await client.get("/evening-news/v720/50.m4s")).status == 404, "and so are its segments"
