@@ -19,6 +19,7 @@ from . import chunks, metrics
 from .config import IngestConfig, decide
 from .publication import Busy, Publications, Source
 from .session import Media, ProtocolError, PublishRequest, RtmpSession, Unpublished
+from .timestamps import TimestampGuard
 
 log = logging.getLogger("kubecast.ingest")
 
@@ -83,6 +84,7 @@ class IngestServer:
 
     async def _run(self, reader, writer, peer: str, session_id: str) -> None:
         session = RtmpSession()
+        clock = TimestampGuard()
         source: Source | None = None
         channel: str | None = None
         started = time.monotonic()
@@ -134,6 +136,12 @@ class IngestServer:
                             metrics.REJECTED.labels("codec").inc()
                             log.warning("refused the contribution of %s on %s: %s", peer, channel, reason)
                             return await refuse(reason)
+                        kind = {chunks.AUDIO: "audio", chunks.VIDEO: "video"}.get(event.type)
+                        configuration = len(event.body) > 1 and event.body[1] == 0  # a sequence header: no media time of its own
+                        if kind and not configuration and (jump := clock.check(kind, event.timestamp)):
+                            metrics.PROTOCOL_ERRORS.labels("timestamp_jump").inc()
+                            log.warning("ending the contribution of %s on %s: %s; its reconnect starts a new epoch", peer, channel, jump)
+                            return await refuse(f"{jump}: reconnect to continue")
                         source.forward(media_tag(event))
                     elif isinstance(event, Unpublished) and source is not None:
                         log.info("channel %s unpublished by %s", channel, peer)

@@ -3,8 +3,8 @@
 Every protocol ends in the same internal contribution (``kubecast.media.contribution``: a
 hello line, then FLV), so the encoders, the clock and the packager never learn how the media
 arrived.  Timestamps become milliseconds from the contribution's first frame, as an RTMP
-publisher's start at 0; a jump backwards or by more than ``MAX_JUMP_MS`` ends the contribution
-(``TimestampJump``): the next one is placed on the channel timeline afresh, with a marked
+publisher's start at 0; a jump backwards or far ahead (``kubecast.ingest.timestamps``) ends the
+contribution (``TimestampJump``): the next one is placed on the channel timeline afresh, with a marked
 discontinuity, instead of misplacing media by hours.  A time base change the encoder signals
 (a PCR discontinuity, ``kubecast.media.mpegts``) is no jump: the media carries on seamlessly.
 """
@@ -16,9 +16,9 @@ from kubecast.media.flv import FlvTag, TagType, audio_tag_body, video_tag_body
 from kubecast.media.h264 import NAL_PPS, NAL_SPS, avcc_from_annexb, split_annexb, to_length_prefixed
 from kubecast.media.mpegts import PesFrame, TsDemuxer
 
+from .timestamps import MAX_BACKWARDS_MS, TimestampGuard
+
 NAL_IDR = 5
-MAX_JUMP_MS = 10_000
-MAX_BACKWARDS_MS = 1_000  # B-frame reordering is in PTS; DTS only goes back on a new timeline
 
 
 class TimestampJump(ValueError):
@@ -31,7 +31,7 @@ class TsContribution:
         self.avcc: bytes | None = None
         self.audio_config: bytes | None = None
         self.origin: int | None = None  # 90 kHz ticks of time 0
-        self.last_ms: dict[str, int] = {}
+        self.clock = TimestampGuard()
         self.waiting_for_parameters = 0  # video frames before the first SPS/PPS (skipped)
         self.audio_damage = 0  # bytes of PES audio that were not ADTS frames
         self._shifts: dict[int, int] = {}  # time base (PesFrame.timebase) -> ticks added to its frames
@@ -77,10 +77,10 @@ class TsContribution:
 
     def _ms(self, kind: str, ticks: int) -> int:
         ms = (ticks - self.origin) // 90
-        last = self.last_ms.get(kind)
-        if ms < -MAX_BACKWARDS_MS or (last is not None and (ms < last - MAX_BACKWARDS_MS or ms > last + MAX_JUMP_MS)):
-            raise TimestampJump(f"{kind} timestamp jumped from {last} ms to {ms} ms")
-        self.last_ms[kind] = ms
+        if ms < -MAX_BACKWARDS_MS:
+            raise TimestampJump(f"{kind} timestamp {ms} ms is before the contribution's start")
+        if jump := self.clock.check(kind, ms):
+            raise TimestampJump(jump)
         return max(0, ms)
 
     def _video(self, frame: PesFrame, tags: list[FlvTag]) -> None:
