@@ -71,6 +71,7 @@ class Publication:
 
 
 AUDIO_ONLY = -1  # the track of a source that carries only the contribution's audio (Smooth, CMAF)
+SPARE_AUDIO = -2  # another stream's copy of the audio (parallel pushes that each mux it): not forwarded
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class Source:
     publication: Publication
 
     def forward(self, tag: FlvTag) -> None:
+        if self.track == SPARE_AUDIO:
+            return
         if self.track == AUDIO_ONLY:
             if tag.type == TagType.AUDIO:
                 self.publication.forward(FlvTag(tag.type, tag.timestamp, tag.data, 0))
@@ -120,7 +123,11 @@ class Publications:
             self._live[route.name] = (publication, sources)
             metrics.PUBLISHERS.labels(route.name).set(1)
         if audio_only:
-            track = AUDIO_ONLY
+            # One audio track per contribution: two interleaved copies under one track number
+            # would decode as garbage.  The first stream to bring audio carries it.
+            track = SPARE_AUDIO if any(s.track == AUDIO_ONLY for s in sources.values()) else AUDIO_ONLY
+            if track == SPARE_AUDIO:
+                log.info("channel %s: the audio of %s repeats the audio already taken; it is not forwarded", route.name, name)
         source = Source(route.name, name, session_id, track, publication)
         sources[name] = source
         return source

@@ -175,3 +175,21 @@ async def test_a_cmaf_segment_that_starts_before_the_previous_one_is_read_waits_
     await fake.wait(lambda: video_tracks(fake.tags()).get(0) == 60, timeout=10)
     times = [t.timestamp for t in fake.tags() if t.type == TagType.VIDEO and not parse_video(t.data).is_sequence_header]
     assert times == sorted(times) and len(set(times)) == 60
+
+
+async def test_parallel_smooth_posts_make_one_contribution_with_one_audio_track(ingest):
+    """Encoders post each track (or each rendition with its audio) on a POST of its own."""
+    fake, _, base = ingest
+    url = f"{base}/ingest/cam.isml/Streams"
+    smooth = ["-movflags", "isml+frag_keyframe", "-f", "ismv"]
+    await asyncio.gather(ffmpeg(*H264, "-an", *smooth, f"{url}(video)"), ffmpeg("-vn", "-c:a", "aac", *smooth, f"{url}(audio)"))
+    await fake.wait(lambda: fake.ended == 1)
+    tags = fake.tags()
+    audio = sum(t.type == TagType.AUDIO for t in tags)
+    assert video_tracks(tags) == {0: 120} and 180 <= audio <= 200, "video from one POST, audio from the other"
+    # Two renditions that each carry the audio: one copy of it goes on, not two interleaved.
+    await asyncio.gather(ffmpeg(*H264, "-c:a", "aac", *smooth, f"{url}(hd)"), ffmpeg(*H264, "-s", "160x90", "-c:a", "aac", *smooth, f"{url}(sd)"))
+    await fake.wait(lambda: fake.ended == 2)
+    tags = fake.tags()
+    assert video_tracks(tags) == {0: 120, 1: 120}
+    assert 180 <= sum(t.type == TagType.AUDIO for t in tags) <= 200, "one audio track"
