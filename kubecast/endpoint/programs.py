@@ -113,20 +113,29 @@ async def smooth_fragment(request: web.Request) -> web.StreamResponse:
     track, row = found
     key = layout.segment_key(timeline.channel, row[4], track.info.id, row[0])
     shift = smooth.origins(timeline)[track.info.id]
+    following = smooth.lookahead(timeline, track, row)
+    info_only = "FragmentInfo(" in request.match_info["fragment"]
 
-    async def retime() -> bytes | None:
+    async def smooth_fragment_bytes() -> bytes | None:
         found = await cached(request, key)
         if found is None:
             return None
         try:
-            return smooth.retimed(found.data, shift)
+            fragment = smooth.with_smooth_boxes(smooth.retimed(found.data, shift), time=row[1] - shift, duration=row[2],
+                                                following=None if following is None else [(t - shift, d) for t, d in following])
+            return smooth.moof_of(fragment) if info_only else fragment
         except Mp4Error as error:
             raise web.HTTPBadGateway(text=f"stored fragment unreadable: {error}\n") from None
 
-    fragment = await request.app[OBJECTS].get(("smooth", key, shift), retime)
+    # A live fragment's bytes change as its successors arrive (tfrf), so they are cached per
+    # lookahead, and told to caches to come back once the next fragment is due.
+    variant = ("smooth", key, shift, info_only, tuple(following or ()))
+    fragment = await request.app[OBJECTS].get(variant, smooth_fragment_bytes)
     if fragment is None:
         raise web.HTTPNotFound(text="not stored\n")
-    return serve_bytes(request, fragment, "video/mp4" if track.info.kind == "video" else "audio/mp4", IMMUTABLE)
+    complete = following is None or len(following) == smooth.LOOKAHEAD
+    cache_control = IMMUTABLE if complete else f"public, max-age={max(1, row[2] // track.info.timescale)}"
+    return serve_bytes(request, fragment, "video/mp4" if track.info.kind == "video" else "audio/mp4", cache_control)
 
 
 async def not_a_program_url(request: web.Request) -> web.Response:
@@ -137,7 +146,7 @@ async def not_a_program_url(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app[CODEC_PRIVATE] = {}
     program = f"/{{locator:{LOCATOR}}}"
-    app.router.add_get(f"{program}/{{manifest:{MANIFEST}}}.ism/{{fragment:QualityLevels\\(\\d+\\)/Fragments\\([a-z]+=\\d+\\)}}", smooth_fragment)
+    app.router.add_get(f"{program}/{{manifest:{MANIFEST}}}.ism/{{fragment:QualityLevels\\(\\d+\\)/Fragment(?:s|Info)\\([a-z]+=\\d+\\)}}", smooth_fragment)
     app.router.add_get(f"{program}/{{manifest:{MANIFEST}}}.m3u8", plain_hls)
     app.router.add_get(f"{program}/{{manifest:{MANIFEST}}}.mpd", plain_dash)
     for base in (program, f"{program}/{{manifest:{MANIFEST}}}.ism"):

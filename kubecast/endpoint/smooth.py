@@ -4,8 +4,13 @@
 renditions as its ``QualityLevel``s, audio), each in its track's own ``TimeScale``, chunk
 times straight from the timeline, ``CodecPrivateData`` from the stored init segments.
 ``QualityLevels(<bitrate>)/Fragments(<kind>=<time>)`` is the stored CMAF segment that starts
-at that time: a CMAF fragment is what Smooth clients read (a moof/mdat with the samples), and
-clients that need ``tfxd`` take the time from the manifest, as dash.js's Smooth support does.
+at that time (a CMAF fragment is what Smooth clients read: a moof/mdat with the samples), with
+the two boxes Smooth adds to the ``traf``: ``tfxd`` (the fragment's absolute time and
+duration) and, while live, ``tfrf`` (the times of the next ``LOOKAHEAD`` fragments).  A live
+Smooth client learns new fragments from ``tfrf`` rather than by reloading the manifest, so the
+live manifest stops ``LOOKAHEAD`` fragments short of the edge, as IIS and Azure Media Services
+did: every fragment it lists then has its successors to announce.  ``…/FragmentInfo(…)`` is the
+same fragment's ``moof`` alone, which clients poll at the live edge.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ from kubecast.media.timeline import Timeline, TimelineTrack
 
 from .hls import audio_track, video_tracks
 
-FRAGMENT = re.compile(r"^QualityLevels\((?P<bitrate>\d{1,12})\)/Fragments\((?P<kind>video|audio)=(?P<time>\d{1,20})\)$")
+FRAGMENT = re.compile(r"^QualityLevels\((?P<bitrate>\d{1,12})\)/(?P<resource>Fragments|FragmentInfo)\((?P<kind>video|audio)=(?P<time>\d{1,20})\)$")
 HNS = 10_000_000  # Smooth's default time unit: 100 ns
+LOOKAHEAD = 2
+TFXD = bytes.fromhex("6d1d9b0542d544e680e2141daff757b2")
+TFRF = bytes.fromhex("d4807ef2ca3946958e5426cb9e46a79f")
 
 
 def bitrates(timeline: Timeline) -> dict[str, int]:
@@ -44,6 +52,8 @@ def listed_rows(timeline: Timeline) -> dict[str, list]:
     segment earlier than another, and a player would stall on that leading gap."""
     numbered = [t for t in timeline.tracks if t.segments]
     common = set.intersection(*({r[0] for r in t.segments} for t in numbered)) if numbered else set()
+    if timeline.state != "stopped":
+        common -= set(sorted(common)[-LOOKAHEAD:])  # the edge's fragments are announced by tfrf
     return {t.info.id: [r for r in t.segments if r[0] in common] for t in timeline.tracks}
 
 
@@ -61,7 +71,7 @@ def origins(timeline: Timeline) -> dict[str, int]:
 
 
 def find_fragment(timeline: Timeline, path: str) -> tuple[TimelineTrack, list] | None:
-    """(track, timeline row) a fragment URL names, or None."""
+    """(track, timeline row) a fragment (or FragmentInfo) URL names, or None."""
     match = FRAGMENT.match(path)
     if match is None:
         return None
@@ -94,7 +104,7 @@ def client_manifest(timeline: Timeline, codec_private: dict[str, str]) -> str:
         duration = (last[1] + last[2] - first[1]) * HNS // reference.info.timescale
     attributes = f'MajorVersion="2" MinorVersion="2" TimeScale="{HNS}" Duration="{0 if live else duration}"'
     if live:
-        attributes += f' IsLive="TRUE" LookAheadFragmentCount="0" DVRWindowLength="{timeline.window_ms * HNS // 1000}" CanSeek="TRUE" CanPause="TRUE"'
+        attributes += f' IsLive="TRUE" LookAheadFragmentCount="{LOOKAHEAD}" DVRWindowLength="{timeline.window_ms * HNS // 1000}" CanSeek="TRUE" CanPause="TRUE"'
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', f"<SmoothStreamingMedia {attributes}>"]
     if videos:
         width = max(t.info.width or 0 for t in videos)
@@ -129,3 +139,38 @@ def retimed(fragment: bytes, shift: int) -> bytes:
     else:
         struct.pack_into(">I", data, start + 4, struct.unpack_from(">I", data, start + 4)[0] - shift)
     return bytes(data)
+
+
+def lookahead(timeline: Timeline, track: TimelineTrack, row: list) -> list[tuple[int, int]] | None:
+    """(time, duration) of the fragments after ``row`` that a live fragment announces; None on
+    demand, where the manifest lists everything."""
+    if timeline.state == "stopped":
+        return None
+    return [(r[1], r[2]) for r in track.segments if r[0] > row[0]][:LOOKAHEAD]
+
+
+def _uuid_box(usertype: bytes, body: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + 16 + 4 + len(body), b"uuid") + usertype + b"\x01\x00\x00\x00" + body  # version 1: 64-bit times
+
+
+def with_smooth_boxes(fragment: bytes, *, time: int, duration: int, following: list[tuple[int, int]] | None) -> bytes:
+    """The fragment with ``tfxd`` (and, for a live one, ``tfrf`` listing ``following``) at the end
+    of its ``traf``; the enclosing sizes and the ``trun`` data offset move with them."""
+    added = _uuid_box(TFXD, struct.pack(">QQ", time, duration))
+    if following is not None:
+        added += _uuid_box(TFRF, bytes([len(following)]) + b"".join(struct.pack(">QQ", t, d) for t, d in following))
+    moof_start, moof_end = find_box(fragment, [b"moof"])
+    traf_start, traf_end = find_box(fragment, [b"traf"], moof_start, moof_end)
+    trun_start, _ = find_box(fragment, [b"trun"], traf_start, traf_end)
+    data = bytearray(fragment[:traf_end] + added + fragment[traf_end:])
+    for header in (moof_start - 8, traf_start - 8):
+        struct.pack_into(">I", data, header, struct.unpack_from(">I", data, header)[0] + len(added))
+    if data[trun_start + 3] & 0x01:  # data-offset-present: measured from the moof, which grew
+        struct.pack_into(">i", data, trun_start + 8, struct.unpack_from(">i", data, trun_start + 8)[0] + len(added))
+    return bytes(data)
+
+
+def moof_of(fragment: bytes) -> bytes:
+    """What ``FragmentInfo`` serves: the fragment's ``moof`` box alone."""
+    start, end = find_box(fragment, [b"moof"])
+    return fragment[start - 8:end]

@@ -139,3 +139,55 @@ async def test_manifests_follow_the_timeline_version_and_a_deleted_program_is_go
         await store.delete(layout.program_timeline_key("news", "evening"))
         assert (await client.get("/evening-news/show.m3u8")).status == 404, "a deleted program is a 404"
         assert (await client.get("/evening-news/v720/50.m4s")).status == 404, "and so are its segments"
+
+
+def _uuid_boxes(fragment: bytes) -> dict[bytes, bytes]:
+    from kubecast.media.mp4 import find_box, iter_boxes
+
+    start, end = find_box(fragment, [b"moof", b"traf"])
+    return {fragment[s:s + 16]: fragment[s + 16:e] for kind, s, e in iter_boxes(fragment, start, end) if kind == b"uuid"}
+
+
+def test_smooth_boxes_go_into_the_traf_and_the_samples_still_read():
+    import struct
+
+    from kubecast.endpoint.smooth import TFRF, TFXD, with_smooth_boxes
+    from kubecast.media.fmp4 import BoxStream, parse_fragment
+
+    payload = bytes(range(200))
+    original = media_segment(sequence_number=3, base_decode_time=540000, samples=[Sample(3000, 120), Sample(3000, 80)], data=payload)
+    boxed = with_smooth_boxes(original, time=540000, duration=6000, following=[(546000, 6000), (552000, 6000)])
+    boxes = dict(BoxStream().feed(boxed))
+    samples = parse_fragment(boxes[b"moof"], boxes[b"mdat"])[1]
+    assert b"".join(s.data for s in samples) == payload and samples[0].decode_time == 540000, "sizes and the data offset moved with the boxes"
+    found = _uuid_boxes(boxed)
+    assert struct.unpack(">4xQQ", found[TFXD]) == (540000, 6000)
+    assert found[TFRF][4] == 2 and struct.unpack(">QQQQ", found[TFRF][5:]) == (546000, 6000, 552000, 6000)
+    assert TFRF not in _uuid_boxes(with_smooth_boxes(original, time=540000, duration=6000, following=None)), "on demand: tfxd only"
+
+
+async def test_live_smooth_announces_the_next_fragments(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from kubecast.endpoint.smooth import TFRF
+
+    store = Store(str(tmp_path / "store"))
+    record = ProgramRecord(name="match", channel="news", locator="match", manifest_name="live", archive_window_seconds=3600, state="Running")
+    await store.put(layout.locator_key("match"), record.to_json())
+    await store.put(layout.program_timeline_key("news", "match"), make_timeline(numbers=range(10, 16)).to_json())
+    for number in range(10, 16):
+        await store.put(layout.segment_key("news", "A", "v720", number),
+                        media_segment(sequence_number=number, base_decode_time=number * 180000, samples=[Sample(180000, 10)], data=b"v" * 10))
+    async with TestClient(TestServer(make_app(store))) as client:
+        root = ET.fromstring(await (await client.get("/match/live.ism/manifest")).text())
+        assert root.get("IsLive") == "TRUE" and root.get("LookAheadFragmentCount") == "2"
+        video = next(s for s in root.iter("StreamIndex") if s.get("Type") == "video")
+        listed = [int(c.get("t")) for c in video.iter("c")]
+        assert listed == [n * 180000 for n in range(10, 14)], "two short of the edge: their successors are known"
+        bitrate = next(q.get("Bitrate") for q in video.iter("QualityLevel") if q.get("MaxHeight") == "720")
+        last_listed = await client.get(f"/match/live.ism/QualityLevels({bitrate})/Fragments(video={13 * 180000})")
+        assert _uuid_boxes(await last_listed.read())[TFRF][4] == 2 and "immutable" in last_listed.headers["Cache-Control"]
+        edge = await client.get(f"/match/live.ism/QualityLevels({bitrate})/Fragments(video={15 * 180000})")
+        assert _uuid_boxes(await edge.read())[TFRF][4] == 0 and "immutable" not in edge.headers["Cache-Control"], "its tfrf will grow"
+        info = await (await client.get(f"/match/live.ism/QualityLevels({bitrate})/FragmentInfo(video={13 * 180000})")).read()
+        assert info[4:8] == b"moof" and len(info) == int.from_bytes(info[:4], "big"), "FragmentInfo: the moof alone"
