@@ -1,5 +1,5 @@
 """Every contribution protocol end to end: Debian's ffmpeg publishes over UDP, RTP, SRT,
-Smooth Streaming and CMAF push into ``kubecast up``; the output is checked as the skeleton's
+Smooth Streaming and CMAF push (as ``-f dash`` and as ``-f hls`` send it) into ``kubecast up``; the output is checked as the skeleton's
 (renditions, continuous timestamps, decodable, playing in Chromium with hls.js); a
 3-rendition contribution over RTMP and over Smooth passes through bit for bit."""
 
@@ -48,6 +48,7 @@ def pipeline(tmp_path_factory):
             publisher("srt", "-f", "mpegts", f"srt://127.0.0.1:{srt}?streamid=srt&passphrase={PASSPHRASE}&pkt_size=1316"),
             publisher("smooth", "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{push}/smooth.isml/Streams(encoder1)"),
             publisher("cmaf", "-seg_duration", "2", "-f", "dash", f"{push}/cmaf.cmaf/manifest.mpd"),
+            publisher("cmafhls", "-hls_time", "2", "-hls_segment_type", "fmp4", "-method", "PUT", "-f", "hls", f"{push}/cmafhls.cmaf/index.m3u8"),
         ]
         base = f"http://127.0.0.1:{http}"
         yield {"base": base, "up": up, "work": work, "rtmp": int(re.search(r"rtmp://127\.0\.0\.1:(\d+)", printed).group(1)), "push": push}
@@ -70,7 +71,7 @@ def segments_of(base: str, channel: str, at_least: int):
     return wait_until(ready, timeout=90, interval=1, what=f"{at_least} segments of {channel}")
 
 
-@pytest.mark.parametrize("channel", ["udp", "rtp", "srt", "smooth", "cmaf"])
+@pytest.mark.parametrize("channel", ["udp", "rtp", "srt", "smooth", "cmaf", "cmafhls"])
 def test_each_protocol_publishes_a_continuous_decodable_rendition(pipeline, channel):
     variants, playlist = segments_of(pipeline["base"], channel, 6)
     assert [v.attributes["RESOLUTION"] for v in variants] == ["320x240"]
@@ -88,7 +89,7 @@ def test_each_protocol_plays_in_chromium_with_hlsjs(pipeline):
     with playwright_sync.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"])
         try:
-            for channel in ("udp", "rtp", "srt", "smooth", "cmaf"):
+            for channel in ("udp", "rtp", "srt", "smooth", "cmaf", "cmafhls"):
                 page = browser.new_page()
                 page.goto(f"{pipeline['base']}/preview/{channel}/", timeout=30_000)
                 page.wait_for_function("() => window.kubecastPlayer && window.kubecastPlayer.video && window.kubecastPlayer.video.currentTime > 0.5", timeout=45_000)

@@ -193,3 +193,12 @@ async def test_parallel_smooth_posts_make_one_contribution_with_one_audio_track(
     tags = fake.tags()
     assert video_tracks(tags) == {0: 120, 1: 120}
     assert 180 <= sum(t.type == TagType.AUDIO for t in tags) <= 200, "one audio track"
+
+
+async def test_a_multi_rendition_cmaf_push_keeps_every_rendition(ingest):
+    fake, _, base = ingest
+    ladder = ["-map", "0:v", "-map", "0:v", "-map", "0:v", "-map", "1:a", *H264, "-s:v:1", "256x144", "-s:v:2", "160x90", "-c:a", "aac"]
+    await ffmpeg(*ladder, "-seg_duration", "1", "-adaptation_sets", "id=0,streams=v id=1,streams=a", "-f", "dash", f"{base}/ingest/cam.cmaf/manifest.mpd")
+    await fake.wait(lambda: fake.ended == 1, timeout=15)
+    tags = fake.tags()
+    assert video_tracks(tags) == {0: 120, 1: 120, 2: 120} and sum(t.type == TagType.AUDIO for t in tags) >= 180
