@@ -71,10 +71,20 @@ class PlaybackUrl(WireModel):
     url: str
 
 
+class RecordingStatus(WireModel):
+    state: Literal["Waiting", "Recording", "Stopped"] = Field(
+        default="Waiting", description="Waiting until the first segment is recorded, Recording while the program runs, Stopped once it is on-demand content.")
+    start: str | None = Field(default=None, description="RFC 3339 UTC time where the recorded range starts (it slides with archiveWindow while recording).")
+    end: str | None = Field(default=None, description="RFC 3339 UTC time where the recorded range ends (the newest recorded segment's end).")
+    duration_seconds: float = Field(default=0.0, description="Seconds of media recorded; contribution gaps are not counted.")
+    segments: int = Field(default=0, description="Segments recorded (of the first video rendition, or of the audio without video).")
+
+
 class ProgramStatus(WireModel):
     observed_generation: int | None = None
     conditions: list[Condition] = CONDITIONS
     playback_urls: list[PlaybackUrl] = Field(default_factory=list)
+    recording: RecordingStatus | None = Field(default=None, description="The recorded range, from the program's timeline in storage.")
 
 
 class StreamingEndpointStatus(WireModel):

@@ -23,6 +23,7 @@ from kubecast.storage import InvalidKey, Store, layout
 from . import dash, hls, metrics
 from .objects import CachedObject, ObjectCache, etag_of
 from .ranges import UnsatisfiableRange, parse_range
+from .statuspage import program_document, program_entries, program_table
 from .timelines import TimelineCache
 
 log = logging.getLogger("kubecast.endpoint")
@@ -254,7 +255,10 @@ def status_document(request: web.Request, timeline: Timeline) -> dict:
 
 async def channel_status(request: web.Request) -> web.Response:
     timeline = await _timeline(request)
-    return web.json_response(status_document(request, timeline), headers={"Cache-Control": "no-store"})
+    document = status_document(request, timeline)
+    entries = await program_entries(request.app[STORE_KEY], request.app[TIMELINES], channel=timeline.channel)
+    document["programs"] = [program_document(entry, f"{request.scheme}://{request.host}") for entry in entries]
+    return web.json_response(document, headers={"Cache-Control": "no-store"})
 
 
 async def channels(request: web.Request) -> list[str]:
@@ -275,12 +279,13 @@ async def status_page(request: web.Request) -> web.Response:
             f"<td><a href='{escape(urls['hls'])}'>HLS</a> · <a href='{escape(urls['dash'])}'>DASH</a></td></tr>"
         )
     body = "".join(rows) or "<tr><td colspan=4>No channels yet.</td></tr>"
+    programs = program_table(await program_entries(request.app[STORE_KEY], request.app[TIMELINES]), f"{request.scheme}://{request.host}")
     page = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>kubecast</title>"
         "<link rel='stylesheet' href='/static/kubecast.css'><meta http-equiv='refresh' content='5'></head>"
         "<body><header><strong>kubecast</strong></header><main style='display:block'>"
         "<table class='channels'><thead><tr><th>Channel</th><th>State</th><th>Video renditions</th><th>Playback</th></tr></thead>"
-        f"<tbody>{body}</tbody></table></main></body></html>"
+        f"<tbody>{body}</tbody></table>{programs}</main></body></html>"
     )
     return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
 

@@ -15,14 +15,14 @@ from importlib import resources
 from pathlib import Path
 
 from kubecast.api import ManifestError, Manifests, load_paths, load_text
-from kubecast.storage import Store, read_timeline
+from kubecast.storage import ProgramRecord, Store, layout, read_program_timeline, read_timeline
 
 from kubecast.api.urls import ingest_urls, program_urls
 
 from .plan import (HTTP_PUSH, Ports, ProcessSpec, build_plan, datagram_channels, instances_for, kubecast_command, metrics_names,
                    protocols_in_use, write_run_files)
 from .programs import publish_programs
-from .status import summarize
+from .status import summarize, summarize_program
 from .supervisor import Supervisor
 
 log = logging.getLogger("kubecast.local")
@@ -213,18 +213,33 @@ def main_demo(argv: list[str]) -> int:
 
 
 def main_status(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="kubecast status", description="Show the channels of a store.")
+    parser = argparse.ArgumentParser(prog="kubecast status", description="Show the channels and programs of a store.")
     parser.add_argument("--store", default=str(Path(".kubecast/store").resolve()))
+    parser.add_argument("--endpoint", default="", help="streaming endpoint address for the program URLs, e.g. http://127.0.0.1:8080 (default: paths only)")
     args = parser.parse_args(argv)
 
     async def show() -> int:
         store = Store(args.store)
-        keys = await store.list("channels")
-        channels = sorted({info.key.split("/")[1] for info in keys if info.key.endswith("/timeline.json")})
+        keys = [info.key.split("/") for info in await store.list("channels")]
+        # channels/<channel>/timeline.json, and channels/<channel>/programs/<program>/program.json
+        channels = {parts[1] for parts in keys if len(parts) == 3 and parts[2] == "timeline.json"}
+        programs = sorted((parts[1], parts[3]) for parts in keys if len(parts) == 5 and parts[2] == "programs" and parts[4] == "program.json")
+        channels |= {channel for channel, _ in programs}
         if not channels:
             print(f"no channels in {args.store}")
-        for channel in channels:
+        for channel in sorted(channels):
             print(summarize(channel, await read_timeline(store, channel)))
+            for _, name in (p for p in programs if p[0] == channel):
+                data = await store.get(layout.program_key(channel, name))
+                if data is None:
+                    continue  # deleted since the listing
+                try:
+                    record = ProgramRecord.from_json(data)
+                except ValueError as error:
+                    print(f"  program {name}: unreadable record ({error})")
+                    continue
+                recorded = await read_program_timeline(store, channel, name)
+                print("\n".join(summarize_program(record, recorded, base=args.endpoint.rstrip("/"))))
         return 0
 
     return asyncio.run(show())

@@ -1,10 +1,13 @@
-"""One-line summaries of channel state (the supervisor's progress line and ``kubecast status``)."""
+"""One-line summaries of channel and program state (the supervisor's progress line and ``kubecast status``)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from kubecast.api.urls import program_urls
+from kubecast.media.recording import recording_of
 from kubecast.media.timeline import Timeline
+from kubecast.storage import ProgramRecord
 
 
 def summarize(channel: str, timeline: Timeline | None, *, now: datetime | None = None) -> str:
@@ -22,3 +25,13 @@ def summarize(channel: str, timeline: Timeline | None, *, now: datetime | None =
         f"[{channel}] live at {bitrate / 1000:.0f} kbit/s in, {len(video)} video renditions, "
         f"encoding at {speed:.2f}x real time, segment #{latest} published, {published} in window"
     )
+
+
+def summarize_program(record: ProgramRecord, timeline: Timeline | None, *, base: str = "") -> list[str]:
+    """A program's state and recorded range, then its playback URL per format (under ``base``,
+    the endpoint's address; relative paths without one, since the store does not know it)."""
+    recording = recording_of(timeline, program_stopped=record.state == "Stopped")
+    lines = [f"  program {record.name} (/{record.locator}/, {record.state.lower()}): {recording.describe()}"]
+    for form, url in program_urls(base, locator=record.locator, manifest=record.manifest_name).items():
+        lines.append(f"    {form + ':':<15}{url}")
+    return lines

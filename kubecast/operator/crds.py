@@ -87,10 +87,14 @@ class Kind:
 READY = {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'}
 STATUS = {"name": "Status", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'}
 AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+# A Program's spec.state says what was asked; these say what the packager has recorded.
+RECORDING = {"name": "Recording", "type": "string", "jsonPath": ".status.recording.state"}
+RECORDED = {"name": "Recorded", "type": "number", "jsonPath": ".status.recording.durationSeconds", "description": "Seconds of media recorded."}
 
 KINDS = (
     Kind(Channel, ChannelStatus, "channels", ("ch",), (READY, STATUS, {"name": "Ingest", "type": "string", "jsonPath": ".status.ingest.primary"}, AGE), False),
-    Kind(Program, ProgramStatus, "programs", ("prog",), ({"name": "Channel", "type": "string", "jsonPath": ".spec.channelName"}, READY, {"name": "State", "type": "string", "jsonPath": ".spec.state"}, AGE), True),
+    Kind(Program, ProgramStatus, "programs", ("prog",), ({"name": "Channel", "type": "string", "jsonPath": ".spec.channelName"}, READY, {"name": "State", "type": "string", "jsonPath": ".spec.state"},
+                                                        RECORDING, RECORDED, AGE), True),
     Kind(StreamingEndpoint, StreamingEndpointStatus, "streamingendpoints", ("se",), (READY, {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"}, {"name": "Host", "type": "string", "jsonPath": ".status.hostName"}, AGE), False),
 )
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import kopf
 from pydantic import ValidationError
 
-from kubecast.api import Channel, Program, StreamingEndpoint
+from kubecast.api import Channel, Program, ProgramState, StreamingEndpoint
 from kubecast.api.loader import ManifestError, parse_document
 from kubecast.media.timeline import Timeline
 from kubecast.storage import ProgramRecord, Store, layout
@@ -20,7 +20,8 @@ from kubecast.storage import ProgramRecord, Store, layout
 from .api import KubeApi
 from .builders import INSTANCES, build_channel_children, build_endpoint_children, namespace_store_url
 from .settings import OperatorSettings
-from .status import aggregate_channel, aggregate_endpoint, aggregate_program, aggregate_stream, conditions, contained, failover_message, initial_conditions
+from .status import (aggregate_channel, aggregate_endpoint, aggregate_program, aggregate_recording, aggregate_stream, conditions, contained, failover_message,
+                     initial_conditions)
 
 GROUP_VERSION = ("kubecast.io", "v1alpha1")
 CHANNEL_LABEL = "kubecast.io/channel"
@@ -136,7 +137,10 @@ def store_for(namespace: str) -> Store:
     return STORES[url]
 
 
-@kopf.timer(*GROUP_VERSION, "channels", id="stream", interval=float(os.environ.get("KUBECAST_STREAM_STATUS_INTERVAL", "30")))
+STREAM_STATUS_INTERVAL = float(os.environ.get("KUBECAST_STREAM_STATUS_INTERVAL", "30"))
+
+
+@kopf.timer(*GROUP_VERSION, "channels", id="stream", interval=STREAM_STATUS_INTERVAL)
 async def report_stream(body: kopf.Body, name: str, namespace: str, status: kopf.Status, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
     """The media side of the status (live encoders, failovers) comes from the timeline the
     packager writes; a failover since the last report becomes a Warning event."""
@@ -284,6 +288,26 @@ async def publish_program(program: Program, namespace: str, logger: kopf.Logger)
             await asyncio.wait_for(store.put(layout.locator_key(record.locator), record.to_json()), 10)
     except Exception as error:  # noqa: BLE001 - storage trouble must not stop the status from being reported
         logger.warning("cannot write program %s to the store (%s); retrying with the next refresh", program.name, error)
+
+
+@kopf.timer(*GROUP_VERSION, "programs", id="recording", interval=STREAM_STATUS_INTERVAL)
+async def report_recording(body: kopf.Body, namespace: str, status: kopf.Status, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
+    """``status.recording`` (state and recorded range) comes from the timeline the channel's
+    packager records for the program, as ``report_stream`` does for a Channel."""
+    try:
+        program = parse(body)
+    except (ManifestError, ValidationError):
+        return  # reconcile_program reports an invalid spec
+    key = layout.program_timeline_key(program.spec.channel_name, program.name)
+    try:
+        data = await asyncio.wait_for(store_for(namespace).get(key), 10)
+        timeline = Timeline.from_json(data) if data is not None else None
+    except Exception as error:  # noqa: BLE001 - storage trouble must not stop the other programs' reports
+        logger.warning("cannot read the recording of program %s/%s: %s", namespace, program.name, error)
+        return
+    recording = aggregate_recording(timeline, program_stopped=program.spec.state is ProgramState.STOPPED)
+    if not contained(recording, dict(status or {})):
+        patch.status.update(recording)
 
 
 @kopf.on.delete(*GROUP_VERSION, "programs", id="release", retries=10)  # then the deletion proceeds regardless

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from kubecast.api import Channel, Program, StreamingEndpoint
 from kubecast.api.urls import ingest_urls, program_urls
+from kubecast.media.recording import recording_of
 from kubecast.media.timeline import Timeline
 
 from .builders import INSTANCES, RTMP_PORT
@@ -156,6 +157,12 @@ def aggregate_stream(timeline: Timeline) -> dict:
     stream = {"state": timeline.state, "activeEncoder": timeline.active_source, "failovers": timeline.failovers,
               "lastFailoverTime": _time(timeline.last_failover) if timeline.last_failover else None, "updated": _time(timeline.updated)}
     return {"stream": stream, "encoders": encoders}
+
+
+def aggregate_recording(timeline: Timeline | None, *, program_stopped: bool) -> dict:
+    """The media half of a Program's status, from its recorded timeline (None: none yet).
+    Merged next to what aggregate_program writes."""
+    return {"recording": recording_of(timeline, program_stopped=program_stopped).to_wire()}
 
 
 def failover_message(previous: dict | None, current: dict) -> str | None:

@@ -3,6 +3,6 @@
 from . import layout
 from .records import ClockStart, EncoderProgress, Epoch, IngestInfo, ProgramRecord, SegmentRecord, TrackInfo
 from .store import InvalidKey, ObjectInfo, Store, check_key
-from .timelines import read_timeline, read_timeline_sync
+from .timelines import read_program_timeline, read_timeline, read_timeline_sync
 
-__all__ = ["ClockStart", "EncoderProgress", "Epoch", "IngestInfo", "InvalidKey", "ObjectInfo", "ProgramRecord", "SegmentRecord", "Store", "TrackInfo", "check_key", "layout", "read_timeline", "read_timeline_sync"]
+__all__ = ["ClockStart", "EncoderProgress", "Epoch", "IngestInfo", "InvalidKey", "ObjectInfo", "ProgramRecord", "SegmentRecord", "Store", "TrackInfo", "check_key", "layout", "read_program_timeline", "read_timeline", "read_timeline_sync"]

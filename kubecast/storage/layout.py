@@ -83,5 +83,9 @@ def program_timeline_key(channel: str, program: str) -> str:
     return f"{programs_prefix(channel)}/{program}/timeline.json"
 
 
+def locators_prefix() -> str:
+    return "locators"
+
+
 def locator_key(locator: str) -> str:
-    return f"locators/{locator}.json"
+    return f"{locators_prefix()}/{locator}.json"

@@ -25,5 +25,10 @@ async def read_timeline(store: Store, channel: str) -> Timeline | None:
     return parse_timeline(await store.get(layout.timeline_key(channel)))
 
 
+async def read_program_timeline(store: Store, channel: str, program: str) -> Timeline | None:
+    """A program's recorded timeline (none: the packager has not recorded anything for it yet)."""
+    return parse_timeline(await store.get(layout.program_timeline_key(channel, program)))
+
+
 def read_timeline_sync(store: Store, channel: str) -> Timeline | None:
     return parse_timeline(store.get_sync(layout.timeline_key(channel)))

@@ -153,6 +153,17 @@ def test_endpoint_and_program_status():
     assert {c["type"]: c["reason"] for c in missing["conditions"]}["Stalled"] == "ChannelNotFound"
 
 
+def test_program_recording_merges_into_a_valid_program_status():
+    from kubecast.api.status import ProgramStatus
+    from kubecast.operator.status import aggregate_recording
+
+    program = aggregate_program(DOCS.programs["match"], generation=1, channel=DOCS.channels["news"], endpoints=[DOCS.endpoints["origin"]], namespace="media", previous=None, now=NOW)
+    waiting = aggregate_recording(None, program_stopped=False)
+    assert waiting == {"recording": {"state": "Waiting", "start": None, "end": None, "durationSeconds": 0.0, "segments": 0}}
+    assert ProgramStatus.model_validate({**program, **waiting}).recording.state == "Waiting"
+    assert aggregate_recording(None, program_stopped=True)["recording"]["state"] == "Stopped", "stopped before it recorded: it never will"
+
+
 def imports_of(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     names = set()

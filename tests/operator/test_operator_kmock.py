@@ -21,6 +21,7 @@ pytestmark = pytest.mark.timeout(120)
 
 CHANNELS = "kubecast.io/v1alpha1/channels"
 ENDPOINTS = "kubecast.io/v1alpha1/streamingendpoints"
+PROGRAMS = "kubecast.io/v1alpha1/programs"
 DEPLOYMENTS = "apps/v1/deployments"
 
 
@@ -229,3 +230,52 @@ async def test_a_program_is_published_to_the_store_for_its_packager_and_the_endp
         record = json.loads(program_file.read_text())
         assert record["locator"] == "evening-news" and record["archiveWindowSeconds"] == 7200 and record["state"] == "Running"
         assert json.loads(locator_file.read_text())["name"] == "evening"
+
+
+def write_program_timeline(store, *, state: str, numbers: range) -> None:
+    """What the channel's packager records for the program (namespace folder, as above)."""
+    from datetime import datetime, timezone
+
+    from kubecast.media.timeline import Timeline, TimelineTrack
+    from kubecast.media.tracks import TrackInfo
+
+    start = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    video = TrackInfo(id="hi", kind="video", codecs="avc1.64001f", bandwidth=3_000_000, timescale=90000, init="init-aa.mp4", width=1280, height=720)
+    track = TimelineTrack(info=video, init_source="A", segments=[[n, n * 180000, 180000, 1000, "A", False] for n in numbers])
+    timeline = Timeline(channel="news", state=state, updated=start, availability_start_time=start, segment_duration_ms=2000, window_ms=7_200_000, tracks=[track])
+    path = store / "media" / "channels" / "news" / "programs" / "evening" / "timeline.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(timeline.to_json())
+
+
+async def test_a_programs_recorded_range_and_state_come_from_its_timeline(cluster, tmp_path, monkeypatch, caplog):
+    store = tmp_path / "store"
+    monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
+    cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"}, "data": {"streamKey": "c2VjcmV0"}}
+    cluster.objects[CHANNELS, "media", "news"] = channel_body()
+    cluster.objects[PROGRAMS, "media", "evening"] = {
+        "apiVersion": "kubecast.io/v1alpha1", "kind": "Program",
+        "metadata": {"name": "evening", "namespace": "media", "uid": "uid-evening", "generation": 1, "resourceVersion": "1"},
+        "spec": {"channelName": "news", "archiveWindow": "PT2H", "manifestName": "show", "locator": "evening-news", "state": "Running"},
+    }
+    recording = lambda: (obj(cluster, PROGRAMS, "evening").raw.get("status") or {}).get("recording") or {}  # noqa: E731
+    async with operator():
+        await eventually(lambda: recording().get("state") == "Waiting", what="Waiting before anything is recorded")
+        assert recording()["segments"] == 0 and recording().get("start") is None
+        # an unreadable timeline is a warning, and the last good report stays
+        broken = store / "media" / "channels" / "news" / "programs" / "evening" / "timeline.json"
+        broken.parent.mkdir(parents=True, exist_ok=True)
+        broken.write_bytes(b"{not json")
+        await eventually(lambda: "cannot read the recording of program media/evening" in caplog.text, what="a warning")
+        assert recording()["state"] == "Waiting"
+
+        write_program_timeline(store, state="live", numbers=range(30, 45))
+        await eventually(lambda: recording().get("state") == "Recording", what="Recording")
+        assert recording() == {"state": "Recording", "start": "2026-01-01T12:01:00Z", "end": "2026-01-01T12:01:30Z", "durationSeconds": 30, "segments": 15}
+        # the recording lands next to what reconcile_program writes, not over it
+        await eventually(lambda: obj(cluster, PROGRAMS, "evening").raw["status"].get("conditions"), what="the Program's conditions")
+        assert "recording" in obj(cluster, PROGRAMS, "evening").raw["status"]
+
+        write_program_timeline(store, state="stopped", numbers=range(30, 50))
+        await eventually(lambda: recording().get("state") == "Stopped", what="Stopped")
+        assert recording()["end"] == "2026-01-01T12:01:40Z" and recording()["segments"] == 20

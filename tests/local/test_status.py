@@ -1,0 +1,47 @@
+"""``kubecast status``: channels and, under each, its programs with state, range and URLs."""
+
+from datetime import datetime, timezone
+
+from kubecast.local.main import main_status
+from kubecast.media.timeline import Timeline, TimelineTrack
+from kubecast.media.tracks import TrackInfo
+from kubecast.storage import ProgramRecord, Store, layout
+
+AST = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+VIDEO = TrackInfo(id="v720", kind="video", codecs="avc1.64001f", bandwidth=3_000_000, timescale=90000, init="init-aa.mp4", width=1280, height=720)
+
+
+def timeline(state: str, numbers) -> Timeline:
+    track = TimelineTrack(info=VIDEO, init_source="A", segments=[[n, n * 180000, 180000, 1000, "A", False] for n in numbers])
+    return Timeline(channel="news", state=state, updated=AST, availability_start_time=AST, segment_duration_ms=2000, window_ms=60000, tracks=[track])
+
+
+def put_program(store: Store, name: str, locator: str, state: str, recorded: Timeline | None) -> None:
+    record = ProgramRecord(name=name, channel="news", locator=locator, manifest_name="show", archive_window_seconds=3600, state=state)
+    store.put_sync(layout.program_key("news", name), record.to_json())
+    store.put_sync(layout.locator_key(locator), record.to_json())
+    if recorded is not None:
+        store.put_sync(layout.program_timeline_key("news", name), recorded.to_json())
+
+
+def test_status_lists_each_program_with_state_range_and_urls(tmp_path, capsys):
+    store = Store(str(tmp_path))
+    store.put_sync(layout.timeline_key("news"), timeline("live", range(40, 46)).to_json())
+    put_program(store, "evening", "evening-news", "Stopped", timeline("stopped", range(10, 16)))
+    put_program(store, "late", "late-news", "Running", None)
+    assert main_status(["--store", str(tmp_path), "--endpoint", "http://127.0.0.1:8080/"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("[news] live")
+    evening = lines.index("  program evening (/evening-news/, stopped): Stopped 2026-01-01T12:00:20Z – 2026-01-01T12:00:32Z (12s, 6 segments)")
+    assert lines[evening + 1].split() == ["hls:", "http://127.0.0.1:8080/evening-news/show.m3u8"]
+    assert "http://127.0.0.1:8080/evening-news/show.ism/manifest(format=m3u8-aapl)" in lines[evening + 6]
+    assert "  program late (/late-news/, running): Waiting: nothing recorded yet" in lines
+    assert len(lines) == 1 + 2 * 9, "the channel line, then per program its line and eight URL forms"
+
+
+def test_a_program_is_listed_before_its_channel_has_a_timeline(tmp_path, capsys):
+    store = Store(str(tmp_path))
+    put_program(store, "late", "late-news", "Running", None)
+    main_status(["--store", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "[news] starting: no timeline yet" in out and "    hls:           /late-news/show.m3u8" in out
