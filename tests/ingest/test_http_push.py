@@ -202,3 +202,43 @@ async def test_a_multi_rendition_cmaf_push_keeps_every_rendition(ingest):
     await fake.wait(lambda: fake.ended == 1, timeout=15)
     tags = fake.tags()
     assert video_tracks(tags) == {0: 120, 1: 120, 2: 120} and sum(t.type == TagType.AUDIO for t in tags) >= 180
+
+
+def rejected(label: str) -> float:
+    return metrics.REJECTED.labels(label)._value.get()
+
+
+async def test_bad_pushes_get_a_clear_refusal_a_log_line_and_a_metric_and_the_live_push_carries_on(ingest, tmp_path, caplog):
+    """Each refusal closes only the offending request; the push already live is not touched."""
+    import ipaddress
+
+    fake, server, base = ingest
+    server.config.channels["guarded"] = ChannelRoute("guarded", None, server.config.channels["cam"].encoders,
+                                                     allowed=(ipaddress.ip_network("10.0.0.0/8"),), protocols=frozenset({"FragmentedMP4", "CMAF"}))
+    path = tmp_path / "push.ismv"
+    await ffmpeg(*H264, "-c:a", "aac", "-movflags", "isml+frag_keyframe", "-f", "ismv", str(path))
+    data = path.read_bytes()
+    release = asyncio.Event()
+
+    async def live_body():  # a live push that stays open while the others are refused
+        yield data[: len(data) // 2]
+        await release.wait()
+        yield data[len(data) // 2 :]
+
+    before = {label: rejected(label) for label in ("not_allowed", "busy", "bad_fragment")}
+    async with aiohttp.ClientSession() as client:
+        live = asyncio.ensure_future(client.post(f"{base}/ingest/cam.isml/Streams(v)", data=live_body()))
+        await fake.wait(lambda: fake.contributions and video_tracks(fake.tags()).get(0, 0) > 0)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))) as elsewhere:
+            busy = await elsewhere.post(f"{base}/ingest/cam.isml/Streams(v)", data=data)
+            assert busy.status == 409 and "already being pushed from elsewhere" in await busy.text()
+        assert (await client.post(f"{base}/ingest/guarded.isml/Streams(v)", data=data)).status == 403
+        truncated = await client.put(f"{base}/ingest/cam.cmaf/chunk-stream5-00001.m4s", data=data[: data.find(b"moof") + 40])
+        assert truncated.status == 400 and "ends inside a box" in await truncated.text()
+        release.set()
+        assert (await live).status == 200
+    await fake.wait(lambda: video_tracks(fake.tags(0)).get(0) == 120)
+    assert {label: rejected(label) - before[label] for label in before} == {"not_allowed": 1, "busy": 1, "bad_fragment": 1}
+    refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]
+    assert any("127.0.0.2" in m and "elsewhere" in m for m in refusals) and any("may not publish to channel guarded" in m for m in refusals)
+    assert any("ends inside a box" in m for m in refusals)
