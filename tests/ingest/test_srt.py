@@ -69,3 +69,14 @@ async def test_refused_callers_never_reach_the_encoder(srt, query):
     fake, port = srt
     code, _ = await publish(port, query + "&connect_timeout=2000", seconds=1)
     assert code != 0 and not fake.contributions
+
+
+async def test_a_second_caller_on_a_live_channel_is_refused_and_the_first_carries_on(srt):
+    fake, port = srt
+    first = asyncio.ensure_future(publish(port, f"streamid=cam&passphrase={PASSPHRASE}&pkt_size=1316&linger=2", seconds=4))
+    await fake.wait(lambda: fake.contributions and len(fake.contributions[0]) > 1000, timeout=15)
+    code, _ = await publish(port, f"streamid=cam&passphrase={PASSPHRASE}&connect_timeout=2000", seconds=1)
+    assert code != 0, "refused during the handshake: the channel is busy"
+    assert (await first)[0] == 0
+    await fake.wait(lambda: fake.ended == 1, timeout=15)
+    assert len(fake.contributions) == 1 and sum(t.type == TagType.VIDEO for t in fake.tags()) >= 115
