@@ -8,30 +8,40 @@ A segment object is kept when
   its window within the grace.
 The grace is what RFC 8216 (6.2.2) asks of an HLS server: a segment removed from a playlist
 stays available for its duration plus that of the playlist that listed it, so a player can
-still fetch what a manifest it read just before the window slid lists.  Everything else — the other encoder's copy of a recorded segment, what has slid out of
-every window — is deleted.  ``collectable`` is pure; the channel's packager runs ``clean``.
+still fetch what a manifest it read just before the window slid lists.  Everything else — the
+other encoder's copy of a recorded segment, what has slid out of every window — is deleted.
+
+A rendition the live timeline does not list (a ladder changed, a pass-through rendition that
+stopped) is kept while it may still be on its way in, and collected once its segments are
+older than ``ORPHAN_AGE`` and no program lists them.  ``collectable`` is pure; the channel's
+packager runs ``clean``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime, timedelta, timezone
 
 from kubecast.media.timeline import Timeline
 from kubecast.storage import Store, layout
 
 log = logging.getLogger("kubecast.packager")
 
+ORPHAN_AGE = timedelta(hours=1)
 
 
 def grace_segments(timeline: Timeline) -> int:
     """The playlist's length plus one segment, in segments (RFC 8216 6.2.2)."""
     return -(-timeline.window_ms // timeline.segment_duration_ms) + 1
+
+
 _SEGMENT = re.compile(r"^channels/(?P<channel>[^/]+)/encoders/(?P<instance>[^/]+)/(?P<track>[^/]+)/(?P<number>\d+)\.m4s$")
 
 
-def collectable(keys: list[str], channel: Timeline | None, programs: list[Timeline]) -> list[str]:
-    """The segment keys in ``keys`` that may be deleted now."""
+def collectable(keys: list[str], channel: Timeline | None, programs: list[Timeline], *, old: frozenset[str] = frozenset()) -> list[str]:
+    """The segment keys in ``keys`` that may be deleted now; ``old``: those stored longer ago
+    than ``ORPHAN_AGE`` (only they are collected from a rendition the live timeline lacks)."""
     if channel is None:
         return []  # without the live window's position nothing is provably unneeded
     live_from = {t.info.id: t.segments[0][0] - grace_segments(channel) for t in channel.tracks if t.segments}
@@ -49,8 +59,10 @@ def collectable(keys: list[str], channel: Timeline | None, programs: list[Timeli
         if match is None or match["channel"] != channel.channel:
             continue
         track, number, instance = match["track"], int(match["number"]), match["instance"]
-        if track not in live_from or number >= live_from[track]:
-            continue  # a rendition the live timeline no longer (or not yet) lists is left alone
+        if track not in live_from and key not in old:
+            continue  # a rendition the live timeline does not list (yet?): left alone while recent
+        if track in live_from and number >= live_from[track]:
+            continue
         if (instance, track, number) in referenced:
             continue
         if any(low <= number < high for low, high in recently_dropped.get(track, ())):
@@ -63,8 +75,10 @@ async def clean(store: Store, channel: Timeline | None, programs: list[Timeline]
     """Delete what ``collectable`` allows; returns how many objects went."""
     if channel is None:
         return 0
-    keys = [info.key for info in await store.list(f"{layout.channel_prefix(channel.channel)}/encoders")]
-    doomed = collectable(keys, channel, programs)
+    infos = await store.list(f"{layout.channel_prefix(channel.channel)}/encoders")
+    cutoff = datetime.now(timezone.utc) - ORPHAN_AGE
+    old = frozenset(info.key for info in infos if info.last_modified is not None and info.last_modified < cutoff)
+    doomed = collectable([info.key for info in infos], channel, programs, old=old)
     for key in doomed:
         await store.delete(key)
     if doomed:

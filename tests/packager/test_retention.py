@@ -58,3 +58,13 @@ async def test_a_recording_whose_program_record_is_damaged_keeps_its_segments(tm
     assert (await store.get(layout.program_timeline_key("c", "show"))) is not None, "and not released"
     await store.put(layout.program_timeline_key("c", "other"), b"not json")
     assert await recorder.kept() is None, "an unreadable recording: nothing is collected this round"
+
+
+def test_a_rendition_the_live_timeline_dropped_is_collected_once_old_unless_recorded():
+    channel = run(None, A=progress("A", [500, 501])).timeline
+    dropped = [f"channels/c/encoders/A/old1080/{n}.m4s" for n in (10, 11)]
+    assert collectable(dropped, channel, []) == [], "recent: it may be a rendition on its way in"
+    assert collectable(dropped, channel, [], old=frozenset(dropped)) == dropped, "old and unlisted: an orphan"
+    recording = program_timeline(range(10, 12), window_ms=60_000)
+    recording.tracks[0].info = recording.tracks[0].info.model_copy(update={"id": "old1080"})
+    assert collectable(dropped, channel, [recording], old=frozenset(dropped)) == [], "a program that recorded it keeps it"
