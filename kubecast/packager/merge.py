@@ -73,6 +73,24 @@ def _trim(track: TimelineTrack, window_ms: int) -> None:
     track.segments = kept
 
 
+def align_starts(tracks: list[TimelineTrack]) -> None:
+    """Every track begins at the same segment number.  Trimming each track by time alone can
+    leave one a segment longer at the front (AAC segments alternate a frame longer and
+    shorter), and a player starting at the front of the window, at start-over or on demand,
+    waits forever in the stretch where one kind has media and the other has none."""
+    firsts = [t.segments[0][0] for t in tracks if t.segments]
+    if not firsts:
+        return
+    first = max(firsts)
+    for track in tracks:
+        dropped = [r for r in track.segments if r[0] < first]
+        if dropped:
+            kept = track.segments[len(dropped):]
+            track.numbers_skipped += (kept[0][0] if kept else first) - track.segments[0][0] - len(dropped)
+            track.discontinuities_trimmed += sum(1 for r in dropped if r[5])
+            track.segments = kept
+
+
 def _follow_active_source(timeline: Timeline, now: datetime) -> None:
     """Count a failover when the newest segment of the first rendition comes from another encoder."""
     if not timeline.tracks or not timeline.tracks[0].segments:
@@ -151,6 +169,7 @@ def merge(
             last = track.segments[-1]
         _trim(track, window_ms)
         track.average_bandwidth, track.peak_bandwidth = _bandwidths(track)
+    align_starts(timeline.tracks)
     _follow_active_source(timeline, now)
 
     any_live = False

@@ -17,7 +17,7 @@ from datetime import datetime
 from kubecast.media.timeline import Timeline, TimelineTrack
 from kubecast.storage import ProgramRecord, Store, layout
 
-from .merge import _trim
+from .merge import _trim, align_starts
 
 log = logging.getLogger("kubecast.packager")
 
@@ -79,6 +79,7 @@ def record(recorded: Timeline | None, program: ProgramRecord, channel: Timeline 
             track.average_bandwidth, track.peak_bandwidth = source.average_bandwidth, source.peak_bandwidth
         changed |= appended
     if changed:
+        align_starts(recorded.tracks)
         recorded.updated = now
     return recorded, changed
 

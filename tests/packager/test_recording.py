@@ -47,3 +47,19 @@ def test_a_program_stopped_before_it_ran_keeps_nothing():
     channel = run(None, A=progress("A", [10, 11])).timeline
     assert record(None, program("Stopped"), channel, AST) == (None, False)
     assert record(None, program(), None, AST) == (None, False), "no channel timeline yet"
+
+
+def test_every_track_of_a_window_starts_at_the_same_number():
+    """AAC segments alternate a frame longer and shorter, so trimming each track by time can
+    keep one more audio segment at the front; players starting there would wait for video."""
+    from kubecast.media.timeline import TimelineTrack
+    from kubecast.media.tracks import TrackInfo
+    from kubecast.packager.merge import align_starts
+
+    video = TimelineTrack(info=TrackInfo(id="v", kind="video", codecs="avc1", bandwidth=1, timescale=90000, init="i"), init_source="A",
+                          segments=[[n, n * 180000, 180000, 1, "A", False] for n in range(10, 40)])
+    audio = TimelineTrack(info=TrackInfo(id="a", kind="audio", codecs="mp4a", bandwidth=1, timescale=48000, init="i"), init_source="A",
+                          segments=[[n, n * 96000, 96000, 1, "A", n == 9] for n in range(9, 40)])
+    align_starts([video, audio])
+    assert video.segments[0][0] == audio.segments[0][0] == 10 and len(audio.segments) == 30
+    assert audio.media_sequence() == video.media_sequence() == 10 and audio.discontinuities_trimmed == 1
