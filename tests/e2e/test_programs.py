@@ -71,14 +71,18 @@ def _open(page, base: str, engine: str, url: str) -> None:
     page.evaluate("([url, code]) => { const v = document.createElement('video'); v.muted = true; v.autoplay = true; document.body.appendChild(v);"
                   " window.v = v; window.errors = []; v.addEventListener('error', () => window.errors.push('video error'));"
                   " window.ended = false; v.addEventListener('ended', () => { window.ended = true; });"
+                  " window.playing = false; v.addEventListener('playing', () => { window.playing = true; });"
                   " (new Function('url', 'v', code))(url, v); }", [url, PLAYERS[engine]])
 
 
-# dash.js 4.7 reports the one-minute DVR window but does not move on player.seek() into it in
-# this setup (it keeps playing 8 s behind the edge; compare dash.js#3623); until that is
-# understood the DVR seek is asserted with hls.js, and dash.js is asserted on the window and
-# on the recording after stop.
-@pytest.mark.parametrize("engine", ["hls"])
+# A player is asked to seek only once it has started playing ('playing' fired, not seeking). Before
+# that dash.js is still carrying out its own start-up seek to the live edge (liveDelay behind it):
+# a player.seek() issued between that seek and the first appended segment is undone by dash.js's
+# BufferController, whose start-up seek target is still set and which moves the playhead back to
+# the start of that first segment ("Requesting seek to time: <edge - 8> (internal)"), so dash.js
+# went on playing ~8 s behind the edge.  Waiting for currentTime > 0.5 did not exclude that window:
+# Chromium moves currentTime to the start of the seekable range at loadedmetadata.
+@pytest.mark.parametrize("engine", ["hls", "dash"])
 def test_dvr_seek_back_and_clamping_while_live(pipeline, engine):
     playwright_sync, executable = _browser()
     url = f"{pipeline['base']}/show-loc/show.{'m3u8' if engine == 'hls' else 'mpd'}"
@@ -87,21 +91,27 @@ def test_dvr_seek_back_and_clamping_while_live(pipeline, engine):
         try:
             page = browser.new_page()
             _open(page, pipeline["base"], engine, url)
-            page.wait_for_function("() => window.v.currentTime > 0.5 && window.v.seekable.length > 0", timeout=45_000)
+            page.wait_for_function("() => window.playing && !window.v.seeking && window.v.currentTime > 0.5 && window.v.seekable.length > 0", timeout=45_000)
             window = page.evaluate("() => [window.v.seekable.start(0), window.v.seekable.end(0)]")
             assert window[1] - window[0] >= 50, f"{engine} sees the DVR window: {window}"
-            # Seconds behind the live edge, and a seek to a point that far back, in each player's terms
-            # (dash.js keeps live time relative to the DVR window and overrides raw element seeks).
-            behind = {"hls": "window.v.seekable.end(0) - window.v.currentTime", "dash": "window.player.duration() - window.player.time()"}[engine]
+            # Seconds behind the live edge, and a seek to a point that far back, in each player's terms:
+            # dash.js's seek() takes a time relative to the DVR window's start (duration() is the window's
+            # length) and clamps a negative one to that start; getCurrentLiveLatency() is now minus the
+            # playhead, not clamped to the window the way duration() - time() is.
+            behind = {"hls": "window.v.seekable.end(0) - window.v.currentTime", "dash": "window.player.getCurrentLiveLatency()"}[engine]
             seek_back = {"hls": "window.v.currentTime = window.v.seekable.end(0) - 45", "dash": "window.player.seek(window.player.duration() - 45)"}[engine]
             page.evaluate(f"() => {{ {seek_back}; }}")
             page.wait_for_function(f"() => !window.v.seeking && Math.abs(({behind}) - 45) < 6", timeout=30_000)
             resumed = page.evaluate("() => window.v.currentTime")
             page.wait_for_function(f"() => window.v.currentTime > {resumed + 2}", timeout=30_000)
-            assert abs(page.evaluate(f"() => {behind}") - 45) < 8, "it plays from there, not from the live edge"
+            playing_behind = page.evaluate(f"() => {behind}")
+            assert abs(playing_behind - 45) < 8, f"{engine} plays from there, not from the live edge: {playing_behind:.1f} s behind"
+            # Before the window (hls.js: media time 0, which the window has slid past; dash.js: 30 s before
+            # the window's start): the player moves, and lands inside the window (60 s plus one segment).
             clamp = {"hls": "window.v.currentTime = 0", "dash": "window.player.seek(-30)"}[engine]
-            page.evaluate(f"() => {{ {clamp}; }}")  # before the window: clamped into it
-            page.wait_for_function(f"() => !window.v.seeking && ({behind}) <= 62 && ({behind}) >= 0", timeout=30_000)
+            before = page.evaluate(f"() => {behind}")
+            page.evaluate(f"() => {{ {clamp}; }}")
+            page.wait_for_function(f"() => !window.v.seeking && Math.abs(({behind}) - {before}) > 5 && ({behind}) <= 62 && ({behind}) >= 0", timeout=30_000)
             page.wait_for_function(f"() => window.v.currentTime > {page.evaluate('() => window.v.currentTime')} + 1", timeout=30_000)
             assert page.evaluate("() => window.errors") == []
         finally:
@@ -128,7 +138,8 @@ def test_after_stop_both_players_play_the_recording_to_its_end(pipeline):
                 try:
                     page.wait_for_function("() => window.v.readyState >= 2", timeout=30_000)
                 except Exception as error:
-                    raise AssertionError(f"{engine} never got a frame: {page.evaluate('() => [window.v.readyState, window.v.currentTime, window.errors]')} {logged[-10:]}") from error
+                    state = page.evaluate("() => [window.v.readyState, window.v.currentTime, window.errors, Array.from({length: window.v.buffered.length}, (_, i) => [window.v.buffered.start(i), window.v.buffered.end(i)])]")
+                    raise AssertionError(f"{engine} never got a frame (readyState, currentTime, errors, buffered): {state} {logged[-10:]}") from error
                 assert abs(page.evaluate("() => window.v.duration") - length) < 2.5, f"{engine}: the whole recording"
                 page.evaluate("() => { window.v.currentTime = 0; window.v.playbackRate = 8; window.v.play(); }")
                 page.wait_for_function("() => window.ended", timeout=60_000)
