@@ -8,7 +8,10 @@ commands.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
+import traceback
 
 COMMANDS = {
     "demo": ("kubecast.local.main", "main_demo", "Run a built-in test channel end to end and print the player URL."),
@@ -51,5 +54,34 @@ def main(argv: list[str] | None = None) -> int:
     return int(function(argv[1:]) or 0)
 
 
+def run() -> None:
+    """The process entry point: ``main``, then an exit that skips interpreter finalization.
+
+    obstore's Rust runtime resolves Python futures from its own threads; one that lands while
+    the interpreter is finalizing panics there, and a panic on that thread aborts the process
+    (SIGABRT, exit 134) after the command has done its work, which a caller takes for a
+    failure.  Everything a command writes is flushed first, so nothing is lost by skipping it."""
+    try:
+        code = main()
+    except SystemExit as done:  # argparse's --help and usage errors
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if isinstance(done.code, str):
+            print(done.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        code = 141
+    except BaseException:  # noqa: BLE001 - reported as Python would, then the same exit
+        traceback.print_exc()
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -45,3 +45,20 @@ def test_a_program_is_listed_before_its_channel_has_a_timeline(tmp_path, capsys)
     main_status(["--store", str(tmp_path)])
     out = capsys.readouterr().out
     assert "[news] starting: no timeline yet" in out and "    hls:           /late-news/show.m3u8" in out
+
+
+def test_the_cli_exits_with_the_commands_own_code(tmp_path):
+    """``kubecast`` ends by os._exit after flushing (see kubecast.cli.run): the code and the
+    output must be the command's own."""
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "kubecast.cli", *args], capture_output=True, text=True, timeout=60)
+
+    missing = cli("program", "stop", "nope", "--store", str(tmp_path / "store"))
+    assert missing.returncode == 1 and "no program 'nope'" in missing.stdout
+    usage = cli("program", "bogus", "x")
+    assert usage.returncode == 2 and "invalid choice" in usage.stderr
+    assert cli("status", "--store", str(tmp_path / "store")).returncode == 0
+    assert cli("--version").stdout.strip()
