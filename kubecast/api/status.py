@@ -24,11 +24,12 @@ class Condition(WireModel):
     observed_generation: int | None = None
 
 
-CONDITIONS = Field(
-    default_factory=list,
-    description="Ready is the summary; Reconciling and Stalled follow kstatus.",
-    json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-)
+def _conditions(description: str = "Ready is the summary; Reconciling and Stalled follow kstatus."):
+    return Field(default_factory=list, description=description,
+                 json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
+
+
+CONDITIONS = _conditions()
 
 
 class IngestEndpoints(WireModel):
@@ -58,7 +59,9 @@ class StreamStatus(WireModel):
 
 class ChannelStatus(WireModel):
     observed_generation: int | None = None
-    conditions: list[Condition] = CONDITIONS
+    conditions: list[Condition] = _conditions(
+        "Ready is the summary; Reconciling and Stalled follow kstatus. From the packager: KeyframesAligned "
+        "(pass-through renditions key-frame aligned; False names the withheld rendition) and InitSegmentsConsistent.")
     ingest: IngestEndpoints = Field(default_factory=IngestEndpoints)
     preview_url: str | None = None
     encoders: dict[str, EncoderStatus] = Field(default_factory=dict, description="Encoders A and B: pod readiness and media progress.")

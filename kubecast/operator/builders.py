@@ -20,6 +20,7 @@ import json
 import yaml
 
 from kubecast.api import API_VERSION, Channel, RedundancyMode, StreamingEndpoint
+from kubecast.api.common import SecretKeyRef
 
 from .settings import OperatorSettings
 
@@ -69,6 +70,16 @@ def channel_document(channel: Channel) -> str:
     """The Channel as the encoder and packager read it (spec only: no status, no secret)."""
     return yaml.safe_dump({"apiVersion": API_VERSION, "kind": "Channel", "metadata": {"name": channel.name},
                            "spec": channel.spec.model_dump(mode="json", by_alias=True)}, sort_keys=False)
+
+
+def secret_references(channel: Channel) -> list[tuple[str, SecretKeyRef, str]]:
+    """Every Secret key a Channel's encoder pods mount: (what it is for, reference, file name in
+    ``KEY_DIR``).  The pods' volume and the operator's Secret check both read this one list, so
+    no reference is mounted unchecked: a missing Secret would otherwise leave the pods in
+    ContainerCreating with nothing on the Channel saying why."""
+    ingest = channel.spec.ingest
+    references = (("stream key", ingest.stream_key_secret_ref, "stream-key"), ("SRT passphrase", ingest.srt.passphrase_secret_ref, "srt-passphrase"))
+    return [(purpose, ref, path) for purpose, ref, path in references if ref is not None]
 
 
 def encoder_resources(channel: Channel) -> dict:
@@ -128,7 +139,7 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
         })
         volumes = [{"name": "config", "configMap": {"name": config_name}}]
         mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
-        secrets = [(ref, path) for ref, path in ((key_ref, "stream-key"), (ingest.srt.passphrase_secret_ref, "srt-passphrase")) if ref]
+        secrets = [(ref, path) for _, ref, path in secret_references(channel)]
         if secrets:
             # One projected volume: the stream key and the SRT passphrase may live in different Secrets.
             volumes.append({"name": "ingest-secrets", "projected": {"sources": [

@@ -18,10 +18,10 @@ from kubecast.media.timeline import Timeline
 from kubecast.storage import ProgramRecord, Store, layout
 
 from .api import KubeApi
-from .builders import INSTANCES, build_channel_children, build_endpoint_children, namespace_store_url
+from .builders import INSTANCES, build_channel_children, build_endpoint_children, namespace_store_url, secret_references
 from .settings import OperatorSettings
-from .status import (aggregate_channel, aggregate_endpoint, aggregate_program, aggregate_recording, aggregate_stream, conditions, contained, failover_message,
-                     initial_conditions)
+from .status import (aggregate_channel, aggregate_endpoint, aggregate_program, aggregate_recording, channel_conditions, conditions, contained,
+                     initial_conditions, secret_problems, stream_report)
 
 GROUP_VERSION = ("kubecast.io", "v1alpha1")
 CHANNEL_LABEL = "kubecast.io/channel"
@@ -29,6 +29,11 @@ CHANNEL_LABEL = "kubecast.io/channel"
 # that goes through the Deployment events below, so the resync can be slow and cheap.
 RESYNC_SECONDS = 120
 CLIENT: dict[str, KubeApi] = {}
+# In a Channel's kopf memo (in memory, per object, forgotten with it): the data-plane conditions
+# report_stream last derived.  The other writers of status.conditions carry these rather than
+# the ones in the status they were handed, which lags: kopf updates a Channel's body and
+# indexes only between that Channel's handlers, so not during a reconcile (seconds of applies).
+DATA_PLANE_MEMO = "dataPlaneConditions"
 
 
 def api() -> KubeApi:
@@ -67,42 +72,45 @@ def parse(body) -> Channel | Program | StreamingEndpoint:
     return parse_document(document, f"{body['kind']} {body['metadata']['name']}")
 
 
-def _invalid(patch: kopf.Patch, status, generation, error: Exception) -> None:
+def _invalid(patch: kopf.Patch, status, generation, error: Exception, data_plane: list[dict] | None = None) -> None:
     message = str(error).split(": ", 1)[-1]
+    previous = (status or {}).get("conditions")
     patch.status["observedGeneration"] = generation
-    patch.status["conditions"] = conditions((status or {}).get("conditions"), generation, now(),
-                                            ("Ready", False, "InvalidSpec", message), ("Reconciling", False, "InvalidSpec", ""), ("Stalled", True, "InvalidSpec", message))
+    # A Channel's data-plane conditions still describe its running stream: kept, not dropped.
+    patch.status["conditions"] = channel_conditions(conditions(
+        previous, generation, now(), ("Ready", False, "InvalidSpec", message), ("Reconciling", False, "InvalidSpec", ""), ("Stalled", True, "InvalidSpec", message)),
+        previous, data_plane)
 
 
 @kopf.on.create(*GROUP_VERSION, "channels", id="observe")
 @kopf.on.create(*GROUP_VERSION, "streamingendpoints", id="observe")
 @kopf.on.create(*GROUP_VERSION, "programs", id="observe")
-def observe(meta: kopf.Meta, patch: kopf.Patch, **_) -> None:
-    patch.status["conditions"] = initial_conditions(meta.get("generation"), now())
+def observe(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **_) -> None:
+    # report_stream starts with the object, so a Channel whose timeline exists may have its
+    # data-plane conditions before this first sight: kept.
+    patch.status["conditions"] = channel_conditions(initial_conditions(meta.get("generation"), now()), (status or {}).get("conditions"), memo.get(DATA_PLANE_MEMO))
 
 
 async def _secret_error(namespace: str, channel: Channel) -> str | None:
-    ref = channel.spec.ingest.stream_key_secret_ref
-    if ref is None:
-        return None
-    secret = await api().get("v1", "Secret", namespace, ref.name)
-    if secret is None:
-        return f"Secret {ref.name} does not exist"
-    if ref.key not in (secret.get("data") or {}) and ref.key not in (secret.get("stringData") or {}):
-        return f"Secret {ref.name} has no key {ref.key}"
-    return None
+    references = secret_references(channel)
+    secrets: dict[str, dict | None] = {}
+    for _, ref, _ in references:
+        if ref.name not in secrets:
+            secrets[ref.name] = await api().get("v1", "Secret", namespace, ref.name)
+    return secret_problems(references, secrets)
 
 
 @kopf.on.resume(*GROUP_VERSION, "channels", id="reconcile")
 @kopf.on.create(*GROUP_VERSION, "channels", id="reconcile")
 @kopf.on.update(*GROUP_VERSION, "channels", id="reconcile", field="spec")
 @kopf.timer(*GROUP_VERSION, "channels", id="refresh", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
+async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo,
+                            logger: kopf.Logger, **_) -> None:
     generation = meta.get("generation")
     try:
         channel = parse(body)
     except (ManifestError, ValidationError) as error:
-        _invalid(patch, status, generation, error)
+        _invalid(patch, status, generation, error, memo.get(DATA_PLANE_MEMO))
         return
     secret_error = await _secret_error(namespace, channel)
     deployments: dict[str, dict | None] = {}
@@ -122,7 +130,7 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
                 services[child["metadata"]["name"]] = applied
     new_status = aggregate_channel(channel, generation=generation, deployments=deployments, services=services,
                                    secret_error=secret_error, previous=dict(status or {}), now=now(),
-                                   ingest_domain=OperatorSettings.from_environment().ingest_domain)
+                                   ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=memo.get(DATA_PLANE_MEMO))
     _announce_transition(body, status, new_status, logger)
     patch.status.update(new_status)
 
@@ -141,9 +149,11 @@ STREAM_STATUS_INTERVAL = float(os.environ.get("KUBECAST_STREAM_STATUS_INTERVAL",
 
 
 @kopf.timer(*GROUP_VERSION, "channels", id="stream", interval=STREAM_STATUS_INTERVAL)
-async def report_stream(body: kopf.Body, name: str, namespace: str, status: kopf.Status, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
-    """The media side of the status (live encoders, failovers) comes from the timeline the
-    packager writes; a failover since the last report becomes a Warning event."""
+async def report_stream(body: kopf.Body, meta: kopf.Meta, name: str, namespace: str, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
+                        logger: kopf.Logger, **_) -> None:
+    """The media side of the status (live encoders, failovers, the data-plane conditions such as
+    KeyframesAligned) comes from the timeline the packager writes; a failover or a misaligned
+    contribution since the last report becomes a Warning event."""
     try:
         data = await store_for(namespace).get(layout.timeline_key(name))
         timeline = Timeline.from_json(data) if data is not None else None
@@ -152,19 +162,29 @@ async def report_stream(body: kopf.Body, name: str, namespace: str, status: kopf
         return
     if timeline is None:
         return  # no contribution yet
-    media = aggregate_stream(timeline)
-    if contained(media, dict(status or {})):
-        return
-    if message := failover_message(dict(status or {}), media):
-        kopf.event(body, type="Warning", reason="Failover", message=message)
+    at, known = now(), memo.get(DATA_PLANE_MEMO)
+    report = stream_report(timeline, status=dict(status or {}), reported=known, generation=meta.get("generation"), now=at)
+    if "conditions" in report.status:
+        # A whole list goes out (rarely: the data-plane part changed), built on kopf's view of
+        # the status, which lags behind a running reconcile; the Channel itself is the newest,
+        # so no older Ready is put back.
+        fresh = await api().get("kubecast.io/v1alpha1", "Channel", namespace, name)
+        if fresh is not None:
+            report = stream_report(timeline, status=fresh.get("status") or {}, reported=known, generation=meta.get("generation"), now=at)
+    memo[DATA_PLANE_MEMO] = report.data_plane
+    for reason, message in report.warnings:
+        kopf.event(body, type="Warning", reason=reason, message=message)
         logger.warning("%s", message)
-    patch.status.update(media)
+    if report.status:
+        patch.status.update(report.status)
 
 
 @kopf.index(*GROUP_VERSION, "channels")
-def channel_bodies(body: kopf.Body, name: str, namespace: str, **_) -> dict:
+def channel_bodies(body: kopf.Body, name: str, namespace: str, memo: kopf.Memo, **_) -> dict:
+    # "memo" is the Channel's kopf memo itself, not a copy: the Deployment handlers read the
+    # newest data-plane conditions from it, however far this copy of the status lags.
     return {(namespace, name): {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": {"name": name, "namespace": namespace, "uid": body.get("metadata", {}).get("uid"), "generation": body.get("metadata", {}).get("generation")},
-                                "spec": copy.deepcopy(dict(body.get("spec") or {})), "status": copy.deepcopy(dict(body.get("status") or {}))}}
+                                "spec": copy.deepcopy(dict(body.get("spec") or {})), "status": copy.deepcopy(dict(body.get("status") or {})), "memo": memo}}
 
 
 @kopf.index("apps", "v1", "deployments", labels={CHANNEL_LABEL: kopf.PRESENT})
@@ -197,7 +217,7 @@ async def channel_child_changed(labels: kopf.Labels, namespace: str, channel_bod
         return
     new_status = aggregate_channel(channel, generation=body["metadata"]["generation"], deployments=dict(channel_deployments.get(key, [])),
                                    services=dict(channel_services.get(key, [])), secret_error=None, previous=previous, now=now(),
-                                   ingest_domain=OperatorSettings.from_environment().ingest_domain)
+                                   ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=body["memo"].get(DATA_PLANE_MEMO))
     if contained(new_status, previous):
         return
     _announce_transition(body, previous, new_status, logger)

@@ -3,13 +3,22 @@
 Conditions follow kstatus: ``Reconciling`` while the children have not caught up with the
 spec, ``Stalled`` when they cannot without a change by the user (a missing Secret), and
 ``Ready`` as the summary.  ``lastTransitionTime`` only moves when a status changes.
+
+A Channel's conditions have two writers: the reconcile side (``aggregate_channel``: Ready,
+Reconciling, Stalled, from the children) and the stream report (``stream_report``: the data-plane
+conditions, from the packager's timeline).  A merge patch replaces a list whole, so each
+writer sends the full list: its own types freshly computed, the other writer's carried over
+(``channel_conditions``).  The stream report sends a list only when its own part changed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from kubecast.api import Channel, Program, StreamingEndpoint
+from kubecast.api.common import SecretKeyRef
 from kubecast.api.urls import ingest_urls, program_urls
 from kubecast.media.recording import recording_of
 from kubecast.media.timeline import Timeline
@@ -33,6 +42,36 @@ def conditions(previous: list[dict] | None, generation: int | None, now: datetim
             "lastTransitionTime": _time(now) if moved else before["lastTransitionTime"], "observedGeneration": generation,
         })
     return out
+
+
+CHANNEL_CONDITIONS = ("Ready", "Reconciling", "Stalled")
+# The packager's conditions a Channel shows.  Not its Ready (segments flowing: a different
+# question from the Channel's Ready, and the same type) nor IngestConnected (already
+# status.encoders.*.ingestConnected, and it flips with every reconnect of the publisher).
+DATA_PLANE_CONDITIONS = ("KeyframesAligned", "InitSegmentsConsistent")
+# A misaligned contribution is news for whoever runs the publisher: an event.  Differing init
+# segments are kubecast's own matter and may be expected while a new ladder rolls (A runs the
+# new spec before B): a condition only.
+WARN_WHEN_FALSE = ("KeyframesAligned",)
+_ORDER = CHANNEL_CONDITIONS + DATA_PLANE_CONDITIONS
+
+
+def replace_conditions(current: list[dict] | None, types: Iterable[str], replacements: list[dict]) -> list[dict]:
+    """``current`` with the conditions of ``types`` taken from ``replacements`` only (one absent
+    there is dropped) and every other kept as it is, in one fixed order: two writers that agree
+    on the conditions send the same list, which ``contained`` compares."""
+    types = set(types)
+    merged = [c for c in current or [] if c.get("type") not in types] + list(replacements)
+    return sorted(merged, key=lambda c: (_ORDER.index(c["type"]) if c.get("type") in _ORDER else len(_ORDER), c.get("type", "")))
+
+
+def channel_conditions(own: list[dict], previous: list[dict] | None, data_plane: list[dict] | None = None) -> list[dict]:
+    """A Channel's full conditions list from the reconcile side: ``own`` (Ready, Reconciling,
+    Stalled) and the data-plane conditions carried over, ``data_plane`` when the caller knows
+    newer ones than ``previous`` holds (what the stream report last derived), else those in
+    ``previous``; any other type in ``previous`` is kept too."""
+    carried = previous if data_plane is None else replace_conditions(previous, DATA_PLANE_CONDITIONS, data_plane)
+    return replace_conditions(carried, CHANNEL_CONDITIONS, own)
 
 
 def initial_conditions(generation: int | None, now: datetime) -> list[dict]:
@@ -76,8 +115,25 @@ def protocol_urls(channel: Channel, service: dict | None, fallback_host: str | N
     return ingest_urls(channel, host=host, rtmp=ports.get("rtmp"), http=ports.get("http-ingest"), srt=ports.get("srt"), udp=ports.get("mpegts"))
 
 
+def secret_problems(references: list[tuple[str, SecretKeyRef, str]], secrets: dict[str, dict | None]) -> str | None:
+    """The ``SecretMissing`` message for a Channel's Secret references (``builders.secret_references``;
+    ``secrets``: name -> the Secret, None when it does not exist), naming each missing Secret or
+    key and what it is for, never a value; None when every one is there."""
+    problems = []
+    for purpose, ref, _ in references:
+        secret = secrets.get(ref.name)
+        if secret is None:
+            problems.append(f"Secret {ref.name} ({purpose}) does not exist")
+        elif ref.key not in (secret.get("data") or {}) and ref.key not in (secret.get("stringData") or {}):
+            problems.append(f"Secret {ref.name} ({purpose}) has no key {ref.key}")
+    return "; ".join(problems) or None
+
+
 def aggregate_channel(channel: Channel, *, generation: int | None, deployments: dict[str, dict | None], services: dict[str, dict | None],
-                      secret_error: str | None, previous: dict | None, now: datetime, ingest_domain: str | None = None) -> dict:
+                      secret_error: str | None, previous: dict | None, now: datetime, ingest_domain: str | None = None,
+                      data_plane: list[dict] | None = None) -> dict:
+    """The reconcile side of a Channel's status; the data-plane conditions are carried over
+    (``channel_conditions``)."""
     name = channel.name
     encoders = {i: _deployment_ready(deployments.get(f"{name}-encoder-{i.lower()}")) for i in INSTANCES}
     packager = _deployment_ready(deployments.get(f"{name}-packager"))
@@ -98,7 +154,7 @@ def aggregate_channel(channel: Channel, *, generation: int | None, deployments: 
         entries = [("Ready", False, "Starting", "waiting for " + ", ".join(waiting)), ("Reconciling", True, "Starting", ""), ("Stalled", False, "Starting", "")]
     return {
         "observedGeneration": generation,
-        "conditions": conditions(previous_conditions, generation, now, *entries),
+        "conditions": channel_conditions(conditions(previous_conditions, generation, now, *entries), previous_conditions, data_plane),
         "ingest": {
             "primary": ingest_url(services.get(f"{name}-ingest-a"), name, ingest_domain),
             "secondary": ingest_url(services.get(f"{name}-ingest-b"), name, ingest_domain),
@@ -157,6 +213,50 @@ def aggregate_stream(timeline: Timeline) -> dict:
     stream = {"state": timeline.state, "activeEncoder": timeline.active_source, "failovers": timeline.failovers,
               "lastFailoverTime": _time(timeline.last_failover) if timeline.last_failover else None, "updated": _time(timeline.updated)}
     return {"stream": stream, "encoders": encoders}
+
+
+def data_plane_conditions(timeline: Timeline, *, previous: list[dict] | None, generation: int | None, now: datetime) -> list[dict]:
+    """The packager's data-plane conditions (``DATA_PLANE_CONDITIONS``, those it has set) as the
+    Channel's metav1.Conditions: this generation, and a lastTransitionTime that moves only when
+    the status differs from ``previous``.  Reason and message are the packager's (the message
+    names the misaligned rendition)."""
+    reported = {c.get("type"): c for c in timeline.conditions}
+    entries = [(type_, {"True": True, "False": False}.get(reported[type_].get("status")), reported[type_].get("reason") or "Unknown",
+                str(reported[type_].get("message") or "")[:32768]) for type_ in DATA_PLANE_CONDITIONS if type_ in reported]
+    return conditions(previous, generation, now, *entries)
+
+
+@dataclass
+class StreamReport:
+    status: dict  # to merge into the Channel's status; empty when it already says all of it
+    data_plane: list[dict]  # the data-plane conditions derived now: the next report's reference
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (reason, message) of Warning events
+
+
+def stream_report(timeline: Timeline, *, status: dict | None, reported: list[dict] | None, generation: int | None, now: datetime) -> StreamReport:
+    """What report_stream makes of a timeline.  ``status``: the Channel's status;
+    ``reported``: the data-plane conditions the previous report derived (None after an operator
+    restart: the status then stands in, so a restart repeats no old event).  ``reported`` rather
+    than the status is the reference because a writer may have sent a list built from a status
+    older than the previous report's patch: this report then puts the conditions back, same
+    lastTransitionTime, no second event."""
+    status = status or {}
+    current = status.get("conditions") or []
+    before = reported if reported is not None else [c for c in current if c.get("type") in DATA_PLANE_CONDITIONS]
+    data_plane = data_plane_conditions(timeline, previous=before, generation=generation, now=now)
+    media = aggregate_stream(timeline)
+    merged = replace_conditions(current, DATA_PLANE_CONDITIONS, data_plane)
+    if merged != current:
+        # Only then: the steady report of every tick (new segment numbers) carries no list,
+        # so it cannot put back a Ready older than the reconcile side's newest.
+        media["conditions"] = merged
+    warnings = []
+    if message := failover_message(status, media):
+        warnings.append(("Failover", message))
+    was = {c["type"]: c["status"] for c in before}
+    warnings += [(c["reason"], c["message"] or c["reason"]) for c in data_plane
+                 if c["type"] in WARN_WHEN_FALSE and c["status"] == "False" and was.get(c["type"]) != "False"]
+    return StreamReport(status={} if contained(media, status) else media, data_plane=data_plane, warnings=warnings)
 
 
 def aggregate_recording(timeline: Timeline | None, *, program_stopped: bool) -> dict:

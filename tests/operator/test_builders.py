@@ -253,3 +253,99 @@ def test_stream_status_comes_from_the_timeline_and_only_a_new_failover_is_an_eve
     assert failover_message({"stream": {"failovers": 1}}, media) == "segments now come from encoder B (1 failover since the last report, 2 in all)"
     status = {"stream": dict(media["stream"]), "encoders": {"A": {"ready": True, **media["encoders"]["A"]}, "B": {"ready": True, **media["encoders"]["B"]}}}
     assert contained(media, status) and not contained({"encoders": {"B": {"lastSegment": 31}}}, status)
+
+
+def misaligned_timeline(now, *, aligned: bool = False):
+    from kubecast.media.timeline import Timeline
+
+    stamp = now.isoformat().replace("+00:00", "Z")
+    message = "rendition video1 is not key-frame aligned with video: segment 12 starts 40 ms away from the primary rendition's; it is not published"
+    return Timeline(channel="news", state="live", updated=now, segment_duration_ms=2000, window_ms=60000, conditions=[
+        {"type": "IngestConnected", "status": "True", "reason": "ContributionReceived", "message": "", "lastTransitionTime": stamp},
+        {"type": "InitSegmentsConsistent", "status": "True", "reason": "InitSegmentsMatch", "message": "all encoders produce identical init segments", "lastTransitionTime": stamp},
+        {"type": "KeyframesAligned", "status": "True" if aligned else "False", "reason": "RenditionsAligned" if aligned else "RenditionsMisaligned",
+         "message": "aligned" if aligned else message, "lastTransitionTime": stamp},
+        {"type": "Ready", "status": "True", "reason": "Live", "message": "segments are being published", "lastTransitionTime": stamp},
+    ])
+
+
+def test_data_plane_conditions_join_the_channels_own_and_a_misalignment_is_announced_once():
+    from kubecast.api.status import ChannelStatus
+    from kubecast.operator.status import channel_conditions, initial_conditions, stream_report
+
+    channel = DOCS.channels["news"]
+    deployments = {"news-encoder-a": ready(), "news-encoder-b": ready(), "news-packager": ready()}
+    status = aggregate_channel(channel, generation=2, deployments=deployments, services={}, secret_error=None, previous=None, now=NOW)
+    later = NOW + timedelta(minutes=1)
+    report = stream_report(misaligned_timeline(NOW), status=status, reported=None, generation=2, now=later)
+    sent = {c["type"]: c for c in report.status["conditions"]}
+    assert [c["type"] for c in report.status["conditions"]] == ["Ready", "Reconciling", "Stalled", "KeyframesAligned", "InitSegmentsConsistent"]
+    assert sent["Ready"] == next(c for c in status["conditions"] if c["type"] == "Ready"), "the packager's Ready is not the Channel's"
+    aligned = sent["KeyframesAligned"]
+    assert aligned["status"] == "False" and aligned["reason"] == "RenditionsMisaligned" and "rendition video1" in aligned["message"]
+    assert aligned["observedGeneration"] == 2 and aligned["lastTransitionTime"] == "2026-01-01T00:01:00Z"
+    assert report.warnings == [("RenditionsMisaligned", aligned["message"])]
+    assert report.status["stream"]["state"] == "live"
+    status = {**status, **report.status}  # the merge patch
+    ChannelStatus.model_validate(status)
+
+    # the next report changes nothing: no list is sent, no second event, the time stays
+    again = stream_report(misaligned_timeline(NOW), status=status, reported=report.data_plane, generation=2, now=later + timedelta(minutes=1))
+    assert "conditions" not in again.status and again.warnings == [] and again.data_plane == report.data_plane
+    # nor after an operator restart (nothing remembered: the Channel's status stands in)
+    assert stream_report(misaligned_timeline(NOW), status=status, reported=None, generation=2, now=later).warnings == []
+
+    # the reconcile side keeps them: from the status it read, or from the newer report when the status predates it
+    stale = aggregate_channel(channel, generation=2, deployments=deployments, services={}, secret_error=None, previous=status, now=later)
+    assert {c["type"]: c for c in stale["conditions"]}["KeyframesAligned"] == aligned
+    before_report = aggregate_channel(channel, generation=2, deployments=deployments, services={}, secret_error=None,
+                                      previous={"conditions": [c for c in status["conditions"] if c["type"] in ("Ready", "Reconciling", "Stalled")]},
+                                      now=later, data_plane=report.data_plane)
+    assert before_report["conditions"] == status["conditions"]
+    first_sight = channel_conditions(initial_conditions(2, later), None, report.data_plane)  # observe, after the first report
+    assert [c["type"] for c in first_sight] == ["Ready", "Reconciling", "Stalled", "KeyframesAligned", "InitSegmentsConsistent"]
+
+    # a list sent from a status read before the report's patch loses them: the next report puts them back unchanged, silently
+    clobbered = {**status, "conditions": [c for c in status["conditions"] if c["type"] == "Ready"]}
+    healed = stream_report(misaligned_timeline(NOW), status=clobbered, reported=report.data_plane, generation=2, now=later + timedelta(minutes=2))
+    assert {c["type"]: c for c in healed.status["conditions"]}["KeyframesAligned"] == aligned and healed.warnings == []
+
+    # realigned (a new contribution), then misaligned again: a second event
+    fixed = stream_report(misaligned_timeline(NOW, aligned=True), status=status, reported=report.data_plane, generation=2, now=later + timedelta(minutes=3))
+    assert {c["type"]: c["status"] for c in fixed.status["conditions"]}["KeyframesAligned"] == "True" and fixed.warnings == []
+    status = {**status, **fixed.status}
+    broken = stream_report(misaligned_timeline(NOW), status=status, reported=fixed.data_plane, generation=2, now=later + timedelta(minutes=4))
+    assert [reason for reason, _ in broken.warnings] == ["RenditionsMisaligned"]
+
+
+def test_a_misalignment_does_not_touch_ready():
+    from kubecast.operator.status import stream_report
+
+    status = aggregate_channel(DOCS.channels["news"], generation=1, deployments={"news-encoder-a": ready(), "news-encoder-b": ready(), "news-packager": ready()},
+                               services={}, secret_error=None, previous=None, now=NOW)
+    merged = {**status, **stream_report(misaligned_timeline(NOW), status=status, reported=None, generation=1, now=NOW).status}
+    ready_condition = {c["type"]: c for c in merged["conditions"]}["Ready"]
+    assert ready_condition["status"] == "True" and ready_condition["reason"] == "Redundant"
+
+
+def test_every_secret_a_channel_mounts_is_checked_and_named_never_its_value():
+    from kubecast.api import Channel
+    from kubecast.operator.builders import secret_references
+    from kubecast.operator.status import secret_problems
+
+    channel = Channel.model_validate({"metadata": {"name": "srt"}, "spec": {"ingest": {
+        "protocols": ["RTMP", "SRT"], "streamKeySecretRef": {"name": "srt-key", "key": "streamKey"},
+        "srt": {"passphraseSecretRef": {"name": "srt-pass", "key": "passphrase"}}}}})
+    references = secret_references(channel)
+    assert [(purpose, ref.name, path) for purpose, ref, path in references] == [("stream key", "srt-key", "stream-key"), ("SRT passphrase", "srt-pass", "srt-passphrase")]
+    key = {"data": {"streamKey": "c2VjcmV0"}}
+    assert secret_problems(references, {"srt-key": key, "srt-pass": None}) == "Secret srt-pass (SRT passphrase) does not exist"
+    wrong_key = secret_problems(references, {"srt-key": key, "srt-pass": {"data": {"pass": "dG9wc2VjcmV0cGFzcw=="}}})
+    assert wrong_key == "Secret srt-pass (SRT passphrase) has no key passphrase" and "dG9w" not in wrong_key
+    assert secret_problems(references, {"srt-key": None, "srt-pass": None}) == "Secret srt-key (stream key) does not exist; Secret srt-pass (SRT passphrase) does not exist"
+    assert secret_problems(references, {"srt-key": key, "srt-pass": {"stringData": {"passphrase": "x" * 16}}}) is None
+    # the pods mount exactly what is checked
+    pod = next(c for c in build_channel_children(channel, uid="u", namespace="media", settings=SETTINGS) if c["kind"] == "Deployment")["spec"]["template"]["spec"]
+    sources = next(v for v in pod["volumes"] if v["name"] == "ingest-secrets")["projected"]["sources"]
+    assert [s["secret"]["name"] for s in sources] == [ref.name for _, ref, _ in references]
+    assert secret_references(DOCS.channels["news"])[0][1].name == "news-key" and len(secret_references(DOCS.channels["news"])) == 1

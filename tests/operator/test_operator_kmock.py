@@ -174,7 +174,7 @@ async def test_a_new_ladder_rolls_encoder_a_then_b(cluster):
         await eventually(lambda: spec_hash(cluster, "news-encoder-b") == spec_hash(cluster, "news-encoder-a"), timeout=30, what="encoder B follows")
 
 
-def write_timeline(store, *, failovers: int, active: str) -> None:
+def write_timeline(store, *, failovers: int, active: str, conditions: list[dict] | None = None) -> None:
     """What the packager writes into storage (namespace folder, as the operator configures it)."""
     from datetime import datetime, timezone
 
@@ -182,7 +182,7 @@ def write_timeline(store, *, failovers: int, active: str) -> None:
 
     now = datetime.now(timezone.utc)
     timeline = Timeline(channel="news", state="live", updated=now, segment_duration_ms=2000, window_ms=60000,
-                        active_source=active, failovers=failovers, last_failover=now if failovers else None,
+                        active_source=active, failovers=failovers, last_failover=now if failovers else None, conditions=conditions or [],
                         encoders={"A": EncoderHealth(state="waiting" if active == "B" else "live", last_segment=40, segments_taken=41),
                                   "B": EncoderHealth(state="live", ingest_connected=True, last_segment=44 + failovers, segments_taken=3)})
     path = store / "media" / "channels" / "news" / "timeline.json"
@@ -211,6 +211,78 @@ async def test_stream_status_and_failover_events_come_from_the_timeline(cluster,
         assert stream()["activeEncoder"] == "B" and stream()["lastFailoverTime"]
         event = await eventually(lambda: [r for r in cluster if r.resource and r.resource.plural == "events" and "Failover" in r.text], what="a Failover event")
         assert "encoder B" in event[0].data["message"] and event[0].data["type"] == "Warning"
+
+
+MISALIGNED = "rendition video1 is not key-frame aligned with video: segment 12 starts 40 ms away from the primary rendition's; it is not published"
+
+
+def packager_conditions() -> list[dict]:
+    """As the packager's merge sets them (its own Ready and IngestConnected included)."""
+    return [{"type": "IngestConnected", "status": "True", "reason": "ContributionReceived", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            {"type": "InitSegmentsConsistent", "status": "True", "reason": "InitSegmentsMatch", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            {"type": "KeyframesAligned", "status": "False", "reason": "RenditionsMisaligned", "message": MISALIGNED, "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            {"type": "Ready", "status": "True", "reason": "Live", "message": "segments are being published", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+
+
+async def test_a_misaligned_contribution_reaches_the_channel_next_to_ready(cluster, tmp_path, monkeypatch):
+    import aiohttp
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
+    cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"}, "data": {"streamKey": "c2VjcmV0"}}
+    cluster.objects[CHANNELS, "media", "news"] = channel_body()
+    write_timeline(store, failovers=0, active="A", conditions=packager_conditions())
+    events = lambda: [r for r in cluster if r.resource and r.resource.plural == "events" and "RenditionsMisaligned" in r.text]  # noqa: E731
+    async with operator():
+        aligned = await eventually(lambda: conditions(cluster, "news")["KeyframesAligned"], what="KeyframesAligned on the Channel")
+        assert aligned["status"] == "False" and aligned["reason"] == "RenditionsMisaligned" and "rendition video1" in aligned["message"]
+        assert aligned["observedGeneration"] == 1 and aligned["lastTransitionTime"]
+        assert "IngestConnected" not in conditions(cluster, "news") and conditions(cluster, "news")["InitSegmentsConsistent"]["status"] == "True"
+        # the Deployment side writes Ready next to it (the list is replaced whole: it must carry it)
+        await eventually(lambda: obj(cluster, DEPLOYMENTS, "news-packager"), what="the packager Deployment")
+        for name in ("news-encoder-a", "news-encoder-b", "news-packager"):
+            obj(cluster, DEPLOYMENTS, name).patch({"status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1}})
+        both = await eventually(lambda: conditions(cluster, "news")["Ready"]["reason"] == "Redundant" and conditions(cluster, "news"), timeout=40, what="Ready=True/Redundant")
+        assert both["Ready"]["status"] == "True", "a misaligned rendition is withheld: the channel is still live"
+        assert both["KeyframesAligned"] == aligned
+        await asyncio.sleep(3)  # several stream reports later
+        assert conditions(cluster, "news")["Ready"]["reason"] == "Redundant" and conditions(cluster, "news")["KeyframesAligned"]["status"] == "False"
+        event = events()
+        assert len(event) == 1 and event[0].data["type"] == "Warning" and "rendition video1" in event[0].data["message"]
+
+        # a reconcile (a spec change) keeps it too, and the next report moves it to the new generation
+        url = f"{str(cluster.url).rstrip('/')}/apis/kubecast.io/v1alpha1/namespaces/media/channels/news"
+        async with aiohttp.ClientSession() as session:
+            async with session.patch(url, json={"metadata": {"generation": 2}, "spec": channel_body(ladder_top=2_000_000)["spec"]},
+                                     headers={"Content-Type": "application/merge-patch+json"}) as response:
+                assert response.status == 200
+        await eventually(lambda: obj(cluster, CHANNELS, "news").raw.get("status", {}).get("observedGeneration") == 2, what="generation 2 observed")
+        assert conditions(cluster, "news")["KeyframesAligned"]["status"] == "False" and "Ready" in conditions(cluster, "news")
+        await eventually(lambda: conditions(cluster, "news")["KeyframesAligned"]["observedGeneration"] == 2, what="the condition at generation 2")
+        assert conditions(cluster, "news")["KeyframesAligned"]["lastTransitionTime"] == aligned["lastTransitionTime"], "status unchanged: time kept"
+        assert len(events()) == 1, "announced once"
+        # no writer ever sent a list without it, once it was there (observe, reconciles, Deployment events, reports)
+        history = [[c["type"] for c in ((v.raw if v else {}).get("status") or {}).get("conditions", [])] for v in obj(cluster, CHANNELS, "news").history]
+        since = next(i for i, types in enumerate(history) if "KeyframesAligned" in types)
+        assert all("KeyframesAligned" in types for types in history[since:]), history
+
+
+async def test_a_missing_srt_passphrase_secret_is_reported_by_name(cluster):
+    cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"}, "data": {"streamKey": "c2VjcmV0"}}
+    body = channel_body()
+    body["spec"]["ingest"].update({"protocols": ["RTMP", "SRT"], "srt": {"passphraseSecretRef": {"name": "news-srt", "key": "passphrase"}}})
+    cluster.objects[CHANNELS, "media", "news"] = body
+    async with operator():
+        stalled = await eventually(lambda: conditions(cluster, "news").get("Stalled", {}).get("status") == "True" and conditions(cluster, "news"), what="Stalled")
+        assert stalled["Ready"]["reason"] == "SecretMissing" and stalled["Ready"]["message"] == "Secret news-srt (SRT passphrase) does not exist"
+        assert (DEPLOYMENTS, "media", "news-encoder-a") not in cluster.objects
+    # the Secret appears without that key: reported by the next reconcile (here the resume of a
+    # restarted operator; on a cluster at the latest the 120 s refresh)
+    cluster.objects["v1/secrets", "media", "news-srt"] = {"metadata": {"name": "news-srt", "namespace": "media"}, "data": {"other": "eA=="}}
+    async with operator():
+        await eventually(lambda: "has no key passphrase" in conditions(cluster, "news")["Ready"]["message"], what="the missing key")
+        assert conditions(cluster, "news")["Ready"]["message"] == "Secret news-srt (SRT passphrase) has no key passphrase"
+        assert "eA==" not in json.dumps(obj(cluster, CHANNELS, "news").raw)
 
 
 async def test_a_program_is_published_to_the_store_for_its_packager_and_the_endpoints(cluster, tmp_path, monkeypatch):
