@@ -49,9 +49,13 @@ def _common_rows(tracks: list[TimelineTrack]) -> list[tuple[int, int]]:
     return [(r[1], r[2]) for r in tracks[0].segments if r[0] in common] if tracks else []
 
 
-def _template(timescale: int, rows: list[tuple[int, int]]) -> str:
+def _template(timescale: int, rows: list[tuple[int, int]], origin_seconds: float | None = None) -> str:
+    """``origin_seconds``: the media time that is presentation time 0 (on demand), written as
+    ``presentationTimeOffset`` in this template's timescale, so that a recording made at hour
+    three of a channel's timeline presents from 0 to its duration, as a static MPD must."""
+    offset = f' presentationTimeOffset="{round(origin_seconds * timescale)}"' if origin_seconds else ""
     return (
-        f'<SegmentTemplate timescale="{timescale}" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/t$Time$.m4s">'
+        f'<SegmentTemplate timescale="{timescale}"{offset} initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/t$Time$.m4s">'
         f"<SegmentTimeline>{segment_timeline(rows)}</SegmentTimeline></SegmentTemplate>"
     )
 
@@ -78,7 +82,11 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime) -> str:
     static = timeline.state == "stopped"
     attributes = [f'profiles="{PROFILES}"', f'minBufferTime="{iso_duration(2 * segment_seconds)}"', f'maxSegmentDuration="{iso_duration(segment_seconds)}"']
     rows_video = _common_rows(video)
+    rows_audio = [(r[1], r[2]) for r in audio.segments] if audio is not None else []
+    origin = None  # on demand: the earliest start of any listed stream (one origin keeps lip sync)
     if static:
+        starts = ([rows_video[0][0] / video[0].info.timescale] if rows_video else []) + ([rows_audio[0][0] / audio.info.timescale] if rows_audio else [])
+        origin = min(starts, default=None)
         rows = rows_video or (audio and [(r[1], r[2]) for r in audio.segments]) or []
         timescale = video[0].info.timescale if rows_video else (audio.info.timescale if audio else 1)
         length = (rows[-1][0] + rows[-1][1] - rows[0][0]) / timescale if rows else 0
@@ -95,7 +103,7 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime) -> str:
         max_width = max(t.info.width or 0 for t in video)
         max_height = max(t.info.height or 0 for t in video)
         parts.append(f'<AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1" maxWidth="{max_width}" maxHeight="{max_height}">')
-        parts.append(_template(video[0].info.timescale, rows_video))
+        parts.append(_template(video[0].info.timescale, rows_video, origin))
         for track in video:
             rate = f' frameRate="{value}"' if (value := frame_rate_attribute(track.info.frame_rate)) else ""
             parts.append(
@@ -107,7 +115,7 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime) -> str:
         language = audio.info.language or "und"
         parts.append(f'<AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" lang="{language}" segmentAlignment="true" startWithSAP="1">')
         parts.append(f'<AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="{audio.info.channels or 2}"/>')
-        parts.append(_template(audio.info.timescale, [(r[1], r[2]) for r in audio.segments]))
+        parts.append(_template(audio.info.timescale, rows_audio, origin))
         parts.append(f'<Representation id={quoteattr(audio.info.id)} bandwidth="{_bandwidth(audio)}" codecs="{audio.info.codecs}" audioSamplingRate="{audio.info.sample_rate}"/>')
         parts.append("</AdaptationSet>")
     parts.append("</Period>")

@@ -62,6 +62,11 @@ def test_static_mpd_after_stop():
     root = ET.fromstring(dash.mpd(make_timeline(state="stopped"), time_url="http://h/time", now=datetime.now(timezone.utc)))
     assert root.get("type") == "static" and root.get("mediaPresentationDuration") == "PT12S"
     assert root.find("m:UTCTiming", NS) is None
+    for template in root.iter(f"{{{NS['m']}}}SegmentTemplate"):
+        first = int(template.find("m:SegmentTimeline/m:S", NS).get("t"))
+        assert int(template.get("presentationTimeOffset")) == first, "the recording presents from 0 to its duration"
+    live = ET.fromstring(dash.mpd(make_timeline(), time_url="http://h/time", now=datetime.now(timezone.utc)))
+    assert all(t.get("presentationTimeOffset") is None for t in live.iter(f"{{{NS['m']}}}SegmentTemplate")), "live: times from availabilityStartTime"
 
 
 @pytest.mark.parametrize(
