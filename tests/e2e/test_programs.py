@@ -1,18 +1,22 @@
 """A program with a one-minute window over a live stream, played by hls.js and dash.js in
 Chromium: seek back 45 s while live, a seek before the window is clamped, and after the
-program stops hls.js, dash.js and dash.js's Smooth Streaming support play the recording from
-its start to its end."""
+program stops hls.js (fMP4 and TS segments), dash.js and dash.js's Smooth Streaming support
+play the recording from its start to its end, and every format of it is continuous.  While it
+runs, live Smooth and start-over (HLS and DASH) play too."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from helpers import Proc, free_port, kubecast, wait_until
-from media_checks import fetch, media_playlist, mpd
+from media_checks import download, expand_timeline, fetch, media_playlist, mpd
 
 pytestmark = pytest.mark.e2e
 
@@ -118,6 +122,36 @@ def test_dvr_seek_back_and_clamping_while_live(pipeline, engine):
             browser.close()
 
 
+def test_live_smooth_and_start_over_play_in_chromium(pipeline):
+    """While the program runs: dash.js's Smooth support plays the live Smooth manifest (it
+    learns new fragments from tfrf), and start-over begins near the window's start, in HLS
+    (?startover) and in DASH (the MPD anchor #t=posix:<window start>)."""
+    base = pipeline["base"]
+    text = fetch(f"{base}/show-loc/video/index.m3u8").decode()
+    window_start = datetime.fromisoformat(re.search(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)", text).group(1).replace("Z", "+00:00")).timestamp()
+    playwright_sync, executable = _browser()
+    with playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"])
+        try:
+            page = browser.new_page()
+            _open(page, base, "smooth", f"{base}/show-loc/show.ism/manifest")
+            page.wait_for_function("() => window.playing && window.v.currentTime > 0", timeout=45_000)
+            started = page.evaluate("() => window.v.currentTime")
+            page.wait_for_function(f"() => window.v.currentTime > {started + 6}", timeout=30_000)  # past the fragments the first manifest listed
+            assert page.evaluate("() => window.errors") == [], "live Smooth"
+            page.close()
+            for engine, url, behind in (("hls", f"{base}/show-loc/show.m3u8?startover", "window.v.seekable.end(0) - window.v.currentTime"),
+                                        ("dash", f"{base}/show-loc/show.mpd#t=posix:{window_start:.3f}", "window.player.getCurrentLiveLatency()")):
+                page = browser.new_page()
+                _open(page, base, engine, url)
+                page.wait_for_function("() => window.playing && !window.v.seeking && window.v.currentTime > 0", timeout=45_000)
+                distance = page.evaluate(f"() => {behind}")
+                assert 45 <= distance <= 66, f"{engine} starts over near the window's start, not at the edge: {distance:.1f} s behind"
+                page.close()
+        finally:
+            browser.close()
+
+
 def test_after_stop_both_players_play_the_recording_to_its_end(pipeline):
     subprocess.run([*kubecast_argv(), "program", "stop", "show", "--store", str(pipeline["store"])], check=True, timeout=30)
     base = pipeline["base"]
@@ -130,7 +164,8 @@ def test_after_stop_both_players_play_the_recording_to_its_end(pipeline):
     with playwright_sync.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"])
         try:
-            for engine, url in (("hls", f"{base}/show-loc/show.m3u8"), ("dash", f"{base}/show-loc/show.mpd"), ("smooth", f"{base}/show-loc/show.ism/manifest")):
+            for engine, url in (("hls", f"{base}/show-loc/show.m3u8"), ("hls", f"{base}/show-loc/show.ism/manifest(format=m3u8-aapl)"),
+                                ("dash", f"{base}/show-loc/show.mpd"), ("smooth", f"{base}/show-loc/show.ism/manifest")):
                 page = browser.new_page()
                 logged = []
                 page.on("console", lambda message, logged=logged: logged.append(message.text))
@@ -147,6 +182,31 @@ def test_after_stop_both_players_play_the_recording_to_its_end(pipeline):
                 page.close()
         finally:
             browser.close()
+
+
+def test_every_format_of_the_recording_is_continuous_and_the_ts_copy_decodes(pipeline):
+    base = pipeline["base"]
+    wait_until(lambda: media_playlist(f"{base}/show-loc/video/index.m3u8").ended, timeout=20, what="the recording to end")
+    for rendition in ("video", "audio"):
+        times = download(media_playlist(f"{base}/show-loc/{rendition}/index.m3u8")).decode_times()
+        assert all(a[0] + a[1] == b[0] for a, b in zip(times, times[1:])), f"HLS fMP4 {rendition}: tfdt continuous"
+    root = mpd(f"{base}/show-loc/show.mpd")
+    for template in root.iter("{urn:mpeg:dash:schema:mpd:2011}SegmentTemplate"):
+        entries = expand_timeline(template)
+        assert len(entries) >= 29 and all(a[0] + a[1] == b[0] for a, b in zip(entries, entries[1:])), "DASH: no gap in the SegmentTimeline"
+    smooth = ET.fromstring(fetch(f"{base}/show-loc/show.ism/manifest"))
+    for index in smooth.iter("StreamIndex"):
+        chunks = [(int(c.get("t")), int(c.get("d"))) for c in index.iter("c")]
+        assert chunks[0][0] == 0 and all(a[0] + a[1] == b[0] for a, b in zip(chunks, chunks[1:])), f"Smooth {index.get('Type')}: contiguous from 0"
+    # HLS with TS segments: ffmpeg reads the whole recording through the playlist, audio and video, without an error.
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0",
+                            f"{base}/show-loc/show.ism/ts/video/index.m3u8"], capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0 and not probe.stderr.strip(), probe.stderr
+    pts = sorted(float(line.strip(",")) for line in probe.stdout.split() if line.strip(","))
+    steps = [b - a for a, b in zip(pts, pts[1:])]
+    assert len(pts) >= 29 * 2 * 30 and max(steps) < 0.05, "TS: every frame, one frame apart across segment joins"
+    decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", f"{base}/show-loc/show.ism/ts/video/index.m3u8", "-f", "null", "-"], capture_output=True, text=True, timeout=120)
+    assert decoded.returncode == 0 and not decoded.stderr.strip(), decoded.stderr
 
 
 def kubecast_argv() -> list[str]:
