@@ -1,7 +1,11 @@
 """``kubecast operator``: the kopf operator for Channel, Program and StreamingEndpoint.
 
 Peering is on by default (``--peering kubecast``), so a second replica waits as a standby;
-``--standalone`` turns it off (one replica, or tests).
+``--standalone`` turns it off (one replica, or tests).  kopf freezes *every* operator that sees
+a peer of the same priority, so replicas must not share one: by default each takes a priority
+from its start time (the longest-running replica is the active one; a restarted replica comes
+back as the standby, so a restart never moves the work) with a random tie-breaker for replicas
+started in the same second.
 """
 
 from __future__ import annotations
@@ -9,8 +13,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import random
+import time
 
 import kopf
+
+
+EPOCH_LIMIT = 1 << 40  # seconds: far past any start time
+
+
+def seniority_priority(started: float, tiebreak: int) -> int:
+    """A kopf peering priority that is higher the earlier the replica started (pure)."""
+    return (EPOCH_LIMIT - int(started)) * 1_000_000 + tiebreak % 1_000_000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch the whole cluster (the default)")
     parser.add_argument("--standalone", action="store_true", help="no peering: no standby replica")
     parser.add_argument("--peering", default="kubecast", help="peering name shared by the replicas")
+    parser.add_argument("--priority", type=int, default=None, help="peering priority (default: by start time, the oldest replica wins)")
     parser.add_argument("--liveness", default="http://0.0.0.0:8081/healthz", help="liveness endpoint URL")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -29,5 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     asyncio.run(kopf.operator(
         clusterwide=not args.namespace, namespaces=args.namespace or [], standalone=args.standalone,
         peering_name=args.peering, liveness_endpoint=args.liveness,
+        priority=args.priority if args.priority is not None else seniority_priority(time.time(), random.randrange(1_000_000)),
     ))
     return 0

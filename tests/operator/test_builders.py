@@ -349,3 +349,24 @@ def test_every_secret_a_channel_mounts_is_checked_and_named_never_its_value():
     sources = next(v for v in pod["volumes"] if v["name"] == "ingest-secrets")["projected"]["sources"]
     assert [s["secret"]["name"] for s in sources] == [ref.name for _, ref, _ in references]
     assert secret_references(DOCS.channels["news"])[0][1].name == "news-key" and len(secret_references(DOCS.channels["news"])) == 1
+
+
+def test_operator_replicas_never_share_a_peering_priority(monkeypatch):
+    """kopf freezes every operator that sees a peer of its own priority: the default gives the
+    longest-running replica the highest, and replicas started in one second still differ."""
+    import kopf
+
+    from kubecast.operator import main as operator_main
+
+    assert operator_main.seniority_priority(1_000, 5) > operator_main.seniority_priority(1_001, 999_999), "the older replica stays active"
+    assert operator_main.seniority_priority(1_000, 1) != operator_main.seniority_priority(1_000, 2)
+    seen = []
+
+    async def fake_operator(**kwargs):
+        seen.append(kwargs["priority"])
+
+    monkeypatch.setattr(kopf, "operator", fake_operator)
+    for _ in range(2):
+        operator_main.main(["--namespace", "media"])
+    operator_main.main(["--priority", "7"])
+    assert seen[0] != seen[1] and seen[2] == 7
