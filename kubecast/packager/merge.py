@@ -207,6 +207,11 @@ def merge(
         set_condition(timeline.conditions, "KeyframesAligned", aligned, "RenditionsAligned" if aligned else "RenditionsMisaligned",
                       "the contribution's renditions have key frames at the same times" if aligned
                       else "; ".join(sorted({r.alignment_message for r in reports if r.alignment_message})), now)
+    elif ingest:
+        # A contribution that has nothing to align (one rendition, or live encoding): the last
+        # multi-rendition contribution's verdict no longer applies.  With none connected it
+        # stays, describing the last contribution.
+        timeline.conditions[:] = [c for c in timeline.conditions if c["type"] != "KeyframesAligned"]
     ready = any_live and flowing
     set_condition(timeline.conditions, "Ready", ready, "Live" if ready else ("WaitingForSegments" if any_live else "WaitingForContribution"),
                   "segments are being published" if ready else "no segments are being published", now)

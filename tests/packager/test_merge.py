@@ -137,3 +137,16 @@ def test_keyframe_alignment_of_a_multibitrate_contribution_becomes_a_condition()
     misaligned.ingest = IngestInfo(connected=True, renditions=3, keyframes_aligned=False, alignment_message="rendition video2 is not key-frame aligned")
     condition = next(c for c in run(single, A=misaligned).timeline.conditions if c["type"] == "KeyframesAligned")
     assert (condition["status"], condition["reason"]) == ("False", "RenditionsMisaligned") and "video2" in condition["message"]
+
+
+def test_a_stale_alignment_verdict_goes_when_a_contribution_without_renditions_connects():
+    misaligned = progress("A", [13, 14])
+    misaligned.ingest = IngestInfo(connected=True, renditions=3, keyframes_aligned=False, alignment_message="rendition video2 is not key-frame aligned")
+    timeline = run(None, A=misaligned).timeline
+    gone = progress("A", [13, 14])
+    gone.ingest = IngestInfo(connected=False)
+    timeline = run(timeline, A=gone).timeline
+    assert any(c["type"] == "KeyframesAligned" for c in timeline.conditions), "no contribution: the last verdict stays"
+    single = progress("A", [15, 16])
+    single.ingest = IngestInfo(connected=True, renditions=1)
+    assert not any(c["type"] == "KeyframesAligned" for c in run(timeline, A=single).timeline.conditions), "one rendition: nothing to align"
