@@ -120,3 +120,24 @@ def test_the_shipped_examples_are_valid():
     root = Path(__file__).parents[2]
     manifests = load_paths([root / "examples" / "channel.yaml", root / "kubecast" / "local" / "demo.yaml"])
     assert set(manifests.channels) == {"my-channel", "demo"}
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("locator: ../secret", "locator"),
+    ("locator: a/b", "locator"),
+    ("manifestName: show.m3u8", "manifestName"),
+    ("manifestName: '..'", "manifestName"),
+    ("locator: live", "path of the streaming endpoint"),
+    ("locator: Metrics", "path of the streaming endpoint"),
+])
+def test_program_paths_are_names_not_paths(spec, message):
+    program = f"---\napiVersion: kubecast.io/v1alpha1\nkind: Program\nmetadata: {{name: match}}\nspec: {{channelName: news, {spec}}}\n"
+    with pytest.raises(ManifestError, match=message):
+        load_text(CHANNEL + program)
+
+
+def test_a_program_named_like_an_endpoint_path_needs_its_own_locator():
+    program = "---\napiVersion: kubecast.io/v1alpha1\nkind: Program\nmetadata: {name: preview}\nspec: {channelName: news}\n"
+    with pytest.raises(ManifestError, match="needs spec.locator"):
+        load_text(CHANNEL + program)
+    assert load_text(CHANNEL + program.replace("{channelName: news}", "{channelName: news, locator: preview-show}")).programs["preview"].spec.locator == "preview-show"
