@@ -4,7 +4,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from conftest import make_timeline
-from kubecast.endpoint.app import TIMELINES, make_app
+from kubecast.endpoint.app import STORE_KEY, TIMELINES, make_app
 from kubecast.endpoint.programs import FormatError, ams_format
 from kubecast.endpoint.smooth import client_manifest, listed_rows
 from kubecast.media.mp4 import Sample, init_segment_video, media_segment, parse_media_segment
@@ -191,3 +191,14 @@ async def test_live_smooth_announces_the_next_fragments(tmp_path):
         assert _uuid_boxes(await edge.read())[TFRF][4] == 0 and "immutable" not in edge.headers["Cache-Control"], "its tfrf will grow"
         info = await (await client.get(f"/match/live.ism/QualityLevels({bitrate})/FragmentInfo(video={13 * 180000})")).read()
         assert info[4:8] == b"moof" and len(info) == int.from_bytes(info[:4], "big"), "FragmentInfo: the moof alone"
+
+
+async def test_a_time_outside_the_programs_window_is_a_404_even_when_stored(client):
+    store = client.app[STORE_KEY]
+    await store.put(layout.segment_key("news", "A", "v720", 40), client.segment)  # the live window's, not the recording's
+    assert (await client.get("/live/news/v720/40.m4s")).status == 200
+    outside = {path: (await client.get(path)).status for path in (
+        "/evening-news/v720/40.m4s", f"/evening-news/v720/t{40 * 180000}.m4s", "/evening-news/show.ism/ts/v720/40.ts",
+        f"/evening-news/show.ism/QualityLevels(3000000)/Fragments(video={30 * 180000})",
+    )}
+    assert set(outside.values()) == {404}, outside
