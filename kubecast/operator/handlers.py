@@ -171,7 +171,14 @@ async def report_stream(body: kopf.Body, meta: kopf.Meta, name: str, namespace: 
         fresh = await api().get("kubecast.io/v1alpha1", "Channel", namespace, name)
         if fresh is not None:
             report = stream_report(timeline, status=fresh.get("status") or {}, reported=known, generation=meta.get("generation"), now=at)
-    memo[DATA_PLANE_MEMO] = report.data_plane
+    if "conditions" in report.status and (status or {}).get("observedGeneration") is None:
+        # The Channel's own handlers have not written their conditions yet; a list sent now would
+        # cross theirs (each writer sends the whole list).  The next report sends it, and its
+        # events, once they have: memo is left as it was so that the next report sees the change.
+        report.status.pop("conditions")
+        report.warnings.clear()
+    else:
+        memo[DATA_PLANE_MEMO] = report.data_plane
     for reason, message in report.warnings:
         kopf.event(body, type="Warning", reason=reason, message=message)
         logger.warning("%s", message)
