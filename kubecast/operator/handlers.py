@@ -105,7 +105,7 @@ async def _secret_error(namespace: str, channel: Channel) -> str | None:
 @kopf.on.update(*GROUP_VERSION, "channels", id="reconcile", field="spec")
 @kopf.timer(*GROUP_VERSION, "channels", id="refresh", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo,
-                            logger: kopf.Logger, **_) -> None:
+                            channel_deployments: kopf.Index, logger: kopf.Logger, **_) -> None:
     generation = meta.get("generation")
     try:
         channel = parse(body)
@@ -128,6 +128,11 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
                 deployments[child["metadata"]["name"]] = applied.get("status")
             elif child["kind"] == "Service":
                 services[child["metadata"]["name"]] = applied
+    # A Deployment that became ready while the children were being applied has told the index
+    # (its event) after the apply answered: the newer of the two, or this write would put back
+    # the older readiness and nothing would correct it before the next resync.
+    observed = dict(channel_deployments.get((namespace, channel.name), []))
+    deployments = {name: observed.get(name) or applied_status for name, applied_status in deployments.items()}
     new_status = aggregate_channel(channel, generation=generation, deployments=deployments, services=services,
                                    secret_error=secret_error, previous=dict(status or {}), now=now(),
                                    ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=memo.get(DATA_PLANE_MEMO))
