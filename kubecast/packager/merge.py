@@ -59,18 +59,23 @@ def _bandwidths(track: TimelineTrack) -> tuple[int | None, int | None]:
     return average, peak
 
 
+def _drop_front(track: TimelineTrack, count: int, next_number: int) -> None:
+    """Drop the first ``count`` rows, keeping the HLS bookkeeping: the numbers missing among
+    them (up to ``next_number``, the first kept) are skipped numbers, their discontinuities
+    trimmed ones."""
+    dropped, track.segments = track.segments[:count], track.segments[count:]
+    if dropped:
+        track.numbers_skipped += next_number - dropped[0][0] - len(dropped)
+        track.discontinuities_trimmed += sum(1 for r in dropped if r[5])
+
+
 def _trim(track: TimelineTrack, window_ms: int) -> None:
     if not track.segments:
         return
-    timescale = track.info.timescale
     newest_end = track.segments[-1][1] + track.segments[-1][2]
-    horizon = newest_end - window_ms * timescale // 1000
-    kept = [r for r in track.segments if r[1] + r[2] > horizon]
-    dropped = track.segments[: len(track.segments) - len(kept)]
-    if dropped:
-        track.numbers_skipped += kept[0][0] - track.segments[0][0] - len(dropped)
-        track.discontinuities_trimmed += sum(1 for r in dropped if r[5])
-    track.segments = kept
+    horizon = newest_end - window_ms * track.info.timescale // 1000
+    count = sum(1 for r in track.segments if r[1] + r[2] <= horizon)  # rows are in time order
+    _drop_front(track, count, track.segments[count][0])
 
 
 def align_starts(tracks: list[TimelineTrack]) -> None:
@@ -83,12 +88,8 @@ def align_starts(tracks: list[TimelineTrack]) -> None:
         return
     first = max(firsts)
     for track in tracks:
-        dropped = [r for r in track.segments if r[0] < first]
-        if dropped:
-            kept = track.segments[len(dropped):]
-            track.numbers_skipped += (kept[0][0] if kept else first) - track.segments[0][0] - len(dropped)
-            track.discontinuities_trimmed += sum(1 for r in dropped if r[5])
-            track.segments = kept
+        count = sum(1 for r in track.segments if r[0] < first)
+        _drop_front(track, count, track.segments[count][0] if count < len(track.segments) else first)
 
 
 def _follow_active_source(timeline: Timeline, now: datetime) -> None:
