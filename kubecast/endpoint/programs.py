@@ -110,9 +110,8 @@ async def smooth_fragment(request: web.Request) -> web.StreamResponse:
     found = smooth.find_fragment(timeline, request.match_info["fragment"])
     if found is None:
         raise web.HTTPNotFound(text="no such fragment\n")
-    track, row = found
+    track, row, shift = found
     key = layout.segment_key(timeline.channel, row[4], track.info.id, row[0])
-    shift = smooth.origins(timeline)[track.info.id]
     following = smooth.lookahead(timeline, track, row)
     info_only = "FragmentInfo(" in request.match_info["fragment"]
 

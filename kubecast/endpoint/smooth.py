@@ -70,8 +70,9 @@ def origins(timeline: Timeline) -> dict[str, int]:
     return {t.info.id: rows[t.info.id][0][1] if rows[t.info.id] else 0 for t in timeline.tracks}
 
 
-def find_fragment(timeline: Timeline, path: str) -> tuple[TimelineTrack, list] | None:
-    """(track, timeline row) a fragment (or FragmentInfo) URL names, or None."""
+def find_fragment(timeline: Timeline, path: str) -> tuple[TimelineTrack, list, int] | None:
+    """(track, timeline row, the track's origin shift) a fragment (or FragmentInfo) URL names,
+    or None."""
     match = FRAGMENT.match(path)
     if match is None:
         return None
@@ -81,7 +82,7 @@ def find_fragment(timeline: Timeline, path: str) -> tuple[TimelineTrack, list] |
         track = next(t for t in timeline.tracks if t.info.id == track_id)
         if value == wanted and track.info.kind == match["kind"]:
             row = next((r for r in track.segments if r[1] - shift[track_id] == int(match["time"])), None)
-            return (track, row) if row is not None else None
+            return (track, row, shift[track_id]) if row is not None else None
     return None
 
 
