@@ -116,14 +116,20 @@ class ProgramRecorder:
         return programs
 
     async def kept(self) -> list[Timeline] | None:
-        """Every recording stored for the channel, read from storage rather than from the
-        programs this recorder could parse: retention must keep a recording's segments even
-        when its program.json is damaged.  None when any recording is unreadable, so that
-        nothing is collected until it is (losing a recording is worse than a late delete)."""
+        """Every recording stored for the channel, going by the recordings in storage rather than
+        by the programs this recorder could parse: retention must keep a recording's segments
+        even when its program.json is damaged.  The recorder's own copies stand in for the
+        recordings it keeps (a window of days is a large object to read every round); only the
+        others are read.  None when one is unreadable, so that nothing is collected until it is
+        (losing a recording is worse than a late delete)."""
         recordings = []
         prefix = layout.programs_prefix(self.channel) + "/"
         for info in await self.store.list(prefix):
             if not info.key.endswith("/timeline.json"):
+                continue
+            held = self.timelines.get(info.key[len(prefix):].split("/")[0])
+            if held is not None:
+                recordings.append(held)
                 continue
             data = await self.store.get(info.key)
             if data is None:
