@@ -155,7 +155,7 @@ STREAM_STATUS_INTERVAL = float(os.environ.get("KUBECAST_STREAM_STATUS_INTERVAL",
 
 @kopf.timer(*GROUP_VERSION, "channels", id="stream", interval=STREAM_STATUS_INTERVAL)
 async def report_stream(body: kopf.Body, meta: kopf.Meta, name: str, namespace: str, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
-                        logger: kopf.Logger, **_) -> None:
+                        channel_bodies: kopf.Index, channel_deployments: kopf.Index, channel_services: kopf.Index, logger: kopf.Logger, **_) -> None:
     """The media side of the status (live encoders, failovers, the data-plane conditions such as
     KeyframesAligned) comes from the timeline the packager writes; a failover or a misaligned
     contribution since the last report becomes a Warning event."""
@@ -169,19 +169,17 @@ async def report_stream(body: kopf.Body, meta: kopf.Meta, name: str, namespace: 
         return  # no contribution yet
     at, known = now(), memo.get(DATA_PLANE_MEMO)
     report = stream_report(timeline, status=dict(status or {}), reported=known, generation=meta.get("generation"), now=at)
-    if "conditions" in report.status:
-        # A whole list goes out (rarely: the data-plane part changed), built on kopf's view of
-        # the status, which lags behind a running reconcile; the Channel itself is the newest,
-        # so no older Ready is put back.
-        fresh = await api().get("kubecast.io/v1alpha1", "Channel", namespace, name)
-        if fresh is not None:
-            report = stream_report(timeline, status=fresh.get("status") or {}, reported=known, generation=meta.get("generation"), now=at)
     if "conditions" in report.status and (status or {}).get("observedGeneration") is None:
-        # The Channel's own handlers have not written their conditions yet; a list sent now would
-        # cross theirs (each writer sends the whole list).  The next report sends it, and its
-        # events, once they have: memo is left as it was so that the next report sees the change.
+        # The Channel's own handlers have not written their conditions yet: the next report
+        # sends these, and their events (memo is left as it was so that it sees the change).
         report.status.pop("conditions")
         report.warnings.clear()
+    elif "conditions" in report.status:
+        # The whole list goes out (rarely: the data-plane part changed), computed as the
+        # Deployment events compute it, from the indexes and the memo just updated.
+        report.status.pop("conditions")
+        memo[DATA_PLANE_MEMO] = report.data_plane
+        await _status_from_indexes((namespace, name), channel_bodies, channel_deployments, channel_services, logger)
     else:
         memo[DATA_PLANE_MEMO] = report.data_plane
     for reason, message in report.warnings:
@@ -216,7 +214,15 @@ async def channel_child_changed(labels: kopf.Labels, namespace: str, channel_bod
     """Readiness travels up as it happens: an encoder or packager that becomes ready (or goes
     away) updates its Channel's status from the operator's in-memory indexes, without a request
     other than the status patch itself — which is what keeps 1000 channels cheap."""
-    key = (namespace, labels[CHANNEL_LABEL])
+    await _status_from_indexes((namespace, labels[CHANNEL_LABEL]), channel_bodies, channel_deployments, channel_services, logger)
+
+
+async def _status_from_indexes(key: tuple[str, str], channel_bodies: kopf.Index, channel_deployments: kopf.Index,
+                               channel_services: kopf.Index, logger: kopf.Logger) -> None:
+    """The Channel's status from the indexes and its memo: the one computation both the
+    Deployment events and the stream reports write conditions with, so neither puts back an
+    older view of the other's part."""
+    namespace = key[0]
     body = next(iter(channel_bodies.get(key, [])), None)
     if body is None:
         return
