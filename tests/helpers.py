@@ -44,13 +44,14 @@ def wait_until(predicate: Callable[[], T], *, timeout: float, interval: float = 
 class Proc:
     """A child process whose output lines are collected in the background."""
 
-    def __init__(self, argv: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None, name: str | None = None):
+    def __init__(self, argv: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None, name: str | None = None,
+                 inherit_env: bool = True):
         self.name = name or os.path.basename(argv[0])
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self.popen = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=cwd, start_new_session=True,
+            env={**(os.environ if inherit_env else {}), "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=cwd, start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
