@@ -76,8 +76,8 @@ def test_the_first_command_serves_a_playable_stream_on_a_stock_python(tmp_path):
         started = time.monotonic()
         player = demo.wait_for_line(r"Player \(preview\): (http://\S+)", timeout=LIVE_WITHIN).group(1)
         base = player.split("/preview/")[0]
-        variants, _ = multivariant(f"{base}/live/demo/index.m3u8")
-        assert variants
+        variants = wait_until(lambda: multivariant(f"{base}/live/demo/index.m3u8")[0], timeout=LIVE_WITHIN, interval=0.5,
+                              what="renditions in the demo's multivariant playlist")
         lowest = min(variants, key=lambda variant: int(variant.attributes["BANDWIDTH"]))
         remaining = LIVE_WITHIN - (time.monotonic() - started)
         playlist = wait_until(lambda: (p := media_playlist(lowest.uri)).segments and p, timeout=max(remaining, 1),
