@@ -141,7 +141,36 @@ class Sample:
     keyframe: bool = True
 
 
-def media_segment(*, sequence_number: int, base_decode_time: int, samples: list[Sample], data: bytes, track_id: int = 1) -> bytes:
+@dataclass(frozen=True)
+class SampleAuxiliary:
+    """Common Encryption's per-sample information (ISO/IEC 23001-7): one ``senc`` entry per
+    sample (its IV, then its subsample map when ``subsamples``), which ``saiz`` sizes and
+    ``saio`` points at."""
+
+    entries: list[bytes]
+    subsamples: bool
+
+
+def _encryption_boxes(auxiliary: SampleAuxiliary, offset_of_saiz: int) -> bytes:
+    """saiz, saio and senc; ``offset_of_saiz`` is where they start, counted from the moof."""
+    sizes = {len(entry) for entry in auxiliary.entries}
+    if len(sizes) == 1:
+        saiz = full_box(b"saiz", 0, 0, struct.pack(">BI", sizes.pop(), len(auxiliary.entries)))
+    else:
+        saiz = full_box(b"saiz", 0, 0, struct.pack(">BI", 0, len(auxiliary.entries)), bytes(len(entry) for entry in auxiliary.entries))
+    saio_size = 20  # full-box header, entry count 1, one 32-bit offset
+    senc_entries = offset_of_saiz + len(saiz) + saio_size + 16  # after senc's header, flags and sample count
+    saio = full_box(b"saio", 0, 0, struct.pack(">II", 1, senc_entries))
+    senc = full_box(b"senc", 0, 0x2 if auxiliary.subsamples else 0, struct.pack(">I", len(auxiliary.entries)), *auxiliary.entries)
+    return saiz + saio + senc
+
+
+def media_segment(*, sequence_number: int, base_decode_time: int, samples: list[Sample], data: bytes, track_id: int = 1,
+                  auxiliary: SampleAuxiliary | None = None) -> bytes:
+    """With ``auxiliary``, the fragment of an encrypted track: ``saiz``, ``saio`` and ``senc``
+    follow ``trun``, and ``saio`` holds the offset of the first ``senc`` entry from the moof."""
+    if auxiliary is not None and any(len(entry) > 255 for entry in auxiliary.entries):
+        raise ValueError("a sample's encryption information is longer than saiz can describe")
     if sum(sample.size for sample in samples) != len(data):
         raise ValueError("sample sizes do not add up to the media data")
     # duration, size, flags, composition offset per sample; data offset patched below
@@ -155,7 +184,12 @@ def media_segment(*, sequence_number: int, base_decode_time: int, samples: list[
         tfhd = full_box(b"tfhd", 0, 0x020000, struct.pack(">I", track_id))  # default-base-is-moof
         tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", base_decode_time))
         trun = full_box(b"trun", 1, trun_flags, struct.pack(">Ii", len(samples), data_offset), entries)
-        return box(b"moof", full_box(b"mfhd", 0, 0, struct.pack(">I", sequence_number)), box(b"traf", tfhd, tfdt, trun))
+        mfhd = full_box(b"mfhd", 0, 0, struct.pack(">I", sequence_number))
+        encryption = b""
+        if auxiliary is not None:
+            # the moof and traf headers, mfhd, tfhd, tfdt and trun come before saiz
+            encryption = _encryption_boxes(auxiliary, 8 + len(mfhd) + 8 + len(tfhd) + len(tfdt) + len(trun))
+        return box(b"moof", mfhd, box(b"traf", tfhd, tfdt, trun, encryption))
 
     moof = build(0)
     moof = build(len(moof) + 8)  # the samples start right after mdat's header
