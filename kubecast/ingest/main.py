@@ -15,9 +15,9 @@ import sys
 from kubecast.runtime import add_runtime_arguments, start_runtime
 
 from .config import ConfigError, load_config
-from .datagram import DatagramServer
+from .mpegts.datagram import DatagramServer
 from .publication import Publications
-from .server import IngestServer
+from .rtmp.server import IngestServer
 
 
 def split_address(text: str) -> tuple[str, int]:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         stoppers.append(rtmp.stop)
         print(f"kubecast ingest: RTMP on {bound[0]}:{bound[1]}", flush=True)
         if args.http_listen:
-            from .http import HttpIngest
+            from .push.http import HttpIngest
 
             http = HttpIngest(config, publications)
             port = await http.start(*split_address(args.http_listen))
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                 port = await datagrams.add(route, *route.udp_listen, group=route.udp_group)
                 print(f"kubecast ingest: MPEG-TS over UDP/RTP for {route.name} on port {port}", flush=True)
         if args.srt_listen and any(route.accepts("SRT") for route in config.channels.values()):
-            from .srt import SrtServer
+            from .mpegts.srt import SrtServer
 
             srt = SrtServer(config.channels, publications, idle_timeout=config.idle_timeout)
             port = srt.start(*split_address(args.srt_listen))

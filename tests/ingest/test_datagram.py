@@ -9,7 +9,7 @@ import pytest
 
 from kubecast.ingest import metrics
 from kubecast.ingest.config import ChannelRoute
-from kubecast.ingest.datagram import DatagramIngest
+from kubecast.ingest.mpegts.datagram import DatagramIngest
 from kubecast.ingest.publication import Publications
 from kubecast.media.flv import TagType
 

@@ -10,7 +10,7 @@ import pytest
 
 from kubecast.ingest import metrics
 from kubecast.ingest.config import ChannelRoute, IngestConfig
-from kubecast.ingest.http import HttpIngest
+from kubecast.ingest.push.http import HttpIngest
 from kubecast.ingest.publication import Publications
 from kubecast.media.flv import TagType, parse_video
 

@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from kubecast.ingest import amf0, chunks
-from kubecast.ingest.handshake import HANDSHAKE_SIZE, SERVER_KEY, client_c1, find_client_digest, server_response
-from kubecast.ingest.session import Media, Phase, ProtocolError, PublishRequest, RtmpSession, Unpublished
+from kubecast.ingest.rtmp import amf0, chunks
+from kubecast.ingest.rtmp.handshake import HANDSHAKE_SIZE, SERVER_KEY, client_c1, find_client_digest, server_response
+from kubecast.ingest.rtmp.session import Media, Phase, ProtocolError, PublishRequest, RtmpSession, Unpublished
 
 
 # -- AMF0 --------------------------------------------------------------------------------------

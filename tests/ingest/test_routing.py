@@ -3,9 +3,9 @@ import json
 import pytest
 
 from kubecast.ingest.config import ChannelRoute, ConfigError, IngestConfig, decide, load_config
-from kubecast.ingest.server import check_codec
-from kubecast.ingest import chunks
-from kubecast.ingest.session import Media
+from kubecast.ingest.rtmp.server import check_codec
+from kubecast.ingest.rtmp import chunks
+from kubecast.ingest.rtmp.session import Media
 
 import ipaddress
 

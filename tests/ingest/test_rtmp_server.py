@@ -10,7 +10,7 @@ import pytest
 
 from kubecast.ingest import metrics
 from kubecast.ingest.config import ChannelRoute, IngestConfig
-from kubecast.ingest.server import IngestServer
+from kubecast.ingest.rtmp.server import IngestServer
 from kubecast.ingest.timestamps import TimestampGuard
 from kubecast.media.flv import FLV_HEADER, FlvReader, TagType, parse_video
 

@@ -1,6 +1,6 @@
 import pytest
 
-from kubecast.ingest.rtp import RtpError, RtpReceiver, looks_like_rtp, rtp_payload
+from kubecast.ingest.mpegts.rtp import RtpError, RtpReceiver, looks_like_rtp, rtp_payload
 
 
 def rtp(sequence: int, payload: bytes = b"\x47" + bytes(187), *, payload_type=33, csrc=0, extension: bytes | None = None, padding=0) -> bytes:

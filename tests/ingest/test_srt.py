@@ -10,7 +10,7 @@ import pytest
 
 from kubecast.ingest.config import ChannelRoute
 from kubecast.ingest.publication import Publications
-from kubecast.ingest.srt import SrtServer, channel_of
+from kubecast.ingest.mpegts.srt import SrtServer, channel_of
 from kubecast.media.flv import TagType
 
 from fake_encoder import FakeEncoder

@@ -9,7 +9,7 @@ import subprocess
 import av
 import pytest
 
-from kubecast.ingest.ts import TimestampJump, TsContribution
+from kubecast.ingest.mpegts.ts import TimestampJump, TsContribution
 from kubecast.media.flv import FLV_HEADER, TagType, parse_audio, parse_video
 from kubecast.media.mpegts import PACKET_SIZE
 

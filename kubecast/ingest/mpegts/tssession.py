@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-from . import metrics
-from .config import ChannelRoute
-from .publication import Publication, Publications, Source
+from .. import metrics
+from ..config import ChannelRoute
+from ..publication import Publication, Publications, Source
 from .ts import TimestampJump, TsContribution
 
 log = logging.getLogger("kubecast.ingest")

@@ -15,11 +15,12 @@ import uuid
 
 from kubecast.media.flv import FlvTag, TagType
 
-from . import chunks, metrics
-from .config import IngestConfig, decide
-from .publication import Busy, Publications, Source
+from .. import metrics
+from . import chunks
+from ..config import IngestConfig, decide
+from ..publication import Busy, Publications, Source
 from .session import Media, ProtocolError, PublishRequest, RtmpSession, Unpublished
-from .timestamps import TimestampGuard
+from ..timestamps import TimestampGuard
 
 log = logging.getLogger("kubecast.ingest")
 

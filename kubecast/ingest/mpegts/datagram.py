@@ -15,9 +15,9 @@ import socket
 import struct
 import time
 
-from . import metrics
-from .config import ChannelRoute
-from .publication import Busy, Publications
+from .. import metrics
+from ..config import ChannelRoute
+from ..publication import Busy, Publications
 from .rtp import RtpError, RtpReceiver, looks_like_rtp
 from .tssession import TsSession
 

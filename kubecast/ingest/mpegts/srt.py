@@ -24,9 +24,9 @@ import struct
 import threading
 import time
 
-from . import metrics
-from .config import ChannelRoute
-from .publication import Busy, Publications
+from .. import metrics
+from ..config import ChannelRoute
+from ..publication import Busy, Publications
 from .tssession import TsSession
 
 log = logging.getLogger("kubecast.ingest")

@@ -34,9 +34,9 @@ from kubecast.media.flv import FlvTag, TagType, audio_tag_body, video_tag_body
 from kubecast.media.fmp4 import BoxStream, FragmentSample, TrackConfig, parse_fragment, parse_init
 from kubecast.media.mp4 import Mp4Error
 
-from . import metrics
-from .config import ChannelRoute, IngestConfig
-from .publication import Busy, Publications, Source
+from .. import metrics
+from ..config import ChannelRoute, IngestConfig
+from ..publication import Busy, Publications, Source
 
 log = logging.getLogger("kubecast.ingest")
 

@@ -16,7 +16,7 @@ from kubecast.media.flv import FlvTag, TagType, audio_tag_body, video_tag_body
 from kubecast.media.h264 import NAL_PPS, NAL_SPS, avcc_from_annexb, split_annexb, to_length_prefixed
 from kubecast.media.mpegts import PesFrame, TsDemuxer
 
-from .timestamps import MAX_BACKWARDS_MS, TimestampGuard
+from ..timestamps import MAX_BACKWARDS_MS, TimestampGuard
 
 NAL_IDR = 5
 

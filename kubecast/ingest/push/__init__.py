@@ -1,0 +1,1 @@
+"""HTTP push ingest: Smooth Streaming and CMAF (DASH-IF live ingest) POST/PUT."""

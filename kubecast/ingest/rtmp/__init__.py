@@ -1,0 +1,1 @@
+"""RTMP ingest: handshake, chunk stream, AMF0 commands, the publishing session and its server."""
