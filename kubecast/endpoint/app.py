@@ -8,8 +8,6 @@ no request can address anything outside the store; whatever does not match is a 
 from __future__ import annotations
 
 import logging
-import re
-import time
 from datetime import datetime, timezone
 from html import escape
 from importlib import resources
@@ -17,37 +15,29 @@ from importlib import resources
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from kubecast.media.timeline import Timeline, TimelineTrack
+from kubecast.media.timeline import Timeline
 from kubecast.storage import InvalidKey, Store, layout
 
-from . import dash, hls, metrics
-from .objects import CachedObject, ObjectCache, etag_of
-from .ranges import UnsatisfiableRange, parse_range
+from . import metrics
+from .live import (CHANNEL, OBJECTS, STORE_KEY, TIMELINES, TRACK, dash_manifest, init_segment, media_playlist, media_segment, multivariant, not_found,
+                   object_response, timeline_of)
+from .objects import ObjectCache
+from .programs import add_routes as add_program_routes
 from .statuspage import program_document, program_entries, program_table
 from .timelines import TimelineCache
+from .transport import add_routes as add_transport_stream_routes
 
 log = logging.getLogger("kubecast.endpoint")
 
-CHANNEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
-TRACK = r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}"
-SEGMENT_FILE = re.compile(r"^(?:(\d{1,12})|t(\d{1,18}))\.m4s$")
 STATIC_FILES = {
     "kubecast.css": "text/css", "preview.js": "text/javascript",
     "vendor/hls.min.js": "text/javascript", "vendor/dash.all.min.js": "text/javascript", "vendor/dash.mss.min.js": "text/javascript",
 }
-IMMUTABLE = "public, max-age=31536000, immutable"
-STORE_KEY = web.AppKey("store", Store)
-TIMELINES = web.AppKey("timelines", TimelineCache)
-OBJECTS = web.AppKey("objects", ObjectCache)
 CACHE_BYTES = 256 << 20
 
 
 def _static(name: str) -> bytes:
     return resources.files("kubecast.endpoint").joinpath("static", name).read_bytes()
-
-
-def not_found(text: str = "not found") -> web.Response:
-    return web.Response(status=404, text=text + "\n")
 
 
 @web.middleware
@@ -81,130 +71,6 @@ async def preflight(request: web.Request) -> web.Response:
     })
 
 
-async def _timeline(request: web.Request) -> Timeline:
-    """The channel's live timeline, or for program URLs the program's recorded one."""
-    if "locator" in request.match_info:
-        timeline = await request.app[TIMELINES].get_program(request.match_info["locator"])
-        if timeline is None:
-            raise web.HTTPNotFound(text="no such program (or it has not recorded anything yet)\n")
-        return timeline
-    timeline = await request.app[TIMELINES].get(request.match_info["channel"])
-    if timeline is None:
-        raise web.HTTPNotFound(text="no such channel\n")
-    return timeline
-
-
-def _track(timeline: Timeline, track_id: str) -> TimelineTrack:
-    track = next((t for t in timeline.tracks if t.info.id == track_id), None)
-    if track is None:
-        raise web.HTTPNotFound(text="no such rendition\n")
-    return track
-
-
-def _manifest_cache_control(timeline: Timeline) -> str:
-    if timeline.state == "stopped":
-        return "public, max-age=3600"
-    return f"public, max-age={max(1, timeline.segment_duration_ms // 2000)}"
-
-
-def _manifest(request: web.Request, timeline: Timeline, kind: str, content_type: str, render) -> web.Response:
-    started = time.perf_counter()
-    locator = request.match_info.get("locator")
-    key = (f"locator:{locator}" if locator else timeline.channel, kind, request.host)
-    text, hit = request.app[TIMELINES].rendered(key, timeline, render)
-    metrics.CACHE.labels("hit" if hit else "miss").inc()
-    if not hit:
-        metrics.RENDER_SECONDS.labels(kind).observe(time.perf_counter() - started)
-    return web.Response(text=text, content_type=content_type, headers={"Cache-Control": _manifest_cache_control(timeline)})
-
-
-def start_over(request: web.Request) -> bool:
-    """``?startover`` on an HLS playlist: start at the window's start, not the live edge."""
-    return "startover" in request.query
-
-
-async def multivariant(request: web.Request) -> web.Response:
-    timeline = await _timeline(request)
-    over = start_over(request)
-    return _manifest(request, timeline, f"m3u8:{over}", "application/vnd.apple.mpegurl", lambda: hls.multivariant_playlist(timeline, start_over=over))
-
-
-async def media_playlist(request: web.Request) -> web.Response:
-    timeline = await _timeline(request)
-    track = _track(timeline, request.match_info["track"])
-    over = start_over(request)
-    return _manifest(request, timeline, f"m3u8:{track.info.id}:{over}", "application/vnd.apple.mpegurl", lambda: hls.media_playlist(timeline, track, start_over=over))
-
-
-async def dash_manifest(request: web.Request) -> web.Response:
-    timeline = await _timeline(request)
-    time_url = f"{request.scheme}://{request.host}/time"
-    return _manifest(request, timeline, "mpd", "application/dash+xml", lambda: dash.mpd(timeline, time_url=time_url, now=datetime.now(timezone.utc)))
-
-
-async def _object(request: web.Request, key: str, content_type: str, cache_control: str) -> web.StreamResponse:
-    """A stored object with conditional and range requests; immutable ones come from the
-    in-memory cache (``kubecast.endpoint.objects``), anything else is read each time."""
-    if cache_control == IMMUTABLE:
-        found = await cached(request, key)
-    else:
-        data = await request.app[STORE_KEY].get(key)
-        found = CachedObject(data, etag_of(data)) if data is not None else None
-    if found is None:
-        raise web.HTTPNotFound(text="not stored\n")
-    return serve_bytes(request, found, content_type, cache_control)
-
-
-async def cached(request: web.Request, key: str) -> CachedObject | None:
-    """An immutable stored object, through the object cache."""
-    return await request.app[OBJECTS].get(("stored", key), lambda: request.app[STORE_KEY].get(key))
-
-
-def serve_bytes(request: web.Request, found: CachedObject, content_type: str, cache_control: str) -> web.Response:
-    """``found`` as a 200, 206, 304 or 416, as the request's validators and range ask."""
-    headers = {"Cache-Control": cache_control, "Accept-Ranges": "bytes", "ETag": found.etag}
-    if request.headers.get("If-None-Match") == found.etag:
-        return web.Response(status=304, headers=headers)
-    size = len(found.data)
-    try:
-        span = parse_range(request.headers.get("Range"), size)
-    except UnsatisfiableRange:
-        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-    if span is None:
-        return web.Response(body=found.data, content_type=content_type, headers=headers)
-    start, end = span
-    return web.Response(status=206, body=found.data[start:end], content_type=content_type,
-                        headers={**headers, "Content-Range": f"bytes {start}-{end - 1}/{size}"})
-
-
-def _media_type(track: TimelineTrack) -> str:
-    return "audio/mp4" if track.info.kind == "audio" else "video/mp4"
-
-
-async def init_segment(request: web.Request) -> web.StreamResponse:
-    timeline = await _timeline(request)
-    track = _track(timeline, request.match_info["track"])
-    key = layout.init_key(timeline.channel, track.init_source, track.info.id, track.info.init)
-    return await _object(request, key, _media_type(track), IMMUTABLE)
-
-
-async def media_segment(request: web.Request) -> web.StreamResponse:
-    match = SEGMENT_FILE.match(request.match_info["file"])
-    if match is None:
-        return not_found()
-    timeline = await _timeline(request)
-    track = _track(timeline, request.match_info["track"])
-    number, start = match.groups()
-    if number is not None:
-        row = next((r for r in track.segments if r[0] == int(number)), None)
-    else:
-        row = next((r for r in track.segments if r[1] == int(start)), None)
-    if row is None:
-        raise web.HTTPNotFound(text="segment not in the timeline\n")
-    key = layout.segment_key(timeline.channel, row[4], track.info.id, row[0])
-    return await _object(request, key, _media_type(track), IMMUTABLE)
-
-
 async def utc_time(request: web.Request) -> web.Response:
     now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return web.Response(text=now, headers={"Cache-Control": "no-store"})
@@ -220,7 +86,7 @@ def channel_urls(request: web.Request, channel: str) -> dict[str, str]:
 
 async def preview_page(request: web.Request) -> web.Response:
     channel = request.match_info["channel"]
-    await _timeline(request)
+    await timeline_of(request)
     urls = channel_urls(request, channel)
     template = _static("preview.html").decode()
     page = template.replace("{channel}", escape(channel)).replace("{hls}", escape(urls["hls"])).replace("{dash}", escape(urls["dash"]))
@@ -232,10 +98,10 @@ async def preview_redirect(request: web.Request) -> web.Response:
 
 
 async def thumbnail(request: web.Request) -> web.StreamResponse:
-    timeline = await _timeline(request)
+    timeline = await timeline_of(request)
     if timeline.thumbnail_source is None:
         raise web.HTTPNotFound(text="no thumbnail yet\n")
-    return await _object(request, layout.thumbnail_key(timeline.channel, timeline.thumbnail_source), "image/jpeg", "no-cache")
+    return await object_response(request, layout.thumbnail_key(timeline.channel, timeline.thumbnail_source), "image/jpeg", "no-cache")
 
 
 def status_document(request: web.Request, timeline: Timeline) -> dict:
@@ -254,7 +120,7 @@ def status_document(request: web.Request, timeline: Timeline) -> dict:
 
 
 async def channel_status(request: web.Request) -> web.Response:
-    timeline = await _timeline(request)
+    timeline = await timeline_of(request)
     document = status_document(request, timeline)
     entries = await program_entries(request.app[STORE_KEY], request.app[TIMELINES], channel=timeline.channel)
     document["programs"] = [program_document(entry, f"{request.scheme}://{request.host}") for entry in entries]
@@ -313,8 +179,6 @@ def make_app(store: Store, *, cache_bytes: int = CACHE_BYTES) -> web.Application
     app[TIMELINES] = TimelineCache(store)
     app[OBJECTS] = ObjectCache(max_bytes=cache_bytes)
     live = f"/live/{{channel:{CHANNEL}}}"
-    from .transport import add_routes as add_transport_stream_routes  # it builds on this module's handlers
-
     add_transport_stream_routes(app, live, TRACK)  # before /<rendition>/…: "ts" is not a rendition there
     app.router.add_get(f"{live}/index.m3u8", multivariant)
     app.router.add_get(f"{live}/manifest.mpd", dash_manifest)
@@ -330,7 +194,5 @@ def make_app(store: Store, *, cache_bytes: int = CACHE_BYTES) -> web.Application
     app.router.add_get("/metrics", prometheus)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", status_page)
-    from .programs import add_routes as add_program_routes
-
     add_program_routes(app)  # last: a locator is any other first path element
     return app

@@ -21,8 +21,8 @@ from kubecast.media.tsmux import parameter_sets
 from kubecast.storage import layout
 
 from . import smooth, transport
-from .app import (IMMUTABLE, OBJECTS, TRACK, _manifest, _timeline, cached, dash_manifest, init_segment, media_playlist, media_segment, multivariant,
-                  not_found, serve_bytes)
+from .live import (IMMUTABLE, OBJECTS, TIMELINES, TRACK, cached, dash_manifest, init_segment, manifest_response, media_playlist, media_segment,
+                   multivariant, not_found, serve_bytes, timeline_of)
 
 LOCATOR = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 MANIFEST = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
@@ -53,8 +53,6 @@ def ams_format(resource: str) -> str:
 
 async def _program_manifest(request: web.Request) -> None:
     """404 unless the locator names a program whose manifest has this name."""
-    from .app import TIMELINES
-
     record = await request.app[TIMELINES].program(request.match_info["locator"])
     if record is None or record.manifest_name != request.match_info["manifest"]:
         raise web.HTTPNotFound(text="no such program manifest\n")
@@ -77,9 +75,9 @@ async def ams_manifest(request: web.Request) -> web.Response:
     except FormatError as error:
         return web.Response(status=400, text=f"{error}\n")
     if wanted == "smooth":
-        timeline = await _timeline(request)
+        timeline = await timeline_of(request)
         privates = await _codec_private(request, timeline)
-        return _manifest(request, timeline, "smooth", "application/vnd.ms-sstr+xml", lambda: smooth.client_manifest(timeline, privates))
+        return manifest_response(request, timeline, "smooth", "application/vnd.ms-sstr+xml", lambda: smooth.client_manifest(timeline, privates))
     if wanted == "hls":
         return await multivariant(request)
     if wanted == "hls-ts":
@@ -106,7 +104,7 @@ async def _codec_private(request: web.Request, timeline) -> dict[str, str]:
 
 async def smooth_fragment(request: web.Request) -> web.StreamResponse:
     await _program_manifest(request)
-    timeline = await _timeline(request)
+    timeline = await timeline_of(request)
     found = smooth.find_fragment(timeline, request.match_info["fragment"])
     if found is None:
         raise web.HTTPNotFound(text="no such fragment\n")
@@ -138,7 +136,7 @@ async def smooth_fragment(request: web.Request) -> web.StreamResponse:
 
 
 async def not_a_program_url(request: web.Request) -> web.Response:
-    await _timeline(request)  # 404 for an unknown program first
+    await timeline_of(request)  # 404 for an unknown program first
     return not_found("not a program URL: /<locator>/<manifest>.m3u8, .mpd or .ism/manifest(format=…)")
 
 

@@ -20,29 +20,29 @@ from kubecast.media.tsmux import TsSample, mux_segment
 from kubecast.storage import layout
 
 from . import hls
-from .app import IMMUTABLE, OBJECTS, _manifest, _timeline, _track, cached, serve_bytes, start_over
+from .live import IMMUTABLE, OBJECTS, cached, manifest_response, serve_bytes, start_over, timeline_of, track_of
 
 TS_FILE = re.compile(r"^(\d{1,12})\.ts$")
 
 
 async def ts_multivariant(request: web.Request) -> web.Response:
-    timeline = await _timeline(request)
+    timeline = await timeline_of(request)
     # Under /live/<channel>/ts/ the renditions are next to it; a program's AMS manifest
     # (…/<name>.ism/manifest(format=m3u8-aapl)) has them under ts/.
     prefix = "ts/" if "locator" in request.match_info else ""
     over = start_over(request)
-    return _manifest(request, timeline, f"m3u8-ts:{over}", "application/vnd.apple.mpegurl",
-                     lambda: hls.multivariant_playlist(timeline, ts=True, prefix=prefix, start_over=over))
+    return manifest_response(request, timeline, f"m3u8-ts:{over}", "application/vnd.apple.mpegurl",
+                             lambda: hls.multivariant_playlist(timeline, ts=True, prefix=prefix, start_over=over))
 
 
 async def ts_media_playlist(request: web.Request) -> web.Response:
-    timeline = await _timeline(request)
-    track = _track(timeline, request.match_info["track"])
+    timeline = await timeline_of(request)
+    track = track_of(timeline, request.match_info["track"])
     if track.info.kind != "video":
         raise web.HTTPNotFound(text="TS segments carry a video rendition (with the audio muxed in)\n")
     over = start_over(request)
-    return _manifest(request, timeline, f"m3u8-ts:{track.info.id}:{over}", "application/vnd.apple.mpegurl",
-                     lambda: hls.media_playlist(timeline, track, ts=True, start_over=over))
+    return manifest_response(request, timeline, f"m3u8-ts:{track.info.id}:{over}", "application/vnd.apple.mpegurl",
+                             lambda: hls.media_playlist(timeline, track, ts=True, start_over=over))
 
 
 async def _samples(request: web.Request, timeline: Timeline, track: TimelineTrack, number: int):
@@ -65,8 +65,8 @@ async def ts_segment(request: web.Request) -> web.Response:
     match = TS_FILE.match(request.match_info["file"])
     if match is None:
         raise web.HTTPNotFound(text="not a TS segment name\n")
-    timeline = await _timeline(request)
-    video = _track(timeline, request.match_info["track"])
+    timeline = await timeline_of(request)
+    video = track_of(timeline, request.match_info["track"])
     if video.info.kind != "video":
         raise web.HTTPNotFound(text="TS segments carry a video rendition\n")
     number = int(match.group(1))

@@ -1,0 +1,159 @@
+"""What every stream route builds on: the channel's (or program's) timeline for a request,
+its manifests through the render cache, and stored objects with conditional and range
+requests; and the live HLS/DASH handlers that the program and transport-stream routes reuse.
+
+Names taken from a URL are matched against the patterns here before they are used; the
+storage key is built by ``kubecast.storage.layout`` (and checked again by ``Store``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from kubecast.media.timeline import Timeline, TimelineTrack
+from kubecast.storage import Store, layout
+
+from . import dash, hls, metrics
+from .objects import CachedObject, ObjectCache, etag_of
+from .ranges import UnsatisfiableRange, parse_range
+from .timelines import TimelineCache
+
+CHANNEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+TRACK = r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}"
+SEGMENT_FILE = re.compile(r"^(?:(\d{1,12})|t(\d{1,18}))\.m4s$")
+IMMUTABLE = "public, max-age=31536000, immutable"
+STORE_KEY = web.AppKey("store", Store)
+TIMELINES = web.AppKey("timelines", TimelineCache)
+OBJECTS = web.AppKey("objects", ObjectCache)
+
+
+def not_found(text: str = "not found") -> web.Response:
+    return web.Response(status=404, text=text + "\n")
+
+
+async def timeline_of(request: web.Request) -> Timeline:
+    """The channel's live timeline, or for program URLs the program's recorded one."""
+    if "locator" in request.match_info:
+        timeline = await request.app[TIMELINES].get_program(request.match_info["locator"])
+        if timeline is None:
+            raise web.HTTPNotFound(text="no such program (or it has not recorded anything yet)\n")
+        return timeline
+    timeline = await request.app[TIMELINES].get(request.match_info["channel"])
+    if timeline is None:
+        raise web.HTTPNotFound(text="no such channel\n")
+    return timeline
+
+
+def track_of(timeline: Timeline, track_id: str) -> TimelineTrack:
+    track = next((t for t in timeline.tracks if t.info.id == track_id), None)
+    if track is None:
+        raise web.HTTPNotFound(text="no such rendition\n")
+    return track
+
+
+def manifest_cache_control(timeline: Timeline) -> str:
+    if timeline.state == "stopped":
+        return "public, max-age=3600"
+    return f"public, max-age={max(1, timeline.segment_duration_ms // 2000)}"
+
+
+def manifest_response(request: web.Request, timeline: Timeline, kind: str, content_type: str, render) -> web.Response:
+    started = time.perf_counter()
+    locator = request.match_info.get("locator")
+    key = (f"locator:{locator}" if locator else timeline.channel, kind, request.host)
+    text, hit = request.app[TIMELINES].rendered(key, timeline, render)
+    metrics.CACHE.labels("hit" if hit else "miss").inc()
+    if not hit:
+        metrics.RENDER_SECONDS.labels(kind).observe(time.perf_counter() - started)
+    return web.Response(text=text, content_type=content_type, headers={"Cache-Control": manifest_cache_control(timeline)})
+
+
+def start_over(request: web.Request) -> bool:
+    """``?startover`` on an HLS playlist: start at the window's start, not the live edge."""
+    return "startover" in request.query
+
+
+async def multivariant(request: web.Request) -> web.Response:
+    timeline = await timeline_of(request)
+    over = start_over(request)
+    return manifest_response(request, timeline, f"m3u8:{over}", "application/vnd.apple.mpegurl", lambda: hls.multivariant_playlist(timeline, start_over=over))
+
+
+async def media_playlist(request: web.Request) -> web.Response:
+    timeline = await timeline_of(request)
+    track = track_of(timeline, request.match_info["track"])
+    over = start_over(request)
+    return manifest_response(request, timeline, f"m3u8:{track.info.id}:{over}", "application/vnd.apple.mpegurl", lambda: hls.media_playlist(timeline, track, start_over=over))
+
+
+async def dash_manifest(request: web.Request) -> web.Response:
+    timeline = await timeline_of(request)
+    time_url = f"{request.scheme}://{request.host}/time"
+    return manifest_response(request, timeline, "mpd", "application/dash+xml", lambda: dash.mpd(timeline, time_url=time_url, now=datetime.now(timezone.utc)))
+
+
+async def object_response(request: web.Request, key: str, content_type: str, cache_control: str) -> web.StreamResponse:
+    """A stored object with conditional and range requests; immutable ones come from the
+    in-memory cache (``kubecast.endpoint.objects``), anything else is read each time."""
+    if cache_control == IMMUTABLE:
+        found = await cached(request, key)
+    else:
+        data = await request.app[STORE_KEY].get(key)
+        found = CachedObject(data, etag_of(data)) if data is not None else None
+    if found is None:
+        raise web.HTTPNotFound(text="not stored\n")
+    return serve_bytes(request, found, content_type, cache_control)
+
+
+async def cached(request: web.Request, key: str) -> CachedObject | None:
+    """An immutable stored object, through the object cache."""
+    return await request.app[OBJECTS].get(("stored", key), lambda: request.app[STORE_KEY].get(key))
+
+
+def serve_bytes(request: web.Request, found: CachedObject, content_type: str, cache_control: str) -> web.Response:
+    """``found`` as a 200, 206, 304 or 416, as the request's validators and range ask."""
+    headers = {"Cache-Control": cache_control, "Accept-Ranges": "bytes", "ETag": found.etag}
+    if request.headers.get("If-None-Match") == found.etag:
+        return web.Response(status=304, headers=headers)
+    size = len(found.data)
+    try:
+        span = parse_range(request.headers.get("Range"), size)
+    except UnsatisfiableRange:
+        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    if span is None:
+        return web.Response(body=found.data, content_type=content_type, headers=headers)
+    start, end = span
+    return web.Response(status=206, body=found.data[start:end], content_type=content_type,
+                        headers={**headers, "Content-Range": f"bytes {start}-{end - 1}/{size}"})
+
+
+def media_type(track: TimelineTrack) -> str:
+    return "audio/mp4" if track.info.kind == "audio" else "video/mp4"
+
+
+async def init_segment(request: web.Request) -> web.StreamResponse:
+    timeline = await timeline_of(request)
+    track = track_of(timeline, request.match_info["track"])
+    key = layout.init_key(timeline.channel, track.init_source, track.info.id, track.info.init)
+    return await object_response(request, key, media_type(track), IMMUTABLE)
+
+
+async def media_segment(request: web.Request) -> web.StreamResponse:
+    match = SEGMENT_FILE.match(request.match_info["file"])
+    if match is None:
+        return not_found()
+    timeline = await timeline_of(request)
+    track = track_of(timeline, request.match_info["track"])
+    number, start = match.groups()
+    if number is not None:
+        row = next((r for r in track.segments if r[0] == int(number)), None)
+    else:
+        row = next((r for r in track.segments if r[1] == int(start)), None)
+    if row is None:
+        raise web.HTTPNotFound(text="segment not in the timeline\n")
+    key = layout.segment_key(timeline.channel, row[4], track.info.id, row[0])
+    return await object_response(request, key, media_type(track), IMMUTABLE)
