@@ -1,5 +1,6 @@
 """kopf handlers: thin.  They parse the resource, call the pure builders and aggregators, apply
-the children and patch the status; all decisions live in builders.py and status.py."""
+the children and patch the status; all decisions live in builders/ and status.py, and the
+store's reads and writes in store_io.py."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from pydantic import ValidationError
 
 from kubecast.api import Channel, Program, ProgramState, StreamingEndpoint
 from kubecast.api.loader import ManifestError, parse_document
-from kubecast.media.timeline import Timeline
-from kubecast.storage import ProgramRecord, Store, layout
+from kubecast.storage import layout
 
 from .api import KubeApi
-from .builders import INSTANCES, build_channel_children, build_endpoint_children, namespace_store_url, secret_references
+from .builders import INSTANCES, build_channel_children, build_endpoint_children, secret_references
 from .settings import OperatorSettings
 from .status import (aggregate_channel, aggregate_endpoint, aggregate_program, aggregate_recording, channel_conditions, conditions, contained,
                      initial_conditions, secret_problems, stream_report)
+from .store_io import publish_program, stored_timeline, unpublish_program
 
 GROUP_VERSION = ("kubecast.io", "v1alpha1")
 CHANNEL_LABEL = "kubecast.io/channel"
@@ -140,16 +141,6 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
     patch.status.update(new_status)
 
 
-STORES: dict[str, Store] = {}
-
-
-def store_for(namespace: str) -> Store:
-    url = namespace_store_url(OperatorSettings.from_environment(), namespace)
-    if url not in STORES:
-        STORES[url] = Store(url)
-    return STORES[url]
-
-
 STREAM_STATUS_INTERVAL = float(os.environ.get("KUBECAST_STREAM_STATUS_INTERVAL", "30"))
 
 
@@ -160,8 +151,7 @@ async def report_stream(body: kopf.Body, meta: kopf.Meta, name: str, namespace: 
     KeyframesAligned) comes from the timeline the packager writes; a failover or a misaligned
     contribution since the last report becomes a Warning event."""
     try:
-        data = await store_for(namespace).get(layout.timeline_key(name))
-        timeline = Timeline.from_json(data) if data is not None else None
+        timeline = await stored_timeline(namespace, layout.timeline_key(name))
     except Exception as error:  # noqa: BLE001 - storage trouble must not stop the other channels' reports
         logger.warning("cannot read the timeline of %s/%s: %s", namespace, name, error)
         return
@@ -315,19 +305,6 @@ async def reconcile_program(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
     patch.status.update(new_status)
 
 
-async def publish_program(program: Program, namespace: str, logger: kopf.Logger) -> None:
-    """The Program for its channel's packager (which records it) and its locator for the
-    streaming endpoints, in the namespace's store.  Best effort: the refresh timer repeats it."""
-    record = ProgramRecord.of(program)
-    store = store_for(namespace)
-    try:
-        if await asyncio.wait_for(store.get(layout.program_key(record.channel, record.name)), 10) != record.to_json():
-            await asyncio.wait_for(store.put(layout.program_key(record.channel, record.name), record.to_json()), 10)
-            await asyncio.wait_for(store.put(layout.locator_key(record.locator), record.to_json()), 10)
-    except Exception as error:  # noqa: BLE001 - storage trouble must not stop the status from being reported
-        logger.warning("cannot write program %s to the store (%s); retrying with the next refresh", program.name, error)
-
-
 @kopf.timer(*GROUP_VERSION, "programs", id="recording", interval=STREAM_STATUS_INTERVAL)
 async def report_recording(body: kopf.Body, namespace: str, status: kopf.Status, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
     """``status.recording`` (state and recorded range) comes from the timeline the channel's
@@ -338,8 +315,7 @@ async def report_recording(body: kopf.Body, namespace: str, status: kopf.Status,
         return  # reconcile_program reports an invalid spec
     key = layout.program_timeline_key(program.spec.channel_name, program.name)
     try:
-        data = await asyncio.wait_for(store_for(namespace).get(key), 10)
-        timeline = Timeline.from_json(data) if data is not None else None
+        timeline = await asyncio.wait_for(stored_timeline(namespace, key), 10)
     except Exception as error:  # noqa: BLE001 - storage trouble must not stop the other programs' reports
         logger.warning("cannot read the recording of program %s/%s: %s", namespace, program.name, error)
         return
@@ -355,12 +331,7 @@ async def release_program(body: kopf.Body, namespace: str, logger: kopf.Logger, 
         program = parse(body)
     except (ManifestError, ValidationError):
         return  # it was never valid, so it was never published
-    record = ProgramRecord.of(program)
-    store = store_for(namespace)
     try:
-        await asyncio.wait_for(store.delete(layout.program_key(record.channel, record.name)), 10)
-        locator = await asyncio.wait_for(store.get(layout.locator_key(record.locator)), 10)
-        if locator is not None and ProgramRecord.from_json(locator).name == record.name:
-            await asyncio.wait_for(store.delete(layout.locator_key(record.locator)), 10)
+        await unpublish_program(program, namespace)
     except Exception as error:  # noqa: BLE001
         raise kopf.TemporaryError(f"cannot remove program {program.name} from the store: {error}", delay=30) from None

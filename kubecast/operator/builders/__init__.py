@@ -1,0 +1,53 @@
+"""Pure builders: a typed resource in, the list of child manifests out, one builder per child
+object (``encoder``, ``services``, ``packager``, ``endpoint``; ``pods`` and ``labels`` hold what
+they share).
+
+No kopf, no kubernetes client (an import contract keeps it so): the handlers apply what these
+functions return, and the tests call them directly and validate every manifest against the
+official Kubernetes schemas.
+
+Per Channel: encoder pods A and B (one Deployment each, required anti-affinity on hostname so
+one node failure takes only one, a PodDisruptionBudget so a drain takes only one), an ingest
+Service each (primary and secondary URLs), in relay mode a ClusterIP contribution Service
+each (the other ingest forwards to it) behind a NetworkPolicy, and one packager (Recreate strategy: the
+timeline has exactly one writer).  Each encoder pod runs the ingest and the encoder as two
+containers, the same commands local mode runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from kubecast.api import Channel, RedundancyMode
+
+from ..settings import OperatorSettings
+from .encoder import channel_document, encoder_config_map, encoder_deployment, encoder_disruption_budget, encoder_resources, secret_references
+from .endpoint import build_endpoint_children
+from .labels import labels, owner_reference
+from .packager import packager_deployment
+from .pods import INSTANCES, RTMP_PORT, ingest_ports, namespace_store_url
+from .services import contribution_service, encoder_network_policy, ingest_service
+
+__all__ = [
+    "INSTANCES", "RTMP_PORT", "build_channel_children", "build_endpoint_children", "channel_document", "encoder_resources", "ingest_ports", "labels",
+    "namespace_store_url", "owner_reference", "secret_references",
+]
+
+
+def build_channel_children(channel: Channel, *, uid: str, namespace: str, settings: OperatorSettings) -> list[dict]:
+    owner = owner_reference(channel, uid)
+    document = channel_document(channel)
+    spec_hash = hashlib.sha256(document.encode()).hexdigest()[:16]
+    relay = channel.spec.ingest.redundancy == RedundancyMode.RELAY
+    children: list[dict] = []
+    for instance in INSTANCES:
+        children.append(encoder_config_map(channel, instance=instance, namespace=namespace, owner=owner, document=document))
+        children.append(encoder_deployment(channel, instance=instance, namespace=namespace, owner=owner, settings=settings, spec_hash=spec_hash))
+        if relay:
+            children.append(contribution_service(channel, instance=instance, namespace=namespace, owner=owner))
+        children.append(ingest_service(channel, instance=instance, namespace=namespace, owner=owner))
+    children.append(encoder_disruption_budget(channel, namespace=namespace, owner=owner))
+    if relay:
+        children.append(encoder_network_policy(channel, namespace=namespace, owner=owner))
+    children.append(packager_deployment(channel, namespace=namespace, owner=owner, settings=settings, spec_hash=spec_hash))
+    return children

@@ -1,0 +1,166 @@
+"""A Channel's encoder pair: per instance (A and B) a ConfigMap and a Deployment whose pod runs
+the ingest and the encoder as two containers (the same commands local mode runs), and one
+PodDisruptionBudget over both.
+
+The two Deployments never share a node (required anti-affinity on hostname, so one node failure
+takes only one) and the budget lets a drain take only one.
+"""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from kubecast.api import API_VERSION, Channel, RedundancyMode
+from kubecast.api.common import SecretKeyRef
+
+from ..settings import OperatorSettings
+from .labels import labels, object_meta
+from .pods import (CONFIG_DIR, CONTRIBUTION_PORT, ENCODER_METRICS, HTTP_INGEST_PORT, INGEST_METRICS, INSTANCES, KEY_DIR, MPEGTS_PORT, RTMP_PORT, SRT_PORT,
+                   ingest_ports, store_env)
+
+
+def channel_document(channel: Channel) -> str:
+    """The Channel as the encoder and packager read it (spec only: no status, no secret)."""
+    return yaml.safe_dump({"apiVersion": API_VERSION, "kind": "Channel", "metadata": {"name": channel.name},
+                           "spec": channel.spec.model_dump(mode="json", by_alias=True)}, sort_keys=False)
+
+
+def secret_references(channel: Channel) -> list[tuple[str, SecretKeyRef, str]]:
+    """Every Secret key a Channel's encoder pods mount: (what it is for, reference, file name in
+    ``KEY_DIR``).  The pods' volume and the operator's Secret check both read this one list, so
+    no reference is mounted unchecked: a missing Secret would otherwise leave the pods in
+    ContainerCreating with nothing on the Channel saying why."""
+    ingest = channel.spec.ingest
+    references = (("stream key", ingest.stream_key_secret_ref, "stream-key"), ("SRT passphrase", ingest.srt.passphrase_secret_ref, "srt-passphrase"))
+    return [(purpose, ref, path) for purpose, ref, path in references if ref is not None]
+
+
+def encoder_resources(channel: Channel) -> dict:
+    """CPU sized from the ladder's pixel rate (bench/transcode.py: ~2 cores run Default720p at 1.4x real time)."""
+    pixels = sum(r.width * r.height for r in channel.spec.encoding.ladder())
+    millicores = 500 if pixels == 0 else max(500, min(8000, int(pixels / 2_000_000 * 1500)))
+    memory = 512 if pixels == 0 else max(768, min(8192, int(pixels / 1_000_000 * 512) + 512))
+    return {"requests": {"cpu": f"{millicores}m", "memory": f"{memory}Mi"}, "limits": {"memory": f"{memory * 2}Mi"}}
+
+
+def encoder_pair(name: str) -> dict[str, str]:
+    """Selects both encoder pods of a channel."""
+    return {"kubecast.io/channel": name, "app.kubernetes.io/component": "encoder"}
+
+
+def encoder_labels(name: str, instance: str) -> dict[str, str]:
+    return labels(instance=name, component="encoder", extra={"kubecast.io/channel": name, "kubecast.io/encoder": instance})
+
+
+def encoder_selector(name: str, instance: str) -> dict[str, str]:
+    """Selects one encoder pod (its Deployment, its ingest and contribution Services)."""
+    return {"kubecast.io/channel": name, "kubecast.io/encoder": instance, "app.kubernetes.io/component": "encoder"}
+
+
+def config_map_name(name: str, instance: str) -> str:
+    return f"{name}-encoder-{instance.lower()}"
+
+
+def encoder_config_map(channel: Channel, *, instance: str, namespace: str, owner: dict, document: str) -> dict:
+    name = channel.name
+    key_ref = channel.spec.ingest.stream_key_secret_ref
+    # Relay: each ingest also forwards to the other encoder, through that encoder's ClusterIP
+    # contribution Service; only the channel's own encoder pods may reach that port.
+    relay = channel.spec.ingest.redundancy == RedundancyMode.RELAY
+    others = [f"{name}-contribution-{other.lower()}.{namespace}.svc:{CONTRIBUTION_PORT}" for other in INSTANCES if other != instance]
+    ingest = channel.spec.ingest
+    ports = ingest_ports(channel)
+    ingest_config = {
+        "channels": {name: {"streamKeyFile": f"{KEY_DIR}/stream-key" if key_ref else None,
+                            "encoders": [f"127.0.0.1:{CONTRIBUTION_PORT}"], "relays": others if relay else [],
+                            "allowedIps": list(ingest.allowed_ips), "protocols": [p.value for p in ingest.protocols],
+                            "udpListen": f"0.0.0.0:{MPEGTS_PORT}" if any(p[0] == "mpegts" for p in ports) else None,
+                            "udpGroup": ingest.udp.multicast_group,
+                            "srtPassphraseFile": f"{KEY_DIR}/srt-passphrase" if ingest.srt.passphrase_secret_ref else None,
+                            "srtLatencyMs": ingest.srt.latency_ms}},
+        "handshakeTimeout": 10, "idleTimeout": 15,
+    }
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": object_meta(config_map_name(name, instance), namespace, owner, encoder_labels(name, instance)),
+        "data": {"channel.yaml": document, "ingest.json": json.dumps(ingest_config, indent=2)},
+    }
+
+
+def encoder_deployment(channel: Channel, *, instance: str, namespace: str, owner: dict, settings: OperatorSettings, spec_hash: str) -> dict:
+    name = channel.name
+    suffix = instance.lower()
+    component_labels = encoder_labels(name, instance)
+    selector = encoder_selector(name, instance)
+    env, env_from = store_env(settings, namespace)
+    relay = channel.spec.ingest.redundancy == RedundancyMode.RELAY
+    contribution_listen = f"{'0.0.0.0' if relay else '127.0.0.1'}:{CONTRIBUTION_PORT}"
+    ports = ingest_ports(channel)
+    volumes = [{"name": "config", "configMap": {"name": config_map_name(name, instance)}}]
+    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
+    secrets = [(ref, path) for _, ref, path in secret_references(channel)]
+    if secrets:
+        # One projected volume: the stream key and the SRT passphrase may live in different Secrets.
+        volumes.append({"name": "ingest-secrets", "projected": {"sources": [
+            {"secret": {"name": ref.name, "items": [{"key": ref.key, "path": path}]}} for ref, path in secrets]}})
+        mounts.append({"name": "ingest-secrets", "mountPath": KEY_DIR, "readOnly": True})
+    security = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+    containers = [
+        {
+            "name": "ingest", "image": settings.encoder_image,
+            "args": ["ingest", "--listen", f"0.0.0.0:{RTMP_PORT}", "--config", f"{CONFIG_DIR}/ingest.json", "--metrics-port", str(INGEST_METRICS), "--metrics-address", "0.0.0.0"]
+            + (["--http-listen", f"0.0.0.0:{HTTP_INGEST_PORT}"] if any(p[0] == "http-ingest" for p in ports) else [])
+            + (["--srt-listen", f"0.0.0.0:{SRT_PORT}"] if any(p[0] == "srt" for p in ports) else []),
+            "ports": [{"name": port_name, "containerPort": number, "protocol": protocol} for port_name, number, protocol in ports]
+            + [{"name": "ingest-metrics", "containerPort": INGEST_METRICS}],
+            "readinessProbe": {"tcpSocket": {"port": RTMP_PORT}, "periodSeconds": 5},
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+            "volumeMounts": mounts, "securityContext": security,
+        },
+        {
+            "name": "encoder", "image": settings.encoder_image,
+            "args": ["encoder", "--manifests", f"{CONFIG_DIR}/channel.yaml", "--channel", name, "--instance", instance,
+                     "--contribution", contribution_listen, "--store", "$(KUBECAST_STORE_URL)", "--metrics-port", str(ENCODER_METRICS), "--metrics-address", "0.0.0.0"],
+            "env": env, "envFrom": env_from,
+            "ports": [{"name": "encoder-metrics", "containerPort": ENCODER_METRICS}]
+            + ([{"name": "contribution", "containerPort": CONTRIBUTION_PORT}] if relay else []),
+            "resources": encoder_resources(channel),
+            "volumeMounts": [m for m in mounts if m["name"] == "config"], "securityContext": security,
+        },
+    ]
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": object_meta(f"{name}-encoder-{suffix}", namespace, owner, component_labels),
+        "spec": {
+            "replicas": 1, "selector": {"matchLabels": selector},
+            # One pod per encoder: replace, never run two of the same instance at once.
+            "strategy": {"type": "Recreate"},
+            "template": {
+                "metadata": {"labels": component_labels, "annotations": {"kubecast.io/spec-hash": spec_hash}},
+                "spec": {
+                    # Never both encoders on one node; in different zones where the cluster has them.
+                    "affinity": {"podAntiAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": encoder_pair(name)}, "topologyKey": "kubernetes.io/hostname"}],
+                        "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {
+                            "labelSelector": {"matchLabels": encoder_pair(name)}, "topologyKey": "topology.kubernetes.io/zone"}}],
+                    }},
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": containers, "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def pair_labels(name: str) -> dict[str, str]:
+    return labels(instance=name, component="encoder", extra={"kubecast.io/channel": name})
+
+
+def encoder_disruption_budget(channel: Channel, *, namespace: str, owner: dict) -> dict:
+    return {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": object_meta(f"{channel.name}-encoders", namespace, owner, pair_labels(channel.name)),
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": encoder_pair(channel.name)}},
+    }

@@ -1,0 +1,97 @@
+"""A StreamingEndpoint's children: its Deployment, Service and PodDisruptionBudget, a
+HorizontalPodAutoscaler when it scales, and an Ingress when it has host names."""
+
+from __future__ import annotations
+
+from kubecast.api import StreamingEndpoint
+
+from ..settings import OperatorSettings
+from .labels import labels, object_meta, owner_reference
+from .pods import HTTP_PORT, store_env
+
+
+def endpoint_labels(name: str) -> dict[str, str]:
+    return labels(instance=name, component="endpoint", extra={"kubecast.io/endpoint": name})
+
+
+def endpoint_selector(name: str) -> dict[str, str]:
+    return {"kubecast.io/endpoint": name, "app.kubernetes.io/component": "endpoint"}
+
+
+def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: dict, settings: OperatorSettings) -> dict:
+    name = endpoint.name
+    spec = endpoint.spec
+    env, env_from = store_env(settings, namespace)
+    deployment_spec = {
+        "selector": {"matchLabels": endpoint_selector(name)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "template": {
+            "metadata": {"labels": endpoint_labels(name)},
+            "spec": {
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                "containers": [{
+                    "name": "endpoint", "image": settings.packager_image,
+                    "args": ["endpoint", "--store", "$(KUBECAST_STORE_URL)", "--listen", f"0.0.0.0:{HTTP_PORT}"],
+                    "env": env, "envFrom": env_from,
+                    "ports": [{"name": "http", "containerPort": HTTP_PORT}],
+                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5},
+                    "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+                    "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+                }],
+            },
+        },
+    }
+    if spec.scaling is None:
+        # With an autoscaler the operator never writes replicas: that field is the HPA's.
+        deployment_spec["replicas"] = spec.replicas if spec.replicas is not None else 2
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": object_meta(f"{name}-endpoint", namespace, owner, endpoint_labels(name)), "spec": deployment_spec}
+
+
+def endpoint_service(endpoint: StreamingEndpoint, *, namespace: str, owner: dict) -> dict:
+    name = endpoint.name
+    return {"apiVersion": "v1", "kind": "Service", "metadata": object_meta(name, namespace, owner, endpoint_labels(name)),
+            "spec": {"type": "ClusterIP", "selector": endpoint_selector(name), "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}
+
+
+def endpoint_disruption_budget(endpoint: StreamingEndpoint, *, namespace: str, owner: dict) -> dict:
+    name = endpoint.name
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": object_meta(f"{name}-endpoint", namespace, owner, endpoint_labels(name)),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": endpoint_selector(name)}}}
+
+
+def endpoint_autoscaler(endpoint: StreamingEndpoint, *, namespace: str, owner: dict) -> dict:
+    name = endpoint.name
+    scaling = endpoint.spec.scaling
+    assert scaling is not None
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": object_meta(f"{name}-endpoint", namespace, owner, endpoint_labels(name)),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{name}-endpoint"},
+            "minReplicas": scaling.min_replicas, "maxReplicas": scaling.max_replicas,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": scaling.target_cpu_utilization}}}],
+        },
+    }
+
+
+def endpoint_ingress(endpoint: StreamingEndpoint, *, namespace: str, owner: dict) -> dict:
+    name = endpoint.name
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": object_meta(name, namespace, owner, endpoint_labels(name)),
+        "spec": {"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": name, "port": {"name": "http"}}}}]}}
+                           for host in endpoint.spec.host_names]},
+    }
+
+
+def build_endpoint_children(endpoint: StreamingEndpoint, *, uid: str, namespace: str, settings: OperatorSettings) -> list[dict]:
+    owner = owner_reference(endpoint, uid)
+    children = [
+        endpoint_deployment(endpoint, namespace=namespace, owner=owner, settings=settings),
+        endpoint_service(endpoint, namespace=namespace, owner=owner),
+        endpoint_disruption_budget(endpoint, namespace=namespace, owner=owner),
+    ]
+    if endpoint.spec.scaling is not None:
+        children.append(endpoint_autoscaler(endpoint, namespace=namespace, owner=owner))
+    if endpoint.spec.host_names:
+        children.append(endpoint_ingress(endpoint, namespace=namespace, owner=owner))
+    return children

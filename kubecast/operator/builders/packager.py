@@ -1,0 +1,42 @@
+"""A Channel's packager: one Deployment (Recreate strategy: the timeline has exactly one writer),
+reading the Channel from encoder A's ConfigMap."""
+
+from __future__ import annotations
+
+from kubecast.api import Channel
+
+from ..settings import OperatorSettings
+from .encoder import config_map_name
+from .labels import labels, object_meta
+from .pods import CONFIG_DIR, INSTANCES, PACKAGER_METRICS, store_env
+
+
+def packager_deployment(channel: Channel, *, namespace: str, owner: dict, settings: OperatorSettings, spec_hash: str) -> dict:
+    name = channel.name
+    env, env_from = store_env(settings, namespace)
+    packager_labels = labels(instance=name, component="packager", extra={"kubecast.io/channel": name})
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": object_meta(f"{name}-packager", namespace, owner, packager_labels),
+        "spec": {
+            "replicas": 1, "strategy": {"type": "Recreate"},  # the timeline has exactly one writer
+            "selector": {"matchLabels": {"kubecast.io/channel": name, "app.kubernetes.io/component": "packager"}},
+            "template": {
+                "metadata": {"labels": packager_labels, "annotations": {"kubecast.io/spec-hash": spec_hash}},
+                "spec": {
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "containers": [{
+                        "name": "packager", "image": settings.packager_image,
+                        "args": ["packager", "--manifests", f"{CONFIG_DIR}/channel.yaml", "--channel", name, "--store", "$(KUBECAST_STORE_URL)",
+                                 "--instances", ",".join(INSTANCES), "--metrics-port", str(PACKAGER_METRICS), "--metrics-address", "0.0.0.0"],
+                        "env": env, "envFrom": env_from,
+                        "ports": [{"name": "metrics", "containerPort": PACKAGER_METRICS}],
+                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+                        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+                        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+                    }],
+                    "volumes": [{"name": "config", "configMap": {"name": config_map_name(name, INSTANCES[0])}}],
+                },
+            },
+        },
+    }

@@ -1,0 +1,47 @@
+"""A Channel's network objects: per encoder an ingest Service (primary and secondary URLs) and,
+in relay mode, a ClusterIP contribution Service (the other ingest forwards to it) behind a
+NetworkPolicy that lets only the channel's own encoder pods reach it."""
+
+from __future__ import annotations
+
+from kubecast.api import Channel
+
+from .encoder import encoder_labels, encoder_pair, encoder_selector, pair_labels
+from .labels import labels, object_meta
+from .pods import CONTRIBUTION_PORT, ENCODER_METRICS, INGEST_METRICS, ingest_ports
+
+
+def contribution_service(channel: Channel, *, instance: str, namespace: str, owner: dict) -> dict:
+    name = channel.name
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": object_meta(f"{name}-contribution-{instance.lower()}", namespace, owner, encoder_labels(name, instance)),
+        "spec": {"type": "ClusterIP", "selector": encoder_selector(name, instance),
+                 "ports": [{"name": "contribution", "port": CONTRIBUTION_PORT, "targetPort": "contribution", "protocol": "TCP"}]},
+    }
+
+
+def ingest_service(channel: Channel, *, instance: str, namespace: str, owner: dict) -> dict:
+    name = channel.name
+    ports = ingest_ports(channel)
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": object_meta(f"{name}-ingest-{instance.lower()}", namespace, owner, labels(instance=name, component="ingest", extra={"kubecast.io/channel": name, "kubecast.io/encoder": instance})),
+        "spec": {"type": channel.spec.ingest.service_type.value, "selector": encoder_selector(name, instance),
+                 # TCP and UDP in one LoadBalancer Service: Kubernetes >= 1.26 (MixedProtocolLBService).
+                 "ports": [{"name": port_name, "port": number, "targetPort": port_name, "protocol": protocol} for port_name, number, protocol in ports]},
+    }
+
+
+def encoder_network_policy(channel: Channel, *, namespace: str, owner: dict) -> dict:
+    name = channel.name
+    open_ports = [{"port": number, "protocol": protocol} for _, number, protocol in ingest_ports(channel)]
+    open_ports += [{"port": port, "protocol": "TCP"} for port in (INGEST_METRICS, ENCODER_METRICS)]
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": object_meta(f"{name}-encoders", namespace, owner, pair_labels(name)),
+        "spec": {"podSelector": {"matchLabels": encoder_pair(name)}, "policyTypes": ["Ingress"], "ingress": [
+            {"ports": open_ports},
+            {"from": [{"podSelector": {"matchLabels": encoder_pair(name)}}], "ports": [{"port": CONTRIBUTION_PORT, "protocol": "TCP"}]},
+        ]},
+    }
