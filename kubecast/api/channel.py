@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .common import API_VERSION, Cidr, ObjectMeta, SecretKeyRef, WireModel
+from .presets import PRESETS
+from .renditions import H264Profile, Rendition
 
 
 class IngestProtocol(str, enum.Enum):
@@ -35,22 +37,6 @@ class EncodingPreset(str, enum.Enum):
     DEFAULT_720P = "Default720p"
     DEFAULT_1080P = "Default1080p"
     CUSTOM = "Custom"  # the ladder is spec.encoding.renditions
-
-
-class H264Profile(str, enum.Enum):
-    BASELINE = "Baseline"
-    MAIN = "Main"
-    HIGH = "High"
-
-
-class Rendition(WireModel):
-    """One rung of the ladder."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$", description="Rendition id, used in URLs and storage keys.")
-    width: int = Field(ge=16, le=7680, multiple_of=2, description="Output width in pixels (even).")
-    height: int = Field(ge=16, le=4320, multiple_of=2, description="Output height in pixels (even).")
-    bitrate: int = Field(ge=50_000, le=50_000_000, description="Target video bitrate in bit/s.")
-    profile: H264Profile = Field(default=H264Profile.HIGH, description="H.264 profile.")
 
 
 class Encoding(WireModel):
@@ -99,8 +85,6 @@ class Encoding(WireModel):
 
     def ladder(self) -> list[Rendition]:
         """The renditions to encode; empty for pass-through."""
-        from .presets import PRESETS
-
         if self.preset is EncodingPreset.NONE:
             return []
         if self.preset is EncodingPreset.CUSTOM:

@@ -10,7 +10,7 @@ their players were tuned for; anyone else writes their own list in ``spec.encodi
 
 from __future__ import annotations
 
-from .channel import H264Profile, Rendition
+from .renditions import H264Profile, Rendition
 
 AUDIO_BITRATE = 128_000
 AUDIO_SAMPLE_RATE = 48_000
