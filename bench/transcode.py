@@ -4,7 +4,7 @@
 
 A 1080p30 source (testsrc2, made once with the ffmpeg CLI) goes through the ladder twice:
 once through kubecast's encoder code (PyAV decode in one thread, one RenditionEncoder thread
-per rung, key frames forced every segment, as the live encoder runs them), once through one
+per rung, on the constant-frame-rate grid, key frames forced every segment, as the live encoder runs them), once through one
 ffmpeg process that splits, scales and encodes the same rungs with the same x264 preset and
 options.  Both are video-only (audio is one AAC encode, the same in both).  It prints both
 speeds as multiples of real time and their ratio.  Real time on 2 cores is the target.
@@ -26,8 +26,8 @@ import av
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kubecast.api import PRESETS  # noqa: E402
-from kubecast.encoder.rendition import RenditionEncoder  # noqa: E402
-from kubecast.media.timeline import segment_number  # noqa: E402
+from kubecast.encoder.framerate import FrameGrid  # noqa: E402
+from kubecast.encoder.rendition import RenditionEncoder, SlotFrame  # noqa: E402
 
 SEGMENT_MS = 2000
 
@@ -41,8 +41,9 @@ def make_source(path: Path, seconds: int) -> None:
 
 
 def ours(source: Path, ladder, preset: str) -> float:
+    grid = FrameGrid(Fraction(30), SEGMENT_MS)
     workers = [
-        RenditionEncoder(rendition=r, x264_preset=preset, segment_duration_ms=SEGMENT_MS,
+        RenditionEncoder(rendition=r, x264_preset=preset, grid=grid,
                          publish_track=lambda *a: None, publish_segment=lambda *a: None)
         for r in ladder
     ]
@@ -53,14 +54,12 @@ def ours(source: Path, ladder, preset: str) -> float:
     stream = container.streams.video[0]
     current = None
     for frame in container.decode(stream):
-        pts = int(frame.pts * stream.time_base * 90000)
-        frame.pts = pts
-        frame.time_base = Fraction(1, 90000)
-        number = segment_number(pts, SEGMENT_MS, 90000)
+        slot = grid.slot_of(int(frame.pts * stream.time_base * 90000))
+        number = grid.segment_of(slot)
         force = current is None or number > current
         current = number
         for worker in workers:
-            worker.frames.put((frame, force))
+            worker.frames.put(SlotFrame(frame, slot, force))
     for worker in workers:
         worker.frames.put(None)
     for worker in workers:

@@ -1,21 +1,31 @@
-"""Live ABR encoding: decode the contribution once, fan the pictures out to one encoder thread
-per rendition, and decide the key frames here so that every rung gets the same ones."""
+"""Live ABR encoding: decode the contribution once, put its pictures on a constant-frame-rate
+grid of the channel clock (``framerate.py``), and fan them out to one encoder thread per
+rendition.  The key frames are decided here, so that every rung gets the same ones: the first
+slot of every segment, and no other."""
 
 from __future__ import annotations
 
 import logging
+from fractions import Fraction
 
 import av
 
 from kubecast.api import Rendition
 from kubecast.media.flv import VideoPacket
-from kubecast.media.timeline import boundary_time, segment_number
+from kubecast.media.timeline import segment_number
 
 from . import metrics
-from .rendition import RenditionEncoder
+from .framerate import SOURCE_TIMESCALE, FrameGrid, FrameRateConverter, choose_frame_rate
+from .rendition import RenditionEncoder, SlotFrame
 from .timing import VIDEO_TIMESCALE, ConnectionClock, first_complete_segment
 
 log = logging.getLogger("kubecast.encoder")
+
+# Decoded pictures held while the frame rate is undecided (a second at most is needed).
+MAX_UNDECIDED = 150
+# A hole in the contribution longer than this many segments is a jump of its clock, not lost
+# pictures: it is not filled with repeats, and encoding resumes at the next boundary.
+MAX_FILL_SEGMENTS = 2
 
 
 # Measured with bench/transcode.py on 2 cores (1080p30 source, 20 s; ratio = ours / ffmpeg CLI):
@@ -31,26 +41,42 @@ def default_x264_preset(ladder: list[Rendition]) -> str:
     return next((preset for limit, preset in PRESET_BY_PIXELS if pixels <= limit), "ultrafast")
 
 
+def signalled_rate(decoder: av.VideoCodecContext) -> Fraction | None:
+    """The frame rate the H.264 stream's SPS states, if any (FFmpeg reads it on decoding)."""
+    try:
+        rate = decoder.framerate
+    except (AttributeError, ValueError, ZeroDivisionError):
+        return None
+    return Fraction(rate) if rate else None
+
+
 class LadderVideo:
     def __init__(self, *, renditions: list[Rendition], x264_preset: str, clock: ConnectionClock, segment_duration_ms: int, publish_track, publish_segment):
         self.clock = clock
+        self.renditions = renditions
+        self.x264_preset = x264_preset
         self.segment_duration_ms = segment_duration_ms
+        self.publish_track = publish_track
+        self.publish_segment = publish_segment
         self.decoder: av.VideoCodecContext | None = None
         self.current_segment: int | None = None
         self.latest_frame: av.VideoFrame | None = None
-        self.media_seconds = 0.0
-        self._gate: int | None = None  # first segment number this connection encodes
-        self.workers = [
-            RenditionEncoder(rendition=r, x264_preset=x264_preset, segment_duration_ms=segment_duration_ms,
-                             publish_track=publish_track, publish_segment=publish_segment)
-            for r in renditions
-        ]
-        for worker in self.workers:
-            worker.start()
+        self.grid: FrameGrid | None = None
+        self.workers: list[RenditionEncoder] = []
+        self._undecided: list[av.VideoFrame] = []
+        self._converter: FrameRateConverter | None = None
+        self._start_slot: int | None = None  # first slot this connection encodes (a segment's first)
+        self._previous: av.VideoFrame | None = None
+        self._last_slot: int | None = None
 
     def configure(self, avcc: bytes) -> None:
         self.decoder = av.CodecContext.create("h264", "r")
         self.decoder.extradata = avcc
+
+    @property
+    def media_seconds(self) -> float:
+        """Channel media time of the newest picture handed to the renditions."""
+        return float(self._last_slot / self.grid.rate) if self.grid is not None and self._last_slot is not None else 0.0
 
     def push(self, timestamp_ms: int, packet: VideoPacket) -> None:
         if self.decoder is None:
@@ -66,35 +92,87 @@ class LadderVideo:
             log.warning("dropping an undecodable video packet: %s", error)
             return
         for frame in frames:
-            self._fan_out(frame)
+            self._arrive(frame)
 
-    def _fan_out(self, frame: av.VideoFrame) -> None:
-        if frame.pts is None:
-            return
-        number = segment_number(frame.pts, self.segment_duration_ms, VIDEO_TIMESCALE)
-        if self._gate is None:
+    def _arrive(self, frame: av.VideoFrame, *, final: bool = False) -> None:
+        if frame.pts is not None:
+            self._undecided.append(frame)
+        if self.grid is None:
+            times = [f.pts for f in self._undecided]
+            rate = choose_frame_rate(signalled=signalled_rate(self.decoder), times=times, final=final or len(times) >= MAX_UNDECIDED)
+            if rate is None:
+                return
+            self._start(rate)
+        waiting, self._undecided = self._undecided, []
+        for held in waiting:
+            self._convert(held)
+
+    def _start(self, rate: Fraction) -> None:
+        self.grid = FrameGrid(rate, self.segment_duration_ms)
+        log.info("encoding at %s frames per second (timescale %d)", rate, self.grid.timescale)
+        slots_per_segment = self.grid.first_slot(1)
+        self._converter = FrameRateConverter(max_fill=MAX_FILL_SEGMENTS * slots_per_segment)
+        self.workers = [
+            RenditionEncoder(rendition=r, x264_preset=self.x264_preset, grid=self.grid,
+                             publish_track=self.publish_track, publish_segment=self.publish_segment)
+            for r in self.renditions
+        ]
+        for worker in self.workers:
+            worker.start()
+
+    def _gate(self, number: int) -> None:
+        """Encode from the first slot of segment ``number`` on: the first picture that comes
+        fills the slots from there to its own (a segment always starts at its first slot)."""
+        self._start_slot = self.grid.first_slot(number)
+        self._converter.next_slot = self._start_slot
+        self._previous = None
+
+    def _convert(self, frame: av.VideoFrame) -> None:
+        grid = self.grid
+        slot = grid.slot_of(frame.pts, SOURCE_TIMESCALE)
+        if self._start_slot is None:
+            number = segment_number(frame.pts, self.segment_duration_ms, SOURCE_TIMESCALE)
             # A connection that joined a running epoch starts at the first boundary it holds
-            # whole (judged before the key-frame snap below, which would hide a partial one).
-            self._gate = (first_complete_segment(frame.pts, self.segment_duration_ms, VIDEO_TIMESCALE) if self.clock.joined
-                          else max(number, self.clock.placement.first_segment))
+            # whole; one that opened an epoch at the epoch's first segment.
+            self._gate(first_complete_segment(frame.pts, self.segment_duration_ms, SOURCE_TIMESCALE) if self.clock.joined
+                       else max(number, self.clock.placement.first_segment))
             if self.clock.discontinuity:
                 for worker in self.workers:
                     worker.segmenter.mark_discontinuity()
-        if number < self._gate:
+        if slot < self._start_slot:
             return
+        placed = self._converter.place(slot)
+        if placed.jumped:
+            # The contribution's clock jumped: resume at the next boundary, never reusing a number.
+            number = grid.segment_of(slot)
+            if grid.first_slot(number) < slot:
+                number += 1
+            if self.current_segment is not None:
+                number = max(number, self.current_segment + 1)
+            log.warning("the contribution's timestamps jumped; encoding resumes at segment %d", number)
+            self._gate(number)
+            if slot < self._start_slot:
+                return
+            placed = self._converter.place(slot)
+        if placed.slot is None:
+            metrics.FRAMES_DROPPED.inc()
+            return
+        if placed.repeat:
+            metrics.FRAMES_DUPLICATED.inc(len(placed.repeat))
+        for repeated in placed.repeat:
+            self._hand_out(self._previous or frame, repeated)
+        self._hand_out(frame, placed.slot)
+        self._previous = frame
+
+    def _hand_out(self, frame: av.VideoFrame, slot: int) -> None:
+        number = self.grid.segment_of(slot)
         force_key = self.current_segment is None or number > self.current_segment
         if force_key:
             self.current_segment = number
-            # The contribution's pictures rarely fall exactly on n*D (millisecond timestamps,
-            # B-frame delay, a connection's first picture): the key frame that opens segment n
-            # is moved onto n*D, so every segment of every rendition and of either encoder starts
-            # exactly there. Only this one picture is shown slightly longer or shorter.
-            boundary = boundary_time(number, self.segment_duration_ms, VIDEO_TIMESCALE)
-            if frame.pts - boundary < self.segment_duration_ms * VIDEO_TIMESCALE // 2000:
-                frame.pts = boundary
         self.latest_frame = frame
+        self._last_slot = slot
         for worker in self.workers:
-            worker.frames.put((frame, force_key))
+            worker.frames.put(SlotFrame(frame, slot, force_key))
 
     def failed(self) -> Exception | None:
         return next((w.error for w in self.workers if w.error), None)
@@ -106,9 +184,11 @@ class LadderVideo:
         if self.decoder is not None:
             try:
                 for frame in self.decoder.decode(None):
-                    self._fan_out(frame)
+                    self._arrive(frame)
             except av.error.FFmpegError:
                 pass
+        if self.grid is None and self._undecided:
+            self._arrive(self._undecided.pop(), final=True)
         for worker in self.workers:
             worker.frames.put(None)
         for worker in self.workers:

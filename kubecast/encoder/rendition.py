@@ -2,9 +2,11 @@
 
 PyAV releases the GIL inside swscale and libx264, so one thread per rendition encodes the
 ladder in parallel.  Each thread owns its reformatter and its encoder (neither is
-thread-safe).  Key frames are forced at every segment boundary and suppressed everywhere
-else (``scenecut=0``, a key-frame interval far beyond the segment), so every rendition cuts
-the same frames into the same segments.
+thread-safe).  Pictures come with their slot of the constant-frame-rate grid
+(``framerate.py``); the encoder's timestamps are slot numbers, so every sample lasts one slot.
+Key frames are forced at the first slot of every segment and suppressed everywhere else
+(``scenecut=0``, a key-frame interval far beyond the segment), so every rendition cuts the
+same frames into the same segments.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from fractions import Fraction
 
 import av
@@ -26,8 +29,8 @@ from kubecast.media.tracks import TrackInfo
 from kubecast.storage import layout
 
 from . import metrics
+from .framerate import FrameGrid, measured_rate, snap_rate
 from .segmenter import TimedSample, TrackSegmenter
-from .timing import VIDEO_TIMESCALE
 
 log = logging.getLogger("kubecast.encoder")
 
@@ -44,53 +47,54 @@ def estimate_frame_rate(presentation_times: list[int]) -> Fraction | None:
     """Frames per second from 90 kHz timestamps, snapped to the common broadcast rates."""
     if len(presentation_times) < 5:
         return None
-    ordered = sorted(presentation_times)
-    span = ordered[-1] - ordered[0]
-    if span <= 0:
-        return None
-    measured = (len(ordered) - 1) * VIDEO_TIMESCALE / span
-    commons = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(50), Fraction(60000, 1001), Fraction(60))
-    nearest = min(commons, key=lambda rate: abs(measured - float(rate)))
-    if abs(measured - float(nearest)) < 0.02 * float(nearest):
-        return nearest
-    return Fraction(round(measured * 1000), 1000)
+    rate = measured_rate(presentation_times)
+    return snap_rate(rate) if rate is not None else None
+
+
+@dataclass(frozen=True)
+class SlotFrame:
+    """One picture for one slot of the grid (a repeated picture comes once per slot)."""
+
+    frame: av.VideoFrame
+    slot: int
+    force_key: bool
 
 
 class RenditionEncoder(threading.Thread):
-    def __init__(self, *, rendition: Rendition, x264_preset: str, segment_duration_ms: int, publish_track, publish_segment):
+    def __init__(self, *, rendition: Rendition, x264_preset: str, grid: FrameGrid, publish_track, publish_segment):
         super().__init__(name=f"rendition-{rendition.name}", daemon=True)
         self.rendition = rendition
         self.x264_preset = x264_preset
-        self.segment_duration_ms = segment_duration_ms
+        self.grid = grid
         self.publish_track = publish_track
         self.publish_segment = publish_segment
-        self.frames: queue.Queue = queue.Queue(QUEUE_FRAMES)
-        self.segmenter = TrackSegmenter(VIDEO_TIMESCALE, segment_duration_ms, video=True, default_duration=3000)
+        self.frames: queue.Queue[SlotFrame | None] = queue.Queue(QUEUE_FRAMES)
+        self.segmenter = TrackSegmenter(grid.timescale, grid.segment_duration_ms, video=True, default_duration=grid.slot_ticks)
         self.busy_seconds = 0.0
         self.error: Exception | None = None
         self._encoder: av.VideoCodecContext | None = None
         self._reformatter = VideoReformatter()
-        self._reorder_delay: int | None = None
         self._track_published = False
-        self._input_times: list[int] = []
+        self._last_slot: int | None = None
 
     def _open_encoder(self) -> av.VideoCodecContext:
-        rendition = self.rendition
+        rendition, rate = self.rendition, self.grid.rate
         encoder = av.CodecContext.create("libx264", "w")
         encoder.width, encoder.height, encoder.pix_fmt = rendition.width, rendition.height, "yuv420p"
-        encoder.time_base = Fraction(1, VIDEO_TIMESCALE)
-        rate = estimate_frame_rate(self._input_times) or Fraction(30)
+        # One tick per slot: the encoder's timestamps are slot numbers, and its SPS states the rate.
+        encoder.time_base = 1 / rate
         encoder.framerate = rate
         encoder.bit_rate = rendition.bitrate
         encoder.flags |= av.codec.context.Flags.global_header  # extradata = avcC for the init segment
         encoder.thread_count = 1  # parallelism comes from one thread per rung, without frame-thread delay
-        gop = 10 * int(float(rate) * self.segment_duration_ms / 1000)
+        gop = 10 * self.grid.first_slot(1)
         encoder.options = {
             "preset": self.x264_preset,
             "profile": rendition.profile.value.lower(),
             # No B-frames: decode order is presentation order, so every segment starts at
-            # exactly n*D for every reader (FFmpeg shifts presentation times of fragments with
-            # negative composition offsets), and the encoder adds no reorder delay to latency.
+            # exactly its first slot for every reader (FFmpeg shifts presentation times of
+            # fragments with negative composition offsets), and the encoder adds no reorder
+            # delay to latency.
             "bf": "0",
             "forced-idr": "1",
             "maxrate": str(rendition.bitrate * 11 // 10),
@@ -108,9 +112,8 @@ class RenditionEncoder(threading.Thread):
                 item = self.frames.get()
                 if item is None:
                     break
-                frame, force_key = item
                 started = time.perf_counter()
-                self._encode(frame, force_key)
+                self._encode(item)
                 self.busy_seconds += time.perf_counter() - started
             if self._encoder is not None:
                 for packet in self._encoder.encode(None):
@@ -122,28 +125,27 @@ class RenditionEncoder(threading.Thread):
             while self.frames.get() is not None:  # keep draining so the decoder never blocks on us
                 pass
 
-    def _encode(self, frame: av.VideoFrame, force_key: bool) -> None:
-        if len(self._input_times) < 31 and not force_key:  # a segment's first picture may have been moved onto n*D
-            self._input_times.append(frame.pts)
+    def _encode(self, item: SlotFrame) -> None:
         if self._encoder is None:
             self._encoder = self._open_encoder()
-        scaled = self._reformatter.reformat(frame, width=self.rendition.width, height=self.rendition.height, format="yuv420p", interpolation=Interpolation.BILINEAR)
-        scaled.pts = frame.pts
-        scaled.time_base = Fraction(1, VIDEO_TIMESCALE)
-        scaled.pict_type = PictureType.I if force_key else PictureType.NONE
+        scaled = self._reformatter.reformat(item.frame, width=self.rendition.width, height=self.rendition.height, format="yuv420p", interpolation=Interpolation.BILINEAR)
+        scaled.pts = item.slot
+        scaled.time_base = 1 / self.grid.rate
+        scaled.pict_type = PictureType.I if item.force_key else PictureType.NONE
         for packet in self._encoder.encode(scaled):
             self._handle(packet)
         metrics.FRAMES.labels(self.rendition.name).inc()
 
     def _handle(self, packet: av.Packet) -> None:
-        if packet.is_keyframe or self._reorder_delay is None:
-            # Shift decode times so that each segment's IDR has decode time == presentation
-            # time == n*D. The shift is re-taken at every IDR because x264's decode times follow
-            # the (not always regular) presentation times of earlier pictures; a change of shift
-            # is absorbed by the duration of the segment's last sample, so tfdt stays continuous.
-            self._reorder_delay = packet.pts - packet.dts
-        decode_time = packet.dts + self._reorder_delay
-        self._emit(self.segmenter.push(TimedSample(decode_time, packet.pts - decode_time, packet.is_keyframe, to_length_prefixed(bytes(packet)))))
+        slot = packet.pts  # without B-frames, decode time == presentation time
+        if self._last_slot is not None and slot != self._last_slot + 1:
+            # The ladder resumed after a jump of the contribution's clock: the segment before
+            # the gap ends with its last picture, and the next one follows a gap.
+            self._emit(self.segmenter.flush())
+            self.segmenter.mark_discontinuity()
+        self._last_slot = slot
+        sample = TimedSample(self.grid.time_of(slot), 0, packet.is_keyframe, to_length_prefixed(bytes(packet)))
+        self._emit(self.segmenter.push(sample))
 
     def _emit(self, segments) -> None:
         for segment in segments:
@@ -153,11 +155,12 @@ class RenditionEncoder(threading.Thread):
 
     def _publish_track(self) -> None:
         avcc = avcc_from_annexb(bytes(self._encoder.extradata))
-        init = init_segment_video(width=self.rendition.width, height=self.rendition.height, timescale=VIDEO_TIMESCALE, avcc=avcc)
+        timescale = self.grid.timescale
+        init = init_segment_video(width=self.rendition.width, height=self.rendition.height, timescale=timescale, avcc=avcc)
         info = TrackInfo(
             id=self.rendition.name, kind="video", codecs=avc_codec_string(avcc), bandwidth=self.rendition.bitrate,
-            timescale=VIDEO_TIMESCALE, init=layout.init_name(init), width=self.rendition.width, height=self.rendition.height,
-            frame_rate=frame_rate_text(estimate_frame_rate(self._input_times)),
+            timescale=timescale, init=layout.init_name(init), width=self.rendition.width, height=self.rendition.height,
+            frame_rate=frame_rate_text(self.grid.rate),
         )
         self.publish_track(info, init)
         self._track_published = True

@@ -187,7 +187,7 @@ class ContributionSession:
         bitrate = (self.bytes - self._stats_bytes) * 8 / (now - self._stats_at)
         speed = None
         if isinstance(video, LadderVideo) and video.current_segment is not None:
-            media = (video.latest_frame.pts or 0) / 90000 if video.latest_frame is not None else 0.0
+            media = video.media_seconds
             busy = video.busy_seconds()
             last_media, last_busy = self._speed_marks
             if busy > last_busy and media > last_media:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import random
 import socket
 
 import av
 import pytest
 
 from helpers import kubecast, make_contribution_flv, wait_until
+from kubecast.api import PRESETS
 from kubecast.media.contribution import Hello
+from kubecast.media.flv import FLV_HEADER, FlvReader, TagType
 from kubecast.media.mp4 import parse_media_segment
 
 CHANNEL = """
@@ -73,12 +77,45 @@ def test_ladder_segments_are_aligned_continuous_and_decodable(tmp_path, source_f
         if track["kind"] == "video":
             assert times == [n * 180000 for n in range(4)]
             frames = [(f.pts, f.key_frame) for f in container.decode(video=0)]
-            assert len(frames) == 210
+            # Constant frame rate on the grid: every picture lasts one 30 fps slot.  The
+            # contribution's first picture presents 67 ms (two B-frame delays) after its first
+            # decode time, where the epoch starts: the two slots before it repeat it.
+            assert [pts for pts, _ in frames] == [n * 3000 for n in range(210 + 2)]
+            assert {x.duration for s in segments for x in parse_media_segment(s)[1]} == {3000}
             assert [pts for pts, key in frames if key] == times
             assert track["codecs"].startswith("avc1.") and track["frameRate"] == "30"
         else:
             assert sum(f.samples for f in container.decode(audio=0)) > 48000 * 6.5
     assert (tmp_path / "store/channels/t1/encoders/A/thumbnail.jpg").read_bytes()[:2] == b"\xff\xd8"
+
+
+def jittered(flv: bytes, *, milliseconds: int, seed: int) -> bytes:
+    """The same contribution with every video timestamp moved by up to ``milliseconds`` either way,
+    as an encoder with a jittering clock sends it."""
+    reader = FlvReader()
+    reader.feed(flv)
+    shake = random.Random(seed)
+    out = bytearray(FLV_HEADER)
+    for tag in reader.tags():
+        if tag.type == TagType.VIDEO and tag.timestamp > milliseconds:
+            tag = dataclasses.replace(tag, timestamp=tag.timestamp + shake.randint(-milliseconds, milliseconds))
+        out += tag.encode()
+    return bytes(out)
+
+
+def test_a_jittered_contribution_is_encoded_at_a_constant_frame_rate(tmp_path, source_flv):
+    process, port = run_encoder(tmp_path, CHANNEL % ("Custom", LADDER))
+    with process:
+        send(port, jittered(source_flv, milliseconds=5, seed=5))
+        record = wait_until(lambda: progress_when(tmp_path, lambda p: p["state"] == "waiting" and len(p["segments"].get("v120", [])) == 4), timeout=60, what="all segments")
+    for track in (t for t in record["tracks"] if t["kind"] == "video"):
+        init, segments = track_bytes(tmp_path, record, track)
+        samples = [x for s in segments for x in parse_media_segment(s)[1]]
+        assert {x.duration for x in samples} == {3000}, "every picture lasts one 30 fps slot"
+        assert [parse_media_segment(s)[0] for s in segments] == [n * 180000 for n in range(4)]
+        frames = [f.pts for f in av.open(io.BytesIO(init + b"".join(segments)), format="mp4").decode(video=0)]
+        assert frames == [n * 3000 for n in range(len(frames))]
+        assert abs(len(frames) - 212) <= 1, "each picture in its own slot: none lost to the jitter"
 
 
 def test_passthrough_and_reconnect_continue_the_numbering(tmp_path, source_flv):
@@ -114,3 +151,25 @@ def test_bad_contributions_are_refused_and_the_encoder_carries_on(tmp_path, sour
         wait_until(lambda: len(progress(tmp_path)["segments"].get("v120", [])) >= 3, timeout=60, what="a good contribution after the bad ones")
         assert process.alive()
     assert "Traceback" not in process.output(last=10000)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("preset", ["Default720p", "Default1080p"])
+def test_the_default_ladders_are_encoded_end_to_end(tmp_path_factory, preset):
+    tmp_path = tmp_path_factory.mktemp(preset)
+    source = make_contribution_flv(tmp_path / "in.flv", seconds=3)
+    manifest = CHANNEL.replace("    x264Preset: ultrafast\n", "").replace("    renditions: %s\n", "") % preset
+    process, port = run_encoder(tmp_path, manifest)
+    ladder = PRESETS[preset]
+    with process:
+        send(port, source)
+        record = wait_until(lambda: progress_when(tmp_path, lambda p: p["state"] == "waiting" and all(len(p["segments"].get(r.name, [])) == 2 for r in ladder)),
+                            timeout=120, what=f"every rendition of {preset}")
+    videos = [t for t in record["tracks"] if t["kind"] == "video"]
+    assert sorted((t["id"], t["width"], t["height"]) for t in videos) == sorted((r.name, r.width, r.height) for r in ladder)
+    for track in videos:
+        init, segments = track_bytes(tmp_path, record, track)
+        assert [parse_media_segment(s)[0] for s in segments] == [0, 180000]
+        assert {x.duration for s in segments for x in parse_media_segment(s)[1]} == {3000}
+        stream = av.open(io.BytesIO(init + b"".join(segments)), format="mp4").streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (track["width"], track["height"])
