@@ -35,6 +35,28 @@ class AccessControl(WireModel):
     signing_key_secret_ref: SecretKeyRef | None = Field(default=None, description="HMAC key for signed URLs; unset disables signing.")
 
 
+class KeyDelivery(WireModel):
+    """Who may fetch content keys: a viewer with a JWT signed (HS256) by the key in this Secret,
+    as Azure Media Services' key delivery with a token restriction."""
+
+    jwt_secret_ref: SecretKeyRef = Field(description="HS256 key the viewers' JWTs are signed with.")
+    issuer: str | None = Field(default=None, max_length=253, description="Required `iss` claim; unset accepts any issuer.")
+    audience: str | None = Field(default=None, max_length=253, description="Required `aud` claim; unset accepts any audience.")
+
+
+class ContentProtection(WireModel):
+    """Encryption of everything this endpoint serves, applied per request to the one clear stored copy."""
+
+    master_key_secret_ref: SecretKeyRef = Field(
+        description="Master key (hex or base64, at least 16 bytes) every content key is derived from.")
+    key_rotation_segments: int = Field(default=0, ge=0, le=1_000_000,
+                                       description="HLS AES-128: a new key every N segments; 0 keeps one key per channel.")
+    cenc_scheme: Literal["cenc", "cbcs"] = Field(
+        default="cenc", description="Common Encryption scheme of the DASH segments: cenc (AES-CTR) or cbcs (AES-CBC, 1:9 pattern).")
+    key_delivery: KeyDelivery | None = Field(
+        default=None, description="Token rules of the key-delivery URL; unset, keys are as open as the playlists.")
+
+
 class StreamingEndpointSpec(WireModel):
     replicas: int | None = Field(default=None, ge=0, le=1000, description="Fixed replica count; ignored when scaling is set.")
     scaling: Scaling | None = Field(default=None, description="Autoscaling bounds (a HorizontalPodAutoscaler).")
@@ -42,6 +64,8 @@ class StreamingEndpointSpec(WireModel):
     access_control: AccessControl = Field(default_factory=AccessControl)
     cross_site_origins: list[str] = Field(default_factory=lambda: ["*"], description="Origins allowed by CORS.")
     host_names: list[str] = Field(default_factory=list, description="Custom host names (an Ingress is made for them).")
+    content_protection: ContentProtection | None = Field(
+        default=None, description="Encrypt what is served (HLS AES-128, DASH CENC with ClearKey) with keys from the key-delivery URL; unset serves in the clear.")
 
 
 class StreamingEndpoint(WireModel):

@@ -9,14 +9,37 @@ by construction and players switch renditions at those boundaries.
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 from kubecast.media.timeline import Timeline, TimelineTrack
 
 from .hls import audio_track, video_tracks
 
 PROFILES = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
+CLEARKEY_SCHEME = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
+NAMESPACES = 'xmlns:cenc="urn:mpeg:cenc:2013" xmlns:dashif="https://dashif.org/CPS" xmlns:clearkey="http://dashif.org/guidelines/clearKey"'
+
+
+@dataclass(frozen=True)
+class DashProtection:
+    """Common Encryption of the listed segments: ``scheme`` (``cenc`` or ``cbcs``), its key id,
+    and the ClearKey licence URL; the segments are served under ``<scheme>/``."""
+
+    scheme: str
+    key_id: bytes
+    license_url: str
+
+    def elements(self) -> str:
+        kid = str(uuid.UUID(bytes=self.key_id))
+        url = escape(self.license_url)
+        return (
+            f'<ContentProtection schemeIdUri="urn:mpeg:dash:mp4protection:2011" value="{self.scheme}" cenc:default_KID="{kid}"/>'
+            f'<ContentProtection schemeIdUri="{CLEARKEY_SCHEME}" value="ClearKey1.0">'
+            f'<dashif:Laurl>{url}</dashif:Laurl><clearkey:Laurl Lic_type="EME-1.0">{url}</clearkey:Laurl></ContentProtection>'
+        )
 
 
 def iso_duration(seconds: float) -> str:
@@ -49,13 +72,13 @@ def _common_rows(tracks: list[TimelineTrack]) -> list[tuple[int, int]]:
     return [(r[1], r[2]) for r in tracks[0].segments if r[0] in common] if tracks else []
 
 
-def _template(timescale: int, rows: list[tuple[int, int]], origin_seconds: float | None = None) -> str:
+def _template(timescale: int, rows: list[tuple[int, int]], origin_seconds: float | None = None, folder: str = "") -> str:
     """``origin_seconds``: the media time that is presentation time 0 (on demand), written as
     ``presentationTimeOffset`` in this template's timescale, so that a recording made at hour
     three of a channel's timeline presents from 0 to its duration, as a static MPD must."""
     offset = f' presentationTimeOffset="{round(origin_seconds * timescale)}"' if origin_seconds else ""
     return (
-        f'<SegmentTemplate timescale="{timescale}"{offset} initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/t$Time$.m4s">'
+        f'<SegmentTemplate timescale="{timescale}"{offset} initialization="{folder}$RepresentationID$/init.mp4" media="{folder}$RepresentationID$/t$Time$.m4s">'
         f"<SegmentTimeline>{segment_timeline(rows)}</SegmentTimeline></SegmentTemplate>"
     )
 
@@ -76,7 +99,7 @@ def _bandwidth(track: TimelineTrack) -> int:
     return track.peak_bandwidth or track.info.bandwidth
 
 
-def mpd(timeline: Timeline, *, time_url: str, now: datetime) -> str:
+def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashProtection | None = None) -> str:
     video, audio = video_tracks(timeline), audio_track(timeline)
     segment_seconds = timeline.segment_duration_ms / 1000
     static = timeline.state == "stopped"
@@ -98,12 +121,15 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime) -> str:
             f'timeShiftBufferDepth="{iso_duration(timeline.window_ms / 1000)}"',
             f'suggestedPresentationDelay="{iso_duration(3 * segment_seconds)}"', *attributes,
         ]
-    parts = ['<?xml version="1.0" encoding="UTF-8"?>', f'<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" {" ".join(attributes)}>', '<Period id="0" start="PT0S">']
+    namespaces = f" {NAMESPACES}" if protection else ""
+    folder = f"{protection.scheme}/" if protection else ""
+    signalling = protection.elements() if protection else ""
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>', f'<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"{namespaces} {" ".join(attributes)}>', '<Period id="0" start="PT0S">']
     if video:
         max_width = max(t.info.width or 0 for t in video)
         max_height = max(t.info.height or 0 for t in video)
         parts.append(f'<AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1" maxWidth="{max_width}" maxHeight="{max_height}">')
-        parts.append(_template(video[0].info.timescale, rows_video, origin))
+        parts.append(signalling + _template(video[0].info.timescale, rows_video, origin, folder))
         for track in video:
             rate = f' frameRate="{value}"' if (value := frame_rate_attribute(track.info.frame_rate)) else ""
             parts.append(
@@ -115,7 +141,7 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime) -> str:
         language = audio.info.language or "und"
         parts.append(f'<AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" lang="{language}" segmentAlignment="true" startWithSAP="1">')
         parts.append(f'<AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="{audio.info.channels or 2}"/>')
-        parts.append(_template(audio.info.timescale, rows_audio, origin))
+        parts.append(signalling + _template(audio.info.timescale, rows_audio, origin, folder))
         parts.append(f'<Representation id={quoteattr(audio.info.id)} bandwidth="{_bandwidth(audio)}" codecs="{audio.info.codecs}" audioSamplingRate="{audio.info.sample_rate}"/>')
         parts.append("</AdaptationSet>")
     parts.append("</Period>")

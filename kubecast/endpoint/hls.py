@@ -9,6 +9,7 @@ them, so they must be honest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from kubecast.media.timeline import Timeline, TimelineTrack
@@ -83,7 +84,10 @@ def _program_date_time(timeline: Timeline, start: int, timescale: int) -> str | 
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def media_playlist(timeline: Timeline, track: TimelineTrack, *, ts: bool = False, start_over: bool = False) -> str:
+def media_playlist(timeline: Timeline, track: TimelineTrack, *, ts: bool = False, start_over: bool = False,
+                   key_tag: Callable[[int], str] | None = None) -> str:
+    """``key_tag``: the ``EXT-X-KEY`` line in force for a segment number (encrypted renditions);
+    written where it changes.  ``EXT-X-MAP`` comes before it, so the init segment stays clear."""
     timescale = track.info.timescale
     rows = track.segments
     target = max((max(1, round(r[2] / timescale)) for r in rows), default=max(1, round(timeline.segment_duration_ms / 1000)))
@@ -94,9 +98,13 @@ def media_playlist(timeline: Timeline, track: TimelineTrack, *, ts: bool = False
     if discontinuity_sequence := track.discontinuity_sequence():
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
     lines += ["#EXT-X-INDEPENDENT-SEGMENTS"] + ([START_OVER] if start_over else []) + ([] if ts else ['#EXT-X-MAP:URI="init.mp4"'])
+    current_key = None
     for index, (number, start, duration, _size, _source, discontinuity) in enumerate(rows):
         if discontinuity and index > 0:
             lines.append("#EXT-X-DISCONTINUITY")
+        if key_tag is not None and (tag := key_tag(number)) != current_key:
+            lines.append(tag)
+            current_key = tag
         if index == 0 or discontinuity:
             if stamp := _program_date_time(timeline, start, timescale):
                 lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{stamp}")

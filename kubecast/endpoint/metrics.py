@@ -8,3 +8,4 @@ RENDER_SECONDS = Histogram("kubecast_endpoint_manifest_render_seconds", "Time to
 CACHE = Counter("kubecast_endpoint_manifest_cache_total", "Rendered-manifest cache lookups", ["result"])
 OBJECT_CACHE = Counter("kubecast_endpoint_object_cache_total", "Segment cache lookups: hit, miss (one storage read or remux), collapsed (waited on another request's read)", ["result"])
 OBJECT_CACHE_BYTES = Gauge("kubecast_endpoint_object_cache_bytes", "Bytes of segments held in memory")
+KEY_REQUESTS = Counter("kubecast_endpoint_key_requests_total", "Key-delivery requests: served, or the reason of a refusal", ["outcome"])

@@ -11,6 +11,8 @@ so any replica, given only the key id a player asks for, computes the key withou
 database or any state shared between replicas, and a key id reveals nothing of the key.
 Programs play the channel's own stored segments, so they use the channel's keys.  With
 rotation every N segments, segment n belongs to key period n // N; without, to period 0.
+Common Encryption uses one key per channel and scheme (``cenc``, ``cbcs``) in place of a
+period: one key is never used in two cipher modes.
 
 The IV is constant per key (HLS AES-128 writes it once per key in the playlist, as the
 ``cbcs`` scheme does in ``tenc``); rotation bounds how much media one key and IV cover.
@@ -80,3 +82,10 @@ class KeyDeriver:
 
     def for_period(self, channel: str, period: int) -> ContentKey:
         return self.for_key_id(self.key_id(channel, period))
+
+    def for_scheme(self, channel: str, scheme: str) -> ContentKey:
+        """A channel's key for a Common Encryption scheme: one key per cipher mode, never the
+        AES-128 keys' (the label is a scheme name, never a period's digits)."""
+        if scheme.isdigit():
+            raise ValueError("a scheme name, not a number")
+        return self.for_key_id(self._mac(b"kubecast key id", channel.encode(), scheme.encode()))
