@@ -35,6 +35,10 @@ class AccessControl(WireModel):
     signing_key_secret_ref: SecretKeyRef | None = Field(default=None, description="HMAC key for signed URLs; unset disables signing.")
 
 
+CONTENT_MASTER_KEY_ENV = "KUBECAST_CONTENT_MASTER_KEY"
+KEY_DELIVERY_JWT_KEY_ENV = "KUBECAST_KEY_DELIVERY_JWT_KEY"
+
+
 class KeyDelivery(WireModel):
     """Who may fetch content keys: a viewer with a JWT signed (HS256) by the key in this Secret,
     as Azure Media Services' key delivery with a token restriction."""
@@ -55,6 +59,18 @@ class ContentProtection(WireModel):
         default="cenc", description="Common Encryption scheme of the DASH segments: cenc (AES-CTR) or cbcs (AES-CBC, 1:9 pattern).")
     key_delivery: KeyDelivery | None = Field(
         default=None, description="Token rules of the key-delivery URL; unset, keys are as open as the playlists.")
+
+    def endpoint_arguments(self) -> list[str]:
+        """What the endpoint command is given: this spec; the Secrets' values go in ``secret_env``."""
+        return ["--content-protection", self.model_dump_json(by_alias=True, exclude_none=True)]
+
+    def secret_env(self) -> dict[str, SecretKeyRef]:
+        """Environment variable -> the Secret key whose value it carries to the endpoint (from
+        ``secretKeyRef`` on a cluster, from the manifests' Secret documents locally)."""
+        env = {CONTENT_MASTER_KEY_ENV: self.master_key_secret_ref}
+        if self.key_delivery is not None:
+            env[KEY_DELIVERY_JWT_KEY_ENV] = self.key_delivery.jwt_secret_ref
+        return env
 
 
 class StreamingEndpointSpec(WireModel):

@@ -19,9 +19,11 @@ from kubecast.media.timeline import Timeline
 from kubecast.storage import InvalidKey, Store, layout
 
 from . import metrics
-from .live import (CHANNEL, OBJECTS, STORE_KEY, TIMELINES, TRACK, dash_manifest, init_segment, media_playlist, media_segment, multivariant, not_found,
+from .keydelivery import add_key_routes
+from .live import (CHANNEL, OBJECTS, SCHEME, STORE_KEY, TIMELINES, TRACK, dash_manifest, init_segment, media_playlist, media_segment, multivariant, not_found,
                    object_response, timeline_of)
 from .objects import ObjectCache
+from .protection import PROTECTION, Protection
 from .programs import add_routes as add_program_routes
 from .statuspage import program_document, program_entries, program_table
 from .timelines import TimelineCache
@@ -65,7 +67,7 @@ async def observe(request: web.Request, handler):
 
 async def preflight(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={
-        "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+        "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
         "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "Range"),
         "Access-Control-Max-Age": "86400",
     })
@@ -173,13 +175,18 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-def make_app(store: Store, *, cache_bytes: int = CACHE_BYTES) -> web.Application:
+def make_app(store: Store, *, cache_bytes: int = CACHE_BYTES, protection: Protection | None = None) -> web.Application:
     app = web.Application(middlewares=[observe])
+    if protection is not None:
+        app[PROTECTION] = protection
     app[STORE_KEY] = store
     app[TIMELINES] = TimelineCache(store)
     app[OBJECTS] = ObjectCache(max_bytes=cache_bytes)
     live = f"/live/{{channel:{CHANNEL}}}"
     add_transport_stream_routes(app, live, TRACK)  # before /<rendition>/…: "ts" is not a rendition there
+    add_key_routes(app, live)  # before /<rendition>/…: "keys" is not a rendition there
+    app.router.add_get(f"{live}/{{scheme:{SCHEME}}}/{{track:{TRACK}}}/init.mp4", init_segment)
+    app.router.add_get(f"{live}/{{scheme:{SCHEME}}}/{{track:{TRACK}}}/{{file:[^/]+}}", media_segment)
     app.router.add_get(f"{live}/index.m3u8", multivariant)
     app.router.add_get(f"{live}/manifest.mpd", dash_manifest)
     app.router.add_get(f"{live}/{{track:{TRACK}}}/index.m3u8", media_playlist)

@@ -19,11 +19,13 @@ from kubecast.storage import Store, layout
 
 from . import dash, hls, metrics
 from .objects import CachedObject, ObjectCache, etag_of
+from .protected import aes128_object, cenc_init, cenc_segment, protection_of
 from .ranges import UnsatisfiableRange, parse_range
 from .timelines import TimelineCache
 
 CHANNEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
 TRACK = r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}"
+SCHEME = r"cenc|cbcs"  # a Common Encryption scheme's folder: /live/<channel>/<scheme>/<rendition>/…
 SEGMENT_FILE = re.compile(r"^(?:(\d{1,12})|t(\d{1,18}))\.m4s$")
 IMMUTABLE = "public, max-age=31536000, immutable"
 STORE_KEY = web.AppKey("store", Store)
@@ -87,13 +89,24 @@ async def media_playlist(request: web.Request) -> web.Response:
     timeline = await timeline_of(request)
     track = track_of(timeline, request.match_info["track"])
     over = start_over(request)
-    return manifest_response(request, timeline, f"m3u8:{track.info.id}:{over}", "application/vnd.apple.mpegurl", lambda: hls.media_playlist(timeline, track, start_over=over))
+    protection = protection_of(request)
+    key_tag = protection.key_tag(timeline.channel, keys_path="../keys/") if protection else None
+    return manifest_response(request, timeline, f"m3u8:{track.info.id}:{over}", "application/vnd.apple.mpegurl",
+                             lambda: hls.media_playlist(timeline, track, start_over=over, key_tag=key_tag))
 
 
 async def dash_manifest(request: web.Request) -> web.Response:
     timeline = await timeline_of(request)
     time_url = f"{request.scheme}://{request.host}/time"
-    return manifest_response(request, timeline, "mpd", "application/dash+xml", lambda: dash.mpd(timeline, time_url=time_url, now=datetime.now(timezone.utc)))
+    protection, kind, signalling = protection_of(request), "mpd", None
+    if protection is not None:
+        # the licence URL is absolute (players do not resolve it against the MPD), so it, and
+        # any token in the path, is part of what the rendered MPD depends on
+        license_url = str(request.url.with_query(None).join(request.url.with_query(None).with_name("keys").joinpath("clearkey")))
+        signalling = dash.DashProtection(protection.cenc_scheme, protection.cenc_key(timeline.channel).key_id, license_url)
+        kind = f"mpd:{license_url}"
+    return manifest_response(request, timeline, kind, "application/dash+xml",
+                             lambda: dash.mpd(timeline, time_url=time_url, now=datetime.now(timezone.utc), protection=signalling))
 
 
 async def object_response(request: web.Request, key: str, content_type: str, cache_control: str) -> web.StreamResponse:
@@ -139,7 +152,22 @@ async def init_segment(request: web.Request) -> web.StreamResponse:
     timeline = await timeline_of(request)
     track = track_of(timeline, request.match_info["track"])
     key = layout.init_key(timeline.channel, track.init_source, track.info.id, track.info.init)
+    scheme = request.match_info.get("scheme")
+    if scheme is not None:
+        protection = _scheme_protection(request, scheme)
+        found = await cenc_init(request.app[OBJECTS], key, lambda: cached(request, key), protection.cenc_key(timeline.channel), scheme)
+        if found is None:
+            raise web.HTTPNotFound(text="not stored\n")
+        return serve_bytes(request, found, media_type(track), IMMUTABLE)
     return await object_response(request, key, media_type(track), IMMUTABLE)
+
+
+def _scheme_protection(request: web.Request, scheme: str):
+    """The endpoint's protection if ``scheme`` is its Common Encryption scheme, else a 404."""
+    protection = protection_of(request)
+    if protection is None or protection.cenc_scheme != scheme:
+        raise web.HTTPNotFound(text=f"this endpoint serves no {scheme} content\n")
+    return protection
 
 
 async def media_segment(request: web.Request) -> web.StreamResponse:
@@ -156,4 +184,17 @@ async def media_segment(request: web.Request) -> web.StreamResponse:
     if row is None:
         raise web.HTTPNotFound(text="segment not in the timeline\n")
     key = layout.segment_key(timeline.channel, row[4], track.info.id, row[0])
-    return await object_response(request, key, media_type(track), IMMUTABLE)
+    scheme, protection = request.match_info.get("scheme"), protection_of(request)
+    if scheme is None and protection is None:
+        return await object_response(request, key, media_type(track), IMMUTABLE)
+    if scheme is not None:
+        protection = _scheme_protection(request, scheme)
+        init_key = layout.init_key(timeline.channel, track.init_source, track.info.id, track.info.init)
+        found = await cenc_segment(request.app[OBJECTS], key, lambda: cached(request, key), lambda: cached(request, init_key),
+                                   track.info.id, protection.cenc_key(timeline.channel), scheme)
+    else:  # HLS with AES-128: never the clear segment
+        found = await aes128_object(request.app[OBJECTS], ("stored", key), lambda: cached(request, key),
+                                    protection.key_for(timeline.channel, row[0]))
+    if found is None:
+        raise web.HTTPNotFound(text="not stored\n")
+    return serve_bytes(request, found, media_type(track), IMMUTABLE)

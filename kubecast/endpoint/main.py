@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 
 import uvloop
 from aiohttp import web
 
+from kubecast.api.endpoint import CONTENT_MASTER_KEY_ENV, KEY_DELIVERY_JWT_KEY_ENV
 from kubecast.storage import Store
 
 from .app import CACHE_BYTES, make_app
+from .protection import protection_from_environment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,13 +24,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (port 0 picks a free port)")
     parser.add_argument("--cache-mb", type=int, default=CACHE_BYTES >> 20,
                         help="memory for hot segments (the pod's memory limit must leave room for it)")
+    parser.add_argument("--content-protection", default=None, metavar="JSON",
+                        help="the StreamingEndpoint's spec.contentProtection; its Secrets' values come from the environment "
+                             f"({CONTENT_MASTER_KEY_ENV}, {KEY_DELIVERY_JWT_KEY_ENV})")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    try:
+        protection = protection_from_environment(args.content_protection, os.environ)
+    except ValueError as error:
+        parser.error(f"--content-protection: {error}")
     logging.basicConfig(level=args.log_level, format="%(asctime)s endpoint %(levelname)s %(message)s")
     host, _, port = args.listen.rpartition(":")
 
     async def run() -> None:
-        runner = web.AppRunner(make_app(Store(args.store), cache_bytes=args.cache_mb << 20), access_log=None)
+        runner = web.AppRunner(make_app(Store(args.store), cache_bytes=args.cache_mb << 20, protection=protection), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, int(port))
         await site.start()

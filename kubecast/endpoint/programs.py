@@ -21,7 +21,9 @@ from kubecast.media.tsmux import parameter_sets
 from kubecast.storage import layout
 
 from . import smooth, transport
-from .live import (IMMUTABLE, OBJECTS, TIMELINES, TRACK, cached, dash_manifest, init_segment, manifest_response, media_playlist, media_segment,
+from .keydelivery import add_key_routes
+from .protected import protection_of
+from .live import (IMMUTABLE, OBJECTS, SCHEME, TIMELINES, TRACK, cached, dash_manifest, init_segment, manifest_response, media_playlist, media_segment,
                    multivariant, not_found, serve_bytes, timeline_of)
 
 LOCATOR = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
@@ -75,6 +77,7 @@ async def ams_manifest(request: web.Request) -> web.Response:
     except FormatError as error:
         return web.Response(status=400, text=f"{error}\n")
     if wanted == "smooth":
+        _refuse_smooth_if_protected(request)
         timeline = await timeline_of(request)
         privates = await _codec_private(request, timeline)
         return manifest_response(request, timeline, "smooth", "application/vnd.ms-sstr+xml", lambda: smooth.client_manifest(timeline, privates))
@@ -83,6 +86,13 @@ async def ams_manifest(request: web.Request) -> web.Response:
     if wanted == "hls-ts":
         return await transport.ts_multivariant(request)
     return await dash_manifest(request)
+
+
+def _refuse_smooth_if_protected(request: web.Request) -> None:
+    # Smooth Streaming would need PlayReady encryption, which this endpoint does not make:
+    # a protected endpoint never serves the clear copy.
+    if protection_of(request) is not None:
+        raise web.HTTPForbidden(text="protected content is served as HLS or DASH, not Smooth Streaming\n")
 
 
 async def _codec_private(request: web.Request, timeline) -> dict[str, str]:
@@ -103,6 +113,7 @@ async def _codec_private(request: web.Request, timeline) -> dict[str, str]:
 
 
 async def smooth_fragment(request: web.Request) -> web.StreamResponse:
+    _refuse_smooth_if_protected(request)
     await _program_manifest(request)
     timeline = await timeline_of(request)
     found = smooth.find_fragment(timeline, request.match_info["fragment"])
@@ -149,6 +160,9 @@ def add_routes(app: web.Application) -> None:
     for base in (program, f"{program}/{{manifest:{MANIFEST}}}.ism"):
         if base != program:
             app.router.add_get(f"{base}/{{resource:manifest[^/]*}}", ams_manifest)
+        add_key_routes(app, base)  # before /<rendition>/…: "keys" is not a rendition there
+        app.router.add_get(f"{base}/{{scheme:{SCHEME}}}/{{track:{TRACK}}}/init.mp4", init_segment)
+        app.router.add_get(f"{base}/{{scheme:{SCHEME}}}/{{track:{TRACK}}}/{{file:[^/]+}}", media_segment)
         app.router.add_get(f"{base}/ts/{{track:{TRACK}}}/index.m3u8", transport.ts_media_playlist)
         app.router.add_get(f"{base}/ts/{{track:{TRACK}}}/{{file:[^/]+}}", transport.ts_segment)
         app.router.add_get(f"{base}/{{track:{TRACK}}}/index.m3u8", media_playlist)

@@ -28,7 +28,7 @@ import jwt
 from aiohttp import web
 from pydantic import ValidationError
 
-from kubecast.api.endpoint import ContentProtection
+from kubecast.api.endpoint import CONTENT_MASTER_KEY_ENV, KEY_DELIVERY_JWT_KEY_ENV, ContentProtection
 from kubecast.media.cenc import Scheme
 from kubecast.media.keys import ContentKey, KeyDeriver, key_period, parse_master_key
 
@@ -155,30 +155,17 @@ def clearkey_license(body: bytes, offered: list[ContentKey]) -> dict:
 
 
 PROTECTION = web.AppKey("protection", Protection)
-# The Secrets' values reach the endpoint process as environment variables (from secretKeyRef
-# on a cluster, from the manifests' Secret documents locally), never as arguments.
-MASTER_KEY_ENV = "KUBECAST_CONTENT_MASTER_KEY"
-JWT_KEY_ENV = "KUBECAST_KEY_DELIVERY_JWT_KEY"
-
-
 def protection_from_environment(spec_json: str | None, environ: Mapping[str, str]) -> Protection | None:
+    """The endpoint process's protection: its spec from the command line, the Secrets' values
+    from the environment (never arguments, which every process on the node can read)."""
     if not spec_json:
         return None
     try:
         spec = ContentProtection.model_validate_json(spec_json)
     except ValidationError as error:
         raise ValueError(str(error)) from None
-    master = environ.get(MASTER_KEY_ENV)
+    master = environ.get(CONTENT_MASTER_KEY_ENV)
     if not master:
-        raise ValueError(f"{MASTER_KEY_ENV} is not set")
-    return Protection.from_spec(spec, master_key=master, jwt_key=environ.get(JWT_KEY_ENV))
+        raise ValueError(f"{CONTENT_MASTER_KEY_ENV} is not set")
+    return Protection.from_spec(spec, master_key=master, jwt_key=environ.get(KEY_DELIVERY_JWT_KEY_ENV))
 
-
-def process_settings(spec: ContentProtection | None, secret: Callable[[str, str], str]) -> tuple[list[str], dict[str, str]]:
-    """The endpoint command's arguments and environment for ``spec``; ``secret(name, key)`` reads a Secret."""
-    if spec is None:
-        return [], {}
-    env = {MASTER_KEY_ENV: secret(spec.master_key_secret_ref.name, spec.master_key_secret_ref.key)}
-    if spec.key_delivery is not None:
-        env[JWT_KEY_ENV] = secret(spec.key_delivery.jwt_secret_ref.name, spec.key_delivery.jwt_secret_ref.key)
-    return ["--content-protection", spec.model_dump_json(by_alias=True, exclude_none=True)], env

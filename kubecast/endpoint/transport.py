@@ -21,6 +21,7 @@ from kubecast.storage import layout
 
 from . import hls
 from .live import IMMUTABLE, OBJECTS, cached, manifest_response, serve_bytes, start_over, timeline_of, track_of
+from .protected import aes128_object, protection_of
 
 TS_FILE = re.compile(r"^(\d{1,12})\.ts$")
 
@@ -41,8 +42,10 @@ async def ts_media_playlist(request: web.Request) -> web.Response:
     if track.info.kind != "video":
         raise web.HTTPNotFound(text="TS segments carry a video rendition (with the audio muxed in)\n")
     over = start_over(request)
+    protection = protection_of(request)
+    key_tag = protection.key_tag(timeline.channel, keys_path="../../keys/") if protection else None
     return manifest_response(request, timeline, f"m3u8-ts:{track.info.id}:{over}", "application/vnd.apple.mpegurl",
-                             lambda: hls.media_playlist(timeline, track, ts=True, start_over=over))
+                             lambda: hls.media_playlist(timeline, track, ts=True, start_over=over, key_tag=key_tag))
 
 
 async def _samples(request: web.Request, timeline: Timeline, track: TimelineTrack, number: int):
@@ -86,7 +89,12 @@ async def ts_segment(request: web.Request) -> web.Response:
         return mux_segment(avcc=avcc, video_timescale=video_timescale, video=video_samples,
                            asc=asc, audio_timescale=audio_timescale, audio=audio_samples)
 
-    return serve_bytes(request, await request.app[OBJECTS].get(key, remux), "video/mp2t", IMMUTABLE)
+    protection = protection_of(request)
+    if protection is None:
+        return serve_bytes(request, await request.app[OBJECTS].get(key, remux), "video/mp2t", IMMUTABLE)
+    found = await aes128_object(request.app[OBJECTS], key, lambda: request.app[OBJECTS].get(key, remux),
+                                protection.key_for(timeline.channel, number))
+    return serve_bytes(request, found, "video/mp2t", IMMUTABLE)
 
 
 def add_routes(app: web.Application, live: str, track: str) -> None:

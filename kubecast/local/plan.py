@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubecast.api import Manifests, RedundancyMode
+from kubecast.api import ManifestError, Manifests, RedundancyMode
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,25 @@ def kubecast_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "kubecast.cli", *args]
 
 
+def endpoint_protection(manifests: Manifests) -> tuple[list[str], dict[str, str]]:
+    """The local endpoint's content-protection arguments and environment (the Secrets' values)."""
+    protected = [endpoint for endpoint in manifests.endpoints.values() if endpoint.spec.content_protection is not None]
+    if not protected:
+        return [], {}
+    if len(protected) > 1:
+        raise ManifestError("local mode runs one streaming endpoint: at most one StreamingEndpoint may set contentProtection")
+    spec = protected[0].spec.content_protection
+    return spec.endpoint_arguments(), {variable: manifests.secret_value(ref.name, ref.key) for variable, ref in spec.secret_env().items()}
+
+
 def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: str, run_dir: Path, host: str, ports: Ports) -> Plan:
     manifest_args = [arg for path in manifest_paths for arg in ("--manifests", path)]
+    protection_args, protection_env = endpoint_protection(manifests)
     processes: list[ProcessSpec] = [
         ProcessSpec(
             name="endpoint",
-            argv=kubecast_command("endpoint", "--store", store_url, "--listen", f"{host}:{ports.http}"),
-            ready_marker="listening on",
+            argv=kubecast_command("endpoint", "--store", store_url, "--listen", f"{host}:{ports.http}", *protection_args),
+            ready_marker="listening on", env=protection_env,
         )
     ]
     instances = instances_for(redundant=ports.rtmp_secondary is not None)

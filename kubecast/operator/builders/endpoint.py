@@ -22,6 +22,11 @@ def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: d
     name = endpoint.name
     spec = endpoint.spec
     env, env_from = store_env(settings, namespace)
+    args = ["endpoint", "--store", "$(KUBECAST_STORE_URL)", "--listen", f"0.0.0.0:{HTTP_PORT}"]
+    if spec.content_protection is not None:
+        args += spec.content_protection.endpoint_arguments()
+        env = env + [{"name": variable, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+                     for variable, ref in spec.content_protection.secret_env().items()]
     deployment_spec = {
         "selector": {"matchLabels": endpoint_selector(name)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
@@ -31,7 +36,7 @@ def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: d
                 "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
                 "containers": [{
                     "name": "endpoint", "image": settings.packager_image,
-                    "args": ["endpoint", "--store", "$(KUBECAST_STORE_URL)", "--listen", f"0.0.0.0:{HTTP_PORT}"],
+                    "args": args,
                     "env": env, "envFrom": env_from,
                     "ports": [{"name": "http", "containerPort": HTTP_PORT}],
                     "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5},

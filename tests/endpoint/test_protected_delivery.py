@@ -1,0 +1,167 @@
+"""Protected delivery through the endpoint, against real peers: ffmpeg plays what it serves.
+
+A stored channel (and a stopped program over it) of real H.264 + AAC; an endpoint with
+content protection in this process on a free port; ffmpeg reads the encrypted HLS over HTTP
+(the key from the key-delivery URL, with a JWT) and must decode exactly the clear copy's
+frames, and must not without the token.  DASH CENC segments, fetched through the MPD,
+decode in ffmpeg with ``-decryption_key`` and not without it.
+"""
+
+import asyncio
+import base64
+import json
+import re
+import time
+import xml.etree.ElementTree as ET
+
+import jwt
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from cmaf_content import CHANNEL, make_cmaf_tracks, store_channel
+from kubecast.endpoint.app import make_app
+from kubecast.endpoint.protection import JwtRule, Protection
+from kubecast.media import cenc
+from kubecast.media.keys import KeyDeriver
+from kubecast.media.mp4 import find_box
+from kubecast.storage import ProgramRecord, Store, layout
+
+MASTER = bytes(range(100, 132))
+JWT_KEY = b"the key the viewers' tokens are signed with"
+MPD = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
+
+
+def viewer_token(*, expires_in=300, key=JWT_KEY, **claims):
+    return jwt.encode({"iss": "sts", "aud": "kubecast", "exp": int(time.time()) + expires_in, **claims}, key, algorithm="HS256")
+
+
+@pytest.fixture(scope="module")
+def tracks(tmp_path_factory):
+    return make_cmaf_tracks(tmp_path_factory.mktemp("cmaf"), seconds=4)
+
+
+@pytest.fixture(scope="module")
+def clear_frames(tracks, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clear")
+    frames = {}
+    for track in tracks:
+        path = folder / f"{track.info.id}.mp4"
+        path.write_bytes(track.init + b"".join(track.segments[n] for n in sorted(track.segments)))
+        frames[track.info.kind] = asyncio.run(framemd5(str(path)))
+    assert len(frames["video"]) >= 110 and len(frames["audio"]) >= 150, "four seconds of 30 fps video and 48 kHz AAC"
+    return frames
+
+
+async def framemd5(source: str, *options: str, data: bytes | None = None, stream: str = "0:v:0?") -> list[str]:
+    process = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-v", "error", *options, "-i", source, "-map", stream, "-f", "framemd5", "-",
+        stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, _err = await asyncio.wait_for(process.communicate(data), 60)
+    return [line.split(",")[-1].strip() for line in out.decode().splitlines() if line and not line.startswith("#")]
+
+
+async def make_client(tmp_path, tracks, *, scheme="cenc", rotation=2):
+    store = Store(str(tmp_path / "store"))
+    timeline = await store_channel(store, tracks, state="stopped")
+    record = ProgramRecord(name="evening", channel=CHANNEL, locator="evening-news", manifest_name="show", archive_window_seconds=3600, state="Stopped")
+    await store.put(layout.locator_key("evening-news"), record.to_json())
+    await store.put(layout.program_timeline_key(CHANNEL, "evening"), timeline.to_json())
+    protection = Protection(KeyDeriver(MASTER), rotation_segments=rotation, jwt=JwtRule(JWT_KEY, "sts", "kubecast"), cenc_scheme=scheme)
+    client = TestClient(TestServer(make_app(store, protection=protection), host="127.0.0.1", port=0))
+    await client.start_server()
+    client.protection = protection
+    return client
+
+
+@pytest.fixture
+async def client(tmp_path, tracks):
+    client = await make_client(tmp_path, tracks)
+    yield client
+    await client.close()
+
+
+@pytest.mark.parametrize("playlist", ["/live/news/v240/index.m3u8", "/live/news/ts/v240/index.m3u8", "/evening-news/show.ism/ts/v240/index.m3u8",
+                                      "/evening-news/v240/index.m3u8"])
+async def test_hls_aes128_plays_in_ffmpeg_with_the_key_url_and_a_token_only(client, clear_frames, playlist):
+    text = await (await client.get(playlist)).text()
+    keys = re.findall(r'#EXT-X-KEY:METHOD=AES-128,URI="([^"]+)",IV=0x([0-9a-f]{32})', text)
+    assert len(keys) == 2, "rotation every 2 segments: segments 0-1 and 2-3 (4 in all)"
+    url = str(client.make_url(playlist))
+    headers = f"Authorization: Bearer {viewer_token()}\r\n"
+    frames = await framemd5(url, "-headers", headers)
+    assert frames == clear_frames["video"]
+    assert await framemd5(url) != clear_frames["video"], "no token, no key: no picture"
+    assert await framemd5(url, "-headers", f"Authorization: Bearer {viewer_token(expires_in=-10)}\r\n") != clear_frames["video"]
+
+
+async def test_key_delivery_refuses_missing_wrong_expired_and_other_channel_tokens(client):
+    url = "/live/news/keys/0.key"
+    assert (await client.get(url)).status == 401
+    for bad in (viewer_token(expires_in=-1), viewer_token(key=b"x" * 43), viewer_token(**{"kubecast.io/channel": "sport"}), "junk"):
+        response = await client.get(url, headers={"Authorization": f"Bearer {bad}"})
+        assert response.status == 403 and "forbidden" in await response.text()
+    good = await client.get(url, params={"token": viewer_token(**{"kubecast.io/channel": CHANNEL})})
+    assert good.status == 200 and await good.read() == client.protection.keys.for_period(CHANNEL, 0).key
+    assert good.headers["Cache-Control"] == "private, no-store"
+    assert (await client.get("/evening-news/keys/1.key", headers={"Authorization": f"Bearer {viewer_token()}"})).status == 200
+
+
+async def test_nothing_is_served_in_the_clear(client, tracks):
+    video = tracks[0]
+    served = await (await client.get("/live/news/v240/1.m4s")).read()
+    assert served != video.segments[1] and len(served) % 16 == 0 and len(served) > len(video.segments[1])
+    assert await (await client.get("/live/news/v240/init.mp4")).read() == video.init, "the init segment holds no media"
+    assert (await client.get("/evening-news/show.ism/manifest")).status == 403, "no Smooth without PlayReady"
+
+
+async def dash_bytes(client, mpd_path: str, representation: str) -> tuple[bytes, ET.Element]:
+    root = ET.fromstring(await (await client.get(mpd_path)).text())
+    for adaptation in root.iter("{urn:mpeg:dash:schema:mpd:2011}AdaptationSet"):
+        ids = [r.get("id") for r in adaptation.findall("mpd:Representation", MPD)]
+        if representation not in ids:
+            continue
+        template = adaptation.find("mpd:SegmentTemplate", MPD)
+        base = mpd_path.rsplit("/", 1)[0] + "/"
+        data = await (await client.get(base + template.get("initialization").replace("$RepresentationID$", representation))).read()
+        time_ = 0
+        for s in template.find("mpd:SegmentTimeline", MPD):
+            time_ = int(s.get("t", time_))
+            for _ in range(int(s.get("r", 0)) + 1):
+                media = template.get("media").replace("$RepresentationID$", representation).replace("$Time$", str(time_))
+                response = await client.get(base + media)
+                assert response.status == 200, media
+                data += await response.read()
+                time_ += int(s.get("d"))
+        return data, adaptation
+    raise AssertionError(f"{representation} not in the MPD")
+
+
+@pytest.mark.parametrize("scheme", ["cenc", "cbcs"])
+async def test_dash_cenc_and_cbcs_decrypt_in_ffmpeg_with_the_key_and_signal_clearkey(tmp_path, tracks, clear_frames, scheme):
+    client = await make_client(tmp_path, tracks, scheme=scheme)
+    try:
+        key = client.protection.cenc_key(CHANNEL)
+        for mpd_path in ("/live/news/manifest.mpd", "/evening-news/show.mpd"):
+            for representation, kind in (("v240", "video"), ("audio", "audio")):
+                data, adaptation = await dash_bytes(client, mpd_path, representation)
+                assert await framemd5("pipe:0", "-decryption_key", key.key.hex(), data=data, stream="0:0") == clear_frames[kind]
+                assert await framemd5("pipe:0", data=data, stream="0:0") != clear_frames[kind]
+                protections = {p.get("schemeIdUri"): p for p in adaptation.findall("mpd:ContentProtection", MPD)}
+                common = protections["urn:mpeg:dash:mp4protection:2011"]
+                assert common.get("value") == scheme and common.get("{urn:mpeg:cenc:2013}default_KID") == key.key_id_uuid
+                clearkey = protections["urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"]
+                laurl = clearkey.find("{https://dashif.org/CPS}Laurl").text
+                assert laurl == str(client.make_url(mpd_path.rsplit("/", 1)[0] + "/keys/clearkey"))
+                schm = find_box(data, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"])
+                assert scheme.encode() in data[schm[0]:schm[1]]
+        # the licence the player would get with that URL
+        b64 = base64.urlsafe_b64encode(key.key_id).rstrip(b"=").decode()
+        response = await client.post("/live/news/keys/clearkey", data=json.dumps({"kids": [b64], "type": "temporary"}),
+                                     headers={"Authorization": f"Bearer {viewer_token()}"})
+        licence = await response.json()
+        assert licence["keys"][0]["kid"] == b64 and base64.urlsafe_b64decode(licence["keys"][0]["k"] + "==") == key.key
+        refused = await client.post("/live/news/keys/clearkey", data=json.dumps({"kids": [b64]}))
+        assert refused.status == 401
+    finally:
+        await client.close()
