@@ -7,9 +7,13 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .common import API_VERSION, Cidr, ObjectMeta, SecretKeyRef, WireModel
+from .common import API_VERSION, Cidr, NameRules, ObjectMeta, SecretKeyRef, WireModel
 from .presets import PRESETS
 from .renditions import H264Profile, Rendition
+
+# tests/operator checks the 48 against the names the builders make.
+NAME_RULES = NameRules("Channel", 48, first_letter=True,
+                       why="the longest child name, <name>-contribution-a, is a Service name, which Kubernetes limits to 63")
 
 
 class IngestProtocol(str, enum.Enum):
@@ -177,6 +181,8 @@ class ChannelSpec(WireModel):
 class Channel(WireModel):
     """A live channel: a contribution in (RTMP, Smooth / CMAF push, RTP / UDP / SRT MPEG-TS), an ABR ladder or pass-through out."""
 
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": NAME_RULES.cel()})
+
     api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
     kind: Literal["Channel"] = "Channel"
     metadata: ObjectMeta
@@ -185,3 +191,8 @@ class Channel(WireModel):
     @property
     def name(self) -> str:
         return self.metadata.name
+
+    @model_validator(mode="after")
+    def _name_makes_valid_children(self) -> "Channel":
+        NAME_RULES.check(self.metadata.name)
+        return self

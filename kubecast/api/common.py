@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -38,6 +40,37 @@ def _check_cidr(value: str) -> str:
 
 Cidr = Annotated[str, AfterValidator(_check_cidr), Field(description="An IPv4/IPv6 address or CIDR range, e.g. 10.0.0.0/8.")]
 Name = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, max_length=63)]
+
+
+@dataclass(frozen=True)
+class NameRules:
+    """What a kind's ``metadata.name`` must be for every child the operator names after it.
+    The API server checks a custom resource's name only as a path segment (capitals, dots, 200
+    characters pass), so these CEL rules go into the CRD; ``check`` runs the same ones, with the
+    same messages, for ``kubecast up``."""
+
+    kind: str
+    max_length: int
+    first_letter: bool
+    why: str
+
+    def cel(self) -> list[dict]:
+        rules = [
+            {"rule": f"self.metadata.name.size() <= {self.max_length}",
+             "message": f"a {self.kind} name may have at most {self.max_length} characters: {self.why}"},
+            {"rule": f"self.metadata.name.matches('{DNS_LABEL_PATTERN}')",
+             "message": f"a {self.kind} name must be lower-case letters, digits and '-', starting and ending with a letter or digit"},
+        ]
+        if self.first_letter:
+            rules.append({"rule": "!self.metadata.name.matches('^[0-9]')",
+                          "message": f"a {self.kind} name must start with a letter, not a digit: it names Services, and a Service name must (RFC 1035)"})
+        return rules
+
+    def check(self, name: str) -> None:
+        verdicts = (len(name) <= self.max_length, re.match(DNS_LABEL_PATTERN, name) is not None, not name[:1].isdigit())
+        for rule, ok in zip(self.cel(), verdicts):
+            if not ok:
+                raise ValueError(f"metadata.name {name!r}: {rule['message']}")
 
 
 class SecretKeyRef(WireModel):

@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from .common import API_VERSION, Cidr, ObjectMeta, SecretKeyRef, WireModel
+from .common import API_VERSION, Cidr, ObjectMeta, SecretKeyRef, NameRules, WireModel
+
+NAME_RULES = NameRules("StreamingEndpoint", 63, first_letter=True, why="its Service has the same name, and Kubernetes limits that to 63")
 
 
 class Scaling(WireModel):
@@ -87,6 +89,8 @@ class StreamingEndpointSpec(WireModel):
 class StreamingEndpoint(WireModel):
     """A horizontally scaled origin serving HLS and DASH from the store."""
 
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": NAME_RULES.cel()})
+
     api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
     kind: Literal["StreamingEndpoint"] = "StreamingEndpoint"
     metadata: ObjectMeta
@@ -95,3 +99,8 @@ class StreamingEndpoint(WireModel):
     @property
     def name(self) -> str:
         return self.metadata.name
+
+    @model_validator(mode="after")
+    def _name_makes_valid_children(self) -> "StreamingEndpoint":
+        NAME_RULES.check(self.metadata.name)
+        return self

@@ -7,9 +7,9 @@ import re
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .common import API_VERSION, Name, ObjectMeta, WireModel
+from .common import API_VERSION, Name, ObjectMeta, NameRules, WireModel
 
 _ISO_DURATION = re.compile(
     r"^P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
@@ -27,6 +27,11 @@ def parse_iso_duration(text: str) -> timedelta:
 
 # First path elements the streaming endpoint serves itself; a program's locator is any other.
 RESERVED_LOCATORS = {"live", "preview", "status", "static", "time", "metrics", "healthz"}
+
+
+# A Program makes no children, but its name is a URL path element and a storage key: the same
+# DNS label the model's metadata requires (ObjectMeta checks it), in the CRD too.
+NAME_RULES = NameRules("Program", 63, first_letter=False, why="it is a URL path element and a storage key")
 
 
 class ProgramState(str, enum.Enum):
@@ -65,6 +70,8 @@ class ProgramSpec(WireModel):
 
 class Program(WireModel):
     """A recorded window of a channel: a DVR window while live, on-demand content after it stops."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": NAME_RULES.cel()})
 
     api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
     kind: Literal["Program"] = "Program"

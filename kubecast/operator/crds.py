@@ -115,6 +115,10 @@ def crd(kind: Kind) -> dict:
     }
     if kind.spec_required:
         root["required"] = ["spec"]
+    # Rules on the whole object (the name rules, which read metadata.name) sit on the model itself.
+    rules = kind.model.model_json_schema(by_alias=True).get("x-kubernetes-validations")
+    if rules:
+        root["x-kubernetes-validations"] = rules
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
