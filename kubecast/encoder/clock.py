@@ -70,7 +70,7 @@ class ChannelClock:
         timeline = read_timeline_sync(self.store, self.channel)
         if timeline is None:
             return None
-        return max((track.segments[-1][0] for track in timeline.tracks if track.segments), default=None)
+        return max((track.segments[-1].number for track in timeline.tracks if track.segments), default=None)
 
     def place(self, *, first_timestamp_ms: int, now: datetime, last_written: int | None) -> Placement:
         now_media_ms = int((now - self.availability_start(now)).total_seconds() * 1000)

@@ -112,7 +112,7 @@ def status_document(request: web.Request, timeline: Timeline) -> dict:
         "segmentDurationMs": timeline.segment_duration_ms,
         "tracks": [
             {**t.info.model_dump(by_alias=True, exclude={"init"}), "bandwidth": t.peak_bandwidth or t.info.bandwidth,
-             "segments": len(t.segments), "latest": t.segments[-1][0] if t.segments else None}
+             "segments": len(t.segments), "latest": t.segments[-1].number if t.segments else None}
             for t in timeline.tracks
         ],
         "encoders": {name: health.model_dump(by_alias=True, mode="json") for name, health in timeline.encoders.items()},

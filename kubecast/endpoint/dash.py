@@ -68,8 +68,8 @@ def segment_timeline(rows: list[tuple[int, int]]) -> str:
 
 def _common_rows(tracks: list[TimelineTrack]) -> list[tuple[int, int]]:
     """(start, duration) of the segment numbers that every one of the tracks has."""
-    common = set.intersection(*({r[0] for r in t.segments} for t in tracks)) if tracks else set()
-    return [(r[1], r[2]) for r in tracks[0].segments if r[0] in common] if tracks else []
+    common = set.intersection(*({r.number for r in t.segments} for t in tracks)) if tracks else set()
+    return [(r.start, r.duration) for r in tracks[0].segments if r.number in common] if tracks else []
 
 
 def _template(timescale: int, rows: list[tuple[int, int]], origin_seconds: float | None = None, folder: str = "") -> str:
@@ -105,12 +105,12 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashPro
     static = timeline.state == "stopped"
     attributes = [f'profiles="{PROFILES}"', f'minBufferTime="{iso_duration(2 * segment_seconds)}"', f'maxSegmentDuration="{iso_duration(segment_seconds)}"']
     rows_video = _common_rows(video)
-    rows_audio = [(r[1], r[2]) for r in audio.segments] if audio is not None else []
+    rows_audio = [(r.start, r.duration) for r in audio.segments] if audio is not None else []
     origin = None  # on demand: the earliest start of any listed stream (one origin keeps lip sync)
     if static:
         starts = ([rows_video[0][0] / video[0].info.timescale] if rows_video else []) + ([rows_audio[0][0] / audio.info.timescale] if rows_audio else [])
         origin = min(starts, default=None)
-        rows = rows_video or (audio and [(r[1], r[2]) for r in audio.segments]) or []
+        rows = rows_video or (audio and [(r.start, r.duration) for r in audio.segments]) or []
         timescale = video[0].info.timescale if rows_video else (audio.info.timescale if audio else 1)
         length = (rows[-1][0] + rows[-1][1] - rows[0][0]) / timescale if rows else 0
         attributes = ['type="static"', f'mediaPresentationDuration="{iso_duration(length)}"', *attributes]

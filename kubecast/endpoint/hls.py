@@ -90,7 +90,7 @@ def media_playlist(timeline: Timeline, track: TimelineTrack, *, ts: bool = False
     written where it changes.  ``EXT-X-MAP`` comes before it, so the init segment stays clear."""
     timescale = track.info.timescale
     rows = track.segments
-    target = max((max(1, round(r[2] / timescale)) for r in rows), default=max(1, round(timeline.segment_duration_ms / 1000)))
+    target = max((max(1, round(r.duration / timescale)) for r in rows), default=max(1, round(timeline.segment_duration_ms / 1000)))
     lines = [
         "#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}", f"#EXT-X-TARGETDURATION:{target}",
         f"#EXT-X-MEDIA-SEQUENCE:{track.media_sequence()}",
@@ -99,16 +99,16 @@ def media_playlist(timeline: Timeline, track: TimelineTrack, *, ts: bool = False
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
     lines += ["#EXT-X-INDEPENDENT-SEGMENTS"] + ([START_OVER] if start_over else []) + ([] if ts else ['#EXT-X-MAP:URI="init.mp4"'])
     current_key = None
-    for index, (number, start, duration, _size, _source, discontinuity) in enumerate(rows):
-        if discontinuity and index > 0:
+    for index, row in enumerate(rows):
+        if row.discontinuity and index > 0:
             lines.append("#EXT-X-DISCONTINUITY")
-        if key_tag is not None and (tag := key_tag(number)) != current_key:
+        if key_tag is not None and (tag := key_tag(row.number)) != current_key:
             lines.append(tag)
             current_key = tag
-        if index == 0 or discontinuity:
-            if stamp := _program_date_time(timeline, start, timescale):
+        if index == 0 or row.discontinuity:
+            if stamp := _program_date_time(timeline, row.start, timescale):
                 lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{stamp}")
-        lines += [f"#EXTINF:{duration / timescale:.3f},", f"{number}.{'ts' if ts else 'm4s'}"]
+        lines += [f"#EXTINF:{row.duration / timescale:.3f},", f"{row.number}.{'ts' if ts else 'm4s'}"]
     if timeline.state == "stopped":
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"

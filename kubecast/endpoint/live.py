@@ -178,12 +178,12 @@ async def media_segment(request: web.Request) -> web.StreamResponse:
     track = track_of(timeline, request.match_info["track"])
     number, start = match.groups()
     if number is not None:
-        row = next((r for r in track.segments if r[0] == int(number)), None)
+        row = next((r for r in track.segments if r.number == int(number)), None)
     else:
-        row = next((r for r in track.segments if r[1] == int(start)), None)
+        row = next((r for r in track.segments if r.start == int(start)), None)
     if row is None:
         raise web.HTTPNotFound(text="segment not in the timeline\n")
-    key = layout.segment_key(timeline.channel, row[4], track.info.id, row[0])
+    key = layout.segment_key(timeline.channel, row.source, track.info.id, row.number)
     scheme, protection = request.match_info.get("scheme"), protection_of(request)
     if scheme is None and protection is None:
         return await object_response(request, key, media_type(track), IMMUTABLE)
@@ -194,7 +194,7 @@ async def media_segment(request: web.Request) -> web.StreamResponse:
                                    track.info.id, protection.cenc_key(timeline.channel), scheme)
     else:  # HLS with AES-128: never the clear segment
         found = await aes128_object(request.app[OBJECTS], ("stored", key), lambda: cached(request, key),
-                                    protection.key_for(timeline.channel, row[0]))
+                                    protection.key_for(timeline.channel, row.number))
     if found is None:
         raise web.HTTPNotFound(text="not stored\n")
     return serve_bytes(request, found, media_type(track), IMMUTABLE)

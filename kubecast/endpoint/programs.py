@@ -120,7 +120,7 @@ async def smooth_fragment(request: web.Request) -> web.StreamResponse:
     if found is None:
         raise web.HTTPNotFound(text="no such fragment\n")
     track, row, shift = found
-    key = layout.segment_key(timeline.channel, row[4], track.info.id, row[0])
+    key = layout.segment_key(timeline.channel, row.source, track.info.id, row.number)
     following = smooth.lookahead(timeline, track, row)
     info_only = "FragmentInfo(" in request.match_info["fragment"]
 
@@ -129,7 +129,7 @@ async def smooth_fragment(request: web.Request) -> web.StreamResponse:
         if found is None:
             return None
         try:
-            fragment = smooth.with_smooth_boxes(smooth.retimed(found.data, shift), time=row[1] - shift, duration=row[2],
+            fragment = smooth.with_smooth_boxes(smooth.retimed(found.data, shift), time=row.start - shift, duration=row.duration,
                                                 following=None if following is None else [(t - shift, d) for t, d in following])
             return smooth.moof_of(fragment) if info_only else fragment
         except Mp4Error as error:
@@ -142,7 +142,7 @@ async def smooth_fragment(request: web.Request) -> web.StreamResponse:
     if fragment is None:
         raise web.HTTPNotFound(text="not stored\n")
     complete = following is None or len(following) == smooth.LOOKAHEAD
-    cache_control = IMMUTABLE if complete else f"public, max-age={max(1, row[2] // track.info.timescale)}"
+    cache_control = IMMUTABLE if complete else f"public, max-age={max(1, row.duration // track.info.timescale)}"
     return serve_bytes(request, fragment, "video/mp4" if track.info.kind == "video" else "audio/mp4", cache_control)
 
 

@@ -20,7 +20,7 @@ import struct
 from xml.sax.saxutils import quoteattr
 
 from kubecast.media.mp4 import find_box
-from kubecast.media.timeline import Timeline, TimelineTrack
+from kubecast.media.timeline import Timeline, TimelineSegment, TimelineTrack
 
 from .hls import audio_track, video_tracks
 
@@ -46,15 +46,15 @@ def bitrates(timeline: Timeline) -> dict[str, int]:
     return result
 
 
-def listed_rows(timeline: Timeline) -> dict[str, list]:
+def listed_rows(timeline: Timeline) -> dict[str, list[TimelineSegment]]:
     """Track id -> the rows the manifest lists: the segment numbers every stream has, so all
     streams begin (and end) together; a window trimmed by time may start one stream a
     segment earlier than another, and a player would stall on that leading gap."""
     numbered = [t for t in timeline.tracks if t.segments]
-    common = set.intersection(*({r[0] for r in t.segments} for t in numbered)) if numbered else set()
+    common = set.intersection(*({r.number for r in t.segments} for t in numbered)) if numbered else set()
     if timeline.state != "stopped":
         common -= set(sorted(common)[-LOOKAHEAD:])  # the edge's fragments are announced by tfrf
-    return {t.info.id: [r for r in t.segments if r[0] in common] for t in timeline.tracks}
+    return {t.info.id: [r for r in t.segments if r.number in common] for t in timeline.tracks}
 
 
 def origins(timeline: Timeline) -> dict[str, int]:
@@ -67,10 +67,10 @@ def origins(timeline: Timeline) -> dict[str, int]:
     if timeline.state != "stopped":
         return {t.info.id: 0 for t in timeline.tracks}
     rows = listed_rows(timeline)
-    return {t.info.id: rows[t.info.id][0][1] if rows[t.info.id] else 0 for t in timeline.tracks}
+    return {t.info.id: rows[t.info.id][0].start if rows[t.info.id] else 0 for t in timeline.tracks}
 
 
-def find_fragment(timeline: Timeline, path: str) -> tuple[TimelineTrack, list, int] | None:
+def find_fragment(timeline: Timeline, path: str) -> tuple[TimelineTrack, TimelineSegment, int] | None:
     """(track, timeline row, the track's origin shift) a fragment (or FragmentInfo) URL names,
     or None."""
     match = FRAGMENT.match(path)
@@ -81,13 +81,13 @@ def find_fragment(timeline: Timeline, path: str) -> tuple[TimelineTrack, list, i
     for track_id, value in bitrates(timeline).items():
         track = next(t for t in timeline.tracks if t.info.id == track_id)
         if value == wanted and track.info.kind == match["kind"]:
-            row = next((r for r in track.segments if r[1] - shift[track_id] == int(match["time"])), None)
+            row = next((r for r in track.segments if r.start - shift[track_id] == int(match["time"])), None)
             return (track, row, shift[track_id]) if row is not None else None
     return None
 
 
-def _chunks(rows: list, shift: int) -> list[str]:
-    return [f'<c t="{row[1] - shift}" d="{row[2]}"/>' for row in rows]
+def _chunks(rows: list[TimelineSegment], shift: int) -> list[str]:
+    return [f'<c t="{row.start - shift}" d="{row.duration}"/>' for row in rows]
 
 
 def client_manifest(timeline: Timeline, codec_private: dict[str, str]) -> str:
@@ -102,7 +102,7 @@ def client_manifest(timeline: Timeline, codec_private: dict[str, str]) -> str:
     duration = 0
     if reference is not None and rows[reference.info.id]:
         first, last = rows[reference.info.id][0], rows[reference.info.id][-1]
-        duration = (last[1] + last[2] - first[1]) * HNS // reference.info.timescale
+        duration = (last.start + last.duration - first.start) * HNS // reference.info.timescale
     attributes = f'MajorVersion="2" MinorVersion="2" TimeScale="{HNS}" Duration="{0 if live else duration}"'
     if live:
         attributes += f' IsLive="TRUE" LookAheadFragmentCount="{LOOKAHEAD}" DVRWindowLength="{timeline.window_ms * HNS // 1000}" CanSeek="TRUE" CanPause="TRUE"'
@@ -142,12 +142,12 @@ def retimed(fragment: bytes, shift: int) -> bytes:
     return bytes(data)
 
 
-def lookahead(timeline: Timeline, track: TimelineTrack, row: list) -> list[tuple[int, int]] | None:
+def lookahead(timeline: Timeline, track: TimelineTrack, row: TimelineSegment) -> list[tuple[int, int]] | None:
     """(time, duration) of the fragments after ``row`` that a live fragment announces; None on
     demand, where the manifest lists everything."""
     if timeline.state == "stopped":
         return None
-    return [(r[1], r[2]) for r in track.segments if r[0] > row[0]][:LOOKAHEAD]
+    return [(r.start, r.duration) for r in track.segments if r.number > row.number][:LOOKAHEAD]
 
 
 def _uuid_box(usertype: bytes, body: bytes) -> bytes:

@@ -50,11 +50,11 @@ async def ts_media_playlist(request: web.Request) -> web.Response:
 
 async def _samples(request: web.Request, timeline: Timeline, track: TimelineTrack, number: int):
     """(codec configuration, timescale, samples) of segment ``number`` of a track, or None."""
-    row = next((r for r in track.segments if r[0] == number), None)
+    row = next((r for r in track.segments if r.number == number), None)
     if row is None:
         return None
     init = await cached(request, layout.init_key(timeline.channel, track.init_source, track.info.id, track.info.init))
-    segment = await cached(request, layout.segment_key(timeline.channel, row[4], track.info.id, number))
+    segment = await cached(request, layout.segment_key(timeline.channel, row.source, track.info.id, number))
     if init is None or segment is None:
         return None
     config = next(t for t in parse_init(init.data) if t.kind == track.info.kind)
@@ -74,7 +74,7 @@ async def ts_segment(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="TS segments carry a video rendition\n")
     number = int(match.group(1))
     audio = hls.audio_track(timeline)
-    key = ("ts", timeline.channel, video.info.id, number, next((r[4] for r in video.segments if r[0] == number), None))
+    key = ("ts", timeline.channel, video.info.id, number, next((r.source for r in video.segments if r.number == number), None))
 
     async def remux() -> bytes:
         try:

@@ -16,7 +16,7 @@ def summarize(channel: str, timeline: Timeline | None, *, now: datetime | None =
     now = now or datetime.now(timezone.utc)
     video = [track for track in timeline.tracks if track.info.kind == "video"]
     published = max((len(track.segments) for track in timeline.tracks), default=0)
-    latest = max((track.segments[-1][0] for track in timeline.tracks if track.segments), default=None)
+    latest = max((track.segments[-1].number for track in timeline.tracks if track.segments), default=None)
     bitrate = max((health.ingest_bitrate for health in timeline.encoders.values()), default=0.0)
     speed = max((health.speed for health in timeline.encoders.values()), default=0.0)
     if timeline.state != "live":

@@ -69,12 +69,12 @@ def recording_of(timeline: Timeline | None, *, program_stopped: bool = False) ->
         return Recording(state if state == "Stopped" else "Waiting")
     first, last = track.segments[0], track.segments[-1]
     timescale = track.info.timescale
-    start, end = timeline.wall_clock(first[1], timescale), timeline.wall_clock(last[1] + last[2], timescale)
+    start, end = timeline.wall_clock(first.start, timescale), timeline.wall_clock(last.start + last.duration, timescale)
     return Recording(
         state=state,
         start=start.astimezone(timezone.utc) if start else None,
         end=end.astimezone(timezone.utc) if end else None,
-        duration_seconds=round(sum(row[2] for row in track.segments) / timescale, 3),
+        duration_seconds=round(sum(row.duration for row in track.segments) / timescale, 3),
         segments=len(track.segments),
     )
 

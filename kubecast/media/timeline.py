@@ -11,7 +11,7 @@ to wall-clock time (a reconnecting contribution resumes at the next boundary at 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -33,19 +33,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-class TimelineSegment(BaseModel):
-    """[number, start, duration, size, source instance, discontinuity] on the wire."""
+class TimelineSegment(NamedTuple):
+    """One listed segment of a track.
 
-    model_config = ConfigDict(frozen=True)
+    On the wire (``timeline.json``) a JSON array ``[number, start, duration, size, source,
+    discontinuity]``, to keep the index small; ``TimelineTrack.segments`` is typed with this
+    class, so pydantic writes and reads that array through it (the one conversion) and code
+    sees names, never positions."""
+
     number: int
-    start: int
-    duration: int
-    size: int
-    source: str
-    discontinuity: bool = False
-
-    def to_wire(self) -> list:
-        return [self.number, self.start, self.duration, self.size, self.source, self.discontinuity]
+    start: int  # baseMediaDecodeTime (tfdt), in the track's timescale
+    duration: int  # in the track's timescale
+    size: int  # bytes
+    source: str  # the encoder instance whose copy is listed (its storage folder)
+    discontinuity: bool = False  # media before this segment is missing
 
 
 class TimelineTrack(_Model):
@@ -53,7 +54,7 @@ class TimelineTrack(_Model):
     init_source: str  # instance whose init segment players get
     average_bandwidth: int | None = None  # measured over the listed segments, bit/s
     peak_bandwidth: int | None = None
-    segments: list[list] = Field(default_factory=list)  # TimelineSegment.to_wire() rows, oldest first
+    segments: list[TimelineSegment] = Field(default_factory=list)  # oldest first
     # What the live window has dropped, kept so HLS sequence numbers stay stable as it
     # slides: numbers never published before the first row (a contribution gap skips the
     # numbers of the time it was missing), and discontinuities trimmed off the front.
@@ -63,14 +64,11 @@ class TimelineTrack(_Model):
     def media_sequence(self) -> int:
         """HLS media sequence number of the first row: segments published before it, gaps
         not counted (HLS numbers consecutive segments; ours skip over missing media)."""
-        return self.segments[0][0] - self.numbers_skipped if self.segments else 0
+        return self.segments[0].number - self.numbers_skipped if self.segments else 0
 
     def discontinuity_sequence(self) -> int:
         """Discontinuity tags no longer in the playlist (a first row's tag is not rendered)."""
-        return self.discontinuities_trimmed + (1 if self.segments and self.segments[0][5] else 0)
-
-    def typed_segments(self) -> list[TimelineSegment]:
-        return [TimelineSegment(number=r[0], start=r[1], duration=r[2], size=r[3], source=r[4], discontinuity=bool(r[5])) for r in self.segments]
+        return self.discontinuities_trimmed + (1 if self.segments and self.segments[0].discontinuity else 0)
 
 
 class EncoderHealth(_Model):

@@ -33,7 +33,11 @@ class TrackInfo(_Record):
 
 
 class SegmentRecord(NamedTuple):
-    """Serialised as a JSON array to keep index objects small."""
+    """One segment an encoder wrote, as its progress record lists it.
+
+    On the wire a JSON array ``[number, start, duration, size, discontinuity, final]``, to keep
+    index objects small; ``EncoderProgress.segments`` is typed with this class, so pydantic
+    writes and reads that array through it (the one conversion) and code sees names."""
 
     number: int
     start: int  # baseMediaDecodeTime (tfdt), in the track's timescale

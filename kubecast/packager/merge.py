@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from kubecast.media.timeline import EncoderHealth, Timeline, TimelineSegment, TimelineTrack
-from kubecast.storage import EncoderProgress
+from kubecast.storage import EncoderProgress, SegmentRecord
 
 from .conditions import set_condition
 
@@ -45,17 +45,17 @@ def _may_still_offer(progress: EncoderProgress, track_id: str, number: int, now:
     if not _live(progress, now, segment_duration_ms) or not progress.ingest.connected:
         return False
     records = progress.segments.get(track_id) or []
-    return not records or records[-1][0] < number
+    return not records or records[-1].number < number
 
 
 def _bandwidths(track: TimelineTrack) -> tuple[int | None, int | None]:
-    rows = [r for r in track.segments if r[2] > 0]
+    rows = [r for r in track.segments if r.duration > 0]
     if not rows:
         return None, None
     timescale = track.info.timescale
-    total_seconds = sum(r[2] for r in rows) / timescale
-    average = int(sum(r[3] for r in rows) * 8 / total_seconds)
-    peak = int(max(r[3] * 8 * timescale / r[2] for r in rows))
+    total_seconds = sum(r.duration for r in rows) / timescale
+    average = int(sum(r.size for r in rows) * 8 / total_seconds)
+    peak = int(max(r.size * 8 * timescale / r.duration for r in rows))
     return average, peak
 
 
@@ -65,17 +65,17 @@ def _drop_front(track: TimelineTrack, count: int, next_number: int) -> None:
     trimmed ones."""
     dropped, track.segments = track.segments[:count], track.segments[count:]
     if dropped:
-        track.numbers_skipped += next_number - dropped[0][0] - len(dropped)
-        track.discontinuities_trimmed += sum(1 for r in dropped if r[5])
+        track.numbers_skipped += next_number - dropped[0].number - len(dropped)
+        track.discontinuities_trimmed += sum(1 for r in dropped if r.discontinuity)
 
 
 def _trim(track: TimelineTrack, window_ms: int) -> None:
     if not track.segments:
         return
-    newest_end = track.segments[-1][1] + track.segments[-1][2]
+    newest_end = track.segments[-1].start + track.segments[-1].duration
     horizon = newest_end - window_ms * track.info.timescale // 1000
-    count = sum(1 for r in track.segments if r[1] + r[2] <= horizon)  # rows are in time order
-    _drop_front(track, count, track.segments[count][0])
+    count = sum(1 for r in track.segments if r.start + r.duration <= horizon)  # rows are in time order
+    _drop_front(track, count, track.segments[count].number)
 
 
 def align_starts(tracks: list[TimelineTrack]) -> None:
@@ -83,20 +83,20 @@ def align_starts(tracks: list[TimelineTrack]) -> None:
     leave one a segment longer at the front (AAC segments alternate a frame longer and
     shorter), and a player starting at the front of the window, at start-over or on demand,
     waits forever in the stretch where one kind has media and the other has none."""
-    firsts = [t.segments[0][0] for t in tracks if t.segments]
+    firsts = [t.segments[0].number for t in tracks if t.segments]
     if not firsts:
         return
     first = max(firsts)
     for track in tracks:
-        count = sum(1 for r in track.segments if r[0] < first)
-        _drop_front(track, count, track.segments[count][0] if count < len(track.segments) else first)
+        count = sum(1 for r in track.segments if r.number < first)
+        _drop_front(track, count, track.segments[count].number if count < len(track.segments) else first)
 
 
 def _follow_active_source(timeline: Timeline, now: datetime) -> None:
     """Count a failover when the newest segment of the first rendition comes from another encoder."""
     if not timeline.tracks or not timeline.tracks[0].segments:
         return
-    source = timeline.tracks[0].segments[-1][4]
+    source = timeline.tracks[0].segments[-1].source
     if timeline.active_source is not None and source != timeline.active_source:
         timeline.failovers += 1
         timeline.last_failover = now
@@ -134,20 +134,20 @@ def merge(
     taken = {instance: health.segments_taken for instance, health in timeline.encoders.items()}
     for track_id, track in tracks.items():
         last = track.segments[-1] if track.segments else None
-        offers: dict[int, dict[str, tuple]] = {}
+        offers: dict[int, dict[str, SegmentRecord]] = {}
         for instance in instances:
             info = next((t for t in progress[instance].tracks if t.id == track_id), None)
             if info is None or info.init != track.info.init:
                 continue  # never mix segments that need another init segment
             for record in progress[instance].segments.get(track_id, []):
-                if last is not None and record[0] <= last[0]:
-                    if record[0] == last[0] and instance != last[4]:
+                if last is not None and record.number <= last.number:
+                    if record.number == last.number and instance != last.source:
                         result.duplicates += 1
                     continue
-                offers.setdefault(record[0], {})[instance] = record
+                offers.setdefault(record.number, {})[instance] = record
         for number in sorted(offers):
             copies = offers[number]
-            previous_source = last[4] if last else None
+            previous_source = last.source if last else None
             complete = {i: r for i, r in copies.items() if not r.final}
             if not complete and any(_may_still_offer(progress[i], track_id, number, now, segment_duration_ms) for i in instances if i not in copies):
                 break  # only a copy cut short by a dropped path so far: wait for the other encoder's
@@ -155,19 +155,18 @@ def merge(
             source = previous_source if previous_source in candidates else sorted(candidates)[0]
             record = candidates[source]
             result.duplicates += len(copies) - 1
-            start, duration, size = record[1], record[2], record[3]
-            discontinuity = bool(record[4])
+            discontinuity = record.discontinuity
             if last is not None:
                 # Trust the media, not the flag: a gap is a discontinuity, contiguous media is not.
-                discontinuity = start != last[1] + last[2]
-            segment = TimelineSegment(number=number, start=start, duration=duration, size=size, source=source, discontinuity=discontinuity)
-            track.segments.append(segment.to_wire())
+                discontinuity = record.start != last.start + last.duration
+            segment = TimelineSegment(number, record.start, record.duration, record.size, source, discontinuity)
+            track.segments.append(segment)
             result.published.append((track_id, segment))
             if track_id == reference:
                 taken[source] = taken.get(source, 0) + 1
             if previous_source is not None and previous_source != source:
                 result.failovers.append((track_id, previous_source, source))
-            last = track.segments[-1]
+            last = segment
         _trim(track, window_ms)
         track.average_bandwidth, track.peak_bandwidth = _bandwidths(track)
     align_starts(timeline.tracks)
@@ -178,7 +177,7 @@ def merge(
         p = progress[instance]
         live = _live(p, now, segment_duration_ms)
         any_live |= live
-        last_numbers = [records[-1][0] for records in p.segments.values() if records]
+        last_numbers = [records[-1].number for records in p.segments.values() if records]
         timeline.encoders[instance] = EncoderHealth(
             state=("live" if live else "waiting") if p.state != "error" else "error",
             updated=p.updated, last_segment=max(last_numbers, default=None), segments_taken=taken.get(instance, 0),
@@ -192,7 +191,7 @@ def merge(
     thumbnails = [(progress[i].thumbnail_updated, i) for i in instances if progress[i].thumbnail_updated]
     timeline.thumbnail_source = max(thumbnails)[1] if thumbnails else timeline.thumbnail_source
 
-    newest = max((r[1] + r[2]) / t.info.timescale for t in timeline.tracks for r in t.segments[-1:]) if any(t.segments for t in timeline.tracks) else None
+    newest = max((r.start + r.duration) / t.info.timescale for t in timeline.tracks for r in t.segments[-1:]) if any(t.segments for t in timeline.tracks) else None
     flowing = False
     if newest is not None and timeline.availability_start_time is not None:
         age = now - (timeline.availability_start_time + timedelta(seconds=newest))

@@ -25,12 +25,12 @@ log = logging.getLogger("kubecast.packager")
 def _start(channel: Timeline, program: ProgramRecord, now: datetime) -> Timeline | None:
     if not channel.tracks or not any(t.segments for t in channel.tracks):
         return None
-    first = max(t.segments[-1][0] for t in channel.tracks if t.segments)  # the live edge when it starts
+    first = max(t.segments[-1].number for t in channel.tracks if t.segments)  # the live edge when it starts
     tracks = []
     for track in channel.tracks:
-        rows = [list(r) for r in track.segments if r[0] >= first]
+        rows = [r for r in track.segments if r.number >= first]
         if rows:
-            rows[0][5] = False  # nothing before it in this timeline to be discontinuous with
+            rows[0] = rows[0]._replace(discontinuity=False)  # nothing before it in this timeline to be discontinuous with
         tracks.append(TimelineTrack(info=track.info, init_source=track.init_source, average_bandwidth=track.average_bandwidth,
                                     peak_bandwidth=track.peak_bandwidth, segments=rows, numbers_skipped=first))
     return Timeline(channel=channel.channel, state="live", updated=now, availability_start_time=channel.availability_start_time,
@@ -58,7 +58,7 @@ def record(recorded: Timeline | None, program: ProgramRecord, channel: Timeline 
     for source in channel.tracks:
         track = next((t for t in recorded.tracks if t.info.id == source.info.id), None)
         if track is None:
-            first = source.segments[-1][0] if source.segments else 0
+            first = source.segments[-1].number if source.segments else 0
             track = TimelineTrack(info=source.info, init_source=source.init_source, numbers_skipped=first)
             recorded.tracks.append(track)
             changed = True
@@ -67,11 +67,10 @@ def record(recorded: Timeline | None, program: ProgramRecord, channel: Timeline 
         last = track.segments[-1] if track.segments else None
         appended = False
         for row in source.segments:
-            if last is not None and row[0] <= last[0]:
+            if last is not None and row.number <= last.number:
                 continue
-            row = list(row)
-            if last is not None and row[1] != last[1] + last[2]:
-                row[5] = True  # the channel lost media (or this recorder missed rows) in between
+            if last is not None and row.start != last.start + last.duration:
+                row = row._replace(discontinuity=True)  # the channel lost media (or this recorder missed rows) in between
             track.segments.append(row)
             last, appended = row, True
         if appended or changed:

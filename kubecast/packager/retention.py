@@ -44,14 +44,14 @@ def collectable(keys: list[str], channel: Timeline | None, programs: list[Timeli
     than ``ORPHAN_AGE`` (only they are collected from a rendition the live timeline lacks)."""
     if channel is None:
         return []  # without the live window's position nothing is provably unneeded
-    live_from = {t.info.id: t.segments[0][0] - grace_segments(channel) for t in channel.tracks if t.segments}
+    live_from = {t.info.id: t.segments[0].number - grace_segments(channel) for t in channel.tracks if t.segments}
     referenced: set[tuple[str, str, int]] = set()
     recently_dropped: dict[str, list[tuple[int, int]]] = {}
     for program in programs:
         for track in program.tracks:
-            referenced.update((row[4], track.info.id, row[0]) for row in track.segments)
+            referenced.update((row.source, track.info.id, row.number) for row in track.segments)
             if track.segments:
-                first = track.segments[0][0]
+                first = track.segments[0].number
                 recently_dropped.setdefault(track.info.id, []).append((first - grace_segments(program), first))
     doomed = []
     for key in keys:

@@ -94,7 +94,7 @@ def test_smooth_lists_only_the_segments_every_stream_has():
     timeline = make_timeline(state="stopped")
     audio = next(t for t in timeline.tracks if t.info.kind == "audio")
     audio.segments = audio.segments[1:]  # the window, trimmed by time, dropped one more audio segment
-    assert all(rows[0][0] == 11 for rows in listed_rows(timeline).values())
+    assert all(rows[0].number == 11 for rows in listed_rows(timeline).values())
     assert '<c t="0" d="180000"/>' in client_manifest(timeline, {}) and '<c t="0" d="96000"/>' in client_manifest(timeline, {})
 
 

@@ -26,7 +26,7 @@ def run(timeline, now=None, **progresses):
 
 
 def numbers(timeline):
-    return [(row[0], row[4]) for row in timeline.tracks[0].segments]
+    return [(row.number, row.source) for row in timeline.tracks[0].segments]
 
 
 def test_first_copy_wins_and_the_source_only_flips_on_failover():
@@ -37,7 +37,7 @@ def test_first_copy_wins_and_the_source_only_flips_on_failover():
     result = run(result.timeline, A=progress("A", [10, 11, 12], state="waiting"), B=progress("B", [11, 12, 13, 14]))
     assert numbers(result.timeline)[-2:] == [(13, "B"), (14, "B")]
     assert result.failovers == [("v", "A", "B")]
-    assert not any(row[5] for row in result.timeline.tracks[0].segments), "no discontinuity across a failover"
+    assert not any(row.discontinuity for row in result.timeline.tracks[0].segments), "no discontinuity across a failover"
 
 
 def test_nothing_is_published_twice_or_renumbered_after_a_restart():
@@ -56,14 +56,14 @@ def test_different_init_segments_are_never_mixed():
 
 def test_a_gap_in_the_media_is_a_discontinuity_and_contiguous_media_is_not():
     result = run(None, A=progress("A", [1, 2, 5, 6], discontinuity={2}))
-    flags = {row[0]: row[5] for row in result.timeline.tracks[0].segments}
+    flags = {row.number: row.discontinuity for row in result.timeline.tracks[0].segments}
     assert flags == {1: False, 2: False, 5: True, 6: False}
 
 
 def test_window_and_bandwidth():
     result = run(None, A=progress("A", list(range(0, 50)), sizes={49: 500_000}))
     rows = result.timeline.tracks[0].segments
-    assert len(rows) == 30 and rows[0][0] == 20  # 60 s of 2 s segments
+    assert len(rows) == 30 and rows[0].number == 20  # 60 s of 2 s segments
     track = result.timeline.tracks[0]
     assert track.peak_bandwidth == 2_000_000  # 500 kB in 2 s
     assert 1_000_000 < track.average_bandwidth < 1_100_000
@@ -92,7 +92,7 @@ def test_a_copy_cut_short_by_a_dropped_path_waits_for_the_other_encoders():
     result = run(result.timeline, A=a, B=progress("B", [10, 11, 12]))
     assert numbers(result.timeline) == [(10, "A"), (11, "B"), (12, "B")]
     rows = result.timeline.tracks[0].segments
-    assert rows[1][2] == D and not any(row[5] for row in rows)
+    assert rows[1].duration == D and not any(row.discontinuity for row in rows)
     # With no other live encoder the short copy is the best there is (the end of a stream).
     alone = run(None, A=a, B=progress("B", [10], state="waiting"))
     assert numbers(alone.timeline) == [(10, "A"), (11, "A")]
@@ -101,7 +101,7 @@ def test_a_copy_cut_short_by_a_dropped_path_waits_for_the_other_encoders():
 def _sequence_of_each_segment(timeline):
     """{segment number: HLS media sequence} as a player computes it from one playlist."""
     track = timeline.tracks[0]
-    return {row[0]: track.media_sequence() + index for index, row in enumerate(track.segments)}
+    return {row.number: track.media_sequence() + index for index, row in enumerate(track.segments)}
 
 
 def test_hls_sequence_numbers_stay_consecutive_and_stable_across_a_gap_as_the_window_slides():
@@ -114,7 +114,7 @@ def test_hls_sequence_numbers_stay_consecutive_and_stable_across_a_gap_as_the_wi
             assert seen.setdefault(number, sequence) == sequence, f"segment {number} changed its sequence number"
     assert seen[25] == 20 and seen[69] == 64  # consecutive over the gap
     track = timeline.tracks[0]
-    assert track.segments[0][0] > 25, "the window has slid past the gap"
+    assert track.segments[0].number > 25, "the window has slid past the gap"
     assert track.numbers_skipped == 5 and track.discontinuity_sequence() == 1
 
 

@@ -13,7 +13,7 @@ def program(state="Running", window=10.0):
 
 
 def numbers(timeline):
-    return [row[0] for row in timeline.tracks[0].segments]
+    return [row.number for row in timeline.tracks[0].segments]
 
 
 def test_a_program_starts_at_the_live_edge_grows_slides_and_freezes_when_stopped():
@@ -40,7 +40,7 @@ def test_a_program_keeps_what_the_live_window_drops_and_marks_a_gap():
     assert numbers(recorded) == list(range(10, 60)), "50 segments, far more than the channel's window lists"
     channel = run(channel, A=progress("A", [70, 71])).timeline
     recorded, _ = record(recorded, program(window=3600), channel, AST)
-    assert numbers(recorded)[-2:] == [70, 71] and recorded.tracks[0].segments[-2][5] is True, "a gap is a discontinuity"
+    assert numbers(recorded)[-2:] == [70, 71] and recorded.tracks[0].segments[-2].discontinuity is True, "a gap is a discontinuity"
 
 
 def test_a_program_stopped_before_it_ran_keeps_nothing():
@@ -61,5 +61,5 @@ def test_every_track_of_a_window_starts_at_the_same_number():
     audio = TimelineTrack(info=TrackInfo(id="a", kind="audio", codecs="mp4a", bandwidth=1, timescale=48000, init="i"), init_source="A",
                           segments=[[n, n * 96000, 96000, 1, "A", n == 9] for n in range(9, 40)])
     align_starts([video, audio])
-    assert video.segments[0][0] == audio.segments[0][0] == 10 and len(audio.segments) == 30
+    assert video.segments[0].number == audio.segments[0].number == 10 and len(audio.segments) == 30
     assert audio.media_sequence() == video.media_sequence() == 10 and audio.discontinuities_trimmed == 1

@@ -10,8 +10,7 @@ def program_timeline(numbers, *, window_ms, source="A"):
     timeline = run(None, A=progress("A", list(numbers))).timeline
     timeline.window_ms = window_ms
     for track in timeline.tracks:
-        for row in track.segments:
-            row[4] = source
+        track.segments = [row._replace(source=source) for row in track.segments]
     return timeline
 
 
@@ -25,7 +24,7 @@ async def test_two_programs_and_the_live_window_keep_exactly_what_they_need(tmp_
     short_program = program_timeline(range(150, 155), window_ms=20_000, source="B")  # from encoder B, 20 s window
     deleted = await clean(store, channel, [long_program, short_program])
     kept = {(info.key.split("/")[3], int(info.key.rsplit("/", 1)[1].split(".")[0])) for info in await store.list("channels/c/encoders")}
-    assert channel.tracks[0].segments[0][0] == 180
+    assert channel.tracks[0].segments[0].number == 180
     expected = {(i, n) for i in ("A", "B") for n in range(180 - 31, 200)}  # the live window and its grace (60 s + 1 segment), both copies
     expected |= {("A", n) for n in range(100, 130)} | {("B", n) for n in range(150, 155)}  # exactly the recorded copies
     expected |= {(i, n) for i in ("A", "B") for n in range(100 - 61, 100)}  # what the long program dropped within its grace
@@ -54,7 +53,7 @@ async def test_a_recording_whose_program_record_is_damaged_keeps_its_segments(tm
     channel = run(None, A=progress("A", list(range(180, 200)))).timeline
     await recorder.step(channel, channel.updated)
     kept = await recorder.kept()
-    assert [t.tracks[0].segments[0][0] for t in kept] == [100], "the recording is still owned"
+    assert [t.tracks[0].segments[0].number for t in kept] == [100], "the recording is still owned"
     assert (await store.get(layout.program_timeline_key("c", "show"))) is not None, "and not released"
     await store.put(layout.program_timeline_key("c", "other"), b"not json")
     assert await recorder.kept() is None, "an unreadable recording: nothing is collected this round"
