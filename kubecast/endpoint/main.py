@@ -14,6 +14,7 @@ from aiohttp import web
 from kubecast.api.endpoint import CONTENT_MASTER_KEY_ENV, KEY_DELIVERY_JWT_KEY_ENV
 from kubecast.storage import Store
 
+from .access import install, load_policy
 from .app import CACHE_BYTES, make_app
 from .protection import protection_from_environment
 
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--content-protection", default=None, metavar="JSON",
                         help="the StreamingEndpoint's spec.contentProtection; its Secrets' values come from the environment "
                              f"({CONTENT_MASTER_KEY_ENV}, {KEY_DELIVERY_JWT_KEY_ENV})")
+    parser.add_argument("--access", help="access policy JSON (allow-lists, trusted proxies, signing keys, origin authentication, "
+                        "cross-site origins); without it everything is open")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     try:
@@ -35,9 +38,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--content-protection: {error}")
     logging.basicConfig(level=args.log_level, format="%(asctime)s endpoint %(levelname)s %(message)s")
     host, _, port = args.listen.rpartition(":")
+    try:
+        policy = load_policy(args.access) if args.access else None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        parser.error(f"--access {args.access}: {error}")
 
     async def run() -> None:
-        runner = web.AppRunner(make_app(Store(args.store), cache_bytes=args.cache_mb << 20, protection=protection), access_log=None)
+        app = make_app(Store(args.store), cache_bytes=args.cache_mb << 20, protection=protection)
+        if policy is not None:
+            install(app, policy)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, int(port))
         await site.start()

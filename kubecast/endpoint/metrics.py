@@ -9,3 +9,6 @@ CACHE = Counter("kubecast_endpoint_manifest_cache_total", "Rendered-manifest cac
 OBJECT_CACHE = Counter("kubecast_endpoint_object_cache_total", "Segment cache lookups: hit, miss (one storage read or remux), collapsed (waited on another request's read)", ["result"])
 OBJECT_CACHE_BYTES = Gauge("kubecast_endpoint_object_cache_bytes", "Bytes of segments held in memory")
 KEY_REQUESTS = Counter("kubecast_endpoint_key_requests_total", "Key-delivery requests: served, or the reason of a refusal", ["outcome"])
+DENIED = Counter("kubecast_endpoint_denied_total", "Requests refused by the access policy, by reason "
+                 "(missing, malformed, unknown_key, bad_signature, expired, out_of_scope, ip_not_allowed, "
+                 "preview_ip_not_allowed, origin_auth, token_unexpected, bad_path)", ["reason"])

@@ -1,0 +1,183 @@
+"""Access control over HTTP: signed URLs on every URL form, allow-lists, trusted proxies,
+origin authentication, against a store holding a live channel and a stopped program."""
+
+import time
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from conftest import make_timeline
+from kubecast.endpoint import metrics
+from kubecast.endpoint.access import AccessPolicy, install, networks
+from kubecast.endpoint.app import make_app
+from kubecast.media.mp4 import Sample, init_segment_video, media_segment
+from kubecast.media.tokens import sign
+from kubecast.storage import ProgramRecord, Store, layout
+
+KEYS = {"old": b"the old key, still live", "new": b"the new key"}
+AVCC = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 0x68, 0xEE])
+# Every URL form, with the scope that opens it.  The Smooth fragment's bitrate is the 720p
+# rendition's (make_timeline: peak 1.5 Mbit/s).
+LIVE = ["/live/news/index.m3u8", "/live/news/v720/index.m3u8", "/live/news/v720/init.mp4", "/live/news/v720/12.m4s",
+        f"/live/news/v720/t{12 * 180000}.m4s", "/live/news/manifest.mpd", "/live/news/ts/index.m3u8", "/live/news/ts/v720/index.m3u8",
+        "/preview/news/", "/preview/news/thumbnail.jpg", "/status/news.json"]
+PROGRAM = ["/evening-news/show.m3u8", "/evening-news/show.m3u8?startover", "/evening-news/show.mpd", "/evening-news/show.ism/manifest",
+           "/evening-news/show.ism/manifest(format=m3u8-cmaf)", "/evening-news/show.ism/manifest(format=m3u8-aapl)",
+           "/evening-news/show.ism/manifest(format=mpd-time-cmaf)", "/evening-news/show.ism/manifest(format=mpd-time-csf)",
+           "/evening-news/v720/index.m3u8", "/evening-news/v720/12.m4s", "/evening-news/show.ism/v720/12.m4s",
+           "/evening-news/show.ism/QualityLevels(1500000)/Fragments(video=360000)"]
+
+
+async def fill(store: Store) -> bytes:
+    record = ProgramRecord(name="evening", channel="news", locator="evening-news", manifest_name="show", archive_window_seconds=3600, state="Stopped")
+    await store.put(layout.locator_key("evening-news"), record.to_json())
+    await store.put(layout.program_timeline_key("news", "evening"), make_timeline(state="stopped").to_json())
+    await store.put(layout.timeline_key("news"), make_timeline().to_json())
+    segment = media_segment(sequence_number=12, base_decode_time=12 * 180000, samples=[Sample(180000, 100)], data=b"s" * 100)
+    await store.put(layout.segment_key("news", "A", "v720", 12), segment)
+    await store.put(layout.segment_key("news", "A", "v720", 2), segment)
+    await store.put(layout.init_key("news", "A", "v720", "init-aa.mp4"), init_segment_video(width=1280, height=720, timescale=90000, avcc=AVCC))
+    return segment
+
+
+@pytest.fixture
+async def serve(tmp_path):
+    """serve(policy) -> a client of an endpoint enforcing it (None: no policy at all)."""
+    store = Store(str(tmp_path / "store"))
+    await fill(store)
+    clients = []
+
+    async def start(policy: AccessPolicy | None) -> TestClient:
+        app = make_app(store)
+        if policy is not None:
+            install(app, policy)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()
+
+
+def token(scope, key_id="new", ttl=60, key=None):
+    return sign(key=key or KEYS[key_id], key_id=key_id, scope=scope, expires=int(time.time()) + ttl)
+
+
+def denied(reason: str) -> float:
+    return metrics.DENIED.labels(reason)._value.get()
+
+
+async def test_signed_urls_serve_exactly_what_the_open_endpoint_serves(serve):
+    open_client, signed = await serve(None), await serve(AccessPolicy(signing_keys=KEYS))
+    for paths, scope in ((LIVE, "channel:news"), (PROGRAM, "program:evening-news")):
+        tok = token(scope)
+        for path in paths:
+            plain = await open_client.get(path)
+            through = await signed.get(f"/t/{tok}{path}")
+            assert plain.status in (200, 404) and through.status == plain.status, path  # 404: no thumbnail stored
+            if plain.status == 200 and not path.startswith(("/preview/", "/status/")):
+                same_host = (await through.read()).replace(f":{signed.server.port}/".encode(), f":{open_client.server.port}/".encode())
+                assert same_host == await plain.read(), path
+    # The open paths stay open, and the token element is not a path of an open endpoint.
+    for path in ("/healthz", "/metrics", "/time", "/static/kubecast.css"):
+        assert (await signed.get(path)).status == 200, path
+    assert (await open_client.get(f"/t/{token('channel:news')}/live/news/index.m3u8")).status == 404
+
+
+async def test_every_bad_token_is_refused_on_every_url_form(serve, caplog):
+    caplog.set_level("INFO", "kubecast.endpoint.access")
+    client = await serve(AccessPolicy(signing_keys=KEYS))
+    for paths, scope, other in ((LIVE, "channel:news", "channel:sport"), (PROGRAM, "program:evening-news", "program:other")):
+        good = token(scope)
+        kid, expires, scope_b64, signature = good.split(".")
+        bad = {
+            "expired": token(scope, ttl=-1), "forged": token(scope, key=b"guessed"), "wrong scope": token(other),
+            "wrong key id": f"old.{expires}.{scope_b64}.{signature}", "unknown key id": f"gone.{expires}.{scope_b64}.{signature}",
+            "garbage": "not-a-token",
+        }
+        for path in paths:
+            before = denied("missing")
+            response = await client.get(path)
+            assert response.status == 401 and await response.text() == "token required\n", path
+            assert denied("missing") == before + 1
+            for what, candidate in bad.items():
+                response = await client.get(f"/t/{candidate}{path}")
+                assert response.status == 403 and await response.text() == "forbidden\n", (what, path)
+    assert good not in caplog.text and signature not in caplog.text, "no token in the logs"
+    assert "out_of_scope" in caplog.text and "/t/…/live/news/index.m3u8" in caplog.text
+
+
+async def test_rotation_the_old_key_works_until_it_is_dropped(serve):
+    both, only_new = await serve(AccessPolicy(signing_keys=KEYS)), await serve(AccessPolicy(signing_keys={"new": KEYS["new"]}))
+    old, new = token("channel:news", "old"), token("channel:news", "new")
+    for tok in (old, new):
+        assert (await both.get(f"/t/{tok}/live/news/index.m3u8")).status == 200
+    assert (await only_new.get(f"/t/{new}/live/news/index.m3u8")).status == 200
+    before = denied("unknown_key")
+    assert (await only_new.get(f"/t/{old}/live/news/index.m3u8")).status == 403, "replayed after rotation"
+    assert denied("unknown_key") == before + 1
+
+
+async def test_relative_child_urls_carry_the_token(serve):
+    client = await serve(AccessPolicy(signing_keys=KEYS))
+    tok = token("channel:news")
+    multivariant = await (await client.get(f"/t/{tok}/live/news/index.m3u8")).text()
+    child = next(line for line in multivariant.splitlines() if line and not line.startswith("#"))
+    assert not child.startswith(("/", "http")), "relative: resolves under /t/<token>/"
+    media = await (await client.get(f"/t/{tok}/live/news/{child}")).text()
+    assert '#EXT-X-MAP:URI="init.mp4"' in media and "12.m4s" in media
+
+
+def peer_policy(**kwargs) -> AccessPolicy:
+    return AccessPolicy(**{key: networks(value) if key != "preview_allowed" else {c: networks(v) for c, v in value.items()} for key, value in kwargs.items()})
+
+
+async def test_allow_lists_from_the_direct_peer(serve):
+    # The test client connects from 127.0.0.1.
+    allowed = await serve(peer_policy(allowed=["127.0.0.0/8", "2001:db8::/32"]))
+    assert (await allowed.get("/live/news/index.m3u8")).status == 200
+    refused = await serve(peer_policy(allowed=["192.0.2.0/24", "2001:db8::/32"]))
+    before = denied("ip_not_allowed")
+    for path in ("/live/news/index.m3u8", "/evening-news/show.mpd", "/preview/news/", "/"):
+        response = await refused.get(path)
+        assert response.status == 403 and await response.text() == "forbidden\n", path
+    assert denied("ip_not_allowed") == before + 4
+    assert (await refused.get("/healthz")).status == 200 and (await refused.get("/metrics")).status == 200
+    # A spoofed header from a peer that is no trusted proxy changes nothing.
+    for header in ({"X-Forwarded-For": "192.0.2.7"}, {"Forwarded": "for=192.0.2.7"}):
+        assert (await refused.get("/live/news/index.m3u8", headers=header)).status == 403
+
+
+async def test_preview_allow_list_is_per_channel(serve):
+    client = await serve(peer_policy(preview_allowed={"news": ["10.0.0.0/8"], "sport": ["127.0.0.1/32"]}))
+    assert (await client.get("/preview/news/")).status == 403
+    assert (await client.get("/preview/news/thumbnail.jpg")).status == 403
+    assert (await client.get("/live/news/index.m3u8")).status == 200, "the preview list guards the preview only"
+    open_preview = await serve(peer_policy(preview_allowed={"news": ["127.0.0.1/32"]}))
+    assert (await open_preview.get("/preview/news/")).status == 200
+
+
+async def test_forwarded_addresses_count_only_from_trusted_proxies(serve):
+    client = await serve(peer_policy(allowed=["192.0.2.0/24", "2001:db8::/32"], trusted_proxies=["127.0.0.1/32"]))
+    cases = {
+        ("X-Forwarded-For", "192.0.2.7"): 200, ("X-Forwarded-For", "203.0.113.9"): 403,
+        ("X-Forwarded-For", "192.0.2.7, 203.0.113.9"): 403,  # the client wrote the first, the proxy appended the real one
+        ("X-Forwarded-For", "203.0.113.9, 192.0.2.7"): 200,
+        ("Forwarded", 'for="[2001:db8::5]:4711"'): 200, ("Forwarded", "for=203.0.113.9;proto=https"): 403,
+        ("Forwarded", 'for="[2001:db9::5]"'): 403, ("X-Forwarded-For", "2001:db8::1"): 200,
+        ("X-Forwarded-For", "not-an-address"): 403, ("X-Forwarded-For", ""): 403,
+    }
+    for (name, value), status in cases.items():
+        assert (await client.get("/live/news/index.m3u8", headers={name: value})).status == status, (name, value)
+
+
+async def test_origin_authentication(serve):
+    client = await serve(AccessPolicy(origin_header="X-Origin-Auth", origin_secret=b"cdn-shared-secret"))
+    assert (await client.get("/live/news/index.m3u8", headers={"X-Origin-Auth": "cdn-shared-secret"})).status == 200
+    before = denied("origin_auth")
+    for headers in ({}, {"X-Origin-Auth": "wrong"}, {"X-Origin-Auth": "cdn-shared-secret2"}, {"X-Other": "cdn-shared-secret"}):
+        assert (await client.get("/live/news/index.m3u8", headers=headers)).status == 403, headers
+    assert denied("origin_auth") == before + 4
+    assert (await client.get("/healthz")).status == 200
