@@ -19,6 +19,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not match or match.group(1) == match.group(2) == "":
         return None  # a malformed or multi-range header is ignored: the whole object is served
     first, last = match.groups()
+    # Past 18 digits a number is beyond any object; int() of thousands of digits raises.
+    if len(first) > 18:
+        raise UnsatisfiableRange(header)
+    last = last if len(last) <= 18 else str(size)
     if first == "":
         length = int(last)
         if length == 0:
