@@ -27,6 +27,7 @@ import ipaddress
 import json
 import logging
 import time
+from html import escape
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,6 +194,46 @@ def decide(policy: AccessPolicy, *, path: str, token: str | None, peer: str | No
     return None if decision.allowed else Refusal(decision.status, decision.reason.value)
 
 
+def allowed_origin(origins: tuple[str, ...], origin: str | None) -> str | None:
+    """CORS ``Access-Control-Allow-Origin`` for a request from ``origin``: ``*`` when the list is
+    empty or holds ``*``, the origin itself when listed, else None (no header: browsers refuse)."""
+    if not origins or "*" in origins:
+        return "*"
+    return origin if origin in origins else None
+
+
+def cors_headers(policy: AccessPolicy, origin: str | None) -> dict[str, str]:
+    allowed = allowed_origin(policy.cross_site_origins, origin)
+    headers = {"Vary": "Origin"} if allowed != "*" else {}
+    if allowed is not None:
+        headers["Access-Control-Allow-Origin"] = allowed
+    return headers
+
+
+def crossdomain_xml(origins: tuple[str, ...]) -> str:
+    """Flash's policy file: each origin's host (``secure`` for https), or ``*``."""
+    entries = []
+    for origin in origins or ("*",):
+        if origin == "*":
+            entries.append('<allow-access-from domain="*" secure="false"/>')
+        else:
+            host = URL(origin).host
+            entries.append(f'<allow-access-from domain="{escape(host)}" secure="{str(origin.startswith("https:")).lower()}"/>')
+    return ('<?xml version="1.0"?>\n<!DOCTYPE cross-domain-policy SYSTEM "http://www.adobe.com/xml/dtds/cross-domain-policy.dtd">\n'
+            "<cross-domain-policy>\n" + "".join(f"  {entry}\n" for entry in entries) + "</cross-domain-policy>\n")
+
+
+def clientaccesspolicy_xml(origins: tuple[str, ...]) -> str:
+    """Silverlight's policy file: the same origins, every path."""
+    domains = "".join(f'<domain uri="{escape(origin)}"/>' for origin in origins or ("*",))
+    return ('<?xml version="1.0" encoding="utf-8"?>\n<access-policy><cross-domain-access><policy>'
+            f'<allow-from http-request-headers="*">{domains}</allow-from>'
+            '<grant-to><resource path="/" include-subpaths="true"/></grant-to></policy></cross-domain-access></access-policy>\n')
+
+
+POLICY_FILES = {"/crossdomain.xml": crossdomain_xml, "/clientaccesspolicy.xml": clientaccesspolicy_xml}
+
+
 def elided(path: str) -> str:
     """``path`` as it may be logged: a token element replaced by ``t/…``."""
     token, rest = split_token(path)
@@ -224,6 +265,8 @@ async def enforce(request: web.Request, handler):
         metrics.DENIED.labels(refusal.reason).inc()
         log.info("refused %s %s from %s: %s", request.method, elided(request.path), request.remote, refusal.reason)
         return refusal_response(refusal)
+    if path in POLICY_FILES:
+        return web.Response(text=POLICY_FILES[path](policy.cross_site_origins), content_type="text/xml", headers={"Cache-Control": "public, max-age=3600"})
     if token is None:
         return await handler(request)
     # The token element goes; the rest is routed as if it had been asked for directly.

@@ -14,7 +14,7 @@ from aiohttp import web
 from kubecast.api.endpoint import CONTENT_MASTER_KEY_ENV, KEY_DELIVERY_JWT_KEY_ENV
 from kubecast.storage import Store
 
-from .access import install, load_policy
+from .access import AccessPolicy, install, load_policy
 from .app import CACHE_BYTES, make_app
 from .protection import protection_from_environment
 
@@ -45,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         app = make_app(Store(args.store), cache_bytes=args.cache_mb << 20, protection=protection)
-        if policy is not None:
-            install(app, policy)
+        install(app, policy or AccessPolicy())  # even open, it serves the cross-site policy files
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, int(port))
