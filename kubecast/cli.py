@@ -23,6 +23,7 @@ COMMANDS = {
     "packager": ("kubecast.packager.main", "main", "Packager of one channel: merges encoders into the timeline."),
     "endpoint": ("kubecast.endpoint.main", "main", "Streaming endpoint: HLS/DASH origin and preview pages."),
     "operator": ("kubecast.operator.main", "main", "The Kubernetes operator (kopf)."),
+    "sign": ("kubecast.local.sign", "main", "Sign a URL (or make a token) for a StreamingEndpoint with signingKeys."),
     "crds": ("kubecast.operator.crds", "main", "Print the CustomResourceDefinitions generated from the models."),
     "test-pattern": ("kubecast.local.testpattern", "main", "Publish a test pattern (picture, clock, tone) over RTMP."),
 }

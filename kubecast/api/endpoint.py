@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -27,14 +27,49 @@ class Scaling(WireModel):
         return self
 
 
+HEADER_NAME = r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$"
+# What crossdomain.xml and a CORS Access-Control-Allow-Origin header can say: one origin, or every one.
+Origin = Annotated[str, Field(pattern=r"^(\*|https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?)$")]
+KEY_ID = r"^[A-Za-z0-9_-]{1,32}$"  # kubecast.media.tokens.KEY_ID: a key id is a part of the token
+
+
+class OriginAuthentication(WireModel):
+    header_name: str = Field(default="X-Origin-Auth", pattern=HEADER_NAME, description="Request header the CDN sends the shared secret in.")
+    secret_ref: SecretKeyRef = Field(description="Secret key holding the shared secret; a request without it is refused (403).")
+
+
 class Cdn(WireModel):
-    enabled: bool = Field(default=False, description="Responses are shaped for a CDN in front (longer manifest caching, Vary).")
-    max_age: int = Field(default=3600 * 24 * 365, ge=0, description="Cache max-age in seconds for media segments.")
+    origin_authentication: OriginAuthentication | None = Field(
+        default=None, description="Only requests carrying the shared secret header are served (the CDN's origin pull); "
+        "/healthz and /metrics stay open for probes and scraping.")
+
+
+class SigningKey(WireModel):
+    id: str = Field(pattern=KEY_ID, description="Key id, carried in each token so the endpoint knows which key signed it.")
+    secret_ref: SecretKeyRef = Field(description="Secret key holding the HMAC-SHA256 key.")
 
 
 class AccessControl(WireModel):
-    allowed_ips: list[Cidr] = Field(default_factory=list, description="Source ranges allowed to play; empty allows all.")
-    signing_key_secret_ref: SecretKeyRef | None = Field(default=None, description="HMAC key for signed URLs; unset disables signing.")
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "!has(self.signingKeys) || self.signingKeys.all(a, self.signingKeys.exists_one(b, b.id == a.id))",
+         "message": "signing key ids must be unique"},
+    ]})
+
+    allowed_ips: list[Cidr] = Field(default_factory=list, description="Client ranges allowed to play and to open previews; empty allows all.")
+    trusted_proxies: list[Cidr] = Field(
+        default_factory=list, description="Direct peers (load balancers, CDNs) whose X-Forwarded-For / Forwarded header names the client; "
+        "from any other peer those headers are ignored.")
+    signing_keys: list[SigningKey] = Field(
+        default_factory=list, max_length=2,
+        description="Keys for signed URLs (/t/<token>/...); set, every manifest, segment, preview and thumbnail URL needs a valid token. "
+        "Two at once let keys rotate; `kubecast sign` signs with the last.")
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "AccessControl":
+        ids = [key.id for key in self.signing_keys]
+        if len(set(ids)) != len(ids):
+            raise ValueError("signing key ids must be unique")
+        return self
 
 
 CONTENT_MASTER_KEY_ENV = "KUBECAST_CONTENT_MASTER_KEY"
@@ -80,7 +115,9 @@ class StreamingEndpointSpec(WireModel):
     scaling: Scaling | None = Field(default=None, description="Autoscaling bounds (a HorizontalPodAutoscaler).")
     cdn: Cdn = Field(default_factory=Cdn)
     access_control: AccessControl = Field(default_factory=AccessControl)
-    cross_site_origins: list[str] = Field(default_factory=lambda: ["*"], description="Origins allowed by CORS.")
+    cross_site_origins: list[Origin] = Field(
+        default_factory=list, max_length=64,
+        description="Web origins (scheme://host[:port]) allowed by CORS, crossdomain.xml and clientaccesspolicy.xml; empty allows every origin (*).")
     host_names: list[str] = Field(default_factory=list, description="Custom host names (an Ingress is made for them).")
     content_protection: ContentProtection | None = Field(
         default=None, description="Encrypt what is served (HLS AES-128, DASH CENC with ClearKey) with keys from the key-delivery URL; unset serves in the clear.")

@@ -63,7 +63,7 @@ class ChannelStatus(WireModel):
         "Ready is the summary; Reconciling and Stalled follow kstatus. From the packager: KeyframesAligned "
         "(pass-through renditions key-frame aligned; False names the withheld rendition) and InitSegmentsConsistent.")
     ingest: IngestEndpoints = Field(default_factory=IngestEndpoints)
-    preview_url: str | None = None
+    preview_url: str | None = Field(default=None, description="The preview page (player and thumbnail) on the namespace's first StreamingEndpoint.")
     encoders: dict[str, EncoderStatus] = Field(default_factory=dict, description="Encoders A and B: pod readiness and media progress.")
     stream: StreamStatus | None = Field(default=None, description="The live stream as the packager publishes it.")
 

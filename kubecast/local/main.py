@@ -93,6 +93,8 @@ def print_urls(manifests: Manifests, *, host: str, ports: Ports, store_url: str,
               f"`kubecast program stop {name}` turns it into on-demand content)")
         for form, url in program_urls(base, locator=program.spec.locator or name, manifest=program.spec.manifest_name).items():
             print(f"    {form + ':':<18}{url}")
+    if any(endpoint.spec.access_control.signing_keys for endpoint in manifests.endpoints.values()):
+        print(f"\n  These URLs need a token: kubecast sign -f <manifests> {base}/live/<channel>/index.m3u8")
     print(f"\n  Status page:        {base}/", flush=True)
     print("  Press Ctrl-C to stop.\n", flush=True)
 
@@ -127,7 +129,11 @@ async def run_pipeline(
 ) -> int:
     host = args.host
     ports = plan_ports(manifests, args)
-    plan = build_plan(manifests=manifests, manifest_paths=manifest_paths, store_url=store_url, run_dir=run_dir, host=host, ports=ports)
+    try:
+        plan = build_plan(manifests=manifests, manifest_paths=manifest_paths, store_url=store_url, run_dir=run_dir, host=host, ports=ports)
+    except ManifestError as error:
+        print(f"kubecast: {error}", file=sys.stderr)
+        return 2
     write_run_files(plan, run_dir)
     specs = list(plan.processes)
     for spec in extra:
@@ -229,6 +235,7 @@ def main_status(argv: list[str]) -> int:
             print(f"no channels in {args.store}")
         for channel in sorted(channels):
             print(summarize(channel, await read_timeline(store, channel)))
+            print(f"  preview: {args.endpoint.rstrip('/')}/preview/{channel}/")
             for _, name in (p for p in programs if p[0] == channel):
                 data = await store.get(layout.program_key(channel, name))
                 if data is None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubecast.api import ManifestError, Manifests, RedundancyMode
+from kubecast.api.access import access_document, secret_files
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class Ports:
 class Plan:
     processes: list[ProcessSpec]
     ingest_config: dict[str, dict]  # instance -> that ingest's ingest.json
-    key_files: dict[str, str]  # path -> stream key (written 0600 by the runner)
+    key_files: dict[str, str]  # path -> stream key or other secret (written 0600 by the runner)
+    access_config: dict | None = None  # the endpoint's access policy; None: everything open
 
 
 INGESTS = {"A": "ingest", "B": "ingest secondary"}  # process names: primary and secondary ingest
@@ -76,19 +78,39 @@ def endpoint_protection(manifests: Manifests) -> tuple[list[str], dict[str, str]
     return spec.endpoint_arguments(), {variable: manifests.secret_value(ref.name, ref.key) for variable, ref in spec.secret_env().items()}
 
 
+def access_path(run_dir: Path) -> Path:
+    return run_dir / "access.json"
+
+
+def endpoint_access(manifests: Manifests, run_dir: Path, key_files: dict[str, str]) -> dict | None:
+    """The one local endpoint's access policy: the StreamingEndpoint's (there may be one) and
+    the Channels' preview allow-lists; its secrets join ``key_files``.  None: nothing to enforce."""
+    if len(manifests.endpoints) > 1:
+        raise ManifestError(f"kubecast up runs one streaming endpoint; the manifests define {len(manifests.endpoints)} StreamingEndpoints")
+    endpoint = next(iter(manifests.endpoints.values()), None)
+    files = {}
+    for file_name, ref in secret_files(endpoint) if endpoint else []:
+        files[file_name] = str(run_dir / f"endpoint-{file_name}")
+        key_files[files[file_name]] = manifests.secret_value(ref.name, ref.key)
+    document = access_document(endpoint, manifests.channels.values(), lambda file_name, ref: files[file_name])
+    return document if any(document.values()) else None
+
+
 def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: str, run_dir: Path, host: str, ports: Ports) -> Plan:
     manifest_args = [arg for path in manifest_paths for arg in ("--manifests", path)]
     protection_args, protection_env = endpoint_protection(manifests)
+    key_files: dict[str, str] = {}
+    access = endpoint_access(manifests, run_dir, key_files)
     processes: list[ProcessSpec] = [
         ProcessSpec(
             name="endpoint",
-            argv=kubecast_command("endpoint", "--store", store_url, "--listen", f"{host}:{ports.http}", *protection_args),
+            argv=kubecast_command("endpoint", "--store", store_url, "--listen", f"{host}:{ports.http}", *protection_args,
+                                  *(["--access", str(access_path(run_dir))] if access else [])),
             ready_marker="listening on", env=protection_env,
         )
     ]
     instances = instances_for(redundant=ports.rtmp_secondary is not None)
     ingest_channels: dict[str, dict[str, dict]] = {instance: {} for instance in instances}
-    key_files: dict[str, str] = {}
     for name, channel in manifests.channels.items():
         addresses = {}
         for instance in instances:
@@ -151,7 +173,7 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
                 ready_marker="listening on",
             )
         )
-    return Plan(processes=processes, ingest_config=ingest_config, key_files=key_files)
+    return Plan(processes=processes, ingest_config=ingest_config, key_files=key_files, access_config=access)
 
 
 def metrics_names(manifests: Manifests, redundant: bool = True) -> list[str]:
@@ -172,6 +194,8 @@ def write_run_files(plan: Plan, run_dir: Path) -> None:
         file.write_text(key)
     for instance, config in plan.ingest_config.items():
         ingest_config_path(run_dir, instance).write_text(json.dumps(config, indent=2))
+    if plan.access_config is not None:
+        access_path(run_dir).write_text(json.dumps(plan.access_config, indent=2))
 
 
 HTTP_PUSH = {"FragmentedMP4", "CMAF"}

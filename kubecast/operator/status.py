@@ -129,11 +129,22 @@ def secret_problems(references: list[tuple[str, SecretKeyRef, str]], secrets: di
     return "; ".join(problems) or None
 
 
+def endpoint_base(endpoint: StreamingEndpoint, namespace: str) -> str:
+    """Where a StreamingEndpoint serves: its first custom host name, else its Service's name."""
+    return f"http://{endpoint.spec.host_names[0] if endpoint.spec.host_names else f'{endpoint.name}.{namespace}.svc'}"
+
+
+def preview_url(channel: Channel, endpoints: list[StreamingEndpoint], namespace: str) -> str | None:
+    """The Channel's preview page on the namespace's first StreamingEndpoint (by name); None without one."""
+    first = min(endpoints, key=lambda endpoint: endpoint.name, default=None)
+    return f"{endpoint_base(first, namespace)}/preview/{channel.name}/" if first else None
+
+
 def aggregate_channel(channel: Channel, *, generation: int | None, deployments: dict[str, dict | None], services: dict[str, dict | None],
                       secret_error: str | None, previous: dict | None, now: datetime, ingest_domain: str | None = None,
-                      data_plane: list[dict] | None = None) -> dict:
+                      data_plane: list[dict] | None = None, preview: str | None = None) -> dict:
     """The reconcile side of a Channel's status; the data-plane conditions are carried over
-    (``channel_conditions``)."""
+    (``channel_conditions``).  ``preview``: its preview URL (``preview_url``)."""
     name = channel.name
     encoders = {i: _deployment_ready(deployments.get(f"{name}-encoder-{i.lower()}")) for i in INSTANCES}
     packager = _deployment_ready(deployments.get(f"{name}-packager"))
@@ -162,6 +173,7 @@ def aggregate_channel(channel: Channel, *, generation: int | None, deployments: 
             "secondaryUrls": protocol_urls(channel, services.get(f"{name}-ingest-b"), ingest_domain),
         },
         "encoders": {i: {"ready": ok, "replicas": ((deployments.get(f"{name}-encoder-{i.lower()}") or {}).get("readyReplicas") or 0)} for i, ok in encoders.items()},
+        "previewUrl": preview,
     }
 
 
@@ -174,10 +186,9 @@ def aggregate_endpoint(endpoint: StreamingEndpoint, *, generation: int | None, d
         ("Reconciling", not ready, "Reconciled" if ready else "Starting", ""),
         ("Stalled", False, "Reconciled" if ready else "Starting", ""),
     ]
-    host = endpoint.spec.host_names[0] if endpoint.spec.host_names else f"{endpoint.name}.{namespace}.svc"
     return {
         "observedGeneration": generation, "conditions": conditions((previous or {}).get("conditions"), generation, now, *entries),
-        "hostName": host, "replicas": replicas, "readyReplicas": ready_replicas,
+        "hostName": endpoint_base(endpoint, namespace).removeprefix("http://"), "replicas": replicas, "readyReplicas": ready_replicas,
     }
 
 
@@ -190,8 +201,7 @@ def aggregate_program(program: Program, *, generation: int | None, channel: Chan
     urls = []
     if problem is None:
         for endpoint in endpoints:
-            host = endpoint.spec.host_names[0] if endpoint.spec.host_names else f"{endpoint.name}.{namespace}.svc"
-            forms = program_urls(f"http://{host}", locator=program.spec.locator or program.name, manifest=program.spec.manifest_name)
+            forms = program_urls(endpoint_base(endpoint, namespace), locator=program.spec.locator or program.name, manifest=program.spec.manifest_name)
             urls += [{"endpoint": endpoint.name, "format": name, "url": url} for name, url in forms.items()]
     if problem:
         entries = [("Ready", False, problem[0], problem[1]), ("Reconciling", False, problem[0], ""), ("Stalled", True, problem[0], problem[1])]

@@ -31,12 +31,12 @@ def test_status_lists_each_program_with_state_range_and_urls(tmp_path, capsys):
     put_program(store, "late", "late-news", "Running", None)
     assert main_status(["--store", str(tmp_path), "--endpoint", "http://127.0.0.1:8080/"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("[news] live")
+    assert lines[0].startswith("[news] live") and lines[1] == "  preview: http://127.0.0.1:8080/preview/news/"
     evening = lines.index("  program evening (/evening-news/, stopped): Stopped 2026-01-01T12:00:20Z – 2026-01-01T12:00:32Z (12s, 6 segments)")
     assert lines[evening + 1].split() == ["hls:", "http://127.0.0.1:8080/evening-news/show.m3u8"]
     assert "http://127.0.0.1:8080/evening-news/show.ism/manifest(format=m3u8-aapl)" in lines[evening + 6]
     assert "  program late (/late-news/, running): Waiting: nothing recorded yet" in lines
-    assert len(lines) == 1 + 2 * 9, "the channel line, then per program its line and eight URL forms"
+    assert len(lines) == 2 + 2 * 9, "the channel and preview lines, then per program its line and eight URL forms"
 
 
 def test_a_program_is_listed_before_its_channel_has_a_timeline(tmp_path, capsys):
