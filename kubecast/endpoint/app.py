@@ -19,6 +19,7 @@ from kubecast.media.timeline import Timeline
 from kubecast.storage import InvalidKey, Store, layout
 
 from . import metrics
+from .access import POLICY, TOKEN_PREFIX, AccessPolicy, cors_headers
 from .keydelivery import add_key_routes
 from .live import (CHANNEL, OBJECTS, SCHEME, STORE_KEY, TIMELINES, TRACK, dash_manifest, init_segment, media_playlist, media_segment, multivariant, not_found,
                    object_response, timeline_of)
@@ -56,7 +57,8 @@ async def observe(request: web.Request, handler):
     except Exception:  # noqa: BLE001 - a viewer's request must never take the process down
         log.exception("request %s failed", request.path)
         response = web.Response(status=503, text="temporarily unavailable\n", headers={"Retry-After": "1"})
-    response.headers.setdefault("Access-Control-Allow-Origin", "*")
+    for name, value in _cors(request).items():
+        response.headers.setdefault(name, value)
     response.headers.setdefault("Access-Control-Expose-Headers", "Content-Length, Content-Range, Date, ETag")
     metrics.REQUESTS.labels(route, str(response.status)).inc()
     body = getattr(response, "body", None)
@@ -65,9 +67,14 @@ async def observe(request: web.Request, handler):
     return response
 
 
+def _cors(request: web.Request) -> dict[str, str]:
+    """Allow-Origin from the policy's cross-site origins (every origin when it lists none)."""
+    return cors_headers(request.app.get(POLICY) or AccessPolicy(), request.headers.get("Origin"))
+
+
 async def preflight(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={
-        "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
+        **_cors(request), "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
         "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "Range"),
         "Access-Control-Max-Age": "86400",
     })
@@ -79,7 +86,8 @@ async def utc_time(request: web.Request) -> web.Response:
 
 
 def channel_urls(request: web.Request, channel: str) -> dict[str, str]:
-    base = f"{request.scheme}://{request.host}"
+    # A signed request's links keep its token: the page's player, its polls and its links work.
+    base = f"{request.scheme}://{request.host}{request.get(TOKEN_PREFIX, '')}"
     return {
         "preview": f"{base}/preview/{channel}/", "hls": f"{base}/live/{channel}/index.m3u8",
         "dash": f"{base}/live/{channel}/manifest.mpd", "thumbnail": f"{base}/preview/{channel}/thumbnail.jpg",
@@ -96,7 +104,7 @@ async def preview_page(request: web.Request) -> web.Response:
 
 
 async def preview_redirect(request: web.Request) -> web.Response:
-    raise web.HTTPMovedPermanently(f"/preview/{request.match_info['channel']}/")
+    raise web.HTTPMovedPermanently(f"{request.match_info['channel']}/")  # relative: a token before it stays
 
 
 async def thumbnail(request: web.Request) -> web.StreamResponse:

@@ -19,9 +19,10 @@ from kubecast.storage import layout
 
 from .api import KubeApi
 from .builders import INSTANCES, build_channel_children, build_endpoint_children, secret_references
+from .builders.access import endpoint_secret_references
 from .settings import OperatorSettings
 from .status import (aggregate_channel, aggregate_endpoint, aggregate_program, aggregate_recording, channel_conditions, conditions, contained,
-                     initial_conditions, secret_problems, stream_report)
+                     initial_conditions, preview_url, secret_problems, stream_report)
 from .store_io import publish_program, stored_timeline, unpublish_program
 
 GROUP_VERSION = ("kubecast.io", "v1alpha1")
@@ -92,8 +93,19 @@ def observe(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.
     patch.status["conditions"] = channel_conditions(initial_conditions(meta.get("generation"), now()), (status or {}).get("conditions"), memo.get(DATA_PLANE_MEMO))
 
 
-async def _secret_error(namespace: str, channel: Channel) -> str | None:
-    references = secret_references(channel)
+async def _resources(namespace: str, kind: str) -> list:
+    """The namespace's valid resources of ``kind`` (an invalid one has its own InvalidSpec)."""
+    parsed = []
+    for item in await api().list("kubecast.io/v1alpha1", kind, namespace):
+        try:
+            parsed.append(parse({**item, "kind": kind, "apiVersion": "kubecast.io/v1alpha1"}))
+        except (ManifestError, ValidationError):
+            continue
+    return parsed
+
+
+async def _secret_error(namespace: str, channel: Channel | StreamingEndpoint) -> str | None:
+    references = secret_references(channel) if isinstance(channel, Channel) else endpoint_secret_references(channel)
     secrets: dict[str, dict | None] = {}
     for _, ref, _ in references:
         if ref.name not in secrets:
@@ -136,7 +148,8 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
     deployments = {name: observed.get(name) or applied_status for name, applied_status in deployments.items()}
     new_status = aggregate_channel(channel, generation=generation, deployments=deployments, services=services,
                                    secret_error=secret_error, previous=dict(status or {}), now=now(),
-                                   ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=memo.get(DATA_PLANE_MEMO))
+                                   ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=memo.get(DATA_PLANE_MEMO),
+                                   preview=preview_url(channel, await _resources(namespace, "StreamingEndpoint"), namespace))
     _announce_transition(body, status, new_status, logger)
     patch.status.update(new_status)
 
@@ -225,7 +238,8 @@ async def _status_from_indexes(key: tuple[str, str], channel_bodies: kopf.Index,
         return
     new_status = aggregate_channel(channel, generation=body["metadata"]["generation"], deployments=dict(channel_deployments.get(key, [])),
                                    services=dict(channel_services.get(key, [])), secret_error=None, previous=previous, now=now(),
-                                   ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=body["memo"].get(DATA_PLANE_MEMO))
+                                   ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=body["memo"].get(DATA_PLANE_MEMO),
+                                   preview=previous.get("previewUrl"))  # the reconcile's, which lists the endpoints
     if contained(new_status, previous):
         return
     _announce_transition(body, previous, new_status, logger)
@@ -266,11 +280,17 @@ async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
         _invalid(patch, status, generation, error)
         return
     deployment = None
-    for child in build_endpoint_children(endpoint, uid=uid, namespace=namespace, settings=OperatorSettings.from_environment()):
-        applied = await api().apply(child)
-        if child["kind"] == "Deployment":
-            deployment = applied.get("status")
-    new_status = aggregate_endpoint(endpoint, generation=generation, deployment=deployment, namespace=namespace, previous=dict(status or {}), now=now())
+    secret_error = await _secret_error(namespace, endpoint)
+    # The namespace's Channels: their preview allow-lists are enforced here (a change reaches
+    # the endpoint with this refresh).
+    channels = await _resources(namespace, "Channel")
+    if secret_error is None:
+        for child in build_endpoint_children(endpoint, uid=uid, namespace=namespace, settings=OperatorSettings.from_environment(), channels=channels):
+            applied = await api().apply(child)
+            if child["kind"] == "Deployment":
+                deployment = applied.get("status")
+    new_status = aggregate_endpoint(endpoint, generation=generation, deployment=deployment, namespace=namespace, previous=dict(status or {}), now=now(),
+                                    secret_error=secret_error)
     _announce_transition(body, status, new_status, logger)
     patch.status.update(new_status)
 
@@ -294,12 +314,7 @@ async def reconcile_program(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
             channel = parse(channel_body)
         except (ManifestError, ValidationError):
             channel = None
-    endpoints = []
-    for item in await api().list("kubecast.io/v1alpha1", "StreamingEndpoint", namespace):
-        try:
-            endpoints.append(parse({**item, "kind": "StreamingEndpoint", "apiVersion": "kubecast.io/v1alpha1"}))
-        except (ManifestError, ValidationError):
-            continue
+    endpoints = await _resources(namespace, "StreamingEndpoint")
     new_status = aggregate_program(program, generation=generation, channel=channel, endpoints=endpoints, namespace=namespace, previous=dict(status or {}), now=now())
     _announce_transition(body, status, new_status, logger)
     patch.status.update(new_status)

@@ -177,7 +177,8 @@ def aggregate_channel(channel: Channel, *, generation: int | None, deployments: 
     }
 
 
-def aggregate_endpoint(endpoint: StreamingEndpoint, *, generation: int | None, deployment: dict | None, namespace: str, previous: dict | None, now: datetime) -> dict:
+def aggregate_endpoint(endpoint: StreamingEndpoint, *, generation: int | None, deployment: dict | None, namespace: str, previous: dict | None, now: datetime,
+                       secret_error: str | None = None) -> dict:
     ready_replicas = (deployment or {}).get("readyReplicas") or 0
     replicas = (deployment or {}).get("replicas")
     ready = ready_replicas >= 1
@@ -186,6 +187,8 @@ def aggregate_endpoint(endpoint: StreamingEndpoint, *, generation: int | None, d
         ("Reconciling", not ready, "Reconciled" if ready else "Starting", ""),
         ("Stalled", False, "Reconciled" if ready else "Starting", ""),
     ]
+    if secret_error:
+        entries = [("Ready", False, "SecretMissing", secret_error), ("Reconciling", False, "SecretMissing", ""), ("Stalled", True, "SecretMissing", secret_error)]
     return {
         "observedGeneration": generation, "conditions": conditions((previous or {}).get("conditions"), generation, now, *entries),
         "hostName": endpoint_base(endpoint, namespace).removeprefix("http://"), "replicas": replicas, "readyReplicas": ready_replicas,

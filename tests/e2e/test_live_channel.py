@@ -291,3 +291,74 @@ def fetch_status(url: str) -> int:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
+
+
+PLAYER_PAGE = """<!doctype html><video id="video" muted autoplay playsinline></video>
+<script src="{base}/static/vendor/hls.min.js"></script>
+<script>
+  window.fatal = [];
+  const hls = new Hls({{liveSyncDurationCount: 3}});
+  hls.on(Hls.Events.ERROR, (event, data) => {{ if (data.fatal) window.fatal.push(data.details); }});
+  hls.loadSource("{url}");
+  hls.attachMedia(document.getElementById("video"));
+</script>"""
+
+
+def test_hls_js_plays_through_a_signed_url_and_across_a_key_rotation(pipeline, tmp_path):
+    """A second endpoint on the pipeline's store requires signed URLs.  hls.js, given only a
+    signed multivariant URL, plays (every request it makes carries the token); the endpoint then
+    rolls to two live keys and the player carries on; once the old key is dropped its tokens
+    are refused and the new key's work."""
+    import time
+
+    from kubecast.media.tokens import sign
+
+    keys = {"old": b"the key being retired", "new": b"the key taking over"}
+    for key_id, key in keys.items():
+        (tmp_path / key_id).write_bytes(key)
+    port, policy = free_port(), tmp_path / "access.json"
+    base = f"http://127.0.0.1:{port}"
+
+    def endpoint(*key_ids: str) -> Proc:
+        policy.write_text(json.dumps({"signingKeys": {key_id: str(tmp_path / key_id) for key_id in key_ids}}))
+        proc = kubecast("endpoint", "--store", str(pipeline["store"]), "--listen", f"127.0.0.1:{port}", "--access", str(policy))
+        proc.wait_for_line("listening on", timeout=30)
+        return proc
+
+    def signed(key_id: str, path: str = "/live/cam2/index.m3u8") -> str:
+        token = sign(key=keys[key_id], key_id=key_id, scope="channel:cam2", expires=int(time.time()) + 600)
+        return f"{base}/t/{token}{path}"
+
+    publisher = ffmpeg_publish(f"rtmp://127.0.0.1:{pipeline['rtmp']}/live/cam2/key-for-cam2", seconds=60, size="320x240")
+    running = endpoint("old")
+    playwright_sync, executable = _chromium()
+    try:
+        wait_until(lambda: fetch_status(signed("old")) == 200 and len(media_playlist(signed("old", f"/live/cam2/{multivariant(signed('old'))[0][0].uri.split('/')[-2]}/index.m3u8")).segments) >= 3,
+                   timeout=40, interval=0.5, what="cam2 live through a signed URL")
+        assert fetch_status(f"{base}/live/cam2/index.m3u8") == 401
+        requests: list[str] = []
+        with playwright_sync.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"])
+            try:
+                page = browser.new_page()
+                page.on("request", lambda request: requests.append(request.url))
+                page.set_content(PLAYER_PAGE.format(base=base, url=signed("old")))
+                page.wait_for_function("() => document.getElementById('video').currentTime > 0.5", timeout=45_000)
+                # The roll: the endpoint comes back with both keys; the player's token still works.
+                running.stop()
+                running = endpoint("old", "new")
+                start = page.evaluate("() => document.getElementById('video').currentTime")
+                page.wait_for_function(f"() => document.getElementById('video').currentTime > {start + 6}", timeout=40_000)
+                assert page.evaluate("() => window.fatal") == []
+            finally:
+                browser.close()
+        media = [url for url in requests if url.startswith(base) and "/static/" not in url]
+        assert any(url.endswith(".m4s") for url in media) and any(url.endswith("init.mp4") for url in media)
+        assert all(url.startswith(f"{base}/t/") for url in media), "every request the player made carried the token"
+        assert fetch_status(signed("new")) == 200
+        running.stop()
+        running = endpoint("new")
+        assert fetch_status(signed("old")) == 403 and fetch_status(signed("new")) == 200, "the retired key's tokens are refused"
+    finally:
+        running.stop()
+        publisher.stop()

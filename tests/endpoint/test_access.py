@@ -128,6 +128,13 @@ async def test_relative_child_urls_carry_the_token(serve):
     assert not child.startswith(("/", "http")), "relative: resolves under /t/<token>/"
     media = await (await client.get(f"/t/{tok}/live/news/{child}")).text()
     assert '#EXT-X-MAP:URI="init.mp4"' in media and "12.m4s" in media
+    # The preview page's player and links keep the token, its redirect too.
+    page = await (await client.get(f"/t/{tok}/preview/news/")).text()
+    assert f"/t/{tok}/live/news/index.m3u8" in page and f"/t/{tok}/live/news/manifest.mpd" in page
+    redirect = await client.get(f"/t/{tok}/preview/news", allow_redirects=False)
+    assert redirect.status == 301 and redirect.headers["Location"] == "news/"
+    status = await (await client.get(f"/t/{tok}/status/news.json")).json()
+    assert status["urls"]["hls"].endswith(f"/t/{tok}/live/news/index.m3u8")
 
 
 def peer_policy(**kwargs) -> AccessPolicy:
@@ -181,3 +188,26 @@ async def test_origin_authentication(serve):
         assert (await client.get("/live/news/index.m3u8", headers=headers)).status == 403, headers
     assert denied("origin_auth") == before + 4
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_cross_site_policy_files_and_cors_follow_the_origins(serve):
+    import xml.etree.ElementTree as ET
+
+    listed = await serve(AccessPolicy(cross_site_origins=("https://player.example.com", "http://old.example.com:8080"), signing_keys=KEYS))
+    flash = ET.fromstring(await (await listed.get("/crossdomain.xml")).text())
+    assert [(e.get("domain"), e.get("secure")) for e in flash.iter("allow-access-from")] == [("player.example.com", "true"), ("old.example.com", "false")]
+    silverlight = ET.fromstring(await (await listed.get("/clientaccesspolicy.xml")).text())
+    assert [d.get("uri") for d in silverlight.iter("domain")] == ["https://player.example.com", "http://old.example.com:8080"]
+    tok = token("channel:news")
+    allowed = await listed.get(f"/t/{tok}/live/news/index.m3u8", headers={"Origin": "https://player.example.com"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://player.example.com" and "Origin" in allowed.headers["Vary"]
+    other = await listed.get(f"/t/{tok}/live/news/index.m3u8", headers={"Origin": "https://evil.example.com"})
+    assert other.status == 200 and "Access-Control-Allow-Origin" not in other.headers
+    refused = await listed.get("/live/news/index.m3u8", headers={"Origin": "https://player.example.com"})
+    assert refused.status == 401 and refused.headers["Access-Control-Allow-Origin"] == "https://player.example.com", "a player can read why"
+    preflight = await listed.options("/live/news/index.m3u8", headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"})
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+    everyone = await serve(AccessPolicy())
+    assert (await everyone.get("/live/news/index.m3u8", headers={"Origin": "https://any.example"})).headers["Access-Control-Allow-Origin"] == "*"
+    flash = ET.fromstring(await (await everyone.get("/crossdomain.xml")).text())
+    assert [e.get("domain") for e in flash.iter("allow-access-from")] == ["*"]

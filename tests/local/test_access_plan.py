@@ -124,3 +124,15 @@ def test_sign_refuses_clearly(tmp_path, capsys):
                                         ("/evening/show.ism/manifest(format=mpd-time-cmaf)", "program:evening")])
 def test_the_default_scope_is_the_urls_channel_or_program(path, scope):
     assert scope_of_path(path) == scope
+
+
+def test_the_shipped_protected_example_plans_and_signs(tmp_path, capsys):
+    example = Path(__file__).resolve().parents[2] / "examples" / "protected.yaml"
+    plan_for(example.read_text(), tmp_path)
+    write_run_files(plan_for(example.read_text(), tmp_path), tmp_path)
+    assert sign_main(["-f", str(example), "http://127.0.0.1:8080/live/demo/index.m3u8"]) == 0
+    token = capsys.readouterr().out.split("/")[4]
+    policy = load_policy(tmp_path / "access.json")
+    assert decide(policy, path="/live/demo/index.m3u8", token=token, peer="203.0.113.5", headers={}, now=time.time()) is None
+    assert decide(policy, path="/preview/demo/", token=token, peer="203.0.113.5", headers={}, now=time.time()).reason == "preview_ip_not_allowed"
+    assert decide(policy, path="/preview/demo/", token=token, peer="::1", headers={}, now=time.time()) is None

@@ -61,7 +61,8 @@
   }
 
   function refresh() {
-    fetch("/status/" + encodeURIComponent(document.body.dataset.channel) + ".json", { cache: "no-store" })
+    // Relative: under a signed URL (/t/<token>/preview/<channel>/) the token comes along.
+    fetch("../../status/" + encodeURIComponent(document.body.dataset.channel) + ".json", { cache: "no-store" })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (status) {
         if (!status) return;

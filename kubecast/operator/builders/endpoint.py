@@ -3,9 +3,12 @@ HorizontalPodAutoscaler when it scales, and an Ingress when it has host names.""
 
 from __future__ import annotations
 
-from kubecast.api import StreamingEndpoint
+from collections.abc import Iterable
+
+from kubecast.api import Channel, StreamingEndpoint
 
 from ..settings import OperatorSettings
+from .access import EndpointAccess, endpoint_access
 from .labels import labels, object_meta, owner_reference
 from .pods import HTTP_PORT, store_env
 
@@ -18,11 +21,12 @@ def endpoint_selector(name: str) -> dict[str, str]:
     return {"kubecast.io/endpoint": name, "app.kubernetes.io/component": "endpoint"}
 
 
-def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: dict, settings: OperatorSettings) -> dict:
+def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: dict, settings: OperatorSettings, access: EndpointAccess | None = None) -> dict:
     name = endpoint.name
     spec = endpoint.spec
     env, env_from = store_env(settings, namespace)
-    args = ["endpoint", "--store", "$(KUBECAST_STORE_URL)", "--listen", f"0.0.0.0:{HTTP_PORT}"]
+    access = access or EndpointAccess()
+    args = ["endpoint", "--store", "$(KUBECAST_STORE_URL)", "--listen", f"0.0.0.0:{HTTP_PORT}", *access.args]
     if spec.content_protection is not None:
         args += spec.content_protection.endpoint_arguments()
         env = env + [{"name": variable, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
@@ -31,7 +35,7 @@ def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: d
         "selector": {"matchLabels": endpoint_selector(name)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {
-            "metadata": {"labels": endpoint_labels(name)},
+            "metadata": {"labels": endpoint_labels(name), **({"annotations": access.annotations} if access.annotations else {})},
             "spec": {
                 "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
                 "containers": [{
@@ -43,7 +47,9 @@ def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: d
                     "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
                     "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
                     "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+                    **({"volumeMounts": access.mounts} if access.mounts else {}),
                 }],
+                **({"volumes": access.volumes} if access.volumes else {}),
             },
         },
     }
@@ -88,10 +94,14 @@ def endpoint_ingress(endpoint: StreamingEndpoint, *, namespace: str, owner: dict
     }
 
 
-def build_endpoint_children(endpoint: StreamingEndpoint, *, uid: str, namespace: str, settings: OperatorSettings) -> list[dict]:
+def build_endpoint_children(endpoint: StreamingEndpoint, *, uid: str, namespace: str, settings: OperatorSettings,
+                            channels: Iterable[Channel] = ()) -> list[dict]:
+    """``channels``: the namespace's Channels, whose preview allow-lists the endpoint enforces."""
     owner = owner_reference(endpoint, uid)
+    access = endpoint_access(endpoint, channels, namespace=namespace, owner=owner, labels=endpoint_labels(endpoint.name))
     children = [
-        endpoint_deployment(endpoint, namespace=namespace, owner=owner, settings=settings),
+        *([access.config_map] if access.config_map else []),
+        endpoint_deployment(endpoint, namespace=namespace, owner=owner, settings=settings, access=access),
         endpoint_service(endpoint, namespace=namespace, owner=owner),
         endpoint_disruption_budget(endpoint, namespace=namespace, owner=owner),
     ]

@@ -4,7 +4,10 @@ NetworkPolicy that lets only the channel's own encoder pods reach it."""
 
 from __future__ import annotations
 
+import ipaddress
+
 from kubecast.api import Channel
+from kubecast.api.channel import ServiceType
 
 from .encoder import encoder_labels, encoder_pair, encoder_selector, pair_labels
 from .labels import labels, object_meta
@@ -24,12 +27,21 @@ def contribution_service(channel: Channel, *, instance: str, namespace: str, own
 def ingest_service(channel: Channel, *, instance: str, namespace: str, owner: dict) -> dict:
     name = channel.name
     ports = ingest_ports(channel)
+    ingest = channel.spec.ingest
+    spec = {"type": ingest.service_type.value, "selector": encoder_selector(name, instance),
+            # TCP and UDP in one LoadBalancer Service: Kubernetes >= 1.26 (MixedProtocolLBService).
+            "ports": [{"name": port_name, "port": number, "targetPort": port_name, "protocol": protocol} for port_name, number, protocol in ports]}
+    if ingest.allowed_ips and ingest.service_type is not ServiceType.CLUSTER_IP:
+        # The ingest checks the publisher's address: no hop through another node, whose SNAT
+        # would put that node's address in its place (docs/kubernetes.md).
+        spec["externalTrafficPolicy"] = "Local"
+        if ingest.service_type is ServiceType.LOAD_BALANCER:
+            # The cloud's firewall drops other sources before they reach a node.
+            spec["loadBalancerSourceRanges"] = [str(ipaddress.ip_network(cidr, strict=False)) for cidr in ingest.allowed_ips]
     return {
         "apiVersion": "v1", "kind": "Service",
         "metadata": object_meta(f"{name}-ingest-{instance.lower()}", namespace, owner, labels(instance=name, component="ingest", extra={"kubecast.io/channel": name, "kubecast.io/encoder": instance})),
-        "spec": {"type": channel.spec.ingest.service_type.value, "selector": encoder_selector(name, instance),
-                 # TCP and UDP in one LoadBalancer Service: Kubernetes >= 1.26 (MixedProtocolLBService).
-                 "ports": [{"name": port_name, "port": number, "targetPort": port_name, "protocol": protocol} for port_name, number, protocol in ports]},
+        "spec": spec,
     }
 
 

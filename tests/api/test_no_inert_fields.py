@@ -1,0 +1,162 @@
+"""No field that does nothing: every spec field of every resource, set to something other than
+its default, changes what is built from the resource (the operator's child objects, the local
+plan's processes and their config files, a Program's record and status).
+
+The channel document the encoder and packager read (``channel.yaml`` in a ConfigMap, the
+manifests locally) carries every Channel field, so it is left out of the comparison: a field
+read from there proves nothing by being there.  The fields only those components read are named
+in READ_BY_THE_MEDIA_COMPONENTS with the tests that show what they do.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import typing
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from kubecast.api import Channel, Program, StreamingEndpoint, load_text
+from kubecast.api.common import SecretKeyRef
+from kubecast.local.plan import Ports, build_plan, metrics_names
+from kubecast.operator.builders import build_channel_children, build_endpoint_children
+from kubecast.operator.settings import OperatorSettings
+from kubecast.operator.status import aggregate_program
+from kubecast.storage import ProgramRecord
+
+# Read from the channel document by the encoder and the packager; what each does is shown by
+# their own tests (named here), not by anything the operator or the local plan builds.
+READ_BY_THE_MEDIA_COMPONENTS = {
+    "Channel.encoding.preset": "tests/encoder (the ladder encoded; None passes through)",
+    "Channel.encoding.renditions": "tests/encoder (a Custom ladder)",
+    "Channel.encoding.x264Preset": "tests/encoder (the libx264 preset)",
+    "Channel.encoding.audioBitrate": "tests/encoder (the AAC bitrate)",
+    "Channel.segmentDuration": "tests/encoder, tests/packager (segment length)",
+    "Channel.liveWindow": "tests/packager (the live playlist's window)",
+}
+# Informational by design: none.  (A field here would say so in its description.)
+INFORMATIONAL: dict[str, str] = {}
+
+KEY = {"name": "some-secret", "key": "value"}
+# Field path -> (spec patch of the baseline, spec patch with the field set to a non-default value).
+VARIANTS: dict[str, tuple[dict, dict]] = {
+    "Channel.ingest.protocols": ({}, {"ingest": {"protocols": ["RTMP", "SRT"]}}),
+    "Channel.ingest.streamKeySecretRef": ({}, {"ingest": {"streamKeySecretRef": KEY}}),
+    "Channel.ingest.srt.passphraseSecretRef": ({"ingest": {"protocols": ["SRT"]}}, {"ingest": {"protocols": ["SRT"], "srt": {"passphraseSecretRef": KEY}}}),
+    "Channel.ingest.srt.latencyMs": ({"ingest": {"protocols": ["SRT"]}}, {"ingest": {"protocols": ["SRT"], "srt": {"latencyMs": 800}}}),
+    "Channel.ingest.udp.multicastGroup": ({"ingest": {"protocols": ["UDP"]}}, {"ingest": {"protocols": ["UDP"], "udp": {"multicastGroup": "239.1.1.1"}}}),
+    "Channel.ingest.allowedIps": ({}, {"ingest": {"allowedIps": ["192.0.2.0/24"]}}),
+    "Channel.ingest.redundancy": ({}, {"ingest": {"redundancy": "Relay"}}),
+    "Channel.ingest.serviceType": ({}, {"ingest": {"serviceType": "NodePort"}}),
+    "Channel.preview.allowedIps": ({}, {"preview": {"allowedIps": ["10.0.0.0/8"]}}),
+    "StreamingEndpoint.replicas": ({}, {"replicas": 5}),
+    "StreamingEndpoint.scaling.minReplicas": ({"scaling": {}}, {"scaling": {"minReplicas": 3}}),
+    "StreamingEndpoint.scaling.maxReplicas": ({"scaling": {}}, {"scaling": {"maxReplicas": 20}}),
+    "StreamingEndpoint.scaling.targetCpuUtilization": ({"scaling": {}}, {"scaling": {"targetCpuUtilization": 50}}),
+    "StreamingEndpoint.cdn.originAuthentication.headerName": (
+        {"cdn": {"originAuthentication": {"secretRef": KEY}}}, {"cdn": {"originAuthentication": {"secretRef": KEY, "headerName": "X-Cdn"}}}),
+    "StreamingEndpoint.cdn.originAuthentication.secretRef": (
+        {"cdn": {"originAuthentication": {"secretRef": KEY}}}, {"cdn": {"originAuthentication": {"secretRef": {"name": "other", "key": "value"}}}}),
+    "StreamingEndpoint.accessControl.allowedIps": ({}, {"accessControl": {"allowedIps": ["2001:db8::/32"]}}),
+    "StreamingEndpoint.accessControl.trustedProxies": ({}, {"accessControl": {"trustedProxies": ["10.0.0.0/8"]}}),
+    "StreamingEndpoint.accessControl.signingKeys": ({}, {"accessControl": {"signingKeys": [{"id": "k1", "secretRef": KEY}]}}),
+    "StreamingEndpoint.crossSiteOrigins": ({}, {"crossSiteOrigins": ["https://player.example.com"]}),
+    "StreamingEndpoint.hostNames": ({}, {"hostNames": ["tv.example.com"]}),
+    "Program.channelName": ({}, {"channelName": "sport"}),
+    "Program.archiveWindow": ({}, {"archiveWindow": "PT2H"}),
+    "Program.manifestName": ({}, {"manifestName": "show"}),
+    "Program.locator": ({}, {"locator": "evening"}),
+    "Program.state": ({}, {"state": "Stopped"}),
+}
+# Models below these are values, not groups of fields.
+VALUES = (SecretKeyRef,)
+
+
+def _model_in(annotation) -> type[BaseModel] | None:
+    """The model a field holds (itself or optional), None for a value (lists included)."""
+    if typing.get_origin(annotation) in (list, dict):
+        return None
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel) and not issubclass(candidate, VALUES):
+            return candidate
+    return None
+
+
+def spec_fields(model: type[BaseModel], prefix: str) -> list[str]:
+    fields = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}.{info.alias or name}"
+        inner = _model_in(info.annotation)
+        fields += spec_fields(inner, path) if inner else [path]
+    return fields
+
+
+RESOURCES = {"Channel": Channel, "StreamingEndpoint": StreamingEndpoint, "Program": Program}
+
+
+def every_field() -> list[str]:
+    return [path for kind, model in RESOURCES.items() for path in spec_fields(model.model_fields["spec"].annotation, kind)]
+
+
+def test_every_field_has_a_variant_or_a_reason():
+    assert sorted(every_field()) == sorted([*VARIANTS, *READ_BY_THE_MEDIA_COMPONENTS, *INFORMATIONAL])
+
+
+def _merge(base: dict, patch: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+SETTINGS = OperatorSettings(store_url="s3://bucket/kubecast", encoder_image="encoder:1", packager_image="packager:1")
+SECRETS = "".join(f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\nstringData: {{value: x}}\n" for name in ("some-secret", "other"))
+
+
+def _without_channel_document(children: list[dict]) -> list[dict]:
+    out = copy.deepcopy(children)
+    for child in out:
+        (child.get("data") or {}).pop("channel.yaml", None)
+        annotations = ((child.get("spec") or {}).get("template") or {}).get("metadata", {}).get("annotations") or {}
+        annotations.pop("kubecast.io/spec-hash", None)
+    return out
+
+
+def built(kind: str, spec: dict, tmp_path: Path) -> str:
+    """Everything built from a resource of ``kind`` with ``spec`` (and a default Channel
+    ``news`` and StreamingEndpoint ``default`` beside it), as one comparable text."""
+    channel_spec = spec if kind == "Channel" else {}
+    endpoint_spec = spec if kind == "StreamingEndpoint" else {}
+    channel = Channel.model_validate({"metadata": {"name": "news"}, "spec": channel_spec})
+    endpoint = StreamingEndpoint.model_validate({"metadata": {"name": "default"}, "spec": endpoint_spec})
+    parts: dict = {
+        "channel children": _without_channel_document(build_channel_children(channel, uid="u1", namespace="media", settings=SETTINGS)),
+        "endpoint children": build_endpoint_children(endpoint, uid="u2", namespace="media", settings=SETTINGS, channels=[channel]),
+    }
+    if kind == "Program":
+        program = Program.model_validate({"metadata": {"name": "show"}, "spec": {"channelName": "news", **spec}})
+        now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        parts["program status"] = aggregate_program(program, generation=1, channel=channel, endpoints=[endpoint], namespace="media", previous=None, now=now)
+        parts["program record"] = ProgramRecord.of(program).to_json().decode()
+    text = "".join(f"---\n{doc}\n" for doc in (
+        json.dumps({"apiVersion": "kubecast.io/v1alpha1", "kind": "Channel", "metadata": {"name": "news"}, "spec": channel_spec}),
+        json.dumps({"apiVersion": "kubecast.io/v1alpha1", "kind": "StreamingEndpoint", "metadata": {"name": "default"}, "spec": endpoint_spec}),
+    )) + SECRETS
+    manifests = load_text(text)
+    ports = Ports(rtmp=1935, http=8080, rtmp_secondary=1936, contribution={("news", "A"): 7001, ("news", "B"): 7002},
+                  metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))},
+                  ingest_http={"A": 8081, "B": 8082}, srt={"A": 9000, "B": 9001}, udp={("news", "A"): 5000, ("news", "B"): 5001})
+    plan = build_plan(manifests=manifests, manifest_paths=["/m.yaml"], store_url="/store", run_dir=tmp_path, host="127.0.0.1", ports=ports)
+    parts["local plan"] = {"argv": [p.argv for p in plan.processes], "ingest": plan.ingest_config, "access": plan.access_config,
+                           "files": sorted(plan.key_files)}
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+@pytest.mark.parametrize("field", sorted(VARIANTS))
+def test_setting_the_field_changes_what_is_built(field, tmp_path):
+    kind = field.split(".")[0]
+    base, changed = VARIANTS[field]
+    assert built(kind, base, tmp_path) != built(kind, _merge(base, changed), tmp_path), f"{field} changes nothing that is built"
