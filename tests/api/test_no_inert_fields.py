@@ -65,6 +65,16 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "StreamingEndpoint.accessControl.signingKeys": ({}, {"accessControl": {"signingKeys": [{"id": "k1", "secretRef": KEY}]}}),
     "StreamingEndpoint.crossSiteOrigins": ({}, {"crossSiteOrigins": ["https://player.example.com"]}),
     "StreamingEndpoint.hostNames": ({}, {"hostNames": ["tv.example.com"]}),
+    "StreamingEndpoint.contentProtection.masterKeySecretRef": ({}, {"contentProtection": {"masterKeySecretRef": KEY}}),
+    "StreamingEndpoint.contentProtection.keyRotationSegments": (
+        {"contentProtection": {"masterKeySecretRef": KEY}}, {"contentProtection": {"keyRotationSegments": 10}}),
+    "StreamingEndpoint.contentProtection.cencScheme": ({"contentProtection": {"masterKeySecretRef": KEY}}, {"contentProtection": {"cencScheme": "cbcs"}}),
+    "StreamingEndpoint.contentProtection.keyDelivery.jwtSecretRef": (
+        {"contentProtection": {"masterKeySecretRef": KEY}}, {"contentProtection": {"keyDelivery": {"jwtSecretRef": KEY}}}),
+    "StreamingEndpoint.contentProtection.keyDelivery.issuer": (
+        {"contentProtection": {"masterKeySecretRef": KEY, "keyDelivery": {"jwtSecretRef": KEY}}}, {"contentProtection": {"keyDelivery": {"issuer": "me"}}}),
+    "StreamingEndpoint.contentProtection.keyDelivery.audience": (
+        {"contentProtection": {"masterKeySecretRef": KEY, "keyDelivery": {"jwtSecretRef": KEY}}}, {"contentProtection": {"keyDelivery": {"audience": "tv"}}}),
     "Program.channelName": ({}, {"channelName": "sport"}),
     "Program.archiveWindow": ({}, {"archiveWindow": "PT2H"}),
     "Program.manifestName": ({}, {"manifestName": "show"}),
