@@ -143,6 +143,8 @@ INVALID = [
     (endpoint("Origin"), ENDPOINT_NAMES.cel()[1]["message"]),
     (endpoint("9origin"), ENDPOINT_NAMES.cel()[2]["message"]),
     (endpoint(scaling={"minReplicas": 4, "maxReplicas": 3}), "maxReplicas must be at least minReplicas"),
+    (endpoint(accessControl={"signingKeys": [{"id": "a", "secretRef": {"name": "k", "key": "a"}}, {"id": "a", "secretRef": {"name": "k", "key": "b"}}]}),
+     "signing key ids must be unique"),
     (program("p" * 64), "a Program name may have at most 63 characters: it is a URL path element and a storage key"),
     (program("half_time"), "a Program name must be lower-case letters, digits and '-', starting and ending with a letter or digit"),
 ]
