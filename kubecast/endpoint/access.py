@@ -247,6 +247,7 @@ def refusal_response(refusal: Refusal) -> web.Response:
 
 POLICY = web.AppKey("access_policy", AccessPolicy)
 TOKEN_PREFIX = web.RequestKey("token_prefix", str)  # "/t/<token>" when the request came with one
+ROUTE = web.RequestKey("inner_route", str)  # the route a signed request reached, for the metrics
 
 
 def install(app: web.Application, policy: AccessPolicy) -> None:
@@ -276,5 +277,7 @@ async def enforce(request: web.Request, handler):
     match.add_app(request.app)
     match.freeze()
     inner._match_info = match  # what Application._handle does for a request it routes itself
+    if match.route.resource is not None:
+        request[ROUTE] = match.route.resource.canonical  # not the token's catch-all: never a token in a label
     inner[TOKEN_PREFIX] = f"/{TOKEN_ELEMENT}/{token}"
     return await match.handler(inner)

@@ -19,7 +19,7 @@ from kubecast.media.timeline import Timeline
 from kubecast.storage import InvalidKey, Store, layout
 
 from . import metrics
-from .access import POLICY, TOKEN_PREFIX, AccessPolicy, cors_headers
+from .access import POLICY, ROUTE, TOKEN_PREFIX, AccessPolicy, cors_headers
 from .keydelivery import add_key_routes
 from .live import (CHANNEL, OBJECTS, SCHEME, STORE_KEY, TIMELINES, TRACK, dash_manifest, init_segment, media_playlist, media_segment, multivariant, not_found,
                    object_response, timeline_of)
@@ -60,6 +60,7 @@ async def observe(request: web.Request, handler):
     for name, value in _cors(request).items():
         response.headers.setdefault(name, value)
     response.headers.setdefault("Access-Control-Expose-Headers", "Content-Length, Content-Range, Date, ETag")
+    route = request.get(ROUTE, route)  # a signed request's: the route under its token
     metrics.REQUESTS.labels(route, str(response.status)).inc()
     body = getattr(response, "body", None)
     if isinstance(body, (bytes, bytearray)):

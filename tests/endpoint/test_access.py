@@ -211,3 +211,36 @@ async def test_cross_site_policy_files_and_cors_follow_the_origins(serve):
     assert (await everyone.get("/live/news/index.m3u8", headers={"Origin": "https://any.example"})).headers["Access-Control-Allow-Origin"] == "*"
     flash = ET.fromstring(await (await everyone.get("/crossdomain.xml")).text())
     assert [e.get("domain") for e in flash.iter("allow-access-from")] == ["*"]
+
+
+async def test_ipv6_peers_and_ipv4_mapped_addresses(tmp_path):
+    store = Store(str(tmp_path / "store"))
+    await fill(store)
+    for ranges, status in ((["::1/128"], 200), (["2001:db8::/32", "127.0.0.0/8"], 403)):
+        app = make_app(store)
+        install(app, peer_policy(allowed=ranges))
+        async with TestClient(TestServer(app, host="::1")) as client:
+            assert (await client.get("/live/news/index.m3u8")).status == status, ranges
+    from kubecast.endpoint.access import client_address
+
+    # A dual-stack socket reports an IPv4 client as ::ffff:a.b.c.d: the IPv4 ranges still apply.
+    assert decide_ip(peer_policy(allowed=["192.0.2.0/24"]), "::ffff:192.0.2.9") is None
+    assert decide_ip(peer_policy(allowed=["192.0.2.0/24"]), "::ffff:198.51.100.1") == "ip_not_allowed"
+    assert str(client_address("::ffff:10.0.0.1", {"X-Forwarded-For": "2001:db8::7"}, networks(["10.0.0.0/8"]))) == "2001:db8::7"
+
+
+def decide_ip(policy: AccessPolicy, peer: str) -> str | None:
+    from kubecast.endpoint.access import decide
+
+    refusal = decide(policy, path="/live/news/index.m3u8", token=None, peer=peer, headers={}, now=time.time())
+    return refusal.reason if refusal else None
+
+
+async def test_signed_requests_are_counted_under_their_own_route(serve):
+    client = await serve(AccessPolicy(signing_keys=KEYS))
+    tok = token("channel:news")
+    requests = lambda: metrics.REQUESTS.labels("/live/{channel}/{track}/index.m3u8", "200")._value.get()  # noqa: E731
+    before = requests()
+    assert (await client.get(f"/t/{tok}/live/news/v720/index.m3u8")).status == 200
+    assert requests() == before + 1
+    assert tok not in (await (await client.get("/metrics")).text())
