@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import ValidationError
+
+from kubecast.api.components import IngestFile
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,6 @@ class ChannelRoute:
     protocols: frozenset[str] = frozenset({"RTMP"})  # the api's IngestProtocol values
     udp_listen: tuple[str, int] | None = None  # MPEG-TS over UDP / RTP: this channel's own port
     udp_group: str | None = None  # ... joined as a multicast group
-    srt_listen: tuple[str, int] | None = None
     srt_passphrase: str | None = None
     srt_latency_ms: int = 120
 
@@ -65,47 +67,45 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def load_config(path: str | Path) -> IngestConfig:
+    """``ingest.json`` (``kubecast.api.components.IngestFile``, as the operator and local mode
+    write it), with the key files read and the addresses parsed."""
     try:
-        raw = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
+        raw = IngestFile.model_validate_json(Path(path).read_bytes())
+    except (OSError, ValidationError) as error:
         raise ConfigError(f"{path}: {error}") from None
     channels = {}
-    for name, entry in (raw.get("channels") or {}).items():
+    for name, entry in raw.channels.items():
         key = None
-        if entry.get("streamKeyFile"):
+        if entry.stream_key_file:
             try:
-                key = Path(entry["streamKeyFile"]).read_text().strip()
+                key = Path(entry.stream_key_file).read_text().strip()
             except OSError as error:
                 raise ConfigError(f"channel {name}: stream key file: {error.strerror}") from None
             if not key:
                 raise ConfigError(f"channel {name}: the stream key file is empty")
         try:
-            allowed = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in entry.get("allowedIps") or ())
+            allowed = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in entry.allowed_ips)
         except ValueError as error:
             raise ConfigError(f"channel {name}: {error}") from None
         passphrase = None
-        if entry.get("srtPassphraseFile"):
+        if entry.srt_passphrase_file:
             try:
-                passphrase = Path(entry["srtPassphraseFile"]).read_text().strip()
+                passphrase = Path(entry.srt_passphrase_file).read_text().strip()
             except OSError as error:
                 raise ConfigError(f"channel {name}: SRT passphrase file: {error.strerror}") from None
             if not 10 <= len(passphrase) <= 79:
                 raise ConfigError(f"channel {name}: an SRT passphrase has 10 to 79 characters")
         channels[name] = ChannelRoute(
-            name, key, tuple(_address(a) for a in entry.get("encoders") or ()), allowed,
-            tuple(_address(a) for a in entry.get("relays") or ()),
-            protocols=frozenset(entry.get("protocols") or ["RTMP"]),
-            udp_listen=_address(entry["udpListen"]) if entry.get("udpListen") else None,
-            udp_group=entry.get("udpGroup") or None,
-            srt_listen=_address(entry["srtListen"]) if entry.get("srtListen") else None,
+            name, key, tuple(_address(a) for a in entry.encoders), allowed,
+            tuple(_address(a) for a in entry.relays),
+            protocols=frozenset(entry.protocols or ["RTMP"]),
+            udp_listen=_address(entry.udp_listen) if entry.udp_listen else None,
+            udp_group=entry.udp_group or None,
             srt_passphrase=passphrase,
-            srt_latency_ms=int(entry.get("srtLatencyMs", 120)),
+            srt_latency_ms=entry.srt_latency_ms,
         )
     return IngestConfig(
-        channels=channels,
-        handshake_timeout=float(raw.get("handshakeTimeout", 10)),
-        idle_timeout=float(raw.get("idleTimeout", 15)),
-        max_connections=int(raw.get("maxConnections", 256)),
+        channels=channels, handshake_timeout=raw.handshake_timeout, idle_timeout=raw.idle_timeout, max_connections=raw.max_connections,
     )
 
 

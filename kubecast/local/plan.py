@@ -17,8 +17,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubecast.api import ManifestError, Manifests, RedundancyMode
+from kubecast.api import ManifestError, Manifests
 from kubecast.api.access import access_document, secret_files
+from kubecast.api.components import IngestFile, IngestRoute, ingest_route
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Ports:
 @dataclass(frozen=True)
 class Plan:
     processes: list[ProcessSpec]
-    ingest_config: dict[str, dict]  # instance -> that ingest's ingest.json
+    ingest_config: dict[str, IngestFile]  # instance -> that ingest's ingest.json
     key_files: dict[str, str]  # path -> stream key or other secret (written 0600 by the runner)
     access_config: dict | None = None  # the endpoint's access policy; None: everything open
 
@@ -110,7 +111,7 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
         )
     ]
     instances = instances_for(redundant=ports.rtmp_secondary is not None)
-    ingest_channels: dict[str, dict[str, dict]] = {instance: {} for instance in instances}
+    ingest_channels: dict[str, dict[str, IngestRoute]] = {instance: {} for instance in instances}
     for name, channel in manifests.channels.items():
         addresses = {}
         for instance in instances:
@@ -140,24 +141,17 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
             )
         )
         ingest = channel.spec.ingest
-        key_file = passphrase_file = None
+        key_file, passphrase_file = str(run_dir / f"{name}.streamkey"), str(run_dir / f"{name}.srtpassphrase")
         if (ref := ingest.stream_key_secret_ref) is not None:
-            key_file = str(run_dir / f"{name}.streamkey")
             key_files[key_file] = manifests.secret_value(ref.name, ref.key)
         if (ref := ingest.srt.passphrase_secret_ref) is not None:
-            passphrase_file = str(run_dir / f"{name}.srtpassphrase")
             key_files[passphrase_file] = manifests.secret_value(ref.name, ref.key)
-        relay = ingest.redundancy == RedundancyMode.RELAY
         for instance in instances:
-            others = [addresses[other] for other in instances if other != instance]
             udp_port = ports.udp.get((name, instance))
-            ingest_channels[instance][name] = {
-                "streamKeyFile": key_file, "encoders": [addresses[instance]], "relays": others if relay else [],
-                "allowedIps": list(ingest.allowed_ips), "protocols": [protocol.value for protocol in ingest.protocols],
-                "udpListen": f"{host}:{udp_port}" if udp_port else None, "udpGroup": ingest.udp.multicast_group,
-                "srtPassphraseFile": passphrase_file, "srtLatencyMs": ingest.srt.latency_ms,
-            }
-    ingest_config = {instance: {"channels": routes, "handshakeTimeout": 10, "idleTimeout": 15} for instance, routes in ingest_channels.items()}
+            ingest_channels[instance][name] = ingest_route(
+                channel, encoder=addresses[instance], others=[addresses[other] for other in instances if other != instance],
+                udp_listen=f"{host}:{udp_port}" if udp_port else None, stream_key_file=key_file, srt_passphrase_file=passphrase_file)
+    ingest_config = {instance: IngestFile(channels=routes) for instance, routes in ingest_channels.items()}
     for instance in instances:
         name = INGESTS[instance]
         port = ports.rtmp if instance == "A" else ports.rtmp_secondary
@@ -193,7 +187,7 @@ def write_run_files(plan: Plan, run_dir: Path) -> None:
         file.chmod(0o600)
         file.write_text(key)
     for instance, config in plan.ingest_config.items():
-        ingest_config_path(run_dir, instance).write_text(json.dumps(config, indent=2))
+        ingest_config_path(run_dir, instance).write_text(config.to_json())
     if plan.access_config is not None:
         access_path(run_dir).write_text(json.dumps(plan.access_config, indent=2))
 

@@ -1,8 +1,8 @@
-import json
 import stat
 from pathlib import Path
 
 from kubecast.api import load_text
+from kubecast.ingest.config import load_config
 from kubecast.local.plan import Ports, build_plan, metrics_names, write_run_files
 
 MANIFESTS = """
@@ -48,21 +48,23 @@ def test_one_endpoint_and_ingest_and_per_channel_encoder_and_packager(tmp_path):
 
 def test_ingest_routes_channels_to_their_encoders(tmp_path):
     plan = make_plan(tmp_path)
-    primary, secondary = plan.ingest_config["A"]["channels"], plan.ingest_config["B"]["channels"]
-    assert primary["news"]["encoders"] == ["127.0.0.1:7001"] and secondary["news"]["encoders"] == ["127.0.0.1:7003"]
-    assert primary["news"]["relays"] == [] and secondary["news"]["relays"] == []  # dual push: each path feeds its own encoder
-    assert primary["open"]["relays"] == ["127.0.0.1:7004"] and secondary["open"]["relays"] == ["127.0.0.1:7002"]  # relay
-    assert primary["news"]["allowedIps"] == ["192.0.2.0/24"]
-    assert primary["open"]["streamKeyFile"] is None
+    primary, secondary = plan.ingest_config["A"].channels, plan.ingest_config["B"].channels
+    assert primary["news"].encoders == ["127.0.0.1:7001"] and secondary["news"].encoders == ["127.0.0.1:7003"]
+    assert primary["news"].relays == [] and secondary["news"].relays == []  # dual push: each path feeds its own encoder
+    assert primary["open"].relays == ["127.0.0.1:7004"] and secondary["open"].relays == ["127.0.0.1:7002"]  # relay
+    assert primary["news"].allowed_ips == ["192.0.2.0/24"]
+    assert primary["open"].stream_key_file is None
 
 
 def test_stream_keys_go_to_private_files_never_argv(tmp_path):
     plan = make_plan(tmp_path)
     assert all("the-key" not in " ".join(p.argv) for p in plan.processes)
-    assert "the-key" not in json.dumps(plan.ingest_config)
+    assert all("the-key" not in config.to_json() for config in plan.ingest_config.values())
     write_run_files(plan, tmp_path)
-    key_file = Path(plan.ingest_config["A"]["channels"]["news"]["streamKeyFile"])
+    key_file = Path(plan.ingest_config["A"].channels["news"].stream_key_file)
     assert key_file.read_text() == "the-key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert json.loads((tmp_path / "ingest-a.json").read_text()) == plan.ingest_config["A"]
-    assert json.loads((tmp_path / "ingest-b.json").read_text()) == plan.ingest_config["B"]
+    for instance in ("A", "B"):
+        config = load_config(tmp_path / f"ingest-{instance.lower()}.json")  # what the ingest process reads
+        assert config.channels["news"].key == "the-key" and config.channels["news"].encoders == (("127.0.0.1", 7001 if instance == "A" else 7003),)
+        assert config.channels["open"].key is None and config.channels["open"].relays

@@ -8,12 +8,11 @@ takes only one) and the budget lets a drain take only one.
 
 from __future__ import annotations
 
-import json
-
 import yaml
 
 from kubecast.api import API_VERSION, Channel, RedundancyMode
 from kubecast.api.common import SecretKeyRef
+from kubecast.api.components import IngestFile, ingest_route
 
 from ..settings import OperatorSettings
 from .labels import labels, object_meta
@@ -65,26 +64,14 @@ def config_map_name(name: str, instance: str) -> str:
 
 def encoder_config_map(channel: Channel, *, instance: str, namespace: str, owner: dict, document: str) -> dict:
     name = channel.name
-    key_ref = channel.spec.ingest.stream_key_secret_ref
     # Relay: each ingest also forwards to the other encoder, through that encoder's ClusterIP
     # contribution Service; only the channel's own encoder pods may reach that port.
-    relay = channel.spec.ingest.redundancy == RedundancyMode.RELAY
     others = [f"{name}-contribution-{other.lower()}.{namespace}.svc:{CONTRIBUTION_PORT}" for other in INSTANCES if other != instance]
-    ingest = channel.spec.ingest
-    ports = ingest_ports(channel)
-    ingest_config = {
-        "channels": {name: {"streamKeyFile": f"{KEY_DIR}/stream-key" if key_ref else None,
-                            "encoders": [f"127.0.0.1:{CONTRIBUTION_PORT}"], "relays": others if relay else [],
-                            "allowedIps": list(ingest.allowed_ips), "protocols": [p.value for p in ingest.protocols],
-                            "udpListen": f"0.0.0.0:{MPEGTS_PORT}" if any(p[0] == "mpegts" for p in ports) else None,
-                            "udpGroup": ingest.udp.multicast_group,
-                            "srtPassphraseFile": f"{KEY_DIR}/srt-passphrase" if ingest.srt.passphrase_secret_ref else None,
-                            "srtLatencyMs": ingest.srt.latency_ms}},
-        "handshakeTimeout": 10, "idleTimeout": 15,
-    }
+    route = ingest_route(channel, encoder=f"127.0.0.1:{CONTRIBUTION_PORT}", others=others, udp_listen=f"0.0.0.0:{MPEGTS_PORT}",
+                         stream_key_file=f"{KEY_DIR}/stream-key", srt_passphrase_file=f"{KEY_DIR}/srt-passphrase")
     return {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": object_meta(config_map_name(name, instance), namespace, owner, encoder_labels(name, instance)),
-        "data": {"channel.yaml": document, "ingest.json": json.dumps(ingest_config, indent=2)},
+        "data": {"channel.yaml": document, "ingest.json": IngestFile(channels={name: route}).to_json()},
     }
 
 

@@ -1,0 +1,60 @@
+"""What a data-plane component is configured with, built from the resources in one place.
+
+The ingest's routing file (``ingest.json``) is written by the operator (into each encoder
+pod's ConfigMap) and by local mode (into the run directory); both build it with
+``ingest_route``, and the ingest reads it back with the same model, so the three cannot drift
+apart.  Where the files and ports are differs between a pod and a laptop; the caller says so.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .channel import Channel, RedundancyMode
+from .common import WireModel
+
+DATAGRAM_PROTOCOLS = frozenset({"UDP", "RTP"})
+
+
+class IngestRoute(WireModel):
+    """One channel as an ingest routes it."""
+
+    stream_key_file: str | None = None  # None: no key (the publish path must name the channel)
+    encoders: list[str] = Field(default_factory=list)  # HOST:PORT of the encoder(s) this ingest feeds
+    relays: list[str] = Field(default_factory=list)  # relay mode: the other encoder(s), fed the same contribution
+    allowed_ips: list[str] = Field(default_factory=list)
+    protocols: list[str] = Field(default_factory=lambda: ["RTMP"])  # IngestProtocol values
+    udp_listen: str | None = None  # MPEG-TS over UDP / RTP: this channel's own HOST:PORT
+    udp_group: str | None = None  # ... joined as a multicast group
+    srt_passphrase_file: str | None = None
+    srt_latency_ms: int = 120
+
+
+class IngestFile(WireModel):
+    """``ingest.json``: every channel one ingest takes, and its connection limits."""
+
+    channels: dict[str, IngestRoute] = Field(default_factory=dict)
+    handshake_timeout: float = 10
+    idle_timeout: float = 15
+    max_connections: int = 256
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
+
+
+def ingest_route(channel: Channel, *, encoder: str, others: list[str], udp_listen: str | None, stream_key_file: str,
+                 srt_passphrase_file: str) -> IngestRoute:
+    """The route of ``channel`` for the ingest that feeds ``encoder``.  ``others``: the channel's
+    other encoders (fed too in relay mode); ``udp_listen``: where this ingest takes MPEG-TS
+    datagrams, used if the channel accepts UDP or RTP; the two files: where the stream key and
+    the SRT passphrase are put, used if the channel has them."""
+    ingest = channel.spec.ingest
+    protocols = [protocol.value for protocol in ingest.protocols]
+    return IngestRoute(
+        stream_key_file=stream_key_file if ingest.stream_key_secret_ref is not None else None,
+        encoders=[encoder], relays=list(others) if ingest.redundancy == RedundancyMode.RELAY else [],
+        allowed_ips=list(ingest.allowed_ips), protocols=protocols,
+        udp_listen=udp_listen if DATAGRAM_PROTOCOLS & set(protocols) else None, udp_group=ingest.udp.multicast_group,
+        srt_passphrase_file=srt_passphrase_file if ingest.srt.passphrase_secret_ref is not None else None,
+        srt_latency_ms=ingest.srt.latency_ms,
+    )

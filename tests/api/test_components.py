@@ -1,0 +1,61 @@
+"""The ingest's routing file is built by one function for the operator and for local mode, and
+read back by the ingest with the same model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kubecast.api import load_text
+from kubecast.ingest.config import ConfigError, load_config
+from kubecast.local.plan import Ports, build_plan, metrics_names
+from kubecast.operator.builders import build_channel_children
+from kubecast.operator.settings import OperatorSettings
+
+MANIFESTS = """
+apiVersion: kubecast.io/v1alpha1
+kind: Channel
+metadata: {name: multi}
+spec:
+  ingest:
+    protocols: [RTMP, SRT, UDP]
+    redundancy: Relay
+    allowedIps: [192.0.2.0/24]
+    streamKeySecretRef: {name: keys, key: stream}
+    srt: {passphraseSecretRef: {name: keys, key: srt}, latencyMs: 300}
+    udp: {multicastGroup: 239.1.1.1}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: keys}
+stringData: {stream: the-key, srt: a-long-passphrase}
+"""
+# Where a pod and a laptop differ: addresses and the files the secrets land in.
+PLACES = {"encoders", "relays", "udpListen", "streamKeyFile", "srtPassphraseFile"}
+
+
+def test_the_operator_and_local_mode_write_the_same_route_but_for_addresses_and_files(tmp_path: Path):
+    manifests = load_text(MANIFESTS)
+    channel = manifests.channels["multi"]
+    children = build_channel_children(channel, uid="u", namespace="media", settings=OperatorSettings())
+    config_map = next(c for c in children if c["kind"] == "ConfigMap" and c["metadata"]["name"] == "multi-encoder-a")
+    in_pod = json.loads(config_map["data"]["ingest.json"])
+    ports = Ports(rtmp=1935, http=8080, rtmp_secondary=1936, contribution={("multi", "A"): 7001, ("multi", "B"): 7002},
+                  metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))}, udp={("multi", "A"): 5000, ("multi", "B"): 5001})
+    local = json.loads(build_plan(manifests=manifests, manifest_paths=[], store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
+                       .ingest_config["A"].to_json())
+    assert {k: v for k, v in in_pod.items() if k != "channels"} == {k: v for k, v in local.items() if k != "channels"}
+    pod_route, local_route = in_pod["channels"]["multi"], local["channels"]["multi"]
+    assert {k: v for k, v in pod_route.items() if k not in PLACES} == {k: v for k, v in local_route.items() if k not in PLACES}
+    assert pod_route["protocols"] == ["RTMP", "SRT", "UDP"] and pod_route["srtLatencyMs"] == 300 and pod_route["udpGroup"] == "239.1.1.1"
+    assert all(pod_route[k] and local_route[k] for k in PLACES), "every place is set on both sides for this channel"
+    assert local_route["udpListen"] == "127.0.0.1:5000" and local_route["relays"] == ["127.0.0.1:7002"]
+
+
+def test_an_ingest_file_with_an_unknown_or_mistyped_field_is_refused(tmp_path: Path):
+    for route in ({"encoders": ["127.0.0.1:7000"], "streamKey": "inline"}, {"encoders": ["127.0.0.1:7000"], "srtLatencyMs": "soon"}):
+        (tmp_path / "ingest.json").write_text(json.dumps({"channels": {"news": route}}))
+        with pytest.raises(ConfigError, match="ingest.json"):
+            load_config(tmp_path / "ingest.json")
