@@ -20,7 +20,7 @@ from .hls import audio_track, video_tracks
 
 PROFILES = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
 CLEARKEY_SCHEME = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
-NAMESPACES = 'xmlns:cenc="urn:mpeg:cenc:2013" xmlns:dashif="https://dashif.org/CPS" xmlns:clearkey="http://dashif.org/guidelines/clearKey"'
+NAMESPACES = 'xmlns:cenc="urn:mpeg:cenc:2013" xmlns:dashif="https://dashif.org/CPS"'
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,10 @@ class DashProtection:
         url = escape(self.license_url)
         return (
             f'<ContentProtection schemeIdUri="urn:mpeg:dash:mp4protection:2011" value="{self.scheme}" cenc:default_KID="{kid}"/>'
-            f'<ContentProtection schemeIdUri="{CLEARKEY_SCHEME}" value="ClearKey1.0">'
-            f'<dashif:Laurl>{url}</dashif:Laurl><clearkey:Laurl Lic_type="EME-1.0">{url}</clearkey:Laurl></ContentProtection>'
+            # default_KID here too: dash.js builds ClearKey's "keyids" init data from this element's;
+            # one Laurl only: dash.js reads a repeated element as a list and finds none
+            f'<ContentProtection schemeIdUri="{CLEARKEY_SCHEME}" value="ClearKey1.0" cenc:default_KID="{kid}">'
+            f'<dashif:Laurl>{url}</dashif:Laurl></ContentProtection>'
         )
 
 

@@ -154,7 +154,7 @@ class SampleAuxiliary:
 def _encryption_boxes(auxiliary: SampleAuxiliary, offset_of_saiz: int) -> bytes:
     """saiz, saio and senc; ``offset_of_saiz`` is where they start, counted from the moof."""
     sizes = {len(entry) for entry in auxiliary.entries}
-    if len(sizes) == 1:
+    if len(sizes) == 1 and 0 not in sizes:  # a default size of 0 means "a size per sample follows"
         saiz = full_box(b"saiz", 0, 0, struct.pack(">BI", sizes.pop(), len(auxiliary.entries)))
     else:
         saiz = full_box(b"saiz", 0, 0, struct.pack(">BI", 0, len(auxiliary.entries)), bytes(len(entry) for entry in auxiliary.entries))

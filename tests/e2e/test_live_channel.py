@@ -362,3 +362,97 @@ def test_hls_js_plays_through_a_signed_url_and_across_a_key_rotation(pipeline, t
     finally:
         running.stop()
         publisher.stop()
+
+
+PLAY_HLS = """async ({src, token}) => {
+  const video = document.createElement("video"); video.muted = true; document.body.appendChild(video);
+  const errors = [];
+  const hls = new Hls({xhrSetup: (xhr, url) => { if (url.includes("/keys/")) xhr.setRequestHeader("Authorization", "Bearer " + token); }});
+  hls.on(Hls.Events.ERROR, (_event, data) => errors.push(data.details));
+  hls.loadSource(src); hls.attachMedia(video); video.play().catch(() => {});
+  window.under_test = {video, errors};
+}"""
+PLAY_DASH = """async ({src, token}) => {
+  const video = document.createElement("video"); video.muted = true; document.body.appendChild(video);
+  const errors = [];
+  const player = dashjs.MediaPlayer().create();
+  player.updateSettings({debug: {logLevel: 0}});
+  player.setProtectionData({"org.w3.clearkey": {httpRequestHeaders: {Authorization: "Bearer " + token}}});
+  player.on(dashjs.MediaPlayer.events.ERROR, (event) => errors.push(JSON.stringify(event.error)));
+  player.initialize(video, src, true);
+  window.under_test = {video, errors};
+}"""
+
+
+def _protected_endpoint(store, scheme: str) -> tuple[Proc, str]:
+    from kubecast.api.endpoint import ContentProtection
+
+    spec = ContentProtection.model_validate({"masterKeySecretRef": {"name": "drm", "key": "master"}, "keyRotationSegments": 3, "cencScheme": scheme,
+                                             "keyDelivery": {"jwtSecretRef": {"name": "drm", "key": "jwt"}, "audience": "kubecast"}})
+    port = free_port()
+    endpoint = kubecast("endpoint", "--store", str(store), "--listen", f"127.0.0.1:{port}", *spec.endpoint_arguments(),
+                        env={"KUBECAST_CONTENT_MASTER_KEY": "00112233445566778899aabbccddeeff", "KUBECAST_KEY_DELIVERY_JWT_KEY": "viewers"})
+    endpoint.wait_for_line("listening on", timeout=30)
+    return endpoint, f"http://127.0.0.1:{port}"
+
+
+def test_protected_live_channel_plays_in_chromium_hls_aes128_and_dash_clearkey(pipeline):
+    """A protected endpoint over the live pipeline's store: hls.js plays AES-128 HLS (fMP4 and
+    TS) with a JWT on the key requests and reports an error with an expired one; dash.js plays
+    CENC with ClearKey (cenc, then cbcs from a second endpoint)."""
+    import time
+
+    import jwt
+
+    playwright_sync, executable = _chromium()
+    good = jwt.encode({"aud": "kubecast", "exp": int(time.time()) + 600, "kubecast.io/channel": "cam1"}, "viewers", algorithm="HS256")
+    expired = jwt.encode({"aud": "kubecast", "exp": int(time.time()) - 5}, "viewers", algorithm="HS256")
+    endpoints = [_protected_endpoint(pipeline["store"], "cenc"), _protected_endpoint(pipeline["store"], "cbcs")]
+    (_, base), (_, cbcs_base) = endpoints
+    outcomes = {}
+    try:
+        with playwright_sync.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=executable,
+                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
+            )
+            try:
+
+                def plays(script, src, token, *, seconds=3.0, timeout=40_000):
+                    # a fresh context each time: keys a page's CDM already holds must not play the next case
+                    context = browser.new_context()
+                    origin = src.split("/live/")[0]  # the page on the endpoint's origin: dash.js sends credentials with an Authorization header
+                    try:
+                        page = context.new_page()
+                        page.goto(f"{origin}/healthz", timeout=30_000)  # an http://127.0.0.1 origin: a secure context, as EME needs
+                        page.add_script_tag(url=f"{origin}/static/vendor/hls.min.js" if script is PLAY_HLS else f"{origin}/static/vendor/dash.all.min.js")
+                        page.evaluate(script, {"src": src, "token": token})
+                        try:
+                            # frames shown, not currentTime: a live player seeks to the edge before it has decoded anything
+                            page.wait_for_function(f"() => window.under_test.video.getVideoPlaybackQuality().totalVideoFrames > {seconds * 30}",
+                                                   timeout=timeout)
+                            return True, page.evaluate("() => window.under_test.errors")
+                        except playwright_sync.TimeoutError:
+                            return False, page.evaluate("() => window.under_test.errors")
+                    finally:
+                        context.close()
+
+                outcomes["hls fmp4"] = plays(PLAY_HLS, f"{base}/live/cam1/index.m3u8", good)
+                outcomes["hls ts"] = plays(PLAY_HLS, f"{base}/live/cam1/ts/index.m3u8", good)
+                outcomes["hls expired token"] = plays(PLAY_HLS, f"{base}/live/cam1/index.m3u8", expired, timeout=15_000)
+                outcomes["dash cenc"] = plays(PLAY_DASH, f"{base}/live/cam1/manifest.mpd", good)
+                outcomes["dash cenc expired token"] = plays(PLAY_DASH, f"{base}/live/cam1/manifest.mpd", expired, timeout=15_000)
+                outcomes["dash cbcs"] = plays(PLAY_DASH, f"{cbcs_base}/live/cam1/manifest.mpd", good)
+            finally:
+                browser.close()
+    finally:
+        for endpoint, _ in endpoints:
+            endpoint.stop()
+    print(outcomes)
+    for name in ("hls fmp4", "hls ts", "dash cenc", "dash cbcs"):
+        assert outcomes[name][0], (name, outcomes[name])
+    for name in ("hls expired token", "dash cenc expired token"):
+        played, errors = outcomes[name]
+        assert not played and errors, (name, outcomes[name])
+    assert "keyLoadError" in outcomes["hls expired token"][1]

@@ -151,3 +151,15 @@ def test_subsamples_leave_parameter_sets_and_slice_headers_clear():
     assert sum(s.clear + s.protected for s in cenc_map) == len(sps + slice_)
     assert cenc_map[0].clear >= 9 + 4 + 32 and all(s.protected % 16 == 0 for s in cenc_map) and cenc_map[0].protected == 160
     assert cenc.avc_subsamples(sps, length_size=4, scheme="cbcs") == [cenc.Subsample(9, 0)]
+
+
+def test_saiz_lists_sizes_when_samples_carry_no_auxiliary_bytes(tracks):
+    """cbcs audio has no IV and no subsamples per sample: saiz's default size 0 would mean "a
+    table follows", so the table (of zeros) is written; Chromium refuses the fragment otherwise."""
+    key = KeyDeriver(MASTER).for_scheme("news", "cbcs")
+    _video, audio = tracks
+    number = sorted(audio.segments)[0]
+    segment = cenc.protect_segment(audio.segments[number], scheme="cbcs", key=key.key, constant_iv=key.iv, video=False)
+    start, end = find_box(segment, [b"moof", b"traf", b"saiz"])
+    count = int.from_bytes(segment[start + 5 : start + 9], "big")
+    assert segment[start + 4] == 0 and count == len(parse_media_segment(audio.segments[number])[1]) and segment[start + 9 : end] == bytes(count)
