@@ -16,8 +16,8 @@ from kubecast.api.components import IngestFile, ingest_route
 
 from ..settings import OperatorSettings
 from .labels import labels, object_meta
-from .pods import (CONFIG_DIR, CONTRIBUTION_PORT, ENCODER_METRICS, HTTP_INGEST_PORT, INGEST_METRICS, INSTANCES, KEY_DIR, MPEGTS_PORT, RTMP_PORT, SRT_PORT,
-                   ingest_ports, store_env)
+from .pods import (CONFIG_DIR, CONTAINER_SECURITY, CONTRIBUTION_PORT, ENCODER_METRICS, HTTP_INGEST_PORT, INGEST_METRICS, INSTANCES, KEY_DIR, MPEGTS_PORT, RTMP_PORT, SRT_PORT,
+                   ingest_ports, metrics_probes, pod_spec, store_env)
 
 
 def channel_document(channel: Channel) -> str:
@@ -92,7 +92,6 @@ def encoder_deployment(channel: Channel, *, instance: str, namespace: str, owner
         volumes.append({"name": "ingest-secrets", "projected": {"sources": [
             {"secret": {"name": ref.name, "items": [{"key": ref.key, "path": path}]}} for ref, path in secrets]}})
         mounts.append({"name": "ingest-secrets", "mountPath": KEY_DIR, "readOnly": True})
-    security = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
     containers = [
         {
             "name": "ingest", "image": settings.encoder_image,
@@ -102,8 +101,9 @@ def encoder_deployment(channel: Channel, *, instance: str, namespace: str, owner
             "ports": [{"name": port_name, "containerPort": number, "protocol": protocol} for port_name, number, protocol in ports]
             + [{"name": "ingest-metrics", "containerPort": INGEST_METRICS}],
             "readinessProbe": {"tcpSocket": {"port": RTMP_PORT}, "periodSeconds": 5},
+            "livenessProbe": metrics_probes("ingest-metrics")["livenessProbe"],
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
-            "volumeMounts": mounts, "securityContext": security,
+            "volumeMounts": mounts, "securityContext": CONTAINER_SECURITY,
         },
         {
             "name": "encoder", "image": settings.encoder_image,
@@ -112,8 +112,9 @@ def encoder_deployment(channel: Channel, *, instance: str, namespace: str, owner
             "env": env, "envFrom": env_from,
             "ports": [{"name": "encoder-metrics", "containerPort": ENCODER_METRICS}]
             + ([{"name": "contribution", "containerPort": CONTRIBUTION_PORT}] if relay else []),
+            **metrics_probes("encoder-metrics"),
             "resources": encoder_resources(channel),
-            "volumeMounts": [m for m in mounts if m["name"] == "config"], "securityContext": security,
+            "volumeMounts": [m for m in mounts if m["name"] == "config"], "securityContext": CONTAINER_SECURITY,
         },
     ]
     return {
@@ -125,17 +126,18 @@ def encoder_deployment(channel: Channel, *, instance: str, namespace: str, owner
             "strategy": {"type": "Recreate"},
             "template": {
                 "metadata": {"labels": component_labels, "annotations": {"kubecast.io/spec-hash": spec_hash}},
-                "spec": {
+                "spec": pod_spec(
+                    settings,
                     # Never both encoders on one node; in different zones where the cluster has them.
-                    "affinity": {"podAntiAffinity": {
+                    affinity={"podAntiAffinity": {
                         "requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": encoder_pair(name)}, "topologyKey": "kubernetes.io/hostname"}],
                         "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {
                             "labelSelector": {"matchLabels": encoder_pair(name)}, "topologyKey": "topology.kubernetes.io/zone"}}],
                     }},
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
-                    "terminationGracePeriodSeconds": 30,
-                    "containers": containers, "volumes": volumes,
-                },
+                    securityContext={"fsGroup": 10001},
+                    terminationGracePeriodSeconds=30,
+                    containers=containers, volumes=volumes,
+                ),
             },
         },
     }

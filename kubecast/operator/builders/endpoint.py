@@ -10,7 +10,7 @@ from kubecast.api import Channel, StreamingEndpoint
 from ..settings import OperatorSettings
 from .access import EndpointAccess, endpoint_access
 from .labels import labels, object_meta, owner_reference
-from .pods import HTTP_PORT, store_env
+from .pods import CONTAINER_SECURITY, HTTP_PORT, pod_spec, store_env
 
 
 def endpoint_labels(name: str) -> dict[str, str]:
@@ -36,9 +36,9 @@ def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: d
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {
             "metadata": {"labels": endpoint_labels(name), **({"annotations": access.annotations} if access.annotations else {})},
-            "spec": {
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
-                "containers": [{
+            "spec": pod_spec(
+                settings,
+                containers=[{
                     "name": "endpoint", "image": settings.packager_image,
                     "args": args,
                     "env": env, "envFrom": env_from,
@@ -46,11 +46,11 @@ def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: d
                     "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5},
                     "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
                     "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+                    "securityContext": CONTAINER_SECURITY,
                     **({"volumeMounts": access.mounts} if access.mounts else {}),
                 }],
                 **({"volumes": access.volumes} if access.volumes else {}),
-            },
+            ),
         },
     }
     if spec.scaling is None:

@@ -8,7 +8,7 @@ from kubecast.api import Channel
 from ..settings import OperatorSettings
 from .encoder import config_map_name
 from .labels import labels, object_meta
-from .pods import CONFIG_DIR, INSTANCES, PACKAGER_METRICS, store_env
+from .pods import CONFIG_DIR, CONTAINER_SECURITY, INSTANCES, PACKAGER_METRICS, metrics_probes, pod_spec, store_env
 
 
 def packager_deployment(channel: Channel, *, namespace: str, owner: dict, settings: OperatorSettings, spec_hash: str) -> dict:
@@ -23,20 +23,21 @@ def packager_deployment(channel: Channel, *, namespace: str, owner: dict, settin
             "selector": {"matchLabels": {"kubecast.io/channel": name, "app.kubernetes.io/component": "packager"}},
             "template": {
                 "metadata": {"labels": packager_labels, "annotations": {"kubecast.io/spec-hash": spec_hash}},
-                "spec": {
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
-                    "containers": [{
+                "spec": pod_spec(
+                    settings,
+                    containers=[{
                         "name": "packager", "image": settings.packager_image,
                         "args": ["packager", "--manifests", f"{CONFIG_DIR}/channel.yaml", "--channel", name, "--store", "$(KUBECAST_STORE_URL)",
                                  "--instances", ",".join(INSTANCES), "--metrics-port", str(PACKAGER_METRICS), "--metrics-address", "0.0.0.0"],
                         "env": env, "envFrom": env_from,
                         "ports": [{"name": "metrics", "containerPort": PACKAGER_METRICS}],
+                        **metrics_probes("metrics"),
                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
                         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
-                        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+                        "securityContext": CONTAINER_SECURITY,
                     }],
-                    "volumes": [{"name": "config", "configMap": {"name": config_map_name(name, INSTANCES[0])}}],
-                },
+                    volumes=[{"name": "config", "configMap": {"name": config_map_name(name, INSTANCES[0])}}],
+                ),
             },
         },
     }

@@ -40,3 +40,25 @@ def store_env(settings: OperatorSettings, namespace: str) -> tuple[list, list]:
     env = [{"name": "KUBECAST_STORE_URL", "value": namespace_store_url(settings, namespace)}]
     env_from = [{"secretRef": {"name": settings.store_credentials_secret}}] if settings.store_credentials_secret else []
     return env, env_from
+
+
+# Pod Security "restricted" (tests/operator/test_pod_security.py checks every template against
+# the documentation's rules): non-root, the runtime's default seccomp profile, no privilege
+# escalation, every capability dropped.
+POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+
+
+def metrics_probes(port: str) -> dict:
+    """Liveness and readiness of a container whose only HTTP server is its Prometheus metrics
+    (ingest, encoder, packager): they show the process is up and serving, not that media flows
+    (the Channel's status and the alerts say that)."""
+    probe = {"httpGet": {"path": "/metrics", "port": port}}
+    return {"readinessProbe": {**probe, "periodSeconds": 10}, "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3}}
+
+
+def pod_spec(settings: OperatorSettings, **fields) -> dict:
+    """A pod template's spec: the given fields, the restricted security context, and where the
+    chart says the operator's pods may run."""
+    security = {**POD_SECURITY, **fields.pop("securityContext", {})}
+    return {**fields, "securityContext": security, **settings.scheduling.pod_fields()}
