@@ -14,7 +14,7 @@ import yaml
 
 ROOT = Path(__file__).parents[2]
 CHART = ROOT / "helm" / "kubecast"
-NOT_IN_KUBERNETES = {"ClusterKopfPeering", "PodMonitor"}  # CRD kinds the official schemas do not know
+NOT_IN_KUBERNETES = {"ClusterKopfPeering", "PodMonitor", "PrometheusRule"}  # CRD kinds the official schemas do not know
 
 
 def render(values=None) -> list[dict]:
@@ -30,6 +30,11 @@ def test_chart_lints_clean():
 @pytest.mark.parametrize("values", [None, {
     "replicaCount": 1, "watchNamespaces": ["media", "events"], "store": {"url": "gs://bucket/live", "credentialsSecret": "gcs"},
     "serviceMonitor": {"enabled": True}, "grafanaDashboard": {"enabled": True}, "argocd": {"healthChecks": True},
+    "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
+    "nodeSelector": {"pool": "system"}, "tolerations": [{"key": "system", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "arch", "operator": "In", "values": ["amd64"]}]}]}}},
+    "imagePullSecrets": ["registry"], "priorityClassName": "system-cluster-critical",
+    "workloads": {"nodeSelector": {"pool": "media"}, "tolerations": [{"key": "media", "operator": "Exists"}], "priorityClassName": "live"},
 }], ids=["defaults", "everything-on"])
 def test_rendered_manifests_are_valid(values):
     documents = render(values)
@@ -41,11 +46,20 @@ def test_rendered_manifests_are_valid(values):
     operator = next(d for d in documents if d["kind"] == "Deployment")
     args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[0] == "operator"
+    pod = operator["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["readinessProbe"]["httpGet"] == container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     if values:
         assert "--namespace=media" in args and "--standalone" in args
-        assert {"PodMonitor", "ConfigMap"} <= kinds and "ClusterKopfPeering" not in kinds
+        assert {"PodMonitor", "ConfigMap", "PrometheusRule"} <= kinds and not {"ClusterKopfPeering", "PodDisruptionBudget"} & kinds  # one replica: no PDB
+        assert pod["nodeSelector"] == values["nodeSelector"] and pod["tolerations"] == values["tolerations"] and pod["affinity"] == values["affinity"]
+        assert pod["imagePullSecrets"] == [{"name": "registry"}] and pod["priorityClassName"] == "system-cluster-critical"
+        assert next(d for d in documents if d["kind"] == "PrometheusRule")["metadata"]["labels"]["release"] == "prometheus"
     else:
         assert "--standalone" not in args and "ClusterKopfPeering" in kinds
+        assert not {"nodeSelector", "tolerations", "affinity", "imagePullSecrets", "priorityClassName"} & set(pod)
+        pdb = next(d for d in documents if d["kind"] == "PodDisruptionBudget")
+        assert pdb["spec"] == {"maxUnavailable": 1, "selector": operator["spec"]["selector"]}
 
 
 def test_rbac_is_least_privilege():
@@ -55,7 +69,12 @@ def test_rbac_is_least_privilege():
     assert not any("*" in r["verbs"] or "*" in r["resources"] or "delete" in r["verbs"] for r in role["rules"])
 
 
-@pytest.mark.parametrize(("values", "key"), [({"replicaCount": "two"}, "replicaCount"), ({"store": {"url": "bucket"}}, "url"), ({"bogus": 1}, "bogus")])
+@pytest.mark.parametrize(("values", "key"), [
+    ({"replicaCount": "two"}, "replicaCount"), ({"store": {"url": "bucket"}}, "url"), ({"bogus": 1}, "bogus"),
+    ({"tolerations": [{"key": "a", "effect": "Sometimes"}]}, "effect"), ({"nodeSelector": {"pool": 1}}, "pool"),
+    ({"workloads": {"affinity": {}}}, "affinity"), ({"imagePullSecrets": [{"name": "registry"}]}, "imagePullSecrets"),
+    ({"prometheusRule": {"redundancyLostFor": "five minutes"}}, "redundancyLostFor"),
+])
 def test_values_schema_refuses_wrong_values(values, key):
     with pytest.raises(helm.HelmError) as raised:
         helm.Chart.load(str(CHART)).validate_schema(values)
