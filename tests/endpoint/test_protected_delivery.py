@@ -165,3 +165,22 @@ async def test_dash_cenc_and_cbcs_decrypt_in_ffmpeg_with_the_key_and_signal_clea
         assert refused.status == 401
     finally:
         await client.close()
+
+
+async def test_pssh_boxes_parse_in_pywidevine_with_the_system_and_key_ids(client):
+    """The init segments' pssh boxes, read by a parser nobody here wrote: ClearKey's and the
+    common system id, each naming the stream's key id."""
+    import uuid
+
+    from pywidevine.pssh import PSSH
+
+    from kubecast.media.mp4 import iter_boxes
+
+    key_id = uuid.UUID(bytes=client.protection.cenc_key(CHANNEL).key_id)
+    for path in ("/live/news/cenc/v240/init.mp4", "/live/news/cenc/audio/init.mp4", "/evening-news/cenc/v240/init.mp4"):
+        init = await (await client.get(path)).read()
+        moov = find_box(init, [b"moov"])
+        boxes = [init[start - 8 : end] for kind, start, end in iter_boxes(init, *moov) if kind == b"pssh"]
+        parsed = [PSSH(data) for data in boxes]
+        assert {str(p.system_id) for p in parsed} == {str(cenc.CLEARKEY_SYSTEM_ID), str(cenc.COMMON_SYSTEM_ID)}, path
+        assert all(p.key_ids == [key_id] and p.version == 1 for p in parsed), path
