@@ -18,6 +18,7 @@ from kubecast.media.timeline import Timeline, TimelineTrack
 from kubecast.storage import Store, layout
 
 from . import dash, hls, metrics
+from .access import TOKEN_PREFIX
 from .objects import CachedObject, ObjectCache, etag_of
 from .protected import aes128_object, cenc_init, cenc_segment, protection_of
 from .ranges import UnsatisfiableRange, parse_range
@@ -102,7 +103,9 @@ async def dash_manifest(request: web.Request) -> web.Response:
     if protection is not None:
         # the licence URL is absolute (players do not resolve it against the MPD), so it, and
         # any token in the path, is part of what the rendered MPD depends on
-        license_url = str(request.url.with_query(None).join(request.url.with_query(None).with_name("keys").joinpath("clearkey")))
+        # … and it keeps the signed-URL token of a /t/<token>/… request, as relative URLs would
+        keys = request.url.with_query(None).with_name("keys").joinpath("clearkey")
+        license_url = str(keys.with_path(request.get(TOKEN_PREFIX, "") + keys.path))
         signalling = dash.DashProtection(protection.cenc_scheme, protection.cenc_key(timeline.channel).key_id, license_url)
         kind = f"mpd:{license_url}"
     return manifest_response(request, timeline, kind, "application/dash+xml",

@@ -13,6 +13,7 @@ import json
 import re
 import time
 import xml.etree.ElementTree as ET
+from urllib.parse import urljoin
 
 import jwt
 import pytest
@@ -184,3 +185,35 @@ async def test_pssh_boxes_parse_in_pywidevine_with_the_system_and_key_ids(client
         parsed = [PSSH(data) for data in boxes]
         assert {str(p.system_id) for p in parsed} == {str(cenc.CLEARKEY_SYSTEM_ID), str(cenc.COMMON_SYSTEM_ID)}, path
         assert all(p.key_ids == [key_id] and p.version == 1 for p in parsed), path
+
+
+async def test_signed_url_tokens_carry_to_the_key_urls_and_the_licence_url(tmp_path, tracks):
+    """With signed URLs on, the key-delivery URLs take the same token: the relative key URI of
+    a playlist fetched under /t/<token>/ resolves under it, the MPD's absolute licence URL keeps
+    it, and without it (or with one for another channel) the keys are refused before any JWT."""
+    from kubecast.endpoint.access import AccessPolicy, install
+    from kubecast.media.tokens import sign
+
+    store = Store(str(tmp_path / "store"))
+    await store_channel(store, tracks, state="stopped")
+    app = make_app(store, protection=Protection(KeyDeriver(MASTER), jwt=JwtRule(JWT_KEY, "sts", "kubecast")))
+    install(app, AccessPolicy(signing_keys={"k1": b"signing key"}))
+    async with TestClient(TestServer(app)) as client:
+        token = sign(key=b"signing key", key_id="k1", scope="channel:news", expires=int(time.time()) + 300)
+        other = sign(key=b"signing key", key_id="k1", scope="channel:sport", expires=int(time.time()) + 300)
+        bearer = {"Authorization": f"Bearer {viewer_token()}"}
+        playlist = await (await client.get(f"/t/{token}/live/news/v240/index.m3u8")).text()
+        key_uri = re.search(r"#EXT-X-KEY:.*URI=\"([^\"]+)\"", playlist).group(1)
+        key_url = urljoin(f"/t/{token}/live/news/v240/index.m3u8", key_uri)
+        assert key_url == f"/t/{token}/live/news/keys/0.key"
+        served = await client.get(key_url, headers=bearer)
+        assert served.status == 200 and await served.read() == KeyDeriver(MASTER).for_period(CHANNEL, 0).key
+        assert (await client.get("/live/news/keys/0.key", headers=bearer)).status == 401, "no signed-URL token"
+        assert (await client.get(f"/t/{other}/live/news/keys/0.key", headers=bearer)).status == 403, "another channel's token"
+        assert (await client.get(key_url)).status == 401, "a signed URL, but no JWT"
+        root = ET.fromstring(await (await client.get(f"/t/{token}/live/news/manifest.mpd")).text())
+        laurl = root.find(".//{https://dashif.org/CPS}Laurl").text
+        assert laurl.endswith(f"/t/{token}/live/news/keys/clearkey")
+        kid = base64.urlsafe_b64encode(Protection(KeyDeriver(MASTER)).cenc_key(CHANNEL).key_id).rstrip(b"=").decode()
+        licence = await client.post(laurl.split(str(client.make_url("")).rstrip("/"))[-1], data=json.dumps({"kids": [kid]}), headers=bearer)
+        assert licence.status == 200 and (await licence.json())["keys"][0]["kid"] == kid
