@@ -1,9 +1,10 @@
 """What a data-plane component is configured with, built from the resources in one place.
 
-The ingest's routing file (``ingest.json``) is written by the operator (into each encoder
-pod's ConfigMap) and by local mode (into the run directory); both build it with
-``ingest_route``, and the ingest reads it back with the same model, so the three cannot drift
-apart.  Where the files and ports are differs between a pod and a laptop; the caller says so.
+The ingest's routing file (``ingest.json``) and the packager's ``packager.json`` are written by
+the operator (into the encoder pods' ConfigMaps) and by local mode (into the run directory);
+both build them with ``ingest_route`` and ``packager_config``, and the component reads its file
+back with the same model, so the writers and the reader cannot drift apart.  Where the files
+and ports are differs between a pod and a laptop; the caller says so.
 """
 
 from __future__ import annotations
@@ -58,3 +59,20 @@ def ingest_route(channel: Channel, *, encoder: str, others: list[str], udp_liste
         srt_passphrase_file=srt_passphrase_file if ingest.srt.passphrase_secret_ref is not None else None,
         srt_latency_ms=ingest.srt.latency_ms,
     )
+
+
+class PackagerConfig(WireModel):
+    """``packager.json``: what one channel's packager needs (not the whole Channel)."""
+
+    channel: str
+    segment_duration_ms: int
+    window_ms: int  # the live window the timeline keeps
+    instances: list[str]  # the encoder instances whose progress it merges
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
+
+
+def packager_config(channel: Channel, *, instances: list[str]) -> PackagerConfig:
+    return PackagerConfig(channel=channel.name, segment_duration_ms=channel.spec.segment_duration_ms,
+                          window_ms=int(channel.spec.live_window * 1000), instances=list(instances))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kubecast.api import ManifestError, Manifests
 from kubecast.api.access import access_document, secret_files
-from kubecast.api.components import IngestFile, IngestRoute, ingest_route
+from kubecast.api.components import IngestFile, IngestRoute, PackagerConfig, ingest_route, packager_config
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Ports:
 class Plan:
     processes: list[ProcessSpec]
     ingest_config: dict[str, IngestFile]  # instance -> that ingest's ingest.json
+    packager_config: dict[str, PackagerConfig]  # channel -> its packager's packager.json
     key_files: dict[str, str]  # path -> stream key or other secret (written 0600 by the runner)
     access_config: dict | None = None  # the endpoint's access policy; None: everything open
 
@@ -62,6 +63,10 @@ def instances_for(redundant: bool = True) -> list[str]:
 
 def ingest_config_path(run_dir: Path, instance: str) -> Path:
     return run_dir / f"ingest-{instance.lower()}.json"
+
+
+def packager_config_path(run_dir: Path, channel: str) -> Path:
+    return run_dir / f"packager-{channel}.json"
 
 
 def kubecast_command(*args: str) -> list[str]:
@@ -134,8 +139,8 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
             ProcessSpec(
                 name=label,
                 argv=kubecast_command(
-                    "packager", *manifest_args, "--channel", name, "--store", store_url,
-                    "--instances", ",".join(instances), "--metrics-port", str(ports.metrics[label]),
+                    "packager", "--config", str(packager_config_path(run_dir, name)), "--store", store_url,
+                    "--metrics-port", str(ports.metrics[label]),
                 ),
                 ready_marker="running",  # the channel's first timeline is written: its URLs answer
             )
@@ -152,6 +157,7 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
                 channel, encoder=addresses[instance], others=[addresses[other] for other in instances if other != instance],
                 udp_listen=f"{host}:{udp_port}" if udp_port else None, stream_key_file=key_file, srt_passphrase_file=passphrase_file)
     ingest_config = {instance: IngestFile(channels=routes) for instance, routes in ingest_channels.items()}
+    packagers = {name: packager_config(channel, instances=instances) for name, channel in manifests.channels.items()}
     for instance in instances:
         name = INGESTS[instance]
         port = ports.rtmp if instance == "A" else ports.rtmp_secondary
@@ -167,7 +173,7 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
                 ready_marker="listening on",
             )
         )
-    return Plan(processes=processes, ingest_config=ingest_config, key_files=key_files, access_config=access)
+    return Plan(processes=processes, ingest_config=ingest_config, packager_config=packagers, key_files=key_files, access_config=access)
 
 
 def metrics_names(manifests: Manifests, redundant: bool = True) -> list[str]:
@@ -188,6 +194,8 @@ def write_run_files(plan: Plan, run_dir: Path) -> None:
         file.write_text(key)
     for instance, config in plan.ingest_config.items():
         ingest_config_path(run_dir, instance).write_text(config.to_json())
+    for channel, packager in plan.packager_config.items():
+        packager_config_path(run_dir, channel).write_text(packager.to_json())
     if plan.access_config is not None:
         access_path(run_dir).write_text(json.dumps(plan.access_config, indent=2))
 

@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
-from kubecast.api import ManifestError, load_channel
+from pydantic import ValidationError
+
+from kubecast.api.components import PackagerConfig
 from kubecast.runtime import add_runtime_arguments, start_runtime
 from kubecast.storage import Store
 
@@ -16,22 +19,20 @@ from .service import Packager
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubecast packager", description=__doc__)
-    parser.add_argument("--manifests", action="append", required=True, help="YAML with the Channel (repeatable)")
-    parser.add_argument("--channel", required=True)
+    parser.add_argument("--config", required=True, help="packager.json: the channel, its segment duration, live window and encoder instances")
     parser.add_argument("--store", required=True)
-    parser.add_argument("--instances", default="A,B", help="encoder instances to merge, comma-separated")
     parser.add_argument("--poll-interval", type=float, default=0.1)
     add_runtime_arguments(parser)
     args = parser.parse_args(argv)
-    start_runtime(args, f"packager {args.channel}")
     try:
-        channel = load_channel(args.manifests, args.channel)
-    except ManifestError as error:
-        print(f"kubecast packager: {error}", file=sys.stderr)
+        config = PackagerConfig.model_validate_json(Path(args.config).read_bytes())
+    except (OSError, ValidationError) as error:
+        print(f"kubecast packager: {args.config}: {error}", file=sys.stderr)
         return 2
+    start_runtime(args, f"packager {config.channel}")
     packager = Packager(
-        store=Store(args.store), channel=channel.name, instances=[i for i in args.instances.split(",") if i],
-        segment_duration_ms=channel.spec.segment_duration_ms, window_ms=int(channel.spec.live_window * 1000), poll_interval=args.poll_interval,
+        store=Store(args.store), channel=config.channel, instances=config.instances,
+        segment_duration_ms=config.segment_duration_ms, window_ms=config.window_ms, poll_interval=args.poll_interval,
     )
 
     async def run() -> None:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await packager.run(stop, on_first_write=lambda: print(f"kubecast packager {channel.name} running", flush=True))
+        await packager.run(stop, on_first_write=lambda: print(f"kubecast packager {config.channel} running", flush=True))
 
     asyncio.run(run())
     return 0

@@ -1,5 +1,5 @@
-"""The ingest's routing file is built by one function for the operator and for local mode, and
-read back by the ingest with the same model."""
+"""The ingest's and the packager's configuration files are built by one function for the operator
+and for local mode, and read back by the component with the same model."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 
 from kubecast.api import load_text
 from kubecast.ingest.config import ConfigError, load_config
-from kubecast.local.plan import Ports, build_plan, metrics_names
+from kubecast.local.plan import Ports, build_plan, metrics_names, write_run_files
 from kubecast.operator.builders import build_channel_children
 from kubecast.operator.settings import OperatorSettings
+from kubecast.packager.main import main as packager_main
 
 MANIFESTS = """
 apiVersion: kubecast.io/v1alpha1
@@ -59,3 +60,27 @@ def test_an_ingest_file_with_an_unknown_or_mistyped_field_is_refused(tmp_path: P
         (tmp_path / "ingest.json").write_text(json.dumps({"channels": {"news": route}}))
         with pytest.raises(ConfigError, match="ingest.json"):
             load_config(tmp_path / "ingest.json")
+
+
+def test_the_operator_and_local_mode_give_the_packager_the_same_config(tmp_path: Path):
+    manifests = load_text(MANIFESTS.replace("ingest:", "liveWindow: 30\n  segmentDuration: 4\n  ingest:", 1))
+    channel = manifests.channels["multi"]
+    children = build_channel_children(channel, uid="u", namespace="media", settings=OperatorSettings())
+    packager = next(c for c in children if c["kind"] == "Deployment" and c["metadata"]["name"] == "multi-packager")
+    container = packager["spec"]["template"]["spec"]["containers"][0]
+    mounted = next(c for c in children if c["kind"] == "ConfigMap" and c["metadata"]["name"] == packager["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"])
+    assert container["args"][container["args"].index("--config") + 1] == "/etc/kubecast/packager.json"
+    in_pod = json.loads(mounted["data"]["packager.json"])
+    assert in_pod == {"channel": "multi", "segmentDurationMs": 4000, "windowMs": 30000, "instances": ["A", "B"]}
+    ports = Ports(rtmp=1935, http=8080, rtmp_secondary=1936, contribution={("multi", "A"): 7001, ("multi", "B"): 7002},
+                  metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))}, udp={("multi", "A"): 5000, ("multi", "B"): 5001})
+    plan = build_plan(manifests=manifests, manifest_paths=[], store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
+    write_run_files(plan, tmp_path)
+    process = next(p for p in plan.processes if p.name == "packager multi")
+    assert json.loads(Path(process.argv[process.argv.index("--config") + 1]).read_text()) == in_pod
+
+
+def test_the_packager_refuses_a_config_it_cannot_read(tmp_path: Path, capsys):
+    (tmp_path / "packager.json").write_text(json.dumps({"channel": "multi", "segmentDurationMs": 2000}))
+    assert packager_main(["--config", str(tmp_path / "packager.json"), "--store", str(tmp_path / "store")]) == 2
+    assert "windowMs" in capsys.readouterr().err

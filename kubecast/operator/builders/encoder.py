@@ -12,7 +12,7 @@ import yaml
 
 from kubecast.api import API_VERSION, Channel, RedundancyMode
 from kubecast.api.common import SecretKeyRef
-from kubecast.api.components import IngestFile, ingest_route
+from kubecast.api.components import IngestFile, ingest_route, packager_config
 
 from ..settings import OperatorSettings
 from .labels import labels, object_meta
@@ -71,7 +71,9 @@ def encoder_config_map(channel: Channel, *, instance: str, namespace: str, owner
                          stream_key_file=f"{KEY_DIR}/stream-key", srt_passphrase_file=f"{KEY_DIR}/srt-passphrase")
     return {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": object_meta(config_map_name(name, instance), namespace, owner, encoder_labels(name, instance)),
-        "data": {"channel.yaml": document, "ingest.json": IngestFile(channels={name: route}).to_json()},
+        # packager.json: the packager mounts encoder A's ConfigMap (both carry the same one).
+        "data": {"channel.yaml": document, "ingest.json": IngestFile(channels={name: route}).to_json(),
+                 "packager.json": packager_config(channel, instances=list(INSTANCES)).to_json()},
     }
 
 

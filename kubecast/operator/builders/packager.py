@@ -27,8 +27,8 @@ def packager_deployment(channel: Channel, *, namespace: str, owner: dict, settin
                     settings,
                     containers=[{
                         "name": "packager", "image": settings.packager_image,
-                        "args": ["packager", "--manifests", f"{CONFIG_DIR}/channel.yaml", "--channel", name, "--store", "$(KUBECAST_STORE_URL)",
-                                 "--instances", ",".join(INSTANCES), "--metrics-port", str(PACKAGER_METRICS), "--metrics-address", "0.0.0.0"],
+                        "args": ["packager", "--config", f"{CONFIG_DIR}/packager.json", "--store", "$(KUBECAST_STORE_URL)",
+                                 "--metrics-port", str(PACKAGER_METRICS), "--metrics-address", "0.0.0.0"],
                         "env": env, "envFrom": env_from,
                         "ports": [{"name": "metrics", "containerPort": PACKAGER_METRICS}],
                         **metrics_probes("metrics"),
