@@ -44,6 +44,15 @@ apiVersion: kubecast.io/v1alpha1
 kind: StreamingEndpoint
 metadata: {name: fixed}
 spec: {replicas: 3}
+---
+apiVersion: kubecast.io/v1alpha1
+kind: StreamingEndpoint
+metadata: {name: guarded}
+spec:
+  accessControl:
+    allowedIps: [203.0.113.0/24]
+    signingKeys: [{id: a, secretRef: {name: url-signing, key: a}}]
+  cdn: {originAuthentication: {headerName: X-Origin-Auth, secretRef: {name: cdn-origin, key: header}}}
 """)
 
 
@@ -59,6 +68,7 @@ def pod_templates() -> dict[str, dict]:
         children += [dict(d, metadata=dict(d["metadata"], name=f"{label}/{d['metadata']['name']}")) for d in render(values)]
     templates = {f"{c['kind']}/{c['metadata']['name']}": c["spec"]["template"] for c in children if "template" in c.get("spec", {})}
     assert {"Deployment/relay-encoder-a", "Deployment/plain-packager", "Deployment/scaled-endpoint", "Deployment/chart-defaults/kubecast"} <= set(templates)
+    assert {"configMap", "projected"} <= {kind for volume in templates["Deployment/guarded-endpoint"]["spec"]["volumes"] for kind in volume if kind != "name"}
     return templates
 
 
