@@ -111,7 +111,9 @@ class ContentProtection(WireModel):
 
 
 class StreamingEndpointSpec(WireModel):
-    replicas: int | None = Field(default=None, ge=0, le=1000, description="Fixed replica count; ignored when scaling is set.")
+    # A default, so the scale subresource (specReplicasPath .spec.replicas) always has a value.
+    replicas: int = Field(default=2, ge=0, le=1000, description="Replica count (what `kubectl scale` sets); ignored when scaling is set, "
+                          "where the HorizontalPodAutoscaler sizes the Deployment.")
     scaling: Scaling | None = Field(default=None, description="Autoscaling bounds (a HorizontalPodAutoscaler).")
     cdn: Cdn = Field(default_factory=Cdn)
     access_control: AccessControl = Field(default_factory=AccessControl)

@@ -94,5 +94,6 @@ class StreamingEndpointStatus(WireModel):
     observed_generation: int | None = None
     conditions: list[Condition] = CONDITIONS
     host_name: str | None = None
-    replicas: int | None = None
+    replicas: int | None = Field(default=None, description="Replicas of the endpoint's Deployment (the scale subresource's status).")
     ready_replicas: int = 0
+    selector: str | None = Field(default=None, description="Label selector of the endpoint's pods (the scale subresource's labelSelectorPath).")

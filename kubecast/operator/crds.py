@@ -82,6 +82,7 @@ class Kind:
     short_names: tuple[str, ...]
     columns: tuple[dict, ...]
     spec_required: bool
+    scale: dict | None = None
 
 
 READY = {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'}
@@ -95,7 +96,9 @@ KINDS = (
     Kind(Channel, ChannelStatus, "channels", ("ch",), (READY, STATUS, {"name": "Ingest", "type": "string", "jsonPath": ".status.ingest.primary"}, AGE), False),
     Kind(Program, ProgramStatus, "programs", ("prog",), ({"name": "Channel", "type": "string", "jsonPath": ".spec.channelName"}, READY, {"name": "State", "type": "string", "jsonPath": ".spec.state"},
                                                         RECORDING, RECORDED, AGE), True),
-    Kind(StreamingEndpoint, StreamingEndpointStatus, "streamingendpoints", ("se",), (READY, {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"}, {"name": "Host", "type": "string", "jsonPath": ".status.hostName"}, AGE), False),
+    Kind(StreamingEndpoint, StreamingEndpointStatus, "streamingendpoints", ("se",), (READY, {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"}, {"name": "Host", "type": "string", "jsonPath": ".status.hostName"}, AGE), False,
+         # `kubectl scale se/NAME --replicas=N` and autoscalers that speak /scale (HPA, KEDA).
+         scale={"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".status.selector"}),
 )
 
 
@@ -130,7 +133,7 @@ def crd(kind: Kind) -> dict:
             "scope": "Namespaced",
             "versions": [{
                 "name": VERSION, "served": True, "storage": True,
-                "subresources": {"status": {}},
+                "subresources": {"status": {}, **({"scale": dict(kind.scale)} if kind.scale else {})},
                 "additionalPrinterColumns": [dict(c) for c in kind.columns],
                 "schema": {"openAPIV3Schema": root},
             }],

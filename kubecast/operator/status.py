@@ -24,6 +24,7 @@ from kubecast.media.recording import recording_of
 from kubecast.media.timeline import Timeline
 
 from .builders import INSTANCES, RTMP_PORT
+from .builders.endpoint import endpoint_selector_text
 
 
 def _time(now: datetime) -> str:
@@ -192,6 +193,7 @@ def aggregate_endpoint(endpoint: StreamingEndpoint, *, generation: int | None, d
     return {
         "observedGeneration": generation, "conditions": conditions((previous or {}).get("conditions"), generation, now, *entries),
         "hostName": endpoint_base(endpoint, namespace).removeprefix("http://"), "replicas": replicas, "readyReplicas": ready_replicas,
+        "selector": endpoint_selector_text(endpoint.name),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timezone
 from pathlib import Path
 
 import jsonschema
@@ -46,7 +47,8 @@ def test_crds_are_valid_kubernetes_objects(crd):
     names = crd["spec"]["names"]
     assert "kubecast" in names["categories"] and names["shortNames"]
     version = crd["spec"]["versions"][0]
-    assert version["subresources"] == {"status": {}}
+    scale = {"scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".status.selector"}}
+    assert version["subresources"] == {"status": {}, **(scale if names["kind"] == "StreamingEndpoint" else {})}
     assert [c["name"] for c in version["additionalPrinterColumns"]][-1] == "Age"
 
 
@@ -98,3 +100,37 @@ def test_cel_rules_travel_with_the_models():
     assert schema["x-kubernetes-validations"][0]["rule"] == "self.liveWindow >= 3.0 * self.segmentDuration"
     conditions = next(c for c in all_crds() if c["spec"]["names"]["kind"] == "Channel")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map" and conditions["x-kubernetes-list-map-keys"] == ["type"]
+
+
+def test_endpoint_scale_subresource_paths_name_fields_the_operator_fills():
+    """/scale reads spec.replicas (always set: it has a default), status.replicas and
+    status.selector; the operator writes both status fields and the builders honour a
+    `kubectl scale` (a new spec.replicas) when no autoscaler owns the Deployment."""
+    from kubecast.api import load_text
+    from kubecast.operator.builders import build_endpoint_children
+    from kubecast.operator.settings import OperatorSettings
+    from kubecast.operator.status import aggregate_endpoint
+
+    crd = next(c for c in all_crds() if c["spec"]["names"]["kind"] == "StreamingEndpoint")
+    version = crd["spec"]["versions"][0]
+    schema = version["schema"]["openAPIV3Schema"]["properties"]
+    scale = version["subresources"]["scale"]
+
+    def field(path):
+        node = {"properties": schema}
+        for part in path.strip(".").split("."):
+            node = node["properties"][part]
+        return node
+
+    assert field(scale["specReplicasPath"])["type"] == "integer" and field(scale["specReplicasPath"])["default"] == 2
+    assert field(scale["statusReplicasPath"])["type"] == "integer" and field(scale["labelSelectorPath"])["type"] == "string"
+
+    endpoint = load_text("apiVersion: kubecast.io/v1alpha1\nkind: StreamingEndpoint\nmetadata: {name: origin}\nspec: {replicas: 5}\n").endpoints["origin"]
+    deployment = build_endpoint_children(endpoint, uid="u", namespace="media", settings=OperatorSettings())[0]
+    assert deployment["spec"]["replicas"] == 5
+    status = aggregate_endpoint(endpoint, generation=1, deployment={"replicas": 5, "readyReplicas": 4}, namespace="media", previous=None, now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert status["replicas"] == 5
+    # The selector an autoscaler reads selects exactly the Deployment's pods.
+    parsed = dict(term.split("=") for term in status["selector"].split(","))
+    assert parsed == deployment["spec"]["selector"]["matchLabels"]
+    assert all(deployment["spec"]["template"]["metadata"]["labels"][k] == v for k, v in parsed.items())

@@ -21,6 +21,12 @@ def endpoint_selector(name: str) -> dict[str, str]:
     return {"kubecast.io/endpoint": name, "app.kubernetes.io/component": "endpoint"}
 
 
+def endpoint_selector_text(name: str) -> str:
+    """The pods' label selector in its string form: the scale subresource's labelSelectorPath
+    (status.selector), which is how an autoscaler finds the pods to measure."""
+    return ",".join(f"{key}={value}" for key, value in endpoint_selector(name).items())
+
+
 def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: dict, settings: OperatorSettings, access: EndpointAccess | None = None) -> dict:
     name = endpoint.name
     spec = endpoint.spec
@@ -55,7 +61,7 @@ def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: d
     }
     if spec.scaling is None:
         # With an autoscaler the operator never writes replicas: that field is the HPA's.
-        deployment_spec["replicas"] = spec.replicas if spec.replicas is not None else 2
+        deployment_spec["replicas"] = spec.replicas
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": object_meta(f"{name}-endpoint", namespace, owner, endpoint_labels(name)), "spec": deployment_spec}
 
 
