@@ -121,3 +121,17 @@ def test_argocd_health_check(status, expected):
     assert result["status"] == expected
     if expected == "Degraded":
         assert "news-key" in result["message"]
+
+
+def test_crds_upgrade_with_the_release_when_the_chart_manages_them():
+    """Helm never upgrades crds/. Both paths ship the same CRDs: `kubectl apply --server-side -f
+    helm/kubecast/crds/` (the default) or crds.manage=true, where they are templates that each
+    `helm upgrade` applies, kept on uninstall."""
+    generated = [d for d in yaml.safe_load_all((CHART / "crds" / "kubecast.io.yaml").read_text()) if d]
+    assert not [d for d in render() if d["kind"] == "CustomResourceDefinition"]
+    managed = [d for d in render({"crds": {"manage": True}}) if d["kind"] == "CustomResourceDefinition"]
+    assert len(managed) == len(generated) == 3
+    for crd, source in zip(managed, generated):
+        assert crd["metadata"].pop("annotations") == {"helm.sh/resource-policy": "keep"}
+        assert crd == source
+        kubernetes_validate.validate(crd, "1.30", strict=True)
