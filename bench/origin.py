@@ -9,6 +9,12 @@ that nginx (one worker, sendfile on, like one endpoint process on one core) serv
 (Debian) then measures manifests per second and segment bytes per second of both, in the same
 run, and the ratios are printed.  Goals: segments >= 80 % of nginx's bytes/s, manifests
 >= 25 % of nginx's requests/s.  Needs ``apt-get install wrk nginx-light``.
+
+Encrypted segments (``contentProtection``: HLS AES-128 at the segment's own URL, DASH CENC
+under ``cenc/``) come from two more endpoint processes: one with the usual cache, where every
+request after the first is a cache hit, and one with ``--cache-mb 0``, where every request
+reads the stored segment and encrypts it again (a miss).  Both are compared with nginx serving
+the clear segment (an encrypted one has the same size, to a block).
 """
 
 from __future__ import annotations
@@ -52,7 +58,8 @@ async def fill(store_dir: Path, segment_bytes: int) -> None:
         await store.put(layout.init_key("bench", "A", name, "init-aa.mp4"), init)
         rows = []
         for number in range(100, 160):
-            payload = os.urandom(segment_bytes)
+            # one IDR slice NAL unit of random bytes: well-formed enough for CENC's subsample map
+            payload = (segment_bytes - 4).to_bytes(4, "big") + b"\x65" + os.urandom(segment_bytes - 5)
             segment = media_segment(sequence_number=number, base_decode_time=number * 180000, samples=[Sample(180000, len(payload))], data=payload)
             await store.put(layout.segment_key("bench", "A", name, number), segment)
             rows.append([number, number * 180000, 180000, len(segment), "A", False])
@@ -72,6 +79,19 @@ def wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
     return requests, float(value) * {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}[unit]
 
 
+PROTECTION = '{"masterKeySecretRef": {"name": "bench", "key": "master"}}'
+
+
+def start_endpoint(store: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "kubecast.cli", "endpoint", "--store", str(store), "--listen", f"127.0.0.1:{port}", *extra],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})})
+    for line in process.stdout:
+        if "listening on" in line:
+            break
+    return process, f"http://127.0.0.1:{port}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -85,15 +105,13 @@ def main() -> None:
         work = Path(folder)
         os.chmod(work, 0o755)  # nginx's worker runs as an unprivileged user and must read the files
         asyncio.run(fill(work / "store", args.segment_kb * 1024))
-        port, nginx_port = free_port(), free_port()
-        endpoint = subprocess.Popen([sys.executable, "-m", "kubecast.cli", "endpoint", "--store", str(work / "store"), "--listen", f"127.0.0.1:{port}"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        nginx_port = free_port()
+        endpoint, base = start_endpoint(work / "store")
+        keys = {"KUBECAST_CONTENT_MASTER_KEY": os.urandom(16).hex()}
+        protected = [start_endpoint(work / "store", "--content-protection", PROTECTION, env=keys),
+                     start_endpoint(work / "store", "--content-protection", PROTECTION, "--cache-mb", "0", env=keys)]
         nginx = None
         try:
-            for line in endpoint.stdout:
-                if "listening on" in line:
-                    break
-            base = f"http://127.0.0.1:{port}"
             paths = {"multivariant": "/live/bench/index.m3u8", "media playlist": "/live/bench/v720/index.m3u8", "segment": "/live/bench/v720/130.m4s"}
             static = work / "static"
             for path in paths.values():
@@ -118,15 +136,23 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.1)
             print(f"{args.connections} connections, {args.seconds} s each; segment of {args.segment_kb} kB")
-            print(f"{'request':<16} {'kubecast req/s':>15} {'nginx req/s':>12} {'kubecast MB/s':>14} {'nginx MB/s':>11} {'ratio':>7}")
+            print(f"{'request':<21} {'kubecast req/s':>15} {'nginx req/s':>12} {'kubecast MB/s':>14} {'nginx MB/s':>11} {'ratio':>7}")
             for name, path in paths.items():
                 ours = wrk(base + path, args.seconds, args.connections)
                 theirs = wrk(f"http://127.0.0.1:{nginx_port}{path}", args.seconds, args.connections)
                 ratio = ours[1] / theirs[1] if name == "segment" else ours[0] / theirs[0]
-                print(f"{name:<16} {ours[0]:>15.0f} {theirs[0]:>12.0f} {ours[1] / 1e6:>14.1f} {theirs[1] / 1e6:>11.1f} {ratio:>7.2f}", flush=True)
+                print(f"{name:<21} {ours[0]:>15.0f} {theirs[0]:>12.0f} {ours[1] / 1e6:>14.1f} {theirs[1] / 1e6:>11.1f} {ratio:>7.2f}", flush=True)
+            nginx_segment = wrk(f"http://127.0.0.1:{nginx_port}{paths['segment']}", args.seconds, args.connections)
+            encrypted = {"segment AES-128": "/live/bench/v720/130.m4s", "segment CENC": f"/live/bench/cenc/v720/t{130 * 180000}.m4s"}
+            for (_process, protected_base), cache in zip(protected, ("hit", "miss")):
+                for name, path in encrypted.items():
+                    ours = wrk(protected_base + path, args.seconds, args.connections)
+                    print(f"{name + ' ' + cache:<21} {ours[0]:>15.0f} {nginx_segment[0]:>12.0f} {ours[1] / 1e6:>14.1f} {nginx_segment[1] / 1e6:>11.1f}"
+                          f" {ours[1] / nginx_segment[1]:>7.2f}", flush=True)
         finally:
-            endpoint.terminate()
-            endpoint.wait(10)
+            for process in (endpoint, *(process for process, _ in protected)):
+                process.terminate()
+                process.wait(10)
             if nginx is not None:
                 nginx.terminate()
                 nginx.wait(10)

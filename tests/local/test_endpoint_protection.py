@@ -64,3 +64,15 @@ def test_the_endpoint_refuses_to_start_without_its_master_key():
     result = subprocess.run([sys.executable, "-m", "kubecast.cli", "endpoint", "--store", "/nonexistent", "--content-protection", spec],
                             capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 2 and "KUBECAST_CONTENT_MASTER_KEY is not set" in result.stderr
+
+
+def test_a_missing_content_protection_secret_is_named_by_the_secret_check():
+    from kubecast.operator.builders.access import endpoint_secret_references
+    from kubecast.operator.status import secret_problems
+
+    endpoint = load_text(MANIFESTS).endpoints["default"]
+    references = endpoint_secret_references(endpoint)
+    assert secret_problems(references, {"drm": {"data": {"master": "MDA=", "jwt": "eA=="}}}) is None
+    assert secret_problems(references, {"drm": None}) == ("Secret drm (content protection master key) does not exist; "
+                                                          "Secret drm (key delivery JWT key) does not exist")
+    assert secret_problems(references, {"drm": {"data": {"master": "MDA="}}}) == "Secret drm (key delivery JWT key) has no key jwt"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from kubecast.api import Channel, SecretKeyRef, StreamingEndpoint
 from kubecast.api.access import access_document, secret_files
+from kubecast.api.endpoint import CONTENT_MASTER_KEY_ENV, KEY_DELIVERY_JWT_KEY_ENV
 
 from .labels import object_meta
 from .pods import CONFIG_DIR, KEY_DIR
@@ -37,7 +38,12 @@ def access_config_map_name(endpoint: StreamingEndpoint) -> str:
 def endpoint_secret_references(endpoint: StreamingEndpoint) -> list[tuple[str, SecretKeyRef, str]]:
     """(what it is for, reference, file name) of every Secret key the endpoint pods mount, in the
     shape of the Channel's ``secret_references``, for the same Secret check."""
-    return [(file_name.replace("-", " "), ref, file_name) for file_name, ref in secret_files(endpoint)]
+    mounted = [(file_name.replace("-", " "), ref, file_name) for file_name, ref in secret_files(endpoint)]
+    protection = endpoint.spec.content_protection
+    purposes = {CONTENT_MASTER_KEY_ENV: "content protection master key", KEY_DELIVERY_JWT_KEY_ENV: "key delivery JWT key"}
+    # these reach the pods as secretKeyRef environment variables, named in place of a file
+    passed = [(purposes[variable], ref, variable) for variable, ref in protection.secret_env().items()] if protection else []
+    return mounted + passed
 
 
 def endpoint_access(endpoint: StreamingEndpoint, channels: Iterable[Channel], *, namespace: str, owner: dict, labels: dict) -> EndpointAccess:
