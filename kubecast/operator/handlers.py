@@ -20,6 +20,7 @@ from kubecast.storage import layout
 from .api import KubeApi
 from .builders import INSTANCES, build_channel_children, build_endpoint_children, secret_references
 from .builders.access import endpoint_secret_references
+from .metrics import observed
 from .settings import OperatorSettings
 from .status import (aggregate_channel, aggregate_endpoint, aggregate_program, aggregate_recording, channel_conditions, conditions, contained,
                      initial_conditions, preview_url, secret_problems, stream_report)
@@ -117,6 +118,7 @@ async def _secret_error(namespace: str, channel: Channel | StreamingEndpoint) ->
 @kopf.on.create(*GROUP_VERSION, "channels", id="reconcile")
 @kopf.on.update(*GROUP_VERSION, "channels", id="reconcile", field="spec")
 @kopf.timer(*GROUP_VERSION, "channels", id="refresh", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+@observed("Channel")
 async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo,
                             channel_deployments: kopf.Index, logger: kopf.Logger, **_) -> None:
     generation = meta.get("generation")
@@ -272,6 +274,7 @@ def _announce_transition(body, old_status, new_status, logger) -> None:
 @kopf.on.create(*GROUP_VERSION, "streamingendpoints", id="reconcile")
 @kopf.on.update(*GROUP_VERSION, "streamingendpoints", id="reconcile", field="spec")
 @kopf.timer(*GROUP_VERSION, "streamingendpoints", id="refresh", interval=30, initial_delay=10)
+@observed("StreamingEndpoint")
 async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
     generation = meta.get("generation")
     try:
@@ -299,6 +302,7 @@ async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
 @kopf.on.create(*GROUP_VERSION, "programs", id="reconcile")
 @kopf.on.update(*GROUP_VERSION, "programs", id="reconcile", field="spec")
 @kopf.timer(*GROUP_VERSION, "programs", id="refresh", interval=30, initial_delay=5)
+@observed("Program")
 async def reconcile_program(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
     generation = meta.get("generation")
     try:

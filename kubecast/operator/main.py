@@ -36,10 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peering", default="kubecast", help="peering name shared by the replicas")
     parser.add_argument("--priority", type=int, default=None, help="peering priority (default: by start time, the oldest replica wins)")
     parser.add_argument("--liveness", default="http://0.0.0.0:8081/healthz", help="liveness endpoint URL")
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics (reconciles, durations, API errors) on this port")
+    parser.add_argument("--metrics-address", default="127.0.0.1", help="address the metrics listen on (0.0.0.0 in a pod)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s operator %(levelname)s %(message)s")
     from . import handlers  # noqa: F401 - registers the handlers
+
+    if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=args.metrics_address)
 
     asyncio.run(kopf.operator(
         clusterwide=not args.namespace, namespaces=args.namespace or [], standalone=args.standalone,

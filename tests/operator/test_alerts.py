@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 import kubecast.encoder.metrics
 import kubecast.endpoint.metrics
 import kubecast.ingest.metrics
+import kubecast.operator.metrics
 import kubecast.packager.metrics  # noqa: F401 - registers the packager's metrics
 
 from test_helm import render
@@ -99,6 +100,16 @@ CASES = {
          alert("KubecastEndpointErrors", "15m", [{"exp_labels": {"severity": "warning", "namespace": NS, "kubecast_io_endpoint": "origin"}, "exp_annotations": {
              "summary": "StreamingEndpoint media/origin answers 9.091% of requests with 5xx",
              "description": "The endpoint logs each failed request; it answers 503 when a storage read fails."}}])],
+    ),
+    "operator errors": (
+        [series("kubecast_operator_reconciles_total", {"namespace": "kubecast-system", "pod": "kubecast-0", "kind": "Channel", "outcome": "error"}, "0+2x30"),
+         series("kubecast_operator_reconciles_total", {"namespace": "kubecast-system", "pod": "kubecast-0", "kind": "Channel", "outcome": "ok"}, "0+10x30"),
+         # One failed reconcile that the retry fixed: not an alert.
+         series("kubecast_operator_reconciles_total", {"namespace": "kubecast-system", "pod": "kubecast-1", "kind": "Channel", "outcome": "error"}, "0 1x30")],
+        [alert("KubecastOperatorErrors", "10m", []),
+         alert("KubecastOperatorErrors", "25m", [{"exp_labels": {"severity": "warning", "namespace": "kubecast-system", "pod": "kubecast-0"}, "exp_annotations": {
+             "summary": "Operator kubecast-system/kubecast-0 has failed reconciles for 15 minutes",
+             "description": "The operator's log names the resource and the error; kubecast_operator_api_errors_total counts the Kubernetes API errors among them."}}])],
     ),
 }
 
