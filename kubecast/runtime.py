@@ -2,7 +2,7 @@
 
 Metrics listen on loopback by default, because locally nothing outside the machine should
 read them; in a pod the operator passes ``--metrics-address 0.0.0.0`` so that Prometheus
-(the ServiceMonitor) can scrape the pod's IP.
+(the chart's PodMonitor) can scrape the pod's IP.
 """
 
 from __future__ import annotations
