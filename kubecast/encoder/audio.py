@@ -12,10 +12,11 @@ import av
 
 from kubecast.media.mp4 import aac_codec_string, init_segment_audio
 from kubecast.media.tracks import TrackInfo
+from kubecast.media.timeline import boundary_time
 from kubecast.storage import layout
 
 from . import metrics
-from .segmenter import TimedSample, TrackSegmenter
+from .segmenter import EpochEnd, PendingEnd, TimedSample, TrackSegmenter
 from .timing import ConnectionClock
 
 log = logging.getLogger("kubecast.encoder")
@@ -37,16 +38,24 @@ def asc_sample_rate_and_channels(asc: bytes) -> tuple[int, int]:
     return AAC_SAMPLE_RATES[index], channels or 2
 
 
-def on_frame_grid(time: int) -> int:
-    """Audio frames sit on one grid of the channel timeline (multiples of 1024 samples), so the
-    two encoders' frames have the same times even though each started its own AAC stream at a
-    different moment: their segments then follow each other without a gap or an overlap."""
-    return (time + AAC_FRAME // 2) // AAC_FRAME * AAC_FRAME
+def on_frame_grid(time: int, origin: int = 0) -> int:
+    """Audio frames sit on one grid per epoch, 1024-sample frames counted from the epoch's first
+    boundary (``origin``), so the two encoders' frames have the same times even though each
+    started its own AAC stream at a different moment (their segments then follow each other
+    without a gap or an overlap), and a contribution's audio starts on the same boundary as
+    its video, not up to half a frame after it."""
+    return origin + (time - origin + AAC_FRAME // 2) // AAC_FRAME * AAC_FRAME
+
+
+def epoch_origin(clock: ConnectionClock, segment_duration_ms: int, timescale: int) -> int:
+    """The audio grid's origin: the first boundary of the epoch the connection is placed in."""
+    return boundary_time(clock.placement.first_segment, segment_duration_ms, timescale) if clock.placement else 0
 
 
 class _AudioTrack:
     def __init__(self, *, segment_duration_ms: int, timescale: int, publish_track, publish_segment):
         self.timescale = timescale
+        self.segment_duration_ms = segment_duration_ms
         self.segmenter = TrackSegmenter(timescale, segment_duration_ms, video=False, default_duration=AAC_FRAME)
         self.publish_track = publish_track
         self.publish_segment = publish_segment
@@ -63,8 +72,14 @@ class _AudioTrack:
                 self._published = True
             self.publish_segment("audio", segment)
 
-    def close(self) -> None:
-        self.emit(self.segmenter.flush())
+    def drain(self) -> None:
+        """Encode everything received; the segment still open stays open for ``finish``."""
+
+    def pending_ends(self) -> list[PendingEnd | None]:
+        return [self.segmenter.pending]
+
+    def finish(self, end: EpochEnd | None) -> None:
+        self.emit(self.segmenter.finish(end))
 
 
 class AudioTranscoder(_AudioTrack):
@@ -99,7 +114,7 @@ class AudioTranscoder(_AudioTrack):
             return
         expected = self.clock.media_time(timestamp_ms, SAMPLE_RATE)
         if self.next_pts is None or abs(expected - self.next_pts) > RESYNC_SAMPLES:
-            self.next_pts = on_frame_grid(expected)
+            self.next_pts = on_frame_grid(expected, epoch_origin(self.clock, self.segment_duration_ms, SAMPLE_RATE))
         for frame in frames:
             for resampled in self.resampler.resample(frame):
                 if self.out_pts is None:
@@ -124,10 +139,9 @@ class AudioTranscoder(_AudioTrack):
         self.emit(self.segmenter.push(TimedSample(self.out_pts, 0, True, bytes(packet))))
         self.out_pts += AAC_FRAME
 
-    def close(self) -> None:
+    def drain(self) -> None:
         for packet in self.encoder.encode(None):
             self._handle(packet)
-        super().close()
 
 
 class AudioPassthrough(_AudioTrack):
@@ -154,10 +168,13 @@ class AudioPassthrough(_AudioTrack):
             return
         expected = self.clock.media_time(timestamp_ms, self.timescale)
         if self.next_pts is None or abs(expected - self.next_pts) > RESYNC_SAMPLES:
-            self.next_pts = on_frame_grid(expected)
+            self.next_pts = on_frame_grid(expected, epoch_origin(self.clock, self.segment_duration_ms, self.timescale))
         self.emit(self.segmenter.push(TimedSample(self.next_pts, 0, True, payload)))
         self.next_pts += AAC_FRAME
 
-    def close(self) -> None:
+    def pending_ends(self) -> list[PendingEnd | None]:
+        return super().pending_ends() if self.configured else []
+
+    def finish(self, end: EpochEnd | None) -> None:
         if self.configured:
-            super().close()
+            super().finish(end)

@@ -17,6 +17,7 @@ from kubecast.media.timeline import segment_number
 from . import metrics
 from .framerate import SOURCE_TIMESCALE, FrameGrid, FrameRateConverter, choose_frame_rate
 from .rendition import RenditionEncoder, SlotFrame
+from .segmenter import EpochEnd, PendingEnd
 from .timing import VIDEO_TIMESCALE, ConnectionClock, first_complete_segment
 
 log = logging.getLogger("kubecast.encoder")
@@ -180,7 +181,8 @@ class LadderVideo:
     def busy_seconds(self) -> float:
         return max((w.busy_seconds for w in self.workers), default=0.0)
 
-    def close(self) -> None:
+    def drain(self) -> None:
+        """Encode everything received; the segments still open stay open for ``finish``."""
         if self.decoder is not None:
             try:
                 for frame in self.decoder.decode(None):
@@ -193,3 +195,11 @@ class LadderVideo:
             worker.frames.put(None)
         for worker in self.workers:
             worker.join(60)
+
+    def pending_ends(self) -> list[PendingEnd | None]:
+        return [w.segmenter.pending for w in self.workers]
+
+    def finish(self, end: EpochEnd | None) -> None:
+        for worker in self.workers:
+            if not worker.is_alive() and worker.error is None:
+                worker.finish(end)

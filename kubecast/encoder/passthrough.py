@@ -13,7 +13,7 @@ from kubecast.storage import layout
 
 from .alignment import AlignmentGate
 from .rendition import estimate_frame_rate, frame_rate_text
-from .segmenter import TimedSample, TrackSegmenter
+from .segmenter import EpochEnd, PendingEnd, TimedSample, TrackSegmenter
 from .timing import VIDEO_TIMESCALE, ConnectionClock
 
 log = logging.getLogger("kubecast.encoder")
@@ -84,8 +84,8 @@ class VideoPassthrough:
                 self.track_published = True
             self.publish_segment(self.track_id, segment)
 
-    def close(self) -> None:
-        self._emit(self.segmenter.flush())
+    def finish(self, end: EpochEnd | None) -> None:
+        self._emit(self.segmenter.finish(end))
 
 
 class PassthroughVideos:
@@ -117,8 +117,14 @@ class PassthroughVideos:
     def push(self, index: int, timestamp_ms: int, packet: VideoPacket) -> None:
         self.rendition(index).push(timestamp_ms, packet)
 
-    def close(self) -> None:
+    def drain(self) -> None:
+        """Nothing is held back: every sample pushed is already in its segmenter."""
+
+    def pending_ends(self) -> list[PendingEnd | None]:
+        return [r.segmenter.pending for r in self.renditions.values()]
+
+    def finish(self, end: EpochEnd | None) -> None:
         for index in sorted(self.renditions):
-            self.renditions[index].close()
+            self.renditions[index].finish(end)
         for ready_track, ready in self.gate.finish():
             self.publish_segment(ready_track, ready)

@@ -30,7 +30,7 @@ from kubecast.storage import layout
 
 from . import metrics
 from .framerate import FrameGrid, measured_rate, snap_rate
-from .segmenter import TimedSample, TrackSegmenter
+from .segmenter import EpochEnd, TimedSample, TrackSegmenter
 
 log = logging.getLogger("kubecast.encoder")
 
@@ -118,12 +118,15 @@ class RenditionEncoder(threading.Thread):
             if self._encoder is not None:
                 for packet in self._encoder.encode(None):
                     self._handle(packet)
-            self._emit(self.segmenter.flush())
         except Exception as error:  # noqa: BLE001 - reported by the pipeline, which stops the contribution
             log.exception("rendition %s failed", self.rendition.name)
             self.error = error
             while self.frames.get() is not None:  # keep draining so the decoder never blocks on us
                 pass
+
+    def finish(self, end: EpochEnd | None) -> None:
+        """After the thread has ended: the open segment, if every track ends at or after it."""
+        self._emit(self.segmenter.finish(end))
 
     def _encode(self, item: SlotFrame) -> None:
         if self._encoder is None:

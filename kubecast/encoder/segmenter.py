@@ -5,13 +5,15 @@ presentation time is at or after n*D.  The live encoder forces exactly those key
 its segments are exactly D long and numbered without gaps; a pass-through contribution cuts
 where its own key frames fall.  An audio segment starts with the first frame at or after the
 boundary.  A segment is only complete when the first sample of the next one arrives (that is
-when the last sample's duration is known), or when the track is flushed.
+when the last sample's duration is known), or when the track is flushed.  At the end of a
+contribution every track ends at the same number and time (``epoch_end``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from kubecast.media.mp4 import Sample, media_segment
 from kubecast.media.timeline import boundary_time, segment_number
@@ -34,6 +36,40 @@ class Segment:
     data: bytes  # styp + moof + mdat
     discontinuity: bool
     final: bool = False  # flushed at the end of a contribution: may end before the boundary
+
+
+@dataclass(frozen=True)
+class PendingEnd:
+    """A track's open segment when its contribution ends."""
+
+    number: int
+    start: Fraction  # seconds of channel media time
+    end: Fraction
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """Where every track of a contribution ends: segment ``number``, its samples starting
+    before ``time`` (None: the whole segment)."""
+
+    number: int
+    time: Fraction | None
+
+
+def epoch_end(tracks: list[PendingEnd | None]) -> EpochEnd | None:
+    """One end for every track: the lowest open segment number, cut where the shortest track
+    ending in it ends, so no track has a sliver (of a segment, or past the others' end) that the
+    others have not.  If a track would have nothing left of that segment, it ends one earlier
+    (at the boundary) in every track."""
+    pending = [track for track in tracks if track is not None]
+    if not pending:
+        return None
+    number = min(track.number for track in pending)
+    last = [track for track in pending if track.number == number]
+    cut = min(track.end for track in last)
+    if any(track.start >= cut for track in last):
+        return EpochEnd(number - 1, None)
+    return EpochEnd(number, cut)
 
 
 @dataclass
@@ -93,6 +129,27 @@ class TrackSegmenter:
             self._number = number
         self._pending.append(sample)
         return out
+
+    @property
+    def pending(self) -> PendingEnd | None:
+        """Where the samples not yet emitted lie: their segment, first start and end (seconds)."""
+        if not self._pending:
+            return None
+        end = self._pending[-1].decode_time + self.default_duration
+        return PendingEnd(self._number, Fraction(self._pending[0].decode_time, self.timescale), Fraction(end, self.timescale))
+
+    def finish(self, end: EpochEnd | None) -> list[Segment]:
+        """End of the contribution: the pending segment is emitted up to where every track of
+        the channel ends (``epoch_end``), and dropped if it lies beyond."""
+        if end is not None and self._number is not None:
+            if self._number > end.number:
+                self._pending = []
+            elif end.time is not None:
+                self._pending = [s for s in self._pending if Fraction(s.decode_time, self.timescale) < end.time]
+            if not self._pending:
+                self._number = None
+                return []
+        return self.flush()
 
     def flush(self) -> list[Segment]:
         if not self._pending:

@@ -23,6 +23,7 @@ from .audio import AudioPassthrough, AudioTranscoder
 from .ladder import LadderVideo, default_x264_preset
 from .passthrough import PassthroughVideos
 from .publisher import Publisher, now_utc
+from .segmenter import epoch_end
 from .thumbnail import jpeg_thumbnail
 from .timing import ConnectionClock
 
@@ -123,8 +124,13 @@ class ContributionSession:
                 if not data:
                     return
         finally:
-            video.close()
-            audio.close()
+            video.drain()
+            audio.drain()
+            # Every track ends at the same segment number and time: a track a few milliseconds
+            # longer than the others would otherwise end with a sliver they do not have.
+            end = epoch_end(video.pending_ends() + audio.pending_ends())
+            video.finish(end)
+            audio.finish(end)
             # What the contribution was stays readable after it ended (renditions, alignment).
             self.ended_info = self._ingest_info(protocol, video).model_copy(update={"connected": False})
 

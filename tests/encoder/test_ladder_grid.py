@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 
 from kubecast.api import Rendition
 from kubecast.encoder.ladder import LadderVideo
+from kubecast.encoder.segmenter import epoch_end
 from kubecast.encoder.timing import ConnectionClock, Placement
 from kubecast.media.flv import FlvReader, TagType, parse_video
 from kubecast.media.mp4 import parse_media_segment
@@ -34,7 +35,8 @@ def encode(flv: bytes) -> tuple[list, list]:
                 ladder.configure(packet.payload)
             else:
                 ladder.push(tag.timestamp, packet)
-    ladder.close()
+    ladder.drain()
+    ladder.finish(epoch_end(ladder.pending_ends()))
     assert ladder.failed() is None
     return tracks, segments
 

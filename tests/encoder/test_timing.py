@@ -1,6 +1,7 @@
 from datetime import datetime, timedelta, timezone
+from fractions import Fraction
 
-from kubecast.encoder.segmenter import TimedSample, TrackSegmenter
+from kubecast.encoder.segmenter import EpochEnd, PendingEnd, TimedSample, TrackSegmenter, epoch_end
 from kubecast.encoder.timing import ConnectionClock, Placement, first_complete_segment, place_connection
 from kubecast.media.mp4 import parse_media_segment
 
@@ -57,6 +58,34 @@ def test_audio_frames_sit_on_one_grid_whatever_the_first_timestamp():
     from kubecast.encoder.audio import on_frame_grid
 
     assert on_frame_grid(96000) == 96256 and on_frame_grid(96000 + 40) == 96256 and on_frame_grid(95700) == 95232
+    # Counted from the epoch's first boundary (segment 1 of 2 s at 48 kHz), the first frame of a
+    # contribution whose audio starts with its video lands on that boundary, not 256 samples later.
+    assert on_frame_grid(96000, origin=96000) == 96000 and on_frame_grid(96000 + 500, origin=96000) == 96000
+    assert on_frame_grid(96000 + 600, origin=96000) == 97024 and on_frame_grid(96000 + 10 * 1024 + 3, origin=96000) == 96000 + 10 * 1024
+
+
+def _ends(video_frames: range, audio_frames: range) -> tuple[list, list]:
+    video = TrackSegmenter(90000, 2000, video=True, default_duration=3000)
+    audio = TrackSegmenter(48000, 2000, video=False, default_duration=1024)
+    out_video = [s for frame in video_frames for s in video.push(TimedSample(frame * 3000, 0, frame % 60 == 0, b"v"))]
+    out_audio = [s for frame in audio_frames for s in audio.push(TimedSample(frame * 1024, 0, True, b"a"))]
+    end = epoch_end([video.pending, audio.pending])
+    return out_video + video.finish(end), out_audio + audio.finish(end)
+
+
+def test_every_track_ends_at_the_same_segment_number_and_time():
+    # The audio runs 43 ms past the video's last segment: two frames into segment 2.
+    video, audio = _ends(range(120), range(192000 // 1024 + 3))
+    assert [s.number for s in video] == [s.number for s in audio] == [0, 1], "no audio sliver in segment 2"
+    assert video[-1].final and not audio[-1].final, "the audio's segment 1 was complete: only its sliver is gone"
+    # The video has one picture (33 ms) in segment 2 and the audio 70 ms: both end there, the
+    # audio cut to the frames that start before the video's end.
+    video, audio = _ends(range(121), range(192000 // 1024 + 5))
+    assert [s.number for s in video] == [s.number for s in audio] == [0, 1, 2]
+    ends = [Fraction(s.start + s.duration, scale) for s, scale in ((video[-1], 90000), (audio[-1], 48000))]
+    assert ends[0] == Fraction(4) + Fraction(1, 30) and abs(ends[1] - ends[0]) < Fraction(1024, 48000)
+    # The video's last picture ends before the audio's first frame of segment 2 starts.
+    assert epoch_end([PendingEnd(2, Fraction(4), Fraction(4) + Fraction(1, 100)), PendingEnd(2, Fraction(4) + Fraction(2, 100), Fraction(5))]) == EpochEnd(1, None)
 
 
 def test_video_segments_cut_at_key_frames_on_boundaries():
