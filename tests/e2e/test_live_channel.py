@@ -247,72 +247,6 @@ def test_passthrough_channel_publishes_the_contribution_unchanged(pipeline):
         publisher.stop()
 
 
-def _playlist_lines(url: str) -> list[tuple[int, bool, str | None, float]]:
-    """(segment number, after a discontinuity, program-date-time, EXTINF) of every segment."""
-    rows, discontinuity, stamp = [], False, None
-    lines = fetch(url).decode().splitlines()
-    for index, line in enumerate(lines):
-        if line == "#EXT-X-DISCONTINUITY":
-            discontinuity = True
-        elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
-            stamp = line.split(":", 1)[1]
-        elif line.startswith("#EXTINF:"):
-            rows.append((int(lines[index + 1].split(".")[0]), discontinuity, stamp, float(line[8:].rstrip(","))))
-            discontinuity, stamp = False, None
-    return rows
-
-
-def _seconds(stamp: str) -> float:
-    from datetime import datetime
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-
-def test_a_stopped_and_restarted_publisher_ends_every_track_at_the_same_segment(pipeline):
-    base, rtmp = pipeline["base"], pipeline["rtmp"]
-    # Six seconds, a multiple of the segment duration: the audio (AAC priming included) runs a
-    # few milliseconds past the video's last segment, which once made an audio-only sliver.
-    for attempt in range(2):
-        publisher = ffmpeg_publish(f"rtmp://127.0.0.1:{rtmp}/live/cam3/key-for-cam1", seconds=6, size="320x180")
-        try:
-            assert publisher.popen.wait(40) == 0, publisher.output()
-        finally:
-            publisher.stop()
-
-    def settled():
-        video, audio = (_playlist_lines(f"{base}/cam3-loc/{track}/index.m3u8") for track in ("v180", "audio"))
-        return (video, audio) if any(d for _, d, _, _ in video) and video[-1][0] == audio[-1][0] and len(video) >= 5 else None
-    video, audio = wait_until(settled, timeout=30, interval=1, what="both contributions in the program's playlists")
-    time.sleep(3)  # the encoders finished their last segments; let the packager list them
-    video, audio = (_playlist_lines(f"{base}/cam3-loc/{track}/index.m3u8") for track in ("v180", "audio"))
-    assert [(n, d) for n, d, _, _ in video] == [(n, d) for n, d, _, _ in audio], "the same segments and discontinuities in both playlists"
-    assert sum(d for _, d, _, _ in video) == 1
-    aac_frame = 1024 / 48000
-    for (_, _, video_stamp, extinf), (_, _, audio_stamp, _) in zip(video, audio):
-        assert extinf <= SEGMENT + 1 / 30 + 0.001, "no segment overflows its slot"
-        assert (video_stamp is None) == (audio_stamp is None)
-        if video_stamp:
-            assert abs(_seconds(video_stamp) - _seconds(audio_stamp)) <= aac_frame, (video_stamp, audio_stamp)
-    # DASH: one SegmentTimeline per track, the same segments, each within its [n*D, (n+1)*D) slot.
-    root = mpd(f"{base}/cam3-loc/show.mpd")
-    timelines = []
-    for template in root.iter(f"{{{MPD_NS['mpd']}}}SegmentTemplate"):
-        scale = int(template.get("timescale"))
-        timelines.append([(t / scale, d / scale) for t, d in expand_timeline(template)])
-    assert len(timelines) == 2 and len(timelines[0]) == len(timelines[1]) == len(video)
-    for (video_t, video_d), (audio_t, audio_d) in zip(*timelines):
-        slot = video_t // SEGMENT
-        assert slot * SEGMENT <= video_t and video_t + video_d <= (slot + 1) * SEGMENT + 1 / 30 + 1e-6, (video_t, video_d)
-        assert abs(video_t - audio_t) <= aac_frame
-        assert abs((video_t + video_d) - (audio_t + audio_d)) <= aac_frame
-    # Once the program stops, ffmpeg reads both formats of the recording across the restart
-    # without a complaint.
-    subprocess.run([sys.executable, "-m", "kubecast.cli", "program", "stop", "cam3-show", "--store", str(pipeline["store"])], check=True, timeout=30)
-    wait_until(lambda: media_playlist(f"{base}/cam3-loc/v180/index.m3u8").ended, timeout=20, what="the recording to end")
-    for url in (f"{base}/cam3-loc/show.m3u8", f"{base}/cam3-loc/show.mpd"):
-        result = subprocess.run(["ffmpeg", "-v", "error", "-i", url, "-map", "0", "-f", "null", "-"], capture_output=True, text=True, timeout=90)
-        assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
-
-
 def test_metrics_are_served(pipeline):
     text = fetch(f"{pipeline['base']}/metrics").decode()
     assert "kubecast_endpoint_requests_total" in text
@@ -524,3 +458,69 @@ def test_protected_live_channel_plays_in_chromium_hls_aes128_and_dash_clearkey(p
         played, errors = outcomes[name]
         assert not played and errors, (name, outcomes[name])
     assert "keyLoadError" in outcomes["hls expired token"][1]
+
+
+def _playlist_lines(url: str) -> list[tuple[int, bool, str | None, float]]:
+    """(segment number, after a discontinuity, program-date-time, EXTINF) of every segment."""
+    rows, discontinuity, stamp = [], False, None
+    lines = fetch(url).decode().splitlines()
+    for index, line in enumerate(lines):
+        if line == "#EXT-X-DISCONTINUITY":
+            discontinuity = True
+        elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            stamp = line.split(":", 1)[1]
+        elif line.startswith("#EXTINF:"):
+            rows.append((int(lines[index + 1].split(".")[0]), discontinuity, stamp, float(line[8:].rstrip(","))))
+            discontinuity, stamp = False, None
+    return rows
+
+
+def _seconds(stamp: str) -> float:
+    from datetime import datetime
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_stopped_and_restarted_publisher_ends_every_track_at_the_same_segment(pipeline):
+    base, rtmp = pipeline["base"], pipeline["rtmp"]
+    # Six seconds, a multiple of the segment duration: the audio (AAC priming included) runs a
+    # few milliseconds past the video's last segment, which once made an audio-only sliver.
+    for attempt in range(2):
+        publisher = ffmpeg_publish(f"rtmp://127.0.0.1:{rtmp}/live/cam3/key-for-cam1", seconds=6, size="320x180")
+        try:
+            assert publisher.popen.wait(40) == 0, publisher.output()
+        finally:
+            publisher.stop()
+
+    def settled():
+        video, audio = (_playlist_lines(f"{base}/cam3-loc/{track}/index.m3u8") for track in ("v180", "audio"))
+        return (video, audio) if any(d for _, d, _, _ in video) and video[-1][0] == audio[-1][0] and len(video) >= 5 else None
+    video, audio = wait_until(settled, timeout=30, interval=1, what="both contributions in the program's playlists")
+    time.sleep(3)  # the encoders finished their last segments; let the packager list them
+    video, audio = (_playlist_lines(f"{base}/cam3-loc/{track}/index.m3u8") for track in ("v180", "audio"))
+    assert [(n, d) for n, d, _, _ in video] == [(n, d) for n, d, _, _ in audio], "the same segments and discontinuities in both playlists"
+    assert sum(d for _, d, _, _ in video) == 1
+    aac_frame = 1024 / 48000
+    for (_, _, video_stamp, extinf), (_, _, audio_stamp, _) in zip(video, audio):
+        assert extinf <= SEGMENT + 1 / 30 + 0.001, "no segment overflows its slot"
+        assert (video_stamp is None) == (audio_stamp is None)
+        if video_stamp:
+            assert abs(_seconds(video_stamp) - _seconds(audio_stamp)) <= aac_frame, (video_stamp, audio_stamp)
+    # DASH: one SegmentTimeline per track, the same segments, each within its [n*D, (n+1)*D) slot.
+    root = mpd(f"{base}/cam3-loc/show.mpd")
+    timelines = []
+    for template in root.iter(f"{{{MPD_NS['mpd']}}}SegmentTemplate"):
+        scale = int(template.get("timescale"))
+        timelines.append([(t / scale, d / scale) for t, d in expand_timeline(template)])
+    assert len(timelines) == 2 and len(timelines[0]) == len(timelines[1]) == len(video)
+    for (video_t, video_d), (audio_t, audio_d) in zip(*timelines):
+        slot = video_t // SEGMENT
+        assert slot * SEGMENT <= video_t and video_t + video_d <= (slot + 1) * SEGMENT + 1 / 30 + 1e-6, (video_t, video_d)
+        assert abs(video_t - audio_t) <= aac_frame
+        assert abs((video_t + video_d) - (audio_t + audio_d)) <= aac_frame
+    # Once the program stops, ffmpeg reads both formats of the recording across the restart
+    # without a complaint.
+    subprocess.run([sys.executable, "-m", "kubecast.cli", "program", "stop", "cam3-show", "--store", str(pipeline["store"])], check=True, timeout=30)
+    wait_until(lambda: media_playlist(f"{base}/cam3-loc/v180/index.m3u8").ended, timeout=20, what="the recording to end")
+    for url in (f"{base}/cam3-loc/show.m3u8", f"{base}/cam3-loc/show.mpd"):
+        result = subprocess.run(["ffmpeg", "-v", "error", "-i", url, "-map", "0", "-f", "null", "-"], capture_output=True, text=True, timeout=90)
+        assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
