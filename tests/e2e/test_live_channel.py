@@ -51,7 +51,9 @@ def pipeline(tmp_path_factory):
     publisher = None
     try:
         up.wait_for_line(r"Status page:", timeout=90)
-        publisher = ffmpeg_publish(f"rtmp://127.0.0.1:{rtmp}/live/cam1/key-for-cam1", seconds=75)
+        # Longer than the module's tests take (~3 min on 2 cores): the last of them still need cam1
+        # live; the publisher is stopped at teardown.
+        publisher = ffmpeg_publish(f"rtmp://127.0.0.1:{rtmp}/live/cam1/key-for-cam1", seconds=300)
         base = f"http://127.0.0.1:{http}"
         wait_until(lambda: len(media_playlist(f"{base}/live/cam1/v180/index.m3u8").segments) >= 5, timeout=90, interval=0.5, what="five published segments")
         yield {"base": base, "rtmp": rtmp, "up": up, "publisher": publisher, "store": work / "store"}
