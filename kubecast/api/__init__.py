@@ -1,6 +1,6 @@
 """Pydantic models of the kubecast resources: the single source of the CRD schemas."""
 
-from .channel import Channel, ChannelSpec, Encoding, EncodingPreset, Ingest, IngestProtocol, Preview, RedundancyMode
+from .channel import Channel, ChannelSpec, DeletionPolicy, Encoding, EncodingPreset, Ingest, IngestProtocol, Preview, RedundancyMode
 from .common import API_VERSION, GROUP, VERSION, ObjectMeta, SecretKeyRef
 from .endpoint import StreamingEndpoint, StreamingEndpointSpec
 from .loader import ManifestError, Manifests, load_channel, load_paths, load_text
@@ -9,7 +9,7 @@ from .program import Program, ProgramSpec, ProgramState, parse_iso_duration
 from .renditions import H264Profile, Rendition
 
 __all__ = [
-    "API_VERSION", "GROUP", "VERSION", "Channel", "ChannelSpec", "Encoding", "EncodingPreset", "H264Profile",
+    "API_VERSION", "GROUP", "VERSION", "Channel", "ChannelSpec", "DeletionPolicy", "Encoding", "EncodingPreset", "H264Profile",
     "Ingest", "IngestProtocol", "ManifestError", "Manifests", "ObjectMeta", "PRESETS", "Preview", "Program",
     "ProgramSpec", "ProgramState", "RedundancyMode", "Rendition", "SecretKeyRef", "StreamingEndpoint",
     "StreamingEndpointSpec", "load_channel", "load_paths", "load_text", "parse_iso_duration",

@@ -30,6 +30,11 @@ class RedundancyMode(str, enum.Enum):
     RELAY = "Relay"
 
 
+class DeletionPolicy(str, enum.Enum):
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
 class ServiceType(str, enum.Enum):
     LOAD_BALANCER = "LoadBalancer"
     NODE_PORT = "NodePort"
@@ -159,6 +164,11 @@ class ChannelSpec(WireModel):
     )
     live_window: float = Field(default=60.0, ge=6.0, le=3600.0, description="Seconds of the live playlist when no program is running.")
     preview: Preview = Field(default_factory=Preview)
+    deletion_policy: DeletionPolicy = Field(
+        default=DeletionPolicy.RETAIN,
+        description="What happens to the stored media when the Channel is deleted: Retain keeps it; Delete removes it (the operator must run for"
+                    " the deletion to complete), except what a Program that still exists records.",
+    )
 
     @field_validator("segment_duration")
     @classmethod

@@ -78,9 +78,23 @@ class KubeApi:
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict | None:
         return await self._request("GET", f"{collection_path(api_version, kind, namespace)}/{name}")
 
-    async def list(self, api_version: str, kind: str, namespace: str) -> list[dict]:
-        result = await self._request("GET", collection_path(api_version, kind, namespace))
+    async def list(self, api_version: str, kind: str, namespace: str, *, label_selector: str | None = None) -> list[dict]:
+        params = {"labelSelector": label_selector} if label_selector else {}
+        result = await self._request("GET", collection_path(api_version, kind, namespace), params=params)
         return (result or {}).get("items", [])
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str, *, uid: str | None = None, propagation: str = "Background") -> None:
+        """Delete one object (gone already is fine); ``uid`` as a precondition, so that a newer object
+        of the same name is never the one deleted."""
+        options: dict = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
+        try:
+            await self._request("DELETE", f"{collection_path(api_version, kind, namespace)}/{name}", data=json.dumps(options),
+                                headers={"Content-Type": "application/json"})
+        except ApiError as error:
+            if error.status != 409:  # the uid precondition failed: another object now has the name
+                raise
 
     async def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict) -> dict | None:
         return await self._request("PATCH", f"{collection_path(api_version, kind, namespace)}/{name}/status",

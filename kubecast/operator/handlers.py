@@ -18,13 +18,14 @@ from kubecast.api.loader import ManifestError, parse_document
 from kubecast.storage import layout
 
 from .api import KubeApi
+from .periodic import every
 from .builders import INSTANCES, build_channel_children, build_endpoint_children, secret_references
 from .builders.access import endpoint_secret_references
 from .metrics import observed
 from .settings import OperatorSettings
 from .status import (aggregate_channel, aggregate_endpoint, aggregate_program, aggregate_recording, channel_conditions, conditions, contained,
                      initial_conditions, preview_url, secret_problems, stream_report)
-from .store_io import publish_program, stored_timeline, unpublish_program
+from .store_io import publish_program, stored_timeline
 
 GROUP_VERSION = ("kubecast.io", "v1alpha1")
 CHANNEL_LABEL = "kubecast.io/channel"
@@ -53,6 +54,9 @@ def configure(settings: kopf.OperatorSettings, **_) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubecast.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubecast.io", key="last-handled-configuration")
     settings.posting.level = logging.WARNING
+    # The chart installs the CRDs before the operator starts: kopf finds them by discovery and
+    # need not watch CustomResourceDefinitions (nor be allowed to).
+    settings.scanning.disabled = True
 
 
 @kopf.on.login()
@@ -117,10 +121,10 @@ async def _secret_error(namespace: str, channel: Channel | StreamingEndpoint) ->
 @kopf.on.resume(*GROUP_VERSION, "channels", id="reconcile")
 @kopf.on.create(*GROUP_VERSION, "channels", id="reconcile")
 @kopf.on.update(*GROUP_VERSION, "channels", id="reconcile", field="spec")
-@kopf.timer(*GROUP_VERSION, "channels", id="refresh", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+@every(*GROUP_VERSION, "channels", id="refresh", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 @observed("Channel")
 async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo,
-                            channel_deployments: kopf.Index, logger: kopf.Logger, **_) -> None:
+                            channel_deployments: kopf.Index, channel_programs: kopf.Index, logger: kopf.Logger, periodic: bool = False, **_) -> None:
     generation = meta.get("generation")
     try:
         channel = parse(body)
@@ -143,6 +147,9 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
                 deployments[child["metadata"]["name"]] = applied.get("status")
             elif child["kind"] == "Service":
                 services[child["metadata"]["name"]] = applied
+        if not periodic:  # a spec change (or a restart) is what can leave a child unwanted
+            await lifecycle.prune("Channel", channel.name, namespace, uid, children, logger)
+    await lifecycle.release_orphans(namespace, channel.name, channel_programs, logger)
     # A Deployment that became ready while the children were being applied has told the index
     # (its event) after the apply answered: the newer of the two, or this write would put back
     # the older readiness and nothing would correct it before the next resync.
@@ -159,7 +166,7 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
 STREAM_STATUS_INTERVAL = float(os.environ.get("KUBECAST_STREAM_STATUS_INTERVAL", "30"))
 
 
-@kopf.timer(*GROUP_VERSION, "channels", id="stream", interval=STREAM_STATUS_INTERVAL)
+@every(*GROUP_VERSION, "channels", id="stream", interval=STREAM_STATUS_INTERVAL)
 async def report_stream(body: kopf.Body, meta: kopf.Meta, name: str, namespace: str, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
                         channel_bodies: kopf.Index, channel_deployments: kopf.Index, channel_services: kopf.Index, logger: kopf.Logger, **_) -> None:
     """The media side of the status (live encoders, failovers, the data-plane conditions such as
@@ -273,9 +280,10 @@ def _announce_transition(body, old_status, new_status, logger) -> None:
 @kopf.on.resume(*GROUP_VERSION, "streamingendpoints", id="reconcile")
 @kopf.on.create(*GROUP_VERSION, "streamingendpoints", id="reconcile")
 @kopf.on.update(*GROUP_VERSION, "streamingendpoints", id="reconcile", field="spec")
-@kopf.timer(*GROUP_VERSION, "streamingendpoints", id="refresh", interval=30, initial_delay=10)
+@every(*GROUP_VERSION, "streamingendpoints", id="refresh", interval=30, initial_delay=10)
 @observed("StreamingEndpoint")
-async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
+async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, logger: kopf.Logger,
+                             periodic: bool = False, **_) -> None:
     generation = meta.get("generation")
     try:
         endpoint = parse(body)
@@ -288,10 +296,13 @@ async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
     # the endpoint with this refresh).
     channels = await _resources(namespace, "Channel")
     if secret_error is None:
-        for child in build_endpoint_children(endpoint, uid=uid, namespace=namespace, settings=OperatorSettings.from_environment(), channels=channels):
+        children = build_endpoint_children(endpoint, uid=uid, namespace=namespace, settings=OperatorSettings.from_environment(), channels=channels)
+        for child in children:
             applied = await api().apply(child)
             if child["kind"] == "Deployment":
                 deployment = applied.get("status")
+        if not periodic:
+            await lifecycle.prune("StreamingEndpoint", endpoint.name, namespace, uid, children, logger)
     new_status = aggregate_endpoint(endpoint, generation=generation, deployment=deployment, namespace=namespace, previous=dict(status or {}), now=now(),
                                     secret_error=secret_error)
     _announce_transition(body, status, new_status, logger)
@@ -301,7 +312,7 @@ async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
 @kopf.on.resume(*GROUP_VERSION, "programs", id="reconcile")
 @kopf.on.create(*GROUP_VERSION, "programs", id="reconcile")
 @kopf.on.update(*GROUP_VERSION, "programs", id="reconcile", field="spec")
-@kopf.timer(*GROUP_VERSION, "programs", id="refresh", interval=30, initial_delay=5)
+@every(*GROUP_VERSION, "programs", id="refresh", interval=30, initial_delay=5)
 @observed("Program")
 async def reconcile_program(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
     generation = meta.get("generation")
@@ -324,7 +335,7 @@ async def reconcile_program(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
     patch.status.update(new_status)
 
 
-@kopf.timer(*GROUP_VERSION, "programs", id="recording", interval=STREAM_STATUS_INTERVAL)
+@every(*GROUP_VERSION, "programs", id="recording", interval=STREAM_STATUS_INTERVAL)
 async def report_recording(body: kopf.Body, namespace: str, status: kopf.Status, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
     """``status.recording`` (state and recorded range) comes from the timeline the channel's
     packager records for the program, as ``report_stream`` does for a Channel."""
@@ -343,14 +354,5 @@ async def report_recording(body: kopf.Body, namespace: str, status: kopf.Status,
         patch.status.update(recording)
 
 
-@kopf.on.delete(*GROUP_VERSION, "programs", id="release", retries=10)  # then the deletion proceeds regardless
-async def release_program(body: kopf.Body, namespace: str, logger: kopf.Logger, **_) -> None:
-    """A deleted Program leaves the store: its packager then releases the recording."""
-    try:
-        program = parse(body)
-    except (ManifestError, ValidationError):
-        return  # it was never valid, so it was never published
-    try:
-        await unpublish_program(program, namespace)
-    except Exception as error:  # noqa: BLE001
-        raise kopf.TemporaryError(f"cannot remove program {program.name} from the store: {error}", delay=30) from None
+# Registered last: they use what this module defines.
+from . import lifecycle  # noqa: E402

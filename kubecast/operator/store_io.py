@@ -48,9 +48,66 @@ async def publish_program(program: Program, namespace: str, logger: logging.Logg
 async def unpublish_program(program: Program, namespace: str) -> None:
     """A deleted Program leaves the store (its locator too, if it is still this Program's):
     its packager then releases the recording.  Storage trouble raises."""
-    record = ProgramRecord.of(program)
+    await unpublish_record(ProgramRecord.of(program), namespace)
+
+
+async def published_programs(namespace: str, channel: str) -> dict[str, ProgramRecord | None]:
+    """The Program records stored for ``channel``: name -> record (None when unreadable)."""
+    store = store_for(namespace)
+    prefix = layout.programs_prefix(channel) + "/"
+    records: dict[str, ProgramRecord | None] = {}
+    for info in await asyncio.wait_for(store.list(prefix), 10):
+        if info.key.endswith("/program.json"):
+            data = await asyncio.wait_for(store.get(info.key), 10)
+            try:
+                records[info.key[len(prefix):].split("/")[0]] = ProgramRecord.from_json(data) if data else None
+            except ValueError:
+                records[info.key[len(prefix):].split("/")[0]] = None
+    return records
+
+
+async def unpublish_record(record: ProgramRecord, namespace: str) -> None:
     store = store_for(namespace)
     await asyncio.wait_for(store.delete(layout.program_key(record.channel, record.name)), 10)
     locator = await asyncio.wait_for(store.get(layout.locator_key(record.locator)), 10)
     if locator is not None and ProgramRecord.from_json(locator).name == record.name:
         await asyncio.wait_for(store.delete(layout.locator_key(record.locator)), 10)
+
+
+def media_to_delete(keys: list[str], channel: str, programs: list[str], recordings: list[Timeline], *, every_recording_read: bool = True) -> list[str]:
+    """The keys of ``channel``'s objects (``keys``: everything stored under its prefix) that go when
+    the Channel is deleted with ``deletionPolicy: Delete``: all but what the Programs that still
+    exist (``programs``) need to stay playable: their folders, and the segments and headers their
+    ``recordings`` list.  When a recording could not be read, every segment and header stays.  Pure."""
+    base = layout.channel_prefix(channel) + "/"
+    kept_programs = tuple(f"{layout.programs_prefix(channel)}/{name}/" for name in programs)
+    needed: set[str] = set()
+    for timeline in recordings:
+        for track in timeline.tracks:
+            sources = {row[4] for row in track.segments} | {track.init_source}
+            needed.update(layout.init_key(channel, source, track.info.id, track.info.init) for source in sources)
+            needed.update(layout.segment_key(channel, row[4], track.info.id, row[0]) for row in track.segments)
+    encoders = layout.channel_prefix(channel) + "/encoders/"
+    return [key for key in keys if key.startswith(base) and not key.startswith(kept_programs) and key not in needed
+            and (every_recording_read or not key.startswith(encoders))]
+
+
+async def delete_channel_media(namespace: str, channel: str, programs: list[str]) -> int:
+    """Delete what ``media_to_delete`` allows, ``programs`` being the Programs of the channel that
+    still exist; returns how many objects went.  Storage trouble raises."""
+    store = store_for(namespace)
+    recordings: list[Timeline] = []
+    every_recording_read = True
+    for name in programs:
+        try:
+            timeline = await stored_timeline(namespace, layout.program_timeline_key(channel, name))
+        except ValueError:
+            every_recording_read = False
+            continue
+        if timeline is not None:
+            recordings.append(timeline)
+    keys = [info.key for info in await asyncio.wait_for(store.list(layout.channel_prefix(channel)), 30)]
+    doomed = media_to_delete(keys, channel, programs, recordings, every_recording_read=every_recording_read)
+    for key in doomed:
+        await asyncio.wait_for(store.delete(key), 10)
+    return len(doomed)

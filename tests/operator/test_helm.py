@@ -14,7 +14,7 @@ import yaml
 
 ROOT = Path(__file__).parents[2]
 CHART = ROOT / "helm" / "kubecast"
-NOT_IN_KUBERNETES = {"ClusterKopfPeering", "PodMonitor", "PrometheusRule"}  # CRD kinds the official schemas do not know
+NOT_IN_KUBERNETES = {"ClusterKopfPeering", "KopfPeering", "PodMonitor", "PrometheusRule"}  # CRD kinds the official schemas do not know
 
 
 def render(values=None) -> list[dict]:
@@ -66,7 +66,10 @@ def test_rbac_is_least_privilege():
     role = next(d for d in render() if d["kind"] == "ClusterRole")
     secrets = [r for r in role["rules"] if "secrets" in r["resources"]]
     assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
-    assert not any("*" in r["verbs"] or "*" in r["resources"] or "delete" in r["verbs"] for r in role["rules"])
+    assert not any("*" in r["verbs"] or "*" in r["resources"] for r in role["rules"])
+    # delete only children it prunes (and a Channel's Deployments under deletionPolicy: Delete)
+    deletable = {resource for r in role["rules"] if "delete" in r["verbs"] for resource in r["resources"]}
+    assert deletable == {"services", "deployments", "horizontalpodautoscalers", "ingresses", "networkpolicies"}
 
 
 @pytest.mark.parametrize(("values", "key"), [

@@ -8,98 +8,12 @@ writing their status, and deletion is covered by checking owner references.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 
-import kmock
-import kopf
 import pytest
-
-import kubecast.operator.handlers  # noqa: F401 - registers the handlers in kopf's default registry
+from emulator import CHANNELS, DEPLOYMENTS, ENDPOINTS, PROGRAMS, as_user, channel_body, path_of, conditions, eventually, obj, operator
 
 pytestmark = pytest.mark.timeout(120)
-
-CHANNELS = "kubecast.io/v1alpha1/channels"
-ENDPOINTS = "kubecast.io/v1alpha1/streamingendpoints"
-PROGRAMS = "kubecast.io/v1alpha1/programs"
-DEPLOYMENTS = "apps/v1/deployments"
-
-
-def channel_body(ladder_top: int = 3_000_000, key_secret: str = "news-key") -> dict:
-    return {
-        "apiVersion": "kubecast.io/v1alpha1", "kind": "Channel",
-        "metadata": {"name": "news", "namespace": "media", "uid": "uid-news", "generation": 1, "resourceVersion": "1"},
-        "spec": {"ingest": {"streamKeySecretRef": {"name": key_secret, "key": "streamKey"}},
-                 "encoding": {"preset": "Custom", "renditions": [{"name": "hi", "width": 1280, "height": 720, "bitrate": ladder_top}]}},
-    }
-
-
-# The emulator's discovery lists only what it is told: the core kinds kopf looks for, the
-# kinds the operator creates, and our CRDs.
-CORE = {
-    "v1/namespaces": ("Namespace", False), "v1/events": ("Event", True), "v1/secrets": ("Secret", True),
-    "v1/configmaps": ("ConfigMap", True), "v1/services": ("Service", True), "apps/v1/deployments": ("Deployment", True),
-    "policy/v1/poddisruptionbudgets": ("PodDisruptionBudget", True), "autoscaling/v2/horizontalpodautoscalers": ("HorizontalPodAutoscaler", True),
-    "networking.k8s.io/v1/ingresses": ("Ingress", True), "apiextensions.k8s.io/v1/customresourcedefinitions": ("CustomResourceDefinition", False),
-}
-VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
-
-
-@pytest.fixture
-def cluster(kmock, tmp_path, monkeypatch):
-    for resource, (kind, namespaced) in CORE.items():
-        kmock.resources[resource] = {"kind": kind, "namespaced": namespaced, "verbs": VERBS}
-    for plural, kind in (("channels", "Channel"), ("programs", "Program"), ("streamingendpoints", "StreamingEndpoint")):
-        kmock.resources[f"kubecast.io/v1alpha1/{plural}"] = {"kind": kind, "namespaced": True, "subresources": ["status"],
-                                                           "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}
-    kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "kmock",
-                  "clusters": [{"name": "kmock", "cluster": {"server": str(kmock.url).rstrip("/")}}],
-                  "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "tester"}}],
-                  "users": [{"name": "tester", "user": {"token": "test-token"}}]}
-    (tmp_path / "kubeconfig").write_text(json.dumps(kubeconfig))
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("KUBECAST_STORE_URL", "s3://media/live")
-    return kmock
-
-
-@contextlib.asynccontextmanager
-async def operator():
-    """The operator as a background task (kopf.operator with stop and ready flags), always stopped."""
-    settings = kopf.OperatorSettings()
-    settings.scanning.disabled = True
-    settings.watching.server_timeout = 10
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(kopf.operator(namespaces=["media"], standalone=True, settings=settings, stop_flag=stop, ready_flag=ready))
-    try:
-        await asyncio.wait_for(ready.wait(), 30)
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-async def eventually(predicate, *, timeout: float = 30, what: str = "condition"):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            result = predicate()
-        except KeyError:
-            result = None
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout}s")
-        await asyncio.sleep(0.1)
-
-
-def obj(cluster, resource, name):
-    return cluster.objects[resource, "media", name]
-
-
-def conditions(cluster, name, resource=CHANNELS):
-    return {c["type"]: c for c in (obj(cluster, resource, name).get("status") or {}).get("conditions", [])}
-
 
 async def test_channel_gets_its_children_and_becomes_ready(cluster):
     cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"}, "data": {"streamKey": "c2VjcmV0"}}
@@ -153,19 +67,14 @@ def spec_hash(cluster, name):
 
 
 async def test_a_new_ladder_rolls_encoder_a_then_b(cluster):
-    import aiohttp
-
     cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"}, "data": {"streamKey": "c2VjcmV0"}}
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     async with operator():
         await eventually(lambda: obj(cluster, DEPLOYMENTS, "news-encoder-b"), what="encoder B")
         old = spec_hash(cluster, "news-encoder-b")
         obj(cluster, DEPLOYMENTS, "news-encoder-a").patch({"status": {"readyReplicas": 0, "updatedReplicas": 0}})  # A restarts
-        url = f"{str(cluster.url).rstrip('/')}/apis/kubecast.io/v1alpha1/namespaces/media/channels/news"
         change = {"metadata": {"generation": 2}, "spec": channel_body(ladder_top=2_000_000)["spec"]}
-        async with aiohttp.ClientSession() as session:
-            async with session.patch(url, json=change, headers={"Content-Type": "application/merge-patch+json"}) as response:
-                assert response.status == 200
+        assert await as_user(cluster, "PATCH", path_of(), change) == 200
         await eventually(lambda: spec_hash(cluster, "news-encoder-a") != old, what="encoder A on the new ladder")
         await eventually(lambda: obj(cluster, CHANNELS, "news").raw.get("status", {}).get("observedGeneration") == 2, what="generation 2 observed")
         assert spec_hash(cluster, "news-encoder-b") == old, "B keeps the old ladder while A is not ready"
@@ -225,8 +134,6 @@ def packager_conditions() -> list[dict]:
 
 
 async def test_a_misaligned_contribution_reaches_the_channel_next_to_ready(cluster, tmp_path, monkeypatch):
-    import aiohttp
-
     store = tmp_path / "store"
     monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
     cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"}, "data": {"streamKey": "c2VjcmV0"}}
@@ -251,11 +158,8 @@ async def test_a_misaligned_contribution_reaches_the_channel_next_to_ready(clust
         assert len(event) == 1 and event[0].data["type"] == "Warning" and "rendition video1" in event[0].data["message"]
 
         # a reconcile (a spec change) keeps it too, and the next report moves it to the new generation
-        url = f"{str(cluster.url).rstrip('/')}/apis/kubecast.io/v1alpha1/namespaces/media/channels/news"
-        async with aiohttp.ClientSession() as session:
-            async with session.patch(url, json={"metadata": {"generation": 2}, "spec": channel_body(ladder_top=2_000_000)["spec"]},
-                                     headers={"Content-Type": "application/merge-patch+json"}) as response:
-                assert response.status == 200
+        change = {"metadata": {"generation": 2}, "spec": channel_body(ladder_top=2_000_000)["spec"]}
+        assert await as_user(cluster, "PATCH", path_of(), change) == 200
         await eventually(lambda: obj(cluster, CHANNELS, "news").raw.get("status", {}).get("observedGeneration") == 2, what="generation 2 observed")
         assert conditions(cluster, "news")["KeyframesAligned"]["status"] == "False" and "Ready" in conditions(cluster, "news")
         await eventually(lambda: conditions(cluster, "news")["KeyframesAligned"]["observedGeneration"] == 2, what="the condition at generation 2")

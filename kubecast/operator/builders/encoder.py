@@ -21,9 +21,10 @@ from .pods import (CONFIG_DIR, CONTAINER_SECURITY, CONTRIBUTION_PORT, ENCODER_ME
 
 
 def channel_document(channel: Channel) -> str:
-    """The Channel as the encoder and packager read it (spec only: no status, no secret)."""
+    """The Channel as the encoder and packager read it (spec only: no status, no secret; nor the
+    deletion policy, which only the operator reads: changing it must not restart the pods)."""
     return yaml.safe_dump({"apiVersion": API_VERSION, "kind": "Channel", "metadata": {"name": channel.name},
-                           "spec": channel.spec.model_dump(mode="json", by_alias=True)}, sort_keys=False)
+                           "spec": channel.spec.model_dump(mode="json", by_alias=True, exclude={"deletion_policy"})}, sort_keys=False)
 
 
 def secret_references(channel: Channel) -> list[tuple[str, SecretKeyRef, str]]:
