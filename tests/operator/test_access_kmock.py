@@ -4,7 +4,7 @@ names its preview URL, and a missing signing-key Secret stalls the endpoint with
 
 import json
 
-from test_operator_kmock import CHANNELS, DEPLOYMENTS, ENDPOINTS, channel_body, cluster, conditions, eventually, obj, operator  # noqa: F401
+from emulator import CHANNELS, DEPLOYMENTS, ENDPOINTS, channel_body, conditions, eventually, obj, operator  # noqa: F401
 
 
 def endpoint_body(secret: str) -> dict:
