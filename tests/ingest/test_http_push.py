@@ -20,10 +20,15 @@ SOURCE = ["-f", "lavfi", "-t", "4", "-i", "testsrc2=size=320x240:rate=30", "-f",
 H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0"]
 
 
-async def ffmpeg(*args: str) -> None:
-    process = await asyncio.create_subprocess_exec("ffmpeg", "-v", "error", *SOURCE, *args, stderr=subprocess.PIPE)
+async def ffmpeg(*args: str, source: list[str] = SOURCE) -> None:
+    process = await asyncio.create_subprocess_exec("ffmpeg", "-v", "error", *source, *args, stderr=subprocess.PIPE)
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, stderr.decode()
+
+
+async def ffmpeg_live(*args: str) -> None:
+    """ffmpeg reading the test source at its own pace (-re on both inputs)."""
+    await ffmpeg(*args, source=["-re", *SOURCE[:6], "-re", *SOURCE[6:]])
 
 
 @pytest.fixture
@@ -181,14 +186,18 @@ async def test_parallel_smooth_posts_make_one_contribution_with_one_audio_track(
     """Encoders post each track (or each rendition with its audio) on a POST of its own."""
     fake, _, base = ingest
     url = f"{base}/ingest/cam.isml/Streams"
-    smooth = ["-movflags", "isml+frag_keyframe", "-f", "ismv"]
-    await asyncio.gather(ffmpeg(*H264, "-an", *smooth, f"{url}(video)"), ffmpeg("-vn", "-c:a", "aac", *smooth, f"{url}(audio)"))
+    # Real-time pushes, as live encoders send them: faster than real time, a loaded machine could
+    # start one POST after the other had sent all 4 s, which is two contributions, not one.
+    # frag_duration: ffmpeg fragments an audio-only ismv at key frames, that is never, unless told.
+    smooth = ["-movflags", "isml+frag_keyframe", "-frag_duration", "1000000", "-f", "ismv"]
+    await asyncio.gather(ffmpeg_live(*H264, "-an", *smooth, f"{url}(video)"), ffmpeg_live("-vn", "-c:a", "aac", *smooth, f"{url}(audio)"))
     await fake.wait(lambda: fake.ended == 1)
     tags = fake.tags()
     audio = sum(t.type == TagType.AUDIO for t in tags)
     assert video_tracks(tags) == {0: 120} and 180 <= audio <= 200, "video from one POST, audio from the other"
     # Two renditions that each carry the audio: one copy of it goes on, not two interleaved.
-    await asyncio.gather(ffmpeg(*H264, "-c:a", "aac", *smooth, f"{url}(hd)"), ffmpeg(*H264, "-s", "160x90", "-c:a", "aac", *smooth, f"{url}(sd)"))
+    await asyncio.gather(ffmpeg_live(*H264, "-c:a", "aac", *smooth, f"{url}(hd)"),
+                         ffmpeg_live(*H264, "-s", "160x90", "-c:a", "aac", *smooth, f"{url}(sd)"))
     await fake.wait(lambda: fake.ended == 2)
     tags = fake.tags()
     assert video_tracks(tags) == {0: 120, 1: 120}
