@@ -93,3 +93,12 @@ async def as_user(cluster, method: str, path: str, body: dict | None = None) -> 
 
 def path_of(name: str = "news", plural: str = "channels") -> str:
     return f"/apis/kubecast.io/v1alpha1/namespaces/media/{plural}/{name}"
+
+
+def exists(cluster, resource: str, name: str) -> bool:
+    """Whether the object is stored and not deleted.  (Not ``key in cluster.objects``: kmock
+    0.8 compares a string resource with its parsed keys there, so that is always False.)"""
+    try:
+        return not cluster.objects[resource, "media", name].deleted
+    except KeyError:
+        return False

@@ -4,7 +4,7 @@ names its preview URL, and a missing signing-key Secret stalls the endpoint with
 
 import json
 
-from emulator import CHANNELS, DEPLOYMENTS, ENDPOINTS, channel_body, conditions, eventually, obj, operator  # noqa: F401
+from emulator import CHANNELS, DEPLOYMENTS, ENDPOINTS, channel_body, conditions, eventually, exists, obj, operator  # noqa: F401
 
 
 def endpoint_body(secret: str) -> dict:
@@ -34,5 +34,5 @@ async def test_policy_preview_url_and_a_missing_key(cluster):  # noqa: F811
         stalled = await eventually(lambda: conditions(cluster, "other", ENDPOINTS).get("Stalled", {}).get("status") == "True"
                                    and conditions(cluster, "other", ENDPOINTS), what="the endpoint without its Secret stalls")
         assert stalled["Ready"]["reason"] == "SecretMissing" and "Secret absent (signing key a) does not exist" in stalled["Ready"]["message"]
-        assert (DEPLOYMENTS, "media", "other-endpoint") not in cluster.objects
+        assert not exists(cluster, DEPLOYMENTS, "other-endpoint")
         assert "a2V5" not in json.dumps(obj(cluster, "v1/configmaps", "edge-endpoint-access").raw)

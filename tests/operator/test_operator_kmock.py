@@ -11,7 +11,7 @@ import asyncio
 import json
 
 import pytest
-from emulator import CHANNELS, DEPLOYMENTS, ENDPOINTS, PROGRAMS, as_user, channel_body, path_of, conditions, eventually, obj, operator
+from emulator import CHANNELS, DEPLOYMENTS, ENDPOINTS, PROGRAMS, as_user, channel_body, conditions, eventually, exists, obj, operator, path_of
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,7 +45,7 @@ async def test_missing_secret_is_reported_not_crash_looped(cluster):
     async with operator():
         stalled = await eventually(lambda: conditions(cluster, "news").get("Stalled", {}).get("status") == "True" and conditions(cluster, "news"), what="Stalled")
         assert stalled["Ready"]["status"] == "False" and stalled["Ready"]["reason"] == "SecretMissing"
-        assert (DEPLOYMENTS, "media", "news-encoder-a") not in cluster.objects
+        assert not exists(cluster, DEPLOYMENTS, "news-encoder-a")
 
 
 async def test_autoscaled_endpoint_never_gets_replicas(cluster):
@@ -182,7 +182,7 @@ async def test_a_missing_srt_passphrase_secret_is_reported_by_name(cluster):
     async with operator():
         stalled = await eventually(lambda: conditions(cluster, "news").get("Stalled", {}).get("status") == "True" and conditions(cluster, "news"), what="Stalled")
         assert stalled["Ready"]["reason"] == "SecretMissing" and stalled["Ready"]["message"] == "Secret news-srt (SRT passphrase) does not exist"
-        assert (DEPLOYMENTS, "media", "news-encoder-a") not in cluster.objects
+        assert not exists(cluster, DEPLOYMENTS, "news-encoder-a")
     # the Secret appears without that key: reported by the next reconcile (here the resume of a
     # restarted operator; on a cluster at the latest the 120 s refresh)
     cluster.objects["v1/secrets", "media", "news-srt"] = {"metadata": {"name": "news-srt", "namespace": "media"}, "data": {"other": "eA=="}}
