@@ -38,6 +38,13 @@ CLIENT: dict[str, KubeApi] = {}
 # the ones in the status they were handed, which lags: kopf updates a Channel's body and
 # indexes only between that Channel's handlers, so not during a reconcile (seconds of applies).
 DATA_PLANE_MEMO = "dataPlaneConditions"
+# Also in the memo: the lock every writer of a Channel's conditions holds while it computes and
+# sends the whole list, and the status it last sent.  The list goes out whole (a merge patch
+# replaces it), so a list computed before another writer's newer one and sent after it would
+# drop that writer's part.  Under the lock, each write is computed from the newest parts and
+# sent at once, not left in kopf's patch to be applied after the handler returns.
+STATUS_LOCK_MEMO = "statusLock"
+LAST_STATUS_MEMO = "lastStatus"
 
 
 def api() -> KubeApi:
@@ -79,23 +86,33 @@ def parse(body) -> Channel | Program | StreamingEndpoint:
     return parse_document(document, f"{body['kind']} {body['metadata']['name']}")
 
 
-def _invalid(patch: kopf.Patch, status, generation, error: Exception, data_plane: list[dict] | None = None) -> None:
+def _invalid_status(status, generation, error: Exception, data_plane: list[dict] | None = None) -> dict:
     message = str(error).split(": ", 1)[-1]
     previous = (status or {}).get("conditions")
-    patch.status["observedGeneration"] = generation
     # A Channel's data-plane conditions still describe its running stream: kept, not dropped.
-    patch.status["conditions"] = channel_conditions(conditions(
+    return {"observedGeneration": generation, "conditions": channel_conditions(conditions(
         previous, generation, now(), ("Ready", False, "InvalidSpec", message), ("Reconciling", False, "InvalidSpec", ""), ("Stalled", True, "InvalidSpec", message)),
-        previous, data_plane)
+        previous, data_plane)}
+
+
+def _invalid(patch: kopf.Patch, status, generation, error: Exception) -> None:
+    patch.status.update(_invalid_status(status, generation, error))
+
+
+@kopf.on.create(*GROUP_VERSION, "streamingendpoints", id="observe")
+@kopf.on.create(*GROUP_VERSION, "programs", id="observe")
+def observe(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, **_) -> None:
+    patch.status["conditions"] = channel_conditions(initial_conditions(meta.get("generation"), now()), (status or {}).get("conditions"))
 
 
 @kopf.on.create(*GROUP_VERSION, "channels", id="observe")
-@kopf.on.create(*GROUP_VERSION, "streamingendpoints", id="observe")
-@kopf.on.create(*GROUP_VERSION, "programs", id="observe")
-def observe(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **_) -> None:
+async def observe_channel(meta: kopf.Meta, status: kopf.Status, name: str, namespace: str, memo: kopf.Memo, **_) -> None:
     # report_stream starts with the object, so a Channel whose timeline exists may have its
     # data-plane conditions before this first sight: kept.
-    patch.status["conditions"] = channel_conditions(initial_conditions(meta.get("generation"), now()), (status or {}).get("conditions"), memo.get(DATA_PLANE_MEMO))
+    async with _status_lock(memo):
+        previous = _newest_status(memo, status)
+        initial = channel_conditions(initial_conditions(meta.get("generation"), now()), previous.get("conditions"), memo.get(DATA_PLANE_MEMO))
+        await _write_channel_status(memo, namespace, name, {"conditions": initial})
 
 
 async def _resources(namespace: str, kind: str) -> list:
@@ -129,7 +146,9 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
     try:
         channel = parse(body)
     except (ManifestError, ValidationError) as error:
-        _invalid(patch, status, generation, error, memo.get(DATA_PLANE_MEMO))
+        async with _status_lock(memo):
+            invalid = _invalid_status(_newest_status(memo, status), generation, error, memo.get(DATA_PLANE_MEMO))
+            await _write_channel_status(memo, namespace, body["metadata"]["name"], invalid)
         return
     secret_error = await _secret_error(namespace, channel)
     deployments: dict[str, dict | None] = {}
@@ -153,14 +172,35 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
     # A Deployment that became ready while the children were being applied has told the index
     # (its event) after the apply answered: the newer of the two, or this write would put back
     # the older readiness and nothing would correct it before the next resync.
-    observed = dict(channel_deployments.get((namespace, channel.name), []))
-    deployments = {name: observed.get(name) or applied_status for name, applied_status in deployments.items()}
-    new_status = aggregate_channel(channel, generation=generation, deployments=deployments, services=services,
-                                   secret_error=secret_error, previous=dict(status or {}), now=now(),
-                                   ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=memo.get(DATA_PLANE_MEMO),
-                                   preview=preview_url(channel, await _resources(namespace, "StreamingEndpoint"), namespace))
-    _announce_transition(body, status, new_status, logger)
-    patch.status.update(new_status)
+    preview = preview_url(channel, await _resources(namespace, "StreamingEndpoint"), namespace)
+    async with _status_lock(memo):
+        observed = dict(channel_deployments.get((namespace, channel.name), []))
+        deployments = {name: observed.get(name) or applied_status for name, applied_status in deployments.items()}
+        previous = _newest_status(memo, status)
+        new_status = aggregate_channel(channel, generation=generation, deployments=deployments, services=services,
+                                       secret_error=secret_error, previous=previous, now=now(),
+                                       ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=memo.get(DATA_PLANE_MEMO),
+                                       preview=preview)
+        _announce_transition(body, previous, new_status, logger)
+        await _write_channel_status(memo, namespace, channel.name, new_status)
+
+
+def _status_lock(memo: kopf.Memo) -> asyncio.Lock:
+    lock = memo.get(STATUS_LOCK_MEMO)
+    if lock is None:
+        lock = memo[STATUS_LOCK_MEMO] = asyncio.Lock()
+    return lock
+
+
+def _newest_status(memo: kopf.Memo, handed: dict | None) -> dict:
+    """The status this operator last wrote, else the one kopf handed over (which lags: kopf
+    refreshes a Channel's body only between its handlers)."""
+    return copy.deepcopy(memo.get(LAST_STATUS_MEMO) or dict(handed or {}))
+
+
+async def _write_channel_status(memo: kopf.Memo, namespace: str, name: str, new_status: dict) -> None:
+    await api().patch_status("kubecast.io/v1alpha1", "Channel", namespace, name, new_status)
+    memo[LAST_STATUS_MEMO] = {**(memo.get(LAST_STATUS_MEMO) or {}), **copy.deepcopy(new_status)}
 
 
 STREAM_STATUS_INTERVAL = float(os.environ.get("KUBECAST_STREAM_STATUS_INTERVAL", "30"))
@@ -238,21 +278,23 @@ async def _status_from_indexes(key: tuple[str, str], channel_bodies: kopf.Index,
     body = next(iter(channel_bodies.get(key, [])), None)
     if body is None:
         return
-    previous = body.get("status") or {}
-    if any(c.get("reason") in ("SecretMissing", "InvalidSpec") for c in previous.get("conditions", [])):
-        return  # only a reconcile, which re-reads the Secret and spec, may clear those
+    memo = body["memo"]
     try:
         channel = parse(body)
     except (ManifestError, ValidationError):
         return
-    new_status = aggregate_channel(channel, generation=body["metadata"]["generation"], deployments=dict(channel_deployments.get(key, [])),
-                                   services=dict(channel_services.get(key, [])), secret_error=None, previous=previous, now=now(),
-                                   ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=body["memo"].get(DATA_PLANE_MEMO),
-                                   preview=previous.get("previewUrl"))  # the reconcile's, which lists the endpoints
-    if contained(new_status, previous):
-        return
-    _announce_transition(body, previous, new_status, logger)
-    await api().patch_status("kubecast.io/v1alpha1", "Channel", namespace, channel.name, new_status)
+    async with _status_lock(memo):
+        previous = _newest_status(memo, body.get("status"))
+        if any(c.get("reason") in ("SecretMissing", "InvalidSpec") for c in previous.get("conditions", [])):
+            return  # only a reconcile, which re-reads the Secret and spec, may clear those
+        new_status = aggregate_channel(channel, generation=body["metadata"]["generation"], deployments=dict(channel_deployments.get(key, [])),
+                                       services=dict(channel_services.get(key, [])), secret_error=None, previous=previous, now=now(),
+                                       ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=memo.get(DATA_PLANE_MEMO),
+                                       preview=previous.get("previewUrl"))  # the reconcile's, which lists the endpoints
+        if contained(new_status, previous):
+            return
+        _announce_transition(body, previous, new_status, logger)
+        await _write_channel_status(memo, namespace, channel.name, new_status)
 
 
 async def _may_roll_second(namespace: str, first_manifest: dict, second_name: str) -> bool:
