@@ -35,6 +35,7 @@ log = logging.getLogger("kubecast.endpoint")
 STATIC_FILES = {
     "kubecast.css": "text/css", "preview.js": "text/javascript",
     "vendor/hls.min.js": "text/javascript", "vendor/dash.all.min.js": "text/javascript", "vendor/dash.mss.min.js": "text/javascript",
+    "vendor/shaka-player.compiled.js": "text/javascript",
 }
 CACHE_BYTES = 256 << 20
 

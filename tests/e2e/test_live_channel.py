@@ -17,6 +17,7 @@ from urllib.parse import urljoin
 
 import pytest
 
+import players
 from helpers import Proc, free_port, kubecast, wait_until
 from kubecast.media.mp4 import parse_media_segment
 from media_checks import MPD_NS, download, expand_timeline, fetch, media_playlist, mpd, multivariant
@@ -202,6 +203,23 @@ def test_preview_page_plays_in_chromium(pipeline, engine):
             page.wait_for_function(f"() => window.kubecastPlayer.video.currentTime > {start + 5}", timeout=30_000)
             assert page.evaluate("() => window.kubecastPlayer.errors") == []
             assert page.evaluate("() => window.kubecastPlayer.video.videoWidth") > 0
+        finally:
+            browser.close()
+
+
+def test_shaka_player_plays_the_live_channel_in_hls_and_dash(pipeline):
+    base = pipeline["base"]
+    with players.sync_playwright().sync_playwright() as playwright:
+        browser = players.chromium(playwright)
+        try:
+            for url in (f"{base}/live/cam1/index.m3u8", f"{base}/live/cam1/ts/index.m3u8", f"{base}/live/cam1/manifest.mpd"):
+                page = browser.new_page()
+                players.open_player(page, base, "shaka", url)
+                # frames shown, not currentTime: a live player seeks to the edge before it has decoded anything
+                page.wait_for_function("() => window.errors.length || window.v.getVideoPlaybackQuality().totalVideoFrames > 90",
+                                       timeout=40_000)
+                assert page.evaluate("() => window.errors") == [], url
+                page.close()
         finally:
             browser.close()
 

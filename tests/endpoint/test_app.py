@@ -70,6 +70,7 @@ async def test_preview_status_and_cors_preflight(client):
     status = await (await client.get("/status/news.json")).json()
     assert status["state"] == "live" and {t["id"] for t in status["tracks"]} == {"v720", "v360", "audio"}
     assert (await client.get("/static/vendor/dash.all.min.js")).status == 200
+    assert (await client.get("/static/vendor/shaka-player.compiled.js")).status == 200
     assert "news" in await (await client.get("/")).text()
     preflight = await client.options("/live/news/index.m3u8", headers={"Origin": "http://x", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "Range"})
     assert preflight.status == 204 and "Range" in preflight.headers["Access-Control-Allow-Headers"]
