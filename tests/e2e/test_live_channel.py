@@ -518,6 +518,8 @@ def test_a_stopped_and_restarted_publisher_ends_every_track_at_the_same_segment(
     time.sleep(3)  # the encoders finished their last segments; let the packager list them
     video, audio = (_playlist_lines(f"{base}/cam3-loc/{track}/index.m3u8") for track in ("v180", "audio"))
     assert [(n, d) for n, d, _, _ in video] == [(n, d) for n, d, _, _ in audio], "the same segments and discontinuities in both playlists"
+    transport = _playlist_lines(f"{base}/cam3-loc/show.ism/ts/v180/index.m3u8")
+    assert [(n, d, stamp) for n, d, stamp, _ in transport] == [(n, d, stamp) for n, d, stamp, _ in video], "the TS playlist agrees"
     assert sum(d for _, d, _, _ in video) == 1
     aac_frame = 1024 / 48000
     for (_, _, video_stamp, extinf), (_, _, audio_stamp, _) in zip(video, audio):
@@ -544,3 +546,27 @@ def test_a_stopped_and_restarted_publisher_ends_every_track_at_the_same_segment(
     for url in (f"{base}/cam3-loc/show.m3u8", f"{base}/cam3-loc/show.mpd"):
         result = subprocess.run(["ffmpeg", "-v", "error", "-i", url, "-map", "0", "-f", "null", "-"], capture_output=True, text=True, timeout=90)
         assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    # Shaka Player (which once threw on the sliver segment and stalled) plays the recording from its
+    # start, across the restart, to its end, in every format at once (one page each).
+    recording = {"hls fmp4": f"{base}/cam3-loc/show.m3u8", "hls ts": f"{base}/cam3-loc/show.ism/manifest(format=m3u8-aapl)",
+                 "dash": f"{base}/cam3-loc/show.mpd"}
+    outcomes = {}
+    with players.sync_playwright().sync_playwright() as playwright:
+        browser = players.chromium(playwright)
+        try:
+            pages = {name: browser.new_page() for name in recording}
+            for name, url in recording.items():
+                players.open_player(pages[name], base, "shaka", url)
+            for name, page in pages.items():
+                page.wait_for_function("() => window.ended || window.errors.length", timeout=60_000)
+                outcomes[name] = page.evaluate("() => ({errors: window.errors, ended: window.ended, time: window.v.currentTime,"
+                                               " stalls: window.player.getStats().stallsDetected,"
+                                               " frames: window.v.getVideoPlaybackQuality().totalVideoFrames})")
+        finally:
+            browser.close()
+    print(outcomes)
+    recorded = sum(extinf for _, _, _, extinf in video)
+    for name, outcome in outcomes.items():
+        assert outcome["errors"] == [] and outcome["ended"] and outcome["stalls"] == 0, (name, outcome)
+        assert outcome["time"] >= recorded - SEGMENT, (name, outcome, recorded)
+        assert outcome["frames"] >= (recorded - SEGMENT) * 30, (name, outcome, recorded)
