@@ -1,112 +1,187 @@
-"""A small async Kubernetes API client: apply, get, list, patch status — all the operator needs.
+"""The operator's Kubernetes client: kubernetes_asyncio's dynamic client, logged in as kopf is.
 
-kopf owns the watching; creating and patching children needs a client of our own.  This one
-reuses the very connection info kopf logged in with (service account in a pod, kubeconfig
-outside), so there is one source of credentials.  Children are applied with server-side apply
-(field manager ``kubecast``), which is idempotent and leaves alone fields that other
-controllers own, such as an HPA's replicas.
+kopf owns the watching; creating and patching children needs a client of our own.  It is built
+from the very ``ConnectionInfo`` kopf logged in with (service account in a pod, kubeconfig
+outside), so there is one source of credentials, and kopf's re-login after a 401 builds a new one.
+
+Why kubernetes_asyncio rather than lightkube or kr8s: it runs on aiohttp, as kopf does (one HTTP
+stack and event loop, no second connection library); its dynamic client finds each kind's
+resource by API discovery (no table of plurals here, and CRDs resolve like built-in kinds); its
+models are generated from the API server's OpenAPI (typed resources, the same generator as the
+official client it replaces); and its errors carry the API server's ``Status`` (kind, reason,
+the causes of an apply conflict).  Retries stay kopf's: a handler that raises is retried with
+backoff, and a failed periodic round runs again at the next interval.
+
+Children are applied with server-side apply (field manager ``kubecast``, forced: the operator
+owns what it builds), which is idempotent and leaves alone fields that other controllers own,
+such as an HPA's replicas.  Answers come back as plain dicts, as the pure builders and
+aggregators expect them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import ssl
+import os
+import tempfile
+from collections.abc import Awaitable
+from typing import Any
 
 import aiohttp
 
-PLURALS = {
-    "ConfigMap": "configmaps", "Secret": "secrets", "Service": "services", "Deployment": "deployments",
-    "PodDisruptionBudget": "poddisruptionbudgets", "HorizontalPodAutoscaler": "horizontalpodautoscalers",
-    "Ingress": "ingresses", "NetworkPolicy": "networkpolicies", "Channel": "channels", "Program": "programs", "StreamingEndpoint": "streamingendpoints",
-}
+import kopf
+from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.dynamic import DynamicClient, LazyDiscoverer
+from kubernetes_asyncio.dynamic.exceptions import ConflictError, NotFoundError, api_exception
+from kubernetes_asyncio.dynamic.resource import Resource
+
+Json = dict[str, Any]
+FIELD_MANAGER = "kubecast"
+TIMEOUT_SECONDS = 30
+_RAW: Json = {"serialize": False, "_request_timeout": TIMEOUT_SECONDS}  # every request: see _answer
+# What a failed request raises (the dynamic client's subclasses by status: NotFoundError,
+# ConflictError, ...); ``status`` is the HTTP status and ``body`` the server's Status.
+ApiError = ApiException
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(f"{status}: {message}")
-        self.status = status
+class _Discovery(LazyDiscoverer):  # type: ignore[misc]  # the library's classes are untyped
+    """Discovery kept in memory: the library would write it to a file under /tmp shared by every
+    process that talks to the same server (and the operator's root filesystem may be read-only).
+    Each kind's group version is asked once, when the kind is first used."""
+
+    # A path that cannot exist (a file below /dev/null), so no earlier process's cache is read.
+    NO_FILE = os.path.join(os.devnull, "kubecast-discovery")
+
+    def __init__(self, client: DynamicClient, cache_file: str | None) -> None:
+        super().__init__(client, self.NO_FILE)
+
+    def _write_cache(self) -> None:
+        pass
 
 
-def collection_path(api_version: str, kind: str, namespace: str) -> str:
-    prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    return f"{prefix}/namespaces/{namespace}/{PLURALS[kind]}"
+async def _answer(sent: Awaitable[aiohttp.ClientResponse]) -> Json:
+    """The answer to a request of the dynamic client as the server sent it (the library would wrap
+    it in attribute-access objects), or the library's error for its status.  Asked for unwrapped,
+    the dynamic client hands over the response without checking its status: done here."""
+    response = await sent
+    async with response:
+        body = await response.read()
+        if response.status >= 400:
+            error = ApiException(status=response.status, reason=response.reason)
+            error.body, error.headers = body, response.headers
+            raise api_exception(error)
+    answer: Json = json.loads(body) if body else {}
+    return answer
 
 
 class KubeApi:
-    def __init__(self, *, server: str, token: str | None = None, ca_path=None, ca_data=None, insecure: bool = False,
-                 certificate_path=None, private_key_path=None):
-        self.server = server.rstrip("/")
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
-        context = None
-        if self.server.startswith("https"):
-            context = ssl.create_default_context(cafile=ca_path, cadata=ca_data.decode() if isinstance(ca_data, bytes) else ca_data)
-            if insecure:
-                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-            if certificate_path and private_key_path:
-                context.load_cert_chain(certificate_path, private_key_path)
-        self._ssl = context
-        self._session: aiohttp.ClientSession | None = None
+    """get, list, delete, apply and patch status: all the operator sends beyond kopf's own requests."""
+
+    def __init__(self, configuration: Configuration, files: tempfile.TemporaryDirectory[str] | None = None) -> None:
+        self._configuration = configuration
+        self._files = files  # certificate data kopf had in memory, written for the TLS library
+        self._api_client: ApiClient | None = None
+        self._dynamic: DynamicClient | None = None
+        self._resources: dict[tuple[str, str], Resource] = {}
+        self._discovering = asyncio.Lock()
 
     @classmethod
-    def from_connection_info(cls, info) -> "KubeApi":
-        return cls(server=info.server, token=info.token, ca_path=info.ca_path, ca_data=info.ca_data, insecure=bool(info.insecure),
-                   certificate_path=info.certificate_path, private_key_path=info.private_key_path)
+    def from_connection_info(cls, info: kopf.ConnectionInfo) -> KubeApi:
+        if info.username or info.password:
+            raise ValueError("basic authentication is not supported: log in with a token or a client certificate")
+        configuration = Configuration(host=info.server.rstrip("/"))
+        files = None
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(headers=self.headers, timeout=aiohttp.ClientTimeout(total=30))
-        return self._session
+        def path(value: str | bytes | os.PathLike[str] | os.PathLike[bytes] | None, data: str | bytes | None,
+                 name: str) -> str | None:
+            nonlocal files
+            if value is not None:
+                return os.fsdecode(value)
+            if data is None:
+                return None
+            if files is None:
+                files = tempfile.TemporaryDirectory(prefix="kubecast-operator-")
+            target = os.path.join(files.name, name)
+            with open(target, "wb") as handle:
+                handle.write(data.encode() if isinstance(data, str) else data)
+            return target
+
+        configuration.ssl_ca_cert = path(info.ca_path, info.ca_data, "ca.crt")
+        configuration.cert_file = path(info.certificate_path, info.certificate_data, "client.crt")
+        configuration.key_file = path(info.private_key_path, info.private_key_data, "client.key")
+        configuration.verify_ssl = not info.insecure
+        if info.token:
+            configuration.api_key = {"BearerToken": info.token}
+            configuration.api_key_prefix = {"BearerToken": info.scheme or "Bearer"}
+        if info.proxy_url:
+            configuration.proxy = info.proxy_url
+        return cls(configuration, files)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._api_client is not None:
+            await self._api_client.close()
+            self._api_client, self._dynamic = None, None
+        if self._files is not None:
+            self._files.cleanup()
+            self._files = None
 
-    async def _request(self, method: str, path: str, **kwargs) -> dict | None:
-        async with self.session.request(method, self.server + path, ssl=self._ssl, **kwargs) as response:
-            if response.status == 404:
-                return None
-            text = await response.text()
-            if response.status >= 400:
-                try:
-                    message = json.loads(text).get("message", text)
-                except ValueError:
-                    message = text
-                raise ApiError(response.status, message[:500])
-            return json.loads(text) if text else {}
+    async def _resource(self, api_version: str, kind: str) -> Resource:
+        key = (api_version, kind)
+        if key not in self._resources:
+            async with self._discovering:
+                if self._dynamic is None:
+                    self._api_client = ApiClient(configuration=self._configuration)
+                    self._dynamic = await DynamicClient(self._api_client, discoverer=_Discovery)
+                if key not in self._resources:
+                    self._resources[key] = await self._dynamic.resources.get(api_version=api_version, kind=kind)
+        return self._resources[key]
 
-    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict | None:
-        return await self._request("GET", f"{collection_path(api_version, kind, namespace)}/{name}")
+    @property
+    def _client(self) -> DynamicClient:
+        assert self._dynamic is not None  # set by the _resource() call every request makes first
+        return self._dynamic
 
-    async def list(self, api_version: str, kind: str, namespace: str, *, label_selector: str | None = None) -> list[dict]:
-        params = {"labelSelector": label_selector} if label_selector else {}
-        result = await self._request("GET", collection_path(api_version, kind, namespace), params=params)
-        return (result or {}).get("items", [])
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Json | None:
+        resource = await self._resource(api_version, kind)
+        try:
+            return await _answer(self._client.get(resource, name=name, namespace=namespace, **_RAW))
+        except NotFoundError:
+            return None
 
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str, *, uid: str | None = None, propagation: str = "Background") -> None:
+    async def list(self, api_version: str, kind: str, namespace: str, *, label_selector: str | None = None) -> list[Json]:
+        resource = await self._resource(api_version, kind)
+        answer = await _answer(self._client.get(resource, namespace=namespace, label_selector=label_selector, **_RAW))
+        items: list[Json] = answer.get("items") or []
+        return items
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str, *, uid: str | None = None,
+                     propagation: str = "Background") -> None:
         """Delete one object (gone already is fine); ``uid`` as a precondition, so that a newer object
         of the same name is never the one deleted."""
-        options: dict = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        options: Json = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
         if uid is not None:
             options["preconditions"] = {"uid": uid}
+        resource = await self._resource(api_version, kind)
         try:
-            await self._request("DELETE", f"{collection_path(api_version, kind, namespace)}/{name}", data=json.dumps(options),
-                                headers={"Content-Type": "application/json"})
-        except ApiError as error:
-            if error.status != 409:  # the uid precondition failed: another object now has the name
-                raise
+            await _answer(self._client.delete(resource, name=name, namespace=namespace, body=options, **_RAW))
+        except NotFoundError:
+            pass
+        except ConflictError:
+            pass  # the uid precondition failed: another object now has the name
 
-    async def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict) -> dict | None:
-        return await self._request("PATCH", f"{collection_path(api_version, kind, namespace)}/{name}/status",
-                                   data=json.dumps({"status": status}), headers={"Content-Type": "application/merge-patch+json"})
+    async def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: Json) -> Json | None:
+        """Merge ``status`` into the object's status subresource; None when the object is gone."""
+        resource = await self._resource(api_version, kind)
+        try:
+            return await _answer(self._client.patch(resource.status, body={"status": status}, name=name, namespace=namespace,
+                                                    content_type="application/merge-patch+json", **_RAW))
+        except NotFoundError:
+            return None
 
-    async def apply(self, manifest: dict) -> dict:
-        meta = manifest["metadata"]
-        path = collection_path(manifest["apiVersion"], manifest["kind"], meta["namespace"])
-        result = await self._request(
-            "PATCH", f"{path}/{meta['name']}", params={"fieldManager": "kubecast", "force": "true"},
-            data=json.dumps(manifest), headers={"Content-Type": "application/apply-patch+yaml"},
-        )
-        if result is None:  # an API without server-side apply for a missing object (the test emulator)
-            result = await self._request("POST", path, data=json.dumps(manifest), headers={"Content-Type": "application/json"})
-        return result or {}
+    async def apply(self, manifest: Json) -> Json:
+        """Server-side apply of ``manifest`` (created when absent); the object as the server now has it."""
+        resource = await self._resource(manifest["apiVersion"], manifest["kind"])
+        return await _answer(self._client.server_side_apply(
+            resource, body=manifest, namespace=manifest["metadata"]["namespace"], field_manager=FIELD_MANAGER,
+            force_conflicts=True, **_RAW))

@@ -69,7 +69,7 @@ def configure(settings: kopf.OperatorSettings, **_) -> None:
 @kopf.on.login()
 def login(settings: kopf.OperatorSettings, **_):
     info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
-    if info is not None:
+    if info is not None:  # kopf logs in again after a 401: the client then uses the new credentials
         CLIENT["api"] = KubeApi.from_connection_info(info)
     return info
 

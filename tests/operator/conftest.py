@@ -7,6 +7,7 @@ import pytest
 # Channel's stream status reported within a second, not every 30 s.
 os.environ.setdefault("KUBECAST_STREAM_STATUS_INTERVAL", "1")
 
+from apiserver import ApplyingEmulator  # noqa: E402
 from emulator import CORE, CRDS, VERBS  # noqa: E402 - after the environment it reads at import
 
 # (verb, API group, resource[/subresource]) of every request the operator sent to an emulated
@@ -20,6 +21,12 @@ def sent_to_cluster() -> set[tuple[str, str, str]]:
     return SENT
 
 
+@pytest.fixture
+def kmock_options(kmock_options):
+    # The operator creates its children by server-side apply, as on a cluster.
+    return {**kmock_options, "cls": ApplyingEmulator}
+
+
 def record(kmock) -> None:
     for request in kmock:
         if request.resource is None or request.resource.plural is None or request.action is None:
@@ -29,6 +36,8 @@ def record(kmock) -> None:
         verb = "update" if request.method.value == "PUT" else _VERB[request.action.value]
         plural = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
         SENT.add((verb, request.resource.group or "", plural))
+        if request.id in kmock.applied_creates:  # authorized as a create too
+            SENT.add(("create", request.resource.group or "", plural))
 
 
 def _parse_path(parse):

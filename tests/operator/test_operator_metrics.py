@@ -20,7 +20,7 @@ async def test_reconciles_are_counted_timed_and_their_api_errors_kept():
     async def reconcile(*, outcome: str, **_):
         calls.append(outcome)
         if outcome == "api":
-            raise ApiError(409, "conflict")
+            raise ApiError(status=409, reason="Conflict")
         if outcome == "bug":
             raise ValueError("bug")
         return "done"
