@@ -16,6 +16,7 @@ from .mp4 import Mp4Error, iter_boxes
 
 TFXD = bytes.fromhex("6d1d9b0542d544e680e2141daff757b2")  # Smooth: absolute time of the fragment
 MAX_BOX = 64 << 20  # a fragment of a live contribution is a few MB at most
+MAX_SAMPLES = 1 << 16  # per trun: a fragment holds seconds of frames; more is damage (and sizes of 0 bound nothing)
 
 
 class BoxStream:
@@ -116,6 +117,13 @@ def audio_specific_config(esds: bytes, start: int, end: int) -> bytes:
 
 def parse_init(data: bytes) -> list[TrackConfig]:
     """The H.264 and AAC tracks of an init segment (``moov``); other tracks are left out."""
+    try:
+        return _parse_init(data)
+    except (struct.error, IndexError) as error:  # a read past the end of a box that claimed less
+        raise Mp4Error(f"init segment with a truncated box: {error}") from None
+
+
+def _parse_init(data: bytes) -> list[TrackConfig]:
     moov = _payload(data, [b"moov"])
     if moov is None:
         raise Mp4Error("no moov box")
@@ -129,6 +137,8 @@ def parse_init(data: bytes) -> list[TrackConfig]:
         stsd = _payload(data, [b"mdia", b"minf", b"stbl", b"stsd"], start, end)
         if None in (tkhd, mdhd, hdlr, stsd):
             raise Mp4Error("trak without tkhd, mdhd, hdlr or stsd")
+        if min(tkhd[1] - tkhd[0], mdhd[1] - mdhd[0]) < 24 or hdlr[1] - hdlr[0] < 12:
+            raise Mp4Error("trak with a truncated tkhd, mdhd or hdlr")
         track_id = struct.unpack_from(">I", data, tkhd[0] + (20 if data[tkhd[0]] == 1 else 12))[0]
         timescale = struct.unpack_from(">I", data, mdhd[0] + (20 if data[mdhd[0]] == 1 else 12))[0]
         handler = data[hdlr[0] + 8 : hdlr[0] + 12]
@@ -136,6 +146,8 @@ def parse_init(data: bytes) -> list[TrackConfig]:
             raise Mp4Error(f"track {track_id} has timescale 0")
         entries = stsd[0] + 8  # full-box header + entry count
         for entry, entry_start, entry_end in iter_boxes(data, entries, stsd[1]):
+            if entry_end - entry_start < (78 if handler == b"vide" else 28):
+                raise Mp4Error(f"track {track_id}: truncated {entry.decode(errors='replace')} sample entry")
             if handler == b"vide" and entry in (b"avc1", b"avc3"):
                 width, height = struct.unpack_from(">HH", data, entry_start + 24)
                 avcc = _payload(data, [b"avcC"], entry_start + 78, entry_end)
@@ -153,6 +165,13 @@ def parse_init(data: bytes) -> list[TrackConfig]:
 
 def parse_fragment(moof: bytes, mdat: bytes) -> dict[int, list[FragmentSample]]:
     """Samples per track id of one ``moof`` box and the ``mdat`` box that follows it."""
+    try:
+        return _parse_fragment(moof, mdat)
+    except (struct.error, IndexError) as error:  # a read past the end of a box that claimed less
+        raise Mp4Error(f"fragment with a truncated box: {error}") from None
+
+
+def _parse_fragment(moof: bytes, mdat: bytes) -> dict[int, list[FragmentSample]]:
     if moof[4:8] != b"moof" or mdat[4:8] != b"mdat":
         raise Mp4Error("a fragment is a moof box followed by an mdat box")
     body = moof + mdat  # offsets in trun are from the start of the moof
@@ -219,6 +238,8 @@ def _trun(body: bytes, start: int, end: int, base: int, data_end: int, defaults:
         first_flags = struct.unpack_from(">I", body, cursor)[0]
         cursor += 4
     per_sample = 4 * sum(bool(flags & bit) for bit in (0x100, 0x200, 0x400, 0x800))
+    if count > MAX_SAMPLES:
+        raise Mp4Error(f"trun lists {count} samples, more than the {MAX_SAMPLES} a fragment may hold")
     if cursor + count * per_sample > end:
         raise Mp4Error(f"trun lists {count} samples but holds fewer")
     samples = []

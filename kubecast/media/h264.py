@@ -10,6 +10,10 @@ _START_CODE = re.compile(b"\x00\x00\x01")
 NAL_SPS, NAL_PPS, NAL_AUD = 7, 8, 9
 
 
+class H264Error(ValueError):
+    """Parameter sets that cannot make an avcC record (missing, truncated, or too many)."""
+
+
 def split_annexb(data: bytes) -> list[bytes]:
     """NAL units of an Annex B stream, without their start codes."""
     starts = [m.end() for m in _START_CODE.finditer(data)]
@@ -40,10 +44,12 @@ def avcc_from_annexb(extradata: bytes) -> bytes:
     if not is_annexb(extradata):
         return extradata  # already avcC
     units = split_annexb(extradata)
-    sps = [u for u in units if u[0] & 0x1F == NAL_SPS]
+    sps = [u for u in units if u[0] & 0x1F == NAL_SPS and len(u) >= 4]  # profile, constraints, level after the header
     pps = [u for u in units if u[0] & 0x1F == NAL_PPS]
     if not sps or not pps:
-        raise ValueError("H.264 header without SPS or PPS")
+        raise H264Error("H.264 header without SPS or PPS")
+    if len(sps) > 31 or len(pps) > 255 or any(len(unit) > 0xFFFF for unit in sps + pps):
+        raise H264Error("H.264 parameter sets that no avcC record can hold")
     record = bytes([1, sps[0][1], sps[0][2], sps[0][3], 0xFF, 0xE0 | len(sps)])
     record += b"".join(struct.pack(">H", len(s)) + s for s in sps)
     record += bytes([len(pps)]) + b"".join(struct.pack(">H", len(p)) + p for p in pps)

@@ -25,6 +25,7 @@ STREAM_TYPE_H264 = 0x1B
 STREAM_TYPE_AAC_ADTS = 0x0F
 WRAP = 1 << 33
 MAX_PES = 8 << 20  # a video frame larger than this is damage, not media
+MAX_COMPOSITION = 10 * 90_000  # PTS this far after DTS is a damaged header (B-frame delays are a few frames)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class TsStats:
 
 @dataclass
 class _Pes:
+    kind: str  # what the PMT said the PID carries when the frame started (a new PMT may drop the PID)
     buffer: bytearray = field(default_factory=bytearray)
     random_access: bool = False
     damaged: bool = False
@@ -189,8 +191,8 @@ class TsDemuxer:
 
     def _pmt(self, payload: bytes) -> None:
         section = self._section(payload)
-        if section is None or section[0] != 0x02:
-            return
+        if section is None or section[0] != 0x02 or len(section) < 12:
+            return  # too short for the PCR PID and program info length: a damaged PMT
         self._pcr_pid = (section[8] & 0x1F) << 8 | section[9]
         info_length = (section[10] & 0x0F) << 8 | section[11]
         index = 12 + info_length
@@ -208,7 +210,8 @@ class TsDemuxer:
     def _pes_payload(self, pid: int, start: bool, random_access: bool, payload: bytes, frames: list[PesFrame]) -> None:
         if start:
             self._finish(pid, frames)
-            self._pes[pid] = _Pes(bytearray(payload), random_access, unwrap=self._unwrap, timebase=self.stats.timebase_changes)
+            self._pes[pid] = _Pes(self.streams[pid], bytearray(payload), random_access, unwrap=self._unwrap,
+                                  timebase=self.stats.timebase_changes)
             return
         pes = self._pes.get(pid)
         if pes is None:
@@ -222,7 +225,8 @@ class TsDemuxer:
         pes = self._pes.pop(pid, None)
         if pes is None:
             return
-        frame = None if pes.damaged else self._parse_pes(pid, bytes(pes.buffer), pes.random_access, pes.unwrap or self._unwrap)
+        unwrap = pes.unwrap or self._unwrap
+        frame = None if pes.damaged else self._parse_pes(pes.kind, pid, bytes(pes.buffer), pes.random_access, unwrap)
         if frame is None:
             self.stats.malformed_pes += not pes.damaged
             self.stats.dropped_frames += 1
@@ -230,20 +234,21 @@ class TsDemuxer:
         frame.timebase = pes.timebase
         frames.append(frame)
 
-    def _parse_pes(self, pid: int, data: bytes, random_access: bool, unwrap: _Unwrap) -> PesFrame | None:
+    @staticmethod
+    def _parse_pes(kind: str, pid: int, data: bytes, random_access: bool, unwrap: _Unwrap) -> PesFrame | None:
         if len(data) < 9 or data[:3] != b"\x00\x00\x01":
             return None
         flags = data[7] >> 6
         header_length = data[8]
         body = 9 + header_length
-        if flags & 0x02 == 0 or len(data) < body or header_length < 5:
-            return None  # no PTS: nothing to place the frame with
         declared = data[4] << 8 | data[5]
         if declared and 6 + declared < len(data):
             data = data[:6 + declared]  # stuffing after the declared length
+        if flags & 0x02 == 0 or len(data) < body or header_length < 5:
+            return None  # no PTS (nothing to place the frame with), or a header longer than the packet
         pts = _timestamp(data, 9)
         dts = _timestamp(data, 14) if flags == 0x03 and header_length >= 10 else pts
         pts, dts = unwrap(pts), unwrap(dts)
-        if pts < dts:
-            pts = dts  # a damaged header; never a negative composition offset
-        return PesFrame(self.streams[pid], pid, pts, dts, data[body:], random_access)
+        if pts < dts or pts - dts > MAX_COMPOSITION:
+            pts = dts  # a damaged header; never a negative or absurd composition offset
+        return PesFrame(kind, pid, pts, dts, data[body:], random_access)

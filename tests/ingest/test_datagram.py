@@ -14,6 +14,7 @@ from kubecast.ingest.publication import Publications
 from kubecast.media.flv import TagType
 
 from fake_encoder import FakeEncoder
+from ts_packets import PMT_PID, pmt
 
 DATAGRAM = 7 * 188
 A, B = ("192.0.2.10", 4000), ("192.0.2.11", 4000)
@@ -151,3 +152,25 @@ def _write_ts(packet, position, value) -> None:
     packet[position + 2] = ((value >> 14) & 0xFE) | 1
     packet[position + 3] = (value >> 7) & 0xFF
     packet[position + 4] = ((value << 1) & 0xFE) | 1
+
+
+async def test_a_pmt_that_drops_the_video_mid_frame_ends_nothing_and_another_channel_carries_on(encoder, transport_stream):
+    """A crash class bench/fuzz.py found: a frame whose PID a new PMT no longer lists raised a
+    KeyError out of the demuxer when it was finished, here when the contribution ended, which then
+    never released the channel.  Now the frame is delivered, and both channels end cleanly."""
+    fake, address = encoder
+    publications = Publications()
+    cam = DatagramIngest(ChannelRoute("cam", None, (address,), protocols=frozenset({"UDP"})), publications, idle_timeout=5)
+    other = DatagramIngest(ChannelRoute("other", None, (address,), protocols=frozenset({"UDP"})), publications, idle_timeout=5)
+    audio_only = pmt([(0x0F, 0x101)], counter=15)
+    assert PMT_PID == 0x1000, "ffmpeg's PMT PID, which the stream below repeats"
+    for datagram in datagrams(transport_stream):
+        cam.datagram_received(datagram, A)
+        other.datagram_received(datagram, B)
+    cam.datagram_received(audio_only, A)  # the last video frame is still being assembled
+    await cam.close()
+    await other.close()
+    await fake.wait(lambda: fake.ended == 2)
+    assert not publications.live("cam") and not publications.live("other")
+    videos = [len([t for t in fake.tags(index) if t.type == TagType.VIDEO]) for index in range(2)]
+    assert min(videos) >= 55, videos

@@ -13,10 +13,12 @@ from kubecast.ingest.config import ChannelRoute, IngestConfig
 from kubecast.ingest.push.http import HttpIngest
 from kubecast.ingest.publication import Publications
 from kubecast.media.flv import TagType, parse_video
+from kubecast.media.mp4 import Sample, box, find_box, init_segment_video, media_segment
 
 from fake_encoder import FakeEncoder
 
 SOURCE = ["-f", "lavfi", "-t", "4", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-t", "4", "-i", "sine=sample_rate=48000"]
+AVCC = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 0x68, 0xEE])
 H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0"]
 
 
@@ -244,10 +246,21 @@ async def test_bad_pushes_get_a_clear_refusal_a_log_line_and_a_metric_and_the_li
         assert (await client.post(f"{base}/ingest/guarded.isml/Streams(v)", data=data)).status == 403
         truncated = await client.put(f"{base}/ingest/cam.cmaf/chunk-stream5-00001.m4s", data=data[: data.find(b"moof") + 40])
         assert truncated.status == 400 and "ends inside a box" in await truncated.text()
+        # Crash classes bench/fuzz.py found (a 500 that left the stream registered, before): a box
+        # that ends inside its fields, and a composition offset beyond what FLV carries.
+        init = init_segment_video(width=320, height=240, timescale=90000, avcc=AVCC)
+        start, end = find_box(init, [b"moov", b"trak", b"mdia"])
+        lying = box(b"moov", box(b"trak", init[start - 8:end], box(b"tkhd", b"\x00")))  # a tkhd of one byte, at the very end
+        short = await client.put(f"{base}/ingest/cam.cmaf/chunk-stream6-00001.m4s", data=lying)
+        assert short.status == 400 and "truncated" in await short.text()
+        absurd = media_segment(sequence_number=1, base_decode_time=0, samples=[Sample(3000, 4, composition_offset=(1 << 31) - 1)],
+                               data=b"x" * 4)
+        late = await client.put(f"{base}/ingest/cam.cmaf/chunk-stream7-00001.m4s", data=init + absurd)
+        assert late.status == 400 and "composition offset" in await late.text()
         release.set()
         assert (await live).status == 200
     await fake.wait(lambda: video_tracks(fake.tags(0)).get(0) == 120)
-    assert {label: rejected(label) - before[label] for label in before} == {"not_allowed": 1, "busy": 1, "bad_fragment": 1}
+    assert {label: rejected(label) - before[label] for label in before} == {"not_allowed": 1, "busy": 1, "bad_fragment": 3}
     refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]
     assert any("127.0.0.2" in m and "elsewhere" in m for m in refusals) and any("may not publish to channel guarded" in m for m in refusals)
     assert any("ends inside a box" in m for m in refusals)

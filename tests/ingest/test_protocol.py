@@ -32,6 +32,8 @@ def test_amf0_round_trip():
         (b"\x03\x00\x01a", "truncated"),
         (b"\x0a\xff\xff\xff\xff", "longer than its message"),
         (b"\x02\x00\x02\xff\xfe", "not UTF-8"),
+        (b"\x0b" + struct.pack(">dh", 1e300, 0), "out of range"),  # found by bench/fuzz.py: was an OverflowError
+        (b"\x0b" + struct.pack(">dh", float("nan"), 0), "out of range"),
     ],
 )
 def test_amf0_bad_input(data, message):

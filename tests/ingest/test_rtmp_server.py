@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import struct
 import subprocess
 
 import pytest
 
 from kubecast.ingest import metrics
 from kubecast.ingest.config import ChannelRoute, IngestConfig
+from kubecast.ingest.rtmp import amf0, chunks
+from kubecast.ingest.rtmp.handshake import HANDSHAKE_SIZE, client_c1
 from kubecast.ingest.rtmp.server import IngestServer
 from kubecast.ingest.timestamps import TimestampGuard
 from kubecast.media.flv import FLV_HEADER, FlvReader, TagType, parse_video
@@ -39,8 +42,9 @@ def jumped_flv(path, *, seconds: float) -> bytes:
     return FLV_HEADER + b"".join(tag.encode() for tag in tags)
 
 
-async def publish(flv: bytes, url: str) -> int:
-    process = await asyncio.create_subprocess_exec("ffmpeg", "-v", "error", "-f", "flv", "-i", "pipe:0", "-c", "copy", "-f", "flv", url,
+async def publish(flv: bytes, url: str, *, realtime: bool = False) -> int:
+    pace = ["-re"] if realtime else []
+    process = await asyncio.create_subprocess_exec("ffmpeg", "-v", "error", *pace, "-f", "flv", "-i", "pipe:0", "-c", "copy", "-f", "flv", url,
                                                    stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     await asyncio.wait_for(process.communicate(flv), 60)
     return process.returncode
@@ -69,3 +73,26 @@ async def test_a_clock_that_jumps_ends_that_contribution_only(ingest, tmp_path, 
     assert await publish(jumped_flv(whole, seconds=0), f"{base}/other/k3y") == 0, "another channel (or the reconnect) is taken as usual"
     await fake.wait(lambda: fake.ended == 2)
     assert len([t for t in fake.tags(1) if t.type == TagType.VIDEO]) >= 60
+
+
+async def test_a_command_that_broke_the_amf0_parser_closes_only_its_connection(ingest, tmp_path):
+    """A crash class bench/fuzz.py found: an AMF0 date out of datetime's range escaped the session
+    as an OverflowError, not a protocol error.  Now it is one: logged, counted, that connection
+    closed, while another channel's publisher carries on."""
+    fake, base = ingest
+    errors = metrics.PROTOCOL_ERRORS.labels("protocol")._value.get()
+    good = asyncio.ensure_future(publish(jumped_flv(tmp_path / "good.flv", seconds=0), f"{base}/other/k3y", realtime=True))
+    await fake.wait(lambda: fake.contributions)
+    host, port = base.removeprefix("rtmp://").split("/")[0].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"\x03" + client_c1(digest=False))
+    await asyncio.wait_for(reader.readexactly(1 + 2 * HANDSHAKE_SIZE), 10)
+    body = amf0.encode_all("connect", 1) + b"\x0b" + struct.pack(">dh", 1e300, 0)
+    writer.write(bytes(HANDSHAKE_SIZE) + chunks.encode_message(chunks.Message(chunks.COMMAND_AMF0, 0, 0, body), chunk_size=128, csid=3))
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 10) == b"", "the server closes the connection"
+    writer.close()
+    assert metrics.PROTOCOL_ERRORS.labels("protocol")._value.get() == errors + 1
+    assert await good == 0
+    await fake.wait(lambda: fake.ended == 1)
+    assert len([t for t in fake.tags(0) if t.type == TagType.VIDEO]) >= 60

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from kubecast.media.adts import SAMPLES_PER_FRAME, split_adts
 from kubecast.media.flv import FlvTag, TagType, audio_tag_body, video_tag_body
-from kubecast.media.h264 import NAL_PPS, NAL_SPS, avcc_from_annexb, split_annexb, to_length_prefixed
+from kubecast.media.h264 import NAL_PPS, NAL_SPS, H264Error, avcc_from_annexb, split_annexb, to_length_prefixed
 from kubecast.media.mpegts import PesFrame, TsDemuxer
 
 from ..timestamps import MAX_BACKWARDS_MS, TimestampGuard
@@ -87,8 +87,11 @@ class TsContribution:
         units = split_annexb(frame.data)
         parameters = [u for u in units if u[0] & 0x1F in (NAL_SPS, NAL_PPS)]
         if any(u[0] & 0x1F == NAL_SPS for u in parameters) and any(u[0] & 0x1F == NAL_PPS for u in parameters):
-            avcc = avcc_from_annexb(b"".join(b"\x00\x00\x00\x01" + u for u in parameters))
-            if avcc != self.avcc:
+            try:
+                avcc = avcc_from_annexb(b"".join(b"\x00\x00\x00\x01" + u for u in parameters))
+            except H264Error:
+                avcc = self.avcc  # damaged parameter sets: the last good ones still apply
+            if avcc is not None and avcc != self.avcc:
                 self.avcc = avcc
                 tags.append(FlvTag(TagType.VIDEO, self._ms("video", frame.dts), video_tag_body(keyframe=True, sequence_header=True, composition_offset=0, payload=avcc)))
         if self.avcc is None:

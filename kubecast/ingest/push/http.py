@@ -174,6 +174,8 @@ class PushStream:
         if track.kind == "audio":
             return FlvTag(TagType.AUDIO, ms, audio_tag_body(sequence_header=False, payload=sample.data))
         offset = sample.composition_offset * 1000 // track.timescale
+        if not -(1 << 23) <= offset < 1 << 23:  # FLV's signed 24-bit milliseconds; real offsets are frames
+            raise Mp4Error(f"composition offset of {offset} ms in track {track.track_id}")
         return FlvTag(TagType.VIDEO, ms, video_tag_body(keyframe=sample.keyframe, sequence_header=False, composition_offset=offset, payload=sample.data))
 
     async def end(self, reason: str) -> None:

@@ -114,7 +114,10 @@ class _Reader:
             return [self.value(depth + 1) for _ in range(count)]
         if marker == 0x0B:
             millis, _zone = struct.unpack(">dh", self.take(10))
-            return datetime.fromtimestamp(millis / 1000, timezone.utc)
+            try:
+                return datetime.fromtimestamp(millis / 1000, timezone.utc)
+            except (OverflowError, ValueError, OSError) as error:  # NaN, or beyond the years datetime holds
+                raise AmfError(f"AMF0 date {millis!r} ms is out of range") from error
         if marker == 0x0C:
             return self.utf8(struct.unpack(">I", self.take(4))[0])
         raise AmfError(f"unsupported AMF0 type marker 0x{marker:02x}")
