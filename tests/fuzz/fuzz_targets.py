@@ -1,0 +1,389 @@
+"""Fuzz targets: every parser that reads bytes a stranger sent, driven the way the server drives it.
+
+Each target takes one input and may let through only the errors its parser declares: those are
+how the server refuses a connection or a request with a clear reason.  Anything else escaping a
+target is a crash (in the server it would be an unhandled exception in a task that serves one
+peer, or a 5xx), and the fuzzer reports it.  Targets run under atheris (``bench/fuzz.py``) and
+plainly over the committed corpus (``tests/fuzz/test_corpus.py``); each corpus folder is named
+after its target, and its first files come from real captures (``tests/fuzz/make_seeds.py``).
+
+Targets drive the real per-connection objects where those hold no sockets (``RtmpSession``,
+``PushStream``, ``DatagramIngest``, the endpoint's aiohttp application), so a crash in the glue
+between parser and server is found too, not only in the parser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import shutil
+import struct
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
+from kubecast.api.loader import ManifestError, load_text
+from kubecast.endpoint.access import AccessPolicy, install
+from kubecast.endpoint.app import make_app
+from kubecast.ingest.config import ChannelRoute, IngestConfig
+from kubecast.ingest.mpegts.datagram import DatagramIngest
+from kubecast.ingest.mpegts.srt import channel_of
+from kubecast.ingest.publication import Busy, Publications
+from kubecast.ingest.push.http import HttpIngest, PushStream, RequestBody
+from kubecast.ingest.rtmp import amf0, chunks
+from kubecast.ingest.rtmp.handshake import HandshakeError, server_response
+from kubecast.ingest.rtmp.server import check_codec, media_tag
+from kubecast.ingest.rtmp.session import Media, ProtocolError, PublishRequest, RtmpSession
+from kubecast.ingest.timestamps import TimestampGuard
+from kubecast.media.flv import FlvError, FlvReader, TagType, parse_audio, parse_video
+from kubecast.media.mp4 import (
+    Mp4Error,
+    Sample,
+    aac_codec_string,
+    avc_codec_string,
+    init_segment_video,
+    media_segment,
+    parse_media_segment,
+)
+from kubecast.media.timeline import Timeline, TimelineTrack
+from kubecast.media.tokens import sign
+from kubecast.media.tracks import TrackInfo
+from kubecast.storage import ProgramRecord, Store, layout
+
+CHANNEL = "news"
+ROUTE = ChannelRoute(
+    name=CHANNEL, key=None, encoders=(), protocols=frozenset({"RTMP", "FragmentedMP4", "CMAF", "UDP", "RTP"})
+)
+TS_DATAGRAM = 1316  # what encoders send over UDP: 7 packets
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    run: Callable[[bytes], None]
+    declared: tuple[type[BaseException], ...]  # what the parser raises to refuse its input
+    about: str
+
+    def __call__(self, data: bytes) -> None:
+        try:
+            self.run(data)
+        except self.declared:
+            pass
+
+
+def _pieces(data: bytes, size: int) -> list[bytes]:
+    return [data[offset : offset + size] for offset in range(0, len(data), size)] or [b""]
+
+
+# -- RTMP ------------------------------------------------------------------------------------
+
+
+def rtmp_handshake(data: bytes) -> None:
+    answer = server_response(data)
+    assert len(answer) == 1 + 2 * 1536, "S0 + S1 + S2 has a fixed size"
+
+
+def rtmp_chunks(data: bytes) -> None:
+    """The chunk stream read whole and in pieces (cut wherever 509-byte steps fall: inside headers,
+    extended timestamps and bodies as the input varies) must give the same messages."""
+    whole = chunks.ChunkReader().feed(data)
+    reader = chunks.ChunkReader()
+    pieces: list[chunks.Message] = []
+    for piece in _pieces(data, 509):
+        pieces += reader.feed(piece)
+    assert pieces == whole, "the chunk stream depends on how the bytes were cut"
+
+
+def amf0_values(data: bytes) -> None:
+    """Whatever decodes encodes again (the session re-encodes onMetaData it forwards)."""
+    values = amf0.decode_all(data)
+    amf0.encode_all(*values)
+
+
+def rtmp_session(data: bytes) -> None:
+    """A publisher's bytes from the first handshake byte on, through ``RtmpSession`` and the
+    server's per-message checks, as ``IngestServer._run`` applies them."""
+    session = RtmpSession()
+    clock = TimestampGuard()
+    for piece in _pieces(data, 4096):
+        for event in session.feed(piece):
+            if isinstance(event, PublishRequest):
+                session.accept()
+            elif isinstance(event, Media):
+                if check_codec(event) is not None:
+                    return  # refused with a clear status
+                kind = {chunks.AUDIO: "audio", chunks.VIDEO: "video"}.get(event.type)
+                if kind and clock.check(kind, event.timestamp):
+                    return  # a clock jump ends the contribution
+                media_tag(event).encode()
+        session.take_outgoing()
+
+
+# -- FLV -------------------------------------------------------------------------------------
+
+
+def flv_tags(data: bytes) -> None:
+    """An FLV stream (the ingest -> encoder hand-over, and what RTMP message bodies are)."""
+    reader = FlvReader()
+    reader.feed(data)
+    for tag in reader.tags():
+        if tag.type == TagType.VIDEO:
+            video = parse_video(tag.data)
+            if video.is_sequence_header:
+                try:
+                    avc_codec_string(video.payload)
+                except Mp4Error:
+                    pass  # the encoder refuses the contribution with this reason
+        elif tag.type == TagType.AUDIO:
+            audio = parse_audio(tag.data)
+            if audio.is_sequence_header:
+                try:
+                    aac_codec_string(audio.payload)
+                except Mp4Error:
+                    pass
+
+
+# -- fragmented MP4 push (Smooth, CMAF) -------------------------------------------------------
+
+
+def _push_stream(protocol: str) -> PushStream:
+    ingest = HttpIngest(IngestConfig(channels={CHANNEL: ROUTE}), Publications())
+    return PushStream(ingest, ROUTE, "fuzz", protocol, "127.0.0.1")
+
+
+def fmp4_push(data: bytes) -> None:
+    """A Smooth POST body (ftyp, moov, moof/mdat ...) through the ingest's ``PushStream``, in the
+    pieces a chunked POST arrives in; then the same bytes as a stored segment, as the packager reads it."""
+    stream = _push_stream("FragmentedMP4")
+    body = RequestBody()
+    for piece in _pieces(data, 1500):
+        if stream.feed(body, piece):
+            break
+    try:
+        parse_media_segment(data)  # what the packager applies to a stored segment
+    except Mp4Error:
+        pass
+
+
+# -- MPEG-TS over UDP, RTP ---------------------------------------------------------------------
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    global _LOOP
+    if _LOOP is None:
+        _LOOP = asyncio.new_event_loop()
+        atexit.register(_LOOP.close)
+    return _LOOP
+
+
+def _datagrams(datagrams: list[bytes]) -> None:
+    async def run() -> None:
+        ingest = DatagramIngest(ROUTE, Publications(), idle_timeout=15)
+        for datagram in datagrams:
+            ingest.datagram_received(datagram, ("127.0.0.1", 5000))
+        await ingest.close()
+
+    _loop().run_until_complete(run())
+
+
+def mpegts_udp(data: bytes) -> None:
+    """A transport stream as UDP datagrams of 7 packets into the channel's datagram port."""
+    _datagrams(_pieces(data, TS_DATAGRAM))
+
+
+def rtp_datagrams(data: bytes) -> None:
+    """Datagrams, each preceded by its 16-bit length, into a channel's datagram port (RTP when
+    the first one looks like RTP, as on the wire)."""
+    datagrams, offset = [], 0
+    while offset + 2 <= len(data):
+        (size,) = struct.unpack_from(">H", data, offset)
+        datagrams.append(data[offset + 2 : offset + 2 + size])
+        offset += 2 + size
+    _datagrams(datagrams)
+
+
+# -- SRT stream id ---------------------------------------------------------------------------
+
+
+def srt_stream_id(data: bytes) -> None:
+    """The stream id libsrt hands the listen callback, decoded as the callback does."""
+    channel = channel_of(data.decode(errors="replace"))
+    assert channel is None or isinstance(channel, str)
+
+
+# -- the endpoint's URLs ---------------------------------------------------------------------
+
+SIGNING_KEYS = {"fuzz": b"fuzzing key"}
+TOKEN_PLACEHOLDER = "{token}"  # a seed's placeholder for a valid token, so signed URLs reach their handlers
+AVCC = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 0x68, 0xEE])
+
+
+def _timeline(state: str) -> Timeline:
+    from datetime import datetime
+
+    start = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+    def rows(duration: int, size: int) -> list[Any]:
+        return [[n, n * duration, duration, size, "A", False] for n in range(10, 16)]
+
+    video = TimelineTrack(
+        info=TrackInfo(
+            id="v720",
+            kind="video",
+            codecs="avc1.64001f",
+            bandwidth=3_000_000,
+            timescale=90000,
+            init="init-aa.mp4",
+            width=1280,
+            height=720,
+            frame_rate="30",
+        ),
+        init_source="A",
+        segments=rows(180000, 750_000),
+        average_bandwidth=1_500_000,
+        peak_bandwidth=1_500_000,
+    )
+    audio = TimelineTrack(
+        info=TrackInfo(
+            id="audio",
+            kind="audio",
+            codecs="mp4a.40.2",
+            bandwidth=128_000,
+            timescale=48000,
+            init="init-bb.mp4",
+            sample_rate=48000,
+            channels=2,
+        ),
+        init_source="A",
+        segments=rows(96000, 32_000),
+    )
+    return Timeline(
+        channel=CHANNEL,
+        state=state,
+        updated=start,
+        availability_start_time=start,
+        segment_duration_ms=2000,
+        window_ms=60000,
+        tracks=[video, audio],
+        generation=3,
+    )
+
+
+async def _fill(store: Store) -> None:
+    record = ProgramRecord(
+        name="evening",
+        channel=CHANNEL,
+        locator="evening-news",
+        manifest_name="show",
+        archive_window_seconds=3600,
+        state="Stopped",
+    )
+    await store.put(layout.locator_key("evening-news"), record.to_json())
+    await store.put(layout.program_timeline_key(CHANNEL, "evening"), _timeline("stopped").to_json())
+    await store.put(layout.timeline_key(CHANNEL), _timeline("live").to_json())
+    segment = media_segment(
+        sequence_number=12, base_decode_time=12 * 180000, samples=[Sample(180000, 100)], data=b"s" * 100
+    )
+    for number in (10, 12, 15):
+        await store.put(layout.segment_key(CHANNEL, "A", "v720", number), segment)
+    await store.put(
+        layout.init_key(CHANNEL, "A", "v720", "init-aa.mp4"),
+        init_segment_video(width=1280, height=720, timescale=90000, avcc=AVCC),
+    )
+
+
+@dataclass
+class _Endpoint:
+    plain: web.Application
+    signed: web.Application
+    token: str
+
+
+_ENDPOINT: _Endpoint | None = None
+
+
+def _endpoint() -> _Endpoint:
+    global _ENDPOINT
+    if _ENDPOINT is None:
+        folder = tempfile.mkdtemp(prefix="kubecast-fuzz-")
+        atexit.register(shutil.rmtree, folder, True)
+        store = Store(folder)
+        _loop().run_until_complete(_fill(store))
+        apps = []
+        for policy in (AccessPolicy(), AccessPolicy(signing_keys=SIGNING_KEYS)):
+            app = make_app(store)
+            install(app, policy)
+            app.freeze()
+            apps.append(app)
+        token = sign(
+            key=SIGNING_KEYS["fuzz"], key_id="fuzz", scope="prefix:/", expires=int(time.time()) + 10 * 365 * 86400
+        )
+        _ENDPOINT = _Endpoint(apps[0], apps[1], token)
+        logging.getLogger("kubecast.endpoint").setLevel(logging.CRITICAL)  # refusals are logged: quiet
+    return _ENDPOINT
+
+
+class ServerError(AssertionError):
+    """The endpoint answered a request with a 5xx: an exception escaped a handler."""
+
+
+def endpoint_url(data: bytes) -> None:
+    """A GET of any request target (path and query) on an endpoint serving a live channel and a
+    stopped program; signed URLs (``/t/<token>/...``) on one that requires them.  Every answer
+    must be below 500: the middleware turns an escaped exception into a 503, which is the crash."""
+    endpoint = _endpoint()
+    target = data.decode("latin-1").replace(TOKEN_PLACEHOLDER, endpoint.token)
+    if not target.startswith("/"):
+        target = "/" + target
+    app = endpoint.signed if target.startswith("/t/") else endpoint.plain
+    try:
+        request = make_mocked_request("GET", target, app=app)
+    except ValueError:
+        return  # not a request target aiohttp's HTTP parser would have let through
+    response = _loop().run_until_complete(app._handle(request))
+    if response.status >= 500:
+        raise ServerError(f"GET {target!r} answered {response.status}")
+
+
+# -- resource documents ----------------------------------------------------------------------
+
+
+def resource_yaml(data: bytes) -> None:
+    """Arbitrary YAML into the Channel / Program / StreamingEndpoint models (``kubecast up -f``)."""
+    load_text(data.decode(errors="replace"), "fuzz.yaml")
+
+
+TARGETS: dict[str, Target] = {
+    target.name: target
+    for target in (
+        Target("rtmp_handshake", rtmp_handshake, (HandshakeError,), "C0+C1 -> S0+S1+S2 (simple and digest forms)"),
+        Target("rtmp_chunks", rtmp_chunks, (chunks.ChunkError,), "the chunk stream, whole and in pieces"),
+        Target("amf0", amf0_values, (amf0.AmfError,), "AMF0 commands and metadata"),
+        Target(
+            "rtmp_session",
+            rtmp_session,
+            (ProtocolError,),
+            "a publisher's bytes through RtmpSession and the server's checks",
+        ),
+        Target("flv", flv_tags, (FlvError,), "FLV stream and tag bodies"),
+        Target(
+            "fmp4_push", fmp4_push, (Mp4Error, Busy), "Smooth / CMAF push bodies through PushStream; stored segments"
+        ),
+        Target(
+            "mpegts", mpegts_udp, (), "MPEG-TS datagrams through the datagram ingest (never raises: damage is counted)"
+        ),
+        Target("rtp", rtp_datagrams, (), "RTP datagrams through the datagram ingest"),
+        Target("srt_stream_id", srt_stream_id, (), "the SRT stream id, plain and #!:: access-control forms"),
+        Target("endpoint_url", endpoint_url, (), "every endpoint URL form, plain and signed: 4xx, never 5xx"),
+        Target("resource_yaml", resource_yaml, (ManifestError,), "YAML documents into the resource models"),
+    )
+}

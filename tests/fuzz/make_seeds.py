@@ -1,0 +1,261 @@
+"""Writes the seed corpora of the fuzz targets from real captures; run once, the output is committed.
+
+    python tests/fuzz/make_seeds.py
+
+ffmpeg encodes a one-second 96x64 H.264 + AAC clip and sends it the ways encoders do: an RTMP
+publish to a listener here that answers with ``RtmpSession`` (its bytes are recorded from the
+handshake on, and split into handshake, chunk stream and AMF0 seeds), FLV, Smooth (``ismv``),
+CMAF (``mp4`` with ``cmaf`` flags, and ``dash`` segments), MPEG-TS, and RTP datagrams to a UDP
+socket here.  When GStreamer's ``gst-launch-1.0`` is installed, its ``flvmux``, ``mpegtsmux``
+and ``mp4mux`` (fragmented) outputs are added.  Text seeds (SRT stream ids, endpoint URLs,
+resource documents) are written from lists here and the repository's example manifests.
+Seeds are cut to at most ``MAX_SEED`` bytes, which keeps the fuzzer's inputs small and fast.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+from kubecast.ingest.rtmp import chunks
+from kubecast.ingest.rtmp.session import PublishRequest, RtmpSession
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+CORPUS = HERE / "corpus"
+MAX_SEED = 6 * 1024
+CLIP = [
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc=size=96x64:rate=10:duration=1",
+    "-f",
+    "lavfi",
+    "-i",
+    "sine=frequency=440:duration=1",
+    "-c:v",
+    "libx264",
+    "-g",
+    "5",
+    "-keyint_min",
+    "5",
+    "-preset",
+    "ultrafast",
+    "-b:v",
+    "50k",
+    "-c:a",
+    "aac",
+    "-b:a",
+    "24k",
+    "-ar",
+    "22050",
+    "-ac",
+    "1",
+]
+
+
+def write(target: str, name: str, data: bytes) -> None:
+    folder = CORPUS / target
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(data[:MAX_SEED])
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True, timeout=60)
+
+
+def rtmp_capture(clip: Path) -> bytes:
+    """What ffmpeg sends to publish the clip over RTMP, from its first handshake byte."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    received = bytearray()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        session = RtmpSession()
+        with connection:
+            connection.settimeout(10)
+            while data := connection.recv(65536):
+                received.extend(data)
+                for event in session.feed(data):
+                    if isinstance(event, PublishRequest):
+                        session.accept()
+                connection.sendall(session.take_outgoing())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ffmpeg("-i", str(clip), "-c", "copy", "-f", "flv", f"rtmp://127.0.0.1:{port}/live/news/key")
+    thread.join(10)
+    listener.close()
+    return bytes(received)
+
+
+def rtp_capture(clip: Path) -> bytes:
+    """ffmpeg's RTP (MPEG-TS payload) datagrams, each preceded by its 16-bit length."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(2)
+    port = receiver.getsockname()[1]
+    ffmpeg("-i", str(clip), "-c", "copy", "-f", "rtp_mpegts", f"rtp://127.0.0.1:{port}?pkt_size=1328")
+    out = bytearray()
+    try:
+        while len(out) < MAX_SEED:
+            datagram = receiver.recv(65536)
+            out += struct.pack(">H", len(datagram)) + datagram
+    except TimeoutError:
+        pass
+    receiver.close()
+    return bytes(out)
+
+
+def gstreamer(work: Path) -> None:
+    if shutil.which("gst-launch-1.0") is None:
+        print("gst-launch-1.0 not installed: no GStreamer seeds")
+        return
+    source = (
+        "videotestsrc num-buffers=10 ! video/x-raw,width=96,height=64,framerate=10/1 ! x264enc key-int-max=5 ! "
+        "h264parse ! queue ! mux. audiotestsrc num-buffers=10 ! audioconvert ! voaacenc ! aacparse ! queue ! mux."
+    )
+    for target, name, mux in (
+        ("flv", "gstreamer.flv", "flvmux name=mux streamable=true"),
+        ("mpegts", "gstreamer.ts", "mpegtsmux name=mux"),
+        ("fmp4_push", "gstreamer-fragmented.mp4", "mp4mux name=mux fragment-duration=500 streamable=true"),
+    ):
+        out = work / name
+        pipeline = f"{source} {mux} ! filesink location={out}"
+        result = subprocess.run(
+            ["gst-launch-1.0", "-q", *pipeline.split()], capture_output=True, timeout=60, check=False
+        )
+        if result.returncode == 0 and out.exists() and out.stat().st_size:
+            write(target, name, out.read_bytes())
+        else:
+            print(f"GStreamer {mux.split()[0]} failed: {result.stderr.decode(errors='replace')[-300:]}")
+
+
+def media(work: Path) -> None:
+    clip = work / "clip.flv"
+    ffmpeg(*CLIP, "-f", "flv", str(clip))
+    write("flv", "ffmpeg.flv", clip.read_bytes())
+
+    captured = rtmp_capture(clip)
+    write("rtmp_session", "ffmpeg-publish", captured)
+    write("rtmp_handshake", "ffmpeg-c0c1", captured[:1537])
+    write("rtmp_chunks", "ffmpeg-publish-chunks", captured[1537 + 1536 :])
+    reader = chunks.ChunkReader()
+    amf = [m.body for m in reader.feed(captured[1537 + 1536 :]) if m.type in (chunks.COMMAND_AMF0, chunks.DATA_AMF0)]
+    for index, body in enumerate(amf):
+        write("amf0", f"ffmpeg-message-{index}", body)
+
+    ffmpeg("-i", str(clip), "-c", "copy", "-movflags", "isml+frag_keyframe", "-f", "ismv", str(work / "smooth.ismv"))
+    write("fmp4_push", "ffmpeg-smooth.ismv", (work / "smooth.ismv").read_bytes())
+    ffmpeg(
+        "-i",
+        str(clip),
+        "-c",
+        "copy",
+        "-movflags",
+        "cmaf+frag_keyframe+empty_moov+default_base_moof",
+        "-f",
+        "mp4",
+        str(work / "cmaf.mp4"),
+    )
+    write("fmp4_push", "ffmpeg-cmaf.mp4", (work / "cmaf.mp4").read_bytes())
+    dash = work / "dash"
+    dash.mkdir()
+    ffmpeg("-i", str(clip), "-c", "copy", "-seg_duration", "0.5", "-f", "dash", str(dash / "manifest.mpd"))
+    for stream in (0, 1):
+        segment = (dash / f"init-stream{stream}.m4s").read_bytes() + (
+            dash / f"chunk-stream{stream}-00001.m4s"
+        ).read_bytes()
+        write("fmp4_push", f"ffmpeg-dash-stream{stream}.m4s", segment)
+        write("fmp4_push", f"ffmpeg-dash-chunk{stream}.m4s", (dash / f"chunk-stream{stream}-00002.m4s").read_bytes())
+
+    ffmpeg("-i", str(clip), "-c", "copy", "-f", "mpegts", str(work / "clip.ts"))
+    write("mpegts", "ffmpeg.ts", (work / "clip.ts").read_bytes())
+    write("rtp", "ffmpeg-rtp-mpegts", rtp_capture(clip))
+    gstreamer(work)
+
+
+STREAM_IDS = [
+    "news",
+    "#!::r=news,m=publish",
+    "#!::r=news",
+    "#!::m=request,r=news",
+    "#!::u=admin,r=news,s=abc,t=stream",
+    "#!::",
+    "#!::r=",
+    "",
+    "news?x=1",
+    "#!::r=news,m=publish,h=example.com",
+]
+URLS = [
+    "/live/news/index.m3u8",
+    "/live/news/v720/index.m3u8",
+    "/live/news/v720/init.mp4",
+    "/live/news/v720/12.m4s",
+    f"/live/news/v720/t{12 * 180000}.m4s",
+    "/live/news/manifest.mpd",
+    "/live/news/ts/index.m3u8",
+    "/live/news/ts/v720/index.m3u8",
+    "/live/news/ts/v720/12.ts",
+    "/live/news/cenc/v720/init.mp4",
+    "/live/news/cbcs/v720/12.m4s",
+    "/live/news/keys/news.key",
+    "/preview/news/",
+    "/preview/news",
+    "/preview/news/thumbnail.jpg",
+    "/status/news.json",
+    "/",
+    "/time",
+    "/healthz",
+    "/metrics",
+    "/static/kubecast.css",
+    "/crossdomain.xml",
+    "/clientaccesspolicy.xml",
+    "/evening-news/show.m3u8",
+    "/evening-news/show.m3u8?startover",
+    "/evening-news/show.mpd",
+    "/evening-news/show.ism/manifest",
+    "/evening-news/show.ism/manifest(format=m3u8-cmaf)",
+    "/evening-news/show.ism/manifest(format=m3u8-aapl)",
+    "/evening-news/show.ism/manifest(format=mpd-time-cmaf)",
+    "/evening-news/show.ism/manifest(format=mpd-time-csf)",
+    "/evening-news/show.ism/manifest(format=m3u8-cmaf,audio-only=false)",
+    "/evening-news/v720/index.m3u8",
+    "/evening-news/v720/12.m4s",
+    "/evening-news/show.ism/v720/12.m4s",
+    "/evening-news/show.ism/QualityLevels(1500000)/Fragments(video=2160000)",
+    "/evening-news/show.ism/QualityLevels(128000)/Fragments(audio=1152000)",
+    "/evening-news/ts/v720/index.m3u8",
+    "/evening-news/show.ism/ts/v720/12.ts",
+    "/live/news/v720/12.m4s?x=%2e%2e",
+    "/live/news/%2e%2e/secret",
+    "/live/news/v720/..%2f..%2fsecret.txt",
+]
+
+
+def text() -> None:
+    for index, stream_id in enumerate(STREAM_IDS):
+        write("srt_stream_id", f"stream-id-{index}", stream_id.encode())
+    for index, url in enumerate(URLS):
+        write("endpoint_url", f"url-{index}", url.encode())
+        write("endpoint_url", f"signed-url-{index}", f"/t/{{token}}{url}".encode())
+    for manifest in [*sorted((ROOT / "examples").glob("*.yaml")), *sorted((ROOT / "tests" / "e2e").glob("*.yaml"))]:
+        write("resource_yaml", f"{manifest.parent.name}-{manifest.name}", manifest.read_bytes())
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as work:
+        media(Path(work))
+    text()
+    total = sum(path.stat().st_size for path in CORPUS.rglob("*") if path.is_file())
+    print(f"corpus: {sum(1 for path in CORPUS.rglob('*') if path.is_file())} files, {total / 1024:.0f} KiB")
+
+
+if __name__ == "__main__":
+    main()
