@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of every parser that reads a stranger's bytes (atheris, libFuzzer).
 
-    python bench/fuzz.py [--runs 1000000] [--targets amf0,flv] [--max-seconds 0] [--timeout 10] [--rss-mb 2048]
+    python bench/fuzz.py [--runs 1000000] [--targets amf0,flv] [--max-seconds 0] [--jobs 1] [--timeout 10] [--rss-mb 2048]
 
 Each target (``tests/fuzz/fuzz_targets.py``) runs in a process of its own for ``--runs``
 executions, starting from its committed corpus (``tests/fuzz/corpus/<target>``); inputs the
@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +147,7 @@ def main() -> int:
         "--rss-mb", type=int, default=2048, help="memory a target may use before it counts as unbounded"
     )
     parser.add_argument("--max-len", type=int, default=8192, help="largest input the fuzzer makes")
+    parser.add_argument("--jobs", type=int, default=1, help="targets fuzzed at the same time, one process each")
     parser.add_argument(
         "--artifacts",
         default=str(Path(tempfile.gettempdir()) / "kubecast-fuzz-artifacts"),
@@ -158,11 +160,12 @@ def main() -> int:
     if args.targets:
         names = args.targets.split(",")
     outcomes = []
-    with tempfile.TemporaryDirectory(prefix="kubecast-fuzz-") as scratch:
-        for name in names:
-            outcome = run_target(name, args, Path(scratch))
-            print(table([outcome]).splitlines()[-1] if outcomes else table([outcome]), flush=True)
-            outcomes.append(outcome)
+    with tempfile.TemporaryDirectory(prefix="kubecast-fuzz-") as scratch, ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        running = [pool.submit(run_target, name, args, Path(scratch)) for name in names]
+        for future in as_completed(running):
+            outcomes.append(future.result())
+            print(table(outcomes[-1:]).splitlines()[-1], flush=True)
+    outcomes.sort(key=lambda outcome: names.index(outcome.target))
     print(f"\n{table(outcomes)}\n\ncommand: {' '.join([Path(sys.executable).name, *sys.argv])}")
     return 1 if any(o.crashes or o.hangs or o.ooms for o in outcomes) else 0
 
