@@ -48,11 +48,12 @@ def parse_document(doc: Any, where: str) -> Channel | Program | StreamingEndpoin
     if not isinstance(doc, dict):
         raise ManifestError(f"{where}: expected a mapping, got {type(doc).__name__}")
     kind = doc.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ManifestError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if doc.get("apiVersion") != API_VERSION:
         raise ManifestError(f"{where}: apiVersion must be {API_VERSION}, got {doc.get('apiVersion')!r}")
-    name = (doc.get("metadata") or {}).get("name", "?")
+    metadata = doc.get("metadata")
+    name = metadata.get("name", "?") if isinstance(metadata, dict) else "?"  # the model says what is wrong with it
     try:
         return KINDS[kind].model_validate(doc)
     except ValidationError as error:
@@ -60,13 +61,23 @@ def parse_document(doc: Any, where: str) -> Channel | Program | StreamingEndpoin
         raise ManifestError(f"{where} ({kind} {name}): {problems}") from None
 
 
+def _mapping(doc: dict[str, Any], field: str, where: str) -> dict[Any, Any]:
+    value = doc.get(field) or {}
+    if not isinstance(value, dict):
+        raise ManifestError(f"{where}: Secret {field} must be a mapping, got {type(value).__name__}")
+    return value
+
+
 def _secret_data(doc: dict[str, Any], where: str) -> dict[str, str]:
-    values = {str(k): str(v) for k, v in (doc.get("stringData") or {}).items()}
-    for key, encoded in (doc.get("data") or {}).items():
+    values = {str(k): str(v) for k, v in _mapping(doc, "stringData", where).items()}
+    for key, encoded in _mapping(doc, "data", where).items():
         try:
-            values[str(key)] = base64.b64decode(encoded, validate=True).decode()
+            decoded = base64.b64decode(encoded, validate=True).decode() if isinstance(encoded, str) else None
         except (ValueError, UnicodeDecodeError):
-            raise ManifestError(f"{where}: Secret data.{key} is not valid base64 text") from None
+            decoded = None
+        if decoded is None:
+            raise ManifestError(f"{where}: Secret data.{key} is not valid base64 text")
+        values[str(key)] = decoded
     return values
 
 
@@ -81,8 +92,8 @@ def load_text(text: str, source: str = "<manifests>") -> Manifests:
             continue
         where = f"{source}, document {index}"
         if isinstance(doc, dict) and doc.get("kind") == "Secret" and doc.get("apiVersion") == "v1":
-            name = (doc.get("metadata") or {}).get("name")
-            if not name:
+            name = _mapping(doc, "metadata", where).get("name")
+            if not name or not isinstance(name, str):
                 raise ManifestError(f"{where}: Secret without metadata.name")
             manifests.secrets[name] = _secret_data(doc, where)
             continue

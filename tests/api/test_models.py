@@ -56,6 +56,27 @@ def test_invalid_channel_names_the_field(change, message):
     assert str(raised.value).startswith("channel.yaml, document 1")
 
 
+SECRET = "apiVersion: v1\nkind: Secret\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("apiVersion: kubecast.io/v1alpha1\nkind: Channel\nmetadata: [news]\n", "metadata: Input should be a valid dictionary"),
+        ("apiVersion: kubecast.io/v1alpha1\nkind: [Channel]\n", "kind must be one of"),
+        (SECRET + "metadata: 5\n", "Secret metadata must be a mapping"),
+        (SECRET + "metadata: {name: [key]}\n", "Secret without metadata.name"),
+        (SECRET + "metadata: {name: key}\ndata: [1]\n", "Secret data must be a mapping"),
+        (SECRET + "metadata: {name: key}\nstringData: x\n", "Secret stringData must be a mapping"),
+        (SECRET + "metadata: {name: key}\ndata: {key: 1}\n", "Secret data.key is not valid base64 text"),
+    ],
+)
+def test_documents_of_the_wrong_shape_are_a_manifest_error(text, message):
+    """Found by bench/fuzz.py: these raised AttributeError / TypeError, a traceback instead of a message."""
+    with pytest.raises(ManifestError, match=message):
+        load_text(text, "fuzz.yaml")
+
+
 def test_custom_ladder_must_descend():
     text = CHANNEL.replace(
         "encoding: {preset: Default1080p}",
