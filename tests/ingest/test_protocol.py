@@ -120,6 +120,25 @@ def test_chunk_stream_violations(data, message):
         chunks.ChunkReader().feed(data)
 
 
+def test_unfinished_messages_are_bounded_over_all_chunk_streams():
+    """Each chunk stream may hold one unfinished message of up to 8 MiB; together they may not
+    hold more than two such (64 of them would be 512 MiB for one connection)."""
+    size = 4 * 1024 * 1024
+    data = chunks.encode_message(chunks.Message(1, 0, 0, struct.pack(">I", size)), chunk_size=128, csid=2)
+    first_chunks = [
+        chunks.encode_message(chunks.Message(9, 1, 0, b"v" * 2 * size), chunk_size=size, csid=csid)[: 12 + size]
+        for csid in range(4, 9)
+    ]
+    reader = chunks.ChunkReader()
+    reader.feed(data + b"".join(first_chunks[:4]))  # 16 MiB held: the limit
+    with pytest.raises(chunks.ChunkError, match="unfinished messages"):
+        reader.feed(first_chunks[4])
+    whole = chunks.ChunkReader()  # finished messages release what they held: 24 MiB in 8 MiB messages pass
+    whole.feed(data)
+    frame = chunks.encode_message(chunks.Message(9, 1, 0, b"v" * 2 * size), chunk_size=size, csid=6)
+    assert [len(m.body) for m in whole.feed(frame + frame + frame)] == [2 * size] * 3
+
+
 def test_truncated_chunk_waits_for_more():
     data = chunks.encode_message(chunks.Message(9, 1, 0, b"z" * 100), chunk_size=128, csid=6)
     reader = chunks.ChunkReader()

@@ -15,6 +15,9 @@ DEFAULT_CHUNK_SIZE = 128
 MAX_CHUNK_SIZE = 0x7FFFFFFF >> 7  # 16 MiB: far above the 4-64 KiB real encoders use
 MAX_MESSAGE_SIZE = 8 * 1024 * 1024
 MAX_CHUNK_STREAMS = 64
+# Unfinished messages held across all chunk streams: one large video frame and the audio beside
+# it.  Without it, 64 streams each one chunk short of 8 MiB would hold 512 MiB per connection.
+MAX_PENDING = 2 * MAX_MESSAGE_SIZE
 EXTENDED = 0xFFFFFF
 
 SET_CHUNK_SIZE, ABORT, ACKNOWLEDGEMENT, USER_CONTROL, WINDOW_ACK_SIZE, SET_PEER_BANDWIDTH = 1, 2, 3, 4, 5, 6
@@ -50,6 +53,7 @@ class ChunkReader:
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self._buffer = bytearray()
         self._streams: dict[int, _ChunkStream] = {}
+        self._pending = 0  # payload bytes of unfinished messages, over all chunk streams
         self.bytes_received = 0
 
     def feed(self, data: bytes) -> list[Message]:
@@ -121,7 +125,11 @@ class ChunkReader:
         del buf[: pos + take]
         self._streams[csid] = stream
         if len(stream.payload) < stream.length:
+            self._pending += take
+            if self._pending > MAX_PENDING:
+                raise ChunkError(f"more than {MAX_PENDING} bytes of unfinished messages")
             return None
+        self._pending -= len(stream.payload) - take
         message = Message(stream.type, stream.stream_id, stream.timestamp, bytes(stream.payload))
         stream.payload = bytearray()
         if message.type == SET_CHUNK_SIZE:
@@ -134,6 +142,7 @@ class ChunkReader:
         elif message.type == ABORT and len(message.body) >= 4:
             aborted = self._streams.get(struct.unpack(">I", message.body[:4])[0])
             if aborted is not None:
+                self._pending -= len(aborted.payload)
                 aborted.payload = bytearray()
         return message
 
