@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 
 from helpers import make_contribution_flv
 
-from kubecast.media.flv import FlvReader, TagType, parse_audio, parse_video
+from flvfile import FlvReader, TagType
+from kubecast.media.flv import parse_audio, parse_video
 from kubecast.media.mp4 import Sample, avc_codec_string, init_segment_audio, init_segment_video, media_segment
 from kubecast.media.timeline import Timeline, TimelineTrack
 from kubecast.media.tracks import TrackInfo

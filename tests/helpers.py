@@ -140,20 +140,48 @@ def make_multibitrate_flvs(folder, *, seconds: int, gops=(30, 30, 30)) -> list[b
 
 
 def flv_tags(data: bytes) -> list:
-    from kubecast.media.flv import FlvReader
+    from flvfile import FlvReader
 
     reader = FlvReader()
     reader.feed(data)
     return list(reader.tags())
 
 
-def interleave_renditions(flvs: list[bytes]) -> bytes:
-    """The renditions as one internal contribution: each rendition's tags on its own track."""
-    from kubecast.media.flv import FLV_HEADER, FlvTag
+def flv_records(flv: bytes, track: int = 0) -> list:
+    """An FLV stream's audio and video as the records the RTMP ingest hands over (on ``track``)."""
+    import dataclasses
 
-    tags = [FlvTag(tag.type, tag.timestamp, tag.data, index) for index, flv in enumerate(flvs) for tag in flv_tags(flv)]
-    tags.sort(key=lambda tag: tag.timestamp)  # stable: each track keeps its own order
-    return FLV_HEADER + b"".join(tag.encode() for tag in tags)
+    from kubecast.ingest.rtmp import chunks
+    from kubecast.ingest.rtmp.server import media_record
+    from kubecast.ingest.rtmp.session import Media
+
+    records = []
+    for tag in flv_tags(flv):
+        if tag.type in (chunks.AUDIO, chunks.VIDEO) and (record := media_record(Media(tag.type, tag.timestamp, tag.data))):
+            records.append(dataclasses.replace(record, track=track))
+    return records
+
+
+def contribution_bytes(records: list, *, end: bool = True) -> bytes:
+    """Records on the wire as an ingest sends them after the hello line (with the end-of-stream record)."""
+    from kubecast.media.contribution import EndOfStream, encode_record
+
+    return b"".join(encode_record(r) for r in records) + (encode_record(EndOfStream()) if end else b"")
+
+
+def flv_contribution(flv: bytes) -> bytes:
+    """An FLV file as the internal contribution of an RTMP publish of it."""
+    return contribution_bytes(flv_records(flv))
+
+
+def interleave_renditions(flvs: list[bytes]) -> bytes:
+    """The renditions as one internal contribution: each rendition's records on its own track."""
+    from kubecast.media.contribution import Frame
+
+    records = [record for index, flv in enumerate(flvs) for record in flv_records(flv, index)]
+    # stable: each track keeps its own order, configurations go first
+    records.sort(key=lambda record: record.decode_time if isinstance(record, Frame) else -1)
+    return contribution_bytes(records)
 
 
 def flv_video_payloads(flv: bytes) -> list[bytes]:

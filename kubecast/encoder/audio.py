@@ -1,7 +1,7 @@
 """Audio: decoded once, resampled to 48 kHz stereo and encoded once to AAC-LC for every
 rendition; or passed through unchanged.  Timestamps are running sample counts anchored at the
 first frame, so audio segments are continuous to the sample whatever jitter the contribution's
-millisecond timestamps carry."""
+timestamps carry (RTMP's are whole milliseconds)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fractions import Fraction
 
 import av
 
+from kubecast.media.contribution import Frame
 from kubecast.media.mp4 import aac_codec_string, init_segment_audio
 from kubecast.media.tracks import TrackInfo
 from kubecast.media.timeline import boundary_time
@@ -103,20 +104,20 @@ class AudioTranscoder(_AudioTrack):
         self.decoder = av.CodecContext.create("aac", "r")
         self.decoder.extradata = asc
 
-    def push(self, timestamp_ms: int, payload: bytes) -> None:
+    def push(self, frame: Frame) -> None:
         if self.decoder is None:
             return  # no AudioSpecificConfig yet: nothing can be decoded
         try:
-            frames = self.decoder.decode(av.Packet(payload))
+            frames = self.decoder.decode(av.Packet(frame.data))
         except av.error.FFmpegError as error:
             metrics.DECODE_ERRORS.inc()
             log.warning("dropping an undecodable audio frame: %s", error)
             return
-        expected = self.clock.media_time(timestamp_ms, SAMPLE_RATE)
+        expected = self.clock.media_time(frame.decode_time, frame.timescale, SAMPLE_RATE)
         if self.next_pts is None or abs(expected - self.next_pts) > RESYNC_SAMPLES:
             self.next_pts = on_frame_grid(expected, epoch_origin(self.clock, self.segment_duration_ms, SAMPLE_RATE))
-        for frame in frames:
-            for resampled in self.resampler.resample(frame):
+        for decoded in frames:
+            for resampled in self.resampler.resample(decoded):
                 if self.out_pts is None:
                     self.out_pts = self.next_pts
                 resampled.pts = self.next_pts
@@ -163,13 +164,13 @@ class AudioPassthrough(_AudioTrack):
         )
         self.configured = True
 
-    def push(self, timestamp_ms: int, payload: bytes) -> None:
+    def push(self, frame: Frame) -> None:
         if not self.configured:
             return
-        expected = self.clock.media_time(timestamp_ms, self.timescale)
+        expected = self.clock.media_time(frame.decode_time, frame.timescale, self.timescale)
         if self.next_pts is None or abs(expected - self.next_pts) > RESYNC_SAMPLES:
             self.next_pts = on_frame_grid(expected, epoch_origin(self.clock, self.segment_duration_ms, self.timescale))
-        self.emit(self.segmenter.push(TimedSample(self.next_pts, 0, True, payload)))
+        self.emit(self.segmenter.push(TimedSample(self.next_pts, 0, True, frame.data)))
         self.next_pts += AAC_FRAME
 
     def pending_ends(self) -> list[PendingEnd | None]:

@@ -11,7 +11,7 @@ from fractions import Fraction
 import av
 
 from kubecast.api import Rendition
-from kubecast.media.flv import VideoPacket
+from kubecast.media.contribution import Frame
 from kubecast.media.timeline import segment_number
 
 from . import metrics
@@ -79,21 +79,20 @@ class LadderVideo:
         """Channel media time of the newest picture handed to the renditions."""
         return float(self._last_slot / self.grid.rate) if self.grid is not None and self._last_slot is not None else 0.0
 
-    def push(self, timestamp_ms: int, packet: VideoPacket) -> None:
+    def push(self, frame: Frame) -> None:
         if self.decoder is None:
             return
-        decode_time = self.clock.media_time(timestamp_ms)
-        av_packet = av.Packet(packet.payload)
-        av_packet.dts = decode_time
-        av_packet.pts = decode_time + packet.composition_offset * VIDEO_TIMESCALE // 1000
+        av_packet = av.Packet(frame.data)
+        av_packet.dts = self.clock.media_time(frame.decode_time, frame.timescale, VIDEO_TIMESCALE)
+        av_packet.pts = self.clock.media_time(frame.presentation_time, frame.timescale, VIDEO_TIMESCALE)
         try:
             frames = self.decoder.decode(av_packet)
         except av.error.FFmpegError as error:
             metrics.DECODE_ERRORS.inc()
             log.warning("dropping an undecodable video packet: %s", error)
             return
-        for frame in frames:
-            self._arrive(frame)
+        for picture in frames:
+            self._arrive(picture)
 
     def _arrive(self, frame: av.VideoFrame, *, final: bool = False) -> None:
         if frame.pts is not None:

@@ -1,4 +1,13 @@
-"""Pass-through video: the contribution's H.264 packaged as it is, cut at its own key frames."""
+"""Pass-through video: the contribution's H.264 packaged as it is, cut at its own key frames.
+
+Samples keep their bytes, durations and composition offsets.  The track's timescale is 90 kHz
+when the source's clock converts into it exactly (RTMP's milliseconds, MPEG-TS's 90 kHz), the
+source's own otherwise (a CMAF track's 15360, Smooth's 10 MHz), so no time is rounded; the
+channel placement only adds one constant to every decode time.  A source whose key frames are
+presented later than they are decoded (positive composition offsets with an edit list, as
+ffmpeg writes) has every offset lowered by the key frame's, the edit list's shift, so that a
+segment's decode time is the presentation time of its first picture (CMAF's negative offsets).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +15,7 @@ import logging
 
 import av
 
-from kubecast.media.flv import VideoPacket
+from kubecast.media.contribution import Frame
 from kubecast.media.mp4 import avc_codec_string, init_segment_video
 from kubecast.media.tracks import TrackInfo
 from kubecast.storage import layout
@@ -16,9 +25,16 @@ from .rendition import estimate_frame_rate, frame_rate_text
 from .segmenter import EpochEnd, PendingEnd, TimedSample, TrackSegmenter
 from .timing import VIDEO_TIMESCALE, ConnectionClock
 
+DEFAULT_FRAME_RATE = 30  # for the duration of a contribution's last picture when its source does not say
+
 log = logging.getLogger("kubecast.encoder")
 
 TRACK_ID = "video"
+
+
+def output_timescale(source_timescale: int) -> int:
+    """90 kHz where the source's ticks are whole 90 kHz ticks, the source's own timescale otherwise."""
+    return VIDEO_TIMESCALE if VIDEO_TIMESCALE % source_timescale == 0 else source_timescale
 
 
 def track_id(index: int) -> str:
@@ -30,8 +46,8 @@ class VideoPassthrough:
     def __init__(self, *, clock: ConnectionClock, segment_duration_ms: int, bandwidth_hint: int, publish_track, publish_segment, index: int = 0):
         self.track_id = track_id(index)
         self.clock = clock
-        self.segmenter = TrackSegmenter(VIDEO_TIMESCALE, segment_duration_ms, video=True, default_duration=3000)
-        clock.follow(self.segmenter)
+        self.segment_duration_ms = segment_duration_ms
+        self.segmenter: TrackSegmenter | None = None  # made with the first frame, in its timescale
         self.publish_track = publish_track
         self.publish_segment = publish_segment
         self.bandwidth_hint = bandwidth_hint
@@ -52,32 +68,40 @@ class VideoPassthrough:
             self.size = (frame.width, frame.height)
             return
 
-    def push(self, timestamp_ms: int, packet: VideoPacket, decoded_frame_hook=None) -> None:
+    def push(self, frame: Frame) -> None:
         if self.avcc is None:
             return
         if self.size is None:
-            if not packet.keyframe:
+            if not frame.keyframe:
                 return
-            self._learn_size(packet.payload)
+            self._learn_size(frame.data)
             if self.size is None:
                 return
-        decode_time = self.clock.media_time(timestamp_ms)
-        offset = packet.composition_offset * VIDEO_TIMESCALE // 1000
-        if packet.keyframe or self.shift is None:
+        if self.segmenter is None:
+            timescale = output_timescale(frame.timescale)
+            self.segmenter = TrackSegmenter(timescale, self.segment_duration_ms, video=True,
+                                            default_duration=timescale // DEFAULT_FRAME_RATE)
+            self.clock.follow(self.segmenter)
+        timescale = self.segmenter.timescale
+        decode_time = self.clock.media_time(frame.decode_time, frame.timescale, timescale)
+        offset = frame.composition_offset * timescale // frame.timescale
+        duration = frame.duration * timescale // frame.timescale if frame.duration else None
+        if frame.keyframe or self.shift is None:
             self.shift = offset  # each segment's IDR then has decode time == presentation time
         if len(self.times) < 30:
-            self.times.append(decode_time + offset)
-        sample = TimedSample(decode_time + self.shift, offset - self.shift, packet.keyframe, packet.payload)
+            self.times.append((decode_time + offset) * VIDEO_TIMESCALE // timescale)
+        sample = TimedSample(decode_time + self.shift, offset - self.shift, frame.keyframe, frame.data, duration)
         self._emit(self.segmenter.push(sample))
 
     def _emit(self, segments) -> None:
         for segment in segments:
             if not self.track_published:
                 width, height = self.size
-                init = init_segment_video(width=width, height=height, timescale=VIDEO_TIMESCALE, avcc=self.avcc)
+                timescale = self.segmenter.timescale
+                init = init_segment_video(width=width, height=height, timescale=timescale, avcc=self.avcc)
                 self.publish_track(
                     TrackInfo(id=self.track_id, kind="video", codecs=avc_codec_string(self.avcc), bandwidth=self.bandwidth_hint,
-                              timescale=VIDEO_TIMESCALE, init=layout.init_name(init), width=width, height=height,
+                              timescale=timescale, init=layout.init_name(init), width=width, height=height,
                               frame_rate=frame_rate_text(estimate_frame_rate(self.times))),
                     init,
                 )
@@ -85,7 +109,8 @@ class VideoPassthrough:
             self.publish_segment(self.track_id, segment)
 
     def finish(self, end: EpochEnd | None) -> None:
-        self._emit(self.segmenter.finish(end))
+        if self.segmenter is not None:
+            self._emit(self.segmenter.finish(end))
 
 
 class PassthroughVideos:
@@ -114,14 +139,14 @@ class PassthroughVideos:
     def configure(self, index: int, avcc: bytes) -> None:
         self.rendition(index).configure(avcc)
 
-    def push(self, index: int, timestamp_ms: int, packet: VideoPacket) -> None:
-        self.rendition(index).push(timestamp_ms, packet)
+    def push(self, frame: Frame) -> None:
+        self.rendition(frame.track).push(frame)
 
     def drain(self) -> None:
         """Nothing is held back: every sample pushed is already in its segmenter."""
 
     def pending_ends(self) -> list[PendingEnd | None]:
-        return [r.segmenter.pending for r in self.renditions.values()]
+        return [r.segmenter.pending for r in self.renditions.values() if r.segmenter is not None]
 
     def finish(self, end: EpochEnd | None) -> None:
         for index in sorted(self.renditions):

@@ -26,6 +26,7 @@ class TimedSample:
     composition_offset: int
     keyframe: bool
     data: bytes
+    duration: int | None = None  # what the source says; a sample's duration is otherwise up to the next one's
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ class TrackSegmenter:
         """Where the samples not yet emitted lie: their segment, first start and end (seconds)."""
         if not self._pending:
             return None
-        end = self._pending[-1].decode_time + self.default_duration
+        end = self._pending[-1].decode_time + (self._pending[-1].duration or self.default_duration)
         return PendingEnd(self._number, Fraction(self._pending[0].decode_time, self.timescale), Fraction(end, self.timescale))
 
     def finish(self, end: EpochEnd | None) -> list[Segment]:
@@ -154,7 +155,9 @@ class TrackSegmenter:
     def flush(self) -> list[Segment]:
         if not self._pending:
             return []
-        segment = dataclasses.replace(self._emit(next_decode_time=self._pending[-1].decode_time + self.default_duration), final=True)
+        last = self._pending[-1]
+        segment = dataclasses.replace(self._emit(next_decode_time=last.decode_time + (last.duration or self.default_duration)),
+                                      final=True)
         self._number = None
         return [segment]
 

@@ -14,8 +14,17 @@ import time
 import av
 
 from kubecast.api import Channel
-from kubecast.media.contribution import MAX_HELLO, HelloError, parse_hello
-from kubecast.media.flv import AUDIO_FORMAT_AAC, VIDEO_CODEC_AVC, FlvError, FlvReader, TagType, parse_audio, parse_video
+from kubecast.media.contribution import (
+    MAX_HELLO,
+    CodecConfig,
+    EndOfStream,
+    Frame,
+    HelloError,
+    Kind,
+    RecordError,
+    RecordReader,
+    parse_hello,
+)
 from kubecast.storage import IngestInfo
 
 from . import metrics
@@ -77,11 +86,14 @@ class ContributionSession:
                 raise ContributionRefused(f"contribution for channel {hello.channel!r} reached the encoder of {name!r}")
             log.info("contribution %s for %s started (%s%s)", hello.session, name, hello.protocol, ", relayed" if hello.relayed else "")
             self.sock.settimeout(IDLE_TIMEOUT)
-            self._encode(rest, hello.protocol)
-            metrics.CONTRIBUTIONS.labels("ended").inc()
-            log.info("contribution %s for %s ended after %d frames", hello.session, name, self.frames)
+            if self._encode(rest, hello.protocol):
+                metrics.CONTRIBUTIONS.labels("ended").inc()
+                log.info("contribution %s for %s ended after %d frames", hello.session, name, self.frames)
+            else:
+                metrics.CONTRIBUTIONS.labels("broken").inc()
+                log.warning("contribution %s for %s broke off after %d frames", hello.session, name, self.frames)
             self.publisher.status(state="waiting", message="", ingest=self.ended_info)
-        except (HelloError, FlvError, ContributionRefused) as error:
+        except (HelloError, RecordError, ContributionRefused) as error:
             metrics.CONTRIBUTIONS.labels("refused").inc()
             log.warning("contribution from %s for %s refused: %s", self.peer, name, error)
             self.publisher.status(state="error", message=str(error), ingest=IngestInfo(connected=False))
@@ -96,7 +108,8 @@ class ContributionSession:
         finally:
             self.sock.close()
 
-    def _encode(self, first_bytes: bytes, protocol: str) -> None:
+    def _encode(self, first_bytes: bytes, protocol: str) -> bool:
+        """Encode the contribution; True when it ended with its end-of-stream record."""
         spec = self.channel.spec
         segment_ms = spec.segment_duration_ms
         self.publisher.availability_start()
@@ -110,19 +123,21 @@ class ContributionSession:
             video = LadderVideo(renditions=spec.encoding.ladder(), x264_preset=spec.encoding.x264_preset or default_x264_preset(spec.encoding.ladder()), clock=clock, **common)
             audio = AudioTranscoder(bitrate=spec.encoding.audio_bitrate, clock=clock, **common)
         self.publisher.status(state="live", message="", ingest=IngestInfo(connected=True, protocol=protocol))
-        reader = FlvReader()
+        reader = RecordReader()
         try:
             data = first_bytes
             while True:
                 if data:
                     self.bytes += len(data)
                     reader.feed(data)
-                    for tag in reader.tags():
-                        self._tag(tag, video, audio)
+                    for record in reader.records():
+                        if isinstance(record, EndOfStream):
+                            return True
+                        self._record(record, video, audio)
                     self._stats(protocol, video)
                 data = self.sock.recv(256 * 1024)
                 if not data:
-                    return
+                    return False
         finally:
             video.drain()
             audio.drain()
@@ -134,57 +149,54 @@ class ContributionSession:
             # What the contribution was stays readable after it ended (renditions, alignment).
             self.ended_info = self._ingest_info(protocol, video).model_copy(update={"connected": False})
 
-    def _tag(self, tag, video, audio) -> None:
-        if tag.type == TagType.VIDEO:
-            packet = parse_video(tag.data)
-            if packet.codec_id != VIDEO_CODEC_AVC:
-                raise ContributionRefused(f"video codec id {packet.codec_id} is not H.264; send H.264 (AVC)")
-            if isinstance(video, PassthroughVideos):
-                if packet.is_sequence_header:
-                    video.configure(tag.track, packet.payload)
-                elif not packet.end_of_sequence:
-                    self.frames += 1
-                    video.push(tag.track, tag.timestamp, packet)
-                    if tag.track == 0:
-                        self._maybe_thumbnail(video, packet)
-                return
-            if tag.track != 0:
-                self._ignored_renditions.add(tag.track)  # the ladder is encoded from the first rendition
-            elif packet.is_sequence_header:
-                video.configure(packet.payload)
-            elif not packet.end_of_sequence:
-                self.frames += 1
-                video.push(tag.timestamp, packet)
-                if isinstance(video, LadderVideo) and (error := video.failed()):
-                    raise ContributionRefused(f"encoding failed: {error}")
-                self._maybe_thumbnail(video, packet)
-        elif tag.type == TagType.AUDIO and tag.track == 0:  # one audio track: the first rendition's
-            packet = parse_audio(tag.data)
-            if packet.sound_format != AUDIO_FORMAT_AAC:
-                raise ContributionRefused(f"audio format {packet.sound_format} is not AAC; send AAC")
-            if packet.is_sequence_header:
-                audio.configure(packet.payload)
+    def _record(self, record: CodecConfig | Frame, video: PassthroughVideos | LadderVideo,
+                audio: AudioPassthrough | AudioTranscoder) -> None:
+        if record.kind == Kind.AUDIO:
+            if record.track != 0:
+                return  # one audio track: the first rendition's
+            if isinstance(record, CodecConfig):
+                audio.configure(record.data)
             else:
-                audio.push(tag.timestamp, packet.payload)
+                audio.push(record)
+            return
+        if isinstance(video, PassthroughVideos):
+            if isinstance(record, CodecConfig):
+                video.configure(record.track, record.data)
+            else:
+                self.frames += 1
+                video.push(record)
+                if record.track == 0:
+                    self._maybe_thumbnail(video, record)
+            return
+        if record.track != 0:
+            self._ignored_renditions.add(record.track)  # the ladder is encoded from the first rendition
+        elif isinstance(record, CodecConfig):
+            video.configure(record.data)
+        else:
+            self.frames += 1
+            video.push(record)
+            if error := video.failed():
+                raise ContributionRefused(f"encoding failed: {error}")
+            self._maybe_thumbnail(video, record)
 
-    def _maybe_thumbnail(self, video, packet) -> None:
+    def _maybe_thumbnail(self, video: PassthroughVideos | LadderVideo, frame: Frame) -> None:
         now = time.monotonic()
         if now - self._thumbnail_at < THUMBNAIL_SECONDS:
             return
-        frame = None
+        picture: av.VideoFrame | None = None
         if isinstance(video, LadderVideo):
-            frame = video.latest_frame
-        elif packet.keyframe and video.primary.avcc is not None:
+            picture = video.latest_frame
+        elif frame.keyframe and video.primary.avcc is not None:
             decoder = av.CodecContext.create("h264", "r")
             decoder.extradata = video.primary.avcc
             try:
-                frames = decoder.decode(av.Packet(packet.payload)) + decoder.decode(None)
-                frame = frames[0] if frames else None
+                pictures = decoder.decode(av.Packet(frame.data)) + decoder.decode(None)
+                picture = pictures[0] if pictures else None
             except av.error.FFmpegError:
-                frame = None
-        if frame is not None:
+                picture = None
+        if picture is not None:
             self._thumbnail_at = now
-            self.publisher.thumbnail(jpeg_thumbnail(frame))
+            self.publisher.thumbnail(jpeg_thumbnail(picture))
 
     def _stats(self, protocol: str, video) -> None:
         now = time.monotonic()

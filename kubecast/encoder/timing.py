@@ -102,5 +102,13 @@ class ConnectionClock:
         if self.discontinuity:
             segmenter.mark_discontinuity()
 
-    def media_time(self, timestamp_ms: int, timescale: int = VIDEO_TIMESCALE) -> int:
-        return (timestamp_ms + self.anchor(timestamp_ms).offset_ms) * timescale // 1000
+    def media_time(self, time: int, source_timescale: int, timescale: int = VIDEO_TIMESCALE) -> int:
+        """``time`` (ticks of ``source_timescale``) as channel media time in ``timescale``.
+
+        The placement is in milliseconds and is made with the first time rounded down, so the
+        first sample never lands before the boundary it was placed on.  Rounded down again here,
+        the result is the source's time plus one constant whenever ``timescale`` is a multiple
+        of ``source_timescale``: durations and composition offsets come through unchanged."""
+        placement = self.anchor(time * 1000 // source_timescale)
+        ticks = time * timescale * 1000 + placement.offset_ms * timescale * source_timescale
+        return ticks // (source_timescale * 1000)

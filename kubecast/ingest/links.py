@@ -2,8 +2,9 @@
 
 A link never slows the publisher down: frames go into a bounded queue, and a link that falls
 behind (its encoder is too slow or gone) is dropped and reconnected.  Every (re)connection
-starts with the hello line, the FLV header and the latest metadata and sequence headers, so
-the encoder can always decode what follows.
+starts with the hello line and the latest codec configuration of every track, so the encoder
+can always decode what follows.  The end of a publish is an end-of-stream record, so the encoder
+tells a contribution that ended from one whose link broke.
 """
 
 from __future__ import annotations
@@ -12,28 +13,35 @@ import asyncio
 import contextlib
 import logging
 
-from kubecast.media.contribution import Hello
-from kubecast.media.flv import FLV_HEADER, FlvTag
+from kubecast.media.contribution import CodecConfig, EndOfStream, Frame, Hello, Kind, encode_record
 
 from . import metrics
 
 log = logging.getLogger("kubecast.ingest")
 
-QUEUE_TAGS = 3000  # ~30 s of a typical contribution: a longer stall is a dead encoder
+QUEUE_RECORDS = 3000  # ~30 s of a typical contribution: a longer stall is a dead encoder
+
+
+class _Reconnect:
+    """A queue item that makes the link reconnect."""
+
+
+_RECONNECT = _Reconnect()
+_Item = CodecConfig | Frame | _Reconnect | None  # None: the publish ended
 
 
 class EncoderLink:
-    def __init__(self, *, address: tuple[str, int], hello: Hello, headers: dict[str, FlvTag]):
+    def __init__(self, *, address: tuple[str, int], hello: Hello, headers: dict[tuple[Kind, int], CodecConfig]) -> None:
         self.address = address
         self.hello = hello
-        self.headers = headers  # shared with the session: the latest metadata and sequence headers
-        self.queue: asyncio.Queue = asyncio.Queue(QUEUE_TAGS)  # FlvTag, _RECONNECT or None (end)
+        self.headers = headers  # shared with the publication: the latest configuration of every track
+        self.queue: asyncio.Queue[_Item] = asyncio.Queue(QUEUE_RECORDS)
         self.task = asyncio.create_task(self._run(), name=f"link-{hello.channel}-{address[1]}")
         self.connected = False
 
-    def send(self, tag: FlvTag) -> None:
+    def send(self, record: CodecConfig | Frame) -> None:
         try:
-            self.queue.put_nowait(tag)
+            self.queue.put_nowait(record)
         except asyncio.QueueFull:
             log.warning("encoder %s:%d of %s is not keeping up; dropping the link", *self.address, self.hello.channel)
             metrics.LINK_FAILURES.labels(self.hello.channel).inc()
@@ -73,18 +81,19 @@ class EncoderLink:
             delay = 0.2
             self.connected = True
             try:
-                writer.write(self.hello.encode() + FLV_HEADER + b"".join(tag.encode() for tag in self.headers.values()))
+                writer.write(self.hello.encode() + b"".join(encode_record(c) for c in self.headers.values()))
                 while True:
-                    tag = await self.queue.get()
-                    if tag is None:
+                    item = await self.queue.get()
+                    if item is None:
+                        writer.write(encode_record(EndOfStream()))
                         writer.write_eof()
                         await writer.drain()
                         return
-                    if tag is _RECONNECT:
+                    if isinstance(item, _Reconnect):
                         break
                     if writer.transport.is_closing() or reader.at_eof():
                         raise ConnectionError("the encoder closed the connection")
-                    writer.write(tag.encode())
+                    writer.write(encode_record(item))
                     if writer.transport.get_write_buffer_size() > 1 << 20:
                         await writer.drain()
             except (OSError, ConnectionError) as error:
@@ -99,13 +108,11 @@ class EncoderLink:
     async def _wait_or_stop(self, delay: float) -> bool:
         """Sleep between attempts; True when the publish ended meanwhile."""
         try:
-            tag = await asyncio.wait_for(self.queue.get(), delay)
+            item = await asyncio.wait_for(self.queue.get(), delay)
         except asyncio.TimeoutError:
             return False
-        if tag is None:
+        if item is None:
             return True
         self._drain()  # frames queued while no encoder listened cannot be decoded later anyway
         return False
 
-
-_RECONNECT = object()  # a queue item that makes the link reconnect

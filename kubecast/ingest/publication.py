@@ -1,8 +1,9 @@
 """A channel's live contribution inside the ingest, whatever protocol brings it.
 
 Every protocol front end (RTMP, Smooth / CMAF HTTP push, MPEG-TS over UDP, RTP or SRT) turns
-what it receives into FLV tags and hands them to the channel's ``Publication``, which forwards
-them to the channel's encoders.  A multi-bitrate contribution arrives as several *sources* of
+what it receives into contribution records (``kubecast.media.contribution``: codec configurations
+and frames timed in the source's own clock) and hands them to the channel's ``Publication``, which
+forwards them to the channel's encoders.  A multi-bitrate contribution arrives as several *sources* of
 one channel (several RTMP streams under the channel's key, or several tracks of one HTTP
 push); each source is one rendition, numbered in the order they arrive, and the publication
 ends when its last source leaves.  ``Publications`` is the registry shared by all front ends of
@@ -14,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from kubecast.media.contribution import Hello
-from kubecast.media.flv import FlvTag, TagType, parse_audio, parse_video
+from kubecast.media.contribution import CodecConfig, Frame, Hello, Kind
 
 from . import metrics
 from .config import ChannelRoute
@@ -29,12 +29,13 @@ MAX_RENDITIONS = 8
 
 
 class Publication:
-    """The links to a channel's encoders, the headers a reconnecting link replays, statistics."""
+    """The links to a channel's encoders, the configurations a reconnecting link replays, statistics."""
 
-    def __init__(self, *, channel: str, session_id: str, protocol: str, encoders, relays=()):
+    def __init__(self, *, channel: str, session_id: str, protocol: str, encoders: tuple[tuple[str, int], ...],
+                 relays: tuple[tuple[str, int], ...] = ()) -> None:
         self.channel = channel
         self.protocol = protocol
-        self.headers: dict[tuple[TagType, int], FlvTag] = {}
+        self.headers: dict[tuple[Kind, int], CodecConfig] = {}
         hello = Hello(channel=channel, protocol=protocol, session=session_id)
         relayed = Hello(channel=channel, protocol=protocol, session=session_id, relayed=True)
         self.links = [EncoderLink(address=address, hello=hello, headers=self.headers) for address in encoders]
@@ -42,24 +43,17 @@ class Publication:
         self.window_bytes = 0
         self.window_started = time.monotonic()
 
-    def forward(self, tag: FlvTag) -> None:
-        if tag.type == TagType.SCRIPT:
-            if tag.track != 0:
-                return
-            self.headers[(TagType.SCRIPT, 0)] = tag
-        elif tag.type == TagType.AUDIO:
-            if tag.track != 0:
-                return  # one audio track, the first rendition's: the others repeat it
-            if parse_audio(tag.data).is_sequence_header:
-                self.headers[(TagType.AUDIO, 0)] = tag
-        elif parse_video(tag.data).is_sequence_header:
-            self.headers[(TagType.VIDEO, tag.track)] = tag
+    def forward(self, record: CodecConfig | Frame) -> None:
+        if record.kind == Kind.AUDIO and record.track != 0:
+            return  # one audio track, the first rendition's: the others repeat it
+        if isinstance(record, CodecConfig):
+            self.headers[(record.kind, record.track)] = record
         for link in self.links:
-            link.send(tag)
-        metrics.BYTES.labels(self.channel).inc(len(tag.data))
-        if tag.type != TagType.SCRIPT:
-            metrics.FRAMES.labels(self.channel, tag.type.name.lower()).inc()
-        self.window_bytes += len(tag.data)
+            link.send(record)
+        if isinstance(record, Frame):
+            metrics.BYTES.labels(self.channel).inc(len(record.data))
+            metrics.FRAMES.labels(self.channel, "video" if record.kind == Kind.VIDEO else "audio").inc()
+            self.window_bytes += len(record.data)
         now = time.monotonic()
         if now - self.window_started >= 2:
             metrics.BITRATE.labels(self.channel).set(self.window_bytes * 8 / (now - self.window_started))
@@ -84,14 +78,14 @@ class Source:
     track: int
     publication: Publication
 
-    def forward(self, tag: FlvTag) -> None:
+    def forward(self, record: CodecConfig | Frame) -> None:
         if self.track == SPARE_AUDIO:
             return
         if self.track == AUDIO_ONLY:
-            if tag.type == TagType.AUDIO:
-                self.publication.forward(FlvTag(tag.type, tag.timestamp, tag.data, 0))
+            if record.kind == Kind.AUDIO:
+                self.publication.forward(replace(record, track=0))
             return
-        self.publication.forward(FlvTag(tag.type, tag.timestamp, tag.data, self.track))
+        self.publication.forward(record if record.track == self.track else replace(record, track=self.track))
 
 
 class Busy(Exception):

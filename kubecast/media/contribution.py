@@ -1,20 +1,41 @@
 """The hand-over from an ingest to its encoder: one TCP connection per contribution.
 
 The ingest connects to the encoder's contribution port and sends one hello line, then the
-contribution as an FLV byte stream (``kubecast.media.flv``).  Closing the connection ends the
-contribution; the encoder then waits for the next one and continues the channel timeline.
-The hello line carries only facts the encoder reports in its status, never a stream key.
+contribution as a stream of typed records: a codec configuration (``CodecConfig``) whenever a
+track's changes, one ``Frame`` per sample, and ``EndOfStream`` when the publisher stopped.
+Closing the connection without ``EndOfStream`` means the contribution broke off; either way the
+encoder then waits for the next one and continues the channel timeline.  The hello line carries
+only facts the encoder reports in its status, never a stream key.
 
-    KUBECAST-CONTRIBUTION 1 {"channel": "demo", "protocol": "RTMP", "session": "…"}\n
+    KUBECAST-CONTRIBUTION 2 {"channel": "demo", "protocol": "RTMP", "session": "…"}\n
+
+Why not FLV, the unit RTMP carries: FLV times are whole milliseconds, so MPEG-TS (90 kHz),
+Smooth (10 MHz) and CMAF (the track's timescale) lost precision on the way, and a CMAF
+pass-through went CMAF -> FLV -> CMAF.  A ``Frame`` keeps each sample's times in its source's own
+timescale, exactly as the source stated them: RTMP's milliseconds stay milliseconds, nothing is
+rounded.  ``encode_record`` is the one writer of the wire form and ``RecordReader`` its one reader.
+
+Wire form (big-endian): each record starts with a one-byte type.
+
+    CONFIG  type=1, kind u8, track u8, size u32, then the configuration bytes
+    FRAME   type=2, kind u8, track u8, flags u8, timescale u32, decode time i64,
+            composition offset i32, duration u32 (0: not known), size u32, then the sample
+    END     type=3
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import struct
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-MAGIC = b"KUBECAST-CONTRIBUTION 1 "
+MAGIC = b"KUBECAST-CONTRIBUTION 2 "
 MAX_HELLO = 4096
+MAX_SAMPLE = 8 * 1024 * 1024  # above any sane frame (a 4K intra picture is a few MB): bigger means corrupt
+MAX_CONFIG = 64 * 1024
+MAX_TRACK = 255
 
 
 @dataclass(frozen=True)
@@ -40,3 +61,135 @@ def parse_hello(line: bytes) -> Hello:
         return Hello(**fields)
     except (ValueError, TypeError) as error:
         raise HelloError(f"malformed contribution hello: {error}") from None
+
+
+class Kind(enum.IntEnum):
+    VIDEO = 1  # H.264: configuration is an avcC record, samples are length-prefixed NAL units
+    AUDIO = 2  # AAC: configuration is an AudioSpecificConfig, samples are raw AAC frames
+
+
+@dataclass(frozen=True, slots=True)
+class CodecConfig:
+    """A track's decoder configuration; sent before its first frame and again when it changes."""
+
+    kind: Kind
+    track: int  # the rendition of a multi-bitrate contribution (audio: always 0)
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One sample, timed in its source's own clock (``timescale`` ticks per second)."""
+
+    kind: Kind
+    track: int
+    timescale: int  # 1000 for RTMP, 90000 for MPEG-TS, the track's timescale for Smooth and CMAF
+    decode_time: int
+    composition_offset: int  # presentation time - decode time
+    duration: int | None  # known for fragmented MP4 sources and AAC frames; None otherwise
+    keyframe: bool
+    data: bytes
+
+    @property
+    def presentation_time(self) -> int:
+        return self.decode_time + self.composition_offset
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfStream:
+    """The publisher stopped (as opposed to the connection breaking off)."""
+
+
+Record = CodecConfig | Frame | EndOfStream
+
+
+class RecordError(ValueError):
+    """A byte stream that is not a well-formed sequence of contribution records."""
+
+
+_CONFIG, _FRAME, _END = 1, 2, 3
+_KEYFRAME = 0x01
+_CONFIG_HEADER = struct.Struct(">BBBI")
+_FRAME_HEADER = struct.Struct(">BBBBIqiII")
+_END_RECORD = bytes([_END])
+
+
+def encode_record(record: Record) -> bytes:
+    if isinstance(record, Frame):
+        header = _FRAME_HEADER.pack(_FRAME, record.kind, record.track, _KEYFRAME if record.keyframe else 0,
+                                    record.timescale, record.decode_time, record.composition_offset,
+                                    record.duration or 0, len(record.data))
+        return header + record.data
+    if isinstance(record, CodecConfig):
+        return _CONFIG_HEADER.pack(_CONFIG, record.kind, record.track, len(record.data)) + record.data
+    return _END_RECORD
+
+
+def _kind(value: int) -> Kind:
+    try:
+        return Kind(value)
+    except ValueError:
+        raise RecordError(f"unknown track kind {value}") from None
+
+
+class RecordReader:
+    """Incremental parser: ``feed(bytes)``, then iterate ``records()`` for the complete ones."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._ended = False
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete record (at the end of the stream: a truncated one)."""
+        return len(self._buffer)
+
+    def records(self) -> Iterator[Record]:
+        buf = self._buffer
+        start = 0
+        try:
+            while start < len(buf):
+                if self._ended:
+                    raise RecordError("data after the end-of-stream record")
+                record_type = buf[start]
+                if record_type == _FRAME:
+                    if len(buf) - start < _FRAME_HEADER.size:
+                        return
+                    _, kind, track, flags, timescale, dts, cto, duration, size = _FRAME_HEADER.unpack_from(buf, start)
+                    frame_kind = _kind(kind)
+                    if size > MAX_SAMPLE:
+                        raise RecordError(f"a sample of {size} bytes exceeds the limit")
+                    if timescale == 0:
+                        raise RecordError("a frame with timescale 0")
+                    if flags & ~_KEYFRAME:
+                        raise RecordError(f"unknown frame flags {flags:#x}")
+                    end = start + _FRAME_HEADER.size + size
+                    if len(buf) < end:
+                        return
+                    data = bytes(buf[start + _FRAME_HEADER.size : end])
+                    start = end
+                    yield Frame(frame_kind, track, timescale, dts, cto, duration or None, bool(flags & _KEYFRAME), data)
+                elif record_type == _CONFIG:
+                    if len(buf) - start < _CONFIG_HEADER.size:
+                        return
+                    _, kind, track, size = _CONFIG_HEADER.unpack_from(buf, start)
+                    config_kind = _kind(kind)
+                    if size > MAX_CONFIG:
+                        raise RecordError(f"a codec configuration of {size} bytes exceeds the limit")
+                    end = start + _CONFIG_HEADER.size + size
+                    if len(buf) < end:
+                        return
+                    data = bytes(buf[start + _CONFIG_HEADER.size : end])
+                    start = end
+                    yield CodecConfig(config_kind, track, data)
+                elif record_type == _END:
+                    start += 1
+                    self._ended = True
+                    yield EndOfStream()
+                else:
+                    raise RecordError(f"unknown record type {record_type}")
+        finally:
+            del buf[:start]

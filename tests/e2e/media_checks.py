@@ -80,6 +80,13 @@ class Track:
     init: bytes
     segments: list[bytes]
 
+    @property
+    def timescale(self) -> int:
+        """The track's timescale, from its init segment."""
+        from kubecast.media.fmp4 import BoxStream, parse_init
+
+        return parse_init(dict(BoxStream().feed(self.init))[b"moov"])[0].timescale
+
     def decode_times(self) -> list[tuple[int, int]]:
         """(tfdt, duration) of every segment."""
         result = []

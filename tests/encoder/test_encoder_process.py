@@ -1,4 +1,4 @@
-"""The encoder process fed a real contribution (Debian ffmpeg's FLV) through its port."""
+"""The encoder process fed a real contribution (Debian ffmpeg's FLV, as the RTMP ingest hands it over) through its port."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import socket
 import av
 import pytest
 
-from helpers import kubecast, make_contribution_flv, wait_until
+from helpers import contribution_bytes, flv_contribution, kubecast, make_contribution_flv, wait_until
 from kubecast.api import PRESETS
-from kubecast.media.contribution import Hello
-from kubecast.media.flv import FLV_HEADER, FlvReader, TagType
+from kubecast.media.contribution import Frame, Hello, Kind, RecordReader
 from kubecast.media.mp4 import parse_media_segment
 
 CHANNEL = """
@@ -32,7 +31,7 @@ LADDER = "[{name: v240, width: 320, height: 240, bitrate: 500000}, {name: v120, 
 
 @pytest.fixture(scope="module")
 def source_flv(tmp_path_factory):
-    return make_contribution_flv(tmp_path_factory.mktemp("src") / "in.flv", seconds=7)
+    return flv_contribution(make_contribution_flv(tmp_path_factory.mktemp("src") / "in.flv", seconds=7))
 
 
 def run_encoder(tmp_path, manifest: str):
@@ -89,18 +88,18 @@ def test_ladder_segments_are_aligned_continuous_and_decodable(tmp_path, source_f
     assert (tmp_path / "store/channels/t1/encoders/A/thumbnail.jpg").read_bytes()[:2] == b"\xff\xd8"
 
 
-def jittered(flv: bytes, *, milliseconds: int, seed: int) -> bytes:
+def jittered(contribution: bytes, *, milliseconds: int, seed: int) -> bytes:
     """The same contribution with every video timestamp moved by up to ``milliseconds`` either way,
     as an encoder with a jittering clock sends it."""
-    reader = FlvReader()
-    reader.feed(flv)
+    reader = RecordReader()
+    reader.feed(contribution)
     shake = random.Random(seed)
-    out = bytearray(FLV_HEADER)
-    for tag in reader.tags():
-        if tag.type == TagType.VIDEO and tag.timestamp > milliseconds:
-            tag = dataclasses.replace(tag, timestamp=tag.timestamp + shake.randint(-milliseconds, milliseconds))
-        out += tag.encode()
-    return bytes(out)
+    records = []
+    for record in reader.records():
+        if isinstance(record, Frame) and record.kind == Kind.VIDEO and record.decode_time > milliseconds:
+            record = dataclasses.replace(record, decode_time=record.decode_time + shake.randint(-milliseconds, milliseconds))
+        records.append(record)
+    return contribution_bytes(records, end=False)
 
 
 def test_a_jittered_contribution_is_encoded_at_a_constant_frame_rate(tmp_path, source_flv):
@@ -140,11 +139,11 @@ def test_passthrough_and_reconnect_continue_the_numbering(tmp_path, source_flv):
 def test_bad_contributions_are_refused_and_the_encoder_carries_on(tmp_path, source_flv):
     process, port = run_encoder(tmp_path, CHANNEL % ("Custom", LADDER))
     with process:
-        send(port, b"this is not FLV at all")
+        send(port, b"this is not a contribution at all")
         wait_until(lambda: progress(tmp_path)["state"] == "error", timeout=20, what="error state")
-        assert "FLV" in progress(tmp_path)["message"]
-        send(port, source_flv[:13] + bytes([9, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0x1C, 1, 0, 0, 0, 0, 0, 0, 16]))  # codec id 12 (HEVC)
-        wait_until(lambda: "not H.264" in progress(tmp_path)["message"], timeout=20, what="codec refusal")
+        assert "unknown record type" in progress(tmp_path)["message"]
+        send(port, bytes([2, 7]) + bytes(40))  # a frame of a track kind that does not exist
+        wait_until(lambda: "unknown track kind 7" in progress(tmp_path)["message"], timeout=20, what="malformed record")
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
         send(port, source_flv)
@@ -157,7 +156,7 @@ def test_bad_contributions_are_refused_and_the_encoder_carries_on(tmp_path, sour
 @pytest.mark.parametrize("preset", ["Default720p", "Default1080p"])
 def test_the_default_ladders_are_encoded_end_to_end(tmp_path_factory, preset):
     tmp_path = tmp_path_factory.mktemp(preset)
-    source = make_contribution_flv(tmp_path / "in.flv", seconds=3)
+    source = flv_contribution(make_contribution_flv(tmp_path / "in.flv", seconds=3))
     manifest = CHANNEL.replace("    x264Preset: ultrafast\n", "").replace("    renditions: %s\n", "") % preset
     process, port = run_encoder(tmp_path, manifest)
     ladder = PRESETS[preset]

@@ -12,7 +12,8 @@ from kubecast.api import Rendition
 from kubecast.encoder.ladder import LadderVideo
 from kubecast.encoder.segmenter import epoch_end
 from kubecast.encoder.timing import ConnectionClock, Placement
-from kubecast.media.flv import FlvReader, TagType, parse_video
+from helpers import flv_records
+from kubecast.media.contribution import CodecConfig, Kind
 from kubecast.media.mp4 import parse_media_segment
 
 
@@ -26,15 +27,12 @@ def encode(flv: bytes) -> tuple[list, list]:
     ladder = LadderVideo(renditions=[Rendition(name="v", width=160, height=90, bitrate=100_000)], x264_preset="ultrafast", clock=clock,
                          segment_duration_ms=2000, publish_track=lambda info, init: tracks.append(info),
                          publish_segment=lambda track, segment: segments.append(segment))
-    reader = FlvReader()
-    reader.feed(flv)
-    for tag in reader.tags():
-        if tag.type == TagType.VIDEO:
-            packet = parse_video(tag.data)
-            if packet.is_sequence_header:
-                ladder.configure(packet.payload)
+    for record in flv_records(flv):
+        if record.kind == Kind.VIDEO:
+            if isinstance(record, CodecConfig):
+                ladder.configure(record.data)
             else:
-                ladder.push(tag.timestamp, packet)
+                ladder.push(record)
     ladder.drain()
     ladder.finish(epoch_end(ladder.pending_ends()))
     assert ladder.failed() is None

@@ -133,7 +133,7 @@ def test_segmenters_followed_before_or_after_placement_both_learn_it():
     early, late = (TrackSegmenter(48000, 2000, video=False, default_duration=1024) for _ in range(2))
     clock.follow(early)
     assert not early._discontinuity, "nothing is known before the first timestamp"
-    clock.media_time(0, 48000)
+    clock.media_time(0, 1000, 48000)
     clock.follow(late)  # e.g. an audio track configured after the first video tag
     assert early._discontinuity and late._discontinuity
 
@@ -143,10 +143,10 @@ def test_audio_ahead_of_the_frame_that_opened_an_epoch_makes_no_sliver_segment()
     # so audio from 0 ms maps to 21.979 s, just before the epoch's first boundary.
     clock = ConnectionClock(lambda first: Placement(1, 22_000 - 21, 11, joined=False, discontinuity=True))
     segmenter = TrackSegmenter(48000, 2000, video=False, default_duration=1024)
-    clock.media_time(21, 48000)
+    clock.media_time(21, 1000, 48000)
     clock.follow(segmenter)
     out = []
     for frame in range(200):
-        out += segmenter.push(TimedSample(clock.media_time(frame * 1024 * 1000 // 48000, 48000), 0, True, b"a"))
+        out += segmenter.push(TimedSample(clock.media_time(frame * 1024 * 1000 // 48000, 1000, 48000), 0, True, b"a"))
     assert [s.number for s in out] == [11, 12] and out[0].discontinuity
     assert out[0].start >= 22 * 48000

@@ -39,10 +39,11 @@ from kubecast.ingest.publication import Busy, Publications
 from kubecast.ingest.push.http import HttpIngest, PushStream, RequestBody
 from kubecast.ingest.rtmp import amf0, chunks
 from kubecast.ingest.rtmp.handshake import HandshakeError, server_response
-from kubecast.ingest.rtmp.server import check_codec, media_tag
+from kubecast.ingest.rtmp.server import check_codec, media_record
 from kubecast.ingest.rtmp.session import Media, ProtocolError, PublishRequest, RtmpSession
 from kubecast.ingest.timestamps import TimestampGuard
-from kubecast.media.flv import FlvError, FlvReader, TagType, parse_audio, parse_video
+from kubecast.media.contribution import CodecConfig, Kind, RecordError, RecordReader, encode_record
+from kubecast.media.flv import FlvError
 from kubecast.media.mp4 import (
     Mp4Error,
     Sample,
@@ -122,7 +123,12 @@ def rtmp_session(data: bytes) -> None:
                 kind = {chunks.AUDIO: "audio", chunks.VIDEO: "video"}.get(event.type)
                 if kind and clock.check(kind, event.timestamp):
                     return  # a clock jump ends the contribution
-                media_tag(event).encode()
+                try:
+                    record = media_record(event)
+                except FlvError:
+                    return  # the server closes that connection with this reason
+                if record is not None:
+                    encode_record(record)
         session.take_outgoing()
 
 
@@ -130,24 +136,38 @@ def rtmp_session(data: bytes) -> None:
 
 
 def flv_tags(data: bytes) -> None:
-    """An FLV stream (the ingest -> encoder hand-over, and what RTMP message bodies are)."""
-    reader = FlvReader()
-    reader.feed(data)
-    for tag in reader.tags():
-        if tag.type == TagType.VIDEO:
-            video = parse_video(tag.data)
-            if video.is_sequence_header:
-                try:
-                    avc_codec_string(video.payload)
-                except Mp4Error:
-                    pass  # the encoder refuses the contribution with this reason
-        elif tag.type == TagType.AUDIO:
-            audio = parse_audio(tag.data)
-            if audio.is_sequence_header:
-                try:
-                    aac_codec_string(audio.payload)
-                except Mp4Error:
-                    pass
+    """RTMP audio and video message bodies (FLV tag bodies) into the records the ingest hands to
+    the encoder.  The input is walked as an FLV file, so that real captures seed the target; the
+    walk itself only splits bytes (no pipeline code reads FLV files)."""
+    position = 13 if data[:3] == b"FLV" else 0
+    while position + 11 <= len(data):
+        tag_type, size = data[position] & 0x1F, int.from_bytes(data[position + 1 : position + 4], "big")
+        timestamp = int.from_bytes(data[position + 4 : position + 7], "big") | data[position + 7] << 24
+        body = data[position + 11 : position + 11 + size]
+        position += 11 + size + 4
+        if tag_type not in (chunks.AUDIO, chunks.VIDEO) or not body:
+            continue
+        record = media_record(Media(tag_type, timestamp, body))
+        if isinstance(record, CodecConfig):
+            try:
+                (avc_codec_string if record.kind == Kind.VIDEO else aac_codec_string)(record.data)
+            except Mp4Error:
+                pass  # the encoder refuses the contribution with this reason
+        if record is not None:
+            encode_record(record)
+
+
+def contribution_records(data: bytes) -> None:
+    """The ingest -> encoder hand-over as the encoder reads it, whole and in pieces."""
+    whole, pieces = RecordReader(), RecordReader()
+    whole.feed(data)
+    expected = list(whole.records())
+    received = []
+    for piece in _pieces(data, 777):
+        pieces.feed(piece)
+        received += list(pieces.records())
+    assert received == expected, "the records depend on how the bytes were cut"
+    assert b"".join(encode_record(record) for record in expected) == data[: len(data) - whole.pending]
 
 
 # -- fragmented MP4 push (Smooth, CMAF) -------------------------------------------------------
@@ -374,7 +394,8 @@ TARGETS: dict[str, Target] = {
             (ProtocolError,),
             "a publisher's bytes through RtmpSession and the server's checks",
         ),
-        Target("flv", flv_tags, (FlvError,), "FLV stream and tag bodies"),
+        Target("flv", flv_tags, (FlvError,), "RTMP's FLV tag bodies into contribution records"),
+        Target("contribution", contribution_records, (RecordError,), "the ingest -> encoder records, as the encoder reads them"),
         Target(
             "fmp4_push", fmp4_push, (Mp4Error, Busy), "Smooth / CMAF push bodies through PushStream; stored segments"
         ),

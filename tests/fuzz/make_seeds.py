@@ -23,7 +23,9 @@ import threading
 from pathlib import Path
 
 from kubecast.ingest.rtmp import chunks
-from kubecast.ingest.rtmp.session import PublishRequest, RtmpSession
+from kubecast.ingest.rtmp.server import media_record
+from kubecast.ingest.rtmp.session import Media, PublishRequest, RtmpSession
+from kubecast.media.contribution import EndOfStream, encode_record
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -144,6 +146,17 @@ def media(work: Path) -> None:
 
     captured = rtmp_capture(clip)
     write("rtmp_session", "ffmpeg-publish", captured)
+    # What the RTMP ingest hands the encoder for that publish (records cut whole: a seed ending
+    # inside a record would only test the reader's waiting).
+    records, size = bytearray(), 0
+    messages = chunks.ChunkReader().feed(captured[1537 + 1536 :])
+    for message in messages:
+        if message.type in (chunks.AUDIO, chunks.VIDEO) and message.body:
+            record = media_record(Media(message.type, message.timestamp, message.body))
+            if record is not None and size + len(encoded := encode_record(record)) <= MAX_SEED - 1:
+                records += encoded
+                size += len(encoded)
+    write("contribution", "ffmpeg-publish.records", bytes(records) + encode_record(EndOfStream()))
     write("rtmp_handshake", "ffmpeg-c0c1", captured[:1537])
     write("rtmp_chunks", "ffmpeg-publish-chunks", captured[1537 + 1536 :])
     reader = chunks.ChunkReader()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from kubecast.media.contribution import parse_hello
-from kubecast.media.flv import FlvReader
+from kubecast.media.contribution import CodecConfig, EndOfStream, Frame, RecordReader, parse_hello
 
 
 class FakeEncoder:
@@ -30,11 +29,18 @@ class FakeEncoder:
         data = bytes(self.contributions[index])
         return parse_hello(data[: data.index(b"\n") + 1])
 
-    def tags(self, index: int = -1) -> list:
+    def all_records(self, index: int = -1) -> list[CodecConfig | Frame | EndOfStream]:
         data = bytes(self.contributions[index])
-        reader = FlvReader()
+        reader = RecordReader()
         reader.feed(data[data.index(b"\n") + 1 :])
-        return list(reader.tags())
+        return list(reader.records())
+
+    def records(self, index: int = -1) -> list[CodecConfig | Frame]:
+        """The configurations and frames of a contribution (without its end-of-stream record)."""
+        return [r for r in self.all_records(index) if not isinstance(r, EndOfStream)]
+
+    def frames(self, index: int = -1, kind: int | None = None) -> list[Frame]:
+        return [r for r in self.records(index) if isinstance(r, Frame) and (kind is None or r.kind == kind)]
 
     async def wait(self, predicate, timeout: float = 10.0) -> None:
         async def poll():

@@ -11,7 +11,7 @@ from kubecast.ingest import metrics
 from kubecast.ingest.config import ChannelRoute
 from kubecast.ingest.mpegts.datagram import DatagramIngest
 from kubecast.ingest.publication import Publications
-from kubecast.media.flv import TagType
+from kubecast.media.contribution import Kind
 
 from fake_encoder import FakeEncoder
 from ts_packets import PMT_PID, pmt
@@ -63,7 +63,7 @@ def counter(metric, *labels) -> float:
     return metric.labels(*labels)._value.get()
 
 
-async def test_plain_udp_reaches_the_encoder_as_flv_and_ends_after_silence(encoder, transport_stream):
+async def test_plain_udp_reaches_the_encoder_as_frames_and_ends_after_silence(encoder, transport_stream):
     fake, address = encoder
     ingest = ingest_for(address)
     for datagram in datagrams(transport_stream):
@@ -73,8 +73,8 @@ async def test_plain_udp_reaches_the_encoder_as_flv_and_ends_after_silence(encod
     ingest.check_idle()
     await fake.wait(lambda: fake.ended == 1)
     assert fake.hello().protocol == "UDP"
-    tags = fake.tags()
-    assert sum(t.type == TagType.VIDEO for t in tags) >= 55 and sum(t.type == TagType.AUDIO for t in tags) >= 90
+    tags = fake.frames()
+    assert sum(t.kind == Kind.VIDEO for t in tags) >= 55 and sum(t.kind == Kind.AUDIO for t in tags) >= 90
 
 
 async def test_rtp_lost_datagrams_are_counted_and_a_second_sender_is_ignored(encoder, transport_stream):
@@ -92,7 +92,7 @@ async def test_rtp_lost_datagrams_are_counted_and_a_second_sender_is_ignored(enc
     assert fake.hello().protocol == "RTP" and len(fake.contributions) == 1
     assert counter(metrics.TRANSPORT_ERRORS, "cam", "rtp_lost") - lost_before == 1, "the one skipped datagram, across the sequence wrap"
     assert counter(metrics.REJECTED, "second_sender") - refused_before == len(range(0, len(packets), 10))
-    assert sum(t.type == TagType.VIDEO for t in fake.tags()) >= 50, "the rest of the contribution still arrives"
+    assert len(fake.frames(kind=Kind.VIDEO)) >= 50, "the rest of the contribution still arrives"
 
 
 async def test_disallowed_sources_and_protocols_are_refused(encoder, transport_stream):

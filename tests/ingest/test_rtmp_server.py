@@ -15,7 +15,8 @@ from kubecast.ingest.rtmp import amf0, chunks
 from kubecast.ingest.rtmp.handshake import HANDSHAKE_SIZE, client_c1
 from kubecast.ingest.rtmp.server import IngestServer
 from kubecast.ingest.timestamps import TimestampGuard
-from kubecast.media.flv import FLV_HEADER, FlvReader, TagType, parse_video
+from kubecast.media.contribution import Kind
+from flvfile import FLV_HEADER, FlvReader
 
 from fake_encoder import FakeEncoder
 
@@ -67,12 +68,13 @@ async def test_a_clock_that_jumps_ends_that_contribution_only(ingest, tmp_path, 
     await publish(jumped_flv(tmp_path / "in.flv", seconds=seconds), f"{base}/news/k3y")  # (it may have sent everything before it is cut off)
     await fake.wait(lambda: fake.ended == 1)
     assert metrics.PROTOCOL_ERRORS.labels("timestamp_jump")._value.get() == jumps + 1
-    frames = [t.timestamp for t in fake.tags(0) if t.type == TagType.VIDEO and not parse_video(t.data).is_sequence_header]
+    frames = [t.decode_time for t in fake.frames(0, Kind.VIDEO)]
+    assert {t.timescale for t in fake.frames(0)} == {1000}, "RTMP's milliseconds stay milliseconds"
     assert frames and max(frames) < 1000, "nothing after the jump reached the encoder"
     whole = tmp_path / "whole.flv"
     assert await publish(jumped_flv(whole, seconds=0), f"{base}/other/k3y") == 0, "another channel (or the reconnect) is taken as usual"
     await fake.wait(lambda: fake.ended == 2)
-    assert len([t for t in fake.tags(1) if t.type == TagType.VIDEO]) >= 60
+    assert len(fake.frames(1, Kind.VIDEO)) >= 60
 
 
 async def test_a_command_that_broke_the_amf0_parser_closes_only_its_connection(ingest, tmp_path):
@@ -95,4 +97,4 @@ async def test_a_command_that_broke_the_amf0_parser_closes_only_its_connection(i
     assert metrics.PROTOCOL_ERRORS.labels("protocol")._value.get() == errors + 1
     assert await good == 0
     await fake.wait(lambda: fake.ended == 1)
-    assert len([t for t in fake.tags(0) if t.type == TagType.VIDEO]) >= 60
+    assert len(fake.frames(0, Kind.VIDEO)) >= 60

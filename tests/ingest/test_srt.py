@@ -11,7 +11,7 @@ import pytest
 from kubecast.ingest.config import ChannelRoute
 from kubecast.ingest.publication import Publications
 from kubecast.ingest.mpegts.srt import SrtServer, channel_of
-from kubecast.media.flv import TagType
+from kubecast.media.contribution import Kind
 
 from fake_encoder import FakeEncoder
 
@@ -54,8 +54,8 @@ async def test_an_srt_caller_with_the_right_passphrase_and_stream_id_publishes(s
     assert code == 0, errors
     await fake.wait(lambda: fake.ended == 1, timeout=15)
     assert fake.hello().protocol == "SRT"
-    tags = fake.tags()
-    assert sum(t.type == TagType.VIDEO for t in tags) >= 85 and sum(t.type == TagType.AUDIO for t in tags) >= 130
+    tags = fake.frames()
+    assert sum(t.kind == Kind.VIDEO for t in tags) >= 85 and sum(t.kind == Kind.AUDIO for t in tags) >= 130
 
 
 @pytest.mark.parametrize("query", [
@@ -79,4 +79,4 @@ async def test_a_second_caller_on_a_live_channel_is_refused_and_the_first_carrie
     assert code != 0, "refused during the handshake: the channel is busy"
     assert (await first)[0] == 0
     await fake.wait(lambda: fake.ended == 1, timeout=15)
-    assert len(fake.contributions) == 1 and sum(t.type == TagType.VIDEO for t in fake.tags()) >= 115
+    assert len(fake.contributions) == 1 and len(fake.frames(kind=Kind.VIDEO)) >= 115

@@ -1,8 +1,7 @@
-"""MPEG-TS contribution -> FLV, fed with what Debian's ffmpeg muxes, whole and damaged."""
+"""MPEG-TS contribution -> frame records, fed with what Debian's ffmpeg muxes, whole and damaged."""
 
 from __future__ import annotations
 
-import io
 import random
 import subprocess
 
@@ -10,7 +9,7 @@ import av
 import pytest
 
 from kubecast.ingest.mpegts.ts import TimestampJump, TsContribution
-from kubecast.media.flv import FLV_HEADER, TagType, parse_audio, parse_video
+from kubecast.media.contribution import CodecConfig, Frame, Kind
 from kubecast.media.mpegts import PACKET_SIZE
 
 SECONDS = 2
@@ -36,30 +35,44 @@ def convert(data: bytes, *, chunk_sizes=(1316,), seed=0) -> tuple[TsContribution
     return contribution, tags + contribution.flush()
 
 
-def decode_flv(tags) -> tuple[int, int]:
-    stream = FLV_HEADER + b"".join(tag.encode() for tag in tags)
-    container = av.open(io.BytesIO(stream), format="flv")
-    video = sum(1 for packet in container.demux(video=0) for _ in packet.decode())
-    container.close()
-    container = av.open(io.BytesIO(stream), format="flv")
-    samples = sum(frame.samples for packet in container.demux(audio=0) for frame in packet.decode())
-    container.close()
-    return video, samples
+def decode(records) -> tuple[int, int]:
+    """Pictures and audio samples FFmpeg decodes from the records, as the encoder decodes them."""
+    decoders: dict[Kind, av.CodecContext] = {}
+    counts = {Kind.VIDEO: 0, Kind.AUDIO: 0}
+    for record in records:
+        if isinstance(record, CodecConfig):
+            decoders[record.kind] = av.CodecContext.create("h264" if record.kind == Kind.VIDEO else "aac", "r")
+            decoders[record.kind].extradata = record.data
+            continue
+        try:
+            decoded = decoders[record.kind].decode(av.Packet(record.data))
+        except av.error.FFmpegError:
+            continue
+        counts[record.kind] += sum(1 if record.kind == Kind.VIDEO else f.samples for f in decoded)
+    counts[Kind.VIDEO] += len(decoders[Kind.VIDEO].decode(None))
+    return counts[Kind.VIDEO], counts[Kind.AUDIO]
 
 
-def test_a_transport_stream_becomes_the_flv_an_rtmp_publisher_sends(transport_stream):
+def frames_of(records, kind: Kind) -> list[Frame]:
+    return [r for r in records if isinstance(r, Frame) and r.kind == kind]
+
+
+def test_a_transport_stream_becomes_frames_on_its_own_clock(transport_stream):
     contribution, tags = convert(transport_stream, chunk_sizes=(1, 7, 188, 1316, 4000))
     assert contribution.stats.sync_losses == contribution.stats.continuity_errors == contribution.stats.dropped_frames == 0
-    video = [(tag.timestamp, parse_video(tag.data)) for tag in tags if tag.type == TagType.VIDEO]
-    audio = [(tag.timestamp, parse_audio(tag.data)) for tag in tags if tag.type == TagType.AUDIO]
-    assert video[0][1].is_sequence_header and audio[0][1].is_sequence_header, "decoder configuration comes first"
-    frames = [(ts, packet) for ts, packet in video if not packet.is_sequence_header]
-    assert len(frames) == 30 * SECONDS and frames[0][1].keyframe and frames[0][0] == 0
-    assert sum(packet.keyframe for _, packet in frames) == SECONDS
-    assert [ts for ts, _ in frames] == sorted(ts for ts, _ in frames), "decode order, non-decreasing"
-    assert any(packet.composition_offset > 0 for _, packet in frames), "B-frames keep their composition offsets"
+    video = [r for r in tags if r.kind == Kind.VIDEO]
+    audio = [r for r in tags if r.kind == Kind.AUDIO]
+    assert isinstance(video[0], CodecConfig) and isinstance(audio[0], CodecConfig), "decoder configuration comes first"
+    frames = frames_of(tags, Kind.VIDEO)
+    assert len(frames) == 30 * SECONDS and frames[0].keyframe and frames[0].decode_time == 0
+    assert sum(frame.keyframe for frame in frames) == SECONDS
+    assert {frame.timescale for frame in tags if isinstance(frame, Frame)} == {90_000}
+    assert {b.decode_time - a.decode_time for a, b in zip(frames, frames[1:])} == {3000}, "90 kHz, not rounded to ms"
+    assert any(frame.composition_offset > 0 for frame in frames), "B-frames keep their composition offsets"
+    assert {frame.composition_offset % 3000 for frame in frames} == {0}
+    assert {frame.duration for frame in frames_of(tags, Kind.AUDIO)} == {1920}, "an AAC frame at 48 kHz, in 90 kHz ticks"
     assert abs(len(audio) - 1 - SECONDS * 48000 / 1024) <= 2
-    assert decode_flv(tags)[0] == 30 * SECONDS
+    assert decode(tags)[0] == 30 * SECONDS
 
 
 def test_lost_sync_and_garbage_are_skipped_and_counted(transport_stream):
@@ -68,7 +81,7 @@ def test_lost_sync_and_garbage_are_skipped_and_counted(transport_stream):
     damaged[middle:middle] = b"\x47garbage" * 5  # bytes between packets, one with a fake sync byte
     contribution, tags = convert(bytes(damaged))
     assert contribution.stats.sync_losses >= 1
-    video, samples = decode_flv(tags)
+    video, samples = decode(tags)
     assert video >= 30 * SECONDS - 2 and samples > 0
 
 
@@ -81,16 +94,16 @@ def test_a_lost_packet_drops_only_the_frame_it_belonged_to(transport_stream):
     victims = victims[len(victims) * 2 // 3:][:1]  # past the first key frame, which carries SPS/PPS
     contribution, tags = convert(b"".join(p for i, p in enumerate(packets) if i not in victims))
     assert contribution.stats.continuity_errors == 1 and contribution.stats.dropped_frames == 1
-    frames = [tag for tag in tags if tag.type == TagType.VIDEO and not parse_video(tag.data).is_sequence_header]
+    frames = frames_of(tags, Kind.VIDEO)
     assert len(frames) == 30 * SECONDS - 1
 
 
 def test_truncated_input_loses_only_the_tail(transport_stream):
     cut = len(transport_stream) // 2 + 77  # mid-packet
     contribution, tags = convert(transport_stream[:cut])
-    frames = [tag for tag in tags if tag.type == TagType.VIDEO and not parse_video(tag.data).is_sequence_header]
+    frames = frames_of(tags, Kind.VIDEO)
     assert 0 < len(frames) < 30 * SECONDS
-    assert decode_flv(tags)[0] >= len(frames) - 1
+    assert decode(tags)[0] >= len(frames) - 1
 
 
 def test_timestamps_that_jump_back_end_the_contribution(transport_stream):
@@ -146,16 +159,16 @@ def test_a_signalled_time_base_change_carries_on_seamlessly(transport_stream, an
     contribution, tags = convert(spliced(transport_stream, an_hour_later, signalled=True), chunk_sizes=(188, 1316))
     assert contribution.stats.timebase_changes == 1
     assert contribution.stats.continuity_errors == contribution.stats.dropped_frames == 0
-    frames = [tag.timestamp for tag in tags if tag.type == TagType.VIDEO and not parse_video(tag.data).is_sequence_header]
+    frames = [frame.decode_time for frame in frames_of(tags, Kind.VIDEO)]
     assert len(frames) == 2 * 30 * SECONDS
     steps = {b - a for a, b in zip(frames, frames[1:])}
-    assert steps <= {33, 34}, f"one frame apart throughout, across the join too: {sorted(steps)}"
-    audio = [tag.timestamp for tag in tags if tag.type == TagType.AUDIO and not parse_audio(tag.data).is_sequence_header]
-    assert max(b - a for a, b in zip(audio, audio[1:])) <= 22 + 40, "audio carries on too"
+    assert steps == {3000}, f"one frame apart throughout, across the join too: {sorted(steps)}"
+    audio = [frame.decode_time for frame in frames_of(tags, Kind.AUDIO)]
+    assert max(b - a for a, b in zip(audio, audio[1:])) <= (22 + 40) * 90, "audio carries on too"
     _, alone = convert(transport_stream)
-    lip_sync = max(t.timestamp for t in alone if t.type == TagType.AUDIO) - max(t.timestamp for t in alone if t.type == TagType.VIDEO)
-    assert abs((audio[-1] - frames[-1]) - lip_sync) <= 2, "audio moved with video: the encoder's lip sync is kept"
-    assert decode_flv(tags)[0] == 2 * 30 * SECONDS
+    lip_sync = frames_of(alone, Kind.AUDIO)[-1].decode_time - frames_of(alone, Kind.VIDEO)[-1].decode_time
+    assert abs((audio[-1] - frames[-1]) - lip_sync) <= 2 * 90, "audio moved with video: the encoder's lip sync is kept"
+    assert decode(tags)[0] == 2 * 30 * SECONDS
 
 
 def test_the_same_jump_unsignalled_ends_the_contribution(transport_stream, an_hour_later):

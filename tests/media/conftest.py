@@ -2,7 +2,8 @@ import pytest
 
 from helpers import make_contribution_flv
 
-from kubecast.media.flv import FlvReader, TagType, parse_audio, parse_video
+from flvfile import FlvReader, TagType
+from kubecast.media.flv import parse_audio, parse_video
 
 
 @pytest.fixture(scope="session")

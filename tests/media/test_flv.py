@@ -1,7 +1,7 @@
 import pytest
 
-from kubecast.media.contribution import Hello, HelloError, parse_hello
-from kubecast.media.flv import FLV_HEADER, FlvError, FlvReader, FlvTag, TagType, audio_tag_body, parse_audio, parse_video, video_tag_body
+from flvfile import FLV_HEADER, FlvReader, FlvTag, TagType, audio_tag_body, video_tag_body
+from kubecast.media.flv import FlvError, parse_audio, parse_video
 
 
 def test_tags_round_trip_byte_by_byte():
@@ -52,11 +52,3 @@ def test_truncated_tag_bodies():
         parse_video(b"\x17\x01")
     with pytest.raises(FlvError):
         parse_audio(b"\xaf")
-
-
-def test_hello_line():
-    hello = Hello(channel="news", protocol="RTMP", session="s1")
-    assert parse_hello(hello.encode()) == hello
-    for bad in (b"GET / HTTP/1.1\r\n", b"KUBECAST-CONTRIBUTION 1 {nope}\n", b"KUBECAST-CONTRIBUTION 1 {\"x\": 1}\n"):
-        with pytest.raises(HelloError):
-            parse_hello(bad)

@@ -1,10 +1,11 @@
-"""An MPEG-TS contribution (UDP, RTP, SRT) -> the FLV tags every ingest forwards to the encoders.
+"""An MPEG-TS contribution (UDP, RTP, SRT) -> the records every ingest forwards to the encoders.
 
 Every protocol ends in the same internal contribution (``kubecast.media.contribution``: a
-hello line, then FLV), so the encoders, the clock and the packager never learn how the media
-arrived.  Timestamps become milliseconds from the contribution's first frame, as an RTMP
-publisher's start at 0; a jump backwards or far ahead (``kubecast.ingest.timestamps``) ends the
-contribution (``TimestampJump``): the next one is placed on the channel timeline afresh, with a marked
+hello line, then codec configurations and frames), so the encoders, the clock and the packager
+never learn how the media arrived.  Frames keep the 90 kHz clock of the PES headers, counted
+from the contribution's first frame as an RTMP publisher's timestamps start at 0; a jump
+backwards or far ahead (``kubecast.ingest.timestamps``) ends the contribution
+(``TimestampJump``): the next one is placed on the channel timeline afresh, with a marked
 discontinuity, instead of misplacing media by hours.  A time base change the encoder signals
 (a PCR discontinuity, ``kubecast.media.mpegts``) is no jump: the media carries on seamlessly.
 """
@@ -12,13 +13,15 @@ discontinuity, instead of misplacing media by hours.  A time base change the enc
 from __future__ import annotations
 
 from kubecast.media.adts import SAMPLES_PER_FRAME, split_adts
-from kubecast.media.flv import FlvTag, TagType, audio_tag_body, video_tag_body
+from kubecast.media.contribution import CodecConfig, Frame, Kind
 from kubecast.media.h264 import NAL_PPS, NAL_SPS, H264Error, avcc_from_annexb, split_annexb, to_length_prefixed
-from kubecast.media.mpegts import PesFrame, TsDemuxer
+from kubecast.media.mpegts import PesFrame, TsDemuxer, TsStats
 
 from ..timestamps import MAX_BACKWARDS_MS, TimestampGuard
 
 NAL_IDR = 5
+TS_TIMESCALE = 90_000
+Record = CodecConfig | Frame
 
 
 class TimestampJump(ValueError):
@@ -26,7 +29,7 @@ class TimestampJump(ValueError):
 
 
 class TsContribution:
-    def __init__(self):
+    def __init__(self) -> None:
         self.demuxer = TsDemuxer()
         self.avcc: bytes | None = None
         self.audio_config: bytes | None = None
@@ -40,17 +43,17 @@ class TsContribution:
         self._video_step = 0  # ticks between the last two video frames
 
     @property
-    def stats(self):
+    def stats(self) -> TsStats:
         return self.demuxer.stats
 
-    def feed(self, data: bytes) -> list[FlvTag]:
+    def feed(self, data: bytes) -> list[Record]:
         return self._convert(self.demuxer.feed(data))
 
-    def flush(self) -> list[FlvTag]:
+    def flush(self) -> list[Record]:
         return self._convert(self.demuxer.flush())
 
-    def _convert(self, frames: list[PesFrame]) -> list[FlvTag]:
-        tags: list[FlvTag] = []
+    def _convert(self, frames: list[PesFrame]) -> list[Record]:
+        tags: list[Record] = []
         for frame in frames:
             self._place(frame)
             if self.origin is None:
@@ -75,15 +78,18 @@ class TsContribution:
             self._last_video_dts = frame.dts
             self._next[kind] = frame.dts + self._video_step
 
-    def _ms(self, kind: str, ticks: int) -> int:
-        ms = (ticks - self.origin) // 90
+    def _time(self, kind: str, ticks: int) -> int:
+        """``ticks`` from the contribution's first frame, checked against the clock rule."""
+        assert self.origin is not None
+        time = ticks - self.origin
+        ms = time // 90
         if ms < -MAX_BACKWARDS_MS:
             raise TimestampJump(f"{kind} timestamp {ms} ms is before the contribution's start")
         if jump := self.clock.check(kind, ms):
             raise TimestampJump(jump)
-        return max(0, ms)
+        return time
 
-    def _video(self, frame: PesFrame, tags: list[FlvTag]) -> None:
+    def _video(self, frame: PesFrame, tags: list[Record]) -> None:
         units = split_annexb(frame.data)
         parameters = [u for u in units if u[0] & 0x1F in (NAL_SPS, NAL_PPS)]
         if any(u[0] & 0x1F == NAL_SPS for u in parameters) and any(u[0] & 0x1F == NAL_PPS for u in parameters):
@@ -93,24 +99,25 @@ class TsContribution:
                 avcc = self.avcc  # damaged parameter sets: the last good ones still apply
             if avcc is not None and avcc != self.avcc:
                 self.avcc = avcc
-                tags.append(FlvTag(TagType.VIDEO, self._ms("video", frame.dts), video_tag_body(keyframe=True, sequence_header=True, composition_offset=0, payload=avcc)))
+                tags.append(CodecConfig(Kind.VIDEO, 0, avcc))
         if self.avcc is None:
             self.waiting_for_parameters += 1
             return
-        dts = self._ms("video", frame.dts)
+        dts = self._time("video", frame.dts)
         keyframe = any(u[0] & 0x1F == NAL_IDR for u in units)
-        payload = to_length_prefixed(frame.data)
-        tags.append(FlvTag(TagType.VIDEO, dts, video_tag_body(keyframe=keyframe, sequence_header=False,
-                                                              composition_offset=(frame.pts - frame.dts) // 90, payload=payload)))
+        tags.append(Frame(Kind.VIDEO, 0, TS_TIMESCALE, dts, frame.pts - frame.dts, None, keyframe,
+                          to_length_prefixed(frame.data)))
 
-    def _audio(self, frame: PesFrame, tags: list[FlvTag]) -> None:
+    def _audio(self, frame: PesFrame, tags: list[Record]) -> None:
         adts, damaged = split_adts(frame.data)
         self.audio_damage += damaged
         for index, aac in enumerate(adts):
-            ticks = frame.pts + index * SAMPLES_PER_FRAME * 90_000 // aac.sample_rate
-            ms = self._ms("audio", ticks)
+            ticks = frame.pts + index * SAMPLES_PER_FRAME * TS_TIMESCALE // aac.sample_rate
+            time = self._time("audio", ticks)
             if aac.config != self.audio_config:
                 self.audio_config = aac.config
-                tags.append(FlvTag(TagType.AUDIO, ms, audio_tag_body(sequence_header=True, payload=aac.config)))
-            tags.append(FlvTag(TagType.AUDIO, ms, audio_tag_body(sequence_header=False, payload=aac.payload)))
-            self._next["audio"] = ticks + SAMPLES_PER_FRAME * 90_000 // aac.sample_rate
+                tags.append(CodecConfig(Kind.AUDIO, 0, aac.config))
+            # A frame's duration in 90 kHz ticks is whole at 48 kHz (1920), not at 44.1 kHz: then unknown.
+            duration, rest = divmod(SAMPLES_PER_FRAME * TS_TIMESCALE, aac.sample_rate)
+            tags.append(Frame(Kind.AUDIO, 0, TS_TIMESCALE, time, 0, None if rest else duration, True, aac.payload))
+            self._next["audio"] = ticks + SAMPLES_PER_FRAME * TS_TIMESCALE // aac.sample_rate

@@ -1,6 +1,6 @@
 """One MPEG-TS contribution (UDP, RTP or SRT) as a source of its channel's publication.
 
-The datagram and SRT front ends only move bytes; this is where they become FLV tags (see
+The datagram and SRT front ends only move bytes; this is where they become contribution records (see
 ``ts.TsContribution``), where damage is counted per channel, and where a contribution whose
 clock jumps ends so that the next one is placed on the channel timeline afresh.
 """
@@ -38,13 +38,13 @@ class TsSession:
     def feed(self, data: bytes) -> bool:
         """Forward what ``data`` completes; False when the contribution must end (its clock jumped)."""
         try:
-            tags = self.contribution.feed(data)
+            records = self.contribution.feed(data)
         except TimestampJump as jump:
             metrics.PROTOCOL_ERRORS.labels("timestamp_jump").inc()
             log.warning("ending the %s contribution of %s from %s: %s", self.protocol, self.route.name, self.peer, jump)
             return False
-        for tag in tags:
-            self.source.forward(tag)
+        for record in records:
+            self.source.forward(record)
         self._count()
         return True
 
@@ -68,8 +68,8 @@ class TsSession:
         if self.source is None:
             return None
         try:
-            for tag in self.contribution.flush():
-                self.source.forward(tag)
+            for record in self.contribution.flush():
+                self.source.forward(record)
         except TimestampJump:
             pass
         log.info("%s contribution of %s from %s ended: %s", self.protocol, self.route.name, self.peer, reason)

@@ -16,6 +16,8 @@ URLs (the key element is left out for a channel without a stream key):
 Every video track is one rendition of the channel's contribution and the first audio track is
 its audio.  Timestamps are absolute in both protocols, so fragments resent after a reconnect
 are recognised by time and dropped, and a reconnecting stream continues the same timeline.
+Each sample goes on as a frame record in its track's own timescale, with its duration and
+composition offset exactly as the fragment states them.
 """
 
 from __future__ import annotations
@@ -26,11 +28,10 @@ import logging
 import re
 import time
 import uuid
-from fractions import Fraction
 
 from aiohttp import web
 
-from kubecast.media.flv import FlvTag, TagType, audio_tag_body, video_tag_body
+from kubecast.media.contribution import CodecConfig, Frame, Kind
 from kubecast.media.fmp4 import BoxStream, FragmentSample, TrackConfig, parse_fragment, parse_init
 from kubecast.media.mp4 import Mp4Error
 
@@ -40,9 +41,9 @@ from ..publication import Busy, Publications, Source
 
 log = logging.getLogger("kubecast.ingest")
 
-ORIGIN_MARGIN_MS = 10_000  # tracks may start a little before the first fragment seen
 RESEND_WINDOW_SECONDS = 30  # an encoder resends at most this far back after a reconnect
 MAX_GAP_SECONDS = 60  # a longer jump ahead is a new clock, not a gap (encoders pause less)
+MAX_COMPOSITION_SECONDS = 10  # real composition offsets are a few pictures; hours mean a damaged trun
 
 
 class TimestampJump(Mp4Error):
@@ -143,6 +144,10 @@ class PushStream:
             key = (self.route.name, self.name, track_id)
             last = self.ingest.last_time.get(key)
             for sample in samples:
+                if abs(sample.composition_offset) > MAX_COMPOSITION_SECONDS * track.timescale:
+                    raise Mp4Error(f"composition offset of {sample.composition_offset} ticks in track {track_id}")
+                if not -(1 << 63) <= sample.decode_time < 1 << 63:
+                    raise Mp4Error(f"decode time {sample.decode_time} of track {track_id} is out of range")
                 if last is not None and sample.decode_time < last - RESEND_WINDOW_SECONDS * track.timescale:
                     # Not a resend: the encoder restarted its clock.  The stream ends; the next
                     # push starts a timeline of its own (a marked discontinuity downstream).
@@ -154,29 +159,15 @@ class PushStream:
                 if last is not None and sample.decode_time <= last:
                     metrics.REJECTED.labels("duplicate_fragment").inc()
                     continue  # resent after a reconnect: already forwarded
-                tag = self._tag(track, sample)
+                kind = Kind.VIDEO if track.kind == "video" else Kind.AUDIO
                 if track_id in self.unannounced:
                     self.unannounced.discard(track_id)
-                    body = (video_tag_body(keyframe=True, sequence_header=True, composition_offset=0, payload=track.codec_config)
-                            if track.kind == "video" else audio_tag_body(sequence_header=True, payload=track.codec_config))
-                    source.forward(FlvTag(tag.type, tag.timestamp, body))
-                source.forward(tag)
+                    source.forward(CodecConfig(kind, 0, track.codec_config))
+                source.forward(Frame(kind, 0, track.timescale, sample.decode_time, sample.composition_offset,
+                                     sample.duration, sample.keyframe or kind == Kind.AUDIO, sample.data))
                 last = sample.decode_time
             if last is not None:
                 self.ingest.last_time[key] = last
-
-    def _tag(self, track: TrackConfig, sample: FragmentSample) -> FlvTag:
-        seconds = Fraction(sample.decode_time, track.timescale)
-        origin = self.ingest.origin.setdefault(self.route.name, seconds * 1000 - ORIGIN_MARGIN_MS)
-        ms = int(seconds * 1000 - origin)
-        if ms < 0 or ms >= 1 << 31:
-            raise Mp4Error(f"fragment time {float(seconds):.3f} s is too far from the stream's start")
-        if track.kind == "audio":
-            return FlvTag(TagType.AUDIO, ms, audio_tag_body(sequence_header=False, payload=sample.data))
-        offset = sample.composition_offset * 1000 // track.timescale
-        if not -(1 << 23) <= offset < 1 << 23:  # FLV's signed 24-bit milliseconds; real offsets are frames
-            raise Mp4Error(f"composition offset of {offset} ms in track {track.track_id}")
-        return FlvTag(TagType.VIDEO, ms, video_tag_body(keyframe=sample.keyframe, sequence_header=False, composition_offset=offset, payload=sample.data))
 
     async def end(self, reason: str) -> None:
         if self.ended:
@@ -192,7 +183,6 @@ class HttpIngest:
         self.config = config
         self.publications = publications
         self.streams: dict[tuple[str, str], PushStream] = {}  # (channel, stream name) -> live stream
-        self.origin: dict[str, Fraction] = {}  # channel -> ms subtracted from absolute times
         self.last_time: dict[tuple[str, str, int], int] = {}  # (channel, stream, track) -> last decode time
         self.runner: web.AppRunner | None = None
         self._idle_task = None
@@ -223,13 +213,12 @@ class HttpIngest:
                 if now - stream.last_activity > self.config.idle_timeout:
                     self.streams.pop(key, None)
                     await stream.end(f"nothing received for {self.config.idle_timeout:g} s")
-            for channel in list(self.origin):
+            for channel in {key[0] for key in self.last_time}:
                 if not self.publications.live(channel) and not any(k[0] == channel for k in self.streams):
                     self.forget(channel)  # the contribution is over
 
     def forget(self, channel: str) -> None:
         """The channel's next contribution starts a timeline of its own."""
-        self.origin.pop(channel, None)
         for key in [k for k in self.last_time if k[0] == channel]:
             del self.last_time[key]
 

@@ -13,7 +13,8 @@ import logging
 import time
 import uuid
 
-from kubecast.media.flv import FlvTag, TagType
+from kubecast.media.contribution import CodecConfig, Frame, Kind
+from kubecast.media.flv import FlvError, parse_audio, parse_video
 
 from .. import metrics
 from . import chunks
@@ -38,9 +39,26 @@ def check_codec(media: Media) -> str | None:
     return None
 
 
-def media_tag(media: Media) -> FlvTag:
-    tag_type = {chunks.AUDIO: TagType.AUDIO, chunks.VIDEO: TagType.VIDEO}.get(media.type, TagType.SCRIPT)
-    return FlvTag(tag_type, media.timestamp, media.body)
+RTMP_TIMESCALE = 1000  # RTMP message timestamps are milliseconds, and stay so
+
+
+def media_record(media: Media) -> CodecConfig | Frame | None:
+    """An RTMP audio or video message (an FLV tag body) as a contribution record; None for what
+    the encoder does not use (metadata, an AVC end-of-sequence marker).  Raises ``FlvError``."""
+    if media.type == chunks.VIDEO:
+        video = parse_video(media.body)
+        if video.is_sequence_header:
+            return CodecConfig(Kind.VIDEO, 0, video.payload)
+        if video.end_of_sequence:
+            return None
+        return Frame(Kind.VIDEO, 0, RTMP_TIMESCALE, media.timestamp, video.composition_offset, None,
+                     video.keyframe, video.payload)
+    if media.type == chunks.AUDIO:
+        audio = parse_audio(media.body)
+        if audio.is_sequence_header:
+            return CodecConfig(Kind.AUDIO, 0, audio.payload)
+        return Frame(Kind.AUDIO, 0, RTMP_TIMESCALE, media.timestamp, 0, None, True, audio.payload)
+    return None
 
 
 class IngestServer:
@@ -143,7 +161,14 @@ class IngestServer:
                             metrics.PROTOCOL_ERRORS.labels("timestamp_jump").inc()
                             log.warning("ending the contribution of %s on %s: %s; its reconnect starts a new epoch", peer, channel, jump)
                             return await refuse(f"{jump}: reconnect to continue")
-                        source.forward(media_tag(event))
+                        try:
+                            record = media_record(event)
+                        except FlvError as error:
+                            metrics.PROTOCOL_ERRORS.labels("protocol").inc()
+                            log.warning("closing %s (%s): %s", peer, channel, error)
+                            return
+                        if record is not None:
+                            source.forward(record)
                     elif isinstance(event, Unpublished) and source is not None:
                         log.info("channel %s unpublished by %s", channel, peer)
                         await self.publications.leave(source)
