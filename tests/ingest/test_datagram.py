@@ -172,5 +172,5 @@ async def test_a_pmt_that_drops_the_video_mid_frame_ends_nothing_and_another_cha
     await other.close()
     await fake.wait(lambda: fake.ended == 2)
     assert not publications.live("cam") and not publications.live("other")
-    videos = [len([t for t in fake.tags(index) if t.type == TagType.VIDEO]) for index in range(2)]
+    videos = [len(fake.frames(index, Kind.VIDEO)) for index in range(2)]
     assert min(videos) >= 55, videos
