@@ -150,3 +150,20 @@ def test_audio_ahead_of_the_frame_that_opened_an_epoch_makes_no_sliver_segment()
         out += segmenter.push(TimedSample(clock.media_time(frame * 1024 * 1000 // 48000, 1000, 48000), 0, True, b"a"))
     assert [s.number for s in out] == [11, 12] and out[0].discontinuity
     assert out[0].start >= 22 * 48000
+
+
+def test_a_source_duration_ends_the_last_segment_and_source_ticks_map_exactly():
+    """The last sample of a contribution lasts what its source said (a CMAF push's trun), not the
+    default; and source ticks map onto the channel clock by one constant where the timescales allow."""
+    segmenter = TrackSegmenter(15360, 2000, video=True, default_duration=512)
+    segmenter.start_at(0)
+    for index in range(3):
+        segmenter.push(TimedSample(index * 500, 0, index == 0, b"v", duration=500))
+    (segment,) = segmenter.flush()
+    assert [s.duration for s in parse_media_segment(segment.data)[1]] == [500, 500, 500]
+    assert segment.duration == 1500
+    clock = ConnectionClock(lambda first_ms: Placement(epoch=0, offset_ms=4000 - first_ms, first_segment=2, joined=False))
+    first = clock.media_time(1_234_567, 15360, 15360)  # 80.375... s: not a whole millisecond
+    assert first >= 4 * 15360, "never before the boundary the connection was placed on"
+    assert [clock.media_time(1_234_567 + n * 511, 15360, 15360) - first for n in range(4)] == [0, 511, 1022, 1533]
+    assert clock.media_time(90_000 * 7 + 1, 90_000, 90_000) - clock.media_time(90_000 * 7, 90_000, 90_000) == 1
