@@ -93,7 +93,7 @@ class Busy(Exception):
 
 
 class Publications:
-    def __init__(self):
+    def __init__(self) -> None:
         self._live: dict[str, tuple[Publication, dict[str, Source]]] = {}
 
     def live(self, channel: str) -> bool:

@@ -93,6 +93,7 @@ class TsContribution:
         units = split_annexb(frame.data)
         parameters = [u for u in units if u[0] & 0x1F in (NAL_SPS, NAL_PPS)]
         if any(u[0] & 0x1F == NAL_SPS for u in parameters) and any(u[0] & 0x1F == NAL_PPS for u in parameters):
+            avcc: bytes | None
             try:
                 avcc = avcc_from_annexb(b"".join(b"\x00\x00\x00\x01" + u for u in parameters))
             except H264Error:
