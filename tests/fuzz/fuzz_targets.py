@@ -28,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from yarl import URL
 
 from kubecast.api.loader import ManifestError, load_text
 from kubecast.endpoint.access import AccessPolicy, install
@@ -326,6 +327,9 @@ class _Endpoint:
     plain: web.Application
     signed: web.Application
     token: str
+    # One mocked request per application, cloned with each target: building the mocks is most of
+    # the cost of a request otherwise (clone is also how the signed-URL middleware re-routes).
+    templates: dict[str, web.Request]
 
 
 _ENDPOINT: _Endpoint | None = None
@@ -347,7 +351,11 @@ def _endpoint() -> _Endpoint:
         token = sign(
             key=SIGNING_KEYS["fuzz"], key_id="fuzz", scope="prefix:/", expires=int(time.time()) + 10 * 365 * 86400
         )
-        _ENDPOINT = _Endpoint(apps[0], apps[1], token)
+        templates = {
+            "plain": make_mocked_request("GET", "/", app=apps[0]),
+            "signed": make_mocked_request("GET", "/", app=apps[1]),
+        }
+        _ENDPOINT = _Endpoint(apps[0], apps[1], token, templates)
         logging.getLogger("kubecast.endpoint").setLevel(logging.CRITICAL)  # refusals are logged: quiet
     return _ENDPOINT
 
@@ -364,11 +372,16 @@ def endpoint_url(data: bytes) -> None:
     target = data.decode("latin-1").replace(TOKEN_PLACEHOLDER, endpoint.token)
     if not target.startswith("/"):
         target = "/" + target
-    app = endpoint.signed if target.startswith("/t/") else endpoint.plain
+    if any(not 0x21 <= ord(char) <= 0x7E for char in target):
+        return  # a request target is visible ASCII; the HTTP parser refuses anything else before routing
+    path, _, query = target.partition("#")[0].partition("?")
+    signed = target.startswith("/t/")
+    app = endpoint.signed if signed else endpoint.plain
     try:
-        request = make_mocked_request("GET", target, app=app)
+        url = URL.build(path=path, query_string=query, encoded=True)  # what aiohttp's HTTP parser builds
     except ValueError:
-        return  # not a request target aiohttp's HTTP parser would have let through
+        return
+    request = endpoint.templates["signed" if signed else "plain"].clone(rel_url=url)
     response = _loop().run_until_complete(app._handle(request))
     if response.status >= 500:
         raise ServerError(f"GET {target!r} answered {response.status}")
