@@ -9,6 +9,7 @@ import copy
 import logging
 import os
 from datetime import datetime, timezone
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
@@ -22,9 +23,11 @@ from .periodic import every
 from .builders import INSTANCES, build_channel_children, build_endpoint_children, secret_references
 from .builders.access import endpoint_secret_references
 from .metrics import observed
+from .rollout import DeploymentState, newer, second_may_roll, wanted_hashes
 from .settings import OperatorSettings
 from .status import (aggregate_channel, aggregate_endpoint, aggregate_program, aggregate_recording, channel_conditions, conditions, contained,
-                     initial_conditions, preview_url, secret_problems, stream_report)
+                     initial_conditions, preview_url, secret_problems, storage_secret_problem, stream_report, waiting_for_secret,
+                     WAITING_FOR_SECRET)
 from .store_io import publish_program, stored_timeline
 
 GROUP_VERSION = ("kubecast.io", "v1alpha1")
@@ -32,6 +35,7 @@ CHANNEL_LABEL = "kubecast.io/channel"
 # A full re-apply of every child is a safety net for drift, not the way readiness travels:
 # that goes through the Deployment events below, so the resync can be slow and cheap.
 RESYNC_SECONDS = 120
+SECRET_RECHECK_SECONDS = 10
 CLIENT: dict[str, KubeApi] = {}
 # In a Channel's kopf memo (in memory, per object, forgotten with it): the data-plane conditions
 # report_stream last derived.  The other writers of status.conditions carry these rather than
@@ -126,6 +130,11 @@ async def _resources(namespace: str, kind: str) -> list:
     return parsed
 
 
+async def _storage_error(namespace: str) -> str | None:
+    name = OperatorSettings.from_environment().store_credentials_secret
+    return storage_secret_problem(name, namespace, await api().get("v1", "Secret", namespace, name) if name else None)
+
+
 async def _secret_error(namespace: str, channel: Channel | StreamingEndpoint) -> str | None:
     references = secret_references(channel) if isinstance(channel, Channel) else endpoint_secret_references(channel)
     secrets: dict[str, dict | None] = {}
@@ -135,10 +144,16 @@ async def _secret_error(namespace: str, channel: Channel | StreamingEndpoint) ->
     return secret_problems(references, secrets)
 
 
+def _refresh_interval(memo: kopf.Memo) -> float:
+    """A Channel waiting for a Secret looks again soon (the operator may only get Secrets by name,
+    not watch them), any other every RESYNC_SECONDS."""
+    return SECRET_RECHECK_SECONDS if waiting_for_secret(memo.get(LAST_STATUS_MEMO) or {}) else RESYNC_SECONDS
+
+
 @kopf.on.resume(*GROUP_VERSION, "channels", id="reconcile")
 @kopf.on.create(*GROUP_VERSION, "channels", id="reconcile")
 @kopf.on.update(*GROUP_VERSION, "channels", id="reconcile", field="spec")
-@every(*GROUP_VERSION, "channels", id="refresh", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+@every(*GROUP_VERSION, "channels", id="refresh", interval=_refresh_interval, initial_delay=_refresh_interval)
 @observed("Channel")
 async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo,
                             channel_deployments: kopf.Index, channel_programs: kopf.Index, logger: kopf.Logger, periodic: bool = False, **_) -> None:
@@ -151,38 +166,63 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
             await _write_channel_status(memo, namespace, body["metadata"]["name"], invalid)
         return
     secret_error = await _secret_error(namespace, channel)
-    deployments: dict[str, dict | None] = {}
+    storage_error = await _storage_error(namespace)
+    applied_states: dict[str, DeploymentState] = {}
     services: dict[str, dict | None] = {}
-    if secret_error is None:
-        children = build_channel_children(channel, uid=uid, namespace=namespace, settings=OperatorSettings.from_environment())
-        encoders = {c["metadata"]["name"]: c for c in children if c["kind"] == "Deployment" and c["metadata"]["name"].startswith(f"{channel.name}-encoder-")}
-        first, second = (f"{channel.name}-encoder-{i.lower()}" for i in INSTANCES)
+    wanted: dict[str, str] = {}
+    key = (namespace, channel.name)
+    if secret_error is None and storage_error is None:
+        children = _built(channel, uid, namespace)
+        wanted = wanted_hashes(children)
+        first, second = _encoder_names(channel.name)
+        held = not second_may_roll(wanted[first], wanted[second], *_states(channel_deployments, key, first, second))
+        if held:
+            logger.info("encoder B keeps its spec until encoder A runs the new one and is ready")
         for child in children:
-            if child["metadata"]["name"] == second and child["kind"] == "Deployment" and not await _may_roll_second(namespace, encoders[first], second):
-                logger.info("encoder B waits until encoder A runs the new spec")
+            if held and child["metadata"]["name"] == second and child["kind"] in SECOND_HELD:
                 continue
             applied = await api().apply(child)
             if child["kind"] == "Deployment":
-                deployments[child["metadata"]["name"]] = applied.get("status")
+                applied_states[child["metadata"]["name"]] = DeploymentState.of(applied)
             elif child["kind"] == "Service":
                 services[child["metadata"]["name"]] = applied
         if not periodic:  # a spec change (or a restart) is what can leave a child unwanted
             await lifecycle.prune("Channel", channel.name, namespace, uid, children, logger)
     await lifecycle.release_orphans(namespace, channel.name, channel_programs, logger)
-    # A Deployment that became ready while the children were being applied has told the index
-    # (its event) after the apply answered: the newer of the two, or this write would put back
-    # the older readiness and nothing would correct it before the next resync.
     preview = preview_url(channel, await _resources(namespace, "StreamingEndpoint"), namespace)
     async with _status_lock(memo):
-        observed = dict(channel_deployments.get((namespace, channel.name), []))
-        deployments = {name: observed.get(name) or applied_status for name, applied_status in deployments.items()}
+        # A Deployment that changed while the children were being applied has told the index
+        # (its event) after the apply answered: the newer of the two, or this write would put back
+        # an older view and nothing would correct it before the next resync.  One held back (B)
+        # is only in the index.
+        indexed = dict(channel_deployments.get(key, []))
+        deployments = {name: newer(applied_states.get(name), indexed.get(name)) for name in {*applied_states, *indexed}}
         previous = _newest_status(memo, status)
         new_status = aggregate_channel(channel, generation=generation, deployments=deployments, services=services,
                                        secret_error=secret_error, previous=previous, now=now(),
                                        ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=memo.get(DATA_PLANE_MEMO),
-                                       preview=preview)
+                                       preview=preview, wanted=wanted, storage_error=storage_error)
         _announce_transition(body, previous, new_status, logger)
         await _write_channel_status(memo, namespace, channel.name, new_status)
+
+
+# What encoder B keeps while A rolls a new spec: its pod template and the ConfigMap its pod
+# reads the Channel from at start (a restart of B meanwhile must not pick up the new spec).
+SECOND_HELD = ("Deployment", "ConfigMap")
+
+
+def _encoder_names(channel: str) -> tuple[str, str]:
+    first, second = (f"{channel}-encoder-{i.lower()}" for i in INSTANCES)
+    return first, second
+
+
+def _built(channel: Channel, uid: str, namespace: str) -> list[dict[str, Any]]:
+    return build_channel_children(channel, uid=uid, namespace=namespace, settings=OperatorSettings.from_environment())
+
+
+def _states(index: kopf.Index, key: tuple[str, str], *names: str) -> list[DeploymentState | None]:
+    indexed = dict(index.get(key, []))
+    return [indexed.get(name) for name in names]
 
 
 def _status_lock(memo: kopf.Memo) -> asyncio.Lock:
@@ -250,8 +290,8 @@ def channel_bodies(body: kopf.Body, name: str, namespace: str, memo: kopf.Memo, 
 
 
 @kopf.index("apps", "v1", "deployments", labels={CHANNEL_LABEL: kopf.PRESENT})
-def channel_deployments(name: str, namespace: str, labels: kopf.Labels, status: kopf.Status, **_) -> dict:
-    return {(namespace, labels[CHANNEL_LABEL]): (name, copy.deepcopy(dict(status or {})))}
+def channel_deployments(name: str, namespace: str, labels: kopf.Labels, body: kopf.Body, **_) -> dict:
+    return {(namespace, labels[CHANNEL_LABEL]): (name, DeploymentState.of(body))}
 
 
 @kopf.index("v1", "services", labels={CHANNEL_LABEL: kopf.PRESENT})
@@ -265,8 +305,41 @@ async def channel_child_changed(labels: kopf.Labels, namespace: str, channel_bod
                                 channel_services: kopf.Index, logger: kopf.Logger, **_) -> None:
     """Readiness travels up as it happens: an encoder or packager that becomes ready (or goes
     away) updates its Channel's status from the operator's in-memory indexes, without a request
-    other than the status patch itself — which is what keeps 1000 channels cheap."""
-    await _status_from_indexes((namespace, labels[CHANNEL_LABEL]), channel_bodies, channel_deployments, channel_services, logger)
+    other than the status patch itself — which is what keeps 1000 channels cheap.  Encoder A
+    having rolled out a new spec is also what starts encoder B's rollout."""
+    key = (namespace, labels[CHANNEL_LABEL])
+    await _status_from_indexes(key, channel_bodies, channel_deployments, channel_services, logger)
+    await _roll_second(key, channel_bodies, channel_deployments, logger)
+
+
+async def _roll_second(key: tuple[str, str], channel_bodies: kopf.Index, channel_deployments: kopf.Index, logger: kopf.Logger) -> None:
+    """Give encoder B the new spec as soon as A runs it and is ready (B's ConfigMap, then its
+    Deployment).  Nothing when B already has it, so B's own events end here."""
+    body = next(iter(channel_bodies.get(key, [])), None)
+    if body is None or _blocked(_newest_status(body["memo"], body.get("status"))):
+        return
+    try:
+        channel = parse(body)
+    except (ManifestError, ValidationError):
+        return
+    children = _built(channel, body["metadata"]["uid"], key[0])
+    wanted = wanted_hashes(children)
+    first, second = _encoder_names(channel.name)
+    first_state, second_state = _states(channel_deployments, key, first, second)
+    if second_state is None or second_state.spec_hash == wanted[second]:
+        return  # not made yet (the reconcile makes it), or already on the new spec
+    if not second_may_roll(wanted[first], wanted[second], first_state, second_state):
+        return
+    logger.info("encoder A runs the new spec and is ready: rolling encoder B")
+    for child in children:
+        if child["metadata"]["name"] == second and child["kind"] in SECOND_HELD:
+            await api().apply(child)
+
+
+def _blocked(status: dict[str, Any]) -> bool:
+    """A missing Secret or an invalid spec: only a reconcile, which re-reads them, may go on."""
+    return any(c.get("reason") in (*WAITING_FOR_SECRET, "InvalidSpec") for c in status.get("conditions", []))
+
 
 
 async def _status_from_indexes(key: tuple[str, str], channel_bodies: kopf.Index, channel_deployments: kopf.Index,
@@ -285,30 +358,18 @@ async def _status_from_indexes(key: tuple[str, str], channel_bodies: kopf.Index,
         return
     async with _status_lock(memo):
         previous = _newest_status(memo, body.get("status"))
-        if any(c.get("reason") in ("SecretMissing", "InvalidSpec") for c in previous.get("conditions", [])):
+        if _blocked(previous):
             return  # only a reconcile, which re-reads the Secret and spec, may clear those
+        wanted = wanted_hashes(_built(channel, body["metadata"]["uid"], namespace))
         new_status = aggregate_channel(channel, generation=body["metadata"]["generation"], deployments=dict(channel_deployments.get(key, [])),
                                        services=dict(channel_services.get(key, [])), secret_error=None, previous=previous, now=now(),
                                        ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=memo.get(DATA_PLANE_MEMO),
-                                       preview=previous.get("previewUrl"))  # the reconcile's, which lists the endpoints
+                                       preview=previous.get("previewUrl"),  # the reconcile's, which lists the endpoints
+                                       wanted=wanted)
         if contained(new_status, previous):
             return
         _announce_transition(body, previous, new_status, logger)
         await _write_channel_status(memo, namespace, channel.name, new_status)
-
-
-async def _may_roll_second(namespace: str, first_manifest: dict, second_name: str) -> bool:
-    """Roll encoder B only once A runs the new spec, so one of the pair is always live."""
-    second = await api().get("apps/v1", "Deployment", namespace, second_name)
-    wanted = first_manifest["spec"]["template"]["metadata"]["annotations"]["kubecast.io/spec-hash"]
-    if second is None or second["spec"]["template"].get("metadata", {}).get("annotations", {}).get("kubecast.io/spec-hash") == wanted:
-        return True
-    first = await api().get("apps/v1", "Deployment", namespace, first_manifest["metadata"]["name"])
-    first = first or {}
-    first_hash = first.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {}).get("kubecast.io/spec-hash")
-    state = first.get("status") or {}
-    caught_up = state.get("observedGeneration", 0) >= first.get("metadata", {}).get("generation", 0)
-    return first_hash == wanted and caught_up and state.get("updatedReplicas", 0) >= 1 and state.get("readyReplicas", 0) >= 1
 
 
 def _announce_transition(body, old_status, new_status, logger) -> None:

@@ -59,7 +59,24 @@ def _watch_deletions(group: str, version: str, plural: str) -> None:
             _gone(memo).set()
 
 
-def every(group: str, version: str, plural: str, *, id: str, interval: float, initial_delay: float = 0.0):
+# Seconds, or a function of the object's memo giving them: looked at again every RECHECK_SECONDS
+# while waiting, so an object whose interval shortens (a Channel now waiting for a Secret) is not
+# left in a long sleep.
+Interval = float | Callable[[kopf.Memo], float]
+RECHECK_SECONDS = 5.0
+
+
+async def _wait(interval: Interval, memo: kopf.Memo, stopped: kopf.DaemonStopped, gone: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not stopped and not gone.is_set():
+        left = (interval(memo) if callable(interval) else interval) - (loop.time() - started)
+        if left <= 0:
+            return
+        await _sleep(min(left, RECHECK_SECONDS) if callable(interval) else left, stopped, gone)
+
+
+def every(group: str, version: str, plural: str, *, id: str, interval: Interval, initial_delay: Interval = 0.0):
     """Call the decorated coroutine every ``interval`` seconds for each object of the resource,
     as kopf calls a timer (same kwargs, and ``periodic=True``; ``patch.status`` is sent after each
     call), with no finalizer."""
@@ -73,7 +90,7 @@ def every(group: str, version: str, plural: str, *, id: str, interval: float, in
             from .handlers import api  # the one client, logged in by kopf
 
             gone = _gone(memo)
-            await _sleep(initial_delay, stopped, gone)
+            await _wait(initial_delay, memo, stopped, gone)
             while not stopped and not gone.is_set():
                 patch = kopf.Patch()
                 try:
@@ -84,8 +101,8 @@ def every(group: str, version: str, plural: str, *, id: str, interval: float, in
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:  # noqa: BLE001 - one failed round must not end the object's periodic work
-                    logger.warning("%s failed: %s; again in %g s", id, error, interval)
-                await _sleep(interval, stopped, gone)
+                    logger.warning("%s failed: %s; will try again", id, error)
+                await _wait(interval, memo, stopped, gone)
 
         kopf.daemon(group, version, plural, id=id)(daemon)
         registry = kopf.get_default_registry()

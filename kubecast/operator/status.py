@@ -13,9 +13,10 @@ writer sends the full list: its own types freshly computed, the other writer's c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from kubecast.api import Channel, Program, StreamingEndpoint
 from kubecast.api.common import SecretKeyRef
@@ -25,6 +26,7 @@ from kubecast.media.timeline import Timeline
 
 from .builders import INSTANCES, RTMP_PORT
 from .builders.endpoint import endpoint_selector_text
+from .rollout import DeploymentState, not_rolled_out
 
 
 def _time(now: datetime) -> str:
@@ -81,12 +83,6 @@ def initial_conditions(generation: int | None, now: datetime) -> list[dict]:
                       ("Reconciling", True, "Pending", "reconciliation has not run yet"), ("Stalled", False, "Pending", ""))
 
 
-def _deployment_ready(status: dict | None, generation_hint: str | None = None) -> bool:
-    if not status:
-        return False
-    return (status.get("readyReplicas") or 0) >= 1 and (status.get("updatedReplicas") or 0) >= 1
-
-
 def service_address(service: dict | None, fallback_host: str | None) -> tuple[str | None, dict[str, int]]:
     """Where publishers reach an ingest Service: (host, port name -> port)."""
     host = None
@@ -130,6 +126,26 @@ def secret_problems(references: list[tuple[str, SecretKeyRef, str]], secrets: di
     return "; ".join(problems) or None
 
 
+STORAGE_SECRET_MISSING = "StorageSecretMissing"
+# The reasons that stop a Channel until a Secret exists: its pods would wait in
+# ContainerCreating (a volume) or CreateContainerConfigError (envFrom) with nothing saying why.
+WAITING_FOR_SECRET = ("SecretMissing", STORAGE_SECRET_MISSING)
+
+
+def storage_secret_problem(name: str | None, namespace: str, secret: dict[str, Any] | None) -> str | None:
+    """The ``StorageSecretMissing`` message when the object storage credentials Secret (the chart's
+    ``store.credentialsSecret``, every component's ``envFrom``) is configured and absent from the
+    namespace; None when none is configured or it exists."""
+    if name is None or secret is not None:
+        return None
+    return (f"Secret {name} (object storage credentials) does not exist in namespace {namespace}:"
+            f" the encoder and packager pods take their storage credentials from it")
+
+
+def waiting_for_secret(status: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Stalled" and c.get("reason") in WAITING_FOR_SECRET for c in status.get("conditions", []))
+
+
 def endpoint_base(endpoint: StreamingEndpoint, namespace: str) -> str:
     """Where a StreamingEndpoint serves: its first custom host name, else its Service's name."""
     return f"http://{endpoint.spec.host_names[0] if endpoint.spec.host_names else f'{endpoint.name}.{namespace}.svc'}"
@@ -141,24 +157,46 @@ def preview_url(channel: Channel, endpoints: list[StreamingEndpoint], namespace:
     return f"{endpoint_base(first, namespace)}/preview/{channel.name}/" if first else None
 
 
-def aggregate_channel(channel: Channel, *, generation: int | None, deployments: dict[str, dict | None], services: dict[str, dict | None],
-                      secret_error: str | None, previous: dict | None, now: datetime, ingest_domain: str | None = None,
-                      data_plane: list[dict] | None = None, preview: str | None = None) -> dict:
+def _ready_pods(state: DeploymentState | None) -> int:
+    return state.ready if state is not None else 0
+
+
+def _serving(state: DeploymentState | None) -> bool:
+    return state is not None and state.serving
+
+
+def aggregate_channel(channel: Channel, *, generation: int | None, deployments: Mapping[str, DeploymentState | None],
+                      services: dict[str, dict | None], secret_error: str | None, previous: dict | None, now: datetime,
+                      ingest_domain: str | None = None, data_plane: list[dict] | None = None, preview: str | None = None,
+                      wanted: Mapping[str, str] | None = None, storage_error: str | None = None) -> dict:
     """The reconcile side of a Channel's status; the data-plane conditions are carried over
-    (``channel_conditions``).  ``preview``: its preview URL (``preview_url``)."""
+    (``channel_conditions``).  ``preview``: its preview URL (``preview_url``).  ``wanted``: the
+    spec hash built for each Deployment (``rollout.wanted_hashes``): ``Reconciling`` stays true
+    until every one has rolled it out, though both encoders may be live (and Ready true) meanwhile.
+    ``storage_error``: the object storage credentials Secret is missing (``storage_secret_problem``)."""
     name = channel.name
-    encoders = {i: _deployment_ready(deployments.get(f"{name}-encoder-{i.lower()}")) for i in INSTANCES}
-    packager = _deployment_ready(deployments.get(f"{name}-packager"))
+    encoders = {i: _serving(deployments.get(f"{name}-encoder-{i.lower()}")) for i in INSTANCES}
+    packager = _serving(deployments.get(f"{name}-packager"))
+    pending = not_rolled_out(wanted or {}, deployments)
     live_encoders = sum(encoders.values())
     previous_conditions = (previous or {}).get("conditions")
     if secret_error:
         entries = [("Ready", False, "SecretMissing", secret_error), ("Reconciling", False, "SecretMissing", ""), ("Stalled", True, "SecretMissing", secret_error)]
+    elif storage_error:
+        entries = [("Ready", False, STORAGE_SECRET_MISSING, storage_error), ("Reconciling", False, STORAGE_SECRET_MISSING, ""),
+                   ("Stalled", True, STORAGE_SECRET_MISSING, storage_error)]
     elif live_encoders and packager:
         redundant = live_encoders == len(INSTANCES)
+        if not redundant:
+            reconciling: tuple[str, bool | None, str, str] = ("Reconciling", True, "EncoderStarting", "")
+        elif pending:
+            reconciling = ("Reconciling", True, "RollingOut", f"not yet running the current spec: {', '.join(pending)}")
+        else:
+            reconciling = ("Reconciling", False, "Reconciled", "")
         entries = [
             ("Ready", True, "Redundant" if redundant else "Degraded",
              "both encoders and the packager are ready" if redundant else f"only {live_encoders} of {len(INSTANCES)} encoders is ready"),
-            ("Reconciling", not redundant, "EncoderStarting" if not redundant else "Reconciled", ""),
+            reconciling,
             ("Stalled", False, "Reconciled", ""),
         ]
     else:
@@ -173,7 +211,7 @@ def aggregate_channel(channel: Channel, *, generation: int | None, deployments: 
             "primaryUrls": protocol_urls(channel, services.get(f"{name}-ingest-a"), ingest_domain),
             "secondaryUrls": protocol_urls(channel, services.get(f"{name}-ingest-b"), ingest_domain),
         },
-        "encoders": {i: {"ready": ok, "replicas": ((deployments.get(f"{name}-encoder-{i.lower()}") or {}).get("readyReplicas") or 0)} for i, ok in encoders.items()},
+        "encoders": {i: {"ready": ok, "replicas": _ready_pods(deployments.get(f"{name}-encoder-{i.lower()}"))} for i, ok in encoders.items()},
         "previewUrl": preview,
     }
 

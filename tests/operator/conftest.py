@@ -8,7 +8,7 @@ import pytest
 os.environ.setdefault("KUBECAST_STREAM_STATUS_INTERVAL", "1")
 
 from apiserver import ApplyingEmulator  # noqa: E402
-from emulator import CORE, CRDS, VERBS  # noqa: E402 - after the environment it reads at import
+from emulator import CORE, CRDS, VERBS, versioned  # noqa: E402 - after the environment it reads at import
 
 # (verb, API group, resource[/subresource]) of every request the operator sent to an emulated
 # cluster during this session: test_rbac.py compares it with the chart's ClusterRole.
@@ -55,6 +55,7 @@ def cluster(kmock, tmp_path, monkeypatch):
     from kmock._internal import parsing
 
     monkeypatch.setattr(parsing, "parse_path", _parse_path(parsing.parse_path))
+    monkeypatch.setattr(ApplyingEmulator, "_handle", versioned(ApplyingEmulator._handle))
     for resource, (kind, namespaced) in CORE.items():
         kmock.resources[resource] = {"kind": kind, "namespaced": namespaced, "verbs": VERBS}
     # kopf lists the namespaces and serves only those that exist

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 
 import kopf
 
@@ -93,6 +94,66 @@ async def as_user(cluster, method: str, path: str, body: dict | None = None) -> 
 
 def path_of(name: str = "news", plural: str = "channels") -> str:
     return f"/apis/kubecast.io/v1alpha1/namespaces/media/{plural}/{name}"
+
+
+def versioned(handle):
+    """kmock's request handler with two things of the API server that rollouts depend on, set in the
+    write itself so that every watch event carries them:
+
+    - ``metadata.resourceVersion`` from one counter bumped on every write (kmock keeps what it was
+      given, so kopf cannot tell its own writes' echoes from news and re-runs handlers on them);
+    - ``metadata.generation``: 1 when an object with a spec is created, one more on each write that
+      changes the spec (not on status or metadata writes).  A write that sets the generation
+      itself (the tests' spec changes of a Channel) keeps it."""
+    counter = itertools.count(1000)
+
+    async def handle_versioned(self, request):
+        from kmock._internal import dicts, enums
+
+        from kmock._internal import k8s
+
+        data = request.data if isinstance(request.data, dict) else None
+        writes = (enums.action.CREATE, enums.action.UPDATE)
+        if data is not None and request.resource is not None and request.action in writes:
+            meta = data.setdefault("metadata", {})
+            meta["resourceVersion"] = str(next(counter))
+        if isinstance(request.data, list) and request.action == enums.action.UPDATE and request.name is not None:
+            # A JSON patch (kopf's finalizers) tests the resourceVersion: a stale one is refused with 422,
+            # which kopf answers by trying again with a fresh body (kmock would apply it or fail with 500).
+            current = (_stored(self, request) or {}).get("metadata", {}).get("resourceVersion")
+            for op in request.data:
+                if op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion" and op.get("value") != current:
+                    raise k8s.KubernetesError(status=422, reason="Invalid", message="the object has been modified")
+            request.data.append({"op": "add", "path": "/metadata/resourceVersion", "value": str(next(counter))})
+        if data is not None and request.resource is not None and request.subresource is None:
+            meta = data.setdefault("metadata", {})
+            if request.action == enums.action.CREATE and "spec" in data:
+                meta.setdefault("generation", 1)
+            elif request.action == enums.action.UPDATE and request.name is not None and "generation" not in meta:
+                current = _stored(self, request)
+                if current is None and "spec" in data:  # a server-side apply that creates
+                    meta["generation"] = 1
+                elif current is not None and dicts.patch_dict(current, data).get("spec") != current.get("spec"):
+                    meta["generation"] = (current.get("metadata", {}).get("generation") or 1) + 1
+        return await handle(self, request)
+    return handle_versioned
+
+
+def _stored(emulator, request) -> dict | None:
+    try:
+        stored = emulator.objects[request.resource, request.namespace, request.name]
+    except KeyError:
+        return None
+    return None if stored.deleted else stored.raw
+
+
+async def roll_out(cluster, name: str, *, ready: int = 1) -> None:
+    """What the Deployment controller reports once it has acted on the Deployment's current
+    generation (``ready``: ready pods of its one replica), sent through the API so that the
+    operator's watch sees it, as it would on a cluster."""
+    generation = obj(cluster, DEPLOYMENTS, name).raw["metadata"]["generation"]
+    status = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": ready, "availableReplicas": ready}
+    assert await as_user(cluster, "PATCH", f"/apis/apps/v1/namespaces/media/deployments/{name}/status", {"status": status}) == 200
 
 
 def exists(cluster, resource: str, name: str) -> bool:

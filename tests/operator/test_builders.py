@@ -13,6 +13,7 @@ import pytest
 from kubecast.api import load_text
 from kubecast.operator.builders import build_channel_children, build_endpoint_children
 from kubecast.operator.settings import OperatorSettings
+from kubecast.operator.rollout import DeploymentState
 from kubecast.operator.status import aggregate_channel, aggregate_endpoint, aggregate_program
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -114,7 +115,7 @@ def test_autoscaled_endpoint_never_gets_replicas():
 
 
 def ready(n=1):
-    return {"replicas": 1, "readyReplicas": n, "updatedReplicas": n}
+    return DeploymentState.of({"status": {"replicas": 1, "readyReplicas": n, "updatedReplicas": n}})
 
 
 def test_channel_status_moves_from_starting_to_ready():

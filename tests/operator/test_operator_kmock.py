@@ -11,7 +11,8 @@ import asyncio
 import json
 
 import pytest
-from emulator import CHANNELS, DEPLOYMENTS, ENDPOINTS, PROGRAMS, as_user, channel_body, conditions, eventually, exists, obj, operator, path_of
+from emulator import (CHANNELS, DEPLOYMENTS, ENDPOINTS, PROGRAMS, as_user, channel_body, conditions, eventually, exists, obj, operator, path_of,
+                      roll_out)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,7 +30,7 @@ async def test_channel_gets_its_children_and_becomes_ready(cluster):
         assert conditions(cluster, "news")["Ready"]["status"] in ("Unknown", "False")
         # the emulator runs no controllers: the Deployments report ready because the test says so
         for name in ("news-encoder-a", "news-encoder-b", "news-packager"):
-            obj(cluster, DEPLOYMENTS, name).patch({"status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1}})
+            await roll_out(cluster, name)
         # the three readiness events arrive one by one: Ready=True/Degraded (one encoder up) may come first
         ready = await eventually(lambda: conditions(cluster, "news")["Ready"]["reason"] == "Redundant" and conditions(cluster, "news"), timeout=40, what="Ready=True/Redundant")
         assert ready["Ready"]["status"] == "True" and ready["Stalled"]["status"] == "False"
@@ -66,21 +67,57 @@ def spec_hash(cluster, name):
     return obj(cluster, DEPLOYMENTS, name).raw["spec"]["template"]["metadata"]["annotations"]["kubecast.io/spec-hash"]
 
 
-async def test_a_new_ladder_rolls_encoder_a_then_b(cluster):
+def reconciling(cluster) -> tuple[str, str, str]:
+    condition = conditions(cluster, "news")["Reconciling"]
+    return condition["status"], condition["reason"], condition["message"]
+
+
+async def test_a_new_ladder_rolls_encoder_a_then_b_on_as_event_and_reconciles_until_both_run_it(cluster):
+    """The emulator bumps a Deployment's generation with each new template, as the API server
+    does; the test plays the Deployment controller (status through the API, so the operator's
+    watch sees it)."""
     cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"}, "data": {"streamKey": "c2VjcmV0"}}
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     async with operator():
-        await eventually(lambda: obj(cluster, DEPLOYMENTS, "news-encoder-b"), what="encoder B")
-        old = spec_hash(cluster, "news-encoder-b")
-        obj(cluster, DEPLOYMENTS, "news-encoder-a").patch({"status": {"readyReplicas": 0, "updatedReplicas": 0}})  # A restarts
+        await eventually(lambda: obj(cluster, DEPLOYMENTS, "news-packager"), what="the Deployments")
+        for name in ("news-encoder-a", "news-encoder-b", "news-packager"):
+            await roll_out(cluster, name)
+        await eventually(lambda: reconciling(cluster)[0] == "False", what="Reconciled")
+        old_a, old_b = spec_hash(cluster, "news-encoder-a"), spec_hash(cluster, "news-encoder-b")
+        old_config = obj(cluster, "v1/configmaps", "news-encoder-b").raw["data"]["channel.yaml"]
+
         change = {"metadata": {"generation": 2}, "spec": channel_body(ladder_top=2_000_000)["spec"]}
         assert await as_user(cluster, "PATCH", path_of(), change) == 200
-        await eventually(lambda: spec_hash(cluster, "news-encoder-a") != old, what="encoder A on the new ladder")
-        await eventually(lambda: obj(cluster, CHANNELS, "news").raw.get("status", {}).get("observedGeneration") == 2, what="generation 2 observed")
-        assert spec_hash(cluster, "news-encoder-b") == old, "B keeps the old ladder while A is not ready"
+        await eventually(lambda: spec_hash(cluster, "news-encoder-a") != old_a, what="encoder A on the new ladder")
+        assert obj(cluster, DEPLOYMENTS, "news-encoder-a").raw["metadata"]["generation"] == 2
+        await eventually(lambda: obj(cluster, CHANNELS, "news").raw["status"]["observedGeneration"] == 2, what="generation 2 observed")
+        # A's old pod is still ready (its controller has not seen generation 2): the pair is live, not rolled out
+        assert reconciling(cluster)[:2] == ("True", "RollingOut") and conditions(cluster, "news")["Ready"]["reason"] == "Redundant"
+        await roll_out(cluster, "news-encoder-a", ready=0)  # Recreate: A's new pod starts
+        await asyncio.sleep(1)
+        assert spec_hash(cluster, "news-encoder-b") == old_b, "B keeps the old ladder while A is not ready"
+        assert obj(cluster, "v1/configmaps", "news-encoder-b").raw["data"]["channel.yaml"] == old_config
         assert "2000000" in obj(cluster, "v1/configmaps", "news-encoder-a").raw["data"]["channel.yaml"]
-        obj(cluster, DEPLOYMENTS, "news-encoder-a").patch({"status": {"readyReplicas": 1, "updatedReplicas": 1}})
-        await eventually(lambda: spec_hash(cluster, "news-encoder-b") == spec_hash(cluster, "news-encoder-a"), timeout=30, what="encoder B follows")
+        assert reconciling(cluster)[:2] == ("True", "EncoderStarting")
+
+        await roll_out(cluster, "news-encoder-a")
+        ready_at = asyncio.get_running_loop().time()
+        await eventually(lambda: spec_hash(cluster, "news-encoder-b") != old_b, timeout=5, what="encoder B rolled on A's event")
+        assert asyncio.get_running_loop().time() - ready_at < 5
+        assert "2000000" in obj(cluster, "v1/configmaps", "news-encoder-b").raw["data"]["channel.yaml"]
+        assert obj(cluster, DEPLOYMENTS, "news-encoder-b").raw["metadata"]["generation"] == 2
+        await roll_out(cluster, "news-packager")
+        await asyncio.sleep(1)
+        # B's controller has not acted on generation 2: its old pod still runs the old ladder
+        status, reason, message = reconciling(cluster)
+        assert (status, reason) == ("True", "RollingOut") and message.endswith("news-encoder-b"), message
+
+        # no version of the status at generation 2 said Reconciled before B had rolled out
+        versions = [(v.raw.get("status") or {}) for v in obj(cluster, CHANNELS, "news").history if v]
+        said = [{c["type"]: c["status"] for c in v.get("conditions", [])}.get("Reconciling") for v in versions if v.get("observedGeneration") == 2]
+        assert said and "False" not in said, said
+        await roll_out(cluster, "news-encoder-b")
+        await eventually(lambda: reconciling(cluster)[:2] == ("False", "Reconciled"), timeout=5, what="Reconciled once B runs it")
 
 
 def write_timeline(store, *, failovers: int, active: str, conditions: list[dict] | None = None) -> None:
@@ -148,7 +185,7 @@ async def test_a_misaligned_contribution_reaches_the_channel_next_to_ready(clust
         # the Deployment side writes Ready next to it (the list is replaced whole: it must carry it)
         await eventually(lambda: obj(cluster, DEPLOYMENTS, "news-packager"), what="the packager Deployment")
         for name in ("news-encoder-a", "news-encoder-b", "news-packager"):
-            obj(cluster, DEPLOYMENTS, name).patch({"status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1}})
+            await roll_out(cluster, name)
         both = await eventually(lambda: conditions(cluster, "news")["Ready"]["reason"] == "Redundant" and conditions(cluster, "news"), timeout=40, what="Ready=True/Redundant")
         assert both["Ready"]["status"] == "True", "a misaligned rendition is withheld: the channel is still live"
         assert both["KeyframesAligned"] == aligned
@@ -256,3 +293,25 @@ async def test_a_programs_recorded_range_and_state_come_from_its_timeline(cluste
         write_program_timeline(store, state="stopped", numbers=range(30, 50))
         await eventually(lambda: recording().get("state") == "Stopped", what="Stopped")
         assert recording()["end"] == "2026-01-01T12:01:40Z" and recording()["segments"] == 20
+
+
+async def test_a_missing_storage_secret_is_reported_and_clears_when_it_appears(cluster, monkeypatch):
+    monkeypatch.setenv("KUBECAST_STORE_SECRET", "kubecast-store")
+    cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"}, "data": {"streamKey": "c2VjcmV0"}}
+    cluster.objects[CHANNELS, "media", "news"] = channel_body()
+    async with operator():
+        stalled = await eventually(lambda: conditions(cluster, "news").get("Stalled", {}).get("status") == "True" and conditions(cluster, "news"),
+                                   what="Stalled")
+        assert stalled["Ready"]["status"] == "False" and stalled["Ready"]["reason"] == "StorageSecretMissing"
+        assert stalled["Ready"]["message"].startswith("Secret kubecast-store (object storage credentials) does not exist in namespace media")
+        assert stalled["Reconciling"]["status"] == "False", "nothing will change until the Secret exists"
+        assert not exists(cluster, DEPLOYMENTS, "news-encoder-a"), "no pods that would wait in CreateContainerConfigError"
+        # the Secret appears (kubectl create secret): found by the operator's next look, the Channel untouched
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kubecast-store", "namespace": "media"}, "data": {"AWS_ACCESS_KEY_ID": "eA=="}}
+        assert await as_user(cluster, "POST", "/api/v1/namespaces/media/secrets", secret) in (200, 201)
+        await eventually(lambda: obj(cluster, DEPLOYMENTS, "news-encoder-a"), timeout=20, what="the encoders, once the Secret exists")
+        cleared = await eventually(lambda: conditions(cluster, "news")["Stalled"]["status"] == "False" and conditions(cluster, "news"),
+                                   what="Stalled cleared")
+        assert cleared["Ready"]["reason"] == "Starting"
+        assert obj(cluster, DEPLOYMENTS, "news-encoder-a").raw["spec"]["template"]["spec"]["containers"][1]["envFrom"] == [
+            {"secretRef": {"name": "kubecast-store"}}]

@@ -17,9 +17,12 @@ containers, the same commands local mode runs.
 from __future__ import annotations
 
 import hashlib
+import json
+from typing import Any
 
 from kubecast.api import Channel, RedundancyMode
 
+from ..rollout import SPEC_HASH
 from ..settings import OperatorSettings
 from .encoder import channel_document, encoder_config_map, encoder_deployment, encoder_disruption_budget, encoder_resources, secret_references
 from .endpoint import build_endpoint_children
@@ -42,12 +45,23 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
     children: list[dict] = []
     for instance in INSTANCES:
         children.append(encoder_config_map(channel, instance=instance, namespace=namespace, owner=owner, document=document))
-        children.append(encoder_deployment(channel, instance=instance, namespace=namespace, owner=owner, settings=settings, spec_hash=spec_hash))
+        children.append(_stamped(encoder_deployment(channel, instance=instance, namespace=namespace, owner=owner, settings=settings,
+                                                    spec_hash=spec_hash)))
         if relay:
             children.append(contribution_service(channel, instance=instance, namespace=namespace, owner=owner))
         children.append(ingest_service(channel, instance=instance, namespace=namespace, owner=owner))
     children.append(encoder_disruption_budget(channel, namespace=namespace, owner=owner))
     if relay:
         children.append(encoder_network_policy(channel, namespace=namespace, owner=owner))
-    children.append(packager_deployment(channel, namespace=namespace, owner=owner, settings=settings, spec_hash=spec_hash))
+    children.append(_stamped(packager_deployment(channel, namespace=namespace, owner=owner, settings=settings, spec_hash=spec_hash)))
     return children
+
+
+def _stamped(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The template's spec hash over the template itself, which holds the Channel document's hash
+    (the pods read the document from their ConfigMap at start, so a new one must restart them):
+    a new image or scheduling setting is a new spec too, which rolls encoder A before B."""
+    template = deployment["spec"]["template"]
+    text = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    template["metadata"]["annotations"][SPEC_HASH] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return deployment
