@@ -74,6 +74,29 @@ class AccessControl(WireModel):
 
 CONTENT_MASTER_KEY_ENV = "KUBECAST_CONTENT_MASTER_KEY"
 KEY_DELIVERY_JWT_KEY_ENV = "KUBECAST_KEY_DELIVERY_JWT_KEY"
+CPIX_CREDENTIALS_ENV = "KUBECAST_CPIX_AUTHORIZATION"
+DrmSystemName = Literal["Widevine", "PlayReady", "FairPlay"]  # kubecast.media.cpix.DrmSystem
+
+
+class Cpix(WireModel):
+    """A commercial DRM vendor's key server, spoken to in DASH-IF CPIX (as AWS SPEKE v2 does)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "self.drmSystems.all(a, self.drmSystems.exists_one(b, b == a))", "message": "drmSystems must not repeat"},
+    ]})
+
+    url: str = Field(pattern=r"^https?://[^\s]{1,2000}$", description="The key server's CPIX URL (POST).")
+    drm_systems: list[DrmSystemName] = Field(
+        min_length=1, max_length=3,
+        description="DRM systems to signal, with the PSSH (and FairPlay's skd:// URI) from the key server's answer.")
+    credentials_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key whose value is sent as the Authorization header (e.g. `Bearer …` or `Basic …`).")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "Cpix":
+        if len(set(self.drm_systems)) != len(self.drm_systems):
+            raise ValueError("drmSystems must not repeat")
+        return self
 
 
 class KeyDelivery(WireModel):
@@ -89,13 +112,28 @@ class ContentProtection(WireModel):
     """Encryption of everything this endpoint serves, applied per request to the one clear stored copy."""
 
     master_key_secret_ref: SecretKeyRef = Field(
-        description="Master key (hex or base64, at least 16 bytes) every content key is derived from.")
+        description="Master key (hex or base64, at least 16 bytes) every content key (with cpix: every key id) is derived from.")
     key_rotation_segments: int = Field(default=0, ge=0, le=1_000_000,
                                        description="HLS AES-128: a new key every N segments; 0 keeps one key per channel.")
     cenc_scheme: Literal["cenc", "cbcs"] = Field(
-        default="cenc", description="Common Encryption scheme of the DASH segments: cenc (AES-CTR) or cbcs (AES-CBC, 1:9 pattern).")
+        default="cenc", description="Common Encryption scheme of DASH and of HLS under <scheme>/: cenc (AES-CTR) or cbcs "
+        "(AES-CBC, 1:9 pattern).")
     key_delivery: KeyDelivery | None = Field(
         default=None, description="Token rules of the key-delivery URL; unset, keys are as open as the playlists.")
+    cpix: Cpix | None = Field(
+        default=None, description="Take the Common Encryption key from a DRM key server (CPIX) and signal its DRM systems "
+        "in place of ClearKey; unset, keys are derived from the master key and served as ClearKey licences.")
+
+    @model_validator(mode="after")
+    def _fairplay_is_cbcs(self) -> "ContentProtection":
+        if self.cpix is not None and "FairPlay" in self.cpix.drm_systems and self.cenc_scheme != "cbcs":
+            raise ValueError("FairPlay needs cencScheme cbcs")
+        return self
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "!has(self.cpix) || !self.cpix.drmSystems.exists(s, s == 'FairPlay') || self.cencScheme == 'cbcs'",
+         "message": "FairPlay needs cencScheme cbcs"},
+    ]})
 
     def endpoint_arguments(self) -> list[str]:
         """What the endpoint command is given: this spec; the Secrets' values go in ``secret_env``."""
@@ -107,6 +145,8 @@ class ContentProtection(WireModel):
         env = {CONTENT_MASTER_KEY_ENV: self.master_key_secret_ref}
         if self.key_delivery is not None:
             env[KEY_DELIVERY_JWT_KEY_ENV] = self.key_delivery.jwt_secret_ref
+        if self.cpix is not None and self.cpix.credentials_secret_ref is not None:
+            env[CPIX_CREDENTIALS_ENV] = self.cpix.credentials_secret_ref
         return env
 
 

@@ -21,7 +21,7 @@ from kubecast.storage import InvalidKey, Store, layout
 from . import metrics
 from .access import POLICY, ROUTE, TOKEN_PREFIX, AccessPolicy, cors_headers
 from .keydelivery import add_key_routes
-from .live import (CHANNEL, OBJECTS, SCHEME, STORE_KEY, TIMELINES, TRACK, dash_manifest, init_segment, media_playlist, media_segment, multivariant, not_found,
+from .live import (CHANNEL, OBJECTS, cenc_media_playlist, cenc_multivariant, SCHEME, STORE_KEY, TIMELINES, TRACK, dash_manifest, init_segment, media_playlist, media_segment, multivariant, not_found,
                    object_response, timeline_of)
 from .objects import ObjectCache
 from .protection import PROTECTION, Protection
@@ -195,6 +195,9 @@ def make_app(store: Store, *, cache_bytes: int = CACHE_BYTES, protection: Protec
     live = f"/live/{{channel:{CHANNEL}}}"
     add_transport_stream_routes(app, live, TRACK)  # before /<rendition>/…: "ts" is not a rendition there
     add_key_routes(app, live)  # before /<rendition>/…: "keys" is not a rendition there
+    # before /<rendition>/…, and the playlists before the segments: "cenc" is not a rendition there
+    app.router.add_get(f"{live}/{{scheme:{SCHEME}}}/index.m3u8", cenc_multivariant)
+    app.router.add_get(f"{live}/{{scheme:{SCHEME}}}/{{track:{TRACK}}}/index.m3u8", cenc_media_playlist)
     app.router.add_get(f"{live}/{{scheme:{SCHEME}}}/{{track:{TRACK}}}/init.mp4", init_segment)
     app.router.add_get(f"{live}/{{scheme:{SCHEME}}}/{{track:{TRACK}}}/{{file:[^/]+}}", media_segment)
     app.router.add_get(f"{live}/index.m3u8", multivariant)

@@ -9,39 +9,55 @@ by construction and players switch renditions at those boundaries.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from xml.sax.saxutils import escape, quoteattr
 
+from kubecast.media.cpix import DrmSignal
 from kubecast.media.timeline import Timeline, TimelineTrack
 
 from .hls import audio_track, video_tracks
 
 PROFILES = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
 CLEARKEY_SCHEME = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
-NAMESPACES = 'xmlns:cenc="urn:mpeg:cenc:2013" xmlns:dashif="https://dashif.org/CPS"'
+NAMESPACES = 'xmlns:cenc="urn:mpeg:cenc:2013" xmlns:dashif="https://dashif.org/CPS" xmlns:mspr="urn:microsoft:playready"'
 
 
 @dataclass(frozen=True)
 class DashProtection:
-    """Common Encryption of the listed segments: ``scheme`` (``cenc`` or ``cbcs``), its key id,
-    and the ClearKey licence URL; the segments are served under ``<scheme>/``."""
+    """Common Encryption of the listed segments: ``scheme`` (``cenc`` or ``cbcs``) and its key id,
+    then either the ClearKey licence URL (keys from this endpoint) or the DRM systems' signalling
+    from a key server (``signals``); the segments are served under ``<scheme>/``."""
 
     scheme: str
     key_id: bytes
-    license_url: str
+    license_url: str | None = None
+    signals: tuple[DrmSignal, ...] = ()
 
     def elements(self) -> str:
         kid = str(uuid.UUID(bytes=self.key_id))
-        url = escape(self.license_url)
-        return (
-            f'<ContentProtection schemeIdUri="urn:mpeg:dash:mp4protection:2011" value="{self.scheme}" cenc:default_KID="{kid}"/>'
-            # default_KID here too: dash.js builds ClearKey's "keyids" init data from this element's;
-            # one Laurl only: dash.js reads a repeated element as a list and finds none
-            f'<ContentProtection schemeIdUri="{CLEARKEY_SCHEME}" value="ClearKey1.0" cenc:default_KID="{kid}">'
-            f'<dashif:Laurl>{url}</dashif:Laurl></ContentProtection>'
-        )
+        parts = [f'<ContentProtection schemeIdUri="urn:mpeg:dash:mp4protection:2011" value="{self.scheme}" '
+                 f'cenc:default_KID="{kid}"/>']
+        if self.license_url is not None:
+            parts.append(
+                # default_KID here too: dash.js builds ClearKey's "keyids" init data from this element's;
+                # one Laurl only: dash.js reads a repeated element as a list and finds none
+                f'<ContentProtection schemeIdUri="{CLEARKEY_SCHEME}" value="ClearKey1.0" cenc:default_KID="{kid}">'
+                f'<dashif:Laurl>{escape(self.license_url)}</dashif:Laurl></ContentProtection>')
+        for signal in self.signals:
+            # the key server's ContentProtectionData when it gave some (checked well-formed in
+            # kubecast.media.cpix), else its pssh box; a system with neither (FairPlay) is HLS-only
+            if signal.content_protection_data is not None:
+                inner = signal.content_protection_data
+            elif signal.pssh is not None:
+                inner = f"<cenc:pssh>{base64.b64encode(signal.pssh).decode()}</cenc:pssh>"
+            else:
+                continue
+            parts.append(f'<ContentProtection schemeIdUri="urn:uuid:{signal.system.system_id}" '
+                         f'value="{signal.system.dash_value}" cenc:default_KID="{kid}">{inner}</ContentProtection>')
+        return "".join(parts)
 
 
 def iso_duration(seconds: float) -> str:

@@ -51,6 +51,8 @@ async def clearkey(request: web.Request) -> web.Response:
     protection = protection_of(request)
     if protection is None:
         raise web.HTTPNotFound(text="this endpoint serves no Common Encryption\n")
+    if protection.key_server is not None:
+        raise web.HTTPNotFound(text="licences come from the DRM vendor's licence server\n")
     timeline = await timeline_of(request)
     _authorize(request, protection, timeline.channel)
     body = await request.content.read(MAX_LICENSE_REQUEST + 1)

@@ -21,6 +21,7 @@ from . import dash, hls, metrics
 from .access import TOKEN_PREFIX
 from .objects import CachedObject, ObjectCache, etag_of
 from .protected import aes128_object, cenc_init, cenc_segment, protection_of
+from .protection import Protection
 from .ranges import UnsatisfiableRange, parse_range
 from .timelines import TimelineCache
 
@@ -96,17 +97,40 @@ async def media_playlist(request: web.Request) -> web.Response:
                              lambda: hls.media_playlist(timeline, track, start_over=over, key_tag=key_tag))
 
 
+async def cenc_multivariant(request: web.Request) -> web.Response:
+    """``<base>/<scheme>/index.m3u8``: HLS (fMP4) of the Common Encryption segments."""
+    timeline = await timeline_of(request)
+    _scheme_protection(request, request.match_info["scheme"])
+    over = start_over(request)
+    return manifest_response(request, timeline, f"m3u8-{request.match_info['scheme']}:{over}", "application/vnd.apple.mpegurl",
+                             lambda: hls.multivariant_playlist(timeline, start_over=over))
+
+
+async def cenc_media_playlist(request: web.Request) -> web.Response:
+    timeline = await timeline_of(request)
+    track = track_of(timeline, request.match_info["track"])
+    scheme = request.match_info["scheme"]
+    protection = _scheme_protection(request, scheme)
+    lines = (await protection.cenc(timeline.channel)).hls_key_lines(protection.cenc_scheme)
+    over = start_over(request)
+    return manifest_response(request, timeline, f"m3u8-{scheme}:{track.info.id}:{over}", "application/vnd.apple.mpegurl",
+                             lambda: hls.media_playlist(timeline, track, start_over=over, key_tag=lambda _number: lines))
+
+
 async def dash_manifest(request: web.Request) -> web.Response:
     timeline = await timeline_of(request)
     time_url = f"{request.scheme}://{request.host}/time"
     protection, kind, signalling = protection_of(request), "mpd", None
     if protection is not None:
-        # the licence URL is absolute (players do not resolve it against the MPD), so it, and
-        # any token in the path, is part of what the rendered MPD depends on
-        # … and it keeps the signed-URL token of a /t/<token>/… request, as relative URLs would
-        keys = request.url.with_query(None).with_name("keys").joinpath("clearkey")
-        license_url = str(keys.with_path(request.get(TOKEN_PREFIX, "") + keys.path))
-        signalling = dash.DashProtection(protection.cenc_scheme, protection.cenc_key(timeline.channel).key_id, license_url)
+        cenc_keys = await protection.cenc(timeline.channel)
+        license_url = None
+        if not cenc_keys.from_key_server:
+            # the licence URL is absolute (players do not resolve it against the MPD), so it, and
+            # any token in the path, is part of what the rendered MPD depends on
+            # … and it keeps the signed-URL token of a /t/<token>/… request, as relative URLs would
+            keys = request.url.with_query(None).with_name("keys").joinpath("clearkey")
+            license_url = str(keys.with_path(request.get(TOKEN_PREFIX, "") + keys.path))
+        signalling = dash.DashProtection(protection.cenc_scheme, cenc_keys.key.key_id, license_url, cenc_keys.signals)
         kind = f"mpd:{license_url}"
     return manifest_response(request, timeline, kind, "application/dash+xml",
                              lambda: dash.mpd(timeline, time_url=time_url, now=datetime.now(timezone.utc), protection=signalling))
@@ -158,14 +182,15 @@ async def init_segment(request: web.Request) -> web.StreamResponse:
     scheme = request.match_info.get("scheme")
     if scheme is not None:
         protection = _scheme_protection(request, scheme)
-        found = await cenc_init(request.app[OBJECTS], key, lambda: cached(request, key), protection.cenc_key(timeline.channel), scheme)
+        found = await cenc_init(request.app[OBJECTS], key, lambda: cached(request, key), await protection.cenc(timeline.channel),
+                                scheme)
         if found is None:
             raise web.HTTPNotFound(text="not stored\n")
         return serve_bytes(request, found, media_type(track), IMMUTABLE)
     return await object_response(request, key, media_type(track), IMMUTABLE)
 
 
-def _scheme_protection(request: web.Request, scheme: str):
+def _scheme_protection(request: web.Request, scheme: str) -> Protection:
     """The endpoint's protection if ``scheme`` is its Common Encryption scheme, else a 404."""
     protection = protection_of(request)
     if protection is None or protection.cenc_scheme != scheme:
@@ -194,7 +219,7 @@ async def media_segment(request: web.Request) -> web.StreamResponse:
         protection = _scheme_protection(request, scheme)
         init_key = layout.init_key(timeline.channel, track.init_source, track.info.id, track.info.init)
         found = await cenc_segment(request.app[OBJECTS], key, lambda: cached(request, key), lambda: cached(request, init_key),
-                                   track.info.id, protection.cenc_key(timeline.channel), scheme)
+                                   track.info.id, (await protection.cenc(timeline.channel)).key, scheme)
     else:  # HLS with AES-128: never the clear segment
         found = await aes128_object(request.app[OBJECTS], ("stored", key), lambda: cached(request, key),
                                     protection.key_for(timeline.channel, row.number))

@@ -23,7 +23,7 @@ from kubecast.storage import layout
 from . import smooth, transport
 from .keydelivery import add_key_routes
 from .protected import protection_of
-from .live import (IMMUTABLE, OBJECTS, SCHEME, TIMELINES, TRACK, cached, dash_manifest, init_segment, manifest_response, media_playlist, media_segment,
+from .live import (IMMUTABLE, cenc_media_playlist, cenc_multivariant, OBJECTS, SCHEME, TIMELINES, TRACK, cached, dash_manifest, init_segment, manifest_response, media_playlist, media_segment,
                    multivariant, not_found, serve_bytes, timeline_of)
 
 LOCATOR = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
@@ -161,6 +161,8 @@ def add_routes(app: web.Application) -> None:
         if base != program:
             app.router.add_get(f"{base}/{{resource:manifest[^/]*}}", ams_manifest)
         add_key_routes(app, base)  # before /<rendition>/…: "keys" is not a rendition there
+        app.router.add_get(f"{base}/{{scheme:{SCHEME}}}/index.m3u8", cenc_multivariant)
+        app.router.add_get(f"{base}/{{scheme:{SCHEME}}}/{{track:{TRACK}}}/index.m3u8", cenc_media_playlist)
         app.router.add_get(f"{base}/{{scheme:{SCHEME}}}/{{track:{TRACK}}}/init.mp4", init_segment)
         app.router.add_get(f"{base}/{{scheme:{SCHEME}}}/{{track:{TRACK}}}/{{file:[^/]+}}", media_segment)
         app.router.add_get(f"{base}/ts/{{track:{TRACK}}}/index.m3u8", transport.ts_media_playlist)

@@ -7,6 +7,9 @@ With ``contentProtection`` on the endpoint (``kubecast.endpoint.protection``):
   in AES-128-CBC; the init segment stays clear (codec configuration only);
 - DASH: the MPD signals Common Encryption and ClearKey and lists ``<scheme>/`` segments,
   ``cenc`` or ``cbcs`` as configured, made by ``kubecast.media.cenc``;
+- HLS from the same encrypted segments: ``<scheme>/index.m3u8`` lists ``<scheme>/<rendition>/``
+  playlists with ``EXT-X-KEY:METHOD=SAMPLE-AES`` (cbcs) or ``SAMPLE-AES-CTR`` (cenc) and a
+  ``KEYFORMAT`` per DRM system (ClearKey, or the key server's Widevine, PlayReady, FairPlay);
 - nothing is ever served in the clear: Smooth Streaming (no PlayReady here) is refused.
 
 Encrypted bytes are cached in the endpoint's object cache under the clear object's key, the
@@ -25,7 +28,7 @@ from kubecast.media.keys import ContentKey
 from kubecast.media.mp4 import Mp4Error
 
 from .objects import CachedObject, ObjectCache
-from .protection import PROTECTION, Protection
+from .protection import PROTECTION, CencKeys, Protection
 
 
 def protection_of(request: web.Request) -> Protection | None:
@@ -45,13 +48,25 @@ async def aes128_object(objects: ObjectCache, cache_key: tuple, clear: Loader, c
     return await objects.get(("aes-128", content_key.key_id, *cache_key), encrypt)
 
 
-async def cenc_init(objects: ObjectCache, store_key: str, clear: Loader, content_key: ContentKey, scheme: cenc.Scheme) -> CachedObject | None:
+def pssh_boxes(keys: CencKeys) -> list[bytes]:
+    """The init segment's ``pssh`` boxes: the key server's systems' (as it made them) or
+    ClearKey's; and the common system id's, which lists the key id for every client."""
+    common = cenc.pssh(cenc.COMMON_SYSTEM_ID, [keys.key.key_id])
+    if keys.from_key_server:
+        return [signal.pssh for signal in keys.signals if signal.pssh is not None] + [common]
+    return [cenc.pssh(cenc.CLEARKEY_SYSTEM_ID, [keys.key.key_id]), common]
+
+
+async def cenc_init(objects: ObjectCache, store_key: str, clear: Loader, keys: CencKeys,
+                    scheme: cenc.Scheme) -> CachedObject | None:
+    content_key = keys.key
+
     async def protect() -> bytes | None:
         found = await clear()
         if found is None:
             return None
-        pssh = [cenc.pssh(system, [content_key.key_id]) for system in (cenc.CLEARKEY_SYSTEM_ID, cenc.COMMON_SYSTEM_ID)]
-        return cenc.protect_init(found.data, scheme=scheme, key_id=content_key.key_id, constant_iv=content_key.iv, pssh_boxes=pssh)
+        return cenc.protect_init(found.data, scheme=scheme, key_id=content_key.key_id, constant_iv=content_key.iv,
+                                 pssh_boxes=pssh_boxes(keys))
 
     return await _guarded(objects.get((scheme, content_key.key_id, store_key), protect))
 

@@ -28,11 +28,15 @@ import jwt
 from aiohttp import web
 from pydantic import ValidationError
 
-from kubecast.api.endpoint import CONTENT_MASTER_KEY_ENV, KEY_DELIVERY_JWT_KEY_ENV, ContentProtection
+from kubecast.api.endpoint import CONTENT_MASTER_KEY_ENV, CPIX_CREDENTIALS_ENV, KEY_DELIVERY_JWT_KEY_ENV, ContentProtection
 from kubecast.media.cenc import Scheme
+from kubecast.media.cpix import DrmSignal, DrmSystem
 from kubecast.media.keys import ContentKey, KeyDeriver, key_period, parse_master_key
 
+from .keyserver import KeyServer, KeyServerUnavailable
+
 CHANNEL_CLAIM = "kubecast.io/channel"
+CLEARKEY_KEY_FORMAT = "org.w3.clearkey"
 KEY_FILE = r"\d{1,12}\.key"
 MAX_TOKEN = 4096
 
@@ -92,24 +96,80 @@ def request_token(headers: Mapping[str, str], query: Mapping[str, str]) -> str |
 
 
 @dataclass(frozen=True)
+class CencKeys:
+    """A channel's Common Encryption key and how players find it: from a DRM key server, with
+    its systems' signalling; else derived here and given out as ClearKey licences."""
+
+    key: ContentKey
+    signals: tuple[DrmSignal, ...] = ()
+    from_key_server: bool = False
+
+    def hls_key_lines(self, scheme: Scheme) -> str:
+        """The ``EXT-X-KEY`` lines of an fMP4 HLS rendition in ``scheme`` (``SAMPLE-AES`` for
+        cbcs, ``SAMPLE-AES-CTR`` for cenc), one per ``KEYFORMAT``.  A key server's system is
+        named by its ``URIExtXKey`` if it gave one (FairPlay's ``skd://``), else by its PSSH in
+        a data URI (PlayReady: the PlayReady Object inside it, as UTF-16 data); ClearKey by the
+        key id (the licence comes from the player's configured licence URL)."""
+        method = "SAMPLE-AES" if scheme == "cbcs" else "SAMPLE-AES-CTR"
+        kid = self.key.key_id
+        if not self.from_key_server:
+            uri = f"data:text/plain;base64,{base64.b64encode(kid).decode()}"
+            return f'#EXT-X-KEY:METHOD={method},URI="{uri}",KEYID=0x{kid.hex()},KEYFORMAT="{CLEARKEY_KEY_FORMAT}",' \
+                   'KEYFORMATVERSIONS="1"'
+        lines = []
+        for signal in self.signals:
+            if signal.uri_ext_x_key is not None:
+                uri = signal.uri_ext_x_key
+            elif signal.system is DrmSystem.PLAYREADY:
+                uri = f"data:text/plain;charset=UTF-16;base64,{base64.b64encode(signal.pssh_data).decode()}"
+            else:
+                uri = f"data:text/plain;base64,{base64.b64encode(signal.pssh or b'').decode()}"
+            key_id = "" if signal.system is DrmSystem.FAIRPLAY else f",KEYID=0x{kid.hex()}"
+            lines.append(f'#EXT-X-KEY:METHOD={method},URI="{uri}"{key_id},KEYFORMAT="{signal.system.hls_key_format}",'
+                         'KEYFORMATVERSIONS="1"')
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
 class Protection:
     keys: KeyDeriver
     rotation_segments: int = 0
     jwt: JwtRule | None = None
     cenc_scheme: Scheme = "cenc"
+    key_server: KeyServer | None = None
 
     @classmethod
-    def from_spec(cls, spec: ContentProtection, *, master_key: str, jwt_key: str | None) -> "Protection":
-        """The endpoint's protection from its resource and the two Secrets' values."""
+    def from_spec(cls, spec: ContentProtection, *, master_key: str, jwt_key: str | None,
+                  cpix_authorization: str | None = None) -> "Protection":
+        """The endpoint's protection from its resource and the Secrets' values."""
         rule = None
         if spec.key_delivery is not None:
             if not jwt_key:
                 raise ValueError("contentProtection.keyDelivery is set but its JWT key is empty")
             rule = JwtRule(jwt_key.encode(), spec.key_delivery.issuer, spec.key_delivery.audience)
-        return cls(KeyDeriver(parse_master_key(master_key)), spec.key_rotation_segments, rule, spec.cenc_scheme)
+        server = None
+        if spec.cpix is not None:
+            if spec.cpix.credentials_secret_ref is not None and not cpix_authorization:
+                raise ValueError("contentProtection.cpix.credentialsSecretRef is set but its value is empty")
+            server = KeyServer(spec.cpix.url, [DrmSystem(name) for name in spec.cpix.drm_systems], cpix_authorization)
+        return cls(KeyDeriver(parse_master_key(master_key)), spec.key_rotation_segments, rule, spec.cenc_scheme, server)
 
     def cenc_key(self, channel: str) -> ContentKey:
+        """A channel's derived Common Encryption key: the ClearKey one, and with a key server
+        the key id asked for (the key itself is then the key server's)."""
         return self.keys.for_scheme(channel, self.cenc_scheme)
+
+    async def cenc(self, channel: str) -> CencKeys:
+        """A channel's Common Encryption key and signalling; raises 503 when the key server fails."""
+        derived = self.cenc_key(channel)
+        if self.key_server is None:
+            return CencKeys(derived)
+        try:
+            answer = await self.key_server.answer(content_id=channel, key_id=derived.key_id, scheme=self.cenc_scheme)
+        except KeyServerUnavailable:
+            raise web.HTTPServiceUnavailable(text="the DRM key server is unavailable\n", headers={"Retry-After": "5"}) from None
+        # the IV is public (in tenc for cbcs): the key server's if it chose one
+        return CencKeys(ContentKey(derived.key_id, answer.key, answer.explicit_iv or derived.iv), answer.signals, True)
 
     def key_for(self, channel: str, segment_number: int) -> ContentKey:
         return self.keys.for_period(channel, key_period(segment_number, self.rotation_segments))
@@ -167,5 +227,6 @@ def protection_from_environment(spec_json: str | None, environ: Mapping[str, str
     master = environ.get(CONTENT_MASTER_KEY_ENV)
     if not master:
         raise ValueError(f"{CONTENT_MASTER_KEY_ENV} is not set")
-    return Protection.from_spec(spec, master_key=master, jwt_key=environ.get(KEY_DELIVERY_JWT_KEY_ENV))
+    return Protection.from_spec(spec, master_key=master, jwt_key=environ.get(KEY_DELIVERY_JWT_KEY_ENV),
+                                cpix_authorization=environ.get(CPIX_CREDENTIALS_ENV))
 

@@ -45,6 +45,7 @@ READ_AT_DELETION = {
 INFORMATIONAL: dict[str, str] = {}
 
 KEY = {"name": "some-secret", "key": "value"}
+CPIX_BASE = {"contentProtection": {"masterKeySecretRef": KEY, "cpix": {"url": "https://a.example/cpix", "drmSystems": ["Widevine"]}}}
 # Field path -> (spec patch of the baseline, spec patch with the field set to a non-default value).
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "Channel.ingest.protocols": ({}, {"ingest": {"protocols": ["RTMP", "SRT"]}}),
@@ -79,6 +80,11 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
         {"contentProtection": {"masterKeySecretRef": KEY, "keyDelivery": {"jwtSecretRef": KEY}}}, {"contentProtection": {"keyDelivery": {"issuer": "me"}}}),
     "StreamingEndpoint.contentProtection.keyDelivery.audience": (
         {"contentProtection": {"masterKeySecretRef": KEY, "keyDelivery": {"jwtSecretRef": KEY}}}, {"contentProtection": {"keyDelivery": {"audience": "tv"}}}),
+    "StreamingEndpoint.contentProtection.cpix.url": (CPIX_BASE, {"contentProtection": {"cpix": {"url": "https://b.example/cpix"}}}),
+    "StreamingEndpoint.contentProtection.cpix.drmSystems": (
+        CPIX_BASE, {"contentProtection": {"cpix": {"drmSystems": ["Widevine", "PlayReady"]}}}),
+    "StreamingEndpoint.contentProtection.cpix.credentialsSecretRef": (
+        CPIX_BASE, {"contentProtection": {"cpix": {"credentialsSecretRef": KEY}}}),
     "Program.channelName": ({}, {"channelName": "sport"}),
     "Program.archiveWindow": ({}, {"archiveWindow": "PT2H"}),
     "Program.manifestName": ({}, {"manifestName": "show"}),

@@ -7,7 +7,6 @@ frames, and must not without the token.  DASH CENC segments, fetched through the
 decode in ffmpeg with ``-decryption_key`` and not without it.
 """
 
-import asyncio
 import base64
 import json
 import re
@@ -19,47 +18,21 @@ import jwt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from cmaf_content import CHANNEL, make_cmaf_tracks, store_channel
+from cmaf_content import CHANNEL, store_channel
 from kubecast.endpoint.app import make_app
 from kubecast.endpoint.protection import JwtRule, Protection
 from kubecast.media import cenc
 from kubecast.media.keys import KeyDeriver
 from kubecast.media.mp4 import find_box
 from kubecast.storage import ProgramRecord, Store, layout
+from protected_media import MPD, dash_bytes, framemd5, hls_bytes
 
 MASTER = bytes(range(100, 132))
 JWT_KEY = b"the key the viewers' tokens are signed with"
-MPD = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
 
 
 def viewer_token(*, expires_in=300, key=JWT_KEY, **claims):
     return jwt.encode({"iss": "sts", "aud": "kubecast", "exp": int(time.time()) + expires_in, **claims}, key, algorithm="HS256")
-
-
-@pytest.fixture(scope="module")
-def tracks(tmp_path_factory):
-    return make_cmaf_tracks(tmp_path_factory.mktemp("cmaf"), seconds=4)
-
-
-@pytest.fixture(scope="module")
-def clear_frames(tracks, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clear")
-    frames = {}
-    for track in tracks:
-        path = folder / f"{track.info.id}.mp4"
-        path.write_bytes(track.init + b"".join(track.segments[n] for n in sorted(track.segments)))
-        frames[track.info.kind] = asyncio.run(framemd5(str(path)))
-    assert len(frames["video"]) >= 110 and len(frames["audio"]) >= 150, "four seconds of 30 fps video and 48 kHz AAC"
-    return frames
-
-
-async def framemd5(source: str, *options: str, data: bytes | None = None, stream: str = "0:v:0?") -> list[str]:
-    process = await asyncio.create_subprocess_exec(
-        "ffmpeg", "-v", "error", *options, "-i", source, "-map", stream, "-f", "framemd5", "-",
-        stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, _err = await asyncio.wait_for(process.communicate(data), 60)
-    return [line.split(",")[-1].strip() for line in out.decode().splitlines() if line and not line.startswith("#")]
 
 
 async def make_client(tmp_path, tracks, *, scheme="cenc", rotation=2):
@@ -114,28 +87,6 @@ async def test_nothing_is_served_in_the_clear(client, tracks):
     assert served != video.segments[1] and len(served) % 16 == 0 and len(served) > len(video.segments[1])
     assert await (await client.get("/live/news/v240/init.mp4")).read() == video.init, "the init segment holds no media"
     assert (await client.get("/evening-news/show.ism/manifest")).status == 403, "no Smooth without PlayReady"
-
-
-async def dash_bytes(client, mpd_path: str, representation: str) -> tuple[bytes, ET.Element]:
-    root = ET.fromstring(await (await client.get(mpd_path)).text())
-    for adaptation in root.iter("{urn:mpeg:dash:schema:mpd:2011}AdaptationSet"):
-        ids = [r.get("id") for r in adaptation.findall("mpd:Representation", MPD)]
-        if representation not in ids:
-            continue
-        template = adaptation.find("mpd:SegmentTemplate", MPD)
-        base = mpd_path.rsplit("/", 1)[0] + "/"
-        data = await (await client.get(base + template.get("initialization").replace("$RepresentationID$", representation))).read()
-        time_ = 0
-        for s in template.find("mpd:SegmentTimeline", MPD):
-            time_ = int(s.get("t", time_))
-            for _ in range(int(s.get("r", 0)) + 1):
-                media = template.get("media").replace("$RepresentationID$", representation).replace("$Time$", str(time_))
-                response = await client.get(base + media)
-                assert response.status == 200, media
-                data += await response.read()
-                time_ += int(s.get("d"))
-        return data, adaptation
-    raise AssertionError(f"{representation} not in the MPD")
 
 
 @pytest.mark.parametrize("scheme", ["cenc", "cbcs"])
@@ -217,3 +168,32 @@ async def test_signed_url_tokens_carry_to_the_key_urls_and_the_licence_url(tmp_p
         kid = base64.urlsafe_b64encode(Protection(KeyDeriver(MASTER)).cenc_key(CHANNEL).key_id).rstrip(b"=").decode()
         licence = await client.post(laurl.split(str(client.make_url("")).rstrip("/"))[-1], data=json.dumps({"kids": [kid]}), headers=bearer)
         assert licence.status == 200 and (await licence.json())["keys"][0]["kid"] == kid
+
+
+@pytest.mark.parametrize("scheme", ["cbcs", "cenc"])
+async def test_hls_sample_aes_from_the_cenc_segments_decrypts_in_ffmpeg_with_the_key_only(tmp_path, tracks, clear_frames, scheme):
+    """fMP4 HLS with Common Encryption, from the same encrypted segments as DASH:
+    ``METHOD=SAMPLE-AES`` (cbcs) or ``SAMPLE-AES-CTR`` (cenc) with ClearKey's ``KEYFORMAT``."""
+    client = await make_client(tmp_path, tracks, scheme=scheme)
+    try:
+        key = client.protection.cenc_key(CHANNEL)
+        for base in ("/live/news", "/evening-news", "/evening-news/show.ism"):
+            multivariant = await (await client.get(f"{base}/{scheme}/index.m3u8")).text()
+            assert "v240/index.m3u8" in multivariant and 'URI="audio/index.m3u8' in multivariant
+            for rendition, kind in (("v240", "video"), ("audio", "audio")):
+                data, playlist = await hls_bytes(client, f"{base}/{scheme}/{rendition}/index.m3u8")
+                method = "SAMPLE-AES" if scheme == "cbcs" else "SAMPLE-AES-CTR"
+                lines = [line for line in playlist.splitlines() if line.startswith("#EXT-X-KEY")]
+                b64 = base64.b64encode(key.key_id).decode()
+                assert lines == [f'#EXT-X-KEY:METHOD={method},URI="data:text/plain;base64,{b64}",KEYID=0x{key.key_id.hex()},'
+                                 'KEYFORMAT="org.w3.clearkey",KEYFORMATVERSIONS="1"'], playlist
+                assert playlist.index("#EXT-X-MAP") < playlist.index("#EXT-X-KEY")
+                assert await framemd5("pipe:0", "-decryption_key", key.key.hex(), data=data, stream="0:0") == clear_frames[kind]
+                assert await framemd5("pipe:0", data=data, stream="0:0") != clear_frames[kind]
+                dash, _ = await dash_bytes(client, f"{base}/manifest.mpd" if base == "/live/news" else "/evening-news/show.mpd",
+                                           rendition)
+                assert data == dash, "HLS and DASH serve the same encrypted CMAF"
+        other = "cenc" if scheme == "cbcs" else "cbcs"
+        assert (await client.get(f"/live/news/{other}/v240/index.m3u8")).status == 404, "only the configured scheme"
+    finally:
+        await client.close()

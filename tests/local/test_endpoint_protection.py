@@ -76,3 +76,58 @@ def test_a_missing_content_protection_secret_is_named_by_the_secret_check():
     assert secret_problems(references, {"drm": None}) == ("Secret drm (content protection master key) does not exist; "
                                                           "Secret drm (key delivery JWT key) does not exist")
     assert secret_problems(references, {"drm": {"data": {"master": "MDA="}}}) == "Secret drm (key delivery JWT key) has no key jwt"
+
+
+CPIX_MANIFESTS = """
+apiVersion: kubecast.io/v1alpha1
+kind: StreamingEndpoint
+metadata: {name: default}
+spec:
+  contentProtection:
+    masterKeySecretRef: {name: drm, key: master}
+    cencScheme: cbcs
+    cpix:
+      url: https://keys.example.com/speke/v2.0/copyProtection
+      drmSystems: [Widevine, PlayReady, FairPlay]
+      credentialsSecretRef: {name: drm-vendor, key: authorization}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: drm}
+stringData: {master: 000102030405060708090a0b0c0d0e0f}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: drm-vendor}
+stringData: {authorization: "Basic dXNlcjpwYXNz"}
+"""
+
+
+def test_the_key_server_its_systems_and_its_credentials_reach_the_endpoint():
+    manifests = load_text(CPIX_MANIFESTS)
+    args, env = endpoint_protection(manifests)
+    assert env["KUBECAST_CPIX_AUTHORIZATION"] == "Basic dXNlcjpwYXNz" and "dXNlcjpwYXNz" not in args[1]
+    server = protection_from_environment(args[1], env).key_server
+    assert server is not None and server.url == "https://keys.example.com/speke/v2.0/copyProtection"
+    assert [s.value for s in server.systems] == ["Widevine", "PlayReady", "FairPlay"]
+    assert server.authorization == "Basic dXNlcjpwYXNz" and "dXNlcjpwYXNz" not in repr(server)
+    with pytest.raises(ValueError, match="credentialsSecretRef is set but its value is empty"):
+        protection_from_environment(args[1], {**env, "KUBECAST_CPIX_AUTHORIZATION": ""})
+    deployment = endpoint_deployment(manifests.endpoints["default"], namespace="media", owner={},
+                                     settings=OperatorSettings(store_url="/s"))
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "KUBECAST_CPIX_AUTHORIZATION",
+            "valueFrom": {"secretKeyRef": {"name": "drm-vendor", "key": "authorization"}}} in container["env"]
+    from kubecast.operator.builders.access import endpoint_secret_references
+    from kubecast.operator.status import secret_problems
+
+    references = endpoint_secret_references(manifests.endpoints["default"])
+    assert secret_problems(references, {"drm": {"data": {"master": "MDA="}}, "drm-vendor": None}) == (
+        "Secret drm-vendor (DRM key server credentials) does not exist")
+
+
+def test_fairplay_needs_cbcs():
+    with pytest.raises(ManifestError, match="FairPlay needs cencScheme cbcs"):
+        load_text(CPIX_MANIFESTS.replace("cencScheme: cbcs", "cencScheme: cenc"))
+    with pytest.raises(ManifestError, match="drmSystems must not repeat"):
+        load_text(CPIX_MANIFESTS.replace("[Widevine, PlayReady, FairPlay]", "[Widevine, Widevine]"))

@@ -127,7 +127,10 @@ VALID = [
     channel(encoding={"preset": "None"}), channel(segmentDuration=4, liveWindow=12),
     endpoint(), endpoint("e" * 63), endpoint(scaling={"minReplicas": 3, "maxReplicas": 3}), endpoint(replicas=2),
     program(), program("1st-half"), program("p" * 63),
+    endpoint(contentProtection={"masterKeySecretRef": {"name": "k", "key": "m"}, "cencScheme": "cbcs",
+                                "cpix": {"url": "https://keys.example/cpix", "drmSystems": ["Widevine", "PlayReady", "FairPlay"]}}),
 ]
+CPIX = {"url": "https://keys.example/cpix", "drmSystems": ["FairPlay"]}
 # (object, the message of the one rule it breaks)
 INVALID = [
     (channel("a" * 49), CHANNEL_NAMES.cel()[0]["message"]),
@@ -145,6 +148,9 @@ INVALID = [
     (endpoint(scaling={"minReplicas": 4, "maxReplicas": 3}), "maxReplicas must be at least minReplicas"),
     (endpoint(accessControl={"signingKeys": [{"id": "a", "secretRef": {"name": "k", "key": "a"}}, {"id": "a", "secretRef": {"name": "k", "key": "b"}}]}),
      "signing key ids must be unique"),
+    (endpoint(contentProtection={"masterKeySecretRef": {"name": "k", "key": "m"}, "cpix": CPIX}), "FairPlay needs cencScheme cbcs"),
+    (endpoint(contentProtection={"masterKeySecretRef": {"name": "k", "key": "m"}, "cencScheme": "cbcs",
+                                 "cpix": dict(CPIX, drmSystems=["Widevine", "Widevine"])}), "drmSystems must not repeat"),
     (program("p" * 64), "a Program name may have at most 63 characters: it is a URL path element and a storage key"),
     (program("half_time"), "a Program name must be lower-case letters, digits and '-', starting and ending with a letter or digit"),
 ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from kubecast.api import Channel, SecretKeyRef, StreamingEndpoint
 from kubecast.api.access import access_document, secret_files
-from kubecast.api.endpoint import CONTENT_MASTER_KEY_ENV, KEY_DELIVERY_JWT_KEY_ENV
+from kubecast.api.endpoint import CONTENT_MASTER_KEY_ENV, CPIX_CREDENTIALS_ENV, KEY_DELIVERY_JWT_KEY_ENV
 
 from .labels import object_meta
 from .pods import CONFIG_DIR, KEY_DIR
@@ -40,7 +40,8 @@ def endpoint_secret_references(endpoint: StreamingEndpoint) -> list[tuple[str, S
     shape of the Channel's ``secret_references``, for the same Secret check."""
     mounted = [(file_name.replace("-", " "), ref, file_name) for file_name, ref in secret_files(endpoint)]
     protection = endpoint.spec.content_protection
-    purposes = {CONTENT_MASTER_KEY_ENV: "content protection master key", KEY_DELIVERY_JWT_KEY_ENV: "key delivery JWT key"}
+    purposes = {CONTENT_MASTER_KEY_ENV: "content protection master key", KEY_DELIVERY_JWT_KEY_ENV: "key delivery JWT key",
+                CPIX_CREDENTIALS_ENV: "DRM key server credentials"}
     # these reach the pods as secretKeyRef environment variables, named in place of a file
     passed = [(purposes[variable], ref, variable) for variable, ref in protection.secret_env().items()] if protection else []
     return mounted + passed
