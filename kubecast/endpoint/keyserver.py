@@ -76,16 +76,16 @@ class KeyServer:
         self.exchanges += 1
         try:
             timeout = aiohttp.ClientTimeout(total=self.timeout_seconds)
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.post(self.url, data=body, headers=headers) as response:
-                    text = await response.content.read(MAX_DOCUMENT + 1)
-                    if response.status != 200:
-                        raise KeyServerUnavailable(f"the key server answered HTTP {response.status}")
+            async with aiohttp.ClientSession(timeout=timeout) as session, \
+                    session.post(self.url, data=body, headers=headers) as response:
+                text = await response.content.read(MAX_DOCUMENT + 1)
+                if response.status != 200:
+                    raise KeyServerUnavailable(f"the key server answered HTTP {response.status}")
             answer = parse_cpix_answer(text, key_id=key_id, systems=self.systems)
         except CpixError as error:
             log.error("key server answer for channel %s unusable: %s", content_id, error)
             raise KeyServerUnavailable(str(error)) from None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except (TimeoutError, aiohttp.ClientError) as error:
             log.error("key server unreachable for channel %s: %s", content_id, type(error).__name__)
             raise KeyServerUnavailable("the key server is unreachable") from None
         except KeyServerUnavailable as error:

@@ -183,7 +183,7 @@ async def init_segment(request: web.Request) -> web.StreamResponse:
     if scheme is not None:
         protection = _scheme_protection(request, scheme)
         found = await cenc_init(request.app[OBJECTS], key, lambda: cached(request, key), await protection.cenc(timeline.channel),
-                                scheme)
+                                protection.cenc_scheme)
         if found is None:
             raise web.HTTPNotFound(text="not stored\n")
         return serve_bytes(request, found, media_type(track), IMMUTABLE)
@@ -219,7 +219,7 @@ async def media_segment(request: web.Request) -> web.StreamResponse:
         protection = _scheme_protection(request, scheme)
         init_key = layout.init_key(timeline.channel, track.init_source, track.info.id, track.info.init)
         found = await cenc_segment(request.app[OBJECTS], key, lambda: cached(request, key), lambda: cached(request, init_key),
-                                   track.info.id, (await protection.cenc(timeline.channel)).key, scheme)
+                                   track.info.id, (await protection.cenc(timeline.channel)).key, protection.cenc_scheme)
     else:  # HLS with AES-128: never the clear segment
         found = await aes128_object(request.app[OBJECTS], ("stored", key), lambda: cached(request, key),
                                     protection.key_for(timeline.channel, row.number))

@@ -122,7 +122,8 @@ def cpix_request(*, content_id: str, key_id: bytes, scheme: str, systems: list[D
             ET.SubElement(element, f"{{{CPIX_NS}}}{wanted}")
     rules = ET.SubElement(root, f"{{{CPIX_NS}}}ContentKeyUsageRuleList")
     ET.SubElement(rules, f"{{{CPIX_NS}}}ContentKeyUsageRule", {"kid": _kid(key_id), "intendedTrackType": "ALL"})
-    return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
+    document: bytes = ET.tostring(root, encoding="UTF-8", xml_declaration=True)
+    return document
 
 
 def _b64(text: str | None, what: str) -> bytes:

@@ -20,18 +20,18 @@ from dataclasses import dataclass
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from cmaf_content import CHANNEL, CmafTrack, store_channel
+from cpix_keyserver import PLAYREADY, PLAYREADY_LA_URL, WIDEVINE, KeyServer
+from protected_media import MPD, dash_bytes, framemd5, hls_bytes
 from pyplayready.system.pssh import PSSH as PlayReadyPssh
 from pywidevine.pssh import PSSH as WidevinePssh
 
-from cmaf_content import CHANNEL, CmafTrack, store_channel
-from cpix_keyserver import FAIRPLAY, PLAYREADY, PLAYREADY_LA_URL, WIDEVINE, KeyServer
 from kubecast.api.endpoint import ContentProtection
 from kubecast.endpoint.app import make_app
 from kubecast.endpoint.protection import Protection
 from kubecast.media.cenc import COMMON_SYSTEM_ID
 from kubecast.media.mp4 import find_box, iter_boxes
 from kubecast.storage import ProgramRecord, Store, layout
-from protected_media import MPD, dash_bytes, framemd5, hls_bytes
 
 MASTER = "00112233445566778899aabbccddeeff"
 CREDENTIALS = "Bearer vendor-api-key"

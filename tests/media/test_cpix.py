@@ -26,7 +26,10 @@ def b64(data: bytes | str) -> str:
     return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
 
 
-def answer(*, key: str = b64(KEY), kid: uuid.UUID = uuid.UUID(bytes=KID), systems: str | None = None,
+KID_UUID = uuid.UUID(bytes=KID)
+
+
+def answer(*, key: str = b64(KEY), kid: uuid.UUID = KID_UUID, systems: str | None = None,
            value: str = "PlainValue", iv: str = "") -> bytes:
     widevine = f'<cpix:PSSH>{b64(pssh(DrmSystem.WIDEVINE.system_id))}</cpix:PSSH>'
     systems = systems if systems is not None else (
