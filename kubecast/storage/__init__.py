@@ -1,7 +1,9 @@
 """Object storage: the only state the components share."""
 
 from . import layout
-from .records import ClockStart, EncoderProgress, Epoch, IngestInfo, ProgramRecord, SegmentRecord, TrackInfo
+from kubecast.media.tracks import SegmentRecord, TrackInfo
+
+from .records import ClockStart, EncoderProgress, Epoch, IngestInfo, ProgramRecord
 from .store import InvalidKey, ObjectInfo, Store, check_key
 from .timelines import read_program_timeline, read_timeline, read_timeline_sync
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from kubecast.media.tracks import SegmentRecord, TrackInfo
+
+if TYPE_CHECKING:
+    from kubecast.api import Program
 
 
 class _Record(BaseModel):
@@ -88,7 +91,7 @@ class ProgramRecord(_Record):
         return cls.model_validate_json(data)
 
     @classmethod
-    def of(cls, program) -> "ProgramRecord":
+    def of(cls, program: Program) -> ProgramRecord:
         """From a ``kubecast.api.Program`` (the control plane's view of the same thing)."""
         spec = program.spec
         return cls(name=program.name, channel=spec.channel_name, locator=spec.locator or program.name,

@@ -9,15 +9,20 @@ resource name can address anything outside the store's root.
 
 from __future__ import annotations
 
+import builtins
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import obstore
 from obstore.exceptions import AlreadyExistsError, NotFoundError
-from obstore.store import LocalStore, MemoryStore, from_url
+from obstore.store import LocalStore, MemoryStore, ObjectStore, from_url
+
+if TYPE_CHECKING:  # obstore's ObjectMeta exists only in its stubs
+    from obstore import ObjectMeta
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._=-]*$")
 
@@ -41,11 +46,11 @@ class ObjectInfo:
     last_modified: datetime | None
 
 
-def _info(meta: dict) -> ObjectInfo:
+def _info(meta: ObjectMeta) -> ObjectInfo:
     return ObjectInfo(key=meta["path"], size=meta["size"], etag=meta.get("e_tag"), last_modified=meta.get("last_modified"))
 
 
-def open_backend(url: str):
+def open_backend(url: str) -> ObjectStore:
     """``/path`` or ``file:///path`` -> local folder; ``memory://``; ``s3://``, ``gs://``, ``az://`` with
     credentials and endpoint from the environment, as obstore reads them (``AWS_ENDPOINT_URL``,
     ``AWS_ALLOW_HTTP``, ``AWS_ACCESS_KEY_ID`` …, ``GOOGLE_*``, ``AZURE_*``)."""
@@ -62,7 +67,7 @@ def open_backend(url: str):
 class Store:
     """Async and sync access to one store; keys are relative to the store's root."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str) -> None:
         self.url = url
         self._backend = open_backend(url)
 
@@ -127,7 +132,7 @@ class Store:
             return False
         return True
 
-    def list_sync(self, prefix: str) -> list[ObjectInfo]:
+    def list_sync(self, prefix: str) -> builtins.list[ObjectInfo]:  # `list` here is the method above
         infos: list[ObjectInfo] = []
         for batch in obstore.list(self._backend, check_key(prefix.rstrip("/")) + "/"):
             infos.extend(_info(meta) for meta in batch)
