@@ -9,6 +9,7 @@ Secrets never enter the document: each key is named by the file it will be found
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from .channel import Channel
 from .common import SecretKeyRef
@@ -26,10 +27,10 @@ def secret_files(endpoint: StreamingEndpoint) -> list[tuple[str, SecretKeyRef]]:
     return files
 
 
-def access_document(endpoint: StreamingEndpoint | None, channels: Iterable[Channel], secret_file: SecretFile) -> dict:
+def access_document(endpoint: StreamingEndpoint | None, channels: Iterable[Channel], secret_file: SecretFile) -> dict[str, Any]:
     """The policy document; ``endpoint`` None (no StreamingEndpoint, local mode) applies only
     the Channels' preview allow-lists."""
-    document: dict = {"previewAllowedIps": {c.name: list(c.spec.preview.allowed_ips) for c in channels if c.spec.preview.allowed_ips}}
+    document: dict[str, Any] = {"previewAllowedIps": {c.name: list(c.spec.preview.allowed_ips) for c in channels if c.spec.preview.allowed_ips}}
     if endpoint is None:
         return document
     access, cdn = endpoint.spec.access_control, endpoint.spec.cdn

@@ -191,7 +191,7 @@ class ChannelSpec(WireModel):
 class Channel(WireModel):
     """A live channel: a contribution in (RTMP, Smooth / CMAF push, RTP / UDP / SRT MPEG-TS), an ABR ladder or pass-through out."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": NAME_RULES.cel()})
+    model_config = ConfigDict(json_schema_extra=NAME_RULES.json_schema_extra())
 
     api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
     kind: Literal["Channel"] = "Channel"

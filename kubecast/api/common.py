@@ -5,14 +5,15 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 from pydantic.alias_generators import to_camel
 
 GROUP = "kubecast.io"
 VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+API_VERSION: Final = "kubecast.io/v1alpha1"  # GROUP/VERSION, spelt out so that it types as the Literal the models declare
 
 # DNS-1123 label: what Kubernetes accepts as a name, and what is safe in a URL path and a
 # storage key (no slash, no dot-dot), which is why every name reaching storage is one.
@@ -54,7 +55,7 @@ class NameRules:
     first_letter: bool
     why: str
 
-    def cel(self) -> list[dict]:
+    def cel(self) -> list[dict[str, str]]:
         rules = [
             {"rule": f"self.metadata.name.size() <= {self.max_length}",
              "message": f"a {self.kind} name may have at most {self.max_length} characters: {self.why}"},
@@ -65,6 +66,10 @@ class NameRules:
             rules.append({"rule": "!self.metadata.name.matches('^[0-9]')",
                           "message": f"a {self.kind} name must start with a letter, not a digit: it names Services, and a Service name must (RFC 1035)"})
         return rules
+
+    def json_schema_extra(self) -> JsonDict:
+        """The rules as the CRD's ``x-kubernetes-validations``, for a model's ``json_schema_extra``."""
+        return {"x-kubernetes-validations": [dict(rule) for rule in self.cel()]}
 
     def check(self, name: str) -> None:
         verdicts = (len(name) <= self.max_length, re.match(DNS_LABEL_PATTERN, name) is not None, not name[:1].isdigit())

@@ -168,7 +168,7 @@ class StreamingEndpointSpec(WireModel):
 class StreamingEndpoint(WireModel):
     """A horizontally scaled origin serving HLS and DASH from the store."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": NAME_RULES.cel()})
+    model_config = ConfigDict(json_schema_extra=NAME_RULES.json_schema_extra())
 
     api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
     kind: Literal["StreamingEndpoint"] = "StreamingEndpoint"

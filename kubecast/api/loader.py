@@ -7,19 +7,21 @@ spec.segmentDuration: Input should be less than or equal to 10``.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from .channel import Channel
 from .common import API_VERSION
 from .endpoint import StreamingEndpoint
 from .program import Program
 
-KINDS = {"Channel": Channel, "Program": Program, "StreamingEndpoint": StreamingEndpoint}
+KINDS: dict[str, type[Channel] | type[Program] | type[StreamingEndpoint]] = {"Channel": Channel, "Program": Program, "StreamingEndpoint": StreamingEndpoint}
 
 
 class ManifestError(ValueError):
@@ -40,7 +42,7 @@ class Manifests:
             raise ManifestError(f"Secret {name!r} with key {key!r} is not among the documents") from None
 
 
-def _location(error: dict[str, Any]) -> str:
+def _location(error: ErrorDetails) -> str:
     return ".".join(str(part) for part in error["loc"]) or "(document)"
 
 
@@ -98,7 +100,8 @@ def load_text(text: str, source: str = "<manifests>") -> Manifests:
             manifests.secrets[name] = _secret_data(doc, where)
             continue
         resource = parse_document(doc, where)
-        target = {Channel: manifests.channels, Program: manifests.programs, StreamingEndpoint: manifests.endpoints}[type(resource)]
+        targets: dict[type, dict[str, Any]] = {Channel: manifests.channels, Program: manifests.programs, StreamingEndpoint: manifests.endpoints}
+        target = targets[type(resource)]
         if resource.name in target:
             raise ManifestError(f"{where}: a {resource.kind} named {resource.name!r} is defined twice")
         target[resource.name] = resource
@@ -108,7 +111,7 @@ def load_text(text: str, source: str = "<manifests>") -> Manifests:
     return manifests
 
 
-def load_paths(paths: list[str | Path]) -> Manifests:
+def load_paths(paths: Sequence[str | Path]) -> Manifests:
     merged = Manifests()
     for path in paths:
         path = Path(path)
@@ -122,7 +125,7 @@ def load_paths(paths: list[str | Path]) -> Manifests:
     return merged
 
 
-def load_channel(paths: list[str | Path], name: str):
+def load_channel(paths: Sequence[str | Path], name: str) -> Channel:
     """The named Channel from manifest files; ManifestError (naming the files) when absent."""
     channels = load_paths(paths).channels
     if name not in channels:

@@ -71,7 +71,7 @@ class ProgramSpec(WireModel):
 class Program(WireModel):
     """A recorded window of a channel: a DVR window while live, on-demand content after it stops."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": NAME_RULES.cel()})
+    model_config = ConfigDict(json_schema_extra=NAME_RULES.json_schema_extra())
 
     api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
     kind: Literal["Program"] = "Program"

@@ -8,7 +8,7 @@ is a plain fact (URLs, counts).  Never a secret.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -24,7 +24,7 @@ class Condition(WireModel):
     observed_generation: int | None = None
 
 
-def _conditions(description: str = "Ready is the summary; Reconciling and Stalled follow kstatus."):
+def _conditions(description: str = "Ready is the summary; Reconciling and Stalled follow kstatus.") -> Any:  # a pydantic Field
     return Field(default_factory=list, description=description,
                  json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
 
