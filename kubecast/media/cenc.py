@@ -29,6 +29,7 @@ import hashlib
 import struct
 import uuid
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Literal
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -69,7 +70,7 @@ def _tenc(scheme: Scheme, key_id: bytes, constant_iv: bytes, video: bool) -> byt
     return full_box(b"tenc", 1, 0, bytes([0, (crypt << 4) | skip, 1, 0]), key_id, bytes([len(constant_iv)]), constant_iv)
 
 
-def _protected_entries(data: bytes, start: int, end: int, sinf_of) -> bytes:
+def _protected_entries(data: bytes, start: int, end: int, sinf_of: Callable[[bytes], bytes]) -> bytes:
     out = [data[start : start + 8]]  # stsd's version, flags and entry count
     for kind, entry_start, entry_end in iter_boxes(data, start + 8, end):
         if kind not in _PROTECTED_ENTRY:
@@ -79,7 +80,7 @@ def _protected_entries(data: bytes, start: int, end: int, sinf_of) -> bytes:
     return b"".join(out)
 
 
-def _rebuild(data: bytes, start: int, end: int, sinf_of, moov_tail: bytes) -> bytes:
+def _rebuild(data: bytes, start: int, end: int, sinf_of: Callable[[bytes], bytes], moov_tail: bytes) -> bytes:
     parts, box_start = [], start
     for kind, payload_start, payload_end in iter_boxes(data, start, end):
         if kind in _CONTAINERS:

@@ -22,7 +22,7 @@ MAX_SAMPLES = 1 << 16  # per trun: a fragment holds seconds of frames; more is d
 class BoxStream:
     """Whole top-level boxes out of a byte stream fed in pieces."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> list[tuple[bytes, bytes]]:
@@ -135,7 +135,7 @@ def _parse_init(data: bytes) -> list[TrackConfig]:
         mdhd = _payload(data, [b"mdia", b"mdhd"], start, end)
         hdlr = _payload(data, [b"mdia", b"hdlr"], start, end)
         stsd = _payload(data, [b"mdia", b"minf", b"stbl", b"stsd"], start, end)
-        if None in (tkhd, mdhd, hdlr, stsd):
+        if tkhd is None or mdhd is None or hdlr is None or stsd is None:
             raise Mp4Error("trak without tkhd, mdhd, hdlr or stsd")
         if min(tkhd[1] - tkhd[0], mdhd[1] - mdhd[0]) < 24 or hdlr[1] - hdlr[0] < 12:
             raise Mp4Error("trak with a truncated tkhd, mdhd or hdlr")
@@ -192,7 +192,7 @@ def _parse_fragment(moof: bytes, mdat: bytes) -> dict[int, list[FragmentSample]]
         # trun data offsets count from the moof for the first traf (and always with
         # default-base-is-moof), from the end of the previous traf's data otherwise.
         base = 0 if flags & 0x020000 or data_end == mdat_start else data_end
-        defaults = {}
+        defaults: dict[str, int] = {}
         for bit, name in ((0x02, None), (0x08, "duration"), (0x10, "size"), (0x20, "flags")):
             if flags & bit:
                 if cursor + 4 > tfhd[1]:
@@ -222,7 +222,7 @@ def _parse_fragment(moof: bytes, mdat: bytes) -> dict[int, list[FragmentSample]]
     return result
 
 
-def _trun(body: bytes, start: int, end: int, base: int, data_end: int, defaults: dict, time: int, limit: int) -> tuple[list[FragmentSample], int]:
+def _trun(body: bytes, start: int, end: int, base: int, data_end: int, defaults: dict[str, int], time: int, limit: int) -> tuple[list[FragmentSample], int]:
     if end - start < 8:
         raise Mp4Error("truncated trun")
     header = struct.unpack_from(">I", body, start)[0]

@@ -67,7 +67,7 @@ def _timestamp(data: bytes, offset: int) -> int:
 class _Unwrap:
     """33-bit timestamps -> a monotonic count, assuming steps of less than half the range."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.base = 0
         self.last: int | None = None
 
@@ -82,7 +82,7 @@ class _Unwrap:
 
 
 class TsDemuxer:
-    def __init__(self):
+    def __init__(self) -> None:
         self.stats = TsStats()
         self._pending = bytearray()
         self._pmt_pid: int | None = None

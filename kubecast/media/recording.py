@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Any, Literal
 
 from .timeline import Timeline, TimelineTrack
 
@@ -23,7 +23,7 @@ class Recording:
     duration_seconds: float = 0.0  # media recorded; a contribution gap is not counted, so it can be less than end - start
     segments: int = 0
 
-    def to_wire(self) -> dict:
+    def to_wire(self) -> dict[str, Any]:
         """camelCase, RFC 3339 times: the shape of ``ProgramStatus.recording``."""
         return {"state": self.state, "start": _rfc3339(self.start), "end": _rfc3339(self.end),
                 "durationSeconds": self.duration_seconds, "segments": self.segments}

@@ -11,7 +11,7 @@ to wall-clock time (a reconnecting contribution resumes at the next boundary at 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -97,7 +97,7 @@ class Timeline(_Model):
     active_source: str | None = None  # the encoder the newest segment of the first rendition came from
     failovers: int = 0  # times the active source changed: an encoder or its path failed, or came back alone
     last_failover: datetime | None = None
-    conditions: list[dict] = Field(default_factory=list)  # metav1.Condition-shaped, for status
+    conditions: list[dict[str, Any]] = Field(default_factory=list)  # metav1.Condition-shaped, for status
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()

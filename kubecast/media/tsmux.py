@@ -11,6 +11,7 @@ segment it comes from show the same instants.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .adts import SAMPLE_RATES
@@ -75,7 +76,7 @@ def _pes(stream_id: int, payload: bytes, pts: int, dts: int | None) -> bytes:
 
 
 class _Packetizer:
-    def __init__(self):
+    def __init__(self) -> None:
         self.counters: dict[int, int] = {}
         self.out = bytearray()
 
@@ -149,13 +150,16 @@ def adts_header(asc: bytes, frame_length: int) -> bytes:
 
 
 def mux_segment(*, avcc: bytes, video_timescale: int, video: list[TsSample],
-                asc: bytes | None = None, audio_timescale: int = 48_000, audio: list[TsSample] = ()) -> bytes:
+                asc: bytes | None = None, audio_timescale: int = 48_000, audio: Sequence[TsSample] = ()) -> bytes:
     """One self-contained TS segment of a video track and (optionally) its audio."""
     packets = _Packetizer()
     packets.write(PAT_PID, _pat())
     packets.write(PMT_PID, _pmt(asc is not None and bool(audio)))
     sps_pps = parameter_sets(avcc)
-    ticks = lambda value, scale: value * 90_000 // scale  # noqa: E731
+
+    def ticks(value: int, scale: int) -> int:
+        return value * 90_000 // scale
+
     events = [(ticks(s.decode_time, video_timescale), 0, s) for s in video]
     if asc is not None:
         events += [(ticks(s.decode_time, audio_timescale), 1, s) for s in audio]
@@ -167,5 +171,6 @@ def mux_segment(*, avcc: bytes, video_timescale: int, video: list[TsSample],
             # The clock reference leads the decode time by 100 ms: what a decoder's buffer expects.
             packets.write(VIDEO_PID, _pes(0xE0, payload, pts, dts), pcr=dts - PCR_LEAD, random_access=sample.keyframe)
         else:
+            assert asc is not None  # audio events are made only with an asc
             packets.write(AUDIO_PID, _pes(0xC0, adts_header(asc, len(sample.data)) + sample.data, dts, None))
     return bytes(packets.out)
