@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 
-def set_condition(conditions: list[dict], type_: str, status: bool | None, reason: str, message: str, now: datetime) -> None:
+def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool | None, reason: str, message: str, now: datetime) -> None:
     """Upsert by type; lastTransitionTime moves only when the status changes."""
     value = "Unknown" if status is None else ("True" if status else "False")
     for condition in conditions:

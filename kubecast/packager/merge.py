@@ -113,14 +113,15 @@ def merge(
         timeline = timeline.model_copy(deep=True)
         timeline.window_ms = window_ms
     result = MergeResult(timeline)
-    instances = sorted(i for i, p in progress.items() if p is not None)
+    present = {i: p for i, p in progress.items() if p is not None}  # the encoders that reported
+    instances = sorted(present)
     if timeline.availability_start_time is None:
-        timeline.availability_start_time = next((progress[i].availability_start_time for i in instances if progress[i].availability_start_time), None)
+        timeline.availability_start_time = next((present[i].availability_start_time for i in instances if present[i].availability_start_time), None)
 
     tracks = {track.info.id: track for track in timeline.tracks}
     mismatches = []
     for instance in instances:
-        for info in progress[instance].tracks:
+        for info in present[instance].tracks:
             track = tracks.get(info.id)
             if track is None:
                 track = tracks[info.id] = TimelineTrack(info=info, init_source=instance)
@@ -136,10 +137,10 @@ def merge(
         last = track.segments[-1] if track.segments else None
         offers: dict[int, dict[str, SegmentRecord]] = {}
         for instance in instances:
-            info = next((t for t in progress[instance].tracks if t.id == track_id), None)
+            info = next((t for t in present[instance].tracks if t.id == track_id), None)
             if info is None or info.init != track.info.init:
                 continue  # never mix segments that need another init segment
-            for record in progress[instance].segments.get(track_id, []):
+            for record in present[instance].segments.get(track_id, []):
                 if last is not None and record.number <= last.number:
                     if record.number == last.number and instance != last.source:
                         result.duplicates += 1
@@ -149,7 +150,7 @@ def merge(
             copies = offers[number]
             previous_source = last.source if last else None
             complete = {i: r for i, r in copies.items() if not r.final}
-            if not complete and any(_may_still_offer(progress[i], track_id, number, now, segment_duration_ms) for i in instances if i not in copies):
+            if not complete and any(_may_still_offer(present[i], track_id, number, now, segment_duration_ms) for i in instances if i not in copies):
                 break  # only a copy cut short by a dropped path so far: wait for the other encoder's
             candidates = complete or copies
             source = previous_source if previous_source in candidates else sorted(candidates)[0]
@@ -174,7 +175,7 @@ def merge(
 
     any_live = False
     for instance in instances:
-        p = progress[instance]
+        p = present[instance]
         live = _live(p, now, segment_duration_ms)
         any_live |= live
         last_numbers = [records[-1].number for records in p.segments.values() if records]
@@ -188,7 +189,7 @@ def merge(
         if p is None and instance in timeline.encoders:
             timeline.encoders[instance].state = "absent"
     timeline.state = "live" if any_live else "waiting"
-    thumbnails = [(progress[i].thumbnail_updated, i) for i in instances if progress[i].thumbnail_updated]
+    thumbnails = [(present[i].thumbnail_updated, i) for i in instances if present[i].thumbnail_updated]
     timeline.thumbnail_source = max(thumbnails)[1] if thumbnails else timeline.thumbnail_source
 
     newest = max((r.start + r.duration) / t.info.timescale for t in timeline.tracks for r in t.segments[-1:]) if any(t.segments for t in timeline.tracks) else None

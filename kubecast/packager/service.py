@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from kubecast.media.timeline import Timeline
@@ -29,7 +30,7 @@ PROGRAM_INTERVAL = timedelta(seconds=1)  # programs are listed and recorded at m
 RETENTION_INTERVAL = timedelta(seconds=30)
 
 
-def _signature(timeline: Timeline) -> tuple:
+def _signature(timeline: Timeline) -> tuple[object, ...]:
     """What readers care about apart from the segments: a change here is worth a write."""
     return (
         timeline.state, timeline.thumbnail_source,
@@ -124,7 +125,7 @@ class Packager:
             if recordings is not None:
                 await clean(self.store, self.timeline, recordings)
 
-    async def run(self, stop: asyncio.Event, on_first_write=None) -> None:
+    async def run(self, stop: asyncio.Event, on_first_write: Callable[[], None] | None = None) -> None:
         await self.load()
         while not stop.is_set():
             try:
