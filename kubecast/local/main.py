@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -31,7 +32,7 @@ log = logging.getLogger("kubecast.local")
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def port_or_free(host: str, wanted: int) -> int:
@@ -102,7 +103,7 @@ def print_urls(manifests: Manifests, *, host: str, ports: Ports, store_url: str,
 def free_udp_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def plan_ports(manifests: Manifests, args: argparse.Namespace) -> Ports:
@@ -125,7 +126,7 @@ def plan_ports(manifests: Manifests, args: argparse.Namespace) -> Ports:
 
 async def run_pipeline(
     *, manifests: Manifests, manifest_paths: list[str], store_url: str, run_dir: Path, args: argparse.Namespace,
-    extra: list[ProcessSpec] = (), demo: bool = False,
+    extra: Sequence[ProcessSpec] = (), demo: bool = False,
 ) -> int:
     host = args.host
     ports = plan_ports(manifests, args)

@@ -16,6 +16,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kubecast.api import ManifestError, Manifests
 from kubecast.api.access import access_document, secret_files
@@ -50,7 +51,7 @@ class Plan:
     ingest_config: dict[str, IngestFile]  # instance -> that ingest's ingest.json
     packager_config: dict[str, PackagerConfig]  # channel -> its packager's packager.json
     key_files: dict[str, str]  # path -> stream key or other secret (written 0600 by the runner)
-    access_config: dict | None = None  # the endpoint's access policy; None: everything open
+    access_config: dict[str, Any] | None = None  # the endpoint's access policy; None: everything open
 
 
 INGESTS = {"A": "ingest", "B": "ingest secondary"}  # process names: primary and secondary ingest
@@ -75,12 +76,12 @@ def kubecast_command(*args: str) -> list[str]:
 
 def endpoint_protection(manifests: Manifests) -> tuple[list[str], dict[str, str]]:
     """The local endpoint's content-protection arguments and environment (the Secrets' values)."""
-    protected = [endpoint for endpoint in manifests.endpoints.values() if endpoint.spec.content_protection is not None]
+    protected = [spec for endpoint in manifests.endpoints.values() if (spec := endpoint.spec.content_protection) is not None]
     if not protected:
         return [], {}
     if len(protected) > 1:
         raise ManifestError("local mode runs one streaming endpoint: at most one StreamingEndpoint may set contentProtection")
-    spec = protected[0].spec.content_protection
+    spec = protected[0]
     return spec.endpoint_arguments(), {variable: manifests.secret_value(ref.name, ref.key) for variable, ref in spec.secret_env().items()}
 
 
@@ -88,7 +89,7 @@ def access_path(run_dir: Path) -> Path:
     return run_dir / "access.json"
 
 
-def endpoint_access(manifests: Manifests, run_dir: Path, key_files: dict[str, str]) -> dict | None:
+def endpoint_access(manifests: Manifests, run_dir: Path, key_files: dict[str, str]) -> dict[str, Any] | None:
     """The one local endpoint's access policy: the StreamingEndpoint's (there may be one) and
     the Channels' preview allow-lists; its secrets join ``key_files``.  None: nothing to enforce."""
     if len(manifests.endpoints) > 1:

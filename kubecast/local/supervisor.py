@@ -38,7 +38,7 @@ class ManagedProcess:
         self.ready = asyncio.Event()
         self.restarts = 0
         self.stopping = False
-        self._pumps: list[asyncio.Task] = []
+        self._pumps: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.spec.env}
@@ -52,6 +52,7 @@ class ManagedProcess:
         )
         if self.spec.ready_marker is None:
             self.ready.set()
+        assert self.process.stdout is not None and self.process.stderr is not None  # both are pipes
         self._pumps = [
             asyncio.create_task(self._pump(self.process.stdout, watch=True)),
             asyncio.create_task(self._pump(self.process.stderr, watch=False)),
@@ -66,6 +67,7 @@ class ManagedProcess:
                 print(f"[{self.spec.name}] {text}", file=sys.stderr, flush=True)
 
     async def wait_ready(self, timeout: float) -> None:
+        assert self.process is not None, "start() first"
         waiter = asyncio.create_task(self.ready.wait())
         exited = asyncio.create_task(self.process.wait())
         done, _ = await asyncio.wait({waiter, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -95,10 +97,10 @@ class ManagedProcess:
 
 
 class Supervisor:
-    def __init__(self, specs: list[ProcessSpec], *, echo: bool = True, ready_timeout: float = 60.0):
+    def __init__(self, specs: list[ProcessSpec], *, echo: bool = True, ready_timeout: float = 60.0) -> None:
         self.processes = [ManagedProcess(spec, echo=echo) for spec in specs]
         self.ready_timeout = ready_timeout
-        self._watchers: list[asyncio.Task] = []
+        self._watchers: list[asyncio.Task[None]] = []
         self._stopping = False
 
     async def start(self) -> None:
@@ -111,6 +113,7 @@ class Supervisor:
         backoff = 1.0
         while not self._stopping:
             started = time.monotonic()
+            assert managed.process is not None  # started before it is watched
             code = await managed.process.wait()
             if self._stopping or managed.stopping:
                 return

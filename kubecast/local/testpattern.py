@@ -52,6 +52,8 @@ def publish(url: str, *, width: int, height: int, fps: int, bitrate: int, durati
         started = time.monotonic()
         for packet in source.demux():
             for frame in packet.decode():
+                # the lavfi graph decodes to timed video and audio frames only
+                assert isinstance(frame, (av.VideoFrame, av.AudioFrame)) and frame.pts is not None and frame.time_base is not None
                 media_time = float(frame.pts * frame.time_base)
                 if duration is not None and media_time >= duration:
                     return
@@ -59,8 +61,8 @@ def publish(url: str, *, width: int, height: int, fps: int, bitrate: int, durati
                 delay = started + media_time - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                target = video_out if packet.stream.type == "video" else audio_out
-                for out_packet in target.encode(frame):
+                out_packets = video_out.encode(frame) if isinstance(frame, av.VideoFrame) else audio_out.encode(frame)
+                for out_packet in out_packets:
                     output.mux(out_packet)
     finally:
         source.close()
