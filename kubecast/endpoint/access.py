@@ -28,11 +28,12 @@ import json
 import logging
 import time
 from html import escape
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from yarl import URL
 
 from kubecast.media import tokens
@@ -67,7 +68,7 @@ class AccessPolicy:
         return bool(self.signing_keys)
 
 
-def networks(values) -> tuple[Network, ...]:
+def networks(values: Iterable[str] | None) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(value, strict=False) for value in values or ())
 
 
@@ -184,14 +185,17 @@ def decide(policy: AccessPolicy, *, path: str, token: str | None, peer: str | No
         if policy.allowed and not _within(client, policy.allowed):
             return Refusal(403, "ip_not_allowed")
         channel = _preview_channel(path)
-        if channel in policy.preview_allowed and not _within(client, policy.preview_allowed[channel]):
+        if channel is not None and channel in policy.preview_allowed and not _within(client, policy.preview_allowed[channel]):
             return Refusal(403, "preview_ip_not_allowed")
     if token is not None and not policy.signed:
         return Refusal(404, "token_unexpected")  # nothing signs here: /t/... names nothing
     if not policy.signed or path in NO_TOKEN or path.startswith(NO_TOKEN_PREFIXES):
         return None
     decision = tokens.verify(token, path, now, policy.signing_keys)
-    return None if decision.allowed else Refusal(decision.status, decision.reason.value)
+    if decision.allowed:
+        return None
+    assert decision.reason is not None  # every refusal names its reason
+    return Refusal(decision.status, decision.reason.value)
 
 
 def allowed_origin(origins: tuple[str, ...], origin: str | None) -> str | None:
@@ -217,7 +221,7 @@ def crossdomain_xml(origins: tuple[str, ...]) -> str:
         if origin == "*":
             entries.append('<allow-access-from domain="*" secure="false"/>')
         else:
-            host = URL(origin).host
+            host = URL(origin).host or ""
             entries.append(f'<allow-access-from domain="{escape(host)}" secure="{str(origin.startswith("https:")).lower()}"/>')
     return ('<?xml version="1.0"?>\n<!DOCTYPE cross-domain-policy SYSTEM "http://www.adobe.com/xml/dtds/cross-domain-policy.dtd">\n'
             "<cross-domain-policy>\n" + "".join(f"  {entry}\n" for entry in entries) + "</cross-domain-policy>\n")
@@ -258,7 +262,7 @@ def install(app: web.Application, policy: AccessPolicy) -> None:
 
 
 @web.middleware
-async def enforce(request: web.Request, handler):
+async def enforce(request: web.Request, handler: Handler) -> web.StreamResponse:
     policy = request.app[POLICY]
     token, path = split_token(request.path)
     refusal = decide(policy, path=path, token=token, peer=request.remote, headers=request.headers, now=time.time())

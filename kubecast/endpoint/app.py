@@ -11,8 +11,10 @@ import logging
 from datetime import datetime, timezone
 from html import escape
 from importlib import resources
+from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubecast.media.timeline import Timeline
@@ -45,7 +47,7 @@ def _static(name: str) -> bytes:
 
 
 @web.middleware
-async def observe(request: web.Request, handler):
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
     try:
         # CORS preflight is answered for every path here, so that no catch-all route turns
@@ -116,7 +118,7 @@ async def thumbnail(request: web.Request) -> web.StreamResponse:
     return await object_response(request, layout.thumbnail_key(timeline.channel, timeline.thumbnail_source), "image/jpeg", "no-cache")
 
 
-def status_document(request: web.Request, timeline: Timeline) -> dict:
+def status_document(request: web.Request, timeline: Timeline) -> dict[str, Any]:
     return {
         "channel": timeline.channel, "state": timeline.state, "updated": timeline.updated.isoformat(),
         "segmentDurationMs": timeline.segment_duration_ms,

@@ -126,7 +126,7 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashPro
     rows_audio = [(r.start, r.duration) for r in audio.segments] if audio is not None else []
     origin = None  # on demand: the earliest start of any listed stream (one origin keeps lip sync)
     if static:
-        starts = ([rows_video[0][0] / video[0].info.timescale] if rows_video else []) + ([rows_audio[0][0] / audio.info.timescale] if rows_audio else [])
+        starts = ([rows_video[0][0] / video[0].info.timescale] if rows_video else []) + ([rows_audio[0][0] / audio.info.timescale] if audio is not None and rows_audio else [])
         origin = min(starts, default=None)
         rows = rows_video or (audio and [(r.start, r.duration) for r in audio.segments]) or []
         timescale = video[0].info.timescale if rows_video else (audio.info.timescale if audio else 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -65,7 +66,7 @@ def manifest_cache_control(timeline: Timeline) -> str:
     return f"public, max-age={max(1, timeline.segment_duration_ms // 2000)}"
 
 
-def manifest_response(request: web.Request, timeline: Timeline, kind: str, content_type: str, render) -> web.Response:
+def manifest_response(request: web.Request, timeline: Timeline, kind: str, content_type: str, render: Callable[[], str]) -> web.Response:
     started = time.perf_counter()
     locator = request.match_info.get("locator")
     key = (f"locator:{locator}" if locator else timeline.channel, kind, request.host)
@@ -221,6 +222,7 @@ async def media_segment(request: web.Request) -> web.StreamResponse:
         found = await cenc_segment(request.app[OBJECTS], key, lambda: cached(request, key), lambda: cached(request, init_key),
                                    track.info.id, (await protection.cenc(timeline.channel)).key, protection.cenc_scheme)
     else:  # HLS with AES-128: never the clear segment
+        assert protection is not None  # neither a scheme nor protection was served above
         found = await aes128_object(request.app[OBJECTS], ("stored", key), lambda: cached(request, key),
                                     protection.key_for(timeline.channel, row.number))
     if found is None:

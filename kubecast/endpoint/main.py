@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         await runner.setup()
         site = web.TCPSite(runner, host, int(port))
         await site.start()
-        bound = site._server.sockets[0].getsockname()  # the real port when 0 was asked for
+        bound = runner.addresses[0]  # the real port when 0 was asked for
         print(f"kubecast endpoint listening on http://{bound[0]}:{bound[1]}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -42,7 +42,7 @@ class ObjectCache:
         self.max_bytes = max_bytes
         self.size = 0
         self._entries: OrderedDict[Hashable, CachedObject] = OrderedDict()
-        self._loading: dict[Hashable, asyncio.Task] = {}
+        self._loading: dict[Hashable, asyncio.Future[CachedObject | None]] = {}
 
     async def get(self, key: Hashable, load: Callable[[], Awaitable[bytes | None]]) -> CachedObject | None:
         entry = self._entries.get(key)

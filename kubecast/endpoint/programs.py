@@ -17,6 +17,7 @@ from aiohttp import web
 
 from kubecast.media.fmp4 import parse_init
 from kubecast.media.mp4 import Mp4Error
+from kubecast.media.timeline import Timeline
 from kubecast.media.tsmux import parameter_sets
 from kubecast.storage import layout
 
@@ -95,7 +96,7 @@ def _refuse_smooth_if_protected(request: web.Request) -> None:
         raise web.HTTPForbidden(text="protected content is served as HLS or DASH, not Smooth Streaming\n")
 
 
-async def _codec_private(request: web.Request, timeline) -> dict[str, str]:
+async def _codec_private(request: web.Request, timeline: Timeline) -> dict[str, str]:
     """Track id -> Smooth CodecPrivateData (SPS/PPS in Annex B, or the AudioSpecificConfig), read
     once per init segment."""
     cache = request.app[CODEC_PRIVATE]

@@ -18,7 +18,7 @@ scheme and the key id, so each is made once per replica while it is hot.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 
 from aiohttp import web
 
@@ -38,7 +38,7 @@ def protection_of(request: web.Request) -> Protection | None:
 Loader = Callable[[], Awaitable[CachedObject | None]]
 
 
-async def aes128_object(objects: ObjectCache, cache_key: tuple, clear: Loader, content_key: ContentKey) -> CachedObject | None:
+async def aes128_object(objects: ObjectCache, cache_key: tuple[Hashable, ...], clear: Loader, content_key: ContentKey) -> CachedObject | None:
     """``clear()``'s bytes (a stored object or a remux) in AES-128, through the object cache."""
 
     async def encrypt() -> bytes | None:

@@ -22,6 +22,7 @@ import binascii
 import enum
 import json
 from collections.abc import Callable, Mapping
+from typing import Any
 from dataclasses import dataclass
 
 import jwt
@@ -194,7 +195,7 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def clearkey_license(body: bytes, offered: list[ContentKey]) -> dict:
+def clearkey_license(body: bytes, offered: list[ContentKey]) -> dict[str, Any]:
     """The W3C EME ClearKey licence (JSON Web Key set) answering ``body``, a licence request
     ``{"kids": [<base64url key id>, ...], "type": "temporary"}``, with those of ``offered``
     it names."""

@@ -4,6 +4,7 @@ recorded range and playback URLs, found through the locators the endpoint serves
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from html import escape
 
 from kubecast.api.urls import program_urls
@@ -44,7 +45,7 @@ def urls_of(record: ProgramRecord, base: str) -> dict[str, str]:
     return program_urls(base, locator=record.locator, manifest=record.manifest_name)
 
 
-def program_document(entry: ProgramEntry, base: str) -> dict:
+def program_document(entry: ProgramEntry, base: str) -> dict[str, Any]:
     record = entry.record
     return {"name": record.name, "channel": record.channel, "locator": record.locator, "state": record.state,
             "recording": entry.recording.to_wire(), "urls": urls_of(record, base)}

@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import TypeVar, cast
 
 from kubecast.media.timeline import Timeline
 from kubecast.storage import ProgramRecord, Store, layout
+
+T = TypeVar("T")
 
 
 class TimelineCache:
@@ -21,7 +24,7 @@ class TimelineCache:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, object]] = {}  # name -> (read at, parsed object or None)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._rendered: dict[tuple, tuple[tuple, str]] = {}
+        self._rendered: dict[tuple[str, ...], tuple[tuple[object, ...], str]] = {}
 
     async def program(self, locator: str) -> ProgramRecord | None:
         return await self._read(f"locator:{locator}", layout.locator_key(locator), ProgramRecord.from_json)
@@ -36,27 +39,27 @@ class TimelineCache:
     async def get(self, channel: str) -> Timeline | None:
         return await self._read(channel, layout.timeline_key(channel), Timeline.from_json)
 
-    async def _read(self, name: str, key: str, parse):
+    async def _read(self, name: str, key: str, parse: Callable[[bytes], T]) -> T | None:
         channel = name
         entry = self._entries.get(channel)
         if entry and time.monotonic() - entry[0] < self.ttl:
-            return entry[1]
+            return cast("T | None", entry[1])  # a name's entry is made by its own kind's parse
         lock = self._locks.setdefault(channel, asyncio.Lock())
         async with lock:
             entry = self._entries.get(channel)
             if entry and time.monotonic() - entry[0] < self.ttl:
-                return entry[1]
+                return cast("T | None", entry[1])
             data = await self.store.get(key)
-            timeline = None
+            timeline: T | None = None
             if data is not None:
                 try:
                     timeline = parse(data)
                 except ValueError:
-                    timeline = entry[1] if entry else None  # a torn read never replaces a good copy
+                    timeline = cast("T | None", entry[1]) if entry else None  # a torn read never replaces a good copy
             self._entries[channel] = (time.monotonic(), timeline)
             return timeline
 
-    def rendered(self, key: tuple, timeline: Timeline, render: Callable[[], str]) -> tuple[str, bool]:
+    def rendered(self, key: tuple[str, ...], timeline: Timeline, render: Callable[[], str]) -> tuple[str, bool]:
         """(text, cache hit) for a manifest of a timeline version.  The version is the
         generation and the time of the write: a program deleted and made again under the same
         locator starts counting generations from 1 again."""

@@ -48,7 +48,7 @@ async def ts_media_playlist(request: web.Request) -> web.Response:
                              lambda: hls.media_playlist(timeline, track, ts=True, start_over=over, key_tag=key_tag))
 
 
-async def _samples(request: web.Request, timeline: Timeline, track: TimelineTrack, number: int):
+async def _samples(request: web.Request, timeline: Timeline, track: TimelineTrack, number: int) -> tuple[bytes, int, list[TsSample]] | None:
     """(codec configuration, timescale, samples) of segment ``number`` of a track, or None."""
     row = next((r for r in track.segments if r.number == number), None)
     if row is None:
@@ -91,9 +91,12 @@ async def ts_segment(request: web.Request) -> web.Response:
 
     protection = protection_of(request)
     if protection is None:
-        return serve_bytes(request, await request.app[OBJECTS].get(key, remux), "video/mp2t", IMMUTABLE)
-    found = await aes128_object(request.app[OBJECTS], key, lambda: request.app[OBJECTS].get(key, remux),
-                                protection.key_for(timeline.channel, number))
+        found = await request.app[OBJECTS].get(key, remux)
+    else:
+        found = await aes128_object(request.app[OBJECTS], key, lambda: request.app[OBJECTS].get(key, remux),
+                                    protection.key_for(timeline.channel, number))
+    if found is None:  # remux returns bytes or raises: not reached, but never serve None
+        raise web.HTTPNotFound(text="not stored\n")
     return serve_bytes(request, found, "video/mp2t", IMMUTABLE)
 
 
