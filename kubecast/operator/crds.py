@@ -14,6 +14,7 @@ import argparse
 import copy
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
@@ -24,7 +25,7 @@ from kubecast.api.status import ChannelStatus, ProgramStatus, StreamingEndpointS
 _DROP = {"title", "$defs", "additionalProperties", "discriminator", "examples"}
 
 
-def _structural(node: dict, defs: dict) -> dict:
+def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if "$ref" in node:
         target = _structural(defs[node["$ref"].split("/")[-1]], defs)
         extra = {k: v for k, v in node.items() if k != "$ref" and k not in _DROP}
@@ -43,7 +44,7 @@ def _structural(node: dict, defs: dict) -> dict:
         merged = _structural(node["allOf"][0], defs)
         merged.update({k: _structural_value(v, defs) for k, v in node.items() if k not in ("allOf", *_DROP)})
         return merged
-    out: dict = {}
+    out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROP:
             continue
@@ -65,11 +66,11 @@ def _structural(node: dict, defs: dict) -> dict:
     return out
 
 
-def _structural_value(value, defs):
+def _structural_value(value: Any, defs: dict[str, Any]) -> Any:
     return copy.deepcopy(value)
 
 
-def openapi_schema(model: type[BaseModel]) -> dict:
+def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True, mode="validation")
     return _structural(schema, schema.get("$defs", {}))
 
@@ -80,9 +81,9 @@ class Kind:
     status: type[BaseModel]
     plural: str
     short_names: tuple[str, ...]
-    columns: tuple[dict, ...]
+    columns: tuple[dict[str, Any], ...]
     spec_required: bool
-    scale: dict | None = None
+    scale: dict[str, Any] | None = None
 
 
 READY = {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'}
@@ -102,10 +103,11 @@ KINDS = (
 )
 
 
-def crd(kind: Kind) -> dict:
+def crd(kind: Kind) -> dict[str, Any]:
     name = kind.model.__name__
     spec_field = kind.model.model_fields["spec"]
     spec_model = spec_field.annotation
+    assert isinstance(spec_model, type) and issubclass(spec_model, BaseModel)  # every kind's spec is a model
     spec = openapi_schema(spec_model)
     spec["description"] = (kind.model.__doc__ or name).strip().splitlines()[0]
     root = {
@@ -141,7 +143,7 @@ def crd(kind: Kind) -> dict:
     }
 
 
-def all_crds() -> list[dict]:
+def all_crds() -> list[dict[str, Any]]:
     return [crd(kind) for kind in KINDS]
 
 

@@ -8,13 +8,19 @@ and kopf removes it again when the policy goes back to Retain), because its medi
 before the object does and nobody else would delete it.  Everything else is done without a
 finalizer: a Program deleted while the operator is down is released by the next reconcile of
 its Channel (``release_orphans``), and children go with their owner through the garbage collector.
+
+The handlers take ``namespace: str``: every kind they watch is namespaced, so kopf passes a str,
+though its handler protocols allow None (hence the ``type: ignore[arg-type]`` on them).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import kopf
 from pydantic import ValidationError
 
+from kubecast.api import Program
 from kubecast.api.loader import ManifestError
 
 from .handlers import GROUP_VERSION, api, parse
@@ -22,7 +28,7 @@ from .pruning import CHILDREN_OF, OWNER_LABEL, owned, prunable
 from .store_io import delete_channel_media, published_programs, unpublish_program, unpublish_record
 
 
-async def prune(owner_kind: str, name: str, namespace: str, uid: str, built: list[dict], logger: kopf.Logger) -> None:
+async def prune(owner_kind: str, name: str, namespace: str, uid: str, built: list[dict[str, Any]], logger: kopf.Logger) -> None:
     """Delete the children of the resource (``owner_kind``/``name``, ``uid``) that ``built`` no longer has."""
     for kind in CHILDREN_OF[owner_kind]:
         existing = await api().list(kind.api_version, kind.kind, namespace, label_selector=f"{OWNER_LABEL[owner_kind]}={name}")
@@ -31,13 +37,13 @@ async def prune(owner_kind: str, name: str, namespace: str, uid: str, built: lis
             await api().delete(kind.api_version, kind.kind, namespace, child, uid=child_uid)
 
 
-@kopf.index(*GROUP_VERSION, "programs")
-def channel_programs(name: str, namespace: str, spec: kopf.Spec, **_) -> dict:
+@kopf.index(*GROUP_VERSION, "programs")  # type: ignore[arg-type]
+def channel_programs(name: str, namespace: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, Any], str]:
     return {(namespace, spec.get("channelName")): name}
 
 
-@kopf.on.event(*GROUP_VERSION, "programs", id="release")
-async def release_program(event: kopf.RawEvent, body: kopf.Body, namespace: str, logger: kopf.Logger, **_) -> None:
+@kopf.on.event(*GROUP_VERSION, "programs", id="release")  # type: ignore[arg-type]
+async def release_program(event: kopf.RawEvent, body: kopf.Body, namespace: str, logger: kopf.Logger, **_: Any) -> None:
     """A deleted Program leaves the store: its packager then releases the recording.  If this
     fails, or the operator was down, ``release_orphans`` does it later."""
     if event.get("type") != "DELETED":
@@ -46,13 +52,14 @@ async def release_program(event: kopf.RawEvent, body: kopf.Body, namespace: str,
         program = parse(body)
     except (ManifestError, ValidationError):
         return  # it was never valid, so it was never published
+    assert isinstance(program, Program)  # the body of a programs event
     try:
         await unpublish_program(program, namespace)
     except Exception as error:  # noqa: BLE001 - the Channel's next reconcile retries
         logger.warning("cannot remove program %s from the store yet: %s", program.name, error)
 
 
-async def release_orphans(namespace: str, channel: str, channel_programs: kopf.Index, logger: kopf.Logger) -> None:
+async def release_orphans(namespace: str, channel: str, channel_programs: kopf.Index[tuple[str, str], str], logger: kopf.Logger) -> None:
     """Release the Program records stored for ``channel`` whose Program no longer exists.  kopf
     fills its indexes before any handler runs, and a Program is indexed before its own handlers
     publish it, so a record without an indexed Program is one whose Program is gone."""
@@ -68,8 +75,8 @@ async def release_orphans(namespace: str, channel: str, channel_programs: kopf.I
         logger.warning("cannot check the programs of %s in the store: %s", channel, error)
 
 
-@kopf.on.delete(*GROUP_VERSION, "channels", id="delete-media", field="spec.deletionPolicy", value="Delete")
-async def delete_media(name: str, namespace: str, uid: str, channel_programs: kopf.Index, logger: kopf.Logger, **_) -> None:
+@kopf.on.delete(*GROUP_VERSION, "channels", id="delete-media", field="spec.deletionPolicy", value="Delete")  # type: ignore[arg-type]
+async def delete_media(name: str, namespace: str, uid: str, channel_programs: kopf.Index[tuple[str, str], str], logger: kopf.Logger, **_: Any) -> None:
     """``deletionPolicy: Delete``: the Channel's media goes before the Channel does, except what the
     Programs that still exist need.  Its encoders and packager go first (foreground: their pods
     with them), so that nothing writes the media again once it is deleted."""

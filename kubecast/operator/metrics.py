@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 
@@ -17,11 +18,11 @@ DURATION = Histogram("kubecast_operator_reconcile_duration_seconds", "Wall-clock
 API_ERRORS = Counter("kubecast_operator_api_errors_total", "Kubernetes API errors that failed a reconcile, by HTTP status", ["code"])
 
 
-def observed(kind: str) -> Callable[[Callable[..., Awaitable]], Callable[..., Awaitable]]:
+def observed(kind: str) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
     """Count and time every run of a reconcile handler; kopf still sees its exceptions (and retries)."""
-    def decorate(handler: Callable[..., Awaitable]) -> Callable[..., Awaitable]:
+    def decorate(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         @functools.wraps(handler)
-        async def run(*args, **kwargs):
+        async def run(*args: Any, **kwargs: Any) -> Any:
             started = time.monotonic()
             try:
                 result = await handler(*args, **kwargs)

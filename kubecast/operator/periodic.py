@@ -26,6 +26,7 @@ import asyncio
 import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import kopf
 
@@ -36,7 +37,8 @@ _PLURALS: set[tuple[str, str, str]] = set()
 def _gone(memo: kopf.Memo) -> asyncio.Event:
     if GONE not in memo:
         memo[GONE] = asyncio.Event()
-    return memo[GONE]
+    gone: asyncio.Event = memo[GONE]
+    return gone
 
 
 async def _sleep(seconds: float, stopped: kopf.DaemonStopped, gone: asyncio.Event) -> None:
@@ -54,7 +56,7 @@ def _watch_deletions(group: str, version: str, plural: str) -> None:
     _PLURALS.add((group, version, plural))
 
     @kopf.on.event(group, version, plural, id="gone")
-    def mark_gone(event: kopf.RawEvent, memo: kopf.Memo, **_) -> None:
+    def mark_gone(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
         if event.get("type") == "DELETED":
             _gone(memo).set()
 
@@ -76,16 +78,17 @@ async def _wait(interval: Interval, memo: kopf.Memo, stopped: kopf.DaemonStopped
         await _sleep(min(left, RECHECK_SECONDS) if callable(interval) else left, stopped, gone)
 
 
-def every(group: str, version: str, plural: str, *, id: str, interval: Interval, initial_delay: Interval = 0.0):
+def every(group: str, version: str, plural: str, *, id: str, interval: Interval, initial_delay: Interval = 0.0,
+          ) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., Awaitable[None]]]:
     """Call the decorated coroutine every ``interval`` seconds for each object of the resource,
     as kopf calls a timer (same kwargs, and ``periodic=True``; ``patch.status`` is sent after each
     call), with no finalizer."""
     _watch_deletions(group, version, plural)
 
-    def decorator(fn: Callable[..., Awaitable[None]]):
+    def decorator(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         @functools.wraps(fn)
         async def daemon(stopped: kopf.DaemonStopped, memo: kopf.Memo, resource: kopf.Resource, body: kopf.Body,
-                         logger: kopf.Logger, patch: kopf.Patch, **kwargs) -> None:
+                         logger: kopf.Logger, patch: kopf.Patch, **kwargs: Any) -> None:
             del patch  # kopf's applies only when a daemon ends: each round gets its own
             from .handlers import api  # the one client, logged in by kopf
 

@@ -9,6 +9,7 @@ kind a resource can have, by the resource's label, and delete what ``prunable`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "kubecast-operator")
 
@@ -29,14 +30,14 @@ CHILDREN_OF = {"Channel": CHANNEL_CHILDREN, "StreamingEndpoint": ENDPOINT_CHILDR
 OWNER_LABEL = {"Channel": "kubecast.io/channel", "StreamingEndpoint": "kubecast.io/endpoint"}
 
 
-def owned(item: dict, owner_uid: str) -> bool:
+def owned(item: dict[str, Any], owner_uid: str) -> bool:
     meta = item.get("metadata") or {}
     if (meta.get("labels") or {}).get(MANAGED_BY[0]) != MANAGED_BY[1]:
         return False
     return any(ref.get("uid") == owner_uid and ref.get("controller") for ref in meta.get("ownerReferences") or [])
 
 
-def prunable(kind: ChildKind, existing: list[dict], built: list[dict], owner_uid: str) -> list[tuple[str, str]]:
+def prunable(kind: ChildKind, existing: list[dict[str, Any]], built: list[dict[str, Any]], owner_uid: str) -> list[tuple[str, str]]:
     """(name, uid) of each object of ``kind`` in ``existing`` (a list answer: items carry no kind)
     that the owner with ``owner_uid`` owns and whose name ``built`` no longer has."""
     wanted = {child["metadata"]["name"] for child in built if child["kind"] == kind.kind}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_IMAGE = "ghcr.io/kubecast/{component}:0.1.0"
 
@@ -54,9 +55,9 @@ class PodScheduling:
             priority_class_name=values.get("priorityClassName") or None,
         )
 
-    def pod_fields(self) -> dict:
+    def pod_fields(self) -> dict[str, Any]:
         """The PodSpec fields to merge into every pod template; only those that are set."""
-        fields: dict = {}
+        fields: dict[str, Any] = {}
         if self.image_pull_secrets:
             fields["imagePullSecrets"] = [{"name": name} for name in self.image_pull_secrets]
         if self.node_selector:

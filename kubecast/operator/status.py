@@ -33,7 +33,7 @@ def _time(now: datetime) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def conditions(previous: list[dict] | None, generation: int | None, now: datetime, *entries: tuple[str, bool | None, str, str]) -> list[dict]:
+def conditions(previous: list[dict[str, Any]] | None, generation: int | None, now: datetime, *entries: tuple[str, bool | None, str, str]) -> list[dict[str, Any]]:
     old = {c["type"]: c for c in previous or []}
     out = []
     for type_, status, reason, message in entries:
@@ -42,7 +42,7 @@ def conditions(previous: list[dict] | None, generation: int | None, now: datetim
         moved = before is None or before.get("status") != value
         out.append({
             "type": type_, "status": value, "reason": reason, "message": message,
-            "lastTransitionTime": _time(now) if moved else before["lastTransitionTime"], "observedGeneration": generation,
+            "lastTransitionTime": _time(now) if moved or before is None else before["lastTransitionTime"], "observedGeneration": generation,
         })
     return out
 
@@ -59,7 +59,7 @@ WARN_WHEN_FALSE = ("KeyframesAligned",)
 _ORDER = CHANNEL_CONDITIONS + DATA_PLANE_CONDITIONS
 
 
-def replace_conditions(current: list[dict] | None, types: Iterable[str], replacements: list[dict]) -> list[dict]:
+def replace_conditions(current: list[dict[str, Any]] | None, types: Iterable[str], replacements: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``current`` with the conditions of ``types`` taken from ``replacements`` only (one absent
     there is dropped) and every other kept as it is, in one fixed order: two writers that agree
     on the conditions send the same list, which ``contained`` compares."""
@@ -68,7 +68,7 @@ def replace_conditions(current: list[dict] | None, types: Iterable[str], replace
     return sorted(merged, key=lambda c: (_ORDER.index(c["type"]) if c.get("type") in _ORDER else len(_ORDER), c.get("type", "")))
 
 
-def channel_conditions(own: list[dict], previous: list[dict] | None, data_plane: list[dict] | None = None) -> list[dict]:
+def channel_conditions(own: list[dict[str, Any]], previous: list[dict[str, Any]] | None, data_plane: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """A Channel's full conditions list from the reconcile side: ``own`` (Ready, Reconciling,
     Stalled) and the data-plane conditions carried over, ``data_plane`` when the caller knows
     newer ones than ``previous`` holds (what the stream report last derived), else those in
@@ -77,13 +77,13 @@ def channel_conditions(own: list[dict], previous: list[dict] | None, data_plane:
     return replace_conditions(carried, CHANNEL_CONDITIONS, own)
 
 
-def initial_conditions(generation: int | None, now: datetime) -> list[dict]:
+def initial_conditions(generation: int | None, now: datetime) -> list[dict[str, Any]]:
     """Written on first sight, before anything is known."""
     return conditions(None, generation, now, ("Ready", None, "Pending", "reconciliation has not run yet"),
                       ("Reconciling", True, "Pending", "reconciliation has not run yet"), ("Stalled", False, "Pending", ""))
 
 
-def service_address(service: dict | None, fallback_host: str | None) -> tuple[str | None, dict[str, int]]:
+def service_address(service: dict[str, Any] | None, fallback_host: str | None) -> tuple[str | None, dict[str, int]]:
     """Where publishers reach an ingest Service: (host, port name -> port)."""
     host = None
     ingress = ((service or {}).get("status") or {}).get("loadBalancer", {}).get("ingress") or []
@@ -100,19 +100,19 @@ def service_address(service: dict | None, fallback_host: str | None) -> tuple[st
     return host, ports
 
 
-def ingest_url(service: dict | None, channel: str, fallback_host: str | None) -> str | None:
+def ingest_url(service: dict[str, Any] | None, channel: str, fallback_host: str | None) -> str | None:
     host, ports = service_address(service, fallback_host)
     return f"rtmp://{host}:{ports.get('rtmp', RTMP_PORT)}/live/{channel}" if host else None
 
 
-def protocol_urls(channel: Channel, service: dict | None, fallback_host: str | None) -> dict[str, str]:
+def protocol_urls(channel: Channel, service: dict[str, Any] | None, fallback_host: str | None) -> dict[str, str]:
     host, ports = service_address(service, fallback_host)
     if host is None:
         return {}
     return ingest_urls(channel, host=host, rtmp=ports.get("rtmp"), http=ports.get("http-ingest"), srt=ports.get("srt"), udp=ports.get("mpegts"))
 
 
-def secret_problems(references: list[tuple[str, SecretKeyRef, str]], secrets: dict[str, dict | None]) -> str | None:
+def secret_problems(references: list[tuple[str, SecretKeyRef, str]], secrets: dict[str, dict[str, Any] | None]) -> str | None:
     """The ``SecretMissing`` message for a Channel's Secret references (``builders.secret_references``;
     ``secrets``: name -> the Secret, None when it does not exist), naming each missing Secret or
     key and what it is for, never a value; None when every one is there."""
@@ -166,9 +166,9 @@ def _serving(state: DeploymentState | None) -> bool:
 
 
 def aggregate_channel(channel: Channel, *, generation: int | None, deployments: Mapping[str, DeploymentState | None],
-                      services: dict[str, dict | None], secret_error: str | None, previous: dict | None, now: datetime,
-                      ingest_domain: str | None = None, data_plane: list[dict] | None = None, preview: str | None = None,
-                      wanted: Mapping[str, str] | None = None, storage_error: str | None = None) -> dict:
+                      services: dict[str, dict[str, Any] | None], secret_error: str | None, previous: dict[str, Any] | None, now: datetime,
+                      ingest_domain: str | None = None, data_plane: list[dict[str, Any]] | None = None, preview: str | None = None,
+                      wanted: Mapping[str, str] | None = None, storage_error: str | None = None) -> dict[str, Any]:
     """The reconcile side of a Channel's status; the data-plane conditions are carried over
     (``channel_conditions``).  ``preview``: its preview URL (``preview_url``).  ``wanted``: the
     spec hash built for each Deployment (``rollout.wanted_hashes``): ``Reconciling`` stays true
@@ -216,8 +216,8 @@ def aggregate_channel(channel: Channel, *, generation: int | None, deployments: 
     }
 
 
-def aggregate_endpoint(endpoint: StreamingEndpoint, *, generation: int | None, deployment: dict | None, namespace: str, previous: dict | None, now: datetime,
-                       secret_error: str | None = None) -> dict:
+def aggregate_endpoint(endpoint: StreamingEndpoint, *, generation: int | None, deployment: dict[str, Any] | None, namespace: str, previous: dict[str, Any] | None, now: datetime,
+                       secret_error: str | None = None) -> dict[str, Any]:
     ready_replicas = (deployment or {}).get("readyReplicas") or 0
     replicas = (deployment or {}).get("replicas")
     ready = ready_replicas >= 1
@@ -235,7 +235,7 @@ def aggregate_endpoint(endpoint: StreamingEndpoint, *, generation: int | None, d
     }
 
 
-def aggregate_program(program: Program, *, generation: int | None, channel: Channel | None, endpoints: list[StreamingEndpoint], namespace: str, previous: dict | None, now: datetime) -> dict:
+def aggregate_program(program: Program, *, generation: int | None, channel: Channel | None, endpoints: list[StreamingEndpoint], namespace: str, previous: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
     problem = None
     if channel is None:
         problem = ("ChannelNotFound", f"Channel {program.spec.channel_name!r} does not exist in this namespace")
@@ -254,7 +254,7 @@ def aggregate_program(program: Program, *, generation: int | None, channel: Chan
     return {"observedGeneration": generation, "conditions": conditions((previous or {}).get("conditions"), generation, now, *entries), "playbackUrls": urls}
 
 
-def aggregate_stream(timeline: Timeline) -> dict:
+def aggregate_stream(timeline: Timeline) -> dict[str, Any]:
     """The media half of a Channel's status, from its timeline: ``stream`` and, per encoder,
     whether it is live, its ingest path carries the contribution, its newest segment and how
     many segments the packager took from it.  Merged next to what aggregate_channel writes."""
@@ -268,25 +268,28 @@ def aggregate_stream(timeline: Timeline) -> dict:
     return {"stream": stream, "encoders": encoders}
 
 
-def data_plane_conditions(timeline: Timeline, *, previous: list[dict] | None, generation: int | None, now: datetime) -> list[dict]:
+_AS_BOOL: dict[object, bool] = {"True": True, "False": False}  # a condition's status; None: Unknown or absent
+
+
+def data_plane_conditions(timeline: Timeline, *, previous: list[dict[str, Any]] | None, generation: int | None, now: datetime) -> list[dict[str, Any]]:
     """The packager's data-plane conditions (``DATA_PLANE_CONDITIONS``, those it has set) as the
     Channel's metav1.Conditions: this generation, and a lastTransitionTime that moves only when
     the status differs from ``previous``.  Reason and message are the packager's (the message
     names the misaligned rendition)."""
     reported = {c.get("type"): c for c in timeline.conditions}
-    entries = [(type_, {"True": True, "False": False}.get(reported[type_].get("status")), reported[type_].get("reason") or "Unknown",
+    entries = [(type_, _AS_BOOL.get(reported[type_].get("status")), reported[type_].get("reason") or "Unknown",
                 str(reported[type_].get("message") or "")[:32768]) for type_ in DATA_PLANE_CONDITIONS if type_ in reported]
     return conditions(previous, generation, now, *entries)
 
 
 @dataclass
 class StreamReport:
-    status: dict  # to merge into the Channel's status; empty when it already says all of it
-    data_plane: list[dict]  # the data-plane conditions derived now: the next report's reference
+    status: dict[str, Any]  # to merge into the Channel's status; empty when it already says all of it
+    data_plane: list[dict[str, Any]]  # the data-plane conditions derived now: the next report's reference
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (reason, message) of Warning events
 
 
-def stream_report(timeline: Timeline, *, status: dict | None, reported: list[dict] | None, generation: int | None, now: datetime) -> StreamReport:
+def stream_report(timeline: Timeline, *, status: dict[str, Any] | None, reported: list[dict[str, Any]] | None, generation: int | None, now: datetime) -> StreamReport:
     """What report_stream makes of a timeline.  ``status``: the Channel's status;
     ``reported``: the data-plane conditions the previous report derived (None after an operator
     restart: the status then stands in, so a restart repeats no old event).  ``reported`` rather
@@ -312,13 +315,13 @@ def stream_report(timeline: Timeline, *, status: dict | None, reported: list[dic
     return StreamReport(status={} if contained(media, status) else media, data_plane=data_plane, warnings=warnings)
 
 
-def aggregate_recording(timeline: Timeline | None, *, program_stopped: bool) -> dict:
+def aggregate_recording(timeline: Timeline | None, *, program_stopped: bool) -> dict[str, Any]:
     """The media half of a Program's status, from its recorded timeline (None: none yet).
     Merged next to what aggregate_program writes."""
     return {"recording": recording_of(timeline, program_stopped=program_stopped).to_wire()}
 
 
-def failover_message(previous: dict | None, current: dict) -> str | None:
+def failover_message(previous: dict[str, Any] | None, current: dict[str, Any]) -> str | None:
     """The event text when the stream failed over since the last report (none on the first one:
     an operator restart must not repeat old failovers)."""
     before = ((previous or {}).get("stream") or {}).get("failovers")
@@ -330,7 +333,7 @@ def failover_message(previous: dict | None, current: dict) -> str | None:
             f" ({count} failover{'s' if count > 1 else ''} since the last report, {stream['failovers']} in all)")
 
 
-def contained(new: dict, previous: dict) -> bool:
+def contained(new: dict[str, Any], previous: dict[str, Any]) -> bool:
     """Whether ``previous`` already holds everything in ``new`` (a merge patch would change nothing)."""
     for key, value in new.items():
         if isinstance(value, dict) and isinstance(previous.get(key), dict):

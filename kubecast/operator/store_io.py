@@ -32,7 +32,7 @@ async def stored_timeline(namespace: str, key: str) -> Timeline | None:
     return Timeline.from_json(data) if data is not None else None
 
 
-async def publish_program(program: Program, namespace: str, logger: logging.Logger | logging.LoggerAdapter) -> None:
+async def publish_program(program: Program, namespace: str, logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
     """The Program for its channel's packager (which records it) and its locator for the
     streaming endpoints, in the namespace's store.  Best effort: the refresh timer repeats it."""
     record = ProgramRecord.of(program)

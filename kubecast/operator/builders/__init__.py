@@ -37,12 +37,12 @@ __all__ = [
 ]
 
 
-def build_channel_children(channel: Channel, *, uid: str, namespace: str, settings: OperatorSettings) -> list[dict]:
+def build_channel_children(channel: Channel, *, uid: str, namespace: str, settings: OperatorSettings) -> list[dict[str, Any]]:
     owner = owner_reference(channel, uid)
     document = channel_document(channel)
     spec_hash = hashlib.sha256(document.encode()).hexdigest()[:16]
     relay = channel.spec.ingest.redundancy == RedundancyMode.RELAY
-    children: list[dict] = []
+    children: list[dict[str, Any]] = []
     for instance in INSTANCES:
         children.append(encoder_config_map(channel, instance=instance, namespace=namespace, owner=owner, document=document))
         children.append(_stamped(encoder_deployment(channel, instance=instance, namespace=namespace, owner=owner, settings=settings,

@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kubecast.api import Channel, SecretKeyRef, StreamingEndpoint
 from kubecast.api.access import access_document, secret_files
@@ -24,10 +25,10 @@ ACCESS_FILE = f"{CONFIG_DIR}/access.json"
 class EndpointAccess:
     """What the endpoint's pod gets for its policy; empty when there is nothing to enforce."""
 
-    config_map: dict | None = None
+    config_map: dict[str, Any] | None = None
     args: list[str] = field(default_factory=list)
-    volumes: list[dict] = field(default_factory=list)
-    mounts: list[dict] = field(default_factory=list)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    mounts: list[dict[str, Any]] = field(default_factory=list)
     annotations: dict[str, str] = field(default_factory=dict)
 
 
@@ -47,7 +48,7 @@ def endpoint_secret_references(endpoint: StreamingEndpoint) -> list[tuple[str, S
     return mounted + passed
 
 
-def endpoint_access(endpoint: StreamingEndpoint, channels: Iterable[Channel], *, namespace: str, owner: dict, labels: dict) -> EndpointAccess:
+def endpoint_access(endpoint: StreamingEndpoint, channels: Iterable[Channel], *, namespace: str, owner: dict[str, Any], labels: dict[str, Any]) -> EndpointAccess:
     document = access_document(endpoint, channels, lambda file_name, ref: f"{KEY_DIR}/{file_name}")
     if not any(document.values()):
         return EndpointAccess()

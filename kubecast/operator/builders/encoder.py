@@ -8,6 +8,8 @@ takes only one) and the budget lets a drain take only one.
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 from kubecast.api import API_VERSION, Channel, RedundancyMode
@@ -37,7 +39,7 @@ def secret_references(channel: Channel) -> list[tuple[str, SecretKeyRef, str]]:
     return [(purpose, ref, path) for purpose, ref, path in references if ref is not None]
 
 
-def encoder_resources(channel: Channel) -> dict:
+def encoder_resources(channel: Channel) -> dict[str, Any]:
     """CPU sized from the ladder's pixel rate (bench/transcode.py: ~2 cores run Default720p at 1.4x real time)."""
     pixels = sum(r.width * r.height for r in channel.spec.encoding.ladder())
     millicores = 500 if pixels == 0 else max(500, min(8000, int(pixels / 2_000_000 * 1500)))
@@ -63,7 +65,7 @@ def config_map_name(name: str, instance: str) -> str:
     return f"{name}-encoder-{instance.lower()}"
 
 
-def encoder_config_map(channel: Channel, *, instance: str, namespace: str, owner: dict, document: str) -> dict:
+def encoder_config_map(channel: Channel, *, instance: str, namespace: str, owner: dict[str, Any], document: str) -> dict[str, Any]:
     name = channel.name
     # Relay: each ingest also forwards to the other encoder, through that encoder's ClusterIP
     # contribution Service; only the channel's own encoder pods may reach that port.
@@ -78,7 +80,7 @@ def encoder_config_map(channel: Channel, *, instance: str, namespace: str, owner
     }
 
 
-def encoder_deployment(channel: Channel, *, instance: str, namespace: str, owner: dict, settings: OperatorSettings, spec_hash: str) -> dict:
+def encoder_deployment(channel: Channel, *, instance: str, namespace: str, owner: dict[str, Any], settings: OperatorSettings, spec_hash: str) -> dict[str, Any]:
     name = channel.name
     suffix = instance.lower()
     component_labels = encoder_labels(name, instance)
@@ -150,7 +152,7 @@ def pair_labels(name: str) -> dict[str, str]:
     return labels(instance=name, component="encoder", extra={"kubecast.io/channel": name})
 
 
-def encoder_disruption_budget(channel: Channel, *, namespace: str, owner: dict) -> dict:
+def encoder_disruption_budget(channel: Channel, *, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
         "metadata": object_meta(f"{channel.name}-encoders", namespace, owner, pair_labels(channel.name)),

@@ -4,6 +4,7 @@ HorizontalPodAutoscaler when it scales, and an Ingress when it has host names.""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from kubecast.api import Channel, StreamingEndpoint
 
@@ -27,7 +28,7 @@ def endpoint_selector_text(name: str) -> str:
     return ",".join(f"{key}={value}" for key, value in endpoint_selector(name).items())
 
 
-def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: dict, settings: OperatorSettings, access: EndpointAccess | None = None) -> dict:
+def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: dict[str, Any], settings: OperatorSettings, access: EndpointAccess | None = None) -> dict[str, Any]:
     name = endpoint.name
     spec = endpoint.spec
     env, env_from = store_env(settings, namespace)
@@ -65,19 +66,19 @@ def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: d
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": object_meta(f"{name}-endpoint", namespace, owner, endpoint_labels(name)), "spec": deployment_spec}
 
 
-def endpoint_service(endpoint: StreamingEndpoint, *, namespace: str, owner: dict) -> dict:
+def endpoint_service(endpoint: StreamingEndpoint, *, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     name = endpoint.name
     return {"apiVersion": "v1", "kind": "Service", "metadata": object_meta(name, namespace, owner, endpoint_labels(name)),
             "spec": {"type": "ClusterIP", "selector": endpoint_selector(name), "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}
 
 
-def endpoint_disruption_budget(endpoint: StreamingEndpoint, *, namespace: str, owner: dict) -> dict:
+def endpoint_disruption_budget(endpoint: StreamingEndpoint, *, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     name = endpoint.name
     return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": object_meta(f"{name}-endpoint", namespace, owner, endpoint_labels(name)),
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": endpoint_selector(name)}}}
 
 
-def endpoint_autoscaler(endpoint: StreamingEndpoint, *, namespace: str, owner: dict) -> dict:
+def endpoint_autoscaler(endpoint: StreamingEndpoint, *, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     name = endpoint.name
     scaling = endpoint.spec.scaling
     assert scaling is not None
@@ -91,7 +92,7 @@ def endpoint_autoscaler(endpoint: StreamingEndpoint, *, namespace: str, owner: d
     }
 
 
-def endpoint_ingress(endpoint: StreamingEndpoint, *, namespace: str, owner: dict) -> dict:
+def endpoint_ingress(endpoint: StreamingEndpoint, *, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     name = endpoint.name
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": object_meta(name, namespace, owner, endpoint_labels(name)),
@@ -101,7 +102,7 @@ def endpoint_ingress(endpoint: StreamingEndpoint, *, namespace: str, owner: dict
 
 
 def build_endpoint_children(endpoint: StreamingEndpoint, *, uid: str, namespace: str, settings: OperatorSettings,
-                            channels: Iterable[Channel] = ()) -> list[dict]:
+                            channels: Iterable[Channel] = ()) -> list[dict[str, Any]]:
     """``channels``: the namespace's Channels, whose preview allow-lists the endpoint enforces."""
     owner = owner_reference(endpoint, uid)
     access = endpoint_access(endpoint, channels, namespace=namespace, owner=owner, labels=endpoint_labels(endpoint.name))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubecast.api import API_VERSION, Channel, StreamingEndpoint
 
 
@@ -13,11 +15,11 @@ def labels(*, instance: str, component: str, extra: dict[str, str]) -> dict[str,
     }
 
 
-def owner_reference(resource: Channel | StreamingEndpoint, uid: str) -> dict:
+def owner_reference(resource: Channel | StreamingEndpoint, uid: str) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": resource.kind, "name": resource.name, "uid": uid, "controller": True, "blockOwnerDeletion": True}
 
 
-def object_meta(name: str, namespace: str, owner: dict, object_labels: dict, annotations: dict | None = None) -> dict:
+def object_meta(name: str, namespace: str, owner: dict[str, Any], object_labels: dict[str, Any], annotations: dict[str, Any] | None = None) -> dict[str, Any]:
     meta = {"name": name, "namespace": namespace, "labels": object_labels, "ownerReferences": [owner]}
     if annotations:
         meta["annotations"] = annotations

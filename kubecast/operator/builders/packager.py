@@ -3,6 +3,8 @@ reading the Channel from encoder A's ConfigMap."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubecast.api import Channel
 
 from ..settings import OperatorSettings
@@ -11,7 +13,7 @@ from .labels import labels, object_meta
 from .pods import CONFIG_DIR, CONTAINER_SECURITY, INSTANCES, PACKAGER_METRICS, metrics_probes, pod_spec, store_env
 
 
-def packager_deployment(channel: Channel, *, namespace: str, owner: dict, settings: OperatorSettings, spec_hash: str) -> dict:
+def packager_deployment(channel: Channel, *, namespace: str, owner: dict[str, Any], settings: OperatorSettings, spec_hash: str) -> dict[str, Any]:
     name = channel.name
     env, env_from = store_env(settings, namespace)
     packager_labels = labels(instance=name, component="packager", extra={"kubecast.io/channel": name})

@@ -3,6 +3,8 @@ configuration and keys are mounted, and how each pod finds its namespace's store
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubecast.api import Channel
 
 from ..settings import OperatorSettings
@@ -36,7 +38,7 @@ def namespace_store_url(settings: OperatorSettings, namespace: str) -> str:
     return f"{settings.store_url.rstrip('/')}/{namespace}"
 
 
-def store_env(settings: OperatorSettings, namespace: str) -> tuple[list, list]:
+def store_env(settings: OperatorSettings, namespace: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     env = [{"name": "KUBECAST_STORE_URL", "value": namespace_store_url(settings, namespace)}]
     env_from = [{"secretRef": {"name": settings.store_credentials_secret}}] if settings.store_credentials_secret else []
     return env, env_from
@@ -49,7 +51,7 @@ POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"ty
 CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
 
 
-def metrics_probes(port: str) -> dict:
+def metrics_probes(port: str) -> dict[str, Any]:
     """Liveness and readiness of a container whose only HTTP server is its Prometheus metrics
     (ingest, encoder, packager): they show the process is up and serving, not that media flows
     (the Channel's status and the alerts say that)."""
@@ -57,7 +59,7 @@ def metrics_probes(port: str) -> dict:
     return {"readinessProbe": {**probe, "periodSeconds": 10}, "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3}}
 
 
-def pod_spec(settings: OperatorSettings, **fields) -> dict:
+def pod_spec(settings: OperatorSettings, **fields: Any) -> dict[str, Any]:
     """A pod template's spec: the given fields, the restricted security context, and where the
     chart says the operator's pods may run."""
     security = {**POD_SECURITY, **fields.pop("securityContext", {})}

@@ -5,6 +5,7 @@ NetworkPolicy that lets only the channel's own encoder pods reach it."""
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from kubecast.api import Channel
 from kubecast.api.channel import ServiceType
@@ -14,7 +15,7 @@ from .labels import labels, object_meta
 from .pods import CONTRIBUTION_PORT, ENCODER_METRICS, INGEST_METRICS, ingest_ports
 
 
-def contribution_service(channel: Channel, *, instance: str, namespace: str, owner: dict) -> dict:
+def contribution_service(channel: Channel, *, instance: str, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     name = channel.name
     return {
         "apiVersion": "v1", "kind": "Service",
@@ -24,11 +25,11 @@ def contribution_service(channel: Channel, *, instance: str, namespace: str, own
     }
 
 
-def ingest_service(channel: Channel, *, instance: str, namespace: str, owner: dict) -> dict:
+def ingest_service(channel: Channel, *, instance: str, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     name = channel.name
     ports = ingest_ports(channel)
     ingest = channel.spec.ingest
-    spec = {"type": ingest.service_type.value, "selector": encoder_selector(name, instance),
+    spec: dict[str, Any] = {"type": ingest.service_type.value, "selector": encoder_selector(name, instance),
             # TCP and UDP in one LoadBalancer Service: Kubernetes >= 1.26 (MixedProtocolLBService).
             "ports": [{"name": port_name, "port": number, "targetPort": port_name, "protocol": protocol} for port_name, number, protocol in ports]}
     if ingest.allowed_ips and ingest.service_type is not ServiceType.CLUSTER_IP:
@@ -45,7 +46,7 @@ def ingest_service(channel: Channel, *, instance: str, namespace: str, owner: di
     }
 
 
-def encoder_network_policy(channel: Channel, *, namespace: str, owner: dict) -> dict:
+def encoder_network_policy(channel: Channel, *, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     name = channel.name
     open_ports = [{"port": number, "protocol": protocol} for _, number, protocol in ingest_ports(channel)]
     open_ports += [{"port": port, "protocol": "TCP"} for port in (INGEST_METRICS, ENCODER_METRICS)]
