@@ -17,7 +17,7 @@ MAX_BACKWARDS_MS = 1_000
 class TimestampGuard:
     """The last timestamp (ms) of each kind of a contribution."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.last: dict[str, int] = {}
 
     def check(self, kind: str, ms: int) -> str | None:

@@ -14,6 +14,7 @@ import logging
 import socket
 import struct
 import time
+from typing import Any
 
 from .. import metrics
 from ..config import ChannelRoute
@@ -35,9 +36,9 @@ class DatagramIngest(asyncio.DatagramProtocol):
         self.last_datagram = 0.0
         self._counted_rtp = (0, 0, 0)
         self._refused: set[str] = set()  # senders already logged, so a stray stream logs once
-        self._ending: set[asyncio.Task] = set()
+        self._ending: set[asyncio.Task[None]] = set()
 
-    def datagram_received(self, data: bytes, address) -> None:
+    def datagram_received(self, data: bytes, address: tuple[Any, ...]) -> None:
         peer = address[0]
         if self.sender is not None and address[:2] != self.sender:
             self._refuse(peer, "second_sender", f"{peer} sends to channel {self.route.name}'s port while {self.sender[0]} publishes")
@@ -56,10 +57,11 @@ class DatagramIngest(asyncio.DatagramProtocol):
             self._count_rtp()
             if payload is None:
                 return
+        assert self.session is not None  # _start made it
         if not self.session.feed(payload):
             self._end("its timestamps jumped")
 
-    def _start(self, peer: str, address, first: bytes) -> bool:
+    def _start(self, peer: str, address: tuple[Any, ...], first: bytes) -> bool:
         if not self.route.admits(peer):
             self._refuse(peer, "not_allowed", f"{peer} may not publish to channel {self.route.name}")
             return False
@@ -87,6 +89,7 @@ class DatagramIngest(asyncio.DatagramProtocol):
             log.warning("%s (further datagrams from it are dropped silently)", message)
 
     def _count_rtp(self) -> None:
+        assert self.rtp is not None  # counted only for an RTP sender
         now = (self.rtp.lost, self.rtp.late, self.rtp.wrong_type)
         for kind, before, after in zip(("rtp_lost", "rtp_late", "rtp_wrong_payload_type"), self._counted_rtp, now):
             if after > before:
@@ -135,7 +138,7 @@ class DatagramServer:
         self.idle_timeout = idle_timeout
         self.ingests: dict[str, DatagramIngest] = {}
         self.transports: list[asyncio.DatagramTransport] = []
-        self._watch: asyncio.Task | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     async def add(self, route: ChannelRoute, host: str, port: int, group: str | None = None) -> int:
         loop = asyncio.get_running_loop()
@@ -145,7 +148,7 @@ class DatagramServer:
         self.transports.append(transport)
         if self._watch is None:
             self._watch = loop.create_task(self._watch_idle())
-        return transport.get_extra_info("sockname")[1]
+        return int(transport.get_extra_info("sockname")[1])
 
     async def _watch_idle(self) -> None:
         while True:

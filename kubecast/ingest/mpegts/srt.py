@@ -45,10 +45,10 @@ class SrtUnavailable(RuntimeError):
     pass
 
 
-_lib = None
+_lib: ctypes.CDLL | None = None
 
 
-def library():
+def library() -> ctypes.CDLL:
     global _lib
     if _lib is None:
         names = list(LIBRARIES) + [name for name in (ctypes.util.find_library("srt"),) if name]
@@ -112,7 +112,7 @@ def channel_of(stream_id: str) -> str | None:
 class SrtServer:
     """One SRT listener for every channel that accepts SRT."""
 
-    def __init__(self, routes: dict[str, ChannelRoute], publications: Publications, *, idle_timeout: float):
+    def __init__(self, routes: dict[str, ChannelRoute], publications: Publications, *, idle_timeout: float) -> None:
         self.routes = {name: route for name, route in routes.items() if route.accepts("SRT")}
         self.publications = publications
         self.idle_timeout = idle_timeout
@@ -144,7 +144,8 @@ class SrtServer:
         self.threads.append(thread)
         return socket.ntohs(struct.unpack_from("=H", bound.raw, 2)[0])
 
-    def _on_handshake(self, _opaque, new_socket: int, _version: int, peer_address, stream_id: bytes | None) -> int:
+    def _on_handshake(self, _opaque: int | None, new_socket: int, _version: int, peer_address: int,
+                      stream_id: bytes | None) -> int:
         """libsrt asks whether to accept a caller, before the handshake completes."""
         lib = library()
         try:
@@ -200,9 +201,11 @@ class SrtServer:
 
     def _receive(self, sock: int, route: ChannelRoute, peer: str) -> None:
         lib = library()
+        loop = self.loop
+        assert loop is not None  # start() set it before any caller could arrive
         _set_int(sock, SRTO_RCVTIMEO, 500)
         session = TsSession(self.publications, route, peer=peer, protocol="SRT")
-        started = asyncio.run_coroutine_threadsafe(self._start(session), self.loop)
+        started = asyncio.run_coroutine_threadsafe(self._start(session), loop)
         buffer = ctypes.create_string_buffer(MESSAGE)
         reason = "the caller closed the connection"
         # Messages are handed to the event loop in batches (one every HANDOVER_SECONDS or
@@ -216,7 +219,7 @@ class SrtServer:
             nonlocal pending, in_flight, handed_over
             if in_flight is not None and not in_flight.result(10):
                 return False
-            in_flight = asyncio.run_coroutine_threadsafe(self._feed(session, bytes(pending)), self.loop) if pending else None
+            in_flight = asyncio.run_coroutine_threadsafe(self._feed(session, bytes(pending)), loop) if pending else None
             pending, handed_over = bytearray(), time.monotonic()
             return True
 
@@ -255,8 +258,8 @@ class SrtServer:
             lib.srt_close(sock)
             with self._lock:
                 self.connected.pop(route.name, None)
-            if not self.loop.is_closed():
-                asyncio.run_coroutine_threadsafe(self._end(session, reason), self.loop)
+            if not loop.is_closed():
+                asyncio.run_coroutine_threadsafe(self._end(session, reason), loop)
 
     @staticmethod
     async def _start(session: TsSession) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import struct
 from datetime import datetime, timezone
+from typing import Any
 
 
 class AmfError(ValueError):
@@ -15,7 +16,7 @@ class Undefined:
     def __repr__(self) -> str:
         return "undefined"
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Undefined)
 
     def __hash__(self) -> int:
@@ -25,14 +26,14 @@ class Undefined:
 UNDEFINED = Undefined()
 
 
-class EcmaArray(dict):
+class EcmaArray(dict[str, Any]):
     """An associative array (AMF0 type 8), as onMetaData carries; a dict that remembers its type."""
 
 
 MAX_DEPTH = 32
 
 
-def encode(value) -> bytes:
+def encode(value: object) -> bytes:
     if value is None:
         return b"\x05"
     if isinstance(value, Undefined):
@@ -57,7 +58,7 @@ def encode(value) -> bytes:
     raise TypeError(f"cannot encode {type(value).__name__} as AMF0")
 
 
-def _pairs(mapping: dict) -> bytes:
+def _pairs(mapping: dict[Any, Any]) -> bytes:
     out = b""
     for key, item in mapping.items():
         raw = str(key).encode()
@@ -65,7 +66,7 @@ def _pairs(mapping: dict) -> bytes:
     return out + b"\x00\x00\x09"
 
 
-def encode_all(*values) -> bytes:
+def encode_all(*values: object) -> bytes:
     return b"".join(encode(value) for value in values)
 
 
@@ -87,7 +88,7 @@ class _Reader:
         except UnicodeDecodeError as error:
             raise AmfError("AMF0 string is not UTF-8") from error
 
-    def value(self, depth: int = 0):
+    def value(self, depth: int = 0) -> Any:  # an AMF0 value: number, bool, str, None, dict, list …
         if depth > MAX_DEPTH:
             raise AmfError("AMF0 nesting too deep")
         marker = self.take(1)[0]
@@ -122,7 +123,7 @@ class _Reader:
             return self.utf8(struct.unpack(">I", self.take(4))[0])
         raise AmfError(f"unsupported AMF0 type marker 0x{marker:02x}")
 
-    def pairs(self, target: dict, depth: int) -> dict:
+    def pairs(self, target: dict[str, Any], depth: int) -> dict[str, Any]:
         while True:
             length = struct.unpack(">H", self.take(2))[0]
             if length == 0 and self.data[self.pos : self.pos + 1] == b"\x09":
@@ -132,7 +133,7 @@ class _Reader:
             target[key] = self.value(depth + 1)
 
 
-def decode_all(data: bytes) -> list:
+def decode_all(data: bytes) -> list[Any]:
     reader = _Reader(data)
     values = []
     while reader.pos < len(data):

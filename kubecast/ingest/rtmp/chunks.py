@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Literal
 
 DEFAULT_CHUNK_SIZE = 128
 MAX_CHUNK_SIZE = 0x7FFFFFFF >> 7  # 16 MiB: far above the 4-64 KiB real encoders use
@@ -49,7 +50,7 @@ class _ChunkStream:
 
 
 class ChunkReader:
-    def __init__(self):
+    def __init__(self) -> None:
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self._buffer = bytearray()
         self._streams: dict[int, _ChunkStream] = {}
@@ -65,7 +66,7 @@ class ChunkReader:
                 messages.append(message)
         return messages
 
-    def _next(self):
+    def _next(self) -> Message | None | Literal[False]:
         """A Message, None (a chunk consumed, no message completed), or False (need more bytes)."""
         buf = self._buffer
         if not buf:
@@ -91,7 +92,7 @@ class ChunkReader:
             stream = _ChunkStream()
         header = bytes(buf[pos : pos + header_size])
         pos += header_size
-        time_field = int.from_bytes(header[0:3], "big") if fmt < 3 else None
+        time_field = int.from_bytes(header[0:3], "big") if fmt < 3 else 0  # type 3 carries none
         extended = stream.extended if fmt == 3 else time_field == EXTENDED
         if extended:
             if len(buf) < pos + 4:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from . import amf0, chunks
 from .handshake import HANDSHAKE_SIZE, HandshakeError, server_response
@@ -50,8 +51,11 @@ class Unpublished:
     pass
 
 
+Event = PublishRequest | Media | Unpublished  # what a session reports to its server
+
+
 class RtmpSession:
-    def __init__(self):
+    def __init__(self) -> None:
         self.phase = Phase.C0C1
         self.outgoing = bytearray()
         self.reader = chunks.ChunkReader()
@@ -62,11 +66,11 @@ class RtmpSession:
         self.publishing = False
         self.peer_window = 2_500_000
         self._acknowledged = 0
-        self._publish_transaction = 0
+        self._publish_transaction: float = 0  # AMF0 numbers are doubles
 
     # -- input --
-    def feed(self, data: bytes) -> list:
-        events: list = []
+    def feed(self, data: bytes) -> list[Event]:
+        events: list[Event] = []
         if self.phase in (Phase.C0C1, Phase.C2):
             self._handshake += data
             data = b""
@@ -95,7 +99,7 @@ class RtmpSession:
             self._send(chunks.ACKNOWLEDGEMENT, struct.pack(">I", received & 0xFFFFFFFF), csid=2)
         return events
 
-    def _message(self, message: chunks.Message) -> list:
+    def _message(self, message: chunks.Message) -> list[Event]:
         kind = message.type
         if kind == chunks.WINDOW_ACK_SIZE and len(message.body) >= 4:
             self.peer_window = max(1, struct.unpack(">I", message.body[:4])[0])
@@ -124,7 +128,7 @@ class RtmpSession:
                 return [Media(kind, message.timestamp, message.body)]
         return []
 
-    def _command(self, values: list) -> list:
+    def _command(self, values: list[Any]) -> list[Event]:
         if not values or not isinstance(values[0], str):
             raise ProtocolError("command without a name")
         name = values[0]
@@ -186,7 +190,7 @@ class RtmpSession:
         message = chunks.Message(type_, stream_id, 0, body)
         self.outgoing += chunks.encode_message(message, chunk_size=self._out_chunk_size, csid=csid)
 
-    def _command_reply(self, name: str, transaction, *args) -> None:
+    def _command_reply(self, name: str, transaction: float, *args: object) -> None:
         self._send(chunks.COMMAND_AMF0, amf0.encode_all(name, transaction, *args), csid=3)
 
     def _status(self, level: str, code: str, description: str) -> None:
