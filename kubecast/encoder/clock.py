@@ -34,7 +34,7 @@ class ChannelClock:
             data = self.store.get_sync(key)
             if data is None:
                 self.store.put_new_sync(key, ClockStart(availability_start_time=fallback or now).to_json())
-                data = self.store.get_sync(key)
+                data = self.store.get_sync(key) or b""  # gone again at once: the repair below decides
             try:
                 self._start = ClockStart.model_validate_json(data).availability_start_time
             except ValueError as error:

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from types import FrameType
 
 from kubecast.api import ManifestError, load_channel
 from kubecast.runtime import add_runtime_arguments, start_runtime
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     server = ContributionServer(channel=channel, publisher=publisher, host=host, port=port)
     stopped = threading.Event()
 
-    def stop(signum, frame):  # noqa: ARG001
+    def stop(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
         stopped.set()
         server.stopping.set()
 

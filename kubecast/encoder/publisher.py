@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
 from kubecast.media.tracks import SegmentRecord, TrackInfo
 from kubecast.storage import EncoderProgress, IngestInfo, Store, layout
@@ -46,7 +47,7 @@ class Publisher:
         )
         self.clock = ChannelClock(store=store, channel=channel, instance=instance, segment_duration_ms=segment_duration_ms)
         self.last_written = max((r[-1].number for r in self.progress.segments.values() if r), default=None)
-        self._queue: queue.Queue = queue.Queue()
+        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue()  # (kind, *arguments); None stops
         self._stored_inits: set[str] = set()
         self._thread = threading.Thread(target=self._run, name=f"publisher-{channel}-{instance}", daemon=True)
         self._stop = threading.Event()
@@ -124,7 +125,7 @@ class Publisher:
             except Exception:  # noqa: BLE001 - the writer must outlive one bad item
                 log.exception("encoder publisher failed on %s", item[0])
 
-    def _handle(self, item: tuple) -> None:
+    def _handle(self, item: tuple[Any, ...]) -> None:
         kind = item[0]
         progress = self.progress
         if kind == "track":

@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -30,7 +31,7 @@ from kubecast.storage import layout
 
 from . import metrics
 from .framerate import FrameGrid, measured_rate, snap_rate
-from .segmenter import EpochEnd, TimedSample, TrackSegmenter
+from .segmenter import EpochEnd, Segment, TimedSample, TrackSegmenter
 
 log = logging.getLogger("kubecast.encoder")
 
@@ -61,7 +62,8 @@ class SlotFrame:
 
 
 class RenditionEncoder(threading.Thread):
-    def __init__(self, *, rendition: Rendition, x264_preset: str, grid: FrameGrid, publish_track, publish_segment):
+    def __init__(self, *, rendition: Rendition, x264_preset: str, grid: FrameGrid,
+                 publish_track: Callable[[TrackInfo, bytes], None], publish_segment: Callable[[str, Segment], None]) -> None:
         super().__init__(name=f"rendition-{rendition.name}", daemon=True)
         self.rendition = rendition
         self.x264_preset = x264_preset
@@ -139,8 +141,9 @@ class RenditionEncoder(threading.Thread):
             self._handle(packet)
         metrics.FRAMES.labels(self.rendition.name).inc()
 
-    def _handle(self, packet: av.Packet) -> None:
+    def _handle(self, packet: av.Packet[av.VideoStream]) -> None:
         slot = packet.pts  # without B-frames, decode time == presentation time
+        assert slot is not None  # the encoder stamps every packet
         if self._last_slot is not None and slot != self._last_slot + 1:
             # The ladder resumed after a jump of the contribution's clock: the segment before
             # the gap ends with its last picture, and the next one follows a gap.
@@ -150,13 +153,14 @@ class RenditionEncoder(threading.Thread):
         sample = TimedSample(self.grid.time_of(slot), 0, packet.is_keyframe, to_length_prefixed(bytes(packet)))
         self._emit(self.segmenter.push(sample))
 
-    def _emit(self, segments) -> None:
+    def _emit(self, segments: Iterable[Segment]) -> None:
         for segment in segments:
             if not self._track_published:
                 self._publish_track()
             self.publish_segment(self.rendition.name, segment)
 
     def _publish_track(self) -> None:
+        assert self._encoder is not None and self._encoder.extradata is not None  # published after the first packet
         avcc = avcc_from_annexb(bytes(self._encoder.extradata))
         timescale = self.grid.timescale
         init = init_segment_video(width=self.rendition.width, height=self.rendition.height, timescale=timescale, avcc=avcc)
