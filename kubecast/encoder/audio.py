@@ -6,7 +6,9 @@ timestamps carry (RTMP's are whole milliseconds)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from fractions import Fraction
+from typing import Any
 
 import av
 
@@ -17,7 +19,7 @@ from kubecast.media.timeline import boundary_time
 from kubecast.storage import layout
 
 from . import metrics
-from .segmenter import EpochEnd, PendingEnd, TimedSample, TrackSegmenter
+from .segmenter import EpochEnd, PendingEnd, PublishSegment, PublishTrack, Segment, TimedSample, TrackSegmenter
 from .timing import ConnectionClock
 
 log = logging.getLogger("kubecast.encoder")
@@ -54,7 +56,7 @@ def epoch_origin(clock: ConnectionClock, segment_duration_ms: int, timescale: in
 
 
 class _AudioTrack:
-    def __init__(self, *, segment_duration_ms: int, timescale: int, publish_track, publish_segment):
+    def __init__(self, *, segment_duration_ms: int, timescale: int, publish_track: PublishTrack, publish_segment: PublishSegment) -> None:
         self.timescale = timescale
         self.segment_duration_ms = segment_duration_ms
         self.segmenter = TrackSegmenter(timescale, segment_duration_ms, video=False, default_duration=AAC_FRAME)
@@ -66,7 +68,7 @@ class _AudioTrack:
     def set_track(self, info: TrackInfo, init: bytes) -> None:
         self._track = (info, init)
 
-    def emit(self, segments) -> None:
+    def emit(self, segments: Iterable[Segment]) -> None:
         for segment in segments:
             if not self._published and self._track is not None:
                 self.publish_track(*self._track)
@@ -84,7 +86,7 @@ class _AudioTrack:
 
 
 class AudioTranscoder(_AudioTrack):
-    def __init__(self, *, bitrate: int, clock: ConnectionClock, **kwargs):
+    def __init__(self, *, bitrate: int, clock: ConnectionClock, **kwargs: Any) -> None:
         super().__init__(timescale=SAMPLE_RATE, **kwargs)
         clock.follow(self.segmenter)
         self.bitrate = bitrate
@@ -126,8 +128,9 @@ class AudioTranscoder(_AudioTrack):
                 for packet in self.encoder.encode(resampled):
                     self._handle(packet)
 
-    def _handle(self, packet: av.Packet) -> None:
+    def _handle(self, packet: av.Packet[av.AudioStream]) -> None:
         if self._track is None:
+            assert self.encoder.extradata is not None  # the AAC encoder's AudioSpecificConfig, there once it encodes
             asc = bytes(self.encoder.extradata)
             init = init_segment_audio(sample_rate=SAMPLE_RATE, channels=2, timescale=SAMPLE_RATE, asc=asc, bitrate=self.bitrate)
             self.set_track(
@@ -137,6 +140,7 @@ class AudioTranscoder(_AudioTrack):
             )
         # Output frames are counted from the first input sample rather than taken from the
         # encoder, whose first packets carry the AAC priming delay as negative times.
+        assert self.out_pts is not None  # set with the first input frame, before any packet
         self.emit(self.segmenter.push(TimedSample(self.out_pts, 0, True, bytes(packet))))
         self.out_pts += AAC_FRAME
 
@@ -146,7 +150,7 @@ class AudioTranscoder(_AudioTrack):
 
 
 class AudioPassthrough(_AudioTrack):
-    def __init__(self, *, clock: ConnectionClock, segment_duration_ms: int, **kwargs):
+    def __init__(self, *, clock: ConnectionClock, segment_duration_ms: int, **kwargs: Any) -> None:
         self.clock = clock
         self.kwargs = dict(segment_duration_ms=segment_duration_ms, **kwargs)
         self.next_pts: int | None = None

@@ -17,7 +17,7 @@ from kubecast.media.timeline import segment_number
 from . import metrics
 from .framerate import SOURCE_TIMESCALE, FrameGrid, FrameRateConverter, choose_frame_rate
 from .rendition import RenditionEncoder, SlotFrame
-from .segmenter import EpochEnd, PendingEnd
+from .segmenter import EpochEnd, PendingEnd, PublishSegment, PublishTrack
 from .timing import VIDEO_TIMESCALE, ConnectionClock, first_complete_segment
 
 log = logging.getLogger("kubecast.encoder")
@@ -52,7 +52,8 @@ def signalled_rate(decoder: av.VideoCodecContext) -> Fraction | None:
 
 
 class LadderVideo:
-    def __init__(self, *, renditions: list[Rendition], x264_preset: str, clock: ConnectionClock, segment_duration_ms: int, publish_track, publish_segment):
+    def __init__(self, *, renditions: list[Rendition], x264_preset: str, clock: ConnectionClock, segment_duration_ms: int,
+                 publish_track: PublishTrack, publish_segment: PublishSegment) -> None:
         self.clock = clock
         self.renditions = renditions
         self.x264_preset = x264_preset
@@ -98,8 +99,9 @@ class LadderVideo:
         if frame.pts is not None:
             self._undecided.append(frame)
         if self.grid is None:
-            times = [f.pts for f in self._undecided]
-            rate = choose_frame_rate(signalled=signalled_rate(self.decoder), times=times, final=final or len(times) >= MAX_UNDECIDED)
+            times = [f.pts for f in self._undecided if f.pts is not None]  # all are: only timed frames wait
+            signalled = signalled_rate(self.decoder) if self.decoder is not None else None
+            rate = choose_frame_rate(signalled=signalled, times=times, final=final or len(times) >= MAX_UNDECIDED)
             if rate is None:
                 return
             self._start(rate)
@@ -123,15 +125,18 @@ class LadderVideo:
     def _gate(self, number: int) -> None:
         """Encode from the first slot of segment ``number`` on: the first picture that comes
         fills the slots from there to its own (a segment always starts at its first slot)."""
+        assert self.grid is not None and self._converter is not None  # _start made both
         self._start_slot = self.grid.first_slot(number)
         self._converter.next_slot = self._start_slot
         self._previous = None
 
     def _convert(self, frame: av.VideoFrame) -> None:
-        grid = self.grid
+        grid, converter = self.grid, self._converter
+        assert grid is not None and converter is not None and frame.pts is not None  # converted once started, timed
         slot = grid.slot_of(frame.pts, SOURCE_TIMESCALE)
         if self._start_slot is None:
             number = segment_number(frame.pts, self.segment_duration_ms, SOURCE_TIMESCALE)
+            assert self.clock.placement is not None  # the session anchors the clock before the first frame
             # A connection that joined a running epoch starts at the first boundary it holds
             # whole; one that opened an epoch at the epoch's first segment.
             self._gate(first_complete_segment(frame.pts, self.segment_duration_ms, SOURCE_TIMESCALE) if self.clock.joined
@@ -139,9 +144,10 @@ class LadderVideo:
             if self.clock.discontinuity:
                 for worker in self.workers:
                     worker.segmenter.mark_discontinuity()
+        assert self._start_slot is not None  # _gate set it
         if slot < self._start_slot:
             return
-        placed = self._converter.place(slot)
+        placed = converter.place(slot)
         if placed.jumped:
             # The contribution's clock jumped: resume at the next boundary, never reusing a number.
             number = grid.segment_of(slot)
@@ -153,7 +159,7 @@ class LadderVideo:
             self._gate(number)
             if slot < self._start_slot:
                 return
-            placed = self._converter.place(slot)
+            placed = converter.place(slot)
         if placed.slot is None:
             metrics.FRAMES_DROPPED.inc()
             return
@@ -165,6 +171,7 @@ class LadderVideo:
         self._previous = frame
 
     def _hand_out(self, frame: av.VideoFrame, slot: int) -> None:
+        assert self.grid is not None  # handed out once started
         number = self.grid.segment_of(slot)
         force_key = self.current_segment is None or number > self.current_segment
         if force_key:

@@ -12,6 +12,8 @@ segment's decode time is the presentation time of its first picture (CMAF's nega
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 import av
 
@@ -22,7 +24,7 @@ from kubecast.storage import layout
 
 from .alignment import AlignmentGate
 from .rendition import estimate_frame_rate, frame_rate_text
-from .segmenter import EpochEnd, PendingEnd, TimedSample, TrackSegmenter
+from .segmenter import EpochEnd, PendingEnd, PublishSegment, PublishTrack, Segment, TimedSample, TrackSegmenter
 from .timing import VIDEO_TIMESCALE, ConnectionClock
 
 DEFAULT_FRAME_RATE = 30  # for the duration of a contribution's last picture when its source does not say
@@ -43,7 +45,8 @@ def track_id(index: int) -> str:
 
 
 class VideoPassthrough:
-    def __init__(self, *, clock: ConnectionClock, segment_duration_ms: int, bandwidth_hint: int, publish_track, publish_segment, index: int = 0):
+    def __init__(self, *, clock: ConnectionClock, segment_duration_ms: int, bandwidth_hint: int, publish_track: PublishTrack, publish_segment: PublishSegment,
+                 index: int = 0) -> None:
         self.track_id = track_id(index)
         self.clock = clock
         self.segment_duration_ms = segment_duration_ms
@@ -93,9 +96,11 @@ class VideoPassthrough:
         sample = TimedSample(decode_time + self.shift, offset - self.shift, frame.keyframe, frame.data, duration)
         self._emit(self.segmenter.push(sample))
 
-    def _emit(self, segments) -> None:
+    def _emit(self, segments: Iterable[Segment]) -> None:
         for segment in segments:
             if not self.track_published:
+                # a segment comes only after the size, the avcc and the segmenter
+                assert self.size is not None and self.avcc is not None and self.segmenter is not None
                 width, height = self.size
                 timescale = self.segmenter.timescale
                 init = init_segment_video(width=width, height=height, timescale=timescale, avcc=self.avcc)
@@ -117,7 +122,7 @@ class PassthroughVideos:
     """Every video rendition of a pass-through contribution (tag track 0, 1, ...), published as
     one ABR set while their key frames stay aligned (``AlignmentGate``)."""
 
-    def __init__(self, *, publish_segment, **kwargs):
+    def __init__(self, *, publish_segment: PublishSegment, **kwargs: Any) -> None:
         self.kwargs = kwargs
         self.publish_segment = publish_segment
         self.gate = AlignmentGate(primary=track_id(0))
@@ -132,7 +137,7 @@ class PassthroughVideos:
     def primary(self) -> VideoPassthrough:
         return self.rendition(0)
 
-    def _offer(self, track: str, segment) -> None:
+    def _offer(self, track: str, segment: Segment) -> None:
         for ready_track, ready in self.gate.offer(track, segment):
             self.publish_segment(ready_track, ready)
 

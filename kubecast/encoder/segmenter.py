@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from fractions import Fraction
 
 from kubecast.media.mp4 import Sample, media_segment
 from kubecast.media.timeline import boundary_time, segment_number
+from kubecast.media.tracks import TrackInfo
 from .timing import first_complete_segment
 
 
@@ -37,6 +39,10 @@ class Segment:
     data: bytes  # styp + moof + mdat
     discontinuity: bool
     final: bool = False  # flushed at the end of a contribution: may end before the boundary
+
+
+PublishTrack = Callable[[TrackInfo, bytes], None]  # a track and its init segment, stored before its first segment
+PublishSegment = Callable[[str, Segment], None]  # (track id, segment)
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,7 @@ class TrackSegmenter:
         if not self._pending:
             return None
         end = self._pending[-1].decode_time + (self._pending[-1].duration or self.default_duration)
+        assert self._number is not None  # set with the first pending sample
         return PendingEnd(self._number, Fraction(self._pending[0].decode_time, self.timescale), Fraction(end, self.timescale))
 
     def finish(self, end: EpochEnd | None) -> list[Segment]:
@@ -163,6 +170,7 @@ class TrackSegmenter:
 
     def _emit(self, *, next_decode_time: int) -> Segment:
         samples, pending = [], self._pending
+        assert self._number is not None  # set with the first pending sample
         for index, sample in enumerate(pending):
             following = pending[index + 1].decode_time if index + 1 < len(pending) else next_decode_time
             samples.append(Sample(max(1, following - sample.decode_time), len(sample.data), sample.composition_offset, sample.keyframe or not self.video))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from typing import Any
 
 import av
 
@@ -115,7 +116,7 @@ class ContributionSession:
         self.publisher.availability_start()
         clock = ConnectionClock(lambda first_timestamp_ms: self.publisher.clock.place(
             first_timestamp_ms=first_timestamp_ms, now=now_utc(), last_written=self.publisher.last_written))
-        common = dict(segment_duration_ms=segment_ms, publish_track=self.publisher.track, publish_segment=self.publisher.segment)
+        common: dict[str, Any] = dict(segment_duration_ms=segment_ms, publish_track=self.publisher.track, publish_segment=self.publisher.segment)
         if spec.encoding.passthrough:
             video = PassthroughVideos(clock=clock, bandwidth_hint=0, **common)
             audio = AudioPassthrough(clock=clock, **common)
@@ -198,7 +199,7 @@ class ContributionSession:
             self._thumbnail_at = now
             self.publisher.thumbnail(jpeg_thumbnail(picture))
 
-    def _stats(self, protocol: str, video) -> None:
+    def _stats(self, protocol: str, video: LadderVideo | PassthroughVideos) -> None:
         now = time.monotonic()
         if now - self._stats_at < STATS_SECONDS:
             return
@@ -216,7 +217,7 @@ class ContributionSession:
         metrics.INGEST_BITRATE.set(bitrate)
         self.publisher.status(ingest=self._ingest_info(protocol, video, bitrate), speed=speed)
 
-    def _ingest_info(self, protocol: str, video, bitrate: float = 0.0) -> IngestInfo:
+    def _ingest_info(self, protocol: str, video: LadderVideo | PassthroughVideos, bitrate: float = 0.0) -> IngestInfo:
         info = IngestInfo(connected=True, protocol=protocol, bitrate=bitrate, frames=self.frames)
         if isinstance(video, PassthroughVideos):
             info.renditions = len(video.renditions)

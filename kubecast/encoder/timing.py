@@ -19,7 +19,12 @@ first timestamp is tried against the channel's latest epoch:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .segmenter import TrackSegmenter
 
 VIDEO_TIMESCALE = 90_000
 TOLERANCE_MS = 8_000  # network and buffering delay between two paths; far below any restart gap
@@ -65,10 +70,10 @@ class ConnectionClock:
     Placement (it reads and writes the channel's epochs in storage).
     """
 
-    def __init__(self, place):
+    def __init__(self, place: Callable[[int], Placement]) -> None:
         self._place = place
         self.placement: Placement | None = None
-        self._followers: list = []
+        self._followers: list[TrackSegmenter] = []
 
     @property
     def joined(self) -> bool:
@@ -86,7 +91,7 @@ class ConnectionClock:
             self._followers.clear()
         return self.placement
 
-    def follow(self, segmenter) -> None:
+    def follow(self, segmenter: TrackSegmenter) -> None:
         """A track's segmenter learns how this connection was placed (joined, after a gap)
         before its first sample: at placement, or now if that has happened."""
         if self.placement is None:
@@ -94,7 +99,8 @@ class ConnectionClock:
         else:
             self._apply(segmenter)
 
-    def _apply(self, segmenter) -> None:
+    def _apply(self, segmenter: TrackSegmenter) -> None:
+        assert self.placement is not None  # applied once placed
         if self.joined:
             segmenter.mark_joined()
         else:
