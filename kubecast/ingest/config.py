@@ -145,7 +145,7 @@ def decide(config: IngestConfig, *, app: str, name: str, peer: str, protocol: st
         keyed = [route for route in config.channels.values() if route.key is not None]
         candidates = [(path[-1], "")] + ([(path[-2], path[-1])] if len(path) > 1 else [])
         # Every key is compared every time, so the timing shows neither which matched nor how much.
-        matches = [(route, rendition) for key, rendition in candidates for route in keyed if hmac.compare_digest(route.key.encode(), key.encode())]
+        matches = [(route, rendition) for key, rendition in candidates for route in keyed if hmac.compare_digest((route.key or "").encode(), key.encode())]
         if not matches:
             return Decision(None, "unknown stream key", "bad_key")
         route, rendition = matches[0]

@@ -43,6 +43,7 @@ class TsSession:
             metrics.PROTOCOL_ERRORS.labels("timestamp_jump").inc()
             log.warning("ending the %s contribution of %s from %s: %s", self.protocol, self.route.name, self.peer, jump)
             return False
+        assert self.source is not None  # fed only once started
         for record in records:
             self.source.forward(record)
         self._count()

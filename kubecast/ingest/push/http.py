@@ -84,7 +84,7 @@ class RequestBody:
     """The box state of one request body: a reconnecting Smooth encoder starts over with ftyp
     and moov, and each CMAF request is a whole segment."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.boxes = BoxStream()
         self.moof: bytes | None = None
 
@@ -185,7 +185,7 @@ class HttpIngest:
         self.streams: dict[tuple[str, str], PushStream] = {}  # (channel, stream name) -> live stream
         self.last_time: dict[tuple[str, str, int], int] = {}  # (channel, stream, track) -> last decode time
         self.runner: web.AppRunner | None = None
-        self._idle_task = None
+        self._idle_task: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> int:
         app = web.Application(client_max_size=64 << 20)
@@ -195,7 +195,7 @@ class HttpIngest:
         site = web.TCPSite(self.runner, host, port)
         await site.start()
         self._idle_task = asyncio.get_running_loop().create_task(self._end_idle())
-        return site._server.sockets[0].getsockname()[1]
+        return int(self.runner.addresses[0][1])  # the real port when 0 was asked for
 
     async def stop(self) -> None:
         if self._idle_task is not None:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
+from typing import Any
 
 from kubecast.media.contribution import CodecConfig, Frame, Kind
 from kubecast.media.flv import FlvError, parse_audio, parse_video
@@ -62,16 +63,17 @@ def media_record(media: Media) -> CodecConfig | Frame | None:
 
 
 class IngestServer:
-    def __init__(self, config: IngestConfig, publications: Publications | None = None):
+    def __init__(self, config: IngestConfig, publications: Publications | None = None) -> None:
         self.config = config
         self.publications = publications or Publications()
         self.connections = 0
         self.server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         self.server = await asyncio.start_server(self._serve, host, port)
-        return self.server.sockets[0].getsockname()[:2]
+        address = self.server.sockets[0].getsockname()
+        return str(address[0]), int(address[1])
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -82,6 +84,7 @@ class IngestServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        assert task is not None  # asyncio runs each connection's handler in a task
         self._tasks.add(task)
         peer = (writer.get_extra_info("peername") or ("?", 0))[0]
         session_id = uuid.uuid4().hex[:8]
@@ -101,7 +104,7 @@ class IngestServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _run(self, reader, writer, peer: str, session_id: str) -> None:
+    async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, session_id: str) -> None:
         session = RtmpSession()
         clock = TimestampGuard()
         source: Source | None = None
