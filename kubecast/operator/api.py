@@ -45,7 +45,7 @@ _RAW: Json = {"serialize": False, "_request_timeout": TIMEOUT_SECONDS}  # every 
 ApiError = ApiException
 
 
-class _Discovery(LazyDiscoverer):  # type: ignore[misc]  # the library's classes are untyped
+class _Discovery(LazyDiscoverer):
     """Discovery kept in memory: the library would write it to a file under /tmp shared by every
     process that talks to the same server (and the operator's root filesystem may be read-only).
     Each kind's group version is asked once, when the kind is first used."""
@@ -54,7 +54,7 @@ class _Discovery(LazyDiscoverer):  # type: ignore[misc]  # the library's classes
     NO_FILE = os.path.join(os.devnull, "kubecast-discovery")
 
     def __init__(self, client: DynamicClient, cache_file: str | None) -> None:
-        super().__init__(client, self.NO_FILE)
+        super().__init__(client, self.NO_FILE)  # type: ignore[no-untyped-call]  # the library leaves it unannotated
 
     def _write_cache(self) -> None:
         pass
@@ -174,7 +174,8 @@ class KubeApi:
         """Merge ``status`` into the object's status subresource; None when the object is gone."""
         resource = await self._resource(api_version, kind)
         try:
-            return await _answer(self._client.patch(resource.status, body={"status": status}, name=name, namespace=namespace,
+            # the library types a Resource's attributes as methods; a subresource's is a Resource
+            return await _answer(self._client.patch(resource.status, body={"status": status}, name=name, namespace=namespace,  # type: ignore[arg-type]
                                                     content_type="application/merge-patch+json", **_RAW))
         except NotFoundError:
             return None

@@ -1,6 +1,9 @@
 """kopf handlers: thin.  They parse the resource, call the pure builders and aggregators, apply
 the children and patch the status; all decisions live in builders/ and status.py, and the
-store's reads and writes in store_io.py."""
+store's reads and writes in store_io.py.
+
+Handlers kopf calls directly take ``namespace: str``: every kind here is namespaced, so kopf passes a
+str, though its handler protocols allow None (hence the ``type: ignore[arg-type]`` on them)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ import asyncio
 import copy
 import logging
 import os
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import Any, TypeVar, cast
 from typing import Any
 
 import kopf
@@ -60,7 +65,7 @@ def now() -> datetime:
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_) -> None:
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # kopf's own bookkeeping goes into annotations under our prefix, never into status.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubecast.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubecast.io", key="last-handled-configuration")
@@ -71,7 +76,7 @@ def configure(settings: kopf.OperatorSettings, **_) -> None:
 
 
 @kopf.on.login()
-def login(settings: kopf.OperatorSettings, **_):
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
     info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
     if info is not None:  # kopf logs in again after a 401: the client then uses the new credentials
         CLIENT["api"] = KubeApi.from_connection_info(info)
@@ -79,38 +84,49 @@ def login(settings: kopf.OperatorSettings, **_):
 
 
 @kopf.on.cleanup()
-async def close_client(**_) -> None:
+async def close_client(**_: Any) -> None:
     if "api" in CLIENT:
         await CLIENT["api"].close()
 
 
-def parse(body) -> Channel | Program | StreamingEndpoint:
+def parse(body: Mapping[str, Any]) -> Channel | Program | StreamingEndpoint:
     document = {key: body.get(key) for key in ("apiVersion", "kind", "spec") if body.get(key) is not None}
     document["metadata"] = {"name": body["metadata"]["name"], "namespace": body["metadata"].get("namespace", "default")}
     return parse_document(document, f"{body['kind']} {body['metadata']['name']}")
 
 
-def _invalid_status(status, generation, error: Exception, data_plane: list[dict] | None = None) -> dict:
+Resource = TypeVar("Resource", Channel, Program, StreamingEndpoint)
+
+
+def parse_as(model: type[Resource], body: Mapping[str, Any]) -> Resource:
+    """``parse`` of a body whose kind the handler knows (the one it watches)."""
+    resource = parse(body)
+    if not isinstance(resource, model):
+        raise ManifestError(f"{body['kind']} {body['metadata']['name']}: not a {model.__name__}")
+    return resource
+
+
+def _invalid_status(status: Mapping[str, Any] | None, generation: int | None, error: Exception, data_plane: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     message = str(error).split(": ", 1)[-1]
-    previous = (status or {}).get("conditions")
+    previous = dict(status or {}).get("conditions")
     # A Channel's data-plane conditions still describe its running stream: kept, not dropped.
     return {"observedGeneration": generation, "conditions": channel_conditions(conditions(
         previous, generation, now(), ("Ready", False, "InvalidSpec", message), ("Reconciling", False, "InvalidSpec", ""), ("Stalled", True, "InvalidSpec", message)),
         previous, data_plane)}
 
 
-def _invalid(patch: kopf.Patch, status, generation, error: Exception) -> None:
+def _invalid(patch: kopf.Patch, status: Mapping[str, Any] | None, generation: int | None, error: Exception) -> None:
     patch.status.update(_invalid_status(status, generation, error))
 
 
 @kopf.on.create(*GROUP_VERSION, "streamingendpoints", id="observe")
 @kopf.on.create(*GROUP_VERSION, "programs", id="observe")
-def observe(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, **_) -> None:
-    patch.status["conditions"] = channel_conditions(initial_conditions(meta.get("generation"), now()), (status or {}).get("conditions"))
+def observe(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, **_: Any) -> None:
+    patch.status["conditions"] = channel_conditions(initial_conditions(meta.get("generation"), now()), dict(status or {}).get("conditions"))
 
 
-@kopf.on.create(*GROUP_VERSION, "channels", id="observe")
-async def observe_channel(meta: kopf.Meta, status: kopf.Status, name: str, namespace: str, memo: kopf.Memo, **_) -> None:
+@kopf.on.create(*GROUP_VERSION, "channels", id="observe")  # type: ignore[arg-type]
+async def observe_channel(meta: kopf.Meta, status: kopf.Status, name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     # report_stream starts with the object, so a Channel whose timeline exists may have its
     # data-plane conditions before this first sight: kept.
     async with _status_lock(memo):
@@ -119,12 +135,13 @@ async def observe_channel(meta: kopf.Meta, status: kopf.Status, name: str, names
         await _write_channel_status(memo, namespace, name, {"conditions": initial})
 
 
-async def _resources(namespace: str, kind: str) -> list:
-    """The namespace's valid resources of ``kind`` (an invalid one has its own InvalidSpec)."""
+async def _resources(namespace: str, model: type[Resource]) -> list[Resource]:
+    """The namespace's valid resources of a kind (an invalid one has its own InvalidSpec)."""
+    kind = model.__name__
     parsed = []
     for item in await api().list("kubecast.io/v1alpha1", kind, namespace):
         try:
-            parsed.append(parse({**item, "kind": kind, "apiVersion": "kubecast.io/v1alpha1"}))
+            parsed.append(parse_as(model, {**item, "kind": kind, "apiVersion": "kubecast.io/v1alpha1"}))
         except (ManifestError, ValidationError):
             continue
     return parsed
@@ -137,7 +154,7 @@ async def _storage_error(namespace: str) -> str | None:
 
 async def _secret_error(namespace: str, channel: Channel | StreamingEndpoint) -> str | None:
     references = secret_references(channel) if isinstance(channel, Channel) else endpoint_secret_references(channel)
-    secrets: dict[str, dict | None] = {}
+    secrets: dict[str, dict[str, Any] | None] = {}
     for _, ref, _ in references:
         if ref.name not in secrets:
             secrets[ref.name] = await api().get("v1", "Secret", namespace, ref.name)
@@ -156,10 +173,10 @@ def _refresh_interval(memo: kopf.Memo) -> float:
 @every(*GROUP_VERSION, "channels", id="refresh", interval=_refresh_interval, initial_delay=_refresh_interval)
 @observed("Channel")
 async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo,
-                            channel_deployments: kopf.Index, channel_programs: kopf.Index, logger: kopf.Logger, periodic: bool = False, **_) -> None:
+                            channel_deployments: kopf.Index[Any, Any], channel_programs: kopf.Index[Any, Any], logger: kopf.Logger, periodic: bool = False, **_: Any) -> None:
     generation = meta.get("generation")
     try:
-        channel = parse(body)
+        channel = parse_as(Channel, body)
     except (ManifestError, ValidationError) as error:
         async with _status_lock(memo):
             invalid = _invalid_status(_newest_status(memo, status), generation, error, memo.get(DATA_PLANE_MEMO))
@@ -168,7 +185,7 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
     secret_error = await _secret_error(namespace, channel)
     storage_error = await _storage_error(namespace)
     applied_states: dict[str, DeploymentState] = {}
-    services: dict[str, dict | None] = {}
+    services: dict[str, dict[str, Any] | None] = {}
     wanted: dict[str, str] = {}
     key = (namespace, channel.name)
     if secret_error is None and storage_error is None:
@@ -189,7 +206,7 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
         if not periodic:  # a spec change (or a restart) is what can leave a child unwanted
             await lifecycle.prune("Channel", channel.name, namespace, uid, children, logger)
     await lifecycle.release_orphans(namespace, channel.name, channel_programs, logger)
-    preview = preview_url(channel, await _resources(namespace, "StreamingEndpoint"), namespace)
+    preview = preview_url(channel, await _resources(namespace, StreamingEndpoint), namespace)
     async with _status_lock(memo):
         # A Deployment that changed while the children were being applied has told the index
         # (its event) after the apply answered: the newer of the two, or this write would put back
@@ -220,7 +237,7 @@ def _built(channel: Channel, uid: str, namespace: str) -> list[dict[str, Any]]:
     return build_channel_children(channel, uid=uid, namespace=namespace, settings=OperatorSettings.from_environment())
 
 
-def _states(index: kopf.Index, key: tuple[str, str], *names: str) -> list[DeploymentState | None]:
+def _states(index: kopf.Index[Any, Any], key: tuple[str, str], *names: str) -> list[DeploymentState | None]:
     indexed = dict(index.get(key, []))
     return [indexed.get(name) for name in names]
 
@@ -232,13 +249,13 @@ def _status_lock(memo: kopf.Memo) -> asyncio.Lock:
     return lock
 
 
-def _newest_status(memo: kopf.Memo, handed: dict | None) -> dict:
+def _newest_status(memo: kopf.Memo, handed: Mapping[str, Any] | None) -> dict[str, Any]:
     """The status this operator last wrote, else the one kopf handed over (which lags: kopf
     refreshes a Channel's body only between its handlers)."""
     return copy.deepcopy(memo.get(LAST_STATUS_MEMO) or dict(handed or {}))
 
 
-async def _write_channel_status(memo: kopf.Memo, namespace: str, name: str, new_status: dict) -> None:
+async def _write_channel_status(memo: kopf.Memo, namespace: str, name: str, new_status: dict[str, Any]) -> None:
     await api().patch_status("kubecast.io/v1alpha1", "Channel", namespace, name, new_status)
     memo[LAST_STATUS_MEMO] = {**(memo.get(LAST_STATUS_MEMO) or {}), **copy.deepcopy(new_status)}
 
@@ -248,7 +265,7 @@ STREAM_STATUS_INTERVAL = float(os.environ.get("KUBECAST_STREAM_STATUS_INTERVAL",
 
 @every(*GROUP_VERSION, "channels", id="stream", interval=STREAM_STATUS_INTERVAL)
 async def report_stream(body: kopf.Body, meta: kopf.Meta, name: str, namespace: str, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
-                        channel_bodies: kopf.Index, channel_deployments: kopf.Index, channel_services: kopf.Index, logger: kopf.Logger, **_) -> None:
+                        channel_bodies: kopf.Index[Any, Any], channel_deployments: kopf.Index[Any, Any], channel_services: kopf.Index[Any, Any], logger: kopf.Logger, **_: Any) -> None:
     """The media side of the status (live encoders, failovers, the data-plane conditions such as
     KeyframesAligned) comes from the timeline the packager writes; a failover or a misaligned
     contribution since the last report becomes a Warning event."""
@@ -261,7 +278,7 @@ async def report_stream(body: kopf.Body, meta: kopf.Meta, name: str, namespace: 
         return  # no contribution yet
     at, known = now(), memo.get(DATA_PLANE_MEMO)
     report = stream_report(timeline, status=dict(status or {}), reported=known, generation=meta.get("generation"), now=at)
-    if "conditions" in report.status and (status or {}).get("observedGeneration") is None:
+    if "conditions" in report.status and dict(status or {}).get("observedGeneration") is None:
         # The Channel's own handlers have not written their conditions yet: the next report
         # sends these, and their events (memo is left as it was so that it sees the change).
         report.status.pop("conditions")
@@ -281,28 +298,28 @@ async def report_stream(body: kopf.Body, meta: kopf.Meta, name: str, namespace: 
         patch.status.update(report.status)
 
 
-@kopf.index(*GROUP_VERSION, "channels")
-def channel_bodies(body: kopf.Body, name: str, namespace: str, memo: kopf.Memo, **_) -> dict:
+@kopf.index(*GROUP_VERSION, "channels")  # type: ignore[arg-type]
+def channel_bodies(body: kopf.Body, name: str, namespace: str, memo: kopf.Memo, **_: Any) -> dict[tuple[str, str], Any]:
     # "memo" is the Channel's kopf memo itself, not a copy: the Deployment handlers read the
     # newest data-plane conditions from it, however far this copy of the status lags.
     return {(namespace, name): {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": {"name": name, "namespace": namespace, "uid": body.get("metadata", {}).get("uid"), "generation": body.get("metadata", {}).get("generation")},
                                 "spec": copy.deepcopy(dict(body.get("spec") or {})), "status": copy.deepcopy(dict(body.get("status") or {})), "memo": memo}}
 
 
-@kopf.index("apps", "v1", "deployments", labels={CHANNEL_LABEL: kopf.PRESENT})
-def channel_deployments(name: str, namespace: str, labels: kopf.Labels, body: kopf.Body, **_) -> dict:
+@kopf.index("apps", "v1", "deployments", labels={CHANNEL_LABEL: kopf.PRESENT})  # type: ignore[arg-type]
+def channel_deployments(name: str, namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
     return {(namespace, labels[CHANNEL_LABEL]): (name, DeploymentState.of(body))}
 
 
-@kopf.index("v1", "services", labels={CHANNEL_LABEL: kopf.PRESENT})
-def channel_services(name: str, namespace: str, labels: kopf.Labels, body: kopf.Body, **_) -> dict:
+@kopf.index("v1", "services", labels={CHANNEL_LABEL: kopf.PRESENT})  # type: ignore[arg-type]
+def channel_services(name: str, namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
     return {(namespace, labels[CHANNEL_LABEL]): (name, {"metadata": {"name": name, "namespace": namespace},
                                                          "spec": copy.deepcopy(dict(body.get("spec") or {})), "status": copy.deepcopy(dict(body.get("status") or {}))})}
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={CHANNEL_LABEL: kopf.PRESENT})
-async def channel_child_changed(labels: kopf.Labels, namespace: str, channel_bodies: kopf.Index, channel_deployments: kopf.Index,
-                                channel_services: kopf.Index, logger: kopf.Logger, **_) -> None:
+@kopf.on.event("apps", "v1", "deployments", labels={CHANNEL_LABEL: kopf.PRESENT})  # type: ignore[arg-type]
+async def channel_child_changed(labels: kopf.Labels, namespace: str, channel_bodies: kopf.Index[Any, Any], channel_deployments: kopf.Index[Any, Any],
+                                channel_services: kopf.Index[Any, Any], logger: kopf.Logger, **_: Any) -> None:
     """Readiness travels up as it happens: an encoder or packager that becomes ready (or goes
     away) updates its Channel's status from the operator's in-memory indexes, without a request
     other than the status patch itself — which is what keeps 1000 channels cheap.  Encoder A
@@ -312,14 +329,14 @@ async def channel_child_changed(labels: kopf.Labels, namespace: str, channel_bod
     await _roll_second(key, channel_bodies, channel_deployments, logger)
 
 
-async def _roll_second(key: tuple[str, str], channel_bodies: kopf.Index, channel_deployments: kopf.Index, logger: kopf.Logger) -> None:
+async def _roll_second(key: tuple[str, str], channel_bodies: kopf.Index[Any, Any], channel_deployments: kopf.Index[Any, Any], logger: kopf.Logger) -> None:
     """Give encoder B the new spec as soon as A runs it and is ready (B's ConfigMap, then its
     Deployment).  Nothing when B already has it, so B's own events end here."""
     body = next(iter(channel_bodies.get(key, [])), None)
     if body is None or _blocked(_newest_status(body["memo"], body.get("status"))):
         return
     try:
-        channel = parse(body)
+        channel = parse_as(Channel, body)
     except (ManifestError, ValidationError):
         return
     children = _built(channel, body["metadata"]["uid"], key[0])
@@ -342,8 +359,8 @@ def _blocked(status: dict[str, Any]) -> bool:
 
 
 
-async def _status_from_indexes(key: tuple[str, str], channel_bodies: kopf.Index, channel_deployments: kopf.Index,
-                               channel_services: kopf.Index, logger: kopf.Logger) -> None:
+async def _status_from_indexes(key: tuple[str, str], channel_bodies: kopf.Index[Any, Any], channel_deployments: kopf.Index[Any, Any],
+                               channel_services: kopf.Index[Any, Any], logger: kopf.Logger) -> None:
     """The Channel's status from the indexes and its memo: the one computation both the
     Deployment events and the stream reports write conditions with, so neither puts back an
     older view of the other's part."""
@@ -372,11 +389,13 @@ async def _status_from_indexes(key: tuple[str, str], channel_bodies: kopf.Index,
         await _write_channel_status(memo, namespace, channel.name, new_status)
 
 
-def _announce_transition(body, old_status, new_status, logger) -> None:
+def _announce_transition(body: Mapping[str, Any], old_status: Mapping[str, Any] | None, new_status: dict[str, Any],
+                         logger: kopf.Logger) -> None:
     before = {c["type"]: c["status"] for c in (old_status or {}).get("conditions", [])}.get("Ready")
     ready = next(c for c in new_status["conditions"] if c["type"] == "Ready")
     if before != ready["status"]:
-        kopf.event(body, type="Normal" if ready["status"] == "True" else "Warning", reason=ready["reason"], message=ready["message"] or ready["reason"])
+        # kopf.event reads only the body's apiVersion, kind and metadata, which an index's plain dict has too
+        kopf.event(cast(kopf.Body, body), type="Normal" if ready["status"] == "True" else "Warning", reason=ready["reason"], message=ready["message"] or ready["reason"])
         logger.info("Ready is now %s (%s)", ready["status"], ready["reason"])
 
 
@@ -386,10 +405,10 @@ def _announce_transition(body, old_status, new_status, logger) -> None:
 @every(*GROUP_VERSION, "streamingendpoints", id="refresh", interval=30, initial_delay=10)
 @observed("StreamingEndpoint")
 async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, logger: kopf.Logger,
-                             periodic: bool = False, **_) -> None:
+                             periodic: bool = False, **_: Any) -> None:
     generation = meta.get("generation")
     try:
-        endpoint = parse(body)
+        endpoint = parse_as(StreamingEndpoint, body)
     except (ManifestError, ValidationError) as error:
         _invalid(patch, status, generation, error)
         return
@@ -397,7 +416,7 @@ async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
     secret_error = await _secret_error(namespace, endpoint)
     # The namespace's Channels: their preview allow-lists are enforced here (a change reaches
     # the endpoint with this refresh).
-    channels = await _resources(namespace, "Channel")
+    channels = await _resources(namespace, Channel)
     if secret_error is None:
         children = build_endpoint_children(endpoint, uid=uid, namespace=namespace, settings=OperatorSettings.from_environment(), channels=channels)
         for child in children:
@@ -417,10 +436,10 @@ async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
 @kopf.on.update(*GROUP_VERSION, "programs", id="reconcile", field="spec")
 @every(*GROUP_VERSION, "programs", id="refresh", interval=30, initial_delay=5)
 @observed("Program")
-async def reconcile_program(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
+async def reconcile_program(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     generation = meta.get("generation")
     try:
-        program = parse(body)
+        program = parse_as(Program, body)
     except (ManifestError, ValidationError) as error:
         _invalid(patch, status, generation, error)
         return
@@ -429,21 +448,21 @@ async def reconcile_program(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
     channel = None
     if channel_body is not None:
         try:
-            channel = parse(channel_body)
+            channel = parse_as(Channel, channel_body)
         except (ManifestError, ValidationError):
             channel = None
-    endpoints = await _resources(namespace, "StreamingEndpoint")
+    endpoints = await _resources(namespace, StreamingEndpoint)
     new_status = aggregate_program(program, generation=generation, channel=channel, endpoints=endpoints, namespace=namespace, previous=dict(status or {}), now=now())
     _announce_transition(body, status, new_status, logger)
     patch.status.update(new_status)
 
 
 @every(*GROUP_VERSION, "programs", id="recording", interval=STREAM_STATUS_INTERVAL)
-async def report_recording(body: kopf.Body, namespace: str, status: kopf.Status, patch: kopf.Patch, logger: kopf.Logger, **_) -> None:
+async def report_recording(body: kopf.Body, namespace: str, status: kopf.Status, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     """``status.recording`` (state and recorded range) comes from the timeline the channel's
     packager records for the program, as ``report_stream`` does for a Channel."""
     try:
-        program = parse(body)
+        program = parse_as(Program, body)
     except (ManifestError, ValidationError):
         return  # reconcile_program reports an invalid spec
     key = layout.program_timeline_key(program.spec.channel_name, program.name)
