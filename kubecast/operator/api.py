@@ -28,7 +28,6 @@ from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
-
 import kopf
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -45,7 +44,7 @@ _RAW: Json = {"serialize": False, "_request_timeout": TIMEOUT_SECONDS}  # every 
 ApiError = ApiException
 
 
-class _Discovery(LazyDiscoverer):
+class _Discovery(LazyDiscoverer):  # type: ignore[misc]  # the library's classes are untyped
     """Discovery kept in memory: the library would write it to a file under /tmp shared by every
     process that talks to the same server (and the operator's root filesystem may be read-only).
     Each kind's group version is asked once, when the kind is first used."""
@@ -54,7 +53,7 @@ class _Discovery(LazyDiscoverer):
     NO_FILE = os.path.join(os.devnull, "kubecast-discovery")
 
     def __init__(self, client: DynamicClient, cache_file: str | None) -> None:
-        super().__init__(client, self.NO_FILE)  # type: ignore[no-untyped-call]  # the library leaves it unannotated
+        super().__init__(client, self.NO_FILE)
 
     def _write_cache(self) -> None:
         pass
@@ -93,8 +92,9 @@ class KubeApi:
         configuration = Configuration(host=info.server.rstrip("/"))
         files = None
 
-        def path(value: str | bytes | os.PathLike[str] | os.PathLike[bytes] | None, data: str | bytes | None,
-                 name: str) -> str | None:
+        def path(
+            value: str | bytes | os.PathLike[str] | os.PathLike[bytes] | None, data: str | bytes | None, name: str
+        ) -> str | None:
             nonlocal files
             if value is not None:
                 return os.fsdecode(value)
@@ -128,18 +128,19 @@ class KubeApi:
 
     async def _resource(self, api_version: str, kind: str) -> Resource:
         key = (api_version, kind)
-        if key not in self._resources:
+        if self._dynamic is None or key not in self._resources:
             async with self._discovering:
-                if self._dynamic is None:
+                if self._dynamic is None:  # the first request, or one after close() (a handler still finishing)
                     self._api_client = ApiClient(configuration=self._configuration)
                     self._dynamic = await DynamicClient(self._api_client, discoverer=_Discovery)
+                    self._resources.clear()
                 if key not in self._resources:
                     self._resources[key] = await self._dynamic.resources.get(api_version=api_version, kind=kind)
         return self._resources[key]
 
     @property
     def _client(self) -> DynamicClient:
-        assert self._dynamic is not None  # set by the _resource() call every request makes first
+        assert self._dynamic is not None  # set by the _resource() call that every request makes first
         return self._dynamic
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Json | None:
@@ -149,14 +150,24 @@ class KubeApi:
         except NotFoundError:
             return None
 
-    async def list(self, api_version: str, kind: str, namespace: str, *, label_selector: str | None = None) -> list[Json]:
+    async def list(
+        self, api_version: str, kind: str, namespace: str, *, label_selector: str | None = None
+    ) -> list[Json]:
         resource = await self._resource(api_version, kind)
         answer = await _answer(self._client.get(resource, namespace=namespace, label_selector=label_selector, **_RAW))
         items: list[Json] = answer.get("items") or []
         return items
 
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str, *, uid: str | None = None,
-                     propagation: str = "Background") -> None:
+    async def delete(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        uid: str | None = None,
+        propagation: str = "Background",
+    ) -> None:
         """Delete one object (gone already is fine); ``uid`` as a precondition, so that a newer object
         of the same name is never the one deleted."""
         options: Json = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
@@ -174,15 +185,29 @@ class KubeApi:
         """Merge ``status`` into the object's status subresource; None when the object is gone."""
         resource = await self._resource(api_version, kind)
         try:
-            # the library types a Resource's attributes as methods; a subresource's is a Resource
-            return await _answer(self._client.patch(resource.status, body={"status": status}, name=name, namespace=namespace,  # type: ignore[arg-type]
-                                                    content_type="application/merge-patch+json", **_RAW))
+            return await _answer(
+                self._client.patch(
+                    resource.status,
+                    body={"status": status},
+                    name=name,
+                    namespace=namespace,
+                    content_type="application/merge-patch+json",
+                    **_RAW,
+                )
+            )
         except NotFoundError:
             return None
 
     async def apply(self, manifest: Json) -> Json:
         """Server-side apply of ``manifest`` (created when absent); the object as the server now has it."""
         resource = await self._resource(manifest["apiVersion"], manifest["kind"])
-        return await _answer(self._client.server_side_apply(
-            resource, body=manifest, namespace=manifest["metadata"]["namespace"], field_manager=FIELD_MANAGER,
-            force_conflicts=True, **_RAW))
+        return await _answer(
+            self._client.server_side_apply(
+                resource,
+                body=manifest,
+                namespace=manifest["metadata"]["namespace"],
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+                **_RAW,
+            )
+        )
