@@ -11,10 +11,10 @@ import asyncio
 import copy
 import logging
 import os
+import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar, cast
-from typing import Any
 
 import kopf
 from pydantic import ValidationError
@@ -28,11 +28,12 @@ from .periodic import every
 from .builders import INSTANCES, build_channel_children, build_endpoint_children, secret_references
 from .builders.access import endpoint_secret_references
 from .metrics import observed
+from .refresh import FULL_APPLY_SECONDS, ChildKey, child_key, fingerprint, needs_apply
 from .rollout import DeploymentState, newer, second_may_roll, wanted_hashes
 from .settings import OperatorSettings
-from .status import (aggregate_channel, aggregate_endpoint, aggregate_program, aggregate_recording, channel_conditions, conditions, contained,
-                     initial_conditions, preview_url, secret_problems, storage_secret_problem, stream_report, waiting_for_secret,
-                     WAITING_FOR_SECRET)
+from .status import (PROGRESS_SECONDS, aggregate_channel, aggregate_endpoint, aggregate_program, aggregate_recording,
+                     channel_conditions, conditions, contained, initial_conditions, preview_url, progress_only, secret_problems,
+                     storage_secret_problem, stream_report, waiting_for_secret, WAITING_FOR_SECRET)
 from .store_io import publish_program, stored_timeline
 
 GROUP_VERSION = ("kubecast.io", "v1alpha1")
@@ -54,6 +55,11 @@ DATA_PLANE_MEMO = "dataPlaneConditions"
 # sent at once, not left in kopf's patch to be applied after the handler returns.
 STATUS_LOCK_MEMO = "statusLock"
 LAST_STATUS_MEMO = "lastStatus"
+# Also in the memo: the fingerprint of each child as last applied, and when every child was last
+# applied: a refresh applies only what changed or went away (refresh.py).
+APPLIED_MEMO = "appliedChildren"
+FULL_APPLY_MEMO = "fullApplyAt"
+PROGRESS_MEMO = "progressWrittenAt"  # when a report last wrote its progress fields
 
 
 def api() -> KubeApi:
@@ -173,7 +179,9 @@ def _refresh_interval(memo: kopf.Memo) -> float:
 @every(*GROUP_VERSION, "channels", id="refresh", interval=_refresh_interval, initial_delay=_refresh_interval)
 @observed("Channel")
 async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo,
-                            channel_deployments: kopf.Index[Any, Any], channel_programs: kopf.Index[Any, Any], logger: kopf.Logger, periodic: bool = False, **_: Any) -> None:
+                            channel_deployments: kopf.Index[Any, Any], channel_services: kopf.Index[Any, Any],
+                            channel_programs: kopf.Index[Any, Any], logger: kopf.Logger, periodic: bool = False,
+                            **_: Any) -> None:
     generation = meta.get("generation")
     try:
         channel = parse_as(Channel, body)
@@ -195,14 +203,28 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
         held = not second_may_roll(wanted[first], wanted[second], *_states(channel_deployments, key, first, second))
         if held:
             logger.info("encoder B keeps its spec until encoder A runs the new one and is ready")
+        applied_before: dict[ChildKey, str] = memo.setdefault(APPLIED_MEMO, {})
+        last_full = memo.get(FULL_APPLY_MEMO)
+        full = not periodic or last_full is None or time.monotonic() - last_full >= FULL_APPLY_SECONDS
+        watched_services = dict(channel_services.get(key, []))
+        watched = {("Deployment", name) for name, _ in channel_deployments.get(key, [])}
+        watched |= {("Service", name) for name in watched_services}
         for child in children:
-            if held and child["metadata"]["name"] == second and child["kind"] in SECOND_HELD:
+            name = child["metadata"]["name"]
+            if held and name == second and child["kind"] in SECOND_HELD:
                 continue
+            if not needs_apply(child, applied=applied_before, watched=watched, full=full):
+                if child["kind"] == "Service":
+                    services[name] = watched_services[name]
+                continue  # a Deployment's state comes from the index below
             applied = await api().apply(child)
+            applied_before[child_key(child)] = fingerprint(child)
             if child["kind"] == "Deployment":
-                applied_states[child["metadata"]["name"]] = DeploymentState.of(applied)
+                applied_states[name] = DeploymentState.of(applied)
             elif child["kind"] == "Service":
-                services[child["metadata"]["name"]] = applied
+                services[name] = applied
+        if full:
+            memo[FULL_APPLY_MEMO] = time.monotonic()
         if not periodic:  # a spec change (or a restart) is what can leave a child unwanted
             await lifecycle.prune("Channel", channel.name, namespace, uid, children, logger)
     await lifecycle.release_orphans(namespace, channel.name, channel_programs, logger)
@@ -219,6 +241,8 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
                                        secret_error=secret_error, previous=previous, now=now(),
                                        ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=memo.get(DATA_PLANE_MEMO),
                                        preview=preview, wanted=wanted, storage_error=storage_error)
+        if contained(new_status, previous):
+            return  # a refresh that finds nothing new writes nothing
         _announce_transition(body, previous, new_status, logger)
         await _write_channel_status(memo, namespace, channel.name, new_status)
 
@@ -294,8 +318,20 @@ async def report_stream(body: kopf.Body, meta: kopf.Meta, name: str, namespace: 
     for reason, message in report.warnings:
         kopf.event(body, type="Warning", reason=reason, message=message)
         logger.warning("%s", message)
+    if report.status and _progress_may_wait(memo, report.status, dict(status or {})):
+        return
     if report.status:
         patch.status.update(report.status)
+
+
+def _progress_may_wait(memo: kopf.Memo, new: dict[str, Any], previous: dict[str, Any]) -> bool:
+    """Whether a periodic report that moves only progress fields waits (status.PROGRESS_SECONDS);
+    when it does not, its write is noted as the latest."""
+    last = memo.get(PROGRESS_MEMO)
+    if progress_only(new, previous) and last is not None and time.monotonic() - last < PROGRESS_SECONDS:
+        return True
+    memo[PROGRESS_MEMO] = time.monotonic()
+    return False
 
 
 @kopf.index(*GROUP_VERSION, "channels")  # type: ignore[arg-type]
@@ -458,7 +494,8 @@ async def reconcile_program(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
 
 
 @every(*GROUP_VERSION, "programs", id="recording", interval=STREAM_STATUS_INTERVAL)
-async def report_recording(body: kopf.Body, namespace: str, status: kopf.Status, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+async def report_recording(body: kopf.Body, namespace: str, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
+                           logger: kopf.Logger, **_: Any) -> None:
     """``status.recording`` (state and recorded range) comes from the timeline the channel's
     packager records for the program, as ``report_stream`` does for a Channel."""
     try:
@@ -472,7 +509,8 @@ async def report_recording(body: kopf.Body, namespace: str, status: kopf.Status,
         logger.warning("cannot read the recording of program %s/%s: %s", namespace, program.name, error)
         return
     recording = aggregate_recording(timeline, program_stopped=program.spec.state is ProgramState.STOPPED)
-    if not contained(recording, dict(status or {})):
+    previous = dict(status or {})
+    if not contained(recording, previous) and not _progress_may_wait(memo, recording, previous):
         patch.status.update(recording)
 
 

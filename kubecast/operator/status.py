@@ -342,3 +342,27 @@ def contained(new: dict[str, Any], previous: dict[str, Any]) -> bool:
         elif previous.get(key) != value:
             return False
     return True
+
+
+# What a live stream or recording moves on every report, though nothing else changed: the
+# newest segment numbers, the timeline's time, a recording's end.  A status write for these alone
+# is made at most every PROGRESS_SECONDS (the reports' other news goes out at once), so that a
+# steady stream costs one write per 10 minutes, not one per report.
+PROGRESS_SECONDS = 600.0
+PROGRESS_FIELDS = {"stream": ("updated",), "recording": ("end", "durationSeconds", "segments")}
+ENCODER_PROGRESS_FIELDS = ("lastSegment", "segmentsTaken")
+
+
+def without_progress(status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` (a report's part of it) less its progress fields (``PROGRESS_FIELDS``)."""
+    out = {key: ({k: v for k, v in value.items() if k not in PROGRESS_FIELDS.get(key, ())}
+                 if isinstance(value, dict) else value) for key, value in status.items()}
+    if isinstance(out.get("encoders"), dict):
+        out["encoders"] = {name: {k: v for k, v in (encoder or {}).items() if k not in ENCODER_PROGRESS_FIELDS}
+                           for name, encoder in out["encoders"].items()}
+    return out
+
+
+def progress_only(new: dict[str, Any], previous: dict[str, Any]) -> bool:
+    """Whether writing ``new`` over ``previous`` would change progress fields alone."""
+    return contained(without_progress(new), previous)
