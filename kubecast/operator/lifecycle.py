@@ -38,7 +38,7 @@ async def prune(owner_kind: str, name: str, namespace: str, uid: str, built: lis
 
 
 @kopf.index(*GROUP_VERSION, "programs")  # type: ignore[arg-type]
-def channel_programs(name: str, namespace: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, Any], str]:
+async def channel_programs(name: str, namespace: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, Any], str]:
     return {(namespace, spec.get("channelName")): name}
 
 

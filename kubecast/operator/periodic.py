@@ -56,7 +56,7 @@ def _watch_deletions(group: str, version: str, plural: str) -> None:
     _PLURALS.add((group, version, plural))
 
     @kopf.on.event(group, version, plural, id="gone")
-    def mark_gone(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    async def mark_gone(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:  # a coroutine: kopf runs no thread for it
         if event.get("type") == "DELETED":
             _gone(memo).set()
 
