@@ -37,8 +37,11 @@ from kubernetes_asyncio.dynamic.resource import Resource
 
 Json = dict[str, Any]
 FIELD_MANAGER = "kubecast"
-TIMEOUT_SECONDS = 30
-_RAW: Json = {"serialize": False, "_request_timeout": TIMEOUT_SECONDS}  # every request: see _answer
+# How long the server may take to accept a connection and to send each part of its answer; not a
+# total, which would also count the wait for one of the pool's 100 connections: in a burst (1000
+# Channels at start-up) requests wait their turn rather than time out while the server is fine.
+TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
+_RAW: Json = {"serialize": False, "_request_timeout": TIMEOUT}  # every request: see _answer
 # What a failed request raises (the dynamic client's subclasses by status: NotFoundError,
 # ConflictError, ...); ``status`` is the HTTP status and ``body`` the server's Status.
 ApiError = ApiException
