@@ -47,7 +47,7 @@ _RAW: Json = {"serialize": False, "_request_timeout": TIMEOUT}  # every request:
 ApiError = ApiException
 
 
-class _Discovery(LazyDiscoverer):  # type: ignore[misc]  # the library's classes are untyped
+class _Discovery(LazyDiscoverer):
     """Discovery kept in memory: the library would write it to a file under /tmp shared by every
     process that talks to the same server (and the operator's root filesystem may be read-only).
     Each kind's group version is asked once, when the kind is first used."""
@@ -56,7 +56,7 @@ class _Discovery(LazyDiscoverer):  # type: ignore[misc]  # the library's classes
     NO_FILE = os.path.join(os.devnull, "kubecast-discovery")
 
     def __init__(self, client: DynamicClient, cache_file: str | None) -> None:
-        super().__init__(client, self.NO_FILE)
+        super().__init__(client, self.NO_FILE)  # type: ignore[no-untyped-call]  # the library's is untyped
 
     def _write_cache(self) -> None:
         pass
@@ -186,11 +186,11 @@ class KubeApi:
 
     async def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: Json) -> Json | None:
         """Merge ``status`` into the object's status subresource; None when the object is gone."""
-        resource = await self._resource(api_version, kind)
+        status_resource: Resource = (await self._resource(api_version, kind)).subresources["status"]
         try:
             return await _answer(
                 self._client.patch(
-                    resource.status,
+                    status_resource,
                     body={"status": status},
                     name=name,
                     namespace=namespace,
