@@ -404,6 +404,31 @@ PLAY_DASH = """async ({src, token}) => {
   player.initialize(video, src, true);
   window.under_test = {video, errors};
 }"""
+# Shaka finds the ClearKey licence URL in the MPD (dashif:Laurl); the JWT goes on licence requests only.
+PLAY_SHAKA = """async ({src, token}) => {
+  const video = document.createElement("video"); video.muted = true; document.body.appendChild(video);
+  const errors = [];
+  window.under_test = {video, errors};
+  shaka.polyfill.installAll();
+  const player = new shaka.Player(); await player.attach(video);
+  player.getNetworkingEngine().registerRequestFilter((type, request) => {
+    if (type === shaka.net.NetworkingEngine.RequestType.LICENSE) request.headers["Authorization"] = "Bearer " + token; });
+  player.addEventListener("error", (event) => errors.push("shaka " + event.detail.code));
+  player.load(src).then(() => video.play().catch(() => {}), (error) => errors.push("shaka load " + error.code));
+}"""
+# hls.js plays fMP4 HLS with SAMPLE-AES (cbcs) through EME; ClearKey's KEYFORMAT names the key id.
+PLAY_HLS_CLEARKEY = """async ({src, token}) => {
+  const video = document.createElement("video"); video.muted = true; document.body.appendChild(video);
+  const errors = [];
+  const licenseUrl = src.replace(/cbcs\/index\.m3u8$/, "keys/clearkey");
+  const hls = new Hls({emeEnabled: true, drmSystems: {"org.w3.clearkey": {licenseUrl}},
+                       licenseXhrSetup: (xhr) => { xhr.setRequestHeader("Authorization", "Bearer " + token); }});
+  hls.on(Hls.Events.ERROR, (_event, data) => errors.push(data.details));
+  hls.loadSource(src); hls.attachMedia(video); video.play().catch(() => {});
+  window.under_test = {video, errors};
+}"""
+PLAYER_SCRIPTS = {PLAY_HLS: "hls.min.js", PLAY_HLS_CLEARKEY: "hls.min.js", PLAY_DASH: "dash.all.min.js",
+                  PLAY_SHAKA: "shaka-player.compiled.js"}
 
 
 def _protected_endpoint(store, scheme: str) -> tuple[Proc, str]:
@@ -420,8 +445,10 @@ def _protected_endpoint(store, scheme: str) -> tuple[Proc, str]:
 
 def test_protected_live_channel_plays_in_chromium_hls_aes128_and_dash_clearkey(pipeline):
     """A protected endpoint over the live pipeline's store: hls.js plays AES-128 HLS (fMP4 and
-    TS) with a JWT on the key requests and reports an error with an expired one; dash.js plays
-    CENC with ClearKey (cenc, then cbcs from a second endpoint)."""
+    TS) with a JWT on the key requests and reports an error with an expired one; dash.js and
+    Shaka Player play CENC DASH with ClearKey (cenc, then cbcs from a second endpoint), Shaka
+    reports a licence error with an expired token; hls.js plays the cbcs copy as HLS
+    (SAMPLE-AES, ClearKey's KEYFORMAT) through EME."""
     import time
 
     import jwt
@@ -448,7 +475,7 @@ def test_protected_live_channel_plays_in_chromium_hls_aes128_and_dash_clearkey(p
                     try:
                         page = context.new_page()
                         page.goto(f"{origin}/healthz", timeout=30_000)  # an http://127.0.0.1 origin: a secure context, as EME needs
-                        page.add_script_tag(url=f"{origin}/static/vendor/hls.min.js" if script is PLAY_HLS else f"{origin}/static/vendor/dash.all.min.js")
+                        page.add_script_tag(url=f"{origin}/static/vendor/{PLAYER_SCRIPTS[script]}")
                         page.evaluate(script, {"src": src, "token": token})
                         try:
                             # frames shown, not currentTime: a live player seeks to the edge before it has decoded anything
@@ -466,15 +493,19 @@ def test_protected_live_channel_plays_in_chromium_hls_aes128_and_dash_clearkey(p
                 outcomes["dash cenc"] = plays(PLAY_DASH, f"{base}/live/cam1/manifest.mpd", good)
                 outcomes["dash cenc expired token"] = plays(PLAY_DASH, f"{base}/live/cam1/manifest.mpd", expired, timeout=15_000)
                 outcomes["dash cbcs"] = plays(PLAY_DASH, f"{cbcs_base}/live/cam1/manifest.mpd", good)
+                outcomes["shaka cenc"] = plays(PLAY_SHAKA, f"{base}/live/cam1/manifest.mpd", good)
+                outcomes["shaka cbcs"] = plays(PLAY_SHAKA, f"{cbcs_base}/live/cam1/manifest.mpd", good)
+                outcomes["shaka cenc expired token"] = plays(PLAY_SHAKA, f"{base}/live/cam1/manifest.mpd", expired, timeout=15_000)
+                outcomes["hls cbcs clearkey"] = plays(PLAY_HLS_CLEARKEY, f"{cbcs_base}/live/cam1/cbcs/index.m3u8", good)
             finally:
                 browser.close()
     finally:
         for endpoint, _ in endpoints:
             endpoint.stop()
     print(outcomes)
-    for name in ("hls fmp4", "hls ts", "dash cenc", "dash cbcs"):
+    for name in ("hls fmp4", "hls ts", "dash cenc", "dash cbcs", "shaka cenc", "shaka cbcs", "hls cbcs clearkey"):
         assert outcomes[name][0], (name, outcomes[name])
-    for name in ("hls expired token", "dash cenc expired token"):
+    for name in ("hls expired token", "dash cenc expired token", "shaka cenc expired token"):
         played, errors = outcomes[name]
         assert not played and errors, (name, outcomes[name])
     assert "keyLoadError" in outcomes["hls expired token"][1]
