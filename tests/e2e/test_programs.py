@@ -184,6 +184,66 @@ def test_after_stop_both_players_play_the_recording_to_its_end(pipeline):
             browser.close()
 
 
+# hls.js with a JWT on its key requests only (the AMS key delivery model); the page's own state as _open's.
+PLAY_AES128 = """([url, token]) => { const v = document.createElement('video'); v.muted = true; document.body.appendChild(v);
+  window.v = v; window.errors = []; window.ended = false; v.addEventListener('ended', () => { window.ended = true; });
+  const p = new Hls({xhrSetup: (xhr, url) => { if (url.includes('/keys/')) xhr.setRequestHeader('Authorization', 'Bearer ' + token); }});
+  p.on(Hls.Events.ERROR, (_e, data) => { if (data.fatal) window.errors.push(data.details); });
+  p.loadSource(url); p.attachMedia(v); window.player = p; }"""
+
+
+def test_a_stopped_program_plays_aes128_encrypted_in_hls_js_to_its_end(pipeline):
+    """A protected endpoint over the same store serves the stopped recording in AES-128 (segments
+    that are not the stored ones, a key every ten segments); hls.js plays it, fMP4 and TS, from
+    start to end, fetching its keys with a JWT."""
+    import time
+
+    import jwt
+
+    from kubecast.api.endpoint import ContentProtection
+
+    base = pipeline["base"]
+    wait_until(lambda: media_playlist(f"{base}/show-loc/video/index.m3u8").ended, timeout=20, what="the recording to end")
+    length = sum(duration for _, duration in media_playlist(f"{base}/show-loc/video/index.m3u8").segments)
+    spec = ContentProtection.model_validate({"masterKeySecretRef": {"name": "drm", "key": "master"}, "keyRotationSegments": 10,
+                                             "keyDelivery": {"jwtSecretRef": {"name": "drm", "key": "jwt"}}})
+    port = free_port()
+    endpoint = kubecast("endpoint", "--store", str(pipeline["store"]), "--listen", f"127.0.0.1:{port}", *spec.endpoint_arguments(),
+                        env={"KUBECAST_CONTENT_MASTER_KEY": "00112233445566778899aabbccddeeff", "KUBECAST_KEY_DELIVERY_JWT_KEY": "viewers"})
+    try:
+        endpoint.wait_for_line("listening on", timeout=30)
+        protected = f"http://127.0.0.1:{port}"
+        playlist = fetch(f"{protected}/show-loc/video/index.m3u8").decode()
+        assert playlist.count("#EXT-X-KEY:METHOD=AES-128") >= 3 and "#EXT-X-ENDLIST" in playlist
+        first = next(line for line in playlist.splitlines() if line and not line.startswith("#"))
+        assert fetch(f"{protected}/show-loc/video/{first}") != fetch(f"{base}/show-loc/video/{first}"), "encrypted"
+        token = jwt.encode({"exp": int(time.time()) + 600}, "viewers", algorithm="HS256")
+        playwright_sync, executable = _browser()
+        with playwright_sync.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu",
+                                                                                   "--autoplay-policy=no-user-gesture-required"])
+            try:
+                for url in (f"{protected}/show-loc/show.m3u8", f"{protected}/show-loc/show.ism/manifest(format=m3u8-aapl)"):
+                    page = browser.new_page()
+                    keys: set[str] = set()
+                    page.on("request", lambda request, keys=keys: keys.add(request.url) if "/keys/" in request.url else None)
+                    page.goto(f"{protected}/healthz")
+                    page.add_script_tag(url=f"{protected}/static/vendor/hls.min.js")
+                    page.evaluate(PLAY_AES128, [url, token])
+                    page.wait_for_function("() => window.errors.length || window.v.readyState >= 2", timeout=30_000)
+                    assert page.evaluate("() => window.errors") == [], url
+                    assert abs(page.evaluate("() => window.v.duration") - length) < 2.5, f"{url}: the whole recording"
+                    page.evaluate("() => { window.v.currentTime = 0; window.v.playbackRate = 8; window.v.play(); }")
+                    page.wait_for_function("() => window.errors.length || window.ended", timeout=60_000)
+                    assert page.evaluate("() => window.errors") == [] and page.evaluate("() => window.ended"), url
+                    assert len(keys) >= 3, f"{url}: a key per ten segments, each fetched ({keys})"
+                    page.close()
+            finally:
+                browser.close()
+    finally:
+        endpoint.stop()
+
+
 def test_every_format_of_the_recording_is_continuous_and_the_ts_copy_decodes(pipeline):
     base = pipeline["base"]
     wait_until(lambda: media_playlist(f"{base}/show-loc/video/index.m3u8").ended, timeout=20, what="the recording to end")
