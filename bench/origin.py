@@ -7,20 +7,24 @@ A store is filled with a three-rendition channel (a 60-segment window of CMAF se
 playlist, media playlist and segment, fetched from the endpoint, are written as static files
 that nginx (one worker, sendfile on, like one endpoint process on one core) serves.  ``wrk``
 (Debian) then measures manifests per second and segment bytes per second of both, in the same
-run, and the ratios are printed.  Goals: segments >= 80 % of nginx's bytes/s, manifests
->= 25 % of nginx's requests/s.  Needs ``apt-get install wrk nginx-light``.
+run, and the ratios are printed.  Needs ``apt-get install wrk nginx-light``.
 
-Encrypted segments (``contentProtection``: HLS AES-128 at the segment's own URL, DASH CENC
-under ``cenc/``) come from two more endpoint processes: one with the usual cache, where every
-request after the first is a cache hit, and one with ``--cache-mb 0``, where every request
-reads the stored segment and encrypts it again (a miss).  Both are compared with nginx serving
-the clear segment (an encrypted one has the same size, to a block).
+Every kind of segment is measured twice, from two endpoint processes: one with the usual cache,
+where every request after the first is a cache hit, and one with ``--cache-mb 0``, where every
+request reads the stored segment (and encrypts it again: a miss).  The kinds: clear; signed
+(a signed-URL token in the path, ``/t/<token>/…``, checked on every request: an endpoint with
+``signingKeys``); encrypted (``contentProtection``: HLS AES-128 at the segment's own URL, DASH
+CENC under ``cenc/``).  Each group is compared with nginx serving the clear segment, measured
+just before the group (an encrypted segment has the same size, to a block), because the
+machine's speed drifts during a run.  Goals: signed clear >= 0.8 of nginx's bytes/s, encrypted
+>= 0.5 from the cache, manifests >= 0.25 of nginx's requests/s.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -30,15 +34,16 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kubecast.media.mp4 import Sample, init_segment_video, media_segment  # noqa: E402
-from kubecast.media.timeline import Timeline, TimelineTrack  # noqa: E402
-from kubecast.media.tracks import TrackInfo  # noqa: E402
-from kubecast.storage import Store, layout  # noqa: E402
+from kubecast.media.mp4 import Sample, init_segment_video, media_segment
+from kubecast.media.timeline import Timeline, TimelineTrack
+from kubecast.media.tokens import sign
+from kubecast.media.tracks import TrackInfo
+from kubecast.storage import Store, layout
 
 AVCC = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 0x68, 0xEE])
 
@@ -51,7 +56,7 @@ def free_port() -> int:
 
 async def fill(store_dir: Path, segment_bytes: int) -> None:
     store = Store(str(store_dir))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     tracks = []
     for name, height, bitrate in (("v720", 720, 3_000_000), ("v480", 480, 1_500_000), ("v360", 360, 800_000)):
         init = init_segment_video(width=height * 16 // 9, height=height, timescale=90000, avcc=AVCC)
@@ -108,10 +113,26 @@ def main() -> None:
         nginx_port = free_port()
         endpoint, base = start_endpoint(work / "store")
         keys = {"KUBECAST_CONTENT_MASTER_KEY": os.urandom(16).hex()}
-        protected = [start_endpoint(work / "store", "--content-protection", PROTECTION, env=keys),
-                     start_endpoint(work / "store", "--content-protection", PROTECTION, "--cache-mb", "0", env=keys)]
+        signing_key = work / "signing-key"
+        signing_key.write_text(os.urandom(32).hex())
+        (work / "access.json").write_text(json.dumps({"signingKeys": {"bench": str(signing_key)}}))
+        signed = ["--access", str(work / "access.json")]
+        token = sign(key=signing_key.read_text().strip().encode(), key_id="bench", scope="channel:bench", expires=int(time.time()) + 3600)
+        groups = {  # kind -> (extra endpoint arguments, environment, {row name: path})
+            "clear": ([], {}, {"segment clear": "/live/bench/v720/130.m4s"}),
+            "signed": (signed, {}, {"segment signed": f"/t/{token}/live/bench/v720/130.m4s"}),
+            "encrypted": (["--content-protection", PROTECTION], keys, {
+                "segment AES-128": "/live/bench/v720/130.m4s", "segment CENC": f"/live/bench/cenc/v720/t{130 * 180000}.m4s"}),
+        }
+        processes = [endpoint]
         nginx = None
         try:
+            bases = {}
+            for kind, (extra, env, _rows) in groups.items():
+                for cache in ("hit", "miss"):
+                    process, url = start_endpoint(work / "store", *extra, *(["--cache-mb", "0"] if cache == "miss" else []), env=env)
+                    processes.append(process)
+                    bases[kind, cache] = url
             paths = {"multivariant": "/live/bench/index.m3u8", "media playlist": "/live/bench/v720/index.m3u8", "segment": "/live/bench/v720/130.m4s"}
             static = work / "static"
             for path in paths.values():
@@ -135,22 +156,29 @@ def main() -> None:
                     break
                 except OSError:
                     time.sleep(0.1)
+            for (kind, _cache), url in bases.items():  # every endpoint serves what it is measured on
+                for path in groups[kind][2].values():
+                    if urllib.request.urlopen(url + path).status != 200:
+                        sys.exit(f"{kind} endpoint does not serve {path}")
             print(f"{args.connections} connections, {args.seconds} s each; segment of {args.segment_kb} kB")
-            print(f"{'request':<21} {'kubecast req/s':>15} {'nginx req/s':>12} {'kubecast MB/s':>14} {'nginx MB/s':>11} {'ratio':>7}")
-            for name, path in paths.items():
-                ours = wrk(base + path, args.seconds, args.connections)
-                theirs = wrk(f"http://127.0.0.1:{nginx_port}{path}", args.seconds, args.connections)
-                ratio = ours[1] / theirs[1] if name == "segment" else ours[0] / theirs[0]
-                print(f"{name:<21} {ours[0]:>15.0f} {theirs[0]:>12.0f} {ours[1] / 1e6:>14.1f} {theirs[1] / 1e6:>11.1f} {ratio:>7.2f}", flush=True)
-            nginx_segment = wrk(f"http://127.0.0.1:{nginx_port}{paths['segment']}", args.seconds, args.connections)
-            encrypted = {"segment AES-128": "/live/bench/v720/130.m4s", "segment CENC": f"/live/bench/cenc/v720/t{130 * 180000}.m4s"}
-            for (_process, protected_base), cache in zip(protected, ("hit", "miss")):
-                for name, path in encrypted.items():
-                    ours = wrk(protected_base + path, args.seconds, args.connections)
-                    print(f"{name + ' ' + cache:<21} {ours[0]:>15.0f} {nginx_segment[0]:>12.0f} {ours[1] / 1e6:>14.1f} {nginx_segment[1] / 1e6:>11.1f}"
-                          f" {ours[1] / nginx_segment[1]:>7.2f}", flush=True)
+            print(f"{'request':<24} {'kubecast req/s':>15} {'nginx req/s':>12} {'kubecast MB/s':>14} {'nginx MB/s':>11} {'ratio':>7}")
+
+            def row(name: str, ours: tuple[float, float], theirs: tuple[float, float], ratio: float) -> None:
+                print(f"{name:<24} {ours[0]:>15.0f} {theirs[0]:>12.0f} {ours[1] / 1e6:>14.1f} {theirs[1] / 1e6:>11.1f} {ratio:>7.2f}",
+                      flush=True)
+
+            for name in ("multivariant", "media playlist"):
+                ours = wrk(base + paths[name], args.seconds, args.connections)
+                theirs = wrk(f"http://127.0.0.1:{nginx_port}{paths[name]}", args.seconds, args.connections)
+                row(name, ours, theirs, ours[0] / theirs[0])
+            for kind, (_extra, _env, rows) in groups.items():
+                theirs = wrk(f"http://127.0.0.1:{nginx_port}{paths['segment']}", args.seconds, args.connections)
+                for cache in ("hit", "miss"):
+                    for name, path in rows.items():
+                        ours = wrk(bases[kind, cache] + path, args.seconds, args.connections)
+                        row(f"{name} {cache}", ours, theirs, ours[1] / theirs[1])
         finally:
-            for process in (endpoint, *(process for process, _ in protected)):
+            for process in processes:
                 process.terminate()
                 process.wait(10)
             if nginx is not None:
