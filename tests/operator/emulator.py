@@ -108,9 +108,7 @@ def versioned(handle):
     counter = itertools.count(1000)
 
     async def handle_versioned(self, request):
-        from kmock._internal import dicts, enums
-
-        from kmock._internal import k8s
+        from kmock._internal import dicts, enums, k8s
 
         data = request.data if isinstance(request.data, dict) else None
         writes = (enums.action.CREATE, enums.action.UPDATE)
@@ -122,7 +120,8 @@ def versioned(handle):
             # which kopf answers by trying again with a fresh body (kmock would apply it or fail with 500).
             current = (_stored(self, request) or {}).get("metadata", {}).get("resourceVersion")
             for op in request.data:
-                if op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion" and op.get("value") != current:
+                tests_version = op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion"
+                if tests_version and op.get("value") != current:
                     raise k8s.KubernetesError(status=422, reason="Invalid", message="the object has been modified")
             request.data.append({"op": "add", "path": "/metadata/resourceVersion", "value": str(next(counter))})
         if data is not None and request.resource is not None and request.subresource is None:
@@ -152,8 +151,10 @@ async def roll_out(cluster, name: str, *, ready: int = 1) -> None:
     generation (``ready``: ready pods of its one replica), sent through the API so that the
     operator's watch sees it, as it would on a cluster."""
     generation = obj(cluster, DEPLOYMENTS, name).raw["metadata"]["generation"]
-    status = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": ready, "availableReplicas": ready}
-    assert await as_user(cluster, "PATCH", f"/apis/apps/v1/namespaces/media/deployments/{name}/status", {"status": status}) == 200
+    status = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": ready,
+              "availableReplicas": ready}
+    path = f"/apis/apps/v1/namespaces/media/deployments/{name}/status"
+    assert await as_user(cluster, "PATCH", path, {"status": status}) == 200
 
 
 def exists(cluster, resource: str, name: str) -> bool:

@@ -6,6 +6,7 @@ when the release manages them."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,9 @@ def chart_version(tmp_path: Path, version: str) -> Path:
 
 
 def rendered(chart: Path, values: dict[str, Any] | None = None, *, upgrade: bool = False) -> list[dict[str, Any]]:
-    texts = helm.Chart.load(str(chart)).render(values, name="kubecast", namespace="kubecast-system",
-                                               is_install=not upgrade, is_upgrade=upgrade)
+    texts = helm.Chart.load(str(chart)).render(
+        values, name="kubecast", namespace="kubecast-system", is_install=not upgrade, is_upgrade=upgrade
+    )
     return [doc for text in texts.values() for doc in yaml.safe_load_all(text) if doc]
 
 
@@ -46,8 +48,17 @@ def templates(cluster: Any) -> dict[str, Any]:
 
 
 def applies(cluster: Any) -> int:
-    return len([r for r in cluster if r.resource and r.resource.plural == "deployments" and r.method.value == "PATCH"
-                and r.subresource is None and r.headers.get("X-Test-Client") != "test"])
+    return len(
+        [
+            r
+            for r in cluster
+            if r.resource
+            and r.resource.plural == "deployments"
+            and r.method.value == "PATCH"
+            and r.subresource is None
+            and r.headers.get("X-Test-Client") != "test"
+        ]
+    )
 
 
 async def test_an_operator_upgrade_leaves_live_pods_alone_unless_their_spec_changed(cluster, tmp_path, monkeypatch):
@@ -60,25 +71,42 @@ async def test_an_operator_upgrade_leaves_live_pods_alone_unless_their_spec_chan
     newer = chart_version(tmp_path, "0.2.0")
     after = rendered(newer, {"image": {"operator": "ghcr.io/kubecast/operator:0.2.0"}}, upgrade=True)
     assert operator_env(before) == operator_env(after), "the chart hands the operator the same settings"
-    cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"},
-                                                         "data": {"streamKey": "c2VjcmV0"}}
+    cluster.objects["v1/secrets", "media", "news-key"] = {
+        "metadata": {"name": "news-key", "namespace": "media"},
+        "data": {"streamKey": "c2VjcmV0"},
+    }
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     cluster.objects[ENDPOINTS, "media", "origin"] = {
-        "apiVersion": "kubecast.io/v1alpha1", "kind": "StreamingEndpoint",
-        "metadata": {"name": "origin", "namespace": "media", "uid": "uid-origin", "generation": 1, "resourceVersion": "1"},
-        "spec": {"replicas": 1}}
+        "apiVersion": "kubecast.io/v1alpha1",
+        "kind": "StreamingEndpoint",
+        "metadata": {
+            "name": "origin",
+            "namespace": "media",
+            "uid": "uid-origin",
+            "generation": 1,
+            "resourceVersion": "1",
+        },
+        "spec": {"replicas": 1},
+    }
     run_as(before)
     async with operator():
         await eventually(lambda: all(obj(cluster, DEPLOYMENTS, name) for name in WORKLOADS), what="every workload")
         for name in WORKLOADS:
             await roll_out(cluster, name)
-        await eventually(lambda: conditions(cluster, "news")["Reconciling"]["status"] == "False", what="live and reconciled")
-    live, generations = templates(cluster), {name: obj(cluster, DEPLOYMENTS, name).raw["metadata"]["generation"] for name in WORKLOADS}
+        await eventually(
+            lambda: conditions(cluster, "news")["Reconciling"]["status"] == "False", what="live and reconciled"
+        )
+    live, generations = (
+        templates(cluster),
+        {name: obj(cluster, DEPLOYMENTS, name).raw["metadata"]["generation"] for name in WORKLOADS},
+    )
 
     run_as(after)  # the old operator pod is gone, the new one starts with the re-rendered environment
     sent = applies(cluster)
     async with operator():
-        await eventually(lambda: applies(cluster) >= sent + len(WORKLOADS), what="the new operator re-applies every workload")
+        await eventually(
+            lambda: applies(cluster) >= sent + len(WORKLOADS), what="the new operator re-applies every workload"
+        )
         await eventually(lambda: conditions(cluster, "news")["Reconciling"]["status"] == "False", what="reconciled")
     assert templates(cluster) == live
     assert {name: obj(cluster, DEPLOYMENTS, name).raw["metadata"]["generation"] for name in WORKLOADS} == generations
@@ -86,10 +114,15 @@ async def test_an_operator_upgrade_leaves_live_pods_alone_unless_their_spec_chan
     # an upgrade that does change the pods (a new encoder image) is a new spec: A first, B held
     run_as(rendered(newer, {"image": {"encoder": "ghcr.io/kubecast/encoder:0.2.0"}}, upgrade=True))
     async with operator():
-        await eventually(lambda: templates(cluster)["news-encoder-a"] != live["news-encoder-a"], what="encoder A on the new image")
+        await eventually(
+            lambda: templates(cluster)["news-encoder-a"] != live["news-encoder-a"], what="encoder A on the new image"
+        )
+        await asyncio.sleep(2)  # the rest of that reconcile (B comes right after A in it)
         assert templates(cluster)["news-encoder-b"] == live["news-encoder-b"], "B waits until A runs it"
         await roll_out(cluster, "news-encoder-a")
-        await eventually(lambda: templates(cluster)["news-encoder-b"] != live["news-encoder-b"], timeout=5, what="encoder B follows")
+        await eventually(
+            lambda: templates(cluster)["news-encoder-b"] != live["news-encoder-b"], timeout=5, what="encoder B follows"
+        )
     images = {name: [c["image"] for c in templates(cluster)[name]["spec"]["containers"]] for name in WORKLOADS}
     assert images["news-encoder-b"] == ["ghcr.io/kubecast/encoder:0.2.0"] * 2
     assert templates(cluster)["origin-endpoint"] == live["origin-endpoint"], "the endpoint runs the packager image"
@@ -106,7 +139,14 @@ def test_a_newer_charts_crds_reach_the_cluster_on_upgrade_when_the_release_manag
     (newer / "crds" / "kubecast.io.yaml").write_text(yaml.safe_dump_all(crds, sort_keys=False))
 
     def channel_crd(documents: list[dict[str, Any]]) -> dict[str, Any] | None:
-        return next((d for d in documents if d["kind"] == "CustomResourceDefinition" and d["spec"]["names"]["kind"] == "Channel"), None)
+        return next(
+            (
+                d
+                for d in documents
+                if d["kind"] == "CustomResourceDefinition" and d["spec"]["names"]["kind"] == "Channel"
+            ),
+            None,
+        )
 
     installed = channel_crd(rendered(CHART, {"crds": {"manage": True}}))
     upgraded = channel_crd(rendered(newer, {"crds": {"manage": True}}, upgrade=True))
