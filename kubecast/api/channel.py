@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .common import API_VERSION, Cidr, NameRules, ObjectMeta, SecretKeyRef, WireModel
+from .common import API_VERSION, Cidr, Name, NameRules, ObjectMeta, SecretKeyRef, WireModel
 from .presets import PRESETS
 from .renditions import H264Profile, Rendition
 
@@ -120,7 +120,32 @@ class UdpIngest(WireModel):
     )
 
 
+# The keys of a Secret of type kubernetes.io/tls (what `kubectl create secret tls` writes).
+TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY = "tls.crt", "tls.key"
+TLS_PROTOCOLS = frozenset({"RTMP", "FragmentedMP4", "CMAF"})  # the TCP ones: RTMPS, and HTTPS push
+
+
+class IngestTls(WireModel):
+    """Contribution over TLS: RTMPS, and HTTPS for Smooth and CMAF push."""
+
+    secret_name: Name = Field(
+        description="A Secret of type kubernetes.io/tls (keys tls.crt: the certificate chain, tls.key: its private "
+        "key) in the Channel's namespace; locally a Secret document in the manifests, or the files given to "
+        "`kubecast up --tls-cert --tls-key`.",
+    )
+    plaintext: bool = Field(
+        default=False,
+        description="Also accept plain RTMP and HTTP push (for publishers that cannot do TLS); false: TLS only, a "
+        "plain publisher is refused.",
+    )
+
+
 class Ingest(WireModel):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "!has(self.tls) || self.protocols.exists(p, p in ['RTMP', 'FragmentedMP4', 'CMAF'])",
+         "message": "tls needs RTMP, FragmentedMP4 or CMAF among the protocols"},
+    ]})
+
     protocols: list[IngestProtocol] = Field(
         default_factory=lambda: [IngestProtocol.RTMP], min_length=1, max_length=6, json_schema_extra={"x-kubernetes-list-type": "set"},
         description="Contribution protocols the channel accepts (any of them may carry the contribution at a time). "
@@ -143,6 +168,27 @@ class Ingest(WireModel):
     allowed_ips: list[Cidr] = Field(default_factory=list, description="Source ranges allowed to publish, over any protocol; empty allows all.")
     redundancy: RedundancyMode = Field(default=RedundancyMode.DUAL_PUSH, description="How the contribution reaches both encoders.")
     service_type: ServiceType = Field(default=ServiceType.LOAD_BALANCER, description="Service type of the ingest Services.")
+    tls: IngestTls | None = Field(
+        default=None,
+        description="Take RTMP, Smooth and CMAF contributions over TLS (RTMPS, HTTPS) with this certificate. Unset: "
+        "plain only.",
+    )
+
+    @model_validator(mode="after")
+    def _tls_has_a_protocol(self) -> "Ingest":
+        if self.tls is not None and not self.tls_protocols:
+            raise ValueError("tls needs RTMP, FragmentedMP4 or CMAF among the protocols")
+        return self
+
+    @property
+    def accepts_plaintext(self) -> bool:
+        """Plain RTMP / HTTP push connections are taken (always, without ``tls``)."""
+        return self.tls is None or self.tls.plaintext
+
+    @property
+    def tls_protocols(self) -> list[IngestProtocol]:
+        """The accepted protocols that are served over TLS too (none without ``tls``)."""
+        return [protocol for protocol in self.protocols if self.tls is not None and protocol.value in TLS_PROTOCOLS]
 
 
 class Preview(WireModel):

@@ -29,6 +29,8 @@ class IngestRoute(WireModel):
     udp_group: str | None = None  # ... joined as a multicast group
     srt_passphrase_file: str | None = None
     srt_latency_ms: int = 120
+    tls: bool = False  # RTMPS and HTTPS push are taken (with the ingest's certificate)
+    plaintext: bool = True  # plain RTMP and HTTP push are taken
 
 
 class IngestFile(WireModel):
@@ -57,7 +59,7 @@ def ingest_route(channel: Channel, *, encoder: str, others: list[str], udp_liste
         allowed_ips=list(ingest.allowed_ips), protocols=protocols,
         udp_listen=udp_listen if DATAGRAM_PROTOCOLS & set(protocols) else None, udp_group=ingest.udp.multicast_group,
         srt_passphrase_file=srt_passphrase_file if ingest.srt.passphrase_secret_ref is not None else None,
-        srt_latency_ms=ingest.srt.latency_ms,
+        srt_latency_ms=ingest.srt.latency_ms, tls=ingest.tls is not None, plaintext=ingest.accepts_plaintext,
     )
 
 

@@ -33,9 +33,20 @@ class ChannelRoute:
     udp_group: str | None = None  # ... joined as a multicast group
     srt_passphrase: str | None = None
     srt_latency_ms: int = 120
+    tls: bool = False  # takes RTMPS and HTTPS push
+    plaintext: bool = True  # takes plain RTMP and HTTP push
 
     def accepts(self, protocol: str) -> bool:
         return protocol in self.protocols
+
+    def refuses_transport(self, *, secure: bool) -> str | None:
+        """Why a connection over this transport (TLS or not) may not publish here, or None.  The
+        reason tells the publisher which scheme to use, and nothing else."""
+        if secure and not self.tls:
+            return f"channel {self.name} does not take TLS: publish without it (rtmp://, http://)"
+        if not secure and not self.plaintext:
+            return f"channel {self.name} takes TLS only: publish to rtmps:// or https://"
+        return None
 
     def admits(self, peer: str) -> bool:
         if not self.allowed:
@@ -103,6 +114,7 @@ def load_config(path: str | Path) -> IngestConfig:
             udp_group=entry.udp_group or None,
             srt_passphrase=passphrase,
             srt_latency_ms=entry.srt_latency_ms,
+            tls=entry.tls, plaintext=entry.plaintext,
         )
     return IngestConfig(
         channels=channels, handshake_timeout=raw.handshake_timeout, idle_timeout=raw.idle_timeout, max_connections=raw.max_connections,
@@ -121,7 +133,8 @@ def _key_matches(route: ChannelRoute, key: str) -> bool:
     return route.key is None or hmac.compare_digest(route.key.encode(), key.encode())
 
 
-def decide(config: IngestConfig, *, app: str, name: str, peer: str, protocol: str = "RTMP") -> Decision:
+def decide(config: IngestConfig, *, app: str, name: str, peer: str, protocol: str = "RTMP",
+           secure: bool = False) -> Decision:
     """Which channel (and rendition) a publish path names, if its key is right.
 
     ``…/<channel>/<key>[/<rendition>]`` names the channel; ``…/<key>[/<rendition>]`` finds it
@@ -151,6 +164,8 @@ def decide(config: IngestConfig, *, app: str, name: str, peer: str, protocol: st
         route, rendition = matches[0]
     if not route.accepts(protocol):
         return Decision(None, f"channel {route.name} does not accept {protocol}", "protocol")
+    if refusal := route.refuses_transport(secure=secure):
+        return Decision(None, refusal, "tls_required" if not secure else "tls_not_accepted")
     if not route.admits(peer):
         return Decision(None, f"{peer} may not publish to channel {route.name}", "not_allowed")
     return Decision(route, "accepted", "accepted", rendition)

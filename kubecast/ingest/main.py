@@ -1,6 +1,7 @@
 """``kubecast ingest``: every contribution protocol of a set of channels, forwarded to their encoders.
 
-RTMP on ``--listen``; Smooth Streaming / CMAF HTTP push on ``--http-listen``; SRT on
+RTMP on ``--listen`` (RTMPS on ``--rtmps-listen``); Smooth Streaming / CMAF HTTP push on
+``--http-listen`` (HTTPS on ``--https-listen``), with the certificate of ``--tls-cert``; SRT on
 ``--srt-listen`` (one port, routed by stream id); MPEG-TS over UDP or RTP on each channel's
 own port (``udpListen`` in ingest.json).  All of them share one registry of live publications.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import ssl
 import sys
 
 import uvloop
@@ -20,6 +22,7 @@ from .config import ConfigError, load_config
 from .mpegts.datagram import DatagramServer
 from .publication import Publications
 from .rtmp.server import IngestServer
+from .tls import TlsError, server_context
 
 
 def split_address(text: str) -> tuple[str, int]:
@@ -27,18 +30,33 @@ def split_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The server context of ``--tls-cert`` / ``--tls-key``; None when no TLS listener is asked for."""
+    if not (args.rtmps_listen or args.https_listen):
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise TlsError("--rtmps-listen and --https-listen need --tls-cert and --tls-key")
+    return server_context(args.tls_cert, args.tls_key)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubecast ingest", description=__doc__)
     parser.add_argument("--listen", default="0.0.0.0:1935", help="HOST:PORT for RTMP (port 0 picks a free port)")
     parser.add_argument("--http-listen", help="HOST:PORT for Smooth Streaming and CMAF HTTP push ingest")
     parser.add_argument("--srt-listen", help="HOST:PORT (UDP) for SRT callers")
+    parser.add_argument("--rtmps-listen", help="HOST:PORT for RTMPS (RTMP over TLS); needs --tls-cert and --tls-key")
+    parser.add_argument("--https-listen",
+                        help="HOST:PORT for Smooth Streaming and CMAF push over HTTPS; needs --tls-cert and --tls-key")
+    parser.add_argument("--tls-cert", help="PEM certificate chain (leaf first) for RTMPS and HTTPS")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--config", required=True, help="ingest.json: channels, key files, encoder addresses")
     add_runtime_arguments(parser)
     args = parser.parse_args(argv)
     start_runtime(args, "ingest")
     try:
         config = load_config(args.config)
-    except ConfigError as error:
+        tls = tls_context(args)
+    except (ConfigError, TlsError) as error:
         print(f"kubecast ingest: {error}", file=sys.stderr)
         return 2
 
@@ -49,13 +67,20 @@ def main(argv: list[str] | None = None) -> int:
         bound = await rtmp.start(*split_address(args.listen))
         stoppers.append(rtmp.stop)
         print(f"kubecast ingest: RTMP on {bound[0]}:{bound[1]}", flush=True)
-        if args.http_listen:
+        if args.rtmps_listen and tls is not None:
+            secure = await rtmp.start(*split_address(args.rtmps_listen), tls=tls)
+            print(f"kubecast ingest: RTMPS on {secure[0]}:{secure[1]}", flush=True)
+        if args.http_listen or args.https_listen:
             from .push.http import HttpIngest
 
             http = HttpIngest(config, publications)
-            port = await http.start(*split_address(args.http_listen))
             stoppers.append(http.stop)
-            print(f"kubecast ingest: HTTP push on port {port}", flush=True)
+            if args.http_listen:
+                port = await http.start(*split_address(args.http_listen))
+                print(f"kubecast ingest: HTTP push on port {port}", flush=True)
+            if args.https_listen and tls is not None:
+                port = await http.start(*split_address(args.https_listen), tls=tls)
+                print(f"kubecast ingest: HTTPS push on port {port}", flush=True)
         datagrams = DatagramServer(publications, idle_timeout=config.idle_timeout)
         stoppers.append(datagrams.stop)
         for route in config.channels.values():

@@ -20,8 +20,8 @@ from kubecast.storage import ProgramRecord, Store, layout, read_program_timeline
 
 from kubecast.api.urls import ingest_urls, program_urls
 
-from .plan import (HTTP_PUSH, Ports, ProcessSpec, build_plan, datagram_channels, instances_for, kubecast_command, metrics_names,
-                   protocols_in_use, write_run_files)
+from .plan import (HTTP_PUSH, Ports, ProcessSpec, TlsFiles, build_plan, datagram_channels, instances_for,
+                   kubecast_command, metrics_names, protocols_in_use, tls_protocols_in_use, write_run_files)
 from .programs import publish_programs
 from .status import summarize, summarize_program
 from .supervisor import Supervisor
@@ -63,6 +63,21 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status-interval", type=float, default=5.0, help="seconds between status lines")
 
 
+# The demo's channel takes no TLS (its test pattern publishes plain RTMP), so only `kubecast up`
+# has these options; the demo runs with the defaults.
+TLS_DEFAULTS = {"rtmps_port": 1943, "ingest_https_port": 8443, "tls_cert": None, "tls_key": None}
+
+
+def _tls_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rtmps-port", type=int, default=TLS_DEFAULTS["rtmps_port"],
+                        help="RTMPS ingest, for channels with ingest.tls (A; B: the next port)")
+    parser.add_argument("--ingest-https-port", type=int, default=TLS_DEFAULTS["ingest_https_port"],
+                        help="Smooth / CMAF push over HTTPS, for channels with ingest.tls (A; B: the next port)")
+    parser.add_argument("--tls-cert",
+                        help="PEM certificate (chain) of the RTMPS / HTTPS ingest; instead of the channels' TLS Secret")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+
+
 async def _status_loop(store: Store, channels: list[str], interval: float) -> None:
     while True:
         for channel in channels:
@@ -85,10 +100,11 @@ def print_urls(manifests: Manifests, *, host: str, ports: Ports, store_url: str,
             if rtmp is None:
                 continue
             urls = ingest_urls(channel, host=host, rtmp=rtmp, http=ports.ingest_http.get(instance), srt=ports.srt.get(instance),
-                               udp=ports.udp.get((name, instance)), key=key_hint)
+                               udp=ports.udp.get((name, instance)), key=key_hint, rtmps=ports.rtmps.get(instance),
+                               https=ports.ingest_https.get(instance))
             suffix = f"  ({channel.spec.ingest.redundancy.value})" if instance == "B" else ""
             for protocol, url in urls.items():
-                print(f"    {f'{label} ({protocol}):':<18}{url}{suffix}")
+                print(f"    {f'{label} ({protocol}):':<17} {url}{suffix}")
     for name, program in manifests.programs.items():
         print(f"\n  Program {name} (channel {program.spec.channel_name}, window {program.spec.archive_window}; "
               f"`kubecast program stop {name}` turns it into on-demand content)")
@@ -112,6 +128,9 @@ def plan_ports(manifests: Manifests, args: argparse.Namespace) -> Ports:
     used = protocols_in_use(manifests)
     http = {"A": args.ingest_http_port, "B": args.ingest_http_port + 1} if used & HTTP_PUSH else {}
     srt = {"A": args.srt_port, "B": args.srt_port + 1} if "SRT" in used else {}
+    secure = tls_protocols_in_use(manifests)
+    rtmps = {"A": args.rtmps_port, "B": args.rtmps_port + 1} if "RTMP" in secure else {}
+    https = {"A": args.ingest_https_port, "B": args.ingest_https_port + 1} if secure & HTTP_PUSH else {}
     return Ports(
         rtmp=port_or_free(host, args.rtmp_port),
         http=port_or_free(host, args.http_port),
@@ -121,6 +140,8 @@ def plan_ports(manifests: Manifests, args: argparse.Namespace) -> Ports:
         ingest_http={inst: port_or_free(host, port) for inst, port in http.items() if inst in instances},
         srt={inst: port for inst, port in srt.items() if inst in instances},  # UDP: libsrt reports a busy one clearly
         udp={(name, inst): free_udp_port(host) for name in datagram_channels(manifests) for inst in instances},
+        rtmps={inst: port_or_free(host, port) for inst, port in rtmps.items() if inst in instances},
+        ingest_https={inst: port_or_free(host, port) for inst, port in https.items() if inst in instances},
     )
 
 
@@ -131,7 +152,11 @@ async def run_pipeline(
     host = args.host
     ports = plan_ports(manifests, args)
     try:
-        plan = build_plan(manifests=manifests, manifest_paths=manifest_paths, store_url=store_url, run_dir=run_dir, host=host, ports=ports)
+        tls = None
+        if args.tls_cert:
+            tls = TlsFiles(cert=str(Path(args.tls_cert).resolve()), key=str(Path(args.tls_key).resolve()))
+        plan = build_plan(manifests=manifests, manifest_paths=manifest_paths, store_url=store_url, run_dir=run_dir,
+                          host=host, ports=ports, tls=tls)
     except ManifestError as error:
         print(f"kubecast: {error}", file=sys.stderr)
         return 2
@@ -163,11 +188,19 @@ async def run_pipeline(
         await supervisor.stop()
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    return args
+
+
 def main_up(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="kubecast up", description="Run Channel/Program/StreamingEndpoint YAML on this machine.")
     parser.add_argument("-f", "--file", action="append", required=True, help="manifest file (repeatable)")
     _common_arguments(parser)
-    args = parser.parse_args(argv)
+    _tls_arguments(parser)
+    args = _parse(parser, argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         manifests = load_paths(args.file)
@@ -195,6 +228,7 @@ def main_demo(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="kubecast demo", description="A test-pattern channel end to end: RTMP in, ABR out, a player URL.")
     _common_arguments(parser)
     parser.add_argument("--size", default="1280x720", help="test pattern size")
+    parser.set_defaults(**TLS_DEFAULTS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     workdir = _ensure(Path(".kubecast"))

@@ -20,6 +20,7 @@ from typing import Any
 
 from kubecast.api import ManifestError, Manifests
 from kubecast.api.access import access_document, secret_files
+from kubecast.api.channel import TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY
 from kubecast.api.components import IngestFile, IngestRoute, PackagerConfig, ingest_route, packager_config
 
 
@@ -43,6 +44,16 @@ class Ports:
     ingest_http: dict[str, int] = field(default_factory=dict)  # Smooth / CMAF push
     srt: dict[str, int] = field(default_factory=dict)  # one SRT port per ingest, routed by stream id
     udp: dict[tuple[str, str], int] = field(default_factory=dict)  # (channel, instance) -> MPEG-TS over UDP / RTP
+    rtmps: dict[str, int] = field(default_factory=dict)  # RTMP over TLS, per ingest instance
+    ingest_https: dict[str, int] = field(default_factory=dict)  # Smooth / CMAF push over HTTPS, per ingest instance
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The local ingest's certificate (``kubecast up --tls-cert --tls-key``)."""
+
+    cert: str  # PEM certificate chain, leaf first
+    key: str  # PEM private key
 
 
 @dataclass(frozen=True)
@@ -103,11 +114,36 @@ def endpoint_access(manifests: Manifests, run_dir: Path, key_files: dict[str, st
     return document if any(document.values()) else None
 
 
-def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: str, run_dir: Path, host: str, ports: Ports) -> Plan:
+def ingest_tls_arguments(manifests: Manifests, run_dir: Path, key_files: dict[str, str],
+                         tls: TlsFiles | None) -> list[str]:
+    """The local ingests' ``--tls-cert`` / ``--tls-key``: the given files, or else the
+    kubernetes.io/tls Secret the TLS channels name (one ingest serves every channel locally, so
+    with one certificate: they must name the same Secret).  Empty when no channel takes TLS."""
+    ingests = [channel.spec.ingest for channel in manifests.channels.values()]
+    names = sorted({ingest.tls.secret_name for ingest in ingests if ingest.tls is not None})
+    if not names:
+        return []
+    if tls is not None:
+        return ["--tls-cert", tls.cert, "--tls-key", tls.key]
+    if len(names) > 1:
+        raise ManifestError(f"the local ingest has one certificate, but the channels name the TLS Secrets "
+                            f"{', '.join(names)}: name one, or give kubecast up --tls-cert and --tls-key")
+    files = {TLS_CERTIFICATE_KEY: str(run_dir / "ingest-tls.crt"), TLS_PRIVATE_KEY_KEY: str(run_dir / "ingest-tls.key")}
+    for secret_key, path in files.items():
+        try:
+            key_files[path] = manifests.secret_value(names[0], secret_key)
+        except ManifestError as error:
+            raise ManifestError(f"{error} (spec.ingest.tls; or give kubecast up --tls-cert and --tls-key)") from None
+    return ["--tls-cert", files[TLS_CERTIFICATE_KEY], "--tls-key", files[TLS_PRIVATE_KEY_KEY]]
+
+
+def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: str, run_dir: Path, host: str,
+               ports: Ports, tls: TlsFiles | None = None) -> Plan:
     manifest_args = [arg for path in manifest_paths for arg in ("--manifests", path)]
     protection_args, protection_env = endpoint_protection(manifests)
     key_files: dict[str, str] = {}
     access = endpoint_access(manifests, run_dir, key_files)
+    tls_args = ingest_tls_arguments(manifests, run_dir, key_files, tls)
     processes: list[ProcessSpec] = [
         ProcessSpec(
             name="endpoint",
@@ -170,6 +206,11 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
                     "--metrics-port", str(ports.metrics[name]),
                     *(["--http-listen", f"{host}:{ports.ingest_http[instance]}"] if instance in ports.ingest_http else []),
                     *(["--srt-listen", f"{host}:{ports.srt[instance]}"] if instance in ports.srt else []),
+                    *(["--rtmps-listen", f"{host}:{ports.rtmps[instance]}"]
+                      if tls_args and instance in ports.rtmps else []),
+                    *(["--https-listen", f"{host}:{ports.ingest_https[instance]}"]
+                      if tls_args and instance in ports.ingest_https else []),
+                    *tls_args,
                 ),
                 ready_marker="listening on",
             )
@@ -207,6 +248,11 @@ DATAGRAM = {"UDP", "RTP"}
 
 def protocols_in_use(manifests: Manifests) -> set[str]:
     return {protocol.value for channel in manifests.channels.values() for protocol in channel.spec.ingest.protocols}
+
+
+def tls_protocols_in_use(manifests: Manifests) -> set[str]:
+    """The protocols some channel takes over TLS."""
+    return {protocol.value for channel in manifests.channels.values() for protocol in channel.spec.ingest.tls_protocols}
 
 
 def datagram_channels(manifests: Manifests) -> list[str]:

@@ -100,16 +100,23 @@ def service_address(service: dict[str, Any] | None, fallback_host: str | None) -
     return host, ports
 
 
-def ingest_url(service: dict[str, Any] | None, channel: str, fallback_host: str | None) -> str | None:
+def ingest_url(service: dict[str, Any] | None, channel: str, fallback_host: str | None, *,
+               tls_only: bool = False) -> str | None:
+    """The RTMP URL OBS is given (rtmps:// for a channel that takes TLS only)."""
     host, ports = service_address(service, fallback_host)
-    return f"rtmp://{host}:{ports.get('rtmp', RTMP_PORT)}/live/{channel}" if host else None
+    if host is None:
+        return None
+    if tls_only and "rtmps" in ports:
+        return f"rtmps://{host}:{ports['rtmps']}/live/{channel}"
+    return f"rtmp://{host}:{ports.get('rtmp', RTMP_PORT)}/live/{channel}"
 
 
 def protocol_urls(channel: Channel, service: dict[str, Any] | None, fallback_host: str | None) -> dict[str, str]:
     host, ports = service_address(service, fallback_host)
     if host is None:
         return {}
-    return ingest_urls(channel, host=host, rtmp=ports.get("rtmp"), http=ports.get("http-ingest"), srt=ports.get("srt"), udp=ports.get("mpegts"))
+    return ingest_urls(channel, host=host, rtmp=ports.get("rtmp"), http=ports.get("http-ingest"), srt=ports.get("srt"),
+                       udp=ports.get("mpegts"), rtmps=ports.get("rtmps"), https=ports.get("https-ingest"))
 
 
 def secret_problems(references: list[tuple[str, SecretKeyRef, str]], secrets: dict[str, dict[str, Any] | None]) -> str | None:
@@ -202,12 +209,13 @@ def aggregate_channel(channel: Channel, *, generation: int | None, deployments: 
     else:
         waiting = [f"encoder {i}" for i, ok in encoders.items() if not ok] + ([] if packager else ["packager"])
         entries = [("Ready", False, "Starting", "waiting for " + ", ".join(waiting)), ("Reconciling", True, "Starting", ""), ("Stalled", False, "Starting", "")]
+    tls_only = not channel.spec.ingest.accepts_plaintext  # the URL for OBS is then the rtmps:// one
     return {
         "observedGeneration": generation,
         "conditions": channel_conditions(conditions(previous_conditions, generation, now, *entries), previous_conditions, data_plane),
         "ingest": {
-            "primary": ingest_url(services.get(f"{name}-ingest-a"), name, ingest_domain),
-            "secondary": ingest_url(services.get(f"{name}-ingest-b"), name, ingest_domain),
+            "primary": ingest_url(services.get(f"{name}-ingest-a"), name, ingest_domain, tls_only=tls_only),
+            "secondary": ingest_url(services.get(f"{name}-ingest-b"), name, ingest_domain, tls_only=tls_only),
             "primaryUrls": protocol_urls(channel, services.get(f"{name}-ingest-a"), ingest_domain),
             "secondaryUrls": protocol_urls(channel, services.get(f"{name}-ingest-b"), ingest_domain),
         },

@@ -56,6 +56,10 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "Channel.ingest.allowedIps": ({}, {"ingest": {"allowedIps": ["192.0.2.0/24"]}}),
     "Channel.ingest.redundancy": ({}, {"ingest": {"redundancy": "Relay"}}),
     "Channel.ingest.serviceType": ({}, {"ingest": {"serviceType": "NodePort"}}),
+    "Channel.ingest.tls.secretName": (
+        {"ingest": {"tls": {"secretName": "ingest-tls"}}}, {"ingest": {"tls": {"secretName": "other-tls"}}}),
+    "Channel.ingest.tls.plaintext": (
+        {"ingest": {"tls": {"secretName": "ingest-tls"}}}, {"ingest": {"tls": {"plaintext": True}}}),
     "Channel.preview.allowedIps": ({}, {"preview": {"allowedIps": ["10.0.0.0/8"]}}),
     "StreamingEndpoint.replicas": ({}, {"replicas": 5}),
     "StreamingEndpoint.scaling.minReplicas": ({"scaling": {}}, {"scaling": {"minReplicas": 3}}),
@@ -134,6 +138,9 @@ def _merge(base: dict, patch: dict) -> dict:
 
 SETTINGS = OperatorSettings(store_url="s3://bucket/kubecast", encoder_image="encoder:1", packager_image="packager:1")
 SECRETS = "".join(f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\nstringData: {{value: x}}\n" for name in ("some-secret", "other"))
+SECRETS += "".join(f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\ntype: kubernetes.io/tls\n"
+                   f"stringData: {{tls.crt: {name} certificate, tls.key: {name} key}}\n"
+                   for name in ("ingest-tls", "other-tls"))
 
 
 def _without_channel_document(children: list[dict]) -> list[dict]:
@@ -168,7 +175,9 @@ def built(kind: str, spec: dict, tmp_path: Path) -> str:
     manifests = load_text(text)
     ports = Ports(rtmp=1935, http=8080, rtmp_secondary=1936, contribution={("news", "A"): 7001, ("news", "B"): 7002},
                   metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))},
-                  ingest_http={"A": 8081, "B": 8082}, srt={"A": 9000, "B": 9001}, udp={("news", "A"): 5000, ("news", "B"): 5001})
+                  ingest_http={"A": 8081, "B": 8082}, srt={"A": 9000, "B": 9001},
+                  udp={("news", "A"): 5000, ("news", "B"): 5001},
+                  rtmps={"A": 1943, "B": 1944}, ingest_https={"A": 8443, "B": 8444})
     plan = build_plan(manifests=manifests, manifest_paths=["/m.yaml"], store_url="/store", run_dir=tmp_path, host="127.0.0.1", ports=ports)
     parts["local plan"] = {"argv": [p.argv for p in plan.processes], "ingest": plan.ingest_config, "access": plan.access_config,
                            "files": sorted(plan.key_files)}

@@ -1,5 +1,6 @@
 """Every contribution protocol end to end: Debian's ffmpeg publishes over UDP, RTP, SRT,
-Smooth Streaming and CMAF push (as ``-f dash`` and as ``-f hls`` send it) into ``kubecast up``; the output is checked as the skeleton's
+Smooth Streaming and CMAF push (as ``-f dash`` and as ``-f hls`` send it), RTMPS and Smooth over HTTPS (with a
+certificate made in the test and checked by ffmpeg) into ``kubecast up``; the output is checked as the skeleton's
 (renditions, continuous timestamps, decodable, playing in Chromium with hls.js); a
 3-rendition contribution over RTMP and over Smooth passes through bit for bit."""
 
@@ -7,10 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import socket
+import ssl
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from certificates import make_certificate
 from helpers import Proc, flv_video_payloads, free_port, kubecast, make_multibitrate_flvs, segment_payloads, wait_until
 from media_checks import download, fetch, media_playlist, multivariant
 from test_live_channel import _chromium
@@ -31,10 +36,13 @@ def publisher(name: str, *output: str) -> Proc:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     work = tmp_path_factory.mktemp("protocols")
-    http, ingest_http, srt = free_port(), free_port(), free_port()
+    http, ingest_http, srt, rtmps, https = free_port(), free_port(), free_port(), free_port(), free_port()
+    certificate = make_certificate(work)
     up = kubecast("up", "-f", str(HERE / "protocols.yaml"), "--store", str(work / "store"), "--single-encoder",
                   "--rtmp-port", str(free_port()), "--http-port", str(http), "--ingest-http-port", str(ingest_http),
-                  "--srt-port", str(srt), "--status-interval", "5", cwd=str(work))
+                  "--srt-port", str(srt), "--rtmps-port", str(rtmps), "--ingest-https-port", str(https),
+                  "--tls-cert", str(certificate.cert), "--tls-key", str(certificate.key), "--status-interval", "5",
+                  cwd=str(work))
     publishers = []
     try:
         up.wait_for_line(r"Status page:", timeout=120)
@@ -49,9 +57,16 @@ def pipeline(tmp_path_factory):
             publisher("smooth", "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{push}/smooth.isml/Streams(encoder1)"),
             publisher("cmaf", "-seg_duration", "2", "-f", "dash", f"{push}/cmaf.cmaf/manifest.mpd"),
             publisher("cmafhls", "-hls_time", "2", "-hls_segment_type", "fmp4", "-method", "PUT", "-f", "hls", f"{push}/cmafhls.cmaf/index.m3u8"),
+            # ffmpeg checks the certificate against the test's CA, as a careful encoder would.
+            publisher("rtmps", "-tls_verify", "1", "-ca_file", str(certificate.ca), "-f", "flv",
+                      f"rtmps://127.0.0.1:{rtmps}/live/rtmps/{KEY}"),
+            publisher("https", "-movflags", "isml+frag_keyframe", "-tls_verify", "1", "-ca_file", str(certificate.ca),
+                      "-f", "ismv", f"https://127.0.0.1:{https}/{KEY}/ingest/https.isml/Streams(encoder1)"),
         ]
         base = f"http://127.0.0.1:{http}"
-        yield {"base": base, "up": up, "work": work, "rtmp": int(re.search(r"rtmp://127\.0\.0\.1:(\d+)", printed).group(1)), "push": push}
+        rtmp = int(re.search(r"rtmp://127\.0\.0\.1:(\d+)", printed).group(1))
+        yield {"base": base, "up": up, "work": work, "rtmp": rtmp, "push": push, "rtmps": rtmps, "https": https,
+               "publishers": {process.name: process for process in publishers}}
     finally:
         for process in publishers:
             process.stop()
@@ -71,7 +86,7 @@ def segments_of(base: str, channel: str, at_least: int):
     return wait_until(ready, timeout=90, interval=1, what=f"{at_least} segments of {channel}")
 
 
-@pytest.mark.parametrize("channel", ["udp", "rtp", "srt", "smooth", "cmaf", "cmafhls"])
+@pytest.mark.parametrize("channel", ["udp", "rtp", "srt", "smooth", "cmaf", "cmafhls", "rtmps", "https"])
 def test_each_protocol_publishes_a_continuous_decodable_rendition(pipeline, channel):
     variants, playlist = segments_of(pipeline["base"], channel, 6)
     assert [v.attributes["RESOLUTION"] for v in variants] == ["320x240"]
@@ -83,6 +98,33 @@ def test_each_protocol_publishes_a_continuous_decodable_rendition(pipeline, chan
     assert all(abs(duration - 2 * scale) <= scale // 30 for _, duration in times[:-1]), f"{channel}: 2 s segments {times}"
     frames = track.frames()
     assert len(frames) >= 30 * 2 * (len(times) - 1) and frames[0][1]
+
+
+def test_tls_only_channels_refuse_plain_publishers_and_shrug_off_broken_handshakes(pipeline):
+    """A plain RTMP publisher gets the reason from the ingest; garbage and a distrusting client
+    on the TLS ports end their own connections while both TLS channels keep publishing."""
+    base = pipeline["base"]
+    source = ["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30", "-t", "2", "-c:v", "libx264", "-preset", "ultrafast"]
+    plain = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", *source, "-f", "flv",
+                            f"rtmp://127.0.0.1:{pipeline['rtmp']}/live/rtmps/{KEY}"],
+                           capture_output=True, text=True, timeout=60)
+    assert plain.returncode != 0, plain.stderr
+    assert "channel rtmps takes TLS only: publish to rtmps:// or https://" in plain.stderr, plain.stderr
+    before = {channel: len(segments_of(base, channel, 2)[1].segments) for channel in ("rtmps", "https")}
+    for port in (pipeline["rtmps"], pipeline["https"]):
+        for garbage in (b"\x03" + bytes(1536), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01\x00\x05hello"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(garbage)
+                sock.shutdown(socket.SHUT_WR)
+                while sock.recv(4096):
+                    pass
+        with pytest.raises(ssl.SSLCertVerificationError):  # trusts the system's CAs, not the test's
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                ssl.create_default_context().wrap_socket(sock, server_hostname="localhost")
+    for channel in ("rtmps", "https"):
+        _, playlist = segments_of(base, channel, before[channel] + 2)
+        assert playlist.discontinuities == 0, f"{channel} carried on"
+        assert pipeline["publishers"][f"ffmpeg {channel}"].alive(), pipeline["publishers"][f"ffmpeg {channel}"].output()
 
 
 def test_each_protocol_plays_in_chromium_with_hlsjs(pipeline):

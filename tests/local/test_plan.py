@@ -68,3 +68,63 @@ def test_stream_keys_go_to_private_files_never_argv(tmp_path):
         config = load_config(tmp_path / f"ingest-{instance.lower()}.json")  # what the ingest process reads
         assert config.channels["news"].key == "the-key" and config.channels["news"].encoders == (("127.0.0.1", 7001 if instance == "A" else 7003),)
         assert config.channels["open"].key is None and config.channels["open"].relays
+
+
+TLS_MANIFESTS = """
+apiVersion: kubecast.io/v1alpha1
+kind: Channel
+metadata: {name: secure}
+spec: {ingest: {protocols: [RTMP, CMAF], tls: {secretName: ingest-tls}}}
+---
+apiVersion: kubecast.io/v1alpha1
+kind: Channel
+metadata: {name: open}
+spec: {ingest: {protocols: [RTMP]}}
+"""
+TLS_SECRET = """---
+apiVersion: v1
+kind: Secret
+metadata: {name: ingest-tls}
+type: kubernetes.io/tls
+stringData: {tls.crt: the certificate, tls.key: the private key}
+"""
+
+
+def tls_plan(tmp_path: Path, text: str, tls=None):
+    manifests = load_text(text)
+    ports = Ports(rtmp=1935, http=8080, rtmp_secondary=1936,
+                  contribution={(c, i): 7000 for c in manifests.channels for i in "AB"},
+                  metrics={name: 9000 + index for index, name in enumerate(metrics_names(manifests))},
+                  ingest_http={"A": 8081, "B": 8082}, rtmps={"A": 1943, "B": 1944}, ingest_https={"A": 8443, "B": 8444})
+    return build_plan(manifests=manifests, manifest_paths=["/m.yaml"], store_url="/store", run_dir=tmp_path,
+                      host="127.0.0.1", ports=ports, tls=tls)
+
+
+def test_a_tls_channel_gets_rtmps_and_https_listeners_with_the_certificate_of_its_secret_or_of_the_files(tmp_path):
+    import pytest
+
+    from kubecast.api import ManifestError
+    from kubecast.local.plan import TlsFiles
+
+    plan = tls_plan(tmp_path, TLS_MANIFESTS + TLS_SECRET)
+    secondary = next(p for p in plan.processes if p.name == "ingest secondary").argv
+    cert, key = str(tmp_path / "ingest-tls.crt"), str(tmp_path / "ingest-tls.key")
+    assert " ".join(secondary).endswith(
+        f"--rtmps-listen 127.0.0.1:1944 --https-listen 127.0.0.1:8444 --tls-cert {cert} --tls-key {key}")
+    assert plan.key_files[cert] == "the certificate" and plan.key_files[key] == "the private key"  # written 0600
+    routes = plan.ingest_config["A"].channels
+    assert (routes["secure"].tls, routes["secure"].plaintext) == (True, False)
+    assert (routes["open"].tls, routes["open"].plaintext) == (False, True)
+    # --tls-cert / --tls-key instead of the Secret (which may then be absent).
+    files = tls_plan(tmp_path, TLS_MANIFESTS, TlsFiles(cert="/etc/ssl/ingest.pem", key="/etc/ssl/ingest.key"))
+    primary = next(p for p in files.processes if p.name == "ingest").argv
+    assert primary[-4:] == ["--tls-cert", "/etc/ssl/ingest.pem", "--tls-key", "/etc/ssl/ingest.key"]
+    assert not any(path.endswith(".crt") for path in files.key_files)
+    with pytest.raises(ManifestError, match="tls.crt.*or give kubecast up --tls-cert and --tls-key"):
+        tls_plan(tmp_path, TLS_MANIFESTS)
+    two = TLS_MANIFESTS.replace("{protocols: [RTMP]}", "{protocols: [RTMP], tls: {secretName: other-tls}}")
+    with pytest.raises(ManifestError, match="the channels name the TLS Secrets ingest-tls, other-tls"):
+        tls_plan(tmp_path, two + TLS_SECRET)
+    # No channel with tls: no TLS listener, whatever the ports.
+    plain = tls_plan(tmp_path, TLS_MANIFESTS.replace(", tls: {secretName: ingest-tls}", ""))
+    assert not any("--rtmps-listen" in p.argv or "--tls-cert" in p.argv for p in plain.processes)

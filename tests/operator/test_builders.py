@@ -371,3 +371,53 @@ def test_operator_replicas_never_share_a_peering_priority(monkeypatch):
         operator_main.main(["--namespace", "media"])
     operator_main.main(["--priority", "7"])
     assert seen[0] != seen[1] and seen[2] == 7
+
+
+def test_a_tls_channel_mounts_its_tls_secret_and_opens_rtmps_and_https_ports() -> None:
+    from kubecast.api import Channel
+    from kubecast.operator.builders.encoder import secret_references
+    from kubecast.operator.status import protocol_urls, secret_problems
+
+    channel = Channel.model_validate({"metadata": {"name": "secure"}, "spec": {"ingest": {
+        "protocols": ["RTMP", "CMAF", "SRT"], "tls": {"secretName": "ingest-tls"}, "redundancy": "Relay"}}})
+    built = build_channel_children(channel, uid="u", namespace="media", settings=SETTINGS)
+    children = {(c["kind"], c["metadata"]["name"]): c for c in built}
+    service = children[("Service", "secure-ingest-a")]
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        ("rtmp", 1935, "rtmp"), ("rtmps", 443, "rtmps"), ("http-ingest", 8081, "http-ingest"),
+        ("https-ingest", 8443, "https-ingest"), ("srt", 9000, "srt")]
+    pod = children[("Deployment", "secure-encoder-a")]["spec"]["template"]["spec"]
+    ingest = next(c for c in pod["containers"] if c["name"] == "ingest")
+    assert {p["name"]: p["containerPort"] for p in ingest["ports"]}["rtmps"] == 1943
+    args = " ".join(ingest["args"])
+    assert "--rtmps-listen 0.0.0.0:1943" in args and "--https-listen 0.0.0.0:8443" in args
+    assert "--tls-cert /var/run/secrets/kubecast/tls/tls.crt --tls-key /var/run/secrets/kubecast/tls/tls.key" in args
+    volume = next(v for v in pod["volumes"] if v["name"] == "ingest-secrets")
+    assert volume["projected"]["sources"] == [
+        {"secret": {"name": "ingest-tls", "items": [{"key": "tls.crt", "path": "tls/tls.crt"}]}},
+        {"secret": {"name": "ingest-tls", "items": [{"key": "tls.key", "path": "tls/tls.key"}]}}]
+    mount = next(m for m in ingest["volumeMounts"] if m["name"] == "ingest-secrets")
+    assert mount["mountPath"] == "/var/run/secrets/kubecast"
+    encoder = next(c for c in pod["containers"] if c["name"] == "encoder")
+    assert all(m["name"] != "ingest-secrets" for m in encoder["volumeMounts"]), "only the ingest sees the key"
+    policy = children[("NetworkPolicy", "secure-encoders")]["spec"]["ingress"][0]["ports"]
+    assert {"port": 1943, "protocol": "TCP"} in policy and {"port": 8443, "protocol": "TCP"} in policy
+    route = json.loads(children[("ConfigMap", "secure-encoder-a")]["data"]["ingest.json"])["channels"]["secure"]
+    assert route["tls"] is True and route["plaintext"] is False
+    for child in children.values():
+        kubernetes_validate.validate(child, "1.30", strict=True)
+    # The Secret check names what is missing, never a value.
+    half = {"ingest-tls": {"type": "kubernetes.io/tls", "data": {"tls.crt": "Y2VydA=="}}}
+    problem = secret_problems(secret_references(channel), half)
+    assert problem == "Secret ingest-tls (TLS private key) has no key tls.key"
+    assert secret_problems(secret_references(channel), {}) == (
+        "Secret ingest-tls (TLS certificate) does not exist; Secret ingest-tls (TLS private key) does not exist")
+    # Publishers' URLs: TLS only, so no plain RTMP or HTTP URL is offered.
+    loaded = {**service, "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}}
+    assert protocol_urls(channel, loaded, None) == {
+        "RTMP-TLS": "rtmps://203.0.113.7:443/live/secure/any",
+        "CMAF-TLS": "https://203.0.113.7:8443/ingest/secure.cmaf/manifest.mpd",
+        "SRT": "srt://203.0.113.7:9000?streamid=secure"}
+    status = aggregate_channel(channel, generation=1, deployments={}, services={"secure-ingest-a": loaded},
+                               secret_error=None, previous=None, now=NOW)
+    assert status["ingest"]["primary"] == "rtmps://203.0.113.7:443/live/secure"

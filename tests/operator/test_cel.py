@@ -125,6 +125,7 @@ LADDER = [{"name": "hd", "width": 1280, "height": 720, "bitrate": 3_000_000}, {"
 VALID = [
     channel(), channel("a" * 48), channel("n1-news"), channel(encoding={"preset": "Custom", "renditions": LADDER}),
     channel(encoding={"preset": "None"}), channel(segmentDuration=4, liveWindow=12),
+    channel(ingest={"protocols": ["SRT", "CMAF"], "tls": {"secretName": "ingest-tls", "plaintext": True}}),
     endpoint(), endpoint("e" * 63), endpoint(scaling={"minReplicas": 3, "maxReplicas": 3}), endpoint(replicas=2),
     program(), program("1st-half"), program("p" * 63),
     endpoint(contentProtection={"masterKeySecretRef": {"name": "k", "key": "m"}, "cencScheme": "cbcs",
@@ -142,6 +143,8 @@ INVALID = [
     (channel(encoding={"preset": "Custom", "renditions": LADDER[::-1]}), "renditions must be listed in descending bitrate"),
     (channel(encoding={"preset": "Custom", "renditions": [LADDER[0], dict(LADDER[1], name="hd")]}), "rendition names and bitrates must be unique"),
     (channel(segmentDuration=6, liveWindow=12), "liveWindow must hold at least three segments"),
+    (channel(ingest={"protocols": ["SRT"], "tls": {"secretName": "ingest-tls"}}),
+     "tls needs RTMP, FragmentedMP4 or CMAF among the protocols"),
     (endpoint("e" * 64), ENDPOINT_NAMES.cel()[0]["message"]),
     (endpoint("Origin"), ENDPOINT_NAMES.cel()[1]["message"]),
     (endpoint("9origin"), ENDPOINT_NAMES.cel()[2]["message"]),

@@ -26,6 +26,7 @@ import asyncio
 import hmac
 import logging
 import re
+import ssl
 import time
 import uuid
 
@@ -187,15 +188,17 @@ class HttpIngest:
         self.runner: web.AppRunner | None = None
         self._idle_task: asyncio.Task[None] | None = None
 
-    async def start(self, host: str, port: int) -> int:
-        app = web.Application(client_max_size=64 << 20)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port)
+    async def start(self, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> int:
+        """Listen on ``host:port``: HTTP, or HTTPS with ``tls`` (call once for each)."""
+        if self.runner is None:
+            app = web.Application(client_max_size=64 << 20)
+            app.router.add_route("*", "/{tail:.*}", self.handle)
+            self.runner = web.AppRunner(app, access_log=None)
+            await self.runner.setup()
+            self._idle_task = asyncio.get_running_loop().create_task(self._end_idle())
+        site = web.TCPSite(self.runner, host, port, ssl_context=tls)
         await site.start()
-        self._idle_task = asyncio.get_running_loop().create_task(self._end_idle())
-        return int(self.runner.addresses[0][1])  # the real port when 0 was asked for
+        return int(self.runner.addresses[-1][1])  # this site's real port when 0 was asked for
 
     async def stop(self) -> None:
         if self._idle_task is not None:
@@ -234,6 +237,8 @@ class HttpIngest:
             return self._refuse(request, error.status, error.label, str(error))
         if not route.accepts(protocol):
             return self._refuse(request, 403, "protocol", f"channel {route.name} does not accept {protocol}")
+        if refusal := route.refuses_transport(secure=request.secure):
+            return self._refuse(request, 403, "tls_required" if not request.secure else "tls_not_accepted", refusal)
         if not route.admits(request.remote or ""):
             return self._refuse(request, 403, "not_allowed", f"{request.remote} may not publish to channel {route.name}")
         if request.method not in ("POST", "PUT", "DELETE"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 import uuid
 from typing import Any
@@ -23,6 +24,7 @@ from ..config import IngestConfig, decide
 from ..publication import Busy, Publications, Source
 from .session import Media, ProtocolError, PublishRequest, RtmpSession, Unpublished
 from ..timestamps import TimestampGuard
+from ..tls import TlsListener
 
 log = logging.getLogger("kubecast.ingest")
 
@@ -67,17 +69,27 @@ class IngestServer:
         self.config = config
         self.publications = publications or Publications()
         self.connections = 0
-        self.server: asyncio.AbstractServer | None = None
+        self.servers: list[asyncio.AbstractServer] = []
+        self._listeners: list[TlsListener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        self.server = await asyncio.start_server(self._serve, host, port)
-        address = self.server.sockets[0].getsockname()
+    async def start(self, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> tuple[str, int]:
+        """Listen on ``host:port``: RTMP, or RTMPS with ``tls`` (call once for each).  Which one a
+        connection came in on decides which channels it may publish to."""
+        if tls is not None:
+            listener = TlsListener(self._serve, tls, self.config.handshake_timeout)
+            self._listeners.append(listener)
+            return await listener.start(host, port)
+        server = await asyncio.start_server(self._serve, host, port)
+        self.servers.append(server)
+        address = server.sockets[0].getsockname()
         return str(address[0]), int(address[1])
 
     async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        for server in self.servers:
+            server.close()
+        for listener in self._listeners:
+            listener.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -94,9 +106,11 @@ class IngestServer:
                 metrics.REJECTED.labels("too_many_connections").inc()
                 log.warning("refusing %s: %d connections already", peer, self.config.max_connections)
                 return
-            await self._run(reader, writer, peer, session_id)
+            await self._run(reader, writer, peer, session_id, secure=writer.get_extra_info("sslcontext") is not None)
         except asyncio.CancelledError:
             pass
+        except (ConnectionError, ssl.SSLError) as error:  # the publisher went away mid-write: its connection alone ends
+            log.info("connection from %s lost: %s", peer, type(error).__name__)
         finally:
             self.connections -= 1
             self._tasks.discard(task)
@@ -104,7 +118,8 @@ class IngestServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, session_id: str) -> None:
+    async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, session_id: str, *,
+                   secure: bool = False) -> None:
         session = RtmpSession()
         clock = TimestampGuard()
         source: Source | None = None
@@ -138,7 +153,7 @@ class IngestServer:
                     return
                 for event in events:
                     if isinstance(event, PublishRequest):
-                        decision = decide(self.config, app=event.app, name=event.name, peer=peer)
+                        decision = decide(self.config, app=event.app, name=event.name, peer=peer, secure=secure)
                         if decision.route is None:
                             metrics.REJECTED.labels(decision.label).inc()
                             log.warning("refused a publish from %s: %s", peer, decision.reason)

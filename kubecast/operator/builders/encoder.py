@@ -13,13 +13,15 @@ from typing import Any
 import yaml
 
 from kubecast.api import API_VERSION, Channel, RedundancyMode
+from kubecast.api.channel import TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY
 from kubecast.api.common import SecretKeyRef
 from kubecast.api.components import IngestFile, ingest_route, packager_config
 
 from ..settings import OperatorSettings
 from .labels import labels, object_meta
-from .pods import (CONFIG_DIR, CONTAINER_SECURITY, CONTRIBUTION_PORT, ENCODER_METRICS, HTTP_INGEST_PORT, INGEST_METRICS, INSTANCES, KEY_DIR, MPEGTS_PORT, RTMP_PORT, SRT_PORT,
-                   ingest_ports, metrics_probes, pod_spec, store_env)
+from .pods import (CONFIG_DIR, CONTAINER_SECURITY, CONTRIBUTION_PORT, ENCODER_METRICS, HTTP_INGEST_PORT,
+                   HTTPS_INGEST_PORT, INGEST_METRICS, INSTANCES, KEY_DIR, MPEGTS_PORT, RTMP_PORT, RTMPS_PORT, SRT_PORT,
+                   TLS_DIR, ingest_ports, metrics_probes, pod_spec, store_env)
 
 
 def channel_document(channel: Channel) -> str:
@@ -35,7 +37,13 @@ def secret_references(channel: Channel) -> list[tuple[str, SecretKeyRef, str]]:
     no reference is mounted unchecked: a missing Secret would otherwise leave the pods in
     ContainerCreating with nothing on the Channel saying why."""
     ingest = channel.spec.ingest
-    references = (("stream key", ingest.stream_key_secret_ref, "stream-key"), ("SRT passphrase", ingest.srt.passphrase_secret_ref, "srt-passphrase"))
+    references = [("stream key", ingest.stream_key_secret_ref, "stream-key"),
+                  ("SRT passphrase", ingest.srt.passphrase_secret_ref, "srt-passphrase")]
+    if ingest.tls is not None:
+        # A kubernetes.io/tls Secret: its certificate chain and private key, under tls/ as cert-manager's
+        # Certificates and `kubectl create secret tls` name them.
+        references += [(f"TLS {what}", SecretKeyRef(name=ingest.tls.secret_name, key=key), f"tls/{key}")
+                       for what, key in (("certificate", TLS_CERTIFICATE_KEY), ("private key", TLS_PRIVATE_KEY_KEY))]
     return [(purpose, ref, path) for purpose, ref, path in references if ref is not None]
 
 
@@ -93,7 +101,8 @@ def encoder_deployment(channel: Channel, *, instance: str, namespace: str, owner
     mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
     secrets = [(ref, path) for _, ref, path in secret_references(channel)]
     if secrets:
-        # One projected volume: the stream key and the SRT passphrase may live in different Secrets.
+        # One projected volume: the stream key, the SRT passphrase and the TLS certificate may live in
+        # different Secrets.
         volumes.append({"name": "ingest-secrets", "projected": {"sources": [
             {"secret": {"name": ref.name, "items": [{"key": ref.key, "path": path}]}} for ref, path in secrets]}})
         mounts.append({"name": "ingest-secrets", "mountPath": KEY_DIR, "readOnly": True})
@@ -101,9 +110,14 @@ def encoder_deployment(channel: Channel, *, instance: str, namespace: str, owner
         {
             "name": "ingest", "image": settings.encoder_image,
             "args": ["ingest", "--listen", f"0.0.0.0:{RTMP_PORT}", "--config", f"{CONFIG_DIR}/ingest.json", "--metrics-port", str(INGEST_METRICS), "--metrics-address", "0.0.0.0"]
-            + (["--http-listen", f"0.0.0.0:{HTTP_INGEST_PORT}"] if any(p[0] == "http-ingest" for p in ports) else [])
-            + (["--srt-listen", f"0.0.0.0:{SRT_PORT}"] if any(p[0] == "srt" for p in ports) else []),
-            "ports": [{"name": port_name, "containerPort": number, "protocol": protocol} for port_name, number, protocol in ports]
+            + (["--http-listen", f"0.0.0.0:{HTTP_INGEST_PORT}"] if any(p.name == "http-ingest" for p in ports) else [])
+            + (["--rtmps-listen", f"0.0.0.0:{RTMPS_PORT}"] if any(p.name == "rtmps" for p in ports) else [])
+            + (["--https-listen", f"0.0.0.0:{HTTPS_INGEST_PORT}"]
+               if any(p.name == "https-ingest" for p in ports) else [])
+            + (["--tls-cert", f"{TLS_DIR}/{TLS_CERTIFICATE_KEY}", "--tls-key", f"{TLS_DIR}/{TLS_PRIVATE_KEY_KEY}"]
+               if channel.spec.ingest.tls is not None else [])
+            + (["--srt-listen", f"0.0.0.0:{SRT_PORT}"] if any(p.name == "srt" for p in ports) else []),
+            "ports": [{"name": port.name, "containerPort": port.number, "protocol": port.protocol} for port in ports]
             + [{"name": "ingest-metrics", "containerPort": INGEST_METRICS}],
             "readinessProbe": {"tcpSocket": {"port": RTMP_PORT}, "periodSeconds": 5},
             "livenessProbe": metrics_probes("ingest-metrics")["livenessProbe"],

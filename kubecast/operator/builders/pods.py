@@ -3,7 +3,7 @@ configuration and keys are mounted, and how each pod finds its namespace's store
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from kubecast.api import Channel
 
@@ -12,24 +12,44 @@ from ..settings import OperatorSettings
 INSTANCES = ("A", "B")
 RTMP_PORT = 1935
 HTTP_INGEST_PORT, SRT_PORT, MPEGTS_PORT = 8081, 9000, 5000
+# RTMPS: the Service offers 443, the port OBS and the big platforms use for rtmps:// (often the
+# only one a venue's firewall lets out); the pod listens above 1024, as a non-root process can.
+RTMPS_PORT, RTMPS_SERVICE_PORT = 1943, 443
+HTTPS_INGEST_PORT = 8443
 
 
-def ingest_ports(channel: Channel) -> list[tuple[str, int, str]]:
-    """(port name, number, TCP|UDP) of every protocol the channel accepts; RTMP always (readiness)."""
-    protocols = {protocol.value for protocol in channel.spec.ingest.protocols}
-    ports = [("rtmp", RTMP_PORT, "TCP")]
+class IngestPort(NamedTuple):
+    name: str  # the container port's and the Service port's name
+    number: int  # where the ingest container listens
+    protocol: str  # TCP | UDP
+    service_port: int  # what the ingest Service offers (publishers' URLs)
+
+
+def ingest_ports(channel: Channel) -> list[IngestPort]:
+    """Every port of the protocols the channel accepts; RTMP always (readiness)."""
+    ingest = channel.spec.ingest
+    protocols = {protocol.value for protocol in ingest.protocols}
+    tls = {protocol.value for protocol in ingest.tls_protocols}
+    ports = [IngestPort("rtmp", RTMP_PORT, "TCP", RTMP_PORT)]
+    if "RTMP" in tls:
+        ports.append(IngestPort("rtmps", RTMPS_PORT, "TCP", RTMPS_SERVICE_PORT))
     if protocols & {"FragmentedMP4", "CMAF"}:
-        ports.append(("http-ingest", HTTP_INGEST_PORT, "TCP"))
+        ports.append(IngestPort("http-ingest", HTTP_INGEST_PORT, "TCP", HTTP_INGEST_PORT))
+    if tls & {"FragmentedMP4", "CMAF"}:
+        ports.append(IngestPort("https-ingest", HTTPS_INGEST_PORT, "TCP", HTTPS_INGEST_PORT))
     if "SRT" in protocols:
-        ports.append(("srt", SRT_PORT, "UDP"))
+        ports.append(IngestPort("srt", SRT_PORT, "UDP", SRT_PORT))
     if protocols & {"UDP", "RTP"}:
-        ports.append(("mpegts", MPEGTS_PORT, "UDP"))
+        ports.append(IngestPort("mpegts", MPEGTS_PORT, "UDP", MPEGTS_PORT))
     return ports
+
+
 CONTRIBUTION_PORT = 7000
 INGEST_METRICS, ENCODER_METRICS, PACKAGER_METRICS = 9101, 9102, 9103
 HTTP_PORT = 8080
 CONFIG_DIR = "/etc/kubecast"
 KEY_DIR = "/var/run/secrets/kubecast"
+TLS_DIR = f"{KEY_DIR}/tls"  # the channel's kubernetes.io/tls Secret (tls.crt, tls.key)
 
 
 def namespace_store_url(settings: OperatorSettings, namespace: str) -> str:

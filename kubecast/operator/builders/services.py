@@ -31,7 +31,8 @@ def ingest_service(channel: Channel, *, instance: str, namespace: str, owner: di
     ingest = channel.spec.ingest
     spec: dict[str, Any] = {"type": ingest.service_type.value, "selector": encoder_selector(name, instance),
             # TCP and UDP in one LoadBalancer Service: Kubernetes >= 1.26 (MixedProtocolLBService).
-            "ports": [{"name": port_name, "port": number, "targetPort": port_name, "protocol": protocol} for port_name, number, protocol in ports]}
+            "ports": [{"name": port.name, "port": port.service_port, "targetPort": port.name, "protocol": port.protocol}
+                      for port in ports]}
     if ingest.allowed_ips and ingest.service_type is not ServiceType.CLUSTER_IP:
         # The ingest checks the publisher's address: no hop through another node, whose SNAT
         # would put that node's address in its place (docs/kubernetes.md).
@@ -48,7 +49,7 @@ def ingest_service(channel: Channel, *, instance: str, namespace: str, owner: di
 
 def encoder_network_policy(channel: Channel, *, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     name = channel.name
-    open_ports = [{"port": number, "protocol": protocol} for _, number, protocol in ingest_ports(channel)]
+    open_ports = [{"port": port.number, "protocol": port.protocol} for port in ingest_ports(channel)]
     open_ports += [{"port": port, "protocol": "TCP"} for port in (INGEST_METRICS, ENCODER_METRICS)]
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
