@@ -17,6 +17,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from . import metrics
 
@@ -62,9 +63,10 @@ class _Handshake(asyncio.Protocol):
         self.listener = listener
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.pause_reading()
-        task = asyncio.get_running_loop().create_task(self.listener.handshake(transport))
+        # A TCP transport (uvloop's is not a subclass of asyncio.Transport, so no isinstance check).
+        tcp = cast(asyncio.Transport, transport)
+        tcp.pause_reading()
+        task = asyncio.get_running_loop().create_task(self.listener.handshake(tcp))
         self.listener.tasks.add(task)
         task.add_done_callback(self.listener.tasks.discard)
 
