@@ -112,6 +112,11 @@ def print_urls(manifests: Manifests, *, host: str, ports: Ports, store_url: str,
             print(f"    {form + ':':<18}{url}")
     if any(endpoint.spec.access_control.signing_keys for endpoint in manifests.endpoints.values()):
         print(f"\n  These URLs need a token: kubecast sign -f <manifests> {base}/live/<channel>/index.m3u8")
+    # Every process serves its own Prometheus metrics (the endpoint's are at {base}/metrics).
+    print("\n  Metrics (Prometheus):")
+    for name, port in ports.metrics.items():
+        print(f"    {name + ':':<24}http://{host}:{port}/metrics")
+    print(f"    {'endpoint:':<24}{base}/metrics")
     print(f"\n  Status page:        {base}/", flush=True)
     print("  Press Ctrl-C to stop.\n", flush=True)
 

@@ -7,6 +7,7 @@ the HLS and DASH it serves; headless Chromium plays the preview page with hls.js
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -270,6 +271,64 @@ def test_passthrough_channel_publishes_the_contribution_unchanged(pipeline):
 def test_metrics_are_served(pipeline):
     text = fetch(f"{pipeline['base']}/metrics").decode()
     assert "kubecast_endpoint_requests_total" in text
+
+
+ROOT = HERE.parents[1]
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    dashboard = json.loads((ROOT / "helm" / "kubecast" / "files" / "dashboard.json").read_text())
+    return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+def alert_groups() -> list[dict]:
+    """The rule groups of the chart's PrometheusRule, as the Prometheus Operator hands them to Prometheus."""
+    import helm_python as helm
+    import yaml
+
+    values = {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}
+    rendered = helm.Chart.load(str(ROOT / "helm" / "kubecast")).render(values, name="kubecast", namespace="kubecast-system",
+                                                                      is_install=True)
+    rule = next(d for text in rendered.values() for d in yaml.safe_load_all(text) if d and d["kind"] == "PrometheusRule")
+    return rule["spec"]["groups"]
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus (Debian package) is not installed")
+def test_prometheus_scrapes_every_process_and_every_dashboard_query_has_data(pipeline, tmp_path):
+    """Debian's Prometheus scrapes the live pipeline's processes (the addresses `kubecast up`
+    prints): every query of the shipped Grafana dashboard returns series, and every alert of the
+    chart's PrometheusRule evaluates over what the processes export, each metric it reads present
+    (its firing and quiet cases are `promtool test rules` in tests/operator/test_alerts.py)."""
+    from prometheus import Prometheus, targets_of
+
+    targets = targets_of(pipeline["up"].lines)
+    assert {"ingest", "ingest secondary", "encoder cam1/A", "encoder cam1/B", "packager cam1", "endpoint"} <= set(targets), targets
+    groups = alert_groups()
+    rules = [r for group in groups for r in group["rules"] if "alert" in r]
+    assert len(rules) == 6
+    prometheus = Prometheus(tmp_path, targets, groups)
+    try:
+        up = lambda: prometheus.query("sum(up)")["data"]["result"]  # noqa: E731
+        wait_until(lambda: up() and float(up()[0]["value"][1]) == len(targets), timeout=20, interval=0.5, what="every target up")
+        queries = dashboard_queries()
+        assert queries and not [expr for _, expr in queries if "$" in expr], "no dashboard variable left to fill in"
+        for title, expr in queries:  # rate() and increase() need two scrapes in their window: a few seconds
+            answer = wait_until(lambda: (a := prometheus.query(expr))["data"]["result"] and a, timeout=20, interval=0.5,
+                                what=f"data for the dashboard's {title!r}")
+            assert answer["status"] == "success"
+        for rule in rules:
+            # metric names, not the pod labels (kubecast_io_*); the operator's own come from the operator,
+            # which a local pipeline does not run
+            for metric in set(re.findall(r"\bkubecast_(?!operator_|io_)[a-z_]+", rule["expr"])):
+                assert prometheus.query(f"count({{__name__={metric!r}}})")["data"]["result"], f"{rule['alert']} reads {metric}: not exported"
+        # Prometheus itself loads the rules and evaluates each one over the scraped series without an error
+        def evaluated() -> dict:
+            loaded = {r["name"]: r for g in prometheus.get("/api/v1/rules")["data"]["groups"] for r in g["rules"]}
+            return loaded if len(loaded) == len(rules) and all(r["lastEvaluation"] > "2000" for r in loaded.values()) else {}
+        loaded = wait_until(evaluated, timeout=20, interval=0.5, what="every alert rule evaluated")
+        assert {name: r["health"] for name, r in loaded.items()} == {r["alert"]: "ok" for r in rules}, loaded
+    finally:
+        prometheus.stop()
 
 
 def test_second_publisher_on_a_live_channel_is_refused(pipeline):
