@@ -7,8 +7,8 @@ hardware encoders negotiate, and older versions are broken.
 
 RTMP connections take the handshake inside their own task (``TlsListener``), so a stalled or
 broken handshake is bounded by the handshake timeout, counted and logged for that connection
-alone, and never touches another publisher.  (aiohttp runs the HTTPS push handshakes the same
-way, each in its connection, though without the log line.)
+alone, and never touches another publisher.  (aiohttp runs the HTTPS push handshakes each in its
+connection too, but with asyncio's 60 s timeout and without the log line or metric.)
 """
 
 from __future__ import annotations
