@@ -266,3 +266,18 @@ async def test_bad_pushes_get_a_clear_refusal_a_log_line_and_a_metric_and_the_li
     refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]
     assert any("127.0.0.2" in m and "elsewhere" in m for m in refusals) and any("may not publish to channel guarded" in m for m in refusals)
     assert any("ends inside a box" in m for m in refusals)
+
+
+async def test_refusal_log_lines_never_carry_the_stream_key(ingest, caplog):
+    """A keyed channel's URL holds its key: a refusal for another reason (here the protocol) logs
+    the path without it, and so does a refusal of a wrong key."""
+    _, _, base = ingest
+    async with aiohttp.ClientSession() as client:
+        wrong_protocol = await client.put(f"{base}/s3cret/ingest/keyed.cmaf/chunk-stream0-00001.m4s", data=b"x")
+        wrong_key = await client.post(f"{base}/guess/ingest/keyed.isml/Streams(v)", data=b"x")
+        stray = await client.post(f"{base}/s3cret/elsewhere", data=b"x")
+    assert (wrong_protocol.status, wrong_key.status, stray.status) == (403, 403, 404)
+    refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]
+    assert len(refusals) == 3
+    assert not any("s3cret" in m or "guess" in m for m in refusals), refusals
+    assert any("/…/ingest/keyed.cmaf/chunk-stream0-00001.m4s" in m for m in refusals)

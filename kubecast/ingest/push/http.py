@@ -74,6 +74,15 @@ def parse_path(config: IngestConfig, path: str) -> tuple[ChannelRoute, str, str]
     raise PathError(404, "not an ingest URL: expected …/ingest/<channel>.isml/Streams(<name>) or …/ingest/<channel>.cmaf/<segment>", "bad_name")
 
 
+def loggable_path(path: str) -> str:
+    """The path without the stream key: everything before `ingest/` may be a key, right or wrong,
+    and a log is read by more people than the key's owner."""
+    head, marker, tail = path.partition("/ingest/")
+    if not marker:
+        return "(not an ingest path)"
+    return ("/…" if head.strip("/") else "") + marker + tail
+
+
 def track_key(rest: str) -> str:
     """Which track a CMAF segment belongs to: its folder plus its stream token."""
     folder, _, name = rest.rpartition("/")
@@ -227,7 +236,7 @@ class HttpIngest:
 
     def _refuse(self, request: web.Request, status: int, label: str, message: str) -> web.Response:
         metrics.REJECTED.labels(label).inc()
-        log.warning("refused %s %s from %s: %s", request.method, request.path, request.remote, message)
+        log.warning("refused %s %s from %s: %s", request.method, loggable_path(request.path), request.remote, message)
         return web.Response(status=status, text=message + "\n")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
