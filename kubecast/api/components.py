@@ -1,9 +1,10 @@
 """What a data-plane component is configured with, built from the resources in one place.
 
-The ingest's routing file (``ingest.json``) and the packager's ``packager.json`` are written by
-the operator (into the encoder pods' ConfigMaps) and by local mode (into the run directory);
-both build them with ``ingest_route`` and ``packager_config``, and the component reads its file
-back with the same model, so the writers and the reader cannot drift apart.  Where the files
+The ingest's routing file (``ingest.json``), the encoder's ``encoder.json`` and the packager's
+``packager.json`` are written by the operator (into the encoder pods' ConfigMaps) and by local
+mode (into the run directory); both build them with ``ingest_route``, ``encoder_config`` and
+``packager_config``, and the component reads its file back with the same model, so the writers
+and the reader cannot drift apart, and no data-plane component reads the Channel resource.  Where the files
 and ports are differs between a pod and a laptop; the caller says so.
 """
 
@@ -13,6 +14,7 @@ from pydantic import Field
 
 from .channel import Channel, RedundancyMode
 from .common import WireModel
+from .renditions import Rendition
 
 DATAGRAM_PROTOCOLS = frozenset({"UDP", "RTP"})
 
@@ -78,3 +80,26 @@ class PackagerConfig(WireModel):
 def packager_config(channel: Channel, *, instances: list[str]) -> PackagerConfig:
     return PackagerConfig(channel=channel.name, segment_duration_ms=channel.spec.segment_duration_ms,
                           window_ms=int(channel.spec.live_window * 1000), instances=list(instances))
+
+
+class EncoderConfig(WireModel):
+    """``encoder.json``: what one channel's encoders need (not the whole Channel)."""
+
+    channel: str
+    segment_duration_ms: int
+    renditions: list[Rendition]  # the ladder to encode, in descending bitrate; empty: pass-through
+    x264_preset: str | None  # None: the encoder picks by the ladder's pixel rate
+    audio_bitrate: int
+
+    @property
+    def passthrough(self) -> bool:
+        return not self.renditions
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
+
+
+def encoder_config(channel: Channel) -> EncoderConfig:
+    encoding = channel.spec.encoding
+    return EncoderConfig(channel=channel.name, segment_duration_ms=channel.spec.segment_duration_ms, renditions=encoding.ladder(),
+                         x264_preset=encoding.x264_preset, audio_bitrate=encoding.audio_bitrate)

@@ -6,9 +6,12 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
-from kubecast.api import ManifestError, load_channel
+from pydantic import ValidationError
+
+from kubecast.api.components import EncoderConfig
 from kubecast.runtime import add_runtime_arguments, start_runtime
 from kubecast.storage import Store
 
@@ -25,23 +28,23 @@ def parse_address(text: str) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubecast encoder", description=__doc__)
-    parser.add_argument("--manifests", action="append", required=True, help="YAML with the Channel (repeatable)")
-    parser.add_argument("--channel", required=True)
+    parser.add_argument("--config", required=True, help="encoder.json: the channel, its segment duration and encoding")
     parser.add_argument("--instance", default="A", choices=["A", "B"])
     parser.add_argument("--contribution", type=parse_address, default=("127.0.0.1", 0), help="HOST:PORT the ingest connects to")
     parser.add_argument("--store", required=True, help="storage URL or folder")
     add_runtime_arguments(parser)
     args = parser.parse_args(argv)
-    start_runtime(args, f"encoder {args.channel}/{args.instance}")
     try:
-        channel = load_channel(args.manifests, args.channel)
-    except ManifestError as error:
-        print(f"kubecast encoder: {error}", file=sys.stderr)
+        config = EncoderConfig.model_validate_json(Path(args.config).read_bytes())
+    except (OSError, ValidationError) as error:
+        print(f"kubecast encoder: {args.config}: {error}", file=sys.stderr)
         return 2
-    publisher = Publisher(store=Store(args.store), channel=channel.name, instance=args.instance, segment_duration_ms=channel.spec.segment_duration_ms)
+    start_runtime(args, f"encoder {config.channel}/{args.instance}")
+    publisher = Publisher(store=Store(args.store), channel=config.channel, instance=args.instance,
+                          segment_duration_ms=config.segment_duration_ms)
     publisher.start()
     host, port = args.contribution
-    server = ContributionServer(channel=channel, publisher=publisher, host=host, port=port)
+    server = ContributionServer(config=config, publisher=publisher, host=host, port=port)
     stopped = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"kubecast encoder {channel.name}/{args.instance} listening on {server.address[0]}:{server.address[1]}", flush=True)
+    print(f"kubecast encoder {config.channel}/{args.instance} listening on {server.address[0]}:{server.address[1]}", flush=True)
     try:
         server.serve()
     finally:

@@ -6,7 +6,7 @@ import logging
 import socket
 import threading
 
-from kubecast.api import Channel
+from kubecast.api.components import EncoderConfig
 
 from . import metrics
 from .publisher import Publisher
@@ -16,8 +16,8 @@ log = logging.getLogger("kubecast.encoder")
 
 
 class ContributionServer:
-    def __init__(self, *, channel: Channel, publisher: Publisher, host: str, port: int):
-        self.channel = channel
+    def __init__(self, *, config: EncoderConfig, publisher: Publisher, host: str, port: int):
+        self.config = config
         self.publisher = publisher
         self.listener = socket.create_server((host, port), reuse_port=False)
         self.listener.settimeout(0.5)
@@ -41,11 +41,11 @@ class ContributionServer:
             if self.active is not None and self.active.is_alive():
                 # One contribution per encoder: a second one is a misrouted or duplicate feed.
                 metrics.CONTRIBUTIONS.labels("refused").inc()
-                log.warning("refusing a second contribution from %s to %s while one is live", peer[0], self.channel.name)
+                log.warning("refusing a second contribution from %s to %s while one is live", peer[0], self.config.channel)
                 sock.close()
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            session = ContributionSession(channel=self.channel, publisher=self.publisher, sock=sock, peer=peer[0])
+            session = ContributionSession(config=self.config, publisher=self.publisher, sock=sock, peer=peer[0])
             self.active_socket = sock
             self.active = threading.Thread(target=session.run, name="contribution", daemon=True)
             self.active.start()

@@ -14,7 +14,7 @@ from typing import Any
 
 import av
 
-from kubecast.api import Channel
+from kubecast.api.components import EncoderConfig
 from kubecast.media.contribution import (
     MAX_HELLO,
     CodecConfig,
@@ -63,8 +63,8 @@ def read_line(sock: socket.socket) -> tuple[bytes, bytes]:
 
 
 class ContributionSession:
-    def __init__(self, *, channel: Channel, publisher: Publisher, sock: socket.socket, peer: str):
-        self.channel = channel
+    def __init__(self, *, config: EncoderConfig, publisher: Publisher, sock: socket.socket, peer: str):
+        self.config = config
         self.publisher = publisher
         self.sock = sock
         self.peer = peer
@@ -78,7 +78,7 @@ class ContributionSession:
         self.ended_info = IngestInfo(connected=False)
 
     def run(self) -> None:
-        name = self.channel.name
+        name = self.config.channel
         try:
             self.sock.settimeout(HELLO_TIMEOUT)
             line, rest = read_line(self.sock)
@@ -111,18 +111,19 @@ class ContributionSession:
 
     def _encode(self, first_bytes: bytes, protocol: str) -> bool:
         """Encode the contribution; True when it ended with its end-of-stream record."""
-        spec = self.channel.spec
-        segment_ms = spec.segment_duration_ms
+        config = self.config
+        segment_ms = config.segment_duration_ms
         self.publisher.availability_start()
         clock = ConnectionClock(lambda first_timestamp_ms: self.publisher.clock.place(
             first_timestamp_ms=first_timestamp_ms, now=now_utc(), last_written=self.publisher.last_written))
         common: dict[str, Any] = dict(segment_duration_ms=segment_ms, publish_track=self.publisher.track, publish_segment=self.publisher.segment)
-        if spec.encoding.passthrough:
+        if config.passthrough:
             video = PassthroughVideos(clock=clock, bandwidth_hint=0, **common)
             audio = AudioPassthrough(clock=clock, **common)
         else:
-            video = LadderVideo(renditions=spec.encoding.ladder(), x264_preset=spec.encoding.x264_preset or default_x264_preset(spec.encoding.ladder()), clock=clock, **common)
-            audio = AudioTranscoder(bitrate=spec.encoding.audio_bitrate, clock=clock, **common)
+            video = LadderVideo(renditions=config.renditions, x264_preset=config.x264_preset or default_x264_preset(config.renditions),
+                                clock=clock, **common)
+            audio = AudioTranscoder(bitrate=config.audio_bitrate, clock=clock, **common)
         self.publisher.status(state="live", message="", ingest=IngestInfo(connected=True, protocol=protocol))
         reader = RecordReader()
         try:

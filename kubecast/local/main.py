@@ -151,7 +151,7 @@ def plan_ports(manifests: Manifests, args: argparse.Namespace) -> Ports:
 
 
 async def run_pipeline(
-    *, manifests: Manifests, manifest_paths: list[str], store_url: str, run_dir: Path, args: argparse.Namespace,
+    *, manifests: Manifests, store_url: str, run_dir: Path, args: argparse.Namespace,
     extra: Sequence[ProcessSpec] = (), demo: bool = False,
 ) -> int:
     host = args.host
@@ -160,7 +160,7 @@ async def run_pipeline(
         tls = None
         if args.tls_cert:
             tls = TlsFiles(cert=str(Path(args.tls_cert).resolve()), key=str(Path(args.tls_key).resolve()))
-        plan = build_plan(manifests=manifests, manifest_paths=manifest_paths, store_url=store_url, run_dir=run_dir,
+        plan = build_plan(manifests=manifests, store_url=store_url, run_dir=run_dir,
                           host=host, ports=ports, tls=tls)
     except ManifestError as error:
         print(f"kubecast: {error}", file=sys.stderr)
@@ -219,7 +219,7 @@ def main_up(argv: list[str]) -> int:
     store_url = args.store or str((workdir / "store").resolve())
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=_ensure(workdir)))
     try:
-        return asyncio.run(run_pipeline(manifests=manifests, manifest_paths=[str(Path(f).resolve()) for f in args.file], store_url=store_url, run_dir=run_dir, args=args))
+        return asyncio.run(run_pipeline(manifests=manifests, store_url=store_url, run_dir=run_dir, args=args))
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -240,12 +240,9 @@ def main_demo(argv: list[str]) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="demo-", dir=workdir))
     store_url = args.store or str(run_dir / "store")
     key = secrets.token_urlsafe(16)
-    manifest_path = run_dir / "demo.yaml"
     text = resources.files("kubecast.local").joinpath("demo.yaml").read_text()
     secret = f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: demo-stream-key}}\nstringData: {{streamKey: {key}}}\n"
-    manifest_path.write_text(text + secret)
-    manifest_path.chmod(0o600)
-    manifests = load_text(manifest_path.read_text(), str(manifest_path))
+    manifests = load_text(text + secret, "demo.yaml")
     publisher = ProcessSpec(
         name="test-pattern",
         argv=kubecast_command("test-pattern", "--size", args.size),
@@ -253,7 +250,7 @@ def main_demo(argv: list[str]) -> int:
         env={"KUBECAST_PUBLISH_URL": f"rtmp://127.0.0.1:{{rtmp_port}}/live/demo/{key}"},
     )
     try:
-        return asyncio.run(run_pipeline(manifests=manifests, manifest_paths=[str(manifest_path)], store_url=store_url, run_dir=run_dir, args=args, extra=[publisher], demo=True))
+        return asyncio.run(run_pipeline(manifests=manifests, store_url=store_url, run_dir=run_dir, args=args, extra=[publisher], demo=True))
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 

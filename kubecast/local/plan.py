@@ -21,7 +21,8 @@ from typing import Any
 from kubecast.api import ManifestError, Manifests
 from kubecast.api.access import access_document, secret_files
 from kubecast.api.channel import TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY
-from kubecast.api.components import IngestFile, IngestRoute, PackagerConfig, ingest_route, packager_config
+from kubecast.api.components import (EncoderConfig, IngestFile, IngestRoute, PackagerConfig, encoder_config, ingest_route,
+                                     packager_config)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Plan:
     processes: list[ProcessSpec]
     ingest_config: dict[str, IngestFile]  # instance -> that ingest's ingest.json
     packager_config: dict[str, PackagerConfig]  # channel -> its packager's packager.json
+    encoder_config: dict[str, EncoderConfig]  # channel -> its encoders' encoder.json
     key_files: dict[str, str]  # path -> stream key or other secret (written 0600 by the runner)
     access_config: dict[str, Any] | None = None  # the endpoint's access policy; None: everything open
 
@@ -79,6 +81,10 @@ def ingest_config_path(run_dir: Path, instance: str) -> Path:
 
 def packager_config_path(run_dir: Path, channel: str) -> Path:
     return run_dir / f"packager-{channel}.json"
+
+
+def encoder_config_path(run_dir: Path, channel: str) -> Path:
+    return run_dir / f"encoder-{channel}.json"
 
 
 def kubecast_command(*args: str) -> list[str]:
@@ -137,9 +143,8 @@ def ingest_tls_arguments(manifests: Manifests, run_dir: Path, key_files: dict[st
     return ["--tls-cert", files[TLS_CERTIFICATE_KEY], "--tls-key", files[TLS_PRIVATE_KEY_KEY]]
 
 
-def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: str, run_dir: Path, host: str,
+def build_plan(*, manifests: Manifests, store_url: str, run_dir: Path, host: str,
                ports: Ports, tls: TlsFiles | None = None) -> Plan:
-    manifest_args = [arg for path in manifest_paths for arg in ("--manifests", path)]
     protection_args, protection_env = endpoint_protection(manifests)
     key_files: dict[str, str] = {}
     access = endpoint_access(manifests, run_dir, key_files)
@@ -164,7 +169,7 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
                 ProcessSpec(
                     name=label,
                     argv=kubecast_command(
-                        "encoder", *manifest_args, "--channel", name, "--instance", instance,
+                        "encoder", "--config", str(encoder_config_path(run_dir, name)), "--instance", instance,
                         "--contribution", f"127.0.0.1:{port}", "--store", store_url,
                         "--metrics-port", str(ports.metrics[label]),
                     ),
@@ -195,6 +200,7 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
                 udp_listen=f"{host}:{udp_port}" if udp_port else None, stream_key_file=key_file, srt_passphrase_file=passphrase_file)
     ingest_config = {instance: IngestFile(channels=routes) for instance, routes in ingest_channels.items()}
     packagers = {name: packager_config(channel, instances=instances) for name, channel in manifests.channels.items()}
+    encoders = {name: encoder_config(channel) for name, channel in manifests.channels.items()}
     for instance in instances:
         name = INGESTS[instance]
         port = ports.rtmp if instance == "A" else ports.rtmp_secondary
@@ -215,7 +221,8 @@ def build_plan(*, manifests: Manifests, manifest_paths: list[str], store_url: st
                 ready_marker="listening on",
             )
         )
-    return Plan(processes=processes, ingest_config=ingest_config, packager_config=packagers, key_files=key_files, access_config=access)
+    return Plan(processes=processes, ingest_config=ingest_config, packager_config=packagers, encoder_config=encoders,
+                key_files=key_files, access_config=access)
 
 
 def metrics_names(manifests: Manifests, redundant: bool = True) -> list[str]:
@@ -238,6 +245,8 @@ def write_run_files(plan: Plan, run_dir: Path) -> None:
         ingest_config_path(run_dir, instance).write_text(config.to_json())
     for channel, packager in plan.packager_config.items():
         packager_config_path(run_dir, channel).write_text(packager.to_json())
+    for channel, encoder in plan.encoder_config.items():
+        encoder_config_path(run_dir, channel).write_text(encoder.to_json())
     if plan.access_config is not None:
         access_path(run_dir).write_text(json.dumps(plan.access_config, indent=2))
 

@@ -1,5 +1,5 @@
-"""The ingest's and the packager's configuration files are built by one function for the operator
-and for local mode, and read back by the component with the same model."""
+"""The ingest's, the encoder's and the packager's configuration files are built by one function for
+the operator and for local mode, and read back by the component with the same model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kubecast.api import load_text
+from kubecast.api import PRESETS, load_text
+from kubecast.encoder.main import main as encoder_main
 from kubecast.ingest.config import ConfigError, load_config
 from kubecast.local.plan import Ports, build_plan, metrics_names, write_run_files
 from kubecast.operator.builders import build_channel_children
@@ -45,7 +46,7 @@ def test_the_operator_and_local_mode_write_the_same_route_but_for_addresses_and_
     in_pod = json.loads(config_map["data"]["ingest.json"])
     ports = Ports(rtmp=1935, http=8080, rtmp_secondary=1936, contribution={("multi", "A"): 7001, ("multi", "B"): 7002},
                   metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))}, udp={("multi", "A"): 5000, ("multi", "B"): 5001})
-    local = json.loads(build_plan(manifests=manifests, manifest_paths=[], store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
+    local = json.loads(build_plan(manifests=manifests, store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
                        .ingest_config["A"].to_json())
     assert {k: v for k, v in in_pod.items() if k != "channels"} == {k: v for k, v in local.items() if k != "channels"}
     pod_route, local_route = in_pod["channels"]["multi"], local["channels"]["multi"]
@@ -74,7 +75,7 @@ def test_the_operator_and_local_mode_give_the_packager_the_same_config(tmp_path:
     assert in_pod == {"channel": "multi", "segmentDurationMs": 4000, "windowMs": 30000, "instances": ["A", "B"]}
     ports = Ports(rtmp=1935, http=8080, rtmp_secondary=1936, contribution={("multi", "A"): 7001, ("multi", "B"): 7002},
                   metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))}, udp={("multi", "A"): 5000, ("multi", "B"): 5001})
-    plan = build_plan(manifests=manifests, manifest_paths=[], store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
+    plan = build_plan(manifests=manifests, store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
     write_run_files(plan, tmp_path)
     process = next(p for p in plan.processes if p.name == "packager multi")
     assert json.loads(Path(process.argv[process.argv.index("--config") + 1]).read_text()) == in_pod
@@ -84,3 +85,35 @@ def test_the_packager_refuses_a_config_it_cannot_read(tmp_path: Path, capsys):
     (tmp_path / "packager.json").write_text(json.dumps({"channel": "multi", "segmentDurationMs": 2000}))
     assert packager_main(["--config", str(tmp_path / "packager.json"), "--store", str(tmp_path / "store")]) == 2
     assert "windowMs" in capsys.readouterr().err
+
+
+def test_the_operator_and_local_mode_give_the_encoders_the_same_config(tmp_path: Path):
+    manifests = load_text(MANIFESTS.replace("ingest:", "segmentDuration: 4\n  encoding: {preset: Default1080p, x264Preset: veryfast, "
+                                                       "audioBitrate: 96000}\n  ingest:", 1))
+    channel = manifests.channels["multi"]
+    children = build_channel_children(channel, uid="u", namespace="media", settings=OperatorSettings())
+    in_pods = []
+    for instance in ("a", "b"):
+        deployment = next(c for c in children if c["kind"] == "Deployment" and c["metadata"]["name"] == f"multi-encoder-{instance}")
+        pod = deployment["spec"]["template"]["spec"]
+        encoder = next(c for c in pod["containers"] if c["name"] == "encoder")
+        assert encoder["args"][encoder["args"].index("--config") + 1] == "/etc/kubecast/encoder.json"
+        mounted = next(c for c in children if c["kind"] == "ConfigMap" and c["metadata"]["name"] == pod["volumes"][0]["configMap"]["name"])
+        in_pods.append(json.loads(mounted["data"]["encoder.json"]))
+    assert in_pods[0] == in_pods[1]
+    assert {k: v for k, v in in_pods[0].items() if k != "renditions"} == {
+        "channel": "multi", "segmentDurationMs": 4000, "x264Preset": "veryfast", "audioBitrate": 96000}
+    assert [r["name"] for r in in_pods[0]["renditions"]] == [r.name for r in PRESETS["Default1080p"]]
+    ports = Ports(rtmp=1935, http=8080, rtmp_secondary=1936, contribution={("multi", "A"): 7001, ("multi", "B"): 7002},
+                  metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))}, udp={("multi", "A"): 5000, ("multi", "B"): 5001})
+    plan = build_plan(manifests=manifests, store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
+    write_run_files(plan, tmp_path)
+    for instance in ("A", "B"):
+        process = next(p for p in plan.processes if p.name == f"encoder multi/{instance}")
+        assert json.loads(Path(process.argv[process.argv.index("--config") + 1]).read_text()) == in_pods[0]
+
+
+def test_the_encoder_refuses_a_config_it_cannot_read(tmp_path: Path, capsys):
+    (tmp_path / "encoder.json").write_text(json.dumps({"channel": "multi", "segmentDurationMs": 2000, "renditions": []}))
+    assert encoder_main(["--config", str(tmp_path / "encoder.json"), "--store", str(tmp_path / "store")]) == 2
+    assert "audioBitrate" in capsys.readouterr().err

@@ -2,10 +2,9 @@
 its default, changes what is built from the resource (the operator's child objects, the local
 plan's processes and their config files, a Program's record and status).
 
-The channel document the encoder and packager read (``channel.yaml`` in a ConfigMap, the
-manifests locally) carries every Channel field, so it is left out of the comparison: a field
-read from there proves nothing by being there.  The fields only those components read are named
-in READ_BY_THE_MEDIA_COMPONENTS with the tests that show what they do.
+The encoder pods' spec hash is made from every Channel field, so it is left out of the comparison:
+a field proves nothing by changing it.  What the data-plane components read is in their own
+config files (``encoder.json``, ``packager.json``, ``ingest.json``), which are compared.
 """
 
 from __future__ import annotations
@@ -27,16 +26,6 @@ from kubecast.operator.settings import OperatorSettings
 from kubecast.operator.status import aggregate_program
 from kubecast.storage import ProgramRecord
 
-# Read from the channel document by the encoder and the packager; what each does is shown by
-# their own tests (named here), not by anything the operator or the local plan builds.
-READ_BY_THE_MEDIA_COMPONENTS = {
-    "Channel.encoding.preset": "tests/encoder (the ladder encoded; None passes through)",
-    "Channel.encoding.renditions": "tests/encoder (a Custom ladder)",
-    "Channel.encoding.x264Preset": "tests/encoder (the libx264 preset)",
-    "Channel.encoding.audioBitrate": "tests/encoder (the AAC bitrate)",
-    "Channel.segmentDuration": "tests/encoder, tests/packager (segment length)",
-    "Channel.liveWindow": "tests/packager (the live playlist's window)",
-}
 # Read by the operator when the resource is deleted, so nothing built differs.
 READ_AT_DELETION = {
     "Channel.deletionPolicy": "tests/operator/test_operator_lifecycle.py (Delete: a finalizer, and the media goes; Retain: neither)",
@@ -47,7 +36,15 @@ INFORMATIONAL: dict[str, str] = {}
 KEY = {"name": "some-secret", "key": "value"}
 CPIX_BASE = {"contentProtection": {"masterKeySecretRef": KEY, "cpix": {"url": "https://a.example/cpix", "drmSystems": ["Widevine"]}}}
 # Field path -> (spec patch of the baseline, spec patch with the field set to a non-default value).
+RENDITION = {"name": "v1", "width": 640, "height": 360, "bitrate": 800_000}
 VARIANTS: dict[str, tuple[dict, dict]] = {
+    "Channel.encoding.preset": ({}, {"encoding": {"preset": "Default1080p"}}),
+    "Channel.encoding.renditions": (
+        {"encoding": {"preset": "Custom", "renditions": [RENDITION]}}, {"encoding": {"renditions": [{**RENDITION, "width": 480}]}}),
+    "Channel.encoding.x264Preset": ({}, {"encoding": {"x264Preset": "fast"}}),
+    "Channel.encoding.audioBitrate": ({}, {"encoding": {"audioBitrate": 96_000}}),
+    "Channel.segmentDuration": ({}, {"segmentDuration": 4}),
+    "Channel.liveWindow": ({}, {"liveWindow": 600}),
     "Channel.ingest.protocols": ({}, {"ingest": {"protocols": ["RTMP", "SRT"]}}),
     "Channel.ingest.streamKeySecretRef": ({}, {"ingest": {"streamKeySecretRef": KEY}}),
     "Channel.ingest.srt.passphraseSecretRef": ({"ingest": {"protocols": ["SRT"]}}, {"ingest": {"protocols": ["SRT"], "srt": {"passphraseSecretRef": KEY}}}),
@@ -126,7 +123,7 @@ def every_field() -> list[str]:
 
 
 def test_every_field_has_a_variant_or_a_reason():
-    assert sorted(every_field()) == sorted([*VARIANTS, *READ_BY_THE_MEDIA_COMPONENTS, *READ_AT_DELETION, *INFORMATIONAL])
+    assert sorted(every_field()) == sorted([*VARIANTS, *READ_AT_DELETION, *INFORMATIONAL])
 
 
 def _merge(base: dict, patch: dict) -> dict:
@@ -143,10 +140,9 @@ SECRETS += "".join(f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}
                    for name in ("ingest-tls", "other-tls"))
 
 
-def _without_channel_document(children: list[dict]) -> list[dict]:
+def _without_spec_hash(children: list[dict]) -> list[dict]:
     out = copy.deepcopy(children)
     for child in out:
-        (child.get("data") or {}).pop("channel.yaml", None)
         annotations = ((child.get("spec") or {}).get("template") or {}).get("metadata", {}).get("annotations") or {}
         annotations.pop("kubecast.io/spec-hash", None)
     return out
@@ -160,7 +156,7 @@ def built(kind: str, spec: dict, tmp_path: Path) -> str:
     channel = Channel.model_validate({"metadata": {"name": "news"}, "spec": channel_spec})
     endpoint = StreamingEndpoint.model_validate({"metadata": {"name": "default"}, "spec": endpoint_spec})
     parts: dict = {
-        "channel children": _without_channel_document(build_channel_children(channel, uid="u1", namespace="media", settings=SETTINGS)),
+        "channel children": _without_spec_hash(build_channel_children(channel, uid="u1", namespace="media", settings=SETTINGS)),
         "endpoint children": build_endpoint_children(endpoint, uid="u2", namespace="media", settings=SETTINGS, channels=[channel]),
     }
     if kind == "Program":
@@ -178,9 +174,9 @@ def built(kind: str, spec: dict, tmp_path: Path) -> str:
                   ingest_http={"A": 8081, "B": 8082}, srt={"A": 9000, "B": 9001},
                   udp={("news", "A"): 5000, ("news", "B"): 5001},
                   rtmps={"A": 1943, "B": 1944}, ingest_https={"A": 8443, "B": 8444})
-    plan = build_plan(manifests=manifests, manifest_paths=["/m.yaml"], store_url="/store", run_dir=tmp_path, host="127.0.0.1", ports=ports)
+    plan = build_plan(manifests=manifests, store_url="/store", run_dir=tmp_path, host="127.0.0.1", ports=ports)
     parts["local plan"] = {"argv": [p.argv for p in plan.processes], "ingest": plan.ingest_config, "access": plan.access_config,
-                           "files": sorted(plan.key_files)}
+                           "encoder": plan.encoder_config, "packager": plan.packager_config, "files": sorted(plan.key_files)}
     return json.dumps(parts, sort_keys=True, default=str)
 
 

@@ -37,7 +37,7 @@ class Pipeline:
             contribution={(name, instance): free_port() for name in manifests.channels for instance in instances_for()},
             metrics={name: free_port() for name in metrics_names(manifests)},
         )
-        plan = build_plan(manifests=manifests, manifest_paths=[str(manifest)], store_url=str(self.store), run_dir=run_dir,
+        plan = build_plan(manifests=manifests, store_url=str(self.store), run_dir=run_dir,
                           host="127.0.0.1", ports=self.ports)
         write_run_files(plan, run_dir)
         self.specs = {spec.name: spec for spec in plan.processes}

@@ -12,7 +12,8 @@ import av
 import pytest
 
 from helpers import contribution_bytes, flv_contribution, kubecast, make_contribution_flv, wait_until
-from kubecast.api import PRESETS
+from kubecast.api import PRESETS, load_text
+from kubecast.api.components import encoder_config
 from kubecast.media.contribution import Frame, Hello, Kind, RecordReader
 from kubecast.media.mp4 import parse_media_segment
 
@@ -35,8 +36,9 @@ def source_flv(tmp_path_factory):
 
 
 def run_encoder(tmp_path, manifest: str):
-    (tmp_path / "ch.yaml").write_text(manifest)
-    process = kubecast("encoder", "--manifests", str(tmp_path / "ch.yaml"), "--channel", "t1", "--contribution", "127.0.0.1:0", "--store", str(tmp_path / "store"))
+    """The encoder of the Channel in ``manifest``, with the encoder.json the operator and local mode build for it."""
+    (tmp_path / "encoder.json").write_text(encoder_config(load_text(manifest).channels["t1"]).to_json())
+    process = kubecast("encoder", "--config", str(tmp_path / "encoder.json"), "--contribution", "127.0.0.1:0", "--store", str(tmp_path / "store"))
     port = int(process.wait_for_line(r"listening on 127\.0\.0\.1:(\d+)", timeout=30).group(1))
     return process, port
 

@@ -48,7 +48,7 @@ def plan_for(text: str, tmp_path: Path):
     manifests = load_text(text)
     ports = Ports(rtmp=1935, http=8080, rtmp_secondary=None, contribution={(n, "A"): 7001 for n in manifests.channels},
                   metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests, redundant=False))})
-    return build_plan(manifests=manifests, manifest_paths=["/m.yaml"], store_url="/store", run_dir=tmp_path, host="127.0.0.1", ports=ports)
+    return build_plan(manifests=manifests, store_url="/store", run_dir=tmp_path, host="127.0.0.1", ports=ports)
 
 
 def test_the_endpoint_gets_the_policy_and_the_keys_in_private_files(tmp_path):

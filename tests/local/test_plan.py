@@ -31,7 +31,7 @@ def make_plan(tmp_path: Path):
         contribution={("news", "A"): 7001, ("open", "A"): 7002, ("news", "B"): 7003, ("open", "B"): 7004},
         metrics={name: 9000 + index for index, name in enumerate(metrics_names(manifests))},
     )
-    return build_plan(manifests=manifests, manifest_paths=["/m.yaml"], store_url="/store", run_dir=tmp_path, host="127.0.0.1", ports=ports)
+    return build_plan(manifests=manifests, store_url="/store", run_dir=tmp_path, host="127.0.0.1", ports=ports)
 
 
 def test_one_endpoint_and_ingest_and_per_channel_encoder_and_packager(tmp_path):
@@ -96,7 +96,7 @@ def tls_plan(tmp_path: Path, text: str, tls=None):
                   contribution={(c, i): 7000 for c in manifests.channels for i in "AB"},
                   metrics={name: 9000 + index for index, name in enumerate(metrics_names(manifests))},
                   ingest_http={"A": 8081, "B": 8082}, rtmps={"A": 1943, "B": 1944}, ingest_https={"A": 8443, "B": 8444})
-    return build_plan(manifests=manifests, manifest_paths=["/m.yaml"], store_url="/store", run_dir=tmp_path,
+    return build_plan(manifests=manifests, store_url="/store", run_dir=tmp_path,
                       host="127.0.0.1", ports=ports, tls=tls)
 
 

@@ -69,7 +69,7 @@ def test_encoder_pair_is_spread_and_protected():
     assert children[("PodDisruptionBudget", "news-encoders")]["spec"]["minAvailable"] == 1
     assert children[("Service", "news-ingest-b")]["spec"]["type"] == "NodePort"
     encoder = next(c for c in pod["containers"] if c["name"] == "encoder")
-    assert encoder["args"][:2] == ["encoder", "--manifests"] and "B" not in encoder["args"]
+    assert encoder["args"][:3] == ["encoder", "--config", "/etc/kubecast/encoder.json"] and "B" not in encoder["args"]
     assert encoder["envFrom"] == [{"secretRef": {"name": "store-credentials"}}]
     assert encoder["resources"]["requests"]["cpu"] == "1510m"  # Default720p: 2.0 Mpx per frame
     assert children[("Deployment", "news-packager")]["spec"]["strategy"] == {"type": "Recreate"}

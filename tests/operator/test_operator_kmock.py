@@ -84,7 +84,7 @@ async def test_a_new_ladder_rolls_encoder_a_then_b_on_as_event_and_reconciles_un
             await roll_out(cluster, name)
         await eventually(lambda: reconciling(cluster)[0] == "False", what="Reconciled")
         old_a, old_b = spec_hash(cluster, "news-encoder-a"), spec_hash(cluster, "news-encoder-b")
-        old_config = obj(cluster, "v1/configmaps", "news-encoder-b").raw["data"]["channel.yaml"]
+        old_config = obj(cluster, "v1/configmaps", "news-encoder-b").raw["data"]["encoder.json"]
 
         change = {"metadata": {"generation": 2}, "spec": channel_body(ladder_top=2_000_000)["spec"]}
         assert await as_user(cluster, "PATCH", path_of(), change) == 200
@@ -96,15 +96,15 @@ async def test_a_new_ladder_rolls_encoder_a_then_b_on_as_event_and_reconciles_un
         await roll_out(cluster, "news-encoder-a", ready=0)  # Recreate: A's new pod starts
         await asyncio.sleep(1)
         assert spec_hash(cluster, "news-encoder-b") == old_b, "B keeps the old ladder while A is not ready"
-        assert obj(cluster, "v1/configmaps", "news-encoder-b").raw["data"]["channel.yaml"] == old_config
-        assert "2000000" in obj(cluster, "v1/configmaps", "news-encoder-a").raw["data"]["channel.yaml"]
+        assert obj(cluster, "v1/configmaps", "news-encoder-b").raw["data"]["encoder.json"] == old_config
+        assert "2000000" in obj(cluster, "v1/configmaps", "news-encoder-a").raw["data"]["encoder.json"]
         assert reconciling(cluster)[:2] == ("True", "EncoderStarting")
 
         await roll_out(cluster, "news-encoder-a")
         ready_at = asyncio.get_running_loop().time()
         await eventually(lambda: spec_hash(cluster, "news-encoder-b") != old_b, timeout=5, what="encoder B rolled on A's event")
         assert asyncio.get_running_loop().time() - ready_at < 5
-        assert "2000000" in obj(cluster, "v1/configmaps", "news-encoder-b").raw["data"]["channel.yaml"]
+        assert "2000000" in obj(cluster, "v1/configmaps", "news-encoder-b").raw["data"]["encoder.json"]
         assert obj(cluster, DEPLOYMENTS, "news-encoder-b").raw["metadata"]["generation"] == 2
         await roll_out(cluster, "news-packager")
         await asyncio.sleep(1)

@@ -44,7 +44,7 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
     relay = channel.spec.ingest.redundancy == RedundancyMode.RELAY
     children: list[dict[str, Any]] = []
     for instance in INSTANCES:
-        children.append(encoder_config_map(channel, instance=instance, namespace=namespace, owner=owner, document=document))
+        children.append(encoder_config_map(channel, instance=instance, namespace=namespace, owner=owner))
         children.append(_stamped(encoder_deployment(channel, instance=instance, namespace=namespace, owner=owner, settings=settings,
                                                     spec_hash=spec_hash)))
         if relay:

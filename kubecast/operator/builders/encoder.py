@@ -15,7 +15,7 @@ import yaml
 from kubecast.api import API_VERSION, Channel, RedundancyMode
 from kubecast.api.channel import TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY
 from kubecast.api.common import SecretKeyRef
-from kubecast.api.components import IngestFile, ingest_route, packager_config
+from kubecast.api.components import IngestFile, encoder_config, ingest_route, packager_config
 
 from ..settings import OperatorSettings
 from .labels import labels, object_meta
@@ -25,8 +25,9 @@ from .pods import (CONFIG_DIR, CONTAINER_SECURITY, CONTRIBUTION_PORT, ENCODER_ME
 
 
 def channel_document(channel: Channel) -> str:
-    """The Channel as the encoder and packager read it (spec only: no status, no secret; nor the
-    deletion policy, which only the operator reads: changing it must not restart the pods)."""
+    """The Channel's spec the encoder pods and the packager are built from, hashed into their
+    pod templates so that a change rolls them (no status, no secret; nor the deletion policy,
+    which only the operator reads: changing it must not restart the pods)."""
     return yaml.safe_dump({"apiVersion": API_VERSION, "kind": "Channel", "metadata": {"name": channel.name},
                            "spec": channel.spec.model_dump(mode="json", by_alias=True, exclude={"deletion_policy"})}, sort_keys=False)
 
@@ -73,7 +74,7 @@ def config_map_name(name: str, instance: str) -> str:
     return f"{name}-encoder-{instance.lower()}"
 
 
-def encoder_config_map(channel: Channel, *, instance: str, namespace: str, owner: dict[str, Any], document: str) -> dict[str, Any]:
+def encoder_config_map(channel: Channel, *, instance: str, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     name = channel.name
     # Relay: each ingest also forwards to the other encoder, through that encoder's ClusterIP
     # contribution Service; only the channel's own encoder pods may reach that port.
@@ -83,7 +84,7 @@ def encoder_config_map(channel: Channel, *, instance: str, namespace: str, owner
     return {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": object_meta(config_map_name(name, instance), namespace, owner, encoder_labels(name, instance)),
         # packager.json: the packager mounts encoder A's ConfigMap (both carry the same one).
-        "data": {"channel.yaml": document, "ingest.json": IngestFile(channels={name: route}).to_json(),
+        "data": {"encoder.json": encoder_config(channel).to_json(), "ingest.json": IngestFile(channels={name: route}).to_json(),
                  "packager.json": packager_config(channel, instances=list(INSTANCES)).to_json()},
     }
 
@@ -126,7 +127,7 @@ def encoder_deployment(channel: Channel, *, instance: str, namespace: str, owner
         },
         {
             "name": "encoder", "image": settings.encoder_image,
-            "args": ["encoder", "--manifests", f"{CONFIG_DIR}/channel.yaml", "--channel", name, "--instance", instance,
+            "args": ["encoder", "--config", f"{CONFIG_DIR}/encoder.json", "--instance", instance,
                      "--contribution", contribution_listen, "--store", "$(KUBECAST_STORE_URL)", "--metrics-port", str(ENCODER_METRICS), "--metrics-address", "0.0.0.0"],
             "env": env, "envFrom": env_from,
             "ports": [{"name": "encoder-metrics", "containerPort": ENCODER_METRICS}]
