@@ -2,7 +2,9 @@
 Smooth Streaming and CMAF push (as ``-f dash`` and as ``-f hls`` send it), RTMPS and Smooth over HTTPS (with a
 certificate made in the test and checked by ffmpeg) into ``kubecast up``; the output is checked as the skeleton's
 (renditions, continuous timestamps, decodable, playing in Chromium with hls.js); a
-3-rendition contribution over RTMP and over Smooth passes through bit for bit."""
+3-rendition contribution over RTMP and over Smooth passes through bit for bit.  Live-encoded
+channels fed over RTMP (from a jittered source), Smooth, CMAF, SRT, UDP and by GStreamer read
+in ffmpeg without a timestamp complaint, at a constant frame rate."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from helpers import Proc, flv_video_payloads, free_port, kubecast, make_multibit
 from media_checks import download, fetch, media_playlist, multivariant
 from test_live_channel import _chromium
 
+from kubecast.media.mp4 import parse_media_segment
+
 pytestmark = pytest.mark.e2e
 
 HERE = Path(__file__).parent
@@ -29,8 +33,23 @@ SOURCE = ["-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "la
 CODECS = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k"]
 
 
+# Picture times N/30 s plus up to 5 ms either way, kept through the encoder (millisecond time base).
+JITTER = ["-vf", "settb=1/90000,setpts=N/30/TB+(random(0)-0.5)*0.010/TB", "-fps_mode", "passthrough", "-enc_time_base:v", "1/1000"]
+
+
 def publisher(name: str, *output: str) -> Proc:
     return Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", *SOURCE, *CODECS, *output], name=f"ffmpeg {name}")
+
+
+def gstreamer_publisher(url: str) -> Proc:
+    """GStreamer's RTMP publisher: x264enc with B-frames, whose first decode times flvmux clamps to
+    0, so the contribution repeats a DTS value."""
+    frames = SECONDS * 30
+    return Proc(["gst-launch-1.0", "-q", "flvmux", "name=mux", "streamable=true", "!", "rtmp2sink", f"location={url}",
+                 "videotestsrc", "is-live=true", f"num-buffers={frames}", "!", "video/x-raw,width=320,height=240,framerate=30/1", "!",
+                 "x264enc", "speed-preset=ultrafast", "key-int-max=60", "bframes=2", "!", "h264parse", "!", "mux.",
+                 "audiotestsrc", "is-live=true", f"num-buffers={SECONDS * 48_000 // 1024}", "samplesperbuffer=1024", "!",
+                 "audio/x-raw,rate=48000,channels=2", "!", "voaacenc", "!", "aacparse", "!", "mux."], name="gstreamer")
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +66,10 @@ def pipeline(tmp_path_factory):
     try:
         up.wait_for_line(r"Status page:", timeout=120)
         printed = up.output(last=100000)
-        udp = {name: int(re.search(rf"udp://127\.0\.0\.1:(\d+)", section(printed, name)).group(1)) for name in ("udp",)}
+        udp = {name: int(re.search(rf"udp://127\.0\.0\.1:(\d+)", section(printed, name)).group(1))
+               for name in ("udp", "enc-udp")}
         rtp = int(re.search(r"rtp://127\.0\.0\.1:(\d+)", section(printed, "rtp")).group(1))
+        rtmp = int(re.search(r"rtmp://127\.0\.0\.1:(\d+)", printed).group(1))
         push = f"http://127.0.0.1:{ingest_http}/{KEY}/ingest"
         publishers = [
             publisher("udp", "-f", "mpegts", f"udp://127.0.0.1:{udp['udp']}?pkt_size=1316"),
@@ -62,9 +83,16 @@ def pipeline(tmp_path_factory):
             publisher("rtmps", "-f", "flv", f"rtmps://127.0.0.1:{rtmps}/live/rtmps/{KEY}"),
             publisher("https", "-movflags", "isml+frag_keyframe", "-tls_verify", "1", "-ca_file", str(certificate.ca),
                       "-f", "ismv", f"https://127.0.0.1:{https}/{KEY}/ingest/https.isml/Streams(encoder1)"),
+            # Into live encoding: the same protocols, RTMP from a source whose picture times jitter by
+            # up to 5 ms either way (to the millisecond FLV carries), and a GStreamer publisher.
+            publisher("enc-udp", "-f", "mpegts", f"udp://127.0.0.1:{udp['enc-udp']}?pkt_size=1316"),
+            publisher("enc-srt", "-f", "mpegts", f"srt://127.0.0.1:{srt}?streamid=enc-srt&pkt_size=1316"),
+            publisher("enc-smooth", "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{push}/enc-smooth.isml/Streams(encoder1)"),
+            publisher("enc-cmaf", "-seg_duration", "2", "-f", "dash", f"{push}/enc-cmaf.cmaf/manifest.mpd"),
+            publisher("enc-rtmp", *JITTER, "-f", "flv", f"rtmp://127.0.0.1:{rtmp}/live/enc-rtmp/{KEY}"),
+            gstreamer_publisher(f"rtmp://127.0.0.1:{rtmp}/live/enc-gst/{KEY}"),
         ]
         base = f"http://127.0.0.1:{http}"
-        rtmp = int(re.search(r"rtmp://127\.0\.0\.1:(\d+)", printed).group(1))
         yield {"base": base, "up": up, "work": work, "rtmp": rtmp, "push": push, "rtmps": rtmps, "https": https,
                "publishers": {process.name: process for process in publishers}}
     finally:
@@ -84,6 +112,46 @@ def segments_of(base: str, channel: str, at_least: int):
         playlist = media_playlist(variants[0].uri)
         return (variants, playlist) if len(playlist.segments) >= at_least else None
     return wait_until(ready, timeout=90, interval=1, what=f"{at_least} segments of {channel}")
+
+
+LIVE_ENCODED = ["enc-rtmp", "enc-gst", "enc-smooth", "enc-cmaf", "enc-srt", "enc-udp"]
+
+
+def ffmpeg_reads(url: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(["ffmpeg", "-v", "error", "-i", url, "-map", "0", "-t", "6", "-f", "null", "-"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+
+
+# First in the module, while every publisher is live (a live playlist that stops growing keeps
+# ffmpeg waiting for the rest of its 6 s).
+def test_ffmpeg_reads_every_live_encoded_protocol_without_a_complaint(pipeline):
+    """A new user's first check, for live encoding fed by every protocol and by GStreamer: every
+    rendition and the audio of HLS and DASH, 6 s each, read with no complaint (all at once)."""
+    base = pipeline["base"]
+    for channel in LIVE_ENCODED:
+        url = f"{base}/live/{channel}/v72/index.m3u8"
+        wait_until(lambda url=url: len(media_playlist(url).segments) >= 4, timeout=90, interval=1, what=f"four segments of {channel}")
+    readers = {(channel, manifest): ffmpeg_reads(f"{base}/live/{channel}/{manifest}")
+               for channel in LIVE_ENCODED for manifest in ("index.m3u8", "manifest.mpd")}
+    complaints = {}
+    for key, reader in readers.items():
+        try:
+            _, stderr = reader.communicate(timeout=60)
+        finally:
+            reader.kill()
+        complaints[key] = (reader.returncode, stderr.strip())
+    assert {key: outcome for key, outcome in complaints.items() if outcome != (0, "")} == {}
+
+
+def test_a_jittered_source_is_encoded_at_a_constant_frame_rate(pipeline):
+    # Picture times jitter by up to 5 ms either way; every encoded picture still lasts one slot.
+    # Which slot: jitter of +-5 ms over the one second the rate is measured on cannot tell 30 from
+    # 30000/1001 fps (0.1 % apart), so either is a right answer (3000 or 3003 ticks at 90 kHz).
+    base = pipeline["base"]
+    for rendition in ("v144", "v72"):
+        playlist = media_playlist(f"{base}/live/enc-rtmp/{rendition}/index.m3u8")
+        durations = [sample.duration for data in download(playlist).segments for sample in parse_media_segment(data)[1]]
+        assert len(durations) >= 4 * 60 and len(set(durations)) == 1 and durations[0] in (3000, 3003), (rendition, sorted(set(durations)))
 
 
 @pytest.mark.parametrize("channel", ["udp", "rtp", "srt", "smooth", "cmaf", "cmafhls", "rtmps", "https"])
