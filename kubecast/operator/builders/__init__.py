@@ -59,7 +59,7 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
 
 def _stamped(deployment: dict[str, Any]) -> dict[str, Any]:
     """The template's spec hash over the template itself, which holds the Channel document's hash
-    (the pods read the document from their ConfigMap at start, so a new one must restart them):
+    (the pods read config files built from it at start, so a new one must restart them):
     a new image or scheduling setting is a new spec too, which rolls encoder A before B."""
     template = deployment["spec"]["template"]
     text = json.dumps(template, sort_keys=True, separators=(",", ":"))
