@@ -101,5 +101,6 @@ class EncoderConfig(WireModel):
 
 def encoder_config(channel: Channel) -> EncoderConfig:
     encoding = channel.spec.encoding
-    return EncoderConfig(channel=channel.name, segment_duration_ms=channel.spec.segment_duration_ms, renditions=encoding.ladder(),
-                         x264_preset=encoding.x264_preset, audio_bitrate=encoding.audio_bitrate)
+    return EncoderConfig(channel=channel.name, segment_duration_ms=channel.spec.segment_duration_ms,
+                         renditions=encoding.ladder(), x264_preset=encoding.x264_preset,
+                         audio_bitrate=encoding.audio_bitrate)

@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"kubecast encoder {config.channel}/{args.instance} listening on {server.address[0]}:{server.address[1]}", flush=True)
+    bound = f"{server.address[0]}:{server.address[1]}"
+    print(f"kubecast encoder {config.channel}/{args.instance} listening on {bound}", flush=True)
     try:
         server.serve()
     finally:

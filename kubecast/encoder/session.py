@@ -121,8 +121,8 @@ class ContributionSession:
             video = PassthroughVideos(clock=clock, bandwidth_hint=0, **common)
             audio = AudioPassthrough(clock=clock, **common)
         else:
-            video = LadderVideo(renditions=config.renditions, x264_preset=config.x264_preset or default_x264_preset(config.renditions),
-                                clock=clock, **common)
+            preset = config.x264_preset or default_x264_preset(config.renditions)
+            video = LadderVideo(renditions=config.renditions, x264_preset=preset, clock=clock, **common)
             audio = AudioTranscoder(bitrate=config.audio_bitrate, clock=clock, **common)
         self.publisher.status(state="live", message="", ingest=IngestInfo(connected=True, protocol=protocol))
         reader = RecordReader()

@@ -250,7 +250,8 @@ def main_demo(argv: list[str]) -> int:
         env={"KUBECAST_PUBLISH_URL": f"rtmp://127.0.0.1:{{rtmp_port}}/live/demo/{key}"},
     )
     try:
-        return asyncio.run(run_pipeline(manifests=manifests, store_url=store_url, run_dir=run_dir, args=args, extra=[publisher], demo=True))
+        return asyncio.run(run_pipeline(manifests=manifests, store_url=store_url, run_dir=run_dir, args=args,
+                                        extra=[publisher], demo=True))
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 

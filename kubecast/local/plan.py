@@ -21,8 +21,15 @@ from typing import Any
 from kubecast.api import ManifestError, Manifests
 from kubecast.api.access import access_document, secret_files
 from kubecast.api.channel import TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY
-from kubecast.api.components import (EncoderConfig, IngestFile, IngestRoute, PackagerConfig, encoder_config, ingest_route,
-                                     packager_config)
+from kubecast.api.components import (
+    EncoderConfig,
+    IngestFile,
+    IngestRoute,
+    PackagerConfig,
+    encoder_config,
+    ingest_route,
+    packager_config,
+)
 
 
 @dataclass(frozen=True)

@@ -88,24 +88,27 @@ def test_the_packager_refuses_a_config_it_cannot_read(tmp_path: Path, capsys):
 
 
 def test_the_operator_and_local_mode_give_the_encoders_the_same_config(tmp_path: Path):
-    manifests = load_text(MANIFESTS.replace("ingest:", "segmentDuration: 4\n  encoding: {preset: Default1080p, x264Preset: veryfast, "
-                                                       "audioBitrate: 96000}\n  ingest:", 1))
+    encoding = "encoding: {preset: Default1080p, x264Preset: veryfast, audioBitrate: 96000}"
+    manifests = load_text(MANIFESTS.replace("ingest:", f"segmentDuration: 4\n  {encoding}\n  ingest:", 1))
     channel = manifests.channels["multi"]
     children = build_channel_children(channel, uid="u", namespace="media", settings=OperatorSettings())
     in_pods = []
     for instance in ("a", "b"):
-        deployment = next(c for c in children if c["kind"] == "Deployment" and c["metadata"]["name"] == f"multi-encoder-{instance}")
+        name = f"multi-encoder-{instance}"
+        deployment = next(c for c in children if c["kind"] == "Deployment" and c["metadata"]["name"] == name)
         pod = deployment["spec"]["template"]["spec"]
         encoder = next(c for c in pod["containers"] if c["name"] == "encoder")
         assert encoder["args"][encoder["args"].index("--config") + 1] == "/etc/kubecast/encoder.json"
-        mounted = next(c for c in children if c["kind"] == "ConfigMap" and c["metadata"]["name"] == pod["volumes"][0]["configMap"]["name"])
+        config_map = pod["volumes"][0]["configMap"]["name"]
+        mounted = next(c for c in children if c["kind"] == "ConfigMap" and c["metadata"]["name"] == config_map)
         in_pods.append(json.loads(mounted["data"]["encoder.json"]))
     assert in_pods[0] == in_pods[1]
     assert {k: v for k, v in in_pods[0].items() if k != "renditions"} == {
         "channel": "multi", "segmentDurationMs": 4000, "x264Preset": "veryfast", "audioBitrate": 96000}
     assert [r["name"] for r in in_pods[0]["renditions"]] == [r.name for r in PRESETS["Default1080p"]]
     ports = Ports(rtmp=1935, http=8080, rtmp_secondary=1936, contribution={("multi", "A"): 7001, ("multi", "B"): 7002},
-                  metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))}, udp={("multi", "A"): 5000, ("multi", "B"): 5001})
+                  metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))},
+                  udp={("multi", "A"): 5000, ("multi", "B"): 5001})
     plan = build_plan(manifests=manifests, store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
     write_run_files(plan, tmp_path)
     for instance in ("A", "B"):
@@ -114,6 +117,7 @@ def test_the_operator_and_local_mode_give_the_encoders_the_same_config(tmp_path:
 
 
 def test_the_encoder_refuses_a_config_it_cannot_read(tmp_path: Path, capsys):
-    (tmp_path / "encoder.json").write_text(json.dumps({"channel": "multi", "segmentDurationMs": 2000, "renditions": []}))
+    incomplete = {"channel": "multi", "segmentDurationMs": 2000, "renditions": []}
+    (tmp_path / "encoder.json").write_text(json.dumps(incomplete))
     assert encoder_main(["--config", str(tmp_path / "encoder.json"), "--store", str(tmp_path / "store")]) == 2
     assert "audioBitrate" in capsys.readouterr().err

@@ -40,7 +40,8 @@ RENDITION = {"name": "v1", "width": 640, "height": 360, "bitrate": 800_000}
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "Channel.encoding.preset": ({}, {"encoding": {"preset": "Default1080p"}}),
     "Channel.encoding.renditions": (
-        {"encoding": {"preset": "Custom", "renditions": [RENDITION]}}, {"encoding": {"renditions": [{**RENDITION, "width": 480}]}}),
+        {"encoding": {"preset": "Custom", "renditions": [RENDITION]}},
+        {"encoding": {"renditions": [{**RENDITION, "width": 480}]}}),
     "Channel.encoding.x264Preset": ({}, {"encoding": {"x264Preset": "fast"}}),
     "Channel.encoding.audioBitrate": ({}, {"encoding": {"audioBitrate": 96_000}}),
     "Channel.segmentDuration": ({}, {"segmentDuration": 4}),
@@ -156,7 +157,8 @@ def built(kind: str, spec: dict, tmp_path: Path) -> str:
     channel = Channel.model_validate({"metadata": {"name": "news"}, "spec": channel_spec})
     endpoint = StreamingEndpoint.model_validate({"metadata": {"name": "default"}, "spec": endpoint_spec})
     parts: dict = {
-        "channel children": _without_spec_hash(build_channel_children(channel, uid="u1", namespace="media", settings=SETTINGS)),
+        "channel children": _without_spec_hash(
+            build_channel_children(channel, uid="u1", namespace="media", settings=SETTINGS)),
         "endpoint children": build_endpoint_children(endpoint, uid="u2", namespace="media", settings=SETTINGS, channels=[channel]),
     }
     if kind == "Program":
@@ -176,7 +178,8 @@ def built(kind: str, spec: dict, tmp_path: Path) -> str:
                   rtmps={"A": 1943, "B": 1944}, ingest_https={"A": 8443, "B": 8444})
     plan = build_plan(manifests=manifests, store_url="/store", run_dir=tmp_path, host="127.0.0.1", ports=ports)
     parts["local plan"] = {"argv": [p.argv for p in plan.processes], "ingest": plan.ingest_config, "access": plan.access_config,
-                           "encoder": plan.encoder_config, "packager": plan.packager_config, "files": sorted(plan.key_files)}
+                           "encoder": plan.encoder_config, "packager": plan.packager_config,
+                           "files": sorted(plan.key_files)}
     return json.dumps(parts, sort_keys=True, default=str)
 
 

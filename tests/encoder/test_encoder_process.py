@@ -38,7 +38,8 @@ def source_flv(tmp_path_factory):
 def run_encoder(tmp_path, manifest: str):
     """The encoder of the Channel in ``manifest``, with the encoder.json the operator and local mode build for it."""
     (tmp_path / "encoder.json").write_text(encoder_config(load_text(manifest).channels["t1"]).to_json())
-    process = kubecast("encoder", "--config", str(tmp_path / "encoder.json"), "--contribution", "127.0.0.1:0", "--store", str(tmp_path / "store"))
+    process = kubecast("encoder", "--config", str(tmp_path / "encoder.json"), "--contribution", "127.0.0.1:0",
+                       "--store", str(tmp_path / "store"))
     port = int(process.wait_for_line(r"listening on 127\.0\.0\.1:(\d+)", timeout=30).group(1))
     return process, port
 

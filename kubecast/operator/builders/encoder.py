@@ -84,7 +84,8 @@ def encoder_config_map(channel: Channel, *, instance: str, namespace: str, owner
     return {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": object_meta(config_map_name(name, instance), namespace, owner, encoder_labels(name, instance)),
         # packager.json: the packager mounts encoder A's ConfigMap (both carry the same one).
-        "data": {"encoder.json": encoder_config(channel).to_json(), "ingest.json": IngestFile(channels={name: route}).to_json(),
+        "data": {"encoder.json": encoder_config(channel).to_json(),
+                 "ingest.json": IngestFile(channels={name: route}).to_json(),
                  "packager.json": packager_config(channel, instances=list(INSTANCES)).to_json()},
     }
 
