@@ -1,6 +1,7 @@
 """Coverage-guided fuzzing of every parser that reads a stranger's bytes (atheris, libFuzzer).
 
-    python bench/fuzz.py [--runs 1000000] [--targets amf0,flv] [--max-seconds 0] [--jobs 1] [--timeout 10] [--rss-mb 2048]
+    python bench/fuzz.py [--runs 1000000] [--targets amf0,flv] [--max-seconds 0] [--jobs 1] [--timeout 10]
+                         [--rss-mb 2048]
 
 Each target (``tests/fuzz/fuzz_targets.py``) runs in a process of its own for ``--runs``
 executions, starting from its committed corpus (``tests/fuzz/corpus/<target>``); inputs the

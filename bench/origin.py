@@ -142,7 +142,8 @@ def main() -> None:
             (work / "nginx.conf").write_text(
                 f"worker_processes 1; daemon off; pid {work}/nginx.pid; error_log {work}/error.log;\n"
                 f"events {{ worker_connections 1024; }}\n"
-                f"http {{ access_log off; sendfile on; tcp_nopush on; types {{ application/vnd.apple.mpegurl m3u8; video/mp4 m4s; }}\n"
+                f"http {{ access_log off; sendfile on; tcp_nopush on;"
+                f" types {{ application/vnd.apple.mpegurl m3u8; video/mp4 m4s; }}\n"
                 f"  client_body_temp_path {work}/body; proxy_temp_path {work}/proxy; fastcgi_temp_path {work}/fastcgi;"
                 f" uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;\n"
                 f"  server {{ listen 127.0.0.1:{nginx_port}; root {static}; }} }}\n")

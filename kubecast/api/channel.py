@@ -235,7 +235,7 @@ class ChannelSpec(WireModel):
 
 
 class Channel(WireModel):
-    """A live channel: a contribution in (RTMP, Smooth / CMAF push, RTP / UDP / SRT MPEG-TS), an ABR ladder or pass-through out."""
+    """A live channel: a contribution in (RTMP, Smooth / CMAF push, RTP / UDP / SRT MPEG-TS), an ABR ladder or pass-through out."""  # noqa: E501 (the CRD description: one line)
 
     model_config = ConfigDict(json_schema_extra=NAME_RULES.json_schema_extra())
 

@@ -10,8 +10,9 @@ rate with jitter under half a frame interval maps one to one.
 
 The track's timescale is chosen per rate so that a slot is a whole number of ticks: 90 kHz
 where it divides (24, 25, 29.97, 30, 50, 60 fps ...: 3003 ticks at 29.97), the rate's own
-numerator otherwise (60000 for 59.94 fps and 24000 for 23.976, a slot of 1001).  Segment n then starts at the first slot at or after n*D, and
-lasts within one slot of D; for rates that divide D exactly, every segment is D.
+numerator otherwise (60000 for 59.94 fps and 24000 for 23.976, a slot of 1001).  Segment n then
+starts at the first slot at or after n*D, and lasts within one slot of D; for rates that divide D
+exactly, every segment is D.
 """
 
 from __future__ import annotations

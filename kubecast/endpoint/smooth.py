@@ -105,7 +105,8 @@ def client_manifest(timeline: Timeline, codec_private: dict[str, str]) -> str:
         duration = (last.start + last.duration - first.start) * HNS // reference.info.timescale
     attributes = f'MajorVersion="2" MinorVersion="2" TimeScale="{HNS}" Duration="{0 if live else duration}"'
     if live:
-        attributes += f' IsLive="TRUE" LookAheadFragmentCount="{LOOKAHEAD}" DVRWindowLength="{timeline.window_ms * HNS // 1000}" CanSeek="TRUE" CanPause="TRUE"'
+        attributes += (f' IsLive="TRUE" LookAheadFragmentCount="{LOOKAHEAD}"'
+                       f' DVRWindowLength="{timeline.window_ms * HNS // 1000}" CanSeek="TRUE" CanPause="TRUE"')
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', f"<SmoothStreamingMedia {attributes}>"]
     if videos:
         width = max(t.info.width or 0 for t in videos)

@@ -3,13 +3,16 @@
 ::
 
     channels/<channel>/timeline.json                         index; the packager replaces it whole
-    channels/<channel>/encoders/<instance>/progress.json     encoder heartbeat + recent segments; its encoder replaces it
+    channels/<channel>/encoders/<instance>/progress.json     encoder heartbeat + recent segments;
+                                                             its encoder replaces it
     channels/<channel>/encoders/<instance>/thumbnail.jpg     latest preview picture; its encoder replaces it
     channels/<channel>/encoders/<instance>/<rendition>/init-<sha256[:16]>.mp4   CMAF header, immutable
     channels/<channel>/encoders/<instance>/<rendition>/<n>.m4s                  CMAF segment n, immutable
     channels/<channel>/programs/<program>/program.json      a Program's spec; the control plane replaces it
-    channels/<channel>/programs/<program>/timeline.json     the program's recorded window; the packager replaces it
-    locators/<locator>.json                                  the program a locator (URL path) names; the control plane writes it
+    channels/<channel>/programs/<program>/timeline.json     the program's recorded window;
+                                                            the packager replaces it
+    locators/<locator>.json                                  the program a locator (URL path) names;
+                                                             the control plane writes it
 
 ``<instance>`` is ``A`` or ``B`` (the redundant pair).  A segment is listed in its encoder's
 ``progress.json`` only after the segment itself is stored, and in ``timeline.json`` only

@@ -106,7 +106,8 @@ def test_secret_documents_give_stream_keys():
 
 
 def test_program_window_and_channel_reference():
-    program = "---\napiVersion: kubecast.io/v1alpha1\nkind: Program\nmetadata: {name: match}\nspec: {channelName: news, archiveWindow: PT1H30M}\n"
+    program = ("---\napiVersion: kubecast.io/v1alpha1\nkind: Program\nmetadata: {name: match}\n"
+               "spec: {channelName: news, archiveWindow: PT1H30M}\n")
     manifests = load_text(CHANNEL + program)
     assert manifests.programs["match"].spec.archive_window_seconds == 5400
     with pytest.raises(ManifestError, match="names no Channel"):
@@ -152,7 +153,8 @@ def test_the_shipped_examples_are_valid():
     ("locator: Metrics", "path of the streaming endpoint"),
 ])
 def test_program_paths_are_names_not_paths(spec, message):
-    program = f"---\napiVersion: kubecast.io/v1alpha1\nkind: Program\nmetadata: {{name: match}}\nspec: {{channelName: news, {spec}}}\n"
+    program = (f"---\napiVersion: kubecast.io/v1alpha1\nkind: Program\nmetadata: {{name: match}}\n"
+               f"spec: {{channelName: news, {spec}}}\n")
     with pytest.raises(ManifestError, match=message):
         load_text(CHANNEL + program)
 

@@ -140,19 +140,22 @@ STALL_MONITOR = """() => {
   window.kubecastMonitor = monitor;
   if (state.player && window.Hls && state.player.on) {
     state.player.on(Hls.Events.ERROR, (_e, data) => monitor.events.push(
-      data.type + " " + data.details + (data.fatal ? " fatal" : "") + " at " + state.video.currentTime.toFixed(1) + " s"));
+      data.type + " " + data.details + (data.fatal ? " fatal" : "") + " at "
+      + state.video.currentTime.toFixed(1) + " s"));
   }
   setInterval(() => {
     const now = performance.now(), t = state.video.currentTime;
     if (t > monitor.lastTime) {
-      if (monitor.lastProgress !== null) monitor.longestStallMs = Math.max(monitor.longestStallMs, now - monitor.lastProgress);
+      if (monitor.lastProgress !== null)
+        monitor.longestStallMs = Math.max(monitor.longestStallMs, now - monitor.lastProgress);
       if (monitor.since === null && t > 0) monitor.since = now;
       monitor.lastProgress = now; monitor.lastTime = t;
     }
   }, 50);
 }"""
 
-CURRENT_STALL = "() => { const m = window.kubecastMonitor; return Math.max(m.longestStallMs, m.lastProgress === null ? 0 : performance.now() - m.lastProgress); }"
+CURRENT_STALL = ("() => { const m = window.kubecastMonitor;"
+                 " return Math.max(m.longestStallMs, m.lastProgress === null ? 0 : performance.now() - m.lastProgress); }")
 
 
 class Player:

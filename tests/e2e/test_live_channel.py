@@ -448,7 +448,9 @@ def test_hls_js_plays_through_a_signed_url_and_across_a_key_rotation(pipeline, t
 PLAY_HLS = """async ({src, token}) => {
   const video = document.createElement("video"); video.muted = true; document.body.appendChild(video);
   const errors = [];
-  const hls = new Hls({xhrSetup: (xhr, url) => { if (url.includes("/keys/")) xhr.setRequestHeader("Authorization", "Bearer " + token); }});
+  const hls = new Hls({xhrSetup: (xhr, url) => {
+    if (url.includes("/keys/")) xhr.setRequestHeader("Authorization", "Bearer " + token);
+  }});
   hls.on(Hls.Events.ERROR, (_event, data) => errors.push(data.details));
   hls.loadSource(src); hls.attachMedia(video); video.play().catch(() => {});
   window.under_test = {video, errors};
@@ -537,7 +539,8 @@ def test_protected_live_channel_plays_in_chromium_hls_aes128_and_dash_clearkey(p
                         page.add_script_tag(url=f"{origin}/static/vendor/{PLAYER_SCRIPTS[script]}")
                         page.evaluate(script, {"src": src, "token": token})
                         try:
-                            # frames shown, not currentTime: a live player seeks to the edge before it has decoded anything
+                            # frames shown, not currentTime: a live player seeks to the edge
+                            # before it has decoded anything
                             page.wait_for_function(f"() => window.under_test.video.getVideoPlaybackQuality().totalVideoFrames > {seconds * 30}",
                                                    timeout=timeout)
                             return True, page.evaluate("() => window.under_test.errors")

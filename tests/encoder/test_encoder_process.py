@@ -1,4 +1,5 @@
-"""The encoder process fed a real contribution (Debian ffmpeg's FLV, as the RTMP ingest hands it over) through its port."""
+"""The encoder process fed a real contribution (Debian ffmpeg's FLV, as the RTMP ingest hands it over) through
+its port."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ spec:
     x264Preset: ultrafast
     renditions: %s
 """
-LADDER = "[{name: v240, width: 320, height: 240, bitrate: 500000}, {name: v120, width: 160, height: 120, bitrate: 200000, profile: Baseline}]"
+LADDER = ("[{name: v240, width: 320, height: 240, bitrate: 500000},"
+          " {name: v120, width: 160, height: 120, bitrate: 200000, profile: Baseline}]")
 
 
 @pytest.fixture(scope="module")

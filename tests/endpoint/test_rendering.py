@@ -16,7 +16,8 @@ def test_multivariant_playlist(timeline):
     assert lines[:3] == ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
     assert lines[3].startswith('#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio"') and 'URI="audio/index.m3u8"' in lines[3]
     # highest bandwidth first; BANDWIDTH = measured video peak + audio peak (audio falls back to its target)
-    assert lines[4] == '#EXT-X-STREAM-INF:BANDWIDTH=1628000,AVERAGE-BANDWIDTH=1628000,CODECS="avc1.640048,mp4a.40.2",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO="audio"'
+    assert lines[4] == ('#EXT-X-STREAM-INF:BANDWIDTH=1628000,AVERAGE-BANDWIDTH=1628000,CODECS="avc1.640048,mp4a.40.2",'
+                        'RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO="audio"')
     assert lines[5] == "v720/index.m3u8" and lines[7] == "v360/index.m3u8"
 
 

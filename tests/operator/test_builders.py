@@ -260,7 +260,8 @@ def misaligned_timeline(now, *, aligned: bool = False):
     from kubecast.media.timeline import Timeline
 
     stamp = now.isoformat().replace("+00:00", "Z")
-    message = "rendition video1 is not key-frame aligned with video: segment 12 starts 40 ms away from the primary rendition's; it is not published"
+    message = ("rendition video1 is not key-frame aligned with video: segment 12 starts 40 ms away from the primary"
+               " rendition's; it is not published")
     return Timeline(channel="news", state="live", updated=now, segment_duration_ms=2000, window_ms=60000, conditions=[
         {"type": "IngestConnected", "status": "True", "reason": "ContributionReceived", "message": "", "lastTransitionTime": stamp},
         {"type": "InitSegmentsConsistent", "status": "True", "reason": "InitSegmentsMatch", "message": "all encoders produce identical init segments", "lastTransitionTime": stamp},
@@ -306,7 +307,8 @@ def test_data_plane_conditions_join_the_channels_own_and_a_misalignment_is_annou
     first_sight = channel_conditions(initial_conditions(2, later), None, report.data_plane)  # observe, after the first report
     assert [c["type"] for c in first_sight] == ["Ready", "Reconciling", "Stalled", "KeyframesAligned", "InitSegmentsConsistent"]
 
-    # a list sent from a status read before the report's patch loses them: the next report puts them back unchanged, silently
+    # a list sent from a status read before the report's patch loses them: the next report puts them back
+    # unchanged, silently
     clobbered = {**status, "conditions": [c for c in status["conditions"] if c["type"] == "Ready"]}
     healed = stream_report(misaligned_timeline(NOW), status=clobbered, reported=report.data_plane, generation=2, now=later + timedelta(minutes=2))
     assert {c["type"]: c for c in healed.status["conditions"]}["KeyframesAligned"] == aligned and healed.warnings == []

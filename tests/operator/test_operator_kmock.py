@@ -159,7 +159,8 @@ async def test_stream_status_and_failover_events_come_from_the_timeline(cluster,
         assert "encoder B" in event[0].data["message"] and event[0].data["type"] == "Warning"
 
 
-MISALIGNED = "rendition video1 is not key-frame aligned with video: segment 12 starts 40 ms away from the primary rendition's; it is not published"
+MISALIGNED = ("rendition video1 is not key-frame aligned with video: segment 12 starts 40 ms away from the primary"
+              " rendition's; it is not published")
 
 
 def packager_conditions() -> list[dict]:
