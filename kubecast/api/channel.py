@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .common import API_VERSION, Cidr, Name, NameRules, ObjectMeta, SecretKeyRef, WireModel
 from .presets import PRESETS
-from .renditions import H264Profile, Rendition
+from .renditions import Rendition
 
 # tests/operator checks the 48 against the names the builders make.
 NAME_RULES = NameRules("Channel", 48, first_letter=True,

@@ -4,7 +4,6 @@ constant frame rate, and the repeats and drops are counted in the metrics."""
 from __future__ import annotations
 
 import subprocess
-from fractions import Fraction
 
 from prometheus_client import REGISTRY
 

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from fractions import Fraction
 
 from kubecast.encoder.segmenter import EpochEnd, PendingEnd, TimedSample, TrackSegmenter, epoch_end

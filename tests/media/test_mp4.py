@@ -19,7 +19,7 @@ def video_segments(parsed):
             current = []
         current.append((timestamp, packet))
     groups.append(current)
-    segments, next_start = [], None
+    segments = []
     for number, group in enumerate(groups):
         samples, data = [], b""
         for index, (timestamp, packet) in enumerate(group):

@@ -4,10 +4,9 @@ prunes when the spec stops asking for them."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
-from emulator import CHANNELS, DEPLOYMENTS, ENDPOINTS, PROGRAMS, as_user, channel_body, path_of, conditions, eventually, obj, operator
+from emulator import CHANNELS, DEPLOYMENTS, ENDPOINTS, PROGRAMS, as_user, channel_body, path_of, eventually, obj, operator
 
 pytestmark = pytest.mark.timeout(120)
 

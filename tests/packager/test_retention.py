@@ -3,7 +3,7 @@
 from kubecast.packager.retention import clean, collectable
 from kubecast.storage import Store, layout
 
-from test_merge import D, progress, run
+from test_merge import progress, run
 
 
 def program_timeline(numbers, *, window_ms, source="A"):
