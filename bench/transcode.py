@@ -5,9 +5,10 @@
 A 1080p30 source (testsrc2, made once with the ffmpeg CLI) goes through the ladder twice:
 once through kubecast's encoder code (PyAV decode in one thread, one RenditionEncoder thread
 per rung, on the constant-frame-rate grid, key frames forced every segment, as the live
-encoder runs them), once through one ffmpeg process that splits, scales and encodes the same rungs with the same x264 preset and
-options.  Both are video-only (audio is one AAC encode, the same in both).  It prints both
-speeds as multiples of real time and their ratio.  Real time on 2 cores is the target.
+encoder runs them), once through one ffmpeg process that splits, scales and encodes the same
+rungs with the same x264 preset and options.  Both are video-only (audio is one AAC encode,
+the same in both).  It prints both speeds as multiples of real time and their ratio.  Real
+time on 2 cores is the target.
 """
 
 from __future__ import annotations

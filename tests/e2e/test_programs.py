@@ -115,7 +115,8 @@ def test_dvr_seek_back_and_clamping_while_live(pipeline, engine):
             clamp = {"hls": "window.v.currentTime = 0", "dash": "window.player.seek(-30)"}[engine]
             before = page.evaluate(f"() => {behind}")
             page.evaluate(f"() => {{ {clamp}; }}")
-            page.wait_for_function(f"() => !window.v.seeking && Math.abs(({behind}) - {before}) > 5 && ({behind}) <= 62 && ({behind}) >= 0", timeout=30_000)
+            page.wait_for_function(f"() => !window.v.seeking && Math.abs(({behind}) - {before}) > 5"
+                                   f" && ({behind}) <= 62 && ({behind}) >= 0", timeout=30_000)
             page.wait_for_function(f"() => window.v.currentTime > {page.evaluate('() => window.v.currentTime')} + 1", timeout=30_000)
             assert page.evaluate("() => window.errors") == []
         finally:

@@ -66,7 +66,9 @@ def test_the_endpoint_pods_get_the_policy_and_the_secrets_never_their_values():
         ("cdn", [{"key": "header", "path": "origin-auth"}])]
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/etc/kubecast", "/var/run/secrets/kubecast"}
     # A changed policy (here a Channel's preview list) rolls the pods; an unchanged one does not.
-    hash_of = lambda cs: next(c for c in cs if c["kind"] == "Deployment")["spec"]["template"]["metadata"]["annotations"]["kubecast.io/access-hash"]  # noqa: E731
+    def hash_of(cs):
+        return next(c for c in cs if c["kind"] == "Deployment")["spec"]["template"]["metadata"]["annotations"]["kubecast.io/access-hash"]
+
     again = build_endpoint_children(endpoint, uid="u", namespace="media", settings=SETTINGS, channels=channels)
     fewer = build_endpoint_children(endpoint, uid="u", namespace="media", settings=SETTINGS, channels=channels[1:])
     assert hash_of(again) == hash_of(children) != hash_of(fewer)

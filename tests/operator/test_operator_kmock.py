@@ -177,7 +177,10 @@ async def test_a_misaligned_contribution_reaches_the_channel_next_to_ready(clust
     cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"}, "data": {"streamKey": "c2VjcmV0"}}
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     write_timeline(store, failovers=0, active="A", conditions=packager_conditions())
-    events = lambda: [r for r in cluster if r.resource and r.resource.plural == "events" and "RenditionsMisaligned" in r.text]  # noqa: E731
+
+    def events():
+        return [r for r in cluster if r.resource and r.resource.plural == "events" and "RenditionsMisaligned" in r.text]
+
     async with operator():
         aligned = await eventually(lambda: conditions(cluster, "news")["KeyframesAligned"], what="KeyframesAligned on the Channel")
         assert aligned["status"] == "False" and aligned["reason"] == "RenditionsMisaligned" and "rendition video1" in aligned["message"]
