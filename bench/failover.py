@@ -93,7 +93,13 @@ def main() -> int:
         window = (args.seconds - 30) / max(1, args.kills)
         for kill in range(args.kills):
             drill.at(20 + kill * window + rng.uniform(0, window / 2))
-            victim = rng.choice([drill.pipeline.encoder("cam1", "A"), drill.pipeline.encoder("cam1", "B"), drill.pipeline.packager("cam1")])
+            victim = rng.choice(
+                [
+                    drill.pipeline.encoder("cam1", "A"),
+                    drill.pipeline.encoder("cam1", "B"),
+                    drill.pipeline.packager("cam1"),
+                ]
+            )
             meter.sample()
             drill.pipeline.kill(victim)
             print(f"  {drill.elapsed():6.1f} s  killed {victim}", flush=True)
@@ -117,11 +123,19 @@ def main() -> int:
         total = sum(cpu.values())
         print(f"\nmissing segments:      {missing}")
         print(f"discontinuities:       {discontinuities}")
-        print(f"longest player stall:  {stall:.2f} s (one segment: {SEGMENT_SECONDS} s); player errors: {errors or 'none'}")
-        print(f"encoder CPU:           A {encoders['A']:.1f} s, B {encoders['B']:.1f} s; whole pipeline {total:.1f} s "
-              f"(ffmpeg publisher and Chromium not counted)")
-        print(f"second encoder's cost: +{100 * min(encoders.values()) / max(1e-9, total - min(encoders.values())):.0f}% CPU "
-              f"over a single-encoder pipeline")
+        print(
+            f"longest player stall:  {stall:.2f} s (one segment: {SEGMENT_SECONDS} s); player errors: "
+            f"{errors or 'none'}"
+        )
+        print(
+            f"encoder CPU:           A {encoders['A']:.1f} s, B {encoders['B']:.1f} s; whole pipeline {total:.1f} s "
+            f"(ffmpeg publisher and Chromium not counted)"
+        )
+        print(
+            f"second encoder's cost: +{100 * min(encoders.values()) / max(1e-9, total - min(encoders.values())):.0f}% "
+            "CPU "
+            f"over a single-encoder pipeline"
+        )
         return 0 if missing == 0 and discontinuities == 0 and stall <= SEGMENT_SECONDS else 1
     finally:
         if player:

@@ -62,12 +62,36 @@ class Sink:
 
 
 def run_ingest(workdir: Path, sink: Sink, ports: dict) -> subprocess.Popen:
-    config = {"channels": {"bench": {"encoders": [f"127.0.0.1:{sink.port}"], "protocols": ["RTMP", "FragmentedMP4", "CMAF", "SRT", "UDP", "RTP"],
-                                     "udpListen": f"127.0.0.1:{ports['udp']}"}}, "idleTimeout": 3}
+    config = {
+        "channels": {
+            "bench": {
+                "encoders": [f"127.0.0.1:{sink.port}"],
+                "protocols": ["RTMP", "FragmentedMP4", "CMAF", "SRT", "UDP", "RTP"],
+                "udpListen": f"127.0.0.1:{ports['udp']}",
+            }
+        },
+        "idleTimeout": 3,
+    }
     (workdir / "ingest.json").write_text(json.dumps(config))
-    process = subprocess.Popen([sys.executable, "-m", "kubecast.cli", "ingest", "--listen", f"127.0.0.1:{ports['rtmp']}",
-                                "--http-listen", f"127.0.0.1:{ports['http']}", "--srt-listen", f"127.0.0.1:{ports['srt']}",
-                                "--config", str(workdir / "ingest.json")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubecast.cli",
+            "ingest",
+            "--listen",
+            f"127.0.0.1:{ports['rtmp']}",
+            "--http-listen",
+            f"127.0.0.1:{ports['http']}",
+            "--srt-listen",
+            f"127.0.0.1:{ports['srt']}",
+            "--config",
+            str(workdir / "ingest.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     for line in process.stdout:
         if "listening on" in line:
             break
@@ -84,26 +108,87 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         source = work / "source.mp4"
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-f", "lavfi", "-i", "sine=sample_rate=48000",
-                        "-t", str(args.seconds), "-c:v", "libx264", "-preset", "ultrafast", "-b:v", args.bitrate, "-g", "60", "-keyint_min", "60",
-                        "-pix_fmt", "yuv420p", "-c:a", "aac", str(source)], check=True)
-        ports = {"rtmp": free_port(), "http": free_port(), "srt": free_port(socket.SOCK_DGRAM), "udp": free_port(socket.SOCK_DGRAM)}
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1920x1080:rate=30",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=sample_rate=48000",
+                "-t",
+                str(args.seconds),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-b:v",
+                args.bitrate,
+                "-g",
+                "60",
+                "-keyint_min",
+                "60",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                str(source),
+            ],
+            check=True,
+        )
+        ports = {
+            "rtmp": free_port(),
+            "http": free_port(),
+            "srt": free_port(socket.SOCK_DGRAM),
+            "udp": free_port(socket.SOCK_DGRAM),
+        }
         outputs = {
             "RTMP": (["-f", "flv"], f"rtmp://127.0.0.1:{ports['rtmp']}/live/bench/any"),
-            "Smooth": (["-movflags", "isml+frag_keyframe", "-f", "ismv"], f"http://127.0.0.1:{ports['http']}/ingest/bench.isml/Streams(v)"),
-            "CMAF": (["-seg_duration", "2", "-f", "dash"], f"http://127.0.0.1:{ports['http']}/ingest/bench.cmaf/manifest.mpd"),
+            "Smooth": (
+                ["-movflags", "isml+frag_keyframe", "-f", "ismv"],
+                f"http://127.0.0.1:{ports['http']}/ingest/bench.isml/Streams(v)",
+            ),
+            "CMAF": (
+                ["-seg_duration", "2", "-f", "dash"],
+                f"http://127.0.0.1:{ports['http']}/ingest/bench.cmaf/manifest.mpd",
+            ),
             "SRT": (["-f", "mpegts"], f"srt://127.0.0.1:{ports['srt']}?streamid=bench&pkt_size=1316&linger=2"),
             "RTP": (["-f", "rtp_mpegts"], f"rtp://127.0.0.1:{ports['udp']}?pkt_size=1316"),
             "UDP": (["-f", "mpegts"], f"udp://127.0.0.1:{ports['udp']}?pkt_size=1316"),
         }
         print(f"{args.seconds} s of 1080p30 H.264 at {args.bitrate}bit/s + AAC, sent at {args.readrate:g}x real time")
-        print(f"{'protocol':<8} {'ingest CPU s/media s':>21} {'ffmpeg -c copy':>15} {'ratio':>7} {'one core sustains':>18}")
+        print(
+            f"{'protocol':<8} {'ingest CPU s/media s':>21} {'ffmpeg -c copy':>15} {'ratio':>7} "
+            f"{'one core sustains':>18}"
+        )
         for protocol, (muxer, url) in outputs.items():
             sink = Sink()
             ingest = run_ingest(work, sink, ports)
             try:
                 before = cpu_seconds(ingest.pid)
-                subprocess.run(["ffmpeg", "-v", "error", "-readrate", str(args.readrate), "-i", str(source), "-c", "copy", *muxer, url], check=True, timeout=600)
+                subprocess.run(
+                    [
+                        "ffmpeg",
+                        "-v",
+                        "error",
+                        "-readrate",
+                        str(args.readrate),
+                        "-i",
+                        str(source),
+                        "-c",
+                        "copy",
+                        *muxer,
+                        url,
+                    ],
+                    check=True,
+                    timeout=600,
+                )
                 deadline = time.monotonic() + 10
                 last = -1
                 while time.monotonic() < deadline and sink.received != last:  # the ingest has forwarded everything
@@ -115,7 +200,11 @@ def main() -> None:
                 ingest.wait(30)
             theirs = ffmpeg_cpu(source, muxer) / args.seconds
             sustained = bitrate_of(args.bitrate) / ours / 1e6 if ours else float("inf")
-            print(f"{protocol:<8} {ours:>21.4f} {theirs:>15.4f} {ours / theirs:>7.2f} {sustained:>11.0f} Mbit/s   ({sink.received / 1e6:.1f} MB forwarded)", flush=True)
+            print(
+                f"{protocol:<8} {ours:>21.4f} {theirs:>15.4f} {ours / theirs:>7.2f} {sustained:>11.0f} Mbit/s   "
+                f"({sink.received / 1e6:.1f} MB forwarded)",
+                flush=True,
+            )
 
 
 def bitrate_of(text: str) -> float:
@@ -131,8 +220,24 @@ def ffmpeg_cpu(source: Path, muxer: list[str]) -> float:
         fmt, extra = "mp4", ["-movflags", "cmaf+frag_keyframe+empty_moov+default_base_moof"]
     for _ in range(3):
         before = os.times()
-        subprocess.run(["ffmpeg", "-v", "error", "-i", str(source), "-c", "copy", *extra, "-f", "mpegts" if fmt == "rtp_mpegts" else fmt, "-y", "/dev/null"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-i",
+                str(source),
+                "-c",
+                "copy",
+                *extra,
+                "-f",
+                "mpegts" if fmt == "rtp_mpegts" else fmt,
+                "-y",
+                "/dev/null",
+            ],
+            check=True,
+            capture_output=True,
+        )
         after = os.times()
         used = (after.children_user - before.children_user) + (after.children_system - before.children_system)
         best = used if best is None else min(best, used)

@@ -65,20 +65,46 @@ async def fill(store_dir: Path, segment_bytes: int) -> None:
         for number in range(100, 160):
             # one IDR slice NAL unit of random bytes: well-formed enough for CENC's subsample map
             payload = (segment_bytes - 4).to_bytes(4, "big") + b"\x65" + os.urandom(segment_bytes - 5)
-            segment = media_segment(sequence_number=number, base_decode_time=number * 180000, samples=[Sample(180000, len(payload))], data=payload)
+            segment = media_segment(
+                sequence_number=number,
+                base_decode_time=number * 180000,
+                samples=[Sample(180000, len(payload))],
+                data=payload,
+            )
             await store.put(layout.segment_key("bench", "A", name, number), segment)
             rows.append([number, number * 180000, 180000, len(segment), "A", False])
-        info = TrackInfo(id=name, kind="video", codecs="avc1.64001f", bandwidth=bitrate, timescale=90000, init="init-aa.mp4",
-                         width=height * 16 // 9, height=height, frame_rate="30")
-        tracks.append(TimelineTrack(info=info, init_source="A", segments=rows, average_bandwidth=bitrate, peak_bandwidth=bitrate))
-    timeline = Timeline(channel="bench", state="live", updated=now, availability_start_time=now, segment_duration_ms=2000, window_ms=120_000,
-                        tracks=tracks, generation=1)
+        info = TrackInfo(
+            id=name,
+            kind="video",
+            codecs="avc1.64001f",
+            bandwidth=bitrate,
+            timescale=90000,
+            init="init-aa.mp4",
+            width=height * 16 // 9,
+            height=height,
+            frame_rate="30",
+        )
+        tracks.append(
+            TimelineTrack(info=info, init_source="A", segments=rows, average_bandwidth=bitrate, peak_bandwidth=bitrate)
+        )
+    timeline = Timeline(
+        channel="bench",
+        state="live",
+        updated=now,
+        availability_start_time=now,
+        segment_duration_ms=2000,
+        window_ms=120_000,
+        tracks=tracks,
+        generation=1,
+    )
     await store.put(layout.timeline_key("bench"), timeline.to_json())
 
 
 def wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
     """(requests/s, bytes/s) of wrk against one URL."""
-    result = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", url], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", url], capture_output=True, text=True, check=True
+    )
     requests = float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout).group(1))
     value, unit = re.search(r"Transfer/sec:\s+([\d.]+)([KMG]?B)", result.stdout).groups()
     return requests, float(value) * {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}[unit]
@@ -89,8 +115,23 @@ PROTECTION = '{"masterKeySecretRef": {"name": "bench", "key": "master"}}'
 
 def start_endpoint(store: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "kubecast.cli", "endpoint", "--store", str(store), "--listen", f"127.0.0.1:{port}", *extra],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})})
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubecast.cli",
+            "endpoint",
+            "--store",
+            str(store),
+            "--listen",
+            f"127.0.0.1:{port}",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     for line in process.stdout:
         if "listening on" in line:
             break
@@ -117,12 +158,23 @@ def main() -> None:
         signing_key.write_text(os.urandom(32).hex())
         (work / "access.json").write_text(json.dumps({"signingKeys": {"bench": str(signing_key)}}))
         signed = ["--access", str(work / "access.json")]
-        token = sign(key=signing_key.read_text().strip().encode(), key_id="bench", scope="channel:bench", expires=int(time.time()) + 3600)
+        token = sign(
+            key=signing_key.read_text().strip().encode(),
+            key_id="bench",
+            scope="channel:bench",
+            expires=int(time.time()) + 3600,
+        )
         groups = {  # kind -> (extra endpoint arguments, environment, {row name: path})
             "clear": ([], {}, {"segment clear": "/live/bench/v720/130.m4s"}),
             "signed": (signed, {}, {"segment signed": f"/t/{token}/live/bench/v720/130.m4s"}),
-            "encrypted": (["--content-protection", PROTECTION], keys, {
-                "segment AES-128": "/live/bench/v720/130.m4s", "segment CENC": f"/live/bench/cenc/v720/t{130 * 180000}.m4s"}),
+            "encrypted": (
+                ["--content-protection", PROTECTION],
+                keys,
+                {
+                    "segment AES-128": "/live/bench/v720/130.m4s",
+                    "segment CENC": f"/live/bench/cenc/v720/t{130 * 180000}.m4s",
+                },
+            ),
         }
         processes = [endpoint]
         nginx = None
@@ -130,10 +182,16 @@ def main() -> None:
             bases = {}
             for kind, (extra, env, _rows) in groups.items():
                 for cache in ("hit", "miss"):
-                    process, url = start_endpoint(work / "store", *extra, *(["--cache-mb", "0"] if cache == "miss" else []), env=env)
+                    process, url = start_endpoint(
+                        work / "store", *extra, *(["--cache-mb", "0"] if cache == "miss" else []), env=env
+                    )
                     processes.append(process)
                     bases[kind, cache] = url
-            paths = {"multivariant": "/live/bench/index.m3u8", "media playlist": "/live/bench/v720/index.m3u8", "segment": "/live/bench/v720/130.m4s"}
+            paths = {
+                "multivariant": "/live/bench/index.m3u8",
+                "media playlist": "/live/bench/v720/index.m3u8",
+                "segment": "/live/bench/v720/130.m4s",
+            }
             static = work / "static"
             for path in paths.values():
                 target = static / path.lstrip("/")
@@ -146,7 +204,8 @@ def main() -> None:
                 f" types {{ application/vnd.apple.mpegurl m3u8; video/mp4 m4s; }}\n"
                 f"  client_body_temp_path {work}/body; proxy_temp_path {work}/proxy; fastcgi_temp_path {work}/fastcgi;"
                 f" uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;\n"
-                f"  server {{ listen 127.0.0.1:{nginx_port}; root {static}; }} }}\n")
+                f"  server {{ listen 127.0.0.1:{nginx_port}; root {static}; }} }}\n"
+            )
             nginx = subprocess.Popen(["nginx", "-c", str(work / "nginx.conf")], stderr=subprocess.DEVNULL)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
@@ -162,11 +221,17 @@ def main() -> None:
                     if urllib.request.urlopen(url + path).status != 200:
                         sys.exit(f"{kind} endpoint does not serve {path}")
             print(f"{args.connections} connections, {args.seconds} s each; segment of {args.segment_kb} kB")
-            print(f"{'request':<24} {'kubecast req/s':>15} {'nginx req/s':>12} {'kubecast MB/s':>14} {'nginx MB/s':>11} {'ratio':>7}")
+            print(
+                f"{'request':<24} {'kubecast req/s':>15} {'nginx req/s':>12} {'kubecast MB/s':>14} {'nginx MB/s':>11} "
+                f"{'ratio':>7}"
+            )
 
             def row(name: str, ours: tuple[float, float], theirs: tuple[float, float], ratio: float) -> None:
-                print(f"{name:<24} {ours[0]:>15.0f} {theirs[0]:>12.0f} {ours[1] / 1e6:>14.1f} {theirs[1] / 1e6:>11.1f} {ratio:>7.2f}",
-                      flush=True)
+                print(
+                    f"{name:<24} {ours[0]:>15.0f} {theirs[0]:>12.0f} {ours[1] / 1e6:>14.1f} {theirs[1] / 1e6:>11.1f} "
+                    f"{ratio:>7.2f}",
+                    flush=True,
+                )
 
             for name in ("multivariant", "media playlist"):
                 ours = wrk(base + paths[name], args.seconds, args.connections)

@@ -35,8 +35,29 @@ SEGMENT_MS = 2000
 
 def make_source(path: Path, seconds: int) -> None:
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-t", str(seconds),
-         "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "8M", "-g", "60", "-pix_fmt", "yuv420p", str(path)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1920x1080:rate=30",
+            "-t",
+            str(seconds),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "8M",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
         check=True,
     )
 
@@ -44,8 +65,9 @@ def make_source(path: Path, seconds: int) -> None:
 def ours(source: Path, ladder, preset: str) -> float:
     grid = FrameGrid(Fraction(30), SEGMENT_MS)
     workers = [
-        RenditionEncoder(rendition=r, x264_preset=preset, grid=grid,
-                         publish_track=lambda *a: None, publish_segment=lambda *a: None)
+        RenditionEncoder(
+            rendition=r, x264_preset=preset, grid=grid, publish_track=lambda *a: None, publish_segment=lambda *a: None
+        )
         for r in ladder
     ]
     for worker in workers:
@@ -72,17 +94,38 @@ def ours(source: Path, ladder, preset: str) -> float:
 
 def ffmpeg_cli(source: Path, ladder, preset: str) -> float:
     labels = [f"v{i}" for i in range(len(ladder))]
-    graph = f"[0:v]split={len(ladder)}" + "".join(f"[s{i}]" for i in range(len(ladder))) + ";" + ";".join(
-        f"[s{i}]scale={r.width}:{r.height}:flags=bilinear[{labels[i]}]" for i, r in enumerate(ladder)
+    graph = (
+        f"[0:v]split={len(ladder)}"
+        + "".join(f"[s{i}]" for i in range(len(ladder)))
+        + ";"
+        + ";".join(f"[s{i}]scale={r.width}:{r.height}:flags=bilinear[{labels[i]}]" for i, r in enumerate(ladder))
     )
     command = ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-filter_complex", graph]
     for label, rendition in zip(labels, ladder):
         command += [
-            "-map", f"[{label}]", "-c:v", "libx264", "-preset", preset, "-profile:v", rendition.profile.value.lower(),
-            "-b:v", str(rendition.bitrate), "-maxrate", str(rendition.bitrate * 11 // 10), "-bufsize", str(rendition.bitrate * 2),
-            "-bf", "0", "-force_key_frames", "expr:gte(t,n_forced*2)",
-            "-x264-params", "keyint=600:min-keyint=600:scenecut=0:open-gop=0:rc-lookahead=8:sync-lookahead=0",
-            "-f", "null", os.devnull,
+            "-map",
+            f"[{label}]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            preset,
+            "-profile:v",
+            rendition.profile.value.lower(),
+            "-b:v",
+            str(rendition.bitrate),
+            "-maxrate",
+            str(rendition.bitrate * 11 // 10),
+            "-bufsize",
+            str(rendition.bitrate * 2),
+            "-bf",
+            "0",
+            "-force_key_frames",
+            "expr:gte(t,n_forced*2)",
+            "-x264-params",
+            "keyint=600:min-keyint=600:scenecut=0:open-gop=0:rc-lookahead=8:sync-lookahead=0",
+            "-f",
+            "null",
+            os.devnull,
         ]
     started = time.perf_counter()
     subprocess.run(command, check=True)
@@ -104,7 +147,10 @@ def main() -> int:
             ours_seconds = ours(source, ladder, preset)
             ffmpeg_seconds = ffmpeg_cli(source, ladder, preset)
             ours_speed, ffmpeg_speed = args.seconds / ours_seconds, args.seconds / ffmpeg_seconds
-            print(f"preset {preset:9s} kubecast {ours_speed:5.2f}x real time   ffmpeg CLI {ffmpeg_speed:5.2f}x real time   ratio {ours_speed / ffmpeg_speed:4.2f}")
+            print(
+                f"preset {preset:9s} kubecast {ours_speed:5.2f}x real time   ffmpeg CLI {ffmpeg_speed:5.2f}x real time "
+                f"  ratio {ours_speed / ffmpeg_speed:4.2f}"
+            )
     return 0
 
 

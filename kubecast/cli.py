@@ -15,7 +15,11 @@ import traceback
 
 COMMANDS = {
     "demo": ("kubecast.local.main", "main_demo", "Run a built-in test channel end to end and print the player URL."),
-    "up": ("kubecast.local.main", "main_up", "Run the pipeline for Channel/Program/StreamingEndpoint YAML on this machine."),
+    "up": (
+        "kubecast.local.main",
+        "main_up",
+        "Run the pipeline for Channel/Program/StreamingEndpoint YAML on this machine.",
+    ),
     "status": ("kubecast.local.main", "main_status", "Show the state of the channels in a store."),
     "program": ("kubecast.local.programs", "main_program", "Start or stop a Program of a running `kubecast up`."),
     "ingest": ("kubecast.ingest.main", "main", "RTMP ingest server (forwards contributions to encoders)."),

@@ -15,7 +15,9 @@ from prometheus_client import start_http_server
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
-    parser.add_argument("--metrics-address", default="127.0.0.1", help="address the metrics listen on (0.0.0.0 in a pod)")
+    parser.add_argument(
+        "--metrics-address", default="127.0.0.1", help="address the metrics listen on (0.0.0.0 in a pod)"
+    )
     parser.add_argument("--log-level", default="INFO")
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from flvfile import FlvReader, TagType
 from helpers import make_contribution_flv
 
-from flvfile import FlvReader, TagType
 from kubecast.media.flv import parse_audio, parse_video
 from kubecast.media.mp4 import Sample, avc_codec_string, init_segment_audio, init_segment_video, media_segment
 from kubecast.media.timeline import Timeline, TimelineTrack
@@ -56,10 +56,35 @@ def make_cmaf_tracks(folder, *, seconds: int = 4) -> list[CmafTrack]:
     v_init = init_segment_video(width=width, height=height, timescale=90000, avcc=avcc)
     a_init = init_segment_audio(sample_rate=48000, channels=1, timescale=48000, asc=asc)
     return [
-        CmafTrack(TrackInfo(id="v240", kind="video", codecs=avc_codec_string(avcc), bandwidth=500_000, timescale=90000,
-                            init=layout.init_name(v_init), width=width, height=height, frame_rate="30"), v_init, *video_track),
-        CmafTrack(TrackInfo(id="audio", kind="audio", codecs="mp4a.40.2", bandwidth=64_000, timescale=48000,
-                            init=layout.init_name(a_init), sample_rate=48000, channels=1), a_init, *audio_track),
+        CmafTrack(
+            TrackInfo(
+                id="v240",
+                kind="video",
+                codecs=avc_codec_string(avcc),
+                bandwidth=500_000,
+                timescale=90000,
+                init=layout.init_name(v_init),
+                width=width,
+                height=height,
+                frame_rate="30",
+            ),
+            v_init,
+            *video_track,
+        ),
+        CmafTrack(
+            TrackInfo(
+                id="audio",
+                kind="audio",
+                codecs="mp4a.40.2",
+                bandwidth=64_000,
+                timescale=48000,
+                init=layout.init_name(a_init),
+                sample_rate=48000,
+                channels=1,
+            ),
+            a_init,
+            *audio_track,
+        ),
     ]
 
 
@@ -73,8 +98,12 @@ def _cut(rows, timescale, duration_of):
     for number, indexes in groups.items():
         samples = [Sample(duration_of(i), len(rows[i][3]), rows[i][1], rows[i][2]) for i in indexes]
         first = rows[indexes[0]][0]
-        segments[number] = media_segment(sequence_number=number + 1, base_decode_time=first, samples=samples,
-                                         data=b"".join(rows[i][3] for i in indexes))
+        segments[number] = media_segment(
+            sequence_number=number + 1,
+            base_decode_time=first,
+            samples=samples,
+            data=b"".join(rows[i][3] for i in indexes),
+        )
         starts[number] = (first, sum(s.duration for s in samples))
     return segments, starts
 
@@ -90,7 +119,15 @@ async def store_channel(store: Store, tracks: list[CmafTrack], *, state: str = "
             start, duration = track.starts[number]
             rows.append([number, start, duration, len(data), "A", False])
         timeline_tracks.append(TimelineTrack(info=track.info, init_source="A", segments=rows))
-    timeline = Timeline(channel=CHANNEL, state=state, updated=AST, availability_start_time=AST, segment_duration_ms=1000,
-                        window_ms=60000, tracks=timeline_tracks, generation=1)
+    timeline = Timeline(
+        channel=CHANNEL,
+        state=state,
+        updated=AST,
+        availability_start_time=AST,
+        segment_duration_ms=1000,
+        window_ms=60000,
+        tracks=timeline_tracks,
+        generation=1,
+    )
     await store.put(layout.timeline_key(CHANNEL), timeline.to_json())
     return timeline

@@ -94,5 +94,9 @@ class KeyServer:
             if system_id == PLAYREADY:
                 pro = base64.b64encode(playready_object(kid, schemes.get(str(kid), "cenc"))).decode()
                 data = f"<mspr:pro>{pro}</mspr:pro><cenc:pssh>{base64.b64encode(box).decode()}</cenc:pssh>"
-                ET.SubElement(system, f"{{{CPIX}}}ContentProtectionData").text = base64.b64encode(data.encode()).decode()
-        return web.Response(body=ET.tostring(root, encoding="UTF-8", xml_declaration=True), content_type="application/xml")
+                ET.SubElement(system, f"{{{CPIX}}}ContentProtectionData").text = base64.b64encode(
+                    data.encode()
+                ).decode()
+        return web.Response(
+            body=ET.tostring(root, encoding="UTF-8", xml_declaration=True), content_type="application/xml"
+        )

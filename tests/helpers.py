@@ -38,20 +38,34 @@ def wait_until(predicate: Callable[[], T], *, timeout: float, interval: float = 
         except Exception as error:  # noqa: BLE001 - report the last one if we time out
             last_error = error
         time.sleep(interval)
-    raise TimeoutError(f"{what} not reached within {timeout:.0f}s" + (f" (last error: {last_error!r})" if last_error else ""))
+    raise TimeoutError(
+        f"{what} not reached within {timeout:.0f}s" + (f" (last error: {last_error!r})" if last_error else "")
+    )
 
 
 class Proc:
     """A child process whose output lines are collected in the background."""
 
-    def __init__(self, argv: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None, name: str | None = None,
-                 inherit_env: bool = True):
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        name: str | None = None,
+        inherit_env: bool = True,
+    ):
         self.name = name or os.path.basename(argv[0])
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self.popen = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**(os.environ if inherit_env else {}), "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=cwd, start_new_session=True,
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**(os.environ if inherit_env else {}), "PYTHONUNBUFFERED": "1", **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -75,7 +89,9 @@ class Proc:
                         return match
                 seen = len(self.lines)
                 if self.popen.poll() is not None and not self._reader.is_alive():
-                    raise RuntimeError(f"{self.name} exited ({self.popen.returncode}) before printing {pattern!r}:\n{self.output()}")
+                    raise RuntimeError(
+                        f"{self.name} exited ({self.popen.returncode}) before printing {pattern!r}:\n{self.output()}"
+                    )
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(f"{self.name} did not print {pattern!r} within {timeout:.0f}s:\n{self.output()}")
@@ -116,9 +132,35 @@ def kubecast(*args: str, **kwargs) -> Proc:
 def make_contribution_flv(path, *, seconds: int, size: str = "320x240") -> bytes:
     """What an encoder sends: H.264 (with B-frames, a key frame every second) + AAC in FLV, by Debian's ffmpeg."""
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30", "-f", "lavfi", "-i",
-         "sine=frequency=1000:sample_rate=48000", "-t", str(seconds), "-c:v", "libx264", "-g", "30", "-bf", "2", "-c:a", "aac", "-f", "flv", str(path)],
-        check=True, timeout=60,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=48000",
+            "-t",
+            str(seconds),
+            "-c:v",
+            "libx264",
+            "-g",
+            "30",
+            "-bf",
+            "2",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
     )
     return Path(path).read_bytes()
 
@@ -130,11 +172,48 @@ def make_multibitrate_flvs(folder, *, seconds: int, gops=(30, 30, 30)) -> list[b
     """A multi-bitrate contribution as an encoder makes it: one ffmpeg run, one FLV per rendition
     (H.264 at three sizes, the same AAC); key frames aligned when the GOPs are equal."""
     folder = Path(folder)
-    argv = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-t", str(seconds), "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi",
-            "-t", str(seconds), "-i", "sine=frequency=1000:sample_rate=48000"]
+    argv = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-t",
+        str(seconds),
+        "-i",
+        "testsrc2=size=640x360:rate=30",
+        "-f",
+        "lavfi",
+        "-t",
+        str(seconds),
+        "-i",
+        "sine=frequency=1000:sample_rate=48000",
+    ]
     for index, (size, gop) in enumerate(zip(LADDER_SIZES, gops)):
-        argv += ["-map", "0:v", "-map", "1:a", "-s", size, "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop),
-                 "-keyint_min", str(gop), "-sc_threshold", "0", "-c:a", "aac", "-f", "flv", str(folder / f"r{index}.flv")]
+        argv += [
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-s",
+            size,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            str(gop),
+            "-keyint_min",
+            str(gop),
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+            str(folder / f"r{index}.flv"),
+        ]
     subprocess.run(argv, check=True, timeout=120)
     return [(folder / f"r{index}.flv").read_bytes() for index in range(len(gops))]
 
@@ -157,7 +236,9 @@ def flv_records(flv: bytes, track: int = 0) -> list:
 
     records = []
     for tag in flv_tags(flv):
-        if tag.type in (chunks.AUDIO, chunks.VIDEO) and (record := media_record(Media(tag.type, tag.timestamp, tag.data))):
+        if tag.type in (chunks.AUDIO, chunks.VIDEO) and (
+            record := media_record(Media(tag.type, tag.timestamp, tag.data))
+        ):
             records.append(dataclasses.replace(record, track=track))
     return records
 

@@ -14,9 +14,21 @@ MPD = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
 
 async def framemd5(source: str, *options: str, data: bytes | None = None, stream: str = "0:v:0?") -> list[str]:
     process = await asyncio.create_subprocess_exec(
-        "ffmpeg", "-v", "error", *options, "-i", source, "-map", stream, "-f", "framemd5", "-",
+        "ffmpeg",
+        "-v",
+        "error",
+        *options,
+        "-i",
+        source,
+        "-map",
+        stream,
+        "-f",
+        "framemd5",
+        "-",
         stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, _err = await asyncio.wait_for(process.communicate(data), 60)
     return [line.split(",")[-1].strip() for line in out.decode().splitlines() if line and not line.startswith("#")]
 
@@ -29,12 +41,16 @@ async def dash_bytes(client: Any, mpd_path: str, representation: str) -> tuple[b
             continue
         template = adaptation.find("mpd:SegmentTemplate", MPD)
         base = mpd_path.rsplit("/", 1)[0] + "/"
-        data = await (await client.get(base + template.get("initialization").replace("$RepresentationID$", representation))).read()
+        data = await (
+            await client.get(base + template.get("initialization").replace("$RepresentationID$", representation))
+        ).read()
         time_ = 0
         for s in template.find("mpd:SegmentTimeline", MPD):
             time_ = int(s.get("t", time_))
             for _ in range(int(s.get("r", 0)) + 1):
-                media = template.get("media").replace("$RepresentationID$", representation).replace("$Time$", str(time_))
+                media = (
+                    template.get("media").replace("$RepresentationID$", representation).replace("$Time$", str(time_))
+                )
                 response = await client.get(base + media)
                 assert response.status == 200, media
                 data += await response.read()

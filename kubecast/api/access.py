@@ -27,18 +27,30 @@ def secret_files(endpoint: StreamingEndpoint) -> list[tuple[str, SecretKeyRef]]:
     return files
 
 
-def access_document(endpoint: StreamingEndpoint | None, channels: Iterable[Channel], secret_file: SecretFile) -> dict[str, Any]:
+def access_document(
+    endpoint: StreamingEndpoint | None, channels: Iterable[Channel], secret_file: SecretFile
+) -> dict[str, Any]:
     """The policy document; ``endpoint`` None (no StreamingEndpoint, local mode) applies only
     the Channels' preview allow-lists."""
-    document: dict[str, Any] = {"previewAllowedIps": {c.name: list(c.spec.preview.allowed_ips) for c in channels if c.spec.preview.allowed_ips}}
+    document: dict[str, Any] = {
+        "previewAllowedIps": {c.name: list(c.spec.preview.allowed_ips) for c in channels if c.spec.preview.allowed_ips}
+    }
     if endpoint is None:
         return document
     access, cdn = endpoint.spec.access_control, endpoint.spec.cdn
-    document.update({
-        "allowedIps": list(access.allowed_ips), "trustedProxies": list(access.trusted_proxies),
-        "signingKeys": {key.id: secret_file(f"signing-key-{key.id}", key.secret_ref) for key in access.signing_keys},
-        "crossSiteOrigins": list(endpoint.spec.cross_site_origins),
-    })
+    document.update(
+        {
+            "allowedIps": list(access.allowed_ips),
+            "trustedProxies": list(access.trusted_proxies),
+            "signingKeys": {
+                key.id: secret_file(f"signing-key-{key.id}", key.secret_ref) for key in access.signing_keys
+            },
+            "crossSiteOrigins": list(endpoint.spec.cross_site_origins),
+        }
+    )
     if (origin := cdn.origin_authentication) is not None:
-        document["originAuth"] = {"header": origin.header_name, "valueFile": secret_file("origin-auth", origin.secret_ref)}
+        document["originAuth"] = {
+            "header": origin.header_name,
+            "valueFile": secret_file("origin-auth", origin.secret_ref),
+        }
     return document

@@ -12,8 +12,12 @@ from .presets import PRESETS
 from .renditions import Rendition
 
 # tests/operator checks the 48 against the names the builders make.
-NAME_RULES = NameRules("Channel", 48, first_letter=True,
-                       why="the longest child name, <name>-contribution-a, is a Service name, which Kubernetes limits to 63")
+NAME_RULES = NameRules(
+    "Channel",
+    48,
+    first_letter=True,
+    why="the longest child name, <name>-contribution-a, is a Service name, which Kubernetes limits to 63",
+)
 
 
 class IngestProtocol(str, enum.Enum):
@@ -51,16 +55,29 @@ class EncodingPreset(str, enum.Enum):
 class Encoding(WireModel):
     # The same rules as the validators below, for the API server (CEL), so kubectl refuses
     # what `kubecast up` refuses.
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        {"rule": "self.preset != 'Custom' || (has(self.renditions) && size(self.renditions) > 0)",
-         "message": "preset Custom needs at least one entry in renditions"},
-        {"rule": "self.preset == 'Custom' || !has(self.renditions) || size(self.renditions) == 0",
-         "message": "renditions are only read with preset Custom"},
-        {"rule": "!has(self.renditions) || self.renditions.map(r, -r.bitrate).isSorted()",
-         "message": "renditions must be listed in descending bitrate"},
-        {"rule": "!has(self.renditions) || self.renditions.all(a, self.renditions.exists_one(b, b.bitrate == a.bitrate) && self.renditions.exists_one(b, b.name == a.name))",
-         "message": "rendition names and bitrates must be unique"},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.preset != 'Custom' || (has(self.renditions) && size(self.renditions) > 0)",
+                    "message": "preset Custom needs at least one entry in renditions",
+                },
+                {
+                    "rule": "self.preset == 'Custom' || !has(self.renditions) || size(self.renditions) == 0",
+                    "message": "renditions are only read with preset Custom",
+                },
+                {
+                    "rule": "!has(self.renditions) || self.renditions.map(r, -r.bitrate).isSorted()",
+                    "message": "renditions must be listed in descending bitrate",
+                },
+                {
+                    "rule": "!has(self.renditions) || self.renditions.all(a, self.renditions.exists_one(b, b.bitrate "
+                    "== a.bitrate) && self.renditions.exists_one(b, b.name == a.name))",
+                    "message": "rendition names and bitrates must be unique",
+                },
+            ]
+        }
+    )
 
     preset: EncodingPreset = Field(
         default=EncodingPreset.DEFAULT_720P,
@@ -108,14 +125,16 @@ class Encoding(WireModel):
 class SrtIngest(WireModel):
     passphrase_secret_ref: SecretKeyRef | None = Field(
         default=None,
-        description="Secret key holding the SRT passphrase (10 to 79 characters); unset: unencrypted, any caller with the stream id.",
+        description="Secret key holding the SRT passphrase (10 to 79 characters); unset: unencrypted, any caller with "
+        "the stream id.",
     )
     latency_ms: int = Field(default=120, ge=20, le=8000, description="SRT receive latency in milliseconds.")
 
 
 class UdpIngest(WireModel):
     multicast_group: str | None = Field(
-        default=None, pattern=r"^(2(2[4-9]|3[0-9])\.[0-9.]+|[fF][fF][0-9a-fA-F:]+)$",
+        default=None,
+        pattern=r"^(2(2[4-9]|3[0-9])\.[0-9.]+|[fF][fF][0-9a-fA-F:]+)$",
         description="Receive MPEG-TS / RTP from this multicast group instead of unicast.",
     )
 
@@ -141,13 +160,22 @@ class IngestTls(WireModel):
 
 
 class Ingest(WireModel):
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        {"rule": "!has(self.tls) || self.protocols.exists(p, p in ['RTMP', 'FragmentedMP4', 'CMAF'])",
-         "message": "tls needs RTMP, FragmentedMP4 or CMAF among the protocols"},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.tls) || self.protocols.exists(p, p in ['RTMP', 'FragmentedMP4', 'CMAF'])",
+                    "message": "tls needs RTMP, FragmentedMP4 or CMAF among the protocols",
+                },
+            ]
+        }
+    )
 
     protocols: list[IngestProtocol] = Field(
-        default_factory=lambda: [IngestProtocol.RTMP], min_length=1, max_length=6, json_schema_extra={"x-kubernetes-list-type": "set"},
+        default_factory=lambda: [IngestProtocol.RTMP],
+        min_length=1,
+        max_length=6,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
         description="Contribution protocols the channel accepts (any of them may carry the contribution at a time). "
         "RTP and UDP share the channel's datagram port.",
     )
@@ -164,10 +192,19 @@ class Ingest(WireModel):
         if len(set(value)) != len(value):
             raise ValueError("each protocol may be listed once")
         return value
-    udp: UdpIngest = Field(default_factory=UdpIngest, description="MPEG-TS over UDP / RTP settings (with protocol UDP or RTP).")
-    allowed_ips: list[Cidr] = Field(default_factory=list, description="Source ranges allowed to publish, over any protocol; empty allows all.")
-    redundancy: RedundancyMode = Field(default=RedundancyMode.DUAL_PUSH, description="How the contribution reaches both encoders.")
-    service_type: ServiceType = Field(default=ServiceType.LOAD_BALANCER, description="Service type of the ingest Services.")
+
+    udp: UdpIngest = Field(
+        default_factory=UdpIngest, description="MPEG-TS over UDP / RTP settings (with protocol UDP or RTP)."
+    )
+    allowed_ips: list[Cidr] = Field(
+        default_factory=list, description="Source ranges allowed to publish, over any protocol; empty allows all."
+    )
+    redundancy: RedundancyMode = Field(
+        default=RedundancyMode.DUAL_PUSH, description="How the contribution reaches both encoders."
+    )
+    service_type: ServiceType = Field(
+        default=ServiceType.LOAD_BALANCER, description="Service type of the ingest Services."
+    )
     tls: IngestTls | None = Field(
         default=None,
         description="Take RTMP, Smooth and CMAF contributions over TLS (RTMPS, HTTPS) with this certificate. Unset: "
@@ -192,13 +229,22 @@ class Ingest(WireModel):
 
 
 class Preview(WireModel):
-    allowed_ips: list[Cidr] = Field(default_factory=list, description="Source ranges allowed to open the preview; empty allows all.")
+    allowed_ips: list[Cidr] = Field(
+        default_factory=list, description="Source ranges allowed to open the preview; empty allows all."
+    )
 
 
 class ChannelSpec(WireModel):
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        {"rule": "self.liveWindow >= 3.0 * self.segmentDuration", "message": "liveWindow must hold at least three segments"},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.liveWindow >= 3.0 * self.segmentDuration",
+                    "message": "liveWindow must hold at least three segments",
+                },
+            ]
+        }
+    )
 
     ingest: Ingest = Field(default_factory=Ingest)
     encoding: Encoding = Field(default_factory=Encoding)
@@ -208,12 +254,15 @@ class ChannelSpec(WireModel):
         le=10.0,
         description="Segment (and key frame) interval in seconds; segment n covers media time [n*D, (n+1)*D).",
     )
-    live_window: float = Field(default=60.0, ge=6.0, le=3600.0, description="Seconds of the live playlist when no program is running.")
+    live_window: float = Field(
+        default=60.0, ge=6.0, le=3600.0, description="Seconds of the live playlist when no program is running."
+    )
     preview: Preview = Field(default_factory=Preview)
     deletion_policy: DeletionPolicy = Field(
         default=DeletionPolicy.RETAIN,
-        description="What happens to the stored media when the Channel is deleted: Retain keeps it; Delete removes it (the operator must run for"
-                    " the deletion to complete), except what a Program that still exists records.",
+        description="What happens to the stored media when the Channel is deleted: Retain keeps it; Delete removes it "
+        "(the operator must run for"
+        " the deletion to complete), except what a Program that still exists records.",
     )
 
     @field_validator("segment_duration")

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from typing import Annotated, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic.config import JsonDict
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 GROUP = "kubecast.io"
 VERSION = "v1alpha1"
-API_VERSION: Final = "kubecast.io/v1alpha1"  # GROUP/VERSION, spelt out so that it types as the Literal the models declare
+API_VERSION: Final = (
+    "kubecast.io/v1alpha1"  # GROUP/VERSION, spelt out so that it types as the Literal the models declare
+)
 
 # DNS-1123 label: what Kubernetes accepts as a name, and what is safe in a URL path and a
 # storage key (no slash, no dot-dot), which is why every name reaching storage is one.
@@ -39,7 +41,9 @@ def _check_cidr(value: str) -> str:
     return value
 
 
-Cidr = Annotated[str, AfterValidator(_check_cidr), Field(description="An IPv4/IPv6 address or CIDR range, e.g. 10.0.0.0/8.")]
+Cidr = Annotated[
+    str, AfterValidator(_check_cidr), Field(description="An IPv4/IPv6 address or CIDR range, e.g. 10.0.0.0/8.")
+]
 Name = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, max_length=63)]
 
 
@@ -57,14 +61,24 @@ class NameRules:
 
     def cel(self) -> list[dict[str, str]]:
         rules = [
-            {"rule": f"self.metadata.name.size() <= {self.max_length}",
-             "message": f"a {self.kind} name may have at most {self.max_length} characters: {self.why}"},
-            {"rule": f"self.metadata.name.matches('{DNS_LABEL_PATTERN}')",
-             "message": f"a {self.kind} name must be lower-case letters, digits and '-', starting and ending with a letter or digit"},
+            {
+                "rule": f"self.metadata.name.size() <= {self.max_length}",
+                "message": f"a {self.kind} name may have at most {self.max_length} characters: {self.why}",
+            },
+            {
+                "rule": f"self.metadata.name.matches('{DNS_LABEL_PATTERN}')",
+                "message": f"a {self.kind} name must be lower-case letters, digits and '-', starting and ending with a "
+                "letter or digit",
+            },
         ]
         if self.first_letter:
-            rules.append({"rule": "!self.metadata.name.matches('^[0-9]')",
-                          "message": f"a {self.kind} name must start with a letter, not a digit: it names Services, and a Service name must (RFC 1035)"})
+            rules.append(
+                {
+                    "rule": "!self.metadata.name.matches('^[0-9]')",
+                    "message": f"a {self.kind} name must start with a letter, not a digit: it names Services, and a "
+                    "Service name must (RFC 1035)",
+                }
+            )
         return rules
 
     def json_schema_extra(self) -> JsonDict:

@@ -47,8 +47,15 @@ class IngestFile(WireModel):
         return self.model_dump_json(by_alias=True, indent=2)
 
 
-def ingest_route(channel: Channel, *, encoder: str, others: list[str], udp_listen: str | None, stream_key_file: str,
-                 srt_passphrase_file: str) -> IngestRoute:
+def ingest_route(
+    channel: Channel,
+    *,
+    encoder: str,
+    others: list[str],
+    udp_listen: str | None,
+    stream_key_file: str,
+    srt_passphrase_file: str,
+) -> IngestRoute:
     """The route of ``channel`` for the ingest that feeds ``encoder``.  ``others``: the channel's
     other encoders (fed too in relay mode); ``udp_listen``: where this ingest takes MPEG-TS
     datagrams, used if the channel accepts UDP or RTP; the two files: where the stream key and
@@ -57,11 +64,16 @@ def ingest_route(channel: Channel, *, encoder: str, others: list[str], udp_liste
     protocols = [protocol.value for protocol in ingest.protocols]
     return IngestRoute(
         stream_key_file=stream_key_file if ingest.stream_key_secret_ref is not None else None,
-        encoders=[encoder], relays=list(others) if ingest.redundancy == RedundancyMode.RELAY else [],
-        allowed_ips=list(ingest.allowed_ips), protocols=protocols,
-        udp_listen=udp_listen if DATAGRAM_PROTOCOLS & set(protocols) else None, udp_group=ingest.udp.multicast_group,
+        encoders=[encoder],
+        relays=list(others) if ingest.redundancy == RedundancyMode.RELAY else [],
+        allowed_ips=list(ingest.allowed_ips),
+        protocols=protocols,
+        udp_listen=udp_listen if DATAGRAM_PROTOCOLS & set(protocols) else None,
+        udp_group=ingest.udp.multicast_group,
         srt_passphrase_file=srt_passphrase_file if ingest.srt.passphrase_secret_ref is not None else None,
-        srt_latency_ms=ingest.srt.latency_ms, tls=ingest.tls is not None, plaintext=ingest.accepts_plaintext,
+        srt_latency_ms=ingest.srt.latency_ms,
+        tls=ingest.tls is not None,
+        plaintext=ingest.accepts_plaintext,
     )
 
 
@@ -78,8 +90,12 @@ class PackagerConfig(WireModel):
 
 
 def packager_config(channel: Channel, *, instances: list[str]) -> PackagerConfig:
-    return PackagerConfig(channel=channel.name, segment_duration_ms=channel.spec.segment_duration_ms,
-                          window_ms=int(channel.spec.live_window * 1000), instances=list(instances))
+    return PackagerConfig(
+        channel=channel.name,
+        segment_duration_ms=channel.spec.segment_duration_ms,
+        window_ms=int(channel.spec.live_window * 1000),
+        instances=list(instances),
+    )
 
 
 class EncoderConfig(WireModel):
@@ -101,6 +117,10 @@ class EncoderConfig(WireModel):
 
 def encoder_config(channel: Channel) -> EncoderConfig:
     encoding = channel.spec.encoding
-    return EncoderConfig(channel=channel.name, segment_duration_ms=channel.spec.segment_duration_ms,
-                         renditions=encoding.ladder(), x264_preset=encoding.x264_preset,
-                         audio_bitrate=encoding.audio_bitrate)
+    return EncoderConfig(
+        channel=channel.name,
+        segment_duration_ms=channel.spec.segment_duration_ms,
+        renditions=encoding.ladder(),
+        x264_preset=encoding.x264_preset,
+        audio_bitrate=encoding.audio_bitrate,
+    )

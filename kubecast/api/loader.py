@@ -21,7 +21,11 @@ from .common import API_VERSION
 from .endpoint import StreamingEndpoint
 from .program import Program
 
-KINDS: dict[str, type[Channel] | type[Program] | type[StreamingEndpoint]] = {"Channel": Channel, "Program": Program, "StreamingEndpoint": StreamingEndpoint}
+KINDS: dict[str, type[Channel] | type[Program] | type[StreamingEndpoint]] = {
+    "Channel": Channel,
+    "Program": Program,
+    "StreamingEndpoint": StreamingEndpoint,
+}
 
 
 class ManifestError(ValueError):
@@ -100,14 +104,20 @@ def load_text(text: str, source: str = "<manifests>") -> Manifests:
             manifests.secrets[name] = _secret_data(doc, where)
             continue
         resource = parse_document(doc, where)
-        targets: dict[type, dict[str, Any]] = {Channel: manifests.channels, Program: manifests.programs, StreamingEndpoint: manifests.endpoints}
+        targets: dict[type, dict[str, Any]] = {
+            Channel: manifests.channels,
+            Program: manifests.programs,
+            StreamingEndpoint: manifests.endpoints,
+        }
         target = targets[type(resource)]
         if resource.name in target:
             raise ManifestError(f"{where}: a {resource.kind} named {resource.name!r} is defined twice")
         target[resource.name] = resource
     for program in manifests.programs.values():
         if program.spec.channel_name not in manifests.channels:
-            raise ManifestError(f"Program {program.name}: spec.channelName {program.spec.channel_name!r} names no Channel")
+            raise ManifestError(
+                f"Program {program.name}: spec.channelName {program.spec.channel_name!r} names no Channel"
+            )
     return manifests
 
 

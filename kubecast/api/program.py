@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .common import API_VERSION, Name, ObjectMeta, NameRules, WireModel
+from .common import API_VERSION, Name, NameRules, ObjectMeta, WireModel
 
 _ISO_DURATION = re.compile(
     r"^P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
@@ -42,9 +42,19 @@ class ProgramState(str, enum.Enum):
 class ProgramSpec(WireModel):
     channel_name: Name = Field(description="The Channel (same namespace) this program records.")
     archive_window: str = Field(default="PT1H", description="ISO-8601 duration kept behind the live edge (DVR depth).")
-    manifest_name: str = Field(default="index", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="Manifest file name without extension.")
-    locator: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="URL path prefix; defaults to the program name.")
-    state: ProgramState = Field(default=ProgramState.RUNNING, description="Running records; Stopped keeps the recording as on-demand content.")
+    manifest_name: str = Field(
+        default="index",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="Manifest file name without extension.",
+    )
+    locator: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="URL path prefix; defaults to the program name.",
+    )
+    state: ProgramState = Field(
+        default=ProgramState.RUNNING, description="Running records; Stopped keeps the recording as on-demand content."
+    )
 
     @field_validator("archive_window")
     @classmethod
@@ -85,5 +95,8 @@ class Program(WireModel):
     @model_validator(mode="after")
     def _default_locator_not_reserved(self) -> "Program":
         if self.spec.locator is None and self.metadata.name in RESERVED_LOCATORS:
-            raise ValueError(f"a program named {self.metadata.name!r} needs spec.locator: its name is a path of the streaming endpoint")
+            raise ValueError(
+                f"a program named {self.metadata.name!r} needs spec.locator: its name is a path of the streaming "
+                "endpoint"
+            )
         return self

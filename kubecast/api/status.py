@@ -24,9 +24,14 @@ class Condition(WireModel):
     observed_generation: int | None = None
 
 
-def _conditions(description: str = "Ready is the summary; Reconciling and Stalled follow kstatus.") -> Any:  # a pydantic Field
-    return Field(default_factory=list, description=description,
-                 json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
+def _conditions(
+    description: str = "Ready is the summary; Reconciling and Stalled follow kstatus.",
+) -> Any:  # a pydantic Field
+    return Field(
+        default_factory=list,
+        description=description,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
 
 
 CONDITIONS = _conditions()
@@ -35,8 +40,13 @@ CONDITIONS = _conditions()
 class IngestEndpoints(WireModel):
     primary: str | None = Field(default=None, description="Ingest URL of encoder A (the stream key is not part of it).")
     secondary: str | None = Field(default=None, description="Ingest URL of encoder B.")
-    primary_urls: dict[str, str] = Field(default_factory=dict, description="Encoder A's ingest URL per accepted protocol (keys and passphrases as placeholders).")
-    secondary_urls: dict[str, str] = Field(default_factory=dict, description="Encoder B's ingest URL per accepted protocol.")
+    primary_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="Encoder A's ingest URL per accepted protocol (keys and passphrases as placeholders).",
+    )
+    secondary_urls: dict[str, str] = Field(
+        default_factory=dict, description="Encoder B's ingest URL per accepted protocol."
+    )
 
 
 class EncoderStatus(WireModel):
@@ -44,9 +54,13 @@ class EncoderStatus(WireModel):
     replicas: int = 0
     # From the channel's timeline in storage (the packager's view of the media).
     live: bool | None = Field(default=None, description="It receives a contribution and writes segments.")
-    ingest_connected: bool | None = Field(default=None, description="Its ingest path (primary for A, secondary for B) carries the contribution.")
+    ingest_connected: bool | None = Field(
+        default=None, description="Its ingest path (primary for A, secondary for B) carries the contribution."
+    )
     last_segment: int | None = Field(default=None, description="Number of the newest segment it wrote.")
-    segments_taken: int | None = Field(default=None, description="Segments of the first rendition the packager published from it.")
+    segments_taken: int | None = Field(
+        default=None, description="Segments of the first rendition the packager published from it."
+    )
 
 
 class StreamStatus(WireModel):
@@ -61,10 +75,15 @@ class ChannelStatus(WireModel):
     observed_generation: int | None = None
     conditions: list[Condition] = _conditions(
         "Ready is the summary; Reconciling and Stalled follow kstatus. From the packager: KeyframesAligned "
-        "(pass-through renditions key-frame aligned; False names the withheld rendition) and InitSegmentsConsistent.")
+        "(pass-through renditions key-frame aligned; False names the withheld rendition) and InitSegmentsConsistent."
+    )
     ingest: IngestEndpoints = Field(default_factory=IngestEndpoints)
-    preview_url: str | None = Field(default=None, description="The preview page (player and thumbnail) on the namespace's first StreamingEndpoint.")
-    encoders: dict[str, EncoderStatus] = Field(default_factory=dict, description="Encoders A and B: pod readiness and media progress.")
+    preview_url: str | None = Field(
+        default=None, description="The preview page (player and thumbnail) on the namespace's first StreamingEndpoint."
+    )
+    encoders: dict[str, EncoderStatus] = Field(
+        default_factory=dict, description="Encoders A and B: pod readiness and media progress."
+    )
     stream: StreamStatus | None = Field(default=None, description="The live stream as the packager publishes it.")
 
 
@@ -76,24 +95,42 @@ class PlaybackUrl(WireModel):
 
 class RecordingStatus(WireModel):
     state: Literal["Waiting", "Recording", "Stopped"] = Field(
-        default="Waiting", description="Waiting until the first segment is recorded, Recording while the program runs, Stopped once it is on-demand content.")
-    start: str | None = Field(default=None, description="RFC 3339 UTC time where the recorded range starts (it slides with archiveWindow while recording).")
-    end: str | None = Field(default=None, description="RFC 3339 UTC time where the recorded range ends (the newest recorded segment's end).")
-    duration_seconds: float = Field(default=0.0, description="Seconds of media recorded; contribution gaps are not counted.")
-    segments: int = Field(default=0, description="Segments recorded (of the first video rendition, or of the audio without video).")
+        default="Waiting",
+        description="Waiting until the first segment is recorded, Recording while the program runs, Stopped once it is "
+        "on-demand content.",
+    )
+    start: str | None = Field(
+        default=None,
+        description="RFC 3339 UTC time where the recorded range starts (it slides with archiveWindow while recording).",
+    )
+    end: str | None = Field(
+        default=None, description="RFC 3339 UTC time where the recorded range ends (the newest recorded segment's end)."
+    )
+    duration_seconds: float = Field(
+        default=0.0, description="Seconds of media recorded; contribution gaps are not counted."
+    )
+    segments: int = Field(
+        default=0, description="Segments recorded (of the first video rendition, or of the audio without video)."
+    )
 
 
 class ProgramStatus(WireModel):
     observed_generation: int | None = None
     conditions: list[Condition] = CONDITIONS
     playback_urls: list[PlaybackUrl] = Field(default_factory=list)
-    recording: RecordingStatus | None = Field(default=None, description="The recorded range, from the program's timeline in storage.")
+    recording: RecordingStatus | None = Field(
+        default=None, description="The recorded range, from the program's timeline in storage."
+    )
 
 
 class StreamingEndpointStatus(WireModel):
     observed_generation: int | None = None
     conditions: list[Condition] = CONDITIONS
     host_name: str | None = None
-    replicas: int | None = Field(default=None, description="Replicas of the endpoint's Deployment (the scale subresource's status).")
+    replicas: int | None = Field(
+        default=None, description="Replicas of the endpoint's Deployment (the scale subresource's status)."
+    )
     ready_replicas: int = 0
-    selector: str | None = Field(default=None, description="Label selector of the endpoint's pods (the scale subresource's labelSelectorPath).")
+    selector: str | None = Field(
+        default=None, description="Label selector of the endpoint's pods (the scale subresource's labelSelectorPath)."
+    )

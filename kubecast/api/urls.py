@@ -6,8 +6,18 @@ from __future__ import annotations
 from .channel import Channel, IngestProtocol
 
 
-def ingest_urls(channel: Channel, *, host: str, rtmp: int | None, http: int | None, srt: int | None, udp: int | None,
-                key: str = "<stream key>", rtmps: int | None = None, https: int | None = None) -> dict[str, str]:
+def ingest_urls(
+    channel: Channel,
+    *,
+    host: str,
+    rtmp: int | None,
+    http: int | None,
+    srt: int | None,
+    udp: int | None,
+    key: str = "<stream key>",
+    rtmps: int | None = None,
+    https: int | None = None,
+) -> dict[str, str]:
     """Protocol -> URL for one ingest of ``channel``.  ``key`` stands in for the stream key
     (never the key itself: these URLs are shown in logs and in the resource's status).  Over
     TLS the protocol is named with ``-TLS`` (``RTMP-TLS`` is RTMPS); a plain URL is listed only
@@ -25,8 +35,11 @@ def ingest_urls(channel: Channel, *, host: str, rtmp: int | None, http: int | No
             if protocol in tls and rtmps:
                 urls["RTMP-TLS"] = f"rtmps://{host}:{rtmps}/{path}"
         elif protocol in (IngestProtocol.FRAGMENTED_MP4, IngestProtocol.CMAF):
-            path = f"{keyed}ingest/{name}.isml/Streams(<stream>)" if protocol is IngestProtocol.FRAGMENTED_MP4 \
+            path = (
+                f"{keyed}ingest/{name}.isml/Streams(<stream>)"
+                if protocol is IngestProtocol.FRAGMENTED_MP4
                 else f"{keyed}ingest/{name}.cmaf/manifest.mpd"
+            )
             if plain and http:
                 urls[protocol.value] = f"http://{host}:{http}/{path}"
             if protocol in tls and https:

@@ -54,20 +54,32 @@ class AlignmentGate:
             bounds = self._starts.get(segment.number)
             if bounds is None:
                 if newest_primary is not None and segment.number < newest_primary:
-                    self._withhold(track, f"segment {segment.number} has no key frame at a boundary of the primary rendition")
+                    self._withhold(
+                        track, f"segment {segment.number} has no key frame at a boundary of the primary rendition"
+                    )
                 break
             start, end = bounds
             if abs(segment.start - start) > TOLERANCE_TICKS:
-                self._withhold(track, f"segment {segment.number} starts {abs(segment.start - start) / 90:.0f} ms away from the primary rendition's")
+                self._withhold(
+                    track,
+                    f"segment {segment.number} starts {abs(segment.start - start) / 90:.0f} ms away from the primary "
+                    "rendition's",
+                )
                 break
             if not segment.final and abs(segment.start + segment.duration - end) > TOLERANCE_TICKS:
-                self._withhold(track, f"segment {segment.number} ends {abs(segment.start + segment.duration - end) / 90:.0f} ms away from the primary rendition's")
+                self._withhold(
+                    track,
+                    f"segment {segment.number} ends {abs(segment.start + segment.duration - end) / 90:.0f} ms away "
+                    "from the primary rendition's",
+                )
                 break
             ready.append((track, waiting.pop(0)))
         return ready
 
     def _withhold(self, track: str, reason: str) -> None:
-        self.misaligned[track] = f"rendition {track} is not key-frame aligned with {self.primary}: {reason}; it is not published"
+        self.misaligned[track] = (
+            f"rendition {track} is not key-frame aligned with {self.primary}: {reason}; it is not published"
+        )
         self._waiting.pop(track, None)
 
     def finish(self) -> list[tuple[str, Segment]]:

@@ -14,8 +14,8 @@ import av
 
 from kubecast.media.contribution import Frame
 from kubecast.media.mp4 import aac_codec_string, init_segment_audio
-from kubecast.media.tracks import TrackInfo
 from kubecast.media.timeline import boundary_time
+from kubecast.media.tracks import TrackInfo
 from kubecast.storage import layout
 
 from . import metrics
@@ -56,7 +56,9 @@ def epoch_origin(clock: ConnectionClock, segment_duration_ms: int, timescale: in
 
 
 class _AudioTrack:
-    def __init__(self, *, segment_duration_ms: int, timescale: int, publish_track: PublishTrack, publish_segment: PublishSegment) -> None:
+    def __init__(
+        self, *, segment_duration_ms: int, timescale: int, publish_track: PublishTrack, publish_segment: PublishSegment
+    ) -> None:
         self.timescale = timescale
         self.segment_duration_ms = segment_duration_ms
         self.segmenter = TrackSegmenter(timescale, segment_duration_ms, video=False, default_duration=AAC_FRAME)
@@ -132,10 +134,20 @@ class AudioTranscoder(_AudioTrack):
         if self._track is None:
             assert self.encoder.extradata is not None  # the AAC encoder's AudioSpecificConfig, there once it encodes
             asc = bytes(self.encoder.extradata)
-            init = init_segment_audio(sample_rate=SAMPLE_RATE, channels=2, timescale=SAMPLE_RATE, asc=asc, bitrate=self.bitrate)
+            init = init_segment_audio(
+                sample_rate=SAMPLE_RATE, channels=2, timescale=SAMPLE_RATE, asc=asc, bitrate=self.bitrate
+            )
             self.set_track(
-                TrackInfo(id="audio", kind="audio", codecs=aac_codec_string(asc), bandwidth=self.bitrate, timescale=SAMPLE_RATE,
-                          init=layout.init_name(init), sample_rate=SAMPLE_RATE, channels=2),
+                TrackInfo(
+                    id="audio",
+                    kind="audio",
+                    codecs=aac_codec_string(asc),
+                    bandwidth=self.bitrate,
+                    timescale=SAMPLE_RATE,
+                    init=layout.init_name(init),
+                    sample_rate=SAMPLE_RATE,
+                    channels=2,
+                ),
                 init,
             )
         # Output frames are counted from the first input sample rather than taken from the
@@ -162,8 +174,16 @@ class AudioPassthrough(_AudioTrack):
         self.clock.follow(self.segmenter)
         init = init_segment_audio(sample_rate=sample_rate, channels=channels, timescale=sample_rate, asc=asc)
         self.set_track(
-            TrackInfo(id="audio", kind="audio", codecs=aac_codec_string(asc), bandwidth=128_000, timescale=sample_rate,
-                      init=layout.init_name(init), sample_rate=sample_rate, channels=channels),
+            TrackInfo(
+                id="audio",
+                kind="audio",
+                codecs=aac_codec_string(asc),
+                bandwidth=128_000,
+                timescale=sample_rate,
+                init=layout.init_name(init),
+                sample_rate=sample_rate,
+                channels=channels,
+            ),
             init,
         )
         self.configured = True

@@ -46,15 +46,23 @@ class ChannelClock:
         encoders restore the same value from it); a channel that never published may start anew."""
         published = read_timeline_sync(self.store, self.channel)
         start = published.availability_start_time if published and published.availability_start_time else fallback
-        log.error("the clock of %s (%s) is unreadable (%s); rewriting it with %s from %s", self.channel, key,
-                  str(error).splitlines()[0], start.isoformat(), "the timeline" if published else "this encoder")
+        log.error(
+            "the clock of %s (%s) is unreadable (%s); rewriting it with %s from %s",
+            self.channel,
+            key,
+            str(error).splitlines()[0],
+            start.isoformat(),
+            "the timeline" if published else "this encoder",
+        )
         self.store.put_sync(key, ClockStart(availability_start_time=start).to_json())
         return start
 
     def latest_epoch(self) -> tuple[Epoch | None, int]:
         """The newest readable epoch, and the highest epoch number in use (a damaged epoch
         object is skipped with an error, never reused: a new epoch takes the next number)."""
-        keys = sorted(info.key for info in self.store.list_sync(layout.clock_prefix(self.channel)) if "/epoch-" in info.key)
+        keys = sorted(
+            info.key for info in self.store.list_sync(layout.clock_prefix(self.channel)) if "/epoch-" in info.key
+        )
         highest = int(keys[-1].rsplit("epoch-", 1)[1].split(".")[0]) if keys else -1
         for key in reversed(keys):
             data = self.store.get_sync(key)
@@ -63,7 +71,9 @@ class ChannelClock:
             try:
                 return Epoch.model_validate_json(data), highest
             except ValueError as error:
-                log.error("epoch %s of %s is unreadable (%s); ignoring it", key, self.channel, str(error).splitlines()[0])
+                log.error(
+                    "epoch %s of %s is unreadable (%s); ignoring it", key, self.channel, str(error).splitlines()[0]
+                )
         return None, highest
 
     def newest_published(self) -> int | None:
@@ -80,16 +90,37 @@ class ChannelClock:
             latest, highest = self.latest_epoch()
             placement = place_connection(
                 latest=(latest.epoch, latest.offset_ms, latest.first_segment) if latest else None,
-                first_timestamp_ms=first_timestamp_ms, now_media_ms=now_media_ms,
-                segment_duration_ms=self.segment_duration_ms, last_number=last_number, own_last=last_written,
+                first_timestamp_ms=first_timestamp_ms,
+                now_media_ms=now_media_ms,
+                segment_duration_ms=self.segment_duration_ms,
+                last_number=last_number,
+                own_last=last_written,
             )
             if placement.joined:
-                log.info("%s/%s joins epoch %d at segment %d", self.channel, self.instance, placement.epoch, (first_timestamp_ms + placement.offset_ms) // self.segment_duration_ms)
+                log.info(
+                    "%s/%s joins epoch %d at segment %d",
+                    self.channel,
+                    self.instance,
+                    placement.epoch,
+                    (first_timestamp_ms + placement.offset_ms) // self.segment_duration_ms,
+                )
                 return placement
             placement = replace(placement, epoch=max(placement.epoch, highest + 1))
-            epoch = Epoch(epoch=placement.epoch, offset_ms=placement.offset_ms, first_segment=placement.first_segment, created=now, instance=self.instance)
+            epoch = Epoch(
+                epoch=placement.epoch,
+                offset_ms=placement.offset_ms,
+                first_segment=placement.first_segment,
+                created=now,
+                instance=self.instance,
+            )
             if self.store.put_new_sync(layout.epoch_key(self.channel, placement.epoch), epoch.to_json()):
-                log.info("%s/%s starts epoch %d at segment %d", self.channel, self.instance, placement.epoch, placement.first_segment)
+                log.info(
+                    "%s/%s starts epoch %d at segment %d",
+                    self.channel,
+                    self.instance,
+                    placement.epoch,
+                    placement.first_segment,
+                )
                 return placement
             # The other encoder created this epoch a moment ago: read it and join it.
         raise RuntimeError(f"could not agree on an epoch for {self.channel}")

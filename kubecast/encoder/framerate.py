@@ -22,8 +22,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 SOURCE_TIMESCALE = 90_000  # the decoder's presentation times (channel media time)
-COMMON_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
-                Fraction(50), Fraction(60000, 1001), Fraction(60))
+COMMON_RATES = (
+    Fraction(24000, 1001),
+    Fraction(24),
+    Fraction(25),
+    Fraction(30000, 1001),
+    Fraction(30),
+    Fraction(50),
+    Fraction(60000, 1001),
+    Fraction(60),
+)
 MAX_RATE = 120
 MEASURE_SECONDS = Fraction(1)  # measured over this much media when the stream does not say
 CROSS_CHECK_FRAMES = 8  # a signalled rate is checked against this many pictures' times

@@ -52,8 +52,16 @@ def signalled_rate(decoder: av.VideoCodecContext) -> Fraction | None:
 
 
 class LadderVideo:
-    def __init__(self, *, renditions: list[Rendition], x264_preset: str, clock: ConnectionClock, segment_duration_ms: int,
-                 publish_track: PublishTrack, publish_segment: PublishSegment) -> None:
+    def __init__(
+        self,
+        *,
+        renditions: list[Rendition],
+        x264_preset: str,
+        clock: ConnectionClock,
+        segment_duration_ms: int,
+        publish_track: PublishTrack,
+        publish_segment: PublishSegment,
+    ) -> None:
         self.clock = clock
         self.renditions = renditions
         self.x264_preset = x264_preset
@@ -115,8 +123,13 @@ class LadderVideo:
         slots_per_segment = self.grid.first_slot(1)
         self._converter = FrameRateConverter(max_fill=MAX_FILL_SEGMENTS * slots_per_segment)
         self.workers = [
-            RenditionEncoder(rendition=r, x264_preset=self.x264_preset, grid=self.grid,
-                             publish_track=self.publish_track, publish_segment=self.publish_segment)
+            RenditionEncoder(
+                rendition=r,
+                x264_preset=self.x264_preset,
+                grid=self.grid,
+                publish_track=self.publish_track,
+                publish_segment=self.publish_segment,
+            )
             for r in self.renditions
         ]
         for worker in self.workers:
@@ -139,8 +152,11 @@ class LadderVideo:
             assert self.clock.placement is not None  # the session anchors the clock before the first frame
             # A connection that joined a running epoch starts at the first boundary it holds
             # whole; one that opened an epoch at the epoch's first segment.
-            self._gate(first_complete_segment(frame.pts, self.segment_duration_ms, SOURCE_TIMESCALE) if self.clock.joined
-                       else max(number, self.clock.placement.first_segment))
+            self._gate(
+                first_complete_segment(frame.pts, self.segment_duration_ms, SOURCE_TIMESCALE)
+                if self.clock.joined
+                else max(number, self.clock.placement.first_segment)
+            )
             if self.clock.discontinuity:
                 for worker in self.workers:
                     worker.segmenter.mark_discontinuity()

@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubecast encoder", description=__doc__)
     parser.add_argument("--config", required=True, help="encoder.json: the channel, its segment duration and encoding")
     parser.add_argument("--instance", default="A", choices=["A", "B"])
-    parser.add_argument("--contribution", type=parse_address, default=("127.0.0.1", 0), help="HOST:PORT the ingest connects to")
+    parser.add_argument(
+        "--contribution", type=parse_address, default=("127.0.0.1", 0), help="HOST:PORT the ingest connects to"
+    )
     parser.add_argument("--store", required=True, help="storage URL or folder")
     add_runtime_arguments(parser)
     args = parser.parse_args(argv)
@@ -40,8 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kubecast encoder: {args.config}: {error}", file=sys.stderr)
         return 2
     start_runtime(args, f"encoder {config.channel}/{args.instance}")
-    publisher = Publisher(store=Store(args.store), channel=config.channel, instance=args.instance,
-                          segment_duration_ms=config.segment_duration_ms)
+    publisher = Publisher(
+        store=Store(args.store),
+        channel=config.channel,
+        instance=args.instance,
+        segment_duration_ms=config.segment_duration_ms,
+    )
     publisher.start()
     host, port = args.contribution
     server = ContributionServer(config=config, publisher=publisher, host=host, port=port)

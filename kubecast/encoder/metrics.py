@@ -4,10 +4,14 @@ from prometheus_client import Counter, Gauge
 
 SPEED = Gauge("kubecast_encoder_speed_ratio", "Media seconds encoded per wall-clock second over the last segment")
 FRAMES = Counter("kubecast_encoder_frames_total", "Frames encoded", ["rendition"])
-FRAMES_DUPLICATED = Counter("kubecast_encoder_frames_duplicated_total",
-                            "Constant-frame-rate slots no contribution picture reached, filled by repeating the previous one")
-FRAMES_DROPPED = Counter("kubecast_encoder_frames_dropped_total",
-                         "Contribution pictures left out because another one already took their constant-frame-rate slot")
+FRAMES_DUPLICATED = Counter(
+    "kubecast_encoder_frames_duplicated_total",
+    "Constant-frame-rate slots no contribution picture reached, filled by repeating the previous one",
+)
+FRAMES_DROPPED = Counter(
+    "kubecast_encoder_frames_dropped_total",
+    "Contribution pictures left out because another one already took their constant-frame-rate slot",
+)
 SEGMENTS = Counter("kubecast_encoder_segments_total", "Segments stored", ["rendition"])
 DECODE_ERRORS = Counter("kubecast_encoder_decode_errors_total", "Contribution packets the decoder refused")
 INGEST_BITRATE = Gauge("kubecast_encoder_ingest_bitrate_bits_per_second", "Contribution bitrate over the last seconds")

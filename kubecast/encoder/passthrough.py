@@ -45,8 +45,16 @@ def track_id(index: int) -> str:
 
 
 class VideoPassthrough:
-    def __init__(self, *, clock: ConnectionClock, segment_duration_ms: int, bandwidth_hint: int, publish_track: PublishTrack, publish_segment: PublishSegment,
-                 index: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        clock: ConnectionClock,
+        segment_duration_ms: int,
+        bandwidth_hint: int,
+        publish_track: PublishTrack,
+        publish_segment: PublishSegment,
+        index: int = 0,
+    ) -> None:
         self.track_id = track_id(index)
         self.clock = clock
         self.segment_duration_ms = segment_duration_ms
@@ -82,8 +90,9 @@ class VideoPassthrough:
                 return
         if self.segmenter is None:
             timescale = output_timescale(frame.timescale)
-            self.segmenter = TrackSegmenter(timescale, self.segment_duration_ms, video=True,
-                                            default_duration=timescale // DEFAULT_FRAME_RATE)
+            self.segmenter = TrackSegmenter(
+                timescale, self.segment_duration_ms, video=True, default_duration=timescale // DEFAULT_FRAME_RATE
+            )
             self.clock.follow(self.segmenter)
         timescale = self.segmenter.timescale
         decode_time = self.clock.media_time(frame.decode_time, frame.timescale, timescale)
@@ -105,9 +114,17 @@ class VideoPassthrough:
                 timescale = self.segmenter.timescale
                 init = init_segment_video(width=width, height=height, timescale=timescale, avcc=self.avcc)
                 self.publish_track(
-                    TrackInfo(id=self.track_id, kind="video", codecs=avc_codec_string(self.avcc), bandwidth=self.bandwidth_hint,
-                              timescale=timescale, init=layout.init_name(init), width=width, height=height,
-                              frame_rate=frame_rate_text(estimate_frame_rate(self.times))),
+                    TrackInfo(
+                        id=self.track_id,
+                        kind="video",
+                        codecs=avc_codec_string(self.avcc),
+                        bandwidth=self.bandwidth_hint,
+                        timescale=timescale,
+                        init=layout.init_name(init),
+                        width=width,
+                        height=height,
+                        frame_rate=frame_rate_text(estimate_frame_rate(self.times)),
+                    ),
                     init,
                 )
                 self.track_published = True

@@ -40,12 +40,20 @@ class Publisher:
         self.instance = instance
         previous = self._read_previous()
         self.progress = EncoderProgress(
-            channel=channel, instance=instance, session=uuid.uuid4().hex[:12], state="waiting", updated=now_utc(),
+            channel=channel,
+            instance=instance,
+            session=uuid.uuid4().hex[:12],
+            state="waiting",
+            updated=now_utc(),
             availability_start_time=previous.availability_start_time if previous else None,
             segment_duration_ms=segment_duration_ms,
-            segments={track: records[-RECENT_SEGMENTS:] for track, records in (previous.segments if previous else {}).items()},
+            segments={
+                track: records[-RECENT_SEGMENTS:] for track, records in (previous.segments if previous else {}).items()
+            },
         )
-        self.clock = ChannelClock(store=store, channel=channel, instance=instance, segment_duration_ms=segment_duration_ms)
+        self.clock = ChannelClock(
+            store=store, channel=channel, instance=instance, segment_duration_ms=segment_duration_ms
+        )
         self.last_written = max((r[-1].number for r in self.progress.segments.values() if r), default=None)
         self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue()  # (kind, *arguments); None stops
         self._stored_inits: set[str] = set()
@@ -66,7 +74,9 @@ class Publisher:
     # -- called from any thread --
     def availability_start(self) -> datetime:
         # The channel's, shared with the other encoder; an older record of ours seeds it.
-        self.progress.availability_start_time = self.clock.availability_start(now_utc(), fallback=self.progress.availability_start_time)
+        self.progress.availability_start_time = self.clock.availability_start(
+            now_utc(), fallback=self.progress.availability_start_time
+        )
         return self.progress.availability_start_time
 
     def start(self) -> None:
@@ -89,7 +99,15 @@ class Publisher:
     def thumbnail(self, jpeg: bytes) -> None:
         self._queue.put(("thumbnail", jpeg))
 
-    def status(self, *, state: str | None = None, message: str | None = None, ingest: IngestInfo | None = None, speed: float | None = None, clear_tracks: bool = False) -> None:
+    def status(
+        self,
+        *,
+        state: str | None = None,
+        message: str | None = None,
+        ingest: IngestInfo | None = None,
+        speed: float | None = None,
+        clear_tracks: bool = False,
+    ) -> None:
         self._queue.put(("status", state, message, ingest, speed, clear_tracks))
 
     # -- the writer thread --
@@ -139,7 +157,16 @@ class Publisher:
             _, track_id, segment = item
             self._put(layout.segment_key(self.channel, self.instance, track_id, segment.number), segment.data)
             records = progress.segments.setdefault(track_id, [])
-            records.append(SegmentRecord(segment.number, segment.start, segment.duration, len(segment.data), segment.discontinuity, segment.final))
+            records.append(
+                SegmentRecord(
+                    segment.number,
+                    segment.start,
+                    segment.duration,
+                    len(segment.data),
+                    segment.discontinuity,
+                    segment.final,
+                )
+            )
             del records[:-RECENT_SEGMENTS]
             self.last_written = max(self.last_written or 0, segment.number)
             metrics.SEGMENTS.labels(track_id).inc()

@@ -62,8 +62,15 @@ class SlotFrame:
 
 
 class RenditionEncoder(threading.Thread):
-    def __init__(self, *, rendition: Rendition, x264_preset: str, grid: FrameGrid,
-                 publish_track: Callable[[TrackInfo, bytes], None], publish_segment: Callable[[str, Segment], None]) -> None:
+    def __init__(
+        self,
+        *,
+        rendition: Rendition,
+        x264_preset: str,
+        grid: FrameGrid,
+        publish_track: Callable[[TrackInfo, bytes], None],
+        publish_segment: Callable[[str, Segment], None],
+    ) -> None:
         super().__init__(name=f"rendition-{rendition.name}", daemon=True)
         self.rendition = rendition
         self.x264_preset = x264_preset
@@ -71,7 +78,9 @@ class RenditionEncoder(threading.Thread):
         self.publish_track = publish_track
         self.publish_segment = publish_segment
         self.frames: queue.Queue[SlotFrame | None] = queue.Queue(QUEUE_FRAMES)
-        self.segmenter = TrackSegmenter(grid.timescale, grid.segment_duration_ms, video=True, default_duration=grid.slot_ticks)
+        self.segmenter = TrackSegmenter(
+            grid.timescale, grid.segment_duration_ms, video=True, default_duration=grid.slot_ticks
+        )
         self.busy_seconds = 0.0
         self.error: Exception | None = None
         self._encoder: av.VideoCodecContext | None = None
@@ -133,7 +142,13 @@ class RenditionEncoder(threading.Thread):
     def _encode(self, item: SlotFrame) -> None:
         if self._encoder is None:
             self._encoder = self._open_encoder()
-        scaled = self._reformatter.reformat(item.frame, width=self.rendition.width, height=self.rendition.height, format="yuv420p", interpolation=Interpolation.BILINEAR)
+        scaled = self._reformatter.reformat(
+            item.frame,
+            width=self.rendition.width,
+            height=self.rendition.height,
+            format="yuv420p",
+            interpolation=Interpolation.BILINEAR,
+        )
         scaled.pts = item.slot
         scaled.time_base = 1 / self.grid.rate
         scaled.pict_type = PictureType.I if item.force_key else PictureType.NONE
@@ -163,10 +178,18 @@ class RenditionEncoder(threading.Thread):
         assert self._encoder is not None and self._encoder.extradata is not None  # published after the first packet
         avcc = avcc_from_annexb(bytes(self._encoder.extradata))
         timescale = self.grid.timescale
-        init = init_segment_video(width=self.rendition.width, height=self.rendition.height, timescale=timescale, avcc=avcc)
+        init = init_segment_video(
+            width=self.rendition.width, height=self.rendition.height, timescale=timescale, avcc=avcc
+        )
         info = TrackInfo(
-            id=self.rendition.name, kind="video", codecs=avc_codec_string(avcc), bandwidth=self.rendition.bitrate,
-            timescale=timescale, init=layout.init_name(init), width=self.rendition.width, height=self.rendition.height,
+            id=self.rendition.name,
+            kind="video",
+            codecs=avc_codec_string(avcc),
+            bandwidth=self.rendition.bitrate,
+            timescale=timescale,
+            init=layout.init_name(init),
+            width=self.rendition.width,
+            height=self.rendition.height,
             frame_rate=frame_rate_text(self.grid.rate),
         )
         self.publish_track(info, init)

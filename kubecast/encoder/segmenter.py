@@ -12,13 +12,14 @@ contribution every track ends at the same number and time (``epoch_end``).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from kubecast.media.mp4 import Sample, media_segment
 from kubecast.media.timeline import boundary_time, segment_number
 from kubecast.media.tracks import TrackInfo
+
 from .timing import first_complete_segment
 
 
@@ -122,7 +123,11 @@ class TrackSegmenter:
                 self._gate = first_complete_segment(presentation, self.segment_duration_ms, self.timescale)
             if segment_number(presentation, self.segment_duration_ms, self.timescale) < self._gate:
                 return out
-        if self._floor is not None and segment_number(sample.decode_time + sample.composition_offset, self.segment_duration_ms, self.timescale) < self._floor:
+        if (
+            self._floor is not None
+            and segment_number(sample.decode_time + sample.composition_offset, self.segment_duration_ms, self.timescale)
+            < self._floor
+        ):
             return out
         if self._number is None and self.video and not sample.keyframe:
             return out  # a segment cannot start without a key frame
@@ -144,7 +149,9 @@ class TrackSegmenter:
             return None
         end = self._pending[-1].decode_time + (self._pending[-1].duration or self.default_duration)
         assert self._number is not None  # set with the first pending sample
-        return PendingEnd(self._number, Fraction(self._pending[0].decode_time, self.timescale), Fraction(end, self.timescale))
+        return PendingEnd(
+            self._number, Fraction(self._pending[0].decode_time, self.timescale), Fraction(end, self.timescale)
+        )
 
     def finish(self, end: EpochEnd | None) -> list[Segment]:
         """End of the contribution: the pending segment is emitted up to where every track of
@@ -163,8 +170,9 @@ class TrackSegmenter:
         if not self._pending:
             return []
         last = self._pending[-1]
-        segment = dataclasses.replace(self._emit(next_decode_time=last.decode_time + (last.duration or self.default_duration)),
-                                      final=True)
+        segment = dataclasses.replace(
+            self._emit(next_decode_time=last.decode_time + (last.duration or self.default_duration)), final=True
+        )
         self._number = None
         return [segment]
 
@@ -173,14 +181,26 @@ class TrackSegmenter:
         assert self._number is not None  # set with the first pending sample
         for index, sample in enumerate(pending):
             following = pending[index + 1].decode_time if index + 1 < len(pending) else next_decode_time
-            samples.append(Sample(max(1, following - sample.decode_time), len(sample.data), sample.composition_offset, sample.keyframe or not self.video))
+            samples.append(
+                Sample(
+                    max(1, following - sample.decode_time),
+                    len(sample.data),
+                    sample.composition_offset,
+                    sample.keyframe or not self.video,
+                )
+            )
         data = media_segment(
-            sequence_number=self._number + 1, base_decode_time=pending[0].decode_time,
-            samples=samples, data=b"".join(s.data for s in pending),
+            sequence_number=self._number + 1,
+            base_decode_time=pending[0].decode_time,
+            samples=samples,
+            data=b"".join(s.data for s in pending),
         )
         segment = Segment(
-            number=self._number, start=pending[0].decode_time, duration=next_decode_time - pending[0].decode_time,
-            data=data, discontinuity=self._discontinuity,
+            number=self._number,
+            start=pending[0].decode_time,
+            duration=next_decode_time - pending[0].decode_time,
+            data=data,
+            discontinuity=self._discontinuity,
         )
         self._discontinuity = False
         self._last_emitted = self._number

@@ -41,8 +41,9 @@ class ContributionServer:
             if self.active is not None and self.active.is_alive():
                 # One contribution per encoder: a second one is a misrouted or duplicate feed.
                 metrics.CONTRIBUTIONS.labels("refused").inc()
-                log.warning("refusing a second contribution from %s to %s while one is live",
-                            peer[0], self.config.channel)
+                log.warning(
+                    "refusing a second contribution from %s to %s while one is live", peer[0], self.config.channel
+                )
                 sock.close()
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -85,7 +85,13 @@ class ContributionSession:
             hello = parse_hello(line)
             if hello.channel != name:
                 raise ContributionRefused(f"contribution for channel {hello.channel!r} reached the encoder of {name!r}")
-            log.info("contribution %s for %s started (%s%s)", hello.session, name, hello.protocol, ", relayed" if hello.relayed else "")
+            log.info(
+                "contribution %s for %s started (%s%s)",
+                hello.session,
+                name,
+                hello.protocol,
+                ", relayed" if hello.relayed else "",
+            )
             self.sock.settimeout(IDLE_TIMEOUT)
             if self._encode(rest, hello.protocol):
                 metrics.CONTRIBUTIONS.labels("ended").inc()
@@ -105,7 +111,9 @@ class ContributionSession:
         except Exception as error:  # noqa: BLE001 - one contribution must not end the encoder
             metrics.CONTRIBUTIONS.labels("failed").inc()
             log.exception("contribution for %s failed", name)
-            self.publisher.status(state="error", message=f"encoding failed: {error}", ingest=IngestInfo(connected=False))
+            self.publisher.status(
+                state="error", message=f"encoding failed: {error}", ingest=IngestInfo(connected=False)
+            )
         finally:
             self.sock.close()
 
@@ -114,9 +122,14 @@ class ContributionSession:
         config = self.config
         segment_ms = config.segment_duration_ms
         self.publisher.availability_start()
-        clock = ConnectionClock(lambda first_timestamp_ms: self.publisher.clock.place(
-            first_timestamp_ms=first_timestamp_ms, now=now_utc(), last_written=self.publisher.last_written))
-        common: dict[str, Any] = dict(segment_duration_ms=segment_ms, publish_track=self.publisher.track, publish_segment=self.publisher.segment)
+        clock = ConnectionClock(
+            lambda first_timestamp_ms: self.publisher.clock.place(
+                first_timestamp_ms=first_timestamp_ms, now=now_utc(), last_written=self.publisher.last_written
+            )
+        )
+        common: dict[str, Any] = dict(
+            segment_duration_ms=segment_ms, publish_track=self.publisher.track, publish_segment=self.publisher.segment
+        )
         if config.passthrough:
             video = PassthroughVideos(clock=clock, bandwidth_hint=0, **common)
             audio = AudioPassthrough(clock=clock, **common)
@@ -151,8 +164,12 @@ class ContributionSession:
             # What the contribution was stays readable after it ended (renditions, alignment).
             self.ended_info = self._ingest_info(protocol, video).model_copy(update={"connected": False})
 
-    def _record(self, record: CodecConfig | Frame, video: PassthroughVideos | LadderVideo,
-                audio: AudioPassthrough | AudioTranscoder) -> None:
+    def _record(
+        self,
+        record: CodecConfig | Frame,
+        video: PassthroughVideos | LadderVideo,
+        audio: AudioPassthrough | AudioTranscoder,
+    ) -> None:
         if record.kind == Kind.AUDIO:
             if record.track != 0:
                 return  # one audio track: the first rendition's

@@ -13,7 +13,9 @@ THUMBNAIL_WIDTH = 640
 def jpeg_thumbnail(frame: av.VideoFrame, reformatter: VideoReformatter | None = None) -> bytes:
     width = min(THUMBNAIL_WIDTH, frame.width) // 2 * 2
     height = max(2, round(frame.height * width / frame.width) // 2 * 2)
-    picture = (reformatter or VideoReformatter()).reformat(frame, width=width, height=height, format="yuvj420p", interpolation=Interpolation.BILINEAR)
+    picture = (reformatter or VideoReformatter()).reformat(
+        frame, width=width, height=height, format="yuvj420p", interpolation=Interpolation.BILINEAR
+    )
     picture.pts = None
     encoder = av.CodecContext.create("mjpeg", "w")
     encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"

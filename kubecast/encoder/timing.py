@@ -39,8 +39,15 @@ class Placement:
     discontinuity: bool = False  # a new epoch after earlier media: there is a gap before it
 
 
-def place_connection(*, latest: tuple[int, int, int] | None, first_timestamp_ms: int, now_media_ms: int,
-                     segment_duration_ms: int, last_number: int | None, own_last: int | None = None) -> Placement:
+def place_connection(
+    *,
+    latest: tuple[int, int, int] | None,
+    first_timestamp_ms: int,
+    now_media_ms: int,
+    segment_duration_ms: int,
+    last_number: int | None,
+    own_last: int | None = None,
+) -> Placement:
     """``latest`` is the channel's newest epoch as (epoch, offset_ms, first_segment);
     ``last_number`` the newest segment number in use on the channel, ``own_last`` this
     encoder's.  A connection whose timestamps would land before a segment this encoder already
@@ -54,8 +61,13 @@ def place_connection(*, latest: tuple[int, int, int] | None, first_timestamp_ms:
             return Placement(epoch, offset_ms, first_segment, joined=True)
     by_clock = max(0, math.floor(now_media_ms / segment_duration_ms))
     first_segment = by_clock if last_number is None else max(by_clock, last_number + 1)
-    return Placement(0 if latest is None else latest[0] + 1, first_segment * segment_duration_ms - first_timestamp_ms, first_segment,
-                     joined=False, discontinuity=last_number is not None)
+    return Placement(
+        0 if latest is None else latest[0] + 1,
+        first_segment * segment_duration_ms - first_timestamp_ms,
+        first_segment,
+        joined=False,
+        discontinuity=last_number is not None,
+    )
 
 
 def first_complete_segment(first_time: int, segment_duration_ms: int, timescale: int) -> int:

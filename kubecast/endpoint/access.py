@@ -27,9 +27,9 @@ import ipaddress
 import json
 import logging
 import time
-from html import escape
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 
 from aiohttp import web
@@ -86,9 +86,14 @@ def load_policy(path: str | Path) -> AccessPolicy:
     origin = document.get("originAuth")
     return AccessPolicy(
         allowed=networks(document.get("allowedIps")),
-        preview_allowed={channel: networks(ranges) for channel, ranges in (document.get("previewAllowedIps") or {}).items() if ranges},
+        preview_allowed={
+            channel: networks(ranges) for channel, ranges in (document.get("previewAllowedIps") or {}).items() if ranges
+        },
         trusted_proxies=networks(document.get("trustedProxies")),
-        signing_keys={key_id: _secret(file, f"signing key {key_id}") for key_id, file in (document.get("signingKeys") or {}).items()},
+        signing_keys={
+            key_id: _secret(file, f"signing key {key_id}")
+            for key_id, file in (document.get("signingKeys") or {}).items()
+        },
         origin_header=origin["header"] if origin else None,
         origin_secret=_secret(origin["valueFile"], "origin authentication") if origin else None,
         cross_site_origins=tuple(document.get("crossSiteOrigins") or ()),
@@ -100,7 +105,7 @@ def _address(text: str | None) -> Address | None:
         return None
     text = text.strip().strip('"')
     if text.startswith("["):  # Forwarded: for="[2001:db8::1]:4711"
-        text = text[1:text.find("]")] if "]" in text else ""
+        text = text[1 : text.find("]")] if "]" in text else ""
     elif text.count(":") == 1:  # 192.0.2.1:4711
         text = text.split(":")[0]
     try:
@@ -160,7 +165,7 @@ def split_token(path: str) -> tuple[str | None, str]:
     prefix = f"/{TOKEN_ELEMENT}/"
     if not path.startswith(prefix):
         return None, path
-    token, slash, rest = path[len(prefix):].partition("/")
+    token, slash, rest = path[len(prefix) :].partition("/")
     return token, "/" + rest if slash else "/"
 
 
@@ -169,7 +174,9 @@ def _preview_channel(path: str) -> str | None:
     return parts[2] if len(parts) >= 3 and parts[1] == "preview" else None
 
 
-def decide(policy: AccessPolicy, *, path: str, token: str | None, peer: str | None, headers: Mapping[str, str], now: float) -> Refusal | None:
+def decide(
+    policy: AccessPolicy, *, path: str, token: str | None, peer: str | None, headers: Mapping[str, str], now: float
+) -> Refusal | None:
     """Whether a request for ``path`` (token element removed; ``token`` what it held) from the
     direct ``peer`` is refused, and why; None serves it.  Pure: the middleware's whole logic."""
     if path in ALWAYS_OPEN:
@@ -185,7 +192,11 @@ def decide(policy: AccessPolicy, *, path: str, token: str | None, peer: str | No
         if policy.allowed and not _within(client, policy.allowed):
             return Refusal(403, "ip_not_allowed")
         channel = _preview_channel(path)
-        if channel is not None and channel in policy.preview_allowed and not _within(client, policy.preview_allowed[channel]):
+        if (
+            channel is not None
+            and channel in policy.preview_allowed
+            and not _within(client, policy.preview_allowed[channel])
+        ):
             return Refusal(403, "preview_ip_not_allowed")
     if token is not None and not policy.signed:
         return Refusal(404, "token_unexpected")  # nothing signs here: /t/... names nothing
@@ -222,17 +233,25 @@ def crossdomain_xml(origins: tuple[str, ...]) -> str:
             entries.append('<allow-access-from domain="*" secure="false"/>')
         else:
             host = URL(origin).host or ""
-            entries.append(f'<allow-access-from domain="{escape(host)}" secure="{str(origin.startswith("https:")).lower()}"/>')
-    return ('<?xml version="1.0"?>\n<!DOCTYPE cross-domain-policy SYSTEM "http://www.adobe.com/xml/dtds/cross-domain-policy.dtd">\n'
-            "<cross-domain-policy>\n" + "".join(f"  {entry}\n" for entry in entries) + "</cross-domain-policy>\n")
+            entries.append(
+                f'<allow-access-from domain="{escape(host)}" secure="{str(origin.startswith("https:")).lower()}"/>'
+            )
+    return (
+        '<?xml version="1.0"?>\n<!DOCTYPE cross-domain-policy SYSTEM '
+        '"http://www.adobe.com/xml/dtds/cross-domain-policy.dtd">\n'
+        "<cross-domain-policy>\n" + "".join(f"  {entry}\n" for entry in entries) + "</cross-domain-policy>\n"
+    )
 
 
 def clientaccesspolicy_xml(origins: tuple[str, ...]) -> str:
     """Silverlight's policy file: the same origins, every path."""
     domains = "".join(f'<domain uri="{escape(origin)}"/>' for origin in origins or ("*",))
-    return ('<?xml version="1.0" encoding="utf-8"?>\n<access-policy><cross-domain-access><policy>'
-            f'<allow-from http-request-headers="*">{domains}</allow-from>'
-            '<grant-to><resource path="/" include-subpaths="true"/></grant-to></policy></cross-domain-access></access-policy>\n')
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<access-policy><cross-domain-access><policy>'
+        f'<allow-from http-request-headers="*">{domains}</allow-from>'
+        '<grant-to><resource path="/" '
+        'include-subpaths="true"/></grant-to></policy></cross-domain-access></access-policy>\n'
+    )
 
 
 POLICY_FILES = {"/crossdomain.xml": crossdomain_xml, "/clientaccesspolicy.xml": clientaccesspolicy_xml}
@@ -271,12 +290,18 @@ async def enforce(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.info("refused %s %s from %s: %s", request.method, elided(request.path), request.remote, refusal.reason)
         return refusal_response(refusal)
     if path in POLICY_FILES:
-        return web.Response(text=POLICY_FILES[path](policy.cross_site_origins), content_type="text/xml", headers={"Cache-Control": "public, max-age=3600"})
+        return web.Response(
+            text=POLICY_FILES[path](policy.cross_site_origins),
+            content_type="text/xml",
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
     if token is None:
         return await handler(request)
     # The token element goes; the rest is routed as if it had been asked for directly.
-    _, _, raw_rest = request.rel_url.raw_path[len(TOKEN_ELEMENT) + 2:].partition("/")
-    inner = request.clone(rel_url=URL.build(path="/" + raw_rest, query_string=request.rel_url.raw_query_string, encoded=True))
+    _, _, raw_rest = request.rel_url.raw_path[len(TOKEN_ELEMENT) + 2 :].partition("/")
+    inner = request.clone(
+        rel_url=URL.build(path="/" + raw_rest, query_string=request.rel_url.raw_query_string, encoded=True)
+    )
     match = await request.app.router.resolve(inner)
     match.add_app(request.app)
     match.freeze()

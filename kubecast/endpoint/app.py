@@ -23,11 +23,27 @@ from kubecast.storage import InvalidKey, Store, layout
 from . import metrics
 from .access import POLICY, ROUTE, TOKEN_PREFIX, AccessPolicy, cors_headers
 from .keydelivery import add_key_routes
-from .live import (CHANNEL, OBJECTS, cenc_media_playlist, cenc_multivariant, SCHEME, STORE_KEY, TIMELINES, TRACK, dash_manifest, init_segment, media_playlist, media_segment, multivariant, not_found,
-                   object_response, timeline_of)
+from .live import (
+    CHANNEL,
+    OBJECTS,
+    SCHEME,
+    STORE_KEY,
+    TIMELINES,
+    TRACK,
+    cenc_media_playlist,
+    cenc_multivariant,
+    dash_manifest,
+    init_segment,
+    media_playlist,
+    media_segment,
+    multivariant,
+    not_found,
+    object_response,
+    timeline_of,
+)
 from .objects import ObjectCache
-from .protection import PROTECTION, Protection
 from .programs import add_routes as add_program_routes
+from .protection import PROTECTION, Protection
 from .statuspage import program_document, program_entries, program_table
 from .timelines import TimelineCache
 from .transport import add_routes as add_transport_stream_routes
@@ -35,8 +51,11 @@ from .transport import add_routes as add_transport_stream_routes
 log = logging.getLogger("kubecast.endpoint")
 
 STATIC_FILES = {
-    "kubecast.css": "text/css", "preview.js": "text/javascript",
-    "vendor/hls.min.js": "text/javascript", "vendor/dash.all.min.js": "text/javascript", "vendor/dash.mss.min.js": "text/javascript",
+    "kubecast.css": "text/css",
+    "preview.js": "text/javascript",
+    "vendor/hls.min.js": "text/javascript",
+    "vendor/dash.all.min.js": "text/javascript",
+    "vendor/dash.mss.min.js": "text/javascript",
     "vendor/shaka-player.compiled.js": "text/javascript",
 }
 CACHE_BYTES = 256 << 20
@@ -54,7 +73,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         # unknown GETs into 405s.
         response = await (preflight(request) if request.method == "OPTIONS" else handler(request))
     except web.HTTPException as error:
-        response = web.Response(status=error.status, text=error.text, headers={k: v for k, v in error.headers.items() if k.lower() not in ("content-type", "content-length")})
+        response = web.Response(
+            status=error.status,
+            text=error.text,
+            headers={k: v for k, v in error.headers.items() if k.lower() not in ("content-type", "content-length")},
+        )
     except InvalidKey:
         response = not_found()
     except Exception:  # noqa: BLE001 - a viewer's request must never take the process down
@@ -77,11 +100,15 @@ def _cors(request: web.Request) -> dict[str, str]:
 
 
 async def preflight(request: web.Request) -> web.Response:
-    return web.Response(status=204, headers={
-        **_cors(request), "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
-        "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "Range"),
-        "Access-Control-Max-Age": "86400",
-    })
+    return web.Response(
+        status=204,
+        headers={
+            **_cors(request),
+            "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
+            "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", "Range"),
+            "Access-Control-Max-Age": "86400",
+        },
+    )
 
 
 async def utc_time(request: web.Request) -> web.Response:
@@ -93,8 +120,10 @@ def channel_urls(request: web.Request, channel: str) -> dict[str, str]:
     # A signed request's links keep its token: the page's player, its polls and its links work.
     base = f"{request.scheme}://{request.host}{request.get(TOKEN_PREFIX, '')}"
     return {
-        "preview": f"{base}/preview/{channel}/", "hls": f"{base}/live/{channel}/index.m3u8",
-        "dash": f"{base}/live/{channel}/manifest.mpd", "thumbnail": f"{base}/preview/{channel}/thumbnail.jpg",
+        "preview": f"{base}/preview/{channel}/",
+        "hls": f"{base}/live/{channel}/index.m3u8",
+        "dash": f"{base}/live/{channel}/manifest.mpd",
+        "thumbnail": f"{base}/preview/{channel}/thumbnail.jpg",
     }
 
 
@@ -103,7 +132,11 @@ async def preview_page(request: web.Request) -> web.Response:
     await timeline_of(request)
     urls = channel_urls(request, channel)
     template = _static("preview.html").decode()
-    page = template.replace("{channel}", escape(channel)).replace("{hls}", escape(urls["hls"])).replace("{dash}", escape(urls["dash"]))
+    page = (
+        template.replace("{channel}", escape(channel))
+        .replace("{hls}", escape(urls["hls"]))
+        .replace("{dash}", escape(urls["dash"]))
+    )
     return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
@@ -115,16 +148,24 @@ async def thumbnail(request: web.Request) -> web.StreamResponse:
     timeline = await timeline_of(request)
     if timeline.thumbnail_source is None:
         raise web.HTTPNotFound(text="no thumbnail yet\n")
-    return await object_response(request, layout.thumbnail_key(timeline.channel, timeline.thumbnail_source), "image/jpeg", "no-cache")
+    return await object_response(
+        request, layout.thumbnail_key(timeline.channel, timeline.thumbnail_source), "image/jpeg", "no-cache"
+    )
 
 
 def status_document(request: web.Request, timeline: Timeline) -> dict[str, Any]:
     return {
-        "channel": timeline.channel, "state": timeline.state, "updated": timeline.updated.isoformat(),
+        "channel": timeline.channel,
+        "state": timeline.state,
+        "updated": timeline.updated.isoformat(),
         "segmentDurationMs": timeline.segment_duration_ms,
         "tracks": [
-            {**t.info.model_dump(by_alias=True, exclude={"init"}), "bandwidth": t.peak_bandwidth or t.info.bandwidth,
-             "segments": len(t.segments), "latest": t.segments[-1].number if t.segments else None}
+            {
+                **t.info.model_dump(by_alias=True, exclude={"init"}),
+                "bandwidth": t.peak_bandwidth or t.info.bandwidth,
+                "segments": len(t.segments),
+                "latest": t.segments[-1].number if t.segments else None,
+            }
             for t in timeline.tracks
         ],
         "encoders": {name: health.model_dump(by_alias=True, mode="json") for name, health in timeline.encoders.items()},
@@ -143,7 +184,9 @@ async def channel_status(request: web.Request) -> web.Response:
 
 async def channels(request: web.Request) -> list[str]:
     infos = await request.app[STORE_KEY].list("channels")
-    return sorted({info.key.split("/")[1] for info in infos if info.key.endswith("/timeline.json") and info.key.count("/") == 2})
+    return sorted(
+        {info.key.split("/")[1] for info in infos if info.key.endswith("/timeline.json") and info.key.count("/") == 2}
+    )
 
 
 async def status_page(request: web.Request) -> web.Response:
@@ -154,17 +197,21 @@ async def status_page(request: web.Request) -> web.Response:
             continue
         urls = channel_urls(request, channel)
         rows.append(
-            f"<tr><td><a href='{escape(urls['preview'])}'>{escape(channel)}</a></td><td><span class='state {timeline.state}'>{timeline.state}</span></td>"
+            f"<tr><td><a href='{escape(urls['preview'])}'>{escape(channel)}</a></td><td><span class='state "
+            f"{timeline.state}'>{timeline.state}</span></td>"
             f"<td>{len([t for t in timeline.tracks if t.info.kind == 'video'])}</td>"
             f"<td><a href='{escape(urls['hls'])}'>HLS</a> · <a href='{escape(urls['dash'])}'>DASH</a></td></tr>"
         )
     body = "".join(rows) or "<tr><td colspan=4>No channels yet.</td></tr>"
-    programs = program_table(await program_entries(request.app[STORE_KEY], request.app[TIMELINES]), f"{request.scheme}://{request.host}")
+    programs = program_table(
+        await program_entries(request.app[STORE_KEY], request.app[TIMELINES]), f"{request.scheme}://{request.host}"
+    )
     page = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>kubecast</title>"
         "<link rel='stylesheet' href='/static/kubecast.css'><meta http-equiv='refresh' content='5'></head>"
         "<body><header><strong>kubecast</strong></header><main style='display:block'>"
-        "<table class='channels'><thead><tr><th>Channel</th><th>State</th><th>Video renditions</th><th>Playback</th></tr></thead>"
+        "<table class='channels'><thead><tr><th>Channel</th><th>State</th><th>Video "
+        "renditions</th><th>Playback</th></tr></thead>"
         f"<tbody>{body}</tbody></table>{programs}</main></body></html>"
     )
     return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
@@ -174,7 +221,9 @@ async def static_file(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in STATIC_FILES:
         return not_found()
-    return web.Response(body=_static(name), content_type=STATIC_FILES[name], headers={"Cache-Control": "public, max-age=3600"})
+    return web.Response(
+        body=_static(name), content_type=STATIC_FILES[name], headers={"Cache-Control": "public, max-age=3600"}
+    )
 
 
 async def prometheus(request: web.Request) -> web.Response:

@@ -22,7 +22,9 @@ from .hls import audio_track, video_tracks
 
 PROFILES = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
 CLEARKEY_SCHEME = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
-NAMESPACES = 'xmlns:cenc="urn:mpeg:cenc:2013" xmlns:dashif="https://dashif.org/CPS" xmlns:mspr="urn:microsoft:playready"'
+NAMESPACES = (
+    'xmlns:cenc="urn:mpeg:cenc:2013" xmlns:dashif="https://dashif.org/CPS" xmlns:mspr="urn:microsoft:playready"'
+)
 
 
 @dataclass(frozen=True)
@@ -38,14 +40,17 @@ class DashProtection:
 
     def elements(self) -> str:
         kid = str(uuid.UUID(bytes=self.key_id))
-        parts = [f'<ContentProtection schemeIdUri="urn:mpeg:dash:mp4protection:2011" value="{self.scheme}" '
-                 f'cenc:default_KID="{kid}"/>']
+        parts = [
+            f'<ContentProtection schemeIdUri="urn:mpeg:dash:mp4protection:2011" value="{self.scheme}" '
+            f'cenc:default_KID="{kid}"/>'
+        ]
         if self.license_url is not None:
             parts.append(
                 # default_KID here too: dash.js builds ClearKey's "keyids" init data from this element's;
                 # one Laurl only: dash.js reads a repeated element as a list and finds none
                 f'<ContentProtection schemeIdUri="{CLEARKEY_SCHEME}" value="ClearKey1.0" cenc:default_KID="{kid}">'
-                f'<dashif:Laurl>{escape(self.license_url)}</dashif:Laurl></ContentProtection>')
+                f'<dashif:Laurl>{escape(self.license_url)}</dashif:Laurl></ContentProtection>'
+            )
         for signal in self.signals:
             # the key server's ContentProtectionData when it gave some (checked well-formed in
             # kubecast.media.cpix), else its pssh box; a system with neither (FairPlay) is HLS-only
@@ -55,8 +60,10 @@ class DashProtection:
                 inner = f"<cenc:pssh>{base64.b64encode(signal.pssh).decode()}</cenc:pssh>"
             else:
                 continue
-            parts.append(f'<ContentProtection schemeIdUri="urn:uuid:{signal.system.system_id}" '
-                         f'value="{signal.system.dash_value}" cenc:default_KID="{kid}">{inner}</ContentProtection>')
+            parts.append(
+                f'<ContentProtection schemeIdUri="urn:uuid:{signal.system.system_id}" '
+                f'value="{signal.system.dash_value}" cenc:default_KID="{kid}">{inner}</ContentProtection>'
+            )
         return "".join(parts)
 
 
@@ -74,7 +81,10 @@ def segment_timeline(rows: list[tuple[int, int]]) -> str:
     while index < len(rows):
         start, duration = rows[index]
         repeat = 0
-        while index + repeat + 1 < len(rows) and rows[index + repeat + 1] == (start + (repeat + 1) * duration, duration):
+        while index + repeat + 1 < len(rows) and rows[index + repeat + 1] == (
+            start + (repeat + 1) * duration,
+            duration,
+        ):
             repeat += 1
         gap = index > 0 and rows[index - 1][0] + rows[index - 1][1] != start
         t = f' t="{start}"' if index == 0 or gap else ""
@@ -90,13 +100,16 @@ def _common_rows(tracks: list[TimelineTrack]) -> list[tuple[int, int]]:
     return [(r.start, r.duration) for r in tracks[0].segments if r.number in common] if tracks else []
 
 
-def _template(timescale: int, rows: list[tuple[int, int]], origin_seconds: float | None = None, folder: str = "") -> str:
+def _template(
+    timescale: int, rows: list[tuple[int, int]], origin_seconds: float | None = None, folder: str = ""
+) -> str:
     """``origin_seconds``: the media time that is presentation time 0 (on demand), written as
     ``presentationTimeOffset`` in this template's timescale, so that a recording made at hour
     three of a channel's timeline presents from 0 to its duration, as a static MPD must."""
     offset = f' presentationTimeOffset="{round(origin_seconds * timescale)}"' if origin_seconds else ""
     return (
-        f'<SegmentTemplate timescale="{timescale}"{offset} initialization="{folder}$RepresentationID$/init.mp4" media="{folder}$RepresentationID$/t$Time$.m4s">'
+        f'<SegmentTemplate timescale="{timescale}"{offset} initialization="{folder}$RepresentationID$/init.mp4" '
+        f'media="{folder}$RepresentationID$/t$Time$.m4s">'
         f"<SegmentTimeline>{segment_timeline(rows)}</SegmentTimeline></SegmentTemplate>"
     )
 
@@ -121,12 +134,18 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashPro
     video, audio = video_tracks(timeline), audio_track(timeline)
     segment_seconds = timeline.segment_duration_ms / 1000
     static = timeline.state == "stopped"
-    attributes = [f'profiles="{PROFILES}"', f'minBufferTime="{iso_duration(2 * segment_seconds)}"', f'maxSegmentDuration="{iso_duration(segment_seconds)}"']
+    attributes = [
+        f'profiles="{PROFILES}"',
+        f'minBufferTime="{iso_duration(2 * segment_seconds)}"',
+        f'maxSegmentDuration="{iso_duration(segment_seconds)}"',
+    ]
     rows_video = _common_rows(video)
     rows_audio = [(r.start, r.duration) for r in audio.segments] if audio is not None else []
     origin = None  # on demand: the earliest start of any listed stream (one origin keeps lip sync)
     if static:
-        starts = ([rows_video[0][0] / video[0].info.timescale] if rows_video else []) + ([rows_audio[0][0] / audio.info.timescale] if audio is not None and rows_audio else [])
+        starts = ([rows_video[0][0] / video[0].info.timescale] if rows_video else []) + (
+            [rows_audio[0][0] / audio.info.timescale] if audio is not None and rows_audio else []
+        )
         origin = min(starts, default=None)
         rows = rows_video or (audio and [(r.start, r.duration) for r in audio.segments]) or []
         timescale = video[0].info.timescale if rows_video else (audio.info.timescale if audio else 1)
@@ -134,33 +153,53 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashPro
         attributes = ['type="static"', f'mediaPresentationDuration="{iso_duration(length)}"', *attributes]
     else:
         attributes = [
-            'type="dynamic"', f'availabilityStartTime="{iso_time(timeline.availability_start_time or now)}"',
-            f'publishTime="{iso_time(timeline.updated)}"', f'minimumUpdatePeriod="{iso_duration(segment_seconds)}"',
+            'type="dynamic"',
+            f'availabilityStartTime="{iso_time(timeline.availability_start_time or now)}"',
+            f'publishTime="{iso_time(timeline.updated)}"',
+            f'minimumUpdatePeriod="{iso_duration(segment_seconds)}"',
             f'timeShiftBufferDepth="{iso_duration(timeline.window_ms / 1000)}"',
-            f'suggestedPresentationDelay="{iso_duration(3 * segment_seconds)}"', *attributes,
+            f'suggestedPresentationDelay="{iso_duration(3 * segment_seconds)}"',
+            *attributes,
         ]
     namespaces = f" {NAMESPACES}" if protection else ""
     folder = f"{protection.scheme}/" if protection else ""
     signalling = protection.elements() if protection else ""
-    parts = ['<?xml version="1.0" encoding="UTF-8"?>', f'<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"{namespaces} {" ".join(attributes)}>', '<Period id="0" start="PT0S">']
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"{namespaces} {" ".join(attributes)}>',
+        '<Period id="0" start="PT0S">',
+    ]
     if video:
         max_width = max(t.info.width or 0 for t in video)
         max_height = max(t.info.height or 0 for t in video)
-        parts.append(f'<AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1" maxWidth="{max_width}" maxHeight="{max_height}">')
+        parts.append(
+            '<AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1" '
+            f'maxWidth="{max_width}" maxHeight="{max_height}">'
+        )
         parts.append(signalling + _template(video[0].info.timescale, rows_video, origin, folder))
         for track in video:
             rate = f' frameRate="{value}"' if (value := frame_rate_attribute(track.info.frame_rate)) else ""
             parts.append(
-                f'<Representation id={quoteattr(track.info.id)} bandwidth="{_bandwidth(track)}" codecs="{track.info.codecs}" '
+                f'<Representation id={quoteattr(track.info.id)} bandwidth="{_bandwidth(track)}" '
+                f'codecs="{track.info.codecs}" '
                 f'width="{track.info.width}" height="{track.info.height}" sar="1:1"{rate}/>'
             )
         parts.append("</AdaptationSet>")
     if audio is not None:
         language = audio.info.language or "und"
-        parts.append(f'<AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" lang="{language}" segmentAlignment="true" startWithSAP="1">')
-        parts.append(f'<AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="{audio.info.channels or 2}"/>')
+        parts.append(
+            f'<AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" lang="{language}" segmentAlignment="true" '
+            'startWithSAP="1">'
+        )
+        parts.append(
+            '<AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" '
+            f'value="{audio.info.channels or 2}"/>'
+        )
         parts.append(signalling + _template(audio.info.timescale, rows_audio, origin, folder))
-        parts.append(f'<Representation id={quoteattr(audio.info.id)} bandwidth="{_bandwidth(audio)}" codecs="{audio.info.codecs}" audioSamplingRate="{audio.info.sample_rate}"/>')
+        parts.append(
+            f'<Representation id={quoteattr(audio.info.id)} bandwidth="{_bandwidth(audio)}" '
+            f'codecs="{audio.info.codecs}" audioSamplingRate="{audio.info.sample_rate}"/>'
+        )
         parts.append("</AdaptationSet>")
     parts.append("</Period>")
     if not static:

@@ -52,7 +52,9 @@ def multivariant_playlist(timeline: Timeline, *, ts: bool = False, prefix: str =
     the window (start-over) instead of the live edge; the media playlists are asked for the
     same way, since players differ in which playlist's ``EXT-X-START`` they honour."""
     query = START_OVER_QUERY if start_over else ""
-    lines = ["#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"] + ([START_OVER] if start_over else [])
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"] + (
+        [START_OVER] if start_over else []
+    )
     audio = audio_track(timeline)
     audio_peak, audio_average = _bandwidths(audio) if audio else (0, 0)
     if audio is not None and not ts:
@@ -65,7 +67,11 @@ def multivariant_playlist(timeline: Timeline, *, ts: bool = False, prefix: str =
     for track in video_tracks(timeline):
         peak, average = _bandwidths(track)
         codecs = track.info.codecs + (f",{audio.info.codecs}" if audio else "")
-        attributes = [f"BANDWIDTH={peak + audio_peak}", f"AVERAGE-BANDWIDTH={average + audio_average}", f'CODECS="{codecs}"']
+        attributes = [
+            f"BANDWIDTH={peak + audio_peak}",
+            f"AVERAGE-BANDWIDTH={average + audio_average}",
+            f'CODECS="{codecs}"',
+        ]
         if track.info.width and track.info.height:
             attributes.append(f"RESOLUTION={track.info.width}x{track.info.height}")
         if rate := _frame_rate(track.info.frame_rate):
@@ -84,20 +90,35 @@ def _program_date_time(timeline: Timeline, start: int, timescale: int) -> str | 
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def media_playlist(timeline: Timeline, track: TimelineTrack, *, ts: bool = False, start_over: bool = False,
-                   key_tag: Callable[[int], str] | None = None) -> str:
+def media_playlist(
+    timeline: Timeline,
+    track: TimelineTrack,
+    *,
+    ts: bool = False,
+    start_over: bool = False,
+    key_tag: Callable[[int], str] | None = None,
+) -> str:
     """``key_tag``: the ``EXT-X-KEY`` line in force for a segment number (encrypted renditions);
     written where it changes.  ``EXT-X-MAP`` comes before it, so the init segment stays clear."""
     timescale = track.info.timescale
     rows = track.segments
-    target = max((max(1, round(r.duration / timescale)) for r in rows), default=max(1, round(timeline.segment_duration_ms / 1000)))
+    target = max(
+        (max(1, round(r.duration / timescale)) for r in rows),
+        default=max(1, round(timeline.segment_duration_ms / 1000)),
+    )
     lines = [
-        "#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}", f"#EXT-X-TARGETDURATION:{target}",
+        "#EXTM3U",
+        f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}",
+        f"#EXT-X-TARGETDURATION:{target}",
         f"#EXT-X-MEDIA-SEQUENCE:{track.media_sequence()}",
     ]
     if discontinuity_sequence := track.discontinuity_sequence():
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
-    lines += ["#EXT-X-INDEPENDENT-SEGMENTS"] + ([START_OVER] if start_over else []) + ([] if ts else ['#EXT-X-MAP:URI="init.mp4"'])
+    lines += (
+        ["#EXT-X-INDEPENDENT-SEGMENTS"]
+        + ([START_OVER] if start_over else [])
+        + ([] if ts else ['#EXT-X-MAP:URI="init.mp4"'])
+    )
     current_key = None
     for index, row in enumerate(rows):
         if row.discontinuity and index > 0:

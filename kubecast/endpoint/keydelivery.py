@@ -29,7 +29,11 @@ def _authorize(request: web.Request, protection: Protection, channel: str) -> No
     if refusal is not None:
         metrics.KEY_REQUESTS.labels(refusal.value).inc()
         log.warning("key request for channel %s refused: %s (from %s)", channel, refusal.value, request.remote)
-        raise web.HTTPUnauthorized(text="unauthorized\n") if refusal.status == 401 else web.HTTPForbidden(text="forbidden\n")
+        raise (
+            web.HTTPUnauthorized(text="unauthorized\n")
+            if refusal.status == 401
+            else web.HTTPForbidden(text="forbidden\n")
+        )
 
 
 NO_STORE = {"Cache-Control": "private, no-store"}
@@ -57,7 +61,9 @@ async def clearkey(request: web.Request) -> web.Response:
     _authorize(request, protection, timeline.channel)
     body = await request.content.read(MAX_LICENSE_REQUEST + 1)
     try:
-        answer = clearkey_license(body if len(body) <= MAX_LICENSE_REQUEST else b"", [protection.cenc_key(timeline.channel)])
+        answer = clearkey_license(
+            body if len(body) <= MAX_LICENSE_REQUEST else b"", [protection.cenc_key(timeline.channel)]
+        )
     except LicenseError as error:
         metrics.KEY_REQUESTS.labels("bad_request").inc()
         return web.Response(status=400, text=f"{error}\n", headers=NO_STORE)

@@ -76,8 +76,10 @@ class KeyServer:
         self.exchanges += 1
         try:
             timeout = aiohttp.ClientTimeout(total=self.timeout_seconds)
-            async with aiohttp.ClientSession(timeout=timeout) as session, \
-                    session.post(self.url, data=body, headers=headers) as response:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(self.url, data=body, headers=headers) as response,
+            ):
                 text = await response.content.read(MAX_DOCUMENT + 1)
                 if response.status != 200:
                     raise KeyServerUnavailable(f"the key server answered HTTP {response.status}")
@@ -91,6 +93,10 @@ class KeyServer:
         except KeyServerUnavailable as error:
             log.error("key server refused channel %s: %s", content_id, error)
             raise
-        log.info("key server gave key id %s for channel %s (%s)", key_id.hex(), content_id,
-                 ", ".join(s.system.value for s in answer.signals))
+        log.info(
+            "key server gave key id %s for channel %s (%s)",
+            key_id.hex(),
+            content_id,
+            ", ".join(s.system.value for s in answer.signals),
+        )
         return answer

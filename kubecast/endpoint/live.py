@@ -66,7 +66,9 @@ def manifest_cache_control(timeline: Timeline) -> str:
     return f"public, max-age={max(1, timeline.segment_duration_ms // 2000)}"
 
 
-def manifest_response(request: web.Request, timeline: Timeline, kind: str, content_type: str, render: Callable[[], str]) -> web.Response:
+def manifest_response(
+    request: web.Request, timeline: Timeline, kind: str, content_type: str, render: Callable[[], str]
+) -> web.Response:
     started = time.perf_counter()
     locator = request.match_info.get("locator")
     key = (f"locator:{locator}" if locator else timeline.channel, kind, request.host)
@@ -74,7 +76,9 @@ def manifest_response(request: web.Request, timeline: Timeline, kind: str, conte
     metrics.CACHE.labels("hit" if hit else "miss").inc()
     if not hit:
         metrics.RENDER_SECONDS.labels(kind).observe(time.perf_counter() - started)
-    return web.Response(text=text, content_type=content_type, headers={"Cache-Control": manifest_cache_control(timeline)})
+    return web.Response(
+        text=text, content_type=content_type, headers={"Cache-Control": manifest_cache_control(timeline)}
+    )
 
 
 def start_over(request: web.Request) -> bool:
@@ -85,7 +89,13 @@ def start_over(request: web.Request) -> bool:
 async def multivariant(request: web.Request) -> web.Response:
     timeline = await timeline_of(request)
     over = start_over(request)
-    return manifest_response(request, timeline, f"m3u8:{over}", "application/vnd.apple.mpegurl", lambda: hls.multivariant_playlist(timeline, start_over=over))
+    return manifest_response(
+        request,
+        timeline,
+        f"m3u8:{over}",
+        "application/vnd.apple.mpegurl",
+        lambda: hls.multivariant_playlist(timeline, start_over=over),
+    )
 
 
 async def media_playlist(request: web.Request) -> web.Response:
@@ -94,8 +104,13 @@ async def media_playlist(request: web.Request) -> web.Response:
     over = start_over(request)
     protection = protection_of(request)
     key_tag = protection.key_tag(timeline.channel, keys_path="../keys/") if protection else None
-    return manifest_response(request, timeline, f"m3u8:{track.info.id}:{over}", "application/vnd.apple.mpegurl",
-                             lambda: hls.media_playlist(timeline, track, start_over=over, key_tag=key_tag))
+    return manifest_response(
+        request,
+        timeline,
+        f"m3u8:{track.info.id}:{over}",
+        "application/vnd.apple.mpegurl",
+        lambda: hls.media_playlist(timeline, track, start_over=over, key_tag=key_tag),
+    )
 
 
 async def cenc_multivariant(request: web.Request) -> web.Response:
@@ -103,8 +118,13 @@ async def cenc_multivariant(request: web.Request) -> web.Response:
     timeline = await timeline_of(request)
     _scheme_protection(request, request.match_info["scheme"])
     over = start_over(request)
-    return manifest_response(request, timeline, f"m3u8-{request.match_info['scheme']}:{over}", "application/vnd.apple.mpegurl",
-                             lambda: hls.multivariant_playlist(timeline, start_over=over))
+    return manifest_response(
+        request,
+        timeline,
+        f"m3u8-{request.match_info['scheme']}:{over}",
+        "application/vnd.apple.mpegurl",
+        lambda: hls.multivariant_playlist(timeline, start_over=over),
+    )
 
 
 async def cenc_media_playlist(request: web.Request) -> web.Response:
@@ -114,8 +134,13 @@ async def cenc_media_playlist(request: web.Request) -> web.Response:
     protection = _scheme_protection(request, scheme)
     lines = (await protection.cenc(timeline.channel)).hls_key_lines(protection.cenc_scheme)
     over = start_over(request)
-    return manifest_response(request, timeline, f"m3u8-{scheme}:{track.info.id}:{over}", "application/vnd.apple.mpegurl",
-                             lambda: hls.media_playlist(timeline, track, start_over=over, key_tag=lambda _number: lines))
+    return manifest_response(
+        request,
+        timeline,
+        f"m3u8-{scheme}:{track.info.id}:{over}",
+        "application/vnd.apple.mpegurl",
+        lambda: hls.media_playlist(timeline, track, start_over=over, key_tag=lambda _number: lines),
+    )
 
 
 async def dash_manifest(request: web.Request) -> web.Response:
@@ -133,8 +158,13 @@ async def dash_manifest(request: web.Request) -> web.Response:
             license_url = str(keys.with_path(request.get(TOKEN_PREFIX, "") + keys.path))
         signalling = dash.DashProtection(protection.cenc_scheme, cenc_keys.key.key_id, license_url, cenc_keys.signals)
         kind = f"mpd:{license_url}"
-    return manifest_response(request, timeline, kind, "application/dash+xml",
-                             lambda: dash.mpd(timeline, time_url=time_url, now=datetime.now(timezone.utc), protection=signalling))
+    return manifest_response(
+        request,
+        timeline,
+        kind,
+        "application/dash+xml",
+        lambda: dash.mpd(timeline, time_url=time_url, now=datetime.now(timezone.utc), protection=signalling),
+    )
 
 
 async def object_response(request: web.Request, key: str, content_type: str, cache_control: str) -> web.StreamResponse:
@@ -168,8 +198,12 @@ def serve_bytes(request: web.Request, found: CachedObject, content_type: str, ca
     if span is None:
         return web.Response(body=found.data, content_type=content_type, headers=headers)
     start, end = span
-    return web.Response(status=206, body=found.data[start:end], content_type=content_type,
-                        headers={**headers, "Content-Range": f"bytes {start}-{end - 1}/{size}"})
+    return web.Response(
+        status=206,
+        body=found.data[start:end],
+        content_type=content_type,
+        headers={**headers, "Content-Range": f"bytes {start}-{end - 1}/{size}"},
+    )
 
 
 def media_type(track: TimelineTrack) -> str:
@@ -183,8 +217,13 @@ async def init_segment(request: web.Request) -> web.StreamResponse:
     scheme = request.match_info.get("scheme")
     if scheme is not None:
         protection = _scheme_protection(request, scheme)
-        found = await cenc_init(request.app[OBJECTS], key, lambda: cached(request, key), await protection.cenc(timeline.channel),
-                                protection.cenc_scheme)
+        found = await cenc_init(
+            request.app[OBJECTS],
+            key,
+            lambda: cached(request, key),
+            await protection.cenc(timeline.channel),
+            protection.cenc_scheme,
+        )
         if found is None:
             raise web.HTTPNotFound(text="not stored\n")
         return serve_bytes(request, found, media_type(track), IMMUTABLE)
@@ -219,12 +258,23 @@ async def media_segment(request: web.Request) -> web.StreamResponse:
     if scheme is not None:
         protection = _scheme_protection(request, scheme)
         init_key = layout.init_key(timeline.channel, track.init_source, track.info.id, track.info.init)
-        found = await cenc_segment(request.app[OBJECTS], key, lambda: cached(request, key), lambda: cached(request, init_key),
-                                   track.info.id, (await protection.cenc(timeline.channel)).key, protection.cenc_scheme)
+        found = await cenc_segment(
+            request.app[OBJECTS],
+            key,
+            lambda: cached(request, key),
+            lambda: cached(request, init_key),
+            track.info.id,
+            (await protection.cenc(timeline.channel)).key,
+            protection.cenc_scheme,
+        )
     else:  # HLS with AES-128: never the clear segment
         assert protection is not None  # neither a scheme nor protection was served above
-        found = await aes128_object(request.app[OBJECTS], ("stored", key), lambda: cached(request, key),
-                                    protection.key_for(timeline.channel, row.number))
+        found = await aes128_object(
+            request.app[OBJECTS],
+            ("stored", key),
+            lambda: cached(request, key),
+            protection.key_for(timeline.channel, row.number),
+        )
     if found is None:
         raise web.HTTPNotFound(text="not stored\n")
     return serve_bytes(request, found, media_type(track), IMMUTABLE)

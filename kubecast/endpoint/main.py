@@ -23,13 +23,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubecast endpoint", description=__doc__)
     parser.add_argument("--store", required=True, help="storage URL or folder")
     parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (port 0 picks a free port)")
-    parser.add_argument("--cache-mb", type=int, default=CACHE_BYTES >> 20,
-                        help="memory for hot segments (the pod's memory limit must leave room for it)")
-    parser.add_argument("--content-protection", default=None, metavar="JSON",
-                        help="the StreamingEndpoint's spec.contentProtection; its Secrets' values come from the environment "
-                             f"({CONTENT_MASTER_KEY_ENV}, {KEY_DELIVERY_JWT_KEY_ENV})")
-    parser.add_argument("--access", help="access policy JSON (allow-lists, trusted proxies, signing keys, origin authentication, "
-                        "cross-site origins); without it everything is open")
+    parser.add_argument(
+        "--cache-mb",
+        type=int,
+        default=CACHE_BYTES >> 20,
+        help="memory for hot segments (the pod's memory limit must leave room for it)",
+    )
+    parser.add_argument(
+        "--content-protection",
+        default=None,
+        metavar="JSON",
+        help="the StreamingEndpoint's spec.contentProtection; its Secrets' values come from the environment "
+        f"({CONTENT_MASTER_KEY_ENV}, {KEY_DELIVERY_JWT_KEY_ENV})",
+    )
+    parser.add_argument(
+        "--access",
+        help="access policy JSON (allow-lists, trusted proxies, signing keys, origin authentication, "
+        "cross-site origins); without it everything is open",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     try:

@@ -4,11 +4,26 @@ from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter("kubecast_endpoint_requests_total", "HTTP requests", ["route", "status"])
 BYTES = Counter("kubecast_endpoint_bytes_total", "Body bytes sent", ["route"])
-RENDER_SECONDS = Histogram("kubecast_endpoint_manifest_render_seconds", "Time to render a manifest", ["kind"], buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1))
+RENDER_SECONDS = Histogram(
+    "kubecast_endpoint_manifest_render_seconds",
+    "Time to render a manifest",
+    ["kind"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1),
+)
 CACHE = Counter("kubecast_endpoint_manifest_cache_total", "Rendered-manifest cache lookups", ["result"])
-OBJECT_CACHE = Counter("kubecast_endpoint_object_cache_total", "Segment cache lookups: hit, miss (one storage read or remux), collapsed (waited on another request's read)", ["result"])
+OBJECT_CACHE = Counter(
+    "kubecast_endpoint_object_cache_total",
+    "Segment cache lookups: hit, miss (one storage read or remux), collapsed (waited on another request's read)",
+    ["result"],
+)
 OBJECT_CACHE_BYTES = Gauge("kubecast_endpoint_object_cache_bytes", "Bytes of segments held in memory")
-KEY_REQUESTS = Counter("kubecast_endpoint_key_requests_total", "Key-delivery requests: served, or the reason of a refusal", ["outcome"])
-DENIED = Counter("kubecast_endpoint_denied_total", "Requests refused by the access policy, by reason "
-                 "(missing, malformed, unknown_key, bad_signature, expired, out_of_scope, ip_not_allowed, "
-                 "preview_ip_not_allowed, origin_auth, token_unexpected, bad_path)", ["reason"])
+KEY_REQUESTS = Counter(
+    "kubecast_endpoint_key_requests_total", "Key-delivery requests: served, or the reason of a refusal", ["outcome"]
+)
+DENIED = Counter(
+    "kubecast_endpoint_denied_total",
+    "Requests refused by the access policy, by reason "
+    "(missing, malformed, unknown_key, bad_signature, expired, out_of_scope, ip_not_allowed, "
+    "preview_ip_not_allowed, origin_auth, token_unexpected, bad_path)",
+    ["reason"],
+)

@@ -23,9 +23,26 @@ from kubecast.storage import layout
 
 from . import smooth, transport
 from .keydelivery import add_key_routes
+from .live import (
+    IMMUTABLE,
+    OBJECTS,
+    SCHEME,
+    TIMELINES,
+    TRACK,
+    cached,
+    cenc_media_playlist,
+    cenc_multivariant,
+    dash_manifest,
+    init_segment,
+    manifest_response,
+    media_playlist,
+    media_segment,
+    multivariant,
+    not_found,
+    serve_bytes,
+    timeline_of,
+)
 from .protected import protection_of
-from .live import (IMMUTABLE, cenc_media_playlist, cenc_multivariant, OBJECTS, SCHEME, TIMELINES, TRACK, cached, dash_manifest, init_segment, manifest_response, media_playlist, media_segment,
-                   multivariant, not_found, serve_bytes, timeline_of)
 
 LOCATOR = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 MANIFEST = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
@@ -81,7 +98,13 @@ async def ams_manifest(request: web.Request) -> web.Response:
         _refuse_smooth_if_protected(request)
         timeline = await timeline_of(request)
         privates = await _codec_private(request, timeline)
-        return manifest_response(request, timeline, "smooth", "application/vnd.ms-sstr+xml", lambda: smooth.client_manifest(timeline, privates))
+        return manifest_response(
+            request,
+            timeline,
+            "smooth",
+            "application/vnd.ms-sstr+xml",
+            lambda: smooth.client_manifest(timeline, privates),
+        )
     if wanted == "hls":
         return await multivariant(request)
     if wanted == "hls-ts":
@@ -108,7 +131,9 @@ async def _codec_private(request: web.Request, timeline: Timeline) -> dict[str, 
             config = next((t for t in parse_init(found.data) if t.kind == track.info.kind), None) if found else None
             if config is None:
                 continue
-            cache[key] = (parameter_sets(config.codec_config) if config.kind == "video" else config.codec_config).hex().upper()
+            cache[key] = (
+                (parameter_sets(config.codec_config) if config.kind == "video" else config.codec_config).hex().upper()
+            )
         result[track.info.id] = cache[key]
     return result
 
@@ -130,8 +155,12 @@ async def smooth_fragment(request: web.Request) -> web.StreamResponse:
         if found is None:
             return None
         try:
-            fragment = smooth.with_smooth_boxes(smooth.retimed(found.data, shift), time=row.start - shift, duration=row.duration,
-                                                following=None if following is None else [(t - shift, d) for t, d in following])
+            fragment = smooth.with_smooth_boxes(
+                smooth.retimed(found.data, shift),
+                time=row.start - shift,
+                duration=row.duration,
+                following=None if following is None else [(t - shift, d) for t, d in following],
+            )
             return smooth.moof_of(fragment) if info_only else fragment
         except Mp4Error as error:
             raise web.HTTPBadGateway(text=f"stored fragment unreadable: {error}\n") from None
@@ -155,7 +184,10 @@ async def not_a_program_url(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app[CODEC_PRIVATE] = {}
     program = f"/{{locator:{LOCATOR}}}"
-    app.router.add_get(f"{program}/{{manifest:{MANIFEST}}}.ism/{{fragment:QualityLevels\\(\\d+\\)/Fragment(?:s|Info)\\([a-z]+=\\d+\\)}}", smooth_fragment)
+    app.router.add_get(
+        f"{program}/{{manifest:{MANIFEST}}}.ism/{{fragment:QualityLevels\\(\\d+\\)/Fragment(?:s|Info)\\([a-z]+=\\d+\\)}}",
+        smooth_fragment,
+    )
     app.router.add_get(f"{program}/{{manifest:{MANIFEST}}}.m3u8", plain_hls)
     app.router.add_get(f"{program}/{{manifest:{MANIFEST}}}.mpd", plain_dash)
     for base in (program, f"{program}/{{manifest:{MANIFEST}}}.ism"):

@@ -38,7 +38,9 @@ def protection_of(request: web.Request) -> Protection | None:
 Loader = Callable[[], Awaitable[CachedObject | None]]
 
 
-async def aes128_object(objects: ObjectCache, cache_key: tuple[Hashable, ...], clear: Loader, content_key: ContentKey) -> CachedObject | None:
+async def aes128_object(
+    objects: ObjectCache, cache_key: tuple[Hashable, ...], clear: Loader, content_key: ContentKey
+) -> CachedObject | None:
     """``clear()``'s bytes (a stored object or a remux) in AES-128, through the object cache."""
 
     async def encrypt() -> bytes | None:
@@ -57,31 +59,50 @@ def pssh_boxes(keys: CencKeys) -> list[bytes]:
     return [cenc.pssh(cenc.CLEARKEY_SYSTEM_ID, [keys.key.key_id]), common]
 
 
-async def cenc_init(objects: ObjectCache, store_key: str, clear: Loader, keys: CencKeys,
-                    scheme: cenc.Scheme) -> CachedObject | None:
+async def cenc_init(
+    objects: ObjectCache, store_key: str, clear: Loader, keys: CencKeys, scheme: cenc.Scheme
+) -> CachedObject | None:
     content_key = keys.key
 
     async def protect() -> bytes | None:
         found = await clear()
         if found is None:
             return None
-        return cenc.protect_init(found.data, scheme=scheme, key_id=content_key.key_id, constant_iv=content_key.iv,
-                                 pssh_boxes=pssh_boxes(keys))
+        return cenc.protect_init(
+            found.data,
+            scheme=scheme,
+            key_id=content_key.key_id,
+            constant_iv=content_key.iv,
+            pssh_boxes=pssh_boxes(keys),
+        )
 
     return await _guarded(objects.get((scheme, content_key.key_id, store_key), protect))
 
 
-async def cenc_segment(objects: ObjectCache, store_key: str, clear: Loader, clear_init: Loader, track_id: str,
-                       content_key: ContentKey, scheme: cenc.Scheme) -> CachedObject | None:
+async def cenc_segment(
+    objects: ObjectCache,
+    store_key: str,
+    clear: Loader,
+    clear_init: Loader,
+    track_id: str,
+    content_key: ContentKey,
+    scheme: cenc.Scheme,
+) -> CachedObject | None:
     async def protect() -> bytes | None:
         found, init = await clear(), await clear_init()
         if found is None or init is None:
             return None
         config = parse_init(init.data)[0]
         length_size = (config.codec_config[4] & 0x03) + 1 if config.kind == "video" else 4
-        return cenc.protect_segment(found.data, scheme=scheme, key=content_key.key, constant_iv=content_key.iv,
-                                    video=config.kind == "video", nal_length_size=length_size,
-                                    iv_start=cenc.sample_iv_start(content_key.key, track_id))
+        return cenc.protect_segment(
+            found.data,
+            scheme=scheme,
+            key=content_key.key,
+            constant_iv=content_key.iv,
+            video=config.kind == "video",
+            nal_length_size=length_size,
+            iv_start=cenc.sample_iv_start(content_key.key, track_id),
+        )
 
     return await _guarded(objects.get((scheme, content_key.key_id, store_key), protect))
 

@@ -22,14 +22,19 @@ import binascii
 import enum
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from aiohttp import web
 from pydantic import ValidationError
 
-from kubecast.api.endpoint import CONTENT_MASTER_KEY_ENV, CPIX_CREDENTIALS_ENV, KEY_DELIVERY_JWT_KEY_ENV, ContentProtection
+from kubecast.api.endpoint import (
+    CONTENT_MASTER_KEY_ENV,
+    CPIX_CREDENTIALS_ENV,
+    KEY_DELIVERY_JWT_KEY_ENV,
+    ContentProtection,
+)
 from kubecast.media.cenc import Scheme
 from kubecast.media.cpix import DrmSignal, DrmSystem
 from kubecast.media.keys import ContentKey, KeyDeriver, key_period, parse_master_key
@@ -69,12 +74,21 @@ class JwtRule:
             return Refusal.MALFORMED
         try:
             claims = jwt.decode(
-                token, self.key, algorithms=["HS256"], issuer=self.issuer, audience=self.audience,
+                token,
+                self.key,
+                algorithms=["HS256"],
+                issuer=self.issuer,
+                audience=self.audience,
                 options={"require": ["exp"], "verify_aud": self.audience is not None, "verify_exp": False},
             )
         except jwt.InvalidSignatureError:
             return Refusal.BAD_SIGNATURE
-        except (jwt.InvalidIssuerError, jwt.InvalidAudienceError, jwt.MissingRequiredClaimError, jwt.ImmatureSignatureError):
+        except (
+            jwt.InvalidIssuerError,
+            jwt.InvalidAudienceError,
+            jwt.MissingRequiredClaimError,
+            jwt.ImmatureSignatureError,
+        ):
             return Refusal.WRONG_CLAIMS
         except jwt.InvalidTokenError:
             return Refusal.MALFORMED
@@ -115,8 +129,10 @@ class CencKeys:
         kid = self.key.key_id
         if not self.from_key_server:
             uri = f"data:text/plain;base64,{base64.b64encode(kid).decode()}"
-            return f'#EXT-X-KEY:METHOD={method},URI="{uri}",KEYID=0x{kid.hex()},KEYFORMAT="{CLEARKEY_KEY_FORMAT}",' \
-                   'KEYFORMATVERSIONS="1"'
+            return (
+                f'#EXT-X-KEY:METHOD={method},URI="{uri}",KEYID=0x{kid.hex()},KEYFORMAT="{CLEARKEY_KEY_FORMAT}",'
+                'KEYFORMATVERSIONS="1"'
+            )
         lines = []
         for signal in self.signals:
             if signal.uri_ext_x_key is not None:
@@ -126,8 +142,10 @@ class CencKeys:
             else:
                 uri = f"data:text/plain;base64,{base64.b64encode(signal.pssh or b'').decode()}"
             key_id = "" if signal.system is DrmSystem.FAIRPLAY else f",KEYID=0x{kid.hex()}"
-            lines.append(f'#EXT-X-KEY:METHOD={method},URI="{uri}"{key_id},KEYFORMAT="{signal.system.hls_key_format}",'
-                         'KEYFORMATVERSIONS="1"')
+            lines.append(
+                f'#EXT-X-KEY:METHOD={method},URI="{uri}"{key_id},KEYFORMAT="{signal.system.hls_key_format}",'
+                'KEYFORMATVERSIONS="1"'
+            )
         return "\n".join(lines)
 
 
@@ -140,8 +158,9 @@ class Protection:
     key_server: KeyServer | None = None
 
     @classmethod
-    def from_spec(cls, spec: ContentProtection, *, master_key: str, jwt_key: str | None,
-                  cpix_authorization: str | None = None) -> "Protection":
+    def from_spec(
+        cls, spec: ContentProtection, *, master_key: str, jwt_key: str | None, cpix_authorization: str | None = None
+    ) -> "Protection":
         """The endpoint's protection from its resource and the Secrets' values."""
         rule = None
         if spec.key_delivery is not None:
@@ -168,7 +187,9 @@ class Protection:
         try:
             answer = await self.key_server.answer(content_id=channel, key_id=derived.key_id, scheme=self.cenc_scheme)
         except KeyServerUnavailable:
-            raise web.HTTPServiceUnavailable(text="the DRM key server is unavailable\n", headers={"Retry-After": "5"}) from None
+            raise web.HTTPServiceUnavailable(
+                text="the DRM key server is unavailable\n", headers={"Retry-After": "5"}
+            ) from None
         # the IV is public (in tenc for cbcs): the key server's if it chose one
         return CencKeys(ContentKey(derived.key_id, answer.key, answer.explicit_iv or derived.iv), answer.signals, True)
 
@@ -202,7 +223,11 @@ def clearkey_license(body: bytes, offered: list[ContentKey]) -> dict[str, Any]:
     try:
         request = json.loads(body)
         kids = request["kids"]
-        if not isinstance(kids, list) or not 0 < len(kids) <= 16 or not all(isinstance(kid, str) and len(kid) <= 64 for kid in kids):
+        if (
+            not isinstance(kids, list)
+            or not 0 < len(kids) <= 16
+            or not all(isinstance(kid, str) and len(kid) <= 64 for kid in kids)
+        ):
             raise ValueError
         wanted = [base64.urlsafe_b64decode(kid + "=" * (-len(kid) % 4)) for kid in kids]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, binascii.Error):
@@ -216,6 +241,8 @@ def clearkey_license(body: bytes, offered: list[ContentKey]) -> dict[str, Any]:
 
 
 PROTECTION = web.AppKey("protection", Protection)
+
+
 def protection_from_environment(spec_json: str | None, environ: Mapping[str, str]) -> Protection | None:
     """The endpoint process's protection: its spec from the command line, the Secrets' values
     from the environment (never arguments, which every process on the node can read)."""
@@ -228,6 +255,9 @@ def protection_from_environment(spec_json: str | None, environ: Mapping[str, str
     master = environ.get(CONTENT_MASTER_KEY_ENV)
     if not master:
         raise ValueError(f"{CONTENT_MASTER_KEY_ENV} is not set")
-    return Protection.from_spec(spec, master_key=master, jwt_key=environ.get(KEY_DELIVERY_JWT_KEY_ENV),
-                                cpix_authorization=environ.get(CPIX_CREDENTIALS_ENV))
-
+    return Protection.from_spec(
+        spec,
+        master_key=master,
+        jwt_key=environ.get(KEY_DELIVERY_JWT_KEY_ENV),
+        cpix_authorization=environ.get(CPIX_CREDENTIALS_ENV),
+    )

@@ -24,7 +24,9 @@ from kubecast.media.timeline import Timeline, TimelineSegment, TimelineTrack
 
 from .hls import audio_track, video_tracks
 
-FRAGMENT = re.compile(r"^QualityLevels\((?P<bitrate>\d{1,12})\)/(?P<resource>Fragments|FragmentInfo)\((?P<kind>video|audio)=(?P<time>\d{1,20})\)$")
+FRAGMENT = re.compile(
+    r"^QualityLevels\((?P<bitrate>\d{1,12})\)/(?P<resource>Fragments|FragmentInfo)\((?P<kind>video|audio)=(?P<time>\d{1,20})\)$"
+)
 HNS = 10_000_000  # Smooth's default time unit: 100 ns
 LOOKAHEAD = 2
 TFXD = bytes.fromhex("6d1d9b0542d544e680e2141daff757b2")
@@ -105,25 +107,40 @@ def client_manifest(timeline: Timeline, codec_private: dict[str, str]) -> str:
         duration = (last.start + last.duration - first.start) * HNS // reference.info.timescale
     attributes = f'MajorVersion="2" MinorVersion="2" TimeScale="{HNS}" Duration="{0 if live else duration}"'
     if live:
-        attributes += (f' IsLive="TRUE" LookAheadFragmentCount="{LOOKAHEAD}"'
-                       f' DVRWindowLength="{timeline.window_ms * HNS // 1000}" CanSeek="TRUE" CanPause="TRUE"')
+        attributes += (
+            f' IsLive="TRUE" LookAheadFragmentCount="{LOOKAHEAD}"'
+            f' DVRWindowLength="{timeline.window_ms * HNS // 1000}" CanSeek="TRUE" CanPause="TRUE"'
+        )
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', f"<SmoothStreamingMedia {attributes}>"]
     if videos:
         width = max(t.info.width or 0 for t in videos)
         height = max(t.info.height or 0 for t in videos)
-        lines.append(f'<StreamIndex Type="video" Name="video" Chunks="{len(rows[videos[0].info.id])}" QualityLevels="{len(videos)}" '
-                     f'TimeScale="{videos[0].info.timescale}" Url="QualityLevels({{bitrate}})/Fragments(video={{start time}})" '
-                     f'MaxWidth="{width}" MaxHeight="{height}" DisplayWidth="{width}" DisplayHeight="{height}">')
+        lines.append(
+            f'<StreamIndex Type="video" Name="video" Chunks="{len(rows[videos[0].info.id])}" '
+            f'QualityLevels="{len(videos)}" '
+            f'TimeScale="{videos[0].info.timescale}" Url="QualityLevels({{bitrate}})/Fragments(video={{start time}})" '
+            f'MaxWidth="{width}" MaxHeight="{height}" DisplayWidth="{width}" DisplayHeight="{height}">'
+        )
         for index, track in enumerate(videos):
-            lines.append(f'<QualityLevel Index="{index}" Bitrate="{names[track.info.id]}" FourCC="AVC1" MaxWidth="{track.info.width or 0}" '
-                         f'MaxHeight="{track.info.height or 0}" CodecPrivateData={quoteattr(codec_private.get(track.info.id, ""))}/>')
+            lines.append(
+                f'<QualityLevel Index="{index}" Bitrate="{names[track.info.id]}" FourCC="AVC1" '
+                f'MaxWidth="{track.info.width or 0}" '
+                f'MaxHeight="{track.info.height or 0}" '
+                f'CodecPrivateData={quoteattr(codec_private.get(track.info.id, ""))}/>'
+            )
         lines += _chunks(rows[videos[0].info.id], shift[videos[0].info.id]) + ["</StreamIndex>"]
     if audio is not None and rows[audio.info.id]:
-        lines.append(f'<StreamIndex Type="audio" Name="audio" Chunks="{len(rows[audio.info.id])}" QualityLevels="1" TimeScale="{audio.info.timescale}" '
-                     f'Url="QualityLevels({{bitrate}})/Fragments(audio={{start time}})">')
-        lines.append(f'<QualityLevel Index="0" Bitrate="{names[audio.info.id]}" FourCC="AACL" SamplingRate="{audio.info.sample_rate or 48000}" '
-                     f'Channels="{audio.info.channels or 2}" BitsPerSample="16" PacketSize="4" AudioTag="255" '
-                     f'CodecPrivateData={quoteattr(codec_private.get(audio.info.id, ""))}/>')
+        lines.append(
+            f'<StreamIndex Type="audio" Name="audio" Chunks="{len(rows[audio.info.id])}" QualityLevels="1" '
+            f'TimeScale="{audio.info.timescale}" '
+            f'Url="QualityLevels({{bitrate}})/Fragments(audio={{start time}})">'
+        )
+        lines.append(
+            f'<QualityLevel Index="0" Bitrate="{names[audio.info.id]}" FourCC="AACL" '
+            f'SamplingRate="{audio.info.sample_rate or 48000}" '
+            f'Channels="{audio.info.channels or 2}" BitsPerSample="16" PacketSize="4" AudioTag="255" '
+            f'CodecPrivateData={quoteattr(codec_private.get(audio.info.id, ""))}/>'
+        )
         lines += _chunks(rows[audio.info.id], shift[audio.info.id]) + ["</StreamIndex>"]
     lines.append("</SmoothStreamingMedia>")
     return "\n".join(lines) + "\n"
@@ -152,7 +169,9 @@ def lookahead(timeline: Timeline, track: TimelineTrack, row: TimelineSegment) ->
 
 
 def _uuid_box(usertype: bytes, body: bytes) -> bytes:
-    return struct.pack(">I4s", 8 + 16 + 4 + len(body), b"uuid") + usertype + b"\x01\x00\x00\x00" + body  # version 1: 64-bit times
+    return (
+        struct.pack(">I4s", 8 + 16 + 4 + len(body), b"uuid") + usertype + b"\x01\x00\x00\x00" + body
+    )  # version 1: 64-bit times
 
 
 def with_smooth_boxes(fragment: bytes, *, time: int, duration: int, following: list[tuple[int, int]] | None) -> bytes:
@@ -175,4 +194,4 @@ def with_smooth_boxes(fragment: bytes, *, time: int, duration: int, following: l
 def moof_of(fragment: bytes) -> bytes:
     """What ``FragmentInfo`` serves: the fragment's ``moof`` box alone."""
     start, end = find_box(fragment, [b"moof"])
-    return fragment[start - 8:end]
+    return fragment[start - 8 : end]

@@ -4,8 +4,8 @@ recorded range and playback URLs, found through the locators the endpoint serves
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from html import escape
+from typing import Any
 
 from kubecast.api.urls import program_urls
 from kubecast.media.recording import Recording, recording_of
@@ -30,7 +30,7 @@ async def program_entries(store: Store, timelines: TimelineCache, *, channel: st
     entries = []
     prefix = layout.locators_prefix() + "/"
     for info in await store.list(prefix):
-        locator = info.key[len(prefix):-len(".json")]
+        locator = info.key[len(prefix) : -len(".json")]
         if not info.key.endswith(".json") or "/" in locator:
             continue
         record = await timelines.program(locator)
@@ -47,8 +47,14 @@ def urls_of(record: ProgramRecord, base: str) -> dict[str, str]:
 
 def program_document(entry: ProgramEntry, base: str) -> dict[str, Any]:
     record = entry.record
-    return {"name": record.name, "channel": record.channel, "locator": record.locator, "state": record.state,
-            "recording": entry.recording.to_wire(), "urls": urls_of(record, base)}
+    return {
+        "name": record.name,
+        "channel": record.channel,
+        "locator": record.locator,
+        "state": record.state,
+        "recording": entry.recording.to_wire(),
+        "urls": urls_of(record, base),
+    }
 
 
 def program_table(entries: list[ProgramEntry], base: str) -> str:
@@ -65,5 +71,8 @@ def program_table(entries: list[ProgramEntry], base: str) -> str:
             f"<td>{escape(recording.span() or '—')}</td><td>{escape(recording.amount())}</td>"
             f"<td>{links}</td></tr>"
         )
-    return ("<table class='channels programs'><thead><tr><th>Program</th><th>Channel</th><th>Recording</th><th>Recorded range (UTC)</th>"
-            f"<th>Recorded</th><th>Playback</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return (
+        "<table class='channels programs'><thead><tr><th>Program</th><th>Channel</th><th>Recording</th><th>Recorded "
+        "range (UTC)</th>"
+        f"<th>Recorded</th><th>Playback</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )

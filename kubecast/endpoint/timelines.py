@@ -34,7 +34,9 @@ class TimelineCache:
         record = await self.program(locator)
         if record is None:
             return None
-        return await self._read(f"program:{locator}", layout.program_timeline_key(record.channel, record.name), Timeline.from_json)
+        return await self._read(
+            f"program:{locator}", layout.program_timeline_key(record.channel, record.name), Timeline.from_json
+        )
 
     async def get(self, channel: str) -> Timeline | None:
         return await self._read(channel, layout.timeline_key(channel), Timeline.from_json)

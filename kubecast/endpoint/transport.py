@@ -32,8 +32,13 @@ async def ts_multivariant(request: web.Request) -> web.Response:
     # (…/<name>.ism/manifest(format=m3u8-aapl)) has them under ts/.
     prefix = "ts/" if "locator" in request.match_info else ""
     over = start_over(request)
-    return manifest_response(request, timeline, f"m3u8-ts:{over}", "application/vnd.apple.mpegurl",
-                             lambda: hls.multivariant_playlist(timeline, ts=True, prefix=prefix, start_over=over))
+    return manifest_response(
+        request,
+        timeline,
+        f"m3u8-ts:{over}",
+        "application/vnd.apple.mpegurl",
+        lambda: hls.multivariant_playlist(timeline, ts=True, prefix=prefix, start_over=over),
+    )
 
 
 async def ts_media_playlist(request: web.Request) -> web.Response:
@@ -44,11 +49,18 @@ async def ts_media_playlist(request: web.Request) -> web.Response:
     over = start_over(request)
     protection = protection_of(request)
     key_tag = protection.key_tag(timeline.channel, keys_path="../../keys/") if protection else None
-    return manifest_response(request, timeline, f"m3u8-ts:{track.info.id}:{over}", "application/vnd.apple.mpegurl",
-                             lambda: hls.media_playlist(timeline, track, ts=True, start_over=over, key_tag=key_tag))
+    return manifest_response(
+        request,
+        timeline,
+        f"m3u8-ts:{track.info.id}:{over}",
+        "application/vnd.apple.mpegurl",
+        lambda: hls.media_playlist(timeline, track, ts=True, start_over=over, key_tag=key_tag),
+    )
 
 
-async def _samples(request: web.Request, timeline: Timeline, track: TimelineTrack, number: int) -> tuple[bytes, int, list[TsSample]] | None:
+async def _samples(
+    request: web.Request, timeline: Timeline, track: TimelineTrack, number: int
+) -> tuple[bytes, int, list[TsSample]] | None:
     """(codec configuration, timescale, samples) of segment ``number`` of a track, or None."""
     row = next((r for r in track.segments if r.number == number), None)
     if row is None:
@@ -59,8 +71,11 @@ async def _samples(request: web.Request, timeline: Timeline, track: TimelineTrac
         return None
     config = next(t for t in parse_init(init.data) if t.kind == track.info.kind)
     boxes = dict(BoxStream().feed(segment.data))
-    samples = [TsSample(s.decode_time, s.composition_offset, s.keyframe, s.data)
-               for found in parse_fragment(boxes[b"moof"], boxes[b"mdat"]).values() for s in found]
+    samples = [
+        TsSample(s.decode_time, s.composition_offset, s.keyframe, s.data)
+        for found in parse_fragment(boxes[b"moof"], boxes[b"mdat"]).values()
+        for s in found
+    ]
     return config.codec_config, config.timescale, samples
 
 
@@ -74,7 +89,13 @@ async def ts_segment(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="TS segments carry a video rendition\n")
     number = int(match.group(1))
     audio = hls.audio_track(timeline)
-    key = ("ts", timeline.channel, video.info.id, number, next((r.source for r in video.segments if r.number == number), None))
+    key = (
+        "ts",
+        timeline.channel,
+        video.info.id,
+        number,
+        next((r.source for r in video.segments if r.number == number), None),
+    )
 
     async def remux() -> bytes:
         try:
@@ -83,18 +104,30 @@ async def ts_segment(request: web.Request) -> web.Response:
                 raise web.HTTPNotFound(text="segment not in the timeline\n")
             audio_part = await _samples(request, timeline, audio, number) if audio is not None else None
         except (Mp4Error, KeyError, StopIteration) as error:
-            raise web.HTTPBadGateway(text=f"stored segment {number} of {video.info.id} is unreadable: {error}\n") from None
+            raise web.HTTPBadGateway(
+                text=f"stored segment {number} of {video.info.id} is unreadable: {error}\n"
+            ) from None
         avcc, video_timescale, video_samples = video_part
         asc, audio_timescale, audio_samples = audio_part if audio_part else (None, 48_000, [])
-        return mux_segment(avcc=avcc, video_timescale=video_timescale, video=video_samples,
-                           asc=asc, audio_timescale=audio_timescale, audio=audio_samples)
+        return mux_segment(
+            avcc=avcc,
+            video_timescale=video_timescale,
+            video=video_samples,
+            asc=asc,
+            audio_timescale=audio_timescale,
+            audio=audio_samples,
+        )
 
     protection = protection_of(request)
     if protection is None:
         found = await request.app[OBJECTS].get(key, remux)
     else:
-        found = await aes128_object(request.app[OBJECTS], key, lambda: request.app[OBJECTS].get(key, remux),
-                                    protection.key_for(timeline.channel, number))
+        found = await aes128_object(
+            request.app[OBJECTS],
+            key,
+            lambda: request.app[OBJECTS].get(key, remux),
+            protection.key_for(timeline.channel, number),
+        )
     if found is None:  # remux returns bytes or raises: not reached, but never serve None
         raise web.HTTPNotFound(text="not stored\n")
     return serve_bytes(request, found, "video/mp2t", IMMUTABLE)

@@ -107,17 +107,24 @@ def load_config(path: str | Path) -> IngestConfig:
             if not 10 <= len(passphrase) <= 79:
                 raise ConfigError(f"channel {name}: an SRT passphrase has 10 to 79 characters")
         channels[name] = ChannelRoute(
-            name, key, tuple(_address(a) for a in entry.encoders), allowed,
+            name,
+            key,
+            tuple(_address(a) for a in entry.encoders),
+            allowed,
             tuple(_address(a) for a in entry.relays),
             protocols=frozenset(entry.protocols or ["RTMP"]),
             udp_listen=_address(entry.udp_listen) if entry.udp_listen else None,
             udp_group=entry.udp_group or None,
             srt_passphrase=passphrase,
             srt_latency_ms=entry.srt_latency_ms,
-            tls=entry.tls, plaintext=entry.plaintext,
+            tls=entry.tls,
+            plaintext=entry.plaintext,
         )
     return IngestConfig(
-        channels=channels, handshake_timeout=raw.handshake_timeout, idle_timeout=raw.idle_timeout, max_connections=raw.max_connections,
+        channels=channels,
+        handshake_timeout=raw.handshake_timeout,
+        idle_timeout=raw.idle_timeout,
+        max_connections=raw.max_connections,
     )
 
 
@@ -133,8 +140,9 @@ def _key_matches(route: ChannelRoute, key: str) -> bool:
     return route.key is None or hmac.compare_digest(route.key.encode(), key.encode())
 
 
-def decide(config: IngestConfig, *, app: str, name: str, peer: str, protocol: str = "RTMP",
-           secure: bool = False) -> Decision:
+def decide(
+    config: IngestConfig, *, app: str, name: str, peer: str, protocol: str = "RTMP", secure: bool = False
+) -> Decision:
     """Which channel (and rendition) a publish path names, if its key is right.
 
     ``…/<channel>/<key>[/<rendition>]`` names the channel; ``…/<key>[/<rendition>]`` finds it
@@ -150,7 +158,11 @@ def decide(config: IngestConfig, *, app: str, name: str, peer: str, protocol: st
         route = config.channels[path[named[-1]]]
         rest = path[named[-1] + 1 :]
         if len(rest) > 2:
-            return Decision(None, f"publish path has {len(rest)} elements after channel {route.name}; expected KEY or KEY/RENDITION", "bad_name")
+            return Decision(
+                None,
+                f"publish path has {len(rest)} elements after channel {route.name}; expected KEY or KEY/RENDITION",
+                "bad_name",
+            )
         key, rendition = rest[0], (rest[1] if len(rest) > 1 else "")
         if not _key_matches(route, key):
             return Decision(None, f"wrong stream key for channel {route.name}", "bad_key")
@@ -158,7 +170,12 @@ def decide(config: IngestConfig, *, app: str, name: str, peer: str, protocol: st
         keyed = [route for route in config.channels.values() if route.key is not None]
         candidates = [(path[-1], "")] + ([(path[-2], path[-1])] if len(path) > 1 else [])
         # Every key is compared every time, so the timing shows neither which matched nor how much.
-        matches = [(route, rendition) for key, rendition in candidates for route in keyed if hmac.compare_digest((route.key or "").encode(), key.encode())]
+        matches = [
+            (route, rendition)
+            for key, rendition in candidates
+            for route in keyed
+            if hmac.compare_digest((route.key or "").encode(), key.encode())
+        ]
         if not matches:
             return Decision(None, "unknown stream key", "bad_key")
         route, rendition = matches[0]

@@ -98,7 +98,9 @@ class EncoderLink:
                         await writer.drain()
             except (OSError, ConnectionError) as error:
                 metrics.LINK_FAILURES.labels(self.hello.channel).inc()
-                log.warning("link to encoder %s:%d of %s broke (%s); reconnecting", *self.address, self.hello.channel, error)
+                log.warning(
+                    "link to encoder %s:%d of %s broke (%s); reconnecting", *self.address, self.hello.channel, error
+                )
             finally:
                 self.connected = False
                 writer.close()
@@ -115,4 +117,3 @@ class EncoderLink:
             return True
         self._drain()  # frames queued while no encoder listened cannot be decoded later anyway
         return False
-

@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-listen", help="HOST:PORT for Smooth Streaming and CMAF HTTP push ingest")
     parser.add_argument("--srt-listen", help="HOST:PORT (UDP) for SRT callers")
     parser.add_argument("--rtmps-listen", help="HOST:PORT for RTMPS (RTMP over TLS); needs --tls-cert and --tls-key")
-    parser.add_argument("--https-listen",
-                        help="HOST:PORT for Smooth Streaming and CMAF push over HTTPS; needs --tls-cert and --tls-key")
+    parser.add_argument(
+        "--https-listen", help="HOST:PORT for Smooth Streaming and CMAF push over HTTPS; needs --tls-cert and --tls-key"
+    )
     parser.add_argument("--tls-cert", help="PEM certificate chain (leaf first) for RTMPS and HTTPS")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--config", required=True, help="ingest.json: channels, key files, encoder addresses")

@@ -7,8 +7,12 @@ FRAMES = Counter("kubecast_ingest_frames_total", "Audio and video frames receive
 BITRATE = Gauge("kubecast_ingest_bitrate_bits_per_second", "Contribution bitrate over the last seconds", ["channel"])
 PUBLISHERS = Gauge("kubecast_ingest_publishers", "Live publishers", ["channel"])
 REJECTED = Counter("kubecast_ingest_rejected_total", "Publishes refused", ["reason"])
-PROTOCOL_ERRORS = Counter("kubecast_ingest_protocol_errors_total", "Connections closed for a protocol error", ["reason"])
-LINK_FAILURES = Counter("kubecast_ingest_encoder_link_failures_total", "Connections to encoders that failed or were dropped", ["channel"])
+PROTOCOL_ERRORS = Counter(
+    "kubecast_ingest_protocol_errors_total", "Connections closed for a protocol error", ["reason"]
+)
+LINK_FAILURES = Counter(
+    "kubecast_ingest_encoder_link_failures_total", "Connections to encoders that failed or were dropped", ["channel"]
+)
 TRANSPORT_ERRORS = Counter(
     "kubecast_ingest_transport_errors_total",
     "Damage in MPEG-TS contributions: lost RTP datagrams, TS sync losses and continuity errors, frames dropped",

@@ -31,8 +31,15 @@ MAX_RENDITIONS = 8
 class Publication:
     """The links to a channel's encoders, the configurations a reconnecting link replays, statistics."""
 
-    def __init__(self, *, channel: str, session_id: str, protocol: str, encoders: tuple[tuple[str, int], ...],
-                 relays: tuple[tuple[str, int], ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        channel: str,
+        session_id: str,
+        protocol: str,
+        encoders: tuple[tuple[str, int], ...],
+        relays: tuple[tuple[str, int], ...] = (),
+    ) -> None:
         self.channel = channel
         self.protocol = protocol
         self.headers: dict[tuple[Kind, int], CodecConfig] = {}
@@ -99,7 +106,9 @@ class Publications:
     def live(self, channel: str) -> bool:
         return channel in self._live
 
-    def join(self, route: ChannelRoute, *, name: str, session_id: str, protocol: str, audio_only: bool = False) -> Source:
+    def join(
+        self, route: ChannelRoute, *, name: str, session_id: str, protocol: str, audio_only: bool = False
+    ) -> Source:
         """A publisher starts sending rendition ``name`` of ``route``'s channel (or, with
         ``audio_only``, the contribution's audio track, which takes no rendition index)."""
         if route.name in self._live:
@@ -112,7 +121,13 @@ class Publications:
                 raise Busy(f"channel {route.name} already has {MAX_RENDITIONS} renditions")
             track = min(set(range(MAX_RENDITIONS)) - {s.track for s in sources.values()})
         else:
-            publication = Publication(channel=route.name, session_id=session_id, protocol=protocol, encoders=route.encoders, relays=route.relays)
+            publication = Publication(
+                channel=route.name,
+                session_id=session_id,
+                protocol=protocol,
+                encoders=route.encoders,
+                relays=route.relays,
+            )
             sources, track = {}, 0
             self._live[route.name] = (publication, sources)
             metrics.PUBLISHERS.labels(route.name).set(1)
@@ -121,7 +136,9 @@ class Publications:
             # would decode as garbage.  The first stream to bring audio carries it.
             track = SPARE_AUDIO if any(s.track == AUDIO_ONLY for s in sources.values()) else AUDIO_ONLY
             if track == SPARE_AUDIO:
-                log.info("channel %s: the audio of %s repeats the audio already taken; it is not forwarded", route.name, name)
+                log.info(
+                    "channel %s: the audio of %s repeats the audio already taken; it is not forwarded", route.name, name
+                )
         source = Source(route.name, name, session_id, track, publication)
         sources[name] = source
         return source

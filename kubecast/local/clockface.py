@@ -27,9 +27,12 @@ def digit_expressions(offset_seconds: float) -> list[str]:
     minutes = f"mod(floor({now}/60),60)"
     seconds = f"mod(floor({now}),60)"
     return [
-        f"floor({hours}/10)", f"mod({hours},10)",
-        f"floor({minutes}/10)", f"mod({minutes},10)",
-        f"floor({seconds}/10)", f"mod({seconds},10)",
+        f"floor({hours}/10)",
+        f"mod({hours},10)",
+        f"floor({minutes}/10)",
+        f"mod({minutes},10)",
+        f"floor({seconds}/10)",
+        f"mod({seconds},10)",
     ]
 
 
@@ -52,7 +55,9 @@ def clock_filters(*, offset_seconds: float, x: int, y: int, digit_height: int) -
     colon = thick + gap
     total_width = 6 * width + 5 * gap + 2 * colon
     pad = digit_height // 4
-    filters = [f"drawbox=x={x - pad}:y={y - pad}:w={total_width + 2 * pad}:h={digit_height + 2 * pad}:color=black@0.8:t=fill"]
+    filters = [
+        f"drawbox=x={x - pad}:y={y - pad}:w={total_width + 2 * pad}:h={digit_height + 2 * pad}:color=black@0.8:t=fill"
+    ]
     cursor = x
     for index, expression in enumerate(digit_expressions(offset_seconds)):
         for segment, (sx, sy, sw, sh) in _segment_rects(cursor, y, width, digit_height, thick).items():

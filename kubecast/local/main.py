@@ -16,12 +16,23 @@ from importlib import resources
 from pathlib import Path
 
 from kubecast.api import ManifestError, Manifests, load_paths, load_text
+from kubecast.api.urls import ingest_urls, program_urls
 from kubecast.storage import ProgramRecord, Store, layout, read_program_timeline, read_timeline
 
-from kubecast.api.urls import ingest_urls, program_urls
-
-from .plan import (HTTP_PUSH, Ports, ProcessSpec, TlsFiles, build_plan, datagram_channels, instances_for,
-                   kubecast_command, metrics_names, protocols_in_use, tls_protocols_in_use, write_run_files)
+from .plan import (
+    HTTP_PUSH,
+    Ports,
+    ProcessSpec,
+    TlsFiles,
+    build_plan,
+    datagram_channels,
+    instances_for,
+    kubecast_command,
+    metrics_names,
+    protocols_in_use,
+    tls_protocols_in_use,
+    write_run_files,
+)
 from .programs import publish_programs
 from .status import summarize, summarize_program
 from .supervisor import Supervisor
@@ -55,9 +66,13 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve RTMP and HTTP on")
     parser.add_argument("--rtmp-port", type=int, default=1935, help="primary ingest (encoders A)")
     parser.add_argument("--rtmp-secondary-port", type=int, default=1936, help="secondary ingest (encoders B)")
-    parser.add_argument("--single-encoder", action="store_true", help="run encoder A only (half the CPU, no redundancy)")
+    parser.add_argument(
+        "--single-encoder", action="store_true", help="run encoder A only (half the CPU, no redundancy)"
+    )
     parser.add_argument("--http-port", type=int, default=8080)
-    parser.add_argument("--ingest-http-port", type=int, default=8081, help="Smooth / CMAF push ingest (encoders A; B: the next port)")
+    parser.add_argument(
+        "--ingest-http-port", type=int, default=8081, help="Smooth / CMAF push ingest (encoders A; B: the next port)"
+    )
     parser.add_argument("--srt-port", type=int, default=9000, help="SRT ingest (encoders A; B: the next port)")
     parser.add_argument("--quiet", action="store_true", help="do not echo the components' logs")
     parser.add_argument("--status-interval", type=float, default=5.0, help="seconds between status lines")
@@ -69,12 +84,21 @@ TLS_DEFAULTS = {"rtmps_port": 1943, "ingest_https_port": 8443, "tls_cert": None,
 
 
 def _tls_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rtmps-port", type=int, default=TLS_DEFAULTS["rtmps_port"],
-                        help="RTMPS ingest, for channels with ingest.tls (A; B: the next port)")
-    parser.add_argument("--ingest-https-port", type=int, default=TLS_DEFAULTS["ingest_https_port"],
-                        help="Smooth / CMAF push over HTTPS, for channels with ingest.tls (A; B: the next port)")
-    parser.add_argument("--tls-cert",
-                        help="PEM certificate (chain) of the RTMPS / HTTPS ingest; instead of the channels' TLS Secret")
+    parser.add_argument(
+        "--rtmps-port",
+        type=int,
+        default=TLS_DEFAULTS["rtmps_port"],
+        help="RTMPS ingest, for channels with ingest.tls (A; B: the next port)",
+    )
+    parser.add_argument(
+        "--ingest-https-port",
+        type=int,
+        default=TLS_DEFAULTS["ingest_https_port"],
+        help="Smooth / CMAF push over HTTPS, for channels with ingest.tls (A; B: the next port)",
+    )
+    parser.add_argument(
+        "--tls-cert", help="PEM certificate (chain) of the RTMPS / HTTPS ingest; instead of the channels' TLS Secret"
+    )
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
 
 
@@ -99,16 +123,28 @@ def print_urls(manifests: Manifests, *, host: str, ports: Ports, store_url: str,
             rtmp = ports.rtmp if instance == "A" else ports.rtmp_secondary
             if rtmp is None:
                 continue
-            urls = ingest_urls(channel, host=host, rtmp=rtmp, http=ports.ingest_http.get(instance), srt=ports.srt.get(instance),
-                               udp=ports.udp.get((name, instance)), key=key_hint, rtmps=ports.rtmps.get(instance),
-                               https=ports.ingest_https.get(instance))
+            urls = ingest_urls(
+                channel,
+                host=host,
+                rtmp=rtmp,
+                http=ports.ingest_http.get(instance),
+                srt=ports.srt.get(instance),
+                udp=ports.udp.get((name, instance)),
+                key=key_hint,
+                rtmps=ports.rtmps.get(instance),
+                https=ports.ingest_https.get(instance),
+            )
             suffix = f"  ({channel.spec.ingest.redundancy.value})" if instance == "B" else ""
             for protocol, url in urls.items():
                 print(f"    {f'{label} ({protocol}):':<17} {url}{suffix}")
     for name, program in manifests.programs.items():
-        print(f"\n  Program {name} (channel {program.spec.channel_name}, window {program.spec.archive_window}; "
-              f"`kubecast program stop {name}` turns it into on-demand content)")
-        for form, url in program_urls(base, locator=program.spec.locator or name, manifest=program.spec.manifest_name).items():
+        print(
+            f"\n  Program {name} (channel {program.spec.channel_name}, window {program.spec.archive_window}; "
+            f"`kubecast program stop {name}` turns it into on-demand content)"
+        )
+        for form, url in program_urls(
+            base, locator=program.spec.locator or name, manifest=program.spec.manifest_name
+        ).items():
             print(f"    {form + ':':<18}{url}")
     if any(endpoint.spec.access_control.signing_keys for endpoint in manifests.endpoints.values()):
         print(f"\n  These URLs need a token: kubecast sign -f <manifests> {base}/live/<channel>/index.m3u8")
@@ -151,8 +187,13 @@ def plan_ports(manifests: Manifests, args: argparse.Namespace) -> Ports:
 
 
 async def run_pipeline(
-    *, manifests: Manifests, store_url: str, run_dir: Path, args: argparse.Namespace,
-    extra: Sequence[ProcessSpec] = (), demo: bool = False,
+    *,
+    manifests: Manifests,
+    store_url: str,
+    run_dir: Path,
+    args: argparse.Namespace,
+    extra: Sequence[ProcessSpec] = (),
+    demo: bool = False,
 ) -> int:
     host = args.host
     ports = plan_ports(manifests, args)
@@ -160,15 +201,25 @@ async def run_pipeline(
         tls = None
         if args.tls_cert:
             tls = TlsFiles(cert=str(Path(args.tls_cert).resolve()), key=str(Path(args.tls_key).resolve()))
-        plan = build_plan(manifests=manifests, store_url=store_url, run_dir=run_dir,
-                          host=host, ports=ports, tls=tls)
+        plan = build_plan(manifests=manifests, store_url=store_url, run_dir=run_dir, host=host, ports=ports, tls=tls)
     except ManifestError as error:
         print(f"kubecast: {error}", file=sys.stderr)
         return 2
     write_run_files(plan, run_dir)
     specs = list(plan.processes)
     for spec in extra:
-        specs.append(ProcessSpec(name=spec.name, argv=spec.argv, ready_marker=spec.ready_marker, env={**spec.env, "KUBECAST_PUBLISH_URL": spec.env["KUBECAST_PUBLISH_URL"].replace("{rtmp_port}", str(ports.rtmp))}, restart=spec.restart))
+        specs.append(
+            ProcessSpec(
+                name=spec.name,
+                argv=spec.argv,
+                ready_marker=spec.ready_marker,
+                env={
+                    **spec.env,
+                    "KUBECAST_PUBLISH_URL": spec.env["KUBECAST_PUBLISH_URL"].replace("{rtmp_port}", str(ports.rtmp)),
+                },
+                restart=spec.restart,
+            )
+        )
     supervisor = Supervisor(specs, echo=not args.quiet)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -201,7 +252,9 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 
 
 def main_up(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="kubecast up", description="Run Channel/Program/StreamingEndpoint YAML on this machine.")
+    parser = argparse.ArgumentParser(
+        prog="kubecast up", description="Run Channel/Program/StreamingEndpoint YAML on this machine."
+    )
     parser.add_argument("-f", "--file", action="append", required=True, help="manifest file (repeatable)")
     _common_arguments(parser)
     _tls_arguments(parser)
@@ -230,7 +283,9 @@ def _ensure(path: Path) -> Path:
 
 
 def main_demo(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="kubecast demo", description="A test-pattern channel end to end: RTMP in, ABR out, a player URL.")
+    parser = argparse.ArgumentParser(
+        prog="kubecast demo", description="A test-pattern channel end to end: RTMP in, ABR out, a player URL."
+    )
     _common_arguments(parser)
     parser.add_argument("--size", default="1280x720", help="test pattern size")
     parser.set_defaults(**TLS_DEFAULTS)
@@ -241,7 +296,9 @@ def main_demo(argv: list[str]) -> int:
     store_url = args.store or str(run_dir / "store")
     key = secrets.token_urlsafe(16)
     text = resources.files("kubecast.local").joinpath("demo.yaml").read_text()
-    secret = f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: demo-stream-key}}\nstringData: {{streamKey: {key}}}\n"
+    secret = (
+        f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: demo-stream-key}}\nstringData: {{streamKey: {key}}}\n"
+    )
     manifests = load_text(text + secret, "demo.yaml")
     publisher = ProcessSpec(
         name="test-pattern",
@@ -250,8 +307,11 @@ def main_demo(argv: list[str]) -> int:
         env={"KUBECAST_PUBLISH_URL": f"rtmp://127.0.0.1:{{rtmp_port}}/live/demo/{key}"},
     )
     try:
-        return asyncio.run(run_pipeline(manifests=manifests, store_url=store_url, run_dir=run_dir, args=args,
-                                        extra=[publisher], demo=True))
+        return asyncio.run(
+            run_pipeline(
+                manifests=manifests, store_url=store_url, run_dir=run_dir, args=args, extra=[publisher], demo=True
+            )
+        )
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -259,7 +319,11 @@ def main_demo(argv: list[str]) -> int:
 def main_status(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="kubecast status", description="Show the channels and programs of a store.")
     parser.add_argument("--store", default=str(Path(".kubecast/store").resolve()))
-    parser.add_argument("--endpoint", default="", help="streaming endpoint address for the program URLs, e.g. http://127.0.0.1:8080 (default: paths only)")
+    parser.add_argument(
+        "--endpoint",
+        default="",
+        help="streaming endpoint address for the program URLs, e.g. http://127.0.0.1:8080 (default: paths only)",
+    )
     args = parser.parse_args(argv)
 
     async def show() -> int:
@@ -267,7 +331,11 @@ def main_status(argv: list[str]) -> int:
         keys = [info.key.split("/") for info in await store.list("channels")]
         # channels/<channel>/timeline.json, and channels/<channel>/programs/<program>/program.json
         channels = {parts[1] for parts in keys if len(parts) == 3 and parts[2] == "timeline.json"}
-        programs = sorted((parts[1], parts[3]) for parts in keys if len(parts) == 5 and parts[2] == "programs" and parts[4] == "program.json")
+        programs = sorted(
+            (parts[1], parts[3])
+            for parts in keys
+            if len(parts) == 5 and parts[2] == "programs" and parts[4] == "program.json"
+        )
         channels |= {channel for channel, _ in programs}
         if not channels:
             print(f"no channels in {args.store}")

@@ -100,13 +100,19 @@ def kubecast_command(*args: str) -> list[str]:
 
 def endpoint_protection(manifests: Manifests) -> tuple[list[str], dict[str, str]]:
     """The local endpoint's content-protection arguments and environment (the Secrets' values)."""
-    protected = [spec for endpoint in manifests.endpoints.values() if (spec := endpoint.spec.content_protection) is not None]
+    protected = [
+        spec for endpoint in manifests.endpoints.values() if (spec := endpoint.spec.content_protection) is not None
+    ]
     if not protected:
         return [], {}
     if len(protected) > 1:
-        raise ManifestError("local mode runs one streaming endpoint: at most one StreamingEndpoint may set contentProtection")
+        raise ManifestError(
+            "local mode runs one streaming endpoint: at most one StreamingEndpoint may set contentProtection"
+        )
     spec = protected[0]
-    return spec.endpoint_arguments(), {variable: manifests.secret_value(ref.name, ref.key) for variable, ref in spec.secret_env().items()}
+    return spec.endpoint_arguments(), {
+        variable: manifests.secret_value(ref.name, ref.key) for variable, ref in spec.secret_env().items()
+    }
 
 
 def access_path(run_dir: Path) -> Path:
@@ -117,7 +123,10 @@ def endpoint_access(manifests: Manifests, run_dir: Path, key_files: dict[str, st
     """The one local endpoint's access policy: the StreamingEndpoint's (there may be one) and
     the Channels' preview allow-lists; its secrets join ``key_files``.  None: nothing to enforce."""
     if len(manifests.endpoints) > 1:
-        raise ManifestError(f"kubecast up runs one streaming endpoint; the manifests define {len(manifests.endpoints)} StreamingEndpoints")
+        raise ManifestError(
+            f"kubecast up runs one streaming endpoint; the manifests define {len(manifests.endpoints)} "
+            "StreamingEndpoints"
+        )
     endpoint = next(iter(manifests.endpoints.values()), None)
     files = {}
     for file_name, ref in secret_files(endpoint) if endpoint else []:
@@ -127,8 +136,9 @@ def endpoint_access(manifests: Manifests, run_dir: Path, key_files: dict[str, st
     return document if any(document.values()) else None
 
 
-def ingest_tls_arguments(manifests: Manifests, run_dir: Path, key_files: dict[str, str],
-                         tls: TlsFiles | None) -> list[str]:
+def ingest_tls_arguments(
+    manifests: Manifests, run_dir: Path, key_files: dict[str, str], tls: TlsFiles | None
+) -> list[str]:
     """The local ingests' ``--tls-cert`` / ``--tls-key``: the given files, or else the
     kubernetes.io/tls Secret the TLS channels name (one ingest serves every channel locally, so
     with one certificate: they must name the same Secret).  Empty when no channel takes TLS."""
@@ -139,8 +149,10 @@ def ingest_tls_arguments(manifests: Manifests, run_dir: Path, key_files: dict[st
     if tls is not None:
         return ["--tls-cert", tls.cert, "--tls-key", tls.key]
     if len(names) > 1:
-        raise ManifestError(f"the local ingest has one certificate, but the channels name the TLS Secrets "
-                            f"{', '.join(names)}: name one, or give kubecast up --tls-cert and --tls-key")
+        raise ManifestError(
+            f"the local ingest has one certificate, but the channels name the TLS Secrets "
+            f"{', '.join(names)}: name one, or give kubecast up --tls-cert and --tls-key"
+        )
     files = {TLS_CERTIFICATE_KEY: str(run_dir / "ingest-tls.crt"), TLS_PRIVATE_KEY_KEY: str(run_dir / "ingest-tls.key")}
     for secret_key, path in files.items():
         try:
@@ -150,8 +162,9 @@ def ingest_tls_arguments(manifests: Manifests, run_dir: Path, key_files: dict[st
     return ["--tls-cert", files[TLS_CERTIFICATE_KEY], "--tls-key", files[TLS_PRIVATE_KEY_KEY]]
 
 
-def build_plan(*, manifests: Manifests, store_url: str, run_dir: Path, host: str,
-               ports: Ports, tls: TlsFiles | None = None) -> Plan:
+def build_plan(
+    *, manifests: Manifests, store_url: str, run_dir: Path, host: str, ports: Ports, tls: TlsFiles | None = None
+) -> Plan:
     protection_args, protection_env = endpoint_protection(manifests)
     key_files: dict[str, str] = {}
     access = endpoint_access(manifests, run_dir, key_files)
@@ -159,9 +172,17 @@ def build_plan(*, manifests: Manifests, store_url: str, run_dir: Path, host: str
     processes: list[ProcessSpec] = [
         ProcessSpec(
             name="endpoint",
-            argv=kubecast_command("endpoint", "--store", store_url, "--listen", f"{host}:{ports.http}", *protection_args,
-                                  *(["--access", str(access_path(run_dir))] if access else [])),
-            ready_marker="listening on", env=protection_env,
+            argv=kubecast_command(
+                "endpoint",
+                "--store",
+                store_url,
+                "--listen",
+                f"{host}:{ports.http}",
+                *protection_args,
+                *(["--access", str(access_path(run_dir))] if access else []),
+            ),
+            ready_marker="listening on",
+            env=protection_env,
         )
     ]
     instances = instances_for(redundant=ports.rtmp_secondary is not None)
@@ -176,9 +197,17 @@ def build_plan(*, manifests: Manifests, store_url: str, run_dir: Path, host: str
                 ProcessSpec(
                     name=label,
                     argv=kubecast_command(
-                        "encoder", "--config", str(encoder_config_path(run_dir, name)), "--instance", instance,
-                        "--contribution", f"127.0.0.1:{port}", "--store", store_url,
-                        "--metrics-port", str(ports.metrics[label]),
+                        "encoder",
+                        "--config",
+                        str(encoder_config_path(run_dir, name)),
+                        "--instance",
+                        instance,
+                        "--contribution",
+                        f"127.0.0.1:{port}",
+                        "--store",
+                        store_url,
+                        "--metrics-port",
+                        str(ports.metrics[label]),
                     ),
                     ready_marker="listening on",
                 )
@@ -188,8 +217,13 @@ def build_plan(*, manifests: Manifests, store_url: str, run_dir: Path, host: str
             ProcessSpec(
                 name=label,
                 argv=kubecast_command(
-                    "packager", "--config", str(packager_config_path(run_dir, name)), "--store", store_url,
-                    "--metrics-port", str(ports.metrics[label]),
+                    "packager",
+                    "--config",
+                    str(packager_config_path(run_dir, name)),
+                    "--store",
+                    store_url,
+                    "--metrics-port",
+                    str(ports.metrics[label]),
                 ),
                 ready_marker="running",  # the channel's first timeline is written: its URLs answer
             )
@@ -203,8 +237,13 @@ def build_plan(*, manifests: Manifests, store_url: str, run_dir: Path, host: str
         for instance in instances:
             udp_port = ports.udp.get((name, instance))
             ingest_channels[instance][name] = ingest_route(
-                channel, encoder=addresses[instance], others=[addresses[other] for other in instances if other != instance],
-                udp_listen=f"{host}:{udp_port}" if udp_port else None, stream_key_file=key_file, srt_passphrase_file=passphrase_file)
+                channel,
+                encoder=addresses[instance],
+                others=[addresses[other] for other in instances if other != instance],
+                udp_listen=f"{host}:{udp_port}" if udp_port else None,
+                stream_key_file=key_file,
+                srt_passphrase_file=passphrase_file,
+            )
     ingest_config = {instance: IngestFile(channels=routes) for instance, routes in ingest_channels.items()}
     packagers = {name: packager_config(channel, instances=instances) for name, channel in manifests.channels.items()}
     encoders = {name: encoder_config(channel) for name, channel in manifests.channels.items()}
@@ -215,21 +254,42 @@ def build_plan(*, manifests: Manifests, store_url: str, run_dir: Path, host: str
             ProcessSpec(
                 name=name,
                 argv=kubecast_command(
-                    "ingest", "--listen", f"{host}:{port}", "--config", str(ingest_config_path(run_dir, instance)),
-                    "--metrics-port", str(ports.metrics[name]),
-                    *(["--http-listen", f"{host}:{ports.ingest_http[instance]}"] if instance in ports.ingest_http else []),
+                    "ingest",
+                    "--listen",
+                    f"{host}:{port}",
+                    "--config",
+                    str(ingest_config_path(run_dir, instance)),
+                    "--metrics-port",
+                    str(ports.metrics[name]),
+                    *(
+                        ["--http-listen", f"{host}:{ports.ingest_http[instance]}"]
+                        if instance in ports.ingest_http
+                        else []
+                    ),
                     *(["--srt-listen", f"{host}:{ports.srt[instance]}"] if instance in ports.srt else []),
-                    *(["--rtmps-listen", f"{host}:{ports.rtmps[instance]}"]
-                      if tls_args and instance in ports.rtmps else []),
-                    *(["--https-listen", f"{host}:{ports.ingest_https[instance]}"]
-                      if tls_args and instance in ports.ingest_https else []),
+                    *(
+                        ["--rtmps-listen", f"{host}:{ports.rtmps[instance]}"]
+                        if tls_args and instance in ports.rtmps
+                        else []
+                    ),
+                    *(
+                        ["--https-listen", f"{host}:{ports.ingest_https[instance]}"]
+                        if tls_args and instance in ports.ingest_https
+                        else []
+                    ),
                     *tls_args,
                 ),
                 ready_marker="listening on",
             )
         )
-    return Plan(processes=processes, ingest_config=ingest_config, packager_config=packagers, encoder_config=encoders,
-                key_files=key_files, access_config=access)
+    return Plan(
+        processes=processes,
+        ingest_config=ingest_config,
+        packager_config=packagers,
+        encoder_config=encoders,
+        key_files=key_files,
+        access_config=access,
+    )
 
 
 def metrics_names(manifests: Manifests, redundant: bool = True) -> list[str]:
@@ -272,4 +332,8 @@ def tls_protocols_in_use(manifests: Manifests) -> set[str]:
 
 
 def datagram_channels(manifests: Manifests) -> list[str]:
-    return [name for name, channel in manifests.channels.items() if DATAGRAM & {p.value for p in channel.spec.ingest.protocols}]
+    return [
+        name
+        for name, channel in manifests.channels.items()
+        if DATAGRAM & {p.value for p in channel.spec.ingest.protocols}
+    ]

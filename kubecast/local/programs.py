@@ -32,7 +32,9 @@ async def find_record(store: Store, name: str) -> ProgramRecord | None:
 
 
 def main_program(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="kubecast program", description="Start or stop a Program of a running `kubecast up`.")
+    parser = argparse.ArgumentParser(
+        prog="kubecast program", description="Start or stop a Program of a running `kubecast up`."
+    )
     parser.add_argument("action", choices=["start", "stop"])
     parser.add_argument("name")
     parser.add_argument("--store", default=str(Path(".kubecast/store").resolve()))

@@ -32,7 +32,9 @@ def scope_of_path(path: str) -> str:
 def signed_url(url: str, token: str) -> str:
     """``url`` with the token as its first path element."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"{TOKEN_PREFIX}{token}{parts.path or '/'}", parts.query, parts.fragment))
+    return urlunsplit(
+        (parts.scheme, parts.netloc, f"{TOKEN_PREFIX}{token}{parts.path or '/'}", parts.query, parts.fragment)
+    )
 
 
 def key_from_manifests(paths: list[str], endpoint: str | None, key_id: str | None) -> tuple[str, bytes]:
@@ -44,7 +46,9 @@ def key_from_manifests(paths: list[str], endpoint: str | None, key_id: str | Non
         raise ManifestError("several StreamingEndpoints in the manifests; name one with --endpoint")
     keys = endpoints[0].spec.access_control.signing_keys
     if not keys:
-        raise ManifestError(f"StreamingEndpoint {endpoints[0].name} has no spec.accessControl.signingKeys: its URLs need no token")
+        raise ManifestError(
+            f"StreamingEndpoint {endpoints[0].name} has no spec.accessControl.signingKeys: its URLs need no token"
+        )
     chosen = keys[-1] if key_id is None else next((k for k in keys if k.id == key_id), None)
     if chosen is None:
         raise ManifestError(f"StreamingEndpoint {endpoints[0].name} has no signing key {key_id!r}")
@@ -52,13 +56,25 @@ def key_from_manifests(paths: list[str], endpoint: str | None, key_id: str | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kubecast sign", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("url", nargs="?", help="the URL to sign, e.g. http://127.0.0.1:8080/live/demo/index.m3u8 (without it: the token only)")
-    parser.add_argument("-f", "--file", action="append", default=[], help="manifest file holding the StreamingEndpoint and its Secrets")
+    parser = argparse.ArgumentParser(
+        prog="kubecast sign", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "url",
+        nargs="?",
+        help="the URL to sign, e.g. http://127.0.0.1:8080/live/demo/index.m3u8 (without it: the token only)",
+    )
+    parser.add_argument(
+        "-f", "--file", action="append", default=[], help="manifest file holding the StreamingEndpoint and its Secrets"
+    )
     parser.add_argument("--endpoint", help="the StreamingEndpoint's name (when the manifests hold several)")
-    parser.add_argument("--key-id", help="the key to sign with (default: the last of signingKeys; required with --key-file)")
+    parser.add_argument(
+        "--key-id", help="the key to sign with (default: the last of signingKeys; required with --key-file)"
+    )
     parser.add_argument("--key-file", help="file holding the key instead of the manifests")
-    parser.add_argument("--scope", help="channel:<name>, program:<locator> or prefix:/<path> (default: the URL's channel or program)")
+    parser.add_argument(
+        "--scope", help="channel:<name>, program:<locator> or prefix:/<path> (default: the URL's channel or program)"
+    )
     parser.add_argument("--ttl", type=int, default=3600, help="seconds the token stays valid (default 3600)")
     args = parser.parse_args(argv)
     try:

@@ -26,7 +26,9 @@ log = logging.getLogger("kubecast.test-pattern")
 
 def source_graph(*, width: int, height: int, fps: int, offset_seconds: float) -> str:
     digit_height = max(24, height // 12)
-    clock = clock_filters(offset_seconds=offset_seconds, x=digit_height // 2, y=height - 2 * digit_height, digit_height=digit_height)
+    clock = clock_filters(
+        offset_seconds=offset_seconds, x=digit_height // 2, y=height - 2 * digit_height, digit_height=digit_height
+    )
     video = ",".join([f"testsrc2=size={width}x{height}:rate={fps}", *clock, "format=yuv420p"])
     audio = "sine=frequency=1000:beep_factor=4:sample_rate=48000,aformat=sample_fmts=fltp:channel_layouts=stereo"
     return f"{video}[out0];{audio}[out1]"
@@ -39,7 +41,9 @@ def seconds_since_local_midnight(now: datetime | None = None) -> float:
 
 def publish(url: str, *, width: int, height: int, fps: int, bitrate: int, duration: float | None, preset: str) -> None:
     """Publish once; returns at ``duration`` or raises when the connection fails."""
-    source = av.open(source_graph(width=width, height=height, fps=fps, offset_seconds=seconds_since_local_midnight()), format="lavfi")
+    source = av.open(
+        source_graph(width=width, height=height, fps=fps, offset_seconds=seconds_since_local_midnight()), format="lavfi"
+    )
     output = av.open(url, "w", format="flv")
     try:
         video_out = output.add_stream("libx264", rate=fps)
@@ -53,7 +57,11 @@ def publish(url: str, *, width: int, height: int, fps: int, bitrate: int, durati
         for packet in source.demux():
             for frame in packet.decode():
                 # the lavfi graph decodes to timed video and audio frames only
-                assert isinstance(frame, (av.VideoFrame, av.AudioFrame)) and frame.pts is not None and frame.time_base is not None
+                assert (
+                    isinstance(frame, (av.VideoFrame, av.AudioFrame))
+                    and frame.pts is not None
+                    and frame.time_base is not None
+                )
                 media_time = float(frame.pts * frame.time_base)
                 if duration is not None and media_time >= duration:
                     return
@@ -85,13 +93,25 @@ def main(argv: list[str] | None = None) -> int:
     width, height = (int(part) for part in args.size.split("x"))
     while True:
         try:
-            publish(url, width=width, height=height, fps=args.fps, bitrate=args.bitrate, duration=args.duration, preset=args.preset)
+            publish(
+                url,
+                width=width,
+                height=height,
+                fps=args.fps,
+                bitrate=args.bitrate,
+                duration=args.duration,
+                preset=args.preset,
+            )
             return 0
         except KeyboardInterrupt:
             return 0
         except (av.error.FFmpegError, OSError) as error:
             # The URL holds the stream key: log the failure, never the URL.
-            log.warning("publish failed (%s); retrying in %.1fs", type(error).__name__ + ": " + str(error).split(":")[0], args.retry)
+            log.warning(
+                "publish failed (%s); retrying in %.1fs",
+                type(error).__name__ + ": " + str(error).split(":")[0],
+                args.retry,
+            )
             time.sleep(args.retry)
 
 

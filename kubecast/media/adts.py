@@ -26,7 +26,7 @@ def split_adts(data: bytes) -> tuple[list[AdtsFrame], int]:
     frames: list[AdtsFrame] = []
     position, damaged = 0, 0
     while position + 7 <= len(data):
-        header = data[position:position + 7]
+        header = data[position : position + 7]
         if header[0] != 0xFF or header[1] & 0xF6 != 0xF0:
             next_sync = data.find(b"\xff", position + 1)
             skip = (len(data) if next_sync == -1 else next_sync) - position
@@ -41,7 +41,13 @@ def split_adts(data: bytes) -> tuple[list[AdtsFrame], int]:
         header_length = 7 if protection_absent else 9
         if rate_index >= len(SAMPLE_RATES) or length < header_length or position + length > len(data):
             break  # a truncated or impossible frame: the rest of the PES is lost
-        frames.append(AdtsFrame(audio_specific_config(object_type, rate_index, channels), SAMPLE_RATES[rate_index], channels,
-                                data[position + header_length:position + length]))
+        frames.append(
+            AdtsFrame(
+                audio_specific_config(object_type, rate_index, channels),
+                SAMPLE_RATES[rate_index],
+                channels,
+                data[position + header_length : position + length],
+            )
+        )
         position += length
     return frames, damaged + len(data) - position

@@ -28,8 +28,8 @@ from __future__ import annotations
 import hashlib
 import struct
 import uuid
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -60,14 +60,18 @@ class Subsample:
 
 def pssh(system_id: uuid.UUID, key_ids: list[bytes], data: bytes = b"") -> bytes:
     """A version-1 ``pssh`` (key ids listed in the box, as ClearKey and the common system need)."""
-    return full_box(b"pssh", 1, 0, system_id.bytes, struct.pack(">I", len(key_ids)), *key_ids, struct.pack(">I", len(data)), data)
+    return full_box(
+        b"pssh", 1, 0, system_id.bytes, struct.pack(">I", len(key_ids)), *key_ids, struct.pack(">I", len(data)), data
+    )
 
 
 def _tenc(scheme: Scheme, key_id: bytes, constant_iv: bytes, video: bool) -> bytes:
     if scheme == "cenc":
         return full_box(b"tenc", 0, 0, bytes([0, 0, 1, 8]), key_id)
     crypt, skip = PATTERN if video else (0, 0)  # 0:0 is "every block" for a track without a pattern
-    return full_box(b"tenc", 1, 0, bytes([0, (crypt << 4) | skip, 1, 0]), key_id, bytes([len(constant_iv)]), constant_iv)
+    return full_box(
+        b"tenc", 1, 0, bytes([0, (crypt << 4) | skip, 1, 0]), key_id, bytes([len(constant_iv)]), constant_iv
+    )
 
 
 def _protected_entries(data: bytes, start: int, end: int, sinf_of: Callable[[bytes], bytes]) -> bytes:
@@ -181,8 +185,16 @@ def sample_iv_start(key: bytes, track: str) -> int:
     return int.from_bytes(hashlib.sha256(b"kubecast sample iv" + key + track.encode()).digest()[:8], "big")
 
 
-def protect_segment(segment: bytes, *, scheme: Scheme, key: bytes, constant_iv: bytes, video: bool, nal_length_size: int = 4,
-                    iv_start: int = 0) -> bytes:
+def protect_segment(
+    segment: bytes,
+    *,
+    scheme: Scheme,
+    key: bytes,
+    constant_iv: bytes,
+    video: bool,
+    nal_length_size: int = 4,
+    iv_start: int = 0,
+) -> bytes:
     """A clear one-track media segment (``styp`` + ``moof`` + ``mdat``) in ``scheme``."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}")
@@ -194,7 +206,7 @@ def protect_segment(segment: bytes, *, scheme: Scheme, key: bytes, constant_iv: 
     tracks = parse_fragment(moof, boxes[b"mdat"])
     if len(tracks) != 1:
         raise Mp4Error("one track per segment expected")
-    (track_id, samples), = tracks.items()
+    ((track_id, samples),) = tracks.items()
     if not samples:
         raise Mp4Error("a media segment without samples")
     mfhd = next((s for k, s, _e in iter_boxes(moof, 8) if k == b"mfhd"), None)
@@ -210,8 +222,16 @@ def protect_segment(segment: bytes, *, scheme: Scheme, key: bytes, constant_iv: 
             payload.append(_cbcs(key, constant_iv, sample.data, subsamples))
             entry = b""
         if subsamples is not None:
-            entry += struct.pack(">H", len(subsamples)) + b"".join(struct.pack(">HI", s.clear, s.protected) for s in subsamples)
+            entry += struct.pack(">H", len(subsamples)) + b"".join(
+                struct.pack(">HI", s.clear, s.protected) for s in subsamples
+            )
         entries.append(entry)
     described = [Sample(s.duration, len(s.data), s.composition_offset, s.keyframe) for s in samples]
-    return media_segment(sequence_number=sequence, base_decode_time=samples[0].decode_time, samples=described,
-                         data=b"".join(payload), track_id=track_id, auxiliary=SampleAuxiliary(entries, subsamples=video))
+    return media_segment(
+        sequence_number=sequence,
+        base_decode_time=samples[0].decode_time,
+        samples=described,
+        data=b"".join(payload),
+        track_id=track_id,
+        auxiliary=SampleAuxiliary(entries, subsamples=video),
+    )

@@ -116,9 +116,17 @@ _END_RECORD = bytes([_END])
 
 def encode_record(record: Record) -> bytes:
     if isinstance(record, Frame):
-        header = _FRAME_HEADER.pack(_FRAME, record.kind, record.track, _KEYFRAME if record.keyframe else 0,
-                                    record.timescale, record.decode_time, record.composition_offset,
-                                    record.duration or 0, len(record.data))
+        header = _FRAME_HEADER.pack(
+            _FRAME,
+            record.kind,
+            record.track,
+            _KEYFRAME if record.keyframe else 0,
+            record.timescale,
+            record.decode_time,
+            record.composition_offset,
+            record.duration or 0,
+            len(record.data),
+        )
         return header + record.data
     if isinstance(record, CodecConfig):
         return _CONFIG_HEADER.pack(_CONFIG, record.kind, record.track, len(record.data)) + record.data

@@ -117,7 +117,9 @@ def cpix_request(*, content_id: str, key_id: bytes, scheme: str, systems: list[D
     ET.SubElement(keys, f"{{{CPIX_NS}}}ContentKey", {"kid": _kid(key_id), "commonEncryptionScheme": scheme})
     drm = ET.SubElement(root, f"{{{CPIX_NS}}}DRMSystemList")
     for system in systems:
-        element = ET.SubElement(drm, f"{{{CPIX_NS}}}DRMSystem", {"kid": _kid(key_id), "systemId": str(system.system_id)})
+        element = ET.SubElement(
+            drm, f"{{{CPIX_NS}}}DRMSystem", {"kid": _kid(key_id), "systemId": str(system.system_id)}
+        )
         for wanted in ("PSSH", "ContentProtectionData", "URIExtXKey"):
             ET.SubElement(element, f"{{{CPIX_NS}}}{wanted}")
     rules = ET.SubElement(root, f"{{{CPIX_NS}}}ContentKeyUsageRuleList")
@@ -208,8 +210,14 @@ def parse_cpix_answer(body: bytes, *, key_id: bytes, systems: list[DrmSystem]) -
         raise CpixError("explicitIV is not 16 bytes")
     signals = []
     for system in systems:
-        element = next((e for e in root.iter(f"{{{CPIX_NS}}}DRMSystem")
-                        if e.get("systemId", "").lower() == str(system.system_id) and e.get("kid", "").lower() == kid), None)
+        element = next(
+            (
+                e
+                for e in root.iter(f"{{{CPIX_NS}}}DRMSystem")
+                if e.get("systemId", "").lower() == str(system.system_id) and e.get("kid", "").lower() == kid
+            ),
+            None,
+        )
         if element is None:
             raise CpixError(f"the CPIX answer has no DRMSystem for {system.value} ({system.system_id})")
         signal = _signal(element, system)

@@ -76,7 +76,9 @@ class FragmentSample:
 def _payload(data: bytes, path: list[bytes], start: int = 0, end: int | None = None) -> tuple[int, int] | None:
     for kind, payload_start, payload_end in iter_boxes(data, start, end):
         if kind == path[0]:
-            return (payload_start, payload_end) if len(path) == 1 else _payload(data, path[1:], payload_start, payload_end)
+            return (
+                (payload_start, payload_end) if len(path) == 1 else _payload(data, path[1:], payload_start, payload_end)
+            )
     return None
 
 
@@ -222,7 +224,9 @@ def _parse_fragment(moof: bytes, mdat: bytes) -> dict[int, list[FragmentSample]]
     return result
 
 
-def _trun(body: bytes, start: int, end: int, base: int, data_end: int, defaults: dict[str, int], time: int, limit: int) -> tuple[list[FragmentSample], int]:
+def _trun(
+    body: bytes, start: int, end: int, base: int, data_end: int, defaults: dict[str, int], time: int, limit: int
+) -> tuple[list[FragmentSample], int]:
     if end - start < 8:
         raise Mp4Error("truncated trun")
     header = struct.unpack_from(">I", body, start)[0]

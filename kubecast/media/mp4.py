@@ -44,18 +44,28 @@ def _ftyp() -> bytes:
 
 def _mvhd(timescale: int, next_track_id: int) -> bytes:
     return full_box(
-        b"mvhd", 0, 0,
+        b"mvhd",
+        0,
+        0,
         struct.pack(">IIII", 0, 0, timescale, 0),
-        struct.pack(">IH", 0x00010000, 0x0100), b"\x00" * 10, MATRIX, b"\x00" * 24,
+        struct.pack(">IH", 0x00010000, 0x0100),
+        b"\x00" * 10,
+        MATRIX,
+        b"\x00" * 24,
         struct.pack(">I", next_track_id),
     )
 
 
 def _tkhd(track_id: int, width: int, height: int, audio: bool) -> bytes:
     return full_box(
-        b"tkhd", 0, 0x3,  # enabled, in movie
-        struct.pack(">IIIII", 0, 0, track_id, 0, 0), b"\x00" * 8,
-        struct.pack(">hhH", 0, 0, 0x0100 if audio else 0), b"\x00\x00", MATRIX,
+        b"tkhd",
+        0,
+        0x3,  # enabled, in movie
+        struct.pack(">IIIII", 0, 0, track_id, 0, 0),
+        b"\x00" * 8,
+        struct.pack(">hhH", 0, 0, 0x0100 if audio else 0),
+        b"\x00\x00",
+        MATRIX,
         struct.pack(">II", width << 16, height << 16),
     )
 
@@ -78,13 +88,18 @@ def _dinf() -> bytes:
 def _empty_tables(stsd: bytes) -> bytes:
     empty = struct.pack(">I", 0)
     return box(
-        b"stbl", stsd,
-        full_box(b"stts", 0, 0, empty), full_box(b"stsc", 0, 0, empty),
-        full_box(b"stsz", 0, 0, struct.pack(">II", 0, 0)), full_box(b"stco", 0, 0, empty),
+        b"stbl",
+        stsd,
+        full_box(b"stts", 0, 0, empty),
+        full_box(b"stsc", 0, 0, empty),
+        full_box(b"stsz", 0, 0, struct.pack(">II", 0, 0)),
+        full_box(b"stco", 0, 0, empty),
     )
 
 
-def _moov(track_id: int, timescale: int, tkhd: bytes, media_header: bytes, handler: bytes, stsd: bytes, language: str) -> bytes:
+def _moov(
+    track_id: int, timescale: int, tkhd: bytes, media_header: bytes, handler: bytes, stsd: bytes, language: str
+) -> bytes:
     minf = box(b"minf", media_header, _dinf(), _empty_tables(stsd))
     mdia = box(b"mdia", _mdhd(timescale, language), handler, minf)
     trex = full_box(b"trex", 0, 0, struct.pack(">IIIII", track_id, 1, 0, 0, 0))
@@ -93,13 +108,20 @@ def _moov(track_id: int, timescale: int, tkhd: bytes, media_header: bytes, handl
 
 def init_segment_video(*, width: int, height: int, timescale: int, avcc: bytes, track_id: int = 1) -> bytes:
     avc1 = box(
-        b"avc1", b"\x00" * 6, struct.pack(">H", 1), b"\x00" * 16,
+        b"avc1",
+        b"\x00" * 6,
+        struct.pack(">H", 1),
+        b"\x00" * 16,
         struct.pack(">HHIIIH", width, height, 0x00480000, 0x00480000, 0, 1),
-        b"\x00" * 32, struct.pack(">Hh", 0x0018, -1), box(b"avcC", avcc),
+        b"\x00" * 32,
+        struct.pack(">Hh", 0x0018, -1),
+        box(b"avcC", avcc),
     )
     stsd = full_box(b"stsd", 0, 0, struct.pack(">I", 1), avc1)
     vmhd = full_box(b"vmhd", 0, 1, b"\x00" * 8)
-    moov = _moov(track_id, timescale, _tkhd(track_id, width, height, False), vmhd, _hdlr(b"vide", b"kubecast video"), stsd, "und")
+    moov = _moov(
+        track_id, timescale, _tkhd(track_id, width, height, False), vmhd, _hdlr(b"vide", b"kubecast video"), stsd, "und"
+    )
     return _ftyp() + moov
 
 
@@ -113,20 +135,37 @@ def _descriptor(tag: int, payload: bytes) -> bytes:
 
 def _esds(asc: bytes, bitrate: int) -> bytes:
     decoder_specific = _descriptor(0x05, asc)
-    decoder_config = _descriptor(0x04, bytes([0x40, 0x15]) + b"\x00\x00\x00" + struct.pack(">II", bitrate, bitrate) + decoder_specific)
+    decoder_config = _descriptor(
+        0x04, bytes([0x40, 0x15]) + b"\x00\x00\x00" + struct.pack(">II", bitrate, bitrate) + decoder_specific
+    )
     es = _descriptor(0x03, struct.pack(">HB", 0, 0) + decoder_config + _descriptor(0x06, b"\x02"))
     return full_box(b"esds", 0, 0, es)
 
 
-def init_segment_audio(*, sample_rate: int, channels: int, timescale: int, asc: bytes, bitrate: int = 128_000, track_id: int = 1, language: str = "und") -> bytes:
+def init_segment_audio(
+    *,
+    sample_rate: int,
+    channels: int,
+    timescale: int,
+    asc: bytes,
+    bitrate: int = 128_000,
+    track_id: int = 1,
+    language: str = "und",
+) -> bytes:
     mp4a = box(
-        b"mp4a", b"\x00" * 6, struct.pack(">H", 1), b"\x00" * 8,
-        struct.pack(">HHHH", channels, 16, 0, 0), struct.pack(">I", (sample_rate if sample_rate < 65536 else 0) << 16),
+        b"mp4a",
+        b"\x00" * 6,
+        struct.pack(">H", 1),
+        b"\x00" * 8,
+        struct.pack(">HHHH", channels, 16, 0, 0),
+        struct.pack(">I", (sample_rate if sample_rate < 65536 else 0) << 16),
         _esds(asc, bitrate),
     )
     stsd = full_box(b"stsd", 0, 0, struct.pack(">I", 1), mp4a)
     smhd = full_box(b"smhd", 0, 0, b"\x00" * 4)
-    moov = _moov(track_id, timescale, _tkhd(track_id, 0, 0, True), smhd, _hdlr(b"soun", b"kubecast audio"), stsd, language)
+    moov = _moov(
+        track_id, timescale, _tkhd(track_id, 0, 0, True), smhd, _hdlr(b"soun", b"kubecast audio"), stsd, language
+    )
     return _ftyp() + moov
 
 
@@ -157,16 +196,31 @@ def _encryption_boxes(auxiliary: SampleAuxiliary, offset_of_saiz: int) -> bytes:
     if len(sizes) == 1 and 0 not in sizes:  # a default size of 0 means "a size per sample follows"
         saiz = full_box(b"saiz", 0, 0, struct.pack(">BI", sizes.pop(), len(auxiliary.entries)))
     else:
-        saiz = full_box(b"saiz", 0, 0, struct.pack(">BI", 0, len(auxiliary.entries)), bytes(len(entry) for entry in auxiliary.entries))
+        saiz = full_box(
+            b"saiz",
+            0,
+            0,
+            struct.pack(">BI", 0, len(auxiliary.entries)),
+            bytes(len(entry) for entry in auxiliary.entries),
+        )
     saio_size = 20  # full-box header, entry count 1, one 32-bit offset
     senc_entries = offset_of_saiz + len(saiz) + saio_size + 16  # after senc's header, flags and sample count
     saio = full_box(b"saio", 0, 0, struct.pack(">II", 1, senc_entries))
-    senc = full_box(b"senc", 0, 0x2 if auxiliary.subsamples else 0, struct.pack(">I", len(auxiliary.entries)), *auxiliary.entries)
+    senc = full_box(
+        b"senc", 0, 0x2 if auxiliary.subsamples else 0, struct.pack(">I", len(auxiliary.entries)), *auxiliary.entries
+    )
     return saiz + saio + senc
 
 
-def media_segment(*, sequence_number: int, base_decode_time: int, samples: list[Sample], data: bytes, track_id: int = 1,
-                  auxiliary: SampleAuxiliary | None = None) -> bytes:
+def media_segment(
+    *,
+    sequence_number: int,
+    base_decode_time: int,
+    samples: list[Sample],
+    data: bytes,
+    track_id: int = 1,
+    auxiliary: SampleAuxiliary | None = None,
+) -> bytes:
     """With ``auxiliary``, the fragment of an encrypted track: ``saiz``, ``saio`` and ``senc``
     follow ``trun``, and ``saio`` holds the offset of the first ``senc`` entry from the moof."""
     if auxiliary is not None and any(len(entry) > 255 for entry in auxiliary.entries):
@@ -176,7 +230,13 @@ def media_segment(*, sequence_number: int, base_decode_time: int, samples: list[
     # duration, size, flags, composition offset per sample; data offset patched below
     trun_flags = 0x000001 | 0x000100 | 0x000200 | 0x000400 | 0x000800
     entries = b"".join(
-        struct.pack(">IIIi", s.duration, s.size, SAMPLE_SYNC_FLAGS if s.keyframe else SAMPLE_NON_SYNC_FLAGS, s.composition_offset)
+        struct.pack(
+            ">IIIi",
+            s.duration,
+            s.size,
+            SAMPLE_SYNC_FLAGS if s.keyframe else SAMPLE_NON_SYNC_FLAGS,
+            s.composition_offset,
+        )
         for s in samples
     )
 
@@ -226,7 +286,9 @@ def find_box(data: bytes, path: list[bytes], start: int = 0, end: int | None = N
     """Payload bounds of the first box at ``path`` (e.g. [b"moof", b"traf", b"tfdt"])."""
     for kind, payload_start, payload_end in iter_boxes(data, start, end):
         if kind == path[0]:
-            return (payload_start, payload_end) if len(path) == 1 else find_box(data, path[1:], payload_start, payload_end)
+            return (
+                (payload_start, payload_end) if len(path) == 1 else find_box(data, path[1:], payload_start, payload_end)
+            )
     raise Mp4Error(f"no {b'/'.join(path).decode(errors='replace')} box")
 
 

@@ -60,7 +60,7 @@ class _Pes:
 
 
 def _timestamp(data: bytes, offset: int) -> int:
-    b = data[offset:offset + 5]
+    b = data[offset : offset + 5]
     return ((b[0] >> 1) & 0x07) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
 
 
@@ -98,11 +98,13 @@ class TsDemuxer:
         position = 0
         pending = self._pending
         while len(pending) - position >= PACKET_SIZE:
-            if pending[position] != SYNC_BYTE or (len(pending) - position >= 2 * PACKET_SIZE and pending[position + PACKET_SIZE] != SYNC_BYTE):
+            if pending[position] != SYNC_BYTE or (
+                len(pending) - position >= 2 * PACKET_SIZE and pending[position + PACKET_SIZE] != SYNC_BYTE
+            ):
                 self.stats.sync_losses += 1
                 position = self._resync(pending, position + 1)
                 continue
-            self._packet(bytes(pending[position:position + PACKET_SIZE]), frames)
+            self._packet(bytes(pending[position : position + PACKET_SIZE]), frames)
             position += PACKET_SIZE
         del pending[:position]
         return frames
@@ -171,13 +173,13 @@ class TsDemuxer:
     @staticmethod
     def _section(payload: bytes) -> bytes | None:
         pointer = payload[0] if payload else 0
-        section = payload[1 + pointer:]
+        section = payload[1 + pointer :]
         if len(section) < 3:
             return None
         length = (section[1] & 0x0F) << 8 | section[2]
         if len(section) < 3 + length or length < 9:
             return None
-        return section[:3 + length - 4]  # without the CRC
+        return section[: 3 + length - 4]  # without the CRC
 
     def _pat(self, payload: bytes) -> None:
         section = self._section(payload)
@@ -210,8 +212,13 @@ class TsDemuxer:
     def _pes_payload(self, pid: int, start: bool, random_access: bool, payload: bytes, frames: list[PesFrame]) -> None:
         if start:
             self._finish(pid, frames)
-            self._pes[pid] = _Pes(self.streams[pid], bytearray(payload), random_access, unwrap=self._unwrap,
-                                  timebase=self.stats.timebase_changes)
+            self._pes[pid] = _Pes(
+                self.streams[pid],
+                bytearray(payload),
+                random_access,
+                unwrap=self._unwrap,
+                timebase=self.stats.timebase_changes,
+            )
             return
         pes = self._pes.get(pid)
         if pes is None:
@@ -243,7 +250,7 @@ class TsDemuxer:
         body = 9 + header_length
         declared = data[4] << 8 | data[5]
         if declared and 6 + declared < len(data):
-            data = data[:6 + declared]  # stuffing after the declared length
+            data = data[: 6 + declared]  # stuffing after the declared length
         if flags & 0x02 == 0 or len(data) < body or header_length < 5:
             return None  # no PTS (nothing to place the frame with), or a header longer than the packet
         pts = _timestamp(data, 9)

@@ -20,13 +20,20 @@ class Recording:
     state: RecordingState
     start: datetime | None = None  # UTC wall clock of the first recorded segment's start
     end: datetime | None = None  # UTC wall clock of the last recorded segment's end
-    duration_seconds: float = 0.0  # media recorded; a contribution gap is not counted, so it can be less than end - start
+    duration_seconds: float = (
+        0.0  # media recorded; a contribution gap is not counted, so it can be less than end - start
+    )
     segments: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         """camelCase, RFC 3339 times: the shape of ``ProgramStatus.recording``."""
-        return {"state": self.state, "start": _rfc3339(self.start), "end": _rfc3339(self.end),
-                "durationSeconds": self.duration_seconds, "segments": self.segments}
+        return {
+            "state": self.state,
+            "start": _rfc3339(self.start),
+            "end": _rfc3339(self.end),
+            "durationSeconds": self.duration_seconds,
+            "segments": self.segments,
+        }
 
     def span(self) -> str | None:
         """``2026-01-01T12:00:20Z – 2026-01-01T12:00:32Z``, or None before anything is recorded."""

@@ -71,7 +71,10 @@ def in_scope(scope: str, path: str) -> bool:
     """Whether the request ``path`` (the token element removed) lies in ``scope``."""
     kind, _, value = scope.partition(":")
     if kind == "channel":
-        return path.startswith((f"/live/{value}/", f"/preview/{value}/")) or path in (f"/preview/{value}", f"/status/{value}.json")
+        return path.startswith((f"/live/{value}/", f"/preview/{value}/")) or path in (
+            f"/preview/{value}",
+            f"/status/{value}.json",
+        )
     if kind == "program":
         return path.startswith(f"/{value}/")
     if kind == "prefix":

@@ -43,7 +43,12 @@ def _crc32_mpeg(data: bytes) -> int:
 
 
 def _section(table_id: int, body: bytes, extension: int) -> bytes:
-    section = bytes([table_id]) + struct.pack(">H", 0xB000 | (len(body) + 9)) + struct.pack(">HBBB", extension, 0xC1, 0, 0) + body
+    section = (
+        bytes([table_id])
+        + struct.pack(">H", 0xB000 | (len(body) + 9))
+        + struct.pack(">HBBB", extension, 0xC1, 0, 0)
+        + body
+    )
     return b"\x00" + section + struct.pack(">I", _crc32_mpeg(section))  # pointer field, section, CRC
 
 
@@ -60,9 +65,15 @@ def _pmt(has_audio: bool) -> bytes:
 
 def _timestamp(marker: int, value: int) -> bytes:
     value %= WRAP
-    return bytes([
-        marker << 4 | (value >> 29) & 0x0E | 1, (value >> 22) & 0xFF, (value >> 14) & 0xFE | 1, (value >> 7) & 0xFF, (value << 1) & 0xFE | 1,
-    ])
+    return bytes(
+        [
+            marker << 4 | (value >> 29) & 0x0E | 1,
+            (value >> 22) & 0xFF,
+            (value >> 14) & 0xFE | 1,
+            (value >> 7) & 0xFF,
+            (value << 1) & 0xFE | 1,
+        ]
+    )
 
 
 def _pes(stream_id: int, payload: bytes, pts: int, dts: int | None) -> bytes:
@@ -72,7 +83,13 @@ def _pes(stream_id: int, payload: bytes, pts: int, dts: int | None) -> bytes:
         header = bytes([0x80, 0xC0, 10]) + _timestamp(0x3, pts) + _timestamp(0x1, dts)
     length = len(header) + len(payload)
     # Video PES may be longer than 65535 bytes: length 0 means "until the next PES" there.
-    return b"\x00\x00\x01" + bytes([stream_id]) + struct.pack(">H", length if length <= 0xFFFF and stream_id != 0xE0 else 0) + header + payload
+    return (
+        b"\x00\x00\x01"
+        + bytes([stream_id])
+        + struct.pack(">H", length if length <= 0xFFFF and stream_id != 0xE0 else 0)
+        + header
+        + payload
+    )
 
 
 class _Packetizer:
@@ -143,14 +160,28 @@ def adts_header(asc: bytes, frame_length: int) -> bytes:
     if rate_index >= len(SAMPLE_RATES):
         raise ValueError("AudioSpecificConfig with an explicit sampling rate cannot be written as ADTS")
     length = frame_length + 7
-    return bytes([
-        0xFF, 0xF1, ((object_type - 1) & 0x03) << 6 | rate_index << 2 | channels >> 2,
-        (channels & 0x03) << 6 | length >> 11, (length >> 3) & 0xFF, (length & 0x07) << 5 | 0x1F, 0xFC,
-    ])
+    return bytes(
+        [
+            0xFF,
+            0xF1,
+            ((object_type - 1) & 0x03) << 6 | rate_index << 2 | channels >> 2,
+            (channels & 0x03) << 6 | length >> 11,
+            (length >> 3) & 0xFF,
+            (length & 0x07) << 5 | 0x1F,
+            0xFC,
+        ]
+    )
 
 
-def mux_segment(*, avcc: bytes, video_timescale: int, video: list[TsSample],
-                asc: bytes | None = None, audio_timescale: int = 48_000, audio: Sequence[TsSample] = ()) -> bytes:
+def mux_segment(
+    *,
+    avcc: bytes,
+    video_timescale: int,
+    video: list[TsSample],
+    asc: bytes | None = None,
+    audio_timescale: int = 48_000,
+    audio: Sequence[TsSample] = (),
+) -> bytes:
     """One self-contained TS segment of a video track and (optionally) its audio."""
     packets = _Packetizer()
     packets.write(PAT_PID, _pat())

@@ -91,15 +91,56 @@ STATUS = {"name": "Status", "type": "string", "jsonPath": '.status.conditions[?(
 AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 # A Program's spec.state says what was asked; these say what the packager has recorded.
 RECORDING = {"name": "Recording", "type": "string", "jsonPath": ".status.recording.state"}
-RECORDED = {"name": "Recorded", "type": "number", "jsonPath": ".status.recording.durationSeconds", "description": "Seconds of media recorded."}
+RECORDED = {
+    "name": "Recorded",
+    "type": "number",
+    "jsonPath": ".status.recording.durationSeconds",
+    "description": "Seconds of media recorded.",
+}
 
 KINDS = (
-    Kind(Channel, ChannelStatus, "channels", ("ch",), (READY, STATUS, {"name": "Ingest", "type": "string", "jsonPath": ".status.ingest.primary"}, AGE), False),
-    Kind(Program, ProgramStatus, "programs", ("prog",), ({"name": "Channel", "type": "string", "jsonPath": ".spec.channelName"}, READY, {"name": "State", "type": "string", "jsonPath": ".spec.state"},
-                                                        RECORDING, RECORDED, AGE), True),
-    Kind(StreamingEndpoint, StreamingEndpointStatus, "streamingendpoints", ("se",), (READY, {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"}, {"name": "Host", "type": "string", "jsonPath": ".status.hostName"}, AGE), False,
-         # `kubectl scale se/NAME --replicas=N` and autoscalers that speak /scale (HPA, KEDA).
-         scale={"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".status.selector"}),
+    Kind(
+        Channel,
+        ChannelStatus,
+        "channels",
+        ("ch",),
+        (READY, STATUS, {"name": "Ingest", "type": "string", "jsonPath": ".status.ingest.primary"}, AGE),
+        False,
+    ),
+    Kind(
+        Program,
+        ProgramStatus,
+        "programs",
+        ("prog",),
+        (
+            {"name": "Channel", "type": "string", "jsonPath": ".spec.channelName"},
+            READY,
+            {"name": "State", "type": "string", "jsonPath": ".spec.state"},
+            RECORDING,
+            RECORDED,
+            AGE,
+        ),
+        True,
+    ),
+    Kind(
+        StreamingEndpoint,
+        StreamingEndpointStatus,
+        "streamingendpoints",
+        ("se",),
+        (
+            READY,
+            {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"},
+            {"name": "Host", "type": "string", "jsonPath": ".status.hostName"},
+            AGE,
+        ),
+        False,
+        # `kubectl scale se/NAME --replicas=N` and autoscalers that speak /scale (HPA, KEDA).
+        scale={
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
+    ),
 )
 
 
@@ -114,8 +155,11 @@ def crd(kind: Kind) -> dict[str, Any]:
         "type": "object",
         "description": spec["description"],
         "properties": {
-            "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
-            "spec": spec, "status": openapi_schema(kind.status),
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": openapi_schema(kind.status),
         },
     }
     if kind.spec_required:
@@ -130,15 +174,25 @@ def crd(kind: Kind) -> dict[str, Any]:
         "metadata": {"name": f"{kind.plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "kubecast"}},
         "spec": {
             "group": GROUP,
-            "names": {"kind": name, "listKind": f"{name}List", "plural": kind.plural, "singular": name.lower(),
-                      "shortNames": list(kind.short_names), "categories": ["kubecast"]},
+            "names": {
+                "kind": name,
+                "listKind": f"{name}List",
+                "plural": kind.plural,
+                "singular": name.lower(),
+                "shortNames": list(kind.short_names),
+                "categories": ["kubecast"],
+            },
             "scope": "Namespaced",
-            "versions": [{
-                "name": VERSION, "served": True, "storage": True,
-                "subresources": {"status": {}, **({"scale": dict(kind.scale)} if kind.scale else {})},
-                "additionalPrinterColumns": [dict(c) for c in kind.columns],
-                "schema": {"openAPIV3Schema": root},
-            }],
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}, **({"scale": dict(kind.scale)} if kind.scale else {})},
+                    "additionalPrinterColumns": [dict(c) for c in kind.columns],
+                    "schema": {"openAPIV3Schema": root},
+                }
+            ],
         },
     }
 
@@ -153,7 +207,9 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kubecast crds", description="Print the CRDs generated from the resource models.")
+    parser = argparse.ArgumentParser(
+        prog="kubecast crds", description="Print the CRDs generated from the resource models."
+    )
     parser.parse_args(argv)
     sys.stdout.write(render())
     return 0

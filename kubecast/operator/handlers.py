@@ -24,16 +24,31 @@ from kubecast.api.loader import ManifestError, parse_document
 from kubecast.storage import layout
 
 from .api import KubeApi
-from .periodic import every
 from .builders import INSTANCES, build_channel_children, build_endpoint_children, secret_references
 from .builders.access import endpoint_secret_references
 from .metrics import observed
+from .periodic import every
 from .refresh import FULL_APPLY_SECONDS, ChildKey, child_key, fingerprint, needs_apply
 from .rollout import DeploymentState, newer, second_may_roll, wanted_hashes
 from .settings import OperatorSettings
-from .status import (PROGRESS_SECONDS, aggregate_channel, aggregate_endpoint, aggregate_program, aggregate_recording,
-                     channel_conditions, conditions, contained, initial_conditions, preview_url, progress_only, secret_problems,
-                     storage_secret_problem, stream_report, waiting_for_secret, WAITING_FOR_SECRET)
+from .status import (
+    PROGRESS_SECONDS,
+    WAITING_FOR_SECRET,
+    aggregate_channel,
+    aggregate_endpoint,
+    aggregate_program,
+    aggregate_recording,
+    channel_conditions,
+    conditions,
+    contained,
+    initial_conditions,
+    preview_url,
+    progress_only,
+    secret_problems,
+    storage_secret_problem,
+    stream_report,
+    waiting_for_secret,
+)
 from .store_io import publish_program, stored_timeline
 
 GROUP_VERSION = ("kubecast.io", "v1alpha1")
@@ -74,7 +89,9 @@ def now() -> datetime:
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # kopf's own bookkeeping goes into annotations under our prefix, never into status.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubecast.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubecast.io", key="last-handled-configuration")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="kubecast.io", key="last-handled-configuration"
+    )
     settings.posting.level = logging.WARNING
     # The chart installs the CRDs before the operator starts: kopf finds them by discovery and
     # need not watch CustomResourceDefinitions (nor be allowed to).
@@ -112,13 +129,30 @@ def parse_as(model: type[Resource], body: Mapping[str, Any]) -> Resource:
     return resource
 
 
-def _invalid_status(status: Mapping[str, Any] | None, generation: int | None, error: Exception, data_plane: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _invalid_status(
+    status: Mapping[str, Any] | None,
+    generation: int | None,
+    error: Exception,
+    data_plane: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     message = str(error).split(": ", 1)[-1]
     previous = dict(status or {}).get("conditions")
     # A Channel's data-plane conditions still describe its running stream: kept, not dropped.
-    return {"observedGeneration": generation, "conditions": channel_conditions(conditions(
-        previous, generation, now(), ("Ready", False, "InvalidSpec", message), ("Reconciling", False, "InvalidSpec", ""), ("Stalled", True, "InvalidSpec", message)),
-        previous, data_plane)}
+    return {
+        "observedGeneration": generation,
+        "conditions": channel_conditions(
+            conditions(
+                previous,
+                generation,
+                now(),
+                ("Ready", False, "InvalidSpec", message),
+                ("Reconciling", False, "InvalidSpec", ""),
+                ("Stalled", True, "InvalidSpec", message),
+            ),
+            previous,
+            data_plane,
+        ),
+    }
 
 
 def _invalid(patch: kopf.Patch, status: Mapping[str, Any] | None, generation: int | None, error: Exception) -> None:
@@ -128,16 +162,22 @@ def _invalid(patch: kopf.Patch, status: Mapping[str, Any] | None, generation: in
 @kopf.on.create(*GROUP_VERSION, "streamingendpoints", id="observe")
 @kopf.on.create(*GROUP_VERSION, "programs", id="observe")
 async def observe(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, **_: Any) -> None:
-    patch.status["conditions"] = channel_conditions(initial_conditions(meta.get("generation"), now()), dict(status or {}).get("conditions"))
+    patch.status["conditions"] = channel_conditions(
+        initial_conditions(meta.get("generation"), now()), dict(status or {}).get("conditions")
+    )
 
 
 @kopf.on.create(*GROUP_VERSION, "channels", id="observe")  # type: ignore[arg-type]
-async def observe_channel(meta: kopf.Meta, status: kopf.Status, name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def observe_channel(
+    meta: kopf.Meta, status: kopf.Status, name: str, namespace: str, memo: kopf.Memo, **_: Any
+) -> None:
     # report_stream starts with the object, so a Channel whose timeline exists may have its
     # data-plane conditions before this first sight: kept.
     async with _status_lock(memo):
         previous = _newest_status(memo, status)
-        initial = channel_conditions(initial_conditions(meta.get("generation"), now()), previous.get("conditions"), memo.get(DATA_PLANE_MEMO))
+        initial = channel_conditions(
+            initial_conditions(meta.get("generation"), now()), previous.get("conditions"), memo.get(DATA_PLANE_MEMO)
+        )
         await _write_channel_status(memo, namespace, name, {"conditions": initial})
 
 
@@ -178,10 +218,21 @@ def _refresh_interval(memo: kopf.Memo) -> float:
 @kopf.on.update(*GROUP_VERSION, "channels", id="reconcile", field="spec")
 @every(*GROUP_VERSION, "channels", id="refresh", interval=_refresh_interval, initial_delay=_refresh_interval)
 @observed("Channel")
-async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, memo: kopf.Memo,
-                            channel_deployments: kopf.Index[Any, Any], channel_services: kopf.Index[Any, Any],
-                            channel_programs: kopf.Index[Any, Any], logger: kopf.Logger, periodic: bool = False,
-                            **_: Any) -> None:
+async def reconcile_channel(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    namespace: str,
+    uid: str,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    channel_deployments: kopf.Index[Any, Any],
+    channel_services: kopf.Index[Any, Any],
+    channel_programs: kopf.Index[Any, Any],
+    logger: kopf.Logger,
+    periodic: bool = False,
+    **_: Any,
+) -> None:
     generation = meta.get("generation")
     try:
         channel = parse_as(Channel, body)
@@ -237,10 +288,20 @@ async def reconcile_channel(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
         indexed = dict(channel_deployments.get(key, []))
         deployments = {name: newer(applied_states.get(name), indexed.get(name)) for name in {*applied_states, *indexed}}
         previous = _newest_status(memo, status)
-        new_status = aggregate_channel(channel, generation=generation, deployments=deployments, services=services,
-                                       secret_error=secret_error, previous=previous, now=now(),
-                                       ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=memo.get(DATA_PLANE_MEMO),
-                                       preview=preview, wanted=wanted, storage_error=storage_error)
+        new_status = aggregate_channel(
+            channel,
+            generation=generation,
+            deployments=deployments,
+            services=services,
+            secret_error=secret_error,
+            previous=previous,
+            now=now(),
+            ingest_domain=OperatorSettings.from_environment().ingest_domain,
+            data_plane=memo.get(DATA_PLANE_MEMO),
+            preview=preview,
+            wanted=wanted,
+            storage_error=storage_error,
+        )
         if contained(new_status, previous):
             return  # a refresh that finds nothing new writes nothing
         _announce_transition(body, previous, new_status, logger)
@@ -288,8 +349,20 @@ STREAM_STATUS_INTERVAL = float(os.environ.get("KUBECAST_STREAM_STATUS_INTERVAL",
 
 
 @every(*GROUP_VERSION, "channels", id="stream", interval=STREAM_STATUS_INTERVAL)
-async def report_stream(body: kopf.Body, meta: kopf.Meta, name: str, namespace: str, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
-                        channel_bodies: kopf.Index[Any, Any], channel_deployments: kopf.Index[Any, Any], channel_services: kopf.Index[Any, Any], logger: kopf.Logger, **_: Any) -> None:
+async def report_stream(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    name: str,
+    namespace: str,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    channel_bodies: kopf.Index[Any, Any],
+    channel_deployments: kopf.Index[Any, Any],
+    channel_services: kopf.Index[Any, Any],
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
     """The media side of the status (live encoders, failovers, the data-plane conditions such as
     KeyframesAligned) comes from the timeline the packager writes; a failover or a misaligned
     contribution since the last report becomes a Warning event."""
@@ -301,7 +374,9 @@ async def report_stream(body: kopf.Body, meta: kopf.Meta, name: str, namespace: 
     if timeline is None:
         return  # no contribution yet
     at, known = now(), memo.get(DATA_PLANE_MEMO)
-    report = stream_report(timeline, status=dict(status or {}), reported=known, generation=meta.get("generation"), now=at)
+    report = stream_report(
+        timeline, status=dict(status or {}), reported=known, generation=meta.get("generation"), now=at
+    )
     if "conditions" in report.status and dict(status or {}).get("observedGeneration") is None:
         # The Channel's own handlers have not written their conditions yet: the next report
         # sends these, and their events (memo is left as it was so that it sees the change).
@@ -338,27 +413,61 @@ def _progress_may_wait(memo: kopf.Memo, new: dict[str, Any], previous: dict[str,
 # function in a thread, and that hand-off for each event was the operator's largest cost at 1000
 # Channels (bench/operator_scale.py).
 @kopf.index(*GROUP_VERSION, "channels")  # type: ignore[arg-type]
-async def channel_bodies(body: kopf.Body, name: str, namespace: str, memo: kopf.Memo, **_: Any) -> dict[tuple[str, str], Any]:
+async def channel_bodies(
+    body: kopf.Body, name: str, namespace: str, memo: kopf.Memo, **_: Any
+) -> dict[tuple[str, str], Any]:
     # "memo" is the Channel's kopf memo itself, not a copy: the Deployment handlers read the
     # newest data-plane conditions from it, however far this copy of the status lags.
-    return {(namespace, name): {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": {"name": name, "namespace": namespace, "uid": body.get("metadata", {}).get("uid"), "generation": body.get("metadata", {}).get("generation")},
-                                "spec": copy.deepcopy(dict(body.get("spec") or {})), "status": copy.deepcopy(dict(body.get("status") or {})), "memo": memo}}
+    return {
+        (namespace, name): {
+            "apiVersion": body.get("apiVersion"),
+            "kind": body.get("kind"),
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": body.get("metadata", {}).get("uid"),
+                "generation": body.get("metadata", {}).get("generation"),
+            },
+            "spec": copy.deepcopy(dict(body.get("spec") or {})),
+            "status": copy.deepcopy(dict(body.get("status") or {})),
+            "memo": memo,
+        }
+    }
 
 
 @kopf.index("apps", "v1", "deployments", labels={CHANNEL_LABEL: kopf.PRESENT})  # type: ignore[arg-type]
-async def channel_deployments(name: str, namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+async def channel_deployments(
+    name: str, namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], Any]:
     return {(namespace, labels[CHANNEL_LABEL]): (name, DeploymentState.of(body))}
 
 
 @kopf.index("v1", "services", labels={CHANNEL_LABEL: kopf.PRESENT})  # type: ignore[arg-type]
-async def channel_services(name: str, namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-    return {(namespace, labels[CHANNEL_LABEL]): (name, {"metadata": {"name": name, "namespace": namespace},
-                                                         "spec": copy.deepcopy(dict(body.get("spec") or {})), "status": copy.deepcopy(dict(body.get("status") or {}))})}
+async def channel_services(
+    name: str, namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], Any]:
+    return {
+        (namespace, labels[CHANNEL_LABEL]): (
+            name,
+            {
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": copy.deepcopy(dict(body.get("spec") or {})),
+                "status": copy.deepcopy(dict(body.get("status") or {})),
+            },
+        )
+    }
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={CHANNEL_LABEL: kopf.PRESENT})  # type: ignore[arg-type]
-async def channel_child_changed(labels: kopf.Labels, namespace: str, channel_bodies: kopf.Index[Any, Any], channel_deployments: kopf.Index[Any, Any],
-                                channel_services: kopf.Index[Any, Any], logger: kopf.Logger, **_: Any) -> None:
+async def channel_child_changed(
+    labels: kopf.Labels,
+    namespace: str,
+    channel_bodies: kopf.Index[Any, Any],
+    channel_deployments: kopf.Index[Any, Any],
+    channel_services: kopf.Index[Any, Any],
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
     """Readiness travels up as it happens: an encoder or packager that becomes ready (or goes
     away) updates its Channel's status from the operator's in-memory indexes, without a request
     other than the status patch itself — which is what keeps 1000 channels cheap.  Encoder A
@@ -368,7 +477,12 @@ async def channel_child_changed(labels: kopf.Labels, namespace: str, channel_bod
     await _roll_second(key, channel_bodies, channel_deployments, logger)
 
 
-async def _roll_second(key: tuple[str, str], channel_bodies: kopf.Index[Any, Any], channel_deployments: kopf.Index[Any, Any], logger: kopf.Logger) -> None:
+async def _roll_second(
+    key: tuple[str, str],
+    channel_bodies: kopf.Index[Any, Any],
+    channel_deployments: kopf.Index[Any, Any],
+    logger: kopf.Logger,
+) -> None:
     """Give encoder B the new spec as soon as A runs it and is ready (B's ConfigMap, then its
     Deployment).  Nothing when B already has it, so B's own events end here."""
     body = next(iter(channel_bodies.get(key, [])), None)
@@ -397,9 +511,13 @@ def _blocked(status: dict[str, Any]) -> bool:
     return any(c.get("reason") in (*WAITING_FOR_SECRET, "InvalidSpec") for c in status.get("conditions", []))
 
 
-
-async def _status_from_indexes(key: tuple[str, str], channel_bodies: kopf.Index[Any, Any], channel_deployments: kopf.Index[Any, Any],
-                               channel_services: kopf.Index[Any, Any], logger: kopf.Logger) -> None:
+async def _status_from_indexes(
+    key: tuple[str, str],
+    channel_bodies: kopf.Index[Any, Any],
+    channel_deployments: kopf.Index[Any, Any],
+    channel_services: kopf.Index[Any, Any],
+    logger: kopf.Logger,
+) -> None:
     """The Channel's status from the indexes and its memo: the one computation both the
     Deployment events and the stream reports write conditions with, so neither puts back an
     older view of the other's part."""
@@ -417,24 +535,38 @@ async def _status_from_indexes(key: tuple[str, str], channel_bodies: kopf.Index[
         if _blocked(previous):
             return  # only a reconcile, which re-reads the Secret and spec, may clear those
         wanted = wanted_hashes(_built(channel, body["metadata"]["uid"], namespace))
-        new_status = aggregate_channel(channel, generation=body["metadata"]["generation"], deployments=dict(channel_deployments.get(key, [])),
-                                       services=dict(channel_services.get(key, [])), secret_error=None, previous=previous, now=now(),
-                                       ingest_domain=OperatorSettings.from_environment().ingest_domain, data_plane=memo.get(DATA_PLANE_MEMO),
-                                       preview=previous.get("previewUrl"),  # the reconcile's, which lists the endpoints
-                                       wanted=wanted)
+        new_status = aggregate_channel(
+            channel,
+            generation=body["metadata"]["generation"],
+            deployments=dict(channel_deployments.get(key, [])),
+            services=dict(channel_services.get(key, [])),
+            secret_error=None,
+            previous=previous,
+            now=now(),
+            ingest_domain=OperatorSettings.from_environment().ingest_domain,
+            data_plane=memo.get(DATA_PLANE_MEMO),
+            preview=previous.get("previewUrl"),  # the reconcile's, which lists the endpoints
+            wanted=wanted,
+        )
         if contained(new_status, previous):
             return
         _announce_transition(body, previous, new_status, logger)
         await _write_channel_status(memo, namespace, channel.name, new_status)
 
 
-def _announce_transition(body: Mapping[str, Any], old_status: Mapping[str, Any] | None, new_status: dict[str, Any],
-                         logger: kopf.Logger) -> None:
+def _announce_transition(
+    body: Mapping[str, Any], old_status: Mapping[str, Any] | None, new_status: dict[str, Any], logger: kopf.Logger
+) -> None:
     before = {c["type"]: c["status"] for c in (old_status or {}).get("conditions", [])}.get("Ready")
     ready = next(c for c in new_status["conditions"] if c["type"] == "Ready")
     if before != ready["status"]:
         # kopf.event reads only the body's apiVersion, kind and metadata, which an index's plain dict has too
-        kopf.event(cast(kopf.Body, body), type="Normal" if ready["status"] == "True" else "Warning", reason=ready["reason"], message=ready["message"] or ready["reason"])
+        kopf.event(
+            cast(kopf.Body, body),
+            type="Normal" if ready["status"] == "True" else "Warning",
+            reason=ready["reason"],
+            message=ready["message"] or ready["reason"],
+        )
         logger.info("Ready is now %s (%s)", ready["status"], ready["reason"])
 
 
@@ -443,8 +575,17 @@ def _announce_transition(body: Mapping[str, Any], old_status: Mapping[str, Any] 
 @kopf.on.update(*GROUP_VERSION, "streamingendpoints", id="reconcile", field="spec")
 @every(*GROUP_VERSION, "streamingendpoints", id="refresh", interval=30, initial_delay=10)
 @observed("StreamingEndpoint")
-async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, uid: str, patch: kopf.Patch, logger: kopf.Logger,
-                             periodic: bool = False, **_: Any) -> None:
+async def reconcile_endpoint(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    namespace: str,
+    uid: str,
+    patch: kopf.Patch,
+    logger: kopf.Logger,
+    periodic: bool = False,
+    **_: Any,
+) -> None:
     generation = meta.get("generation")
     try:
         endpoint = parse_as(StreamingEndpoint, body)
@@ -457,15 +598,24 @@ async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
     # the endpoint with this refresh).
     channels = await _resources(namespace, Channel)
     if secret_error is None:
-        children = build_endpoint_children(endpoint, uid=uid, namespace=namespace, settings=OperatorSettings.from_environment(), channels=channels)
+        children = build_endpoint_children(
+            endpoint, uid=uid, namespace=namespace, settings=OperatorSettings.from_environment(), channels=channels
+        )
         for child in children:
             applied = await api().apply(child)
             if child["kind"] == "Deployment":
                 deployment = applied.get("status")
         if not periodic:
             await lifecycle.prune("StreamingEndpoint", endpoint.name, namespace, uid, children, logger)
-    new_status = aggregate_endpoint(endpoint, generation=generation, deployment=deployment, namespace=namespace, previous=dict(status or {}), now=now(),
-                                    secret_error=secret_error)
+    new_status = aggregate_endpoint(
+        endpoint,
+        generation=generation,
+        deployment=deployment,
+        namespace=namespace,
+        previous=dict(status or {}),
+        now=now(),
+        secret_error=secret_error,
+    )
     _announce_transition(body, status, new_status, logger)
     patch.status.update(new_status)
 
@@ -475,7 +625,15 @@ async def reconcile_endpoint(body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
 @kopf.on.update(*GROUP_VERSION, "programs", id="reconcile", field="spec")
 @every(*GROUP_VERSION, "programs", id="refresh", interval=30, initial_delay=5)
 @observed("Program")
-async def reconcile_program(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, namespace: str, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+async def reconcile_program(
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    namespace: str,
+    patch: kopf.Patch,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
     generation = meta.get("generation")
     try:
         program = parse_as(Program, body)
@@ -491,14 +649,29 @@ async def reconcile_program(body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
         except (ManifestError, ValidationError):
             channel = None
     endpoints = await _resources(namespace, StreamingEndpoint)
-    new_status = aggregate_program(program, generation=generation, channel=channel, endpoints=endpoints, namespace=namespace, previous=dict(status or {}), now=now())
+    new_status = aggregate_program(
+        program,
+        generation=generation,
+        channel=channel,
+        endpoints=endpoints,
+        namespace=namespace,
+        previous=dict(status or {}),
+        now=now(),
+    )
     _announce_transition(body, status, new_status, logger)
     patch.status.update(new_status)
 
 
 @every(*GROUP_VERSION, "programs", id="recording", interval=STREAM_STATUS_INTERVAL)
-async def report_recording(body: kopf.Body, namespace: str, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
-                           logger: kopf.Logger, **_: Any) -> None:
+async def report_recording(
+    body: kopf.Body,
+    namespace: str,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
     """``status.recording`` (state and recorded range) comes from the timeline the channel's
     packager records for the program, as ``report_stream`` does for a Channel."""
     try:

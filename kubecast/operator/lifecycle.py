@@ -28,10 +28,14 @@ from .pruning import CHILDREN_OF, OWNER_LABEL, owned, prunable
 from .store_io import delete_channel_media, published_programs, unpublish_program, unpublish_record
 
 
-async def prune(owner_kind: str, name: str, namespace: str, uid: str, built: list[dict[str, Any]], logger: kopf.Logger) -> None:
+async def prune(
+    owner_kind: str, name: str, namespace: str, uid: str, built: list[dict[str, Any]], logger: kopf.Logger
+) -> None:
     """Delete the children of the resource (``owner_kind``/``name``, ``uid``) that ``built`` no longer has."""
     for kind in CHILDREN_OF[owner_kind]:
-        existing = await api().list(kind.api_version, kind.kind, namespace, label_selector=f"{OWNER_LABEL[owner_kind]}={name}")
+        existing = await api().list(
+            kind.api_version, kind.kind, namespace, label_selector=f"{OWNER_LABEL[owner_kind]}={name}"
+        )
         for child, child_uid in prunable(kind, existing, built, uid):
             logger.info("pruning %s %s: the spec no longer asks for it", kind.kind, child)
             await api().delete(kind.api_version, kind.kind, namespace, child, uid=child_uid)
@@ -59,7 +63,9 @@ async def release_program(event: kopf.RawEvent, body: kopf.Body, namespace: str,
         logger.warning("cannot remove program %s from the store yet: %s", program.name, error)
 
 
-async def release_orphans(namespace: str, channel: str, channel_programs: kopf.Index[tuple[str, str], str], logger: kopf.Logger) -> None:
+async def release_orphans(
+    namespace: str, channel: str, channel_programs: kopf.Index[tuple[str, str], str], logger: kopf.Logger
+) -> None:
     """Release the Program records stored for ``channel`` whose Program no longer exists.  kopf
     fills its indexes before any handler runs, and a Program is indexed before its own handlers
     publish it, so a record without an indexed Program is one whose Program is gone."""
@@ -76,22 +82,45 @@ async def release_orphans(namespace: str, channel: str, channel_programs: kopf.I
 
 
 @kopf.on.delete(*GROUP_VERSION, "channels", id="delete-media", field="spec.deletionPolicy", value="Delete")  # type: ignore[arg-type]
-async def delete_media(name: str, namespace: str, uid: str, channel_programs: kopf.Index[tuple[str, str], str], logger: kopf.Logger, **_: Any) -> None:
+async def delete_media(
+    name: str,
+    namespace: str,
+    uid: str,
+    channel_programs: kopf.Index[tuple[str, str], str],
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
     """``deletionPolicy: Delete``: the Channel's media goes before the Channel does, except what the
     Programs that still exist need.  Its encoders and packager go first (foreground: their pods
     with them), so that nothing writes the media again once it is deleted."""
-    deployments = [item for item in await api().list("apps/v1", "Deployment", namespace, label_selector=f"{OWNER_LABEL['Channel']}={name}")
-                   if owned(item, uid)]
+    deployments = [
+        item
+        for item in await api().list(
+            "apps/v1", "Deployment", namespace, label_selector=f"{OWNER_LABEL['Channel']}={name}"
+        )
+        if owned(item, uid)
+    ]
     for item in deployments:
         if not item["metadata"].get("deletionTimestamp"):
-            await api().delete("apps/v1", "Deployment", namespace, item["metadata"]["name"], uid=item["metadata"].get("uid"), propagation="Foreground")
+            await api().delete(
+                "apps/v1",
+                "Deployment",
+                namespace,
+                item["metadata"]["name"],
+                uid=item["metadata"].get("uid"),
+                propagation="Foreground",
+            )
     for item in deployments:
         if await api().get("apps/v1", "Deployment", namespace, item["metadata"]["name"]) is not None:
-            raise kopf.TemporaryError(f"waiting for Deployment {item['metadata']['name']} and its pods to go before deleting the media", delay=5)
+            raise kopf.TemporaryError(
+                f"waiting for Deployment {item['metadata']['name']} and its pods to go before deleting the media",
+                delay=5,
+            )
     programs = sorted(set(channel_programs.get((namespace, name), [])))
     try:
         deleted = await delete_channel_media(namespace, name, programs)
     except Exception as error:  # noqa: BLE001 - kopf retries; the Channel stays until the media is gone
         raise kopf.TemporaryError(f"cannot delete the media of {name}: {error}", delay=30) from None
-    logger.info("deleted %d objects of %s's media; kept what programs %s record", deleted, name, ", ".join(programs) or "(none)")
-
+    logger.info(
+        "deleted %d objects of %s's media; kept what programs %s record", deleted, name, ", ".join(programs) or "(none)"
+    )

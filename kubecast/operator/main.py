@@ -18,7 +18,6 @@ import time
 
 import kopf
 
-
 EPOCH_LIMIT = 1 << 40  # seconds: far past any start time
 
 
@@ -34,13 +33,24 @@ def main(argv: list[str] | None = None) -> int:
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch the whole cluster (the default)")
     parser.add_argument("--standalone", action="store_true", help="no peering: no standby replica")
     parser.add_argument("--peering", default="kubecast", help="peering name shared by the replicas")
-    parser.add_argument("--priority", type=int, default=None, help="peering priority (default: by start time, the oldest replica wins)")
+    parser.add_argument(
+        "--priority", type=int, default=None, help="peering priority (default: by start time, the oldest replica wins)"
+    )
     parser.add_argument("--liveness", default="http://0.0.0.0:8081/healthz", help="liveness endpoint URL")
-    parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics (reconciles, durations, API errors) on this port")
-    parser.add_argument("--metrics-address", default="127.0.0.1", help="address the metrics listen on (0.0.0.0 in a pod)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics (reconciles, durations, API errors) on this port",
+    )
+    parser.add_argument(
+        "--metrics-address", default="127.0.0.1", help="address the metrics listen on (0.0.0.0 in a pod)"
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s operator %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s operator %(levelname)s %(message)s"
+    )
     from . import handlers  # noqa: F401 - registers the handlers
 
     if args.metrics_port is not None:
@@ -48,9 +58,16 @@ def main(argv: list[str] | None = None) -> int:
 
         start_http_server(args.metrics_port, addr=args.metrics_address)
 
-    asyncio.run(kopf.operator(
-        clusterwide=not args.namespace, namespaces=args.namespace or [], standalone=args.standalone,
-        peering_name=args.peering, liveness_endpoint=args.liveness,
-        priority=args.priority if args.priority is not None else seniority_priority(time.time(), random.randrange(1_000_000)),
-    ))
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not args.namespace,
+            namespaces=args.namespace or [],
+            standalone=args.standalone,
+            peering_name=args.peering,
+            liveness_endpoint=args.liveness,
+            priority=args.priority
+            if args.priority is not None
+            else seniority_priority(time.time(), random.randrange(1_000_000)),
+        )
+    )
     return 0

@@ -56,7 +56,9 @@ def _watch_deletions(group: str, version: str, plural: str) -> None:
     _PLURALS.add((group, version, plural))
 
     @kopf.on.event(group, version, plural, id="gone")
-    async def mark_gone(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:  # a coroutine: kopf runs no thread for it
+    async def mark_gone(
+        event: kopf.RawEvent, memo: kopf.Memo, **_: Any
+    ) -> None:  # a coroutine: kopf runs no thread for it
         if event.get("type") == "DELETED":
             _gone(memo).set()
 
@@ -78,8 +80,15 @@ async def _wait(interval: Interval, memo: kopf.Memo, stopped: kopf.DaemonStopped
         await _sleep(min(left, RECHECK_SECONDS) if callable(interval) else left, stopped, gone)
 
 
-def every(group: str, version: str, plural: str, *, id: str, interval: Interval, initial_delay: Interval = 0.0,
-          ) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., Awaitable[None]]]:
+def every(
+    group: str,
+    version: str,
+    plural: str,
+    *,
+    id: str,
+    interval: Interval,
+    initial_delay: Interval = 0.0,
+) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., Awaitable[None]]]:
     """Call the decorated coroutine every ``interval`` seconds for each object of the resource,
     as kopf calls a timer (same kwargs, and ``periodic=True``; ``patch.status`` is sent after each
     call), with no finalizer."""
@@ -87,8 +96,15 @@ def every(group: str, version: str, plural: str, *, id: str, interval: Interval,
 
     def decorator(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         @functools.wraps(fn)
-        async def daemon(stopped: kopf.DaemonStopped, memo: kopf.Memo, resource: kopf.Resource, body: kopf.Body,
-                         logger: kopf.Logger, patch: kopf.Patch, **kwargs: Any) -> None:
+        async def daemon(
+            stopped: kopf.DaemonStopped,
+            memo: kopf.Memo,
+            resource: kopf.Resource,
+            body: kopf.Body,
+            logger: kopf.Logger,
+            patch: kopf.Patch,
+            **kwargs: Any,
+        ) -> None:
             del patch  # kopf's applies only when a daemon ends: each round gets its own
             from .handlers import api  # the one client, logged in by kopf
 
@@ -97,10 +113,21 @@ def every(group: str, version: str, plural: str, *, id: str, interval: Interval,
             while not stopped and not gone.is_set():
                 patch = kopf.Patch()
                 try:
-                    await fn(stopped=stopped, memo=memo, resource=resource, body=body, logger=logger, patch=patch, periodic=True, **kwargs)
+                    await fn(
+                        stopped=stopped,
+                        memo=memo,
+                        resource=resource,
+                        body=body,
+                        logger=logger,
+                        patch=patch,
+                        periodic=True,
+                        **kwargs,
+                    )
                     if patch.get("status") and not gone.is_set():
                         meta = body["metadata"]
-                        await api().patch_status(f"{group}/{version}", body["kind"], meta["namespace"], meta["name"], dict(patch["status"]))
+                        await api().patch_status(
+                            f"{group}/{version}", body["kind"], meta["namespace"], meta["name"], dict(patch["status"])
+                        )
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:  # noqa: BLE001 - one failed round must not end the object's periodic work
@@ -110,7 +137,9 @@ def every(group: str, version: str, plural: str, *, id: str, interval: Interval,
         kopf.daemon(group, version, plural, id=id)(daemon)
         registry = kopf.get_default_registry()
         spawning = registry._spawning  # noqa: SLF001 - see the module docstring
-        spawning._handlers = [dataclasses.replace(h, requires_finalizer=False) if h.fn is daemon else h for h in spawning._handlers]  # noqa: SLF001
+        spawning._handlers = [
+            dataclasses.replace(h, requires_finalizer=False) if h.fn is daemon else h for h in spawning._handlers
+        ]  # noqa: SLF001
         return fn
 
     return decorator

@@ -25,7 +25,10 @@ class ChildKind:
 # ingest and endpoint Services, PodDisruptionBudgets) are built for every spec under the same
 # names, so listing them would find nothing to prune.
 CHANNEL_CHILDREN = (ChildKind("v1", "Service"), ChildKind("networking.k8s.io/v1", "NetworkPolicy"))
-ENDPOINT_CHILDREN = (ChildKind("autoscaling/v2", "HorizontalPodAutoscaler"), ChildKind("networking.k8s.io/v1", "Ingress"))
+ENDPOINT_CHILDREN = (
+    ChildKind("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ChildKind("networking.k8s.io/v1", "Ingress"),
+)
 CHILDREN_OF = {"Channel": CHANNEL_CHILDREN, "StreamingEndpoint": ENDPOINT_CHILDREN}
 OWNER_LABEL = {"Channel": "kubecast.io/channel", "StreamingEndpoint": "kubecast.io/endpoint"}
 
@@ -37,9 +40,16 @@ def owned(item: dict[str, Any], owner_uid: str) -> bool:
     return any(ref.get("uid") == owner_uid and ref.get("controller") for ref in meta.get("ownerReferences") or [])
 
 
-def prunable(kind: ChildKind, existing: list[dict[str, Any]], built: list[dict[str, Any]], owner_uid: str) -> list[tuple[str, str]]:
+def prunable(
+    kind: ChildKind, existing: list[dict[str, Any]], built: list[dict[str, Any]], owner_uid: str
+) -> list[tuple[str, str]]:
     """(name, uid) of each object of ``kind`` in ``existing`` (a list answer: items carry no kind)
     that the owner with ``owner_uid`` owns and whose name ``built`` no longer has."""
     wanted = {child["metadata"]["name"] for child in built if child["kind"] == kind.kind}
-    return [(item["metadata"]["name"], item["metadata"].get("uid")) for item in existing
-            if owned(item, owner_uid) and item["metadata"]["name"] not in wanted and not item["metadata"].get("deletionTimestamp")]
+    return [
+        (item["metadata"]["name"], item["metadata"].get("uid"))
+        for item in existing
+        if owned(item, owner_uid)
+        and item["metadata"]["name"] not in wanted
+        and not item["metadata"].get("deletionTimestamp")
+    ]

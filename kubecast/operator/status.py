@@ -33,17 +33,28 @@ def _time(now: datetime) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def conditions(previous: list[dict[str, Any]] | None, generation: int | None, now: datetime, *entries: tuple[str, bool | None, str, str]) -> list[dict[str, Any]]:
+def conditions(
+    previous: list[dict[str, Any]] | None,
+    generation: int | None,
+    now: datetime,
+    *entries: tuple[str, bool | None, str, str],
+) -> list[dict[str, Any]]:
     old = {c["type"]: c for c in previous or []}
     out = []
     for type_, status, reason, message in entries:
         value = "Unknown" if status is None else ("True" if status else "False")
         before = old.get(type_)
         moved = before is None or before.get("status") != value
-        out.append({
-            "type": type_, "status": value, "reason": reason, "message": message,
-            "lastTransitionTime": _time(now) if moved or before is None else before["lastTransitionTime"], "observedGeneration": generation,
-        })
+        out.append(
+            {
+                "type": type_,
+                "status": value,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": _time(now) if moved or before is None else before["lastTransitionTime"],
+                "observedGeneration": generation,
+            }
+        )
     return out
 
 
@@ -59,16 +70,22 @@ WARN_WHEN_FALSE = ("KeyframesAligned",)
 _ORDER = CHANNEL_CONDITIONS + DATA_PLANE_CONDITIONS
 
 
-def replace_conditions(current: list[dict[str, Any]] | None, types: Iterable[str], replacements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def replace_conditions(
+    current: list[dict[str, Any]] | None, types: Iterable[str], replacements: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """``current`` with the conditions of ``types`` taken from ``replacements`` only (one absent
     there is dropped) and every other kept as it is, in one fixed order: two writers that agree
     on the conditions send the same list, which ``contained`` compares."""
     types = set(types)
     merged = [c for c in current or [] if c.get("type") not in types] + list(replacements)
-    return sorted(merged, key=lambda c: (_ORDER.index(c["type"]) if c.get("type") in _ORDER else len(_ORDER), c.get("type", "")))
+    return sorted(
+        merged, key=lambda c: (_ORDER.index(c["type"]) if c.get("type") in _ORDER else len(_ORDER), c.get("type", ""))
+    )
 
 
-def channel_conditions(own: list[dict[str, Any]], previous: list[dict[str, Any]] | None, data_plane: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def channel_conditions(
+    own: list[dict[str, Any]], previous: list[dict[str, Any]] | None, data_plane: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """A Channel's full conditions list from the reconcile side: ``own`` (Ready, Reconciling,
     Stalled) and the data-plane conditions carried over, ``data_plane`` when the caller knows
     newer ones than ``previous`` holds (what the stream report last derived), else those in
@@ -79,8 +96,14 @@ def channel_conditions(own: list[dict[str, Any]], previous: list[dict[str, Any]]
 
 def initial_conditions(generation: int | None, now: datetime) -> list[dict[str, Any]]:
     """Written on first sight, before anything is known."""
-    return conditions(None, generation, now, ("Ready", None, "Pending", "reconciliation has not run yet"),
-                      ("Reconciling", True, "Pending", "reconciliation has not run yet"), ("Stalled", False, "Pending", ""))
+    return conditions(
+        None,
+        generation,
+        now,
+        ("Ready", None, "Pending", "reconciliation has not run yet"),
+        ("Reconciling", True, "Pending", "reconciliation has not run yet"),
+        ("Stalled", False, "Pending", ""),
+    )
 
 
 def service_address(service: dict[str, Any] | None, fallback_host: str | None) -> tuple[str | None, dict[str, int]]:
@@ -100,8 +123,9 @@ def service_address(service: dict[str, Any] | None, fallback_host: str | None) -
     return host, ports
 
 
-def ingest_url(service: dict[str, Any] | None, channel: str, fallback_host: str | None, *,
-               tls_only: bool = False) -> str | None:
+def ingest_url(
+    service: dict[str, Any] | None, channel: str, fallback_host: str | None, *, tls_only: bool = False
+) -> str | None:
     """The RTMP URL OBS is given (rtmps:// for a channel that takes TLS only)."""
     host, ports = service_address(service, fallback_host)
     if host is None:
@@ -115,11 +139,21 @@ def protocol_urls(channel: Channel, service: dict[str, Any] | None, fallback_hos
     host, ports = service_address(service, fallback_host)
     if host is None:
         return {}
-    return ingest_urls(channel, host=host, rtmp=ports.get("rtmp"), http=ports.get("http-ingest"), srt=ports.get("srt"),
-                       udp=ports.get("mpegts"), rtmps=ports.get("rtmps"), https=ports.get("https-ingest"))
+    return ingest_urls(
+        channel,
+        host=host,
+        rtmp=ports.get("rtmp"),
+        http=ports.get("http-ingest"),
+        srt=ports.get("srt"),
+        udp=ports.get("mpegts"),
+        rtmps=ports.get("rtmps"),
+        https=ports.get("https-ingest"),
+    )
 
 
-def secret_problems(references: list[tuple[str, SecretKeyRef, str]], secrets: dict[str, dict[str, Any] | None]) -> str | None:
+def secret_problems(
+    references: list[tuple[str, SecretKeyRef, str]], secrets: dict[str, dict[str, Any] | None]
+) -> str | None:
     """The ``SecretMissing`` message for a Channel's Secret references (``builders.secret_references``;
     ``secrets``: name -> the Secret, None when it does not exist), naming each missing Secret or
     key and what it is for, never a value; None when every one is there."""
@@ -145,12 +179,16 @@ def storage_secret_problem(name: str | None, namespace: str, secret: dict[str, A
     namespace; None when none is configured or it exists."""
     if name is None or secret is not None:
         return None
-    return (f"Secret {name} (object storage credentials) does not exist in namespace {namespace}:"
-            f" the encoder and packager pods take their storage credentials from it")
+    return (
+        f"Secret {name} (object storage credentials) does not exist in namespace {namespace}:"
+        f" the encoder and packager pods take their storage credentials from it"
+    )
 
 
 def waiting_for_secret(status: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Stalled" and c.get("reason") in WAITING_FOR_SECRET for c in status.get("conditions", []))
+    return any(
+        c.get("type") == "Stalled" and c.get("reason") in WAITING_FOR_SECRET for c in status.get("conditions", [])
+    )
 
 
 def endpoint_base(endpoint: StreamingEndpoint, namespace: str) -> str:
@@ -172,10 +210,21 @@ def _serving(state: DeploymentState | None) -> bool:
     return state is not None and state.serving
 
 
-def aggregate_channel(channel: Channel, *, generation: int | None, deployments: Mapping[str, DeploymentState | None],
-                      services: dict[str, dict[str, Any] | None], secret_error: str | None, previous: dict[str, Any] | None, now: datetime,
-                      ingest_domain: str | None = None, data_plane: list[dict[str, Any]] | None = None, preview: str | None = None,
-                      wanted: Mapping[str, str] | None = None, storage_error: str | None = None) -> dict[str, Any]:
+def aggregate_channel(
+    channel: Channel,
+    *,
+    generation: int | None,
+    deployments: Mapping[str, DeploymentState | None],
+    services: dict[str, dict[str, Any] | None],
+    secret_error: str | None,
+    previous: dict[str, Any] | None,
+    now: datetime,
+    ingest_domain: str | None = None,
+    data_plane: list[dict[str, Any]] | None = None,
+    preview: str | None = None,
+    wanted: Mapping[str, str] | None = None,
+    storage_error: str | None = None,
+) -> dict[str, Any]:
     """The reconcile side of a Channel's status; the data-plane conditions are carried over
     (``channel_conditions``).  ``preview``: its preview URL (``preview_url``).  ``wanted``: the
     spec hash built for each Deployment (``rollout.wanted_hashes``): ``Reconciling`` stays true
@@ -188,10 +237,17 @@ def aggregate_channel(channel: Channel, *, generation: int | None, deployments: 
     live_encoders = sum(encoders.values())
     previous_conditions = (previous or {}).get("conditions")
     if secret_error:
-        entries = [("Ready", False, "SecretMissing", secret_error), ("Reconciling", False, "SecretMissing", ""), ("Stalled", True, "SecretMissing", secret_error)]
+        entries = [
+            ("Ready", False, "SecretMissing", secret_error),
+            ("Reconciling", False, "SecretMissing", ""),
+            ("Stalled", True, "SecretMissing", secret_error),
+        ]
     elif storage_error:
-        entries = [("Ready", False, STORAGE_SECRET_MISSING, storage_error), ("Reconciling", False, STORAGE_SECRET_MISSING, ""),
-                   ("Stalled", True, STORAGE_SECRET_MISSING, storage_error)]
+        entries = [
+            ("Ready", False, STORAGE_SECRET_MISSING, storage_error),
+            ("Reconciling", False, STORAGE_SECRET_MISSING, ""),
+            ("Stalled", True, STORAGE_SECRET_MISSING, storage_error),
+        ]
     elif live_encoders and packager:
         redundant = live_encoders == len(INSTANCES)
         if not redundant:
@@ -201,31 +257,54 @@ def aggregate_channel(channel: Channel, *, generation: int | None, deployments: 
         else:
             reconciling = ("Reconciling", False, "Reconciled", "")
         entries = [
-            ("Ready", True, "Redundant" if redundant else "Degraded",
-             "both encoders and the packager are ready" if redundant else f"only {live_encoders} of {len(INSTANCES)} encoders is ready"),
+            (
+                "Ready",
+                True,
+                "Redundant" if redundant else "Degraded",
+                "both encoders and the packager are ready"
+                if redundant
+                else f"only {live_encoders} of {len(INSTANCES)} encoders is ready",
+            ),
             reconciling,
             ("Stalled", False, "Reconciled", ""),
         ]
     else:
         waiting = [f"encoder {i}" for i, ok in encoders.items() if not ok] + ([] if packager else ["packager"])
-        entries = [("Ready", False, "Starting", "waiting for " + ", ".join(waiting)), ("Reconciling", True, "Starting", ""), ("Stalled", False, "Starting", "")]
+        entries = [
+            ("Ready", False, "Starting", "waiting for " + ", ".join(waiting)),
+            ("Reconciling", True, "Starting", ""),
+            ("Stalled", False, "Starting", ""),
+        ]
     tls_only = not channel.spec.ingest.accepts_plaintext  # the URL for OBS is then the rtmps:// one
     return {
         "observedGeneration": generation,
-        "conditions": channel_conditions(conditions(previous_conditions, generation, now, *entries), previous_conditions, data_plane),
+        "conditions": channel_conditions(
+            conditions(previous_conditions, generation, now, *entries), previous_conditions, data_plane
+        ),
         "ingest": {
             "primary": ingest_url(services.get(f"{name}-ingest-a"), name, ingest_domain, tls_only=tls_only),
             "secondary": ingest_url(services.get(f"{name}-ingest-b"), name, ingest_domain, tls_only=tls_only),
             "primaryUrls": protocol_urls(channel, services.get(f"{name}-ingest-a"), ingest_domain),
             "secondaryUrls": protocol_urls(channel, services.get(f"{name}-ingest-b"), ingest_domain),
         },
-        "encoders": {i: {"ready": ok, "replicas": _ready_pods(deployments.get(f"{name}-encoder-{i.lower()}"))} for i, ok in encoders.items()},
+        "encoders": {
+            i: {"ready": ok, "replicas": _ready_pods(deployments.get(f"{name}-encoder-{i.lower()}"))}
+            for i, ok in encoders.items()
+        },
         "previewUrl": preview,
     }
 
 
-def aggregate_endpoint(endpoint: StreamingEndpoint, *, generation: int | None, deployment: dict[str, Any] | None, namespace: str, previous: dict[str, Any] | None, now: datetime,
-                       secret_error: str | None = None) -> dict[str, Any]:
+def aggregate_endpoint(
+    endpoint: StreamingEndpoint,
+    *,
+    generation: int | None,
+    deployment: dict[str, Any] | None,
+    namespace: str,
+    previous: dict[str, Any] | None,
+    now: datetime,
+    secret_error: str | None = None,
+) -> dict[str, Any]:
     ready_replicas = (deployment or {}).get("readyReplicas") or 0
     replicas = (deployment or {}).get("replicas")
     ready = ready_replicas >= 1
@@ -235,31 +314,70 @@ def aggregate_endpoint(endpoint: StreamingEndpoint, *, generation: int | None, d
         ("Stalled", False, "Reconciled" if ready else "Starting", ""),
     ]
     if secret_error:
-        entries = [("Ready", False, "SecretMissing", secret_error), ("Reconciling", False, "SecretMissing", ""), ("Stalled", True, "SecretMissing", secret_error)]
+        entries = [
+            ("Ready", False, "SecretMissing", secret_error),
+            ("Reconciling", False, "SecretMissing", ""),
+            ("Stalled", True, "SecretMissing", secret_error),
+        ]
     return {
-        "observedGeneration": generation, "conditions": conditions((previous or {}).get("conditions"), generation, now, *entries),
-        "hostName": endpoint_base(endpoint, namespace).removeprefix("http://"), "replicas": replicas, "readyReplicas": ready_replicas,
+        "observedGeneration": generation,
+        "conditions": conditions((previous or {}).get("conditions"), generation, now, *entries),
+        "hostName": endpoint_base(endpoint, namespace).removeprefix("http://"),
+        "replicas": replicas,
+        "readyReplicas": ready_replicas,
         "selector": endpoint_selector_text(endpoint.name),
     }
 
 
-def aggregate_program(program: Program, *, generation: int | None, channel: Channel | None, endpoints: list[StreamingEndpoint], namespace: str, previous: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+def aggregate_program(
+    program: Program,
+    *,
+    generation: int | None,
+    channel: Channel | None,
+    endpoints: list[StreamingEndpoint],
+    namespace: str,
+    previous: dict[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
     problem = None
     if channel is None:
         problem = ("ChannelNotFound", f"Channel {program.spec.channel_name!r} does not exist in this namespace")
     elif program.spec.archive_window_seconds < 2 * channel.spec.segment_duration:
-        problem = ("WindowTooShort", f"archiveWindow holds fewer than two {channel.spec.segment_duration:g}-second segments")
+        problem = (
+            "WindowTooShort",
+            f"archiveWindow holds fewer than two {channel.spec.segment_duration:g}-second segments",
+        )
     urls = []
     if problem is None:
         for endpoint in endpoints:
-            forms = program_urls(endpoint_base(endpoint, namespace), locator=program.spec.locator or program.name, manifest=program.spec.manifest_name)
+            forms = program_urls(
+                endpoint_base(endpoint, namespace),
+                locator=program.spec.locator or program.name,
+                manifest=program.spec.manifest_name,
+            )
             urls += [{"endpoint": endpoint.name, "format": name, "url": url} for name, url in forms.items()]
     if problem:
-        entries = [("Ready", False, problem[0], problem[1]), ("Reconciling", False, problem[0], ""), ("Stalled", True, problem[0], problem[1])]
+        entries = [
+            ("Ready", False, problem[0], problem[1]),
+            ("Reconciling", False, problem[0], ""),
+            ("Stalled", True, problem[0], problem[1]),
+        ]
     else:
-        entries = [("Ready", bool(urls), "Published" if urls else "NoStreamingEndpoint", "" if urls else "no StreamingEndpoint serves it yet"),
-                   ("Reconciling", False, "Reconciled", ""), ("Stalled", False, "Reconciled", "")]
-    return {"observedGeneration": generation, "conditions": conditions((previous or {}).get("conditions"), generation, now, *entries), "playbackUrls": urls}
+        entries = [
+            (
+                "Ready",
+                bool(urls),
+                "Published" if urls else "NoStreamingEndpoint",
+                "" if urls else "no StreamingEndpoint serves it yet",
+            ),
+            ("Reconciling", False, "Reconciled", ""),
+            ("Stalled", False, "Reconciled", ""),
+        ]
+    return {
+        "observedGeneration": generation,
+        "conditions": conditions((previous or {}).get("conditions"), generation, now, *entries),
+        "playbackUrls": urls,
+    }
 
 
 def aggregate_stream(timeline: Timeline) -> dict[str, Any]:
@@ -267,26 +385,45 @@ def aggregate_stream(timeline: Timeline) -> dict[str, Any]:
     whether it is live, its ingest path carries the contribution, its newest segment and how
     many segments the packager took from it.  Merged next to what aggregate_channel writes."""
     encoders = {
-        instance: {"live": health.state == "live", "ingestConnected": health.ingest_connected,
-                   "lastSegment": health.last_segment, "segmentsTaken": health.segments_taken}
+        instance: {
+            "live": health.state == "live",
+            "ingestConnected": health.ingest_connected,
+            "lastSegment": health.last_segment,
+            "segmentsTaken": health.segments_taken,
+        }
         for instance, health in sorted(timeline.encoders.items())
     }
-    stream = {"state": timeline.state, "activeEncoder": timeline.active_source, "failovers": timeline.failovers,
-              "lastFailoverTime": _time(timeline.last_failover) if timeline.last_failover else None, "updated": _time(timeline.updated)}
+    stream = {
+        "state": timeline.state,
+        "activeEncoder": timeline.active_source,
+        "failovers": timeline.failovers,
+        "lastFailoverTime": _time(timeline.last_failover) if timeline.last_failover else None,
+        "updated": _time(timeline.updated),
+    }
     return {"stream": stream, "encoders": encoders}
 
 
 _AS_BOOL: dict[object, bool] = {"True": True, "False": False}  # a condition's status; None: Unknown or absent
 
 
-def data_plane_conditions(timeline: Timeline, *, previous: list[dict[str, Any]] | None, generation: int | None, now: datetime) -> list[dict[str, Any]]:
+def data_plane_conditions(
+    timeline: Timeline, *, previous: list[dict[str, Any]] | None, generation: int | None, now: datetime
+) -> list[dict[str, Any]]:
     """The packager's data-plane conditions (``DATA_PLANE_CONDITIONS``, those it has set) as the
     Channel's metav1.Conditions: this generation, and a lastTransitionTime that moves only when
     the status differs from ``previous``.  Reason and message are the packager's (the message
     names the misaligned rendition)."""
     reported = {c.get("type"): c for c in timeline.conditions}
-    entries = [(type_, _AS_BOOL.get(reported[type_].get("status")), reported[type_].get("reason") or "Unknown",
-                str(reported[type_].get("message") or "")[:32768]) for type_ in DATA_PLANE_CONDITIONS if type_ in reported]
+    entries = [
+        (
+            type_,
+            _AS_BOOL.get(reported[type_].get("status")),
+            reported[type_].get("reason") or "Unknown",
+            str(reported[type_].get("message") or "")[:32768],
+        )
+        for type_ in DATA_PLANE_CONDITIONS
+        if type_ in reported
+    ]
     return conditions(previous, generation, now, *entries)
 
 
@@ -297,7 +434,14 @@ class StreamReport:
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (reason, message) of Warning events
 
 
-def stream_report(timeline: Timeline, *, status: dict[str, Any] | None, reported: list[dict[str, Any]] | None, generation: int | None, now: datetime) -> StreamReport:
+def stream_report(
+    timeline: Timeline,
+    *,
+    status: dict[str, Any] | None,
+    reported: list[dict[str, Any]] | None,
+    generation: int | None,
+    now: datetime,
+) -> StreamReport:
     """What report_stream makes of a timeline.  ``status``: the Channel's status;
     ``reported``: the data-plane conditions the previous report derived (None after an operator
     restart: the status then stands in, so a restart repeats no old event).  ``reported`` rather
@@ -318,8 +462,11 @@ def stream_report(timeline: Timeline, *, status: dict[str, Any] | None, reported
     if message := failover_message(status, media):
         warnings.append(("Failover", message))
     was = {c["type"]: c["status"] for c in before}
-    warnings += [(c["reason"], c["message"] or c["reason"]) for c in data_plane
-                 if c["type"] in WARN_WHEN_FALSE and c["status"] == "False" and was.get(c["type"]) != "False"]
+    warnings += [
+        (c["reason"], c["message"] or c["reason"])
+        for c in data_plane
+        if c["type"] in WARN_WHEN_FALSE and c["status"] == "False" and was.get(c["type"]) != "False"
+    ]
     return StreamReport(status={} if contained(media, status) else media, data_plane=data_plane, warnings=warnings)
 
 
@@ -337,8 +484,10 @@ def failover_message(previous: dict[str, Any] | None, current: dict[str, Any]) -
     if before is None or stream["failovers"] <= before:
         return None
     count = stream["failovers"] - before
-    return (f"segments now come from encoder {stream['activeEncoder']}"
-            f" ({count} failover{'s' if count > 1 else ''} since the last report, {stream['failovers']} in all)")
+    return (
+        f"segments now come from encoder {stream['activeEncoder']}"
+        f" ({count} failover{'s' if count > 1 else ''} since the last report, {stream['failovers']} in all)"
+    )
 
 
 def contained(new: dict[str, Any], previous: dict[str, Any]) -> bool:
@@ -363,11 +512,19 @@ ENCODER_PROGRESS_FIELDS = ("lastSegment", "segmentsTaken")
 
 def without_progress(status: dict[str, Any]) -> dict[str, Any]:
     """``status`` (a report's part of it) less its progress fields (``PROGRESS_FIELDS``)."""
-    out = {key: ({k: v for k, v in value.items() if k not in PROGRESS_FIELDS.get(key, ())}
-                 if isinstance(value, dict) else value) for key, value in status.items()}
+    out = {
+        key: (
+            {k: v for k, v in value.items() if k not in PROGRESS_FIELDS.get(key, ())}
+            if isinstance(value, dict)
+            else value
+        )
+        for key, value in status.items()
+    }
     if isinstance(out.get("encoders"), dict):
-        out["encoders"] = {name: {k: v for k, v in (encoder or {}).items() if k not in ENCODER_PROGRESS_FIELDS}
-                           for name, encoder in out["encoders"].items()}
+        out["encoders"] = {
+            name: {k: v for k, v in (encoder or {}).items() if k not in ENCODER_PROGRESS_FIELDS}
+            for name, encoder in out["encoders"].items()
+        }
     return out
 
 

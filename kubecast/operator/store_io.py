@@ -32,7 +32,9 @@ async def stored_timeline(namespace: str, key: str) -> Timeline | None:
     return Timeline.from_json(data) if data is not None else None
 
 
-async def publish_program(program: Program, namespace: str, logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+async def publish_program(
+    program: Program, namespace: str, logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
+) -> None:
     """The Program for its channel's packager (which records it) and its locator for the
     streaming endpoints, in the namespace's store.  Best effort: the refresh timer repeats it."""
     record = ProgramRecord.of(program)
@@ -60,9 +62,9 @@ async def published_programs(namespace: str, channel: str) -> dict[str, ProgramR
         if info.key.endswith("/program.json"):
             data = await asyncio.wait_for(store.get(info.key), 10)
             try:
-                records[info.key[len(prefix):].split("/")[0]] = ProgramRecord.from_json(data) if data else None
+                records[info.key[len(prefix) :].split("/")[0]] = ProgramRecord.from_json(data) if data else None
             except ValueError:
-                records[info.key[len(prefix):].split("/")[0]] = None
+                records[info.key[len(prefix) :].split("/")[0]] = None
     return records
 
 
@@ -74,7 +76,9 @@ async def unpublish_record(record: ProgramRecord, namespace: str) -> None:
         await asyncio.wait_for(store.delete(layout.locator_key(record.locator)), 10)
 
 
-def media_to_delete(keys: list[str], channel: str, programs: list[str], recordings: list[Timeline], *, every_recording_read: bool = True) -> list[str]:
+def media_to_delete(
+    keys: list[str], channel: str, programs: list[str], recordings: list[Timeline], *, every_recording_read: bool = True
+) -> list[str]:
     """The keys of ``channel``'s objects (``keys``: everything stored under its prefix) that go when
     the Channel is deleted with ``deletionPolicy: Delete``: all but what the Programs that still
     exist (``programs``) need to stay playable: their folders, and the segments and headers their
@@ -88,8 +92,14 @@ def media_to_delete(keys: list[str], channel: str, programs: list[str], recordin
             needed.update(layout.init_key(channel, source, track.info.id, track.info.init) for source in sources)
             needed.update(layout.segment_key(channel, row[4], track.info.id, row[0]) for row in track.segments)
     encoders = layout.channel_prefix(channel) + "/encoders/"
-    return [key for key in keys if key.startswith(base) and not key.startswith(kept_programs) and key not in needed
-            and (every_recording_read or not key.startswith(encoders))]
+    return [
+        key
+        for key in keys
+        if key.startswith(base)
+        and not key.startswith(kept_programs)
+        and key not in needed
+        and (every_recording_read or not key.startswith(encoders))
+    ]
 
 
 async def delete_channel_media(namespace: str, channel: str, programs: list[str]) -> int:

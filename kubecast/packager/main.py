@@ -19,7 +19,11 @@ from .service import Packager
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubecast packager", description=__doc__)
-    parser.add_argument("--config", required=True, help="packager.json: the channel, its segment duration, live window and encoder instances")
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="packager.json: the channel, its segment duration, live window and encoder instances",
+    )
     parser.add_argument("--store", required=True)
     parser.add_argument("--poll-interval", type=float, default=0.1)
     add_runtime_arguments(parser)
@@ -31,8 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     start_runtime(args, f"packager {config.channel}")
     packager = Packager(
-        store=Store(args.store), channel=config.channel, instances=config.instances,
-        segment_duration_ms=config.segment_duration_ms, window_ms=config.window_ms, poll_interval=args.poll_interval,
+        store=Store(args.store),
+        channel=config.channel,
+        instances=config.instances,
+        segment_duration_ms=config.segment_duration_ms,
+        window_ms=config.window_ms,
+        poll_interval=args.poll_interval,
     )
 
     async def run() -> None:
@@ -40,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await packager.run(stop, on_first_write=lambda: print(f"kubecast packager {config.channel} running", flush=True))
+        await packager.run(
+            stop, on_first_write=lambda: print(f"kubecast packager {config.channel} running", flush=True)
+        )
 
     asyncio.run(run())
     return 0

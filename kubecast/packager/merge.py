@@ -39,7 +39,9 @@ def _live(progress: EncoderProgress, now: datetime, segment_duration_ms: int) ->
     return progress.state == "live" and fresh
 
 
-def _may_still_offer(progress: EncoderProgress, track_id: str, number: int, now: datetime, segment_duration_ms: int) -> bool:
+def _may_still_offer(
+    progress: EncoderProgress, track_id: str, number: int, now: datetime, segment_duration_ms: int
+) -> bool:
     """A live encoder that has not yet gone past ``number`` on this track may still bring a
     complete copy of it."""
     if not _live(progress, now, segment_duration_ms) or not progress.ingest.connected:
@@ -104,11 +106,18 @@ def _follow_active_source(timeline: Timeline, now: datetime) -> None:
 
 
 def merge(
-    timeline: Timeline | None, progress: dict[str, EncoderProgress | None], *, now: datetime,
-    channel: str, segment_duration_ms: int, window_ms: int,
+    timeline: Timeline | None,
+    progress: dict[str, EncoderProgress | None],
+    *,
+    now: datetime,
+    channel: str,
+    segment_duration_ms: int,
+    window_ms: int,
 ) -> MergeResult:
     if timeline is None:
-        timeline = Timeline(channel=channel, state="waiting", updated=now, segment_duration_ms=segment_duration_ms, window_ms=window_ms)
+        timeline = Timeline(
+            channel=channel, state="waiting", updated=now, segment_duration_ms=segment_duration_ms, window_ms=window_ms
+        )
     else:
         timeline = timeline.model_copy(deep=True)
         timeline.window_ms = window_ms
@@ -116,7 +125,9 @@ def merge(
     present = {i: p for i, p in progress.items() if p is not None}  # the encoders that reported
     instances = sorted(present)
     if timeline.availability_start_time is None:
-        timeline.availability_start_time = next((present[i].availability_start_time for i in instances if present[i].availability_start_time), None)
+        timeline.availability_start_time = next(
+            (present[i].availability_start_time for i in instances if present[i].availability_start_time), None
+        )
 
     tracks = {track.info.id: track for track in timeline.tracks}
     mismatches = []
@@ -129,7 +140,9 @@ def merge(
             elif track.init_source == instance and track.info != info:
                 track.info = info  # the source's own description moved on (bitrate, frame rate, new header)
             elif track.info.init != info.init and track.init_source != instance:
-                mismatches.append(f"{info.id}: {instance} has {info.init}, published {track.info.init} from {track.init_source}")
+                mismatches.append(
+                    f"{info.id}: {instance} has {info.init}, published {track.info.init} from {track.init_source}"
+                )
 
     reference = timeline.tracks[0].info.id if timeline.tracks else None  # the rendition whose segments are counted
     taken = {instance: health.segments_taken for instance, health in timeline.encoders.items()}
@@ -150,7 +163,11 @@ def merge(
             copies = offers[number]
             previous_source = last.source if last else None
             complete = {i: r for i, r in copies.items() if not r.final}
-            if not complete and any(_may_still_offer(present[i], track_id, number, now, segment_duration_ms) for i in instances if i not in copies):
+            if not complete and any(
+                _may_still_offer(present[i], track_id, number, now, segment_duration_ms)
+                for i in instances
+                if i not in copies
+            ):
                 break  # only a copy cut short by a dropped path so far: wait for the other encoder's
             candidates = complete or copies
             source = previous_source if previous_source in candidates else sorted(candidates)[0]
@@ -181,9 +198,13 @@ def merge(
         last_numbers = [records[-1].number for records in p.segments.values() if records]
         timeline.encoders[instance] = EncoderHealth(
             state=("live" if live else "waiting") if p.state != "error" else "error",
-            updated=p.updated, last_segment=max(last_numbers, default=None), segments_taken=taken.get(instance, 0),
-            ingest_connected=p.ingest.connected and live, ingest_bitrate=p.ingest.bitrate if live else 0.0,
-            speed=p.speed, message=p.message,
+            updated=p.updated,
+            last_segment=max(last_numbers, default=None),
+            segments_taken=taken.get(instance, 0),
+            ingest_connected=p.ingest.connected and live,
+            ingest_bitrate=p.ingest.bitrate if live else 0.0,
+            speed=p.speed,
+            message=p.message,
         )
     for instance, p in progress.items():
         if p is None and instance in timeline.encoders:
@@ -192,30 +213,63 @@ def merge(
     thumbnails = [(present[i].thumbnail_updated, i) for i in instances if present[i].thumbnail_updated]
     timeline.thumbnail_source = max(thumbnails)[1] if thumbnails else timeline.thumbnail_source
 
-    newest = max((r.start + r.duration) / t.info.timescale for t in timeline.tracks for r in t.segments[-1:]) if any(t.segments for t in timeline.tracks) else None
+    newest = (
+        max((r.start + r.duration) / t.info.timescale for t in timeline.tracks for r in t.segments[-1:])
+        if any(t.segments for t in timeline.tracks)
+        else None
+    )
     flowing = False
     if newest is not None and timeline.availability_start_time is not None:
         age = now - (timeline.availability_start_time + timedelta(seconds=newest))
         flowing = age < timedelta(milliseconds=3 * segment_duration_ms + 5000)
     ingest = any(h.ingest_connected for h in timeline.encoders.values())
-    set_condition(timeline.conditions, "IngestConnected", ingest, "ContributionReceived" if ingest else "NoContribution",
-                  "an encoder receives the contribution" if ingest else "no encoder receives a contribution", now)
-    set_condition(timeline.conditions, "InitSegmentsConsistent", not mismatches, "InitSegmentsMatch" if not mismatches else "InitSegmentMismatch",
-                  "; ".join(mismatches) or "all encoders produce identical init segments", now)
-    reports = [p.ingest for i in instances if (p := progress[i]) is not None and p.ingest.connected and p.ingest.keyframes_aligned is not None]
+    set_condition(
+        timeline.conditions,
+        "IngestConnected",
+        ingest,
+        "ContributionReceived" if ingest else "NoContribution",
+        "an encoder receives the contribution" if ingest else "no encoder receives a contribution",
+        now,
+    )
+    set_condition(
+        timeline.conditions,
+        "InitSegmentsConsistent",
+        not mismatches,
+        "InitSegmentsMatch" if not mismatches else "InitSegmentMismatch",
+        "; ".join(mismatches) or "all encoders produce identical init segments",
+        now,
+    )
+    reports = [
+        p.ingest
+        for i in instances
+        if (p := progress[i]) is not None and p.ingest.connected and p.ingest.keyframes_aligned is not None
+    ]
     if reports:
         aligned = all(r.keyframes_aligned for r in reports)
-        set_condition(timeline.conditions, "KeyframesAligned", aligned, "RenditionsAligned" if aligned else "RenditionsMisaligned",
-                      "the contribution's renditions have key frames at the same times" if aligned
-                      else "; ".join(sorted({r.alignment_message for r in reports if r.alignment_message})), now)
+        set_condition(
+            timeline.conditions,
+            "KeyframesAligned",
+            aligned,
+            "RenditionsAligned" if aligned else "RenditionsMisaligned",
+            "the contribution's renditions have key frames at the same times"
+            if aligned
+            else "; ".join(sorted({r.alignment_message for r in reports if r.alignment_message})),
+            now,
+        )
     elif ingest:
         # A contribution that has nothing to align (one rendition, or live encoding): the last
         # multi-rendition contribution's verdict no longer applies.  With none connected it
         # stays, describing the last contribution.
         timeline.conditions[:] = [c for c in timeline.conditions if c["type"] != "KeyframesAligned"]
     ready = any_live and flowing
-    set_condition(timeline.conditions, "Ready", ready, "Live" if ready else ("WaitingForSegments" if any_live else "WaitingForContribution"),
-                  "segments are being published" if ready else "no segments are being published", now)
+    set_condition(
+        timeline.conditions,
+        "Ready",
+        ready,
+        "Live" if ready else ("WaitingForSegments" if any_live else "WaitingForContribution"),
+        "segments are being published" if ready else "no segments are being published",
+        now,
+    )
     if result.changed or timeline.updated < now:
         timeline.updated = now
     return result

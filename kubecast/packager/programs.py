@@ -30,14 +30,33 @@ def _start(channel: Timeline, program: ProgramRecord, now: datetime) -> Timeline
     for track in channel.tracks:
         rows = [r for r in track.segments if r.number >= first]
         if rows:
-            rows[0] = rows[0]._replace(discontinuity=False)  # nothing before it in this timeline to be discontinuous with
-        tracks.append(TimelineTrack(info=track.info, init_source=track.init_source, average_bandwidth=track.average_bandwidth,
-                                    peak_bandwidth=track.peak_bandwidth, segments=rows, numbers_skipped=first))
-    return Timeline(channel=channel.channel, state="live", updated=now, availability_start_time=channel.availability_start_time,
-                    segment_duration_ms=channel.segment_duration_ms, window_ms=int(program.archive_window_seconds * 1000), tracks=tracks)
+            rows[0] = rows[0]._replace(
+                discontinuity=False
+            )  # nothing before it in this timeline to be discontinuous with
+        tracks.append(
+            TimelineTrack(
+                info=track.info,
+                init_source=track.init_source,
+                average_bandwidth=track.average_bandwidth,
+                peak_bandwidth=track.peak_bandwidth,
+                segments=rows,
+                numbers_skipped=first,
+            )
+        )
+    return Timeline(
+        channel=channel.channel,
+        state="live",
+        updated=now,
+        availability_start_time=channel.availability_start_time,
+        segment_duration_ms=channel.segment_duration_ms,
+        window_ms=int(program.archive_window_seconds * 1000),
+        tracks=tracks,
+    )
 
 
-def record(recorded: Timeline | None, program: ProgramRecord, channel: Timeline | None, now: datetime) -> tuple[Timeline | None, bool]:
+def record(
+    recorded: Timeline | None, program: ProgramRecord, channel: Timeline | None, now: datetime
+) -> tuple[Timeline | None, bool]:
     """(the program's timeline, whether it changed) after the channel's latest timeline."""
     if recorded is not None and recorded.state == "stopped":
         return recorded, False
@@ -70,7 +89,9 @@ def record(recorded: Timeline | None, program: ProgramRecord, channel: Timeline 
             if last is not None and row.number <= last.number:
                 continue
             if last is not None and row.start != last.start + last.duration:
-                row = row._replace(discontinuity=True)  # the channel lost media (or this recorder missed rows) in between
+                row = row._replace(
+                    discontinuity=True
+                )  # the channel lost media (or this recorder missed rows) in between
             track.segments.append(row)
             last, appended = row, True
         if appended or changed:
@@ -98,7 +119,7 @@ class ProgramRecorder:
         for info in await self.store.list(prefix):
             if not info.key.endswith("/program.json"):
                 continue
-            name = info.key[len(prefix):].split("/")[0]
+            name = info.key[len(prefix) :].split("/")[0]
             cached = self._records.get(name)
             if cached and cached[0] == info.etag and info.etag is not None:
                 programs.append(cached[1])
@@ -126,7 +147,7 @@ class ProgramRecorder:
         for info in await self.store.list(prefix):
             if not info.key.endswith("/timeline.json"):
                 continue
-            held = self.timelines.get(info.key[len(prefix):].split("/")[0])
+            held = self.timelines.get(info.key[len(prefix) :].split("/")[0])
             if held is not None:
                 recordings.append(held)
                 continue
@@ -155,12 +176,22 @@ class ProgramRecorder:
                 try:
                     self.timelines[program.name] = Timeline.from_json(data) if data else None
                 except ValueError as error:
-                    log.warning("recording of program %s of %s is unreadable (%s): left alone", program.name, self.channel, error)
+                    log.warning(
+                        "recording of program %s of %s is unreadable (%s): left alone",
+                        program.name,
+                        self.channel,
+                        error,
+                    )
                     continue  # neither recorded over nor released; retention keeps its segments (kept())
             recorded, changed = record(self.timelines[program.name], program, channel, now)
             if changed and recorded is not None:
                 recorded.generation += 1
                 await self.store.put(key, recorded.to_json())
                 if recorded.state == "stopped":
-                    log.info("program %s of %s stopped: %d segments kept on demand", program.name, self.channel, len(recorded.tracks[0].segments))
+                    log.info(
+                        "program %s of %s stopped: %d segments kept on demand",
+                        program.name,
+                        self.channel,
+                        len(recorded.tracks[0].segments),
+                    )
             self.timelines[program.name] = recorded

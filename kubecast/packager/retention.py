@@ -36,10 +36,14 @@ def grace_segments(timeline: Timeline) -> int:
     return -(-timeline.window_ms // timeline.segment_duration_ms) + 1
 
 
-_SEGMENT = re.compile(r"^channels/(?P<channel>[^/]+)/encoders/(?P<instance>[^/]+)/(?P<track>[^/]+)/(?P<number>\d+)\.m4s$")
+_SEGMENT = re.compile(
+    r"^channels/(?P<channel>[^/]+)/encoders/(?P<instance>[^/]+)/(?P<track>[^/]+)/(?P<number>\d+)\.m4s$"
+)
 
 
-def collectable(keys: list[str], channel: Timeline | None, programs: list[Timeline], *, old: frozenset[str] = frozenset()) -> list[str]:
+def collectable(
+    keys: list[str], channel: Timeline | None, programs: list[Timeline], *, old: frozenset[str] = frozenset()
+) -> list[str]:
     """The segment keys in ``keys`` that may be deleted now; ``old``: those stored longer ago
     than ``ORPHAN_AGE`` (only they are collected from a rendition the live timeline lacks)."""
     if channel is None:

@@ -33,7 +33,8 @@ RETENTION_INTERVAL = timedelta(seconds=30)
 def _signature(timeline: Timeline) -> tuple[object, ...]:
     """What readers care about apart from the segments: a change here is worth a write."""
     return (
-        timeline.state, timeline.thumbnail_source,
+        timeline.state,
+        timeline.thumbnail_source,
         tuple((i, h.state, h.ingest_connected, h.last_segment) for i, h in sorted(timeline.encoders.items())),
         tuple((c["type"], c["status"], c["reason"]) for c in timeline.conditions),
         tuple((t.info.id, t.info.init) for t in timeline.tracks),
@@ -41,7 +42,16 @@ def _signature(timeline: Timeline) -> tuple[object, ...]:
 
 
 class Packager:
-    def __init__(self, *, store: Store, channel: str, instances: list[str], segment_duration_ms: int, window_ms: int, poll_interval: float = 0.1):
+    def __init__(
+        self,
+        *,
+        store: Store,
+        channel: str,
+        instances: list[str],
+        segment_duration_ms: int,
+        window_ms: int,
+        poll_interval: float = 0.1,
+    ):
         self.store = store
         self.channel = channel
         self.instances = instances
@@ -90,7 +100,14 @@ class Packager:
         progress = {instance: await self._read_progress(instance) for instance in self.instances}
         before = _signature(self.timeline) if self.timeline else None
         previous_failovers = self.timeline.failovers if self.timeline else None
-        result = merge(self.timeline, progress, now=now, channel=self.channel, segment_duration_ms=self.segment_duration_ms, window_ms=self.window_ms)
+        result = merge(
+            self.timeline,
+            progress,
+            now=now,
+            channel=self.channel,
+            segment_duration_ms=self.segment_duration_ms,
+            window_ms=self.window_ms,
+        )
         timeline = result.timeline
         due = self._written_at is None or now - self._written_at >= HEARTBEAT
         if not (result.changed or due or before != _signature(timeline)):

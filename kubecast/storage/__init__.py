@@ -1,10 +1,26 @@
 """Object storage: the only state the components share."""
 
-from . import layout
 from kubecast.media.tracks import SegmentRecord, TrackInfo
 
+from . import layout
 from .records import ClockStart, EncoderProgress, Epoch, IngestInfo, ProgramRecord
 from .store import InvalidKey, ObjectInfo, Store, check_key
 from .timelines import read_program_timeline, read_timeline, read_timeline_sync
 
-__all__ = ["ClockStart", "EncoderProgress", "Epoch", "IngestInfo", "InvalidKey", "ObjectInfo", "ProgramRecord", "SegmentRecord", "Store", "TrackInfo", "check_key", "layout", "read_program_timeline", "read_timeline", "read_timeline_sync"]
+__all__ = [
+    "ClockStart",
+    "EncoderProgress",
+    "Epoch",
+    "IngestInfo",
+    "InvalidKey",
+    "ObjectInfo",
+    "ProgramRecord",
+    "SegmentRecord",
+    "Store",
+    "TrackInfo",
+    "check_key",
+    "layout",
+    "read_program_timeline",
+    "read_timeline",
+    "read_timeline_sync",
+]

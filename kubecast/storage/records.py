@@ -94,5 +94,11 @@ class ProgramRecord(_Record):
     def of(cls, program: Program) -> ProgramRecord:
         """From a ``kubecast.api.Program`` (the control plane's view of the same thing)."""
         spec = program.spec
-        return cls(name=program.name, channel=spec.channel_name, locator=spec.locator or program.name,
-                   manifest_name=spec.manifest_name, archive_window_seconds=spec.archive_window_seconds, state=spec.state.value)
+        return cls(
+            name=program.name,
+            channel=spec.channel_name,
+            locator=spec.locator or program.name,
+            manifest_name=spec.manifest_name,
+            archive_window_seconds=spec.archive_window_seconds,
+            state=spec.state.value,
+        )

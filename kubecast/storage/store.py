@@ -47,7 +47,9 @@ class ObjectInfo:
 
 
 def _info(meta: ObjectMeta) -> ObjectInfo:
-    return ObjectInfo(key=meta["path"], size=meta["size"], etag=meta.get("e_tag"), last_modified=meta.get("last_modified"))
+    return ObjectInfo(
+        key=meta["path"], size=meta["size"], etag=meta.get("e_tag"), last_modified=meta.get("last_modified")
+    )
 
 
 def open_backend(url: str) -> ObjectStore:

@@ -44,20 +44,38 @@ def test_the_operator_and_local_mode_write_the_same_route_but_for_addresses_and_
     children = build_channel_children(channel, uid="u", namespace="media", settings=OperatorSettings())
     config_map = next(c for c in children if c["kind"] == "ConfigMap" and c["metadata"]["name"] == "multi-encoder-a")
     in_pod = json.loads(config_map["data"]["ingest.json"])
-    ports = Ports(rtmp=1935, http=8080, rtmp_secondary=1936, contribution={("multi", "A"): 7001, ("multi", "B"): 7002},
-                  metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))}, udp={("multi", "A"): 5000, ("multi", "B"): 5001})
-    local = json.loads(build_plan(manifests=manifests, store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
-                       .ingest_config["A"].to_json())
+    ports = Ports(
+        rtmp=1935,
+        http=8080,
+        rtmp_secondary=1936,
+        contribution={("multi", "A"): 7001, ("multi", "B"): 7002},
+        metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))},
+        udp={("multi", "A"): 5000, ("multi", "B"): 5001},
+    )
+    local = json.loads(
+        build_plan(manifests=manifests, store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
+        .ingest_config["A"]
+        .to_json()
+    )
     assert {k: v for k, v in in_pod.items() if k != "channels"} == {k: v for k, v in local.items() if k != "channels"}
     pod_route, local_route = in_pod["channels"]["multi"], local["channels"]["multi"]
-    assert {k: v for k, v in pod_route.items() if k not in PLACES} == {k: v for k, v in local_route.items() if k not in PLACES}
-    assert pod_route["protocols"] == ["RTMP", "SRT", "UDP"] and pod_route["srtLatencyMs"] == 300 and pod_route["udpGroup"] == "239.1.1.1"
+    assert {k: v for k, v in pod_route.items() if k not in PLACES} == {
+        k: v for k, v in local_route.items() if k not in PLACES
+    }
+    assert (
+        pod_route["protocols"] == ["RTMP", "SRT", "UDP"]
+        and pod_route["srtLatencyMs"] == 300
+        and pod_route["udpGroup"] == "239.1.1.1"
+    )
     assert all(pod_route[k] and local_route[k] for k in PLACES), "every place is set on both sides for this channel"
     assert local_route["udpListen"] == "127.0.0.1:5000" and local_route["relays"] == ["127.0.0.1:7002"]
 
 
 def test_an_ingest_file_with_an_unknown_or_mistyped_field_is_refused(tmp_path: Path):
-    for route in ({"encoders": ["127.0.0.1:7000"], "streamKey": "inline"}, {"encoders": ["127.0.0.1:7000"], "srtLatencyMs": "soon"}):
+    for route in (
+        {"encoders": ["127.0.0.1:7000"], "streamKey": "inline"},
+        {"encoders": ["127.0.0.1:7000"], "srtLatencyMs": "soon"},
+    ):
         (tmp_path / "ingest.json").write_text(json.dumps({"channels": {"news": route}}))
         with pytest.raises(ConfigError, match="ingest.json"):
             load_config(tmp_path / "ingest.json")
@@ -69,12 +87,23 @@ def test_the_operator_and_local_mode_give_the_packager_the_same_config(tmp_path:
     children = build_channel_children(channel, uid="u", namespace="media", settings=OperatorSettings())
     packager = next(c for c in children if c["kind"] == "Deployment" and c["metadata"]["name"] == "multi-packager")
     container = packager["spec"]["template"]["spec"]["containers"][0]
-    mounted = next(c for c in children if c["kind"] == "ConfigMap" and c["metadata"]["name"] == packager["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"])
+    mounted = next(
+        c
+        for c in children
+        if c["kind"] == "ConfigMap"
+        and c["metadata"]["name"] == packager["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]
+    )
     assert container["args"][container["args"].index("--config") + 1] == "/etc/kubecast/packager.json"
     in_pod = json.loads(mounted["data"]["packager.json"])
     assert in_pod == {"channel": "multi", "segmentDurationMs": 4000, "windowMs": 30000, "instances": ["A", "B"]}
-    ports = Ports(rtmp=1935, http=8080, rtmp_secondary=1936, contribution={("multi", "A"): 7001, ("multi", "B"): 7002},
-                  metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))}, udp={("multi", "A"): 5000, ("multi", "B"): 5001})
+    ports = Ports(
+        rtmp=1935,
+        http=8080,
+        rtmp_secondary=1936,
+        contribution={("multi", "A"): 7001, ("multi", "B"): 7002},
+        metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))},
+        udp={("multi", "A"): 5000, ("multi", "B"): 5001},
+    )
     plan = build_plan(manifests=manifests, store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
     write_run_files(plan, tmp_path)
     process = next(p for p in plan.processes if p.name == "packager multi")
@@ -104,11 +133,20 @@ def test_the_operator_and_local_mode_give_the_encoders_the_same_config(tmp_path:
         in_pods.append(json.loads(mounted["data"]["encoder.json"]))
     assert in_pods[0] == in_pods[1]
     assert {k: v for k, v in in_pods[0].items() if k != "renditions"} == {
-        "channel": "multi", "segmentDurationMs": 4000, "x264Preset": "veryfast", "audioBitrate": 96000}
+        "channel": "multi",
+        "segmentDurationMs": 4000,
+        "x264Preset": "veryfast",
+        "audioBitrate": 96000,
+    }
     assert [r["name"] for r in in_pods[0]["renditions"]] == [r.name for r in PRESETS["Default1080p"]]
-    ports = Ports(rtmp=1935, http=8080, rtmp_secondary=1936, contribution={("multi", "A"): 7001, ("multi", "B"): 7002},
-                  metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))},
-                  udp={("multi", "A"): 5000, ("multi", "B"): 5001})
+    ports = Ports(
+        rtmp=1935,
+        http=8080,
+        rtmp_secondary=1936,
+        contribution={("multi", "A"): 7001, ("multi", "B"): 7002},
+        metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))},
+        udp={("multi", "A"): 5000, ("multi", "B"): 5001},
+    )
     plan = build_plan(manifests=manifests, store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
     write_run_files(plan, tmp_path)
     for instance in ("A", "B"):

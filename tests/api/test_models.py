@@ -28,7 +28,14 @@ def test_channel_defaults_and_ladder():
 
 def test_default720p_is_the_ams_table():
     rows = [(r.bitrate // 1000, r.width, r.height) for r in PRESETS["Default720p"]]
-    assert rows == [(3500, 1280, 720), (2200, 960, 540), (1350, 704, 396), (850, 512, 288), (550, 384, 216), (200, 340, 192)]
+    assert rows == [
+        (3500, 1280, 720),
+        (2200, 960, 540),
+        (1350, 704, 396),
+        (850, 512, 288),
+        (550, 384, 216),
+        (200, 340, 192),
+    ]
 
 
 def test_passthrough_has_no_ladder():
@@ -40,7 +47,10 @@ def test_passthrough_has_no_ladder():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("segmentDuration: 2", "segmentDuration: 12"), "spec.segmentDuration: Input should be less than or equal to 10"),
+        (
+            ("segmentDuration: 2", "segmentDuration: 12"),
+            "spec.segmentDuration: Input should be less than or equal to 10",
+        ),
         (("segmentDuration: 2", "segmentDuration: 2.0005"), "whole number of milliseconds"),
         (("10.0.0.0/8", "10.0.0.0/99"), "spec.ingest.allowedIps.0"),
         (("preset: Default1080p", "preset: Default4k"), "spec.encoding.preset"),
@@ -62,7 +72,10 @@ SECRET = "apiVersion: v1\nkind: Secret\n"
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("apiVersion: kubecast.io/v1alpha1\nkind: Channel\nmetadata: [news]\n", "metadata: Input should be a valid dictionary"),
+        (
+            "apiVersion: kubecast.io/v1alpha1\nkind: Channel\nmetadata: [news]\n",
+            "metadata: Input should be a valid dictionary",
+        ),
         ("apiVersion: kubecast.io/v1alpha1\nkind: [Channel]\n", "kind must be one of"),
         (SECRET + "metadata: 5\n", "Secret metadata must be a mapping"),
         (SECRET + "metadata: {name: [key]}\n", "Secret without metadata.name"),
@@ -91,14 +104,19 @@ def test_custom_ladder_must_descend():
 def test_custom_ladder_needs_renditions_and_only_custom_has_them():
     with pytest.raises(ManifestError, match="preset Custom needs"):
         load_text(CHANNEL.replace("preset: Default1080p", "preset: Custom"))
-    text = CHANNEL.replace("encoding: {preset: Default1080p}", "encoding:\n    preset: Default720p\n    renditions: [{name: a, width: 640, height: 360, bitrate: 800000}]")
+    text = CHANNEL.replace(
+        "encoding: {preset: Default1080p}",
+        "encoding:\n    preset: Default720p\n    renditions: [{name: a, width: 640, height: 360, bitrate: 800000}]",
+    )
     with pytest.raises(ManifestError, match="only read with preset Custom"):
         load_text(text)
 
 
 def test_secret_documents_give_stream_keys():
     encoded = base64.b64encode(b"s3cret").decode()
-    manifests = load_text(CHANNEL + f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: news-key}}\ndata: {{streamKey: {encoded}}}\n")
+    manifests = load_text(
+        CHANNEL + f"---\napiVersion: v1\nkind: Secret\nmetadata: {{name: news-key}}\ndata: {{streamKey: {encoded}}}\n"
+    )
     ref = manifests.channels["news"].spec.ingest.stream_key_secret_ref
     assert manifests.secret_value(ref.name, ref.key) == "s3cret"
     with pytest.raises(ManifestError, match="Secret 'other'"):
@@ -106,8 +124,10 @@ def test_secret_documents_give_stream_keys():
 
 
 def test_program_window_and_channel_reference():
-    program = ("---\napiVersion: kubecast.io/v1alpha1\nkind: Program\nmetadata: {name: match}\n"
-               "spec: {channelName: news, archiveWindow: PT1H30M}\n")
+    program = (
+        "---\napiVersion: kubecast.io/v1alpha1\nkind: Program\nmetadata: {name: match}\n"
+        "spec: {channelName: news, archiveWindow: PT1H30M}\n"
+    )
     manifests = load_text(CHANNEL + program)
     assert manifests.programs["match"].spec.archive_window_seconds == 5400
     with pytest.raises(ManifestError, match="names no Channel"):
@@ -144,23 +164,35 @@ def test_the_shipped_examples_are_valid():
     assert set(manifests.channels) == {"my-channel", "demo"}
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("locator: ../secret", "locator"),
-    ("locator: a/b", "locator"),
-    ("manifestName: show.m3u8", "manifestName"),
-    ("manifestName: '..'", "manifestName"),
-    ("locator: live", "path of the streaming endpoint"),
-    ("locator: Metrics", "path of the streaming endpoint"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("locator: ../secret", "locator"),
+        ("locator: a/b", "locator"),
+        ("manifestName: show.m3u8", "manifestName"),
+        ("manifestName: '..'", "manifestName"),
+        ("locator: live", "path of the streaming endpoint"),
+        ("locator: Metrics", "path of the streaming endpoint"),
+    ],
+)
 def test_program_paths_are_names_not_paths(spec, message):
-    program = (f"---\napiVersion: kubecast.io/v1alpha1\nkind: Program\nmetadata: {{name: match}}\n"
-               f"spec: {{channelName: news, {spec}}}\n")
+    program = (
+        f"---\napiVersion: kubecast.io/v1alpha1\nkind: Program\nmetadata: {{name: match}}\n"
+        f"spec: {{channelName: news, {spec}}}\n"
+    )
     with pytest.raises(ManifestError, match=message):
         load_text(CHANNEL + program)
 
 
 def test_a_program_named_like_an_endpoint_path_needs_its_own_locator():
-    program = "---\napiVersion: kubecast.io/v1alpha1\nkind: Program\nmetadata: {name: preview}\nspec: {channelName: news}\n"
+    program = (
+        "---\napiVersion: kubecast.io/v1alpha1\nkind: Program\nmetadata: {name: preview}\nspec: {channelName: news}\n"
+    )
     with pytest.raises(ManifestError, match="needs spec.locator"):
         load_text(CHANNEL + program)
-    assert load_text(CHANNEL + program.replace("{channelName: news}", "{channelName: news, locator: preview-show}")).programs["preview"].spec.locator == "preview-show"
+    assert (
+        load_text(CHANNEL + program.replace("{channelName: news}", "{channelName: news, locator: preview-show}"))
+        .programs["preview"]
+        .spec.locator
+        == "preview-show"
+    )

@@ -15,13 +15,14 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
-import shutil
 import threading
 from pathlib import Path
 
 from helpers import Proc, free_port
+
 from kubecast.api import load_paths
 from kubecast.local.plan import Ports, build_plan, instances_for, metrics_names, write_run_files
 
@@ -33,12 +34,15 @@ class Pipeline:
         manifests = load_paths([str(manifest)])
         self.channels = list(manifests.channels)
         self.ports = Ports(
-            rtmp=free_port(), http=free_port(), rtmp_secondary=free_port(),
+            rtmp=free_port(),
+            http=free_port(),
+            rtmp_secondary=free_port(),
             contribution={(name, instance): free_port() for name in manifests.channels for instance in instances_for()},
             metrics={name: free_port() for name in metrics_names(manifests)},
         )
-        plan = build_plan(manifests=manifests, store_url=str(self.store), run_dir=run_dir,
-                          host="127.0.0.1", ports=self.ports)
+        plan = build_plan(
+            manifests=manifests, store_url=str(self.store), run_dir=run_dir, host="127.0.0.1", ports=self.ports
+        )
         write_run_files(plan, run_dir)
         self.specs = {spec.name: spec for spec in plan.processes}
         self.procs: dict[str, Proc] = {}
@@ -119,7 +123,9 @@ class Link:
             self.cut_off = True
             for sock in self.sockets:
                 with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST, not FIN
+                    sock.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    )  # RST, not FIN
                     sock.close()
             self.sockets.clear()
         with contextlib.suppress(OSError):
@@ -154,8 +160,10 @@ STALL_MONITOR = """() => {
   }, 50);
 }"""
 
-CURRENT_STALL = ("() => { const m = window.kubecastMonitor;"
-                 " return Math.max(m.longestStallMs, m.lastProgress === null ? 0 : performance.now() - m.lastProgress); }")
+CURRENT_STALL = (
+    "() => { const m = window.kubecastMonitor;"
+    " return Math.max(m.longestStallMs, m.lastProgress === null ? 0 : performance.now() - m.lastProgress); }"
+)
 
 
 class Player:
@@ -168,8 +176,16 @@ class Player:
         try:
             self.browser = self._playwright.chromium.launch(
                 executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--autoplay-policy=no-user-gesture-required",
+                ],
             )
             self.page = self.browser.new_page()
             self.page.goto(url, timeout=30_000)
@@ -180,8 +196,10 @@ class Player:
             raise
 
     def wait_playing(self, timeout: float = 60) -> None:
-        self.page.wait_for_function("() => window.kubecastMonitor.since !== null && window.kubecastPlayer.video.currentTime > 1",
-                                    timeout=timeout * 1000)
+        self.page.wait_for_function(
+            "() => window.kubecastMonitor.since !== null && window.kubecastPlayer.video.currentTime > 1",
+            timeout=timeout * 1000,
+        )
 
     def longest_stall(self) -> float:
         return self.page.evaluate(CURRENT_STALL) / 1000

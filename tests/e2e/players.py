@@ -28,27 +28,39 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
 # configuration (hls.js constructor options, dash.js updateSettings, Shaka's player.configure).
 _START: dict[str, str] = {
     "hls": "const p = new Hls({liveSyncDurationCount: 3, ...config}); window.player = p;"
-           " p.on(Hls.Events.ERROR, (_e, data) => { if (data.fatal) window.errors.push('hls.js: ' + data.details); });"
-           " p.loadSource(url); p.attachMedia(v);",
+    " p.on(Hls.Events.ERROR, (_e, data) => { if (data.fatal) window.errors.push('hls.js: ' + data.details); });"
+    " p.loadSource(url); p.attachMedia(v);",
     "dash": "const p = dashjs.MediaPlayer().create(); window.player = p; p.updateSettings(config);"
-            " p.on(dashjs.MediaPlayer.events.ERROR, (e) => window.errors.push('dash.js: ' + JSON.stringify(e.error)));"
-            " p.initialize(v, url, true);",
+    " p.on(dashjs.MediaPlayer.events.ERROR, (e) => window.errors.push('dash.js: ' + JSON.stringify(e.error)));"
+    " p.initialize(v, url, true);",
     # Shaka reports every error, recoverable or not, as an 'error' event with a numeric code
     # (shaka.util.Error.Code); load() rejects with one when the manifest cannot be played at all.
     "shaka": "shaka.polyfill.installAll(); const p = new shaka.Player(); window.player = p; p.configure(config);"
-             " p.addEventListener('error', (e) => window.errors.push('shaka: ' + e.detail.code + ' ' + JSON.stringify(e.detail.data)));"
-             " await p.attach(v);"
-             " try { await p.load(url); } catch (e) { window.errors.push('shaka load: ' + e.code + ' ' + JSON.stringify(e.data)); }",
+    " p.addEventListener('error', (e) => window.errors.push('shaka: ' + e.detail.code + ' ' + "
+    "JSON.stringify(e.detail.data)));"
+    " await p.attach(v);"
+    " try { await p.load(url); } catch (e) { window.errors.push('shaka load: ' + e.code + ' ' + "
+    "JSON.stringify(e.data)); }",
 }
 _START["smooth"] = _START["dash"]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 
 def chromium(playwright: Any) -> Any:
     """Headless Chromium (Debian's) from a running ``sync_playwright()``."""
-    return playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM_ARGS)
+    return playwright.chromium.launch(
+        executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM_ARGS
+    )
 
 
 def sync_playwright() -> Any:

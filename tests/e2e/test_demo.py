@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from helpers import kubecast, wait_until
 from media_checks import fetch, media_playlist, multivariant
 
@@ -14,13 +13,31 @@ pytestmark = pytest.mark.e2e
 
 def test_demo_goes_live_within_a_minute(tmp_path):
     started = time.monotonic()
-    demo = kubecast("demo", "--rtmp-port", "0", "--rtmp-secondary-port", "0", "--http-port", "0", "--size", "640x360", "--status-interval", "1", cwd=str(tmp_path))
+    demo = kubecast(
+        "demo",
+        "--rtmp-port",
+        "0",
+        "--rtmp-secondary-port",
+        "0",
+        "--http-port",
+        "0",
+        "--size",
+        "640x360",
+        "--status-interval",
+        "1",
+        cwd=str(tmp_path),
+    )
     try:
         player = demo.wait_for_line(r"Player \(preview\): (http://\S+)", timeout=60).group(1)
         base = player.split("/preview/")[0]
         page = fetch(player).decode()
         assert "hls" in page.lower()
-        wait_until(lambda: len(media_playlist(f"{base}/live/demo/video_240p/index.m3u8").segments) >= 2, timeout=60, interval=0.5, what="demo segments")
+        wait_until(
+            lambda: len(media_playlist(f"{base}/live/demo/video_240p/index.m3u8").segments) >= 2,
+            timeout=60,
+            interval=0.5,
+            what="demo segments",
+        )
         assert time.monotonic() - started < 90  # a minute on a laptop; CI shares 2 cores with other tests
         variants, media = multivariant(f"{base}/live/demo/index.m3u8")
         assert {v.attributes["RESOLUTION"] for v in variants} == {"1280x720", "854x480", "426x240"}

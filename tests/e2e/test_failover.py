@@ -18,7 +18,6 @@ from urllib.parse import urljoin
 
 import av
 import pytest
-
 from drill import Link, Pipeline, Player, seeded
 from helpers import Proc, wait_until
 from media_checks import MPD_NS, download, expand_timeline, fetch, media_playlist, mpd
@@ -62,10 +61,40 @@ def publish(urls: list[str], *, seconds: float) -> Proc:
         output = ["-f", "tee", "|".join(f"[f=flv:onfail=ignore]{url}" for url in urls)]
     return Proc(
         [
-            "ffmpeg", "-hide_banner", "-loglevel", "warning", "-re",
-            "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
-            "-t", f"{seconds:.1f}", "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-g", "60",
-            "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-flags", "+global_header", *output,
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "warning",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=48000",
+            "-t",
+            f"{seconds:.1f}",
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            "-flags",
+            "+global_header",
+            *output,
         ],
         name="ffmpeg publisher",
     )
@@ -105,7 +134,9 @@ class Drill:
         return all(encoders.get(i, {}).get("state") == "live" and encoders[i].get("ingestConnected") for i in instances)
 
     def wait_live(self, *instances: str, timeout: float = 30) -> None:
-        wait_until(lambda: self.encoders_live(*instances), timeout=timeout, interval=0.2, what=f"encoders {instances} live")
+        wait_until(
+            lambda: self.encoders_live(*instances), timeout=timeout, interval=0.2, what=f"encoders {instances} live"
+        )
 
     def close(self) -> None:
         for publisher in self.publishers:
@@ -117,6 +148,7 @@ class Drill:
 
 # The cases: each gets the running drill and its seeded random generator, and performs its
 # kills between ~15 s and ~45 s into the 60 s stream.
+
 
 def encoder_a_killed(drill: Drill, rng) -> None:
     drill.at(rng.uniform(15, 30))
@@ -178,8 +210,12 @@ def test_kill(case, tmp_path):
         drill.started = time.monotonic()
         drill.connect(seconds=PUBLISH_SECONDS)
         drill.wait_live("A", "B")
-        wait_until(lambda: min((len(t["segments"]) for t in drill.pipeline.timeline("cam1")["tracks"]), default=0) >= 3,
-                   timeout=30, interval=0.2, what="three segments of every rendition")  # what the player needs to start
+        wait_until(
+            lambda: min((len(t["segments"]) for t in drill.pipeline.timeline("cam1")["tracks"]), default=0) >= 3,
+            timeout=30,
+            interval=0.2,
+            what="three segments of every rendition",
+        )  # what the player needs to start
         player = Player(f"{drill.pipeline.base}/preview/cam1/")
         player.wait_playing()
         action(drill, rng)
@@ -187,11 +223,18 @@ def test_kill(case, tmp_path):
         drill.at(PUBLISH_SECONDS - 4)  # the player has played well past the kill; the stream has not ended yet
         stall, errors = player.longest_stall(), player.errors()
         position = player.position()
-        print(f"{case}: longest player stall {stall:.2f} s, position {position:.1f} s, player errors {errors}", flush=True)
+        print(
+            f"{case}: longest player stall {stall:.2f} s, position {position:.1f} s, player errors {errors}", flush=True
+        )
         player.close()
         player = None
         wait_until(lambda: not drill.publisher.alive(), timeout=30, interval=0.5, what="the publisher to finish")
-        wait_until(lambda: drill.pipeline.timeline("cam1")["state"] == "waiting", timeout=30, interval=0.5, what="the channel to go idle")
+        wait_until(
+            lambda: drill.pipeline.timeline("cam1")["state"] == "waiting",
+            timeout=30,
+            interval=0.5,
+            what="the channel to go idle",
+        )
 
         check_timeline(drill.pipeline.timeline("cam1"), expected_discontinuities)
         check_hls(drill.pipeline.base, expected_discontinuities)
@@ -224,19 +267,27 @@ def check_timeline(index: dict, expected_discontinuities: int) -> None:
         for previous, row in zip(rows, rows[1:]):
             assert row[0] > previous[0], f"{track_id}: numbering went back at {row[0]}"
             if row[5]:
-                assert row[1] > previous[1] + previous[2], f"{track_id}: a discontinuity without missing media at {row[0]}"
+                assert row[1] > previous[1] + previous[2], (
+                    f"{track_id}: a discontinuity without missing media at {row[0]}"
+                )
             else:
                 assert row[0] == previous[0] + 1, f"{track_id}: segment {previous[0] + 1} is missing"
                 assert row[1] == previous[1] + previous[2], f"{track_id}: gap or overlap before segment {row[0]}"
         # Whole segments, except where the contribution really ended: before a gap and at the end.
         ended = {previous[0] for previous, row in zip(rows, rows[1:]) if row[5]} | {rows[-1][0]}
-        short = [row[0] for row in rows if row[0] not in ended and abs(row[2] / track["info"]["timescale"] - SEGMENT_SECONDS) >= 0.05]
+        short = [
+            row[0]
+            for row in rows
+            if row[0] not in ended and abs(row[2] / track["info"]["timescale"] - SEGMENT_SECONDS) >= 0.05
+        ]
         assert not short, f"{track_id}: short segments {short} in {rows}"
     # The renditions agree on every number; the contribution's end may leave one of them a
     # last short segment more than the others.
     first = max(numbers[0] for numbers in numbers_by_track.values())
     last = min(numbers[-1] for numbers in numbers_by_track.values())
-    assert first == min(numbers[0] for numbers in numbers_by_track.values()), f"renditions start apart: {numbers_by_track}"
+    assert first == min(numbers[0] for numbers in numbers_by_track.values()), (
+        f"renditions start apart: {numbers_by_track}"
+    )
     shared = {track_id: [n for n in numbers if n <= last] for track_id, numbers in numbers_by_track.items()}
     assert len(set(map(tuple, shared.values()))) == 1, f"renditions disagree on the segment numbers: {numbers_by_track}"
     assert all(len(numbers) - len(shared[t]) <= 1 for t, numbers in numbers_by_track.items()), numbers_by_track

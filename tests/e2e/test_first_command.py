@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import Proc, wait_until
 from media_checks import fetch, media_playlist, multivariant
 
@@ -40,8 +39,12 @@ def readme_commands() -> list[str]:
 def system_python_usable() -> str | None:
     if not SYSTEM_PYTHON.exists():
         return f"{SYSTEM_PYTHON} is absent"
-    version = subprocess.run([SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info >= (3, 11))"],
-                             capture_output=True, text=True, timeout=30).stdout.strip()
+    version = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.strip()
     if version != "True":
         return f"{SYSTEM_PYTHON} is older than 3.11"
     return None
@@ -50,8 +53,11 @@ def system_python_usable() -> str | None:
 def stock_environment() -> dict[str, str]:
     """The caller's environment without any Python environment of its own: PATH starts with /usr/bin."""
     dropped = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "PIP_PREFIX", "PIP_USER")
-    env = {key: value for key, value in os.environ.items()
-           if key not in dropped and not key.startswith(("PYENV", "PYTEST", "COV_"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in dropped and not key.startswith(("PYENV", "PYTEST", "COV_"))
+    }
     env["PATH"] = "/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
     return env
 
@@ -69,23 +75,51 @@ def test_the_first_command_serves_a_playable_stream_on_a_stock_python(tmp_path):
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, timeout=120)
     command = readme_commands()[0]
     env = stock_environment()
-    assert subprocess.run(["sh", "-c", "command -v python3"], env=env, capture_output=True, text=True).stdout.strip() == "/usr/bin/python3"
+    assert (
+        subprocess.run(["sh", "-c", "command -v python3"], env=env, capture_output=True, text=True).stdout.strip()
+        == "/usr/bin/python3"
+    )
     demo = Proc(["bash", "-c", command], env=env, inherit_env=False, cwd=str(clone), name=shlex.split(command)[0])
     try:
         demo.wait_for_line(r"scripts/demo: starting kubecast demo", timeout=INSTALL_TIMEOUT)
         started = time.monotonic()
         player = demo.wait_for_line(r"Player \(preview\): (http://\S+)", timeout=LIVE_WITHIN).group(1)
         base = player.split("/preview/")[0]
-        variants = wait_until(lambda: multivariant(f"{base}/live/demo/index.m3u8")[0], timeout=LIVE_WITHIN, interval=0.5,
-                              what="renditions in the demo's multivariant playlist")
+        variants = wait_until(
+            lambda: multivariant(f"{base}/live/demo/index.m3u8")[0],
+            timeout=LIVE_WITHIN,
+            interval=0.5,
+            what="renditions in the demo's multivariant playlist",
+        )
         lowest = min(variants, key=lambda variant: int(variant.attributes["BANDWIDTH"]))
         remaining = LIVE_WITHIN - (time.monotonic() - started)
-        playlist = wait_until(lambda: (p := media_playlist(lowest.uri)).segments and p, timeout=max(remaining, 1),
-                              interval=0.5, what="a segment in the demo's HLS playlist")
+        playlist = wait_until(
+            lambda: (p := media_playlist(lowest.uri)).segments and p,
+            timeout=max(remaining, 1),
+            interval=0.5,
+            what="a segment in the demo's HLS playlist",
+        )
         assert time.monotonic() - started < LIVE_WITHIN
         # A real player's view: ffmpeg reads the HLS stream from the multivariant URL and decodes it.
-        probe = subprocess.run(["ffmpeg", "-v", "error", "-i", f"{base}/live/demo/index.m3u8", "-map", "0:v:0", "-t", "1",
-                                "-f", "framemd5", "-"], capture_output=True, text=True, timeout=60)
+        probe = subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-i",
+                f"{base}/live/demo/index.m3u8",
+                "-map",
+                "0:v:0",
+                "-t",
+                "1",
+                "-f",
+                "framemd5",
+                "-",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert probe.returncode == 0, probe.stderr
         assert len([line for line in probe.stdout.splitlines() if line and not line.startswith("#")]) >= 10
         assert fetch(playlist.init)[4:8] == b"ftyp"

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 from urllib.parse import urljoin
 
-import pytest
-
 import players
+import pytest
 from helpers import Proc, free_port, kubecast, wait_until
-from kubecast.media.mp4 import parse_media_segment
 from media_checks import MPD_NS, download, expand_timeline, fetch, media_playlist, mpd, multivariant
+
+from kubecast.media.mp4 import parse_media_segment
 
 pytestmark = pytest.mark.e2e
 
@@ -33,10 +33,37 @@ LADDER = {"v360": (640, 360), "v270": (480, 270), "v180": (320, 180)}
 def ffmpeg_publish(url: str, *, seconds: float, size: str = "640x360", extra: list[str] | None = None) -> Proc:
     return Proc(
         [
-            "ffmpeg", "-hide_banner", "-loglevel", "warning", "-re",
-            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
-            "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-b:a", "96k", *(extra or []), "-f", "flv", url,
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "warning",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=48000",
+            "-t",
+            str(seconds),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            *(extra or []),
+            "-f",
+            "flv",
+            url,
         ],
         name="ffmpeg publisher",
     )
@@ -47,8 +74,20 @@ def pipeline(tmp_path_factory):
     work = tmp_path_factory.mktemp("pipeline")
     rtmp, http = free_port(), free_port()
     up = kubecast(
-        "up", "-f", str(HERE / "channels.yaml"), "--store", str(work / "store"),
-        "--rtmp-port", str(rtmp), "--rtmp-secondary-port", str(free_port()), "--http-port", str(http), "--status-interval", "2", cwd=str(work),
+        "up",
+        "-f",
+        str(HERE / "channels.yaml"),
+        "--store",
+        str(work / "store"),
+        "--rtmp-port",
+        str(rtmp),
+        "--rtmp-secondary-port",
+        str(free_port()),
+        "--http-port",
+        str(http),
+        "--status-interval",
+        "2",
+        cwd=str(work),
     )
     publisher = None
     try:
@@ -57,7 +96,12 @@ def pipeline(tmp_path_factory):
         # live; the publisher is stopped at teardown.
         publisher = ffmpeg_publish(f"rtmp://127.0.0.1:{rtmp}/live/cam1/key-for-cam1", seconds=300)
         base = f"http://127.0.0.1:{http}"
-        wait_until(lambda: len(media_playlist(f"{base}/live/cam1/v180/index.m3u8").segments) >= 5, timeout=90, interval=0.5, what="five published segments")
+        wait_until(
+            lambda: len(media_playlist(f"{base}/live/cam1/v180/index.m3u8").segments) >= 5,
+            timeout=90,
+            interval=0.5,
+            what="five published segments",
+        )
         yield {"base": base, "rtmp": rtmp, "up": up, "publisher": publisher, "store": work / "store"}
     finally:
         if publisher:
@@ -103,7 +147,9 @@ def test_hls_renditions_are_aligned_and_continuous(pipeline):
         frames = track.frames()
         assert len(frames) == pytest.approx(30 * SEGMENT * len(times), abs=2)
         keyframe_times[name] = [pts for pts, key in frames if key]
-        assert keyframe_times[name] == [n * 2 * 90000 for n in range(first, last + 1)], "a key frame at every boundary, none between"
+        assert keyframe_times[name] == [n * 2 * 90000 for n in range(first, last + 1)], (
+            "a key frame at every boundary, none between"
+        )
     assert len({tuple(times) for times in keyframe_times.values()}) == 1, "key frames aligned across renditions"
 
 
@@ -117,10 +163,15 @@ def test_hls_audio_is_continuous(pipeline):
 
 
 def test_ffprobe_reads_hls_and_dash(pipeline):
-    for url, kind in ((f"{pipeline['base']}/live/cam1/index.m3u8", "hls"), (f"{pipeline['base']}/live/cam1/manifest.mpd", "dash")):
+    for url, kind in (
+        (f"{pipeline['base']}/live/cam1/index.m3u8", "hls"),
+        (f"{pipeline['base']}/live/cam1/manifest.mpd", "dash"),
+    ):
         result = subprocess.run(
             ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", url],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 0, result.stderr
         streams = json.loads(result.stdout)["streams"]
@@ -131,8 +182,12 @@ def test_ffprobe_reads_hls_and_dash(pipeline):
 
 def ffmpeg_complaints(url: str, *, every_stream: bool = False) -> str:
     """What ``ffmpeg -v error`` prints reading 6 s of ``url`` (empty when all is well)."""
-    result = subprocess.run(["ffmpeg", "-v", "error", "-i", url, *(["-map", "0"] if every_stream else []), "-t", "6", "-f", "null", "-"],
-                            capture_output=True, text=True, timeout=90)
+    result = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", url, *(["-map", "0"] if every_stream else []), "-t", "6", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert result.returncode == 0, result.stderr
     return result.stderr.strip()
 
@@ -191,8 +246,16 @@ def test_preview_page_plays_in_chromium(pipeline, engine):
     with playwright_sync.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
         )
         try:
             page = browser.new_page()
@@ -213,12 +276,18 @@ def test_shaka_player_plays_the_live_channel_in_hls_and_dash(pipeline):
     with players.sync_playwright().sync_playwright() as playwright:
         browser = players.chromium(playwright)
         try:
-            for url in (f"{base}/live/cam1/index.m3u8", f"{base}/live/cam1/ts/index.m3u8", f"{base}/live/cam1/manifest.mpd"):
+            for url in (
+                f"{base}/live/cam1/index.m3u8",
+                f"{base}/live/cam1/ts/index.m3u8",
+                f"{base}/live/cam1/manifest.mpd",
+            ):
                 page = browser.new_page()
                 players.open_player(page, base, "shaka", url)
                 # frames shown, not currentTime: a live player seeks to the edge before it has decoded anything
-                page.wait_for_function("() => window.errors.length || window.v.getVideoPlaybackQuality().totalVideoFrames > 90",
-                                       timeout=40_000)
+                page.wait_for_function(
+                    "() => window.errors.length || window.v.getVideoPlaybackQuality().totalVideoFrames > 90",
+                    timeout=40_000,
+                )
                 assert page.evaluate("() => window.errors") == [], url
                 page.close()
         finally:
@@ -234,7 +303,14 @@ def test_wrong_key_is_refused_while_the_live_channel_carries_on(pipeline):
     finally:
         intruder.stop()
     last_before = before.media_sequence + len(before.segments)
-    wait_until(lambda: (p := media_playlist(f"{base}/live/cam1/v180/index.m3u8")).media_sequence + len(p.segments) > last_before + 1, timeout=20, what="cam1 still publishing")
+    wait_until(
+        lambda: (
+            (p := media_playlist(f"{base}/live/cam1/v180/index.m3u8")).media_sequence + len(p.segments)
+            > last_before + 1
+        ),
+        timeout=20,
+        what="cam1 still publishing",
+    )
     assert pipeline["publisher"].alive()
     assert "not-the-key" not in pipeline["up"].output(last=100000), "a stream key reached the logs"
 
@@ -251,14 +327,32 @@ def test_garbage_client_does_not_disturb_the_channel(pipeline):
             pass
     before = media_playlist(f"{base}/live/cam1/v180/index.m3u8")
     last_before = before.media_sequence + len(before.segments)
-    wait_until(lambda: (p := media_playlist(f"{base}/live/cam1/v180/index.m3u8")).media_sequence + len(p.segments) > last_before, timeout=15, what="cam1 still publishing")
+    wait_until(
+        lambda: (
+            (p := media_playlist(f"{base}/live/cam1/v180/index.m3u8")).media_sequence + len(p.segments) > last_before
+        ),
+        timeout=15,
+        what="cam1 still publishing",
+    )
 
 
 def test_passthrough_channel_publishes_the_contribution_unchanged(pipeline):
     base, rtmp = pipeline["base"], pipeline["rtmp"]
     publisher = ffmpeg_publish(f"rtmp://127.0.0.1:{rtmp}/live/cam2/key-for-cam2", seconds=12, size="320x240")
     try:
-        wait_until(lambda: len(media_playlist(f"{base}/live/cam2/{multivariant(f'{base}/live/cam2/index.m3u8')[0][0].uri.split('/')[-2]}/index.m3u8").segments) >= 3, timeout=40, interval=0.5, what="pass-through segments")
+        wait_until(
+            lambda: (
+                len(
+                    media_playlist(
+                        f"{base}/live/cam2/{multivariant(f'{base}/live/cam2/index.m3u8')[0][0].uri.split('/')[-2]}/index.m3u8"
+                    ).segments
+                )
+                >= 3
+            ),
+            timeout=40,
+            interval=0.5,
+            what="pass-through segments",
+        )
         variants, media = multivariant(f"{base}/live/cam2/index.m3u8")
         assert [v.attributes["RESOLUTION"] for v in variants] == ["320x240"]
         track = download(media_playlist(variants[0].uri))
@@ -287,9 +381,12 @@ def alert_groups() -> list[dict]:
     import yaml
 
     values = {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}
-    rendered = helm.Chart.load(str(ROOT / "helm" / "kubecast")).render(values, name="kubecast", namespace="kubecast-system",
-                                                                      is_install=True)
-    rule = next(d for text in rendered.values() for d in yaml.safe_load_all(text) if d and d["kind"] == "PrometheusRule")
+    rendered = helm.Chart.load(str(ROOT / "helm" / "kubecast")).render(
+        values, name="kubecast", namespace="kubecast-system", is_install=True
+    )
+    rule = next(
+        d for text in rendered.values() for d in yaml.safe_load_all(text) if d and d["kind"] == "PrometheusRule"
+    )
     return rule["spec"]["groups"]
 
 
@@ -302,29 +399,48 @@ def test_prometheus_scrapes_every_process_and_every_dashboard_query_has_data(pip
     from prometheus import Prometheus, targets_of
 
     targets = targets_of(pipeline["up"].lines)
-    assert {"ingest", "ingest secondary", "encoder cam1/A", "encoder cam1/B", "packager cam1", "endpoint"} <= set(targets), targets
+    assert {"ingest", "ingest secondary", "encoder cam1/A", "encoder cam1/B", "packager cam1", "endpoint"} <= set(
+        targets
+    ), targets
     groups = alert_groups()
     rules = [r for group in groups for r in group["rules"] if "alert" in r]
     assert len(rules) == 6
     prometheus = Prometheus(tmp_path, targets, groups)
     try:
         up = lambda: prometheus.query("sum(up)")["data"]["result"]  # noqa: E731
-        wait_until(lambda: up() and float(up()[0]["value"][1]) == len(targets), timeout=20, interval=0.5, what="every target up")
+        wait_until(
+            lambda: up() and float(up()[0]["value"][1]) == len(targets),
+            timeout=20,
+            interval=0.5,
+            what="every target up",
+        )
         queries = dashboard_queries()
         assert queries and not [expr for _, expr in queries if "$" in expr], "no dashboard variable left to fill in"
         for title, expr in queries:  # rate() and increase() need two scrapes in their window: a few seconds
-            answer = wait_until(lambda: (a := prometheus.query(expr))["data"]["result"] and a, timeout=20, interval=0.5,
-                                what=f"data for the dashboard's {title!r}")
+            answer = wait_until(
+                lambda: (a := prometheus.query(expr))["data"]["result"] and a,
+                timeout=20,
+                interval=0.5,
+                what=f"data for the dashboard's {title!r}",
+            )
             assert answer["status"] == "success"
         for rule in rules:
             # metric names, not the pod labels (kubecast_io_*); the operator's own come from the operator,
             # which a local pipeline does not run
             for metric in set(re.findall(r"\bkubecast_(?!operator_|io_)[a-z_]+", rule["expr"])):
-                assert prometheus.query(f"count({{__name__={metric!r}}})")["data"]["result"], f"{rule['alert']} reads {metric}: not exported"
+                assert prometheus.query(f"count({{__name__={metric!r}}})")["data"]["result"], (
+                    f"{rule['alert']} reads {metric}: not exported"
+                )
+
         # Prometheus itself loads the rules and evaluates each one over the scraped series without an error
         def evaluated() -> dict:
             loaded = {r["name"]: r for g in prometheus.get("/api/v1/rules")["data"]["groups"] for r in g["rules"]}
-            return loaded if len(loaded) == len(rules) and all(r["lastEvaluation"] > "2000" for r in loaded.values()) else {}
+            return (
+                loaded
+                if len(loaded) == len(rules) and all(r["lastEvaluation"] > "2000" for r in loaded.values())
+                else {}
+            )
+
         loaded = wait_until(evaluated, timeout=20, interval=0.5, what="every alert rule evaluated")
         assert {name: r["health"] for name, r in loaded.items()} == {r["alert"]: "ok" for r in rules}, loaded
     finally:
@@ -340,7 +456,13 @@ def test_second_publisher_on_a_live_channel_is_refused(pipeline):
         second.stop()
     before = media_playlist(f"{base}/live/cam1/v180/index.m3u8")
     last_before = before.media_sequence + len(before.segments)
-    wait_until(lambda: (p := media_playlist(f"{base}/live/cam1/v180/index.m3u8")).media_sequence + len(p.segments) > last_before, timeout=15, what="cam1 still publishing")
+    wait_until(
+        lambda: (
+            (p := media_playlist(f"{base}/live/cam1/v180/index.m3u8")).media_sequence + len(p.segments) > last_before
+        ),
+        timeout=15,
+        what="cam1 still publishing",
+    )
     assert pipeline["publisher"].alive()
 
 
@@ -353,20 +475,26 @@ def test_hls_with_ts_segments_is_remuxed_from_the_cmaf_copy(pipeline):
     cmaf = media_playlist(f"{base}/live/cam1/v180/index.m3u8")
     number = cmaf.segments[-2][0].rsplit("/", 1)[1].split(".")[0]
     segment = fetch(f"{base}/live/cam1/ts/v180/{number}.ts")
-    import av
     import io
+
+    import av
+
     with av.open(io.BytesIO(segment), format="mpegts") as container:
         assert (container.streams.video[0].width, container.streams.video[0].height) == LADDER["v180"]
         assert sum(1 for _ in container.decode(video=0)) == 60, "a 2 s segment at 30 fps, every frame"
     # ffmpeg reads the TS playlist end to end: video and audio decode without error, and the
     # constant frame rate gives its muxer nothing to complain about.
     assert ffmpeg_complaints(f"{base}/live/cam1/ts/v180/index.m3u8") == ""
-    assert fetch_status(f"{base}/live/cam1/ts/v180/999999.ts") == 404 and fetch_status(f"{base}/live/cam1/ts/v180/x.ts") == 404
+    assert (
+        fetch_status(f"{base}/live/cam1/ts/v180/999999.ts") == 404
+        and fetch_status(f"{base}/live/cam1/ts/v180/x.ts") == 404
+    )
 
 
 def fetch_status(url: str) -> int:
     import urllib.error
     import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
             return response.status
@@ -402,7 +530,9 @@ def test_hls_js_plays_through_a_signed_url_and_across_a_key_rotation(pipeline, t
 
     def endpoint(*key_ids: str) -> Proc:
         policy.write_text(json.dumps({"signingKeys": {key_id: str(tmp_path / key_id) for key_id in key_ids}}))
-        proc = kubecast("endpoint", "--store", str(pipeline["store"]), "--listen", f"127.0.0.1:{port}", "--access", str(policy))
+        proc = kubecast(
+            "endpoint", "--store", str(pipeline["store"]), "--listen", f"127.0.0.1:{port}", "--access", str(policy)
+        )
         proc.wait_for_line("listening on", timeout=30)
         return proc
 
@@ -410,16 +540,33 @@ def test_hls_js_plays_through_a_signed_url_and_across_a_key_rotation(pipeline, t
         token = sign(key=keys[key_id], key_id=key_id, scope="channel:cam2", expires=int(time.time()) + 600)
         return f"{base}/t/{token}{path}"
 
-    publisher = ffmpeg_publish(f"rtmp://127.0.0.1:{pipeline['rtmp']}/live/cam2/key-for-cam2", seconds=60, size="320x240")
+    publisher = ffmpeg_publish(
+        f"rtmp://127.0.0.1:{pipeline['rtmp']}/live/cam2/key-for-cam2", seconds=60, size="320x240"
+    )
     running = endpoint("old")
     playwright_sync, executable = _chromium()
     try:
-        wait_until(lambda: fetch_status(signed("old")) == 200 and len(media_playlist(signed("old", f"/live/cam2/{multivariant(signed('old'))[0][0].uri.split('/')[-2]}/index.m3u8")).segments) >= 3,
-                   timeout=40, interval=0.5, what="cam2 live through a signed URL")
+        wait_until(
+            lambda: (
+                fetch_status(signed("old")) == 200
+                and len(
+                    media_playlist(
+                        signed("old", f"/live/cam2/{multivariant(signed('old'))[0][0].uri.split('/')[-2]}/index.m3u8")
+                    ).segments
+                )
+                >= 3
+            ),
+            timeout=40,
+            interval=0.5,
+            what="cam2 live through a signed URL",
+        )
         assert fetch_status(f"{base}/live/cam2/index.m3u8") == 401
         requests: list[str] = []
         with playwright_sync.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"])
+            browser = playwright.chromium.launch(
+                executable_path=executable,
+                args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+            )
             try:
                 page = browser.new_page()
                 page.on("request", lambda request: requests.append(request.url))
@@ -429,7 +576,9 @@ def test_hls_js_plays_through_a_signed_url_and_across_a_key_rotation(pipeline, t
                 running.stop()
                 running = endpoint("old", "new")
                 start = page.evaluate("() => document.getElementById('video').currentTime")
-                page.wait_for_function(f"() => document.getElementById('video').currentTime > {start + 6}", timeout=40_000)
+                page.wait_for_function(
+                    f"() => document.getElementById('video').currentTime > {start + 6}", timeout=40_000
+                )
                 assert page.evaluate("() => window.fatal") == []
             finally:
                 browser.close()
@@ -439,7 +588,9 @@ def test_hls_js_plays_through_a_signed_url_and_across_a_key_rotation(pipeline, t
         assert fetch_status(signed("new")) == 200
         running.stop()
         running = endpoint("new")
-        assert fetch_status(signed("old")) == 403 and fetch_status(signed("new")) == 200, "the retired key's tokens are refused"
+        assert fetch_status(signed("old")) == 403 and fetch_status(signed("new")) == 200, (
+            "the retired key's tokens are refused"
+        )
     finally:
         running.stop()
         publisher.stop()
@@ -473,7 +624,9 @@ PLAY_SHAKA = """async ({src, token}) => {
   shaka.polyfill.installAll();
   const player = new shaka.Player(); await player.attach(video);
   player.getNetworkingEngine().registerRequestFilter((type, request) => {
-    if (type === shaka.net.NetworkingEngine.RequestType.LICENSE) request.headers["Authorization"] = "Bearer " + token; });
+    if (type === shaka.net.NetworkingEngine.RequestType.LICENSE)
+      request.headers["Authorization"] = "Bearer " + token;
+  });
   player.addEventListener("error", (event) => errors.push("shaka " + event.detail.code));
   player.load(src).then(() => video.play().catch(() => {}), (error) => errors.push("shaka load " + error.code));
 }"""
@@ -488,18 +641,38 @@ PLAY_HLS_CLEARKEY = """async ({src, token}) => {
   hls.loadSource(src); hls.attachMedia(video); video.play().catch(() => {});
   window.under_test = {video, errors};
 }"""
-PLAYER_SCRIPTS = {PLAY_HLS: "hls.min.js", PLAY_HLS_CLEARKEY: "hls.min.js", PLAY_DASH: "dash.all.min.js",
-                  PLAY_SHAKA: "shaka-player.compiled.js"}
+PLAYER_SCRIPTS = {
+    PLAY_HLS: "hls.min.js",
+    PLAY_HLS_CLEARKEY: "hls.min.js",
+    PLAY_DASH: "dash.all.min.js",
+    PLAY_SHAKA: "shaka-player.compiled.js",
+}
 
 
 def _protected_endpoint(store, scheme: str) -> tuple[Proc, str]:
     from kubecast.api.endpoint import ContentProtection
 
-    spec = ContentProtection.model_validate({"masterKeySecretRef": {"name": "drm", "key": "master"}, "keyRotationSegments": 3, "cencScheme": scheme,
-                                             "keyDelivery": {"jwtSecretRef": {"name": "drm", "key": "jwt"}, "audience": "kubecast"}})
+    spec = ContentProtection.model_validate(
+        {
+            "masterKeySecretRef": {"name": "drm", "key": "master"},
+            "keyRotationSegments": 3,
+            "cencScheme": scheme,
+            "keyDelivery": {"jwtSecretRef": {"name": "drm", "key": "jwt"}, "audience": "kubecast"},
+        }
+    )
     port = free_port()
-    endpoint = kubecast("endpoint", "--store", str(store), "--listen", f"127.0.0.1:{port}", *spec.endpoint_arguments(),
-                        env={"KUBECAST_CONTENT_MASTER_KEY": "00112233445566778899aabbccddeeff", "KUBECAST_KEY_DELIVERY_JWT_KEY": "viewers"})
+    endpoint = kubecast(
+        "endpoint",
+        "--store",
+        str(store),
+        "--listen",
+        f"127.0.0.1:{port}",
+        *spec.endpoint_arguments(),
+        env={
+            "KUBECAST_CONTENT_MASTER_KEY": "00112233445566778899aabbccddeeff",
+            "KUBECAST_KEY_DELIVERY_JWT_KEY": "viewers",
+        },
+    )
     endpoint.wait_for_line("listening on", timeout=30)
     return endpoint, f"http://127.0.0.1:{port}"
 
@@ -515,7 +688,9 @@ def test_protected_live_channel_plays_in_chromium_hls_aes128_and_dash_clearkey(p
     import jwt
 
     playwright_sync, executable = _chromium()
-    good = jwt.encode({"aud": "kubecast", "exp": int(time.time()) + 600, "kubecast.io/channel": "cam1"}, "viewers", algorithm="HS256")
+    good = jwt.encode(
+        {"aud": "kubecast", "exp": int(time.time()) + 600, "kubecast.io/channel": "cam1"}, "viewers", algorithm="HS256"
+    )
     expired = jwt.encode({"aud": "kubecast", "exp": int(time.time()) - 5}, "viewers", algorithm="HS256")
     endpoints = [_protected_endpoint(pipeline["store"], "cenc"), _protected_endpoint(pipeline["store"], "cbcs")]
     (_, base), (_, cbcs_base) = endpoints
@@ -524,25 +699,40 @@ def test_protected_live_channel_plays_in_chromium_hls_aes128_and_dash_clearkey(p
         with playwright_sync.sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=executable,
-                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--autoplay-policy=no-user-gesture-required",
+                ],
             )
             try:
 
                 def plays(script, src, token, *, seconds=3.0, timeout=40_000):
                     # a fresh context each time: keys a page's CDM already holds must not play the next case
                     context = browser.new_context()
-                    origin = src.split("/live/")[0]  # the page on the endpoint's origin: dash.js sends credentials with an Authorization header
+                    origin = src.split("/live/")[
+                        0
+                    ]  # the page on the endpoint's origin: dash.js sends credentials with an Authorization header
                     try:
                         page = context.new_page()
-                        page.goto(f"{origin}/healthz", timeout=30_000)  # an http://127.0.0.1 origin: a secure context, as EME needs
+                        page.goto(
+                            f"{origin}/healthz", timeout=30_000
+                        )  # an http://127.0.0.1 origin: a secure context, as EME needs
                         page.add_script_tag(url=f"{origin}/static/vendor/{PLAYER_SCRIPTS[script]}")
                         page.evaluate(script, {"src": src, "token": token})
                         try:
                             # frames shown, not currentTime: a live player seeks to the edge
                             # before it has decoded anything
-                            page.wait_for_function(f"() => window.under_test.video.getVideoPlaybackQuality().totalVideoFrames > {seconds * 30}",
-                                                   timeout=timeout)
+                            page.wait_for_function(
+                                "() => window.under_test.video.getVideoPlaybackQuality().totalVideoFrames > "
+                                f"{seconds * 30}",
+                                timeout=timeout,
+                            )
                             return True, page.evaluate("() => window.under_test.errors")
                         except playwright_sync.TimeoutError:
                             return False, page.evaluate("() => window.under_test.errors")
@@ -553,11 +743,15 @@ def test_protected_live_channel_plays_in_chromium_hls_aes128_and_dash_clearkey(p
                 outcomes["hls ts"] = plays(PLAY_HLS, f"{base}/live/cam1/ts/index.m3u8", good)
                 outcomes["hls expired token"] = plays(PLAY_HLS, f"{base}/live/cam1/index.m3u8", expired, timeout=15_000)
                 outcomes["dash cenc"] = plays(PLAY_DASH, f"{base}/live/cam1/manifest.mpd", good)
-                outcomes["dash cenc expired token"] = plays(PLAY_DASH, f"{base}/live/cam1/manifest.mpd", expired, timeout=15_000)
+                outcomes["dash cenc expired token"] = plays(
+                    PLAY_DASH, f"{base}/live/cam1/manifest.mpd", expired, timeout=15_000
+                )
                 outcomes["dash cbcs"] = plays(PLAY_DASH, f"{cbcs_base}/live/cam1/manifest.mpd", good)
                 outcomes["shaka cenc"] = plays(PLAY_SHAKA, f"{base}/live/cam1/manifest.mpd", good)
                 outcomes["shaka cbcs"] = plays(PLAY_SHAKA, f"{cbcs_base}/live/cam1/manifest.mpd", good)
-                outcomes["shaka cenc expired token"] = plays(PLAY_SHAKA, f"{base}/live/cam1/manifest.mpd", expired, timeout=15_000)
+                outcomes["shaka cenc expired token"] = plays(
+                    PLAY_SHAKA, f"{base}/live/cam1/manifest.mpd", expired, timeout=15_000
+                )
                 outcomes["hls cbcs clearkey"] = plays(PLAY_HLS_CLEARKEY, f"{cbcs_base}/live/cam1/cbcs/index.m3u8", good)
             finally:
                 browser.close()
@@ -590,6 +784,7 @@ def _playlist_lines(url: str) -> list[tuple[int, bool, str | None, float]]:
 
 def _seconds(stamp: str) -> float:
     from datetime import datetime
+
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
@@ -606,13 +801,22 @@ def test_a_stopped_and_restarted_publisher_ends_every_track_at_the_same_segment(
 
     def settled():
         video, audio = (_playlist_lines(f"{base}/cam3-loc/{track}/index.m3u8") for track in ("v180", "audio"))
-        return (video, audio) if any(d for _, d, _, _ in video) and video[-1][0] == audio[-1][0] and len(video) >= 5 else None
+        return (
+            (video, audio)
+            if any(d for _, d, _, _ in video) and video[-1][0] == audio[-1][0] and len(video) >= 5
+            else None
+        )
+
     video, audio = wait_until(settled, timeout=30, interval=1, what="both contributions in the program's playlists")
     time.sleep(3)  # the encoders finished their last segments; let the packager list them
     video, audio = (_playlist_lines(f"{base}/cam3-loc/{track}/index.m3u8") for track in ("v180", "audio"))
-    assert [(n, d) for n, d, _, _ in video] == [(n, d) for n, d, _, _ in audio], "the same segments and discontinuities in both playlists"
+    assert [(n, d) for n, d, _, _ in video] == [(n, d) for n, d, _, _ in audio], (
+        "the same segments and discontinuities in both playlists"
+    )
     transport = _playlist_lines(f"{base}/cam3-loc/show.ism/ts/v180/index.m3u8")
-    assert [(n, d, stamp) for n, d, stamp, _ in transport] == [(n, d, stamp) for n, d, stamp, _ in video], "the TS playlist agrees"
+    assert [(n, d, stamp) for n, d, stamp, _ in transport] == [(n, d, stamp) for n, d, stamp, _ in video], (
+        "the TS playlist agrees"
+    )
     assert sum(d for _, d, _, _ in video) == 1
     aac_frame = 1024 / 48000
     for (_, _, video_stamp, extinf), (_, _, audio_stamp, _) in zip(video, audio):
@@ -629,20 +833,37 @@ def test_a_stopped_and_restarted_publisher_ends_every_track_at_the_same_segment(
     assert len(timelines) == 2 and len(timelines[0]) == len(timelines[1]) == len(video)
     for (video_t, video_d), (audio_t, audio_d) in zip(*timelines):
         slot = video_t // SEGMENT
-        assert slot * SEGMENT <= video_t and video_t + video_d <= (slot + 1) * SEGMENT + 1 / 30 + 1e-6, (video_t, video_d)
+        assert slot * SEGMENT <= video_t and video_t + video_d <= (slot + 1) * SEGMENT + 1 / 30 + 1e-6, (
+            video_t,
+            video_d,
+        )
         assert abs(video_t - audio_t) <= aac_frame
         assert abs((video_t + video_d) - (audio_t + audio_d)) <= aac_frame
     # Once the program stops, ffmpeg reads both formats of the recording across the restart
     # without a complaint.
-    subprocess.run([sys.executable, "-m", "kubecast.cli", "program", "stop", "cam3-show", "--store", str(pipeline["store"])], check=True, timeout=30)
-    wait_until(lambda: media_playlist(f"{base}/cam3-loc/v180/index.m3u8").ended, timeout=20, what="the recording to end")
+    subprocess.run(
+        [sys.executable, "-m", "kubecast.cli", "program", "stop", "cam3-show", "--store", str(pipeline["store"])],
+        check=True,
+        timeout=30,
+    )
+    wait_until(
+        lambda: media_playlist(f"{base}/cam3-loc/v180/index.m3u8").ended, timeout=20, what="the recording to end"
+    )
     for url in (f"{base}/cam3-loc/show.m3u8", f"{base}/cam3-loc/show.mpd"):
-        result = subprocess.run(["ffmpeg", "-v", "error", "-i", url, "-map", "0", "-f", "null", "-"], capture_output=True, text=True, timeout=90)
+        result = subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", url, "-map", "0", "-f", "null", "-"],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
     # Shaka Player (which once threw on the sliver segment and stalled) plays the recording from its
     # start, across the restart, to its end, in every format at once (one page each).
-    recording = {"hls fmp4": f"{base}/cam3-loc/show.m3u8", "hls ts": f"{base}/cam3-loc/show.ism/manifest(format=m3u8-aapl)",
-                 "dash": f"{base}/cam3-loc/show.mpd"}
+    recording = {
+        "hls fmp4": f"{base}/cam3-loc/show.m3u8",
+        "hls ts": f"{base}/cam3-loc/show.ism/manifest(format=m3u8-aapl)",
+        "dash": f"{base}/cam3-loc/show.mpd",
+    }
     outcomes = {}
     with players.sync_playwright().sync_playwright() as playwright:
         browser = players.chromium(playwright)
@@ -652,9 +873,11 @@ def test_a_stopped_and_restarted_publisher_ends_every_track_at_the_same_segment(
                 players.open_player(pages[name], base, "shaka", url)
             for name, page in pages.items():
                 page.wait_for_function("() => window.ended || window.errors.length", timeout=60_000)
-                outcomes[name] = page.evaluate("() => ({errors: window.errors, ended: window.ended, time: window.v.currentTime,"
-                                               " stalls: window.player.getStats().stallsDetected,"
-                                               " frames: window.v.getVideoPlaybackQuality().totalVideoFrames})")
+                outcomes[name] = page.evaluate(
+                    "() => ({errors: window.errors, ended: window.ended, time: window.v.currentTime,"
+                    " stalls: window.player.getStats().stallsDetected,"
+                    " frames: window.v.getVideoPlaybackQuality().totalVideoFrames})"
+                )
         finally:
             browser.close()
     print(outcomes)

@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
 from helpers import Proc, free_port, kubecast, wait_until
 from media_checks import download, expand_timeline, fetch, media_playlist, mpd
 
@@ -26,23 +25,79 @@ PLAYERS = {
     "dash": "const p = dashjs.MediaPlayer().create(); p.initialize(v, url, true); window.player = p;",
     "smooth": "const p = dashjs.MediaPlayer().create(); p.initialize(v, url, true); window.player = p;",
 }
-SCRIPTS = {"hls": ["hls.min.js"], "dash": ["dash.all.min.js"], "smooth": ["dash.all.min.js", "dash.mss.min.js"]}  # dash.js plays Smooth with its MSS part
+SCRIPTS = {
+    "hls": ["hls.min.js"],
+    "dash": ["dash.all.min.js"],
+    "smooth": ["dash.all.min.js", "dash.mss.min.js"],
+}  # dash.js plays Smooth with its MSS part
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     work = tmp_path_factory.mktemp("programs")
     rtmp, http = free_port(), free_port()
-    up = kubecast("up", "-f", str(HERE / "programs.yaml"), "--store", str(work / "store"), "--single-encoder", "--rtmp-port", str(rtmp),
-                  "--rtmp-secondary-port", str(free_port()), "--http-port", str(http), "--status-interval", "5", cwd=str(work))
+    up = kubecast(
+        "up",
+        "-f",
+        str(HERE / "programs.yaml"),
+        "--store",
+        str(work / "store"),
+        "--single-encoder",
+        "--rtmp-port",
+        str(rtmp),
+        "--rtmp-secondary-port",
+        str(free_port()),
+        "--http-port",
+        str(http),
+        "--status-interval",
+        "5",
+        cwd=str(work),
+    )
     publisher = None
     try:
         up.wait_for_line(r"Status page:", timeout=90)
-        publisher = Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi",
-                          "-i", "sine=sample_rate=48000", "-t", "150", "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-keyint_min", "60",
-                          "-sc_threshold", "0", "-c:a", "aac", "-f", "flv", f"rtmp://127.0.0.1:{rtmp}/live/studio/any"], name="publisher")
+        publisher = Proc(
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=30",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=sample_rate=48000",
+                "-t",
+                "150",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "60",
+                "-keyint_min",
+                "60",
+                "-sc_threshold",
+                "0",
+                "-c:a",
+                "aac",
+                "-f",
+                "flv",
+                f"rtmp://127.0.0.1:{rtmp}/live/studio/any",
+            ],
+            name="publisher",
+        )
         base = f"http://127.0.0.1:{http}"
-        wait_until(lambda: len(media_playlist(f"{base}/show-loc/video/index.m3u8").segments) >= 30, timeout=120, interval=2, what="a full one-minute window")
+        wait_until(
+            lambda: len(media_playlist(f"{base}/show-loc/video/index.m3u8").segments) >= 30,
+            timeout=120,
+            interval=2,
+            what="a full one-minute window",
+        )
         yield {"base": base, "store": work / "store", "up": up}
     finally:
         if publisher:
@@ -52,9 +107,11 @@ def pipeline(tmp_path_factory):
 
 def test_windows_slide_and_two_programs_record_independently(pipeline):
     base = pipeline["base"]
+
     def slid():
         playlist = media_playlist(f"{base}/show-loc/video/index.m3u8")
         return playlist if playlist.media_sequence > 0 else None
+
     show = wait_until(slid, timeout=15, interval=1, what="the window to slide")
     short = media_playlist(f"{base}/short/video/index.m3u8")
     assert 29 <= len(show.segments) <= 31 and 5 <= len(short.segments) <= 6, "each program keeps its own window"
@@ -72,11 +129,15 @@ def _open(page, base: str, engine: str, url: str) -> None:
     page.goto(f"{base}/healthz")
     for script in SCRIPTS[engine]:
         page.add_script_tag(url=f"{base}/static/vendor/{script}")
-    page.evaluate("([url, code]) => { const v = document.createElement('video'); v.muted = true; v.autoplay = true; document.body.appendChild(v);"
-                  " window.v = v; window.errors = []; v.addEventListener('error', () => window.errors.push('video error'));"
-                  " window.ended = false; v.addEventListener('ended', () => { window.ended = true; });"
-                  " window.playing = false; v.addEventListener('playing', () => { window.playing = true; });"
-                  " (new Function('url', 'v', code))(url, v); }", [url, PLAYERS[engine]])
+    page.evaluate(
+        "([url, code]) => { const v = document.createElement('video'); v.muted = true; v.autoplay = true; "
+        "document.body.appendChild(v);"
+        " window.v = v; window.errors = []; v.addEventListener('error', () => window.errors.push('video error'));"
+        " window.ended = false; v.addEventListener('ended', () => { window.ended = true; });"
+        " window.playing = false; v.addEventListener('playing', () => { window.playing = true; });"
+        " (new Function('url', 'v', code))(url, v); }",
+        [url, PLAYERS[engine]],
+    )
 
 
 # A player is asked to seek only once it has started playing ('playing' fired, not seeking). Before
@@ -91,33 +152,53 @@ def test_dvr_seek_back_and_clamping_while_live(pipeline, engine):
     playwright_sync, executable = _browser()
     url = f"{pipeline['base']}/show-loc/show.{'m3u8' if engine == 'hls' else 'mpd'}"
     with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"])
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+        )
         try:
             page = browser.new_page()
             _open(page, pipeline["base"], engine, url)
-            page.wait_for_function("() => window.playing && !window.v.seeking && window.v.currentTime > 0.5 && window.v.seekable.length > 0", timeout=45_000)
+            page.wait_for_function(
+                "() => window.playing && !window.v.seeking && window.v.currentTime > 0.5 && window.v.seekable.length > "
+                "0",
+                timeout=45_000,
+            )
             window = page.evaluate("() => [window.v.seekable.start(0), window.v.seekable.end(0)]")
             assert window[1] - window[0] >= 50, f"{engine} sees the DVR window: {window}"
             # Seconds behind the live edge, and a seek to a point that far back, in each player's terms:
             # dash.js's seek() takes a time relative to the DVR window's start (duration() is the window's
             # length) and clamps a negative one to that start; getCurrentLiveLatency() is now minus the
             # playhead, not clamped to the window the way duration() - time() is.
-            behind = {"hls": "window.v.seekable.end(0) - window.v.currentTime", "dash": "window.player.getCurrentLiveLatency()"}[engine]
-            seek_back = {"hls": "window.v.currentTime = window.v.seekable.end(0) - 45", "dash": "window.player.seek(window.player.duration() - 45)"}[engine]
+            behind = {
+                "hls": "window.v.seekable.end(0) - window.v.currentTime",
+                "dash": "window.player.getCurrentLiveLatency()",
+            }[engine]
+            seek_back = {
+                "hls": "window.v.currentTime = window.v.seekable.end(0) - 45",
+                "dash": "window.player.seek(window.player.duration() - 45)",
+            }[engine]
             page.evaluate(f"() => {{ {seek_back}; }}")
             page.wait_for_function(f"() => !window.v.seeking && Math.abs(({behind}) - 45) < 6", timeout=30_000)
             resumed = page.evaluate("() => window.v.currentTime")
             page.wait_for_function(f"() => window.v.currentTime > {resumed + 2}", timeout=30_000)
             playing_behind = page.evaluate(f"() => {behind}")
-            assert abs(playing_behind - 45) < 8, f"{engine} plays from there, not from the live edge: {playing_behind:.1f} s behind"
+            assert abs(playing_behind - 45) < 8, (
+                f"{engine} plays from there, not from the live edge: {playing_behind:.1f} s behind"
+            )
             # Before the window (hls.js: media time 0, which the window has slid past; dash.js: 30 s before
             # the window's start): the player moves, and lands inside the window (60 s plus one segment).
             clamp = {"hls": "window.v.currentTime = 0", "dash": "window.player.seek(-30)"}[engine]
             before = page.evaluate(f"() => {behind}")
             page.evaluate(f"() => {{ {clamp}; }}")
-            page.wait_for_function(f"() => !window.v.seeking && Math.abs(({behind}) - {before}) > 5"
-                                   f" && ({behind}) <= 62 && ({behind}) >= 0", timeout=30_000)
-            page.wait_for_function(f"() => window.v.currentTime > {page.evaluate('() => window.v.currentTime')} + 1", timeout=30_000)
+            page.wait_for_function(
+                f"() => !window.v.seeking && Math.abs(({behind}) - {before}) > 5"
+                f" && ({behind}) <= 62 && ({behind}) >= 0",
+                timeout=30_000,
+            )
+            page.wait_for_function(
+                f"() => window.v.currentTime > {page.evaluate('() => window.v.currentTime')} + 1", timeout=30_000
+            )
             assert page.evaluate("() => window.errors") == []
         finally:
             browser.close()
@@ -129,44 +210,72 @@ def test_live_smooth_and_start_over_play_in_chromium(pipeline):
     (?startover) and in DASH (the MPD anchor #t=posix:<window start>)."""
     base = pipeline["base"]
     text = fetch(f"{base}/show-loc/video/index.m3u8").decode()
-    window_start = datetime.fromisoformat(re.search(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)", text).group(1).replace("Z", "+00:00")).timestamp()
+    window_start = datetime.fromisoformat(
+        re.search(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)", text).group(1).replace("Z", "+00:00")
+    ).timestamp()
     playwright_sync, executable = _browser()
     with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"])
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+        )
         try:
             page = browser.new_page()
             _open(page, base, "smooth", f"{base}/show-loc/show.ism/manifest")
             page.wait_for_function("() => window.playing && window.v.currentTime > 0", timeout=45_000)
             started = page.evaluate("() => window.v.currentTime")
-            page.wait_for_function(f"() => window.v.currentTime > {started + 6}", timeout=30_000)  # past the fragments the first manifest listed
+            page.wait_for_function(
+                f"() => window.v.currentTime > {started + 6}", timeout=30_000
+            )  # past the fragments the first manifest listed
             assert page.evaluate("() => window.errors") == [], "live Smooth"
             page.close()
-            for engine, url, behind in (("hls", f"{base}/show-loc/show.m3u8?startover", "window.v.seekable.end(0) - window.v.currentTime"),
-                                        ("dash", f"{base}/show-loc/show.mpd#t=posix:{window_start:.3f}", "window.player.getCurrentLiveLatency()")):
+            for engine, url, behind in (
+                ("hls", f"{base}/show-loc/show.m3u8?startover", "window.v.seekable.end(0) - window.v.currentTime"),
+                (
+                    "dash",
+                    f"{base}/show-loc/show.mpd#t=posix:{window_start:.3f}",
+                    "window.player.getCurrentLiveLatency()",
+                ),
+            ):
                 page = browser.new_page()
                 _open(page, base, engine, url)
-                page.wait_for_function("() => window.playing && !window.v.seeking && window.v.currentTime > 0", timeout=45_000)
+                page.wait_for_function(
+                    "() => window.playing && !window.v.seeking && window.v.currentTime > 0", timeout=45_000
+                )
                 distance = page.evaluate(f"() => {behind}")
-                assert 45 <= distance <= 66, f"{engine} starts over near the window's start, not at the edge: {distance:.1f} s behind"
+                assert 45 <= distance <= 66, (
+                    f"{engine} starts over near the window's start, not at the edge: {distance:.1f} s behind"
+                )
                 page.close()
         finally:
             browser.close()
 
 
 def test_after_stop_both_players_play_the_recording_to_its_end(pipeline):
-    subprocess.run([*kubecast_argv(), "program", "stop", "show", "--store", str(pipeline["store"])], check=True, timeout=30)
+    subprocess.run(
+        [*kubecast_argv(), "program", "stop", "show", "--store", str(pipeline["store"])], check=True, timeout=30
+    )
     base = pipeline["base"]
-    wait_until(lambda: media_playlist(f"{base}/show-loc/video/index.m3u8").ended, timeout=20, what="the recording to end")
+    wait_until(
+        lambda: media_playlist(f"{base}/show-loc/video/index.m3u8").ended, timeout=20, what="the recording to end"
+    )
     recording = media_playlist(f"{base}/show-loc/video/index.m3u8")
     assert mpd(f"{base}/show-loc/show.ism/manifest(format=mpd-time-cmaf)").get("type") == "static"
     assert "#EXT-X-ENDLIST" in fetch(f"{base}/show-loc/show.ism/ts/video/index.m3u8").decode()
     length = sum(duration for _, duration in recording.segments)
     playwright_sync, executable = _browser()
     with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"])
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+        )
         try:
-            for engine, url in (("hls", f"{base}/show-loc/show.m3u8"), ("hls", f"{base}/show-loc/show.ism/manifest(format=m3u8-aapl)"),
-                                ("dash", f"{base}/show-loc/show.mpd"), ("smooth", f"{base}/show-loc/show.ism/manifest")):
+            for engine, url in (
+                ("hls", f"{base}/show-loc/show.m3u8"),
+                ("hls", f"{base}/show-loc/show.ism/manifest(format=m3u8-aapl)"),
+                ("dash", f"{base}/show-loc/show.mpd"),
+                ("smooth", f"{base}/show-loc/show.ism/manifest"),
+            ):
                 page = browser.new_page()
                 logged = []
                 page.on("console", lambda message, logged=logged: logged.append(message.text))
@@ -174,8 +283,14 @@ def test_after_stop_both_players_play_the_recording_to_its_end(pipeline):
                 try:
                     page.wait_for_function("() => window.v.readyState >= 2", timeout=30_000)
                 except Exception as error:
-                    state = page.evaluate("() => [window.v.readyState, window.v.currentTime, window.errors, Array.from({length: window.v.buffered.length}, (_, i) => [window.v.buffered.start(i), window.v.buffered.end(i)])]")
-                    raise AssertionError(f"{engine} never got a frame (readyState, currentTime, errors, buffered): {state} {logged[-10:]}") from error
+                    state = page.evaluate(
+                        "() => [window.v.readyState, window.v.currentTime, window.errors, Array.from({length: "
+                        "window.v.buffered.length}, (_, i) => [window.v.buffered.start(i), window.v.buffered.end(i)])]"
+                    )
+                    raise AssertionError(
+                        f"{engine} never got a frame (readyState, currentTime, errors, buffered): {state} "
+                        f"{logged[-10:]}"
+                    ) from error
                 assert abs(page.evaluate("() => window.v.duration") - length) < 2.5, f"{engine}: the whole recording"
                 page.evaluate("() => { window.v.currentTime = 0; window.v.playbackRate = 8; window.v.play(); }")
                 page.wait_for_function("() => window.ended", timeout=60_000)
@@ -186,9 +301,12 @@ def test_after_stop_both_players_play_the_recording_to_its_end(pipeline):
 
 
 # hls.js with a JWT on its key requests only (the AMS key delivery model); the page's own state as _open's.
-PLAY_AES128 = """([url, token]) => { const v = document.createElement('video'); v.muted = true; document.body.appendChild(v);
+PLAY_AES128 = """([url, token]) => {
+  const v = document.createElement('video'); v.muted = true; document.body.appendChild(v);
   window.v = v; window.errors = []; window.ended = false; v.addEventListener('ended', () => { window.ended = true; });
-  const p = new Hls({xhrSetup: (xhr, url) => { if (url.includes('/keys/')) xhr.setRequestHeader('Authorization', 'Bearer ' + token); }});
+  const p = new Hls({xhrSetup: (xhr, url) => {
+    if (url.includes('/keys/')) xhr.setRequestHeader('Authorization', 'Bearer ' + token);
+  }});
   p.on(Hls.Events.ERROR, (_e, data) => { if (data.fatal) window.errors.push(data.details); });
   p.loadSource(url); p.attachMedia(v); window.player = p; }"""
 
@@ -204,13 +322,30 @@ def test_a_stopped_program_plays_aes128_encrypted_in_hls_js_to_its_end(pipeline)
     from kubecast.api.endpoint import ContentProtection
 
     base = pipeline["base"]
-    wait_until(lambda: media_playlist(f"{base}/show-loc/video/index.m3u8").ended, timeout=20, what="the recording to end")
+    wait_until(
+        lambda: media_playlist(f"{base}/show-loc/video/index.m3u8").ended, timeout=20, what="the recording to end"
+    )
     length = sum(duration for _, duration in media_playlist(f"{base}/show-loc/video/index.m3u8").segments)
-    spec = ContentProtection.model_validate({"masterKeySecretRef": {"name": "drm", "key": "master"}, "keyRotationSegments": 10,
-                                             "keyDelivery": {"jwtSecretRef": {"name": "drm", "key": "jwt"}}})
+    spec = ContentProtection.model_validate(
+        {
+            "masterKeySecretRef": {"name": "drm", "key": "master"},
+            "keyRotationSegments": 10,
+            "keyDelivery": {"jwtSecretRef": {"name": "drm", "key": "jwt"}},
+        }
+    )
     port = free_port()
-    endpoint = kubecast("endpoint", "--store", str(pipeline["store"]), "--listen", f"127.0.0.1:{port}", *spec.endpoint_arguments(),
-                        env={"KUBECAST_CONTENT_MASTER_KEY": "00112233445566778899aabbccddeeff", "KUBECAST_KEY_DELIVERY_JWT_KEY": "viewers"})
+    endpoint = kubecast(
+        "endpoint",
+        "--store",
+        str(pipeline["store"]),
+        "--listen",
+        f"127.0.0.1:{port}",
+        *spec.endpoint_arguments(),
+        env={
+            "KUBECAST_CONTENT_MASTER_KEY": "00112233445566778899aabbccddeeff",
+            "KUBECAST_KEY_DELIVERY_JWT_KEY": "viewers",
+        },
+    )
     try:
         endpoint.wait_for_line("listening on", timeout=30)
         protected = f"http://127.0.0.1:{port}"
@@ -221,13 +356,20 @@ def test_a_stopped_program_plays_aes128_encrypted_in_hls_js_to_its_end(pipeline)
         token = jwt.encode({"exp": int(time.time()) + 600}, "viewers", algorithm="HS256")
         playwright_sync, executable = _browser()
         with playwright_sync.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu",
-                                                                                   "--autoplay-policy=no-user-gesture-required"])
+            browser = playwright.chromium.launch(
+                executable_path=executable,
+                args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+            )
             try:
-                for url in (f"{protected}/show-loc/show.m3u8", f"{protected}/show-loc/show.ism/manifest(format=m3u8-aapl)"):
+                for url in (
+                    f"{protected}/show-loc/show.m3u8",
+                    f"{protected}/show-loc/show.ism/manifest(format=m3u8-aapl)",
+                ):
                     page = browser.new_page()
                     keys: set[str] = set()
-                    page.on("request", lambda request, keys=keys: keys.add(request.url) if "/keys/" in request.url else None)
+                    page.on(
+                        "request", lambda request, keys=keys: keys.add(request.url) if "/keys/" in request.url else None
+                    )
                     page.goto(f"{protected}/healthz")
                     page.add_script_tag(url=f"{protected}/static/vendor/hls.min.js")
                     page.evaluate(PLAY_AES128, [url, token])
@@ -247,29 +389,56 @@ def test_a_stopped_program_plays_aes128_encrypted_in_hls_js_to_its_end(pipeline)
 
 def test_every_format_of_the_recording_is_continuous_and_the_ts_copy_decodes(pipeline):
     base = pipeline["base"]
-    wait_until(lambda: media_playlist(f"{base}/show-loc/video/index.m3u8").ended, timeout=20, what="the recording to end")
+    wait_until(
+        lambda: media_playlist(f"{base}/show-loc/video/index.m3u8").ended, timeout=20, what="the recording to end"
+    )
     for rendition in ("video", "audio"):
         times = download(media_playlist(f"{base}/show-loc/{rendition}/index.m3u8")).decode_times()
         assert all(a[0] + a[1] == b[0] for a, b in zip(times, times[1:])), f"HLS fMP4 {rendition}: tfdt continuous"
     root = mpd(f"{base}/show-loc/show.mpd")
     for template in root.iter("{urn:mpeg:dash:schema:mpd:2011}SegmentTemplate"):
         entries = expand_timeline(template)
-        assert len(entries) >= 29 and all(a[0] + a[1] == b[0] for a, b in zip(entries, entries[1:])), "DASH: no gap in the SegmentTimeline"
+        assert len(entries) >= 29 and all(a[0] + a[1] == b[0] for a, b in zip(entries, entries[1:])), (
+            "DASH: no gap in the SegmentTimeline"
+        )
     smooth = ET.fromstring(fetch(f"{base}/show-loc/show.ism/manifest"))
     for index in smooth.iter("StreamIndex"):
         chunks = [(int(c.get("t")), int(c.get("d"))) for c in index.iter("c")]
-        assert chunks[0][0] == 0 and all(a[0] + a[1] == b[0] for a, b in zip(chunks, chunks[1:])), f"Smooth {index.get('Type')}: contiguous from 0"
+        assert chunks[0][0] == 0 and all(a[0] + a[1] == b[0] for a, b in zip(chunks, chunks[1:])), (
+            f"Smooth {index.get('Type')}: contiguous from 0"
+        )
     # HLS with TS segments: ffmpeg reads the whole recording through the playlist, audio and video, without an error.
-    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0",
-                            f"{base}/show-loc/show.ism/ts/video/index.m3u8"], capture_output=True, text=True, timeout=120)
+    probe = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+            f"{base}/show-loc/show.ism/ts/video/index.m3u8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert probe.returncode == 0 and not probe.stderr.strip(), probe.stderr
     pts = sorted(float(line.strip(",")) for line in probe.stdout.split() if line.strip(","))
     steps = [b - a for a, b in zip(pts, pts[1:])]
     assert len(pts) >= 29 * 2 * 30 and max(steps) < 0.05, "TS: every frame, one frame apart across segment joins"
-    decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", f"{base}/show-loc/show.ism/ts/video/index.m3u8", "-f", "null", "-"], capture_output=True, text=True, timeout=120)
+    decoded = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", f"{base}/show-loc/show.ism/ts/video/index.m3u8", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert decoded.returncode == 0 and not decoded.stderr.strip(), decoded.stderr
 
 
 def kubecast_argv() -> list[str]:
     import sys
+
     return [sys.executable, "-m", "kubecast.cli"]

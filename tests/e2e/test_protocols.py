@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from certificates import make_certificate
 from helpers import Proc, flv_video_payloads, free_port, kubecast, make_multibitrate_flvs, segment_payloads, wait_until
 from media_checks import download, fetch, media_playlist, multivariant
@@ -29,13 +28,48 @@ pytestmark = pytest.mark.e2e
 HERE = Path(__file__).parent
 KEY, PASSPHRASE = "push-key-1", "e2e-srt-passphrase"
 SECONDS = 40
-SOURCE = ["-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000", "-t", str(SECONDS)]
-CODECS = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k"]
+SOURCE = [
+    "-re",
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=320x240:rate=30",
+    "-f",
+    "lavfi",
+    "-i",
+    "sine=frequency=1000:sample_rate=48000",
+    "-t",
+    str(SECONDS),
+]
+CODECS = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-g",
+    "60",
+    "-keyint_min",
+    "60",
+    "-sc_threshold",
+    "0",
+    "-pix_fmt",
+    "yuv420p",
+    "-c:a",
+    "aac",
+    "-b:a",
+    "96k",
+]
 
 
 # Picture times N/30 s plus up to 5 ms either way, kept through the encoder (millisecond time base).
-JITTER = ["-vf", "settb=1/90000,setpts=N/30/TB+(random(0)-0.5)*0.010/TB", "-fps_mode", "passthrough",
-          "-enc_time_base:v", "1/1000"]
+JITTER = [
+    "-vf",
+    "settb=1/90000,setpts=N/30/TB+(random(0)-0.5)*0.010/TB",
+    "-fps_mode",
+    "passthrough",
+    "-enc_time_base:v",
+    "1/1000",
+]
 
 
 def publisher(name: str, *output: str) -> Proc:
@@ -46,13 +80,45 @@ def gstreamer_publisher(url: str) -> Proc:
     """GStreamer's RTMP publisher: x264enc with B-frames, whose first decode times flvmux clamps to
     0, so the contribution repeats a DTS value."""
     frames = SECONDS * 30
-    return Proc(["gst-launch-1.0", "-q", "flvmux", "name=mux", "streamable=true", "!", "rtmp2sink", f"location={url}",
-                 "videotestsrc", "is-live=true", f"num-buffers={frames}", "!",
-                 "video/x-raw,width=320,height=240,framerate=30/1", "!",
-                 "x264enc", "speed-preset=ultrafast", "key-int-max=60", "bframes=2", "!", "h264parse", "!", "mux.",
-                 "audiotestsrc", "is-live=true", f"num-buffers={SECONDS * 48_000 // 1024}",
-                 "samplesperbuffer=1024", "!",
-                 "audio/x-raw,rate=48000,channels=2", "!", "voaacenc", "!", "aacparse", "!", "mux."], name="gstreamer")
+    return Proc(
+        [
+            "gst-launch-1.0",
+            "-q",
+            "flvmux",
+            "name=mux",
+            "streamable=true",
+            "!",
+            "rtmp2sink",
+            f"location={url}",
+            "videotestsrc",
+            "is-live=true",
+            f"num-buffers={frames}",
+            "!",
+            "video/x-raw,width=320,height=240,framerate=30/1",
+            "!",
+            "x264enc",
+            "speed-preset=ultrafast",
+            "key-int-max=60",
+            "bframes=2",
+            "!",
+            "h264parse",
+            "!",
+            "mux.",
+            "audiotestsrc",
+            "is-live=true",
+            f"num-buffers={SECONDS * 48_000 // 1024}",
+            "samplesperbuffer=1024",
+            "!",
+            "audio/x-raw,rate=48000,channels=2",
+            "!",
+            "voaacenc",
+            "!",
+            "aacparse",
+            "!",
+            "mux.",
+        ],
+        name="gstreamer",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,45 +126,108 @@ def pipeline(tmp_path_factory):
     work = tmp_path_factory.mktemp("protocols")
     http, ingest_http, srt, rtmps, https = free_port(), free_port(), free_port(), free_port(), free_port()
     certificate = make_certificate(work)
-    up = kubecast("up", "-f", str(HERE / "protocols.yaml"), "--store", str(work / "store"), "--single-encoder",
-                  "--rtmp-port", str(free_port()), "--http-port", str(http), "--ingest-http-port", str(ingest_http),
-                  "--srt-port", str(srt), "--rtmps-port", str(rtmps), "--ingest-https-port", str(https),
-                  "--tls-cert", str(certificate.cert), "--tls-key", str(certificate.key), "--status-interval", "5",
-                  cwd=str(work))
+    up = kubecast(
+        "up",
+        "-f",
+        str(HERE / "protocols.yaml"),
+        "--store",
+        str(work / "store"),
+        "--single-encoder",
+        "--rtmp-port",
+        str(free_port()),
+        "--http-port",
+        str(http),
+        "--ingest-http-port",
+        str(ingest_http),
+        "--srt-port",
+        str(srt),
+        "--rtmps-port",
+        str(rtmps),
+        "--ingest-https-port",
+        str(https),
+        "--tls-cert",
+        str(certificate.cert),
+        "--tls-key",
+        str(certificate.key),
+        "--status-interval",
+        "5",
+        cwd=str(work),
+    )
     publishers = []
     try:
         up.wait_for_line(r"Status page:", timeout=120)
         printed = up.output(last=100000)
-        udp = {name: int(re.search(rf"udp://127\.0\.0\.1:(\d+)", section(printed, name)).group(1))
-               for name in ("udp", "enc-udp")}
+        udp = {
+            name: int(re.search(r"udp://127\.0\.0\.1:(\d+)", section(printed, name)).group(1))
+            for name in ("udp", "enc-udp")
+        }
         rtp = int(re.search(r"rtp://127\.0\.0\.1:(\d+)", section(printed, "rtp")).group(1))
         rtmp = int(re.search(r"rtmp://127\.0\.0\.1:(\d+)", printed).group(1))
         push = f"http://127.0.0.1:{ingest_http}/{KEY}/ingest"
         publishers = [
             publisher("udp", "-f", "mpegts", f"udp://127.0.0.1:{udp['udp']}?pkt_size=1316"),
             publisher("rtp", "-f", "rtp_mpegts", f"rtp://127.0.0.1:{rtp}"),
-            publisher("srt", "-f", "mpegts", f"srt://127.0.0.1:{srt}?streamid=srt&passphrase={PASSPHRASE}&pkt_size=1316"),
-            publisher("smooth", "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{push}/smooth.isml/Streams(encoder1)"),
+            publisher(
+                "srt", "-f", "mpegts", f"srt://127.0.0.1:{srt}?streamid=srt&passphrase={PASSPHRASE}&pkt_size=1316"
+            ),
+            publisher(
+                "smooth", "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{push}/smooth.isml/Streams(encoder1)"
+            ),
             publisher("cmaf", "-seg_duration", "2", "-f", "dash", f"{push}/cmaf.cmaf/manifest.mpd"),
-            publisher("cmafhls", "-hls_time", "2", "-hls_segment_type", "fmp4", "-method", "PUT", "-f", "hls", f"{push}/cmafhls.cmaf/index.m3u8"),
+            publisher(
+                "cmafhls",
+                "-hls_time",
+                "2",
+                "-hls_segment_type",
+                "fmp4",
+                "-method",
+                "PUT",
+                "-f",
+                "hls",
+                f"{push}/cmafhls.cmaf/index.m3u8",
+            ),
             # Over HTTPS ffmpeg checks the certificate against the test's CA, as a careful encoder would (its
             # verifying RTMPS handshake sometimes stalls, tests/ingest/test_tls.py).
             publisher("rtmps", "-f", "flv", f"rtmps://127.0.0.1:{rtmps}/live/rtmps/{KEY}"),
-            publisher("https", "-movflags", "isml+frag_keyframe", "-tls_verify", "1", "-ca_file", str(certificate.ca),
-                      "-f", "ismv", f"https://127.0.0.1:{https}/{KEY}/ingest/https.isml/Streams(encoder1)"),
+            publisher(
+                "https",
+                "-movflags",
+                "isml+frag_keyframe",
+                "-tls_verify",
+                "1",
+                "-ca_file",
+                str(certificate.ca),
+                "-f",
+                "ismv",
+                f"https://127.0.0.1:{https}/{KEY}/ingest/https.isml/Streams(encoder1)",
+            ),
             # Into live encoding: the same protocols, RTMP from a source whose picture times jitter by
             # up to 5 ms either way (to the millisecond FLV carries), and a GStreamer publisher.
             publisher("enc-udp", "-f", "mpegts", f"udp://127.0.0.1:{udp['enc-udp']}?pkt_size=1316"),
             publisher("enc-srt", "-f", "mpegts", f"srt://127.0.0.1:{srt}?streamid=enc-srt&pkt_size=1316"),
-            publisher("enc-smooth", "-movflags", "isml+frag_keyframe", "-f", "ismv",
-                      f"{push}/enc-smooth.isml/Streams(encoder1)"),
+            publisher(
+                "enc-smooth",
+                "-movflags",
+                "isml+frag_keyframe",
+                "-f",
+                "ismv",
+                f"{push}/enc-smooth.isml/Streams(encoder1)",
+            ),
             publisher("enc-cmaf", "-seg_duration", "2", "-f", "dash", f"{push}/enc-cmaf.cmaf/manifest.mpd"),
             publisher("enc-rtmp", *JITTER, "-f", "flv", f"rtmp://127.0.0.1:{rtmp}/live/enc-rtmp/{KEY}"),
             gstreamer_publisher(f"rtmp://127.0.0.1:{rtmp}/live/enc-gst/{KEY}"),
         ]
         base = f"http://127.0.0.1:{http}"
-        yield {"base": base, "up": up, "work": work, "rtmp": rtmp, "push": push, "rtmps": rtmps, "https": https,
-               "publishers": {process.name: process for process in publishers}}
+        yield {
+            "base": base,
+            "up": up,
+            "work": work,
+            "rtmp": rtmp,
+            "push": push,
+            "rtmps": rtmps,
+            "https": https,
+            "publishers": {process.name: process for process in publishers},
+        }
     finally:
         for process in publishers:
             process.stop()
@@ -115,6 +244,7 @@ def segments_of(base: str, channel: str, at_least: int):
         variants, _ = multivariant(f"{base}/live/{channel}/index.m3u8")
         playlist = media_playlist(variants[0].uri)
         return (variants, playlist) if len(playlist.segments) >= at_least else None
+
     return wait_until(ready, timeout=90, interval=1, what=f"{at_least} segments of {channel}")
 
 
@@ -122,8 +252,13 @@ LIVE_ENCODED = ["enc-rtmp", "enc-gst", "enc-smooth", "enc-cmaf", "enc-srt", "enc
 
 
 def ffmpeg_reads(url: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(["ffmpeg", "-v", "error", "-i", url, "-map", "0", "-t", "6", "-f", "null", "-"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-i", url, "-map", "0", "-t", "6", "-f", "null", "-"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 # First in the module, while every publisher is live (a live playlist that stops growing keeps
@@ -134,10 +269,17 @@ def test_ffmpeg_reads_every_live_encoded_protocol_without_a_complaint(pipeline):
     base = pipeline["base"]
     for channel in LIVE_ENCODED:
         url = f"{base}/live/{channel}/v72/index.m3u8"
-        wait_until(lambda url=url: len(media_playlist(url).segments) >= 4, timeout=90, interval=1,
-                   what=f"four segments of {channel}")
-    readers = {(channel, manifest): ffmpeg_reads(f"{base}/live/{channel}/{manifest}")
-               for channel in LIVE_ENCODED for manifest in ("index.m3u8", "manifest.mpd")}
+        wait_until(
+            lambda url=url: len(media_playlist(url).segments) >= 4,
+            timeout=90,
+            interval=1,
+            what=f"four segments of {channel}",
+        )
+    readers = {
+        (channel, manifest): ffmpeg_reads(f"{base}/live/{channel}/{manifest}")
+        for channel in LIVE_ENCODED
+        for manifest in ("index.m3u8", "manifest.mpd")
+    }
     complaints = {}
     for key, reader in readers.items():
         try:
@@ -167,9 +309,15 @@ def test_each_protocol_publishes_a_continuous_decodable_rendition(pipeline, chan
     assert playlist.discontinuities == 0
     track = download(playlist)
     times = track.decode_times()
-    assert all(later[0] == earlier[0] + earlier[1] for earlier, later in zip(times, times[1:])), f"{channel}: tfdt continuous {times}"
-    scale = track.timescale  # pass-through keeps the source's clock: 90 kHz from TS, the track's own from Smooth and CMAF
-    assert all(abs(duration - 2 * scale) <= scale // 30 for _, duration in times[:-1]), f"{channel}: 2 s segments {times}"
+    assert all(later[0] == earlier[0] + earlier[1] for earlier, later in zip(times, times[1:])), (
+        f"{channel}: tfdt continuous {times}"
+    )
+    scale = (
+        track.timescale
+    )  # pass-through keeps the source's clock: 90 kHz from TS, the track's own from Smooth and CMAF
+    assert all(abs(duration - 2 * scale) <= scale // 30 for _, duration in times[:-1]), (
+        f"{channel}: 2 s segments {times}"
+    )
     frames = track.frames()
     assert len(frames) >= 30 * 2 * (len(times) - 1) and frames[0][1]
 
@@ -179,9 +327,21 @@ def test_tls_only_channels_refuse_plain_publishers_and_shrug_off_broken_handshak
     on the TLS ports end their own connections while both TLS channels keep publishing."""
     base = pipeline["base"]
     source = ["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30", "-t", "2", "-c:v", "libx264", "-preset", "ultrafast"]
-    plain = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", *source, "-f", "flv",
-                            f"rtmp://127.0.0.1:{pipeline['rtmp']}/live/rtmps/{KEY}"],
-                           capture_output=True, text=True, timeout=60)
+    plain = subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            *source,
+            "-f",
+            "flv",
+            f"rtmp://127.0.0.1:{pipeline['rtmp']}/live/rtmps/{KEY}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert plain.returncode != 0, plain.stderr
     assert "channel rtmps takes TLS only: publish to rtmps:// or https://" in plain.stderr, plain.stderr
     before = {channel: len(segments_of(base, channel, 2)[1].segments) for channel in ("rtmps", "https")}
@@ -204,12 +364,19 @@ def test_tls_only_channels_refuse_plain_publishers_and_shrug_off_broken_handshak
 def test_each_protocol_plays_in_chromium_with_hlsjs(pipeline):
     playwright_sync, executable = _chromium()
     with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"])
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+        )
         try:
             for channel in ("udp", "rtp", "srt", "smooth", "cmaf", "cmafhls"):
                 page = browser.new_page()
                 page.goto(f"{pipeline['base']}/preview/{channel}/", timeout=30_000)
-                page.wait_for_function("() => window.kubecastPlayer && window.kubecastPlayer.video && window.kubecastPlayer.video.currentTime > 0.5", timeout=45_000)
+                page.wait_for_function(
+                    "() => window.kubecastPlayer && window.kubecastPlayer.video && "
+                    "window.kubecastPlayer.video.currentTime > 0.5",
+                    timeout=45_000,
+                )
                 start = page.evaluate("() => window.kubecastPlayer.video.currentTime")
                 page.wait_for_function(f"() => window.kubecastPlayer.video.currentTime > {start + 3}", timeout=30_000)
                 assert page.evaluate("() => window.kubecastPlayer.errors") == [], channel
@@ -218,14 +385,11 @@ def test_each_protocol_plays_in_chromium_with_hlsjs(pipeline):
             browser.close()
 
 
-
-
-
-
 def assert_passed_through(base: str, sources: list[bytes]) -> None:
     def three():
         found = multivariant(f"{base}/live/mbr/index.m3u8")
         return found if len(found[0]) == 3 else None
+
     variants, _ = wait_until(three, timeout=60, interval=1, what="three renditions")
     by_size = {v.attributes["RESOLUTION"]: v for v in variants}
     assert set(by_size) == {"640x360", "480x270", "320x180"}
@@ -234,15 +398,40 @@ def assert_passed_through(base: str, sources: list[bytes]) -> None:
         source = flv_video_payloads(flv)
         digest = lambda payloads: hashlib.sha256(b"".join(payloads)).hexdigest()  # noqa: E731
         start = source.index(stored[0])
-        assert len(stored) >= 90 and digest(stored) == digest(source[start : start + len(stored)]), f"{size} is the contribution, unchanged"
+        assert len(stored) >= 90 and digest(stored) == digest(source[start : start + len(stored)]), (
+            f"{size} is the contribution, unchanged"
+        )
 
 
 def test_three_rtmp_renditions_under_one_key_pass_through_unchanged(pipeline, tmp_path):
     sources = make_multibitrate_flvs(tmp_path, seconds=16)
-    senders = [Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i", str(tmp_path / f"r{i}.flv"), "-c", "copy", "-f", "flv",
-                     f"rtmp://127.0.0.1:{pipeline['rtmp']}/live/mbr/{KEY}/r{i}"], name=f"rendition {i}") for i in range(3)]
+    senders = [
+        Proc(
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-re",
+                "-i",
+                str(tmp_path / f"r{i}.flv"),
+                "-c",
+                "copy",
+                "-f",
+                "flv",
+                f"rtmp://127.0.0.1:{pipeline['rtmp']}/live/mbr/{KEY}/r{i}",
+            ],
+            name=f"rendition {i}",
+        )
+        for i in range(3)
+    ]
     try:
-        wait_until(lambda: len(media_playlist(f"{pipeline['base']}/live/mbr/video/index.m3u8").segments) >= 5, timeout=60, interval=1, what="mbr segments")
+        wait_until(
+            lambda: len(media_playlist(f"{pipeline['base']}/live/mbr/video/index.m3u8").segments) >= 5,
+            timeout=60,
+            interval=1,
+            what="mbr segments",
+        )
         assert_passed_through(pipeline["base"], sources)
     finally:
         for sender in senders:
@@ -253,12 +442,69 @@ def test_three_smooth_renditions_in_one_push_pass_through(pipeline, tmp_path):
     """ffmpeg -f ismv with three video tracks in one POST: three renditions, bit for bit.  The
     ladder is encoded to a file first and pushed with -c copy, so the file is the reference."""
     archive = tmp_path / "ladder.ismv"
-    ladder = ["-map", "0:v", "-map", "0:v", "-map", "0:v", "-map", "1:a", "-s:v:0", "640x360", "-s:v:1", "480x270", "-s:v:2", "320x180"]
-    Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi",
-          "-i", "sine=sample_rate=48000", "-t", "16", *ladder, *CODECS, "-movflags", "isml+frag_keyframe", "-f", "ismv", str(archive)],
-         name="smooth ladder").popen.wait(60)
-    push = Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i", str(archive), "-map", "0", "-c", "copy",
-                 "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{pipeline['push']}/mbr.isml/Streams(ladder)"], name="smooth push")
+    ladder = [
+        "-map",
+        "0:v",
+        "-map",
+        "0:v",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-s:v:0",
+        "640x360",
+        "-s:v:1",
+        "480x270",
+        "-s:v:2",
+        "320x180",
+    ]
+    Proc(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=48000",
+            "-t",
+            "16",
+            *ladder,
+            *CODECS,
+            "-movflags",
+            "isml+frag_keyframe",
+            "-f",
+            "ismv",
+            str(archive),
+        ],
+        name="smooth ladder",
+    ).popen.wait(60)
+    push = Proc(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-i",
+            str(archive),
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            "-movflags",
+            "isml+frag_keyframe",
+            "-f",
+            "ismv",
+            f"{pipeline['push']}/mbr.isml/Streams(ladder)",
+        ],
+        name="smooth push",
+    )
     try:
         wait_until(lambda: not push.alive(), timeout=60, interval=1, what="the push to end")
         assert push.popen.returncode == 0, push.output()
@@ -282,13 +528,20 @@ def assert_passed_through_fmp4(base: str, archive: bytes) -> None:
     def three():
         found = multivariant(f"{base}/live/mbr/index.m3u8")
         return found if len(found[0]) == 3 else None
+
     variants, _ = wait_until(three, timeout=60, interval=1, what="three renditions")
     by_size = {v.attributes["RESOLUTION"]: v for v in variants}
     for source, size in zip(sources, ("640x360", "480x270", "320x180")):
         playlist = media_playlist(by_size[size].uri)
         # The window still holds the RTMP test's segments: this push starts after the last discontinuity.
-        newest = [line for line in playlist.text.rsplit("#EXT-X-DISCONTINUITY\n", 1)[-1].splitlines() if line and not line.startswith("#")]
-        segments = [fetch(url) for url, _ in playlist.segments[-len(newest):]]
+        newest = [
+            line
+            for line in playlist.text.rsplit("#EXT-X-DISCONTINUITY\n", 1)[-1].splitlines()
+            if line and not line.startswith("#")
+        ]
+        segments = [fetch(url) for url, _ in playlist.segments[-len(newest) :]]
         stored = segment_payloads(segments)
         start = source.index(stored[0])
-        assert len(stored) >= 90 and stored == source[start : start + len(stored)], f"{size} is the contribution, unchanged"
+        assert len(stored) >= 90 and stored == source[start : start + len(stored)], (
+            f"{size} is the contribution, unchanged"
+        )

@@ -11,8 +11,8 @@ import socket
 
 import av
 import pytest
-
 from helpers import contribution_bytes, flv_contribution, kubecast, make_contribution_flv, wait_until
+
 from kubecast.api import PRESETS, load_text
 from kubecast.api.components import encoder_config
 from kubecast.media.contribution import Frame, Hello, Kind, RecordReader
@@ -28,8 +28,10 @@ spec:
     x264Preset: ultrafast
     renditions: %s
 """
-LADDER = ("[{name: v240, width: 320, height: 240, bitrate: 500000},"
-          " {name: v120, width: 160, height: 120, bitrate: 200000, profile: Baseline}]")
+LADDER = (
+    "[{name: v240, width: 320, height: 240, bitrate: 500000},"
+    " {name: v120, width: 160, height: 120, bitrate: 200000, profile: Baseline}]"
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +42,15 @@ def source_flv(tmp_path_factory):
 def run_encoder(tmp_path, manifest: str):
     """The encoder of the Channel in ``manifest``, with the encoder.json the operator and local mode build for it."""
     (tmp_path / "encoder.json").write_text(encoder_config(load_text(manifest).channels["t1"]).to_json())
-    process = kubecast("encoder", "--config", str(tmp_path / "encoder.json"), "--contribution", "127.0.0.1:0",
-                       "--store", str(tmp_path / "store"))
+    process = kubecast(
+        "encoder",
+        "--config",
+        str(tmp_path / "encoder.json"),
+        "--contribution",
+        "127.0.0.1:0",
+        "--store",
+        str(tmp_path / "store"),
+    )
     port = int(process.wait_for_line(r"listening on 127\.0\.0\.1:(\d+)", timeout=30).group(1))
     return process, port
 
@@ -63,14 +72,22 @@ def progress_when(tmp_path, condition):
 
 def track_bytes(tmp_path, record, track):
     folder = tmp_path / "store/channels/t1/encoders/A" / track["id"]
-    return (folder / track["init"]).read_bytes(), [(folder / f"{s[0]}.m4s").read_bytes() for s in record["segments"][track["id"]]]
+    return (folder / track["init"]).read_bytes(), [
+        (folder / f"{s[0]}.m4s").read_bytes() for s in record["segments"][track["id"]]
+    ]
 
 
 def test_ladder_segments_are_aligned_continuous_and_decodable(tmp_path, source_flv):
     process, port = run_encoder(tmp_path, CHANNEL % ("Custom", LADDER))
     with process:
         send(port, source_flv)
-        record = wait_until(lambda: progress_when(tmp_path, lambda p: p["state"] == "waiting" and len(p["segments"].get("v120", [])) == 4), timeout=60, what="all segments")
+        record = wait_until(
+            lambda: progress_when(
+                tmp_path, lambda p: p["state"] == "waiting" and len(p["segments"].get("v120", [])) == 4
+            ),
+            timeout=60,
+            what="all segments",
+        )
     assert {t["id"] for t in record["tracks"]} == {"v240", "v120", "audio"}
     for track in record["tracks"]:
         init, segments = track_bytes(tmp_path, record, track)
@@ -102,7 +119,9 @@ def jittered(contribution: bytes, *, milliseconds: int, seed: int) -> bytes:
     records = []
     for record in reader.records():
         if isinstance(record, Frame) and record.kind == Kind.VIDEO and record.decode_time > milliseconds:
-            record = dataclasses.replace(record, decode_time=record.decode_time + shake.randint(-milliseconds, milliseconds))
+            record = dataclasses.replace(
+                record, decode_time=record.decode_time + shake.randint(-milliseconds, milliseconds)
+            )
         records.append(record)
     return contribution_bytes(records, end=False)
 
@@ -111,7 +130,13 @@ def test_a_jittered_contribution_is_encoded_at_a_constant_frame_rate(tmp_path, s
     process, port = run_encoder(tmp_path, CHANNEL % ("Custom", LADDER))
     with process:
         send(port, jittered(source_flv, milliseconds=5, seed=5))
-        record = wait_until(lambda: progress_when(tmp_path, lambda p: p["state"] == "waiting" and len(p["segments"].get("v120", [])) == 4), timeout=60, what="all segments")
+        record = wait_until(
+            lambda: progress_when(
+                tmp_path, lambda p: p["state"] == "waiting" and len(p["segments"].get("v120", [])) == 4
+            ),
+            timeout=60,
+            what="all segments",
+        )
     for track in (t for t in record["tracks"] if t["kind"] == "video"):
         init, segments = track_bytes(tmp_path, record, track)
         samples = [x for s in segments for x in parse_media_segment(s)[1]]
@@ -126,10 +151,20 @@ def test_passthrough_and_reconnect_continue_the_numbering(tmp_path, source_flv):
     process, port = run_encoder(tmp_path, CHANNEL % ("None", "[]"))
     with process:
         send(port, source_flv)
-        first = wait_until(lambda: progress_when(tmp_path, lambda p: p["state"] == "waiting" and p["segments"].get("video")), timeout=30, what="first contribution")
+        first = wait_until(
+            lambda: progress_when(tmp_path, lambda p: p["state"] == "waiting" and p["segments"].get("video")),
+            timeout=30,
+            what="first contribution",
+        )
         last = first["segments"]["video"][-1][0]
         send(port, source_flv)
-        record = wait_until(lambda: progress_when(tmp_path, lambda p: p["state"] == "waiting" and p["segments"]["video"][-1][0] > last + 2), timeout=30, what="second contribution")
+        record = wait_until(
+            lambda: progress_when(
+                tmp_path, lambda p: p["state"] == "waiting" and p["segments"]["video"][-1][0] > last + 2
+            ),
+            timeout=30,
+            what="second contribution",
+        )
     numbers = [s[0] for s in record["segments"]["video"]]
     assert numbers == sorted(set(numbers))
     resumed = [s for s in record["segments"]["video"] if s[0] > last]
@@ -137,7 +172,9 @@ def test_passthrough_and_reconnect_continue_the_numbering(tmp_path, source_flv):
     video = next(t for t in record["tracks"] if t["id"] == "video")
     assert (video["width"], video["height"]) == (320, 240)
     init, segments = track_bytes(tmp_path, record, video)
-    frames = list(av.open(io.BytesIO(init + b"".join(segments[: len(first["segments"]["video"])])), format="mp4").decode(video=0))
+    frames = list(
+        av.open(io.BytesIO(init + b"".join(segments[: len(first["segments"]["video"])])), format="mp4").decode(video=0)
+    )
     assert len(frames) == 210, "pass-through keeps every frame of the contribution"
 
 
@@ -152,7 +189,11 @@ def test_bad_contributions_are_refused_and_the_encoder_carries_on(tmp_path, sour
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
         send(port, source_flv)
-        wait_until(lambda: len(progress(tmp_path)["segments"].get("v120", [])) >= 3, timeout=60, what="a good contribution after the bad ones")
+        wait_until(
+            lambda: len(progress(tmp_path)["segments"].get("v120", [])) >= 3,
+            timeout=60,
+            what="a good contribution after the bad ones",
+        )
         assert process.alive()
     assert "Traceback" not in process.output(last=10000)
 
@@ -167,10 +208,18 @@ def test_the_default_ladders_are_encoded_end_to_end(tmp_path_factory, preset):
     ladder = PRESETS[preset]
     with process:
         send(port, source)
-        record = wait_until(lambda: progress_when(tmp_path, lambda p: p["state"] == "waiting" and all(len(p["segments"].get(r.name, [])) == 2 for r in ladder)),
-                            timeout=120, what=f"every rendition of {preset}")
+        record = wait_until(
+            lambda: progress_when(
+                tmp_path,
+                lambda p: p["state"] == "waiting" and all(len(p["segments"].get(r.name, [])) == 2 for r in ladder),
+            ),
+            timeout=120,
+            what=f"every rendition of {preset}",
+        )
     videos = [t for t in record["tracks"] if t["kind"] == "video"]
-    assert sorted((t["id"], t["width"], t["height"]) for t in videos) == sorted((r.name, r.width, r.height) for r in ladder)
+    assert sorted((t["id"], t["width"], t["height"]) for t in videos) == sorted(
+        (r.name, r.width, r.height) for r in ladder
+    )
     for track in videos:
         init, segments = track_bytes(tmp_path, record, track)
         assert [parse_media_segment(s)[0] for s in segments] == [0, 180000]

@@ -12,10 +12,19 @@ from kubecast.encoder.framerate import FrameGrid, FrameRateConverter, choose_fra
 NTSC = Fraction(30000, 1001)
 
 
-@pytest.mark.parametrize(("rate", "timescale", "ticks"), [
-    (Fraction(30), 90000, 3000), (Fraction(25), 90000, 3600), (Fraction(60), 90000, 1500), (Fraction(24), 90000, 3750),
-    (NTSC, 90000, 3003), (Fraction(60000, 1001), 60000, 1001), (Fraction(24000, 1001), 24000, 1001), (Fraction(7), 7, 1),
-])
+@pytest.mark.parametrize(
+    ("rate", "timescale", "ticks"),
+    [
+        (Fraction(30), 90000, 3000),
+        (Fraction(25), 90000, 3600),
+        (Fraction(60), 90000, 1500),
+        (Fraction(24), 90000, 3750),
+        (NTSC, 90000, 3003),
+        (Fraction(60000, 1001), 60000, 1001),
+        (Fraction(24000, 1001), 24000, 1001),
+        (Fraction(7), 7, 1),
+    ],
+)
 def test_the_timescale_makes_a_slot_a_whole_number_of_ticks(rate, timescale, ticks):
     grid = FrameGrid(rate, 2000)
     assert (grid.timescale, grid.slot_ticks) == (timescale, ticks)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import subprocess
 
+from helpers import flv_records
 from prometheus_client import REGISTRY
 
 from kubecast.api import Rendition
 from kubecast.encoder.ladder import LadderVideo
 from kubecast.encoder.segmenter import epoch_end
 from kubecast.encoder.timing import ConnectionClock, Placement
-from helpers import flv_records
 from kubecast.media.contribution import CodecConfig, Kind
 from kubecast.media.mp4 import parse_media_segment
 
@@ -22,10 +22,17 @@ def metric(name: str) -> float:
 
 def encode(flv: bytes) -> tuple[list, list]:
     tracks, segments = [], []
-    clock = ConnectionClock(lambda first_ms: Placement(epoch=0, offset_ms=10_000 - first_ms, first_segment=5, joined=False))
-    ladder = LadderVideo(renditions=[Rendition(name="v", width=160, height=90, bitrate=100_000)], x264_preset="ultrafast", clock=clock,
-                         segment_duration_ms=2000, publish_track=lambda info, init: tracks.append(info),
-                         publish_segment=lambda track, segment: segments.append(segment))
+    clock = ConnectionClock(
+        lambda first_ms: Placement(epoch=0, offset_ms=10_000 - first_ms, first_segment=5, joined=False)
+    )
+    ladder = LadderVideo(
+        renditions=[Rendition(name="v", width=160, height=90, bitrate=100_000)],
+        x264_preset="ultrafast",
+        clock=clock,
+        segment_duration_ms=2000,
+        publish_track=lambda info, init: tracks.append(info),
+        publish_segment=lambda track, segment: segments.append(segment),
+    )
     for record in flv_records(flv):
         if record.kind == Kind.VIDEO:
             if isinstance(record, CodecConfig):
@@ -40,9 +47,35 @@ def encode(flv: bytes) -> tuple[list, list]:
 
 def make_flv(tmp_path, video_filter: str) -> bytes:
     path = tmp_path / "in.flv"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-t", "5", "-vf", video_filter,
-                    "-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-f", "flv", str(path)],
-                   check=True, timeout=60)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x90:rate=25",
+            "-t",
+            "5",
+            "-vf",
+            video_filter,
+            "-fps_mode",
+            "passthrough",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "0",
+            "-f",
+            "flv",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
+    )
     return path.read_bytes()
 
 
@@ -51,7 +84,10 @@ def test_holes_are_filled_and_surplus_pictures_dropped_on_the_grid(tmp_path):
     # stamped 10 ms after the one before it: two pictures for one slot (one dropped), and its
     # own slot left empty (one more repeat).
     flv = make_flv(tmp_path, "select='not(between(n,30,32))',setpts='if(eq(N,67),PREV_OUTPTS+0.01/TB,PTS)'")
-    duplicated, dropped = metric("kubecast_encoder_frames_duplicated_total"), metric("kubecast_encoder_frames_dropped_total")
+    duplicated, dropped = (
+        metric("kubecast_encoder_frames_duplicated_total"),
+        metric("kubecast_encoder_frames_dropped_total"),
+    )
     tracks, segments = encode(flv)
     assert tracks[0].timescale == 90000 and tracks[0].frame_rate == "25"
     samples = [s for segment in segments for s in parse_media_segment(segment.data)[1]]

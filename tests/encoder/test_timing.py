@@ -9,7 +9,9 @@ START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def place(latest=None, *, first=0, now_ms, last=None):
-    return place_connection(latest=latest, first_timestamp_ms=first, now_media_ms=now_ms, segment_duration_ms=2000, last_number=last)
+    return place_connection(
+        latest=latest, first_timestamp_ms=first, now_media_ms=now_ms, segment_duration_ms=2000, last_number=last
+    )
 
 
 def test_first_connection_starts_an_epoch_at_the_boundary_at_or_before_now():
@@ -37,7 +39,17 @@ def test_a_restarted_publisher_starts_a_new_epoch_after_the_last_number():
     # but before what this encoder already wrote: a new epoch too.
     started = (0, 4000, 2)
     assert place(started, first=0, now_ms=5_000, last=3).joined is True  # as far as the clock can tell
-    assert place_connection(latest=started, first_timestamp_ms=0, now_media_ms=5_000, segment_duration_ms=2000, last_number=3, own_last=3).epoch == 1
+    assert (
+        place_connection(
+            latest=started,
+            first_timestamp_ms=0,
+            now_media_ms=5_000,
+            segment_duration_ms=2000,
+            last_number=3,
+            own_last=3,
+        ).epoch
+        == 1
+    )
     # Media time ran ahead of the clock: numbering still only increases.
     assert place(latest, first=0, now_ms=20_000, last=31).first_segment == 32
 
@@ -61,7 +73,10 @@ def test_audio_frames_sit_on_one_grid_whatever_the_first_timestamp():
     # Counted from the epoch's first boundary (segment 1 of 2 s at 48 kHz), the first frame of a
     # contribution whose audio starts with its video lands on that boundary, not 256 samples later.
     assert on_frame_grid(96000, origin=96000) == 96000 and on_frame_grid(96000 + 500, origin=96000) == 96000
-    assert on_frame_grid(96000 + 600, origin=96000) == 97024 and on_frame_grid(96000 + 10 * 1024 + 3, origin=96000) == 96000 + 10 * 1024
+    assert (
+        on_frame_grid(96000 + 600, origin=96000) == 97024
+        and on_frame_grid(96000 + 10 * 1024 + 3, origin=96000) == 96000 + 10 * 1024
+    )
 
 
 def _ends(video_frames: range, audio_frames: range) -> tuple[list, list]:
@@ -85,7 +100,12 @@ def test_every_track_ends_at_the_same_segment_number_and_time():
     ends = [Fraction(s.start + s.duration, scale) for s, scale in ((video[-1], 90000), (audio[-1], 48000))]
     assert ends[0] == Fraction(4) + Fraction(1, 30) and abs(ends[1] - ends[0]) < Fraction(1024, 48000)
     # The video's last picture ends before the audio's first frame of segment 2 starts.
-    assert epoch_end([PendingEnd(2, Fraction(4), Fraction(4) + Fraction(1, 100)), PendingEnd(2, Fraction(4) + Fraction(2, 100), Fraction(5))]) == EpochEnd(1, None)
+    assert epoch_end(
+        [
+            PendingEnd(2, Fraction(4), Fraction(4) + Fraction(1, 100)),
+            PendingEnd(2, Fraction(4) + Fraction(2, 100), Fraction(5)),
+        ]
+    ) == EpochEnd(1, None)
 
 
 def test_video_segments_cut_at_key_frames_on_boundaries():
@@ -162,7 +182,9 @@ def test_a_source_duration_ends_the_last_segment_and_source_ticks_map_exactly():
     (segment,) = segmenter.flush()
     assert [s.duration for s in parse_media_segment(segment.data)[1]] == [500, 500, 500]
     assert segment.duration == 1500
-    clock = ConnectionClock(lambda first_ms: Placement(epoch=0, offset_ms=4000 - first_ms, first_segment=2, joined=False))
+    clock = ConnectionClock(
+        lambda first_ms: Placement(epoch=0, offset_ms=4000 - first_ms, first_segment=2, joined=False)
+    )
     first = clock.media_time(1_234_567, 15360, 15360)  # 80.375... s: not a whole millisecond
     assert first >= 4 * 15360, "never before the boundary the connection was placed on"
     assert [clock.media_time(1_234_567 + n * 511, 15360, 15360) - first for n in range(4)] == [0, 511, 1022, 1533]

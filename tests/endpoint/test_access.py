@@ -5,8 +5,8 @@ import time
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-
 from conftest import make_timeline
+
 from kubecast.endpoint import metrics
 from kubecast.endpoint.access import AccessPolicy, install, networks
 from kubecast.endpoint.app import make_app
@@ -18,25 +18,56 @@ KEYS = {"old": b"the old key, still live", "new": b"the new key"}
 AVCC = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 0x68, 0xEE])
 # Every URL form, with the scope that opens it.  The Smooth fragment's bitrate is the 720p
 # rendition's (make_timeline: peak 1.5 Mbit/s).
-LIVE = ["/live/news/index.m3u8", "/live/news/v720/index.m3u8", "/live/news/v720/init.mp4", "/live/news/v720/12.m4s",
-        f"/live/news/v720/t{12 * 180000}.m4s", "/live/news/manifest.mpd", "/live/news/ts/index.m3u8", "/live/news/ts/v720/index.m3u8",
-        "/preview/news/", "/preview/news/thumbnail.jpg", "/status/news.json"]
-PROGRAM = ["/evening-news/show.m3u8", "/evening-news/show.m3u8?startover", "/evening-news/show.mpd", "/evening-news/show.ism/manifest",
-           "/evening-news/show.ism/manifest(format=m3u8-cmaf)", "/evening-news/show.ism/manifest(format=m3u8-aapl)",
-           "/evening-news/show.ism/manifest(format=mpd-time-cmaf)", "/evening-news/show.ism/manifest(format=mpd-time-csf)",
-           "/evening-news/v720/index.m3u8", "/evening-news/v720/12.m4s", "/evening-news/show.ism/v720/12.m4s",
-           "/evening-news/show.ism/QualityLevels(1500000)/Fragments(video=360000)"]
+LIVE = [
+    "/live/news/index.m3u8",
+    "/live/news/v720/index.m3u8",
+    "/live/news/v720/init.mp4",
+    "/live/news/v720/12.m4s",
+    f"/live/news/v720/t{12 * 180000}.m4s",
+    "/live/news/manifest.mpd",
+    "/live/news/ts/index.m3u8",
+    "/live/news/ts/v720/index.m3u8",
+    "/preview/news/",
+    "/preview/news/thumbnail.jpg",
+    "/status/news.json",
+]
+PROGRAM = [
+    "/evening-news/show.m3u8",
+    "/evening-news/show.m3u8?startover",
+    "/evening-news/show.mpd",
+    "/evening-news/show.ism/manifest",
+    "/evening-news/show.ism/manifest(format=m3u8-cmaf)",
+    "/evening-news/show.ism/manifest(format=m3u8-aapl)",
+    "/evening-news/show.ism/manifest(format=mpd-time-cmaf)",
+    "/evening-news/show.ism/manifest(format=mpd-time-csf)",
+    "/evening-news/v720/index.m3u8",
+    "/evening-news/v720/12.m4s",
+    "/evening-news/show.ism/v720/12.m4s",
+    "/evening-news/show.ism/QualityLevels(1500000)/Fragments(video=360000)",
+]
 
 
 async def fill(store: Store) -> bytes:
-    record = ProgramRecord(name="evening", channel="news", locator="evening-news", manifest_name="show", archive_window_seconds=3600, state="Stopped")
+    record = ProgramRecord(
+        name="evening",
+        channel="news",
+        locator="evening-news",
+        manifest_name="show",
+        archive_window_seconds=3600,
+        state="Stopped",
+    )
     await store.put(layout.locator_key("evening-news"), record.to_json())
     await store.put(layout.program_timeline_key("news", "evening"), make_timeline(state="stopped").to_json())
     await store.put(layout.timeline_key("news"), make_timeline().to_json())
-    segment = media_segment(sequence_number=12, base_decode_time=12 * 180000, samples=[Sample(180000, 100)], data=b"s" * 100)
+    segment = media_segment(
+        sequence_number=12, base_decode_time=12 * 180000, samples=[Sample(180000, 100)], data=b"s" * 100
+    )
     await store.put(layout.segment_key("news", "A", "v720", 12), segment)
     await store.put(layout.segment_key("news", "A", "v720", 2), segment)
-    await store.put(layout.init_key("news", "A", "v720", "init-aa.mp4"), init_segment_video(width=1280, height=720, timescale=90000, avcc=AVCC))
+    await store.put(
+        layout.init_key("news", "A", "v720", "init-aa.mp4"),
+        init_segment_video(width=1280, height=720, timescale=90000, avcc=AVCC),
+    )
     return segment
 
 
@@ -78,7 +109,9 @@ async def test_signed_urls_serve_exactly_what_the_open_endpoint_serves(serve):
             through = await signed.get(f"/t/{tok}{path}")
             assert plain.status in (200, 404) and through.status == plain.status, path  # 404: no thumbnail stored
             if plain.status == 200 and not path.startswith(("/preview/", "/status/")):
-                same_host = (await through.read()).replace(f":{signed.server.port}/".encode(), f":{open_client.server.port}/".encode())
+                same_host = (await through.read()).replace(
+                    f":{signed.server.port}/".encode(), f":{open_client.server.port}/".encode()
+                )
                 assert same_host == await plain.read(), path
     # The open paths stay open, and the token element is not a path of an open endpoint.
     for path in ("/healthz", "/metrics", "/time", "/static/kubecast.css"):
@@ -89,12 +122,18 @@ async def test_signed_urls_serve_exactly_what_the_open_endpoint_serves(serve):
 async def test_every_bad_token_is_refused_on_every_url_form(serve, caplog):
     caplog.set_level("INFO", "kubecast.endpoint.access")
     client = await serve(AccessPolicy(signing_keys=KEYS))
-    for paths, scope, other in ((LIVE, "channel:news", "channel:sport"), (PROGRAM, "program:evening-news", "program:other")):
+    for paths, scope, other in (
+        (LIVE, "channel:news", "channel:sport"),
+        (PROGRAM, "program:evening-news", "program:other"),
+    ):
         good = token(scope)
         kid, expires, scope_b64, signature = good.split(".")
         bad = {
-            "expired": token(scope, ttl=-1), "forged": token(scope, key=b"guessed"), "wrong scope": token(other),
-            "wrong key id": f"old.{expires}.{scope_b64}.{signature}", "unknown key id": f"gone.{expires}.{scope_b64}.{signature}",
+            "expired": token(scope, ttl=-1),
+            "forged": token(scope, key=b"guessed"),
+            "wrong scope": token(other),
+            "wrong key id": f"old.{expires}.{scope_b64}.{signature}",
+            "unknown key id": f"gone.{expires}.{scope_b64}.{signature}",
             "garbage": "not-a-token",
         }
         for path in paths:
@@ -110,7 +149,10 @@ async def test_every_bad_token_is_refused_on_every_url_form(serve, caplog):
 
 
 async def test_rotation_the_old_key_works_until_it_is_dropped(serve):
-    both, only_new = await serve(AccessPolicy(signing_keys=KEYS)), await serve(AccessPolicy(signing_keys={"new": KEYS["new"]}))
+    both, only_new = (
+        await serve(AccessPolicy(signing_keys=KEYS)),
+        await serve(AccessPolicy(signing_keys={"new": KEYS["new"]})),
+    )
     old, new = token("channel:news", "old"), token("channel:news", "new")
     for tok in (old, new):
         assert (await both.get(f"/t/{tok}/live/news/index.m3u8")).status == 200
@@ -138,7 +180,12 @@ async def test_relative_child_urls_carry_the_token(serve):
 
 
 def peer_policy(**kwargs) -> AccessPolicy:
-    return AccessPolicy(**{key: networks(value) if key != "preview_allowed" else {c: networks(v) for c, v in value.items()} for key, value in kwargs.items()})
+    return AccessPolicy(
+        **{
+            key: networks(value) if key != "preview_allowed" else {c: networks(v) for c, v in value.items()}
+            for key, value in kwargs.items()
+        }
+    )
 
 
 async def test_allow_lists_from_the_direct_peer(serve):
@@ -169,12 +216,19 @@ async def test_preview_allow_list_is_per_channel(serve):
 async def test_forwarded_addresses_count_only_from_trusted_proxies(serve):
     client = await serve(peer_policy(allowed=["192.0.2.0/24", "2001:db8::/32"], trusted_proxies=["127.0.0.1/32"]))
     cases = {
-        ("X-Forwarded-For", "192.0.2.7"): 200, ("X-Forwarded-For", "203.0.113.9"): 403,
-        ("X-Forwarded-For", "192.0.2.7, 203.0.113.9"): 403,  # the client wrote the first, the proxy appended the real one
+        ("X-Forwarded-For", "192.0.2.7"): 200,
+        ("X-Forwarded-For", "203.0.113.9"): 403,
+        (
+            "X-Forwarded-For",
+            "192.0.2.7, 203.0.113.9",
+        ): 403,  # the client wrote the first, the proxy appended the real one
         ("X-Forwarded-For", "203.0.113.9, 192.0.2.7"): 200,
-        ("Forwarded", 'for="[2001:db8::5]:4711"'): 200, ("Forwarded", "for=203.0.113.9;proto=https"): 403,
-        ("Forwarded", 'for="[2001:db9::5]"'): 403, ("X-Forwarded-For", "2001:db8::1"): 200,
-        ("X-Forwarded-For", "not-an-address"): 403, ("X-Forwarded-For", ""): 403,
+        ("Forwarded", 'for="[2001:db8::5]:4711"'): 200,
+        ("Forwarded", "for=203.0.113.9;proto=https"): 403,
+        ("Forwarded", 'for="[2001:db9::5]"'): 403,
+        ("X-Forwarded-For", "2001:db8::1"): 200,
+        ("X-Forwarded-For", "not-an-address"): 403,
+        ("X-Forwarded-For", ""): 403,
     }
     for (name, value), status in cases.items():
         assert (await client.get("/live/news/index.m3u8", headers={name: value})).status == status, (name, value)
@@ -184,7 +238,12 @@ async def test_origin_authentication(serve):
     client = await serve(AccessPolicy(origin_header="X-Origin-Auth", origin_secret=b"cdn-shared-secret"))
     assert (await client.get("/live/news/index.m3u8", headers={"X-Origin-Auth": "cdn-shared-secret"})).status == 200
     before = denied("origin_auth")
-    for headers in ({}, {"X-Origin-Auth": "wrong"}, {"X-Origin-Auth": "cdn-shared-secret2"}, {"X-Other": "cdn-shared-secret"}):
+    for headers in (
+        {},
+        {"X-Origin-Auth": "wrong"},
+        {"X-Origin-Auth": "cdn-shared-secret2"},
+        {"X-Other": "cdn-shared-secret"},
+    ):
         assert (await client.get("/live/news/index.m3u8", headers=headers)).status == 403, headers
     assert denied("origin_auth") == before + 4
     assert (await client.get("/healthz")).status == 200
@@ -193,22 +252,41 @@ async def test_origin_authentication(serve):
 async def test_cross_site_policy_files_and_cors_follow_the_origins(serve):
     import xml.etree.ElementTree as ET
 
-    listed = await serve(AccessPolicy(cross_site_origins=("https://player.example.com", "http://old.example.com:8080"), signing_keys=KEYS))
+    listed = await serve(
+        AccessPolicy(
+            cross_site_origins=("https://player.example.com", "http://old.example.com:8080"), signing_keys=KEYS
+        )
+    )
     flash = ET.fromstring(await (await listed.get("/crossdomain.xml")).text())
-    assert [(e.get("domain"), e.get("secure")) for e in flash.iter("allow-access-from")] == [("player.example.com", "true"), ("old.example.com", "false")]
+    assert [(e.get("domain"), e.get("secure")) for e in flash.iter("allow-access-from")] == [
+        ("player.example.com", "true"),
+        ("old.example.com", "false"),
+    ]
     silverlight = ET.fromstring(await (await listed.get("/clientaccesspolicy.xml")).text())
-    assert [d.get("uri") for d in silverlight.iter("domain")] == ["https://player.example.com", "http://old.example.com:8080"]
+    assert [d.get("uri") for d in silverlight.iter("domain")] == [
+        "https://player.example.com",
+        "http://old.example.com:8080",
+    ]
     tok = token("channel:news")
     allowed = await listed.get(f"/t/{tok}/live/news/index.m3u8", headers={"Origin": "https://player.example.com"})
-    assert allowed.headers["Access-Control-Allow-Origin"] == "https://player.example.com" and "Origin" in allowed.headers["Vary"]
+    assert (
+        allowed.headers["Access-Control-Allow-Origin"] == "https://player.example.com"
+        and "Origin" in allowed.headers["Vary"]
+    )
     other = await listed.get(f"/t/{tok}/live/news/index.m3u8", headers={"Origin": "https://evil.example.com"})
     assert other.status == 200 and "Access-Control-Allow-Origin" not in other.headers
     refused = await listed.get("/live/news/index.m3u8", headers={"Origin": "https://player.example.com"})
-    assert refused.status == 401 and refused.headers["Access-Control-Allow-Origin"] == "https://player.example.com", "a player can read why"
-    preflight = await listed.options("/live/news/index.m3u8", headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"})
+    assert refused.status == 401 and refused.headers["Access-Control-Allow-Origin"] == "https://player.example.com", (
+        "a player can read why"
+    )
+    preflight = await listed.options(
+        "/live/news/index.m3u8", headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"}
+    )
     assert "Access-Control-Allow-Origin" not in preflight.headers
     everyone = await serve(AccessPolicy())
-    assert (await everyone.get("/live/news/index.m3u8", headers={"Origin": "https://any.example"})).headers["Access-Control-Allow-Origin"] == "*"
+    assert (await everyone.get("/live/news/index.m3u8", headers={"Origin": "https://any.example"})).headers[
+        "Access-Control-Allow-Origin"
+    ] == "*"
     flash = ET.fromstring(await (await everyone.get("/crossdomain.xml")).text())
     assert [e.get("domain") for e in flash.iter("allow-access-from")] == ["*"]
 
@@ -226,7 +304,10 @@ async def test_ipv6_peers_and_ipv4_mapped_addresses(tmp_path):
     # A dual-stack socket reports an IPv4 client as ::ffff:a.b.c.d: the IPv4 ranges still apply.
     assert decide_ip(peer_policy(allowed=["192.0.2.0/24"]), "::ffff:192.0.2.9") is None
     assert decide_ip(peer_policy(allowed=["192.0.2.0/24"]), "::ffff:198.51.100.1") == "ip_not_allowed"
-    assert str(client_address("::ffff:10.0.0.1", {"X-Forwarded-For": "2001:db8::7"}, networks(["10.0.0.0/8"]))) == "2001:db8::7"
+    assert (
+        str(client_address("::ffff:10.0.0.1", {"X-Forwarded-For": "2001:db8::7"}, networks(["10.0.0.0/8"])))
+        == "2001:db8::7"
+    )
 
 
 def decide_ip(policy: AccessPolicy, peer: str) -> str | None:

@@ -50,22 +50,35 @@ class Setup:
         return key_id, self.keyserver.keys.get(str(uuid.UUID(bytes=key_id)))
 
 
-async def start(tmp_path, tracks: list[CmafTrack], *, scheme: str, systems: list[str],
-                authorization: str = CREDENTIALS) -> tuple[Setup, TestServer]:
+async def start(
+    tmp_path, tracks: list[CmafTrack], *, scheme: str, systems: list[str], authorization: str = CREDENTIALS
+) -> tuple[Setup, TestServer]:
     keyserver = KeyServer(authorization=CREDENTIALS)
     server = TestServer(keyserver.app(), host="127.0.0.1", port=0)
     await server.start_server()
     store = Store(str(tmp_path / "store"))
     timeline = await store_channel(store, tracks, state="stopped")
-    record = ProgramRecord(name="evening", channel=CHANNEL, locator="evening-news", manifest_name="show",
-                           archive_window_seconds=3600, state="Stopped")
+    record = ProgramRecord(
+        name="evening",
+        channel=CHANNEL,
+        locator="evening-news",
+        manifest_name="show",
+        archive_window_seconds=3600,
+        state="Stopped",
+    )
     await store.put(layout.locator_key("evening-news"), record.to_json())
     await store.put(layout.program_timeline_key(CHANNEL, "evening"), timeline.to_json())
-    spec = ContentProtection.model_validate({
-        "masterKeySecretRef": {"name": "drm", "key": "master"}, "cencScheme": scheme,
-        "cpix": {"url": str(server.make_url("/cpix")), "drmSystems": systems,
-                 "credentialsSecretRef": {"name": "drm-vendor", "key": "authorization"}},
-    })
+    spec = ContentProtection.model_validate(
+        {
+            "masterKeySecretRef": {"name": "drm", "key": "master"},
+            "cencScheme": scheme,
+            "cpix": {
+                "url": str(server.make_url("/cpix")),
+                "drmSystems": systems,
+                "credentialsSecretRef": {"name": "drm-vendor", "key": "authorization"},
+            },
+        }
+    )
     protection = Protection.from_spec(spec, master_key=MASTER, jwt_key=None, cpix_authorization=authorization)
     client = TestClient(TestServer(make_app(store, protection=protection), host="127.0.0.1", port=0))
     await client.start_server()
@@ -91,8 +104,11 @@ async def test_init_segments_carry_the_key_servers_pssh_boxes_which_pywidevine_a
     key_id, _key = setup.key()
     kid = uuid.UUID(bytes=key_id)
     scheme = setup.protection.cenc_scheme
-    for path in (f"/live/news/{scheme}/v240/init.mp4", f"/live/news/{scheme}/audio/init.mp4",
-                 f"/evening-news/{scheme}/v240/init.mp4"):
+    for path in (
+        f"/live/news/{scheme}/v240/init.mp4",
+        f"/live/news/{scheme}/audio/init.mp4",
+        f"/evening-news/{scheme}/v240/init.mp4",
+    ):
         boxes = {uuid.UUID(bytes=box[12:28]): box for box in pssh_boxes(await (await setup.client.get(path)).read())}
         assert set(boxes) == {WIDEVINE, PLAYREADY, COMMON_SYSTEM_ID}, "no ClearKey pssh: the keys are the vendor's"
         widevine = WidevinePssh(boxes[WIDEVINE])
@@ -115,7 +131,11 @@ async def test_mpd_signals_each_drm_system_and_no_clearkey(setup):
         root = ET.fromstring(await (await setup.client.get(mpd_path)).text())
         for adaptation in root.iter("{urn:mpeg:dash:schema:mpd:2011}AdaptationSet"):
             elements = {p.get("schemeIdUri"): p for p in adaptation.findall("mpd:ContentProtection", MPD)}
-            assert set(elements) == {"urn:mpeg:dash:mp4protection:2011", f"urn:uuid:{WIDEVINE}", f"urn:uuid:{PLAYREADY}"}
+            assert set(elements) == {
+                "urn:mpeg:dash:mp4protection:2011",
+                f"urn:uuid:{WIDEVINE}",
+                f"urn:uuid:{PLAYREADY}",
+            }
             assert all(e.get(f"{CENC}default_KID") == str(uuid.UUID(bytes=key_id)) for e in elements.values())
             widevine = base64.b64decode(elements[f"urn:uuid:{WIDEVINE}"].findtext(f"{CENC}pssh"))
             assert WidevinePssh(widevine).key_ids == [uuid.UUID(bytes=key_id)]
@@ -142,16 +162,24 @@ async def test_dash_and_hls_decrypt_in_ffmpeg_with_the_key_servers_key_only(setu
             assert await framemd5("pipe:0", "-decryption_key", key.hex(), data=data, stream="0:0") == clear_frames[kind]
             derived = setup.protection.cenc_key(CHANNEL).key.hex()
             assert await framemd5("pipe:0", "-decryption_key", derived, data=data, stream="0:0") != clear_frames[kind]
-        formats = re.findall(r'#EXT-X-KEY:METHOD=([A-Z-]+),URI="([^"]+)"(?:,KEYID=0x([0-9a-f]+))?,KEYFORMAT="([^"]+)"', playlist)
+        formats = re.findall(
+            r'#EXT-X-KEY:METHOD=([A-Z-]+),URI="([^"]+)"(?:,KEYID=0x([0-9a-f]+))?,KEYFORMAT="([^"]+)"', playlist
+        )
         method = "SAMPLE-AES" if scheme == "cbcs" else "SAMPLE-AES-CTR"
-        assert {(m, f) for m, _u, _k, f in formats} >= {(method, f"urn:uuid:{WIDEVINE}"), (method, "com.microsoft.playready")}
+        assert {(m, f) for m, _u, _k, f in formats} >= {
+            (method, f"urn:uuid:{WIDEVINE}"),
+            (method, "com.microsoft.playready"),
+        }
         uris = {f: (u, k) for _m, u, k, f in formats}
         widevine_uri, widevine_kid = uris[f"urn:uuid:{WIDEVINE}"]
         assert widevine_kid == key_id.hex()
         assert WidevinePssh(base64.b64decode(widevine_uri.split(",", 1)[1])).key_ids == [uuid.UUID(bytes=key_id)]
         playready_uri = uris["com.microsoft.playready"][0]
         assert playready_uri.startswith("data:text/plain;charset=UTF-16;base64,")
-        assert PlayReadyPssh(base64.b64decode(playready_uri.split(",", 1)[1])).wrm_headers[0].read_attributes()[1] == PLAYREADY_LA_URL
+        assert (
+            PlayReadyPssh(base64.b64decode(playready_uri.split(",", 1)[1])).wrm_headers[0].read_attributes()[1]
+            == PLAYREADY_LA_URL
+        )
         if scheme == "cbcs":
             assert uris["com.apple.streamingkeydelivery"] == (f"skd://fairplay.keyserver.test/{key_id.hex()}", "")
         else:
@@ -179,7 +207,9 @@ async def test_a_failing_or_refusing_key_server_is_a_503_and_the_endpoint_keeps_
     try:
         assert (await found.client.get("/live/news/cbcs/v240/init.mp4")).status == 200
         key_id, key = found.key()
-        assert key is not None and key.hex() not in caplog.text and base64.b64encode(key).decode() not in caplog.text, "keys are never logged"
+        assert key is not None and key.hex() not in caplog.text and base64.b64encode(key).decode() not in caplog.text, (
+            "keys are never logged"
+        )
         assert key_id.hex() in caplog.text
     finally:
         await found.client.close()

@@ -7,18 +7,33 @@ import time
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from test_access import LIVE, PROGRAM, fill
 from yarl import URL
 
 from kubecast.endpoint.access import AccessPolicy, install
 from kubecast.endpoint.app import make_app
 from kubecast.media.tokens import sign
 from kubecast.storage import Store
-from test_access import LIVE, PROGRAM, fill
 
 SECRET = "a file outside the store"
 KEY = {"k": b"hostile-test-key"}
-EVIL = ["..", "%2e%2e", "%2E%2E", "%252e%252e", "..%2f..%2f..%2fsecret.txt", "%2e%2e%2f%2e%2e%2fsecret.txt", "..%5c..%5csecret.txt",
-        "%252e%252e%252fsecret.txt", "..;", ".", "secret.txt%00.m4s", "%00", "x" * 5000, "%c0%ae%c0%ae", "..%00"]
+EVIL = [
+    "..",
+    "%2e%2e",
+    "%2E%2E",
+    "%252e%252e",
+    "..%2f..%2f..%2fsecret.txt",
+    "%2e%2e%2f%2e%2e%2fsecret.txt",
+    "..%5c..%5csecret.txt",
+    "%252e%252e%252fsecret.txt",
+    "..;",
+    ".",
+    "secret.txt%00.m4s",
+    "%00",
+    "x" * 5000,
+    "%c0%ae%c0%ae",
+    "..%00",
+]
 
 
 def corpus() -> list[str]:
@@ -28,8 +43,8 @@ def corpus() -> list[str]:
         elements = path.strip("/").split("/")
         for index in range(len(elements)):
             for evil in EVIL:
-                paths.add("/" + "/".join(elements[:index] + [evil] + elements[index + 1:]))
-                paths.add("/" + "/".join(elements[:index + 1] + [evil, "secret.txt"]))
+                paths.add("/" + "/".join(elements[:index] + [evil] + elements[index + 1 :]))
+                paths.add("/" + "/".join(elements[: index + 1] + [evil, "secret.txt"]))
     return sorted(paths)
 
 
@@ -61,7 +76,9 @@ async def test_traversal_nul_and_overlong_names_are_4xx_everywhere(clients):
     for client, prefix in ((plain, ""), (signed, f"/t/{everything}")):
         for path in paths:
             # Sent as written: the client library would resolve the dot segments itself.
-            url = URL.build(scheme="http", host=client.server.host, port=client.server.port, path=prefix + path, encoded=True)
+            url = URL.build(
+                scheme="http", host=client.server.host, port=client.server.port, path=prefix + path, encoded=True
+            )
             response = await client.session.get(url, allow_redirects=False)
             body = await response.read()
             statuses[response.status] = statuses.get(response.status, 0) + 1
@@ -70,11 +87,20 @@ async def test_traversal_nul_and_overlong_names_are_4xx_everywhere(clients):
     assert set(statuses) <= {400, 401, 403, 404, 414, 431}, statuses
 
 
-@pytest.mark.parametrize("header,statuses", [
-    ("bytes=5-2", {416}), ("bytes=99999999999999999999-", {416}), ("bytes=-0", {416}),
-    ("bytes=0-99999999999999999999999", {206}), ("bytes=-99999999999999999999", {206}),
-    ("bytes=0-1,4-5", {200}), ("bytes=--1", {200}), ("items=0-1", {200}), ("bytes=" + "9" * 5000 + "-", {416, 431, 400}),
-])
+@pytest.mark.parametrize(
+    "header,statuses",
+    [
+        ("bytes=5-2", {416}),
+        ("bytes=99999999999999999999-", {416}),
+        ("bytes=-0", {416}),
+        ("bytes=0-99999999999999999999999", {206}),
+        ("bytes=-99999999999999999999", {206}),
+        ("bytes=0-1,4-5", {200}),
+        ("bytes=--1", {200}),
+        ("items=0-1", {200}),
+        ("bytes=" + "9" * 5000 + "-", {416, 431, 400}),
+    ],
+)
 async def test_absurd_ranges_are_refused_or_ignored(clients, header, statuses):
     plain, _ = clients
     response = await plain.get("/live/news/v720/12.m4s", headers={"Range": header})
@@ -90,17 +116,23 @@ async def raw(client: TestClient, request: bytes) -> bytes:
     return data
 
 
-@pytest.mark.parametrize("request_line", [
-    b"GET /live/news/index.m3u8%0d%0aSet-Cookie:%20x=1 HTTP/1.1",
-    b"GET /live/news/index.m3u8\r\nSet-Cookie: x=1 HTTP/1.1",
-    b"GET /live/news/index.m3u8 HTTP/1.1\r\nX-Injected: a\rSet-Cookie: x=1",
-    b"GET /live/news/\x00/index.m3u8 HTTP/1.1",
-    b"GET /../../secret.txt HTTP/1.1",
-    b"GET /live/news/index.m3u8 HTTP/1.1\r\nRange: bytes=0-1\r\n Set-Cookie: x=1",
-])
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b"GET /live/news/index.m3u8%0d%0aSet-Cookie:%20x=1 HTTP/1.1",
+        b"GET /live/news/index.m3u8\r\nSet-Cookie: x=1 HTTP/1.1",
+        b"GET /live/news/index.m3u8 HTTP/1.1\r\nX-Injected: a\rSet-Cookie: x=1",
+        b"GET /live/news/\x00/index.m3u8 HTTP/1.1",
+        b"GET /../../secret.txt HTTP/1.1",
+        b"GET /live/news/index.m3u8 HTTP/1.1\r\nRange: bytes=0-1\r\n Set-Cookie: x=1",
+    ],
+)
 async def test_header_injection_never_reaches_a_response(clients, request_line):
     for client in clients:
         answer = await raw(client, request_line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
         head = answer.split(b"\r\n\r\n")[0]
         status = int(head.split(b" ")[1])
-        assert 200 <= status < 500 and b"set-cookie" not in head.lower() and SECRET.encode() not in answer, (request_line, head)
+        assert 200 <= status < 500 and b"set-cookie" not in head.lower() and SECRET.encode() not in answer, (
+            request_line,
+            head,
+        )

@@ -17,31 +17,42 @@ from urllib.parse import urljoin
 import jwt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-
 from cmaf_content import CHANNEL, store_channel
+from protected_media import MPD, dash_bytes, framemd5, hls_bytes
+
 from kubecast.endpoint.app import make_app
 from kubecast.endpoint.protection import JwtRule, Protection
 from kubecast.media import cenc
 from kubecast.media.keys import KeyDeriver
 from kubecast.media.mp4 import find_box
 from kubecast.storage import ProgramRecord, Store, layout
-from protected_media import MPD, dash_bytes, framemd5, hls_bytes
 
 MASTER = bytes(range(100, 132))
 JWT_KEY = b"the key the viewers' tokens are signed with"
 
 
 def viewer_token(*, expires_in=300, key=JWT_KEY, **claims):
-    return jwt.encode({"iss": "sts", "aud": "kubecast", "exp": int(time.time()) + expires_in, **claims}, key, algorithm="HS256")
+    return jwt.encode(
+        {"iss": "sts", "aud": "kubecast", "exp": int(time.time()) + expires_in, **claims}, key, algorithm="HS256"
+    )
 
 
 async def make_client(tmp_path, tracks, *, scheme="cenc", rotation=2):
     store = Store(str(tmp_path / "store"))
     timeline = await store_channel(store, tracks, state="stopped")
-    record = ProgramRecord(name="evening", channel=CHANNEL, locator="evening-news", manifest_name="show", archive_window_seconds=3600, state="Stopped")
+    record = ProgramRecord(
+        name="evening",
+        channel=CHANNEL,
+        locator="evening-news",
+        manifest_name="show",
+        archive_window_seconds=3600,
+        state="Stopped",
+    )
     await store.put(layout.locator_key("evening-news"), record.to_json())
     await store.put(layout.program_timeline_key(CHANNEL, "evening"), timeline.to_json())
-    protection = Protection(KeyDeriver(MASTER), rotation_segments=rotation, jwt=JwtRule(JWT_KEY, "sts", "kubecast"), cenc_scheme=scheme)
+    protection = Protection(
+        KeyDeriver(MASTER), rotation_segments=rotation, jwt=JwtRule(JWT_KEY, "sts", "kubecast"), cenc_scheme=scheme
+    )
     client = TestClient(TestServer(make_app(store, protection=protection), host="127.0.0.1", port=0))
     await client.start_server()
     client.protection = protection
@@ -55,8 +66,15 @@ async def client(tmp_path, tracks):
     await client.close()
 
 
-@pytest.mark.parametrize("playlist", ["/live/news/v240/index.m3u8", "/live/news/ts/v240/index.m3u8", "/evening-news/show.ism/ts/v240/index.m3u8",
-                                      "/evening-news/v240/index.m3u8"])
+@pytest.mark.parametrize(
+    "playlist",
+    [
+        "/live/news/v240/index.m3u8",
+        "/live/news/ts/v240/index.m3u8",
+        "/evening-news/show.ism/ts/v240/index.m3u8",
+        "/evening-news/v240/index.m3u8",
+    ],
+)
 async def test_hls_aes128_plays_in_ffmpeg_with_the_key_url_and_a_token_only(client, clear_frames, playlist):
     text = await (await client.get(playlist)).text()
     keys = re.findall(r'#EXT-X-KEY:METHOD=AES-128,URI="([^"]+)",IV=0x([0-9a-f]{32})', text)
@@ -66,19 +84,29 @@ async def test_hls_aes128_plays_in_ffmpeg_with_the_key_url_and_a_token_only(clie
     frames = await framemd5(url, "-headers", headers)
     assert frames == clear_frames["video"]
     assert await framemd5(url) != clear_frames["video"], "no token, no key: no picture"
-    assert await framemd5(url, "-headers", f"Authorization: Bearer {viewer_token(expires_in=-10)}\r\n") != clear_frames["video"]
+    assert (
+        await framemd5(url, "-headers", f"Authorization: Bearer {viewer_token(expires_in=-10)}\r\n")
+        != clear_frames["video"]
+    )
 
 
 async def test_key_delivery_refuses_missing_wrong_expired_and_other_channel_tokens(client):
     url = "/live/news/keys/0.key"
     assert (await client.get(url)).status == 401
-    for bad in (viewer_token(expires_in=-1), viewer_token(key=b"x" * 43), viewer_token(**{"kubecast.io/channel": "sport"}), "junk"):
+    for bad in (
+        viewer_token(expires_in=-1),
+        viewer_token(key=b"x" * 43),
+        viewer_token(**{"kubecast.io/channel": "sport"}),
+        "junk",
+    ):
         response = await client.get(url, headers={"Authorization": f"Bearer {bad}"})
         assert response.status == 403 and "forbidden" in await response.text()
     good = await client.get(url, params={"token": viewer_token(**{"kubecast.io/channel": CHANNEL})})
     assert good.status == 200 and await good.read() == client.protection.keys.for_period(CHANNEL, 0).key
     assert good.headers["Cache-Control"] == "private, no-store"
-    assert (await client.get("/evening-news/keys/1.key", headers={"Authorization": f"Bearer {viewer_token()}"})).status == 200
+    assert (
+        await client.get("/evening-news/keys/1.key", headers={"Authorization": f"Bearer {viewer_token()}"})
+    ).status == 200
 
 
 async def test_nothing_is_served_in_the_clear(client, tracks):
@@ -90,27 +118,37 @@ async def test_nothing_is_served_in_the_clear(client, tracks):
 
 
 @pytest.mark.parametrize("scheme", ["cenc", "cbcs"])
-async def test_dash_cenc_and_cbcs_decrypt_in_ffmpeg_with_the_key_and_signal_clearkey(tmp_path, tracks, clear_frames, scheme):
+async def test_dash_cenc_and_cbcs_decrypt_in_ffmpeg_with_the_key_and_signal_clearkey(
+    tmp_path, tracks, clear_frames, scheme
+):
     client = await make_client(tmp_path, tracks, scheme=scheme)
     try:
         key = client.protection.cenc_key(CHANNEL)
         for mpd_path in ("/live/news/manifest.mpd", "/evening-news/show.mpd"):
             for representation, kind in (("v240", "video"), ("audio", "audio")):
                 data, adaptation = await dash_bytes(client, mpd_path, representation)
-                assert await framemd5("pipe:0", "-decryption_key", key.key.hex(), data=data, stream="0:0") == clear_frames[kind]
+                assert (
+                    await framemd5("pipe:0", "-decryption_key", key.key.hex(), data=data, stream="0:0")
+                    == clear_frames[kind]
+                )
                 assert await framemd5("pipe:0", data=data, stream="0:0") != clear_frames[kind]
                 protections = {p.get("schemeIdUri"): p for p in adaptation.findall("mpd:ContentProtection", MPD)}
                 common = protections["urn:mpeg:dash:mp4protection:2011"]
-                assert common.get("value") == scheme and common.get("{urn:mpeg:cenc:2013}default_KID") == key.key_id_uuid
+                assert (
+                    common.get("value") == scheme and common.get("{urn:mpeg:cenc:2013}default_KID") == key.key_id_uuid
+                )
                 clearkey = protections["urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"]
                 laurl = clearkey.find("{https://dashif.org/CPS}Laurl").text
                 assert laurl == str(client.make_url(mpd_path.rsplit("/", 1)[0] + "/keys/clearkey"))
                 schm = find_box(data, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"])
-                assert scheme.encode() in data[schm[0]:schm[1]]
+                assert scheme.encode() in data[schm[0] : schm[1]]
         # the licence the player would get with that URL
         b64 = base64.urlsafe_b64encode(key.key_id).rstrip(b"=").decode()
-        response = await client.post("/live/news/keys/clearkey", data=json.dumps({"kids": [b64], "type": "temporary"}),
-                                     headers={"Authorization": f"Bearer {viewer_token()}"})
+        response = await client.post(
+            "/live/news/keys/clearkey",
+            data=json.dumps({"kids": [b64], "type": "temporary"}),
+            headers={"Authorization": f"Bearer {viewer_token()}"},
+        )
         licence = await response.json()
         assert licence["keys"][0]["kid"] == b64 and base64.urlsafe_b64decode(licence["keys"][0]["k"] + "==") == key.key
         refused = await client.post("/live/news/keys/clearkey", data=json.dumps({"kids": [b64]}))
@@ -160,18 +198,24 @@ async def test_signed_url_tokens_carry_to_the_key_urls_and_the_licence_url(tmp_p
         served = await client.get(key_url, headers=bearer)
         assert served.status == 200 and await served.read() == KeyDeriver(MASTER).for_period(CHANNEL, 0).key
         assert (await client.get("/live/news/keys/0.key", headers=bearer)).status == 401, "no signed-URL token"
-        assert (await client.get(f"/t/{other}/live/news/keys/0.key", headers=bearer)).status == 403, "another channel's token"
+        assert (await client.get(f"/t/{other}/live/news/keys/0.key", headers=bearer)).status == 403, (
+            "another channel's token"
+        )
         assert (await client.get(key_url)).status == 401, "a signed URL, but no JWT"
         root = ET.fromstring(await (await client.get(f"/t/{token}/live/news/manifest.mpd")).text())
         laurl = root.find(".//{https://dashif.org/CPS}Laurl").text
         assert laurl.endswith(f"/t/{token}/live/news/keys/clearkey")
         kid = base64.urlsafe_b64encode(Protection(KeyDeriver(MASTER)).cenc_key(CHANNEL).key_id).rstrip(b"=").decode()
-        licence = await client.post(laurl.split(str(client.make_url("")).rstrip("/"))[-1], data=json.dumps({"kids": [kid]}), headers=bearer)
+        licence = await client.post(
+            laurl.split(str(client.make_url("")).rstrip("/"))[-1], data=json.dumps({"kids": [kid]}), headers=bearer
+        )
         assert licence.status == 200 and (await licence.json())["keys"][0]["kid"] == kid
 
 
 @pytest.mark.parametrize("scheme", ["cbcs", "cenc"])
-async def test_hls_sample_aes_from_the_cenc_segments_decrypts_in_ffmpeg_with_the_key_only(tmp_path, tracks, clear_frames, scheme):
+async def test_hls_sample_aes_from_the_cenc_segments_decrypts_in_ffmpeg_with_the_key_only(
+    tmp_path, tracks, clear_frames, scheme
+):
     """fMP4 HLS with Common Encryption, from the same encrypted segments as DASH:
     ``METHOD=SAMPLE-AES`` (cbcs) or ``SAMPLE-AES-CTR`` (cenc) with ClearKey's ``KEYFORMAT``."""
     client = await make_client(tmp_path, tracks, scheme=scheme)
@@ -185,13 +229,19 @@ async def test_hls_sample_aes_from_the_cenc_segments_decrypts_in_ffmpeg_with_the
                 method = "SAMPLE-AES" if scheme == "cbcs" else "SAMPLE-AES-CTR"
                 lines = [line for line in playlist.splitlines() if line.startswith("#EXT-X-KEY")]
                 b64 = base64.b64encode(key.key_id).decode()
-                assert lines == [f'#EXT-X-KEY:METHOD={method},URI="data:text/plain;base64,{b64}",KEYID=0x{key.key_id.hex()},'
-                                 'KEYFORMAT="org.w3.clearkey",KEYFORMATVERSIONS="1"'], playlist
+                assert lines == [
+                    f'#EXT-X-KEY:METHOD={method},URI="data:text/plain;base64,{b64}",KEYID=0x{key.key_id.hex()},'
+                    'KEYFORMAT="org.w3.clearkey",KEYFORMATVERSIONS="1"'
+                ], playlist
                 assert playlist.index("#EXT-X-MAP") < playlist.index("#EXT-X-KEY")
-                assert await framemd5("pipe:0", "-decryption_key", key.key.hex(), data=data, stream="0:0") == clear_frames[kind]
+                assert (
+                    await framemd5("pipe:0", "-decryption_key", key.key.hex(), data=data, stream="0:0")
+                    == clear_frames[kind]
+                )
                 assert await framemd5("pipe:0", data=data, stream="0:0") != clear_frames[kind]
-                dash, _ = await dash_bytes(client, f"{base}/manifest.mpd" if base == "/live/news" else "/evening-news/show.mpd",
-                                           rendition)
+                dash, _ = await dash_bytes(
+                    client, f"{base}/manifest.mpd" if base == "/live/news" else "/evening-news/show.mpd", rendition
+                )
                 assert data == dash, "HLS and DASH serve the same encrypted CMAF"
         other = "cenc" if scheme == "cbcs" else "cbcs"
         assert (await client.get(f"/live/news/{other}/v240/index.m3u8")).status == 404, "only the configured scheme"

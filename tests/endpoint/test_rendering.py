@@ -2,8 +2,8 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
 import pytest
-
 from conftest import make_timeline
+
 from kubecast.endpoint import dash, hls
 from kubecast.endpoint.ranges import UnsatisfiableRange, parse_range
 
@@ -16,8 +16,10 @@ def test_multivariant_playlist(timeline):
     assert lines[:3] == ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
     assert lines[3].startswith('#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio"') and 'URI="audio/index.m3u8"' in lines[3]
     # highest bandwidth first; BANDWIDTH = measured video peak + audio peak (audio falls back to its target)
-    assert lines[4] == ('#EXT-X-STREAM-INF:BANDWIDTH=1628000,AVERAGE-BANDWIDTH=1628000,CODECS="avc1.640048,mp4a.40.2",'
-                        'RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO="audio"')
+    assert lines[4] == (
+        '#EXT-X-STREAM-INF:BANDWIDTH=1628000,AVERAGE-BANDWIDTH=1628000,CODECS="avc1.640048,mp4a.40.2",'
+        'RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO="audio"'
+    )
     assert lines[5] == "v720/index.m3u8" and lines[7] == "v360/index.m3u8"
 
 
@@ -60,14 +62,18 @@ def test_dynamic_mpd(timeline):
 
 
 def test_static_mpd_after_stop():
-    root = ET.fromstring(dash.mpd(make_timeline(state="stopped"), time_url="http://h/time", now=datetime.now(timezone.utc)))
+    root = ET.fromstring(
+        dash.mpd(make_timeline(state="stopped"), time_url="http://h/time", now=datetime.now(timezone.utc))
+    )
     assert root.get("type") == "static" and root.get("mediaPresentationDuration") == "PT12S"
     assert root.find("m:UTCTiming", NS) is None
     for template in root.iter(f"{{{NS['m']}}}SegmentTemplate"):
         first = int(template.find("m:SegmentTimeline/m:S", NS).get("t"))
         assert int(template.get("presentationTimeOffset")) == first, "the recording presents from 0 to its duration"
     live = ET.fromstring(dash.mpd(make_timeline(), time_url="http://h/time", now=datetime.now(timezone.utc)))
-    assert all(t.get("presentationTimeOffset") is None for t in live.iter(f"{{{NS['m']}}}SegmentTemplate")), "live: times from availabilityStartTime"
+    assert all(t.get("presentationTimeOffset") is None for t in live.iter(f"{{{NS['m']}}}SegmentTemplate")), (
+        "live: times from availabilityStartTime"
+    )
 
 
 @pytest.mark.parametrize(
@@ -89,7 +95,15 @@ def test_ntsc_frame_rates():
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [(None, None), ("bytes=0-9", (0, 10)), ("bytes=5-", (5, 100)), ("bytes=-10", (90, 100)), ("bytes=90-200", (90, 100)), ("items=0-1", None), ("bytes=0-1,5-6", None)],
+    [
+        (None, None),
+        ("bytes=0-9", (0, 10)),
+        ("bytes=5-", (5, 100)),
+        ("bytes=-10", (90, 100)),
+        ("bytes=90-200", (90, 100)),
+        ("items=0-1", None),
+        ("bytes=0-1,5-6", None),
+    ],
 )
 def test_ranges(header, expected):
     assert parse_range(header, 100) == expected

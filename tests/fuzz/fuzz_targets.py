@@ -408,7 +408,12 @@ TARGETS: dict[str, Target] = {
             "a publisher's bytes through RtmpSession and the server's checks",
         ),
         Target("flv", flv_tags, (FlvError,), "RTMP's FLV tag bodies into contribution records"),
-        Target("contribution", contribution_records, (RecordError,), "the ingest -> encoder records, as the encoder reads them"),
+        Target(
+            "contribution",
+            contribution_records,
+            (RecordError,),
+            "the ingest -> encoder records, as the encoder reads them",
+        ),
         Target(
             "fmp4_push", fmp4_push, (Mp4Error, Busy), "Smooth / CMAF push bodies through PushStream; stored segments"
         ),

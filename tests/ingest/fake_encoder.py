@@ -46,6 +46,7 @@ class FakeEncoder:
         async def poll():
             while not predicate():
                 await asyncio.sleep(0.02)
+
         await asyncio.wait_for(poll(), timeout)
 
     async def stop(self) -> None:

@@ -6,15 +6,14 @@ import ipaddress
 import subprocess
 
 import pytest
+from fake_encoder import FakeEncoder
+from ts_packets import PMT_PID, pmt
 
 from kubecast.ingest import metrics
 from kubecast.ingest.config import ChannelRoute
 from kubecast.ingest.mpegts.datagram import DatagramIngest
 from kubecast.ingest.publication import Publications
 from kubecast.media.contribution import Kind
-
-from fake_encoder import FakeEncoder
-from ts_packets import PMT_PID, pmt
 
 DATAGRAM = 7 * 188
 A, B = ("192.0.2.10", 4000), ("192.0.2.11", 4000)
@@ -24,9 +23,33 @@ A, B = ("192.0.2.10", 4000), ("192.0.2.11", 4000)
 def transport_stream(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("ts") / "contribution.ts"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
-         "-t", "2", "-c:v", "libx264", "-g", "30", "-c:a", "aac", "-f", "mpegts", str(path)],
-        check=True, timeout=60,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=48000",
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-g",
+            "30",
+            "-c:a",
+            "aac",
+            "-f",
+            "mpegts",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
     )
     return path.read_bytes()
 
@@ -41,7 +64,9 @@ def rtp(payloads: list[bytes], *, first_sequence: int = 65530, skip: int | None 
         if index == skip:
             continue
         sequence = (first_sequence + index) & 0xFFFF
-        header = bytes([0x80, 33]) + sequence.to_bytes(2, "big") + (index * 3000).to_bytes(4, "big") + b"\x00\x00\x00\x01"
+        header = (
+            bytes([0x80, 33]) + sequence.to_bytes(2, "big") + (index * 3000).to_bytes(4, "big") + b"\x00\x00\x00\x01"
+        )
         packets.append(header + payload)
     return packets
 
@@ -90,7 +115,9 @@ async def test_rtp_lost_datagrams_are_counted_and_a_second_sender_is_ignored(enc
     await ingest.close()
     await fake.wait(lambda: fake.ended == 1)
     assert fake.hello().protocol == "RTP" and len(fake.contributions) == 1
-    assert counter(metrics.TRANSPORT_ERRORS, "cam", "rtp_lost") - lost_before == 1, "the one skipped datagram, across the sequence wrap"
+    assert counter(metrics.TRANSPORT_ERRORS, "cam", "rtp_lost") - lost_before == 1, (
+        "the one skipped datagram, across the sequence wrap"
+    )
     assert counter(metrics.REJECTED, "second_sender") - refused_before == len(range(0, len(packets), 10))
     assert len(fake.frames(kind=Kind.VIDEO)) >= 50, "the rest of the contribution still arrives"
 
@@ -100,7 +127,9 @@ async def test_disallowed_sources_and_protocols_are_refused(encoder, transport_s
     guarded = ingest_for(address, allowed=(ipaddress.ip_network("10.0.0.0/8"),))
     for datagram in datagrams(transport_stream)[:20]:
         guarded.datagram_received(datagram, A)
-    udp_only = DatagramIngest(ChannelRoute("cam", None, (address,), protocols=frozenset({"UDP"})), Publications(), idle_timeout=1)
+    udp_only = DatagramIngest(
+        ChannelRoute("cam", None, (address,), protocols=frozenset({"UDP"})), Publications(), idle_timeout=1
+    )
     for packet in rtp(datagrams(transport_stream)[:20]):
         udp_only.datagram_received(packet, A)
     assert guarded.session is None and udp_only.session is None and not fake.contributions
@@ -154,14 +183,20 @@ def _write_ts(packet, position, value) -> None:
     packet[position + 4] = ((value << 1) & 0xFE) | 1
 
 
-async def test_a_pmt_that_drops_the_video_mid_frame_ends_nothing_and_another_channel_carries_on(encoder, transport_stream):
+async def test_a_pmt_that_drops_the_video_mid_frame_ends_nothing_and_another_channel_carries_on(
+    encoder, transport_stream
+):
     """A crash class bench/fuzz.py found: a frame whose PID a new PMT no longer lists raised a
     KeyError out of the demuxer when it was finished, here when the contribution ended, which then
     never released the channel.  Now the frame is delivered, and both channels end cleanly."""
     fake, address = encoder
     publications = Publications()
-    cam = DatagramIngest(ChannelRoute("cam", None, (address,), protocols=frozenset({"UDP"})), publications, idle_timeout=5)
-    other = DatagramIngest(ChannelRoute("other", None, (address,), protocols=frozenset({"UDP"})), publications, idle_timeout=5)
+    cam = DatagramIngest(
+        ChannelRoute("cam", None, (address,), protocols=frozenset({"UDP"})), publications, idle_timeout=5
+    )
+    other = DatagramIngest(
+        ChannelRoute("other", None, (address,), protocols=frozenset({"UDP"})), publications, idle_timeout=5
+    )
     audio_only = pmt([(0x0F, 0x101)], counter=15)
     assert PMT_PID == 0x1000, "ffmpeg's PMT PID, which the stream below repeats"
     for datagram in datagrams(transport_stream):

@@ -7,17 +7,29 @@ import subprocess
 
 import aiohttp
 import pytest
+from fake_encoder import FakeEncoder
 
 from kubecast.ingest import metrics
 from kubecast.ingest.config import ChannelRoute, IngestConfig
-from kubecast.ingest.push.http import HttpIngest
 from kubecast.ingest.publication import Publications
+from kubecast.ingest.push.http import HttpIngest
 from kubecast.media.contribution import Frame, Kind
 from kubecast.media.mp4 import Sample, box, find_box, init_segment_video, media_segment
 
-from fake_encoder import FakeEncoder
-
-SOURCE = ["-f", "lavfi", "-t", "4", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-t", "4", "-i", "sine=sample_rate=48000"]
+SOURCE = [
+    "-f",
+    "lavfi",
+    "-t",
+    "4",
+    "-i",
+    "testsrc2=size=320x240:rate=30",
+    "-f",
+    "lavfi",
+    "-t",
+    "4",
+    "-i",
+    "sine=sample_rate=48000",
+]
 AVCC = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 0x68, 0xEE])
 H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0"]
 
@@ -58,7 +70,16 @@ def video_tracks(records) -> dict[int, int]:
 
 async def test_smooth_single_bitrate_push_with_ffmpeg_ismv(ingest):
     fake, _, base = ingest
-    await ffmpeg(*H264, "-c:a", "aac", "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{base}/ingest/cam.isml/Streams(encoder1)")
+    await ffmpeg(
+        *H264,
+        "-c:a",
+        "aac",
+        "-movflags",
+        "isml+frag_keyframe",
+        "-f",
+        "ismv",
+        f"{base}/ingest/cam.isml/Streams(encoder1)",
+    )
     await fake.wait(lambda: fake.ended == 1)
     assert fake.hello().protocol == "FragmentedMP4"
     tags = fake.records()
@@ -72,7 +93,23 @@ async def test_smooth_single_bitrate_push_with_ffmpeg_ismv(ingest):
 
 async def test_smooth_multibitrate_push_keeps_every_rendition(ingest):
     fake, _, base = ingest
-    ladder = ["-map", "0:v", "-map", "0:v", "-map", "0:v", "-map", "1:a", *H264, "-s:v:1", "256x144", "-s:v:2", "160x90", "-c:a", "aac"]
+    ladder = [
+        "-map",
+        "0:v",
+        "-map",
+        "0:v",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        *H264,
+        "-s:v:1",
+        "256x144",
+        "-s:v:2",
+        "160x90",
+        "-c:a",
+        "aac",
+    ]
     await ffmpeg(*ladder, "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{base}/ingest/cam.isml/Streams(ladder)")
     await fake.wait(lambda: fake.ended == 1)
     assert video_tracks(fake.records()) == {0: 120, 1: 120, 2: 120}
@@ -107,15 +144,37 @@ async def test_a_resent_fragment_is_dropped_and_bad_requests_get_clear_errors(in
             "no key": (await client.post(f"{base}/ingest/keyed.isml/Streams(v)", data=data[:100])).status,
             "unknown channel": (await client.post(f"{base}/ingest/nope.isml/Streams(v)", data=data[:100])).status,
             "traversal": (await client.post(f"{base}/ingest/../../etc/passwd", data=b"x")).status,
-            "not fmp4": (await client.post(f"{base}/ingest/cam.isml/Streams(v)", data=b"\x00\x00\x00\x04junk" * 10)).status,
+            "not fmp4": (
+                await client.post(f"{base}/ingest/cam.isml/Streams(v)", data=b"\x00\x00\x00\x04junk" * 10)
+            ).status,
             "GET": (await client.get(f"{base}/ingest/cam.isml/Streams(v)")).status,
         }
-    assert answers == {"wrong key": 403, "no key": 403, "unknown channel": 404, "traversal": 404, "not fmp4": 400, "GET": 405}
+    assert answers == {
+        "wrong key": 403,
+        "no key": 403,
+        "unknown channel": 404,
+        "traversal": 404,
+        "not fmp4": 400,
+        "GET": 405,
+    }
 
 
 async def test_cmaf_push_with_ffmpeg_hls_fmp4(ingest):
     fake, _, base = ingest
-    await ffmpeg(*H264, "-c:a", "aac", "-hls_time", "1", "-hls_segment_type", "fmp4", "-method", "PUT", "-f", "hls", f"{base}/ingest/cam.cmaf/index.m3u8")
+    await ffmpeg(
+        *H264,
+        "-c:a",
+        "aac",
+        "-hls_time",
+        "1",
+        "-hls_segment_type",
+        "fmp4",
+        "-method",
+        "PUT",
+        "-f",
+        "hls",
+        f"{base}/ingest/cam.cmaf/index.m3u8",
+    )
     await fake.wait(lambda: fake.ended == 1, timeout=15)
     assert fake.hello().protocol == "CMAF"
     tags = fake.records()
@@ -148,7 +207,7 @@ async def test_a_clock_that_jumps_ends_the_stream_and_the_next_push_starts_afres
         url = f"{base}/ingest/cam.isml/Streams(v)"
         half = data[: len(data) // 2]
         await client.post(url, data=half)  # broken off; the stream waits for the reconnect
-        jumped = (await client.post(url, data=data[:moof] + retimed_ismv(data[moof:], 3 * 3600)[: len(data) // 2 - moof]))
+        jumped = await client.post(url, data=data[:moof] + retimed_ismv(data[moof:], 3 * 3600)[: len(data) // 2 - moof])
         assert jumped.status == 400 and "jumped ahead" in await jumped.text()
         await fake.wait(lambda: fake.ended == 1)
         assert (await client.post(url, data=retimed_ismv(data, 3 * 3600))).status == 200, "a new timeline, accepted"
@@ -161,7 +220,10 @@ async def test_a_cmaf_segment_that_starts_before_the_previous_one_is_read_waits_
     slow forward): n must be read whole and go out first, not be cut by n+1's start."""
     fake, _, base = ingest
     await ffmpeg(*H264, "-an", "-seg_duration", "1", "-f", "dash", str(tmp_path / "out.mpd"))
-    init, first, second = ((tmp_path / name).read_bytes() for name in ("init-stream0.m4s", "chunk-stream0-00001.m4s", "chunk-stream0-00002.m4s"))
+    init, first, second = (
+        (tmp_path / name).read_bytes()
+        for name in ("init-stream0.m4s", "chunk-stream0-00001.m4s", "chunk-stream0-00002.m4s")
+    )
     halfway, release = asyncio.Event(), asyncio.Event()
 
     async def slow_body():
@@ -194,14 +256,18 @@ async def test_parallel_smooth_posts_make_one_contribution_with_one_audio_track(
     # start one POST after the other had sent all 4 s, which is two contributions, not one.
     # frag_duration: ffmpeg fragments an audio-only ismv at key frames, that is never, unless told.
     smooth = ["-movflags", "isml+frag_keyframe", "-frag_duration", "1000000", "-f", "ismv"]
-    await asyncio.gather(ffmpeg_live(*H264, "-an", *smooth, f"{url}(video)"), ffmpeg_live("-vn", "-c:a", "aac", *smooth, f"{url}(audio)"))
+    await asyncio.gather(
+        ffmpeg_live(*H264, "-an", *smooth, f"{url}(video)"), ffmpeg_live("-vn", "-c:a", "aac", *smooth, f"{url}(audio)")
+    )
     await fake.wait(lambda: fake.ended == 1)
     tags = fake.records()
     audio = sum(isinstance(t, Frame) and t.kind == Kind.AUDIO for t in tags)
     assert video_tracks(tags) == {0: 120} and 180 <= audio <= 200, "video from one POST, audio from the other"
     # Two renditions that each carry the audio: one copy of it goes on, not two interleaved.
-    await asyncio.gather(ffmpeg_live(*H264, "-c:a", "aac", *smooth, f"{url}(hd)"),
-                         ffmpeg_live(*H264, "-s", "160x90", "-c:a", "aac", *smooth, f"{url}(sd)"))
+    await asyncio.gather(
+        ffmpeg_live(*H264, "-c:a", "aac", *smooth, f"{url}(hd)"),
+        ffmpeg_live(*H264, "-s", "160x90", "-c:a", "aac", *smooth, f"{url}(sd)"),
+    )
     await fake.wait(lambda: fake.ended == 2)
     tags = fake.records()
     assert video_tracks(tags) == {0: 120, 1: 120}
@@ -210,24 +276,59 @@ async def test_parallel_smooth_posts_make_one_contribution_with_one_audio_track(
 
 async def test_a_multi_rendition_cmaf_push_keeps_every_rendition(ingest):
     fake, _, base = ingest
-    ladder = ["-map", "0:v", "-map", "0:v", "-map", "0:v", "-map", "1:a", *H264, "-s:v:1", "256x144", "-s:v:2", "160x90", "-c:a", "aac"]
-    await ffmpeg(*ladder, "-seg_duration", "1", "-adaptation_sets", "id=0,streams=v id=1,streams=a", "-f", "dash", f"{base}/ingest/cam.cmaf/manifest.mpd")
+    ladder = [
+        "-map",
+        "0:v",
+        "-map",
+        "0:v",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        *H264,
+        "-s:v:1",
+        "256x144",
+        "-s:v:2",
+        "160x90",
+        "-c:a",
+        "aac",
+    ]
+    await ffmpeg(
+        *ladder,
+        "-seg_duration",
+        "1",
+        "-adaptation_sets",
+        "id=0,streams=v id=1,streams=a",
+        "-f",
+        "dash",
+        f"{base}/ingest/cam.cmaf/manifest.mpd",
+    )
     await fake.wait(lambda: fake.ended == 1, timeout=15)
     tags = fake.records()
-    assert video_tracks(tags) == {0: 120, 1: 120, 2: 120} and sum(isinstance(t, Frame) and t.kind == Kind.AUDIO for t in tags) >= 180
+    assert (
+        video_tracks(tags) == {0: 120, 1: 120, 2: 120}
+        and sum(isinstance(t, Frame) and t.kind == Kind.AUDIO for t in tags) >= 180
+    )
 
 
 def rejected(label: str) -> float:
     return metrics.REJECTED.labels(label)._value.get()
 
 
-async def test_bad_pushes_get_a_clear_refusal_a_log_line_and_a_metric_and_the_live_push_carries_on(ingest, tmp_path, caplog):
+async def test_bad_pushes_get_a_clear_refusal_a_log_line_and_a_metric_and_the_live_push_carries_on(
+    ingest, tmp_path, caplog
+):
     """Each refusal closes only the offending request; the push already live is not touched."""
     import ipaddress
 
     fake, server, base = ingest
-    server.config.channels["guarded"] = ChannelRoute("guarded", None, server.config.channels["cam"].encoders,
-                                                     allowed=(ipaddress.ip_network("10.0.0.0/8"),), protocols=frozenset({"FragmentedMP4", "CMAF"}))
+    server.config.channels["guarded"] = ChannelRoute(
+        "guarded",
+        None,
+        server.config.channels["cam"].encoders,
+        allowed=(ipaddress.ip_network("10.0.0.0/8"),),
+        protocols=frozenset({"FragmentedMP4", "CMAF"}),
+    )
     path = tmp_path / "push.ismv"
     await ffmpeg(*H264, "-c:a", "aac", "-movflags", "isml+frag_keyframe", "-f", "ismv", str(path))
     data = path.read_bytes()
@@ -246,25 +347,39 @@ async def test_bad_pushes_get_a_clear_refusal_a_log_line_and_a_metric_and_the_li
             busy = await elsewhere.post(f"{base}/ingest/cam.isml/Streams(v)", data=data)
             assert busy.status == 409 and "already being pushed from elsewhere" in await busy.text()
         assert (await client.post(f"{base}/ingest/guarded.isml/Streams(v)", data=data)).status == 403
-        truncated = await client.put(f"{base}/ingest/cam.cmaf/chunk-stream5-00001.m4s", data=data[: data.find(b"moof") + 40])
+        truncated = await client.put(
+            f"{base}/ingest/cam.cmaf/chunk-stream5-00001.m4s", data=data[: data.find(b"moof") + 40]
+        )
         assert truncated.status == 400 and "ends inside a box" in await truncated.text()
         # Crash classes bench/fuzz.py found (a 500 that left the stream registered, before): a box
         # that ends inside its fields, and a composition offset of hours, which no real stream has.
         init = init_segment_video(width=320, height=240, timescale=90000, avcc=AVCC)
         start, end = find_box(init, [b"moov", b"trak", b"mdia"])
-        lying = box(b"moov", box(b"trak", init[start - 8:end], box(b"tkhd", b"\x00")))  # a tkhd of one byte, at the very end
+        lying = box(
+            b"moov", box(b"trak", init[start - 8 : end], box(b"tkhd", b"\x00"))
+        )  # a tkhd of one byte, at the very end
         short = await client.put(f"{base}/ingest/cam.cmaf/chunk-stream6-00001.m4s", data=lying)
         assert short.status == 400 and "truncated" in await short.text()
-        absurd = media_segment(sequence_number=1, base_decode_time=0, samples=[Sample(3000, 4, composition_offset=(1 << 31) - 1)],
-                               data=b"x" * 4)
+        absurd = media_segment(
+            sequence_number=1,
+            base_decode_time=0,
+            samples=[Sample(3000, 4, composition_offset=(1 << 31) - 1)],
+            data=b"x" * 4,
+        )
         late = await client.put(f"{base}/ingest/cam.cmaf/chunk-stream7-00001.m4s", data=init + absurd)
         assert late.status == 400 and "composition offset" in await late.text()
         release.set()
         assert (await live).status == 200
     await fake.wait(lambda: video_tracks(fake.records(0)).get(0) == 120)
-    assert {label: rejected(label) - before[label] for label in before} == {"not_allowed": 1, "busy": 1, "bad_fragment": 3}
+    assert {label: rejected(label) - before[label] for label in before} == {
+        "not_allowed": 1,
+        "busy": 1,
+        "bad_fragment": 3,
+    }
     refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]
-    assert any("127.0.0.2" in m and "elsewhere" in m for m in refusals) and any("may not publish to channel guarded" in m for m in refusals)
+    assert any("127.0.0.2" in m and "elsewhere" in m for m in refusals) and any(
+        "may not publish to channel guarded" in m for m in refusals
+    )
     assert any("ends inside a box" in m for m in refusals)
 
 

@@ -12,12 +12,22 @@ from kubecast.ingest.rtmp import amf0, chunks
 from kubecast.ingest.rtmp.handshake import HANDSHAKE_SIZE, SERVER_KEY, client_c1, find_client_digest, server_response
 from kubecast.ingest.rtmp.session import Media, Phase, ProtocolError, PublishRequest, RtmpSession, Unpublished
 
-
 # -- AMF0 --------------------------------------------------------------------------------------
 
+
 def test_amf0_round_trip():
-    values = ["connect", 1, 2.5, True, None, amf0.UNDEFINED, {"app": "live", "nested": {"x": [1, "two"]}},
-              amf0.EcmaArray(width=1280, height=720), "é" * 70000, datetime(2026, 1, 1, tzinfo=timezone.utc)]
+    values = [
+        "connect",
+        1,
+        2.5,
+        True,
+        None,
+        amf0.UNDEFINED,
+        {"app": "live", "nested": {"x": [1, "two"]}},
+        amf0.EcmaArray(width=1280, height=720),
+        "é" * 70000,
+        datetime(2026, 1, 1, tzinfo=timezone.utc),
+    ]
     decoded = amf0.decode_all(amf0.encode_all(*values))
     assert decoded == values
     assert isinstance(decoded[7], amf0.EcmaArray)
@@ -48,6 +58,7 @@ def test_amf0_nesting_is_bounded():
 
 # -- handshake ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("schema", [0, 1])
 def test_digest_handshake_is_recognised_and_answered(schema):
     c1 = client_c1(digest=True, schema=schema)
@@ -71,6 +82,7 @@ def test_simple_handshake_echoes_c1():
 
 # -- chunk stream ------------------------------------------------------------------------------
 
+
 def chunk(fmt: int, csid: int, header: bytes, payload: bytes) -> bytes:
     return bytes([(fmt << 6) | csid]) + header + payload
 
@@ -78,7 +90,9 @@ def chunk(fmt: int, csid: int, header: bytes, payload: bytes) -> bytes:
 def test_messages_across_chunks_with_every_header_type():
     reader = chunks.ChunkReader()
     body = bytes(range(200))
-    data = chunk(0, 4, (1000).to_bytes(3, "big") + (200).to_bytes(3, "big") + bytes([9]) + struct.pack("<I", 1), body[:128])
+    data = chunk(
+        0, 4, (1000).to_bytes(3, "big") + (200).to_bytes(3, "big") + bytes([9]) + struct.pack("<I", 1), body[:128]
+    )
     data += chunk(3, 4, b"", body[128:])  # continuation
     data += chunk(1, 4, (33).to_bytes(3, "big") + (3).to_bytes(3, "big") + bytes([8]), b"abc")  # new message, delta
     data += chunk(2, 4, (40).to_bytes(3, "big"), b"def")  # same length and type, new delta
@@ -86,7 +100,12 @@ def test_messages_across_chunks_with_every_header_type():
     messages = []
     for byte in data:  # arrival byte by byte must not matter
         messages += reader.feed(bytes([byte]))
-    assert [(m.type, m.timestamp, m.body) for m in messages] == [(9, 1000, body), (8, 1033, b"abc"), (8, 1073, b"def"), (8, 1113, b"ghi")]
+    assert [(m.type, m.timestamp, m.body) for m in messages] == [
+        (9, 1000, body),
+        (8, 1033, b"abc"),
+        (8, 1073, b"def"),
+        (8, 1113, b"ghi"),
+    ]
 
 
 def test_extended_timestamps_and_two_byte_chunk_stream_ids():
@@ -109,8 +128,14 @@ def test_set_chunk_size_applies_to_the_next_chunk():
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (chunks.encode_message(chunks.Message(1, 0, 0, struct.pack(">I", 0)), chunk_size=128, csid=2), "absurd chunk size 0"),
-        (chunks.encode_message(chunks.Message(1, 0, 0, struct.pack(">I", 0x7FFFFFFF)), chunk_size=128, csid=2), "absurd chunk size"),
+        (
+            chunks.encode_message(chunks.Message(1, 0, 0, struct.pack(">I", 0)), chunk_size=128, csid=2),
+            "absurd chunk size 0",
+        ),
+        (
+            chunks.encode_message(chunks.Message(1, 0, 0, struct.pack(">I", 0x7FFFFFFF)), chunk_size=128, csid=2),
+            "absurd chunk size",
+        ),
         (chunk(1, 5, b"\x00" * 7, b""), "starts with a type 1 header"),
         (chunk(0, 5, b"\x00\x00\x00" + (9 * 1024 * 1024).to_bytes(3, "big") + b"\x09" + b"\x00" * 4, b""), "exceeds"),
     ],
@@ -148,8 +173,11 @@ def test_truncated_chunk_waits_for_more():
 
 # -- session -----------------------------------------------------------------------------------
 
+
 def command(*values, stream_id: int = 0, chunk_size: int = 128) -> bytes:
-    return chunks.encode_message(chunks.Message(chunks.COMMAND_AMF0, stream_id, 0, amf0.encode_all(*values)), chunk_size=chunk_size, csid=3)
+    return chunks.encode_message(
+        chunks.Message(chunks.COMMAND_AMF0, stream_id, 0, amf0.encode_all(*values)), chunk_size=chunk_size, csid=3
+    )
 
 
 def open_session() -> RtmpSession:
@@ -173,7 +201,9 @@ def replies(session: RtmpSession) -> list:
 def publish(session: RtmpSession, name: str = "news/key") -> list:
     session.feed(command("connect", 1, {"app": "live", "tcUrl": "rtmp://x/live"}))
     assert replies(session)[0][3]["code"] == "NetConnection.Connect.Success"
-    session.feed(command("releaseStream", 2, None, name) + command("FCPublish", 3, None, name) + command("createStream", 4, None))
+    session.feed(
+        command("releaseStream", 2, None, name) + command("FCPublish", 3, None, name) + command("createStream", 4, None)
+    )
     assert replies(session)[-1] == ["_result", 4, None, 1]
     return session.feed(command("publish", 5, None, name + "?token=1", "live", stream_id=1))
 
@@ -184,8 +214,16 @@ def test_publishing_session():
     assert events == [PublishRequest(app="live", name="news/key")]
     session.accept()
     assert replies(session)[-1][3]["code"] == "NetStream.Publish.Start"
-    video = chunks.encode_message(chunks.Message(chunks.VIDEO, 1, 40, b"\x17\x00\x00\x00\x00config"), chunk_size=128, csid=6)
-    metadata = chunks.encode_message(chunks.Message(chunks.DATA_AMF0, 1, 0, amf0.encode_all("@setDataFrame", "onMetaData", amf0.EcmaArray(width=1280))), chunk_size=128, csid=4)
+    video = chunks.encode_message(
+        chunks.Message(chunks.VIDEO, 1, 40, b"\x17\x00\x00\x00\x00config"), chunk_size=128, csid=6
+    )
+    metadata = chunks.encode_message(
+        chunks.Message(
+            chunks.DATA_AMF0, 1, 0, amf0.encode_all("@setDataFrame", "onMetaData", amf0.EcmaArray(width=1280))
+        ),
+        chunk_size=128,
+        csid=4,
+    )
     events = session.feed(metadata + video)
     assert events[0] == Media(chunks.DATA_AMF0, 0, amf0.encode_all("onMetaData", amf0.EcmaArray(width=1280)))
     assert events[1] == Media(chunks.VIDEO, 40, b"\x17\x00\x00\x00\x00config")
@@ -205,10 +243,30 @@ def test_rejected_publish_tells_the_publisher_why():
     ("feed", "message"),
     [
         (lambda s: s.feed(command("publish", 5, None, "key", "live")), "before connect"),
-        (lambda s: s.feed(command("connect", 1, {"app": "live"}) + command("publish", 5, None, "key")), "before createStream"),
-        (lambda s: s.feed(chunks.encode_message(chunks.Message(chunks.VIDEO, 1, 0, b"\x17\x01"), chunk_size=128, csid=6)), "media before a successful publish"),
-        (lambda s: s.feed(chunks.encode_message(chunks.Message(chunks.COMMAND_AMF0, 0, 0, b"\x02\x00\x07connect\x42"), chunk_size=128, csid=3)), "bad command"),
-        (lambda s: s.feed(chunks.encode_message(chunks.Message(chunks.COMMAND_AMF0, 0, 0, amf0.encode(5)), chunk_size=128, csid=3)), "command without a name"),
+        (
+            lambda s: s.feed(command("connect", 1, {"app": "live"}) + command("publish", 5, None, "key")),
+            "before createStream",
+        ),
+        (
+            lambda s: s.feed(
+                chunks.encode_message(chunks.Message(chunks.VIDEO, 1, 0, b"\x17\x01"), chunk_size=128, csid=6)
+            ),
+            "media before a successful publish",
+        ),
+        (
+            lambda s: s.feed(
+                chunks.encode_message(
+                    chunks.Message(chunks.COMMAND_AMF0, 0, 0, b"\x02\x00\x07connect\x42"), chunk_size=128, csid=3
+                )
+            ),
+            "bad command",
+        ),
+        (
+            lambda s: s.feed(
+                chunks.encode_message(chunks.Message(chunks.COMMAND_AMF0, 0, 0, amf0.encode(5)), chunk_size=128, csid=3)
+            ),
+            "command without a name",
+        ),
     ],
 )
 def test_protocol_violations_close_the_connection(feed, message):
@@ -223,10 +281,16 @@ def test_wrong_rtmp_version_and_garbage_handshake():
 
 def test_acknowledgements_follow_the_window():
     session = open_session()
-    session.feed(chunks.encode_message(chunks.Message(chunks.WINDOW_ACK_SIZE, 0, 0, struct.pack(">I", 1000)), chunk_size=128, csid=2))
+    session.feed(
+        chunks.encode_message(
+            chunks.Message(chunks.WINDOW_ACK_SIZE, 0, 0, struct.pack(">I", 1000)), chunk_size=128, csid=2
+        )
+    )
     publish(session)
     session.accept()
     session.take_outgoing()
-    session.feed(chunks.encode_message(chunks.Message(chunks.AUDIO, 1, 0, b"\xaf\x01" + b"a" * 1200), chunk_size=128, csid=6))
+    session.feed(
+        chunks.encode_message(chunks.Message(chunks.AUDIO, 1, 0, b"\xaf\x01" + b"a" * 1200), chunk_size=128, csid=6)
+    )
     acks = [m for m in chunks.ChunkReader().feed(session.take_outgoing()) if m.type == chunks.ACKNOWLEDGEMENT]
     assert acks and struct.unpack(">I", acks[0].body)[0] == session.reader.bytes_received

@@ -1,19 +1,20 @@
+import ipaddress
 import json
 
 import pytest
 
 from kubecast.ingest.config import ChannelRoute, ConfigError, IngestConfig, decide, load_config
-from kubecast.ingest.rtmp.server import check_codec
 from kubecast.ingest.rtmp import chunks
+from kubecast.ingest.rtmp.server import check_codec
 from kubecast.ingest.rtmp.session import Media
 
-import ipaddress
-
-CONFIG = IngestConfig(channels={
-    "news": ChannelRoute("news", "k-news", (("127.0.0.1", 1),)),
-    "sport": ChannelRoute("sport", "k-sport", (("127.0.0.1", 2),), (ipaddress.ip_network("10.0.0.0/8"),)),
-    "open": ChannelRoute("open", None, (("127.0.0.1", 3),)),
-})
+CONFIG = IngestConfig(
+    channels={
+        "news": ChannelRoute("news", "k-news", (("127.0.0.1", 1),)),
+        "sport": ChannelRoute("sport", "k-sport", (("127.0.0.1", 2),), (ipaddress.ip_network("10.0.0.0/8"),)),
+        "open": ChannelRoute("open", None, (("127.0.0.1", 3),)),
+    }
+)
 
 
 @pytest.mark.parametrize(
@@ -40,7 +41,12 @@ def test_publish_decisions(app, name, peer, channel, label):
 
 @pytest.mark.parametrize(
     ("name", "channel", "rendition"),
-    [("k-news/720p", "news", "720p"), ("news/k-news/360p", "news", "360p"), ("open/x/hd", "open", "hd"), ("k-news", "news", "")],
+    [
+        ("k-news/720p", "news", "720p"),
+        ("news/k-news/360p", "news", "360p"),
+        ("open/x/hd", "open", "hd"),
+        ("k-news", "news", ""),
+    ],
 )
 def test_a_rendition_name_after_the_key_makes_one_rendition_of_a_multibitrate_contribution(name, channel, rendition):
     decision = decide(CONFIG, app="live", name=name, peer="127.0.0.1")
@@ -69,7 +75,20 @@ async def test_renditions_share_one_publication_and_a_second_publisher_is_refuse
 
 def test_config_file(tmp_path):
     (tmp_path / "key").write_text("secret\n")
-    (tmp_path / "ingest.json").write_text(json.dumps({"channels": {"news": {"streamKeyFile": str(tmp_path / "key"), "encoders": ["127.0.0.1:7000"], "allowedIps": ["10.0.0.0/8"]}}, "idleTimeout": 5}))
+    (tmp_path / "ingest.json").write_text(
+        json.dumps(
+            {
+                "channels": {
+                    "news": {
+                        "streamKeyFile": str(tmp_path / "key"),
+                        "encoders": ["127.0.0.1:7000"],
+                        "allowedIps": ["10.0.0.0/8"],
+                    }
+                },
+                "idleTimeout": 5,
+            }
+        )
+    )
     config = load_config(tmp_path / "ingest.json")
     assert config.channels["news"].key == "secret" and config.channels["news"].encoders == (("127.0.0.1", 7000),)
     assert config.idle_timeout == 5

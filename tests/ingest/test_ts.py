@@ -19,9 +19,35 @@ SECONDS = 2
 def transport_stream(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("ts") / "contribution.ts"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
-         "-t", str(SECONDS), "-c:v", "libx264", "-g", "30", "-bf", "2", "-c:a", "aac", "-f", "mpegts", str(path)],
-        check=True, timeout=60,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=48000",
+            "-t",
+            str(SECONDS),
+            "-c:v",
+            "libx264",
+            "-g",
+            "30",
+            "-bf",
+            "2",
+            "-c:a",
+            "aac",
+            "-f",
+            "mpegts",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
     )
     return path.read_bytes()
 
@@ -30,7 +56,7 @@ def convert(data: bytes, *, chunk_sizes=(1316,), seed=0) -> tuple[TsContribution
     contribution, tags, position, rng = TsContribution(), [], 0, random.Random(seed)
     while position < len(data):
         size = rng.choice(chunk_sizes)
-        tags += contribution.feed(data[position:position + size])
+        tags += contribution.feed(data[position : position + size])
         position += size
     return contribution, tags + contribution.flush()
 
@@ -59,7 +85,9 @@ def frames_of(records, kind: Kind) -> list[Frame]:
 
 def test_a_transport_stream_becomes_frames_on_its_own_clock(transport_stream):
     contribution, tags = convert(transport_stream, chunk_sizes=(1, 7, 188, 1316, 4000))
-    assert contribution.stats.sync_losses == contribution.stats.continuity_errors == contribution.stats.dropped_frames == 0
+    assert (
+        contribution.stats.sync_losses == contribution.stats.continuity_errors == contribution.stats.dropped_frames == 0
+    )
     video = [r for r in tags if r.kind == Kind.VIDEO]
     audio = [r for r in tags if r.kind == Kind.AUDIO]
     assert isinstance(video[0], CodecConfig) and isinstance(audio[0], CodecConfig), "decoder configuration comes first"
@@ -70,14 +98,18 @@ def test_a_transport_stream_becomes_frames_on_its_own_clock(transport_stream):
     assert {b.decode_time - a.decode_time for a, b in zip(frames, frames[1:])} == {3000}, "90 kHz, not rounded to ms"
     assert any(frame.composition_offset > 0 for frame in frames), "B-frames keep their composition offsets"
     assert {frame.composition_offset % 3000 for frame in frames} == {0}
-    assert {frame.duration for frame in frames_of(tags, Kind.AUDIO)} == {1920}, "an AAC frame at 48 kHz, in 90 kHz ticks"
+    assert {frame.duration for frame in frames_of(tags, Kind.AUDIO)} == {1920}, (
+        "an AAC frame at 48 kHz, in 90 kHz ticks"
+    )
     assert abs(len(audio) - 1 - SECONDS * 48000 / 1024) <= 2
     assert decode(tags)[0] == 30 * SECONDS
 
 
 def test_lost_sync_and_garbage_are_skipped_and_counted(transport_stream):
     damaged = bytearray(transport_stream)
-    middle = len(transport_stream) // PACKET_SIZE * 2 // 3 * PACKET_SIZE  # past the first key frame, which carries SPS/PPS
+    middle = (
+        len(transport_stream) // PACKET_SIZE * 2 // 3 * PACKET_SIZE
+    )  # past the first key frame, which carries SPS/PPS
     damaged[middle:middle] = b"\x47garbage" * 5  # bytes between packets, one with a fake sync byte
     contribution, tags = convert(bytes(damaged))
     assert contribution.stats.sync_losses >= 1
@@ -86,12 +118,12 @@ def test_lost_sync_and_garbage_are_skipped_and_counted(transport_stream):
 
 
 def test_a_lost_packet_drops_only_the_frame_it_belonged_to(transport_stream):
-    packets = [transport_stream[i:i + PACKET_SIZE] for i in range(0, len(transport_stream), PACKET_SIZE)]
+    packets = [transport_stream[i : i + PACKET_SIZE] for i in range(0, len(transport_stream), PACKET_SIZE)]
     video_pid = TsContribution()
-    video_pid.feed(transport_stream[:20 * PACKET_SIZE])
+    video_pid.feed(transport_stream[: 20 * PACKET_SIZE])
     pid = next(p for p, kind in video_pid.demuxer.streams.items() if kind == "video")
     victims = [i for i, p in enumerate(packets) if ((p[1] & 0x1F) << 8 | p[2]) == pid and not p[1] & 0x40]
-    victims = victims[len(victims) * 2 // 3:][:1]  # past the first key frame, which carries SPS/PPS
+    victims = victims[len(victims) * 2 // 3 :][:1]  # past the first key frame, which carries SPS/PPS
     contribution, tags = convert(b"".join(p for i, p in enumerate(packets) if i not in victims))
     assert contribution.stats.continuity_errors == 1 and contribution.stats.dropped_frames == 1
     frames = frames_of(tags, Kind.VIDEO)
@@ -128,11 +160,11 @@ def spliced(first: bytes, second: bytes, *, signalled: bool) -> bytes:
     splicer or an encoder whose clock restarted sends it."""
     counters, out, marked = {}, bytearray(first), not signalled
     for offset in range(0, len(first), PACKET_SIZE):
-        packet = first[offset:offset + PACKET_SIZE]
+        packet = first[offset : offset + PACKET_SIZE]
         if packet[3] & 0x10:
             counters[(packet[1] & 0x1F) << 8 | packet[2]] = packet[3] & 0x0F
     for offset in range(0, len(second), PACKET_SIZE):
-        packet = bytearray(second[offset:offset + PACKET_SIZE])
+        packet = bytearray(second[offset : offset + PACKET_SIZE])
         pid = (packet[1] & 0x1F) << 8 | packet[2]
         if packet[3] & 0x10 and pid in counters:
             counters[pid] = (counters[pid] + 1) & 0x0F
@@ -148,9 +180,37 @@ def spliced(first: bytes, second: bytes, *, signalled: bool) -> bytes:
 def an_hour_later(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("ts") / "later.ts"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
-         "-t", str(SECONDS), "-c:v", "libx264", "-g", "30", "-bf", "2", "-c:a", "aac", "-output_ts_offset", "3600", "-f", "mpegts", str(path)],
-        check=True, timeout=60,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=48000",
+            "-t",
+            str(SECONDS),
+            "-c:v",
+            "libx264",
+            "-g",
+            "30",
+            "-bf",
+            "2",
+            "-c:a",
+            "aac",
+            "-output_ts_offset",
+            "3600",
+            "-f",
+            "mpegts",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
     )
     return path.read_bytes()
 

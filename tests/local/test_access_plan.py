@@ -46,8 +46,13 @@ stringData: {header: cdn-secret}
 
 def plan_for(text: str, tmp_path: Path):
     manifests = load_text(text)
-    ports = Ports(rtmp=1935, http=8080, rtmp_secondary=None, contribution={(n, "A"): 7001 for n in manifests.channels},
-                  metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests, redundant=False))})
+    ports = Ports(
+        rtmp=1935,
+        http=8080,
+        rtmp_secondary=None,
+        contribution={(n, "A"): 7001 for n in manifests.channels},
+        metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests, redundant=False))},
+    )
     return build_plan(manifests=manifests, store_url="/store", run_dir=tmp_path, host="127.0.0.1", ports=ports)
 
 
@@ -61,8 +66,12 @@ def test_the_endpoint_gets_the_policy_and_the_keys_in_private_files(tmp_path):
     policy = load_policy(path)
     assert policy.signing_keys == {"k2025": b"the-old-key", "k2026": b"the-new-key"}
     assert (policy.origin_header, policy.origin_secret) == ("X-From-Cdn", b"cdn-secret")
-    assert [str(n) for n in policy.allowed] == ["192.0.2.0/24"] and [str(n) for n in policy.trusted_proxies] == ["127.0.0.1/32"]
-    assert {c: [str(n) for n in nets] for c, nets in policy.preview_allowed.items()} == {"news": ["10.1.0.0/16", "2001:db8::/48"]}
+    assert [str(n) for n in policy.allowed] == ["192.0.2.0/24"] and [str(n) for n in policy.trusted_proxies] == [
+        "127.0.0.1/32"
+    ]
+    assert {c: [str(n) for n in nets] for c, nets in policy.preview_allowed.items()} == {
+        "news": ["10.1.0.0/16", "2001:db8::/48"]
+    }
     assert policy.cross_site_origins == ("https://player.example.com",)
     for file in json.loads(text)["signingKeys"].values():
         assert stat.S_IMODE(Path(file).stat().st_mode) == 0o600
@@ -90,22 +99,43 @@ def test_sign_makes_urls_the_endpoint_accepts(tmp_path, capsys):
     policy = load_policy(tmp_path / "access.json")
     assert sign_main(["-f", str(manifests), "--ttl", "60", "http://127.0.0.1:8080/live/news/index.m3u8"]) == 0
     url = capsys.readouterr().out.strip()
-    assert url.startswith("http://127.0.0.1:8080/t/k2026.") and url.endswith("/live/news/index.m3u8"), "the newest key signs"
+    assert url.startswith("http://127.0.0.1:8080/t/k2026.") and url.endswith("/live/news/index.m3u8"), (
+        "the newest key signs"
+    )
     token = url.split("/")[4]
     headers = {"X-From-Cdn": "cdn-secret"}
     for path in ("/live/news/index.m3u8", "/live/news/v720/12.m4s"):
         assert decide(policy, path=path, token=token, peer="192.0.2.9", headers=headers, now=time.time()) is None
     # The preview takes the channel's own list too: only a trusted proxy can vouch for 10.1.x.x here.
-    assert decide(policy, path="/preview/news/", token=token, peer="192.0.2.9", headers=headers, now=time.time()).reason == "preview_ip_not_allowed"
+    assert (
+        decide(policy, path="/preview/news/", token=token, peer="192.0.2.9", headers=headers, now=time.time()).reason
+        == "preview_ip_not_allowed"
+    )
     forwarded = {**headers, "X-Forwarded-For": "10.1.2.3"}
-    assert decide(policy, path="/preview/news/", token=token, peer="127.0.0.1", headers=forwarded, now=time.time()).reason == "ip_not_allowed"
-    assert decide(policy, path="/live/sport/index.m3u8", token=token, peer="192.0.2.9", headers=headers, now=time.time()).reason == "out_of_scope"
-    assert decide(policy, path="/live/news/index.m3u8", token=token, peer="192.0.2.9", headers=headers, now=time.time() + 61).reason == "expired"
+    assert (
+        decide(policy, path="/preview/news/", token=token, peer="127.0.0.1", headers=forwarded, now=time.time()).reason
+        == "ip_not_allowed"
+    )
+    assert (
+        decide(
+            policy, path="/live/sport/index.m3u8", token=token, peer="192.0.2.9", headers=headers, now=time.time()
+        ).reason
+        == "out_of_scope"
+    )
+    assert (
+        decide(
+            policy, path="/live/news/index.m3u8", token=token, peer="192.0.2.9", headers=headers, now=time.time() + 61
+        ).reason
+        == "expired"
+    )
     key_file = tmp_path / "key"
     key_file.write_text("the-old-key\n")
     assert sign_main(["--key-file", str(key_file), "--key-id", "k2025", "--scope", "program:evening"]) == 0
     token = capsys.readouterr().out.strip()
-    assert decide(policy, path="/evening/index.m3u8", token=token, peer="192.0.2.9", headers=headers, now=time.time()) is None
+    assert (
+        decide(policy, path="/evening/index.m3u8", token=token, peer="192.0.2.9", headers=headers, now=time.time())
+        is None
+    )
     assert "the-old-key" not in token
 
 
@@ -120,8 +150,14 @@ def test_sign_refuses_clearly(tmp_path, capsys):
         sign_main(["http://h/live/news/index.m3u8"])
 
 
-@pytest.mark.parametrize("path,scope", [("/live/news/index.m3u8", "channel:news"), ("/preview/news/", "channel:news"),
-                                        ("/evening/show.ism/manifest(format=mpd-time-cmaf)", "program:evening")])
+@pytest.mark.parametrize(
+    "path,scope",
+    [
+        ("/live/news/index.m3u8", "channel:news"),
+        ("/preview/news/", "channel:news"),
+        ("/evening/show.ism/manifest(format=mpd-time-cmaf)", "program:evening"),
+    ],
+)
 def test_the_default_scope_is_the_urls_channel_or_program(path, scope):
     assert scope_of_path(path) == scope
 
@@ -133,6 +169,12 @@ def test_the_shipped_protected_example_plans_and_signs(tmp_path, capsys):
     assert sign_main(["-f", str(example), "http://127.0.0.1:8080/live/demo/index.m3u8"]) == 0
     token = capsys.readouterr().out.split("/")[4]
     policy = load_policy(tmp_path / "access.json")
-    assert decide(policy, path="/live/demo/index.m3u8", token=token, peer="203.0.113.5", headers={}, now=time.time()) is None
-    assert decide(policy, path="/preview/demo/", token=token, peer="203.0.113.5", headers={}, now=time.time()).reason == "preview_ip_not_allowed"
+    assert (
+        decide(policy, path="/live/demo/index.m3u8", token=token, peer="203.0.113.5", headers={}, now=time.time())
+        is None
+    )
+    assert (
+        decide(policy, path="/preview/demo/", token=token, peer="203.0.113.5", headers={}, now=time.time()).reason
+        == "preview_ip_not_allowed"
+    )
     assert decide(policy, path="/preview/demo/", token=token, peer="::1", headers={}, now=time.time()) is None

@@ -7,7 +7,13 @@ from kubecast.local.clockface import SEGMENT_DIGITS, _segment_rects, clock_filte
 
 
 def render(offset: float, *, digit_height: int = 36, x: int = 20, y: int = 20):
-    chain = ",".join(["color=c=blue:size=320x100:rate=1", *clock_filters(offset_seconds=offset, x=x, y=y, digit_height=digit_height), "format=gray"])
+    chain = ",".join(
+        [
+            "color=c=blue:size=320x100:rate=1",
+            *clock_filters(offset_seconds=offset, x=x, y=y, digit_height=digit_height),
+            "format=gray",
+        ]
+    )
     container = av.open(chain, format="lavfi")
     try:
         frame = next(container.decode(video=0))

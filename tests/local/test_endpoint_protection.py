@@ -35,17 +35,39 @@ stringData: {master: 000102030405060708090a0b0c0d0e0f, jwt: token-key}
 def test_local_and_cluster_endpoints_get_the_spec_as_arguments_and_the_keys_as_environment():
     manifests = load_text(MANIFESTS)
     args, env = endpoint_protection(manifests)
-    assert env == {"KUBECAST_CONTENT_MASTER_KEY": "000102030405060708090a0b0c0d0e0f", "KUBECAST_KEY_DELIVERY_JWT_KEY": "token-key"}
+    assert env == {
+        "KUBECAST_CONTENT_MASTER_KEY": "000102030405060708090a0b0c0d0e0f",
+        "KUBECAST_KEY_DELIVERY_JWT_KEY": "token-key",
+    }
     assert args[0] == "--content-protection" and "000102" not in args[1] and "token-key" not in args[1]
     protection = protection_from_environment(args[1], env)
-    assert (protection.rotation_segments, protection.cenc_scheme, protection.jwt.key, protection.jwt.issuer) == (30, "cbcs", b"token-key", "sts")
-    deployment = endpoint_deployment(manifests.endpoints["default"], namespace="media", owner={}, settings=OperatorSettings(store_url="/s"))
+    assert (protection.rotation_segments, protection.cenc_scheme, protection.jwt.key, protection.jwt.issuer) == (
+        30,
+        "cbcs",
+        b"token-key",
+        "sts",
+    )
+    deployment = endpoint_deployment(
+        manifests.endpoints["default"], namespace="media", owner={}, settings=OperatorSettings(store_url="/s")
+    )
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][-2:] == args
-    assert {"name": "KUBECAST_CONTENT_MASTER_KEY", "valueFrom": {"secretKeyRef": {"name": "drm", "key": "master"}}} in container["env"]
-    assert {"name": "KUBECAST_KEY_DELIVERY_JWT_KEY", "valueFrom": {"secretKeyRef": {"name": "drm", "key": "jwt"}}} in container["env"]
-    plain = endpoint_deployment(load_text("kind: StreamingEndpoint\napiVersion: kubecast.io/v1alpha1\nmetadata: {name: open}\n").endpoints["open"],
-                                namespace="media", owner={}, settings=OperatorSettings(store_url="/s"))
+    assert {
+        "name": "KUBECAST_CONTENT_MASTER_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "drm", "key": "master"}},
+    } in container["env"]
+    assert {
+        "name": "KUBECAST_KEY_DELIVERY_JWT_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "drm", "key": "jwt"}},
+    } in container["env"]
+    plain = endpoint_deployment(
+        load_text("kind: StreamingEndpoint\napiVersion: kubecast.io/v1alpha1\nmetadata: {name: open}\n").endpoints[
+            "open"
+        ],
+        namespace="media",
+        owner={},
+        settings=OperatorSettings(store_url="/s"),
+    )
     assert "--content-protection" not in plain["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
@@ -61,8 +83,13 @@ def test_the_endpoint_refuses_to_start_without_its_master_key():
         protection_from_environment(spec, {})
     with pytest.raises(ValueError, match="at least 16 bytes"):
         protection_from_environment(spec, {"KUBECAST_CONTENT_MASTER_KEY": "0011"})
-    result = subprocess.run([sys.executable, "-m", "kubecast.cli", "endpoint", "--store", "/nonexistent", "--content-protection", spec],
-                            capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-m", "kubecast.cli", "endpoint", "--store", "/nonexistent", "--content-protection", spec],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 2 and "KUBECAST_CONTENT_MASTER_KEY is not set" in result.stderr
 
 
@@ -73,9 +100,13 @@ def test_a_missing_content_protection_secret_is_named_by_the_secret_check():
     endpoint = load_text(MANIFESTS).endpoints["default"]
     references = endpoint_secret_references(endpoint)
     assert secret_problems(references, {"drm": {"data": {"master": "MDA=", "jwt": "eA=="}}}) is None
-    assert secret_problems(references, {"drm": None}) == ("Secret drm (content protection master key) does not exist; "
-                                                          "Secret drm (key delivery JWT key) does not exist")
-    assert secret_problems(references, {"drm": {"data": {"master": "MDA="}}}) == "Secret drm (key delivery JWT key) has no key jwt"
+    assert secret_problems(references, {"drm": None}) == (
+        "Secret drm (content protection master key) does not exist; Secret drm (key delivery JWT key) does not exist"
+    )
+    assert (
+        secret_problems(references, {"drm": {"data": {"master": "MDA="}}})
+        == "Secret drm (key delivery JWT key) has no key jwt"
+    )
 
 
 CPIX_MANIFESTS = """
@@ -113,17 +144,21 @@ def test_the_key_server_its_systems_and_its_credentials_reach_the_endpoint():
     assert server.authorization == "Basic dXNlcjpwYXNz" and "dXNlcjpwYXNz" not in repr(server)
     with pytest.raises(ValueError, match="credentialsSecretRef is set but its value is empty"):
         protection_from_environment(args[1], {**env, "KUBECAST_CPIX_AUTHORIZATION": ""})
-    deployment = endpoint_deployment(manifests.endpoints["default"], namespace="media", owner={},
-                                     settings=OperatorSettings(store_url="/s"))
+    deployment = endpoint_deployment(
+        manifests.endpoints["default"], namespace="media", owner={}, settings=OperatorSettings(store_url="/s")
+    )
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert {"name": "KUBECAST_CPIX_AUTHORIZATION",
-            "valueFrom": {"secretKeyRef": {"name": "drm-vendor", "key": "authorization"}}} in container["env"]
+    assert {
+        "name": "KUBECAST_CPIX_AUTHORIZATION",
+        "valueFrom": {"secretKeyRef": {"name": "drm-vendor", "key": "authorization"}},
+    } in container["env"]
     from kubecast.operator.builders.access import endpoint_secret_references
     from kubecast.operator.status import secret_problems
 
     references = endpoint_secret_references(manifests.endpoints["default"])
     assert secret_problems(references, {"drm": {"data": {"master": "MDA="}}, "drm-vendor": None}) == (
-        "Secret drm-vendor (DRM key server credentials) does not exist")
+        "Secret drm-vendor (DRM key server credentials) does not exist"
+    )
 
 
 def test_fairplay_needs_cbcs():

@@ -27,7 +27,9 @@ stringData: {k: the-key}
 def make_plan(tmp_path: Path):
     manifests = load_text(MANIFESTS)
     ports = Ports(
-        rtmp=1935, http=8080, rtmp_secondary=1936,
+        rtmp=1935,
+        http=8080,
+        rtmp_secondary=1936,
         contribution={("news", "A"): 7001, ("open", "A"): 7002, ("news", "B"): 7003, ("open", "B"): 7004},
         metrics={name: 9000 + index for index, name in enumerate(metrics_names(manifests))},
     )
@@ -37,8 +39,17 @@ def make_plan(tmp_path: Path):
 def test_one_endpoint_and_ingest_and_per_channel_encoder_and_packager(tmp_path):
     plan = make_plan(tmp_path)
     names = [p.name for p in plan.processes]
-    assert names == ["endpoint", "encoder news/A", "encoder news/B", "packager news", "encoder open/A", "encoder open/B", "packager open",
-                     "ingest", "ingest secondary"]
+    assert names == [
+        "endpoint",
+        "encoder news/A",
+        "encoder news/B",
+        "packager news",
+        "encoder open/A",
+        "encoder open/B",
+        "packager open",
+        "ingest",
+        "ingest secondary",
+    ]
     ingests = {p.name: p.argv[p.argv.index("--listen") + 1] for p in plan.processes if p.name.startswith("ingest")}
     assert ingests == {"ingest": "127.0.0.1:1935", "ingest secondary": "127.0.0.1:1936"}
     encoder = next(p for p in plan.processes if p.name == "encoder news/A")
@@ -66,7 +77,9 @@ def test_stream_keys_go_to_private_files_never_argv(tmp_path):
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     for instance in ("A", "B"):
         config = load_config(tmp_path / f"ingest-{instance.lower()}.json")  # what the ingest process reads
-        assert config.channels["news"].key == "the-key" and config.channels["news"].encoders == (("127.0.0.1", 7001 if instance == "A" else 7003),)
+        assert config.channels["news"].key == "the-key" and config.channels["news"].encoders == (
+            ("127.0.0.1", 7001 if instance == "A" else 7003),
+        )
         assert config.channels["open"].key is None and config.channels["open"].relays
 
 
@@ -92,12 +105,17 @@ stringData: {tls.crt: the certificate, tls.key: the private key}
 
 def tls_plan(tmp_path: Path, text: str, tls=None):
     manifests = load_text(text)
-    ports = Ports(rtmp=1935, http=8080, rtmp_secondary=1936,
-                  contribution={(c, i): 7000 for c in manifests.channels for i in "AB"},
-                  metrics={name: 9000 + index for index, name in enumerate(metrics_names(manifests))},
-                  ingest_http={"A": 8081, "B": 8082}, rtmps={"A": 1943, "B": 1944}, ingest_https={"A": 8443, "B": 8444})
-    return build_plan(manifests=manifests, store_url="/store", run_dir=tmp_path,
-                      host="127.0.0.1", ports=ports, tls=tls)
+    ports = Ports(
+        rtmp=1935,
+        http=8080,
+        rtmp_secondary=1936,
+        contribution={(c, i): 7000 for c in manifests.channels for i in "AB"},
+        metrics={name: 9000 + index for index, name in enumerate(metrics_names(manifests))},
+        ingest_http={"A": 8081, "B": 8082},
+        rtmps={"A": 1943, "B": 1944},
+        ingest_https={"A": 8443, "B": 8444},
+    )
+    return build_plan(manifests=manifests, store_url="/store", run_dir=tmp_path, host="127.0.0.1", ports=ports, tls=tls)
 
 
 def test_a_tls_channel_gets_rtmps_and_https_listeners_with_the_certificate_of_its_secret_or_of_the_files(tmp_path):
@@ -110,7 +128,8 @@ def test_a_tls_channel_gets_rtmps_and_https_listeners_with_the_certificate_of_it
     secondary = next(p for p in plan.processes if p.name == "ingest secondary").argv
     cert, key = str(tmp_path / "ingest-tls.crt"), str(tmp_path / "ingest-tls.key")
     assert " ".join(secondary).endswith(
-        f"--rtmps-listen 127.0.0.1:1944 --https-listen 127.0.0.1:8444 --tls-cert {cert} --tls-key {key}")
+        f"--rtmps-listen 127.0.0.1:1944 --https-listen 127.0.0.1:8444 --tls-cert {cert} --tls-key {key}"
+    )
     assert plan.key_files[cert] == "the certificate" and plan.key_files[key] == "the private key"  # written 0600
     routes = plan.ingest_config["A"].channels
     assert (routes["secure"].tls, routes["secure"].plaintext) == (True, False)

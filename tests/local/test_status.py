@@ -8,16 +8,37 @@ from kubecast.media.tracks import TrackInfo
 from kubecast.storage import ProgramRecord, Store, layout
 
 AST = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
-VIDEO = TrackInfo(id="v720", kind="video", codecs="avc1.64001f", bandwidth=3_000_000, timescale=90000, init="init-aa.mp4", width=1280, height=720)
+VIDEO = TrackInfo(
+    id="v720",
+    kind="video",
+    codecs="avc1.64001f",
+    bandwidth=3_000_000,
+    timescale=90000,
+    init="init-aa.mp4",
+    width=1280,
+    height=720,
+)
 
 
 def timeline(state: str, numbers) -> Timeline:
-    track = TimelineTrack(info=VIDEO, init_source="A", segments=[[n, n * 180000, 180000, 1000, "A", False] for n in numbers])
-    return Timeline(channel="news", state=state, updated=AST, availability_start_time=AST, segment_duration_ms=2000, window_ms=60000, tracks=[track])
+    track = TimelineTrack(
+        info=VIDEO, init_source="A", segments=[[n, n * 180000, 180000, 1000, "A", False] for n in numbers]
+    )
+    return Timeline(
+        channel="news",
+        state=state,
+        updated=AST,
+        availability_start_time=AST,
+        segment_duration_ms=2000,
+        window_ms=60000,
+        tracks=[track],
+    )
 
 
 def put_program(store: Store, name: str, locator: str, state: str, recorded: Timeline | None) -> None:
-    record = ProgramRecord(name=name, channel="news", locator=locator, manifest_name="show", archive_window_seconds=3600, state=state)
+    record = ProgramRecord(
+        name=name, channel="news", locator=locator, manifest_name="show", archive_window_seconds=3600, state=state
+    )
     store.put_sync(layout.program_key("news", name), record.to_json())
     store.put_sync(layout.locator_key(locator), record.to_json())
     if recorded is not None:
@@ -32,7 +53,10 @@ def test_status_lists_each_program_with_state_range_and_urls(tmp_path, capsys):
     assert main_status(["--store", str(tmp_path), "--endpoint", "http://127.0.0.1:8080/"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("[news] live") and lines[1] == "  preview: http://127.0.0.1:8080/preview/news/"
-    evening = lines.index("  program evening (/evening-news/, stopped): Stopped 2026-01-01T12:00:20Z – 2026-01-01T12:00:32Z (12s, 6 segments)")
+    evening = lines.index(
+        "  program evening (/evening-news/, stopped): Stopped 2026-01-01T12:00:20Z – 2026-01-01T12:00:32Z (12s, 6 "
+        "segments)"
+    )
     assert lines[evening + 1].split() == ["hls:", "http://127.0.0.1:8080/evening-news/show.m3u8"]
     assert "http://127.0.0.1:8080/evening-news/show.ism/manifest(format=m3u8-aapl)" in lines[evening + 6]
     assert "  program late (/late-news/, running): Waiting: nothing recorded yet" in lines

@@ -1,8 +1,7 @@
 import pytest
-
+from flvfile import FlvReader, TagType
 from helpers import make_contribution_flv
 
-from flvfile import FlvReader, TagType
 from kubecast.media.flv import parse_audio, parse_video
 
 

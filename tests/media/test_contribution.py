@@ -54,16 +54,19 @@ def test_a_truncated_record_waits_for_the_rest():
     assert list(reader.records()) == [RECORDS[2]]
 
 
-@pytest.mark.parametrize(("wire", "message"), [
-    (b"FLV\x01\x05", "unknown record type 70"),
-    (bytes([2, 9]) + bytes(30), "unknown track kind 9"),
-    (bytes([1, 0, 0, 0, 0, 0, 0]), "unknown track kind 0"),
-    (bytes([2, 1, 0, 0]) + bytes(4) + bytes(22), "timescale 0"),
-    (bytes([2, 1, 0, 0x80, 0, 0, 3, 0xE8]) + bytes(22), "unknown frame flags"),
-    (bytes([2, 1, 0, 1, 0, 0, 3, 0xE8]) + bytes(16) + (MAX_SAMPLE + 1).to_bytes(4, "big"), "exceeds the limit"),
-    (bytes([1, 1, 0]) + (1 << 20).to_bytes(4, "big"), "exceeds the limit"),
-    (encode_record(EndOfStream()) + encode_record(RECORDS[0]), "after the end-of-stream"),
-])
+@pytest.mark.parametrize(
+    ("wire", "message"),
+    [
+        (b"FLV\x01\x05", "unknown record type 70"),
+        (bytes([2, 9]) + bytes(30), "unknown track kind 9"),
+        (bytes([1, 0, 0, 0, 0, 0, 0]), "unknown track kind 0"),
+        (bytes([2, 1, 0, 0]) + bytes(4) + bytes(22), "timescale 0"),
+        (bytes([2, 1, 0, 0x80, 0, 0, 3, 0xE8]) + bytes(22), "unknown frame flags"),
+        (bytes([2, 1, 0, 1, 0, 0, 3, 0xE8]) + bytes(16) + (MAX_SAMPLE + 1).to_bytes(4, "big"), "exceeds the limit"),
+        (bytes([1, 1, 0]) + (1 << 20).to_bytes(4, "big"), "exceeds the limit"),
+        (encode_record(EndOfStream()) + encode_record(RECORDS[0]), "after the end-of-stream"),
+    ],
+)
 def test_malformed_input_is_a_record_error(wire, message):
     reader = RecordReader()
     reader.feed(wire)
@@ -74,7 +77,11 @@ def test_malformed_input_is_a_record_error(wire, message):
 def test_hello_line():
     hello = Hello(channel="news", protocol="RTMP", session="s1")
     assert parse_hello(hello.encode()) == hello
-    for bad in (b"GET / HTTP/1.1\r\n", b"KUBECAST-CONTRIBUTION 2 {nope}\n", b"KUBECAST-CONTRIBUTION 2 {\"x\": 1}\n",
-                b"KUBECAST-CONTRIBUTION 1 {\"channel\": \"news\", \"protocol\": \"RTMP\", \"session\": \"s1\"}\n"):
+    for bad in (
+        b"GET / HTTP/1.1\r\n",
+        b"KUBECAST-CONTRIBUTION 2 {nope}\n",
+        b"KUBECAST-CONTRIBUTION 2 {\"x\": 1}\n",
+        b"KUBECAST-CONTRIBUTION 1 {\"channel\": \"news\", \"protocol\": \"RTMP\", \"session\": \"s1\"}\n",
+    ):
         with pytest.raises(HelloError):
             parse_hello(bad)

@@ -29,27 +29,44 @@ def b64(data: bytes | str) -> str:
 KID_UUID = uuid.UUID(bytes=KID)
 
 
-def answer(*, key: str = b64(KEY), kid: uuid.UUID = KID_UUID, systems: str | None = None,
-           value: str = "PlainValue", iv: str = "") -> bytes:
+def answer(
+    *,
+    key: str = b64(KEY),
+    kid: uuid.UUID = KID_UUID,
+    systems: str | None = None,
+    value: str = "PlainValue",
+    iv: str = "",
+) -> bytes:
     widevine = f'<cpix:PSSH>{b64(pssh(DrmSystem.WIDEVINE.system_id))}</cpix:PSSH>'
-    systems = systems if systems is not None else (
-        f'<cpix:DRMSystem kid="{kid}" systemId="{DrmSystem.WIDEVINE.system_id}">{widevine}</cpix:DRMSystem>')
+    systems = (
+        systems
+        if systems is not None
+        else (f'<cpix:DRMSystem kid="{kid}" systemId="{DrmSystem.WIDEVINE.system_id}">{widevine}</cpix:DRMSystem>')
+    )
     return (
         f'<?xml version="1.0"?><cpix:CPIX xmlns:cpix="{CPIX_NS}" xmlns:pskc="{PSKC_NS}" contentId="news">'
-        f'<cpix:ContentKeyList><cpix:ContentKey kid="{kid}"{iv}><cpix:Data><pskc:Secret><pskc:{value}>{key}</pskc:{value}>'
+        '<cpix:ContentKeyList><cpix:ContentKey '
+        f'kid="{kid}"{iv}><cpix:Data><pskc:Secret><pskc:{value}>{key}</pskc:{value}>'
         f'</pskc:Secret></cpix:Data></cpix:ContentKey></cpix:ContentKeyList><cpix:DRMSystemList>{systems}</cpix:DRMSystemList></cpix:CPIX>'
     ).encode()
 
 
 def test_the_request_names_the_content_the_key_id_the_scheme_and_each_system():
-    root = ET.fromstring(cpix_request(content_id="news", key_id=KID, scheme="cbcs",
-                                      systems=[DrmSystem.WIDEVINE, DrmSystem.FAIRPLAY]))
+    root = ET.fromstring(
+        cpix_request(content_id="news", key_id=KID, scheme="cbcs", systems=[DrmSystem.WIDEVINE, DrmSystem.FAIRPLAY])
+    )
     assert root.tag == f"{C}CPIX" and root.get("contentId") == "news" and root.get("version") == "2.3"
     (key,) = root.iter(f"{C}ContentKey")
     assert key.get("kid") == str(uuid.UUID(bytes=KID)) and key.get("commonEncryptionScheme") == "cbcs"
     assert [s.get("systemId") for s in root.iter(f"{C}DRMSystem")] == [
-        "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed", "94ce86fb-07ff-4f43-adb8-93d2fa968ca2"]
-    assert [c.tag for c in next(root.iter(f"{C}DRMSystem"))] == [f"{C}PSSH", f"{C}ContentProtectionData", f"{C}URIExtXKey"]
+        "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed",
+        "94ce86fb-07ff-4f43-adb8-93d2fa968ca2",
+    ]
+    assert [c.tag for c in next(root.iter(f"{C}DRMSystem"))] == [
+        f"{C}PSSH",
+        f"{C}ContentProtectionData",
+        f"{C}URIExtXKey",
+    ]
     assert next(root.iter(f"{C}ContentKeyUsageRule")).get("intendedTrackType") == "ALL"
 
 
@@ -64,14 +81,18 @@ def test_an_answer_gives_the_key_its_iv_and_each_systems_signalling():
 
 
 def fairplay(uri: str) -> str:
-    return (f'<cpix:DRMSystem kid="{uuid.UUID(bytes=KID)}" systemId="{DrmSystem.FAIRPLAY.system_id}">'
-            f'<cpix:URIExtXKey>{b64(uri)}</cpix:URIExtXKey></cpix:DRMSystem>')
+    return (
+        f'<cpix:DRMSystem kid="{uuid.UUID(bytes=KID)}" systemId="{DrmSystem.FAIRPLAY.system_id}">'
+        f'<cpix:URIExtXKey>{b64(uri)}</cpix:URIExtXKey></cpix:DRMSystem>'
+    )
 
 
 def playready(data: str) -> str:
-    return (f'<cpix:DRMSystem kid="{uuid.UUID(bytes=KID)}" systemId="{DrmSystem.PLAYREADY.system_id}">'
-            f'<cpix:PSSH>{b64(pssh(DrmSystem.PLAYREADY.system_id))}</cpix:PSSH>'
-            f'<cpix:ContentProtectionData>{b64(data)}</cpix:ContentProtectionData></cpix:DRMSystem>')
+    return (
+        f'<cpix:DRMSystem kid="{uuid.UUID(bytes=KID)}" systemId="{DrmSystem.PLAYREADY.system_id}">'
+        f'<cpix:PSSH>{b64(pssh(DrmSystem.PLAYREADY.system_id))}</cpix:PSSH>'
+        f'<cpix:ContentProtectionData>{b64(data)}</cpix:ContentProtectionData></cpix:DRMSystem>'
+    )
 
 
 def test_fairplay_comes_as_a_uri_and_playready_with_mpd_xml():
@@ -81,27 +102,38 @@ def test_fairplay_comes_as_a_uri_and_playready_with_mpd_xml():
     assert found.signals[1].content_protection_data == "<mspr:pro>AAAA</mspr:pro><cenc:pssh>AAAA</cenc:pssh>"
 
 
-@pytest.mark.parametrize(("document", "systems", "reason"), [
-    (b"not xml", [], "not XML"),
-    (b"<other/>", [], "not a CPIX document"),
-    (b'<!DOCTYPE x [<!ENTITY a "b">]><x/>', [], "DTD"),
-    (answer(kid=uuid.UUID(int=7)), [], "no content key"),
-    (answer(key=""), [], "has no value"),
-    (answer(key=b64(bytes(8))), [], "8 bytes, not 16"),
-    (answer(key="!!"), [], "not base64"),
-    (answer(value="EncryptedValue"), [], "encrypted"),
-    (answer(iv=' explicitIV="AAAA"'), [], "explicitIV is not 16 bytes"),
-    (answer(), [DrmSystem.PLAYREADY], "no DRMSystem for PlayReady"),
-    (answer(systems=playready("<x/>").replace(str(DrmSystem.PLAYREADY.system_id), str(DrmSystem.WIDEVINE.system_id))),
-     [DrmSystem.WIDEVINE], "carries system id 9a04f079"),
-    (answer(systems=playready("<mspr:pro>")), [DrmSystem.PLAYREADY], "not well-formed"),
-    (answer(systems=playready("<evil:x/>")), [DrmSystem.PLAYREADY], "not well-formed"),
-    (answer(systems=playready("<!ENTITY a 'b'>")), [DrmSystem.PLAYREADY], "DTD"),
-    (answer(systems=fairplay('skd://"injected')), [DrmSystem.FAIRPLAY], "cannot be an EXT-X-KEY URI"),
-    (answer(systems=fairplay("skd://a\n#EXT-X-ENDLIST")), [DrmSystem.FAIRPLAY], "cannot be an EXT-X-KEY URI"),
-    (answer(systems=f'<cpix:DRMSystem kid="{uuid.UUID(bytes=KID)}" systemId="{DrmSystem.FAIRPLAY.system_id}"/>'),
-     [DrmSystem.FAIRPLAY], "neither a PSSH nor a URIExtXKey"),
-])
+@pytest.mark.parametrize(
+    ("document", "systems", "reason"),
+    [
+        (b"not xml", [], "not XML"),
+        (b"<other/>", [], "not a CPIX document"),
+        (b'<!DOCTYPE x [<!ENTITY a "b">]><x/>', [], "DTD"),
+        (answer(kid=uuid.UUID(int=7)), [], "no content key"),
+        (answer(key=""), [], "has no value"),
+        (answer(key=b64(bytes(8))), [], "8 bytes, not 16"),
+        (answer(key="!!"), [], "not base64"),
+        (answer(value="EncryptedValue"), [], "encrypted"),
+        (answer(iv=' explicitIV="AAAA"'), [], "explicitIV is not 16 bytes"),
+        (answer(), [DrmSystem.PLAYREADY], "no DRMSystem for PlayReady"),
+        (
+            answer(
+                systems=playready("<x/>").replace(str(DrmSystem.PLAYREADY.system_id), str(DrmSystem.WIDEVINE.system_id))
+            ),
+            [DrmSystem.WIDEVINE],
+            "carries system id 9a04f079",
+        ),
+        (answer(systems=playready("<mspr:pro>")), [DrmSystem.PLAYREADY], "not well-formed"),
+        (answer(systems=playready("<evil:x/>")), [DrmSystem.PLAYREADY], "not well-formed"),
+        (answer(systems=playready("<!ENTITY a 'b'>")), [DrmSystem.PLAYREADY], "DTD"),
+        (answer(systems=fairplay('skd://"injected')), [DrmSystem.FAIRPLAY], "cannot be an EXT-X-KEY URI"),
+        (answer(systems=fairplay("skd://a\n#EXT-X-ENDLIST")), [DrmSystem.FAIRPLAY], "cannot be an EXT-X-KEY URI"),
+        (
+            answer(systems=f'<cpix:DRMSystem kid="{uuid.UUID(bytes=KID)}" systemId="{DrmSystem.FAIRPLAY.system_id}"/>'),
+            [DrmSystem.FAIRPLAY],
+            "neither a PSSH nor a URIExtXKey",
+        ),
+    ],
+)
 def test_unusable_answers_are_refused_with_a_reason(document, systems, reason):
     with pytest.raises(CpixError, match=reason) as error:
         parse_cpix_answer(document, key_id=KID, systems=systems)

@@ -1,13 +1,17 @@
 import pytest
-
 from flvfile import FLV_HEADER, FlvReader, FlvTag, TagType, audio_tag_body, video_tag_body
+
 from kubecast.media.flv import FlvError, parse_audio, parse_video
 
 
 def test_tags_round_trip_byte_by_byte():
     tags = [
         FlvTag(TagType.SCRIPT, 0, b"\x02\x00\x0aonMetaData"),
-        FlvTag(TagType.VIDEO, 0x01020304, video_tag_body(keyframe=True, sequence_header=False, composition_offset=-66, payload=b"nal")),
+        FlvTag(
+            TagType.VIDEO,
+            0x01020304,
+            video_tag_body(keyframe=True, sequence_header=False, composition_offset=-66, payload=b"nal"),
+        ),
         FlvTag(TagType.AUDIO, 23, audio_tag_body(sequence_header=True, payload=b"\x11\x90")),
     ]
     stream = FLV_HEADER + b"".join(tag.encode() for tag in tags)
@@ -17,7 +21,12 @@ def test_tags_round_trip_byte_by_byte():
         seen.extend(reader.tags())
     assert seen == tags
     video = parse_video(seen[1].data)
-    assert (video.keyframe, video.is_sequence_header, video.composition_offset, video.payload) == (True, False, -66, b"nal")
+    assert (video.keyframe, video.is_sequence_header, video.composition_offset, video.payload) == (
+        True,
+        False,
+        -66,
+        b"nal",
+    )
     audio = parse_audio(seen[2].data)
     assert audio.is_sequence_header and audio.payload == b"\x11\x90"
 

@@ -4,8 +4,16 @@ import av
 import pytest
 
 from kubecast.media.mp4 import (
-    Mp4Error, Sample, aac_codec_string, avc_codec_string, find_box, init_segment_audio, init_segment_video,
-    iter_boxes, media_segment, parse_media_segment,
+    Mp4Error,
+    Sample,
+    aac_codec_string,
+    avc_codec_string,
+    find_box,
+    init_segment_audio,
+    init_segment_video,
+    iter_boxes,
+    media_segment,
+    parse_media_segment,
 )
 
 
@@ -23,10 +31,26 @@ def video_segments(parsed):
     for number, group in enumerate(groups):
         samples, data = [], b""
         for index, (timestamp, packet) in enumerate(group):
-            following = group[index + 1][0] if index + 1 < len(group) else (groups[number + 1][0][0] if number + 1 < len(groups) else timestamp + 33)
-            samples.append(Sample((following - timestamp) * 90, len(packet.payload), packet.composition_offset * 90, packet.keyframe))
+            following = (
+                group[index + 1][0]
+                if index + 1 < len(group)
+                else (groups[number + 1][0][0] if number + 1 < len(groups) else timestamp + 33)
+            )
+            samples.append(
+                Sample(
+                    (following - timestamp) * 90, len(packet.payload), packet.composition_offset * 90, packet.keyframe
+                )
+            )
             data += packet.payload
-        segments.append((group[0][0] * 90, samples, media_segment(sequence_number=number + 1, base_decode_time=group[0][0] * 90, samples=samples, data=data)))
+        segments.append(
+            (
+                group[0][0] * 90,
+                samples,
+                media_segment(
+                    sequence_number=number + 1, base_decode_time=group[0][0] * 90, samples=samples, data=data
+                ),
+            )
+        )
     return segments
 
 
@@ -48,7 +72,12 @@ def test_parse_round_trip(parsed_contribution):
 
 
 def test_negative_composition_offsets_survive(parsed_contribution):
-    data = media_segment(sequence_number=1, base_decode_time=180000, samples=[Sample(3000, 3, -6000, True), Sample(3000, 2, 3000, False)], data=b"abcde")
+    data = media_segment(
+        sequence_number=1,
+        base_decode_time=180000,
+        samples=[Sample(3000, 3, -6000, True), Sample(3000, 2, 3000, False)],
+        data=b"abcde",
+    )
     base, samples = parse_media_segment(data)
     assert base == 180000 and [s.composition_offset for s in samples] == [-6000, 3000]
     assert [s.keyframe for s in samples] == [True, False]
@@ -57,7 +86,12 @@ def test_negative_composition_offsets_survive(parsed_contribution):
 def test_audio_init_and_segment_decode(parsed_contribution):
     config, _, audio = parsed_contribution
     init = init_segment_audio(sample_rate=48000, channels=1, timescale=48000, asc=config["asc"])
-    segment = media_segment(sequence_number=1, base_decode_time=0, samples=[Sample(1024, len(p.payload)) for _, p in audio], data=b"".join(p.payload for _, p in audio))
+    segment = media_segment(
+        sequence_number=1,
+        base_decode_time=0,
+        samples=[Sample(1024, len(p.payload)) for _, p in audio],
+        data=b"".join(p.payload for _, p in audio),
+    )
     container = av.open(io.BytesIO(init + segment), format="mp4")
     decoded = sum(frame.samples for frame in container.decode(audio=0))
     assert decoded == 1024 * len(audio)

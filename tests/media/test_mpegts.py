@@ -10,8 +10,17 @@ def test_timestamps_keep_growing_across_the_33_bit_wrap():
 
 def adts(payload: bytes, *, rate_index=3, channels=2) -> bytes:
     length = 7 + len(payload)
-    header = bytes([0xFF, 0xF1, (1 << 6) | (rate_index << 2) | (channels >> 2), ((channels & 3) << 6) | (length >> 11),
-                    (length >> 3) & 0xFF, ((length & 7) << 5) | 0x1F, 0xFC])
+    header = bytes(
+        [
+            0xFF,
+            0xF1,
+            (1 << 6) | (rate_index << 2) | (channels >> 2),
+            ((channels & 3) << 6) | (length >> 11),
+            (length >> 3) & 0xFF,
+            ((length & 7) << 5) | 0x1F,
+            0xFC,
+        ]
+    )
     return header + payload
 
 

@@ -12,22 +12,34 @@ def token(scope="channel:demo", key_id="k1", expires=NOW + 60, key=None):
     return sign(key=key or KEYS[key_id], key_id=key_id, scope=scope, expires=expires)
 
 
-@pytest.mark.parametrize("scope,path", [
-    ("channel:demo", "/live/demo/index.m3u8"), ("channel:demo", "/live/demo/v720/12.m4s"),
-    ("channel:demo", "/preview/demo/"), ("channel:demo", "/preview/demo/thumbnail.jpg"),
-    ("program:show", "/show/index.ism/manifest(format=m3u8-cmaf)"), ("prefix:/", "/live/other/index.m3u8"),
-    ("prefix:/live/", "/live/demo/manifest.mpd"),
-])
+@pytest.mark.parametrize(
+    "scope,path",
+    [
+        ("channel:demo", "/live/demo/index.m3u8"),
+        ("channel:demo", "/live/demo/v720/12.m4s"),
+        ("channel:demo", "/preview/demo/"),
+        ("channel:demo", "/preview/demo/thumbnail.jpg"),
+        ("program:show", "/show/index.ism/manifest(format=m3u8-cmaf)"),
+        ("prefix:/", "/live/other/index.m3u8"),
+        ("prefix:/live/", "/live/demo/manifest.mpd"),
+    ],
+)
 def test_a_good_token_opens_its_scope(scope, path):
     decision = verify(token(scope), path, NOW, KEYS)
     assert decision.allowed and decision.status == 200 and decision.key_id == "k1"
 
 
-@pytest.mark.parametrize("scope,path", [
-    ("channel:demo", "/live/demo2/index.m3u8"), ("channel:demo", "/live/other/index.m3u8"),
-    ("channel:demo", "/show/index.m3u8"), ("program:show", "/showcase/index.m3u8"), ("program:show", "/live/show/index.m3u8"),
-    ("prefix:/live/demo/", "/preview/demo/"),
-])
+@pytest.mark.parametrize(
+    "scope,path",
+    [
+        ("channel:demo", "/live/demo2/index.m3u8"),
+        ("channel:demo", "/live/other/index.m3u8"),
+        ("channel:demo", "/show/index.m3u8"),
+        ("program:show", "/showcase/index.m3u8"),
+        ("program:show", "/live/show/index.m3u8"),
+        ("prefix:/live/demo/", "/preview/demo/"),
+    ],
+)
 def test_out_of_scope_is_refused(scope, path):
     decision = verify(token(scope), path, NOW, KEYS)
     assert (decision.allowed, decision.reason, decision.status) == (False, Reason.OUT_OF_SCOPE, 403)
@@ -37,15 +49,19 @@ def test_every_broken_token_has_its_reason():
     good = token()
     kid, expires, scope, signature = good.split(".")
     cases = {
-        None: Reason.MISSING, "": Reason.MISSING,
-        "garbage": Reason.MALFORMED, f"{kid}.{expires}.{scope}": Reason.MALFORMED, f"{kid}.soon.{scope}.{signature}": Reason.MALFORMED,
+        None: Reason.MISSING,
+        "": Reason.MISSING,
+        "garbage": Reason.MALFORMED,
+        f"{kid}.{expires}.{scope}": Reason.MALFORMED,
+        f"{kid}.soon.{scope}.{signature}": Reason.MALFORMED,
         "x" * 600: Reason.MALFORMED,
         f"k9.{expires}.{scope}.{signature}": Reason.UNKNOWN_KEY,
         f"{kid}.{expires}.{scope}.{signature[:-2]}AA": Reason.BAD_SIGNATURE,
         f"{kid}.{int(expires) + 3600}.{scope}.{signature}": Reason.BAD_SIGNATURE,  # a longer life is a forgery
         token(scope="prefix:/", key=b"not the key"): Reason.BAD_SIGNATURE,
         f"k2.{expires}.{scope}.{signature}": Reason.BAD_SIGNATURE,  # signed by k1, claims k2
-        token(expires=NOW - 1): Reason.EXPIRED, token(expires=NOW): Reason.EXPIRED,
+        token(expires=NOW - 1): Reason.EXPIRED,
+        token(expires=NOW): Reason.EXPIRED,
     }
     for candidate, reason in cases.items():
         decision = verify(candidate, "/live/demo/index.m3u8", NOW, KEYS)
@@ -58,7 +74,10 @@ def test_a_widened_scope_breaks_the_signature():
     import base64
 
     wider = base64.urlsafe_b64encode(b"prefix:/").rstrip(b"=").decode()
-    assert verify(f"{kid}.{expires}.{wider}.{signature}", "/live/other/index.m3u8", NOW, KEYS).reason is Reason.BAD_SIGNATURE
+    assert (
+        verify(f"{kid}.{expires}.{wider}.{signature}", "/live/other/index.m3u8", NOW, KEYS).reason
+        is Reason.BAD_SIGNATURE
+    )
 
 
 def test_rotation_two_keys_live_then_the_old_one_dropped():
@@ -75,7 +94,9 @@ def test_tokens_are_one_path_element():
         assert "/" not in token(scope) and "?" not in token(scope) and "%" not in token(scope)
 
 
-@pytest.mark.parametrize("scope", ["demo", "channel:", "channel:../x", "program:a/b", "prefix:live", "prefix:/a/../b", "other:x"])
+@pytest.mark.parametrize(
+    "scope", ["demo", "channel:", "channel:../x", "program:a/b", "prefix:live", "prefix:/a/../b", "other:x"]
+)
 def test_bad_scopes_are_refused_when_signing(scope):
     with pytest.raises(ValueError):
         check_scope(scope)

@@ -17,9 +17,39 @@ from kubecast.media.tsmux import PACKET, TsSample, mux_segment
 def fragments(tmp_path_factory):
     """Two-second fragments of H.264 (with B-frames) + AAC, as ffmpeg writes fragmented MP4."""
     path = tmp_path_factory.mktemp("fmp4") / "source.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=sample_rate=48000",
-                    "-t", "6", "-c:v", "libx264", "-g", "60", "-bf", "2", "-c:a", "aac", "-movflags", "frag_keyframe+empty_moov+default_base_moof",
-                    "-frag_duration", "2000000", str(path)], check=True, timeout=60)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=48000",
+            "-t",
+            "6",
+            "-c:v",
+            "libx264",
+            "-g",
+            "60",
+            "-bf",
+            "2",
+            "-c:a",
+            "aac",
+            "-movflags",
+            "frag_keyframe+empty_moov+default_base_moof",
+            "-frag_duration",
+            "2000000",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
+    )
     boxes = BoxStream().feed(path.read_bytes())
     tracks = {t.track_id: t for t in parse_init(next(box for kind, box in boxes if kind == b"moov"))}
     video = next(t for t in tracks.values() if t.kind == "video")
@@ -36,10 +66,22 @@ def segments(fragments, seconds: int = 2):
     video, audio, video_samples, audio_samples = fragments
     result = []
     for start in range(0, 6, seconds):
-        vs = [s for s in video_samples if start * video.timescale <= s.decode_time < (start + seconds) * video.timescale]
-        aus = [s for s in audio_samples if start * audio.timescale <= s.decode_time < (start + seconds) * audio.timescale]
-        result.append(mux_segment(avcc=video.codec_config, video_timescale=video.timescale, video=vs,
-                                  asc=audio.codec_config, audio_timescale=audio.timescale, audio=aus))
+        vs = [
+            s for s in video_samples if start * video.timescale <= s.decode_time < (start + seconds) * video.timescale
+        ]
+        aus = [
+            s for s in audio_samples if start * audio.timescale <= s.decode_time < (start + seconds) * audio.timescale
+        ]
+        result.append(
+            mux_segment(
+                avcc=video.codec_config,
+                video_timescale=video.timescale,
+                video=vs,
+                asc=audio.codec_config,
+                audio_timescale=audio.timescale,
+                audio=aus,
+            )
+        )
     return result
 
 

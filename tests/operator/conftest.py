@@ -43,10 +43,12 @@ def record(kmock) -> None:
 def _parse_path(parse):
     """kmock 0.8 reads ``/api/v1/namespaces`` (the cluster-scoped list kopf watches in cluster-wide
     mode) as a namespaced path with no namespace and fails; everything else goes to its parser."""
+
     def parse_path(path: str):
         if path.rstrip("/") == "/api/v1/namespaces":
             return parse("/api/v1/namespaces/-").__class__("", "v1", "namespaces", None, None, None)
         return parse(path)
+
     return parse_path
 
 
@@ -59,13 +61,26 @@ def cluster(kmock, tmp_path, monkeypatch):
     for resource, (kind, namespaced) in CORE.items():
         kmock.resources[resource] = {"kind": kind, "namespaced": namespaced, "verbs": VERBS}
     # kopf lists the namespaces and serves only those that exist
-    kmock.objects["v1/namespaces", None, "media"] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "media"}}
+    kmock.objects["v1/namespaces", None, "media"] = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "media"},
+    }
     for plural, kind in CRDS:
-        kmock.resources[f"kubecast.io/v1alpha1/{plural}"] = {"kind": kind, "namespaced": True, "subresources": ["status"], "verbs": VERBS}
-    kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "kmock",
-                  "clusters": [{"name": "kmock", "cluster": {"server": str(kmock.url).rstrip("/")}}],
-                  "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "tester"}}],
-                  "users": [{"name": "tester", "user": {"token": "test-token"}}]}
+        kmock.resources[f"kubecast.io/v1alpha1/{plural}"] = {
+            "kind": kind,
+            "namespaced": True,
+            "subresources": ["status"],
+            "verbs": VERBS,
+        }
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "kmock",
+        "clusters": [{"name": "kmock", "cluster": {"server": str(kmock.url).rstrip("/")}}],
+        "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "tester"}}],
+        "users": [{"name": "tester", "user": {"token": "test-token"}}],
+    }
     (tmp_path / "kubeconfig").write_text(json.dumps(kubeconfig))
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)

@@ -19,22 +19,35 @@ DEPLOYMENTS = "apps/v1/deployments"
 
 def channel_body(ladder_top: int = 3_000_000, key_secret: str = "news-key") -> dict:
     return {
-        "apiVersion": "kubecast.io/v1alpha1", "kind": "Channel",
+        "apiVersion": "kubecast.io/v1alpha1",
+        "kind": "Channel",
         "metadata": {"name": "news", "namespace": "media", "uid": "uid-news", "generation": 1, "resourceVersion": "1"},
-        "spec": {"ingest": {"streamKeySecretRef": {"name": key_secret, "key": "streamKey"}},
-                 "encoding": {"preset": "Custom", "renditions": [{"name": "hi", "width": 1280, "height": 720, "bitrate": ladder_top}]}},
+        "spec": {
+            "ingest": {"streamKeySecretRef": {"name": key_secret, "key": "streamKey"}},
+            "encoding": {
+                "preset": "Custom",
+                "renditions": [{"name": "hi", "width": 1280, "height": 720, "bitrate": ladder_top}],
+            },
+        },
     }
 
 
 # The emulator's discovery lists only what it is told: the core kinds kopf looks for, the
 # kinds the operator creates, and our CRDs.
 CORE = {
-    "v1/namespaces": ("Namespace", False), "v1/events": ("Event", True), "v1/secrets": ("Secret", True),
-    "v1/configmaps": ("ConfigMap", True), "v1/services": ("Service", True), "apps/v1/deployments": ("Deployment", True),
-    "policy/v1/poddisruptionbudgets": ("PodDisruptionBudget", True), "autoscaling/v2/horizontalpodautoscalers": ("HorizontalPodAutoscaler", True),
-    "networking.k8s.io/v1/ingresses": ("Ingress", True), "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", True),
+    "v1/namespaces": ("Namespace", False),
+    "v1/events": ("Event", True),
+    "v1/secrets": ("Secret", True),
+    "v1/configmaps": ("ConfigMap", True),
+    "v1/services": ("Service", True),
+    "apps/v1/deployments": ("Deployment", True),
+    "policy/v1/poddisruptionbudgets": ("PodDisruptionBudget", True),
+    "autoscaling/v2/horizontalpodautoscalers": ("HorizontalPodAutoscaler", True),
+    "networking.k8s.io/v1/ingresses": ("Ingress", True),
+    "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", True),
     "apiextensions.k8s.io/v1/customresourcedefinitions": ("CustomResourceDefinition", False),
-    "kopf.dev/v1/kopfpeerings": ("KopfPeering", True), "kopf.dev/v1/clusterkopfpeerings": ("ClusterKopfPeering", False),
+    "kopf.dev/v1/kopfpeerings": ("KopfPeering", True),
+    "kopf.dev/v1/clusterkopfpeerings": ("ClusterKopfPeering", False),
 }
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
 CRDS = (("channels", "Channel"), ("programs", "Program"), ("streamingendpoints", "StreamingEndpoint"))
@@ -79,8 +92,6 @@ def conditions(cluster, name, resource=CHANNELS):
     return {c["type"]: c for c in (obj(cluster, resource, name).get("status") or {}).get("conditions", [])}
 
 
-
-
 async def as_user(cluster, method: str, path: str, body: dict | None = None) -> int:
     """A request of a user (kubectl), marked so that the RBAC comparison leaves it out;
     ``path`` under the emulator's URL, a merge patch for PATCH.  Returns the HTTP status."""
@@ -88,7 +99,9 @@ async def as_user(cluster, method: str, path: str, body: dict | None = None) -> 
 
     headers = {"X-Test-Client": "test", "Content-Type": "application/merge-patch+json"}
     async with aiohttp.ClientSession() as session:
-        async with session.request(method, f"{str(cluster.url).rstrip('/')}{path}", json=body, headers=headers) as response:
+        async with session.request(
+            method, f"{str(cluster.url).rstrip('/')}{path}", json=body, headers=headers
+        ) as response:
             return response.status
 
 
@@ -135,6 +148,7 @@ def versioned(handle):
                 elif current is not None and dicts.patch_dict(current, data).get("spec") != current.get("spec"):
                     meta["generation"] = (current.get("metadata", {}).get("generation") or 1) + 1
         return await handle(self, request)
+
     return handle_versioned
 
 
@@ -151,8 +165,13 @@ async def roll_out(cluster, name: str, *, ready: int = 1) -> None:
     generation (``ready``: ready pods of its one replica), sent through the API so that the
     operator's watch sees it, as it would on a cluster."""
     generation = obj(cluster, DEPLOYMENTS, name).raw["metadata"]["generation"]
-    status = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": ready,
-              "availableReplicas": ready}
+    status = {
+        "observedGeneration": generation,
+        "replicas": 1,
+        "updatedReplicas": 1,
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+    }
     path = f"/apis/apps/v1/namespaces/media/deployments/{name}/status"
     assert await as_user(cluster, "PATCH", path, {"status": status}) == 200
 

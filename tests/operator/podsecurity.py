@@ -12,16 +12,47 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 # Baseline, "Capabilities": what a container may add beyond the runtime's default set.
-BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
-                         "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+BASELINE_CAPABILITIES = {
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+}
 # Baseline, "SELinux": the only types a pod or container may ask for.
 SELINUX_TYPES = {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
 # Baseline, "Sysctls": the safe set.
-SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start", "net.ipv4.tcp_syncookies",
-                "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout",
-                "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes"}
+SAFE_SYSCTLS = {
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+}
 # Restricted, "Volume Types".
-RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 # Restricted, "Capabilities": all dropped, and only this one may come back.
 RESTRICTED_ADD = {"NET_BIND_SERVICE"}
 SECCOMP_TYPES = {"RuntimeDefault", "Localhost"}
@@ -74,7 +105,9 @@ def restricted_violations(spec: dict, annotations: dict | None = None) -> list[s
         if (profile or {}).get("type") not in APPARMOR_TYPES:
             found.append(f"AppArmor: {where} asks for profile type {(profile or {}).get('type')}")
     for key, value in (annotations or {}).items():
-        if key.startswith("container.apparmor.security.beta.kubernetes.io/") and not (value == "runtime/default" or value.startswith("localhost/")):
+        if key.startswith("container.apparmor.security.beta.kubernetes.io/") and not (
+            value == "runtime/default" or value.startswith("localhost/")
+        ):
             found.append(f"AppArmor: annotation {key} is {value}")
     for where, options in each("seLinuxOptions"):
         options = options or {}
@@ -105,7 +138,9 @@ def restricted_violations(spec: dict, annotations: dict | None = None) -> list[s
         if context.get("allowPrivilegeEscalation") is not False:
             found.append(f"Privilege Escalation: container {name} does not set allowPrivilegeEscalation: false")
         # Running as Non-root: true on the pod, or on every container; false nowhere.
-        if context.get("runAsNonRoot") is False or (context.get("runAsNonRoot") is not True and pod.get("runAsNonRoot") is not True):
+        if context.get("runAsNonRoot") is False or (
+            context.get("runAsNonRoot") is not True and pod.get("runAsNonRoot") is not True
+        ):
             found.append(f"Running as Non-root: container {name} may run as root (runAsNonRoot)")
         # Seccomp: set on the pod, or on every container; and never anything but these two.
         own = (context.get("seccompProfile") or {}).get("type")

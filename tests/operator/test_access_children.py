@@ -11,13 +11,23 @@ NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 def test_the_preview_url_is_on_the_first_streaming_endpoint():
     channel = Channel.model_validate({"metadata": {"name": "news"}})
-    endpoints = [StreamingEndpoint.model_validate({"metadata": {"name": name}, "spec": spec})
-                 for name, spec in (("zulu", {}), ("alpha", {"hostNames": ["tv.example.com"]}))]
+    endpoints = [
+        StreamingEndpoint.model_validate({"metadata": {"name": name}, "spec": spec})
+        for name, spec in (("zulu", {}), ("alpha", {"hostNames": ["tv.example.com"]}))
+    ]
     assert preview_url(channel, endpoints, "media") == "http://tv.example.com/preview/news/"
     assert preview_url(channel, endpoints[:1], "media") == "http://zulu.media.svc/preview/news/"
     assert preview_url(channel, [], "media") is None
-    status = aggregate_channel(channel, generation=1, deployments={}, services={}, secret_error=None, previous=None, now=NOW,
-                               preview=preview_url(channel, endpoints, "media"))
+    status = aggregate_channel(
+        channel,
+        generation=1,
+        deployments={},
+        services={},
+        secret_error=None,
+        previous=None,
+        now=NOW,
+        preview=preview_url(channel, endpoints, "media"),
+    )
     assert status["previewUrl"] == "http://tv.example.com/preview/news/"
 
 
@@ -32,9 +42,14 @@ from kubecast.operator.status import aggregate_endpoint, secret_problems  # noqa
 
 SETTINGS = OperatorSettings(store_url="s3://b/k")
 PROTECTED = {
-    "accessControl": {"allowedIps": ["203.0.113.0/24"], "trustedProxies": ["10.0.0.0/8"],
-                      "signingKeys": [{"id": "a", "secretRef": {"name": "url-signing", "key": "a"}},
-                                      {"id": "b", "secretRef": {"name": "url-signing-2", "key": "b"}}]},
+    "accessControl": {
+        "allowedIps": ["203.0.113.0/24"],
+        "trustedProxies": ["10.0.0.0/8"],
+        "signingKeys": [
+            {"id": "a", "secretRef": {"name": "url-signing", "key": "a"}},
+            {"id": "b", "secretRef": {"name": "url-signing-2", "key": "b"}},
+        ],
+    },
     "cdn": {"originAuthentication": {"headerName": "X-From-Cdn", "secretRef": {"name": "cdn", "key": "header"}}},
     "crossSiteOrigins": ["https://player.example.com"],
 }
@@ -42,16 +57,23 @@ PROTECTED = {
 
 def test_the_endpoint_pods_get_the_policy_and_the_secrets_never_their_values():
     endpoint = StreamingEndpoint.model_validate({"metadata": {"name": "edge"}, "spec": PROTECTED})
-    channels = [Channel.model_validate({"metadata": {"name": "news"}, "spec": {"preview": {"allowedIps": ["192.0.2.0/24"]}}}),
-                Channel.model_validate({"metadata": {"name": "open"}})]
+    channels = [
+        Channel.model_validate({"metadata": {"name": "news"}, "spec": {"preview": {"allowedIps": ["192.0.2.0/24"]}}}),
+        Channel.model_validate({"metadata": {"name": "open"}}),
+    ]
     children = build_endpoint_children(endpoint, uid="u", namespace="media", settings=SETTINGS, channels=channels)
     for child in children:
         kubernetes_validate.validate(child, "1.30", strict=True)
     config = next(c for c in children if c["kind"] == "ConfigMap")
-    assert config["metadata"]["name"] == "edge-endpoint-access" and config["metadata"]["ownerReferences"][0]["name"] == "edge"
+    assert (
+        config["metadata"]["name"] == "edge-endpoint-access"
+        and config["metadata"]["ownerReferences"][0]["name"] == "edge"
+    )
     document = json.loads(config["data"]["access.json"])
     assert document == {
-        "allowedIps": ["203.0.113.0/24"], "trustedProxies": ["10.0.0.0/8"], "previewAllowedIps": {"news": ["192.0.2.0/24"]},
+        "allowedIps": ["203.0.113.0/24"],
+        "trustedProxies": ["10.0.0.0/8"],
+        "previewAllowedIps": {"news": ["192.0.2.0/24"]},
         "signingKeys": {"a": "/var/run/secrets/kubecast/signing-key-a", "b": "/var/run/secrets/kubecast/signing-key-b"},
         "originAuth": {"header": "X-From-Cdn", "valueFile": "/var/run/secrets/kubecast/origin-auth"},
         "crossSiteOrigins": ["https://player.example.com"],
@@ -62,12 +84,17 @@ def test_the_endpoint_pods_get_the_policy_and_the_secrets_never_their_values():
     assert container["args"][-2:] == ["--access", "/etc/kubecast/access.json"]
     sources = next(v for v in pod["volumes"] if v["name"] == "access-secrets")["projected"]["sources"]
     assert [(s["secret"]["name"], s["secret"]["items"]) for s in sources] == [
-        ("url-signing", [{"key": "a", "path": "signing-key-a"}]), ("url-signing-2", [{"key": "b", "path": "signing-key-b"}]),
-        ("cdn", [{"key": "header", "path": "origin-auth"}])]
+        ("url-signing", [{"key": "a", "path": "signing-key-a"}]),
+        ("url-signing-2", [{"key": "b", "path": "signing-key-b"}]),
+        ("cdn", [{"key": "header", "path": "origin-auth"}]),
+    ]
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/etc/kubecast", "/var/run/secrets/kubecast"}
+
     # A changed policy (here a Channel's preview list) rolls the pods; an unchanged one does not.
     def hash_of(cs):
-        return next(c for c in cs if c["kind"] == "Deployment")["spec"]["template"]["metadata"]["annotations"]["kubecast.io/access-hash"]
+        return next(c for c in cs if c["kind"] == "Deployment")["spec"]["template"]["metadata"]["annotations"][
+            "kubecast.io/access-hash"
+        ]
 
     again = build_endpoint_children(endpoint, uid="u", namespace="media", settings=SETTINGS, channels=channels)
     fewer = build_endpoint_children(endpoint, uid="u", namespace="media", settings=SETTINGS, channels=channels[1:])
@@ -76,30 +103,52 @@ def test_the_endpoint_pods_get_the_policy_and_the_secrets_never_their_values():
 
 def test_an_open_endpoint_has_no_policy_objects():
     endpoint = StreamingEndpoint.model_validate({"metadata": {"name": "edge"}})
-    children = build_endpoint_children(endpoint, uid="u", namespace="media", settings=SETTINGS, channels=[Channel.model_validate({"metadata": {"name": "news"}})])
+    children = build_endpoint_children(
+        endpoint,
+        uid="u",
+        namespace="media",
+        settings=SETTINGS,
+        channels=[Channel.model_validate({"metadata": {"name": "news"}})],
+    )
     assert [c["kind"] for c in children] == ["Deployment", "Service", "PodDisruptionBudget"]
     assert "--access" not in children[0]["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def test_a_missing_endpoint_secret_stalls_it_naming_what_for():
     endpoint = StreamingEndpoint.model_validate({"metadata": {"name": "edge"}, "spec": PROTECTED})
-    problem = secret_problems(endpoint_secret_references(endpoint), {"url-signing": {"data": {"a": "eA=="}}, "url-signing-2": None, "cdn": {"data": {}}})
+    problem = secret_problems(
+        endpoint_secret_references(endpoint),
+        {"url-signing": {"data": {"a": "eA=="}}, "url-signing-2": None, "cdn": {"data": {}}},
+    )
     assert problem == "Secret url-signing-2 (signing key b) does not exist; Secret cdn (origin auth) has no key header"
-    status = aggregate_endpoint(endpoint, generation=3, deployment=None, namespace="media", previous=None, now=NOW, secret_error=problem)
+    status = aggregate_endpoint(
+        endpoint, generation=3, deployment=None, namespace="media", previous=None, now=NOW, secret_error=problem
+    )
     stalled = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
-    assert stalled == {"Ready": ("False", "SecretMissing"), "Reconciling": ("False", "SecretMissing"), "Stalled": ("True", "SecretMissing")}
+    assert stalled == {
+        "Ready": ("False", "SecretMissing"),
+        "Reconciling": ("False", "SecretMissing"),
+        "Stalled": ("True", "SecretMissing"),
+    }
 
 
 def test_ingest_services_keep_the_publishers_address_where_it_is_checked():
     def services(spec):
         channel = Channel.model_validate({"metadata": {"name": "news"}, "spec": {"ingest": spec}})
-        found = [c for c in build_channel_children(channel, uid="u", namespace="media", settings=SETTINGS) if c["metadata"]["name"].startswith("news-ingest-")]
+        found = [
+            c
+            for c in build_channel_children(channel, uid="u", namespace="media", settings=SETTINGS)
+            if c["metadata"]["name"].startswith("news-ingest-")
+        ]
         for service in found:
             kubernetes_validate.validate(service, "1.30", strict=True)
         return [s["spec"] for s in found]
 
     for spec in services({"allowedIps": ["192.0.2.7", "2001:db8::/32"]}):
-        assert spec["externalTrafficPolicy"] == "Local" and spec["loadBalancerSourceRanges"] == ["192.0.2.7/32", "2001:db8::/32"]
+        assert spec["externalTrafficPolicy"] == "Local" and spec["loadBalancerSourceRanges"] == [
+            "192.0.2.7/32",
+            "2001:db8::/32",
+        ]
     for spec in services({"allowedIps": ["192.0.2.0/24"], "serviceType": "NodePort"}):
         assert spec["externalTrafficPolicy"] == "Local" and "loadBalancerSourceRanges" not in spec
     for spec in services({"allowedIps": ["192.0.2.0/24"], "serviceType": "ClusterIP"}) + services({}):

@@ -8,14 +8,23 @@ from emulator import CHANNELS, DEPLOYMENTS, ENDPOINTS, channel_body, conditions,
 
 
 def endpoint_body(secret: str) -> dict:
-    return {"apiVersion": "kubecast.io/v1alpha1", "kind": "StreamingEndpoint",
-            "metadata": {"name": "edge", "namespace": "media", "uid": "uid-edge", "generation": 1, "resourceVersion": "1"},
-            "spec": {"accessControl": {"signingKeys": [{"id": "a", "secretRef": {"name": secret, "key": "a"}}]}}}
+    return {
+        "apiVersion": "kubecast.io/v1alpha1",
+        "kind": "StreamingEndpoint",
+        "metadata": {"name": "edge", "namespace": "media", "uid": "uid-edge", "generation": 1, "resourceVersion": "1"},
+        "spec": {"accessControl": {"signingKeys": [{"id": "a", "secretRef": {"name": secret, "key": "a"}}]}},
+    }
 
 
 async def test_policy_preview_url_and_a_missing_key(cluster):  # noqa: F811
-    cluster.objects["v1/secrets", "media", "news-key"] = {"metadata": {"name": "news-key", "namespace": "media"}, "data": {"streamKey": "c2VjcmV0"}}
-    cluster.objects["v1/secrets", "media", "url-signing"] = {"metadata": {"name": "url-signing", "namespace": "media"}, "data": {"a": "a2V5"}}
+    cluster.objects["v1/secrets", "media", "news-key"] = {
+        "metadata": {"name": "news-key", "namespace": "media"},
+        "data": {"streamKey": "c2VjcmV0"},
+    }
+    cluster.objects["v1/secrets", "media", "url-signing"] = {
+        "metadata": {"name": "url-signing", "namespace": "media"},
+        "data": {"a": "a2V5"},
+    }
     channel = channel_body()
     channel["spec"]["preview"] = {"allowedIps": ["192.0.2.0/24"]}
     cluster.objects[CHANNELS, "media", "news"] = channel
@@ -24,15 +33,34 @@ async def test_policy_preview_url_and_a_missing_key(cluster):  # noqa: F811
     body["metadata"].update(name="other", uid="uid-other")
     cluster.objects[ENDPOINTS, "media", "other"] = body
     async with operator():
-        config = await eventually(lambda: obj(cluster, "v1/configmaps", "edge-endpoint-access"), what="the policy ConfigMap")
+        config = await eventually(
+            lambda: obj(cluster, "v1/configmaps", "edge-endpoint-access"), what="the policy ConfigMap"
+        )
         document = json.loads(config["data"]["access.json"])
-        assert document["previewAllowedIps"] == {"news": ["192.0.2.0/24"]} and document["signingKeys"] == {"a": "/var/run/secrets/kubecast/signing-key-a"}
-        deployment = await eventually(lambda: obj(cluster, DEPLOYMENTS, "edge-endpoint"), what="the endpoint Deployment")
+        assert document["previewAllowedIps"] == {"news": ["192.0.2.0/24"]} and document["signingKeys"] == {
+            "a": "/var/run/secrets/kubecast/signing-key-a"
+        }
+        deployment = await eventually(
+            lambda: obj(cluster, DEPLOYMENTS, "edge-endpoint"), what="the endpoint Deployment"
+        )
         assert "--access" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-        await eventually(lambda: obj(cluster, CHANNELS, "news").raw.get("status", {}).get("previewUrl") == "http://edge.media.svc/preview/news/",
-                         what="status.previewUrl")
-        stalled = await eventually(lambda: conditions(cluster, "other", ENDPOINTS).get("Stalled", {}).get("status") == "True"
-                                   and conditions(cluster, "other", ENDPOINTS), what="the endpoint without its Secret stalls")
-        assert stalled["Ready"]["reason"] == "SecretMissing" and "Secret absent (signing key a) does not exist" in stalled["Ready"]["message"]
+        await eventually(
+            lambda: (
+                obj(cluster, CHANNELS, "news").raw.get("status", {}).get("previewUrl")
+                == "http://edge.media.svc/preview/news/"
+            ),
+            what="status.previewUrl",
+        )
+        stalled = await eventually(
+            lambda: (
+                conditions(cluster, "other", ENDPOINTS).get("Stalled", {}).get("status") == "True"
+                and conditions(cluster, "other", ENDPOINTS)
+            ),
+            what="the endpoint without its Secret stalls",
+        )
+        assert (
+            stalled["Ready"]["reason"] == "SecretMissing"
+            and "Secret absent (signing key a) does not exist" in stalled["Ready"]["message"]
+        )
         assert not exists(cluster, DEPLOYMENTS, "other-endpoint")
         assert "a2V5" not in json.dumps(obj(cluster, "v1/configmaps", "edge-endpoint-access").raw)

@@ -12,8 +12,8 @@ import pytest
 
 from kubecast.api import load_text
 from kubecast.operator.builders import build_channel_children, build_endpoint_children
-from kubecast.operator.settings import OperatorSettings
 from kubecast.operator.rollout import DeploymentState
+from kubecast.operator.settings import OperatorSettings
 from kubecast.operator.status import aggregate_channel, aggregate_endpoint, aggregate_program
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -50,12 +50,27 @@ def channel_children():
 def test_channel_children_are_valid_kubernetes_objects():
     children = channel_children()
     assert sorted((c["kind"], c["metadata"]["name"]) for c in children) == [
-        ("ConfigMap", "news-encoder-a"), ("ConfigMap", "news-encoder-b"), ("Deployment", "news-encoder-a"), ("Deployment", "news-encoder-b"),
-        ("Deployment", "news-packager"), ("PodDisruptionBudget", "news-encoders"), ("Service", "news-ingest-a"), ("Service", "news-ingest-b"),
+        ("ConfigMap", "news-encoder-a"),
+        ("ConfigMap", "news-encoder-b"),
+        ("Deployment", "news-encoder-a"),
+        ("Deployment", "news-encoder-b"),
+        ("Deployment", "news-packager"),
+        ("PodDisruptionBudget", "news-encoders"),
+        ("Service", "news-ingest-a"),
+        ("Service", "news-ingest-b"),
     ]
     for child in children:
         kubernetes_validate.validate(child, "1.30", strict=True)
-        assert child["metadata"]["ownerReferences"] == [{"apiVersion": "kubecast.io/v1alpha1", "kind": "Channel", "name": "news", "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}]
+        assert child["metadata"]["ownerReferences"] == [
+            {
+                "apiVersion": "kubecast.io/v1alpha1",
+                "kind": "Channel",
+                "name": "news",
+                "uid": "uid-1",
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
         assert child["metadata"]["labels"]["kubecast.io/channel"] == "news"
         assert child["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubecast-operator"
 
@@ -65,7 +80,10 @@ def test_encoder_pair_is_spread_and_protected():
     pod = children[("Deployment", "news-encoder-a")]["spec"]["template"]["spec"]
     term = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     assert term["topologyKey"] == "kubernetes.io/hostname"
-    assert term["labelSelector"]["matchLabels"] == {"kubecast.io/channel": "news", "app.kubernetes.io/component": "encoder"}
+    assert term["labelSelector"]["matchLabels"] == {
+        "kubecast.io/channel": "news",
+        "app.kubernetes.io/component": "encoder",
+    }
     assert children[("PodDisruptionBudget", "news-encoders")]["spec"]["minAvailable"] == 1
     assert children[("Service", "news-ingest-b")]["spec"]["type"] == "NodePort"
     encoder = next(c for c in pod["containers"] if c["name"] == "encoder")
@@ -80,18 +98,36 @@ def test_stream_key_travels_only_as_a_secret_reference():
     text = repr(children)
     assert "news-key" in text  # the Secret's name, mounted as a file
     volume = next(v for v in children[1]["spec"]["template"]["spec"]["volumes"] if v["name"] == "ingest-secrets")
-    assert volume["projected"]["sources"] == [{"secret": {"name": "news-key", "items": [{"key": "streamKey", "path": "stream-key"}]}}]
+    assert volume["projected"]["sources"] == [
+        {"secret": {"name": "news-key", "items": [{"key": "streamKey", "path": "stream-key"}]}}
+    ]
 
 
 def test_every_accepted_protocol_gets_its_port_service_and_config():
     from kubecast.api import Channel
 
-    channel = Channel.model_validate({"metadata": {"name": "multi"}, "spec": {"ingest": {
-        "protocols": ["RTMP", "FragmentedMP4", "SRT", "UDP"], "srt": {"passphraseSecretRef": {"name": "srt", "key": "passphrase"}}}}})
-    children = {(c["kind"], c["metadata"]["name"]): c for c in build_channel_children(channel, uid="u", namespace="media", settings=SETTINGS)}
+    channel = Channel.model_validate(
+        {
+            "metadata": {"name": "multi"},
+            "spec": {
+                "ingest": {
+                    "protocols": ["RTMP", "FragmentedMP4", "SRT", "UDP"],
+                    "srt": {"passphraseSecretRef": {"name": "srt", "key": "passphrase"}},
+                }
+            },
+        }
+    )
+    children = {
+        (c["kind"], c["metadata"]["name"]): c
+        for c in build_channel_children(channel, uid="u", namespace="media", settings=SETTINGS)
+    }
     service = children[("Service", "multi-ingest-a")]
     assert [(p["name"], p["port"], p["protocol"]) for p in service["spec"]["ports"]] == [
-        ("rtmp", 1935, "TCP"), ("http-ingest", 8081, "TCP"), ("srt", 9000, "UDP"), ("mpegts", 5000, "UDP")]
+        ("rtmp", 1935, "TCP"),
+        ("http-ingest", 8081, "TCP"),
+        ("srt", 9000, "UDP"),
+        ("mpegts", 5000, "UDP"),
+    ]
     pod = children[("Deployment", "multi-encoder-a")]["spec"]["template"]["spec"]
     ingest = next(c for c in pod["containers"] if c["name"] == "ingest")
     assert "--http-listen" in ingest["args"] and "--srt-listen" in ingest["args"]
@@ -110,7 +146,10 @@ def test_autoscaled_endpoint_never_gets_replicas():
     assert kinds["HorizontalPodAutoscaler"]["spec"]["minReplicas"] == 2
     for child in children:
         kubernetes_validate.validate(child, "1.30", strict=True)
-    fixed = {c["kind"]: c for c in build_endpoint_children(DOCS.endpoints["fixed"], uid="u", namespace="media", settings=SETTINGS)}
+    fixed = {
+        c["kind"]: c
+        for c in build_endpoint_children(DOCS.endpoints["fixed"], uid="u", namespace="media", settings=SETTINGS)
+    }
     assert fixed["Deployment"]["spec"]["replicas"] == 3 and "HorizontalPodAutoscaler" not in fixed
 
 
@@ -120,37 +159,96 @@ def ready(n=1):
 
 def test_channel_status_moves_from_starting_to_ready():
     channel = DOCS.channels["news"]
-    starting = aggregate_channel(channel, generation=2, deployments={}, services={}, secret_error=None, previous=None, now=NOW)
-    assert {c["type"]: c["status"] for c in starting["conditions"]} == {"Ready": "False", "Reconciling": "True", "Stalled": "False"}
-    services = {"news-ingest-a": {"metadata": {"name": "news-ingest-a", "namespace": "media"}, "spec": {"type": "LoadBalancer"},
-                                  "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}}}
+    starting = aggregate_channel(
+        channel, generation=2, deployments={}, services={}, secret_error=None, previous=None, now=NOW
+    )
+    assert {c["type"]: c["status"] for c in starting["conditions"]} == {
+        "Ready": "False",
+        "Reconciling": "True",
+        "Stalled": "False",
+    }
+    services = {
+        "news-ingest-a": {
+            "metadata": {"name": "news-ingest-a", "namespace": "media"},
+            "spec": {"type": "LoadBalancer"},
+            "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}},
+        }
+    }
     deployments = {"news-encoder-a": ready(), "news-encoder-b": ready(), "news-packager": ready()}
     later = NOW + timedelta(minutes=1)
-    status = aggregate_channel(channel, generation=2, deployments=deployments, services=services, secret_error=None, previous=starting, now=later)
+    status = aggregate_channel(
+        channel,
+        generation=2,
+        deployments=deployments,
+        services=services,
+        secret_error=None,
+        previous=starting,
+        now=later,
+    )
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Ready"]["status"] == "True" and conditions["Ready"]["reason"] == "Redundant"
     assert conditions["Ready"]["lastTransitionTime"] == "2026-01-01T00:01:00Z"
     assert conditions["Stalled"]["lastTransitionTime"] == "2026-01-01T00:00:00Z", "unchanged status keeps its time"
     assert status["observedGeneration"] == 2 and status["ingest"]["primary"] == "rtmp://203.0.113.7:1935/live/news"
-    degraded = aggregate_channel(channel, generation=2, deployments={**deployments, "news-encoder-b": None}, services={}, secret_error=None, previous=status, now=later)
+    degraded = aggregate_channel(
+        channel,
+        generation=2,
+        deployments={**deployments, "news-encoder-b": None},
+        services={},
+        secret_error=None,
+        previous=status,
+        now=later,
+    )
     assert {c["type"]: c["reason"] for c in degraded["conditions"]}["Ready"] == "Degraded"
 
 
 def test_missing_secret_stalls_without_leaking():
-    status = aggregate_channel(DOCS.channels["news"], generation=1, deployments={}, services={}, secret_error="Secret news-key has no key streamKey", previous=None, now=NOW)
+    status = aggregate_channel(
+        DOCS.channels["news"],
+        generation=1,
+        deployments={},
+        services={},
+        secret_error="Secret news-key has no key streamKey",
+        previous=None,
+        now=NOW,
+    )
     conditions = {c["type"]: c for c in status["conditions"]}
-    assert conditions["Ready"]["status"] == "False" and conditions["Stalled"]["status"] == "True" and conditions["Ready"]["reason"] == "SecretMissing"
+    assert (
+        conditions["Ready"]["status"] == "False"
+        and conditions["Stalled"]["status"] == "True"
+        and conditions["Ready"]["reason"] == "SecretMissing"
+    )
 
 
 def test_endpoint_and_program_status():
-    status = aggregate_endpoint(DOCS.endpoints["origin"], generation=1, deployment={"replicas": 2, "readyReplicas": 2}, namespace="media", previous=None, now=NOW)
+    status = aggregate_endpoint(
+        DOCS.endpoints["origin"],
+        generation=1,
+        deployment={"replicas": 2, "readyReplicas": 2},
+        namespace="media",
+        previous=None,
+        now=NOW,
+    )
     assert status["hostName"] == "live.example.com" and status["readyReplicas"] == 2
-    program = aggregate_program(DOCS.programs["match"], generation=1, channel=DOCS.channels["news"], endpoints=[DOCS.endpoints["origin"]], namespace="media", previous=None, now=NOW)
+    program = aggregate_program(
+        DOCS.programs["match"],
+        generation=1,
+        channel=DOCS.channels["news"],
+        endpoints=[DOCS.endpoints["origin"]],
+        namespace="media",
+        previous=None,
+        now=NOW,
+    )
     urls = {u["format"]: u["url"] for u in program["playbackUrls"]}
     assert set(urls) == {"hls", "hls-startover", "dash", "smooth", "hls-cmaf", "hls-ts", "dash-cmaf", "dash-csf"}
     locator = DOCS.programs["match"].spec.locator or "match"
-    assert urls["hls-ts"] == f"http://live.example.com/{locator}/{DOCS.programs['match'].spec.manifest_name}.ism/manifest(format=m3u8-aapl)"
-    missing = aggregate_program(DOCS.programs["match"], generation=1, channel=None, endpoints=[], namespace="media", previous=None, now=NOW)
+    assert (
+        urls["hls-ts"]
+        == f"http://live.example.com/{locator}/{DOCS.programs['match'].spec.manifest_name}.ism/manifest(format=m3u8-aapl)"
+    )
+    missing = aggregate_program(
+        DOCS.programs["match"], generation=1, channel=None, endpoints=[], namespace="media", previous=None, now=NOW
+    )
     assert {c["type"]: c["reason"] for c in missing["conditions"]}["Stalled"] == "ChannelNotFound"
 
 
@@ -158,11 +256,23 @@ def test_program_recording_merges_into_a_valid_program_status():
     from kubecast.api.status import ProgramStatus
     from kubecast.operator.status import aggregate_recording
 
-    program = aggregate_program(DOCS.programs["match"], generation=1, channel=DOCS.channels["news"], endpoints=[DOCS.endpoints["origin"]], namespace="media", previous=None, now=NOW)
+    program = aggregate_program(
+        DOCS.programs["match"],
+        generation=1,
+        channel=DOCS.channels["news"],
+        endpoints=[DOCS.endpoints["origin"]],
+        namespace="media",
+        previous=None,
+        now=NOW,
+    )
     waiting = aggregate_recording(None, program_stopped=False)
-    assert waiting == {"recording": {"state": "Waiting", "start": None, "end": None, "durationSeconds": 0.0, "segments": 0}}
+    assert waiting == {
+        "recording": {"state": "Waiting", "start": None, "end": None, "durationSeconds": 0.0, "segments": 0}
+    }
     assert ProgramStatus.model_validate({**program, **waiting}).recording.state == "Waiting"
-    assert aggregate_recording(None, program_stopped=True)["recording"]["state"] == "Stopped", "stopped before it recorded: it never will"
+    assert aggregate_recording(None, program_stopped=True)["recording"]["state"] == "Stopped", (
+        "stopped before it recorded: it never will"
+    )
 
 
 def imports_of(path: Path) -> set[str]:
@@ -172,14 +282,26 @@ def imports_of(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0] if not node.module.startswith("kubecast.") else ".".join(node.module.split(".")[:2]))
+            names.add(
+                node.module.split(".")[0]
+                if not node.module.startswith("kubecast.")
+                else ".".join(node.module.split(".")[:2])
+            )
     return names
 
 
 PACKAGE = Path(__file__).parents[2] / "kubecast"
 
 
-@pytest.mark.parametrize("module", [*(f"builders/{path.name}" for path in (PACKAGE / "operator" / "builders").glob("*.py")), "status.py", "crds.py", "settings.py"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        *(f"builders/{path.name}" for path in (PACKAGE / "operator" / "builders").glob("*.py")),
+        "status.py",
+        "crds.py",
+        "settings.py",
+    ],
+)
 def test_pure_operator_modules_import_neither_kopf_nor_kubernetes(module):
     assert not imports_of(PACKAGE / "operator" / module) & {"kopf", "kubernetes"}
 
@@ -192,7 +314,12 @@ def test_data_plane_does_not_depend_on_the_operator(folder):
 
 def test_every_metrics_port_listens_where_prometheus_can_reach_it():
     """A component's metrics default to loopback (right locally, unreachable in a pod)."""
-    containers = [c for child in channel_children() if child["kind"] == "Deployment" for c in child["spec"]["template"]["spec"]["containers"]]
+    containers = [
+        c
+        for child in channel_children()
+        if child["kind"] == "Deployment"
+        for c in child["spec"]["template"]["spec"]["containers"]
+    ]
     with_metrics = [c for c in containers if "--metrics-port" in c["args"]]
     assert len(with_metrics) == 5  # ingest + encoder in A and B, and the packager
     for container in with_metrics:
@@ -203,18 +330,28 @@ def test_every_metrics_port_listens_where_prometheus_can_reach_it():
 
 def test_relay_mode_forwards_each_ingest_to_the_other_encoder_and_fences_the_port():
     relay = load_text(DOCS_TEXT_RELAY).channels["news"]
-    children = {(c["kind"], c["metadata"]["name"]): c for c in build_channel_children(relay, uid="uid-1", namespace="media", settings=SETTINGS)}
+    children = {
+        (c["kind"], c["metadata"]["name"]): c
+        for c in build_channel_children(relay, uid="uid-1", namespace="media", settings=SETTINGS)
+    }
     for child in children.values():
         kubernetes_validate.validate(child, "1.30", strict=True)
     config_a = json.loads(children[("ConfigMap", "news-encoder-a")]["data"]["ingest.json"])["channels"]["news"]
     assert config_a["encoders"] == ["127.0.0.1:7000"] and config_a["relays"] == ["news-contribution-b.media.svc:7000"]
     service = children[("Service", "news-contribution-b")]["spec"]
     assert service["type"] == "ClusterIP" and service["selector"]["kubecast.io/encoder"] == "B"
-    encoder = next(c for c in children[("Deployment", "news-encoder-b")]["spec"]["template"]["spec"]["containers"] if c["name"] == "encoder")
+    encoder = next(
+        c
+        for c in children[("Deployment", "news-encoder-b")]["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "encoder"
+    )
     assert "0.0.0.0:7000" in encoder["args"], "the contribution port must be reachable through the Service"
     policy = children[("NetworkPolicy", "news-encoders")]["spec"]
     fenced = next(rule for rule in policy["ingress"] if "from" in rule)
-    assert fenced["ports"] == [{"port": 7000, "protocol": "TCP"}] and fenced["from"][0]["podSelector"]["matchLabels"]["kubecast.io/channel"] == "news"
+    assert (
+        fenced["ports"] == [{"port": 7000, "protocol": "TCP"}]
+        and fenced["from"][0]["podSelector"]["matchLabels"]["kubecast.io/channel"] == "news"
+    )
     assert all(p["port"] != 7000 for p in next(rule for rule in policy["ingress"] if "from" not in rule)["ports"])
     # dual push (the default) keeps the port on the pod's loopback: no Service, no policy
     dual = {(c["kind"], c["metadata"]["name"]) for c in channel_children()}
@@ -222,10 +359,14 @@ def test_relay_mode_forwards_each_ingest_to_the_other_encoder_and_fences_the_por
 
 
 def test_every_namespace_gets_its_own_store_folder_and_encoders_prefer_other_zones():
-    pod = next(c for c in channel_children() if c["metadata"]["name"] == "news-encoder-a" and c["kind"] == "Deployment")["spec"]["template"]["spec"]
+    pod = next(
+        c for c in channel_children() if c["metadata"]["name"] == "news-encoder-a" and c["kind"] == "Deployment"
+    )["spec"]["template"]["spec"]
     encoder = next(c for c in pod["containers"] if c["name"] == "encoder")
     assert {"name": "KUBECAST_STORE_URL", "value": "s3://media/live/media"} in encoder["env"]
-    preferred = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    preferred = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0][
+        "podAffinityTerm"
+    ]
     assert preferred["topologyKey"] == "topology.kubernetes.io/zone"
 
 
@@ -243,16 +384,39 @@ def test_stream_status_comes_from_the_timeline_and_only_a_new_failover_is_an_eve
     from kubecast.media.timeline import EncoderHealth, Timeline
     from kubecast.operator.status import aggregate_stream, contained, failover_message
 
-    timeline = Timeline(channel="news", state="live", updated=NOW, segment_duration_ms=2000, window_ms=60000, active_source="B", failovers=2,
-                        last_failover=NOW, encoders={"A": EncoderHealth(state="absent", last_segment=9, segments_taken=10),
-                                                     "B": EncoderHealth(state="live", ingest_connected=True, last_segment=30, segments_taken=21)})
+    timeline = Timeline(
+        channel="news",
+        state="live",
+        updated=NOW,
+        segment_duration_ms=2000,
+        window_ms=60000,
+        active_source="B",
+        failovers=2,
+        last_failover=NOW,
+        encoders={
+            "A": EncoderHealth(state="absent", last_segment=9, segments_taken=10),
+            "B": EncoderHealth(state="live", ingest_connected=True, last_segment=30, segments_taken=21),
+        },
+    )
     media = aggregate_stream(timeline)
-    assert media["stream"] == {"state": "live", "activeEncoder": "B", "failovers": 2, "lastFailoverTime": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z"}
+    assert media["stream"] == {
+        "state": "live",
+        "activeEncoder": "B",
+        "failovers": 2,
+        "lastFailoverTime": "2026-01-01T00:00:00Z",
+        "updated": "2026-01-01T00:00:00Z",
+    }
     assert media["encoders"]["A"] == {"live": False, "ingestConnected": False, "lastSegment": 9, "segmentsTaken": 10}
     assert failover_message(None, media) is None, "the first report repeats no old failover"
     assert failover_message({"stream": {"failovers": 2}}, media) is None
-    assert failover_message({"stream": {"failovers": 1}}, media) == "segments now come from encoder B (1 failover since the last report, 2 in all)"
-    status = {"stream": dict(media["stream"]), "encoders": {"A": {"ready": True, **media["encoders"]["A"]}, "B": {"ready": True, **media["encoders"]["B"]}}}
+    assert (
+        failover_message({"stream": {"failovers": 1}}, media)
+        == "segments now come from encoder B (1 failover since the last report, 2 in all)"
+    )
+    status = {
+        "stream": dict(media["stream"]),
+        "encoders": {"A": {"ready": True, **media["encoders"]["A"]}, "B": {"ready": True, **media["encoders"]["B"]}},
+    }
     assert contained(media, status) and not contained({"encoders": {"B": {"lastSegment": 31}}}, status)
 
 
@@ -260,15 +424,47 @@ def misaligned_timeline(now, *, aligned: bool = False):
     from kubecast.media.timeline import Timeline
 
     stamp = now.isoformat().replace("+00:00", "Z")
-    message = ("rendition video1 is not key-frame aligned with video: segment 12 starts 40 ms away from the primary"
-               " rendition's; it is not published")
-    return Timeline(channel="news", state="live", updated=now, segment_duration_ms=2000, window_ms=60000, conditions=[
-        {"type": "IngestConnected", "status": "True", "reason": "ContributionReceived", "message": "", "lastTransitionTime": stamp},
-        {"type": "InitSegmentsConsistent", "status": "True", "reason": "InitSegmentsMatch", "message": "all encoders produce identical init segments", "lastTransitionTime": stamp},
-        {"type": "KeyframesAligned", "status": "True" if aligned else "False", "reason": "RenditionsAligned" if aligned else "RenditionsMisaligned",
-         "message": "aligned" if aligned else message, "lastTransitionTime": stamp},
-        {"type": "Ready", "status": "True", "reason": "Live", "message": "segments are being published", "lastTransitionTime": stamp},
-    ])
+    message = (
+        "rendition video1 is not key-frame aligned with video: segment 12 starts 40 ms away from the primary"
+        " rendition's; it is not published"
+    )
+    return Timeline(
+        channel="news",
+        state="live",
+        updated=now,
+        segment_duration_ms=2000,
+        window_ms=60000,
+        conditions=[
+            {
+                "type": "IngestConnected",
+                "status": "True",
+                "reason": "ContributionReceived",
+                "message": "",
+                "lastTransitionTime": stamp,
+            },
+            {
+                "type": "InitSegmentsConsistent",
+                "status": "True",
+                "reason": "InitSegmentsMatch",
+                "message": "all encoders produce identical init segments",
+                "lastTransitionTime": stamp,
+            },
+            {
+                "type": "KeyframesAligned",
+                "status": "True" if aligned else "False",
+                "reason": "RenditionsAligned" if aligned else "RenditionsMisaligned",
+                "message": "aligned" if aligned else message,
+                "lastTransitionTime": stamp,
+            },
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Live",
+                "message": "segments are being published",
+                "lastTransitionTime": stamp,
+            },
+        ],
+    )
 
 
 def test_data_plane_conditions_join_the_channels_own_and_a_misalignment_is_announced_once():
@@ -277,14 +473,28 @@ def test_data_plane_conditions_join_the_channels_own_and_a_misalignment_is_annou
 
     channel = DOCS.channels["news"]
     deployments = {"news-encoder-a": ready(), "news-encoder-b": ready(), "news-packager": ready()}
-    status = aggregate_channel(channel, generation=2, deployments=deployments, services={}, secret_error=None, previous=None, now=NOW)
+    status = aggregate_channel(
+        channel, generation=2, deployments=deployments, services={}, secret_error=None, previous=None, now=NOW
+    )
     later = NOW + timedelta(minutes=1)
     report = stream_report(misaligned_timeline(NOW), status=status, reported=None, generation=2, now=later)
     sent = {c["type"]: c for c in report.status["conditions"]}
-    assert [c["type"] for c in report.status["conditions"]] == ["Ready", "Reconciling", "Stalled", "KeyframesAligned", "InitSegmentsConsistent"]
-    assert sent["Ready"] == next(c for c in status["conditions"] if c["type"] == "Ready"), "the packager's Ready is not the Channel's"
+    assert [c["type"] for c in report.status["conditions"]] == [
+        "Ready",
+        "Reconciling",
+        "Stalled",
+        "KeyframesAligned",
+        "InitSegmentsConsistent",
+    ]
+    assert sent["Ready"] == next(c for c in status["conditions"] if c["type"] == "Ready"), (
+        "the packager's Ready is not the Channel's"
+    )
     aligned = sent["KeyframesAligned"]
-    assert aligned["status"] == "False" and aligned["reason"] == "RenditionsMisaligned" and "rendition video1" in aligned["message"]
+    assert (
+        aligned["status"] == "False"
+        and aligned["reason"] == "RenditionsMisaligned"
+        and "rendition video1" in aligned["message"]
+    )
     assert aligned["observedGeneration"] == 2 and aligned["lastTransitionTime"] == "2026-01-01T00:01:00Z"
     assert report.warnings == [("RenditionsMisaligned", aligned["message"])]
     assert report.status["stream"]["state"] == "live"
@@ -292,41 +502,94 @@ def test_data_plane_conditions_join_the_channels_own_and_a_misalignment_is_annou
     ChannelStatus.model_validate(status)
 
     # the next report changes nothing: no list is sent, no second event, the time stays
-    again = stream_report(misaligned_timeline(NOW), status=status, reported=report.data_plane, generation=2, now=later + timedelta(minutes=1))
+    again = stream_report(
+        misaligned_timeline(NOW),
+        status=status,
+        reported=report.data_plane,
+        generation=2,
+        now=later + timedelta(minutes=1),
+    )
     assert "conditions" not in again.status and again.warnings == [] and again.data_plane == report.data_plane
     # nor after an operator restart (nothing remembered: the Channel's status stands in)
     assert stream_report(misaligned_timeline(NOW), status=status, reported=None, generation=2, now=later).warnings == []
 
     # the reconcile side keeps them: from the status it read, or from the newer report when the status predates it
-    stale = aggregate_channel(channel, generation=2, deployments=deployments, services={}, secret_error=None, previous=status, now=later)
+    stale = aggregate_channel(
+        channel, generation=2, deployments=deployments, services={}, secret_error=None, previous=status, now=later
+    )
     assert {c["type"]: c for c in stale["conditions"]}["KeyframesAligned"] == aligned
-    before_report = aggregate_channel(channel, generation=2, deployments=deployments, services={}, secret_error=None,
-                                      previous={"conditions": [c for c in status["conditions"] if c["type"] in ("Ready", "Reconciling", "Stalled")]},
-                                      now=later, data_plane=report.data_plane)
+    before_report = aggregate_channel(
+        channel,
+        generation=2,
+        deployments=deployments,
+        services={},
+        secret_error=None,
+        previous={"conditions": [c for c in status["conditions"] if c["type"] in ("Ready", "Reconciling", "Stalled")]},
+        now=later,
+        data_plane=report.data_plane,
+    )
     assert before_report["conditions"] == status["conditions"]
-    first_sight = channel_conditions(initial_conditions(2, later), None, report.data_plane)  # observe, after the first report
-    assert [c["type"] for c in first_sight] == ["Ready", "Reconciling", "Stalled", "KeyframesAligned", "InitSegmentsConsistent"]
+    first_sight = channel_conditions(
+        initial_conditions(2, later), None, report.data_plane
+    )  # observe, after the first report
+    assert [c["type"] for c in first_sight] == [
+        "Ready",
+        "Reconciling",
+        "Stalled",
+        "KeyframesAligned",
+        "InitSegmentsConsistent",
+    ]
 
     # a list sent from a status read before the report's patch loses them: the next report puts them back
     # unchanged, silently
     clobbered = {**status, "conditions": [c for c in status["conditions"] if c["type"] == "Ready"]}
-    healed = stream_report(misaligned_timeline(NOW), status=clobbered, reported=report.data_plane, generation=2, now=later + timedelta(minutes=2))
+    healed = stream_report(
+        misaligned_timeline(NOW),
+        status=clobbered,
+        reported=report.data_plane,
+        generation=2,
+        now=later + timedelta(minutes=2),
+    )
     assert {c["type"]: c for c in healed.status["conditions"]}["KeyframesAligned"] == aligned and healed.warnings == []
 
     # realigned (a new contribution), then misaligned again: a second event
-    fixed = stream_report(misaligned_timeline(NOW, aligned=True), status=status, reported=report.data_plane, generation=2, now=later + timedelta(minutes=3))
-    assert {c["type"]: c["status"] for c in fixed.status["conditions"]}["KeyframesAligned"] == "True" and fixed.warnings == []
+    fixed = stream_report(
+        misaligned_timeline(NOW, aligned=True),
+        status=status,
+        reported=report.data_plane,
+        generation=2,
+        now=later + timedelta(minutes=3),
+    )
+    assert {c["type"]: c["status"] for c in fixed.status["conditions"]}[
+        "KeyframesAligned"
+    ] == "True" and fixed.warnings == []
     status = {**status, **fixed.status}
-    broken = stream_report(misaligned_timeline(NOW), status=status, reported=fixed.data_plane, generation=2, now=later + timedelta(minutes=4))
+    broken = stream_report(
+        misaligned_timeline(NOW),
+        status=status,
+        reported=fixed.data_plane,
+        generation=2,
+        now=later + timedelta(minutes=4),
+    )
     assert [reason for reason, _ in broken.warnings] == ["RenditionsMisaligned"]
 
 
 def test_a_misalignment_does_not_touch_ready():
     from kubecast.operator.status import stream_report
 
-    status = aggregate_channel(DOCS.channels["news"], generation=1, deployments={"news-encoder-a": ready(), "news-encoder-b": ready(), "news-packager": ready()},
-                               services={}, secret_error=None, previous=None, now=NOW)
-    merged = {**status, **stream_report(misaligned_timeline(NOW), status=status, reported=None, generation=1, now=NOW).status}
+    status = aggregate_channel(
+        DOCS.channels["news"],
+        generation=1,
+        deployments={"news-encoder-a": ready(), "news-encoder-b": ready(), "news-packager": ready()},
+        services={},
+        secret_error=None,
+        previous=None,
+        now=NOW,
+    )
+    merged = {
+        **status,
+        **stream_report(misaligned_timeline(NOW), status=status, reported=None, generation=1, now=NOW).status,
+    }
     ready_condition = {c["type"]: c for c in merged["conditions"]}["Ready"]
     assert ready_condition["status"] == "True" and ready_condition["reason"] == "Redundant"
 
@@ -336,22 +599,47 @@ def test_every_secret_a_channel_mounts_is_checked_and_named_never_its_value():
     from kubecast.operator.builders import secret_references
     from kubecast.operator.status import secret_problems
 
-    channel = Channel.model_validate({"metadata": {"name": "srt"}, "spec": {"ingest": {
-        "protocols": ["RTMP", "SRT"], "streamKeySecretRef": {"name": "srt-key", "key": "streamKey"},
-        "srt": {"passphraseSecretRef": {"name": "srt-pass", "key": "passphrase"}}}}})
+    channel = Channel.model_validate(
+        {
+            "metadata": {"name": "srt"},
+            "spec": {
+                "ingest": {
+                    "protocols": ["RTMP", "SRT"],
+                    "streamKeySecretRef": {"name": "srt-key", "key": "streamKey"},
+                    "srt": {"passphraseSecretRef": {"name": "srt-pass", "key": "passphrase"}},
+                }
+            },
+        }
+    )
     references = secret_references(channel)
-    assert [(purpose, ref.name, path) for purpose, ref, path in references] == [("stream key", "srt-key", "stream-key"), ("SRT passphrase", "srt-pass", "srt-passphrase")]
+    assert [(purpose, ref.name, path) for purpose, ref, path in references] == [
+        ("stream key", "srt-key", "stream-key"),
+        ("SRT passphrase", "srt-pass", "srt-passphrase"),
+    ]
     key = {"data": {"streamKey": "c2VjcmV0"}}
-    assert secret_problems(references, {"srt-key": key, "srt-pass": None}) == "Secret srt-pass (SRT passphrase) does not exist"
+    assert (
+        secret_problems(references, {"srt-key": key, "srt-pass": None})
+        == "Secret srt-pass (SRT passphrase) does not exist"
+    )
     wrong_key = secret_problems(references, {"srt-key": key, "srt-pass": {"data": {"pass": "dG9wc2VjcmV0cGFzcw=="}}})
     assert wrong_key == "Secret srt-pass (SRT passphrase) has no key passphrase" and "dG9w" not in wrong_key
-    assert secret_problems(references, {"srt-key": None, "srt-pass": None}) == "Secret srt-key (stream key) does not exist; Secret srt-pass (SRT passphrase) does not exist"
+    assert (
+        secret_problems(references, {"srt-key": None, "srt-pass": None})
+        == "Secret srt-key (stream key) does not exist; Secret srt-pass (SRT passphrase) does not exist"
+    )
     assert secret_problems(references, {"srt-key": key, "srt-pass": {"stringData": {"passphrase": "x" * 16}}}) is None
     # the pods mount exactly what is checked
-    pod = next(c for c in build_channel_children(channel, uid="u", namespace="media", settings=SETTINGS) if c["kind"] == "Deployment")["spec"]["template"]["spec"]
+    pod = next(
+        c
+        for c in build_channel_children(channel, uid="u", namespace="media", settings=SETTINGS)
+        if c["kind"] == "Deployment"
+    )["spec"]["template"]["spec"]
     sources = next(v for v in pod["volumes"] if v["name"] == "ingest-secrets")["projected"]["sources"]
     assert [s["secret"]["name"] for s in sources] == [ref.name for _, ref, _ in references]
-    assert secret_references(DOCS.channels["news"])[0][1].name == "news-key" and len(secret_references(DOCS.channels["news"])) == 1
+    assert (
+        secret_references(DOCS.channels["news"])[0][1].name == "news-key"
+        and len(secret_references(DOCS.channels["news"])) == 1
+    )
 
 
 def test_operator_replicas_never_share_a_peering_priority(monkeypatch):
@@ -361,7 +649,9 @@ def test_operator_replicas_never_share_a_peering_priority(monkeypatch):
 
     from kubecast.operator import main as operator_main
 
-    assert operator_main.seniority_priority(1_000, 5) > operator_main.seniority_priority(1_001, 999_999), "the older replica stays active"
+    assert operator_main.seniority_priority(1_000, 5) > operator_main.seniority_priority(1_001, 999_999), (
+        "the older replica stays active"
+    )
     assert operator_main.seniority_priority(1_000, 1) != operator_main.seniority_priority(1_000, 2)
     seen = []
 
@@ -380,14 +670,28 @@ def test_a_tls_channel_mounts_its_tls_secret_and_opens_rtmps_and_https_ports() -
     from kubecast.operator.builders.encoder import secret_references
     from kubecast.operator.status import protocol_urls, secret_problems
 
-    channel = Channel.model_validate({"metadata": {"name": "secure"}, "spec": {"ingest": {
-        "protocols": ["RTMP", "CMAF", "SRT"], "tls": {"secretName": "ingest-tls"}, "redundancy": "Relay"}}})
+    channel = Channel.model_validate(
+        {
+            "metadata": {"name": "secure"},
+            "spec": {
+                "ingest": {
+                    "protocols": ["RTMP", "CMAF", "SRT"],
+                    "tls": {"secretName": "ingest-tls"},
+                    "redundancy": "Relay",
+                }
+            },
+        }
+    )
     built = build_channel_children(channel, uid="u", namespace="media", settings=SETTINGS)
     children = {(c["kind"], c["metadata"]["name"]): c for c in built}
     service = children[("Service", "secure-ingest-a")]
     assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
-        ("rtmp", 1935, "rtmp"), ("rtmps", 443, "rtmps"), ("http-ingest", 8081, "http-ingest"),
-        ("https-ingest", 8443, "https-ingest"), ("srt", 9000, "srt")]
+        ("rtmp", 1935, "rtmp"),
+        ("rtmps", 443, "rtmps"),
+        ("http-ingest", 8081, "http-ingest"),
+        ("https-ingest", 8443, "https-ingest"),
+        ("srt", 9000, "srt"),
+    ]
     pod = children[("Deployment", "secure-encoder-a")]["spec"]["template"]["spec"]
     ingest = next(c for c in pod["containers"] if c["name"] == "ingest")
     assert {p["name"]: p["containerPort"] for p in ingest["ports"]}["rtmps"] == 1943
@@ -397,7 +701,8 @@ def test_a_tls_channel_mounts_its_tls_secret_and_opens_rtmps_and_https_ports() -
     volume = next(v for v in pod["volumes"] if v["name"] == "ingest-secrets")
     assert volume["projected"]["sources"] == [
         {"secret": {"name": "ingest-tls", "items": [{"key": "tls.crt", "path": "tls/tls.crt"}]}},
-        {"secret": {"name": "ingest-tls", "items": [{"key": "tls.key", "path": "tls/tls.key"}]}}]
+        {"secret": {"name": "ingest-tls", "items": [{"key": "tls.key", "path": "tls/tls.key"}]}},
+    ]
     mount = next(m for m in ingest["volumeMounts"] if m["name"] == "ingest-secrets")
     assert mount["mountPath"] == "/var/run/secrets/kubecast"
     encoder = next(c for c in pod["containers"] if c["name"] == "encoder")
@@ -413,13 +718,22 @@ def test_a_tls_channel_mounts_its_tls_secret_and_opens_rtmps_and_https_ports() -
     problem = secret_problems(secret_references(channel), half)
     assert problem == "Secret ingest-tls (TLS private key) has no key tls.key"
     assert secret_problems(secret_references(channel), {}) == (
-        "Secret ingest-tls (TLS certificate) does not exist; Secret ingest-tls (TLS private key) does not exist")
+        "Secret ingest-tls (TLS certificate) does not exist; Secret ingest-tls (TLS private key) does not exist"
+    )
     # Publishers' URLs: TLS only, so no plain RTMP or HTTP URL is offered.
     loaded = {**service, "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}}
     assert protocol_urls(channel, loaded, None) == {
         "RTMP-TLS": "rtmps://203.0.113.7:443/live/secure/any",
         "CMAF-TLS": "https://203.0.113.7:8443/ingest/secure.cmaf/manifest.mpd",
-        "SRT": "srt://203.0.113.7:9000?streamid=secure"}
-    status = aggregate_channel(channel, generation=1, deployments={}, services={"secure-ingest-a": loaded},
-                               secret_error=None, previous=None, now=NOW)
+        "SRT": "srt://203.0.113.7:9000?streamid=secure",
+    }
+    status = aggregate_channel(
+        channel,
+        generation=1,
+        deployments={},
+        services={"secure-ingest-a": loaded},
+        secret_error=None,
+        previous=None,
+        now=NOW,
+    )
     assert status["ingest"]["primary"] == "rtmps://203.0.113.7:443/live/secure"

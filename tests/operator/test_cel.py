@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterator
 
 import celpy
-import pytest
 import pydantic
+import pytest
 from celpy import celtypes
 
 from kubecast.api import Channel, ObjectMeta, Program, StreamingEndpoint, load_text
@@ -74,9 +74,13 @@ def to_cel(schema: dict, value):
     if kind == "integer":
         return celtypes.IntType(value)
     if kind == "object" and "properties" in schema:
-        return celtypes.MapType({celtypes.StringType(k): to_cel(schema["properties"].get(k, {}), v) for k, v in value.items()})
+        return celtypes.MapType(
+            {celtypes.StringType(k): to_cel(schema["properties"].get(k, {}), v) for k, v in value.items()}
+        )
     if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
-        return celtypes.MapType({celtypes.StringType(k): to_cel(schema["additionalProperties"], v) for k, v in value.items()})
+        return celtypes.MapType(
+            {celtypes.StringType(k): to_cel(schema["additionalProperties"], v) for k, v in value.items()}
+        )
     if kind == "array":
         return celtypes.ListType([to_cel(schema.get("items", {}), v) for v in value])
     return celpy.json_to_cel(value)
@@ -118,18 +122,40 @@ def endpoint(name="origin", **spec) -> dict:
 
 
 def program(name="match", **spec) -> dict:
-    return {"apiVersion": "kubecast.io/v1alpha1", "kind": "Program", "metadata": {"name": name}, "spec": {"channelName": "news", **spec}}
+    return {
+        "apiVersion": "kubecast.io/v1alpha1",
+        "kind": "Program",
+        "metadata": {"name": name},
+        "spec": {"channelName": "news", **spec},
+    }
 
 
-LADDER = [{"name": "hd", "width": 1280, "height": 720, "bitrate": 3_000_000}, {"name": "sd", "width": 640, "height": 360, "bitrate": 800_000}]
+LADDER = [
+    {"name": "hd", "width": 1280, "height": 720, "bitrate": 3_000_000},
+    {"name": "sd", "width": 640, "height": 360, "bitrate": 800_000},
+]
 VALID = [
-    channel(), channel("a" * 48), channel("n1-news"), channel(encoding={"preset": "Custom", "renditions": LADDER}),
-    channel(encoding={"preset": "None"}), channel(segmentDuration=4, liveWindow=12),
+    channel(),
+    channel("a" * 48),
+    channel("n1-news"),
+    channel(encoding={"preset": "Custom", "renditions": LADDER}),
+    channel(encoding={"preset": "None"}),
+    channel(segmentDuration=4, liveWindow=12),
     channel(ingest={"protocols": ["SRT", "CMAF"], "tls": {"secretName": "ingest-tls", "plaintext": True}}),
-    endpoint(), endpoint("e" * 63), endpoint(scaling={"minReplicas": 3, "maxReplicas": 3}), endpoint(replicas=2),
-    program(), program("1st-half"), program("p" * 63),
-    endpoint(contentProtection={"masterKeySecretRef": {"name": "k", "key": "m"}, "cencScheme": "cbcs",
-                                "cpix": {"url": "https://keys.example/cpix", "drmSystems": ["Widevine", "PlayReady", "FairPlay"]}}),
+    endpoint(),
+    endpoint("e" * 63),
+    endpoint(scaling={"minReplicas": 3, "maxReplicas": 3}),
+    endpoint(replicas=2),
+    program(),
+    program("1st-half"),
+    program("p" * 63),
+    endpoint(
+        contentProtection={
+            "masterKeySecretRef": {"name": "k", "key": "m"},
+            "cencScheme": "cbcs",
+            "cpix": {"url": "https://keys.example/cpix", "drmSystems": ["Widevine", "PlayReady", "FairPlay"]},
+        }
+    ),
 ]
 CPIX = {"url": "https://keys.example/cpix", "drmSystems": ["FairPlay"]}
 # (object, the message of the one rule it breaks)
@@ -140,22 +166,53 @@ INVALID = [
     (channel("1news"), CHANNEL_NAMES.cel()[2]["message"]),
     (channel(encoding={"preset": "Custom"}), "preset Custom needs at least one entry in renditions"),
     (channel(encoding={"preset": "Default720p", "renditions": LADDER}), "renditions are only read with preset Custom"),
-    (channel(encoding={"preset": "Custom", "renditions": LADDER[::-1]}), "renditions must be listed in descending bitrate"),
-    (channel(encoding={"preset": "Custom", "renditions": [LADDER[0], dict(LADDER[1], name="hd")]}), "rendition names and bitrates must be unique"),
+    (
+        channel(encoding={"preset": "Custom", "renditions": LADDER[::-1]}),
+        "renditions must be listed in descending bitrate",
+    ),
+    (
+        channel(encoding={"preset": "Custom", "renditions": [LADDER[0], dict(LADDER[1], name="hd")]}),
+        "rendition names and bitrates must be unique",
+    ),
     (channel(segmentDuration=6, liveWindow=12), "liveWindow must hold at least three segments"),
-    (channel(ingest={"protocols": ["SRT"], "tls": {"secretName": "ingest-tls"}}),
-     "tls needs RTMP, FragmentedMP4 or CMAF among the protocols"),
+    (
+        channel(ingest={"protocols": ["SRT"], "tls": {"secretName": "ingest-tls"}}),
+        "tls needs RTMP, FragmentedMP4 or CMAF among the protocols",
+    ),
     (endpoint("e" * 64), ENDPOINT_NAMES.cel()[0]["message"]),
     (endpoint("Origin"), ENDPOINT_NAMES.cel()[1]["message"]),
     (endpoint("9origin"), ENDPOINT_NAMES.cel()[2]["message"]),
     (endpoint(scaling={"minReplicas": 4, "maxReplicas": 3}), "maxReplicas must be at least minReplicas"),
-    (endpoint(accessControl={"signingKeys": [{"id": "a", "secretRef": {"name": "k", "key": "a"}}, {"id": "a", "secretRef": {"name": "k", "key": "b"}}]}),
-     "signing key ids must be unique"),
-    (endpoint(contentProtection={"masterKeySecretRef": {"name": "k", "key": "m"}, "cpix": CPIX}), "FairPlay needs cencScheme cbcs"),
-    (endpoint(contentProtection={"masterKeySecretRef": {"name": "k", "key": "m"}, "cencScheme": "cbcs",
-                                 "cpix": dict(CPIX, drmSystems=["Widevine", "Widevine"])}), "drmSystems must not repeat"),
+    (
+        endpoint(
+            accessControl={
+                "signingKeys": [
+                    {"id": "a", "secretRef": {"name": "k", "key": "a"}},
+                    {"id": "a", "secretRef": {"name": "k", "key": "b"}},
+                ]
+            }
+        ),
+        "signing key ids must be unique",
+    ),
+    (
+        endpoint(contentProtection={"masterKeySecretRef": {"name": "k", "key": "m"}, "cpix": CPIX}),
+        "FairPlay needs cencScheme cbcs",
+    ),
+    (
+        endpoint(
+            contentProtection={
+                "masterKeySecretRef": {"name": "k", "key": "m"},
+                "cencScheme": "cbcs",
+                "cpix": dict(CPIX, drmSystems=["Widevine", "Widevine"]),
+            }
+        ),
+        "drmSystems must not repeat",
+    ),
     (program("p" * 64), "a Program name may have at most 63 characters: it is a URL path element and a storage key"),
-    (program("half_time"), "a Program name must be lower-case letters, digits and '-', starting and ending with a letter or digit"),
+    (
+        program("half_time"),
+        "a Program name must be lower-case letters, digits and '-', starting and ending with a letter or digit",
+    ),
 ]
 
 
@@ -169,7 +226,6 @@ def test_valid_objects_pass_every_rule_and_the_model(obj):
 def test_invalid_objects_break_exactly_their_rule(obj, message):
     assert [m for _, m in failures(obj["kind"], obj)] == [message]
     with pytest.raises(pydantic.ValidationError):  # the model refuses it too (kubecast up), in its own words
-
         load_text_of(obj)
 
 
@@ -182,7 +238,9 @@ def test_every_rule_of_every_crd_is_broken_by_some_object_here():
 
 def load_text_of(obj: dict):
     """The model of the object's kind, as ``kubecast up`` reads it."""
-    return {"Channel": Channel, "Program": Program, "StreamingEndpoint": StreamingEndpoint}[obj["kind"]].model_validate(obj)
+    return {"Channel": Channel, "Program": Program, "StreamingEndpoint": StreamingEndpoint}[obj["kind"]].model_validate(
+        obj
+    )
 
 
 # What Kubernetes requires of each child's name (apimachinery's validation): Services are

@@ -47,7 +47,13 @@ def test_crds_are_valid_kubernetes_objects(crd):
     names = crd["spec"]["names"]
     assert "kubecast" in names["categories"] and names["shortNames"]
     version = crd["spec"]["versions"][0]
-    scale = {"scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".status.selector"}}
+    scale = {
+        "scale": {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        }
+    }
     assert version["subresources"] == {"status": {}, **(scale if names["kind"] == "StreamingEndpoint" else {})}
     assert [c["name"] for c in version["additionalPrinterColumns"]][-1] == "Age"
 
@@ -84,13 +90,25 @@ def test_examples_validate_against_the_crd_schema():
     [
         ({"segmentDuration": 12}, "segmentDuration"),
         ({"encoding": {"preset": "Default4k"}}, "preset"),
-        ({"encoding": {"preset": "Custom", "renditions": [{"name": "a", "width": 641, "height": 360, "bitrate": 800000}]}}, "width"),
+        (
+            {
+                "encoding": {
+                    "preset": "Custom",
+                    "renditions": [{"name": "a", "width": 641, "height": 360, "bitrate": 800000}],
+                }
+            },
+            "width",
+        ),
     ],
 )
 def test_schema_refuses_what_the_models_refuse(spec, field):
     with pytest.raises(jsonschema.ValidationError) as raised:
         jsonschema.validate(spec, spec_schema("Channel"))
-    assert field in str(raised.value.path) or field in raised.value.message or field in str(list(raised.value.absolute_path))
+    assert (
+        field in str(raised.value.path)
+        or field in raised.value.message
+        or field in str(list(raised.value.absolute_path))
+    )
 
 
 def test_cel_rules_travel_with_the_models():
@@ -98,7 +116,9 @@ def test_cel_rules_travel_with_the_models():
     rules = [r["rule"] for r in schema["properties"]["encoding"]["x-kubernetes-validations"]]
     assert any("isSorted" in rule for rule in rules)
     assert schema["x-kubernetes-validations"][0]["rule"] == "self.liveWindow >= 3.0 * self.segmentDuration"
-    conditions = next(c for c in all_crds() if c["spec"]["names"]["kind"] == "Channel")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"]
+    conditions = next(c for c in all_crds() if c["spec"]["names"]["kind"] == "Channel")["spec"]["versions"][0][
+        "schema"
+    ]["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map" and conditions["x-kubernetes-list-map-keys"] == ["type"]
 
 
@@ -123,12 +143,24 @@ def test_endpoint_scale_subresource_paths_name_fields_the_operator_fills():
         return node
 
     assert field(scale["specReplicasPath"])["type"] == "integer" and field(scale["specReplicasPath"])["default"] == 2
-    assert field(scale["statusReplicasPath"])["type"] == "integer" and field(scale["labelSelectorPath"])["type"] == "string"
+    assert (
+        field(scale["statusReplicasPath"])["type"] == "integer"
+        and field(scale["labelSelectorPath"])["type"] == "string"
+    )
 
-    endpoint = load_text("apiVersion: kubecast.io/v1alpha1\nkind: StreamingEndpoint\nmetadata: {name: origin}\nspec: {replicas: 5}\n").endpoints["origin"]
+    endpoint = load_text(
+        "apiVersion: kubecast.io/v1alpha1\nkind: StreamingEndpoint\nmetadata: {name: origin}\nspec: {replicas: 5}\n"
+    ).endpoints["origin"]
     deployment = build_endpoint_children(endpoint, uid="u", namespace="media", settings=OperatorSettings())[0]
     assert deployment["spec"]["replicas"] == 5
-    status = aggregate_endpoint(endpoint, generation=1, deployment={"replicas": 5, "readyReplicas": 4}, namespace="media", previous=None, now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    status = aggregate_endpoint(
+        endpoint,
+        generation=1,
+        deployment={"replicas": 5, "readyReplicas": 4},
+        namespace="media",
+        previous=None,
+        now=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    )
     assert status["replicas"] == 5
     # The selector an autoscaler reads selects exactly the Deployment's pods.
     parsed = dict(term.split("=") for term in status["selector"].split(","))

@@ -14,7 +14,12 @@ import yaml
 
 ROOT = Path(__file__).parents[2]
 CHART = ROOT / "helm" / "kubecast"
-NOT_IN_KUBERNETES = {"ClusterKopfPeering", "KopfPeering", "PodMonitor", "PrometheusRule"}  # CRD kinds the official schemas do not know
+NOT_IN_KUBERNETES = {
+    "ClusterKopfPeering",
+    "KopfPeering",
+    "PodMonitor",
+    "PrometheusRule",
+}  # CRD kinds the official schemas do not know
 
 
 def render(values=None) -> list[dict]:
@@ -27,15 +32,40 @@ def test_chart_lints_clean():
     assert report["errors"] == [] and not [m for m in report["messages"] if m["severity"] >= 2], report
 
 
-@pytest.mark.parametrize("values", [None, {
-    "replicaCount": 1, "watchNamespaces": ["media", "events"], "store": {"url": "gs://bucket/live", "credentialsSecret": "gcs"},
-    "serviceMonitor": {"enabled": True}, "grafanaDashboard": {"enabled": True}, "argocd": {"healthChecks": True},
-    "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
-    "nodeSelector": {"pool": "system"}, "tolerations": [{"key": "system", "operator": "Exists", "effect": "NoSchedule"}],
-    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "arch", "operator": "In", "values": ["amd64"]}]}]}}},
-    "imagePullSecrets": ["registry"], "priorityClassName": "system-cluster-critical",
-    "workloads": {"nodeSelector": {"pool": "media"}, "tolerations": [{"key": "media", "operator": "Exists"}], "priorityClassName": "live"},
-}], ids=["defaults", "everything-on"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        None,
+        {
+            "replicaCount": 1,
+            "watchNamespaces": ["media", "events"],
+            "store": {"url": "gs://bucket/live", "credentialsSecret": "gcs"},
+            "serviceMonitor": {"enabled": True},
+            "grafanaDashboard": {"enabled": True},
+            "argocd": {"healthChecks": True},
+            "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
+            "nodeSelector": {"pool": "system"},
+            "tolerations": [{"key": "system", "operator": "Exists", "effect": "NoSchedule"}],
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "arch", "operator": "In", "values": ["amd64"]}]}
+                        ]
+                    }
+                }
+            },
+            "imagePullSecrets": ["registry"],
+            "priorityClassName": "system-cluster-critical",
+            "workloads": {
+                "nodeSelector": {"pool": "media"},
+                "tolerations": [{"key": "media", "operator": "Exists"}],
+                "priorityClassName": "live",
+            },
+        },
+    ],
+    ids=["defaults", "everything-on"],
+)
 def test_rendered_manifests_are_valid(values):
     documents = render(values)
     kinds = {d["kind"] for d in documents}
@@ -48,13 +78,28 @@ def test_rendered_manifests_are_valid(values):
     assert args[0] == "operator"
     pod = operator["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["readinessProbe"]["httpGet"] == container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert (
+        container["readinessProbe"]["httpGet"]
+        == container["livenessProbe"]["httpGet"]
+        == {"path": "/healthz", "port": "health"}
+    )
     if values:
         assert "--namespace=media" in args and "--standalone" in args
-        assert {"PodMonitor", "ConfigMap", "PrometheusRule"} <= kinds and not {"ClusterKopfPeering", "PodDisruptionBudget"} & kinds  # one replica: no PDB
-        assert pod["nodeSelector"] == values["nodeSelector"] and pod["tolerations"] == values["tolerations"] and pod["affinity"] == values["affinity"]
-        assert pod["imagePullSecrets"] == [{"name": "registry"}] and pod["priorityClassName"] == "system-cluster-critical"
-        assert next(d for d in documents if d["kind"] == "PrometheusRule")["metadata"]["labels"]["release"] == "prometheus"
+        assert {"PodMonitor", "ConfigMap", "PrometheusRule"} <= kinds and not {
+            "ClusterKopfPeering",
+            "PodDisruptionBudget",
+        } & kinds  # one replica: no PDB
+        assert (
+            pod["nodeSelector"] == values["nodeSelector"]
+            and pod["tolerations"] == values["tolerations"]
+            and pod["affinity"] == values["affinity"]
+        )
+        assert (
+            pod["imagePullSecrets"] == [{"name": "registry"}] and pod["priorityClassName"] == "system-cluster-critical"
+        )
+        assert (
+            next(d for d in documents if d["kind"] == "PrometheusRule")["metadata"]["labels"]["release"] == "prometheus"
+        )
     else:
         assert "--standalone" not in args and "ClusterKopfPeering" in kinds
         assert not {"nodeSelector", "tolerations", "affinity", "imagePullSecrets", "priorityClassName"} & set(pod)
@@ -72,12 +117,19 @@ def test_rbac_is_least_privilege():
     assert deletable == {"services", "deployments", "horizontalpodautoscalers", "ingresses", "networkpolicies"}
 
 
-@pytest.mark.parametrize(("values", "key"), [
-    ({"replicaCount": "two"}, "replicaCount"), ({"store": {"url": "bucket"}}, "url"), ({"bogus": 1}, "bogus"),
-    ({"tolerations": [{"key": "a", "effect": "Sometimes"}]}, "effect"), ({"nodeSelector": {"pool": 1}}, "pool"),
-    ({"workloads": {"affinity": {}}}, "affinity"), ({"imagePullSecrets": [{"name": "registry"}]}, "imagePullSecrets"),
-    ({"prometheusRule": {"redundancyLostFor": "five minutes"}}, "redundancyLostFor"),
-])
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"replicaCount": "two"}, "replicaCount"),
+        ({"store": {"url": "bucket"}}, "url"),
+        ({"bogus": 1}, "bogus"),
+        ({"tolerations": [{"key": "a", "effect": "Sometimes"}]}, "effect"),
+        ({"nodeSelector": {"pool": 1}}, "pool"),
+        ({"workloads": {"affinity": {}}}, "affinity"),
+        ({"imagePullSecrets": [{"name": "registry"}]}, "imagePullSecrets"),
+        ({"prometheusRule": {"redundancyLostFor": "five minutes"}}, "redundancyLostFor"),
+    ],
+)
 def test_values_schema_refuses_wrong_values(values, key):
     with pytest.raises(helm.HelmError) as raised:
         helm.Chart.load(str(CHART)).validate_schema(values)
@@ -92,7 +144,9 @@ def test_plain_manifests_are_rendered_from_the_chart():
     spec = importlib.util.spec_from_file_location("render_manifests", ROOT / "scripts" / "render_manifests.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert (ROOT / "deploy" / "kubecast.yaml").read_text() == module.render(), "run: python scripts/render_manifests.py > deploy/kubecast.yaml"
+    assert (ROOT / "deploy" / "kubecast.yaml").read_text() == module.render(), (
+        "run: python scripts/render_manifests.py > deploy/kubecast.yaml"
+    )
 
 
 def health(obj: dict) -> dict:
@@ -110,10 +164,34 @@ def condition(type_, status, reason, message=""):
     ("status", "expected"),
     [
         (None, "Progressing"),
-        ({"observedGeneration": 2, "conditions": [condition("Ready", "True", "Redundant", "both encoders")]}, "Healthy"),
-        ({"observedGeneration": 2, "conditions": [condition("Ready", "False", "Starting", "waiting for encoder B"), condition("Stalled", "False", "Starting")]}, "Progressing"),
-        ({"observedGeneration": 2, "conditions": [condition("Ready", "False", "SecretMissing", "Secret news-key does not exist"), condition("Stalled", "True", "SecretMissing", "Secret news-key does not exist")]}, "Degraded"),
-        ({"observedGeneration": 1, "conditions": [condition("Ready", "True", "Redundant")]}, "Progressing"),  # an old generation's Ready
+        (
+            {"observedGeneration": 2, "conditions": [condition("Ready", "True", "Redundant", "both encoders")]},
+            "Healthy",
+        ),
+        (
+            {
+                "observedGeneration": 2,
+                "conditions": [
+                    condition("Ready", "False", "Starting", "waiting for encoder B"),
+                    condition("Stalled", "False", "Starting"),
+                ],
+            },
+            "Progressing",
+        ),
+        (
+            {
+                "observedGeneration": 2,
+                "conditions": [
+                    condition("Ready", "False", "SecretMissing", "Secret news-key does not exist"),
+                    condition("Stalled", "True", "SecretMissing", "Secret news-key does not exist"),
+                ],
+            },
+            "Degraded",
+        ),
+        (
+            {"observedGeneration": 1, "conditions": [condition("Ready", "True", "Redundant")]},
+            "Progressing",
+        ),  # an old generation's Ready
     ],
 )
 def test_argocd_health_check(status, expected):

@@ -34,7 +34,9 @@ def commands_in_manifests() -> set[str]:
 
 @pytest.mark.parametrize("command", sorted(commands_in_manifests() | {"demo", "up", "status", "crds", "test-pattern"}))
 def test_every_command_starts(command):
-    result = subprocess.run([sys.executable, "-m", "kubecast.cli", command, "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "kubecast.cli", command, "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert "usage" in result.stdout.lower()
 

@@ -25,7 +25,9 @@ async def test_reconciles_are_counted_timed_and_their_api_errors_kept():
             raise ValueError("bug")
         return "done"
 
-    before = {key: sample("kubecast_operator_reconciles_total", {"kind": "Test", "outcome": key}) for key in ("ok", "error")}
+    before = {
+        key: sample("kubecast_operator_reconciles_total", {"kind": "Test", "outcome": key}) for key in ("ok", "error")
+    }
     conflicts = sample("kubecast_operator_api_errors_total", {"code": "409"})
     timed = sample("kubecast_operator_reconcile_duration_seconds_count", {"kind": "Test"})
     assert await reconcile(outcome="ok", logger=None) == "done"

@@ -7,13 +7,12 @@ import copy
 from collections.abc import Callable
 
 import pytest
+from podsecurity import restricted_violations
+from test_helm import render
 
 from kubecast.api import load_text
 from kubecast.operator.builders import build_channel_children, build_endpoint_children
 from kubecast.operator.settings import OperatorSettings
-
-from podsecurity import restricted_violations
-from test_helm import render
 
 SETTINGS = OperatorSettings(store_url="s3://media/live", store_credentials_secret="store-credentials")
 # Every switch that changes a pod: relay (contribution port), both Secrets (projected volume),
@@ -63,12 +62,33 @@ def pod_templates() -> dict[str, dict]:
         children += build_channel_children(channel, uid="uid", namespace="media", settings=SETTINGS)
     for endpoint in DOCS.endpoints.values():
         children += build_endpoint_children(endpoint, uid="uid", namespace="media", settings=SETTINGS)
-    everything_on = {"replicaCount": 1, "serviceMonitor": {"enabled": True}, "grafanaDashboard": {"enabled": True}, "argocd": {"healthChecks": True}}
+    everything_on = {
+        "replicaCount": 1,
+        "serviceMonitor": {"enabled": True},
+        "grafanaDashboard": {"enabled": True},
+        "argocd": {"healthChecks": True},
+    }
     for label, values in (("chart-defaults", None), ("chart-everything-on", everything_on)):
-        children += [dict(d, metadata=dict(d["metadata"], name=f"{label}/{d['metadata']['name']}")) for d in render(values)]
-    templates = {f"{c['kind']}/{c['metadata']['name']}": c["spec"]["template"] for c in children if "template" in c.get("spec", {})}
-    assert {"Deployment/relay-encoder-a", "Deployment/plain-packager", "Deployment/scaled-endpoint", "Deployment/chart-defaults/kubecast"} <= set(templates)
-    assert {"configMap", "projected"} <= {kind for volume in templates["Deployment/guarded-endpoint"]["spec"]["volumes"] for kind in volume if kind != "name"}
+        children += [
+            dict(d, metadata=dict(d["metadata"], name=f"{label}/{d['metadata']['name']}")) for d in render(values)
+        ]
+    templates = {
+        f"{c['kind']}/{c['metadata']['name']}": c["spec"]["template"]
+        for c in children
+        if "template" in c.get("spec", {})
+    }
+    assert {
+        "Deployment/relay-encoder-a",
+        "Deployment/plain-packager",
+        "Deployment/scaled-endpoint",
+        "Deployment/chart-defaults/kubecast",
+    } <= set(templates)
+    assert {"configMap", "projected"} <= {
+        kind
+        for volume in templates["Deployment/guarded-endpoint"]["spec"]["volumes"]
+        for kind in volume
+        if kind != "name"
+    }
     return templates
 
 
@@ -99,7 +119,10 @@ MUTATIONS: list[tuple[str, Callable[[dict], None]]] = [
     ("Host Namespaces", lambda s: s.update(hostIPC=True)),
     ("Privileged Containers", lambda s: _context(s).update(privileged=True)),
     ("Capabilities", lambda s: _context(s)["capabilities"].update(add=["SYS_ADMIN"])),
-    ("Capabilities", lambda s: _context(s)["capabilities"].update(add=["CHOWN"])),  # baseline allows it, restricted does not
+    (
+        "Capabilities",
+        lambda s: _context(s)["capabilities"].update(add=["CHOWN"]),
+    ),  # baseline allows it, restricted does not
     ("Capabilities", lambda s: _context(s)["capabilities"].update(drop=["NET_RAW"])),
     ("HostPath Volumes", lambda s: s.setdefault("volumes", []).append({"name": "host", "hostPath": {"path": "/"}})),
     ("Host Ports", lambda s: _first(s).setdefault("ports", []).append({"containerPort": 80, "hostPort": 80})),
@@ -111,7 +134,10 @@ MUTATIONS: list[tuple[str, Callable[[dict], None]]] = [
     ("Seccomp", lambda s: s["securityContext"].update(seccompProfile={"type": "Unconfined"})),
     ("Seccomp", lambda s: s["securityContext"].pop("seccompProfile")),
     ("Sysctls", lambda s: s["securityContext"].update(sysctls=[{"name": "kernel.msgmax", "value": "65536"}])),
-    ("Volume Types", lambda s: s.setdefault("volumes", []).append({"name": "nfs", "nfs": {"server": "nas", "path": "/"}})),
+    (
+        "Volume Types",
+        lambda s: s.setdefault("volumes", []).append({"name": "nfs", "nfs": {"server": "nas", "path": "/"}}),
+    ),
     ("Privilege Escalation", lambda s: _context(s).pop("allowPrivilegeEscalation")),
     ("Privilege Escalation", lambda s: _context(s).update(allowPrivilegeEscalation=True)),
     ("Running as Non-root", lambda s: s["securityContext"].pop("runAsNonRoot")),
@@ -132,15 +158,25 @@ def test_a_template_that_breaks_a_rule_is_rejected(name, rule, mutate):
 
 def test_apparmor_annotation_is_checked():
     template = TEMPLATES["Deployment/plain-packager"]
-    assert restricted_violations(template["spec"], {"container.apparmor.security.beta.kubernetes.io/packager": "unconfined"})
-    assert not restricted_violations(template["spec"], {"container.apparmor.security.beta.kubernetes.io/packager": "runtime/default"})
+    assert restricted_violations(
+        template["spec"], {"container.apparmor.security.beta.kubernetes.io/packager": "unconfined"}
+    )
+    assert not restricted_violations(
+        template["spec"], {"container.apparmor.security.beta.kubernetes.io/packager": "runtime/default"}
+    )
 
 
 def test_chart_scheduling_values_reach_the_pods_the_operator_creates(monkeypatch):
     """The chart's workloads and imagePullSecrets values travel to the operator in one env var
     and onto every encoder, packager and endpoint pod; the encoders keep their anti-affinity."""
-    values = {"imagePullSecrets": ["registry"], "workloads": {
-        "nodeSelector": {"pool": "media"}, "tolerations": [{"key": "media", "operator": "Exists", "effect": "NoSchedule"}], "priorityClassName": "live"}}
+    values = {
+        "imagePullSecrets": ["registry"],
+        "workloads": {
+            "nodeSelector": {"pool": "media"},
+            "tolerations": [{"key": "media", "operator": "Exists", "effect": "NoSchedule"}],
+            "priorityClassName": "live",
+        },
+    }
     operator = next(d for d in render(values) if d["kind"] == "Deployment")
     for variable in operator["spec"]["template"]["spec"]["containers"][0]["env"]:
         monkeypatch.setenv(variable["name"], variable["value"])
@@ -156,10 +192,16 @@ def test_chart_scheduling_values_reach_the_pods_the_operator_creates(monkeypatch
         assert restricted_violations(pod) == [], name
     assert "podAntiAffinity" in pods["relay-encoder-a"]["affinity"]
     # The defaults add nothing.
-    for variable in next(d for d in render() if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]:
+    for variable in next(d for d in render() if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0][
+        "env"
+    ]:
         monkeypatch.setenv(variable["name"], variable["value"])
-    plain = build_endpoint_children(DOCS.endpoints["scaled"], uid="uid", namespace="media", settings=OperatorSettings.from_environment())[0]
-    assert not {"imagePullSecrets", "nodeSelector", "tolerations", "priorityClassName"} & set(plain["spec"]["template"]["spec"])
+    plain = build_endpoint_children(
+        DOCS.endpoints["scaled"], uid="uid", namespace="media", settings=OperatorSettings.from_environment()
+    )[0]
+    assert not {"imagePullSecrets", "nodeSelector", "tolerations", "priorityClassName"} & set(
+        plain["spec"]["template"]["spec"]
+    )
 
 
 def _served_paths(container: dict, port: int) -> set[str]:
@@ -187,7 +229,11 @@ def test_every_data_plane_container_has_probes_on_what_it_serves():
                 probe = container[kind]
                 if "httpGet" in probe:
                     port = ports[probe["httpGet"]["port"]]
-                    assert probe["httpGet"]["path"] in _served_paths(container, port), (child["metadata"]["name"], container["name"], kind)
+                    assert probe["httpGet"]["path"] in _served_paths(container, port), (
+                        child["metadata"]["name"],
+                        container["name"],
+                        kind,
+                    )
                 else:
                     assert probe["tcpSocket"]["port"] in ports.values()
                 checked += 1

@@ -10,7 +10,13 @@ from test_helm import render
 
 def granted() -> set[tuple[str, str, str]]:
     role = next(d for d in render({"replicaCount": 2}) if d["kind"] == "ClusterRole")
-    return {(verb, group, resource) for rule in role["rules"] for group in rule["apiGroups"] for resource in rule["resources"] for verb in rule["verbs"]}
+    return {
+        (verb, group, resource)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
 
 
 # kopf lists and watches the namespaces (to serve only existing ones); the emulator answers

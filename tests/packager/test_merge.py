@@ -9,20 +9,45 @@ D = 180000  # 2 s at 90 kHz
 
 
 def video(init="init-a.mp4"):
-    return TrackInfo(id="v", kind="video", codecs="avc1.64001f", bandwidth=1_000_000, timescale=90000, init=init, width=1280, height=720, frame_rate="30")
+    return TrackInfo(
+        id="v",
+        kind="video",
+        codecs="avc1.64001f",
+        bandwidth=1_000_000,
+        timescale=90000,
+        init=init,
+        width=1280,
+        height=720,
+        frame_rate="30",
+    )
 
 
 def progress(instance, numbers, *, init="init-a.mp4", state="live", now=None, sizes=None, discontinuity=()):
     return EncoderProgress(
-        channel="c", instance=instance, session="s", state=state, updated=now or AST + timedelta(seconds=30),
-        availability_start_time=AST, segment_duration_ms=2000, tracks=[video(init)],
-        segments={"v": [SegmentRecord(n, n * D, D, (sizes or {}).get(n, 250_000), n in discontinuity) for n in numbers]},
+        channel="c",
+        instance=instance,
+        session="s",
+        state=state,
+        updated=now or AST + timedelta(seconds=30),
+        availability_start_time=AST,
+        segment_duration_ms=2000,
+        tracks=[video(init)],
+        segments={
+            "v": [SegmentRecord(n, n * D, D, (sizes or {}).get(n, 250_000), n in discontinuity) for n in numbers]
+        },
         ingest=IngestInfo(connected=state == "live", bitrate=4e6),
     )
 
 
 def run(timeline, now=None, **progresses):
-    return merge(timeline, progresses, now=now or AST + timedelta(seconds=30), channel="c", segment_duration_ms=2000, window_ms=60_000)
+    return merge(
+        timeline,
+        progresses,
+        now=now or AST + timedelta(seconds=30),
+        channel="c",
+        segment_duration_ms=2000,
+        window_ms=60_000,
+    )
 
 
 def numbers(timeline):
@@ -37,7 +62,9 @@ def test_first_copy_wins_and_the_source_only_flips_on_failover():
     result = run(result.timeline, A=progress("A", [10, 11, 12], state="waiting"), B=progress("B", [11, 12, 13, 14]))
     assert numbers(result.timeline)[-2:] == [(13, "B"), (14, "B")]
     assert result.failovers == [("v", "A", "B")]
-    assert not any(row.discontinuity for row in result.timeline.tracks[0].segments), "no discontinuity across a failover"
+    assert not any(row.discontinuity for row in result.timeline.tracks[0].segments), (
+        "no discontinuity across a failover"
+    )
 
 
 def test_nothing_is_published_twice_or_renumbered_after_a_restart():
@@ -109,7 +136,11 @@ def test_hls_sequence_numbers_stay_consecutive_and_stable_across_a_gap_as_the_wi
     before = list(range(0, 20))
     timeline, seen = None, {}
     for newest in range(25, 70):
-        timeline = run(timeline, now=AST + timedelta(seconds=2 * newest + 2), A=progress("A", before + list(range(25, newest + 1)), now=AST + timedelta(seconds=2 * newest + 2))).timeline
+        timeline = run(
+            timeline,
+            now=AST + timedelta(seconds=2 * newest + 2),
+            A=progress("A", before + list(range(25, newest + 1)), now=AST + timedelta(seconds=2 * newest + 2)),
+        ).timeline
         for number, sequence in _sequence_of_each_segment(timeline).items():
             assert seen.setdefault(number, sequence) == sequence, f"segment {number} changed its sequence number"
     assert seen[25] == 20 and seen[69] == 64  # consecutive over the gap
@@ -122,10 +153,17 @@ def test_failovers_and_segments_taken_are_counted_for_the_life_of_the_channel():
     timeline = run(None, A=progress("A", [10, 11, 12]), B=progress("B", [11, 12])).timeline
     assert (timeline.active_source, timeline.failovers) == ("A", 0)
     later = AST + timedelta(seconds=40)
-    timeline = run(timeline, now=later, A=progress("A", [10, 11, 12], state="waiting"), B=progress("B", [11, 12, 13, 14], now=later)).timeline
+    timeline = run(
+        timeline,
+        now=later,
+        A=progress("A", [10, 11, 12], state="waiting"),
+        B=progress("B", [11, 12, 13, 14], now=later),
+    ).timeline
     assert (timeline.active_source, timeline.failovers, timeline.last_failover) == ("B", 1, later)
     # A comes back: B stays the source (no flip back on a tie), so no second failover
-    timeline = run(timeline, now=later, A=progress("A", [15, 16], now=later), B=progress("B", [13, 14, 15, 16], now=later)).timeline
+    timeline = run(
+        timeline, now=later, A=progress("A", [15, 16], now=later), B=progress("B", [13, 14, 15, 16], now=later)
+    ).timeline
     assert (timeline.active_source, timeline.failovers) == ("B", 1)
     assert timeline.encoders["A"].segments_taken == 3 and timeline.encoders["B"].segments_taken == 4
 
@@ -134,14 +172,26 @@ def test_keyframe_alignment_of_a_multibitrate_contribution_becomes_a_condition()
     single = run(None, A=progress("A", [13, 14])).timeline
     assert not any(c["type"] == "KeyframesAligned" for c in single.conditions), "only reported for several renditions"
     misaligned = progress("A", [13, 14])
-    misaligned.ingest = IngestInfo(connected=True, renditions=3, keyframes_aligned=False, alignment_message="rendition video2 is not key-frame aligned")
+    misaligned.ingest = IngestInfo(
+        connected=True,
+        renditions=3,
+        keyframes_aligned=False,
+        alignment_message="rendition video2 is not key-frame aligned",
+    )
     condition = next(c for c in run(single, A=misaligned).timeline.conditions if c["type"] == "KeyframesAligned")
-    assert (condition["status"], condition["reason"]) == ("False", "RenditionsMisaligned") and "video2" in condition["message"]
+    assert (condition["status"], condition["reason"]) == ("False", "RenditionsMisaligned") and "video2" in condition[
+        "message"
+    ]
 
 
 def test_a_stale_alignment_verdict_goes_when_a_contribution_without_renditions_connects():
     misaligned = progress("A", [13, 14])
-    misaligned.ingest = IngestInfo(connected=True, renditions=3, keyframes_aligned=False, alignment_message="rendition video2 is not key-frame aligned")
+    misaligned.ingest = IngestInfo(
+        connected=True,
+        renditions=3,
+        keyframes_aligned=False,
+        alignment_message="rendition video2 is not key-frame aligned",
+    )
     timeline = run(None, A=misaligned).timeline
     gone = progress("A", [13, 14])
     gone.ingest = IngestInfo(connected=False)
@@ -149,4 +199,6 @@ def test_a_stale_alignment_verdict_goes_when_a_contribution_without_renditions_c
     assert any(c["type"] == "KeyframesAligned" for c in timeline.conditions), "no contribution: the last verdict stays"
     single = progress("A", [15, 16])
     single.ingest = IngestInfo(connected=True, renditions=1)
-    assert not any(c["type"] == "KeyframesAligned" for c in run(timeline, A=single).timeline.conditions), "one rendition: nothing to align"
+    assert not any(c["type"] == "KeyframesAligned" for c in run(timeline, A=single).timeline.conditions), (
+        "one rendition: nothing to align"
+    )

@@ -2,10 +2,10 @@
 
 from datetime import timedelta
 
+from test_merge import AST, progress, run
+
 from kubecast.packager.programs import record
 from kubecast.storage import ProgramRecord
-
-from test_merge import AST, progress, run
 
 
 def program(state="Running", window=10.0):
@@ -19,7 +19,9 @@ def numbers(timeline):
 def test_a_program_starts_at_the_live_edge_grows_slides_and_freezes_when_stopped():
     channel = run(None, A=progress("A", [10, 11, 12])).timeline
     recorded, changed = record(None, program(), channel, AST)
-    assert changed and numbers(recorded) == [12] and recorded.tracks[0].media_sequence() == 0 and recorded.state == "live"
+    assert (
+        changed and numbers(recorded) == [12] and recorded.tracks[0].media_sequence() == 0 and recorded.state == "live"
+    )
     channel = run(channel, A=progress("A", [10, 11, 12, 13, 14, 15, 16, 17, 18])).timeline
     recorded, changed = record(recorded, program(window=10.0), channel, AST)
     assert changed and numbers(recorded) == [14, 15, 16, 17, 18], "the archive window (10 s) slides"
@@ -28,7 +30,9 @@ def test_a_program_starts_at_the_live_edge_grows_slides_and_freezes_when_stopped
     stopped, changed = record(recorded, program("Stopped"), channel, AST + timedelta(seconds=5))
     assert changed and stopped.state == "stopped" and numbers(stopped) == [14, 15, 16, 17, 18]
     later = run(channel, A=progress("A", list(range(10, 25)))).timeline
-    assert record(stopped, program("Running"), later, AST)[1] is False and numbers(stopped)[-1] == 18, "a stopped program never records again"
+    assert record(stopped, program("Running"), later, AST)[1] is False and numbers(stopped)[-1] == 18, (
+        "a stopped program never records again"
+    )
 
 
 def test_a_program_keeps_what_the_live_window_drops_and_marks_a_gap():
@@ -40,7 +44,9 @@ def test_a_program_keeps_what_the_live_window_drops_and_marks_a_gap():
     assert numbers(recorded) == list(range(10, 60)), "50 segments, far more than the channel's window lists"
     channel = run(channel, A=progress("A", [70, 71])).timeline
     recorded, _ = record(recorded, program(window=3600), channel, AST)
-    assert numbers(recorded)[-2:] == [70, 71] and recorded.tracks[0].segments[-2].discontinuity is True, "a gap is a discontinuity"
+    assert numbers(recorded)[-2:] == [70, 71] and recorded.tracks[0].segments[-2].discontinuity is True, (
+        "a gap is a discontinuity"
+    )
 
 
 def test_a_program_stopped_before_it_ran_keeps_nothing():
@@ -56,10 +62,16 @@ def test_every_track_of_a_window_starts_at_the_same_number():
     from kubecast.media.tracks import TrackInfo
     from kubecast.packager.merge import align_starts
 
-    video = TimelineTrack(info=TrackInfo(id="v", kind="video", codecs="avc1", bandwidth=1, timescale=90000, init="i"), init_source="A",
-                          segments=[[n, n * 180000, 180000, 1, "A", False] for n in range(10, 40)])
-    audio = TimelineTrack(info=TrackInfo(id="a", kind="audio", codecs="mp4a", bandwidth=1, timescale=48000, init="i"), init_source="A",
-                          segments=[[n, n * 96000, 96000, 1, "A", n == 9] for n in range(9, 40)])
+    video = TimelineTrack(
+        info=TrackInfo(id="v", kind="video", codecs="avc1", bandwidth=1, timescale=90000, init="i"),
+        init_source="A",
+        segments=[[n, n * 180000, 180000, 1, "A", False] for n in range(10, 40)],
+    )
+    audio = TimelineTrack(
+        info=TrackInfo(id="a", kind="audio", codecs="mp4a", bandwidth=1, timescale=48000, init="i"),
+        init_source="A",
+        segments=[[n, n * 96000, 96000, 1, "A", n == 9] for n in range(9, 40)],
+    )
     align_starts([video, audio])
     assert video.segments[0].number == audio.segments[0].number == 10 and len(audio.segments) == 30
     assert audio.media_sequence() == video.media_sequence() == 10 and audio.discontinuities_trimmed == 1

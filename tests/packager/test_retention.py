@@ -1,9 +1,9 @@
 """Retention against a real store: only what no window needs is deleted (checked by listing)."""
 
+from test_merge import progress, run
+
 from kubecast.packager.retention import clean, collectable
 from kubecast.storage import Store, layout
-
-from test_merge import progress, run
 
 
 def program_timeline(numbers, *, window_ms, source="A"):
@@ -23,20 +23,40 @@ async def test_two_programs_and_the_live_window_keep_exactly_what_they_need(tmp_
     long_program = program_timeline(range(100, 130), window_ms=120_000)  # recorded from encoder A, 2-minute window
     short_program = program_timeline(range(150, 155), window_ms=20_000, source="B")  # from encoder B, 20 s window
     deleted = await clean(store, channel, [long_program, short_program])
-    kept = {(info.key.split("/")[3], int(info.key.rsplit("/", 1)[1].split(".")[0])) for info in await store.list("channels/c/encoders")}
+    kept = {
+        (info.key.split("/")[3], int(info.key.rsplit("/", 1)[1].split(".")[0]))
+        for info in await store.list("channels/c/encoders")
+    }
     assert channel.tracks[0].segments[0].number == 180
-    expected = {(i, n) for i in ("A", "B") for n in range(180 - 31, 200)}  # the live window and its grace (60 s + 1 segment), both copies
+    expected = {
+        (i, n) for i in ("A", "B") for n in range(180 - 31, 200)
+    }  # the live window and its grace (60 s + 1 segment), both copies
     expected |= {("A", n) for n in range(100, 130)} | {("B", n) for n in range(150, 155)}  # exactly the recorded copies
-    expected |= {(i, n) for i in ("A", "B") for n in range(100 - 61, 100)}  # what the long program dropped within its grace
+    expected |= {
+        (i, n) for i in ("A", "B") for n in range(100 - 61, 100)
+    }  # what the long program dropped within its grace
     expected |= {(i, n) for i in ("A", "B") for n in range(150 - 11, 150)}  # ... and the short one
     assert kept == expected and deleted == 400 - len(expected)
-    assert ("B", 120) not in kept and ("A", 30) not in kept, "the other copy of a recorded segment goes, and what slid out of every window"
+    assert ("B", 120) not in kept and ("A", 30) not in kept, (
+        "the other copy of a recorded segment goes, and what slid out of every window"
+    )
 
 
 def test_nothing_is_collected_without_a_live_timeline_or_for_other_channels():
     assert collectable(["channels/c/encoders/A/v/1.m4s"], None, []) == []
     channel = run(None, A=progress("A", [500, 501])).timeline
-    assert collectable(["channels/other/encoders/A/v/1.m4s", "channels/c/encoders/A/v/init-x.mp4", "channels/c/encoders/A/unknown/1.m4s"], channel, []) == []
+    assert (
+        collectable(
+            [
+                "channels/other/encoders/A/v/1.m4s",
+                "channels/c/encoders/A/v/init-x.mp4",
+                "channels/c/encoders/A/unknown/1.m4s",
+            ],
+            channel,
+            [],
+        )
+        == []
+    )
     assert collectable(["channels/c/encoders/A/v/1.m4s"], channel, []) == ["channels/c/encoders/A/v/1.m4s"]
 
 
@@ -66,4 +86,6 @@ def test_a_rendition_the_live_timeline_dropped_is_collected_once_old_unless_reco
     assert collectable(dropped, channel, [], old=frozenset(dropped)) == dropped, "old and unlisted: an orphan"
     recording = program_timeline(range(10, 12), window_ms=60_000)
     recording.tracks[0].info = recording.tracks[0].info.model_copy(update={"id": "old1080"})
-    assert collectable(dropped, channel, [recording], old=frozenset(dropped)) == [], "a program that recorded it keeps it"
+    assert collectable(dropped, channel, [recording], old=frozenset(dropped)) == [], (
+        "a program that recorded it keeps it"
+    )

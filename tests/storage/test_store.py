@@ -35,7 +35,10 @@ def test_sync_round_trip(store):
     assert [info.key for info in store.list_sync("channels/news")] == [key]
 
 
-@pytest.mark.parametrize("key", ["../etc/passwd", "channels/../../x", "/abs", "a//b", "a/./b", "a/b/", "", "a\\b", "a/%2e%2e/b", "channels/x y"])
+@pytest.mark.parametrize(
+    "key",
+    ["../etc/passwd", "channels/../../x", "/abs", "a//b", "a/./b", "a/b/", "", "a\\b", "a/%2e%2e/b", "channels/x y"],
+)
 def test_keys_that_could_escape_are_refused(key):
     with pytest.raises(InvalidKey):
         check_key(key)

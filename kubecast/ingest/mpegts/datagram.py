@@ -41,7 +41,11 @@ class DatagramIngest(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, address: tuple[Any, ...]) -> None:
         peer = address[0]
         if self.sender is not None and address[:2] != self.sender:
-            self._refuse(peer, "second_sender", f"{peer} sends to channel {self.route.name}'s port while {self.sender[0]} publishes")
+            self._refuse(
+                peer,
+                "second_sender",
+                f"{peer} sends to channel {self.route.name}'s port while {self.sender[0]} publishes",
+            )
             return
         if self.sender is None and not self._start(peer, address, data):
             return
@@ -67,7 +71,12 @@ class DatagramIngest(asyncio.DatagramProtocol):
             return False
         protocol = "RTP" if looks_like_rtp(first) else "UDP"
         if not self.route.accepts(protocol):
-            self._refuse(peer, "protocol", f"{peer} sends {protocol} to channel {self.route.name}, which accepts {', '.join(sorted(self.route.protocols))}")
+            self._refuse(
+                peer,
+                "protocol",
+                f"{peer} sends {protocol} to channel {self.route.name}, which accepts "
+                f"{', '.join(sorted(self.route.protocols))}",
+            )
             return False
         session = TsSession(self.publications, self.route, peer=peer, protocol=protocol)
         try:
@@ -123,9 +132,17 @@ def datagram_socket(host: str, port: int, group: str | None) -> socket.socket:
     sock.bind((group if group else host, port))
     if group:
         if ipaddress.ip_address(group).version == 4:
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton("0.0.0.0")))
+            sock.setsockopt(
+                socket.IPPROTO_IP,
+                socket.IP_ADD_MEMBERSHIP,
+                struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton("0.0.0.0")),
+            )
         else:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", 0))
+            sock.setsockopt(
+                socket.IPPROTO_IPV6,
+                socket.IPV6_JOIN_GROUP,
+                socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", 0),
+            )
     sock.setblocking(False)
     return sock
 

@@ -30,7 +30,7 @@ def rtp_payload(datagram: bytes) -> tuple[int, int, bytes]:
     if datagram[0] & 0x10:  # header extension: 16-bit profile, 16-bit length in words
         if len(datagram) < offset + 4:
             raise RtpError("truncated RTP header extension")
-        offset += 4 + 4 * int.from_bytes(datagram[offset + 2:offset + 4], "big")
+        offset += 4 + 4 * int.from_bytes(datagram[offset + 2 : offset + 4], "big")
     end = len(datagram)
     if datagram[0] & 0x20:  # padding: the last byte says how much
         end -= datagram[-1]

@@ -33,12 +33,20 @@ log = logging.getLogger("kubecast.ingest")
 
 SRTO_RCVSYN, SRTO_RCVTIMEO, SRTO_PASSPHRASE, SRTO_RCVLATENCY, SRTO_STREAMID = 2, 14, 26, 43, 46
 SRT_EASYNCRCV = 6002  # a receive timed out
-REJECT_BAD_REQUEST, REJECT_UNAUTHORIZED, REJECT_FORBIDDEN, REJECT_NOT_FOUND, REJECT_CONFLICT = 1400, 1401, 1403, 1404, 1409
+REJECT_BAD_REQUEST, REJECT_UNAUTHORIZED, REJECT_FORBIDDEN, REJECT_NOT_FOUND, REJECT_CONFLICT = (
+    1400,
+    1401,
+    1403,
+    1404,
+    1409,
+)
 LIBRARIES = ("libsrt-gnutls.so.1.5", "libsrt-openssl.so.1.5", "libsrt.so.1.5")
 MESSAGE = 1500  # one SRT live-mode payload (7 TS packets, 1316 bytes, by default)
 HANDOVER_SECONDS, HANDOVER_BYTES = 0.02, 64 << 10
 
-LISTEN_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p)
+LISTEN_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p
+)
 
 
 class SrtUnavailable(RuntimeError):
@@ -144,8 +152,9 @@ class SrtServer:
         self.threads.append(thread)
         return socket.ntohs(struct.unpack_from("=H", bound.raw, 2)[0])
 
-    def _on_handshake(self, _opaque: int | None, new_socket: int, _version: int, peer_address: int,
-                      stream_id: bytes | None) -> int:
+    def _on_handshake(
+        self, _opaque: int | None, new_socket: int, _version: int, peer_address: int, stream_id: bytes | None
+    ) -> int:
         """libsrt asks whether to accept a caller, before the handshake completes."""
         lib = library()
         try:
@@ -154,12 +163,27 @@ class SrtServer:
             channel = channel_of(requested)
             route = self.routes.get(channel or "")
             if route is None:
-                return self._reject(new_socket, REJECT_NOT_FOUND, "not_found", f"SRT caller {peer} asked for stream id {requested!r}, which is no SRT channel here")
+                return self._reject(
+                    new_socket,
+                    REJECT_NOT_FOUND,
+                    "not_found",
+                    f"SRT caller {peer} asked for stream id {requested!r}, which is no SRT channel here",
+                )
             if not route.admits(peer):
-                return self._reject(new_socket, REJECT_FORBIDDEN, "not_allowed", f"{peer} may not publish to channel {route.name} over SRT")
+                return self._reject(
+                    new_socket,
+                    REJECT_FORBIDDEN,
+                    "not_allowed",
+                    f"{peer} may not publish to channel {route.name} over SRT",
+                )
             with self._lock:
                 if route.name in self.connected or self.publications.live(route.name):
-                    return self._reject(new_socket, REJECT_CONFLICT, "busy", f"refused SRT from {peer}: channel {route.name} already has a publisher")
+                    return self._reject(
+                        new_socket,
+                        REJECT_CONFLICT,
+                        "busy",
+                        f"refused SRT from {peer}: channel {route.name} already has a publisher",
+                    )
             if route.srt_passphrase:
                 _set_text(new_socket, SRTO_PASSPHRASE, route.srt_passphrase)  # a wrong one fails the handshake
             _set_int(new_socket, SRTO_RCVLATENCY, route.srt_latency_ms)
@@ -195,7 +219,9 @@ class SrtServer:
                 continue
             with self._lock:
                 self.connected[route.name] = sock
-            thread = threading.Thread(target=self._receive, args=(sock, route, peer_host(address.raw)), name=f"srt-{route.name}", daemon=True)
+            thread = threading.Thread(
+                target=self._receive, args=(sock, route, peer_host(address.raw)), name=f"srt-{route.name}", daemon=True
+            )
             thread.start()
             self.threads.append(thread)
 

@@ -106,8 +106,11 @@ class TsContribution:
             return
         dts = self._time("video", frame.dts)
         keyframe = any(u[0] & 0x1F == NAL_IDR for u in units)
-        tags.append(Frame(Kind.VIDEO, 0, TS_TIMESCALE, dts, frame.pts - frame.dts, None, keyframe,
-                          to_length_prefixed(frame.data)))
+        tags.append(
+            Frame(
+                Kind.VIDEO, 0, TS_TIMESCALE, dts, frame.pts - frame.dts, None, keyframe, to_length_prefixed(frame.data)
+            )
+        )
 
     def _audio(self, frame: PesFrame, tags: list[Record]) -> None:
         adts, damaged = split_adts(frame.data)

@@ -33,7 +33,9 @@ class TsSession:
     def start(self) -> None:
         """Join the channel's publication (raises ``publication.Busy``)."""
         self.source = self.publications.join(self.route, name="", session_id=self.session_id, protocol=self.protocol)
-        log.info("%s publishes channel %s over %s (session %s)", self.peer, self.route.name, self.protocol, self.session_id)
+        log.info(
+            "%s publishes channel %s over %s (session %s)", self.peer, self.route.name, self.protocol, self.session_id
+        )
 
     def feed(self, data: bytes) -> bool:
         """Forward what ``data`` completes; False when the contribution must end (its clock jumped)."""
@@ -53,15 +55,26 @@ class TsSession:
         stats = self.contribution.stats
         if stats.timebase_changes > self._timebases:
             self._timebases = stats.timebase_changes
-            log.info("%s contribution of %s from %s: the encoder signalled a new time base (PCR discontinuity); the timeline carries on",
-                     self.protocol, self.route.name, self.peer)
+            log.info(
+                "%s contribution of %s from %s: the encoder signalled a new time base (PCR discontinuity); the "
+                "timeline carries on",
+                self.protocol,
+                self.route.name,
+                self.peer,
+            )
         for kind, counted in self._counted.items():
             now = getattr(stats, kind)
             if now > counted:
                 metrics.TRANSPORT_ERRORS.labels(self.route.name, kind).inc(now - counted)
                 if counted == 0:
-                    log.warning("%s contribution of %s from %s is damaged (%s); counting in kubecast_ingest_transport_errors_total",
-                                self.protocol, self.route.name, self.peer, kind.replace("_", " "))
+                    log.warning(
+                        "%s contribution of %s from %s is damaged (%s); counting in "
+                        "kubecast_ingest_transport_errors_total",
+                        self.protocol,
+                        self.route.name,
+                        self.peer,
+                        kind.replace("_", " "),
+                    )
                 self._counted[kind] = now
 
     def end(self, reason: str) -> Publication | None:

@@ -49,6 +49,8 @@ MAX_COMPOSITION_SECONDS = 10  # real composition offsets are a few pictures; hou
 
 class TimestampJump(Mp4Error):
     pass
+
+
 _TRACK_TOKEN = re.compile(r"Streams\(([^)]*)\)|stream(\d+)", re.IGNORECASE)
 
 
@@ -71,7 +73,11 @@ def parse_path(config: IngestConfig, path: str) -> tuple[ChannelRoute, str, str]
             if index > 2 or (route.key is not None and not hmac.compare_digest(route.key.encode(), key.encode())):
                 raise PathError(403, f"wrong stream key for channel {route.name}", "bad_key")
             return route, ("FragmentedMP4" if extension == "isml" else "CMAF"), "/".join(parts[index + 1 :])
-    raise PathError(404, "not an ingest URL: expected …/ingest/<channel>.isml/Streams(<name>) or …/ingest/<channel>.cmaf/<segment>", "bad_name")
+    raise PathError(
+        404,
+        "not an ingest URL: expected …/ingest/<channel>.isml/Streams(<name>) or …/ingest/<channel>.cmaf/<segment>",
+        "bad_name",
+    )
 
 
 def loggable_path(path: str) -> str:
@@ -141,7 +147,12 @@ class PushStream:
             if track.track_id not in self.sources:
                 name = f"{self.name}#{track.track_id}"
                 self.sources[track.track_id] = self.ingest.publications.join(
-                    self.route, name=name, session_id=self.session_id, protocol=self.protocol, audio_only=track.kind == "audio")
+                    self.route,
+                    name=name,
+                    session_id=self.session_id,
+                    protocol=self.protocol,
+                    audio_only=track.kind == "audio",
+                )
             self.unannounced.add(track.track_id)  # its header goes out with its first sample's time
         if not self.sources:
             raise Mp4Error("the stream has neither an H.264 nor an AAC track")
@@ -162,10 +173,14 @@ class PushStream:
                     # Not a resend: the encoder restarted its clock.  The stream ends; the next
                     # push starts a timeline of its own (a marked discontinuity downstream).
                     self.ingest.forget(self.route.name)
-                    raise TimestampJump(f"track {track_id} went back {(last - sample.decode_time) / track.timescale:.1f} s")
+                    raise TimestampJump(
+                        f"track {track_id} went back {(last - sample.decode_time) / track.timescale:.1f} s"
+                    )
                 if last is not None and sample.decode_time > last + MAX_GAP_SECONDS * track.timescale:
                     self.ingest.forget(self.route.name)
-                    raise TimestampJump(f"track {track_id} jumped ahead {(sample.decode_time - last) / track.timescale:.1f} s")
+                    raise TimestampJump(
+                        f"track {track_id} jumped ahead {(sample.decode_time - last) / track.timescale:.1f} s"
+                    )
                 if last is not None and sample.decode_time <= last:
                     metrics.REJECTED.labels("duplicate_fragment").inc()
                     continue  # resent after a reconnect: already forwarded
@@ -173,8 +188,18 @@ class PushStream:
                 if track_id in self.unannounced:
                     self.unannounced.discard(track_id)
                     source.forward(CodecConfig(kind, 0, track.codec_config))
-                source.forward(Frame(kind, 0, track.timescale, sample.decode_time, sample.composition_offset,
-                                     sample.duration, sample.keyframe or kind == Kind.AUDIO, sample.data))
+                source.forward(
+                    Frame(
+                        kind,
+                        0,
+                        track.timescale,
+                        sample.decode_time,
+                        sample.composition_offset,
+                        sample.duration,
+                        sample.keyframe or kind == Kind.AUDIO,
+                        sample.data,
+                    )
+                )
                 last = sample.decode_time
             if last is not None:
                 self.ingest.last_time[key] = last
@@ -249,7 +274,9 @@ class HttpIngest:
         if refusal := route.refuses_transport(secure=request.secure):
             return self._refuse(request, 403, "tls_required" if not request.secure else "tls_not_accepted", refusal)
         if not route.admits(request.remote or ""):
-            return self._refuse(request, 403, "not_allowed", f"{request.remote} may not publish to channel {route.name}")
+            return self._refuse(
+                request, 403, "not_allowed", f"{request.remote} may not publish to channel {route.name}"
+            )
         if request.method not in ("POST", "PUT", "DELETE"):
             return self._refuse(request, 405, "method", f"{request.method} is not an ingest method")
         if request.method == "DELETE" or rest.endswith((".mpd", ".m3u8")):
@@ -264,7 +291,9 @@ class HttpIngest:
         current = self.streams.get(key)
         if current is not None and not current.ended:
             if current.peer != request.remote:
-                raise Busy(f"stream {name or '(default)'} of channel {route.name} is already being pushed from elsewhere")
+                raise Busy(
+                    f"stream {name or '(default)'} of channel {route.name} is already being pushed from elsewhere"
+                )
             return current
         stream = PushStream(self, route, name, protocol, request.remote or "?")
         self.streams[key] = stream
@@ -314,7 +343,9 @@ class HttpIngest:
             async with asyncio.timeout(self.config.idle_timeout):
                 await stream.lock.acquire()  # the track's previous segment goes first
         except TimeoutError:
-            return self._refuse(request, 503, "busy", f"{rest} of {route.name}: the previous segment of the track is still arriving")
+            return self._refuse(
+                request, 503, "busy", f"{rest} of {route.name}: the previous segment of the track is still arriving"
+            )
         try:
             try:
                 async for chunk in request.content.iter_any():

@@ -119,7 +119,9 @@ class ChunkReader:
             stream.delta = time_field
             stream.timestamp = (stream.timestamp + time_field) & 0xFFFFFFFF
         elif new_message and stream.started:
-            stream.timestamp = (stream.timestamp + stream.delta) & 0xFFFFFFFF  # type 3 starting a message repeats the delta
+            stream.timestamp = (
+                stream.timestamp + stream.delta
+            ) & 0xFFFFFFFF  # type 3 starting a message repeats the delta
         stream.length, stream.type, stream.stream_id, stream.extended = length, type_, stream_id, extended
         stream.started = True
         stream.payload += buf[pos : pos + take]
@@ -153,7 +155,14 @@ def encode_message(message: Message, *, chunk_size: int, csid: int) -> bytes:
     extended = message.timestamp >= EXTENDED
     time_field = EXTENDED if extended else message.timestamp
     extra = struct.pack(">I", message.timestamp) if extended else b""
-    header = bytes([csid & 0x3F]) + time_field.to_bytes(3, "big") + len(message.body).to_bytes(3, "big") + bytes([message.type]) + struct.pack("<I", message.stream_id) + extra
+    header = (
+        bytes([csid & 0x3F])
+        + time_field.to_bytes(3, "big")
+        + len(message.body).to_bytes(3, "big")
+        + bytes([message.type])
+        + struct.pack("<I", message.stream_id)
+        + extra
+    )
     parts = [header, message.body[:chunk_size]]
     for offset in range(chunk_size, len(message.body), chunk_size):
         parts += [bytes([0xC0 | (csid & 0x3F)]) + extra, message.body[offset : offset + chunk_size]]

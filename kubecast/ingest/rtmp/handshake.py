@@ -69,7 +69,9 @@ def server_response(c0c1: bytes) -> bytes:
 
 def client_c1(*, digest: bool, schema: int = 1) -> bytes:
     """A C1 as a client would send it (tests and the relay use it)."""
-    c1 = bytearray(struct.pack(">I", 0) + (bytes([9, 0, 124, 2]) if digest else b"\x00" * 4) + os.urandom(HANDSHAKE_SIZE - 8))
+    c1 = bytearray(
+        struct.pack(">I", 0) + (bytes([9, 0, 124, 2]) if digest else b"\x00" * 4) + os.urandom(HANDSHAKE_SIZE - 8)
+    )
     if digest:
         offset = _digest_offset(bytes(c1), schema)
         c1[offset : offset + DIGEST_SIZE] = _digest(bytes(c1), offset, CLIENT_KEY[:30])

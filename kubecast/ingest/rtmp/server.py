@@ -19,12 +19,12 @@ from kubecast.media.contribution import CodecConfig, Frame, Kind
 from kubecast.media.flv import FlvError, parse_audio, parse_video
 
 from .. import metrics
-from . import chunks
 from ..config import IngestConfig, decide
 from ..publication import Busy, Publications, Source
-from .session import Media, ProtocolError, PublishRequest, RtmpSession, Unpublished
 from ..timestamps import TimestampGuard
 from ..tls import TlsListener
+from . import chunks
+from .session import Media, ProtocolError, PublishRequest, RtmpSession, Unpublished
 
 log = logging.getLogger("kubecast.ingest")
 
@@ -54,8 +54,16 @@ def media_record(media: Media) -> CodecConfig | Frame | None:
             return CodecConfig(Kind.VIDEO, 0, video.payload)
         if video.end_of_sequence:
             return None
-        return Frame(Kind.VIDEO, 0, RTMP_TIMESCALE, media.timestamp, video.composition_offset, None,
-                     video.keyframe, video.payload)
+        return Frame(
+            Kind.VIDEO,
+            0,
+            RTMP_TIMESCALE,
+            media.timestamp,
+            video.composition_offset,
+            None,
+            video.keyframe,
+            video.payload,
+        )
     if media.type == chunks.AUDIO:
         audio = parse_audio(media.body)
         if audio.is_sequence_header:
@@ -118,8 +126,15 @@ class IngestServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, session_id: str, *,
-                   secure: bool = False) -> None:
+    async def _run(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        session_id: str,
+        *,
+        secure: bool = False,
+    ) -> None:
         session = RtmpSession()
         clock = TimestampGuard()
         source: Source | None = None
@@ -159,25 +174,39 @@ class IngestServer:
                             log.warning("refused a publish from %s: %s", peer, decision.reason)
                             return await refuse(decision.reason)
                         try:
-                            source = self.publications.join(decision.route, name=decision.rendition, session_id=session_id, protocol="RTMP")
+                            source = self.publications.join(
+                                decision.route, name=decision.rendition, session_id=session_id, protocol="RTMP"
+                            )
                         except Busy as busy:
                             metrics.REJECTED.labels("busy").inc()
                             log.warning("refused a publish from %s: %s", peer, busy)
                             return await refuse(str(busy))
                         channel = decision.route.name
                         session.accept()
-                        log.info("%s publishes channel %s%s (session %s)", peer, channel,
-                                 f" rendition {decision.rendition} (track {source.track})" if decision.rendition else "", session_id)
+                        log.info(
+                            "%s publishes channel %s%s (session %s)",
+                            peer,
+                            channel,
+                            f" rendition {decision.rendition} (track {source.track})" if decision.rendition else "",
+                            session_id,
+                        )
                     elif isinstance(event, Media) and source is not None:
                         if reason := check_codec(event):
                             metrics.REJECTED.labels("codec").inc()
                             log.warning("refused the contribution of %s on %s: %s", peer, channel, reason)
                             return await refuse(reason)
                         kind = {chunks.AUDIO: "audio", chunks.VIDEO: "video"}.get(event.type)
-                        configuration = len(event.body) > 1 and event.body[1] == 0  # a sequence header: no media time of its own
+                        configuration = (
+                            len(event.body) > 1 and event.body[1] == 0
+                        )  # a sequence header: no media time of its own
                         if kind and not configuration and (jump := clock.check(kind, event.timestamp)):
                             metrics.PROTOCOL_ERRORS.labels("timestamp_jump").inc()
-                            log.warning("ending the contribution of %s on %s: %s; its reconnect starts a new epoch", peer, channel, jump)
+                            log.warning(
+                                "ending the contribution of %s on %s: %s; its reconnect starts a new epoch",
+                                peer,
+                                channel,
+                                jump,
+                            )
                             return await refuse(f"{jump}: reconnect to continue")
                         try:
                             record = media_record(event)

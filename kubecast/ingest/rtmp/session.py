@@ -141,8 +141,17 @@ class RtmpSession:
             self._send(chunks.SET_PEER_BANDWIDTH, struct.pack(">IB", WINDOW, 2), csid=2)
             self._send(chunks.SET_CHUNK_SIZE, struct.pack(">I", OUT_CHUNK_SIZE), csid=2)
             self._out_chunk_size = OUT_CHUNK_SIZE
-            self._command_reply("_result", transaction, {"fmsVer": "FMS/3,5,7,7009", "capabilities": 31.0, "mode": 1.0},
-                                {"level": "status", "code": "NetConnection.Connect.Success", "description": "Connection succeeded.", "objectEncoding": 0.0})
+            self._command_reply(
+                "_result",
+                transaction,
+                {"fmsVer": "FMS/3,5,7,7009", "capabilities": 31.0, "mode": 1.0},
+                {
+                    "level": "status",
+                    "code": "NetConnection.Connect.Success",
+                    "description": "Connection succeeded.",
+                    "objectEncoding": 0.0,
+                },
+            )
             return []
         if self.app is None:
             raise ProtocolError(f"{name} before connect")
@@ -168,7 +177,11 @@ class RtmpSession:
                 self._status("status", "NetStream.Unpublish.Success", "Stopped publishing.")
                 return [Unpublished()]
         elif name in ("play", "play2"):
-            self._status("error", "NetStream.Play.Failed", "This is an ingest endpoint: publish to it, play from the streaming endpoint.")
+            self._status(
+                "error",
+                "NetStream.Play.Failed",
+                "This is an ingest endpoint: publish to it, play from the streaming endpoint.",
+            )
         elif name == "getStreamLength":
             self._command_reply("_result", transaction, None, 0)
         return []

@@ -24,7 +24,14 @@ from kubecast.api import Channel, RedundancyMode
 
 from ..rollout import SPEC_HASH
 from ..settings import OperatorSettings
-from .encoder import channel_document, encoder_config_map, encoder_deployment, encoder_disruption_budget, encoder_resources, secret_references
+from .encoder import (
+    channel_document,
+    encoder_config_map,
+    encoder_deployment,
+    encoder_disruption_budget,
+    encoder_resources,
+    secret_references,
+)
 from .endpoint import build_endpoint_children
 from .labels import labels, owner_reference
 from .packager import packager_deployment
@@ -32,12 +39,23 @@ from .pods import INSTANCES, RTMP_PORT, ingest_ports, namespace_store_url
 from .services import contribution_service, encoder_network_policy, ingest_service
 
 __all__ = [
-    "INSTANCES", "RTMP_PORT", "build_channel_children", "build_endpoint_children", "channel_document", "encoder_resources", "ingest_ports", "labels",
-    "namespace_store_url", "owner_reference", "secret_references",
+    "INSTANCES",
+    "RTMP_PORT",
+    "build_channel_children",
+    "build_endpoint_children",
+    "channel_document",
+    "encoder_resources",
+    "ingest_ports",
+    "labels",
+    "namespace_store_url",
+    "owner_reference",
+    "secret_references",
 ]
 
 
-def build_channel_children(channel: Channel, *, uid: str, namespace: str, settings: OperatorSettings) -> list[dict[str, Any]]:
+def build_channel_children(
+    channel: Channel, *, uid: str, namespace: str, settings: OperatorSettings
+) -> list[dict[str, Any]]:
     owner = owner_reference(channel, uid)
     document = channel_document(channel)
     spec_hash = hashlib.sha256(document.encode()).hexdigest()[:16]
@@ -45,15 +63,22 @@ def build_channel_children(channel: Channel, *, uid: str, namespace: str, settin
     children: list[dict[str, Any]] = []
     for instance in INSTANCES:
         children.append(encoder_config_map(channel, instance=instance, namespace=namespace, owner=owner))
-        children.append(_stamped(encoder_deployment(channel, instance=instance, namespace=namespace, owner=owner, settings=settings,
-                                                    spec_hash=spec_hash)))
+        children.append(
+            _stamped(
+                encoder_deployment(
+                    channel, instance=instance, namespace=namespace, owner=owner, settings=settings, spec_hash=spec_hash
+                )
+            )
+        )
         if relay:
             children.append(contribution_service(channel, instance=instance, namespace=namespace, owner=owner))
         children.append(ingest_service(channel, instance=instance, namespace=namespace, owner=owner))
     children.append(encoder_disruption_budget(channel, namespace=namespace, owner=owner))
     if relay:
         children.append(encoder_network_policy(channel, namespace=namespace, owner=owner))
-    children.append(_stamped(packager_deployment(channel, namespace=namespace, owner=owner, settings=settings, spec_hash=spec_hash)))
+    children.append(
+        _stamped(packager_deployment(channel, namespace=namespace, owner=owner, settings=settings, spec_hash=spec_hash))
+    )
     return children
 
 

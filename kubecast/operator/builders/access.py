@@ -41,14 +41,26 @@ def endpoint_secret_references(endpoint: StreamingEndpoint) -> list[tuple[str, S
     shape of the Channel's ``secret_references``, for the same Secret check."""
     mounted = [(file_name.replace("-", " "), ref, file_name) for file_name, ref in secret_files(endpoint)]
     protection = endpoint.spec.content_protection
-    purposes = {CONTENT_MASTER_KEY_ENV: "content protection master key", KEY_DELIVERY_JWT_KEY_ENV: "key delivery JWT key",
-                CPIX_CREDENTIALS_ENV: "DRM key server credentials"}
+    purposes = {
+        CONTENT_MASTER_KEY_ENV: "content protection master key",
+        KEY_DELIVERY_JWT_KEY_ENV: "key delivery JWT key",
+        CPIX_CREDENTIALS_ENV: "DRM key server credentials",
+    }
     # these reach the pods as secretKeyRef environment variables, named in place of a file
-    passed = [(purposes[variable], ref, variable) for variable, ref in protection.secret_env().items()] if protection else []
+    passed = (
+        [(purposes[variable], ref, variable) for variable, ref in protection.secret_env().items()] if protection else []
+    )
     return mounted + passed
 
 
-def endpoint_access(endpoint: StreamingEndpoint, channels: Iterable[Channel], *, namespace: str, owner: dict[str, Any], labels: dict[str, Any]) -> EndpointAccess:
+def endpoint_access(
+    endpoint: StreamingEndpoint,
+    channels: Iterable[Channel],
+    *,
+    namespace: str,
+    owner: dict[str, Any],
+    labels: dict[str, Any],
+) -> EndpointAccess:
     document = access_document(endpoint, channels, lambda file_name, ref: f"{KEY_DIR}/{file_name}")
     if not any(document.values()):
         return EndpointAccess()
@@ -59,11 +71,27 @@ def endpoint_access(endpoint: StreamingEndpoint, channels: Iterable[Channel], *,
     secrets = secret_files(endpoint)
     if secrets:
         # One projected volume: the keys may live in different Secrets.
-        volumes.append({"name": "access-secrets", "projected": {"sources": [
-            {"secret": {"name": ref.name, "items": [{"key": ref.key, "path": file_name}]}} for file_name, ref in secrets]}})
+        volumes.append(
+            {
+                "name": "access-secrets",
+                "projected": {
+                    "sources": [
+                        {"secret": {"name": ref.name, "items": [{"key": ref.key, "path": file_name}]}}
+                        for file_name, ref in secrets
+                    ]
+                },
+            }
+        )
         mounts.append({"name": "access-secrets", "mountPath": KEY_DIR, "readOnly": True})
     return EndpointAccess(
-        config_map={"apiVersion": "v1", "kind": "ConfigMap", "metadata": object_meta(name, namespace, owner, labels), "data": {"access.json": text}},
-        args=["--access", ACCESS_FILE], volumes=volumes, mounts=mounts,
+        config_map={
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": object_meta(name, namespace, owner, labels),
+            "data": {"access.json": text},
+        },
+        args=["--access", ACCESS_FILE],
+        volumes=volumes,
+        mounts=mounts,
         annotations={"kubecast.io/access-hash": hashlib.sha256(text.encode()).hexdigest()[:16]},
     )

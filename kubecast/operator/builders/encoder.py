@@ -19,17 +19,41 @@ from kubecast.api.components import IngestFile, encoder_config, ingest_route, pa
 
 from ..settings import OperatorSettings
 from .labels import labels, object_meta
-from .pods import (CONFIG_DIR, CONTAINER_SECURITY, CONTRIBUTION_PORT, ENCODER_METRICS, HTTP_INGEST_PORT,
-                   HTTPS_INGEST_PORT, INGEST_METRICS, INSTANCES, KEY_DIR, MPEGTS_PORT, RTMP_PORT, RTMPS_PORT, SRT_PORT,
-                   TLS_DIR, ingest_ports, metrics_probes, pod_spec, store_env)
+from .pods import (
+    CONFIG_DIR,
+    CONTAINER_SECURITY,
+    CONTRIBUTION_PORT,
+    ENCODER_METRICS,
+    HTTP_INGEST_PORT,
+    HTTPS_INGEST_PORT,
+    INGEST_METRICS,
+    INSTANCES,
+    KEY_DIR,
+    MPEGTS_PORT,
+    RTMP_PORT,
+    RTMPS_PORT,
+    SRT_PORT,
+    TLS_DIR,
+    ingest_ports,
+    metrics_probes,
+    pod_spec,
+    store_env,
+)
 
 
 def channel_document(channel: Channel) -> str:
     """The Channel's spec the encoder pods and the packager are built from, hashed into their
     pod templates so that a change rolls them (no status, no secret; nor the deletion policy,
     which only the operator reads: changing it must not restart the pods)."""
-    return yaml.safe_dump({"apiVersion": API_VERSION, "kind": "Channel", "metadata": {"name": channel.name},
-                           "spec": channel.spec.model_dump(mode="json", by_alias=True, exclude={"deletion_policy"})}, sort_keys=False)
+    return yaml.safe_dump(
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Channel",
+            "metadata": {"name": channel.name},
+            "spec": channel.spec.model_dump(mode="json", by_alias=True, exclude={"deletion_policy"}),
+        },
+        sort_keys=False,
+    )
 
 
 def secret_references(channel: Channel) -> list[tuple[str, SecretKeyRef, str]]:
@@ -38,13 +62,17 @@ def secret_references(channel: Channel) -> list[tuple[str, SecretKeyRef, str]]:
     no reference is mounted unchecked: a missing Secret would otherwise leave the pods in
     ContainerCreating with nothing on the Channel saying why."""
     ingest = channel.spec.ingest
-    references = [("stream key", ingest.stream_key_secret_ref, "stream-key"),
-                  ("SRT passphrase", ingest.srt.passphrase_secret_ref, "srt-passphrase")]
+    references = [
+        ("stream key", ingest.stream_key_secret_ref, "stream-key"),
+        ("SRT passphrase", ingest.srt.passphrase_secret_ref, "srt-passphrase"),
+    ]
     if ingest.tls is not None:
         # A kubernetes.io/tls Secret: its certificate chain and private key, under tls/ as cert-manager's
         # Certificates and `kubectl create secret tls` name them.
-        references += [(f"TLS {what}", SecretKeyRef(name=ingest.tls.secret_name, key=key), f"tls/{key}")
-                       for what, key in (("certificate", TLS_CERTIFICATE_KEY), ("private key", TLS_PRIVATE_KEY_KEY))]
+        references += [
+            (f"TLS {what}", SecretKeyRef(name=ingest.tls.secret_name, key=key), f"tls/{key}")
+            for what, key in (("certificate", TLS_CERTIFICATE_KEY), ("private key", TLS_PRIVATE_KEY_KEY))
+        ]
     return [(purpose, ref, path) for purpose, ref, path in references if ref is not None]
 
 
@@ -62,7 +90,9 @@ def encoder_pair(name: str) -> dict[str, str]:
 
 
 def encoder_labels(name: str, instance: str) -> dict[str, str]:
-    return labels(instance=name, component="encoder", extra={"kubecast.io/channel": name, "kubecast.io/encoder": instance})
+    return labels(
+        instance=name, component="encoder", extra={"kubecast.io/channel": name, "kubecast.io/encoder": instance}
+    )
 
 
 def encoder_selector(name: str, instance: str) -> dict[str, str]:
@@ -78,19 +108,41 @@ def encoder_config_map(channel: Channel, *, instance: str, namespace: str, owner
     name = channel.name
     # Relay: each ingest also forwards to the other encoder, through that encoder's ClusterIP
     # contribution Service; only the channel's own encoder pods may reach that port.
-    others = [f"{name}-contribution-{other.lower()}.{namespace}.svc:{CONTRIBUTION_PORT}" for other in INSTANCES if other != instance]
-    route = ingest_route(channel, encoder=f"127.0.0.1:{CONTRIBUTION_PORT}", others=others, udp_listen=f"0.0.0.0:{MPEGTS_PORT}",
-                         stream_key_file=f"{KEY_DIR}/stream-key", srt_passphrase_file=f"{KEY_DIR}/srt-passphrase")
+    others = [
+        f"{name}-contribution-{other.lower()}.{namespace}.svc:{CONTRIBUTION_PORT}"
+        for other in INSTANCES
+        if other != instance
+    ]
+    route = ingest_route(
+        channel,
+        encoder=f"127.0.0.1:{CONTRIBUTION_PORT}",
+        others=others,
+        udp_listen=f"0.0.0.0:{MPEGTS_PORT}",
+        stream_key_file=f"{KEY_DIR}/stream-key",
+        srt_passphrase_file=f"{KEY_DIR}/srt-passphrase",
+    )
     return {
-        "apiVersion": "v1", "kind": "ConfigMap", "metadata": object_meta(config_map_name(name, instance), namespace, owner, encoder_labels(name, instance)),
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": object_meta(config_map_name(name, instance), namespace, owner, encoder_labels(name, instance)),
         # packager.json: the packager mounts encoder A's ConfigMap (both carry the same one).
-        "data": {"encoder.json": encoder_config(channel).to_json(),
-                 "ingest.json": IngestFile(channels={name: route}).to_json(),
-                 "packager.json": packager_config(channel, instances=list(INSTANCES)).to_json()},
+        "data": {
+            "encoder.json": encoder_config(channel).to_json(),
+            "ingest.json": IngestFile(channels={name: route}).to_json(),
+            "packager.json": packager_config(channel, instances=list(INSTANCES)).to_json(),
+        },
     }
 
 
-def encoder_deployment(channel: Channel, *, instance: str, namespace: str, owner: dict[str, Any], settings: OperatorSettings, spec_hash: str) -> dict[str, Any]:
+def encoder_deployment(
+    channel: Channel,
+    *,
+    instance: str,
+    namespace: str,
+    owner: dict[str, Any],
+    settings: OperatorSettings,
+    spec_hash: str,
+) -> dict[str, Any]:
     name = channel.name
     suffix = instance.lower()
     component_labels = encoder_labels(name, instance)
@@ -105,44 +157,89 @@ def encoder_deployment(channel: Channel, *, instance: str, namespace: str, owner
     if secrets:
         # One projected volume: the stream key, the SRT passphrase and the TLS certificate may live in
         # different Secrets.
-        volumes.append({"name": "ingest-secrets", "projected": {"sources": [
-            {"secret": {"name": ref.name, "items": [{"key": ref.key, "path": path}]}} for ref, path in secrets]}})
+        volumes.append(
+            {
+                "name": "ingest-secrets",
+                "projected": {
+                    "sources": [
+                        {"secret": {"name": ref.name, "items": [{"key": ref.key, "path": path}]}}
+                        for ref, path in secrets
+                    ]
+                },
+            }
+        )
         mounts.append({"name": "ingest-secrets", "mountPath": KEY_DIR, "readOnly": True})
     containers = [
         {
-            "name": "ingest", "image": settings.encoder_image,
-            "args": ["ingest", "--listen", f"0.0.0.0:{RTMP_PORT}", "--config", f"{CONFIG_DIR}/ingest.json", "--metrics-port", str(INGEST_METRICS), "--metrics-address", "0.0.0.0"]
+            "name": "ingest",
+            "image": settings.encoder_image,
+            "args": [
+                "ingest",
+                "--listen",
+                f"0.0.0.0:{RTMP_PORT}",
+                "--config",
+                f"{CONFIG_DIR}/ingest.json",
+                "--metrics-port",
+                str(INGEST_METRICS),
+                "--metrics-address",
+                "0.0.0.0",
+            ]
             + (["--http-listen", f"0.0.0.0:{HTTP_INGEST_PORT}"] if any(p.name == "http-ingest" for p in ports) else [])
             + (["--rtmps-listen", f"0.0.0.0:{RTMPS_PORT}"] if any(p.name == "rtmps" for p in ports) else [])
-            + (["--https-listen", f"0.0.0.0:{HTTPS_INGEST_PORT}"]
-               if any(p.name == "https-ingest" for p in ports) else [])
-            + (["--tls-cert", f"{TLS_DIR}/{TLS_CERTIFICATE_KEY}", "--tls-key", f"{TLS_DIR}/{TLS_PRIVATE_KEY_KEY}"]
-               if channel.spec.ingest.tls is not None else [])
+            + (
+                ["--https-listen", f"0.0.0.0:{HTTPS_INGEST_PORT}"]
+                if any(p.name == "https-ingest" for p in ports)
+                else []
+            )
+            + (
+                ["--tls-cert", f"{TLS_DIR}/{TLS_CERTIFICATE_KEY}", "--tls-key", f"{TLS_DIR}/{TLS_PRIVATE_KEY_KEY}"]
+                if channel.spec.ingest.tls is not None
+                else []
+            )
             + (["--srt-listen", f"0.0.0.0:{SRT_PORT}"] if any(p.name == "srt" for p in ports) else []),
             "ports": [{"name": port.name, "containerPort": port.number, "protocol": port.protocol} for port in ports]
             + [{"name": "ingest-metrics", "containerPort": INGEST_METRICS}],
             "readinessProbe": {"tcpSocket": {"port": RTMP_PORT}, "periodSeconds": 5},
             "livenessProbe": metrics_probes("ingest-metrics")["livenessProbe"],
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
-            "volumeMounts": mounts, "securityContext": CONTAINER_SECURITY,
+            "volumeMounts": mounts,
+            "securityContext": CONTAINER_SECURITY,
         },
         {
-            "name": "encoder", "image": settings.encoder_image,
-            "args": ["encoder", "--config", f"{CONFIG_DIR}/encoder.json", "--instance", instance,
-                     "--contribution", contribution_listen, "--store", "$(KUBECAST_STORE_URL)", "--metrics-port", str(ENCODER_METRICS), "--metrics-address", "0.0.0.0"],
-            "env": env, "envFrom": env_from,
+            "name": "encoder",
+            "image": settings.encoder_image,
+            "args": [
+                "encoder",
+                "--config",
+                f"{CONFIG_DIR}/encoder.json",
+                "--instance",
+                instance,
+                "--contribution",
+                contribution_listen,
+                "--store",
+                "$(KUBECAST_STORE_URL)",
+                "--metrics-port",
+                str(ENCODER_METRICS),
+                "--metrics-address",
+                "0.0.0.0",
+            ],
+            "env": env,
+            "envFrom": env_from,
             "ports": [{"name": "encoder-metrics", "containerPort": ENCODER_METRICS}]
             + ([{"name": "contribution", "containerPort": CONTRIBUTION_PORT}] if relay else []),
             **metrics_probes("encoder-metrics"),
             "resources": encoder_resources(channel),
-            "volumeMounts": [m for m in mounts if m["name"] == "config"], "securityContext": CONTAINER_SECURITY,
+            "volumeMounts": [m for m in mounts if m["name"] == "config"],
+            "securityContext": CONTAINER_SECURITY,
         },
     ]
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": object_meta(f"{name}-encoder-{suffix}", namespace, owner, component_labels),
         "spec": {
-            "replicas": 1, "selector": {"matchLabels": selector},
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
             # One pod per encoder: replace, never run two of the same instance at once.
             "strategy": {"type": "Recreate"},
             "template": {
@@ -150,14 +247,29 @@ def encoder_deployment(channel: Channel, *, instance: str, namespace: str, owner
                 "spec": pod_spec(
                     settings,
                     # Never both encoders on one node; in different zones where the cluster has them.
-                    affinity={"podAntiAffinity": {
-                        "requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": encoder_pair(name)}, "topologyKey": "kubernetes.io/hostname"}],
-                        "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {
-                            "labelSelector": {"matchLabels": encoder_pair(name)}, "topologyKey": "topology.kubernetes.io/zone"}}],
-                    }},
+                    affinity={
+                        "podAntiAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": [
+                                {
+                                    "labelSelector": {"matchLabels": encoder_pair(name)},
+                                    "topologyKey": "kubernetes.io/hostname",
+                                }
+                            ],
+                            "preferredDuringSchedulingIgnoredDuringExecution": [
+                                {
+                                    "weight": 100,
+                                    "podAffinityTerm": {
+                                        "labelSelector": {"matchLabels": encoder_pair(name)},
+                                        "topologyKey": "topology.kubernetes.io/zone",
+                                    },
+                                }
+                            ],
+                        }
+                    },
                     securityContext={"fsGroup": 10001},
                     terminationGracePeriodSeconds=30,
-                    containers=containers, volumes=volumes,
+                    containers=containers,
+                    volumes=volumes,
                 ),
             },
         },
@@ -170,7 +282,8 @@ def pair_labels(name: str) -> dict[str, str]:
 
 def encoder_disruption_budget(channel: Channel, *, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     return {
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
         "metadata": object_meta(f"{channel.name}-encoders", namespace, owner, pair_labels(channel.name)),
         "spec": {"minAvailable": 1, "selector": {"matchLabels": encoder_pair(channel.name)}},
     }

@@ -28,7 +28,14 @@ def endpoint_selector_text(name: str) -> str:
     return ",".join(f"{key}={value}" for key, value in endpoint_selector(name).items())
 
 
-def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: dict[str, Any], settings: OperatorSettings, access: EndpointAccess | None = None) -> dict[str, Any]:
+def endpoint_deployment(
+    endpoint: StreamingEndpoint,
+    *,
+    namespace: str,
+    owner: dict[str, Any],
+    settings: OperatorSettings,
+    access: EndpointAccess | None = None,
+) -> dict[str, Any]:
     name = endpoint.name
     spec = endpoint.spec
     env, env_from = store_env(settings, namespace)
@@ -36,26 +43,35 @@ def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: d
     args = ["endpoint", "--store", "$(KUBECAST_STORE_URL)", "--listen", f"0.0.0.0:{HTTP_PORT}", *access.args]
     if spec.content_protection is not None:
         args += spec.content_protection.endpoint_arguments()
-        env = env + [{"name": variable, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
-                     for variable, ref in spec.content_protection.secret_env().items()]
+        env = env + [
+            {"name": variable, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+            for variable, ref in spec.content_protection.secret_env().items()
+        ]
     deployment_spec = {
         "selector": {"matchLabels": endpoint_selector(name)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {
-            "metadata": {"labels": endpoint_labels(name), **({"annotations": access.annotations} if access.annotations else {})},
+            "metadata": {
+                "labels": endpoint_labels(name),
+                **({"annotations": access.annotations} if access.annotations else {}),
+            },
             "spec": pod_spec(
                 settings,
-                containers=[{
-                    "name": "endpoint", "image": settings.packager_image,
-                    "args": args,
-                    "env": env, "envFrom": env_from,
-                    "ports": [{"name": "http", "containerPort": HTTP_PORT}],
-                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5},
-                    "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
-                    "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-                    "securityContext": CONTAINER_SECURITY,
-                    **({"volumeMounts": access.mounts} if access.mounts else {}),
-                }],
+                containers=[
+                    {
+                        "name": "endpoint",
+                        "image": settings.packager_image,
+                        "args": args,
+                        "env": env,
+                        "envFrom": env_from,
+                        "ports": [{"name": "http", "containerPort": HTTP_PORT}],
+                        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5},
+                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+                        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+                        "securityContext": CONTAINER_SECURITY,
+                        **({"volumeMounts": access.mounts} if access.mounts else {}),
+                    }
+                ],
                 **({"volumes": access.volumes} if access.volumes else {}),
             ),
         },
@@ -63,19 +79,36 @@ def endpoint_deployment(endpoint: StreamingEndpoint, *, namespace: str, owner: d
     if spec.scaling is None:
         # With an autoscaler the operator never writes replicas: that field is the HPA's.
         deployment_spec["replicas"] = spec.replicas
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": object_meta(f"{name}-endpoint", namespace, owner, endpoint_labels(name)), "spec": deployment_spec}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": object_meta(f"{name}-endpoint", namespace, owner, endpoint_labels(name)),
+        "spec": deployment_spec,
+    }
 
 
 def endpoint_service(endpoint: StreamingEndpoint, *, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     name = endpoint.name
-    return {"apiVersion": "v1", "kind": "Service", "metadata": object_meta(name, namespace, owner, endpoint_labels(name)),
-            "spec": {"type": "ClusterIP", "selector": endpoint_selector(name), "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(name, namespace, owner, endpoint_labels(name)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": endpoint_selector(name),
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
 
 
 def endpoint_disruption_budget(endpoint: StreamingEndpoint, *, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     name = endpoint.name
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": object_meta(f"{name}-endpoint", namespace, owner, endpoint_labels(name)),
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": endpoint_selector(name)}}}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": object_meta(f"{name}-endpoint", namespace, owner, endpoint_labels(name)),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": endpoint_selector(name)}},
+    }
 
 
 def endpoint_autoscaler(endpoint: StreamingEndpoint, *, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
@@ -83,11 +116,22 @@ def endpoint_autoscaler(endpoint: StreamingEndpoint, *, namespace: str, owner: d
     scaling = endpoint.spec.scaling
     assert scaling is not None
     return {
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": object_meta(f"{name}-endpoint", namespace, owner, endpoint_labels(name)),
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": object_meta(f"{name}-endpoint", namespace, owner, endpoint_labels(name)),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{name}-endpoint"},
-            "minReplicas": scaling.min_replicas, "maxReplicas": scaling.max_replicas,
-            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": scaling.target_cpu_utilization}}}],
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": scaling.target_cpu_utilization},
+                    },
+                }
+            ],
         },
     }
 
@@ -95,17 +139,42 @@ def endpoint_autoscaler(endpoint: StreamingEndpoint, *, namespace: str, owner: d
 def endpoint_ingress(endpoint: StreamingEndpoint, *, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     name = endpoint.name
     return {
-        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": object_meta(name, namespace, owner, endpoint_labels(name)),
-        "spec": {"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": name, "port": {"name": "http"}}}}]}}
-                           for host in endpoint.spec.host_names]},
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": object_meta(name, namespace, owner, endpoint_labels(name)),
+        "spec": {
+            "rules": [
+                {
+                    "host": host,
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": name, "port": {"name": "http"}}},
+                            }
+                        ]
+                    },
+                }
+                for host in endpoint.spec.host_names
+            ]
+        },
     }
 
 
-def build_endpoint_children(endpoint: StreamingEndpoint, *, uid: str, namespace: str, settings: OperatorSettings,
-                            channels: Iterable[Channel] = ()) -> list[dict[str, Any]]:
+def build_endpoint_children(
+    endpoint: StreamingEndpoint,
+    *,
+    uid: str,
+    namespace: str,
+    settings: OperatorSettings,
+    channels: Iterable[Channel] = (),
+) -> list[dict[str, Any]]:
     """``channels``: the namespace's Channels, whose preview allow-lists the endpoint enforces."""
     owner = owner_reference(endpoint, uid)
-    access = endpoint_access(endpoint, channels, namespace=namespace, owner=owner, labels=endpoint_labels(endpoint.name))
+    access = endpoint_access(
+        endpoint, channels, namespace=namespace, owner=owner, labels=endpoint_labels(endpoint.name)
+    )
     children = [
         *([access.config_map] if access.config_map else []),
         endpoint_deployment(endpoint, namespace=namespace, owner=owner, settings=settings, access=access),

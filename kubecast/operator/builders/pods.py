@@ -68,7 +68,11 @@ def store_env(settings: OperatorSettings, namespace: str) -> tuple[list[dict[str
 # the documentation's rules): non-root, the runtime's default seccomp profile, no privilege
 # escalation, every capability dropped.
 POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
-CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 
 def metrics_probes(port: str) -> dict[str, Any]:
@@ -76,7 +80,10 @@ def metrics_probes(port: str) -> dict[str, Any]:
     (ingest, encoder, packager): they show the process is up and serving, not that media flows
     (the Channel's status and the alerts say that)."""
     probe = {"httpGet": {"path": "/metrics", "port": port}}
-    return {"readinessProbe": {**probe, "periodSeconds": 10}, "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3}}
+    return {
+        "readinessProbe": {**probe, "periodSeconds": 10},
+        "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
+    }
 
 
 def pod_spec(settings: OperatorSettings, **fields: Any) -> dict[str, Any]:

@@ -18,10 +18,18 @@ from .pods import CONTRIBUTION_PORT, ENCODER_METRICS, INGEST_METRICS, ingest_por
 def contribution_service(channel: Channel, *, instance: str, namespace: str, owner: dict[str, Any]) -> dict[str, Any]:
     name = channel.name
     return {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": object_meta(f"{name}-contribution-{instance.lower()}", namespace, owner, encoder_labels(name, instance)),
-        "spec": {"type": "ClusterIP", "selector": encoder_selector(name, instance),
-                 "ports": [{"name": "contribution", "port": CONTRIBUTION_PORT, "targetPort": "contribution", "protocol": "TCP"}]},
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(
+            f"{name}-contribution-{instance.lower()}", namespace, owner, encoder_labels(name, instance)
+        ),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": encoder_selector(name, instance),
+            "ports": [
+                {"name": "contribution", "port": CONTRIBUTION_PORT, "targetPort": "contribution", "protocol": "TCP"}
+            ],
+        },
     }
 
 
@@ -29,20 +37,35 @@ def ingest_service(channel: Channel, *, instance: str, namespace: str, owner: di
     name = channel.name
     ports = ingest_ports(channel)
     ingest = channel.spec.ingest
-    spec: dict[str, Any] = {"type": ingest.service_type.value, "selector": encoder_selector(name, instance),
-            # TCP and UDP in one LoadBalancer Service: Kubernetes >= 1.26 (MixedProtocolLBService).
-            "ports": [{"name": port.name, "port": port.service_port, "targetPort": port.name, "protocol": port.protocol}
-                      for port in ports]}
+    spec: dict[str, Any] = {
+        "type": ingest.service_type.value,
+        "selector": encoder_selector(name, instance),
+        # TCP and UDP in one LoadBalancer Service: Kubernetes >= 1.26 (MixedProtocolLBService).
+        "ports": [
+            {"name": port.name, "port": port.service_port, "targetPort": port.name, "protocol": port.protocol}
+            for port in ports
+        ],
+    }
     if ingest.allowed_ips and ingest.service_type is not ServiceType.CLUSTER_IP:
         # The ingest checks the publisher's address: no hop through another node, whose SNAT
         # would put that node's address in its place (docs/kubernetes.md).
         spec["externalTrafficPolicy"] = "Local"
         if ingest.service_type is ServiceType.LOAD_BALANCER:
             # The cloud's firewall drops other sources before they reach a node.
-            spec["loadBalancerSourceRanges"] = [str(ipaddress.ip_network(cidr, strict=False)) for cidr in ingest.allowed_ips]
+            spec["loadBalancerSourceRanges"] = [
+                str(ipaddress.ip_network(cidr, strict=False)) for cidr in ingest.allowed_ips
+            ]
     return {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": object_meta(f"{name}-ingest-{instance.lower()}", namespace, owner, labels(instance=name, component="ingest", extra={"kubecast.io/channel": name, "kubecast.io/encoder": instance})),
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(
+            f"{name}-ingest-{instance.lower()}",
+            namespace,
+            owner,
+            labels(
+                instance=name, component="ingest", extra={"kubecast.io/channel": name, "kubecast.io/encoder": instance}
+            ),
+        ),
         "spec": spec,
     }
 
@@ -52,10 +75,18 @@ def encoder_network_policy(channel: Channel, *, namespace: str, owner: dict[str,
     open_ports = [{"port": port.number, "protocol": port.protocol} for port in ingest_ports(channel)]
     open_ports += [{"port": port, "protocol": "TCP"} for port in (INGEST_METRICS, ENCODER_METRICS)]
     return {
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
         "metadata": object_meta(f"{name}-encoders", namespace, owner, pair_labels(name)),
-        "spec": {"podSelector": {"matchLabels": encoder_pair(name)}, "policyTypes": ["Ingress"], "ingress": [
-            {"ports": open_ports},
-            {"from": [{"podSelector": {"matchLabels": encoder_pair(name)}}], "ports": [{"port": CONTRIBUTION_PORT, "protocol": "TCP"}]},
-        ]},
+        "spec": {
+            "podSelector": {"matchLabels": encoder_pair(name)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"ports": open_ports},
+                {
+                    "from": [{"podSelector": {"matchLabels": encoder_pair(name)}}],
+                    "ports": [{"port": CONTRIBUTION_PORT, "protocol": "TCP"}],
+                },
+            ],
+        },
     }
