@@ -33,32 +33,12 @@ from .plan import (
     tls_protocols_in_use,
     write_run_files,
 )
+from .ports import PortReservations
 from .programs import publish_programs
 from .status import summarize, summarize_program
 from .supervisor import Supervisor
 
 log = logging.getLogger("kubecast.local")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_or_free(host: str, wanted: int) -> int:
-    """The wanted port if it can be bound, else a free one (the demo must start on a busy laptop)."""
-    if wanted == 0:
-        return free_port(host)
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, wanted))
-            return wanted
-        except OSError:
-            port = free_port(host)
-            print(f"port {wanted} is busy; using {port}", file=sys.stderr)
-            return port
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -157,12 +137,6 @@ def print_urls(manifests: Manifests, *, host: str, ports: Ports, store_url: str,
     print("  Press Ctrl-C to stop.\n", flush=True)
 
 
-def free_udp_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def plan_ports(manifests: Manifests, args: argparse.Namespace) -> Ports:
     host, redundant = args.host, not args.single_encoder
     instances = instances_for(redundant)
@@ -172,18 +146,29 @@ def plan_ports(manifests: Manifests, args: argparse.Namespace) -> Ports:
     secure = tls_protocols_in_use(manifests)
     rtmps = {"A": args.rtmps_port, "B": args.rtmps_port + 1} if "RTMP" in secure else {}
     https = {"A": args.ingest_https_port, "B": args.ingest_https_port + 1} if secure & HTTP_PUSH else {}
-    return Ports(
-        rtmp=port_or_free(host, args.rtmp_port),
-        http=port_or_free(host, args.http_port),
-        contribution={(name, inst): free_port() for name in manifests.channels for inst in instances},
-        metrics={name: free_port() for name in metrics_names(manifests, redundant)},
-        rtmp_secondary=port_or_free(host, args.rtmp_secondary_port) if redundant else None,
-        ingest_http={inst: port_or_free(host, port) for inst, port in http.items() if inst in instances},
-        srt={inst: port for inst, port in srt.items() if inst in instances},  # UDP: libsrt reports a busy one clearly
-        udp={(name, inst): free_udp_port(host) for name in datagram_channels(manifests) for inst in instances},
-        rtmps={inst: port_or_free(host, port) for inst, port in rtmps.items() if inst in instances},
-        ingest_https={inst: port_or_free(host, port) for inst, port in https.items() if inst in instances},
-    )
+    with PortReservations(host) as reserve:
+        wanted_rtmp = reserve.wanted(args.rtmp_port)
+        wanted_http = reserve.wanted(args.http_port)
+        rtmp_secondary = reserve.wanted(args.rtmp_secondary_port) if redundant else None
+        ingest_http = {inst: reserve.wanted(port) for inst, port in http.items() if inst in instances}
+        rtmps_ports = {inst: reserve.wanted(port) for inst, port in rtmps.items() if inst in instances}
+        https_ports = {inst: reserve.wanted(port) for inst, port in https.items() if inst in instances}
+        return Ports(
+            rtmp=wanted_rtmp,
+            http=wanted_http,
+            contribution={(name, inst): reserve.free() for name in manifests.channels for inst in instances},
+            metrics={name: reserve.free() for name in metrics_names(manifests, redundant)},
+            rtmp_secondary=rtmp_secondary,
+            ingest_http=ingest_http,
+            srt={inst: port for inst, port in srt.items() if inst in instances},  # UDP: libsrt reports a busy one
+            udp={
+                (name, inst): reserve.free(socket.SOCK_DGRAM)
+                for name in datagram_channels(manifests)
+                for inst in instances
+            },
+            rtmps=rtmps_ports,
+            ingest_https=https_ports,
+        )
 
 
 async def run_pipeline(
