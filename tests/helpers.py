@@ -161,6 +161,17 @@ def kubecast(*args: str, **kwargs) -> Proc:
     return Proc([sys.executable, "-m", "kubecast.cli", *args], name=f"kubecast {args[0]}", **kwargs)
 
 
+def lavfi_source(
+    *, size: str = "320x240", frequency: int | None = 1000, input_seconds: float | str | None = None
+) -> list[str]:
+    """The ffmpeg inputs every test contribution starts from: the testsrc2 picture at 30 fps and a
+    48 kHz sine tone (ffmpeg's default 440 Hz when ``frequency`` is None). ``input_seconds`` bounds
+    each input (``-t`` before ``-i``), which ends the stream even where the output has no ``-t``."""
+    bound = [] if input_seconds is None else ["-t", str(input_seconds)]
+    tone = "sine=sample_rate=48000" if frequency is None else f"sine=frequency={frequency}:sample_rate=48000"
+    return ["-f", "lavfi", *bound, "-i", f"testsrc2=size={size}:rate=30", "-f", "lavfi", *bound, "-i", tone]
+
+
 def make_contribution_flv(path, *, seconds: int, size: str = "320x240") -> bytes:
     """What an encoder sends: H.264 (with B-frames, a key frame every second) + AAC in FLV, by Debian's ffmpeg."""
     subprocess.run(
@@ -169,14 +180,7 @@ def make_contribution_flv(path, *, seconds: int, size: str = "320x240") -> bytes
             "-v",
             "error",
             "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size={size}:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=1000:sample_rate=48000",
+            *lavfi_source(size=size),
             "-t",
             str(seconds),
             "-c:v",
@@ -209,18 +213,7 @@ def make_multibitrate_flvs(folder, *, seconds: int, gops=(30, 30, 30)) -> list[b
         "-v",
         "error",
         "-y",
-        "-f",
-        "lavfi",
-        "-t",
-        str(seconds),
-        "-i",
-        "testsrc2=size=640x360:rate=30",
-        "-f",
-        "lavfi",
-        "-t",
-        str(seconds),
-        "-i",
-        "sine=frequency=1000:sample_rate=48000",
+        *lavfi_source(size="640x360", input_seconds=seconds),
     ]
     for index, (size, gop) in enumerate(zip(LADDER_SIZES, gops)):
         argv += [

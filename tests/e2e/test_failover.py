@@ -19,7 +19,7 @@ from urllib.parse import urljoin
 import av
 import pytest
 from drill import Link, Pipeline, Player, seeded
-from helpers import Proc, wait_until
+from helpers import Proc, lavfi_source, wait_until
 from media_checks import MPD_NS, download, expand_timeline, fetch, media_playlist, mpd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.failover]
@@ -66,14 +66,7 @@ def publish(urls: list[str], *, seconds: float) -> Proc:
             "-loglevel",
             "warning",
             "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=1000:sample_rate=48000",
+            *lavfi_source(size="640x360"),
             "-t",
             f"{seconds:.1f}",
             "-map",

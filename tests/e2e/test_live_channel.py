@@ -18,7 +18,7 @@ from urllib.parse import urljoin
 
 import players
 import pytest
-from helpers import Proc, free_port, kubecast, wait_until
+from helpers import Proc, free_port, kubecast, lavfi_source, wait_until
 from media_checks import MPD_NS, download, expand_timeline, fetch, media_playlist, mpd, multivariant
 
 from kubecast.media.mp4 import parse_media_segment
@@ -38,14 +38,7 @@ def ffmpeg_publish(url: str, *, seconds: float, size: str = "640x360", extra: li
             "-loglevel",
             "warning",
             "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size={size}:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=1000:sample_rate=48000",
+            *lavfi_source(size=size),
             "-t",
             str(seconds),
             "-c:v",

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from helpers import Proc, free_port, kubecast, wait_until
+from helpers import Proc, free_port, kubecast, lavfi_source, wait_until
 from media_checks import download, expand_timeline, fetch, media_playlist, mpd
 
 pytestmark = pytest.mark.e2e
@@ -63,14 +63,7 @@ def pipeline(tmp_path_factory):
                 "-loglevel",
                 "error",
                 "-re",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=320x240:rate=30",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=sample_rate=48000",
+                *lavfi_source(size="320x240", frequency=None),
                 "-t",
                 "150",
                 "-c:v",

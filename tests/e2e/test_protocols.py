@@ -17,7 +17,16 @@ from pathlib import Path
 
 import pytest
 from certificates import make_certificate
-from helpers import Proc, flv_video_payloads, free_port, kubecast, make_multibitrate_flvs, segment_payloads, wait_until
+from helpers import (
+    Proc,
+    flv_video_payloads,
+    free_port,
+    kubecast,
+    lavfi_source,
+    make_multibitrate_flvs,
+    segment_payloads,
+    wait_until,
+)
 from media_checks import download, fetch, media_playlist, multivariant
 from test_live_channel import _chromium
 
@@ -30,14 +39,7 @@ KEY, PASSPHRASE = "push-key-1", "e2e-srt-passphrase"
 SECONDS = 40
 SOURCE = [
     "-re",
-    "-f",
-    "lavfi",
-    "-i",
-    "testsrc2=size=320x240:rate=30",
-    "-f",
-    "lavfi",
-    "-i",
-    "sine=frequency=1000:sample_rate=48000",
+    *lavfi_source(size="320x240"),
     "-t",
     str(SECONDS),
 ]
@@ -464,14 +466,7 @@ def test_three_smooth_renditions_in_one_push_pass_through(pipeline, tmp_path):
             "-hide_banner",
             "-loglevel",
             "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=sample_rate=48000",
+            *lavfi_source(size="640x360", frequency=None),
             "-t",
             "16",
             *ladder,

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import aiohttp
-from helpers import wait_until
+from helpers import lavfi_source, wait_until
 from test_encoder_process import CHANNEL, progress_when, run_encoder, track_bytes
 
 from kubecast.ingest.config import ChannelRoute, IngestConfig
@@ -28,14 +28,7 @@ def make_cmaf(folder: Path) -> None:
             "-v",
             "error",
             "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=1000:sample_rate=48000",
+            *lavfi_source(size="320x240"),
             "-t",
             str(SECONDS),
             "-c:v",

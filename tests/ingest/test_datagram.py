@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 from fake_encoder import FakeEncoder
+from helpers import lavfi_source
 from ts_packets import PMT_PID, pmt
 
 from kubecast.ingest import metrics
@@ -28,14 +29,7 @@ def transport_stream(tmp_path_factory) -> bytes:
             "-v",
             "error",
             "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=1000:sample_rate=48000",
+            *lavfi_source(size="320x240"),
             "-t",
             "2",
             "-c:v",

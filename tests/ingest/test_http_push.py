@@ -8,6 +8,7 @@ import subprocess
 import aiohttp
 import pytest
 from fake_encoder import FakeEncoder
+from helpers import lavfi_source
 
 from kubecast.ingest import metrics
 from kubecast.ingest.config import ChannelRoute, IngestConfig
@@ -17,18 +18,7 @@ from kubecast.media.contribution import Frame, Kind
 from kubecast.media.mp4 import Sample, box, find_box, init_segment_video, media_segment
 
 SOURCE = [
-    "-f",
-    "lavfi",
-    "-t",
-    "4",
-    "-i",
-    "testsrc2=size=320x240:rate=30",
-    "-f",
-    "lavfi",
-    "-t",
-    "4",
-    "-i",
-    "sine=sample_rate=48000",
+    *lavfi_source(size="320x240", frequency=None, input_seconds="4"),
 ]
 AVCC = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 0x68, 0xEE])
 H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0"]

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from fake_encoder import FakeEncoder
 from flvfile import FLV_HEADER, FlvReader
+from helpers import lavfi_source
 
 from kubecast.ingest import metrics
 from kubecast.ingest.config import ChannelRoute, IngestConfig
@@ -47,14 +48,7 @@ def jumped_flv(path, *, seconds: float) -> bytes:
             "-v",
             "error",
             "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=160x90:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=sample_rate=48000",
+            *lavfi_source(size="160x90", frequency=None),
             "-t",
             "2",
             "-c:v",

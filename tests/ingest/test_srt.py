@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 from fake_encoder import FakeEncoder
+from helpers import lavfi_source
 
 from kubecast.ingest.config import ChannelRoute
 from kubecast.ingest.mpegts.srt import SrtServer, channel_of
@@ -31,18 +32,7 @@ async def publish(port: int, query: str, seconds: int = 3) -> tuple[int, str]:
         "-v",
         "error",
         "-re",
-        "-f",
-        "lavfi",
-        "-t",
-        str(seconds),
-        "-i",
-        "testsrc2=size=320x240:rate=30",
-        "-f",
-        "lavfi",
-        "-t",
-        str(seconds),
-        "-i",
-        "sine=sample_rate=48000",
+        *lavfi_source(size="320x240", frequency=None, input_seconds=str(seconds)),
         "-c:v",
         "libx264",
         "-preset",

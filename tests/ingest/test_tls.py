@@ -18,6 +18,7 @@ import pytest
 import uvloop
 from certificates import Certificate, make_certificate
 from fake_encoder import FakeEncoder
+from helpers import lavfi_source
 
 from kubecast.ingest import metrics
 from kubecast.ingest.config import ChannelRoute, IngestConfig
@@ -27,7 +28,7 @@ from kubecast.ingest.rtmp.server import IngestServer
 from kubecast.ingest.tls import TlsError, server_context
 
 H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "aac"]
-SOURCE = ["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30", "-f", "lavfi", "-i", "sine=sample_rate=48000"]
+SOURCE = lavfi_source(size="160x90", frequency=None)
 
 
 @dataclass

@@ -7,6 +7,7 @@ import subprocess
 
 import av
 import pytest
+from helpers import lavfi_source
 
 from kubecast.ingest.mpegts.ts import TimestampJump, TsContribution
 from kubecast.media.contribution import CodecConfig, Frame, Kind
@@ -24,14 +25,7 @@ def transport_stream(tmp_path_factory) -> bytes:
             "-v",
             "error",
             "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=1000:sample_rate=48000",
+            *lavfi_source(size="320x240"),
             "-t",
             str(SECONDS),
             "-c:v",
@@ -185,14 +179,7 @@ def an_hour_later(tmp_path_factory) -> bytes:
             "-v",
             "error",
             "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=1000:sample_rate=48000",
+            *lavfi_source(size="320x240"),
             "-t",
             str(SECONDS),
             "-c:v",

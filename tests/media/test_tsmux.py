@@ -7,6 +7,7 @@ import subprocess
 
 import av
 import pytest
+from helpers import lavfi_source
 
 from kubecast.media.fmp4 import BoxStream, parse_fragment, parse_init
 from kubecast.media.mpegts import TsDemuxer
@@ -23,14 +24,7 @@ def fragments(tmp_path_factory):
             "-v",
             "error",
             "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=sample_rate=48000",
+            *lavfi_source(size="320x240", frequency=None),
             "-t",
             "6",
             "-c:v",
