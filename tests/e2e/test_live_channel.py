@@ -624,7 +624,7 @@ PLAY_SHAKA = """async ({src, token}) => {
   player.load(src).then(() => video.play().catch(() => {}), (error) => errors.push("shaka load " + error.code));
 }"""
 # hls.js plays fMP4 HLS with SAMPLE-AES (cbcs) through EME; ClearKey's KEYFORMAT names the key id.
-PLAY_HLS_CLEARKEY = """async ({src, token}) => {
+PLAY_HLS_CLEARKEY = r"""async ({src, token}) => {
   const video = document.createElement("video"); video.muted = true; document.body.appendChild(video);
   const errors = [];
   const licenseUrl = src.replace(/cbcs\/index\.m3u8$/, "keys/clearkey");

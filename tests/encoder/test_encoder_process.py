@@ -1,5 +1,5 @@
-"""The encoder process fed a real contribution (Debian ffmpeg's FLV, as the RTMP ingest hands it over) through
-its port."""
+"""The encoder process fed a real contribution through its port: Debian ffmpeg's FLV turned into the
+internal frame records, as the RTMP ingest hands a publish over."""
 
 from __future__ import annotations
 

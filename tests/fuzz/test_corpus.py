@@ -33,9 +33,10 @@ def test_every_committed_input_is_refused_cleanly_or_accepted(name: str) -> None
     assert accepted >= len(seeds) // 2, f"{name}: only {accepted} of {len(inputs)} inputs got through the parser"
 
 
-def test_a_brief_coverage_guided_run_of_every_target_finds_nothing() -> None:
-    result = subprocess.run(
-        [sys.executable, str(HERE.parents[1] / "bench" / "fuzz.py"), "--runs", str(BRIEF_RUNS), "--max-seconds", "30"],
+def test_a_brief_coverage_guided_run_of_every_target_finds_nothing(tmp_path: Path) -> None:
+    bench = str(HERE.parents[1] / "bench" / "fuzz.py")
+    result = subprocess.run(  # its own artifacts folder: a long fuzz run beside it must not share crash files
+        [sys.executable, bench, "--runs", str(BRIEF_RUNS), "--max-seconds", "30", "--artifacts", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=240,
