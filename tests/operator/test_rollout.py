@@ -112,3 +112,18 @@ def test_reconciling_stays_true_while_encoder_b_runs_the_old_spec() -> None:
     assert conditions(status)["Reconciling"] == ("True", "RollingOut"), (
         "B's controller has not acted on the new template"
     )
+
+
+def test_only_what_the_pods_read_rolls_them() -> None:
+    """The encoder and packager pods read their config files at start: a new ladder rolls them; the
+    preview's allow-list (the endpoint enforces it) and the deletion policy (the operator's) must not."""
+
+    def hashes(extra: str) -> dict[str, str]:
+        channel = load_text(CHANNEL + extra).channels["news"]
+        return wanted_hashes(build_channel_children(channel, uid="u", namespace="media", settings=OperatorSettings()))
+
+    plain = hashes("")
+    assert hashes("  preview: {allowedIps: [10.0.0.0/8]}\n") == plain
+    assert hashes("  deletionPolicy: Delete\n") == plain
+    ladder = hashes("  segmentDuration: 4\n")
+    assert all(ladder[name] != plain[name] for name in plain), (ladder, plain)

@@ -25,7 +25,6 @@ from kubecast.api import Channel, RedundancyMode
 from ..rollout import SPEC_HASH
 from ..settings import OperatorSettings
 from .encoder import (
-    channel_document,
     encoder_config_map,
     encoder_deployment,
     encoder_disruption_budget,
@@ -43,7 +42,6 @@ __all__ = [
     "RTMP_PORT",
     "build_channel_children",
     "build_endpoint_children",
-    "channel_document",
     "encoder_resources",
     "ingest_ports",
     "labels",
@@ -57,19 +55,26 @@ def build_channel_children(
     channel: Channel, *, uid: str, namespace: str, settings: OperatorSettings
 ) -> list[dict[str, Any]]:
     owner = owner_reference(channel, uid)
-    document = channel_document(channel)
-    spec_hash = hashlib.sha256(document.encode()).hexdigest()[:16]
     relay = channel.spec.ingest.redundancy == RedundancyMode.RELAY
     children: list[dict[str, Any]] = []
+    packager_config_hash = ""
     for instance in INSTANCES:
-        children.append(encoder_config_map(channel, instance=instance, namespace=namespace, owner=owner))
+        config_map = encoder_config_map(channel, instance=instance, namespace=namespace, owner=owner)
+        children.append(config_map)
         children.append(
             _stamped(
                 encoder_deployment(
-                    channel, instance=instance, namespace=namespace, owner=owner, settings=settings, spec_hash=spec_hash
+                    channel,
+                    instance=instance,
+                    namespace=namespace,
+                    owner=owner,
+                    settings=settings,
+                    spec_hash=config_hash(config_map["data"]),
                 )
             )
         )
+        if instance == INSTANCES[0]:  # the packager mounts encoder A's ConfigMap and reads its packager.json
+            packager_config_hash = config_hash({"packager.json": config_map["data"]["packager.json"]})
         if relay:
             children.append(contribution_service(channel, instance=instance, namespace=namespace, owner=owner))
         children.append(ingest_service(channel, instance=instance, namespace=namespace, owner=owner))
@@ -77,14 +82,26 @@ def build_channel_children(
     if relay:
         children.append(encoder_network_policy(channel, namespace=namespace, owner=owner))
     children.append(
-        _stamped(packager_deployment(channel, namespace=namespace, owner=owner, settings=settings, spec_hash=spec_hash))
+        _stamped(
+            packager_deployment(
+                channel, namespace=namespace, owner=owner, settings=settings, spec_hash=packager_config_hash
+            )
+        )
     )
     return children
 
 
+def config_hash(files: dict[str, str]) -> str:
+    """The hash of the config files a pod reads at start: a change to them must restart it, and a
+    change to anything else of the Channel (the preview's allow-list, which the endpoint enforces,
+    or the deletion policy, which only the operator reads) must not."""
+    text = json.dumps(files, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _stamped(deployment: dict[str, Any]) -> dict[str, Any]:
-    """The template's spec hash over the template itself, which holds the Channel document's hash
-    (the pods read config files built from it at start, so a new one must restart them):
+    """The template's spec hash over the template itself, which holds its config files' hash
+    (the pods read them at start, so a new one must restart them):
     a new image or scheduling setting is a new spec too, which rolls encoder A before B."""
     template = deployment["spec"]["template"]
     text = json.dumps(template, sort_keys=True, separators=(",", ":"))

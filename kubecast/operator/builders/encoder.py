@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
-from kubecast.api import API_VERSION, Channel, RedundancyMode
+from kubecast.api import Channel, RedundancyMode
 from kubecast.api.channel import TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY
 from kubecast.api.common import SecretKeyRef
 from kubecast.api.components import IngestFile, encoder_config, ingest_route, packager_config
@@ -39,21 +37,6 @@ from .pods import (
     pod_spec,
     store_env,
 )
-
-
-def channel_document(channel: Channel) -> str:
-    """The Channel's spec the encoder pods and the packager are built from, hashed into their
-    pod templates so that a change rolls them (no status, no secret; nor the deletion policy,
-    which only the operator reads: changing it must not restart the pods)."""
-    return yaml.safe_dump(
-        {
-            "apiVersion": API_VERSION,
-            "kind": "Channel",
-            "metadata": {"name": channel.name},
-            "spec": channel.spec.model_dump(mode="json", by_alias=True, exclude={"deletion_policy"}),
-        },
-        sort_keys=False,
-    )
 
 
 def secret_references(channel: Channel) -> list[tuple[str, SecretKeyRef, str]]:
