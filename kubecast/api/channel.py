@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .common import API_VERSION, Cidr, Name, NameRules, ObjectMeta, SecretKeyRef, WireModel
+from .common import API_VERSION, Cidr, Name, NamedResource, NameRules, ObjectMeta, SecretKeyRef, WireModel
 from .presets import PRESETS
 from .renditions import Rendition
 
@@ -283,21 +283,13 @@ class ChannelSpec(WireModel):
         return self
 
 
-class Channel(WireModel):
+class Channel(NamedResource):
     """A live channel: a contribution in (RTMP, Smooth / CMAF push, RTP / UDP / SRT MPEG-TS), an ABR ladder or pass-through out."""  # noqa: E501 (the CRD description: one line)
 
     model_config = ConfigDict(json_schema_extra=NAME_RULES.json_schema_extra())
+    name_rules = NAME_RULES
 
     api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
     kind: Literal["Channel"] = "Channel"
     metadata: ObjectMeta
     spec: ChannelSpec = Field(default_factory=ChannelSpec)
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @model_validator(mode="after")
-    def _name_makes_valid_children(self) -> "Channel":
-        NAME_RULES.check(self.metadata.name)
-        return self

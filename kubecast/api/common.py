@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, ClassVar, Final, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -108,3 +108,21 @@ class ObjectMeta(WireModel):
     uid: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class NamedResource(WireModel):
+    """What every kind shares: a ``metadata.name`` that ``name_rules`` admit (each kind also puts
+    the same rules into its CRD through ``model_config``, so the cluster and ``kubecast up`` agree)."""
+
+    name_rules: ClassVar[NameRules]
+    if TYPE_CHECKING:  # each kind declares it after apiVersion and kind, the order of the wire and the CRD
+        metadata: ObjectMeta
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @model_validator(mode="after")
+    def _name_makes_valid_children(self) -> Self:
+        self.name_rules.check(self.metadata.name)
+        return self

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from .common import API_VERSION, Cidr, NameRules, ObjectMeta, SecretKeyRef, WireModel
+from .common import API_VERSION, Cidr, NamedResource, NameRules, ObjectMeta, SecretKeyRef, WireModel
 
 NAME_RULES = NameRules(
     "StreamingEndpoint", 63, first_letter=True, why="its Service has the same name, and Kubernetes limits that to 63"
@@ -239,21 +239,13 @@ class StreamingEndpointSpec(WireModel):
     )
 
 
-class StreamingEndpoint(WireModel):
+class StreamingEndpoint(NamedResource):
     """A horizontally scaled origin serving HLS and DASH from the store."""
 
     model_config = ConfigDict(json_schema_extra=NAME_RULES.json_schema_extra())
+    name_rules = NAME_RULES
 
     api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
     kind: Literal["StreamingEndpoint"] = "StreamingEndpoint"
     metadata: ObjectMeta
     spec: StreamingEndpointSpec = Field(default_factory=StreamingEndpointSpec)
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @model_validator(mode="after")
-    def _name_makes_valid_children(self) -> "StreamingEndpoint":
-        NAME_RULES.check(self.metadata.name)
-        return self

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .common import API_VERSION, Name, NameRules, ObjectMeta, WireModel
+from .common import API_VERSION, Name, NamedResource, NameRules, ObjectMeta, WireModel
 
 _ISO_DURATION = re.compile(
     r"^P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
@@ -78,19 +78,16 @@ class ProgramSpec(WireModel):
         return parse_iso_duration(self.archive_window).total_seconds()
 
 
-class Program(WireModel):
+class Program(NamedResource):
     """A recorded window of a channel: a DVR window while live, on-demand content after it stops."""
 
     model_config = ConfigDict(json_schema_extra=NAME_RULES.json_schema_extra())
+    name_rules = NAME_RULES
 
     api_version: Literal["kubecast.io/v1alpha1"] = API_VERSION
     kind: Literal["Program"] = "Program"
     metadata: ObjectMeta
     spec: ProgramSpec
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
 
     @model_validator(mode="after")
     def _default_locator_not_reserved(self) -> "Program":
