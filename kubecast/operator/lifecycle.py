@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from kubecast.api import Program
 from kubecast.api.loader import ManifestError
 
-from .handlers import GROUP_VERSION, api, parse
+from .handlers.common import GROUP_VERSION, api, parse
 from .pruning import CHILDREN_OF, OWNER_LABEL, owned, prunable
 from .store_io import delete_channel_media, published_programs, unpublish_program, unpublish_record
 

@@ -106,7 +106,7 @@ def every(
             **kwargs: Any,
         ) -> None:
             del patch  # kopf's applies only when a daemon ends: each round gets its own
-            from .handlers import api  # the one client, logged in by kopf
+            from .handlers.common import api  # the one client, logged in by kopf
 
             gone = _gone(memo)
             await _wait(initial_delay, memo, stopped, gone)

@@ -297,7 +297,7 @@ PACKAGE = Path(__file__).parents[2] / "kubecast"
     "module",
     [
         *(f"builders/{path.name}" for path in (PACKAGE / "operator" / "builders").glob("*.py")),
-        "status.py",
+        *(f"status/{path.name}" for path in (PACKAGE / "operator" / "status").glob("*.py")),
         "crds.py",
         "settings.py",
     ],

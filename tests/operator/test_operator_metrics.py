@@ -43,7 +43,7 @@ async def test_reconciles_are_counted_timed_and_their_api_errors_kept():
 
 
 def test_the_reconcile_handlers_are_observed():
-    from kubecast.operator import handlers
+    from kubecast.operator.handlers import channel, endpoint, program
 
-    for handler in (handlers.reconcile_channel, handlers.reconcile_endpoint, handlers.reconcile_program):
+    for handler in (channel.reconcile_channel, endpoint.reconcile_endpoint, program.reconcile_program):
         assert handler.__wrapped__ is not None, handler

@@ -1,0 +1,184 @@
+"""What every resource's handlers share: the API client kopf logs in, kopf's settings, parsing a
+body into its model, the status of an invalid spec, Secret checks, and the Ready event."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any, TypeVar, cast
+
+import kopf
+from pydantic import ValidationError
+
+from kubecast.api import Channel, Program, StreamingEndpoint
+from kubecast.api.loader import ManifestError, parse_document
+
+from ..api import KubeApi
+from ..builders import secret_references
+from ..builders.access import endpoint_secret_references
+from ..settings import OperatorSettings
+from ..status import (
+    PROGRESS_SECONDS,
+    channel_conditions,
+    conditions,
+    initial_conditions,
+    progress_only,
+    secret_problems,
+    storage_secret_problem,
+)
+
+GROUP_VERSION = ("kubecast.io", "v1alpha1")
+
+CLIENT: dict[str, KubeApi] = {}
+
+PROGRESS_MEMO = "progressWrittenAt"  # when a report last wrote its progress fields
+
+
+def api() -> KubeApi:
+    return CLIENT["api"]
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # kopf's own bookkeeping goes into annotations under our prefix, never into status.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubecast.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="kubecast.io", key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    # The chart installs the CRDs before the operator starts: kopf finds them by discovery and
+    # need not watch CustomResourceDefinitions (nor be allowed to).
+    settings.scanning.disabled = True
+
+
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
+    if info is not None:  # kopf logs in again after a 401: the client then uses the new credentials
+        CLIENT["api"] = KubeApi.from_connection_info(info)
+    return info
+
+
+@kopf.on.cleanup()
+async def close_client(**_: Any) -> None:
+    if "api" in CLIENT:
+        await CLIENT["api"].close()
+
+
+def parse(body: Mapping[str, Any]) -> Channel | Program | StreamingEndpoint:
+    document = {key: body.get(key) for key in ("apiVersion", "kind", "spec") if body.get(key) is not None}
+    document["metadata"] = {"name": body["metadata"]["name"], "namespace": body["metadata"].get("namespace", "default")}
+    return parse_document(document, f"{body['kind']} {body['metadata']['name']}")
+
+
+Resource = TypeVar("Resource", Channel, Program, StreamingEndpoint)
+
+
+def parse_as(model: type[Resource], body: Mapping[str, Any]) -> Resource:
+    """``parse`` of a body whose kind the handler knows (the one it watches)."""
+    resource = parse(body)
+    if not isinstance(resource, model):
+        raise ManifestError(f"{body['kind']} {body['metadata']['name']}: not a {model.__name__}")
+    return resource
+
+
+def invalid_status(
+    status: Mapping[str, Any] | None,
+    generation: int | None,
+    error: Exception,
+    data_plane: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    message = str(error).split(": ", 1)[-1]
+    previous = dict(status or {}).get("conditions")
+    # A Channel's data-plane conditions still describe its running stream: kept, not dropped.
+    return {
+        "observedGeneration": generation,
+        "conditions": channel_conditions(
+            conditions(
+                previous,
+                generation,
+                now(),
+                ("Ready", False, "InvalidSpec", message),
+                ("Reconciling", False, "InvalidSpec", ""),
+                ("Stalled", True, "InvalidSpec", message),
+            ),
+            previous,
+            data_plane,
+        ),
+    }
+
+
+def patch_invalid(
+    patch: kopf.Patch, status: Mapping[str, Any] | None, generation: int | None, error: Exception
+) -> None:
+    patch.status.update(invalid_status(status, generation, error))
+
+
+@kopf.on.create(*GROUP_VERSION, "streamingendpoints", id="observe")
+@kopf.on.create(*GROUP_VERSION, "programs", id="observe")
+async def observe(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, **_: Any) -> None:
+    patch.status["conditions"] = channel_conditions(
+        initial_conditions(meta.get("generation"), now()), dict(status or {}).get("conditions")
+    )
+
+
+async def valid_resources(namespace: str, model: type[Resource]) -> list[Resource]:
+    """The namespace's valid resources of a kind (an invalid one has its own InvalidSpec)."""
+    kind = model.__name__
+    parsed = []
+    for item in await api().list("kubecast.io/v1alpha1", kind, namespace):
+        try:
+            parsed.append(parse_as(model, {**item, "kind": kind, "apiVersion": "kubecast.io/v1alpha1"}))
+        except (ManifestError, ValidationError):
+            continue
+    return parsed
+
+
+async def storage_error_of(namespace: str) -> str | None:
+    name = OperatorSettings.from_environment().store_credentials_secret
+    return storage_secret_problem(name, namespace, await api().get("v1", "Secret", namespace, name) if name else None)
+
+
+async def secret_error_of(namespace: str, channel: Channel | StreamingEndpoint) -> str | None:
+    references = secret_references(channel) if isinstance(channel, Channel) else endpoint_secret_references(channel)
+    secrets: dict[str, dict[str, Any] | None] = {}
+    for _, ref, _ in references:
+        if ref.name not in secrets:
+            secrets[ref.name] = await api().get("v1", "Secret", namespace, ref.name)
+    return secret_problems(references, secrets)
+
+
+STREAM_STATUS_INTERVAL = float(os.environ.get("KUBECAST_STREAM_STATUS_INTERVAL", "30"))
+
+
+def progress_may_wait(memo: kopf.Memo, new: dict[str, Any], previous: dict[str, Any]) -> bool:
+    """Whether a periodic report that moves only progress fields waits (status.PROGRESS_SECONDS);
+    when it does not, its write is noted as the latest."""
+    last = memo.get(PROGRESS_MEMO)
+    if progress_only(new, previous) and last is not None and time.monotonic() - last < PROGRESS_SECONDS:
+        return True
+    memo[PROGRESS_MEMO] = time.monotonic()
+    return False
+
+
+def announce_transition(
+    body: Mapping[str, Any], old_status: Mapping[str, Any] | None, new_status: dict[str, Any], logger: kopf.Logger
+) -> None:
+    before = {c["type"]: c["status"] for c in (old_status or {}).get("conditions", [])}.get("Ready")
+    ready = next(c for c in new_status["conditions"] if c["type"] == "Ready")
+    if before != ready["status"]:
+        # kopf.event reads only the body's apiVersion, kind and metadata, which an index's plain dict has too
+        kopf.event(
+            cast(kopf.Body, body),
+            type="Normal" if ready["status"] == "True" else "Warning",
+            reason=ready["reason"],
+            message=ready["message"] or ready["reason"],
+        )
+        logger.info("Ready is now %s (%s)", ready["status"], ready["reason"])
