@@ -44,20 +44,52 @@ def video_timescale(rate: Fraction) -> int:
     return rate.numerator
 
 
-def measured_rate(times: list[int], timescale: int = SOURCE_TIMESCALE) -> Fraction | None:
-    """Pictures per second over the span of ``times`` (presentation times, any order)."""
-    if len(times) < 2:
+@dataclass(frozen=True)
+class RateFit:
+    """A frame rate measured from pictures' times, and how far it may be off (one standard error)."""
+
+    rate: Fraction
+    error: float
+
+
+def fit_rate(times: list[int], timescale: int = SOURCE_TIMESCALE) -> RateFit | None:
+    """Pictures per second: the least-squares line through the pictures' times (any order, one
+    picture per index), with the standard error of that rate from the scatter around the line.
+
+    The line uses every picture, not only the first and the last: with timestamps jittering by
+    +-5 ms, the two ends alone put a second of 30 fps anywhere between 29.7 and 30.3, while the
+    fit's error shrinks with the number of pictures to the power 3/2."""
+    ordered = sorted(times)
+    count = len(ordered)
+    if count < 2 or ordered[-1] == ordered[0]:
         return None
-    span = max(times) - min(times)
-    return Fraction((len(times) - 1) * timescale, span) if span > 0 else None
+    middle = Fraction(count - 1, 2)
+    mean = Fraction(sum(ordered), count)
+    spread = Fraction(count * (count * count - 1), 12)  # sum of (k - middle)^2
+    slope = sum((k - middle) * (time - mean) for k, time in enumerate(ordered)) / spread  # ticks per picture
+    if slope <= 0:
+        return None
+    scatter = sum((time - mean - slope * (k - middle)) ** 2 for k, time in enumerate(ordered))
+    slope_error = math.sqrt(scatter / (count - 2) / spread) if count > 2 else 0.0
+    rate = timescale / slope
+    return RateFit(rate, float(rate) * slope_error / float(slope))
 
 
-def snap_rate(rate: Fraction) -> Fraction:
-    """A measured rate as the broadcast rate it is (within 0.5 %), or the nearest whole rate."""
-    nearest = min(COMMON_RATES, key=lambda common: abs(rate - common))
-    if abs(rate - nearest) <= nearest / 200:
-        return nearest
-    return Fraction(min(MAX_RATE, max(1, round(rate))))
+def snap_rate(rate: Fraction, error: float = 0.0) -> Fraction:
+    """A measured rate as the broadcast rate it is (within 0.5 %), or the nearest whole rate.
+
+    ``error`` is the measurement's standard error.  A rate and its 1000/1001 sibling (30 and
+    29.97) are 0.1 % apart; when both lie within three errors of the measurement, it cannot
+    tell them apart and the whole rate is taken: a source whose clock jitters by milliseconds is
+    a software clock counting whole rates, while a true 29.97 source (a camera, a broadcast
+    encoder, or RTMP's millisecond rounding of one) has times precise enough to be told apart."""
+    near = [common for common in COMMON_RATES if abs(rate - common) <= common / 200]
+    if not near:
+        return Fraction(min(MAX_RATE, max(1, round(rate))))
+    undecided = [common for common in near if abs(float(rate - common)) <= 3 * error]
+    if len(undecided) > 1:
+        return min(undecided, key=lambda common: common.denominator)
+    return min(near, key=lambda common: abs(rate - common))
 
 
 def choose_frame_rate(*, signalled: Fraction | None, times: list[int], final: bool = False) -> Fraction | None:
@@ -66,17 +98,19 @@ def choose_frame_rate(*, signalled: Fraction | None, times: list[int], final: bo
     ``signalled`` is what the H.264 stream says (its SPS timing information); it is taken when
     the pictures' own spacing agrees within 10 % (an encoder that wrote its time base there
     rather than its frame rate does not).  Otherwise the rate is measured over a second of
-    pictures.  ``final``: no more pictures will come, decide with what there is.
+    pictures (``fit_rate``) and snapped to a standard rate (``snap_rate``).  ``final``: no more
+    pictures will come, decide with what there is.
     """
-    measured = measured_rate(times)
+    fit = fit_rate(times)
+    measured = fit.rate if fit is not None else None
     plausible = signalled is not None and 1 <= signalled <= MAX_RATE
     if plausible and len(times) >= CROSS_CHECK_FRAMES:
         assert signalled is not None
         if measured is not None and abs(measured - signalled) <= signalled / 10:
             return signalled
     span = Fraction(max(times) - min(times), SOURCE_TIMESCALE) if times else Fraction(0)
-    if measured is not None and (span >= MEASURE_SECONDS or final):
-        return snap_rate(measured)
+    if fit is not None and (span >= MEASURE_SECONDS or final):
+        return snap_rate(fit.rate, fit.error)
     if final:
         return signalled if plausible else Fraction(30)
     return None

@@ -30,7 +30,7 @@ from kubecast.media.tracks import TrackInfo
 from kubecast.storage import layout
 
 from . import metrics
-from .framerate import FrameGrid, measured_rate, snap_rate
+from .framerate import FrameGrid, fit_rate, snap_rate
 from .segmenter import EpochEnd, Segment, TimedSample, TrackSegmenter
 
 log = logging.getLogger("kubecast.encoder")
@@ -48,8 +48,8 @@ def estimate_frame_rate(presentation_times: list[int]) -> Fraction | None:
     """Frames per second from 90 kHz timestamps, snapped to the common broadcast rates."""
     if len(presentation_times) < 5:
         return None
-    rate = measured_rate(presentation_times)
-    return snap_rate(rate) if rate is not None else None
+    fit = fit_rate(presentation_times)
+    return snap_rate(fit.rate, fit.error) if fit is not None else None
 
 
 @dataclass(frozen=True)

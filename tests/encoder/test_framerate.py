@@ -7,7 +7,14 @@ from fractions import Fraction
 
 import pytest
 
-from kubecast.encoder.framerate import FrameGrid, FrameRateConverter, choose_frame_rate, snap_rate, video_timescale
+from kubecast.encoder.framerate import (
+    FrameGrid,
+    FrameRateConverter,
+    choose_frame_rate,
+    fit_rate,
+    snap_rate,
+    video_timescale,
+)
 
 NTSC = Fraction(30000, 1001)
 
@@ -96,3 +103,59 @@ def test_measured_rates_snap_to_broadcast_rates():
     assert snap_rate(Fraction(3010, 100)) == 30
     assert snap_rate(Fraction(1250, 100)) == 12 or snap_rate(Fraction(1250, 100)) == 13
     assert snap_rate(Fraction(500)) == 120
+
+
+def jittered(rate: Fraction, *, count: int, jitter_ms: float, seed: int, milliseconds: bool = False) -> list[int]:
+    """90 kHz presentation times of ``count`` pictures at ``rate``, each moved by up to
+    ``jitter_ms`` either way, rounded to whole milliseconds as RTMP does when asked."""
+    shake = random.Random(seed)
+    times = [float(k / rate * 1000) + shake.uniform(-jitter_ms, jitter_ms) for k in range(count)]
+    return [round(t) * 90 if milliseconds else round(t * 90) for t in times]
+
+
+def decided(times: list[int]) -> Fraction | None:
+    """The rate as the ladder decides it: with each new picture, until it has seen enough."""
+    return next(
+        (rate for n in range(1, len(times) + 1) if (rate := choose_frame_rate(signalled=None, times=times[:n]))), None
+    )
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_a_second_of_30_fps_jittering_by_5_ms_is_30_fps(seed):
+    # The two ends of a second alone put this anywhere in 29.7 .. 30.3 fps (29.97 about half the time).
+    assert decided(jittered(Fraction(30), count=40, jitter_ms=5, seed=seed, milliseconds=True)) == 30
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize(
+    ("rate", "jitter_ms", "milliseconds"),
+    [
+        (NTSC, 0, True),  # RTMP's millisecond rounding of a true 29.97 source
+        (NTSC, 0.5, False),
+        (Fraction(60000, 1001), 0, True),
+        (Fraction(24000, 1001), 0, True),
+        (Fraction(60), 2, True),
+        (Fraction(25), 5, True),
+        (Fraction(24), 5, False),
+        (Fraction(50), 3, True),
+    ],
+)
+def test_each_standard_rate_is_told_from_its_sibling(seed, rate, jitter_ms, milliseconds):
+    times = jittered(rate, count=int(rate) + 10, jitter_ms=jitter_ms, seed=seed, milliseconds=milliseconds)
+    assert decided(times) == rate
+
+
+def test_the_fit_uses_every_picture_and_says_how_far_it_may_be_off():
+    exact = fit_rate([k * 3003 for k in range(31)])
+    assert exact is not None and exact.rate == NTSC and exact.error == 0
+    shaky = fit_rate(jittered(Fraction(30), count=31, jitter_ms=5, seed=3))
+    assert shaky is not None and 0.01 < shaky.error < 0.1, "about 0.17 % of 30 fps from 31 pictures"
+    longer = fit_rate(jittered(Fraction(30), count=301, jitter_ms=5, seed=3))
+    assert longer is not None and longer.error < shaky.error / 20, "n^(3/2): ten times the pictures, 30 times closer"
+    assert fit_rate([5]) is None and fit_rate([7, 7, 7]) is None
+
+
+def test_an_odd_rate_snaps_to_the_nearest_whole_rate_whatever_its_error():
+    assert snap_rate(Fraction(1250, 100), 1.0) in (12, 13)
+    assert snap_rate(Fraction(2990, 100), 0.5) == 30, "29.97 and 30 both possible: the whole rate"
+    assert snap_rate(Fraction(2997, 100), 0.001) == NTSC
