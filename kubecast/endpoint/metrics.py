@@ -27,3 +27,7 @@ DENIED = Counter(
     "preview_ip_not_allowed, origin_auth, token_unexpected, bad_path)",
     ["reason"],
 )
+TIMELINE_MERGES = Counter(
+    "kubecast_endpoint_timeline_merges_total",
+    "Merges of the encoders' progress made by the endpoint because a channel's stored timeline was stale",
+)

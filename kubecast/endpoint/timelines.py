@@ -1,30 +1,85 @@
-"""Timelines as the endpoint sees them: read from storage, shared briefly between requests.
+"""Timelines as the endpoint sees them: read from storage, shared briefly between requests, and
+carried on by the endpoint itself while the packager does not keep them fresh.
 
 Many players ask for the same manifests at once; each timeline is read at most every
-``ttl`` seconds per process, and rendered manifests are kept per timeline generation, so a
+``ttl`` seconds per process, and rendered manifests are kept per timeline version, so a
 burst of requests costs one storage read and one render.
+
+Why the endpoint merges.  The packager is one process per channel, and a hung packager (a
+frozen pod, a stuck storage write) is worse than a dead one: nothing restarts it while its
+timeline stops growing and every player stalls although every segment is stored.  A second
+packager with a lease in storage would fail over only after the lease expires and needs a
+conditional write on every backend.  Instead, when the stored timeline of a live channel is
+older than ``stale_after_ms`` (the packager writes it at every segment and at least every 2 s),
+each endpoint replica reads the encoders' ``progress.json`` and extends the stored timeline
+with ``kubecast.media.merge.merge``, the packager's own function, in memory and read-only
+(and serves the result when it lists segments the stored timeline lacks).
+Nothing is written, so replicas never compete, and there is no second merge to drift from the
+first.  Replicas agree without talking to each other: they merge the same stored objects, the
+merge's hold makes the copy listed under each number independent of when a replica read the
+progress, and what a replica serves is at most ``ttl`` older than storage, much less than the
+time a player waits between two playlist reloads (half a segment at least), so a player
+alternating between replicas never gets an older playlist than the one before it.  A replica
+keeps merging for ``stale_after_ms`` after the packager's timeline is fresh again, and never
+serves a timeline shorter than one it served, so the hand-back to the packager (whose first
+write may have read the progress a moment before an endpoint did) cannot step back either.
+The merge reaches as far back as the encoders' progress (its last 30 segments per track), so
+an outage longer than that leaves a gap marked as a discontinuity.  Programs' recorded
+timelines are the packager's alone and wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TypeVar, cast
 
+from kubecast.media.merge import merge
 from kubecast.media.timeline import Timeline
-from kubecast.storage import ProgramRecord, Store, layout
+from kubecast.storage import EncoderProgress, ProgramRecord, Store, layout
+
+from . import metrics
 
 T = TypeVar("T")
+log = logging.getLogger("kubecast.endpoint")
+
+
+def stale_after_ms(segment_duration_ms: int) -> int:
+    """How old a live channel's stored timeline may be before the endpoint merges for itself:
+    the packager writes it at every segment (and at least every 2 s), so one write missed and a
+    second more means the packager is hung, dead or cut off from storage."""
+    return min(segment_duration_ms, 2000) + 1000
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def newest_number(timeline: Timeline) -> int:
+    return max((t.segments[-1].number for t in timeline.tracks if t.segments), default=-1)
+
+
+@dataclass
+class _Merged:
+    timeline: Timeline
+    made_at: float  # monotonic
+    merging_until: float  # monotonic: keep merging until then, though the stored timeline is fresh
 
 
 class TimelineCache:
-    def __init__(self, store: Store, *, ttl: float = 0.25):
+    def __init__(self, store: Store, *, ttl: float = 0.25, clock: Callable[[], datetime] = _utc_now):
         self.store = store
         self.ttl = ttl
+        self.clock = clock
         self._entries: dict[str, tuple[float, object]] = {}  # name -> (read at, parsed object or None)
         self._locks: dict[str, asyncio.Lock] = {}
         self._rendered: dict[tuple[str, ...], tuple[tuple[object, ...], str]] = {}
+        self._merged: dict[str, _Merged] = {}
+        self._progress: dict[tuple[str, str], EncoderProgress] = {}  # the last readable copy of each
 
     async def program(self, locator: str) -> ProgramRecord | None:
         return await self._read(f"locator:{locator}", layout.locator_key(locator), ProgramRecord.from_json)
@@ -39,7 +94,71 @@ class TimelineCache:
         )
 
     async def get(self, channel: str) -> Timeline | None:
-        return await self._read(channel, layout.timeline_key(channel), Timeline.from_json)
+        """The channel's timeline: the stored one, or, while the packager does not keep it
+        fresh, the stored one carried on with the encoders' progress."""
+        stored = await self._read(channel, layout.timeline_key(channel), Timeline.from_json)
+        if stored is None or stored.state != "live":
+            self._merged.pop(channel, None)
+            return stored
+        age = self.clock() - stored.updated
+        grace = stale_after_ms(stored.segment_duration_ms) / 1000
+        merged = self._merged.get(channel)
+        if age > timedelta(seconds=grace):
+            if merged is None:
+                log.warning(
+                    "the timeline of %s was last written %.1f s ago: merging the encoders' progress here",
+                    channel,
+                    age.total_seconds(),
+                )
+            merging_until = time.monotonic() + grace
+        elif merged is not None and time.monotonic() < merged.merging_until:
+            merging_until = merged.merging_until
+        else:
+            if merged is not None:
+                del self._merged[channel]
+                log.info("the timeline of %s is fresh again: serving the packager's", channel)
+            return stored
+        return await self._merge(channel, stored, merging_until)
+
+    async def _merge(self, channel: str, stored: Timeline, merging_until: float) -> Timeline:
+        lock = self._locks.setdefault(f"merge:{channel}", asyncio.Lock())
+        async with lock:
+            merged = self._merged.get(channel)
+            if merged is not None and time.monotonic() - merged.made_at < self.ttl:
+                merged.merging_until = merging_until
+                return merged.timeline
+            # Carry on from whichever is further along: the packager's timeline, or what this
+            # replica already served (the merge only appends, so either gives the same rows).
+            base = stored
+            if merged is not None and newest_number(merged.timeline) > newest_number(stored):
+                base = merged.timeline
+            instances = sorted(set(stored.encoders) | (set(base.encoders)))
+            progress = {instance: await self._read_progress(channel, instance) for instance in instances}
+            result = merge(
+                base,
+                progress,
+                now=self.clock(),
+                channel=channel,
+                segment_duration_ms=stored.segment_duration_ms,
+                window_ms=stored.window_ms,
+            )
+            metrics.TIMELINE_MERGES.inc()
+            # Only new segments are worth departing from what the packager wrote: with the
+            # encoders gone too, its last word on the channel stands.
+            timeline = result.timeline if newest_number(result.timeline) > newest_number(stored) else stored
+            self._merged[channel] = _Merged(timeline, time.monotonic(), merging_until)
+            return timeline
+
+    async def _read_progress(self, channel: str, instance: str) -> EncoderProgress | None:
+        data = await self.store.get(layout.progress_key(channel, instance))
+        if data is None:
+            return None
+        try:
+            progress = EncoderProgress.from_json(data)
+        except ValueError:
+            return self._progress.get((channel, instance))  # a torn read never replaces a good copy
+        self._progress[(channel, instance)] = progress
+        return progress
 
     async def _read(self, name: str, key: str, parse: Callable[[bytes], T]) -> T | None:
         channel = name
@@ -63,8 +182,8 @@ class TimelineCache:
 
     def rendered(self, key: tuple[str, ...], timeline: Timeline, render: Callable[[], str]) -> tuple[str, bool]:
         """(text, cache hit) for a manifest of a timeline version.  The version is the
-        generation and the time of the write: a program deleted and made again under the same
-        locator starts counting generations from 1 again."""
+        generation and the time of the write (or of the endpoint's own merge): a program
+        deleted and made again under the same locator starts counting generations from 1 again."""
         version = (timeline.generation, timeline.updated)
         cached = self._rendered.get(key)
         if cached and cached[0] == version:

@@ -14,10 +14,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from kubecast.media.merge import align_starts, trim_window
 from kubecast.media.timeline import Timeline, TimelineTrack
 from kubecast.storage import ProgramRecord, Store, layout
-
-from .merge import _trim, align_starts
 
 log = logging.getLogger("kubecast.packager")
 
@@ -95,7 +94,7 @@ def record(
             track.segments.append(row)
             last, appended = row, True
         if appended or changed:
-            _trim(track, window_ms)
+            trim_window(track, window_ms)
             track.average_bandwidth, track.peak_bandwidth = source.average_bandwidth, source.peak_bandwidth
         changed |= appended
     if changed:

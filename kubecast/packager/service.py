@@ -15,11 +15,11 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
+from kubecast.media.merge import merge
 from kubecast.media.timeline import Timeline
 from kubecast.storage import EncoderProgress, Store, layout
 
 from . import metrics
-from .merge import merge
 from .programs import ProgramRecorder
 from .retention import clean
 

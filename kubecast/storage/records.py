@@ -1,17 +1,20 @@
-"""The encoder's progress record: what an encoder tells the packager through the store."""
+"""The records the components exchange through the store (besides the timeline and the
+encoders' progress, whose models live in ``kubecast.media`` because the merge reads them)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from kubecast.media.tracks import SegmentRecord, TrackInfo
+from kubecast.media.progress import EncoderProgress, IngestInfo
 
 if TYPE_CHECKING:
     from kubecast.api import Program
+
+__all__ = ["ClockStart", "EncoderProgress", "Epoch", "IngestInfo", "ProgramRecord"]
 
 
 class _Record(BaseModel):
@@ -19,37 +22,6 @@ class _Record(BaseModel):
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()
-
-
-class IngestInfo(_Record):
-    connected: bool = False
-    protocol: str | None = None
-    bitrate: float = 0.0  # bit/s over the last seconds
-    frames: int = 0
-    renditions: int = 1  # video renditions in the contribution (multi-bitrate pass-through: several)
-    keyframes_aligned: bool | None = None  # only known with several renditions
-    alignment_message: str = ""
-
-
-class EncoderProgress(_Record):
-    channel: str
-    instance: str
-    session: str  # changes each time the encoder process starts
-    state: Literal["waiting", "live", "error"]
-    message: str = ""
-    updated: datetime
-    availability_start_time: datetime | None = None  # wall-clock time of media time 0
-    segment_duration_ms: int
-    tracks: list[TrackInfo] = Field(default_factory=list)
-    # Most recent segments per track id, oldest first; bounded so the record stays small.
-    segments: dict[str, list[SegmentRecord]] = Field(default_factory=dict)
-    ingest: IngestInfo = Field(default_factory=IngestInfo)
-    speed: float = 0.0  # encoding speed as a multiple of real time
-    thumbnail_updated: datetime | None = None
-
-    @classmethod
-    def from_json(cls, data: bytes) -> "EncoderProgress":
-        return cls.model_validate_json(data)
 
 
 class ClockStart(_Record):

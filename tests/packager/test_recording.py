@@ -58,9 +58,9 @@ def test_a_program_stopped_before_it_ran_keeps_nothing():
 def test_every_track_of_a_window_starts_at_the_same_number():
     """AAC segments alternate a frame longer and shorter, so trimming each track by time can
     keep one more audio segment at the front; players starting there would wait for video."""
+    from kubecast.media.merge import align_starts
     from kubecast.media.timeline import TimelineTrack
     from kubecast.media.tracks import TrackInfo
-    from kubecast.packager.merge import align_starts
 
     video = TimelineTrack(
         info=TrackInfo(id="v", kind="video", codecs="avc1", bandwidth=1, timescale=90000, init="i"),

@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta, timezone
 
+from kubecast.media.merge import hold_ms, merge
 from kubecast.media.tracks import SegmentRecord, TrackInfo
-from kubecast.packager.merge import merge
 from kubecast.storage import EncoderProgress, IngestInfo
 
 AST = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -202,3 +202,48 @@ def test_a_stale_alignment_verdict_goes_when_a_contribution_without_renditions_c
     assert not any(c["type"] == "KeyframesAligned" for c in run(timeline, A=single).timeline.conditions), (
         "one rendition: nothing to align"
     )
+
+
+def test_the_previous_source_keeps_the_next_number_while_it_may_still_bring_it():
+    now = AST + timedelta(seconds=30)
+    timeline = run(None, now=now, A=progress("A", [10, 11], now=now), B=progress("B", [10, 11], now=now)).timeline
+    # B wrote 12 first; A is live and wrote its progress a moment ago: 12 waits for A's copy.
+    quick_b = run(timeline, now=now, A=progress("A", [10, 11], now=now), B=progress("B", [10, 11, 12], now=now))
+    assert numbers(quick_b.timeline)[-1] == (11, "A") and not quick_b.published
+    both = run(timeline, now=now, A=progress("A", [10, 11, 12], now=now), B=progress("B", [10, 11, 12], now=now))
+    assert numbers(both.timeline)[-1] == (12, "A")
+
+
+def test_readers_that_merge_at_different_moments_list_the_same_copy_under_each_number():
+    """Two endpoint replicas merging the same stored timeline, one of them reading the
+    encoders' progress while B was ahead of A, the other after both had written."""
+    now = AST + timedelta(seconds=30)
+    stored = run(None, now=now, A=progress("A", [10, 11], now=now), B=progress("B", [10, 11], now=now)).timeline
+    early = stored
+    for a, b in (([10, 11], [10, 11, 12]), ([10, 11, 12], [10, 11, 12, 13]), ([10, 11, 12, 13], [10, 11, 12, 13])):
+        early = run(early, now=now, A=progress("A", a, now=now), B=progress("B", b, now=now)).timeline
+    late = run(stored, now=now, A=progress("A", [10, 11, 12, 13], now=now), B=progress("B", [10, 11, 12, 13], now=now))
+    assert numbers(early) == numbers(late.timeline) == [(10, "A"), (11, "A"), (12, "A"), (13, "A")]
+
+
+def test_a_silent_source_loses_its_claim_after_the_hold():
+    now = AST + timedelta(seconds=30)
+    timeline = run(None, now=now, A=progress("A", [10, 11], now=now), B=progress("B", [10, 11], now=now)).timeline
+    hung = progress("A", [10, 11], now=now)  # A stopped writing at ``now``: hung, though it says "live"
+    within = now + timedelta(milliseconds=hold_ms(2000) - 100)
+    waiting = run(timeline, now=within, A=hung, B=progress("B", [10, 11, 12], now=within))
+    assert not waiting.published
+    after = now + timedelta(milliseconds=hold_ms(2000) + 100)
+    result = run(timeline, now=after, A=hung, B=progress("B", [10, 11, 12], now=after))
+    assert numbers(result.timeline)[-1] == (12, "B") and result.failovers == [("v", "A", "B")]
+    assert hold_ms(2000) == 3000 and hold_ms(6000) == 3000 and hold_ms(1000) == 2000
+
+
+def test_a_starved_source_loses_its_claim_when_the_other_is_a_segment_ahead():
+    """Encoder A keeps writing its heartbeat, but its ingest hangs and no segment comes."""
+    now = AST + timedelta(seconds=30)
+    timeline = run(None, now=now, A=progress("A", [10, 11], now=now), B=progress("B", [10, 11], now=now)).timeline
+    starved = progress("A", [10, 11], now=now)
+    assert not run(timeline, now=now, A=starved, B=progress("B", [10, 11, 12], now=now)).published
+    result = run(timeline, now=now, A=starved, B=progress("B", [10, 11, 12, 13], now=now))
+    assert numbers(result.timeline)[-2:] == [(12, "B"), (13, "B")]

@@ -1,13 +1,27 @@
 """Merging encoder progress into the channel timeline (pure: no I/O, no clock of its own).
 
-For every track and segment number the timeline takes the first complete copy it sees from
-any encoder instance and remembers which instance it came from; later copies of a number
-already published are ignored, so the timeline only ever grows at its live edge and a
-published segment never changes.  When both encoders offer the same new number in one poll,
-the copy from the instance that supplied the previous segment wins, so the source flips only
-when it has to (a failover), not on every tie.  Copies are only mixed when their init
+For every track and segment number the timeline takes one complete copy from an encoder
+instance and remembers which instance it came from; later copies of a number already
+published are ignored, so the timeline only ever grows at its live edge and a published
+segment never changes.  The copy comes from the instance that supplied the previous segment
+whenever it has one or may still bring one (the hold, below), so the source flips only when it
+has to (a failover), not on every tie.  Copies are only mixed when their init
 segments are identical (same name = same content hash); otherwise the track stays with its
 first source and the InitSegmentsConsistent condition says why.
+
+The packager runs this merge and writes its result as ``timeline.json``; a streaming endpoint
+runs the very same function, read-only, over the stored timeline and the encoders' progress
+while the packager is not keeping the timeline fresh (hung or dead: see
+``kubecast.endpoint.timelines``).  Several readers that merge the same stored objects must list
+the same copy under the same segment URL, so the choice of a copy must not depend on which
+encoder happened to write its progress first.  Hence the hold: a new number is taken from the
+encoder that supplied the previous segment while that encoder may still bring it: it is live,
+its path connected, it has not gone past the number, it wrote its progress within ``hold_ms``
+of ``now`` (as a working encoder does at every segment and every heartbeat), and no other
+encoder has listed a later number yet.  So a hung encoder loses its claim when it falls silent
+and a starved one (alive, but its ingest hung) when the other encoder is a whole segment
+ahead: a failover costs at most one segment of publishing latency, and readers could only
+disagree about an encoder that is a whole segment late and still writing.
 """
 
 from __future__ import annotations
@@ -15,10 +29,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from kubecast.media.timeline import EncoderHealth, Timeline, TimelineSegment, TimelineTrack
-from kubecast.storage import EncoderProgress, SegmentRecord
-
 from .conditions import set_condition
+from .progress import EncoderProgress
+from .timeline import EncoderHealth, Timeline, TimelineSegment, TimelineTrack
+from .tracks import SegmentRecord
 
 
 @dataclass
@@ -50,6 +64,19 @@ def _may_still_offer(
     return not records or records[-1].number < number
 
 
+def hold_ms(segment_duration_ms: int) -> int:
+    """How long a silent source keeps its claim on the next number: an encoder writes its
+    progress at every segment and at least every 2 s, and a little more covers a slow write."""
+    return min(segment_duration_ms, 2000) + 1000
+
+
+def _holds(progress: EncoderProgress, track_id: str, number: int, now: datetime, segment_duration_ms: int) -> bool:
+    """The previous segment's source keeps ``number`` for itself: it may still bring it and
+    has not been silent for longer than ``hold_ms``."""
+    recent = now - progress.updated < timedelta(milliseconds=hold_ms(segment_duration_ms))
+    return recent and _may_still_offer(progress, track_id, number, now, segment_duration_ms)
+
+
 def _bandwidths(track: TimelineTrack) -> tuple[int | None, int | None]:
     rows = [r for r in track.segments if r.duration > 0]
     if not rows:
@@ -71,7 +98,7 @@ def _drop_front(track: TimelineTrack, count: int, next_number: int) -> None:
         track.discontinuities_trimmed += sum(1 for r in dropped if r.discontinuity)
 
 
-def _trim(track: TimelineTrack, window_ms: int) -> None:
+def trim_window(track: TimelineTrack, window_ms: int) -> None:
     if not track.segments:
         return
     newest_end = track.segments[-1].start + track.segments[-1].duration
@@ -149,10 +176,12 @@ def merge(
     for track_id, track in tracks.items():
         last = track.segments[-1] if track.segments else None
         offers: dict[int, dict[str, SegmentRecord]] = {}
+        usable = []  # the encoders whose copies of this track may be listed
         for instance in instances:
             info = next((t for t in present[instance].tracks if t.id == track_id), None)
             if info is None or info.init != track.info.init:
                 continue  # never mix segments that need another init segment
+            usable.append(instance)
             for record in present[instance].segments.get(track_id, []):
                 if last is not None and record.number <= last.number:
                     if record.number == last.number and instance != last.source:
@@ -169,6 +198,15 @@ def merge(
                 if i not in copies
             ):
                 break  # only a copy cut short by a dropped path so far: wait for the other encoder's
+            preferred = previous_source or (usable[0] if usable else None)
+            if (
+                preferred is not None
+                and preferred not in copies
+                and preferred in usable
+                and max(offers) == number  # no other encoder has gone past it: a starved one would
+                and _holds(present[preferred], track_id, number, now, segment_duration_ms)
+            ):
+                break  # the other encoder was quicker; its copy would make the choice a race
             candidates = complete or copies
             source = previous_source if previous_source in candidates else sorted(candidates)[0]
             record = candidates[source]
@@ -185,7 +223,7 @@ def merge(
             if previous_source is not None and previous_source != source:
                 result.failovers.append((track_id, previous_source, source))
             last = segment
-        _trim(track, window_ms)
+        trim_window(track, window_ms)
         track.average_bandwidth, track.peak_bandwidth = _bandwidths(track)
     align_starts(timeline.tracks)
     _follow_active_source(timeline, now)
