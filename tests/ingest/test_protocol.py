@@ -171,6 +171,31 @@ def test_truncated_chunk_waits_for_more():
     assert reader.feed(data[-1:])[0].body == b"z" * 100
 
 
+class _CountingBuffer(bytearray):
+    """Counts the bytes each prefix deletion leaves behind: what a plain memmove trim copies
+    (CPython's bytearray happens to advance a start pointer instead; other runtimes copy)."""
+
+    moved = 0
+
+    def __delitem__(self, key: int | slice) -> None:
+        if isinstance(key, slice) and key.start is None and key.stop:
+            self.moved += max(0, len(self) - key.stop)
+        super().__delitem__(key)
+
+
+def test_a_large_buffered_input_is_trimmed_once_per_feed_not_once_per_chunk():
+    message = chunks.encode_message(chunks.Message(9, 1, 0, b"v" * 1000), chunk_size=128, csid=6)
+    data = message * 1000  # 1 MB, 8000 chunks, arriving in one read
+    reader = chunks.ChunkReader()
+    reader._buffer = buffer = _CountingBuffer()  # the seam: the reader's only state that grows with the input
+    tail = b"\x06"  # the first byte of a next chunk, left in the buffer
+    assert len(reader.feed(data + tail)) == 1000
+    # a trim per chunk would move about len(data)**2 / 2 / 129 bytes (4 GB); one per feed moves the tail
+    assert buffer.moved == len(tail)
+    assert bytes(buffer) == tail
+    assert [m.body for m in reader.feed(message[1:])] == [b"v" * 1000]
+
+
 # -- session -----------------------------------------------------------------------------------
 
 

@@ -53,6 +53,7 @@ class ChunkReader:
     def __init__(self) -> None:
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self._buffer = bytearray()
+        self._start = 0  # bytes at the front of _buffer already parsed; dropped once per feed
         self._streams: dict[int, _ChunkStream] = {}
         self._pending = 0  # payload bytes of unfinished messages, over all chunk streams
         self.bytes_received = 0
@@ -61,25 +62,31 @@ class ChunkReader:
         self._buffer += data
         self.bytes_received += len(data)
         messages = []
-        while (message := self._next()) is not False:
-            if message is not None:
-                messages.append(message)
+        try:
+            while (message := self._next()) is not False:
+                if message is not None:
+                    messages.append(message)
+        finally:
+            # One trim per feed, not one per chunk: what is left is at most one partial chunk, so each
+            # byte is moved at most once whatever the chunk size and however much arrived at once.
+            del self._buffer[: self._start]
+            self._start = 0
         return messages
 
     def _next(self) -> Message | None | Literal[False]:
         """A Message, None (a chunk consumed, no message completed), or False (need more bytes)."""
-        buf = self._buffer
-        if not buf:
+        buf, first = self._buffer, self._start
+        if len(buf) <= first:
             return False
-        fmt, csid, pos = buf[0] >> 6, buf[0] & 0x3F, 1
+        fmt, csid, pos = buf[first] >> 6, buf[first] & 0x3F, first + 1
         if csid == 0:
-            if len(buf) < 2:
+            if len(buf) < first + 2:
                 return False
-            csid, pos = 64 + buf[1], 2
+            csid, pos = 64 + buf[first + 1], first + 2
         elif csid == 1:
-            if len(buf) < 3:
+            if len(buf) < first + 3:
                 return False
-            csid, pos = 64 + buf[1] + buf[2] * 256, 3
+            csid, pos = 64 + buf[first + 1] + buf[first + 2] * 256, first + 3
         header_size = (11, 7, 3, 0)[fmt]
         if len(buf) < pos + header_size:
             return False
@@ -125,7 +132,7 @@ class ChunkReader:
         stream.length, stream.type, stream.stream_id, stream.extended = length, type_, stream_id, extended
         stream.started = True
         stream.payload += buf[pos : pos + take]
-        del buf[: pos + take]
+        self._start = pos + take
         self._streams[csid] = stream
         if len(stream.payload) < stream.length:
             self._pending += take
