@@ -17,6 +17,7 @@ clock reads.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 PACKET_SIZE = 188
@@ -26,6 +27,7 @@ STREAM_TYPE_AAC_ADTS = 0x0F
 WRAP = 1 << 33
 MAX_PES = 8 << 20  # a video frame larger than this is damage, not media
 MAX_COMPOSITION = 10 * 90_000  # PTS this far after DTS is a damaged header (B-frame delays are a few frames)
+_NOT_SYNC = re.compile(rb"[^\x47]")
 
 
 @dataclass
@@ -93,20 +95,27 @@ class TsDemuxer:
         self._unwrap = _Unwrap()
 
     def feed(self, data: bytes) -> list[PesFrame]:
-        self._pending += data
+        if self._pending:
+            self._pending += data
+            buffer = bytes(self._pending)
+        else:
+            buffer = bytes(data)
         frames: list[PesFrame] = []
-        position = 0
-        pending = self._pending
-        while len(pending) - position >= PACKET_SIZE:
-            if pending[position] != SYNC_BYTE or (
-                len(pending) - position >= 2 * PACKET_SIZE and pending[position + PACKET_SIZE] != SYNC_BYTE
-            ):
+        position, end = 0, len(buffer)
+        while end - position >= PACKET_SIZE:
+            count = (end - position) // PACKET_SIZE
+            # The sync bytes of every whole packet in one slice; the first that is not 0x47 ends the
+            # aligned run.  A packet counts as in sync when the one after it (if whole) is too.
+            syncs = buffer[position : position + count * PACKET_SIZE : PACKET_SIZE]
+            broken = _NOT_SYNC.search(syncs) if syncs.count(SYNC_BYTE) != count else None
+            good = count if broken is None else max(broken.start() - 1, 0)
+            if good:
+                self._packets(buffer, position, good, frames)
+                position += good * PACKET_SIZE
+            if broken is not None:
                 self.stats.sync_losses += 1
-                position = self._resync(pending, position + 1)
-                continue
-            self._packet(bytes(pending[position : position + PACKET_SIZE]), frames)
-            position += PACKET_SIZE
-        del pending[:position]
+                position = self._resync(buffer, position + 1)
+        self._pending = bytearray(buffer[position:])
         return frames
 
     def flush(self) -> list[PesFrame]:
@@ -117,41 +126,79 @@ class TsDemuxer:
         return frames
 
     @staticmethod
-    def _resync(data: bytearray, start: int) -> int:
+    def _resync(data: bytes, start: int) -> int:
         """The next offset holding a sync byte that the packet after it confirms (or the tail)."""
         position = data.find(SYNC_BYTE, start)
         while position != -1 and position + PACKET_SIZE < len(data) and data[position + PACKET_SIZE] != SYNC_BYTE:
             position = data.find(SYNC_BYTE, position + 1)
         return len(data) if position == -1 else position
 
-    def _packet(self, packet: bytes, frames: list[PesFrame]) -> None:
-        self.stats.packets += 1
-        if packet[1] & 0x80:  # transport_error_indicator: the modem said so
+    def _packets(self, buffer: bytes, start: int, count: int, frames: list[PesFrame]) -> None:
+        """``count`` packets in sync from ``start``.  Most packets of a contribution continue the PES
+        of an audio or video PID with nothing but payload; those are taken here, with the header bytes
+        of all packets sliced out at once, and every other packet goes through ``_packet``."""
+        self.stats.packets += count
+        stop = start + count * PACKET_SIZE
+        continuity, streams, assembling = self._continuity, self.streams, self._pes
+        offset = start - PACKET_SIZE
+        for first, second, third in zip(
+            buffer[start + 1 : stop : PACKET_SIZE],
+            buffer[start + 2 : stop : PACKET_SIZE],
+            buffer[start + 3 : stop : PACKET_SIZE],
+        ):
+            offset += PACKET_SIZE
+            # Payload only, no payload_unit_start, no transport_error: the middle of a PES (or of a
+            # section, which only matters from its start).
+            if third & 0x30 != 0x10 or first & 0xC0:
+                self._packet(buffer, offset, frames)
+                streams = self.streams  # a new PMT replaces it
+                continue
+            pid = (first & 0x1F) << 8 | second
+            pes = assembling.get(pid)
+            if pid != 0x1FFF:  # null packets have no meaningful counter
+                counter = third & 0x0F
+                last = continuity.get(pid)
+                continuity[pid] = counter
+                if last is not None and counter != (last + 1) & 0x0F and counter != last:  # a repeat is allowed once
+                    self.stats.continuity_errors += 1
+                    if pes is not None:
+                        pes.damaged = True
+            if pes is None or pid == 0 or pid == self._pmt_pid or pid not in streams:
+                continue  # joined mid-frame (wait for the next start), or not a PES this program carries
+            pes.buffer += buffer[offset + 4 : offset + PACKET_SIZE]
+            if len(pes.buffer) > MAX_PES:
+                pes.damaged = True
+                pes.buffer.clear()
+
+    def _packet(self, buffer: bytes, offset: int, frames: list[PesFrame]) -> None:
+        """Any packet in sync, at ``offset`` of ``buffer``."""
+        if buffer[offset + 1] & 0x80:  # transport_error_indicator: the modem said so
             self.stats.continuity_errors += 1
             return
-        start = bool(packet[1] & 0x40)
-        pid = (packet[1] & 0x1F) << 8 | packet[2]
-        control = (packet[3] >> 4) & 0x03
-        counter = packet[3] & 0x0F
-        offset, random_access = 4, False
+        start = bool(buffer[offset + 1] & 0x40)
+        pid = (buffer[offset + 1] & 0x1F) << 8 | buffer[offset + 2]
+        control = (buffer[offset + 3] >> 4) & 0x03
+        counter = buffer[offset + 3] & 0x0F
+        payload_start, random_access = 4, False
         if control & 0x02:  # adaptation field
-            length = packet[4]
+            length = buffer[offset + 4]
             if length > 183:
                 self.stats.continuity_errors += 1
                 return
-            if length and packet[5] & 0x40:
+            flags = buffer[offset + 5] if length else 0
+            if flags & 0x40:
                 random_access = True
-            if length and packet[5] & 0x80:  # discontinuity_indicator: counters restart legitimately
+            if flags & 0x80:  # discontinuity_indicator: counters restart legitimately
                 self._continuity.pop(pid, None)
-                if pid == self._pcr_pid and packet[5] & 0x10:  # ... and with a PCR, the time base too
+                if pid == self._pcr_pid and flags & 0x10:  # ... and with a PCR, the time base too
                     self.stats.timebase_changes += 1
                     self._unwrap = _Unwrap()
-            offset = 5 + length
+            payload_start = 5 + length
         if not control & 0x01:
             return  # no payload: the counter does not advance
         if pid != 0x1FFF:
             self._check_continuity(pid, counter)
-        payload = packet[offset:]
+        payload = buffer[offset + payload_start : offset + PACKET_SIZE]
         if pid == 0:
             if start:
                 self._pat(payload)
