@@ -28,6 +28,8 @@ WRAP = 1 << 33
 MAX_PES = 8 << 20  # a video frame larger than this is damage, not media
 MAX_COMPOSITION = 10 * 90_000  # PTS this far after DTS is a damaged header (B-frame delays are a few frames)
 _NOT_SYNC = re.compile(rb"[^\x47]")
+_LONGEST_RUN = 4096  # packets taken in one go (a longer run is taken in several)
+_COUNTERS = bytes(0x10 | (n & 0x0F) for n in range(16 + _LONGEST_RUN))  # payload-only headers' fourth bytes
 
 
 @dataclass
@@ -59,6 +61,27 @@ class _Pes:
     damaged: bool = False
     unwrap: "_Unwrap | None" = None  # that of the time base it started on
     timebase: int = 0
+
+
+def _run(firsts: bytes, seconds: bytes, thirds: bytes, index: int, counter: int) -> int:
+    """How many packets from ``index`` continue one another: the same second and third header
+    bytes (PID, no payload start, no error) and payload only with counters one up each time."""
+    first, second = firsts[index : index + 1], seconds[index : index + 1]
+    rest = min(len(firsts) - index, _LONGEST_RUN)
+    same = min(
+        rest - len(firsts[index : index + rest].lstrip(first)),
+        rest - len(seconds[index : index + rest].lstrip(second)),
+    )
+    if thirds[index : index + same] == _COUNTERS[counter : counter + same]:
+        return same
+    low, high = 1, same - 1  # the longest prefix whose counters follow on
+    while low < high:
+        middle = (low + high + 1) // 2
+        if thirds[index : index + middle] == _COUNTERS[counter : counter + middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _timestamp(data: bytes, offset: int) -> int:
@@ -134,38 +157,49 @@ class TsDemuxer:
         return len(data) if position == -1 else position
 
     def _packets(self, buffer: bytes, start: int, count: int, frames: list[PesFrame]) -> None:
-        """``count`` packets in sync from ``start``.  Most packets of a contribution continue the PES
-        of an audio or video PID with nothing but payload; those are taken here, with the header bytes
-        of all packets sliced out at once, and every other packet goes through ``_packet``."""
+        """``count`` packets in sync from ``start``.
+
+        Most packets of a contribution continue the PES of the video or audio PID with nothing
+        but payload, one after the other with consecutive counters.  Such a run is found with
+        slices of the header bytes of all packets (``_run``) and its payloads joined at once;
+        every other packet goes through ``_packet``."""
         self.stats.packets += count
         stop = start + count * PACKET_SIZE
-        continuity, streams, assembling = self._continuity, self.streams, self._pes
-        offset = start - PACKET_SIZE
-        for first, second, third in zip(
-            buffer[start + 1 : stop : PACKET_SIZE],
-            buffer[start + 2 : stop : PACKET_SIZE],
-            buffer[start + 3 : stop : PACKET_SIZE],
-        ):
-            offset += PACKET_SIZE
+        firsts = buffer[start + 1 : stop : PACKET_SIZE]
+        seconds = buffer[start + 2 : stop : PACKET_SIZE]
+        thirds = buffer[start + 3 : stop : PACKET_SIZE]
+        continuity, assembling = self._continuity, self._pes
+        index = 0
+        while index < count:
+            first, third = firsts[index], thirds[index]
+            offset = start + index * PACKET_SIZE
             # Payload only, no payload_unit_start, no transport_error: the middle of a PES (or of a
             # section, which only matters from its start).
             if third & 0x30 != 0x10 or first & 0xC0:
                 self._packet(buffer, offset, frames)
-                streams = self.streams  # a new PMT replaces it
+                index += 1
                 continue
-            pid = (first & 0x1F) << 8 | second
+            pid = (first & 0x1F) << 8 | seconds[index]
             pes = assembling.get(pid)
+            counter = third & 0x0F
             if pid != 0x1FFF:  # null packets have no meaningful counter
-                counter = third & 0x0F
                 last = continuity.get(pid)
                 continuity[pid] = counter
                 if last is not None and counter != (last + 1) & 0x0F and counter != last:  # a repeat is allowed once
                     self.stats.continuity_errors += 1
                     if pes is not None:
                         pes.damaged = True
-            if pes is None or pid == 0 or pid == self._pmt_pid or pid not in streams:
+            if pes is None or pid == 0 or pid == self._pmt_pid or pid not in self.streams:
+                index += 1
                 continue  # joined mid-frame (wait for the next start), or not a PES this program carries
-            pes.buffer += buffer[offset + 4 : offset + PACKET_SIZE]
+            run = 1 if pid == 0x1FFF else _run(firsts, seconds, thirds, index, counter)
+            if run == 1:
+                pes.buffer += buffer[offset + 4 : offset + PACKET_SIZE]
+            else:
+                end = offset + run * PACKET_SIZE
+                pes.buffer += b"".join([buffer[at : at + 184] for at in range(offset + 4, end, PACKET_SIZE)])
+                continuity[pid] = (counter + run - 1) & 0x0F
+            index += run
             if len(pes.buffer) > MAX_PES:
                 pes.damaged = True
                 pes.buffer.clear()
