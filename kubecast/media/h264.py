@@ -3,10 +3,9 @@ NAL units with an avcC record that MP4 and FLV carry."""
 
 from __future__ import annotations
 
-import re
 import struct
 
-_START_CODE = re.compile(b"\x00\x00\x01")
+_START_CODE = b"\x00\x00\x01"
 NAL_SPS, NAL_PPS, NAL_AUD = 7, 8, 9
 
 
@@ -16,7 +15,11 @@ class H264Error(ValueError):
 
 def split_annexb(data: bytes) -> list[bytes]:
     """NAL units of an Annex B stream, without their start codes."""
-    starts = [m.end() for m in _START_CODE.finditer(data)]
+    starts: list[int] = []  # bytes.find scans a frame several times faster than a regular expression
+    position = data.find(_START_CODE)
+    while position != -1:
+        starts.append(position + 3)
+        position = data.find(_START_CODE, position + 3)
     units = []
     for index, start in enumerate(starts):
         end = starts[index + 1] - 3 if index + 1 < len(starts) else len(data)
@@ -36,7 +39,16 @@ def to_length_prefixed(data: bytes) -> bytes:
     """An access unit for MP4: 4-byte lengths, access-unit delimiters dropped (CMAF has no use for them)."""
     if not is_annexb(data):
         return data
-    return b"".join(struct.pack(">I", len(unit)) + unit for unit in split_annexb(data) if unit[0] & 0x1F != NAL_AUD)
+    return length_prefixed(split_annexb(data))
+
+
+def length_prefixed(units: list[bytes]) -> bytes:
+    """NAL units (``split_annexb``) as MP4 carries them: 4-byte lengths, access-unit delimiters dropped."""
+    parts: list[bytes] = []
+    for unit in units:
+        if unit[0] & 0x1F != NAL_AUD:
+            parts += (struct.pack(">I", len(unit)), unit)
+    return b"".join(parts)
 
 
 def avcc_from_annexb(extradata: bytes) -> bytes:

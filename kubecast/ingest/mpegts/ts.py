@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from kubecast.media.adts import SAMPLES_PER_FRAME, split_adts
 from kubecast.media.contribution import CodecConfig, Frame, Kind
-from kubecast.media.h264 import NAL_PPS, NAL_SPS, H264Error, avcc_from_annexb, split_annexb, to_length_prefixed
+from kubecast.media.h264 import (
+    NAL_PPS,
+    NAL_SPS,
+    H264Error,
+    avcc_from_annexb,
+    is_annexb,
+    length_prefixed,
+    split_annexb,
+)
 from kubecast.media.mpegts import PesFrame, TsDemuxer, TsStats
 
 from ..timestamps import MAX_BACKWARDS_MS, TimestampGuard
@@ -106,11 +114,8 @@ class TsContribution:
             return
         dts = self._time("video", frame.dts)
         keyframe = any(u[0] & 0x1F == NAL_IDR for u in units)
-        tags.append(
-            Frame(
-                Kind.VIDEO, 0, TS_TIMESCALE, dts, frame.pts - frame.dts, None, keyframe, to_length_prefixed(frame.data)
-            )
-        )
+        sample = length_prefixed(units) if is_annexb(frame.data) else frame.data
+        tags.append(Frame(Kind.VIDEO, 0, TS_TIMESCALE, dts, frame.pts - frame.dts, None, keyframe, sample))
 
     def _audio(self, frame: PesFrame, tags: list[Record]) -> None:
         adts, damaged = split_adts(frame.data)
