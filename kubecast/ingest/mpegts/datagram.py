@@ -4,6 +4,11 @@ UDP has no connection, so this front end makes one: the first allowed sender sta
 contribution and owns the port until it has been silent for the idle timeout; datagrams from
 anyone else meanwhile are dropped and counted (a second publisher, or a stray stream).
 Whether the sender speaks RTP (payload type 33) or plain TS is decided by its first datagram.
+
+The TS bytes of consecutive datagrams are demuxed together, every ``BATCH_SECONDS`` or
+``BATCH_BYTES``: a datagram holds only 7 packets, and going through the demuxer and the
+contribution once per datagram cost more than the demuxing itself (bench/ingest.py).  The
+delay this adds is far below a segment's duration and an SRT receiver's own latency.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from .tssession import TsSession
 
 log = logging.getLogger("kubecast.ingest")
 
+BATCH_SECONDS, BATCH_BYTES = 0.01, 32 << 10
+
 
 class DatagramIngest(asyncio.DatagramProtocol):
     def __init__(self, route: ChannelRoute, publications: Publications, *, idle_timeout: float):
@@ -37,6 +44,9 @@ class DatagramIngest(asyncio.DatagramProtocol):
         self._counted_rtp = (0, 0, 0)
         self._refused: set[str] = set()  # senders already logged, so a stray stream logs once
         self._ending: set[asyncio.Task[None]] = set()
+        self._batch: list[bytes] = []  # TS bytes received and not yet demuxed
+        self._batched = 0
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     def datagram_received(self, data: bytes, address: tuple[Any, ...]) -> None:
         peer = address[0]
@@ -61,8 +71,22 @@ class DatagramIngest(asyncio.DatagramProtocol):
             self._count_rtp()
             if payload is None:
                 return
-        assert self.session is not None  # _start made it
-        if not self.session.feed(payload):
+        self._batch.append(payload)
+        self._batched += len(payload)
+        if self._batched >= BATCH_BYTES:
+            self._flush()
+        elif self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(BATCH_SECONDS, self._flush)
+
+    def _flush(self) -> None:
+        """Demux and forward what the datagrams since the last flush brought."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        data = b"".join(self._batch)
+        self._batch.clear()
+        self._batched = 0
+        if data and self.session is not None and not self.session.feed(data):
             self._end("its timestamps jumped")
 
     def _start(self, peer: str, address: tuple[Any, ...], first: bytes) -> bool:
@@ -100,12 +124,15 @@ class DatagramIngest(asyncio.DatagramProtocol):
     def _count_rtp(self) -> None:
         assert self.rtp is not None  # counted only for an RTP sender
         now = (self.rtp.lost, self.rtp.late, self.rtp.wrong_type)
+        if now == self._counted_rtp:
+            return
         for kind, before, after in zip(("rtp_lost", "rtp_late", "rtp_wrong_payload_type"), self._counted_rtp, now):
             if after > before:
                 metrics.TRANSPORT_ERRORS.labels(self.route.name, kind).inc(after - before)
         self._counted_rtp = now
 
     def _end(self, reason: str) -> None:
+        self._flush()  # the last datagrams belong to this contribution
         session, self.session, self.sender, self.rtp = self.session, None, None, None
         publication = session.end(reason) if session is not None else None
         if publication is not None:

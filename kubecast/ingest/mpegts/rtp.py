@@ -48,7 +48,10 @@ class RtpReceiver:
 
     def receive(self, datagram: bytes) -> bytes | None:
         """The TS bytes of a datagram, or None when it is to be dropped (raises RtpError on a malformed one)."""
-        payload_type, sequence, payload = rtp_payload(datagram)
+        if len(datagram) >= 12 and datagram[0] == 0x80:  # no padding, extension or CSRC: what senders send
+            payload_type, sequence, payload = datagram[1] & 0x7F, datagram[2] << 8 | datagram[3], datagram[12:]
+        else:
+            payload_type, sequence, payload = rtp_payload(datagram)
         if payload_type != PAYLOAD_MP2T:
             self.wrong_type += 1
             return None

@@ -42,6 +42,7 @@ class TsSession:
         try:
             records = self.contribution.feed(data)
         except TimestampJump as jump:
+            self._count()  # damage the same bytes held still counts
             metrics.PROTOCOL_ERRORS.labels("timestamp_jump").inc()
             log.warning("ending the %s contribution of %s from %s: %s", self.protocol, self.route.name, self.peer, jump)
             return False
