@@ -9,8 +9,12 @@ could do none of that and would add a hop and a process to supervise.  libsrt is
 on every machine with Debian's ffmpeg (``libsrt1.5-gnutls``); no Python package wraps it well.
 
 The stream id is the channel name, or the SRT access-control form ``#!::r=<channel>,m=publish``.
-Each accepted connection is read by its own thread (blocking ``srt_recvmsg`` with a timeout)
-and its TS bytes are handed to the event loop, where they join the UDP/RTP path (``TsSession``).
+Each accepted connection is read by its own thread and its TS bytes are handed to the event
+loop, where they join the UDP/RTP path (``TsSession``).  The thread polls: it takes every message
+libsrt holds (non-blocking ``srt_recvmsg`` straight into one buffer), hands them over as one
+piece, then sleeps ``POLL_SECONDS``.  Blocking on each 1316-byte message woke the thread, and
+made it take the GIL, some 600 times a second at 6 Mbit/s, which cost more than demuxing them
+(bench/ingest.py); the poll adds at most ``POLL_SECONDS`` to the SRT latency (120 ms by default).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ REJECT_BAD_REQUEST, REJECT_UNAUTHORIZED, REJECT_FORBIDDEN, REJECT_NOT_FOUND, REJ
 )
 LIBRARIES = ("libsrt-gnutls.so.1.5", "libsrt-openssl.so.1.5", "libsrt.so.1.5")
 MESSAGE = 1500  # one SRT live-mode payload (7 TS packets, 1316 bytes, by default)
-HANDOVER_SECONDS, HANDOVER_BYTES = 0.02, 64 << 10
+POLL_SECONDS, HANDOVER_BYTES = 0.01, 64 << 10
 
 LISTEN_CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p
@@ -70,6 +74,7 @@ def library() -> ctypes.CDLL:
             raise SrtUnavailable("libsrt is not installed (Debian: apt-get install libsrt1.5-gnutls)")
         lib.srt_getlasterror_str.restype = ctypes.c_char_p
         lib.srt_listen_callback.argtypes = [ctypes.c_int, LISTEN_CALLBACK, ctypes.c_void_p]
+        lib.srt_recvmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]  # an address, not a 32-bit int
         lib.srt_setloglevel(2)  # critical only: refusals and breaks are logged by the ingest, with the channel
         if lib.srt_startup() < 0:
             raise SrtUnavailable("srt_startup failed")
@@ -229,49 +234,54 @@ class SrtServer:
         lib = library()
         loop = self.loop
         assert loop is not None  # start() set it before any caller could arrive
-        _set_int(sock, SRTO_RCVTIMEO, 500)
+        _set_int(sock, SRTO_RCVSYN, 0)  # polled (see the module's docstring)
         session = TsSession(self.publications, route, peer=peer, protocol="SRT")
         started = asyncio.run_coroutine_threadsafe(self._start(session), loop)
-        buffer = ctypes.create_string_buffer(MESSAGE)
+        buffer = ctypes.create_string_buffer(HANDOVER_BYTES + MESSAGE)
+        base = ctypes.addressof(buffer)
+        receive = lib.srt_recvmsg
         reason = "the caller closed the connection"
-        # Messages are handed to the event loop in batches (one every HANDOVER_SECONDS or
-        # HANDOVER_BYTES), with at most one batch in flight: a hop per 1316-byte message would
-        # cost more than the demuxing, and waiting for the previous batch is the back-pressure.
-        pending = bytearray()
+        # What arrived is handed to the event loop as one piece, with at most one piece in flight:
+        # waiting for the previous one is the back-pressure.
+        filled = 0
         in_flight = None
-        handed_over = time.monotonic()
 
         def hand_over() -> bool:
-            nonlocal pending, in_flight, handed_over
+            nonlocal filled, in_flight
             if in_flight is not None and not in_flight.result(10):
                 return False
-            in_flight = asyncio.run_coroutine_threadsafe(self._feed(session, bytes(pending)), loop) if pending else None
-            pending, handed_over = bytearray(), time.monotonic()
+            data = ctypes.string_at(base, filled) if filled else b""
+            in_flight = asyncio.run_coroutine_threadsafe(self._feed(session, data), loop) if data else None
+            filled = 0
             return True
 
         try:
             if not started.result(10):
                 return
             last = time.monotonic()
+            received_any = False
             while not self.stopping.is_set():
-                received = lib.srt_recvmsg(sock, buffer, MESSAGE)
-                now = time.monotonic()
-                if received < 0:
-                    if lib.srt_getlasterror(None) == SRT_EASYNCRCV:
-                        if now - last > self.idle_timeout:
-                            reason = f"no data for {self.idle_timeout:g} s"
-                            break
-                        if pending and not hand_over():
-                            reason = "its timestamps jumped"
-                            break
-                        continue
+                received = receive(sock, base + filled, MESSAGE)
+                if received > 0:
+                    filled += received
+                    received_any = True
+                    if filled >= HANDOVER_BYTES and not hand_over():
+                        reason = "its timestamps jumped"
+                        break
+                    continue
+                if received < 0 and lib.srt_getlasterror(None) != SRT_EASYNCRCV:
                     reason = f"the connection broke ({lib.srt_getlasterror_str().decode(errors='replace')})"
                     break
-                last = now
-                pending += ctypes.string_at(buffer, received)
-                if (len(pending) >= HANDOVER_BYTES or now - handed_over >= HANDOVER_SECONDS) and not hand_over():
+                now = time.monotonic()  # nothing more waiting
+                if received_any:
+                    last, received_any = now, False
+                elif now - last > self.idle_timeout:
+                    reason = f"no data for {self.idle_timeout:g} s"
+                    break
+                if filled and not hand_over():
                     reason = "its timestamps jumped"
                     break
+                time.sleep(POLL_SECONDS)
             else:
                 reason = "the ingest stops"
             if reason != "its timestamps jumped":
