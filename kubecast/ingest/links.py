@@ -30,6 +30,24 @@ _RECONNECT = _Reconnect()
 _Item = CodecConfig | Frame | _Reconnect | None  # None: the publish ended
 
 
+class _Continue:
+    """What ``_split_at_end`` returns for a batch of records only."""
+
+
+CONTINUE = _Continue()
+
+
+def _split_at_end(items: list[_Item]) -> tuple[list[CodecConfig | Frame], _Reconnect | _Continue | None, list[_Item]]:
+    """The records up to the first end of the publish or reconnect, that item (``CONTINUE`` if
+    there is none), and what was queued after it."""
+    records: list[CodecConfig | Frame] = []
+    for index, item in enumerate(items):
+        if item is None or isinstance(item, _Reconnect):
+            return records, item, items[index + 1 :]
+        records.append(item)
+    return records, CONTINUE, []
+
+
 class EncoderLink:
     def __init__(self, *, address: tuple[str, int], hello: Hello, headers: dict[tuple[Kind, int], CodecConfig]) -> None:
         self.address = address
@@ -38,6 +56,7 @@ class EncoderLink:
         self.queue: asyncio.Queue[_Item] = asyncio.Queue(QUEUE_RECORDS)
         self.task = asyncio.create_task(self._run(), name=f"link-{hello.channel}-{address[1]}")
         self.connected = False
+        self._carried: list[_Item] = []  # taken from the queue after a reconnect, not yet sent
 
     def send(self, record: CodecConfig | Frame) -> None:
         try:
@@ -83,17 +102,24 @@ class EncoderLink:
             try:
                 writer.write(self.hello.encode() + b"".join(encode_record(c) for c in self.headers.values()))
                 while True:
-                    item = await self.queue.get()
-                    if item is None:
+                    # Everything queued goes out in one write: a publisher forwards several records
+                    # at once (an MPEG-TS batch, a fragment's samples), and a wake-up and a send per
+                    # record was a measurable part of the ingest's cost.
+                    items, self._carried = self._carried or [await self.queue.get()], []
+                    while not self.queue.empty():
+                        items.append(self.queue.get_nowait())
+                    records, end, self._carried = _split_at_end(items)
+                    if records:
+                        if writer.transport.is_closing() or reader.at_eof():
+                            raise ConnectionError("the encoder closed the connection")
+                        writer.write(b"".join([encode_record(record) for record in records]))
+                    if end is None:
                         writer.write(encode_record(EndOfStream()))
                         writer.write_eof()
                         await writer.drain()
                         return
-                    if isinstance(item, _Reconnect):
+                    if isinstance(end, _Reconnect):
                         break
-                    if writer.transport.is_closing() or reader.at_eof():
-                        raise ConnectionError("the encoder closed the connection")
-                    writer.write(encode_record(item))
                     if writer.transport.get_write_buffer_size() > 1 << 20:
                         await writer.drain()
             except (OSError, ConnectionError) as error:
@@ -109,6 +135,9 @@ class EncoderLink:
 
     async def _wait_or_stop(self, delay: float) -> bool:
         """Sleep between attempts; True when the publish ended meanwhile."""
+        carried, self._carried = self._carried, []
+        if any(item is None for item in carried):
+            return True
         try:
             item = await asyncio.wait_for(self.queue.get(), delay)
         except asyncio.TimeoutError:

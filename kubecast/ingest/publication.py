@@ -17,6 +17,8 @@ import logging
 import time
 from dataclasses import dataclass, replace
 
+from prometheus_client import Counter
+
 from kubecast.media.contribution import CodecConfig, Frame, Hello, Kind
 
 from . import metrics
@@ -49,6 +51,8 @@ class Publication:
         self.links += [EncoderLink(address=address, hello=relayed, headers=self.headers) for address in relays]
         self.window_bytes = 0
         self.window_started = time.monotonic()
+        self._bytes = metrics.BYTES.labels(channel)
+        self._frames: dict[Kind, Counter] = {}
 
     def forward(self, record: CodecConfig | Frame) -> None:
         if record.kind == Kind.AUDIO and record.track != 0:
@@ -58,8 +62,13 @@ class Publication:
         for link in self.links:
             link.send(record)
         if isinstance(record, Frame):
-            metrics.BYTES.labels(self.channel).inc(len(record.data))
-            metrics.FRAMES.labels(self.channel, "video" if record.kind == Kind.VIDEO else "audio").inc()
+            self._bytes.inc(len(record.data))
+            frames = self._frames.get(record.kind)
+            if frames is None:  # looked up once: labels() costs more than the rest of forwarding a frame
+                frames = self._frames[record.kind] = metrics.FRAMES.labels(
+                    self.channel, "video" if record.kind == Kind.VIDEO else "audio"
+                )
+            frames.inc()
             self.window_bytes += len(record.data)
         now = time.monotonic()
         if now - self.window_started >= 2:
