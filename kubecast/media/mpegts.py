@@ -13,6 +13,22 @@ the ``discontinuity_indicator`` on the PCR PID; every frame says which time base
 (``timebase``, the count of such changes before it) and is unwrapped on that base, so the
 contribution can be rebased to carry on where it was instead of jumping by whatever the new
 clock reads.
+
+Cost: a contribution is ~4,000 packets a second at 6 Mbit/s, so nothing may be done per packet
+that can be done per buffer.  The sync bytes of a whole buffer are checked in one slice, and a
+PES arrives as runs of payload-only packets on one PID with consecutive counters, which
+``_run`` finds with slices of the header bytes and whose payloads are joined at once; only the
+packet that starts a run or breaks one is parsed by itself (``_packet``).  Fed ten datagrams
+at a time (as the front ends do), it costs a fifth of what parsing packet by packet did.
+
+Why not libavformat's demuxer through PyAV with a custom IO object: it reads by blocking on its
+IO callback, so on a live socket it needs a thread of its own and probes (buffers) the stream
+before the first frame; it repairs or hides the damage this module counts per kind (sync
+losses, continuity gaps, dropped and malformed PES, signalled time base changes, which the
+ingest reports in ``kubecast_ingest_transport_errors_total`` and acts on); and the hostile-input
+tests and the fuzz corpus pin this module's behaviour.  ``_pmt`` walks every elementary stream
+with its type and descriptors, so that further PIDs (SCTE-35 sections, a second audio with its
+language, ID3, captions) can be selected where ``streams`` is built and take the same paths.
 """
 
 from __future__ import annotations
