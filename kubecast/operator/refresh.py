@@ -8,7 +8,8 @@ operator watches anyway (Deployments, Services) and the watch no longer has it. 
 (ConfigMaps, the PodDisruptionBudget, the relay's NetworkPolicy) are not watched: every
 ``FULL_APPLY_SECONDS`` the refresh applies everything, which brings back one deleted by hand.
 What was applied is kept in the Channel's memo (in memory), so after a restart the first
-reconcile applies everything again.
+reconcile applies everything again.  A StreamingEndpoint's refresh does the same, with its
+Deployment the one kind watched.
 """
 
 from __future__ import annotations
@@ -31,11 +32,19 @@ def fingerprint(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
-def needs_apply(manifest: dict[str, Any], *, applied: dict[ChildKey, str], watched: set[ChildKey], full: bool) -> bool:
+def needs_apply(
+    manifest: dict[str, Any],
+    *,
+    applied: dict[ChildKey, str],
+    watched: set[ChildKey],
+    full: bool,
+    watched_kinds: tuple[str, ...] = WATCHED_KINDS,
+) -> bool:
     """Whether a refresh applies ``manifest``: on a full round, when it differs from what was last
-    applied (``applied``: key -> fingerprint), or when its kind is watched and ``watched`` (the keys
-    the watch has) lacks it."""
+    applied (``applied``: key -> fingerprint), or when its kind is watched (``watched_kinds``: the
+    kinds whose objects of this owner the operator indexes) and ``watched`` (the keys the watch has)
+    lacks it."""
     key = child_key(manifest)
     if full or applied.get(key) != fingerprint(manifest):
         return True
-    return key[0] in WATCHED_KINDS and key not in watched
+    return key[0] in watched_kinds and key not in watched

@@ -14,6 +14,8 @@ Pure: the handlers feed it the Deployments as the watch reports them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +69,16 @@ class DeploymentState:
             and self.replicas == self.updated
             and self.ready >= self.desired
         )
+
+
+def stamped(deployment: dict[str, Any]) -> dict[str, Any]:
+    """``deployment`` with its template's spec hash (``SPEC_HASH``) over the template itself, which
+    holds the hash of the config files its pods read at start (a new one must restart them): a new
+    image or scheduling setting is a new spec too, which rolls encoder A before B."""
+    template = deployment["spec"]["template"]
+    text = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    template["metadata"].setdefault("annotations", {})[SPEC_HASH] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return deployment
 
 
 def wanted_hashes(children: list[dict[str, Any]]) -> dict[str, str]:

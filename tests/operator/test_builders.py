@@ -224,7 +224,7 @@ def test_endpoint_and_program_status():
     status = aggregate_endpoint(
         DOCS.endpoints["origin"],
         generation=1,
-        deployment={"replicas": 2, "readyReplicas": 2},
+        deployment=DeploymentState.of({"status": {"replicas": 2, "readyReplicas": 2}}),
         namespace="media",
         previous=None,
         now=NOW,

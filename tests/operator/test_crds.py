@@ -128,6 +128,7 @@ def test_endpoint_scale_subresource_paths_name_fields_the_operator_fills():
     `kubectl scale` (a new spec.replicas) when no autoscaler owns the Deployment."""
     from kubecast.api import load_text
     from kubecast.operator.builders import build_endpoint_children
+    from kubecast.operator.rollout import DeploymentState
     from kubecast.operator.settings import OperatorSettings
     from kubecast.operator.status import aggregate_endpoint
 
@@ -156,7 +157,7 @@ def test_endpoint_scale_subresource_paths_name_fields_the_operator_fills():
     status = aggregate_endpoint(
         endpoint,
         generation=1,
-        deployment={"replicas": 5, "readyReplicas": 4},
+        deployment=DeploymentState.of({"status": {"replicas": 5, "readyReplicas": 4}}),
         namespace="media",
         previous=None,
         now=datetime(2026, 1, 1, tzinfo=timezone.utc),

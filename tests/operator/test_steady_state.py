@@ -9,7 +9,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from emulator import CHANNELS, channel_body, eventually, obj, operator
+from emulator import (
+    CHANNELS,
+    DEPLOYMENTS,
+    ENDPOINTS,
+    PROGRAMS,
+    channel_body,
+    conditions,
+    eventually,
+    exists,
+    obj,
+    operator,
+    roll_out,
+)
 
 from kubecast.media.timeline import EncoderHealth, Timeline
 
@@ -59,3 +71,71 @@ async def test_progress_alone_writes_no_status_and_news_takes_it_along(cluster, 
         write_timeline(store, last_segment=60, failovers=1)
         await eventually(lambda: status()["stream"]["failovers"] == 1, what="the failover")
         assert status()["encoders"]["A"]["lastSegment"] == 60, "the progress goes out with the news"
+
+
+def endpoint_body() -> dict:
+    return {
+        "apiVersion": "kubecast.io/v1alpha1",
+        "kind": "StreamingEndpoint",
+        "metadata": {"name": "origin", "namespace": "media", "uid": "uid-origin", "generation": 1},
+        "spec": {"replicas": 1},
+    }
+
+
+def program_body() -> dict:
+    return {
+        "apiVersion": "kubecast.io/v1alpha1",
+        "kind": "Program",
+        "metadata": {"name": "evening", "namespace": "media", "uid": "uid-evening", "generation": 1},
+        "spec": {"channelName": "news", "archiveWindow": "PT1H", "manifestName": "show", "state": "Running"},
+    }
+
+
+def refreshes(kind: str) -> float:
+    from kubecast.operator.metrics import RECONCILES
+
+    return RECONCILES.labels(kind, "ok")._value.get()
+
+
+async def test_a_steady_program_and_endpoint_write_nothing_in_ten_minutes_of_refreshes(cluster, tmp_path, monkeypatch):
+    """Ten minutes of a Program's and an endpoint's 30 s refreshes (20 each, run here every 0.2 s):
+    no status write, no child applied again, since nothing changed."""
+    from kubecast.operator.handlers import endpoint, program
+
+    monkeypatch.setenv("KUBECAST_STORE_URL", str(tmp_path / "store"))
+    monkeypatch.setattr(endpoint, "REFRESH_SECONDS", 0.2)
+    monkeypatch.setattr(program, "REFRESH_SECONDS", 0.2)
+    cluster.objects["v1/secrets", "media", "news-key"] = {
+        "metadata": {"name": "news-key", "namespace": "media"},
+        "data": {"streamKey": "c2VjcmV0"},
+    }
+    cluster.objects[CHANNELS, "media", "news"] = channel_body()
+    cluster.objects[ENDPOINTS, "media", "origin"] = endpoint_body()
+    cluster.objects[PROGRAMS, "media", "evening"] = program_body()
+    ready = lambda resource, name: conditions(cluster, name, resource)["Ready"]["status"] == "True"  # noqa: E731
+    writes = lambda: [  # noqa: E731 - the operator's writes of the endpoint, the Program and their children
+        f"{r.method.value} {r.resource.plural}/{r.name}/{r.subresource or ''}"
+        for r in cluster
+        if r.method.value in ("POST", "PUT", "PATCH", "DELETE")
+        and r.resource is not None
+        and (r.name or "").startswith(("origin", "evening"))  # not the Channel's (its start may take a while)
+        and r.headers.get("X-Test-Client") != "test"
+    ]
+    async with operator():
+        await eventually(lambda: exists(cluster, DEPLOYMENTS, "origin-endpoint"), what="the endpoint's Deployment")
+        await roll_out(cluster, "origin-endpoint")
+        await eventually(lambda: ready(ENDPOINTS, "origin"), what="the endpoint Ready")
+        await eventually(lambda: ready(PROGRAMS, "evening"), what="the Program Ready (published on the endpoint)")
+        await eventually(
+            lambda: refreshes("StreamingEndpoint") >= 3 and refreshes("Program") >= 3,
+            timeout=40,
+            what="the refreshes running",
+        )
+        assert conditions(cluster, "origin", ENDPOINTS)["Reconciling"]["status"] == "False"
+        before, endpoints, programs = len(writes()), refreshes("StreamingEndpoint"), refreshes("Program")
+        await eventually(
+            lambda: refreshes("StreamingEndpoint") >= endpoints + 20 and refreshes("Program") >= programs + 20,
+            timeout=40,
+            what="20 more refreshes of each",
+        )
+        assert writes()[before:] == [], "a refresh that finds nothing new writes nothing"

@@ -22,7 +22,7 @@ from typing import Any
 
 from kubecast.api import Channel, RedundancyMode
 
-from ..rollout import SPEC_HASH
+from ..rollout import stamped
 from ..settings import OperatorSettings
 from .encoder import (
     encoder_config_map,
@@ -62,7 +62,7 @@ def build_channel_children(
         config_map = encoder_config_map(channel, instance=instance, namespace=namespace, owner=owner)
         children.append(config_map)
         children.append(
-            _stamped(
+            stamped(
                 encoder_deployment(
                     channel,
                     instance=instance,
@@ -82,7 +82,7 @@ def build_channel_children(
     if relay:
         children.append(encoder_network_policy(channel, namespace=namespace, owner=owner))
     children.append(
-        _stamped(
+        stamped(
             packager_deployment(
                 channel, namespace=namespace, owner=owner, settings=settings, spec_hash=packager_config_hash
             )
@@ -97,13 +97,3 @@ def config_hash(files: dict[str, str]) -> str:
     or the deletion policy, which only the operator reads) must not."""
     text = json.dumps(files, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _stamped(deployment: dict[str, Any]) -> dict[str, Any]:
-    """The template's spec hash over the template itself, which holds its config files' hash
-    (the pods read them at start, so a new one must restart them):
-    a new image or scheduling setting is a new spec too, which rolls encoder A before B."""
-    template = deployment["spec"]["template"]
-    text = json.dumps(template, sort_keys=True, separators=(",", ":"))
-    template["metadata"]["annotations"][SPEC_HASH] = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return deployment

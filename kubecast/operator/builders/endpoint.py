@@ -8,6 +8,7 @@ from typing import Any
 
 from kubecast.api import Channel, StreamingEndpoint
 
+from ..rollout import stamped
 from ..settings import OperatorSettings
 from .access import EndpointAccess, endpoint_access
 from .labels import labels, object_meta, owner_reference
@@ -177,7 +178,8 @@ def build_endpoint_children(
     )
     children = [
         *([access.config_map] if access.config_map else []),
-        endpoint_deployment(endpoint, namespace=namespace, owner=owner, settings=settings, access=access),
+        # The template's spec hash says whether the Deployment runs what was built (Reconciling).
+        stamped(endpoint_deployment(endpoint, namespace=namespace, owner=owner, settings=settings, access=access)),
         endpoint_service(endpoint, namespace=namespace, owner=owner),
         endpoint_disruption_budget(endpoint, namespace=namespace, owner=owner),
     ]

@@ -31,28 +31,28 @@ from ..status import (
 from ..store_io import stored_timeline
 from .channel_events import status_from_indexes
 from .channel_state import (
-    APPLIED_MEMO,
     DATA_PLANE_MEMO,
-    FULL_APPLY_MEMO,
-    LAST_STATUS_MEMO,
     SECOND_HELD,
     built_children,
     encoder_names,
     indexed_states,
-    newest_status,
-    status_lock,
     write_channel_status,
 )
 from .common import (
+    APPLIED_MEMO,
+    FULL_APPLY_MEMO,
     GROUP_VERSION,
+    LAST_STATUS_MEMO,
     STREAM_STATUS_INTERVAL,
     announce_transition,
     api,
     invalid_status,
+    newest_status,
     now,
     parse_as,
     progress_may_wait,
     secret_error_of,
+    status_lock,
     storage_error_of,
     valid_resources,
 )

@@ -18,15 +18,12 @@ from ..status import aggregate_channel, contained
 from .channel_state import (
     DATA_PLANE_MEMO,
     SECOND_HELD,
-    blocked,
     built_children,
     encoder_names,
     indexed_states,
-    newest_status,
-    status_lock,
     write_channel_status,
 )
-from .common import GROUP_VERSION, announce_transition, api, now, parse, parse_as
+from .common import GROUP_VERSION, announce_transition, api, blocked, newest_status, now, parse, parse_as, status_lock
 
 CHANNEL_LABEL = "kubecast.io/channel"
 

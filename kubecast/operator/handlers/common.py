@@ -3,6 +3,8 @@ body into its model, the status of an invalid spec, Secret checks, and the Ready
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import logging
 import os
 import time
@@ -22,8 +24,10 @@ from ..builders.access import endpoint_secret_references
 from ..settings import OperatorSettings
 from ..status import (
     PROGRESS_SECONDS,
+    WAITING_FOR_SECRET,
     channel_conditions,
     conditions,
+    contained,
     initial_conditions,
     progress_only,
     secret_problems,
@@ -35,6 +39,19 @@ GROUP_VERSION = ("kubecast.io", "v1alpha1")
 CLIENT: dict[str, KubeApi] = {}
 
 PROGRESS_MEMO = "progressWrittenAt"  # when a report last wrote its progress fields
+# In a resource's kopf memo (in memory, per object, forgotten with it): the lock every writer of
+# its status holds while it computes and sends it, and the status it last sent.  A Channel's and a
+# StreamingEndpoint's status have several writers (the reconcile, the Deployment events, a
+# Channel's stream report), and conditions go out as a whole list (a merge patch replaces it), so
+# a list computed before another writer's newer one and sent after it would put back an older
+# view.  Under the lock, each write is computed from the newest parts and sent at once, not left
+# in kopf's patch to be applied after the handler returns.
+STATUS_LOCK_MEMO = "statusLock"
+LAST_STATUS_MEMO = "lastStatus"
+# Also in the memo: the fingerprint of each child as last applied, and when every child was last
+# applied: a refresh applies only what changed or went away (refresh.py).
+APPLIED_MEMO = "appliedChildren"
+FULL_APPLY_MEMO = "fullApplyAt"
 
 
 def api() -> KubeApi:
@@ -118,7 +135,10 @@ def invalid_status(
 def patch_invalid(
     patch: kopf.Patch, status: Mapping[str, Any] | None, generation: int | None, error: Exception
 ) -> None:
-    patch.status.update(invalid_status(status, generation, error))
+    """The InvalidSpec status into ``patch``, unless ``status`` already says it."""
+    invalid = invalid_status(status, generation, error)
+    if not contained(invalid, dict(status or {})):
+        patch.status.update(invalid)
 
 
 @kopf.on.create(*GROUP_VERSION, "streamingendpoints", id="observe")
@@ -141,9 +161,10 @@ async def valid_resources(namespace: str, model: type[Resource]) -> list[Resourc
     return parsed
 
 
-async def storage_error_of(namespace: str) -> str | None:
+async def storage_error_of(namespace: str, *, pods: str = "encoder and packager pods") -> str | None:
     name = OperatorSettings.from_environment().store_credentials_secret
-    return storage_secret_problem(name, namespace, await api().get("v1", "Secret", namespace, name) if name else None)
+    secret = await api().get("v1", "Secret", namespace, name) if name else None
+    return storage_secret_problem(name, namespace, secret, pods=pods)
 
 
 async def secret_error_of(namespace: str, channel: Channel | StreamingEndpoint) -> str | None:
@@ -166,6 +187,29 @@ def progress_may_wait(memo: kopf.Memo, new: dict[str, Any], previous: dict[str, 
         return True
     memo[PROGRESS_MEMO] = time.monotonic()
     return False
+
+
+def status_lock(memo: kopf.Memo) -> asyncio.Lock:
+    lock = memo.get(STATUS_LOCK_MEMO)
+    if lock is None:
+        lock = memo[STATUS_LOCK_MEMO] = asyncio.Lock()
+    return lock
+
+
+def newest_status(memo: kopf.Memo, handed: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The status this operator last wrote, else the one kopf handed over (which lags: kopf
+    refreshes a resource's body only between its handlers)."""
+    return copy.deepcopy(memo.get(LAST_STATUS_MEMO) or dict(handed or {}))
+
+
+async def write_status(memo: kopf.Memo, kind: str, namespace: str, name: str, new_status: dict[str, Any]) -> None:
+    await api().patch_status("kubecast.io/v1alpha1", kind, namespace, name, new_status)
+    memo[LAST_STATUS_MEMO] = {**(memo.get(LAST_STATUS_MEMO) or {}), **copy.deepcopy(new_status)}
+
+
+def blocked(status: dict[str, Any]) -> bool:
+    """A missing Secret or an invalid spec: only a reconcile, which re-reads them, may go on."""
+    return any(c.get("reason") in (*WAITING_FOR_SECRET, "InvalidSpec") for c in status.get("conditions", []))
 
 
 def announce_transition(

@@ -28,11 +28,15 @@ from .common import (
     valid_resources,
 )
 
+# How often a Program is refreshed (its Channel and the namespace's endpoints read again, its
+# record in the store checked).  A module value read at each wait, so that a test can shorten it.
+REFRESH_SECONDS = 30.0
+
 
 @kopf.on.resume(*GROUP_VERSION, "programs", id="reconcile")
 @kopf.on.create(*GROUP_VERSION, "programs", id="reconcile")
 @kopf.on.update(*GROUP_VERSION, "programs", id="reconcile", field="spec")
-@every(*GROUP_VERSION, "programs", id="refresh", interval=30, initial_delay=5)
+@every(*GROUP_VERSION, "programs", id="refresh", interval=lambda memo: REFRESH_SECONDS, initial_delay=5)
 @observed("Program")
 async def reconcile_program(
     body: kopf.Body,
@@ -58,15 +62,18 @@ async def reconcile_program(
         except (ManifestError, ValidationError):
             channel = None
     endpoints = await valid_resources(namespace, StreamingEndpoint)
+    previous = dict(status or {})
     new_status = aggregate_program(
         program,
         generation=generation,
         channel=channel,
         endpoints=endpoints,
         namespace=namespace,
-        previous=dict(status or {}),
+        previous=previous,
         now=now(),
     )
+    if contained(new_status, previous):
+        return  # a refresh that finds nothing new writes nothing
     announce_transition(body, status, new_status, logger)
     patch.status.update(new_status)
 

@@ -102,20 +102,22 @@ def secret_problems(
 
 
 STORAGE_SECRET_MISSING = "StorageSecretMissing"
-# The reasons that stop a Channel until a Secret exists: its pods would wait in
+# The reasons that stop a Channel or StreamingEndpoint until a Secret exists: its pods would wait in
 # ContainerCreating (a volume) or CreateContainerConfigError (envFrom) with nothing saying why.
 WAITING_FOR_SECRET = ("SecretMissing", STORAGE_SECRET_MISSING)
 
 
-def storage_secret_problem(name: str | None, namespace: str, secret: dict[str, Any] | None) -> str | None:
+def storage_secret_problem(
+    name: str | None, namespace: str, secret: dict[str, Any] | None, *, pods: str = "encoder and packager pods"
+) -> str | None:
     """The ``StorageSecretMissing`` message when the object storage credentials Secret (the chart's
     ``store.credentialsSecret``, every component's ``envFrom``) is configured and absent from the
-    namespace; None when none is configured or it exists."""
+    namespace; None when none is configured or it exists.  ``pods``: whose pods need it."""
     if name is None or secret is not None:
         return None
     return (
         f"Secret {name} (object storage credentials) does not exist in namespace {namespace}:"
-        f" the encoder and packager pods take their storage credentials from it"
+        f" the {pods} take their storage credentials from it"
     )
 
 
