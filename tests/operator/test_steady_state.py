@@ -91,6 +91,11 @@ def program_body() -> dict:
     }
 
 
+def handled(body: dict) -> bool:
+    """kopf has recorded the object as handled (its last write of the object's own)."""
+    return "kubecast.io/last-handled-configuration" in (body.get("metadata", {}).get("annotations") or {})
+
+
 def refreshes(kind: str) -> float:
     from kubecast.operator.metrics import RECONCILES
 
@@ -132,6 +137,11 @@ async def test_a_steady_program_and_endpoint_write_nothing_in_ten_minutes_of_ref
             what="the refreshes running",
         )
         assert conditions(cluster, "origin", ENDPOINTS)["Reconciling"]["status"] == "False"
+        await eventually(
+            lambda: all(handled(obj(cluster, *key).raw) for key in ((ENDPOINTS, "origin"), (PROGRAMS, "evening"))),
+            timeout=40,
+            what="kopf done with their creation (its last annotation patch)",
+        )
         before, endpoints, programs = len(writes()), refreshes("StreamingEndpoint"), refreshes("Program")
         await eventually(
             lambda: refreshes("StreamingEndpoint") >= endpoints + 20 and refreshes("Program") >= programs + 20,
