@@ -52,16 +52,24 @@ def on_frame_grid(time: int, origin: int = 0) -> int:
 
 def epoch_origin(clock: ConnectionClock, segment_duration_ms: int, timescale: int) -> int:
     """The audio grid's origin: the first boundary of the epoch the connection is placed in."""
-    return boundary_time(clock.placement.first_segment, segment_duration_ms, timescale) if clock.placement else 0
+    return boundary_time(clock.placement.first_segment, segment_duration_ms, timescale)
 
 
 class _AudioTrack:
     def __init__(
-        self, *, segment_duration_ms: int, timescale: int, publish_track: PublishTrack, publish_segment: PublishSegment
+        self,
+        *,
+        clock: ConnectionClock,
+        segment_duration_ms: int,
+        timescale: int,
+        publish_track: PublishTrack,
+        publish_segment: PublishSegment,
     ) -> None:
         self.timescale = timescale
         self.segment_duration_ms = segment_duration_ms
-        self.segmenter = TrackSegmenter(timescale, segment_duration_ms, video=False, default_duration=AAC_FRAME)
+        self.segmenter = TrackSegmenter(
+            timescale, segment_duration_ms, video=False, default_duration=AAC_FRAME, clock=clock
+        )
         self.publish_track = publish_track
         self.publish_segment = publish_segment
         self._track: tuple[TrackInfo, bytes] | None = None
@@ -89,8 +97,7 @@ class _AudioTrack:
 
 class AudioTranscoder(_AudioTrack):
     def __init__(self, *, bitrate: int, clock: ConnectionClock, **kwargs: Any) -> None:
-        super().__init__(timescale=SAMPLE_RATE, **kwargs)
-        clock.follow(self.segmenter)
+        super().__init__(timescale=SAMPLE_RATE, clock=clock, **kwargs)
         self.bitrate = bitrate
         self.clock = clock
         self.decoder: av.AudioCodecContext | None = None
@@ -170,8 +177,7 @@ class AudioPassthrough(_AudioTrack):
 
     def configure(self, asc: bytes) -> None:
         sample_rate, channels = asc_sample_rate_and_channels(asc)
-        super().__init__(timescale=sample_rate, **self.kwargs)
-        self.clock.follow(self.segmenter)
+        super().__init__(timescale=sample_rate, clock=self.clock, **self.kwargs)
         init = init_segment_audio(sample_rate=sample_rate, channels=channels, timescale=sample_rate, asc=asc)
         self.set_track(
             TrackInfo(

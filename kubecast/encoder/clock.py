@@ -3,6 +3,15 @@
 Both values are written with a conditional create (first writer wins on every backend), so
 encoders A and B agree without talking to each other; the loser of a race reads the winner's
 value.  See ``timing.py`` for the placement rules.
+
+Where the channel's timeline stands (the newest segment number in use, which a new epoch must
+follow) is read from what the encoders own: each encoder's ``progress.json`` lists its newest
+segments, and the epochs their first numbers.  The packager's ``timeline.json`` is not read:
+it is the packager's output, written after the encoders' and only while a packager runs, so an
+encoder that read it would place a contribution by a lagging (or frozen) copy of the encoders'
+own rows, and would depend on a component downstream of it.  A damaged ``clock/start.json`` is
+restored from the same rows (every encoder's ``progress.json`` carries the channel's
+``availabilityStartTime``), read in a fixed order so that both encoders restore the same value.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime
 
-from kubecast.storage import ClockStart, Epoch, Store, layout, read_timeline_sync
+from kubecast.storage import ClockStart, EncoderProgress, Epoch, Store, layout
 
 from .timing import Placement, place_connection
 
@@ -19,7 +28,7 @@ log = logging.getLogger("kubecast.encoder")
 
 
 class ChannelClock:
-    def __init__(self, *, store: Store, channel: str, instance: str, segment_duration_ms: int):
+    def __init__(self, *, store: Store, channel: str, instance: str, segment_duration_ms: int) -> None:
         self.store = store
         self.channel = channel
         self.instance = instance
@@ -42,17 +51,20 @@ class ChannelClock:
         return self._start
 
     def _repair_start(self, key: str, error: ValueError, fallback: datetime) -> datetime:
-        """A damaged clock must not end the channel: the timeline holds the same instant (both
-        encoders restore the same value from it); a channel that never published may start anew."""
-        published = read_timeline_sync(self.store, self.channel)
-        start = published.availability_start_time if published and published.availability_start_time else fallback
+        """A damaged clock must not end the channel: the encoders' progress records hold the same
+        instant (both encoders restore the same value from them); a channel that never published
+        may start anew."""
+        recorded = next(
+            (p.availability_start_time for p in self.encoders_progress() if p.availability_start_time), None
+        )
+        start = recorded or fallback
         log.error(
             "the clock of %s (%s) is unreadable (%s); rewriting it with %s from %s",
             self.channel,
             key,
             str(error).splitlines()[0],
             start.isoformat(),
-            "the timeline" if published else "this encoder",
+            "the encoders' progress" if recorded else "this encoder",
         )
         self.store.put_sync(key, ClockStart(availability_start_time=start).to_json())
         return start
@@ -76,20 +88,39 @@ class ChannelClock:
                 )
         return None, highest
 
-    def newest_published(self) -> int | None:
-        timeline = read_timeline_sync(self.store, self.channel)
-        if timeline is None:
-            return None
-        return max((track.segments[-1].number for track in timeline.tracks if track.segments), default=None)
+    def encoders_progress(self) -> list[EncoderProgress]:
+        """Every encoder's readable ``progress.json``, A first."""
+        found = []
+        for instance in layout.ENCODER_INSTANCES:
+            data = self.store.get_sync(layout.progress_key(self.channel, instance))
+            if data is None:
+                continue
+            try:
+                found.append(EncoderProgress.from_json(data))
+            except ValueError as error:
+                log.warning(
+                    "progress of %s/%s is unreadable (%s); ignoring it",
+                    self.channel,
+                    instance,
+                    str(error).splitlines()[0],
+                )
+        return found
+
+    def newest_written(self) -> int | None:
+        """The newest segment number any encoder of the channel has stored."""
+        return max(
+            (records[-1].number for p in self.encoders_progress() for records in p.segments.values() if records),
+            default=None,
+        )
 
     def place(self, *, first_timestamp_ms: int, now: datetime, last_written: int | None) -> Placement:
         now_media_ms = int((now - self.availability_start(now)).total_seconds() * 1000)
-        numbers = [n for n in (last_written, self.newest_published()) if n is not None]
+        numbers = [n for n in (last_written, self.newest_written()) if n is not None]
         last_number = max(numbers) if numbers else None
         for _ in range(5):
             latest, highest = self.latest_epoch()
             placement = place_connection(
-                latest=(latest.epoch, latest.offset_ms, latest.first_segment) if latest else None,
+                latest=latest,
                 first_timestamp_ms=first_timestamp_ms,
                 now_media_ms=now_media_ms,
                 segment_duration_ms=self.segment_duration_ms,

@@ -12,13 +12,12 @@ import av
 
 from kubecast.api import Rendition
 from kubecast.media.contribution import Frame
-from kubecast.media.timeline import segment_number
 
 from . import metrics
 from .framerate import SOURCE_TIMESCALE, FrameGrid, FrameRateConverter, choose_frame_rate
 from .rendition import RenditionEncoder, SlotFrame
 from .segmenter import EpochEnd, PendingEnd, PublishSegment, PublishTrack
-from .timing import VIDEO_TIMESCALE, ConnectionClock, first_complete_segment
+from .timing import VIDEO_TIMESCALE, ConnectionClock
 
 log = logging.getLogger("kubecast.encoder")
 
@@ -148,15 +147,10 @@ class LadderVideo:
         assert grid is not None and converter is not None and frame.pts is not None  # converted once started, timed
         slot = grid.slot_of(frame.pts, SOURCE_TIMESCALE)
         if self._start_slot is None:
-            number = segment_number(frame.pts, self.segment_duration_ms, SOURCE_TIMESCALE)
-            assert self.clock.placement is not None  # the session anchors the clock before the first frame
-            # A connection that joined a running epoch starts at the first boundary it holds
-            # whole; one that opened an epoch at the epoch's first segment.
-            self._gate(
-                first_complete_segment(frame.pts, self.segment_duration_ms, SOURCE_TIMESCALE)
-                if self.clock.joined
-                else max(number, self.clock.placement.first_segment)
-            )
+            # The connection's placement says where the renditions start (their segmenters take
+            # the grid as gated here): the slots of the segment it caught only part of, when it
+            # joined a running epoch, are never encoded.
+            self._gate(self.clock.first_segment(frame.pts, SOURCE_TIMESCALE, self.segment_duration_ms))
             if self.clock.discontinuity:
                 for worker in self.workers:
                     worker.segmenter.mark_discontinuity()

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 
 from kubecast.api.components import EncoderConfig
 from kubecast.runtime import add_runtime_arguments, start_runtime
-from kubecast.storage import Store
+from kubecast.storage import Store, layout
 
+from .clock import ChannelClock
 from .publisher import Publisher
 from .server import ContributionServer
 
@@ -29,7 +30,7 @@ def parse_address(text: str) -> tuple[str, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubecast encoder", description=__doc__)
     parser.add_argument("--config", required=True, help="encoder.json: the channel, its segment duration and encoding")
-    parser.add_argument("--instance", default="A", choices=["A", "B"])
+    parser.add_argument("--instance", default="A", choices=list(layout.ENCODER_INSTANCES))
     parser.add_argument(
         "--contribution", type=parse_address, default=("127.0.0.1", 0), help="HOST:PORT the ingest connects to"
     )
@@ -42,15 +43,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kubecast encoder: {args.config}: {error}", file=sys.stderr)
         return 2
     start_runtime(args, f"encoder {config.channel}/{args.instance}")
+    store = Store(args.store)
     publisher = Publisher(
-        store=Store(args.store),
+        store=store,
         channel=config.channel,
         instance=args.instance,
         segment_duration_ms=config.segment_duration_ms,
     )
+    clock = ChannelClock(
+        store=store, channel=config.channel, instance=args.instance, segment_duration_ms=config.segment_duration_ms
+    )
     publisher.start()
     host, port = args.contribution
-    server = ContributionServer(config=config, publisher=publisher, host=host, port=port)
+    server = ContributionServer(config=config, publisher=publisher, clock=clock, host=host, port=port)
     stopped = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001

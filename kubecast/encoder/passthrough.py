@@ -91,9 +91,12 @@ class VideoPassthrough:
         if self.segmenter is None:
             timescale = output_timescale(frame.timescale)
             self.segmenter = TrackSegmenter(
-                timescale, self.segment_duration_ms, video=True, default_duration=timescale // DEFAULT_FRAME_RATE
+                timescale,
+                self.segment_duration_ms,
+                video=True,
+                default_duration=timescale // DEFAULT_FRAME_RATE,
+                clock=self.clock,
             )
-            self.clock.follow(self.segmenter)
         timescale = self.segmenter.timescale
         decode_time = self.clock.media_time(frame.decode_time, frame.timescale, timescale)
         offset = frame.composition_offset * timescale // frame.timescale

@@ -20,7 +20,6 @@ from kubecast.media.tracks import SegmentRecord, TrackInfo
 from kubecast.storage import EncoderProgress, IngestInfo, Store, layout
 
 from . import metrics
-from .clock import ChannelClock
 from .segmenter import Segment
 
 log = logging.getLogger("kubecast.encoder")
@@ -51,9 +50,6 @@ class Publisher:
                 track: records[-RECENT_SEGMENTS:] for track, records in (previous.segments if previous else {}).items()
             },
         )
-        self.clock = ChannelClock(
-            store=store, channel=channel, instance=instance, segment_duration_ms=segment_duration_ms
-        )
         self.last_written = max((r[-1].number for r in self.progress.segments.values() if r), default=None)
         self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue()  # (kind, *arguments); None stops
         self._stored_inits: set[str] = set()
@@ -72,12 +68,9 @@ class Publisher:
             return None
 
     # -- called from any thread --
-    def availability_start(self) -> datetime:
-        # The channel's, shared with the other encoder; an older record of ours seeds it.
-        self.progress.availability_start_time = self.clock.availability_start(
-            now_utc(), fallback=self.progress.availability_start_time
-        )
-        return self.progress.availability_start_time
+    def set_availability_start(self, start: datetime) -> None:
+        """The channel's media time 0 (``ChannelClock``), recorded in the next progress write."""
+        self.progress.availability_start_time = start
 
     def start(self) -> None:
         self._thread.start()

@@ -20,7 +20,7 @@ from kubecast.media.mp4 import Sample, media_segment
 from kubecast.media.timeline import boundary_time, segment_number
 from kubecast.media.tracks import TrackInfo
 
-from .timing import first_complete_segment
+from .timing import ConnectionClock
 
 
 @dataclass(frozen=True)
@@ -86,26 +86,22 @@ class TrackSegmenter:
     segment_duration_ms: int
     video: bool
     default_duration: int  # used for the last sample when a track is flushed
+    # The connection's placement: the first sample sets, by ``ConnectionClock.first_segment``,
+    # which segment this track starts with, and the first segment follows a gap when the
+    # placement says so.  None: the caller gates the samples itself (the ladder gates the grid
+    # its renditions encode).
+    clock: ConnectionClock | None = None
     _pending: list[TimedSample] = field(default_factory=list)
     _number: int | None = None
     _discontinuity: bool = False
     _last_emitted: int | None = None
-    _joined: bool = False
-    _gate: int | None = None  # with a joined connection: the first number it holds whole
-    _floor: int | None = None  # with a connection that opened an epoch: its first number
+    _first: int | None = None  # the first number this track publishes, set by the clock
 
-    def mark_joined(self) -> None:
-        """This connection joined a running epoch: drop the segment it caught only part of."""
-        self._joined = True
-
-    def start_at(self, number: int) -> None:
-        """This connection opened an epoch at segment ``number``: samples that map before it
-        (audio a few ms ahead of the video frame that placed the connection) are dropped, so
-        they cannot make a sliver of a segment before the epoch."""
-        self._floor = number
+    def __post_init__(self) -> None:
+        self._discontinuity = self.clock is not None and self.clock.discontinuity
 
     def mark_discontinuity(self) -> None:
-        """The next segment follows a gap in the contribution (a reconnect)."""
+        """The next segment follows a gap in the contribution (a reconnect, a jump of its clock)."""
         self._discontinuity = True
 
     def _starts_new_segment(self, sample: TimedSample) -> bool:
@@ -117,18 +113,12 @@ class TrackSegmenter:
 
     def push(self, sample: TimedSample) -> list[Segment]:
         out: list[Segment] = []
-        if self._joined:
+        if self.clock is not None:
             presentation = sample.decode_time + sample.composition_offset
-            if self._gate is None:
-                self._gate = first_complete_segment(presentation, self.segment_duration_ms, self.timescale)
-            if segment_number(presentation, self.segment_duration_ms, self.timescale) < self._gate:
+            if self._first is None:
+                self._first = self.clock.first_segment(presentation, self.timescale, self.segment_duration_ms)
+            if segment_number(presentation, self.segment_duration_ms, self.timescale) < self._first:
                 return out
-        if (
-            self._floor is not None
-            and segment_number(sample.decode_time + sample.composition_offset, self.segment_duration_ms, self.timescale)
-            < self._floor
-        ):
-            return out
         if self._number is None and self.video and not sample.keyframe:
             return out  # a segment cannot start without a key frame
         if self._starts_new_segment(sample):

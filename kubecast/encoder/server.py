@@ -9,6 +9,7 @@ import threading
 from kubecast.api.components import EncoderConfig
 
 from . import metrics
+from .clock import ChannelClock
 from .publisher import Publisher
 from .session import ContributionSession
 
@@ -16,9 +17,10 @@ log = logging.getLogger("kubecast.encoder")
 
 
 class ContributionServer:
-    def __init__(self, *, config: EncoderConfig, publisher: Publisher, host: str, port: int):
+    def __init__(self, *, config: EncoderConfig, publisher: Publisher, clock: ChannelClock, host: str, port: int):
         self.config = config
         self.publisher = publisher
+        self.clock = clock
         self.listener = socket.create_server((host, port), reuse_port=False)
         self.listener.settimeout(0.5)
         self.address = self.listener.getsockname()[:2]
@@ -47,7 +49,9 @@ class ContributionServer:
                 sock.close()
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            session = ContributionSession(config=self.config, publisher=self.publisher, sock=sock, peer=peer[0])
+            session = ContributionSession(
+                config=self.config, publisher=self.publisher, clock=self.clock, sock=sock, peer=peer[0]
+            )
             self.active_socket = sock
             self.active = threading.Thread(target=session.run, name="contribution", daemon=True)
             self.active.start()

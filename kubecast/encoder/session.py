@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import av
@@ -30,6 +31,7 @@ from kubecast.storage import IngestInfo
 
 from . import metrics
 from .audio import AudioPassthrough, AudioTranscoder
+from .clock import ChannelClock
 from .ladder import LadderVideo, default_x264_preset
 from .passthrough import PassthroughVideos
 from .publisher import Publisher, now_utc
@@ -62,10 +64,21 @@ def read_line(sock: socket.socket) -> tuple[bytes, bytes]:
     return line + b"\n", rest
 
 
+@dataclass(frozen=True)
+class ConnectionTracks:
+    """The tracks of one connection, built once it is placed on the channel timeline."""
+
+    video: PassthroughVideos | LadderVideo
+    audio: AudioPassthrough | AudioTranscoder
+
+
 class ContributionSession:
-    def __init__(self, *, config: EncoderConfig, publisher: Publisher, sock: socket.socket, peer: str):
+    def __init__(
+        self, *, config: EncoderConfig, publisher: Publisher, clock: ChannelClock, sock: socket.socket, peer: str
+    ) -> None:
         self.config = config
         self.publisher = publisher
+        self.clock = clock
         self.sock = sock
         self.peer = peer
         self.bytes = 0
@@ -119,26 +132,13 @@ class ContributionSession:
 
     def _encode(self, first_bytes: bytes, protocol: str) -> bool:
         """Encode the contribution; True when it ended with its end-of-stream record."""
-        config = self.config
-        segment_ms = config.segment_duration_ms
-        self.publisher.availability_start()
-        clock = ConnectionClock(
-            lambda first_timestamp_ms: self.publisher.clock.place(
-                first_timestamp_ms=first_timestamp_ms, now=now_utc(), last_written=self.publisher.last_written
-            )
-        )
-        common: dict[str, Any] = dict(
-            segment_duration_ms=segment_ms, publish_track=self.publisher.track, publish_segment=self.publisher.segment
-        )
-        if config.passthrough:
-            video = PassthroughVideos(clock=clock, bandwidth_hint=0, **common)
-            audio = AudioPassthrough(clock=clock, **common)
-        else:
-            preset = config.x264_preset or default_x264_preset(config.renditions)
-            video = LadderVideo(renditions=config.renditions, x264_preset=preset, clock=clock, **common)
-            audio = AudioTranscoder(bitrate=config.audio_bitrate, clock=clock, **common)
+        # The channel's media time 0, shared with the other encoder; an older record of ours seeds it.
+        start = self.clock.availability_start(now_utc(), fallback=self.publisher.progress.availability_start_time)
+        self.publisher.set_availability_start(start)
         self.publisher.status(state="live", message="", ingest=IngestInfo(connected=True, protocol=protocol))
         reader = RecordReader()
+        configs: list[CodecConfig] = []  # before the first frame: replayed into the tracks once they exist
+        tracks: ConnectionTracks | None = None
         try:
             data = first_bytes
             while True:
@@ -148,28 +148,72 @@ class ContributionSession:
                     for record in reader.records():
                         if isinstance(record, EndOfStream):
                             return True
-                        self._record(record, video, audio)
-                    self._stats(protocol, video)
+                        if tracks is None:
+                            if isinstance(record, CodecConfig):
+                                configs.append(record)
+                                continue
+                            if not self._opens(record, configs):
+                                continue  # no track could use it (a picture before the first key frame)
+                            tracks = self._tracks(self._place(record))
+                            for config in configs:
+                                self._record(config, tracks)
+                        self._record(record, tracks)
+                    if tracks is not None:
+                        self._stats(protocol, tracks.video)
                 data = self.sock.recv(256 * 1024)
                 if not data:
                     return False
         finally:
-            video.drain()
-            audio.drain()
-            # Every track ends at the same segment number and time: a track a few milliseconds
-            # longer than the others would otherwise end with a sliver they do not have.
-            end = epoch_end(video.pending_ends() + audio.pending_ends())
-            video.finish(end)
-            audio.finish(end)
-            # What the contribution was stays readable after it ended (renditions, alignment).
-            self.ended_info = self._ingest_info(protocol, video).model_copy(update={"connected": False})
+            if tracks is not None:
+                tracks.video.drain()
+                tracks.audio.drain()
+                # Every track ends at the same segment number and time: a track a few milliseconds
+                # longer than the others would otherwise end with a sliver they do not have.
+                end = epoch_end(tracks.video.pending_ends() + tracks.audio.pending_ends())
+                tracks.video.finish(end)
+                tracks.audio.finish(end)
+                # What the contribution was stays readable after it ended (renditions, alignment).
+                self.ended_info = self._ingest_info(protocol, tracks.video).model_copy(update={"connected": False})
+            else:
+                self.ended_info = IngestInfo(connected=False, protocol=protocol)
 
-    def _record(
-        self,
-        record: CodecConfig | Frame,
-        video: PassthroughVideos | LadderVideo,
-        audio: AudioPassthrough | AudioTranscoder,
-    ) -> None:
+    def _opens(self, frame: Frame, configs: list[CodecConfig]) -> bool:
+        """Whether ``frame`` is the first one a track will use: the one that places the connection."""
+        if not any(config.kind == frame.kind and config.track == frame.track for config in configs):
+            return False
+        if frame.kind == Kind.AUDIO:
+            return frame.track == 0  # one audio track: the first rendition's
+        return frame.keyframe and (self.config.passthrough or frame.track == 0)
+
+    def _place(self, frame: Frame) -> ConnectionClock:
+        """Where this connection sits on the channel timeline, decided once, before any track
+        sees a frame (it reads and may create the channel's epochs in storage)."""
+        placement = self.clock.place(
+            first_timestamp_ms=frame.decode_time * 1000 // frame.timescale,
+            now=now_utc(),
+            last_written=self.publisher.last_written,
+        )
+        return ConnectionClock(placement)
+
+    def _tracks(self, clock: ConnectionClock) -> ConnectionTracks:
+        config = self.config
+        common: dict[str, Any] = dict(
+            segment_duration_ms=config.segment_duration_ms,
+            publish_track=self.publisher.track,
+            publish_segment=self.publisher.segment,
+        )
+        if config.passthrough:
+            return ConnectionTracks(
+                PassthroughVideos(clock=clock, bandwidth_hint=0, **common), AudioPassthrough(clock=clock, **common)
+            )
+        preset = config.x264_preset or default_x264_preset(config.renditions)
+        return ConnectionTracks(
+            LadderVideo(renditions=config.renditions, x264_preset=preset, clock=clock, **common),
+            AudioTranscoder(bitrate=config.audio_bitrate, clock=clock, **common),
+        )
+
+    def _record(self, record: CodecConfig | Frame, tracks: ConnectionTracks) -> None:
+        video, audio = tracks.video, tracks.audio
         if record.kind == Kind.AUDIO:
             if record.track != 0:
                 return  # one audio track: the first rendition's

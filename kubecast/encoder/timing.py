@@ -14,17 +14,21 @@ first timestamp is tried against the channel's latest epoch:
   at or before "now" (media time never runs ahead of wall-clock time, so no segment is
   announced before its time), or the one after the newest number already used, whichever is
   later: numbering only ever increases, and the packager marks the gap as a discontinuity.
+
+The placement is decided once per connection, before any track sees a frame (the session
+calls ``ChannelClock.place`` with the first frame a track can use) and handed to every track
+as a ``ConnectionClock``; ``ConnectionClock.first_segment`` is the one rule for which segment
+a track starts with, so the drop of a joining connection's partial segment is decided in one
+place for the ladder, the pass-through video and the audio alike.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .segmenter import TrackSegmenter
+from kubecast.media.timeline import segment_number
+from kubecast.storage import Epoch
 
 VIDEO_TIMESCALE = 90_000
 TOLERANCE_MS = 8_000  # network and buffering delay between two paths; far below any restart gap
@@ -41,28 +45,26 @@ class Placement:
 
 def place_connection(
     *,
-    latest: tuple[int, int, int] | None,
+    latest: Epoch | None,
     first_timestamp_ms: int,
     now_media_ms: int,
     segment_duration_ms: int,
     last_number: int | None,
     own_last: int | None = None,
 ) -> Placement:
-    """``latest`` is the channel's newest epoch as (epoch, offset_ms, first_segment);
-    ``last_number`` the newest segment number in use on the channel, ``own_last`` this
-    encoder's.  A connection whose timestamps would land before a segment this encoder already
-    wrote is a new contribution, however close to "now" it lands (a publisher restarted at
-    once, or a file sent faster than real time)."""
+    """``latest`` is the channel's newest epoch; ``last_number`` the newest segment number in
+    use on the channel, ``own_last`` this encoder's.  A connection whose timestamps would land
+    before a segment this encoder already wrote is a new contribution, however close to "now"
+    it lands (a publisher restarted at once, or a file sent faster than real time)."""
     if latest is not None:
-        epoch, offset_ms, first_segment = latest
-        mapped = first_timestamp_ms + offset_ms
-        fits = abs(mapped - now_media_ms) <= TOLERANCE_MS and mapped >= first_segment * segment_duration_ms
+        mapped = first_timestamp_ms + latest.offset_ms
+        fits = abs(mapped - now_media_ms) <= TOLERANCE_MS and mapped >= latest.first_segment * segment_duration_ms
         if fits and (own_last is None or mapped >= own_last * segment_duration_ms):
-            return Placement(epoch, offset_ms, first_segment, joined=True)
+            return Placement(latest.epoch, latest.offset_ms, latest.first_segment, joined=True)
     by_clock = max(0, math.floor(now_media_ms / segment_duration_ms))
     first_segment = by_clock if last_number is None else max(by_clock, last_number + 1)
     return Placement(
-        0 if latest is None else latest[0] + 1,
+        0 if latest is None else latest.epoch + 1,
         first_segment * segment_duration_ms - first_timestamp_ms,
         first_segment,
         joined=False,
@@ -76,49 +78,37 @@ def first_complete_segment(first_time: int, segment_duration_ms: int, timescale:
 
 
 class ConnectionClock:
-    """Contribution milliseconds -> channel media time, placed on the first timestamp.
+    """One connection's place on the channel timeline, decided before its first frame.
 
-    ``place`` is called once, with the connection's first timestamp, and returns the
-    Placement (it reads and writes the channel's epochs in storage).
-    """
+    The session places the connection once (``ChannelClock.place``, with the first frame a
+    track can use) and hands this clock to every track it then builds: every track maps its
+    times with the same constant, and asks ``first_segment`` which segment it starts with.
+    Nothing is placed lazily and no track reaches back into storage."""
 
-    def __init__(self, place: Callable[[int], Placement]) -> None:
-        self._place = place
-        self.placement: Placement | None = None
-        self._followers: list[TrackSegmenter] = []
+    def __init__(self, placement: Placement) -> None:
+        self.placement = placement
 
     @property
     def joined(self) -> bool:
-        return self.placement is not None and self.placement.joined
+        return self.placement.joined
 
     @property
     def discontinuity(self) -> bool:
-        return self.placement is not None and self.placement.discontinuity
+        return self.placement.discontinuity
 
-    def anchor(self, timestamp_ms: int) -> Placement:
-        if self.placement is None:
-            self.placement = self._place(timestamp_ms)
-            for segmenter in self._followers:
-                self._apply(segmenter)
-            self._followers.clear()
-        return self.placement
+    def first_segment(self, first_time: int, timescale: int, segment_duration_ms: int) -> int:
+        """The one rule for where a track of this connection starts, given the channel media
+        time of its first sample (in ``timescale``): samples of earlier segments are dropped.
 
-    def follow(self, segmenter: TrackSegmenter) -> None:
-        """A track's segmenter learns how this connection was placed (joined, after a gap)
-        before its first sample: at placement, or now if that has happened."""
-        if self.placement is None:
-            self._followers.append(segmenter)
-        else:
-            self._apply(segmenter)
-
-    def _apply(self, segmenter: TrackSegmenter) -> None:
-        assert self.placement is not None  # applied once placed
+        A connection that joined a running epoch (the other path of a dual push, an encoder
+        restarted mid-stream) starts at the first boundary at or after its first sample, dropping
+        the segment it caught only part of: the encoder that was there from the start has it
+        whole.  A connection that opened an epoch starts at the segment of its first sample, and
+        never before the epoch's first segment (audio a few milliseconds ahead of the video frame
+        that placed the connection would otherwise make a sliver of a segment before the epoch)."""
         if self.joined:
-            segmenter.mark_joined()
-        else:
-            segmenter.start_at(self.placement.first_segment)
-        if self.discontinuity:
-            segmenter.mark_discontinuity()
+            return first_complete_segment(first_time, segment_duration_ms, timescale)
+        return max(segment_number(first_time, segment_duration_ms, timescale), self.placement.first_segment)
 
     def media_time(self, time: int, source_timescale: int, timescale: int = VIDEO_TIMESCALE) -> int:
         """``time`` (ticks of ``source_timescale``) as channel media time in ``timescale``.
@@ -127,6 +117,5 @@ class ConnectionClock:
         first sample never lands before the boundary it was placed on.  Rounded down again here,
         the result is the source's time plus one constant whenever ``timescale`` is a multiple
         of ``source_timescale``: durations and composition offsets come through unchanged."""
-        placement = self.anchor(time * 1000 // source_timescale)
-        ticks = time * timescale * 1000 + placement.offset_ms * timescale * source_timescale
+        ticks = time * timescale * 1000 + self.placement.offset_ms * timescale * source_timescale
         return ticks // (source_timescale * 1000)

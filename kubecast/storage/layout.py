@@ -14,7 +14,7 @@
     locators/<locator>.json                                  the program a locator (URL path) names;
                                                              the control plane writes it
 
-``<instance>`` is ``A`` or ``B`` (the redundant pair).  A segment is listed in its encoder's
+``<instance>`` is ``A`` or ``B`` (the redundant pair, ``ENCODER_INSTANCES``).  A segment is listed in its encoder's
 ``progress.json`` only after the segment itself is stored, and in ``timeline.json`` only
 after that: a manifest never names an object that is not complete.  Names are DNS-1123
 labels (channels) or ``[A-Za-z0-9_-]`` ids (renditions, instances), so no key built here
@@ -24,6 +24,8 @@ contains ``..`` or a separator of its own; ``Store`` checks every key again.
 from __future__ import annotations
 
 import hashlib
+
+ENCODER_INSTANCES = ("A", "B")  # the redundant pair of every channel
 
 
 def channel_prefix(channel: str) -> str:

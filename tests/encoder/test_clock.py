@@ -55,27 +55,51 @@ def test_a_restarted_publisher_opens_the_next_epoch(tmp_path):
     )
 
 
-def test_a_damaged_clock_is_restored_from_the_timeline_and_the_channel_goes_on(tmp_path, caplog):
-    from kubecast.media.timeline import Timeline
+def progress(instance: str, *, start: datetime | None, numbers: dict[str, list[int]]) -> bytes:
+    from kubecast.media.tracks import SegmentRecord
+    from kubecast.storage import EncoderProgress
+
+    return EncoderProgress(
+        channel="news",
+        instance=instance,
+        session="s",
+        state="waiting",
+        updated=NOW,
+        availability_start_time=start,
+        segment_duration_ms=2000,
+        segments={
+            track: [SegmentRecord(n, n * 180000, 180000, 10, False, False) for n in ns] for track, ns in numbers.items()
+        },
+    ).to_json()
+
+
+def test_a_damaged_clock_is_restored_from_the_encoders_progress_and_the_channel_goes_on(tmp_path, caplog):
     from kubecast.storage import layout
 
     a, b = clocks(tmp_path)
     store = a.store
     store.put_sync(layout.clock_key("news"), b"{not json")
     start = NOW - timedelta(minutes=10)
-    store.put_sync(
-        layout.timeline_key("news"),
-        Timeline(
-            channel="news",
-            state="waiting",
-            updated=NOW,
-            availability_start_time=start,
-            segment_duration_ms=2000,
-            window_ms=60000,
-        ).to_json(),
-    )
+    # Only B's record survived: both encoders restore the instant it holds, not their own now.
+    store.put_sync(layout.progress_key("news", "A"), b"{torn")
+    store.put_sync(layout.progress_key("news", "B"), progress("B", start=start, numbers={"video": [3, 4]}))
     assert a.availability_start(NOW) == start and b.availability_start(NOW + timedelta(seconds=3)) == start
     assert "unreadable" in caplog.text and "news" in caplog.text
+
+
+def test_a_new_epoch_follows_the_newest_number_either_encoder_wrote(tmp_path):
+    """The numbers in use come from the encoders' own records, never the packager's timeline:
+    with no timeline at all, a restart still numbers after what the other encoder stored."""
+    from kubecast.storage import layout
+
+    a, b = clocks(tmp_path)
+    a.availability_start(NOW)
+    a.place(first_timestamp_ms=0, now=NOW + timedelta(seconds=1), last_written=None)
+    # B ran ahead of the clock (a file sent faster than real time) up to segment 40; A wrote up to 9.
+    a.store.put_sync(layout.progress_key("news", "B"), progress("B", start=NOW, numbers={"video": [39, 40]}))
+    restarted = a.place(first_timestamp_ms=0, now=NOW + timedelta(seconds=20), last_written=9)
+    assert (restarted.epoch, restarted.first_segment, restarted.discontinuity) == (1, 41, True)
+    assert a.store.get_sync(layout.timeline_key("news")) is None
 
 
 def test_a_damaged_epoch_is_skipped_and_its_number_never_reused(tmp_path, caplog):

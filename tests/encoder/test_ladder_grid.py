@@ -22,9 +22,9 @@ def metric(name: str) -> float:
 
 def encode(flv: bytes) -> tuple[list, list]:
     tracks, segments = [], []
-    clock = ConnectionClock(
-        lambda first_ms: Placement(epoch=0, offset_ms=10_000 - first_ms, first_segment=5, joined=False)
-    )
+    records = flv_records(flv)
+    first_ms = next(r.decode_time for r in records if r.kind == Kind.VIDEO and not isinstance(r, CodecConfig))
+    clock = ConnectionClock(Placement(epoch=0, offset_ms=10_000 - first_ms, first_segment=5, joined=False))
     ladder = LadderVideo(
         renditions=[Rendition(name="v", width=160, height=90, bitrate=100_000)],
         x264_preset="ultrafast",
@@ -33,7 +33,7 @@ def encode(flv: bytes) -> tuple[list, list]:
         publish_track=lambda info, init: tracks.append(info),
         publish_segment=lambda track, segment: segments.append(segment),
     )
-    for record in flv_records(flv):
+    for record in records:
         if record.kind == Kind.VIDEO:
             if isinstance(record, CodecConfig):
                 ladder.configure(record.data)

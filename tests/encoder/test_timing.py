@@ -4,8 +4,13 @@ from fractions import Fraction
 from kubecast.encoder.segmenter import EpochEnd, PendingEnd, TimedSample, TrackSegmenter, epoch_end
 from kubecast.encoder.timing import ConnectionClock, Placement, first_complete_segment, place_connection
 from kubecast.media.mp4 import parse_media_segment
+from kubecast.storage import Epoch
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def epoch(number: int, offset_ms: int, first_segment: int) -> Epoch:
+    return Epoch(epoch=number, offset_ms=offset_ms, first_segment=first_segment, created=START, instance="A")
 
 
 def place(latest=None, *, first=0, now_ms, last=None):
@@ -23,21 +28,21 @@ def test_first_connection_starts_an_epoch_at_the_boundary_at_or_before_now():
 def test_the_other_path_of_the_same_contribution_joins_the_epoch():
     creator = place(first=300, now_ms=5000)
     # Encoder B sees the same first timestamp 150 ms later: same offset, same numbers.
-    other = place((creator.epoch, creator.offset_ms, creator.first_segment), first=300, now_ms=5150)
+    other = place(epoch(creator.epoch, creator.offset_ms, creator.first_segment), first=300, now_ms=5150)
     assert other.joined and other.offset_ms == creator.offset_ms
     # An encoder restarted 40 s into the stream receives timestamps from there on.
-    late = place((creator.epoch, creator.offset_ms, creator.first_segment), first=40_300, now_ms=45_100)
+    late = place(epoch(creator.epoch, creator.offset_ms, creator.first_segment), first=40_300, now_ms=45_100)
     assert late.joined and late.offset_ms == creator.offset_ms
 
 
 def test_a_restarted_publisher_starts_a_new_epoch_after_the_last_number():
-    latest = (0, 3700, 2)
+    latest = epoch(0, 3700, 2)
     # Timestamps restart at 0 sixty seconds later: they do not fit epoch 0.
     placement = place(latest, first=0, now_ms=65_000, last=31)
     assert placement == Placement(1, 32 * 2000, 32, joined=False, discontinuity=True)
     # A publisher restarted at once (or a file sent faster than real time) lands near "now"
     # but before what this encoder already wrote: a new epoch too.
-    started = (0, 4000, 2)
+    started = epoch(0, 4000, 2)
     assert place(started, first=0, now_ms=5_000, last=3).joined is True  # as far as the clock can tell
     assert (
         place_connection(
@@ -54,16 +59,33 @@ def test_a_restarted_publisher_starts_a_new_epoch_after_the_last_number():
     assert place(latest, first=0, now_ms=20_000, last=31).first_segment == 32
 
 
+JOINED = ConnectionClock(Placement(0, 0, 0, joined=True))
+
+
 def test_a_joining_connection_keeps_only_segments_it_holds_whole():
     assert first_complete_segment(2 * 180000, 2000, 90000) == 2
     assert first_complete_segment(2 * 180000 + 1, 2000, 90000) == 3
-    segmenter = TrackSegmenter(90000, 2000, video=True, default_duration=3000)
-    segmenter.mark_joined()
+    assert JOINED.first_segment(2 * 180000, 90000, 2000) == 2 and JOINED.first_segment(2 * 180000 + 1, 90000, 2000) == 3
+    segmenter = TrackSegmenter(90000, 2000, video=True, default_duration=3000, clock=JOINED)
     out = []
     for frame in range(70, 190):  # joins at 2.33 s, a key frame every second
         out += segmenter.push(TimedSample(frame * 3000, 0, frame % 30 == 0, b"x"))
     out += segmenter.flush()
     assert [s.number for s in out] == [2, 3] and out[0].start == 360000
+
+
+def test_every_track_of_a_joining_connection_drops_by_the_same_rule():
+    # Audio at 3.999 s and video at 4.010 s: each drops what comes before the first boundary it holds
+    # whole (the other encoder has those segments), so the audio starts at 4 s and the video at 6 s.
+    audio = TrackSegmenter(48000, 2000, video=False, default_duration=1024, clock=JOINED)
+    video = TrackSegmenter(90000, 2000, video=True, default_duration=3000, clock=JOINED)
+    out_audio = [s for k in range(300) for s in audio.push(TimedSample(191952 + k * 1024, 0, True, b"a"))]
+    out_video = [s for k in range(200) for s in video.push(TimedSample(360900 + k * 3000, 0, k % 30 == 0, b"v"))]
+    assert [s.number for s in out_audio][:1] == [2] and out_audio[0].start == 191952 + 1024 * 1
+    assert [s.number for s in out_video][:1] == [3]
+    opened = ConnectionClock(Placement(1, 0, 11, joined=False, discontinuity=True))
+    assert opened.first_segment(21 * 90000, 90000, 2000) == 11, "never before the epoch's first segment"
+    assert opened.first_segment(25 * 90000, 90000, 2000) == 12
 
 
 def test_audio_frames_sit_on_one_grid_whatever_the_first_timestamp():
@@ -148,23 +170,18 @@ def test_default_presets_follow_the_measured_budget():
     assert default_x264_preset(PRESETS["Default720p"][2:]) == "veryfast"
 
 
-def test_segmenters_followed_before_or_after_placement_both_learn_it():
-    clock = ConnectionClock(lambda first: Placement(1, 64_000, 32, joined=False, discontinuity=True))
-    early, late = (TrackSegmenter(48000, 2000, video=False, default_duration=1024) for _ in range(2))
-    clock.follow(early)
-    assert not early._discontinuity, "nothing is known before the first timestamp"
-    clock.media_time(0, 1000, 48000)
-    clock.follow(late)  # e.g. an audio track configured after the first video tag
-    assert early._discontinuity and late._discontinuity
+def test_a_track_learns_the_placement_when_it_is_made():
+    clock = ConnectionClock(Placement(1, 64_000, 32, joined=False, discontinuity=True))
+    segmenter = TrackSegmenter(48000, 2000, video=False, default_duration=1024, clock=clock)
+    assert segmenter._discontinuity, "the first segment follows the gap before the new epoch"
+    assert not TrackSegmenter(48000, 2000, video=False, default_duration=1024)._discontinuity
 
 
 def test_audio_ahead_of_the_frame_that_opened_an_epoch_makes_no_sliver_segment():
     # Video at 21 ms placed the connection: epoch starts at segment 11 (22 s) with offset 21979 ms,
     # so audio from 0 ms maps to 21.979 s, just before the epoch's first boundary.
-    clock = ConnectionClock(lambda first: Placement(1, 22_000 - 21, 11, joined=False, discontinuity=True))
-    segmenter = TrackSegmenter(48000, 2000, video=False, default_duration=1024)
-    clock.media_time(21, 1000, 48000)
-    clock.follow(segmenter)
+    clock = ConnectionClock(Placement(1, 22_000 - 21, 11, joined=False, discontinuity=True))
+    segmenter = TrackSegmenter(48000, 2000, video=False, default_duration=1024, clock=clock)
     out = []
     for frame in range(200):
         out += segmenter.push(TimedSample(clock.media_time(frame * 1024 * 1000 // 48000, 1000, 48000), 0, True, b"a"))
@@ -175,16 +192,16 @@ def test_audio_ahead_of_the_frame_that_opened_an_epoch_makes_no_sliver_segment()
 def test_a_source_duration_ends_the_last_segment_and_source_ticks_map_exactly():
     """The last sample of a contribution lasts what its source said (a CMAF push's trun), not the
     default; and source ticks map onto the channel clock by one constant where the timescales allow."""
-    segmenter = TrackSegmenter(15360, 2000, video=True, default_duration=512)
-    segmenter.start_at(0)
+    segmenter = TrackSegmenter(
+        15360, 2000, video=True, default_duration=512, clock=ConnectionClock(Placement(0, 0, 0, joined=False))
+    )
     for index in range(3):
         segmenter.push(TimedSample(index * 500, 0, index == 0, b"v", duration=500))
     (segment,) = segmenter.flush()
     assert [s.duration for s in parse_media_segment(segment.data)[1]] == [500, 500, 500]
     assert segment.duration == 1500
-    clock = ConnectionClock(
-        lambda first_ms: Placement(epoch=0, offset_ms=4000 - first_ms, first_segment=2, joined=False)
-    )
+    first_ms = 1_234_567 * 1000 // 15360  # the session places the connection with its first frame, in ms
+    clock = ConnectionClock(Placement(epoch=0, offset_ms=4000 - first_ms, first_segment=2, joined=False))
     first = clock.media_time(1_234_567, 15360, 15360)  # 80.375... s: not a whole millisecond
     assert first >= 4 * 15360, "never before the boundary the connection was placed on"
     assert [clock.media_time(1_234_567 + n * 511, 15360, 15360) - first for n in range(4)] == [0, 511, 1022, 1533]
