@@ -200,8 +200,11 @@ class TsDemuxer:
             counter = third & 0x0F
             if pid != 0x1FFF:  # null packets have no meaningful counter
                 last = continuity.get(pid)
+                if counter == last:  # a duplicate packet (ISO 13818-1 2.4.3.3): its payload is already taken
+                    index += 1
+                    continue
                 continuity[pid] = counter
-                if last is not None and counter != (last + 1) & 0x0F and counter != last:  # a repeat is allowed once
+                if last is not None and counter != (last + 1) & 0x0F:
                     self.stats.continuity_errors += 1
                     if pes is not None:
                         pes.damaged = True
@@ -246,8 +249,8 @@ class TsDemuxer:
             payload_start = 5 + length
         if not control & 0x01:
             return  # no payload: the counter does not advance
-        if pid != 0x1FFF:
-            self._check_continuity(pid, counter)
+        if pid != 0x1FFF and self._duplicate(pid, counter):
+            return
         payload = buffer[offset + payload_start : offset + PACKET_SIZE]
         if pid == 0:
             if start:
@@ -258,14 +261,19 @@ class TsDemuxer:
         elif pid in self.streams:
             self._pes_payload(pid, start, random_access, payload, frames)
 
-    def _check_continuity(self, pid: int, counter: int) -> None:
+    def _duplicate(self, pid: int, counter: int) -> bool:
+        """Whether the packet repeats the last one of ``pid`` (ISO 13818-1 2.4.3.3 lets an encoder
+        send a packet twice; the copy is dropped, its payload already taken); a gap in the counters
+        is counted and damages the frame in progress."""
         last = self._continuity.get(pid)
+        if counter == last:
+            return True
         self._continuity[pid] = counter
-        if last is None or counter == (last + 1) & 0x0F or counter == last:  # a duplicate packet is allowed once
-            return
-        self.stats.continuity_errors += 1
-        if pid in self._pes:
-            self._pes[pid].damaged = True
+        if last is not None and counter != (last + 1) & 0x0F:
+            self.stats.continuity_errors += 1
+            if pid in self._pes:
+                self._pes[pid].damaged = True
+        return False
 
     @staticmethod
     def _section(payload: bytes) -> bytes | None:

@@ -124,6 +124,20 @@ def test_a_lost_packet_drops_only_the_frame_it_belonged_to(transport_stream):
     assert len(frames) == 30 * SECONDS - 1
 
 
+def test_a_packet_sent_twice_is_taken_once(transport_stream):
+    """ISO 13818-1 lets an encoder repeat a packet (same counter, same bytes): every frame comes
+    out exactly as without the copies, and nothing counts as damage."""
+    packets = [transport_stream[i : i + PACKET_SIZE] for i in range(0, len(transport_stream), PACKET_SIZE)]
+    payload_only = [i for i, p in enumerate(packets) if p[3] & 0x30 == 0x10 and not p[1] & 0x40]
+    payload_start = [i for i, p in enumerate(packets) if p[1] & 0x40 and ((p[1] & 0x1F) << 8 | p[2]) > 0x20]
+    twice = set(payload_only[5::97]) | set(payload_start[3::11])  # mid-frame (a run) and frame-starting copies
+    repeated = b"".join(p + p if i in twice else p for i, p in enumerate(packets))
+    for chunk_sizes in ((188 * 7,), (1, 7, 188, 1316, 4000)):
+        contribution, tags = convert(repeated, chunk_sizes=chunk_sizes)
+        assert contribution.stats.continuity_errors == contribution.stats.dropped_frames == 0
+        assert tags == convert(transport_stream, chunk_sizes=chunk_sizes)[1]
+
+
 def test_truncated_input_loses_only_the_tail(transport_stream):
     cut = len(transport_stream) // 2 + 77  # mid-packet
     contribution, tags = convert(transport_stream[:cut])
