@@ -1,57 +1,10 @@
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
-from kubecast.media.merge import hold_ms, merge
-from kubecast.media.tracks import SegmentRecord, TrackInfo
-from kubecast.storage import EncoderProgress, IngestInfo
+from merge_fixtures import AST, D, numbers, progress, run
 
-AST = datetime(2026, 1, 1, tzinfo=timezone.utc)
-D = 180000  # 2 s at 90 kHz
-
-
-def video(init="init-a.mp4"):
-    return TrackInfo(
-        id="v",
-        kind="video",
-        codecs="avc1.64001f",
-        bandwidth=1_000_000,
-        timescale=90000,
-        init=init,
-        width=1280,
-        height=720,
-        frame_rate="30",
-    )
-
-
-def progress(instance, numbers, *, init="init-a.mp4", state="live", now=None, sizes=None, discontinuity=()):
-    return EncoderProgress(
-        channel="c",
-        instance=instance,
-        session="s",
-        state=state,
-        updated=now or AST + timedelta(seconds=30),
-        availability_start_time=AST,
-        segment_duration_ms=2000,
-        tracks=[video(init)],
-        segments={
-            "v": [SegmentRecord(n, n * D, D, (sizes or {}).get(n, 250_000), n in discontinuity) for n in numbers]
-        },
-        ingest=IngestInfo(connected=state == "live", bitrate=4e6),
-    )
-
-
-def run(timeline, now=None, **progresses):
-    return merge(
-        timeline,
-        progresses,
-        now=now or AST + timedelta(seconds=30),
-        channel="c",
-        segment_duration_ms=2000,
-        window_ms=60_000,
-    )
-
-
-def numbers(timeline):
-    return [(row.number, row.source) for row in timeline.tracks[0].segments]
+from kubecast.media.merge import hold_ms
+from kubecast.media.tracks import SegmentRecord
+from kubecast.storage import IngestInfo
 
 
 def test_first_copy_wins_and_the_source_only_flips_on_failover():

@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from test_merge import AST, progress, run
+from merge_fixtures import AST, progress, run
 
 from kubecast.packager.programs import record
 from kubecast.storage import ProgramRecord

@@ -1,6 +1,6 @@
 """Retention against a real store: only what no window needs is deleted (checked by listing)."""
 
-from test_merge import progress, run
+from merge_fixtures import progress, run
 
 from kubecast.packager.retention import clean, collectable
 from kubecast.storage import Store, layout
