@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from kubecast.media.timeline import Timeline, TimelineTrack
+from kubecast.media.timeline import Timeline, TimelineSegment, TimelineTrack
 from kubecast.storage import Store, layout
 
 from . import dash, hls, metrics
@@ -245,10 +245,14 @@ async def media_segment(request: web.Request) -> web.StreamResponse:
     timeline = await timeline_of(request)
     track = track_of(timeline, request.match_info["track"])
     number, start = match.groups()
-    if number is not None:
-        row = next((r for r in track.segments if r.number == int(number)), None)
-    else:
-        row = next((r for r in track.segments if r.start == int(start)), None)
+    row = _row(track, number, start)
+    if row is None and "locator" not in request.match_info and _just_beyond(track, number, start):
+        # Listed by another replica a moment ago (a load balancer sent the playlist request
+        # there): look again now rather than within the cache's time.  Only just past the live
+        # edge, so made-up numbers cost no storage reads.
+        timeline = await request.app[TIMELINES].get(timeline.channel, fresh=True) or timeline
+        track = track_of(timeline, request.match_info["track"])
+        row = _row(track, number, start)
     if row is None:
         raise web.HTTPNotFound(text="segment not in the timeline\n")
     key = layout.segment_key(timeline.channel, row.source, track.info.id, row.number)
@@ -278,3 +282,19 @@ async def media_segment(request: web.Request) -> web.StreamResponse:
     if found is None:
         raise web.HTTPNotFound(text="not stored\n")
     return serve_bytes(request, found, media_type(track), IMMUTABLE)
+
+
+def _row(track: TimelineTrack, number: str | None, start: str | None) -> TimelineSegment | None:
+    if number is not None:
+        return next((r for r in track.segments if r.number == int(number)), None)
+    return next((r for r in track.segments if r.start == int(start or 0)), None)
+
+
+def _just_beyond(track: TimelineTrack, number: str | None, start: str | None) -> bool:
+    """The segment asked for is one of the next two after the newest listed."""
+    if not track.segments:
+        return False
+    newest = track.segments[-1]
+    if number is not None:
+        return newest.number < int(number) <= newest.number + 2
+    return newest.start < int(start or 0) <= newest.start + 3 * newest.duration

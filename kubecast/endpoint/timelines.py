@@ -93,9 +93,15 @@ class TimelineCache:
             f"program:{locator}", layout.program_timeline_key(record.channel, record.name), Timeline.from_json
         )
 
-    async def get(self, channel: str) -> Timeline | None:
+    async def get(self, channel: str, *, fresh: bool = False) -> Timeline | None:
         """The channel's timeline: the stored one, or, while the packager does not keep it
-        fresh, the stored one carried on with the encoders' progress."""
+        fresh, the stored one carried on with the encoders' progress.  ``fresh``: read and
+        merge now, not within ``ttl``: another replica may have listed a segment this one has
+        not seen yet, and a player sent here for it must not get a 404."""
+        if fresh:
+            self._entries.pop(channel, None)
+            if channel in self._merged:
+                self._merged[channel].made_at = float("-inf")
         stored = await self._read(channel, layout.timeline_key(channel), Timeline.from_json)
         if stored is None or stored.state != "live":
             self._merged.pop(channel, None)

@@ -5,12 +5,15 @@ must leave encoder A dead.  ``Pipeline`` runs the very processes ``build_plan`` 
 ``Proc`` each, and lets the caller kill (SIGKILL, the whole process group) and start any of
 them by name.  ``Link`` is a TCP relay between a publisher and an ingest that can be cut, so
 "the primary contribution connection dropped" is a real dropped connection and not a killed
-process.  A player page monitor measures stalls in headless Chromium.
+process.  ``freeze`` and ``thaw`` (SIGSTOP, SIGCONT) make a process hang, which is worse than
+dying: its sockets stay open and nothing restarts it.  ``add_endpoint_replica`` plans a second
+endpoint on the same store.  A player page monitor measures stalls in headless Chromium.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -62,7 +65,28 @@ class Pipeline:
             os.killpg(proc.popen.pid, signal.SIGKILL)
         proc.popen.wait(10)
 
+    def freeze(self, name: str) -> None:
+        os.killpg(self.procs[name].popen.pid, signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.procs[name].popen.pid, signal.SIGCONT)
+
+    def start_endpoint_replica(self, name: str) -> int:
+        """Start another endpoint process like the first one; it binds a free port (returned),
+        which it takes again when it is started again."""
+        spec = self.specs["endpoint"]
+        argv = list(spec.argv)
+        argv[argv.index("--listen") + 1] = "127.0.0.1:0"
+        self.specs[name] = dataclasses.replace(spec, name=name, argv=argv)
+        self.start(name)
+        port = int(self.procs[name].wait_for_line(r"listening on http://[0-9.]+:(\d+)", timeout=5).group(1))
+        argv[argv.index("--listen") + 1] = f"127.0.0.1:{port}"
+        return port
+
     def stop(self) -> None:
+        for name in self.procs:
+            self.thaw(name)  # a frozen process would not hear SIGTERM
         for name in reversed(list(self.procs)):
             self.procs[name].stop(timeout=30)
 

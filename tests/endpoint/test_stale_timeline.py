@@ -116,3 +116,14 @@ async def test_the_hand_back_to_the_packager_never_steps_back(tmp_path):
         assert listed(await (await client.get("/live/news/v/index.m3u8")).text())[-1] == 19
         await store.put(layout.timeline_key("news"), packager_timeline(range(10, 18), now).to_json())
         assert listed(await (await client.get("/live/news/v/index.m3u8")).text())[-1] == 19
+
+
+async def test_a_segment_another_replica_listed_a_moment_ago_is_served_not_404(tmp_path):
+    """The playlist came from a replica that read the timeline after this one cached it."""
+    now = datetime.now(timezone.utc)
+    store = await store_with(tmp_path, packager_timeline(range(10, 16), now), range(10, 18), range(10, 18), now)
+    async with TestClient(TestServer(make_app(store))) as client:
+        assert listed(await (await client.get("/live/news/v/index.m3u8")).text())[-1] == 15  # cached for ttl
+        await store.put(layout.timeline_key("news"), packager_timeline(range(10, 17), now).to_json())
+        assert await (await client.get("/live/news/v/16.m4s")).read() == b"A16"
+        assert (await client.get("/live/news/v/99.m4s")).status == 404

@@ -1,0 +1,245 @@
+"""The drill: one dual-push channel, two endpoint replicas behind haproxy, hls.js watching
+through haproxy, and data-plane processes frozen in turn (SIGSTOP for ``KUBECAST_DRILL_FREEZE``
+seconds, 10 by default, then SIGCONT): encoder A, encoder B, the packager, one endpoint replica;
+then one endpoint replica killed (SIGKILL) and, as its Deployment would, started again.
+
+A hung process is the hard case: its sockets stay open, its last progress or timeline stays
+in storage, and nothing restarts it.  Per fault the tests assert what a viewer must not notice:
+no stall longer than one segment, no player error, every segment number present in every
+rendition with continuous ``tfdt`` and no discontinuity, the same bytes under every segment URL
+from both replicas, and a media sequence that never went back for a client that alternated
+between them (haproxy balances each request round robin).  Fault times are seeded
+(``KUBECAST_KILL_SEED`` repeats a run).  ``bench/drills.py`` runs the same with 30 s freezes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import urllib.error
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from balancer import Balancer
+from drill import Link, Pipeline, Player, seeded
+from helpers import Proc, wait_until
+from media_checks import fetch, media_playlist
+
+from kubecast.media.mp4 import parse_media_segment
+
+pytestmark = [pytest.mark.e2e, pytest.mark.drill]
+
+SEGMENT_SECONDS = 2
+RENDITIONS = ["v360", "v180", "audio"]
+KEY = "key-for-cam1"
+SETTLE_SECONDS = 6  # after a fault: the player has played past it before its stall is read
+MANIFEST = """
+apiVersion: kubecast.io/v1alpha1
+kind: Channel
+metadata: {name: cam1}
+spec:
+  ingest:
+    redundancy: DualPush
+    streamKeySecretRef: {name: cam1-key, key: streamKey}
+  encoding:
+    preset: Custom
+    x264Preset: ultrafast
+    renditions:
+      - {name: v360, width: 640, height: 360, bitrate: 800000, profile: High}
+      - {name: v180, width: 320, height: 180, bitrate: 250000, profile: Baseline}
+  segmentDuration: 2
+  liveWindow: 600
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: cam1-key}
+stringData: {streamKey: key-for-cam1}
+"""
+FAULTS = [
+    ("encoder A frozen", "freeze", "encoder cam1/A"),
+    ("encoder B frozen", "freeze", "encoder cam1/B"),
+    ("packager frozen", "freeze", "packager cam1"),
+    ("endpoint replica frozen", "freeze", "endpoint"),
+    ("endpoint replica killed", "kill", "endpoint 2"),
+]
+
+
+def publish(urls: list[str], seconds: float) -> Proc:
+    """ffmpeg's dual push: one encode, the same stream to both ingests."""
+    outputs = "|".join(f"[f=flv:onfail=ignore]{url}" for url in urls)
+    return Proc(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+         "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+         "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+         "-t", f"{seconds:.0f}", "-map", "0:v", "-map", "1:a",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-b:a", "96k", "-flags", "+global_header", "-f", "tee", outputs],
+        name="ffmpeg publisher",
+    )  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    """What one fault did to the viewer."""
+
+    name: str
+    stall: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    first: int = 0  # the newest listed segment when the fault began
+    last: int = 0  # … when its settling time ended
+    began: float = 0.0  # monotonic
+    ended: float = 0.0
+
+
+@dataclass
+class Poll:
+    """A client that reloads a media playlist through the balancer, alternating replicas."""
+
+    url: str
+    seen: list[tuple[float, int, int]] = field(default_factory=list)  # (time, media sequence, newest number)
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.4):
+            try:
+                playlist = media_playlist(self.url)
+            except (OSError, urllib.error.HTTPError, AssertionError) as error:
+                self.failures.append(f"{time.monotonic():.1f}: {error}")
+                continue
+            if playlist.segments:
+                newest = int(playlist.segments[-1][0].rsplit("/", 1)[1].removesuffix(".m4s"))
+                self.seen.append((time.monotonic(), playlist.media_sequence, newest))
+
+
+@dataclass
+class Served:
+    """One rendition as both replicas served it after the drill: per segment number, its
+    (tfdt, duration) and whether the replicas' bytes differ."""
+
+    rows: dict[int, tuple[int, int]] = field(default_factory=dict)
+    differ: list[int] = field(default_factory=list)
+    discontinuities: int = 0
+
+
+@dataclass
+class DrillRun:
+    seed: int
+    outcomes: dict[str, Outcome]
+    poll: Poll
+    served: dict[str, Served]
+
+
+def newest(pipeline: Pipeline) -> int:
+    return min(t["segments"][-1][0] for t in pipeline.timeline("cam1")["tracks"] if t["segments"])
+
+
+def served_by(replicas: list[str]) -> dict[str, Served]:
+    """Every listed segment of every rendition, fetched from each replica directly."""
+    result = {}
+    for rendition in RENDITIONS:
+        served = result[rendition] = Served()
+        playlists = [media_playlist(f"{base}/live/cam1/{rendition}/index.m3u8") for base in replicas]
+        served.discontinuities = max(p.discontinuities for p in playlists)
+        for url, _ in playlists[0].segments:
+            path = url.split("/live/", 1)[1]
+            first, *others = [fetch(f"{base}/live/{path}") for base in replicas]
+            number = int(path.rsplit("/", 1)[1].removesuffix(".m4s"))
+            base_time, samples = parse_media_segment(first)
+            served.rows[number] = (base_time, sum(sample.duration for sample in samples))
+            if any(other != first for other in others):
+                served.differ.append(number)
+    return result
+
+
+def run_drill(workdir: Path, freeze_seconds: float, report=print) -> DrillRun:
+    seed, rng = seeded("drill")
+    manifest = workdir / "channel.yaml"
+    manifest.write_text(MANIFEST)
+    pipeline = Pipeline(manifest, workdir)
+    balancer = publisher = player = None
+    links: list[Link] = []
+    poll = Poll("")
+    try:
+        pipeline.start()
+        second = pipeline.start_endpoint_replica("endpoint 2")
+        replicas = [f"http://127.0.0.1:{pipeline.ports.http}", f"http://127.0.0.1:{second}"]
+        balancer = Balancer(workdir, {"r1": pipeline.ports.http, "r2": second})
+        slot = freeze_seconds + 2 + SETTLE_SECONDS
+        links = [Link(pipeline.ports.rtmp), Link(pipeline.ports.rtmp_secondary)]
+        publisher = publish(
+            [f"rtmp://127.0.0.1:{link.port}/live/cam1/{KEY}" for link in links], 40 + slot * len(FAULTS)
+        )
+        wait_until(lambda: newest(pipeline) >= 2, timeout=40, interval=0.3, what="three segments of every rendition")
+        player = Player(f"{balancer.base}/preview/cam1/")
+        player.wait_playing()
+        poll.url = f"{balancer.base}/live/cam1/v360/index.m3u8"
+        poller = threading.Thread(target=poll.run, daemon=True)
+        poller.start()
+        time.sleep(SEGMENT_SECONDS * 2)
+        outcomes = {}
+        for name, action, process in FAULTS:
+            outcome = outcomes[name] = Outcome(name)
+            time.sleep(rng.uniform(0, 2))
+            player.page.evaluate("() => { window.kubecastMonitor.longestStallMs = 0; }")
+            errors_before = len(player.errors())
+            outcome.first, outcome.began = newest(pipeline), time.monotonic()
+            if action == "freeze":
+                pipeline.freeze(process)
+                time.sleep(freeze_seconds)
+                pipeline.thaw(process)
+            else:
+                pipeline.kill(process)
+                time.sleep(freeze_seconds)
+                pipeline.start(process)  # as its Deployment would
+            time.sleep(SETTLE_SECONDS)
+            outcome.stall, outcome.errors = player.longest_stall(), player.errors()[errors_before:]
+            outcome.last, outcome.ended = newest(pipeline), time.monotonic()
+            report(f"drill: {name}: longest stall {outcome.stall:.2f} s, player errors {outcome.errors}")
+        poll.stop.set()
+        poller.join(5)
+        return DrillRun(seed, outcomes, poll, served_by(replicas))
+    finally:
+        poll.stop.set()
+        if player:
+            player.close()
+        if publisher:
+            publisher.stop()
+        for link in links:
+            link.cut()
+        if balancer:
+            balancer.stop()
+        pipeline.stop()
+
+
+@pytest.fixture(scope="module")
+def drill(tmp_path_factory):
+    return run_drill(tmp_path_factory.mktemp("drill"), float(os.environ.get("KUBECAST_DRILL_FREEZE", "10")))
+
+
+@pytest.mark.parametrize("fault", [name for name, _, _ in FAULTS])
+def test_a_viewer_does_not_notice(drill, fault):
+    outcome = drill.outcomes[fault]
+    assert outcome.stall <= SEGMENT_SECONDS, f"{fault}: the player stalled {outcome.stall:.2f} s (seed {drill.seed})"
+    assert outcome.errors == [], f"{fault}: the player reported {outcome.errors} (seed {drill.seed})"
+    numbers = range(outcome.first - 1, outcome.last + 1)
+    assert outcome.last > outcome.first + 3, f"{fault}: the channel did not move on ({outcome})"
+    for rendition, served in drill.served.items():
+        missing = [n for n in numbers if n not in served.rows]
+        assert not missing, f"{fault}: {rendition} lacks segments {missing}"
+        for n in numbers[1:]:
+            start, duration = served.rows[n - 1]
+            assert served.rows[n][0] == start + duration, f"{fault}: {rendition} tfdt jumps before segment {n}"
+        differ = [n for n in served.differ if n in numbers]
+        assert not differ, f"{fault}: the replicas serve different bytes for {rendition} segments {differ}"
+    window = [seen for seen in drill.poll.seen if outcome.began - 1 <= seen[0] <= outcome.ended]
+    assert len(window) > 10, f"{fault}: the alternating client saw too little"
+    for (_, sequence, number), (_, later_sequence, later_number) in zip(window, window[1:]):
+        assert later_sequence >= sequence and later_number >= number, f"{fault}: the playlist went back: {window}"
+
+
+def test_no_discontinuity_and_no_failed_request(drill):
+    assert {r: s.discontinuities for r, s in drill.served.items()} == dict.fromkeys(RENDITIONS, 0)
+    assert drill.poll.failures == [], drill.poll.failures
