@@ -16,7 +16,7 @@ from kubecast.runtime import add_runtime_arguments, start_runtime
 from kubecast.storage import Store, layout
 
 from .clock import ChannelClock
-from .publisher import Publisher
+from .publisher import DEFAULT_BACKLOG_SECONDS, Publisher
 from .server import ContributionServer
 
 
@@ -35,6 +35,14 @@ def main(argv: list[str] | None = None) -> int:
         "--contribution", type=parse_address, default=("127.0.0.1", 0), help="HOST:PORT the ingest connects to"
     )
     parser.add_argument("--store", required=True, help="storage URL or folder")
+    parser.add_argument(
+        "--upload-backlog",
+        type=float,
+        default=DEFAULT_BACKLOG_SECONDS,
+        metavar="SECONDS",
+        help="media per track kept in memory while storage is away; past it the oldest waiting segments are "
+        f"dropped (default {DEFAULT_BACKLOG_SECONDS:g}: twice a 30 s outage)",
+    )
     add_runtime_arguments(parser)
     args = parser.parse_args(argv)
     try:
@@ -49,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         channel=config.channel,
         instance=args.instance,
         segment_duration_ms=config.segment_duration_ms,
+        backlog_seconds=args.upload_backlog,
     )
     clock = ChannelClock(
         store=store, channel=config.channel, instance=args.instance, segment_duration_ms=config.segment_duration_ms

@@ -16,4 +16,16 @@ SEGMENTS = Counter("kubecast_encoder_segments_total", "Segments stored", ["rendi
 DECODE_ERRORS = Counter("kubecast_encoder_decode_errors_total", "Contribution packets the decoder refused")
 INGEST_BITRATE = Gauge("kubecast_encoder_ingest_bitrate_bits_per_second", "Contribution bitrate over the last seconds")
 CONTRIBUTIONS = Counter("kubecast_encoder_contributions_total", "Contribution connections", ["outcome"])
-STORE_ERRORS = Counter("kubecast_encoder_store_errors_total", "Writes to object storage that failed (and were retried)")
+STORE_ERRORS = Counter(
+    "kubecast_encoder_store_errors_total",
+    "Writes to object storage that failed and were retried; reason: full (no space left) or unavailable",
+    ["reason"],
+)
+UPLOAD_BACKLOG = Gauge(
+    "kubecast_encoder_upload_backlog_segments", "Segments encoded and waiting to be stored (storage slow or away)"
+)
+SEGMENTS_DROPPED = Counter(
+    "kubecast_encoder_segments_dropped_total",
+    "Segments never stored: the upload backlog was full while storage was away, and they were the oldest",
+    ["rendition"],
+)

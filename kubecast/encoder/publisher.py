@@ -2,38 +2,75 @@
 
 Every write goes through one thread and one queue, in order, so a segment is always stored
 before ``progress.json`` lists it, and encoding threads never wait on storage.  A failed
-write is retried (storage outages are transient) rather than dropped: losing a segment
-silently is the one thing the pipeline must not do.
+write is retried (storage outages are transient) with a jittered, bounded backoff rather
+than dropped: losing a segment silently is the one thing the pipeline must not do.  While
+storage is away the queue grows up to the upload backlog (``uploads.py``); past it the
+oldest waiting segments are dropped, counted and logged, so memory stays bounded.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
+import random
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Any
 
 from kubecast.media.tracks import SegmentRecord, TrackInfo
-from kubecast.storage import EncoderProgress, IngestInfo, Store, layout
+from kubecast.storage import EncoderProgress, IngestInfo, Store, layout, storage_full
 
 from . import metrics
 from .segmenter import Segment
+from .uploads import (
+    Backoff,
+    EncoderState,
+    Heartbeat,
+    SegmentUpload,
+    StatusUpdate,
+    ThumbnailUpload,
+    TrackUpload,
+    Upload,
+    UploadQueue,
+    max_segments_for,
+)
 
 log = logging.getLogger("kubecast.encoder")
 
 RECENT_SEGMENTS = 30  # per track in progress.json: a packager restarted within a minute catches up
+# While a backlog drains, progress.json is written after this many stored segments at the latest,
+# so that no segment falls out of its recent list before the packager has read a copy naming it.
+LIST_EVERY = RECENT_SEGMENTS // 3
+# Segments waiting side by side are stored this many at a time: each write costs a round trip,
+# and a ladder's renditions finish their segments together (with 500 ms per request, one at a
+# time would not keep up with three renditions of 2 s segments).
+UPLOAD_CONCURRENCY = 4
 HEARTBEAT_SECONDS = 2.0
+DEFAULT_BACKLOG_SECONDS = 60.0  # of media per track: twice a 30 s storage outage
+STOP_ATTEMPTS = 5  # a stopping encoder gives up a write after this many failures (~5 s)
+FAILURE_LOG_SECONDS = 10.0  # while storage stays away, one log line this often
 
 
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 class Publisher:
-    def __init__(self, *, store: Store, channel: str, instance: str, segment_duration_ms: int):
+    def __init__(
+        self,
+        *,
+        store: Store,
+        channel: str,
+        instance: str,
+        segment_duration_ms: int,
+        backlog_seconds: float = DEFAULT_BACKLOG_SECONDS,
+        rng: random.Random | None = None,
+    ):
         self.store = store
         self.channel = channel
         self.instance = instance
@@ -50,9 +87,16 @@ class Publisher:
                 track: records[-RECENT_SEGMENTS:] for track, records in (previous.segments if previous else {}).items()
             },
         )
+        # The highest segment number this encoder made, stored or still waiting to be: a new
+        # contribution is placed after it.
         self.last_written = max((r[-1].number for r in self.progress.segments.values() if r), default=None)
-        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue()  # (kind, *arguments); None stops
+        self._queue = UploadQueue(max_segments=max_segments_for(backlog_seconds, segment_duration_ms))
+        self._rng = rng or random.Random()
+        self._unlisted = 0  # segments stored since progress.json last listed them
+        self._failing_since: float | None = None  # monotonic time of the first failed write of an outage
+        self._failure_logged = 0.0
         self._stored_inits: set[str] = set()
+        self._uploads = ThreadPoolExecutor(UPLOAD_CONCURRENCY, thread_name_prefix=f"upload-{channel}-{instance}")
         self._thread = threading.Thread(target=self._run, name=f"publisher-{channel}-{instance}", daemon=True)
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
@@ -75,52 +119,93 @@ class Publisher:
     def start(self) -> None:
         self._thread.start()
         self._heartbeat.start()
-        self._queue.put(("progress",))
+        self._queue.put(Heartbeat())
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._queue.put(("progress",))
-        self._queue.put(None)
+        self._queue.put(Heartbeat())
+        self._queue.close()
         self._thread.join(timeout)
+        self._uploads.shutdown(wait=False)
 
     def track(self, info: TrackInfo, init: bytes) -> None:
-        self._queue.put(("track", info, init))
+        self._queue.put(TrackUpload(info, init))
 
     def segment(self, track_id: str, segment: Segment) -> None:
-        self._queue.put(("segment", track_id, segment))
+        self.last_written = max(self.last_written or 0, segment.number)
+        self._queue.put(SegmentUpload(track_id, segment))
+        for dropped in self._queue.take_dropped():
+            metrics.SEGMENTS_DROPPED.labels(dropped.track_id).inc()
+            log.warning(
+                "upload backlog of %s/%s full (%d segments per track): dropped segment %d of %s, never stored",
+                self.channel,
+                self.instance,
+                self._queue.max_segments,
+                dropped.segment.number,
+                dropped.track_id,
+            )
+        metrics.UPLOAD_BACKLOG.set(self._queue.segments_waiting())
 
     def thumbnail(self, jpeg: bytes) -> None:
-        self._queue.put(("thumbnail", jpeg))
+        self._queue.put(ThumbnailUpload(jpeg))
 
     def status(
         self,
         *,
-        state: str | None = None,
+        state: EncoderState | None = None,
         message: str | None = None,
         ingest: IngestInfo | None = None,
         speed: float | None = None,
-        clear_tracks: bool = False,
     ) -> None:
-        self._queue.put(("status", state, message, ingest, speed, clear_tracks))
+        self._queue.put(StatusUpdate(state=state, message=message, ingest=ingest, speed=speed))
 
     # -- the writer thread --
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
-            self._queue.put(("progress",))
+            self._queue.put(Heartbeat())
 
     def _put(self, key: str, data: bytes) -> None:
-        delay = 0.2
+        backoff = Backoff(self._rng)
         while True:
             try:
                 self.store.put_sync(key, data)
-                return
             except Exception as error:  # noqa: BLE001 - any backend error is retried
-                metrics.STORE_ERRORS.inc()
-                log.warning("storing %s failed (%s); retrying in %.1fs", key, error, delay)
-                if self._stop.is_set() and delay > 5:
+                full = storage_full(error)
+                metrics.STORE_ERRORS.labels("full" if full else "unavailable").inc()
+                delay = backoff.next_delay()
+                self._report_failure(key, error, full=full)
+                if self._stop.is_set() and backoff.attempts >= STOP_ATTEMPTS:
                     raise
                 time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            else:
+                if self._failing_since is not None:
+                    log.info(
+                        "storage takes writes of %s/%s again after %.1f s; %d segments waiting",
+                        self.channel,
+                        self.instance,
+                        time.monotonic() - self._failing_since,
+                        self._queue.segments_waiting(),
+                    )
+                    self._failing_since = None
+                return
+
+    def _report_failure(self, key: str, error: BaseException, *, full: bool) -> None:
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        elif now - self._failure_logged < FAILURE_LOG_SECONDS:
+            return
+        self._failure_logged = now
+        what = "the store is full (no space left on device)" if full else f"storage fails ({_first_line(error)})"
+        log.warning(
+            "%s: %s not stored; %s/%s keeps encoding and retries, %d segments waiting (at most %d per track)",
+            what,
+            key,
+            self.channel,
+            self.instance,
+            self._queue.segments_waiting(),
+            self._queue.max_segments,
+        )
 
     def _run(self) -> None:
         while True:
@@ -128,28 +213,33 @@ class Publisher:
             if item is None:
                 return
             try:
-                self._handle(item)
+                if isinstance(item, SegmentUpload):
+                    self._store_segments([item, *self._queue.take_segments(UPLOAD_CONCURRENCY - 1)])
+                else:
+                    self._handle(item)
                 # Several tracks finish a segment at once: list them with one progress write.
-                if self._queue.empty():
+                if len(self._queue) == 0 or self._unlisted >= LIST_EVERY:
                     self.progress.updated = now_utc()
                     self._put(layout.progress_key(self.channel, self.instance), self.progress.to_json())
+                    self._unlisted = 0
             except Exception:  # noqa: BLE001 - the writer must outlive one bad item
-                log.exception("encoder publisher failed on %s", item[0])
+                log.exception("encoder publisher failed on %s", type(item).__name__)
+            metrics.UPLOAD_BACKLOG.set(self._queue.segments_waiting())
 
-    def _handle(self, item: tuple[Any, ...]) -> None:
-        kind = item[0]
-        progress = self.progress
-        if kind == "track":
-            _, info, init = item
-            key = layout.init_key(self.channel, self.instance, info.id, info.init)
-            if key not in self._stored_inits:
-                self._put(key, init)
-                self._stored_inits.add(key)
-            progress.tracks = [t for t in progress.tracks if t.id != info.id] + [info]
-        elif kind == "segment":
-            _, track_id, segment = item
-            self._put(layout.segment_key(self.channel, self.instance, track_id, segment.number), segment.data)
-            records = progress.segments.setdefault(track_id, [])
+    def _store_segments(self, uploads: list[SegmentUpload]) -> None:
+        """Store the segments side by side, then record them (in order) for progress.json."""
+
+        def store(upload: SegmentUpload) -> None:
+            number = upload.segment.number
+            self._put(layout.segment_key(self.channel, self.instance, upload.track_id, number), upload.segment.data)
+
+        if len(uploads) == 1:
+            store(uploads[0])
+        else:
+            list(self._uploads.map(store, uploads))  # every one stored (or the first error raised)
+        for upload in uploads:
+            segment = upload.segment
+            records = self.progress.segments.setdefault(upload.track_id, [])
             records.append(
                 SegmentRecord(
                     segment.number,
@@ -161,20 +251,27 @@ class Publisher:
                 )
             )
             del records[:-RECENT_SEGMENTS]
-            self.last_written = max(self.last_written or 0, segment.number)
-            metrics.SEGMENTS.labels(track_id).inc()
-        elif kind == "thumbnail":
-            self._put(layout.thumbnail_key(self.channel, self.instance), item[1])
+            self._unlisted += 1
+            metrics.SEGMENTS.labels(upload.track_id).inc()
+
+    def _handle(self, item: Upload) -> None:
+        progress = self.progress
+        if isinstance(item, TrackUpload):
+            info = item.info
+            key = layout.init_key(self.channel, self.instance, info.id, info.init)
+            if key not in self._stored_inits:
+                self._put(key, item.init)
+                self._stored_inits.add(key)
+            progress.tracks = [t for t in progress.tracks if t.id != info.id] + [info]
+        elif isinstance(item, ThumbnailUpload):
+            self._put(layout.thumbnail_key(self.channel, self.instance), item.jpeg)
             progress.thumbnail_updated = now_utc()
-        elif kind == "status":
-            _, state, message, ingest, speed, clear_tracks = item
-            if state is not None:
-                progress.state = state
-            if message is not None:
-                progress.message = message
-            if ingest is not None:
-                progress.ingest = ingest
-            if speed is not None:
-                progress.speed = speed
-            if clear_tracks:
-                progress.tracks = []
+        elif isinstance(item, StatusUpdate):
+            if item.state is not None:
+                progress.state = item.state
+            if item.message is not None:
+                progress.message = item.message
+            if item.ingest is not None:
+                progress.ingest = item.ingest
+            if item.speed is not None:
+                progress.speed = item.speed

@@ -4,7 +4,7 @@ from kubecast.media.tracks import SegmentRecord, TrackInfo
 
 from . import layout
 from .records import ClockStart, EncoderProgress, Epoch, IngestInfo, ProgramRecord
-from .store import InvalidKey, ObjectInfo, Store, check_key
+from .store import InvalidKey, ObjectInfo, Store, check_key, storage_full
 from .timelines import read_program_timeline, read_timeline, read_timeline_sync
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "read_program_timeline",
     "read_timeline",
     "read_timeline_sync",
+    "storage_full",
 ]

@@ -10,9 +10,10 @@ resource name can address anything outside the store's root.
 from __future__ import annotations
 
 import builtins
+import errno
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -21,8 +22,9 @@ import obstore
 from obstore.exceptions import AlreadyExistsError, NotFoundError
 from obstore.store import LocalStore, MemoryStore, ObjectStore, from_url
 
-if TYPE_CHECKING:  # obstore's ObjectMeta exists only in its stubs
+if TYPE_CHECKING:  # these exist only in obstore's stubs
     from obstore import ObjectMeta
+    from obstore.store import RetryConfig
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._=-]*$")
 
@@ -52,6 +54,26 @@ def _info(meta: ObjectMeta) -> ObjectInfo:
     )
 
 
+# A remote backend's own retries (obstore retries 5xx answers, resets and timeouts) are kept
+# short: one call gives up within seconds (its default is three minutes), so that the caller,
+# which knows whether to wait (an encoder's upload) or to answer with what it has (the
+# endpoint), decides what happens next.  (The HTTP client options are left to the environment:
+# passing any would drop the ones it sets, such as ``AWS_ALLOW_HTTP``.)
+RETRY_CONFIG: RetryConfig = {
+    "max_retries": 3,
+    "retry_timeout": timedelta(seconds=10),
+    "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=1), "base": 2},
+}
+
+
+def storage_full(error: BaseException) -> bool:
+    """Whether a failed write failed because the local file system is full (ENOSPC)."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    text = str(error)
+    return "No space left on device" in text or f"os error {errno.ENOSPC})" in text
+
+
 def open_backend(url: str) -> ObjectStore:
     """``/path`` or ``file:///path`` -> local folder; ``memory://``; ``s3://``, ``gs://``, ``az://`` with
     credentials and endpoint from the environment, as obstore reads them (``AWS_ENDPOINT_URL``,
@@ -63,7 +85,7 @@ def open_backend(url: str) -> ObjectStore:
         return LocalStore(root)
     if parsed.scheme == "memory":
         return MemoryStore()
-    return from_url(url)
+    return from_url(url, retry_config=RETRY_CONFIG)
 
 
 class Store:
