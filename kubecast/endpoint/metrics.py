@@ -16,6 +16,10 @@ OBJECT_CACHE = Counter(
     "Segment cache lookups: hit, miss (one storage read or remux), collapsed (waited on another request's read)",
     ["result"],
 )
+STALE_READS = Counter(
+    "kubecast_endpoint_stale_timeline_reads_total",
+    "Timeline reads that failed or took too long, answered with the last copy read (storage slow or away)",
+)
 OBJECT_CACHE_BYTES = Gauge("kubecast_endpoint_object_cache_bytes", "Bytes of segments held in memory")
 KEY_REQUESTS = Counter(
     "kubecast_endpoint_key_requests_total", "Key-delivery requests: served, or the reason of a refusal", ["outcome"]

@@ -26,6 +26,11 @@ write may have read the progress a moment before an endpoint did) cannot step ba
 The merge reaches as far back as the encoders' progress (its last 30 segments per track), so
 an outage longer than that leaves a gap marked as a discontinuity.  Programs' recorded
 timelines are the packager's alone and wait for it.
+
+While storage is slow or away, a timeline (or an encoder's progress) that cannot be read
+within ``READ_DEADLINE`` is served from the last copy this process read (players keep playing
+what it lists, which was stored before it was listed), and storage is asked again after
+``RETRY_AFTER_FAILURE``, not on every request.
 """
 
 from __future__ import annotations
@@ -44,8 +49,13 @@ from kubecast.storage import EncoderProgress, ProgramRecord, Store, layout
 
 from . import metrics
 
-T = TypeVar("T")
 log = logging.getLogger("kubecast.endpoint")
+
+T = TypeVar("T")
+
+READ_DEADLINE = 2.0  # seconds; a player's playlist request must not wait on storage longer
+RETRY_AFTER_FAILURE = 1.0
+FAILURE_LOG_SECONDS = 10.0
 
 
 def stale_after_ms(segment_duration_ms: int) -> int:
@@ -79,7 +89,7 @@ class TimelineCache:
         self._locks: dict[str, asyncio.Lock] = {}
         self._rendered: dict[tuple[str, ...], tuple[tuple[object, ...], str]] = {}
         self._merged: dict[str, _Merged] = {}
-        self._progress: dict[tuple[str, str], EncoderProgress] = {}  # the last readable copy of each
+        self._failure_logged = -FAILURE_LOG_SECONDS
 
     async def program(self, locator: str) -> ProgramRecord | None:
         return await self._read(f"locator:{locator}", layout.locator_key(locator), ProgramRecord.from_json)
@@ -139,7 +149,8 @@ class TimelineCache:
             if merged is not None and newest_number(merged.timeline) > newest_number(stored):
                 base = merged.timeline
             instances = sorted(set(stored.encoders) | (set(base.encoders)))
-            progress = {instance: await self._read_progress(channel, instance) for instance in instances}
+            read = await asyncio.gather(*(self._read_progress(channel, instance) for instance in instances))
+            progress = dict(zip(instances, read))
             result = merge(
                 base,
                 progress,
@@ -156,15 +167,13 @@ class TimelineCache:
             return timeline
 
     async def _read_progress(self, channel: str, instance: str) -> EncoderProgress | None:
-        data = await self.store.get(layout.progress_key(channel, instance))
-        if data is None:
-            return None
+        # Through the same reader as the timeline: a torn read keeps the last good copy, and
+        # storage that is away costs a player no more than the timeline read already did.
+        key = layout.progress_key(channel, instance)
         try:
-            progress = EncoderProgress.from_json(data)
-        except ValueError:
-            return self._progress.get((channel, instance))  # a torn read never replaces a good copy
-        self._progress[(channel, instance)] = progress
-        return progress
+            return await self._read(f"progress:{channel}/{instance}", key, EncoderProgress.from_json)
+        except Exception:  # noqa: BLE001 - never read and storage away: this encoder has nothing to add
+            return None
 
     async def _read(self, name: str, key: str, parse: Callable[[bytes], T]) -> T | None:
         channel = name
@@ -176,7 +185,18 @@ class TimelineCache:
             entry = self._entries.get(channel)
             if entry and time.monotonic() - entry[0] < self.ttl:
                 return cast("T | None", entry[1])
-            data = await self.store.get(key)
+            try:
+                data = await asyncio.wait_for(self.store.get(key), READ_DEADLINE)
+            except Exception as error:  # noqa: BLE001 - storage away: answer with what we have, if anything
+                if entry is None:
+                    raise
+                metrics.STALE_READS.inc()
+                now = time.monotonic()
+                if now - self._failure_logged >= FAILURE_LOG_SECONDS:
+                    self._failure_logged = now
+                    log.warning("storage read of %s failed (%r); serving the last copy read", key, error)
+                self._entries[channel] = (now - self.ttl + RETRY_AFTER_FAILURE, entry[1])
+                return cast("T | None", entry[1])
             timeline: T | None = None
             if data is not None:
                 try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -28,6 +29,7 @@ log = logging.getLogger("kubecast.packager")
 HEARTBEAT = timedelta(seconds=2)
 PROGRAM_INTERVAL = timedelta(seconds=1)  # programs are listed and recorded at most this often
 RETENTION_INTERVAL = timedelta(seconds=30)
+FAILURE_LOG_SECONDS = 10.0
 
 
 def _signature(timeline: Timeline) -> tuple[object, ...]:
@@ -97,7 +99,10 @@ class Packager:
     async def step(self, now: datetime | None = None) -> bool:
         """One poll; returns whether the timeline was written."""
         now = now or datetime.now(timezone.utc)
-        progress = {instance: await self._read_progress(instance) for instance in self.instances}
+        # Side by side: with slow storage (hundreds of milliseconds a request) one poll costs one
+        # round trip, not one per encoder.
+        read = await asyncio.gather(*(self._read_progress(instance) for instance in self.instances))
+        progress = dict(zip(self.instances, read))
         before = _signature(self.timeline) if self.timeline else None
         previous_failovers = self.timeline.failovers if self.timeline else None
         result = merge(
@@ -144,13 +149,21 @@ class Packager:
 
     async def run(self, stop: asyncio.Event, on_first_write: Callable[[], None] | None = None) -> None:
         await self.load()
+        failing_since: float | None = None  # while storage fails: one line every FAILURE_LOG_SECONDS
+        logged = 0.0
         while not stop.is_set():
             try:
                 if await self.step() and on_first_write is not None:
                     on_first_write()
                     on_first_write = None
+                if failing_since is not None:
+                    log.info("packager of %s works again after %.1f s", self.channel, time.monotonic() - failing_since)
+                    failing_since = None
             except Exception:  # noqa: BLE001 - a storage hiccup must not end the channel's packager
-                log.exception("packager step failed for %s", self.channel)
+                now = time.monotonic()
+                if failing_since is None or now - logged >= FAILURE_LOG_SECONDS:
+                    log.exception("packager step failed for %s", self.channel)
+                    failing_since, logged = failing_since or now, now
             try:
                 await self.record_programs()
             except Exception:  # noqa: BLE001 - a broken program must not stop the live channel

@@ -1,0 +1,71 @@
+"""The endpoint while storage is away: it answers with the last timeline it read, quickly, and
+asks storage again after a pause rather than on every request."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from conftest import make_timeline
+from prometheus_client import REGISTRY
+
+from kubecast.endpoint import timelines
+from kubecast.endpoint.timelines import TimelineCache
+from kubecast.storage import Store, layout
+
+
+class AwayStore(Store):
+    """A memory store whose reads fail (``mode="fail"``) or hang (``mode="hang"``) while away."""
+
+    def __init__(self) -> None:
+        super().__init__("memory://")
+        self.mode: str | None = None
+        self.reads = 0
+
+    async def get(self, key: str) -> bytes | None:
+        self.reads += 1
+        if self.mode == "fail":
+            raise ConnectionError("storage unreachable (test)")
+        if self.mode == "hang":
+            await asyncio.sleep(3600)
+        return await super().get(key)
+
+
+def stale_reads() -> float:
+    return REGISTRY.get_sample_value("kubecast_endpoint_stale_timeline_reads_total") or 0.0
+
+
+@pytest.mark.parametrize("mode", ["fail", "hang"])
+async def test_the_last_timeline_read_is_served_while_storage_is_away(mode, monkeypatch):
+    monkeypatch.setattr(timelines, "READ_DEADLINE", 0.2)
+    store = AwayStore()
+    await store.put(layout.timeline_key("news"), make_timeline().to_json())
+    cache = TimelineCache(store, ttl=0.01)
+    first = await cache.get("news")
+    assert first is not None and first.generation == 3
+    before = stale_reads()
+    store.mode = mode
+    await asyncio.sleep(0.02)
+    started = time.monotonic()
+    again = await cache.get("news")
+    assert again == first
+    assert time.monotonic() - started < 1.0, "a player must not wait on storage that does not answer"
+    assert stale_reads() == before + 1
+    reads = store.reads
+    for _ in range(20):  # requests right after a failure do not go to storage again
+        assert await cache.get("news") == first
+    assert store.reads == reads
+    store.mode = None
+    await asyncio.sleep(timelines.RETRY_AFTER_FAILURE + 0.05)
+    newer = make_timeline()
+    newer.generation = 4
+    await store.put(layout.timeline_key("news"), newer.to_json())
+    assert (await cache.get("news")).generation == 4  # storage is back: the new copy is read
+
+
+async def test_a_timeline_never_read_is_not_invented_while_storage_is_away():
+    store = AwayStore()
+    store.mode = "fail"
+    with pytest.raises(ConnectionError):
+        await TimelineCache(store).get("news")
