@@ -128,12 +128,13 @@ class FaultProxy:
             return web.Response(
                 status=upstream.status,
                 body=data,
-                headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP},
+                # Content-Length kept: a HEAD answer's is the object's size, which the client reads.
+                headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP - {"content-length"}},
             )
 
     def _reset(self, request: web.Request) -> web.StreamResponse:
         self.counts.reset += 1
         transport = request.transport
         if transport is not None:
-            transport.abort()
-        raise ConnectionResetError("storage outage (fault proxy)")
+            transport.abort()  # the client sees its connection reset; nothing is answered
+        return web.Response(status=503)

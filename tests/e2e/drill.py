@@ -28,11 +28,17 @@ from helpers import Proc, free_port
 
 from kubecast.api import load_paths
 from kubecast.local.plan import Ports, build_plan, instances_for, metrics_names, write_run_files
+from kubecast.storage import Store, layout
 
 
 class Pipeline:
-    def __init__(self, manifest: Path, workdir: Path):
+    """``store_url``: the store (a folder under ``workdir`` by default); ``env``: added to every
+    process's environment (an S3 endpoint, say), not to the test's own."""
+
+    def __init__(self, manifest: Path, workdir: Path, *, store_url: str | None = None, env: dict | None = None):
         self.store = workdir / "store"
+        self.store_url = store_url or str(self.store)
+        self.env = env or {}
         run_dir = workdir / "run"
         manifests = load_paths([str(manifest)])
         self.channels = list(manifests.channels)
@@ -44,7 +50,7 @@ class Pipeline:
             metrics={name: free_port() for name in metrics_names(manifests)},
         )
         plan = build_plan(
-            manifests=manifests, store_url=str(self.store), run_dir=run_dir, host="127.0.0.1", ports=self.ports
+            manifests=manifests, store_url=self.store_url, run_dir=run_dir, host="127.0.0.1", ports=self.ports
         )
         write_run_files(plan, run_dir)
         self.specs = {spec.name: spec for spec in plan.processes}
@@ -55,7 +61,7 @@ class Pipeline:
         """Start the named processes (all, in plan order, if none are named) and wait until each serves."""
         for name in names or list(self.specs):
             spec = self.specs[name]
-            proc = self.procs[name] = Proc(spec.argv, env=spec.env, name=name)
+            proc = self.procs[name] = Proc(spec.argv, env={**spec.env, **self.env}, name=name)
             if spec.ready_marker:
                 proc.wait_for_line(re.escape(spec.ready_marker), timeout=timeout)
 
@@ -91,7 +97,11 @@ class Pipeline:
             self.procs[name].stop(timeout=30)
 
     def timeline(self, channel: str) -> dict:
-        return json.loads((self.store / "channels" / channel / "timeline.json").read_text())
+        if self.store_url == str(self.store):
+            return json.loads((self.store / "channels" / channel / "timeline.json").read_text())
+        data = Store(self.store_url).get_sync(layout.timeline_key(channel))  # as the test's environment reaches it
+        assert data is not None, f"no timeline of {channel} in {self.store_url}"
+        return json.loads(data)
 
     def encoder(self, channel: str, instance: str) -> str:
         return f"encoder {channel}/{instance}"

@@ -3,6 +3,7 @@ out by the client's own short retries; an outage is reported within seconds, not
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -23,6 +24,8 @@ def test_requests_pass_through_unchanged(proxied):
     store.put_sync("channels/c/a.m4s", b"\x00\x01" * 1000)
     assert store.get_sync("channels/c/a.m4s") == b"\x00\x01" * 1000
     assert [info.key for info in store.list_sync("channels/c")] == ["channels/c/a.m4s"]
+    info = asyncio.run(store.head("channels/c/a.m4s"))
+    assert info is not None and info.size == 2000
     assert store.put_new_sync("channels/c/clock.json", b"1") and not store.put_new_sync("channels/c/clock.json", b"2")
     assert proxy.counts.forwarded >= 5 and proxy.counts.failed == proxy.counts.reset == 0
 
