@@ -151,6 +151,7 @@ class Packager:
         await self.load()
         failing_since: float | None = None  # while storage fails: one line every FAILURE_LOG_SECONDS
         logged = 0.0
+        programs_logged = -FAILURE_LOG_SECONDS
         while not stop.is_set():
             try:
                 if await self.step() and on_first_write is not None:
@@ -167,7 +168,10 @@ class Packager:
             try:
                 await self.record_programs()
             except Exception:  # noqa: BLE001 - a broken program must not stop the live channel
-                log.exception("recording the programs of %s failed", self.channel)
+                now = time.monotonic()
+                if now - programs_logged >= FAILURE_LOG_SECONDS:
+                    log.exception("recording the programs of %s failed", self.channel)
+                    programs_logged = now
             try:
                 await asyncio.wait_for(stop.wait(), self.poll_interval)
             except asyncio.TimeoutError:
