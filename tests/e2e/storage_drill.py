@@ -143,7 +143,8 @@ def run_drill(
         pipeline = Pipeline(manifest, workdir, store_url=store_url, env={"AWS_ENDPOINT_URL": proxy.url})
         metrics = [f"http://127.0.0.1:{pipeline.ports.metrics[f'encoder cam1/{i}']}/metrics" for i in "AB"]
         settle = 4 * SEGMENT_SECONDS  # after a fault: the player catches up, the next fault starts clean
-        stream_seconds = 25 + 2 * (fault_seconds + settle + 2) + outage_seconds + settle + 2 + 6
+        # Long enough for a slow start; the publisher is stopped once the faults are over.
+        stream_seconds = 90 + 2 * (fault_seconds + settle + 2) + outage_seconds + settle + 2
         publisher = None
         player = None
         try:
@@ -191,7 +192,7 @@ def run_drill(
                 result.errors = player.errors()
                 player.close()
                 player = None
-                wait_until(lambda: not publisher.alive(), timeout=stream_seconds, interval=0.5, what="the stream's end")
+                publisher.stop()  # ffmpeg ends the stream; the encoders close every track at one number
                 wait_until(
                     lambda: pipeline.timeline("cam1")["state"] == "waiting",
                     timeout=30,
