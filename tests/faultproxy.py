@@ -4,7 +4,8 @@ Every component reaches storage through it (``AWS_ENDPOINT_URL`` names the proxy
 hits encoders, packager and endpoint alike, on the real S3 wire protocol:
 
 - ``outage(seconds)``: every request, on new and kept-alive connections, has its connection
-  reset without an answer, as when the storage service or the path to it is gone;
+  reset without an answer, as when the storage service is gone; with ``silent=True`` requests
+  get no answer at all until the outage ends (then the reset), as when packets are dropped;
 - ``latency``: seconds added before each request is forwarded;
 - ``failure_rate``: the share of requests answered ``503 SlowDown`` (as S3 throttles), drawn
   from a seeded generator; the seed is printed, and ``KUBECAST_FAULT_SEED`` repeats it.
@@ -49,6 +50,7 @@ class FaultProxy:
         self.failure_rate = 0.0
         self.counts = Counts()
         self._down_until = 0.0
+        self._silent = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
         self._runner: web.AppRunner | None = None
@@ -76,8 +78,9 @@ class FaultProxy:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def outage(self, seconds: float) -> None:
+    def outage(self, seconds: float, *, silent: bool = False) -> None:
         """Cut storage off for ``seconds`` from now."""
+        self._silent = silent
         self._down_until = time.monotonic() + seconds
 
     @property
@@ -104,6 +107,8 @@ class FaultProxy:
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         if self.down:
+            if self._silent:
+                await asyncio.sleep(max(0.0, self._down_until - time.monotonic()))
             return self._reset(request)
         if self.latency:
             await asyncio.sleep(self.latency)

@@ -132,9 +132,17 @@ class Auditor:
 
 
 def run_drill(
-    workdir: Path, *, s3_endpoint: str, store_url: str, outage_seconds: float, fault_seconds: float = 10, seed: int
+    workdir: Path,
+    *,
+    s3_endpoint: str,
+    store_url: str,
+    outage_seconds: float,
+    fault_seconds: float = 10,
+    silent_outage: bool = False,
+    seed: int,
 ) -> DrillResult:
-    """One stream through latency, 503s and an outage; the caller checks the result."""
+    """One stream through latency, 503s and an outage (``silent_outage``: requests get no answer
+    rather than a reset); the caller checks the result."""
     rng = random.Random(seed)
     manifest = workdir / "channel.yaml"
     manifest.write_text(MANIFEST)
@@ -187,7 +195,12 @@ def run_drill(
                     lambda: setattr(proxy, "failure_rate", 0.1),
                     lambda: setattr(proxy, "failure_rate", 0.0),
                 )
-                fault("outage", outage_seconds, lambda: proxy.outage(outage_seconds), lambda: None)
+                fault(
+                    "outage, no answer" if silent_outage else "outage",
+                    outage_seconds,
+                    lambda: proxy.outage(outage_seconds, silent=silent_outage),
+                    lambda: None,
+                )
                 assert time.monotonic() - started < stream_seconds - 2, "the faults outlasted the stream"
                 result.errors = player.errors()
                 player.close()
