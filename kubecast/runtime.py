@@ -1,8 +1,9 @@
-"""What every long-running component shares on its command line: logging and metrics.
+"""What every long-running component shares on its command line: logging, metrics and liveness.
 
 Metrics listen on loopback by default, because locally nothing outside the machine should
 read them; in a pod the operator passes ``--metrics-address 0.0.0.0`` so that Prometheus
-(the chart's PodMonitor) can scrape the pod's IP.
+(the chart's PodMonitor) can scrape the pod's IP.  The same server, on its own thread, answers
+``/livez`` from the process's heartbeats (``kubecast/liveness.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from prometheus_client import start_http_server
+from kubecast import liveness
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,10 +19,19 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-address", default="127.0.0.1", help="address the metrics listen on (0.0.0.0 in a pod)"
     )
+    parser.add_argument(
+        "--stale-after",
+        type=float,
+        default=liveness.STALE_AFTER,
+        help="seconds a busy loop or thread may go without a heartbeat before /livez (on the metrics port) "
+        "calls the process hung",
+    )
     parser.add_argument("--log-level", default="INFO")
 
 
 def start_runtime(args: argparse.Namespace, label: str) -> None:
     logging.basicConfig(level=args.log_level, format=f"%(asctime)s {label} %(levelname)s %(message)s")
+    liveness.HEARTBEATS.stale_after = args.stale_after
+    liveness.HEARTBEATS.process = label
     if args.metrics_port is not None:
-        start_http_server(args.metrics_port, addr=args.metrics_address)
+        liveness.serve(args.metrics_address, args.metrics_port)

@@ -24,6 +24,7 @@ from av.video.frame import PictureType
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from kubecast.api import Rendition
+from kubecast.liveness import HEARTBEATS, Heartbeat
 from kubecast.media.h264 import avcc_from_annexb, to_length_prefixed
 from kubecast.media.mp4 import avc_codec_string, init_segment_video
 from kubecast.media.tracks import TrackInfo
@@ -118,13 +119,18 @@ class RenditionEncoder(threading.Thread):
         return encoder
 
     def run(self) -> None:
+        with HEARTBEATS.watch(f"encode {self.rendition.name}") as heartbeat:
+            self._run(heartbeat)
+
+    def _run(self, heartbeat: Heartbeat) -> None:
         try:
             while True:
-                item = self.frames.get()
+                item = self.frames.get()  # idle while it waits: no contribution is no hang
                 if item is None:
                     break
                 started = time.perf_counter()
-                self._encode(item)
+                with heartbeat.busy():
+                    self._encode(item)
                 self.busy_seconds += time.perf_counter() - started
             if self._encoder is not None:
                 for packet in self._encoder.encode(None):

@@ -16,6 +16,7 @@ from typing import Any
 import av
 
 from kubecast.api.components import EncoderConfig
+from kubecast.liveness import HEARTBEATS, Heartbeat
 from kubecast.media.contribution import (
     MAX_HELLO,
     CodecConfig,
@@ -89,8 +90,16 @@ class ContributionSession:
         self._thumbnail_at = 0.0
         self._ignored_renditions: set[int] = set()
         self.ended_info = IngestInfo(connected=False)
+        self._heartbeat = Heartbeat("contribution")
 
     def run(self) -> None:
+        HEARTBEATS.add(self._heartbeat)
+        try:
+            self._run()
+        finally:
+            HEARTBEATS.remove(self._heartbeat)
+
+    def _run(self) -> None:
         name = self.config.channel
         try:
             self.sock.settimeout(HELLO_TIMEOUT)
@@ -143,23 +152,25 @@ class ContributionSession:
             data = first_bytes
             while True:
                 if data:
-                    self.bytes += len(data)
-                    reader.feed(data)
-                    for record in reader.records():
-                        if isinstance(record, EndOfStream):
-                            return True
-                        if tracks is None:
-                            if isinstance(record, CodecConfig):
-                                configs.append(record)
-                                continue
-                            if not self._opens(record, configs):
-                                continue  # no track could use it (a picture before the first key frame)
-                            tracks = self._tracks(self._place(record))
-                            for config in configs:
-                                self._record(config, tracks)
-                        self._record(record, tracks)
-                    if tracks is not None:
-                        self._stats(protocol, tracks.video)
+                    # Busy from here to the next read: blocked on a hung encode thread's full queue counts.
+                    with self._heartbeat.busy():
+                        self.bytes += len(data)
+                        reader.feed(data)
+                        for record in reader.records():
+                            if isinstance(record, EndOfStream):
+                                return True
+                            if tracks is None:
+                                if isinstance(record, CodecConfig):
+                                    configs.append(record)
+                                    continue
+                                if not self._opens(record, configs):
+                                    continue  # no track could use it (a picture before the first key frame)
+                                tracks = self._tracks(self._place(record))
+                                for config in configs:
+                                    self._record(config, tracks)
+                            self._record(record, tracks)
+                        if tracks is not None:
+                            self._stats(protocol, tracks.video)
                 data = self.sock.recv(256 * 1024)
                 if not data:
                     return False

@@ -11,6 +11,7 @@ import signal
 import uvloop
 from aiohttp import web
 
+from kubecast import liveness
 from kubecast.api.endpoint import CONTENT_MASTER_KEY_ENV, KEY_DELIVERY_JWT_KEY_ENV
 from kubecast.storage import Store
 
@@ -41,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         help="access policy JSON (allow-lists, trusted proxies, signing keys, origin authentication, "
         "cross-site origins); without it everything is open",
     )
+    parser.add_argument(
+        "--liveness-listen",
+        metavar="HOST:PORT",
+        help="serve /livez here, from a thread of its own: 503 when the event loop is hung "
+        "(/healthz, on the loop, cannot say so)",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     try:
@@ -54,7 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, TypeError) as error:
         parser.error(f"--access {args.access}: {error}")
 
+    liveness.HEARTBEATS.process = "endpoint"
+    if args.liveness_listen:
+        liveness_host, _, liveness_port = args.liveness_listen.rpartition(":")
+        liveness.serve(liveness_host, int(liveness_port), metrics=False)  # /metrics is on --listen
+
     async def run() -> None:
+        heartbeat = liveness.watch_running_loop("endpoint event loop")
         app = make_app(Store(args.store), cache_bytes=args.cache_mb << 20, protection=protection)
         install(app, policy or AccessPolicy())  # even open, it serves the cross-site policy files
         runner = web.AppRunner(app, access_log=None)
@@ -69,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         await runner.cleanup()
+        heartbeat.cancel()
 
     # uvloop: the endpoint is the one component whose event loop is the hot path (bench/origin.py:
     # manifests ~0.30 -> ~0.37 of nginx's requests/s, segments ~0.87 -> ~0.95 of its bytes/s).

@@ -16,6 +16,7 @@ import sys
 
 import uvloop
 
+from kubecast.liveness import watch_running_loop
 from kubecast.runtime import add_runtime_arguments, start_runtime
 
 from .config import ConfigError, load_config
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     async def run() -> None:
+        heartbeat = watch_running_loop("ingest event loop")
         publications = Publications()
         stoppers = []
         rtmp = IngestServer(config, publications)
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         await stop.wait()
         for stopper in reversed(stoppers):
             await stopper()
+        heartbeat.cancel()
 
     # uvloop: the ingest's loop wakes for every datagram (UDP, RTP: ~570 a second at 6 Mbit/s)
     # and writes every frame record to two encoders; the standard loop's overhead per wake-up

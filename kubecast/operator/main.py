@@ -18,6 +18,9 @@ import time
 
 import kopf
 
+from kubecast import liveness
+from kubecast.liveness import watch_running_loop
+
 EPOCH_LIMIT = 1 << 40  # seconds: far past any start time
 
 
@@ -53,21 +56,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     from . import handlers  # noqa: F401 - registers the handlers
 
+    liveness.HEARTBEATS.process = "operator"
     if args.metrics_port is not None:
-        from prometheus_client import start_http_server
+        # /livez beside /metrics, on a thread of its own: 503 when kopf's event loop is hung.
+        liveness.serve(args.metrics_address, args.metrics_port)
 
-        start_http_server(args.metrics_port, addr=args.metrics_address)
+    async def run() -> None:
+        heartbeat = watch_running_loop("operator event loop")
+        try:
+            await kopf.operator(
+                clusterwide=not args.namespace,
+                namespaces=args.namespace or [],
+                standalone=args.standalone,
+                peering_name=args.peering,
+                liveness_endpoint=args.liveness,
+                priority=args.priority
+                if args.priority is not None
+                else seniority_priority(time.time(), random.randrange(1_000_000)),
+            )
+        finally:
+            heartbeat.cancel()
 
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not args.namespace,
-            namespaces=args.namespace or [],
-            standalone=args.standalone,
-            peering_name=args.peering,
-            liveness_endpoint=args.liveness,
-            priority=args.priority
-            if args.priority is not None
-            else seniority_priority(time.time(), random.randrange(1_000_000)),
-        )
-    )
+    asyncio.run(run())
     return 0

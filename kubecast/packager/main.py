@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from kubecast.api.components import PackagerConfig
+from kubecast.liveness import watch_running_loop
 from kubecast.runtime import add_runtime_arguments, start_runtime
 from kubecast.storage import Store
 
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     async def run() -> None:
+        heartbeat = watch_running_loop("packager event loop")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         await packager.run(
             stop, on_first_write=lambda: print(f"kubecast packager {config.channel} running", flush=True)
         )
+        heartbeat.cancel()
 
     asyncio.run(run())
     return 0
