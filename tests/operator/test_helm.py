@@ -78,11 +78,11 @@ def test_rendered_manifests_are_valid(values):
     assert args[0] == "operator"
     pod = operator["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert (
-        container["readinessProbe"]["httpGet"]
-        == container["livenessProbe"]["httpGet"]
-        == {"path": "/healthz", "port": "health"}
-    )
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}  # kopf's, on its loop
+    # alive: the metrics server's /livez, on its own thread (kubecast/operator/main.py)
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
+    assert f"--metrics-port={ports['metrics']}" in args
     if values:
         assert "--namespace=media" in args and "--standalone" in args
         assert {"PodMonitor", "ConfigMap", "PrometheusRule"} <= kinds and not {

@@ -206,9 +206,13 @@ def test_chart_scheduling_values_reach_the_pods_the_operator_creates(monkeypatch
 
 def _served_paths(container: dict, port: int) -> set[str]:
     """The HTTP paths the container's process serves on ``port``, from its own command line."""
+    from kubecast.liveness import LIVENESS_PATH
+
     args = container["args"]
     if "--metrics-port" in args and args[args.index("--metrics-port") + 1] == str(port):
-        return {"/metrics"}  # prometheus_client's server (kubecast/runtime.py)
+        return {"/metrics", LIVENESS_PATH}  # the metrics server, on its own thread (kubecast/runtime.py)
+    if "--liveness-listen" in args and args[args.index("--liveness-listen") + 1].endswith(f":{port}"):
+        return {LIVENESS_PATH}  # the endpoint's, on its own thread (kubecast/endpoint/main.py)
     if args[0] == "endpoint" and args[args.index("--listen") + 1].endswith(f":{port}"):
         from kubecast.endpoint.app import make_app
         from kubecast.storage import Store
@@ -238,3 +242,28 @@ def test_every_data_plane_container_has_probes_on_what_it_serves():
                     assert probe["tcpSocket"]["port"] in ports.values()
                 checked += 1
     assert checked == 2 * 6  # two probes each: ingest and encoder in A and in B, packager, endpoint
+
+
+def test_every_data_plane_container_is_alive_only_while_its_loops_and_threads_beat():
+    """Liveness is /livez (a hung loop or thread: 503), never the port or /metrics alone, which a hung
+    process keeps answering; its patience is the heartbeat limit plus three probes."""
+    from kubecast.liveness import LIVENESS_PATH
+
+    children = build_channel_children(DOCS.channels["relay"], uid="uid", namespace="media", settings=SETTINGS)
+    children += build_endpoint_children(DOCS.endpoints["scaled"], uid="uid", namespace="media", settings=SETTINGS)
+    containers = [
+        container
+        for child in children
+        if child["kind"] == "Deployment"
+        for container in child["spec"]["template"]["spec"]["containers"]
+    ]
+    assert sorted(c["name"] for c in containers) == ["encoder", "encoder", "endpoint", "ingest", "ingest", "packager"]
+    for container in containers:
+        probe = container["livenessProbe"]
+        assert probe["httpGet"]["path"] == LIVENESS_PATH, container["name"]
+        assert (
+            probe["periodSeconds"] * probe["failureThreshold"] <= 15
+            and probe["timeoutSeconds"] < probe["periodSeconds"]
+        )
+        readiness = container["readinessProbe"]
+        assert readiness != probe, "ready and alive are different questions"

@@ -33,6 +33,7 @@ from .pods import (
     SRT_PORT,
     TLS_DIR,
     ingest_ports,
+    liveness_probe,
     metrics_probes,
     pod_spec,
     store_env,
@@ -183,7 +184,7 @@ def encoder_deployment(
             "ports": [{"name": port.name, "containerPort": port.number, "protocol": port.protocol} for port in ports]
             + [{"name": "ingest-metrics", "containerPort": INGEST_METRICS}],
             "readinessProbe": {"tcpSocket": {"port": RTMP_PORT}, "periodSeconds": 5},
-            "livenessProbe": metrics_probes("ingest-metrics")["livenessProbe"],
+            "livenessProbe": liveness_probe("ingest-metrics"),
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
             "volumeMounts": mounts,
             "securityContext": CONTAINER_SECURITY,

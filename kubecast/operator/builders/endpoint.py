@@ -12,7 +12,7 @@ from ..rollout import stamped
 from ..settings import OperatorSettings
 from .access import EndpointAccess, endpoint_access
 from .labels import labels, object_meta, owner_reference
-from .pods import CONTAINER_SECURITY, HTTP_PORT, pod_spec, store_env
+from .pods import CONTAINER_SECURITY, ENDPOINT_LIVENESS_PORT, HTTP_PORT, liveness_probe, pod_spec, store_env
 
 
 def endpoint_labels(name: str) -> dict[str, str]:
@@ -41,7 +41,16 @@ def endpoint_deployment(
     spec = endpoint.spec
     env, env_from = store_env(settings, namespace)
     access = access or EndpointAccess()
-    args = ["endpoint", "--store", "$(KUBECAST_STORE_URL)", "--listen", f"0.0.0.0:{HTTP_PORT}", *access.args]
+    args = [
+        "endpoint",
+        "--store",
+        "$(KUBECAST_STORE_URL)",
+        "--listen",
+        f"0.0.0.0:{HTTP_PORT}",
+        "--liveness-listen",
+        f"0.0.0.0:{ENDPOINT_LIVENESS_PORT}",
+        *access.args,
+    ]
     if spec.content_protection is not None:
         args += spec.content_protection.endpoint_arguments()
         env = env + [
@@ -65,9 +74,14 @@ def endpoint_deployment(
                         "args": args,
                         "env": env,
                         "envFrom": env_from,
-                        "ports": [{"name": "http", "containerPort": HTTP_PORT}],
+                        "ports": [
+                            {"name": "http", "containerPort": HTTP_PORT},
+                            {"name": "liveness", "containerPort": ENDPOINT_LIVENESS_PORT},
+                        ],
+                        # Ready: /healthz, served by the event loop, so a hung replica leaves the Service
+                        # within seconds; alive: /livez from its own thread (restarted once hung 15 s).
                         "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5},
-                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+                        "livenessProbe": liveness_probe("liveness"),
                         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
                         "securityContext": CONTAINER_SECURITY,
                         **({"volumeMounts": access.mounts} if access.mounts else {}),

@@ -47,6 +47,7 @@ def ingest_ports(channel: Channel) -> list[IngestPort]:
 CONTRIBUTION_PORT = 7000
 INGEST_METRICS, ENCODER_METRICS, PACKAGER_METRICS = 9101, 9102, 9103
 HTTP_PORT = 8080
+ENDPOINT_LIVENESS_PORT = 8081  # the endpoint's /livez, off the event loop it watches
 CONFIG_DIR = "/etc/kubecast"
 KEY_DIR = "/var/run/secrets/kubecast"
 TLS_DIR = f"{KEY_DIR}/tls"  # the channel's kubernetes.io/tls Secret (tls.crt, tls.key)
@@ -75,14 +76,27 @@ CONTAINER_SECURITY = {
 }
 
 
-def metrics_probes(port: str) -> dict[str, Any]:
-    """Liveness and readiness of a container whose only HTTP server is its Prometheus metrics
-    (ingest, encoder, packager): they show the process is up and serving, not that media flows
-    (the Channel's status and the alerts say that)."""
-    probe = {"httpGet": {"path": "/metrics", "port": port}}
+def liveness_probe(port: str) -> dict[str, Any]:
+    """``/livez`` (kubecast/liveness.py), answered by a thread of its own: 503 once an event loop or a
+    worker thread has been stuck for 15 s, so a hung process is restarted, not only a dead one.  The
+    15 s are the patience for a slow but live process; on top, three failed probes 5 s apart (each
+    given 3 s) ride out a probe lost on a starved node, and a frozen process, which answers nothing,
+    is restarted after them.  A hang is restarted within ~30 s of its start."""
     return {
-        "readinessProbe": {**probe, "periodSeconds": 10},
-        "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
+        "httpGet": {"path": "/livez", "port": port},
+        "periodSeconds": 5,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
+    }
+
+
+def metrics_probes(port: str) -> dict[str, Any]:
+    """Readiness and liveness of a container whose only HTTP server is its Prometheus metrics
+    (ingest, encoder, packager), which also answers ``/livez``: ready when it serves, alive while
+    its loops and worker threads beat (media flowing is for the Channel's status and the alerts)."""
+    return {
+        "readinessProbe": {"httpGet": {"path": "/metrics", "port": port}, "periodSeconds": 10},
+        "livenessProbe": liveness_probe(port),
     }
 
 
