@@ -168,6 +168,7 @@ def plan_ports(manifests: Manifests, args: argparse.Namespace) -> Ports:
             },
             rtmps=rtmps_ports,
             ingest_https=https_ports,
+            endpoint_liveness=reserve.free(),
         )
 
 

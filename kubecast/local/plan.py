@@ -39,6 +39,7 @@ class ProcessSpec:
     ready_marker: str | None  # a stdout substring that says the process serves
     env: dict[str, str] = field(default_factory=dict)
     restart: bool = True
+    liveness_url: str | None = None  # its /livez: the supervisor restarts the process when it says hung
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Ports:
     udp: dict[tuple[str, str], int] = field(default_factory=dict)  # (channel, instance) -> MPEG-TS over UDP / RTP
     rtmps: dict[str, int] = field(default_factory=dict)  # RTMP over TLS, per ingest instance
     ingest_https: dict[str, int] = field(default_factory=dict)  # Smooth / CMAF push over HTTPS, per ingest instance
+    endpoint_liveness: int | None = None  # the endpoint's /livez (loopback); None: not watched
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,11 @@ def packager_config_path(run_dir: Path, channel: str) -> Path:
 
 def encoder_config_path(run_dir: Path, channel: str) -> Path:
     return run_dir / f"encoder-{channel}.json"
+
+
+def livez(port: int) -> str:
+    """A process's liveness URL: its metrics server (loopback, the default ``--metrics-address``)."""
+    return f"http://127.0.0.1:{port}/livez"
 
 
 def kubecast_command(*args: str) -> list[str]:
@@ -180,9 +187,15 @@ def build_plan(
                 f"{host}:{ports.http}",
                 *protection_args,
                 *(["--access", str(access_path(run_dir))] if access else []),
+                *(
+                    ["--liveness-listen", f"127.0.0.1:{ports.endpoint_liveness}"]
+                    if ports.endpoint_liveness is not None
+                    else []
+                ),
             ),
             ready_marker="listening on",
             env=protection_env,
+            liveness_url=livez(ports.endpoint_liveness) if ports.endpoint_liveness is not None else None,
         )
     ]
     instances = instances_for(redundant=ports.rtmp_secondary is not None)
@@ -210,6 +223,7 @@ def build_plan(
                         str(ports.metrics[label]),
                     ),
                     ready_marker="listening on",
+                    liveness_url=livez(ports.metrics[label]),
                 )
             )
         label = f"packager {name}"
@@ -226,6 +240,7 @@ def build_plan(
                     str(ports.metrics[label]),
                 ),
                 ready_marker="running",  # the channel's first timeline is written: its URLs answer
+                liveness_url=livez(ports.metrics[label]),
             )
         )
         ingest = channel.spec.ingest
@@ -280,6 +295,7 @@ def build_plan(
                     *tls_args,
                 ),
                 ready_marker="listening on",
+                liveness_url=livez(ports.metrics[name]),
             )
         )
     return Plan(

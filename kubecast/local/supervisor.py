@@ -1,5 +1,12 @@
-"""Runs the planned processes: start in order, wait for readiness, restart what crashes,
-stop everything cleanly.
+"""Runs the planned processes: start in order, wait for readiness, restart what crashes or
+hangs, stop everything cleanly.
+
+A process can hang with its ports open (an event loop blocked, an encode thread stuck), which a
+crash watch never sees.  So the supervisor polls each process's ``/livez`` (kubecast/liveness.py)
+every two seconds once it is ready, and kills with SIGKILL (a hung loop would never run a SIGTERM
+handler) and restarts a process that answers 503 (a loop or thread stuck past its limit, 15 s),
+or that has not answered at all for as long (frozen), logging why.  The 15 s are the liveness
+limit itself: /livez has already waited them, so one 503 is enough.
 
 Children run in their own sessions so that a Ctrl-C in the terminal reaches only the
 supervisor, which then stops them in reverse start order (publisher and ingest first, so
@@ -17,12 +24,29 @@ import os
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
+
+from kubecast.liveness import STALE_AFTER
 
 from .plan import ProcessSpec
 
 log = logging.getLogger("kubecast.local")
 
 PR_SET_PDEATHSIG = 1
+LIVENESS_POLL_SECONDS = 2.0
+LIVENESS_TIMEOUT_SECONDS = 2.0
+
+
+def probe_liveness(url: str, timeout: float = LIVENESS_TIMEOUT_SECONDS) -> tuple[int | None, str]:
+    """GET ``url`` (blocking; run it in a thread): the status and body, or None and why not."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read(4096).decode(errors="replace").strip()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(4096).decode(errors="replace").strip()
+    except (OSError, ValueError) as error:  # refused, reset, timed out
+        return None, str(getattr(error, "reason", error))
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -37,6 +61,7 @@ class ManagedProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.ready = asyncio.Event()
         self.restarts = 0
+        self.hung_kills = 0  # restarts because /livez said hung or went silent
         self.stopping = False
         self._pumps: list[asyncio.Task[None]] = []
 
@@ -97,9 +122,19 @@ class ManagedProcess:
 
 
 class Supervisor:
-    def __init__(self, specs: list[ProcessSpec], *, echo: bool = True, ready_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        specs: list[ProcessSpec],
+        *,
+        echo: bool = True,
+        ready_timeout: float = 60.0,
+        silent_limit: float = STALE_AFTER,
+        liveness_poll: float = LIVENESS_POLL_SECONDS,
+    ) -> None:
         self.processes = [ManagedProcess(spec, echo=echo) for spec in specs]
         self.ready_timeout = ready_timeout
+        self.silent_limit = silent_limit  # a process whose /livez answers nothing for this long is frozen
+        self.liveness_poll = liveness_poll
         self._watchers: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -107,7 +142,47 @@ class Supervisor:
         for managed in self.processes:
             await managed.start()
             await managed.wait_ready(self.ready_timeout)
-            self._watchers.append(asyncio.create_task(self._watch(managed)))
+            self._watch_all(managed)
+
+    def _watch_all(self, managed: ManagedProcess) -> None:
+        self._watchers.append(asyncio.create_task(self._watch(managed)))
+        if managed.spec.liveness_url is not None:
+            self._watchers.append(asyncio.create_task(self._watch_liveness(managed, managed.spec.liveness_url)))
+
+    async def _watch_liveness(self, managed: ManagedProcess, url: str) -> None:
+        """Kill a hung process; ``_watch`` then restarts it as it does a crashed one."""
+        silent_since: float | None = None
+        while not (self._stopping or managed.stopping):
+            await managed.ready.wait()
+            process = managed.process
+            await asyncio.sleep(self.liveness_poll)
+            if self._stopping or managed.stopping or process is not managed.process:
+                silent_since = None
+                continue
+            assert process is not None  # ready implies started
+            if process.returncode is not None:
+                silent_since = None
+                continue
+            status, text = await asyncio.to_thread(probe_liveness, url)
+            now = time.monotonic()
+            if status == 200:
+                silent_since = None
+                continue
+            if status is None:
+                silent_since = now if silent_since is None else silent_since
+                if now - silent_since < self.silent_limit:
+                    continue
+                reason = f"/livez has not answered for {now - silent_since:.0f}s: {text}"
+            else:
+                reason = f"/livez answered {status}: {text}"
+            if process.returncode is not None or self._stopping or managed.stopping:
+                continue
+            log.warning("%s is hung (%s); killing it (SIGKILL) to restart it", managed.spec.name, reason)
+            silent_since = None
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            managed.hung_kills += 1
 
     async def _watch(self, managed: ManagedProcess) -> None:
         backoff = 1.0
@@ -146,4 +221,4 @@ class Supervisor:
     async def start_one(self, managed: ManagedProcess) -> None:
         await managed.start()
         await managed.wait_ready(self.ready_timeout)
-        self._watchers.append(asyncio.create_task(self._watch(managed)))
+        self._watch_all(managed)

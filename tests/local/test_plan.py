@@ -147,3 +147,32 @@ def test_a_tls_channel_gets_rtmps_and_https_listeners_with_the_certificate_of_it
     # No channel with tls: no TLS listener, whatever the ports.
     plain = tls_plan(tmp_path, TLS_MANIFESTS.replace(", tls: {secretName: ingest-tls}", ""))
     assert not any("--rtmps-listen" in p.argv or "--tls-cert" in p.argv for p in plain.processes)
+
+
+def test_the_supervisor_watches_every_process_where_it_serves_its_liveness(tmp_path):
+    import dataclasses
+    from urllib.parse import urlsplit
+
+    manifests = load_text(MANIFESTS)
+    ports = dataclasses.replace(_ports(manifests), endpoint_liveness=9999)
+    plan = build_plan(manifests=manifests, store_url="/store", run_dir=tmp_path, host="0.0.0.0", ports=ports)
+    for spec in plan.processes:
+        assert spec.liveness_url is not None, spec.name
+        url = urlsplit(spec.liveness_url)
+        assert url.hostname == "127.0.0.1" and url.path == "/livez"
+        argv = spec.argv
+        option = "--liveness-listen" if spec.name == "endpoint" else "--metrics-port"
+        served = argv[argv.index(option) + 1]
+        assert served in (str(url.port), f"127.0.0.1:{url.port}"), (spec.name, argv)
+        if option == "--metrics-port":
+            assert "--metrics-address" not in argv, "metrics (and /livez) on loopback, the default"
+
+
+def _ports(manifests) -> Ports:
+    return Ports(
+        rtmp=1935,
+        http=8080,
+        rtmp_secondary=1936,
+        contribution={("news", "A"): 7001, ("open", "A"): 7002, ("news", "B"): 7003, ("open", "B"): 7004},
+        metrics={name: 9000 + index for index, name in enumerate(metrics_names(manifests))},
+    )
