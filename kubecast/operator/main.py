@@ -6,6 +6,14 @@ a peer of the same priority, so replicas must not share one: by default each tak
 from its start time (the longest-running replica is the active one; a restarted replica comes
 back as the standby, so a restart never moves the work) with a random tie-breaker for replicas
 started in the same second.
+
+A replica is the active one while it renews its peering record; kopf's default lifetime of that
+record is 60 s, so a frozen active replica would leave every Channel unreconciled for up to a
+minute.  We use 15 s (:data:`PEERING_LIFETIME`): kopf renews 5 to 10 s before it runs out, which
+is a patch every few seconds per replica, and the standby resumes at most 15 s after the active
+replica's last renewal.  A replica that only missed a renewal (a slow API server) and comes back
+finds the other active: the one of lower priority pauses again at its next peering event, and
+both only ever apply the same children meanwhile.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from kubecast import liveness
 from kubecast.liveness import watch_running_loop
 
 EPOCH_LIMIT = 1 << 40  # seconds: far past any start time
+PEERING_LIFETIME = 15  # seconds a replica's peering record stays valid without renewal
 
 
 def seniority_priority(started: float, tiebreak: int) -> int:
@@ -64,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     async def run() -> None:
         heartbeat = watch_running_loop("operator event loop")
         try:
+            settings = kopf.OperatorSettings()
+            settings.peering.lifetime = PEERING_LIFETIME
             await kopf.operator(
+                settings=settings,
                 clusterwide=not args.namespace,
                 namespaces=args.namespace or [],
                 standalone=args.standalone,
