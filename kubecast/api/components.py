@@ -47,6 +47,17 @@ class IngestFile(WireModel):
         return self.model_dump_json(by_alias=True, indent=2)
 
 
+class ChannelStates(WireModel):
+    """``channel-states.json``: the channels a local ingest refuses because they are stopped.
+    ``kubecast up`` rewrites it when a channel is stopped or started and the ingest reads it
+    again; on a cluster a stopped channel has no ingest at all (it runs in the encoder pods)."""
+
+    stopped: list[str] = Field(default_factory=list)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
+
+
 def ingest_route(
     channel: Channel,
     *,

@@ -13,6 +13,7 @@ import asyncio
 import signal
 import ssl
 import sys
+from pathlib import Path
 
 import uvloop
 
@@ -23,6 +24,7 @@ from .config import ConfigError, load_config
 from .mpegts.datagram import DatagramServer
 from .publication import Publications
 from .rtmp.server import IngestServer
+from .states import follow_states, read_states
 from .tls import TlsError, server_context
 
 
@@ -52,13 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-cert", help="PEM certificate chain (leaf first) for RTMPS and HTTPS")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--config", required=True, help="ingest.json: channels, key files, encoder addresses")
+    parser.add_argument(
+        "--states", help="channel-states.json: the stopped channels, read again whenever it changes (local mode)"
+    )
     add_runtime_arguments(parser)
     args = parser.parse_args(argv)
     start_runtime(args, "ingest")
     try:
         config = load_config(args.config)
         tls = tls_context(args)
-    except (ConfigError, TlsError) as error:
+        stopped = read_states(Path(args.states)) if args.states else frozenset()
+    except (ConfigError, TlsError, ValueError) as error:
         print(f"kubecast ingest: {error}", file=sys.stderr)
         return 2
 
@@ -66,6 +72,15 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat = watch_running_loop("ingest event loop")
         publications = Publications()
         stoppers = []
+        if args.states:
+            publications.set_stopped(stopped)  # before the first publisher can arrive
+            follower = asyncio.create_task(follow_states(Path(args.states), publications))
+
+            async def stop_following() -> None:
+                follower.cancel()
+                await asyncio.gather(follower, return_exceptions=True)
+
+            stoppers.append(stop_following)
         rtmp = IngestServer(config, publications)
         bound = await rtmp.start(*split_address(args.listen))
         stoppers.append(rtmp.stop)

@@ -108,18 +108,40 @@ class Busy(Exception):
     """The source is already being published; the message says which."""
 
 
+class ChannelStopped(Busy):
+    """The channel's spec.state is Stopped: it takes no contribution until it is started."""
+
+    def __init__(self, channel: str) -> None:
+        super().__init__(f"channel {channel} is stopped: start it to publish")
+
+
 class Publications:
     def __init__(self) -> None:
         self._live: dict[str, tuple[Publication, dict[str, Source]]] = {}
+        self._stopped: frozenset[str] = frozenset()
 
     def live(self, channel: str) -> bool:
         return channel in self._live
+
+    def stopped(self, channel: str) -> bool:
+        return channel in self._stopped
+
+    def set_stopped(self, channels: frozenset[str]) -> None:
+        """The channels that are stopped from now on.  A live publisher of one is refused at its
+        next frame by its front end (``stopped``), which ends its connection."""
+        for channel in sorted(channels - self._stopped):
+            log.info("channel %s is stopped: its publishers are refused", channel)
+        for channel in sorted(self._stopped - channels):
+            log.info("channel %s is started: it takes a publisher", channel)
+        self._stopped = channels
 
     def join(
         self, route: ChannelRoute, *, name: str, session_id: str, protocol: str, audio_only: bool = False
     ) -> Source:
         """A publisher starts sending rendition ``name`` of ``route``'s channel (or, with
         ``audio_only``, the contribution's audio track, which takes no rendition index)."""
+        if route.name in self._stopped:
+            raise ChannelStopped(route.name)
         if route.name in self._live:
             publication, sources = self._live[route.name]
             if name in sources:

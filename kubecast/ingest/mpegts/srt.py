@@ -30,7 +30,7 @@ import time
 
 from .. import metrics
 from ..config import ChannelRoute
-from ..publication import Busy, Publications
+from ..publication import Busy, ChannelStopped, Publications
 from .tssession import TsSession
 
 log = logging.getLogger("kubecast.ingest")
@@ -44,6 +44,7 @@ REJECT_BAD_REQUEST, REJECT_UNAUTHORIZED, REJECT_FORBIDDEN, REJECT_NOT_FOUND, REJ
     1404,
     1409,
 )
+REJECT_UNAVAILABLE = 1503  # SRT_REJX_UNAVAILABLE: a stopped channel
 LIBRARIES = ("libsrt-gnutls.so.1.5", "libsrt-openssl.so.1.5", "libsrt.so.1.5")
 MESSAGE = 1500  # one SRT live-mode payload (7 TS packets, 1316 bytes, by default)
 POLL_SECONDS, HANDOVER_BYTES = 0.01, 64 << 10
@@ -180,6 +181,13 @@ class SrtServer:
                     REJECT_FORBIDDEN,
                     "not_allowed",
                     f"{peer} may not publish to channel {route.name} over SRT",
+                )
+            if self.publications.stopped(route.name):
+                return self._reject(
+                    new_socket,
+                    REJECT_UNAVAILABLE,
+                    "stopped",
+                    f"refused SRT from {peer}: {ChannelStopped(route.name)}",
                 )
             with self._lock:
                 if route.name in self.connected or self.publications.live(route.name):

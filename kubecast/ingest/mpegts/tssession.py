@@ -38,7 +38,8 @@ class TsSession:
         )
 
     def feed(self, data: bytes) -> bool:
-        """Forward what ``data`` completes; False when the contribution must end (its clock jumped)."""
+        """Forward what ``data`` completes; False when the contribution must end (its clock jumped,
+        or the channel was stopped)."""
         try:
             records = self.contribution.feed(data)
         except TimestampJump as jump:
@@ -47,6 +48,15 @@ class TsSession:
             log.warning("ending the %s contribution of %s from %s: %s", self.protocol, self.route.name, self.peer, jump)
             return False
         assert self.source is not None  # fed only once started
+        if self.publications.stopped(self.route.name):
+            metrics.REJECTED.labels("stopped").inc()
+            log.warning(
+                "ending the %s contribution of %s from %s: the channel is stopped",
+                self.protocol,
+                self.route.name,
+                self.peer,
+            )
+            return False
         for record in records:
             self.source.forward(record)
         self._count()

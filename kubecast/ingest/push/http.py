@@ -38,7 +38,7 @@ from kubecast.media.mp4 import Mp4Error
 
 from .. import metrics
 from ..config import ChannelRoute, IngestConfig
-from ..publication import Busy, Publications, Source
+from ..publication import Busy, ChannelStopped, Publications, Source
 
 log = logging.getLogger("kubecast.ingest")
 
@@ -158,6 +158,8 @@ class PushStream:
             raise Mp4Error("the stream has neither an H.264 nor an AAC track")
 
     def _fragment(self, samples_by_track: dict[int, list[FragmentSample]]) -> None:
+        if self.ingest.publications.stopped(self.route.name):
+            raise ChannelStopped(self.route.name)
         for track_id, samples in samples_by_track.items():
             track, source = self.tracks.get(track_id), self.sources.get(track_id)
             if track is None or source is None:
@@ -264,6 +266,11 @@ class HttpIngest:
         log.warning("refused %s %s from %s: %s", request.method, loggable_path(request.path), request.remote, message)
         return web.Response(status=status, text=message + "\n")
 
+    def _refuse_busy(self, request: web.Request, busy: Busy) -> web.Response:
+        if isinstance(busy, ChannelStopped):  # stopped while it pushed
+            return self._refuse(request, 403, "stopped", str(busy))
+        return self._refuse(request, 409, "busy", str(busy))
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
             route, protocol, rest = parse_path(self.config, request.path)
@@ -277,6 +284,8 @@ class HttpIngest:
             return self._refuse(
                 request, 403, "not_allowed", f"{request.remote} may not publish to channel {route.name}"
             )
+        if self.publications.stopped(route.name):
+            return self._refuse(request, 403, "stopped", str(ChannelStopped(route.name)))
         if request.method not in ("POST", "PUT", "DELETE"):
             return self._refuse(request, 405, "method", f"{request.method} is not an ingest method")
         if request.method == "DELETE" or rest.endswith((".mpd", ".m3u8")):
@@ -308,7 +317,7 @@ class HttpIngest:
         try:
             stream = self._stream(request, route, match.group(1), "FragmentedMP4")
         except Busy as busy:
-            return self._refuse(request, 409, "busy", str(busy))
+            return self._refuse_busy(request, busy)
         body = RequestBody()
         try:
             async for chunk in request.content.iter_any():
@@ -317,7 +326,7 @@ class HttpIngest:
                     break
         except Busy as busy:
             await self._finish(stream, str(busy))
-            return self._refuse(request, 409, "busy", str(busy))
+            return self._refuse_busy(request, busy)
         except Mp4Error as error:
             metrics.PROTOCOL_ERRORS.labels("fragment").inc()
             await self._finish(stream, f"bad input: {error}")
@@ -337,7 +346,7 @@ class HttpIngest:
         try:
             stream = self._stream(request, route, track_key(rest), "CMAF")
         except Busy as busy:
-            return self._refuse(request, 409, "busy", str(busy))
+            return self._refuse_busy(request, busy)
         body = RequestBody()
         try:
             async with asyncio.timeout(self.config.idle_timeout):
@@ -356,7 +365,7 @@ class HttpIngest:
                 raise Mp4Error(f"segment {rest} ends inside a box")
         except Busy as busy:
             await self._finish(stream, str(busy))
-            return self._refuse(request, 409, "busy", str(busy))
+            return self._refuse_busy(request, busy)
         except Mp4Error as error:
             metrics.PROTOCOL_ERRORS.labels("fragment").inc()
             await self._finish(stream, f"bad input: {error}")

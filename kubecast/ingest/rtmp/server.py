@@ -20,7 +20,7 @@ from kubecast.media.flv import FlvError, parse_audio, parse_video
 
 from .. import metrics
 from ..config import IngestConfig, decide
-from ..publication import Busy, Publications, Source
+from ..publication import Busy, ChannelStopped, Publications, Source
 from ..timestamps import TimestampGuard
 from ..tls import TlsListener
 from . import chunks
@@ -178,7 +178,7 @@ class IngestServer:
                                 decision.route, name=decision.rendition, session_id=session_id, protocol="RTMP"
                             )
                         except Busy as busy:
-                            metrics.REJECTED.labels("busy").inc()
+                            metrics.REJECTED.labels("stopped" if isinstance(busy, ChannelStopped) else "busy").inc()
                             log.warning("refused a publish from %s: %s", peer, busy)
                             return await refuse(str(busy))
                         channel = decision.route.name
@@ -191,6 +191,11 @@ class IngestServer:
                             session_id,
                         )
                     elif isinstance(event, Media) and source is not None:
+                        if self.publications.stopped(source.channel):
+                            metrics.REJECTED.labels("stopped").inc()
+                            stopped = ChannelStopped(source.channel)
+                            log.warning("ending the contribution of %s: %s", peer, stopped)
+                            return await refuse(str(stopped))
                         if reason := check_codec(event):
                             metrics.REJECTED.labels("codec").inc()
                             log.warning("refused the contribution of %s on %s: %s", peer, channel, reason)
