@@ -3,6 +3,7 @@
 from .channel import (
     Channel,
     ChannelSpec,
+    ChannelState,
     DeletionPolicy,
     Encoding,
     EncodingPreset,
@@ -25,6 +26,7 @@ __all__ = [
     "VERSION",
     "Channel",
     "ChannelSpec",
+    "ChannelState",
     "DeletionPolicy",
     "Encoding",
     "EncodingPreset",

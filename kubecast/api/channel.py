@@ -39,6 +39,13 @@ class DeletionPolicy(str, enum.Enum):
     DELETE = "Delete"
 
 
+class ChannelState(str, enum.Enum):
+    """What the operator asks of a channel (Azure Media Services' Start and Stop)."""
+
+    RUNNING = "Running"
+    STOPPED = "Stopped"  # no encoder or packager runs; what is stored stays playable
+
+
 class ServiceType(str, enum.Enum):
     LOAD_BALANCER = "LoadBalancer"
     NODE_PORT = "NodePort"
@@ -246,6 +253,11 @@ class ChannelSpec(WireModel):
         }
     )
 
+    state: ChannelState = Field(
+        default=ChannelState.RUNNING,
+        description="Running takes a contribution and encodes it; Stopped refuses publishers, scales the encoders and "
+        "the packager to zero and stops the channel's running Programs (they stay playable on demand).",
+    )
     ingest: Ingest = Field(default_factory=Ingest)
     encoding: Encoding = Field(default_factory=Encoding)
     segment_duration: float = Field(
@@ -271,6 +283,10 @@ class ChannelSpec(WireModel):
         if abs(value * 1000 - round(value * 1000)) > 1e-6:
             raise ValueError("segmentDuration must be a whole number of milliseconds")
         return value
+
+    @property
+    def stopped(self) -> bool:
+        return self.state is ChannelState.STOPPED
 
     @property
     def segment_duration_ms(self) -> int:

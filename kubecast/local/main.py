@@ -19,6 +19,7 @@ from kubecast.api import ManifestError, Manifests, load_paths, load_text
 from kubecast.api.urls import ingest_urls, program_urls
 from kubecast.storage import ProgramRecord, Store, layout, read_program_timeline, read_timeline
 
+from .channels import ChannelSwitch
 from .plan import (
     HTTP_PUSH,
     Ports,
@@ -82,9 +83,12 @@ def _tls_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
 
 
-async def _status_loop(store: Store, channels: list[str], interval: float) -> None:
+async def _status_loop(store: Store, switch: ChannelSwitch, interval: float) -> None:
     while True:
-        for channel in channels:
+        for channel in switch.channels:
+            if channel in switch.stopped:
+                print(f"{channel}: Stopped (`kubecast channel start {channel}` starts it)", flush=True)
+                continue
             print(summarize(channel, await read_timeline(store, channel)), flush=True)
         await asyncio.sleep(interval)
 
@@ -192,7 +196,7 @@ async def run_pipeline(
         print(f"kubecast: {error}", file=sys.stderr)
         return 2
     write_run_files(plan, run_dir)
-    specs = list(plan.processes)
+    specs = plan.running(frozenset(plan.states.stopped))
     for spec in extra:
         specs.append(
             ProcessSpec(
@@ -212,12 +216,18 @@ async def run_pipeline(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     store = Store(store_url)
+    switch = ChannelSwitch(
+        store=store, plan=plan, run_dir=run_dir, supervisor=supervisor, channels=list(manifests.channels)
+    )
     status_task = None
+    tasks: list[asyncio.Task[None]] = []
     try:
         await publish_programs(store, manifests)
+        await switch.publish()
         await supervisor.start()
         print_urls(manifests, host=host, ports=ports, store_url=store_url, demo=demo)
-        status_task = asyncio.create_task(_status_loop(store, list(manifests.channels), args.status_interval))
+        status_task = asyncio.create_task(_status_loop(store, switch, args.status_interval))
+        tasks.append(asyncio.create_task(switch.follow()))
         await stop.wait()
         print("stopping...", file=sys.stderr, flush=True)
         return 0
@@ -225,8 +235,9 @@ async def run_pipeline(
         print(f"kubecast: {error}", file=sys.stderr)
         return 1
     finally:
-        if status_task:
-            status_task.cancel()
+        for task in [*tasks, *([status_task] if status_task else [])]:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await supervisor.stop()
 
 

@@ -22,6 +22,7 @@ from kubecast.api import ManifestError, Manifests
 from kubecast.api.access import access_document, secret_files
 from kubecast.api.channel import TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY
 from kubecast.api.components import (
+    ChannelStates,
     EncoderConfig,
     IngestFile,
     IngestRoute,
@@ -40,6 +41,7 @@ class ProcessSpec:
     env: dict[str, str] = field(default_factory=dict)
     restart: bool = True
     liveness_url: str | None = None  # its /livez: the supervisor restarts the process when it says hung
+    channel: str | None = None  # the channel an encoder or packager serves: absent while it is stopped
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,11 @@ class Plan:
     encoder_config: dict[str, EncoderConfig]  # channel -> its encoders' encoder.json
     key_files: dict[str, str]  # path -> stream key or other secret (written 0600 by the runner)
     access_config: dict[str, Any] | None = None  # the endpoint's access policy; None: everything open
+    states: ChannelStates = field(default_factory=ChannelStates)  # the ingests' channel-states.json
+
+    def running(self, stopped: set[str] | frozenset[str]) -> list[ProcessSpec]:
+        """The processes to run while the ``stopped`` channels are stopped."""
+        return [spec for spec in self.processes if spec.channel not in stopped]
 
 
 INGESTS = {"A": "ingest", "B": "ingest secondary"}  # process names: primary and secondary ingest
@@ -90,6 +97,10 @@ def ingest_config_path(run_dir: Path, instance: str) -> Path:
 
 def packager_config_path(run_dir: Path, channel: str) -> Path:
     return run_dir / f"packager-{channel}.json"
+
+
+def states_path(run_dir: Path) -> Path:
+    return run_dir / "channel-states.json"
 
 
 def encoder_config_path(run_dir: Path, channel: str) -> Path:
@@ -224,6 +235,7 @@ def build_plan(
                     ),
                     ready_marker="listening on",
                     liveness_url=livez(ports.metrics[label]),
+                    channel=name,
                 )
             )
         label = f"packager {name}"
@@ -241,6 +253,7 @@ def build_plan(
                 ),
                 ready_marker="running",  # the channel's first timeline is written: its URLs answer
                 liveness_url=livez(ports.metrics[label]),
+                channel=name,
             )
         )
         ingest = channel.spec.ingest
@@ -274,6 +287,8 @@ def build_plan(
                     f"{host}:{port}",
                     "--config",
                     str(ingest_config_path(run_dir, instance)),
+                    "--states",
+                    str(states_path(run_dir)),
                     "--metrics-port",
                     str(ports.metrics[name]),
                     *(
@@ -305,6 +320,7 @@ def build_plan(
         encoder_config=encoders,
         key_files=key_files,
         access_config=access,
+        states=ChannelStates(stopped=[name for name, channel in manifests.channels.items() if channel.spec.stopped]),
     )
 
 
@@ -332,6 +348,14 @@ def write_run_files(plan: Plan, run_dir: Path) -> None:
         encoder_config_path(run_dir, channel).write_text(encoder.to_json())
     if plan.access_config is not None:
         access_path(run_dir).write_text(json.dumps(plan.access_config, indent=2))
+    write_states(run_dir, plan.states)
+
+
+def write_states(run_dir: Path, states: ChannelStates) -> None:
+    """Replaced whole (rename), so the ingest never reads half a file."""
+    temporary = states_path(run_dir).with_suffix(".tmp")
+    temporary.write_text(states.to_json())
+    temporary.replace(states_path(run_dir))
 
 
 HTTP_PUSH = {"FragmentedMP4", "CMAF"}

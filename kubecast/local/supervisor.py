@@ -132,6 +132,7 @@ class Supervisor:
         liveness_poll: float = LIVENESS_POLL_SECONDS,
     ) -> None:
         self.processes = [ManagedProcess(spec, echo=echo) for spec in specs]
+        self.echo = echo
         self.ready_timeout = ready_timeout
         self.silent_limit = silent_limit  # a process whose /livez answers nothing for this long is frozen
         self.liveness_poll = liveness_poll
@@ -217,6 +218,12 @@ class Supervisor:
         managed = ManagedProcess(spec, echo=echo)
         self.processes.append(managed)
         return managed
+
+    async def remove(self, managed: ManagedProcess) -> None:
+        """Stop one process for good (a stopped channel's): it is not restarted."""
+        await managed.stop()
+        if managed in self.processes:
+            self.processes.remove(managed)
 
     async def start_one(self, managed: ManagedProcess) -> None:
         await managed.start()

@@ -3,11 +3,12 @@
 from kubecast.media.tracks import SegmentRecord, TrackInfo
 
 from . import layout
-from .records import ClockStart, EncoderProgress, Epoch, IngestInfo, ProgramRecord
+from .records import ChannelControl, ClockStart, EncoderProgress, Epoch, IngestInfo, ProgramRecord
 from .store import InvalidKey, ObjectInfo, Store, check_key, storage_full
 from .timelines import read_program_timeline, read_timeline, read_timeline_sync
 
 __all__ = [
+    "ChannelControl",
     "ClockStart",
     "EncoderProgress",
     "Epoch",

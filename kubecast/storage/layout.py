@@ -3,6 +3,8 @@
 ::
 
     channels/<channel>/timeline.json                         index; the packager replaces it whole
+    channels/<channel>/control.json                          the channel's asked-for state; the control
+                                                             plane replaces it
     channels/<channel>/encoders/<instance>/progress.json     encoder heartbeat + recent segments;
                                                              its encoder replaces it
     channels/<channel>/encoders/<instance>/thumbnail.jpg     latest preview picture; its encoder replaces it
@@ -34,6 +36,10 @@ def channel_prefix(channel: str) -> str:
 
 def timeline_key(channel: str) -> str:
     return f"{channel_prefix(channel)}/timeline.json"
+
+
+def control_key(channel: str) -> str:
+    return f"{channel_prefix(channel)}/control.json"
 
 
 def encoder_prefix(channel: str, instance: str) -> str:

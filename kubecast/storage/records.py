@@ -46,6 +46,18 @@ class Epoch(_Record):
     instance: str
 
 
+class ChannelControl(_Record):
+    """What the control plane asks of a channel's data plane: its state (``spec.state``).
+    Written by ``kubecast up`` and ``kubecast channel stop|start``; read by ``kubecast up``,
+    which stops or starts the channel's processes."""
+
+    state: Literal["Running", "Stopped"] = "Running"
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "ChannelControl":
+        return cls.model_validate_json(data)
+
+
 class ProgramRecord(_Record):
     """A Program as the data plane sees it: written by the control plane (the operator, or
     ``kubecast up``), read by the channel's packager (which records it) and by streaming

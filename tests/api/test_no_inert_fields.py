@@ -78,6 +78,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
         {"ingest": {"tls": {"secretName": "ingest-tls"}}},
         {"ingest": {"tls": {"plaintext": True}}},
     ),
+    "Channel.state": ({}, {"state": "Stopped"}),
     "Channel.preview.allowedIps": ({}, {"preview": {"allowedIps": ["10.0.0.0/8"]}}),
     "StreamingEndpoint.replicas": ({}, {"replicas": 5}),
     "StreamingEndpoint.scaling.minReplicas": ({"scaling": {}}, {"scaling": {"minReplicas": 3}}),
@@ -270,6 +271,8 @@ def built(kind: str, spec: dict, tmp_path: Path) -> str:
         "encoder": plan.encoder_config,
         "packager": plan.packager_config,
         "files": sorted(plan.key_files),
+        "running": [p.name for p in plan.running(frozenset(plan.states.stopped))],
+        "states": plan.states,
     }
     return json.dumps(parts, sort_keys=True, default=str)
 

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from kubecast.api import load_text
 from kubecast.ingest.config import load_config
+from kubecast.ingest.states import read_states
 from kubecast.local.plan import Ports, build_plan, metrics_names, write_run_files
 
 MANIFESTS = """
@@ -176,3 +177,24 @@ def _ports(manifests) -> Ports:
         contribution={("news", "A"): 7001, ("open", "A"): 7002, ("news", "B"): 7003, ("open", "B"): 7004},
         metrics={name: 9000 + index for index, name in enumerate(metrics_names(manifests))},
     )
+
+
+def test_a_stopped_channel_runs_no_encoder_or_packager_and_its_ingests_know_it(tmp_path):
+    manifests = load_text(
+        MANIFESTS.replace("spec: {encoding: {preset: None}", "spec: {state: Stopped, encoding: {preset: None}")
+    )
+    ports = _ports(manifests)
+    plan = build_plan(manifests=manifests, store_url="/store", run_dir=tmp_path, host="127.0.0.1", ports=ports)
+    assert plan.states.stopped == ["open"]
+    running = [p.name for p in plan.running(frozenset(plan.states.stopped))]
+    assert running == ["endpoint", "encoder news/A", "encoder news/B", "packager news", "ingest", "ingest secondary"]
+    # Kept in the plan, to be run when the channel is started.
+    assert [p.name for p in plan.processes if p.channel == "open"] == [
+        "encoder open/A",
+        "encoder open/B",
+        "packager open",
+    ]
+    write_run_files(plan, tmp_path)
+    ingest = next(p for p in plan.processes if p.name == "ingest")
+    states = Path(ingest.argv[ingest.argv.index("--states") + 1])
+    assert read_states(states) == frozenset({"open"})

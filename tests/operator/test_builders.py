@@ -737,3 +737,18 @@ def test_a_tls_channel_mounts_its_tls_secret_and_opens_rtmps_and_https_ports() -
         now=NOW,
     )
     assert status["ingest"]["primary"] == "rtmps://203.0.113.7:443/live/secure"
+
+
+def test_a_stopped_channel_scales_its_encoders_and_packager_to_zero_and_keeps_their_pods_spec():
+    def deployments(state: str) -> dict[str, dict]:
+        text = f"apiVersion: kubecast.io/v1alpha1\nkind: Channel\nmetadata: {{name: news}}\nspec: {{state: {state}}}\n"
+        channel = load_text(text).channels["news"]
+        children = build_channel_children(channel, uid="u1", namespace="media", settings=SETTINGS)
+        return {c["metadata"]["name"]: c["spec"] for c in children if c["kind"] == "Deployment"}
+
+    running, stopped = deployments("Running"), deployments("Stopped")
+    assert sorted(stopped) == ["news-encoder-a", "news-encoder-b", "news-packager"]
+    assert {name: spec["replicas"] for name, spec in running.items()} == dict.fromkeys(running, 1)
+    assert {name: spec["replicas"] for name, spec in stopped.items()} == dict.fromkeys(stopped, 0)
+    # Stopping and starting again rolls nothing: the pods come back as they were.
+    assert all(stopped[name]["template"] == running[name]["template"] for name in running)

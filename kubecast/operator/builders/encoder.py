@@ -40,6 +40,12 @@ from .pods import (
 )
 
 
+def replicas(channel: Channel) -> int:
+    """One pod per encoder (and one packager), none while the channel is stopped: a stopped
+    channel costs no CPU (its ingest, in the encoder pods, goes with them)."""
+    return 0 if channel.spec.stopped else 1
+
+
 def secret_references(channel: Channel) -> list[tuple[str, SecretKeyRef, str]]:
     """Every Secret key a Channel's encoder pods mount: (what it is for, reference, file name in
     ``KEY_DIR``).  The pods' volume and the operator's Secret check both read this one list, so
@@ -222,7 +228,7 @@ def encoder_deployment(
         "kind": "Deployment",
         "metadata": object_meta(f"{name}-encoder-{suffix}", namespace, owner, component_labels),
         "spec": {
-            "replicas": 1,
+            "replicas": replicas(channel),
             "selector": {"matchLabels": selector},
             # One pod per encoder: replace, never run two of the same instance at once.
             "strategy": {"type": "Recreate"},

@@ -8,7 +8,7 @@ from typing import Any
 from kubecast.api import Channel
 
 from ..settings import OperatorSettings
-from .encoder import config_map_name
+from .encoder import config_map_name, replicas
 from .labels import labels, object_meta
 from .pods import CONFIG_DIR, CONTAINER_SECURITY, INSTANCES, PACKAGER_METRICS, metrics_probes, pod_spec, store_env
 
@@ -24,7 +24,7 @@ def packager_deployment(
         "kind": "Deployment",
         "metadata": object_meta(f"{name}-packager", namespace, owner, packager_labels),
         "spec": {
-            "replicas": 1,
+            "replicas": replicas(channel),
             "strategy": {"type": "Recreate"},  # the timeline has exactly one writer
             "selector": {"matchLabels": {"kubecast.io/channel": name, "app.kubernetes.io/component": "packager"}},
             "template": {

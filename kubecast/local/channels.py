@@ -1,0 +1,171 @@
+"""Stopping and starting a channel on one machine (``spec.state``; on a cluster the operator
+scales the channel's Deployments instead).
+
+``kubecast channel stop|start NAME`` writes the channel's control record into the store, as
+``kubecast program stop|start`` writes a Program's record: the store is what every local
+command already shares with a running ``kubecast up`` (``--store``), whatever its run folder
+and ports.  ``kubecast up`` writes each channel's record from its manifests when it starts and
+follows the records while it runs (``ChannelSwitch``).
+
+Stopping, in order: the ingests refuse the channel's publishers (the one that is live is cut
+off), the encoders flush their last segment and the packager publishes it, the channel's
+running Programs are stopped (and so stay playable on demand, as a stopped Program does), and
+then the channel's encoders and packager exit: a stopped channel costs no encoder CPU.  The
+streaming endpoint keeps serving what is stored.  Starting runs them again, then lets the
+ingests take a publisher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+
+from kubecast.api.components import ChannelStates
+from kubecast.storage import ChannelControl, ProgramRecord, Store, layout, read_program_timeline, read_timeline
+
+from .plan import Plan, ProcessSpec, write_states
+from .programs import publish_record
+from .supervisor import ManagedProcess, Supervisor
+
+log = logging.getLogger("kubecast.local")
+
+POLL_SECONDS = 0.5
+SETTLE_SECONDS = 10.0  # at most this long for the last segment, then for the programs to freeze
+
+
+async def read_control(store: Store, channel: str) -> ChannelControl | None:
+    data = await store.get(layout.control_key(channel))
+    if data is None:
+        return None
+    try:
+        return ChannelControl.from_json(data)
+    except ValueError as error:
+        log.error("channel %s: its control record is unreadable (%s); nothing changes", channel, error)
+        return None
+
+
+async def publish_control(store: Store, channel: str, control: ChannelControl) -> None:
+    await store.put(layout.control_key(channel), control.to_json())
+
+
+async def channel_programs(store: Store, channel: str) -> list[ProgramRecord]:
+    records = []
+    for info in await store.list(layout.programs_prefix(channel) + "/"):
+        if info.key.endswith("/program.json") and (data := await store.get(info.key)) is not None:
+            try:
+                records.append(ProgramRecord.from_json(data))
+            except ValueError:
+                continue  # the packager says so; nothing to stop
+    return records
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.2)
+    return True
+
+
+class ChannelSwitch:
+    """``kubecast up``'s part: follow the channels' control records, stop and start their processes."""
+
+    def __init__(
+        self, *, store: Store, plan: Plan, run_dir: Path, supervisor: Supervisor, channels: Iterable[str]
+    ) -> None:
+        self.store = store
+        self.plan = plan
+        self.run_dir = run_dir
+        self.supervisor = supervisor
+        self.channels = list(channels)
+        self.stopped = set(plan.states.stopped)
+
+    async def publish(self) -> None:
+        """Each channel's record as its manifest says (what a previous run left is replaced)."""
+        for channel in self.channels:
+            state = "Stopped" if channel in self.stopped else "Running"
+            await publish_control(self.store, channel, ChannelControl(state=state))
+
+    async def follow(self) -> None:
+        while True:
+            for channel in self.channels:
+                control = await read_control(self.store, channel)
+                if control is None:
+                    continue
+                if control.state == "Stopped" and channel not in self.stopped:
+                    await self.stop(channel)
+                elif control.state == "Running" and channel in self.stopped:
+                    await self.start(channel)
+            await asyncio.sleep(POLL_SECONDS)
+
+    def _write_states(self) -> None:
+        write_states(self.run_dir, ChannelStates(stopped=sorted(self.stopped)))
+
+    def _processes(self, channel: str) -> list[ManagedProcess]:
+        return [managed for managed in self.supervisor.processes if managed.spec.channel == channel]
+
+    async def stop(self, channel: str) -> None:
+        print(f"channel {channel}: stopping", flush=True)
+        self.stopped.add(channel)
+        self._write_states()  # the ingests refuse its publishers from now on
+
+        async def not_live() -> bool:
+            timeline = await read_timeline(self.store, channel)
+            return timeline is None or timeline.state != "live"
+
+        if not await _until(not_live, SETTLE_SECONDS):
+            log.warning("channel %s: still live after %.0f s; stopping it anyway", channel, SETTLE_SECONDS)
+        running = [record for record in await channel_programs(self.store, channel) if record.state == "Running"]
+        for record in running:
+            record.state = "Stopped"
+            await publish_record(self.store, record)
+            print(f"program {record.name}: Stopped (its channel stopped); it stays playable on demand", flush=True)
+
+        async def frozen() -> bool:
+            for record in running:
+                recorded = await read_program_timeline(self.store, channel, record.name)
+                if recorded is not None and recorded.state != "stopped":
+                    return False
+            return True
+
+        if not await _until(frozen, SETTLE_SECONDS):
+            log.warning("channel %s: its packager did not freeze every program within %.0f s", channel, SETTLE_SECONDS)
+        for managed in reversed(self._processes(channel)):
+            await self.supervisor.remove(managed)
+        print(f"channel {channel}: Stopped (`kubecast channel start {channel}` starts it)", flush=True)
+
+    async def start(self, channel: str) -> None:
+        print(f"channel {channel}: starting", flush=True)
+        specs: list[ProcessSpec] = [spec for spec in self.plan.processes if spec.channel == channel]
+        for spec in specs:
+            await self.supervisor.start_one(self.supervisor.add(spec, echo=self.supervisor.echo))
+        self.stopped.discard(channel)
+        self._write_states()  # its encoders listen: the ingests may take a publisher
+        print(f"channel {channel}: Running", flush=True)
+
+
+def main_channel(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="kubecast channel", description="Stop or start a Channel of a running `kubecast up`."
+    )
+    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("name")
+    parser.add_argument("--store", default=str(Path(".kubecast/store").resolve()))
+    args = parser.parse_args(argv)
+
+    async def change() -> int:
+        store = Store(args.store)
+        if await read_control(store, args.name) is None:
+            print(f"kubecast channel: no channel {args.name!r} in {args.store} (is `kubecast up` running?)")
+            return 1
+        state = "Running" if args.action == "start" else "Stopped"
+        await publish_control(store, args.name, ChannelControl(state=state))
+        print(f"channel {args.name}: {state} asked; `kubecast up` follows within a second")
+        return 0
+
+    return asyncio.run(change())
