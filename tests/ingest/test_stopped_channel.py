@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from fake_encoder import FakeEncoder
+from helpers import make_contribution_flv
 from test_rtmp_server import publish as publish_flv
 from test_srt import publish as publish_srt
 
@@ -31,36 +32,7 @@ def stopped_count() -> float:
 
 
 def flv(path: Path, seconds: int) -> bytes:
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size=160x90:rate=30:duration={seconds}",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=sample_rate=48000:duration={seconds}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
-    )
-    return path.read_bytes()
+    return make_contribution_flv(path, seconds=seconds, size="160x90")
 
 
 async def rtmp_publish(data: bytes, url: str, *, realtime: bool) -> tuple[int, str]:
