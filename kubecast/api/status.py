@@ -71,8 +71,17 @@ class StreamStatus(WireModel):
     updated: str | None = Field(default=None, description="When the timeline this was read from was written.")
 
 
+# Azure Media Services' channel states, as a fact for people; tools read the conditions.
+ChannelPhase = Literal["Starting", "Running", "Stopping", "Stopped"]
+
+
 class ChannelStatus(WireModel):
     observed_generation: int | None = None
+    phase: ChannelPhase | None = Field(
+        default=None,
+        description="Starting, Running, Stopping or Stopped (the Azure Media Services names), for people; health "
+        "checks read the conditions.",
+    )
     conditions: list[Condition] = _conditions(
         "Ready is the summary; Reconciling and Stalled follow kstatus. From the packager: KeyframesAligned "
         "(pass-through renditions key-frame aligned; False names the withheld rendition) and InitSegmentsConsistent."

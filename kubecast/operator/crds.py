@@ -104,7 +104,13 @@ KINDS = (
         ChannelStatus,
         "channels",
         ("ch",),
-        (READY, STATUS, {"name": "Ingest", "type": "string", "jsonPath": ".status.ingest.primary"}, AGE),
+        (
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            READY,
+            STATUS,
+            {"name": "Ingest", "type": "string", "jsonPath": ".status.ingest.primary"},
+            AGE,
+        ),
         False,
     ),
     Kind(

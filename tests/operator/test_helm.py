@@ -192,6 +192,38 @@ def condition(type_, status, reason, message=""):
             {"observedGeneration": 1, "conditions": [condition("Ready", "True", "Redundant")]},
             "Progressing",
         ),  # an old generation's Ready
+        (
+            {
+                "observedGeneration": 2,
+                "phase": "Stopped",
+                "conditions": [
+                    condition("Ready", "False", "Stopped", "the channel is stopped (spec.state)"),
+                    condition("Reconciling", "False", "Stopped"),
+                    condition("Stalled", "False", "Stopped"),
+                ],
+            },
+            "Suspended",
+        ),
+        (
+            {
+                "observedGeneration": 2,
+                "phase": "Stopping",
+                "conditions": [
+                    condition("Ready", "False", "Stopped", "scaling down: encoder A"),
+                    condition("Reconciling", "True", "Stopping"),
+                    condition("Stalled", "False", "Stopped"),
+                ],
+            },
+            "Progressing",
+        ),  # still scaling down
+        (
+            {
+                "observedGeneration": 2,
+                "phase": "Stopped",
+                "conditions": [condition("Ready", "False", "Starting"), condition("Stalled", "False", "Starting")],
+            },
+            "Progressing",
+        ),  # the phase is for people: the check reads the conditions
     ],
 )
 def test_argocd_health_check(status, expected):

@@ -8,14 +8,20 @@ if obj.status.observedGeneration ~= nil and generation ~= nil and obj.status.obs
   health.message = "The operator has not seen the latest spec yet"
   return health
 end
-local ready, stalled
+local ready, stalled, reconciling
 for _, condition in ipairs(obj.status.conditions) do
   if condition.type == "Ready" then ready = condition end
   if condition.type == "Stalled" then stalled = condition end
+  if condition.type == "Reconciling" then reconciling = condition end
 end
 if stalled ~= nil and stalled.status == "True" then
   health.status = "Degraded"
   health.message = stalled.message ~= "" and stalled.message or stalled.reason
+elseif ready ~= nil and ready.status == "False" and ready.reason == "Stopped"
+    and (reconciling == nil or reconciling.status ~= "True") then
+  -- A Channel with spec.state Stopped, scaled to zero: asked for, not broken.
+  health.status = "Suspended"
+  health.message = ready.message ~= "" and ready.message or ready.reason
 elseif ready ~= nil and ready.status == "True" then
   health.status = "Healthy"
   health.message = ready.message ~= "" and ready.message or ready.reason

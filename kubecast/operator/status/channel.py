@@ -24,6 +24,7 @@ from .common import (
     replace_conditions,
     timestamp,
 )
+from .phase import channel_phase, still_running, stopped_entries
 
 # A misaligned contribution is news for whoever runs the publisher: an event.  Differing init
 # segments are kubecast's own matter and may be expected while a new ladder rolls (A runs the
@@ -128,6 +129,8 @@ def aggregate_channel(
             ("Reconciling", False, STORAGE_SECRET_MISSING, ""),
             ("Stalled", True, STORAGE_SECRET_MISSING, storage_error),
         ]
+    elif channel.spec.stopped:
+        entries = stopped_entries(still_running(name, deployments))
     elif live_encoders and packager:
         redundant = live_encoders == len(INSTANCES)
         if not redundant:
@@ -156,8 +159,12 @@ def aggregate_channel(
             ("Stalled", False, "Starting", ""),
         ]
     tls_only = not channel.spec.ingest.accepts_plaintext  # the URL for OBS is then the rtmps:// one
+    phase = channel_phase(
+        stopped=channel.spec.stopped, running=still_running(name, deployments), ready=entries[0][1] is True
+    )
     return {
         "observedGeneration": generation,
+        "phase": phase,
         "conditions": channel_conditions(
             conditions(previous_conditions, generation, now, *entries), previous_conditions, data_plane
         ),

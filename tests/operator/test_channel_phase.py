@@ -1,0 +1,108 @@
+"""A Channel's phase and its conditions as it starts, runs, stops and is stopped (pure), and
+what the Argo CD health check makes of each."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from test_helm import health
+
+from kubecast.api import load_text
+from kubecast.operator.rollout import DeploymentState
+from kubecast.operator.status import aggregate_channel
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+PARTS = ("news-encoder-a", "news-encoder-b", "news-packager")
+
+
+def channel(state: str):
+    text = f"apiVersion: kubecast.io/v1alpha1\nkind: Channel\nmetadata: {{name: news}}\nspec: {{state: {state}}}\n"
+    return load_text(text).channels["news"]
+
+
+def deployment(*, desired: int, pods: int, ready: int, observed: bool = True) -> DeploymentState:
+    return DeploymentState.of(
+        {
+            "metadata": {"generation": 2},
+            "spec": {"replicas": desired},
+            "status": {
+                "observedGeneration": 2 if observed else 1,
+                "replicas": pods,
+                "updatedReplicas": pods,
+                "readyReplicas": ready,
+            },
+        }
+    )
+
+
+RUNNING = dict.fromkeys(PARTS, deployment(desired=1, pods=1, ready=1))
+SCALED_DOWN = dict.fromkeys(PARTS, deployment(desired=0, pods=0, ready=0))
+
+
+@pytest.mark.parametrize(
+    ("state", "deployments", "phase", "ready", "reconciling", "argo"),
+    [
+        ("Running", {}, "Starting", ("False", "Starting"), "True", "Progressing"),
+        ("Running", RUNNING, "Running", ("True", "Redundant"), "False", "Healthy"),
+        ("Stopped", RUNNING, "Stopping", ("False", "Stopped"), "True", "Progressing"),
+        # the zero is written, its controller has not acted on it yet
+        (
+            "Stopped",
+            dict.fromkeys(PARTS, deployment(desired=0, pods=0, ready=0, observed=False)),
+            "Stopping",
+            None,
+            "True",
+            "Progressing",
+        ),
+        (
+            "Stopped",
+            {**SCALED_DOWN, "news-packager": deployment(desired=0, pods=1, ready=0)},
+            "Stopping",
+            None,
+            "True",
+            "Progressing",
+        ),
+        ("Stopped", SCALED_DOWN, "Stopped", ("False", "Stopped"), "False", "Suspended"),
+        ("Stopped", {}, "Stopped", ("False", "Stopped"), "False", "Suspended"),  # stopped from its creation
+    ],
+)
+def test_phase_and_conditions(state, deployments, phase, ready, reconciling, argo):
+    status = aggregate_channel(
+        channel(state), generation=2, deployments=deployments, services={}, secret_error=None, previous=None, now=NOW
+    )
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert status["phase"] == phase
+    if ready is not None:
+        assert (conditions["Ready"]["status"], conditions["Ready"]["reason"]) == ready
+    assert conditions["Reconciling"]["status"] == reconciling
+    assert conditions["Stalled"]["status"] == "False"
+    assert health({"metadata": {"name": "news", "generation": 2}, "status": status})["status"] == argo
+
+
+def test_stopping_names_what_still_runs():
+    status = aggregate_channel(
+        channel("Stopped"),
+        generation=2,
+        deployments={**SCALED_DOWN, "news-encoder-b": deployment(desired=0, pods=1, ready=1)},
+        services={},
+        secret_error=None,
+        previous=None,
+        now=NOW,
+    )
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["message"] == "stopping: encoder B still running"
+
+
+def test_a_missing_secret_stalls_a_stopped_channel_too():
+    status = aggregate_channel(
+        channel("Stopped"),
+        generation=2,
+        deployments={},
+        services={},
+        secret_error="Secret x is missing",
+        previous=None,
+        now=NOW,
+    )
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Stalled"] == "True"
+    assert status["phase"] == "Stopped"
