@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .common import API_VERSION, Cidr, Name, NamedResource, NameRules, ObjectMeta, SecretKeyRef, WireModel
 from .presets import PRESETS
+from .program import parse_iso_duration
 from .renditions import Rendition
 
 # tests/operator checks the 48 against the names the builders make.
@@ -258,6 +259,12 @@ class ChannelSpec(WireModel):
         description="Running takes a contribution and encodes it; Stopped refuses publishers, scales the encoders and "
         "the packager to zero and stops the channel's running Programs (they stay playable on demand).",
     )
+    idle_timeout: str | None = Field(
+        default=None,
+        pattern=r"^P([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$",
+        description="ISO-8601 duration (e.g. PT30M): a running channel without a contribution for this long is "
+        "stopped (spec.state becomes Stopped, with an Event). Unset: never.",
+    )
     ingest: Ingest = Field(default_factory=Ingest)
     encoding: Encoding = Field(default_factory=Encoding)
     segment_duration: float = Field(
@@ -283,6 +290,17 @@ class ChannelSpec(WireModel):
         if abs(value * 1000 - round(value * 1000)) > 1e-6:
             raise ValueError("segmentDuration must be a whole number of milliseconds")
         return value
+
+    @field_validator("idle_timeout")
+    @classmethod
+    def _idle_timeout_is_a_duration(cls, value: str | None) -> str | None:
+        if value is not None and not 1 <= parse_iso_duration(value).total_seconds() <= 30 * 86400:
+            raise ValueError("idleTimeout must be between one second and 30 days")
+        return value
+
+    @property
+    def idle_timeout_seconds(self) -> float | None:
+        return None if self.idle_timeout is None else parse_iso_duration(self.idle_timeout).total_seconds()
 
     @property
     def stopped(self) -> bool:

@@ -12,7 +12,8 @@ off), the encoders flush their last segment and the packager publishes it, the c
 running Programs are stopped (and so stay playable on demand, as a stopped Program does), and
 then the channel's encoders and packager exit: a stopped channel costs no encoder CPU.  The
 streaming endpoint keeps serving what is stored.  Starting runs them again, then lets the
-ingests take a publisher.
+ingests take a publisher.  A channel with ``spec.idleTimeout`` is stopped the same way once it
+has had no contribution for that long (``kubecast.media.idle``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 
 from kubecast.api.components import ChannelStates
+from kubecast.media.idle import idle_seconds
 from kubecast.storage import ChannelControl, ProgramRecord, Store, layout, read_program_timeline, read_timeline
 
 from .plan import Plan, ProcessSpec, write_states
@@ -84,6 +87,7 @@ class ChannelSwitch:
         self.supervisor = supervisor
         self.channels = list(channels)
         self.stopped = set(plan.states.stopped)
+        self.running_since = dict.fromkeys(self.channels, datetime.now(timezone.utc))
 
     async def publish(self) -> None:
         """Each channel's record as its manifest says (what a previous run left is replaced)."""
@@ -101,7 +105,17 @@ class ChannelSwitch:
                     await self.stop(channel)
                 elif control.state == "Running" and channel in self.stopped:
                     await self.start(channel)
+                elif channel not in self.stopped and channel in self.plan.idle_timeouts:
+                    await self._stop_when_idle(channel, self.plan.idle_timeouts[channel])
             await asyncio.sleep(POLL_SECONDS)
+
+    async def _stop_when_idle(self, channel: str, timeout: float) -> None:
+        """spec.idleTimeout: stopped as `kubecast channel stop` would (the next round acts on it)."""
+        timeline = await read_timeline(self.store, channel)
+        idle = idle_seconds(timeline, running_since=self.running_since[channel], now=datetime.now(timezone.utc))
+        if idle >= timeout:
+            print(f"channel {channel}: no contribution for {idle:.0f} s (spec.idleTimeout): stopping it", flush=True)
+            await publish_control(self.store, channel, ChannelControl(state="Stopped"))
 
     def _write_states(self) -> None:
         write_states(self.run_dir, ChannelStates(stopped=sorted(self.stopped)))
@@ -145,6 +159,7 @@ class ChannelSwitch:
         for spec in specs:
             await self.supervisor.start_one(self.supervisor.add(spec, echo=self.supervisor.echo))
         self.stopped.discard(channel)
+        self.running_since[channel] = datetime.now(timezone.utc)
         self._write_states()  # its encoders listen: the ingests may take a publisher
         print(f"channel {channel}: Running", flush=True)
 

@@ -77,6 +77,7 @@ class Plan:
     key_files: dict[str, str]  # path -> stream key or other secret (written 0600 by the runner)
     access_config: dict[str, Any] | None = None  # the endpoint's access policy; None: everything open
     states: ChannelStates = field(default_factory=ChannelStates)  # the ingests' channel-states.json
+    idle_timeouts: dict[str, float] = field(default_factory=dict)  # channel -> seconds (spec.idleTimeout)
 
     def running(self, stopped: set[str] | frozenset[str]) -> list[ProcessSpec]:
         """The processes to run while the ``stopped`` channels are stopped."""
@@ -321,6 +322,11 @@ def build_plan(
         key_files=key_files,
         access_config=access,
         states=ChannelStates(stopped=[name for name, channel in manifests.channels.items() if channel.spec.stopped]),
+        idle_timeouts={
+            name: seconds
+            for name, channel in manifests.channels.items()
+            if (seconds := channel.spec.idle_timeout_seconds) is not None
+        },
     )
 
 

@@ -201,6 +201,23 @@ class KubeApi:
         except NotFoundError:
             return None
 
+    async def patch(self, api_version: str, kind: str, namespace: str, name: str, body: Json) -> Json | None:
+        """Merge ``body`` into the object (not its status); None when the object is gone."""
+        resource = await self._resource(api_version, kind)
+        try:
+            return await _answer(
+                self._client.patch(
+                    resource,
+                    body=body,
+                    name=name,
+                    namespace=namespace,
+                    content_type="application/merge-patch+json",
+                    **_RAW,
+                )
+            )
+        except NotFoundError:
+            return None
+
     async def apply(self, manifest: Json) -> Json:
         """Server-side apply of ``manifest`` (created when absent); the object as the server now has it."""
         resource = await self._resource(manifest["apiVersion"], manifest["kind"])

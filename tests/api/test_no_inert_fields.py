@@ -79,6 +79,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
         {"ingest": {"tls": {"plaintext": True}}},
     ),
     "Channel.state": ({}, {"state": "Stopped"}),
+    "Channel.idleTimeout": ({}, {"idleTimeout": "PT30M"}),
     "Channel.preview.allowedIps": ({}, {"preview": {"allowedIps": ["10.0.0.0/8"]}}),
     "StreamingEndpoint.replicas": ({}, {"replicas": 5}),
     "StreamingEndpoint.scaling.minReplicas": ({"scaling": {}}, {"scaling": {"minReplicas": 3}}),
@@ -273,6 +274,7 @@ def built(kind: str, spec: dict, tmp_path: Path) -> str:
         "files": sorted(plan.key_files),
         "running": [p.name for p in plan.running(frozenset(plan.states.stopped))],
         "states": plan.states,
+        "idle": plan.idle_timeouts,
     }
     return json.dumps(parts, sort_keys=True, default=str)
 

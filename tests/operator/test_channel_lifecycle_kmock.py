@@ -4,6 +4,8 @@ follows what the Deployment controller (played by the test) reports."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from emulator import CHANNELS, DEPLOYMENTS, as_user, channel_body, conditions, eventually, obj, operator, path_of
 
@@ -91,3 +93,62 @@ async def test_a_channel_created_stopped_never_gets_pods(cluster):
         for name in PARTS:
             await controller(cluster, name, pods=0)
         await eventually(lambda: phase(cluster) == "Stopped", what="phase Stopped")
+
+
+def idle_events(cluster) -> list:
+    return [r for r in cluster if r.resource and r.resource.plural == "events" and "IdleTimeout" in r.text]
+
+
+async def test_idle_timeout_stops_a_channel_without_contribution_with_an_event(cluster, tmp_path, monkeypatch):
+    """A timeline that stopped being live 1 s ago, idleTimeout PT3S: the operator stops the
+    channel a few seconds later (the stream report runs every second here), not before."""
+    from datetime import datetime, timedelta, timezone
+
+    from kubecast.media.timeline import Timeline, TimelineSegment, TimelineTrack
+    from kubecast.media.tracks import TrackInfo
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
+    cluster.objects["v1/secrets", "media", "news-key"] = {
+        "metadata": {"name": "news-key", "namespace": "media"},
+        "data": {"streamKey": "c2VjcmV0"},
+    }
+    body = channel_body()
+    body["spec"]["idleTimeout"] = "PT3S"
+    cluster.objects[CHANNELS, "media", "news"] = body
+    async with operator():
+        await eventually(lambda: obj(cluster, DEPLOYMENTS, "news-packager"), what="the Deployments")
+        for name in PARTS:
+            await controller(cluster, name, pods=1)
+        await eventually(lambda: phase(cluster) == "Running", what="phase Running")
+        started = asyncio.get_running_loop().time()
+        # The contribution's last segment (number 9 of 2 s) ended now: idle from here on.
+        now = datetime.now(timezone.utc)
+        track = TimelineTrack(
+            info=TrackInfo(
+                id="video", kind="video", codecs="avc1.64001f", bandwidth=1_000_000, timescale=90000, init="init-0.mp4"
+            ),
+            init_source="A",
+            segments=[TimelineSegment(9, 9 * 180000, 180000, 1000, "A")],
+        )
+        timeline = Timeline(
+            channel="news",
+            state="waiting",
+            updated=now,
+            availability_start_time=now - timedelta(seconds=20),
+            segment_duration_ms=2000,
+            window_ms=60000,
+            tracks=[track],
+        )
+        path = store / "media" / "channels" / "news" / "timeline.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(timeline.to_json())
+        await eventually(
+            lambda: obj(cluster, CHANNELS, "news").raw["spec"].get("state") == "Stopped",
+            timeout=20,
+            what="spec.state Stopped",
+        )
+        assert asyncio.get_running_loop().time() - started >= 2.5, "not before the timeout"
+        event = await eventually(lambda: idle_events(cluster), what="an IdleTimeout event")
+        assert event[0].data["type"] == "Normal" and "spec.idleTimeout PT3S" in event[0].data["message"]
+        await eventually(lambda: replicas(cluster) == dict.fromkeys(PARTS, 0), what="zero replicas")

@@ -106,3 +106,62 @@ def test_a_missing_secret_stalls_a_stopped_channel_too():
     )
     assert {c["type"]: c["status"] for c in status["conditions"]}["Stalled"] == "True"
     assert status["phase"] == "Stopped"
+
+
+def timeline(state: str, newest: int | None):
+    from datetime import timedelta
+
+    from kubecast.media.timeline import Timeline, TimelineSegment, TimelineTrack
+    from kubecast.media.tracks import TrackInfo
+
+    info = TrackInfo(id="video", kind="video", codecs="avc1.64001f", bandwidth=1, timescale=1000, init="i.mp4")
+    rows = [] if newest is None else [TimelineSegment(newest, newest * 2000, 2000, 1, "A")]
+    return Timeline(
+        channel="news",
+        state=state,
+        updated=NOW,
+        availability_start_time=NOW - timedelta(hours=1),
+        segment_duration_ms=2000,
+        window_ms=60000,
+        tracks=[TimelineTrack(info=info, init_source="A", segments=rows)],
+    )
+
+
+def ready_since(minutes: int) -> dict:
+    from datetime import timedelta
+
+    at = (NOW - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"conditions": [{"type": "Ready", "status": "True", "reason": "Redundant", "lastTransitionTime": at}]}
+
+
+def idle_channel(timeout: str | None, state: str = "Running"):
+    spec = f"{{state: {state}" + (f", idleTimeout: {timeout}}}" if timeout else "}")
+    text = f"apiVersion: kubecast.io/v1alpha1\nkind: Channel\nmetadata: {{name: news}}\nspec: {spec}\n"
+    return load_text(text).channels["news"]
+
+
+@pytest.mark.parametrize(
+    ("timeout", "status", "stream", "stops"),
+    [
+        (None, ready_since(60), None, False),  # off by default
+        ("PT10M", ready_since(60), None, True),  # running an hour, never a contribution
+        ("PT10M", ready_since(5), None, False),  # started 5 minutes ago
+        ("PT10M", {"conditions": []}, None, False),  # not running yet
+        ("PT10M", ready_since(60), ("live", 1790), False),  # a live contribution
+        ("PT10M", ready_since(60), ("waiting", 1400), True),  # its last segment ended 13 minutes ago
+        ("PT10M", ready_since(60), ("waiting", 1790), False),  # ... 18 s ago
+    ],
+)
+def test_idle_stop(timeout, status, stream, stops):
+    from kubecast.operator.status.phase import idle_stop
+
+    message = idle_stop(idle_channel(timeout), status=status, timeline=timeline(*stream) if stream else None, now=NOW)
+    assert (message is not None) == stops
+    if stops:
+        assert "spec.idleTimeout PT10M" in message
+
+
+def test_a_stopped_channel_is_never_stopped_for_idleness():
+    from kubecast.operator.status.phase import idle_stop
+
+    assert idle_stop(idle_channel("PT1S", "Stopped"), status=ready_since(60), timeline=None, now=NOW) is None

@@ -9,8 +9,9 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from kubecast.api import Channel, StreamingEndpoint
+from kubecast.api import API_VERSION, Channel, ChannelState, StreamingEndpoint
 from kubecast.api.loader import ManifestError
+from kubecast.media.timeline import Timeline
 from kubecast.storage import layout
 
 from .. import lifecycle
@@ -28,6 +29,7 @@ from ..status import (
     stream_report,
     waiting_for_secret,
 )
+from ..status.phase import IDLE_TIMEOUT, idle_stop
 from ..store_io import stored_timeline
 from .channel_events import status_from_indexes
 from .channel_state import (
@@ -180,6 +182,24 @@ async def reconcile_channel(
         await write_channel_status(memo, namespace, channel.name, new_status)
 
 
+async def stop_when_idle(
+    body: kopf.Body, namespace: str, status: kopf.Status, timeline: Timeline | None, logger: kopf.Logger
+) -> None:
+    """spec.idleTimeout: a channel without a contribution for that long is stopped, with an Event.
+    The spec is patched at once (a daemon's kopf patch would wait for the daemon to end)."""
+    try:
+        channel = parse_as(Channel, body)
+    except (ManifestError, ValidationError):
+        return  # the reconcile says what is wrong with it
+    message = idle_stop(channel, status=dict(status or {}), timeline=timeline, now=now())
+    if message is None:
+        return
+    stop = {"spec": {"state": ChannelState.STOPPED.value}}
+    if await api().patch(API_VERSION, "Channel", namespace, channel.name, stop) is not None:
+        kopf.event(body, type="Normal", reason=IDLE_TIMEOUT, message=message)
+        logger.info("%s", message)
+
+
 @every(*GROUP_VERSION, "channels", id="stream", interval=STREAM_STATUS_INTERVAL)
 async def report_stream(
     body: kopf.Body,
@@ -203,6 +223,7 @@ async def report_stream(
     except Exception as error:  # noqa: BLE001 - storage trouble must not stop the other channels' reports
         logger.warning("cannot read the timeline of %s/%s: %s", namespace, name, error)
         return
+    await stop_when_idle(body, namespace, status, timeline, logger)
     if timeline is None:
         return  # no contribution yet
     at, known = now(), memo.get(DATA_PLANE_MEMO)

@@ -5,12 +5,19 @@ The phase is a fact for people (``kubectl get channels`` shows it); tools read t
 which say the same: a stopped channel is ``Ready=False`` with reason ``Stopped`` (asked for,
 not broken: the Argo CD health check reports it as Suspended), ``Reconciling=True`` while its
 pods are still going away (phase Stopping) and ``False`` once none is left (phase Stopped).
+A channel with ``spec.idleTimeout`` that has had no contribution for that long is stopped by the
+operator (``idle_stop``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
+
+from kubecast.api import Channel
+from kubecast.media.idle import idle_seconds
+from kubecast.media.timeline import Timeline
 
 from ..builders import INSTANCES
 from ..rollout import DeploymentState
@@ -58,3 +65,23 @@ def channel_phase(*, stopped: bool, running: list[str], ready: bool) -> Phase:
     if stopped:
         return "Stopping" if running else "Stopped"
     return "Running" if ready else "Starting"
+
+
+IDLE_TIMEOUT = "IdleTimeout"  # the Event's reason
+
+
+def idle_stop(channel: Channel, *, status: Mapping[str, Any], timeline: Timeline | None, now: datetime) -> str | None:
+    """Why a running channel with ``spec.idleTimeout`` must be stopped now (the Event's message),
+    or None.  It has been running since its Ready condition turned True (a channel that never
+    got ready is not idle, it is starting)."""
+    timeout = channel.spec.idle_timeout_seconds
+    if timeout is None or channel.spec.stopped:
+        return None
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if ready is None or ready.get("status") != "True" or not ready.get("lastTransitionTime"):
+        return None
+    since = datetime.fromisoformat(str(ready["lastTransitionTime"]).replace("Z", "+00:00"))
+    idle = idle_seconds(timeline, running_since=since, now=now)
+    if idle < timeout:
+        return None
+    return f"no contribution for {idle:.0f} s (spec.idleTimeout {channel.spec.idle_timeout}): stopping the channel"

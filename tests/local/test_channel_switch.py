@@ -1,0 +1,114 @@
+"""kubecast up's channel switch, without processes: it follows the channels' control records in
+the store (what `kubecast channel stop|start` writes), tells the ingests through the states
+file, and stops a channel that has been idle for its spec.idleTimeout."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from kubecast.api import load_text
+from kubecast.ingest.states import read_states
+from kubecast.local.channels import ChannelSwitch, main_channel, read_control
+from kubecast.local.plan import Ports, build_plan, metrics_names, states_path, write_run_files
+from kubecast.local.supervisor import ManagedProcess, Supervisor
+from kubecast.storage import Store
+
+MANIFESTS = """
+apiVersion: kubecast.io/v1alpha1
+kind: Channel
+metadata: {name: news}
+spec: {encoding: {preset: None}, idleTimeout: PT2S}
+---
+apiVersion: kubecast.io/v1alpha1
+kind: Channel
+metadata: {name: sport}
+spec: {encoding: {preset: None}}
+"""
+
+
+class NoProcesses(Supervisor):
+    """Starts nothing (the e2e test runs real processes): what the switch asks is recorded."""
+
+    def __init__(self, specs: list) -> None:
+        super().__init__(specs)
+        self.started: list[str] = []
+
+    async def start_one(self, managed: ManagedProcess) -> None:
+        self.started.append(managed.spec.name)
+
+
+def switch_for(tmp_path: Path) -> tuple[ChannelSwitch, Store]:
+    manifests = load_text(MANIFESTS)
+    ports = Ports(
+        rtmp=1935,
+        http=8080,
+        contribution={("news", "A"): 7001, ("sport", "A"): 7002},
+        metrics={name: 9000 + index for index, name in enumerate(metrics_names(manifests, redundant=False))},
+    )
+    run_dir = tmp_path / "run"
+    plan = build_plan(manifests=manifests, store_url=str(tmp_path / "store"), run_dir=run_dir, host="h", ports=ports)
+    write_run_files(plan, run_dir)
+    store = Store(str(tmp_path / "store"))
+    supervisor = NoProcesses([])
+    return ChannelSwitch(
+        store=store, plan=plan, run_dir=run_dir, supervisor=supervisor, channels=["news", "sport"]
+    ), store
+
+
+async def until(predicate, timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not await predicate():
+            await asyncio.sleep(0.1)
+
+
+async def test_the_command_stops_and_starts_a_channel_and_idleness_stops_it_too(tmp_path):
+    switch, store = switch_for(tmp_path)
+    await switch.publish()
+    assert (await read_control(store, "news")).state == "Running"
+    follower = asyncio.create_task(switch.follow())
+    try:
+        # news has no contribution: idle since it started, stopped after its 2 s
+        await until(lambda: _stopped(switch, "news"), timeout=8)
+        assert read_states(states_path(switch.run_dir)) == frozenset({"news"})
+        assert (await read_control(store, "news")).state == "Stopped"
+        assert "sport" not in switch.stopped, "no idleTimeout: never stopped for idleness"
+
+        code = await asyncio.to_thread(main_channel, ["stop", "sport", "--store", str(tmp_path / "store")])
+        assert code == 0
+        await until(lambda: _stopped(switch, "sport"))
+        code = await asyncio.to_thread(main_channel, ["start", "news", "--store", str(tmp_path / "store")])
+        assert code == 0
+
+        async def news_running() -> bool:
+            return "news" not in switch.stopped
+
+        await until(news_running)
+        assert read_states(states_path(switch.run_dir)) == frozenset({"sport"})
+        assert switch.supervisor.started == ["encoder news/A", "packager news"]
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+
+
+async def _stopped(switch: ChannelSwitch, channel: str) -> bool:
+    return channel in switch.stopped
+
+
+def test_the_command_says_when_no_kubecast_up_knows_the_channel(tmp_path, capsys):
+    assert main_channel(["stop", "nope", "--store", str(tmp_path)]) == 1
+    assert "no channel 'nope'" in capsys.readouterr().out
+
+
+async def test_reset_puts_a_new_token_in_the_record_and_a_stop_keeps_it(tmp_path):
+    switch, store = switch_for(tmp_path)
+    await switch.publish()
+    folder = str(tmp_path / "store")
+    assert await asyncio.to_thread(main_channel, ["reset", "sport", "--store", folder]) == 0
+    first = (await read_control(store, "sport")).reset
+    assert await asyncio.to_thread(main_channel, ["reset", "sport", "--store", folder]) == 0
+    second = await read_control(store, "sport")
+    assert first and second.reset and second.reset != first and second.state == "Running"
+    assert await asyncio.to_thread(main_channel, ["stop", "sport", "--store", folder]) == 0
+    stopped = await read_control(store, "sport")
+    assert (stopped.state, stopped.reset) == ("Stopped", second.reset), "no contribution has used the reset yet"
