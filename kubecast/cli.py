@@ -21,7 +21,11 @@ COMMANDS = {
         "Run the pipeline for Channel/Program/StreamingEndpoint YAML on this machine.",
     ),
     "status": ("kubecast.local.main", "main_status", "Show the state of the channels in a store."),
-    "channel": ("kubecast.local.channels", "main_channel", "Stop or start a Channel of a running `kubecast up`."),
+    "channel": (
+        "kubecast.local.channels",
+        "main_channel",
+        "Stop, start or reset a Channel of a running `kubecast up`.",
+    ),
     "program": ("kubecast.local.programs", "main_program", "Start or stop a Program of a running `kubecast up`."),
     "ingest": ("kubecast.ingest.main", "main", "RTMP ingest server (forwards contributions to encoders)."),
     "encoder": ("kubecast.encoder.main", "main", "Live encoder of one channel instance (A or B)."),

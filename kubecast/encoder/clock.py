@@ -20,7 +20,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime
 
-from kubecast.storage import ClockStart, EncoderProgress, Epoch, Store, layout
+from kubecast.storage import ChannelControl, ClockStart, EncoderProgress, Epoch, Store, layout
 
 from .timing import Placement, place_connection
 
@@ -113,12 +113,25 @@ class ChannelClock:
             default=None,
         )
 
+    def reset_token(self) -> str | None:
+        """The channel's newest reset token (``kubecast channel reset``, the ``kubecast.io/reset``
+        annotation); None when none was asked for or the record is unreadable."""
+        data = self.store.get_sync(layout.control_key(self.channel))
+        try:
+            return ChannelControl.model_validate_json(data).reset if data is not None else None
+        except ValueError as error:
+            log.error("the control record of %s is unreadable (%s); no reset", self.channel, error)
+            return None
+
     def place(self, *, first_timestamp_ms: int, now: datetime, last_written: int | None) -> Placement:
         now_media_ms = int((now - self.availability_start(now)).total_seconds() * 1000)
         numbers = [n for n in (last_written, self.newest_written()) if n is not None]
         last_number = max(numbers) if numbers else None
+        reset = self.reset_token()
         for _ in range(5):
             latest, highest = self.latest_epoch()
+            if latest is not None and reset is not None and latest.reset != reset:
+                latest = None  # reset since: a fresh timeline, whatever the timestamps
             placement = place_connection(
                 latest=latest,
                 first_timestamp_ms=first_timestamp_ms,
@@ -143,6 +156,7 @@ class ChannelClock:
                 first_segment=placement.first_segment,
                 created=now,
                 instance=self.instance,
+                reset=reset,
             )
             if self.store.put_new_sync(layout.epoch_key(self.channel, placement.epoch), epoch.to_json()):
                 log.info(

@@ -1,7 +1,7 @@
-"""Stopping and starting a channel on one machine (``spec.state``; on a cluster the operator
-scales the channel's Deployments instead).
+"""Stopping, starting and resetting a channel on one machine (``spec.state``; on a cluster the
+operator scales the channel's Deployments instead, and writes the reset token).
 
-``kubecast channel stop|start NAME`` writes the channel's control record into the store, as
+``kubecast channel stop|start|reset NAME`` writes the channel's control record into the store, as
 ``kubecast program stop|start`` writes a Program's record: the store is what every local
 command already shares with a running ``kubecast up`` (``--store``), whatever its run folder
 and ports.  ``kubecast up`` writes each channel's record from its manifests when it starts and
@@ -13,7 +13,8 @@ running Programs are stopped (and so stay playable on demand, as a stopped Progr
 then the channel's encoders and packager exit: a stopped channel costs no encoder CPU.  The
 streaming endpoint keeps serving what is stored.  Starting runs them again, then lets the
 ingests take a publisher.  A channel with ``spec.idleTimeout`` is stopped the same way once it
-has had no contribution for that long (``kubecast.media.idle``).
+has had no contribution for that long (``kubecast.media.idle``).  A reset puts a new token in
+the record: the encoders start a fresh timeline with the next contribution (encoder/clock.py).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 from kubecast.api.components import ChannelStates
 from kubecast.media.idle import idle_seconds
@@ -53,6 +56,20 @@ async def read_control(store: Store, channel: str) -> ChannelControl | None:
 
 async def publish_control(store: Store, channel: str, control: ChannelControl) -> None:
     await store.put(layout.control_key(channel), control.to_json())
+
+
+async def change_control(
+    store: Store, channel: str, *, state: Literal["Running", "Stopped"] | None = None, reset: str | None = None
+) -> ChannelControl:
+    """The record with ``state`` and/or ``reset`` changed and the rest kept (a stop must not drop a
+    reset no contribution has used yet)."""
+    control = await read_control(store, channel) or ChannelControl()
+    if state is not None:
+        control.state = state
+    if reset is not None:
+        control.reset = reset
+    await publish_control(store, channel, control)
+    return control
 
 
 async def channel_programs(store: Store, channel: str) -> list[ProgramRecord]:
@@ -92,8 +109,7 @@ class ChannelSwitch:
     async def publish(self) -> None:
         """Each channel's record as its manifest says (what a previous run left is replaced)."""
         for channel in self.channels:
-            state = "Stopped" if channel in self.stopped else "Running"
-            await publish_control(self.store, channel, ChannelControl(state=state))
+            await change_control(self.store, channel, state="Stopped" if channel in self.stopped else "Running")
 
     async def follow(self) -> None:
         while True:
@@ -115,7 +131,7 @@ class ChannelSwitch:
         idle = idle_seconds(timeline, running_since=self.running_since[channel], now=datetime.now(timezone.utc))
         if idle >= timeout:
             print(f"channel {channel}: no contribution for {idle:.0f} s (spec.idleTimeout): stopping it", flush=True)
-            await publish_control(self.store, channel, ChannelControl(state="Stopped"))
+            await change_control(self.store, channel, state="Stopped")
 
     def _write_states(self) -> None:
         write_states(self.run_dir, ChannelStates(stopped=sorted(self.stopped)))
@@ -166,9 +182,9 @@ class ChannelSwitch:
 
 def main_channel(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="kubecast channel", description="Stop or start a Channel of a running `kubecast up`."
+        prog="kubecast channel", description="Stop, start or reset a Channel of a running `kubecast up`."
     )
-    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("action", choices=["start", "stop", "reset"])
     parser.add_argument("name")
     parser.add_argument("--store", default=str(Path(".kubecast/store").resolve()))
     args = parser.parse_args(argv)
@@ -178,8 +194,12 @@ def main_channel(argv: list[str]) -> int:
         if await read_control(store, args.name) is None:
             print(f"kubecast channel: no channel {args.name!r} in {args.store} (is `kubecast up` running?)")
             return 1
-        state = "Running" if args.action == "start" else "Stopped"
-        await publish_control(store, args.name, ChannelControl(state=state))
+        if args.action == "reset":
+            await change_control(store, args.name, reset=secrets.token_hex(8))
+            print(f"channel {args.name}: reset; its next contribution starts a fresh timeline")
+            return 0
+        state: Literal["Running", "Stopped"] = "Running" if args.action == "start" else "Stopped"
+        await change_control(store, args.name, state=state)
         print(f"channel {args.name}: {state} asked; `kubecast up` follows within a second")
         return 0
 

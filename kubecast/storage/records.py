@@ -44,14 +44,18 @@ class Epoch(_Record):
     first_segment: int
     created: datetime
     instance: str
+    reset: str | None = None  # the reset token it was started under (ChannelControl.reset)
 
 
 class ChannelControl(_Record):
-    """What the control plane asks of a channel's data plane: its state (``spec.state``).
-    Written by ``kubecast up`` and ``kubecast channel stop|start``; read by ``kubecast up``,
-    which stops or starts the channel's processes."""
+    """What the control plane asks of a channel's data plane: its state (``spec.state``, read by
+    ``kubecast up``, which stops or starts the channel's processes) and the newest reset token
+    (read by the encoders when a contribution starts: a token no epoch carries yet starts a
+    fresh timeline).  Written by ``kubecast up`` and ``kubecast channel``, and on a cluster by
+    the operator from the ``kubecast.io/reset`` annotation (the state is the replicas there)."""
 
     state: Literal["Running", "Stopped"] = "Running"
+    reset: str | None = None
 
     @classmethod
     def from_json(cls, data: bytes) -> "ChannelControl":

@@ -117,3 +117,22 @@ def test_a_damaged_epoch_is_skipped_and_its_number_never_reused(tmp_path, caplog
         == restarted.offset_ms
     )
     assert first.epoch == 0 and "epoch" in caplog.text and "unreadable" in caplog.text
+
+
+def test_after_a_reset_the_next_contribution_starts_a_fresh_epoch_both_encoders_share(tmp_path):
+    """A reconnect whose timestamps continue would join the epoch; after a reset it starts a
+    new one at the next free number (a marked discontinuity), and the other encoder joins that."""
+    from kubecast.storage import ChannelControl, layout
+
+    a, b = clocks(tmp_path)
+    a.availability_start(NOW)
+    first = a.place(first_timestamp_ms=0, now=NOW + timedelta(seconds=1), last_written=None)
+    assert b.place(first_timestamp_ms=20_000, now=NOW + timedelta(seconds=21), last_written=None).joined
+    a.store.put_sync(layout.control_key("news"), ChannelControl(reset="r1").to_json())
+    fresh = a.place(first_timestamp_ms=20_000, now=NOW + timedelta(seconds=21), last_written=10)
+    assert (fresh.epoch, fresh.joined, fresh.discontinuity) == (first.epoch + 1, False, True)
+    assert fresh.first_segment == 11, "numbers continue upward: no segment URL is reused"
+    other = b.place(first_timestamp_ms=20_100, now=NOW + timedelta(seconds=21.1), last_written=None)
+    assert other.joined and (other.epoch, other.offset_ms) == (fresh.epoch, fresh.offset_ms)
+    # The same token asks nothing new: the next reconnect joins as before.
+    assert a.place(first_timestamp_ms=22_000, now=NOW + timedelta(seconds=23), last_written=11).joined
