@@ -10,7 +10,7 @@ import logging
 
 from kubecast.api import Program
 from kubecast.media.timeline import Timeline
-from kubecast.storage import ProgramRecord, Store, layout
+from kubecast.storage import ChannelControl, ProgramRecord, Store, layout
 
 from .builders import namespace_store_url
 from .settings import OperatorSettings
@@ -121,3 +121,18 @@ async def delete_channel_media(namespace: str, channel: str, programs: list[str]
     for key in doomed:
         await asyncio.wait_for(store.delete(key), 10)
     return len(doomed)
+
+
+async def request_reset(namespace: str, channel: str, token: str) -> bool:
+    """The Channel's ``kubecast.io/reset`` token in its control record, where its encoders read it
+    when the next contribution starts; False when the record already carries it.  Storage
+    trouble raises."""
+    store = store_for(namespace)
+    key = layout.control_key(channel)
+    data = await asyncio.wait_for(store.get(key), 10)
+    control = ChannelControl.model_validate_json(data) if data is not None else ChannelControl()
+    if control.reset == token:
+        return False
+    control.reset = token
+    await asyncio.wait_for(store.put(key, control.to_json()), 10)
+    return True

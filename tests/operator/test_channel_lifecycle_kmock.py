@@ -5,6 +5,7 @@ follows what the Deployment controller (played by the test) reports."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from emulator import CHANNELS, DEPLOYMENTS, as_user, channel_body, conditions, eventually, obj, operator, path_of
@@ -152,3 +153,32 @@ async def test_idle_timeout_stops_a_channel_without_contribution_with_an_event(c
         event = await eventually(lambda: idle_events(cluster), what="an IdleTimeout event")
         assert event[0].data["type"] == "Normal" and "spec.idleTimeout PT3S" in event[0].data["message"]
         await eventually(lambda: replicas(cluster) == dict.fromkeys(PARTS, 0), what="zero replicas")
+
+
+def control(store) -> dict | None:
+    path = store / "media" / "channels" / "news" / "control.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+async def test_the_reset_annotation_puts_its_token_where_the_encoders_read_it(cluster, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
+    cluster.objects["v1/secrets", "media", "news-key"] = {
+        "metadata": {"name": "news-key", "namespace": "media"},
+        "data": {"streamKey": "c2VjcmV0"},
+    }
+    body = channel_body()
+    body["metadata"]["annotations"] = {"kubecast.io/reset": "first"}
+    cluster.objects[CHANNELS, "media", "news"] = body
+    async with operator():
+        await eventually(lambda: (control(store) or {}).get("reset") == "first", what="the first token stored")
+        await eventually(lambda: obj(cluster, DEPLOYMENTS, "news-packager"), what="the Deployments")
+        hashes = {name: obj(cluster, DEPLOYMENTS, name).raw["spec"]["template"]["metadata"] for name in PARTS}
+        change = {"metadata": {"annotations": {"kubecast.io/reset": "second"}}}
+        assert await as_user(cluster, "PATCH", path_of(), change) == 200
+        await eventually(lambda: (control(store) or {}).get("reset") == "second", what="the new token stored")
+        events = [r for r in cluster if r.resource and r.resource.plural == "events" and "fresh timeline" in r.text]
+        assert any("'second'" in e.data["message"] and e.data["reason"] == "Reset" for e in events)
+        assert {
+            name: obj(cluster, DEPLOYMENTS, name).raw["spec"]["template"]["metadata"] for name in PARTS
+        } == hashes, "a reset restarts no pod"
