@@ -134,15 +134,20 @@ class EncoderLink:
                     await writer.wait_closed()
 
     async def _wait_or_stop(self, delay: float) -> bool:
-        """Sleep between attempts; True when the publish ended meanwhile."""
+        """Sleep the whole delay between attempts, however many frames arrive meanwhile (each
+        arrival used to end the wait, so a gone encoder was retried and logged at the frame rate);
+        True when the publish ended meanwhile. The frames are dropped: without those before them,
+        the encoder could not decode them later anyway."""
         carried, self._carried = self._carried, []
         if any(item is None for item in carried):
             return True
-        try:
-            item = await asyncio.wait_for(self.queue.get(), delay)
-        except asyncio.TimeoutError:
-            return False
-        if item is None:
-            return True
-        self._drain()  # frames queued while no encoder listened cannot be decoded later anyway
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                item = await asyncio.wait_for(self.queue.get(), remaining)
+            except asyncio.TimeoutError:
+                return False
+            if item is None:
+                return True
         return False
