@@ -8,6 +8,7 @@ no request can address anything outside the store; whatever does not match is a 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timezone
 from html import escape
 from importlib import resources
@@ -65,6 +66,29 @@ def _static(name: str) -> bytes:
     return resources.files("kubecast.endpoint").joinpath("static", name).read_bytes()
 
 
+class _FailureLog:
+    """One traceback per ``every`` seconds for requests that fail, with the count of those it left
+    out: while storage is away every viewer's every request fails, and a traceback for each one
+    buried the lines that said why (and filled the node's disk)."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.logged_at = -every
+        self.left_out = 0
+
+    def report(self, path: str) -> None:
+        now = time.monotonic()
+        if now - self.logged_at < self.every:
+            self.left_out += 1
+            return
+        since = f" ({self.left_out} more failed requests not shown since the last)" if self.left_out else ""
+        log.exception("request %s failed%s", path, since)
+        self.logged_at, self.left_out = now, 0
+
+
+_failures = _FailureLog()
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
@@ -81,7 +105,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except InvalidKey:
         response = not_found()
     except Exception:  # noqa: BLE001 - a viewer's request must never take the process down
-        log.exception("request %s failed", request.path)
+        _failures.report(request.path)
         response = web.Response(status=503, text="temporarily unavailable\n", headers={"Retry-After": "1"})
     for name, value in _cors(request).items():
         response.headers.setdefault(name, value)

@@ -7,10 +7,13 @@ import asyncio
 import time
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from conftest import make_timeline
 from prometheus_client import REGISTRY
 
+from kubecast.endpoint import app as endpoint_app
 from kubecast.endpoint import timelines
+from kubecast.endpoint.app import make_app
 from kubecast.endpoint.timelines import TimelineCache
 from kubecast.storage import Store, layout
 
@@ -69,3 +72,26 @@ async def test_a_timeline_never_read_is_not_invented_while_storage_is_away():
     store.mode = "fail"
     with pytest.raises(ConnectionError):
         await TimelineCache(store).get("news")
+
+
+async def test_segment_requests_failing_while_storage_is_away_log_one_traceback_per_pause(caplog, monkeypatch):
+    """Every viewer's every request fails while storage is away: each is a 503 with Retry-After,
+    but only the first gives a traceback; the next one after the pause says how many were left out."""
+    failures = endpoint_app._FailureLog(every=0.3)
+    monkeypatch.setattr(endpoint_app, "_failures", failures)
+    store = AwayStore()
+    await store.put(layout.timeline_key("news"), make_timeline().to_json())
+    async with TestClient(TestServer(make_app(store))) as client:
+        playlist = await client.get("/live/news/index.m3u8")
+        assert playlist.status == 200
+        store.mode = "fail"
+        caplog.clear()
+        for _ in range(25):
+            response = await client.get("/live/news/v720/12.m4s")
+            assert response.status == 503 and response.headers["Retry-After"] == "1"
+        tracebacks = [r for r in caplog.records if r.exc_info and r.getMessage().startswith("request ")]
+        assert len(tracebacks) == 1, [r.getMessage() for r in tracebacks]
+        await asyncio.sleep(0.35)
+        assert (await client.get("/live/news/v720/12.m4s")).status == 503
+        tracebacks = [r for r in caplog.records if r.exc_info and r.getMessage().startswith("request ")]
+        assert len(tracebacks) == 2 and "24 more failed requests" in tracebacks[1].getMessage()
