@@ -14,6 +14,16 @@ import logging
 from kubecast import liveness
 
 
+def _stale_limit(text: str) -> float:
+    """A loop beats every LOOP_BEAT_SECONDS, so a limit near that would call a healthy loop hung
+    whenever one beat came a little late: at least three beats."""
+    value = float(text)
+    floor = 3 * liveness.LOOP_BEAT_SECONDS
+    if value < floor:
+        raise argparse.ArgumentTypeError(f"must be at least {floor:g} s (three heartbeats), not {text}")
+    return value
+
+
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     parser.add_argument(
@@ -21,7 +31,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--stale-after",
-        type=float,
+        type=_stale_limit,
         default=liveness.STALE_AFTER,
         help="seconds a busy loop or thread may go without a heartbeat before /livez (on the metrics port) "
         "calls the process hung",

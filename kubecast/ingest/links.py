@@ -95,7 +95,7 @@ class EncoderLink:
                 log.warning("cannot reach encoder %s:%d of %s (%s); retrying", *self.address, self.hello.channel, error)
                 if await self._wait_or_stop(delay):
                     return
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 1.0)  # an encoder back from a restart is reached within a second
                 continue
             delay = 0.2
             self.connected = True

@@ -47,7 +47,7 @@ async def test_a_hung_and_a_frozen_process_are_killed_and_restarted(tmp_path: Pa
             "--metrics-port",
             str(metrics_port),
             "--stale-after",
-            "1",
+            "3",
         ),
         ready_marker="listening on",
         env={DRILL_HANG_ENV: str(drill)},
@@ -69,10 +69,10 @@ async def test_a_hung_and_a_frozen_process_are_killed_and_restarted(tmp_path: Pa
 
         drill.write_text("ingest: ingest event loop\n")
         hung_at = time.monotonic()
-        await eventually(lambda: managed.hung_kills == 1, timeout=10, what="the hung ingest killed")
+        await eventually(lambda: managed.hung_kills == 1, timeout=15, what="the hung ingest killed")
         drill.unlink()  # the restarted process must not hang again
         assert first.returncode == -signal.SIGKILL
-        assert time.monotonic() - hung_at < 1 + 1 + 0.5 + 2, "the limit, a beat, a poll, and slack"
+        assert time.monotonic() - hung_at < 3 + 1 + 0.5 + 2, "the limit, a beat, a poll, and slack"
         await eventually(lambda: managed.restarts == 1 and managed.ready.is_set(), timeout=20, what="restarted")
         assert "ingest is hung (/livez answered 503: hung: ingest event loop: no beat for" in caplog.text
         status, _ = await asyncio.to_thread(probe_liveness, spec.liveness_url)
