@@ -24,8 +24,13 @@ keeps merging for ``stale_after_ms`` after the packager's timeline is fresh agai
 serves a timeline shorter than one it served, so the hand-back to the packager (whose first
 write may have read the progress a moment before an endpoint did) cannot step back either.
 The merge reaches as far back as the encoders' progress (its last 30 segments per track), so
-an outage longer than that leaves a gap marked as a discontinuity.  Programs' recorded
-timelines are the packager's alone and wait for it.
+an outage longer than that leaves a gap marked as a discontinuity.  A running program's DVR
+window is carried on the same way: while this replica merges the channel's timeline, it grows
+the program's stored timeline over the merged one with the packager's own ``record``
+(``kubecast.storage.programs``), in memory; it keeps doing so until the stored recording has
+caught up with what it served, so a program's playlist never steps back either.  A program
+the packager has not begun to record, or one stopped meanwhile, waits for the packager: where
+it starts, and where it ends, are the packager's to write.
 
 While storage is slow or away, a timeline (or an encoder's progress) that cannot be read
 within ``READ_DEADLINE`` is served from the last copy this process read (players keep playing
@@ -46,6 +51,7 @@ from typing import TypeVar, cast
 from kubecast.media.merge import merge
 from kubecast.media.timeline import Timeline
 from kubecast.storage import EncoderProgress, ProgramRecord, Store, layout
+from kubecast.storage.programs import record as record_program
 
 from . import metrics
 
@@ -73,6 +79,19 @@ def newest_number(timeline: Timeline) -> int:
     return max((t.segments[-1].number for t in timeline.tracks if t.segments), default=-1)
 
 
+def _writable_copy(timeline: Timeline) -> Timeline:
+    """A copy ``record`` may grow: it appends to the tracks and their rows in place (the rows
+    themselves are immutable, so a program window of days costs one list copy, not a deep one)."""
+    tracks = [track.model_copy(update={"segments": list(track.segments)}) for track in timeline.tracks]
+    return timeline.model_copy(update={"tracks": tracks})
+
+
+@dataclass
+class _CarriedProgram:
+    timeline: Timeline
+    made_from: tuple[Timeline, Timeline]  # the stored recording and the channel timeline it grew from
+
+
 @dataclass
 class _Merged:
     timeline: Timeline
@@ -89,6 +108,7 @@ class TimelineCache:
         self._locks: dict[str, asyncio.Lock] = {}
         self._rendered: dict[tuple[str, ...], tuple[tuple[object, ...], str]] = {}
         self._merged: dict[str, _Merged] = {}
+        self._programs: dict[str, _CarriedProgram] = {}  # locator -> the window carried on and served
         self._failure_logged = -FAILURE_LOG_SECONDS
 
     async def program(self, locator: str) -> ProgramRecord | None:
@@ -98,10 +118,29 @@ class TimelineCache:
         """The recorded timeline of the program a locator names (None: no such program)."""
         record = await self.program(locator)
         if record is None:
+            self._programs.pop(locator, None)
             return None
-        return await self._read(
+        stored = await self._read(
             f"program:{locator}", layout.program_timeline_key(record.channel, record.name), Timeline.from_json
         )
+        if stored is None or stored.state != "live" or record.state != "Running":
+            self._programs.pop(locator, None)
+            return stored
+        # Read through ``get``, which notices a stale channel timeline and merges, even when
+        # every viewer of the channel watches a program and none its live URLs.
+        channel = await self.get(record.channel)
+        carried = self._programs.get(locator)
+        behind = carried is not None and newest_number(carried.timeline) > newest_number(stored)
+        if channel is None or (record.channel not in self._merged and not behind):
+            self._programs.pop(locator, None)  # the packager keeps it: serve what it wrote
+            return stored
+        if carried is not None and carried.made_from[0] is stored and carried.made_from[1] is channel:
+            return carried.timeline  # the same inputs: the same window, rendered once
+        grown, _ = record_program(_writable_copy(stored), record, channel, self.clock())
+        if grown is None or (carried is not None and newest_number(grown) < newest_number(carried.timeline)):
+            return carried.timeline if carried is not None else stored
+        self._programs[locator] = _CarriedProgram(grown, (stored, channel))
+        return grown
 
     async def get(self, channel: str, *, fresh: bool = False) -> Timeline | None:
         """The channel's timeline: the stored one, or, while the packager does not keep it

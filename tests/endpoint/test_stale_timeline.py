@@ -1,12 +1,15 @@
 """A hung packager: the endpoint carries a stale live timeline on with the encoders' progress,
-through the packager's own merge, and replicas that do so agree."""
+through the packager's own merge, and replicas that do so agree; a running program's window
+goes on with it, through the packager's own ``record``."""
 
+import time
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from kubecast.endpoint import metrics
+from kubecast.endpoint import metrics, timelines
 from kubecast.endpoint.app import make_app
 from kubecast.endpoint.live import TIMELINES
 from kubecast.endpoint.timelines import stale_after_ms
@@ -14,7 +17,8 @@ from kubecast.media.merge import merge
 from kubecast.media.progress import EncoderProgress, IngestInfo
 from kubecast.media.timeline import Timeline
 from kubecast.media.tracks import SegmentRecord, TrackInfo
-from kubecast.storage import Store, layout
+from kubecast.storage import ProgramRecord, Store, layout
+from kubecast.storage.programs import record
 
 D = 180000  # 2 s at 90 kHz
 VIDEO = TrackInfo(
@@ -127,3 +131,67 @@ async def test_a_segment_another_replica_listed_a_moment_ago_is_served_not_404(t
         await store.put(layout.timeline_key("news"), packager_timeline(range(10, 17), now).to_json())
         assert await (await client.get("/live/news/v/16.m4s")).read() == b"A16"
         assert (await client.get("/live/news/v/99.m4s")).status == 404
+
+
+async def store_program(store: Store, channel: Timeline, now: datetime, state: str = "Running") -> Timeline:
+    """A program the packager began recording (with its own ``record``) and wrote at ``now``."""
+    program = ProgramRecord(name="show", channel="news", locator="show", archive_window_seconds=60, state=state)
+    await store.put(layout.locator_key("show"), program.to_json())
+    await store.put(layout.program_key("news", "show"), program.to_json())
+    recorded, _ = record(None, program.model_copy(update={"state": "Running"}), channel, now)
+    assert recorded is not None
+    await store.put(layout.program_timeline_key("news", "show"), recorded.to_json())
+    return recorded
+
+
+async def test_a_programs_window_is_carried_on_while_the_packager_is_away(tmp_path, monkeypatch):
+    """The packager recorded the program up to 15 and froze; the encoders have stored up to 19.
+    The program's playlist goes on to 19, as the live one does, and only in memory."""
+    now = datetime.now(timezone.utc)
+    frozen_at = now - timedelta(seconds=10)
+    channel = packager_timeline(range(10, 16), frozen_at)
+    store = await store_with(tmp_path, channel, range(10, 20), range(10, 20), now)
+    written = await store_program(store, packager_timeline(range(10, 14), frozen_at), frozen_at)
+    written, _ = record(written, ProgramRecord.from_json(await store.get(layout.locator_key("show"))), channel, now)
+    await store.put(layout.program_timeline_key("news", "show"), written.to_json())
+    app = make_app(store)
+    app[TIMELINES].ttl = 0
+    async with TestClient(TestServer(app)) as client:
+        playlist = await (await client.get("/show/v/index.m3u8")).text()
+        assert listed(playlist) == list(range(13, 20)), "the window began at 13 and grows to what the encoders hold"
+        assert "#EXT-X-ENDLIST" not in playlist
+        assert await (await client.get("/show/v/19.m4s")).read() == b"A19"
+        stored = Timeline.from_json(await store.get(layout.program_timeline_key("news", "show")))
+        assert stored.tracks[0].segments[-1].number == 15, "read-only: the recording is the packager's to write"
+        # The packager wakes up and writes the channel and the program from what it read a moment
+        # before the endpoint's last merge: the program's playlist does not step back.
+        await store.put(layout.timeline_key("news"), packager_timeline(range(10, 18), now).to_json())
+        behind, _ = record(stored, ProgramRecord.from_json(await store.get(layout.locator_key("show"))),
+                           packager_timeline(range(10, 18), now), now)  # fmt: skip
+        await store.put(layout.program_timeline_key("news", "show"), behind.to_json())
+        assert listed(await (await client.get("/show/v/index.m3u8")).text())[-1] == 19
+        # Past the grace in which the replica still merges the channel: the recording is still
+        # behind what was served, so the window is still carried on (over the packager's channel).
+        real = time.monotonic
+        monkeypatch.setattr(timelines, "time", SimpleNamespace(monotonic=lambda: real() + 60))
+        assert listed(await (await client.get("/show/v/index.m3u8")).text())[-1] == 19
+        caught_up, _ = record(behind, ProgramRecord.from_json(await store.get(layout.locator_key("show"))),
+                              packager_timeline(range(10, 21), now), now)  # fmt: skip
+        await store.put(layout.program_timeline_key("news", "show"), caught_up.to_json())
+        assert listed(await (await client.get("/show/v/index.m3u8")).text())[-1] == 20, "the packager's again"
+
+
+async def test_a_program_the_packager_keeps_fresh_or_stopped_is_served_as_written(tmp_path):
+    now = datetime.now(timezone.utc)
+    store = await store_with(tmp_path, packager_timeline(range(10, 16), now), range(10, 20), range(10, 20), now)
+    await store_program(store, packager_timeline(range(10, 14), now), now)
+    async with TestClient(TestServer(make_app(store))) as client:
+        assert listed(await (await client.get("/show/v/index.m3u8")).text()) == [13], "fresh: the packager's"
+    stale = tmp_path / "stale"
+    frozen_at = now - timedelta(seconds=10)
+    store = await store_with(stale, packager_timeline(range(10, 16), frozen_at), range(10, 20), range(10, 20), now)
+    await store_program(store, packager_timeline(range(10, 14), frozen_at), frozen_at, state="Stopped")
+    async with TestClient(TestServer(make_app(store))) as client:
+        assert listed(await (await client.get("/show/v/index.m3u8")).text()) == [13], (
+            "stopped meanwhile: where it ends is the packager's to write"
+        )

@@ -4,8 +4,8 @@ from datetime import timedelta
 
 from merge_fixtures import AST, progress, run
 
-from kubecast.packager.programs import record
 from kubecast.storage import ProgramRecord
+from kubecast.storage.programs import record
 
 
 def program(state="Running", window=10.0):
