@@ -31,8 +31,11 @@ class FakeEncoder:
 
     def all_records(self, index: int = -1) -> list[CodecConfig | Frame | EndOfStream]:
         data = bytes(self.contributions[index])
+        end_of_hello = data.find(b"\n")
+        if end_of_hello < 0:  # the connection is open but its hello line has not fully arrived yet
+            return []
         reader = RecordReader()
-        reader.feed(data[data.index(b"\n") + 1 :])
+        reader.feed(data[end_of_hello + 1 :])
         return list(reader.records())
 
     def records(self, index: int = -1) -> list[CodecConfig | Frame]:
