@@ -97,10 +97,15 @@ class Pipeline:
             self.procs[name].stop(timeout=30)
 
     def timeline(self, channel: str) -> dict:
-        if self.store_url == str(self.store):
-            return json.loads((self.store / "channels" / channel / "timeline.json").read_text())
-        data = Store(self.store_url).get_sync(layout.timeline_key(channel))  # as the test's environment reaches it
-        assert data is not None, f"no timeline of {channel} in {self.store_url}"
+        return self._read_json(layout.timeline_key(channel))
+
+    def progress(self, channel: str, instance: str) -> dict:
+        """What one encoder reports it has stored (every segment it wrote, taken or not)."""
+        return self._read_json(layout.progress_key(channel, instance))
+
+    def _read_json(self, key: str) -> dict:
+        data = Store(self.store_url).get_sync(key)  # as the test's environment reaches it
+        assert data is not None, f"no {key} in {self.store_url}"
         return json.loads(data)
 
     def encoder(self, channel: str, instance: str) -> str:

@@ -22,6 +22,8 @@ from drill import Link, Pipeline, Player, seeded
 from helpers import Proc, lavfi_source, wait_until
 from media_checks import MPD_NS, download, expand_timeline, fetch, media_playlist, mpd
 
+from kubecast.media.tracks import SegmentRecord
+
 pytestmark = [pytest.mark.e2e, pytest.mark.failover]
 
 PUBLISH_SECONDS = 60
@@ -155,8 +157,26 @@ def encoder_b_restarted_then_a_killed(drill: Drill, rng) -> None:
     time.sleep(rng.uniform(3, 6))
     pipeline.start(pipeline.encoder("cam1", "B"))
     drill.wait_live("B")
-    time.sleep(rng.uniform(2 * SEGMENT_SECONDS, 4 * SEGMENT_SECONDS))  # B takes complete segments again
+    # Live is not yet enough: the restarted B decodes from the source's next key frame (up to a GOP
+    # away) and stores a segment only when it holds all of it. Wait for B's first complete copy of
+    # every rendition after its return, then kill A at a random point of a later segment.
+    back_at = max(track["segments"][-1][0] for track in pipeline.timeline("cam1")["tracks"] if track["segments"])
+    wait_until(
+        lambda: b_holds_every_rendition_after(pipeline.progress("cam1", "B"), back_at),
+        timeout=30,
+        interval=0.2,
+        what=f"encoder B's complete segments after {back_at}",
+    )
+    time.sleep(rng.uniform(0, 2 * SEGMENT_SECONDS))
     pipeline.kill(pipeline.encoder("cam1", "A"))
+
+
+def b_holds_every_rendition_after(progress: dict, number: int) -> bool:
+    segments = {track: [SegmentRecord(*row) for row in rows] for track, rows in progress.get("segments", {}).items()}
+    return all(
+        any(record.number > number and not record.final for record in segments.get(rendition, []))
+        for rendition in RENDITIONS
+    )
 
 
 def packager_restarted(drill: Drill, rng) -> None:
