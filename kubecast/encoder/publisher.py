@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from kubecast.media.tracks import SegmentRecord, TrackInfo
+from kubecast.outage import Outage, left_out_note
 from kubecast.storage import EncoderProgress, IngestInfo, Store, layout, storage_full
 
 from . import metrics
@@ -49,7 +50,6 @@ UPLOAD_CONCURRENCY = 4
 HEARTBEAT_SECONDS = 2.0
 DEFAULT_BACKLOG_SECONDS = 60.0  # of media per track: twice a 30 s storage outage
 STOP_ATTEMPTS = 5  # a stopping encoder gives up a write after this many failures (~5 s)
-FAILURE_LOG_SECONDS = 10.0  # while storage stays away, one log line this often
 
 
 def now_utc() -> datetime:
@@ -93,8 +93,7 @@ class Publisher:
         self._queue = UploadQueue(max_segments=max_segments_for(backlog_seconds, segment_duration_ms))
         self._rng = rng or random.Random()
         self._unlisted = 0  # segments stored since progress.json last listed them
-        self._failing_since: float | None = None  # monotonic time of the first failed write of an outage
-        self._failure_logged = 0.0
+        self._outage = Outage()
         self._stored_inits: set[str] = set()
         self._uploads = ThreadPoolExecutor(UPLOAD_CONCURRENCY, thread_name_prefix=f"upload-{channel}-{instance}")
         self._thread = threading.Thread(target=self._run, name=f"publisher-{channel}-{instance}", daemon=True)
@@ -178,33 +177,29 @@ class Publisher:
                     raise
                 time.sleep(delay)
             else:
-                if self._failing_since is not None:
+                if (lasted := self._outage.ended()) is not None:
                     log.info(
                         "storage takes writes of %s/%s again after %.1f s; %d segments waiting",
                         self.channel,
                         self.instance,
-                        time.monotonic() - self._failing_since,
+                        lasted,
                         self._queue.segments_waiting(),
                     )
-                    self._failing_since = None
                 return
 
     def _report_failure(self, key: str, error: BaseException, *, full: bool) -> None:
-        now = time.monotonic()
-        if self._failing_since is None:
-            self._failing_since = now
-        elif now - self._failure_logged < FAILURE_LOG_SECONDS:
+        if (left_out := self._outage.failed()) is None:
             return
-        self._failure_logged = now
         what = "the store is full (no space left on device)" if full else f"storage fails ({_first_line(error)})"
         log.warning(
-            "%s: %s not stored; %s/%s keeps encoding and retries, %d segments waiting (at most %d per track)",
+            "%s: %s not stored; %s/%s keeps encoding and retries, %d segments waiting (at most %d per track)%s",
             what,
             key,
             self.channel,
             self.instance,
             self._queue.segments_waiting(),
             self._queue.max_segments,
+            left_out_note(left_out),
         )
 
     def _run(self) -> None:

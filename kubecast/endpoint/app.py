@@ -8,7 +8,6 @@ no request can address anything outside the store; whatever does not match is a 
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timezone
 from html import escape
 from importlib import resources
@@ -19,6 +18,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubecast.media.timeline import Timeline
+from kubecast.outage import Outage, left_out_note
 from kubecast.storage import InvalidKey, Store, layout
 
 from . import metrics
@@ -66,27 +66,7 @@ def _static(name: str) -> bytes:
     return resources.files("kubecast.endpoint").joinpath("static", name).read_bytes()
 
 
-class _FailureLog:
-    """One traceback per ``every`` seconds for requests that fail, with the count of those it left
-    out: while storage is away every viewer's every request fails, and a traceback for each one
-    buried the lines that said why (and filled the node's disk)."""
-
-    def __init__(self, every: float = 10.0) -> None:
-        self.every = every
-        self.logged_at = -every
-        self.left_out = 0
-
-    def report(self, path: str) -> None:
-        now = time.monotonic()
-        if now - self.logged_at < self.every:
-            self.left_out += 1
-            return
-        since = f" ({self.left_out} more failed requests not shown since the last)" if self.left_out else ""
-        log.exception("request %s failed%s", path, since)
-        self.logged_at, self.left_out = now, 0
-
-
-_failures = _FailureLog()
+_failures = Outage()  # requests failing for a reason of ours (storage away): one traceback per interval
 
 
 @web.middleware
@@ -105,7 +85,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except InvalidKey:
         response = not_found()
     except Exception:  # noqa: BLE001 - a viewer's request must never take the process down
-        _failures.report(request.path)
+        if (left_out := _failures.failed()) is not None:
+            log.exception("request %s failed%s", request.path, left_out_note(left_out))
         response = web.Response(status=503, text="temporarily unavailable\n", headers={"Retry-After": "1"})
     for name, value in _cors(request).items():
         response.headers.setdefault(name, value)

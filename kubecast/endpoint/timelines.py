@@ -50,6 +50,7 @@ from typing import TypeVar, cast
 
 from kubecast.media.merge import merge
 from kubecast.media.timeline import Timeline
+from kubecast.outage import Outage, left_out_note
 from kubecast.storage import EncoderProgress, ProgramRecord, Store, layout
 from kubecast.storage.programs import record as record_program
 
@@ -61,7 +62,6 @@ T = TypeVar("T")
 
 READ_DEADLINE = 2.0  # seconds; a player's playlist request must not wait on storage longer
 RETRY_AFTER_FAILURE = 1.0
-FAILURE_LOG_SECONDS = 10.0
 
 
 def stale_after_ms(segment_duration_ms: int) -> int:
@@ -109,7 +109,7 @@ class TimelineCache:
         self._rendered: dict[tuple[str, ...], tuple[tuple[object, ...], str]] = {}
         self._merged: dict[str, _Merged] = {}
         self._programs: dict[str, _CarriedProgram] = {}  # locator -> the window carried on and served
-        self._failure_logged = -FAILURE_LOG_SECONDS
+        self._read_outage = Outage()
 
     async def program(self, locator: str) -> ProgramRecord | None:
         return await self._read(f"locator:{locator}", layout.locator_key(locator), ProgramRecord.from_json)
@@ -231,9 +231,13 @@ class TimelineCache:
                     raise
                 metrics.STALE_READS.inc()
                 now = time.monotonic()
-                if now - self._failure_logged >= FAILURE_LOG_SECONDS:
-                    self._failure_logged = now
-                    log.warning("storage read of %s failed (%r); serving the last copy read", key, error)
+                if (left_out := self._read_outage.failed()) is not None:
+                    log.warning(
+                        "storage read of %s failed (%r); serving the last copy read%s",
+                        key,
+                        error,
+                        left_out_note(left_out),
+                    )
                 self._entries[channel] = (now - self.ttl + RETRY_AFTER_FAILURE, entry[1])
                 return cast("T | None", entry[1])
             timeline: T | None = None

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from kubecast.media.merge import merge
 from kubecast.media.timeline import Timeline
+from kubecast.outage import Outage, left_out_note
 from kubecast.storage import EncoderProgress, Store, layout
 
 from . import metrics
@@ -29,7 +29,6 @@ log = logging.getLogger("kubecast.packager")
 HEARTBEAT = timedelta(seconds=2)
 PROGRAM_INTERVAL = timedelta(seconds=1)  # programs are listed and recorded at most this often
 RETENTION_INTERVAL = timedelta(seconds=30)
-FAILURE_LOG_SECONDS = 10.0
 
 
 def _signature(timeline: Timeline) -> tuple[object, ...]:
@@ -149,29 +148,22 @@ class Packager:
 
     async def run(self, stop: asyncio.Event, on_first_write: Callable[[], None] | None = None) -> None:
         await self.load()
-        failing_since: float | None = None  # while storage fails: one line every FAILURE_LOG_SECONDS
-        logged = 0.0
-        programs_logged = -FAILURE_LOG_SECONDS
+        storage_outage, programs_outage = Outage(), Outage()
         while not stop.is_set():
             try:
                 if await self.step() and on_first_write is not None:
                     on_first_write()
                     on_first_write = None
-                if failing_since is not None:
-                    log.info("packager of %s works again after %.1f s", self.channel, time.monotonic() - failing_since)
-                    failing_since = None
+                if (lasted := storage_outage.ended()) is not None:
+                    log.info("packager of %s works again after %.1f s", self.channel, lasted)
             except Exception:  # noqa: BLE001 - a storage hiccup must not end the channel's packager
-                now = time.monotonic()
-                if failing_since is None or now - logged >= FAILURE_LOG_SECONDS:
-                    log.exception("packager step failed for %s", self.channel)
-                    failing_since, logged = failing_since or now, now
+                if (left_out := storage_outage.failed()) is not None:
+                    log.exception("packager step failed for %s%s", self.channel, left_out_note(left_out))
             try:
                 await self.record_programs()
             except Exception:  # noqa: BLE001 - a broken program must not stop the live channel
-                now = time.monotonic()
-                if now - programs_logged >= FAILURE_LOG_SECONDS:
-                    log.exception("recording the programs of %s failed", self.channel)
-                    programs_logged = now
+                if (left_out := programs_outage.failed()) is not None:
+                    log.exception("recording the programs of %s failed%s", self.channel, left_out_note(left_out))
             try:
                 await asyncio.wait_for(stop.wait(), self.poll_interval)
             except asyncio.TimeoutError:

@@ -15,6 +15,7 @@ from kubecast.endpoint import app as endpoint_app
 from kubecast.endpoint import timelines
 from kubecast.endpoint.app import make_app
 from kubecast.endpoint.timelines import TimelineCache
+from kubecast.outage import Outage
 from kubecast.storage import Store, layout
 
 
@@ -77,7 +78,7 @@ async def test_a_timeline_never_read_is_not_invented_while_storage_is_away():
 async def test_segment_requests_failing_while_storage_is_away_log_one_traceback_per_pause(caplog, monkeypatch):
     """Every viewer's every request fails while storage is away: each is a 503 with Retry-After,
     but only the first gives a traceback; the next one after the pause says how many were left out."""
-    failures = endpoint_app._FailureLog(every=0.3)
+    failures = Outage(every=0.3)
     monkeypatch.setattr(endpoint_app, "_failures", failures)
     store = AwayStore()
     await store.put(layout.timeline_key("news"), make_timeline().to_json())
@@ -94,4 +95,4 @@ async def test_segment_requests_failing_while_storage_is_away_log_one_traceback_
         await asyncio.sleep(0.35)
         assert (await client.get("/live/news/v720/12.m4s")).status == 503
         tracebacks = [r for r in caplog.records if r.exc_info and r.getMessage().startswith("request ")]
-        assert len(tracebacks) == 2 and "24 more failed requests" in tracebacks[1].getMessage()
+        assert len(tracebacks) == 2 and "24 more failures not shown" in tracebacks[1].getMessage()
