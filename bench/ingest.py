@@ -27,18 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kubecast.local.ports import unclaimed_port  # noqa: E402 - found through the line above
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def free_port(kind=socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Sink:
@@ -143,10 +139,10 @@ def main() -> None:
             check=True,
         )
         ports = {
-            "rtmp": free_port(),
-            "http": free_port(),
-            "srt": free_port(socket.SOCK_DGRAM),
-            "udp": free_port(socket.SOCK_DGRAM),
+            "rtmp": unclaimed_port(),
+            "http": unclaimed_port(),
+            "srt": unclaimed_port(),
+            "udp": unclaimed_port(),
         }
         outputs = {
             "RTMP": (["-f", "flv"], f"rtmp://127.0.0.1:{ports['rtmp']}/live/bench/any"),

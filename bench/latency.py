@@ -16,13 +16,14 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+
+from kubecast.local.ports import unclaimed_port
 
 LADDERS = {
     "demo": """    preset: Custom
@@ -33,12 +34,6 @@ LADDERS = {
       - {name: video_240p, width: 426, height: 240, bitrate: 400000, profile: Baseline}""",
     "Default720p": "    preset: Default720p",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -58,7 +53,7 @@ def main() -> int:
             + LADDERS[args.ladder]
             + "\n"
         )
-        rtmp, http = free_port(), free_port()
+        rtmp, http = unclaimed_port(), unclaimed_port()
         up = subprocess.Popen(
             [
                 sys.executable,

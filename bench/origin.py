@@ -28,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kubecast.local.ports import unclaimed_port
 from kubecast.media.mp4 import Sample, init_segment_video, media_segment
 from kubecast.media.timeline import Timeline, TimelineTrack
 from kubecast.media.tokens import sign
@@ -46,12 +46,6 @@ from kubecast.media.tracks import TrackInfo
 from kubecast.storage import Store, layout
 
 AVCC = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 0x68, 0xEE])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def fill(store_dir: Path, segment_bytes: int) -> None:
@@ -114,7 +108,7 @@ PROTECTION = '{"masterKeySecretRef": {"name": "bench", "key": "master"}}'
 
 
 def start_endpoint(store: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+    port = unclaimed_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -151,7 +145,7 @@ def main() -> None:
         work = Path(folder)
         os.chmod(work, 0o755)  # nginx's worker runs as an unprivileged user and must read the files
         asyncio.run(fill(work / "store", args.segment_kb * 1024))
-        nginx_port = free_port()
+        nginx_port = unclaimed_port()
         endpoint, base = start_endpoint(work / "store")
         keys = {"KUBECAST_CONTENT_MASTER_KEY": os.urandom(16).hex()}
         signing_key = work / "signing-key"

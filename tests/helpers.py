@@ -7,10 +7,8 @@ the test fails, and its output is kept so a failure shows what the program said.
 from __future__ import annotations
 
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,44 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from kubecast.local.ports import unclaimed_port
+
 T = TypeVar("T")
 
 
-def _ephemeral_floor() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default range starts here
-
-
-_EPHEMERAL_FLOOR = _ephemeral_floor()
-_handed_out: set[int] = set()
-
-
-def _bindable(port: int) -> bool:
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):  # SRT and UDP ingest listen on the same numbers
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
 def free_port() -> int:
-    """A port that is free now and that nobody will be handed by the kernel before the test binds it.
-
-    A port found with bind(0) comes from the kernel's ephemeral range; once released, the kernel may
-    give it to the next bind(0) or outgoing connection of any process, such as `kubecast up` choosing
-    its internal ports, and the server under test then fails with EADDRINUSE. Ports below that range
-    are never chosen by the kernel, and this process never hands the same one out twice.
-    """
-    for _ in range(1000):
-        port = random.randint(10000, _EPHEMERAL_FLOOR - 1)
-        if port not in _handed_out and _bindable(port):
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no free port below the ephemeral range")
+    """A port below the kernel's ephemeral range, never handed out twice (see ``unclaimed_port``)."""
+    return unclaimed_port()
 
 
 def wait_until(predicate: Callable[[], T], *, timeout: float, interval: float = 0.1, what: str = "condition") -> T:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import sys
+from pathlib import Path
 from types import TracebackType
 
 
@@ -51,3 +53,41 @@ class PortReservations:
             return chosen
         self._held.append(sock)
         return port
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default range starts here
+
+
+_EPHEMERAL_FLOOR = _ephemeral_floor()
+_handed_out: set[int] = set()
+
+
+def _bindable(host: str, port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):  # SRT and UDP ingest listen on the same numbers
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
+def unclaimed_port(host: str = "127.0.0.1") -> int:
+    """A port, free for TCP and UDP now, that the kernel will not hand to anyone before it is used.
+
+    For a program that must tell another process which port to listen on (the tests and the
+    benchmarks start `kubecast up`, ffmpeg and nginx so). A port found with bind(0) comes from the
+    kernel's ephemeral range: once released, the kernel may give it to the next bind(0) or outgoing
+    connection of any process, and the listener told to use it fails with EADDRINUSE. Ports below
+    that range are never chosen by the kernel, and this process never hands the same one out twice.
+    """
+    for _ in range(1000):
+        port = random.randint(10000, _EPHEMERAL_FLOOR - 1)
+        if port not in _handed_out and _bindable(host, port):
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
