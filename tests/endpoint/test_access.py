@@ -5,7 +5,7 @@ import time
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import make_timeline
+from timeline_fixtures import ladder_timeline
 
 from kubecast.endpoint import metrics
 from kubecast.endpoint.access import AccessPolicy, install, networks
@@ -17,7 +17,7 @@ from kubecast.storage import ProgramRecord, Store, layout
 KEYS = {"old": b"the old key, still live", "new": b"the new key"}
 AVCC = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 0x68, 0xEE])
 # Every URL form, with the scope that opens it.  The Smooth fragment's bitrate is the 720p
-# rendition's (make_timeline: peak 1.5 Mbit/s).
+# rendition's (ladder_timeline: peak 1.5 Mbit/s).
 LIVE = [
     "/live/news/index.m3u8",
     "/live/news/v720/index.m3u8",
@@ -57,8 +57,8 @@ async def fill(store: Store) -> bytes:
         state="Stopped",
     )
     await store.put(layout.locator_key("evening-news"), record.to_json())
-    await store.put(layout.program_timeline_key("news", "evening"), make_timeline(state="stopped").to_json())
-    await store.put(layout.timeline_key("news"), make_timeline().to_json())
+    await store.put(layout.program_timeline_key("news", "evening"), ladder_timeline(state="stopped").to_json())
+    await store.put(layout.timeline_key("news"), ladder_timeline().to_json())
     segment = media_segment(
         sequence_number=12, base_decode_time=12 * 180000, samples=[Sample(180000, 100)], data=b"s" * 100
     )

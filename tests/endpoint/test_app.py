@@ -2,7 +2,7 @@
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import make_timeline
+from timeline_fixtures import ladder_timeline
 
 from kubecast.endpoint.app import make_app
 from kubecast.media.mp4 import Sample, init_segment_video, media_segment
@@ -12,7 +12,7 @@ from kubecast.storage import Store, layout
 @pytest.fixture
 async def client(tmp_path):
     store = Store(str(tmp_path / "store"))
-    timeline = make_timeline()
+    timeline = ladder_timeline()
     await store.put(layout.timeline_key("news"), timeline.to_json())
     await store.put(
         layout.init_key("news", "A", "v720", "init-aa.mp4"),

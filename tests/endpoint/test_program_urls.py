@@ -2,7 +2,7 @@
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import make_timeline
+from timeline_fixtures import ladder_timeline
 
 from kubecast.endpoint.app import STORE_KEY, TIMELINES, make_app
 from kubecast.endpoint.programs import FormatError, ams_format
@@ -47,8 +47,8 @@ async def client(tmp_path):
         state="Stopped",
     )
     await store.put(layout.locator_key("evening-news"), record.to_json())
-    await store.put(layout.program_timeline_key("news", "evening"), make_timeline(state="stopped").to_json())
-    await store.put(layout.timeline_key("news"), make_timeline(numbers=range(40, 46)).to_json())
+    await store.put(layout.program_timeline_key("news", "evening"), ladder_timeline(state="stopped").to_json())
+    await store.put(layout.timeline_key("news"), ladder_timeline(numbers=range(40, 46)).to_json())
     segment = media_segment(
         sequence_number=12, base_decode_time=12 * 180000, samples=[Sample(180000, 100)], data=b"s" * 100
     )
@@ -134,7 +134,7 @@ async def test_smooth_client_manifest_and_fragments(client):
 
 def test_smooth_lists_only_the_segments_every_stream_has():
 
-    timeline = make_timeline(state="stopped")
+    timeline = ladder_timeline(state="stopped")
     audio = next(t for t in timeline.tracks if t.info.kind == "audio")
     audio.segments = audio.segments[1:]  # the window, trimmed by time, dropped one more audio segment
     assert all(rows[0].number == 11 for rows in listed_rows(timeline).values())
@@ -184,7 +184,7 @@ async def test_manifests_follow_the_timeline_version_and_a_deleted_program_is_go
         state="Stopped",
     )
     await store.put(layout.locator_key("evening-news"), record.to_json())
-    first = make_timeline(state="stopped", numbers=range(10, 13))
+    first = ladder_timeline(state="stopped", numbers=range(10, 13))
     first.generation = 1
     await store.put(layout.program_timeline_key("news", "evening"), first.to_json())
     async with TestClient(TestServer(make_app(store))) as client:
@@ -195,11 +195,11 @@ async def test_manifests_follow_the_timeline_version_and_a_deleted_program_is_go
 
         assert "12.m4s" in await playlist() and "50.m4s" not in await playlist()
         # Deleted and made again under the same locator: its generations count from 1 again.
-        remade = make_timeline(state="stopped", numbers=range(50, 52))
+        remade = ladder_timeline(state="stopped", numbers=range(50, 52))
         remade.generation, remade.updated = 1, first.updated + timedelta(hours=1)
         await store.put(layout.program_timeline_key("news", "evening"), remade.to_json())
         assert "50.m4s" in await playlist() and "12.m4s" not in await playlist(), "not the old program's playlist"
-        grown = make_timeline(state="stopped", numbers=range(50, 53))
+        grown = ladder_timeline(state="stopped", numbers=range(50, 53))
         grown.generation, grown.updated = 2, remade.updated
         await store.put(layout.program_timeline_key("news", "evening"), grown.to_json())
         assert "52.m4s" in await playlist(), "a new generation is rendered anew"
@@ -257,7 +257,7 @@ async def test_live_smooth_announces_the_next_fragments(tmp_path):
         state="Running",
     )
     await store.put(layout.locator_key("match"), record.to_json())
-    await store.put(layout.program_timeline_key("news", "match"), make_timeline(numbers=range(10, 16)).to_json())
+    await store.put(layout.program_timeline_key("news", "match"), ladder_timeline(numbers=range(10, 16)).to_json())
     for number in range(10, 16):
         await store.put(
             layout.segment_key("news", "A", "v720", number),

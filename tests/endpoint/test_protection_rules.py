@@ -2,7 +2,7 @@
 
 import jwt
 import pytest
-from conftest import make_timeline
+from timeline_fixtures import ladder_timeline
 
 from kubecast.api.endpoint import ContentProtection
 from kubecast.endpoint import hls
@@ -76,7 +76,7 @@ def test_from_spec_needs_a_master_key_of_16_bytes_and_a_jwt_key_when_delivery_is
 
 
 def test_media_playlists_name_a_key_where_it_changes_before_the_segment_it_encrypts():
-    timeline = make_timeline(numbers=range(10, 16))
+    timeline = ladder_timeline(numbers=range(10, 16))
     track = timeline.tracks[0]
     protection = Protection(KeyDeriver(bytes(16)), rotation_segments=3)
     playlist = hls.media_playlist(timeline, track, key_tag=protection.key_tag("news", keys_path="../keys/"))

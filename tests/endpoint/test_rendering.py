@@ -2,7 +2,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
 import pytest
-from conftest import make_timeline
+from timeline_fixtures import ladder_timeline
 
 from kubecast.endpoint import dash, hls
 from kubecast.endpoint.ranges import UnsatisfiableRange, parse_range
@@ -17,7 +17,7 @@ def test_multivariant_playlist(timeline):
     assert lines[3].startswith('#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio"') and 'URI="audio/index.m3u8"' in lines[3]
     # highest bandwidth first; BANDWIDTH = measured video peak + audio peak (audio falls back to its target)
     assert lines[4] == (
-        '#EXT-X-STREAM-INF:BANDWIDTH=1628000,AVERAGE-BANDWIDTH=1628000,CODECS="avc1.640048,mp4a.40.2",'
+        '#EXT-X-STREAM-INF:BANDWIDTH=1628000,AVERAGE-BANDWIDTH=1628000,CODECS="avc1.64001f,mp4a.40.2",'
         'RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO="audio"'
     )
     assert lines[5] == "v720/index.m3u8" and lines[7] == "v360/index.m3u8"
@@ -32,7 +32,7 @@ def test_media_playlist(timeline):
 
 
 def test_discontinuity_and_end_of_a_stopped_channel():
-    timeline = make_timeline(state="stopped", discontinuity_at=13)
+    timeline = ladder_timeline(state="stopped", discontinuity_at=13)
     text = hls.media_playlist(timeline, timeline.tracks[0])
     assert "#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T12:00:26.000Z\n#EXTINF:2.000,\n13.m4s" in text
     assert text.endswith("#EXT-X-ENDLIST\n")
@@ -63,14 +63,14 @@ def test_dynamic_mpd(timeline):
 
 def test_static_mpd_after_stop():
     root = ET.fromstring(
-        dash.mpd(make_timeline(state="stopped"), time_url="http://h/time", now=datetime.now(timezone.utc))
+        dash.mpd(ladder_timeline(state="stopped"), time_url="http://h/time", now=datetime.now(timezone.utc))
     )
     assert root.get("type") == "static" and root.get("mediaPresentationDuration") == "PT12S"
     assert root.find("m:UTCTiming", NS) is None
     for template in root.iter(f"{{{NS['m']}}}SegmentTemplate"):
         first = int(template.find("m:SegmentTimeline/m:S", NS).get("t"))
         assert int(template.get("presentationTimeOffset")) == first, "the recording presents from 0 to its duration"
-    live = ET.fromstring(dash.mpd(make_timeline(), time_url="http://h/time", now=datetime.now(timezone.utc)))
+    live = ET.fromstring(dash.mpd(ladder_timeline(), time_url="http://h/time", now=datetime.now(timezone.utc)))
     assert all(t.get("presentationTimeOffset") is None for t in live.iter(f"{{{NS['m']}}}SegmentTemplate")), (
         "live: times from availabilityStartTime"
     )
@@ -116,7 +116,7 @@ def test_unsatisfiable_ranges(header):
 
 
 def test_a_discontinuity_that_reached_the_top_of_the_window_is_counted_not_lost():
-    timeline = make_timeline(discontinuity_at=10)
+    timeline = ladder_timeline(discontinuity_at=10)
     timeline.tracks[0].numbers_skipped = 4
     text = hls.media_playlist(timeline, timeline.tracks[0])
     assert "#EXT-X-MEDIA-SEQUENCE:6\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n" in text

@@ -2,7 +2,7 @@
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import make_timeline
+from timeline_fixtures import ladder_timeline
 
 from kubecast.endpoint.app import make_app
 from kubecast.storage import ProgramRecord, Store, layout
@@ -11,7 +11,7 @@ from kubecast.storage import ProgramRecord, Store, layout
 @pytest.fixture
 async def client(tmp_path):
     store = Store(str(tmp_path / "store"))
-    await store.put(layout.timeline_key("news"), make_timeline(numbers=range(40, 46)).to_json())
+    await store.put(layout.timeline_key("news"), ladder_timeline(numbers=range(40, 46)).to_json())
     for name, locator, state in (("evening", "evening-news", "Stopped"), ("late", "late-news", "Running")):
         record = ProgramRecord(
             name=name, channel="news", locator=locator, manifest_name="show", archive_window_seconds=3600, state=state
@@ -19,7 +19,7 @@ async def client(tmp_path):
         await store.put(layout.locator_key(locator), record.to_json())
         await store.put(layout.program_key("news", name), record.to_json())
     await store.put(
-        layout.program_timeline_key("news", "evening"), make_timeline(state="stopped").to_json()
+        layout.program_timeline_key("news", "evening"), ladder_timeline(state="stopped").to_json()
     )  # segments 10-15
     async with TestClient(TestServer(make_app(store))) as client:
         yield client

@@ -8,8 +8,8 @@ import time
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import make_timeline
 from prometheus_client import REGISTRY
+from timeline_fixtures import ladder_timeline
 
 from kubecast.endpoint import app as endpoint_app
 from kubecast.endpoint import timelines
@@ -44,7 +44,7 @@ def stale_reads() -> float:
 async def test_the_last_timeline_read_is_served_while_storage_is_away(mode, monkeypatch):
     monkeypatch.setattr(timelines, "READ_DEADLINE", 0.2)
     store = AwayStore()
-    await store.put(layout.timeline_key("news"), make_timeline().to_json())
+    await store.put(layout.timeline_key("news"), ladder_timeline().to_json())
     cache = TimelineCache(store, ttl=0.01)
     first = await cache.get("news")
     assert first is not None and first.generation == 3
@@ -62,7 +62,7 @@ async def test_the_last_timeline_read_is_served_while_storage_is_away(mode, monk
     assert store.reads == reads
     store.mode = None
     await asyncio.sleep(timelines.RETRY_AFTER_FAILURE + 0.05)
-    newer = make_timeline()
+    newer = ladder_timeline()
     newer.generation = 4
     await store.put(layout.timeline_key("news"), newer.to_json())
     assert (await cache.get("news")).generation == 4  # storage is back: the new copy is read
@@ -81,7 +81,7 @@ async def test_segment_requests_failing_while_storage_is_away_log_one_traceback_
     failures = Outage(every=0.3)
     monkeypatch.setattr(endpoint_app, "_failures", failures)
     store = AwayStore()
-    await store.put(layout.timeline_key("news"), make_timeline().to_json())
+    await store.put(layout.timeline_key("news"), ladder_timeline().to_json())
     async with TestClient(TestServer(make_app(store))) as client:
         playlist = await client.get("/live/news/index.m3u8")
         assert playlist.status == 200

@@ -1,38 +1,14 @@
 """``kubecast status``: channels and, under each, its programs with state, range and URLs."""
 
-from datetime import datetime, timezone
+from timeline_fixtures import one_track_timeline
 
 from kubecast.local.main import main_status
-from kubecast.media.timeline import Timeline, TimelineTrack
-from kubecast.media.tracks import TrackInfo
+from kubecast.media.timeline import Timeline
 from kubecast.storage import ProgramRecord, Store, layout
-
-AST = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
-VIDEO = TrackInfo(
-    id="v720",
-    kind="video",
-    codecs="avc1.64001f",
-    bandwidth=3_000_000,
-    timescale=90000,
-    init="init-aa.mp4",
-    width=1280,
-    height=720,
-)
 
 
 def timeline(state: str, numbers) -> Timeline:
-    track = TimelineTrack(
-        info=VIDEO, init_source="A", segments=[[n, n * 180000, 180000, 1000, "A", False] for n in numbers]
-    )
-    return Timeline(
-        channel="news",
-        state=state,
-        updated=AST,
-        availability_start_time=AST,
-        segment_duration_ms=2000,
-        window_ms=60000,
-        tracks=[track],
-    )
+    return one_track_timeline(numbers, state=state)
 
 
 def put_program(store: Store, name: str, locator: str, state: str, recorded: Timeline | None) -> None:

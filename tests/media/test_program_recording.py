@@ -2,33 +2,15 @@
 
 from datetime import datetime, timedelta, timezone
 
+from timeline_fixtures import AUDIO, video_track
+
 from kubecast.api.status import ProgramStatus
 from kubecast.media.recording import recording_of
 from kubecast.media.timeline import Timeline, TimelineTrack
-from kubecast.media.tracks import TrackInfo
 
 # availabilityStartTime in another zone, to see the range come out in UTC.
 AST = datetime(2026, 1, 1, 13, 0, 0, tzinfo=timezone(timedelta(hours=1)))
-VIDEO = TrackInfo(
-    id="v720",
-    kind="video",
-    codecs="avc1.64001f",
-    bandwidth=3_000_000,
-    timescale=90000,
-    init="init-aa.mp4",
-    width=1280,
-    height=720,
-)
-AUDIO = TrackInfo(
-    id="audio",
-    kind="audio",
-    codecs="mp4a.40.2",
-    bandwidth=128_000,
-    timescale=48000,
-    init="init-bb.mp4",
-    sample_rate=48000,
-    channels=2,
-)
+VIDEO = video_track()
 
 
 def rows(numbers, timescale, *, duration_s=2):

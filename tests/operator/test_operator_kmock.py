@@ -26,6 +26,7 @@ from emulator import (
     path_of,
     roll_out,
 )
+from timeline_fixtures import one_track_timeline
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -446,34 +447,7 @@ async def test_a_program_is_published_to_the_store_for_its_packager_and_the_endp
 
 def write_program_timeline(store, *, state: str, numbers: range) -> None:
     """What the channel's packager records for the program (namespace folder, as above)."""
-    from datetime import datetime, timezone
-
-    from kubecast.media.timeline import Timeline, TimelineTrack
-    from kubecast.media.tracks import TrackInfo
-
-    start = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
-    video = TrackInfo(
-        id="hi",
-        kind="video",
-        codecs="avc1.64001f",
-        bandwidth=3_000_000,
-        timescale=90000,
-        init="init-aa.mp4",
-        width=1280,
-        height=720,
-    )
-    track = TimelineTrack(
-        info=video, init_source="A", segments=[[n, n * 180000, 180000, 1000, "A", False] for n in numbers]
-    )
-    timeline = Timeline(
-        channel="news",
-        state=state,
-        updated=start,
-        availability_start_time=start,
-        segment_duration_ms=2000,
-        window_ms=7_200_000,
-        tracks=[track],
-    )
+    timeline = one_track_timeline(numbers, state=state, video_id="hi", window_ms=7_200_000)
     path = store / "media" / "channels" / "news" / "programs" / "evening" / "timeline.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(timeline.to_json())

@@ -17,6 +17,7 @@ from emulator import (
     operator,
     path_of,
 )
+from timeline_fixtures import one_track_timeline
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -116,11 +117,6 @@ async def test_a_program_deleted_while_the_operator_is_down_leaves_the_store_whe
 def store_media(store, channel: str) -> None:
     """What a Channel's encoders and packager leave in storage: two segments, a header, the
     timeline, and a program's recording that lists segment 41 only."""
-    from datetime import datetime, timezone
-
-    from kubecast.media.timeline import Timeline, TimelineTrack
-    from kubecast.media.tracks import TrackInfo
-
     base = store / "media" / "channels" / channel
     for key in (
         "encoders/A/hi/40.m4s",
@@ -132,26 +128,7 @@ def store_media(store, channel: str) -> None:
     ):
         (base / key).parent.mkdir(parents=True, exist_ok=True)
         (base / key).write_bytes(b"x")
-    start = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
-    video = TrackInfo(
-        id="hi",
-        kind="video",
-        codecs="avc1.64001f",
-        bandwidth=3_000_000,
-        timescale=90000,
-        init="init-aa.mp4",
-        width=1280,
-        height=720,
-    )
-    recording = Timeline(
-        channel=channel,
-        state="stopped",
-        updated=start,
-        availability_start_time=start,
-        segment_duration_ms=2000,
-        window_ms=7_200_000,
-        tracks=[TimelineTrack(info=video, init_source="A", segments=[[41, 41 * 180000, 180000, 1000, "A", False]])],
-    )
+    recording = one_track_timeline([41], state="stopped", channel=channel, video_id="hi", window_ms=7_200_000)
     (base / "timeline.json").write_bytes(recording.model_copy(update={"channel": channel, "state": "live"}).to_json())
     for name in ("evening", "forgotten"):
         (base / "programs" / name).mkdir(parents=True, exist_ok=True)
