@@ -18,7 +18,7 @@ from .. import lifecycle
 from ..metrics import observed
 from ..periodic import every
 from ..refresh import FULL_APPLY_SECONDS, ChildKey, child_key, fingerprint, needs_apply
-from ..rollout import DeploymentState, newer, second_may_roll, wanted_hashes
+from ..rollout import DeploymentState, newer, second_may_roll
 from ..settings import OperatorSettings
 from ..status import (
     aggregate_channel,
@@ -35,7 +35,7 @@ from .channel_events import status_from_indexes
 from .channel_state import (
     DATA_PLANE_MEMO,
     SECOND_HELD,
-    built_children,
+    build_for,
     encoder_names,
     indexed_states,
     write_channel_status,
@@ -107,54 +107,58 @@ async def reconcile_channel(
 ) -> None:
     generation = meta.get("generation")
     try:
-        channel = parse_as(Channel, body)
+        parsed, children = build_for(memo, body, uid, namespace)
     except (ManifestError, ValidationError) as error:
         async with status_lock(memo):
             invalid = invalid_status(newest_status(memo, status), generation, error, memo.get(DATA_PLANE_MEMO))
             await write_channel_status(memo, namespace, body["metadata"]["name"], invalid)
         return
-    secret_error = await secret_error_of(namespace, channel)
-    storage_error = await storage_error_of(namespace)
-    applied_states: dict[str, DeploymentState] = {}
-    services: dict[str, dict[str, Any] | None] = {}
-    wanted: dict[str, str] = {}
-    key = (namespace, channel.name)
-    if secret_error is None and storage_error is None:
-        children = built_children(channel, uid, namespace)
-        wanted = wanted_hashes(children)
-        first, second = encoder_names(channel.name)
-        held = not second_may_roll(
-            wanted[first], wanted[second], *indexed_states(channel_deployments, key, first, second)
-        )
-        if held:
-            logger.info("encoder B keeps its spec until encoder A runs the new one and is ready")
-        applied_before: dict[ChildKey, str] = memo.setdefault(APPLIED_MEMO, {})
-        last_full = memo.get(FULL_APPLY_MEMO)
-        full = not periodic or last_full is None or time.monotonic() - last_full >= FULL_APPLY_SECONDS
-        watched_services = dict(channel_services.get(key, []))
-        watched = {("Deployment", name) for name, _ in channel_deployments.get(key, [])}
-        watched |= {("Service", name) for name in watched_services}
-        for child in children:
-            name = child["metadata"]["name"]
-            if held and name == second and child["kind"] in SECOND_HELD:
-                continue
-            if not needs_apply(child, applied=applied_before, watched=watched, full=full):
-                if child["kind"] == "Service":
-                    services[name] = watched_services[name]
-                continue  # a Deployment's state comes from the index below
-            applied = await api().apply(child)
-            applied_before[child_key(child)] = fingerprint(child)
-            if child["kind"] == "Deployment":
-                applied_states[name] = DeploymentState.of(applied)
-            elif child["kind"] == "Service":
-                services[name] = applied
-        if full:
-            memo[FULL_APPLY_MEMO] = time.monotonic()
-        if not periodic:  # a spec change (or a restart) is what can leave a child unwanted
-            await lifecycle.prune("Channel", channel.name, namespace, uid, children, logger)
-    await lifecycle.release_orphans(namespace, channel.name, channel_programs, logger)
-    preview = preview_url(channel, await valid_resources(namespace, StreamingEndpoint), namespace)
+    channel = parsed.channel
+    # The whole reconcile holds the Channel's status lock: a Deployment event meanwhile (each
+    # apply makes one) waits and then finds its news in the status this reconcile writes, rather
+    # than writing a status of its own for each (each write is also a watch event kopf processes:
+    # bench/operator_scale.py counts the status writes per Channel).
     async with status_lock(memo):
+        secret_error = await secret_error_of(namespace, channel)
+        storage_error = await storage_error_of(namespace)
+        applied_states: dict[str, DeploymentState] = {}
+        services: dict[str, dict[str, Any] | None] = {}
+        wanted: dict[str, str] = {}
+        key = (namespace, channel.name)
+        if secret_error is None and storage_error is None:
+            wanted = parsed.wanted
+            first, second = encoder_names(channel.name)
+            held = not second_may_roll(
+                wanted[first], wanted[second], *indexed_states(channel_deployments, key, first, second)
+            )
+            if held:
+                logger.info("encoder B keeps its spec until encoder A runs the new one and is ready")
+            applied_before: dict[ChildKey, str] = memo.setdefault(APPLIED_MEMO, {})
+            last_full = memo.get(FULL_APPLY_MEMO)
+            full = not periodic or last_full is None or time.monotonic() - last_full >= FULL_APPLY_SECONDS
+            watched_services = dict(channel_services.get(key, []))
+            watched = {("Deployment", name) for name, _ in channel_deployments.get(key, [])}
+            watched |= {("Service", name) for name in watched_services}
+            for child in children:
+                name = child["metadata"]["name"]
+                if held and name == second and child["kind"] in SECOND_HELD:
+                    continue
+                if not needs_apply(child, applied=applied_before, watched=watched, full=full):
+                    if child["kind"] == "Service":
+                        services[name] = watched_services[name]
+                    continue  # a Deployment's state comes from the index below
+                applied = await api().apply(child)
+                applied_before[child_key(child)] = fingerprint(child)
+                if child["kind"] == "Deployment":
+                    applied_states[name] = DeploymentState.of(applied)
+                elif child["kind"] == "Service":
+                    services[name] = applied
+            if full:
+                memo[FULL_APPLY_MEMO] = time.monotonic()
+            if not periodic:  # a spec change (or a restart) is what can leave a child unwanted
+                await lifecycle.prune("Channel", channel.name, namespace, uid, children, logger)
+        await lifecycle.release_orphans(namespace, channel.name, channel_programs, logger)
+        preview = preview_url(channel, await valid_resources(namespace, StreamingEndpoint), namespace)
         # A Deployment that changed while the children were being applied has told the index
         # (its event) after the apply answered: the newer of the two, or this write would put back
         # an older view and nothing would correct it before the next resync.  One held back (B)

@@ -9,21 +9,20 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from kubecast.api import Channel
 from kubecast.api.loader import ManifestError
 
-from ..rollout import DeploymentState, second_may_roll, wanted_hashes
+from ..rollout import DeploymentState, second_may_roll
 from ..settings import OperatorSettings
 from ..status import aggregate_channel, contained
 from .channel_state import (
     DATA_PLANE_MEMO,
     SECOND_HELD,
-    built_children,
     encoder_names,
     indexed_states,
+    parsed_for,
     write_channel_status,
 )
-from .common import GROUP_VERSION, announce_transition, api, blocked, newest_status, now, parse, parse_as, status_lock
+from .common import GROUP_VERSION, announce_transition, api, blocked, newest_status, now, status_lock
 
 CHANNEL_LABEL = "kubecast.io/channel"
 
@@ -108,11 +107,10 @@ async def _roll_second(
     if body is None or blocked(newest_status(body["memo"], body.get("status"))):
         return
     try:
-        channel = parse_as(Channel, body)
+        parsed = parsed_for(body["memo"], body, body["metadata"]["uid"], key[0])
     except (ManifestError, ValidationError):
         return
-    children = built_children(channel, body["metadata"]["uid"], key[0])
-    wanted = wanted_hashes(children)
+    channel, wanted = parsed.channel, parsed.wanted
     first, second = encoder_names(channel.name)
     first_state, second_state = indexed_states(channel_deployments, key, first, second)
     if second_state is None or second_state.spec_hash == wanted[second]:
@@ -120,7 +118,7 @@ async def _roll_second(
     if not second_may_roll(wanted[first], wanted[second], first_state, second_state):
         return
     logger.info("encoder A runs the new spec and is ready: rolling encoder B")
-    for child in children:
+    for child in parsed.children():
         if child["metadata"]["name"] == second and child["kind"] in SECOND_HELD:
             await api().apply(child)
 
@@ -141,14 +139,14 @@ async def status_from_indexes(
         return
     memo = body["memo"]
     try:
-        channel = parse(body)
+        parsed = parsed_for(memo, body, body["metadata"]["uid"], namespace)
     except (ManifestError, ValidationError):
         return
+    channel, wanted = parsed.channel, parsed.wanted
     async with status_lock(memo):
         previous = newest_status(memo, body.get("status"))
         if blocked(previous):
             return  # only a reconcile, which re-reads the Secret and spec, may clear those
-        wanted = wanted_hashes(built_children(channel, body["metadata"]["uid"], namespace))
         new_status = aggregate_channel(
             channel,
             generation=body["metadata"]["generation"],

@@ -70,6 +70,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix="kubecast.io", key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    # After patching an object kopf waits for the watch to bring that version before it handles
+    # the object's next event; past this timeout it goes on with the older event, whose body lacks
+    # kopf's own last-handled annotation, and runs the create handlers again.  The default 5 s is
+    # shorter than the watch lags behind when the operator is busy (1000 Channels starting:
+    # bench/operator_scale.py counted 1.4 create reconciles per Channel, each re-applying every
+    # child); the API server always sends the version, so waiting longer costs nothing else.
+    settings.persistence.consistency_timeout = 60.0
     # The chart installs the CRDs before the operator starts: kopf finds them by discovery and
     # need not watch CustomResourceDefinitions (nor be allowed to).
     settings.scanning.disabled = True
