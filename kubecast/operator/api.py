@@ -41,6 +41,8 @@ FIELD_MANAGER = "kubecast"
 # total, which would also count the wait for one of the pool's 100 connections: in a burst (1000
 # Channels at start-up) requests wait their turn rather than time out while the server is fine.
 TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
+# Bound on one kind's discovery (the library's discovery requests have no timeout of their own).
+DISCOVERY_TIMEOUT = 60.0
 _RAW: Json = {"serialize": False, "_request_timeout": TIMEOUT}  # every request: see _answer
 # What a failed request raises (the dynamic client's subclasses by status: NotFoundError,
 # ConflictError, ...); ``status`` is the HTTP status and ``body`` the server's Status.
@@ -94,6 +96,7 @@ class KubeApi:
         self._dynamic: DynamicClient | None = None
         self._resources: dict[tuple[str, str], Resource] = {}
         self._discovering = asyncio.Lock()
+        self._resolving: dict[tuple[str, str], asyncio.Future[Resource]] = {}
 
     @classmethod
     def from_connection_info(cls, info: kopf.ConnectionInfo) -> KubeApi:
@@ -138,21 +141,48 @@ class KubeApi:
 
     async def _resource(self, api_version: str, kind: str) -> Resource:
         key = (api_version, kind)
-        if self._dynamic is None or key not in self._resources:
-            async with self._discovering:
-                if self._dynamic is None:  # the first request, or one after close() (a handler still finishing)
-                    self._api_client = ApiClient(configuration=self._configuration)
-                    # kubernetes_asyncio's session always trusts the environment, and aiohttp then
-                    # looks for ~/.netrc and the proxy variables in a thread for every request: two
-                    # thread hand-offs per request, the largest single cost of the operator's start-up
-                    # at 1000 Channels (profiled).  Whether to trust the environment is kopf's setting
-                    # (settings.networking.trust_env, off by default), as the credentials are.
-                    self._api_client.rest_client.pool_manager._trust_env = self._trust_env
-                    self._dynamic = await DynamicClient(self._api_client, discoverer=_Discovery)
-                    self._resources.clear()
-                if key not in self._resources:
-                    self._resources[key] = await self._dynamic.resources.get(api_version=api_version, kind=kind)
-        return self._resources[key]
+        found = self._resources.get(key) if self._dynamic is not None else None
+        if found is not None:
+            return found
+        # Every caller that needs a kind not yet discovered awaits one shared discovery of it.  Not
+        # a lock they queue on: a lock wakes its waiters one per turn of the event loop, and at
+        # start-up ~1000 reconciles want each kind at once, so each kind's discovery held them
+        # for ~1000 turns (with ~10000 tasks a turn is slow): 1000 Channels sat minutes without a
+        # single status (bench/operator_scale.py; tests/operator/test_api_client.py).  A shared
+        # future wakes all of them in one turn.  Shielded, as one caller's cancellation (a kopf
+        # handler timing out) must not cancel the discovery the others wait for.
+        pending = self._resolving.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._discover(key))
+            self._resolving[key] = pending
+            pending.add_done_callback(lambda _: self._resolving.pop(key, None))  # a failure is tried again
+        return await asyncio.shield(pending)
+
+    async def _discover(self, key: tuple[str, str]) -> Resource:
+        # One discovery at a time (the library's discoverer mutates its cache as it goes), bounded:
+        # the library sends discovery requests without any timeout, and one the server never answers
+        # would leave every request for that kind waiting.  A timeout fails only this round's callers
+        # (kopf retries their handlers); the next caller discovers again.
+        async with self._discovering:
+            return await asyncio.wait_for(self._discover_unbounded(key), DISCOVERY_TIMEOUT)
+
+    async def _discover_unbounded(self, key: tuple[str, str]) -> Resource:
+        if self._dynamic is None:  # the first request, or one after close() (a handler still finishing)
+            if self._api_client is None:  # else kept from a round that timed out
+                self._api_client = ApiClient(configuration=self._configuration)
+            # kubernetes_asyncio's session always trusts the environment, and aiohttp then
+            # looks for ~/.netrc and the proxy variables in a thread for every request: two
+            # thread hand-offs per request, the largest single cost of the operator's start-up
+            # at 1000 Channels (profiled).  Whether to trust the environment is kopf's setting
+            # (settings.networking.trust_env, off by default), as the credentials are.
+            self._api_client.rest_client.pool_manager._trust_env = self._trust_env
+            self._dynamic = await DynamicClient(self._api_client, discoverer=_Discovery)
+            self._resources.clear()
+        found = self._resources.get(key)
+        if found is None:
+            api_version, kind = key
+            found = self._resources[key] = await self._dynamic.resources.get(api_version=api_version, kind=kind)
+        return found
 
     @property
     def _client(self) -> DynamicClient:
