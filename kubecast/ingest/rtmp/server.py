@@ -21,6 +21,7 @@ from kubecast.media.flv import FlvError, parse_audio, parse_video
 from .. import metrics
 from ..config import IngestConfig, decide
 from ..publication import Busy, ChannelStopped, Publications, Source
+from ..reading import read_unless_idle
 from ..timestamps import TimestampGuard
 from ..tls import TlsListener
 from . import chunks
@@ -151,9 +152,8 @@ class IngestServer:
                 timeout = self.config.idle_timeout
                 if session.phase.name in ("C0C1", "C2"):
                     timeout = max(0.1, self.config.handshake_timeout - (time.monotonic() - started))
-                try:
-                    data = await asyncio.wait_for(reader.read(65536), timeout)
-                except asyncio.TimeoutError:
+                data = await read_unless_idle(reader, timeout)
+                if data is None:
                     reason = "handshake timeout" if session.phase.name in ("C0C1", "C2") else "idle timeout"
                     metrics.PROTOCOL_ERRORS.labels(reason.replace(" ", "_")).inc()
                     log.warning("closing %s (%s): %s", peer, channel or "no channel", reason)
