@@ -149,10 +149,17 @@ class Link:
 
     @staticmethod
     def _pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
+        try:
             source.settimeout(None)
             while data := source.recv(65536):
                 sink.sendall(data)
+        except OSError:
+            # One side reset or closed while data was on the way: reset the other too, as a
+            # direct connection would.  (Leaving it open made ffmpeg write into a relay that
+            # no longer read: it blocked for good and starved its other output.)
+            for sock in (source, sink):
+                _reset(sock)
+            return
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
 
@@ -161,14 +168,16 @@ class Link:
         with self.lock:
             self.cut_off = True
             for sock in self.sockets:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(
-                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                    )  # RST, not FIN
-                    sock.close()
+                _reset(sock)
             self.sockets.clear()
         with contextlib.suppress(OSError):
             self.listener.close()
+
+
+def _reset(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST, not FIN
+        sock.close()
 
 
 def seeded(name: str) -> tuple[int, random.Random]:

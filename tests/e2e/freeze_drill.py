@@ -1,7 +1,9 @@
 """The drill: one dual-push channel, two endpoint replicas behind haproxy, hls.js watching
-through haproxy, and data-plane processes frozen in turn (SIGSTOP for ``KUBECAST_DRILL_FREEZE``
-seconds, 10 by default, then SIGCONT): encoder A, encoder B, the packager, one endpoint replica;
-then one endpoint replica killed (SIGKILL) and, as its Deployment would, started again.
+through haproxy, and every data-plane process frozen in turn (SIGSTOP for ``freeze_seconds``,
+then SIGCONT): ingest A, ingest B, encoder A, encoder B, the packager, one endpoint replica;
+then one endpoint replica and ingest A killed (SIGKILL) and, as their Deployments would,
+started again after the same time.  ``tests/e2e/test_drills.py`` runs it with 10 s freezes and
+asserts; ``bench/drills.py`` with 30 s freezes and prints.
 
 A hung process is the hard case: its sockets stay open, its last progress or timeline stays
 in storage, and nothing restarts it.  Per fault the tests assert what a viewer must not notice:
@@ -9,27 +11,34 @@ no stall longer than one segment, no player error, every segment number present 
 rendition with continuous ``tfdt`` and no discontinuity, the same bytes under every segment URL
 from both replicas, and a media sequence that never went back for a client that alternated
 between them (haproxy balances each request round robin).  Fault times are seeded
-(``KUBECAST_KILL_SEED`` repeats a run).  ``bench/drills.py`` runs the same with 30 s freezes.
+(``KUBECAST_KILL_SEED`` repeats a run).
+
+The publisher is the README's dual push: one ffmpeg encode, ``tee`` to both ingests, each output
+through its own ``fifo`` (``use_fifo``).  That is what a contribution encoder's two outputs are:
+one encode, and per output a send queue of its own that drops (and reconnects) on its own, so a
+stuck path never holds up the other (a hardware encoder's primary/backup outputs, OBS's
+multiple-output plugin each run their own connection).  A bare ``tee`` writes to its outputs in
+turn from one thread: a hung ingest (which stops reading, so its socket buffers fill: about 16 s
+of this stream on loopback) blocks the whole encode and starves the other path too (measured:
+in a 30 s freeze of ingest A the channel stopped about 26 s into it).  Two separate ffmpeg
+encodes would not model it either: they would not carry the same timestamps.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import urllib.error
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from balancer import Balancer
 from drill import Link, Pipeline, Player, seeded
 from helpers import Proc, wait_until
 from media_checks import fetch, media_playlist
 
 from kubecast.media.mp4 import parse_media_segment
-
-pytestmark = [pytest.mark.e2e, pytest.mark.drill]
 
 SEGMENT_SECONDS = 2
 RENDITIONS = ["v360", "v180", "audio"]
@@ -58,6 +67,9 @@ metadata: {name: cam1-key}
 stringData: {streamKey: key-for-cam1}
 """
 FAULTS = [
+    ("ingest A frozen", "freeze", "ingest"),
+    ("ingest B frozen", "freeze", "ingest secondary"),
+    ("ingest A killed", "kill", "ingest"),
     ("encoder A frozen", "freeze", "encoder cam1/A"),
     ("encoder B frozen", "freeze", "encoder cam1/B"),
     ("packager frozen", "freeze", "packager cam1"),
@@ -66,9 +78,18 @@ FAULTS = [
 ]
 
 
+# Each output's own queue (``fifo``): about 4 s of this stream, then its oldest packets are
+# dropped rather than the encode held up; a failed connection is made again every second, from
+# a key frame.  Escaped twice: ``tee`` unescapes its output list, then each output's options.
+FIFO_OPTIONS = "\\\\:".join(
+    ["queue_size=300", "drop_pkts_on_overflow=1", "attempt_recovery=1", "recover_any_error=1",
+     "recovery_wait_time=1", "restart_with_keyframe=1"]
+)  # fmt: skip
+
+
 def publish(urls: list[str], seconds: float) -> Proc:
-    """ffmpeg's dual push: one encode, the same stream to both ingests."""
-    outputs = "|".join(f"[f=flv:onfail=ignore]{url}" for url in urls)
+    """ffmpeg's dual push, as the README gives it: one encode, the same stream to both ingests."""
+    outputs = "|".join(f"[f=flv:onfail=ignore:use_fifo=1:fifo_options={FIFO_OPTIONS}]{url}" for url in urls)
     return Proc(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
          "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
@@ -154,7 +175,7 @@ def served_by(replicas: list[str]) -> dict[str, Served]:
     return result
 
 
-def run_drill(workdir: Path, freeze_seconds: float, report=print) -> DrillRun:
+def run_drill(workdir: Path, freeze_seconds: float, report: Callable[[str], None] = print) -> DrillRun:
     seed, rng = seeded("drill")
     manifest = workdir / "channel.yaml"
     manifest.write_text(MANIFEST)
@@ -214,32 +235,29 @@ def run_drill(workdir: Path, freeze_seconds: float, report=print) -> DrillRun:
         pipeline.stop()
 
 
-@pytest.fixture(scope="module")
-def drill(tmp_path_factory):
-    return run_drill(tmp_path_factory.mktemp("drill"), float(os.environ.get("KUBECAST_DRILL_FREEZE", "10")))
-
-
-@pytest.mark.parametrize("fault", [name for name, _, _ in FAULTS])
-def test_a_viewer_does_not_notice(drill, fault):
+def what_a_viewer_noticed(drill: DrillRun, fault: str) -> list[str]:
+    """Everything about one fault a viewer could have noticed besides the stall: player errors,
+    a channel that did not move on, missing segments, a jump in ``tfdt``, replicas serving
+    different bytes, a playlist that went back.  Empty: nothing."""
     outcome = drill.outcomes[fault]
-    assert outcome.stall <= SEGMENT_SECONDS, f"{fault}: the player stalled {outcome.stall:.2f} s (seed {drill.seed})"
-    assert outcome.errors == [], f"{fault}: the player reported {outcome.errors} (seed {drill.seed})"
+    problems = [f"the player reported {error}" for error in outcome.errors]
     numbers = range(outcome.first - 1, outcome.last + 1)
-    assert outcome.last > outcome.first + 3, f"{fault}: the channel did not move on ({outcome})"
+    if outcome.last <= outcome.first + 3:
+        problems.append(f"the channel did not move on: {outcome.first} to {outcome.last}")
     for rendition, served in drill.served.items():
-        missing = [n for n in numbers if n not in served.rows]
-        assert not missing, f"{fault}: {rendition} lacks segments {missing}"
+        if missing := [n for n in numbers if n not in served.rows]:
+            problems.append(f"{rendition} lacks segments {missing}")
         for n in numbers[1:]:
-            start, duration = served.rows[n - 1]
-            assert served.rows[n][0] == start + duration, f"{fault}: {rendition} tfdt jumps before segment {n}"
-        differ = [n for n in served.differ if n in numbers]
-        assert not differ, f"{fault}: the replicas serve different bytes for {rendition} segments {differ}"
+            if n - 1 in served.rows and n in served.rows:
+                start, duration = served.rows[n - 1]
+                if served.rows[n][0] != start + duration:
+                    problems.append(f"{rendition} tfdt jumps before segment {n}")
+        if differ := [n for n in served.differ if n in numbers]:
+            problems.append(f"the replicas serve different bytes for {rendition} segments {differ}")
     window = [seen for seen in drill.poll.seen if outcome.began - 1 <= seen[0] <= outcome.ended]
-    assert len(window) > 10, f"{fault}: the alternating client saw too little"
+    if len(window) <= 10:
+        problems.append(f"the alternating client saw too little: {window}")
     for (_, sequence, number), (_, later_sequence, later_number) in zip(window, window[1:]):
-        assert later_sequence >= sequence and later_number >= number, f"{fault}: the playlist went back: {window}"
-
-
-def test_no_discontinuity_and_no_failed_request(drill):
-    assert {r: s.discontinuities for r, s in drill.served.items()} == dict.fromkeys(RENDITIONS, 0)
-    assert drill.poll.failures == [], drill.poll.failures
+        if later_sequence < sequence or later_number < number:
+            problems.append(f"the playlist went back from {sequence}/{number} to {later_sequence}/{later_number}")
+    return problems
