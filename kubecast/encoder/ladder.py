@@ -14,6 +14,7 @@ from kubecast.api import Rendition
 from kubecast.media.contribution import Frame
 
 from . import metrics
+from .captions import PictureCaptions
 from .framerate import SOURCE_TIMESCALE, FrameGrid, FrameRateConverter, choose_frame_rate
 from .rendition import RenditionEncoder, SlotFrame
 from .segmenter import EpochEnd, PendingEnd, PublishSegment, PublishTrack
@@ -77,6 +78,7 @@ class LadderVideo:
         self._start_slot: int | None = None  # first slot this connection encodes (a segment's first)
         self._previous: av.VideoFrame | None = None
         self._last_slot: int | None = None
+        self.captions = PictureCaptions()
 
     def configure(self, avcc: bytes) -> None:
         self.decoder = av.CodecContext.create("h264", "r")
@@ -126,6 +128,7 @@ class LadderVideo:
                 rendition=r,
                 x264_preset=self.x264_preset,
                 grid=self.grid,
+                caption_channels=self.captions.channels,
                 publish_track=self.publish_track,
                 publish_segment=self.publish_segment,
             )
@@ -146,6 +149,7 @@ class LadderVideo:
         grid, converter = self.grid, self._converter
         assert grid is not None and converter is not None and frame.pts is not None  # converted once started, timed
         slot = grid.slot_of(frame.pts, SOURCE_TIMESCALE)
+        self.captions.arrive(frame)
         if self._start_slot is None:
             # The connection's placement says where the renditions start (their segmenters take
             # the grid as gated here): the slots of the segment it caught only part of, when it
@@ -156,6 +160,7 @@ class LadderVideo:
                     worker.segmenter.mark_discontinuity()
         assert self._start_slot is not None  # _gate set it
         if slot < self._start_slot:
+            self.captions.discard()
             return
         placed = converter.place(slot)
         if placed.jumped:
@@ -168,19 +173,20 @@ class LadderVideo:
             log.warning("the contribution's timestamps jumped; encoding resumes at segment %d", number)
             self._gate(number)
             if slot < self._start_slot:
+                self.captions.discard()
                 return
             placed = converter.place(slot)
         if placed.slot is None:
             metrics.FRAMES_DROPPED.inc()
-            return
+            return  # its captions go with the next picture that takes a slot
         if placed.repeat:
             metrics.FRAMES_DUPLICATED.inc(len(placed.repeat))
         for repeated in placed.repeat:
             self._hand_out(self._previous or frame, repeated)
-        self._hand_out(frame, placed.slot)
+        self._hand_out(frame, placed.slot, self.captions.take())
         self._previous = frame
 
-    def _hand_out(self, frame: av.VideoFrame, slot: int) -> None:
+    def _hand_out(self, frame: av.VideoFrame, slot: int, captions: bytes = b"") -> None:
         assert self.grid is not None  # handed out once started
         number = self.grid.segment_of(slot)
         force_key = self.current_segment is None or number > self.current_segment
@@ -189,7 +195,7 @@ class LadderVideo:
         self.latest_frame = frame
         self._last_slot = slot
         for worker in self.workers:
-            worker.frames.put(SlotFrame(frame, slot, force_key))
+            worker.frames.put(SlotFrame(frame, slot, force_key, captions))
 
     def failed(self) -> Exception | None:
         return next((w.error for w in self.workers if w.error), None)

@@ -29,3 +29,8 @@ SEGMENTS_DROPPED = Counter(
     "Segments never stored: the upload backlog was full while storage was away, and they were the oldest",
     ["rendition"],
 )
+CAPTION_ERRORS = Counter(
+    "kubecast_encoder_caption_errors_total",
+    "Closed-caption data dropped as malformed (truncated, malformed SEI) or beyond what the pictures carry (overflow)",
+    ["reason"],
+)

@@ -7,6 +7,8 @@ channel placement only adds one constant to every decode time.  A source whose k
 presented later than they are decoded (positive composition offsets with an edit list, as
 ffmpeg writes) has every offset lowered by the key frame's, the edit list's shift, so that a
 segment's decode time is the presentation time of its first picture (CMAF's negative offsets).
+Closed captions in the samples' SEI stay where they are; the track says which 608 channels it
+carries once it has seen them (``captions.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from kubecast.media.tracks import TrackInfo
 from kubecast.storage import layout
 
 from .alignment import AlignmentGate
+from .captions import SampleCaptions
 from .rendition import estimate_frame_rate, frame_rate_text
 from .segmenter import EpochEnd, PendingEnd, PublishSegment, PublishTrack, Segment, TimedSample, TrackSegmenter
 from .timing import VIDEO_TIMESCALE, ConnectionClock
@@ -66,7 +69,8 @@ class VideoPassthrough:
         self.size: tuple[int, int] | None = None
         self.shift: int | None = None
         self.times: list[int] = []
-        self.track_published = False
+        self.track: tuple[TrackInfo, bytes] | None = None  # as published
+        self.captions = SampleCaptions(self.track_id)
 
     def configure(self, avcc: bytes) -> None:
         self.avcc = avcc
@@ -105,32 +109,36 @@ class VideoPassthrough:
             self.shift = offset  # each segment's IDR then has decode time == presentation time
         if len(self.times) < 30:
             self.times.append((decode_time + offset) * VIDEO_TIMESCALE // timescale)
+        self.captions.read(frame.data)
         sample = TimedSample(decode_time + self.shift, offset - self.shift, frame.keyframe, frame.data, duration)
         self._emit(self.segmenter.push(sample))
 
     def _emit(self, segments: Iterable[Segment]) -> None:
         for segment in segments:
-            if not self.track_published:
+            if self.track is not None and self.track[0].captions != list(self.captions.channels.found):
+                info, init = self.track
+                self.track = (info.model_copy(update={"captions": list(self.captions.channels.found)}), init)
+                self.publish_track(*self.track)
+            if self.track is None:
                 # a segment comes only after the size, the avcc and the segmenter
                 assert self.size is not None and self.avcc is not None and self.segmenter is not None
                 width, height = self.size
                 timescale = self.segmenter.timescale
                 init = init_segment_video(width=width, height=height, timescale=timescale, avcc=self.avcc)
-                self.publish_track(
-                    TrackInfo(
-                        id=self.track_id,
-                        kind="video",
-                        codecs=avc_codec_string(self.avcc),
-                        bandwidth=self.bandwidth_hint,
-                        timescale=timescale,
-                        init=layout.init_name(init),
-                        width=width,
-                        height=height,
-                        frame_rate=frame_rate_text(estimate_frame_rate(self.times)),
-                    ),
-                    init,
+                info = TrackInfo(
+                    id=self.track_id,
+                    kind="video",
+                    codecs=avc_codec_string(self.avcc),
+                    bandwidth=self.bandwidth_hint,
+                    timescale=timescale,
+                    init=layout.init_name(init),
+                    width=width,
+                    height=height,
+                    frame_rate=frame_rate_text(estimate_frame_rate(self.times)),
+                    captions=list(self.captions.channels.found),
                 )
-                self.track_published = True
+                self.track = (info, init)
+                self.publish_track(info, init)
             self.publish_segment(self.track_id, segment)
 
     def finish(self, end: EpochEnd | None) -> None:

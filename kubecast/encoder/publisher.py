@@ -257,7 +257,11 @@ class Publisher:
             if key not in self._stored_inits:
                 self._put(key, item.init)
                 self._stored_inits.add(key)
-            progress.tracks = [t for t in progress.tracks if t.id != info.id] + [info]
+            # in place: a track described again (its captions found) keeps its position
+            if any(t.id == info.id for t in progress.tracks):
+                progress.tracks = [info if t.id == info.id else t for t in progress.tracks]
+            else:
+                progress.tracks.append(info)
         elif isinstance(item, ThumbnailUpload):
             self._put(layout.thumbnail_key(self.channel, self.instance), item.jpeg)
             progress.thumbnail_updated = now_utc()

@@ -6,7 +6,8 @@ thread-safe).  Pictures come with their slot of the constant-frame-rate grid
 (``framerate.py``); the encoder's timestamps are slot numbers, so every sample lasts one slot.
 Key frames are forced at the first slot of every segment and suppressed everywhere else
 (``scenecut=0``, a key-frame interval far beyond the segment), so every rendition cuts the
-same frames into the same segments.
+same frames into the same segments.  Each picture's closed captions (``captions.py``) are
+written into the picture encoded for its slot.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from kubecast.api import Rendition
 from kubecast.liveness import HEARTBEATS, Heartbeat
+from kubecast.media.captions import CaptionChannels, insert_sei, sei_nal
 from kubecast.media.h264 import avcc_from_annexb, to_length_prefixed
 from kubecast.media.mp4 import avc_codec_string, init_segment_video
 from kubecast.media.tracks import TrackInfo
@@ -60,6 +62,7 @@ class SlotFrame:
     frame: av.VideoFrame
     slot: int
     force_key: bool
+    captions: bytes = b""  # cc_data triplets of the pictures that led to this slot (none for a repeat)
 
 
 class RenditionEncoder(threading.Thread):
@@ -71,6 +74,7 @@ class RenditionEncoder(threading.Thread):
         grid: FrameGrid,
         publish_track: Callable[[TrackInfo, bytes], None],
         publish_segment: Callable[[str, Segment], None],
+        caption_channels: CaptionChannels | None = None,
     ) -> None:
         super().__init__(name=f"rendition-{rendition.name}", daemon=True)
         self.rendition = rendition
@@ -86,8 +90,10 @@ class RenditionEncoder(threading.Thread):
         self.error: Exception | None = None
         self._encoder: av.VideoCodecContext | None = None
         self._reformatter = VideoReformatter()
-        self._track_published = False
+        self._track: tuple[TrackInfo, bytes] | None = None  # as published
         self._last_slot: int | None = None
+        self.caption_channels = caption_channels or CaptionChannels()
+        self._captions: dict[int, bytes] = {}  # slot -> cc_data, until the encoder emits that slot's picture
 
     def _open_encoder(self) -> av.VideoCodecContext:
         rendition, rate = self.rendition, self.grid.rate
@@ -109,6 +115,8 @@ class RenditionEncoder(threading.Thread):
             # delay to latency.
             "bf": "0",
             "forced-idr": "1",
+            # The slots' captions are written by _handle: libx264 would copy a repeated picture's.
+            "a53cc": "0",
             "maxrate": str(rendition.bitrate * 11 // 10),
             "bufsize": str(rendition.bitrate * 2),
             # Short lookahead and no frame threads keep the encoder's delay to a few frames,
@@ -158,6 +166,8 @@ class RenditionEncoder(threading.Thread):
         scaled.pts = item.slot
         scaled.time_base = 1 / self.grid.rate
         scaled.pict_type = PictureType.I if item.force_key else PictureType.NONE
+        if item.captions:
+            self._captions[item.slot] = item.captions
         for packet in self._encoder.encode(scaled):
             self._handle(packet)
         metrics.FRAMES.labels(self.rendition.name).inc()
@@ -171,13 +181,21 @@ class RenditionEncoder(threading.Thread):
             self._emit(self.segmenter.flush())
             self.segmenter.mark_discontinuity()
         self._last_slot = slot
-        sample = TimedSample(self.grid.time_of(slot), 0, packet.is_keyframe, to_length_prefixed(bytes(packet)))
+        data = to_length_prefixed(bytes(packet))
+        if captions := self._captions.pop(slot, None):
+            data = insert_sei(data, sei_nal(captions))
+        sample = TimedSample(self.grid.time_of(slot), 0, packet.is_keyframe, data)
         self._emit(self.segmenter.push(sample))
 
     def _emit(self, segments: Iterable[Segment]) -> None:
         for segment in segments:
-            if not self._track_published:
+            if self._track is None:
                 self._publish_track()
+            elif self._track[0].captions != list(self.caption_channels.found):
+                # The contribution's captions were found (or another channel): the manifests signal them.
+                info, init = self._track
+                self._track = (info.model_copy(update={"captions": list(self.caption_channels.found)}), init)
+                self.publish_track(*self._track)
             self.publish_segment(self.rendition.name, segment)
 
     def _publish_track(self) -> None:
@@ -197,6 +215,7 @@ class RenditionEncoder(threading.Thread):
             width=self.rendition.width,
             height=self.rendition.height,
             frame_rate=frame_rate_text(self.grid.rate),
+            captions=list(self.caption_channels.found),
         )
+        self._track = (info, init)
         self.publish_track(info, init)
-        self._track_published = True

@@ -4,7 +4,9 @@ Segments are addressed by time (``$Time$``): a SegmentTimeline with time address
 tolerates gaps in numbering (a pass-through contribution's irregular key frames) and is
 what Azure Media Services served.  The video AdaptationSet shares one SegmentTimeline, made
 of the segments every video rendition has already published, because the ladder is aligned
-by construction and players switch renditions at those boundaries.
+by construction and players switch renditions at those boundaries.  CEA-608 captions in the
+video's SEI are signalled with an ``Accessibility`` descriptor (SCTE 214-1) naming each channel;
+their language is not known (608 does not carry it): ``und``.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from xml.sax.saxutils import escape, quoteattr
 from kubecast.media.cpix import DrmSignal
 from kubecast.media.timeline import Timeline, TimelineTrack
 
-from .hls import audio_track, video_tracks
+from .hls import audio_track, caption_channels, video_tracks
 
 PROFILES = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
+CEA608_SCHEME = "urn:scte:dash:cc:cea-608:2015"
 CLEARKEY_SCHEME = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
 NAMESPACES = (
     'xmlns:cenc="urn:mpeg:cenc:2013" xmlns:dashif="https://dashif.org/CPS" xmlns:mspr="urn:microsoft:playready"'
@@ -176,6 +179,9 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashPro
             '<AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1" '
             f'maxWidth="{max_width}" maxHeight="{max_height}">'
         )
+        if captions := caption_channels(video):
+            value = ";".join(f"{channel}=und" for channel in captions)
+            parts.append(f'<Accessibility schemeIdUri="{CEA608_SCHEME}" value="{value}"/>')
         parts.append(signalling + _template(video[0].info.timescale, rows_video, origin, folder))
         for track in video:
             rate = f' frameRate="{value}"' if (value := frame_rate_attribute(track.info.frame_rate)) else ""

@@ -4,7 +4,9 @@ fMP4/CMAF segments need ``EXT-X-MAP`` and therefore version 6; version 7 is decl
 the multivariant playlist may carry attributes defined there.  ``BANDWIDTH`` is the peak
 measured over the segments in the window (video plus audio), ``AVERAGE-BANDWIDTH`` the mean,
 falling back to the encoder's targets before any segment exists; players pick renditions by
-them, so they must be honest.
+them, so they must be honest.  Closed captions the video carries in-band (CEA-608 in its SEI)
+get one ``EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS`` per channel and ``CLOSED-CAPTIONS`` on the variants
+that carry them; a channel without captions says nothing about them.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ def audio_track(timeline: Timeline) -> TimelineTrack | None:
     return next((t for t in timeline.tracks if t.info.kind == "audio"), None)
 
 
+CAPTIONS_GROUP = "cc"
+
+
+def caption_channels(tracks: list[TimelineTrack]) -> list[str]:
+    """The CEA-608 channels (CC1 to CC4) any of the video tracks carries, in order."""
+    return sorted({channel for track in tracks for channel in track.info.captions})
+
+
 START_OVER = "#EXT-X-START:TIME-OFFSET=0,PRECISE=YES"  # play from the window's first segment, not the live edge
 START_OVER_QUERY = "?startover"
 
@@ -64,7 +74,13 @@ def multivariant_playlist(timeline: Timeline, *, ts: bool = False, prefix: str =
             f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="{language}",LANGUAGE="{language}",DEFAULT=YES,AUTOSELECT=YES'
             f'{channels},URI="{audio.info.id}/index.m3u8{query}"'
         )
-    for track in video_tracks(timeline):
+    videos = video_tracks(timeline)
+    for channel in caption_channels(videos):
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="{CAPTIONS_GROUP}",NAME="{channel}",INSTREAM-ID="{channel}",'
+            "AUTOSELECT=YES"
+        )
+    for track in videos:
         peak, average = _bandwidths(track)
         codecs = track.info.codecs + (f",{audio.info.codecs}" if audio else "")
         attributes = [
@@ -78,6 +94,8 @@ def multivariant_playlist(timeline: Timeline, *, ts: bool = False, prefix: str =
             attributes.append(f"FRAME-RATE={rate}")
         if audio is not None and not ts:
             attributes.append('AUDIO="audio"')
+        if track.info.captions:
+            attributes.append(f'CLOSED-CAPTIONS="{CAPTIONS_GROUP}"')
         lines += ["#EXT-X-STREAM-INF:" + ",".join(attributes), f"{prefix}{track.info.id}/index.m3u8{query}"]
     return "\n".join(lines) + "\n"
 

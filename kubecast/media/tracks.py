@@ -7,6 +7,8 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from .captions import CaptionChannel
+
 
 class _Record(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
@@ -30,6 +32,9 @@ class TrackInfo(_Record):
     sample_rate: int | None = None
     channels: int | None = None
     language: str | None = None
+    # CEA-608 channels (CC1 to CC4) the video carries in its SEI, as the contribution did; the
+    # manifests signal them (HLS CLOSED-CAPTIONS, a DASH Accessibility descriptor)
+    captions: list[CaptionChannel] = []
 
 
 class SegmentRecord(NamedTuple):

@@ -121,3 +121,28 @@ def test_a_discontinuity_that_reached_the_top_of_the_window_is_counted_not_lost(
     text = hls.media_playlist(timeline, timeline.tracks[0])
     assert "#EXT-X-MEDIA-SEQUENCE:6\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n" in text
     assert "#EXT-X-DISCONTINUITY\n" not in text
+
+
+def with_captions(timeline, channels_by_track):
+    for track in timeline.tracks:
+        track.info = track.info.model_copy(update={"captions": channels_by_track.get(track.info.id, [])})
+    return timeline
+
+
+def test_closed_captions_are_signalled_only_where_the_video_carries_them(timeline):
+    assert "CLOSED-CAPTIONS" not in hls.multivariant_playlist(timeline)
+    assert "Accessibility" not in dash.mpd(timeline, time_url="http://h/time", now=datetime.now(timezone.utc))
+    with_captions(timeline, {"v720": ["CC1", "CC3"], "v360": ["CC1"]})
+    for text in (hls.multivariant_playlist(timeline), hls.multivariant_playlist(timeline, ts=True)):
+        lines = text.splitlines()
+        assert [line for line in lines if "TYPE=CLOSED-CAPTIONS" in line] == [
+            '#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="cc",NAME="CC1",INSTREAM-ID="CC1",AUTOSELECT=YES',
+            '#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="cc",NAME="CC3",INSTREAM-ID="CC3",AUTOSELECT=YES',
+        ]
+        variants = [line for line in lines if line.startswith("#EXT-X-STREAM-INF:")]
+        assert len(variants) == 2 and all(line.endswith(',CLOSED-CAPTIONS="cc"') for line in variants)
+    root = ET.fromstring(dash.mpd(timeline, time_url="http://h/time", now=datetime.now(timezone.utc)))
+    video, audio = root.findall(".//m:AdaptationSet", NS)
+    [accessibility] = video.findall("m:Accessibility", NS)
+    assert accessibility.attrib == {"schemeIdUri": "urn:scte:dash:cc:cea-608:2015", "value": "CC1=und;CC3=und"}
+    assert audio.find("m:Accessibility", NS) is None
