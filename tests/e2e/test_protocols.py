@@ -13,9 +13,12 @@ import re
 import socket
 import ssl
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import players
 import pytest
+from captioned import caption_branch, caption_track, cue_text, read_captions
 from certificates import make_certificate
 from helpers import (
     Proc,
@@ -37,6 +40,7 @@ pytestmark = pytest.mark.e2e
 HERE = Path(__file__).parent
 KEY, PASSPHRASE = "push-key-1", "e2e-srt-passphrase"
 SECONDS = 40
+CAPTIONED_SECONDS = 180  # live until after the caption tests, which come late in the module
 SOURCE = [
     "-re",
     *lavfi_source(size="320x240"),
@@ -78,10 +82,13 @@ def publisher(name: str, *output: str) -> Proc:
     return Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", *SOURCE, *CODECS, *output], name=f"ffmpeg {name}")
 
 
-def gstreamer_publisher(url: str) -> Proc:
+def gstreamer_publisher(url: str, passthrough_url: str, captions: Path) -> Proc:
     """GStreamer's RTMP publisher: x264enc with B-frames, whose first decode times flvmux clamps to
-    0, so the contribution repeats a DTS value."""
-    frames = SECONDS * 30
+    0, so the contribution repeats a DTS value; and CEA-608 captions (``captions``, a ``c608`` track of
+    ``tests/captioned.py``) that ``cccombiner`` attaches and x264enc writes as SEI.  The same stream
+    goes to a live-encoded and a pass-through channel, for longer than the others: the caption tests
+    need it live after the tests that need theirs."""
+    frames = CAPTIONED_SECONDS * 30
     return Proc(
         [
             "gst-launch-1.0",
@@ -90,13 +97,27 @@ def gstreamer_publisher(url: str) -> Proc:
             "name=mux",
             "streamable=true",
             "!",
+            "tee",
+            "name=out",
+            "!",
+            "queue",
+            "!",
             "rtmp2sink",
             f"location={url}",
+            "out.",
+            "!",
+            "queue",
+            "!",
+            "rtmp2sink",
+            f"location={passthrough_url}",
             "videotestsrc",
             "is-live=true",
             f"num-buffers={frames}",
             "!",
             "video/x-raw,width=320,height=240,framerate=30/1",
+            "!",
+            "cccombiner",
+            "name=cc",
             "!",
             "x264enc",
             "speed-preset=ultrafast",
@@ -106,9 +127,10 @@ def gstreamer_publisher(url: str) -> Proc:
             "h264parse",
             "!",
             "mux.",
+            *caption_branch(captions),
             "audiotestsrc",
             "is-live=true",
-            f"num-buffers={SECONDS * 48_000 // 1024}",
+            f"num-buffers={CAPTIONED_SECONDS * 48_000 // 1024}",
             "samplesperbuffer=1024",
             "!",
             "audio/x-raw,rate=48000,channels=2",
@@ -217,7 +239,11 @@ def pipeline(tmp_path_factory):
             ),
             publisher("enc-cmaf", "-seg_duration", "2", "-f", "dash", f"{push}/enc-cmaf.cmaf/manifest.mpd"),
             publisher("enc-rtmp", *JITTER, "-f", "flv", f"rtmp://127.0.0.1:{rtmp}/live/enc-rtmp/{KEY}"),
-            gstreamer_publisher(f"rtmp://127.0.0.1:{rtmp}/live/enc-gst/{KEY}"),
+            gstreamer_publisher(
+                f"rtmp://127.0.0.1:{rtmp}/live/enc-gst/{KEY}",
+                f"rtmp://127.0.0.1:{rtmp}/live/cc-pass/{KEY}",
+                caption_track(work, CAPTIONED_SECONDS),
+            ),
         ]
         base = f"http://127.0.0.1:{http}"
         yield {
@@ -386,6 +412,68 @@ def test_each_protocol_plays_in_chromium_with_hlsjs(pipeline):
                 page.close()
         finally:
             browser.close()
+
+
+# The caption tests come after those that need the 40 s publishers live; GStreamer's goes on longer.
+def test_captions_are_signalled_where_the_contribution_carries_them(pipeline):
+    base = pipeline["base"]
+    for channel in ("enc-gst", "cc-pass"):
+
+        def signalled(channel=channel):
+            text = fetch(f"{base}/live/{channel}/index.m3u8").decode()
+            return text if 'CLOSED-CAPTIONS="cc"' in text else None
+
+        text = wait_until(signalled, timeout=30, interval=1, what=f"{channel} signalling its captions")
+        assert '#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="cc",NAME="CC1",INSTREAM-ID="CC1",AUTOSELECT=YES' in text
+        variants = [line for line in text.splitlines() if line.startswith("#EXT-X-STREAM-INF")]
+        assert variants and all('CLOSED-CAPTIONS="cc"' in line for line in variants), text
+        mpd = fetch(f"{base}/live/{channel}/manifest.mpd").decode()
+        assert '<Accessibility schemeIdUri="urn:scte:dash:cc:cea-608:2015" value="CC1=und"/>' in mpd
+    for channel in ("enc-rtmp", "srt"):  # ffmpeg's publishers send no captions
+        assert "CLOSED-CAPTIONS" not in fetch(f"{base}/live/{channel}/index.m3u8").decode()
+        assert "Accessibility" not in fetch(f"{base}/live/{channel}/manifest.mpd").decode()
+
+
+def caption_numbers(srt: str) -> list[int]:
+    return [int(number) for number in re.findall(r"CAPTION (\d+)", srt)]
+
+
+def test_ffmpeg_reads_the_captions_back_from_every_rendition(pipeline):
+    """ffmpeg's own 608 decoder reads the cues from our HLS: whole, in order, none twice."""
+    base = pipeline["base"]
+    urls = [f"{base}/live/enc-gst/{rendition}/index.m3u8" for rendition in ("v144", "v72")]
+    urls.append(f"{base}/live/cc-pass/video/index.m3u8")
+    with ThreadPoolExecutor(len(urls)) as pool:
+        read = dict(zip(urls, pool.map(lambda url: read_captions(url, seconds=10), urls)))
+    for url, srt in read.items():
+        numbers = caption_numbers(srt)
+        assert len(numbers) >= 3 and numbers == list(range(numbers[0], numbers[0] + len(numbers))), (url, srt)
+        assert all(f"{cue_text(n)}</font>" in srt for n in numbers), (url, srt)
+
+
+def test_hlsjs_shows_the_caption_track_with_its_cues(pipeline):
+    base = pipeline["base"]
+    with players.sync_playwright().sync_playwright() as playwright:
+        browser = players.chromium(playwright)
+        try:
+            page = browser.new_page()
+            players.open_player(page, base, "hls", f"{base}/live/enc-gst/index.m3u8")
+            # a track's cues can be read once it is not disabled
+            cues = page.wait_for_function(
+                "() => { const found = [];"
+                " for (const track of window.v.textTracks) {"
+                "   if (track.mode === 'disabled') track.mode = 'hidden';"
+                "   for (const cue of track.cues || []) found.push([track.kind, track.label, cue.text]); }"
+                " return found.length >= 2 ? found : null; }",
+                timeout=60_000,
+                polling=500,
+            ).json_value()
+            assert page.evaluate("() => window.errors") == []
+        finally:
+            browser.close()
+    assert {(kind, label) for kind, label, _ in cues} == {("captions", "CC1")}, cues
+    numbers = [int(text.split()[-1]) for _, _, text in cues]
+    assert [text for _, _, text in cues] == [cue_text(n) for n in numbers] and numbers == sorted(numbers), cues
 
 
 def assert_passed_through(base: str, sources: list[bytes]) -> None:
