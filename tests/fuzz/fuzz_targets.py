@@ -43,6 +43,14 @@ from kubecast.ingest.rtmp.handshake import HandshakeError, server_response
 from kubecast.ingest.rtmp.server import check_codec, media_record
 from kubecast.ingest.rtmp.session import Media, ProtocolError, PublishRequest, RtmpSession
 from kubecast.ingest.timestamps import TimestampGuard
+from kubecast.media.captions import (
+    MAX_CC_COUNT,
+    CaptionError,
+    cc_data_of_sample,
+    channels_of,
+    insert_sei,
+    sei_nal,
+)
 from kubecast.media.contribution import CodecConfig, Kind, RecordError, RecordReader, encode_record
 from kubecast.media.flv import FlvError
 from kubecast.media.mp4 import (
@@ -172,6 +180,16 @@ def contribution_records(data: bytes) -> None:
 
 
 # -- fragmented MP4 push (Smooth, CMAF) -------------------------------------------------------
+
+
+def captions(data: bytes) -> None:
+    """An access unit's SEI read for its CEA-608/708 caption data, as pass-through reads every
+    sample; what it finds, written back as the ladder writes it, reads the same."""
+    triplets = cc_data_of_sample(data)
+    channels_of(triplets)
+    whole = triplets[: min(len(triplets) // 3, MAX_CC_COUNT) * 3]
+    if whole:
+        assert cc_data_of_sample(insert_sei(b"", sei_nal(whole))) == whole
 
 
 def _push_stream(protocol: str) -> PushStream:
@@ -413,6 +431,9 @@ TARGETS: dict[str, Target] = {
             contribution_records,
             (RecordError,),
             "the ingest -> encoder records, as the encoder reads them",
+        ),
+        Target(
+            "captions", captions, (CaptionError,), "an access unit's SEI for closed captions, read and written back"
         ),
         Target(
             "fmp4_push", fmp4_push, (Mp4Error, Busy), "Smooth / CMAF push bodies through PushStream; stored segments"

@@ -7,9 +7,10 @@ publish to a listener here that answers with ``RtmpSession`` (its bytes are reco
 handshake on, and split into handshake, chunk stream and AMF0 seeds), FLV, Smooth (``ismv``),
 CMAF (``mp4`` with ``cmaf`` flags, and ``dash`` segments), MPEG-TS, and RTP datagrams to a UDP
 socket here.  When GStreamer's ``gst-launch-1.0`` is installed, its ``flvmux``, ``mpegtsmux``
-and ``mp4mux`` (fragmented) outputs are added.  Text seeds (SRT stream ids, endpoint URLs,
-resource documents) are written from lists here and the repository's example manifests.
-Seeds are cut to at most ``MAX_SEED`` bytes, which keeps the fuzzer's inputs small and fast.
+and ``mp4mux`` (fragmented) outputs are added, and access units with CEA-608 captions in their
+SEI (``tests/captioned.py``: pycaption's byte pairs, GStreamer's ``cccombiner`` and ``x264enc``).
+Text seeds (SRT stream ids, endpoint URLs, resource documents) are written from lists here and
+the repository's example manifests.  Seeds are cut to at most ``MAX_SEED`` bytes, which keeps the fuzzer's inputs small and fast.
 """
 
 from __future__ import annotations
@@ -139,10 +140,28 @@ def gstreamer(work: Path) -> None:
             print(f"GStreamer {mux.split()[0]} failed: {result.stderr.decode(errors='replace')[-300:]}")
 
 
+def captions(work: Path) -> None:
+    import sys
+
+    import av
+
+    from kubecast.media.h264 import to_length_prefixed
+
+    sys.path.insert(0, str(HERE.parent))
+    from captioned import captioned_ts
+
+    with av.open(str(captioned_ts(work, seconds=4, size=(96, 64)))) as container:
+        units = [to_length_prefixed(bytes(packet)) for packet in container.demux(video=0) if packet.size]
+    captioned = [unit for unit in units if b"GA94" in unit]
+    for index, unit in enumerate(captioned[:: max(1, len(captioned) // 8)]):
+        write("captions", f"gstreamer-access-unit-{index}", unit)
+
+
 def media(work: Path) -> None:
     clip = work / "clip.flv"
     ffmpeg(*CLIP, "-f", "flv", str(clip))
     write("flv", "ffmpeg.flv", clip.read_bytes())
+    captions(work)
 
     captured = rtmp_capture(clip)
     write("rtmp_session", "ffmpeg-publish", captured)
