@@ -36,6 +36,11 @@ While storage is slow or away, a timeline (or an encoder's progress) that cannot
 within ``READ_DEADLINE`` is served from the last copy this process read (players keep playing
 what it lists, which was stored before it was listed), and storage is asked again after
 ``RETRY_AFTER_FAILURE``, not on every request.
+
+Every name and Host header in this cache comes from a request, so nothing here grows with the
+names strangers make up: a timeline that was found is kept (storage bounds how many there are),
+one that was not is remembered only among the ``MISSES_KEPT`` most recent misses, a name's lock
+lives while a read of it is in flight, and rendered manifests are kept up to ``RENDERED_BYTES``.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TypeVar, cast
@@ -62,6 +69,8 @@ T = TypeVar("T")
 
 READ_DEADLINE = 2.0  # seconds; a player's playlist request must not wait on storage longer
 RETRY_AFTER_FAILURE = 1.0
+MISSES_KEPT = 1024  # names read recently and not found (a player polling a program not yet recorded)
+RENDERED_BYTES = 32 << 20  # characters of rendered manifests kept, least recently used first out
 
 
 def stale_after_ms(segment_duration_ms: int) -> int:
@@ -92,6 +101,61 @@ class _CarriedProgram:
     made_from: tuple[Timeline, Timeline]  # the stored recording and the channel timeline it grew from
 
 
+class KeyedLocks:
+    """One asyncio lock per name, which exists only while someone holds it or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # name -> (lock, holders and waiters)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @asynccontextmanager
+    async def hold(self, name: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(name, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[name] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[name]
+            if users == 1:
+                del self._locks[name]
+            else:
+                self._locks[name] = (lock, users - 1)
+
+
+class RenderedManifests:
+    """Rendered manifest texts by key, each with the timeline version it was rendered from,
+    least recently used first out once they add up to more than ``max_chars``."""
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self.chars = 0
+        self._texts: OrderedDict[tuple[str, ...], tuple[tuple[object, ...], str]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def get(self, key: tuple[str, ...], version: tuple[object, ...]) -> str | None:
+        found = self._texts.get(key)
+        if found is None or found[0] != version:
+            return None
+        self._texts.move_to_end(key)
+        return found[1]
+
+    def put(self, key: tuple[str, ...], version: tuple[object, ...], text: str) -> None:
+        old = self._texts.pop(key, None)
+        if old is not None:
+            self.chars -= len(old[1])
+        self._texts[key] = (version, text)
+        self.chars += len(text)
+        while self.chars > self.max_chars and len(self._texts) > 1:
+            _, (_, evicted) = self._texts.popitem(last=False)
+            self.chars -= len(evicted)
+
+
 @dataclass
 class _Merged:
     timeline: Timeline
@@ -104,9 +168,10 @@ class TimelineCache:
         self.store = store
         self.ttl = ttl
         self.clock = clock
-        self._entries: dict[str, tuple[float, object]] = {}  # name -> (read at, parsed object or None)
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._rendered: dict[tuple[str, ...], tuple[tuple[object, ...], str]] = {}
+        self._entries: dict[str, tuple[float, object]] = {}  # name -> (read at, parsed object); found ones only
+        self._misses: OrderedDict[str, float] = OrderedDict()  # name -> read at, for names not found
+        self._locks = KeyedLocks()
+        self._rendered = RenderedManifests(RENDERED_BYTES)
         self._merged: dict[str, _Merged] = {}
         self._programs: dict[str, _CarriedProgram] = {}  # locator -> the window carried on and served
         self._read_outage = Outage()
@@ -149,6 +214,7 @@ class TimelineCache:
         not seen yet, and a player sent here for it must not get a 404."""
         if fresh:
             self._entries.pop(channel, None)
+            self._misses.pop(channel, None)
             if channel in self._merged:
                 self._merged[channel].made_at = float("-inf")
         stored = await self._read(channel, layout.timeline_key(channel), Timeline.from_json)
@@ -176,8 +242,7 @@ class TimelineCache:
         return await self._merge(channel, stored, merging_until)
 
     async def _merge(self, channel: str, stored: Timeline, merging_until: float) -> Timeline:
-        lock = self._locks.setdefault(f"merge:{channel}", asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(f"merge:{channel}"):
             merged = self._merged.get(channel)
             if merged is not None and time.monotonic() - merged.made_at < self.ttl:
                 merged.merging_until = merging_until
@@ -214,14 +279,31 @@ class TimelineCache:
         except Exception:  # noqa: BLE001 - never read and storage away: this encoder has nothing to add
             return None
 
+    def _entry(self, name: str) -> tuple[float, object] | None:
+        """(read at, parsed object or None for not found) of the last read of a name, if any."""
+        entry = self._entries.get(name)
+        if entry is not None:
+            return entry
+        missed_at = self._misses.get(name)
+        return None if missed_at is None else (missed_at, None)
+
+    def _remember(self, name: str, read_at: float, found: object) -> None:
+        if found is not None:
+            self._entries[name] = (read_at, found)
+            self._misses.pop(name, None)
+            return
+        self._entries.pop(name, None)
+        self._misses[name] = read_at
+        self._misses.move_to_end(name)
+        while len(self._misses) > MISSES_KEPT:
+            self._misses.popitem(last=False)
+
     async def _read(self, name: str, key: str, parse: Callable[[bytes], T]) -> T | None:
-        channel = name
-        entry = self._entries.get(channel)
+        entry = self._entry(name)
         if entry and time.monotonic() - entry[0] < self.ttl:
             return cast("T | None", entry[1])  # a name's entry is made by its own kind's parse
-        lock = self._locks.setdefault(channel, asyncio.Lock())
-        async with lock:
-            entry = self._entries.get(channel)
+        async with self._locks.hold(name):
+            entry = self._entry(name)
             if entry and time.monotonic() - entry[0] < self.ttl:
                 return cast("T | None", entry[1])
             try:
@@ -238,7 +320,7 @@ class TimelineCache:
                         error,
                         left_out_note(left_out),
                     )
-                self._entries[channel] = (now - self.ttl + RETRY_AFTER_FAILURE, entry[1])
+                self._remember(name, now - self.ttl + RETRY_AFTER_FAILURE, entry[1])
                 return cast("T | None", entry[1])
             timeline: T | None = None
             if data is not None:
@@ -246,7 +328,7 @@ class TimelineCache:
                     timeline = parse(data)
                 except ValueError:
                     timeline = cast("T | None", entry[1]) if entry else None  # a torn read never replaces a good copy
-            self._entries[channel] = (time.monotonic(), timeline)
+            self._remember(name, time.monotonic(), timeline)
             return timeline
 
     def rendered(self, key: tuple[str, ...], timeline: Timeline, render: Callable[[], str]) -> tuple[str, bool]:
@@ -254,9 +336,9 @@ class TimelineCache:
         generation and the time of the write (or of the endpoint's own merge): a program
         deleted and made again under the same locator starts counting generations from 1 again."""
         version = (timeline.generation, timeline.updated)
-        cached = self._rendered.get(key)
-        if cached and cached[0] == version:
-            return cached[1], True
+        cached = self._rendered.get(key, version)
+        if cached is not None:
+            return cached, True
         text = render()
-        self._rendered[key] = (version, text)
+        self._rendered.put(key, version, text)
         return text, False
