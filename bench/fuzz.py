@@ -46,6 +46,7 @@ class Outcome:
     crashes: int = 0
     hangs: int = 0
     ooms: int = 0
+    interrupted: bool = False  # stopped by a signal before its executions were done: not a finding
     artifact: str = ""
 
     @property
@@ -104,7 +105,9 @@ def run_target(target: str, args: argparse.Namespace, scratch: Path) -> Outcome:
             outcome.executions = int(match.group(1))
         elif "Test unit written to " in line:
             outcome.artifact = line.split("Test unit written to ", 1)[1].strip()
-    if "ERROR: libFuzzer: timeout" in log or "ALARM: working on the last Unit" in log:
+    if "libFuzzer: run interrupted" in log:
+        outcome.interrupted = True
+    elif "ERROR: libFuzzer: timeout" in log or "ALARM: working on the last Unit" in log:
         outcome.hangs = 1
     elif "out-of-memory" in log or "malloc(" in log and "exceeds" in log:
         outcome.ooms = 1
@@ -130,6 +133,7 @@ def table(outcomes: list[Outcome]) -> str:
             f"{o.target:<16} {o.executions:>11} {o.seeds:>6} {o.coverage_seeds:>10} {o.coverage_end:>8} "
             f"{o.new_coverage:>8} {rate:>7.0f} {o.crashes:>8} {o.hangs:>6} {o.ooms:>5}"
             + (f"  {o.artifact}" if o.artifact else "")
+            + ("  (interrupted)" if o.interrupted else "")
         )
     return "\n".join(lines)
 
