@@ -22,7 +22,10 @@ def parse_iso_duration(text: str) -> timedelta:
     if not match or text in ("P", "PT") or text.endswith("T"):
         raise ValueError(f"not an ISO-8601 duration such as PT1H or PT30M: {text!r}")
     parts = {key: float(value) for key, value in match.groupdict().items() if value}
-    return timedelta(**parts)
+    try:
+        return timedelta(**parts)
+    except OverflowError:  # digits beyond what a timedelta holds (about 2.7 million years)
+        raise ValueError(f"ISO-8601 duration too long: {text[:40]!r}") from None
 
 
 # First path elements the streaming endpoint serves itself; a program's locator is any other.

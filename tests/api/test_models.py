@@ -147,6 +147,18 @@ def test_bad_iso_durations(text):
         parse_iso_duration(text)
 
 
+@pytest.mark.parametrize("text", ["PT" + "9" * 100 + "S", "P" + "9" * 400 + "D", "P999999999DT24H"])
+def test_iso_durations_beyond_a_timedelta_are_refused_not_a_crash(text):
+    # Found by fuzzing: timedelta's OverflowError passed through pydantic and load_text as a traceback.
+    with pytest.raises(ValueError, match="too long"):
+        parse_iso_duration(text)
+    program = "apiVersion: kubecast.io/v1alpha1\nkind: Program\nmetadata: {name: p}\n"
+    with pytest.raises(ManifestError, match="too long"):
+        load_text(CHANNEL + "---\n" + program + f"spec: {{channelName: news, archiveWindow: {text}}}\n")
+    with pytest.raises(ManifestError, match="too long"):
+        load_text(CHANNEL.replace("spec:", f"spec:\n  idleTimeout: {text}", 1))
+
+
 def test_not_yaml_and_duplicates():
     with pytest.raises(ManifestError, match="not valid YAML"):
         load_text("kind: [", "x.yaml")
