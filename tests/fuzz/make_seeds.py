@@ -10,7 +10,8 @@ socket here.  When GStreamer's ``gst-launch-1.0`` is installed, its ``flvmux``, 
 and ``mp4mux`` (fragmented) outputs are added, and access units with CEA-608 captions in their
 SEI (``tests/captioned.py``: pycaption's byte pairs, GStreamer's ``cccombiner`` and ``x264enc``).
 Text seeds (SRT stream ids, endpoint URLs, resource documents) are written from lists here and
-the repository's example manifests.  Seeds are cut to at most ``MAX_SEED`` bytes, which keeps the fuzzer's inputs small and fast.
+the repository's example manifests.  Seeds are cut to at most ``MAX_SEED`` bytes, which keeps the
+fuzzer's inputs small and fast.
 """
 
 from __future__ import annotations
