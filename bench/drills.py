@@ -9,7 +9,8 @@ again, encoder A, encoder B, the packager, one endpoint replica, and one endpoin
 and started again (``tests/e2e/freeze_drill.py``; the CI test runs the same with 10 s).
 Prints, per fault, the player's longest stall beside the segment duration it must stay within,
 and anything else a viewer could have noticed (player errors, missing segments, ``tfdt`` jumps,
-replicas serving different bytes, a playlist going back).  Takes about 7 minutes.
+replicas serving different bytes, a playlist going back), and how far a running Program's DVR
+window grew while the packager was frozen.  Takes about 7 minutes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
 
-from freeze_drill import SEGMENT_SECONDS, run_drill, what_a_viewer_noticed  # noqa: E402
+from freeze_drill import SEGMENT_SECONDS, program_growth, run_drill, what_a_viewer_noticed  # noqa: E402
 
 
 def main() -> int:
@@ -45,6 +46,8 @@ def main() -> int:
         print(f"{name:28} {outcome.stall:13.2f}s {SEGMENT_SECONDS:7d}s  {'; '.join(noticed) or 'nothing'}")
     discontinuities = {rendition: served.discontinuities for rendition, served in drill.served.items()}
     print(f"discontinuities listed: {discontinuities}; failed playlist reloads: {len(drill.poll.failures)}")
+    grew = program_growth(drill)
+    print(f"a running program's playlist while the packager was frozen: grew {grew} segments")
     return 1 if failed or any(discontinuities.values()) or drill.poll.failures else 0
 
 

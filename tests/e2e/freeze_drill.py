@@ -10,8 +10,10 @@ in storage, and nothing restarts it.  Per fault the tests assert what a viewer m
 no stall longer than one segment, no player error, every segment number present in every
 rendition with continuous ``tfdt`` and no discontinuity, the same bytes under every segment URL
 from both replicas, and a media sequence that never went back for a client that alternated
-between them (haproxy balances each request round robin).  Fault times are seeded
-(``KUBECAST_KILL_SEED`` repeats a run).
+between them (haproxy balances each request round robin).  A Program (``show``) records the
+channel throughout, and a second such client reloads its playlist: its DVR window must keep
+growing while the packager is frozen.  Fault times are seeded (``KUBECAST_KILL_SEED`` repeats
+a run).
 
 The publisher is the README's dual push: one ffmpeg encode, ``tee`` to both ingests, each output
 through its own ``fifo`` (``use_fifo``).  That is what a contribution encoder's two outputs are:
@@ -26,6 +28,7 @@ encodes would not model it either: they would not carry the same timestamps.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import urllib.error
@@ -38,7 +41,10 @@ from drill import Link, Pipeline, Player, seeded
 from helpers import Proc, wait_until
 from media_checks import fetch, media_playlist
 
+from kubecast.api import load_paths
+from kubecast.local.programs import publish_programs
 from kubecast.media.mp4 import parse_media_segment
+from kubecast.storage import Store
 
 SEGMENT_SECONDS = 2
 RENDITIONS = ["v360", "v180", "audio"]
@@ -65,6 +71,11 @@ apiVersion: v1
 kind: Secret
 metadata: {name: cam1-key}
 stringData: {streamKey: key-for-cam1}
+---
+apiVersion: kubecast.io/v1alpha1
+kind: Program
+metadata: {name: show}
+spec: {channelName: cam1, archiveWindow: PT10M}
 """
 FAULTS = [
     ("ingest A frozen", "freeze", "ingest"),
@@ -151,6 +162,8 @@ class DrillRun:
     outcomes: dict[str, Outcome]
     poll: Poll
     served: dict[str, Served]
+    program: Poll  # the same client on the program ``show`` (its DVR window must go on while the packager is frozen)
+    freeze_seconds: float
 
 
 def newest(pipeline: Pipeline) -> int:
@@ -182,9 +195,10 @@ def run_drill(workdir: Path, freeze_seconds: float, report: Callable[[str], None
     pipeline = Pipeline(manifest, workdir)
     balancer = publisher = player = None
     links: list[Link] = []
-    poll = Poll("")
+    poll, program = Poll(""), Poll("")
     try:
         pipeline.start()
+        asyncio.run(publish_programs(Store(pipeline.store_url), load_paths([str(manifest)])))  # as `kubecast up` does
         second = pipeline.start_endpoint_replica("endpoint 2")
         replicas = [f"http://127.0.0.1:{pipeline.ports.http}", f"http://127.0.0.1:{second}"]
         balancer = Balancer(workdir, {"r1": pipeline.ports.http, "r2": second})
@@ -197,8 +211,11 @@ def run_drill(workdir: Path, freeze_seconds: float, report: Callable[[str], None
         player = Player(f"{balancer.base}/preview/cam1/")
         player.wait_playing()
         poll.url = f"{balancer.base}/live/cam1/v360/index.m3u8"
-        poller = threading.Thread(target=poll.run, daemon=True)
-        poller.start()
+        program.url = f"{balancer.base}/show/v360/index.m3u8"
+        wait_until(lambda: media_playlist(program.url).segments, timeout=20, interval=0.5, what="the program recording")
+        pollers = [threading.Thread(target=client.run, daemon=True) for client in (poll, program)]
+        for poller in pollers:
+            poller.start()
         time.sleep(SEGMENT_SECONDS * 2)
         outcomes = {}
         for name, action, process in FAULTS:
@@ -219,11 +236,13 @@ def run_drill(workdir: Path, freeze_seconds: float, report: Callable[[str], None
             outcome.stall, outcome.errors = player.longest_stall(), player.errors()[errors_before:]
             outcome.last, outcome.ended = newest(pipeline), time.monotonic()
             report(f"drill: {name}: longest stall {outcome.stall:.2f} s, player errors {outcome.errors}")
-        poll.stop.set()
-        poller.join(5)
-        return DrillRun(seed, outcomes, poll, served_by(replicas))
+        for client, poller in zip((poll, program), pollers):
+            client.stop.set()
+            poller.join(5)
+        return DrillRun(seed, outcomes, poll, served_by(replicas), program, freeze_seconds)
     finally:
         poll.stop.set()
+        program.stop.set()
         if player:
             player.close()
         if publisher:
@@ -261,3 +280,12 @@ def what_a_viewer_noticed(drill: DrillRun, fault: str) -> list[str]:
         if later_sequence < sequence or later_number < number:
             problems.append(f"the playlist went back from {sequence}/{number} to {later_sequence}/{later_number}")
     return problems
+
+
+def program_growth(drill: DrillRun) -> int:
+    """Segments the program ``show``'s playlist gained while the packager was frozen (from a
+    second into the freeze to its end), as the alternating client saw it."""
+    outcome = drill.outcomes["packager frozen"]
+    thawed = outcome.began + drill.freeze_seconds
+    frozen = [number for at, _, number in drill.program.seen if outcome.began + 1 <= at <= thawed]
+    return frozen[-1] - frozen[0] if frozen else 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from freeze_drill import FAULTS, RENDITIONS, SEGMENT_SECONDS, run_drill, what_a_viewer_noticed
+from freeze_drill import FAULTS, RENDITIONS, SEGMENT_SECONDS, program_growth, run_drill, what_a_viewer_noticed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.drill]
 
@@ -28,3 +28,13 @@ def test_a_viewer_does_not_notice(drill, fault):
 def test_no_discontinuity_and_no_failed_request(drill):
     assert {r: s.discontinuities for r, s in drill.served.items()} == dict.fromkeys(RENDITIONS, 0)
     assert drill.poll.failures == [], drill.poll.failures
+
+
+def test_a_programs_window_goes_on_while_the_packager_is_frozen(drill):
+    """The endpoints carry a running program's DVR window on as they carry the live timeline on
+    (they notice a stale timeline after 3 s, so about 3 s of the freeze pass before it grows)."""
+    grew = program_growth(drill)
+    assert grew >= drill.freeze_seconds / SEGMENT_SECONDS - 3, f"the program grew by {grew} segments"
+    assert drill.program.failures == [], drill.program.failures
+    for (_, sequence, number), (_, later_sequence, later_number) in zip(drill.program.seen, drill.program.seen[1:]):
+        assert later_sequence >= sequence and later_number >= number, "the program's playlist went back"
