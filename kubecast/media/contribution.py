@@ -2,7 +2,8 @@
 
 The ingest connects to the encoder's contribution port and sends one hello line, then the
 contribution as a stream of typed records: a codec configuration (``CodecConfig``) whenever a
-track's changes, one ``Frame`` per sample, and ``EndOfStream`` when the publisher stopped.
+track's changes, one ``Frame`` per sample, a ``Cue`` per SCTE-35 splice the contribution
+signals, and ``EndOfStream`` when the publisher stopped.
 Closing the connection without ``EndOfStream`` means the contribution broke off; either way the
 encoder then waits for the next one and continues the channel timeline.  The hello line carries
 only facts the encoder reports in its status, never a stream key.
@@ -21,6 +22,8 @@ Wire form (big-endian): each record starts with a one-byte type.
     FRAME   type=2, kind u8, track u8, flags u8, timescale u32, decode time i64,
             composition offset i32, duration u32 (0: not known), size u32, then the sample
     END     type=3
+    CUE     type=4, flags u8 (1: out, 2: duration known), timescale u32, splice time i64,
+            duration u32, event id u32, size u16, then the splice_info_section
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ MAX_HELLO = 4096
 MAX_SAMPLE = 8 * 1024 * 1024  # above any sane frame (a 4K intra picture is a few MB): bigger means corrupt
 MAX_CONFIG = 64 * 1024
 MAX_TRACK = 255
+MAX_SECTION = 4096  # a splice_info_section is at most 4095 bytes (12-bit section_length + 3)
 
 
 @dataclass(frozen=True)
@@ -100,17 +104,33 @@ class EndOfStream:
     """The publisher stopped (as opposed to the connection breaking off)."""
 
 
-Record = CodecConfig | Frame | EndOfStream
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """A SCTE-35 splice at a time of the contribution's own clock (the frames' ``timescale`` and
+    origin), already checked by ``kubecast.media.scte35``: the encoders place it on the channel
+    timeline as they place frames, so both of a pair put it on the same frame."""
+
+    timescale: int
+    splice_time: int
+    out: bool  # True: out of the network (an ad break starts); False: back in
+    duration: int | None  # of the break, in ``timescale``; None: not stated
+    event_id: int
+    section: bytes  # the splice_info_section as received, or as built for a cue that came without one
+
+
+Record = CodecConfig | Frame | Cue | EndOfStream
 
 
 class RecordError(ValueError):
     """A byte stream that is not a well-formed sequence of contribution records."""
 
 
-_CONFIG, _FRAME, _END = 1, 2, 3
+_CONFIG, _FRAME, _END, _CUE = 1, 2, 3, 4
 _KEYFRAME = 0x01
+_CUE_OUT, _CUE_DURATION = 0x01, 0x02
 _CONFIG_HEADER = struct.Struct(">BBBI")
 _FRAME_HEADER = struct.Struct(">BBBBIqiII")
+_CUE_HEADER = struct.Struct(">BBIqIIH")
 _END_RECORD = bytes([_END])
 
 
@@ -130,6 +150,18 @@ def encode_record(record: Record) -> bytes:
         return header + record.data
     if isinstance(record, CodecConfig):
         return _CONFIG_HEADER.pack(_CONFIG, record.kind, record.track, len(record.data)) + record.data
+    if isinstance(record, Cue):
+        flags = (_CUE_OUT if record.out else 0) | (_CUE_DURATION if record.duration is not None else 0)
+        header = _CUE_HEADER.pack(
+            _CUE,
+            flags,
+            record.timescale,
+            record.splice_time,
+            record.duration or 0,
+            record.event_id,
+            len(record.section),
+        )
+        return header + record.section
     return _END_RECORD
 
 
@@ -193,6 +225,25 @@ class RecordReader:
                     data = bytes(buf[start + _CONFIG_HEADER.size : end])
                     start = end
                     yield CodecConfig(config_kind, track, data)
+                elif record_type == _CUE:
+                    if len(buf) - start < _CUE_HEADER.size:
+                        return
+                    _, flags, timescale, time, duration, event_id, size = _CUE_HEADER.unpack_from(buf, start)
+                    if flags & ~(_CUE_OUT | _CUE_DURATION):
+                        raise RecordError(f"unknown cue flags {flags:#x}")
+                    if timescale == 0:
+                        raise RecordError("a cue with timescale 0")
+                    if size > MAX_SECTION:
+                        raise RecordError(f"a splice section of {size} bytes exceeds the limit")
+                    if not flags & _CUE_DURATION and duration:
+                        raise RecordError("a cue with a duration it says it does not know")
+                    end = start + _CUE_HEADER.size + size
+                    if len(buf) < end:
+                        return
+                    section = bytes(buf[start + _CUE_HEADER.size : end])
+                    start = end
+                    stated = duration if flags & _CUE_DURATION else None
+                    yield Cue(timescale, time, bool(flags & _CUE_OUT), stated, event_id, section)
                 elif record_type == _END:
                     start += 1
                     self._ended = True

@@ -62,6 +62,7 @@ from kubecast.media.mp4 import (
     media_segment,
     parse_media_segment,
 )
+from kubecast.media.scte35 import Scte35Error, parse_splice_info, splice_insert_section
 from kubecast.media.timeline import Timeline, TimelineTrack
 from kubecast.media.tokens import sign
 from kubecast.media.tracks import TrackInfo
@@ -177,6 +178,21 @@ def contribution_records(data: bytes) -> None:
         received += list(pieces.records())
     assert received == expected, "the records depend on how the bytes were cut"
     assert b"".join(encode_record(record) for record in expected) == data[: len(data) - whole.pending]
+
+
+# -- SCTE-35 ---------------------------------------------------------------------------------
+
+
+def scte35_section(data: bytes) -> None:
+    """A splice_info_section as the TS demuxer and the RTMP session hand it over.  What is read
+    as a splice survives being written again as a splice_insert (how a cue reaches manifests)."""
+    info = parse_splice_info(data)
+    splice = info.splice
+    if splice is not None:
+        again = splice_insert_section(
+            event_id=splice.event_id, out=splice.out, pts=splice.pts, duration=splice.duration
+        )
+        assert parse_splice_info(again).splice == splice, "a splice does not survive being written again"
 
 
 # -- fragmented MP4 push (Smooth, CMAF) -------------------------------------------------------
@@ -432,6 +448,7 @@ TARGETS: dict[str, Target] = {
             (RecordError,),
             "the ingest -> encoder records, as the encoder reads them",
         ),
+        Target("scte35", scte35_section, (Scte35Error,), "SCTE-35 splice_info_sections (TS PID, RTMP onCuePoint)"),
         Target(
             "captions", captions, (CaptionError,), "an access unit's SEI for closed captions, read and written back"
         ),

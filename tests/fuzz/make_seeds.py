@@ -282,10 +282,58 @@ def text() -> None:
         write("resource_yaml", f"{manifest.parent.name}-{manifest.name}", manifest.read_bytes())
 
 
+# ANSI/SCTE 35 2023 section 14: a time_signal placement opportunity start, a splice_insert out.
+SCTE35_EXAMPLES = [
+    "/DA0AAAAAAAA///wBQb+cr0AUAAeAhxDVUVJSAAAjn/PAAGlmbAICAAAAAAsoKGKNAIAmsnRfg==",
+    "/DAvAAAAAAAA///wFAVIAACPf+/+c2nALv4AUsz1AAAAAAAKAAhDVUVJAAABNWLbowo=",
+]
+
+
+def scte35() -> None:
+    """Splice sections from the standard's examples and from threefive's encoder (splice_insert
+    out with a duration, back in, a time_signal), and a contribution with cue records."""
+    import base64
+
+    import threefive
+
+    from kubecast.media.contribution import Cue
+
+    for index, example in enumerate(SCTE35_EXAMPLES):
+        write("scte35", f"scte35-2023-example-{index}", base64.b64decode(example))
+    sections = []
+    for index, (out, duration) in enumerate([(True, 30.0), (False, None)]):
+        command = threefive.SpliceInsert()
+        command.splice_event_id, command.splice_event_cancel_indicator = 100 + index, False
+        command.out_of_network_indicator, command.program_splice_flag = out, True
+        command.splice_immediate_flag, command.time_specified_flag, command.pts_time = False, True, 20.0 + index
+        command.duration_flag, command.break_auto_return, command.break_duration = duration is not None, True, duration
+        command.event_id_compliance_flag, command.unique_program_id = True, 1
+        command.avail_num, command.avails_expected = 0, 0
+        cue = threefive.Cue()
+        cue.command = command
+        cue.encode()
+        sections.append(bytes(cue.bites))
+        write("scte35", f"threefive-splice-insert-{'out' if out else 'in'}", sections[-1])
+    signal = threefive.TimeSignal()
+    signal.time_specified_flag, signal.pts_time = True, 12.5
+    cue = threefive.Cue()
+    cue.command = signal
+    cue.encode()
+    write("scte35", "threefive-time-signal", bytes(cue.bites))
+    records = b"".join(
+        encode_record(
+            Cue(1000, 20_000 + 1000 * index, index == 0, 30_000 if index == 0 else None, 100 + index, section)
+        )
+        for index, section in enumerate(sections)
+    )
+    write("contribution", "cues.records", records + encode_record(EndOfStream()))
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         media(Path(work))
     text()
+    scte35()
     total = sum(path.stat().st_size for path in CORPUS.rglob("*") if path.is_file())
     print(f"corpus: {sum(1 for path in CORPUS.rglob('*') if path.is_file())} files, {total / 1024:.0f} KiB")
 

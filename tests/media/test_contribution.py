@@ -9,6 +9,7 @@ import pytest
 from kubecast.media.contribution import (
     MAX_SAMPLE,
     CodecConfig,
+    Cue,
     EndOfStream,
     Frame,
     Hello,
@@ -28,6 +29,8 @@ RECORDS = [
     Frame(Kind.VIDEO, 0, 15360, -1024, 1024, None, False, b"nal"),  # the time before 0 of a stream with B-frames
     Frame(Kind.AUDIO, 0, 90_000, 1920, 0, 1920, True, b""),
     Frame(Kind.VIDEO, 255, 1000, 2**40, 66, None, False, bytes(range(256)) * 40),
+    Cue(90_000, 2**35 + 7, True, 30 * 90_000, 0xFFFFFFFF, b"\xfc\x30section"),
+    Cue(1000, -40, False, None, 0, b""),  # an RTMP cue just before the first frame, without a section
     EndOfStream(),
 ]
 
@@ -65,6 +68,10 @@ def test_a_truncated_record_waits_for_the_rest():
         (bytes([2, 1, 0, 1, 0, 0, 3, 0xE8]) + bytes(16) + (MAX_SAMPLE + 1).to_bytes(4, "big"), "exceeds the limit"),
         (bytes([1, 1, 0]) + (1 << 20).to_bytes(4, "big"), "exceeds the limit"),
         (encode_record(EndOfStream()) + encode_record(RECORDS[0]), "after the end-of-stream"),
+        (bytes([4, 0x04]) + bytes(24), "unknown cue flags"),
+        (bytes([4, 0x01]) + bytes(24), "timescale 0"),
+        (bytes([4, 0, 0, 0, 0, 1]) + bytes(8) + (5).to_bytes(4, "big") + bytes(6), "does not know"),
+        (bytes([4, 0, 0, 0, 0, 1]) + bytes(16) + (4097).to_bytes(2, "big"), "exceeds the limit"),
     ],
 )
 def test_malformed_input_is_a_record_error(wire, message):
