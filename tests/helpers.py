@@ -278,3 +278,37 @@ def segment_payloads(segments: list[bytes]) -> list[bytes]:
             payloads.append(segment[cursor : cursor + sample.size])
             cursor += sample.size
     return payloads
+
+
+def threefive_splice_insert(*, event_id: int, out: bool, pts_seconds: float, duration: float | None) -> str:
+    """A splice_insert section built by threefive (base64), as a splicer or playout system sends it."""
+    import threefive
+
+    command = threefive.SpliceInsert()
+    command.splice_event_id, command.splice_event_cancel_indicator = event_id, False
+    command.out_of_network_indicator, command.program_splice_flag = out, True
+    command.splice_immediate_flag, command.time_specified_flag, command.pts_time = False, True, pts_seconds
+    command.duration_flag, command.break_auto_return, command.break_duration = duration is not None, True, duration
+    command.event_id_compliance_flag, command.unique_program_id = True, 1
+    command.avail_num, command.avails_expected = 0, 0
+    cue = threefive.Cue()
+    cue.command = command
+    return str(cue.encode())
+
+
+def inject_scte35(source: Path, target: Path, cues: list[tuple[float, str]], *, pid: int = 0x1F0) -> bytes:
+    """``source`` (MPEG-TS) with a SCTE-35 PID (PMT stream type 0x86) carrying ``cues`` (inserted
+    at the first key frame at or after each time, in seconds of PTS), by threefive's
+    ``scte35inject``: sections and TS packets made by a tool nobody here wrote.  It leaves out the
+    last few hundred packets of its input (it writes in blocks of 530), so give it a longer source."""
+    sidecar = target.with_suffix(".sidecar")
+    sidecar.write_text("".join(f"{at},{cue}\n" for at, cue in cues))
+    inject = Path(sys.executable).with_name("scte35inject")
+    subprocess.run(
+        [str(inject), "-i", str(source), "-o", str(target), "-s", str(sidecar), "-p", hex(pid)],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        cwd=target.parent,
+    )
+    return target.read_bytes()

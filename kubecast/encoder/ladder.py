@@ -1,17 +1,25 @@
 """Live ABR encoding: decode the contribution once, put its pictures on a constant-frame-rate
 grid of the channel clock (``framerate.py``), and fan them out to one encoder thread per
 rendition.  The key frames are decided here, so that every rung gets the same ones: the first
-slot of every segment, and no other."""
+slot of every segment, and the slot of every ad marker's splice (``cue``).
+
+A splice point gets an IDR frame in every rendition, on the slot nearest the splice time, but
+no segment boundary: segment n still covers [n*D, (n+1)*D), so numbering, the two encoders'
+agreement and every player's arithmetic stay as they are, and the cue states the exact time
+of that frame.  A splicer or a server-side ad inserter can cut at that IDR without
+re-encoding; one that replaces whole segments replaces from the boundary around it."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from fractions import Fraction
 
 import av
 
 from kubecast.api import Rendition
-from kubecast.media.contribution import Frame
+from kubecast.media.contribution import Cue, Frame
+from kubecast.media.cues import TimelineCue
 
 from . import metrics
 from .captions import PictureCaptions
@@ -61,8 +69,11 @@ class LadderVideo:
         segment_duration_ms: int,
         publish_track: PublishTrack,
         publish_segment: PublishSegment,
+        publish_cue: Callable[[TimelineCue], None],
     ) -> None:
         self.clock = clock
+        self.publish_cue = publish_cue
+        self._cues: list[tuple[int, Cue]] = []  # (channel media time, 90 kHz) of splices still ahead
         self.renditions = renditions
         self.x264_preset = x264_preset
         self.segment_duration_ms = segment_duration_ms
@@ -186,12 +197,26 @@ class LadderVideo:
         self._hand_out(frame, placed.slot, self.captions.take())
         self._previous = frame
 
+    def cue(self, cue: Cue, media_time: int) -> None:
+        """A splice at ``media_time`` (channel media time, 90 kHz): an IDR in every rendition on
+        the slot nearest it (or the next one handed out, if that slot has gone by)."""
+        self._cues.append((media_time, cue))
+
     def _hand_out(self, frame: av.VideoFrame, slot: int, captions: bytes = b"") -> None:
         assert self.grid is not None  # handed out once started
         number = self.grid.segment_of(slot)
         force_key = self.current_segment is None or number > self.current_segment
         if force_key:
             self.current_segment = number
+        if self._cues:
+            due = [cue for time, cue in self._cues if self.grid.slot_of(time, SOURCE_TIMESCALE) <= slot]
+            if due:
+                force_key = True
+                self._cues = [(time, cue) for time, cue in self._cues if cue not in due]
+                for cue in due:
+                    self.publish_cue(
+                        TimelineCue.placed(cue, time=self.grid.time_of(slot), timescale=self.grid.timescale)
+                    )
         self.latest_frame = frame
         self._last_slot = slot
         for worker in self.workers:

@@ -34,3 +34,4 @@ CAPTION_ERRORS = Counter(
     "Closed-caption data dropped as malformed (truncated, malformed SEI) or beyond what the pictures carry (overflow)",
     ["reason"],
 )
+CUES = Counter("kubecast_encoder_cues_total", "Ad markers (SCTE-35 splices) placed on the channel timeline")

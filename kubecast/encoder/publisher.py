@@ -18,6 +18,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
+from kubecast.media.cues import TimelineCue
 from kubecast.media.tracks import SegmentRecord, TrackInfo
 from kubecast.outage import Outage, left_out_note
 from kubecast.storage import EncoderProgress, IngestInfo, Store, layout, storage_full
@@ -26,6 +27,7 @@ from . import metrics
 from .segmenter import Segment
 from .uploads import (
     Backoff,
+    CuePlaced,
     EncoderState,
     Heartbeat,
     SegmentUpload,
@@ -40,6 +42,7 @@ from .uploads import (
 log = logging.getLogger("kubecast.encoder")
 
 RECENT_SEGMENTS = 30  # per track in progress.json: a packager restarted within a minute catches up
+RECENT_CUES = 20  # ad markers in progress.json: the packager lists them within seconds
 # While a backlog drains, progress.json is written after this many stored segments at the latest,
 # so that no segment falls out of its recent list before the packager has read a copy naming it.
 LIST_EVERY = RECENT_SEGMENTS // 3
@@ -86,6 +89,7 @@ class Publisher:
             segments={
                 track: records[-RECENT_SEGMENTS:] for track, records in (previous.segments if previous else {}).items()
             },
+            cues=previous.cues[-RECENT_CUES:] if previous else [],
         )
         # The highest segment number this encoder made, stored or still waiting to be: a new
         # contribution is placed after it.
@@ -144,6 +148,9 @@ class Publisher:
                 dropped.track_id,
             )
         metrics.UPLOAD_BACKLOG.set(self._queue.segments_waiting())
+
+    def cue(self, cue: TimelineCue) -> None:
+        self._queue.put(CuePlaced(cue))
 
     def thumbnail(self, jpeg: bytes) -> None:
         self._queue.put(ThumbnailUpload(jpeg))
@@ -262,6 +269,8 @@ class Publisher:
                 progress.tracks = [info if t.id == info.id else t for t in progress.tracks]
             else:
                 progress.tracks.append(info)
+        elif isinstance(item, CuePlaced):
+            progress.cues = [*progress.cues, item.cue][-RECENT_CUES:]
         elif isinstance(item, ThumbnailUpload):
             self._put(layout.thumbnail_key(self.channel, self.instance), item.jpeg)
             progress.thumbnail_updated = now_utc()

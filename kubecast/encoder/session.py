@@ -20,6 +20,7 @@ from kubecast.liveness import HEARTBEATS, Heartbeat
 from kubecast.media.contribution import (
     MAX_HELLO,
     CodecConfig,
+    Cue,
     EndOfStream,
     Frame,
     HelloError,
@@ -28,6 +29,7 @@ from kubecast.media.contribution import (
     RecordReader,
     parse_hello,
 )
+from kubecast.media.cues import TimelineCue
 from kubecast.storage import IngestInfo
 
 from . import metrics
@@ -38,7 +40,7 @@ from .passthrough import PassthroughVideos
 from .publisher import Publisher, now_utc
 from .segmenter import epoch_end
 from .thumbnail import jpeg_thumbnail
-from .timing import ConnectionClock
+from .timing import VIDEO_TIMESCALE, ConnectionClock
 
 log = logging.getLogger("kubecast.encoder")
 
@@ -71,6 +73,7 @@ class ConnectionTracks:
 
     video: PassthroughVideos | LadderVideo
     audio: AudioPassthrough | AudioTranscoder
+    clock: ConnectionClock
 
 
 class ContributionSession:
@@ -91,6 +94,7 @@ class ContributionSession:
         self._ignored_renditions: set[int] = set()
         self.ended_info = IngestInfo(connected=False)
         self._heartbeat = Heartbeat("contribution")
+        self._early_cues: list[Cue] = []  # before the connection is placed: placed with it
 
     def run(self) -> None:
         HEARTBEATS.add(self._heartbeat)
@@ -159,6 +163,9 @@ class ContributionSession:
                         for record in reader.records():
                             if isinstance(record, EndOfStream):
                                 return True
+                            if isinstance(record, Cue):
+                                self._cue(record, tracks)
+                                continue
                             if tracks is None:
                                 if isinstance(record, CodecConfig):
                                     configs.append(record)
@@ -168,6 +175,8 @@ class ContributionSession:
                                 tracks = self._tracks(self._place(record))
                                 for config in configs:
                                     self._record(config, tracks)
+                                for cue in self._early_cues:
+                                    self._cue(cue, tracks)
                             self._record(record, tracks)
                         if tracks is not None:
                             self._stats(protocol, tracks.video)
@@ -187,6 +196,26 @@ class ContributionSession:
                 self.ended_info = self._ingest_info(protocol, tracks.video).model_copy(update={"connected": False})
             else:
                 self.ended_info = IngestInfo(connected=False, protocol=protocol)
+
+    def _cue(self, cue: Cue, tracks: ConnectionTracks | None) -> None:
+        """An ad marker onto the channel timeline: the ladder forces an IDR at it and lists it when
+        that frame is handed out; pass-through lists it at once, at its exact time."""
+        if tracks is None:
+            self._early_cues.append(cue)
+            return
+        media_time = tracks.clock.media_time(cue.splice_time, cue.timescale, VIDEO_TIMESCALE)
+        log.info(
+            "ad marker: splice %s (event %d) at media time %.3f s%s",
+            "out" if cue.out else "in",
+            cue.event_id,
+            media_time / VIDEO_TIMESCALE,
+            f" for {cue.duration / cue.timescale:.3f} s" if cue.duration is not None else "",
+        )
+        metrics.CUES.inc()
+        if isinstance(tracks.video, LadderVideo):
+            tracks.video.cue(cue, media_time)
+        else:
+            self.publisher.cue(TimelineCue.placed(cue, time=media_time, timescale=VIDEO_TIMESCALE))
 
     def _opens(self, frame: Frame, configs: list[CodecConfig]) -> bool:
         """Whether ``frame`` is the first one a track will use: the one that places the connection."""
@@ -215,12 +244,21 @@ class ContributionSession:
         )
         if config.passthrough:
             return ConnectionTracks(
-                PassthroughVideos(clock=clock, bandwidth_hint=0, **common), AudioPassthrough(clock=clock, **common)
+                PassthroughVideos(clock=clock, bandwidth_hint=0, **common),
+                AudioPassthrough(clock=clock, **common),
+                clock,
             )
         preset = config.x264_preset or default_x264_preset(config.renditions)
         return ConnectionTracks(
-            LadderVideo(renditions=config.renditions, x264_preset=preset, clock=clock, **common),
+            LadderVideo(
+                renditions=config.renditions,
+                x264_preset=preset,
+                clock=clock,
+                publish_cue=self.publisher.cue,
+                **common,
+            ),
             AudioTranscoder(bitrate=config.audio_bitrate, clock=clock, **common),
+            clock,
         )
 
     def _record(self, record: CodecConfig | Frame, tracks: ConnectionTracks) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from kubecast.media.cues import TimelineCue
 from kubecast.media.tracks import TrackInfo
 from kubecast.storage import IngestInfo
 
@@ -86,7 +87,14 @@ class StatusUpdate:
         )
 
 
-Upload = TrackUpload | SegmentUpload | ThumbnailUpload | Heartbeat | StatusUpdate
+@dataclass(frozen=True)
+class CuePlaced:
+    """An ad marker placed on the channel timeline, for progress.json's list."""
+
+    cue: TimelineCue
+
+
+Upload = TrackUpload | SegmentUpload | ThumbnailUpload | Heartbeat | StatusUpdate | CuePlaced
 
 
 @dataclass

@@ -18,3 +18,9 @@ TRANSPORT_ERRORS = Counter(
     "Damage in MPEG-TS contributions: lost RTP datagrams, TS sync losses and continuity errors, frames dropped",
     ["channel", "kind"],
 )
+CUES = Counter("kubecast_ingest_cues_total", "Ad markers (SCTE-35 splices) forwarded to the encoders", ["channel"])
+CUES_REJECTED = Counter(
+    "kubecast_ingest_cues_rejected_total",
+    "Ad markers dropped: malformed SCTE-35 sections (crc, truncated, ...), splices in the past or far ahead",
+    ["channel", "reason"],
+)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from prometheus_client import Counter
 
-from kubecast.media.contribution import CodecConfig, Frame, Hello, Kind
+from kubecast.media.contribution import CodecConfig, Cue, Frame, Hello, Kind
 
 from . import metrics
 from .config import ChannelRoute
@@ -54,7 +54,12 @@ class Publication:
         self._bytes = metrics.BYTES.labels(channel)
         self._frames: dict[Kind, Counter] = {}
 
-    def forward(self, record: CodecConfig | Frame) -> None:
+    def forward(self, record: CodecConfig | Frame | Cue) -> None:
+        if isinstance(record, Cue):
+            metrics.CUES.labels(self.channel).inc()
+            for link in self.links:
+                link.send(record)
+            return
         if record.kind == Kind.AUDIO and record.track != 0:
             return  # one audio track, the first rendition's: the others repeat it
         if isinstance(record, CodecConfig):
@@ -94,7 +99,11 @@ class Source:
     track: int
     publication: Publication
 
-    def forward(self, record: CodecConfig | Frame) -> None:
+    def forward(self, record: CodecConfig | Frame | Cue) -> None:
+        if isinstance(record, Cue):
+            if self.track in (0, AUDIO_ONLY):  # one source's markers: every rendition of a publish repeats them
+                self.publication.forward(record)
+            return
         if self.track == SPARE_AUDIO:
             return
         if self.track == AUDIO_ONLY:

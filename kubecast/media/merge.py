@@ -28,8 +28,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from fractions import Fraction
 
 from .conditions import set_condition
+from .cues import merge_cues
 from .progress import EncoderProgress
 from .timeline import EncoderHealth, Timeline, TimelineSegment, TimelineTrack
 from .tracks import SegmentRecord
@@ -105,6 +107,12 @@ def trim_window(track: TimelineTrack, window_ms: int) -> None:
     horizon = newest_end - window_ms * track.info.timescale // 1000
     count = sum(1 for r in track.segments if r.start + r.duration <= horizon)  # rows are in time order
     _drop_front(track, count, track.segments[count].number)
+
+
+def window_start(timeline: Timeline) -> Fraction | None:
+    """Media time (seconds) of the first listed segment of the first track: where the window begins."""
+    track = next((t for t in timeline.tracks if t.segments), None)
+    return Fraction(track.segments[0].start, track.info.timescale) if track is not None else None
 
 
 def align_starts(tracks: list[TimelineTrack]) -> None:
@@ -227,6 +235,9 @@ def merge(
         track.average_bandwidth, track.peak_bandwidth = _bandwidths(track)
     align_starts(timeline.tracks)
     _follow_active_source(timeline, now)
+    timeline.cues = merge_cues(
+        timeline.cues, [cue for instance in instances for cue in present[instance].cues], since=window_start(timeline)
+    )
 
     any_live = False
     for instance in instances:

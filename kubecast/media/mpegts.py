@@ -27,8 +27,14 @@ before the first frame; it repairs or hides the damage this module counts per ki
 losses, continuity gaps, dropped and malformed PES, signalled time base changes, which the
 ingest reports in ``kubecast_ingest_transport_errors_total`` and acts on); and the hostile-input
 tests and the fuzz corpus pin this module's behaviour.  ``_pmt`` walks every elementary stream
-with its type and descriptors, so that further PIDs (SCTE-35 sections, a second audio with its
-language, ID3, captions) can be selected where ``streams`` is built and take the same paths.
+with its type and descriptors, so that further PIDs (a second audio with its language, ID3,
+captions) can be selected where ``streams`` is built and take the same paths.
+
+SCTE-35 (stream type 0x86) is carried in sections, not PES: its PID is assembled section by
+section (a section may span packets, and a packet may end one and start another) and each
+whole section is handed out as it completes (``take_sections``), raw, with the time base it
+arrived on; ``kubecast.media.scte35`` judges it.  They are rare (a few per break), so they take
+the per-packet path.
 """
 
 from __future__ import annotations
@@ -36,10 +42,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .tssections import SectionAssembler, TsSection
+
 PACKET_SIZE = 188
 SYNC_BYTE = 0x47
 STREAM_TYPE_H264 = 0x1B
 STREAM_TYPE_AAC_ADTS = 0x0F
+STREAM_TYPE_SCTE35 = 0x86
 WRAP = 1 << 33
 MAX_PES = 8 << 20  # a video frame larger than this is damage, not media
 MAX_COMPOSITION = 10 * 90_000  # PTS this far after DTS is a damaged header (B-frame delays are a few frames)
@@ -121,6 +130,17 @@ class _Unwrap:
         self.last = value
         return value + self.base
 
+    def peek(self, value: int) -> int:
+        """``value`` unwrapped as the next frame's would be, without moving on (a splice time
+        lies ahead of the frames, and must not make them look wrapped)."""
+        base = self.base
+        if self.last is not None:
+            if value < self.last - WRAP // 2:
+                base += WRAP
+            elif value > self.last + WRAP // 2 and base >= WRAP:
+                base -= WRAP
+        return value + base
+
 
 class TsDemuxer:
     def __init__(self) -> None:
@@ -132,6 +152,15 @@ class TsDemuxer:
         self._continuity: dict[int, int] = {}
         self._pes: dict[int, _Pes] = {}
         self._unwrap = _Unwrap()
+        self.sections = SectionAssembler()  # SCTE-35 PIDs
+
+    def unwrap_time(self, pts: int) -> int:
+        """A 33-bit time on the current time base, unwrapped as the frames arriving now are."""
+        return self._unwrap.peek(pts)
+
+    def take_sections(self) -> list[TsSection]:
+        """The SCTE-35 sections completed since the last call, in arrival order."""
+        return self.sections.take()
 
     def feed(self, data: bytes) -> list[PesFrame]:
         if self._pending:
@@ -184,18 +213,18 @@ class TsDemuxer:
         firsts = buffer[start + 1 : stop : PACKET_SIZE]
         seconds = buffer[start + 2 : stop : PACKET_SIZE]
         thirds = buffer[start + 3 : stop : PACKET_SIZE]
-        continuity, assembling = self._continuity, self._pes
+        continuity, assembling, sections = self._continuity, self._pes, self.sections
         index = 0
         while index < count:
             first, third = firsts[index], thirds[index]
             offset = start + index * PACKET_SIZE
             # Payload only, no payload_unit_start, no transport_error: the middle of a PES (or of a
-            # section, which only matters from its start).
-            if third & 0x30 != 0x10 or first & 0xC0:
+            # PSI section, which only matters from its start; SCTE-35 sections go packet by packet).
+            pid = (first & 0x1F) << 8 | seconds[index]
+            if third & 0x30 != 0x10 or first & 0xC0 or pid in sections.pids:
                 self._packet(buffer, offset, frames)
                 index += 1
                 continue
-            pid = (first & 0x1F) << 8 | seconds[index]
             pes = assembling.get(pid)
             counter = third & 0x0F
             if pid != 0x1FFF:  # null packets have no meaningful counter
@@ -260,6 +289,8 @@ class TsDemuxer:
                 self._pmt(payload)
         elif pid in self.streams:
             self._pes_payload(pid, start, random_access, payload, frames)
+        elif pid in self.sections.pids:
+            self.sections.payload(pid, start, payload, self.stats.timebase_changes)
 
     def _duplicate(self, pid: int, counter: int) -> bool:
         """Whether the packet repeats the last one of ``pid`` (ISO 13818-1 2.4.3.3 lets an encoder
@@ -273,6 +304,7 @@ class TsDemuxer:
             self.stats.continuity_errors += 1
             if pid in self._pes:
                 self._pes[pid].damaged = True
+            self.sections.drop(pid)
         return False
 
     @staticmethod
@@ -304,6 +336,7 @@ class TsDemuxer:
         info_length = (section[10] & 0x0F) << 8 | section[11]
         index = 12 + info_length
         streams: dict[int, str] = {}
+        section_pids: set[int] = set()
         while index + 5 <= len(section):
             stream_type = section[index]
             pid = (section[index + 1] & 0x1F) << 8 | section[index + 2]
@@ -311,8 +344,11 @@ class TsDemuxer:
             kind = {STREAM_TYPE_H264: "video", STREAM_TYPE_AAC_ADTS: "audio"}.get(stream_type)
             if kind and kind not in streams.values():
                 streams[pid] = kind
+            elif stream_type == STREAM_TYPE_SCTE35 and pid not in streams:
+                section_pids.add(pid)
             index += 5 + es_length
         self.streams = streams
+        self.sections.pids = section_pids
 
     def _pes_payload(self, pid: int, start: bool, random_access: bool, payload: bytes, frames: list[PesFrame]) -> None:
         if start:

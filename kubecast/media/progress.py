@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from .cues import TimelineCue
 from .tracks import SegmentRecord, TrackInfo
 
 
@@ -47,6 +48,7 @@ class EncoderProgress(_Record):
     ingest: IngestInfo = Field(default_factory=IngestInfo)
     speed: float = 0.0  # encoding speed as a multiple of real time
     thumbnail_updated: datetime | None = None
+    cues: list[TimelineCue] = Field(default_factory=list)  # the most recent ad markers it placed, oldest first
 
     @classmethod
     def from_json(cls, data: bytes) -> "EncoderProgress":

@@ -16,6 +16,7 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from .cues import TimelineCue
 from .tracks import TrackInfo
 
 
@@ -98,6 +99,7 @@ class Timeline(_Model):
     failovers: int = 0  # times the active source changed: an encoder or its path failed, or came back alone
     last_failover: datetime | None = None
     conditions: list[dict[str, Any]] = Field(default_factory=list)  # metav1.Condition-shaped, for status
+    cues: list[TimelineCue] = Field(default_factory=list)  # ad markers touching the window, in time order
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()

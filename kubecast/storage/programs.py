@@ -6,7 +6,8 @@ every segment the channel publishes while it runs, and keeps the last ``archiveW
 (a DVR window; HLS renders it as a sliding playlist, DASH as ``timeShiftBufferDepth``).  Once
 the program stops it is frozen as state ``stopped``: the same URLs then serve it on demand
 (HLS ``EXT-X-ENDLIST``, a static MPD).  A stopped program never records again, as in Azure
-Media Services: start a new program instead.
+Media Services: start a new program instead.  The channel's ad markers (``Timeline.cues``) from
+the program's start on are recorded with it, so they stay in its manifests on demand.
 
 ``record`` lives here, below both of its callers, for the reason ``merge`` lives in media: the
 packager writes every program's timeline with it, and while the packager does not keep the
@@ -19,7 +20,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kubecast.media.merge import align_starts, trim_window
+from kubecast.media.cues import merge_cues
+from kubecast.media.merge import align_starts, trim_window, window_start
 from kubecast.media.timeline import Timeline, TimelineTrack
 
 from .records import ProgramRecord
@@ -46,7 +48,7 @@ def _start(channel: Timeline, program: ProgramRecord, now: datetime) -> Timeline
                 numbers_skipped=first,
             )
         )
-    return Timeline(
+    started = Timeline(
         channel=channel.channel,
         state="live",
         updated=now,
@@ -55,6 +57,18 @@ def _start(channel: Timeline, program: ProgramRecord, now: datetime) -> Timeline
         window_ms=int(program.archive_window_seconds * 1000),
         tracks=tracks,
     )
+    _record_cues(started, channel)
+    return started
+
+
+def _record_cues(recorded: Timeline, channel: Timeline) -> bool:
+    """The channel's cues from the program's first segment on; whether any changed."""
+    start = window_start(recorded)
+    offered = [cue for cue in channel.cues if start is not None and cue.seconds >= start]
+    cues = merge_cues(recorded.cues, offered, since=start)
+    changed = cues != recorded.cues
+    recorded.cues = cues
+    return changed
 
 
 def record(
@@ -103,5 +117,7 @@ def record(
         changed |= appended
     if changed:
         align_starts(recorded.tracks)
+    changed |= _record_cues(recorded, channel)
+    if changed:
         recorded.updated = now
     return recorded, changed

@@ -82,6 +82,7 @@ def encode(records: list) -> tuple[dict, dict]:
         segment_duration_ms=2000,
         publish_track=lambda info, init: tracks.setdefault(info.id, []).append((info, init)),
         publish_segment=lambda track, segment: segments.setdefault(track, []).append(segment),
+        publish_cue=lambda cue: None,
     )
     run(records, ladder)
     ladder.drain()

@@ -12,7 +12,8 @@ from kubecast.api import Rendition
 from kubecast.encoder.ladder import LadderVideo
 from kubecast.encoder.segmenter import epoch_end
 from kubecast.encoder.timing import ConnectionClock, Placement
-from kubecast.media.contribution import CodecConfig, Kind
+from kubecast.media.contribution import CodecConfig, Cue, Kind
+from kubecast.media.fmp4 import BoxStream, parse_fragment
 from kubecast.media.mp4 import parse_media_segment
 
 
@@ -20,19 +21,25 @@ def metric(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
 
 
-def encode(flv: bytes) -> tuple[list, list]:
-    tracks, segments = [], []
+def encode(flv: bytes, *, renditions: int = 1, cues: tuple[tuple[int, Cue], ...] = ()) -> tuple[list, list]:
+    """``cues``: (channel media time in 90 kHz, cue), handed to the ladder before the pictures."""
+    tracks, segments, placed = [], [], []
     records = flv_records(flv)
     first_ms = next(r.decode_time for r in records if r.kind == Kind.VIDEO and not isinstance(r, CodecConfig))
     clock = ConnectionClock(Placement(epoch=0, offset_ms=10_000 - first_ms, first_segment=5, joined=False))
     ladder = LadderVideo(
-        renditions=[Rendition(name="v", width=160, height=90, bitrate=100_000)],
+        renditions=[
+            Rendition(name=f"v{n}", width=160 - 32 * n, height=90 - 18 * n, bitrate=100_000) for n in range(renditions)
+        ],
         x264_preset="ultrafast",
         clock=clock,
         segment_duration_ms=2000,
         publish_track=lambda info, init: tracks.append(info),
-        publish_segment=lambda track, segment: segments.append(segment),
+        publish_segment=lambda track, segment: segments.append((track, segment)),
+        publish_cue=placed.append,
     )
+    for time, cue in cues:
+        ladder.cue(cue, time)
     for record in records:
         if record.kind == Kind.VIDEO:
             if isinstance(record, CodecConfig):
@@ -42,7 +49,9 @@ def encode(flv: bytes) -> tuple[list, list]:
     ladder.drain()
     ladder.finish(epoch_end(ladder.pending_ends()))
     assert ladder.failed() is None
-    return tracks, segments
+    if cues:
+        return placed, segments
+    return tracks, [segment for _, segment in segments]
 
 
 def make_flv(tmp_path, video_filter: str) -> bytes:
@@ -97,3 +106,36 @@ def test_holes_are_filled_and_surplus_pictures_dropped_on_the_grid(tmp_path):
     assert metric("kubecast_encoder_frames_duplicated_total") - duplicated == 3 + 1
     assert metric("kubecast_encoder_frames_dropped_total") - dropped == 1
     assert len(samples) == 125, "five seconds of 25 fps slots, every one filled"
+
+
+def idr_samples(segment: bytes) -> list[int]:
+    """Indexes of the samples holding an IDR picture (NAL type 5), read from the bytes themselves."""
+    stream = BoxStream()
+    boxes = dict(stream.feed(segment))
+    samples = next(iter(parse_fragment(boxes[b"moof"], boxes[b"mdat"]).values()))
+    return [index for index, sample in enumerate(samples) if 5 in nal_types(sample.data)]
+
+
+def nal_types(sample: bytes) -> list[int]:
+    types, position = [], 0
+    while position + 4 < len(sample):
+        size = int.from_bytes(sample[position : position + 4], "big")
+        types.append(sample[position + 4] & 0x1F)
+        position += 4 + size
+    return types
+
+
+def test_a_splice_gets_an_idr_in_every_rendition_and_the_segments_stay_on_the_grid(tmp_path):
+    flv = make_flv(tmp_path, "null")
+    splice = Cue(90_000, 0, True, 30 * 90_000, 11, b"section")
+    # Channel media time 12.52 s: slot 313 at 25 fps, 13 pictures into segment 6 ([12 s, 14 s)).
+    placed, segments = encode(flv, renditions=2, cues=((int(12.52 * 90_000), splice),))
+    assert [(c.event_id, c.out, c.time, c.timescale, c.duration) for c in placed] == [
+        (11, True, 313 * 3600, 90_000, 30 * 90_000)
+    ], "listed once, at the exact time of the frame that got the IDR"
+    for track in ("v0", "v1"):
+        ours = [segment for name, segment in segments if name == track]
+        assert [segment.number for segment in ours] == [5, 6, 7]
+        assert [segment.start for segment in ours] == [5 * 180000, 6 * 180000, 7 * 180000], "boundaries on n*D"
+        keyframes = {(segment.number, index) for segment in ours for index in idr_samples(segment.data)}
+        assert keyframes == {(5, 0), (6, 0), (6, 13), (7, 0)}, f"{track}: IDRs at the boundaries and the splice"

@@ -7,11 +7,13 @@ import subprocess
 
 import av
 import pytest
-from helpers import lavfi_source
+from helpers import inject_scte35, lavfi_source, threefive_splice_insert
 
+from kubecast.ingest.cues import CueGate
 from kubecast.ingest.mpegts.ts import TimestampJump, TsContribution
-from kubecast.media.contribution import CodecConfig, Frame, Kind
+from kubecast.media.contribution import CodecConfig, Cue, Frame, Kind
 from kubecast.media.mpegts import PACKET_SIZE
+from kubecast.media.scte35 import parse_splice_info
 
 SECONDS = 2
 
@@ -235,3 +237,64 @@ def test_a_signalled_time_base_change_carries_on_seamlessly(transport_stream, an
 def test_the_same_jump_unsignalled_ends_the_contribution(transport_stream, an_hour_later):
     with pytest.raises(TimestampJump):
         convert(spliced(transport_stream, an_hour_later, signalled=False))
+
+
+# -- SCTE-35 ---------------------------------------------------------------------------------
+
+FIRST_PTS = 1.4  # where ffmpeg's mpegts muxer starts the clock (its default muxdelay)
+
+
+@pytest.fixture(scope="module")
+def with_markers(tmp_path_factory) -> bytes:
+    """Eight seconds of ffmpeg TS and threefive's SCTE-35 PID: a break of 10 s announced at 3 s
+    for 5 s (PTS), and its end announced at 5 s for 6.5 s (no duration)."""
+    folder = tmp_path_factory.mktemp("scte35")
+    source = folder / "source.ts"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", *lavfi_source(size="320x240"), "-t", "8", "-c:v", "libx264", "-g", "30"]
+        + ["-bf", "2", "-c:a", "aac", "-f", "mpegts", str(source)],
+        check=True,
+        timeout=60,
+    )
+    out = threefive_splice_insert(event_id=7, out=True, pts_seconds=FIRST_PTS + 5, duration=10.0)
+    back = threefive_splice_insert(event_id=7, out=False, pts_seconds=FIRST_PTS + 6.5, duration=None)
+    return inject_scte35(source, folder / "markers.ts", [(FIRST_PTS + 3, out), (FIRST_PTS + 5, back)])
+
+
+def test_scte35_sections_become_cues_on_the_frames_clock(with_markers):
+    contribution, records = convert(with_markers, chunk_sizes=(188, 1316, 4000))
+    cues = [r for r in records if isinstance(r, Cue)]
+    first_dts = contribution.origin
+    assert first_dts is not None
+    assert [(c.out, c.event_id, c.duration, c.timescale) for c in cues] == [
+        (True, 7, 900_000, 90_000),
+        (False, 7, None, 90_000),
+    ]
+    # The splice times on the contribution's clock, where the frames are: exact 90 kHz ticks.
+    assert [c.splice_time for c in cues] == [round((FIRST_PTS + t) * 90_000) - first_dts for t in (5, 6.5)]
+    assert parse_splice_info(cues[0].section).splice is not None, "the section is passed on as it came"
+    assert contribution.cues.refusals == [] and contribution.stats.continuity_errors == 0
+    assert len(frames_of(records, Kind.VIDEO)) > 200, "the marker PID costs no frame"
+
+
+def test_a_damaged_section_is_dropped_and_counted_and_nothing_else_changes(with_markers):
+    damaged = bytearray(with_markers)
+    for offset in range(0, len(damaged), PACKET_SIZE):
+        if (damaged[offset + 1] & 0x1F) << 8 | damaged[offset + 2] == 0x1F0 and damaged[offset + 1] & 0x40:
+            damaged[offset + 20] ^= 0x01  # inside the splice command: the CRC no longer matches
+            break
+    contribution, records = convert(bytes(damaged))
+    cues = [r for r in records if isinstance(r, Cue)]
+    assert [c.out for c in cues] == [False], "the damaged out is dropped, the sound in still arrives"
+    assert [reason for reason, _ in contribution.cues.refusals] == ["crc"]
+    _, clean = convert(with_markers)
+    assert frames_of(records, Kind.VIDEO) == frames_of(clean, Kind.VIDEO)
+
+
+def test_splices_in_the_past_or_far_ahead_are_refused():
+    gate, now = CueGate(), 10 * 90_000
+    assert gate.timed(Cue(90_000, 8 * 90_000, True, None, 1, b""), now=now, what="splice") is None
+    assert gate.timed(Cue(90_000, 3600 * 90_000, True, None, 1, b""), now=now, what="splice") is None
+    assert gate.timed(Cue(90_000, int(9.5 * 90_000), True, None, 1, b""), now=now, what="splice") is not None
+    assert gate.timed(Cue(90_000, 14 * 90_000, True, None, 1, b""), now=now, what="splice") is not None
+    assert [reason for reason, _ in gate.refusals] == ["past", "ahead"]

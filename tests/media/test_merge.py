@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from merge_fixtures import AST, D, numbers, progress, run
 
+from kubecast.media.cues import TimelineCue
 from kubecast.media.merge import hold_ms
 from kubecast.media.tracks import SegmentRecord
 from kubecast.storage import IngestInfo
@@ -200,3 +201,40 @@ def test_a_starved_source_loses_its_claim_when_the_other_is_a_segment_ahead():
     assert not run(timeline, now=now, A=starved, B=progress("B", [10, 11, 12], now=now)).published
     result = run(timeline, now=now, A=starved, B=progress("B", [10, 11, 12, 13], now=now))
     assert numbers(result.timeline)[-2:] == [(12, "B"), (13, "B")]
+
+
+def _cue(seconds, *, out=True, event=1, duration=None):
+    return TimelineCue(
+        event_id=event, out=out, time=seconds * 90_000, timescale=90_000, duration=duration, section="/A=="
+    )
+
+
+def test_cues_of_both_encoders_are_listed_once_in_time_order_while_they_touch_the_window():
+    a, b = progress("A", list(range(0, 50))), progress("B", list(range(0, 50)))
+    a.cues = [_cue(50), _cue(62, out=False), _cue(90, event=2, duration=10 * 90_000)]
+    b.cues = [_cue(62, out=False), _cue(90, event=2, duration=10 * 90_000), _cue(95, out=False, event=2)]
+    timeline = run(None, A=a, B=b).timeline
+    # The window holds segments 20-49 (40 s to 100 s): the cue at 50 s is in it, as is every later one.
+    assert [(c.seconds, c.out) for c in timeline.cues] == [(50, True), (62, False), (90, True), (95, False)]
+    a.segments["v"] = [*a.segments["v"], *(SegmentRecord(n, n * D, D, 250_000) for n in range(50, 60))]
+    timeline = run(timeline, A=a, B=b).timeline
+    assert [c.seconds for c in timeline.cues] == [62, 90, 95], "a cue before the window (60 s) is dropped"
+
+
+def test_a_program_records_the_cues_from_its_start_and_keeps_them_when_stopped():
+    from kubecast.storage import ProgramRecord
+    from kubecast.storage.programs import record
+
+    program = ProgramRecord(name="p", channel="c", locator="p", archive_window_seconds=3600)
+    a = progress("A", [10, 11, 12])
+    a.cues = [_cue(21), _cue(25, out=False)]
+    channel = run(None, A=a).timeline
+    recorded, _ = record(None, program, channel, AST)
+    assert [c.seconds for c in recorded.cues] == [25], "the program starts at segment 12 (24 s)"
+    a.segments["v"] = [SegmentRecord(n, n * D, D, 250_000) for n in range(10, 16)]
+    a.cues = [*a.cues, _cue(29, event=3)]
+    channel = run(channel, A=a).timeline
+    recorded, changed = record(recorded, program, channel, AST)
+    assert changed and [c.seconds for c in recorded.cues] == [25, 29]
+    stopped, _ = record(recorded, program.model_copy(update={"state": "Stopped"}), channel, AST)
+    assert [c.seconds for c in stopped.cues] == [25, 29]

@@ -8,12 +8,14 @@ backwards or far ahead (``kubecast.ingest.timestamps``) ends the contribution
 (``TimestampJump``): the next one is placed on the channel timeline afresh, with a marked
 discontinuity, instead of misplacing media by hours.  A time base change the encoder signals
 (a PCR discontinuity, ``kubecast.media.mpegts``) is no jump: the media carries on seamlessly.
+SCTE-35 sections become ``Cue`` records on the same clock as the frames (``kubecast.ingest.cues``
+judges them).
 """
 
 from __future__ import annotations
 
 from kubecast.media.adts import SAMPLES_PER_FRAME, split_adts
-from kubecast.media.contribution import CodecConfig, Frame, Kind
+from kubecast.media.contribution import CodecConfig, Cue, Frame, Kind
 from kubecast.media.h264 import (
     NAL_PPS,
     NAL_SPS,
@@ -25,11 +27,12 @@ from kubecast.media.h264 import (
 )
 from kubecast.media.mpegts import PesFrame, TsDemuxer, TsStats
 
+from ..cues import CueGate
 from ..timestamps import MAX_BACKWARDS_MS, TimestampGuard
 
 NAL_IDR = 5
 TS_TIMESCALE = 90_000
-Record = CodecConfig | Frame
+Record = CodecConfig | Frame | Cue
 
 
 class TimestampJump(ValueError):
@@ -49,13 +52,31 @@ class TsContribution:
         self._next: dict[str, int] = {}  # kind -> ticks where its next frame is due
         self._last_video_dts: int | None = None
         self._video_step = 0  # ticks between the last two video frames
+        self.cues = CueGate()
 
     @property
     def stats(self) -> TsStats:
         return self.demuxer.stats
 
     def feed(self, data: bytes) -> list[Record]:
-        return self._convert(self.demuxer.feed(data))
+        records = self._convert(self.demuxer.feed(data))
+        for section in self.demuxer.take_sections():
+            cue = self.cues.section(section.data, timescale=TS_TIMESCALE, now=self._now(), to_time=self._splice_time)
+            if cue is not None:
+                records.append(cue)
+        return records
+
+    def _now(self) -> int | None:
+        """The newest video frame's time on the contribution clock (None before the first)."""
+        if self.origin is None or self._last_video_dts is None:
+            return None
+        return self._last_video_dts - self.origin
+
+    def _splice_time(self, pts: int) -> int:
+        """A splice's PTS (on the time base the frames arrive on now) on the contribution clock."""
+        assert self.origin is not None  # asked only once a frame has arrived
+        shift = self._shifts.get(self.demuxer.stats.timebase_changes, 0)
+        return self.demuxer.unwrap_time(pts) + shift - self.origin
 
     def flush(self) -> list[Record]:
         return self._convert(self.demuxer.flush())

@@ -63,6 +63,7 @@ class TsSession:
         return True
 
     def _count(self) -> None:
+        self.contribution.cues.report(self.route.name, self.peer)
         stats = self.contribution.stats
         if stats.timebase_changes > self._timebases:
             self._timebases = stats.timebase_changes
