@@ -312,3 +312,21 @@ def inject_scte35(source: Path, target: Path, cues: list[tuple[float, str]], *, 
         cwd=target.parent,
     )
     return target.read_bytes()
+
+
+def idr_samples(segment: bytes) -> list[int]:
+    """Indexes of a CMAF segment's samples that hold an IDR picture (NAL type 5), read from the
+    bytes themselves rather than from the sample flags the muxer set."""
+    from kubecast.media.fmp4 import BoxStream, parse_fragment
+
+    boxes = dict(BoxStream().feed(segment))
+    samples = next(iter(parse_fragment(boxes[b"moof"], boxes[b"mdat"]).values()))
+    found = []
+    for index, sample in enumerate(samples):
+        position, data = 0, sample.data
+        while position + 4 < len(data):
+            if data[position + 4] & 0x1F == 5:
+                found.append(index)
+                break
+            position += 4 + int.from_bytes(data[position : position + 4], "big")
+    return found

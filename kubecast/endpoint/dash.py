@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape, quoteattr
 from kubecast.media.cpix import DrmSignal
 from kubecast.media.timeline import Timeline, TimelineTrack
 
+from .admarkers import event_stream
 from .hls import audio_track, caption_channels, video_tracks
 
 PROFILES = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
@@ -172,6 +173,8 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashPro
         f'<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"{namespaces} {" ".join(attributes)}>',
         '<Period id="0" start="PT0S">',
     ]
+    if markers := event_stream(timeline.cues, origin_seconds=origin):
+        parts.append(markers)
     if video:
         max_width = max(t.info.width or 0 for t in video)
         max_height = max(t.info.height or 0 for t in video)

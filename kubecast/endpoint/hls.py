@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from fractions import Fraction
 
 from kubecast.media.timeline import Timeline, TimelineTrack
+
+from .admarkers import daterange_tags
 
 VERSION = 7
 TS_VERSION = 3  # MPEG-TS segments: no EXT-X-MAP, what the oldest HLS devices read
@@ -138,7 +141,12 @@ def media_playlist(
         + ([] if ts else ['#EXT-X-MAP:URI="init.mp4"'])
     )
     current_key = None
+    # Ad markers go before the segment their splice falls in (the last ones after the last segment).
+    markers = daterange_tags(timeline, timeline.cues)
     for index, row in enumerate(rows):
+        end = Fraction(row.start + row.duration, timescale)
+        while markers and markers[0][0] < end:
+            lines.append(markers.pop(0)[1])
         if row.discontinuity and index > 0:
             lines.append("#EXT-X-DISCONTINUITY")
         if key_tag is not None and (tag := key_tag(row.number)) != current_key:
@@ -148,6 +156,7 @@ def media_playlist(
             if stamp := _program_date_time(timeline, row.start, timescale):
                 lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{stamp}")
         lines += [f"#EXTINF:{row.duration / timescale:.3f},", f"{row.number}.{'ts' if ts else 'm4s'}"]
+    lines += [tag for _, tag in markers]
     if timeline.state == "stopped":
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"

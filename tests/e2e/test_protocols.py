@@ -4,16 +4,21 @@ certificate made in the test and checked by ffmpeg) into ``kubecast up``; the ou
 (renditions, continuous timestamps, decodable, playing in Chromium with hls.js); a
 3-rendition contribution over RTMP and over Smooth passes through bit for bit.  Live-encoded
 channels fed over RTMP (from a jittered source), Smooth, CMAF, SRT, UDP and by GStreamer read
-in ffmpeg without a timestamp complaint, at a constant frame rate."""
+in ffmpeg without a timestamp complaint, at a constant frame rate.  A playout stream with SCTE-35
+markers (sections and TS packets by threefive) puts its splice in hls.js and in the MPD."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
 import socket
 import ssl
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 
 import players
@@ -24,16 +29,22 @@ from helpers import (
     Proc,
     flv_video_payloads,
     free_port,
+    idr_samples,
+    inject_scte35,
     kubecast,
     lavfi_source,
     make_multibitrate_flvs,
     segment_payloads,
+    threefive_splice_insert,
     wait_until,
 )
-from media_checks import download, fetch, media_playlist, multivariant
+from media_checks import download, fetch, media_playlist, mpd, multivariant
+from players import chromium, open_player, sync_playwright
 from test_live_channel import _chromium
 
 from kubecast.media.mp4 import parse_media_segment
+from kubecast.media.scte35 import parse_splice_info
+from kubecast.media.timeline import Timeline
 
 pytestmark = pytest.mark.e2e
 
@@ -145,9 +156,42 @@ def gstreamer_publisher(url: str, passthrough_url: str, captions: Path) -> Proc:
     )
 
 
+# The marker stream's break, in seconds after its first frame: out (1 s into a segment) for 6 s.
+SPLICE_OUT, BREAK = 21.0, 6.0
+EVENT_ID = 4077
+
+
+def markers_source(work: Path) -> tuple[Path, int]:
+    """SECONDS of ffmpeg TS (and a few more, which the injector's last block loses) with a
+    splice out and back in on a SCTE-35 PID, both sent 4 s ahead; and the first video DTS."""
+    plain = work / "plain.ts"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", *lavfi_source(size="320x240"), "-t", str(SECONDS + 3), *CODECS]
+        + ["-f", "mpegts", str(plain)],
+        check=True,
+        timeout=120,
+    )
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=dts", "-read_intervals", "%+#1"]
+        + ["-of", "csv=p=0", str(plain)],
+        check=True,
+        timeout=30,
+        capture_output=True,
+        text=True,
+    )
+    first = int(probe.stdout.split()[0].rstrip(","))
+    start = first / 90_000
+    out = threefive_splice_insert(event_id=EVENT_ID, out=True, pts_seconds=start + SPLICE_OUT, duration=BREAK)
+    back = threefive_splice_insert(event_id=EVENT_ID, out=False, pts_seconds=start + SPLICE_OUT + BREAK, duration=None)
+    cues = [(start + SPLICE_OUT - 4, out), (start + SPLICE_OUT + BREAK - 4, back)]
+    inject_scte35(plain, work / "markers.ts", cues)
+    return work / "markers.ts", first
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     work = tmp_path_factory.mktemp("protocols")
+    markers, markers_first_dts = markers_source(work)
     http, ingest_http, srt, rtmps, https = free_port(), free_port(), free_port(), free_port(), free_port()
     certificate = make_certificate(work)
     up = kubecast(
@@ -183,7 +227,7 @@ def pipeline(tmp_path_factory):
         printed = up.output(last=100000)
         udp = {
             name: int(re.search(r"udp://127\.0\.0\.1:(\d+)", section(printed, name)).group(1))
-            for name in ("udp", "enc-udp")
+            for name in ("udp", "enc-udp", "enc-markers")
         }
         rtp = int(re.search(r"rtp://127\.0\.0\.1:(\d+)", section(printed, "rtp")).group(1))
         rtmp = int(re.search(r"rtmp://127\.0\.0\.1:(\d+)", printed).group(1))
@@ -244,6 +288,16 @@ def pipeline(tmp_path_factory):
                 f"rtmp://127.0.0.1:{rtmp}/live/cc-pass/{KEY}",
                 caption_track(work, CAPTIONED_SECONDS),
             ),
+            Proc(
+                [
+                    sys.executable,
+                    str(HERE / "tsplay.py"),
+                    str(markers),
+                    f"127.0.0.1:{udp['enc-markers']}",
+                    str(SECONDS),
+                ],
+                name="playout enc-markers",
+            ),
         ]
         base = f"http://127.0.0.1:{http}"
         yield {
@@ -255,6 +309,7 @@ def pipeline(tmp_path_factory):
             "rtmps": rtmps,
             "https": https,
             "publishers": {process.name: process for process in publishers},
+            "markers_first_dts": markers_first_dts,
         }
     finally:
         for process in publishers:
@@ -629,3 +684,67 @@ def assert_passed_through_fmp4(base: str, archive: bytes) -> None:
         assert len(stored) >= 90 and stored == source[start : start + len(stored)], (
             f"{size} is the contribution, unchanged"
         )
+
+
+def test_scte35_markers_of_a_playout_stream_reach_hlsjs_and_the_mpd(pipeline):
+    """threefive's splice out and back in, carried over UDP into live encoding: each cue lands on
+    the frame of its splice time (one IDR there in the segment, boundaries on the grid), hls.js
+    surfaces the DATERANGE as metadata at that media time within a frame, and the MPD carries
+    the SCTE-35 EventStream with the section."""
+    base, store = pipeline["base"], pipeline["work"] / "store" / "channels" / "enc-markers"
+    wait_until(
+        lambda: b"SCTE35-IN" in fetch(f"{base}/live/enc-markers/v144/index.m3u8"),
+        timeout=90,
+        interval=1,
+        what="both markers in the playlist",
+    )
+    timeline = Timeline.from_json((store / "timeline.json").read_bytes())
+    assert [(cue.event_id, cue.out) for cue in timeline.cues] == [(EVENT_ID, True), (EVENT_ID, False)]
+    epoch = json.loads(sorted((store / "clock").glob("epoch-*.json"))[-1].read_text())
+    frame = Fraction(1, 30)
+    for cue, after in zip(timeline.cues, (SPLICE_OUT, SPLICE_OUT + BREAK)):
+        expected = Fraction(epoch["firstSegment"] * 2) + Fraction(after)  # the first frame opened the epoch
+        assert abs(cue.seconds - expected) <= frame / 2 + Fraction(1, 1000), (cue, expected)
+        number = int(cue.seconds // 2)
+        assert cue.seconds % 2 != 0, "the splice is inside a segment, not on a boundary"
+        for rendition in ("v144", "v72"):
+            segment = fetch(f"{base}/live/enc-markers/{rendition}/{number}.m4s")
+            assert idr_samples(segment) == [0, int((cue.seconds - number * 2) / frame)], (rendition, cue)
+    out = timeline.cues[0]
+
+    playwright = sync_playwright()
+    with playwright.sync_playwright() as driver:
+        browser = chromium(driver)
+        try:
+            page = browser.new_page()
+            open_player(page, base, "hls", f"{base}/live/enc-markers/index.m3u8")
+            seen = page.wait_for_function(
+                "() => { const cues = []; for (const t of window.v.textTracks) for (const c of (t.cues || []))"
+                " if (c.value && c.value.key === 'SCTE35-OUT') cues.push(c.startTime);"
+                " const level = window.player.levels.find((l) => l.details && l.details.dateRanges);"
+                " if (!cues.length || !level) return null; const d = level.details;"
+                " const r = Object.values(d.dateRanges).find((x) => x.attr['SCTE35-OUT']); if (!r) return null;"
+                " const f = d.fragments.find((x) => x.programDateTime <= r.startDate.getTime() &&"
+                " r.startDate.getTime() < x.programDateTime + x.duration * 1000);"
+                " return f ? {cue: cues[0], range: r.startTime, out: r.attr['SCTE35-OUT'], id: r.id,"
+                " fragment: f.start, pdt: f.programDateTime} : null; }",
+                timeout=60_000,
+            ).json_value()
+            assert page.evaluate("() => window.errors") == []
+        finally:
+            browser.close()
+    assert parse_splice_info(bytes.fromhex(seen["out"][2:])).splice.event_id == EVENT_ID
+    # hls.js's media time of the splice: its fragment's start plus the IDR's offset in it (from the bytes).
+    segment_start = Fraction(int(out.seconds // 2) * 2)
+    assert abs(seen["range"] - (seen["fragment"] + float(out.seconds - segment_start))) <= 1 / 30, seen
+    assert abs(seen["cue"] - seen["range"]) <= 1 / 30, "the metadata cue sits at the date range's media time"
+
+    root = mpd(f"{base}/live/enc-markers/manifest.mpd")
+    namespace = {"m": "urn:mpeg:dash:schema:mpd:2011", "s": "http://www.scte.org/schemas/35/2016"}
+    stream = root.find("m:Period/m:EventStream", namespace)
+    assert stream is not None and stream.get("schemeIdUri") == "urn:scte:scte35:2014:xml+bin"
+    events = stream.findall("m:Event", namespace)
+    timescale = int(stream.get("timescale"))
+    assert [Fraction(int(e.get("presentationTime")), timescale) for e in events] == [c.seconds for c in timeline.cues]
+    binary = events[0].find("s:Signal/s:Binary", namespace).text
+    assert parse_splice_info(base64.b64decode(binary)).splice.out is True

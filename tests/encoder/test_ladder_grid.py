@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from helpers import flv_records
+from helpers import flv_records, idr_samples
 from prometheus_client import REGISTRY
 
 from kubecast.api import Rendition
@@ -13,7 +13,6 @@ from kubecast.encoder.ladder import LadderVideo
 from kubecast.encoder.segmenter import epoch_end
 from kubecast.encoder.timing import ConnectionClock, Placement
 from kubecast.media.contribution import CodecConfig, Cue, Kind
-from kubecast.media.fmp4 import BoxStream, parse_fragment
 from kubecast.media.mp4 import parse_media_segment
 
 
@@ -106,23 +105,6 @@ def test_holes_are_filled_and_surplus_pictures_dropped_on_the_grid(tmp_path):
     assert metric("kubecast_encoder_frames_duplicated_total") - duplicated == 3 + 1
     assert metric("kubecast_encoder_frames_dropped_total") - dropped == 1
     assert len(samples) == 125, "five seconds of 25 fps slots, every one filled"
-
-
-def idr_samples(segment: bytes) -> list[int]:
-    """Indexes of the samples holding an IDR picture (NAL type 5), read from the bytes themselves."""
-    stream = BoxStream()
-    boxes = dict(stream.feed(segment))
-    samples = next(iter(parse_fragment(boxes[b"moof"], boxes[b"mdat"]).values()))
-    return [index for index, sample in enumerate(samples) if 5 in nal_types(sample.data)]
-
-
-def nal_types(sample: bytes) -> list[int]:
-    types, position = [], 0
-    while position + 4 < len(sample):
-        size = int.from_bytes(sample[position : position + 4], "big")
-        types.append(sample[position + 4] & 0x1F)
-        position += 4 + size
-    return types
 
 
 def test_a_splice_gets_an_idr_in_every_rendition_and_the_segments_stay_on_the_grid(tmp_path):

@@ -1,3 +1,4 @@
+import base64
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
@@ -6,6 +7,9 @@ from timeline_fixtures import ladder_timeline
 
 from kubecast.endpoint import dash, hls
 from kubecast.endpoint.ranges import UnsatisfiableRange, parse_range
+from kubecast.media.contribution import Cue
+from kubecast.media.cues import TimelineCue
+from kubecast.media.scte35 import splice_insert_section
 
 NS = {"m": "urn:mpeg:dash:schema:mpd:2011"}
 
@@ -146,3 +150,54 @@ def test_closed_captions_are_signalled_only_where_the_video_carries_them(timelin
     [accessibility] = video.findall("m:Accessibility", NS)
     assert accessibility.attrib == {"schemeIdUri": "urn:scte:dash:cc:cea-608:2015", "value": "CC1=und;CC3=und"}
     assert audio.find("m:Accessibility", NS) is None
+
+
+def _with_cues(timeline):
+    """A break out at 23.5 s (1.5 s into segment 11) for 30 s, back in at 27.1 s, and a lone in at 31 s."""
+    out = splice_insert_section(event_id=7, out=True, pts=1, duration=30 * 90_000)
+    back = splice_insert_section(event_id=7, out=False, pts=2, duration=None)
+    timeline.cues = [
+        TimelineCue.placed(Cue(90_000, 0, True, 30 * 90_000, 7, out), time=int(23.5 * 90_000), timescale=90_000),
+        TimelineCue.placed(Cue(30, 0, False, None, 7, back), time=int(27.1 * 30), timescale=30),
+        TimelineCue.placed(Cue(90_000, 0, False, None, 9, back), time=31 * 90_000, timescale=90_000),
+    ]
+    return timeline, out, back
+
+
+def test_cues_become_dateranges_before_the_segment_of_their_splice():
+    timeline, out, back = _with_cues(ladder_timeline())
+    text = hls.media_playlist(timeline, timeline.tracks[2])
+    opened = (
+        '#EXT-X-DATERANGE:ID="splice-7-2115000",START-DATE="2026-01-01T12:00:23.500Z",PLANNED-DURATION=30.000,'
+        f"SCTE35-OUT=0x{out.hex().upper()}\n#EXTINF:2.000,\n11.m4s"
+    )
+    assert opened in text
+    closed = (
+        '#EXT-X-DATERANGE:ID="splice-7-2115000",START-DATE="2026-01-01T12:00:23.500Z",'
+        f'END-DATE="2026-01-01T12:00:27.100Z",SCTE35-IN=0x{back.hex().upper()}\n#EXTINF:2.000,\n13.m4s'
+    )
+    assert closed in text, "the in repeats its out's ID and START-DATE, with an END-DATE"
+    assert (
+        f'ID="splice-9-2790000",START-DATE="2026-01-01T12:00:31.000Z",SCTE35-IN=0x{back.hex().upper()}\n#EXTINF' in text
+    )
+    assert text.count("#EXT-X-DATERANGE") == 3
+
+
+def test_cues_become_an_scte35_event_stream():
+    timeline, out, _ = _with_cues(ladder_timeline())
+    root = ET.fromstring(dash.mpd(timeline, time_url="http://h/time", now=datetime.now(timezone.utc)))
+    period = root.find("m:Period", NS)
+    stream = period.find("m:EventStream", NS)
+    assert list(period).index(stream) == 0, "before the adaptation sets, as the schema orders them"
+    assert stream.get("schemeIdUri") == "urn:scte:scte35:2014:xml+bin" and stream.get("timescale") == "90000"
+    events = stream.findall("m:Event", NS)
+    assert [(e.get("presentationTime"), e.get("duration")) for e in events] == [
+        (str(int(23.5 * 90_000)), str(30 * 90_000)),
+        (str(int(27.1 * 30) * 3000), None),
+        (str(31 * 90_000), None),
+    ]
+    binary = events[0].find("{http://www.scte.org/schemas/35/2016}Signal/{http://www.scte.org/schemas/35/2016}Binary")
+    assert base64.b64decode(binary.text) == out
+    stopped = _with_cues(ladder_timeline(state="stopped"))[0]
+    on_demand = ET.fromstring(dash.mpd(stopped, time_url="http://h/time", now=datetime.now(timezone.utc)))
+    assert on_demand.find("m:Period/m:EventStream", NS).get("presentationTimeOffset") == str(10 * 180000)
