@@ -327,6 +327,29 @@ def scte35() -> None:
         for index, section in enumerate(sections)
     )
     write("contribution", "cues.records", records + encode_record(EndOfStream()))
+    with tempfile.TemporaryDirectory() as work:
+        write(
+            "mpegts", "threefive-scte35.ts", scte35_transport_stream(Path(work), base64.b64encode(sections[0]).decode())
+        )
+
+
+def scte35_transport_stream(work: Path, cue: str) -> bytes:
+    """An ffmpeg TS into which threefive's ``scte35inject`` put a SCTE-35 PID, cut to its tables, the
+    splice section and the packets around it (the seed size limit would cut the section off)."""
+    import sys
+
+    # Long enough that the injector's last block (530 packets, never written) is not all of it.
+    ffmpeg(*[arg.replace("duration=1", "duration=20") for arg in CLIP], "-f", "mpegts", str(work / "plain.ts"))
+    (work / "sidecar.txt").write_text(f"1.5,{cue}\n")
+    inject = Path(sys.executable).with_name("scte35inject")
+    command = [str(inject), "-i", "plain.ts", "-o", "out.ts", "-s", "sidecar.txt", "-p", "0x1f0"]
+    subprocess.run(command, cwd=work, check=True, timeout=60, capture_output=True)
+    data = (work / "out.ts").read_bytes()
+    packets = [data[offset : offset + 188] for offset in range(0, len(data), 188)]
+    pid = [(p[1] & 0x1F) << 8 | p[2] for p in packets]
+    marker = pid.index(0x1F0)
+    tables = [p for p, number in zip(packets, pid) if number in (0, 0x1000)][:2]
+    return b"".join(tables + packets[max(0, marker - 12) : marker + 16])
 
 
 def main() -> None:
