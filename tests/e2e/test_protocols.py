@@ -52,12 +52,9 @@ HERE = Path(__file__).parent
 KEY, PASSPHRASE = "push-key-1", "e2e-srt-passphrase"
 SECONDS = 40
 CAPTIONED_SECONDS = 180  # live until after the caption tests, which come late in the module
-SOURCE = [
-    "-re",
-    *lavfi_source(size="320x240"),
-    "-t",
-    str(SECONDS),
-]
+# The TLS channels' test checks that they keep publishing through broken handshakes; it comes after
+# the per-protocol tests, which take longer than SECONDS on a busy machine.
+TLS_SECONDS = 120
 CODECS = [
     "-c:v",
     "libx264",
@@ -89,8 +86,9 @@ JITTER = [
 ]
 
 
-def publisher(name: str, *output: str) -> Proc:
-    return Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", *SOURCE, *CODECS, *output], name=f"ffmpeg {name}")
+def publisher(name: str, *output: str, seconds: int = SECONDS) -> Proc:
+    source = ["-re", *lavfi_source(size="320x240"), "-t", str(seconds)]
+    return Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", *source, *CODECS, *output], name=f"ffmpeg {name}")
 
 
 def gstreamer_publisher(url: str, passthrough_url: str, captions: Path) -> Proc:
@@ -256,7 +254,7 @@ def pipeline(tmp_path_factory):
             ),
             # Over HTTPS ffmpeg checks the certificate against the test's CA, as a careful encoder would (its
             # verifying RTMPS handshake sometimes stalls, tests/ingest/test_tls.py).
-            publisher("rtmps", "-f", "flv", f"rtmps://127.0.0.1:{rtmps}/live/rtmps/{KEY}"),
+            publisher("rtmps", "-f", "flv", f"rtmps://127.0.0.1:{rtmps}/live/rtmps/{KEY}", seconds=TLS_SECONDS),
             publisher(
                 "https",
                 "-movflags",
@@ -268,6 +266,7 @@ def pipeline(tmp_path_factory):
                 "-f",
                 "ismv",
                 f"https://127.0.0.1:{https}/{KEY}/ingest/https.isml/Streams(encoder1)",
+                seconds=TLS_SECONDS,
             ),
             # Into live encoding: the same protocols, RTMP from a source whose picture times jitter by
             # up to 5 ms either way (to the millisecond FLV carries), and a GStreamer publisher.
