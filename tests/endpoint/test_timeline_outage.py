@@ -78,7 +78,8 @@ async def test_a_timeline_never_read_is_not_invented_while_storage_is_away():
 async def test_segment_requests_failing_while_storage_is_away_log_one_traceback_per_pause(caplog, monkeypatch):
     """Every viewer's every request fails while storage is away: each is a 503 with Retry-After,
     but only the first gives a traceback; the next one after the pause says how many were left out."""
-    failures = Outage(every=0.3)
+    now = [0.0]  # the throttle's own clock, so that a slow machine cannot pass the pause in mid-burst
+    failures = Outage(every=10.0, clock=lambda: now[0])
     monkeypatch.setattr(endpoint_app, "_failures", failures)
     store = AwayStore()
     await store.put(layout.timeline_key("news"), ladder_timeline().to_json())
@@ -92,7 +93,7 @@ async def test_segment_requests_failing_while_storage_is_away_log_one_traceback_
             assert response.status == 503 and response.headers["Retry-After"] == "1"
         tracebacks = [r for r in caplog.records if r.exc_info and r.getMessage().startswith("request ")]
         assert len(tracebacks) == 1, [r.getMessage() for r in tracebacks]
-        await asyncio.sleep(0.35)
+        now[0] += 10.5
         assert (await client.get("/live/news/v720/12.m4s")).status == 503
         tracebacks = [r for r in caplog.records if r.exc_info and r.getMessage().startswith("request ")]
         assert len(tracebacks) == 2 and "24 more failures not shown" in tracebacks[1].getMessage()

@@ -36,10 +36,22 @@ def test_every_committed_input_is_refused_cleanly_or_accepted(name: str) -> None
 def test_a_brief_coverage_guided_run_of_every_target_finds_nothing(tmp_path: Path) -> None:
     bench = str(HERE.parents[1] / "bench" / "fuzz.py")
     result = subprocess.run(  # its own artifacts folder: a long fuzz run beside it must not share crash files
-        [sys.executable, bench, "--runs", str(BRIEF_RUNS), "--max-seconds", "30", "--artifacts", str(tmp_path)],
+        # Two at once, for two cores: most of a target's time is its instrumented start-up (~5 s idle).
+        [
+            sys.executable,
+            bench,
+            "--runs",
+            str(BRIEF_RUNS),
+            "--max-seconds",
+            "30",
+            "--jobs",
+            "2",
+            "--artifacts",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=480,  # 14 targets: about a minute on two idle cores, four at a load average of 20
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
