@@ -104,10 +104,7 @@ def wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
     return requests, float(value) * {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}[unit]
 
 
-PROTECTION = '{"masterKeySecretRef": {"name": "bench", "key": "master"}}'
-
-
-def start_endpoint(store: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+def start_endpoint(store: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     port = unclaimed_port()
     process = subprocess.Popen(
         [
@@ -124,7 +121,6 @@ def start_endpoint(store: Path, *extra: str, env: dict[str, str] | None = None) 
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, **(env or {})},
     )
     for line in process.stdout:
         if "listening on" in line:
@@ -147,23 +143,25 @@ def main() -> None:
         asyncio.run(fill(work / "store", args.segment_kb * 1024))
         nginx_port = unclaimed_port()
         endpoint, base = start_endpoint(work / "store")
-        keys = {"KUBECAST_CONTENT_MASTER_KEY": os.urandom(16).hex()}
-        signing_key = work / "signing-key"
+        master_key, signing_key = work / "master-key", work / "signing-key"
+        master_key.write_text(os.urandom(16).hex())
         signing_key.write_text(os.urandom(32).hex())
-        (work / "access.json").write_text(json.dumps({"signingKeys": {"bench": str(signing_key)}}))
-        signed = ["--access", str(work / "access.json")]
+        (work / "signed.json").write_text(json.dumps({"signingKeys": [{"id": "bench", "file": str(signing_key)}]}))
+        (work / "encrypted.json").write_text(json.dumps({"contentProtection": {"masterKeyFile": str(master_key)}}))
         token = sign(
             key=signing_key.read_text().strip().encode(),
             key_id="bench",
             scope="channel:bench",
             expires=int(time.time()) + 3600,
         )
-        groups = {  # kind -> (extra endpoint arguments, environment, {row name: path})
-            "clear": ([], {}, {"segment clear": "/live/bench/v720/130.m4s"}),
-            "signed": (signed, {}, {"segment signed": f"/t/{token}/live/bench/v720/130.m4s"}),
+        groups = {  # kind -> (extra endpoint arguments, {row name: path})
+            "clear": ([], {"segment clear": "/live/bench/v720/130.m4s"}),
+            "signed": (
+                ["--config", str(work / "signed.json")],
+                {"segment signed": f"/t/{token}/live/bench/v720/130.m4s"},
+            ),
             "encrypted": (
-                ["--content-protection", PROTECTION],
-                keys,
+                ["--config", str(work / "encrypted.json")],
                 {
                     "segment AES-128": "/live/bench/v720/130.m4s",
                     "segment CENC": f"/live/bench/cenc/v720/t{130 * 180000}.m4s",
@@ -174,10 +172,10 @@ def main() -> None:
         nginx = None
         try:
             bases = {}
-            for kind, (extra, env, _rows) in groups.items():
+            for kind, (extra, _rows) in groups.items():
                 for cache in ("hit", "miss"):
                     process, url = start_endpoint(
-                        work / "store", *extra, *(["--cache-mb", "0"] if cache == "miss" else []), env=env
+                        work / "store", *extra, *(["--cache-mb", "0"] if cache == "miss" else [])
                     )
                     processes.append(process)
                     bases[kind, cache] = url
@@ -211,7 +209,7 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.1)
             for (kind, _cache), url in bases.items():  # every endpoint serves what it is measured on
-                for path in groups[kind][2].values():
+                for path in groups[kind][1].values():
                     if urllib.request.urlopen(url + path).status != 200:
                         sys.exit(f"{kind} endpoint does not serve {path}")
             print(f"{args.connections} connections, {args.seconds} s each; segment of {args.segment_kb} kB")
@@ -231,7 +229,7 @@ def main() -> None:
                 ours = wrk(base + paths[name], args.seconds, args.connections)
                 theirs = wrk(f"http://127.0.0.1:{nginx_port}{paths[name]}", args.seconds, args.connections)
                 row(name, ours, theirs, ours[0] / theirs[0])
-            for kind, (_extra, _env, rows) in groups.items():
+            for kind, (_extra, rows) in groups.items():
                 theirs = wrk(f"http://127.0.0.1:{nginx_port}{paths['segment']}", args.seconds, args.connections)
                 for cache in ("hit", "miss"):
                     for name, path in rows.items():

@@ -1,19 +1,24 @@
 """What a data-plane component is configured with, built from the resources in one place.
 
-The ingest's routing file (``ingest.json``), the encoder's ``encoder.json`` and the packager's
-``packager.json`` are written by the operator (into the encoder pods' ConfigMaps) and by local
-mode (into the run directory); both build them with ``ingest_route``, ``encoder_config`` and
-``packager_config``, and the component reads its file back with the same model, so the writers
-and the reader cannot drift apart, and no data-plane component reads the Channel resource.  Where the files
+The ingest's routing file (``ingest.json``), the encoder's ``encoder.json``, the packager's
+``packager.json`` and the streaming endpoint's ``endpoint.json`` are written by the operator
+(into ConfigMaps) and by local mode (into the run directory); both build them with
+``ingest_route``, ``encoder_config``, ``packager_config`` and ``endpoint_config``, and the
+component reads its file back with the same model, so the writers and the reader cannot drift
+apart, and no data-plane component reads a resource.  Where the files
 and ports are differs between a pod and a laptop; the caller says so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Literal, NamedTuple
+
 from pydantic import Field
 
 from .channel import Channel, RedundancyMode
-from .common import WireModel
+from .common import Cidr, SecretKeyRef, WireModel
+from .endpoint import HEADER_NAME, KEY_ID, DrmSystemName, Origin, StreamingEndpoint
 from .renditions import Rendition
 
 DATAGRAM_PROTOCOLS = frozenset({"UDP", "RTP"})
@@ -134,4 +139,153 @@ def encoder_config(channel: Channel) -> EncoderConfig:
         renditions=encoding.ladder(),
         x264_preset=encoding.x264_preset,
         audio_bitrate=encoding.audio_bitrate,
+    )
+
+
+# ---- the streaming endpoint -------------------------------------------------------------------
+# Secrets never enter endpoint.json: each is named by the file it will be found in, which the
+# caller's ``SecretFile`` chooses (a Secret volume's path on a cluster, a 0600 file locally).
+class EndpointSecret(NamedTuple):
+    """A Secret key the endpoint reads, and the file name it is put under."""
+
+    file_name: str  # unique per endpoint: the projected volume's path, a local file's suffix
+    ref: SecretKeyRef
+    purpose: str  # how a missing one is named in the StreamingEndpoint's status
+
+
+SecretFile = Callable[[EndpointSecret], str]  # -> the path of the file holding it
+
+
+def endpoint_secrets(endpoint: StreamingEndpoint) -> list[EndpointSecret]:
+    """Every Secret key ``endpoint`` reads: signing keys, the CDN's origin secret, and content
+    protection's master key, JWT key and DRM key server credentials."""
+    spec = endpoint.spec
+    secrets = [
+        EndpointSecret(f"signing-key-{key.id}", key.secret_ref, f"signing key {key.id}")
+        for key in spec.access_control.signing_keys
+    ]
+    if (origin := spec.cdn.origin_authentication) is not None:
+        secrets.append(EndpointSecret("origin-auth", origin.secret_ref, "origin auth"))
+    if (protection := spec.content_protection) is not None:
+        secrets.append(
+            EndpointSecret("content-master-key", protection.master_key_secret_ref, "content protection master key")
+        )
+        if protection.key_delivery is not None:
+            secrets.append(
+                EndpointSecret("key-delivery-jwt-key", protection.key_delivery.jwt_secret_ref, "key delivery JWT key")
+            )
+        if protection.cpix is not None and protection.cpix.credentials_secret_ref is not None:
+            secrets.append(
+                EndpointSecret("cpix-credentials", protection.cpix.credentials_secret_ref, "DRM key server credentials")
+            )
+    return secrets
+
+
+class PreviewAllowList(WireModel):
+    """Who may open one channel's preview (page and thumbnail), on top of ``allowedIps``."""
+
+    channel: str
+    allowed_ips: list[Cidr] = Field(min_length=1)
+
+
+class SigningKeyFile(WireModel):
+    id: str = Field(pattern=KEY_ID)  # carried in each token: which key signed it
+    file: str  # holds the HMAC-SHA256 key
+
+
+class OriginAuthFile(WireModel):
+    header: str = Field(pattern=HEADER_NAME)  # the request header the CDN sends the secret in
+    value_file: str  # holds the shared secret
+
+
+class KeyDeliveryConfig(WireModel):
+    jwt_key_file: str  # holds the HS256 key viewers' JWTs are signed with
+    issuer: str | None = None  # required `iss`; None accepts any
+    audience: str | None = None  # required `aud`; None accepts any
+
+
+class CpixConfig(WireModel):
+    url: str
+    drm_systems: list[DrmSystemName] = Field(min_length=1)
+    credentials_file: str | None = None  # holds the Authorization header's value
+
+
+class ContentProtectionConfig(WireModel):
+    """``spec.contentProtection`` with each Secret replaced by the file holding it."""
+
+    master_key_file: str  # hex or base64, at least 16 bytes
+    key_rotation_segments: int = Field(default=0, ge=0)
+    cenc_scheme: Literal["cenc", "cbcs"] = "cenc"
+    key_delivery: KeyDeliveryConfig | None = None  # None: keys are as open as the playlists
+    cpix: CpixConfig | None = None  # None: keys derived here, served as ClearKey licences
+
+
+class EndpointConfig(WireModel):
+    """``endpoint.json``: who may fetch what from a streaming endpoint, and how it encrypts.
+    Every field empty (the default) is an open origin serving in the clear."""
+
+    allowed_ips: list[Cidr] = Field(default_factory=list)  # playback and previews; empty allows all
+    preview_allowed_ips: list[PreviewAllowList] = Field(default_factory=list)
+    trusted_proxies: list[Cidr] = Field(default_factory=list)  # peers whose X-Forwarded-For / Forwarded count
+    signing_keys: list[SigningKeyFile] = Field(default_factory=list, max_length=2)  # set: content URLs need a token
+    origin_auth: OriginAuthFile | None = None  # set: only requests carrying the CDN's secret are served
+    cross_site_origins: list[Origin] = Field(default_factory=list)  # CORS and the Flash/Silverlight policy files
+    content_protection: ContentProtectionConfig | None = None
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2, exclude_none=True)
+
+
+def endpoint_config(
+    endpoint: StreamingEndpoint | None, channels: Iterable[Channel], *, secret_file: SecretFile
+) -> EndpointConfig:
+    """The endpoint's config; ``endpoint`` None (local mode without a StreamingEndpoint) applies
+    only the Channels' preview allow-lists.  ``secret_file`` names the file of each of
+    ``endpoint_secrets(endpoint)``."""
+    previews = [
+        PreviewAllowList(channel=channel.name, allowed_ips=list(channel.spec.preview.allowed_ips))
+        for channel in channels
+        if channel.spec.preview.allowed_ips
+    ]
+    if endpoint is None:
+        return EndpointConfig(preview_allowed_ips=previews)
+    files = {secret.file_name: secret_file(secret) for secret in endpoint_secrets(endpoint)}
+    spec = endpoint.spec
+    access, origin, protection = spec.access_control, spec.cdn.origin_authentication, spec.content_protection
+    return EndpointConfig(
+        allowed_ips=list(access.allowed_ips),
+        preview_allowed_ips=previews,
+        trusted_proxies=list(access.trusted_proxies),
+        signing_keys=[SigningKeyFile(id=key.id, file=files[f"signing-key-{key.id}"]) for key in access.signing_keys],
+        origin_auth=(
+            OriginAuthFile(header=origin.header_name, value_file=files["origin-auth"]) if origin is not None else None
+        ),
+        cross_site_origins=list(spec.cross_site_origins),
+        content_protection=(
+            ContentProtectionConfig(
+                master_key_file=files["content-master-key"],
+                key_rotation_segments=protection.key_rotation_segments,
+                cenc_scheme=protection.cenc_scheme,
+                key_delivery=(
+                    KeyDeliveryConfig(
+                        jwt_key_file=files["key-delivery-jwt-key"],
+                        issuer=protection.key_delivery.issuer,
+                        audience=protection.key_delivery.audience,
+                    )
+                    if protection.key_delivery is not None
+                    else None
+                ),
+                cpix=(
+                    CpixConfig(
+                        url=protection.cpix.url,
+                        drm_systems=list(protection.cpix.drm_systems),
+                        credentials_file=files.get("cpix-credentials"),
+                    )
+                    if protection.cpix is not None
+                    else None
+                ),
+            )
+            if protection is not None
+            else None
+        ),
     )

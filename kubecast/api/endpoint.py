@@ -102,9 +102,6 @@ class AccessControl(WireModel):
         return self
 
 
-CONTENT_MASTER_KEY_ENV = "KUBECAST_CONTENT_MASTER_KEY"
-KEY_DELIVERY_JWT_KEY_ENV = "KUBECAST_KEY_DELIVERY_JWT_KEY"
-CPIX_CREDENTIALS_ENV = "KUBECAST_CPIX_AUTHORIZATION"
 DrmSystemName = Literal["Widevine", "PlayReady", "FairPlay"]  # kubecast.media.cpix.DrmSystem
 
 
@@ -197,20 +194,6 @@ class ContentProtection(WireModel):
             ]
         }
     )
-
-    def endpoint_arguments(self) -> list[str]:
-        """What the endpoint command is given: this spec; the Secrets' values go in ``secret_env``."""
-        return ["--content-protection", self.model_dump_json(by_alias=True, exclude_none=True)]
-
-    def secret_env(self) -> dict[str, SecretKeyRef]:
-        """Environment variable -> the Secret key whose value it carries to the endpoint (from
-        ``secretKeyRef`` on a cluster, from the manifests' Secret documents locally)."""
-        env = {CONTENT_MASTER_KEY_ENV: self.master_key_secret_ref}
-        if self.key_delivery is not None:
-            env[KEY_DELIVERY_JWT_KEY_ENV] = self.key_delivery.jwt_secret_ref
-        if self.cpix is not None and self.cpix.credentials_secret_ref is not None:
-            env[CPIX_CREDENTIALS_ENV] = self.cpix.credentials_secret_ref
-        return env
 
 
 class StreamingEndpointSpec(WireModel):

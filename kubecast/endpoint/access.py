@@ -1,18 +1,18 @@
 """Who may fetch what from the streaming endpoint: the access policy and its middleware.
 
-One JSON file (``kubecast endpoint --access FILE``; the operator and ``kubecast up`` write it
-from the StreamingEndpoint and the Channels) says:
+The policy comes from the endpoint's config (``kubecast.endpoint.config``; the operator and
+``kubecast up`` write it from the StreamingEndpoint and the Channels):
 
-- ``allowedIps``: client ranges allowed at all (playback and previews); empty allows all;
-- ``previewAllowedIps``: channel -> ranges allowed to open ``/preview/<channel>/`` (page and
-  thumbnail), on top of ``allowedIps``;
-- ``trustedProxies``: direct peers whose ``X-Forwarded-For`` / ``Forwarded`` header names the
+- ``allowed``: client ranges allowed at all (playback and previews); empty allows all;
+- ``preview_allowed``: channel -> ranges allowed to open ``/preview/<channel>/`` (page and
+  thumbnail), on top of ``allowed``;
+- ``trusted_proxies``: direct peers whose ``X-Forwarded-For`` / ``Forwarded`` header names the
   client.  From any other peer those headers are ignored, since anyone can write them;
-- ``signingKeys``: key id -> file holding the key.  Set, every content URL needs a token
+- ``signing_keys``: key id -> key.  Set, every content URL needs a token
   (``kubecast.media.tokens``) as its first path element, ``/t/<token>/live/...``;
-- ``originAuth``: ``{"header": name, "valueFile": file}``: a request without that header and
-  value is refused, so only the CDN holding the secret can pull;
-- ``crossSiteOrigins``: web origins for CORS and the Flash / Silverlight policy files.
+- ``origin_header`` / ``origin_secret``: a request without that header and value is refused,
+  so only the CDN holding the secret can pull;
+- ``cross_site_origins``: web origins for CORS and the Flash / Silverlight policy files.
 
 ``/healthz`` and ``/metrics`` are always open (probes and scraping come from inside the
 cluster, not through the CDN).  A refusal is a bare 401 (a token is needed and there is none)
@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from html import escape
-from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -70,34 +68,6 @@ class AccessPolicy:
 
 def networks(values: Iterable[str] | None) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(value, strict=False) for value in values or ())
-
-
-def _secret(path: str, what: str) -> bytes:
-    value = Path(path).read_bytes().strip()
-    if not value:
-        raise ValueError(f"the {what} file {path} is empty")
-    return value
-
-
-def load_policy(path: str | Path) -> AccessPolicy:
-    """The policy in the JSON file at ``path``; ValueError or OSError naming what is wrong
-    (never a key)."""
-    document = json.loads(Path(path).read_text())
-    origin = document.get("originAuth")
-    return AccessPolicy(
-        allowed=networks(document.get("allowedIps")),
-        preview_allowed={
-            channel: networks(ranges) for channel, ranges in (document.get("previewAllowedIps") or {}).items() if ranges
-        },
-        trusted_proxies=networks(document.get("trustedProxies")),
-        signing_keys={
-            key_id: _secret(file, f"signing key {key_id}")
-            for key_id, file in (document.get("signingKeys") or {}).items()
-        },
-        origin_header=origin["header"] if origin else None,
-        origin_secret=_secret(origin["valueFile"], "origin authentication") if origin else None,
-        cross_site_origins=tuple(document.get("crossSiteOrigins") or ()),
-    )
 
 
 def _address(text: str | None) -> Address | None:

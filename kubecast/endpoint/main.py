@@ -5,19 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 
 import uvloop
 from aiohttp import web
 
 from kubecast import liveness
-from kubecast.api.endpoint import CONTENT_MASTER_KEY_ENV, KEY_DELIVERY_JWT_KEY_ENV
 from kubecast.storage import Store
 
-from .access import AccessPolicy, install, load_policy
+from . import config
+from .access import AccessPolicy, install
 from .app import CACHE_BYTES, make_app
-from .protection import protection_from_environment
+from .protection import Protection
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,16 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         help="memory for hot segments (the pod's memory limit must leave room for it)",
     )
     parser.add_argument(
-        "--content-protection",
-        default=None,
-        metavar="JSON",
-        help="the StreamingEndpoint's spec.contentProtection; its Secrets' values come from the environment "
-        f"({CONTENT_MASTER_KEY_ENV}, {KEY_DELIVERY_JWT_KEY_ENV})",
-    )
-    parser.add_argument(
-        "--access",
-        help="access policy JSON (allow-lists, trusted proxies, signing keys, origin authentication, "
-        "cross-site origins); without it everything is open",
+        "--config",
+        metavar="FILE",
+        help="endpoint.json, written from the StreamingEndpoint by the operator or kubecast up: allow-lists, "
+        "trusted proxies, signing keys, origin authentication, cross-site origins, content protection, each "
+        "secret named by the file holding it; without it the endpoint is open and serves in the clear",
     )
     parser.add_argument(
         "--liveness-listen",
@@ -50,16 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    try:
-        protection = protection_from_environment(args.content_protection, os.environ)
-    except ValueError as error:
-        parser.error(f"--content-protection: {error}")
+    policy: AccessPolicy = AccessPolicy()  # no config: open, in the clear
+    protection: Protection | None = None
+    if args.config:
+        try:
+            policy, protection = config.load(args.config)
+        except config.ConfigError as error:
+            parser.error(f"--config {args.config}: {error}")
     logging.basicConfig(level=args.log_level, format="%(asctime)s endpoint %(levelname)s %(message)s")
     host, _, port = args.listen.rpartition(":")
-    try:
-        policy = load_policy(args.access) if args.access else None
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        parser.error(f"--access {args.access}: {error}")
 
     liveness.HEARTBEATS.process = "endpoint"
     if args.liveness_listen:
@@ -69,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     async def run() -> None:
         heartbeat = liveness.watch_running_loop("endpoint event loop")
         app = make_app(Store(args.store), cache_bytes=args.cache_mb << 20, protection=protection)
-        install(app, policy or AccessPolicy())  # even open, it serves the cross-site policy files
+        install(app, policy)  # even open, it serves the cross-site policy files
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, int(port))

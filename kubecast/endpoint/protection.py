@@ -27,14 +27,8 @@ from typing import Any
 
 import jwt
 from aiohttp import web
-from pydantic import ValidationError
 
-from kubecast.api.endpoint import (
-    CONTENT_MASTER_KEY_ENV,
-    CPIX_CREDENTIALS_ENV,
-    KEY_DELIVERY_JWT_KEY_ENV,
-    ContentProtection,
-)
+from kubecast.api.components import ContentProtectionConfig
 from kubecast.media.cenc import Scheme
 from kubecast.media.cpix import DrmSignal, DrmSystem
 from kubecast.media.keys import ContentKey, KeyDeriver, key_period, parse_master_key
@@ -158,21 +152,30 @@ class Protection:
     key_server: KeyServer | None = None
 
     @classmethod
-    def from_spec(
-        cls, spec: ContentProtection, *, master_key: str, jwt_key: str | None, cpix_authorization: str | None = None
+    def from_config(
+        cls,
+        config: ContentProtectionConfig,
+        *,
+        master_key: str,
+        jwt_key: bytes | None,
+        cpix_authorization: str | None = None,
     ) -> "Protection":
-        """The endpoint's protection from its resource and the Secrets' values."""
+        """The endpoint's protection from its config and the values of the key files it names."""
         rule = None
-        if spec.key_delivery is not None:
+        if config.key_delivery is not None:
             if not jwt_key:
                 raise ValueError("contentProtection.keyDelivery is set but its JWT key is empty")
-            rule = JwtRule(jwt_key.encode(), spec.key_delivery.issuer, spec.key_delivery.audience)
+            rule = JwtRule(jwt_key, config.key_delivery.issuer, config.key_delivery.audience)
         server = None
-        if spec.cpix is not None:
-            if spec.cpix.credentials_secret_ref is not None and not cpix_authorization:
-                raise ValueError("contentProtection.cpix.credentialsSecretRef is set but its value is empty")
-            server = KeyServer(spec.cpix.url, [DrmSystem(name) for name in spec.cpix.drm_systems], cpix_authorization)
-        return cls(KeyDeriver(parse_master_key(master_key)), spec.key_rotation_segments, rule, spec.cenc_scheme, server)
+        if config.cpix is not None:
+            if config.cpix.credentials_file is not None and not cpix_authorization:
+                raise ValueError("contentProtection.cpix.credentialsFile is set but its value is empty")
+            server = KeyServer(
+                config.cpix.url, [DrmSystem(name) for name in config.cpix.drm_systems], cpix_authorization
+            )
+        return cls(
+            KeyDeriver(parse_master_key(master_key)), config.key_rotation_segments, rule, config.cenc_scheme, server
+        )
 
     def cenc_key(self, channel: str) -> ContentKey:
         """A channel's derived Common Encryption key: the ClearKey one, and with a key server
@@ -241,23 +244,3 @@ def clearkey_license(body: bytes, offered: list[ContentKey]) -> dict[str, Any]:
 
 
 PROTECTION = web.AppKey("protection", Protection)
-
-
-def protection_from_environment(spec_json: str | None, environ: Mapping[str, str]) -> Protection | None:
-    """The endpoint process's protection: its spec from the command line, the Secrets' values
-    from the environment (never arguments, which every process on the node can read)."""
-    if not spec_json:
-        return None
-    try:
-        spec = ContentProtection.model_validate_json(spec_json)
-    except ValidationError as error:
-        raise ValueError(str(error)) from None
-    master = environ.get(CONTENT_MASTER_KEY_ENV)
-    if not master:
-        raise ValueError(f"{CONTENT_MASTER_KEY_ENV} is not set")
-    return Protection.from_spec(
-        spec,
-        master_key=master,
-        jwt_key=environ.get(KEY_DELIVERY_JWT_KEY_ENV),
-        cpix_authorization=environ.get(CPIX_CREDENTIALS_ENV),
-    )

@@ -12,22 +12,22 @@ comes back on the same address.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kubecast.api import ManifestError, Manifests
-from kubecast.api.access import access_document, secret_files
 from kubecast.api.channel import TLS_CERTIFICATE_KEY, TLS_PRIVATE_KEY_KEY
 from kubecast.api.components import (
     ChannelStates,
     EncoderConfig,
+    EndpointConfig,
+    EndpointSecret,
     IngestFile,
     IngestRoute,
     PackagerConfig,
     encoder_config,
+    endpoint_config,
     ingest_route,
     packager_config,
 )
@@ -75,7 +75,7 @@ class Plan:
     packager_config: dict[str, PackagerConfig]  # channel -> its packager's packager.json
     encoder_config: dict[str, EncoderConfig]  # channel -> its encoders' encoder.json
     key_files: dict[str, str]  # path -> stream key or other secret (written 0600 by the runner)
-    access_config: dict[str, Any] | None = None  # the endpoint's access policy; None: everything open
+    endpoint_config: EndpointConfig  # the endpoint's endpoint.json
     states: ChannelStates = field(default_factory=ChannelStates)  # the ingests' channel-states.json
     idle_timeouts: dict[str, float] = field(default_factory=dict)  # channel -> seconds (spec.idleTimeout)
 
@@ -117,42 +117,26 @@ def kubecast_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "kubecast.cli", *args]
 
 
-def endpoint_protection(manifests: Manifests) -> tuple[list[str], dict[str, str]]:
-    """The local endpoint's content-protection arguments and environment (the Secrets' values)."""
-    protected = [
-        spec for endpoint in manifests.endpoints.values() if (spec := endpoint.spec.content_protection) is not None
-    ]
-    if not protected:
-        return [], {}
-    if len(protected) > 1:
-        raise ManifestError(
-            "local mode runs one streaming endpoint: at most one StreamingEndpoint may set contentProtection"
-        )
-    spec = protected[0]
-    return spec.endpoint_arguments(), {
-        variable: manifests.secret_value(ref.name, ref.key) for variable, ref in spec.secret_env().items()
-    }
+def endpoint_config_path(run_dir: Path) -> Path:
+    return run_dir / "endpoint.json"
 
 
-def access_path(run_dir: Path) -> Path:
-    return run_dir / "access.json"
-
-
-def endpoint_access(manifests: Manifests, run_dir: Path, key_files: dict[str, str]) -> dict[str, Any] | None:
-    """The one local endpoint's access policy: the StreamingEndpoint's (there may be one) and
-    the Channels' preview allow-lists; its secrets join ``key_files``.  None: nothing to enforce."""
+def local_endpoint_config(manifests: Manifests, run_dir: Path, key_files: dict[str, str]) -> EndpointConfig:
+    """The one local endpoint's config: the StreamingEndpoint's (there may be one) and the
+    Channels' preview allow-lists; its secrets join ``key_files``."""
     if len(manifests.endpoints) > 1:
         raise ManifestError(
             f"kubecast up runs one streaming endpoint; the manifests define {len(manifests.endpoints)} "
             "StreamingEndpoints"
         )
     endpoint = next(iter(manifests.endpoints.values()), None)
-    files = {}
-    for file_name, ref in secret_files(endpoint) if endpoint else []:
-        files[file_name] = str(run_dir / f"endpoint-{file_name}")
-        key_files[files[file_name]] = manifests.secret_value(ref.name, ref.key)
-    document = access_document(endpoint, manifests.channels.values(), lambda file_name, ref: files[file_name])
-    return document if any(document.values()) else None
+
+    def secret_file(secret: EndpointSecret) -> str:
+        path = str(run_dir / f"endpoint-{secret.file_name}")
+        key_files[path] = manifests.secret_value(secret.ref.name, secret.ref.key)
+        return path
+
+    return endpoint_config(endpoint, manifests.channels.values(), secret_file=secret_file)
 
 
 def ingest_tls_arguments(
@@ -184,9 +168,8 @@ def ingest_tls_arguments(
 def build_plan(
     *, manifests: Manifests, store_url: str, run_dir: Path, host: str, ports: Ports, tls: TlsFiles | None = None
 ) -> Plan:
-    protection_args, protection_env = endpoint_protection(manifests)
     key_files: dict[str, str] = {}
-    access = endpoint_access(manifests, run_dir, key_files)
+    endpoint = local_endpoint_config(manifests, run_dir, key_files)
     tls_args = ingest_tls_arguments(manifests, run_dir, key_files, tls)
     processes: list[ProcessSpec] = [
         ProcessSpec(
@@ -197,8 +180,8 @@ def build_plan(
                 store_url,
                 "--listen",
                 f"{host}:{ports.http}",
-                *protection_args,
-                *(["--access", str(access_path(run_dir))] if access else []),
+                "--config",
+                str(endpoint_config_path(run_dir)),
                 *(
                     ["--liveness-listen", f"127.0.0.1:{ports.endpoint_liveness}"]
                     if ports.endpoint_liveness is not None
@@ -206,7 +189,6 @@ def build_plan(
                 ),
             ),
             ready_marker="listening on",
-            env=protection_env,
             liveness_url=livez(ports.endpoint_liveness) if ports.endpoint_liveness is not None else None,
         )
     ]
@@ -320,7 +302,7 @@ def build_plan(
         packager_config=packagers,
         encoder_config=encoders,
         key_files=key_files,
-        access_config=access,
+        endpoint_config=endpoint,
         states=ChannelStates(stopped=[name for name, channel in manifests.channels.items() if channel.spec.stopped]),
         idle_timeouts={
             name: seconds
@@ -352,8 +334,7 @@ def write_run_files(plan: Plan, run_dir: Path) -> None:
         packager_config_path(run_dir, channel).write_text(packager.to_json())
     for channel, encoder in plan.encoder_config.items():
         encoder_config_path(run_dir, channel).write_text(encoder.to_json())
-    if plan.access_config is not None:
-        access_path(run_dir).write_text(json.dumps(plan.access_config, indent=2))
+    endpoint_config_path(run_dir).write_text(plan.endpoint_config.to_json())
     write_states(run_dir, plan.states)
 
 

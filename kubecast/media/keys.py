@@ -42,8 +42,8 @@ class ContentKey:
 
 
 def parse_master_key(text: str | bytes) -> bytes:
-    """A master key as a Secret holds it: hex or base64 text (raw bytes are not text-safe
-    in an environment variable).  Refuses anything shorter than 16 bytes."""
+    """A master key as a Secret holds it: hex or base64 text (what `openssl rand -hex` prints
+    and a ``stringData`` field can hold).  Refuses anything shorter than 16 bytes."""
     value = text.decode() if isinstance(text, bytes) else text
     value = value.strip()
     try:

@@ -268,7 +268,7 @@ def built(kind: str, spec: dict, tmp_path: Path) -> str:
     parts["local plan"] = {
         "argv": [p.argv for p in plan.processes],
         "ingest": plan.ingest_config,
-        "access": plan.access_config,
+        "endpoint": plan.endpoint_config,
         "encoder": plan.encoder_config,
         "packager": plan.packager_config,
         "files": sorted(plan.key_files),

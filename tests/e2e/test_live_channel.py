@@ -518,13 +518,15 @@ def test_hls_js_plays_through_a_signed_url_and_across_a_key_rotation(pipeline, t
     keys = {"old": b"the key being retired", "new": b"the key taking over"}
     for key_id, key in keys.items():
         (tmp_path / key_id).write_bytes(key)
-    port, policy = free_port(), tmp_path / "access.json"
+    port, config = free_port(), tmp_path / "endpoint.json"
     base = f"http://127.0.0.1:{port}"
 
     def endpoint(*key_ids: str) -> Proc:
-        policy.write_text(json.dumps({"signingKeys": {key_id: str(tmp_path / key_id) for key_id in key_ids}}))
+        config.write_text(
+            json.dumps({"signingKeys": [{"id": key_id, "file": str(tmp_path / key_id)} for key_id in key_ids]})
+        )
         proc = kubecast(
-            "endpoint", "--store", str(pipeline["store"]), "--listen", f"127.0.0.1:{port}", "--access", str(policy)
+            "endpoint", "--store", str(pipeline["store"]), "--listen", f"127.0.0.1:{port}", "--config", str(config)
         )
         proc.wait_for_line("listening on", timeout=30)
         return proc
@@ -642,35 +644,32 @@ PLAYER_SCRIPTS = {
 }
 
 
-def _protected_endpoint(store, scheme: str) -> tuple[Proc, str]:
-    from kubecast.api.endpoint import ContentProtection
+def _protected_endpoint(store, scheme: str, folder: Path) -> tuple[Proc, str]:
+    from kubecast.api.components import EndpointConfig
 
-    spec = ContentProtection.model_validate(
+    folder.mkdir()
+    (folder / "master").write_text("00112233445566778899aabbccddeeff")
+    (folder / "jwt").write_text("viewers")
+    config = EndpointConfig.model_validate(
         {
-            "masterKeySecretRef": {"name": "drm", "key": "master"},
-            "keyRotationSegments": 3,
-            "cencScheme": scheme,
-            "keyDelivery": {"jwtSecretRef": {"name": "drm", "key": "jwt"}, "audience": "kubecast"},
+            "contentProtection": {
+                "masterKeyFile": str(folder / "master"),
+                "keyRotationSegments": 3,
+                "cencScheme": scheme,
+                "keyDelivery": {"jwtKeyFile": str(folder / "jwt"), "audience": "kubecast"},
+            }
         }
     )
+    (folder / "endpoint.json").write_text(config.to_json())
     port = free_port()
     endpoint = kubecast(
-        "endpoint",
-        "--store",
-        str(store),
-        "--listen",
-        f"127.0.0.1:{port}",
-        *spec.endpoint_arguments(),
-        env={
-            "KUBECAST_CONTENT_MASTER_KEY": "00112233445566778899aabbccddeeff",
-            "KUBECAST_KEY_DELIVERY_JWT_KEY": "viewers",
-        },
+        "endpoint", "--store", str(store), "--listen", f"127.0.0.1:{port}", "--config", str(folder / "endpoint.json")
     )
     endpoint.wait_for_line("listening on", timeout=30)
     return endpoint, f"http://127.0.0.1:{port}"
 
 
-def test_protected_live_channel_plays_in_chromium_hls_aes128_and_dash_clearkey(pipeline):
+def test_protected_live_channel_plays_in_chromium_hls_aes128_and_dash_clearkey(pipeline, tmp_path):
     """A protected endpoint over the live pipeline's store: hls.js plays AES-128 HLS (fMP4 and
     TS) with a JWT on the key requests and reports an error with an expired one; dash.js and
     Shaka Player play CENC DASH with ClearKey (cenc, then cbcs from a second endpoint), Shaka
@@ -685,7 +684,10 @@ def test_protected_live_channel_plays_in_chromium_hls_aes128_and_dash_clearkey(p
         {"aud": "kubecast", "exp": int(time.time()) + 600, "kubecast.io/channel": "cam1"}, "viewers", algorithm="HS256"
     )
     expired = jwt.encode({"aud": "kubecast", "exp": int(time.time()) - 5}, "viewers", algorithm="HS256")
-    endpoints = [_protected_endpoint(pipeline["store"], "cenc"), _protected_endpoint(pipeline["store"], "cbcs")]
+    endpoints = [
+        _protected_endpoint(pipeline["store"], "cenc", tmp_path / "cenc"),
+        _protected_endpoint(pipeline["store"], "cbcs", tmp_path / "cbcs"),
+    ]
     (_, base), (_, cbcs_base) = endpoints
     outcomes = {}
     try:

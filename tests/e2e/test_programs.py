@@ -304,7 +304,7 @@ PLAY_AES128 = """([url, token]) => {
   p.loadSource(url); p.attachMedia(v); window.player = p; }"""
 
 
-def test_a_stopped_program_plays_aes128_encrypted_in_hls_js_to_its_end(pipeline):
+def test_a_stopped_program_plays_aes128_encrypted_in_hls_js_to_its_end(pipeline, tmp_path):
     """A protected endpoint over the same store serves the stopped recording in AES-128 (segments
     that are not the stored ones, a key every ten segments); hls.js plays it, fMP4 and TS, from
     start to end, fetching its keys with a JWT."""
@@ -312,20 +312,25 @@ def test_a_stopped_program_plays_aes128_encrypted_in_hls_js_to_its_end(pipeline)
 
     import jwt
 
-    from kubecast.api.endpoint import ContentProtection
+    from kubecast.api.components import EndpointConfig
 
     base = pipeline["base"]
     wait_until(
         lambda: media_playlist(f"{base}/show-loc/video/index.m3u8").ended, timeout=20, what="the recording to end"
     )
     length = sum(duration for _, duration in media_playlist(f"{base}/show-loc/video/index.m3u8").segments)
-    spec = ContentProtection.model_validate(
+    (tmp_path / "master").write_text("00112233445566778899aabbccddeeff")
+    (tmp_path / "jwt").write_text("viewers")
+    config = EndpointConfig.model_validate(
         {
-            "masterKeySecretRef": {"name": "drm", "key": "master"},
-            "keyRotationSegments": 10,
-            "keyDelivery": {"jwtSecretRef": {"name": "drm", "key": "jwt"}},
+            "contentProtection": {
+                "masterKeyFile": str(tmp_path / "master"),
+                "keyRotationSegments": 10,
+                "keyDelivery": {"jwtKeyFile": str(tmp_path / "jwt")},
+            }
         }
     )
+    (tmp_path / "endpoint.json").write_text(config.to_json())
     port = free_port()
     endpoint = kubecast(
         "endpoint",
@@ -333,11 +338,8 @@ def test_a_stopped_program_plays_aes128_encrypted_in_hls_js_to_its_end(pipeline)
         str(pipeline["store"]),
         "--listen",
         f"127.0.0.1:{port}",
-        *spec.endpoint_arguments(),
-        env={
-            "KUBECAST_CONTENT_MASTER_KEY": "00112233445566778899aabbccddeeff",
-            "KUBECAST_KEY_DELIVERY_JWT_KEY": "viewers",
-        },
+        "--config",
+        str(tmp_path / "endpoint.json"),
     )
     try:
         endpoint.wait_for_line("listening on", timeout=30)

@@ -26,7 +26,7 @@ from protected_media import MPD, dash_bytes, framemd5, hls_bytes
 from pyplayready.system.pssh import PSSH as PlayReadyPssh
 from pywidevine.pssh import PSSH as WidevinePssh
 
-from kubecast.api.endpoint import ContentProtection
+from kubecast.api.components import ContentProtectionConfig
 from kubecast.endpoint.app import make_app
 from kubecast.endpoint.protection import Protection
 from kubecast.media.cenc import COMMON_SYSTEM_ID
@@ -68,18 +68,18 @@ async def start(
     )
     await store.put(layout.locator_key("evening-news"), record.to_json())
     await store.put(layout.program_timeline_key(CHANNEL, "evening"), timeline.to_json())
-    spec = ContentProtection.model_validate(
+    config = ContentProtectionConfig.model_validate(
         {
-            "masterKeySecretRef": {"name": "drm", "key": "master"},
+            "masterKeyFile": "/keys/master",
             "cencScheme": scheme,
             "cpix": {
                 "url": str(server.make_url("/cpix")),
                 "drmSystems": systems,
-                "credentialsSecretRef": {"name": "drm-vendor", "key": "authorization"},
+                "credentialsFile": "/keys/cpix-credentials",
             },
         }
     )
-    protection = Protection.from_spec(spec, master_key=MASTER, jwt_key=None, cpix_authorization=authorization)
+    protection = Protection.from_config(config, master_key=MASTER, jwt_key=None, cpix_authorization=authorization)
     client = TestClient(TestServer(make_app(store, protection=protection), host="127.0.0.1", port=0))
     await client.start_server()
     return Setup(client, keyserver, protection), server

@@ -4,7 +4,7 @@ import jwt
 import pytest
 from timeline_fixtures import ladder_timeline
 
-from kubecast.api.endpoint import ContentProtection
+from kubecast.api.components import ContentProtectionConfig
 from kubecast.endpoint import hls
 from kubecast.endpoint.protection import CHANNEL_CLAIM, JwtRule, Protection, Refusal, request_token
 from kubecast.media.keys import KeyDeriver
@@ -57,22 +57,22 @@ def test_the_token_comes_from_the_header_or_the_query():
     assert request_token({}, {"token": "query"}) == "query" and request_token({"Authorization": "Basic x"}, {}) is None
 
 
-def test_from_spec_needs_a_master_key_of_16_bytes_and_a_jwt_key_when_delivery_is_restricted():
-    spec = ContentProtection.model_validate(
+def test_from_config_needs_a_master_key_of_16_bytes_and_a_jwt_key_when_delivery_is_restricted():
+    config = ContentProtectionConfig.model_validate(
         {
-            "masterKeySecretRef": {"name": "drm", "key": "master"},
+            "masterKeyFile": "/keys/master",
             "keyRotationSegments": 3,
-            "keyDelivery": {"jwtSecretRef": {"name": "drm", "key": "jwt"}, "audience": "kubecast"},
+            "keyDelivery": {"jwtKeyFile": "/keys/jwt", "audience": "kubecast"},
         }
     )
-    protection = Protection.from_spec(spec, master_key="00" * 16, jwt_key="k")
+    protection = Protection.from_config(config, master_key="00" * 16, jwt_key=b"k")
     assert protection.rotation_segments == 3 and protection.jwt == JwtRule(b"k", None, "kubecast")
     with pytest.raises(ValueError):
-        Protection.from_spec(spec, master_key="00" * 8, jwt_key="k")
+        Protection.from_config(config, master_key="00" * 8, jwt_key=b"k")
     with pytest.raises(ValueError):
-        Protection.from_spec(spec, master_key="00" * 16, jwt_key="")
-    open_spec = ContentProtection.model_validate({"masterKeySecretRef": {"name": "drm", "key": "master"}})
-    assert Protection.from_spec(open_spec, master_key="00" * 16, jwt_key=None).jwt is None
+        Protection.from_config(config, master_key="00" * 16, jwt_key=b"")
+    open_config = ContentProtectionConfig.model_validate({"masterKeyFile": "/keys/master"})
+    assert Protection.from_config(open_config, master_key="00" * 16, jwt_key=None).jwt is None
 
 
 def test_media_playlists_name_a_key_where_it_changes_before_the_segment_it_encrypts():

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from kubecast.api import ManifestError, load_text
-from kubecast.endpoint.access import decide, load_policy
+from kubecast.api.components import EndpointConfig
+from kubecast.endpoint.access import AccessPolicy, decide
+from kubecast.endpoint.config import load
 from kubecast.local.plan import Ports, build_plan, metrics_names, write_run_files
 from kubecast.local.sign import main as sign_main
 from kubecast.local.sign import scope_of_path
@@ -60,10 +62,11 @@ def test_the_endpoint_gets_the_policy_and_the_keys_in_private_files(tmp_path):
     plan = plan_for(MANIFESTS, tmp_path)
     write_run_files(plan, tmp_path)
     endpoint = next(p for p in plan.processes if p.name == "endpoint")
-    path = endpoint.argv[endpoint.argv.index("--access") + 1]
+    path = endpoint.argv[endpoint.argv.index("--config") + 1]
     text = Path(path).read_text()
     assert "the-new-key" not in text and "cdn-secret" not in text and "the-new-key" not in " ".join(endpoint.argv)
-    policy = load_policy(path)
+    policy, protection = load(path)
+    assert protection is None
     assert policy.signing_keys == {"k2025": b"the-old-key", "k2026": b"the-new-key"}
     assert (policy.origin_header, policy.origin_secret) == ("X-From-Cdn", b"cdn-secret")
     assert [str(n) for n in policy.allowed] == ["192.0.2.0/24"] and [str(n) for n in policy.trusted_proxies] == [
@@ -73,14 +76,16 @@ def test_the_endpoint_gets_the_policy_and_the_keys_in_private_files(tmp_path):
         "news": ["10.1.0.0/16", "2001:db8::/48"]
     }
     assert policy.cross_site_origins == ("https://player.example.com",)
-    for file in json.loads(text)["signingKeys"].values():
-        assert stat.S_IMODE(Path(file).stat().st_mode) == 0o600
+    for key in json.loads(text)["signingKeys"]:
+        assert stat.S_IMODE(Path(key["file"]).stat().st_mode) == 0o600
 
 
 def test_without_restrictions_the_endpoint_runs_open(tmp_path):
     plan = plan_for("apiVersion: kubecast.io/v1alpha1\nkind: Channel\nmetadata: {name: news}\n", tmp_path)
+    write_run_files(plan, tmp_path)
     endpoint = next(p for p in plan.processes if p.name == "endpoint")
-    assert "--access" not in endpoint.argv and plan.access_config is None
+    assert plan.endpoint_config == EndpointConfig()
+    assert load(endpoint.argv[endpoint.argv.index("--config") + 1]) == (AccessPolicy(), None)
 
 
 def test_a_missing_secret_and_two_endpoints_are_clear_errors(tmp_path):
@@ -96,7 +101,7 @@ def test_sign_makes_urls_the_endpoint_accepts(tmp_path, capsys):
     manifests.write_text(MANIFESTS)
     plan = plan_for(MANIFESTS, tmp_path)
     write_run_files(plan, tmp_path)
-    policy = load_policy(tmp_path / "access.json")
+    policy, _ = load(tmp_path / "endpoint.json")
     assert sign_main(["-f", str(manifests), "--ttl", "60", "http://127.0.0.1:8080/live/news/index.m3u8"]) == 0
     url = capsys.readouterr().out.strip()
     assert url.startswith("http://127.0.0.1:8080/t/k2026.") and url.endswith("/live/news/index.m3u8"), (
@@ -168,7 +173,7 @@ def test_the_shipped_protected_example_plans_and_signs(tmp_path, capsys):
     write_run_files(plan_for(example.read_text(), tmp_path), tmp_path)
     assert sign_main(["-f", str(example), "http://127.0.0.1:8080/live/demo/index.m3u8"]) == 0
     token = capsys.readouterr().out.split("/")[4]
-    policy = load_policy(tmp_path / "access.json")
+    policy, _ = load(tmp_path / "endpoint.json")
     assert (
         decide(policy, path="/live/demo/index.m3u8", token=token, peer="203.0.113.5", headers={}, now=time.time())
         is None

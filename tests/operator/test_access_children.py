@@ -36,7 +36,7 @@ import json  # noqa: E402
 import kubernetes_validate  # noqa: E402
 
 from kubecast.operator.builders import build_channel_children, build_endpoint_children  # noqa: E402
-from kubecast.operator.builders.access import endpoint_secret_references  # noqa: E402
+from kubecast.operator.builders.endpoint_config import endpoint_secret_references  # noqa: E402
 from kubecast.operator.settings import OperatorSettings  # noqa: E402
 from kubecast.operator.status import aggregate_endpoint, secret_problems  # noqa: E402
 
@@ -66,23 +66,26 @@ def test_the_endpoint_pods_get_the_policy_and_the_secrets_never_their_values():
         kubernetes_validate.validate(child, "1.30", strict=True)
     config = next(c for c in children if c["kind"] == "ConfigMap")
     assert (
-        config["metadata"]["name"] == "edge-endpoint-access"
+        config["metadata"]["name"] == "edge-endpoint-config"
         and config["metadata"]["ownerReferences"][0]["name"] == "edge"
     )
-    document = json.loads(config["data"]["access.json"])
+    document = json.loads(config["data"]["endpoint.json"])
     assert document == {
         "allowedIps": ["203.0.113.0/24"],
         "trustedProxies": ["10.0.0.0/8"],
-        "previewAllowedIps": {"news": ["192.0.2.0/24"]},
-        "signingKeys": {"a": "/var/run/secrets/kubecast/signing-key-a", "b": "/var/run/secrets/kubecast/signing-key-b"},
+        "previewAllowedIps": [{"channel": "news", "allowedIps": ["192.0.2.0/24"]}],
+        "signingKeys": [
+            {"id": "a", "file": "/var/run/secrets/kubecast/signing-key-a"},
+            {"id": "b", "file": "/var/run/secrets/kubecast/signing-key-b"},
+        ],
         "originAuth": {"header": "X-From-Cdn", "valueFile": "/var/run/secrets/kubecast/origin-auth"},
         "crossSiteOrigins": ["https://player.example.com"],
     }
     deployment = next(c for c in children if c["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["args"][-2:] == ["--access", "/etc/kubecast/access.json"]
-    sources = next(v for v in pod["volumes"] if v["name"] == "access-secrets")["projected"]["sources"]
+    assert container["args"][-2:] == ["--config", "/etc/kubecast/endpoint.json"]
+    sources = next(v for v in pod["volumes"] if v["name"] == "endpoint-secrets")["projected"]["sources"]
     assert [(s["secret"]["name"], s["secret"]["items"]) for s in sources] == [
         ("url-signing", [{"key": "a", "path": "signing-key-a"}]),
         ("url-signing-2", [{"key": "b", "path": "signing-key-b"}]),
@@ -93,7 +96,7 @@ def test_the_endpoint_pods_get_the_policy_and_the_secrets_never_their_values():
     # A changed policy (here a Channel's preview list) rolls the pods; an unchanged one does not.
     def hash_of(cs):
         return next(c for c in cs if c["kind"] == "Deployment")["spec"]["template"]["metadata"]["annotations"][
-            "kubecast.io/access-hash"
+            "kubecast.io/config-hash"
         ]
 
     again = build_endpoint_children(endpoint, uid="u", namespace="media", settings=SETTINGS, channels=channels)
@@ -101,7 +104,7 @@ def test_the_endpoint_pods_get_the_policy_and_the_secrets_never_their_values():
     assert hash_of(again) == hash_of(children) != hash_of(fewer)
 
 
-def test_an_open_endpoint_has_no_policy_objects():
+def test_an_open_endpoint_gets_an_open_config_and_no_secrets():
     endpoint = StreamingEndpoint.model_validate({"metadata": {"name": "edge"}})
     children = build_endpoint_children(
         endpoint,
@@ -110,8 +113,17 @@ def test_an_open_endpoint_has_no_policy_objects():
         settings=SETTINGS,
         channels=[Channel.model_validate({"metadata": {"name": "news"}})],
     )
-    assert [c["kind"] for c in children] == ["Deployment", "Service", "PodDisruptionBudget"]
-    assert "--access" not in children[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [c["kind"] for c in children] == ["ConfigMap", "Deployment", "Service", "PodDisruptionBudget"]
+    assert json.loads(children[0]["data"]["endpoint.json"]) == {
+        "allowedIps": [],
+        "previewAllowedIps": [],
+        "trustedProxies": [],
+        "signingKeys": [],
+        "crossSiteOrigins": [],
+    }
+    pod = children[1]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["args"][-2:] == ["--config", "/etc/kubecast/endpoint.json"]
+    assert [v["name"] for v in pod["volumes"]] == ["config"]
 
 
 def test_a_missing_endpoint_secret_stalls_it_naming_what_for():

@@ -1,5 +1,5 @@
 """The access-control fields through the running operator (kopf against the kmock emulator):
-the endpoint's policy ConfigMap carries the Channels' preview allow-lists, the Channel's status
+the endpoint's config ConfigMap carries the Channels' preview allow-lists, the Channel's status
 names its preview URL, and a missing signing-key Secret stalls the endpoint without pods."""
 
 import json
@@ -34,16 +34,15 @@ async def test_policy_preview_url_and_a_missing_key(cluster):  # noqa: F811
     cluster.objects[ENDPOINTS, "media", "other"] = body
     async with operator():
         config = await eventually(
-            lambda: obj(cluster, "v1/configmaps", "edge-endpoint-access"), what="the policy ConfigMap"
+            lambda: obj(cluster, "v1/configmaps", "edge-endpoint-config"), what="the config ConfigMap"
         )
-        document = json.loads(config["data"]["access.json"])
-        assert document["previewAllowedIps"] == {"news": ["192.0.2.0/24"]} and document["signingKeys"] == {
-            "a": "/var/run/secrets/kubecast/signing-key-a"
-        }
+        document = json.loads(config["data"]["endpoint.json"])
+        assert document["previewAllowedIps"] == [{"channel": "news", "allowedIps": ["192.0.2.0/24"]}]
+        assert document["signingKeys"] == [{"id": "a", "file": "/var/run/secrets/kubecast/signing-key-a"}]
         deployment = await eventually(
             lambda: obj(cluster, DEPLOYMENTS, "edge-endpoint"), what="the endpoint Deployment"
         )
-        assert "--access" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert "--config" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
         await eventually(
             lambda: (
                 obj(cluster, CHANNELS, "news").raw.get("status", {}).get("previewUrl")
@@ -63,4 +62,4 @@ async def test_policy_preview_url_and_a_missing_key(cluster):  # noqa: F811
             and "Secret absent (signing key a) does not exist" in stalled["Ready"]["message"]
         )
         assert not exists(cluster, DEPLOYMENTS, "other-endpoint")
-        assert "a2V5" not in json.dumps(obj(cluster, "v1/configmaps", "edge-endpoint-access").raw)
+        assert "a2V5" not in json.dumps(obj(cluster, "v1/configmaps", "edge-endpoint-config").raw)

@@ -141,7 +141,14 @@ def test_every_accepted_protocol_gets_its_port_service_and_config():
 def test_autoscaled_endpoint_never_gets_replicas():
     children = build_endpoint_children(DOCS.endpoints["origin"], uid="u", namespace="media", settings=SETTINGS)
     kinds = {c["kind"]: c for c in children}
-    assert set(kinds) == {"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Ingress"}
+    assert set(kinds) == {
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "Ingress",
+    }
     assert "replicas" not in kinds["Deployment"]["spec"]
     assert kinds["HorizontalPodAutoscaler"]["spec"]["minReplicas"] == 2
     for child in children:

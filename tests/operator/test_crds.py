@@ -152,7 +152,7 @@ def test_endpoint_scale_subresource_paths_name_fields_the_operator_fills():
     endpoint = load_text(
         "apiVersion: kubecast.io/v1alpha1\nkind: StreamingEndpoint\nmetadata: {name: origin}\nspec: {replicas: 5}\n"
     ).endpoints["origin"]
-    deployment = build_endpoint_children(endpoint, uid="u", namespace="media", settings=OperatorSettings())[0]
+    deployment = build_endpoint_children(endpoint, uid="u", namespace="media", settings=OperatorSettings())[1]
     assert deployment["spec"]["replicas"] == 5
     status = aggregate_endpoint(
         endpoint,

@@ -198,7 +198,7 @@ def test_chart_scheduling_values_reach_the_pods_the_operator_creates(monkeypatch
         monkeypatch.setenv(variable["name"], variable["value"])
     plain = build_endpoint_children(
         DOCS.endpoints["scaled"], uid="uid", namespace="media", settings=OperatorSettings.from_environment()
-    )[0]
+    )[1]  # after its ConfigMap
     assert not {"imagePullSecrets", "nodeSelector", "tolerations", "priorityClassName"} & set(
         plain["spec"]["template"]["spec"]
     )

@@ -10,7 +10,7 @@ from kubecast.api import Channel, StreamingEndpoint
 
 from ..rollout import stamped
 from ..settings import OperatorSettings
-from .access import EndpointAccess, endpoint_access
+from .endpoint_config import EndpointConfigMount, endpoint_config_mount
 from .labels import labels, object_meta, owner_reference
 from .pods import CONTAINER_SECURITY, ENDPOINT_LIVENESS_PORT, HTTP_PORT, liveness_probe, pod_spec, store_env
 
@@ -35,12 +35,11 @@ def endpoint_deployment(
     namespace: str,
     owner: dict[str, Any],
     settings: OperatorSettings,
-    access: EndpointAccess | None = None,
+    config: EndpointConfigMount,
 ) -> dict[str, Any]:
     name = endpoint.name
     spec = endpoint.spec
     env, env_from = store_env(settings, namespace)
-    access = access or EndpointAccess()
     args = [
         "endpoint",
         "--store",
@@ -49,22 +48,13 @@ def endpoint_deployment(
         f"0.0.0.0:{HTTP_PORT}",
         "--liveness-listen",
         f"0.0.0.0:{ENDPOINT_LIVENESS_PORT}",
-        *access.args,
+        *config.args,
     ]
-    if spec.content_protection is not None:
-        args += spec.content_protection.endpoint_arguments()
-        env = env + [
-            {"name": variable, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
-            for variable, ref in spec.content_protection.secret_env().items()
-        ]
     deployment_spec = {
         "selector": {"matchLabels": endpoint_selector(name)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {
-            "metadata": {
-                "labels": endpoint_labels(name),
-                **({"annotations": access.annotations} if access.annotations else {}),
-            },
+            "metadata": {"labels": endpoint_labels(name), "annotations": config.annotations},
             "spec": pod_spec(
                 settings,
                 containers=[
@@ -84,10 +74,10 @@ def endpoint_deployment(
                         "livenessProbe": liveness_probe("liveness"),
                         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
                         "securityContext": CONTAINER_SECURITY,
-                        **({"volumeMounts": access.mounts} if access.mounts else {}),
+                        "volumeMounts": config.mounts,
                     }
                 ],
-                **({"volumes": access.volumes} if access.volumes else {}),
+                volumes=config.volumes,
             ),
         },
     }
@@ -187,13 +177,13 @@ def build_endpoint_children(
 ) -> list[dict[str, Any]]:
     """``channels``: the namespace's Channels, whose preview allow-lists the endpoint enforces."""
     owner = owner_reference(endpoint, uid)
-    access = endpoint_access(
+    config = endpoint_config_mount(
         endpoint, channels, namespace=namespace, owner=owner, labels=endpoint_labels(endpoint.name)
     )
     children = [
-        *([access.config_map] if access.config_map else []),
+        config.config_map,
         # The template's spec hash says whether the Deployment runs what was built (Reconciling).
-        stamped(endpoint_deployment(endpoint, namespace=namespace, owner=owner, settings=settings, access=access)),
+        stamped(endpoint_deployment(endpoint, namespace=namespace, owner=owner, settings=settings, config=config)),
         endpoint_service(endpoint, namespace=namespace, owner=owner),
         endpoint_disruption_budget(endpoint, namespace=namespace, owner=owner),
     ]

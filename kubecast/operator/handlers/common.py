@@ -20,7 +20,7 @@ from kubecast.api.loader import ManifestError, parse_document
 
 from ..api import KubeApi
 from ..builders import secret_references
-from ..builders.access import endpoint_secret_references
+from ..builders.endpoint_config import endpoint_secret_references
 from ..settings import OperatorSettings
 from ..status import (
     PROGRESS_SECONDS,
