@@ -60,6 +60,10 @@ class AccessPolicy:
     origin_header: str | None = None
     origin_secret: bytes | None = None
     cross_site_origins: tuple[str, ...] = ()
+    verifier: tokens.Verifier = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verifier", tokens.Verifier(self.signing_keys))
 
     @property
     def signed(self) -> bool:
@@ -172,7 +176,7 @@ def decide(
         return Refusal(404, "token_unexpected")  # nothing signs here: /t/... names nothing
     if not policy.signed or path in NO_TOKEN or path.startswith(NO_TOKEN_PREFIXES):
         return None
-    decision = tokens.verify(token, path, now, policy.signing_keys)
+    decision = policy.verifier.verify(token, path, now)
     if decision.allowed:
         return None
     assert decision.reason is not None  # every refusal names its reason
@@ -248,6 +252,14 @@ def install(app: web.Application, policy: AccessPolicy) -> None:
     still counts and tags refusals)."""
     app[POLICY] = policy
     app.middlewares.append(enforce)
+    # A token path's own route, so that aiohttp's first routing of it takes one pattern (under
+    # "/t") instead of trying every program route under "/" before the catch-all; ``enforce``
+    # answers every request it matches.
+    app.router.add_route("*", f"/{TOKEN_ELEMENT}/{{token}}/{{rest:.*}}", _routed_by_enforce)
+
+
+async def _routed_by_enforce(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPNotFound(text="not found\n")  # not reached: enforce answers every token path
 
 
 @web.middleware

@@ -31,6 +31,7 @@ TRACK = r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}"
 SCHEME = r"cenc|cbcs"  # a Common Encryption scheme's folder: /live/<channel>/<scheme>/<rendition>/…
 SEGMENT_FILE = re.compile(r"^(?:(\d{1,12})|t(\d{1,18}))\.m4s$")
 IMMUTABLE = "public, max-age=31536000, immutable"
+MANIFEST_HITS, MANIFEST_MISSES = metrics.CACHE.labels("hit"), metrics.CACHE.labels("miss")  # looked up once
 STORE_KEY = web.AppKey("store", Store)
 TIMELINES = web.AppKey("timelines", TimelineCache)
 OBJECTS = web.AppKey("objects", ObjectCache)
@@ -72,12 +73,15 @@ def manifest_response(
     started = time.perf_counter()
     locator = request.match_info.get("locator")
     key = (f"locator:{locator}" if locator else timeline.channel, kind, request.host)
-    text, hit = request.app[TIMELINES].rendered(key, timeline, render)
-    metrics.CACHE.labels("hit" if hit else "miss").inc()
-    if not hit:
+    body, hit = request.app[TIMELINES].rendered(key, timeline, render)
+    if hit:
+        MANIFEST_HITS.inc()
+    else:
+        MANIFEST_MISSES.inc()
         metrics.RENDER_SECONDS.labels(kind).observe(time.perf_counter() - started)
     return web.Response(
-        text=text, content_type=content_type, headers={"Cache-Control": manifest_cache_control(timeline)}
+        body=body,
+        headers={"Content-Type": f"{content_type}; charset=utf-8", "Cache-Control": manifest_cache_control(timeline)},
     )
 
 

@@ -70,7 +70,7 @@ T = TypeVar("T")
 READ_DEADLINE = 2.0  # seconds; a player's playlist request must not wait on storage longer
 RETRY_AFTER_FAILURE = 1.0
 MISSES_KEPT = 1024  # names read recently and not found (a player polling a program not yet recorded)
-RENDERED_BYTES = 32 << 20  # characters of rendered manifests kept, least recently used first out
+RENDERED_BYTES = 32 << 20  # bytes of rendered manifests kept, least recently used first out
 
 
 def stale_after_ms(segment_duration_ms: int) -> int:
@@ -127,33 +127,34 @@ class KeyedLocks:
 
 
 class RenderedManifests:
-    """Rendered manifest texts by key, each with the timeline version it was rendered from,
-    least recently used first out once they add up to more than ``max_chars``."""
+    """Rendered manifests, encoded once (every request then gets the same bytes), by key, each
+    with the timeline version it was rendered from, least recently used first out once they add
+    up to more than ``max_bytes``."""
 
-    def __init__(self, max_chars: int) -> None:
-        self.max_chars = max_chars
-        self.chars = 0
-        self._texts: OrderedDict[tuple[str, ...], tuple[tuple[object, ...], str]] = OrderedDict()
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._texts: OrderedDict[tuple[str, ...], tuple[tuple[object, ...], bytes]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._texts)
 
-    def get(self, key: tuple[str, ...], version: tuple[object, ...]) -> str | None:
+    def get(self, key: tuple[str, ...], version: tuple[object, ...]) -> bytes | None:
         found = self._texts.get(key)
         if found is None or found[0] != version:
             return None
         self._texts.move_to_end(key)
         return found[1]
 
-    def put(self, key: tuple[str, ...], version: tuple[object, ...], text: str) -> None:
+    def put(self, key: tuple[str, ...], version: tuple[object, ...], text: bytes) -> None:
         old = self._texts.pop(key, None)
         if old is not None:
-            self.chars -= len(old[1])
+            self.size -= len(old[1])
         self._texts[key] = (version, text)
-        self.chars += len(text)
-        while self.chars > self.max_chars and len(self._texts) > 1:
+        self.size += len(text)
+        while self.size > self.max_bytes and len(self._texts) > 1:
             _, (_, evicted) = self._texts.popitem(last=False)
-            self.chars -= len(evicted)
+            self.size -= len(evicted)
 
 
 @dataclass
@@ -242,6 +243,10 @@ class TimelineCache:
         return await self._merge(channel, stored, merging_until)
 
     async def _merge(self, channel: str, stored: Timeline, merging_until: float) -> Timeline:
+        merged = self._merged.get(channel)
+        if merged is not None and time.monotonic() - merged.made_at < self.ttl:
+            merged.merging_until = merging_until  # fresh enough: no lock to take, as in the common case below
+            return merged.timeline
         async with self._locks.hold(f"merge:{channel}"):
             merged = self._merged.get(channel)
             if merged is not None and time.monotonic() - merged.made_at < self.ttl:
@@ -331,14 +336,15 @@ class TimelineCache:
             self._remember(name, time.monotonic(), timeline)
             return timeline
 
-    def rendered(self, key: tuple[str, ...], timeline: Timeline, render: Callable[[], str]) -> tuple[str, bool]:
-        """(text, cache hit) for a manifest of a timeline version.  The version is the
+    def rendered(self, key: tuple[str, ...], timeline: Timeline, render: Callable[[], str]) -> tuple[bytes, bool]:
+        """(UTF-8 text, cache hit) for a manifest of a timeline version: rendered and encoded
+        once per version, then the same bytes for every request.  The version is the
         generation and the time of the write (or of the endpoint's own merge): a program
         deleted and made again under the same locator starts counting generations from 1 again."""
         version = (timeline.generation, timeline.updated)
         cached = self._rendered.get(key, version)
         if cached is not None:
             return cached, True
-        text = render()
+        text = render().encode()
         self._rendered.put(key, version, text)
         return text, False

@@ -104,10 +104,24 @@ def sign(*, key: bytes, key_id: str, scope: str, expires: int) -> str:
     return f"{key_id}.{int(expires)}.{_b64(scope.encode())}.{_signature(key, key_id, int(expires), scope)}"
 
 
-def verify(token: str | None, path: str, now: float, keys: Mapping[str, bytes]) -> Decision:
-    """Whether ``token`` lets its bearer fetch ``path`` at ``now`` (Unix seconds) under ``keys``
-    (key id -> key; every key live at once).  The signature is checked before the expiry and the
-    scope are believed, so a forged token learns nothing about which part was wrong."""
+@dataclass(frozen=True)
+class Signed:
+    """What a token whose signature checked out says: who signed it, until when, for what."""
+
+    key_id: str
+    expires: int
+    scope: str
+
+    def decide(self, path: str, now: float) -> Decision:
+        if self.expires <= now:
+            return Decision(False, Reason.EXPIRED, self.key_id)
+        if not in_scope(self.scope, path):
+            return Decision(False, Reason.OUT_OF_SCOPE, self.key_id)
+        return Decision(True, None, self.key_id)
+
+
+def signed_by(token: str | None, keys: Mapping[str, bytes]) -> Signed | Decision:
+    """What ``token`` says if one of ``keys`` signed it, else the refusal."""
     if not token:
         return Decision(False, Reason.MISSING)
     parts = token.split(".") if len(token) <= MAX_TOKEN else []
@@ -124,8 +138,37 @@ def verify(token: str | None, path: str, now: float, keys: Mapping[str, bytes]) 
     expected = _signature(key, key_id, int(expires_text), scope)
     if not hmac.compare_digest(expected.encode(), signature.encode()):
         return Decision(False, Reason.BAD_SIGNATURE)
-    if int(expires_text) <= now:
-        return Decision(False, Reason.EXPIRED, key_id)
-    if not in_scope(scope, path):
-        return Decision(False, Reason.OUT_OF_SCOPE, key_id)
-    return Decision(True, None, key_id)
+    return Signed(key_id, int(expires_text), scope)
+
+
+def verify(token: str | None, path: str, now: float, keys: Mapping[str, bytes]) -> Decision:
+    """Whether ``token`` lets its bearer fetch ``path`` at ``now`` (Unix seconds) under ``keys``
+    (key id -> key; every key live at once).  The signature is checked before the expiry and the
+    scope are believed, so a forged token learns nothing about which part was wrong."""
+    signed = signed_by(token, keys)
+    return signed.decide(path, now) if isinstance(signed, Signed) else signed
+
+
+class Verifier:
+    """``verify`` under fixed ``keys``, checking each token's signature once: a player sends the
+    same token with every playlist and segment request, and the HMAC and the decoding were a
+    good part of a signed request's cost.  Only tokens whose signature checked out are
+    remembered (a forger cannot fill the memory), at most ``remember`` of them, forgotten all at
+    once when it is full; the expiry and the scope are judged on every request."""
+
+    def __init__(self, keys: Mapping[str, bytes], *, remember: int = 4096) -> None:
+        self.keys = dict(keys)
+        self.remember = remember
+        self._signed: dict[str, Signed] = {}
+
+    def verify(self, token: str | None, path: str, now: float) -> Decision:
+        signed = self._signed.get(token) if token else None
+        if signed is None:
+            found = signed_by(token, self.keys)
+            if not isinstance(found, Signed):
+                return found
+            assert token  # only a token can check out
+            if len(self._signed) >= self.remember:
+                self._signed.clear()
+            signed = self._signed[token] = found
+        return signed.decide(path, now)

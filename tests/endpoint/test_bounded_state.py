@@ -70,11 +70,11 @@ async def test_a_lock_lives_only_while_a_read_holds_or_waits_for_it():
 
 
 def test_rendered_manifests_stay_within_their_size():
-    rendered = RenderedManifests(max_chars=10_000)
+    rendered = RenderedManifests(max_bytes=10_000)
     for n in range(1000):
-        rendered.put(("news", "hls", f"host-{n}"), (1,), "x" * 900)
-    assert rendered.chars <= 10_000 and len(rendered) == 11
-    assert rendered.get(("news", "hls", "host-999"), (1,)) == "x" * 900
+        rendered.put(("news", "hls", f"host-{n}"), (1,), b"x" * 900)
+    assert rendered.size <= 10_000 and len(rendered) == 11
+    assert rendered.get(("news", "hls", "host-999"), (1,)) == b"x" * 900
     assert rendered.get(("news", "hls", "host-999"), (2,)) is None  # another version of the timeline
     assert rendered.get(("news", "hls", "host-0"), (1,)) is None
 
@@ -94,6 +94,6 @@ async def test_made_up_host_headers_and_names_do_not_grow_the_endpoint(monkeypat
             assert response.status == 404
             response = await client.get(f"/p{n}/manifest.m3u8")
             assert response.status == 404
-        assert cache._rendered.chars <= 20_000
+        assert cache._rendered.size <= 20_000
         assert len(cache._misses) <= 20
         assert len(cache._locks) == 0

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kubecast.media.tokens import Reason, check_scope, in_scope, sign, verify
+from kubecast.media.tokens import Reason, Verifier, check_scope, in_scope, sign, verify
 
 KEYS = {"k1": b"first secret key", "k2": b"second secret key"}
 NOW = 1_800_000_000
@@ -113,3 +113,27 @@ def test_bad_key_ids_and_empty_keys_are_refused():
 
 def test_unknown_scope_kind_opens_nothing():
     assert not in_scope("other:/", "/live/demo/index.m3u8")
+
+
+def test_the_verifier_checks_a_signature_once_and_judges_expiry_and_scope_every_time(monkeypatch):
+    import kubecast.media.tokens as tokens
+
+    token = sign(key=KEYS["k1"], key_id="k1", scope="channel:news", expires=NOW + 60)
+    others = [sign(key=KEYS["k1"], key_id="k1", scope="channel:news", expires=NOW + 60 + n) for n in range(1, 4)]
+    checked = []
+    real = tokens._signature
+    monkeypatch.setattr(tokens, "_signature", lambda *args: checked.append(args[1]) or real(*args))
+    verifier = Verifier(KEYS, remember=2)
+    for path in ("/live/news/index.m3u8", "/live/news/v720/1.m4s", "/live/news/v720/2.m4s"):
+        assert verifier.verify(token, path, NOW).allowed
+    assert checked == ["k1"], "one HMAC for the three requests"
+    assert verifier.verify(token, "/live/sport/index.m3u8", NOW).reason is Reason.OUT_OF_SCOPE
+    assert verifier.verify(token, "/live/news/index.m3u8", NOW + 60).reason is Reason.EXPIRED
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    for _ in range(3):
+        assert verifier.verify(forged, "/live/news/index.m3u8", NOW).reason is Reason.BAD_SIGNATURE
+    assert checked == ["k1"] * 4, "a forged token is checked every time: it is never remembered"
+    for other in others:
+        assert verifier.verify(other, "/live/news/index.m3u8", NOW).allowed
+    assert len(verifier._signed) <= 2, "bounded"
+    assert verifier.verify(token, "/live/news/index.m3u8", NOW) == verify(token, "/live/news/index.m3u8", NOW, KEYS)
