@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from .common import API_VERSION, Cidr, Name, NamedResource, NameRules, ObjectMeta, SecretKeyRef, WireModel
 from .presets import PRESETS
@@ -242,6 +242,35 @@ class Preview(WireModel):
     )
 
 
+ISO_DURATION = r"^P([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$"
+
+
+class Slate(WireModel):
+    """What the encoders show while the contribution is lost (Azure Media Services' slate)."""
+
+    after: str = Field(
+        default="PT2S",
+        pattern=ISO_DURATION,
+        description="ISO-8601 duration: once the contribution has been lost for this long, the encoders carry the "
+        "timeline on with a card showing the channel's name, and silence, until it returns.",
+    )
+
+    @field_validator("after")
+    @classmethod
+    def _after_is_a_duration(cls, value: str) -> str:
+        if not 0 <= parse_iso_duration(value).total_seconds() <= 3600:
+            raise ValueError("slate.after must be between zero and one hour")
+        return value
+
+    @property
+    def after_ms(self) -> int:
+        return int(parse_iso_duration(self.after).total_seconds() * 1000)
+
+
+def _no_default(schema: dict[str, JsonValue]) -> None:
+    schema.pop("default", None)
+
+
 class ChannelSpec(WireModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -249,6 +278,11 @@ class ChannelSpec(WireModel):
                 {
                     "rule": "self.liveWindow >= 3.0 * self.segmentDuration",
                     "message": "liveWindow must hold at least three segments",
+                },
+                {
+                    "rule": "!has(self.slate) || !has(self.encoding) || !has(self.encoding.preset) || "
+                    "self.encoding.preset != 'None'",
+                    "message": "a slate needs live encoding (encoding.preset other than None)",
                 },
             ]
         }
@@ -261,7 +295,7 @@ class ChannelSpec(WireModel):
     )
     idle_timeout: str | None = Field(
         default=None,
-        pattern=r"^P([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$",
+        pattern=ISO_DURATION,
         description="ISO-8601 duration (e.g. PT30M): a running channel without a contribution for this long is "
         "stopped (spec.state becomes Stopped, with an Event). Unset: never.",
     )
@@ -277,6 +311,14 @@ class ChannelSpec(WireModel):
         default=60.0, ge=6.0, le=3600.0, description="Seconds of the live playlist when no program is running."
     )
     preview: Preview = Field(default_factory=Preview)
+    slate: Slate | None = Field(
+        default=None,
+        # No `default: null` in the CRD: the API server would then set the field, and the CEL rule
+        # on the spec would see a slate where none was asked for.
+        json_schema_extra=_no_default,
+        description="Slate on input loss (live-encoded channels): a card and silence in every rendition, on the "
+        "same segment grid, so players keep playing. Unset: the timeline waits for the contribution.",
+    )
     deletion_policy: DeletionPolicy = Field(
         default=DeletionPolicy.RETAIN,
         description="What happens to the stored media when the Channel is deleted: Retain keeps it; Delete removes it "
@@ -314,6 +356,9 @@ class ChannelSpec(WireModel):
     def _window_holds_segments(self) -> "ChannelSpec":
         if self.live_window < 3 * self.segment_duration:
             raise ValueError("liveWindow must hold at least three segments")
+        if self.slate is not None and self.encoding.passthrough:
+            # A card cannot be made in the contribution's own encoding: it would need a new init segment.
+            raise ValueError("a slate needs live encoding (encoding.preset other than None)")
         return self
 
 

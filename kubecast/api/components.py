@@ -122,6 +122,12 @@ class EncoderConfig(WireModel):
     renditions: list[Rendition]  # the ladder to encode, in descending bitrate; empty: pass-through
     x264_preset: str | None  # None: the encoder picks by the ladder's pixel rate
     audio_bitrate: int
+    # spec.slate.after: a contribution lost for this long is followed by the slate; None: no slate
+    # (the manual slate of the control record is shown all the same).
+    slate_after_ms: int | None = None
+    # spec.idleTimeout: the slate runs at most this long (a slate keeps the channel on air, so the
+    # idle time is counted from its end); None: as long as the contribution is lost.
+    slate_limit_ms: int | None = None
 
     @property
     def passthrough(self) -> bool:
@@ -139,6 +145,8 @@ def encoder_config(channel: Channel) -> EncoderConfig:
         renditions=encoding.ladder(),
         x264_preset=encoding.x264_preset,
         audio_bitrate=encoding.audio_bitrate,
+        slate_after_ms=channel.spec.slate.after_ms if channel.spec.slate is not None else None,
+        slate_limit_ms=int(idle * 1000) if (idle := channel.spec.idle_timeout_seconds) is not None else None,
     )
 
 

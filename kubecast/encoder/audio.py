@@ -55,6 +55,45 @@ def epoch_origin(clock: ConnectionClock, segment_duration_ms: int, timescale: in
     return boundary_time(clock.placement.first_segment, segment_duration_ms, timescale)
 
 
+def aac_encoder(bitrate: int) -> av.AudioCodecContext:
+    """The one AAC-LC encoder set-up (48 kHz stereo): the transcoder's and the slate's silence
+    must have the same AudioSpecificConfig, so that they share an init segment."""
+    encoder = av.CodecContext.create("aac", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = SAMPLE_RATE, "stereo", "fltp"
+    encoder.bit_rate = bitrate
+    encoder.time_base = Fraction(1, SAMPLE_RATE)
+    encoder.flags |= av.codec.context.Flags.global_header
+    encoder.open()
+    return encoder
+
+
+def silent_frame(pts: int) -> av.AudioFrame:
+    """One AAC frame's worth of silence at ``pts`` (48 kHz stereo, planar float)."""
+    frame = av.AudioFrame(format="fltp", layout="stereo", samples=AAC_FRAME)
+    for plane in frame.planes:
+        plane.update(bytes(plane.buffer_size))
+    frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, pts, Fraction(1, SAMPLE_RATE)
+    return frame
+
+
+def aac_track(encoder: av.AudioCodecContext, bitrate: int) -> tuple[TrackInfo, bytes]:
+    """The audio track an ``aac_encoder`` makes, and its init segment (once it has encoded)."""
+    assert encoder.extradata is not None  # the AAC encoder's AudioSpecificConfig, there once it encodes
+    asc = bytes(encoder.extradata)
+    init = init_segment_audio(sample_rate=SAMPLE_RATE, channels=2, timescale=SAMPLE_RATE, asc=asc, bitrate=bitrate)
+    info = TrackInfo(
+        id="audio",
+        kind="audio",
+        codecs=aac_codec_string(asc),
+        bandwidth=bitrate,
+        timescale=SAMPLE_RATE,
+        init=layout.init_name(init),
+        sample_rate=SAMPLE_RATE,
+        channels=2,
+    )
+    return info, init
+
+
 class _AudioTrack:
     def __init__(
         self,
@@ -96,18 +135,17 @@ class _AudioTrack:
 
 
 class AudioTranscoder(_AudioTrack):
-    def __init__(self, *, bitrate: int, clock: ConnectionClock, **kwargs: Any) -> None:
+    def __init__(self, *, bitrate: int, clock: ConnectionClock, origin: int | None = None, **kwargs: Any) -> None:
         super().__init__(timescale=SAMPLE_RATE, clock=clock, **kwargs)
+        # After a slate, its audio frame grid: the contribution's first whole frame starts where
+        # the slate's audio ended (the frame before the boundary is dropped), so the audio is as
+        # contiguous as the video, and the players see no discontinuity in one track only.
+        self.origin = origin
         self.bitrate = bitrate
         self.clock = clock
         self.decoder: av.AudioCodecContext | None = None
         self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=SAMPLE_RATE)
-        self.encoder = av.CodecContext.create("aac", "w")
-        self.encoder.sample_rate, self.encoder.layout, self.encoder.format = SAMPLE_RATE, "stereo", "fltp"
-        self.encoder.bit_rate = bitrate
-        self.encoder.time_base = Fraction(1, SAMPLE_RATE)
-        self.encoder.flags |= av.codec.context.Flags.global_header
-        self.encoder.open()
+        self.encoder = aac_encoder(bitrate)
         self.next_pts: int | None = None
         self.out_pts: int | None = None
 
@@ -126,7 +164,10 @@ class AudioTranscoder(_AudioTrack):
             return
         expected = self.clock.media_time(frame.decode_time, frame.timescale, SAMPLE_RATE)
         if self.next_pts is None or abs(expected - self.next_pts) > RESYNC_SAMPLES:
-            self.next_pts = on_frame_grid(expected, epoch_origin(self.clock, self.segment_duration_ms, SAMPLE_RATE))
+            origin = self.origin
+            if origin is None:
+                origin = epoch_origin(self.clock, self.segment_duration_ms, SAMPLE_RATE)
+            self.next_pts = on_frame_grid(expected, origin)
         for decoded in frames:
             for resampled in self.resampler.resample(decoded):
                 if self.out_pts is None:
@@ -139,29 +180,23 @@ class AudioTranscoder(_AudioTrack):
 
     def _handle(self, packet: av.Packet[av.AudioStream]) -> None:
         if self._track is None:
-            assert self.encoder.extradata is not None  # the AAC encoder's AudioSpecificConfig, there once it encodes
-            asc = bytes(self.encoder.extradata)
-            init = init_segment_audio(
-                sample_rate=SAMPLE_RATE, channels=2, timescale=SAMPLE_RATE, asc=asc, bitrate=self.bitrate
-            )
-            self.set_track(
-                TrackInfo(
-                    id="audio",
-                    kind="audio",
-                    codecs=aac_codec_string(asc),
-                    bandwidth=self.bitrate,
-                    timescale=SAMPLE_RATE,
-                    init=layout.init_name(init),
-                    sample_rate=SAMPLE_RATE,
-                    channels=2,
-                ),
-                init,
-            )
+            self.set_track(*aac_track(self.encoder, self.bitrate))
         # Output frames are counted from the first input sample rather than taken from the
         # encoder, whose first packets carry the AAC priming delay as negative times.
         assert self.out_pts is not None  # set with the first input frame, before any packet
         self.emit(self.segmenter.push(TimedSample(self.out_pts, 0, True, bytes(packet))))
         self.out_pts += AAC_FRAME
+
+    def pad_silence(self, until: int) -> None:
+        """Silence from the last sample to ``until`` (48 kHz channel media time): with a slate, the
+        contribution's last segment ends on its boundary, where the slate's first one starts."""
+        while self.next_pts is not None and self.next_pts < until:
+            if self.out_pts is None:
+                self.out_pts = self.next_pts
+            frame = silent_frame(self.next_pts)
+            self.next_pts += AAC_FRAME
+            for packet in self.encoder.encode(frame):
+                self._handle(packet)
 
     def drain(self) -> None:
         for packet in self.encoder.encode(None):

@@ -228,8 +228,10 @@ class LadderVideo:
     def busy_seconds(self) -> float:
         return max((w.busy_seconds for w in self.workers), default=0.0)
 
-    def drain(self) -> None:
-        """Encode everything received; the segments still open stay open for ``finish``."""
+    def drain(self, *, pad: bool = False) -> int | None:
+        """Encode everything received; the segments still open stay open for ``finish``.
+        ``pad``: the last picture is repeated to the end of its segment (a slate follows from the
+        boundary on); returns that boundary's segment number."""
         if self.decoder is not None:
             try:
                 for frame in self.decoder.decode(None):
@@ -238,10 +240,16 @@ class LadderVideo:
                 pass
         if self.grid is None and self._undecided:
             self._arrive(self._undecided.pop(), final=True)
+        boundary = None
+        if pad and self.grid is not None and self._last_slot is not None and self.latest_frame is not None:
+            boundary = self.grid.segment_of(self._last_slot) + 1
+            for slot in range(self._last_slot + 1, self.grid.first_slot(boundary)):
+                self._hand_out(self.latest_frame, slot)
         for worker in self.workers:
             worker.frames.put(None)
         for worker in self.workers:
             worker.join(60)
+        return boundary
 
     def pending_ends(self) -> list[PendingEnd | None]:
         return [w.segmenter.pending for w in self.workers]

@@ -12,6 +12,7 @@ from . import metrics
 from .clock import ChannelClock
 from .publisher import Publisher
 from .session import ContributionSession
+from .slate import SlateWatch
 
 log = logging.getLogger("kubecast.encoder")
 
@@ -27,8 +28,19 @@ class ContributionServer:
         self.stopping = threading.Event()
         self.active: threading.Thread | None = None
         self.active_socket: socket.socket | None = None
+        # Live-encoded channels only: a card in the contribution's own encoding needs a ladder.
+        self.slate = None if config.passthrough else SlateWatch(config=config, publisher=publisher, clock=clock)
 
     def serve(self) -> None:
+        if self.slate is not None:
+            self.slate.start()
+        try:
+            self._serve()
+        finally:
+            if self.slate is not None:
+                self.slate.stop()
+
+    def _serve(self) -> None:
         while not self.stopping.is_set():
             try:
                 sock, peer = self.listener.accept()
@@ -50,7 +62,12 @@ class ContributionServer:
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             session = ContributionSession(
-                config=self.config, publisher=self.publisher, clock=self.clock, sock=sock, peer=peer[0]
+                config=self.config,
+                publisher=self.publisher,
+                clock=self.clock,
+                sock=sock,
+                peer=peer[0],
+                slate=self.slate,
             )
             self.active_socket = sock
             self.active = threading.Thread(target=session.run, name="contribution", daemon=True)

@@ -11,6 +11,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import av
@@ -30,15 +31,17 @@ from kubecast.media.contribution import (
     parse_hello,
 )
 from kubecast.media.cues import TimelineCue
+from kubecast.media.timeline import boundary_time
 from kubecast.storage import IngestInfo
 
 from . import metrics
-from .audio import AudioPassthrough, AudioTranscoder
+from .audio import SAMPLE_RATE, AudioPassthrough, AudioTranscoder
 from .clock import ChannelClock
 from .ladder import LadderVideo, default_x264_preset
 from .passthrough import PassthroughVideos
 from .publisher import Publisher, now_utc
 from .segmenter import epoch_end
+from .slate import SlateWatch
 from .thumbnail import jpeg_thumbnail
 from .timing import VIDEO_TIMESCALE, ConnectionClock
 
@@ -78,9 +81,17 @@ class ConnectionTracks:
 
 class ContributionSession:
     def __init__(
-        self, *, config: EncoderConfig, publisher: Publisher, clock: ChannelClock, sock: socket.socket, peer: str
+        self,
+        *,
+        config: EncoderConfig,
+        publisher: Publisher,
+        clock: ChannelClock,
+        sock: socket.socket,
+        peer: str,
+        slate: SlateWatch | None = None,
     ) -> None:
         self.config = config
+        self.slate = slate
         self.publisher = publisher
         self.clock = clock
         self.sock = sock
@@ -93,6 +104,7 @@ class ContributionSession:
         self._thumbnail_at = 0.0
         self._ignored_renditions: set[int] = set()
         self.ended_info = IngestInfo(connected=False)
+        self._slate_end: int | None = None
         self._heartbeat = Heartbeat("contribution")
         self._early_cues: list[Cue] = []  # before the connection is placed: placed with it
 
@@ -145,6 +157,9 @@ class ContributionSession:
 
     def _encode(self, first_bytes: bytes, protocol: str) -> bool:
         """Encode the contribution; True when it ended with its end-of-stream record."""
+        if self.slate is not None:
+            # The slate ends at the segment under way, before the placement, which starts there.
+            self._slate_end = self.slate.contribution_starts()
         # The channel's media time 0, shared with the other encoder; an older record of ours seeds it.
         start = self.clock.availability_start(now_utc(), fallback=self.publisher.progress.availability_start_time)
         self.publisher.set_availability_start(start)
@@ -184,8 +199,16 @@ class ContributionSession:
                 if not data:
                     return False
         finally:
+            rate = None
             if tracks is not None:
-                tracks.video.drain()
+                if isinstance(tracks.video, LadderVideo):
+                    rate = tracks.video.grid.rate if tracks.video.grid is not None else None
+                    # With a slate, the last segment is filled to its boundary, where the slate starts.
+                    boundary = tracks.video.drain(pad=self.config.slate_after_ms is not None)
+                    if boundary is not None and isinstance(tracks.audio, AudioTranscoder):
+                        tracks.audio.pad_silence(boundary_time(boundary, self.config.segment_duration_ms, SAMPLE_RATE))
+                else:
+                    tracks.video.drain()
                 tracks.audio.drain()
                 # Every track ends at the same segment number and time: a track a few milliseconds
                 # longer than the others would otherwise end with a sliver they do not have.
@@ -196,6 +219,8 @@ class ContributionSession:
                 self.ended_info = self._ingest_info(protocol, tracks.video).model_copy(update={"connected": False})
             else:
                 self.ended_info = IngestInfo(connected=False, protocol=protocol)
+            if self.slate is not None:
+                self.slate.contribution_ends(rate)
 
     def _cue(self, cue: Cue, tracks: ConnectionTracks | None) -> None:
         """An ad marker onto the channel timeline: the ladder forces an IDR at it and lists it when
@@ -228,9 +253,15 @@ class ContributionSession:
     def _place(self, frame: Frame) -> ConnectionClock:
         """Where this connection sits on the channel timeline, decided once, before any track
         sees a frame (it reads and may create the channel's epochs in storage)."""
+        now = now_utc()
+        start = self.publisher.progress.availability_start_time
+        if self._slate_end is not None and start is not None:
+            # Right after the slate, even if its boundary passed while the slate was being finished.
+            end_ms = (self._slate_end + 1) * self.config.segment_duration_ms - 1
+            now = min(now, start + timedelta(milliseconds=end_ms))
         placement = self.clock.place(
             first_timestamp_ms=frame.decode_time * 1000 // frame.timescale,
-            now=now_utc(),
+            now=now,
             last_written=self.publisher.last_written,
         )
         return ConnectionClock(placement)
@@ -257,7 +288,12 @@ class ContributionSession:
                 publish_cue=self.publisher.cue,
                 **common,
             ),
-            AudioTranscoder(bitrate=config.audio_bitrate, clock=clock, **common),
+            AudioTranscoder(
+                bitrate=config.audio_bitrate,
+                clock=clock,
+                origin=self.slate.audio_origin if self.slate is not None and self._slate_end is not None else None,
+                **common,
+            ),
             clock,
         )
 

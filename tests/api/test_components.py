@@ -137,6 +137,8 @@ def test_the_operator_and_local_mode_give_the_encoders_the_same_config(tmp_path:
         "segmentDurationMs": 4000,
         "x264Preset": "veryfast",
         "audioBitrate": 96000,
+        "slateAfterMs": None,
+        "slateLimitMs": None,
     }
     assert [r["name"] for r in in_pods[0]["renditions"]] == [r.name for r in PRESETS["Default1080p"]]
     ports = Ports(

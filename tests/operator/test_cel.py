@@ -141,6 +141,8 @@ VALID = [
     channel(encoding={"preset": "Custom", "renditions": LADDER}),
     channel(encoding={"preset": "None"}),
     channel(segmentDuration=4, liveWindow=12),
+    channel(slate={"after": "PT5S"}),
+    channel(slate={}, encoding={"preset": "Custom", "renditions": LADDER}),
     channel(ingest={"protocols": ["SRT", "CMAF"], "tls": {"secretName": "ingest-tls", "plaintext": True}}),
     endpoint(),
     endpoint("e" * 63),
@@ -175,6 +177,7 @@ INVALID = [
         "rendition names and bitrates must be unique",
     ),
     (channel(segmentDuration=6, liveWindow=12), "liveWindow must hold at least three segments"),
+    (channel(slate={}, encoding={"preset": "None"}), "a slate needs live encoding (encoding.preset other than None)"),
     (
         channel(ingest={"protocols": ["SRT"], "tls": {"secretName": "ingest-tls"}}),
         "tls needs RTMP, FragmentedMP4 or CMAF among the protocols",
