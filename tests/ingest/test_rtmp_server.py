@@ -76,6 +76,12 @@ def jumped_flv(path, *, seconds: float) -> bytes:
 
 
 async def publish(flv: bytes, url: str, *, realtime: bool = False) -> int:
+    code, _ = await publish_saying(flv, url, realtime=realtime)
+    return code
+
+
+async def publish_saying(flv: bytes, url: str, *, realtime: bool = False) -> tuple[int, str]:
+    """ffmpeg's exit code and what it printed (a refused publisher's reason)."""
     pace = ["-re"] if realtime else []
     process = await asyncio.create_subprocess_exec(
         "ffmpeg",
@@ -94,8 +100,8 @@ async def publish(flv: bytes, url: str, *, realtime: bool = False) -> int:
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    await asyncio.wait_for(process.communicate(flv), 60)
-    return process.returncode
+    _, stderr = await asyncio.wait_for(process.communicate(flv), 60)
+    return process.returncode or 0, stderr.decode(errors="replace")
 
 
 def test_the_clock_rule_every_ingest_applies():

@@ -6,7 +6,6 @@ other channels of the same ingest carry on.  The ingest learns the state from th
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from fake_encoder import FakeEncoder
 from helpers import make_contribution_flv
 from test_rtmp_server import publish as publish_flv
+from test_rtmp_server import publish_saying
 from test_srt import publish as publish_srt
 
 from kubecast.api.components import ChannelStates
@@ -35,28 +35,6 @@ def flv(path: Path, seconds: int) -> bytes:
     return make_contribution_flv(path, seconds=seconds, size="160x90")
 
 
-async def rtmp_publish(data: bytes, url: str, *, realtime: bool) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        "ffmpeg",
-        "-v",
-        "error",
-        *(["-re"] if realtime else []),
-        "-f",
-        "flv",
-        "-i",
-        "pipe:0",
-        "-c",
-        "copy",
-        "-f",
-        "flv",
-        url,
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    _, stderr = await asyncio.wait_for(process.communicate(data), 60)
-    return process.returncode or 0, stderr.decode(errors="replace")
-
-
 @pytest.fixture
 async def rtmp():
     fake = FakeEncoder()
@@ -74,7 +52,7 @@ async def test_rtmp_publisher_of_a_stopped_channel_is_refused_with_the_reason(rt
     fake, publications, base = rtmp
     publications.set_stopped(frozenset({"news"}))
     before = stopped_count()
-    code, errors = await rtmp_publish(flv(tmp_path / "in.flv", 1), f"{base}/news/k3y", realtime=False)
+    code, errors = await publish_saying(flv(tmp_path / "in.flv", 1), f"{base}/news/k3y", realtime=False)
     assert code != 0
     assert "channel news is stopped" in errors, errors  # ffmpeg prints the NetStream.Publish error's description
     assert not fake.contributions, "nothing reached the encoder"
@@ -91,7 +69,7 @@ async def test_stopping_a_channel_cuts_off_its_live_rtmp_publisher(rtmp, tmp_pat
     fake, publications, base = rtmp
     data = flv(tmp_path / "long.flv", 8)
     started = time.monotonic()
-    publisher = asyncio.ensure_future(rtmp_publish(data, f"{base}/news/k3y", realtime=True))
+    publisher = asyncio.ensure_future(publish_saying(data, f"{base}/news/k3y", realtime=True))
     await fake.wait(lambda: bool(fake.contributions) and len(fake.frames(0)) > 30, timeout=15)
     publications.set_stopped(frozenset({"news"}))
     code, errors = await publisher
