@@ -140,6 +140,32 @@ def lavfi_source(
     return ["-f", "lavfi", *bound, "-i", f"testsrc2=size={size}:rate=30", "-f", "lavfi", *bound, "-i", tone]
 
 
+def rtmp_publisher(url: str, seconds: int) -> list[str]:
+    """The command line of a real-time ffmpeg publisher: ``seconds`` of the test source as H.264
+    (a key frame every second) and AAC in FLV to ``url``."""
+    return [
+        "ffmpeg",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-re",
+        *lavfi_source(),
+        "-t",
+        str(seconds),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "30",
+        "-c:a",
+        "aac",
+        "-f",
+        "flv",
+        url,
+    ]
+
+
 def make_contribution_flv(path, *, seconds: int, size: str = "320x240") -> bytes:
     """What an encoder sends: H.264 (with B-frames, a key frame every second) + AAC in FLV, by Debian's ffmpeg."""
     subprocess.run(

@@ -11,36 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import Proc, free_port, kubecast, lavfi_source, wait_until
+from helpers import Proc, free_port, kubecast, rtmp_publisher, wait_until
 from media_checks import media_playlist
 
 pytestmark = pytest.mark.e2e
 
 HERE = Path(__file__).parent
-
-
-def publisher(url: str, seconds: int) -> list[str]:
-    return [
-        "ffmpeg",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-re",
-        *lavfi_source(),
-        "-t",
-        str(seconds),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "30",
-        "-c:a",
-        "aac",
-        "-f",
-        "flv",
-        url,
-    ]
 
 
 def channel_processes(work: Path, channel: str) -> list[str]:
@@ -92,7 +68,7 @@ def test_stop_refuses_publishers_freezes_programs_and_start_carries_on(tmp_path)
     try:
         up.wait_for_line(r"Status page:", timeout=90)
         assert len(channel_processes(work, "desk")) == 2, "encoder A and the packager run"
-        first = Proc(publisher(url, 60), name="publisher")
+        first = Proc(rtmp_publisher(url, 60), name="publisher")
         wait_until(lambda: len(media_playlist(program).segments) >= 4, timeout=60, interval=1, what="4 recorded")
 
         def channel(action: str) -> None:
@@ -138,14 +114,14 @@ def test_stop_refuses_publishers_freezes_programs_and_start_carries_on(tmp_path)
         stored = numbers(live)
         assert stored and media_playlist(live).segments
 
-        refused = subprocess.run(publisher(url, 5), capture_output=True, text=True, timeout=60)
+        refused = subprocess.run(rtmp_publisher(url, 5), capture_output=True, text=True, timeout=60)
         assert refused.returncode != 0 and "channel desk is stopped" in refused.stderr, refused.stderr
         up.wait_for_line(r"refused a publish from .*channel desk is stopped", timeout=5)
 
         channel("start")
         up.wait_for_line(r"channel desk: Running", timeout=60)
         assert len(channel_processes(work, "desk")) == 2
-        with Proc(publisher(url, 30), name="publisher again"):
+        with Proc(rtmp_publisher(url, 30), name="publisher again"):
             again = wait_until(
                 lambda: [n for n in numbers(live) if n > max(stored)] or None,
                 timeout=60,

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import pytest
 from drill import Player
-from helpers import Proc, free_port, kubecast, lavfi_source, wait_until
+from helpers import Proc, free_port, kubecast, rtmp_publisher, wait_until
 from media_checks import media_playlist
 
 from kubecast.encoder.card import card_frame, luma_rows
@@ -22,30 +22,6 @@ pytestmark = pytest.mark.e2e
 
 HERE = Path(__file__).parent
 SEGMENT_SECONDS = 1.0
-
-
-def publisher(url: str, seconds: int) -> list[str]:
-    return [
-        "ffmpeg",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-re",
-        *lavfi_source(),
-        "-t",
-        str(seconds),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "30",
-        "-c:a",
-        "aac",
-        "-f",
-        "flv",
-        url,
-    ]
 
 
 def newest(playlist_url: str) -> int:
@@ -88,7 +64,7 @@ def test_the_player_plays_through_the_slate_and_back_to_the_picture(tmp_path):
     player = first = second = None
     try:
         up.wait_for_line(r"Status page:", timeout=90)
-        first = Proc(publisher(url, 9), name="publisher")
+        first = Proc(rtmp_publisher(url, 9), name="publisher")
         wait_until(lambda: len(media_playlist(live).segments) >= 3, timeout=60, interval=0.5, what="3 segments")
         player = Player(f"{base}/preview/studio/")
         player.wait_playing()
@@ -106,7 +82,7 @@ def test_the_player_plays_through_the_slate_and_back_to_the_picture(tmp_path):
             what="six slate segments listed",
         )
         print(f"stall in the slate {player.longest_stall():.2f} at {player.position():.1f}", flush=True)
-        second = Proc(publisher(url, 8), name="publisher")
+        second = Proc(rtmp_publisher(url, 8), name="publisher")
         ended = int(up.wait_for_line(r"slate ended before segment (\d+)", timeout=30).group(1))
         wait_until(lambda: newest(live) >= ended + 3, timeout=30, interval=0.5, what="the picture listed")
         around = media_playlist(live).text  # the playlist across the return, for a failure's message
