@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = ROOT / "tests" / "fuzz"
+TESTS = ROOT / "tests"  # the fixtures the targets share with the tests (timeline_fixtures)
 CORPUS = FUZZ / "corpus"
 
 _STATUS = re.compile(r"^#(\d+)\s+(INITED|DONE|pulse|NEW|REDUCE)\s+cov: (\d+)")
@@ -61,7 +62,7 @@ def child(target: str, libfuzzer_args: list[str]) -> None:
     import atheris
 
     logging.disable(logging.CRITICAL)  # refusals are logged; formatting millions of log lines would be most of the work
-    sys.path.insert(0, str(FUZZ))
+    sys.path[:0] = [str(FUZZ), str(TESTS)]
     with atheris.instrument_imports(include=["kubecast"]):
         import fuzz_targets
     fuzz = fuzz_targets.TARGETS[target]
@@ -142,7 +143,7 @@ def main() -> int:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[4:])
         return 0
-    sys.path.insert(0, str(FUZZ))
+    sys.path[:0] = [str(FUZZ), str(TESTS)]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=1_000_000, help="executions per target")
     parser.add_argument("--targets", default="", help="comma-separated target names (default: all)")

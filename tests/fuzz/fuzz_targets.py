@@ -23,11 +23,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC
-from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from timeline_fixtures import ladder_timeline
 from yarl import URL
 
 from kubecast.api.loader import ManifestError, load_text
@@ -63,9 +62,8 @@ from kubecast.media.mp4 import (
     parse_media_segment,
 )
 from kubecast.media.scte35 import Scte35Error, parse_splice_info, splice_insert_section
-from kubecast.media.timeline import Timeline, TimelineTrack
+from kubecast.media.timeline import Timeline
 from kubecast.media.tokens import sign
-from kubecast.media.tracks import TrackInfo
 from kubecast.storage import ProgramRecord, Store, layout
 
 CHANNEL = "news"
@@ -283,54 +281,7 @@ AVCC = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 
 
 
 def _timeline(state: str) -> Timeline:
-    from datetime import datetime
-
-    start = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-
-    def rows(duration: int, size: int) -> list[Any]:
-        return [[n, n * duration, duration, size, "A", False] for n in range(10, 16)]
-
-    video = TimelineTrack(
-        info=TrackInfo(
-            id="v720",
-            kind="video",
-            codecs="avc1.64001f",
-            bandwidth=3_000_000,
-            timescale=90000,
-            init="init-aa.mp4",
-            width=1280,
-            height=720,
-            frame_rate="30",
-        ),
-        init_source="A",
-        segments=rows(180000, 750_000),
-        average_bandwidth=1_500_000,
-        peak_bandwidth=1_500_000,
-    )
-    audio = TimelineTrack(
-        info=TrackInfo(
-            id="audio",
-            kind="audio",
-            codecs="mp4a.40.2",
-            bandwidth=128_000,
-            timescale=48000,
-            init="init-bb.mp4",
-            sample_rate=48000,
-            channels=2,
-        ),
-        init_source="A",
-        segments=rows(96000, 32_000),
-    )
-    return Timeline(
-        channel=CHANNEL,
-        state=state,
-        updated=start,
-        availability_start_time=start,
-        segment_duration_ms=2000,
-        window_ms=60000,
-        tracks=[video, audio],
-        generation=3,
-    )
+    return ladder_timeline(state=state)  # channel "news", segments 10-15 of 720p, 360p and audio
 
 
 async def _fill(store: Store) -> None:
