@@ -17,6 +17,14 @@ PROGRAMS = "kubecast.io/v1alpha1/programs"
 DEPLOYMENTS = "apps/v1/deployments"
 
 
+def put_stream_key(cluster) -> None:
+    """The Secret ``news-key`` that channel_body()'s stream key refers to, in namespace media."""
+    cluster.objects["v1/secrets", "media", "news-key"] = {
+        "metadata": {"name": "news-key", "namespace": "media"},
+        "data": {"streamKey": "c2VjcmV0"},
+    }
+
+
 def channel_body(ladder_top: int = 3_000_000, key_secret: str = "news-key") -> dict:
     return {
         "apiVersion": "kubecast.io/v1alpha1",

@@ -4,7 +4,18 @@ names its preview URL, and a missing signing-key Secret stalls the endpoint with
 
 import json
 
-from emulator import CHANNELS, DEPLOYMENTS, ENDPOINTS, channel_body, conditions, eventually, exists, obj, operator  # noqa: F401
+from emulator import (  # noqa: F401
+    CHANNELS,
+    DEPLOYMENTS,
+    ENDPOINTS,
+    channel_body,
+    conditions,
+    eventually,
+    exists,
+    obj,
+    operator,
+    put_stream_key,
+)
 
 
 def endpoint_body(secret: str) -> dict:
@@ -17,10 +28,7 @@ def endpoint_body(secret: str) -> dict:
 
 
 async def test_policy_preview_url_and_a_missing_key(cluster):  # noqa: F811
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     cluster.objects["v1/secrets", "media", "url-signing"] = {
         "metadata": {"name": "url-signing", "namespace": "media"},
         "data": {"a": "a2V5"},

@@ -8,7 +8,18 @@ import asyncio
 import json
 
 import pytest
-from emulator import CHANNELS, DEPLOYMENTS, as_user, channel_body, conditions, eventually, obj, operator, path_of
+from emulator import (
+    CHANNELS,
+    DEPLOYMENTS,
+    as_user,
+    channel_body,
+    conditions,
+    eventually,
+    obj,
+    operator,
+    path_of,
+    put_stream_key,
+)
 
 from kubecast.operator.crds import all_crds
 
@@ -47,10 +58,7 @@ def test_kubectl_get_channels_shows_the_phase():
 
 
 async def test_stopping_scales_to_zero_and_the_phase_follows_the_pods(cluster):
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     async with operator():
         await eventually(lambda: obj(cluster, DEPLOYMENTS, "news-packager"), what="the Deployments")
@@ -80,10 +88,7 @@ async def test_stopping_scales_to_zero_and_the_phase_follows_the_pods(cluster):
 
 
 async def test_a_channel_created_stopped_never_gets_pods(cluster):
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     body = channel_body()
     body["spec"]["state"] = "Stopped"
     cluster.objects[CHANNELS, "media", "news"] = body
@@ -110,10 +115,7 @@ async def test_idle_timeout_stops_a_channel_without_contribution_with_an_event(c
 
     store = tmp_path / "store"
     monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     body = channel_body()
     body["spec"]["idleTimeout"] = "PT3S"
     cluster.objects[CHANNELS, "media", "news"] = body
@@ -163,10 +165,7 @@ def control(store) -> dict | None:
 async def test_the_reset_annotation_puts_its_token_where_the_encoders_read_it(cluster, tmp_path, monkeypatch):
     store = tmp_path / "store"
     monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     body = channel_body()
     body["metadata"]["annotations"] = {"kubecast.io/reset": "first"}
     cluster.objects[CHANNELS, "media", "news"] = body

@@ -24,6 +24,7 @@ from emulator import (
     obj,
     operator,
     path_of,
+    put_stream_key,
     roll_out,
 )
 from timeline_fixtures import one_track_timeline
@@ -32,10 +33,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 async def test_channel_gets_its_children_and_becomes_ready(cluster):
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     async with operator():
         await eventually(lambda: obj(cluster, DEPLOYMENTS, "news-packager"), what="the packager Deployment")
@@ -127,10 +125,7 @@ async def test_a_new_ladder_rolls_encoder_a_then_b_on_as_event_and_reconciles_un
     """The emulator bumps a Deployment's generation with each new template, as the API server
     does; the test plays the Deployment controller (status through the API, so the operator's
     watch sees it)."""
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     async with operator():
         await eventually(lambda: obj(cluster, DEPLOYMENTS, "news-packager"), what="the Deployments")
@@ -218,10 +213,7 @@ def write_timeline(store, *, failovers: int, active: str, conditions: list[dict]
 async def test_stream_status_and_failover_events_come_from_the_timeline(cluster, tmp_path, monkeypatch):
     store = tmp_path / "store"
     monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     write_timeline(store, failovers=0, active="A")
     async with operator():
@@ -295,10 +287,7 @@ def packager_conditions() -> list[dict]:
 async def test_a_misaligned_contribution_reaches_the_channel_next_to_ready(cluster, tmp_path, monkeypatch):
     store = tmp_path / "store"
     monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     write_timeline(store, failovers=0, active="A", conditions=packager_conditions())
 
@@ -367,10 +356,7 @@ async def test_a_misaligned_contribution_reaches_the_channel_next_to_ready(clust
 
 
 async def test_a_missing_srt_passphrase_secret_is_reported_by_name(cluster):
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     body = channel_body()
     body["spec"]["ingest"].update(
         {"protocols": ["RTMP", "SRT"], "srt": {"passphraseSecretRef": {"name": "news-srt", "key": "passphrase"}}}
@@ -407,10 +393,7 @@ async def test_a_missing_srt_passphrase_secret_is_reported_by_name(cluster):
 async def test_a_program_is_published_to_the_store_for_its_packager_and_the_endpoints(cluster, tmp_path, monkeypatch):
     store = tmp_path / "store"
     monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     cluster.objects["kubecast.io/v1alpha1/programs", "media", "evening"] = {
         "apiVersion": "kubecast.io/v1alpha1",
@@ -456,10 +439,7 @@ def write_program_timeline(store, *, state: str, numbers: range) -> None:
 async def test_a_programs_recorded_range_and_state_come_from_its_timeline(cluster, tmp_path, monkeypatch, caplog):
     store = tmp_path / "store"
     monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     cluster.objects[PROGRAMS, "media", "evening"] = {
         "apiVersion": "kubecast.io/v1alpha1",
@@ -512,10 +492,7 @@ async def test_a_programs_recorded_range_and_state_come_from_its_timeline(cluste
 
 async def test_a_missing_storage_secret_is_reported_and_clears_when_it_appears(cluster, monkeypatch):
     monkeypatch.setenv("KUBECAST_STORE_SECRET", "kubecast-store")
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     async with operator():
         stalled = await eventually(

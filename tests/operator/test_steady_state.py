@@ -20,6 +20,7 @@ from emulator import (
     exists,
     obj,
     operator,
+    put_stream_key,
     roll_out,
 )
 
@@ -51,10 +52,7 @@ def write_timeline(store: Path, *, last_segment: int, failovers: int = 0) -> Non
 async def test_progress_alone_writes_no_status_and_news_takes_it_along(cluster, tmp_path, monkeypatch):
     store = tmp_path / "store"
     monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     write_timeline(store, last_segment=40)
     status = lambda: obj(cluster, CHANNELS, "news").raw.get("status") or {}  # noqa: E731
@@ -110,10 +108,7 @@ async def test_a_steady_program_and_endpoint_write_nothing_in_ten_minutes_of_ref
     monkeypatch.setenv("KUBECAST_STORE_URL", str(tmp_path / "store"))
     monkeypatch.setattr(endpoint, "REFRESH_SECONDS", 0.2)
     monkeypatch.setattr(program, "REFRESH_SECONDS", 0.2)
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     cluster.objects[ENDPOINTS, "media", "origin"] = endpoint_body()
     cluster.objects[PROGRAMS, "media", "evening"] = program_body()

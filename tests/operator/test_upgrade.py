@@ -14,7 +14,18 @@ from typing import Any
 import helm_python as helm
 import pytest
 import yaml
-from emulator import CHANNELS, DEPLOYMENTS, ENDPOINTS, channel_body, conditions, eventually, obj, operator, roll_out
+from emulator import (
+    CHANNELS,
+    DEPLOYMENTS,
+    ENDPOINTS,
+    channel_body,
+    conditions,
+    eventually,
+    obj,
+    operator,
+    put_stream_key,
+    roll_out,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -71,10 +82,7 @@ async def test_an_operator_upgrade_leaves_live_pods_alone_unless_their_spec_chan
     newer = chart_version(tmp_path, "0.2.0")
     after = rendered(newer, {"image": {"operator": "ghcr.io/kubecast/operator:0.2.0"}}, upgrade=True)
     assert operator_env(before) == operator_env(after), "the chart hands the operator the same settings"
-    cluster.objects["v1/secrets", "media", "news-key"] = {
-        "metadata": {"name": "news-key", "namespace": "media"},
-        "data": {"streamKey": "c2VjcmV0"},
-    }
+    put_stream_key(cluster)
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     cluster.objects[ENDPOINTS, "media", "origin"] = {
         "apiVersion": "kubecast.io/v1alpha1",
