@@ -39,7 +39,7 @@ from pathlib import Path
 from balancer import Balancer
 from drill import Link, Pipeline, Player, seeded
 from helpers import Proc, wait_until
-from media_checks import fetch, media_playlist
+from media_checks import MediaPlaylist, fetch, media_playlist
 
 from kubecast.api import load_paths
 from kubecast.local.programs import publish_programs
@@ -142,8 +142,7 @@ class Poll:
                 self.failures.append(f"{time.monotonic():.1f}: {error}")
                 continue
             if playlist.segments:
-                newest = int(playlist.segments[-1][0].rsplit("/", 1)[1].removesuffix(".m4s"))
-                self.seen.append((time.monotonic(), playlist.media_sequence, newest))
+                self.seen.append((time.monotonic(), playlist.media_sequence, newest_listed(playlist)))
 
 
 @dataclass
@@ -170,8 +169,22 @@ def newest(pipeline: Pipeline) -> int:
     return min(t["segments"][-1][0] for t in pipeline.timeline("cam1")["tracks"] if t["segments"])
 
 
-def served_by(replicas: list[str]) -> dict[str, Served]:
-    """Every listed segment of every rendition, fetched from each replica directly."""
+def newest_listed(playlist: MediaPlaylist) -> int:
+    """The number of the newest segment a media playlist lists (-1: none)."""
+    return int(playlist.segments[-1][0].rsplit("/", 1)[1].removesuffix(".m4s")) if playlist.segments else -1
+
+
+def served_by(replicas: list[str], stored: int) -> dict[str, Served]:
+    """Every listed segment of every rendition, fetched from each replica directly, once every
+    replica lists the ``stored`` newest segment: a replica reads the timeline a moment after the
+    packager writes it, so without that wait the snapshot can end before the faults' last segment."""
+    urls = [f"{base}/live/cam1/{rendition}/index.m3u8" for base in replicas for rendition in RENDITIONS]
+    wait_until(
+        lambda: all(newest_listed(media_playlist(url)) >= stored for url in urls),
+        timeout=20,
+        interval=0.3,
+        what=f"every replica listing segment {stored} of every rendition",
+    )
     result = {}
     for rendition in RENDITIONS:
         served = result[rendition] = Served()
@@ -239,7 +252,8 @@ def run_drill(workdir: Path, freeze_seconds: float, report: Callable[[str], None
         for client, poller in zip((poll, program), pollers):
             client.stop.set()
             poller.join(5)
-        return DrillRun(seed, outcomes, poll, served_by(replicas), program, freeze_seconds)
+        stored = max(outcome.last for outcome in outcomes.values())
+        return DrillRun(seed, outcomes, poll, served_by(replicas, stored), program, freeze_seconds)
     finally:
         poll.stop.set()
         program.stop.set()
