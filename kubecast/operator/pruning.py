@@ -21,13 +21,16 @@ class ChildKind:
 
 
 # The kinds of children that come and go with the spec: the relay's contribution Services and
-# NetworkPolicy, an endpoint's HPA and Ingress.  The others (ConfigMaps, Deployments, the
-# ingest and endpoint Services, PodDisruptionBudgets) are built for every spec under the same
+# NetworkPolicy, an endpoint's HPA and Ingress; and an endpoint's ConfigMaps, whose name changed
+# between versions (``<name>-endpoint-access`` became ``<name>-endpoint-config``), so an upgraded
+# operator deletes the one it no longer builds.  The others (a Channel's ConfigMaps, Deployments,
+# the ingest and endpoint Services, PodDisruptionBudgets) are built for every spec under the same
 # names, so listing them would find nothing to prune.
 CHANNEL_CHILDREN = (ChildKind("v1", "Service"), ChildKind("networking.k8s.io/v1", "NetworkPolicy"))
 ENDPOINT_CHILDREN = (
     ChildKind("autoscaling/v2", "HorizontalPodAutoscaler"),
     ChildKind("networking.k8s.io/v1", "Ingress"),
+    ChildKind("v1", "ConfigMap"),
 )
 CHILDREN_OF = {"Channel": CHANNEL_CHILDREN, "StreamingEndpoint": ENDPOINT_CHILDREN}
 OWNER_LABEL = {"Channel": "kubecast.io/channel", "StreamingEndpoint": "kubecast.io/endpoint"}

@@ -114,7 +114,9 @@ def test_rbac_is_least_privilege():
     assert not any("*" in r["verbs"] or "*" in r["resources"] for r in role["rules"])
     # delete only children it prunes (and a Channel's Deployments under deletionPolicy: Delete)
     deletable = {resource for r in role["rules"] if "delete" in r["verbs"] for resource in r["resources"]}
-    assert deletable == {"services", "deployments", "horizontalpodautoscalers", "ingresses", "networkpolicies"}
+    assert deletable == {
+        "services", "deployments", "horizontalpodautoscalers", "ingresses", "networkpolicies", "configmaps"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

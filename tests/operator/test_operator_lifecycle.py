@@ -325,3 +325,27 @@ async def test_replicas_find_the_peering_objects_the_chart_creates(cluster, watc
         )
         peering = cluster.objects[f"kopf.dev/v1/{plural}", peerings[0]["metadata"].get("namespace"), "kubecast"]
         assert peering.raw.get("status"), "the replica announced itself to its peers"
+
+
+CONFIG_MAPS = "v1/configmaps"
+
+
+async def test_an_upgraded_operator_prunes_the_endpoint_access_config_map_an_earlier_version_wrote(cluster):
+    cluster.objects[ENDPOINTS, "media", "origin"] = endpoint_body()
+    owner = {"apiVersion": "kubecast.io/v1alpha1", "kind": "StreamingEndpoint", "name": "origin", "controller": True}
+    labels = {"app.kubernetes.io/managed-by": "kubecast-operator", "kubecast.io/endpoint": "origin"}
+    for name, uid in (("origin-endpoint-access", "uid-origin"), ("origin-endpoint-other", "uid-earlier")):
+        cluster.objects[CONFIG_MAPS, "media", name] = {
+            "metadata": {
+                "name": name,
+                "namespace": "media",
+                "labels": labels,
+                "ownerReferences": [{**owner, "uid": uid}],
+            },
+            "data": {"access.json": "{}"},
+        }
+    async with operator():
+        await eventually(lambda: gone(cluster, CONFIG_MAPS, "origin-endpoint-access"), what="the old ConfigMap pruned")
+        assert obj(cluster, CONFIG_MAPS, "origin-endpoint-config")
+        assert not gone(cluster, CONFIG_MAPS, "origin-endpoint-config")
+        assert not gone(cluster, CONFIG_MAPS, "origin-endpoint-other"), "another owner's ConfigMap"
