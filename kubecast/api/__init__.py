@@ -12,6 +12,7 @@ from .channel import (
     IngestTls,
     Preview,
     RedundancyMode,
+    stopped_refusal,
 )
 from .common import API_VERSION, GROUP, VERSION, ObjectMeta, SecretKeyRef
 from .endpoint import StreamingEndpoint, StreamingEndpointSpec
@@ -51,4 +52,5 @@ __all__ = [
     "load_paths",
     "load_text",
     "parse_iso_duration",
+    "stopped_refusal",
 ]

@@ -47,6 +47,12 @@ class ChannelState(str, enum.Enum):
     STOPPED = "Stopped"  # no encoder or packager runs; what is stored stays playable
 
 
+def stopped_refusal(channel: str) -> str:
+    """Why a stopped channel takes no publisher: the ingest's refusal locally, and the Channel's
+    status on a cluster (where no ingest pod is left to say it), in the same words."""
+    return f"channel {channel} is stopped: start it to publish"
+
+
 class ServiceType(str, enum.Enum):
     LOAD_BALANCER = "LoadBalancer"
     NODE_PORT = "NodePort"

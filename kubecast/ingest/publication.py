@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from prometheus_client import Counter
 
+from kubecast.api.channel import stopped_refusal
 from kubecast.media.contribution import CodecConfig, Cue, Frame, Hello, Kind
 
 from . import metrics
@@ -121,7 +122,7 @@ class ChannelStopped(Busy):
     """The channel's spec.state is Stopped: it takes no contribution until it is started."""
 
     def __init__(self, channel: str) -> None:
-        super().__init__(f"channel {channel} is stopped: start it to publish")
+        super().__init__(stopped_refusal(channel))
 
 
 class Publications:

@@ -169,3 +169,9 @@ class Packager:
             except asyncio.TimeoutError:
                 pass
         await self.step()  # a final write with the state as the encoders left it
+        try:
+            # A channel stopped on a cluster: the operator turned its Programs' records Stopped
+            # just before this pod was told to go, and no packager is left to freeze them after.
+            await self.programs.step(self.timeline, datetime.now(timezone.utc))
+        except Exception:  # noqa: BLE001 - the next packager of the channel records them
+            log.exception("recording the programs of %s at shutdown failed", self.channel)

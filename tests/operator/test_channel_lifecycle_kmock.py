@@ -11,6 +11,7 @@ import pytest
 from emulator import (
     CHANNELS,
     DEPLOYMENTS,
+    PROGRAMS,
     as_user,
     channel_body,
     conditions,
@@ -181,3 +182,78 @@ async def test_the_reset_annotation_puts_its_token_where_the_encoders_read_it(cl
         assert {
             name: obj(cluster, DEPLOYMENTS, name).raw["spec"]["template"]["metadata"] for name in PARTS
         } == hashes, "a reset restarts no pod"
+
+
+def program_body(name: str, channel: str, state: str = "Running") -> dict:
+    return {
+        "apiVersion": "kubecast.io/v1alpha1",
+        "kind": "Program",
+        "metadata": {"name": name, "namespace": "media", "uid": f"uid-{name}", "generation": 1, "resourceVersion": "1"},
+        "spec": {"channelName": channel, "archiveWindow": "PT1H", "state": state},
+    }
+
+
+def record(store, channel: str, program: str) -> dict | None:
+    path = store / "media" / "channels" / channel / "programs" / program / "program.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+async def test_stopping_a_channel_stops_its_running_programs_before_its_packager_goes(cluster, tmp_path, monkeypatch):
+    """As locally: the channel's running Programs get spec.state Stopped with an Event, and their
+    records in the store turn Stopped before the packager's zero replicas are written (the packager
+    freezes them as it goes); other channels' Programs and a Program created later are left alone."""
+    store = tmp_path / "store"
+    monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
+    put_stream_key(cluster)
+    cluster.objects[CHANNELS, "media", "news"] = channel_body()
+    cluster.objects[PROGRAMS, "media", "evening"] = program_body("evening", "news")
+    cluster.objects[PROGRAMS, "media", "sport"] = program_body("sport", "other")
+    async with operator():
+        await eventually(lambda: obj(cluster, DEPLOYMENTS, "news-packager"), what="the Deployments")
+        for name in PARTS:
+            await controller(cluster, name, pods=1)
+        await eventually(lambda: phase(cluster) == "Running", what="phase Running")
+        await eventually(lambda: (record(store, "news", "evening") or {}).get("state") == "Running", what="published")
+
+        await set_state(cluster, "Stopped", 2)
+        await eventually(lambda: replicas(cluster) == dict.fromkeys(PARTS, 0), what="zero replicas")
+        await eventually(
+            lambda: obj(cluster, PROGRAMS, "evening").raw["spec"]["state"] == "Stopped", what="the Program stopped"
+        )
+        assert record(store, "news", "evening")["state"] == "Stopped"
+        assert obj(cluster, PROGRAMS, "sport").raw["spec"]["state"] == "Running", "another channel's program"
+        requests = list(cluster)
+        stop_patch = next(
+            i
+            for i, r in enumerate(requests)
+            if r.resource and r.resource.plural == "programs" and r.name == "evening" and r.method.value == "PATCH"
+        )
+        zero = next(
+            i
+            for i, r in enumerate(requests)
+            if r.resource
+            and r.resource.plural == "deployments"
+            and r.name == "news-packager"
+            and r.method.value == "PATCH"
+            and (r.data or {}).get("spec", {}).get("replicas") == 0
+        )
+        assert stop_patch < zero, "the program is stopped (record first, then spec) before the packager goes"
+        events = [r for r in requests if r.resource and r.resource.plural == "events" and "ChannelStopped" in r.text]
+        assert len(events) == 1 and events[0].data["involvedObject"]["name"] == "evening"
+        assert "plays on demand" in events[0].data["message"]
+
+        for name in PARTS:
+            await controller(cluster, name, pods=0)
+        await eventually(lambda: phase(cluster) == "Stopped", what="phase Stopped")
+        ready = conditions(cluster, "news")["Ready"]
+        assert ready["message"].startswith("channel news is stopped: start it to publish"), ready
+        # A Program made for the stopped channel waits for its start: not stopped.
+        collection = path_of("later", "programs").rsplit("/", 1)[0]
+        assert await as_user(cluster, "POST", collection, program_body("later", "news")) in (200, 201)
+        await eventually(lambda: (record(store, "news", "later") or {}).get("state") == "Running", what="published")
+        change = {"metadata": {"generation": 3}, "spec": {"liveWindow": 40}}
+        assert await as_user(cluster, "PATCH", path_of(), change) == 200  # a reconcile of the stopped channel
+        await eventually(
+            lambda: obj(cluster, CHANNELS, "news").raw["status"].get("observedGeneration") == 3, what="reconciled"
+        )
+        assert obj(cluster, PROGRAMS, "later").raw["spec"]["state"] == "Running"

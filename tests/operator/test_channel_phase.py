@@ -91,7 +91,30 @@ def test_stopping_names_what_still_runs():
         now=NOW,
     )
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-    assert ready["message"] == "stopping: encoder B still running"
+    assert ready["message"] == "channel news is stopped: start it to publish (stopping: encoder B still running)"
+
+
+def test_a_stopped_channel_says_why_its_publishers_are_refused_as_the_ingest_does():
+    """On a cluster no ingest pod is left to refuse a publisher with a reason: the status gives
+    the reason the ingest gives locally (its RTMP error, HTTP 403 body and log line)."""
+    from kubecast.ingest.publication import ChannelStopped
+
+    status = aggregate_channel(
+        channel("Stopped"),
+        generation=2,
+        deployments=SCALED_DOWN,
+        services={},
+        secret_error=None,
+        previous=None,
+        now=NOW,
+    )
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["message"].startswith(str(ChannelStopped("news")) + " (")
+    assert str(ChannelStopped("news")) == "channel news is stopped: start it to publish"
+    assert health({"metadata": {"name": "news", "generation": 2}, "status": status}) == {
+        "status": "Suspended",
+        "message": ready["message"],
+    }
 
 
 def test_a_missing_secret_stalls_a_stopped_channel_too():

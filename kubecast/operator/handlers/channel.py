@@ -31,6 +31,7 @@ from ..status import (
 )
 from ..status.phase import IDLE_TIMEOUT, idle_stop
 from ..store_io import stored_timeline
+from . import channel_stop
 from .channel_events import status_from_indexes
 from .channel_state import (
     DATA_PLANE_MEMO,
@@ -119,6 +120,8 @@ async def reconcile_channel(
     # than writing a status of its own for each (each write is also a watch event kopf processes:
     # bench/operator_scale.py counts the status writes per Channel).
     async with status_lock(memo):
+        if channel.spec.stopped and newest_status(memo, status).get("phase") != "Stopped":
+            await channel_stop.stop_programs(channel.name, namespace, logger)  # before the zero replicas
         secret_error = await secret_error_of(namespace, channel)
         storage_error = await storage_error_of(namespace)
         applied_states: dict[str, DeploymentState] = {}

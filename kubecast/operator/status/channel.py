@@ -130,7 +130,7 @@ def aggregate_channel(
             ("Stalled", True, STORAGE_SECRET_MISSING, storage_error),
         ]
     elif channel.spec.stopped:
-        entries = stopped_entries(still_running(name, deployments))
+        entries = stopped_entries(name, still_running(name, deployments))
     elif live_encoders and packager:
         redundant = live_encoders == len(INSTANCES)
         if not redundant:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from kubecast.api import Channel
+from kubecast.api import Channel, stopped_refusal
 from kubecast.media.idle import idle_seconds
 from kubecast.media.timeline import Timeline
 
@@ -47,15 +47,19 @@ def still_running(name: str, deployments: Mapping[str, DeploymentState | None]) 
     return running
 
 
-def stopped_entries(running: list[str]) -> list[Entry]:
+def stopped_entries(name: str, running: list[str]) -> list[Entry]:
+    """The conditions of stopped channel ``name``.  Its Ready message says why a publisher is
+    refused in the words the ingest uses locally (``stopped_refusal``): on a cluster no ingest pod
+    is left to say it, a publisher's connection is simply refused, and this is where to look."""
+    refusal = stopped_refusal(name)
     if running:
         return [
-            ("Ready", False, STOPPED, "stopping: " + ", ".join(running) + " still running"),
+            ("Ready", False, STOPPED, f"{refusal} (stopping: " + ", ".join(running) + " still running)"),
             ("Reconciling", True, "Stopping", ""),
             ("Stalled", False, STOPPED, ""),
         ]
     return [
-        ("Ready", False, STOPPED, "the channel is stopped (spec.state): its publishers are refused"),
+        ("Ready", False, STOPPED, f"{refusal} (spec.state Stopped: no ingest pod runs, connections are refused)"),
         ("Reconciling", False, STOPPED, ""),
         ("Stalled", False, STOPPED, ""),
     ]
