@@ -239,6 +239,7 @@ class EndpointConfig(WireModel):
     origin_auth: OriginAuthFile | None = None  # set: only requests carrying the CDN's secret are served
     cross_site_origins: list[Origin] = Field(default_factory=list)  # CORS and the Flash/Silverlight policy files
     content_protection: ContentProtectionConfig | None = None
+    hls_cue_tags: bool = False  # ad breaks also as EXT-X-CUE-OUT/-CONT/-IN in HLS media playlists
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2, exclude_none=True)
@@ -296,4 +297,5 @@ def endpoint_config(
             if protection is not None
             else None
         ),
+        hls_cue_tags=spec.hls_cue_tags,
     )

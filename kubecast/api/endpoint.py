@@ -220,6 +220,11 @@ class StreamingEndpointSpec(WireModel):
         description="Encrypt what is served (HLS AES-128, DASH CENC with ClearKey) with keys from the key-delivery "
         "URL; unset serves in the clear.",
     )
+    hls_cue_tags: bool = Field(
+        default=False,
+        description="Mark ad breaks in HLS media playlists also with EXT-X-CUE-OUT, EXT-X-CUE-OUT-CONT and "
+        "EXT-X-CUE-IN on whole segments, for ad servers that read only those; EXT-X-DATERANGE is always written.",
+    )
 
 
 class StreamingEndpoint(NamedResource):

@@ -26,6 +26,7 @@ from .access import POLICY, ROUTE, TOKEN_PREFIX, AccessPolicy, cors_headers
 from .keydelivery import add_key_routes
 from .live import (
     CHANNEL,
+    HLS_CUE_TAGS,
     OBJECTS,
     SCHEME,
     STORE_KEY,
@@ -254,8 +255,15 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-def make_app(store: Store, *, cache_bytes: int = CACHE_BYTES, protection: Protection | None = None) -> web.Application:
+def make_app(
+    store: Store,
+    *,
+    cache_bytes: int = CACHE_BYTES,
+    protection: Protection | None = None,
+    hls_cue_tags: bool = False,
+) -> web.Application:
     app = web.Application(middlewares=[observe])
+    app[HLS_CUE_TAGS] = hls_cue_tags
     if protection is not None:
         app[PROTECTION] = protection
     app[STORE_KEY] = store

@@ -12,6 +12,7 @@ something other than what was asked for.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import ValidationError
 
@@ -87,11 +88,19 @@ def protection(config: ContentProtectionConfig | None) -> Protection | None:
         raise ConfigError(str(error)) from None
 
 
-def load(path: str | Path) -> tuple[AccessPolicy, Protection | None]:
+class Settings(NamedTuple):
+    """What an endpoint's config makes it do."""
+
+    policy: AccessPolicy
+    protection: Protection | None
+    hls_cue_tags: bool  # ad breaks also as EXT-X-CUE-OUT/-CONT/-IN in HLS media playlists
+
+
+def load(path: str | Path) -> Settings:
     """What the endpoint at ``path``'s config enforces; ConfigError naming what is wrong."""
     try:
         text = Path(path).read_bytes()
     except OSError as error:
         raise ConfigError(error.strerror or str(error)) from None
     config = parse(text)
-    return access_policy(config), protection(config.content_protection)
+    return Settings(access_policy(config), protection(config.content_protection), config.hls_cue_tags)

@@ -17,7 +17,7 @@ from fractions import Fraction
 
 from kubecast.media.timeline import Timeline, TimelineTrack
 
-from .admarkers import daterange_tags
+from .admarkers import cue_tags, daterange_tags
 
 VERSION = 7
 TS_VERSION = 3  # MPEG-TS segments: no EXT-X-MAP, what the oldest HLS devices read
@@ -118,9 +118,12 @@ def media_playlist(
     ts: bool = False,
     start_over: bool = False,
     key_tag: Callable[[int], str] | None = None,
+    cue_out_in: bool = False,
 ) -> str:
     """``key_tag``: the ``EXT-X-KEY`` line in force for a segment number (encrypted renditions);
-    written where it changes.  ``EXT-X-MAP`` comes before it, so the init segment stays clear."""
+    written where it changes.  ``EXT-X-MAP`` comes before it, so the init segment stays clear.
+    ``cue_out_in``: ad breaks also as ``EXT-X-CUE-OUT``/``-CONT``/``-IN`` (the endpoint's
+    ``hlsCueTags``), besides ``EXT-X-DATERANGE``."""
     timescale = track.info.timescale
     rows = track.segments
     target = max(
@@ -143,10 +146,13 @@ def media_playlist(
     current_key = None
     # Ad markers go before the segment their splice falls in (the last ones after the last segment).
     markers = daterange_tags(timeline, timeline.cues)
+    spans = [(Fraction(row.start, timescale), Fraction(row.start + row.duration, timescale)) for row in rows]
+    legacy = cue_tags(timeline.cues, spans) if cue_out_in and timeline.cues else [[] for _ in rows]
     for index, row in enumerate(rows):
-        end = Fraction(row.start + row.duration, timescale)
+        end = spans[index][1]
         while markers and markers[0][0] < end:
             lines.append(markers.pop(0)[1])
+        lines += legacy[index]
         if row.discontinuity and index > 0:
             lines.append("#EXT-X-DISCONTINUITY")
         if key_tag is not None and (tag := key_tag(row.number)) != current_key:

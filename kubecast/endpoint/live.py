@@ -35,6 +35,12 @@ MANIFEST_HITS, MANIFEST_MISSES = metrics.CACHE.labels("hit"), metrics.CACHE.labe
 STORE_KEY = web.AppKey("store", Store)
 TIMELINES = web.AppKey("timelines", TimelineCache)
 OBJECTS = web.AppKey("objects", ObjectCache)
+HLS_CUE_TAGS = web.AppKey("hls_cue_tags", bool)  # the endpoint config's hlsCueTags
+
+
+def cue_out_in(request: web.Request) -> bool:
+    """Whether HLS media playlists also carry EXT-X-CUE-OUT/-IN (the endpoint's hlsCueTags)."""
+    return request.app.get(HLS_CUE_TAGS, False)
 
 
 def not_found(text: str = "not found") -> web.Response:
@@ -108,12 +114,13 @@ async def media_playlist(request: web.Request) -> web.Response:
     over = start_over(request)
     protection = protection_of(request)
     key_tag = protection.key_tag(timeline.channel, keys_path="../keys/") if protection else None
+    legacy = cue_out_in(request)
     return manifest_response(
         request,
         timeline,
         f"m3u8:{track.info.id}:{over}",
         "application/vnd.apple.mpegurl",
-        lambda: hls.media_playlist(timeline, track, start_over=over, key_tag=key_tag),
+        lambda: hls.media_playlist(timeline, track, start_over=over, key_tag=key_tag, cue_out_in=legacy),
     )
 
 
@@ -137,13 +144,14 @@ async def cenc_media_playlist(request: web.Request) -> web.Response:
     scheme = request.match_info["scheme"]
     protection = _scheme_protection(request, scheme)
     lines = (await protection.cenc(timeline.channel)).hls_key_lines(protection.cenc_scheme)
+    legacy = cue_out_in(request)
     over = start_over(request)
     return manifest_response(
         request,
         timeline,
         f"m3u8-{scheme}:{track.info.id}:{over}",
         "application/vnd.apple.mpegurl",
-        lambda: hls.media_playlist(timeline, track, start_over=over, key_tag=lambda _number: lines),
+        lambda: hls.media_playlist(timeline, track, start_over=over, key_tag=lambda _number: lines, cue_out_in=legacy),
     )
 
 

@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         "--config",
         metavar="FILE",
         help="endpoint.json, written from the StreamingEndpoint by the operator or kubecast up: allow-lists, "
-        "trusted proxies, signing keys, origin authentication, cross-site origins, content protection, each "
-        "secret named by the file holding it; without it the endpoint is open and serves in the clear",
+        "trusted proxies, signing keys, origin authentication, cross-site origins, content protection, HLS cue tags, "
+        "each secret named by the file holding it; without it the endpoint is open and serves in the clear",
     )
     parser.add_argument(
         "--liveness-listen",
@@ -46,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     policy: AccessPolicy = AccessPolicy()  # no config: open, in the clear
     protection: Protection | None = None
+    hls_cue_tags = False
     if args.config:
         try:
-            policy, protection = config.load(args.config)
+            policy, protection, hls_cue_tags = config.load(args.config)
         except config.ConfigError as error:
             parser.error(f"--config {args.config}: {error}")
     logging.basicConfig(level=args.log_level, format="%(asctime)s endpoint %(levelname)s %(message)s")
@@ -61,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         heartbeat = liveness.watch_running_loop("endpoint event loop")
-        app = make_app(Store(args.store), cache_bytes=args.cache_mb << 20, protection=protection)
+        app = make_app(
+            Store(args.store), cache_bytes=args.cache_mb << 20, protection=protection, hls_cue_tags=hls_cue_tags
+        )
         install(app, policy)  # even open, it serves the cross-site policy files
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -20,7 +20,17 @@ from kubecast.media.tsmux import TsSample, mux_segment
 from kubecast.storage import layout
 
 from . import hls
-from .live import IMMUTABLE, OBJECTS, cached, manifest_response, serve_bytes, start_over, timeline_of, track_of
+from .live import (
+    IMMUTABLE,
+    OBJECTS,
+    cached,
+    cue_out_in,
+    manifest_response,
+    serve_bytes,
+    start_over,
+    timeline_of,
+    track_of,
+)
 from .protected import aes128_object, protection_of
 
 TS_FILE = re.compile(r"^(\d{1,12})\.ts$")
@@ -49,12 +59,13 @@ async def ts_media_playlist(request: web.Request) -> web.Response:
     over = start_over(request)
     protection = protection_of(request)
     key_tag = protection.key_tag(timeline.channel, keys_path="../../keys/") if protection else None
+    legacy = cue_out_in(request)
     return manifest_response(
         request,
         timeline,
         f"m3u8-ts:{track.info.id}:{over}",
         "application/vnd.apple.mpegurl",
-        lambda: hls.media_playlist(timeline, track, ts=True, start_over=over, key_tag=key_tag),
+        lambda: hls.media_playlist(timeline, track, ts=True, start_over=over, key_tag=key_tag, cue_out_in=legacy),
     )
 
 

@@ -102,6 +102,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     ),
     "StreamingEndpoint.crossSiteOrigins": ({}, {"crossSiteOrigins": ["https://player.example.com"]}),
     "StreamingEndpoint.hostNames": ({}, {"hostNames": ["tv.example.com"]}),
+    "StreamingEndpoint.hlsCueTags": ({}, {"hlsCueTags": True}),
     "StreamingEndpoint.contentProtection.masterKeySecretRef": ({}, {"contentProtection": {"masterKeySecretRef": KEY}}),
     "StreamingEndpoint.contentProtection.keyRotationSegments": (
         {"contentProtection": {"masterKeySecretRef": KEY}},

@@ -685,11 +685,24 @@ def assert_passed_through_fmp4(base: str, archive: bytes) -> None:
         )
 
 
+def tags_before_segments(playlist: str) -> dict[int, list[str]]:
+    """Segment number -> the tags written before its URI."""
+    tags: dict[int, list[str]] = {}
+    pending: list[str] = []
+    for line in playlist.splitlines():
+        if line.startswith("#"):
+            pending.append(line)
+        elif line:
+            tags[int(line.split(".")[0])] = pending
+            pending = []
+    return tags
+
+
 def test_scte35_markers_of_a_playout_stream_reach_hlsjs_and_the_mpd(pipeline):
     """threefive's splice out and back in, carried over UDP into live encoding: each cue lands on
     the frame of its splice time (one IDR there in the segment, boundaries on the grid), hls.js
     surfaces the DATERANGE as metadata at that media time within a frame, and the MPD carries
-    the SCTE-35 EventStream with the section."""
+    the SCTE-35 EventStream with the section; the endpoint's hlsCueTags adds EXT-X-CUE-OUT/-IN."""
     base, store = pipeline["base"], pipeline["work"] / "store" / "channels" / "enc-markers"
     wait_until(
         lambda: b"SCTE35-IN" in fetch(f"{base}/live/enc-markers/v144/index.m3u8"),
@@ -697,8 +710,20 @@ def test_scte35_markers_of_a_playout_stream_reach_hlsjs_and_the_mpd(pipeline):
         interval=1,
         what="both markers in the playlist",
     )
+    playlist = fetch(f"{base}/live/enc-markers/v144/index.m3u8").decode()
     timeline = Timeline.from_json((store / "timeline.json").read_bytes())
     assert [(cue.event_id, cue.out) for cue in timeline.cues] == [(EVENT_ID, True), (EVENT_ID, False)]
+    # The endpoint's hlsCueTags (protocols.yaml): the same break on whole segments, for older ad servers.
+    first, back = (int(cue.seconds // 2) for cue in timeline.cues)
+    assert back - first == 3, "out 1 s into a segment, back 6 s later"
+    tags = tags_before_segments(playlist)
+    assert [line for number in range(first, back + 1) for line in tags[number] if "CUE" in line] == [
+        "#EXT-X-CUE-OUT:6.000",
+        "#EXT-X-CUE-OUT-CONT:ElapsedTime=2.000,Duration=6.000",
+        "#EXT-X-CUE-OUT-CONT:ElapsedTime=4.000,Duration=6.000",
+        "#EXT-X-CUE-IN",
+    ]
+    assert playlist.count("#EXT-X-CUE") == 4
     epoch = json.loads(sorted((store / "clock").glob("epoch-*.json"))[-1].read_text())
     frame = Fraction(1, 30)
     for cue, after in zip(timeline.cues, (SPLICE_OUT, SPLICE_OUT + BREAK)):

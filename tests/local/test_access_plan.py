@@ -65,7 +65,7 @@ def test_the_endpoint_gets_the_policy_and_the_keys_in_private_files(tmp_path):
     path = endpoint.argv[endpoint.argv.index("--config") + 1]
     text = Path(path).read_text()
     assert "the-new-key" not in text and "cdn-secret" not in text and "the-new-key" not in " ".join(endpoint.argv)
-    policy, protection = load(path)
+    policy, protection, _ = load(path)
     assert protection is None
     assert policy.signing_keys == {"k2025": b"the-old-key", "k2026": b"the-new-key"}
     assert (policy.origin_header, policy.origin_secret) == ("X-From-Cdn", b"cdn-secret")
@@ -85,7 +85,7 @@ def test_without_restrictions_the_endpoint_runs_open(tmp_path):
     write_run_files(plan, tmp_path)
     endpoint = next(p for p in plan.processes if p.name == "endpoint")
     assert plan.endpoint_config == EndpointConfig()
-    assert load(endpoint.argv[endpoint.argv.index("--config") + 1]) == (AccessPolicy(), None)
+    assert load(endpoint.argv[endpoint.argv.index("--config") + 1]) == (AccessPolicy(), None, False)
 
 
 def test_a_missing_secret_and_two_endpoints_are_clear_errors(tmp_path):
@@ -101,7 +101,7 @@ def test_sign_makes_urls_the_endpoint_accepts(tmp_path, capsys):
     manifests.write_text(MANIFESTS)
     plan = plan_for(MANIFESTS, tmp_path)
     write_run_files(plan, tmp_path)
-    policy, _ = load(tmp_path / "endpoint.json")
+    policy, _, _ = load(tmp_path / "endpoint.json")
     assert sign_main(["-f", str(manifests), "--ttl", "60", "http://127.0.0.1:8080/live/news/index.m3u8"]) == 0
     url = capsys.readouterr().out.strip()
     assert url.startswith("http://127.0.0.1:8080/t/k2026.") and url.endswith("/live/news/index.m3u8"), (
@@ -173,7 +173,7 @@ def test_the_shipped_protected_example_plans_and_signs(tmp_path, capsys):
     write_run_files(plan_for(example.read_text(), tmp_path), tmp_path)
     assert sign_main(["-f", str(example), "http://127.0.0.1:8080/live/demo/index.m3u8"]) == 0
     token = capsys.readouterr().out.split("/")[4]
-    policy, _ = load(tmp_path / "endpoint.json")
+    policy, _, _ = load(tmp_path / "endpoint.json")
     assert (
         decide(policy, path="/live/demo/index.m3u8", token=token, peer="203.0.113.5", headers={}, now=time.time())
         is None

@@ -85,13 +85,14 @@ def test_local_and_cluster_endpoints_get_the_same_config_and_the_keys_in_files(t
                 "cencScheme": "cbcs",
                 "keyDelivery": {"issuer": "sts", "audience": "kubecast"},
             },
+            "hlsCueTags": False,
         }
     )
     everything = json.dumps(container) + " ".join(argv) + json.dumps(local)
     assert "000102" not in everything and "token-key" not in everything
     assert container["args"][-2:] == ["--config", "/etc/kubecast/endpoint.json"]
     assert not [e for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})], "keys come as files"
-    policy, protection = config.load(argv[argv.index("--config") + 1])
+    policy, protection, _ = config.load(argv[argv.index("--config") + 1])
     assert protection is not None and policy.signing_keys == {}
     assert (protection.rotation_segments, protection.cenc_scheme, protection.jwt) == (
         30,
@@ -203,7 +204,7 @@ def test_the_key_server_its_systems_and_its_credentials_reach_the_endpoint(tmp_p
     credentials = tmp_path / "endpoint-cpix-credentials"
     assert local["contentProtection"]["cpix"]["credentialsFile"] == str(credentials)
     assert "dXNlcjpwYXNz" not in json.dumps(local) and stat.S_IMODE(credentials.stat().st_mode) == 0o600
-    _, protection = config.load(argv[argv.index("--config") + 1])
+    _, protection, _ = config.load(argv[argv.index("--config") + 1])
     server = protection.key_server if protection is not None else None
     assert server is not None and server.url == "https://keys.example.com/speke/v2.0/copyProtection"
     assert [s.value for s in server.systems] == ["Widevine", "PlayReady", "FairPlay"]
@@ -234,3 +235,12 @@ def test_fairplay_needs_cbcs():
         load_text(CPIX_MANIFESTS.replace("cencScheme: cbcs", "cencScheme: cenc"))
     with pytest.raises(ManifestError, match="drmSystems must not repeat"):
         load_text(CPIX_MANIFESTS.replace("[Widevine, PlayReady, FairPlay]", "[Widevine, Widevine]"))
+
+
+def test_hls_cue_tags_reach_the_local_and_the_cluster_endpoint(tmp_path):
+    text = "apiVersion: kubecast.io/v1alpha1\nkind: StreamingEndpoint\nmetadata: {name: default}\n"
+    text += "spec: {hlsCueTags: true}\n"
+    argv, local = local_endpoint(text, tmp_path)
+    _, in_pod = cluster_endpoint(text)
+    assert local["hlsCueTags"] is in_pod["hlsCueTags"] is True
+    assert config.load(argv[argv.index("--config") + 1]).hls_cue_tags

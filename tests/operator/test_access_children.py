@@ -80,6 +80,7 @@ def test_the_endpoint_pods_get_the_policy_and_the_secrets_never_their_values():
         ],
         "originAuth": {"header": "X-From-Cdn", "valueFile": "/var/run/secrets/kubecast/origin-auth"},
         "crossSiteOrigins": ["https://player.example.com"],
+        "hlsCueTags": False,
     }
     deployment = next(c for c in children if c["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
@@ -120,6 +121,7 @@ def test_an_open_endpoint_gets_an_open_config_and_no_secrets():
         "trustedProxies": [],
         "signingKeys": [],
         "crossSiteOrigins": [],
+        "hlsCueTags": False,
     }
     pod = children[1]["spec"]["template"]["spec"]
     assert pod["containers"][0]["args"][-2:] == ["--config", "/etc/kubecast/endpoint.json"]

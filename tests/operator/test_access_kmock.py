@@ -1,6 +1,7 @@
 """The access-control fields through the running operator (kopf against the kmock emulator):
 the endpoint's config ConfigMap carries the Channels' preview allow-lists, the Channel's status
-names its preview URL, and a missing signing-key Secret stalls the endpoint without pods."""
+names its preview URL, ``hlsCueTags`` reaches the endpoint's config, and a missing signing-key
+Secret stalls the endpoint without pods."""
 
 import json
 
@@ -36,7 +37,9 @@ async def test_policy_preview_url_and_a_missing_key(cluster):  # noqa: F811
     channel = channel_body()
     channel["spec"]["preview"] = {"allowedIps": ["192.0.2.0/24"]}
     cluster.objects[CHANNELS, "media", "news"] = channel
-    cluster.objects[ENDPOINTS, "media", "edge"] = endpoint_body("url-signing")
+    edge = endpoint_body("url-signing")
+    edge["spec"]["hlsCueTags"] = True
+    cluster.objects[ENDPOINTS, "media", "edge"] = edge
     body = endpoint_body("absent")
     body["metadata"].update(name="other", uid="uid-other")
     cluster.objects[ENDPOINTS, "media", "other"] = body
@@ -47,6 +50,7 @@ async def test_policy_preview_url_and_a_missing_key(cluster):  # noqa: F811
         document = json.loads(config["data"]["endpoint.json"])
         assert document["previewAllowedIps"] == [{"channel": "news", "allowedIps": ["192.0.2.0/24"]}]
         assert document["signingKeys"] == [{"id": "a", "file": "/var/run/secrets/kubecast/signing-key-a"}]
+        assert document["hlsCueTags"] is True, "the StreamingEndpoint's hlsCueTags reaches its endpoint.json"
         deployment = await eventually(
             lambda: obj(cluster, DEPLOYMENTS, "edge-endpoint"), what="the endpoint Deployment"
         )
