@@ -6,6 +6,7 @@ the test fails, and its output is kept so a failure shows what the program said.
 
 from __future__ import annotations
 
+import array
 import os
 import re
 import signal
@@ -15,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kubecast.local.ports import unclaimed_port
 
@@ -356,3 +357,34 @@ def idr_samples(segment: bytes) -> list[int]:
                 break
             position += 4 + int.from_bytes(data[position : position + 4], "big")
     return found
+
+
+def tone_frequency(frames: list[Any]) -> float:
+    """The frequency of a pure tone in decoded AAC (PyAV frames, planar float as FFmpeg's decoder
+    gives them; the first channel), from its zero crossings."""
+    samples = array.array("f")
+    for frame in frames:
+        assert frame.format.name == "fltp", frame.format.name
+        samples.frombytes(bytes(frame.planes[0])[: frame.samples * 4])
+    crossings = sum(1 for a, b in zip(samples, samples[1:]) if (a < 0) != (b < 0))
+    return crossings / 2 / (len(samples) / frames[0].sample_rate)
+
+
+def languages_ts(path: Path, *, seconds: int, tones: dict[int, str | None]) -> bytes:
+    """ffmpeg's MPEG-TS of ``seconds`` of the test picture and one AAC PID per tone (Hz -> its
+    ISO_639_language_descriptor's language, or None for none), in that order."""
+    inputs = [arg for frequency in tones for arg in lavfi_source(frequency=frequency)[4:]]
+    maps = [arg for index in range(len(tones)) for arg in ("-map", f"{index + 1}:a")]
+    names = [
+        arg
+        for index, language in enumerate(tones.values())
+        if language is not None
+        for arg in (f"-metadata:s:a:{index}", f"language={language}")
+    ]
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", *lavfi_source()[:4], *inputs, "-t", str(seconds), "-map", "0:v", *maps]
+        + ["-c:v", "libx264", "-g", "30", "-c:a", "aac", *names, "-f", "mpegts", str(path)],
+        check=True,
+        timeout=60,
+    )
+    return path.read_bytes()

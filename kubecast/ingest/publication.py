@@ -54,6 +54,9 @@ class Publication:
         self.window_started = time.monotonic()
         self._bytes = metrics.BYTES.labels(channel)
         self._frames: dict[Kind, Counter] = {}
+        # Audio tracks other than 0 whose configuration names a language: another language of the
+        # contribution (an MPEG-TS PID per language), published beside track 0.
+        self._languages: set[int] = set()
 
     def forward(self, record: CodecConfig | Frame | Cue) -> None:
         if isinstance(record, Cue):
@@ -62,7 +65,13 @@ class Publication:
                 link.send(record)
             return
         if record.kind == Kind.AUDIO and record.track != 0:
-            return  # one audio track, the first rendition's: the others repeat it
+            if isinstance(record, CodecConfig):
+                if record.language is not None:
+                    self._languages.add(record.track)
+                else:
+                    self._languages.discard(record.track)
+            if record.track not in self._languages:
+                return  # it repeats track 0 (each rendition of a multi-bitrate publish carries the audio)
         if isinstance(record, CodecConfig):
             self.headers[(record.kind, record.track)] = record
         for link in self.links:
@@ -110,6 +119,10 @@ class Source:
         if self.track == AUDIO_ONLY:
             if record.kind == Kind.AUDIO:
                 self.publication.forward(replace(record, track=0))
+            return
+        if record.kind == Kind.AUDIO and record.track != 0:
+            if self.track == 0:  # the source's own further audio tracks (languages): numbered by the source
+                self.publication.forward(record)
             return
         self.publication.forward(record if record.track == self.track else replace(record, track=self.track))
 

@@ -8,7 +8,7 @@ Closing the connection without ``EndOfStream`` means the contribution broke off;
 encoder then waits for the next one and continues the channel timeline.  The hello line carries
 only facts the encoder reports in its status, never a stream key.
 
-    KUBECAST-CONTRIBUTION 2 {"channel": "demo", "protocol": "RTMP", "session": "…"}\n
+    KUBECAST-CONTRIBUTION 3 {"channel": "demo", "protocol": "RTMP", "session": "…"}\n
 
 Why not FLV, the unit RTMP carries: FLV times are whole milliseconds, so MPEG-TS (90 kHz),
 Smooth (10 MHz) and CMAF (the track's timescale) lost precision on the way, and a CMAF
@@ -18,7 +18,8 @@ rounded.  ``encode_record`` is the one writer of the wire form and ``RecordReade
 
 Wire form (big-endian): each record starts with a one-byte type.
 
-    CONFIG  type=1, kind u8, track u8, size u32, then the configuration bytes
+    CONFIG  type=1, kind u8, track u8, language size u8, size u32, then the language
+            (ASCII, a ``LANGUAGE`` tag; size 0: not stated) and the configuration bytes
     FRAME   type=2, kind u8, track u8, flags u8, timescale u32, decode time i64,
             composition offset i32, duration u32 (0: not known), size u32, then the sample
     END     type=3
@@ -30,16 +31,37 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-MAGIC = b"KUBECAST-CONTRIBUTION 2 "
+MAGIC = b"KUBECAST-CONTRIBUTION 3 "  # 3: a language on CONFIG
 MAX_HELLO = 4096
 MAX_SAMPLE = 8 * 1024 * 1024  # above any sane frame (a 4K intra picture is a few MB): bigger means corrupt
 MAX_CONFIG = 64 * 1024
 MAX_TRACK = 255
 MAX_SECTION = 4096  # a splice_info_section is at most 4095 bytes (12-bit section_length + 3)
+# A language as the manifests write it (HLS LANGUAGE, DASH lang, both inside quotes): a BCP 47
+# primary language subtag (ISO 639-1 or 639-2, as an MPEG-TS ISO_639_language_descriptor names
+# it) with optional subtags.  Anything else is no language at all.
+LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+MAX_LANGUAGE = 35
+
+
+def language_tag(value: str | bytes) -> str | None:
+    """``value`` as a language tag, or None when it is none (empty, ``und``, not a tag)."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    value = value.strip()
+    if len(value) <= 3:  # an ISO 639 code, whose case carries nothing
+        value = value.lower()
+    if len(value) > MAX_LANGUAGE or not LANGUAGE.fullmatch(value) or value == "und":
+        return None
+    return value
 
 
 @dataclass(frozen=True)
@@ -77,8 +99,16 @@ class CodecConfig:
     """A track's decoder configuration; sent before its first frame and again when it changes."""
 
     kind: Kind
-    track: int  # the rendition of a multi-bitrate contribution (audio: always 0)
+    track: int  # video: the rendition of a multi-bitrate contribution; audio: the audio track
     data: bytes
+    # Audio: the track's language (``LANGUAGE``), as the contribution names it.  An audio track
+    # other than 0 is published only with one: without, it repeats track 0 (the audio every
+    # rendition of a multi-bitrate RTMP or Smooth publish carries).
+    language: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.language is not None and language_tag(self.language) != self.language:
+            raise ValueError(f"not a language tag: {self.language!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +158,7 @@ class RecordError(ValueError):
 _CONFIG, _FRAME, _END, _CUE = 1, 2, 3, 4
 _KEYFRAME = 0x01
 _CUE_OUT, _CUE_DURATION = 0x01, 0x02
-_CONFIG_HEADER = struct.Struct(">BBBI")
+_CONFIG_HEADER = struct.Struct(">BBBBI")
 _FRAME_HEADER = struct.Struct(">BBBBIqiII")
 _CUE_HEADER = struct.Struct(">BBIqIIH")
 _END_RECORD = bytes([_END])
@@ -149,7 +179,9 @@ def encode_record(record: Record) -> bytes:
         )
         return header + record.data
     if isinstance(record, CodecConfig):
-        return _CONFIG_HEADER.pack(_CONFIG, record.kind, record.track, len(record.data)) + record.data
+        language = (record.language or "").encode("ascii")
+        header = _CONFIG_HEADER.pack(_CONFIG, record.kind, record.track, len(language), len(record.data))
+        return header + language + record.data
     if isinstance(record, Cue):
         flags = (_CUE_OUT if record.out else 0) | (_CUE_DURATION if record.duration is not None else 0)
         header = _CUE_HEADER.pack(
@@ -215,16 +247,23 @@ class RecordReader:
                 elif record_type == _CONFIG:
                     if len(buf) - start < _CONFIG_HEADER.size:
                         return
-                    _, kind, track, size = _CONFIG_HEADER.unpack_from(buf, start)
+                    _, kind, track, language_size, size = _CONFIG_HEADER.unpack_from(buf, start)
                     config_kind = _kind(kind)
                     if size > MAX_CONFIG:
                         raise RecordError(f"a codec configuration of {size} bytes exceeds the limit")
-                    end = start + _CONFIG_HEADER.size + size
+                    if language_size > MAX_LANGUAGE:
+                        raise RecordError(f"a language of {language_size} bytes exceeds the limit")
+                    body = start + _CONFIG_HEADER.size + language_size
+                    end = body + size
                     if len(buf) < end:
                         return
-                    data = bytes(buf[start + _CONFIG_HEADER.size : end])
+                    raw = bytes(buf[start + _CONFIG_HEADER.size : body])
+                    language = language_tag(raw) if raw else None
+                    if raw and language != raw.decode("ascii", "replace"):
+                        raise RecordError(f"a codec configuration with a malformed language {raw!r}")
+                    data = bytes(buf[body:end])
                     start = end
-                    yield CodecConfig(config_kind, track, data)
+                    yield CodecConfig(config_kind, track, data, language)
                 elif record_type == _CUE:
                     if len(buf) - start < _CUE_HEADER.size:
                         return

@@ -1,5 +1,10 @@
 """MPEG-TS (ISO/IEC 13818-1) demuxing for contribution: H.264 and AAC of the first program.
 
+The first H.264 PID and every AAC PID (up to ``MAX_AUDIO_TRACKS``) are taken: the audio PIDs are
+numbered as tracks in the order the PMT lists them, each with the language its
+ISO_639_language_descriptor names (``audio_tracks``), so a contribution with one audio per
+language keeps them all.
+
 Incremental and pure: ``TsDemuxer.feed`` takes bytes in whatever pieces the network delivers
 (UDP datagrams of 7 packets, an SRT stream, RTP payloads) and returns the complete PES
 frames.  Damage is counted, never raised: a lost sync byte resynchronises on the next two
@@ -49,6 +54,8 @@ SYNC_BYTE = 0x47
 STREAM_TYPE_H264 = 0x1B
 STREAM_TYPE_AAC_ADTS = 0x0F
 STREAM_TYPE_SCTE35 = 0x86
+ISO_639_LANGUAGE_DESCRIPTOR = 0x0A
+MAX_AUDIO_TRACKS = 8  # more AAC PIDs than this in one program is not a contribution
 WRAP = 1 << 33
 MAX_PES = 8 << 20  # a video frame larger than this is damage, not media
 MAX_COMPOSITION = 10 * 90_000  # PTS this far after DTS is a damaged header (B-frame delays are a few frames)
@@ -66,6 +73,15 @@ class PesFrame:
     data: bytes  # Annex B access unit, or one or more ADTS frames
     random_access: bool = False  # the adaptation field's random_access_indicator
     timebase: int = 0  # signalled PCR discontinuities before the frame started
+    track: int = 0  # audio: the PID's place among the program's AAC PIDs
+
+
+@dataclass(frozen=True)
+class AudioTrack:
+    """An AAC PID of the program, as its PMT describes it."""
+
+    track: int  # 0 for the first AAC PID the PMT lists, 1 for the next, ...
+    language: bytes | None  # the ISO_639_language_code of its descriptor, as sent (the ingest judges it)
 
 
 @dataclass
@@ -109,6 +125,17 @@ def _run(firsts: bytes, seconds: bytes, thirds: bytes, index: int, counter: int)
     return low
 
 
+def _language(descriptors: bytes) -> bytes | None:
+    """The first ISO_639_language_code among an elementary stream's descriptors."""
+    index = 0
+    while index + 2 <= len(descriptors):
+        tag, length = descriptors[index], descriptors[index + 1]
+        if tag == ISO_639_LANGUAGE_DESCRIPTOR and length >= 4 and index + 5 <= len(descriptors):
+            return bytes(descriptors[index + 2 : index + 5])
+        index += 2 + length
+    return None
+
+
 def _timestamp(data: bytes, offset: int) -> int:
     b = data[offset : offset + 5]
     return ((b[0] >> 1) & 0x07) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
@@ -149,6 +176,7 @@ class TsDemuxer:
         self._pmt_pid: int | None = None
         self._pcr_pid: int | None = None
         self.streams: dict[int, str] = {}  # PID -> "video" | "audio"
+        self.audio_tracks: dict[int, AudioTrack] = {}  # audio PID -> its track and language
         self._continuity: dict[int, int] = {}
         self._pes: dict[int, _Pes] = {}
         self._unwrap = _Unwrap()
@@ -336,18 +364,24 @@ class TsDemuxer:
         info_length = (section[10] & 0x0F) << 8 | section[11]
         index = 12 + info_length
         streams: dict[int, str] = {}
+        audio: dict[int, AudioTrack] = {}
         section_pids: set[int] = set()
         while index + 5 <= len(section):
             stream_type = section[index]
             pid = (section[index + 1] & 0x1F) << 8 | section[index + 2]
             es_length = (section[index + 3] & 0x0F) << 8 | section[index + 4]
-            kind = {STREAM_TYPE_H264: "video", STREAM_TYPE_AAC_ADTS: "audio"}.get(stream_type)
-            if kind and kind not in streams.values():
-                streams[pid] = kind
-            elif stream_type == STREAM_TYPE_SCTE35 and pid not in streams:
+            if pid in streams or pid in section_pids:
+                pass  # a PID listed twice: its first entry stands
+            elif stream_type == STREAM_TYPE_H264 and "video" not in streams.values():
+                streams[pid] = "video"
+            elif stream_type == STREAM_TYPE_AAC_ADTS and len(audio) < MAX_AUDIO_TRACKS:
+                streams[pid] = "audio"
+                audio[pid] = AudioTrack(len(audio), _language(section[index + 5 : index + 5 + es_length]))
+            elif stream_type == STREAM_TYPE_SCTE35:
                 section_pids.add(pid)
             index += 5 + es_length
         self.streams = streams
+        self.audio_tracks = audio
         self.sections.pids = section_pids
 
     def _pes_payload(self, pid: int, start: bool, random_access: bool, payload: bytes, frames: list[PesFrame]) -> None:
@@ -380,6 +414,9 @@ class TsDemuxer:
             self.stats.dropped_frames += 1
             return
         frame.timebase = pes.timebase
+        if pes.kind == "audio":
+            known = self.audio_tracks.get(pid)
+            frame.track = known.track if known is not None else 0
         frames.append(frame)
 
     @staticmethod

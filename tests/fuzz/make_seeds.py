@@ -210,6 +210,7 @@ def media(work: Path) -> None:
 
     ffmpeg("-i", str(clip), "-c", "copy", "-f", "mpegts", str(work / "clip.ts"))
     write("mpegts", "ffmpeg.ts", (work / "clip.ts").read_bytes())
+    languages(work)
     write("rtp", "ffmpeg-rtp-mpegts", rtp_capture(clip))
     gstreamer(work)
 
@@ -270,6 +271,22 @@ URLS = [
     "/live/news/%2e%2e/secret",
     "/live/news/v720/..%2f..%2fsecret.txt",
 ]
+
+
+def languages(work: Path) -> None:
+    """A TS with an AAC PID per language (each with its ISO_639_language_descriptor), cut to its
+    tables and the first audio of both PIDs."""
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc=size=96x64:rate=10:duration=1",
+        *[arg for frequency in (440, 1000) for arg in ("-f", "lavfi", "-i", f"sine=frequency={frequency}:duration=1")],
+        "-map", "0:v", "-map", "1:a", "-map", "2:a", *CLIP[8:],
+        "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=spa",
+        "-f", "mpegts", str(work / "languages.ts"),
+    )  # fmt: skip
+    data = (work / "languages.ts").read_bytes()
+    packets = [data[offset : offset + 188] for offset in range(0, len(data), 188)]
+    wanted = [p for p in packets if (p[1] & 0x1F) << 8 | p[2] in (0, 0x1000, 0x101, 0x102)]
+    write("mpegts", "ffmpeg-languages.ts", b"".join(wanted))
 
 
 def text() -> None:

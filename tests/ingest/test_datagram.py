@@ -7,14 +7,14 @@ import subprocess
 
 import pytest
 from fake_encoder import FakeEncoder
-from helpers import lavfi_source
+from helpers import languages_ts, lavfi_source
 from ts_packets import PMT_PID, pmt
 
 from kubecast.ingest import metrics
 from kubecast.ingest.config import ChannelRoute
 from kubecast.ingest.mpegts.datagram import DatagramIngest
 from kubecast.ingest.publication import Publications
-from kubecast.media.contribution import Kind
+from kubecast.media.contribution import CodecConfig, Kind
 
 DATAGRAM = 7 * 188
 A, B = ("192.0.2.10", 4000), ("192.0.2.11", 4000)
@@ -94,6 +94,23 @@ async def test_plain_udp_reaches_the_encoder_as_frames_and_ends_after_silence(en
     assert fake.hello().protocol == "UDP"
     tags = fake.frames()
     assert sum(t.kind == Kind.VIDEO for t in tags) >= 55 and sum(t.kind == Kind.AUDIO for t in tags) >= 90
+
+
+async def test_audio_pids_that_name_a_language_reach_the_encoder_as_tracks_and_one_without_does_not(encoder, tmp_path):
+    fake, address = encoder
+    ts = languages_ts(tmp_path / "languages.ts", seconds=2, tones={440: "eng", 1000: "spa", 2500: None})
+    ingest = ingest_for(address)
+    for datagram in datagrams(ts):
+        ingest.datagram_received(datagram, A)
+    await fake.wait(lambda: fake.contributions)
+    ingest.last_datagram -= 1
+    ingest.check_idle()
+    await fake.wait(lambda: fake.ended == 1)
+    configs = [r for r in fake.records() if isinstance(r, CodecConfig) and r.kind == Kind.AUDIO]
+    assert {(c.track, c.language) for c in configs} == {(0, "eng"), (1, "spa")}  # (the link replays them)
+    audio = [t for t in fake.frames() if t.kind == Kind.AUDIO]
+    assert {t.track for t in audio} == {0, 1}, "the PID without a language repeats nothing and is not sent"
+    assert abs(sum(t.track == 0 for t in audio) - sum(t.track == 1 for t in audio)) <= 2
 
 
 async def test_rtp_lost_datagrams_are_counted_and_a_second_sender_is_ignored(encoder, transport_stream):

@@ -7,7 +7,7 @@ import subprocess
 
 import av
 import pytest
-from helpers import inject_scte35, lavfi_source, threefive_splice_insert
+from helpers import inject_scte35, languages_ts, lavfi_source, threefive_splice_insert, tone_frequency
 
 from kubecast.ingest.cues import CueGate
 from kubecast.ingest.mpegts.ts import TimestampJump, TsContribution
@@ -298,3 +298,36 @@ def test_splices_in_the_past_or_far_ahead_are_refused():
     assert gate.timed(Cue(90_000, int(9.5 * 90_000), True, None, 1, b""), now=now, what="splice") is not None
     assert gate.timed(Cue(90_000, 14 * 90_000, True, None, 1, b""), now=now, what="splice") is not None
     assert [reason for reason, _ in gate.refusals] == ["past", "ahead"]
+
+
+@pytest.fixture(scope="module")
+def languages(tmp_path_factory) -> bytes:
+    """English at 440 Hz, Spanish at 1000 Hz and a PID at 2500 Hz that names no language."""
+    path = tmp_path_factory.mktemp("ts") / "languages.ts"
+    return languages_ts(path, seconds=SECONDS, tones={440: "eng", 1000: "spa", 2500: None})
+
+
+def test_each_aac_pid_is_an_audio_track_with_the_language_its_pmt_names(languages):
+    contribution, records = convert(languages, chunk_sizes=(1, 188, 1316, 4000))
+    assert contribution.stats.dropped_frames == 0
+    configs = [r for r in records if isinstance(r, CodecConfig) and r.kind == Kind.AUDIO]
+    assert [(c.track, c.language) for c in configs] == [(0, "eng"), (1, "spa"), (2, None)]
+    tones = {}
+    for config in configs:
+        frames = [r for r in frames_of(records, Kind.AUDIO) if r.track == config.track]
+        assert abs(len(frames) - SECONDS * 48000 / 1024) <= 2 and frames[0].decode_time < 90_000 // 10
+        assert all(b.decode_time - a.decode_time == 1920 for a, b in zip(frames, frames[1:])), "each in order"
+        decoder = av.CodecContext.create("aac", "r")
+        decoder.extradata = config.data
+        decoded = [f for frame in frames for f in decoder.decode(av.Packet(frame.data))]
+        tones[config.track] = tone_frequency(decoded[4:])
+    assert tones == pytest.approx({0: 440, 1: 1000, 2: 2500}, rel=0.02), "each track its own audio"
+    assert decode(records)[0] == 30 * SECONDS
+
+
+def test_a_ts_with_one_audio_pid_still_has_one_track_and_no_language(transport_stream):
+    _, records = convert(transport_stream)
+    assert {(r.track, r.language) for r in records if isinstance(r, CodecConfig) and r.kind == Kind.AUDIO} == {
+        (0, None)
+    }
+    assert {r.track for r in frames_of(records, Kind.AUDIO)} == {0}

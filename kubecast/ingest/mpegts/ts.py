@@ -9,13 +9,14 @@ backwards or far ahead (``kubecast.ingest.timestamps``) ends the contribution
 discontinuity, instead of misplacing media by hours.  A time base change the encoder signals
 (a PCR discontinuity, ``kubecast.media.mpegts``) is no jump: the media carries on seamlessly.
 SCTE-35 sections become ``Cue`` records on the same clock as the frames (``kubecast.ingest.cues``
-judges them).
+judges them).  Each AAC PID is an audio track (``PesFrame.track``); its configuration names the
+language the PMT gives it (``CodecConfig.language``, None when the descriptor is absent or no tag).
 """
 
 from __future__ import annotations
 
 from kubecast.media.adts import SAMPLES_PER_FRAME, split_adts
-from kubecast.media.contribution import CodecConfig, Cue, Frame, Kind
+from kubecast.media.contribution import CodecConfig, Cue, Frame, Kind, language_tag
 from kubecast.media.h264 import (
     NAL_PPS,
     NAL_SPS,
@@ -43,7 +44,7 @@ class TsContribution:
     def __init__(self) -> None:
         self.demuxer = TsDemuxer()
         self.avcc: bytes | None = None
-        self.audio_config: bytes | None = None
+        self.audio_configs: dict[int, CodecConfig] = {}  # audio track -> its configuration
         self.origin: int | None = None  # 90 kHz ticks of time 0
         self.clock = TimestampGuard()
         self.waiting_for_parameters = 0  # video frames before the first SPS/PPS (skipped)
@@ -141,13 +142,20 @@ class TsContribution:
     def _audio(self, frame: PesFrame, tags: list[Record]) -> None:
         adts, damaged = split_adts(frame.data)
         self.audio_damage += damaged
+        track = frame.track
+        described = next((t for t in self.demuxer.audio_tracks.values() if t.track == track), None)
+        language = language_tag(described.language) if described and described.language else None
+        # Each track keeps its own clock check: two tracks' frames interleave, each in order.
+        clock_kind = "audio" if track == 0 else f"audio {track}"
         for index, aac in enumerate(adts):
             ticks = frame.pts + index * SAMPLES_PER_FRAME * TS_TIMESCALE // aac.sample_rate
-            time = self._time("audio", ticks)
-            if aac.config != self.audio_config:
-                self.audio_config = aac.config
-                tags.append(CodecConfig(Kind.AUDIO, 0, aac.config))
+            time = self._time(clock_kind, ticks)
+            config = self.audio_configs.get(track)
+            if config is None or config.data != aac.config or config.language != language:
+                config = self.audio_configs[track] = CodecConfig(Kind.AUDIO, track, aac.config, language)
+                tags.append(config)
             # A frame's duration in 90 kHz ticks is whole at 48 kHz (1920), not at 44.1 kHz: then unknown.
             duration, rest = divmod(SAMPLES_PER_FRAME * TS_TIMESCALE, aac.sample_rate)
-            tags.append(Frame(Kind.AUDIO, 0, TS_TIMESCALE, time, 0, None if rest else duration, True, aac.payload))
-            self._next["audio"] = ticks + SAMPLES_PER_FRAME * TS_TIMESCALE // aac.sample_rate
+            tags.append(Frame(Kind.AUDIO, track, TS_TIMESCALE, time, 0, None if rest else duration, True, aac.payload))
+            if track == 0:  # the time base shift is the first track's (every track moves with it)
+                self._next["audio"] = ticks + SAMPLES_PER_FRAME * TS_TIMESCALE // aac.sample_rate
