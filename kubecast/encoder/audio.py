@@ -1,7 +1,11 @@
 """Audio: decoded once, resampled to 48 kHz stereo and encoded once to AAC-LC for every
 rendition; or passed through unchanged.  Timestamps are running sample counts anchored at the
 first frame, so audio segments are continuous to the sample whatever jitter the contribution's
-timestamps carry (RTMP's are whole milliseconds)."""
+timestamps carry (RTMP's are whole milliseconds).
+
+A contribution with several languages (an MPEG-TS with an AAC PID per language) has one such
+track per language, each on the same frame grid and segment numbers: ``audio`` for the first,
+``audio-<n>`` for the contribution's audio track n (``audio_track_id``), each with its language."""
 
 from __future__ import annotations
 
@@ -76,13 +80,32 @@ def silent_frame(pts: int) -> av.AudioFrame:
     return frame
 
 
-def aac_track(encoder: av.AudioCodecContext, bitrate: int) -> tuple[TrackInfo, bytes]:
+def audio_track_id(track: int) -> str:
+    """The output track of the contribution's audio track ``track`` (0: ``audio``, as ever)."""
+    return "audio" if track == 0 else f"audio-{track}"
+
+
+def _mdhd_language(language: str | None) -> str:
+    """The init segment's media language: ISO 639-2/T codes only (the box holds three letters)."""
+    return language if language is not None and len(language) == 3 else "und"
+
+
+def aac_track(
+    encoder: av.AudioCodecContext, bitrate: int, *, track_id: str = "audio", language: str | None = None
+) -> tuple[TrackInfo, bytes]:
     """The audio track an ``aac_encoder`` makes, and its init segment (once it has encoded)."""
     assert encoder.extradata is not None  # the AAC encoder's AudioSpecificConfig, there once it encodes
     asc = bytes(encoder.extradata)
-    init = init_segment_audio(sample_rate=SAMPLE_RATE, channels=2, timescale=SAMPLE_RATE, asc=asc, bitrate=bitrate)
+    init = init_segment_audio(
+        sample_rate=SAMPLE_RATE,
+        channels=2,
+        timescale=SAMPLE_RATE,
+        asc=asc,
+        bitrate=bitrate,
+        language=_mdhd_language(language),
+    )
     info = TrackInfo(
-        id="audio",
+        id=track_id,
         kind="audio",
         codecs=aac_codec_string(asc),
         bandwidth=bitrate,
@@ -90,6 +113,7 @@ def aac_track(encoder: av.AudioCodecContext, bitrate: int) -> tuple[TrackInfo, b
         init=layout.init_name(init),
         sample_rate=SAMPLE_RATE,
         channels=2,
+        language=language,
     )
     return info, init
 
@@ -103,7 +127,11 @@ class _AudioTrack:
         timescale: int,
         publish_track: PublishTrack,
         publish_segment: PublishSegment,
+        track_id: str = "audio",
+        language: str | None = None,
     ) -> None:
+        self.track_id = track_id
+        self.language = language
         self.timescale = timescale
         self.segment_duration_ms = segment_duration_ms
         self.segmenter = TrackSegmenter(
@@ -122,7 +150,7 @@ class _AudioTrack:
             if not self._published and self._track is not None:
                 self.publish_track(*self._track)
                 self._published = True
-            self.publish_segment("audio", segment)
+            self.publish_segment(self.track_id, segment)
 
     def drain(self) -> None:
         """Encode everything received; the segment still open stays open for ``finish``."""
@@ -149,7 +177,9 @@ class AudioTranscoder(_AudioTrack):
         self.next_pts: int | None = None
         self.out_pts: int | None = None
 
-    def configure(self, asc: bytes) -> None:
+    def configure(self, asc: bytes, language: str | None = None) -> None:
+        if self._track is None:  # the track is described at its first packet, in the language known then
+            self.language = language or self.language
         self.decoder = av.CodecContext.create("aac", "r")
         self.decoder.extradata = asc
 
@@ -180,7 +210,7 @@ class AudioTranscoder(_AudioTrack):
 
     def _handle(self, packet: av.Packet[av.AudioStream]) -> None:
         if self._track is None:
-            self.set_track(*aac_track(self.encoder, self.bitrate))
+            self.set_track(*aac_track(self.encoder, self.bitrate, track_id=self.track_id, language=self.language))
         # Output frames are counted from the first input sample rather than taken from the
         # encoder, whose first packets carry the AAC priming delay as negative times.
         assert self.out_pts is not None  # set with the first input frame, before any packet
@@ -204,19 +234,36 @@ class AudioTranscoder(_AudioTrack):
 
 
 class AudioPassthrough(_AudioTrack):
-    def __init__(self, *, clock: ConnectionClock, segment_duration_ms: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        clock: ConnectionClock,
+        segment_duration_ms: int,
+        track_id: str = "audio",
+        language: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.clock = clock
-        self.kwargs = dict(segment_duration_ms=segment_duration_ms, **kwargs)
+        self.track_id, self.language = track_id, language  # known before configure() sets up the rest
+        self.kwargs = dict(segment_duration_ms=segment_duration_ms, track_id=track_id, language=language, **kwargs)
         self.next_pts: int | None = None
         self.configured = False
 
-    def configure(self, asc: bytes) -> None:
+    def configure(self, asc: bytes, language: str | None = None) -> None:
         sample_rate, channels = asc_sample_rate_and_channels(asc)
+        self.language = language or self.language
+        self.kwargs["language"] = self.language
         super().__init__(timescale=sample_rate, clock=self.clock, **self.kwargs)
-        init = init_segment_audio(sample_rate=sample_rate, channels=channels, timescale=sample_rate, asc=asc)
+        init = init_segment_audio(
+            sample_rate=sample_rate,
+            channels=channels,
+            timescale=sample_rate,
+            asc=asc,
+            language=_mdhd_language(self.language),
+        )
         self.set_track(
             TrackInfo(
-                id="audio",
+                id=self.track_id,
                 kind="audio",
                 codecs=aac_codec_string(asc),
                 bandwidth=128_000,
@@ -224,6 +271,7 @@ class AudioPassthrough(_AudioTrack):
                 init=layout.init_name(init),
                 sample_rate=sample_rate,
                 channels=channels,
+                language=self.language,
             ),
             init,
         )

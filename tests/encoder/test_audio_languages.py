@@ -1,0 +1,59 @@
+"""Several audio languages through the encoder process: an MPEG-TS contribution with an AAC PID
+per language (as the ingest turns it into records) comes out as one audio track per language, each
+with its language, its own audio, and the same segment grid as the video, pass-through or encoded."""
+
+from __future__ import annotations
+
+import io
+
+import av
+import pytest
+from helpers import contribution_bytes, languages_ts, tone_frequency, wait_until
+from test_encoder_process import CHANNEL, LADDER, progress_when, run_encoder, track_bytes
+
+from kubecast.ingest.mpegts.ts import TsContribution
+from kubecast.media.contribution import Hello
+from kubecast.media.mp4 import parse_media_segment
+
+SECONDS = 4
+TONES = {440: "eng", 1000: "spa", 2500: None}  # the third PID names no language: not published
+
+
+@pytest.fixture(scope="module")
+def contribution(tmp_path_factory) -> bytes:
+    ts = languages_ts(tmp_path_factory.mktemp("ts") / "languages.ts", seconds=SECONDS, tones=TONES)
+    demuxer = TsContribution()
+    records = demuxer.feed(ts) + demuxer.flush()
+    return contribution_bytes(records)
+
+
+def send_ts(port: int, payload: bytes) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(Hello(channel="t1", protocol="SRT", session="test").encode() + payload)
+
+
+@pytest.mark.parametrize(("preset", "renditions", "video"), [("None", "[]", "video"), ("Custom", LADDER, "v240")])
+def test_each_language_is_an_audio_track_on_the_video_grid(tmp_path, contribution, preset, renditions, video):
+    process, port = run_encoder(tmp_path, CHANNEL % (preset, renditions))
+    with process:
+        send_ts(port, contribution)
+        record = wait_until(
+            lambda: progress_when(tmp_path, lambda p: p["state"] == "waiting" and "audio-1" in p["segments"]),
+            timeout=90,
+            what="both audio tracks",
+        )
+    tracks = {t["id"]: t for t in record["tracks"] if t["kind"] == "audio"}
+    assert {i: t.get("language") for i, t in tracks.items()} == {"audio": "eng", "audio-1": "spa"}
+    numbers = {i: [s[0] for s in record["segments"][i]] for i in (video, "audio", "audio-1")}
+    assert numbers["audio"] == numbers["audio-1"] == numbers[video] and len(numbers[video]) >= SECONDS // 2
+    for track_id, frequency in (("audio", 440), ("audio-1", 1000)):
+        init, segments = track_bytes(tmp_path, record, tracks[track_id])
+        times = [parse_media_segment(s)[0] for s in segments]
+        durations = [sum(x.duration for x in parse_media_segment(s)[1]) for s in segments]
+        assert all(t + d == nxt for t, d, nxt in zip(times, durations, times[1:])), f"{track_id}: no gap"
+        assert times == [s[1] for s in record["segments"]["audio"]], "the same times in both languages"
+        frames = list(av.open(io.BytesIO(init + b"".join(segments)), format="mp4").decode(audio=0))
+        assert sum(f.samples for f in frames) >= frames[0].sample_rate * (SECONDS - 0.5)
+        assert tone_frequency(frames[4:]) == pytest.approx(frequency, rel=0.02), f"{track_id} carries its own audio"
