@@ -6,7 +6,9 @@ what Azure Media Services served.  The video AdaptationSet shares one SegmentTim
 of the segments every video rendition has already published, because the ladder is aligned
 by construction and players switch renditions at those boundaries.  CEA-608 captions in the
 video's SEI are signalled with an ``Accessibility`` descriptor (SCTE 214-1) naming each channel;
-their language is not known (608 does not carry it): ``und``.
+their language is not known (608 does not carry it): ``und``.  Each audio track (one per language
+of the contribution) is an AdaptationSet of its own with its ``lang``, so players offer the
+languages and switch between them; all are on the video's segment grid.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from kubecast.media.cpix import DrmSignal
 from kubecast.media.timeline import Timeline, TimelineTrack
 
 from .admarkers import event_stream
-from .hls import audio_track, caption_channels, video_tracks
+from .hls import audio_tracks, caption_channels, video_tracks
 
 PROFILES = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
 CEA608_SCHEME = "urn:scte:dash:cc:cea-608:2015"
@@ -135,7 +137,8 @@ def _bandwidth(track: TimelineTrack) -> int:
 
 
 def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashProtection | None = None) -> str:
-    video, audio = video_tracks(timeline), audio_track(timeline)
+    video, audios = video_tracks(timeline), audio_tracks(timeline)
+    audio = audios[0] if audios else None
     segment_seconds = timeline.segment_duration_ms / 1000
     static = timeline.state == "stopped"
     attributes = [
@@ -144,12 +147,11 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashPro
         f'maxSegmentDuration="{iso_duration(segment_seconds)}"',
     ]
     rows_video = _common_rows(video)
-    rows_audio = [(r.start, r.duration) for r in audio.segments] if audio is not None else []
     origin = None  # on demand: the earliest start of any listed stream (one origin keeps lip sync)
     if static:
-        starts = ([rows_video[0][0] / video[0].info.timescale] if rows_video else []) + (
-            [rows_audio[0][0] / audio.info.timescale] if audio is not None and rows_audio else []
-        )
+        starts = ([rows_video[0][0] / video[0].info.timescale] if rows_video else []) + [
+            track.segments[0].start / track.info.timescale for track in audios if track.segments
+        ]
         origin = min(starts, default=None)
         rows = rows_video or (audio and [(r.start, r.duration) for r in audio.segments]) or []
         timescale = video[0].info.timescale if rows_video else (audio.info.timescale if audio else 1)
@@ -194,20 +196,21 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashPro
                 f'width="{track.info.width}" height="{track.info.height}" sar="1:1"{rate}/>'
             )
         parts.append("</AdaptationSet>")
-    if audio is not None:
-        language = audio.info.language or "und"
+    for index, track in enumerate(audios):
+        language = track.info.language or "und"
         parts.append(
-            f'<AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" lang="{language}" segmentAlignment="true" '
-            'startWithSAP="1">'
+            f'<AdaptationSet id="{1 + index}" contentType="audio" mimeType="audio/mp4" lang="{language}" '
+            'segmentAlignment="true" startWithSAP="1">'
         )
         parts.append(
             '<AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" '
-            f'value="{audio.info.channels or 2}"/>'
+            f'value="{track.info.channels or 2}"/>'
         )
-        parts.append(signalling + _template(audio.info.timescale, rows_audio, origin, folder))
+        rows = [(r.start, r.duration) for r in track.segments]
+        parts.append(signalling + _template(track.info.timescale, rows, origin, folder))
         parts.append(
-            f'<Representation id={quoteattr(audio.info.id)} bandwidth="{_bandwidth(audio)}" '
-            f'codecs="{audio.info.codecs}" audioSamplingRate="{audio.info.sample_rate}"/>'
+            f'<Representation id={quoteattr(track.info.id)} bandwidth="{_bandwidth(track)}" '
+            f'codecs="{track.info.codecs}" audioSamplingRate="{track.info.sample_rate}"/>'
         )
         parts.append("</AdaptationSet>")
     parts.append("</Period>")

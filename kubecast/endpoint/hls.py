@@ -6,7 +6,10 @@ measured over the segments in the window (video plus audio), ``AVERAGE-BANDWIDTH
 falling back to the encoder's targets before any segment exists; players pick renditions by
 them, so they must be honest.  Closed captions the video carries in-band (CEA-608 in its SEI)
 get one ``EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS`` per channel and ``CLOSED-CAPTIONS`` on the variants
-that carry them; a channel without captions says nothing about them.
+that carry them; a channel without captions says nothing about them.  Every audio track (one per
+language of the contribution) is an ``EXT-X-MEDIA:TYPE=AUDIO`` rendition of the one ``audio``
+group, with its ``LANGUAGE`` and a ``NAME`` players list; the first (the contribution's first
+audio) is the ``DEFAULT``.  A variant's ``BANDWIDTH`` counts the largest of them.
 """
 
 from __future__ import annotations
@@ -43,8 +46,24 @@ def video_tracks(timeline: Timeline) -> list[TimelineTrack]:
     return sorted(tracks, key=lambda t: _bandwidths(t)[0], reverse=True)
 
 
+def audio_tracks(timeline: Timeline) -> list[TimelineTrack]:
+    """The audio tracks, the contribution's first audio (``audio``) first, then ``audio-1``, ..."""
+    tracks = [t for t in timeline.tracks if t.info.kind == "audio"]
+    return sorted(tracks, key=lambda t: (t.info.id != "audio", len(t.info.id), t.info.id))
+
+
 def audio_track(timeline: Timeline) -> TimelineTrack | None:
-    return next((t for t in timeline.tracks if t.info.kind == "audio"), None)
+    """The first audio track: the one muxed where only one fits (MPEG-TS segments, Smooth)."""
+    return next(iter(audio_tracks(timeline)), None)
+
+
+def audio_names(tracks: list[TimelineTrack]) -> list[str]:
+    """What players list for each audio track: its language, made unique where two share one."""
+    names: list[str] = []
+    for track in tracks:
+        name = track.info.language or "und"
+        names.append(name if name not in names else f"{name} ({track.info.id})")
+    return names
 
 
 CAPTIONS_GROUP = "cc"
@@ -68,15 +87,18 @@ def multivariant_playlist(timeline: Timeline, *, ts: bool = False, prefix: str =
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"] + (
         [START_OVER] if start_over else []
     )
-    audio = audio_track(timeline)
-    audio_peak, audio_average = _bandwidths(audio) if audio else (0, 0)
-    if audio is not None and not ts:
-        channels = f',CHANNELS="{audio.info.channels}"' if audio.info.channels else ""
-        language = audio.info.language or "und"
-        lines.append(
-            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="{language}",LANGUAGE="{language}",DEFAULT=YES,AUTOSELECT=YES'
-            f'{channels},URI="{audio.info.id}/index.m3u8{query}"'
-        )
+    audios = audio_tracks(timeline)[: 1 if ts else None]  # MPEG-TS segments mux the first audio only
+    audio = audios[0] if audios else None
+    audio_peak = max((_bandwidths(t)[0] for t in audios), default=0)
+    audio_average = max((_bandwidths(t)[1] for t in audios), default=0)
+    if not ts:
+        for index, (track, name) in enumerate(zip(audios, audio_names(audios))):
+            channels = f',CHANNELS="{track.info.channels}"' if track.info.channels else ""
+            default = "YES" if index == 0 else "NO"
+            lines.append(
+                f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="{name}",LANGUAGE="{track.info.language or "und"}",'
+                f"DEFAULT={default},AUTOSELECT=YES{channels},URI=\"{track.info.id}/index.m3u8{query}\""
+            )
     videos = video_tracks(timeline)
     for channel in caption_channels(videos):
         lines.append(
@@ -85,7 +107,7 @@ def multivariant_playlist(timeline: Timeline, *, ts: bool = False, prefix: str =
         )
     for track in videos:
         peak, average = _bandwidths(track)
-        codecs = track.info.codecs + (f",{audio.info.codecs}" if audio else "")
+        codecs = ",".join([track.info.codecs, *dict.fromkeys(t.info.codecs for t in audios)])
         attributes = [
             f"BANDWIDTH={peak + audio_peak}",
             f"AVERAGE-BANDWIDTH={average + audio_average}",

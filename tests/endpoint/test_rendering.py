@@ -201,3 +201,49 @@ def test_cues_become_an_scte35_event_stream():
     stopped = _with_cues(ladder_timeline(state="stopped"))[0]
     on_demand = ET.fromstring(dash.mpd(stopped, time_url="http://h/time", now=datetime.now(timezone.utc)))
     assert on_demand.find("m:Period/m:EventStream", NS).get("presentationTimeOffset") == str(10 * 180000)
+
+
+def two_languages() -> tuple:
+    """The ladder with the contribution's audio in English and a second audio track in Spanish,
+    listed before it (as a merge may leave them) and peaking higher."""
+    timeline = ladder_timeline()
+    english = next(t for t in timeline.tracks if t.info.kind == "audio")
+    english.info = english.info.model_copy(update={"language": "eng"})
+    spanish = english.model_copy(
+        update={"info": english.info.model_copy(update={"id": "audio-1", "language": "spa"}), "peak_bandwidth": 200_000}
+    )
+    timeline.tracks.insert(0, spanish)
+    return timeline, english, spanish
+
+
+def test_each_language_is_an_audio_rendition_of_the_one_group_and_the_first_is_the_default():
+    timeline, _, _ = two_languages()
+    lines = hls.multivariant_playlist(timeline).splitlines()
+    assert lines[3:5] == [
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="eng",LANGUAGE="eng",DEFAULT=YES,AUTOSELECT=YES,'
+        'CHANNELS="2",URI="audio/index.m3u8"',
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="spa",LANGUAGE="spa",DEFAULT=NO,AUTOSELECT=YES,'
+        'CHANNELS="2",URI="audio-1/index.m3u8"',
+    ]
+    # the variant's BANDWIDTH counts the language that peaks highest; one codec listed once
+    assert lines[5].startswith(
+        '#EXT-X-STREAM-INF:BANDWIDTH=1700000,AVERAGE-BANDWIDTH=1628000,CODECS="avc1.64001f,mp4a.40.2"'
+    )
+    assert hls.multivariant_playlist(timeline, ts=True).count("mp4a") == 2, "MPEG-TS segments: the first audio only"
+    assert "#EXTINF:2.000,\n10.m4s" in hls.media_playlist(timeline, timeline.tracks[0])
+
+
+def test_audio_tracks_sharing_a_language_keep_distinct_names():
+    timeline, _, spanish = two_languages()
+    spanish.info = spanish.info.model_copy(update={"language": "eng"})
+    text = hls.multivariant_playlist(timeline)
+    assert 'NAME="eng",LANGUAGE="eng"' in text and 'NAME="eng (audio-1)",LANGUAGE="eng"' in text
+
+
+def test_each_language_is_an_adaptation_set_with_its_lang():
+    timeline, _, _ = two_languages()
+    root = ET.fromstring(dash.mpd(timeline, time_url="http://h/time", now=datetime.now(timezone.utc)))
+    _, english, spanish = root.findall(".//m:AdaptationSet", NS)
+    assert [(a.get("id"), a.get("lang")) for a in (english, spanish)] == [("1", "eng"), ("2", "spa")]
+    assert [a.find("m:Representation", NS).get("id") for a in (english, spanish)] == ["audio", "audio-1"]
+    assert expand(spanish.find("m:SegmentTemplate", NS)) == [(n * 96000, 96000) for n in range(10, 16)]
