@@ -23,6 +23,7 @@ from kubecast.media.tracks import TrackInfo
 from kubecast.storage import layout
 
 from . import metrics
+from .manual_slate import SlateSchedule
 from .segmenter import EpochEnd, PendingEnd, PublishSegment, PublishTrack, Segment, TimedSample, TrackSegmenter
 from .timing import ConnectionClock
 
@@ -88,6 +89,17 @@ def audio_track_id(track: int) -> str:
 def _mdhd_language(language: str | None) -> str:
     """The init segment's media language: ISO 639-2/T codes only (the box holds three letters)."""
     return language if language is not None and len(language) == 3 else "und"
+
+
+def silence(frame: av.AudioFrame, ranges: list[tuple[int, int]]) -> None:
+    """Zero the samples of a planar float ``frame`` that fall in ``ranges`` (its own pts units)."""
+    assert frame.pts is not None  # placed on the channel timeline before it is silenced
+    for plane in frame.planes:
+        data = bytearray(bytes(plane))
+        for start, end in ranges:
+            first, last = max(start - frame.pts, 0), min(end - frame.pts, frame.samples)
+            data[4 * first : 4 * last] = bytes(4 * (last - first))
+        plane.update(bytes(data))
 
 
 def aac_track(
@@ -163,8 +175,17 @@ class _AudioTrack:
 
 
 class AudioTranscoder(_AudioTrack):
-    def __init__(self, *, bitrate: int, clock: ConnectionClock, origin: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        bitrate: int,
+        clock: ConnectionClock,
+        origin: int | None = None,
+        slate: SlateSchedule | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(timescale=SAMPLE_RATE, clock=clock, **kwargs)
+        self.slate = slate  # the manual slate: silence in its segments
         # After a slate, its audio frame grid: the contribution's first whole frame starts where
         # the slate's audio ended (the frame before the boundary is dropped), so the audio is as
         # contiguous as the video, and the players see no discontinuity in one track only.
@@ -204,6 +225,9 @@ class AudioTranscoder(_AudioTrack):
                     self.out_pts = self.next_pts
                 resampled.pts = self.next_pts
                 resampled.time_base = Fraction(1, SAMPLE_RATE)
+                if self.slate is not None:
+                    end = self.next_pts + resampled.samples
+                    silence(resampled, self.slate.silent_ranges(self.next_pts, end, SAMPLE_RATE))
                 self.next_pts += resampled.samples
                 for packet in self.encoder.encode(resampled):
                     self._handle(packet)

@@ -23,7 +23,9 @@ from kubecast.media.cues import TimelineCue
 
 from . import metrics
 from .captions import PictureCaptions
+from .card import card_frame
 from .framerate import SOURCE_TIMESCALE, FrameGrid, FrameRateConverter, choose_frame_rate
+from .manual_slate import SlateSchedule
 from .rendition import RenditionEncoder, SlotFrame
 from .segmenter import EpochEnd, PendingEnd, PublishSegment, PublishTrack
 from .timing import VIDEO_TIMESCALE, ConnectionClock
@@ -70,8 +72,13 @@ class LadderVideo:
         publish_track: PublishTrack,
         publish_segment: PublishSegment,
         publish_cue: Callable[[TimelineCue], None],
+        slate: SlateSchedule | None = None,
+        card_title: str = "",
     ) -> None:
         self.clock = clock
+        self.slate = slate
+        self.card_title = card_title
+        self._card: av.VideoFrame | None = None
         self.publish_cue = publish_cue
         self._cues: list[tuple[int, Cue]] = []  # (channel media time, 90 kHz) of splices still ahead
         self.renditions = renditions
@@ -208,6 +215,12 @@ class LadderVideo:
         force_key = self.current_segment is None or number > self.current_segment
         if force_key:
             self.current_segment = number
+        if self.slate is not None and self.slate.on(number):
+            # The manual slate: the card in the slot, the same slots and key frames as the picture's.
+            if self._card is None:
+                top = self.renditions[0]
+                self._card = card_frame(top.width, top.height, self.card_title)
+            frame, captions = self._card, b""
         if self._cues:
             due = [cue for time, cue in self._cues if self.grid.slot_of(time, SOURCE_TIMESCALE) <= slot]
             if due:

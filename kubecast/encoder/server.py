@@ -10,6 +10,7 @@ from kubecast.api.components import EncoderConfig
 
 from . import metrics
 from .clock import ChannelClock
+from .control import ControlFollower
 from .publisher import Publisher
 from .session import ContributionSession
 from .slate import SlateWatch
@@ -30,8 +31,11 @@ class ContributionServer:
         self.active_socket: socket.socket | None = None
         # Live-encoded channels only: a card in the contribution's own encoding needs a ladder.
         self.slate = None if config.passthrough else SlateWatch(config=config, publisher=publisher, clock=clock)
+        self.control = ControlFollower(store=clock.store, channel=config.channel)
 
     def serve(self) -> None:
+        self.control.read()  # a contribution that comes at once starts under the current record
+        self.control.start()
         if self.slate is not None:
             self.slate.start()
         try:
@@ -39,6 +43,7 @@ class ContributionServer:
         finally:
             if self.slate is not None:
                 self.slate.stop()
+            self.control.stop()
 
     def _serve(self) -> None:
         while not self.stopping.is_set():
@@ -68,6 +73,7 @@ class ContributionServer:
                 sock=sock,
                 peer=peer[0],
                 slate=self.slate,
+                control=self.control,
             )
             self.active_socket = sock
             self.active = threading.Thread(target=session.run, name="contribution", daemon=True)

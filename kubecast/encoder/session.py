@@ -37,7 +37,9 @@ from kubecast.storage import IngestInfo
 from . import metrics
 from .audio import SAMPLE_RATE, AudioPassthrough, AudioTranscoder, audio_track_id
 from .clock import ChannelClock
+from .control import ControlFollower
 from .ladder import LadderVideo, default_x264_preset
+from .manual_slate import SlateSchedule
 from .passthrough import PassthroughVideos
 from .publisher import Publisher, now_utc
 from .segmenter import epoch_end
@@ -80,6 +82,7 @@ class ConnectionTracks:
     video: PassthroughVideos | LadderVideo
     audio: Audio
     clock: ConnectionClock
+    slate: SlateSchedule | None = None  # the manual slate's segments (live encoding only)
     # The contribution's further audio tracks, each in its own language (by contribution track):
     # made when the first configuration naming a language arrives
     languages: dict[int, Audio] = field(default_factory=dict)
@@ -99,9 +102,12 @@ class ContributionSession:
         sock: socket.socket,
         peer: str,
         slate: SlateWatch | None = None,
+        control: ControlFollower | None = None,
     ) -> None:
         self.config = config
         self.slate = slate
+        self.control = control
+        self._slate_ignored = False
         self.publisher = publisher
         self.clock = clock
         self.sock = sock
@@ -204,6 +210,7 @@ class ContributionSession:
                                     self._cue(cue, tracks)
                             self._record(record, tracks)
                         if tracks is not None:
+                            self._follow_slate(tracks)
                             self._stats(protocol, tracks.video)
                 data = self.sock.recv(256 * 1024)
                 if not data:
@@ -257,6 +264,23 @@ class ContributionSession:
         else:
             self.publisher.cue(TimelineCue.placed(cue, time=media_time, timescale=VIDEO_TIMESCALE))
 
+    def _follow_slate(self, tracks: ConnectionTracks) -> None:
+        """The manual slate's newest request onto this contribution's schedule (manual_slate.py)."""
+        control = self.control.latest if self.control is not None else None
+        request = control.slate if control is not None else None
+        if tracks.slate is None or not isinstance(tracks.video, LadderVideo):
+            if request is not None and request.on and not self._slate_ignored:
+                self._slate_ignored = True
+                log.warning("%s is passed through: a manual slate needs live encoding; ignored", self.config.channel)
+            return
+        start = self.publisher.progress.availability_start_time
+        if start is None:
+            return
+        switch = tracks.slate.follow(request, availability_start=start, current=tracks.video.current_segment)
+        if switch is not None:
+            metrics.MANUAL_SLATES.labels("on" if switch.on else "off").inc()
+            log.info("manual slate %s from segment %d", "on" if switch.on else "off", switch.first)
+
     def _opens(self, frame: Frame, configs: list[CodecConfig]) -> bool:
         """Whether ``frame`` is the first one a track will use: the one that places the connection."""
         if not any(config.kind == frame.kind and config.track == frame.track for config in configs):
@@ -288,14 +312,21 @@ class ContributionSession:
             publish_segment=self.publisher.segment,
         )
 
-    def _audio(self, clock: ConnectionClock, track: int = 0, language: str | None = None) -> Audio:
+    def _audio(
+        self,
+        clock: ConnectionClock,
+        track: int = 0,
+        language: str | None = None,
+        slate: SlateSchedule | None = None,
+    ) -> Audio:
         """The output of the contribution's audio track ``track``: passed through, or re-encoded on
-        the frame grid every audio track of the connection shares (after a slate, the slate's)."""
+        the frame grid every audio track of the connection shares (after a slate, the slate's),
+        silent in the manual ``slate``'s segments."""
         named = dict(clock=clock, track_id=audio_track_id(track), language=language, **self._common())
         if self.config.passthrough:
             return AudioPassthrough(**named)
         origin = self.slate.audio_origin if self.slate is not None and self._slate_end is not None else None
-        return AudioTranscoder(bitrate=self.config.audio_bitrate, origin=origin, **named)
+        return AudioTranscoder(bitrate=self.config.audio_bitrate, origin=origin, slate=slate, **named)
 
     def _tracks(self, clock: ConnectionClock) -> ConnectionTracks:
         config = self.config
@@ -305,24 +336,33 @@ class ContributionSession:
                 PassthroughVideos(clock=clock, bandwidth_hint=0, **common), self._audio(clock), clock
             )
         preset = config.x264_preset or default_x264_preset(config.renditions)
-        return ConnectionTracks(
+        schedule = SlateSchedule(config.segment_duration_ms)
+        tracks = ConnectionTracks(
             LadderVideo(
                 renditions=config.renditions,
                 x264_preset=preset,
                 clock=clock,
                 publish_cue=self.publisher.cue,
+                slate=schedule,
+                card_title=config.channel,
                 **common,
             ),
-            self._audio(clock),
+            self._audio(clock, slate=schedule),
             clock,
+            schedule,
         )
+        # The request in force when the contribution starts decides its first pictures.
+        self._follow_slate(tracks)
+        return tracks
 
     def _language_audio(self, record: CodecConfig | Frame, tracks: ConnectionTracks) -> Audio | None:
         """The output of a further audio track (not 0): one whose configuration names a language
         (``kubecast.ingest.publication`` forwards no other); made at its first configuration."""
         audio = tracks.languages.get(record.track)
         if audio is None and isinstance(record, CodecConfig) and record.language is not None:
-            audio = tracks.languages[record.track] = self._audio(tracks.clock, record.track, record.language)
+            audio = tracks.languages[record.track] = self._audio(
+                tracks.clock, record.track, record.language, slate=tracks.slate
+            )
             log.info("audio track %d in %s: published as %s", record.track, record.language, audio.track_id)
         return audio
 

@@ -15,6 +15,8 @@ streaming endpoint keeps serving what is stored.  Starting runs them again, then
 ingests take a publisher.  A channel with ``spec.idleTimeout`` is stopped the same way once it
 has had no contribution for that long (``kubecast.media.idle``).  A reset puts a new token in
 the record: the encoders start a fresh timeline with the next contribution (encoder/clock.py).
+``kubecast channel slate NAME on|off`` puts the manual slate's switch, with the time it was asked,
+in the record: the encoders follow it while they encode (encoder/manual_slate.py).
 """
 
 from __future__ import annotations
@@ -30,8 +32,17 @@ from pathlib import Path
 from typing import Literal
 
 from kubecast.api.components import ChannelStates
+from kubecast.encoder.manual_slate import SWITCH_LEAD_MS
 from kubecast.media.idle import idle_seconds
-from kubecast.storage import ChannelControl, ProgramRecord, Store, layout, read_program_timeline, read_timeline
+from kubecast.storage import (
+    ChannelControl,
+    ProgramRecord,
+    Store,
+    layout,
+    read_program_timeline,
+    read_timeline,
+    slate_switched,
+)
 
 from .plan import Plan, ProcessSpec, write_states
 from .programs import publish_record
@@ -59,15 +70,25 @@ async def publish_control(store: Store, channel: str, control: ChannelControl) -
 
 
 async def change_control(
-    store: Store, channel: str, *, state: Literal["Running", "Stopped"] | None = None, reset: str | None = None
-) -> ChannelControl:
-    """The record with ``state`` and/or ``reset`` changed and the rest kept (a stop must not drop a
-    reset no contribution has used yet)."""
+    store: Store,
+    channel: str,
+    *,
+    state: Literal["Running", "Stopped"] | None = None,
+    reset: str | None = None,
+    slate: bool | None = None,
+) -> ChannelControl | None:
+    """The record with ``state``, ``reset`` and/or ``slate`` changed and the rest kept (a stop must
+    not drop a reset no contribution has used yet); None when the slate asked is already so."""
     control = await read_control(store, channel) or ChannelControl()
     if state is not None:
         control.state = state
     if reset is not None:
         control.reset = reset
+    if slate is not None:
+        switched = slate_switched(control.slate, on=slate, now=datetime.now(timezone.utc))
+        if switched is control.slate:
+            return None
+        control.slate = switched
     await publish_control(store, channel, control)
     return control
 
@@ -182,18 +203,32 @@ class ChannelSwitch:
 
 def main_channel(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="kubecast channel", description="Stop, start or reset a Channel of a running `kubecast up`."
+        prog="kubecast channel",
+        description="Stop, start or reset a Channel of a running `kubecast up`, or show and hide its slate.",
     )
-    parser.add_argument("action", choices=["start", "stop", "reset"])
+    parser.add_argument("action", choices=["start", "stop", "reset", "slate"])
     parser.add_argument("name")
+    parser.add_argument("switch", nargs="?", choices=["on", "off"], help="slate: on (show the card) or off")
     parser.add_argument("--store", default=str(Path(".kubecast/store").resolve()))
     args = parser.parse_args(argv)
+    if (args.action == "slate") != (args.switch is not None):
+        parser.error("`slate NAME on|off` takes on or off; the other actions take none")
 
     async def change() -> int:
         store = Store(args.store)
         if await read_control(store, args.name) is None:
             print(f"kubecast channel: no channel {args.name!r} in {args.store} (is `kubecast up` running?)")
             return 1
+        if args.action == "slate":
+            on = args.switch == "on"
+            if not await change_control(store, args.name, slate=on):
+                print(f"channel {args.name}: the slate is already {args.switch}")
+                return 0
+            print(
+                f"channel {args.name}: slate {args.switch} asked; the encoders switch at a segment boundary "
+                f"about {SWITCH_LEAD_MS / 1000:.0f} s from now"
+            )
+            return 0
         if args.action == "reset":
             await change_control(store, args.name, reset=secrets.token_hex(8))
             print(f"channel {args.name}: reset; its next contribution starts a fresh timeline")

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 from kubecast.api import Program
 from kubecast.media.timeline import Timeline
-from kubecast.storage import ChannelControl, ProgramRecord, Store, layout
+from kubecast.storage import ChannelControl, ProgramRecord, Store, layout, slate_switched
 
 from .builders import namespace_store_url
 from .settings import OperatorSettings
@@ -134,5 +135,21 @@ async def request_reset(namespace: str, channel: str, token: str) -> bool:
     if control.reset == token:
         return False
     control.reset = token
+    await asyncio.wait_for(store.put(key, control.to_json()), 10)
+    return True
+
+
+async def request_slate(namespace: str, channel: str, *, on: bool, now: datetime) -> bool:
+    """The Channel's ``kubecast.io/slate`` switch in its control record, where its encoders follow
+    it; False when the record already says so (asking again must not move the boundary).
+    Storage trouble raises."""
+    store = store_for(namespace)
+    key = layout.control_key(channel)
+    data = await asyncio.wait_for(store.get(key), 10)
+    control = ChannelControl.model_validate_json(data) if data is not None else ChannelControl()
+    switched = slate_switched(control.slate, on=on, now=now)
+    if switched is control.slate:
+        return False
+    control.slate = switched
     await asyncio.wait_for(store.put(key, control.to_json()), 10)
     return True

@@ -3,7 +3,16 @@
 from kubecast.media.tracks import SegmentRecord, TrackInfo
 
 from . import layout
-from .records import ChannelControl, ClockStart, EncoderProgress, Epoch, IngestInfo, ProgramRecord
+from .records import (
+    ChannelControl,
+    ClockStart,
+    EncoderProgress,
+    Epoch,
+    IngestInfo,
+    ProgramRecord,
+    SlateRequest,
+    slate_switched,
+)
 from .store import InvalidKey, ObjectInfo, Store, check_key, storage_full
 from .timelines import read_program_timeline, read_timeline, read_timeline_sync
 
@@ -17,6 +26,7 @@ __all__ = [
     "ObjectInfo",
     "ProgramRecord",
     "SegmentRecord",
+    "SlateRequest",
     "Store",
     "TrackInfo",
     "check_key",
@@ -24,5 +34,6 @@ __all__ = [
     "read_program_timeline",
     "read_timeline",
     "read_timeline_sync",
+    "slate_switched",
     "storage_full",
 ]

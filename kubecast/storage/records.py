@@ -47,15 +47,34 @@ class Epoch(_Record):
     reset: str | None = None  # the reset token it was started under (ChannelControl.reset)
 
 
+class SlateRequest(_Record):
+    """A manual slate switched on or off (Azure Media Services' ShowSlate / HideSlate) at the
+    wall-clock time ``asked``: both encoders of the pair map that one time through the channel's
+    availabilityStartTime to the same segment boundary (``kubecast.encoder.manual_slate``)."""
+
+    on: bool
+    asked: datetime
+
+
+def slate_switched(previous: SlateRequest | None, *, on: bool, now: datetime) -> SlateRequest | None:
+    """The manual slate once ``on`` is asked at ``now``: a new request when that changes it, else
+    the one in force (asking again must not move its boundary; an off never precedes an on)."""
+    if (previous is not None and previous.on) == on:
+        return previous
+    return SlateRequest(on=on, asked=now)
+
+
 class ChannelControl(_Record):
     """What the control plane asks of a channel's data plane: its state (``spec.state``, read by
-    ``kubecast up``, which stops or starts the channel's processes) and the newest reset token
+    ``kubecast up``, which stops or starts the channel's processes), the newest reset token
     (read by the encoders when a contribution starts: a token no epoch carries yet starts a
-    fresh timeline).  Written by ``kubecast up`` and ``kubecast channel``, and on a cluster by
-    the operator from the ``kubecast.io/reset`` annotation (the state is the replicas there)."""
+    fresh timeline) and the manual slate (followed by the encoders while they encode).  Written
+    by ``kubecast up`` and ``kubecast channel``, and on a cluster by the operator from the
+    ``kubecast.io/reset`` and ``kubecast.io/slate`` annotations (the state is the replicas there)."""
 
     state: Literal["Running", "Stopped"] = "Running"
     reset: str | None = None
+    slate: SlateRequest | None = None
 
     @classmethod
     def from_json(cls, data: bytes) -> "ChannelControl":

@@ -112,3 +112,31 @@ async def test_reset_puts_a_new_token_in_the_record_and_a_stop_keeps_it(tmp_path
     assert await asyncio.to_thread(main_channel, ["stop", "sport", "--store", folder]) == 0
     stopped = await read_control(store, "sport")
     assert (stopped.state, stopped.reset) == ("Stopped", second.reset), "no contribution has used the reset yet"
+
+
+async def test_slate_on_and_off_are_written_once_each_with_the_time_asked(tmp_path, capsys):
+    switch, store = switch_for(tmp_path)
+    await switch.publish()
+    folder = str(tmp_path / "store")
+    assert await asyncio.to_thread(main_channel, ["slate", "sport", "on", "--store", folder]) == 0
+    on = (await read_control(store, "sport")).slate
+    assert on is not None and on.on
+    assert await asyncio.to_thread(main_channel, ["slate", "sport", "on", "--store", folder]) == 0
+    assert "already on" in capsys.readouterr().out
+    assert (await read_control(store, "sport")).slate == on, "asking again does not move the boundary"
+    assert await asyncio.to_thread(main_channel, ["stop", "sport", "--store", folder]) == 0
+    assert (await read_control(store, "sport")).slate == on, "a stop keeps the slate"
+    assert await asyncio.to_thread(main_channel, ["slate", "sport", "off", "--store", folder]) == 0
+    off = (await read_control(store, "sport")).slate
+    assert off is not None and not off.on and off.asked >= on.asked
+
+
+def test_slate_takes_on_or_off_and_nothing_else_does(tmp_path, capsys):
+    for argv in (["slate", "sport"], ["slate", "sport", "maybe"], ["stop", "sport", "on"]):
+        try:
+            main_channel([*argv, "--store", str(tmp_path)])
+        except SystemExit as refused:
+            assert refused.code == 2, argv
+        else:
+            raise AssertionError(f"{argv} was taken")
+    assert "on or off" in capsys.readouterr().err
