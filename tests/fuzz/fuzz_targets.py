@@ -33,14 +33,16 @@ from kubecast.api.loader import ManifestError, load_text
 from kubecast.endpoint.access import AccessPolicy, install
 from kubecast.endpoint.app import make_app
 from kubecast.ingest.config import ChannelRoute, IngestConfig
+from kubecast.ingest.cues import CueGate
 from kubecast.ingest.mpegts.datagram import DatagramIngest
 from kubecast.ingest.mpegts.srt import channel_of
 from kubecast.ingest.publication import Busy, Publications
 from kubecast.ingest.push.http import HttpIngest, PushStream, RequestBody
 from kubecast.ingest.rtmp import amf0, chunks
+from kubecast.ingest.rtmp.cuepoints import CuePointError, parse_cue_point
 from kubecast.ingest.rtmp.handshake import HandshakeError, server_response
-from kubecast.ingest.rtmp.server import check_codec, media_record
-from kubecast.ingest.rtmp.session import Media, ProtocolError, PublishRequest, RtmpSession
+from kubecast.ingest.rtmp.server import check_codec, cue_record, media_record
+from kubecast.ingest.rtmp.session import CueData, Media, ProtocolError, PublishRequest, RtmpSession
 from kubecast.ingest.timestamps import TimestampGuard
 from kubecast.media.captions import (
     MAX_CC_COUNT,
@@ -137,7 +139,22 @@ def rtmp_session(data: bytes) -> None:
                     return  # the server closes that connection with this reason
                 if record is not None:
                     encode_record(record)
+            elif isinstance(event, CueData):
+                cue = cue_record(CueGate(), event, newest=event.timestamp)
+                if cue is not None:
+                    encode_record(cue)
         session.take_outgoing()
+
+
+def rtmp_cue_point(data: bytes) -> None:
+    """An ``onCuePoint`` data message body, as the RTMP session hands it over: an ad marker whose
+    section (received or built) reads back as the splice it names, or None."""
+    point = parse_cue_point(data, timestamp=1000)
+    if point is not None:
+        splice = parse_splice_info(point.section).splice
+        assert splice is not None and (splice.out, splice.event_id) == (point.out, point.event_id), (
+            "a cue point's section does not say its splice"
+        )
 
 
 # -- FLV -------------------------------------------------------------------------------------
@@ -391,6 +408,12 @@ TARGETS: dict[str, Target] = {
             rtmp_session,
             (ProtocolError,),
             "a publisher's bytes through RtmpSession and the server's checks",
+        ),
+        Target(
+            "rtmp_cuepoint",
+            rtmp_cue_point,
+            (CuePointError,),
+            "RTMP onCuePoint data messages (YouTube, Adobe SCTE-35, Adobe SpliceOut/In) into ad markers",
         ),
         Target("flv", flv_tags, (FlvError,), "RTMP's FLV tag bodies into contribution records"),
         Target(

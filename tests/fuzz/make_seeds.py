@@ -344,10 +344,36 @@ def scte35() -> None:
         for index, section in enumerate(sections)
     )
     write("contribution", "cues.records", records + encode_record(EndOfStream()))
+    rtmp_cue_points(sections)
     with tempfile.TemporaryDirectory() as work:
         write(
             "mpegts", "threefive-scte35.ts", scte35_transport_stream(Path(work), base64.b64encode(sections[0]).decode())
         )
+
+
+def rtmp_cue_points(sections: list[bytes]) -> None:
+    """onCuePoint messages of every shape the RTMP ingest reads: YouTube's, Adobe's carrying a
+    threefive section, Adobe's SpliceOut and SpliceIn, and a chapter (no ad marker)."""
+    import base64
+
+    from kubecast.ingest.rtmp import amf0
+
+    youtube = {"type": "com.youtube.cuepoint", "version": "0.1", "pre_roll_time_sec": 2.56, "cue_point_start": True}
+    youtube |= {"break_duration_sec": 30, "splice_event_id": 0}
+    points = {
+        "youtube": youtube,
+        "adobe-scte35": {"name": "scte35", "time": 21.5, "type": "event", "parameters": {"scte35": ""}},
+        "adobe-splice-out": {
+            "name": "ad",
+            "time": 5.0,
+            "parameters": {"type": "SpliceOut", "id": "a2", "duration": 15},
+        },
+        "adobe-splice-in": {"name": "ad", "parameters": {"type": "SpliceIn", "id": "a2"}},
+        "chapter": {"name": "chapter 2", "time": 12.0, "type": "navigation", "parameters": {}},
+    }
+    points["adobe-scte35"]["parameters"]["scte35"] = base64.b64encode(sections[0]).decode()
+    for name, point in points.items():
+        write("rtmp_cuepoint", name, amf0.encode_all("onCuePoint", point))
 
 
 def scte35_transport_stream(work: Path, cue: str) -> bytes:

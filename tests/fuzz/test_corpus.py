@@ -51,7 +51,7 @@ def test_a_brief_coverage_guided_run_of_every_target_finds_nothing(tmp_path: Pat
         ],
         capture_output=True,
         text=True,
-        timeout=480,  # 14 targets: about a minute on two idle cores, four at a load average of 20
+        timeout=480,  # 15 targets: about a minute on two idle cores, four at a load average of 20
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import struct
 import subprocess
 
 import pytest
 from fake_encoder import FakeEncoder
-from flvfile import FLV_HEADER, FlvReader
-from helpers import lavfi_source
+from flvfile import FLV_HEADER, FlvReader, FlvTag, TagType
+from helpers import lavfi_source, threefive_splice_insert
 
 from kubecast.ingest import metrics
 from kubecast.ingest.config import ChannelRoute, IngestConfig
@@ -18,7 +19,7 @@ from kubecast.ingest.rtmp import amf0, chunks
 from kubecast.ingest.rtmp.handshake import HANDSHAKE_SIZE, client_c1
 from kubecast.ingest.rtmp.server import IngestServer
 from kubecast.ingest.timestamps import TimestampGuard
-from kubecast.media.contribution import Kind
+from kubecast.media.contribution import Cue, Kind
 
 
 @pytest.fixture
@@ -162,3 +163,81 @@ async def test_a_command_that_broke_the_amf0_parser_closes_only_its_connection(i
     assert await good == 0
     await fake.wait(lambda: fake.ended == 1)
     assert len(fake.frames(0, Kind.VIDEO)) >= 60
+
+
+async def publish_tags(url: str, tags: list) -> None:
+    """A minimal RTMP publisher in Python (handshake, connect, createStream, publish, then each
+    FLV tag as a message), for what ffmpeg cannot send: it drops onCuePoint data messages."""
+    host, port = url.removeprefix("rtmp://").split("/")[0].split(":")
+    app, name = url.split("/", 3)[3].split("/", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    replies = chunks.ChunkReader()
+
+    async def status() -> str:
+        while True:
+            data = await asyncio.wait_for(reader.read(65536), 10)
+            assert data, "the ingest closed the connection"
+            for reply in replies.feed(data):
+                values = amf0.decode_all(reply.body) if reply.type == chunks.COMMAND_AMF0 else []
+                if values[:1] == ["onStatus"]:
+                    return str(values[3]["code"])
+                if values[:2] == ["_result", 2]:
+                    return "created"
+
+    def command(stream: int, *values: object) -> bytes:
+        body = amf0.encode_all(*values)
+        return chunks.encode_message(chunks.Message(chunks.COMMAND_AMF0, stream, 0, body), chunk_size=128, csid=3)
+
+    writer.write(b"\x03" + client_c1(digest=False))
+    handshake = await asyncio.wait_for(reader.readexactly(1 + 2 * HANDSHAKE_SIZE), 10)
+    writer.write(handshake[1 : 1 + HANDSHAKE_SIZE])  # C2 echoes S1
+    writer.write(
+        command(0, "connect", 1, {"app": app, "tcUrl": url.rsplit("/", 1)[0]}) + command(0, "createStream", 2, None)
+    )
+    while await status() != "created":
+        pass
+    writer.write(command(1, "publish", 3, None, name, "live"))
+    assert await status() == "NetStream.Publish.Start"
+    for tag in tags:
+        message = chunks.Message(int(tag.type), 1, tag.timestamp, tag.data)
+        writer.write(chunks.encode_message(message, chunk_size=128, csid=4 if tag.type == TagType.SCRIPT else 6))
+        await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_cue_points_from_a_publisher_become_cue_records_and_broken_ones_are_dropped(ingest, tmp_path):
+    """A real FLV (ffmpeg's) with onCuePoint messages put between its tags: YouTube's cue point and
+    Adobe's carrying a threefive section reach the encoder as cues on the frames' clock; a broken
+    one is counted and dropped, and every frame still arrives."""
+    fake, base = ingest
+    source = jumped_flv(tmp_path / "source.flv", seconds=0)
+    reader = FlvReader()
+    reader.feed(source)
+    tags = list(reader.tags())
+    youtube = {"type": "com.youtube.cuepoint", "pre_roll_time_sec": 0.5, "cue_point_start": True}
+    youtube |= {"break_duration_sec": 30, "splice_event_id": 7}
+    section = threefive_splice_insert(event_id=4077, out=False, pts_seconds=99.0, duration=None)
+    adobe = {"name": "scte35", "time": 1.5, "type": "event", "parameters": {"scte35": section}}
+    inserted = {
+        600: amf0.encode_all("onCuePoint", youtube),
+        1000: amf0.encode_all("onCuePoint", adobe),
+        1200: amf0.encode_all("onCuePoint") + b"\x03\x00\x04time\x00\x40",  # cut short: not AMF0
+    }
+    stream = []
+    for tag in tags:
+        for at in [at for at in inserted if at <= tag.timestamp]:
+            stream.append(FlvTag(TagType.SCRIPT, at, inserted.pop(at)))
+        stream.append(tag)
+    rejected = metrics.CUES_REJECTED.labels("news", "amf")._value.get()
+    await publish_tags(f"{base}/news/k3y", stream)
+    await fake.wait(lambda: fake.ended == 1)
+    cues = [r for r in fake.all_records() if isinstance(r, Cue)]
+    assert [(c.timescale, c.splice_time, c.out, c.duration, c.event_id) for c in cues] == [
+        (1000, 1100, True, 30_000, 7),
+        (1000, 1500, False, None, 4077),
+    ]
+    assert cues[1].section == base64.b64decode(section)
+    assert metrics.CUES_REJECTED.labels("news", "amf")._value.get() == rejected + 1
+    pictures = [t for t in tags if t.type == TagType.VIDEO and t.data[1] == 1]  # not its config, not its end
+    assert len(fake.frames(kind=Kind.VIDEO)) == len(pictures), "the connection carried on to the end"

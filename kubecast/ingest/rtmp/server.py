@@ -15,17 +15,19 @@ import time
 import uuid
 from typing import Any
 
-from kubecast.media.contribution import CodecConfig, Frame, Kind
+from kubecast.media.contribution import CodecConfig, Cue, Frame, Kind
 from kubecast.media.flv import FlvError, parse_audio, parse_video
 
 from .. import metrics
 from ..config import IngestConfig, decide
+from ..cues import CueGate
 from ..publication import Busy, ChannelStopped, Publications, Source
 from ..reading import read_unless_idle
 from ..timestamps import TimestampGuard
 from ..tls import TlsListener
 from . import chunks
-from .session import Media, ProtocolError, PublishRequest, RtmpSession, Unpublished
+from .cuepoints import CuePointError, parse_cue_point
+from .session import CueData, Media, ProtocolError, PublishRequest, RtmpSession, Unpublished
 
 log = logging.getLogger("kubecast.ingest")
 
@@ -71,6 +73,24 @@ def media_record(media: Media) -> CodecConfig | Frame | None:
             return CodecConfig(Kind.AUDIO, 0, audio.payload)
         return Frame(Kind.AUDIO, 0, RTMP_TIMESCALE, media.timestamp, 0, None, True, audio.payload)
     return None
+
+
+def cue_record(gate: CueGate, data: CueData, *, newest: int | None) -> Cue | None:
+    """The cue of an ``onCuePoint`` message, on the frames' clock, if ``gate`` lets it through
+    (``newest``: the newest frame's timestamp); a broken or untimely one is refused into
+    ``gate`` and None."""
+    try:
+        point = parse_cue_point(data.body, timestamp=data.timestamp)
+    except CuePointError as error:
+        gate.refuse(error.reason, str(error))
+        return None
+    if point is None:
+        return None
+    if newest is None:
+        gate.refuse("early", "an RTMP cue point before the contribution's first frame")
+        return None
+    cue = Cue(RTMP_TIMESCALE, point.time, point.out, point.duration, point.event_id, point.section)
+    return gate.timed(cue, now=newest, what="RTMP cue point")
 
 
 class IngestServer:
@@ -138,6 +158,8 @@ class IngestServer:
     ) -> None:
         session = RtmpSession()
         clock = TimestampGuard()
+        cues = CueGate()
+        newest: int | None = None  # the newest frame's timestamp: what a cue point's time is judged against
         source: Source | None = None
         channel: str | None = None
         started = time.monotonic()
@@ -221,6 +243,12 @@ class IngestServer:
                             return
                         if record is not None:
                             source.forward(record)
+                            if isinstance(record, Frame):
+                                newest = max(newest or record.decode_time, record.decode_time)
+                    elif isinstance(event, CueData) and source is not None:
+                        if (cue := cue_record(cues, event, newest=newest)) is not None:
+                            source.forward(cue)
+                        cues.report(source.channel, peer)
                     elif isinstance(event, Unpublished) and source is not None:
                         log.info("channel %s unpublished by %s", channel, peer)
                         await self.publications.leave(source)

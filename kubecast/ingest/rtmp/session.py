@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from . import amf0, chunks
+from . import amf0, chunks, cuepoints
 from .handshake import HANDSHAKE_SIZE, HandshakeError, server_response
 
 OUT_CHUNK_SIZE = 4096
@@ -47,11 +47,20 @@ class Media:
 
 
 @dataclass(frozen=True)
+class CueData:
+    """An ``onCuePoint`` data message, undecoded: ``cuepoints.parse_cue_point`` judges it, and a
+    broken one is dropped and counted without ending the connection."""
+
+    timestamp: int
+    body: bytes
+
+
+@dataclass(frozen=True)
 class Unpublished:
     pass
 
 
-Event = PublishRequest | Media | Unpublished  # what a session reports to its server
+Event = PublishRequest | Media | CueData | Unpublished  # what a session reports to its server
 
 
 class RtmpSession:
@@ -112,6 +121,8 @@ class RtmpSession:
             return self._command(values)
         elif kind in (chunks.DATA_AMF0, chunks.DATA_AMF3):
             body = message.body[1:] if kind == chunks.DATA_AMF3 and message.body[:1] == b"\x00" else message.body
+            if self.publishing and body.startswith(cuepoints.PREFIX):
+                return [CueData(message.timestamp, body)]
             if self.publishing:
                 try:
                     values = amf0.decode_all(body)
