@@ -97,6 +97,15 @@ def slate_wanted(
     return limit_ms is None or lost_ms < after_ms + limit_ms
 
 
+def silent_tracks(tracks: list[TrackInfo]) -> dict[str, str | None]:
+    """The audio tracks the slate fills with silence (id -> language): ``audio`` and every
+    language the encoder's contribution had, each with its language, so that its init segment
+    is the contribution's and no language's segments stop during the slate."""
+    audio: dict[str, str | None] = {"audio": None}
+    audio.update((t.id, t.language) for t in tracks if t.kind == "audio")
+    return audio
+
+
 def rate_of(tracks: list[TrackInfo]) -> Fraction | None:
     """The frame rate an encoder's video tracks state (``frame_rate_text``), for an encoder
     restarted during a slate: the card must be encoded at the contribution's rate."""
@@ -128,7 +137,10 @@ class SilenceTrack:
         segment_duration_ms: int,
         publish_track: PublishTrack,
         publish_segment: PublishSegment,
+        track_id: str = "audio",
+        language: str | None = None,
     ) -> None:
+        self.track_id, self.language = track_id, language
         self.bitrate = bitrate
         self.encoder = aac_encoder(bitrate)
         self.segmenter = TrackSegmenter(SAMPLE_RATE, segment_duration_ms, video=False, default_duration=AAC_FRAME)
@@ -154,9 +166,11 @@ class SilenceTrack:
     def _emit(self, segments: list[Segment]) -> None:
         for segment in segments:
             if not self._published:
-                self.publish_track(*aac_track(self.encoder, self.bitrate))
+                self.publish_track(
+                    *aac_track(self.encoder, self.bitrate, track_id=self.track_id, language=self.language)
+                )
                 self._published = True
-            self.publish_segment("audio", segment)
+            self.publish_segment(self.track_id, segment)
 
     def finish(self, end: EpochEnd) -> None:
         for packet in self.encoder.encode(None):
@@ -190,14 +204,19 @@ class SlateRun:
             if start.discontinuity:
                 worker.segmenter.mark_discontinuity()
             worker.start()
-        self.audio = SilenceTrack(
-            bitrate=config.audio_bitrate,
-            first=start.first,
-            origin=audio_origin,
-            segment_duration_ms=config.segment_duration_ms,
-            publish_track=publisher.track,
-            publish_segment=publisher.segment,
-        )
+        self.audio = [
+            SilenceTrack(
+                bitrate=config.audio_bitrate,
+                first=start.first,
+                origin=audio_origin,
+                segment_duration_ms=config.segment_duration_ms,
+                publish_track=publisher.track,
+                publish_segment=publisher.segment,
+                track_id=track_id,
+                language=language,
+            )
+            for track_id, language in silent_tracks(publisher.progress.tracks).items()
+        ]
         self.next_slot = self.grid.first_slot(start.first)
         self.audio_origin = audio_origin
 
@@ -207,7 +226,8 @@ class SlateRun:
             for worker in self.workers:
                 worker.frames.put(SlotFrame(self.card, slot, key))
         self.next_slot = max(self.next_slot, last_slot + 1)
-        self.audio.advance(audio_until)
+        for audio in self.audio:
+            audio.advance(audio_until)
 
     def advance(self, now_media_ms: int) -> None:
         """The card and silence up to ``now_media_ms`` of channel media time (and the lookahead)."""
@@ -228,7 +248,8 @@ class SlateRun:
         for worker in self.workers:
             if not worker.is_alive() and worker.error is None:
                 worker.finish(last)
-        self.audio.finish(last)
+        for audio in self.audio:
+            audio.finish(last)
 
 
 class SlateWatch(threading.Thread):

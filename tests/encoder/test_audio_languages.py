@@ -11,6 +11,8 @@ import pytest
 from helpers import contribution_bytes, languages_ts, tone_frequency, wait_until
 from test_encoder_process import CHANNEL, LADDER, progress_when, run_encoder, track_bytes
 
+from kubecast.api import load_text
+from kubecast.api.components import encoder_config
 from kubecast.ingest.mpegts.ts import TsContribution
 from kubecast.media.contribution import Hello
 from kubecast.media.mp4 import parse_media_segment
@@ -57,3 +59,34 @@ def test_each_language_is_an_audio_track_on_the_video_grid(tmp_path, contributio
         frames = list(av.open(io.BytesIO(init + b"".join(segments)), format="mp4").decode(audio=0))
         assert sum(f.samples for f in frames) >= frames[0].sample_rate * (SECONDS - 0.5)
         assert tone_frequency(frames[4:]) == pytest.approx(frequency, rel=0.02), f"{track_id} carries its own audio"
+
+
+def test_the_slate_carries_every_language_on_with_silence_in_the_same_init(tmp_path, contribution):
+    from test_slate import CHANNEL as SLATE_CHANNEL
+    from test_slate import only_init, progress, start_encoder
+
+    (tmp_path / "encoder.json").write_text(encoder_config(load_text(SLATE_CHANNEL).channels["t1"]).to_json())
+    process, port = start_encoder(tmp_path, "A")
+    with process:
+        send_ts(port, contribution)
+
+        def numbers(track: str) -> list[int]:
+            return [s[0] for s in progress(tmp_path, "A")["segments"].get(track, [])]
+
+        wait_until(lambda: progress(tmp_path, "A")["message"].startswith("slate"), timeout=60, what="the slate")
+        last = max(numbers("v240"))
+        wait_until(
+            lambda: all(max(numbers(t), default=0) >= last + 3 for t in ("v240", "audio", "audio-1")),
+            timeout=30,
+            what="three slate segments in every track",
+        )
+    record = progress(tmp_path, "A")
+    for track in ("audio", "audio-1"):
+        rows = record["segments"][track]
+        assert [r[0] for r in rows] == list(range(rows[0][0], rows[-1][0] + 1)), f"{track}: no number missing"
+        assert all(a[1] + a[2] == b[1] for a, b in zip(rows, rows[1:])), f"{track}: no gap into the slate"
+        only_init(tmp_path, "A", track)  # the slate's silence shares the contribution's init segment
+    assert {t["id"]: t.get("language") for t in record["tracks"] if t["kind"] == "audio"} == {
+        "audio": "eng",
+        "audio-1": "spa",
+    }

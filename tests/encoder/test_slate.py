@@ -22,6 +22,7 @@ from kubecast.encoder.slate import (
     SlateStart,
     first_frame_at,
     rate_of,
+    silent_tracks,
     slate_end,
     slate_start,
     slate_wanted,
@@ -78,6 +79,17 @@ def test_the_slate_takes_the_frame_rate_of_the_tracks():
     assert rate_of([video("29.970")]) == Fraction(30000, 1001)
     assert rate_of([video(None)]) is None
     assert rate_of([]) is None
+
+
+def test_the_slate_fills_every_language_with_silence_in_its_language():
+    def audio(track_id: str, language: str | None) -> TrackInfo:
+        return TrackInfo(
+            id=track_id, kind="audio", codecs="mp4a", bandwidth=1, timescale=48000, init="i", language=language
+        )
+
+    assert silent_tracks([]) == {"audio": None}, "an encoder that never had a contribution: the one audio track"
+    tracks = [audio("audio", "eng"), audio("audio-1", "spa")]
+    assert silent_tracks(tracks) == {"audio": "eng", "audio-1": "spa"}
 
 
 def test_silence_starts_on_the_contributions_audio_grid():
