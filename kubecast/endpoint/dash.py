@@ -7,8 +7,8 @@ of the segments every video rendition has already published, because the ladder 
 by construction and players switch renditions at those boundaries.  CEA-608 captions in the
 video's SEI are signalled with an ``Accessibility`` descriptor (SCTE 214-1) naming each channel;
 their language is not known (608 does not carry it): ``und``.  Each audio track (one per language
-of the contribution) is an AdaptationSet of its own with its ``lang``, so players offer the
-languages and switch between them; all are on the video's segment grid.
+of the contribution) is an AdaptationSet of its own with its ``lang``, from which a player
+chooses a language; all are on the video's segment grid.
 """
 
 from __future__ import annotations
