@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
+import dataclasses
 import logging
 import shutil
 import struct
@@ -63,7 +65,14 @@ from kubecast.media.mp4 import (
     media_segment,
     parse_media_segment,
 )
-from kubecast.media.scte35 import Scte35Error, parse_splice_info, splice_insert_section
+from kubecast.media.scte35 import (
+    MAX_SECTION,
+    PTS_WRAP,
+    Scte35Error,
+    crc32_mpeg2,
+    parse_splice_info,
+    splice_insert_section,
+)
 from kubecast.media.timeline import Timeline
 from kubecast.media.tokens import sign
 from kubecast.storage import ProgramRecord, Store, layout
@@ -198,16 +207,47 @@ def contribution_records(data: bytes) -> None:
 # -- SCTE-35 ---------------------------------------------------------------------------------
 
 
+def _sealed(data: bytes) -> bytes:
+    """``data`` as a section whose ``section_length`` and ``CRC_32`` (its last 4 bytes) are right.
+
+    Mutations almost never keep a CRC-32 right, so on the raw input alone the fuzzer stays at the
+    CRC check: a million executions found 7 edges beyond the seeds' and none in the command or
+    descriptor parsers.  The raw input still exercises the length and CRC refusals."""
+    payload = data[:-4]
+    section_length = len(payload) + 4 - 3
+    if len(payload) < 3 or 3 + section_length > MAX_SECTION:
+        return data
+    header = bytes([payload[0], payload[1] & 0xF0 | section_length >> 8, section_length & 0xFF])
+    section = header + payload[3:]
+    return section + struct.pack(">I", crc32_mpeg2(section))
+
+
+def _splice_again(section: bytes) -> None:
+    splice = parse_splice_info(section).splice
+    if splice is None:
+        return
+    # As the TS ingest takes it (at the splice's own time: the gate's clock checks pass): a cue
+    # the gate lets through reaches the encoders in a record, and reads back the same.
+    cue = CueGate().section(section, timescale=90_000, now=splice.pts or 0, to_time=lambda pts: pts)
+    if cue is not None:
+        reader = RecordReader()
+        reader.feed(encode_record(cue))
+        assert list(reader.records()) == [cue], "a cue does not survive its record"
+    # A splice_insert's break_duration has 33 bits, a segmentation_duration 40: the builder clamps.
+    duration = None if splice.duration is None else min(splice.duration, PTS_WRAP - 1)
+    again = splice_insert_section(event_id=splice.event_id, out=splice.out, pts=splice.pts, duration=duration)
+    assert parse_splice_info(again).splice == dataclasses.replace(splice, duration=duration), (
+        "a splice does not survive being written again"
+    )
+
+
 def scte35_section(data: bytes) -> None:
-    """A splice_info_section as the TS demuxer and the RTMP session hand it over.  What is read
-    as a splice survives being written again as a splice_insert (how a cue reaches manifests)."""
-    info = parse_splice_info(data)
-    splice = info.splice
-    if splice is not None:
-        again = splice_insert_section(
-            event_id=splice.event_id, out=splice.out, pts=splice.pts, duration=splice.duration
-        )
-        assert parse_splice_info(again).splice == splice, "a splice does not survive being written again"
+    """A splice_info_section as the TS demuxer and the RTMP session hand it over, as it came and
+    sealed (``_sealed``): through the ingest's gate into a record to the encoders, and written
+    again as a splice_insert (how a cue that came without a section reaches manifests)."""
+    with contextlib.suppress(Scte35Error):
+        _splice_again(data)
+    _splice_again(_sealed(data))
 
 
 # -- fragmented MP4 push (Smooth, CMAF) -------------------------------------------------------
