@@ -4,7 +4,10 @@ A SCTE-35 section (from a TS PID, an RTMP ``onCuePoint``) is parsed strictly
 (``kubecast.media.scte35``), and the splice it asks for must fall where the encoders can still
 act on it: not before the newest frame of the contribution by more than ``MAX_LATE`` (its
 pictures are already encoded: an IDR cannot be put there any more) and not more than
-``MAX_LEAD`` ahead (SCTE 67 recommends a pre-roll of seconds; hours ahead is a broken clock).
+``MAX_LEAD`` ahead (SCTE 67 recommends a pre-roll of seconds; hours ahead is a broken clock),
+and a break it states may last at most ``MAX_BREAK_SECONDS`` (SCTE-35 allows 26 hours in a
+``break_duration`` and 141 days in a ``segmentation_duration``; the record that carries a cue to
+the encoders holds 13 hours at 90 kHz, and a longer ad break is a broken marker).
 Anything else is refused with a reason that is counted in
 ``kubecast_ingest_cues_rejected_total{channel,reason}`` and logged once per reason and
 contribution: a stream of garbage sections must not flood the log, and it never touches the
@@ -17,7 +20,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kubecast.media.contribution import Cue
+from kubecast.media.contribution import MAX_CUE_DURATION, Cue
 from kubecast.media.scte35 import Scte35Error, parse_splice_info
 
 from . import metrics
@@ -26,6 +29,7 @@ log = logging.getLogger("kubecast.ingest")
 
 MAX_LATE_SECONDS = 1
 MAX_LEAD_SECONDS = 300
+MAX_BREAK_SECONDS = 12 * 3600
 
 
 @dataclass
@@ -61,13 +65,18 @@ class CueGate:
         )
 
     def timed(self, cue: Cue, *, now: int, what: str) -> Cue | None:
-        """``cue`` if its time is one the encoders can still act on."""
+        """``cue`` if its time is one the encoders can still act on and the break it states is not
+        beyond ``MAX_BREAK_SECONDS``."""
         late = now - cue.splice_time
         if late > MAX_LATE_SECONDS * cue.timescale:
             self.refuse("past", f"a {what} {late / cue.timescale:.3f} s before the newest frame")
             return None
         if -late > MAX_LEAD_SECONDS * cue.timescale:
             self.refuse("ahead", f"a {what} {-late / cue.timescale:.0f} s ahead of the newest frame")
+            return None
+        longest = min(MAX_BREAK_SECONDS * cue.timescale, MAX_CUE_DURATION)
+        if cue.duration is not None and not 0 <= cue.duration <= longest:
+            self.refuse("duration", f"a {what} of a {cue.duration / cue.timescale:.0f} s break")
             return None
         return cue
 

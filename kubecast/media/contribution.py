@@ -42,6 +42,8 @@ MAX_SAMPLE = 8 * 1024 * 1024  # above any sane frame (a 4K intra picture is a fe
 MAX_CONFIG = 64 * 1024
 MAX_TRACK = 255
 MAX_SECTION = 4096  # a splice_info_section is at most 4095 bytes (12-bit section_length + 3)
+MAX_CUE_DURATION = (1 << 32) - 1  # a cue record's duration field (32 bits): 13 h at 90 kHz
+
 # A language as the manifests write it (HLS LANGUAGE, DASH lang, both inside quotes): a BCP 47
 # primary language subtag (ISO 639-1 or 639-2, as an MPEG-TS ISO_639_language_descriptor names
 # it) with optional subtags.  Anything else is no language at all.

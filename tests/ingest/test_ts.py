@@ -11,9 +11,9 @@ from helpers import inject_scte35, languages_ts, lavfi_source, threefive_splice_
 
 from kubecast.ingest.cues import CueGate
 from kubecast.ingest.mpegts.ts import TimestampJump, TsContribution
-from kubecast.media.contribution import CodecConfig, Cue, Frame, Kind
+from kubecast.media.contribution import CodecConfig, Cue, Frame, Kind, RecordReader, encode_record
 from kubecast.media.mpegts import PACKET_SIZE
-from kubecast.media.scte35 import parse_splice_info
+from kubecast.media.scte35 import parse_splice_info, splice_insert_section
 
 SECONDS = 2
 
@@ -331,3 +331,23 @@ def test_a_ts_with_one_audio_pid_still_has_one_track_and_no_language(transport_s
         (0, None)
     }
     assert {r.track for r in frames_of(records, Kind.AUDIO)} == {0}
+
+
+def test_a_break_longer_than_a_record_holds_is_refused_not_a_crash():
+    """A break_duration of 26.5 h (33 bits at 90 kHz) once reached the record to the encoders,
+    whose duration field has 32 bits: struct.error killed the link of every ingest it reached.
+    The fuzzer's input, a time_signal whose segmentation_duration (40 bits) says 26 days, is in
+    tests/fuzz/corpus/scte35."""
+    gate, now = CueGate(), 10 * 90_000
+
+    def cue(hours: float) -> Cue | None:
+        section = splice_insert_section(event_id=1, out=True, pts=now, duration=round(hours * 3600 * 90_000))
+        return gate.section(section, timescale=90_000, now=now, to_time=lambda pts: pts)
+
+    assert cue(26.5) is None and cue(12.01) is None
+    longest = cue(12)
+    assert longest is not None and longest.duration == 12 * 3600 * 90_000
+    reader = RecordReader()
+    reader.feed(encode_record(longest))
+    assert list(reader.records()) == [longest]
+    assert [reason for reason, _ in gate.refusals] == ["duration", "duration"]
