@@ -33,6 +33,7 @@ def test_every_committed_input_is_refused_cleanly_or_accepted(name: str) -> None
     assert accepted >= len(seeds) // 2, f"{name}: only {accepted} of {len(inputs)} inputs got through the parser"
 
 
+@pytest.mark.timeout(540)  # pytest's default 300 s would cut the run's own 480 s bound short under load
 def test_a_brief_coverage_guided_run_of_every_target_finds_nothing(tmp_path: Path) -> None:
     bench = str(HERE.parents[1] / "bench" / "fuzz.py")
     result = subprocess.run(  # its own artifacts folder: a long fuzz run beside it must not share crash files
