@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -38,7 +39,7 @@ from helpers import (
     threefive_splice_insert,
     wait_until,
 )
-from media_checks import download, fetch, media_playlist, mpd, multivariant
+from media_checks import MediaPlaylist, download, fetch, media_playlist, mpd, multivariant
 from players import chromium, open_player, sync_playwright
 from test_live_channel import _chromium
 
@@ -50,11 +51,13 @@ pytestmark = pytest.mark.e2e
 
 HERE = Path(__file__).parent
 KEY, PASSPHRASE = "push-key-1", "e2e-srt-passphrase"
+# Most publishers run for SECONDS: the first test reads their channels live, and the later ones read
+# what they published, which stays.  The publishers whose liveness a later test relies on (TLS,
+# GStreamer's captioned one) run until the module's teardown stops them, so that no test depends on
+# how long the tests before it took.  The captioned source's cues outlast any run of the module (its
+# tests time out at 300 s each).
 SECONDS = 40
-CAPTIONED_SECONDS = 180  # live until after the caption tests, which come late in the module
-# The TLS channels' test checks that they keep publishing through broken handshakes; it comes after
-# the per-protocol tests, which take longer than SECONDS on a busy machine.
-TLS_SECONDS = 120
+CAPTIONED_SECONDS = 1800
 CODECS = [
     "-c:v",
     "libx264",
@@ -86,18 +89,22 @@ JITTER = [
 ]
 
 
-def publisher(name: str, *output: str, seconds: int = SECONDS) -> Proc:
-    source = ["-re", *lavfi_source(size="320x240"), "-t", str(seconds)]
+def publisher(name: str, *output: str, seconds: int | None = SECONDS) -> Proc:
+    """A real-time ffmpeg publisher for ``seconds``, or until it is stopped."""
+    source = ["-re", *lavfi_source(size="320x240"), *(["-t", str(seconds)] if seconds else [])]
     return Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", *source, *CODECS, *output], name=f"ffmpeg {name}")
+
+
+# rtmp2sink ends the whole pipeline when a write has waited this long (5 s by default): on two busy
+# cores the ingest can be that slow to read, and the captions would end with it.
+RTMP_TIMEOUT = 60
 
 
 def gstreamer_publisher(url: str, passthrough_url: str, captions: Path) -> Proc:
     """GStreamer's RTMP publisher: x264enc with B-frames, whose first decode times flvmux clamps to
     0, so the contribution repeats a DTS value; and CEA-608 captions (``captions``, a ``c608`` track of
     ``tests/captioned.py``) that ``cccombiner`` attaches and x264enc writes as SEI.  The same stream
-    goes to a live-encoded and a pass-through channel, for longer than the others: the caption tests
-    need it live after the tests that need theirs."""
-    frames = CAPTIONED_SECONDS * 30
+    goes to a live-encoded and a pass-through channel until it is stopped."""
     return Proc(
         [
             "gst-launch-1.0",
@@ -113,15 +120,16 @@ def gstreamer_publisher(url: str, passthrough_url: str, captions: Path) -> Proc:
             "!",
             "rtmp2sink",
             f"location={url}",
+            f"timeout={RTMP_TIMEOUT}",
             "out.",
             "!",
             "queue",
             "!",
             "rtmp2sink",
             f"location={passthrough_url}",
+            f"timeout={RTMP_TIMEOUT}",
             "videotestsrc",
             "is-live=true",
-            f"num-buffers={frames}",
             "!",
             "video/x-raw,width=320,height=240,framerate=30/1",
             "!",
@@ -139,7 +147,6 @@ def gstreamer_publisher(url: str, passthrough_url: str, captions: Path) -> Proc:
             *caption_branch(captions),
             "audiotestsrc",
             "is-live=true",
-            f"num-buffers={CAPTIONED_SECONDS * 48_000 // 1024}",
             "samplesperbuffer=1024",
             "!",
             "audio/x-raw,rate=48000,channels=2",
@@ -230,6 +237,7 @@ def pipeline(tmp_path_factory):
         rtp = int(re.search(r"rtp://127\.0\.0\.1:(\d+)", section(printed, "rtp")).group(1))
         rtmp = int(re.search(r"rtmp://127\.0\.0\.1:(\d+)", printed).group(1))
         push = f"http://127.0.0.1:{ingest_http}/{KEY}/ingest"
+        captions_until = time.monotonic() + CAPTIONED_SECONDS  # the GStreamer publisher starts after this
         publishers = [
             publisher("udp", "-f", "mpegts", f"udp://127.0.0.1:{udp['udp']}?pkt_size=1316"),
             publisher("rtp", "-f", "rtp_mpegts", f"rtp://127.0.0.1:{rtp}"),
@@ -254,7 +262,7 @@ def pipeline(tmp_path_factory):
             ),
             # Over HTTPS ffmpeg checks the certificate against the test's CA, as a careful encoder would (its
             # verifying RTMPS handshake sometimes stalls, tests/ingest/test_tls.py).
-            publisher("rtmps", "-f", "flv", f"rtmps://127.0.0.1:{rtmps}/live/rtmps/{KEY}", seconds=TLS_SECONDS),
+            publisher("rtmps", "-f", "flv", f"rtmps://127.0.0.1:{rtmps}/live/rtmps/{KEY}", seconds=None),
             publisher(
                 "https",
                 "-movflags",
@@ -266,7 +274,7 @@ def pipeline(tmp_path_factory):
                 "-f",
                 "ismv",
                 f"https://127.0.0.1:{https}/{KEY}/ingest/https.isml/Streams(encoder1)",
-                seconds=TLS_SECONDS,
+                seconds=None,
             ),
             # Into live encoding: the same protocols, RTMP from a source whose picture times jitter by
             # up to 5 ms either way (to the millisecond FLV carries), and a GStreamer publisher.
@@ -309,6 +317,7 @@ def pipeline(tmp_path_factory):
             "https": https,
             "publishers": {process.name: process for process in publishers},
             "markers_first_dts": markers_first_dts,
+            "captions_until": captions_until,
         }
     finally:
         for process in publishers:
@@ -405,6 +414,10 @@ def test_each_protocol_publishes_a_continuous_decodable_rendition(pipeline, chan
     assert len(frames) >= 30 * 2 * (len(times) - 1) and frames[0][1]
 
 
+def newest_segment(playlist: MediaPlaylist) -> int:
+    return playlist.media_sequence + len(playlist.segments) - 1
+
+
 def test_tls_only_channels_refuse_plain_publishers_and_shrug_off_broken_handshakes(pipeline):
     """A plain RTMP publisher gets the reason from the ingest; garbage and a distrusting client
     on the TLS ports end their own connections while both TLS channels keep publishing."""
@@ -427,7 +440,8 @@ def test_tls_only_channels_refuse_plain_publishers_and_shrug_off_broken_handshak
     )
     assert plain.returncode != 0, plain.stderr
     assert "channel rtmps takes TLS only: publish to rtmps:// or https://" in plain.stderr, plain.stderr
-    before = {channel: len(segments_of(base, channel, 2)[1].segments) for channel in ("rtmps", "https")}
+    # By the newest segment's number: the count stops growing once the playlist's window is full.
+    before = {channel: segments_of(base, channel, 2) for channel in ("rtmps", "https")}
     for port in (pipeline["rtmps"], pipeline["https"]):
         for garbage in (b"\x03" + bytes(1536), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01\x00\x05hello"):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -438,8 +452,13 @@ def test_tls_only_channels_refuse_plain_publishers_and_shrug_off_broken_handshak
         with pytest.raises(ssl.SSLCertVerificationError):  # trusts the system's CAs, not the test's
             with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
                 ssl.create_default_context().wrap_socket(sock, server_hostname="localhost")
-    for channel in ("rtmps", "https"):
-        _, playlist = segments_of(base, channel, before[channel] + 2)
+    for channel, (variants, earlier) in before.items():
+
+        def two_more(url: str = variants[0].uri, after: int = newest_segment(earlier) + 2) -> MediaPlaylist | None:
+            playlist = media_playlist(url)
+            return playlist if newest_segment(playlist) >= after else None
+
+        playlist = wait_until(two_more, timeout=90, interval=1, what=f"two more segments of {channel}")
         assert playlist.discontinuities == 0, f"{channel} carried on"
         assert pipeline["publishers"][f"ffmpeg {channel}"].alive(), pipeline["publishers"][f"ffmpeg {channel}"].output()
 
@@ -468,7 +487,6 @@ def test_each_protocol_plays_in_chromium_with_hlsjs(pipeline):
             browser.close()
 
 
-# The caption tests come after those that need the 40 s publishers live; GStreamer's goes on longer.
 def test_captions_are_signalled_where_the_contribution_carries_them(pipeline):
     base = pipeline["base"]
     for channel in ("enc-gst", "cc-pass"):
@@ -488,12 +506,20 @@ def test_captions_are_signalled_where_the_contribution_carries_them(pipeline):
         assert "Accessibility" not in fetch(f"{base}/live/{channel}/manifest.mpd").decode()
 
 
+def assert_captions_ahead(pipeline) -> None:
+    """The captioned source is live and has cues left for at least another minute."""
+    gstreamer = pipeline["publishers"]["gstreamer"]
+    assert gstreamer.alive(), gstreamer.output()
+    assert time.monotonic() + 60 < pipeline["captions_until"], f"the source's {CAPTIONED_SECONDS} s of cues are over"
+
+
 def caption_numbers(srt: str) -> list[int]:
     return [int(number) for number in re.findall(r"CAPTION (\d+)", srt)]
 
 
 def test_ffmpeg_reads_the_captions_back_from_every_rendition(pipeline):
     """ffmpeg's own 608 decoder reads the cues from our HLS: whole, in order, none twice."""
+    assert_captions_ahead(pipeline)
     base = pipeline["base"]
     urls = [f"{base}/live/enc-gst/{rendition}/index.m3u8" for rendition in ("v144", "v72")]
     urls.append(f"{base}/live/cc-pass/video/index.m3u8")
@@ -506,6 +532,7 @@ def test_ffmpeg_reads_the_captions_back_from_every_rendition(pipeline):
 
 
 def test_hlsjs_shows_the_caption_track_with_its_cues(pipeline):
+    assert_captions_ahead(pipeline)
     base = pipeline["base"]
     with players.sync_playwright().sync_playwright() as playwright:
         browser = players.chromium(playwright)
