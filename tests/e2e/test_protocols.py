@@ -531,29 +531,50 @@ def test_ffmpeg_reads_the_captions_back_from_every_rendition(pipeline):
         assert all(f"{cue_text(n)}</font>" in srt for n in numbers), (url, srt)
 
 
+# What hls.js has done so far, for the message of a wait that ran out.
+PLAYER_STATE = (
+    "() => ({time: window.v.currentTime, readyState: window.v.readyState, errors: window.errors,"
+    " buffered: Array.from({length: window.v.buffered.length}, (_, i) =>"
+    " [window.v.buffered.start(i), window.v.buffered.end(i)]),"
+    " levels: window.player.levels.map((l) => l.details ? [l.details.startSN, l.details.endSN] : null),"
+    " tracks: Array.from(window.v.textTracks, (t) => [t.kind, t.label, t.mode, t.cues ? t.cues.length : null])})"
+)
+# Every cue of every text track (a disabled track's cues cannot be read: those are made hidden), once
+# there are two.
+CUES = (
+    "() => { const found = [];"
+    " for (const track of window.v.textTracks) {"
+    "   if (track.mode === 'disabled') track.mode = 'hidden';"
+    "   for (const cue of track.cues || []) found.push([track.kind, track.label, cue.text]); }"
+    " return found.length >= 2 ? found : null; }"
+)
+
+
 def test_hlsjs_shows_the_caption_track_with_its_cues(pipeline):
+    """hls.js turns the 608 captions of the live-encoded channel into cues of a ``captions`` track
+    labelled as the playlist names it.  Each wait is for one step of hls.js's own (the media buffered,
+    then two captions parsed, which the source sends every 3 s), bounded for two busy cores, and a
+    wait that runs out says how far hls.js got."""
     assert_captions_ahead(pipeline)
     base = pipeline["base"]
-    with players.sync_playwright().sync_playwright() as playwright:
+    sync_api = players.sync_playwright()
+    with sync_api.sync_playwright() as playwright:
         browser = players.chromium(playwright)
         try:
             page = browser.new_page()
             players.open_player(page, base, "hls", f"{base}/live/enc-gst/index.m3u8")
-            # a track's cues can be read once it is not disabled
-            cues = page.wait_for_function(
-                "() => { const found = [];"
-                " for (const track of window.v.textTracks) {"
-                "   if (track.mode === 'disabled') track.mode = 'hidden';"
-                "   for (const cue of track.cues || []) found.push([track.kind, track.label, cue.text]); }"
-                " return found.length >= 2 ? found : null; }",
-                timeout=60_000,
-                polling=500,
-            ).json_value()
+            steps = [("media buffered", "() => window.v.buffered.length > 0", 60_000), ("two cues", CUES, 45_000)]
+            for what, condition, timeout in steps:
+                try:
+                    found = page.wait_for_function(condition, timeout=timeout, polling=500)
+                except sync_api.TimeoutError:
+                    pytest.fail(f"hls.js: no {what} within {timeout / 1000:.0f} s: {page.evaluate(PLAYER_STATE)}")
+            cues = found.json_value()
             assert page.evaluate("() => window.errors") == []
         finally:
             browser.close()
     assert {(kind, label) for kind, label, _ in cues} == {("captions", "CC1")}, cues
-    numbers = [int(text.split()[-1]) for _, _, text in cues]
+    numbers = [int(number) for _, _, text in cues for number in re.findall(r"^CAPTION (\d+)$", text)]
     assert [text for _, _, text in cues] == [cue_text(n) for n in numbers] and numbers == sorted(numbers), cues
 
 
