@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -128,6 +129,33 @@ class Proc:
 
 def kubecast(*args: str, **kwargs) -> Proc:
     return Proc([sys.executable, "-m", "kubecast.cli", *args], name=f"kubecast {args[0]}", **kwargs)
+
+
+@dataclass
+class LocalUp:
+    """``kubecast up`` as a test starts it: the process and the ports it was given."""
+
+    proc: Proc
+    rtmp: int
+    http: int
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.http}"
+
+
+def kubecast_up(manifest: Path, store: Path, cwd: Path, *, single_encoder: bool = True) -> LocalUp:
+    """``kubecast up -f manifest`` on free ports with a local-folder ``store``, its status line
+    every 30 s (the tests read the log, not the status)."""
+    rtmp, http = free_port(), free_port()
+    proc = kubecast(
+        "up", "-f", str(manifest), "--store", str(store),
+        *(["--single-encoder"] if single_encoder else []),
+        "--rtmp-port", str(rtmp), "--rtmp-secondary-port", str(free_port()), "--http-port", str(http),
+        "--status-interval", "30",
+        cwd=str(cwd),
+    )  # fmt: skip
+    return LocalUp(proc, rtmp, http)
 
 
 def lavfi_source(

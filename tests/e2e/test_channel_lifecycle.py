@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import Proc, free_port, kubecast, rtmp_publisher, wait_until
+from helpers import Proc, kubecast_up, rtmp_publisher, wait_until
 from media_checks import media_playlist
 
 pytestmark = pytest.mark.e2e
@@ -42,26 +42,9 @@ def numbers(playlist_url: str) -> list[int]:
 def test_stop_refuses_publishers_freezes_programs_and_start_carries_on(tmp_path):
     work = tmp_path
     store = work / "store"
-    rtmp, http = free_port(), free_port()
-    up = kubecast(
-        "up",
-        "-f",
-        str(HERE / "lifecycle.yaml"),
-        "--store",
-        str(store),
-        "--single-encoder",
-        "--rtmp-port",
-        str(rtmp),
-        "--rtmp-secondary-port",
-        str(free_port()),
-        "--http-port",
-        str(http),
-        "--status-interval",
-        "30",
-        cwd=str(work),
-    )
-    base = f"http://127.0.0.1:{http}"
-    url = f"rtmp://127.0.0.1:{rtmp}/live/desk/any"
+    run = kubecast_up(HERE / "lifecycle.yaml", store, work)
+    up, base = run.proc, run.base
+    url = f"rtmp://127.0.0.1:{run.rtmp}/live/desk/any"
     live = f"{base}/live/desk/video/index.m3u8"
     program = f"{base}/desk-show/video/index.m3u8"
     first = None

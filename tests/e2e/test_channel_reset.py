@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import Proc, free_port, kubecast, rtmp_publisher, wait_until
+from helpers import Proc, kubecast_up, rtmp_publisher, wait_until
 from media_checks import fetch, media_playlist
 
 from kubecast.encoder.timing import TOLERANCE_MS
@@ -37,26 +37,9 @@ def epochs(store: Path) -> list[Epoch]:
 
 def test_reset_starts_a_fresh_timeline_above_the_old_numbers_and_programs_keep_theirs(tmp_path):
     store = tmp_path / "store"
-    rtmp, http = free_port(), free_port()
-    up = kubecast(
-        "up",
-        "-f",
-        str(HERE / "lifecycle.yaml"),
-        "--store",
-        str(store),
-        "--single-encoder",
-        "--rtmp-port",
-        str(rtmp),
-        "--rtmp-secondary-port",
-        str(free_port()),
-        "--http-port",
-        str(http),
-        "--status-interval",
-        "30",
-        cwd=str(tmp_path),
-    )
-    base = f"http://127.0.0.1:{http}"
-    url = f"rtmp://127.0.0.1:{rtmp}/live/desk/any"
+    run = kubecast_up(HERE / "lifecycle.yaml", store, tmp_path)
+    up, base = run.proc, run.base
+    url = f"rtmp://127.0.0.1:{run.rtmp}/live/desk/any"
     live = f"{base}/live/desk/video/index.m3u8"
     program = f"{base}/desk-show/video/index.m3u8"
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import pytest
 from drill import Player
-from helpers import Proc, free_port, kubecast, rtmp_publisher, wait_until
+from helpers import Proc, kubecast, kubecast_up, rtmp_publisher, wait_until
 from media_checks import media_playlist
 
 from kubecast.encoder.card import card_frame, luma_rows
@@ -72,24 +72,8 @@ def switch(store: Path, state: str) -> None:
 def test_a_manual_slate_switches_both_encoders_at_one_boundary_and_back(tmp_path):
     (tmp_path / "channel.yaml").write_text(CHANNEL)
     store = tmp_path / "store"
-    rtmp, http = free_port(), free_port()
-    up = kubecast(
-        "up",
-        "-f",
-        str(tmp_path / "channel.yaml"),
-        "--store",
-        str(store),
-        "--rtmp-port",
-        str(rtmp),
-        "--rtmp-secondary-port",
-        str(free_port()),
-        "--http-port",
-        str(http),
-        "--status-interval",
-        "30",
-        cwd=str(tmp_path),
-    )
-    base = f"http://127.0.0.1:{http}"
+    run = kubecast_up(tmp_path / "channel.yaml", store, tmp_path, single_encoder=False)
+    up, base, rtmp = run.proc, run.base, run.rtmp
     live = f"{base}/live/studio/v240/index.m3u8"
     player = publisher = None
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import pytest
 from drill import Player
-from helpers import Proc, free_port, kubecast, rtmp_publisher, wait_until
+from helpers import Proc, kubecast_up, rtmp_publisher, wait_until
 from media_checks import media_playlist
 
 from kubecast.encoder.card import card_frame, luma_rows
@@ -40,26 +40,9 @@ def decoded(folder: Path, number: int) -> av.container.InputContainer:
 
 def test_the_player_plays_through_the_slate_and_back_to_the_picture(tmp_path):
     store = tmp_path / "store"
-    rtmp, http = free_port(), free_port()
-    up = kubecast(
-        "up",
-        "-f",
-        str(HERE / "slate.yaml"),
-        "--store",
-        str(store),
-        "--single-encoder",
-        "--rtmp-port",
-        str(rtmp),
-        "--rtmp-secondary-port",
-        str(free_port()),
-        "--http-port",
-        str(http),
-        "--status-interval",
-        "30",
-        cwd=str(tmp_path),
-    )
-    base = f"http://127.0.0.1:{http}"
-    url = f"rtmp://127.0.0.1:{rtmp}/live/studio/any"
+    run = kubecast_up(HERE / "slate.yaml", store, tmp_path)
+    up, base = run.proc, run.base
+    url = f"rtmp://127.0.0.1:{run.rtmp}/live/studio/any"
     live = f"{base}/live/studio/v240/index.m3u8"
     player = first = second = None
     try:
