@@ -5,7 +5,8 @@ Peering is on by default (``--peering kubecast``), so a second replica waits as 
 a peer of the same priority, so replicas must not share one: by default each takes a priority
 from its start time (the longest-running replica is the active one; a restarted replica comes
 back as the standby, so a restart never moves the work) with a random tie-breaker for replicas
-started in the same second.
+started in the same millisecond.  (Whole seconds were too coarse: a replica started a few hundred
+milliseconds after the active one could outrank it by the tie-breaker and take the work over.)
 
 A replica is the active one while it renews its peering record; kopf's default lifetime of that
 record is 60 s, so a frozen active replica would leave every Channel unreconciled for up to a
@@ -29,13 +30,14 @@ import kopf
 from kubecast import liveness
 from kubecast.liveness import watch_running_loop
 
-EPOCH_LIMIT = 1 << 40  # seconds: far past any start time
+EPOCH_LIMIT_MS = 1 << 42  # milliseconds: far past any start time; the priority stays below 2**53
 PEERING_LIFETIME = 15  # seconds a replica's peering record stays valid without renewal
 
 
 def seniority_priority(started: float, tiebreak: int) -> int:
-    """A kopf peering priority that is higher the earlier the replica started (pure)."""
-    return (EPOCH_LIMIT - int(started)) * 1_000_000 + tiebreak % 1_000_000
+    """A kopf peering priority that is higher the earlier (to the millisecond) the replica
+    started (pure)."""
+    return (EPOCH_LIMIT_MS - int(started * 1000)) * 1000 + tiebreak % 1000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 liveness_endpoint=args.liveness,
                 priority=args.priority
                 if args.priority is not None
-                else seniority_priority(time.time(), random.randrange(1_000_000)),
+                else seniority_priority(time.time(), random.randrange(1000)),
             )
         finally:
             heartbeat.cancel()

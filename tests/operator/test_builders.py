@@ -651,7 +651,7 @@ def test_every_secret_a_channel_mounts_is_checked_and_named_never_its_value():
 
 def test_operator_replicas_never_share_a_peering_priority(monkeypatch):
     """kopf freezes every operator that sees a peer of its own priority: the default gives the
-    longest-running replica the highest, and replicas started in one second still differ."""
+    longest-running replica the highest, and replicas started in one millisecond still differ."""
     import kopf
 
     from kubecast.operator import main as operator_main
@@ -660,6 +660,9 @@ def test_operator_replicas_never_share_a_peering_priority(monkeypatch):
         "the older replica stays active"
     )
     assert operator_main.seniority_priority(1_000, 1) != operator_main.seniority_priority(1_000, 2)
+    # a replica started a fraction of a second later never outranks the older one (seen in CI)
+    assert operator_main.seniority_priority(1_000.2, 0) > operator_main.seniority_priority(1_000.7, 999)
+    assert operator_main.seniority_priority(2_000_000_000, 999) < 2**53  # exact in JSON numbers
     seen = []
 
     async def fake_operator(**kwargs):
