@@ -10,7 +10,8 @@ Incremental and pure: ``TsDemuxer.feed`` takes bytes in whatever pieces the netw
 frames.  Damage is counted, never raised: a lost sync byte resynchronises on the next two
 packets that start with 0x47, and a continuity-counter gap drops the PES frame in progress on
 that PID (a frame with a hole would decode as garbage) — the contribution goes on with the
-next one.  Timestamps stay in 90 kHz ticks, with the 33-bit wrap unfolded so they only grow.
+next one.  The PES packets themselves (their headers, timestamps and the 33-bit wrap) are
+``kubecast.media.tspes``.
 
 The program clock reference is what a TS receiver keeps time by, and PTS/DTS are read on its
 time base.  An encoder that changes that time base (a splice, a restarted clock) says so with
@@ -45,8 +46,9 @@ the per-packet path.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from .tspes import MAX_PES, PendingPes, PesFrame, Unwrap, parse_pes
 from .tssections import SectionAssembler, TsSection
 
 PACKET_SIZE = 188
@@ -56,24 +58,9 @@ STREAM_TYPE_AAC_ADTS = 0x0F
 STREAM_TYPE_SCTE35 = 0x86
 ISO_639_LANGUAGE_DESCRIPTOR = 0x0A
 MAX_AUDIO_TRACKS = 8  # more AAC PIDs than this in one program is not a contribution
-WRAP = 1 << 33
-MAX_PES = 8 << 20  # a video frame larger than this is damage, not media
-MAX_COMPOSITION = 10 * 90_000  # PTS this far after DTS is a damaged header (B-frame delays are a few frames)
 _NOT_SYNC = re.compile(rb"[^\x47]")
 _LONGEST_RUN = 4096  # packets taken in one go (a longer run is taken in several)
 _COUNTERS = bytes(0x10 | (n & 0x0F) for n in range(16 + _LONGEST_RUN))  # payload-only headers' fourth bytes
-
-
-@dataclass
-class PesFrame:
-    kind: str  # "video" or "audio"
-    pid: int
-    pts: int  # 90 kHz, unwrapped
-    dts: int
-    data: bytes  # Annex B access unit, or one or more ADTS frames
-    random_access: bool = False  # the adaptation field's random_access_indicator
-    timebase: int = 0  # signalled PCR discontinuities before the frame started
-    track: int = 0  # audio: the PID's place among the program's AAC PIDs
 
 
 @dataclass(frozen=True)
@@ -92,16 +79,6 @@ class TsStats:
     dropped_frames: int = 0  # PES frames lost to damage
     malformed_pes: int = 0
     timebase_changes: int = 0  # discontinuity_indicator on the PCR PID
-
-
-@dataclass
-class _Pes:
-    kind: str  # what the PMT said the PID carries when the frame started (a new PMT may drop the PID)
-    buffer: bytearray = field(default_factory=bytearray)
-    random_access: bool = False
-    damaged: bool = False
-    unwrap: "_Unwrap | None" = None  # that of the time base it started on
-    timebase: int = 0
 
 
 def _run(firsts: bytes, seconds: bytes, thirds: bytes, index: int, counter: int) -> int:
@@ -136,39 +113,6 @@ def _language(descriptors: bytes) -> bytes | None:
     return None
 
 
-def _timestamp(data: bytes, offset: int) -> int:
-    b = data[offset : offset + 5]
-    return ((b[0] >> 1) & 0x07) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
-
-
-class _Unwrap:
-    """33-bit timestamps -> a monotonic count, assuming steps of less than half the range."""
-
-    def __init__(self) -> None:
-        self.base = 0
-        self.last: int | None = None
-
-    def __call__(self, value: int) -> int:
-        if self.last is not None:
-            if value < self.last - WRAP // 2:
-                self.base += WRAP
-            elif value > self.last + WRAP // 2 and self.base >= WRAP:
-                self.base -= WRAP  # a frame from just before the wrap, arriving late
-        self.last = value
-        return value + self.base
-
-    def peek(self, value: int) -> int:
-        """``value`` unwrapped as the next frame's would be, without moving on (a splice time
-        lies ahead of the frames, and must not make them look wrapped)."""
-        base = self.base
-        if self.last is not None:
-            if value < self.last - WRAP // 2:
-                base += WRAP
-            elif value > self.last + WRAP // 2 and base >= WRAP:
-                base -= WRAP
-        return value + base
-
-
 class TsDemuxer:
     def __init__(self) -> None:
         self.stats = TsStats()
@@ -178,8 +122,8 @@ class TsDemuxer:
         self.streams: dict[int, str] = {}  # PID -> "video" | "audio"
         self.audio_tracks: dict[int, AudioTrack] = {}  # audio PID -> its track and language
         self._continuity: dict[int, int] = {}
-        self._pes: dict[int, _Pes] = {}
-        self._unwrap = _Unwrap()
+        self._pes: dict[int, PendingPes] = {}
+        self._unwrap = Unwrap()
         self.sections = SectionAssembler()  # SCTE-35 PIDs
 
     def unwrap_time(self, pts: int) -> int:
@@ -302,7 +246,7 @@ class TsDemuxer:
                 self._continuity.pop(pid, None)
                 if pid == self._pcr_pid and flags & 0x10:  # ... and with a PCR, the time base too
                     self.stats.timebase_changes += 1
-                    self._unwrap = _Unwrap()
+                    self._unwrap = Unwrap()
             payload_start = 5 + length
         if not control & 0x01:
             return  # no payload: the counter does not advance
@@ -387,7 +331,7 @@ class TsDemuxer:
     def _pes_payload(self, pid: int, start: bool, random_access: bool, payload: bytes, frames: list[PesFrame]) -> None:
         if start:
             self._finish(pid, frames)
-            self._pes[pid] = _Pes(
+            self._pes[pid] = PendingPes(
                 self.streams[pid],
                 bytearray(payload),
                 random_access,
@@ -408,7 +352,7 @@ class TsDemuxer:
         if pes is None:
             return
         unwrap = pes.unwrap or self._unwrap
-        frame = None if pes.damaged else self._parse_pes(pes.kind, pid, bytes(pes.buffer), pes.random_access, unwrap)
+        frame = None if pes.damaged else parse_pes(pes.kind, pid, bytes(pes.buffer), pes.random_access, unwrap)
         if frame is None:
             self.stats.malformed_pes += not pes.damaged
             self.stats.dropped_frames += 1
@@ -418,22 +362,3 @@ class TsDemuxer:
             known = self.audio_tracks.get(pid)
             frame.track = known.track if known is not None else 0
         frames.append(frame)
-
-    @staticmethod
-    def _parse_pes(kind: str, pid: int, data: bytes, random_access: bool, unwrap: _Unwrap) -> PesFrame | None:
-        if len(data) < 9 or data[:3] != b"\x00\x00\x01":
-            return None
-        flags = data[7] >> 6
-        header_length = data[8]
-        body = 9 + header_length
-        declared = data[4] << 8 | data[5]
-        if declared and 6 + declared < len(data):
-            data = data[: 6 + declared]  # stuffing after the declared length
-        if flags & 0x02 == 0 or len(data) < body or header_length < 5:
-            return None  # no PTS (nothing to place the frame with), or a header longer than the packet
-        pts = _timestamp(data, 9)
-        dts = _timestamp(data, 14) if flags == 0x03 and header_length >= 10 else pts
-        pts, dts = unwrap(pts), unwrap(dts)
-        if pts < dts or pts - dts > MAX_COMPOSITION:
-            pts = dts  # a damaged header; never a negative or absurd composition offset
-        return PesFrame(kind, pid, pts, dts, data[body:], random_access)

@@ -1,9 +1,9 @@
 from kubecast.media.adts import audio_specific_config, split_adts
-from kubecast.media.mpegts import WRAP, _Unwrap
+from kubecast.media.tspes import WRAP, Unwrap
 
 
 def test_timestamps_keep_growing_across_the_33_bit_wrap():
-    unwrap = _Unwrap()
+    unwrap = Unwrap()
     values = [WRAP - 6000, WRAP - 3000, 0, 3000, WRAP - 1500, 6000]  # one late frame from before the wrap
     assert [unwrap(v) for v in values] == [WRAP - 6000, WRAP - 3000, WRAP, WRAP + 3000, WRAP - 1500, WRAP + 6000]
 

@@ -26,7 +26,8 @@ from kubecast.media.h264 import (
     length_prefixed,
     split_annexb,
 )
-from kubecast.media.mpegts import PesFrame, TsDemuxer, TsStats
+from kubecast.media.mpegts import TsDemuxer, TsStats
+from kubecast.media.tspes import PesFrame
 
 from ..cues import CueGate
 from ..timestamps import MAX_BACKWARDS_MS, TimestampGuard
