@@ -17,8 +17,9 @@ with ``kubecast.media.merge.merge``, the packager's own function, in memory and 
 Nothing is written, so replicas never compete, and there is no second merge to drift from the
 first.  Replicas agree without talking to each other: they merge the same stored objects, the
 merge's hold makes the copy listed under each number independent of when a replica read the
-progress, and what a replica serves is at most ``ttl`` older than storage, much less than the
-time a player waits between two playlist reloads (half a segment at least), so a player
+progress, and what a replica serves comes from reads that began at most ``ttl`` before the
+request arrived (counted from when a read began, not from when a busy event loop got to its
+answer), much less than the time a player waits between two playlist reloads (half a segment at least), so a player
 alternating between replicas never gets an older playlist than the one before it.  A replica
 keeps merging for ``stale_after_ms`` after the packager's timeline is fresh again, and never
 serves a timeline shorter than one it served, so the hand-back to the packager (whose first
@@ -160,7 +161,8 @@ class RenderedManifests:
 @dataclass
 class _Merged:
     timeline: Timeline
-    made_at: float  # monotonic
+    made_at: float  # monotonic, when the merge began (its progress reads were no older)
+    stored: Timeline  # the packager's timeline it was made from: a newer read of it calls for a new merge
     merging_until: float  # monotonic: keep merging until then, though the stored timeline is fresh
 
 
@@ -243,15 +245,17 @@ class TimelineCache:
         return await self._merge(channel, stored, merging_until)
 
     async def _merge(self, channel: str, stored: Timeline, merging_until: float) -> Timeline:
+        arrived = time.monotonic()  # as in ``_read``: a merge is as old as the moment it began
         merged = self._merged.get(channel)
-        if merged is not None and time.monotonic() - merged.made_at < self.ttl:
+        if merged is not None and merged.stored is stored and arrived - merged.made_at < self.ttl:
             merged.merging_until = merging_until  # fresh enough: no lock to take, as in the common case below
             return merged.timeline
         async with self._locks.hold(f"merge:{channel}"):
             merged = self._merged.get(channel)
-            if merged is not None and time.monotonic() - merged.made_at < self.ttl:
+            if merged is not None and merged.stored is stored and arrived - merged.made_at < self.ttl:
                 merged.merging_until = merging_until
                 return merged.timeline
+            began = time.monotonic()
             # Carry on from whichever is further along: the packager's timeline, or what this
             # replica already served (the merge only appends, so either gives the same rows).
             base = stored
@@ -272,7 +276,7 @@ class TimelineCache:
             # Only new segments are worth departing from what the packager wrote: with the
             # encoders gone too, its last word on the channel stands.
             timeline = result.timeline if newest_number(result.timeline) > newest_number(stored) else stored
-            self._merged[channel] = _Merged(timeline, time.monotonic(), merging_until)
+            self._merged[channel] = _Merged(timeline, made_at=began, stored=stored, merging_until=merging_until)
             return timeline
 
     async def _read_progress(self, channel: str, instance: str) -> EncoderProgress | None:
@@ -304,13 +308,20 @@ class TimelineCache:
             self._misses.popitem(last=False)
 
     async def _read(self, name: str, key: str, parse: Callable[[bytes], T]) -> T | None:
+        # An entry is as old as the moment its read *began*: a read that waited on a busy event
+        # loop (or a slow store) after storage answered must not pass for a fresh one, or a
+        # replica could answer a player with a timeline older than the other replica's last answer.
+        # A request that waited here for someone else's read takes it if that read began at most
+        # ``ttl`` before the request arrived.
+        arrived = time.monotonic()
         entry = self._entry(name)
-        if entry and time.monotonic() - entry[0] < self.ttl:
+        if entry and arrived - entry[0] < self.ttl:
             return cast("T | None", entry[1])  # a name's entry is made by its own kind's parse
         async with self._locks.hold(name):
             entry = self._entry(name)
-            if entry and time.monotonic() - entry[0] < self.ttl:
+            if entry and arrived - entry[0] < self.ttl:
                 return cast("T | None", entry[1])
+            began = time.monotonic()
             try:
                 data = await asyncio.wait_for(self.store.get(key), READ_DEADLINE)
             except Exception as error:  # noqa: BLE001 - storage away: answer with what we have, if anything
@@ -333,7 +344,7 @@ class TimelineCache:
                     timeline = parse(data)
                 except ValueError:
                     timeline = cast("T | None", entry[1]) if entry else None  # a torn read never replaces a good copy
-            self._remember(name, time.monotonic(), timeline)
+            self._remember(name, began, timeline)
             return timeline
 
     def rendered(self, key: tuple[str, ...], timeline: Timeline, render: Callable[[], str]) -> tuple[bytes, bool]:

@@ -290,10 +290,25 @@ def what_a_viewer_noticed(drill: DrillRun, fault: str) -> list[str]:
     window = [seen for seen in drill.poll.seen if outcome.began - 1 <= seen[0] <= outcome.ended]
     if len(window) <= 10:
         problems.append(f"the alternating client saw too little: {window}")
-    for (_, sequence, number), (_, later_sequence, later_number) in zip(window, window[1:]):
-        if later_sequence < sequence or later_number < number:
-            problems.append(f"the playlist went back from {sequence}/{number} to {later_sequence}/{later_number}")
+    problems.extend(f"the playlist went back: {step}" for step in steps_back(window, drill))
     return problems
+
+
+def during(drill: DrillRun, at: float) -> str:
+    """Which fault (or the settling after it) a monotonic time falls in, for failure messages."""
+    for outcome in drill.outcomes.values():
+        if outcome.began <= at <= outcome.ended:
+            return f"{outcome.name}, {at - outcome.began:.1f} s after it began"
+    return "between faults"
+
+
+def steps_back(seen: list[tuple[float, int, int]], drill: DrillRun) -> list[str]:
+    """Every reload whose playlist was older (media sequence or newest number) than the one before."""
+    return [
+        f"{sequence}/{number} then {later_sequence}/{later_number} ({during(drill, at)})"
+        for (_, sequence, number), (at, later_sequence, later_number) in zip(seen, seen[1:])
+        if later_sequence < sequence or later_number < number
+    ]
 
 
 def program_growth(drill: DrillRun) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -97,3 +98,39 @@ async def test_segment_requests_failing_while_storage_is_away_log_one_traceback_
         assert (await client.get("/live/news/v720/12.m4s")).status == 503
         tracebacks = [r for r in caplog.records if r.exc_info and r.getMessage().startswith("request ")]
         assert len(tracebacks) == 2 and "24 more failures not shown" in tracebacks[1].getMessage()
+
+
+class LateAnswerStore(Store):
+    """A memory store that reads at once but hands the first answer over ``delay`` seconds later,
+    as a busy event loop does to a read that storage answered quickly."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__("memory://")
+        self.delay = delay
+
+    async def get(self, key: str) -> bytes | None:
+        data = await super().get(key)
+        delay, self.delay = self.delay, 0.0
+        await asyncio.sleep(delay)
+        return data
+
+
+@pytest.mark.parametrize("packager", ["writing", "hung"])
+async def test_a_read_answered_late_is_as_old_as_when_it_began(packager):
+    """Two replicas behind a balancer: a player's next reload may land on the replica whose last
+    read began before the packager's write.  Served as fresh for ``ttl`` after it finally returned,
+    that read would step the player's playlist back; counted from when it began, it is read again."""
+    store = LateAnswerStore(delay=0.3)
+    await store.put(layout.timeline_key("news"), ladder_timeline().to_json())
+    written = ladder_timeline().updated
+    # "hung": the stored timeline is old, so the endpoint merges the encoders' progress onto it.
+    cache = TimelineCache(
+        store, ttl=0.1, clock=lambda: written if packager == "writing" else written + timedelta(hours=1)
+    )
+    reading = asyncio.create_task(cache.get("news"))
+    await asyncio.sleep(0.05)
+    newer = ladder_timeline()
+    newer.generation = 4
+    await store.put(layout.timeline_key("news"), newer.to_json())  # written while the old answer was on its way
+    assert (await reading).generation == 3
+    assert (await cache.get("news")).generation == 4
