@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -169,30 +169,37 @@ def lavfi_source(
     return ["-f", "lavfi", *bound, "-i", f"testsrc2=size={size}:rate=30", "-f", "lavfi", *bound, "-i", tone]
 
 
+def contribution_command(
+    output: str,
+    *,
+    seconds: float,
+    size: str = "320x240",
+    frequency: int | None = 1000,
+    realtime: bool = True,
+    gop: int = 30,
+    container: str = "flv",
+    extra: Sequence[str] = (),
+    loglevel: str = "error",
+    bound_inputs: bool = False,
+) -> list[str]:
+    """The command line of an ffmpeg contribution encoder: ``seconds`` of the test source
+    (``lavfi_source``) as H.264 (a key frame every ``gop`` frames, ultrafast) and AAC, in
+    ``container``, to ``output`` (a URL or a file).  ``realtime`` paces it as a live encoder;
+    ``bound_inputs`` ends the inputs rather than the output (for outputs that ignore ``-t``);
+    ``extra`` goes before the output (more encoder options)."""
+    inputs = lavfi_source(size=size, frequency=frequency, input_seconds=seconds if bound_inputs else None)
+    return [
+        "ffmpeg", "-hide_banner", "-loglevel", loglevel, "-y", *(["-re"] if realtime else []), *inputs,
+        *([] if bound_inputs else ["-t", str(seconds)]),
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), "-c:a", "aac", *extra,
+        "-f", container, output,
+    ]  # fmt: skip
+
+
 def rtmp_publisher(url: str, seconds: int) -> list[str]:
     """The command line of a real-time ffmpeg publisher: ``seconds`` of the test source as H.264
     (a key frame every second) and AAC in FLV to ``url``."""
-    return [
-        "ffmpeg",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-re",
-        *lavfi_source(),
-        "-t",
-        str(seconds),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "30",
-        "-c:a",
-        "aac",
-        "-f",
-        "flv",
-        url,
-    ]
+    return contribution_command(url, seconds=seconds)
 
 
 def make_contribution_flv(path, *, seconds: int, size: str = "320x240") -> bytes:

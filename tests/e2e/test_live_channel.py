@@ -18,7 +18,7 @@ from urllib.parse import urljoin
 
 import players
 import pytest
-from helpers import Proc, free_port, kubecast, lavfi_source, wait_until
+from helpers import Proc, contribution_command, free_port, kubecast, wait_until
 from media_checks import MPD_NS, download, expand_timeline, fetch, media_playlist, mpd, multivariant
 
 from kubecast.media.mp4 import parse_media_segment
@@ -31,35 +31,9 @@ LADDER = {"v360": (640, 360), "v270": (480, 270), "v180": (320, 180)}
 
 
 def ffmpeg_publish(url: str, *, seconds: float, size: str = "640x360", extra: list[str] | None = None) -> Proc:
-    return Proc(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "warning",
-            "-re",
-            *lavfi_source(size=size),
-            "-t",
-            str(seconds),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "60",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "96k",
-            *(extra or []),
-            "-f",
-            "flv",
-            url,
-        ],
-        name="ffmpeg publisher",
-    )
+    options = ["-pix_fmt", "yuv420p", "-b:a", "96k", *(extra or [])]
+    command = contribution_command(url, seconds=seconds, size=size, gop=60, extra=options, loglevel="warning")
+    return Proc(command, name="ffmpeg publisher")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from fake_encoder import FakeEncoder
 from flvfile import FLV_HEADER, FlvReader, FlvTag, TagType
-from helpers import lavfi_source, threefive_splice_insert
+from helpers import contribution_command, threefive_splice_insert
 
 from kubecast.ingest import metrics
 from kubecast.ingest.config import ChannelRoute, IngestConfig
@@ -43,30 +43,8 @@ async def ingest():
 def jumped_flv(path, *, seconds: float) -> bytes:
     """Two seconds of ffmpeg's FLV with every tag from the second one on moved by ``seconds``,
     as an encoder whose clock broke sends it."""
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            *lavfi_source(size="160x90", frequency=None),
-            "-t",
-            "2",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-            "-f",
-            "flv",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
-    )
+    command = contribution_command(str(path), seconds=2, size="160x90", frequency=None, realtime=False)
+    subprocess.run(command, check=True, timeout=60)
     reader = FlvReader()
     reader.feed(path.read_bytes())
     tags = [

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 from fake_encoder import FakeEncoder
-from helpers import lavfi_source
+from helpers import contribution_command
 
 from kubecast.ingest.config import ChannelRoute
 from kubecast.ingest.mpegts.srt import SrtServer, channel_of
@@ -27,25 +27,9 @@ def test_stream_ids(stream_id, channel):
 
 
 async def publish(port: int, query: str, seconds: int = 3) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        "ffmpeg",
-        "-v",
-        "error",
-        "-re",
-        *lavfi_source(size="320x240", frequency=None, input_seconds=str(seconds)),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "30",
-        "-c:a",
-        "aac",
-        "-f",
-        "mpegts",
-        f"srt://127.0.0.1:{port}?{query}",
-        stderr=subprocess.PIPE,
-    )
+    url = f"srt://127.0.0.1:{port}?{query}"
+    command = contribution_command(url, seconds=seconds, frequency=None, container="mpegts", bound_inputs=True)
+    process = await asyncio.create_subprocess_exec(*command, stderr=subprocess.PIPE)
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     return process.returncode, stderr.decode()
 
