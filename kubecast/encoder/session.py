@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -35,7 +35,8 @@ from kubecast.media.timeline import boundary_time
 from kubecast.storage import IngestInfo
 
 from . import metrics
-from .audio import SAMPLE_RATE, AudioPassthrough, AudioTranscoder, audio_track_id
+from .audio import SAMPLE_RATE
+from .audio_tracks import AudioTracks, connection_audio
 from .clock import ChannelClock
 from .control import ControlFollower
 from .ladder import LadderVideo, default_x264_preset
@@ -72,24 +73,14 @@ def read_line(sock: socket.socket) -> tuple[bytes, bytes]:
     return line + b"\n", rest
 
 
-Audio = AudioPassthrough | AudioTranscoder
-
-
 @dataclass(frozen=True)
 class ConnectionTracks:
     """The tracks of one connection, built once it is placed on the channel timeline."""
 
     video: PassthroughVideos | LadderVideo
-    audio: Audio
+    audio: AudioTracks
     clock: ConnectionClock
     slate: SlateSchedule | None = None  # the manual slate's segments (live encoding only)
-    # The contribution's further audio tracks, each in its own language (by contribution track):
-    # made when the first configuration naming a language arrives
-    languages: dict[int, Audio] = field(default_factory=dict)
-
-    @property
-    def audios(self) -> list[Audio]:
-        return [self.audio, *self.languages.values()]
 
 
 class ContributionSession:
@@ -223,20 +214,15 @@ class ContributionSession:
                     # With a slate, the last segment is filled to its boundary, where the slate starts.
                     boundary = tracks.video.drain(pad=self.config.slate_after_ms is not None)
                     if boundary is not None:
-                        until = boundary_time(boundary, self.config.segment_duration_ms, SAMPLE_RATE)
-                        for audio in tracks.audios:
-                            if isinstance(audio, AudioTranscoder):
-                                audio.pad_silence(until)
+                        tracks.audio.pad_silence(boundary_time(boundary, self.config.segment_duration_ms, SAMPLE_RATE))
                 else:
                     tracks.video.drain()
-                for audio in tracks.audios:
-                    audio.drain()
+                tracks.audio.drain()
                 # Every track ends at the same segment number and time: a track a few milliseconds
                 # longer than the others would otherwise end with a sliver they do not have.
-                end = epoch_end(tracks.video.pending_ends() + [e for a in tracks.audios for e in a.pending_ends()])
+                end = epoch_end(tracks.video.pending_ends() + tracks.audio.pending_ends())
                 tracks.video.finish(end)
-                for audio in tracks.audios:
-                    audio.finish(end)
+                tracks.audio.finish(end)
                 # What the contribution was stays readable after it ended (renditions, alignment).
                 self.ended_info = self._ingest_info(protocol, tracks.video).model_copy(update={"connected": False})
             else:
@@ -312,28 +298,18 @@ class ContributionSession:
             publish_segment=self.publisher.segment,
         )
 
-    def _audio(
-        self,
-        clock: ConnectionClock,
-        track: int = 0,
-        language: str | None = None,
-        slate: SlateSchedule | None = None,
-    ) -> Audio:
-        """The output of the contribution's audio track ``track``: passed through, or re-encoded on
-        the frame grid every audio track of the connection shares (after a slate, the slate's),
-        silent in the manual ``slate``'s segments."""
-        named = dict(clock=clock, track_id=audio_track_id(track), language=language, **self._common())
-        if self.config.passthrough:
-            return AudioPassthrough(**named)
-        origin = self.slate.audio_origin if self.slate is not None and self._slate_end is not None else None
-        return AudioTranscoder(bitrate=self.config.audio_bitrate, origin=origin, slate=slate, **named)
+    def _audio_tracks(self, clock: ConnectionClock, slate: SlateSchedule | None = None) -> AudioTracks:
+        # After a slate, re-encoded audio stays on the slate's frame grid.
+        after_slate = self.slate is not None and self._slate_end is not None
+        origin = lambda: self.slate.audio_origin if after_slate and self.slate is not None else None  # noqa: E731
+        return connection_audio(config=self.config, clock=clock, origin=origin, slate=slate, publisher=self.publisher)
 
     def _tracks(self, clock: ConnectionClock) -> ConnectionTracks:
         config = self.config
         common = self._common()
         if config.passthrough:
             return ConnectionTracks(
-                PassthroughVideos(clock=clock, bandwidth_hint=0, **common), self._audio(clock), clock
+                PassthroughVideos(clock=clock, bandwidth_hint=0, **common), self._audio_tracks(clock), clock
             )
         preset = config.x264_preset or default_x264_preset(config.renditions)
         schedule = SlateSchedule(config.segment_duration_ms)
@@ -347,7 +323,7 @@ class ContributionSession:
                 card_title=config.channel,
                 **common,
             ),
-            self._audio(clock, slate=schedule),
+            self._audio_tracks(clock, slate=schedule),
             clock,
             schedule,
         )
@@ -355,27 +331,10 @@ class ContributionSession:
         self._follow_slate(tracks)
         return tracks
 
-    def _language_audio(self, record: CodecConfig | Frame, tracks: ConnectionTracks) -> Audio | None:
-        """The output of a further audio track (not 0): one whose configuration names a language
-        (``kubecast.ingest.publication`` forwards no other); made at its first configuration."""
-        audio = tracks.languages.get(record.track)
-        if audio is None and isinstance(record, CodecConfig) and record.language is not None:
-            audio = tracks.languages[record.track] = self._audio(
-                tracks.clock, record.track, record.language, slate=tracks.slate
-            )
-            log.info("audio track %d in %s: published as %s", record.track, record.language, audio.track_id)
-        return audio
-
     def _record(self, record: CodecConfig | Frame, tracks: ConnectionTracks) -> None:
         video = tracks.video
         if record.kind == Kind.AUDIO:
-            audio = tracks.audio if record.track == 0 else self._language_audio(record, tracks)
-            if audio is None:
-                return  # another track without a language: a copy of track 0 (the ingest drops them too)
-            if isinstance(record, CodecConfig):
-                audio.configure(record.data, record.language)
-            else:
-                audio.push(record)
+            tracks.audio.record(record)
             return
         if isinstance(video, PassthroughVideos):
             if isinstance(record, CodecConfig):
