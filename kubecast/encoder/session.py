@@ -45,7 +45,7 @@ from .passthrough import PassthroughVideos
 from .publisher import Publisher, now_utc
 from .segmenter import epoch_end
 from .slate import SlateWatch
-from .thumbnail import jpeg_thumbnail
+from .thumbnail import jpeg_thumbnail, key_frame_picture
 from .timing import VIDEO_TIMESCALE, ConnectionClock
 
 log = logging.getLogger("kubecast.encoder")
@@ -364,13 +364,7 @@ class ContributionSession:
         if isinstance(video, LadderVideo):
             picture = video.latest_frame
         elif frame.keyframe and video.primary.avcc is not None:
-            decoder = av.CodecContext.create("h264", "r")
-            decoder.extradata = video.primary.avcc
-            try:
-                pictures = decoder.decode(av.Packet(frame.data)) + decoder.decode(None)
-                picture = pictures[0] if pictures else None
-            except av.error.FFmpegError:
-                picture = None
+            picture = key_frame_picture(video.primary.avcc, frame.data)
         if picture is not None:
             self._thumbnail_at = now
             self.publisher.thumbnail(jpeg_thumbnail(picture))

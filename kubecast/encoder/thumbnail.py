@@ -1,4 +1,5 @@
-"""Preview thumbnails: a decoded picture as JPEG through FFmpeg's mjpeg encoder (no Pillow)."""
+"""Preview thumbnails: a decoded picture as JPEG through FFmpeg's mjpeg encoder (no Pillow); for
+a pass-through channel, which decodes nothing else, the picture of one of its key frames."""
 
 from __future__ import annotations
 
@@ -24,3 +25,14 @@ def jpeg_thumbnail(frame: av.VideoFrame, reformatter: VideoReformatter | None = 
     encoder.open()
     packets = list(encoder.encode(picture)) + list(encoder.encode(None))
     return b"".join(bytes(packet) for packet in packets)
+
+
+def key_frame_picture(avcc: bytes, data: bytes) -> av.VideoFrame | None:
+    """The picture of one H.264 key frame (``data``, with its configuration ``avcc``), or None."""
+    decoder = av.CodecContext.create("h264", "r")
+    decoder.extradata = avcc
+    try:
+        pictures = decoder.decode(av.Packet(data)) + decoder.decode(None)
+    except av.error.FFmpegError:
+        return None
+    return pictures[0] if pictures else None
