@@ -1,5 +1,6 @@
 """What the operator reads and writes in the media store: a Channel's or Program's timeline (for
-their status) and the Program records its packagers and the streaming endpoints read.
+their status), the Program records its packagers and the streaming endpoints read, and the
+channel's control record (reset, manual slate) its encoders follow.
 
 No kopf here: the handlers call these and turn failures into log lines, events or retries."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from kubecast.api import Program
@@ -124,32 +126,37 @@ async def delete_channel_media(namespace: str, channel: str, programs: list[str]
     return len(doomed)
 
 
-async def request_reset(namespace: str, channel: str, token: str) -> bool:
-    """The Channel's ``kubecast.io/reset`` token in its control record, where its encoders read it
-    when the next contribution starts; False when the record already carries it.  Storage
-    trouble raises."""
+async def _change_control(namespace: str, channel: str, change: Callable[[ChannelControl], bool]) -> bool:
+    """The channel's control record read, ``change``d in place and written back when ``change``
+    says it changed it; storage trouble (and whatever ``change`` raises) raises."""
     store = store_for(namespace)
     key = layout.control_key(channel)
     data = await asyncio.wait_for(store.get(key), 10)
     control = ChannelControl.model_validate_json(data) if data is not None else ChannelControl()
-    if control.reset == token:
+    if not change(control):
         return False
-    control.reset = token
     await asyncio.wait_for(store.put(key, control.to_json()), 10)
     return True
+
+
+async def request_reset(namespace: str, channel: str, token: str) -> bool:
+    """The Channel's ``kubecast.io/reset`` token in its control record, where its encoders read it
+    when the next contribution starts; False when the record already carries it."""
+
+    def change(control: ChannelControl) -> bool:
+        changed, control.reset = control.reset != token, token
+        return changed
+
+    return await _change_control(namespace, channel, change)
 
 
 async def request_slate(namespace: str, channel: str, *, on: bool, now: datetime) -> bool:
     """The Channel's ``kubecast.io/slate`` switch in its control record, where its encoders follow
-    it; False when the record already says so (asking again must not move the boundary).
-    Storage trouble raises."""
-    store = store_for(namespace)
-    key = layout.control_key(channel)
-    data = await asyncio.wait_for(store.get(key), 10)
-    control = ChannelControl.model_validate_json(data) if data is not None else ChannelControl()
-    switched = slate_switched(control.slate, on=on, now=now)
-    if switched is control.slate:
-        return False
-    control.slate = switched
-    await asyncio.wait_for(store.put(key, control.to_json()), 10)
-    return True
+    it; False when the record already says so (asking again must not move the boundary)."""
+
+    def change(control: ChannelControl) -> bool:
+        switched = slate_switched(control.slate, on=on, now=now)
+        changed, control.slate = switched is not control.slate, switched
+        return changed
+
+    return await _change_control(namespace, channel, change)

@@ -2,8 +2,8 @@
 the children and patch the status; all decisions live in builders/ and status/, and the
 store's reads and writes in store_io.py.  One module per resource (``channel``, with its indexes
 and Deployment events in ``channel_events``, its reset in ``channel_reset``, its manual slate in
-``channel_slate``, the Programs it stops in ``channel_stop`` and its per-object memo in
-``channel_state``;
+``channel_slate`` (the request annotations' shared shape in ``channel_requests``), the Programs
+it stops in ``channel_stop`` and its per-object memo in ``channel_state``;
 ``endpoint``; ``program``) and what they share (``common``).  Importing this package registers
 every handler in kopf's default registry.
 
@@ -12,11 +12,22 @@ str, though its handler protocols allow None (hence the ``type: ignore[arg-type]
 
 from __future__ import annotations
 
-from . import channel, channel_events, channel_reset, channel_slate, channel_stop, common, endpoint, program
+from . import (
+    channel,
+    channel_events,
+    channel_requests,
+    channel_reset,
+    channel_slate,
+    channel_stop,
+    common,
+    endpoint,
+    program,
+)
 
 __all__ = [
     "channel",
     "channel_events",
+    "channel_requests",
     "channel_reset",
     "channel_slate",
     "channel_stop",
