@@ -12,7 +12,8 @@ and nothing else, so its CPU time and peak RSS are the operator's own.
 Two phases: start-up (until every Channel has Ready=True) and steady state (``--steady`` seconds
 after that, nothing changing).  For each it prints the API requests per Channel by verb and
 resource, status writes and handler runs; for the steady state also requests/s and API writes per
-Channel per 10 minutes.  A run counts only if the emulator's CPU time stayed under half of the
+Channel per 10 minutes, and the Events the operator posted by type and reason (with one message of
+each).  A run counts only if the emulator's CPU time stayed under half of the
 wall time (else the emulator, not the operator, may have set the pace): the last line says so.
 Goals: 1000 Channels Ready within 60 s with the operator's RSS under 300 MB; in steady state,
 fewer than 2 API writes per Channel per 10 minutes.
@@ -64,9 +65,15 @@ async def serve_emulator(count: int) -> None:
     async def state(request: object) -> Json:
         del request
         ready = children = 0
+        events: collections.Counter[tuple[str, str]] = collections.Counter()
+        examples: dict[str, str] = {}
         for (key, _), objects in list(emulator._store.items()):  # noqa: SLF001
             if key[2] in CHILD_KINDS:
                 children += len(objects)
+            if key[2] == "events":
+                for event in objects.values():
+                    events[event.get("type", ""), event.get("reason", "")] += 1
+                    examples.setdefault(event.get("reason", ""), str(event.get("message", ""))[:160])
             if key[2] == "channels":
                 ready += sum(
                     1
@@ -82,6 +89,7 @@ async def serve_emulator(count: int) -> None:
             "cpu": _cpu(),
             "revision": emulator.revision,
             "counts": [[verb, plural, n] for (verb, plural), n in emulator.counts.items()],
+            "events": [[kind, reason, n, examples[reason]] for (kind, reason), n in events.items()],
         }
 
     emulator["get /bench/state"] << state
@@ -140,6 +148,11 @@ class Counts:
         self.by: collections.Counter[tuple[str, str]] = collections.Counter(
             {(verb, plural): n for verb, plural, n in state["counts"]}
         )
+        # Events the operator posted so far, by (type, reason), and one message of each reason
+        self.events: collections.Counter[tuple[str, str]] = collections.Counter(
+            {(kind, reason): n for kind, reason, n, _ in state["events"]}
+        )
+        self.examples: dict[str, str] = {reason: example for _, reason, _, example in state["events"]}
 
     def __sub__(self, other: Counts) -> collections.Counter[tuple[str, str]]:
         return self.by - other.by
@@ -163,6 +176,16 @@ def count_handler_runs() -> collections.Counter[str]:
 
     invocation.invoke = counted  # type: ignore[assignment]
     return runs
+
+
+def event_table(title: str, later: Counts, earlier: Counts, channels: int, scale: float = 1.0) -> list[str]:
+    """The Events posted between two moments by type and reason, per Channel (scaled), with one message."""
+    delta = later.events - earlier.events
+    lines = [f"| {title} | per Channel | one message |", "| --- | ---: | --- |"]
+    for (kind, reason), n in sorted(delta.items()):
+        lines.append(f"| {kind} {reason} | {n * scale / channels:.2f} | {later.examples.get(reason, '')} |")
+    lines.append(f"| all Events | {sum(delta.values()) * scale / channels:.2f} | |")
+    return lines
 
 
 def table(title: str, delta: collections.Counter[tuple[str, str]], channels: int, scale: float = 1.0) -> list[str]:
@@ -267,6 +290,10 @@ async def run(count: int, steady: float, settle: float, limit: float) -> int:
             *table("start-up: requests", at_ready - before, count),
             "",
             *table("steady state: requests per 10 min", steady_delta, count, scale=600 / steady),
+            "",
+            *event_table("start-up: Events", at_ready, before, count),
+            "",
+            *event_table("steady state: Events per 10 min", after, at_ready, count, scale=600 / steady),
             "",
             "goals: 1000 Channels Ready within 60 s, RSS under 300 MB;"
             " steady state under 2 API writes per Channel per 10 min",
