@@ -28,6 +28,7 @@ from .hls import audio_tracks, caption_channels, video_tracks
 PROFILES = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
 CEA608_SCHEME = "urn:scte:dash:cc:cea-608:2015"
 CLEARKEY_SCHEME = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
+ROLE_SCHEME = "urn:mpeg:dash:role:2011"
 NAMESPACES = (
     'xmlns:cenc="urn:mpeg:cenc:2013" xmlns:dashif="https://dashif.org/CPS" xmlns:mspr="urn:microsoft:playready"'
 )
@@ -198,16 +199,22 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashPro
         parts.append("</AdaptationSet>")
     for index, track in enumerate(audios):
         language = track.info.language or "und"
+        # With several languages, players start with the one HLS marks DEFAULT=YES (the first): Shaka
+        # takes the main Role, dash.js the highest selectionPriority (without one, the highest bitrate:
+        # whichever language happened to cost more).
+        several = len(audios) > 1
+        priority = ' selectionPriority="2"' if several and index == 0 else ""
+        role = f'<Role schemeIdUri="{ROLE_SCHEME}" value="{"alternate" if index else "main"}"/>' if several else ""
         parts.append(
             f'<AdaptationSet id="{1 + index}" contentType="audio" mimeType="audio/mp4" lang="{language}" '
-            'segmentAlignment="true" startWithSAP="1">'
+            f'segmentAlignment="true" startWithSAP="1"{priority}>'
         )
         parts.append(
             '<AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" '
             f'value="{track.info.channels or 2}"/>'
         )
         rows = [(r.start, r.duration) for r in track.segments]
-        parts.append(signalling + _template(track.info.timescale, rows, origin, folder))
+        parts.append(signalling + role + _template(track.info.timescale, rows, origin, folder))
         parts.append(
             f'<Representation id={quoteattr(track.info.id)} bandwidth="{_bandwidth(track)}" '
             f'codecs="{track.info.codecs}" audioSamplingRate="{track.info.sample_rate}"/>'

@@ -24,21 +24,22 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
     "shaka": ("shaka-player.compiled.js",),
 }
 
-# Each body runs as `async (url, v, config) => { ... }`; config is a JSON object for the player's own
-# configuration (hls.js constructor options, dash.js updateSettings, Shaka's player.configure).
+# Each body runs as `async (url, v, config, setup) => { ... }`; config is a JSON object for the player's own
+# configuration (hls.js constructor options, dash.js updateSettings, Shaka's player.configure), and
+# setup(player, v) runs before the player loads anything (to listen to events it sends while loading).
 _START: dict[str, str] = {
     "hls": "const p = new Hls({liveSyncDurationCount: 3, ...config}); window.player = p;"
     " p.on(Hls.Events.ERROR, (_e, data) => { if (data.fatal) window.errors.push('hls.js: ' + data.details); });"
-    " p.loadSource(url); p.attachMedia(v);",
+    " setup(p, v); p.loadSource(url); p.attachMedia(v);",
     "dash": "const p = dashjs.MediaPlayer().create(); window.player = p; p.updateSettings(config);"
     " p.on(dashjs.MediaPlayer.events.ERROR, (e) => window.errors.push('dash.js: ' + JSON.stringify(e.error)));"
-    " p.initialize(v, url, true);",
+    " setup(p, v); p.initialize(v, url, true);",
     # Shaka reports every error, recoverable or not, as an 'error' event with a numeric code
     # (shaka.util.Error.Code); load() rejects with one when the manifest cannot be played at all.
     "shaka": "shaka.polyfill.installAll(); const p = new shaka.Player(); window.player = p; p.configure(config);"
     " p.addEventListener('error', (e) => window.errors.push('shaka: ' + e.detail.code + ' ' + "
     "JSON.stringify(e.detail.data)));"
-    " await p.attach(v);"
+    " await p.attach(v); setup(p, v);"
     " try { await p.load(url); } catch (e) { window.errors.push('shaka load: ' + e.code + ' ' + "
     "JSON.stringify(e.data)); }",
 }
@@ -68,18 +69,43 @@ def sync_playwright() -> Any:
     return pytest.importorskip("playwright.sync_api")
 
 
-def open_player(page: Any, origin: str, engine: str, url: str, *, config: dict[str, Any] | None = None) -> None:
-    """Play ``url`` with ``engine`` ("hls", "dash", "smooth" or "shaka") in ``page``, served from ``origin``."""
+def open_player(
+    page: Any, origin: str, engine: str, url: str, *, config: dict[str, Any] | None = None, setup: str = ""
+) -> None:
+    """Play ``url`` with ``engine`` ("hls", "dash", "smooth" or "shaka") in ``page``, served from ``origin``;
+    ``setup`` is the body of a JS function of ``player`` and ``v`` run before the player loads ``url``."""
     page.goto(f"{origin}/healthz", timeout=30_000)
     for script in SCRIPTS[engine]:
         page.add_script_tag(url=f"{origin}/static/vendor/{script}")
     page.evaluate(
-        "async ([url, body, config]) => { const v = document.createElement('video'); v.muted = true; v.autoplay = true;"
-        " document.body.appendChild(v); window.v = v; window.errors = []; window.playing = false; window.ended = false;"
+        "async ([url, body, config, setup]) => { const v = document.createElement('video'); v.muted = true;"
+        " v.autoplay = true; document.body.appendChild(v); window.v = v; window.errors = [];"
+        " window.playing = false; window.ended = false;"
         " v.addEventListener('error', () => window.errors.push('video: ' + (v.error && v.error.message)));"
         " v.addEventListener('playing', () => { window.playing = true; });"
         " v.addEventListener('ended', () => { window.ended = true; });"
-        " const start = new Function('url', 'v', 'config', 'return (async () => {' + body + '})();');"
-        " await start(url, v, config); }",
-        [url, _START[engine], json.loads(json.dumps(config or {}))],
+        " const start = new Function('url', 'v', 'config', 'setup', 'return (async () => {' + body + '})();');"
+        " await start(url, v, config, new Function('player', 'v', setup)); }",
+        [url, _START[engine], json.loads(json.dumps(config or {})), setup],
     )
+
+
+# What any of the players has done so far, for the message of a wait that ran out.
+STATE = (
+    "() => ({time: window.v.currentTime, readyState: window.v.readyState, errors: window.errors,"
+    " buffered: Array.from({length: window.v.buffered.length}, (_, i) =>"
+    " [window.v.buffered.start(i), window.v.buffered.end(i)]),"
+    " textTracks: Array.from(window.v.textTracks, (t) => [t.kind, t.label, t.mode, t.cues ? t.cues.length : null]),"
+    " fetched: performance.getEntriesByType('resource').slice(-6).map((e) => e.name.split('/').slice(-2).join('/'))})"
+)
+
+
+def wait_for(page: Any, step: str, condition: str, *, timeout: float, state: str = STATE) -> Any:
+    """``page.wait_for_function(condition)`` for at most ``timeout`` seconds, polled twice a second; the
+    value it returned.  When the time runs out the test fails naming ``step`` and what ``state`` (a JS
+    function) read from the page, so a failure says where the player stopped."""
+    sync_api = sync_playwright()
+    try:
+        return page.wait_for_function(condition, timeout=timeout * 1000, polling=500).json_value()
+    except sync_api.TimeoutError:
+        pytest.fail(f"no {step} within {timeout:.0f} s: {page.evaluate(state)}")

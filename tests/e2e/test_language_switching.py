@@ -2,7 +2,8 @@
 (English at 440 Hz, Spanish at 1000 Hz, each named by its ISO_639_language_descriptor) over UDP into a
 pass-through channel and over SRT into a live-encoded one; the HLS multivariant playlist lists one
 audio rendition per language, the MPD one AdaptationSet per language, PyAV decodes each language's
-own tone from what the endpoint serves, and hls.js in Chromium lists both and switches language."""
+own tone from what the endpoint serves, and hls.js, dash.js and Shaka Player in Chromium list both and switch
+language, fetching the other language's segments from then on."""
 
 from __future__ import annotations
 
@@ -19,15 +20,16 @@ from media_checks import MPD_NS, download, media_playlist, mpd, multivariant
 pytestmark = pytest.mark.e2e
 
 HERE = Path(__file__).parent
-SECONDS = 90
 TONES = {"eng": 440, "spa": 1000}
 
 
 def publisher(name: str, url: str) -> Proc:
+    """A real-time publisher of both languages until the module's teardown stops it: the players'
+    tests need the channel live, whatever the tests before them took."""
     tones = [arg for frequency in TONES.values() for arg in lavfi_source(frequency=frequency)[4:]]
     return Proc(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", *lavfi_source(size="320x240")[:4], *tones]
-        + ["-t", str(SECONDS), "-map", "0:v", "-map", "1:a", "-map", "2:a"]
+        + ["-map", "0:v", "-map", "1:a", "-map", "2:a"]
         + ["-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0"]
         + ["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k"]
         + ["-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=spa", "-f", "mpegts", url],
@@ -142,6 +144,86 @@ def test_hlsjs_lists_both_languages_and_switches(pipeline):
                 ".filter((n) => n.includes('/audio-1/'))"
             )
             assert any(name.endswith(".m4s") for name in loaded), "the Spanish segments were fetched"
+            assert page.evaluate("() => window.errors") == []
+        finally:
+            browser.close()
+
+
+def fetched_after(page, mark: float, folder: str) -> list[str]:
+    """The segments of ``folder`` (a track's own folder, as HLS and DASH name it) requested after ``mark``
+    (the page's performance.now())."""
+    return page.evaluate(
+        "([mark, folder]) => performance.getEntriesByType('resource')"
+        ".filter((e) => e.startTime > mark && e.name.includes(folder) && e.name.endsWith('.m4s')).map((e) => e.name)",
+        [mark, folder],
+    )
+
+
+# dash.js: the languages of its audio tracks, and the one it plays (dash.js and Shaka name languages by
+# their shortest BCP 47 tag: "en" for the MPD's "eng").
+DASHJS_TRACKS = (
+    "() => [window.player.getTracksFor('audio').map((t) => t.lang),"
+    " (window.player.getCurrentTrackFor('audio') || {}).lang]"
+)
+# Shaka: its audio tracks as [language, active].
+SHAKA_TRACKS = "() => window.player.getAudioTracks().map((t) => [t.language, t.active])"
+
+
+def test_dashjs_lists_both_languages_and_switches(pipeline):
+    audio_renditions(pipeline, "lang-srt", 3)
+    with players.sync_playwright().sync_playwright() as playwright:
+        browser = players.chromium(playwright)
+        try:
+            page = browser.new_page()
+            players.open_player(page, pipeline, "dash", f"{pipeline}/live/lang-srt/manifest.mpd")
+            page.evaluate(
+                "() => { window.switched = []; window.player.on(dashjs.MediaPlayer.events.TRACK_CHANGE_RENDERED,"
+                " (e) => { if (e.mediaType === 'audio') window.switched.push(e.newMediaInfo.lang); }); }"
+            )
+            players.wait_for(page, "playback", "() => window.v.currentTime > 1", timeout=60)
+            assert page.evaluate(DASHJS_TRACKS) == [["en", "es"], "en"], "dash.js starts with the default language"
+            mark = page.evaluate("() => performance.now()")
+            page.evaluate(
+                "() => window.player.setCurrentTrack(window.player.getTracksFor('audio').find((t) => t.lang === 'es'))"
+            )
+            players.wait_for(page, "switch to spa", "() => window.switched.includes('es')", timeout=30)
+            at = page.evaluate("() => window.v.currentTime")
+            players.wait_for(
+                page, "3 s of playback after the switch", f"() => window.v.currentTime > {at + 3}", timeout=30
+            )
+            assert page.evaluate(DASHJS_TRACKS)[1] == "es"
+            assert fetched_after(page, mark, "/audio-1/"), "the Spanish segments were fetched"
+            assert page.evaluate("() => window.errors") == []
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize("manifest", ["manifest.mpd", "index.m3u8"])
+def test_shaka_lists_both_languages_and_switches(pipeline, manifest):
+    audio_renditions(pipeline, "lang-srt", 3)
+    with players.sync_playwright().sync_playwright() as playwright:
+        browser = players.chromium(playwright)
+        try:
+            page = browser.new_page()
+            players.open_player(page, pipeline, "shaka", f"{pipeline}/live/lang-srt/{manifest}")
+            players.wait_for(page, "playback", "() => window.v.currentTime > 1", timeout=60)
+            assert page.evaluate(SHAKA_TRACKS) == [["en", True], ["es", False]]
+            mark = page.evaluate("() => performance.now()")
+            page.evaluate(
+                "() => window.player.selectAudioTrack(window.player.getAudioTracks().find((t) => t.language === 'es'))"
+            )
+            players.wait_for(
+                page,
+                "switch to spa",
+                "() => window.player.getAudioTracks().some((t) => t.active && t.language === 'es')",
+                timeout=30,
+            )
+            at = page.evaluate("() => window.v.currentTime")
+            players.wait_for(
+                page, "3 s of playback after the switch", f"() => window.v.currentTime > {at + 3}", timeout=30
+            )
+            assert page.evaluate(SHAKA_TRACKS) == [["en", False], ["es", True]]
+            assert fetched_after(page, mark, "/audio-1/"), "the Spanish segments were fetched"
             assert page.evaluate("() => window.errors") == []
         finally:
             browser.close()

@@ -247,3 +247,20 @@ def test_each_language_is_an_adaptation_set_with_its_lang():
     assert [(a.get("id"), a.get("lang")) for a in (english, spanish)] == [("1", "eng"), ("2", "spa")]
     assert [a.find("m:Representation", NS).get("id") for a in (english, spanish)] == ["audio", "audio-1"]
     assert expand(spanish.find("m:SegmentTemplate", NS)) == [(n * 96000, 96000) for n in range(10, 16)]
+    # The first language is the one players start with, as HLS's DEFAULT=YES says, though Spanish peaks higher
+    # (and dash.js would otherwise start with the highest bitrate).
+    roles = [a.find("m:Role", NS).get("value") for a in (english, spanish)]
+    assert roles == ["main", "alternate"] and english.find("m:Role", NS).get("schemeIdUri") == "urn:mpeg:dash:role:2011"
+    assert [a.get("selectionPriority") for a in (english, spanish)] == ["2", None]
+    assert [child.tag.split("}")[1] for child in english] == [
+        "AudioChannelConfiguration",
+        "Role",
+        "SegmentTemplate",
+        "Representation",
+    ], "in the schema's order"
+
+
+def test_a_single_audio_track_has_no_role_or_priority():
+    root = ET.fromstring(dash.mpd(ladder_timeline(), time_url="http://h/time", now=datetime.now(timezone.utc)))
+    audio = [a for a in root.findall(".//m:AdaptationSet", NS) if a.get("contentType") == "audio"]
+    assert len(audio) == 1 and audio[0].find("m:Role", NS) is None and audio[0].get("selectionPriority") is None
