@@ -197,6 +197,15 @@ class Publications:
         sources[name] = source
         return source
 
+    def cue(self, channel: str, cue: Cue) -> bool:
+        """``cue`` to the encoders of ``channel``'s live publication (a marker that came on a
+        stream of its own, a Smooth sparse track); False when nothing is being published."""
+        entry = self._live.get(channel)
+        if entry is None:
+            return False
+        entry[0].forward(cue)
+        return True
+
     def release(self, source: Source) -> Publication | None:
         """The source's publisher stopped; returns the publication to close when it was the last.
 

@@ -148,7 +148,9 @@ def _parse_init(data: bytes) -> list[TrackConfig]:
             raise Mp4Error(f"track {track_id} has timescale 0")
         entries = stsd[0] + 8  # full-box header + entry count
         for entry, entry_start, entry_end in iter_boxes(data, entries, stsd[1]):
-            if entry_end - entry_start < (78 if handler == b"vide" else 28):
+            # Only the sample entries read below need their fields; a metadata track's (a Smooth
+            # sparse track) may be the bare 16-byte SampleEntry.
+            if entry_end - entry_start < {b"vide": 78, b"soun": 28}.get(handler, 0):
                 raise Mp4Error(f"track {track_id}: truncated {entry.decode(errors='replace')} sample entry")
             if handler == b"vide" and entry in (b"avc1", b"avc3"):
                 width, height = struct.unpack_from(">HH", data, entry_start + 24)

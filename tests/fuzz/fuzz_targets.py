@@ -282,6 +282,20 @@ def fmp4_push(data: bytes) -> None:
         pass
 
 
+def smooth_sparse(data: bytes) -> None:
+    """A Smooth sparse-track POST body (live server manifest box, moov, moof/mdat of SCTE-35
+    messages) through ``PushStream``, the channel's newest frame at 1 s so that each message's cue
+    is judged and a good one forwarded; a broken message may only be refused (counted), never raise
+    past the stream."""
+    stream = _push_stream("FragmentedMP4")
+    stream.ingest.publications.join(ROUTE, name="video", session_id="fuzz", protocol="FragmentedMP4")
+    stream.ingest.saw(CHANNEL, 10_000_000, 10_000_000)
+    body = RequestBody()
+    for piece in _pieces(data, 1500):
+        if stream.feed(body, piece):
+            break
+
+
 # -- MPEG-TS over UDP, RTP ---------------------------------------------------------------------
 
 _LOOP: asyncio.AbstractEventLoop | None = None
@@ -468,6 +482,12 @@ TARGETS: dict[str, Target] = {
         ),
         Target(
             "fmp4_push", fmp4_push, (Mp4Error, Busy), "Smooth / CMAF push bodies through PushStream; stored segments"
+        ),
+        Target(
+            "smooth_sparse",
+            smooth_sparse,
+            (Mp4Error, Busy),
+            "Smooth sparse tracks of SCTE-35 (AMS timed metadata) through PushStream into ad markers",
         ),
         Target(
             "mpegts", mpegts_udp, (), "MPEG-TS datagrams through the datagram ingest (never raises: damage is counted)"

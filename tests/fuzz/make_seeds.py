@@ -345,6 +345,7 @@ def scte35() -> None:
     )
     write("contribution", "cues.records", records + encode_record(EndOfStream()))
     rtmp_cue_points(sections)
+    smooth_sparse(sections)
     with tempfile.TemporaryDirectory() as work:
         write(
             "mpegts", "threefive-scte35.ts", scte35_transport_stream(Path(work), base64.b64encode(sections[0]).decode())
@@ -374,6 +375,27 @@ def rtmp_cue_points(sections: list[bytes]) -> None:
     points["adobe-scte35"]["parameters"]["scte35"] = base64.b64encode(sections[0]).decode()
     for name, point in points.items():
         write("rtmp_cuepoint", name, amf0.encode_all("onCuePoint", point))
+
+
+def smooth_sparse(sections: list[bytes]) -> None:
+    """Smooth sparse-track POST bodies as the AMS timed-metadata specification describes them
+    (``tests/smooth_sparse.py``: no tool writes them): the threefive sections as messages with the
+    version/id/delta header, and one bare; the stream header alone."""
+    import sys
+
+    sys.path.insert(0, str(HERE.parent))
+    from smooth_sparse import MFRA, message, sparse_fragment, stream_header
+
+    header = stream_header()
+    fragments = [
+        sparse_fragment(
+            message(section, message_id=index, delta=5_000_000), time=10_000_000, duration=0, sequence=index
+        )
+        for index, section in enumerate(sections, 1)
+    ]
+    write("smooth_sparse", "sparse-messages", header + b"".join(fragments) + MFRA)
+    write("smooth_sparse", "sparse-bare-section", header + sparse_fragment(sections[0], time=10_000_000, duration=300))
+    write("smooth_sparse", "sparse-header", header)
 
 
 def scte35_transport_stream(work: Path, cue: str) -> bytes:

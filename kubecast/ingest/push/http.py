@@ -17,7 +17,9 @@ Every video track is one rendition of the channel's contribution and the first a
 its audio.  Timestamps are absolute in both protocols, so fragments resent after a reconnect
 are recognised by time and dropped, and a reconnecting stream continues the same timeline.
 Each sample goes on as a frame record in its track's own timescale, with its duration and
-composition offset exactly as the fragment states them.
+composition offset exactly as the fragment states them.  A Smooth sparse track of SCTE-35
+messages (``sparse.py``) becomes cues on the same clock; a broken sparse fragment is dropped,
+logged and counted, and the media goes on.
 """
 
 from __future__ import annotations
@@ -32,13 +34,25 @@ import uuid
 
 from aiohttp import web
 
-from kubecast.media.contribution import CodecConfig, Frame, Kind
+from kubecast.media.contribution import CodecConfig, Cue, Frame, Kind
 from kubecast.media.fmp4 import BoxStream, FragmentSample, TrackConfig, parse_fragment, parse_init
 from kubecast.media.mp4 import Mp4Error
 
 from .. import metrics
 from ..config import ChannelRoute, IngestConfig
+from ..cues import CueGate
 from ..publication import Busy, ChannelStopped, Publications, Source
+from .sparse import (
+    SparseDeclaration,
+    SparseError,
+    SparseTrack,
+    fragment_track_ids,
+    is_live_manifest,
+    live_manifest_declarations,
+    sparse_cue,
+    sparse_message,
+    sparse_tracks,
+)
 
 log = logging.getLogger("kubecast.ingest")
 
@@ -114,6 +128,9 @@ class PushStream:
         self.tracks: dict[int, TrackConfig] = {}
         self.sources: dict[int, Source] = {}
         self.unannounced: set[int] = set()  # tracks whose codec configuration is not forwarded yet
+        self.declarations: list[SparseDeclaration] = []  # of the live server manifest box
+        self.sparse: dict[int, SparseTrack] = {}
+        self.cues = CueGate()
         # One request body at a time feeds a stream: an encoder opens segment n+1 while the
         # ingest may still be reading n, and n's samples must go out first and whole.
         self.lock = asyncio.Lock()
@@ -124,21 +141,34 @@ class PushStream:
         """Forward what ``data`` completes of one request's body; True once the stream says it
         ended (``mfra``)."""
         self.last_activity = time.monotonic()
-        for kind, box in body.boxes.feed(data):
-            if kind == b"moov":
-                self._configure(parse_init(box))
-            elif kind == b"moof":
-                body.moof = box
-            elif kind == b"mdat":
-                if body.moof is None:
-                    raise Mp4Error("mdat without a moof before it")
-                self._fragment(parse_fragment(body.moof, box))
-                body.moof = None
-            elif kind == b"mfra":
-                return True
-        return False
+        try:
+            for kind, box in body.boxes.feed(data):
+                if kind == b"uuid" and is_live_manifest(box):
+                    try:
+                        self.declarations = live_manifest_declarations(box)
+                    except SparseError as error:
+                        self.cues.refuse(error.reason, str(error))
+                elif kind == b"moov":
+                    self._configure(parse_init(box), box)
+                elif kind == b"moof":
+                    body.moof = box
+                elif kind == b"mdat":
+                    if body.moof is None:
+                        raise Mp4Error("mdat without a moof before it")
+                    self._moof(body.moof, box)
+                    body.moof = None
+                elif kind == b"mfra":
+                    return True
+            return False
+        finally:
+            self.cues.report(self.route.name, self.peer)
 
-    def _configure(self, tracks: list[TrackConfig]) -> None:
+    def _configure(self, tracks: list[TrackConfig], moov: bytes) -> None:
+        try:
+            self.sparse = sparse_tracks(moov, self.declarations)
+        except SparseError as error:
+            self.cues.refuse(error.reason, str(error))
+            self.sparse = {}
         audio = [t for t in tracks if t.kind == "audio"][:1]
         for track in [t for t in tracks if t.kind == "video"] + audio:
             if track.track_id in self.sources and self.tracks.get(track.track_id) == track:
@@ -154,8 +184,49 @@ class PushStream:
                     audio_only=track.kind == "audio",
                 )
             self.unannounced.add(track.track_id)  # its header goes out with its first sample's time
-        if not self.sources:
-            raise Mp4Error("the stream has neither an H.264 nor an AAC track")
+        if not self.sources and not self.sparse:
+            raise Mp4Error("the stream has neither an H.264 nor an AAC track, nor a sparse track")
+
+    def _moof(self, moof: bytes, mdat: bytes) -> None:
+        ids = fragment_track_ids(moof)
+        if self.sparse and ids and ids <= self.sparse.keys():
+            # Only sparse tracks: what is wrong with it costs the one message, not the stream.
+            try:
+                samples = parse_fragment(moof, mdat)
+            except Mp4Error as error:
+                self.cues.refuse("fragment", f"a sparse fragment: {error}")
+                return
+        else:
+            samples = parse_fragment(moof, mdat)
+            self._fragment(samples)
+        self._sparse(samples)
+
+    def _sparse(self, samples_by_track: dict[int, list[FragmentSample]]) -> None:
+        for track_id, samples in samples_by_track.items():
+            track = self.sparse.get(track_id)
+            if track is None:
+                continue
+            key = (self.route.name, self.name, track_id)
+            for sample in samples:
+                last = self.ingest.last_time.get(key)
+                if last is not None and sample.decode_time <= last:
+                    continue  # resent after a reconnect: already judged
+                self.ingest.last_time[key] = sample.decode_time
+                try:
+                    message = sparse_message(
+                        sample.data, scheme=track.scheme, time=sample.decode_time, duration=sample.duration
+                    )
+                except SparseError as error:
+                    self.cues.refuse(error.reason, f"{error} in sparse track {track.name!r}")
+                    continue
+                now = self.ingest.newest(self.route.name, track.timescale)
+                cue = sparse_cue(self.cues, message, timescale=track.timescale, now=now)
+                if cue is not None:
+                    self._forward_cue(cue)
+
+    def _forward_cue(self, cue: Cue) -> None:
+        if not self.ingest.publications.cue(self.route.name, cue):
+            self.cues.refuse("early", "a Smooth sparse cue while no media is pushed")
 
     def _fragment(self, samples_by_track: dict[int, list[FragmentSample]]) -> None:
         if self.ingest.publications.stopped(self.route.name):
@@ -205,6 +276,7 @@ class PushStream:
                 last = sample.decode_time
             if last is not None:
                 self.ingest.last_time[key] = last
+                self.ingest.saw(self.route.name, track.timescale, last)
 
     async def end(self, reason: str) -> None:
         if self.ended:
@@ -221,6 +293,7 @@ class HttpIngest:
         self.publications = publications
         self.streams: dict[tuple[str, str], PushStream] = {}  # (channel, stream name) -> live stream
         self.last_time: dict[tuple[str, str, int], int] = {}  # (channel, stream, track) -> last decode time
+        self._newest: dict[str, tuple[int, int]] = {}  # channel -> (timescale, newest frame's decode time)
         self.runner: web.AppRunner | None = None
         self._idle_task: asyncio.Task[None] | None = None
 
@@ -260,6 +333,18 @@ class HttpIngest:
         """The channel's next contribution starts a timeline of its own."""
         for key in [k for k in self.last_time if k[0] == channel]:
             del self.last_time[key]
+        self._newest.pop(channel, None)
+
+    def saw(self, channel: str, timescale: int, time: int) -> None:
+        """A frame of ``channel`` at ``time``: what a sparse cue's time is judged against."""
+        newest = self._newest.get(channel)
+        if newest is None or time * newest[0] > newest[1] * timescale:
+            self._newest[channel] = (timescale, time)
+
+    def newest(self, channel: str, timescale: int) -> int | None:
+        """The newest frame's time of ``channel``'s push, in ``timescale``."""
+        newest = self._newest.get(channel)
+        return None if newest is None else newest[1] * timescale // newest[0]
 
     def _refuse(self, request: web.Request, status: int, label: str, message: str) -> web.Response:
         metrics.REJECTED.labels(label).inc()
