@@ -42,6 +42,7 @@ from .live import (
     serve_bytes,
     timeline_of,
 )
+from .objects import CachedObject, etag_of
 from .protected import protection_of
 
 LOCATOR = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
@@ -142,6 +143,11 @@ async def smooth_fragment(request: web.Request) -> web.StreamResponse:
     _refuse_smooth_if_protected(request)
     await _program_manifest(request)
     timeline = await timeline_of(request)
+    sparse = smooth.sparse_fragment(timeline, request.match_info["fragment"])
+    if sparse is not None:  # an ad marker's: made from the timeline, not stored
+        live = timeline.state != "stopped"
+        found_sparse = CachedObject(sparse, etag_of(sparse))
+        return serve_bytes(request, found_sparse, "application/mp4", "public, max-age=2" if live else IMMUTABLE)
     found = smooth.find_fragment(timeline, request.match_info["fragment"])
     if found is None:
         raise web.HTTPNotFound(text="no such fragment\n")
@@ -185,7 +191,7 @@ def add_routes(app: web.Application) -> None:
     app[CODEC_PRIVATE] = {}
     program = f"/{{locator:{LOCATOR}}}"
     app.router.add_get(
-        f"{program}/{{manifest:{MANIFEST}}}.ism/{{fragment:QualityLevels\\(\\d+\\)/Fragment(?:s|Info)\\([a-z]+=\\d+\\)}}",
+        f"{program}/{{manifest:{MANIFEST}}}.ism/{{fragment:QualityLevels\\(\\d+\\)/Fragment(?:s|Info)\\([a-z0-9]+=\\d+\\)}}",
         smooth_fragment,
     )
     app.router.add_get(f"{program}/{{manifest:{MANIFEST}}}.m3u8", plain_hls)

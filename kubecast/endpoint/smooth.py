@@ -10,7 +10,8 @@ duration) and, while live, ``tfrf`` (the times of the next ``LOOKAHEAD`` fragmen
 Smooth client learns new fragments from ``tfrf`` rather than by reloading the manifest, so the
 live manifest stops ``LOOKAHEAD`` fragments short of the edge, as IIS and Azure Media Services
 did: every fragment it lists then has its successors to announce.  ``…/FragmentInfo(…)`` is the
-same fragment's ``moof`` alone, which clients poll at the live edge.
+same fragment's ``moof`` alone, which clients poll at the live edge.  The timeline's ad
+markers are a sparse ``StreamIndex`` beside them (``smooth_sparse.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from xml.sax.saxutils import quoteattr
 from kubecast.media.mp4 import find_box
 from kubecast.media.timeline import Timeline, TimelineSegment, TimelineTrack
 
+from . import smooth_sparse
 from .hls import audio_track, video_tracks
 
 FRAGMENT = re.compile(
@@ -88,6 +90,26 @@ def find_fragment(timeline: Timeline, path: str) -> tuple[TimelineTrack, Timelin
     return None
 
 
+def sparse(timeline: Timeline) -> tuple[TimelineTrack, list[smooth_sparse.SparseChunk]] | None:
+    """(parent track, chunks) of the sparse stream of ad markers, or None without any cue."""
+    rows = listed_rows(timeline)
+    audio = audio_track(timeline)
+    parents = [t for t in video_tracks(timeline) if rows[t.info.id]] + [t for t in [audio] if t and rows[t.info.id]]
+    if not parents or not timeline.cues:
+        return None
+    parent = parents[0]
+    shift = origins(timeline)[parent.info.id]
+    chunks = smooth_sparse.sparse_chunks(timeline, parent, shift=shift, since=rows[parent.info.id][0].start)
+    return (parent, chunks) if chunks else None
+
+
+def sparse_fragment(timeline: Timeline, path: str) -> bytes | None:
+    """The sparse fragment a ``…/Fragments(scte35=<t>)`` URL names, or None."""
+    found = sparse(timeline)
+    chunk = smooth_sparse.find(found[1], path) if found is not None else None
+    return None if chunk is None else smooth_sparse.fragment(chunk)
+
+
 def _chunks(rows: list[TimelineSegment], shift: int) -> list[str]:
     return [f'<c t="{row.start - shift}" d="{row.duration}"/>' for row in rows]
 
@@ -142,6 +164,9 @@ def client_manifest(timeline: Timeline, codec_private: dict[str, str]) -> str:
             f'CodecPrivateData={quoteattr(codec_private.get(audio.info.id, ""))}/>'
         )
         lines += _chunks(rows[audio.info.id], shift[audio.info.id]) + ["</StreamIndex>"]
+    if (markers := sparse(timeline)) is not None:
+        parent, chunks = markers
+        lines += smooth_sparse.stream_index(chunks, parent=parent.info.kind, timescale=parent.info.timescale)
     lines.append("</SmoothStreamingMedia>")
     return "\n".join(lines) + "\n"
 
