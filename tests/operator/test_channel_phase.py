@@ -10,7 +10,7 @@ from test_helm import health
 
 from kubecast.api import load_text
 from kubecast.operator.rollout import DeploymentState
-from kubecast.operator.status import aggregate_channel
+from kubecast.operator.status import ReadyEvent, aggregate_channel, initial_conditions, ready_event
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 PARTS = ("news-encoder-a", "news-encoder-b", "news-packager")
@@ -188,3 +188,32 @@ def test_a_stopped_channel_is_never_stopped_for_idleness():
     from kubecast.operator.status.phase import idle_stop
 
     assert idle_stop(idle_channel("PT1S", "Stopped"), status=ready_since(60), timeline=None, now=NOW) is None
+
+
+def test_an_event_says_that_ready_changed_and_never_that_a_new_channel_is_starting():
+    def status(previous, deployments, secret_error=None):
+        return aggregate_channel(
+            channel("Running"),
+            generation=1,
+            deployments=deployments,
+            services={},
+            secret_error=secret_error,
+            previous=previous,
+            now=NOW,
+        )
+
+    first_sight = {"conditions": initial_conditions(1, NOW)}
+    starting = status(first_sight, {})
+    assert ready_event(first_sight, starting) is None  # created, so starting: no news
+    assert ready_event(None, starting) is None
+    redundant = status(starting, RUNNING)
+    assert ready_event(starting, redundant) == ReadyEvent(
+        "Normal", "Redundant", "both encoders and the packager are ready", "True"
+    )
+    assert ready_event(redundant, status(redundant, RUNNING)) is None  # nothing changed
+    lost = status(redundant, {})
+    assert ready_event(redundant, lost) == ReadyEvent(
+        "Warning", "Starting", "waiting for encoder A, encoder B, packager", "False"
+    )
+    missing = status(first_sight, {}, secret_error="Secret key is missing")
+    assert ready_event(first_sight, missing) == ReadyEvent("Warning", "SecretMissing", "Secret key is missing", "False")

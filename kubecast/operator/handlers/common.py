@@ -30,6 +30,7 @@ from ..status import (
     contained,
     initial_conditions,
     progress_only,
+    ready_event,
     secret_problems,
     storage_secret_problem,
 )
@@ -222,14 +223,8 @@ def blocked(status: dict[str, Any]) -> bool:
 def announce_transition(
     body: Mapping[str, Any], old_status: Mapping[str, Any] | None, new_status: dict[str, Any], logger: kopf.Logger
 ) -> None:
-    before = {c["type"]: c["status"] for c in (old_status or {}).get("conditions", [])}.get("Ready")
-    ready = next(c for c in new_status["conditions"] if c["type"] == "Ready")
-    if before != ready["status"]:
+    event = ready_event(old_status, new_status)
+    if event is not None:
         # kopf.event reads only the body's apiVersion, kind and metadata, which an index's plain dict has too
-        kopf.event(
-            cast(kopf.Body, body),
-            type="Normal" if ready["status"] == "True" else "Warning",
-            reason=ready["reason"],
-            message=ready["message"] or ready["reason"],
-        )
-        logger.info("Ready is now %s (%s)", ready["status"], ready["reason"])
+        kopf.event(cast(kopf.Body, body), type=event.type, reason=event.reason, message=event.message)
+        logger.info("Ready is now %s (%s)", event.ready, event.reason)

@@ -3,9 +3,9 @@ checks, an endpoint's base URL, and whether a write would change anything."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from kubecast.api import StreamingEndpoint
 from kubecast.api.common import SecretKeyRef
@@ -173,3 +173,39 @@ def without_progress(status: dict[str, Any]) -> dict[str, Any]:
 def progress_only(new: dict[str, Any], previous: dict[str, Any]) -> bool:
     """Whether writing ``new`` over ``previous`` would change progress fields alone."""
     return contained(without_progress(new), previous)
+
+
+class ReadyEvent(NamedTuple):
+    """A Kubernetes Event for a change of the Ready condition."""
+
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+    ready: str  # the new status of Ready: True, False or Unknown
+
+
+def ready_event(old_status: Mapping[str, Any] | None, new_status: Mapping[str, Any]) -> ReadyEvent | None:
+    """The Event a status change makes, or None (pure): one when Ready
+    changes, except when a resource seen for the first time (Ready absent or Unknown) is simply
+    progressing (Ready False, Reconciling True, Stalled False): a Channel just created is starting,
+    which is no news, and at 1000 Channels that Warning was half of the Events of the start-up
+    (bench/operator_scale.py prints them by reason).  A first sight that finds a problem (Stalled,
+    such as a missing Secret) or a resource already Ready is still told."""
+    new = {c["type"]: c for c in new_status.get("conditions", [])}
+    before = {c["type"]: c["status"] for c in (old_status or {}).get("conditions", [])}.get("Ready")
+    ready = new["Ready"]
+    if before == ready["status"]:
+        return None
+    progressing = (
+        ready["status"] == "False"
+        and new.get("Reconciling", {}).get("status") == "True"
+        and new.get("Stalled", {}).get("status") != "True"
+    )
+    if before in (None, "Unknown") and progressing:
+        return None
+    return ReadyEvent(
+        type="Normal" if ready["status"] == "True" else "Warning",
+        reason=ready["reason"],
+        message=ready["message"] or ready["reason"],
+        ready=ready["status"],
+    )
