@@ -52,6 +52,7 @@ from .common import (
     invalid_status,
     newest_status,
     now,
+    one_slot,
     parse_as,
     progress_may_wait,
     secret_error_of,
@@ -90,6 +91,7 @@ def _refresh_interval(memo: kopf.Memo) -> float:
 @kopf.on.create(*GROUP_VERSION, "channels", id="reconcile")
 @kopf.on.update(*GROUP_VERSION, "channels", id="reconcile", field="spec")
 @every(*GROUP_VERSION, "channels", id="refresh", interval=_refresh_interval, initial_delay=_refresh_interval)
+@one_slot
 @observed("Channel")
 async def reconcile_channel(
     body: kopf.Body,

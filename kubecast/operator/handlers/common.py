@@ -4,11 +4,13 @@ body into its model, the status of an invalid spec, Secret checks, and the Ready
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import functools
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar, cast
 
@@ -55,6 +57,21 @@ APPLIED_MEMO = "appliedChildren"
 FULL_APPLY_MEMO = "fullApplyAt"
 
 
+def one_slot(
+    handler: Callable[..., Awaitable[None]],
+) -> Callable[..., Awaitable[None]]:
+    """Run the reconcile ``handler`` in one of the RECONCILE_SLOTS (all of them when the memo has
+    none: a handler called outside a running operator)."""
+
+    @functools.wraps(handler)
+    async def bounded(*args: Any, memo: kopf.Memo, **kwargs: Any) -> None:
+        slots: contextlib.AbstractAsyncContextManager[Any] = memo.get(SLOTS_MEMO) or contextlib.nullcontext()
+        async with slots:
+            await handler(*args, memo=memo, **kwargs)
+
+    return bounded
+
+
 def api() -> KubeApi:
     return CLIENT["api"]
 
@@ -63,8 +80,19 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# How many reconciles (create, update, resume and periodic refresh, of every kind) run at once.
+# kopf starts one per object as soon as it has listed them all: at 1000 Channels, 1000 reconciles
+# built their children and waited for their answers together, and what they held at that peak
+# stayed in the process's RSS (bench/operator_scale.py, tracemalloc).  A reconcile spends most of
+# its time waiting for the API server, so a few dozen at once keep the operator as busy; readiness
+# does not wait for a slot (the Deployment events bring it up).
+RECONCILE_SLOTS = 32
+SLOTS_MEMO = "kubecast.reconcileSlots"  # in kopf's operator memo, which every object's memo copies
+
+
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    memo[SLOTS_MEMO] = asyncio.Semaphore(RECONCILE_SLOTS)
     # kopf's own bookkeeping goes into annotations under our prefix, never into status.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubecast.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(

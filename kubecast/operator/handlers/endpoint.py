@@ -36,6 +36,7 @@ from .common import (
     invalid_status,
     newest_status,
     now,
+    one_slot,
     parse_as,
     secret_error_of,
     status_lock,
@@ -78,6 +79,7 @@ def _indexed(index: kopf.Index[Any, Any], key: tuple[str, str]) -> DeploymentSta
 @kopf.on.create(*GROUP_VERSION, "streamingendpoints", id="reconcile")
 @kopf.on.update(*GROUP_VERSION, "streamingendpoints", id="reconcile", field="spec")
 @every(*GROUP_VERSION, "streamingendpoints", id="refresh", interval=_refresh_interval, initial_delay=10)
+@one_slot
 @observed("StreamingEndpoint")
 async def reconcile_endpoint(
     body: kopf.Body,

@@ -22,6 +22,7 @@ from .common import (
     announce_transition,
     api,
     now,
+    one_slot,
     parse_as,
     patch_invalid,
     progress_may_wait,
@@ -37,6 +38,7 @@ REFRESH_SECONDS = 30.0
 @kopf.on.create(*GROUP_VERSION, "programs", id="reconcile")
 @kopf.on.update(*GROUP_VERSION, "programs", id="reconcile", field="spec")
 @every(*GROUP_VERSION, "programs", id="refresh", interval=lambda memo: REFRESH_SECONDS, initial_delay=5)
+@one_slot
 @observed("Program")
 async def reconcile_program(
     body: kopf.Body,
