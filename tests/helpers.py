@@ -12,10 +12,12 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -423,3 +425,51 @@ def languages_ts(path: Path, *, seconds: int, tones: dict[int, str | None]) -> b
         timeout=60,
     )
     return path.read_bytes()
+
+
+def ffmpeg_id3_tag(title: str) -> bytes:
+    """The ID3v2.4 tag ffmpeg's MP3 muxer writes at the head of a file (TIT2 ``title``, TSSE),
+    cut from the file: a tag made by a tool nobody here wrote."""
+    with tempfile.TemporaryDirectory() as work:
+        mp3 = Path(work) / "tag.mp3"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "anullsrc=r=48000", "-t", "0.05"]
+            + ["-metadata", f"title={title}", "-id3v2_version", "4", "-write_xing", "0", str(mp3)],
+            check=True,
+            timeout=60,
+        )
+        data = mp3.read_bytes()
+    size = data[6] << 21 | data[7] << 14 | data[8] << 7 | data[9]
+    return data[: 10 + size]
+
+
+def add_timed_id3(source: Path, target: Path, tags: list[tuple[float, bytes]]) -> int:
+    """``source`` (MPEG-TS) remuxed by libavformat's MPEG-TS muxer (through PyAV) with a timed_id3
+    data stream: stream type 0x15 with the ID3 metadata descriptor, each tag a PES at its time
+    (seconds after the first video DTS), as ffmpeg writes Apple's timed metadata.  The first
+    video DTS (90 kHz)."""
+    import av
+
+    due = sorted(tags)
+    first: int | None = None
+    with av.open(str(source)) as src, av.open(str(target), "w", format="mpegts") as out:
+        streams = {stream.index: out.add_stream_from_template(stream) for stream in src.streams}
+        data = out.add_data_stream("timed_id3")
+        for packet in src.demux():
+            if packet.dts is None:
+                continue
+            if first is None and packet.stream.type == "video":
+                first = packet.dts
+            while (
+                first is not None and due and packet.stream.type == "video" and packet.dts >= first + due[0][0] * 90_000
+            ):
+                at, tag = due.pop(0)
+                id3 = av.Packet(tag)
+                id3.stream = data
+                id3.pts = id3.dts = first + round(at * 90_000)
+                id3.time_base = Fraction(1, 90_000)
+                out.mux(id3)
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    assert first is not None and not due, "the source is too short for its tags"
+    return first

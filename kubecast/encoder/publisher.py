@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from kubecast.media.cues import TimelineCue
+from kubecast.media.metadata import TimelineMetadata
 from kubecast.media.tracks import SegmentRecord, TrackInfo
 from kubecast.outage import Outage, left_out_note
 from kubecast.storage import EncoderProgress, IngestInfo, Store, layout, storage_full
@@ -30,6 +31,7 @@ from .uploads import (
     CuePlaced,
     EncoderState,
     Heartbeat,
+    MetadataPlaced,
     SegmentUpload,
     StatusUpdate,
     ThumbnailUpload,
@@ -43,6 +45,7 @@ log = logging.getLogger("kubecast.encoder")
 
 RECENT_SEGMENTS = 30  # per track in progress.json: a packager restarted within a minute catches up
 RECENT_CUES = 20  # ad markers in progress.json: the packager lists them within seconds
+RECENT_METADATA = 50  # ID3 tags in progress.json, likewise: 25 a second between two reads of a packager
 # While a backlog drains, progress.json is written after this many stored segments at the latest,
 # so that no segment falls out of its recent list before the packager has read a copy naming it.
 LIST_EVERY = RECENT_SEGMENTS // 3
@@ -90,6 +93,7 @@ class Publisher:
                 track: records[-RECENT_SEGMENTS:] for track, records in (previous.segments if previous else {}).items()
             },
             cues=previous.cues[-RECENT_CUES:] if previous else [],
+            metadata=previous.metadata[-RECENT_METADATA:] if previous else [],
         )
         # The highest segment number this encoder made, stored or still waiting to be: a new
         # contribution is placed after it.
@@ -151,6 +155,9 @@ class Publisher:
 
     def cue(self, cue: TimelineCue) -> None:
         self._queue.put(CuePlaced(cue))
+
+    def metadata(self, item: TimelineMetadata) -> None:
+        self._queue.put(MetadataPlaced(item))
 
     def thumbnail(self, jpeg: bytes) -> None:
         self._queue.put(ThumbnailUpload(jpeg))
@@ -271,6 +278,8 @@ class Publisher:
                 progress.tracks.append(info)
         elif isinstance(item, CuePlaced):
             progress.cues = [*progress.cues, item.cue][-RECENT_CUES:]
+        elif isinstance(item, MetadataPlaced):
+            progress.metadata = [*progress.metadata, item.item][-RECENT_METADATA:]
         elif isinstance(item, ThumbnailUpload):
             self._put(layout.thumbnail_key(self.channel, self.instance), item.jpeg)
             progress.thumbnail_updated = now_utc()

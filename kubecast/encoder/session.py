@@ -26,11 +26,13 @@ from kubecast.media.contribution import (
     Frame,
     HelloError,
     Kind,
+    Metadata,
     RecordError,
     RecordReader,
     parse_hello,
 )
 from kubecast.media.cues import TimelineCue
+from kubecast.media.metadata import TimelineMetadata
 from kubecast.media.timeline import boundary_time
 from kubecast.storage import IngestInfo
 
@@ -114,6 +116,7 @@ class ContributionSession:
         self._slate_end: int | None = None
         self._heartbeat = Heartbeat("contribution")
         self._early_cues: list[Cue] = []  # before the connection is placed: placed with it
+        self._early_metadata: list[Metadata] = []  # likewise
 
     def run(self) -> None:
         HEARTBEATS.add(self._heartbeat)
@@ -188,6 +191,9 @@ class ContributionSession:
                             if isinstance(record, Cue):
                                 self._cue(record, tracks)
                                 continue
+                            if isinstance(record, Metadata):
+                                self._metadata(record, tracks)
+                                continue
                             if tracks is None:
                                 if isinstance(record, CodecConfig):
                                     configs.append(record)
@@ -199,6 +205,8 @@ class ContributionSession:
                                     self._record(config, tracks)
                                 for cue in self._early_cues:
                                     self._cue(cue, tracks)
+                                for item in self._early_metadata:
+                                    self._metadata(item, tracks)
                             self._record(record, tracks)
                         if tracks is not None:
                             self._follow_slate(tracks)
@@ -249,6 +257,16 @@ class ContributionSession:
             tracks.video.cue(cue, media_time)
         else:
             self.publisher.cue(TimelineCue.placed(cue, time=media_time, timescale=VIDEO_TIMESCALE))
+
+    def _metadata(self, item: Metadata, tracks: ConnectionTracks | None) -> None:
+        """ID3 tags onto the channel timeline at their exact media time (live encoding too: a tag
+        needs no picture of its own, the TS segment carries it at its time)."""
+        if tracks is None:
+            self._early_metadata.append(item)
+            return
+        media_time = tracks.clock.media_time(item.time, item.timescale, VIDEO_TIMESCALE)
+        metrics.METADATA.inc()
+        self.publisher.metadata(TimelineMetadata.placed(item, time=media_time, timescale=VIDEO_TIMESCALE))
 
     def _follow_slate(self, tracks: ConnectionTracks) -> None:
         """The manual slate's newest request onto this contribution's schedule (manual_slate.py)."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from kubecast.media.cues import TimelineCue
+from kubecast.media.metadata import TimelineMetadata
 from kubecast.media.tracks import TrackInfo
 from kubecast.storage import IngestInfo
 
@@ -94,7 +95,14 @@ class CuePlaced:
     cue: TimelineCue
 
 
-Upload = TrackUpload | SegmentUpload | ThumbnailUpload | Heartbeat | StatusUpdate | CuePlaced
+@dataclass(frozen=True)
+class MetadataPlaced:
+    """ID3 tags placed on the channel timeline, for progress.json's list."""
+
+    item: TimelineMetadata
+
+
+Upload = TrackUpload | SegmentUpload | ThumbnailUpload | Heartbeat | StatusUpdate | CuePlaced | MetadataPlaced
 
 
 @dataclass

@@ -2,21 +2,24 @@
 
 ``/live/<channel>/ts/index.m3u8`` lists the video renditions (HLS version 3, audio muxed into
 each video segment); ``…/ts/<rendition>/<n>.ts`` is CMAF segment n of the rendition and of
-the audio track, remuxed by ``kubecast.media.tsmux``.  A remuxed segment is as immutable as
-its sources, so it is kept in the endpoint's object cache beside them: every player of a live
-edge asks for the same ones.
+the audio track, remuxed by ``kubecast.media.tsmux``, with the timeline's ID3 timed metadata
+whose time falls in the segment on a metadata PID of its own.  A remuxed segment is as immutable
+as its sources (and the tags it carries, part of its cache key), so it is kept in the endpoint's
+object cache beside them: every player of a live edge asks for the same ones.
 """
 
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 from aiohttp import web
 
 from kubecast.media.fmp4 import BoxStream, parse_fragment, parse_init
+from kubecast.media.metadata import TimelineMetadata, in_range
 from kubecast.media.mp4 import Mp4Error
 from kubecast.media.timeline import Timeline, TimelineTrack
-from kubecast.media.tsmux import TsSample, mux_segment
+from kubecast.media.tsmux import TsSample, TsTag, mux_segment
 from kubecast.storage import layout
 
 from . import hls
@@ -90,6 +93,15 @@ async def _samples(
     return config.codec_config, config.timescale, samples
 
 
+def _tags(timeline: Timeline, video: TimelineTrack, number: int) -> list[TimelineMetadata]:
+    """The timeline's ID3 items at media times within segment ``number`` of ``video``."""
+    row = next((r for r in video.segments if r.number == number), None)
+    if row is None or not timeline.metadata:
+        return []
+    start = Fraction(row.start, video.info.timescale)
+    return in_range(timeline.metadata, start, start + Fraction(row.duration, video.info.timescale))
+
+
 async def ts_segment(request: web.Request) -> web.Response:
     match = TS_FILE.match(request.match_info["file"])
     if match is None:
@@ -100,12 +112,14 @@ async def ts_segment(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="TS segments carry a video rendition\n")
     number = int(match.group(1))
     audio = hls.audio_track(timeline)
+    tags = _tags(timeline, video, number)
     key = (
         "ts",
         timeline.channel,
         video.info.id,
         number,
         next((r.source for r in video.segments if r.number == number), None),
+        tuple(tag.key for tag in tags),
     )
 
     async def remux() -> bytes:
@@ -127,6 +141,7 @@ async def ts_segment(request: web.Request) -> web.Response:
             asc=asc,
             audio_timescale=audio_timescale,
             audio=audio_samples,
+            id3=[TsTag(int(tag.seconds * 90_000), tag.id3_bytes) for tag in tags],
         )
 
     protection = protection_of(request)

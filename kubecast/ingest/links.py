@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 
-from kubecast.media.contribution import CodecConfig, Cue, EndOfStream, Frame, Hello, Kind, encode_record
+from kubecast.media.contribution import CodecConfig, Cue, EndOfStream, Frame, Hello, Kind, Metadata, encode_record
 
 from . import metrics
 
@@ -27,7 +27,7 @@ class _Reconnect:
 
 
 _RECONNECT = _Reconnect()
-_Item = CodecConfig | Frame | Cue | _Reconnect | None  # None: the publish ended
+_Item = CodecConfig | Frame | Cue | Metadata | _Reconnect | None  # None: the publish ended
 
 
 class _Continue:
@@ -39,10 +39,10 @@ CONTINUE = _Continue()
 
 def _split_at_end(
     items: list[_Item],
-) -> tuple[list[CodecConfig | Frame | Cue], _Reconnect | _Continue | None, list[_Item]]:
+) -> tuple[list[CodecConfig | Frame | Cue | Metadata], _Reconnect | _Continue | None, list[_Item]]:
     """The records up to the first end of the publish or reconnect, that item (``CONTINUE`` if
     there is none), and what was queued after it."""
-    records: list[CodecConfig | Frame | Cue] = []
+    records: list[CodecConfig | Frame | Cue | Metadata] = []
     for index, item in enumerate(items):
         if item is None or isinstance(item, _Reconnect):
             return records, item, items[index + 1 :]
@@ -60,7 +60,7 @@ class EncoderLink:
         self.connected = False
         self._carried: list[_Item] = []  # taken from the queue after a reconnect, not yet sent
 
-    def send(self, record: CodecConfig | Frame | Cue) -> None:
+    def send(self, record: CodecConfig | Frame | Cue | Metadata) -> None:
         try:
             self.queue.put_nowait(record)
         except asyncio.QueueFull:

@@ -19,6 +19,14 @@ TRANSPORT_ERRORS = Counter(
     ["channel", "kind"],
 )
 CUES = Counter("kubecast_ingest_cues_total", "Ad markers (SCTE-35 splices) forwarded to the encoders", ["channel"])
+METADATA = Counter(
+    "kubecast_ingest_metadata_total", "Items of ID3 timed metadata forwarded to the encoders", ["channel"]
+)
+METADATA_REJECTED = Counter(
+    "kubecast_ingest_metadata_rejected_total",
+    "ID3 timed metadata dropped: malformed tags (truncated, size, frame, ...), or timed far from the media",
+    ["channel", "reason"],
+)
 CUES_REJECTED = Counter(
     "kubecast_ingest_cues_rejected_total",
     "Ad markers dropped: malformed SCTE-35 sections (crc, truncated, ...), splices in the past or far ahead",

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from prometheus_client import Counter
 
 from kubecast.api.channel import stopped_refusal
-from kubecast.media.contribution import CodecConfig, Cue, Frame, Hello, Kind
+from kubecast.media.contribution import CodecConfig, Cue, Frame, Hello, Kind, Metadata
 
 from . import metrics
 from .config import ChannelRoute
@@ -58,9 +58,9 @@ class Publication:
         # contribution (an MPEG-TS PID per language), published beside track 0.
         self._languages: set[int] = set()
 
-    def forward(self, record: CodecConfig | Frame | Cue) -> None:
-        if isinstance(record, Cue):
-            metrics.CUES.labels(self.channel).inc()
+    def forward(self, record: CodecConfig | Frame | Cue | Metadata) -> None:
+        if isinstance(record, Cue | Metadata):
+            (metrics.CUES if isinstance(record, Cue) else metrics.METADATA).labels(self.channel).inc()
             for link in self.links:
                 link.send(record)
             return
@@ -109,9 +109,10 @@ class Source:
     track: int
     publication: Publication
 
-    def forward(self, record: CodecConfig | Frame | Cue) -> None:
-        if isinstance(record, Cue):
-            if self.track in (0, AUDIO_ONLY):  # one source's markers: every rendition of a publish repeats them
+    def forward(self, record: CodecConfig | Frame | Cue | Metadata) -> None:
+        if isinstance(record, Cue | Metadata):
+            # One source's markers and tags: every rendition of a publish repeats them.
+            if self.track in (0, AUDIO_ONLY):
                 self.publication.forward(record)
             return
         if self.track == SPARE_AUDIO:

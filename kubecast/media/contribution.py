@@ -3,12 +3,13 @@
 The ingest connects to the encoder's contribution port and sends one hello line, then the
 contribution as a stream of typed records: a codec configuration (``CodecConfig``) whenever a
 track's changes, one ``Frame`` per sample, a ``Cue`` per SCTE-35 splice the contribution
-signals, and ``EndOfStream`` when the publisher stopped.
+signals, a ``Metadata`` per item of ID3 timed metadata, and ``EndOfStream`` when the publisher
+stopped.
 Closing the connection without ``EndOfStream`` means the contribution broke off; either way the
 encoder then waits for the next one and continues the channel timeline.  The hello line carries
 only facts the encoder reports in its status, never a stream key.
 
-    KUBECAST-CONTRIBUTION 3 {"channel": "demo", "protocol": "RTMP", "session": "…"}\n
+    KUBECAST-CONTRIBUTION 4 {"channel": "demo", "protocol": "RTMP", "session": "…"}\n
 
 Why not FLV, the unit RTMP carries: FLV times are whole milliseconds, so MPEG-TS (90 kHz),
 Smooth (10 MHz) and CMAF (the track's timescale) lost precision on the way, and a CMAF
@@ -25,6 +26,7 @@ Wire form (big-endian): each record starts with a one-byte type.
     END     type=3
     CUE     type=4, flags u8 (1: out, 2: duration known), timescale u32, splice time i64,
             duration u32, event id u32, size u16, then the splice_info_section
+    META    type=5, timescale u32, time i64, size u32, then the ID3v2 tags
 """
 
 from __future__ import annotations
@@ -36,12 +38,15 @@ import struct
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-MAGIC = b"KUBECAST-CONTRIBUTION 3 "  # 3: a language on CONFIG
+from .id3 import MAX_TAGS
+
+MAGIC = b"KUBECAST-CONTRIBUTION 4 "  # 3: a language on CONFIG; 4: META records
 MAX_HELLO = 4096
 MAX_SAMPLE = 8 * 1024 * 1024  # above any sane frame (a 4K intra picture is a few MB): bigger means corrupt
 MAX_CONFIG = 64 * 1024
 MAX_TRACK = 255
 MAX_SECTION = 4096  # a splice_info_section is at most 4095 bytes (12-bit section_length + 3)
+MAX_METADATA = MAX_TAGS  # the ID3 tags of one item of timed metadata
 MAX_CUE_DURATION = (1 << 32) - 1  # a cue record's duration field (32 bits): 13 h at 90 kHz
 
 # A language as the manifests write it (HLS LANGUAGE, DASH lang, both inside quotes): a BCP 47
@@ -150,19 +155,30 @@ class Cue:
     section: bytes  # the splice_info_section as received, or as built for a cue that came without one
 
 
-Record = CodecConfig | Frame | Cue | EndOfStream
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """Timed metadata (ID3v2 tags, checked by ``kubecast.media.id3``) at a time of the
+    contribution's own clock, placed on the channel timeline as frames are."""
+
+    timescale: int
+    time: int
+    data: bytes
+
+
+Record = CodecConfig | Frame | Cue | Metadata | EndOfStream
 
 
 class RecordError(ValueError):
     """A byte stream that is not a well-formed sequence of contribution records."""
 
 
-_CONFIG, _FRAME, _END, _CUE = 1, 2, 3, 4
+_CONFIG, _FRAME, _END, _CUE, _META = 1, 2, 3, 4, 5
 _KEYFRAME = 0x01
 _CUE_OUT, _CUE_DURATION = 0x01, 0x02
 _CONFIG_HEADER = struct.Struct(">BBBBI")
 _FRAME_HEADER = struct.Struct(">BBBBIqiII")
 _CUE_HEADER = struct.Struct(">BBIqIIH")
+_META_HEADER = struct.Struct(">BIqI")
 _END_RECORD = bytes([_END])
 
 
@@ -196,6 +212,8 @@ def encode_record(record: Record) -> bytes:
             len(record.section),
         )
         return header + record.section
+    if isinstance(record, Metadata):
+        return _META_HEADER.pack(_META, record.timescale, record.time, len(record.data)) + record.data
     return _END_RECORD
 
 
@@ -285,6 +303,20 @@ class RecordReader:
                     start = end
                     stated = duration if flags & _CUE_DURATION else None
                     yield Cue(timescale, time, bool(flags & _CUE_OUT), stated, event_id, section)
+                elif record_type == _META:
+                    if len(buf) - start < _META_HEADER.size:
+                        return
+                    _, timescale, time, size = _META_HEADER.unpack_from(buf, start)
+                    if timescale == 0:
+                        raise RecordError("timed metadata with timescale 0")
+                    if size > MAX_METADATA:
+                        raise RecordError(f"timed metadata of {size} bytes exceeds the limit")
+                    end = start + _META_HEADER.size + size
+                    if len(buf) < end:
+                        return
+                    data = bytes(buf[start + _META_HEADER.size : end])
+                    start = end
+                    yield Metadata(timescale, time, data)
                 elif record_type == _END:
                     start += 1
                     self._ended = True

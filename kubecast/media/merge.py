@@ -32,6 +32,7 @@ from fractions import Fraction
 
 from .conditions import set_condition
 from .cues import merge_cues
+from .metadata import merge_metadata
 from .progress import EncoderProgress
 from .timeline import EncoderHealth, Timeline, TimelineSegment, TimelineTrack
 from .tracks import SegmentRecord
@@ -237,6 +238,11 @@ def merge(
     _follow_active_source(timeline, now)
     timeline.cues = merge_cues(
         timeline.cues, [cue for instance in instances for cue in present[instance].cues], since=window_start(timeline)
+    )
+    timeline.metadata = merge_metadata(
+        timeline.metadata,
+        [m for instance in instances for m in present[instance].metadata],
+        since=window_start(timeline),
     )
 
     any_live = False

@@ -3,7 +3,9 @@
 The first H.264 PID and every AAC PID (up to ``MAX_AUDIO_TRACKS``) are taken: the audio PIDs are
 numbered as tracks in the order the PMT lists them, each with the language its
 ISO_639_language_descriptor names (``audio_tracks``), so a contribution with one audio per
-language keeps them all.
+language keeps them all.  The first PID of ID3 timed metadata (stream type 0x15 with a
+metadata_descriptor of format ``ID3 ``, as Apple specifies it for HLS and ffmpeg writes it) gives
+frames of kind ``"id3"``: the tags, at their PTS.
 
 Incremental and pure: ``TsDemuxer.feed`` takes bytes in whatever pieces the network delivers
 (UDP datagrams of 7 packets, an SRT stream, RTP payloads) and returns the complete PES
@@ -33,7 +35,7 @@ before the first frame; it repairs or hides the damage this module counts per ki
 losses, continuity gaps, dropped and malformed PES, signalled time base changes, which the
 ingest reports in ``kubecast_ingest_transport_errors_total`` and acts on); and the hostile-input
 tests and the fuzz corpus pin this module's behaviour.  ``_pmt`` walks every elementary stream
-with its type and descriptors, so that further PIDs (a second audio with its language, ID3,
+with its type and descriptors, so that further PIDs (a second audio with its language,
 captions) can be selected where ``streams`` is built and take the same paths.
 
 SCTE-35 (stream type 0x86) is carried in sections, not PES: its PID is assembled section by
@@ -56,7 +58,10 @@ SYNC_BYTE = 0x47
 STREAM_TYPE_H264 = 0x1B
 STREAM_TYPE_AAC_ADTS = 0x0F
 STREAM_TYPE_SCTE35 = 0x86
+STREAM_TYPE_METADATA = 0x15  # metadata in PES (ISO 13818-1 2.12.9); ID3 when its descriptor says so
 ISO_639_LANGUAGE_DESCRIPTOR = 0x0A
+METADATA_DESCRIPTOR = 0x26
+ID3_FORMAT = b"ID3 "
 MAX_AUDIO_TRACKS = 8  # more AAC PIDs than this in one program is not a contribution
 _NOT_SYNC = re.compile(rb"[^\x47]")
 _LONGEST_RUN = 4096  # packets taken in one go (a longer run is taken in several)
@@ -113,13 +118,29 @@ def _language(descriptors: bytes) -> bytes | None:
     return None
 
 
+def _is_id3(descriptors: bytes) -> bool:
+    """Whether a metadata stream's descriptors include a metadata_descriptor of ID3 (Apple's timed
+    metadata for HLS, as ffmpeg writes it: application format 0xFFFF and format 0xFF, each
+    followed by the format identifier ``ID3 ``)."""
+    index = 0
+    while index + 2 <= len(descriptors):
+        tag, length = descriptors[index], descriptors[index + 1]
+        body = descriptors[index + 2 : index + 2 + length]
+        if tag == METADATA_DESCRIPTOR and len(body) >= 5:
+            at = 6 if body[:2] == b"\xff\xff" else 2  # past the application format (and its identifier)
+            if body[at : at + 1] == b"\xff" and body[at + 1 : at + 5] == ID3_FORMAT:
+                return True
+        index += 2 + length
+    return False
+
+
 class TsDemuxer:
     def __init__(self) -> None:
         self.stats = TsStats()
         self._pending = bytearray()
         self._pmt_pid: int | None = None
         self._pcr_pid: int | None = None
-        self.streams: dict[int, str] = {}  # PID -> "video" | "audio"
+        self.streams: dict[int, str] = {}  # PID -> "video" | "audio" | "id3"
         self.audio_tracks: dict[int, AudioTrack] = {}  # audio PID -> its track and language
         self._continuity: dict[int, int] = {}
         self._pes: dict[int, PendingPes] = {}
@@ -323,6 +344,12 @@ class TsDemuxer:
                 audio[pid] = AudioTrack(len(audio), _language(section[index + 5 : index + 5 + es_length]))
             elif stream_type == STREAM_TYPE_SCTE35:
                 section_pids.add(pid)
+            elif (
+                stream_type == STREAM_TYPE_METADATA
+                and "id3" not in streams.values()
+                and _is_id3(section[index + 5 : index + 5 + es_length])
+            ):
+                streams[pid] = "id3"
             index += 5 + es_length
         self.streams = streams
         self.audio_tracks = audio

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from .cues import TimelineCue
+from .metadata import TimelineMetadata
 from .tracks import SegmentRecord, TrackInfo
 
 
@@ -49,6 +50,7 @@ class EncoderProgress(_Record):
     speed: float = 0.0  # encoding speed as a multiple of real time
     thumbnail_updated: datetime | None = None
     cues: list[TimelineCue] = Field(default_factory=list)  # the most recent ad markers it placed, oldest first
+    metadata: list[TimelineMetadata] = Field(default_factory=list)  # the most recent ID3 tags it placed, oldest first
 
     @classmethod
     def from_json(cls, data: bytes) -> "EncoderProgress":

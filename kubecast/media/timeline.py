@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from .cues import TimelineCue
+from .metadata import TimelineMetadata
 from .tracks import TrackInfo
 
 
@@ -100,6 +101,7 @@ class Timeline(_Model):
     last_failover: datetime | None = None
     conditions: list[dict[str, Any]] = Field(default_factory=list)  # metav1.Condition-shaped, for status
     cues: list[TimelineCue] = Field(default_factory=list)  # ad markers touching the window, in time order
+    metadata: list[TimelineMetadata] = Field(default_factory=list)  # ID3 tags in the window, in time order
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()

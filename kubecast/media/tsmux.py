@@ -2,8 +2,12 @@
 
 Each segment stands alone: PAT and PMT first, SPS/PPS before every key frame, audio in ADTS,
 so a player can start at any segment.  Video is on PID 0x100 (also the PCR PID), audio on
-0x101.  Continuity counters start at 0 in each segment; HLS players treat segments as
-separate transport streams, so that is no discontinuity to them.  Timestamps are the CMAF
+0x101, and ID3 timed metadata, when the segment's time holds any, on 0x102 as Apple's "Timed
+Metadata for HTTP Live Streaming" has it: stream type 0x15 with a metadata_descriptor in the PMT
+(and a metadata_pointer_descriptor in its program info), each item a PES of its own
+(private_stream_1, data-aligned) at its presentation time.  Continuity counters start at 0 in
+each segment; HLS players treat segments as separate transport streams, so that is no
+discontinuity to them.  Timestamps are the CMAF
 decode and presentation times in 90 kHz, wrapped to 33 bits: a TS segment and the CMAF
 segment it comes from show the same instants.
 """
@@ -17,8 +21,14 @@ from dataclasses import dataclass
 from .adts import SAMPLE_RATES
 
 PACKET = 188
-PAT_PID, PMT_PID, VIDEO_PID, AUDIO_PID = 0x0000, 0x1000, 0x0100, 0x0101
-STREAM_H264, STREAM_AAC = 0x1B, 0x0F
+PAT_PID, PMT_PID, VIDEO_PID, AUDIO_PID, ID3_PID = 0x0000, 0x1000, 0x0100, 0x0101, 0x0102
+STREAM_H264, STREAM_AAC, STREAM_METADATA = 0x1B, 0x0F, 0x15
+# metadata_application_format 0xFFFF with its identifier, metadata_format 0xFF with its identifier
+# (both "ID3 "), metadata_service_id 0; then, for the pointer, no locator, carried in this
+# stream (flags 0x1F) of program 1; for the descriptor, no decoder configuration (0x0F).
+_ID3_FORMAT = b"\xff\xffID3 \xffID3 \x00"
+METADATA_POINTER = bytes([0x25, 15]) + _ID3_FORMAT + b"\x1f\x00\x01"
+METADATA_DESCRIPTOR = bytes([0x26, 13]) + _ID3_FORMAT + b"\x0f"
 WRAP = 1 << 33
 PCR_LEAD = 9000  # 100 ms in 90 kHz
 AUD = b"\x00\x00\x00\x01\x09\xf0"  # access unit delimiter: some TS decoders need one per frame
@@ -30,6 +40,14 @@ class TsSample:
     composition_offset: int
     keyframe: bool
     data: bytes  # length-prefixed NAL units (video) or one raw AAC frame (audio)
+
+
+@dataclass(frozen=True)
+class TsTag:
+    """Timed metadata for a TS segment: ID3v2 tags at a presentation time."""
+
+    time: int  # 90 kHz, on the segments' clock
+    data: bytes
 
 
 def _crc32_mpeg(data: bytes) -> int:
@@ -56,11 +74,16 @@ def _pat() -> bytes:
     return _section(0x00, struct.pack(">HH", 1, 0xE000 | PMT_PID), 1)
 
 
-def _pmt(has_audio: bool) -> bytes:
+def _pmt(has_audio: bool, has_id3: bool = False) -> bytes:
     streams = struct.pack(">BHH", STREAM_H264, 0xE000 | VIDEO_PID, 0xF000)
     if has_audio:
         streams += struct.pack(">BHH", STREAM_AAC, 0xE000 | AUDIO_PID, 0xF000)
-    return _section(0x02, struct.pack(">HH", 0xE000 | VIDEO_PID, 0xF000) + streams, 1)
+    info = b""
+    if has_id3:
+        info = METADATA_POINTER
+        streams += struct.pack(">BHH", STREAM_METADATA, 0xE000 | ID3_PID, 0xF000 | len(METADATA_DESCRIPTOR))
+        streams += METADATA_DESCRIPTOR
+    return _section(0x02, struct.pack(">HH", 0xE000 | VIDEO_PID, 0xF000 | len(info)) + info + streams, 1)
 
 
 def _timestamp(marker: int, value: int) -> bytes:
@@ -76,9 +99,9 @@ def _timestamp(marker: int, value: int) -> bytes:
     )
 
 
-def _pes(stream_id: int, payload: bytes, pts: int, dts: int | None) -> bytes:
+def _pes(stream_id: int, payload: bytes, pts: int, dts: int | None, *, aligned: bool = False) -> bytes:
     if dts is None or dts == pts:
-        header = bytes([0x80, 0x80, 5]) + _timestamp(0x2, pts)
+        header = bytes([0x84 if aligned else 0x80, 0x80, 5]) + _timestamp(0x2, pts)
     else:
         header = bytes([0x80, 0xC0, 10]) + _timestamp(0x3, pts) + _timestamp(0x1, dts)
     length = len(header) + len(payload)
@@ -181,11 +204,12 @@ def mux_segment(
     asc: bytes | None = None,
     audio_timescale: int = 48_000,
     audio: Sequence[TsSample] = (),
+    id3: Sequence[TsTag] = (),
 ) -> bytes:
-    """One self-contained TS segment of a video track and (optionally) its audio."""
+    """One self-contained TS segment of a video track and (optionally) its audio and timed metadata."""
     packets = _Packetizer()
     packets.write(PAT_PID, _pat())
-    packets.write(PMT_PID, _pmt(asc is not None and bool(audio)))
+    packets.write(PMT_PID, _pmt(asc is not None and bool(audio), bool(id3)))
     sps_pps = parameter_sets(avcc)
 
     def ticks(value: int, scale: int) -> int:
@@ -195,7 +219,13 @@ def mux_segment(
     if asc is not None:
         events += [(ticks(s.decode_time, audio_timescale), 1, s) for s in audio]
     events.sort(key=lambda event: (event[0], event[1]))  # interleaved by decode time, as a muxer must
+    # A tag goes out with the first frame at or after its time (before it in the stream): a player
+    # has it when it reaches that time.
+    tags = sorted(id3, key=lambda tag: tag.time)
     for dts, kind, sample in events:
+        while tags and tags[0].time <= dts:
+            tag = tags.pop(0)
+            packets.write(ID3_PID, _pes(0xBD, tag.data, tag.time, None, aligned=True))
         if kind == 0:
             pts = dts + ticks(sample.composition_offset, video_timescale)
             payload = _annexb(sample.data, sps_pps if sample.keyframe else None)
@@ -204,4 +234,6 @@ def mux_segment(
         else:
             assert asc is not None  # audio events are made only with an asc
             packets.write(AUDIO_PID, _pes(0xC0, adts_header(asc, len(sample.data)) + sample.data, dts, None))
+    for tag in tags:  # after the last frame's decode time, within the segment
+        packets.write(ID3_PID, _pes(0xBD, tag.data, tag.time, None, aligned=True))
     return bytes(packets.out)

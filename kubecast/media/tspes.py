@@ -18,11 +18,11 @@ MAX_COMPOSITION = 10 * 90_000  # PTS this far after DTS is a damaged header (B-f
 
 @dataclass
 class PesFrame:
-    kind: str  # "video" or "audio"
+    kind: str  # "video", "audio" or "id3"
     pid: int
     pts: int  # 90 kHz, unwrapped
     dts: int
-    data: bytes  # Annex B access unit, or one or more ADTS frames
+    data: bytes  # Annex B access unit, one or more ADTS frames, or ID3 tags
     random_access: bool = False  # the adaptation field's random_access_indicator
     timebase: int = 0  # signalled PCR discontinuities before the frame started
     track: int = 0  # audio: the PID's place among the program's AAC PIDs

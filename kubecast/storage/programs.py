@@ -6,8 +6,9 @@ every segment the channel publishes while it runs, and keeps the last ``archiveW
 (a DVR window; HLS renders it as a sliding playlist, DASH as ``timeShiftBufferDepth``).  Once
 the program stops it is frozen as state ``stopped``: the same URLs then serve it on demand
 (HLS ``EXT-X-ENDLIST``, a static MPD).  A stopped program never records again, as in Azure
-Media Services: start a new program instead.  The channel's ad markers (``Timeline.cues``) from
-the program's start on are recorded with it, so they stay in its manifests on demand.
+Media Services: start a new program instead.  The channel's ad markers (``Timeline.cues``) and
+ID3 tags (``Timeline.metadata``) from the program's start on are recorded with it, so they stay
+in its manifests and segments on demand.
 
 ``record`` lives here, below both of its callers, for the reason ``merge`` lives in media: the
 packager writes every program's timeline with it, and while the packager does not keep the
@@ -22,6 +23,7 @@ from datetime import datetime
 
 from kubecast.media.cues import merge_cues
 from kubecast.media.merge import align_starts, trim_window, window_start
+from kubecast.media.metadata import merge_metadata
 from kubecast.media.timeline import Timeline, TimelineTrack
 
 from .records import ProgramRecord
@@ -57,17 +59,21 @@ def _start(channel: Timeline, program: ProgramRecord, now: datetime) -> Timeline
         window_ms=int(program.archive_window_seconds * 1000),
         tracks=tracks,
     )
-    _record_cues(started, channel)
+    _record_timed(started, channel)
     return started
 
 
-def _record_cues(recorded: Timeline, channel: Timeline) -> bool:
-    """The channel's cues from the program's first segment on; whether any changed."""
+def _record_timed(recorded: Timeline, channel: Timeline) -> bool:
+    """The channel's cues and ID3 tags from the program's first segment on; whether any changed."""
     start = window_start(recorded)
     offered = [cue for cue in channel.cues if start is not None and cue.seconds >= start]
     cues = merge_cues(recorded.cues, offered, since=start)
     changed = cues != recorded.cues
     recorded.cues = cues
+    offered_metadata = [item for item in channel.metadata if start is not None and item.seconds >= start]
+    metadata = merge_metadata(recorded.metadata, offered_metadata, since=start)
+    changed |= metadata != recorded.metadata
+    recorded.metadata = metadata
     return changed
 
 
@@ -117,7 +123,7 @@ def record(
         changed |= appended
     if changed:
         align_starts(recorded.tracks)
-    changed |= _record_cues(recorded, channel)
+    changed |= _record_timed(recorded, channel)
     if changed:
         recorded.updated = now
     return recorded, changed

@@ -5,12 +5,15 @@ certificate made in the test and checked by ffmpeg) into ``kubecast up``; the ou
 3-rendition contribution over RTMP and over Smooth passes through bit for bit.  Live-encoded
 channels fed over RTMP (from a jittered source), Smooth, CMAF, SRT, UDP and by GStreamer read
 in ffmpeg without a timestamp complaint, at a constant frame rate.  A playout stream with SCTE-35
-markers (sections and TS packets by threefive) puts its splice in hls.js and in the MPD."""
+markers (sections and TS packets by threefive) puts its splice in hls.js and in the MPD, and its
+ID3 timed metadata (ffmpeg's tags on libavformat's timed_id3 stream) reaches hls.js from the TS
+segments at its media time."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import re
 import socket
@@ -22,12 +25,15 @@ from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import players
 import pytest
 from captioned import caption_branch, caption_track, cue_text, read_captions
 from certificates import make_certificate
 from helpers import (
     Proc,
+    add_timed_id3,
+    ffmpeg_id3_tag,
     flv_video_payloads,
     free_port,
     idr_samples,
@@ -164,18 +170,23 @@ def gstreamer_publisher(url: str, passthrough_url: str, captions: Path) -> Proc:
 # The marker stream's break, in seconds after its first frame: out (1 s into a segment) for 6 s.
 SPLICE_OUT, BREAK = 21.0, 6.0
 EVENT_ID = 4077
+# ID3 tags of the marker stream (TIT2 text, seconds after its first frame): inside segments, not on a boundary.
+ID3_TAGS = [("kubecast id3 one", 13.5), ("kubecast id3 two", 16.25)]
 
 
 def markers_source(work: Path) -> tuple[Path, int]:
-    """SECONDS of ffmpeg TS (and a few more, which the injector's last block loses) with a
-    splice out and back in on a SCTE-35 PID, both sent 4 s ahead; and the first video DTS."""
-    plain = work / "plain.ts"
+    """SECONDS of ffmpeg TS (and a few more, which the injector's last block loses) with ID3 tags
+    (``ID3_TAGS``) on a timed_id3 PID, and a splice out and back in on a SCTE-35 PID, both sent
+    4 s ahead; and the first video DTS."""
+    encoded = work / "encoded.ts"
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y", *lavfi_source(size="320x240"), "-t", str(SECONDS + 3), *CODECS]
-        + ["-f", "mpegts", str(plain)],
+        + ["-f", "mpegts", str(encoded)],
         check=True,
         timeout=120,
     )
+    plain = work / "plain.ts"
+    add_timed_id3(encoded, plain, [(at, ffmpeg_id3_tag(text)) for text, at in ID3_TAGS])
     probe = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=dts", "-read_intervals", "%+#1"]
         + ["-of", "csv=p=0", str(plain)],
@@ -820,3 +831,59 @@ def test_scte35_markers_of_a_playout_stream_reach_hlsjs_and_the_mpd(pipeline):
     assert [Fraction(int(e.get("presentationTime")), timescale) for e in events] == [c.seconds for c in timeline.cues]
     binary = events[0].find("s:Signal/s:Binary", namespace).text
     assert parse_splice_info(base64.b64decode(binary)).splice.out is True
+
+
+def test_id3_timed_metadata_of_a_playout_stream_reaches_hlsjs_from_the_ts_segments(pipeline):
+    """ffmpeg's ID3 tags on libavformat's timed_id3 stream, carried over UDP into live encoding:
+    each lands on the channel timeline at its media time, the TS segment covering it carries it
+    on a metadata PID that FFmpeg reads back, and hls.js (from the TS variant) shows it as a cue of
+    its metadata track at that media time."""
+    base, store = pipeline["base"], pipeline["work"] / "store" / "channels" / "enc-markers"
+
+    def listed():
+        if not (store / "timeline.json").exists():
+            return None
+        timeline = Timeline.from_json((store / "timeline.json").read_bytes())
+        return timeline if len(timeline.metadata) == len(ID3_TAGS) else None
+
+    timeline = wait_until(listed, timeout=90, interval=1, what="both ID3 tags on the channel timeline")
+    epoch = json.loads(sorted((store / "clock").glob("epoch-*.json"))[-1].read_text())
+    items = timeline.metadata
+    for item, (text, after) in zip(items, ID3_TAGS):
+        assert text.encode() in item.id3_bytes
+        expected = Fraction(epoch["firstSegment"] * 2) + Fraction(after)  # the first frame opened the epoch
+        assert abs(item.seconds - expected) <= Fraction(1, 30), (item.seconds, expected)
+    number = int(items[0].seconds // 2)
+    wait_until(
+        lambda: f"\n{number + 1}.ts".encode() in fetch(f"{base}/live/enc-markers/ts/v144/index.m3u8"),
+        timeout=60,
+        interval=1,
+        what="the TS segment after the first tag's",
+    )
+    segment = fetch(f"{base}/live/enc-markers/ts/v144/{number}.ts")
+    with av.open(io.BytesIO(segment), format="mpegts") as container:
+        data = next(stream for stream in container.streams if stream.type == "data")
+        packets = [(packet.pts, bytes(packet)) for packet in container.demux(data) if packet.size]
+    assert packets == [(int(items[0].seconds * 90_000) % (1 << 33), items[0].id3_bytes)]
+
+    playwright = sync_playwright()
+    with playwright.sync_playwright() as driver:
+        browser = chromium(driver)
+        try:
+            page = browser.new_page()
+            open_player(page, base, "hls", f"{base}/live/enc-markers/ts/index.m3u8", config={"startPosition": 0})
+            seen = page.wait_for_function(
+                "([text, number]) => { let cue = null;"
+                " for (const t of window.v.textTracks) for (const c of (t.cues || []))"
+                " if (c.value && c.value.key === 'TIT2' && c.value.data === text) cue = c.startTime;"
+                " const level = window.player.levels.find((l) => l.details);"
+                " const f = level && level.details.fragments.find((x) => x.sn === number);"
+                " return cue !== null && f ? {cue, fragment: f.start} : null; }",
+                arg=[ID3_TAGS[0][0], number],
+                timeout=90_000,
+            ).json_value()
+            assert page.evaluate("() => window.errors") == []
+        finally:
+            browser.close()
+    # hls.js's media time of the tag: its fragment's start plus the tag's offset in the segment.
+    assert abs(seen["cue"] - (seen["fragment"] + float(items[0].seconds - number * 2))) <= 1 / 30, seen

@@ -417,11 +417,34 @@ def scte35_transport_stream(work: Path, cue: str) -> bytes:
     return b"".join(tables + packets[max(0, marker - 12) : marker + 16])
 
 
+def id3() -> None:
+    """ID3 tags as ffmpeg's MP3 muxer writes them (v2.4 and v2.3, a title and a comment), alone,
+    two in one payload, and with stuffing after them, as a timed metadata PES carries them."""
+    from kubecast.media.contribution import Metadata
+
+    tags = []
+    with tempfile.TemporaryDirectory() as work:
+        for version in (4, 3):
+            mp3 = Path(work) / f"v{version}.mp3"
+            ffmpeg(
+                "-f", "lavfi", "-i", "anullsrc=r=48000", "-t", "0.05", "-metadata", "title=Now playing",
+                "-metadata", "comment=ad-id 4077", "-id3v2_version", str(version), "-write_xing", "0", str(mp3),
+            )  # fmt: skip
+            data = mp3.read_bytes()
+            tags.append(data[: 10 + (data[6] << 21 | data[7] << 14 | data[8] << 7 | data[9])])
+            write("id3", f"ffmpeg-id3v2.{version}", tags[-1])
+    write("id3", "ffmpeg-two-tags", tags[0] + tags[1])
+    write("id3", "ffmpeg-stuffed", tags[0] + b"\x00" * 16)
+    records = b"".join(encode_record(Metadata(90_000, 90_000 * (1 + index), tag)) for index, tag in enumerate(tags))
+    write("contribution", "id3.records", records + encode_record(EndOfStream()))
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         media(Path(work))
     text()
     scte35()
+    id3()
     total = sum(path.stat().st_size for path in CORPUS.rglob("*") if path.is_file())
     print(f"corpus: {sum(1 for path in CORPUS.rglob('*') if path.is_file())} files, {total / 1024:.0f} KiB")
 

@@ -9,14 +9,16 @@ backwards or far ahead (``kubecast.ingest.timestamps``) ends the contribution
 discontinuity, instead of misplacing media by hours.  A time base change the encoder signals
 (a PCR discontinuity, ``kubecast.media.mpegts``) is no jump: the media carries on seamlessly.
 SCTE-35 sections become ``Cue`` records on the same clock as the frames (``kubecast.ingest.cues``
-judges them).  Each AAC PID is an audio track (``PesFrame.track``); its configuration names the
-language the PMT gives it (``CodecConfig.language``, None when the descriptor is absent or no tag).
+judges them), and the ID3 tags of a timed metadata PID ``Metadata`` records at their PTS
+(``kubecast.ingest.metadata`` judges them).  Each AAC PID is an audio track (``PesFrame.track``);
+its configuration names the language the PMT gives it (``CodecConfig.language``, None when the
+descriptor is absent or no tag).
 """
 
 from __future__ import annotations
 
 from kubecast.media.adts import SAMPLES_PER_FRAME, split_adts
-from kubecast.media.contribution import CodecConfig, Cue, Frame, Kind, language_tag
+from kubecast.media.contribution import CodecConfig, Cue, Frame, Kind, Metadata, language_tag
 from kubecast.media.h264 import (
     NAL_PPS,
     NAL_SPS,
@@ -30,11 +32,12 @@ from kubecast.media.mpegts import TsDemuxer, TsStats
 from kubecast.media.tspes import PesFrame
 
 from ..cues import CueGate
+from ..metadata import MetadataGate
 from ..timestamps import MAX_BACKWARDS_MS, TimestampGuard
 
 NAL_IDR = 5
 TS_TIMESCALE = 90_000
-Record = CodecConfig | Frame | Cue
+Record = CodecConfig | Frame | Cue | Metadata
 
 
 class TimestampJump(ValueError):
@@ -55,6 +58,7 @@ class TsContribution:
         self._last_video_dts: int | None = None
         self._video_step = 0  # ticks between the last two video frames
         self.cues = CueGate()
+        self.metadata = MetadataGate()
 
     @property
     def stats(self) -> TsStats:
@@ -86,11 +90,26 @@ class TsContribution:
     def _convert(self, frames: list[PesFrame]) -> list[Record]:
         tags: list[Record] = []
         for frame in frames:
+            if frame.kind == "id3":
+                self._id3(frame, tags)
+                continue
             self._place(frame)
             if self.origin is None:
                 self.origin = frame.dts
             (self._video if frame.kind == "video" else self._audio)(frame, tags)
         return tags
+
+    def _id3(self, frame: PesFrame, tags: list[Record]) -> None:
+        """ID3 tags at their PTS, moved with the frames of their time base; they do not steer the
+        clock (a tag may come before the first frame or after the last), they are placed on it."""
+        shift = self._shifts.get(frame.timebase)
+        if self.origin is None or shift is None:
+            self.metadata.refusals.append(("early", "ID3 tags before the first frame of their time base"))
+            return
+        time = frame.pts + shift - self.origin
+        item = self.metadata.id3(frame.data, timescale=TS_TIMESCALE, time=time, now=self._now())
+        if item is not None:
+            tags.append(item)
 
     def _place(self, frame: PesFrame) -> None:
         """Moves a frame onto the contribution's one time base.  After a time base change the

@@ -64,6 +64,7 @@ class TsSession:
 
     def _count(self) -> None:
         self.contribution.cues.report(self.route.name, self.peer)
+        self.contribution.metadata.report(self.route.name, self.peer)
         stats = self.contribution.stats
         if stats.timebase_changes > self._timebases:
             self._timebases = stats.timebase_changes
