@@ -53,6 +53,18 @@ def _frames(body: bytes, version: int) -> None:
         raise Id3Error("truncated", "a frame header cut off at the end of the tag")
 
 
+def text_tag(description: str, text: str) -> bytes:
+    """An ID3v2.4 tag of one TXXX frame (user-defined text, UTF-8): how timed text that arrives
+    without ID3 (RTMP ``onTextData``) is carried as timed metadata."""
+    body = b"\x03" + description.encode() + b"\x00" + text.encode()
+    frame = b"TXXX" + _syncsafe_bytes(len(body)) + b"\x00\x00" + body
+    return b"ID3\x04\x00\x00" + _syncsafe_bytes(len(frame)) + frame
+
+
+def _syncsafe_bytes(value: int) -> bytes:
+    return bytes([(value >> 21) & 0x7F, (value >> 14) & 0x7F, (value >> 7) & 0x7F, value & 0x7F])
+
+
 def split_tags(data: bytes) -> list[bytes]:
     """The whole ID3v2 tags ``data`` holds, one after another (trailing zero bytes allowed)."""
     if len(data) > MAX_TAGS:

@@ -49,6 +49,7 @@ from media_checks import MediaPlaylist, download, fetch, media_playlist, mpd, mu
 from players import chromium, open_player, sync_playwright
 from test_live_channel import _chromium
 
+from kubecast.media.id3 import text_tag
 from kubecast.media.mp4 import parse_media_segment
 from kubecast.media.scte35 import parse_splice_info
 from kubecast.media.timeline import Timeline
@@ -95,9 +96,9 @@ JITTER = [
 ]
 
 
-def publisher(name: str, *output: str, seconds: int | None = SECONDS) -> Proc:
-    """A real-time ffmpeg publisher for ``seconds``, or until it is stopped."""
-    source = ["-re", *lavfi_source(size="320x240"), *(["-t", str(seconds)] if seconds else [])]
+def publisher(name: str, *output: str, seconds: int | None = SECONDS, inputs: tuple[str, ...] = ()) -> Proc:
+    """A real-time ffmpeg publisher for ``seconds``, or until it is stopped; ``inputs``: more of them."""
+    source = ["-re", *lavfi_source(size="320x240"), *inputs, *(["-t", str(seconds)] if seconds else [])]
     return Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", *source, *CODECS, *output], name=f"ffmpeg {name}")
 
 
@@ -172,6 +173,19 @@ SPLICE_OUT, BREAK = 21.0, 6.0
 EVENT_ID = 4077
 # ID3 tags of the marker stream (TIT2 text, seconds after its first frame): inside segments, not on a boundary.
 ID3_TAGS = [("kubecast id3 one", 13.5), ("kubecast id3 two", 16.25)]
+# Timed text the jittered RTMP publisher sends as onTextData (ffmpeg's FLV muxer, from a text subtitle stream).
+TEXT_DATA = [("kubecast text one", 12.5), ("kubecast text two", 15.25)]
+
+
+def text_subtitles(work: Path) -> Path:
+    """``TEXT_DATA`` as SubRip, each shown for half a second."""
+    path = work / "text.srt"
+
+    def at(seconds: float) -> str:
+        return f"00:00:{int(seconds):02d},{int(seconds * 1000) % 1000:03d}"
+
+    path.write_text("".join(f"{n + 1}\n{at(t)} --> {at(t + 0.5)}\n{text}\n\n" for n, (text, t) in enumerate(TEXT_DATA)))
+    return path
 
 
 def markers_source(work: Path) -> tuple[Path, int]:
@@ -300,7 +314,16 @@ def pipeline(tmp_path_factory):
                 f"{push}/enc-smooth.isml/Streams(encoder1)",
             ),
             publisher("enc-cmaf", "-seg_duration", "2", "-f", "dash", f"{push}/enc-cmaf.cmaf/manifest.mpd"),
-            publisher("enc-rtmp", *JITTER, "-f", "flv", f"rtmp://127.0.0.1:{rtmp}/live/enc-rtmp/{KEY}"),
+            publisher(
+                "enc-rtmp",
+                *JITTER,
+                "-c:s",
+                "text",
+                "-f",
+                "flv",
+                f"rtmp://127.0.0.1:{rtmp}/live/enc-rtmp/{KEY}",
+                inputs=("-i", str(text_subtitles(work))),
+            ),
             gstreamer_publisher(
                 f"rtmp://127.0.0.1:{rtmp}/live/enc-gst/{KEY}",
                 f"rtmp://127.0.0.1:{rtmp}/live/cc-pass/{KEY}",
@@ -887,3 +910,30 @@ def test_id3_timed_metadata_of_a_playout_stream_reaches_hlsjs_from_the_ts_segmen
             browser.close()
     # hls.js's media time of the tag: its fragment's start plus the tag's offset in the segment.
     assert abs(seen["cue"] - (seen["fragment"] + float(items[0].seconds - number * 2))) <= 1 / 30, seen
+
+
+def test_rtmp_text_data_becomes_id3_in_the_ts_segments(pipeline):
+    """ffmpeg's onTextData messages (a text subtitle stream over RTMP, into live encoding): each
+    lands on the channel timeline at its media time as an ID3 tag of one TXXX frame, and the TS
+    segment covering it carries that tag at that time, as FFmpeg reads it back."""
+    base, store = pipeline["base"], pipeline["work"] / "store" / "channels" / "enc-rtmp"
+
+    def listed():
+        if not (store / "timeline.json").exists():
+            return None
+        timeline = Timeline.from_json((store / "timeline.json").read_bytes())
+        return timeline if len(timeline.metadata) == len(TEXT_DATA) else None
+
+    timeline = wait_until(listed, timeout=90, interval=1, what="both texts on the channel timeline")
+    epoch = json.loads(sorted((store / "clock").glob("epoch-*.json"))[-1].read_text())
+    for item, (text, after) in zip(timeline.metadata, TEXT_DATA):
+        assert item.id3_bytes == text_tag("onTextData", text)
+        expected = Fraction(epoch["firstSegment"] * 2) + Fraction(after)  # the first frame opened the epoch
+        assert abs(item.seconds - expected) <= Fraction(1, 20), (item.seconds, expected)  # AAC priming: 21 ms
+    item = timeline.metadata[0]
+    number = int(item.seconds // 2)
+    segment = fetch(f"{base}/live/enc-rtmp/ts/v144/{number}.ts")
+    with av.open(io.BytesIO(segment), format="mpegts") as container:
+        data = next(stream for stream in container.streams if stream.type == "data")
+        packets = [(packet.pts, bytes(packet)) for packet in container.demux(data) if packet.size]
+    assert packets == [(int(item.seconds * 90_000) % (1 << 33), item.id3_bytes)]

@@ -46,6 +46,7 @@ from kubecast.ingest.rtmp.cuepoints import CuePointError, parse_cue_point
 from kubecast.ingest.rtmp.handshake import HandshakeError, server_response
 from kubecast.ingest.rtmp.server import check_codec, cue_record, media_record
 from kubecast.ingest.rtmp.session import CueData, Media, ProtocolError, PublishRequest, RtmpSession
+from kubecast.ingest.rtmp.textdata import text_record
 from kubecast.ingest.timestamps import TimestampGuard
 from kubecast.media.captions import (
     MAX_CC_COUNT,
@@ -229,6 +230,14 @@ def id3_tags(data: bytes) -> None:
     demuxer = TsDemuxer()
     frames = demuxer.feed(segment) + demuxer.flush()
     assert [(f.kind, f.pts, f.data) for f in frames] == [("id3", item.time, data)], "the segment changed the tags"
+
+
+def rtmp_text_data(data: bytes) -> None:
+    """An ``onTextData`` data message body, as the RTMP session hands it over: timed text whose
+    tag, when the gate takes it, is whole ID3."""
+    item = text_record(MetadataGate(), data, timestamp=1000, newest=1000)
+    if item is not None:
+        assert split_tags(item.data) == [item.data], "a text tag that is not one whole ID3 tag"
 
 
 # -- SCTE-35 ---------------------------------------------------------------------------------
@@ -504,6 +513,7 @@ TARGETS: dict[str, Target] = {
             "the ingest -> encoder records, as the encoder reads them",
         ),
         Target("id3", id3_tags, (Id3Error,), "ID3 timed metadata: checked, handed over, written to TS, read back"),
+        Target("rtmp_textdata", rtmp_text_data, (), "RTMP onTextData messages into ID3 timed metadata"),
         Target("scte35", scte35_section, (Scte35Error,), "SCTE-35 splice_info_sections (TS PID, RTMP onCuePoint)"),
         Target(
             "captions", captions, (CaptionError,), "an access unit's SEI for closed captions, read and written back"

@@ -419,13 +419,15 @@ def scte35_transport_stream(work: Path, cue: str) -> bytes:
 
 def id3() -> None:
     """ID3 tags as ffmpeg's MP3 muxer writes them (v2.4 and v2.3, a title and a comment), alone,
-    two in one payload, and with stuffing after them, as a timed metadata PES carries them."""
+    two in one payload, and with stuffing after them, as a timed metadata PES carries them; and
+    the ``onTextData`` messages ffmpeg's FLV muxer makes of a text subtitle stream."""
     from kubecast.media.contribution import Metadata
 
     tags = []
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
         for version in (4, 3):
-            mp3 = Path(work) / f"v{version}.mp3"
+            mp3 = work / f"v{version}.mp3"
             ffmpeg(
                 "-f", "lavfi", "-i", "anullsrc=r=48000", "-t", "0.05", "-metadata", "title=Now playing",
                 "-metadata", "comment=ad-id 4077", "-id3v2_version", str(version), "-write_xing", "0", str(mp3),
@@ -433,6 +435,22 @@ def id3() -> None:
             data = mp3.read_bytes()
             tags.append(data[: 10 + (data[6] << 21 | data[7] << 14 | data[8] << 7 | data[9])])
             write("id3", f"ffmpeg-id3v2.{version}", tags[-1])
+        subtitles = work / "text.srt"
+        subtitles.write_text(
+            "1\n00:00:00,500 --> 00:00:00,800\nNow playing: the news\n\n2\n00:00:00,800 --> 00:00:01,000\nété\n"
+        )
+        flv = work / "text.flv"
+        ffmpeg(
+            "-f", "lavfi", "-i", "testsrc=size=96x64:rate=10:duration=1", "-i", str(subtitles),
+            "-c:v", "libx264", "-preset", "ultrafast", "-c:s", "text", "-f", "flv", str(flv),
+        )  # fmt: skip
+        data = flv.read_bytes()
+        marker = b"\x02\x00\x0aonTextData"
+        at, index = data.find(marker), 0
+        while at != -1:
+            size = int.from_bytes(data[at - 10 : at - 7], "big")  # the FLV tag's DataSize, 11 bytes before its body
+            write("rtmp_textdata", f"ffmpeg-ontextdata-{index}", data[at : at + size])
+            at, index = data.find(marker, at + 1), index + 1
     write("id3", "ffmpeg-two-tags", tags[0] + tags[1])
     write("id3", "ffmpeg-stuffed", tags[0] + b"\x00" * 16)
     records = b"".join(encode_record(Metadata(90_000, 90_000 * (1 + index), tag)) for index, tag in enumerate(tags))

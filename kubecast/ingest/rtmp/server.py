@@ -21,13 +21,15 @@ from kubecast.media.flv import FlvError, parse_audio, parse_video
 from .. import metrics
 from ..config import IngestConfig, decide
 from ..cues import CueGate
+from ..metadata import MetadataGate
 from ..publication import Busy, ChannelStopped, Publications, Source
 from ..reading import read_unless_idle
 from ..timestamps import TimestampGuard
 from ..tls import TlsListener
 from . import chunks
 from .cuepoints import CuePointError, parse_cue_point
-from .session import CueData, Media, ProtocolError, PublishRequest, RtmpSession, Unpublished
+from .session import CueData, Media, ProtocolError, PublishRequest, RtmpSession, TextData, Unpublished
+from .textdata import text_record
 
 log = logging.getLogger("kubecast.ingest")
 
@@ -159,6 +161,7 @@ class IngestServer:
         session = RtmpSession()
         clock = TimestampGuard()
         cues = CueGate()
+        texts = MetadataGate()
         newest: int | None = None  # the newest frame's timestamp: what a cue point's time is judged against
         source: Source | None = None
         channel: str | None = None
@@ -249,6 +252,11 @@ class IngestServer:
                         if (cue := cue_record(cues, event, newest=newest)) is not None:
                             source.forward(cue)
                         cues.report(source.channel, peer)
+                    elif isinstance(event, TextData) and source is not None:
+                        item = text_record(texts, event.body, timestamp=event.timestamp, newest=newest)
+                        if item is not None:
+                            source.forward(item)
+                        texts.report(source.channel, peer)
                     elif isinstance(event, Unpublished) and source is not None:
                         log.info("channel %s unpublished by %s", channel, peer)
                         await self.publications.leave(source)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from . import amf0, chunks, cuepoints
+from . import amf0, chunks, cuepoints, textdata
 from .handshake import HANDSHAKE_SIZE, HandshakeError, server_response
 
 OUT_CHUNK_SIZE = 4096
@@ -56,11 +56,20 @@ class CueData:
 
 
 @dataclass(frozen=True)
+class TextData:
+    """An ``onTextData`` data message (timed text, as ffmpeg's FLV muxer writes a text subtitle
+    stream), undecoded: ``kubecast.ingest.rtmp.textdata`` judges it."""
+
+    timestamp: int
+    body: bytes
+
+
+@dataclass(frozen=True)
 class Unpublished:
     pass
 
 
-Event = PublishRequest | Media | CueData | Unpublished  # what a session reports to its server
+Event = PublishRequest | Media | CueData | TextData | Unpublished  # what a session reports to its server
 
 
 class RtmpSession:
@@ -123,6 +132,8 @@ class RtmpSession:
             body = message.body[1:] if kind == chunks.DATA_AMF3 and message.body[:1] == b"\x00" else message.body
             if self.publishing and body.startswith(cuepoints.PREFIX):
                 return [CueData(message.timestamp, body)]
+            if self.publishing and body.startswith(textdata.PREFIX):
+                return [TextData(message.timestamp, body)]
             if self.publishing:
                 try:
                     values = amf0.decode_all(body)
