@@ -8,7 +8,8 @@ by construction and players switch renditions at those boundaries.  CEA-608 capt
 video's SEI are signalled with an ``Accessibility`` descriptor (SCTE 214-1) naming each channel;
 their language is not known (608 does not carry it): ``und``.  Each audio track (one per language
 of the contribution) is an AdaptationSet of its own with its ``lang``, from which a player
-chooses a language; all are on the video's segment grid.
+chooses a language; all are on the video's segment grid.  ID3 timed metadata travels in the
+video segments as ``emsg`` boxes, announced by an ``InbandEventStream`` of the AOM ID3 scheme.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import datetime
 from xml.sax.saxutils import escape, quoteattr
 
 from kubecast.media.cpix import DrmSignal
+from kubecast.media.metadata import ID3_SCHEME
 from kubecast.media.timeline import Timeline, TimelineTrack
 
 from .admarkers import event_stream
@@ -185,6 +187,8 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashPro
             '<AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1" '
             f'maxWidth="{max_width}" maxHeight="{max_height}">'
         )
+        if timeline.metadata:  # the video segments carry the ID3 items as emsg boxes (kubecast.endpoint.events)
+            parts.append(f'<InbandEventStream schemeIdUri="{ID3_SCHEME}" value=""/>')
         if captions := caption_channels(video):
             value = ";".join(f"{channel}=und" for channel in captions)
             parts.append(f'<Accessibility schemeIdUri="{CEA608_SCHEME}" value="{value}"/>')

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -20,6 +20,7 @@ from kubecast.storage import Store, layout
 
 from . import dash, hls, metrics
 from .access import TOKEN_PREFIX
+from .events import prepended, segment_events
 from .objects import CachedObject, ObjectCache, etag_of
 from .protected import aes128_object, cenc_init, cenc_segment, protection_of
 from .protection import Protection
@@ -269,13 +270,23 @@ async def media_segment(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="segment not in the timeline\n")
     key = layout.segment_key(timeline.channel, row.source, track.info.id, row.number)
     scheme, protection = request.match_info.get("scheme"), protection_of(request)
+    events, carried = segment_events(timeline, track, row)
+    objects = request.app[OBJECTS]
+
+    def clear() -> Awaitable[CachedObject | None]:
+        if not events:
+            return cached(request, key)
+        return objects.get(("emsg", key, carried), prepended(events, lambda: cached(request, key)))
+
     if scheme is None and protection is None:
-        return await object_response(request, key, media_type(track), IMMUTABLE)
-    if scheme is not None:
+        if not events:
+            return await object_response(request, key, media_type(track), IMMUTABLE)
+        found = await clear()
+    elif scheme is not None:
         protection = _scheme_protection(request, scheme)
         init_key = layout.init_key(timeline.channel, track.init_source, track.info.id, track.info.init)
         found = await cenc_segment(
-            request.app[OBJECTS],
+            objects,
             key,
             lambda: cached(request, key),
             lambda: cached(request, init_key),
@@ -283,17 +294,21 @@ async def media_segment(request: web.Request) -> web.StreamResponse:
             (await protection.cenc(timeline.channel)).key,
             protection.cenc_scheme,
         )
+        if events and found is not None:  # the boxes stay clear, in front of the protected fragment
+            protected = found
+            found = await objects.get(("emsg", scheme, key, carried), lambda: _bytes(events + protected.data))
     else:  # HLS with AES-128: never the clear segment
         assert protection is not None  # neither a scheme nor protection was served above
         found = await aes128_object(
-            request.app[OBJECTS],
-            ("stored", key),
-            lambda: cached(request, key),
-            protection.key_for(timeline.channel, row.number),
+            objects, ("stored", key, carried), clear, protection.key_for(timeline.channel, row.number)
         )
     if found is None:
         raise web.HTTPNotFound(text="not stored\n")
     return serve_bytes(request, found, media_type(track), IMMUTABLE)
+
+
+async def _bytes(data: bytes) -> bytes:
+    return data
 
 
 def _row(track: TimelineTrack, number: str | None, start: str | None) -> TimelineSegment | None:

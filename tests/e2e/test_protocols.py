@@ -7,7 +7,7 @@ channels fed over RTMP (from a jittered source), Smooth, CMAF, SRT, UDP and by G
 in ffmpeg without a timestamp complaint, at a constant frame rate.  A playout stream with SCTE-35
 markers (sections and TS packets by threefive) puts its splice in hls.js and in the MPD, and its
 ID3 timed metadata (ffmpeg's tags on libavformat's timed_id3 stream) reaches hls.js from the TS
-segments at its media time."""
+and the fMP4 segments and Shaka as emsg, at its media time; RTMP onTextData reaches the TS segments."""
 
 from __future__ import annotations
 
@@ -856,11 +856,24 @@ def test_scte35_markers_of_a_playout_stream_reach_hlsjs_and_the_mpd(pipeline):
     assert parse_splice_info(base64.b64decode(binary)).splice.out is True
 
 
-def test_id3_timed_metadata_of_a_playout_stream_reaches_hlsjs_from_the_ts_segments(pipeline):
+# hls.js's cue of the first tag (a TIT2 frame) and the start of the fragment holding it, once both are known.
+HLS_ID3_CUE = (
+    "([text, number]) => { let cue = null;"
+    " for (const t of window.v.textTracks) for (const c of (t.cues || []))"
+    " if (c.value && c.value.key === 'TIT2' && c.value.data === text) cue = c.startTime;"
+    " const level = window.player.levels.find((l) => l.details);"
+    " const f = level && level.details.fragments.find((x) => x.sn === number);"
+    " return cue !== null && f ? {cue, fragment: f.start} : null; }"
+)
+
+
+def test_id3_timed_metadata_of_a_playout_stream_reaches_the_players(pipeline):
     """ffmpeg's ID3 tags on libavformat's timed_id3 stream, carried over UDP into live encoding:
-    each lands on the channel timeline at its media time, the TS segment covering it carries it
-    on a metadata PID that FFmpeg reads back, and hls.js (from the TS variant) shows it as a cue of
-    its metadata track at that media time."""
+    each lands on the channel timeline at its media time; the TS segment covering it carries it
+    on a metadata PID that FFmpeg reads back, and the fMP4 segment as an emsg box.  hls.js shows
+    it as a cue of its metadata track at that media time, from the TS variant and from the fMP4
+    one; Shaka, playing the program's MPD, receives the emsg of its InbandEventStream scheme at that
+    time."""
     base, store = pipeline["base"], pipeline["work"] / "store" / "channels" / "enc-markers"
 
     def listed():
@@ -888,28 +901,42 @@ def test_id3_timed_metadata_of_a_playout_stream_reaches_hlsjs_from_the_ts_segmen
         data = next(stream for stream in container.streams if stream.type == "data")
         packets = [(packet.pts, bytes(packet)) for packet in container.demux(data) if packet.size]
     assert packets == [(int(items[0].seconds * 90_000) % (1 << 33), items[0].id3_bytes)]
+    assert fetch(f"{base}/live/enc-markers/v144/{number}.m4s")[4:8] == b"emsg"
+    offset = float(items[0].seconds - number * 2)  # the tag's place in its segment
 
     playwright = sync_playwright()
     with playwright.sync_playwright() as driver:
         browser = chromium(driver)
         try:
+            seen = {}
+            for variant in ("ts/index.m3u8", "index.m3u8"):
+                page = browser.new_page()
+                open_player(page, base, "hls", f"{base}/live/enc-markers/{variant}", config={"startPosition": 0})
+                found = page.wait_for_function(HLS_ID3_CUE, arg=[ID3_TAGS[0][0], number], timeout=90_000)
+                seen[variant] = found.json_value()
+                assert page.evaluate("() => window.errors") == [], variant
+                page.close()
+            # Shaka dispatches an emsg when playback enters its time: play the recording from a second before.
             page = browser.new_page()
-            open_player(page, base, "hls", f"{base}/live/enc-markers/ts/index.m3u8", config={"startPosition": 0})
-            seen = page.wait_for_function(
-                "([text, number]) => { let cue = null;"
-                " for (const t of window.v.textTracks) for (const c of (t.cues || []))"
-                " if (c.value && c.value.key === 'TIT2' && c.value.data === text) cue = c.startTime;"
-                " const level = window.player.levels.find((l) => l.details);"
-                " const f = level && level.details.fragments.find((x) => x.sn === number);"
-                " return cue !== null && f ? {cue, fragment: f.start} : null; }",
-                arg=[ID3_TAGS[0][0], number],
+            open_player(page, base, "shaka", f"{base}/markers-loc/show.mpd")
+            page.evaluate(
+                "(at) => { window.emsgs = []; window.player.addEventListener('emsg', (e) => window.emsgs.push("
+                "{scheme: e.detail.schemeIdUri, start: e.detail.startTime, size: e.detail.messageData.length}));"
+                " window.v.currentTime = at; }",
+                float(items[0].seconds) - 1,
+            )
+            emsg = page.wait_for_function(
+                "(scheme) => window.emsgs.find((e) => e.scheme === scheme) || null",
+                arg="https://aomedia.org/emsg/ID3",
                 timeout=90_000,
             ).json_value()
             assert page.evaluate("() => window.errors") == []
         finally:
             browser.close()
-    # hls.js's media time of the tag: its fragment's start plus the tag's offset in the segment.
-    assert abs(seen["cue"] - (seen["fragment"] + float(items[0].seconds - number * 2))) <= 1 / 30, seen
+    for variant, cue in seen.items():  # hls.js's media time of the tag: its fragment's start plus its offset
+        assert abs(cue["cue"] - (cue["fragment"] + offset)) <= 1 / 30, (variant, cue)
+    assert abs(Fraction(emsg["start"]) - items[0].seconds) <= Fraction(1, 1000), emsg
+    assert emsg["size"] == len(items[0].id3_bytes)
 
 
 def test_rtmp_text_data_becomes_id3_in_the_ts_segments(pipeline):
