@@ -446,8 +446,8 @@ def ffmpeg_id3_tag(title: str) -> bytes:
 def add_timed_id3(source: Path, target: Path, tags: list[tuple[float, bytes]]) -> int:
     """``source`` (MPEG-TS) remuxed by libavformat's MPEG-TS muxer (through PyAV) with a timed_id3
     data stream: stream type 0x15 with the ID3 metadata descriptor, each tag a PES at its time
-    (seconds after the first video DTS), as ffmpeg writes Apple's timed metadata.  The first
-    video DTS (90 kHz)."""
+    (seconds after the first video DTS, or audio DTS without video), as ffmpeg writes Apple's
+    timed metadata.  That first DTS (90 kHz)."""
     import av
 
     due = sorted(tags)
@@ -455,13 +455,14 @@ def add_timed_id3(source: Path, target: Path, tags: list[tuple[float, bytes]]) -
     with av.open(str(source)) as src, av.open(str(target), "w", format="mpegts") as out:
         streams = {stream.index: out.add_stream_from_template(stream) for stream in src.streams}
         data = out.add_data_stream("timed_id3")
+        clock = "video" if src.streams.video else "audio"  # the stream the tags' times count on
         for packet in src.demux():
             if packet.dts is None:
                 continue
-            if first is None and packet.stream.type == "video":
+            if first is None and packet.stream.type == clock:
                 first = packet.dts
             while (
-                first is not None and due and packet.stream.type == "video" and packet.dts >= first + due[0][0] * 90_000
+                first is not None and due and packet.stream.type == clock and packet.dts >= first + due[0][0] * 90_000
             ):
                 at, tag = due.pop(0)
                 id3 = av.Packet(tag)

@@ -79,3 +79,19 @@ def test_a_tag_before_the_first_frame_is_refused_not_made_the_origin(tags):
     records = contribution._convert([PesFrame("id3", 0x102, 9000, 9000, tags[0])])
     assert records == [] and contribution.origin is None
     assert [reason for reason, _ in contribution.metadata.refusals] == ["early"]
+
+
+def test_an_audio_only_contribution_gets_its_tags_too(tmp_path, tags):
+    """A radio: AAC and ID3 now-playing tags, no picture."""
+    source = tmp_path / "radio.ts"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "4", "-c:a", "aac"]
+        + ["-f", "mpegts", str(source)],
+        check=True,
+        timeout=60,
+    )
+    first = add_timed_id3(source, tmp_path / "radio-id3.ts", list(zip(AT, tags)))
+    contribution, records = convert((tmp_path / "radio-id3.ts").read_bytes())
+    items = [r for r in records if isinstance(r, Metadata)]
+    assert [item.data for item in items] == tags and contribution.metadata.refusals == []
+    assert [item.time for item in items] == [first + round(t * 90_000) - contribution.origin for t in AT]

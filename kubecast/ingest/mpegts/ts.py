@@ -107,7 +107,10 @@ class TsContribution:
             self.metadata.refusals.append(("early", "ID3 tags before the first frame of their time base"))
             return
         time = frame.pts + shift - self.origin
-        item = self.metadata.id3(frame.data, timescale=TS_TIMESCALE, time=time, now=self._now())
+        now = self._now()
+        if now is None and "audio" in self._next:  # an audio-only contribution (a radio's now-playing)
+            now = self._next["audio"] - self.origin
+        item = self.metadata.id3(frame.data, timescale=TS_TIMESCALE, time=time, now=now)
         if item is not None:
             tags.append(item)
 
