@@ -188,10 +188,12 @@ def text_subtitles(work: Path) -> Path:
     return path
 
 
-def markers_source(work: Path) -> tuple[Path, int]:
+def markers_source(work: Path) -> tuple[Path, Fraction]:
     """SECONDS of ffmpeg TS (and a few more, which the injector's last block loses) with ID3 tags
     (``ID3_TAGS``) on a timed_id3 PID, and a splice out and back in on a SCTE-35 PID, both sent
-    4 s ahead; and the first video DTS."""
+    4 s ahead; and how far the first video DTS, which the markers' times count from, lies after
+    the contribution's origin (the first frame in stream order: libavformat's re-mux may put an
+    audio PES first)."""
     encoded = work / "encoded.ts"
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y", *lavfi_source(size="320x240"), "-t", str(SECONDS + 3), *CODECS]
@@ -201,27 +203,33 @@ def markers_source(work: Path) -> tuple[Path, int]:
     )
     plain = work / "plain.ts"
     add_timed_id3(encoded, plain, [(at, ffmpeg_id3_tag(text)) for text, at in ID3_TAGS])
-    probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=dts", "-read_intervals", "%+#1"]
-        + ["-of", "csv=p=0", str(plain)],
-        check=True,
-        timeout=30,
-        capture_output=True,
-        text=True,
+    first, origin = (
+        int(
+            subprocess.run(
+                ["ffprobe", "-v", "error", *select, "-show_entries", "packet=dts", "-read_intervals", "%+#1"]
+                + ["-of", "csv=p=0", str(plain)],
+                check=True,
+                timeout=30,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.split()[0]
+            .rstrip(",")
+        )
+        for select in (["-select_streams", "v"], [])
     )
-    first = int(probe.stdout.split()[0].rstrip(","))
     start = first / 90_000
     out = threefive_splice_insert(event_id=EVENT_ID, out=True, pts_seconds=start + SPLICE_OUT, duration=BREAK)
     back = threefive_splice_insert(event_id=EVENT_ID, out=False, pts_seconds=start + SPLICE_OUT + BREAK, duration=None)
     cues = [(start + SPLICE_OUT - 4, out), (start + SPLICE_OUT + BREAK - 4, back)]
     inject_scte35(plain, work / "markers.ts", cues)
-    return work / "markers.ts", first
+    return work / "markers.ts", Fraction(first - origin, 90_000)
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     work = tmp_path_factory.mktemp("protocols")
-    markers, markers_first_dts = markers_source(work)
+    markers, markers_lead = markers_source(work)
     http, ingest_http, srt, rtmps, https = free_port(), free_port(), free_port(), free_port(), free_port()
     certificate = make_certificate(work)
     up = kubecast(
@@ -350,7 +358,7 @@ def pipeline(tmp_path_factory):
             "rtmps": rtmps,
             "https": https,
             "publishers": {process.name: process for process in publishers},
-            "markers_first_dts": markers_first_dts,
+            "markers_lead": markers_lead,
             "captions_until": captions_until,
         }
     finally:
@@ -809,7 +817,8 @@ def test_scte35_markers_of_a_playout_stream_reach_hlsjs_and_the_mpd(pipeline):
     epoch = json.loads(sorted((store / "clock").glob("epoch-*.json"))[-1].read_text())
     frame = Fraction(1, 30)
     for cue, after in zip(timeline.cues, (SPLICE_OUT, SPLICE_OUT + BREAK)):
-        expected = Fraction(epoch["firstSegment"] * 2) + Fraction(after)  # the first frame opened the epoch
+        # The first frame opened the epoch; the splice times count from the first picture.
+        expected = Fraction(epoch["firstSegment"] * 2) + pipeline["markers_lead"] + Fraction(after)
         assert abs(cue.seconds - expected) <= frame / 2 + Fraction(1, 1000), (cue, expected)
         number = int(cue.seconds // 2)
         assert cue.seconds % 2 != 0, "the splice is inside a segment, not on a boundary"
@@ -867,6 +876,15 @@ HLS_ID3_CUE = (
 )
 
 
+# What hls.js holds when no cue came: its metadata tracks' cues, the fragments it knows, where it plays.
+HLS_STATE = (
+    "() => ({time: window.v.currentTime, errors: window.errors,"
+    " tracks: Array.from(window.v.textTracks).map((t) => [t.kind, t.label, t.mode,"
+    " Array.from(t.cues || []).map((c) => [c.startTime, c.value && c.value.key, c.value && c.value.data])]),"
+    " fragments: window.player.levels.map((l) => l.details ? l.details.fragments.map((f) => [f.sn, f.start]) : null)})"
+)
+
+
 def test_id3_timed_metadata_of_a_playout_stream_reaches_the_players(pipeline):
     """ffmpeg's ID3 tags on libavformat's timed_id3 stream, carried over UDP into live encoding:
     each lands on the channel timeline at its media time; the TS segment covering it carries it
@@ -887,7 +905,8 @@ def test_id3_timed_metadata_of_a_playout_stream_reaches_the_players(pipeline):
     items = timeline.metadata
     for item, (text, after) in zip(items, ID3_TAGS):
         assert text.encode() in item.id3_bytes
-        expected = Fraction(epoch["firstSegment"] * 2) + Fraction(after)  # the first frame opened the epoch
+        # The first frame opened the epoch (to the millisecond); the tags' times count from the first picture.
+        expected = Fraction(epoch["firstSegment"] * 2) + pipeline["markers_lead"] + Fraction(after)
         assert abs(item.seconds - expected) <= Fraction(1, 30), (item.seconds, expected)
     number = int(items[0].seconds // 2)
     wait_until(
@@ -912,7 +931,10 @@ def test_id3_timed_metadata_of_a_playout_stream_reaches_the_players(pipeline):
             for variant in ("ts/index.m3u8", "index.m3u8"):
                 page = browser.new_page()
                 open_player(page, base, "hls", f"{base}/live/enc-markers/{variant}", config={"startPosition": 0})
-                found = page.wait_for_function(HLS_ID3_CUE, arg=[ID3_TAGS[0][0], number], timeout=90_000)
+                try:
+                    found = page.wait_for_function(HLS_ID3_CUE, arg=[ID3_TAGS[0][0], number], timeout=90_000)
+                except playwright.TimeoutError:
+                    pytest.fail(f"hls.js ({variant}) showed no cue of the tag in 90 s: {page.evaluate(HLS_STATE)}")
                 seen[variant] = found.json_value()
                 assert page.evaluate("() => window.errors") == [], variant
                 page.close()
