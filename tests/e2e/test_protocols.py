@@ -865,22 +865,14 @@ def test_scte35_markers_of_a_playout_stream_reach_hlsjs_and_the_mpd(pipeline):
     assert parse_splice_info(base64.b64decode(binary)).splice.out is True
 
 
-# hls.js's cue of the first tag (a TIT2 frame) and the start of the fragment holding it, once both are known.
-HLS_ID3_CUE = (
-    "([text, number]) => { let cue = null;"
-    " for (const t of window.v.textTracks) for (const c of (t.cues || []))"
-    " if (c.value && c.value.key === 'TIT2' && c.value.data === text) cue = c.startTime;"
-    " const level = window.player.levels.find((l) => l.details);"
-    " const f = level && level.details.fragments.find((x) => x.sn === number);"
-    " return cue !== null && f ? {cue, fragment: f.start} : null; }"
+# hls.js's FRAG_PARSING_METADATA for the fragment holding the first tag: its start and the samples' times and bytes.
+HLS_ID3_LISTEN = (
+    "() => { window.id3 = []; window.player.on(Hls.Events.FRAG_PARSING_METADATA, (_e, d) => window.id3.push("
+    "{sn: d.frag.sn, start: d.frag.start, samples: d.samples.map((s) => ({pts: s.pts, data: Array.from(s.data)}))})); }"
 )
-
-
-# What hls.js holds when no cue came: its metadata tracks' cues, the fragments it knows, where it plays.
+HLS_ID3_SEEN = "(number) => window.id3.find((m) => m.sn === number) || null"
 HLS_STATE = (
-    "() => ({time: window.v.currentTime, errors: window.errors,"
-    " tracks: Array.from(window.v.textTracks).map((t) => [t.kind, t.label, t.mode,"
-    " Array.from(t.cues || []).map((c) => [c.startTime, c.value && c.value.key, c.value && c.value.data])]),"
+    "() => ({time: window.v.currentTime, errors: window.errors, parsed: window.id3.map((m) => [m.sn, m.start]),"
     " fragments: window.player.levels.map((l) => l.details ? l.details.fragments.map((f) => [f.sn, f.start]) : null)})"
 )
 
@@ -888,10 +880,9 @@ HLS_STATE = (
 def test_id3_timed_metadata_of_a_playout_stream_reaches_the_players(pipeline):
     """ffmpeg's ID3 tags on libavformat's timed_id3 stream, carried over UDP into live encoding:
     each lands on the channel timeline at its media time; the TS segment covering it carries it
-    on a metadata PID that FFmpeg reads back, and the fMP4 segment as an emsg box.  hls.js shows
-    it as a cue of its metadata track at that media time, from the TS variant and from the fMP4
-    one; Shaka, playing the program's MPD, receives the emsg of its InbandEventStream scheme at that
-    time."""
+    on a metadata PID that FFmpeg reads back, and the fMP4 segment as an emsg box.  hls.js reports
+    it (FRAG_PARSING_METADATA) at that media time, from the TS variant and from the fMP4 one; Shaka,
+    playing the program's MPD, receives the emsg of its InbandEventStream scheme at that time."""
     base, store = pipeline["base"], pipeline["work"] / "store" / "channels" / "enc-markers"
 
     def listed():
@@ -931,10 +922,11 @@ def test_id3_timed_metadata_of_a_playout_stream_reaches_the_players(pipeline):
             for variant in ("ts/index.m3u8", "index.m3u8"):
                 page = browser.new_page()
                 open_player(page, base, "hls", f"{base}/live/enc-markers/{variant}", config={"startPosition": 0})
+                page.evaluate(HLS_ID3_LISTEN)  # before the tag's fragment: hls.js starts seconds before it
                 try:
-                    found = page.wait_for_function(HLS_ID3_CUE, arg=[ID3_TAGS[0][0], number], timeout=90_000)
+                    found = page.wait_for_function(HLS_ID3_SEEN, arg=number, timeout=90_000)
                 except playwright.TimeoutError:
-                    pytest.fail(f"hls.js ({variant}) showed no cue of the tag in 90 s: {page.evaluate(HLS_STATE)}")
+                    pytest.fail(f"hls.js ({variant}) parsed no metadata of the tag in 90 s: {page.evaluate(HLS_STATE)}")
                 seen[variant] = found.json_value()
                 assert page.evaluate("() => window.errors") == [], variant
                 page.close()
@@ -955,8 +947,9 @@ def test_id3_timed_metadata_of_a_playout_stream_reaches_the_players(pipeline):
             assert page.evaluate("() => window.errors") == []
         finally:
             browser.close()
-    for variant, cue in seen.items():  # hls.js's media time of the tag: its fragment's start plus its offset
-        assert abs(cue["cue"] - (cue["fragment"] + offset)) <= 1 / 30, (variant, cue)
+    for variant, parsed in seen.items():  # hls.js's media time of the tag: its fragment's start plus its offset
+        assert [bytes(sample["data"]) for sample in parsed["samples"]] == [items[0].id3_bytes], variant
+        assert abs(parsed["samples"][0]["pts"] - (parsed["start"] + offset)) <= 1 / 30, (variant, parsed["start"])
     assert abs(Fraction(emsg["start"]) - items[0].seconds) <= Fraction(1, 1000), emsg
     assert emsg["size"] == len(items[0].id3_bytes)
 
