@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+
+from processes import stop_group
 
 from kubecast.local.ports import unclaimed_port
 
@@ -144,12 +145,8 @@ def main() -> int:
                 time.sleep(0.02)
         finally:
             for process in (publisher, up):
-                if process is not None and process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-                    try:
-                        process.wait(30)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(process.pid, signal.SIGKILL)
+                if process is not None:
+                    stop_group(process)
         if not latencies:
             print("no segments were published")
             return 1

@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,8 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from processes import stop_group  # noqa: E402 - bench/ is on the path of a script run from it
+
 from kubecast.media.mp4 import parse_media_segment  # noqa: E402 - after the path is set
 
 CHANNEL = "soak"
@@ -295,16 +296,6 @@ def publisher(rtmp: int, secondary: list[int], seconds: int) -> list[str]:
         *("-c:a aac -b:a 96k -flags +global_header -f tee").split(),
         "|".join(f"[f=flv:onfail=ignore]{url}" for url in outputs),
     ]
-
-
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+from processes import stop_group
 
 from kubecast.local.ports import unclaimed_port
 
@@ -161,12 +162,8 @@ def main() -> int:
             stopped = measure(up.pid, args.seconds)
         finally:
             for process in (publisher, up):
-                if process is not None and process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-                    try:
-                        process.wait(30)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(process.pid, signal.SIGKILL)
+                if process is not None:
+                    stop_group(process)
         print(f"{os.cpu_count()} cores, {args.seconds:.0f} s each, the demo's 3-rung ladder from 720p30, one encoder")
         for name, (channel, total, processes) in (("running", running), ("stopped", stopped)):
             print(
