@@ -1,7 +1,7 @@
 """Hours of running: one live-encoded channel, two recording Programs and simulated viewers.
 
     python bench/soak.py [--seconds 3600] [--viewers 50] [--interval 60] [--warmup 600]
-                         [--single-encoder] [--json summary.json]
+                         [--single-encoder] [--json summary.json] [--log up.log]
 
 Runs ``kubecast up`` with one channel (a two-rendition live ladder, encoders A and B fed by one
 ffmpeg through the tee muxer, as a dual push) and two Programs, publishes a lavfi test picture
@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -451,6 +452,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=600, help="memory growth is measured from this sample on")
     parser.add_argument("--single-encoder", action="store_true", help="encoder A only (no B, half the CPU)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--log", help="keep the components' log (kubecast up's output) in this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kubecast-soak-") as scratch:
         folder = Path(scratch)
@@ -480,6 +482,8 @@ def main() -> int:
                 if process is not None:
                     stop_group(process)
             log.close()
+            if args.log:
+                shutil.copyfile(folder / "up.log", args.log)
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))
     return 0 if all(summary["goals"].values()) else 1
