@@ -1,4 +1,5 @@
-"""What every long-running component shares on its command line: logging, metrics and liveness.
+"""What every long-running component shares on its command line: logging, metrics and liveness;
+and memory kept near what the process uses (``kubecast/allocator.py``).
 
 Metrics listen on loopback by default, because locally nothing outside the machine should
 read them; in a pod the operator passes ``--metrics-address 0.0.0.0`` so that Prometheus
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from kubecast import liveness
+from kubecast import allocator, liveness
 
 
 def _stale_limit(text: str) -> float:
@@ -40,6 +41,8 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def start_runtime(args: argparse.Namespace, label: str) -> None:
+    allocator.cap_arenas()  # before the process starts its threads: each would take an arena of its own
+    allocator.start_trimming()
     logging.basicConfig(level=args.log_level, format=f"%(asctime)s {label} %(levelname)s %(message)s")
     liveness.HEARTBEATS.stale_after = args.stale_after
     liveness.HEARTBEATS.process = label
