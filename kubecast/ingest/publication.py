@@ -118,8 +118,8 @@ class Source:
         if self.track == SPARE_AUDIO:
             return
         if self.track == AUDIO_ONLY:
-            if record.kind == Kind.AUDIO:
-                self.publication.forward(replace(record, track=0))
+            if record.kind == Kind.AUDIO:  # numbered by the push: 0 its audio, 1… its further languages
+                self.publication.forward(record)
             return
         if record.kind == Kind.AUDIO and record.track != 0:
             if self.track == 0:  # the source's own further audio tracks (languages): numbered by the source

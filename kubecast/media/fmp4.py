@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from .contribution import language_tag
 from .mp4 import Mp4Error, iter_boxes
 
 TFXD = bytes.fromhex("6d1d9b0542d544e680e2141daff757b2")  # Smooth: absolute time of the fragment
@@ -62,6 +63,7 @@ class TrackConfig:
     codec_config: bytes  # avcC record or AAC AudioSpecificConfig
     width: int = 0
     height: int = 0
+    language: str | None = None  # audio: the mdhd's ISO 639-2/T code as a LANGUAGE tag (None: "und")
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ def _parse_init(data: bytes) -> list[TrackConfig]:
         track_id = struct.unpack_from(">I", data, tkhd[0] + (20 if data[tkhd[0]] == 1 else 12))[0]
         timescale = struct.unpack_from(">I", data, mdhd[0] + (20 if data[mdhd[0]] == 1 else 12))[0]
         handler = data[hdlr[0] + 8 : hdlr[0] + 12]
+        language = _mdhd_language(data, *mdhd)
         if timescale == 0:
             raise Mp4Error(f"track {track_id} has timescale 0")
         entries = stsd[0] + 8  # full-box header + entry count
@@ -162,9 +165,19 @@ def _parse_init(data: bytes) -> list[TrackConfig]:
                 esds = _payload(data, [b"esds"], entry_start + 28, entry_end)
                 if esds is None:
                     raise Mp4Error(f"track {track_id}: mp4a without esds")
-                tracks.append(TrackConfig(track_id, "audio", timescale, audio_specific_config(data, *esds)))
+                asc = audio_specific_config(data, *esds)
+                tracks.append(TrackConfig(track_id, "audio", timescale, asc, language=language))
             break
     return tracks
+
+
+def _mdhd_language(data: bytes, start: int, end: int) -> str | None:
+    """The packed ISO 639-2/T code of an ``mdhd`` (three 5-bit letters after 0x60), as a tag."""
+    offset = start + (32 if data[start] == 1 else 20)
+    if offset + 2 > end:
+        return None
+    packed = struct.unpack_from(">H", data, offset)[0]
+    return language_tag(bytes(0x60 + (packed >> shift & 0x1F) for shift in (10, 5, 0)))
 
 
 def parse_fragment(moof: bytes, mdat: bytes) -> dict[int, list[FragmentSample]]:

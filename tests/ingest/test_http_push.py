@@ -14,7 +14,7 @@ from kubecast.ingest import metrics
 from kubecast.ingest.config import ChannelRoute, IngestConfig
 from kubecast.ingest.publication import Publications
 from kubecast.ingest.push.http import HttpIngest
-from kubecast.media.contribution import Frame, Kind
+from kubecast.media.contribution import CodecConfig, Frame, Kind
 from kubecast.media.mp4 import Sample, box, find_box, init_segment_video, media_segment
 
 SOURCE = [
@@ -103,6 +103,23 @@ async def test_smooth_multibitrate_push_keeps_every_rendition(ingest):
     await ffmpeg(*ladder, "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{base}/ingest/cam.isml/Streams(ladder)")
     await fake.wait(lambda: fake.ended == 1)
     assert video_tracks(fake.records()) == {0: 120, 1: 120, 2: 120}
+
+
+async def test_a_smooth_push_with_an_audio_track_per_language_keeps_each_language(ingest):
+    """ffmpeg -f ismv with three audio tracks named eng, spa and eng again (in their mdhd): the
+    first is the contribution's audio (0), spa another language (1), the repeated eng is left out."""
+    fake, _, base = ingest
+    tracks = ["-map", "0:v", "-map", "1:a", "-map", "1:a", "-map", "1:a", *H264, "-c:a", "aac"]
+    names = ["-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=spa", "-metadata:s:a:2", "language=eng"]
+    await ffmpeg(*tracks, *names, "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{base}/ingest/cam.isml/Streams(x)")
+    await fake.wait(lambda: fake.ended == 1)
+    records = fake.records()
+    configs = [(r.track, r.language) for r in records if isinstance(r, CodecConfig) and r.kind == Kind.AUDIO]
+    assert configs == [(0, "eng"), (1, "spa")]
+    audio = [r for r in records if isinstance(r, Frame) and r.kind == Kind.AUDIO]
+    per_track = {track: [r.decode_time for r in audio if r.track == track] for track in (0, 1)}
+    assert len(per_track[0]) >= 180 and per_track[0] == per_track[1], "both languages, every frame, same times"
+    assert video_tracks(records) == {0: 120}
 
 
 async def test_cmaf_push_with_ffmpeg_dash(ingest):

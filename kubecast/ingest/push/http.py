@@ -14,8 +14,10 @@ URLs (the key element is left out for a channel without a stream key):
   manifests (``.mpd``, ``.m3u8``) and ``DELETE``s are acknowledged and ignored.
 
 Every video track is one rendition of the channel's contribution and the first audio track is
-its audio.  Timestamps are absolute in both protocols, so fragments resent after a reconnect
-are recognised by time and dropped, and a reconnecting stream continues the same timeline.
+its audio; a further audio track of the same stream whose ``mdhd`` names a language of its own
+is another language of it (an HLS audio rendition, a DASH AdaptationSet), as in the TS path.
+Timestamps are absolute in both protocols, so fragments resent after a reconnect are recognised
+by time and dropped, and a reconnecting stream continues the same timeline.
 Each sample goes on as a frame record in its track's own timescale, with its duration and
 composition offset exactly as the fragment states them.  A Smooth sparse track of SCTE-35
 messages (``sparse.py``) becomes cues on the same clock; a broken sparse fragment is dropped,
@@ -127,6 +129,7 @@ class PushStream:
         self.session_id = uuid.uuid4().hex[:8]
         self.tracks: dict[int, TrackConfig] = {}
         self.sources: dict[int, Source] = {}
+        self.audio_numbers: dict[int, int] = {}  # audio track id -> its number in the contribution
         self.unannounced: set[int] = set()  # tracks whose codec configuration is not forwarded yet
         self.declarations: list[SparseDeclaration] = []  # of the live server manifest box
         self.sparse: dict[int, SparseTrack] = {}
@@ -169,8 +172,16 @@ class PushStream:
         except SparseError as error:
             self.cues.refuse(error.reason, str(error))
             self.sparse = {}
-        audio = [t for t in tracks if t.kind == "audio"][:1]
-        for track in [t for t in tracks if t.kind == "video"] + audio:
+        audio = [t for t in tracks if t.kind == "audio"]
+        languages = [audio[0]] if audio else []
+        for track in audio[1:]:
+            if track.language is not None and track.language not in {t.language for t in languages}:
+                languages.append(track)
+        self.audio_numbers = {track.track_id: number for number, track in enumerate(languages)}
+        for track in languages[1:]:  # forwarded through the first audio track's source, numbered
+            self.tracks[track.track_id] = track
+            self.unannounced.add(track.track_id)
+        for track in [t for t in tracks if t.kind == "video"] + audio[:1]:
             if track.track_id in self.sources and self.tracks.get(track.track_id) == track:
                 continue
             self.tracks[track.track_id] = track
@@ -232,7 +243,10 @@ class PushStream:
         if self.ingest.publications.stopped(self.route.name):
             raise ChannelStopped(self.route.name)
         for track_id, samples in samples_by_track.items():
-            track, source = self.tracks.get(track_id), self.sources.get(track_id)
+            number = self.audio_numbers.get(track_id, 0)
+            first_audio = next(iter(self.audio_numbers), None)
+            track = self.tracks.get(track_id)
+            source = self.sources.get(track_id if number == 0 or first_audio is None else first_audio)
             if track is None or source is None:
                 continue  # a track we do not take (neither H.264 nor the first AAC)
             key = (self.route.name, self.name, track_id)
@@ -260,11 +274,12 @@ class PushStream:
                 kind = Kind.VIDEO if track.kind == "video" else Kind.AUDIO
                 if track_id in self.unannounced:
                     self.unannounced.discard(track_id)
-                    source.forward(CodecConfig(kind, 0, track.codec_config))
+                    language = track.language if kind == Kind.AUDIO else None
+                    source.forward(CodecConfig(kind, number, track.codec_config, language=language))
                 source.forward(
                     Frame(
                         kind,
-                        0,
+                        number,
                         track.timescale,
                         sample.decode_time,
                         sample.composition_offset,
