@@ -24,7 +24,7 @@ COMMANDS = {
     "channel": (
         "kubecast.local.channels",
         "main_channel",
-        "Stop, start or reset a Channel of a running `kubecast up`, or show or hide its slate.",
+        "Stop, start or reset a Channel of a running `kubecast up`, show or hide its slate, or cue an ad break.",
     ),
     "program": ("kubecast.local.programs", "main_program", "Start or stop a Program of a running `kubecast up`."),
     "ingest": ("kubecast.ingest.main", "main", "RTMP ingest server (forwards contributions to encoders)."),

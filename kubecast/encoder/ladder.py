@@ -7,7 +7,9 @@ A splice point gets an IDR frame in every rendition, on the slot nearest the spl
 no segment boundary: segment n still covers [n*D, (n+1)*D), so numbering, the two encoders'
 agreement and every player's arithmetic stay as they are, and the cue states the exact time
 of that frame.  A splicer or a server-side ad inserter can cut at that IDR without
-re-encoding; one that replaces whole segments replaces from the boundary around it."""
+re-encoding; one that replaces whole segments replaces from the boundary around it.  A splice
+asked for a segment's start (a manual cue) goes on that segment's first slot, which is a key frame
+already, whatever the frame rate (the nearest slot may lie before the boundary)."""
 
 from __future__ import annotations
 
@@ -80,7 +82,8 @@ class LadderVideo:
         self.card_title = card_title
         self._card: av.VideoFrame | None = None
         self.publish_cue = publish_cue
-        self._cues: list[tuple[int, Cue]] = []  # (channel media time, 90 kHz) of splices still ahead
+        # (channel media time at 90 kHz, or the segment it starts, of a splice still ahead; the cue)
+        self._cues: list[tuple[int | None, int | None, Cue]] = []
         self.renditions = renditions
         self.x264_preset = x264_preset
         self.segment_duration_ms = segment_duration_ms
@@ -204,10 +207,18 @@ class LadderVideo:
         self._hand_out(frame, placed.slot, self.captions.take())
         self._previous = frame
 
-    def cue(self, cue: Cue, media_time: int) -> None:
+    def cue(self, cue: Cue, media_time: int, *, segment: int | None = None) -> None:
         """A splice at ``media_time`` (channel media time, 90 kHz): an IDR in every rendition on
-        the slot nearest it (or the next one handed out, if that slot has gone by)."""
-        self._cues.append((media_time, cue))
+        the slot nearest it, or on the first slot of ``segment`` when given (either way, on the
+        next one handed out if that slot has gone by)."""
+        self._cues.append((None if segment is not None else media_time, segment, cue))
+
+    def _cue_slot(self, media_time: int | None, segment: int | None) -> int:
+        assert self.grid is not None  # asked once started
+        if segment is not None:
+            return self.grid.first_slot(segment)
+        assert media_time is not None
+        return self.grid.slot_of(media_time, SOURCE_TIMESCALE)
 
     def _hand_out(self, frame: av.VideoFrame, slot: int, captions: bytes = b"") -> None:
         assert self.grid is not None  # handed out once started
@@ -222,10 +233,10 @@ class LadderVideo:
                 self._card = card_frame(top.width, top.height, self.card_title)
             frame, captions = self._card, b""
         if self._cues:
-            due = [cue for time, cue in self._cues if self.grid.slot_of(time, SOURCE_TIMESCALE) <= slot]
+            due = [cue for time, segment, cue in self._cues if self._cue_slot(time, segment) <= slot]
             if due:
                 force_key = True
-                self._cues = [(time, cue) for time, cue in self._cues if cue not in due]
+                self._cues = [entry for entry in self._cues if entry[2] not in due]
                 for cue in due:
                     self.publish_cue(
                         TimelineCue.placed(cue, time=self.grid.time_of(slot), timescale=self.grid.timescale)

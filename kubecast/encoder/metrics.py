@@ -36,6 +36,12 @@ CAPTION_ERRORS = Counter(
 )
 CUES = Counter("kubecast_encoder_cues_total", "Ad markers (SCTE-35 splices) placed on the channel timeline")
 METADATA = Counter("kubecast_encoder_metadata_total", "Items of ID3 timed metadata placed on the channel timeline")
+MANUAL_CUES = Counter(
+    "kubecast_encoder_manual_cues_total",
+    "Manual cues read from the control record (placed; late: after their boundary, on the next picture; "
+    "old: a boundary long gone, skipped)",
+    ["outcome"],
+)
 MANUAL_SLATES = Counter(
     "kubecast_encoder_manual_slate_switches_total",
     "Manual slate switches (on: the card and silence from a boundary; off: the contribution again)",

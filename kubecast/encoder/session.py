@@ -42,6 +42,7 @@ from .audio_tracks import AudioTracks, connection_audio
 from .clock import ChannelClock
 from .control import ControlFollower
 from .ladder import LadderVideo, default_x264_preset
+from .manual_cue import ManualCues
 from .manual_slate import SlateSchedule
 from .passthrough import PassthroughVideos
 from .publisher import Publisher, now_utc
@@ -117,6 +118,7 @@ class ContributionSession:
         self._heartbeat = Heartbeat("contribution")
         self._early_cues: list[Cue] = []  # before the connection is placed: placed with it
         self._early_metadata: list[Metadata] = []  # likewise
+        self._manual_cues = ManualCues(config.segment_duration_ms)
 
     def run(self) -> None:
         HEARTBEATS.add(self._heartbeat)
@@ -210,6 +212,7 @@ class ContributionSession:
                             self._record(record, tracks)
                         if tracks is not None:
                             self._follow_slate(tracks)
+                            self._follow_cues(tracks)
                             self._stats(protocol, tracks.video)
                 data = self.sock.recv(256 * 1024)
                 if not data:
@@ -244,7 +247,9 @@ class ContributionSession:
         if tracks is None:
             self._early_cues.append(cue)
             return
-        media_time = tracks.clock.media_time(cue.splice_time, cue.timescale, VIDEO_TIMESCALE)
+        self._place_cue(cue, tracks.clock.media_time(cue.splice_time, cue.timescale, VIDEO_TIMESCALE), tracks)
+
+    def _place_cue(self, cue: Cue, media_time: int, tracks: ConnectionTracks, segment: int | None = None) -> None:
         log.info(
             "ad marker: splice %s (event %d) at media time %.3f s%s",
             "out" if cue.out else "in",
@@ -254,7 +259,7 @@ class ContributionSession:
         )
         metrics.CUES.inc()
         if isinstance(tracks.video, LadderVideo):
-            tracks.video.cue(cue, media_time)
+            tracks.video.cue(cue, media_time, segment=segment)
         else:
             self.publisher.cue(TimelineCue.placed(cue, time=media_time, timescale=VIDEO_TIMESCALE))
 
@@ -267,6 +272,18 @@ class ContributionSession:
         media_time = tracks.clock.media_time(item.time, item.timescale, VIDEO_TIMESCALE)
         metrics.METADATA.inc()
         self.publisher.metadata(TimelineMetadata.placed(item, time=media_time, timescale=VIDEO_TIMESCALE))
+
+    def _follow_cues(self, tracks: ConnectionTracks) -> None:
+        """The manual cues of the control record not placed yet (manual_cue.py)."""
+        control = self.control.latest if self.control is not None else None
+        start = self.publisher.progress.availability_start_time
+        if control is None or not control.cues or start is None:
+            return
+        current = tracks.video.current_segment if isinstance(tracks.video, LadderVideo) else None
+        for segment, cue in self._manual_cues.follow(
+            control.cues, availability_start=start, now=now_utc(), current=current
+        ):
+            self._place_cue(cue, cue.splice_time, tracks, segment)  # already on the channel's 90 kHz media time
 
     def _follow_slate(self, tracks: ConnectionTracks) -> None:
         """The manual slate's newest request onto this contribution's schedule (manual_slate.py)."""

@@ -17,6 +17,8 @@ has had no contribution for that long (``kubecast.media.idle``).  A reset puts a
 the record: the encoders start a fresh timeline with the next contribution (encoder/clock.py).
 ``kubecast channel slate NAME on|off`` puts the manual slate's switch, with the time it was asked,
 in the record: the encoders follow it while they encode (encoder/manual_slate.py).
+``kubecast channel cue NAME --duration S [--id N]`` starts an ad break, ``--end`` ends one: the
+request, judged first (storage/cue_requests.py), joins the record's cues (encoder/manual_cue.py).
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ from kubecast.encoder.manual_slate import SWITCH_LEAD_MS
 from kubecast.media.idle import idle_seconds
 from kubecast.storage import (
     ChannelControl,
+    CueRefused,
     ProgramRecord,
     Store,
+    cue_ended,
+    cue_started,
     layout,
     read_program_timeline,
     read_timeline,
@@ -91,6 +96,29 @@ async def change_control(
         control.slate = switched
     await publish_control(store, channel, control)
     return control
+
+
+async def ask_cue(store: Store, channel: str, *, event_id: int | None, seconds: float | None) -> int:
+    """A break of ``seconds`` started (None: the break ``event_id``, or the newest, ended) in the
+    channel's record; prints what happens, and why not when the request is refused (exit 1)."""
+    control = await read_control(store, channel) or ChannelControl()
+    now = datetime.now(timezone.utc)
+    try:
+        if seconds is None:
+            control.cues = cue_ended(control.cues, event_id=event_id, now=now)
+        else:
+            control.cues = cue_started(control.cues, event_id=event_id, seconds=seconds, now=now)
+    except CueRefused as error:
+        print(f"kubecast channel: cue refused: {error}")
+        return 1
+    await publish_control(store, channel, control)
+    asked = control.cues[-1]
+    what = f"ad break of {seconds:g} s" if seconds is not None else "end of the ad break"
+    print(
+        f"channel {channel}: {what} asked (cue id {asked.event_id}); the encoders insert it at a segment boundary "
+        f"about {SWITCH_LEAD_MS / 1000:.0f} s from now"
+    )
+    return 0
 
 
 async def channel_programs(store: Store, channel: str) -> list[ProgramRecord]:
@@ -204,15 +232,23 @@ class ChannelSwitch:
 def main_channel(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="kubecast channel",
-        description="Stop, start or reset a Channel of a running `kubecast up`, or show and hide its slate.",
+        description="Stop, start or reset a Channel of a running `kubecast up`, show and hide its slate, "
+        "or start and end an ad break.",
     )
-    parser.add_argument("action", choices=["start", "stop", "reset", "slate"])
+    parser.add_argument("action", choices=["start", "stop", "reset", "slate", "cue"])
     parser.add_argument("name")
     parser.add_argument("switch", nargs="?", choices=["on", "off"], help="slate: on (show the card) or off")
+    parser.add_argument("--duration", type=float, help="cue: start an ad break of this many seconds")
+    parser.add_argument("--end", action="store_true", help="cue: end the break (--id, or the newest) now")
+    parser.add_argument("--id", type=int, help="cue: the break's splice_event_id (default: the next free one)")
     parser.add_argument("--store", default=str(Path(".kubecast/store").resolve()))
     args = parser.parse_args(argv)
     if (args.action == "slate") != (args.switch is not None):
         parser.error("`slate NAME on|off` takes on or off; the other actions take none")
+    if args.action == "cue" and (args.duration is None) == (not args.end):
+        parser.error("`cue NAME` takes either --duration SECONDS (start a break) or --end")
+    if args.action != "cue" and (args.duration is not None or args.end or args.id is not None):
+        parser.error("--duration, --end and --id go with `cue`")
 
     async def change() -> int:
         store = Store(args.store)
@@ -229,6 +265,8 @@ def main_channel(argv: list[str]) -> int:
                 f"about {SWITCH_LEAD_MS / 1000:.0f} s from now"
             )
             return 0
+        if args.action == "cue":
+            return await ask_cue(store, args.name, event_id=args.id, seconds=None if args.end else args.duration)
         if args.action == "reset":
             await change_control(store, args.name, reset=secrets.token_hex(8))
             print(f"channel {args.name}: reset; its next contribution starts a fresh timeline")

@@ -1,6 +1,6 @@
 """What the operator reads and writes in the media store: a Channel's or Program's timeline (for
 their status), the Program records its packagers and the streaming endpoints read, and the
-channel's control record (reset, manual slate) its encoders follow.
+channel's control record (reset, manual slate, manual cues) its encoders follow.
 
 No kopf here: the handlers call these and turn failures into log lines, events or retries."""
 
@@ -13,7 +13,7 @@ from datetime import datetime
 
 from kubecast.api import Program
 from kubecast.media.timeline import Timeline
-from kubecast.storage import ChannelControl, ProgramRecord, Store, layout, slate_switched
+from kubecast.storage import ChannelControl, ProgramRecord, Store, cue_ended, cue_started, layout, slate_switched
 
 from .builders import namespace_store_url
 from .settings import OperatorSettings
@@ -160,3 +160,18 @@ async def request_slate(namespace: str, channel: str, *, on: bool, now: datetime
         return changed
 
     return await _change_control(namespace, channel, change)
+
+
+async def request_cue(namespace: str, channel: str, *, event_id: int, seconds: float | None, now: datetime) -> None:
+    """The Channel's ``kubecast.io/cue``: a break of ``seconds`` started (None: the break
+    ``event_id`` ended) in its control record, where its encoders follow it.  A request
+    ``kubecast.storage.cue_requests`` refuses raises ``CueRefused``."""
+
+    def change(control: ChannelControl) -> bool:
+        if seconds is None:
+            control.cues = cue_ended(control.cues, event_id=event_id, now=now)
+        else:
+            control.cues = cue_started(control.cues, event_id=event_id, seconds=seconds, now=now)
+        return True
+
+    await _change_control(namespace, channel, change)

@@ -3,9 +3,11 @@
 from kubecast.media.tracks import SegmentRecord, TrackInfo
 
 from . import layout
+from .cue_requests import CueRefused, cue_ended, cue_started
 from .records import (
     ChannelControl,
     ClockStart,
+    CueRequest,
     EncoderProgress,
     Epoch,
     IngestInfo,
@@ -19,6 +21,8 @@ from .timelines import read_program_timeline, read_timeline, read_timeline_sync
 __all__ = [
     "ChannelControl",
     "ClockStart",
+    "CueRefused",
+    "CueRequest",
     "EncoderProgress",
     "Epoch",
     "IngestInfo",
@@ -30,6 +34,8 @@ __all__ = [
     "Store",
     "TrackInfo",
     "check_key",
+    "cue_ended",
+    "cue_started",
     "layout",
     "read_program_timeline",
     "read_timeline",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from kubecast.media.progress import EncoderProgress, IngestInfo
@@ -64,17 +64,32 @@ def slate_switched(previous: SlateRequest | None, *, on: bool, now: datetime) ->
     return SlateRequest(on=on, asked=now)
 
 
+class CueRequest(_Record):
+    """A manual ad break started (``out``, for ``durationMs``; Azure Media Services'
+    StartAdvertisement) or ended now (EndAdvertisement) at the wall-clock time ``asked``: both
+    encoders of the pair map that one time to the same segment boundary and insert the same
+    SCTE-35 splice_insert there (``kubecast.encoder.manual_cue``).  Judged when it is asked
+    (``kubecast.storage.cue_requests``)."""
+
+    event_id: int = Field(ge=0, le=0xFFFFFFFF)  # the splice_event_id
+    out: bool
+    asked: datetime
+    duration_ms: int | None = Field(default=None, ge=0)
+
+
 class ChannelControl(_Record):
     """What the control plane asks of a channel's data plane: its state (``spec.state``, read by
     ``kubecast up``, which stops or starts the channel's processes), the newest reset token
     (read by the encoders when a contribution starts: a token no epoch carries yet starts a
-    fresh timeline) and the manual slate (followed by the encoders while they encode).  Written
-    by ``kubecast up`` and ``kubecast channel``, and on a cluster by the operator from the
-    ``kubecast.io/reset`` and ``kubecast.io/slate`` annotations (the state is the replicas there)."""
+    fresh timeline), the manual slate and the newest manual cues (followed by the encoders while
+    they encode).  Written by ``kubecast up`` and ``kubecast channel``, and on a cluster by the
+    operator from the ``kubecast.io/reset``, ``kubecast.io/slate`` and ``kubecast.io/cue``
+    annotations (the state is the replicas there)."""
 
     state: Literal["Running", "Stopped"] = "Running"
     reset: str | None = None
     slate: SlateRequest | None = None
+    cues: list[CueRequest] = Field(default_factory=list)  # oldest first, at most cue_requests.KEPT
 
     @classmethod
     def from_json(cls, data: bytes) -> "ChannelControl":

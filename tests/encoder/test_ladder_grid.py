@@ -20,8 +20,11 @@ def metric(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
 
 
-def encode(flv: bytes, *, renditions: int = 1, cues: tuple[tuple[int, Cue], ...] = ()) -> tuple[list, list]:
-    """``cues``: (channel media time in 90 kHz, cue), handed to the ladder before the pictures."""
+def encode(
+    flv: bytes, *, renditions: int = 1, cues: tuple[tuple[int, Cue], ...] = (), segment: int | None = None
+) -> tuple[list, list]:
+    """``cues``: (channel media time in 90 kHz, cue), handed to the ladder before the pictures
+    (``segment``: each at that segment's start)."""
     tracks, segments, placed = [], [], []
     records = flv_records(flv)
     first_ms = next(r.decode_time for r in records if r.kind == Kind.VIDEO and not isinstance(r, CodecConfig))
@@ -38,7 +41,7 @@ def encode(flv: bytes, *, renditions: int = 1, cues: tuple[tuple[int, Cue], ...]
         publish_cue=placed.append,
     )
     for time, cue in cues:
-        ladder.cue(cue, time)
+        ladder.cue(cue, time, segment=segment)
     for record in records:
         if record.kind == Kind.VIDEO:
             if isinstance(record, CodecConfig):
@@ -121,3 +124,13 @@ def test_a_splice_gets_an_idr_in_every_rendition_and_the_segments_stay_on_the_gr
         assert [segment.start for segment in ours] == [5 * 180000, 6 * 180000, 7 * 180000], "boundaries on n*D"
         keyframes = {(segment.number, index) for segment in ours for index in idr_samples(segment.data)}
         assert keyframes == {(5, 0), (6, 0), (6, 13), (7, 0)}, f"{track}: IDRs at the boundaries and the splice"
+
+
+def test_a_splice_asked_for_a_segment_start_goes_on_its_first_slot(tmp_path):
+    """A manual cue: on the segment's first slot (a key frame already) whatever time it states."""
+    flv = make_flv(tmp_path, "null")
+    splice = Cue(90_000, 0, True, 30 * 90_000, 12, b"section")
+    placed, segments = encode(flv, cues=((int(11.9 * 90_000), splice),), segment=6)
+    assert [(c.event_id, c.time) for c in placed] == [(12, 300 * 3600)], "slot 300: 12 s, where segment 6 starts"
+    keyframes = {(segment.number, index) for _, segment in segments for index in idr_samples(segment.data)}
+    assert keyframes == {(5, 0), (6, 0), (7, 0)}, "no key frame of its own: the boundary's"

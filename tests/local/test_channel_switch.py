@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from kubecast.api import load_text
 from kubecast.ingest.states import read_states
 from kubecast.local.channels import ChannelSwitch, main_channel, read_control
@@ -140,3 +142,34 @@ def test_slate_takes_on_or_off_and_nothing_else_does(tmp_path, capsys):
         else:
             raise AssertionError(f"{argv} was taken")
     assert "on or off" in capsys.readouterr().err
+
+
+async def test_cue_starts_and_ends_a_break_in_the_record_and_refuses_a_bad_one(tmp_path, capsys):
+    switch, store = switch_for(tmp_path)
+    await switch.publish()
+    folder = str(tmp_path / "store")
+    assert await asyncio.to_thread(main_channel, ["cue", "sport", "--duration", "30", "--store", folder]) == 0
+    assert "cue id 1" in capsys.readouterr().out
+    (out,) = (await read_control(store, "sport")).cues
+    assert (out.event_id, out.out, out.duration_ms) == (1, True, 30_000)
+    for argv, why in (
+        (["--duration", "0"], "1 to 3600 seconds"),
+        (["--duration", "7200"], "1 to 3600 seconds"),
+        (["--duration", "30", "--id", "1"], "already used"),
+        (["--end", "--id", "9"], "no break with cue id 9"),
+    ):
+        assert await asyncio.to_thread(main_channel, ["cue", "sport", *argv, "--store", folder]) == 1, argv
+        assert why in capsys.readouterr().out, argv
+    assert (await read_control(store, "sport")).cues == [out], "a refused request changes nothing"
+    assert await asyncio.to_thread(main_channel, ["cue", "sport", "--end", "--store", folder]) == 0
+    control = await read_control(store, "sport")
+    assert [(c.event_id, c.out) for c in control.cues] == [(1, True), (1, False)]
+    assert control.slate is None and control.state == "Running", "the rest of the record is kept"
+
+
+def test_cue_takes_a_duration_or_end(tmp_path, capsys):
+    for argv in (["cue", "sport"], ["cue", "sport", "--duration", "5", "--end"], ["stop", "sport", "--end"]):
+        with pytest.raises(SystemExit) as refused:
+            main_channel([*argv, "--store", str(tmp_path)])
+        assert refused.value.code == 2, argv
+    assert "--duration SECONDS" in capsys.readouterr().err

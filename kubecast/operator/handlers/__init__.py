@@ -2,8 +2,9 @@
 the children and patch the status; all decisions live in builders/ and status/, and the
 store's reads and writes in store_io.py.  One module per resource (``channel``, with its indexes
 and Deployment events in ``channel_events``, its reset in ``channel_reset``, its manual slate in
-``channel_slate`` (the request annotations' shared shape in ``channel_requests``), the Programs
-it stops in ``channel_stop`` and its per-object memo in ``channel_state``;
+``channel_slate``, its manual cue in ``channel_cue`` (the three annotations' shared shape in
+``channel_requests``), the Programs it stops in ``channel_stop`` and its per-object memo in
+``channel_state``;
 ``endpoint``; ``program``) and what they share (``common``).  Importing this package registers
 every handler in kopf's default registry.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from . import (
     channel,
+    channel_cue,
     channel_events,
     channel_requests,
     channel_reset,
@@ -26,6 +28,7 @@ from . import (
 
 __all__ = [
     "channel",
+    "channel_cue",
     "channel_events",
     "channel_requests",
     "channel_reset",

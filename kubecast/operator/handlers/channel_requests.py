@@ -1,4 +1,4 @@
-"""What the Channel's request annotations (``kubecast.io/reset``, ``/slate``) share: each
+"""What the Channel's request annotations (``kubecast.io/reset``, ``/slate``, ``/cue``) share: each
 value is acted on once, and the operator remembers it in the Channel's kopf memo.
 
 These are event handlers, not update handlers: kopf leaves the annotations under its own prefix
