@@ -961,3 +961,139 @@ def test_rtmp_text_data_becomes_id3_in_the_ts_segments(pipeline):
         data = next(stream for stream in container.streams if stream.type == "data")
         packets = [(packet.pts, bytes(packet)) for packet in container.demux(data) if packet.size]
     assert packets == [(int(item.seconds * 90_000) % (1 << 33), item.id3_bytes)]
+
+
+# Shaka's timeline regions as plain values, each with the text of its DASH Event (the section, in base64),
+# recorded from before it loads anything; and the regions it entered, with the playhead then.
+SHAKA_REGIONS = (
+    "const text = (n) => !n ? '' : typeof n === 'string' ? n : (n.children || []).map(text).join('');"
+    " const plain = (r) => ({scheme: r.schemeIdUri, id: r.id, start: r.startTime, end: r.endTime,"
+    " values: Object.fromEntries((r.values || []).map((x) => [x.key, String(x.data)])),"
+    " text: text(r.eventNode).trim()});"
+    " window.regions = []; window.entered = [];"
+    " player.addEventListener('timelineregionadded', (e) => window.regions.push(plain(e.detail)));"
+    " player.addEventListener('timelineregionenter',"
+    " (e) => window.entered.push({...plain(e.detail), at: v.currentTime}));"
+)
+# The segment of Shaka's own video index (its start on Shaka's timeline, its URL) that holds a time.
+SHAKA_SEGMENT_AT = (
+    "(t) => { const m = window.player.getManifest();"
+    " for (const variant of (m ? m.variants : [])) { const index = variant.video && variant.video.segmentIndex;"
+    " const position = index ? index.find(t) : null; const ref = position == null ? null : index.get(position);"
+    " if (ref) return {start: ref.getStartTime(), uri: ref.getUris()[0]}; } return null; }"
+)
+SHAKA_STATE = (
+    "() => ({time: window.v.currentTime, readyState: window.v.readyState, errors: window.errors,"
+    " seekRange: window.player.seekRange(), regions: window.regions, entered: window.entered})"
+)
+
+
+def test_shaka_surfaces_the_scte35_markers_as_timeline_regions_at_their_frames(pipeline):
+    """Shaka Player reads the same splice out and back in as timeline regions, from HLS's
+    EXT-X-DATERANGE and from DASH's EventStream: each at the media time of the splice's frame on
+    Shaka's own timeline (the start of the segment Shaka holds it in, plus the IDR's place in that
+    segment's bytes) within a frame, and it enters the break when playback reaches it."""
+    base, store = pipeline["base"], pipeline["work"] / "store" / "channels" / "enc-markers"
+    wait_until(
+        lambda: b"SCTE35-IN" in fetch(f"{base}/live/enc-markers/v144/index.m3u8"),
+        timeout=90,
+        interval=1,
+        what="both markers in the playlist",
+    )
+    cues = Timeline.from_json((store / "timeline.json").read_bytes()).cues
+    assert [(cue.event_id, cue.out) for cue in cues] == [(EVENT_ID, True), (EVENT_ID, False)]
+    frame = 1 / 30
+    # Per manifest: the regions Shaka must add, and from each the splice times it states ([out, in]).
+    wanted = {
+        # HLS: the date range (one ID for the splice out and back in) is one region from the out to the in.
+        "index.m3u8": (
+            "(r) => 'SCTE35-OUT' in r.values",
+            lambda regions: [regions[0]["start"], regions[0]["end"]],
+        ),
+        "manifest.mpd": (
+            "(r) => r.scheme === 'urn:scte:scte35:2014:xml+bin'",
+            lambda regions: sorted({r["start"] for r in regions}),
+        ),
+    }
+    want = {"index.m3u8": 1, "manifest.mpd": 2}
+    seen = {}
+    sync_api = sync_playwright()
+    with sync_api.sync_playwright() as driver:
+        browser = chromium(driver)
+        try:
+            for manifest, (markers, splices) in wanted.items():
+                page = browser.new_page()
+                open_player(page, base, "shaka", f"{base}/live/enc-markers/{manifest}", setup=SHAKA_REGIONS)
+                regions = players.wait_for(
+                    page,
+                    f"the SCTE-35 regions of the {manifest}",
+                    f"() => {{ const found = window.regions.filter({markers});"
+                    f" return found.length >= {want[manifest]} ? found : null; }}",
+                    timeout=60,
+                    state=SHAKA_STATE,
+                )
+                times = splices(regions)
+                assert len(times) == 2, (manifest, regions)
+                segments = [
+                    players.wait_for(page, f"Shaka's segment at {t}", f"() => ({SHAKA_SEGMENT_AT})({t})", timeout=30,
+                                     state=SHAKA_STATE)
+                    for t in times
+                ]  # fmt: skip
+                # Playback from a second before the break enters it.
+                page.evaluate(f"() => {{ window.v.currentTime = {times[0] - 1}; window.v.play(); }}")
+                entered = players.wait_for(
+                    page,
+                    f"entering the break of the {manifest}",
+                    f"() => window.entered.find((r) => ({markers})(r) && Math.abs(r.start - {times[0]}) < 0.001)",
+                    timeout=45,
+                    state=SHAKA_STATE,
+                )
+                assert page.evaluate("() => window.errors") == [], manifest
+                seen[manifest] = (regions, times, segments, entered)
+                page.close()
+        finally:
+            browser.close()
+    for manifest, (regions, times, segments, entered) in seen.items():
+        for t, segment, cue in zip(times, segments, cues):
+            offset = idr_samples(fetch(segment["uri"]))[1:]
+            assert len(offset) == 1, (manifest, segment, "the splice's IDR is inside the segment Shaka has it in")
+            assert abs(t - (segment["start"] + offset[0] * frame)) <= frame, (manifest, t, segment, offset, cue)
+        assert times[0] <= entered["at"] <= times[1], (manifest, entered, times)
+    hls, dash = (seen[m][0] for m in ("index.m3u8", "manifest.mpd"))
+    assert {
+        parse_splice_info(bytes.fromhex(r["values"]["SCTE35-OUT"][2:])).splice.event_id
+        for r in hls
+        if "SCTE35-OUT" in r["values"]
+    } == {EVENT_ID}
+    sections = [parse_splice_info(base64.b64decode(r["text"])).splice for r in sorted(dash, key=lambda r: r["start"])]
+    assert [(s.event_id, s.out) for s in sections] == [(EVENT_ID, True), (EVENT_ID, False)], dash
+
+
+def test_shaka_shows_the_caption_track_of_dash_with_its_cues(pipeline):
+    """Shaka Player finds the CEA-608 captions the MPD's Accessibility descriptor names, offers them as
+    a text track, and once it is selected turns the SEI in the video into cues of the expected text."""
+    assert_captions_ahead(pipeline)
+    base = pipeline["base"]
+    with sync_playwright().sync_playwright() as driver:
+        browser = chromium(driver)
+        try:
+            page = browser.new_page()
+            open_player(page, base, "shaka", f"{base}/live/enc-gst/manifest.mpd")
+            players.wait_for(page, "media buffered", "() => window.v.buffered.length > 0", timeout=60)
+            tracks = page.evaluate(
+                "() => window.player.getTextTracks().map((t) => ({kind: t.kind, mimeType: t.mimeType,"
+                " language: t.language, label: t.label, id: t.originalTextId}))"
+            )
+            page.evaluate("() => window.player.selectTextTrack(window.player.getTextTracks()[0])")
+            found = players.wait_for(page, "three cues", CUES.replace(">= 2", ">= 3"), timeout=60)
+            assert page.evaluate("() => window.errors") == []
+        finally:
+            browser.close()
+    assert len(tracks) == 1 and tracks[0]["mimeType"] == "application/cea-608", tracks
+    # Shaka writes each cue as WebVTT with its 608 colours as classes: <c.white.bg_black>CAPTION 7</c>.  Unlike
+    # hls.js it does not reset its 608 decoder where it joins, so a join in the middle of a caption's pairs
+    # gives that caption's tail ("PTION 31") first; every cue after it is whole and in order.
+    first, *texts = [re.sub(r"<[^>]*>", "", text) for _, _, text in found]
+    numbers = [int(number) for text in texts for number in re.findall(r"^CAPTION (\d+)$", text)]
+    assert texts == [cue_text(n) for n in range(numbers[0], numbers[0] + len(texts))], found
+    assert first and cue_text(numbers[0] - 1).endswith(first), found
