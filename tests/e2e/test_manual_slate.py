@@ -2,7 +2,10 @@
 over RTMP, `kubecast channel slate studio on` and then `off` are typed while it runs, hls.js in
 Chromium plays through both switches without a stall or an error, and PyAV reads the stored
 segments: the picture before, the card and silence from the same boundary on both encoders,
-the picture again after the boundary of the off, and A's and B's copies interchangeable."""
+the picture again after the boundary of the off, and A's and B's copies interchangeable.
+The same run then asks a manual cue (`kubecast channel cue studio --duration 30`, then `--end`):
+both encoders place the same splice on the same boundary, and hls.js sees the DATERANGE with
+the SCTE-35 section there."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from helpers import Proc, kubecast, kubecast_up, rtmp_publisher, wait_until
 from media_checks import media_playlist
 
 from kubecast.encoder.card import card_frame, luma_rows
+from kubecast.media.scte35 import parse_splice_info
 
 pytestmark = pytest.mark.e2e
 
@@ -69,6 +73,45 @@ def switch(store: Path, state: str) -> None:
     assert done.popen.wait(30) == 0, done.output()
 
 
+# hls.js's view of a break it has seen both ends of: its date range (the out's and the in's tags
+# merged by ID), and the fragments whose program date-times the range starts and ends at.
+BREAK = (
+    "() => { const p = window.kubecastPlayer.player;"
+    " for (const l of p.levels) { const d = l.details; if (!d || !d.dateRanges) continue;"
+    " for (const r of Object.values(d.dateRanges)) { if (!r.attr['SCTE35-OUT'] || !r.attr['SCTE35-IN']) continue;"
+    " const at = (t) => d.fragments.find((x) => Math.abs(x.programDateTime - t) < 2);"
+    " const f = at(r.startDate.getTime()), g = r.endDate ? at(r.endDate.getTime()) : null;"
+    " if (f && g) return {id: r.id, start: r.startTime, out: r.attr['SCTE35-OUT'], back: r.attr['SCTE35-IN'],"
+    " first: f.relurl, firstStart: f.start, last: g.relurl}; } } return null; }"
+)
+
+
+def ask_cue(store: Path, *args: str) -> str:
+    done = kubecast("channel", "cue", "studio", *args, "--store", str(store))
+    assert done.popen.wait(30) == 0, done.output()
+    return done.output()
+
+
+def check_a_manual_cue(up: Proc, player: Player, store: Path, live: str) -> None:
+    """A break of 30 s asked, then ended: the splice out and back in on one boundary each, the same
+    on both encoders, listed once, and seen by hls.js at those segments' start."""
+    assert "cue id 1" in ask_cue(store, "--duration", "30")
+    out = up.wait_for_line(r"ad marker: splice out \(event 1\) at media time ([\d.]+) s for 30.000 s", timeout=30)
+    ask_cue(store, "--end")
+    back = up.wait_for_line(r"ad marker: splice in \(event 1\) at media time ([\d.]+) s", timeout=30)
+    first, last = (round(float(line.group(1)) / SEGMENT_SECONDS) for line in (out, back))
+    assert float(out.group(1)) == first * SEGMENT_SECONDS and last > first, "on segment boundaries, in after out"
+    wait_until(lambda: "SCTE35-IN" in media_playlist(live).text, timeout=30, interval=0.5, what="the break listed")
+    log = up.output(last=4000)
+    assert log.count(out.group(0)) == 2 and log.count(back.group(0)) == 2, "both encoders, one boundary each"
+    seen = player.page.wait_for_function(BREAK, timeout=30_000).json_value()
+    assert [seen[end].rsplit("/", 1)[-1] for end in ("first", "last")] == [f"{first}.m4s", f"{last}.m4s"], seen
+    assert abs(seen["start"] - seen["firstStart"]) <= 1 / 30, "hls.js puts the break at its segment's start"
+    sections = [parse_splice_info(bytes.fromhex(seen[key][2:])).splice for key in ("out", "back")]
+    assert [(s.event_id, s.out, s.pts) for s in sections] == [(1, True, first * 90_000), (1, False, last * 90_000)]
+    assert sections[0].duration == 30 * 90_000
+
+
 def test_a_manual_slate_switches_both_encoders_at_one_boundary_and_back(tmp_path):
     (tmp_path / "channel.yaml").write_text(CHANNEL)
     store = tmp_path / "store"
@@ -78,7 +121,7 @@ def test_a_manual_slate_switches_both_encoders_at_one_boundary_and_back(tmp_path
     player = publisher = None
     try:
         up.wait_for_line(r"Status page:", timeout=90)
-        publisher = Proc(rtmp_publisher(f"rtmp://127.0.0.1:{rtmp}/live/studio/any", 40), name="publisher")
+        publisher = Proc(rtmp_publisher(f"rtmp://127.0.0.1:{rtmp}/live/studio/any", 120), name="publisher")
         wait_until(lambda: len(media_playlist(live).segments) >= 3, timeout=60, interval=0.5, what="3 segments")
         player = Player(f"{base}/preview/studio/")
         player.wait_playing()
@@ -116,6 +159,7 @@ def test_a_manual_slate_switches_both_encoders_at_one_boundary_and_back(tmp_path
         # A's picture, B's card, A's card: one stream, as a player failing over would read it.
         mixed = [(video["A"] / f"{on - 1}.m4s"), (video["B"] / f"{on}.m4s"), (video["A"] / f"{on + 1}.m4s")]
         assert len(pictures(init, *(m.read_bytes() for m in mixed))) == 90
+        check_a_manual_cue(up, player, store, live)
     finally:
         if player is not None:
             player.close()
