@@ -794,14 +794,20 @@ def test_scte35_markers_of_a_playout_stream_reach_hlsjs_and_the_mpd(pipeline):
     surfaces the DATERANGE as metadata at that media time within a frame, and the MPD carries
     the SCTE-35 EventStream with the section; the endpoint's hlsCueTags adds EXT-X-CUE-OUT/-IN."""
     base, store = pipeline["base"], pipeline["work"] / "store" / "channels" / "enc-markers"
-    wait_until(
-        lambda: b"SCTE35-IN" in fetch(f"{base}/live/enc-markers/v144/index.m3u8"),
-        timeout=90,
-        interval=1,
-        what="both markers in the playlist",
+
+    def both_markers_and_the_segment_back_in_listed() -> tuple[str, Timeline] | None:
+        # The DATERANGE of the splice back in is listed with the segment before the one it falls in
+        # (it is known 4 s ahead), so wait for that segment too when the stream is still playing.
+        playlist = fetch(f"{base}/live/enc-markers/v144/index.m3u8").decode()
+        if "SCTE35-IN" not in playlist:
+            return None
+        timeline = Timeline.from_json((store / "timeline.json").read_bytes())
+        listed = timeline.cues and int(timeline.cues[-1].seconds // 2) in tags_before_segments(playlist)
+        return (playlist, timeline) if listed else None
+
+    playlist, timeline = wait_until(
+        both_markers_and_the_segment_back_in_listed, timeout=90, interval=1, what="both markers and their segments"
     )
-    playlist = fetch(f"{base}/live/enc-markers/v144/index.m3u8").decode()
-    timeline = Timeline.from_json((store / "timeline.json").read_bytes())
     assert [(cue.event_id, cue.out) for cue in timeline.cues] == [(EVENT_ID, True), (EVENT_ID, False)]
     # The endpoint's hlsCueTags (protocols.yaml): the same break on whole segments, for older ad servers.
     first, back = (int(cue.seconds // 2) for cue in timeline.cues)
