@@ -14,13 +14,10 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-import kopf
-
 from kubecast.storage import CueRefused
 
 from ..store_io import request_cue
-from .channel_requests import Done, Refused, act_once
-from .common import GROUP_VERSION
+from .channel_requests import Done, Refused, follow_annotation
 
 CUE = "kubecast.io/cue"
 CUE_MEMO = "cueRequest"  # the annotation's value last acted on, in the Channel's kopf memo
@@ -49,28 +46,4 @@ async def follow_cue(value: str, spec: Mapping[str, Any], namespace: str, name: 
     return Done("CueOut", f"cue {event_id}: a {seconds:g} s break starts at a segment boundary a few seconds from now")
 
 
-@kopf.on.event(*GROUP_VERSION, "channels", id="insert-cue", annotations={CUE: kopf.PRESENT})  # type: ignore[arg-type]
-async def insert_cue(
-    event: kopf.RawEvent,
-    body: kopf.Body,
-    spec: kopf.Spec,
-    annotations: kopf.Annotations,
-    name: str,
-    namespace: str,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    **_: Any,
-) -> None:
-    await act_once(
-        CUE,
-        CUE_MEMO,
-        follow_cue,
-        event=event,
-        body=body,
-        spec=spec,
-        annotations=annotations,
-        name=name,
-        namespace=namespace,
-        memo=memo,
-        logger=logger,
-    )
+follow_annotation(CUE, handler_id="insert-cue", memo_key=CUE_MEMO, follow=follow_cue)

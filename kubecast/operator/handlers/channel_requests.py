@@ -19,6 +19,8 @@ from typing import Any
 import kopf
 from prometheus_client import Counter
 
+from .common import GROUP_VERSION
+
 REFUSED = Counter(
     "kubecast_operator_requests_refused_total",
     "Channel request annotations refused (a Warning Event each), by annotation and reason",
@@ -79,3 +81,33 @@ async def act_once(
     if done is not None:
         kopf.event(body, type="Normal", reason=done.reason, message=done.message)
         logger.info("%s", done.message)
+
+
+def follow_annotation(annotation: str, *, handler_id: str, memo_key: str, follow: Follow) -> None:
+    """Registers the Channel event handler that follows ``annotation`` once per value (``act_once``)."""
+
+    @kopf.on.event(*GROUP_VERSION, "channels", id=handler_id, annotations={annotation: kopf.PRESENT})  # type: ignore[arg-type]
+    async def follow_request(
+        event: kopf.RawEvent,
+        body: kopf.Body,
+        spec: kopf.Spec,
+        annotations: kopf.Annotations,
+        name: str,
+        namespace: str,
+        memo: kopf.Memo,
+        logger: kopf.Logger,
+        **_: Any,
+    ) -> None:
+        await act_once(
+            annotation,
+            memo_key,
+            follow,
+            event=event,
+            body=body,
+            spec=spec,
+            annotations=annotations,
+            name=name,
+            namespace=namespace,
+            memo=memo,
+            logger=logger,
+        )

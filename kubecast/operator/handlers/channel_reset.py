@@ -8,11 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import kopf
-
 from ..store_io import request_reset
-from .channel_requests import Done, act_once
-from .common import GROUP_VERSION
+from .channel_requests import Done, follow_annotation
 
 RESET = "kubecast.io/reset"
 RESET_MEMO = "resetToken"  # the token last written to the store, in the Channel's kopf memo
@@ -24,28 +21,4 @@ async def follow_reset(token: str, spec: Mapping[str, Any], namespace: str, name
     return Done("Reset", f"reset {token!r}: the next contribution starts a fresh timeline")
 
 
-@kopf.on.event(*GROUP_VERSION, "channels", id="restart-timeline", annotations={RESET: kopf.PRESENT})  # type: ignore[arg-type]
-async def reset_channel(
-    event: kopf.RawEvent,
-    body: kopf.Body,
-    spec: kopf.Spec,
-    annotations: kopf.Annotations,
-    name: str,
-    namespace: str,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    **_: Any,
-) -> None:
-    await act_once(
-        RESET,
-        RESET_MEMO,
-        follow_reset,
-        event=event,
-        body=body,
-        spec=spec,
-        annotations=annotations,
-        name=name,
-        namespace=namespace,
-        memo=memo,
-        logger=logger,
-    )
+follow_annotation(RESET, handler_id="restart-timeline", memo_key=RESET_MEMO, follow=follow_reset)

@@ -12,11 +12,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-import kopf
-
 from ..store_io import request_slate
-from .channel_requests import Done, Refused, act_once
-from .common import GROUP_VERSION
+from .channel_requests import Done, Refused, follow_annotation
 
 SLATE = "kubecast.io/slate"
 SLATE_MEMO = "slateSwitch"  # the annotation's value last acted on, in the Channel's kopf memo
@@ -41,28 +38,4 @@ async def follow_slate(value: str, spec: Mapping[str, Any], namespace: str, name
     return Done("SlateOn" if value == "on" else "SlateOff", message)
 
 
-@kopf.on.event(*GROUP_VERSION, "channels", id="switch-slate", annotations={SLATE: kopf.PRESENT})  # type: ignore[arg-type]
-async def switch_slate(
-    event: kopf.RawEvent,
-    body: kopf.Body,
-    spec: kopf.Spec,
-    annotations: kopf.Annotations,
-    name: str,
-    namespace: str,
-    memo: kopf.Memo,
-    logger: kopf.Logger,
-    **_: Any,
-) -> None:
-    await act_once(
-        SLATE,
-        SLATE_MEMO,
-        follow_slate,
-        event=event,
-        body=body,
-        spec=spec,
-        annotations=annotations,
-        name=name,
-        namespace=namespace,
-        memo=memo,
-        logger=logger,
-    )
+follow_annotation(SLATE, handler_id="switch-slate", memo_key=SLATE_MEMO, follow=follow_slate)
