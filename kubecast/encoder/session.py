@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -31,8 +30,6 @@ from kubecast.media.contribution import (
     RecordReader,
     parse_hello,
 )
-from kubecast.media.cues import TimelineCue
-from kubecast.media.metadata import TimelineMetadata
 from kubecast.media.timeline import boundary_time
 from kubecast.storage import IngestInfo
 
@@ -42,14 +39,14 @@ from .audio_tracks import AudioTracks, connection_audio
 from .clock import ChannelClock
 from .control import ControlFollower
 from .ladder import LadderVideo, default_x264_preset
-from .manual_cue import ManualCues
 from .manual_slate import SlateSchedule
 from .passthrough import PassthroughVideos
 from .publisher import Publisher, now_utc
 from .segmenter import epoch_end
 from .slate import SlateWatch
 from .thumbnail import jpeg_thumbnail, key_frame_picture
-from .timing import VIDEO_TIMESCALE, ConnectionClock
+from .timed_events import ConnectionTracks, TimedEvents
+from .timing import ConnectionClock
 
 log = logging.getLogger("kubecast.encoder")
 
@@ -76,16 +73,6 @@ def read_line(sock: socket.socket) -> tuple[bytes, bytes]:
     return line + b"\n", rest
 
 
-@dataclass(frozen=True)
-class ConnectionTracks:
-    """The tracks of one connection, built once it is placed on the channel timeline."""
-
-    video: PassthroughVideos | LadderVideo
-    audio: AudioTracks
-    clock: ConnectionClock
-    slate: SlateSchedule | None = None  # the manual slate's segments (live encoding only)
-
-
 class ContributionSession:
     def __init__(
         self,
@@ -100,8 +87,7 @@ class ContributionSession:
     ) -> None:
         self.config = config
         self.slate = slate
-        self.control = control
-        self._slate_ignored = False
+        self.timed = TimedEvents(config, publisher, control)
         self.publisher = publisher
         self.clock = clock
         self.sock = sock
@@ -116,9 +102,6 @@ class ContributionSession:
         self.ended_info = IngestInfo(connected=False)
         self._slate_end: int | None = None
         self._heartbeat = Heartbeat("contribution")
-        self._early_cues: list[Cue] = []  # before the connection is placed: placed with it
-        self._early_metadata: list[Metadata] = []  # likewise
-        self._manual_cues = ManualCues(config.segment_duration_ms)
 
     def run(self) -> None:
         HEARTBEATS.add(self._heartbeat)
@@ -190,11 +173,8 @@ class ContributionSession:
                         for record in reader.records():
                             if isinstance(record, EndOfStream):
                                 return True
-                            if isinstance(record, Cue):
-                                self._cue(record, tracks)
-                                continue
-                            if isinstance(record, Metadata):
-                                self._metadata(record, tracks)
+                            if isinstance(record, Cue | Metadata):
+                                self.timed.arrive(record, tracks)
                                 continue
                             if tracks is None:
                                 if isinstance(record, CodecConfig):
@@ -205,14 +185,10 @@ class ContributionSession:
                                 tracks = self._tracks(self._place(record))
                                 for config in configs:
                                     self._record(config, tracks)
-                                for cue in self._early_cues:
-                                    self._cue(cue, tracks)
-                                for item in self._early_metadata:
-                                    self._metadata(item, tracks)
+                                self.timed.placed(tracks)
                             self._record(record, tracks)
                         if tracks is not None:
-                            self._follow_slate(tracks)
-                            self._follow_cues(tracks)
+                            self.timed.follow_control(tracks)
                             self._stats(protocol, tracks.video)
                 data = self.sock.recv(256 * 1024)
                 if not data:
@@ -240,67 +216,6 @@ class ContributionSession:
                 self.ended_info = IngestInfo(connected=False, protocol=protocol)
             if self.slate is not None:
                 self.slate.contribution_ends(rate)
-
-    def _cue(self, cue: Cue, tracks: ConnectionTracks | None) -> None:
-        """An ad marker onto the channel timeline: the ladder forces an IDR at it and lists it when
-        that frame is handed out; pass-through lists it at once, at its exact time."""
-        if tracks is None:
-            self._early_cues.append(cue)
-            return
-        self._place_cue(cue, tracks.clock.media_time(cue.splice_time, cue.timescale, VIDEO_TIMESCALE), tracks)
-
-    def _place_cue(self, cue: Cue, media_time: int, tracks: ConnectionTracks, segment: int | None = None) -> None:
-        log.info(
-            "ad marker: splice %s (event %d) at media time %.3f s%s",
-            "out" if cue.out else "in",
-            cue.event_id,
-            media_time / VIDEO_TIMESCALE,
-            f" for {cue.duration / cue.timescale:.3f} s" if cue.duration is not None else "",
-        )
-        metrics.CUES.inc()
-        if isinstance(tracks.video, LadderVideo):
-            tracks.video.cue(cue, media_time, segment=segment)
-        else:
-            self.publisher.cue(TimelineCue.placed(cue, time=media_time, timescale=VIDEO_TIMESCALE))
-
-    def _metadata(self, item: Metadata, tracks: ConnectionTracks | None) -> None:
-        """ID3 tags onto the channel timeline at their exact media time (live encoding too: a tag
-        needs no picture of its own, the TS segment carries it at its time)."""
-        if tracks is None:
-            self._early_metadata.append(item)
-            return
-        media_time = tracks.clock.media_time(item.time, item.timescale, VIDEO_TIMESCALE)
-        metrics.METADATA.inc()
-        self.publisher.metadata(TimelineMetadata.placed(item, time=media_time, timescale=VIDEO_TIMESCALE))
-
-    def _follow_cues(self, tracks: ConnectionTracks) -> None:
-        """The manual cues of the control record not placed yet (manual_cue.py)."""
-        control = self.control.latest if self.control is not None else None
-        start = self.publisher.progress.availability_start_time
-        if control is None or not control.cues or start is None:
-            return
-        current = tracks.video.current_segment if isinstance(tracks.video, LadderVideo) else None
-        for segment, cue in self._manual_cues.follow(
-            control.cues, availability_start=start, now=now_utc(), current=current
-        ):
-            self._place_cue(cue, cue.splice_time, tracks, segment)  # already on the channel's 90 kHz media time
-
-    def _follow_slate(self, tracks: ConnectionTracks) -> None:
-        """The manual slate's newest request onto this contribution's schedule (manual_slate.py)."""
-        control = self.control.latest if self.control is not None else None
-        request = control.slate if control is not None else None
-        if tracks.slate is None or not isinstance(tracks.video, LadderVideo):
-            if request is not None and request.on and not self._slate_ignored:
-                self._slate_ignored = True
-                log.warning("%s is passed through: a manual slate needs live encoding; ignored", self.config.channel)
-            return
-        start = self.publisher.progress.availability_start_time
-        if start is None:
-            return
-        switch = tracks.slate.follow(request, availability_start=start, current=tracks.video.current_segment)
-        if switch is not None:
-            metrics.MANUAL_SLATES.labels("on" if switch.on else "off").inc()
-            log.info("manual slate %s from segment %d", "on" if switch.on else "off", switch.first)
 
     def _opens(self, frame: Frame, configs: list[CodecConfig]) -> bool:
         """Whether ``frame`` is the first one a track will use: the one that places the connection."""
@@ -363,7 +278,7 @@ class ContributionSession:
             schedule,
         )
         # The request in force when the contribution starts decides its first pictures.
-        self._follow_slate(tracks)
+        self.timed.follow_slate(tracks)
         return tracks
 
     def _record(self, record: CodecConfig | Frame, tracks: ConnectionTracks) -> None:
