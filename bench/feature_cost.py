@@ -31,7 +31,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -41,8 +40,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from captioned import captioned_ts  # noqa: E402
 from helpers import inject_scte35, threefive_splice_insert  # noqa: E402
-from processes import stop_group  # noqa: E402
-from stopped_cost import tree, wait_for  # noqa: E402
+from processes import kubecast_up, stop_group, tree, wait_for  # noqa: E402
 
 from kubecast.local.ports import unclaimed_port  # noqa: E402
 
@@ -150,21 +148,14 @@ def main() -> int:
         plain, full = make_sources(work, playout, features)
         (work / "channels.yaml").write_text(CHANNELS)
         http = unclaimed_port()
-        up = subprocess.Popen(
-            [sys.executable, "-m", "kubecast.cli", "up", "-f", str(work / "channels.yaml")]
-            + ["--store", str(work / "store"), "--single-encoder", "--rtmp-port", str(unclaimed_port())]
-            + ["--rtmp-secondary-port", str(unclaimed_port()), "--http-port", str(http)]
-            + ["--ingest-http-port", str(unclaimed_port()), "--srt-port", str(unclaimed_port())]
-            + ["--status-interval", "3600"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=work,
-            start_new_session=True,
+        up, lines = kubecast_up(
+            work / "channels.yaml",
+            work / "store",
+            work,
+            *("--rtmp-port", str(unclaimed_port()), "--rtmp-secondary-port", str(unclaimed_port())),
+            *("--http-port", str(http), "--ingest-http-port", str(unclaimed_port())),
+            *("--srt-port", str(unclaimed_port())),
         )
-        lines: list[str] = []
-        assert up.stdout is not None
-        threading.Thread(target=lambda: lines.extend(up.stdout or []), daemon=True).start()
         players: list[subprocess.Popen[bytes]] = []
         try:
             wait_for(lines, "Status page", 120)

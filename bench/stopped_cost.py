@@ -19,12 +19,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
-from processes import stop_group
+from processes import kubecast_up, stop_group, tree, wait_for
 
 from kubecast.local.ports import unclaimed_port
 
@@ -40,31 +39,6 @@ spec:
       - {name: video_480p, width: 854, height: 480, bitrate: 1200000, profile: Main}
       - {name: video_240p, width: 426, height: 240, bitrate: 400000, profile: Baseline}
 """
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def tree(root: int) -> dict[int, tuple[str, float]]:
-    """pid -> (command line, CPU seconds so far) of ``root`` and every process below it."""
-    parents: dict[int, int] = {}
-    stats: dict[int, tuple[str, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue  # gone meanwhile
-        parents[int(entry.name)] = int(fields[1])
-        stats[int(entry.name)] = (command, (int(fields[11]) + int(fields[12])) / TICKS)
-    below, found = {root}, True
-    while found:
-        found = False
-        for pid, parent in parents.items():
-            if parent in below and pid not in below:
-                below.add(pid)
-                found = True
-    return {pid: stats[pid] for pid in below if pid in stats}
 
 
 def is_channel_process(command: str) -> bool:
@@ -81,14 +55,6 @@ def measure(root: int, seconds: float) -> tuple[float, float, int]:
     return sum(used.get(pid, 0.0) for pid in channel) / seconds, sum(used.values()) / seconds, len(channel)
 
 
-def wait_for(lines: list[str], text: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not any(text in line for line in lines):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"`kubecast up` did not print {text!r} within {timeout:.0f} s")
-        time.sleep(0.2)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10)
@@ -98,35 +64,17 @@ def main() -> int:
         (work / "channel.yaml").write_text(CHANNEL)
         rtmp, http = unclaimed_port(), unclaimed_port()
         store = work / "store"
-        up = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kubecast.cli",
-                "up",
-                "-f",
-                str(work / "channel.yaml"),
-                "--store",
-                str(store),
-                "--single-encoder",
-                "--rtmp-port",
-                str(rtmp),
-                "--rtmp-secondary-port",
-                str(unclaimed_port()),
-                "--http-port",
-                str(http),
-                "--status-interval",
-                "3600",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=work,
-            start_new_session=True,
+        up, lines = kubecast_up(
+            work / "channel.yaml",
+            store,
+            work,
+            "--rtmp-port",
+            str(rtmp),
+            "--rtmp-secondary-port",
+            str(unclaimed_port()),
+            "--http-port",
+            str(http),
         )
-        lines: list[str] = []
-        assert up.stdout is not None
-        threading.Thread(target=lambda: lines.extend(up.stdout or []), daemon=True).start()
         publisher = None
         try:
             wait_for(lines, "Status page", 90)
