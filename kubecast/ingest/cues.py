@@ -16,16 +16,14 @@ media, which goes on as if the section had not been there.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kubecast.media.contribution import MAX_CUE_DURATION, Cue
 from kubecast.media.scte35 import Scte35Error, parse_splice_info
 
 from . import metrics
-
-log = logging.getLogger("kubecast.ingest")
+from .refusals import Refusals
 
 MAX_LATE_SECONDS = 1
 MAX_LEAD_SECONDS = 300
@@ -33,14 +31,11 @@ MAX_BREAK_SECONDS = 12 * 3600
 
 
 @dataclass
-class CueGate:
-    """Judges one contribution's markers; ``refusals`` holds (reason, message) until reported."""
+class CueGate(Refusals):
+    """Judges one contribution's markers."""
 
-    refusals: list[tuple[str, str]] = field(default_factory=list)
-    _logged: set[str] = field(default_factory=set)
-
-    def refuse(self, reason: str, message: str) -> None:
-        self.refusals.append((reason, message))
+    counter = metrics.CUES_REJECTED
+    dropping = "an ad marker"
 
     def section(self, data: bytes, *, timescale: int, now: int | None, to_time: Callable[[int], int]) -> Cue | None:
         """The cue of a SCTE-35 section, or None (refused, or a section that is no splice:
@@ -79,17 +74,3 @@ class CueGate:
             self.refuse("duration", f"a {what} of a {cue.duration / cue.timescale:.0f} s break")
             return None
         return cue
-
-    def report(self, channel: str, peer: str) -> None:
-        for reason, message in self.refusals:
-            metrics.CUES_REJECTED.labels(channel, reason).inc()
-            if reason not in self._logged:
-                self._logged.add(reason)
-                log.warning(
-                    "dropping an ad marker in the contribution of %s from %s: %s (counting in "
-                    "kubecast_ingest_cues_rejected_total)",
-                    channel,
-                    peer,
-                    message,
-                )
-        self.refusals.clear()

@@ -10,25 +10,23 @@ contribution, as ad markers are (``kubecast.ingest.cues``): the media goes on un
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kubecast.media.contribution import Metadata
 from kubecast.media.id3 import Id3Error, split_tags
 
 from . import metrics
-
-log = logging.getLogger("kubecast.ingest")
+from .refusals import Refusals
 
 MAX_DISTANCE_SECONDS = 60
 
 
 @dataclass
-class MetadataGate:
-    """Judges one contribution's timed metadata; ``refusals`` holds (reason, message) until reported."""
+class MetadataGate(Refusals):
+    """Judges one contribution's timed metadata."""
 
-    refusals: list[tuple[str, str]] = field(default_factory=list)
-    _logged: set[str] = field(default_factory=set)
+    counter = metrics.METADATA_REJECTED
+    dropping = "timed metadata"
 
     def id3(self, data: bytes, *, timescale: int, time: int, now: int | None) -> Metadata | None:
         """The item of ID3 tags ``data`` at ``time`` (the contribution's clock, in ``timescale``),
@@ -36,26 +34,12 @@ class MetadataGate:
         try:
             split_tags(data)
         except Id3Error as error:
-            self.refusals.append((error.reason, str(error)))
+            self.refuse(error.reason, str(error))
             return None
         if now is None:
-            self.refusals.append(("early", "ID3 tags before the contribution's first frame"))
+            self.refuse("early", "ID3 tags before the contribution's first frame")
             return None
         if abs(time - now) > MAX_DISTANCE_SECONDS * timescale:
-            self.refusals.append(("time", f"ID3 tags {(time - now) / timescale:.0f} s from the newest frame"))
+            self.refuse("time", f"ID3 tags {(time - now) / timescale:.0f} s from the newest frame")
             return None
         return Metadata(timescale, time, data)
-
-    def report(self, channel: str, peer: str) -> None:
-        for reason, message in self.refusals:
-            metrics.METADATA_REJECTED.labels(channel, reason).inc()
-            if reason not in self._logged:
-                self._logged.add(reason)
-                log.warning(
-                    "dropping timed metadata in the contribution of %s from %s: %s (counting in "
-                    "kubecast_ingest_metadata_rejected_total)",
-                    channel,
-                    peer,
-                    message,
-                )
-        self.refusals.clear()

@@ -104,7 +104,7 @@ class TsContribution:
         clock (a tag may come before the first frame or after the last), they are placed on it."""
         shift = self._shifts.get(frame.timebase)
         if self.origin is None or shift is None:
-            self.metadata.refusals.append(("early", "ID3 tags before the first frame of their time base"))
+            self.metadata.refuse("early", "ID3 tags before the first frame of their time base")
             return
         time = frame.pts + shift - self.origin
         now = self._now()

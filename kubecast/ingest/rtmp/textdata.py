@@ -27,11 +27,11 @@ def text_record(gate: MetadataGate, body: bytes, *, timestamp: int, newest: int 
     try:
         values = amf0.decode_all(body)
     except amf0.AmfError as error:
-        gate.refusals.append(("amf", f"an onTextData message that is not AMF0: {error}"))
+        gate.refuse("amf", f"an onTextData message that is not AMF0: {error}")
         return None
     fields = values[1] if len(values) > 1 and isinstance(values[1], dict) else {}
     text = fields.get("text")
     if not isinstance(text, str) or not text:
-        gate.refusals.append(("text", "an onTextData message without a text"))
+        gate.refuse("text", "an onTextData message without a text")
         return None
     return gate.id3(text_tag(NAME, text), timescale=TIMESCALE, time=timestamp, now=newest)
