@@ -24,7 +24,7 @@ from kubecast.storage import layout
 
 from . import metrics
 from .manual_slate import SlateSchedule
-from .segmenter import EpochEnd, PendingEnd, PublishSegment, PublishTrack, Segment, TimedSample, TrackSegmenter
+from .segmenter import Emitted, EpochEnd, PendingEnd, PublishSegment, PublishTrack, TimedSample, TrackSegmenter
 from .timing import ConnectionClock
 
 log = logging.getLogger("kubecast.encoder")
@@ -141,13 +141,19 @@ class _AudioTrack:
         publish_segment: PublishSegment,
         track_id: str = "audio",
         language: str | None = None,
+        part_duration_ms: int | None = None,
     ) -> None:
         self.track_id = track_id
         self.language = language
         self.timescale = timescale
         self.segment_duration_ms = segment_duration_ms
         self.segmenter = TrackSegmenter(
-            timescale, segment_duration_ms, video=False, default_duration=AAC_FRAME, clock=clock
+            timescale,
+            segment_duration_ms,
+            video=False,
+            default_duration=AAC_FRAME,
+            clock=clock,
+            part_duration_ms=part_duration_ms,
         )
         self.publish_track = publish_track
         self.publish_segment = publish_segment
@@ -157,7 +163,7 @@ class _AudioTrack:
     def set_track(self, info: TrackInfo, init: bytes) -> None:
         self._track = (info, init)
 
-    def emit(self, segments: Iterable[Segment]) -> None:
+    def emit(self, segments: Iterable[Emitted]) -> None:
         for segment in segments:
             if not self._published and self._track is not None:
                 self.publish_track(*self._track)

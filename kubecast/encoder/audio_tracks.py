@@ -97,6 +97,12 @@ def connection_audio(
         )
         if config.passthrough:
             return AudioPassthrough(**named)
-        return AudioTranscoder(bitrate=config.audio_bitrate, origin=origin(), slate=slate, **named)
+        return AudioTranscoder(
+            bitrate=config.audio_bitrate,
+            origin=origin(),
+            slate=slate,
+            part_duration_ms=config.part_duration_ms,
+            **named,
+        )
 
     return AudioTracks(make(0, None), make)

@@ -122,6 +122,7 @@ class FrameGrid:
 
     rate: Fraction
     segment_duration_ms: int
+    part_duration_ms: int | None = None  # low latency: each segment is also cut into parts this long
 
     @property
     def timescale(self) -> int:

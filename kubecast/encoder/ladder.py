@@ -76,7 +76,9 @@ class LadderVideo:
         publish_cue: Callable[[TimelineCue], None],
         slate: SlateSchedule | None = None,
         card_title: str = "",
+        part_duration_ms: int | None = None,
     ) -> None:
+        self.part_duration_ms = part_duration_ms
         self.clock = clock
         self.slate = slate
         self.card_title = card_title
@@ -140,7 +142,7 @@ class LadderVideo:
             self._convert(held)
 
     def _start(self, rate: Fraction) -> None:
-        self.grid = FrameGrid(rate, self.segment_duration_ms)
+        self.grid = FrameGrid(rate, self.segment_duration_ms, self.part_duration_ms)
         log.info("encoding at %s frames per second (timescale %d)", rate, self.grid.timescale)
         slots_per_segment = self.grid.first_slot(1)
         self._converter = FrameRateConverter(max_fill=MAX_FILL_SEGMENTS * slots_per_segment)

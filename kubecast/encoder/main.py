@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         instance=args.instance,
         segment_duration_ms=config.segment_duration_ms,
         backlog_seconds=args.upload_backlog,
+        part_duration_ms=config.part_duration_ms,
     )
     clock = ChannelClock(
         store=store, channel=config.channel, instance=args.instance, segment_duration_ms=config.segment_duration_ms

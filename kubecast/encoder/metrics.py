@@ -13,6 +13,7 @@ FRAMES_DROPPED = Counter(
     "Contribution pictures left out because another one already took their constant-frame-rate slot",
 )
 SEGMENTS = Counter("kubecast_encoder_segments_total", "Segments stored", ["rendition"])
+PARTS = Counter("kubecast_encoder_parts_total", "Low-latency parts stored", ["rendition"])
 DECODE_ERRORS = Counter("kubecast_encoder_decode_errors_total", "Contribution packets the decoder refused")
 INGEST_BITRATE = Gauge("kubecast_encoder_ingest_bitrate_bits_per_second", "Contribution bitrate over the last seconds")
 CONTRIBUTIONS = Counter("kubecast_encoder_contributions_total", "Contribution connections", ["outcome"])

@@ -27,7 +27,7 @@ from kubecast.storage import layout
 from .alignment import AlignmentGate
 from .captions import SampleCaptions
 from .rendition import estimate_frame_rate, frame_rate_text
-from .segmenter import EpochEnd, PendingEnd, PublishSegment, PublishTrack, Segment, TimedSample, TrackSegmenter
+from .segmenter import Emitted, EpochEnd, PendingEnd, PublishSegment, PublishTrack, Segment, TimedSample, TrackSegmenter
 from .timing import VIDEO_TIMESCALE, ConnectionClock
 
 DEFAULT_FRAME_RATE = 30  # for the duration of a contribution's last picture when its source does not say
@@ -113,7 +113,7 @@ class VideoPassthrough:
         sample = TimedSample(decode_time + self.shift, offset - self.shift, frame.keyframe, frame.data, duration)
         self._emit(self.segmenter.push(sample))
 
-    def _emit(self, segments: Iterable[Segment]) -> None:
+    def _emit(self, segments: Iterable[Emitted]) -> None:
         for segment in segments:
             if self.track is not None and self.track[0].captions != list(self.captions.channels.found):
                 info, init = self.track
@@ -165,7 +165,8 @@ class PassthroughVideos:
     def primary(self) -> VideoPassthrough:
         return self.rendition(0)
 
-    def _offer(self, track: str, segment: Segment) -> None:
+    def _offer(self, track: str, segment: Emitted) -> None:
+        assert isinstance(segment, Segment)  # no parts: lowLatency needs live encoding
         for ready_track, ready in self.gate.offer(track, segment):
             self.publish_segment(ready_track, ready)
 

@@ -6,6 +6,11 @@ write is retried (storage outages are transient) with a jittered, bounded backof
 than dropped: losing a segment silently is the one thing the pipeline must not do.  While
 storage is away the queue grows up to the upload backlog (``uploads.py``); past it the
 oldest waiting segments are dropped, counted and logged, so memory stays bounded.
+
+A low-latency channel's parts go through the same queue: the parts waiting side by side are
+stored together, then ``parts.json`` lists them (so it never names a part not yet stored); a
+whole segment stored is recorded there as ``complete`` with the next write.  Parts do not make
+the writer replace progress.json: the packager has nothing to learn from them.
 """
 
 from __future__ import annotations
@@ -20,18 +25,20 @@ from datetime import datetime, timezone
 
 from kubecast.media.cues import TimelineCue
 from kubecast.media.metadata import TimelineMetadata
+from kubecast.media.parts import PARTS_KEPT_SEGMENTS, EncoderParts, PartRecord, TrackParts, part_target_ms
 from kubecast.media.tracks import SegmentRecord, TrackInfo
 from kubecast.outage import Outage, left_out_note
 from kubecast.storage import EncoderProgress, IngestInfo, Store, layout, storage_full
 
 from . import metrics
-from .segmenter import Segment
+from .segmenter import Emitted, Part
 from .uploads import (
     Backoff,
     CuePlaced,
     EncoderState,
     Heartbeat,
     MetadataPlaced,
+    PartUpload,
     SegmentUpload,
     StatusUpdate,
     ThumbnailUpload,
@@ -53,6 +60,9 @@ LIST_EVERY = RECENT_SEGMENTS // 3
 # and a ladder's renditions finish their segments together (with 500 ms per request, one at a
 # time would not keep up with three renditions of 2 s segments).
 UPLOAD_CONCURRENCY = 4
+# Parts waiting side by side (a ladder's renditions finish a part together) are stored together,
+# and listed with one parts.json write.
+PART_BATCH = 16
 HEARTBEAT_SECONDS = 2.0
 DEFAULT_BACKLOG_SECONDS = 60.0  # of media per track: twice a 30 s storage outage
 STOP_ATTEMPTS = 5  # a stopping encoder gives up a write after this many failures (~5 s)
@@ -76,6 +86,7 @@ class Publisher:
         segment_duration_ms: int,
         backlog_seconds: float = DEFAULT_BACKLOG_SECONDS,
         rng: random.Random | None = None,
+        part_duration_ms: int | None = None,
     ):
         self.store = store
         self.channel = channel
@@ -101,6 +112,18 @@ class Publisher:
         self._queue = UploadQueue(max_segments=max_segments_for(backlog_seconds, segment_duration_ms))
         self._rng = rng or random.Random()
         self._unlisted = 0  # segments stored since progress.json last listed them
+        self._progress_changed = False  # something progress.json reports was done since it was written
+        self.part_duration_ms = part_duration_ms
+        self.edge: EncoderParts | None = None
+        if part_duration_ms is not None:
+            self.edge = EncoderParts(
+                channel=channel,
+                instance=instance,
+                session=self.progress.session,
+                updated=now_utc(),
+                part_duration_ms=part_duration_ms,
+                part_target_ms=part_target_ms(part_duration_ms, []),
+            )
         self._outage = Outage()
         self._stored_inits: set[str] = set()
         self._uploads = ThreadPoolExecutor(UPLOAD_CONCURRENCY, thread_name_prefix=f"upload-{channel}-{instance}")
@@ -138,7 +161,10 @@ class Publisher:
     def track(self, info: TrackInfo, init: bytes) -> None:
         self._queue.put(TrackUpload(info, init))
 
-    def segment(self, track_id: str, segment: Segment) -> None:
+    def segment(self, track_id: str, segment: Emitted) -> None:
+        if isinstance(segment, Part):
+            self._queue.put(PartUpload(track_id, segment))
+            return
         self.last_written = max(self.last_written or 0, segment.number)
         self._queue.put(SegmentUpload(track_id, segment))
         for dropped in self._queue.take_dropped():
@@ -222,15 +248,20 @@ class Publisher:
             if item is None:
                 return
             try:
-                if isinstance(item, SegmentUpload):
+                if isinstance(item, PartUpload):
+                    self._store_parts([item, *self._queue.take_parts(PART_BATCH - 1)])
+                elif isinstance(item, SegmentUpload):
                     self._store_segments([item, *self._queue.take_segments(UPLOAD_CONCURRENCY - 1)])
+                    self._progress_changed = True
                 else:
                     self._handle(item)
+                    self._progress_changed = True
                 # Several tracks finish a segment at once: list them with one progress write.
-                if len(self._queue) == 0 or self._unlisted >= LIST_EVERY:
+                if self._progress_changed and (self._queue.only_parts_waiting() or self._unlisted >= LIST_EVERY):
                     self.progress.updated = now_utc()
                     self._put(layout.progress_key(self.channel, self.instance), self.progress.to_json())
                     self._unlisted = 0
+                    self._progress_changed = False
             except Exception:  # noqa: BLE001 - the writer must outlive one bad item
                 log.exception("encoder publisher failed on %s", type(item).__name__)
             metrics.UPLOAD_BACKLOG.set(self._queue.segments_waiting())
@@ -260,8 +291,43 @@ class Publisher:
                 )
             )
             del records[:-RECENT_SEGMENTS]
+            if self.edge is not None:
+                track = self.edge.tracks.setdefault(upload.track_id, TrackParts())
+                track.complete = max(track.complete or segment.number, segment.number)
             self._unlisted += 1
             metrics.SEGMENTS.labels(upload.track_id).inc()
+
+    def _store_parts(self, uploads: list[PartUpload]) -> None:
+        """Store the parts side by side, then list them in parts.json (one write for all)."""
+        edge = self.edge
+        if edge is None:
+            return  # parts come only from a segmenter given a part duration, which this encoder passes on
+
+        def store(upload: PartUpload) -> None:
+            part = upload.part
+            self._put(layout.part_key(self.channel, self.instance, upload.track_id, part.number, part.index), part.data)
+
+        list(self._uploads.map(store, uploads))
+        for upload in uploads:
+            part = upload.part
+            track = edge.tracks.setdefault(upload.track_id, TrackParts())
+            track.parts.append(
+                PartRecord(
+                    number=part.number,
+                    part=part.index,
+                    start=part.start,
+                    duration=part.duration,
+                    size=len(part.data),
+                    independent=part.independent,
+                    discontinuity=part.discontinuity,
+                )
+            )
+            oldest = part.number - PARTS_KEPT_SEGMENTS + 1
+            track.parts = [record for record in track.parts if record.number >= oldest]
+            metrics.PARTS.labels(upload.track_id).inc()
+        edge.updated = now_utc()
+        edge.part_target_ms = part_target_ms(edge.part_duration_ms, self.progress.tracks)
+        self._put(layout.parts_key(self.channel, self.instance), edge.to_json())
 
     def _handle(self, item: Upload) -> None:
         progress = self.progress

@@ -34,7 +34,7 @@ from kubecast.storage import layout
 
 from . import metrics
 from .framerate import FrameGrid, fit_rate, snap_rate
-from .segmenter import EpochEnd, Segment, TimedSample, TrackSegmenter
+from .segmenter import Emitted, EpochEnd, PublishSegment, TimedSample, TrackSegmenter
 
 log = logging.getLogger("kubecast.encoder")
 
@@ -73,7 +73,7 @@ class RenditionEncoder(threading.Thread):
         x264_preset: str,
         grid: FrameGrid,
         publish_track: Callable[[TrackInfo, bytes], None],
-        publish_segment: Callable[[str, Segment], None],
+        publish_segment: PublishSegment,
         caption_channels: CaptionChannels | None = None,
     ) -> None:
         super().__init__(name=f"rendition-{rendition.name}", daemon=True)
@@ -84,7 +84,11 @@ class RenditionEncoder(threading.Thread):
         self.publish_segment = publish_segment
         self.frames: queue.Queue[SlotFrame | None] = queue.Queue(QUEUE_FRAMES)
         self.segmenter = TrackSegmenter(
-            grid.timescale, grid.segment_duration_ms, video=True, default_duration=grid.slot_ticks
+            grid.timescale,
+            grid.segment_duration_ms,
+            video=True,
+            default_duration=grid.slot_ticks,
+            part_duration_ms=grid.part_duration_ms,
         )
         self.busy_seconds = 0.0
         self.error: Exception | None = None
@@ -187,7 +191,7 @@ class RenditionEncoder(threading.Thread):
         sample = TimedSample(self.grid.time_of(slot), 0, packet.is_keyframe, data)
         self._emit(self.segmenter.push(sample))
 
-    def _emit(self, segments: Iterable[Segment]) -> None:
+    def _emit(self, segments: Iterable[Emitted]) -> None:
         for segment in segments:
             if self._track is None:
                 self._publish_track()

@@ -271,6 +271,7 @@ class ContributionSession:
                 publish_cue=self.publisher.cue,
                 slate=schedule,
                 card_title=config.channel,
+                part_duration_ms=config.part_duration_ms,
                 **common,
             ),
             self._audio_tracks(clock, slate=schedule),

@@ -49,7 +49,7 @@ from .framerate import FrameGrid
 from .ladder import default_x264_preset
 from .publisher import Publisher, now_utc
 from .rendition import RenditionEncoder, SlotFrame
-from .segmenter import EpochEnd, PublishSegment, PublishTrack, Segment, TimedSample, TrackSegmenter
+from .segmenter import Emitted, EpochEnd, PublishSegment, PublishTrack, TimedSample, TrackSegmenter
 
 log = logging.getLogger("kubecast.encoder")
 
@@ -139,11 +139,14 @@ class SilenceTrack:
         publish_segment: PublishSegment,
         track_id: str = "audio",
         language: str | None = None,
+        part_duration_ms: int | None = None,
     ) -> None:
         self.track_id, self.language = track_id, language
         self.bitrate = bitrate
         self.encoder = aac_encoder(bitrate)
-        self.segmenter = TrackSegmenter(SAMPLE_RATE, segment_duration_ms, video=False, default_duration=AAC_FRAME)
+        self.segmenter = TrackSegmenter(
+            SAMPLE_RATE, segment_duration_ms, video=False, default_duration=AAC_FRAME, part_duration_ms=part_duration_ms
+        )
         self.segment_duration_ms = segment_duration_ms
         self.publish_track = publish_track
         self.publish_segment = publish_segment
@@ -163,7 +166,7 @@ class SilenceTrack:
         self._emit(self.segmenter.push(TimedSample(self.out_pts, 0, True, bytes(packet))))
         self.out_pts += AAC_FRAME
 
-    def _emit(self, segments: list[Segment]) -> None:
+    def _emit(self, segments: list[Emitted]) -> None:
         for segment in segments:
             if not self._published:
                 self.publish_track(
@@ -186,7 +189,7 @@ class SlateRun:
     ) -> None:
         self.first = start.first
         self.segment_duration_ms = config.segment_duration_ms
-        self.grid = FrameGrid(rate, config.segment_duration_ms)
+        self.grid = FrameGrid(rate, config.segment_duration_ms, config.part_duration_ms)
         top = config.renditions[0]
         self.card = card_frame(top.width, top.height, config.channel)
         preset = config.x264_preset or default_x264_preset(config.renditions)
@@ -210,6 +213,7 @@ class SlateRun:
                 first=start.first,
                 origin=audio_origin,
                 segment_duration_ms=config.segment_duration_ms,
+                part_duration_ms=config.part_duration_ms,
                 publish_track=publisher.track,
                 publish_segment=publisher.segment,
                 track_id=track_id,

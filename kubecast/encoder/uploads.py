@@ -27,7 +27,7 @@ from kubecast.media.metadata import TimelineMetadata
 from kubecast.media.tracks import TrackInfo
 from kubecast.storage import IngestInfo
 
-from .segmenter import Segment
+from .segmenter import Part, Segment
 
 EncoderState = Literal["waiting", "live", "error"]  # EncoderProgress.state
 
@@ -57,6 +57,14 @@ class TrackUpload:
 class SegmentUpload:
     track_id: str
     segment: Segment
+
+
+@dataclass(frozen=True)
+class PartUpload:
+    """A part of a segment being written (low latency): worth storing only while that segment is open."""
+
+    track_id: str
+    part: Part
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,9 @@ class MetadataPlaced:
     item: TimelineMetadata
 
 
-Upload = TrackUpload | SegmentUpload | ThumbnailUpload | Heartbeat | StatusUpdate | CuePlaced | MetadataPlaced
+Upload = (
+    TrackUpload | SegmentUpload | PartUpload | ThumbnailUpload | Heartbeat | StatusUpdate | CuePlaced | MetadataPlaced
+)
 
 
 @dataclass
@@ -138,6 +148,14 @@ class UploadQueue:
                 self._segments[item.track_id] = self._segments.get(item.track_id, 0) + 1
                 if self._segments[item.track_id] > self.max_segments:
                     self._drop_oldest(item.track_id)
+                # Parts of earlier segments still waiting are late for any low-latency player (the
+                # whole segments are on their way): they are not stored, and so never listed.
+                track, number = item.track_id, item.segment.number
+                self._remove(
+                    lambda waiting: (
+                        isinstance(waiting, PartUpload) and waiting.track_id == track and waiting.part.number < number
+                    )
+                )
             elif isinstance(item, StatusUpdate) and items and isinstance(items[-1], StatusUpdate):
                 items[-1] = items[-1].then(item)
             elif isinstance(item, Heartbeat):
@@ -176,6 +194,21 @@ class UploadQueue:
                 self._segments[item.track_id] -= 1
                 taken.append(item)
             return taken
+
+    def take_parts(self, limit: int) -> list[PartUpload]:
+        """Up to ``limit`` parts that wait at the head of the queue, at once."""
+        with self._cond:
+            taken: list[PartUpload] = []
+            while self._items and len(taken) < limit and isinstance(self._items[0], PartUpload):
+                item = self._items.popleft()
+                assert isinstance(item, PartUpload)
+                taken.append(item)
+            return taken
+
+    def only_parts_waiting(self) -> bool:
+        """Nothing but parts (or nothing at all) waits: progress.json can be written now."""
+        with self._cond:
+            return all(isinstance(waiting, PartUpload) for waiting in self._items)
 
     def close(self) -> None:
         """No more puts are expected: ``get`` returns None once the queue is empty."""

@@ -220,9 +220,11 @@ def media_segment(
     data: bytes,
     track_id: int = 1,
     auxiliary: SampleAuxiliary | None = None,
+    chunk: bool = False,
 ) -> bytes:
     """With ``auxiliary``, the fragment of an encrypted track: ``saiz``, ``saio`` and ``senc``
-    follow ``trun``, and ``saio`` holds the offset of the first ``senc`` entry from the moof."""
+    follow ``trun``, and ``saio`` holds the offset of the first ``senc`` entry from the moof.
+    With ``chunk``, a CMAF chunk (a low-latency part): ``moof`` + ``mdat`` without ``styp``."""
     if auxiliary is not None and any(len(entry) > 255 for entry in auxiliary.entries):
         raise ValueError("a sample's encryption information is longer than saiz can describe")
     if sum(sample.size for sample in samples) != len(data):
@@ -253,8 +255,13 @@ def media_segment(
 
     moof = build(0)
     moof = build(len(moof) + 8)  # the samples start right after mdat's header
-    styp = box(b"styp", b"msdh", struct.pack(">I", 0), b"msdh", b"msix", b"cmfs", b"cmff")
-    return styp + moof + struct.pack(">I", 8 + len(data)) + b"mdat" + data
+    fragment = moof + struct.pack(">I", 8 + len(data)) + b"mdat" + data
+    return fragment if chunk else styp() + fragment
+
+
+def styp() -> bytes:
+    """The segment type box that starts every media segment (not a part: a CMAF chunk has none)."""
+    return box(b"styp", b"msdh", struct.pack(">I", 0), b"msdh", b"msix", b"cmfs", b"cmff")
 
 
 # -- reading ---------------------------------------------------------------------------------

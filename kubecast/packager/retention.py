@@ -13,8 +13,11 @@ other encoder's copy of a recorded segment, what has slid out of every window â€
 
 A rendition the live timeline does not list (a ladder changed, a pass-through rendition that
 stopped) is kept while it may still be on its way in, and collected once its segments are
-older than ``ORPHAN_AGE`` and no program lists them.  ``collectable`` is pure; the channel's
-packager runs ``clean``.
+older than ``ORPHAN_AGE`` and no program lists them.  A low-latency part (``<n>.<k>.m4s``) is
+only ever needed at the live edge (RFC 8216bis 6.2.2: listed for three target durations, then
+downloadable for three more); no program lists parts, so a part goes once its segment is
+``PART_SEGMENTS_KEPT`` behind the newest row of the live timeline.  ``collectable`` is pure; the
+channel's packager runs ``clean``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from kubecast.storage import Store, layout
 log = logging.getLogger("kubecast.packager")
 
 ORPHAN_AGE = timedelta(hours=1)
+PART_SEGMENTS_KEPT = 10  # six target durations of 1 s segments or more, with a margin
 
 
 def grace_segments(timeline: Timeline) -> int:
@@ -37,7 +41,7 @@ def grace_segments(timeline: Timeline) -> int:
 
 
 _SEGMENT = re.compile(
-    r"^channels/(?P<channel>[^/]+)/encoders/(?P<instance>[^/]+)/(?P<track>[^/]+)/(?P<number>\d+)\.m4s$"
+    r"^channels/(?P<channel>[^/]+)/encoders/(?P<instance>[^/]+)/(?P<track>[^/]+)/(?P<number>\d+)(?P<part>\.\d+)?\.m4s$"
 )
 
 
@@ -57,12 +61,17 @@ def collectable(
             if track.segments:
                 first = track.segments[0].number
                 recently_dropped.setdefault(track.info.id, []).append((first - grace_segments(program), first))
+    newest = {t.info.id: t.segments[-1].number for t in channel.tracks if t.segments}
     doomed = []
     for key in keys:
         match = _SEGMENT.match(key)
         if match is None or match["channel"] != channel.channel:
             continue
         track, number, instance = match["track"], int(match["number"]), match["instance"]
+        if match["part"] is not None:
+            if track in newest and number < newest[track] - PART_SEGMENTS_KEPT or track not in newest and key in old:
+                doomed.append(key)
+            continue
         if track not in live_from and key not in old:
             continue  # a rendition the live timeline does not list (yet?): left alone while recent
         if track in live_from and number >= live_from[track]:

@@ -10,6 +10,10 @@
     channels/<channel>/encoders/<instance>/thumbnail.jpg     latest preview picture; its encoder replaces it
     channels/<channel>/encoders/<instance>/<rendition>/init-<sha256[:16]>.mp4   CMAF header, immutable
     channels/<channel>/encoders/<instance>/<rendition>/<n>.m4s                  CMAF segment n, immutable
+    channels/<channel>/encoders/<instance>/<rendition>/<n>.<k>.m4s              part k of segment n (low
+                                                                                latency), immutable
+    channels/<channel>/encoders/<instance>/parts.json       the parts of the last segments (low latency);
+                                                             its encoder replaces it
     channels/<channel>/programs/<program>/program.json      a Program's spec; the control plane replaces it
     channels/<channel>/programs/<program>/timeline.json     the program's recorded window;
                                                             the packager replaces it
@@ -66,6 +70,15 @@ def init_key(channel: str, instance: str, rendition: str, name: str) -> str:
 
 def segment_key(channel: str, instance: str, rendition: str, number: int) -> str:
     return f"{encoder_prefix(channel, instance)}/{rendition}/{number}.m4s"
+
+
+def part_key(channel: str, instance: str, rendition: str, number: int, index: int) -> str:
+    return f"{encoder_prefix(channel, instance)}/{rendition}/{number}.{index}.m4s"
+
+
+def parts_key(channel: str, instance: str) -> str:
+    """The encoder's live edge (``kubecast.media.parts.EncoderParts``), written at every part."""
+    return f"{encoder_prefix(channel, instance)}/parts.json"
 
 
 def clock_prefix(channel: str) -> str:

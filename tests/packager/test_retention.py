@@ -89,3 +89,14 @@ def test_a_rendition_the_live_timeline_dropped_is_collected_once_old_unless_reco
     assert collectable(dropped, channel, [recording], old=frozenset(dropped)) == [], (
         "a program that recorded it keeps it"
     )
+
+
+def test_parts_go_ten_segments_behind_the_live_edge_even_where_a_program_records_the_segment():
+    channel = run(None, A=progress("A", list(range(480, 502)))).timeline
+    parts = [f"channels/c/encoders/{i}/v/{n}.{k}.m4s" for i in ("A", "B") for n in (490, 491, 501) for k in range(4)]
+    recording = program_timeline(range(480, 502), window_ms=60_000)
+    doomed = collectable(parts, channel, [recording])
+    assert sorted(doomed) == sorted(p for p in parts if "/490." in p), "501 - 10 = 491 is the oldest kept"
+    # a part of a rendition the timeline does not list waits like its segments do, until old
+    orphan = ["channels/c/encoders/A/gone/3.0.m4s"]
+    assert collectable(orphan, channel, []) == [] and collectable(orphan, channel, [], old=frozenset(orphan)) == orphan
