@@ -273,6 +273,29 @@ class Slate(WireModel):
         return int(parse_iso_duration(self.after).total_seconds() * 1000)
 
 
+class LowLatency(WireModel):
+    """Low-latency HLS and DASH for the channel, beside its standard outputs (which do not change)."""
+
+    part_duration: float = Field(
+        default=0.5,
+        ge=0.2,
+        le=1.0,
+        description="Seconds per part: while a segment is being written, the encoders store it in parts this "
+        "long (the first of each segment starts with a key frame), which low-latency players fetch as they appear.",
+    )
+
+    @field_validator("part_duration")
+    @classmethod
+    def _whole_milliseconds(cls, value: float) -> float:
+        if abs(value * 1000 - round(value * 1000)) > 1e-6:
+            raise ValueError("lowLatency.partDuration must be a whole number of milliseconds")
+        return value
+
+    @property
+    def part_duration_ms(self) -> int:
+        return int(round(self.part_duration * 1000))
+
+
 def _no_default(schema: dict[str, JsonValue]) -> None:
     schema.pop("default", None)
 
@@ -289,6 +312,16 @@ class ChannelSpec(WireModel):
                     "rule": "!has(self.slate) || !has(self.encoding) || !has(self.encoding.preset) || "
                     "self.encoding.preset != 'None'",
                     "message": "a slate needs live encoding (encoding.preset other than None)",
+                },
+                {
+                    "rule": "!has(self.lowLatency) || !has(self.encoding) || !has(self.encoding.preset) || "
+                    "self.encoding.preset != 'None'",
+                    "message": "lowLatency needs live encoding (encoding.preset other than None)",
+                },
+                {
+                    "rule": "!has(self.lowLatency) || !has(self.lowLatency.partDuration) || "
+                    "2.0 * self.lowLatency.partDuration <= self.segmentDuration",
+                    "message": "lowLatency.partDuration must be at most half the segmentDuration",
                 },
             ]
         }
@@ -324,6 +357,12 @@ class ChannelSpec(WireModel):
         json_schema_extra=_no_default,
         description="Slate on input loss (live-encoded channels): a card and silence in every rendition, on the "
         "same segment grid, so players keep playing. Unset: the timeline waits for the contribution.",
+    )
+    low_latency: LowLatency | None = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="Low-latency HLS (parts, blocking playlist reload, preload hints) for live-encoded channels, "
+        "beside the standard outputs. Unset: standard latency only.",
     )
     deletion_policy: DeletionPolicy = Field(
         default=DeletionPolicy.RETAIN,
@@ -365,6 +404,12 @@ class ChannelSpec(WireModel):
         if self.slate is not None and self.encoding.passthrough:
             # A card cannot be made in the contribution's own encoding: it would need a new init segment.
             raise ValueError("a slate needs live encoding (encoding.preset other than None)")
+        if self.low_latency is not None:
+            # Parts are cut on the live encoder's grid, where every segment starts with a key frame.
+            if self.encoding.passthrough:
+                raise ValueError("lowLatency needs live encoding (encoding.preset other than None)")
+            if 2 * self.low_latency.part_duration_ms > self.segment_duration_ms:
+                raise ValueError("lowLatency.partDuration must be at most half the segmentDuration")
         return self
 
 

@@ -128,6 +128,8 @@ class EncoderConfig(WireModel):
     # spec.idleTimeout: the slate runs at most this long (a slate keeps the channel on air, so the
     # idle time is counted from its end); None: as long as the contribution is lost.
     slate_limit_ms: int | None = None
+    # spec.lowLatency.partDuration: each segment is also stored in parts this long; None: no parts.
+    part_duration_ms: int | None = None
 
     @property
     def passthrough(self) -> bool:
@@ -147,6 +149,7 @@ def encoder_config(channel: Channel) -> EncoderConfig:
         audio_bitrate=encoding.audio_bitrate,
         slate_after_ms=channel.spec.slate.after_ms if channel.spec.slate is not None else None,
         slate_limit_ms=int(idle * 1000) if (idle := channel.spec.idle_timeout_seconds) is not None else None,
+        part_duration_ms=low.part_duration_ms if (low := channel.spec.low_latency) is not None else None,
     )
 
 

@@ -118,7 +118,10 @@ def test_the_packager_refuses_a_config_it_cannot_read(tmp_path: Path, capsys):
 
 def test_the_operator_and_local_mode_give_the_encoders_the_same_config(tmp_path: Path):
     encoding = "encoding: {preset: Default1080p, x264Preset: veryfast, audioBitrate: 96000}"
-    manifests = load_text(MANIFESTS.replace("ingest:", f"segmentDuration: 4\n  {encoding}\n  ingest:", 1))
+    low_latency = "lowLatency: {partDuration: 0.5}"
+    manifests = load_text(
+        MANIFESTS.replace("ingest:", f"segmentDuration: 4\n  {encoding}\n  {low_latency}\n  ingest:", 1)
+    )
     channel = manifests.channels["multi"]
     children = build_channel_children(channel, uid="u", namespace="media", settings=OperatorSettings())
     in_pods = []
@@ -138,6 +141,7 @@ def test_the_operator_and_local_mode_give_the_encoders_the_same_config(tmp_path:
         "x264Preset": "veryfast",
         "audioBitrate": 96000,
         "slateAfterMs": None,
+        "partDurationMs": 500,
         "slateLimitMs": None,
     }
     assert [r["name"] for r in in_pods[0]["renditions"]] == [r.name for r in PRESETS["Default1080p"]]

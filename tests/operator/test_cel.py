@@ -143,6 +143,8 @@ VALID = [
     channel(segmentDuration=4, liveWindow=12),
     channel(slate={"after": "PT5S"}),
     channel(slate={}, encoding={"preset": "Custom", "renditions": LADDER}),
+    channel(lowLatency={}),
+    channel(lowLatency={"partDuration": 1.0}),
     channel(ingest={"protocols": ["SRT", "CMAF"], "tls": {"secretName": "ingest-tls", "plaintext": True}}),
     endpoint(),
     endpoint("e" * 63),
@@ -178,6 +180,14 @@ INVALID = [
     ),
     (channel(segmentDuration=6, liveWindow=12), "liveWindow must hold at least three segments"),
     (channel(slate={}, encoding={"preset": "None"}), "a slate needs live encoding (encoding.preset other than None)"),
+    (
+        channel(lowLatency={}, encoding={"preset": "None"}),
+        "lowLatency needs live encoding (encoding.preset other than None)",
+    ),
+    (
+        channel(lowLatency={"partDuration": 1.0}, segmentDuration=1.5, liveWindow=6),
+        "lowLatency.partDuration must be at most half the segmentDuration",
+    ),
     (
         channel(ingest={"protocols": ["SRT"], "tls": {"secretName": "ingest-tls"}}),
         "tls needs RTMP, FragmentedMP4 or CMAF among the protocols",
