@@ -43,6 +43,7 @@ from .live import (
     object_response,
     timeline_of,
 )
+from .lowlatency import add_routes as add_low_latency_routes
 from .objects import ObjectCache
 from .programs import add_routes as add_program_routes
 from .protection import PROTECTION, Protection
@@ -272,6 +273,7 @@ def make_app(
     live = f"/live/{{channel:{CHANNEL}}}"
     add_transport_stream_routes(app, live, TRACK)  # before /<rendition>/…: "ts" is not a rendition there
     add_key_routes(app, live)  # before /<rendition>/…: "keys" is not a rendition there
+    add_low_latency_routes(app, live, TRACK)  # before /<rendition>/…: "ll" is not a rendition there
     # before /<rendition>/…, and the playlists before the segments: "cenc" is not a rendition there
     app.router.add_get(f"{live}/{{scheme:{SCHEME}}}/index.m3u8", cenc_multivariant)
     app.router.add_get(f"{live}/{{scheme:{SCHEME}}}/{{track:{TRACK}}}/index.m3u8", cenc_media_playlist)

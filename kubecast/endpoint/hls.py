@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from fractions import Fraction
 
-from kubecast.media.timeline import Timeline, TimelineTrack
+from kubecast.media.timeline import Timeline, TimelineSegment, TimelineTrack
 
 from .admarkers import cue_tags, daterange_tags
 
@@ -125,12 +125,20 @@ def multivariant_playlist(timeline: Timeline, *, ts: bool = False, prefix: str =
     return "\n".join(lines) + "\n"
 
 
-def _program_date_time(timeline: Timeline, start: int, timescale: int) -> str | None:
+def program_date_time(timeline: Timeline, start: int, timescale: int) -> str | None:
     moment = timeline.wall_clock(start, timescale)
     if moment is None:
         return None
     moment = moment - timedelta(microseconds=moment.microsecond % 1000)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def target_duration(timeline: Timeline, rows: list[TimelineSegment], timescale: int) -> int:
+    """EXT-X-TARGETDURATION: the longest segment, rounded (the channel's segment duration before any)."""
+    return max(
+        (max(1, round(r.duration / timescale)) for r in rows),
+        default=max(1, round(timeline.segment_duration_ms / 1000)),
+    )
 
 
 def media_playlist(
@@ -148,10 +156,7 @@ def media_playlist(
     ``hlsCueTags``), besides ``EXT-X-DATERANGE``."""
     timescale = track.info.timescale
     rows = track.segments
-    target = max(
-        (max(1, round(r.duration / timescale)) for r in rows),
-        default=max(1, round(timeline.segment_duration_ms / 1000)),
-    )
+    target = target_duration(timeline, rows, timescale)
     lines = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}",
@@ -181,7 +186,7 @@ def media_playlist(
             lines.append(tag)
             current_key = tag
         if index == 0 or row.discontinuity:
-            if stamp := _program_date_time(timeline, row.start, timescale):
+            if stamp := program_date_time(timeline, row.start, timescale):
                 lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{stamp}")
         lines += [f"#EXTINF:{row.duration / timescale:.3f},", f"{row.number}.{'ts' if ts else 'm4s'}"]
     lines += [tag for _, tag in markers]

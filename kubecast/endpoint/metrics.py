@@ -35,3 +35,18 @@ TIMELINE_MERGES = Counter(
     "kubecast_endpoint_timeline_merges_total",
     "Merges of the encoders' progress made by the endpoint because a channel's stored timeline was stale",
 )
+BLOCKING_RELOADS = Counter(
+    "kubecast_endpoint_blocking_reloads_total",
+    "Low-latency HLS playlist requests with _HLS_msn: answered, refused (too far beyond the edge), timed_out (503)",
+    ["outcome"],
+)
+BLOCKED_SECONDS = Histogram(
+    "kubecast_endpoint_blocking_reload_seconds",
+    "How long an answered blocking playlist reload was held",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 6.0),
+)
+PRELOAD_SECONDS = Histogram(
+    "kubecast_endpoint_preload_wait_seconds",
+    "How long a request for a hinted part not yet stored was held before the part was served",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 6.0),
+)

@@ -57,6 +57,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TypeVar, cast
 
 from kubecast.media.merge import merge
+from kubecast.media.parts import EncoderParts
 from kubecast.media.timeline import Timeline
 from kubecast.outage import Outage, left_out_note
 from kubecast.storage import EncoderProgress, ProgramRecord, Store, layout
@@ -72,6 +73,10 @@ READ_DEADLINE = 2.0  # seconds; a player's playlist request must not wait on sto
 RETRY_AFTER_FAILURE = 1.0
 MISSES_KEPT = 1024  # names read recently and not found (a player polling a program not yet recorded)
 RENDERED_BYTES = 32 << 20  # bytes of rendered manifests kept, least recently used first out
+# How old an encoder's parts.json may be when a low-latency request reads it: a part is listed
+# every 500 ms or so, and a player waits for the next one, so this is what a replica adds to its
+# wait (a local folder answers in about a millisecond, S3 in tens).
+PARTS_TTL = 0.05
 
 
 def stale_after_ms(segment_duration_ms: int) -> int:
@@ -279,6 +284,14 @@ class TimelineCache:
             self._merged[channel] = _Merged(timeline, made_at=began, stored=stored, merging_until=merging_until)
             return timeline
 
+    async def parts(self, channel: str, instance: str) -> EncoderParts | None:
+        """An encoder's live edge (low-latency channels); None: it cuts no parts, or storage has none."""
+        key = layout.parts_key(channel, instance)
+        try:
+            return await self._read(f"parts:{channel}/{instance}", key, EncoderParts.from_json, ttl=PARTS_TTL)
+        except Exception:  # noqa: BLE001 - never read and storage away: no parts from this encoder
+            return None
+
     async def _read_progress(self, channel: str, instance: str) -> EncoderProgress | None:
         # Through the same reader as the timeline: a torn read keeps the last good copy, and
         # storage that is away costs a player no more than the timeline read already did.
@@ -307,19 +320,20 @@ class TimelineCache:
         while len(self._misses) > MISSES_KEPT:
             self._misses.popitem(last=False)
 
-    async def _read(self, name: str, key: str, parse: Callable[[bytes], T]) -> T | None:
+    async def _read(self, name: str, key: str, parse: Callable[[bytes], T], *, ttl: float | None = None) -> T | None:
         # An entry is as old as the moment its read *began*: a read that waited on a busy event
         # loop (or a slow store) after storage answered must not pass for a fresh one, or a
         # replica could answer a player with a timeline older than the other replica's last answer.
         # A request that waited here for someone else's read takes it if that read began at most
         # ``ttl`` before the request arrived.
+        ttl = self.ttl if ttl is None else ttl
         arrived = time.monotonic()
         entry = self._entry(name)
-        if entry and arrived - entry[0] < self.ttl:
+        if entry and arrived - entry[0] < ttl:
             return cast("T | None", entry[1])  # a name's entry is made by its own kind's parse
         async with self._locks.hold(name):
             entry = self._entry(name)
-            if entry and arrived - entry[0] < self.ttl:
+            if entry and arrived - entry[0] < ttl:
                 return cast("T | None", entry[1])
             began = time.monotonic()
             try:
@@ -336,7 +350,7 @@ class TimelineCache:
                         error,
                         left_out_note(left_out),
                     )
-                self._remember(name, now - self.ttl + RETRY_AFTER_FAILURE, entry[1])
+                self._remember(name, now - ttl + RETRY_AFTER_FAILURE, entry[1])
                 return cast("T | None", entry[1])
             timeline: T | None = None
             if data is not None:
