@@ -70,8 +70,10 @@ class Mode:
 MODES = {
     "hls": Mode("hls", "hls", "standard", "index.m3u8", {}),
     "dash": Mode("dash", "dash", "standard", "manifest.mpd", {}),
-    "ll-hls": Mode("ll-hls", "hls", "lowlatency", "index.m3u8", {"lowLatencyMode": True}),
-    "ll-dash": Mode("ll-dash", "dash", "lowlatency", "manifest.mpd", {"streaming": {"liveCatchup": {"enabled": True}}}),
+    "ll-hls": Mode("ll-hls", "hls", "lowlatency", "ll/index.m3u8", {"lowLatencyMode": True}),
+    "ll-dash": Mode(
+        "ll-dash", "dash", "lowlatency", "ll/manifest.mpd", {"streaming": {"liveCatchup": {"enabled": True}}}
+    ),
 }
 
 # The page: the player (no option but the mode's), and a sampler that draws the video into a small
@@ -224,7 +226,7 @@ def play(browser: Any, origin: str, mode: Mode, *, seconds: float, interval: flo
 
 
 def channel_yaml(channel: str, segment_duration: float) -> str:
-    extra = ", lowLatency: true" if channel == "lowlatency" else ""
+    extra = ", lowLatency: {partDuration: 0.5}" if channel == "lowlatency" else ""
     return (
         f"apiVersion: kubecast.io/v1alpha1\nkind: Channel\nmetadata: {{name: {channel}}}\n"
         f"spec: {{encoding: {LADDER}, segmentDuration: {segment_duration}{extra}}}\n"
