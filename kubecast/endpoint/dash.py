@@ -26,6 +26,7 @@ from kubecast.media.timeline import Timeline, TimelineTrack
 
 from .admarkers import event_stream
 from .hls import audio_tracks, caption_channels, video_tracks
+from .lldash import LowLatencyDash, producer_reference_time
 
 PROFILES = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
 CEA608_SCHEME = "urn:scte:dash:cc:cea-608:2015"
@@ -139,14 +140,28 @@ def _bandwidth(track: TimelineTrack) -> int:
     return track.peak_bandwidth or track.info.bandwidth
 
 
-def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashProtection | None = None) -> str:
+def mpd(
+    timeline: Timeline,
+    *,
+    time_url: str,
+    now: datetime,
+    protection: DashProtection | None = None,
+    low_latency: LowLatencyDash | None = None,
+) -> str:
+    """``low_latency``: the live channel's low-latency MPD (``kubecast.endpoint.lldash``): segments
+    by number, each asked for while it is being written; never with ``protection`` (parts are
+    served clear) and never for a stopped channel (nothing is being written)."""
     video, audios = video_tracks(timeline), audio_tracks(timeline)
     audio = audios[0] if audios else None
     segment_seconds = timeline.segment_duration_ms / 1000
     static = timeline.state == "stopped"
+    if low_latency is not None and (static or protection is not None):
+        raise ValueError("a low-latency MPD is for a live channel without content protection")
+    # a low-latency player holds about a part in its buffer, not two segments
+    buffer = 2 * low_latency.part_duration_ms / 1000 if low_latency else 2 * segment_seconds
     attributes = [
         f'profiles="{PROFILES}"',
-        f'minBufferTime="{iso_duration(2 * segment_seconds)}"',
+        f'minBufferTime="{iso_duration(buffer)}"',
         f'maxSegmentDuration="{iso_duration(segment_seconds)}"',
     ]
     rows_video = _common_rows(video)
@@ -176,8 +191,20 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashPro
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"{namespaces} {" ".join(attributes)}>',
-        '<Period id="0" start="PT0S">',
     ]
+    if low_latency is not None:
+        parts.append(low_latency.service_description())
+    parts.append('<Period id="0" start="PT0S">')
+    # a low-latency MPD counts latency from availabilityStartTime: media time 0 was made then
+    reference = (
+        producer_reference_time(iso_time(timeline.availability_start_time or now)) if low_latency is not None else ""
+    )
+
+    def template(timescale: int, rows: list[tuple[int, int]]) -> str:
+        if low_latency is not None:
+            return low_latency.template(timescale)
+        return _template(timescale, rows, origin, folder)
+
     if markers := event_stream(timeline.cues, origin_seconds=origin):
         parts.append(markers)
     if video:
@@ -187,12 +214,15 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashPro
             '<AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1" '
             f'maxWidth="{max_width}" maxHeight="{max_height}">'
         )
-        if timeline.metadata:  # the video segments carry the ID3 items as emsg boxes (kubecast.endpoint.events)
+        # the video segments carry the ID3 items as emsg boxes (kubecast.endpoint.events); parts do not
+        if timeline.metadata and low_latency is None:
             parts.append(f'<InbandEventStream schemeIdUri="{ID3_SCHEME}" value=""/>')
+        if reference:
+            parts.append(reference)
         if captions := caption_channels(video):
             value = ";".join(f"{channel}=und" for channel in captions)
             parts.append(f'<Accessibility schemeIdUri="{CEA608_SCHEME}" value="{value}"/>')
-        parts.append(signalling + _template(video[0].info.timescale, rows_video, origin, folder))
+        parts.append(signalling + template(video[0].info.timescale, rows_video))
         for track in video:
             rate = f' frameRate="{value}"' if (value := frame_rate_attribute(track.info.frame_rate)) else ""
             parts.append(
@@ -218,7 +248,7 @@ def mpd(timeline: Timeline, *, time_url: str, now: datetime, protection: DashPro
             f'value="{track.info.channels or 2}"/>'
         )
         rows = [(r.start, r.duration) for r in track.segments]
-        parts.append(signalling + role + _template(track.info.timescale, rows, origin, folder))
+        parts.append(signalling + reference + role + template(track.info.timescale, rows))
         parts.append(
             f'<Representation id={quoteattr(track.info.id)} bandwidth="{_bandwidth(track)}" '
             f'codecs="{track.info.codecs}" audioSamplingRate="{track.info.sample_rate}"/>'
