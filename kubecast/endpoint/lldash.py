@@ -30,6 +30,11 @@ PLAYBACK_RATE_MIN, PLAYBACK_RATE_MAX = 0.96, 1.04
 # endpoint's read of parts.json), so a player this far behind has one to two parts buffered.
 TARGET_PARTS = 4
 REFERENCE_ID = 0
+# Relative to /live/<channel>/ll/manifest.mpd: the standard route's init segment (the parts are
+# fragments of the same tracks) and the route that sends a segment as it is written
+# (kubecast.endpoint.chunked).
+INITIALIZATION = "../$RepresentationID$/init.mp4"
+MEDIA = "dash/$RepresentationID$/$Number$.m4s"
 
 
 def _seconds(milliseconds: int) -> str:
@@ -68,7 +73,7 @@ class LowLatencyDash:
             "</ServiceDescription>"
         )
 
-    def template(self, timescale: int, folder: str = "") -> str:
+    def template(self, timescale: int) -> str:
         """Segments by number, each asked for P after its start and delivered as it grows."""
         if (self.segment_duration_ms * timescale) % 1000:
             raise ValueError(f"{self.segment_duration_ms} ms is not a whole number of ticks at {timescale} Hz")
@@ -76,7 +81,7 @@ class LowLatencyDash:
             f'<SegmentTemplate timescale="{timescale}" duration="{self.segment_duration_ms * timescale // 1000}" '
             f'startNumber="0" availabilityTimeOffset="{_seconds(self.availability_time_offset_ms)}" '
             'availabilityTimeComplete="false" '
-            f'initialization="{folder}$RepresentationID$/init.mp4" media="{folder}$RepresentationID$/$Number$.m4s"/>'
+            f'initialization="{INITIALIZATION}" media="{MEDIA}"/>'
         )
 
 

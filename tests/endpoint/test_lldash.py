@@ -33,8 +33,9 @@ def test_every_segment_is_asked_for_by_number_one_part_after_its_start_and_is_no
         timescales.append(timescale)
         assert int(template.get("duration")) == 2 * timescale
         assert template.get("startNumber") == "0"
-        assert template.get("media") == "$RepresentationID$/$Number$.m4s"
-        assert template.get("initialization") == "$RepresentationID$/init.mp4"
+        # relative to /live/<channel>/ll/manifest.mpd: the chunked route, and the standard init segment
+        assert template.get("media") == "dash/$RepresentationID$/$Number$.m4s"
+        assert template.get("initialization") == "../$RepresentationID$/init.mp4"
         assert float(template.get("availabilityTimeOffset")) == pytest.approx(1.5)
         assert template.get("availabilityTimeComplete") == "false"
         assert template.find("m:SegmentTimeline", NS) is None, "the open segment is never in a timeline"
