@@ -23,6 +23,7 @@ from kubecast.storage import InvalidKey, Store, layout
 
 from . import metrics
 from .access import POLICY, ROUTE, TOKEN_PREFIX, AccessPolicy, cors_headers
+from .chunked import add_routes as add_low_latency_dash_routes
 from .keydelivery import add_key_routes
 from .live import (
     CHANNEL,
@@ -274,6 +275,7 @@ def make_app(
     add_transport_stream_routes(app, live, TRACK)  # before /<rendition>/…: "ts" is not a rendition there
     add_key_routes(app, live)  # before /<rendition>/…: "keys" is not a rendition there
     add_low_latency_routes(app, live, TRACK)  # before /<rendition>/…: "ll" is not a rendition there
+    add_low_latency_dash_routes(app, live, TRACK)  # likewise
     # before /<rendition>/…, and the playlists before the segments: "cenc" is not a rendition there
     app.router.add_get(f"{live}/{{scheme:{SCHEME}}}/index.m3u8", cenc_multivariant)
     app.router.add_get(f"{live}/{{scheme:{SCHEME}}}/{{track:{TRACK}}}/index.m3u8", cenc_media_playlist)
