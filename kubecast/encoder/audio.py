@@ -1,4 +1,4 @@
-"""Audio: decoded once, resampled to 48 kHz stereo and encoded once to AAC-LC for every
+"""Audio: decoded once, resampled to 48 kHz stereo and encoded once to AAC-LC (``aac.py``) for every
 rendition; or passed through unchanged.  Timestamps are running sample counts anchored at the
 first frame, so audio segments are continuous to the sample whatever jitter the contribution's
 timestamps carry (RTMP's are whole milliseconds).
@@ -23,27 +23,23 @@ from kubecast.media.tracks import TrackInfo
 from kubecast.storage import layout
 
 from . import metrics
+from .aac import (
+    AAC_FRAME,
+    SAMPLE_RATE,
+    aac_encoder,
+    aac_track,
+    asc_sample_rate_and_channels,
+    mdhd_language,
+    silent_frame,
+)
 from .manual_slate import SlateSchedule
 from .segmenter import Emitted, EpochEnd, PendingEnd, PublishSegment, PublishTrack, TimedSample, TrackSegmenter
 from .timing import ConnectionClock
 
 log = logging.getLogger("kubecast.encoder")
 
-SAMPLE_RATE = 48_000
-AAC_FRAME = 1024
-AAC_SAMPLE_RATES = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350]
 # A contribution whose timestamps drift further than this from the sample count is re-anchored.
 RESYNC_SAMPLES = 4 * AAC_FRAME
-
-
-def asc_sample_rate_and_channels(asc: bytes) -> tuple[int, int]:
-    if len(asc) < 2:
-        raise ValueError("AudioSpecificConfig too short")
-    index = ((asc[0] & 0x07) << 1) | (asc[1] >> 7)
-    channels = (asc[1] >> 3) & 0x0F
-    if index >= len(AAC_SAMPLE_RATES):
-        raise ValueError(f"unsupported AAC sampling frequency index {index}")
-    return AAC_SAMPLE_RATES[index], channels or 2
 
 
 def on_frame_grid(time: int, origin: int = 0) -> int:
@@ -60,35 +56,9 @@ def epoch_origin(clock: ConnectionClock, segment_duration_ms: int, timescale: in
     return boundary_time(clock.placement.first_segment, segment_duration_ms, timescale)
 
 
-def aac_encoder(bitrate: int) -> av.AudioCodecContext:
-    """The one AAC-LC encoder set-up (48 kHz stereo): the transcoder's and the slate's silence
-    must have the same AudioSpecificConfig, so that they share an init segment."""
-    encoder = av.CodecContext.create("aac", "w")
-    encoder.sample_rate, encoder.layout, encoder.format = SAMPLE_RATE, "stereo", "fltp"
-    encoder.bit_rate = bitrate
-    encoder.time_base = Fraction(1, SAMPLE_RATE)
-    encoder.flags |= av.codec.context.Flags.global_header
-    encoder.open()
-    return encoder
-
-
-def silent_frame(pts: int) -> av.AudioFrame:
-    """One AAC frame's worth of silence at ``pts`` (48 kHz stereo, planar float)."""
-    frame = av.AudioFrame(format="fltp", layout="stereo", samples=AAC_FRAME)
-    for plane in frame.planes:
-        plane.update(bytes(plane.buffer_size))
-    frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, pts, Fraction(1, SAMPLE_RATE)
-    return frame
-
-
 def audio_track_id(track: int) -> str:
     """The output track of the contribution's audio track ``track`` (0: ``audio``, as ever)."""
     return "audio" if track == 0 else f"audio-{track}"
-
-
-def _mdhd_language(language: str | None) -> str:
-    """The init segment's media language: ISO 639-2/T codes only (the box holds three letters)."""
-    return language if language is not None and len(language) == 3 else "und"
 
 
 def silence(frame: av.AudioFrame, ranges: list[tuple[int, int]]) -> None:
@@ -100,34 +70,6 @@ def silence(frame: av.AudioFrame, ranges: list[tuple[int, int]]) -> None:
             first, last = max(start - frame.pts, 0), min(end - frame.pts, frame.samples)
             data[4 * first : 4 * last] = bytes(4 * (last - first))
         plane.update(bytes(data))
-
-
-def aac_track(
-    encoder: av.AudioCodecContext, bitrate: int, *, track_id: str = "audio", language: str | None = None
-) -> tuple[TrackInfo, bytes]:
-    """The audio track an ``aac_encoder`` makes, and its init segment (once it has encoded)."""
-    assert encoder.extradata is not None  # the AAC encoder's AudioSpecificConfig, there once it encodes
-    asc = bytes(encoder.extradata)
-    init = init_segment_audio(
-        sample_rate=SAMPLE_RATE,
-        channels=2,
-        timescale=SAMPLE_RATE,
-        asc=asc,
-        bitrate=bitrate,
-        language=_mdhd_language(language),
-    )
-    info = TrackInfo(
-        id=track_id,
-        kind="audio",
-        codecs=aac_codec_string(asc),
-        bandwidth=bitrate,
-        timescale=SAMPLE_RATE,
-        init=layout.init_name(init),
-        sample_rate=SAMPLE_RATE,
-        channels=2,
-        language=language,
-    )
-    return info, init
 
 
 class _AudioTrack:
@@ -289,7 +231,7 @@ class AudioPassthrough(_AudioTrack):
             channels=channels,
             timescale=sample_rate,
             asc=asc,
-            language=_mdhd_language(self.language),
+            language=mdhd_language(self.language),
         )
         self.set_track(
             TrackInfo(

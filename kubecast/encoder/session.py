@@ -34,7 +34,7 @@ from kubecast.media.timeline import boundary_time
 from kubecast.storage import IngestInfo
 
 from . import metrics
-from .audio import SAMPLE_RATE
+from .aac import SAMPLE_RATE
 from .audio_tracks import AudioTracks, connection_audio
 from .clock import ChannelClock
 from .control import ControlFollower

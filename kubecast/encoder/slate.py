@@ -42,7 +42,7 @@ from kubecast.media.timeline import boundary_time
 from kubecast.media.tracks import TrackInfo
 from kubecast.storage import IngestInfo
 
-from .audio import AAC_FRAME, SAMPLE_RATE, aac_encoder, aac_track, silent_frame
+from .aac import AAC_FRAME, SAMPLE_RATE, aac_encoder, aac_track, silent_frame
 from .card import card_frame
 from .clock import ChannelClock
 from .framerate import FrameGrid
