@@ -407,9 +407,10 @@ def tone_frequency(frames: list[Any]) -> float:
     return crossings / 2 / (len(samples) / frames[0].sample_rate)
 
 
-def languages_ts(path: Path, *, seconds: int, tones: dict[int, str | None]) -> bytes:
+def languages_ts(path: Path, *, seconds: int, tones: dict[int, str | None], channels: int = 1) -> bytes:
     """ffmpeg's MPEG-TS of ``seconds`` of the test picture and one AAC PID per tone (Hz -> its
-    ISO_639_language_descriptor's language, or None for none), in that order."""
+    ISO_639_language_descriptor's language, or None for none), in that order, each with
+    ``channels`` (the tone is mono; in stereo, ffmpeg's AAC is what a live channel sends)."""
     inputs = [arg for frequency in tones for arg in lavfi_source(frequency=frequency)[4:]]
     maps = [arg for index in range(len(tones)) for arg in ("-map", f"{index + 1}:a")]
     names = [
@@ -420,7 +421,7 @@ def languages_ts(path: Path, *, seconds: int, tones: dict[int, str | None]) -> b
     ]
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y", *lavfi_source()[:4], *inputs, "-t", str(seconds), "-map", "0:v", *maps]
-        + ["-c:v", "libx264", "-g", "30", "-c:a", "aac", *names, "-f", "mpegts", str(path)],
+        + ["-c:v", "libx264", "-g", "30", "-c:a", "aac", "-ac", str(channels), *names, "-f", "mpegts", str(path)],
         check=True,
         timeout=60,
     )

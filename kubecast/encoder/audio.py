@@ -1,7 +1,8 @@
-"""Audio: decoded once, resampled to 48 kHz stereo and encoded once to AAC-LC (``aac.py``) for every
-rendition; or passed through unchanged.  Timestamps are running sample counts anchored at the
-first frame, so audio segments are continuous to the sample whatever jitter the contribution's
-timestamps carry (RTMP's are whole milliseconds).
+"""Audio: for a live-encoded channel, decoded once, resampled to 48 kHz stereo and encoded once to
+AAC-LC (``aac.py``) for every rendition, or copied when the contribution sends just that
+(``aac_copy.py``); for a pass-through channel, passed through unchanged.  Timestamps are
+running sample counts anchored at the first frame, so audio segments are continuous to the
+sample whatever jitter the contribution's timestamps carry (RTMP's are whole milliseconds).
 
 A contribution with several languages (an MPEG-TS with an AAC PID per language) has one such
 track per language, each on the same frame grid and segment numbers: ``audio`` for the first,
@@ -18,7 +19,7 @@ import av
 
 from kubecast.media.contribution import Frame
 from kubecast.media.mp4 import aac_codec_string, init_segment_audio
-from kubecast.media.timeline import boundary_time
+from kubecast.media.timeline import boundary_time, segment_number
 from kubecast.media.tracks import TrackInfo
 from kubecast.storage import layout
 
@@ -32,6 +33,7 @@ from .aac import (
     mdhd_language,
     silent_frame,
 )
+from .aac_copy import BITRATE_TOLERANCE, SegmentBitrate, copy_refusal, silent_aac_frame
 from .manual_slate import SlateSchedule
 from .segmenter import Emitted, EpochEnd, PendingEnd, PublishSegment, PublishTrack, TimedSample, TrackSegmenter
 from .timing import ConnectionClock
@@ -123,6 +125,15 @@ class _AudioTrack:
 
 
 class AudioTranscoder(_AudioTrack):
+    """A live-encoded channel's audio track: the contribution's frames copied when they already
+    are what the channel sends (``aac_copy``), decoded, resampled and encoded otherwise; on the
+    same frame grid, with the same init segment, either way.
+
+    Whether to copy is decided at the connection's first configuration and holds until the
+    track has a reason to stop (a configuration or a segment's bitrate the channel does not
+    send); from then on it is re-encoded to the connection's end.  It never goes back to copying
+    within a connection: the encoder holds frames it has not yet given out."""
+
     def __init__(
         self,
         *,
@@ -145,40 +156,83 @@ class AudioTranscoder(_AudioTrack):
         self.encoder = aac_encoder(bitrate)
         self.next_pts: int | None = None
         self.out_pts: int | None = None
+        self.copying: bool | None = None  # None: not configured yet
+        self.copied_bitrate = SegmentBitrate(SAMPLE_RATE)
 
     def configure(self, asc: bytes, language: str | None = None) -> None:
         if self._track is None:  # the track is described at its first packet, in the language known then
             self.language = language or self.language
         self.decoder = av.CodecContext.create("aac", "r")
         self.decoder.extradata = asc
+        refusal = copy_refusal(asc)
+        if self.copying is None:
+            self.copying = refusal is None
+            metrics.AUDIO_TRACKS.labels("copied" if self.copying else "reencoded").inc()
+            how = "copied" if refusal is None else f"re-encoded ({refusal})"
+            log.info("audio %s: the contribution's AAC is %s", self.track_id, how)
+        elif self.copying and refusal is not None:
+            self._stop_copying(f"its configuration changed to {refusal}")
 
-    def push(self, frame: Frame) -> None:
-        if self.decoder is None:
-            return  # no AudioSpecificConfig yet: nothing can be decoded
-        try:
-            frames = self.decoder.decode(av.Packet(frame.data))
-        except av.error.FFmpegError as error:
-            metrics.DECODE_ERRORS.inc()
-            log.warning("dropping an undecodable audio frame: %s", error)
-            return
+    def _stop_copying(self, why: str) -> None:
+        self.copying = False
+        metrics.AUDIO_TRACKS.labels("copy_ended").inc()
+        log.warning("audio %s: re-encoded from %d on: %s", self.track_id, self.next_pts or 0, why)
+
+    def _anchor(self, frame: Frame) -> int:
+        """The frame's time on the grid: the running sample count, unless the contribution's
+        clock has moved away from it."""
         expected = self.clock.media_time(frame.decode_time, frame.timescale, SAMPLE_RATE)
         if self.next_pts is None or abs(expected - self.next_pts) > RESYNC_SAMPLES:
             origin = self.origin
             if origin is None:
                 origin = epoch_origin(self.clock, self.segment_duration_ms, SAMPLE_RATE)
             self.next_pts = on_frame_grid(expected, origin)
+        return self.next_pts
+
+    def push(self, frame: Frame) -> None:
+        if self.decoder is None:
+            return  # no AudioSpecificConfig yet: nothing can be decoded
+        if self.copying and self._copied(frame):
+            return
+        try:
+            frames = self.decoder.decode(av.Packet(frame.data))
+        except av.error.FFmpegError as error:
+            metrics.DECODE_ERRORS.inc()
+            log.warning("dropping an undecodable audio frame: %s", error)
+            return
+        pts = self._anchor(frame)
         for decoded in frames:
             for resampled in self.resampler.resample(decoded):
                 if self.out_pts is None:
-                    self.out_pts = self.next_pts
-                resampled.pts = self.next_pts
+                    self.out_pts = pts
+                resampled.pts = pts
                 resampled.time_base = Fraction(1, SAMPLE_RATE)
                 if self.slate is not None:
-                    end = self.next_pts + resampled.samples
-                    silence(resampled, self.slate.silent_ranges(self.next_pts, end, SAMPLE_RATE))
-                self.next_pts += resampled.samples
+                    silence(resampled, self.slate.silent_ranges(pts, pts + resampled.samples, SAMPLE_RATE))
+                pts = self.next_pts = pts + resampled.samples
                 for packet in self.encoder.encode(resampled):
                     self._handle(packet)
+
+    def _copied(self, frame: Frame) -> bool:
+        """The frame copied (silence in its place in a manual slate's segment); False when the
+        segment it ends was above the bitrate, and the frame is to be re-encoded."""
+        pts = self._anchor(frame)
+        number = segment_number(pts, self.segment_duration_ms, SAMPLE_RATE)
+        bitrate = self.copied_bitrate.add(number, len(frame.data))
+        if bitrate is not None and bitrate > self.bitrate * BITRATE_TOLERANCE:
+            self._stop_copying(f"{bitrate} bit/s in segment {number - 1}, above the channel's {self.bitrate}")
+            return False
+        silent = self.slate is not None and self.slate.on(number)
+        self._copy(silent_aac_frame(self.bitrate) if silent else frame.data)
+        return True
+
+    def _copy(self, data: bytes) -> None:
+        """One AAC frame at ``next_pts``, as it is."""
+        assert self.next_pts is not None  # anchored by the contribution's first frame
+        if self._track is None:
+            self.set_track(*aac_track(self.encoder, self.bitrate, track_id=self.track_id, language=self.language))
+        self.emit(self.segmenter.push(TimedSample(self.next_pts, 0, True, data)))
+        self.next_pts += AAC_FRAME
 
     def _handle(self, packet: av.Packet[av.AudioStream]) -> None:
         if self._track is None:
@@ -193,6 +247,9 @@ class AudioTranscoder(_AudioTrack):
         """Silence from the last sample to ``until`` (48 kHz channel media time): with a slate, the
         contribution's last segment ends on its boundary, where the slate's first one starts."""
         while self.next_pts is not None and self.next_pts < until:
+            if self.copying:
+                self._copy(silent_aac_frame(self.bitrate))
+                continue
             if self.out_pts is None:
                 self.out_pts = self.next_pts
             frame = silent_frame(self.next_pts)

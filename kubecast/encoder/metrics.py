@@ -15,6 +15,12 @@ FRAMES_DROPPED = Counter(
 SEGMENTS = Counter("kubecast_encoder_segments_total", "Segments stored", ["rendition"])
 PARTS = Counter("kubecast_encoder_parts_total", "Low-latency parts stored", ["rendition"])
 DECODE_ERRORS = Counter("kubecast_encoder_decode_errors_total", "Contribution packets the decoder refused")
+AUDIO_TRACKS = Counter(
+    "kubecast_encoder_audio_tracks_total",
+    "Live-encoded audio tracks by what became of the contribution's AAC: copied, reencoded, or copy_ended"
+    " (re-encoded from the middle of a connection on)",
+    ["handling"],
+)
 INGEST_BITRATE = Gauge("kubecast_encoder_ingest_bitrate_bits_per_second", "Contribution bitrate over the last seconds")
 CONTRIBUTIONS = Counter("kubecast_encoder_contributions_total", "Contribution connections", ["outcome"])
 STORE_ERRORS = Counter(

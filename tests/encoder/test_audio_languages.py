@@ -5,6 +5,7 @@ with its language, its own audio, and the same segment grid as the video, pass-t
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import av
 import pytest
@@ -14,19 +15,28 @@ from test_encoder_process import CHANNEL, LADDER, progress_when, run_encoder, tr
 from kubecast.api import load_text
 from kubecast.api.components import encoder_config
 from kubecast.ingest.mpegts.ts import TsContribution
-from kubecast.media.contribution import Hello
+from kubecast.media.contribution import Frame, Hello, Kind, Record
 from kubecast.media.mp4 import parse_media_segment
 
 SECONDS = 4
 TONES = {440: "eng", 1000: "spa", 2500: None}  # the third PID names no language: not published
 
 
+def ts_records(path: Path, channels: int) -> list[Record]:
+    ts = languages_ts(path, seconds=SECONDS, tones=TONES, channels=channels)
+    demuxer = TsContribution()
+    return demuxer.feed(ts) + demuxer.flush()
+
+
 @pytest.fixture(scope="module")
 def contribution(tmp_path_factory) -> bytes:
-    ts = languages_ts(tmp_path_factory.mktemp("ts") / "languages.ts", seconds=SECONDS, tones=TONES)
-    demuxer = TsContribution()
-    records = demuxer.feed(ts) + demuxer.flush()
-    return contribution_bytes(records)
+    return contribution_bytes(ts_records(tmp_path_factory.mktemp("ts") / "languages.ts", channels=1))
+
+
+@pytest.fixture(scope="module")
+def stereo_records(tmp_path_factory) -> list[Record]:
+    """Each language in AAC-LC, 48 kHz, stereo, 128 kbit/s: what a live channel sends, so copied."""
+    return ts_records(tmp_path_factory.mktemp("ts") / "stereo.ts", channels=2)
 
 
 def send_ts(port: int, payload: bytes) -> None:
@@ -61,14 +71,17 @@ def test_each_language_is_an_audio_track_on_the_video_grid(tmp_path, contributio
         assert tone_frequency(frames[4:]) == pytest.approx(frequency, rel=0.02), f"{track_id} carries its own audio"
 
 
-def test_the_slate_carries_every_language_on_with_silence_in_the_same_init(tmp_path, contribution):
+@pytest.mark.parametrize("sound", ["mono: re-encoded", "stereo: copied"])
+def test_the_slate_carries_every_language_on_with_silence_in_the_same_init(tmp_path, request, sound):
     from test_slate import CHANNEL as SLATE_CHANNEL
     from test_slate import only_init, progress, start_encoder
 
+    copied = sound.startswith("stereo")
+    records = request.getfixturevalue("stereo_records") if copied else None
     (tmp_path / "encoder.json").write_text(encoder_config(load_text(SLATE_CHANNEL).channels["t1"]).to_json())
     process, port = start_encoder(tmp_path, "A")
     with process:
-        send_ts(port, contribution)
+        send_ts(port, contribution_bytes(records) if records else request.getfixturevalue("contribution"))
 
         def numbers(track: str) -> list[int]:
             return [s[0] for s in progress(tmp_path, "A")["segments"].get(track, [])]
@@ -86,6 +99,11 @@ def test_the_slate_carries_every_language_on_with_silence_in_the_same_init(tmp_p
         assert [r[0] for r in rows] == list(range(rows[0][0], rows[-1][0] + 1)), f"{track}: no number missing"
         assert all(a[1] + a[2] == b[1] for a, b in zip(rows, rows[1:])), f"{track}: no gap into the slate"
         only_init(tmp_path, "A", track)  # the slate's silence shares the contribution's init segment
+        if records is not None:  # the contribution's frames as they were sent, then the slate's silence
+            pid = int(track == "audio-1")
+            sent = b"".join(r.data for r in records if isinstance(r, Frame) and r.kind == Kind.AUDIO and r.track == pid)
+            _, segments = track_bytes(tmp_path, record, next(t for t in record["tracks"] if t["id"] == track))
+            assert segments[1][segments[1].index(b"mdat") + 4 :] in sent, f"{track}: copied"
     assert {t["id"]: t.get("language") for t in record["tracks"] if t["kind"] == "audio"} == {
         "audio": "eng",
         "audio-1": "spa",
