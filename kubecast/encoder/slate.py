@@ -35,14 +35,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 
-import av
-
 from kubecast.api.components import EncoderConfig
 from kubecast.media.timeline import boundary_time
 from kubecast.media.tracks import TrackInfo
 from kubecast.storage import IngestInfo
 
-from .aac import AAC_FRAME, SAMPLE_RATE, aac_encoder, aac_track, silent_frame
+from .aac import AAC_FRAME, SAMPLE_RATE, aac_encoder, aac_track
+from .aac_copy import silent_aac_frame
 from .card import card_frame
 from .clock import ChannelClock
 from .framerate import FrameGrid
@@ -126,7 +125,8 @@ def first_frame_at(boundary: int, origin: int) -> int:
 
 
 class SilenceTrack:
-    """Silence encoded with the transcoder's AAC set-up, on the channel's audio frame grid."""
+    """Silence on the channel's audio frame grid: the one silent AAC frame of the channel's
+    configuration (``silent_aac_frame``), repeated, under the re-encoder's init segment."""
 
     def __init__(
         self,
@@ -143,7 +143,7 @@ class SilenceTrack:
     ) -> None:
         self.track_id, self.language = track_id, language
         self.bitrate = bitrate
-        self.encoder = aac_encoder(bitrate)
+        self.silence = silent_aac_frame(bitrate)
         self.segmenter = TrackSegmenter(
             SAMPLE_RATE, segment_duration_ms, video=False, default_duration=AAC_FRAME, part_duration_ms=part_duration_ms
         )
@@ -151,33 +151,24 @@ class SilenceTrack:
         self.publish_track = publish_track
         self.publish_segment = publish_segment
         self.next_pts = first_frame_at(boundary_time(first, segment_duration_ms, SAMPLE_RATE), origin)
-        self.out_pts = self.next_pts
         self._published = False
 
     def advance(self, until: int) -> None:
         """Frames of silence starting before ``until`` (48 kHz channel media time)."""
         while self.next_pts < until:
-            frame = silent_frame(self.next_pts)
+            self._emit(self.segmenter.push(TimedSample(self.next_pts, 0, True, self.silence)))
             self.next_pts += AAC_FRAME
-            for packet in self.encoder.encode(frame):
-                self._handle(packet)
-
-    def _handle(self, packet: av.Packet[av.AudioStream]) -> None:
-        self._emit(self.segmenter.push(TimedSample(self.out_pts, 0, True, bytes(packet))))
-        self.out_pts += AAC_FRAME
 
     def _emit(self, segments: list[Emitted]) -> None:
         for segment in segments:
             if not self._published:
-                self.publish_track(
-                    *aac_track(self.encoder, self.bitrate, track_id=self.track_id, language=self.language)
-                )
+                # An encoder opened only for its AudioSpecificConfig: the contribution's init segment.
+                encoder = aac_encoder(self.bitrate)
+                self.publish_track(*aac_track(encoder, self.bitrate, track_id=self.track_id, language=self.language))
                 self._published = True
             self.publish_segment(self.track_id, segment)
 
     def finish(self, end: EpochEnd) -> None:
-        for packet in self.encoder.encode(None):
-            self._handle(packet)
         self._emit(self.segmenter.finish(end))
 
 
