@@ -198,10 +198,15 @@ def contribution_command(
     ]  # fmt: skip
 
 
-def rtmp_publisher(url: str, seconds: int) -> list[str]:
+# ffmpeg's AAC of the tone in stereo: AAC-LC, 48 kHz, stereo at its default 128 kbit/s, which is
+# what a live-encoded channel sends, so its encoders copy it (``kubecast.encoder.aac_copy``).
+COPIED_AAC = ("-ac", "2")
+
+
+def rtmp_publisher(url: str, seconds: int, extra: Sequence[str] = ()) -> list[str]:
     """The command line of a real-time ffmpeg publisher: ``seconds`` of the test source as H.264
-    (a key frame every second) and AAC in FLV to ``url``."""
-    return contribution_command(url, seconds=seconds)
+    (a key frame every second) and AAC in FLV to ``url``; ``extra``: more encoder options."""
+    return contribution_command(url, seconds=seconds, extra=extra)
 
 
 def make_contribution_flv(path, *, seconds: int, size: str = "320x240") -> bytes:

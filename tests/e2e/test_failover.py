@@ -85,8 +85,8 @@ def publish(urls: list[str], *, seconds: float) -> Proc:
             "yuv420p",
             "-c:a",
             "aac",
-            "-b:a",
-            "96k",
+            "-ac",  # stereo: the contribution's AAC is copied (COPIED_AAC), by both encoders alike
+            "2",
             "-flags",
             "+global_header",
             *output,

@@ -1,6 +1,7 @@
 """Two audio languages end to end: Debian's ffmpeg publishes an MPEG-TS with an AAC PID per language
 (English at 440 Hz, Spanish at 1000 Hz, each named by its ISO_639_language_descriptor) over UDP into a
-pass-through channel and over SRT into a live-encoded one; the HLS multivariant playlist lists one
+pass-through channel and over SRT into a live-encoded one (stereo AAC at 48 kHz: copied, not
+re-encoded); the HLS multivariant playlist lists one
 audio rendition per language, the MPD one AdaptationSet per language, PyAV decodes each language's
 own tone from what the endpoint serves, and hls.js, dash.js and Shaka Player in Chromium list both and switch
 language, fetching the other language's segments from then on."""
@@ -14,7 +15,7 @@ from pathlib import Path
 import av
 import players
 import pytest
-from helpers import Proc, free_port, kubecast, lavfi_source, tone_frequency, wait_until
+from helpers import COPIED_AAC, Proc, free_port, kubecast, lavfi_source, tone_frequency, wait_until
 from media_checks import MPD_NS, download, media_playlist, mpd, multivariant
 
 pytestmark = pytest.mark.e2e
@@ -31,7 +32,7 @@ def publisher(name: str, url: str) -> Proc:
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", *lavfi_source(size="320x240")[:4], *tones]
         + ["-map", "0:v", "-map", "1:a", "-map", "2:a"]
         + ["-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0"]
-        + ["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k"]
+        + ["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", *COPIED_AAC]  # lang-srt copies both languages
         + ["-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=spa", "-f", "mpegts", url],
         name=f"ffmpeg {name}",
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import pytest
 from drill import Player
-from helpers import Proc, kubecast, kubecast_up, rtmp_publisher, wait_until
+from helpers import COPIED_AAC, Proc, kubecast, kubecast_up, rtmp_publisher, wait_until
 from media_checks import media_playlist
 
 from kubecast.encoder.card import card_frame, luma_rows
@@ -121,7 +121,7 @@ def test_a_manual_slate_switches_both_encoders_at_one_boundary_and_back(tmp_path
     player = publisher = None
     try:
         up.wait_for_line(r"Status page:", timeout=90)
-        publisher = Proc(rtmp_publisher(f"rtmp://127.0.0.1:{rtmp}/live/studio/any", 120), name="publisher")
+        publisher = Proc(rtmp_publisher(f"rtmp://127.0.0.1:{rtmp}/live/studio/any", 120, COPIED_AAC), name="publisher")
         wait_until(lambda: len(media_playlist(live).segments) >= 3, timeout=60, interval=0.5, what="3 segments")
         player = Player(f"{base}/preview/studio/")
         player.wait_playing()
@@ -143,6 +143,7 @@ def test_a_manual_slate_switches_both_encoders_at_one_boundary_and_back(tmp_path
         assert log.count(f"manual slate on from segment {on}") == 2, "both encoders switch on at one boundary"
         assert log.count(f"manual slate off from segment {off}") == 2, "both encoders switch off at one boundary"
         assert "Traceback" not in log, log
+        assert up.output(last=100_000).count("the contribution's AAC is copied") == 2, "by both encoders"
         encoders = store / "channels/studio/encoders"
         card = card_frame(320, 240, "studio")
         video = {i: encoders / i / "v240" for i in "AB"}

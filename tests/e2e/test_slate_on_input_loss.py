@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import pytest
 from drill import Player
-from helpers import Proc, kubecast_up, rtmp_publisher, wait_until
+from helpers import COPIED_AAC, Proc, kubecast_up, rtmp_publisher, wait_until
 from media_checks import media_playlist
 
 from kubecast.encoder.card import card_frame, luma_rows
@@ -38,6 +38,10 @@ def decoded(folder: Path, number: int) -> av.container.InputContainer:
     return av.open(io.BytesIO(init + (folder / f"{number}.m4s").read_bytes()), format="mp4")
 
 
+def loudest(frame: av.AudioFrame) -> float:
+    return max(abs(x) for x in struct.unpack(f"{frame.samples}f", bytes(frame.planes[0])[: 4 * frame.samples]))
+
+
 def test_the_player_plays_through_the_slate_and_back_to_the_picture(tmp_path):
     store = tmp_path / "store"
     run = kubecast_up(HERE / "slate.yaml", store, tmp_path)
@@ -47,7 +51,7 @@ def test_the_player_plays_through_the_slate_and_back_to_the_picture(tmp_path):
     player = first = second = None
     try:
         up.wait_for_line(r"Status page:", timeout=90)
-        first = Proc(rtmp_publisher(url, 9), name="publisher")
+        first = Proc(rtmp_publisher(url, 9, COPIED_AAC), name="publisher")
         wait_until(lambda: len(media_playlist(live).segments) >= 3, timeout=60, interval=0.5, what="3 segments")
         player = Player(f"{base}/preview/studio/")
         player.wait_playing()
@@ -65,7 +69,7 @@ def test_the_player_plays_through_the_slate_and_back_to_the_picture(tmp_path):
             what="six slate segments listed",
         )
         print(f"stall in the slate {player.longest_stall():.2f} at {player.position():.1f}", flush=True)
-        second = Proc(rtmp_publisher(url, 8), name="publisher")
+        second = Proc(rtmp_publisher(url, 8, COPIED_AAC), name="publisher")
         ended = int(up.wait_for_line(r"slate ended before segment (\d+)", timeout=30).group(1))
         wait_until(lambda: newest(live) >= ended + 3, timeout=30, interval=0.5, what="the picture listed")
         around = media_playlist(live).text  # the playlist across the return, for a failure's message
@@ -82,15 +86,16 @@ def test_the_player_plays_through_the_slate_and_back_to_the_picture(tmp_path):
         assert luma_difference(before, card) > 20, "the contribution's picture is not the card"
         pictures = list(decoded(folder, slate_first + 1).decode(video=0))
         assert len(pictures) == 30 and all(luma_difference(p, card) < 6 for p in pictures), "the slate is the card"
-        sound = list(decoded(store / "channels/studio/encoders/A/audio", slate_first + 1).decode(audio=0))
-        assert sound and all(
-            max(abs(x) for x in struct.unpack(f"{f.samples}f", bytes(f.planes[0])[: 4 * f.samples])) < 1e-3
-            for f in sound
-        ), "the slate's audio is silence"
+        audio = store / "channels/studio/encoders/A/audio"
+        assert len(list(audio.glob("init-*.mp4"))) == 1, "copied sound, silence, copied sound: one init segment"
+        sound = list(decoded(audio, slate_first + 1).decode(audio=0))
+        assert sound and all(loudest(f) < 1e-3 for f in sound), "the slate's audio is silence"
         back = next(decoded(folder, ended + 1).decode(video=0))
         assert luma_difference(back, card) > 20, "the picture is back"
+        assert max(loudest(f) for f in decoded(audio, ended + 1).decode(audio=0)) > 0.05, "the tone is back"
         log = up.output(last=2000)
         assert not re.search(r"Traceback", log), log
+        assert log.count("the contribution's AAC is copied") == 2, "both publishes' sound copied, not re-encoded"
     finally:
         if player is not None:
             player.close()
