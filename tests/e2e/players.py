@@ -28,7 +28,9 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
 # configuration (hls.js constructor options, dash.js updateSettings, Shaka's player.configure), and
 # setup(player, v) runs before the player loads anything (to listen to events it sends while loading).
 _START: dict[str, str] = {
-    "hls": "const p = new Hls({liveSyncDurationCount: 3, ...config}); window.player = p;"
+    # liveSyncDurationCount, set by the user, would override the PART-HOLD-BACK a low-latency playlist states
+    "hls": "const p = new Hls(config.lowLatencyMode ? config : {liveSyncDurationCount: 3, ...config});"
+    " window.player = p;"
     " p.on(Hls.Events.ERROR, (_e, data) => { if (data.fatal) window.errors.push('hls.js: ' + data.details); });"
     " setup(p, v); p.loadSource(url); p.attachMedia(v);",
     "dash": "const p = dashjs.MediaPlayer().create(); window.player = p; p.updateSettings(config);"

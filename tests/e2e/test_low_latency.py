@@ -1,0 +1,205 @@
+"""Low-latency HLS end to end: ffmpeg publishes over RTMP into ``kubecast up`` (one encoder, one
+small rendition, 500 ms parts of 2 s segments); a scripted HTTP client checks blocking reload,
+blocking preload and the refusal of requests beyond the edge against what the encoder stored (the
+store's file times); hls.js in low-latency mode plays the channel in headless Chromium for 60 s,
+meanwhile, without a stall.  One pipeline and one player for the whole module."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import players
+import pytest
+from helpers import Proc, contribution_command, kubecast_up, wait_until
+
+pytestmark = pytest.mark.e2e
+
+HERE = Path(__file__).parent
+CHANNEL, RENDITION = "ll1", "v180"
+PLAY_SECONDS = 60
+SLACK = 1.0  # seconds between a part's storing and the answer, on a loaded 2-core machine
+
+
+def get(url: str, timeout: float = 10) -> tuple[int, bytes, float]:
+    """(status, body, when the answer arrived: time.time())."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = response.read()
+            return response.status, body, time.time()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), time.time()
+
+
+class Edge:
+    """What a low-latency media playlist says about its live edge, read as a client would."""
+
+    def __init__(self, text: str):
+        self.text = text
+        lines = text.splitlines()
+        sequence = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
+        complete = sum(line.startswith("#EXTINF:") for line in lines)
+        self.last_msn = sequence + complete - 1  # the last whole segment
+        # the open segment's parts follow the last EXTINF's URI
+        tail = lines[max(i for i, line in enumerate(lines) if line.startswith("#EXTINF:")) + 2 :]
+        self.open_parts = [line for line in tail if line.startswith("#EXT-X-PART:")]
+        hint = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="((\d+)\.(\d+)\.([A-Z])\.m4s)"', text)
+        assert hint is not None, text
+        self.hint_uri, self.hint_number, self.hint_part = hint[1], int(hint[2]), int(hint[3])
+        # the hinted part's MSN: the open segment's, or the next one when the hint crosses over
+        self.hint_msn = self.last_msn + 1 + (1 if self.hint_part == 0 and self.open_parts else 0)
+
+
+@pytest.fixture(scope="module")
+def low_latency(tmp_path_factory):
+    work = tmp_path_factory.mktemp("lowlatency")
+    run = kubecast_up(HERE / "lowlatency.yaml", work / "store", work)
+    publisher = None
+    try:
+        run.proc.wait_for_line(r"Status page:", timeout=90)
+        publisher = Proc(
+            contribution_command(
+                f"rtmp://127.0.0.1:{run.rtmp}/live/{CHANNEL}/key-for-{CHANNEL}", seconds=300, size="320x180"
+            ),
+            name="ffmpeg publisher",
+        )
+        playlist = f"{run.base}/live/{CHANNEL}/ll/{RENDITION}/index.m3u8"
+        wait_until(
+            lambda: get(playlist)[0] == 200 and Edge(get(playlist)[1].decode()).last_msn >= 2,
+            timeout=90,
+            interval=0.5,
+            what="three segments and the parts of the next in the low-latency playlist",
+        )
+        yield {"base": run.base, "playlist": playlist, "store": work / "store"}
+    finally:
+        if publisher:
+            publisher.stop()
+        run.proc.stop(timeout=30)
+
+
+def part_file(pipeline, uri: str) -> Path:
+    number, part, instance, _ = uri.split(".")
+    return pipeline["store"] / "channels" / CHANNEL / "encoders" / instance / RENDITION / f"{number}.{part}.m4s"
+
+
+STALL_MONITOR = """() => {
+  const v = window.v, m = {waiting: 0, longestMs: 0, last: -1, progress: null, start: null};
+  window.monitor = m;
+  v.addEventListener('waiting', () => { if (m.start !== null) m.waiting += 1; });
+  setInterval(() => {
+    const now = performance.now();
+    if (v.currentTime > m.last) {
+      if (m.progress !== null && m.start !== null) m.longestMs = Math.max(m.longestMs, now - m.progress);
+      if (m.start === null && v.currentTime > 0) m.start = now;
+      m.progress = now; m.last = v.currentTime;
+    }
+  }, 50);
+}"""
+
+
+@pytest.fixture(scope="module")
+def hls_player(low_latency):
+    """hls.js in low-latency mode, started before the client tests so that they run while it plays."""
+    sync_api = players.sync_playwright()
+    with sync_api.sync_playwright() as playwright:
+        browser = players.chromium(playwright)
+        try:
+            page = browser.new_page()
+            url = f"{low_latency['base']}/live/{CHANNEL}/ll/index.m3u8"
+            players.open_player(page, low_latency["base"], "hls", url, config={"lowLatencyMode": True})
+            page.evaluate(STALL_MONITOR)
+            players.wait_for(page, "playback", "() => window.monitor.start !== null", timeout=60)
+            yield page, time.monotonic(), browser
+        finally:
+            browser.close()
+
+
+def test_a_blocking_reload_is_answered_once_the_part_it_names_is_stored(low_latency, hls_player):
+    waits = []
+    for _ in range(3):
+        edge = Edge(get(low_latency["playlist"])[1].decode())
+        target = part_file(low_latency, edge.hint_uri)
+        asked = time.time()
+        status, body, answered = get(f"{low_latency['playlist']}?_HLS_msn={edge.hint_msn}&_HLS_part={edge.hint_part}")
+        assert status == 200 and f'URI="{edge.hint_uri}"' in body.decode(), body.decode()[-600:]
+        stored = target.stat().st_mtime
+        assert answered >= stored, "answered before the part was stored"
+        assert answered - stored <= SLACK, f"answered {answered - stored:.2f} s after the part was stored"
+        waits.append((stored - asked, answered - stored))
+    assert any(held > 0.05 for held, _ in waits), f"never held: every part was there already {waits}"
+    print(f"blocking reload: (held before the part was stored, answered after it) {waits}")
+
+
+def test_the_hinted_part_is_held_until_stored_then_served_whole(low_latency, hls_player):
+    for _ in range(5):
+        edge = Edge(get(low_latency["playlist"])[1].decode())
+        target = part_file(low_latency, edge.hint_uri)
+        if target.exists():
+            continue  # stored between the two reads: ask for the next hint
+        status, body, answered = get(f"{low_latency['playlist'].rsplit('/', 1)[0]}/{edge.hint_uri}")
+        assert status == 200 and body == target.read_bytes()
+        assert answered >= target.stat().st_mtime
+        assert answered - target.stat().st_mtime <= SLACK
+        return
+    pytest.fail("the hinted part was always stored before it could be asked for")
+
+
+def test_requests_beyond_the_edge_are_refused_at_once(low_latency, hls_player):
+    edge = Edge(get(low_latency["playlist"])[1].decode())
+    started = time.monotonic()
+    assert get(f"{low_latency['playlist']}?_HLS_msn={edge.last_msn + 3}")[0] == 400
+    # 4 parts a segment, part target 0.512 s: more than 3 / 0.512 = 5.86 parts beyond the hint's
+    assert get(f"{low_latency['playlist']}?_HLS_msn={edge.hint_msn + 1}&_HLS_part={edge.hint_part + 3}")[0] == 400
+    assert get(f"{low_latency['playlist']}?_HLS_part=1")[0] == 400
+    assert time.monotonic() - started < 2.0
+
+
+def preloads_answered(base: str) -> float:
+    """How many requests for a part not yet stored the endpoint held and then served (its metric)."""
+    text = get(f"{base}/metrics")[1].decode()
+    found = re.search(r"^kubecast_endpoint_preload_wait_seconds_count (\S+)$", text, re.M)
+    return float(found[1]) if found else 0.0
+
+
+def test_shaka_in_low_latency_mode_plays_and_fetches_the_hinted_parts(low_latency, hls_player):
+    _, _, browser = hls_player  # beside hls.js, in the same browser: no second minute of the suite
+    before = preloads_answered(low_latency["base"])
+    page = browser.new_page()
+    try:
+        url = f"{low_latency['base']}/live/{CHANNEL}/ll/index.m3u8"
+        players.open_player(page, low_latency["base"], "shaka", url, config={"streaming": {"lowLatencyMode": True}})
+        players.wait_for(page, "Shaka playback", "() => window.playing && window.v.currentTime > 2", timeout=45)
+        page.wait_for_timeout(10_000)
+        state = page.evaluate(
+            "() => ({errors: window.errors, time: window.v.currentTime, latency: window.player.getStats().liveLatency})"
+        )
+    finally:
+        page.close()
+    preloads = preloads_answered(low_latency["base"]) - before
+    print(f"Shaka low-latency: {state}, hinted parts held until stored: {preloads:.0f}")
+    assert state["errors"] == []
+    assert preloads >= 5, "Shaka asks for the hinted part before it exists, and gets it once stored"
+
+
+def test_hls_js_in_low_latency_mode_plays_60_s_without_a_stall(low_latency, hls_player):
+    page, started, _ = hls_player
+    remaining = PLAY_SECONDS - (time.monotonic() - started)
+    if remaining > 0:
+        page.wait_for_timeout(remaining * 1000)
+    state = page.evaluate(
+        "() => ({monitor: window.monitor, errors: window.errors, time: window.v.currentTime,"
+        " latency: window.player.latency, targetLatency: window.player.targetLatency,"
+        " parts: performance.getEntriesByType('resource').filter((e) => /\\.\\d+\\.[A-Z]\\.m4s$/.test(e.name)).length,"
+        " blocking: performance.getEntriesByType('resource').filter((e) => e.name.includes('_HLS_msn=')).length})"
+    )
+    print(f"hls.js low-latency: {state}")
+    assert state["errors"] == []
+    assert state["monitor"]["waiting"] == 0 and state["monitor"]["longestMs"] < 1000, state["monitor"]
+    assert state["time"] >= PLAY_SECONDS - 10
+    assert state["parts"] >= PLAY_SECONDS, "hls.js fetched parts, about two a second"
+    assert state["blocking"] >= PLAY_SECONDS, "and reloaded its playlists with _HLS_msn, blocking"
+    # hls.js aims at the playlist's PART-HOLD-BACK (3 x 0.512 s) from the edge, not three segments
+    assert state["targetLatency"] < 2.0 and state["latency"] < 3.5, state
