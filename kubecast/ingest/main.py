@@ -112,11 +112,12 @@ def main(argv: list[str] | None = None) -> int:
             port = srt.start(*split_address(args.srt_listen))
             stoppers.append(srt.stop)
             print(f"kubecast ingest: SRT on port {port}", flush=True)
-        print(f"kubecast ingest listening on {bound[0]}:{bound[1]}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        # Only now: whoever waits for this line may signal the ingest at once and expects a clean stop.
+        print(f"kubecast ingest listening on {bound[0]}:{bound[1]}", flush=True)
         await stop.wait()
         for stopper in reversed(stoppers):
             await stopper()
