@@ -19,8 +19,10 @@ import uvloop
 
 from kubecast.liveness import watch_running_loop
 from kubecast.runtime import add_runtime_arguments, start_runtime
+from kubecast.storage import Store
 
 from .config import ConfigError, load_config
+from .control import lingers
 from .mpegts.datagram import DatagramServer
 from .publication import Publications
 from .rtmp.server import IngestServer
@@ -57,6 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--states", help="channel-states.json: the stopped channels, read again whenever it changes (local mode)"
     )
+    parser.add_argument(
+        "--store", help="the media store's URL: on shutdown, whether the channels are stopped (on a cluster)"
+    )
+    parser.add_argument(
+        "--stopped-linger",
+        type=float,
+        default=0,
+        help="seconds a stopping ingest of a stopped channel (--store) keeps refusing publishers with the reason",
+    )
     add_runtime_arguments(parser)
     args = parser.parse_args(argv)
     start_runtime(args, "ingest")
@@ -81,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 await asyncio.gather(follower, return_exceptions=True)
 
             stoppers.append(stop_following)
+        store = Store(args.store) if args.store else None
         rtmp = IngestServer(config, publications)
         bound = await rtmp.start(*split_address(args.listen))
         stoppers.append(rtmp.stop)
@@ -119,6 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         # Only now: whoever waits for this line may signal the ingest at once and expects a clean stop.
         print(f"kubecast ingest listening on {bound[0]}:{bound[1]}", flush=True)
         await stop.wait()
+        # A pod shutting down because its channel stopped: every publisher that tries meanwhile hears why.
+        channels = sorted(config.channels)
+        if store is not None and (linger := await lingers(store, channels, publications, args.stopped_linger)):
+            print(f"kubecast ingest: stopped channel; refusing publishers for {linger:g} s before stopping", flush=True)
+            stop.clear()
+            try:
+                await asyncio.wait_for(stop.wait(), linger)  # a second signal ends it at once
+            except TimeoutError:
+                pass
         for stopper in reversed(stoppers):
             await stopper()
         heartbeat.cancel()
