@@ -1,6 +1,6 @@
 """What the operator reads and writes in the media store: a Channel's or Program's timeline (for
 their status), the Program records its packagers and the streaming endpoints read, and the
-channel's control record (reset, manual slate, manual cues) its encoders follow.
+channel's control record (state, reset, manual slate, manual cues) its encoder pods follow.
 
 No kopf here: the handlers call these and turn failures into log lines, events or retries."""
 
@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Literal
 
 from kubecast.api import Program
 from kubecast.media.timeline import Timeline
@@ -137,6 +138,18 @@ async def _change_control(namespace: str, channel: str, change: Callable[[Channe
         return False
     await asyncio.wait_for(store.put(key, control.to_json()), 10)
     return True
+
+
+async def request_state(namespace: str, channel: str, state: Literal["Running", "Stopped"]) -> bool:
+    """The Channel's ``spec.state`` in its control record, where its encoder pods' ingest reads it:
+    a pod shutting down because its channel stopped refuses publishers with the reason meanwhile,
+    and a pod starting for a started channel must not find it Stopped.  False when it says so already."""
+
+    def change(control: ChannelControl) -> bool:
+        changed, control.state = control.state != state, state
+        return changed
+
+    return await _change_control(namespace, channel, change)
 
 
 async def request_reset(namespace: str, channel: str, token: str) -> bool:

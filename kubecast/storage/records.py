@@ -84,7 +84,8 @@ class ChannelControl(_Record):
     fresh timeline), the manual slate and the newest manual cues (followed by the encoders while
     they encode).  Written by ``kubecast up`` and ``kubecast channel``, and on a cluster by the
     operator from the ``kubecast.io/reset``, ``kubecast.io/slate`` and ``kubecast.io/cue``
-    annotations (the state is the replicas there)."""
+    annotations and from ``spec.state`` (there the state is the replicas; the encoder pods' ingest
+    reads it when told to stop, to tell publishers why: ``kubecast.ingest.control``)."""
 
     state: Literal["Running", "Stopped"] = "Running"
     reset: str | None = None

@@ -138,6 +138,29 @@ def test_every_accepted_protocol_gets_its_port_service_and_config():
         kubernetes_validate.validate(child, "1.30", strict=True)
 
 
+def test_an_encoder_pods_ingest_follows_the_control_record_and_stays_routable_while_it_goes():
+    """The ingest reads the channel's state from the store (the pod's store URL and credentials), keeps
+    refusing for less than the pod's grace period when its channel stopped, and its Service keeps
+    routing publishers to the terminating pod meanwhile."""
+    from kubecast.api import Channel
+    from kubecast.operator.builders.encoder import STOPPED_LINGER_SECONDS
+
+    channel = Channel.model_validate({"metadata": {"name": "news"}, "spec": {}})
+    children = {
+        (c["kind"], c["metadata"]["name"]): c
+        for c in build_channel_children(channel, uid="u", namespace="media", settings=SETTINGS)
+    }
+    pod = children[("Deployment", "news-encoder-a")]["spec"]["template"]["spec"]
+    ingest, encoder = (next(c for c in pod["containers"] if c["name"] == name) for name in ("ingest", "encoder"))
+    args = ingest["args"]
+    assert args[args.index("--store") + 1] == "$(KUBECAST_STORE_URL)"
+    assert float(args[args.index("--stopped-linger") + 1]) == STOPPED_LINGER_SECONDS
+    assert STOPPED_LINGER_SECONDS + 5 <= pod["terminationGracePeriodSeconds"]
+    assert (ingest["env"], ingest["envFrom"]) == (encoder["env"], encoder["envFrom"])
+    for instance in ("a", "b"):
+        assert children[("Service", f"news-ingest-{instance}")]["spec"]["publishNotReadyAddresses"] is True
+
+
 def test_autoscaled_endpoint_never_gets_replicas():
     children = build_endpoint_children(DOCS.endpoints["origin"], uid="u", namespace="media", settings=SETTINGS)
     kinds = {c["kind"]: c for c in children}

@@ -23,6 +23,7 @@ from emulator import (
 )
 
 from kubecast.operator.crds import all_crds
+from kubecast.operator.handlers.channel_stop import state_to_record
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -58,7 +59,11 @@ def test_kubectl_get_channels_shows_the_phase():
     assert schema["enum"] == ["Starting", "Running", "Stopping", "Stopped"]
 
 
-async def test_stopping_scales_to_zero_and_the_phase_follows_the_pods(cluster):
+async def test_stopping_scales_to_zero_and_the_phase_follows_the_pods(cluster, tmp_path, monkeypatch):
+    """And the control record in the store says Stopped before the zero replicas (the going pods' ingest
+    reads it) and Running again before the pods are back."""
+    store = tmp_path / "store"
+    monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
     put_stream_key(cluster)
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
     async with operator():
@@ -69,8 +74,10 @@ async def test_stopping_scales_to_zero_and_the_phase_follows_the_pods(cluster):
             await controller(cluster, name, pods=1)
         await eventually(lambda: phase(cluster) == "Running", what="phase Running")
 
+        assert control(store) is None, "a channel that never stopped has no state to record"
         await set_state(cluster, "Stopped", 2)
         await eventually(lambda: replicas(cluster) == dict.fromkeys(PARTS, 0), what="zero replicas")
+        assert control(store)["state"] == "Stopped"
         await eventually(lambda: phase(cluster) == "Stopping", what="phase Stopping")
         assert conditions(cluster, "news")["Reconciling"]["status"] == "True"
         for name in PARTS:
@@ -82,6 +89,7 @@ async def test_stopping_scales_to_zero_and_the_phase_follows_the_pods(cluster):
 
         await set_state(cluster, "Running", 3)
         await eventually(lambda: replicas(cluster) == dict.fromkeys(PARTS, 1), what="one replica each again")
+        assert control(store)["state"] == "Running"
         await eventually(lambda: phase(cluster) == "Starting", what="phase Starting")
         for name in PARTS:
             await controller(cluster, name, pods=1)
@@ -100,6 +108,23 @@ async def test_a_channel_created_stopped_never_gets_pods(cluster):
         for name in PARTS:
             await controller(cluster, name, pods=0)
         await eventually(lambda: phase(cluster) == "Stopped", what="phase Stopped")
+
+
+@pytest.mark.parametrize(
+    "stopped, phase, recorded",
+    [
+        (True, None, "Stopped"),
+        (True, "Running", "Stopped"),
+        (True, "Stopping", "Stopped"),
+        (True, "Stopped", None),  # no pod is left to read it
+        (False, "Stopped", "Running"),
+        (False, "Stopping", "Running"),
+        (False, "Starting", None),
+        (False, None, None),  # never stopped: no record to undo
+    ],
+)
+def test_the_state_is_recorded_where_a_stop_or_a_start_must_be_told(stopped, phase, recorded):
+    assert state_to_record(stopped=stopped, phase=phase) == recorded
 
 
 def idle_events(cluster) -> list:
@@ -221,6 +246,7 @@ async def test_stopping_a_channel_stops_its_running_programs_before_its_packager
             lambda: obj(cluster, PROGRAMS, "evening").raw["spec"]["state"] == "Stopped", what="the Program stopped"
         )
         assert record(store, "news", "evening")["state"] == "Stopped"
+        assert control(store)["state"] == "Stopped", "written before the replicas: the going pods read it"
         assert obj(cluster, PROGRAMS, "sport").raw["spec"]["state"] == "Running", "another channel's program"
         requests = list(cluster)
         stop_patch = next(

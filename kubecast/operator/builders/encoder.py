@@ -39,6 +39,11 @@ from .pods import (
     store_env,
 )
 
+# How long the ingest of a stopped channel's pod keeps refusing publishers with the reason as the pod
+# goes: within the pod's termination grace period (TERMINATION_GRACE_SECONDS), with time to spare.
+STOPPED_LINGER_SECONDS = 20
+TERMINATION_GRACE_SECONDS = 30
+
 
 def replicas(channel: Channel) -> int:
     """One pod per encoder (and one packager), none while the channel is stopped: a stopped
@@ -173,6 +178,12 @@ def encoder_deployment(
                 str(INGEST_METRICS),
                 "--metrics-address",
                 "0.0.0.0",
+                # The channel's control record: a pod going because its channel stopped says so to
+                # publishers (publishNotReadyAddresses on the ingest Services routes them to it meanwhile).
+                "--store",
+                "$(KUBECAST_STORE_URL)",
+                "--stopped-linger",
+                str(STOPPED_LINGER_SECONDS),
             ]
             + (["--http-listen", f"0.0.0.0:{HTTP_INGEST_PORT}"] if any(p.name == "http-ingest" for p in ports) else [])
             + (["--rtmps-listen", f"0.0.0.0:{RTMPS_PORT}"] if any(p.name == "rtmps" for p in ports) else [])
@@ -189,6 +200,8 @@ def encoder_deployment(
             + (["--srt-listen", f"0.0.0.0:{SRT_PORT}"] if any(p.name == "srt" for p in ports) else []),
             "ports": [{"name": port.name, "containerPort": port.number, "protocol": port.protocol} for port in ports]
             + [{"name": "ingest-metrics", "containerPort": INGEST_METRICS}],
+            "env": env,
+            "envFrom": env_from,
             "readinessProbe": {"tcpSocket": {"port": RTMP_PORT}, "periodSeconds": 5},
             "livenessProbe": liveness_probe("ingest-metrics"),
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
@@ -257,7 +270,7 @@ def encoder_deployment(
                         }
                     },
                     securityContext={"fsGroup": 10001},
-                    terminationGracePeriodSeconds=30,
+                    terminationGracePeriodSeconds=TERMINATION_GRACE_SECONDS,
                     containers=containers,
                     volumes=volumes,
                 ),

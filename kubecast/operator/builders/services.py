@@ -40,6 +40,10 @@ def ingest_service(channel: Channel, *, instance: str, namespace: str, owner: di
     spec: dict[str, Any] = {
         "type": ingest.service_type.value,
         "selector": encoder_selector(name, instance),
+        # A pod shutting down because its channel stopped keeps its ingest listening for a while, to
+        # refuse publishers with the reason (kubecast/ingest/control.py): its endpoint must stay
+        # routable while it terminates.  The one pod behind this Service has no ready sibling to prefer.
+        "publishNotReadyAddresses": True,
         # TCP and UDP in one LoadBalancer Service: Kubernetes >= 1.26 (MixedProtocolLBService).
         "ports": [
             {"name": port.name, "port": port.service_port, "targetPort": port.name, "protocol": port.protocol}

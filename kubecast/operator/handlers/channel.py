@@ -131,6 +131,10 @@ async def reconcile_channel(
         wanted: dict[str, str] = {}
         key = (namespace, channel.name)
         if secret_error is None and storage_error is None:
+            phase = newest_status(memo, status).get("phase")
+            await channel_stop.record_state(
+                channel.name, namespace, stopped=channel.spec.stopped, phase=phase, logger=logger
+            )
             wanted = parsed.wanted
             first, second = encoder_names(channel.name)
             held = not second_may_roll(

@@ -11,12 +11,18 @@ the Program's own reconcile republishes its record from the spec, and must not u
 Only when the channel stops (its phase is not Stopped yet): a Program created for a channel
 already stopped is left to record when the channel starts.  A GitOps tool that syncs a
 Program's ``state`` from Git would start it again: the README says what to do then.
+
+The channel's own state goes into its control record in the store the same way, before the
+replicas change (``record_state``): the ingest of an encoder pod reads it when the pod is told to
+stop, and if the channel is stopped it refuses publishers with the reason for a while, as the local
+ingest does (``kubecast.ingest.control``).  A started channel's record says Running again before
+its pods are back, so that their next stop is not taken for the channel's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import kopf
 from pydantic import ValidationError
@@ -24,7 +30,7 @@ from pydantic import ValidationError
 from kubecast.api import API_VERSION, Program, ProgramState
 from kubecast.api.loader import ManifestError
 
-from ..store_io import publish_program
+from ..store_io import publish_program, request_state
 from .common import api, parse_as
 
 CHANNEL_STOPPED = "ChannelStopped"  # the Event's reason
@@ -68,3 +74,24 @@ async def stop_programs(channel: str, namespace: str, logger: kopf.Logger) -> li
         logger.info("program %s %s", name, message)
         stopped.append(name)
     return stopped
+
+
+def state_to_record(*, stopped: bool, phase: str | None) -> Literal["Running", "Stopped"] | None:
+    """The state the control record must say before this reconcile applies the replicas, or None
+    when it cannot say otherwise (a channel that never stopped has no Stopped to undo).  Pure."""
+    if stopped:
+        return None if phase == "Stopped" else "Stopped"
+    return "Running" if phase in ("Stopped", "Stopping") else None
+
+
+async def record_state(channel: str, namespace: str, *, stopped: bool, phase: str | None, logger: kopf.Logger) -> None:
+    """The channel's state in its control record, before its Deployments are scaled.  Storage trouble
+    costs only the reason: the going pods then close their ports without it, as before."""
+    state = state_to_record(stopped=stopped, phase=phase)
+    if state is None:
+        return
+    try:
+        if await request_state(namespace, channel, state):
+            logger.info("control record of %s: %s", channel, state)
+    except Exception as error:  # noqa: BLE001 - see above
+        logger.warning("cannot record %s as %s in the store: %s", channel, state, error)

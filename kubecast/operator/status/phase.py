@@ -49,8 +49,9 @@ def still_running(name: str, deployments: Mapping[str, DeploymentState | None]) 
 
 def stopped_entries(name: str, running: list[str]) -> list[Entry]:
     """The conditions of stopped channel ``name``.  Its Ready message says why a publisher is
-    refused in the words the ingest uses locally (``stopped_refusal``): on a cluster no ingest pod
-    is left to say it, a publisher's connection is simply refused, and this is where to look."""
+    refused in the words the ingest uses locally (``stopped_refusal``): on a cluster the going pods'
+    ingest says it for a while (``kubecast.ingest.control``), then no ingest pod is left to say it,
+    a publisher's connection is simply refused, and this is where to look."""
     refusal = stopped_refusal(name)
     if running:
         return [
