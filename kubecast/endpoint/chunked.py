@@ -33,7 +33,7 @@ from typing import NamedTuple
 from aiohttp import web
 
 from kubecast.media.mp4 import styp
-from kubecast.media.parts import EncoderParts, PartRecord, choose_part_source
+from kubecast.media.parts import PARTS_KEPT_SEGMENTS, EncoderParts, PartRecord, choose_part_source
 from kubecast.media.timeline import Timeline
 from kubecast.storage import layout
 
@@ -46,6 +46,7 @@ from .live import (
     media_type,
     not_found,
     object_response,
+    serve_bytes,
     timeline_of,
     track_of,
 )
@@ -130,20 +131,24 @@ async def ll_segment(request: web.Request) -> web.StreamResponse:
         key = layout.segment_key(channel, row.source, track.info.id, number)
         return await object_response(request, key, content_type, IMMUTABLE)
     edges = await _edges(request, channel)
-    now = datetime.now(timezone.utc)
+    # Stored whole a moment ago, not yet in the timeline (the packager is a step behind, or hung):
+    # from the encoder that says so, fresh or not.  Only recent numbers: made-up ones cost no read.
+    for name, edge in edges.items():
+        records = edge.tracks.get(track.info.id) if edge is not None else None
+        if records is not None and records.complete is not None:
+            if records.complete - PARTS_KEPT_SEGMENTS < number <= records.complete:
+                found = await cached(request, layout.segment_key(channel, name, track.info.id, number))
+                if found is not None:
+                    return serve_bytes(request, found, content_type, IMMUTABLE)
     # the encoder this replica serves LL-HLS parts from, if it still cuts parts: both outputs alike
     kept = request.app[KEPT_SOURCES].get(channel)
-    source = choose_part_source(edges, preferred=timeline.active_source, kept=kept, now=now)
+    source = choose_part_source(edges, preferred=timeline.active_source, kept=kept, now=datetime.now(timezone.utc))
     edge = edges.get(source) if source is not None else None
     if source is None or edge is None:
         return not_found("no encoder of this channel is cutting low-latency parts now")
     stored = edge.tracks.get(track.info.id)
     if stored is None or not stored.parts:
         return not_found("this rendition has no parts yet")
-    if stored.complete is not None and stored.complete >= number >= stored.parts[0].number:
-        # stored whole a moment ago, not yet in the timeline
-        key = layout.segment_key(channel, source, track.info.id, number)
-        return await object_response(request, key, content_type, IMMUTABLE)
     newest = max(row.number for row in stored.parts)
     if not stored.parts[0].number <= number <= newest + 1:
         return not_found("segment not in the timeline nor being written")

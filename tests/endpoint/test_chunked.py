@@ -5,7 +5,7 @@ fills as an encoder would: part objects first, then parts.json listing them)."""
 import asyncio
 import time
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -141,12 +141,14 @@ async def test_finished_segments_come_whole_and_others_are_404(served):
     assert (await client.get(f"/live/news/ll/dash/v999/{OPEN}.m4s")).status == 404
 
 
-async def test_a_segment_stored_whole_before_the_timeline_lists_it_comes_from_that_encoder(served):
+@pytest.mark.parametrize("age", [0, 30], ids=["cutting parts", "stopped cutting parts"])
+async def test_a_segment_stored_whole_before_the_timeline_lists_it_comes_from_that_encoder(served, age):
+    """A packager a step behind (or hung) does not hide what an encoder says it has stored."""
     client, encoder = served
     await encoder.store.put(layout.segment_key("news", "A", "v720", OPEN), b"segment 16, whole")
     for index in range(4):
         await encoder.write(index)
-    await encoder.list(complete=OPEN)
+    await encoder.list(complete=OPEN, updated=datetime.now(timezone.utc) - timedelta(seconds=age))
     response = await client.get(f"/live/news/ll/dash/v720/{OPEN}.m4s")
     assert response.status == 200 and await response.read() == b"segment 16, whole"
 
