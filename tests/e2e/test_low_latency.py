@@ -1,8 +1,9 @@
-"""Low-latency HLS end to end: ffmpeg publishes over RTMP into ``kubecast up`` (one encoder, one
-small rendition, 500 ms parts of 2 s segments); a scripted HTTP client checks blocking reload,
-blocking preload and the refusal of requests beyond the edge against what the encoder stored (the
-store's file times); hls.js in low-latency mode plays the channel in headless Chromium for 60 s,
-meanwhile, without a stall.  One pipeline and one player for the whole module."""
+"""Low-latency HLS and DASH end to end: ffmpeg publishes over RTMP into ``kubecast up`` (one
+encoder, one small rendition, 500 ms parts of 2 s segments); a scripted HTTP client checks
+blocking reload, blocking preload and the refusal of requests beyond the edge against what the
+encoder stored (the store's file times); hls.js in low-latency mode and dash.js on the LL-DASH MPD
+play the channel side by side in headless Chromium for 60 s, meanwhile, without a stall.  One
+pipeline and one browser for the whole module."""
 
 from __future__ import annotations
 
@@ -117,6 +118,20 @@ def hls_player(low_latency):
             browser.close()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def dash_player(low_latency, hls_player):
+    """dash.js on the low-latency MPD (LL-DASH), beside hls.js in the same browser from the module's
+    first test on, so that both players' 60 s overlap: one pipeline, one minute of the suite."""
+    _, _, browser = hls_player
+    page = browser.new_page()
+    url = f"{low_latency['base']}/live/{CHANNEL}/ll/manifest.mpd"
+    config = {"streaming": {"liveCatchup": {"enabled": True}}}
+    players.open_player(page, low_latency["base"], "dash", url, config=config)
+    page.evaluate(STALL_MONITOR)
+    players.wait_for(page, "dash.js playback", "() => window.monitor.start !== null", timeout=60)
+    return page, time.monotonic()
+
+
 def test_a_blocking_reload_is_answered_once_the_part_it_names_is_stored(low_latency, hls_player):
     waits = []
     for _ in range(3):
@@ -203,3 +218,28 @@ def test_hls_js_in_low_latency_mode_plays_60_s_without_a_stall(low_latency, hls_
     assert state["blocking"] >= PLAY_SECONDS, "and reloaded its playlists with _HLS_msn, blocking"
     # hls.js aims at the playlist's PART-HOLD-BACK (3 x 0.512 s) from the edge, not three segments
     assert state["targetLatency"] < 2.0 and state["latency"] < 3.5, state
+
+
+def test_dash_js_low_latency_plays_60_s_without_a_stall_reading_segments_as_they_are_written(dash_player):
+    page, started = dash_player
+    remaining = PLAY_SECONDS - (time.monotonic() - started)
+    if remaining > 0:
+        page.wait_for_timeout(remaining * 1000)
+    state = page.evaluate(
+        "() => ({monitor: window.monitor, errors: window.errors, time: window.v.currentTime,"
+        " latency: window.player.getCurrentLiveLatency(), target: window.player.getTargetLiveDelay(),"
+        " segments: performance.getEntriesByType('resource').filter((e) => e.name.includes('/ll/dash/v180/'))"
+        ".map((e) => [e.responseStart - e.requestStart, e.responseEnd - e.responseStart])})"
+    )
+    segments = state.pop("segments")
+    print(
+        f"dash.js low-latency: {state}; (ms to the first byte, then to the last) of the last segments: {segments[-5:]}"
+    )
+    assert state["errors"] == []
+    assert state["monitor"]["waiting"] == 0 and state["monitor"]["longestMs"] < 1000, state["monitor"]
+    assert state["time"] >= PLAY_SECONDS - 10
+    # the ServiceDescription's target (four 500 ms parts) is what dash.js aims at, and holds
+    assert state["target"] == pytest.approx(2.0) and state["latency"] < 3.0, state
+    # asked for one part after it began, a segment arrives over most of the rest of its 2 s (chunked)
+    streamed = [rest for _, rest in segments if rest > 800]
+    assert len(segments) >= PLAY_SECONDS / 2 - 5 and len(streamed) >= len(segments) / 2, segments
