@@ -24,6 +24,7 @@ import dataclasses
 import math
 import re
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -53,6 +54,7 @@ POLL_SECONDS = 0.05  # how often a waiting request looks for a new part (the rea
 PART_FILE = re.compile(r"^(\d{1,12})\.(\d{1,2})\.([A-Za-z0-9_-]{1,16})\.m4s$")
 SEGMENT_FILE = re.compile(r"^(\d{1,12})\.m4s$")
 KEPT_SOURCES = web.AppKey("low_latency_sources", dict)  # channel -> the encoder this replica serves parts from
+LIVE_EDGES = web.AppKey("low_latency_edges", dict)  # channel -> its _Edge (channels found in storage only)
 
 
 def _utc_now() -> datetime:
@@ -73,7 +75,18 @@ async def _edges(request: web.Request, channel: str) -> dict[str, EncoderParts |
     return edges
 
 
-async def _views(request: web.Request, timeline: Timeline) -> dict[str, llhls.LowLatencyView]:
+@dataclass
+class _Edge:
+    """A channel's live edge as this replica last built it: every rendition's view, and the
+    playlists rendered from them, for one version of the timeline and of the encoders' parts.json.
+    Requests waiting on the channel share it; it is rebuilt only when something changed."""
+
+    version: tuple[object, ...]
+    views: dict[str, llhls.LowLatencyView]
+    texts: dict[tuple[str, bool], str] = field(default_factory=dict)  # (rendition, delta update) -> playlist
+
+
+async def _edge(request: web.Request, timeline: Timeline) -> _Edge:
     """Every rendition's view of the live edge, all from the one encoder chosen for the channel."""
     edges = await _edges(request, timeline.channel)
     kept: dict[str, str] = request.app[KEPT_SOURCES]
@@ -82,6 +95,15 @@ async def _views(request: web.Request, timeline: Timeline) -> dict[str, llhls.Lo
     )
     if source is not None:
         kept[timeline.channel] = source
+    version = (
+        timeline.generation,
+        timeline.updated,
+        source,
+        tuple(edge.updated if edge is not None else None for edge in edges.values()),
+    )
+    built: dict[str, _Edge] = request.app[LIVE_EDGES]
+    if (known := built.get(timeline.channel)) is not None and known.version == version:
+        return known
     any_edge = next(edge for edge in edges.values() if edge is not None)
     views = {}
     for track in timeline.tracks:
@@ -93,7 +115,8 @@ async def _views(request: web.Request, timeline: Timeline) -> dict[str, llhls.Lo
                 parts_per_segment=math.ceil(timeline.segment_duration_ms / any_edge.part_duration_ms),
             )
         views[track.info.id] = view
-    return views
+    built[timeline.channel] = edge = _Edge(version, views)
+    return edge
 
 
 def _directive(request: web.Request, name: str) -> int | None:
@@ -123,11 +146,11 @@ async def ll_media_playlist(request: web.Request) -> web.Response:
     track_id = request.match_info["track"]
     timeline = await timeline_of(request)
     track_of(timeline, track_id)
-    views = await _views(request, timeline)
+    edge = await _edge(request, timeline)
     if msn is not None and timeline.state != "stopped":  # 6.2.5.2: ignored once the playlist has ENDLIST
         started = time.monotonic()
-        deadline = started + llhls.block_seconds(views[track_id])
-        while (state := llhls.reload_state(views[track_id], msn, part)) is not llhls.Reload.READY:
+        deadline = started + llhls.block_seconds(edge.views[track_id])
+        while (state := llhls.reload_state(edge.views[track_id], msn, part)) is not llhls.Reload.READY:
             if state is llhls.Reload.TOO_FAR:
                 metrics.BLOCKING_RELOADS.labels("refused").inc()
                 raise web.HTTPBadRequest(text="_HLS_msn/_HLS_part too far beyond the live edge\n")
@@ -137,18 +160,20 @@ async def ll_media_playlist(request: web.Request) -> web.Response:
             await asyncio.sleep(POLL_SECONDS)
             timeline = await timeline_of(request)
             track_of(timeline, track_id)
-            views = await _views(request, timeline)
+            edge = await _edge(request, timeline)
             if timeline.state == "stopped":
                 break
         metrics.BLOCKING_RELOADS.labels("answered").inc()
         metrics.BLOCKED_SECONDS.observe(time.monotonic() - started)
-    view = views[track_id]
-    reports = [
-        report
-        for other, other_view in views.items()
-        if other != track_id and (report := llhls.rendition_report(other_view, f"../{other}/index.m3u8"))
-    ]
-    text = llhls.media_playlist(timeline, view, skip=skip, reports=reports)
+    view = edge.views[track_id]
+    text = edge.texts.get((track_id, skip))
+    if text is None:
+        reports = [
+            report
+            for other, other_view in edge.views.items()
+            if other != track_id and (report := llhls.rendition_report(other_view, f"../{other}/index.m3u8"))
+        ]
+        text = edge.texts[(track_id, skip)] = llhls.media_playlist(timeline, view, skip=skip, reports=reports)
     # A blocking request's answer holds at least what it asked for whenever it is served, so a
     # CDN may keep it; a plain request must see the edge as it is.
     cache = f"public, max-age={view.target}" if msn is not None else "no-cache"
@@ -170,7 +195,7 @@ async def ll_file(request: web.Request) -> web.StreamResponse:
     if any(row.number == number for row in track.segments):
         return await media_segment(request)
     # Stored whole by the encoder whose parts are served, and not in the timeline yet.
-    view = (await _views(request, timeline))[track.info.id]
+    view = (await _edge(request, timeline)).views[track.info.id]
     row = next((row for row in view.rows if row.number == number), None)
     if row is None:
         raise web.HTTPNotFound(text="segment not in the playlist\n")
@@ -224,6 +249,7 @@ async def _await_part(
 
 def add_routes(app: web.Application, live: str, track: str) -> None:
     app[KEPT_SOURCES] = {}
+    app[LIVE_EDGES] = {}
     app.router.add_get(f"{live}/ll/index.m3u8", ll_multivariant)
     app.router.add_get(f"{live}/ll/{{track:{track}}}/index.m3u8", ll_media_playlist)
     app.router.add_get(f"{live}/ll/{{track:{track}}}/init.mp4", init_segment)
