@@ -14,6 +14,12 @@ FRAMES_DROPPED = Counter(
 )
 SEGMENTS = Counter("kubecast_encoder_segments_total", "Segments stored", ["rendition"])
 PARTS = Counter("kubecast_encoder_parts_total", "Low-latency parts stored", ["rendition"])
+STORE_WRITES = Counter(
+    "kubecast_encoder_store_writes_total",
+    "Objects written to storage (PUT requests on an object store), by kind: segment, part, parts_index, progress, "
+    "init, thumbnail",
+    ["kind"],
+)
 DECODE_ERRORS = Counter("kubecast_encoder_decode_errors_total", "Contribution packets the decoder refused")
 AUDIO_TRACKS = Counter(
     "kubecast_encoder_audio_tracks_total",

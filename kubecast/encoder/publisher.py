@@ -203,7 +203,7 @@ class Publisher:
         while not self._stop.wait(HEARTBEAT_SECONDS):
             self._queue.put(Heartbeat())
 
-    def _put(self, key: str, data: bytes) -> None:
+    def _put(self, key: str, data: bytes, kind: str) -> None:
         backoff = Backoff(self._rng)
         while True:
             try:
@@ -217,6 +217,7 @@ class Publisher:
                     raise
                 time.sleep(delay)
             else:
+                metrics.STORE_WRITES.labels(kind).inc()
                 if (lasted := self._outage.ended()) is not None:
                     log.info(
                         "storage takes writes of %s/%s again after %.1f s; %d segments waiting",
@@ -259,7 +260,7 @@ class Publisher:
                 # Several tracks finish a segment at once: list them with one progress write.
                 if self._progress_changed and (self._queue.only_parts_waiting() or self._unlisted >= LIST_EVERY):
                     self.progress.updated = now_utc()
-                    self._put(layout.progress_key(self.channel, self.instance), self.progress.to_json())
+                    self._put(layout.progress_key(self.channel, self.instance), self.progress.to_json(), "progress")
                     self._unlisted = 0
                     self._progress_changed = False
             except Exception:  # noqa: BLE001 - the writer must outlive one bad item
@@ -271,7 +272,9 @@ class Publisher:
 
         def store(upload: SegmentUpload) -> None:
             number = upload.segment.number
-            self._put(layout.segment_key(self.channel, self.instance, upload.track_id, number), upload.segment.data)
+            self._put(
+                layout.segment_key(self.channel, self.instance, upload.track_id, number), upload.segment.data, "segment"
+            )
 
         if len(uploads) == 1:
             store(uploads[0])
@@ -305,7 +308,8 @@ class Publisher:
 
         def store(upload: PartUpload) -> None:
             part = upload.part
-            self._put(layout.part_key(self.channel, self.instance, upload.track_id, part.number, part.index), part.data)
+            key = layout.part_key(self.channel, self.instance, upload.track_id, part.number, part.index)
+            self._put(key, part.data, "part")
 
         list(self._uploads.map(store, uploads))
         for upload in uploads:
@@ -327,7 +331,7 @@ class Publisher:
             metrics.PARTS.labels(upload.track_id).inc()
         edge.updated = now_utc()
         edge.part_target_ms = part_target_ms(edge.part_duration_ms, self.progress.tracks)
-        self._put(layout.parts_key(self.channel, self.instance), edge.to_json())
+        self._put(layout.parts_key(self.channel, self.instance), edge.to_json(), "parts_index")
 
     def _handle(self, item: Upload) -> None:
         progress = self.progress
@@ -335,7 +339,7 @@ class Publisher:
             info = item.info
             key = layout.init_key(self.channel, self.instance, info.id, info.init)
             if key not in self._stored_inits:
-                self._put(key, item.init)
+                self._put(key, item.init, "init")
                 self._stored_inits.add(key)
             # in place: a track described again (its captions found) keeps its position
             if any(t.id == info.id for t in progress.tracks):
@@ -347,7 +351,7 @@ class Publisher:
         elif isinstance(item, MetadataPlaced):
             progress.metadata = [*progress.metadata, item.item][-RECENT_METADATA:]
         elif isinstance(item, ThumbnailUpload):
-            self._put(layout.thumbnail_key(self.channel, self.instance), item.jpeg)
+            self._put(layout.thumbnail_key(self.channel, self.instance), item.jpeg, "thumbnail")
             progress.thumbnail_updated = now_utc()
         elif isinstance(item, StatusUpdate):
             if item.state is not None:

@@ -50,3 +50,9 @@ PRELOAD_SECONDS = Histogram(
     "How long a request for a hinted part not yet stored was held before the part was served",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 6.0),
 )
+INDEX_READS = Counter(
+    "kubecast_endpoint_index_reads_total",
+    "Storage reads of index objects (GET requests on an object store), by kind: timeline, progress, parts "
+    "(an encoder's parts.json), program, locator",
+    ["kind"],
+)

@@ -336,6 +336,7 @@ class TimelineCache:
             if entry and arrived - entry[0] < ttl:
                 return cast("T | None", entry[1])
             began = time.monotonic()
+            metrics.INDEX_READS.labels(name.split(":")[0] if ":" in name else "timeline").inc()
             try:
                 data = await asyncio.wait_for(self.store.get(key), READ_DEADLINE)
             except Exception as error:  # noqa: BLE001 - storage away: answer with what we have, if anything

@@ -7,6 +7,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 from helpers import wait_until
+from prometheus_client import REGISTRY
 
 from kubecast.encoder.publisher import Publisher
 from kubecast.encoder.segmenter import Part, Segment, TimedSample, TrackSegmenter
@@ -123,6 +124,10 @@ class RecordingStore(Store):
             self.keys.append(key)
 
 
+def written(kind: str) -> float:
+    return REGISTRY.get_sample_value("kubecast_encoder_store_writes_total", {"kind": kind}) or 0.0
+
+
 def edge(store: Store) -> EncoderParts | None:
     data = store.get_sync(layout.parts_key("c", "A"))
     return EncoderParts.from_json(data) if data is not None else None
@@ -137,6 +142,7 @@ def test_parts_are_stored_before_parts_json_lists_them_and_do_not_rewrite_progre
     try:
         wait_until(lambda: store.get_sync(layout.progress_key("c", "A")) is not None, timeout=10, what="first progress")
         progress_writes = store.keys.count(layout.progress_key("c", "A"))
+        counted = {kind: written(kind) for kind in ("part", "parts_index", "segment")}
         # segment 0, and the first part of segment 1 (its segment is still open: the flushed one is not sent)
         for item in video(61)[:-1]:
             publisher.segment("v", item)
@@ -157,6 +163,9 @@ def test_parts_are_stored_before_parts_json_lists_them_and_do_not_rewrite_progre
         )
         # five parts, one segment: progress.json is written for the segment, not for each part
         assert store.keys.count(layout.progress_key("c", "A")) - progress_writes <= 2
+        # and the writes are counted by kind, as the cost bench reads them
+        assert written("part") - counted["part"] == 5 and written("segment") - counted["segment"] == 1
+        assert written("parts_index") - counted["parts_index"] == store.keys.count(layout.parts_key("c", "A"))
     finally:
         publisher.stop()
 
