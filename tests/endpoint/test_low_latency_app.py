@@ -160,3 +160,24 @@ async def test_a_channel_without_parts_has_no_low_latency_output(tmp_path):
         assert (await client.get("/live/news/ll/index.m3u8")).status == 404
         assert (await client.get(PLAYLIST)).status == 404
         assert (await client.get("/live/news/v720/index.m3u8")).status == 200
+
+
+async def test_when_the_encoder_whose_parts_are_served_stops_the_other_ones_are_served(low_latency):
+    a, b = low_latency.encoder, Encoder(low_latency.encoder.store, "B")
+    for number, index in ((15, 0), (15, 1), (16, 0), (16, 1)):
+        await b.part(number, index)
+    text = await (await low_latency.get(PLAYLIST)).text()
+    assert 'URI="16.1.A.m4s"' in text and ".B.m4s" not in text  # the timeline's active source, A
+    # A stops writing: its parts.json grows stale (2 parts + 0.5 s), B goes on
+    stale = EncoderParts.from_json(await a.store.get(layout.parts_key("news", "A")) or b"")
+    stale.updated = datetime.fromtimestamp(time.time() - 2, timezone.utc)
+    await a.store.put(layout.parts_key("news", "A"), stale.to_json())
+    await b.part(17, 0)
+    await asyncio.sleep(0.1)  # past the parts.json read's 50 ms
+    text = await (await low_latency.get(PLAYLIST)).text()
+    assert 'URI="17.0.B.m4s"' in text and ".A.m4s" not in text, text
+    assert text.rstrip().endswith('#EXT-X-PRELOAD-HINT:TYPE=PART,URI="17.1.B.m4s"')
+    # A comes back: this replica stays with B, so a player's segment keeps one encoder's parts
+    await a.part(17, 0)
+    await asyncio.sleep(0.1)
+    assert ".A.m4s" not in await (await low_latency.get(PLAYLIST)).text()
