@@ -164,12 +164,17 @@ def test_the_hinted_part_is_held_until_stored_then_served_whole(low_latency, hls
 
 def test_requests_beyond_the_edge_are_refused_at_once(low_latency, hls_player):
     edge = Edge(get(low_latency["playlist"])[1].decode())
-    started = time.monotonic()
-    assert get(f"{low_latency['playlist']}?_HLS_msn={edge.last_msn + 3}")[0] == 400
-    # 4 parts a segment, part target 0.512 s: more than 3 / 0.512 = 5.86 parts beyond the hint's
-    assert get(f"{low_latency['playlist']}?_HLS_msn={edge.hint_msn + 1}&_HLS_part={edge.hint_part + 3}")[0] == 400
-    assert get(f"{low_latency['playlist']}?_HLS_part=1")[0] == 400
-    assert time.monotonic() - started < 2.0
+    too_far = [
+        f"{low_latency['playlist']}?_HLS_msn={edge.last_msn + 3}",
+        # 4 parts a segment, part target 0.512 s: more than 3 / 0.512 = 5.86 parts beyond the newest
+        f"{low_latency['playlist']}?_HLS_msn={edge.hint_msn + 1}&_HLS_part={edge.hint_part + 3}",
+        f"{low_latency['playlist']}?_HLS_part=1",
+    ]
+    for url in too_far:
+        asked = time.time()
+        status, _, answered = get(url)
+        # not held: a held request is answered after three target durations (6 s) at the earliest
+        assert status == 400 and answered - asked < 3.0, (url, status, answered - asked)
 
 
 def preloads_answered(base: str) -> float:
@@ -217,7 +222,7 @@ def test_hls_js_in_low_latency_mode_plays_60_s_without_a_stall(low_latency, hls_
     assert state["parts"] >= PLAY_SECONDS, "hls.js fetched parts, about two a second"
     assert state["blocking"] >= PLAY_SECONDS, "and reloaded its playlists with _HLS_msn, blocking"
     # hls.js aims at the playlist's PART-HOLD-BACK (3 x 0.512 s) from the edge, not three segments
-    assert state["targetLatency"] < 2.0 and state["latency"] < 3.5, state
+    assert state["targetLatency"] == 1.536, state
 
 
 def test_dash_js_low_latency_plays_60_s_without_a_stall_reading_segments_as_they_are_written(dash_player):
