@@ -1,6 +1,7 @@
 """Glass-to-glass latency in a real browser: from a picture's making to its showing in hls.js and dash.js.
 
     python bench/glass_to_glass.py [--seconds 120] [--modes hls,dash,ll-hls,ll-dash] [--segment-duration 2]
+                                   [--hls-catch-up 1.1]
 
 A publisher burns the wall-clock time into every picture it makes (``burned_clock.py``: 48 large
 black and white cells, read back after any rung's compression), pipes the pictures in real time
@@ -10,15 +11,17 @@ mode in turn, headless Chromium (Debian's) opens a page on the endpoint and play
 
 - ``hls``: hls.js with its defaults (three target durations behind the live edge);
 - ``dash``: dash.js with its defaults (the MPD's ``suggestedPresentationDelay``);
-- ``ll-hls``: hls.js with ``lowLatencyMode`` on the low-latency channel (``spec.lowLatency``);
-- ``ll-dash``: dash.js with its low-latency catch-up on the low-latency channel.
+- ``ll-hls``: hls.js with ``lowLatencyMode`` on the low-latency channel (``spec.lowLatency``:
+  500 ms parts); hls.js catches up to its target only with ``--hls-catch-up`` above 1;
+- ``ll-dash``: dash.js on that channel's LL-DASH MPD, with its low-latency catch-up.
 
 Every ``--interval`` the page draws the playing video into a 64x48 canvas, notes ``Date.now()``
 (the same clock the publisher burned in) and the element's ``currentTime``; the bench reads the
 burned time from each canvas and subtracts it from that moment.  It prints, per mode, the
 latency's p50 and p95 after startup, the stalls after startup (``currentTime`` not advancing for
 at least ``--stall`` seconds while playing: a frozen picture) with their total length, the time
-to the first picture, and how busy the machine's cores were over the mode's run.  Goals (issue
+to the first picture, how busy the machine's cores were over the mode's run and the load
+average at its end.  Each channel runs alone under its own ``kubecast up``.  Goals (issue
 #20): low-latency modes p50 under 3 s with no stall after startup on 2 cores, standard under 8 s.
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import os
 import statistics
@@ -114,6 +118,7 @@ class Result:
     stalls: list[float] = field(default_factory=list)  # each stall's length, seconds
     unreadable: int = 0  # samples with a picture showing no readable clock
     busy: float = 0.0  # the machine's cores busy over the run, as a fraction of all cores
+    load: float = 0.0  # the 1-minute load average at the end of the run
     errors: list[str] = field(default_factory=list)
 
 
@@ -219,6 +224,7 @@ def play(browser: Any, origin: str, mode: Mode, *, seconds: float, interval: flo
         result.errors = page.evaluate("window.errors")
         if before is not None:
             result.busy = (after[0] - before[0]) / max(1.0, after[1] - before[1])
+        result.load = os.getloadavg()[0]
         analyse(result, samples, opened_ms, stall=stall)
     finally:
         page.close()
@@ -279,7 +285,7 @@ def run_channel(browser: Any, channel: str, modes: list[Mode], args: argparse.Na
 def report(results: list[Result], seconds: float) -> None:
     print(f"{os.cpu_count()} cores; each mode {seconds:.0f} s after its first picture")
     print(f"{'mode':8} {'p50 s':>6} {'p95 s':>6} {'stalls':>6} {'stalled s':>9} {'startup s':>9} {'samples':>7}"
-          f" {'unread':>6} {'cores busy':>10}")  # fmt: skip
+          f" {'unread':>6} {'cores busy':>10} {'load':>5}")  # fmt: skip
     for result in results:
         if not result.latencies:
             print(f"{result.mode:8} no picture with a clock was shown; errors: {result.errors}")
@@ -287,7 +293,7 @@ def report(results: list[Result], seconds: float) -> None:
         print(
             f"{result.mode:8} {statistics.median(result.latencies):6.2f} {percentile(result.latencies, 0.95):6.2f} "
             f"{len(result.stalls):6d} {sum(result.stalls):9.1f} {result.startup or 0:9.1f} "
-            f"{len(result.latencies):7d} {result.unreadable:6d} {result.busy * 100:9.0f}%"
+            f"{len(result.latencies):7d} {result.unreadable:6d} {result.busy * 100:9.0f}% {result.load:5.1f}"
         )
         if result.errors:
             print(f"         player errors: {result.errors}")
@@ -301,8 +307,21 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between the page's samples")
     parser.add_argument("--stall", type=float, default=0.5, help="seconds without progress that count as a stall")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--hls-catch-up",
+        type=float,
+        default=None,
+        help="hls.js's maxLiveSyncPlaybackRate in ll-hls (default: hls.js's own, 1: no catch-up)",
+    )
     args = parser.parse_args()
     modes = [MODES[name] for name in args.modes.split(",")]
+    if args.hls_catch_up is not None:
+        modes = [
+            dataclasses.replace(mode, config={**mode.config, "maxLiveSyncPlaybackRate": args.hls_catch_up})
+            if mode.name == "ll-hls"
+            else mode
+            for mode in modes
+        ]
     from playwright.sync_api import sync_playwright
 
     results: list[Result] = []
