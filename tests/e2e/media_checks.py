@@ -40,7 +40,8 @@ def multivariant(url: str) -> tuple[list[Variant], list[dict[str, str]]]:
             variants.append(Variant(urljoin(url, lines[index + 1]), parse_attributes(line.split(":", 1)[1])))
         elif line.startswith("#EXT-X-MEDIA:"):
             attributes = parse_attributes(line.split(":", 1)[1])
-            attributes["URI"] = urljoin(url, attributes["URI"])
+            if "URI" in attributes:  # closed captions are in the video: their rendition has no URI
+                attributes["URI"] = urljoin(url, attributes["URI"])
             media.append(attributes)
     return variants, media
 
