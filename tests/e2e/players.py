@@ -24,7 +24,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
     "shaka": ("shaka-player.compiled.js",),
 }
 
-# Each body runs as `async (url, v, config, setup) => { ... }`; config is a JSON object for the player's own
+# Each body runs as `async (url, v, config, setup, start) => { ... }`; config is a JSON object for the player's own
 # configuration (hls.js constructor options, dash.js updateSettings, Shaka's player.configure), and
 # setup(player, v) runs before the player loads anything (to listen to events it sends while loading).
 _START: dict[str, str] = {
@@ -42,8 +42,8 @@ _START: dict[str, str] = {
     " p.addEventListener('error', (e) => window.errors.push('shaka: ' + e.detail.code + ' ' + "
     "JSON.stringify(e.detail.data)));"
     " await p.attach(v); setup(p, v);"
-    " try { await p.load(url); } catch (e) { window.errors.push('shaka load: ' + e.code + ' ' + "
-    "JSON.stringify(e.data)); }",
+    " try { await p.load(url, start === null ? undefined : start); }"
+    " catch (e) { window.errors.push('shaka load: ' + e.code + ' ' + JSON.stringify(e.data)); }",
 }
 _START["smooth"] = _START["dash"]
 
@@ -72,23 +72,33 @@ def sync_playwright() -> Any:
 
 
 def open_player(
-    page: Any, origin: str, engine: str, url: str, *, config: dict[str, Any] | None = None, setup: str = ""
+    page: Any,
+    origin: str,
+    engine: str,
+    url: str,
+    *,
+    config: dict[str, Any] | None = None,
+    setup: str = "",
+    start: float | None = None,
 ) -> None:
     """Play ``url`` with ``engine`` ("hls", "dash", "smooth" or "shaka") in ``page``, served from ``origin``;
-    ``setup`` is the body of a JS function of ``player`` and ``v`` run before the player loads ``url``."""
+    ``setup`` is the body of a JS function of ``player`` and ``v`` run before the player loads ``url``;
+    ``start`` (Shaka only) the position to load at, in the player's time, rather than its default."""
+    assert start is None or engine == "shaka", "only Shaka's load takes a start time"
     page.goto(f"{origin}/healthz", timeout=30_000)
     for script in SCRIPTS[engine]:
         page.add_script_tag(url=f"{origin}/static/vendor/{script}")
     page.evaluate(
-        "async ([url, body, config, setup]) => { const v = document.createElement('video'); v.muted = true;"
+        "async ([url, body, config, setup, start]) => { const v = document.createElement('video'); v.muted = true;"
         " v.autoplay = true; document.body.appendChild(v); window.v = v; window.errors = [];"
         " window.playing = false; window.ended = false;"
         " v.addEventListener('error', () => window.errors.push('video: ' + (v.error && v.error.message)));"
         " v.addEventListener('playing', () => { window.playing = true; });"
         " v.addEventListener('ended', () => { window.ended = true; });"
-        " const start = new Function('url', 'v', 'config', 'setup', 'return (async () => {' + body + '})();');"
-        " await start(url, v, config, new Function('player', 'v', setup)); }",
-        [url, _START[engine], json.loads(json.dumps(config or {})), setup],
+        " const run = new Function('url', 'v', 'config', 'setup', 'start',"
+        " 'return (async () => {' + body + '})();');"
+        " await run(url, v, config, new Function('player', 'v', setup), start); }",
+        [url, _START[engine], json.loads(json.dumps(config or {})), setup, start],
     )
 
 
