@@ -21,6 +21,7 @@ import ssl
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -49,6 +50,8 @@ from media_checks import MediaPlaylist, download, fetch, media_playlist, mpd, mu
 from players import chromium, open_player, sync_playwright
 from test_live_channel import _chromium
 
+from kubecast.media.cues import TimelineCue
+from kubecast.media.fmp4 import parse_fragment
 from kubecast.media.id3 import text_tag
 from kubecast.media.mp4 import parse_media_segment
 from kubecast.media.scte35 import parse_splice_info
@@ -107,11 +110,46 @@ def publisher(name: str, *output: str, seconds: int | None = SECONDS, inputs: tu
 RTMP_TIMEOUT = 60
 
 
+def captioned_source(captions: Path) -> list[str]:
+    """gst-launch elements of a live picture with CEA-608 captions (``captions``, a ``c608`` track of
+    ``tests/captioned.py``) that ``cccombiner`` attaches and x264enc (with B-frames) writes as SEI, and a
+    tone, both into the muxer named ``mux``."""
+    return [
+        "videotestsrc",
+        "is-live=true",
+        "!",
+        "video/x-raw,width=320,height=240,framerate=30/1",
+        "!",
+        "cccombiner",
+        "name=cc",
+        "!",
+        "x264enc",
+        "speed-preset=ultrafast",
+        "key-int-max=60",
+        "bframes=2",
+        "!",
+        "h264parse",
+        "!",
+        "mux.",
+        *caption_branch(captions),
+        "audiotestsrc",
+        "is-live=true",
+        "samplesperbuffer=1024",
+        "!",
+        "audio/x-raw,rate=48000,channels=2",
+        "!",
+        "voaacenc",
+        "!",
+        "aacparse",
+        "!",
+        "mux.",
+    ]
+
+
 def gstreamer_publisher(url: str, passthrough_url: str, captions: Path) -> Proc:
-    """GStreamer's RTMP publisher: x264enc with B-frames, whose first decode times flvmux clamps to
-    0, so the contribution repeats a DTS value; and CEA-608 captions (``captions``, a ``c608`` track of
-    ``tests/captioned.py``) that ``cccombiner`` attaches and x264enc writes as SEI.  The same stream
-    goes to a live-encoded and a pass-through channel until it is stopped."""
+    """GStreamer's RTMP publisher of ``captioned_source``: x264enc's B-frames make flvmux clamp the first
+    decode times to 0, so the contribution repeats a DTS value.  The same stream goes to a live-encoded
+    and a pass-through channel until it is stopped."""
     return Proc(
         [
             "gst-launch-1.0",
@@ -135,36 +173,23 @@ def gstreamer_publisher(url: str, passthrough_url: str, captions: Path) -> Proc:
             "rtmp2sink",
             f"location={passthrough_url}",
             f"timeout={RTMP_TIMEOUT}",
-            "videotestsrc",
-            "is-live=true",
-            "!",
-            "video/x-raw,width=320,height=240,framerate=30/1",
-            "!",
-            "cccombiner",
-            "name=cc",
-            "!",
-            "x264enc",
-            "speed-preset=ultrafast",
-            "key-int-max=60",
-            "bframes=2",
-            "!",
-            "h264parse",
-            "!",
-            "mux.",
-            *caption_branch(captions),
-            "audiotestsrc",
-            "is-live=true",
-            "samplesperbuffer=1024",
-            "!",
-            "audio/x-raw,rate=48000,channels=2",
-            "!",
-            "voaacenc",
-            "!",
-            "aacparse",
-            "!",
-            "mux.",
+            *captioned_source(captions),
         ],
         name="gstreamer",
+    )
+
+
+def gstreamer_srt_publisher(url: str, captions: Path) -> Proc:
+    """GStreamer's SRT caller (``srtsink``) sending ``captioned_source`` as MPEG-TS.  srtsink sends each
+    buffer as one SRT message, and mpegtsmux makes a buffer of every 188-byte TS packet unless told
+    otherwise.  Sent so, every packet of each IDR picture (50 to 70 messages back to back) went missing
+    on the way, the same ones in every run, so no picture reached the encoder decodable and the channel
+    never went live.  ``alignment=7`` makes 1316-byte messages of seven packets, as ffmpeg's SRT output
+    and SRT's live mode have them; then nothing is lost."""
+    return Proc(
+        ["gst-launch-1.0", "-q", "mpegtsmux", "name=mux", "alignment=7", "!", "srtsink", f"uri={url}"]
+        + captioned_source(captions),
+        name="gstreamer srt",
     )
 
 
@@ -173,6 +198,9 @@ SPLICE_OUT, BREAK = 21.0, 6.0
 EVENT_ID = 4077
 # ID3 tags of the marker stream (TIT2 text, seconds after its first frame): inside segments, not on a boundary.
 ID3_TAGS = [("kubecast id3 one", 13.5), ("kubecast id3 two", 16.25)]
+# The sparse SCTE-35 track pushed beside enc-smooth's media: a break at this time of the push's clock
+# (1 s into a segment when the media starts at 0), for this long.
+SPARSE_EVENT_ID, SPARSE_OUT, SPARSE_BREAK = 5150, 29.0, 4.0
 # Timed text the jittered RTMP publisher sends as onTextData (ffmpeg's FLV muxer, from a text subtitle stream).
 TEXT_DATA = [("kubecast text one", 12.5), ("kubecast text two", 15.25)]
 
@@ -321,6 +349,12 @@ def pipeline(tmp_path_factory):
                 "ismv",
                 f"{push}/enc-smooth.isml/Streams(encoder1)",
             ),
+            Proc(
+                [sys.executable, str(HERE / "sparse_push.py"), f"{push}/enc-smooth.isml/Streams(scte35)"]
+                + [str(work / "store" / "channels" / "enc-smooth" / "clock"), str(SPARSE_EVENT_ID)]
+                + [str(SPARSE_OUT), str(SPARSE_BREAK)],
+                name="sparse push enc-smooth",
+            ),
             publisher("enc-cmaf", "-seg_duration", "2", "-f", "dash", f"{push}/enc-cmaf.cmaf/manifest.mpd"),
             publisher(
                 "enc-rtmp",
@@ -354,6 +388,7 @@ def pipeline(tmp_path_factory):
             "up": up,
             "work": work,
             "rtmp": rtmp,
+            "srt": srt,
             "push": push,
             "rtmps": rtmps,
             "https": https,
@@ -598,13 +633,42 @@ def test_hlsjs_shows_the_caption_track_with_its_cues(pipeline):
     then two captions parsed, which the source sends every 3 s), bounded for two busy cores, and a
     wait that runs out says how far hls.js got."""
     assert_captions_ahead(pipeline)
+    assert_hlsjs_shows_the_captions(pipeline["base"], "enc-gst")
+
+
+def test_captions_published_over_srt_by_gstreamer_reach_ffmpeg_and_hlsjs(pipeline, tmp_path):
+    """GStreamer's captioned stream (608 pairs by pycaption, cccombiner, x264enc's SEI) published over SRT by
+    srtsink, with the channel's passphrase, into a pass-through channel: the multivariant playlist signals
+    the captions, ffmpeg's 608 decoder reads them back from its HLS, whole and in order, and hls.js shows
+    them as the cues of a CC1 captions track."""
     base = pipeline["base"]
+    url = f"srt://127.0.0.1:{pipeline['srt']}?streamid=cc-srt&passphrase={PASSPHRASE}"
+    sender = gstreamer_srt_publisher(url, caption_track(tmp_path, 180))
+    try:
+        try:
+            segments_of(base, "cc-srt", 3)
+        except TimeoutError as error:
+            raise AssertionError(f"{error}; srtsink said: {sender.output()!r}") from None
+        assert 'CLOSED-CAPTIONS="cc"' in fetch(f"{base}/live/cc-srt/index.m3u8").decode()
+        srt = read_captions(f"{base}/live/cc-srt/video/index.m3u8", seconds=10)
+        numbers = caption_numbers(srt)
+        assert len(numbers) >= 3 and numbers == list(range(numbers[0], numbers[0] + len(numbers))), srt
+        assert all(f"{cue_text(n)}</font>" in srt for n in numbers), srt
+        assert_hlsjs_shows_the_captions(base, "cc-srt")
+        assert sender.alive(), sender.output()
+    finally:
+        sender.stop()
+
+
+def assert_hlsjs_shows_the_captions(base: str, channel: str) -> None:
+    """hls.js in Chromium plays ``channel`` and shows a ``CC1`` captions track whose cues are the
+    source's captions, in order."""
     sync_api = players.sync_playwright()
     with sync_api.sync_playwright() as playwright:
         browser = players.chromium(playwright)
         try:
             page = browser.new_page()
-            players.open_player(page, base, "hls", f"{base}/live/enc-gst/index.m3u8")
+            players.open_player(page, base, "hls", f"{base}/live/{channel}/index.m3u8")
             steps = [("media buffered", "() => window.v.buffered.length > 0", 60_000), ("two cues", CUES, 45_000)]
             for what, condition, timeout in steps:
                 try:
@@ -788,6 +852,41 @@ def tags_before_segments(playlist: str) -> dict[int, list[str]]:
     return tags
 
 
+# hls.js's splice out: the first SCTE35-OUT cue of its metadata text track, and the date range with the
+# start of the fragment its START-DATE falls in.
+HLS_SPLICE_OUT = (
+    "() => { const cues = []; for (const t of window.v.textTracks) for (const c of (t.cues || []))"
+    " if (c.value && c.value.key === 'SCTE35-OUT') cues.push(c.startTime);"
+    " const level = window.player.levels.find((l) => l.details && l.details.dateRanges);"
+    " if (!cues.length || !level) return null; const d = level.details;"
+    " const r = Object.values(d.dateRanges).find((x) => x.attr['SCTE35-OUT']); if (!r) return null;"
+    " const f = d.fragments.find((x) => x.programDateTime <= r.startDate.getTime() &&"
+    " r.startDate.getTime() < x.programDateTime + x.duration * 1000);"
+    " return f ? {cue: cues[0], range: r.startTime, out: r.attr['SCTE35-OUT'], id: r.id,"
+    " fragment: f.start, pdt: f.programDateTime} : null; }"
+)
+
+
+def assert_hlsjs_splice_out(base: str, channel: str, out: TimelineCue, event_id: int) -> None:
+    """hls.js in Chromium surfaces the splice out of ``channel`` as a date range (and a cue of its
+    metadata track) at the splice frame's media time, within a frame."""
+    playwright = sync_playwright()
+    with playwright.sync_playwright() as driver:
+        browser = chromium(driver)
+        try:
+            page = browser.new_page()
+            open_player(page, base, "hls", f"{base}/live/{channel}/index.m3u8")
+            seen = players.wait_for(page, f"the splice out of {channel} in hls.js", HLS_SPLICE_OUT, timeout=60)
+            assert page.evaluate("() => window.errors") == []
+        finally:
+            browser.close()
+    assert parse_splice_info(bytes.fromhex(seen["out"][2:])).splice.event_id == event_id
+    # hls.js's media time of the splice: its fragment's start plus the IDR's offset in it (from the bytes).
+    segment_start = Fraction(int(out.seconds // 2) * 2)
+    assert abs(seen["range"] - (seen["fragment"] + float(out.seconds - segment_start))) <= 1 / 30, seen
+    assert abs(seen["cue"] - seen["range"]) <= 1 / 30, "the metadata cue sits at the date range's media time"
+
+
 def test_scte35_markers_of_a_playout_stream_reach_hlsjs_and_the_mpd(pipeline):
     """threefive's splice out and back in, carried over UDP into live encoding: each cue lands on
     the frame of its splice time (one IDR there in the segment, boundaries on the grid), hls.js
@@ -833,42 +932,75 @@ def test_scte35_markers_of_a_playout_stream_reach_hlsjs_and_the_mpd(pipeline):
             assert idr_samples(segment) == [0, int((cue.seconds - number * 2) / frame)], (rendition, cue)
     out = timeline.cues[0]
 
-    playwright = sync_playwright()
-    with playwright.sync_playwright() as driver:
-        browser = chromium(driver)
-        try:
-            page = browser.new_page()
-            open_player(page, base, "hls", f"{base}/live/enc-markers/index.m3u8")
-            seen = page.wait_for_function(
-                "() => { const cues = []; for (const t of window.v.textTracks) for (const c of (t.cues || []))"
-                " if (c.value && c.value.key === 'SCTE35-OUT') cues.push(c.startTime);"
-                " const level = window.player.levels.find((l) => l.details && l.details.dateRanges);"
-                " if (!cues.length || !level) return null; const d = level.details;"
-                " const r = Object.values(d.dateRanges).find((x) => x.attr['SCTE35-OUT']); if (!r) return null;"
-                " const f = d.fragments.find((x) => x.programDateTime <= r.startDate.getTime() &&"
-                " r.startDate.getTime() < x.programDateTime + x.duration * 1000);"
-                " return f ? {cue: cues[0], range: r.startTime, out: r.attr['SCTE35-OUT'], id: r.id,"
-                " fragment: f.start, pdt: f.programDateTime} : null; }",
-                timeout=60_000,
-            ).json_value()
-            assert page.evaluate("() => window.errors") == []
-        finally:
-            browser.close()
-    assert parse_splice_info(bytes.fromhex(seen["out"][2:])).splice.event_id == EVENT_ID
-    # hls.js's media time of the splice: its fragment's start plus the IDR's offset in it (from the bytes).
-    segment_start = Fraction(int(out.seconds // 2) * 2)
-    assert abs(seen["range"] - (seen["fragment"] + float(out.seconds - segment_start))) <= 1 / 30, seen
-    assert abs(seen["cue"] - seen["range"]) <= 1 / 30, "the metadata cue sits at the date range's media time"
+    assert_hlsjs_splice_out(base, "enc-markers", out, EVENT_ID)
+    assert_mpd_event_stream(base, "enc-markers", timeline.cues)
 
-    root = mpd(f"{base}/live/enc-markers/manifest.mpd")
+
+def assert_mpd_event_stream(base: str, channel: str, cues: list[TimelineCue]) -> None:
+    """The live MPD of ``channel`` has the SCTE-35 EventStream: an Event at each cue's time, the first
+    one's section (the splice out) in its Signal."""
+    root = mpd(f"{base}/live/{channel}/manifest.mpd")
     namespace = {"m": "urn:mpeg:dash:schema:mpd:2011", "s": "http://www.scte.org/schemas/35/2016"}
     stream = root.find("m:Period/m:EventStream", namespace)
     assert stream is not None and stream.get("schemeIdUri") == "urn:scte:scte35:2014:xml+bin"
     events = stream.findall("m:Event", namespace)
     timescale = int(stream.get("timescale"))
-    assert [Fraction(int(e.get("presentationTime")), timescale) for e in events] == [c.seconds for c in timeline.cues]
+    assert [Fraction(int(e.get("presentationTime")), timescale) for e in events] == [c.seconds for c in cues]
     binary = events[0].find("s:Signal/s:Binary", namespace).text
     assert parse_splice_info(base64.b64decode(binary)).splice.out is True
+
+
+def test_a_smooth_sparse_track_of_scte35_reaches_hlsjs_the_mpd_and_the_smooth_manifest(pipeline):
+    """A sparse SCTE-35 track pushed beside enc-smooth's media, as its own POST (AMS timed-metadata
+    signalling, ``tests/e2e/sparse_push.py``): each cue lands on the frame of its time on the media's
+    clock, with an IDR there in every rendition; hls.js surfaces the splice out's DATERANGE at that
+    media time within a frame; the MPD's EventStream and the program's Smooth client manifest (a
+    sparse StreamIndex on the video's clock, and its fragment) carry the sections."""
+    base, store = pipeline["base"], pipeline["work"] / "store" / "channels" / "enc-smooth"
+    pusher = pipeline["publishers"]["sparse push enc-smooth"]
+
+    def both_cues_and_the_segment_back_in_listed() -> Timeline | None:
+        playlist = fetch(f"{base}/live/enc-smooth/v144/index.m3u8").decode()
+        if "SCTE35-IN" not in playlist:
+            return None
+        timeline = Timeline.from_json((store / "timeline.json").read_bytes())
+        listed = timeline.cues and int(timeline.cues[-1].seconds // 2) in tags_before_segments(playlist)
+        return timeline if listed else None
+
+    try:
+        timeline = wait_until(both_cues_and_the_segment_back_in_listed, timeout=90, interval=1, what="both cues")
+    except TimeoutError as error:
+        raise AssertionError(f"{error}; the sparse push said: {pusher.output()!r}") from None
+    assert "sparse push answered 200" in pusher.output(), pusher.output()
+    assert [(cue.event_id, cue.out) for cue in timeline.cues] == [(SPARSE_EVENT_ID, True), (SPARSE_EVENT_ID, False)]
+    epoch = json.loads(sorted((store / "clock").glob("epoch-*.json"))[-1].read_text())
+    frame = Fraction(1, 30)
+    for cue, at in zip(timeline.cues, (SPARSE_OUT, SPARSE_OUT + SPARSE_BREAK)):
+        # The push's times land on the channel timeline at the epoch's offset (to the millisecond).
+        expected = Fraction(at) + Fraction(epoch["offsetMs"], 1000)
+        assert abs(cue.seconds - expected) <= frame / 2 + Fraction(1, 1000), (cue, expected)
+        number = int(cue.seconds // 2)
+        assert cue.seconds % 2 != 0, "the splice is inside a segment, not on a boundary"
+        for rendition in ("v144", "v72"):
+            segment = fetch(f"{base}/live/enc-smooth/{rendition}/{number}.m4s")
+            assert idr_samples(segment) == [0, int((cue.seconds - number * 2) / frame)], (rendition, cue)
+    assert_mpd_event_stream(base, "enc-smooth", timeline.cues)
+    # The program's Smooth client manifest: while it records, the sparse stream's times are the video's own.
+    manifest = ET.fromstring(fetch(f"{base}/smooth-loc/show.ism/manifest"))
+    (sparse,) = [index for index in manifest.iter("StreamIndex") if index.get("Type") == "text"]
+    assert (sparse.get("Name"), sparse.get("Subtype"), sparse.get("ParentStreamIndex")) == ("scte35", "DATA", "video")
+    timescale = int(sparse.get("TimeScale"))
+    chunks = [(int(c.get("t")), base64.b64decode(c.findtext("f"))) for c in sparse.iter("c")]
+    assert len(chunks) == 2, chunks
+    for (t, section), cue in zip(chunks, timeline.cues):
+        assert abs(Fraction(t, timescale) - cue.seconds) < Fraction(1, timescale), (t, timescale, cue)
+        assert section == cue.section_bytes
+    fragment = fetch(f"{base}/smooth-loc/show.ism/QualityLevels(0)/Fragments(scte35={chunks[0][0]})")
+    moof = int.from_bytes(fragment[:4], "big")
+    (samples,) = parse_fragment(fragment[:moof], fragment[moof:]).values()
+    assert [sample.data for sample in samples] == [chunks[0][1]]
+    assert parse_splice_info(chunks[0][1]).splice.event_id == SPARSE_EVENT_ID
+    assert_hlsjs_splice_out(base, "enc-smooth", timeline.cues[0], SPARSE_EVENT_ID)
 
 
 # hls.js's FRAG_PARSING_METADATA for the fragment holding the first tag: its start and the samples' times and bytes.
@@ -883,11 +1015,30 @@ HLS_STATE = (
 )
 
 
+ID3_SCHEME = "https://aomedia.org/emsg/ID3"
+# Shaka's emsg events (as plain values) and the metadata events it makes of the ID3 ones, from before it
+# loads anything: Shaka reads a segment's emsg boxes when it appends the segment.
+SHAKA_EMSG = (
+    "window.emsgs = []; window.metadata = []; window.added = [];"
+    " player.addEventListener('metadataadded', (e) => window.added.push([e.metadataType, e.startTime]));"
+    " player.addEventListener('emsg', (e) => window.emsgs.push({scheme: e.detail.schemeIdUri,"
+    " start: e.detail.startTime, id: e.detail.id, data: Array.from(e.detail.messageData)}));"
+    " player.addEventListener('metadata', (e) => window.metadata.push({type: e.metadataType, start: e.startTime,"
+    " key: e.payload.key, data: String(e.payload.data)}));"
+)
+SHAKA_EMSG_STATE = (
+    "() => ({time: window.v.currentTime, errors: window.errors, seekRange: window.player.seekRange(),"
+    " emsgs: window.emsgs.map((e) => [e.scheme, e.start]), metadata: window.metadata, added: window.added})"
+)
+
+
 def test_id3_timed_metadata_of_a_playout_stream_reaches_the_players(pipeline):
     """ffmpeg's ID3 tags on libavformat's timed_id3 stream, carried over UDP into live encoding:
     each lands on the channel timeline at its media time; the TS segment covering it carries it
     on a metadata PID that FFmpeg reads back, and the fMP4 segment as an emsg box.  hls.js reports
-    it (FRAG_PARSING_METADATA) at that media time, from the TS variant and from the fMP4 one."""
+    it (FRAG_PARSING_METADATA) at that media time, from the TS variant and from the fMP4 one; Shaka, playing
+    the program's DASH MPD, dispatches the emsg of its InbandEventStream's scheme at that time, and the
+    tag's title as metadata."""
     base, store = pipeline["base"], pipeline["work"] / "store" / "channels" / "enc-markers"
 
     def listed():
@@ -935,11 +1086,42 @@ def test_id3_timed_metadata_of_a_playout_stream_reaches_the_players(pipeline):
                 seen[variant] = found.json_value()
                 assert page.evaluate("() => window.errors") == [], variant
                 page.close()
+            # Shaka (DASH): the emsg of the MPD's InbandEventStream scheme, loaded a second before the tag, and the ID3
+            # frames it reads from the message; it dispatches both when playback reaches the tag.  From the program's
+            # MPD: its DVR window holds the tag however late this runs (a running program's MPD is dynamic, so
+            # Shaka's time is the channel's media time).
+            page = browser.new_page()
+            at = float(items[0].seconds)
+            open_player(page, base, "shaka", f"{base}/markers-loc/show.mpd", setup=SHAKA_EMSG, start=at - 1)
+            emsg = players.wait_for(
+                page,
+                "Shaka's emsg of the tag",
+                f"() => window.emsgs.find((e) => e.scheme === '{ID3_SCHEME}' && Math.abs(e.start - {at}) < 0.5)",
+                timeout=60,
+                state=SHAKA_EMSG_STATE,
+            )
+            frame = players.wait_for(
+                page,
+                "Shaka's metadata of the tag",
+                "() => window.metadata.find((m) => m.type === 'org.id3' && m.key === 'TIT2'"
+                f" && m.start === {emsg['start']})",
+                timeout=10,
+                state=SHAKA_EMSG_STATE,
+            )
+            shaka_segment = players.wait_for(
+                page, "Shaka's segment of the tag", f"() => ({SHAKA_SEGMENT_AT})({emsg['start']})", timeout=10
+            )
+            assert page.evaluate("() => window.errors") == []
         finally:
             browser.close()
     for variant, parsed in seen.items():  # hls.js's media time of the tag: its fragment's start plus its offset
         assert [bytes(sample["data"]) for sample in parsed["samples"]] == [items[0].id3_bytes], variant
         assert abs(parsed["samples"][0]["pts"] - (parsed["start"] + offset)) <= 1 / 30, (variant, parsed["start"])
+    # Shaka's time of the tag: the start of the segment it holds it in plus the tag's place in that segment.
+    assert bytes(emsg["data"]) == items[0].id3_bytes, emsg
+    assert abs(emsg["start"] - (shaka_segment["start"] + offset)) <= 1 / 30, (emsg, shaka_segment, offset)
+    assert fetch(shaka_segment["uri"])[4:8] == b"emsg", shaka_segment
+    assert frame["data"] == ID3_TAGS[0][0], frame
 
 
 def test_rtmp_text_data_becomes_id3_in_the_ts_segments(pipeline):
