@@ -7,7 +7,10 @@ channels fed over RTMP (from a jittered source), Smooth, CMAF, SRT, UDP and by G
 in ffmpeg without a timestamp complaint, at a constant frame rate.  A playout stream with SCTE-35
 markers (sections and TS packets by threefive) puts its splice in hls.js and in the MPD, and its
 ID3 timed metadata (ffmpeg's tags on libavformat's timed_id3 stream) reaches hls.js from the TS
-and the fMP4 (emsg) segments at its media time; RTMP onTextData reaches the TS segments."""
+and the fMP4 (emsg) segments and Shaka from the DASH ones at its media time; RTMP onTextData
+reaches the TS segments.  A Smooth sparse SCTE-35 track pushed beside a Smooth push puts its
+splice in hls.js, the MPD and the Smooth manifest; GStreamer's 608 captions reach ffmpeg and
+hls.js over RTMP and over SRT."""
 
 from __future__ import annotations
 
