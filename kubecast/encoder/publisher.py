@@ -60,9 +60,12 @@ LIST_EVERY = RECENT_SEGMENTS // 3
 # and a ladder's renditions finish their segments together (with 500 ms per request, one at a
 # time would not keep up with three renditions of 2 s segments).
 UPLOAD_CONCURRENCY = 4
-# Parts waiting side by side (a ladder's renditions finish a part together) are stored together,
-# and listed with one parts.json write.
+# Parts waiting side by side are stored together, and listed with one parts.json write; the
+# renditions of a ladder finish a part a few tens of milliseconds apart (each its own x264), so
+# the writer waits up to PART_GATHER_SECONDS for every track's part before listing: one
+# parts.json PUT per part instead of one per track, for that much delay on the fastest track.
 PART_BATCH = 16
+PART_GATHER_SECONDS = 0.05
 HEARTBEAT_SECONDS = 2.0
 DEFAULT_BACKLOG_SECONDS = 60.0  # of media per track: twice a 30 s storage outage
 STOP_ATTEMPTS = 5  # a stopping encoder gives up a write after this many failures (~5 s)
@@ -250,7 +253,7 @@ class Publisher:
                 return
             try:
                 if isinstance(item, PartUpload):
-                    self._store_parts([item, *self._queue.take_parts(PART_BATCH - 1)])
+                    self._store_parts(self._gather_parts(item))
                 elif isinstance(item, SegmentUpload):
                     self._store_segments([item, *self._queue.take_segments(UPLOAD_CONCURRENCY - 1)])
                     self._progress_changed = True
@@ -299,6 +302,20 @@ class Publisher:
                 track.complete = max(track.complete or segment.number, segment.number)
             self._unlisted += 1
             metrics.SEGMENTS.labels(upload.track_id).inc()
+
+    def _gather_parts(self, first: PartUpload) -> list[PartUpload]:
+        """``first`` and the parts that follow it until every track that cuts parts has one of
+        this part index (or ``PART_GATHER_SECONDS`` pass, or something else comes in the queue)."""
+        batch = [first, *self._queue.take_parts(PART_BATCH - 1)]
+        tracks = set(self.edge.tracks) if self.edge is not None else set()
+        deadline = time.monotonic() + PART_GATHER_SECONDS
+        while not tracks <= {upload.track_id for upload in batch} and len(batch) < PART_BATCH:
+            left = deadline - time.monotonic()
+            more = self._queue.take_parts(PART_BATCH - len(batch), wait=left) if left > 0 else []
+            if not more:
+                break
+            batch += more
+        return batch
 
     def _store_parts(self, uploads: list[PartUpload]) -> None:
         """Store the parts side by side, then list them in parts.json (one write for all)."""

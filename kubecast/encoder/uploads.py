@@ -195,9 +195,12 @@ class UploadQueue:
                 taken.append(item)
             return taken
 
-    def take_parts(self, limit: int) -> list[PartUpload]:
-        """Up to ``limit`` parts that wait at the head of the queue, at once."""
+    def take_parts(self, limit: int, *, wait: float = 0.0) -> list[PartUpload]:
+        """Up to ``limit`` parts that wait at the head of the queue, at once; with ``wait``, waiting
+        that long at most for one to arrive (none if something else comes first)."""
         with self._cond:
+            if wait > 0:
+                self._cond.wait_for(lambda: self._items or self._closed, wait)
             taken: list[PartUpload] = []
             while self._items and len(taken) < limit and isinstance(self._items[0], PartUpload):
                 item = self._items.popleft()

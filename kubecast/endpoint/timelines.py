@@ -77,6 +77,9 @@ RENDERED_BYTES = 32 << 20  # bytes of rendered manifests kept, least recently us
 # every 500 ms or so, and a player waits for the next one, so this is what a replica adds to its
 # wait (a local folder answers in about a millisecond, S3 in tens).
 PARTS_TTL = 0.05
+# An encoder with no parts.json (not started, or a single-encoder run) is looked for again only
+# this often: finding it late delays nothing a player waits for, and each look is a GET.
+MISSING_PARTS_TTL = 1.0
 
 
 def stale_after_ms(segment_duration_ms: int) -> int:
@@ -286,9 +289,11 @@ class TimelineCache:
 
     async def parts(self, channel: str, instance: str) -> EncoderParts | None:
         """An encoder's live edge (low-latency channels); None: it cuts no parts, or storage has none."""
-        key = layout.parts_key(channel, instance)
+        key, name = layout.parts_key(channel, instance), f"parts:{channel}/{instance}"
+        last = self._entry(name)
+        ttl = MISSING_PARTS_TTL if last is not None and last[1] is None else PARTS_TTL
         try:
-            return await self._read(f"parts:{channel}/{instance}", key, EncoderParts.from_json, ttl=PARTS_TTL)
+            return await self._read(name, key, EncoderParts.from_json, ttl=ttl)
         except Exception:  # noqa: BLE001 - never read and storage away: no parts from this encoder
             return None
 

@@ -192,3 +192,24 @@ def test_part_source_keeps_its_choice_prefers_the_timeline_and_leaves_a_stale_en
     assert choose_part_source(stale_a, preferred="A", kept="A", now=NOW) == "B"
     assert choose_part_source({"A": encoder_edge("A", 1400), "B": None}, preferred=None, kept=None, now=NOW) == "A"
     assert choose_part_source({"A": encoder_edge("A", 1600), "B": None}, preferred="A", kept="A", now=NOW) is None
+
+
+def test_the_parts_of_one_index_from_several_tracks_are_listed_with_one_write():
+    store = RecordingStore()
+    publisher = Publisher(
+        store=store, channel="c", instance="A", segment_duration_ms=2000, rng=random.Random(1), part_duration_ms=500
+    )
+    publisher.start()
+    try:
+        for track in ("v", "a"):  # both tracks cut parts: the writer knows them from then on
+            publisher.segment(track, Part(0, 0, 0, 45_000, b"p", True, False))
+        wait_until(lambda: (e := edge(store)) is not None and set(e.tracks) == {"v", "a"}, timeout=10, what="tracks")
+        writes = store.keys.count(layout.parts_key("c", "A"))
+        publisher.segment("v", Part(0, 1, 45_000, 45_000, b"p", False, False))
+        threading.Event().wait(0.02)  # the other rendition's x264 finishes its part a little later
+        publisher.segment("a", Part(0, 1, 45_000, 45_000, b"p", False, False))
+        wait_until(lambda: len((edge(store) or encoder_edge("A", 0)).tracks["a"].parts) == 2, timeout=10, what="a")
+        assert store.keys.count(layout.parts_key("c", "A")) - writes == 1
+        assert store.listed_early == []
+    finally:
+        publisher.stop()

@@ -181,3 +181,25 @@ async def test_when_the_encoder_whose_parts_are_served_stops_the_other_ones_are_
     await a.part(17, 0)
     await asyncio.sleep(0.1)
     assert ".A.m4s" not in await (await low_latency.get(PLAYLIST)).text()
+
+
+async def test_an_encoder_without_parts_json_is_looked_for_once_a_second_not_at_every_poll(low_latency):
+    store = low_latency.encoder.store
+    missing = layout.parts_key("news", "B")
+    reads = 0
+    get = store.get
+
+    async def counting_get(key: str) -> bytes | None:
+        nonlocal reads
+        reads += key == missing
+        return await get(key)
+
+    async def write_later() -> None:
+        await asyncio.sleep(0.6)
+        await low_latency.encoder.part(17, 0)
+
+    store.get = counting_get  # type: ignore[method-assign]
+    # the request blocks for 0.6 s, looking at A's parts.json every 50 ms
+    response, _ = await asyncio.gather(low_latency.get(f"{PLAYLIST}?_HLS_msn=17&_HLS_part=0"), write_later())
+    assert response.status == 200
+    assert reads <= 2, f"B's missing parts.json read {reads} times in 0.6 s"
