@@ -29,7 +29,9 @@ def stop_group(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None
         process.wait(KILLED_SECONDS)
 
 
-def kubecast_up(manifest: Path, store: Path, work: Path, *options: str) -> tuple[subprocess.Popen[str], list[str]]:
+def kubecast_up(
+    manifest: Path, store: Path | str, work: Path, *options: str
+) -> tuple[subprocess.Popen[str], list[str]]:
     """``kubecast up -f manifest`` (one encoder per channel, no periodic status) in its own process
     group, run in ``work``, and the list its printed lines are gathered into as they come.
     ``options``: its ports."""
