@@ -293,15 +293,16 @@ def flv_records(flv: bytes, track: int = 0) -> list:
     import dataclasses
 
     from kubecast.ingest.rtmp import chunks
-    from kubecast.ingest.rtmp.server import media_record
+    from kubecast.ingest.rtmp.server import media_records
     from kubecast.ingest.rtmp.session import Media
 
     records = []
     for tag in flv_tags(flv):
-        if tag.type in (chunks.AUDIO, chunks.VIDEO) and (
-            record := media_record(Media(tag.type, tag.timestamp, tag.data))
-        ):
-            records.append(dataclasses.replace(record, track=track))
+        if tag.type in (chunks.AUDIO, chunks.VIDEO):
+            records += [
+                dataclasses.replace(record, track=track)
+                for record in media_records(Media(tag.type, tag.timestamp, tag.data))
+            ]
     return records
 
 

@@ -44,7 +44,7 @@ from kubecast.ingest.push.http import HttpIngest, PushStream, RequestBody
 from kubecast.ingest.rtmp import amf0, chunks
 from kubecast.ingest.rtmp.cuepoints import CuePointError, parse_cue_point
 from kubecast.ingest.rtmp.handshake import HandshakeError, server_response
-from kubecast.ingest.rtmp.server import check_codec, cue_record, media_record
+from kubecast.ingest.rtmp.server import check_codec, cue_record, media_records
 from kubecast.ingest.rtmp.session import CueData, Media, ProtocolError, PublishRequest, RtmpSession
 from kubecast.ingest.rtmp.textdata import text_record
 from kubecast.ingest.timestamps import TimestampGuard
@@ -148,10 +148,10 @@ def rtmp_session(data: bytes) -> None:
                 if kind and clock.check(kind, event.timestamp):
                     return  # a clock jump ends the contribution
                 try:
-                    record = media_record(event)
+                    records = media_records(event)
                 except FlvError:
                     return  # the server closes that connection with this reason
-                if record is not None:
+                for record in records:
                     encode_record(record)
             elif isinstance(event, CueData):
                 cue = cue_record(CueGate(), event, newest=event.timestamp)
@@ -186,13 +186,12 @@ def flv_tags(data: bytes) -> None:
         position += 11 + size + 4
         if tag_type not in (chunks.AUDIO, chunks.VIDEO) or not body:
             continue
-        record = media_record(Media(tag_type, timestamp, body))
-        if isinstance(record, CodecConfig):
-            try:
-                (avc_codec_string if record.kind == Kind.VIDEO else aac_codec_string)(record.data)
-            except Mp4Error:
-                pass  # the encoder refuses the contribution with this reason
-        if record is not None:
+        for record in media_records(Media(tag_type, timestamp, body)):
+            if isinstance(record, CodecConfig):
+                try:
+                    (avc_codec_string if record.kind == Kind.VIDEO else aac_codec_string)(record.data)
+                except Mp4Error:
+                    pass  # the encoder refuses the contribution with this reason
             encode_record(record)
 
 

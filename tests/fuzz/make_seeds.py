@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 
 from kubecast.ingest.rtmp import chunks
-from kubecast.ingest.rtmp.server import media_record
+from kubecast.ingest.rtmp.server import media_records
 from kubecast.ingest.rtmp.session import Media, PublishRequest, RtmpSession
 from kubecast.media.contribution import EndOfStream, encode_record
 
@@ -172,10 +172,10 @@ def media(work: Path) -> None:
     messages = chunks.ChunkReader().feed(captured[1537 + 1536 :])
     for message in messages:
         if message.type in (chunks.AUDIO, chunks.VIDEO) and message.body:
-            record = media_record(Media(message.type, message.timestamp, message.body))
-            if record is not None and size + len(encoded := encode_record(record)) <= MAX_SEED - 1:
-                records += encoded
-                size += len(encoded)
+            for record in media_records(Media(message.type, message.timestamp, message.body)):
+                if size + len(encoded := encode_record(record)) <= MAX_SEED - 1:
+                    records += encoded
+                    size += len(encoded)
     write("contribution", "ffmpeg-publish.records", bytes(records) + encode_record(EndOfStream()))
     write("rtmp_handshake", "ffmpeg-c0c1", captured[:1537])
     write("rtmp_chunks", "ffmpeg-publish-chunks", captured[1537 + 1536 :])
@@ -457,9 +457,28 @@ def id3() -> None:
     write("contribution", "id3.records", records + encode_record(EndOfStream()))
 
 
+def multitrack(work: Path) -> None:
+    """The clip with a second audio track, remuxed to FLV by FFmpeg 8's muxer (PyAV's; Debian's
+    ffmpeg refuses a second audio stream in FLV): that track goes out as Enhanced RTMP v2
+    multitrack audio tags."""
+    import av
+
+    clip, flv = work / "two-tracks.mkv", work / "two-tracks.flv"
+    second = ["-f", "lavfi", "-i", "sine=frequency=1000:duration=1", "-map", "0:v", "-map", "1:a", "-map", "2:a"]
+    ffmpeg(*CLIP[:8], *second, *CLIP[8:], str(clip))
+    with av.open(str(clip)) as source, av.open(str(flv), "w", format="flv") as output:
+        outputs = {s.index: output.add_stream_from_template(s) for s in source.streams}
+        for packet in source.demux():
+            if packet.dts is not None:
+                packet.stream = outputs[packet.stream.index]
+                output.mux(packet)
+    write("flv", "ffmpeg8-multitrack.flv", flv.read_bytes())
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         media(Path(work))
+        multitrack(Path(work))
     text()
     scte35()
     id3()

@@ -105,6 +105,10 @@ def test_config_file(tmp_path):
         (Media(chunks.VIDEO, 0, b"\x90hvc1"), True),  # enhanced RTMP
         (Media(chunks.AUDIO, 0, b"\xaf\x01"), False),
         (Media(chunks.AUDIO, 0, b"\x2f\x01"), True),  # MP3
+        (Media(chunks.AUDIO, 0, b"\x95\x00mp4a\x01\x11\x90"), False),  # Enhanced RTMP multitrack AAC (FFmpeg 8, OBS 30)
+        (Media(chunks.AUDIO, 0, b"\x90mp4a\x11\x90"), False),  # Enhanced RTMP single-track AAC
+        (Media(chunks.AUDIO, 0, b"\x95\x00Opus\x01\x00"), True),  # Enhanced RTMP Opus
+        (Media(chunks.AUDIO, 0, b"\x95\x21mp4a\x01\x00\x00\x00Opus\x02\x00\x00\x00"), True),  # one of two
     ],
 )
 def test_codecs(media, refused):

@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 from kubecast.media.contribution import CodecConfig, Cue, Frame, Kind
-from kubecast.media.flv import FlvError, parse_audio, parse_video
+from kubecast.media.flv import AAC_FOURCC, AUDIO_FORMAT_EX_HEADER, FlvError, parse_audio_tracks, parse_video
 
 from .. import metrics
 from ..config import IngestConfig, decide
@@ -42,39 +42,54 @@ def check_codec(media: Media) -> str | None:
         codec = media.body[0] & 0x0F
         if media.body[0] & 0x80 or codec != SUPPORTED_VIDEO:  # bit 7: enhanced RTMP (HEVC, AV1 ...)
             return "video must be H.264 (AVC); this codec is not supported"
-    if media.type == chunks.AUDIO and media.body and media.body[0] >> 4 != SUPPORTED_AUDIO:
-        return "audio must be AAC; this codec is not supported"
+    if media.type == chunks.AUDIO and media.body:
+        sound_format = media.body[0] >> 4
+        if sound_format == AUDIO_FORMAT_EX_HEADER:  # Enhanced RTMP: the codec is a FourCC
+            try:
+                packets = parse_audio_tracks(media.body)
+            except FlvError:
+                return None  # not a codec question: ``media_records`` closes the connection with the reason
+            if any(packet.fourcc != AAC_FOURCC for packet in packets):
+                return "audio must be AAC; this codec is not supported"
+        elif sound_format != SUPPORTED_AUDIO:
+            return "audio must be AAC; this codec is not supported"
     return None
 
 
 RTMP_TIMESCALE = 1000  # RTMP message timestamps are milliseconds, and stay so
 
 
-def media_record(media: Media) -> CodecConfig | Frame | None:
-    """An RTMP audio or video message (an FLV tag body) as a contribution record; None for what
-    the encoder does not use (metadata, an AVC end-of-sequence marker).  Raises ``FlvError``."""
+def media_records(media: Media) -> list[CodecConfig | Frame]:
+    """An RTMP audio or video message (an FLV tag body) as contribution records: one, or one per
+    audio track of an Enhanced RTMP multitrack message (its track id is the record's audio
+    track); none for what the encoder does not use (metadata, an AVC end-of-sequence marker).
+    Raises ``FlvError``."""
     if media.type == chunks.VIDEO:
         video = parse_video(media.body)
         if video.is_sequence_header:
-            return CodecConfig(Kind.VIDEO, 0, video.payload)
+            return [CodecConfig(Kind.VIDEO, 0, video.payload)]
         if video.end_of_sequence:
-            return None
-        return Frame(
-            Kind.VIDEO,
-            0,
-            RTMP_TIMESCALE,
-            media.timestamp,
-            video.composition_offset,
-            None,
-            video.keyframe,
-            video.payload,
-        )
+            return []
+        return [
+            Frame(
+                Kind.VIDEO,
+                0,
+                RTMP_TIMESCALE,
+                media.timestamp,
+                video.composition_offset,
+                None,
+                video.keyframe,
+                video.payload,
+            )
+        ]
     if media.type == chunks.AUDIO:
-        audio = parse_audio(media.body)
-        if audio.is_sequence_header:
-            return CodecConfig(Kind.AUDIO, 0, audio.payload)
-        return Frame(Kind.AUDIO, 0, RTMP_TIMESCALE, media.timestamp, 0, None, True, audio.payload)
-    return None
+        return [
+            CodecConfig(Kind.AUDIO, audio.track, audio.payload)
+            if audio.is_sequence_header
+            else Frame(Kind.AUDIO, audio.track, RTMP_TIMESCALE, media.timestamp, 0, None, True, audio.payload)
+            for audio in parse_audio_tracks(media.body)
+        ]
+    return []
 
 
 def cue_record(gate: CueGate, data: CueData, *, newest: int | None) -> Cue | None:
@@ -225,11 +240,15 @@ class IngestServer:
                             metrics.REJECTED.labels("codec").inc()
                             log.warning("refused the contribution of %s on %s: %s", peer, channel, reason)
                             return await refuse(reason)
+                        try:
+                            records = media_records(event)
+                        except FlvError as error:
+                            metrics.PROTOCOL_ERRORS.labels("protocol").inc()
+                            log.warning("closing %s (%s): %s", peer, channel, error)
+                            return
                         kind = {chunks.AUDIO: "audio", chunks.VIDEO: "video"}.get(event.type)
-                        configuration = (
-                            len(event.body) > 1 and event.body[1] == 0
-                        )  # a sequence header: no media time of its own
-                        if kind and not configuration and (jump := clock.check(kind, event.timestamp)):
+                        timed = any(isinstance(record, Frame) for record in records)  # a sequence header has no time
+                        if kind and timed and (jump := clock.check(kind, event.timestamp)):
                             metrics.PROTOCOL_ERRORS.labels("timestamp_jump").inc()
                             log.warning(
                                 "ending the contribution of %s on %s: %s; its reconnect starts a new epoch",
@@ -238,13 +257,7 @@ class IngestServer:
                                 jump,
                             )
                             return await refuse(f"{jump}: reconnect to continue")
-                        try:
-                            record = media_record(event)
-                        except FlvError as error:
-                            metrics.PROTOCOL_ERRORS.labels("protocol").inc()
-                            log.warning("closing %s (%s): %s", peer, channel, error)
-                            return
-                        if record is not None:
+                        for record in records:
                             source.forward(record)
                             if isinstance(record, Frame):
                                 newest = max(newest or record.decode_time, record.decode_time)
