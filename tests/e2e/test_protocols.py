@@ -47,6 +47,7 @@ from helpers import (
     make_multibitrate_flvs,
     segment_payloads,
     threefive_splice_insert,
+    tone_frequency,
     wait_until,
 )
 from media_checks import MediaPlaylist, download, fetch, media_playlist, mpd, multivariant
@@ -375,6 +376,11 @@ def pipeline(tmp_path_factory):
                 caption_track(work, CAPTIONED_SECONDS),
             ),
             Proc(
+                [sys.executable, str(HERE / "flvplay.py"), str(multitrack_source(work))]
+                + [f"rtmp://127.0.0.1:{rtmp}/live/multitrack/{KEY}"],
+                name="multitrack RTMP publisher",
+            ),
+            Proc(
                 [
                     sys.executable,
                     str(HERE / "tsplay.py"),
@@ -403,6 +409,23 @@ def pipeline(tmp_path_factory):
         for process in publishers:
             process.stop()
         up.stop(timeout=30)
+
+
+MULTITRACK_TONES = (440, 1000)
+
+
+def multitrack_source(work: Path) -> Path:
+    """SECONDS of the test picture with two stereo AAC tracks, 440 Hz and then 1000 Hz (Debian's
+    ffmpeg), for ``flvplay.py`` to publish as Enhanced RTMP multitrack audio."""
+    path = work / "multitrack.mp4"
+    tones = [arg for frequency in MULTITRACK_TONES for arg in lavfi_source(frequency=frequency)[4:]]
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", *lavfi_source(size="320x240")[:4], *tones, "-t", str(SECONDS)]
+        + ["-map", "0:v", "-map", "1:a", "-map", "2:a", *CODECS, "-ac", "2", str(path)],
+        check=True,
+        timeout=120,
+    )
+    return path
 
 
 def section(printed: str, channel: str) -> str:
@@ -474,7 +497,7 @@ def test_a_jittered_source_is_encoded_at_a_constant_frame_rate(pipeline):
         assert len(durations) >= 4 * 60 and set(durations) == {3000}, (rendition, sorted(set(durations)))
 
 
-@pytest.mark.parametrize("channel", ["udp", "rtp", "srt", "smooth", "cmaf", "cmafhls", "rtmps", "https"])
+@pytest.mark.parametrize("channel", ["udp", "rtp", "srt", "smooth", "cmaf", "cmafhls", "rtmps", "https", "multitrack"])
 def test_each_protocol_publishes_a_continuous_decodable_rendition(pipeline, channel):
     variants, playlist = segments_of(pipeline["base"], channel, 6)
     assert [v.attributes["RESOLUTION"] for v in variants] == ["320x240"]
@@ -492,6 +515,22 @@ def test_each_protocol_publishes_a_continuous_decodable_rendition(pipeline, chan
     )
     frames = track.frames()
     assert len(frames) >= 30 * 2 * (len(times) - 1) and frames[0][1]
+
+
+def test_an_enhanced_rtmp_multitrack_publish_is_taken_with_its_first_audio_track(pipeline):
+    """FFmpeg 8 sends the second audio track as an Enhanced RTMP v2 multitrack tag, which the
+    ingest once refused ("audio must be AAC"): now the publish is taken.  Enhanced RTMP names no
+    language, so the second track is not published (a further track needs one)."""
+    base = pipeline["base"]
+    segments_of(base, "multitrack", 3)
+    _, media = multivariant(f"{base}/live/multitrack/index.m3u8")
+    audio = [m for m in media if m.get("TYPE") == "AUDIO"]
+    assert len(audio) == 1, audio
+    track = download(media_playlist(audio[0]["URI"]))
+    frames = list(av.open(io.BytesIO(track.init + b"".join(track.segments)), format="mp4").decode(audio=0))
+    assert tone_frequency(frames[4:]) == pytest.approx(MULTITRACK_TONES[0], rel=0.02), "the first track's tone"
+    log = pipeline["up"].output(last=100_000).splitlines()
+    assert not [line for line in log if "multitrack" in line and ("refused" in line or "closing" in line)]
 
 
 def newest_segment(playlist: MediaPlaylist) -> int:
