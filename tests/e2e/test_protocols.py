@@ -10,7 +10,8 @@ ID3 timed metadata (ffmpeg's tags on libavformat's timed_id3 stream) reaches hls
 and the fMP4 (emsg) segments and Shaka from the DASH ones at its media time; RTMP onTextData
 reaches the TS segments.  A Smooth sparse SCTE-35 track pushed beside a Smooth push puts its
 splice in hls.js, the MPD and the Smooth manifest; GStreamer's 608 captions reach ffmpeg and
-hls.js over RTMP and over SRT."""
+hls.js over RTMP and over SRT.  FFmpeg 8's FLV muxer (PyAV's, ``flvplay.py``) publishes two AAC
+tracks over RTMP, the second as Enhanced RTMP multitrack audio, and the channel plays the first."""
 
 from __future__ import annotations
 
