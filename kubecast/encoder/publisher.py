@@ -7,10 +7,14 @@ than dropped: losing a segment silently is the one thing the pipeline must not d
 storage is away the queue grows up to the upload backlog (``uploads.py``); past it the
 oldest waiting segments are dropped, counted and logged, so memory stays bounded.
 
-A low-latency channel's parts go through the same queue: the parts waiting side by side are
-stored together, then ``parts.json`` lists them (so it never names a part not yet stored); a
-whole segment stored is recorded there as ``complete`` with the next write.  Parts do not make
-the writer replace progress.json: the packager has nothing to learn from them.
+A low-latency channel's parts have a queue and a writer thread of their own: the parts waiting
+side by side are stored together, then ``parts.json`` lists them (so it never names a part not
+yet stored); a whole segment stored (by the other writer) is recorded there as ``complete`` with
+the next write.  On their own because each batch of parts is two dependent writes every few
+hundred milliseconds: behind segments, progress.json and thumbnails in one writer, they fell
+seconds behind on an object store with 30 ms a request (bench/low_latency_cost.py --store s3).
+A part waiting when a later segment of its track is queued is dropped: it is late for any
+low-latency player, and the whole segment is on its way.
 """
 
 from __future__ import annotations
@@ -131,6 +135,10 @@ class Publisher:
         self._stored_inits: set[str] = set()
         self._uploads = ThreadPoolExecutor(UPLOAD_CONCURRENCY, thread_name_prefix=f"upload-{channel}-{instance}")
         self._thread = threading.Thread(target=self._run, name=f"publisher-{channel}-{instance}", daemon=True)
+        self._parts = UploadQueue(max_segments=1)  # parts only: bounded by dropping those of earlier segments
+        self._edge_lock = threading.Lock()  # self.edge: its parts from the parts writer, ``complete`` from the other
+        self._part_uploads = ThreadPoolExecutor(UPLOAD_CONCURRENCY, thread_name_prefix=f"parts-{channel}-{instance}")
+        self._parts_thread = threading.Thread(target=self._run_parts, name=f"parts-{channel}-{instance}", daemon=True)
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
 
@@ -151,6 +159,8 @@ class Publisher:
 
     def start(self) -> None:
         self._thread.start()
+        if self.edge is not None:
+            self._parts_thread.start()
         self._heartbeat.start()
         self._queue.put(Heartbeat())
 
@@ -158,18 +168,23 @@ class Publisher:
         self._stop.set()
         self._queue.put(Heartbeat())
         self._queue.close()
+        self._parts.close()
         self._thread.join(timeout)
+        if self._parts_thread.is_alive():
+            self._parts_thread.join(timeout)
         self._uploads.shutdown(wait=False)
+        self._part_uploads.shutdown(wait=False)
 
     def track(self, info: TrackInfo, init: bytes) -> None:
         self._queue.put(TrackUpload(info, init))
 
     def segment(self, track_id: str, segment: Emitted) -> None:
         if isinstance(segment, Part):
-            self._queue.put(PartUpload(track_id, segment))
+            self._parts.put(PartUpload(track_id, segment))
             return
         self.last_written = max(self.last_written or 0, segment.number)
         self._queue.put(SegmentUpload(track_id, segment))
+        self._parts.drop_parts_before(track_id, segment.number)
         for dropped in self._queue.take_dropped():
             metrics.SEGMENTS_DROPPED.labels(dropped.track_id).inc()
             log.warning(
@@ -252,16 +267,14 @@ class Publisher:
             if item is None:
                 return
             try:
-                if isinstance(item, PartUpload):
-                    self._store_parts(self._gather_parts(item))
-                elif isinstance(item, SegmentUpload):
+                if isinstance(item, SegmentUpload):
                     self._store_segments([item, *self._queue.take_segments(UPLOAD_CONCURRENCY - 1)])
                     self._progress_changed = True
                 else:
                     self._handle(item)
                     self._progress_changed = True
                 # Several tracks finish a segment at once: list them with one progress write.
-                if self._progress_changed and (self._queue.only_parts_waiting() or self._unlisted >= LIST_EVERY):
+                if self._progress_changed and (len(self._queue) == 0 or self._unlisted >= LIST_EVERY):
                     self.progress.updated = now_utc()
                     self._put(layout.progress_key(self.channel, self.instance), self.progress.to_json(), "progress")
                     self._unlisted = 0
@@ -298,20 +311,33 @@ class Publisher:
             )
             del records[:-RECENT_SEGMENTS]
             if self.edge is not None:
-                track = self.edge.tracks.setdefault(upload.track_id, TrackParts())
-                track.complete = max(track.complete or segment.number, segment.number)
+                with self._edge_lock:
+                    track = self.edge.tracks.setdefault(upload.track_id, TrackParts())
+                    track.complete = max(track.complete or segment.number, segment.number)
             self._unlisted += 1
             metrics.SEGMENTS.labels(upload.track_id).inc()
 
+    def _run_parts(self) -> None:
+        while True:
+            item = self._parts.get()
+            if item is None:
+                return
+            try:
+                assert isinstance(item, PartUpload)  # this queue takes parts only
+                self._store_parts(self._gather_parts(item))
+            except Exception:  # noqa: BLE001 - the writer must outlive one bad item
+                log.exception("encoder publisher failed on a part")
+
     def _gather_parts(self, first: PartUpload) -> list[PartUpload]:
         """``first`` and the parts that follow it until every track that cuts parts has one of
-        this part index (or ``PART_GATHER_SECONDS`` pass, or something else comes in the queue)."""
-        batch = [first, *self._queue.take_parts(PART_BATCH - 1)]
-        tracks = set(self.edge.tracks) if self.edge is not None else set()
+        this part index (or ``PART_GATHER_SECONDS`` pass)."""
+        batch = [first, *self._parts.take_parts(PART_BATCH - 1)]
+        with self._edge_lock:
+            tracks = set(self.edge.tracks) if self.edge is not None else set()
         deadline = time.monotonic() + PART_GATHER_SECONDS
         while not tracks <= {upload.track_id for upload in batch} and len(batch) < PART_BATCH:
             left = deadline - time.monotonic()
-            more = self._queue.take_parts(PART_BATCH - len(batch), wait=left) if left > 0 else []
+            more = self._parts.take_parts(PART_BATCH - len(batch), wait=left) if left > 0 else []
             if not more:
                 break
             batch += more
@@ -328,7 +354,13 @@ class Publisher:
             key = layout.part_key(self.channel, self.instance, upload.track_id, part.number, part.index)
             self._put(key, part.data, "part")
 
-        list(self._uploads.map(store, uploads))
+        list(self._part_uploads.map(store, uploads))
+        with self._edge_lock:
+            record = self._record_parts(edge, uploads)
+        self._put(layout.parts_key(self.channel, self.instance), record, "parts_index")
+
+    def _record_parts(self, edge: EncoderParts, uploads: list[PartUpload]) -> bytes:
+        """parts.json with ``uploads`` (stored) listed."""
         for upload in uploads:
             part = upload.part
             track = edge.tracks.setdefault(upload.track_id, TrackParts())
@@ -348,7 +380,7 @@ class Publisher:
             metrics.PARTS.labels(upload.track_id).inc()
         edge.updated = now_utc()
         edge.part_target_ms = part_target_ms(edge.part_duration_ms, self.progress.tracks)
-        self._put(layout.parts_key(self.channel, self.instance), edge.to_json(), "parts_index")
+        return edge.to_json()
 
     def _handle(self, item: Upload) -> None:
         progress = self.progress

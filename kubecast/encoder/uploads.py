@@ -148,14 +148,7 @@ class UploadQueue:
                 self._segments[item.track_id] = self._segments.get(item.track_id, 0) + 1
                 if self._segments[item.track_id] > self.max_segments:
                     self._drop_oldest(item.track_id)
-                # Parts of earlier segments still waiting are late for any low-latency player (the
-                # whole segments are on their way): they are not stored, and so never listed.
-                track, number = item.track_id, item.segment.number
-                self._remove(
-                    lambda waiting: (
-                        isinstance(waiting, PartUpload) and waiting.track_id == track and waiting.part.number < number
-                    )
-                )
+                self._drop_parts_before(item.track_id, item.segment.number)
             elif isinstance(item, StatusUpdate) and items and isinstance(items[-1], StatusUpdate):
                 items[-1] = items[-1].then(item)
             elif isinstance(item, Heartbeat):
@@ -208,10 +201,19 @@ class UploadQueue:
                 taken.append(item)
             return taken
 
-    def only_parts_waiting(self) -> bool:
-        """Nothing but parts (or nothing at all) waits: progress.json can be written now."""
+    def drop_parts_before(self, track_id: str, number: int) -> None:
+        """Segment ``number`` of the track is complete: parts of earlier segments still waiting are
+        late for any low-latency player (the whole segments are on their way), so they are not
+        stored, and never listed."""
         with self._cond:
-            return all(isinstance(waiting, PartUpload) for waiting in self._items)
+            self._drop_parts_before(track_id, number)
+
+    def _drop_parts_before(self, track_id: str, number: int) -> None:
+        self._remove(
+            lambda waiting: (
+                isinstance(waiting, PartUpload) and waiting.track_id == track_id and waiting.part.number < number
+            )
+        )
 
     def close(self) -> None:
         """No more puts are expected: ``get`` returns None once the queue is empty."""

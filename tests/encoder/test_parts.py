@@ -146,25 +146,38 @@ def test_parts_are_stored_before_parts_json_lists_them_and_do_not_rewrite_progre
         # segment 0, and the first part of segment 1 (its segment is still open: the flushed one is not sent)
         for item in video(61)[:-1]:
             publisher.segment("v", item)
-        wait_until(lambda: (e := edge(store)) is not None and e.tracks["v"].complete == 0, timeout=10, what="complete")
-        listed = edge(store)
-        assert listed is not None
-        # a whole segment stored is recorded with the next part's listing, at no extra write
-        assert [(r.number, r.part) for r in listed.tracks["v"].parts] == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0)]
-        assert listed.part_duration_ms == 500
-        assert store.keys.count(layout.parts_key("c", "A")) >= 2  # listed as they came, not all at the end
-        assert store.listed_early == []
-        for record in listed.tracks["v"].parts:
-            assert len(store.get_sync(layout.part_key("c", "A", "v", record.number, record.part)) or b"") == record.size
         wait_until(
             lambda: EncoderProgress.from_json(store.get_sync(layout.progress_key("c", "A")) or b"{}").segments.get("v"),
             timeout=10,
             what="segment 0 in progress.json",
         )
-        # five parts, one segment: progress.json is written for the segment, not for each part
+        publisher.segment("v", Part(1, 1, 2 * 90_000 + 45_000, 45_000, b"part", False, False))
+        # a whole segment stored is recorded with the next part's listing, at no extra write
+        wait_until(
+            lambda: (
+                (e := edge(store)) is not None and e.tracks["v"].complete == 0 and e.tracks["v"].parts[-1].part == 1
+            ),
+            timeout=10,
+            what="segment 0 complete, part 1.1 listed",
+        )
+        listed = edge(store)
+        assert listed is not None
+        assert [(r.number, r.part) for r in listed.tracks["v"].parts] == [
+            (0, 0),
+            (0, 1),
+            (0, 2),
+            (0, 3),
+            (1, 0),
+            (1, 1),
+        ]
+        assert listed.part_duration_ms == 500
+        assert store.listed_early == []
+        for record in listed.tracks["v"].parts:
+            assert len(store.get_sync(layout.part_key("c", "A", "v", record.number, record.part)) or b"") == record.size
+        # six parts, one segment: progress.json is written for the segment, not for each part
         assert store.keys.count(layout.progress_key("c", "A")) - progress_writes <= 2
         # and the writes are counted by kind, as the cost bench reads them
-        assert written("part") - counted["part"] == 5 and written("segment") - counted["segment"] == 1
+        assert written("part") - counted["part"] == 6 and written("segment") - counted["segment"] == 1
         assert written("parts_index") - counted["parts_index"] == store.keys.count(layout.parts_key("c", "A"))
     finally:
         publisher.stop()
