@@ -13,7 +13,7 @@ from timeline_fixtures import ladder_timeline
 
 from kubecast.endpoint.app import make_app
 from kubecast.endpoint.chunked import open_segment
-from kubecast.endpoint.timelines import PARTS_TTL
+from kubecast.endpoint.timelines import MISSING_PARTS_TTL
 from kubecast.media.mp4 import styp
 from kubecast.media.parts import EncoderParts, PartRecord, TrackParts
 from kubecast.media.timeline import EncoderHealth
@@ -157,7 +157,8 @@ async def test_the_low_latency_mpd_is_served_only_for_a_channel_with_parts(serve
     client, encoder = served
     assert (await client.get("/live/news/ll/manifest.mpd")).status == 404
     await encoder.write(0)
-    await asyncio.sleep(PARTS_TTL)  # the endpoint's shared read of parts.json is that old at most
+    # the endpoint looks again for a parts.json it did not find once that long has passed
+    await asyncio.sleep(MISSING_PARTS_TTL)
     response = await client.get("/live/news/ll/manifest.mpd")
     assert response.status == 200 and response.content_type == "application/dash+xml"
     root = ET.fromstring(await response.text())
