@@ -128,7 +128,8 @@ class ClockPublisher:
     def __init__(self, url: str) -> None:
         width, height = SIZE
         self.ffmpeg = subprocess.Popen(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "gray"]
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-use_wallclock_as_timestamps", "1"]
+            + ["-f", "rawvideo", "-pix_fmt", "gray"]
             + ["-video_size", f"{width}x{height}", "-framerate", str(FPS), "-i", "pipe:0"]
             + ["-re", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000"]
             + ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(FPS), "-b:v", "4M"]
@@ -142,7 +143,7 @@ class ClockPublisher:
 
     def _run(self) -> None:
         assert self.ffmpeg.stdin is not None
-        started, frame = time.monotonic(), 0
+        started, tick = time.monotonic(), 0
         while not self.stopping.is_set():
             # the time burned in is when the picture is made, as a camera's would be
             picture = clock_picture(time.time_ns() // 1_000_000, *SIZE)
@@ -151,8 +152,11 @@ class ClockPublisher:
                 self.ffmpeg.stdin.flush()
             except (BrokenPipeError, ValueError):
                 return
-            frame += 1
-            delay = started + frame / FPS - time.monotonic()
+            # A camera makes no pictures while the encoder is not reading: ticks missed while the
+            # pipe was full are skipped, not made up in a burst (ffmpeg stamps each picture with the
+            # wall clock as it reads it), so media time keeps to the clock the pictures show.
+            tick = max(tick + 1, int((time.monotonic() - started) * FPS))
+            delay = started + tick / FPS - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
 
