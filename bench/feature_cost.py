@@ -40,19 +40,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from captioned import captioned_ts  # noqa: E402
 from helpers import inject_scte35, threefive_splice_insert  # noqa: E402
-from processes import kubecast_up, stop_group, tree, wait_for  # noqa: E402
+from processes import DEMO_LADDER, kubecast_up, stop_group, tree, wait_for  # noqa: E402
 
 from kubecast.local.ports import unclaimed_port  # noqa: E402
 
-LADDER = (  # the demo's three rungs
-    "{preset: Custom, x264Preset: superfast, renditions: ["
-    "{name: video_720p, width: 1280, height: 720, bitrate: 2500000, profile: High}, "
-    "{name: video_480p, width: 854, height: 480, bitrate: 1200000, profile: Main}, "
-    "{name: video_240p, width: 426, height: 240, bitrate: 400000, profile: Baseline}]}"
-)
 CHANNELS = "---\n".join(
     f"apiVersion: kubecast.io/v1alpha1\nkind: Channel\nmetadata: {{name: {name}}}\n"
-    f"spec: {{ingest: {{protocols: [UDP]}}, encoding: {LADDER}, segmentDuration: 2}}\n"
+    f"spec: {{ingest: {{protocols: [UDP]}}, encoding: {DEMO_LADDER}, segmentDuration: 2}}\n"
     for name in ("plain", "full")
 )
 WARM_UP = 8  # seconds of playout before the measurement: past both encoders' start-up

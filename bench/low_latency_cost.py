@@ -38,7 +38,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,19 +47,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from helpers import contribution_command  # noqa: E402
-from processes import kubecast_up, stop_group, tree, wait_for  # noqa: E402
+from processes import DEMO_LADDER, kubecast_up, s3_bucket, stop_group, tree, wait_for  # noqa: E402
 
 from kubecast.local.ports import unclaimed_port  # noqa: E402
 
-LADDER = (  # the demo's three rungs
-    "{preset: Custom, x264Preset: superfast, renditions: ["
-    "{name: video_720p, width: 1280, height: 720, bitrate: 2500000, profile: High}, "
-    "{name: video_480p, width: 854, height: 480, bitrate: 1200000, profile: Main}, "
-    "{name: video_240p, width: 426, height: 240, bitrate: 400000, profile: Baseline}]}"
-)
 CHANNELS = "---\n".join(
     f"apiVersion: kubecast.io/v1alpha1\nkind: Channel\nmetadata: {{name: {name}}}\n"
-    f"spec: {{encoding: {LADDER}, segmentDuration: 2{extra}}}\n"
+    f"spec: {{encoding: {DEMO_LADDER}, segmentDuration: 2{extra}}}\n"
     for name, extra in (("standard", ""), ("low", ", lowLatency: {partDuration: 0.5}"))
 )
 WARM_UP = 10  # seconds of contribution before the measurement: past the encoder's start-up
@@ -209,7 +202,6 @@ def storage(kind: str, work: Path, latency_ms: float) -> Iterator[str]:
     if kind == "folder":
         yield str(work / "store")
         return
-    import boto3
     from faultproxy import FaultProxy
     from moto.server import ThreadedMotoServer
 
@@ -220,17 +212,7 @@ def storage(kind: str, work: Path, latency_ms: float) -> Iterator[str]:
         host, port = server.get_host_and_port()
         with FaultProxy(f"http://{host}:{port}") as proxy:
             proxy.latency = latency_ms / 1000
-            os.environ.update(
-                AWS_ENDPOINT_URL=proxy.url,
-                AWS_ACCESS_KEY_ID="bench",
-                AWS_SECRET_ACCESS_KEY="bench",
-                AWS_REGION="us-east-1",
-                AWS_DEFAULT_REGION="us-east-1",
-                AWS_ALLOW_HTTP="true",
-            )
-            bucket = f"kubecast-bench-{uuid.uuid4().hex[:8]}"
-            boto3.client("s3", endpoint_url=f"http://{host}:{port}").create_bucket(Bucket=bucket)
-            yield f"s3://{bucket}/media"
+            yield s3_bucket(proxy.url, f"http://{host}:{port}") + "/media"
     finally:
         server.stop()
 

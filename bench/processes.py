@@ -11,6 +11,13 @@ import threading
 import time
 from pathlib import Path
 
+# The demo's three rungs, as a Channel's spec.encoding in flow YAML: what the CPU benches encode.
+DEMO_LADDER = (
+    "{preset: Custom, x264Preset: superfast, renditions: ["
+    "{name: video_720p, width: 1280, height: 720, bitrate: 2500000, profile: High}, "
+    "{name: video_480p, width: 854, height: 480, bitrate: 1200000, profile: Main}, "
+    "{name: video_240p, width: 426, height: 240, bitrate: 400000, profile: Baseline}]}"
+)
 GRACE_SECONDS = 30.0  # kubecast up stops its components in turn, each flushing its last segments
 KILLED_SECONDS = 5.0
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -80,3 +87,24 @@ def tree(root: int) -> dict[int, tuple[str, float]]:
                 below.add(pid)
                 found = True
     return {pid: stats[pid] for pid in below if pid in stats}
+
+
+def s3_bucket(kubecast_url: str, moto_url: str) -> str:
+    """A new bucket on moto's S3 server at ``moto_url``, with the environment set so that
+    kubecast's store (obstore reads ``AWS_*``) and its child processes reach S3 at
+    ``kubecast_url`` (moto itself, or a proxy in front of it); the store URL to pass on."""
+    import uuid
+
+    import boto3
+
+    os.environ.update(
+        AWS_ENDPOINT_URL=kubecast_url,
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ALLOW_HTTP="true",
+    )
+    bucket = f"kubecast-bench-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=moto_url).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}"

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import random
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
 
+from processes import s3_bucket  # noqa: E402 - bench/ is on the path of a script run from it
 from storage_drill import SEGMENT_SECONDS, check_nothing_lost, run_drill  # noqa: E402
 
 
@@ -38,7 +37,6 @@ def main() -> int:
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
 
-    import boto3
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request otherwise
@@ -47,21 +45,12 @@ def main() -> int:
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        os.environ.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID="bench",
-            AWS_SECRET_ACCESS_KEY="bench",
-            AWS_REGION="us-east-1",
-            AWS_DEFAULT_REGION="us-east-1",
-            AWS_ALLOW_HTTP="true",
-        )
-        bucket = f"kubecast-bench-{uuid.uuid4().hex[:8]}"
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+        store_url = s3_bucket(endpoint, endpoint) + "/media"
         with tempfile.TemporaryDirectory(prefix="kubecast-storage-faults-") as workdir:
             result = run_drill(
                 Path(workdir),
                 s3_endpoint=endpoint,
-                store_url=f"s3://{bucket}/media",
+                store_url=store_url,
                 outage_seconds=args.outage,
                 fault_seconds=args.fault_seconds,
                 silent_outage=args.silent,
