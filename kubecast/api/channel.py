@@ -21,6 +21,14 @@ NAME_RULES = NameRules(
 )
 
 
+def whole_milliseconds(seconds: float, name: str) -> float:
+    """``seconds``, refused unless it is a whole number of milliseconds: the unit the encoders
+    are given durations in (``segment_duration_ms``, ``part_duration_ms``)."""
+    if abs(seconds * 1000 - round(seconds * 1000)) > 1e-6:
+        raise ValueError(f"{name} must be a whole number of milliseconds")
+    return seconds
+
+
 class IngestProtocol(str, enum.Enum):
     RTMP = "RTMP"
     FRAGMENTED_MP4 = "FragmentedMP4"  # Smooth Streaming ingest (HTTP POST), as Azure Media Services named it
@@ -287,9 +295,7 @@ class LowLatency(WireModel):
     @field_validator("part_duration")
     @classmethod
     def _whole_milliseconds(cls, value: float) -> float:
-        if abs(value * 1000 - round(value * 1000)) > 1e-6:
-            raise ValueError("lowLatency.partDuration must be a whole number of milliseconds")
-        return value
+        return whole_milliseconds(value, "lowLatency.partDuration")
 
     @property
     def part_duration_ms(self) -> int:
@@ -374,9 +380,7 @@ class ChannelSpec(WireModel):
     @field_validator("segment_duration")
     @classmethod
     def _whole_milliseconds(cls, value: float) -> float:
-        if abs(value * 1000 - round(value * 1000)) > 1e-6:
-            raise ValueError("segmentDuration must be a whole number of milliseconds")
-        return value
+        return whole_milliseconds(value, "segmentDuration")
 
     @field_validator("idle_timeout")
     @classmethod

@@ -51,7 +51,11 @@ def test_passthrough_has_no_ladder():
             ("segmentDuration: 2", "segmentDuration: 12"),
             "spec.segmentDuration: Input should be less than or equal to 10",
         ),
-        (("segmentDuration: 2", "segmentDuration: 2.0005"), "whole number of milliseconds"),
+        (("segmentDuration: 2", "segmentDuration: 2.0005"), "segmentDuration must be a whole number of milliseconds"),
+        (
+            ("segmentDuration: 2", "segmentDuration: 2\n  lowLatency: {partDuration: 0.5005}"),
+            "lowLatency.partDuration must be a whole number of milliseconds",
+        ),
         (("10.0.0.0/8", "10.0.0.0/99"), "spec.ingest.allowedIps.0"),
         (("preset: Default1080p", "preset: Default4k"), "spec.encoding.preset"),
         (("kind: Channel", "kind: Chanel"), "kind must be one of"),
