@@ -55,6 +55,11 @@ from .lowlatency import KEPT_SOURCES
 from .protected import protection_of
 
 POLL_SECONDS = 0.05  # how often an open response looks for its next part (through the shared read)
+# dash.js asks for segment n by its own clock, one part after n begins; an encoder a little behind
+# real time (a loaded machine) has not begun n yet.  A 404 makes dash.js stop and stall for many
+# seconds (bench/glass_to_glass.py saw 13 s), so a request up to this many segments beyond the newest
+# one being written is held while the encoder catches up; further ahead is a client's mistake.
+AHEAD_SEGMENTS = 2
 SEGMENT_FILE = r"\d{1,12}\.m4s"
 
 
@@ -150,7 +155,7 @@ async def ll_segment(request: web.Request) -> web.StreamResponse:
     if stored is None or not stored.parts:
         return not_found("this rendition has no parts yet")
     newest = max(row.number for row in stored.parts)
-    if not stored.parts[0].number <= number <= newest + 1:
+    if not stored.parts[0].number <= number <= newest + AHEAD_SEGMENTS:
         return not_found("segment not in the timeline nor being written")
     segment_end = (number + 1) * timeline.segment_duration_ms * track.info.timescale // 1000
 
@@ -163,8 +168,8 @@ async def ll_segment(request: web.Request) -> web.StreamResponse:
         found = await cached(request, key)
         return found.data if found is not None else None
 
-    # a bounded response: the segment lasts D, and it may be asked for up to a part before it opens
-    deadline = time.monotonic() + 2 * timeline.segment_duration_ms / 1000 + 1
+    # a bounded response: the segment lasts D, and it may be asked for before its encoder began it
+    deadline = time.monotonic() + (AHEAD_SEGMENTS + 1) * timeline.segment_duration_ms / 1000 + 1
     response = web.StreamResponse(
         headers={
             "Content-Type": content_type,

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from timeline_fixtures import ladder_timeline
 
 from kubecast.endpoint.app import make_app
-from kubecast.endpoint.chunked import open_segment
+from kubecast.endpoint.chunked import AHEAD_SEGMENTS, open_segment
 from kubecast.endpoint.timelines import MISSING_PARTS_TTL
 from kubecast.media.mp4 import styp
 from kubecast.media.parts import EncoderParts, PartRecord, TrackParts
@@ -120,6 +120,17 @@ async def test_a_segment_asked_for_just_before_it_opens_waits_for_its_first_part
     assert await asyncio.wait_for(response.read(), 5) == styp() + b"".join(parts)
 
 
+async def test_a_segment_asked_for_before_a_lagging_encoder_began_it_is_held_not_refused(served):
+    client, encoder = served
+    encoder.parts = [part(OPEN - AHEAD_SEGMENTS, 3)]  # the encoder is still writing OPEN - 2
+    await encoder.list(complete=OPEN - AHEAD_SEGMENTS - 1)
+    response = await asyncio.wait_for(client.get(f"/live/news/ll/dash/v720/{OPEN}.m4s"), 5)
+    assert response.status == 200, "held while the encoder catches up, not refused"
+    await asyncio.sleep(0.3)
+    parts = [await encoder.write(index) for index in range(4)]
+    assert await asyncio.wait_for(response.read(), 5) == styp() + b"".join(parts)
+
+
 async def test_a_stale_encoder_ends_the_response_with_the_parts_it_had(served):
     client, encoder = served
     first = await encoder.write(0, part_ms=200)  # stale 0.9 s after its last write (kubecast.media.parts)
@@ -134,7 +145,7 @@ async def test_finished_segments_come_whole_and_others_are_404(served):
     response = await client.get("/live/news/ll/dash/v720/15.m4s")  # in the timeline
     assert response.status == 200 and await response.read() == b"segment 15, whole"
     await encoder.write(0)
-    for number in (OPEN + 2, 3):  # beyond the next segment; older than any part and not listed
+    for number in (OPEN + 1 + AHEAD_SEGMENTS, 3):  # too far ahead; older than any part and not listed
         started = time.monotonic()
         assert (await client.get(f"/live/news/ll/dash/v720/{number}.m4s")).status == 404
         assert time.monotonic() - started < 1, "answered at once, not held"
