@@ -7,14 +7,7 @@ than dropped: losing a segment silently is the one thing the pipeline must not d
 storage is away the queue grows up to the upload backlog (``uploads.py``); past it the
 oldest waiting segments are dropped, counted and logged, so memory stays bounded.
 
-A low-latency channel's parts have a queue and a writer thread of their own: the parts waiting
-side by side are stored together, then ``parts.json`` lists them (so it never names a part not
-yet stored); a whole segment stored (by the other writer) is recorded there as ``complete`` with
-the next write.  On their own because each batch of parts is two dependent writes every few
-hundred milliseconds: behind segments, progress.json and thumbnails in one writer, they fell
-seconds behind on an object store with 30 ms a request (bench/low_latency_cost.py --store s3).
-A part waiting when a later segment of its track is queued is dropped: it is late for any
-low-latency player, and the whole segment is on its way.
+A low-latency channel's parts have a writer of their own (``parts_writer.py``).
 """
 
 from __future__ import annotations
@@ -29,12 +22,12 @@ from datetime import datetime, timezone
 
 from kubecast.media.cues import TimelineCue
 from kubecast.media.metadata import TimelineMetadata
-from kubecast.media.parts import PARTS_KEPT_SEGMENTS, EncoderParts, PartRecord, TrackParts, part_target_ms
 from kubecast.media.tracks import SegmentRecord, TrackInfo
 from kubecast.outage import Outage, left_out_note
 from kubecast.storage import EncoderProgress, IngestInfo, Store, layout, storage_full
 
 from . import metrics
+from .parts_writer import PartsWriter
 from .segmenter import Emitted, Part
 from .uploads import (
     Backoff,
@@ -42,7 +35,6 @@ from .uploads import (
     EncoderState,
     Heartbeat,
     MetadataPlaced,
-    PartUpload,
     SegmentUpload,
     StatusUpdate,
     ThumbnailUpload,
@@ -64,12 +56,6 @@ LIST_EVERY = RECENT_SEGMENTS // 3
 # and a ladder's renditions finish their segments together (with 500 ms per request, one at a
 # time would not keep up with three renditions of 2 s segments).
 UPLOAD_CONCURRENCY = 4
-# Parts waiting side by side are stored together, and listed with one parts.json write; the
-# renditions of a ladder finish a part a few tens of milliseconds apart (each its own x264), so
-# the writer waits up to PART_GATHER_SECONDS for every track's part before listing: one
-# parts.json PUT per part instead of one per track, for that much delay on the fastest track.
-PART_BATCH = 16
-PART_GATHER_SECONDS = 0.05
 HEARTBEAT_SECONDS = 2.0
 DEFAULT_BACKLOG_SECONDS = 60.0  # of media per track: twice a 30 s storage outage
 STOP_ATTEMPTS = 5  # a stopping encoder gives up a write after this many failures (~5 s)
@@ -120,25 +106,21 @@ class Publisher:
         self._rng = rng or random.Random()
         self._unlisted = 0  # segments stored since progress.json last listed them
         self._progress_changed = False  # something progress.json reports was done since it was written
-        self.part_duration_ms = part_duration_ms
-        self.edge: EncoderParts | None = None
+        self._parts_writer: PartsWriter | None = None
         if part_duration_ms is not None:
-            self.edge = EncoderParts(
+            self._parts_writer = PartsWriter(
                 channel=channel,
                 instance=instance,
                 session=self.progress.session,
-                updated=now_utc(),
                 part_duration_ms=part_duration_ms,
-                part_target_ms=part_target_ms(part_duration_ms, []),
+                concurrency=UPLOAD_CONCURRENCY,
+                put=self._put,
+                tracks=lambda: self.progress.tracks,
             )
         self._outage = Outage()
         self._stored_inits: set[str] = set()
         self._uploads = ThreadPoolExecutor(UPLOAD_CONCURRENCY, thread_name_prefix=f"upload-{channel}-{instance}")
         self._thread = threading.Thread(target=self._run, name=f"publisher-{channel}-{instance}", daemon=True)
-        self._parts = UploadQueue(max_segments=1)  # parts only: bounded by dropping those of earlier segments
-        self._edge_lock = threading.Lock()  # self.edge: its parts from the parts writer, ``complete`` from the other
-        self._part_uploads = ThreadPoolExecutor(UPLOAD_CONCURRENCY, thread_name_prefix=f"parts-{channel}-{instance}")
-        self._parts_thread = threading.Thread(target=self._run_parts, name=f"parts-{channel}-{instance}", daemon=True)
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
 
@@ -159,8 +141,8 @@ class Publisher:
 
     def start(self) -> None:
         self._thread.start()
-        if self.edge is not None:
-            self._parts_thread.start()
+        if self._parts_writer is not None:
+            self._parts_writer.start()
         self._heartbeat.start()
         self._queue.put(Heartbeat())
 
@@ -168,23 +150,26 @@ class Publisher:
         self._stop.set()
         self._queue.put(Heartbeat())
         self._queue.close()
-        self._parts.close()
+        if self._parts_writer is not None:
+            self._parts_writer.close()
         self._thread.join(timeout)
-        if self._parts_thread.is_alive():
-            self._parts_thread.join(timeout)
+        if self._parts_writer is not None:
+            self._parts_writer.join(timeout)
         self._uploads.shutdown(wait=False)
-        self._part_uploads.shutdown(wait=False)
 
     def track(self, info: TrackInfo, init: bytes) -> None:
         self._queue.put(TrackUpload(info, init))
 
     def segment(self, track_id: str, segment: Emitted) -> None:
         if isinstance(segment, Part):
-            self._parts.put(PartUpload(track_id, segment))
+            # parts come only from a segmenter given a part duration, which this encoder passes on
+            if self._parts_writer is not None:
+                self._parts_writer.part(track_id, segment)
             return
         self.last_written = max(self.last_written or 0, segment.number)
         self._queue.put(SegmentUpload(track_id, segment))
-        self._parts.drop_parts_before(track_id, segment.number)
+        if self._parts_writer is not None:
+            self._parts_writer.segment_queued(track_id, segment.number)
         for dropped in self._queue.take_dropped():
             metrics.SEGMENTS_DROPPED.labels(dropped.track_id).inc()
             log.warning(
@@ -310,77 +295,10 @@ class Publisher:
                 )
             )
             del records[:-RECENT_SEGMENTS]
-            if self.edge is not None:
-                with self._edge_lock:
-                    track = self.edge.tracks.setdefault(upload.track_id, TrackParts())
-                    track.complete = max(track.complete or segment.number, segment.number)
+            if self._parts_writer is not None:
+                self._parts_writer.segment_stored(upload.track_id, segment.number)
             self._unlisted += 1
             metrics.SEGMENTS.labels(upload.track_id).inc()
-
-    def _run_parts(self) -> None:
-        while True:
-            item = self._parts.get()
-            if item is None:
-                return
-            try:
-                assert isinstance(item, PartUpload)  # this queue takes parts only
-                self._store_parts(self._gather_parts(item))
-            except Exception:  # noqa: BLE001 - the writer must outlive one bad item
-                log.exception("encoder publisher failed on a part")
-
-    def _gather_parts(self, first: PartUpload) -> list[PartUpload]:
-        """``first`` and the parts that follow it until every track that cuts parts has one of
-        this part index (or ``PART_GATHER_SECONDS`` pass)."""
-        batch = [first, *self._parts.take_parts(PART_BATCH - 1)]
-        with self._edge_lock:
-            tracks = set(self.edge.tracks) if self.edge is not None else set()
-        deadline = time.monotonic() + PART_GATHER_SECONDS
-        while not tracks <= {upload.track_id for upload in batch} and len(batch) < PART_BATCH:
-            left = deadline - time.monotonic()
-            more = self._parts.take_parts(PART_BATCH - len(batch), wait=left) if left > 0 else []
-            if not more:
-                break
-            batch += more
-        return batch
-
-    def _store_parts(self, uploads: list[PartUpload]) -> None:
-        """Store the parts side by side, then list them in parts.json (one write for all)."""
-        edge = self.edge
-        if edge is None:
-            return  # parts come only from a segmenter given a part duration, which this encoder passes on
-
-        def store(upload: PartUpload) -> None:
-            part = upload.part
-            key = layout.part_key(self.channel, self.instance, upload.track_id, part.number, part.index)
-            self._put(key, part.data, "part")
-
-        list(self._part_uploads.map(store, uploads))
-        with self._edge_lock:
-            record = self._record_parts(edge, uploads)
-        self._put(layout.parts_key(self.channel, self.instance), record, "parts_index")
-
-    def _record_parts(self, edge: EncoderParts, uploads: list[PartUpload]) -> bytes:
-        """parts.json with ``uploads`` (stored) listed."""
-        for upload in uploads:
-            part = upload.part
-            track = edge.tracks.setdefault(upload.track_id, TrackParts())
-            track.parts.append(
-                PartRecord(
-                    number=part.number,
-                    part=part.index,
-                    start=part.start,
-                    duration=part.duration,
-                    size=len(part.data),
-                    independent=part.independent,
-                    discontinuity=part.discontinuity,
-                )
-            )
-            oldest = part.number - PARTS_KEPT_SEGMENTS + 1
-            track.parts = [record for record in track.parts if record.number >= oldest]
-            metrics.PARTS.labels(upload.track_id).inc()
-        edge.updated = now_utc()
-        edge.part_target_ms = part_target_ms(edge.part_duration_ms, self.progress.tracks)
-        return edge.to_json()
 
     def _handle(self, item: Upload) -> None:
         progress = self.progress
