@@ -3,8 +3,6 @@
 from .channel import (
     Channel,
     ChannelSpec,
-    ChannelState,
-    DeletionPolicy,
     Encoding,
     EncodingPreset,
     Ingest,
@@ -12,10 +10,10 @@ from .channel import (
     IngestTls,
     Preview,
     RedundancyMode,
-    stopped_refusal,
 )
 from .common import API_VERSION, GROUP, VERSION, ObjectMeta, SecretKeyRef
 from .endpoint import StreamingEndpoint, StreamingEndpointSpec
+from .lifecycle import ChannelState, DeletionPolicy, stopped_refusal
 from .loader import ManifestError, Manifests, load_channel, load_paths, load_text
 from .presets import PRESETS
 from .program import Program, ProgramSpec, ProgramState, parse_iso_duration

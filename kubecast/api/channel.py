@@ -7,7 +7,19 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from .common import API_VERSION, Cidr, Name, NamedResource, NameRules, ObjectMeta, SecretKeyRef, WireModel
+from .common import (
+    API_VERSION,
+    Cidr,
+    Name,
+    NamedResource,
+    NameRules,
+    ObjectMeta,
+    SecretKeyRef,
+    WireModel,
+    whole_milliseconds,
+)
+from .lifecycle import ISO_DURATION, ChannelState, DeletionPolicy, Slate
+from .low_latency import LowLatency
 from .presets import PRESETS
 from .program import parse_iso_duration
 from .renditions import Rendition
@@ -19,14 +31,6 @@ NAME_RULES = NameRules(
     first_letter=True,
     why="the longest child name, <name>-contribution-a, is a Service name, which Kubernetes limits to 63",
 )
-
-
-def whole_milliseconds(seconds: float, name: str) -> float:
-    """``seconds``, refused unless it is a whole number of milliseconds: the unit the encoders
-    are given durations in (``segment_duration_ms``, ``part_duration_ms``)."""
-    if abs(seconds * 1000 - round(seconds * 1000)) > 1e-6:
-        raise ValueError(f"{name} must be a whole number of milliseconds")
-    return seconds
 
 
 class IngestProtocol(str, enum.Enum):
@@ -41,24 +45,6 @@ class IngestProtocol(str, enum.Enum):
 class RedundancyMode(str, enum.Enum):
     DUAL_PUSH = "DualPush"
     RELAY = "Relay"
-
-
-class DeletionPolicy(str, enum.Enum):
-    RETAIN = "Retain"
-    DELETE = "Delete"
-
-
-class ChannelState(str, enum.Enum):
-    """What the operator asks of a channel (Azure Media Services' Start and Stop)."""
-
-    RUNNING = "Running"
-    STOPPED = "Stopped"  # no encoder or packager runs; what is stored stays playable
-
-
-def stopped_refusal(channel: str) -> str:
-    """Why a stopped channel takes no publisher: the ingest's refusal locally, and the Channel's
-    status on a cluster (where no ingest pod is left to say it), in the same words."""
-    return f"channel {channel} is stopped: start it to publish"
 
 
 class ServiceType(str, enum.Enum):
@@ -254,52 +240,6 @@ class Preview(WireModel):
     allowed_ips: list[Cidr] = Field(
         default_factory=list, description="Source ranges allowed to open the preview; empty allows all."
     )
-
-
-ISO_DURATION = r"^P([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$"
-
-
-class Slate(WireModel):
-    """What the encoders show while the contribution is lost (Azure Media Services' slate)."""
-
-    after: str = Field(
-        default="PT2S",
-        pattern=ISO_DURATION,
-        description="ISO-8601 duration: once the contribution has been lost for this long, the encoders carry the "
-        "timeline on with a card showing the channel's name, and silence, until it returns.",
-    )
-
-    @field_validator("after")
-    @classmethod
-    def _after_is_a_duration(cls, value: str) -> str:
-        if not 0 <= parse_iso_duration(value).total_seconds() <= 3600:
-            raise ValueError("slate.after must be between zero and one hour")
-        return value
-
-    @property
-    def after_ms(self) -> int:
-        return int(parse_iso_duration(self.after).total_seconds() * 1000)
-
-
-class LowLatency(WireModel):
-    """Low-latency HLS and DASH for the channel, beside its standard outputs (which do not change)."""
-
-    part_duration: float = Field(
-        default=0.5,
-        ge=0.2,
-        le=1.0,
-        description="Seconds per part: while a segment is being written, the encoders store it in parts this "
-        "long (the first of each segment starts with a key frame), which low-latency players fetch as they appear.",
-    )
-
-    @field_validator("part_duration")
-    @classmethod
-    def _whole_milliseconds(cls, value: float) -> float:
-        return whole_milliseconds(value, "lowLatency.partDuration")
-
-    @property
-    def part_duration_ms(self) -> int:
-        return int(round(self.part_duration * 1000))
 
 
 def _no_default(schema: dict[str, JsonValue]) -> None:

@@ -126,3 +126,11 @@ class NamedResource(WireModel):
     def _name_makes_valid_children(self) -> Self:
         self.name_rules.check(self.metadata.name)
         return self
+
+
+def whole_milliseconds(seconds: float, name: str) -> float:
+    """``seconds``, refused unless it is a whole number of milliseconds: the unit the encoders
+    are given durations in (``segment_duration_ms``, ``part_duration_ms``)."""
+    if abs(seconds * 1000 - round(seconds * 1000)) > 1e-6:
+        raise ValueError(f"{name} must be a whole number of milliseconds")
+    return seconds

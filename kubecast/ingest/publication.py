@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from prometheus_client import Counter
 
-from kubecast.api.channel import stopped_refusal
+from kubecast.api.lifecycle import stopped_refusal
 from kubecast.media.contribution import CodecConfig, Cue, Frame, Hello, Kind, Metadata
 
 from . import metrics
