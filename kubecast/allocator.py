@@ -15,6 +15,16 @@ in use; ``malloc_trim(0)`` brought it back to 111 MB.  Two habits of glibc keep 
   memory serves only the threads that use it, so each arena keeps its own high-water mark.  An
   encoder has over a dozen threads.  ``cap_arenas`` allows two in all, unless
   ``MALLOC_ARENA_MAX`` was set, which stays the operator's choice.
+- A buffer of ``M_MMAP_THRESHOLD`` or more (128 KiB at start) gets a mapping of its own, which
+  freeing it unmaps; but glibc raises that threshold to the size of every mapped buffer freed
+  (up to 32 MiB), so once a frame, a packet or a segment's bytes have been freed, later buffers of
+  that size come from the arena instead.  A starved spell then leaves a frame queue's worth of
+  pictures (hundreds of KB each) in the heap between small chunks that outlive them: the encoders
+  of the one-hour soak kept 30 MB after each loaded spell and crept up in between, which
+  ``malloc_trim`` did not give back.  ``pin_mmap_threshold`` sets the threshold, which also stops
+  glibc from moving it: large buffers stay mapped on their own and leave no holes (a mapping and a
+  page fault per large buffer, microseconds at a few hundred a second).  ``MALLOC_MMAP_THRESHOLD_``,
+  when set, stays the operator's choice.
 
 On a C library other than glibc both are no-ops that say so (they return False).
 """
@@ -28,8 +38,10 @@ import os
 import threading
 
 ARENAS = 2
+MMAP_THRESHOLD = 128 * 1024  # glibc's own starting value, kept instead of raised
 TRIM_SECONDS = 60.0
-_M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
+_M_ARENA_MAX = -8  # mallopt's parameter numbers, from glibc's malloc.h
+_M_MMAP_THRESHOLD = -3
 
 
 @functools.cache
@@ -50,6 +62,15 @@ def cap_arenas(count: int = ARENAS) -> bool:
     if libc is None or "MALLOC_ARENA_MAX" in os.environ:
         return False
     return bool(libc.mallopt(_M_ARENA_MAX, count))
+
+
+def pin_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
+    """Buffers of ``size`` bytes or more mapped on their own from now on, whatever was freed before;
+    False when the C library cannot, or ``MALLOC_MMAP_THRESHOLD_`` decides."""
+    libc = _glibc()
+    if libc is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, size))
 
 
 def release_free_memory() -> bool:

@@ -91,3 +91,36 @@ def test_memory_freed_below_live_chunks_goes_back_to_the_system_when_released() 
     figures = run(code)
     assert figures["full"] - figures["drained"] < 20, figures  # glibc kept most of the 80 MB
     assert figures["released"] == 1 and figures["drained"] - figures["after"] > 60, figures
+
+
+def test_frame_sized_buffers_are_given_back_as_a_queue_drains_once_the_threshold_is_pinned() -> None:
+    code = """
+    import json, threading
+    from kubecast import allocator
+    def resident():
+        return int(open("/proc/self/statm").read().split()[1]) * 4096 >> 20
+    figures = {{"pinned": {pin}}}
+    def starved_spell():  # on a thread of its own, as the encoder's pictures are: in a non-main arena
+        segment = bytearray(4 << 20)  # mapped on its own; freeing it raises glibc's threshold to 4 MB
+        del segment
+        # a queue of 100 640x360 pictures filled while starved, and small objects made meanwhile that outlive it
+        frames, kept = [], []
+        for _ in range(100):
+            frames.append(bytearray(345_600))
+            kept.append(bytearray(700))
+        full = resident()
+        del frames
+        figures.update(full=full, drained=resident())
+    thread = threading.Thread(target=starved_spell)
+    thread.start()
+    thread.join()
+    print(json.dumps(figures))
+    """
+    pinned = run(code.format(pin="allocator.pin_mmap_threshold()"))
+    dynamic = run(code.format(pin="False"))
+    # 33 MB of pictures: given back as the queue drains when pinned, kept by glibc's raised threshold otherwise
+    assert pinned["pinned"] is True and pinned["full"] - pinned["drained"] > 25, pinned
+    assert dynamic["full"] - dynamic["drained"] < 5, dynamic
+    # MALLOC_MMAP_THRESHOLD_, when set, is the operator's choice and stays so
+    operators = run(code.format(pin="allocator.pin_mmap_threshold()"), {"MALLOC_MMAP_THRESHOLD_": "65536"})
+    assert operators["pinned"] is False
