@@ -90,6 +90,25 @@ def caption_branch(mov: Path, combiner: str = "cc") -> list[str]:
     ]
 
 
+def aac_tone_branch(*, seconds: int | None = None, mux: str = "mux") -> list[str]:
+    """gst-launch elements of a stereo 48 kHz tone encoded to AAC (``voaacenc``) into the muxer named
+    ``mux``: live (paced by the clock) without ``seconds``, else that many seconds as fast as it goes."""
+    length = ["is-live=true"] if seconds is None else [f"num-buffers={seconds * 48_000 // 1024}"]
+    return [
+        "audiotestsrc",
+        *length,
+        "samplesperbuffer=1024",
+        "!",
+        "audio/x-raw,rate=48000,channels=2",
+        "!",
+        "voaacenc",
+        "!",
+        "aacparse",
+        "!",
+        f"{mux}.",
+    ]
+
+
 def captioned_ts(folder: Path, *, seconds: int, size: tuple[int, int] = (320, 180)) -> Path:
     """An MPEG-TS file (H.264 with 608 captions in SEI, AAC) of ``seconds``, written as fast as it goes."""
     mov = caption_track(folder, seconds)
@@ -120,17 +139,7 @@ def captioned_ts(folder: Path, *, seconds: int, size: tuple[int, int] = (320, 18
             "filesink",
             f"location={path}",
             *caption_branch(mov),
-            "audiotestsrc",
-            f"num-buffers={seconds * 48_000 // 1024}",
-            "samplesperbuffer=1024",
-            "!",
-            "audio/x-raw,rate=48000,channels=2",
-            "!",
-            "voaacenc",
-            "!",
-            "aacparse",
-            "!",
-            "mux.",
+            *aac_tone_branch(seconds=seconds),
         ],
         check=True,
         timeout=120,

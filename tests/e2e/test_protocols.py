@@ -33,7 +33,7 @@ from pathlib import Path
 import av
 import players
 import pytest
-from captioned import caption_branch, caption_track, cue_text, read_captions
+from captioned import aac_tone_branch, caption_branch, caption_track, cue_text, read_captions
 from certificates import make_certificate
 from helpers import (
     Proc,
@@ -137,17 +137,7 @@ def captioned_source(captions: Path) -> list[str]:
         "!",
         "mux.",
         *caption_branch(captions),
-        "audiotestsrc",
-        "is-live=true",
-        "samplesperbuffer=1024",
-        "!",
-        "audio/x-raw,rate=48000,channels=2",
-        "!",
-        "voaacenc",
-        "!",
-        "aacparse",
-        "!",
-        "mux.",
+        *aac_tone_branch(),
     ]
 
 
