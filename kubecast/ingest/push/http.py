@@ -211,13 +211,8 @@ class HttpIngest:
                 if stream.feed(body, chunk):
                     await self._finish(stream, "the encoder ended the stream (mfra)")
                     break
-        except Busy as busy:
-            await self._finish(stream, str(busy))
-            return self._refuse_busy(request, busy)
-        except Mp4Error as error:
-            metrics.PROTOCOL_ERRORS.labels("fragment").inc()
-            await self._finish(stream, f"bad input: {error}")
-            return self._refuse(request, 400, "bad_fragment", f"stream {stream.name} of {route.name}: {error}")
+        except (Busy, Mp4Error) as error:
+            return await self._end_refused(request, stream, error, f"stream {stream.name} of {route.name}")
         except (ConnectionError, OSError):
             pass
         # Without an mfra the POST broke off: the stream stays live for the idle timeout, so the
@@ -228,6 +223,17 @@ class HttpIngest:
         if self.streams.get((stream.route.name, stream.name)) is stream:
             del self.streams[(stream.route.name, stream.name)]
         await stream.end(reason)
+
+    async def _end_refused(
+        self, request: web.Request, stream: PushStream, error: Busy | Mp4Error, what: str
+    ) -> web.Response:
+        """Ends ``stream`` for an error met while reading ``what`` (its push), and refuses the request."""
+        if isinstance(error, Busy):
+            await self._finish(stream, str(error))
+            return self._refuse_busy(request, error)
+        metrics.PROTOCOL_ERRORS.labels("fragment").inc()
+        await self._finish(stream, f"bad input: {error}")
+        return self._refuse(request, 400, "bad_fragment", f"{what}: {error}")
 
     async def _cmaf(self, request: web.Request, route: ChannelRoute, rest: str) -> web.StreamResponse:
         try:
@@ -250,11 +256,6 @@ class HttpIngest:
                 stream.lock.release()
             if body.boxes.pending:
                 raise Mp4Error(f"segment {rest} ends inside a box")
-        except Busy as busy:
-            await self._finish(stream, str(busy))
-            return self._refuse_busy(request, busy)
-        except Mp4Error as error:
-            metrics.PROTOCOL_ERRORS.labels("fragment").inc()
-            await self._finish(stream, f"bad input: {error}")
-            return self._refuse(request, 400, "bad_fragment", f"{rest} of {route.name}: {error}")
+        except (Busy, Mp4Error) as error:
+            return await self._end_refused(request, stream, error, f"{rest} of {route.name}")
         return web.Response(status=201 if request.method == "PUT" else 200)
