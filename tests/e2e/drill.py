@@ -18,12 +18,12 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import threading
 from pathlib import Path
 
+import players
 from helpers import Proc, free_port
 
 from kubecast.api import load_paths
@@ -222,19 +222,7 @@ class Player:
 
         self._playwright = sync_playwright().start()
         try:
-            self.browser = self._playwright.chromium.launch(
-                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--autoplay-policy=no-user-gesture-required",
-                ],
-            )
+            self.browser = players.chromium(self._playwright)
             self.page = self.browser.new_page()
             self.page.goto(url, timeout=30_000)
             self.page.wait_for_function("() => window.kubecastPlayer && window.kubecastPlayer.player", timeout=30_000)

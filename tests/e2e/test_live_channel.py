@@ -200,30 +200,12 @@ def test_dash_manifest_matches_storage(pipeline):
             assert b"moof" in segment[:64] and b"mdat" in segment
 
 
-def _chromium():
-    playwright_sync = pytest.importorskip("playwright.sync_api")
-    executable = shutil.which("chromium") or "/usr/bin/chromium"
-    return playwright_sync, executable
-
-
 @pytest.mark.parametrize("engine", ["hls", "dash", "hls-ts"])
 def test_preview_page_plays_in_chromium(pipeline, engine):
-    playwright_sync, executable = _chromium()
+    playwright_sync = players.sync_playwright()
     url = f"{pipeline['base']}/preview/cam1/" + (f"?format={engine}" if engine != "hls" else "")
     with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
+        browser = players.chromium(playwright)
         try:
             page = browser.new_page()
             page.goto(url, timeout=30_000)
@@ -513,7 +495,7 @@ def test_hls_js_plays_through_a_signed_url_and_across_a_key_rotation(pipeline, t
         f"rtmp://127.0.0.1:{pipeline['rtmp']}/live/cam2/key-for-cam2", seconds=60, size="320x240"
     )
     running = endpoint("old")
-    playwright_sync, executable = _chromium()
+    playwright_sync = players.sync_playwright()
     try:
         wait_until(
             lambda: (
@@ -532,10 +514,7 @@ def test_hls_js_plays_through_a_signed_url_and_across_a_key_rotation(pipeline, t
         assert fetch_status(f"{base}/live/cam2/index.m3u8") == 401
         requests: list[str] = []
         with playwright_sync.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=executable,
-                args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
-            )
+            browser = players.chromium(playwright)
             try:
                 page = browser.new_page()
                 page.on("request", lambda request: requests.append(request.url))
@@ -653,7 +632,7 @@ def test_protected_live_channel_plays_in_chromium_hls_aes128_and_dash_clearkey(p
 
     import jwt
 
-    playwright_sync, executable = _chromium()
+    playwright_sync = players.sync_playwright()
     good = jwt.encode(
         {"aud": "kubecast", "exp": int(time.time()) + 600, "kubecast.io/channel": "cam1"}, "viewers", algorithm="HS256"
     )
@@ -666,19 +645,7 @@ def test_protected_live_channel_plays_in_chromium_hls_aes128_and_dash_clearkey(p
     outcomes = {}
     try:
         with playwright_sync.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=executable,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--autoplay-policy=no-user-gesture-required",
-                ],
-            )
+            browser = players.chromium(playwright)
             try:
 
                 def plays(script, src, token, *, seconds=3.0, timeout=40_000):

@@ -7,12 +7,12 @@ runs, live Smooth and start-over (HLS and DASH) play too."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from pathlib import Path
 
+import players
 import pytest
 from helpers import Proc, free_port, kubecast, lavfi_source, wait_until
 from media_checks import download, expand_timeline, fetch, media_playlist, mpd
@@ -113,11 +113,6 @@ def test_windows_slide_and_two_programs_record_independently(pipeline):
     assert root.get("type") == "dynamic" and root.get("timeShiftBufferDepth") == "PT60S"
 
 
-def _browser():
-    playwright_sync = pytest.importorskip("playwright.sync_api")
-    return playwright_sync, shutil.which("chromium") or "/usr/bin/chromium"
-
-
 def _open(page, base: str, engine: str, url: str) -> None:
     page.goto(f"{base}/healthz")
     for script in SCRIPTS[engine]:
@@ -142,13 +137,10 @@ def _open(page, base: str, engine: str, url: str) -> None:
 # Chromium moves currentTime to the start of the seekable range at loadedmetadata.
 @pytest.mark.parametrize("engine", ["hls", "dash"])
 def test_dvr_seek_back_and_clamping_while_live(pipeline, engine):
-    playwright_sync, executable = _browser()
+    playwright_sync = players.sync_playwright()
     url = f"{pipeline['base']}/show-loc/show.{'m3u8' if engine == 'hls' else 'mpd'}"
     with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
-        )
+        browser = players.chromium(playwright)
         try:
             page = browser.new_page()
             _open(page, pipeline["base"], engine, url)
@@ -206,12 +198,9 @@ def test_live_smooth_and_start_over_play_in_chromium(pipeline):
     window_start = datetime.fromisoformat(
         re.search(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)", text).group(1).replace("Z", "+00:00")
     ).timestamp()
-    playwright_sync, executable = _browser()
+    playwright_sync = players.sync_playwright()
     with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
-        )
+        browser = players.chromium(playwright)
         try:
             page = browser.new_page()
             _open(page, base, "smooth", f"{base}/show-loc/show.ism/manifest")
@@ -256,12 +245,9 @@ def test_after_stop_both_players_play_the_recording_to_its_end(pipeline):
     assert mpd(f"{base}/show-loc/show.ism/manifest(format=mpd-time-cmaf)").get("type") == "static"
     assert "#EXT-X-ENDLIST" in fetch(f"{base}/show-loc/show.ism/ts/video/index.m3u8").decode()
     length = sum(duration for _, duration in recording.segments)
-    playwright_sync, executable = _browser()
+    playwright_sync = players.sync_playwright()
     with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
-        )
+        browser = players.chromium(playwright)
         try:
             for engine, url in (
                 ("hls", f"{base}/show-loc/show.m3u8"),
@@ -349,12 +335,9 @@ def test_a_stopped_program_plays_aes128_encrypted_in_hls_js_to_its_end(pipeline,
         first = next(line for line in playlist.splitlines() if line and not line.startswith("#"))
         assert fetch(f"{protected}/show-loc/video/{first}") != fetch(f"{base}/show-loc/video/{first}"), "encrypted"
         token = jwt.encode({"exp": int(time.time()) + 600}, "viewers", algorithm="HS256")
-        playwright_sync, executable = _browser()
+        playwright_sync = players.sync_playwright()
         with playwright_sync.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=executable,
-                args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
-            )
+            browser = players.chromium(playwright)
             try:
                 for url in (
                     f"{protected}/show-loc/show.m3u8",

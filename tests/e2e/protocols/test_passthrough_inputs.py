@@ -6,10 +6,10 @@ from __future__ import annotations
 import io
 
 import av
+import players
 import pytest
 from helpers import tone_frequency
 from media_checks import download, media_playlist, multivariant
-from test_live_channel import _chromium
 
 from .reading import segments_of
 from .sources import MULTITRACK_TONES
@@ -54,12 +54,9 @@ def test_an_enhanced_rtmp_multitrack_publish_is_taken_with_its_first_audio_track
 
 
 def test_each_protocol_plays_in_chromium_with_hlsjs(pipeline):
-    playwright_sync, executable = _chromium()
+    playwright_sync = players.sync_playwright()
     with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
-        )
+        browser = players.chromium(playwright)
         try:
             for channel in ("udp", "rtp", "srt", "smooth", "cmaf", "cmafhls"):
                 page = browser.new_page()
