@@ -209,8 +209,11 @@ def rtmp_publisher(url: str, seconds: int, extra: Sequence[str] = ()) -> list[st
     return contribution_command(url, seconds=seconds, extra=extra)
 
 
-def make_contribution_flv(path, *, seconds: int, size: str = "320x240") -> bytes:
-    """What an encoder sends: H.264 (with B-frames, a key frame every second) + AAC in FLV, by Debian's ffmpeg."""
+def make_contribution(
+    path, *, seconds: int, size: str = "320x240", container: str = "flv", extra: Sequence[str] = ()
+) -> bytes:
+    """What an encoder sends: H.264 (with B-frames, a key frame every second) + AAC in ``container``
+    (``flv``, ``mpegts``), by Debian's ffmpeg; ``extra``: more output options."""
     subprocess.run(
         [
             "ffmpeg",
@@ -228,14 +231,20 @@ def make_contribution_flv(path, *, seconds: int, size: str = "320x240") -> bytes
             "2",
             "-c:a",
             "aac",
+            *extra,
             "-f",
-            "flv",
+            container,
             str(path),
         ],
         check=True,
         timeout=60,
     )
     return Path(path).read_bytes()
+
+
+def make_contribution_flv(path, *, seconds: int, size: str = "320x240") -> bytes:
+    """``make_contribution`` in FLV, what an RTMP encoder sends."""
+    return make_contribution(path, seconds=seconds, size=size)
 
 
 LADDER_SIZES = ("640x360", "480x270", "320x180")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-import subprocess
 
 import pytest
 from fake_encoder import FakeEncoder
-from helpers import languages_ts, lavfi_source
+from helpers import languages_ts, make_contribution
 from ts_packets import PMT_PID, pmt
 
 from kubecast.ingest import metrics
@@ -22,30 +21,7 @@ A, B = ("192.0.2.10", 4000), ("192.0.2.11", 4000)
 
 @pytest.fixture(scope="module")
 def transport_stream(tmp_path_factory) -> bytes:
-    path = tmp_path_factory.mktemp("ts") / "contribution.ts"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            *lavfi_source(size="320x240"),
-            "-t",
-            "2",
-            "-c:v",
-            "libx264",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-            "-f",
-            "mpegts",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
-    )
-    return path.read_bytes()
+    return make_contribution(tmp_path_factory.mktemp("ts") / "contribution.ts", seconds=2, container="mpegts")
 
 
 def datagrams(ts: bytes) -> list[bytes]:

@@ -7,7 +7,14 @@ import subprocess
 
 import av
 import pytest
-from helpers import inject_scte35, languages_ts, lavfi_source, threefive_splice_insert, tone_frequency
+from helpers import (
+    inject_scte35,
+    languages_ts,
+    lavfi_source,
+    make_contribution,
+    threefive_splice_insert,
+    tone_frequency,
+)
 
 from kubecast.ingest.cues import CueGate
 from kubecast.ingest.mpegts.ts import TimestampJump, TsContribution
@@ -20,32 +27,7 @@ SECONDS = 2
 
 @pytest.fixture(scope="module")
 def transport_stream(tmp_path_factory) -> bytes:
-    path = tmp_path_factory.mktemp("ts") / "contribution.ts"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            *lavfi_source(size="320x240"),
-            "-t",
-            str(SECONDS),
-            "-c:v",
-            "libx264",
-            "-g",
-            "30",
-            "-bf",
-            "2",
-            "-c:a",
-            "aac",
-            "-f",
-            "mpegts",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
-    )
-    return path.read_bytes()
+    return make_contribution(tmp_path_factory.mktemp("ts") / "contribution.ts", seconds=SECONDS, container="mpegts")
 
 
 def convert(data: bytes, *, chunk_sizes=(1316,), seed=0) -> tuple[TsContribution, list]:
@@ -189,33 +171,7 @@ def spliced(first: bytes, second: bytes, *, signalled: bool) -> bytes:
 @pytest.fixture(scope="module")
 def an_hour_later(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("ts") / "later.ts"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            *lavfi_source(size="320x240"),
-            "-t",
-            str(SECONDS),
-            "-c:v",
-            "libx264",
-            "-g",
-            "30",
-            "-bf",
-            "2",
-            "-c:a",
-            "aac",
-            "-output_ts_offset",
-            "3600",
-            "-f",
-            "mpegts",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
-    )
-    return path.read_bytes()
+    return make_contribution(path, seconds=SECONDS, container="mpegts", extra=["-output_ts_offset", "3600"])
 
 
 def test_a_signalled_time_base_change_carries_on_seamlessly(transport_stream, an_hour_later):
