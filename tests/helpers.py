@@ -183,9 +183,10 @@ def contribution_command(
     extra: Sequence[str] = (),
     loglevel: str = "error",
     bound_inputs: bool = False,
+    preset: str = "ultrafast",
 ) -> list[str]:
     """The command line of an ffmpeg contribution encoder: ``seconds`` of the test source
-    (``lavfi_source``) as H.264 (a key frame every ``gop`` frames, ultrafast) and AAC, in
+    (``lavfi_source``) as H.264 (a key frame every ``gop`` frames, x264's ``preset``) and AAC, in
     ``container``, to ``output`` (a URL or a file).  ``realtime`` paces it as a live encoder;
     ``bound_inputs`` ends the inputs rather than the output (for outputs that ignore ``-t``);
     ``extra`` goes before the output (more encoder options)."""
@@ -193,7 +194,7 @@ def contribution_command(
     return [
         "ffmpeg", "-hide_banner", "-loglevel", loglevel, "-y", *(["-re"] if realtime else []), *inputs,
         *([] if bound_inputs else ["-t", str(seconds)]),
-        "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), "-c:a", "aac", *extra,
+        "-c:v", "libx264", "-preset", preset, "-g", str(gop), "-c:a", "aac", *extra,
         "-f", container, output,
     ]  # fmt: skip
 
@@ -212,33 +213,14 @@ def rtmp_publisher(url: str, seconds: int, extra: Sequence[str] = ()) -> list[st
 def make_contribution(
     path, *, seconds: int, size: str = "320x240", container: str = "flv", extra: Sequence[str] = ()
 ) -> bytes:
-    """What an encoder sends: H.264 (with B-frames, a key frame every second) + AAC in ``container``
-    (``flv``, ``mpegts``), by Debian's ffmpeg; ``extra``: more output options."""
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            *lavfi_source(size=size),
-            "-t",
-            str(seconds),
-            "-c:v",
-            "libx264",
-            "-g",
-            "30",
-            "-bf",
-            "2",
-            "-c:a",
-            "aac",
-            *extra,
-            "-f",
-            container,
-            str(path),
-        ],
-        check=True,
-        timeout=60,
-    )
+    """What an encoder sends, as a file: ``contribution_command`` with B-frames (x264's medium
+    preset, two of them) in ``container`` (``flv``, ``mpegts``), as fast as it goes; ``extra``: more
+    output options."""
+    command = contribution_command(
+        str(path), seconds=seconds, size=size, realtime=False, container=container, preset="medium",
+        extra=["-bf", "2", *extra],
+    )  # fmt: skip
+    subprocess.run(command, check=True, timeout=60)
     return Path(path).read_bytes()
 
 
