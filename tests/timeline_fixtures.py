@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from typing import Literal
 
 from kubecast.media.timeline import Timeline, TimelineTrack
 from kubecast.media.tracks import TrackInfo
+from kubecast.storage import ProgramRecord, Store, layout
 
 AST = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -95,3 +97,27 @@ def ladder_timeline(
         tracks=[video[1], audio, video[0]],
         generation=3,
     )
+
+
+async def store_program(
+    store: Store,
+    timeline: Timeline,
+    *,
+    name: str = "evening",
+    channel: str = "news",
+    locator: str = "evening-news",
+    manifest_name: str = "show",
+    state: Literal["Running", "Stopped"] = "Stopped",
+) -> None:
+    """A Program as the endpoint finds it: its record under its locator, and ``timeline``, what the
+    packager recorded of it."""
+    record = ProgramRecord(
+        name=name,
+        channel=channel,
+        locator=locator,
+        manifest_name=manifest_name,
+        archive_window_seconds=3600,
+        state=state,
+    )
+    await store.put(layout.locator_key(locator), record.to_json())
+    await store.put(layout.program_timeline_key(channel, name), timeline.to_json())

@@ -5,14 +5,14 @@ import time
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from timeline_fixtures import ladder_timeline
+from timeline_fixtures import ladder_timeline, store_program
 
 from kubecast.endpoint import metrics
 from kubecast.endpoint.access import AccessPolicy, install, networks
 from kubecast.endpoint.app import make_app
 from kubecast.media.mp4 import Sample, init_segment_video, media_segment
 from kubecast.media.tokens import sign
-from kubecast.storage import ProgramRecord, Store, layout
+from kubecast.storage import Store, layout
 
 KEYS = {"old": b"the old key, still live", "new": b"the new key"}
 AVCC = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 0x68, 0xEE])
@@ -48,16 +48,7 @@ PROGRAM = [
 
 
 async def fill(store: Store) -> bytes:
-    record = ProgramRecord(
-        name="evening",
-        channel="news",
-        locator="evening-news",
-        manifest_name="show",
-        archive_window_seconds=3600,
-        state="Stopped",
-    )
-    await store.put(layout.locator_key("evening-news"), record.to_json())
-    await store.put(layout.program_timeline_key("news", "evening"), ladder_timeline(state="stopped").to_json())
+    await store_program(store, ladder_timeline(state="stopped"))
     await store.put(layout.timeline_key("news"), ladder_timeline().to_json())
     segment = media_segment(
         sequence_number=12, base_decode_time=12 * 180000, samples=[Sample(180000, 100)], data=b"s" * 100

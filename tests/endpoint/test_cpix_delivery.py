@@ -25,13 +25,14 @@ from cpix_keyserver import PLAYREADY, PLAYREADY_LA_URL, WIDEVINE, KeyServer
 from protected_media import MPD, dash_bytes, framemd5, hls_bytes
 from pyplayready.system.pssh import PSSH as PlayReadyPssh
 from pywidevine.pssh import PSSH as WidevinePssh
+from timeline_fixtures import store_program
 
 from kubecast.api.components import ContentProtectionConfig
 from kubecast.endpoint.app import make_app
 from kubecast.endpoint.protection import Protection
 from kubecast.media.cenc import COMMON_SYSTEM_ID
 from kubecast.media.mp4 import find_box, iter_boxes
-from kubecast.storage import ProgramRecord, Store, layout
+from kubecast.storage import Store
 
 MASTER = "00112233445566778899aabbccddeeff"
 CREDENTIALS = "Bearer vendor-api-key"
@@ -58,16 +59,7 @@ async def start(
     await server.start_server()
     store = Store(str(tmp_path / "store"))
     timeline = await store_channel(store, tracks, state="stopped")
-    record = ProgramRecord(
-        name="evening",
-        channel=CHANNEL,
-        locator="evening-news",
-        manifest_name="show",
-        archive_window_seconds=3600,
-        state="Stopped",
-    )
-    await store.put(layout.locator_key("evening-news"), record.to_json())
-    await store.put(layout.program_timeline_key(CHANNEL, "evening"), timeline.to_json())
+    await store_program(store, timeline, channel=CHANNEL)
     config = ContentProtectionConfig.model_validate(
         {
             "masterKeyFile": "/keys/master",

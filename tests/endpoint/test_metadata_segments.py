@@ -8,13 +8,13 @@ import base64
 import struct
 
 from aiohttp.test_utils import TestClient, TestServer
-from timeline_fixtures import ladder_timeline
+from timeline_fixtures import ladder_timeline, store_program
 
 from kubecast.endpoint.app import make_app
 from kubecast.media.metadata import TimelineMetadata
 from kubecast.media.mp4 import Sample, init_segment_video, media_segment
 from kubecast.media.mpegts import TsDemuxer
-from kubecast.storage import ProgramRecord, Store, layout
+from kubecast.storage import Store, layout
 
 TAG = b"ID3\x04\x00\x00\x00\x00\x00\x0eTIT2\x00\x00\x00\x04\x00\x00\x03abc"
 AVCC = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 0x68, 0xEE])
@@ -27,14 +27,10 @@ def _id3_frames(segment: bytes) -> list[tuple[int, bytes]]:
 
 async def _program(tmp_path):
     store = Store(str(tmp_path / "store"))
-    record = ProgramRecord(
-        name="evening", channel="news", locator="evening-news", manifest_name="show", archive_window_seconds=3600
-    )
     recorded = ladder_timeline(state="stopped")
     tag = TimelineMetadata(time=int(24.5 * 90_000), timescale=90_000, id3=base64.b64encode(TAG).decode())
     recorded.metadata = [tag]
-    await store.put(layout.locator_key("evening-news"), record.to_json())
-    await store.put(layout.program_timeline_key("news", "evening"), recorded.to_json())
+    await store_program(store, recorded, state="Running")
     await store.put(layout.timeline_key("news"), ladder_timeline(numbers=range(40, 46)).to_json())
     for number in (12, 13):
         segment = media_segment(

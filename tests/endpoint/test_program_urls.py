@@ -2,13 +2,13 @@
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from timeline_fixtures import ladder_timeline
+from timeline_fixtures import ladder_timeline, store_program
 
 from kubecast.endpoint.app import STORE_KEY, TIMELINES, make_app
 from kubecast.endpoint.programs import FormatError, ams_format
 from kubecast.endpoint.smooth import client_manifest, listed_rows
 from kubecast.media.mp4 import Sample, init_segment_video, media_segment, parse_media_segment
-from kubecast.storage import ProgramRecord, Store, layout
+from kubecast.storage import Store, layout
 
 
 @pytest.mark.parametrize(
@@ -38,16 +38,7 @@ def test_unknown_or_malformed_ams_formats_are_refused(resource):
 @pytest.fixture
 async def client(tmp_path):
     store = Store(str(tmp_path / "store"))
-    record = ProgramRecord(
-        name="evening",
-        channel="news",
-        locator="evening-news",
-        manifest_name="show",
-        archive_window_seconds=3600,
-        state="Stopped",
-    )
-    await store.put(layout.locator_key("evening-news"), record.to_json())
-    await store.put(layout.program_timeline_key("news", "evening"), ladder_timeline(state="stopped").to_json())
+    await store_program(store, ladder_timeline(state="stopped"))
     await store.put(layout.timeline_key("news"), ladder_timeline(numbers=range(40, 46)).to_json())
     segment = media_segment(
         sequence_number=12, base_decode_time=12 * 180000, samples=[Sample(180000, 100)], data=b"s" * 100
@@ -175,18 +166,9 @@ async def test_manifests_follow_the_timeline_version_and_a_deleted_program_is_go
     from datetime import timedelta
 
     store = Store(str(tmp_path / "store"))
-    record = ProgramRecord(
-        name="evening",
-        channel="news",
-        locator="evening-news",
-        manifest_name="show",
-        archive_window_seconds=3600,
-        state="Stopped",
-    )
-    await store.put(layout.locator_key("evening-news"), record.to_json())
     first = ladder_timeline(state="stopped", numbers=range(10, 13))
     first.generation = 1
-    await store.put(layout.program_timeline_key("news", "evening"), first.to_json())
+    await store_program(store, first)
     async with TestClient(TestServer(make_app(store))) as client:
         client.app[TIMELINES].ttl = 0  # read storage on every request
 
@@ -248,16 +230,14 @@ async def test_live_smooth_announces_the_next_fragments(tmp_path):
     from kubecast.endpoint.smooth import TFRF
 
     store = Store(str(tmp_path / "store"))
-    record = ProgramRecord(
+    await store_program(
+        store,
+        ladder_timeline(numbers=range(10, 16)),
         name="match",
-        channel="news",
         locator="match",
         manifest_name="live",
-        archive_window_seconds=3600,
         state="Running",
     )
-    await store.put(layout.locator_key("match"), record.to_json())
-    await store.put(layout.program_timeline_key("news", "match"), ladder_timeline(numbers=range(10, 16)).to_json())
     for number in range(10, 16):
         await store.put(
             layout.segment_key("news", "A", "v720", number),

@@ -19,13 +19,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from cmaf_content import CHANNEL, store_channel
 from protected_media import MPD, dash_bytes, framemd5, hls_bytes
+from timeline_fixtures import store_program
 
 from kubecast.endpoint.app import make_app
 from kubecast.endpoint.protection import JwtRule, Protection
 from kubecast.media import cenc
 from kubecast.media.keys import KeyDeriver
 from kubecast.media.mp4 import find_box
-from kubecast.storage import ProgramRecord, Store, layout
+from kubecast.storage import Store
 
 MASTER = bytes(range(100, 132))
 JWT_KEY = b"the key the viewers' tokens are signed with"
@@ -40,16 +41,7 @@ def viewer_token(*, expires_in=300, key=JWT_KEY, **claims):
 async def make_client(tmp_path, tracks, *, scheme="cenc", rotation=2):
     store = Store(str(tmp_path / "store"))
     timeline = await store_channel(store, tracks, state="stopped")
-    record = ProgramRecord(
-        name="evening",
-        channel=CHANNEL,
-        locator="evening-news",
-        manifest_name="show",
-        archive_window_seconds=3600,
-        state="Stopped",
-    )
-    await store.put(layout.locator_key("evening-news"), record.to_json())
-    await store.put(layout.program_timeline_key(CHANNEL, "evening"), timeline.to_json())
+    await store_program(store, timeline, channel=CHANNEL)
     protection = Protection(
         KeyDeriver(MASTER), rotation_segments=rotation, jwt=JwtRule(JWT_KEY, "sts", "kubecast"), cenc_scheme=scheme
     )

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from timeline_fixtures import ladder_timeline
+from timeline_fixtures import ladder_timeline, store_program
 
 from kubecast.endpoint.app import make_app
 from kubecast.endpoint.smooth import client_manifest
@@ -17,7 +17,7 @@ from kubecast.media.cues import TimelineCue
 from kubecast.media.fmp4 import parse_fragment
 from kubecast.media.scte35 import splice_insert_section
 from kubecast.media.timeline import Timeline
-from kubecast.storage import ProgramRecord, Store, layout
+from kubecast.storage import Store
 
 SCALE = 90_000  # the fixture's video timescale; its window is segments 10 to 15 of 2 s: [20 s, 32 s)
 
@@ -80,18 +80,7 @@ def test_no_cue_no_sparse_stream():
 @pytest.fixture
 async def client(tmp_path):
     store = Store(str(tmp_path / "store"))
-    record = ProgramRecord(
-        name="evening",
-        channel="news",
-        locator="evening-news",
-        manifest_name="show",
-        archive_window_seconds=3600,
-        state="Stopped",
-    )
-    await store.put(layout.locator_key("evening-news"), record.to_json())
-    await store.put(
-        layout.program_timeline_key("news", "evening"), with_cues(ladder_timeline(state="stopped")).to_json()
-    )
+    await store_program(store, with_cues(ladder_timeline(state="stopped")))
     async with TestClient(TestServer(make_app(store))) as client:
         yield client
 
