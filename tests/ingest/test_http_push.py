@@ -22,6 +22,8 @@ SOURCE = [
 ]
 AVCC = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 0x68, 0xEE])
 H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0"]
+# Three renditions of the picture (320x240, 256x144, 160x90) and the tone, as a ladder encoder pushes them.
+LADDER = [*["-map", "0:v"] * 3, "-map", "1:a", *H264, "-s:v:1", "256x144", "-s:v:2", "160x90", "-c:a", "aac"]
 
 
 async def ffmpeg(*args: str, source: list[str] = SOURCE) -> None:
@@ -83,24 +85,7 @@ async def test_smooth_single_bitrate_push_with_ffmpeg_ismv(ingest):
 
 async def test_smooth_multibitrate_push_keeps_every_rendition(ingest):
     fake, _, base = ingest
-    ladder = [
-        "-map",
-        "0:v",
-        "-map",
-        "0:v",
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        *H264,
-        "-s:v:1",
-        "256x144",
-        "-s:v:2",
-        "160x90",
-        "-c:a",
-        "aac",
-    ]
-    await ffmpeg(*ladder, "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{base}/ingest/cam.isml/Streams(ladder)")
+    await ffmpeg(*LADDER, "-movflags", "isml+frag_keyframe", "-f", "ismv", f"{base}/ingest/cam.isml/Streams(ladder)")
     await fake.wait(lambda: fake.ended == 1)
     assert video_tracks(fake.records()) == {0: 120, 1: 120, 2: 120}
 
@@ -283,25 +268,8 @@ async def test_parallel_smooth_posts_make_one_contribution_with_one_audio_track(
 
 async def test_a_multi_rendition_cmaf_push_keeps_every_rendition(ingest):
     fake, _, base = ingest
-    ladder = [
-        "-map",
-        "0:v",
-        "-map",
-        "0:v",
-        "-map",
-        "0:v",
-        "-map",
-        "1:a",
-        *H264,
-        "-s:v:1",
-        "256x144",
-        "-s:v:2",
-        "160x90",
-        "-c:a",
-        "aac",
-    ]
     await ffmpeg(
-        *ladder,
+        *LADDER,
         "-seg_duration",
         "1",
         "-adaptation_sets",
