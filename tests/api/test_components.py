@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kubecast.api import PRESETS, load_text
+from kubecast.api import PRESETS, Manifests, load_text
 from kubecast.encoder.main import main as encoder_main
 from kubecast.ingest.config import ConfigError, load_config
 from kubecast.local.plan import Ports, build_plan, metrics_names, write_run_files
@@ -38,13 +38,9 @@ stringData: {stream: the-key, srt: a-long-passphrase}
 PLACES = {"encoders", "relays", "udpListen", "streamKeyFile", "srtPassphraseFile"}
 
 
-def test_the_operator_and_local_mode_write_the_same_route_but_for_addresses_and_files(tmp_path: Path):
-    manifests = load_text(MANIFESTS)
-    channel = manifests.channels["multi"]
-    children = build_channel_children(channel, uid="u", namespace="media", settings=OperatorSettings())
-    config_map = next(c for c in children if c["kind"] == "ConfigMap" and c["metadata"]["name"] == "multi-encoder-a")
-    in_pod = json.loads(config_map["data"]["ingest.json"])
-    ports = Ports(
+def local_ports(manifests: Manifests) -> Ports:
+    """The ports ``kubecast up`` would give MANIFESTS' channel "multi" (fixed: only the files are compared)."""
+    return Ports(
         rtmp=1935,
         http=8080,
         rtmp_secondary=1936,
@@ -52,6 +48,15 @@ def test_the_operator_and_local_mode_write_the_same_route_but_for_addresses_and_
         metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))},
         udp={("multi", "A"): 5000, ("multi", "B"): 5001},
     )
+
+
+def test_the_operator_and_local_mode_write_the_same_route_but_for_addresses_and_files(tmp_path: Path):
+    manifests = load_text(MANIFESTS)
+    channel = manifests.channels["multi"]
+    children = build_channel_children(channel, uid="u", namespace="media", settings=OperatorSettings())
+    config_map = next(c for c in children if c["kind"] == "ConfigMap" and c["metadata"]["name"] == "multi-encoder-a")
+    in_pod = json.loads(config_map["data"]["ingest.json"])
+    ports = local_ports(manifests)
     local = json.loads(
         build_plan(manifests=manifests, store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
         .ingest_config["A"]
@@ -96,14 +101,7 @@ def test_the_operator_and_local_mode_give_the_packager_the_same_config(tmp_path:
     assert container["args"][container["args"].index("--config") + 1] == "/etc/kubecast/packager.json"
     in_pod = json.loads(mounted["data"]["packager.json"])
     assert in_pod == {"channel": "multi", "segmentDurationMs": 4000, "windowMs": 30000, "instances": ["A", "B"]}
-    ports = Ports(
-        rtmp=1935,
-        http=8080,
-        rtmp_secondary=1936,
-        contribution={("multi", "A"): 7001, ("multi", "B"): 7002},
-        metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))},
-        udp={("multi", "A"): 5000, ("multi", "B"): 5001},
-    )
+    ports = local_ports(manifests)
     plan = build_plan(manifests=manifests, store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
     write_run_files(plan, tmp_path)
     process = next(p for p in plan.processes if p.name == "packager multi")
@@ -145,14 +143,7 @@ def test_the_operator_and_local_mode_give_the_encoders_the_same_config(tmp_path:
         "slateLimitMs": None,
     }
     assert [r["name"] for r in in_pods[0]["renditions"]] == [r.name for r in PRESETS["Default1080p"]]
-    ports = Ports(
-        rtmp=1935,
-        http=8080,
-        rtmp_secondary=1936,
-        contribution={("multi", "A"): 7001, ("multi", "B"): 7002},
-        metrics={name: 9000 + i for i, name in enumerate(metrics_names(manifests))},
-        udp={("multi", "A"): 5000, ("multi", "B"): 5001},
-    )
+    ports = local_ports(manifests)
     plan = build_plan(manifests=manifests, store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
     write_run_files(plan, tmp_path)
     for instance in ("A", "B"):
