@@ -91,6 +91,21 @@ def encode(records: list) -> tuple[dict, dict]:
     return tracks, segments
 
 
+def pass_through(records: list) -> tuple[list, list]:
+    """The pass-through video track of ``records``: what it described (info, init) and its segments."""
+    tracks, segments = [], []
+    video = VideoPassthrough(
+        clock=clock(records),
+        segment_duration_ms=2000,
+        bandwidth_hint=0,
+        publish_track=lambda info, init: tracks.append((info, init)),
+        publish_segment=lambda track, segment: segments.append(segment),
+    )
+    run(records, video)
+    video.finish(epoch_end([video.segmenter.pending]))
+    return tracks, segments
+
+
 def stored(init: bytes, segments: list) -> Path:
     path = Path(tempfile.mkdtemp()) / "track.mp4"
     path.write_bytes(init + b"".join(segment.data for segment in segments))
@@ -134,16 +149,7 @@ def test_every_caption_pair_comes_out_of_every_rendition_once(captioned, tmp_pat
 def test_pass_through_keeps_the_captions_and_says_so(captioned, tmp_path):
     flv = to_flv(captioned, tmp_path, ["-c:v", "copy"])
     records = flv_records(flv)
-    tracks, segments = [], []
-    video = VideoPassthrough(
-        clock=clock(records),
-        segment_duration_ms=2000,
-        bandwidth_hint=0,
-        publish_track=lambda info, init: tracks.append((info, init)),
-        publish_segment=lambda track, segment: segments.append(segment),
-    )
-    run(records, video)
-    video.finish(epoch_end([video.segmenter.pending]))
+    tracks, segments = pass_through(records)
     info, init = tracks[-1]
     assert info.captions == ["CC1"]
     assert b"".join(triplets_per_picture(stored(init, segments))) == b"".join(triplets_per_picture(captioned))
@@ -165,16 +171,7 @@ def test_malformed_caption_data_costs_a_metric_never_a_segment(captioned, tmp_pa
     flv = to_flv(captioned, tmp_path, ["-c:v", "copy"])
     records = corrupt(flv_records(flv), every=3)
     errors = metric("kubecast_encoder_caption_errors_total", reason="malformed")
-    tracks, segments = [], []
-    video = VideoPassthrough(
-        clock=clock(records),
-        segment_duration_ms=2000,
-        bandwidth_hint=0,
-        publish_track=lambda info, init: tracks.append((info, init)),
-        publish_segment=lambda track, segment: segments.append(segment),
-    )
-    run(records, video)
-    video.finish(epoch_end([video.segmenter.pending]))
+    tracks, segments = pass_through(records)
     assert metric("kubecast_encoder_caption_errors_total", reason="malformed") - errors >= 50
     assert "caption data of pass-through track video dropped: A/53 caption data of 31 triplets cut short" in caplog.text
     assert len(caplog.records) <= 2, "one log line per 10 s"
