@@ -140,6 +140,27 @@ def _bandwidth(track: TimelineTrack) -> int:
     return track.peak_bandwidth or track.info.bandwidth
 
 
+def _listed_seconds(
+    video: list[TimelineTrack], audio: TimelineTrack | None, rows_video: list[tuple[int, int]], segment_seconds: float
+) -> float:
+    """How much of the timeline is listed (at least a segment: the one being written).
+
+    A number-addressed (low-latency) MPD says what exists only through timeShiftBufferDepth: from
+    now - depth to now.  A channel younger than its window has less than the window, and a depth
+    longer than what exists sends players after numbers that were never made; ffmpeg (5.1's DASH
+    demuxer) even computes its oldest segment as now - availabilityStartTime - depth in unsigned
+    arithmetic, which wraps while the channel is younger than the depth, and then asks for the same
+    segment forever.  The listed span ends before now, so [now - span, now] is all stored or being
+    written."""
+    if rows_video:
+        rows, timescale = rows_video, video[0].info.timescale
+    elif audio is not None and audio.segments:
+        rows, timescale = [(r.start, r.duration) for r in audio.segments], audio.info.timescale
+    else:
+        return segment_seconds
+    return max(segment_seconds, (rows[-1][0] + rows[-1][1] - rows[0][0]) / timescale)
+
+
 def mpd(
     timeline: Timeline,
     *,
@@ -176,12 +197,15 @@ def mpd(
         length = (rows[-1][0] + rows[-1][1] - rows[0][0]) / timescale if rows else 0
         attributes = ['type="static"', f'mediaPresentationDuration="{iso_duration(length)}"', *attributes]
     else:
+        depth = timeline.window_ms / 1000
+        if low_latency is not None:
+            depth = min(depth, _listed_seconds(video, audio, rows_video, segment_seconds))
         attributes = [
             'type="dynamic"',
             f'availabilityStartTime="{iso_time(timeline.availability_start_time or now)}"',
             f'publishTime="{iso_time(timeline.updated)}"',
             f'minimumUpdatePeriod="{iso_duration(segment_seconds)}"',
-            f'timeShiftBufferDepth="{iso_duration(timeline.window_ms / 1000)}"',
+            f'timeShiftBufferDepth="{iso_duration(depth)}"',
             f'suggestedPresentationDelay="{iso_duration(3 * segment_seconds)}"',
             *attributes,
         ]

@@ -108,3 +108,12 @@ def test_a_part_is_shorter_than_its_segment(segment_ms, part_ms):
 def test_a_segment_duration_that_is_no_whole_number_of_ticks_is_refused():
     with pytest.raises(ValueError, match="whole number of ticks"):
         LowLatencyDash(segment_duration_ms=1001, part_duration_ms=500).template(44100)
+
+
+def test_the_time_shift_buffer_is_what_is_listed_while_the_channel_is_younger_than_its_window():
+    """Segments are by number: the depth is all an MPD says of what exists.  Six listed segments of
+    2 s against a window of 60 s: 12 s (ffmpeg asks for the same segment forever when a depth goes
+    back before availabilityStartTime); the standard MPD lists its segments and keeps the window."""
+    assert render(low_latency=LL).get("timeShiftBufferDepth") == "PT12S"
+    assert render().get("timeShiftBufferDepth") == "PT60S"
+    assert render(ladder_timeline(numbers=range(0, 40)), low_latency=LL).get("timeShiftBufferDepth") == "PT60S"
