@@ -10,7 +10,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from kubecast.api import load_text
+from kubecast.api import Channel, load_text
 from kubecast.operator.builders import build_channel_children, build_endpoint_children
 from kubecast.operator.rollout import DeploymentState
 from kubecast.operator.settings import OperatorSettings
@@ -45,6 +45,12 @@ spec: {channelName: news, archiveWindow: PT1H}
 
 def channel_children():
     return build_channel_children(DOCS.channels["news"], uid="uid-1", namespace="media", settings=SETTINGS)
+
+
+def children_by_name(channel: Channel, uid: str = "u") -> dict[tuple[str, str], dict]:
+    """The children the operator builds for ``channel`` in namespace media, by (kind, name)."""
+    children = build_channel_children(channel, uid=uid, namespace="media", settings=SETTINGS)
+    return {(c["kind"], c["metadata"]["name"]): c for c in children}
 
 
 def test_channel_children_are_valid_kubernetes_objects():
@@ -117,10 +123,7 @@ def test_every_accepted_protocol_gets_its_port_service_and_config():
             },
         }
     )
-    children = {
-        (c["kind"], c["metadata"]["name"]): c
-        for c in build_channel_children(channel, uid="u", namespace="media", settings=SETTINGS)
-    }
+    children = children_by_name(channel)
     service = children[("Service", "multi-ingest-a")]
     assert [(p["name"], p["port"], p["protocol"]) for p in service["spec"]["ports"]] == [
         ("rtmp", 1935, "TCP"),
@@ -146,10 +149,7 @@ def test_an_encoder_pods_ingest_follows_the_control_record_and_stays_routable_wh
     from kubecast.operator.builders.encoder import STOPPED_LINGER_SECONDS
 
     channel = Channel.model_validate({"metadata": {"name": "news"}, "spec": {}})
-    children = {
-        (c["kind"], c["metadata"]["name"]): c
-        for c in build_channel_children(channel, uid="u", namespace="media", settings=SETTINGS)
-    }
+    children = children_by_name(channel)
     pod = children[("Deployment", "news-encoder-a")]["spec"]["template"]["spec"]
     ingest, encoder = (next(c for c in pod["containers"] if c["name"] == name) for name in ("ingest", "encoder"))
     args = ingest["args"]
@@ -360,10 +360,7 @@ def test_every_metrics_port_listens_where_prometheus_can_reach_it():
 
 def test_relay_mode_forwards_each_ingest_to_the_other_encoder_and_fences_the_port():
     relay = load_text(DOCS_TEXT_RELAY).channels["news"]
-    children = {
-        (c["kind"], c["metadata"]["name"]): c
-        for c in build_channel_children(relay, uid="uid-1", namespace="media", settings=SETTINGS)
-    }
+    children = children_by_name(relay, uid="uid-1")
     for child in children.values():
         kubernetes_validate.validate(child, "1.30", strict=True)
     config_a = json.loads(children[("ConfigMap", "news-encoder-a")]["data"]["ingest.json"])["channels"]["news"]
@@ -715,8 +712,7 @@ def test_a_tls_channel_mounts_its_tls_secret_and_opens_rtmps_and_https_ports() -
             },
         }
     )
-    built = build_channel_children(channel, uid="u", namespace="media", settings=SETTINGS)
-    children = {(c["kind"], c["metadata"]["name"]): c for c in built}
+    children = children_by_name(channel)
     service = children[("Service", "secure-ingest-a")]
     assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
         ("rtmp", 1935, "rtmp"),
