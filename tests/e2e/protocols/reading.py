@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 from helpers import wait_until
 from media_checks import media_playlist, multivariant
 
@@ -22,3 +26,8 @@ SHAKA_SEGMENT_AT = (
     " const position = index ? index.find(t) : null; const ref = position == null ? null : index.get(position);"
     " if (ref) return {start: ref.getStartTime(), uri: ref.getUris()[0]}; } return null; }"
 )
+
+
+def newest_epoch(channel_store: Path) -> dict[str, Any]:
+    """The newest clock epoch the encoders stored for the channel (its ``firstSegment``, ``offsetMs``)."""
+    return json.loads(sorted((channel_store / "clock").glob("epoch-*.json"))[-1].read_text())

@@ -4,7 +4,6 @@ MPD and the Smooth manifest."""
 from __future__ import annotations
 
 import base64
-import json
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 
@@ -19,7 +18,7 @@ from kubecast.media.fmp4 import parse_fragment
 from kubecast.media.scte35 import parse_splice_info
 from kubecast.media.timeline import Timeline
 
-from .reading import SHAKA_SEGMENT_AT
+from .reading import SHAKA_SEGMENT_AT, newest_epoch
 from .sources import BREAK, EVENT_ID, SPARSE_BREAK, SPARSE_EVENT_ID, SPARSE_OUT, SPLICE_OUT
 
 pytestmark = pytest.mark.e2e
@@ -105,7 +104,7 @@ def test_scte35_markers_of_a_playout_stream_reach_hlsjs_and_the_mpd(pipeline):
         "#EXT-X-CUE-IN",
     ]
     assert playlist.count("#EXT-X-CUE") == 4
-    epoch = json.loads(sorted((store / "clock").glob("epoch-*.json"))[-1].read_text())
+    epoch = newest_epoch(store)
     frame = Fraction(1, 30)
     for cue, after in zip(timeline.cues, (SPLICE_OUT, SPLICE_OUT + BREAK)):
         # The first frame opened the epoch; the splice times count from the first picture.
@@ -159,7 +158,7 @@ def test_a_smooth_sparse_track_of_scte35_reaches_hlsjs_the_mpd_and_the_smooth_ma
         raise AssertionError(f"{error}; the sparse push said: {pusher.output()!r}") from None
     assert "sparse push answered 200" in pusher.output(), pusher.output()
     assert [(cue.event_id, cue.out) for cue in timeline.cues] == [(SPARSE_EVENT_ID, True), (SPARSE_EVENT_ID, False)]
-    epoch = json.loads(sorted((store / "clock").glob("epoch-*.json"))[-1].read_text())
+    epoch = newest_epoch(store)
     frame = Fraction(1, 30)
     for cue, at in zip(timeline.cues, (SPARSE_OUT, SPARSE_OUT + SPARSE_BREAK)):
         # The push's times land on the channel timeline at the epoch's offset (to the millisecond).

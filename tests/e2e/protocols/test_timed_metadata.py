@@ -4,8 +4,9 @@ the TS segments."""
 from __future__ import annotations
 
 import io
-import json
 from fractions import Fraction
+from functools import partial
+from pathlib import Path
 
 import av
 import players
@@ -17,7 +18,7 @@ from players import chromium, open_player, sync_playwright
 from kubecast.media.id3 import text_tag
 from kubecast.media.timeline import Timeline
 
-from .reading import SHAKA_SEGMENT_AT
+from .reading import SHAKA_SEGMENT_AT, newest_epoch
 from .sources import ID3_TAGS, TEXT_DATA
 
 pytestmark = pytest.mark.e2e
@@ -51,6 +52,14 @@ SHAKA_EMSG_STATE = (
 )
 
 
+def timeline_with_metadata(channel_store: Path, count: int) -> Timeline | None:
+    """The channel's stored timeline once it lists ``count`` timed metadata items."""
+    if not (channel_store / "timeline.json").exists():
+        return None
+    timeline = Timeline.from_json((channel_store / "timeline.json").read_bytes())
+    return timeline if len(timeline.metadata) == count else None
+
+
 def test_id3_timed_metadata_of_a_playout_stream_reaches_the_players(pipeline):
     """ffmpeg's ID3 tags on libavformat's timed_id3 stream, carried over UDP into live encoding:
     each lands on the channel timeline at its media time; the TS segment covering it carries it
@@ -60,14 +69,9 @@ def test_id3_timed_metadata_of_a_playout_stream_reaches_the_players(pipeline):
     tag's title as metadata."""
     base, store = pipeline["base"], pipeline["work"] / "store" / "channels" / "enc-markers"
 
-    def listed():
-        if not (store / "timeline.json").exists():
-            return None
-        timeline = Timeline.from_json((store / "timeline.json").read_bytes())
-        return timeline if len(timeline.metadata) == len(ID3_TAGS) else None
-
+    listed = partial(timeline_with_metadata, store, len(ID3_TAGS))
     timeline = wait_until(listed, timeout=90, interval=1, what="both ID3 tags on the channel timeline")
-    epoch = json.loads(sorted((store / "clock").glob("epoch-*.json"))[-1].read_text())
+    epoch = newest_epoch(store)
     items = timeline.metadata
     for item, (text, after) in zip(items, ID3_TAGS):
         assert text.encode() in item.id3_bytes
@@ -149,14 +153,9 @@ def test_rtmp_text_data_becomes_id3_in_the_ts_segments(pipeline):
     segment covering it carries that tag at that time, as FFmpeg reads it back."""
     base, store = pipeline["base"], pipeline["work"] / "store" / "channels" / "enc-rtmp"
 
-    def listed():
-        if not (store / "timeline.json").exists():
-            return None
-        timeline = Timeline.from_json((store / "timeline.json").read_bytes())
-        return timeline if len(timeline.metadata) == len(TEXT_DATA) else None
-
+    listed = partial(timeline_with_metadata, store, len(TEXT_DATA))
     timeline = wait_until(listed, timeout=90, interval=1, what="both texts on the channel timeline")
-    epoch = json.loads(sorted((store / "clock").glob("epoch-*.json"))[-1].read_text())
+    epoch = newest_epoch(store)
     for item, (text, after) in zip(timeline.metadata, TEXT_DATA):
         assert item.id3_bytes == text_tag("onTextData", text)
         expected = Fraction(epoch["firstSegment"] * 2) + Fraction(after)  # the first frame opened the epoch
