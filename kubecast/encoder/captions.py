@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from typing import cast
 
 import av
-from av.buffer import Buffer
-from av.sidedata.sidedata import Type
+from av.sidedata.sidedata import SideDataContainer, Type
 
 from kubecast.media.captions import MAX_CC_COUNT, CaptionChannels, CaptionError, cc_data_of_sample, valid_triplets
 
@@ -62,8 +59,12 @@ class PictureCaptions:
         self._errors = CaptionErrors("the contribution's video")
 
     def arrive(self, frame: av.VideoFrame) -> None:
-        # PyAV's stub types side_data as a TypedDict; it is a mapping keyed by side data type
-        found = cast("Mapping[Type, Buffer]", frame.side_data).get(Type.A53_CC)
+        # Not ``frame.side_data``: the frame keeps that container and the container the frame, a
+        # cycle that only Python's garbage collector frees, so every decoded picture (with its
+        # buffer from the decoder's pool, which never shrinks) outlived its use by up to minutes,
+        # and the pool grew to hundreds of pictures (bench/starve.py).  A container of our own
+        # refers to the frame without the frame referring back.
+        found = SideDataContainer(frame).get(Type.A53_CC)  # type: ignore[call-arg]  # the stub omits __init__
         if found is None:
             return
         data = bytes(found)

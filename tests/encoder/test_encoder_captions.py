@@ -5,6 +5,7 @@ data costs a metric and a log line, never a segment."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import tempfile
 from pathlib import Path
@@ -16,6 +17,7 @@ from helpers import flv_records
 from prometheus_client import REGISTRY
 
 from kubecast.api import Rendition
+from kubecast.encoder.captions import PictureCaptions
 from kubecast.encoder.ladder import LadderVideo
 from kubecast.encoder.passthrough import VideoPassthrough
 from kubecast.encoder.segmenter import epoch_end
@@ -182,3 +184,20 @@ def test_malformed_caption_data_costs_a_metric_never_a_segment(captioned, tmp_pa
         assert [s.number for s in ladder_segments[rendition.name]] == [5, 6, 7, 8]
         with av.open(str(stored(ladder_tracks[rendition.name][-1][1], ladder_segments[rendition.name]))) as container:
             assert len(list(container.decode(video=0))) == 7 * 30
+
+
+def test_reading_a_pictures_captions_lets_it_go_without_waiting_for_the_garbage_collector():
+    # A picture kept in a reference cycle holds its buffer from the decoder's pool until a collection:
+    # the pool then grew to hundreds of pictures (README, soak).
+    def pictures() -> int:
+        return sum(isinstance(o, av.VideoFrame) for o in gc.get_objects())
+
+    gc.disable()
+    try:
+        before = pictures()
+        frame = av.VideoFrame(64, 64, "yuv420p")
+        PictureCaptions().arrive(frame)
+        del frame
+        assert pictures() == before
+    finally:
+        gc.enable()
