@@ -2,6 +2,7 @@
 
     python bench/soak.py [--seconds 3600] [--viewers 50] [--interval 60] [--warmup 600]
                          [--single-encoder] [--json summary.json] [--log up.log]
+                         [--starve-at SECONDS [--starve-for SECONDS] [--starve-quota CORES]]
 
 Runs ``kubecast up`` with one channel (a two-rendition live ladder, encoders A and B fed by one
 ffmpeg through the tee muxer, as a dual push) and two Programs, publishes a lavfi test picture
@@ -17,12 +18,18 @@ FAIL): resident memory growth under 5 % from ``--warmup`` to the end, file descr
 (at most ``FD_SLACK`` more at the end than after the warm-up), no 5xx, and audio/video drift
 under one AAC frame (1024 samples).  Linux only (it reads /proc).  On a shared machine the CPU
 figures include the contention of whatever else runs.
+
+``--starve-at`` starves encoder A on purpose, as a loaded machine did in earlier hours: from that
+second of the run, for ``--starve-for`` seconds, it is capped at ``--starve-quota`` of one core by
+a cgroup-v1 CFS quota (``starve.py``; root and /sys/fs/cgroup/cpu needed), so that the run shows
+what a starved spell leaves behind, beside encoder B, which is not starved.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -44,6 +51,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from processes import stop_group  # noqa: E402 - bench/ is on the path of a script run from it
+from starve import cpu_quota  # noqa: E402 - likewise
 
 from kubecast.media.mp4 import parse_media_segment  # noqa: E402 - after the path is set
 
@@ -329,9 +337,19 @@ async def soak(
     restarts: Counter[str] = Counter()
     started = time.monotonic()
     print(f"{args.viewers} viewers on {base}, {args.seconds} s, a sample every {args.interval} s", flush=True)
+    spell = contextlib.ExitStack()
+    spell_state = "before" if args.starve_at is not None else "none"
     async with aiohttp.ClientSession() as checker:
         while True:
             elapsed = time.monotonic() - started
+            if spell_state == "before" and elapsed >= args.starve_at and "encoder A" in pids:
+                spell.enter_context(cpu_quota(pids["encoder A"], args.starve_quota, "soak-starved-encoder"))
+                spell_state = "starved"
+                print(f"{elapsed / 60:5.1f}m encoder A capped at {args.starve_quota} core", flush=True)
+            if spell_state == "starved" and elapsed >= args.starve_at + args.starve_for:
+                spell.close()
+                spell_state = "after"
+                print(f"{elapsed / 60:5.1f}m encoder A let go", flush=True)
             stored.update(timeline_rows(store)[1])  # often: a row stays listed only for the live window
             if not samples or elapsed >= samples[-1].elapsed + args.interval or elapsed >= args.seconds:
                 current = {name: pid for pid in children(up.pid) if (name := process_name(pid, rtmp))}
@@ -348,6 +366,7 @@ async def soak(
             if elapsed >= args.seconds or any(task.done() for task in tasks):
                 break
             await asyncio.sleep(min(TIMELINE_POLL, args.interval, max(0.0, args.seconds - elapsed)) + 0.001)
+    spell.close()
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     failed = [task.exception() for task in tasks if task.exception() is not None]
@@ -451,6 +470,9 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=60, help="seconds between samples of the processes")
     parser.add_argument("--warmup", type=float, default=600, help="memory growth is measured from this sample on")
     parser.add_argument("--single-encoder", action="store_true", help="encoder A only (no B, half the CPU)")
+    parser.add_argument("--starve-at", type=float, help="seconds into the run when encoder A is starved of CPU")
+    parser.add_argument("--starve-for", type=float, default=120, help="how long encoder A is starved")
+    parser.add_argument("--starve-quota", type=float, default=0.05, help="cores encoder A may use while starved")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--log", help="keep the components' log (kubecast up's output) in this file")
     args = parser.parse_args()
