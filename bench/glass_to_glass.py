@@ -1,7 +1,7 @@
 """Glass-to-glass latency in a real browser: from a picture's making to its showing in hls.js and dash.js.
 
     python bench/glass_to_glass.py [--seconds 120] [--modes hls,dash,ll-hls,ll-dash] [--segment-duration 2]
-                                   [--hls-catch-up 1.1]
+                                   [--hls-catch-up 1.1] [--hls-sync-count 2]
 
 A publisher burns the wall-clock time into every picture it makes (``burned_clock.py``: 48 large
 black and white cells, read back after any rung's compression), pipes the pictures in real time
@@ -9,7 +9,8 @@ to Debian's ffmpeg (libx264 ``ultrafast``/``zerolatency``, a key frame every sec
 AAC) and on over RTMP into ``kubecast up`` (one encoder, the demo's three-rung ladder).  For each
 mode in turn, headless Chromium (Debian's) opens a page on the endpoint and plays the channel:
 
-- ``hls``: hls.js with its defaults (three target durations behind the live edge);
+- ``hls``: hls.js with its defaults (three target durations behind the live edge), or
+  ``--hls-sync-count`` target durations behind it (hls.js's ``liveSyncDurationCount``);
 - ``dash``: dash.js with its defaults (the MPD's ``suggestedPresentationDelay``);
 - ``ll-hls``: hls.js with ``lowLatencyMode`` on the low-latency channel (``spec.lowLatency``:
   500 ms parts); hls.js catches up to its target only with ``--hls-catch-up`` above 1;
@@ -317,8 +318,21 @@ def main() -> int:
         default=None,
         help="hls.js's maxLiveSyncPlaybackRate in ll-hls (default: hls.js's own, 1: no catch-up)",
     )
+    parser.add_argument(
+        "--hls-sync-count",
+        type=int,
+        default=None,
+        help="hls.js's liveSyncDurationCount in hls (default: hls.js's own, 3 target durations)",
+    )
     args = parser.parse_args()
     modes = [MODES[name] for name in args.modes.split(",")]
+    if args.hls_sync_count is not None:
+        modes = [
+            dataclasses.replace(mode, config={**mode.config, "liveSyncDurationCount": args.hls_sync_count})
+            if mode.name == "hls"
+            else mode
+            for mode in modes
+        ]
     if args.hls_catch_up is not None:
         modes = [
             dataclasses.replace(mode, config={**mode.config, "maxLiveSyncPlaybackRate": args.hls_catch_up})
