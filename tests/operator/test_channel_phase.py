@@ -203,6 +203,7 @@ def test_an_event_says_that_ready_changed_and_never_that_a_new_channel_is_starti
         )
 
     first_sight = {"conditions": initial_conditions(1, NOW)}
+    assert ready_event(None, first_sight) is None  # nothing judged yet
     starting = status(first_sight, {})
     assert ready_event(first_sight, starting) is None  # created, so starting: no news
     assert ready_event(None, starting) is None

@@ -190,11 +190,12 @@ def ready_event(old_status: Mapping[str, Any] | None, new_status: Mapping[str, A
     progressing (Ready False, Reconciling True, Stalled False): a Channel just created is starting,
     which is no news, and at 1000 Channels that Warning was half of the Events of the start-up
     (bench/operator_scale.py prints them by reason).  A first sight that finds a problem (Stalled,
-    such as a missing Secret) or a resource already Ready is still told."""
+    such as a missing Secret) or a resource already Ready is still told.  Unknown is never told:
+    only the first sight, which nothing has judged yet, says it."""
     new = {c["type"]: c for c in new_status.get("conditions", [])}
     before = {c["type"]: c["status"] for c in (old_status or {}).get("conditions", [])}.get("Ready")
     ready = new["Ready"]
-    if before == ready["status"]:
+    if before == ready["status"] or ready["status"] == "Unknown":
         return None
     progressing = (
         ready["status"] == "False"
