@@ -14,12 +14,14 @@ from emulator import (
     DEPLOYMENTS,
     ENDPOINTS,
     PROGRAMS,
+    as_user,
     channel_body,
     conditions,
     eventually,
     exists,
     obj,
     operator,
+    path_of,
     put_stream_key,
     roll_out,
 )
@@ -144,3 +146,34 @@ async def test_a_steady_program_and_endpoint_write_nothing_in_ten_minutes_of_ref
             what="20 more refreshes of each",
         )
         assert writes()[before:] == [], "a refresh that finds nothing new writes nothing"
+
+
+async def test_a_channel_coming_up_is_written_once_and_progress_alone_is_told_after_the_hold(cluster, monkeypatch):
+    """Statuses of progress alone (first sight, "waiting for encoder B") are held back and replaced
+    by later ones (channel_state.STATUS_HOLD_SECONDS): a Channel whose Deployments are all ready
+    within the hold gets one status write; a
+    rollout left in progress is still told once the hold is over."""
+    from kubecast.operator.handlers import channel_state
+
+    monkeypatch.setattr(channel_state, "STATUS_HOLD_SECONDS", 60)  # nothing held goes out by time here
+    put_stream_key(cluster)
+    cluster.objects[CHANNELS, "media", "news"] = channel_body()
+    writes = lambda: [  # noqa: E731
+        r.data["status"]
+        for r in cluster
+        if r.resource is not None and r.resource.plural == "channels" and r.subresource == "status"
+    ]
+    async with operator():
+        for name in ("news-encoder-a", "news-encoder-b", "news-packager"):
+            await eventually(lambda: exists(cluster, DEPLOYMENTS, name), what=name)  # noqa: B023
+            await roll_out(cluster, name)
+        await eventually(lambda: conditions(cluster, "news")["Ready"]["reason"] == "Redundant", what="Redundant")
+        [written] = writes()
+        assert {c["type"]: c["status"] for c in written["conditions"]}["Reconciling"] == "False"
+
+        monkeypatch.setattr(channel_state, "STATUS_HOLD_SECONDS", 0.5)
+        change = {"spec": channel_body(ladder_top=2_000_000)["spec"]}
+        assert await as_user(cluster, "PATCH", path_of(), change) == 200
+        await eventually(lambda: conditions(cluster, "news")["Reconciling"]["status"] == "True", what="RollingOut told")
+        assert conditions(cluster, "news")["Ready"]["reason"] == "Redundant"
+        assert len(writes()) == 2

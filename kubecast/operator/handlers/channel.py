@@ -47,7 +47,6 @@ from .common import (
     GROUP_VERSION,
     LAST_STATUS_MEMO,
     STREAM_STATUS_INTERVAL,
-    announce_transition,
     api,
     invalid_status,
     newest_status,
@@ -67,18 +66,23 @@ RESYNC_SECONDS = 120
 SECRET_RECHECK_SECONDS = 10
 
 
-@kopf.on.create(*GROUP_VERSION, "channels", id="observe")  # type: ignore[arg-type]
-async def observe_channel(
-    meta: kopf.Meta, status: kopf.Status, name: str, namespace: str, memo: kopf.Memo, **_: Any
-) -> None:
-    # report_stream starts with the object, so a Channel whose timeline exists may have its
-    # data-plane conditions before this first sight: kept.
+@kopf.on.resume(*GROUP_VERSION, "channels", id="reconcile")
+@kopf.on.create(*GROUP_VERSION, "channels", id="reconcile")
+@kopf.on.update(*GROUP_VERSION, "channels", id="reconcile", field="spec")
+async def handle_channel(**kwargs: Any) -> None:
+    """kopf's one change handler of a Channel (one, so that kopf records it in one patch of the
+    Channel, not one per handler): a Channel seen for the first time gets its conditions as
+    Unknown before it waits for a reconcile slot (held back a moment like any progress, so a
+    reconcile that follows at once replaces it), then the reconcile."""
+    memo: kopf.Memo = kwargs["memo"]
+    body, status, logger = kwargs["body"], kwargs["status"], kwargs["logger"]
     async with status_lock(memo):
-        previous = newest_status(memo, status)
-        initial = channel_conditions(
-            initial_conditions(meta.get("generation"), now()), previous.get("conditions"), memo.get(DATA_PLANE_MEMO)
-        )
-        await write_channel_status(memo, namespace, name, {"conditions": initial})
+        seen = newest_status(memo, status).get("conditions") or []
+        if not any(c.get("type") == "Ready" for c in seen):
+            generation = kwargs["meta"].get("generation")
+            initial = channel_conditions(initial_conditions(generation, now()), seen, memo.get(DATA_PLANE_MEMO))
+            await write_channel_status(memo, body, status, {"conditions": initial}, logger)
+    await reconcile_channel(**kwargs)
 
 
 def _refresh_interval(memo: kopf.Memo) -> float:
@@ -87,9 +91,6 @@ def _refresh_interval(memo: kopf.Memo) -> float:
     return SECRET_RECHECK_SECONDS if waiting_for_secret(memo.get(LAST_STATUS_MEMO) or {}) else RESYNC_SECONDS
 
 
-@kopf.on.resume(*GROUP_VERSION, "channels", id="reconcile")
-@kopf.on.create(*GROUP_VERSION, "channels", id="reconcile")
-@kopf.on.update(*GROUP_VERSION, "channels", id="reconcile", field="spec")
 @every(*GROUP_VERSION, "channels", id="refresh", interval=_refresh_interval, initial_delay=_refresh_interval)
 @one_slot
 @observed("Channel")
@@ -114,7 +115,7 @@ async def reconcile_channel(
     except (ManifestError, ValidationError) as error:
         async with status_lock(memo):
             invalid = invalid_status(newest_status(memo, status), generation, error, memo.get(DATA_PLANE_MEMO))
-            await write_channel_status(memo, namespace, body["metadata"]["name"], invalid)
+            await write_channel_status(memo, body, status, invalid, logger)
         return
     channel = parsed.channel
     # The whole reconcile holds the Channel's status lock: a Deployment event meanwhile (each
@@ -191,8 +192,7 @@ async def reconcile_channel(
         )
         if contained(new_status, previous):
             return  # a refresh that finds nothing new writes nothing
-        announce_transition(body, previous, new_status, logger)
-        await write_channel_status(memo, namespace, channel.name, new_status)
+        await write_channel_status(memo, body, status, new_status, logger)
 
 
 async def stop_when_idle(

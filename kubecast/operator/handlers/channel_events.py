@@ -22,7 +22,7 @@ from .channel_state import (
     parsed_for,
     write_channel_status,
 )
-from .common import GROUP_VERSION, announce_transition, api, blocked, newest_status, now, status_lock
+from .common import GROUP_VERSION, api, blocked, newest_status, now, status_lock
 
 CHANNEL_LABEL = "kubecast.io/channel"
 
@@ -162,5 +162,4 @@ async def status_from_indexes(
         )
         if contained(new_status, previous):
             return
-        announce_transition(body, previous, new_status, logger)
-        await write_channel_status(memo, namespace, channel.name, new_status)
+        await write_channel_status(memo, body, body.get("status"), new_status, logger)

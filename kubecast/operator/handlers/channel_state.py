@@ -1,8 +1,10 @@
-"""What a Channel's handlers keep in its kopf memo and share: the status lock, the status last
-written, the data-plane conditions, and the children as built (encoder B held while A rolls)."""
+"""What a Channel's handlers keep in its kopf memo and share: the status last written and the one
+held back (and the writer that holds progress back), the data-plane conditions, and the children
+as built (encoder B held while A rolls)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,7 +17,8 @@ from kubecast.api import Channel
 from ..builders import INSTANCES, build_channel_children
 from ..rollout import DeploymentState, wanted_hashes
 from ..settings import OperatorSettings
-from .common import parse_as, write_status
+from ..status import contained, ready_event
+from .common import LAST_STATUS_MEMO, PENDING_STATUS_MEMO, announce_transition, parse_as, status_lock, write_status
 
 # In a Channel's kopf memo (in memory, per object, forgotten with it): the data-plane conditions
 # report_stream last derived.  The other writers of status.conditions carry these rather than
@@ -88,5 +91,88 @@ def indexed_states(index: kopf.Index[Any, Any], key: tuple[str, str], *names: st
     return [indexed.get(name) for name in names]
 
 
-async def write_channel_status(memo: kopf.Memo, namespace: str, name: str, new_status: dict[str, Any]) -> None:
-    await write_status(memo, "Channel", namespace, name, new_status)
+# A status that only tells progress is held back up to STATUS_HOLD_SECONDS, and any later one
+# replaces it meanwhile: ``Reconciling`` True, not stalled, and ``Ready`` as the Channel already
+# says it (the Deployments still to roll during a rollout), or not yet judged and starting
+# ("waiting for encoder B, packager" after the Unknown of first sight).  Every other status
+# (Ready, Degraded, a problem, the end of a rollout) goes out at once, with what was held.  So a
+# Channel whose encoders and packager come up within that time is written once, not once per
+# Deployment that becomes ready (bench/operator_scale.py: each write is also a watch event the
+# operator processes, and they were most of a Channel's start-up cost).  kstatus readers see no
+# gap: until the held status goes out, ``observedGeneration`` (or the Unknown of first sight)
+# still says it is in progress.
+STATUS_HOLD_SECONDS = 2.0
+HELD_WRITE_MEMO = "heldStatusWrite"  # the task that sends the held status
+_HELD_WRITES: set[asyncio.Task[None]] = set()
+
+
+def _progress_only(new_status: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
+    new = {c.get("type"): c for c in new_status.get("conditions", [])}
+    ready, was = new.get("Ready") or {}, {c.get("type"): c for c in sent.get("conditions", [])}.get("Ready") or {}
+    stalled = (new.get("Stalled") or {}).get("status") == "True"
+    in_progress = (new.get("Reconciling") or {}).get("status") == "True" and not stalled
+    ready_as_it_was = (ready.get("status"), ready.get("reason")) == (was.get("status"), was.get("reason"))
+    first_sight = was.get("status") in (None, "Unknown") and ready_event(sent, new_status) is None
+    return in_progress and (ready_as_it_was or first_sight)
+
+
+async def write_channel_status(
+    memo: kopf.Memo,
+    body: Mapping[str, Any],
+    handed: Mapping[str, Any] | None,
+    new_status: dict[str, Any],
+    logger: kopf.Logger,
+) -> None:
+    """Write ``new_status`` of the Channel of ``body`` (whose status kopf handed over as
+    ``handed``), or hold it back while it only tells progress (``STATUS_HOLD_SECONDS``).  The
+    caller holds the status lock and computed ``new_status`` from ``newest_status``."""
+    held: asyncio.Task[None] | None = memo.get(HELD_WRITE_MEMO)
+    if _progress_only(new_status, memo.get(LAST_STATUS_MEMO) or dict(handed or {})):
+        memo[PENDING_STATUS_MEMO] = {**(memo.get(PENDING_STATUS_MEMO) or {}), **copy.deepcopy(new_status)}
+        if held is None or held.done():
+            held = memo[HELD_WRITE_MEMO] = asyncio.create_task(_write_held(memo, body, handed, logger))
+            _HELD_WRITES.add(held)
+            held.add_done_callback(_HELD_WRITES.discard)
+        return
+    if held is not None:
+        held.cancel()  # what it holds goes out now
+    await _send(memo, body, handed, {**(memo.pop(PENDING_STATUS_MEMO, None) or {}), **new_status}, logger)
+
+
+async def _write_held(
+    memo: kopf.Memo, body: Mapping[str, Any], handed: Mapping[str, Any] | None, logger: kopf.Logger
+) -> None:
+    await asyncio.sleep(STATUS_HOLD_SECONDS)
+    async with status_lock(memo):
+        held = memo.pop(PENDING_STATUS_MEMO, None)
+        if not held:
+            return  # a later status took it along
+        try:
+            await _send(memo, body, handed, held, logger)
+        except Exception as error:  # noqa: BLE001 - a task of its own: nobody else would see the error
+            # Kept for the next writer (a Deployment event, the refresh) to take along.
+            memo[PENDING_STATUS_MEMO] = {**held, **(memo.get(PENDING_STATUS_MEMO) or {})}
+            logger.warning("cannot write the status of Channel %s: %s", body["metadata"]["name"], error)
+
+
+async def _send(
+    memo: kopf.Memo,
+    body: Mapping[str, Any],
+    handed: Mapping[str, Any] | None,
+    new_status: dict[str, Any],
+    logger: kopf.Logger,
+) -> None:
+    sent = memo.get(LAST_STATUS_MEMO) or dict(handed or {})
+    if contained(new_status, sent):
+        return  # what was held came back to what the Channel already says
+    announce_transition(body, sent, new_status, logger)
+    meta = body["metadata"]
+    await write_status(memo, "Channel", meta["namespace"], meta["name"], new_status)
+
+
+@kopf.on.cleanup()
+async def drop_held_writes(**_: Any) -> None:
+    """A held status is not sent after the operator stops (its client is closed): the next
+    operator's resume computes it again."""
+    for held in list(_HELD_WRITES):
+        held.cancel()

@@ -52,6 +52,9 @@ PROGRESS_MEMO = "progressWrittenAt"  # when a report last wrote its progress fie
 # in kopf's patch to be applied after the handler returns.
 STATUS_LOCK_MEMO = "statusLock"
 LAST_STATUS_MEMO = "lastStatus"
+# And a status computed but held back for a moment (a Channel's progress: channel_state.py),
+# which the next writer builds on as the newest.
+PENDING_STATUS_MEMO = "pendingStatus"
 # Also in the memo: the fingerprint of each child as last applied, and when every child was last
 # applied: a refresh applies only what changed or went away (refresh.py).
 APPLIED_MEMO = "appliedChildren"
@@ -234,8 +237,9 @@ def status_lock(memo: kopf.Memo) -> asyncio.Lock:
 
 def newest_status(memo: kopf.Memo, handed: Mapping[str, Any] | None) -> dict[str, Any]:
     """The status this operator last wrote, else the one kopf handed over (which lags: kopf
-    refreshes a resource's body only between its handlers)."""
-    return copy.deepcopy(memo.get(LAST_STATUS_MEMO) or dict(handed or {}))
+    refreshes a resource's body only between its handlers), with any held back on top."""
+    newest = {**(memo.get(LAST_STATUS_MEMO) or dict(handed or {})), **(memo.get(PENDING_STATUS_MEMO) or {})}
+    return copy.deepcopy(newest)
 
 
 async def write_status(memo: kopf.Memo, kind: str, namespace: str, name: str, new_status: dict[str, Any]) -> None:
