@@ -141,24 +141,17 @@ def _bandwidth(track: TimelineTrack) -> int:
 
 
 def _listed_seconds(
-    video: list[TimelineTrack], audio: TimelineTrack | None, rows_video: list[tuple[int, int]], segment_seconds: float
+    video: list[TimelineTrack], audio: TimelineTrack | None, rows_video: list[tuple[int, int]]
 ) -> float:
-    """How much of the timeline is listed (at least a segment: the one being written).
-
-    A number-addressed (low-latency) MPD says what exists only through timeShiftBufferDepth: from
-    now - depth to now.  A channel younger than its window has less than the window, and a depth
-    longer than what exists sends players after numbers that were never made; ffmpeg (5.1's DASH
-    demuxer) even computes its oldest segment as now - availabilityStartTime - depth in unsigned
-    arithmetic, which wraps while the channel is younger than the depth, and then asks for the same
-    segment forever.  The listed span ends before now, so [now - span, now] is all stored or being
-    written."""
+    """How long the listed segments last, first start to last end: the video's rows, else the
+    first audio track's (0 when nothing is listed)."""
     if rows_video:
         rows, timescale = rows_video, video[0].info.timescale
     elif audio is not None and audio.segments:
         rows, timescale = [(r.start, r.duration) for r in audio.segments], audio.info.timescale
     else:
-        return segment_seconds
-    return max(segment_seconds, (rows[-1][0] + rows[-1][1] - rows[0][0]) / timescale)
+        return 0.0
+    return (rows[-1][0] + rows[-1][1] - rows[0][0]) / timescale
 
 
 def mpd(
@@ -192,14 +185,20 @@ def mpd(
             track.segments[0].start / track.info.timescale for track in audios if track.segments
         ]
         origin = min(starts, default=None)
-        rows = rows_video or (audio and [(r.start, r.duration) for r in audio.segments]) or []
-        timescale = video[0].info.timescale if rows_video else (audio.info.timescale if audio else 1)
-        length = (rows[-1][0] + rows[-1][1] - rows[0][0]) / timescale if rows else 0
+        length = _listed_seconds(video, audio, rows_video)
         attributes = ['type="static"', f'mediaPresentationDuration="{iso_duration(length)}"', *attributes]
     else:
         depth = timeline.window_ms / 1000
         if low_latency is not None:
-            depth = min(depth, _listed_seconds(video, audio, rows_video, segment_seconds))
+            # A number-addressed (low-latency) MPD says what exists only through
+            # timeShiftBufferDepth: from now - depth to now.  A channel younger than its window has
+            # less than the window, and a depth longer than what exists sends players after numbers
+            # that were never made; ffmpeg (5.1's DASH demuxer) even computes its oldest segment as
+            # now - availabilityStartTime - depth in unsigned arithmetic, which wraps while the
+            # channel is younger than the depth, and then asks for the same segment forever.  The
+            # listed span (at least the segment being written) ends before now, so
+            # [now - span, now] is all stored or being written.
+            depth = min(depth, max(segment_seconds, _listed_seconds(video, audio, rows_video)))
         attributes = [
             'type="dynamic"',
             f'availabilityStartTime="{iso_time(timeline.availability_start_time or now)}"',
