@@ -18,7 +18,7 @@ from ..builders import INSTANCES, build_channel_children
 from ..rollout import DeploymentState, wanted_hashes
 from ..settings import OperatorSettings
 from ..status import contained, ready_event
-from .common import LAST_STATUS_MEMO, PENDING_STATUS_MEMO, announce_transition, parse_as, status_lock, write_status
+from .common import PENDING_STATUS_MEMO, announce_transition, last_written_status, parse_as, status_lock, write_status
 
 # In a Channel's kopf memo (in memory, per object, forgotten with it): the data-plane conditions
 # report_stream last derived.  The other writers of status.conditions carry these rather than
@@ -127,7 +127,7 @@ async def write_channel_status(
     ``handed``), or hold it back while it only tells progress (``STATUS_HOLD_SECONDS``).  The
     caller holds the status lock and computed ``new_status`` from ``newest_status``."""
     held: asyncio.Task[None] | None = memo.get(HELD_WRITE_MEMO)
-    if _progress_only(new_status, memo.get(LAST_STATUS_MEMO) or dict(handed or {})):
+    if _progress_only(new_status, last_written_status(memo, handed)):
         memo[PENDING_STATUS_MEMO] = {**(memo.get(PENDING_STATUS_MEMO) or {}), **copy.deepcopy(new_status)}
         if held is None or held.done():
             held = memo[HELD_WRITE_MEMO] = asyncio.create_task(_write_held(memo, body, handed, logger))
@@ -162,7 +162,7 @@ async def _send(
     new_status: dict[str, Any],
     logger: kopf.Logger,
 ) -> None:
-    sent = memo.get(LAST_STATUS_MEMO) or dict(handed or {})
+    sent = last_written_status(memo, handed)
     if contained(new_status, sent):
         return  # what was held came back to what the Channel already says
     announce_transition(body, sent, new_status, logger)

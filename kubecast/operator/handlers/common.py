@@ -235,11 +235,15 @@ def status_lock(memo: kopf.Memo) -> asyncio.Lock:
     return lock
 
 
-def newest_status(memo: kopf.Memo, handed: Mapping[str, Any] | None) -> dict[str, Any]:
+def last_written_status(memo: kopf.Memo, handed: Mapping[str, Any] | None) -> dict[str, Any]:
     """The status this operator last wrote, else the one kopf handed over (which lags: kopf
-    refreshes a resource's body only between its handlers), with any held back on top."""
-    newest = {**(memo.get(LAST_STATUS_MEMO) or dict(handed or {})), **(memo.get(PENDING_STATUS_MEMO) or {})}
-    return copy.deepcopy(newest)
+    refreshes a resource's body only between its handlers).  Not a copy: read it, never change it."""
+    return memo.get(LAST_STATUS_MEMO) or dict(handed or {})
+
+
+def newest_status(memo: kopf.Memo, handed: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``last_written_status`` with any status held back on top, as a copy to build on."""
+    return copy.deepcopy({**last_written_status(memo, handed), **(memo.get(PENDING_STATUS_MEMO) or {})})
 
 
 async def write_status(memo: kopf.Memo, kind: str, namespace: str, name: str, new_status: dict[str, Any]) -> None:
