@@ -304,6 +304,14 @@ def report(results: list[Result], seconds: float) -> None:
             print(f"         player errors: {result.errors}")
 
 
+def with_player_setting(modes: list[Mode], name: str, setting: str, value: float) -> list[Mode]:
+    """``modes`` with the player of mode ``name`` configured with ``setting`` = ``value``."""
+    return [
+        dataclasses.replace(mode, config={**mode.config, setting: value}) if mode.name == name else mode
+        for mode in modes
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=120, help="measured seconds per mode, after startup")
@@ -327,19 +335,9 @@ def main() -> int:
     args = parser.parse_args()
     modes = [MODES[name] for name in args.modes.split(",")]
     if args.hls_sync_count is not None:
-        modes = [
-            dataclasses.replace(mode, config={**mode.config, "liveSyncDurationCount": args.hls_sync_count})
-            if mode.name == "hls"
-            else mode
-            for mode in modes
-        ]
+        modes = with_player_setting(modes, "hls", "liveSyncDurationCount", args.hls_sync_count)
     if args.hls_catch_up is not None:
-        modes = [
-            dataclasses.replace(mode, config={**mode.config, "maxLiveSyncPlaybackRate": args.hls_catch_up})
-            if mode.name == "ll-hls"
-            else mode
-            for mode in modes
-        ]
+        modes = with_player_setting(modes, "ll-hls", "maxLiveSyncPlaybackRate", args.hls_catch_up)
     from playwright.sync_api import sync_playwright
 
     results: list[Result] = []
