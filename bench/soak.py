@@ -1,7 +1,7 @@
 """Hours of running: one live-encoded channel, two recording Programs and simulated viewers.
 
     python bench/soak.py [--seconds 3600] [--viewers 50] [--interval 60] [--warmup 600]
-                         [--single-encoder] [--json summary.json] [--log up.log]
+                         [--single-encoder] [--long-window PT10M] [--json summary.json] [--log up.log]
                          [--starve-at SECONDS [--starve-for SECONDS] [--starve-quota CORES]]
 
 Runs ``kubecast up`` with one channel (a two-rendition live ladder, encoders A and B fed by one
@@ -61,7 +61,11 @@ SAMPLE_RATE = 48000
 AUDIO_FRAME = 1024 / SAMPLE_RATE
 TIMELINE_POLL = 10.0  # seconds; well inside the live window, so every stored row is seen
 FD_SLACK = 5  # viewers' keep-alive connections come and go; a leak grows without bound
-MANIFEST = f"""apiVersion: kubecast.io/v1alpha1
+
+
+def manifest(long_window: str) -> str:
+    """The channel and its two Programs; the second records ``long_window`` (ISO 8601)."""
+    return f"""apiVersion: kubecast.io/v1alpha1
 kind: Channel
 metadata: {{name: {CHANNEL}}}
 spec:
@@ -82,8 +86,10 @@ spec: {{channelName: {CHANNEL}, archiveWindow: PT5M, manifestName: short}}
 apiVersion: kubecast.io/v1alpha1
 kind: Program
 metadata: {{name: soak-long}}
-spec: {{channelName: {CHANNEL}, archiveWindow: PT2H, manifestName: long}}
+spec: {{channelName: {CHANNEL}, archiveWindow: {long_window}, manifestName: long}}
 """
+
+
 PROGRAM_URLS = ["/soak-short/short.m3u8", "/soak-short/short.mpd", "/soak-long/long.m3u8", "/soak-long/long.mpd"]
 
 
@@ -473,12 +479,19 @@ def main() -> int:
     parser.add_argument("--starve-at", type=float, help="seconds into the run when encoder A is starved of CPU")
     parser.add_argument("--starve-for", type=float, default=120, help="how long encoder A is starved")
     parser.add_argument("--starve-quota", type=float, default=0.05, help="cores encoder A may use while starved")
+    parser.add_argument(
+        "--long-window",
+        default="PT10M",
+        help="the second Program's archiveWindow (ISO 8601). Its rows are memory the packager and the endpoint "
+        "must hold, so the default fills within the default warm-up: what grows after it is a leak, not "
+        "recorded content. A longer window measures what a recorded window costs.",
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--log", help="keep the components' log (kubecast up's output) in this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kubecast-soak-") as scratch:
         folder = Path(scratch)
-        (folder / "soak.yaml").write_text(MANIFEST)
+        (folder / "soak.yaml").write_text(manifest(args.long_window))
         # Port 0 everywhere: kubecast up chooses free ports (holding each until all are chosen), and says which.
         command = [sys.executable, "-m", "kubecast.cli", "up", "-f", str(folder / "soak.yaml"), "--store"]
         command += [str(folder / "store"), "--rtmp-port", "0", "--http-port", "0", "--rtmp-secondary-port", "0"]
