@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 import players
 import pytest
@@ -91,6 +92,49 @@ def part_file(pipeline, uri: str) -> Path:
     return pipeline["store"] / "channels" / CHANNEL / "encoders" / instance / RENDITION / f"{number}.{part}.m4s"
 
 
+class Listed(NamedTuple):
+    """One thing a media playlist lists: a part (``part``: its index in its segment) or a whole segment
+    (``part`` None), by MSN, counted from EXT-X-MEDIA-SEQUENCE as a client counts them."""
+
+    msn: int
+    part: int | None
+    uri: str
+
+
+def listed(text: str) -> list[Listed]:
+    """Everything a media playlist lists, in order."""
+    entries: list[Listed] = []
+    lines = text.splitlines()
+    msn = int(next(line for line in lines if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
+    index = 0
+    for number, line in enumerate(lines):
+        if line.startswith("#EXT-X-PART:"):
+            entries.append(Listed(msn, index, re.search(r'URI="([^"]+)"', line)[1]))
+            index += 1
+        elif line.startswith("#EXTINF:"):
+            entries.append(Listed(msn, None, lines[number + 1]))
+            msn, index = msn + 1, 0
+    return entries
+
+
+def first_holding(text: str, msn: int, part: int) -> Listed | None:
+    """6.2.5.2: the first thing a playlist lists that answers ``_HLS_msn=msn&_HLS_part=part``: that
+    part, a later one, or a whole segment of that MSN or later (which holds all its parts)."""
+    for entry in listed(text):
+        if entry.msn > msn or (entry.msn == msn and (entry.part is None or entry.part >= part)):
+            return entry
+    return None
+
+
+def stored_at(pipeline, uri: str) -> float:
+    """When what ``uri`` names was first stored: a part, by the encoder its name gives; a whole segment,
+    by whichever encoder stored it first (the timeline lists the first complete copy)."""
+    if uri.count(".") == 3:
+        return part_file(pipeline, uri).stat().st_mtime
+    encoders = pipeline["store"] / "channels" / CHANNEL / "encoders"
+    return min(copy.stat().st_mtime for copy in encoders.glob(f"*/{RENDITION}/{uri}"))
+
+
 STALL_MONITOR = """() => {
   const v = window.v, m = {waiting: 0, longestMs: 0, last: -1, progress: null, start: null};
   window.monitor = m;
@@ -140,19 +184,29 @@ def dash_player(low_latency, hls_player):
 
 
 def test_a_blocking_reload_is_answered_once_the_part_it_names_is_stored(low_latency, hls_player):
+    """Asks for the hinted part by MSN and part index, as a client does.  Between the two reads the
+    part may be stored already, the encoder whose parts are listed may change, the segment may end
+    (a part the writer dropped then comes whole with its segment): in every case the answer must hold
+    that part or something later (6.2.5.2), never before it was stored, and within SLACK of when it
+    was (or of the asking, if it was there already).  At least one answer must have been held."""
     waits = []
-    for _ in range(3):
+    for _ in range(6):  # a part stored between the two reads is answered at once: ask again for a held one
         edge = Edge(get(low_latency["playlist"])[1].decode())
-        target = part_file(low_latency, edge.hint_uri)
         asked = time.time()
         status, body, answered = get(f"{low_latency['playlist']}?_HLS_msn={edge.hint_msn}&_HLS_part={edge.hint_part}")
-        assert status == 200 and f'URI="{edge.hint_uri}"' in body.decode(), body.decode()[-600:]
-        stored = target.stat().st_mtime
-        assert answered >= stored, "answered before the part was stored"
-        assert answered - stored <= SLACK, f"answered {answered - stored:.2f} s after the part was stored"
-        waits.append((stored - asked, answered - stored))
+        answer = body.decode()
+        assert status == 200, answer
+        holding = first_holding(answer, edge.hint_msn, edge.hint_part)
+        assert holding is not None, f"nothing at or after {edge.hint_msn}.{edge.hint_part} listed: {answer[-600:]}"
+        stored = stored_at(low_latency, holding.uri)
+        assert answered >= stored, f"answered before {holding.uri} was stored"
+        late = answered - max(stored, asked)
+        assert late <= SLACK, f"answered {late:.2f} s after {holding.uri} was stored or asked for"
+        waits.append((stored - asked, late))
+        if len(waits) >= 3 and any(held > 0.05 for held, _ in waits):
+            break
     assert any(held > 0.05 for held, _ in waits), f"never held: every part was there already {waits}"
-    print(f"blocking reload: (held before the part was stored, answered after it) {waits}")
+    print(f"blocking reload: (held before the part was stored, answered after it or the asking) {waits}")
 
 
 def test_the_hinted_part_is_held_until_stored_then_served_whole(low_latency, hls_player):
