@@ -396,12 +396,9 @@ async def test_a_missing_srt_passphrase_secret_is_reported_by_name(cluster):
         assert "eA==" not in json.dumps(obj(cluster, CHANNELS, "news").raw)
 
 
-async def test_a_program_is_published_to_the_store_for_its_packager_and_the_endpoints(cluster, tmp_path, monkeypatch):
-    store = tmp_path / "store"
-    monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
-    put_stream_key(cluster)
-    cluster.objects[CHANNELS, "media", "news"] = channel_body()
-    cluster.objects["kubecast.io/v1alpha1/programs", "media", "evening"] = {
+def evening_program() -> dict:
+    """The Program of the tests below: channel news with a two-hour archive window, at the locator evening-news."""
+    return {
         "apiVersion": "kubecast.io/v1alpha1",
         "kind": "Program",
         "metadata": {
@@ -419,6 +416,14 @@ async def test_a_program_is_published_to_the_store_for_its_packager_and_the_endp
             "state": "Running",
         },
     }
+
+
+async def test_a_program_is_published_to_the_store_for_its_packager_and_the_endpoints(cluster, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
+    put_stream_key(cluster)
+    cluster.objects[CHANNELS, "media", "news"] = channel_body()
+    cluster.objects[PROGRAMS, "media", "evening"] = evening_program()
     async with operator():
         program_file = store / "media" / "channels" / "news" / "programs" / "evening" / "program.json"
         locator_file = store / "media" / "locators" / "evening-news.json"
@@ -447,24 +452,7 @@ async def test_a_programs_recorded_range_and_state_come_from_its_timeline(cluste
     monkeypatch.setenv("KUBECAST_STORE_URL", str(store))
     put_stream_key(cluster)
     cluster.objects[CHANNELS, "media", "news"] = channel_body()
-    cluster.objects[PROGRAMS, "media", "evening"] = {
-        "apiVersion": "kubecast.io/v1alpha1",
-        "kind": "Program",
-        "metadata": {
-            "name": "evening",
-            "namespace": "media",
-            "uid": "uid-evening",
-            "generation": 1,
-            "resourceVersion": "1",
-        },
-        "spec": {
-            "channelName": "news",
-            "archiveWindow": "PT2H",
-            "manifestName": "show",
-            "locator": "evening-news",
-            "state": "Running",
-        },
-    }
+    cluster.objects[PROGRAMS, "media", "evening"] = evening_program()
     recording = lambda: (obj(cluster, PROGRAMS, "evening").raw.get("status") or {}).get("recording") or {}  # noqa: E731
     async with operator():
         await eventually(lambda: recording().get("state") == "Waiting", what="Waiting before anything is recorded")
