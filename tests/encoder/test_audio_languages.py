@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import pytest
 from helpers import contribution_bytes, languages_ts, tone_frequency, wait_until
-from test_encoder_process import CHANNEL, LADDER, progress_when, run_encoder, track_bytes
+from test_encoder_process import CHANNEL, LADDER, progress_when, run_encoder, start_encoder, track_bytes
 
 from kubecast.api import load_text
 from kubecast.api.components import encoder_config
@@ -74,7 +74,7 @@ def test_each_language_is_an_audio_track_on_the_video_grid(tmp_path, contributio
 @pytest.mark.parametrize("sound", ["mono: re-encoded", "stereo: copied"])
 def test_the_slate_carries_every_language_on_with_silence_in_the_same_init(tmp_path, request, sound):
     from test_slate import CHANNEL as SLATE_CHANNEL
-    from test_slate import only_init, progress, start_encoder
+    from test_slate import only_init, progress
 
     copied = sound.startswith("stereo")
     records = request.getfixturevalue("stereo_records") if copied else None

@@ -42,10 +42,17 @@ def source_flv(tmp_path_factory):
 def run_encoder(tmp_path, manifest: str):
     """The encoder of the Channel in ``manifest``, with the encoder.json the operator and local mode build for it."""
     (tmp_path / "encoder.json").write_text(encoder_config(load_text(manifest).channels["t1"]).to_json())
+    return start_encoder(tmp_path)
+
+
+def start_encoder(tmp_path, instance: str | None = None):
+    """``kubecast encoder`` with ``tmp_path``'s encoder.json and store (as encoder ``instance`` of a
+    redundant pair, if given), and the port it took for contributions."""
     process = kubecast(
         "encoder",
         "--config",
         str(tmp_path / "encoder.json"),
+        *(["--instance", instance] if instance else []),
         "--contribution",
         "127.0.0.1:0",
         "--store",

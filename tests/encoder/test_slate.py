@@ -6,14 +6,14 @@ from __future__ import annotations
 import io
 import json
 import re
-import socket
 import struct
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
-from helpers import flv_contribution, kubecast, make_contribution_flv, wait_until
+from helpers import flv_contribution, make_contribution_flv, wait_until
+from test_encoder_process import send, start_encoder
 
 from kubecast.api import load_text
 from kubecast.api.components import encoder_config
@@ -27,7 +27,6 @@ from kubecast.encoder.slate import (
     slate_start,
     slate_wanted,
 )
-from kubecast.media.contribution import Hello
 from kubecast.media.mp4 import parse_media_segment
 from kubecast.media.tracks import TrackInfo
 
@@ -112,27 +111,6 @@ spec:
     - {name: v240, width: 320, height: 240, bitrate: 500000}
     - {name: v120, width: 160, height: 120, bitrate: 200000, profile: Baseline}
 """
-
-
-def start_encoder(tmp_path: Path, instance: str):
-    process = kubecast(
-        "encoder",
-        "--config",
-        str(tmp_path / "encoder.json"),
-        "--instance",
-        instance,
-        "--contribution",
-        "127.0.0.1:0",
-        "--store",
-        str(tmp_path / "store"),
-    )
-    port = int(process.wait_for_line(r"listening on 127\.0\.0\.1:(\d+)", timeout=30).group(1))
-    return process, port
-
-
-def send(port: int, payload: bytes) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(Hello(channel="t1", protocol="RTMP", session="test").encode() + payload)
 
 
 def progress(tmp_path: Path, instance: str) -> dict:
