@@ -75,7 +75,10 @@ def pipeline(tmp_path_factory):
         rtp = int(re.search(r"rtp://127\.0\.0\.1:(\d+)", section(printed, "rtp")).group(1))
         rtmp = int(re.search(r"rtmp://127\.0\.0\.1:(\d+)", printed).group(1))
         push = f"http://127.0.0.1:{ingest_http}/{KEY}/ingest"
+        # Every source made before the first publisher starts: none of them waits on the others' files.
+        subtitles, multitrack = text_subtitles(work), multitrack_source(work)
         captions_until = time.monotonic() + CAPTIONED_SECONDS  # the GStreamer publisher starts after this
+        captions = caption_track(work, CAPTIONED_SECONDS)
         publishers = [
             publisher("udp", "-f", "mpegts", f"udp://127.0.0.1:{udp['udp']}?pkt_size=1316"),
             publisher("rtp", "-f", "rtp_mpegts", f"rtp://127.0.0.1:{rtp}"),
@@ -141,15 +144,13 @@ def pipeline(tmp_path_factory):
                 "-f",
                 "flv",
                 f"rtmp://127.0.0.1:{rtmp}/live/enc-rtmp/{KEY}",
-                inputs=("-i", str(text_subtitles(work))),
+                inputs=("-i", str(subtitles)),
             ),
             gstreamer_publisher(
-                f"rtmp://127.0.0.1:{rtmp}/live/enc-gst/{KEY}",
-                f"rtmp://127.0.0.1:{rtmp}/live/cc-pass/{KEY}",
-                caption_track(work, CAPTIONED_SECONDS),
+                f"rtmp://127.0.0.1:{rtmp}/live/enc-gst/{KEY}", f"rtmp://127.0.0.1:{rtmp}/live/cc-pass/{KEY}", captions
             ),
             Proc(
-                [sys.executable, str(E2E / "flvplay.py"), str(multitrack_source(work))]
+                [sys.executable, str(E2E / "flvplay.py"), str(multitrack)]
                 + [f"rtmp://127.0.0.1:{rtmp}/live/multitrack/{KEY}"],
                 name="multitrack RTMP publisher",
             ),
