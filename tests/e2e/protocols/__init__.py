@@ -14,4 +14,5 @@ hls.js over RTMP and over SRT.  FFmpeg 8's FLV muxer (PyAV's, ``flvplay.py``) pu
 tracks over RTMP, the second as Enhanced RTMP multitrack audio, and the channel plays the first.
 
 One ``kubecast up`` with every publisher (``conftest.py``, package-scoped) serves every module here.
-The first module by name, ``test_encoded_inputs.py``, reads the publishers while they are live."""
+The first module by name, ``test_encoded_inputs.py``, reads the publishers while they are live (it
+holds the live-encoded ones until its reads are done)."""

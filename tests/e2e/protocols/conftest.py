@@ -22,6 +22,7 @@ from .sources import (
     SPARSE_BREAK,
     SPARSE_EVENT_ID,
     SPARSE_OUT,
+    LivePublishers,
     gstreamer_publisher,
     markers_source,
     multitrack_source,
@@ -64,7 +65,7 @@ def pipeline(tmp_path_factory):
         "5",
         cwd=str(work),
     )
-    publishers = []
+    publishers, live = [], None
     try:
         up.wait_for_line(r"Status page:", timeout=120)
         printed = up.output(last=100000)
@@ -79,7 +80,42 @@ def pipeline(tmp_path_factory):
         subtitles, multitrack = text_subtitles(work), multitrack_source(work)
         captions_until = time.monotonic() + CAPTIONED_SECONDS  # the GStreamer publisher starts after this
         captions = caption_track(work, CAPTIONED_SECONDS)
+        # Into live encoding: the protocols below, RTMP from a source whose picture times jitter by up
+        # to 5 ms either way (to the millisecond FLV carries), and a GStreamer publisher.
+        live = LivePublishers(
+            [
+                publisher("enc-udp", "-f", "mpegts", f"udp://127.0.0.1:{udp['enc-udp']}?pkt_size=1316", seconds=None),
+                publisher(
+                    "enc-srt", "-f", "mpegts", f"srt://127.0.0.1:{srt}?streamid=enc-srt&pkt_size=1316", seconds=None
+                ),
+                publisher(
+                    "enc-smooth",
+                    "-movflags",
+                    "isml+frag_keyframe",
+                    "-f",
+                    "ismv",
+                    f"{push}/enc-smooth.isml/Streams(encoder1)",
+                    seconds=None,
+                ),
+                publisher(
+                    "enc-cmaf", "-seg_duration", "2", "-f", "dash", f"{push}/enc-cmaf.cmaf/manifest.mpd", seconds=None
+                ),
+                publisher(
+                    "enc-rtmp",
+                    *JITTER,
+                    "-c:s",
+                    "text",
+                    "-f",
+                    "flv",
+                    f"rtmp://127.0.0.1:{rtmp}/live/enc-rtmp/{KEY}",
+                    inputs=("-i", str(subtitles)),
+                    seconds=None,
+                ),
+            ],
+            SECONDS,
+        )
         publishers = [
+            *live.processes,
             publisher("udp", "-f", "mpegts", f"udp://127.0.0.1:{udp['udp']}?pkt_size=1316"),
             publisher("rtp", "-f", "rtp_mpegts", f"rtp://127.0.0.1:{rtp}"),
             publisher(
@@ -117,34 +153,11 @@ def pipeline(tmp_path_factory):
                 f"https://127.0.0.1:{https}/{KEY}/ingest/https.isml/Streams(encoder1)",
                 seconds=None,
             ),
-            # Into live encoding: the same protocols, RTMP from a source whose picture times jitter by
-            # up to 5 ms either way (to the millisecond FLV carries), and a GStreamer publisher.
-            publisher("enc-udp", "-f", "mpegts", f"udp://127.0.0.1:{udp['enc-udp']}?pkt_size=1316"),
-            publisher("enc-srt", "-f", "mpegts", f"srt://127.0.0.1:{srt}?streamid=enc-srt&pkt_size=1316"),
-            publisher(
-                "enc-smooth",
-                "-movflags",
-                "isml+frag_keyframe",
-                "-f",
-                "ismv",
-                f"{push}/enc-smooth.isml/Streams(encoder1)",
-            ),
             Proc(
                 [sys.executable, str(E2E / "sparse_push.py"), f"{push}/enc-smooth.isml/Streams(scte35)"]
                 + [str(work / "store" / "channels" / "enc-smooth" / "clock"), str(SPARSE_EVENT_ID)]
                 + [str(SPARSE_OUT), str(SPARSE_BREAK)],
                 name="sparse push enc-smooth",
-            ),
-            publisher("enc-cmaf", "-seg_duration", "2", "-f", "dash", f"{push}/enc-cmaf.cmaf/manifest.mpd"),
-            publisher(
-                "enc-rtmp",
-                *JITTER,
-                "-c:s",
-                "text",
-                "-f",
-                "flv",
-                f"rtmp://127.0.0.1:{rtmp}/live/enc-rtmp/{KEY}",
-                inputs=("-i", str(subtitles)),
             ),
             gstreamer_publisher(
                 f"rtmp://127.0.0.1:{rtmp}/live/enc-gst/{KEY}", f"rtmp://127.0.0.1:{rtmp}/live/cc-pass/{KEY}", captions
@@ -176,10 +189,13 @@ def pipeline(tmp_path_factory):
             "rtmps": rtmps,
             "https": https,
             "publishers": {process.name: process for process in publishers},
+            "live": live,
             "markers_lead": markers_lead,
             "captions_until": captions_until,
         }
     finally:
+        if live is not None:
+            live.end()
         for process in publishers:
             process.stop()
         up.stop(timeout=30)

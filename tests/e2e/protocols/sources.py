@@ -4,6 +4,9 @@ sources and the constants the tests check them against."""
 from __future__ import annotations
 
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,11 +15,11 @@ from helpers import Proc, add_timed_id3, ffmpeg_id3_tag, inject_scte35, lavfi_so
 
 E2E = Path(__file__).parents[1]  # tests/e2e: the channels' YAML and the publishing scripts
 KEY, PASSPHRASE = "push-key-1", "e2e-srt-passphrase"
-# Most publishers run for SECONDS: the first test reads their channels live, and the later ones read
-# what they published, which stays.  The publishers whose liveness a later test relies on (TLS,
-# GStreamer's captioned one) run until the package's teardown stops them, so that no test depends on
-# how long the tests before it took.  The captioned source's cues outlast any run of the package (its
-# tests time out at 300 s each).
+# Most publishers run for SECONDS, and the later tests read what they published, which stays.  The
+# live-encoded ones (``LivePublishers``) run for SECONDS and on while the first test reads them live.
+# The publishers whose liveness a later test relies on (TLS, GStreamer's captioned one) run until the
+# package's teardown stops them, so that no test depends on how long the tests before it took.  The
+# captioned source's cues outlast any run of the package (its tests time out at 300 s each).
 SECONDS = 40
 CAPTIONED_SECONDS = 1800
 CODECS = [
@@ -54,6 +57,52 @@ def publisher(name: str, *output: str, seconds: int | None = SECONDS, inputs: tu
     """A real-time ffmpeg publisher for ``seconds``, or until it is stopped; ``inputs``: more of them."""
     source = ["-re", *lavfi_source(size="320x240"), *inputs, *(["-t", str(seconds)] if seconds else [])]
     return Proc(["ffmpeg", "-hide_banner", "-loglevel", "error", *source, *CODECS, *output], name=f"ffmpeg {name}")
+
+
+class LivePublishers:
+    """Publishers (started to run until stopped) that publish for at least ``seconds`` and then for as
+    long as a test holds them (``held``).
+
+    A test that reads their channels live once got there, on a busy machine, after ffmpeg's ``-t``
+    had ended them, and waited for segments that no longer came: held, they publish until its reads
+    are done, however long the pipeline took.  Nobody holding them, they end after ``seconds``, as
+    ``-t`` ended them, so that no later test depends on them."""
+
+    def __init__(self, processes: list[Proc], seconds: float):
+        self.processes, self.seconds = processes, seconds
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._due = False  # ``seconds`` are over: the last holder's release ends them
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._due = True
+            if self._holders:
+                return
+        self.end()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._lock:
+            if self._due and not self._holders:
+                raise RuntimeError(f"the live publishers ended after {self.seconds} s: hold them from the first test")
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                over = self._due and not self._holders
+            if over:
+                self.end()
+
+    def end(self) -> None:
+        self._timer.cancel()
+        for process in self.processes:
+            process.stop()
 
 
 # rtmp2sink ends the whole pipeline when a write has waited this long (5 s by default): on two busy

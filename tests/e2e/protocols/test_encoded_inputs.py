@@ -1,6 +1,6 @@
 """Live encoding fed by every protocol: read live by ffmpeg, and at a constant frame rate from a
 jittered RTMP source.  Its module sorts first in the package: the first test reads while every
-publisher is live."""
+publisher is live, holding the live-encoded ones until it is done."""
 
 from __future__ import annotations
 
@@ -29,32 +29,38 @@ def ffmpeg_reads(url: str) -> subprocess.Popen[str]:
     )
 
 
-# First in the package, while every publisher is live (a live playlist that stops growing keeps
-# ffmpeg waiting for the rest of its 6 s).
+# First in the package: it holds the live-encoded publishers until its reads are done (a live
+# playlist that stops growing keeps ffmpeg waiting for the rest of its 6 s).
 def test_ffmpeg_reads_every_live_encoded_protocol_without_a_complaint(pipeline):
     """A new user's first check, for live encoding fed by every protocol and by GStreamer: every
     rendition and the audio of HLS and DASH, 6 s each, read with no complaint (all at once)."""
     base = pipeline["base"]
-    for channel in LIVE_ENCODED:
-        url = f"{base}/live/{channel}/v72/index.m3u8"
-        wait_until(
-            lambda url=url: len(media_playlist(url).segments) >= 4,
-            timeout=90,
-            interval=1,
-            what=f"four segments of {channel}",
-        )
-    readers = {
-        (channel, manifest): ffmpeg_reads(f"{base}/live/{channel}/{manifest}")
-        for channel in LIVE_ENCODED
-        for manifest in ("index.m3u8", "manifest.mpd")
-    }
-    complaints = {}
-    for key, reader in readers.items():
+    with pipeline["live"].held():
+        for channel in LIVE_ENCODED:
+            url = f"{base}/live/{channel}/v72/index.m3u8"
+            wait_until(
+                lambda url=url: len(media_playlist(url).segments) >= 4,
+                timeout=90,
+                interval=1,
+                what=f"four segments of {channel}",
+            )
+        readers = {
+            (channel, manifest): ffmpeg_reads(f"{base}/live/{channel}/{manifest}")
+            for channel in LIVE_ENCODED
+            for manifest in ("index.m3u8", "manifest.mpd")
+        }
+        complaints = {}
         try:
-            _, stderr = reader.communicate(timeout=60)
+            for key, reader in readers.items():
+                try:
+                    _, stderr = reader.communicate(timeout=60)
+                except subprocess.TimeoutExpired:  # a complaint like any other, and the other readers' too
+                    reader.kill()
+                    stderr = reader.communicate()[1] + "(still reading after 60 s)"
+                complaints[key] = (reader.returncode, stderr.strip())
         finally:
-            reader.kill()
-        complaints[key] = (reader.returncode, stderr.strip())
+            for reader in readers.values():
+                reader.kill()
     assert {key: outcome for key, outcome in complaints.items() if outcome != (0, "")} == {}
 
 
