@@ -265,6 +265,10 @@ class ChannelSpec(WireModel):
                     "message": "lowLatency needs live encoding (encoding.preset other than None)",
                 },
                 {
+                    "rule": "!has(self.hlsStartOffset) || self.hlsStartOffset >= self.segmentDuration",
+                    "message": "hlsStartOffset must be at least one segmentDuration",
+                },
+                {
                     "rule": "!has(self.lowLatency) || !has(self.lowLatency.partDuration) || "
                     "2.0 * self.lowLatency.partDuration <= self.segmentDuration",
                     "message": "lowLatency.partDuration must be at most half the segmentDuration",
@@ -295,6 +299,17 @@ class ChannelSpec(WireModel):
     live_window: float = Field(
         default=60.0, ge=6.0, le=3600.0, description="Seconds of the live playlist when no program is running."
     )
+    hls_start_offset: float | None = Field(
+        default=None,
+        ge=1.0,
+        le=60.0,
+        json_schema_extra=_no_default,
+        description="Seconds before the end of the live HLS playlists at which players start: "
+        "EXT-X-START:TIME-OFFSET=-<this> (hls.js honours it whatever its own setting, as does any player that "
+        "implements the tag). Unset: players choose (hls.js: three target durations). Below three "
+        "segmentDurations it goes against RFC 8216's SHOULD NOT: less latency, and that much less buffer to ride "
+        "out a late segment.",
+    )
     preview: Preview = Field(default_factory=Preview)
     slate: Slate | None = Field(
         default=None,
@@ -322,6 +337,11 @@ class ChannelSpec(WireModel):
     def _whole_milliseconds(cls, value: float) -> float:
         return whole_milliseconds(value, "segmentDuration")
 
+    @field_validator("hls_start_offset")
+    @classmethod
+    def _start_offset_in_milliseconds(cls, value: float | None) -> float | None:
+        return None if value is None else whole_milliseconds(value, "hlsStartOffset")
+
     @field_validator("idle_timeout")
     @classmethod
     def _idle_timeout_is_a_duration(cls, value: str | None) -> str | None:
@@ -341,10 +361,18 @@ class ChannelSpec(WireModel):
     def segment_duration_ms(self) -> int:
         return int(round(self.segment_duration * 1000))
 
+    @property
+    def hls_start_offset_ms(self) -> int | None:
+        return None if self.hls_start_offset is None else int(round(self.hls_start_offset * 1000))
+
     @model_validator(mode="after")
     def _window_holds_segments(self) -> "ChannelSpec":
         if self.live_window < 3 * self.segment_duration:
             raise ValueError("liveWindow must hold at least three segments")
+        if self.hls_start_offset is not None and self.hls_start_offset < self.segment_duration:
+            # Closer than one segment to the end, a player starts inside the newest segment with
+            # nothing buffered beyond it.
+            raise ValueError("hlsStartOffset must be at least one segmentDuration")
         if self.slate is not None and self.encoding.passthrough:
             # A card cannot be made in the contribution's own encoding: it would need a new init segment.
             raise ValueError("a slate needs live encoding (encoding.preset other than None)")

@@ -100,6 +100,8 @@ class PackagerConfig(WireModel):
     segment_duration_ms: int
     window_ms: int  # the live window the timeline keeps
     instances: list[str]  # the encoder instances whose progress it merges
+    # spec.hlsStartOffset: carried in the timeline to the endpoints' live HLS playlists; None: none.
+    hls_start_offset_ms: int | None = None
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2)
@@ -111,6 +113,7 @@ def packager_config(channel: Channel, *, instances: list[str]) -> PackagerConfig
         segment_duration_ms=channel.spec.segment_duration_ms,
         window_ms=int(channel.spec.live_window * 1000),
         instances=list(instances),
+        hls_start_offset_ms=channel.spec.hls_start_offset_ms,
     )
 
 

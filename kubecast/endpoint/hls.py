@@ -78,14 +78,33 @@ START_OVER = "#EXT-X-START:TIME-OFFSET=0,PRECISE=YES"  # play from the window's 
 START_OVER_QUERY = "?startover"
 
 
-def multivariant_playlist(timeline: Timeline, *, ts: bool = False, prefix: str = "", start_over: bool = False) -> str:
+def start_tags(timeline: Timeline, *, start_over: bool, low_latency: bool = False) -> list[str]:
+    """``EXT-X-START`` of a standard playlist: the window's start with ``start_over``; else, while
+    live, the channel's ``hlsStartOffset`` before the end.  Players that honour it (hls.js 1.7 does)
+    start there instead of their own distance (hls.js: three target durations, whatever its
+    ``liveSyncDurationCount``, which only moves a player that falls further behind), and hold it
+    at rate 1.  RFC 8216 says a live offset SHOULD NOT be within three target durations of the
+    end: the channel's opt-in (documented) trades that buffer for latency.  Never on the LL-HLS
+    playlists (``low_latency``): their players start ``PART-HOLD-BACK`` behind the edge."""
+    if start_over:
+        return [START_OVER]
+    offset = timeline.hls_start_offset_ms
+    if offset is None or low_latency or timeline.state == "stopped":
+        return []
+    return [f"#EXT-X-START:TIME-OFFSET=-{offset / 1000:.3f}"]
+
+
+def multivariant_playlist(
+    timeline: Timeline, *, ts: bool = False, prefix: str = "", start_over: bool = False, low_latency: bool = False
+) -> str:
     """The ABR set; with ``ts``, for HLS with MPEG-TS segments (version 3, audio muxed into
     every video segment, so no audio group).  ``start_over``: players start at the start of
     the window (start-over) instead of the live edge; the media playlists are asked for the
-    same way, since players differ in which playlist's ``EXT-X-START`` they honour."""
+    same way, since players differ in which playlist's ``EXT-X-START`` they honour (a live
+    start offset is in both, see ``start_tags``; ``low_latency``: the LL-HLS set, without it)."""
     query = START_OVER_QUERY if start_over else ""
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"] + (
-        [START_OVER] if start_over else []
+        start_tags(timeline, start_over=start_over, low_latency=low_latency)
     )
     audios = audio_tracks(timeline)[: 1 if ts else None]  # MPEG-TS segments mux the first audio only
     audio = audios[0] if audios else None
@@ -167,7 +186,7 @@ def media_playlist(
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
     lines += (
         ["#EXT-X-INDEPENDENT-SEGMENTS"]
-        + ([START_OVER] if start_over else [])
+        + start_tags(timeline, start_over=start_over)
         + ([] if ts else ['#EXT-X-MAP:URI="init.mp4"'])
     )
     current_key = None

@@ -133,7 +133,11 @@ async def ll_multivariant(request: web.Request) -> web.Response:
     timeline = await timeline_of(request)
     await _edges(request, timeline.channel)
     return manifest_response(
-        request, timeline, "m3u8-ll", "application/vnd.apple.mpegurl", lambda: hls.multivariant_playlist(timeline)
+        request,
+        timeline,
+        "m3u8-ll",
+        "application/vnd.apple.mpegurl",
+        lambda: hls.multivariant_playlist(timeline, low_latency=True),
     )
 
 

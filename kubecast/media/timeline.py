@@ -93,6 +93,9 @@ class Timeline(_Model):
     availability_start_time: datetime | None = None
     segment_duration_ms: int
     window_ms: int  # live window kept in this index
+    # The channel's spec.hlsStartOffset: live HLS playlists ask players to start this far before
+    # their end (EXT-X-START); None: players choose.
+    hls_start_offset_ms: int | None = None
     tracks: list[TimelineTrack] = Field(default_factory=list)
     encoders: dict[str, EncoderHealth] = Field(default_factory=dict)
     thumbnail_source: str | None = None  # instance whose thumbnail.jpg is current

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         instances=config.instances,
         segment_duration_ms=config.segment_duration_ms,
         window_ms=config.window_ms,
+        hls_start_offset_ms=config.hls_start_offset_ms,
         poll_interval=args.poll_interval,
     )
 

@@ -36,6 +36,7 @@ def _signature(timeline: Timeline) -> tuple[object, ...]:
     return (
         timeline.state,
         timeline.thumbnail_source,
+        timeline.hls_start_offset_ms,
         tuple((i, h.state, h.ingest_connected, h.last_segment) for i, h in sorted(timeline.encoders.items())),
         tuple((c["type"], c["status"], c["reason"]) for c in timeline.conditions),
         tuple((t.info.id, t.info.init) for t in timeline.tracks),
@@ -51,6 +52,7 @@ class Packager:
         instances: list[str],
         segment_duration_ms: int,
         window_ms: int,
+        hls_start_offset_ms: int | None = None,
         poll_interval: float = 0.1,
     ):
         self.store = store
@@ -58,6 +60,7 @@ class Packager:
         self.instances = instances
         self.segment_duration_ms = segment_duration_ms
         self.window_ms = window_ms
+        self.hls_start_offset_ms = hls_start_offset_ms
         self.poll_interval = poll_interval
         self.timeline: Timeline | None = None
         self._written_at: datetime | None = None
@@ -113,6 +116,7 @@ class Packager:
             window_ms=self.window_ms,
         )
         timeline = result.timeline
+        timeline.hls_start_offset_ms = self.hls_start_offset_ms
         due = self._written_at is None or now - self._written_at >= HEARTBEAT
         if not (result.changed or due or before != _signature(timeline)):
             self.timeline = timeline

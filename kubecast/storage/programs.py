@@ -57,6 +57,7 @@ def _start(channel: Timeline, program: ProgramRecord, now: datetime) -> Timeline
         availability_start_time=channel.availability_start_time,
         segment_duration_ms=channel.segment_duration_ms,
         window_ms=int(program.archive_window_seconds * 1000),
+        hls_start_offset_ms=channel.hls_start_offset_ms,
         tracks=tracks,
     )
     _record_timed(started, channel)
@@ -97,6 +98,8 @@ def record(
     window_ms = int(program.archive_window_seconds * 1000)
     if recorded.window_ms != window_ms:
         recorded.window_ms, changed = window_ms, True
+    if recorded.hls_start_offset_ms != channel.hls_start_offset_ms:  # while it runs, the channel's players' start
+        recorded.hls_start_offset_ms, changed = channel.hls_start_offset_ms, True
     for source in channel.tracks:
         track = next((t for t in recorded.tracks if t.info.id == source.info.id), None)
         if track is None:

@@ -100,7 +100,13 @@ def test_the_operator_and_local_mode_give_the_packager_the_same_config(tmp_path:
     )
     assert container["args"][container["args"].index("--config") + 1] == "/etc/kubecast/packager.json"
     in_pod = json.loads(mounted["data"]["packager.json"])
-    assert in_pod == {"channel": "multi", "segmentDurationMs": 4000, "windowMs": 30000, "instances": ["A", "B"]}
+    assert in_pod == {
+        "channel": "multi",
+        "segmentDurationMs": 4000,
+        "windowMs": 30000,
+        "instances": ["A", "B"],
+        "hlsStartOffsetMs": None,
+    }
     ports = local_ports(manifests)
     plan = build_plan(manifests=manifests, store_url="/s", run_dir=tmp_path, host="127.0.0.1", ports=ports)
     write_run_files(plan, tmp_path)

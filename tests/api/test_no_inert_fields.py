@@ -82,6 +82,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "Channel.idleTimeout": ({}, {"idleTimeout": "PT30M"}),
     "Channel.slate.after": ({}, {"slate": {"after": "PT5S"}}),
     "Channel.lowLatency.partDuration": ({"lowLatency": {}}, {"lowLatency": {"partDuration": 0.25}}),
+    "Channel.hlsStartOffset": ({}, {"hlsStartOffset": 4}),
     "Channel.preview.allowedIps": ({}, {"preview": {"allowedIps": ["10.0.0.0/8"]}}),
     "StreamingEndpoint.replicas": ({}, {"replicas": 5}),
     "StreamingEndpoint.scaling.minReplicas": ({"scaling": {}}, {"scaling": {"minReplicas": 3}}),

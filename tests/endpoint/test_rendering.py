@@ -264,3 +264,25 @@ def test_a_single_audio_track_has_no_role_or_priority():
     root = ET.fromstring(dash.mpd(ladder_timeline(), time_url="http://h/time", now=datetime.now(timezone.utc)))
     audio = [a for a in root.findall(".//m:AdaptationSet", NS) if a.get("contentType") == "audio"]
     assert len(audio) == 1 and audio[0].find("m:Role", NS) is None and audio[0].get("selectionPriority") is None
+
+
+def test_a_channel_start_offset_asks_standard_hls_players_to_start_that_far_from_the_end(timeline):
+    tag = "#EXT-X-START:TIME-OFFSET=-4.500"
+    assert "EXT-X-START" not in hls.multivariant_playlist(timeline), "unset: players choose"
+    timeline.hls_start_offset_ms = 4500
+    # in both playlists: hls.js takes the multivariant playlist's, other players the media playlist's
+    for text in (
+        hls.multivariant_playlist(timeline),
+        hls.multivariant_playlist(timeline, ts=True),
+        hls.media_playlist(timeline, timeline.tracks[2]),
+        hls.media_playlist(timeline, timeline.tracks[2], ts=True),
+    ):
+        assert text.splitlines().count(tag) == 1 and text.count("EXT-X-START") == 1, text
+    assert "EXT-X-START" not in hls.multivariant_playlist(timeline, low_latency=True), (
+        "LL-HLS players start PART-HOLD-BACK behind the edge"
+    )
+    over = hls.media_playlist(timeline, timeline.tracks[2], start_over=True)
+    assert "#EXT-X-START:TIME-OFFSET=0,PRECISE=YES" in over and tag not in over, "?startover wins"
+    timeline.state = "stopped"
+    ended = hls.media_playlist(timeline, timeline.tracks[2])
+    assert "#EXT-X-ENDLIST" in ended and "EXT-X-START" not in ended, "on demand: from the start, as players do"

@@ -145,6 +145,8 @@ VALID = [
     channel(slate={}, encoding={"preset": "Custom", "renditions": LADDER}),
     channel(lowLatency={}),
     channel(lowLatency={"partDuration": 1.0}),
+    channel(hlsStartOffset=2),
+    channel(hlsStartOffset=4, segmentDuration=1),
     channel(ingest={"protocols": ["SRT", "CMAF"], "tls": {"secretName": "ingest-tls", "plaintext": True}}),
     endpoint(),
     endpoint("e" * 63),
@@ -187,6 +189,10 @@ INVALID = [
     (
         channel(lowLatency={"partDuration": 1.0}, segmentDuration=1.5, liveWindow=6),
         "lowLatency.partDuration must be at most half the segmentDuration",
+    ),
+    (
+        channel(hlsStartOffset=3, segmentDuration=4),
+        "hlsStartOffset must be at least one segmentDuration",
     ),
     (
         channel(ingest={"protocols": ["SRT"], "tls": {"secretName": "ingest-tls"}}),

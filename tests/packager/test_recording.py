@@ -35,6 +35,17 @@ def test_a_program_starts_at_the_live_edge_grows_slides_and_freezes_when_stopped
     )
 
 
+def test_a_program_asks_players_to_start_where_its_channel_does():
+    channel = run(None, A=progress("A", [10, 11, 12])).timeline
+    channel.hls_start_offset_ms = 4000
+    recorded, _ = record(None, program(), channel, AST)
+    assert recorded.hls_start_offset_ms == 4000
+    channel = run(channel, A=progress("A", [10, 11, 12, 13])).timeline
+    channel.hls_start_offset_ms = None  # the channel's spec changed
+    recorded, changed = record(recorded, program(), channel, AST)
+    assert changed and recorded.hls_start_offset_ms is None
+
+
 def test_a_program_keeps_what_the_live_window_drops_and_marks_a_gap():
     channel = run(None, A=progress("A", [10])).timeline
     recorded, _ = record(None, program(window=3600), channel, AST)
