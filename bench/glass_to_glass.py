@@ -1,7 +1,7 @@
 """Glass-to-glass latency in a real browser: from a picture's making to its showing in hls.js and dash.js.
 
     python bench/glass_to_glass.py [--seconds 120] [--modes hls,dash,ll-hls,ll-dash] [--segment-duration 2]
-                                   [--hls-catch-up 1.1] [--hls-sync-count 2]
+                                   [--hls-catch-up 1.1] [--hls-sync-count 2] [--hls-start-offset 4]
 
 A publisher burns the wall-clock time into every picture it makes (``burned_clock.py``: 48 large
 black and white cells, read back after any rung's compression), pipes the pictures in real time
@@ -10,7 +10,9 @@ AAC) and on over RTMP into ``kubecast up`` (one encoder, the demo's three-rung l
 mode in turn, headless Chromium (Debian's) opens a page on the endpoint and plays the channel:
 
 - ``hls``: hls.js with its defaults (three target durations behind the live edge), or
-  ``--hls-sync-count`` target durations behind it (hls.js's ``liveSyncDurationCount``);
+  ``--hls-sync-count`` target durations behind it (hls.js's ``liveSyncDurationCount``), or on a
+  channel whose playlists ask players to start ``--hls-start-offset`` seconds from their end
+  (``spec.hlsStartOffset``, ``EXT-X-START``);
 - ``dash``: dash.js with its defaults (the MPD's ``suggestedPresentationDelay``);
 - ``ll-hls``: hls.js with ``lowLatencyMode`` on the low-latency channel (``spec.lowLatency``:
   500 ms parts); hls.js catches up to its target only with ``--hls-catch-up`` above 1;
@@ -236,8 +238,10 @@ def play(browser: Any, origin: str, mode: Mode, *, seconds: float, interval: flo
     return result
 
 
-def channel_yaml(channel: str, segment_duration: float) -> str:
+def channel_yaml(channel: str, segment_duration: float, hls_start_offset: float | None = None) -> str:
     extra = ", lowLatency: {partDuration: 0.5}" if channel == "lowlatency" else ""
+    if hls_start_offset is not None and channel == "standard":
+        extra += f", hlsStartOffset: {hls_start_offset}"
     return (
         f"apiVersion: kubecast.io/v1alpha1\nkind: Channel\nmetadata: {{name: {channel}}}\n"
         f"spec: {{encoding: {LADDER}, segmentDuration: {segment_duration}{extra}}}\n"
@@ -264,7 +268,7 @@ def run_channel(browser: Any, channel: str, modes: list[Mode], args: argparse.Na
     results = []
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        (work / "channel.yaml").write_text(channel_yaml(channel, args.segment_duration))
+        (work / "channel.yaml").write_text(channel_yaml(channel, args.segment_duration, args.hls_start_offset))
         rtmp, http = unclaimed_port(), unclaimed_port()
         up, lines = kubecast_up(
             work / "channel.yaml", work / "store", work, "--rtmp-port", str(rtmp),
@@ -331,6 +335,13 @@ def main() -> int:
         type=int,
         default=None,
         help="hls.js's liveSyncDurationCount in hls (default: hls.js's own, 3 target durations)",
+    )
+    parser.add_argument(
+        "--hls-start-offset",
+        type=float,
+        default=None,
+        help="the standard channel's spec.hlsStartOffset (EXT-X-START: players start this many seconds before the "
+        "playlist's end; default: unset, players choose)",
     )
     args = parser.parse_args()
     modes = [MODES[name] for name in args.modes.split(",")]
