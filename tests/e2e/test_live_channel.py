@@ -243,6 +243,19 @@ def test_shaka_player_plays_the_live_channel_in_hls_and_dash(pipeline):
             browser.close()
 
 
+def still_publishing(base: str, before, *, more: int = 1, timeout: float = 15) -> None:
+    """cam1 goes on: its playlist lists ``more`` segments after ``before``'s (read earlier) within ``timeout``."""
+    last_before = before.media_sequence + len(before.segments)
+    wait_until(
+        lambda: (
+            (p := media_playlist(f"{base}/live/cam1/v180/index.m3u8")).media_sequence + len(p.segments)
+            >= last_before + more
+        ),
+        timeout=timeout,
+        what="cam1 still publishing",
+    )
+
+
 def test_wrong_key_is_refused_while_the_live_channel_carries_on(pipeline):
     base, rtmp = pipeline["base"], pipeline["rtmp"]
     before = media_playlist(f"{base}/live/cam1/v180/index.m3u8")
@@ -251,15 +264,7 @@ def test_wrong_key_is_refused_while_the_live_channel_carries_on(pipeline):
         assert intruder.popen.wait(30) != 0
     finally:
         intruder.stop()
-    last_before = before.media_sequence + len(before.segments)
-    wait_until(
-        lambda: (
-            (p := media_playlist(f"{base}/live/cam1/v180/index.m3u8")).media_sequence + len(p.segments)
-            > last_before + 1
-        ),
-        timeout=20,
-        what="cam1 still publishing",
-    )
+    still_publishing(base, before, more=2, timeout=20)
     assert pipeline["publisher"].alive()
     assert "not-the-key" not in pipeline["up"].output(last=100000), "a stream key reached the logs"
 
@@ -275,14 +280,7 @@ def test_garbage_client_does_not_disturb_the_channel(pipeline):
         except (ConnectionResetError, TimeoutError):
             pass
     before = media_playlist(f"{base}/live/cam1/v180/index.m3u8")
-    last_before = before.media_sequence + len(before.segments)
-    wait_until(
-        lambda: (
-            (p := media_playlist(f"{base}/live/cam1/v180/index.m3u8")).media_sequence + len(p.segments) > last_before
-        ),
-        timeout=15,
-        what="cam1 still publishing",
-    )
+    still_publishing(base, before)
 
 
 def test_passthrough_channel_publishes_the_contribution_unchanged(pipeline):
@@ -404,14 +402,7 @@ def test_second_publisher_on_a_live_channel_is_refused(pipeline):
     finally:
         second.stop()
     before = media_playlist(f"{base}/live/cam1/v180/index.m3u8")
-    last_before = before.media_sequence + len(before.segments)
-    wait_until(
-        lambda: (
-            (p := media_playlist(f"{base}/live/cam1/v180/index.m3u8")).media_sequence + len(p.segments) > last_before
-        ),
-        timeout=15,
-        what="cam1 still publishing",
-    )
+    still_publishing(base, before)
     assert pipeline["publisher"].alive()
 
 
