@@ -220,6 +220,49 @@ def test_preview_page_plays_in_chromium(pipeline, engine):
             browser.close()
 
 
+START_OFFSET = 4.0  # cam1's hlsStartOffset (channels.yaml): two segments, where hls.js would keep three
+# Before hls.js loads anything: the end of the first media playlist it reads (where its start position
+# is set), and, while it plays, its estimate of its distance from the live edge (the newest playlist's
+# end plus the time since it last grew, less currentTime) every 100 ms.
+START_PROBE = """
+player.once(Hls.Events.LEVEL_LOADED, (_e, data) => { window.firstEdge = data.details.edge; });
+v.addEventListener('playing', () => { if (window.firstPlayed === undefined) window.firstPlayed = v.currentTime; });
+window.latencies = [];
+setInterval(() => {
+  if (!v.paused && v.currentTime > 0) window.latencies.push([performance.now(), player.latency]);
+}, 100);
+"""
+
+
+def test_hls_js_starts_where_the_channel_asks_and_stays_there(pipeline):
+    """cam1's playlists carry EXT-X-START:TIME-OFFSET=-4.  hls.js with its default settings, and
+    with liveSyncDurationCount 3 set as the preview page sets it, would start and hold three target
+    durations (6 s) behind the end of the first playlist it reads: both start two segments behind,
+    and at playback rate 1 keep that distance (no step back towards 6 s)."""
+    configs = {"defaults": {"lowLatencyMode": True}, "liveSyncDurationCount 3": {}}  # players.py adds the 3
+    with players.sync_playwright().sync_playwright() as playwright:
+        browser = players.chromium(playwright)
+        try:
+            pages = {}
+            for name, config in configs.items():  # side by side: one wait for both
+                pages[name] = page = browser.new_page()
+                url = f"{pipeline['base']}/live/cam1/index.m3u8"
+                players.open_player(page, pipeline["base"], "hls", url, config=config, setup=START_PROBE)
+            for name, page in pages.items():
+                players.wait_for(page, f"8 s of playing ({name})", "() => window.latencies.length >= 80", timeout=60)
+                assert page.evaluate("() => window.errors") == [], name
+                assert page.evaluate("() => window.player.targetLatency") == 6, f"{name}: its own target is 6 s"
+                start = page.evaluate("() => window.firstEdge - window.firstPlayed")
+                assert abs(start - START_OFFSET) < 0.5, f"{name}: started {start:.2f} s before the playlist's end"
+                samples = page.evaluate("() => window.latencies")
+                split = samples[0][0] + 4000
+                early = min(latency for moment, latency in samples if moment < split)
+                late = min(latency for moment, latency in samples if moment >= split)
+                assert late < early + 1, f"{name}: moved back from {early:.2f} to {late:.2f} s behind the edge"
+        finally:
+            browser.close()
+
+
 def test_shaka_player_plays_the_live_channel_in_hls_and_dash(pipeline):
     base = pipeline["base"]
     with players.sync_playwright().sync_playwright() as playwright:
