@@ -26,7 +26,9 @@ in use; ``malloc_trim(0)`` brought it back to 111 MB.  Two habits of glibc keep 
   page fault per large buffer, microseconds at a few hundred a second).  ``MALLOC_MMAP_THRESHOLD_``,
   when set, stays the operator's choice.
 
-On a C library other than glibc both are no-ops that say so (they return False).
+``keep_near_use`` does all three as a component starts: the encoders, ingests and packager
+(``kubecast/runtime.py``) and the endpoint, whose object cache replaces segments of hundreds of KB
+all the time.  On a C library other than glibc they are no-ops that say so (they return False).
 """
 
 from __future__ import annotations
@@ -92,3 +94,10 @@ def start_trimming(interval: float = TRIM_SECONDS) -> threading.Event | None:
 
     threading.Thread(target=trim, name="malloc-trim", daemon=True).start()
     return stop
+
+
+def keep_near_use() -> None:
+    """All of the above, as every long-running component starts: before it starts any thread."""
+    cap_arenas()  # each thread started before would keep an arena of its own
+    pin_mmap_threshold()
+    start_trimming()

@@ -41,9 +41,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def start_runtime(args: argparse.Namespace, label: str) -> None:
-    allocator.cap_arenas()  # before the process starts its threads: each would take an arena of its own
-    allocator.pin_mmap_threshold()
-    allocator.start_trimming()
+    allocator.keep_near_use()
     logging.basicConfig(level=args.log_level, format=f"%(asctime)s {label} %(levelname)s %(message)s")
     liveness.HEARTBEATS.stale_after = args.stale_after
     liveness.HEARTBEATS.process = label
