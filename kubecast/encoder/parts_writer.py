@@ -7,7 +7,10 @@ with the next write.  On their own because each batch of parts is two dependent 
 hundred milliseconds: behind segments, progress.json and thumbnails in one writer, they fell
 seconds behind on an object store with 30 ms a request (bench/low_latency_cost.py --store s3).
 A part waiting when a later segment of its track is queued is dropped: it is late for any
-low-latency player, and the whole segment is on its way.
+low-latency player, and the whole segment is on its way; unless a part of its segment was taken
+already, since the parts listed of a segment must add up to it (``UploadQueue.drop_parts_before``).
+Nothing a player needs is lost either way: every segment is also stored whole, by the publisher's
+writer.
 
 Writes go through the publisher's ``put`` (retried with backoff, outages reported once), so
 storage failing looks the same to an operator whichever writer met it.
@@ -64,7 +67,9 @@ class PartsWriter:
             part_duration_ms=part_duration_ms,
             part_target_ms=part_target_ms(part_duration_ms, []),
         )
-        self._parts = UploadQueue(max_segments=1)  # parts only: bounded by dropping those of earlier segments
+        # Parts only (max_segments bounds segments, of which this queue holds none): bounded by
+        # dropping the waiting parts of earlier segments not begun when a later segment is complete.
+        self._parts = UploadQueue(max_segments=1)
         self._edge_lock = threading.Lock()  # self.edge: its parts from this writer, ``complete`` from the other
         self._part_uploads = ThreadPoolExecutor(concurrency, thread_name_prefix=f"parts-{channel}-{instance}")
         self._parts_thread = threading.Thread(target=self._run_parts, name=f"parts-{channel}-{instance}", daemon=True)

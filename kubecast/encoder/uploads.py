@@ -125,6 +125,9 @@ class UploadQueue:
     dropped: list[SegmentUpload] = field(default_factory=list)  # dropped since the caller last took them
     _items: deque[Upload] = field(default_factory=deque)
     _segments: dict[str, int] = field(default_factory=dict)  # track id -> segments waiting
+    # track id -> the newest segment a part was taken of (parts of a track are taken in order):
+    # the rest of that segment's parts are never dropped (see drop_parts_before).
+    _parts_begun: dict[str, int] = field(default_factory=dict)
     _closed: bool = False
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -174,6 +177,8 @@ class UploadQueue:
             item = self._items.popleft()
             if isinstance(item, SegmentUpload):
                 self._segments[item.track_id] -= 1
+            elif isinstance(item, PartUpload):
+                self._parts_begun[item.track_id] = item.part.number
             return item
 
     def take_segments(self, limit: int) -> list[SegmentUpload]:
@@ -198,20 +203,29 @@ class UploadQueue:
             while self._items and len(taken) < limit and isinstance(self._items[0], PartUpload):
                 item = self._items.popleft()
                 assert isinstance(item, PartUpload)
+                self._parts_begun[item.track_id] = item.part.number
                 taken.append(item)
             return taken
 
     def drop_parts_before(self, track_id: str, number: int) -> None:
         """Segment ``number`` of the track is complete: parts of earlier segments still waiting are
         late for any low-latency player (the whole segments are on their way), so they are not
-        stored, and never listed."""
+        stored, and never listed; except the rest of a segment whose first parts were taken
+        already.  What is listed of a segment must add up to it: an LL-DASH response sending it
+        part by part ends at the first part that never comes (``kubecast.endpoint.chunked``),
+        leaving the player a hole the whole stored segment cannot fill (it asks for the segment
+        once), and LL-HLS lists no part of a segment whose parts do not add up."""
         with self._cond:
             self._drop_parts_before(track_id, number)
 
     def _drop_parts_before(self, track_id: str, number: int) -> None:
+        begun = self._parts_begun.get(track_id)
         self._remove(
             lambda waiting: (
-                isinstance(waiting, PartUpload) and waiting.track_id == track_id and waiting.part.number < number
+                isinstance(waiting, PartUpload)
+                and waiting.track_id == track_id
+                and waiting.part.number < number
+                and waiting.part.number != begun
             )
         )
 

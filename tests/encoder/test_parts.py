@@ -102,6 +102,27 @@ def test_parts_of_an_older_segment_waiting_are_dropped_when_a_later_segment_is_q
     assert late not in queue.snapshot()
 
 
+def test_the_rest_of_a_segment_whose_parts_began_to_be_stored_is_kept_when_it_falls_behind():
+    """A writer one segment behind: parts 0 and 1 of segment 3 taken (being stored), 2 and 3 waiting
+    when segment 4 is complete, and all of segment 4's parts waiting too.  Segment 3's tail is
+    kept (its listed parts must add up to it: an LL-DASH response is sending them), segment 4's
+    parts are dropped only once segment 5 is complete and none of 4 was begun."""
+    queue = UploadQueue(max_segments=1)
+    parts = {(n, k): PartUpload("v", Part(n, k, 0, 1, b"x", k == 0, False)) for n in (3, 4) for k in range(4)}
+    for upload in parts.values():
+        queue.put(upload)
+    assert queue.get() == parts[3, 0] and queue.take_parts(1) == [parts[3, 1]]
+    queue.drop_parts_before("v", 4)  # segment 4 complete: segment 3's tail stays
+    assert queue.snapshot() == [parts[3, 2], parts[3, 3], *(parts[4, k] for k in range(4))]
+    queue.drop_parts_before("v", 5)  # segment 5 complete: none of 4 began, all of it goes
+    assert queue.snapshot() == [parts[3, 2], parts[3, 3]]
+    other = UploadQueue(max_segments=1)
+    for upload in parts.values():
+        other.put(upload)
+    other.drop_parts_before("v", 4)  # nothing taken yet: segment 3's parts all go
+    assert other.snapshot() == [parts[4, k] for k in range(4)]
+
+
 class RecordingStore(Store):
     """A memory store that remembers the order of its writes, and every part parts.json listed
     before the part itself was stored."""
