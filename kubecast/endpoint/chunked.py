@@ -11,7 +11,9 @@ Every part of one response comes from one encoder (``choose_part_source``): a pa
 refer to earlier frames of the same encoder.  If that encoder stops cutting parts mid-segment
 (dead, hung, cut off), the response ends with the parts it had; the player has the segment's
 beginning and asks for the next segment, which comes whole from the other encoder: a stall of
-at most one segment, as with any failover.
+at most one segment, as with any failover.  A response that got no part at all (the encoder's
+parts writer, a segment behind, dropped them; or it stopped before the first) sends the segment
+stored whole, by either encoder, once it is: a whole segment refers to nothing before it.
 
 Storage stays the only shared state: each endpoint process reads a channel's ``parts.json``
 files through the timeline cache (``TimelineCache.parts``: one read at most every
@@ -32,7 +34,7 @@ from typing import NamedTuple
 
 from aiohttp import web
 
-from kubecast.media.mp4 import styp
+from kubecast.media.mp4 import iter_boxes, styp
 from kubecast.media.parts import PARTS_KEPT_SEGMENTS, EncoderParts, PartRecord, choose_part_source
 from kubecast.media.timeline import Timeline
 from kubecast.storage import layout
@@ -52,6 +54,7 @@ from .live import (
 )
 from .lldash import LowLatencyDash
 from .lowlatency import KEPT_SOURCES
+from .objects import CachedObject
 from .protected import protection_of
 
 POLL_SECONDS = 0.05  # how often an open response looks for its next part (through the shared read)
@@ -136,15 +139,8 @@ async def ll_segment(request: web.Request) -> web.StreamResponse:
         key = layout.segment_key(channel, row.source, track.info.id, number)
         return await object_response(request, key, content_type, IMMUTABLE)
     edges = await _edges(request, channel)
-    # Stored whole a moment ago, not yet in the timeline (the packager is a step behind, or hung):
-    # from the encoder that says so, fresh or not.  Only recent numbers: made-up ones cost no read.
-    for name, edge in edges.items():
-        records = edge.tracks.get(track.info.id) if edge is not None else None
-        if records is not None and records.complete is not None:
-            if records.complete - PARTS_KEPT_SEGMENTS < number <= records.complete:
-                found = await cached(request, layout.segment_key(channel, name, track.info.id, number))
-                if found is not None:
-                    return serve_bytes(request, found, content_type, IMMUTABLE)
+    if (found := await _stored_by_an_encoder(request, channel, edges, track.info.id, number)) is not None:
+        return serve_bytes(request, found, content_type, IMMUTABLE)
     # the encoder this replica serves LL-HLS parts from, if it still cuts parts: both outputs alike
     kept = request.app[KEPT_SOURCES].get(channel)
     source = choose_part_source(edges, preferred=timeline.active_source, kept=kept, now=datetime.now(timezone.utc))
@@ -179,9 +175,60 @@ async def ll_segment(request: web.Request) -> web.StreamResponse:
     )
     response.enable_chunked_encoding()
     await response.prepare(request)
-    await send_parts(response, track.info.id, number, segment_end, read_edge, read_part, deadline)
+    sent = await send_parts(response, track.info.id, number, segment_end, read_edge, read_part, deadline)
+    if sent == 0:
+        # Not one part of it was stored: its encoder's parts writer, a segment behind, dropped them
+        # (kubecast.encoder.parts_writer), or the encoder stopped before its first.  Rather than
+        # an empty segment (a hole of D in the player's buffer), the segment stored whole, by
+        # either encoder, once it is.
+        whole = await _wait_for_whole(request, channel, track.info.id, number, deadline)
+        if whole is not None:
+            await response.write(_after_styp(whole))
     await response.write_eof()
     return response
+
+
+async def _stored_by_an_encoder(
+    request: web.Request, channel: str, edges: dict[str, EncoderParts | None], track_id: str, number: int
+) -> CachedObject | None:
+    """Segment ``number`` stored whole a moment ago, not yet in the timeline (the packager is a step
+    behind, or hung): from the encoder that says so, fresh or not.  Only recent numbers: made-up
+    ones cost no read."""
+    for name, edge in edges.items():
+        records = edge.tracks.get(track_id) if edge is not None else None
+        if records is not None and records.complete is not None:
+            if records.complete - PARTS_KEPT_SEGMENTS < number <= records.complete:
+                found = await cached(request, layout.segment_key(channel, name, track_id, number))
+                if found is not None:
+                    return found
+    return None
+
+
+async def _wait_for_whole(
+    request: web.Request, channel: str, track_id: str, number: int, deadline: float
+) -> bytes | None:
+    """Segment ``number`` once it is stored whole (listed in the timeline, or by an encoder), until
+    ``deadline`` (monotonic).  The response has begun: nothing here may raise an HTTP error."""
+    while time.monotonic() < deadline:
+        timeline = await request.app[TIMELINES].get(channel)
+        tracks = timeline.tracks if timeline is not None else []
+        track = next((t for t in tracks if t.info.id == track_id), None)
+        row = next((r for r in track.segments if r.number == number), None) if track is not None else None
+        if row is not None:
+            found = await cached(request, layout.segment_key(channel, row.source, track_id, number))
+        else:
+            found = await _stored_by_an_encoder(request, channel, await _edges(request, channel), track_id, number)
+        if found is not None:
+            return found.data
+        await asyncio.sleep(POLL_SECONDS)
+    return None
+
+
+def _after_styp(segment: bytes) -> bytes:
+    """A stored segment's boxes after its ``styp`` (the response began with one)."""
+    for kind, _, end in iter_boxes(segment):
+        return segment[end:] if kind == b"styp" else segment
+    return segment
 
 
 async def send_parts(

@@ -152,6 +152,24 @@ async def test_finished_segments_come_whole_and_others_are_404(served):
     assert (await client.get(f"/live/news/ll/dash/v999/{OPEN}.m4s")).status == 404
 
 
+async def test_a_segment_none_of_whose_parts_was_stored_comes_whole_once_it_is(served):
+    """The encoder's parts writer fell a segment behind and dropped all of segment 16's parts: the
+    response held for 16 sends the stored segment (after the styp it began with), not nothing."""
+    client, encoder = served
+    encoder.parts = [part(OPEN - 1, 3)]
+    await encoder.list(complete=OPEN - 1)
+    request = asyncio.ensure_future(client.get(f"/live/news/ll/dash/v720/{OPEN}.m4s"))
+    await asyncio.sleep(0.3)
+    encoder.parts = [part(OPEN + 1, 0)]  # 16's parts dropped: the encoder lists 17's
+    await encoder.list(complete=OPEN - 1)
+    await asyncio.sleep(0.3)
+    whole = styp() + b"<moof+mdat of segment 16, whole>"
+    await encoder.store.put(layout.segment_key("news", "A", "v720", OPEN), whole)
+    await encoder.list(complete=OPEN)
+    response = await asyncio.wait_for(request, 5)
+    assert await asyncio.wait_for(response.read(), 5) == whole
+
+
 @pytest.mark.parametrize("age", [0, 30], ids=["cutting parts", "stopped cutting parts"])
 async def test_a_segment_stored_whole_before_the_timeline_lists_it_comes_from_that_encoder(served, age):
     """A packager a step behind (or hung) does not hide what an encoder says it has stored."""
