@@ -106,7 +106,7 @@ def segment_timeline(rows: list[tuple[int, int]]) -> str:
 
 def _common_rows(tracks: list[TimelineTrack]) -> list[tuple[int, int]]:
     """(start, duration) of the segment numbers that every one of the tracks has."""
-    common = set.intersection(*({r.number for r in t.segments} for t in tracks)) if tracks else set()
+    common = set.intersection(*(set(t.segments.numbers()) for t in tracks)) if tracks else set()
     return [(r.start, r.duration) for r in tracks[0].segments if r.number in common] if tracks else []
 
 

@@ -14,7 +14,7 @@ audio) is the ``DEFAULT``.  A variant's ``BANDWIDTH`` counts the largest of them
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from fractions import Fraction
 
@@ -152,7 +152,7 @@ def program_date_time(timeline: Timeline, start: int, timescale: int) -> str | N
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def target_duration(timeline: Timeline, rows: list[TimelineSegment], timescale: int) -> int:
+def target_duration(timeline: Timeline, rows: Sequence[TimelineSegment], timescale: int) -> int:
     """EXT-X-TARGETDURATION: the longest segment, rounded (the channel's segment duration before any)."""
     return max(
         (max(1, round(r.duration / timescale)) for r in rows),

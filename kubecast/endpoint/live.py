@@ -312,9 +312,9 @@ async def _bytes(data: bytes) -> bytes:
 
 
 def _row(track: TimelineTrack, number: str | None, start: str | None) -> TimelineSegment | None:
-    if number is not None:
-        return next((r for r in track.segments if r.number == int(number)), None)
-    return next((r for r in track.segments if r.start == int(start or 0)), None)
+    rows = track.segments
+    index = rows.position(int(number)) if number is not None else rows.position_at(int(start or 0))
+    return None if index is None else rows[index]
 
 
 def _just_beyond(track: TimelineTrack, number: str | None, start: str | None) -> bool:

@@ -55,7 +55,7 @@ def listed_rows(timeline: Timeline) -> dict[str, list[TimelineSegment]]:
     streams begin (and end) together; a window trimmed by time may start one stream a
     segment earlier than another, and a player would stall on that leading gap."""
     numbered = [t for t in timeline.tracks if t.segments]
-    common = set.intersection(*({r.number for r in t.segments} for t in numbered)) if numbered else set()
+    common = set.intersection(*(set(t.segments.numbers()) for t in numbered)) if numbered else set()
     if timeline.state != "stopped":
         common -= set(sorted(common)[-LOOKAHEAD:])  # the edge's fragments are announced by tfrf
     return {t.info.id: [r for r in t.segments if r.number in common] for t in timeline.tracks}

@@ -98,9 +98,9 @@ def newest_number(timeline: Timeline) -> int:
 
 
 def _writable_copy(timeline: Timeline) -> Timeline:
-    """A copy ``record`` may grow: it appends to the tracks and their rows in place (the rows
-    themselves are immutable, so a program window of days costs one list copy, not a deep one)."""
-    tracks = [track.model_copy(update={"segments": list(track.segments)}) for track in timeline.tracks]
+    """A copy ``record`` may grow: it appends to the tracks and their rows in place (a copy of
+    the rows' columns, 34 bytes a row)."""
+    tracks = [track.model_copy(update={"segments": track.segments.copy()}) for track in timeline.tracks]
     return timeline.model_copy(update={"tracks": tracks})
 
 

@@ -11,14 +11,25 @@ to wall-clock time (a reconnecting contribution resumes at the next boundary at 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from .cues import TimelineCue
 from .metadata import TimelineMetadata
+from .rows import SegmentRows, TimelineSegment
 from .tracks import TrackInfo
+
+__all__ = [
+    "EncoderHealth",
+    "SegmentRows",
+    "Timeline",
+    "TimelineSegment",
+    "TimelineTrack",
+    "boundary_time",
+    "segment_number",
+]
 
 
 def boundary_time(number: int, segment_duration_ms: int, timescale: int) -> int:
@@ -35,28 +46,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-class TimelineSegment(NamedTuple):
-    """One listed segment of a track.
-
-    On the wire (``timeline.json``) a JSON array ``[number, start, duration, size, source,
-    discontinuity]``, to keep the index small; ``TimelineTrack.segments`` is typed with this
-    class, so pydantic writes and reads that array through it (the one conversion) and code
-    sees names, never positions."""
-
-    number: int
-    start: int  # baseMediaDecodeTime (tfdt), in the track's timescale
-    duration: int  # in the track's timescale
-    size: int  # bytes
-    source: str  # the encoder instance whose copy is listed (its storage folder)
-    discontinuity: bool = False  # media before this segment is missing
-
-
 class TimelineTrack(_Model):
     info: TrackInfo
     init_source: str  # instance whose init segment players get
     average_bandwidth: int | None = None  # measured over the listed segments, bit/s
     peak_bandwidth: int | None = None
-    segments: list[TimelineSegment] = Field(default_factory=list)  # oldest first
+    segments: SegmentRows = Field(default_factory=SegmentRows)  # oldest first, by number
     # What the live window has dropped, kept so HLS sequence numbers stay stable as it
     # slides: numbers never published before the first row (a contribution gap skips the
     # numbers of the time it was missing), and discontinuities trimmed off the front.
