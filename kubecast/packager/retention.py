@@ -26,7 +26,7 @@ import logging
 import re
 from datetime import datetime, timedelta, timezone
 
-from kubecast.media.timeline import Timeline
+from kubecast.media.timeline import SegmentRows, Timeline
 from kubecast.storage import Store, layout
 
 log = logging.getLogger("kubecast.packager")
@@ -53,11 +53,13 @@ def collectable(
     if channel is None:
         return []  # without the live window's position nothing is provably unneeded
     live_from = {t.info.id: t.segments[0].number - grace_segments(channel) for t in channel.tracks if t.segments}
-    referenced: set[tuple[str, str, int]] = set()
+    # Each recording's rows by track, looked up by number: no set of every row of every window
+    # (a window of days has millions) is made every round.
+    recorded: dict[str, list[SegmentRows]] = {}
     recently_dropped: dict[str, list[tuple[int, int]]] = {}
     for program in programs:
         for track in program.tracks:
-            referenced.update((row.source, track.info.id, row.number) for row in track.segments)
+            recorded.setdefault(track.info.id, []).append(track.segments)
             if track.segments:
                 first = track.segments[0].number
                 recently_dropped.setdefault(track.info.id, []).append((first - grace_segments(program), first))
@@ -76,12 +78,18 @@ def collectable(
             continue  # a rendition the live timeline does not list (yet?): left alone while recent
         if track in live_from and number >= live_from[track]:
             continue
-        if (instance, track, number) in referenced:
+        if any(_lists(rows, number, instance) for rows in recorded.get(track, ())):
             continue
         if any(low <= number < high for low, high in recently_dropped.get(track, ())):
             continue
         doomed.append(key)
     return doomed
+
+
+def _lists(rows: SegmentRows, number: int, source: str) -> bool:
+    """Whether ``rows`` list segment ``number`` from the encoder ``source``."""
+    index = rows.position(number)
+    return index is not None and rows[index].source == source
 
 
 async def clean(store: Store, channel: Timeline | None, programs: list[Timeline]) -> int:

@@ -2,6 +2,7 @@
 
 from merge_fixtures import progress, run
 
+from kubecast.media.timeline import SegmentRows
 from kubecast.packager.retention import clean, collectable
 from kubecast.storage import Store, layout
 
@@ -10,7 +11,7 @@ def program_timeline(numbers, *, window_ms, source="A"):
     timeline = run(None, A=progress("A", list(numbers))).timeline
     timeline.window_ms = window_ms
     for track in timeline.tracks:
-        track.segments = [row._replace(source=source) for row in track.segments]
+        track.segments = SegmentRows(row._replace(source=source) for row in track.segments)
     return timeline
 
 
