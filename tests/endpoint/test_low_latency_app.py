@@ -14,6 +14,7 @@ from timeline_fixtures import one_track_timeline
 from kubecast.endpoint.app import make_app
 from kubecast.media.mp4 import Sample, media_segment
 from kubecast.media.parts import EncoderParts, PartRecord, TrackParts
+from kubecast.media.timeline import SegmentRows
 from kubecast.storage import Store, layout
 
 # 1 s segments of two 500 ms parts at 90 kHz: three target durations are 3 s
@@ -66,9 +67,9 @@ async def low_latency(tmp_path):
     timeline.segment_duration_ms = 1000
     timeline.updated = datetime.now(timezone.utc)
     timeline.active_source = "A"
-    timeline.tracks[0].segments = [
+    timeline.tracks[0].segments = SegmentRows(
         row._replace(start=row.number * SEGMENT, duration=SEGMENT) for row in timeline.tracks[0].segments
-    ]
+    )
     await store.put(layout.timeline_key("news"), timeline.to_json())
     await store.put(
         layout.segment_key("news", "A", "v720", 16),
