@@ -192,13 +192,18 @@ def media_playlist(
     current_key = None
     # Ad markers go before the segment their splice falls in (the last ones after the last segment).
     markers = daterange_tags(timeline, timeline.cues)
-    spans = [(Fraction(row.start, timescale), Fraction(row.start + row.duration, timescale)) for row in rows]
-    legacy = cue_tags(timeline.cues, spans) if cue_out_in and timeline.cues else [[] for _ in rows]
+    # Times and tag lists per row only where there are cues: a window of days has many rows.
+    legacy = None
+    if cue_out_in and timeline.cues:
+        spans = [(Fraction(row.start, timescale), Fraction(row.start + row.duration, timescale)) for row in rows]
+        legacy = cue_tags(timeline.cues, spans)
     for index, row in enumerate(rows):
-        end = spans[index][1]
-        while markers and markers[0][0] < end:
-            lines.append(markers.pop(0)[1])
-        lines += legacy[index]
+        if markers:
+            end = Fraction(row.start + row.duration, timescale)
+            while markers and markers[0][0] < end:
+                lines.append(markers.pop(0)[1])
+        if legacy is not None:
+            lines += legacy[index]
         if row.discontinuity and index > 0:
             lines.append("#EXT-X-DISCONTINUITY")
         if key_tag is not None and (tag := key_tag(row.number)) != current_key:
