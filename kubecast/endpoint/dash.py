@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from xml.sax.saxutils import escape, quoteattr
@@ -85,7 +86,7 @@ def iso_time(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def segment_timeline(rows: list[tuple[int, int]]) -> str:
+def segment_timeline(rows: Sequence[tuple[int, int]]) -> str:
     """<S> elements for (start, duration) rows, run-length compressed with @r."""
     elements, index = [], 0
     while index < len(rows):
@@ -104,14 +105,14 @@ def segment_timeline(rows: list[tuple[int, int]]) -> str:
     return "".join(elements)
 
 
-def _common_rows(tracks: list[TimelineTrack]) -> list[tuple[int, int]]:
+def _common_rows(tracks: list[TimelineTrack]) -> Sequence[tuple[int, int]]:
     """(start, duration) of the segment numbers that every one of the tracks has."""
     common = set.intersection(*(set(t.segments.numbers()) for t in tracks)) if tracks else set()
-    return [(r.start, r.duration) for r in tracks[0].segments if r.number in common] if tracks else []
+    return tracks[0].segments.having(common).spans() if tracks else []
 
 
 def _template(
-    timescale: int, rows: list[tuple[int, int]], origin_seconds: float | None = None, folder: str = ""
+    timescale: int, rows: Sequence[tuple[int, int]], origin_seconds: float | None = None, folder: str = ""
 ) -> str:
     """``origin_seconds``: the media time that is presentation time 0 (on demand), written as
     ``presentationTimeOffset`` in this template's timescale, so that a recording made at hour
@@ -141,14 +142,14 @@ def _bandwidth(track: TimelineTrack) -> int:
 
 
 def _listed_seconds(
-    video: list[TimelineTrack], audio: TimelineTrack | None, rows_video: list[tuple[int, int]]
+    video: list[TimelineTrack], audio: TimelineTrack | None, rows_video: Sequence[tuple[int, int]]
 ) -> float:
     """How long the listed segments last, first start to last end: the video's rows, else the
     first audio track's (0 when nothing is listed)."""
     if rows_video:
         rows, timescale = rows_video, video[0].info.timescale
     elif audio is not None and audio.segments:
-        rows, timescale = [(r.start, r.duration) for r in audio.segments], audio.info.timescale
+        rows, timescale = audio.segments.spans(), audio.info.timescale
     else:
         return 0.0
     return (rows[-1][0] + rows[-1][1] - rows[0][0]) / timescale
@@ -223,7 +224,7 @@ def mpd(
         producer_reference_time(iso_time(timeline.availability_start_time or now)) if low_latency is not None else ""
     )
 
-    def template(timescale: int, rows: list[tuple[int, int]]) -> str:
+    def template(timescale: int, rows: Sequence[tuple[int, int]]) -> str:
         if low_latency is not None:
             return low_latency.template(timescale)
         return _template(timescale, rows, origin, folder)
@@ -270,7 +271,7 @@ def mpd(
             '<AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" '
             f'value="{track.info.channels or 2}"/>'
         )
-        rows = [(r.start, r.duration) for r in track.segments]
+        rows = track.segments.spans()
         parts.append(signalling + reference + role + template(track.info.timescale, rows))
         parts.append(
             f'<Representation id={quoteattr(track.info.id)} bandwidth="{_bandwidth(track)}" '

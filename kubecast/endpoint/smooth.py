@@ -21,7 +21,7 @@ import struct
 from xml.sax.saxutils import quoteattr
 
 from kubecast.media.mp4 import find_box
-from kubecast.media.timeline import Timeline, TimelineSegment, TimelineTrack
+from kubecast.media.timeline import SegmentRows, Timeline, TimelineSegment, TimelineTrack
 
 from . import smooth_sparse
 from .hls import audio_track, video_tracks
@@ -50,7 +50,7 @@ def bitrates(timeline: Timeline) -> dict[str, int]:
     return result
 
 
-def listed_rows(timeline: Timeline) -> dict[str, list[TimelineSegment]]:
+def listed_rows(timeline: Timeline) -> dict[str, SegmentRows]:
     """Track id -> the rows the manifest lists: the segment numbers every stream has, so all
     streams begin (and end) together; a window trimmed by time may start one stream a
     segment earlier than another, and a player would stall on that leading gap."""
@@ -58,7 +58,7 @@ def listed_rows(timeline: Timeline) -> dict[str, list[TimelineSegment]]:
     common = set.intersection(*(set(t.segments.numbers()) for t in numbered)) if numbered else set()
     if timeline.state != "stopped":
         common -= set(sorted(common)[-LOOKAHEAD:])  # the edge's fragments are announced by tfrf
-    return {t.info.id: [r for r in t.segments if r.number in common] for t in timeline.tracks}
+    return {t.info.id: t.segments.having(common) for t in timeline.tracks}
 
 
 def origins(timeline: Timeline) -> dict[str, int]:
@@ -110,7 +110,7 @@ def sparse_fragment(timeline: Timeline, path: str) -> bytes | None:
     return None if chunk is None else smooth_sparse.fragment(chunk)
 
 
-def _chunks(rows: list[TimelineSegment], shift: int) -> list[str]:
+def _chunks(rows: SegmentRows, shift: int) -> list[str]:
     return [f'<c t="{row.start - shift}" d="{row.duration}"/>' for row in rows]
 
 
@@ -190,7 +190,7 @@ def lookahead(timeline: Timeline, track: TimelineTrack, row: TimelineSegment) ->
     demand, where the manifest lists everything."""
     if timeline.state == "stopped":
         return None
-    return [(r.start, r.duration) for r in track.segments if r.number > row.number][:LOOKAHEAD]
+    return list(track.segments.after(row.number)[:LOOKAHEAD].spans())
 
 
 def _uuid_box(usertype: bytes, body: bytes) -> bytes:

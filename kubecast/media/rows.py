@@ -11,8 +11,8 @@ Rows are kept in number order (the timeline's own rule), so a segment is found b
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Container, Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any, NamedTuple, overload
 
@@ -150,6 +150,18 @@ class SegmentRows(Sequence[TimelineSegment]):
         index = bisect_left(self._starts, start)
         return index if index < len(self._starts) and self._starts[index] == start else None
 
+    def after(self, number: int) -> SegmentRows:
+        """The rows of the segments after ``number``."""
+        return self[bisect_right(self._numbers, number) :]
+
+    def having(self, numbers: Container[int]) -> SegmentRows:
+        """The rows whose numbers are in ``numbers``, as rows of their own (no object per row kept)."""
+        return SegmentRows(row for row in self if row.number in numbers)
+
+    def spans(self) -> Spans:
+        """(start, duration) of every row, read from the columns as asked for."""
+        return Spans(self._starts, self._durations)
+
     def numbers(self) -> array[int]:
         """The listed segment numbers (a copy), without making a row of each."""
         return self._numbers[:]
@@ -167,3 +179,31 @@ class SegmentRows(Sequence[TimelineSegment]):
             ),
             serialization=core_schema.plain_serializer_function_ser_schema(list, return_schema=rows),
         )
+
+
+class Spans(Sequence[tuple[int, int]]):
+    """(start, duration) of each row of a ``SegmentRows``, made when read: what DASH's
+    SegmentTimeline is written from, without a tuple kept for every row of a long window."""
+
+    __slots__ = ("_starts", "_durations")
+
+    def __init__(self, starts: array[int], durations: array[int]) -> None:
+        self._starts = starts
+        self._durations = durations
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, int]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Spans: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, int] | Spans:
+        if isinstance(index, slice):
+            return Spans(self._starts[index], self._durations[index])
+        return self._starts[index], self._durations[index]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return zip(self._starts, self._durations)

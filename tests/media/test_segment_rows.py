@@ -33,6 +33,11 @@ def test_rows_are_found_by_number_and_by_start_time():
     assert stored.position(15) is None and stored.position(9) is None and stored.position(22) is None
     assert stored.position_at(21 * 180000) == 5 and stored.position_at(21 * 180000 + 1) is None
     assert list(stored.numbers()) == [10, 11, 12, 13, 20, 21]
+    assert stored.after(12) == stored[3:] and stored.after(15) == stored[4:] and stored.after(21) == []
+    assert stored.having({11, 20, 99}) == [stored[1], stored[4]]
+    spans = stored.spans()
+    assert list(spans) == [(r.start, r.duration) for r in stored] and spans[-1] == (21 * 180000, 180000)
+    assert list(spans[1:3]) == [(11 * 180000, 180000), (12 * 180000, 180000)] and len(spans) == 6
 
 
 def test_copies_grow_apart():
