@@ -15,7 +15,8 @@ temporary folder, and then, with ``tracemalloc`` tracing every allocation:
   collection) is what the process keeps for the window: the parsed rows and the rendered
   manifests it caches;
 - packager: a ``ProgramRecorder`` reads the recording back and records the channel's next
-  segment into it, as it does every second; what stays allocated is its copy of the window.
+  segment into it, as it does every second, and a retention round runs over it, as every 30 s;
+  what stays allocated is its copy of the window.
 
 Each N is measured in a fresh interpreter, and so is a recording of ``BASE_ROWS`` rows, which
 stands for everything that does not grow with the window (the application, its routes, the
@@ -154,6 +155,13 @@ def _kept_since(before: tracemalloc.Snapshot, top: int) -> tuple[int, list[str]]
     return sum(d.size_diff for d in differences), sites
 
 
+async def _fetch(session, url: str) -> None:
+    # A function of its own, so that no response (and its body) outlives it in a local variable.
+    async with session.get(url) as response:
+        assert response.status == 200, f"{url}: {response.status}"
+        await response.read()
+
+
 async def _endpoint(store, top: int) -> dict[str, object]:
     import aiohttp
     from aiohttp import web
@@ -172,9 +180,7 @@ async def _endpoint(store, top: int) -> dict[str, object]:
         # The player's side (its buffers and connections) is closed before counting.
         async with aiohttp.ClientSession() as session:
             for url in program_urls():
-                async with session.get(f"http://127.0.0.1:{port}{url}") as response:
-                    assert response.status == 200, f"{url}: {response.status}"
-                    await response.read()
+                await _fetch(session, f"http://127.0.0.1:{port}{url}")
         peak = tracemalloc.get_traced_memory()[1] - start
         kept, sites = _kept_since(before, top)
     finally:
@@ -184,6 +190,7 @@ async def _endpoint(store, top: int) -> dict[str, object]:
 
 async def _packager(store, following, top: int) -> dict[str, object]:
     from kubecast.packager.programs import ProgramRecorder
+    from kubecast.packager.retention import clean
 
     gc.collect()
     before = tracemalloc.take_snapshot()
@@ -191,6 +198,8 @@ async def _packager(store, following, top: int) -> dict[str, object]:
     start = tracemalloc.get_traced_memory()[0]
     recorder = ProgramRecorder(store, CHANNEL)
     await recorder.step(following, following.updated)
+    # And a retention round, as every 30 s (the store holds no segments: it deletes nothing).
+    await clean(store, following, await recorder.kept() or [])
     recorded = recorder.timelines[PROGRAM]
     assert recorded is not None and recorded.generation == 2, "the packager did not record the next segment"
     peak = tracemalloc.get_traced_memory()[1] - start
