@@ -500,35 +500,56 @@ def test_hls_js_plays_through_a_signed_url_and_across_a_key_rotation(pipeline, t
     """A second endpoint on the pipeline's store requires signed URLs.  hls.js, given only a
     signed multivariant URL, plays (every request it makes carries the token); the endpoint then
     rolls to two live keys and the player carries on; once the old key is dropped its tokens
-    are refused and the new key's work."""
+    are refused and the new key's work.
+
+    A roll is what the operator does (``maxUnavailable: 0``): the new endpoint is listening
+    before the old one stops, and players reach them at one address, here a proxy standing for
+    the Service.  Stopping the only endpoint and starting another would refuse the player's
+    connections for as long as that start takes, which hls.js survives only for ~3 s of playlist
+    retries (a fatal levelLoadError after that) and which grows with the machine's load."""
     import time
+
+    from faultproxy import FaultProxy
 
     from kubecast.media.tokens import sign
 
     keys = {"old": b"the key being retired", "new": b"the key taking over"}
     for key_id, key in keys.items():
         (tmp_path / key_id).write_bytes(key)
-    port, config = free_port(), tmp_path / "endpoint.json"
-    base = f"http://127.0.0.1:{port}"
 
-    def endpoint(*key_ids: str) -> Proc:
+    def endpoint(*key_ids: str) -> tuple[Proc, str]:
+        port, config = free_port(), tmp_path / f"endpoint-{'-'.join(key_ids)}.json"
         config.write_text(
             json.dumps({"signingKeys": [{"id": key_id, "file": str(tmp_path / key_id)} for key_id in key_ids]})
         )
         proc = kubecast(
             "endpoint", "--store", str(pipeline["store"]), "--listen", f"127.0.0.1:{port}", "--config", str(config)
         )
-        proc.wait_for_line("listening on", timeout=30)
-        return proc
+        try:
+            proc.wait_for_line("listening on", timeout=30)
+        except BaseException:
+            proc.stop()
+            raise
+        return proc, f"http://127.0.0.1:{port}"
+
+    publisher = ffmpeg_publish(
+        f"rtmp://127.0.0.1:{pipeline['rtmp']}/live/cam2/key-for-cam2", seconds=60, size="320x240"
+    )
+    running, target = endpoint("old")
+    service = FaultProxy(target, name="cam2 endpoint service").start()  # no faults: it only forwards
+
+    def roll(*key_ids: str) -> None:
+        nonlocal running
+        new, service.target = endpoint(*key_ids)
+        running, old = new, running
+        old.stop()  # SIGTERM: it answers what it has begun, as a pod leaving the Service does
+
+    base = service.url
 
     def signed(key_id: str, path: str = "/live/cam2/index.m3u8") -> str:
         token = sign(key=keys[key_id], key_id=key_id, scope="channel:cam2", expires=int(time.time()) + 600)
         return f"{base}/t/{token}{path}"
 
-    publisher = ffmpeg_publish(
-        f"rtmp://127.0.0.1:{pipeline['rtmp']}/live/cam2/key-for-cam2", seconds=60, size="320x240"
-    )
-    running = endpoint("old")
     playwright_sync = players.sync_playwright()
     try:
         wait_until(
@@ -555,11 +576,11 @@ def test_hls_js_plays_through_a_signed_url_and_across_a_key_rotation(pipeline, t
                 page.set_content(PLAYER_PAGE.format(base=base, url=signed("old")))
                 page.wait_for_function("() => document.getElementById('video').currentTime > 0.5", timeout=45_000)
                 # The roll: the endpoint comes back with both keys; the player's token still works.
-                running.stop()
-                running = endpoint("old", "new")
+                roll("old", "new")
                 start = page.evaluate("() => document.getElementById('video').currentTime")
                 page.wait_for_function(
-                    f"() => document.getElementById('video').currentTime > {start + 6}", timeout=40_000
+                    f"() => window.fatal.length || document.getElementById('video').currentTime > {start + 6}",
+                    timeout=40_000,
                 )
                 assert page.evaluate("() => window.fatal") == []
             finally:
@@ -568,13 +589,13 @@ def test_hls_js_plays_through_a_signed_url_and_across_a_key_rotation(pipeline, t
         assert any(url.endswith(".m4s") for url in media) and any(url.endswith("init.mp4") for url in media)
         assert all(url.startswith(f"{base}/t/") for url in media), "every request the player made carried the token"
         assert fetch_status(signed("new")) == 200
-        running.stop()
-        running = endpoint("new")
+        roll("new")
         assert fetch_status(signed("old")) == 403 and fetch_status(signed("new")) == 200, (
             "the retired key's tokens are refused"
         )
     finally:
         running.stop()
+        service.stop()
         publisher.stop()
 
 
