@@ -23,6 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from kubecast.media.cpix import DrmSignal
 from kubecast.media.metadata import ID3_SCHEME
+from kubecast.media.rows import common_numbers
 from kubecast.media.timeline import Timeline, TimelineTrack
 
 from .admarkers import event_stream
@@ -107,8 +108,7 @@ def segment_timeline(rows: Sequence[tuple[int, int]]) -> str:
 
 def _common_rows(tracks: list[TimelineTrack]) -> Sequence[tuple[int, int]]:
     """(start, duration) of the segment numbers that every one of the tracks has."""
-    common = set.intersection(*(set(t.segments.numbers()) for t in tracks)) if tracks else set()
-    return tracks[0].segments.having(common).spans() if tracks else []
+    return tracks[0].segments.having(common_numbers(t.segments for t in tracks)).spans() if tracks else []
 
 
 def _template(

@@ -21,6 +21,7 @@ import struct
 from xml.sax.saxutils import quoteattr
 
 from kubecast.media.mp4 import find_box
+from kubecast.media.rows import common_numbers
 from kubecast.media.timeline import SegmentRows, Timeline, TimelineSegment, TimelineTrack
 
 from . import smooth_sparse
@@ -55,7 +56,7 @@ def listed_rows(timeline: Timeline) -> dict[str, SegmentRows]:
     streams begin (and end) together; a window trimmed by time may start one stream a
     segment earlier than another, and a player would stall on that leading gap."""
     numbered = [t for t in timeline.tracks if t.segments]
-    common = set.intersection(*(set(t.segments.numbers()) for t in numbered)) if numbered else set()
+    common = common_numbers(t.segments for t in numbered)
     if timeline.state != "stopped":
         common -= set(sorted(common)[-LOOKAHEAD:])  # the edge's fragments are announced by tfrf
     return {t.info.id: t.segments.having(common) for t in timeline.tracks}

@@ -181,6 +181,13 @@ class SegmentRows(Sequence[TimelineSegment]):
         )
 
 
+def common_numbers(rows: Iterable[SegmentRows]) -> set[int]:
+    """The segment numbers every one of ``rows`` lists (none when there are no rows): what a
+    manifest lists so that all its streams begin and end together."""
+    sets = [set(each.numbers()) for each in rows]
+    return set.intersection(*sets) if sets else set()
+
+
 class Spans(Sequence[tuple[int, int]]):
     """(start, duration) of each row of a ``SegmentRows``, made when read: what DASH's
     SegmentTimeline is written from, without a tuple kept for every row of a long window."""
