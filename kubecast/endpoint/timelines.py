@@ -25,13 +25,21 @@ keeps merging for ``stale_after_ms`` after the packager's timeline is fresh agai
 serves a timeline shorter than one it served, so the hand-back to the packager (whose first
 write may have read the progress a moment before an endpoint did) cannot step back either.
 The merge reaches as far back as the encoders' progress (its last 30 segments per track), so
-an outage longer than that leaves a gap marked as a discontinuity.  A running program's DVR
-window is carried on the same way: while this replica merges the channel's timeline, it grows
-the program's stored timeline over the merged one with the packager's own ``record``
-(``kubecast.storage.programs``), in memory; it keeps doing so until the stored recording has
-caught up with what it served, so a program's playlist never steps back either.  A program
-the packager has not begun to record, or one stopped meanwhile, waits for the packager: where
-it starts, and where it ends, are the packager's to write.
+an outage longer than that leaves a gap marked as a discontinuity.
+
+A running program's DVR window lists what the channel's timeline lists.  The packager records
+programs after it writes the channel's timeline, at most every second (and not at all while
+hung), so whenever the channel timeline a replica serves (the packager's, or its own merge)
+lists segments the stored recording lacks, the replica grows the recording over it with the
+packager's own ``record`` (``kubecast.storage.programs``), in memory and read-only, until the
+stored recording has caught up.  The newest segment of a program's playlist is then the newer
+of the stored recording's and the channel's, and neither steps back between replicas, so
+neither does the playlist: not through a hung packager, and not at the hand-back, when one
+replica still merging had grown the recording while another, done merging, would have served
+the packager's recording a second behind the channel.  A program the packager has not begun to
+record waits for it: where it starts is the packager's to write.  One stopped meanwhile goes on
+as if running until the packager freezes it, which first records what the channel lists by
+then, so it never ends short of a playlist a player was served.
 
 While storage is slow or away, a timeline (or an encoder's progress) that cannot be read
 within ``READ_DEADLINE`` is served from the last copy this process read (players keep playing
@@ -107,7 +115,8 @@ def _writable_copy(timeline: Timeline) -> Timeline:
 @dataclass
 class _CarriedProgram:
     timeline: Timeline
-    made_from: tuple[Timeline, Timeline]  # the stored recording and the channel timeline it grew from
+    # (generation, updated) of the stored recording, then of the channel timeline, it grew from
+    made_from: tuple[int, datetime, int, datetime]
 
 
 class KeyedLocks:
@@ -199,23 +208,27 @@ class TimelineCache:
         stored = await self._read(
             f"program:{locator}", layout.program_timeline_key(record.channel, record.name), Timeline.from_json
         )
-        if stored is None or stored.state != "live" or record.state != "Running":
+        if stored is None or stored.state != "live":
             self._programs.pop(locator, None)
             return stored
         # Read through ``get``, which notices a stale channel timeline and merges, even when
         # every viewer of the channel watches a program and none its live URLs.
         channel = await self.get(record.channel)
         carried = self._programs.get(locator)
-        behind = carried is not None and newest_number(carried.timeline) > newest_number(stored)
-        if channel is None or (record.channel not in self._merged and not behind):
-            self._programs.pop(locator, None)  # the packager keeps it: serve what it wrote
+        ahead = max(newest_number(channel) if channel is not None else -1,
+                    newest_number(carried.timeline) if carried is not None else -1)  # fmt: skip
+        if channel is None or ahead <= newest_number(stored):
+            self._programs.pop(locator, None)  # the packager's recording has caught up: serve what it wrote
             return stored
-        if carried is not None and carried.made_from[0] is stored and carried.made_from[1] is channel:
+        made_from = (stored.generation, stored.updated, channel.generation, channel.updated)
+        if carried is not None and carried.made_from == made_from:
             return carried.timeline  # the same inputs: the same window, rendered once
-        grown, _ = record_program(_writable_copy(stored), record, channel, self.clock())
+        # Stopped but not yet frozen by the packager: it will take what the channel lists first.
+        running = record if record.state == "Running" else record.model_copy(update={"state": "Running"})
+        grown, _ = record_program(_writable_copy(stored), running, channel, self.clock())
         if grown is None or (carried is not None and newest_number(grown) < newest_number(carried.timeline)):
             return carried.timeline if carried is not None else stored
-        self._programs[locator] = _CarriedProgram(grown, (stored, channel))
+        self._programs[locator] = _CarriedProgram(grown, made_from)
         return grown
 
     async def get(self, channel: str, *, fresh: bool = False) -> Timeline | None:

@@ -81,12 +81,18 @@ def _record_timed(recorded: Timeline, channel: Timeline) -> bool:
 def record(
     recorded: Timeline | None, program: ProgramRecord, channel: Timeline | None, now: datetime
 ) -> tuple[Timeline | None, bool]:
-    """(the program's timeline, whether it changed) after the channel's latest timeline."""
+    """(the program's timeline, whether it changed) after the channel's latest timeline.
+
+    A program stopped while it ran first takes what the channel lists by then, so its recording
+    ends with every segment an endpoint may have listed in its playlist (endpoints list a running
+    program's window as far as the channel's, see ``kubecast.endpoint.timelines``)."""
     if recorded is not None and recorded.state == "stopped":
         return recorded, False
     if program.state == "Stopped":
         if recorded is None:
             return None, False  # stopped before it ever ran: nothing to keep
+        if channel is not None:
+            _grow(recorded, program, channel)
         recorded.state, recorded.updated = "stopped", now
         return recorded, True
     if channel is None:
@@ -94,6 +100,14 @@ def record(
     if recorded is None:
         started = _start(channel, program, now)
         return started, started is not None
+    changed = _grow(recorded, program, channel)
+    if changed:
+        recorded.updated = now
+    return recorded, changed
+
+
+def _grow(recorded: Timeline, program: ProgramRecord, channel: Timeline) -> bool:
+    """Append the channel's segments the recording lacks, slide its window; whether it changed."""
     changed = False
     window_ms = int(program.archive_window_seconds * 1000)
     if recorded.window_ms != window_ms:
@@ -127,6 +141,4 @@ def record(
     if changed:
         align_starts(recorded.tracks)
     changed |= _record_timed(recorded, channel)
-    if changed:
-        recorded.updated = now
-    return recorded, changed
+    return changed

@@ -181,17 +181,67 @@ async def test_a_programs_window_is_carried_on_while_the_packager_is_away(tmp_pa
         assert listed(await (await client.get("/show/v/index.m3u8")).text())[-1] == 20, "the packager's again"
 
 
-async def test_a_program_the_packager_keeps_fresh_or_stopped_is_served_as_written(tmp_path):
+async def test_a_programs_playlist_lists_what_the_channels_does_until_the_packager_records_it(tmp_path):
+    """The packager records programs after it writes the channel's timeline (and at most every
+    second): meanwhile the program's playlist already lists the channel's newest segments."""
     now = datetime.now(timezone.utc)
     store = await store_with(tmp_path, packager_timeline(range(10, 16), now), range(10, 20), range(10, 20), now)
-    await store_program(store, packager_timeline(range(10, 14), now), now)
-    async with TestClient(TestServer(make_app(store))) as client:
-        assert listed(await (await client.get("/show/v/index.m3u8")).text()) == [13], "fresh: the packager's"
-    stale = tmp_path / "stale"
+    written = await store_program(store, packager_timeline(range(10, 14), now), now)
+    app = make_app(store)
+    app[TIMELINES].ttl = 0
+    async with TestClient(TestServer(app)) as client:
+        assert listed(await (await client.get("/show/v/index.m3u8")).text()) == [13, 14, 15]
+        stored = Timeline.from_json(await store.get(layout.program_timeline_key("news", "show")))
+        assert stored.tracks[0].segments[-1].number == 13, "read-only: the recording is the packager's to write"
+        program = ProgramRecord.from_json(await store.get(layout.locator_key("show")))
+        caught_up, _ = record(written, program, packager_timeline(range(10, 16), now), now)
+        await store.put(layout.program_timeline_key("news", "show"), caught_up.to_json())
+        assert listed(await (await client.get("/show/v/index.m3u8")).text()) == [13, 14, 15]
+        assert app[TIMELINES]._programs == {}, "caught up: the packager's recording is served, no copy kept"
+
+
+async def test_a_program_stopped_ends_no_earlier_than_its_playlist_went(tmp_path):
+    """Stopped while the packager's recording is a segment behind the channel: the playlist goes
+    on (no end yet) until the packager freezes the recording, which takes that segment first."""
+    now = datetime.now(timezone.utc)
+    channel = packager_timeline(range(10, 16), now)
+    store = await store_with(tmp_path, channel, range(10, 16), range(10, 16), now)
+    written = await store_program(store, packager_timeline(range(10, 14), now), now)
+    app = make_app(store)
+    app[TIMELINES].ttl = 0
+    async with TestClient(TestServer(app)) as client:
+        assert listed(await (await client.get("/show/v/index.m3u8")).text()) == [13, 14, 15]
+        program = ProgramRecord.from_json(await store.get(layout.locator_key("show")))
+        program.state = "Stopped"
+        for key in (layout.locator_key("show"), layout.program_key("news", "show")):
+            await store.put(key, program.to_json())
+        playlist = await (await client.get("/show/v/index.m3u8")).text()
+        assert listed(playlist) == [13, 14, 15] and "#EXT-X-ENDLIST" not in playlist, "the packager has not frozen it"
+        frozen, _ = record(written, program, channel, now)
+        await store.put(layout.program_timeline_key("news", "show"), frozen.to_json())
+        playlist = await (await client.get("/show/v/index.m3u8")).text()
+        assert listed(playlist) == [13, 14, 15] and "#EXT-X-ENDLIST" in playlist
+
+
+async def test_a_programs_playlist_does_not_step_back_when_replicas_hand_back_at_different_moments(tmp_path):
+    """The drill's case: replica 1, still merging, grew the program to the channel's 19 while the
+    packager, awake again, had written the channel to 19 but the program only to 17; replica 2 has
+    stopped merging (or never had to).  Both list 19."""
+    now = datetime.now(timezone.utc)
     frozen_at = now - timedelta(seconds=10)
-    store = await store_with(stale, packager_timeline(range(10, 16), frozen_at), range(10, 20), range(10, 20), now)
-    await store_program(store, packager_timeline(range(10, 14), frozen_at), frozen_at, state="Stopped")
-    async with TestClient(TestServer(make_app(store))) as client:
-        assert listed(await (await client.get("/show/v/index.m3u8")).text()) == [13], (
-            "stopped meanwhile: where it ends is the packager's to write"
-        )
+    store = await store_with(tmp_path, packager_timeline(range(10, 16), frozen_at), range(10, 20), range(10, 20), now)
+    written = await store_program(store, packager_timeline(range(10, 14), frozen_at), frozen_at)
+    one = make_app(store)
+    one[TIMELINES].ttl = 0
+    async with TestClient(TestServer(one)) as merging:
+        assert listed(await (await merging.get("/show/v/index.m3u8")).text())[-1] == 19
+        program = ProgramRecord.from_json(await store.get(layout.locator_key("show")))
+        behind, _ = record(written, program, packager_timeline(range(10, 18), now), now)
+        await store.put(layout.timeline_key("news"), packager_timeline(range(10, 20), now).to_json())
+        await store.put(layout.program_timeline_key("news", "show"), behind.to_json())
+        assert listed(await (await merging.get("/show/v/index.m3u8")).text())[-1] == 19
+    two = make_app(store)
+    two[TIMELINES].ttl = 0
+    async with TestClient(TestServer(two)) as handed_back:
+        assert listed(await (await handed_back.get("/show/v/index.m3u8")).text())[-1] == 19
+        assert await (await handed_back.get("/show/v/19.m4s")).read() == b"A19"

@@ -35,6 +35,15 @@ def test_a_program_starts_at_the_live_edge_grows_slides_and_freezes_when_stopped
     )
 
 
+def test_a_program_stopped_takes_what_its_channel_lists_by_then():
+    """Endpoints list a running program as far as its channel: the recording must not end short."""
+    channel = run(None, A=progress("A", [10, 11, 12])).timeline
+    recorded, _ = record(None, program(), channel, AST)
+    channel = run(channel, A=progress("A", [10, 11, 12, 13, 14])).timeline
+    stopped, changed = record(recorded, program("Stopped"), channel, AST)
+    assert changed and stopped.state == "stopped" and numbers(stopped) == [12, 13, 14]
+
+
 def test_a_program_asks_players_to_start_where_its_channel_does():
     channel = run(None, A=progress("A", [10, 11, 12])).timeline
     channel.hls_start_offset_ms = 4000
