@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         heartbeat = watch_running_loop("ingest event loop")
-        publications = Publications()
+        publications = Publications(recheck_stopped=(lambda: read_states(Path(args.states))) if args.states else None)
         stoppers = []
         if args.states:
             publications.set_stopped(stopped)  # before the first publisher can arrive

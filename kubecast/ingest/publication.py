@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from prometheus_client import Counter
@@ -140,9 +141,14 @@ class ChannelStopped(Busy):
 
 
 class Publications:
-    def __init__(self) -> None:
+    def __init__(self, *, recheck_stopped: Callable[[], frozenset[str]] | None = None) -> None:
+        """``recheck_stopped``: the stopped channels as their source says right now (locally, a read
+        of the file ``kubecast up`` rewrites), asked before a publisher is refused for a stopped
+        channel: ``kubecast up`` reports a channel Running once it has rewritten the file, and a
+        publisher that comes at once must not be refused because the next poll has not read it yet."""
         self._live: dict[str, tuple[Publication, dict[str, Source]]] = {}
         self._stopped: frozenset[str] = frozenset()
+        self._recheck_stopped = recheck_stopped
 
     def live(self, channel: str) -> bool:
         return channel in self._live
@@ -164,6 +170,11 @@ class Publications:
     ) -> Source:
         """A publisher starts sending rendition ``name`` of ``route``'s channel (or, with
         ``audio_only``, the contribution's audio track, which takes no rendition index)."""
+        if route.name in self._stopped and self._recheck_stopped is not None:
+            try:
+                self.set_stopped(self._recheck_stopped())
+            except ValueError:
+                pass  # unreadable: the follower says so, and the last good answer stands
         if route.name in self._stopped:
             raise ChannelStopped(route.name)
         if route.name in self._live:

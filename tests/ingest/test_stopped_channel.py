@@ -157,3 +157,30 @@ async def test_the_ingest_follows_the_states_file_and_keeps_the_last_good_one(tm
     finally:
         follower.cancel()
         await asyncio.gather(follower, return_exceptions=True)
+
+
+async def test_a_publisher_right_after_the_start_is_taken_before_the_next_poll(tmp_path):
+    """``kubecast up`` says "channel news: Running" once it has rewritten the states file; a
+    publisher that connects at once (before the ingest's next poll of the file, here never) is
+    taken: a refusal for a stopped channel looks at the file again first."""
+    path = tmp_path / "channel-states.json"
+    path.write_text(ChannelStates(stopped=["news"]).to_json())
+    fake = FakeEncoder()
+    address = await fake.start()
+    publications = Publications(recheck_stopped=lambda: read_states(path))
+    publications.set_stopped(read_states(path))
+    server = IngestServer(IngestConfig(channels={"news": ChannelRoute("news", "k3y", (address,))}), publications)
+    host, port = await server.start("127.0.0.1", 0)
+    try:
+        code, errors = await publish_saying(flv(tmp_path / "in.flv", 1), f"rtmp://{host}:{port}/live/news/k3y")
+        assert code != 0 and "channel news is stopped" in errors, "stopped: still refused after the look"
+        path.write_text(ChannelStates(stopped=[]).to_json())
+        assert await publish_flv(flv(tmp_path / "in.flv", 1), f"rtmp://{host}:{port}/live/news/k3y") == 0
+        assert fake.contributions and not publications.stopped("news")
+        path.write_text("{broken")
+        publications.set_stopped(frozenset({"news"}))
+        code, errors = await publish_saying(flv(tmp_path / "in.flv", 1), f"rtmp://{host}:{port}/live/news/k3y")
+        assert code != 0 and "channel news is stopped" in errors, "an unreadable file: the last good answer stands"
+    finally:
+        await server.stop()
+        await fake.stop()
