@@ -11,7 +11,7 @@ track per language, each on the same frame grid and segment numbers: ``audio`` f
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Any
 
@@ -51,6 +51,19 @@ def on_frame_grid(time: int, origin: int = 0) -> int:
     without a gap or an overlap), and a contribution's audio starts on the same boundary as
     its video, not up to half a frame after it."""
     return origin + (time - origin + AAC_FRAME // 2) // AAC_FRAME * AAC_FRAME
+
+
+def anchored(next_pts: int | None, expected: int, origin: Callable[[], int]) -> int | None:
+    """Where a frame the contribution times at ``expected`` goes: at the running count
+    ``next_pts`` while the contribution's clock stays within ``RESYNC_SAMPLES`` of it, on the
+    frame grid from ``origin()`` at the first frame and when the clock moved ahead (a gap), and
+    nowhere (None: dropped) when it went back: those times are given out already, and frames
+    placed there again would overlap the ones before (a reader sees the decode times go back).
+    The video drops the pictures whose slots are filled the same way (``FrameRateConverter``)."""
+    if next_pts is not None and abs(expected - next_pts) <= RESYNC_SAMPLES:
+        return next_pts
+    time = on_frame_grid(expected, origin())
+    return None if next_pts is not None and time < next_pts else time
 
 
 def epoch_origin(clock: ConnectionClock, segment_duration_ms: int, timescale: int) -> int:
@@ -178,16 +191,19 @@ class AudioTranscoder(_AudioTrack):
         metrics.AUDIO_TRACKS.labels("copy_ended").inc()
         log.warning("audio %s: re-encoded from %d on: %s", self.track_id, self.next_pts or 0, why)
 
-    def _anchor(self, frame: Frame) -> int:
-        """The frame's time on the grid: the running sample count, unless the contribution's
-        clock has moved away from it."""
+    def _anchor(self, frame: Frame) -> int | None:
+        """The frame's time on the grid (``anchored``), None for a frame to drop."""
         expected = self.clock.media_time(frame.decode_time, frame.timescale, SAMPLE_RATE)
-        if self.next_pts is None or abs(expected - self.next_pts) > RESYNC_SAMPLES:
-            origin = self.origin
-            if origin is None:
-                origin = epoch_origin(self.clock, self.segment_duration_ms, SAMPLE_RATE)
-            self.next_pts = on_frame_grid(expected, origin)
-        return self.next_pts
+
+        def origin() -> int:
+            if self.origin is not None:
+                return self.origin
+            return epoch_origin(self.clock, self.segment_duration_ms, SAMPLE_RATE)
+
+        time = anchored(self.next_pts, expected, origin)
+        if time is not None:
+            self.next_pts = time
+        return time
 
     def push(self, frame: Frame) -> None:
         if self.decoder is None:
@@ -201,6 +217,8 @@ class AudioTranscoder(_AudioTrack):
             log.warning("dropping an undecodable audio frame: %s", error)
             return
         pts = self._anchor(frame)
+        if pts is None:
+            return
         for decoded in frames:
             for resampled in self.resampler.resample(decoded):
                 if self.out_pts is None:
@@ -217,6 +235,8 @@ class AudioTranscoder(_AudioTrack):
         """The frame copied (silence in its place in a manual slate's segment); False when the
         segment it ends was above the bitrate, and the frame is to be re-encoded."""
         pts = self._anchor(frame)
+        if pts is None:
+            return True  # dropped, as a re-encoded one would be
         number = segment_number(pts, self.segment_duration_ms, SAMPLE_RATE)
         bitrate = self.copied_bitrate.add(number, len(frame.data))
         if bitrate is not None and bitrate > self.bitrate * BITRATE_TOLERANCE:
@@ -310,8 +330,12 @@ class AudioPassthrough(_AudioTrack):
         if not self.configured:
             return
         expected = self.clock.media_time(frame.decode_time, frame.timescale, self.timescale)
-        if self.next_pts is None or abs(expected - self.next_pts) > RESYNC_SAMPLES:
-            self.next_pts = on_frame_grid(expected, epoch_origin(self.clock, self.segment_duration_ms, self.timescale))
+        time = anchored(
+            self.next_pts, expected, lambda: epoch_origin(self.clock, self.segment_duration_ms, self.timescale)
+        )
+        if time is None:
+            return
+        self.next_pts = time
         self.emit(self.segmenter.push(TimedSample(self.next_pts, 0, True, frame.data)))
         self.next_pts += AAC_FRAME
 

@@ -212,3 +212,27 @@ def test_above_the_channels_bitrate_a_copied_track_is_re_encoded_from_the_next_s
     mono_track.finish(None)
     assert reencoded.inits == output.inits
     assert tone_frequency(output.decoded(1, 2, 3)) == pytest.approx(1000, rel=0.02)
+
+
+def test_a_contribution_clock_that_goes_back_never_makes_the_copied_samples_overlap(stereo):
+    # GStreamer's RTMP publisher (flvmux, live) once timed its first audio frames 10 frames ahead and
+    # then back: re-anchored there, the copied samples of segment 0 outlasted it (102402 ticks of
+    # samples in a 96256-tick segment) and ffmpeg reading the DASH manifest saw decode times go back.
+    asc, frames = stereo
+    output = Output()
+    track = audio_track(output)
+    track.configure(asc)
+    ahead = {7, 8, 9, 10}  # these four are timed 10 frames later, the rest where they belong
+    for index, data in enumerate(frames[:140]):
+        time = (index + 10 * (index in ahead)) * AAC_FRAME
+        track.push(Frame(Kind.AUDIO, 0, SAMPLE_RATE, time, 0, AAC_FRAME, True, data))
+    track.finish(None)
+    spans = output.times()
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "the samples never overlap"
+    for segment, following in zip(output.segments, output.segments[1:]):
+        start, samples = parse_media_segment(segment.data)
+        assert start + sum(s.duration for s in samples) == parse_media_segment(following.data)[0], segment.number
+    # the frames timed where the track already was are dropped until the contribution catches up
+    # (within the jitter the running count absorbs), as the video drops pictures whose slot is filled
+    assert spans[7] == (17 * AAC_FRAME, 18 * AAC_FRAME) and spans[11][0] == 21 * AAC_FRAME
+    assert spans[-1][1] - spans[11][0] == (len(spans) - 11) * AAC_FRAME, "contiguous after the drop"
