@@ -28,7 +28,12 @@ in use; ``malloc_trim(0)`` brought it back to 111 MB.  Two habits of glibc keep 
 
 ``keep_near_use`` does all three as a component starts: the encoders, ingests and packager
 (``kubecast/runtime.py``) and the endpoint, whose object cache replaces segments of hundreds of KB
-all the time.  On a C library other than glibc they are no-ops that say so (they return False).
+all the time.  In the endpoint the pin is not cheap: it serves thousands of such buffers a second,
+and ``bench/origin.py`` measured its segment throughput about halved with the pin (600 kB segments,
+signed cache hits at 0.22 of nginx's bytes/s, 0.44 with ``MALLOC_MMAP_THRESHOLD_=33554432``; other
+segment kinds alike).  It was kept because the one-hour soak that met the memory goal ran with it;
+a threshold between the two, measured against both, is still to be found.
+On a C library other than glibc they are no-ops that say so (they return False).
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # The object cache replaces segments of hundreds of KB all the time: without the pinned mmap
     # threshold they come from the heap and leave holes there (the one-hour soak's endpoint grew
-    # 6.5 % beyond its cache). Before liveness.serve starts a thread.
+    # 6.5 % beyond its cache). It costs segment throughput (``kubecast.allocator`` says how much).
+    # Before liveness.serve starts a thread.
     allocator.keep_near_use()
     policy: AccessPolicy = AccessPolicy()  # no config: open, in the clear
     protection: Protection | None = None
